@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from monitor.errors import InvalidEvent
+from monitor.events import (
+    Actor,
+    AuditEvent,
+    EventDecision,
+    canonical_json,
+    format_ts,
+    parse_ts,
+    redact_event,
+)
+
+texts = st.text(max_size=20)
+opt_texts = st.none() | st.text(min_size=1, max_size=20)
+
+
+@st.composite
+def events(draw: st.DrawFn) -> AuditEvent:
+    ts = draw(
+        st.datetimes(
+            min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+        )
+    )
+    decision = draw(
+        st.none()
+        | st.builds(EventDecision, st.sampled_from(["allow", "deny", "approval_required"]),
+                    opt_texts, opt_texts)
+    )
+    return AuditEvent(
+        ts=ts,
+        actor=Actor(draw(st.text(min_size=1, max_size=8)), draw(texts), draw(texts)),
+        action=draw(st.sampled_from(["read_raw", "export", "query"])),
+        reporter=draw(st.text(min_size=1, max_size=8)),
+        seq=draw(st.none() | st.integers(1, 10**9)),
+        dataset=draw(opt_texts),
+        fields=tuple(draw(st.lists(st.text(min_size=1, max_size=5), max_size=4))),
+        grade=draw(opt_texts),
+        rows=draw(st.none() | st.integers(0, 10**12)),
+        purpose=draw(opt_texts),
+        reason=draw(opt_texts),
+        decision=decision,
+        outcome=draw(st.sampled_from(["success", "failure", "unknown"])),
+        source_ip=draw(opt_texts),
+        request_id=draw(opt_texts),
+        labels=draw(st.dictionaries(st.text(min_size=1, max_size=4), st.text(min_size=1, max_size=4),
+                                    max_size=3)),
+    )
+
+
+@given(events())
+def test_document_round_trip_is_exact(event: AuditEvent) -> None:
+    again = AuditEvent.from_json(event.canonical_bytes())
+    assert again == event
+    assert again.canonical_bytes() == event.canonical_bytes()
+
+
+@given(events())
+def test_canonical_bytes_are_sorted_compact_utf8(event: AuditEvent) -> None:
+    raw = event.canonical_bytes()
+    doc = json.loads(raw.decode("utf-8"))
+    assert raw == json.dumps(doc, sort_keys=True, separators=(",", ":"),
+                             ensure_ascii=False).encode()
+    assert doc["@timestamp"].endswith("Z") and len(doc["@timestamp"]) == 27
+
+
+def test_ecs_field_names() -> None:
+    e = AuditEvent(
+        ts=datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC), actor=Actor("u", "consumer", "市局"),
+        action="read_raw", reporter="rep", seq=7, decision=EventDecision("deny", "r", "v"),
+        source_ip="10.0.0.1", request_id="req", dataset="d", rows=3,
+    )
+    doc = e.to_document()
+    assert doc["@timestamp"] == "2026-01-02T03:04:05.000006Z"
+    assert doc["event"]["action"] == "read_raw" and doc["event"]["sequence"] == 7
+    assert doc["user"] == {"id": "u", "roles": ["consumer"]}
+    assert doc["organization"]["name"] == "市局"
+    assert doc["source"]["ip"] == "10.0.0.1" and doc["trace"]["id"] == "req"
+    assert doc["rule"] == {"id": "r", "version": "v"}
+    assert doc["audit"]["effect"] == "deny" and doc["audit"]["reporter"] == "rep"
+    assert "市局".encode() in e.canonical_bytes()
+
+
+def test_seq_changes_the_canonical_bytes() -> None:
+    e = AuditEvent(ts=datetime.now(UTC), actor=Actor("u", "r", "o"), action="query",
+                   reporter="x")
+    assert e.with_seq(1).canonical_bytes() != e.with_seq(2).canonical_bytes()
+
+
+def test_redactor_applies_to_free_text_only() -> None:
+    e = AuditEvent(ts=datetime.now(UTC), actor=Actor("u", "r", "o"), action="query",
+                   reporter="x", purpose="call 13800138000", reason="id 13800138000",
+                   dataset="13800138000")
+    red = redact_event(e, lambda s: s.replace("13800138000", "***"))
+    assert red.purpose == "call ***" and red.reason == "id ***"
+    assert red.dataset == "13800138000"
+    assert redact_event(e, None) is e
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-26T12:00:00Z", datetime(2026, 11, 26, 12, tzinfo=UTC)),
+        ("2026-11-26T20:00:00+08:00", datetime(2026, 11, 26, 12, tzinfo=UTC)),
+        ("2026-11-26T12:00:00.123456Z", datetime(2026, 11, 26, 12, 0, 0, 123456, tzinfo=UTC)),
+    ],
+)
+def test_parse_ts_good(text: str, expected: datetime) -> None:
+    assert parse_ts(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "yesterday", "2026-11-26T12:00:00", "2026-13-01T00:00:00Z", 5])
+def test_parse_ts_bad(text: object) -> None:
+    with pytest.raises(InvalidEvent):
+        parse_ts(text)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"outcome": "maybe"},
+        {"rows": -1},
+        {"action": ""},
+        {"ts": datetime(2026, 1, 1)},
+    ],
+)
+def test_bad_events(kwargs: dict[str, object]) -> None:
+    base: dict[str, object] = dict(ts=datetime.now(UTC), actor=Actor("u", "r", "o"),
+                                   action="query", reporter="x")
+    base.update(kwargs)
+    with pytest.raises(InvalidEvent):
+        AuditEvent(**base)  # type: ignore[arg-type]
+
+
+def test_bad_effect() -> None:
+    with pytest.raises(InvalidEvent):
+        EventDecision("perhaps")
+
+
+def test_non_utc_input_normalised() -> None:
+    tz8 = timezone(timedelta(hours=8))
+    e = AuditEvent(ts=datetime(2026, 1, 1, 8, tzinfo=tz8), actor=Actor("u", "r", "o"),
+                   action="query", reporter="x")
+    assert format_ts(e.ts) == "2026-01-01T00:00:00.000000Z"
+    assert canonical_json({"b": 1, "a": "é"}) == '{"a":"é","b":1}'.encode()
+
+
+def test_from_json_rejects_garbage() -> None:
+    for bad in (b"nope", b"[]", b"{}"):
+        with pytest.raises(InvalidEvent):
+            AuditEvent.from_json(bad)
