@@ -1,0 +1,44 @@
+# quanguard — the two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test test-fast bench browser lint clean help
+
+help:
+	@echo "make run    - set up .venv, migrate the embedded store and serve on 127.0.0.1:8000"
+	@echo "make test   - set up .venv with dev extras and run the whole test suite"
+	@echo "make bench  - run every benchmark in bench/ and write bench/RESULTS.md"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]' --config-settings editable_mode=compat
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/quanguard serve
+
+# Headless Chromium for the console's end-to-end test (Debian package; needs root).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "warning: could not install chromium; browser tests will fail in CI"; \
+	  else echo "note: chromium not installed; browser tests are skipped outside CI"; fi; }
+
+test: $(STAMP) browser
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check quanguard monitor desensitize watermark exchange tests bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,0 +1,93 @@
+"""The FastAPI app factory.
+
+Every module ``quanguard/api/routes_<area>.py`` exposing ``router`` is mounted; a module
+may also expose ``on_startup(container)`` and ``on_shutdown(container)`` for background
+work (the Elasticsearch shipper, say).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from types import ModuleType
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+import quanguard
+from quanguard.api.middleware import RequestMiddleware
+from quanguard.container import Container
+
+__all__ = ["create_app", "route_modules"]
+
+
+
+def route_modules() -> list[ModuleType]:
+    """The ``routes_*`` modules of this package, in name order."""
+    import quanguard.api as pkg
+
+    names = sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if m.name.startswith("routes_"))
+    return [importlib.import_module(f"quanguard.api.{name}") for name in names]
+
+
+def _rid(request: Request) -> str:
+    return str(request.scope.get("state", {}).get("request_id", "-"))
+
+
+def _error(request: Request, status: int, kind: str, message: str, **details: Any) -> JSONResponse:
+    body = {"error": {"kind": kind, "message": message, "request_id": _rid(request), **details}}
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def create_app(container: Container) -> FastAPI:
+    modules = route_modules()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        for module in modules:
+            hook = getattr(module, "on_startup", None)
+            if hook is not None:
+                hook(container)
+        try:
+            yield
+        finally:
+            for module in reversed(modules):
+                hook = getattr(module, "on_shutdown", None)
+                if hook is not None:
+                    hook(container)
+
+    app = FastAPI(
+        title="quanguard",
+        version=quanguard.__version__,
+        description="Data-security supervision and privacy computation for the city's public-data platform.",
+        lifespan=lifespan,
+    )
+    app.state.container = container
+    for module in modules:
+        app.include_router(module.router)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
+            for e in exc.errors()
+        ]
+        return _error(request, 422, "invalid", "request does not have the expected shape", problems=problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = {401: "unauthenticated", 403: "forbidden", 404: "not_found", 405: "invalid", 413: "too_large"}.get(
+            exc.status_code, "invalid"
+        )
+        return _error(request, exc.status_code, kind, str(exc.detail))
+
+    app.add_middleware(
+        RequestMiddleware, metrics=container.metrics, max_body_bytes=container.settings.max_body_bytes
+    )
+    return app

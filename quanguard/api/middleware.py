@@ -1,0 +1,129 @@
+"""ASGI middleware: request ids, body-size limit, access log and metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+from quanguard.errors import classify
+from quanguard.logs import REQUEST_ID
+from quanguard.metrics import Metrics
+
+__all__ = ["RequestMiddleware", "jsonable"]
+
+_log = logging.getLogger("quanguard.http")
+
+
+class RequestMiddleware:
+    """Give every request an id (``X-Request-ID``), cap its body, log and count it."""
+
+    def __init__(self, app: Any, *, metrics: Metrics, max_body_bytes: int) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_body = max_body_bytes
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
+        rid = incoming if 8 <= len(incoming) <= 64 and incoming.isascii() and incoming.replace("-", "").isalnum() else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+        token = REQUEST_ID.set(rid)
+        start = time.perf_counter()
+        status_holder = {"status": 500}
+
+        async def send_wrapper(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                status_holder["started"] = 1
+                message.setdefault("headers", [])
+                message["headers"] = list(message["headers"]) + [(b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            declared = headers.get(b"content-length")
+            if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+                await self._reject_too_large(send_wrapper, rid)
+                return
+            received = 0
+
+            async def limited_receive() -> dict[str, Any]:
+                nonlocal received
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > self.max_body:
+                        raise _BodyTooLarge
+                return message
+
+            try:
+                await self.app(scope, limited_receive, send_wrapper)
+            except _BodyTooLarge:
+                await self._reject_too_large(send_wrapper, rid)
+            except Exception as exc:  # noqa: BLE001 - the HTTP border: errors become statuses
+                if status_holder.get("started"):
+                    raise
+                info = classify(exc)
+                if info is None:
+                    _log.error("unhandled error on %s %s", scope["method"], scope.get("path"), exc_info=exc)
+                    await self._send_json(
+                        send_wrapper, 500,
+                        {"kind": "internal", "message": "internal error; quote the request id to the operators"},
+                        rid,
+                    )
+                else:
+                    await self._send_json(
+                        send_wrapper, info.status,
+                        {"kind": info.kind, "message": info.message, **jsonable(info.details)}, rid,
+                    )
+        finally:
+            elapsed = time.perf_counter() - start
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            self.metrics.requests.labels(template, scope["method"], str(status_holder["status"])).inc()
+            self.metrics.latency.labels(template).observe(elapsed)
+            _log.info(
+                "request",
+                extra={
+                    "route": template,
+                    "method": scope["method"],
+                    "status": status_holder["status"],
+                    "duration_ms": round(elapsed * 1000, 3),
+                },
+            )
+            REQUEST_ID.reset(token)
+
+    async def _reject_too_large(self, send: Any, rid: str) -> None:
+        message = f"request body exceeds the limit of {self.max_body} bytes"
+        await self._send_json(send, 413, {"kind": "too_large", "message": message}, rid)
+
+    @staticmethod
+    async def _send_json(send: Any, status: int, error: dict[str, Any], rid: str) -> None:
+        body = json.dumps({"error": {**error, "request_id": rid}}, ensure_ascii=False).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        if status == 401:
+            headers.append((b"www-authenticate", b"Bearer"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def jsonable(details: dict[str, Any]) -> dict[str, Any]:
+    """Error details as JSON-safe values (anything else becomes its string)."""
+    out: dict[str, Any] = {}
+    for key, value in details.items():
+        if isinstance(value, str | int | float | bool | type(None)):
+            out[key] = value
+        elif isinstance(value, list | tuple):
+            out[key] = [v if isinstance(v, str | int | float | bool) else str(v) for v in value]
+        else:
+            out[key] = str(value)
+    return out
+
+
+class _BodyTooLarge(Exception):
+    pass

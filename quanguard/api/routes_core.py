@@ -1,0 +1,39 @@
+"""Liveness, identity and metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+import quanguard
+from quanguard.api.deps import ContainerDep, PrincipalDep
+from quanguard.errors import Unavailable
+
+router = APIRouter()
+
+
+@router.get("/healthz", tags=["service"])
+def healthz(container: ContainerDep) -> dict[str, Any]:
+    """Liveness and database reachability (no authentication)."""
+    try:
+        with container.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - any driver error means "down"
+        raise Unavailable("database unreachable") from exc
+    return {"status": "ok", "version": quanguard.__version__, "db": container.engine.dialect.name}
+
+
+@router.get("/v1/whoami", tags=["service"])
+def whoami(principal: PrincipalDep) -> dict[str, str]:
+    """The caller as the service sees it."""
+    return {"id": principal.id, "name": principal.name, "role": principal.role, "org": principal.org}
+
+
+@router.get("/metrics", tags=["service"], response_class=Response)
+def metrics(container: ContainerDep) -> Response:
+    """Prometheus exposition of this instance's metrics."""
+    return Response(generate_latest(container.metrics.registry), media_type=CONTENT_TYPE_LATEST)

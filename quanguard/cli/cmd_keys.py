@@ -1,0 +1,69 @@
+"""``quanguard keys``: issue, list and revoke API keys (administrators)."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from quanguard.auth import ROLES
+from quanguard.cli.common import OutputFormat, cli_principal, console, emit, use_container
+from quanguard.errors import Forbidden
+from quanguard.usecases import keys as uc
+
+keys_app = typer.Typer(help="Issue, list and revoke API keys.", no_args_is_help=True)
+
+
+def _admin(container: object) -> object:
+    principal = cli_principal(container)  # type: ignore[arg-type]
+    if principal.role != "admin":
+        raise Forbidden(f"only an admin may manage keys (you are {principal.role})")
+    return principal
+
+
+@keys_app.command("create")
+def create(
+    role: str = typer.Option(..., "--role", help=f"One of: {', '.join(ROLES)}"),
+    org: str = typer.Option(..., "--org", help="The principal's organisation, e.g. 市人社局"),
+    name: str = typer.Option(..., "--name", help="A unique name for the key holder"),
+) -> None:
+    """Create a principal and print its new API key (only the key, on stdout; shown once)."""
+    with use_container() as container:
+        issued = uc.issue_key(container, _admin(container), role=role, org=org, name=name)  # type: ignore[arg-type]
+    typer.echo(issued.key)
+
+
+@keys_app.command("list")
+def list_(fmt: OutputFormat = typer.Option(OutputFormat.table, "--format")) -> None:
+    """List key holders with role, org and status (never the keys)."""
+    with use_container() as container:
+        infos = uc.keys_overview(container)
+    rows = [
+        {
+            "name": i.principal.name,
+            "role": i.principal.role,
+            "org": i.principal.org,
+            "prefix": f"qg_{i.prefix}_…",
+            "status": i.status,
+            "created_at": i.created_at.isoformat(timespec="seconds"),
+        }
+        for i in infos
+    ]
+    if fmt is OutputFormat.json:
+        emit(rows)
+        return
+    table = Table("name", "role", "org", "prefix", "status", "created", title="API keys")
+    for r in rows:
+        table.add_row(r["name"], r["role"], r["org"], r["prefix"], r["status"], r["created_at"])
+    console().print(table)
+
+
+@keys_app.command("revoke")
+def revoke(name: str = typer.Argument(..., help="The key holder's name")) -> None:
+    """Revoke the key of NAME; it stops working at once."""
+    with use_container() as container:
+        subject = uc.revoke(container, _admin(container), name)  # type: ignore[arg-type]
+    typer.echo(f"revoked {subject.name} ({subject.role}, {subject.org})")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(keys_app, name="keys")

@@ -1,0 +1,46 @@
+"""``quanguard serve``: start the HTTP service (what ``make run`` runs)."""
+
+from __future__ import annotations
+
+import typer
+
+from quanguard.auth import LOCAL_OPERATOR
+from quanguard.cli.common import err_console, open_container
+from quanguard.logs import configure_logging
+
+
+def serve(
+    host: str | None = typer.Option(None, "--host", help="Address to bind (default QUANGUARD_HOST or 127.0.0.1)"),
+    port: int | None = typer.Option(None, "--port", help="Port (default QUANGUARD_PORT or 8000)"),
+) -> None:
+    """Migrate the store and serve the API; on the first start print a bootstrap admin key."""
+    import uvicorn
+
+    from quanguard.api.app import create_app
+    from quanguard.usecases.keys import bootstrap_admin
+
+    overrides: dict[str, object] = {}
+    if host:
+        overrides["host"] = host
+    if port:
+        overrides["port"] = port
+    container = open_container(**overrides)
+    settings = container.settings
+    configure_logging(settings.log_level)
+    issued = bootstrap_admin(container, LOCAL_OPERATOR)
+    out = err_console()
+    url = f"http://{settings.host}:{settings.port}"
+    out.print(f"quanguard serving on {url}  (docs: {url}/docs, console: {url}/console)")
+    out.print(f"store: {settings.db_url}   policies: {settings.policy_dir}")
+    if issued is not None:
+        # Shown once, on the first start only; it is not stored anywhere in clear.
+        typer.echo(f"bootstrap admin key (shown once, keep it safe): {issued.key}")
+    app = create_app(container)
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
+    finally:
+        container.close()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)

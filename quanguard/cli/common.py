@@ -1,0 +1,82 @@
+"""What every command shares: consoles, the local container, the caller, output."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import Enum
+from typing import Any
+
+from rich.console import Console
+
+from quanguard.auth import LOCAL_OPERATOR, Principal, authenticate
+from quanguard.config import load_settings
+from quanguard.container import Container, build_container
+from quanguard.errors import InvalidInput
+
+__all__ = [
+    "OutputFormat",
+    "cli_principal",
+    "console",
+    "emit",
+    "err_console",
+    "open_container",
+    "use_container",
+]
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+def console() -> Console:
+    """Rich console on stdout (created per call so tests capture it)."""
+    return Console(file=sys.stdout, soft_wrap=True)
+
+
+def err_console() -> Console:
+    return Console(file=sys.stderr, soft_wrap=True)
+
+
+def open_container(**overrides: Any) -> Container:
+    """The local service state: settings from the environment, store created and migrated."""
+    try:
+        settings = load_settings(**overrides)
+    except Exception as exc:  # pydantic ValidationError: a wrong QUANGUARD_* value
+        raise InvalidInput(f"bad configuration: {_first_line(exc)}") from exc
+    return build_container(settings)
+
+
+@contextmanager
+def use_container(**overrides: Any) -> Iterator[Container]:
+    container = open_container(**overrides)
+    try:
+        yield container
+    finally:
+        container.close()
+
+
+def cli_principal(container: Container) -> Principal:
+    """Who runs a local command: the holder of ``QUANGUARD_API_KEY`` or the local operator."""
+    key = os.environ.get("QUANGUARD_API_KEY")
+    if not key:
+        return LOCAL_OPERATOR
+    with container.session() as session:
+        return authenticate(session, key)
+
+
+def emit(obj: Any, fmt: OutputFormat | str = OutputFormat.json) -> None:
+    """Print ``obj`` as one JSON document (machines) or with Rich (people)."""
+    if str(getattr(fmt, "value", fmt)) == "json":
+        sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+    else:
+        console().print(obj)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return " ".join(line.strip() for line in text[:3]) if text else type(exc).__name__

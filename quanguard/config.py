@@ -1,0 +1,63 @@
+"""Service configuration, read from the environment (prefix ``QUANGUARD_``).
+
+No settings object exists at import time: call :func:`load_settings`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "load_settings"]
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Paths are relative to the working directory."""
+
+    model_config = SettingsConfigDict(env_prefix="QUANGUARD_", extra="ignore", frozen=True)
+
+    db_url: str = "sqlite:///var/quanguard.db"
+    policy_dir: Path = Path("./policies")
+    es_url: str | None = None
+    key_dir: Path = Path("./var/keys")
+    data_dir: Path = Path("./var")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    tz: str = "Asia/Shanghai"
+    log_level: str = "INFO"
+    # Audit trail: a signed checkpoint every N events or T seconds, whichever comes first.
+    audit_checkpoint_every: int = Field(default=1000, ge=1)
+    audit_checkpoint_seconds: float = Field(default=60.0, gt=0)
+    # The legal minimum retention of the audit trail (days).
+    retention_days: int = Field(default=180, ge=180)
+    # Largest request body the HTTP API accepts (bytes).
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    # Failed authentications per source address per minute before 429.
+    auth_fail_limit: int = Field(default=20, ge=1)
+    alert_webhook_url: str | None = None
+
+    @field_validator("tz")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (e.g. Asia/Shanghai)") from exc
+        return value
+
+    @field_validator("es_url")
+    @classmethod
+    def _empty_is_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.tz)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment, apply ``overrides`` (for tests and CLI flags)."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,87 @@
+"""Database engine, the declarative base of the service's own tables, and migrations.
+
+SQLite (WAL, busy timeout) is the embedded default; PostgreSQL is used by URL. Schema
+changes go through Alembic only: :func:`migrate` runs ``upgrade heads`` (each area owns one
+branch, see CONTRIBUTING.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import DeclarativeBase
+
+__all__ = ["Base", "make_engine", "migrate", "normalize_url"]
+
+_NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=_NAMING)
+
+
+def normalize_url(url: str) -> str:
+    """Use psycopg 3 for ``postgresql://`` URLs (the driver installed with the service)."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def make_engine(db_url: str, *, schema: str | None = None, **kwargs: Any) -> Engine:
+    """Create an engine; the SQLite file's folder is created, WAL and a busy timeout set.
+
+    ``schema`` (PostgreSQL only) puts every table in that schema via ``search_path``,
+    which is how the tests give each run a database of its own.
+    """
+    url = make_url(normalize_url(db_url))
+    if url.get_backend_name() == "sqlite":
+        database = url.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        kwargs.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # The service manages transactions itself (BEGIN IMMEDIATE below) so that
+            # two writers never deadlock on a lock upgrade.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    if schema:
+        kwargs.setdefault("connect_args", {"options": f"-csearch_path={schema}"})
+    return create_engine(url, **kwargs)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision of every area (``alembic upgrade heads``)."""
+    from alembic import command
+    from alembic.config import Config
+
+    here = Path(__file__).parent
+    cfg = Config()
+    cfg.set_main_option("script_location", str(here / "migrations"))
+    cfg.attributes["engine"] = engine
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "heads")

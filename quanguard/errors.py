@@ -1,0 +1,113 @@
+"""The service's error tree and the one table that turns any error into a status or exit code.
+
+    ServiceError (kind)
+    ├── InvalidInput        kind="invalid"          400 / exit 2
+    ├── Unauthenticated     kind="unauthenticated"  401 / exit 3
+    ├── Forbidden           kind="forbidden"        403 / exit 4
+    ├── NotFound            kind="not_found"        404 / exit 5
+    ├── Conflict            kind="conflict"         409 / exit 6
+    ├── TooLarge            kind="too_large"        413 / exit 2
+    ├── RateLimited         kind="rate_limited"     429 / exit 8
+    └── Unavailable         kind="unavailable"      503 / exit 7
+
+Domain packages define their own trees; every class carries a ``kind`` class attribute
+from the same vocabulary (plus ``integrity`` for a verifier that found damage), and
+:func:`classify` maps it here. Nothing else in the code base chooses a status code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "ERROR_TABLE",
+    "Conflict",
+    "ErrorInfo",
+    "Forbidden",
+    "InvalidInput",
+    "NotFound",
+    "RateLimited",
+    "ServiceError",
+    "TooLarge",
+    "Unauthenticated",
+    "Unavailable",
+    "classify",
+]
+
+
+class ServiceError(Exception):
+    """Base of the service's errors. ``details`` are safe to show to the caller."""
+
+    kind = "invalid"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class InvalidInput(ServiceError):
+    kind = "invalid"
+
+
+class Unauthenticated(ServiceError):
+    kind = "unauthenticated"
+
+
+class Forbidden(ServiceError):
+    kind = "forbidden"
+
+
+class NotFound(ServiceError):
+    kind = "not_found"
+
+
+class Conflict(ServiceError):
+    kind = "conflict"
+
+
+class TooLarge(ServiceError):
+    kind = "too_large"
+
+
+class RateLimited(ServiceError):
+    kind = "rate_limited"
+
+
+class Unavailable(ServiceError):
+    kind = "unavailable"
+
+
+# kind -> (HTTP status, CLI exit code)
+ERROR_TABLE: dict[str, tuple[int, int]] = {
+    "invalid": (400, 2),
+    "unauthenticated": (401, 3),
+    "forbidden": (403, 4),
+    "not_found": (404, 5),
+    "conflict": (409, 6),
+    "too_large": (413, 2),
+    "rate_limited": (429, 8),
+    "unavailable": (503, 7),
+    "integrity": (409, 1),
+}
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    kind: str
+    status: int
+    exit_code: int
+    message: str
+    details: dict[str, Any]
+
+
+def classify(exc: BaseException) -> ErrorInfo | None:
+    """Describe ``exc`` if it is one of ours or a domain error; ``None`` for a bug."""
+    kind = getattr(type(exc), "kind", None)
+    if not isinstance(kind, str) or kind not in ERROR_TABLE:
+        return None
+    status, exit_code = ERROR_TABLE[kind]
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    details = dict(getattr(exc, "details", {}) or {})
+    return ErrorInfo(kind, status, exit_code, str(message), details)

@@ -1,0 +1,130 @@
+"""Shared fixtures: settings in a temp folder, SQLite and PostgreSQL stores, a client, keys."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from quanguard.auth import Principal, create_key
+from quanguard.config import Settings, load_settings
+from quanguard.container import Container, build_container
+
+pytest_plugins = ["tests.es_fixture"]
+
+PG_URL = os.environ.get("QUANGUARD_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REPO = Path(__file__).resolve().parent.parent
+POLICY_DIR = REPO / "policies"
+
+# Nothing in the test run may fetch the public-suffix list.
+os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
+
+
+def _pg_available() -> bool:
+    try:
+        engine = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://"))
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+@pytest.fixture(scope="session")
+def pg_ok() -> bool:
+    ok = _pg_available()
+    if not ok and os.environ.get("CI"):
+        pytest.fail(f"PostgreSQL is not reachable at {PG_URL} in CI")
+    return ok
+
+
+class PgSchema:
+    """A fresh PostgreSQL schema for one test; dropped afterwards."""
+
+    def __init__(self) -> None:
+        self.name = f"qg_{uuid.uuid4().hex[:12]}"
+        self.engine = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://"))
+        with self.engine.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{self.name}"'))
+
+    def drop(self) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{self.name}" CASCADE'))
+        self.engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_backend(request: pytest.FixtureRequest, tmp_path: Path, pg_ok: bool) -> Iterator[tuple[str, str | None]]:
+    """(db_url, schema): a fresh SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}", None
+        return
+    if not pg_ok:
+        pytest.skip("PostgreSQL not reachable")
+    schema = PgSchema()
+    try:
+        yield PG_URL, schema.name
+    finally:
+        schema.drop()
+
+
+def make_settings(tmp_path: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "db_url": f"sqlite:///{tmp_path / 'var' / 'quanguard.db'}",
+        "policy_dir": POLICY_DIR,
+        "key_dir": tmp_path / "var" / "keys",
+        "data_dir": tmp_path / "var",
+        "es_url": None,
+    }
+    values.update(overrides)
+    return load_settings(**values)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+def container(settings: Settings) -> Iterator[Container]:
+    c = build_container(settings)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def any_container(db_backend: tuple[str, str | None], tmp_path: Path) -> Iterator[Container]:
+    """The same tests on SQLite and on PostgreSQL."""
+    url, schema = db_backend
+    c = build_container(make_settings(tmp_path, db_url=url), schema=schema)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def make_key(container: Container) -> Callable[..., tuple[str, Principal]]:
+    def _make(role: str, org: str = "市大数据局", name: str | None = None) -> tuple[str, Principal]:
+        with container.session() as session, session.begin():
+            issued = create_key(session, role=role, org=org, name=name or f"{role}-{uuid.uuid4().hex[:6]}")
+        return issued.key, issued.principal
+
+    return _make
+
+
+@pytest.fixture
+def client(container: Container) -> Iterator[object]:
+    from fastapi.testclient import TestClient
+
+    from quanguard.api.app import create_app
+
+    with TestClient(create_app(container)) as c:
+        yield c
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}

@@ -1,0 +1,65 @@
+"""`quanguard keys` on a fresh folder: the store is created on first use."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from quanguard.cli.main import build_app
+
+
+@pytest.fixture
+def run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("QUANGUARD_API_KEY", raising=False)
+    for var in ("QUANGUARD_DB_URL", "QUANGUARD_KEY_DIR", "QUANGUARD_DATA_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    app = build_app()
+    runner = CliRunner()
+
+    def _run(*args: str):
+        return runner.invoke(app, list(args))
+
+    return _run
+
+
+def test_create_prints_only_the_key(run, tmp_path):
+    r = run("keys", "create", "--role", "provider", "--org", "市人社局", "--name", "rsj")
+    assert r.exit_code == 0, r.output
+    assert re.fullmatch(r"qg_[0-9a-f]{8}_[A-Za-z0-9_\-]{43}\n", r.stdout)
+    assert (tmp_path / "var" / "quanguard.db").exists()
+    assert oct((tmp_path / "var" / "keys").stat().st_mode & 0o777) == "0o700"
+
+
+def test_list_and_revoke(run):
+    key = run("keys", "create", "--role", "auditor", "--org", "市网信办", "--name", "aud").stdout.strip()
+    listed = json.loads(run("keys", "list", "--format", "json").stdout)
+    assert [(k["name"], k["role"], k["status"]) for k in listed] == [("aud", "auditor", "active")]
+    assert key not in run("keys", "list").stdout
+    assert run("keys", "revoke", "aud").exit_code == 0
+    assert json.loads(run("keys", "list", "--format", "json").stdout)[0]["status"] == "revoked"
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (("keys", "create", "--role", "root", "--org", "x", "--name", "n"), 2, "unknown role 'root'"),
+        (("keys", "revoke", "ghost"), 5, "no key named 'ghost'"),
+    ],
+)
+def test_bad_requests_exit_nonzero_with_one_line(run, args, code, message):
+    r = run(*args)
+    assert r.exit_code == code
+    assert message in r.stderr
+    assert "Traceback" not in r.output
+
+
+def test_non_admin_key_may_not_manage_keys(run, monkeypatch):
+    key = run("keys", "create", "--role", "consumer", "--org", "某银行", "--name", "bank").stdout.strip()
+    monkeypatch.setenv("QUANGUARD_API_KEY", key)
+    r = run("keys", "create", "--role", "admin", "--org", "x", "--name", "evil")
+    assert r.exit_code == 4
+    assert "only an admin" in r.stderr
