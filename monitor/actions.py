@@ -1,0 +1,50 @@
+"""The actions an audit event may name.
+
+Policy actions and service actions of quanguard, plus the actions reporter systems
+of the city's platforms post for the accesses they served. An NDJSON line naming an
+action not listed here is rejected.
+"""
+
+from __future__ import annotations
+
+POLICY_ACTIONS = (
+    "aggregate",
+    "approve",
+    "audit_search",
+    "export",
+    "policy_admin",
+    "psi",
+    "read_masked",
+    "read_raw",
+)
+
+SERVICE_ACTIONS = (
+    "alert_update",
+    "audit_checkpoint",
+    "audit_proof",
+    "audit_purge",
+    "audit_verify",
+    "dataset_register",
+    "extract",
+    "key_admin",
+    "login",
+    "mask",
+    "policy_reload",
+    "report_events",
+    "scan",
+    "unmask",
+    "watermark_detect",
+    "watermark_embed",
+)
+
+REPORTER_ACTIONS = (
+    "api_call",
+    "download",
+    "query",
+    "share",
+)
+
+KNOWN_ACTIONS: frozenset[str] = frozenset(POLICY_ACTIONS + SERVICE_ACTIONS + REPORTER_ACTIONS)
+
+# Actions that move rows out of the platform; the bulk-export alert sums their rows.
+EXPORT_ACTIONS: frozenset[str] = frozenset({"export", "extract", "download", "read_raw"})

@@ -1,0 +1,271 @@
+"""The audit event: model, canonical serialisation, leaf hashing input.
+
+An event is serialised to an ECS-aligned JSON *document* (nested objects; field names
+below). The canonical bytes of that document — keys sorted, no whitespace, UTF-8,
+``None``/empty values omitted, timestamps as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` — are the
+input of the RFC 6962 leaf hash (see ``monitor.merkle``). The document includes
+``event.sequence``, so a leaf is bound to its position in the trail.
+
+Document fields::
+
+    @timestamp            when the access happened (UTC, µs)
+    event.id              uuid4 hex, unique
+    event.sequence        seq in the trail (1-based), set by the store
+    event.action          one of monitor.actions.KNOWN_ACTIONS
+    event.outcome         success | failure | unknown
+    event.ingested        when the trail recorded it (UTC, µs)
+    event.reason          free text (decision reason, note) — redacted
+    user.id / user.roles  the actor and its role ([role])
+    organization.name     the actor's organisation
+    source.ip             client address
+    trace.id              request id
+    rule.id / rule.version   the policy rule and policy version of the decision
+    labels                extra string labels
+    audit.reporter        who recorded the event (the authenticated caller)
+    audit.dataset / audit.fields / audit.grade / audit.rows
+    audit.purpose         free text — redacted
+    audit.effect          allow | deny | approval_required
+    audit.result_digest   sha256 hex of what was delivered
+
+Events never carry raw personal values: ``fields`` are names, and the free-text fields
+go through a redactor (``redact_event``) before they are stored.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+
+from monitor.errors import InvalidEvent
+
+OUTCOMES = ("success", "failure", "unknown")
+EFFECTS = ("allow", "deny", "approval_required")
+
+Redactor = Callable[[str], str]
+
+
+def new_event_id() -> str:
+    return uuid.uuid4().hex
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def format_ts(ts: datetime) -> str:
+    """``2026-11-26T12:00:00.000001Z``; naive datetimes are refused (ambiguous)."""
+    if ts.tzinfo is None:
+        raise InvalidEvent("timestamp has no time zone", field="@timestamp")
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_ts(text: str) -> datetime:
+    """Parse an RFC 3339 timestamp (``Z`` or offset) into an aware UTC datetime."""
+    if not isinstance(text, str) or not text:
+        raise InvalidEvent("timestamp must be an RFC 3339 string", field="ts")
+    raw = text.strip()
+    if raw.endswith(("Z", "z")):
+        raw = raw[:-1] + "+00:00"
+    try:
+        ts = datetime.fromisoformat(raw)
+    except ValueError as exc:
+        raise InvalidEvent(f"timestamp {text!r} is not RFC 3339", field="ts") from exc
+    if ts.tzinfo is None:
+        raise InvalidEvent(f"timestamp {text!r} has no offset (use Z or +08:00)", field="ts")
+    return ts.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who accessed: principal id, role and organisation."""
+
+    id: str
+    role: str
+    org: str
+
+
+@dataclass(frozen=True)
+class EventDecision:
+    """The policy decision an access was made under."""
+
+    effect: str
+    rule_id: str | None = None
+    policy_version: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.effect not in EFFECTS:
+            raise InvalidEvent(f"decision effect {self.effect!r} is not one of {EFFECTS}")
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One recorded access. ``seq`` is ``None`` until the store appends it."""
+
+    ts: datetime
+    actor: Actor
+    action: str
+    reporter: str
+    id: str = field(default_factory=new_event_id)
+    seq: int | None = None
+    dataset: str | None = None
+    fields: tuple[str, ...] = ()
+    grade: str | None = None
+    rows: int | None = None
+    purpose: str | None = None
+    reason: str | None = None
+    decision: EventDecision | None = None
+    outcome: str = "success"
+    source_ip: str | None = None
+    request_id: str | None = None
+    result_digest: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    ingested: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.ts.tzinfo is None:
+            raise InvalidEvent("timestamp has no time zone", field="ts")
+        # Normalise to UTC with µs precision so that the canonical form round-trips.
+        object.__setattr__(self, "ts", self.ts.astimezone(UTC))
+        if self.ingested is not None:
+            if self.ingested.tzinfo is None:
+                raise InvalidEvent("ingested timestamp has no time zone", field="ingested")
+            object.__setattr__(self, "ingested", self.ingested.astimezone(UTC))
+        object.__setattr__(self, "fields", tuple(self.fields))
+        object.__setattr__(
+            self, "labels", MappingProxyType({str(k): str(v) for k, v in self.labels.items()})
+        )
+        if self.outcome not in OUTCOMES:
+            raise InvalidEvent(f"outcome {self.outcome!r} is not one of {OUTCOMES}")
+        if self.rows is not None and (isinstance(self.rows, bool) or self.rows < 0):
+            raise InvalidEvent("rows must be a non-negative integer", field="rows")
+        if not self.action:
+            raise InvalidEvent("action is empty", field="action")
+
+    @property
+    def effect(self) -> str | None:
+        return self.decision.effect if self.decision else None
+
+    def with_seq(self, seq: int) -> AuditEvent:
+        return replace(self, seq=seq)
+
+    def to_document(self) -> dict[str, Any]:
+        """The ECS-aligned document (nested dicts); ``None`` and empty values omitted."""
+        decision = self.decision
+        doc: dict[str, Any] = {
+            "@timestamp": format_ts(self.ts),
+            "event": {
+                "id": self.id,
+                "sequence": self.seq,
+                "action": self.action,
+                "outcome": self.outcome,
+                "ingested": format_ts(self.ingested) if self.ingested else None,
+                "reason": self.reason,
+            },
+            "user": {"id": self.actor.id, "roles": [self.actor.role]},
+            "organization": {"name": self.actor.org},
+            "source": {"ip": self.source_ip},
+            "trace": {"id": self.request_id},
+            "rule": {
+                "id": decision.rule_id if decision else None,
+                "version": decision.policy_version if decision else None,
+            },
+            "labels": dict(self.labels),
+            "audit": {
+                "reporter": self.reporter,
+                "dataset": self.dataset,
+                "fields": list(self.fields),
+                "grade": self.grade,
+                "rows": self.rows,
+                "purpose": self.purpose,
+                "effect": decision.effect if decision else None,
+                "result_digest": self.result_digest,
+            },
+        }
+        return _prune(doc)
+
+    def canonical_bytes(self) -> bytes:
+        """The exact bytes the leaf hash is computed over."""
+        return canonical_json(self.to_document())
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> AuditEvent:
+        """Inverse of ``to_document``; raises InvalidEvent on a malformed document."""
+        try:
+            ev = doc.get("event", {})
+            user = doc.get("user", {})
+            audit = doc.get("audit", {})
+            rule = doc.get("rule", {})
+            roles = user.get("roles") or [""]
+            effect = audit.get("effect")
+            decision = (
+                EventDecision(effect, rule.get("id"), rule.get("version")) if effect else None
+            )
+            ingested = ev.get("ingested")
+            return cls(
+                ts=parse_ts(doc["@timestamp"]),
+                actor=Actor(user["id"], roles[0], doc.get("organization", {}).get("name", "")),
+                action=ev["action"],
+                reporter=audit["reporter"],
+                id=ev["id"],
+                seq=ev.get("sequence"),
+                dataset=audit.get("dataset"),
+                fields=tuple(audit.get("fields", ())),
+                grade=audit.get("grade"),
+                rows=audit.get("rows"),
+                purpose=audit.get("purpose"),
+                reason=ev.get("reason"),
+                decision=decision,
+                outcome=ev.get("outcome", "success"),
+                source_ip=doc.get("source", {}).get("ip"),
+                request_id=doc.get("trace", {}).get("id"),
+                result_digest=audit.get("result_digest"),
+                labels=doc.get("labels", {}),
+                ingested=parse_ts(ingested) if ingested else None,
+            )
+        except (KeyError, TypeError, AttributeError, IndexError) as exc:
+            raise InvalidEvent(f"malformed event document: {exc!r}") from exc
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> AuditEvent:
+        try:
+            doc = json.loads(data)
+        except ValueError as exc:
+            raise InvalidEvent(f"event body is not JSON: {exc}") from exc
+        if not isinstance(doc, dict):
+            raise InvalidEvent("event body is not a JSON object")
+        return cls.from_document(doc)
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Sorted keys, no insignificant whitespace, UTF-8 (not ASCII-escaped)."""
+    return json.dumps(
+        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def redact_event(event: AuditEvent, redactor: Redactor | None) -> AuditEvent:
+    """Pass the free-text fields (purpose, reason) through ``redactor`` before storage."""
+    if redactor is None:
+        return event
+    return replace(
+        event,
+        purpose=redactor(event.purpose) if event.purpose else event.purpose,
+        reason=redactor(event.reason) if event.reason else event.reason,
+    )
+
+
+def _prune(value: Any) -> Any:
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            pruned = _prune(item)
+            if pruned is None or pruned == {} or pruned == []:
+                continue
+            out[key] = pruned
+        return out
+    return value
