@@ -1,0 +1,463 @@
+"""Elasticsearch: the scale-out search copy of the audit trail.
+
+The SQL store is the source of truth and the spool; this module holds what talks to
+Elasticsearch through the official client, using only the public REST API (index
+templates, ``bulk`` with the ``create`` op, ``search`` with bool filters, ``terms`` and
+``date_histogram`` aggregations), so the stand-in used in tests and a real cluster run the
+same code.
+
+Supported cluster major: the major version of the installed ``elasticsearch`` client
+(pinned to 8.x in pyproject.toml). The client sends ``compatible-with=<major>`` headers, and
+a cluster of another major refuses them or answers in another dialect, so
+:func:`check_cluster` refuses a mismatch up front with a message saying what to do.
+
+Layout in the cluster (``prefix`` defaults to ``quanguard-audit``):
+
+* an index template named ``prefix`` for ``prefix-events-*``: keyword ids and filters,
+  ``date`` timestamps, ``text`` purpose/reason with ``keyword`` sub-fields for substring
+  search, ``dynamic: false`` (unknown fields stay in ``_source``, unindexed);
+* one index per calendar month of the event time (UTC), ``prefix-events-YYYY.MM``.
+  Routing by the event's own time is deterministic, so the ``_id`` (the event id) is unique
+  in the one index the event can land in and a retried ``create`` answers 409, never a
+  duplicate. (A data stream would route by arrival and could duplicate an event across
+  backing indices after a rollover; whole-month indices also make retention by index
+  deletion exact.)
+
+Indexed documents are ``AuditEvent.to_document()`` plus ``quanguard.ts_us`` (the
+timestamp in integer microseconds: ``date`` fields keep milliseconds, and sort order and
+``since``/``until`` bounds must be exact to the microsecond to match the SQL backend).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from monitor.errors import MonitorError
+from monitor.events import AuditEvent
+from monitor.search import TERMS_SIZE, Bucket, SearchQuery, SearchResult, order_terms
+
+DEFAULT_PREFIX = "quanguard-audit"
+SCHEMA_VERSION = 1
+_TERMS_SHARD_SIZE = 10_000  # exact terms counts across monthly indices
+_KEYWORD_MAX = 8191
+
+_log = logging.getLogger("monitor.es")
+
+
+class EsError(MonitorError):
+    """Base of the Elasticsearch adapter's errors."""
+
+    kind = "unavailable"
+
+
+class EsUnavailable(EsError):
+    """The cluster cannot be reached, timed out or is overloaded (retry later)."""
+
+    kind = "unavailable"
+
+
+class EsIncompatible(EsError):
+    """The cluster's major version does not match the client's; nothing is sent to it."""
+
+    kind = "invalid"
+
+
+class EsRejected(EsError):
+    """The cluster refused a request or a document for good (mapping, bad request)."""
+
+    kind = "invalid"
+
+
+def client_major() -> int:
+    import elasticsearch
+
+    return int(elasticsearch.__versionstr__.split(".")[0])
+
+
+def make_client(url: str, *, timeout: float = 10.0) -> Any:
+    """An ``Elasticsearch`` client without its own retries (callers back off themselves)."""
+    from elasticsearch import Elasticsearch
+
+    return Elasticsearch(url, request_timeout=timeout, max_retries=0, retry_on_timeout=False)
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    """What :func:`check_cluster` learned; reported in the startup log and audit status."""
+
+    url: str
+    name: str
+    version: str
+    health: str
+    client_version: str
+    ilm: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"url": self.url, "cluster": self.name, "version": self.version,
+                "health": self.health, "client_version": self.client_version, "ilm": self.ilm}
+
+
+def translate(exc: Exception, doing: str) -> EsError:
+    """Map a client exception to ours (the one border for third-party errors)."""
+    from elastic_transport import ConnectionError as TransportConnectionError
+    from elastic_transport import ConnectionTimeout, TransportError
+    from elasticsearch import ApiError
+
+    if isinstance(exc, ConnectionTimeout | TransportConnectionError):
+        return EsUnavailable(f"Elasticsearch unreachable while {doing}: {exc}")
+    if isinstance(exc, ApiError):
+        status = exc.meta.status if exc.meta is not None else 0
+        if status == 429 or status >= 500:
+            return EsUnavailable(f"Elasticsearch busy while {doing} ({status}): {exc.message}")
+        return EsRejected(f"Elasticsearch refused {doing} ({status}): {exc.message}")
+    if isinstance(exc, TransportError):
+        return EsUnavailable(f"Elasticsearch transport error while {doing}: {exc}")
+    return EsUnavailable(f"Elasticsearch error while {doing}: {exc!r}")
+
+
+def _call(doing: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    from elastic_transport import TransportError
+    from elasticsearch import ApiError
+
+    try:
+        return fn(*args, **kwargs)
+    except (ApiError, TransportError) as exc:
+        raise translate(exc, doing) from exc
+
+
+def ilm_available(client: Any) -> bool:
+    """True when the cluster serves the ILM API (the stand-in and some distributions do not)."""
+    from elastic_transport import TransportError
+    from elasticsearch import ApiError
+
+    try:
+        client.ilm.get_status()
+    except ApiError as exc:
+        status = exc.meta.status if exc.meta is not None else 0
+        if status in (400, 404, 405, 410, 501):  # "no handler found for uri": no ILM here
+            return False
+        if status in (401, 403):  # ILM exists but we may not use it: fall back as well
+            return False
+        raise translate(exc, "asking for ILM status") from exc
+    except TransportError as exc:
+        raise translate(exc, "asking for ILM status") from exc
+    return True
+
+
+def check_cluster(client: Any, url: str = "") -> ClusterInfo:
+    """Return the cluster's version and health, or raise.
+
+    Raises EsUnavailable (unreachable) or EsIncompatible (major version differs from the
+    client's, or the cluster refuses the client's compatibility headers).
+    """
+    import elasticsearch
+
+    mine = client_major()
+    try:
+        info = _call("reading cluster info", client.info)
+    except EsRejected as exc:
+        if "media_type" in str(exc) or "compatible-with" in str(exc):
+            raise EsIncompatible(
+                f"the cluster at {url or 'the configured URL'} refuses the Elasticsearch "
+                f"{mine}.x client's headers; quanguard supports Elasticsearch {mine}.x "
+                f"clusters") from exc
+        raise
+    version = str(info["version"]["number"])
+    major = int(version.split(".")[0])
+    if major != mine:
+        raise EsIncompatible(
+            f"Elasticsearch at {url or 'the configured URL'} is version {version}, but this "
+            f"build uses the {elasticsearch.__versionstr__} client and supports only "
+            f"{mine}.x clusters; point QUANGUARD_ES_URL at an {mine}.x cluster or install "
+            f"the matching client (elasticsearch>={major},<{major + 1})")
+    health = _call("reading cluster health", client.cluster.health)
+    return ClusterInfo(url=url, name=str(info.get("cluster_name", "")), version=version,
+                       health=str(health.get("status", "unknown")),
+                       client_version=elasticsearch.__versionstr__,
+                       ilm=ilm_available(client))
+
+
+# --- index layout ------------------------------------------------------------------
+
+_KW: dict[str, Any] = {"type": "keyword"}
+_TEXT: dict[str, Any] = {"type": "text",
+                         "fields": {"kw": {"type": "keyword", "ignore_above": _KEYWORD_MAX}}}
+
+MAPPINGS: dict[str, Any] = {
+    "dynamic": False,
+    "properties": {
+        "@timestamp": {"type": "date"},
+        "event": {"properties": {
+            "id": _KW, "sequence": {"type": "long"}, "action": _KW, "outcome": _KW,
+            "ingested": {"type": "date"}, "reason": _TEXT}},
+        "user": {"properties": {"id": _KW, "roles": _KW}},
+        "organization": {"properties": {"name": _KW}},
+        "source": {"properties": {"ip": _KW}},
+        "trace": {"properties": {"id": _KW}},
+        "rule": {"properties": {"id": _KW, "version": _KW}},
+        "audit": {"properties": {
+            "reporter": _KW, "dataset": _KW, "fields": _KW, "grade": _KW,
+            "rows": {"type": "long"}, "purpose": _TEXT, "effect": _KW, "result_digest": _KW}},
+        "quanguard": {"properties": {"ts_us": {"type": "long"}}},
+    },
+}
+
+# SearchQuery filter name -> indexed field.
+FILTER_FIELDS: Mapping[str, str] = {
+    "actor": "user.id", "role": "user.roles", "org": "organization.name",
+    "action": "event.action", "dataset": "audit.dataset", "grade": "audit.grade",
+    "effect": "audit.effect",
+}
+TERMS_AGG_FIELDS: Mapping[str, str] = {
+    "by_actor": "user.id", "by_action": "event.action", "by_effect": "audit.effect",
+}
+TEXT_FIELDS = ("event.reason.kw", "audit.purpose.kw")
+
+
+def index_pattern(prefix: str) -> str:
+    return f"{prefix}-events-*"
+
+
+def index_for(prefix: str, ts: datetime) -> str:
+    utc = ts.astimezone(UTC)
+    return f"{prefix}-events-{utc.year:04d}.{utc.month:02d}"
+
+
+def month_end_ms(index: str) -> int:
+    """Epoch ms of the first instant after the month an index holds."""
+    year, month = (int(p) for p in index.rsplit("-", 1)[1].split("."))
+    nxt = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=UTC)
+    return int(nxt.timestamp() * 1000)
+
+
+def index_template(prefix: str, *, ilm_policy: str | None = None) -> dict[str, Any]:
+    settings: dict[str, Any] = {"number_of_shards": 1, "auto_expand_replicas": "0-1"}
+    if ilm_policy:
+        settings["lifecycle"] = {"name": ilm_policy}
+    return {
+        "index_patterns": [index_pattern(prefix)],
+        "priority": 200,
+        "template": {"settings": {"index": settings}, "mappings": MAPPINGS},
+        "meta": {"managed_by": "quanguard", "schema_version": SCHEMA_VERSION},
+    }
+
+
+def ts_us(ts: datetime) -> int:
+    delta = ts.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def to_es_document(event: AuditEvent) -> dict[str, Any]:
+    if event.seq is None:
+        raise ValueError("only stored events (with a seq) are shipped")
+    doc = event.to_document()
+    doc["quanguard"] = {"ts_us": ts_us(event.ts)}
+    return doc
+
+
+# --- writing -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class WriteResult:
+    created: int
+    existing: int  # already in the cluster (an earlier try got through): not duplicated
+
+
+class EsSink:
+    """Writes stored events into the cluster; every write may be retried safely."""
+
+    def __init__(self, client: Any, *, prefix: str = DEFAULT_PREFIX,
+                 ilm_policy: str | None = None) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.ilm_policy = ilm_policy
+        self._indices: set[str] = set()
+
+    def ensure_template(self) -> None:
+        body = index_template(self.prefix, ilm_policy=self.ilm_policy)
+        _call("installing the index template", self.client.indices.put_index_template,
+              name=self.prefix, index_patterns=body["index_patterns"],
+              priority=body["priority"], template=body["template"], meta=body["meta"])
+
+    def _ensure_index(self, index: str) -> None:
+        if index in self._indices:
+            return
+        from elasticsearch import BadRequestError
+
+        # The ILM age of a month's index counts from the end of that month, so that it is
+        # deleted `retention` after its newest event, not after its creation.
+        settings = {"index": {"lifecycle": {"origination_date": month_end_ms(index)}}}
+        try:
+            _call(f"creating index {index}", self.client.indices.create, index=index,
+                  settings=settings if self.ilm_policy else None)
+        except EsRejected as exc:
+            cause = exc.__cause__
+            if not (isinstance(cause, BadRequestError)
+                    and cause.error == "resource_already_exists_exception"):
+                raise
+        self._indices.add(index)
+
+    def write(self, events: Sequence[AuditEvent], *, refresh: bool = False) -> WriteResult:
+        """Bulk-``create`` the events with their id as ``_id``.
+
+        A 409 (document exists) counts as ``existing``; raises EsUnavailable when any item
+        may succeed on a retry (429, 5xx, transport) and EsRejected when a document is
+        refused for good (e.g. a mapping conflict).
+        """
+        if not events:
+            return WriteResult(0, 0)
+        operations: list[dict[str, Any]] = []
+        for event in events:
+            index = index_for(self.prefix, event.ts)
+            self._ensure_index(index)
+            operations.append({"create": {"_index": index, "_id": event.id}})
+            operations.append(to_es_document(event))
+        resp = _call("bulk indexing", self.client.bulk, operations=operations,
+                     refresh=refresh or None)
+        created = existing = 0
+        retry: list[str] = []
+        for item, event in zip(resp["items"], events, strict=True):
+            result = item.get("create", {})
+            status = int(result.get("status", 0))
+            if 200 <= status < 300:
+                created += 1
+            elif status == 409:
+                existing += 1
+            elif status == 429 or status >= 500:
+                retry.append(f"seq {event.seq}: {status}")
+            else:
+                raise EsRejected(f"Elasticsearch refused event seq {event.seq} ({status}): "
+                                 f"{result.get('error')}")
+        if retry:
+            raise EsUnavailable(f"Elasticsearch could not index {len(retry)} events yet "
+                                f"({', '.join(retry[:3])}); the batch will be retried")
+        return WriteResult(created, existing)
+
+    def count(self) -> int:
+        resp = _call("counting documents", self.client.count, index=index_pattern(self.prefix),
+                     ignore_unavailable=True, allow_no_indices=True)
+        return int(resp["count"])
+
+    def refresh(self) -> None:
+        _call("refreshing", self.client.indices.refresh, index=index_pattern(self.prefix),
+              ignore_unavailable=True, allow_no_indices=True)
+
+
+# --- searching ----------------------------------------------------------------------
+
+def _wildcard_escape(term: str) -> str:
+    return term.replace("\\", "\\\\").replace("*", "\\*").replace("?", "\\?")
+
+
+def build_request(query: SearchQuery) -> dict[str, Any]:
+    """The ``search`` keyword arguments for a query (no index); see monitor.search."""
+    filters: list[dict[str, Any]] = [
+        {"term": {FILTER_FIELDS[name]: value}} for name, value in query.filters().items()]
+    bounds: dict[str, int] = {}
+    if query.since is not None:
+        bounds["gte"] = ts_us(query.since)
+    if query.until is not None:
+        bounds["lt"] = ts_us(query.until)
+    if bounds:
+        filters.append({"range": {"quanguard.ts_us": bounds}})
+    for term in query.terms:
+        pattern = f"*{_wildcard_escape(term)}*"
+        filters.append({"bool": {"minimum_should_match": 1, "should": [
+            {"wildcard": {f: {"value": pattern, "case_insensitive": True}}}
+            for f in TEXT_FIELDS]}})
+    order = "desc" if query.sort.startswith("-") else "asc"
+    key = "quanguard.ts_us" if query.sort.lstrip("-") == "ts" else "event.sequence"
+    sort = [{key: {"order": order}}]
+    if key != "event.sequence":
+        sort.append({"event.sequence": {"order": order}})
+    aggs: dict[str, Any] = {}
+    for name in query.aggs:
+        if name in TERMS_AGG_FIELDS:
+            aggs[name] = {"terms": {"field": TERMS_AGG_FIELDS[name], "size": TERMS_SIZE,
+                                    "shard_size": _TERMS_SHARD_SIZE,
+                                    "order": [{"_count": "desc"}, {"_key": "asc"}]}}
+        else:
+            aggs[name] = {"date_histogram": {"field": "@timestamp", "min_doc_count": 1,
+                                             "fixed_interval": _utc_step(query.tz)}}
+    return {
+        "query": {"bool": {"filter": filters}} if filters else {"match_all": {}},
+        "sort": sort,
+        "from_": query.offset,
+        "size": query.size,
+        "track_total_hits": True,
+        "aggs": aggs or None,
+    }
+
+
+def _utc_step(tz: str) -> str:
+    """UTC buckets fine enough to regroup exactly into local hours and days of ``tz``.
+
+    Local days and hours are regrouped from UTC buckets on our side rather than with the
+    histogram's ``time_zone`` parameter, which the stand-in ignores; an hour step is exact
+    for zones whose offset is whole hours, a quarter hour for all others.
+    """
+    zone = ZoneInfo(tz)
+    year = datetime.now(UTC).year
+    for probe in (datetime(year, 1, 1, tzinfo=UTC), datetime(year, 7, 1, tzinfo=UTC)):
+        offset = probe.astimezone(zone).utcoffset()
+        if offset is not None and offset.total_seconds() % 3600:
+            return "15m"
+    return "1h"
+
+
+def local_bucket(epoch_ms: int, zone: ZoneInfo, unit: str) -> str:
+    """The local ``hour``/``day`` bucket key (ISO 8601 with offset) of an instant."""
+    local = datetime.fromtimestamp(epoch_ms / 1000, UTC).astimezone(zone)
+    if unit == "day":
+        return datetime(local.year, local.month, local.day, tzinfo=zone).isoformat()
+    return local.replace(minute=0, second=0, microsecond=0).isoformat()
+
+
+def _histogram(buckets: Iterable[Mapping[str, Any]], zone: ZoneInfo,
+               unit: str) -> tuple[Bucket, ...]:
+    counts: Counter[str] = Counter()
+    starts: dict[str, int] = {}
+    for bucket in buckets:
+        if not bucket["doc_count"]:
+            continue
+        key = local_bucket(int(bucket["key"]), zone, unit)
+        counts[key] += int(bucket["doc_count"])
+        starts.setdefault(key, int(bucket["key"]))
+    return tuple(Bucket(k, counts[k]) for k in sorted(counts, key=lambda k: starts[k]))
+
+
+def parse_response(query: SearchQuery, resp: Mapping[str, Any]) -> SearchResult:
+    hits = tuple(AuditEvent.from_document(h["_source"]) for h in resp["hits"]["hits"])
+    total = int(resp["hits"]["total"]["value"])
+    aggs: dict[str, tuple[Bucket, ...]] = {}
+    raw = resp.get("aggregations") or {}
+    zone = ZoneInfo(query.tz)
+    for name in query.aggs:
+        buckets = raw.get(name, {}).get("buckets", [])
+        if name in TERMS_AGG_FIELDS:
+            aggs[name] = order_terms({str(b["key"]): int(b["doc_count"]) for b in buckets})
+        else:
+            aggs[name] = _histogram(buckets, zone, "hour" if name == "per_hour" else "day")
+    return SearchResult(total=total, hits=hits, aggs=aggs)
+
+
+class EsSearchBackend:
+    """SearchBackend over the shipped copy; same semantics as the SQL backend."""
+
+    name = "elasticsearch"
+
+    def __init__(self, client: Any, *, prefix: str = DEFAULT_PREFIX) -> None:
+        self.client = client
+        self.prefix = prefix
+
+    def search(self, query: SearchQuery) -> SearchResult:
+        request = build_request(query)
+        resp = _call("searching", self.client.search, index=index_pattern(self.prefix),
+                     ignore_unavailable=True, allow_no_indices=True, **request)
+        return parse_response(query, resp)
