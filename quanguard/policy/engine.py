@@ -164,10 +164,7 @@ class PolicySet:
 
     def _default(self, subject: Subject, action: str, resource: Resource) -> Decision:
         grade = resource.grade if resource.grade is not None else "-"
-        text = (
-            f"no rule matched role={subject.role} action={action} grade={grade}; "
-            "default deny"
-        )
+        text = f"no rule matched role={subject.role} action={action} grade={grade}; default deny"
         return Decision("deny", None, self.version, {}, text, False)
 
     def explain(
@@ -183,9 +180,7 @@ class PolicySet:
             note = "conditions hold" if why is None else why
             if not rule.conditions:
                 note = "no conditions"
-            traces.append(
-                Trace(rule.id, rule.effect, rule.priority, rule.where, why is None, note)
-            )
+            traces.append(Trace(rule.id, rule.effect, rule.priority, rule.where, why is None, note))
         return self.decide(subject, action, resource), traces
 
     # -- grading helpers ---------------------------------------------------------------------

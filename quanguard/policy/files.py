@@ -39,9 +39,7 @@ class PolicyFiles:
 
 def list_policy_files(directory: Path) -> list[Path]:
     """Top-level ``*.yaml``/``*.yml`` files (``tests/`` holds cases, not policy)."""
-    return sorted(
-        p for p in directory.iterdir() if p.is_file() and p.suffix in _SUFFIXES
-    )
+    return sorted(p for p in directory.iterdir() if p.is_file() and p.suffix in _SUFFIXES)
 
 
 def read_policy_files(directory: Path) -> PolicyFiles:

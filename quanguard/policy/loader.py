@@ -140,7 +140,9 @@ def _parse_grading(sheet: Sheet, grade_ids: list[str]) -> tuple[str | None, list
                     entity_seen[entity] = (cid or "?", sheet.line(node))
                     entities.append(entity)
         if cid is not None and cid in cat_seen:
-            sheet.error(fields["id"][1], f"duplicate category '{cid}' (first at line {cat_seen[cid]})")
+            sheet.error(
+                fields["id"][1], f"duplicate category '{cid}' (first at line {cat_seen[cid]})"
+            )
             continue
         if cid is None or grade is None:
             continue
@@ -149,7 +151,9 @@ def _parse_grading(sheet: Sheet, grade_ids: list[str]) -> tuple[str | None, list
     return default, categories
 
 
-def _parse_rule_file(sheet: Sheet, grade_ids: list[str], start: int) -> list[Rule]:
+def _parse_rule_file(
+    sheet: Sheet, grade_ids: list[str], start: int, seen: dict[str, str]
+) -> list[Rule]:
     assert sheet.root is not None
     name = Path(sheet.path).name
     top = sheet.mapping(sheet.root, name)
@@ -163,7 +167,7 @@ def _parse_rule_file(sheet: Sheet, grade_ids: list[str], start: int) -> list[Rul
         )
         return []
     sheet.keys(top, sheet.root, name, allowed=("rules",))
-    return parse_rules(sheet, top["rules"][1], grade_ids, start)
+    return parse_rules(sheet, top["rules"][1], grade_ids, start, seen)
 
 
 def build_policy_set(files: PolicyFiles) -> tuple[PolicySet | None, list[Problem]]:
@@ -187,18 +191,12 @@ def build_policy_set(files: PolicyFiles) -> tuple[PolicySet | None, list[Problem
     if "grading.yaml" in sheets and sheets["grading.yaml"].root is not None:
         default_grade, categories = _parse_grading(sheets["grading.yaml"], grade_ids)
     rules: list[Rule] = []
-    seen: dict[str, Rule] = {}
+    seen: dict[str, str] = {}
     for index, (name, sheet) in enumerate(sorted(sheets.items())):
         if name in ("grades.yaml", "grading.yaml") or sheet.root is None:
             continue
         # rules keep the order they were written in: file by file (sorted), then in-file
-        for rule in _parse_rule_file(sheet, grade_ids, start=index * 1_000_000):
-            if rule.id in seen:
-                first = seen[rule.id]
-                sheet.error(rule.line, f"duplicate rule id '{rule.id}' (first at {first.where})")
-                continue
-            seen[rule.id] = rule
-            rules.append(rule)
+        rules.extend(_parse_rule_file(sheet, grade_ids, index * 1_000_000, seen))
     for sheet in sheets.values():
         problems.extend(sheet.problems)
     if not problems and not rules:

@@ -116,9 +116,7 @@ def _obligations(sheet: Sheet, node: Node, rule_id: str) -> dict[str, Any] | Non
     return out if ok else None
 
 
-def _conditions(
-    sheet: Sheet, node: Node, rule_id: str
-) -> tuple[tuple[str, Any], ...] | None:
+def _conditions(sheet: Sheet, node: Node, rule_id: str) -> tuple[tuple[str, Any], ...] | None:
     items = sheet.mapping(node, f"rule '{rule_id}' conditions")
     if items is None:
         return None
@@ -144,10 +142,15 @@ def _conditions(
 
 
 def parse_rules(
-    sheet: Sheet, node: Node, grade_ids: list[str], start_order: int
+    sheet: Sheet,
+    node: Node,
+    grade_ids: list[str],
+    start_order: int,
+    seen_ids: dict[str, str],
 ) -> list[Rule]:
     """Rules of one ``rules:`` list. Problems go to ``sheet``; a rule with any problem is
-    left out of the result (the whole set is rejected anyway)."""
+    left out of the result (the whole set is rejected anyway). ``seen_ids`` maps rule ids
+    already defined (in any file) to where, to report duplicates."""
     items = sheet.sequence(node, "rules")
     if items is None:
         return []
@@ -160,6 +163,14 @@ def parse_rules(
         rule_id = "?"
         if "id" in fields:
             rule_id = sheet.string(fields["id"][1], "rule id") or "?"
+            where = f"{sheet.path}:{sheet.line(fields['id'][1])}"
+            if rule_id in seen_ids:
+                sheet.error(
+                    fields["id"][1],
+                    f"duplicate rule id '{rule_id}' (first at {seen_ids[rule_id]})",
+                )
+            elif rule_id != "?":
+                seen_ids[rule_id] = where
         what = f"rule '{rule_id}'"
         sheet.keys(fields, item, what, allowed=_RULE_KEYS, required=_REQUIRED)
         priority = (

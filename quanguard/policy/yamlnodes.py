@@ -7,6 +7,7 @@ stopping at the first; it never raises for bad content.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,14 @@ def _describe(node: Node) -> str:
         return "a list"
     name = _TYPE_NAMES.get(node.tag, node.tag)
     return f"{name} {node.value!r}" if node.value != "" else name
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 class Sheet:
@@ -138,11 +147,14 @@ class Sheet:
             "tag:yaml.org,2002:float",
         ):
             value = float(self.scalar(node))
-            if value != value or value in (float("inf"), float("-inf")):
+            if not math.isfinite(value):
                 self.error(node, f"{what} must be a finite number")
                 return None
             return value
-        self.error(node, f"{what} must be a number, got {_describe(node)}")
+        hint = ""
+        if isinstance(node, ScalarNode) and _looks_numeric(str(node.value)):
+            hint = " (YAML reads 1e-5 as text: write 1.0e-5)"
+        self.error(node, f"{what} must be a number, got {_describe(node)}{hint}")
         return None
 
     def boolean(self, node: Node, what: str) -> bool | None:
@@ -172,8 +184,7 @@ def read_sheet(path: Path, display: str, data: bytes | None = None) -> Sheet:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         return Sheet(display, None, [_utf8_problem(display, data, exc)])
-    if text.startswith("\ufeff"):
-        text = text[1:]
+    text = text.removeprefix("\ufeff")
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:

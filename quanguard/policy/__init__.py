@@ -1,0 +1,42 @@
+"""Graded policy engine: load and validate ``policies/``, decide, explain, test cases.
+
+Public surface: :class:`PolicyService` (what the container holds), :class:`Resource` and
+:class:`Decision` (what callers pass and get), :func:`load_policy_dir` /
+:func:`check_policy_dir` (validation for the CLI) and the case runner.
+"""
+
+from __future__ import annotations
+
+from quanguard.policy.cases import Case, CaseResult, load_cases, run_cases
+from quanguard.policy.check import check_policy_dir
+from quanguard.policy.engine import PolicySet, Trace
+from quanguard.policy.errors import PolicyError, PolicyInvalid, PolicyNotFound, UnknownName
+from quanguard.policy.loader import load_policy_dir, validate_policy_dir
+from quanguard.policy.model import Decision, Problem, Resource, Rule
+from quanguard.policy.service import PolicyService, ReloadResult
+from quanguard.policy.vocab import ACTIONS, OBLIGATIONS, ROLES
+
+__all__ = [
+    "ACTIONS",
+    "OBLIGATIONS",
+    "ROLES",
+    "Case",
+    "CaseResult",
+    "Decision",
+    "PolicyError",
+    "PolicyInvalid",
+    "PolicyNotFound",
+    "PolicyService",
+    "PolicySet",
+    "Problem",
+    "ReloadResult",
+    "Resource",
+    "Rule",
+    "Trace",
+    "UnknownName",
+    "check_policy_dir",
+    "load_cases",
+    "load_policy_dir",
+    "run_cases",
+    "validate_policy_dir",
+]
