@@ -48,7 +48,7 @@ def loaded(es_server: Any) -> Any:
         sink.write(events[i:i + 150])
     sink.refresh()
     yield EsSearchBackend(client, prefix=prefix), events
-    for name in client.indices.get(index=f"{prefix}-*").keys():
+    for name in client.indices.get(index=f"{prefix}-*"):
         client.indices.delete(index=name)
     client.indices.delete_index_template(name=prefix)
     client.close()
@@ -164,7 +164,7 @@ class _FakeClient:
     def info(self) -> dict[str, Any]:
         return {"cluster_name": "c", "version": {"number": self.version}}
 
-    class cluster:  # noqa: N801 - mimics the client's namespace
+    class cluster:
         @staticmethod
         def health() -> dict[str, Any]:
             raise AssertionError("a mismatched cluster must be refused before anything else")
