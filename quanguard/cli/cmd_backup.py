@@ -1,0 +1,66 @@
+"""``quanguard backup`` / ``quanguard restore``: the store, the keys and the data files."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from quanguard.cli.common import OutputFormat, cli_principal, console, emit, use_container
+from quanguard.errors import Forbidden
+
+
+def _admin(container: object) -> object:
+    principal = cli_principal(container)  # type: ignore[arg-type]
+    if principal.role != "admin":
+        raise Forbidden(f"only an admin may back up or restore the store (you are {principal.role})")
+    return principal
+
+
+def backup(
+    out: Path = typer.Argument(..., help="The archive to write, e.g. quanguard-2026-11-26.tar.gz"),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format"),
+) -> None:
+    """Write the database, the key folder and the data files to OUT (a .tar.gz with a sha256 manifest)."""
+    from quanguard.usecases import backup as uc
+
+    with use_container() as container:
+        actor = _admin(container)
+        summary = uc.backup(container, out)
+        uc.record(container, actor, "backup", {"archive": out.name, "sha256": summary.sha256})
+    if fmt is OutputFormat.json:
+        emit(asdict(summary))
+        return
+    table = Table("table", "rows", title=f"backup {summary.archive} ({summary.bytes} bytes, {summary.members} members)")
+    for name, rows in sorted(summary.tables.items()):
+        table.add_row(name, str(rows))
+    console().print(table)
+    console().print(f"sha256 {summary.sha256}")
+
+
+def restore(
+    archive: Path = typer.Argument(..., help="An archive written by 'quanguard backup'"),
+    force: bool = typer.Option(False, "--force", help="Replace a store that is not empty"),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format"),
+) -> None:
+    """Verify ARCHIVE against its manifest, then replace the store, keys and data files with it."""
+    from quanguard.usecases import backup as uc
+
+    with use_container() as container:
+        actor = _admin(container)
+        summary = uc.restore(container, archive, force=force)
+        uc.record(container, actor, "restore", {"archive": archive.name})
+    if fmt is OutputFormat.json:
+        emit(asdict(summary))
+        return
+    console().print(
+        f"restored {summary.archive}: {sum(summary.tables.values())} rows in {len(summary.tables)} tables, "
+        f"{summary.keys} key files, {summary.data_files} data files"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("backup")(backup)
+    app.command("restore")(restore)
