@@ -121,7 +121,7 @@ def translate(exc: Exception, doing: str) -> EsError:
     return EsUnavailable(f"Elasticsearch error while {doing}: {exc!r}")
 
 
-def _call(doing: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+def call_es(doing: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
     from elastic_transport import TransportError
     from elasticsearch import ApiError
 
@@ -160,7 +160,7 @@ def check_cluster(client: Any, url: str = "") -> ClusterInfo:
 
     mine = client_major()
     try:
-        info = _call("reading cluster info", client.info)
+        info = call_es("reading cluster info", client.info)
     except EsRejected as exc:
         if "media_type" in str(exc) or "compatible-with" in str(exc):
             raise EsIncompatible(
@@ -176,7 +176,7 @@ def check_cluster(client: Any, url: str = "") -> ClusterInfo:
             f"build uses the {elasticsearch.__versionstr__} client and supports only "
             f"{mine}.x clusters; point QUANGUARD_ES_URL at an {mine}.x cluster or install "
             f"the matching client (elasticsearch>={major},<{major + 1})")
-    health = _call("reading cluster health", client.cluster.health)
+    health = call_es("reading cluster health", client.cluster.health)
     return ClusterInfo(url=url, name=str(info.get("cluster_name", "")), version=version,
                        health=str(health.get("status", "unknown")),
                        client_version=elasticsearch.__versionstr__,
@@ -281,7 +281,7 @@ class EsSink:
 
     def ensure_template(self) -> None:
         body = index_template(self.prefix, ilm_policy=self.ilm_policy)
-        _call("installing the index template", self.client.indices.put_index_template,
+        call_es("installing the index template", self.client.indices.put_index_template,
               name=self.prefix, index_patterns=body["index_patterns"],
               priority=body["priority"], template=body["template"], meta=body["meta"])
 
@@ -294,7 +294,7 @@ class EsSink:
         # deleted `retention` after its newest event, not after its creation.
         settings = {"index": {"lifecycle": {"origination_date": month_end_ms(index)}}}
         try:
-            _call(f"creating index {index}", self.client.indices.create, index=index,
+            call_es(f"creating index {index}", self.client.indices.create, index=index,
                   settings=settings if self.ilm_policy else None)
         except EsRejected as exc:
             cause = exc.__cause__
@@ -318,7 +318,7 @@ class EsSink:
             self._ensure_index(index)
             operations.append({"create": {"_index": index, "_id": event.id}})
             operations.append(to_es_document(event))
-        resp = _call("bulk indexing", self.client.bulk, operations=operations,
+        resp = call_es("bulk indexing", self.client.bulk, operations=operations,
                      refresh=refresh or None)
         created = existing = 0
         retry: list[str] = []
@@ -340,12 +340,12 @@ class EsSink:
         return WriteResult(created, existing)
 
     def count(self) -> int:
-        resp = _call("counting documents", self.client.count, index=index_pattern(self.prefix),
+        resp = call_es("counting documents", self.client.count, index=index_pattern(self.prefix),
                      ignore_unavailable=True, allow_no_indices=True)
         return int(resp["count"])
 
     def refresh(self) -> None:
-        _call("refreshing", self.client.indices.refresh, index=index_pattern(self.prefix),
+        call_es("refreshing", self.client.indices.refresh, index=index_pattern(self.prefix),
               ignore_unavailable=True, allow_no_indices=True)
 
 
@@ -458,6 +458,6 @@ class EsSearchBackend:
 
     def search(self, query: SearchQuery) -> SearchResult:
         request = build_request(query)
-        resp = _call("searching", self.client.search, index=index_pattern(self.prefix),
+        resp = call_es("searching", self.client.search, index=index_pattern(self.prefix),
                      ignore_unavailable=True, allow_no_indices=True, **request)
         return parse_response(query, resp)
