@@ -1,0 +1,130 @@
+"""The service's Elasticsearch wiring: startup check, shipping thread, status, metrics."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import generate_latest
+
+from monitor.es import EsIncompatible, EsUnavailable
+from monitor.search import SearchQuery, SearchResult
+from monitor.store import AuditStore, create_schema
+from quanguard.container import Container, build_container
+from quanguard.services.shipper import FallbackSearch, es_status, get_es, start_es
+from tests.conftest import make_settings
+from tests.es_fixture import EsServer, free_port, make_events
+
+pytestmark = pytest.mark.es
+
+
+def _container(tmp_path: Path, es_url: str | None) -> Container:
+    c = build_container(make_settings(tmp_path, es_url=es_url))
+    create_schema(c.engine)  # a no-op once migration 0002 created the tables
+    return c
+
+
+@pytest.fixture
+def es_container(tmp_path: Path, es_server: EsServer, es_prefix: str) -> Iterator[Container]:
+    c = _container(tmp_path, es_server.url)
+    service = get_es(c)
+    assert service is not None
+    service.prefix = service.sink.prefix = service.backend.prefix = es_prefix
+    service.shipper.poll_interval = 0.05
+    yield c
+    c.close()
+
+
+def _append(c: Container, n: int, seed: int = 1) -> None:
+    events = [replace(e, seq=None, ingested=None) for e in make_events(n, seed=seed)]
+    with c.session() as session, session.begin():
+        AuditStore().append(session, events)
+
+
+def _wait(cond: Any, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.02)
+    raise AssertionError("timed out")
+
+
+def test_startup_reports_cluster_and_ships_in_background(es_container: Container) -> None:
+    _append(es_container, 120)
+    service = start_es(es_container)
+    assert service is not None
+    status = es_status(es_container)
+    assert status is not None
+    assert status["cluster"]["version"].split(".")[0] == status["cluster"]["client_version"].split(".")[0]
+    assert status["health"] in ("green", "yellow")
+    assert status["retention"]["mode"] in ("ilm", "delete_by_query")
+    _wait(lambda: service.shipper.status().lag == 0)
+    _append(es_container, 30, seed=2)
+    service.shipper.notify()
+    _wait(lambda: service.shipper.status().lag == 0)
+    service.sink.refresh()
+    assert service.sink.count() == 150
+    result = service.backend.search(SearchQuery(size=0))
+    assert result.total == 150
+    metrics = generate_latest(es_container.metrics.registry).decode()
+    assert "quanguard_es_shipper_lag_events 0.0" in metrics
+
+
+def test_cluster_of_another_major_is_refused_at_startup(es_container: Container,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import monitor.es
+
+    monkeypatch.setattr(monitor.es, "client_major", lambda: 99)
+    with pytest.raises(EsIncompatible, match="supports only 99.x"):
+        start_es(es_container)
+    service = get_es(es_container)
+    assert service is not None and not service.shipper.status().state == "shipping"
+
+
+def test_unreachable_cluster_at_startup_is_not_fatal(tmp_path: Path) -> None:
+    c = _container(tmp_path, f"http://127.0.0.1:{free_port()}")
+    try:
+        service = get_es(c)
+        assert service is not None
+        service.client = service.client.options(request_timeout=0.5)
+        service.shipper.backoff = replace(service.shipper.backoff, base=0.05, cap=0.2)
+        _append(c, 5)
+        start_es(c)
+        _wait(lambda: service.shipper.status().failures >= 1)
+        status = es_status(c)
+        assert status is not None
+        assert status["health"] == "unreachable" and status["check_error"]
+        assert status["shipper"]["lag"] == 5
+    finally:
+        c.close()
+
+
+def test_without_es_url_there_is_no_es_service(tmp_path: Path) -> None:
+    c = _container(tmp_path, None)
+    try:
+        assert get_es(c) is None and start_es(c) is None and es_status(c) is None
+    finally:
+        c.close()
+
+
+def test_search_falls_back_to_sql_while_es_is_down() -> None:
+    class Down:
+        name = "elasticsearch"
+
+        def search(self, query: SearchQuery) -> SearchResult:
+            raise EsUnavailable("Elasticsearch unreachable while searching")
+
+    class Sql:
+        name = "sql"
+
+        def search(self, query: SearchQuery) -> SearchResult:
+            return SearchResult(total=3, hits=())
+
+    backend = FallbackSearch(Down(), Sql())
+    assert backend.search(SearchQuery()).total == 3
+    assert backend.last_backend == "sql"
