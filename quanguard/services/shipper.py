@@ -33,7 +33,13 @@ from monitor.es import (
     make_client,
 )
 from monitor.events import AuditEvent
-from monitor.retention_es import MODE_FALLBACK, MODE_ILM, RetentionOutcome, apply_retention, install_ilm
+from monitor.retention_es import (
+    MODE_FALLBACK,
+    MODE_ILM,
+    RetentionOutcome,
+    apply_retention,
+    install_ilm,
+)
 from monitor.search import SearchBackend, SearchQuery, SearchResult
 from monitor.shipper import Backoff, Shipper, SqlSpool
 

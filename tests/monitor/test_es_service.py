@@ -83,7 +83,7 @@ def test_cluster_of_another_major_is_refused_at_startup(es_container: Container,
     with pytest.raises(EsIncompatible, match="supports only 99.x"):
         start_es(es_container)
     service = get_es(es_container)
-    assert service is not None and not service.shipper.status().state == "shipping"
+    assert service is not None and service.shipper.status().state != "shipping"
 
 
 def test_unreachable_cluster_at_startup_is_not_fatal(tmp_path: Path) -> None:
