@@ -1,0 +1,89 @@
+"""`make bench` (bench/run_all.py): discovery, --quick detection, tolerant reading, the table."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def run_all(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("bench_run_all", REPO / "bench" / "run_all.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "bench_run_all", module)  # dataclasses look the module up
+    spec.loader.exec_module(module)
+    bench = tmp_path / "bench"
+    (bench / "results").mkdir(parents=True)
+    monkeypatch.setattr(module, "BENCH", bench)
+    monkeypatch.setattr(module, "RESULTS", bench / "results")
+    monkeypatch.setattr(module, "REPO", tmp_path)
+    return module
+
+
+WRITER = """
+import argparse, json, pathlib, sys
+p = argparse.ArgumentParser(); p.add_argument("--quick", action="store_true"); a = p.parse_args()
+rows = [{{"metric": "m", "ours": 200.0, "anchor": 2.0, "ratio": 100.0, "goal": ">= 100x", "unit": "rows/s",
+          "met": True, "quick": a.quick}}]
+out = pathlib.Path(sys.argv[0]).parent / "results" / "{name}.json"
+out.write_text(json.dumps({{"bench": "{name}", "rows": rows, "notes": "quick=" + str(a.quick)}}))
+"""
+
+
+def test_runs_every_bench_and_writes_one_table(run_all, tmp_path):
+    bench = run_all.BENCH
+    (bench / "good.py").write_text(WRITER.format(name="good"))
+    (bench / "crash.py").write_text("raise SystemExit(3)")
+    (bench / "silent.py").write_text("print('no json')")
+    (bench / "slow.py").write_text("import time; time.sleep(30)")
+    (bench / "run_all.py").write_text("raise SystemExit('must not run itself')")
+    out = tmp_path / "RESULTS.md"
+    code = run_all.main(["--timeout", "3", "--out", str(out)])
+    text = out.read_text()
+    assert code == 1  # not every bench ran
+    assert "| good | m | 200 rows/s | 2 rows/s | 100 | >= 100x | yes |" in text
+    assert "quick=True" in text
+    assert "failed (exit 3)" in text and "no results" in text and "timeout after 3 s" in text
+    assert "must not run itself" not in text
+
+
+def test_stale_results_are_not_reported(run_all):
+    bench = run_all.BENCH
+    (bench / "b.py").write_text("pass")
+    (bench / "results" / "b.json").write_text(json.dumps({"bench": "b", "rows": [{"metric": "old", "ours": 1}]}))
+    outcome = run_all.run_one(bench / "b.py", quick=True, timeout=30)
+    assert outcome.rows == [] and outcome.status.startswith("no results")
+
+
+@pytest.mark.parametrize(
+    ("raw", "metric", "ours", "ratio"),
+    [
+        ({"bench": "x", "rows": [{"metric": "a", "ours": 4, "anchor": 2}]}, "a", 4, 2.0),
+        ([{"name": "a", "value": 3, "baseline": 6, "target": "x"}], "a", 3, 0.5),
+        ({"rows": {"a": {"value": 1, "ratio": 9}}}, "a", 1, 9),
+        ({"bench": "x", "a": 5}, "a", 5, None),
+        ({"results": [{"Metric": "a", "Ours": 2, "Anchor": 0}]}, "a", 2, None),
+    ],
+)
+def test_normalize_accepts_the_shapes_benches_write(run_all, raw, metric, ours, ratio):
+    rows, _ = run_all.normalize(raw, "x")
+    assert rows[0]["metric"] == metric and rows[0]["ours"] == ours and rows[0]["ratio"] == ratio
+
+
+def test_quick_flag_detected_from_source(run_all):
+    bench = run_all.BENCH
+    (bench / "q.py").write_text("import argparse; argparse.ArgumentParser().add_argument('--quick')")
+    (bench / "n.py").write_text("print(1)")
+    assert run_all.supports_quick(bench / "q.py") and not run_all.supports_quick(bench / "n.py")
+
+
+def test_unknown_name_is_an_error(run_all):
+    with pytest.raises(SystemExit, match="no benchmark named nope"):
+        run_all.discover(["nope"])
+    assert sys.executable
