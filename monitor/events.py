@@ -61,7 +61,9 @@ def format_ts(ts: datetime) -> str:
     """``2026-11-26T12:00:00.000001Z``; naive datetimes are refused (ambiguous)."""
     if ts.tzinfo is None:
         raise InvalidEvent("timestamp has no time zone", field="@timestamp")
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if ts.utcoffset():
+        ts = ts.astimezone(UTC)
+    return ts.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_ts(text: str) -> datetime:
@@ -156,37 +158,42 @@ class AuditEvent:
     def to_document(self) -> dict[str, Any]:
         """The ECS-aligned document (nested dicts); ``None`` and empty values omitted."""
         decision = self.decision
+        event = _some(
+            id=self.id, sequence=self.seq, action=self.action, outcome=self.outcome,
+            ingested=format_ts(self.ingested) if self.ingested else None, reason=self.reason,
+        )
+        audit = _some(
+            reporter=self.reporter, dataset=self.dataset, fields=list(self.fields) or None,
+            grade=self.grade, rows=self.rows, purpose=self.purpose,
+            effect=decision.effect if decision else None, result_digest=self.result_digest,
+        )
         doc: dict[str, Any] = {
             "@timestamp": format_ts(self.ts),
-            "event": {
-                "id": self.id,
-                "sequence": self.seq,
-                "action": self.action,
-                "outcome": self.outcome,
-                "ingested": format_ts(self.ingested) if self.ingested else None,
-                "reason": self.reason,
-            },
+            "event": event,
             "user": {"id": self.actor.id, "roles": [self.actor.role]},
             "organization": {"name": self.actor.org},
-            "source": {"ip": self.source_ip},
-            "trace": {"id": self.request_id},
-            "rule": {
-                "id": decision.rule_id if decision else None,
-                "version": decision.policy_version if decision else None,
-            },
-            "labels": dict(self.labels),
-            "audit": {
-                "reporter": self.reporter,
-                "dataset": self.dataset,
-                "fields": list(self.fields),
-                "grade": self.grade,
-                "rows": self.rows,
-                "purpose": self.purpose,
-                "effect": decision.effect if decision else None,
-                "result_digest": self.result_digest,
-            },
+            "audit": audit,
         }
-        return _prune(doc)
+        if self.source_ip is not None:
+            doc["source"] = {"ip": self.source_ip}
+        if self.request_id is not None:
+            doc["trace"] = {"id": self.request_id}
+        if decision is not None and (decision.rule_id is not None
+                                     or decision.policy_version is not None):
+            doc["rule"] = _some(id=decision.rule_id, version=decision.policy_version)
+        if self.labels:
+            doc["labels"] = dict(self.labels)
+        return doc
+
+    def stamped(self, seq: int, ingested: datetime) -> AuditEvent:
+        """A copy with ``seq`` set (and ``ingested`` when unset), skipping re-validation:
+        the fields were validated when this event was built."""
+        new = object.__new__(AuditEvent)
+        new.__dict__.update(self.__dict__)
+        new.__dict__["seq"] = seq
+        if self.ingested is None:
+            new.__dict__["ingested"] = ingested.astimezone(UTC)
+        return new
 
     def canonical_bytes(self) -> bytes:
         """The exact bytes the leaf hash is computed over."""
@@ -241,11 +248,14 @@ class AuditEvent:
         return cls.from_document(doc)
 
 
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
 def canonical_json(obj: Any) -> bytes:
     """Sorted keys, no insignificant whitespace, UTF-8 (not ASCII-escaped)."""
-    return json.dumps(
-        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    return _ENCODER.encode(obj).encode("utf-8")
 
 
 def redact_event(event: AuditEvent, redactor: Redactor | None) -> AuditEvent:
@@ -259,13 +269,5 @@ def redact_event(event: AuditEvent, redactor: Redactor | None) -> AuditEvent:
     )
 
 
-def _prune(value: Any) -> Any:
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            pruned = _prune(item)
-            if pruned is None or pruned == {} or pruned == []:
-                continue
-            out[key] = pruned
-        return out
-    return value
+def _some(**items: Any) -> dict[str, Any]:
+    return {k: v for k, v in items.items() if v is not None}

@@ -162,3 +162,24 @@ def test_forged_consistency_fails(data: st.DataObject) -> None:
         proof = consistency_proof(rewritten, m, n)
     with pytest.raises(ProofInvalid):
         verify_consistency(m, n, old_root, new_root, proof)
+
+
+@given(st.data())
+def test_inclusion_proof_with_purged_prefix(data: st.DataObject) -> None:
+    from monitor.merkle import frontier_ranges
+
+    n = data.draw(st.integers(2, 90))
+    m = data.draw(st.integers(1, n - 1))
+    i = data.draw(st.integers(m, n - 1))
+    leaves = leaves_of(n)
+    acc = Accumulator()
+    acc.extend(leaves[:m])
+    known = dict(zip(frontier_ranges(m), acc.frontier, strict=True))
+
+    class Purged(list[bytes]):
+        def __getitem__(self, j):  # type: ignore[no-untyped-def, override]
+            assert j >= m, f"purged leaf {j} was read"
+            return list.__getitem__(self, j)
+
+    proof = inclusion_proof(Purged(leaves), i, n, known=known)
+    assert proof == inclusion_proof(leaves, i, n)

@@ -1,0 +1,340 @@
+"""The append-only audit store (SQLAlchemy Core; SQLite and PostgreSQL).
+
+Tables live on ``METADATA``; the service's migration 0002 creates exactly these.
+``AuditStore`` offers ``append``, ``iter_range``, ``head`` and read helpers — no
+update and no delete of events (a test proves it). Retention lives in
+``monitor.retention``. The caller owns the transaction: nothing here commits.
+
+Appenders are serialised on the single ``audit_head`` row: ``append`` first UPDATEs
+that row, which takes SQLite's write lock and a PostgreSQL row lock until the
+caller commits, so ``seq`` and the chain stay gap-free and consistent. The head row
+also carries the Merkle frontier (``monitor.merkle.Accumulator``), so a checkpoint
+needs no scan, and the retention anchor (``pruned_below`` and the chain hash and
+frontier at that seq) so verification still works after a purge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session
+
+from monitor.chain import GENESIS, chain_hash
+from monitor.errors import EventNotFound
+from monitor.events import AuditEvent, utc_now
+from monitor.merkle import Accumulator, leaf_hash
+
+METADATA = sa.MetaData()
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+EVENTS = sa.Table(
+    "audit_events",
+    METADATA,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("ts", sa.BigInteger, nullable=False),  # µs since the epoch, UTC
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("role", sa.String(64), nullable=False),
+    sa.Column("org", sa.String(200), nullable=False),
+    sa.Column("reporter", sa.String(200), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("dataset", sa.String(200)),
+    sa.Column("grade", sa.String(32)),
+    sa.Column("effect", sa.String(32)),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("rows", sa.BigInteger),
+    sa.Column("purpose", sa.Text),
+    sa.Column("reason", sa.Text),
+    sa.Column("body", sa.Text, nullable=False),  # canonical JSON: the leaf hash input
+    sa.Column("leaf_hash", sa.LargeBinary(32), nullable=False),
+    sa.Column("prev_hash", sa.LargeBinary(32), nullable=False),
+    sa.Column("hash", sa.LargeBinary(32), nullable=False),
+    sa.Index("ix_audit_events_ts", "ts"),
+    sa.Index("ix_audit_events_actor_ts", "actor", "ts"),
+    sa.Index("ix_audit_events_action_ts", "action", "ts"),
+    sa.Index("ix_audit_events_effect_ts", "effect", "ts"),
+    sa.Index("ix_audit_events_org_ts", "org", "ts"),
+    sa.Index("ix_audit_events_role_ts", "role", "ts"),
+    sa.Index("ix_audit_events_dataset_ts", "dataset", "ts"),
+    sa.Index("ix_audit_events_grade_ts", "grade", "ts"),
+    sa.Index("ix_audit_events_actor_dataset", "actor", "dataset"),
+)
+
+HEAD = sa.Table(
+    "audit_head",
+    METADATA,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.LargeBinary(32), nullable=False),
+    sa.Column("frontier", sa.LargeBinary, nullable=False),
+    sa.Column("pruned_below", sa.BigInteger, nullable=False),  # events 1..this are purged
+    sa.Column("pruned_hash", sa.LargeBinary(32), nullable=False),
+    sa.Column("pruned_frontier", sa.LargeBinary, nullable=False),
+)
+
+CHECKPOINTS = sa.Table(
+    "audit_checkpoints",
+    METADATA,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tree_size", sa.BigInteger, nullable=False),
+    sa.Column("created", sa.BigInteger, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),  # Checkpoint.to_json()
+    sa.Column("exported", sa.BigInteger),  # µs when exported, NULL if never
+    sa.Index("ix_audit_checkpoints_tree_size", "tree_size"),
+)
+
+VERIFY_RUNS = sa.Table(
+    "audit_verify_runs",
+    METADATA,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ts", sa.BigInteger, nullable=False),
+    sa.Column("ok", sa.Boolean, nullable=False),
+    sa.Column("tree_size", sa.BigInteger, nullable=False),
+    sa.Column("bad_seq", sa.BigInteger),
+    sa.Column("damage", sa.String(32)),
+    sa.Column("detail", sa.Text),
+)
+
+ALERTS = sa.Table(
+    "audit_alerts",
+    METADATA,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("rule", sa.String(100), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("dedup_key", sa.String(400), nullable=False),
+    sa.Column("window_start", sa.BigInteger, nullable=False),
+    sa.Column("window_end", sa.BigInteger, nullable=False),
+    sa.Column("seqs", sa.Text, nullable=False),  # JSON list of linked event seqs
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("note", sa.Text),
+    sa.Column("created", sa.BigInteger, nullable=False),
+    sa.Column("updated", sa.BigInteger, nullable=False),
+    sa.Index("ix_audit_alerts_dedup", "dedup_key", "status"),
+    sa.Index("ix_audit_alerts_status_created", "status", "created"),
+)
+
+SHIPPER_STATE = sa.Table(
+    "shipper_state",
+    METADATA,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("seq", sa.BigInteger, nullable=False),  # high-water mark: shipped through seq
+    sa.Column("updated", sa.BigInteger, nullable=False),
+)
+
+
+def to_us(ts: datetime) -> int:
+    return (ts - EPOCH) // _US
+
+
+def from_us(us: int) -> datetime:
+    return EPOCH + timedelta(microseconds=us)
+
+
+def pack(hashes: Sequence[bytes]) -> bytes:
+    return b"".join(hashes)
+
+
+def unpack(blob: bytes) -> tuple[bytes, ...]:
+    return tuple(bytes(blob[i : i + 32]) for i in range(0, len(blob), 32))
+
+
+def event_columns(event: AuditEvent) -> dict[str, object]:
+    """The indexed columns derived from an event (verification compares them to body)."""
+    return {
+        "id": event.id,
+        "ts": to_us(event.ts),
+        "actor": event.actor.id,
+        "role": event.actor.role,
+        "org": event.actor.org,
+        "reporter": event.reporter,
+        "action": event.action,
+        "dataset": event.dataset,
+        "grade": event.grade,
+        "effect": event.effect,
+        "outcome": event.outcome,
+        "rows": event.rows,
+        "purpose": event.purpose,
+        "reason": event.reason,
+    }
+
+
+def create_schema(bind: Engine | Connection) -> None:
+    """Create the tables and the head row (tests; the service uses migration 0002)."""
+    METADATA.create_all(bind)
+    with bind.begin() if isinstance(bind, Engine) else _nullctx(bind) as conn:
+        ensure_head(conn)
+
+
+class _nullctx:
+    def __init__(self, conn: Connection):
+        self.conn = conn
+
+    def __enter__(self) -> Connection:
+        return self.conn
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def ensure_head(conn: Connection | Session) -> None:
+    if conn.execute(sa.select(HEAD.c.id).where(HEAD.c.id == 1)).first() is None:
+        conn.execute(
+            HEAD.insert().values(
+                id=1, seq=0, hash=GENESIS, frontier=b"",
+                pruned_below=0, pruned_hash=GENESIS, pruned_frontier=b"",
+            )
+        )
+
+
+@dataclass(frozen=True)
+class Head:
+    seq: int
+    hash: bytes
+    frontier: tuple[bytes, ...]
+    pruned_below: int
+    pruned_hash: bytes
+    pruned_frontier: tuple[bytes, ...]
+
+    def root(self) -> bytes:
+        return Accumulator(self.seq, self.frontier).root()
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """One row as stored (columns as read; verification recomputes and compares)."""
+
+    seq: int
+    body: str
+    leaf_hash: bytes
+    prev_hash: bytes
+    hash: bytes
+    columns: dict[str, object]
+
+
+class AuditStore:
+    """Append and read audit events. There is no update or delete of events."""
+
+    def head(self, session: Session) -> Head:
+        row = session.execute(sa.select(HEAD).where(HEAD.c.id == 1)).one()
+        return _head(row)
+
+    def append(
+        self, session: Session, events: Sequence[AuditEvent], *, now: datetime | None = None
+    ) -> list[AuditEvent]:
+        """Append ``events`` in order; returns them with ``seq`` (and ``ingested``) set.
+
+        Hashing happens in the same pass as building the rows; one executemany. The
+        head row is locked first (see module docstring) and updated last.
+        """
+        if not events:
+            return []
+        session.execute(sa.update(HEAD).where(HEAD.c.id == 1).values(seq=HEAD.c.seq))
+        head = self.head(session)
+        stamp = now or utc_now()
+        acc = Accumulator(head.seq, head.frontier)
+        prev, seq = head.hash, head.seq
+        rows: list[tuple[object, ...]] = []
+        stored: list[AuditEvent] = []
+        for event in events:
+            seq += 1
+            ev = event.stamped(seq, stamp)
+            body = ev.canonical_bytes()
+            leaf = leaf_hash(body)
+            h = chain_hash(prev, leaf)
+            acc.append(leaf)
+            c = ev.actor
+            d = ev.decision
+            rows.append((
+                seq, ev.id, to_us(ev.ts), c.id, c.role, c.org, ev.reporter, ev.action,
+                ev.dataset, ev.grade, d.effect if d else None, ev.outcome, ev.rows,
+                ev.purpose, ev.reason, body.decode("utf-8"), leaf, prev, h,
+            ))
+            stored.append(ev)
+            prev = h
+        # Driver-level executemany: the statement is fixed, so skip SQLAlchemy's
+        # per-row parameter processing (this is the ingest hot path).
+        conn = session.connection()
+        conn.exec_driver_sql(_insert_sql(conn.dialect.paramstyle), rows)
+        session.execute(
+            sa.update(HEAD).where(HEAD.c.id == 1)
+            .values(seq=seq, hash=prev, frontier=pack(acc.frontier))
+        )
+        return stored
+
+    def iter_range(
+        self, session: Session, start: int = 1, end: int | None = None, *, chunk: int = 5000
+    ) -> Iterator[StoredEvent]:
+        """Stored rows with ``start <= seq <= end`` in seq order (keyset-paged)."""
+        cursor = start - 1
+        while True:
+            stmt = sa.select(EVENTS).where(EVENTS.c.seq > cursor)
+            if end is not None:
+                stmt = stmt.where(EVENTS.c.seq <= end)
+            batch = session.execute(stmt.order_by(EVENTS.c.seq).limit(chunk)).all()
+            if not batch:
+                return
+            for row in batch:
+                m = row._mapping
+                yield StoredEvent(
+                    seq=m["seq"], body=m["body"], leaf_hash=bytes(m["leaf_hash"]),
+                    prev_hash=bytes(m["prev_hash"]), hash=bytes(m["hash"]),
+                    columns={k: m[k] for k in _COLUMN_NAMES},
+                )
+            cursor = batch[-1]._mapping["seq"]
+
+    def get(self, session: Session, seq: int) -> AuditEvent:
+        row = session.execute(sa.select(EVENTS.c.body).where(EVENTS.c.seq == seq)).first()
+        if row is None:
+            raise EventNotFound(f"no audit event with seq {seq}")
+        return AuditEvent.from_json(row[0])
+
+    def leaf_hashes(self, session: Session, start: int, end: int) -> list[bytes]:
+        """Stored leaf hashes of seq ``start..end`` (inclusive) in order."""
+        out: list[bytes] = []
+        for (leaf,) in session.execute(
+            sa.select(EVENTS.c.leaf_hash)
+            .where(EVENTS.c.seq >= start, EVENTS.c.seq <= end)
+            .order_by(EVENTS.c.seq)
+        ):
+            out.append(bytes(leaf))
+        return out
+
+    def count(self, session: Session) -> int:
+        return int(session.execute(sa.select(sa.func.count()).select_from(EVENTS)).scalar_one())
+
+    def max_seq(self, session: Session) -> int:
+        return int(session.execute(sa.select(sa.func.max(EVENTS.c.seq))).scalar() or 0)
+
+
+_COLUMN_NAMES = (
+    "id", "ts", "actor", "role", "org", "reporter", "action", "dataset", "grade",
+    "effect", "outcome", "rows", "purpose", "reason",
+)
+_INSERT_COLUMNS = ("seq", *_COLUMN_NAMES, "body", "leaf_hash", "prev_hash", "hash")
+
+
+def _insert_sql(paramstyle: str) -> str:
+    mark = "?" if paramstyle == "qmark" else "%s"
+    cols = ", ".join(f'"{c}"' for c in _INSERT_COLUMNS)
+    marks = ", ".join(mark for _ in _INSERT_COLUMNS)
+    return f"INSERT INTO audit_events ({cols}) VALUES ({marks})"
+
+
+def _head(row: sa.Row[tuple[object, ...]]) -> Head:
+    m = row._mapping
+    return Head(
+        seq=int(m["seq"]),
+        hash=bytes(m["hash"]),
+        frontier=unpack(bytes(m["frontier"])),
+        pruned_below=int(m["pruned_below"]),
+        pruned_hash=bytes(m["pruned_hash"]),
+        pruned_frontier=unpack(bytes(m["pruned_frontier"])),
+    )

@@ -1,0 +1,156 @@
+"""Verification of the audit trail. Returns ``None`` or raises (fail closed).
+
+``verify_trail`` walks every stored event once, in seq order, and checks, per row:
+
+1. seq is the next expected one (a gap: ``deleted``);
+2. the body parses and names the row's own seq (else ``deleted`` / ``inserted`` /
+   ``reordered``, told apart by where the body belongs);
+3. the indexed columns equal the values in the body, and the stored leaf hash is the
+   RFC 6962 leaf hash of the body (else ``modified``);
+4. the chain: ``prev_hash`` equals the previous row's hash (else ``inserted``) and
+   ``hash = H(0x02 || prev || leaf)`` (else ``modified``).
+
+Then, against the head row and every checkpoint (stored ones and an exported one):
+
+5. rows beyond the head are ``inserted``; a head or checkpoint beyond the last row
+   means the tail was ``truncated``;
+6. every checkpoint's Ed25519 signature and key id (``bad_signature``), and its tree
+   root and chain hash equal the ones recomputed from the rows (``modified``).
+
+An empty trail, a missing or unreadable checkpoint file and a checkpoint older than
+the retention anchor are errors, not passes.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy.orm import Session
+
+from monitor.chain import chain_hash
+from monitor.checkpoint import Checkpoint, verify_checkpoint
+from monitor.errors import CheckpointError, InvalidEvent, Tampered
+from monitor.events import AuditEvent
+from monitor.merkle import Accumulator, leaf_hash
+from monitor.store import AuditStore, StoredEvent, event_columns
+
+_LOOKAHEAD = 1000
+
+
+def verify_trail(
+    session: Session,
+    store: AuditStore,
+    checkpoints: Iterable[Checkpoint] = (),
+    *,
+    expected_key_id: str | None = None,
+) -> None:
+    """Verify the stored trail and the given checkpoints. Raises ``Tampered``."""
+    head = store.head(session)
+    cps = sorted(checkpoints, key=lambda c: c.tree_size)
+    # 6a. signatures first: a forged checkpoint must not be used as a reference
+    for cp in cps:
+        verify_checkpoint(cp, expected_key_id=expected_key_id)
+        if cp.tree_size <= head.pruned_below:
+            raise CheckpointError(
+                f"checkpoint of size {cp.tree_size} predates the retention purge "
+                f"(events 1..{head.pruned_below} are gone); verify against a newer one"
+            )
+    wanted = {cp.tree_size for cp in cps}
+    heads: dict[int, tuple[bytes, bytes]] = {}
+
+    expected = head.pruned_below + 1
+    prev = head.pruned_hash
+    acc = Accumulator(head.pruned_below, head.pruned_frontier)
+    last = head.pruned_below
+    for row in store.iter_range(session, expected):
+        # 5a. nothing may follow the head
+        if row.seq > head.seq:
+            raise Tampered(row.seq, "inserted", f"row beyond the trail head {head.seq}")
+        # 1. contiguous seq
+        if row.seq != expected:
+            raise Tampered(expected, "deleted", f"seq {expected} is missing")
+        # 2. the body belongs at this seq
+        event = _parse(row)
+        if event.seq != row.seq:
+            _misplaced(session, store, row, event)
+        # 3. columns and leaf hash agree with the body
+        cols = event_columns(event)
+        for name, value in row.columns.items():
+            if value != cols[name]:
+                raise Tampered(
+                    row.seq, "modified",
+                    f"column {name!r} is {value!r} but the hashed body says {cols[name]!r}",
+                )
+        leaf = leaf_hash(row.body.encode("utf-8"))
+        if not hmac.compare_digest(leaf, row.leaf_hash):
+            raise Tampered(row.seq, "modified", "body does not match its leaf hash")
+        # 4. the chain link
+        if not hmac.compare_digest(row.prev_hash, prev):
+            raise Tampered(row.seq, "inserted", "row does not link to the previous row")
+        if not hmac.compare_digest(row.hash, chain_hash(prev, leaf)):
+            raise Tampered(row.seq, "modified", "chain hash does not match")
+        acc.append(leaf)
+        prev = row.hash
+        last = row.seq
+        expected += 1
+        if row.seq in wanted:
+            heads[row.seq] = (acc.root(), prev)
+
+    # 5b. the tail: the head row (and checkpoints) must not be beyond the last row
+    if last == 0:
+        raise Tampered(None, "truncated", "the trail is empty; there is nothing to verify")
+    if head.seq > last:
+        raise Tampered(last + 1, "truncated", f"the head says {head.seq} events, rows end at {last}")
+    for cp in cps:
+        if cp.tree_size > last:
+            raise Tampered(
+                last + 1, "truncated",
+                f"a signed checkpoint covers {cp.tree_size} events, rows end at {last}",
+            )
+    if not (hmac.compare_digest(prev, head.hash) and hmac.compare_digest(acc.root(), head.root())):
+        raise Tampered(last, "modified", "the head row does not match the rows")
+    # 6b. every checkpoint's tree head equals the one recomputed from the rows
+    for cp in cps:
+        root, chained = heads[cp.tree_size]
+        if not hmac.compare_digest(root, cp.root) or not hmac.compare_digest(
+            chained, cp.chain_hash
+        ):
+            raise Tampered(
+                cp.tree_size, "modified",
+                f"events 1..{cp.tree_size} do not match the checkpoint signed "
+                f"{cp.timestamp.isoformat()} (rows were rewritten)",
+            )
+
+
+def _parse(row: StoredEvent) -> AuditEvent:
+    try:
+        return AuditEvent.from_json(row.body)
+    except InvalidEvent as exc:
+        raise Tampered(row.seq, "modified", f"body is not a valid event ({exc})") from exc
+
+
+def _body_seq(body: str) -> int | None:
+    try:
+        value = json.loads(body).get("event", {}).get("sequence")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) else None
+
+
+def _misplaced(session: Session, store: AuditStore, row: StoredEvent, event: AuditEvent) -> None:
+    """A body names another seq: tell deletion, insertion and reordering apart."""
+    claimed = event.seq
+    if claimed is None:
+        raise Tampered(row.seq, "modified", "body carries no sequence number")
+    if claimed < row.seq:
+        raise Tampered(row.seq, "inserted", f"holds the event of seq {claimed}: rows were "
+                       "inserted before it")
+    ahead: Sequence[StoredEvent] = list(
+        store.iter_range(session, row.seq + 1, row.seq + _LOOKAHEAD)
+    )
+    if any(_body_seq(r.body) == row.seq for r in ahead):
+        raise Tampered(row.seq, "reordered", f"holds the event of seq {claimed}")
+    raise Tampered(row.seq, "deleted", f"the event of seq {row.seq} is missing "
+                   f"(this row holds seq {claimed})")

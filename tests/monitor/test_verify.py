@@ -1,0 +1,201 @@
+"""One regression test per tamper kind (and the fail-closed cases)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from monitor.chain import GENESIS, chain_hash
+from monitor.checkpoint import Checkpoint, load_or_create_signer, read_checkpoint_file
+from monitor.errors import CheckpointError, Tampered
+from monitor.merkle import Accumulator, leaf_hash
+from monitor.store import EVENTS, HEAD, AuditStore, pack
+from monitor.trail import Trail
+
+N = 12
+
+
+@pytest.fixture
+def sealed(engine: sa.Engine, trail: Trail, filled: Callable[[int], None]) -> Checkpoint:
+    """N events and a signed checkpoint over them (the 'exported' one)."""
+    filled(N)
+    with Session(engine) as s, s.begin():
+        return trail.checkpoint(s)
+
+
+def run_verify(engine: sa.Engine, trail: Trail, *external: Checkpoint) -> None:
+    with Session(engine) as s:
+        trail.verify(s, external)
+
+
+def expect(engine: sa.Engine, trail: Trail, seq: int | None, damage: str,
+           *external: Checkpoint) -> Tampered:
+    with pytest.raises(Tampered) as info:
+        run_verify(engine, trail, *external)
+    assert (info.value.seq, info.value.damage) == (seq, damage), str(info.value)
+    return info.value
+
+
+def sql(engine: sa.Engine, *statements: str) -> None:
+    with engine.begin() as conn:
+        for st in statements:
+            conn.exec_driver_sql(st)
+
+
+def rehash(engine: sa.Engine, start: int = 1) -> None:
+    """A careful attacker: recompute leaf hashes, the chain and the head after editing."""
+    store = AuditStore()
+    with Session(engine) as s, s.begin():
+        rows = list(store.iter_range(s))
+        prev, acc = GENESIS, Accumulator()
+        for r in rows:
+            leaf = leaf_hash(r.body.encode())
+            h = chain_hash(prev, leaf)
+            if r.seq >= start:
+                s.execute(sa.update(EVENTS).where(EVENTS.c.seq == r.seq)
+                          .values(leaf_hash=leaf, prev_hash=prev, hash=h))
+            acc.append(leaf)
+            prev = h
+        s.execute(sa.update(HEAD).values(seq=rows[-1].seq, hash=prev,
+                                         frontier=pack(acc.frontier)))
+    # the attacker also removes the stored checkpoints; only the exported one remains
+    sql(engine, "DELETE FROM audit_checkpoints")
+
+
+def test_intact_trail_verifies(engine: sa.Engine, trail: Trail, sealed: Checkpoint) -> None:
+    run_verify(engine, trail, sealed)
+
+
+def test_empty_trail_fails_closed(engine: sa.Engine, trail: Trail) -> None:
+    expect(engine, trail, None, "truncated")
+
+
+def test_modified_column(engine: sa.Engine, trail: Trail, sealed: Checkpoint) -> None:
+    sql(engine, "UPDATE audit_events SET actor = 'someone_else' WHERE seq = 5")
+    expect(engine, trail, 5, "modified")
+
+
+def test_modified_body(engine: sa.Engine, trail: Trail, sealed: Checkpoint) -> None:
+    sql(engine, "UPDATE audit_events SET body = replace(body, '\"rows\":70', '\"rows\":1') "
+        "WHERE seq = 8", "UPDATE audit_events SET rows = 1 WHERE seq = 8")
+    expect(engine, trail, 8, "modified")
+
+
+def test_modified_hash_column(engine: sa.Engine, trail: Trail, sealed: Checkpoint) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.update(EVENTS).where(EVENTS.c.seq == 3).values(hash=b"\x11" * 32))
+    expect(engine, trail, 3, "modified")
+
+
+def test_modified_and_rehashed_is_caught_by_exported_checkpoint(
+    engine: sa.Engine, trail: Trail, sealed: Checkpoint
+) -> None:
+    sql(engine, "UPDATE audit_events SET body = replace(body, 'purpose 4', 'purpose X'), "
+        "purpose = 'purpose X' WHERE seq = 5")
+    rehash(engine, 5)
+    expect(engine, trail, N, "modified", sealed)
+
+
+def test_deleted_row(engine: sa.Engine, trail: Trail, sealed: Checkpoint) -> None:
+    sql(engine, "DELETE FROM audit_events WHERE seq = 6")
+    expect(engine, trail, 6, "deleted")
+
+
+def test_deleted_and_renumbered(engine: sa.Engine, trail: Trail, sealed: Checkpoint) -> None:
+    sql(engine, "DELETE FROM audit_events WHERE seq = 6")
+    for seq in range(7, N + 1):
+        sql(engine, f"UPDATE audit_events SET seq = {seq - 1} WHERE seq = {seq}")
+    expect(engine, trail, 6, "deleted")
+
+
+def test_inserted_after_head(engine: sa.Engine, trail: Trail, store: AuditStore,
+                             sealed: Checkpoint) -> None:
+    with engine.begin() as conn:
+        row = dict(conn.execute(sa.select(EVENTS).where(EVENTS.c.seq == N)).one()._mapping)
+        row.update(seq=N + 1, id="forged")
+        conn.execute(EVENTS.insert().values(**row))
+    expect(engine, trail, N + 1, "inserted")
+
+
+def test_inserted_in_the_middle(engine: sa.Engine, trail: Trail, sealed: Checkpoint) -> None:
+    for seq in range(N, 3, -1):
+        sql(engine, f"UPDATE audit_events SET seq = {seq + 1} WHERE seq = {seq}")
+    with engine.begin() as conn:
+        row = dict(conn.execute(sa.select(EVENTS).where(EVENTS.c.seq == 3)).one()._mapping)
+        row.update(seq=4, id="forged")
+        conn.execute(EVENTS.insert().values(**row))
+        conn.execute(sa.update(HEAD).values(seq=N + 1))
+    err = expect(engine, trail, 4, "inserted")
+    assert "seq 3" in err.detail
+
+
+def test_reordered_rows(engine: sa.Engine, trail: Trail, sealed: Checkpoint) -> None:
+    with engine.begin() as conn:
+        a = dict(conn.execute(sa.select(EVENTS).where(EVENTS.c.seq == 4)).one()._mapping)
+        b = dict(conn.execute(sa.select(EVENTS).where(EVENTS.c.seq == 7)).one()._mapping)
+        conn.execute(sa.delete(EVENTS).where(EVENTS.c.seq.in_([4, 7])))
+        conn.execute(EVENTS.insert().values(**{**b, "seq": 4}))
+        conn.execute(EVENTS.insert().values(**{**a, "seq": 7}))
+    expect(engine, trail, 4, "reordered")
+
+
+def test_truncated_tail(engine: sa.Engine, trail: Trail, sealed: Checkpoint) -> None:
+    sql(engine, f"DELETE FROM audit_events WHERE seq > {N - 3}")
+    expect(engine, trail, N - 2, "truncated")
+
+
+def test_truncated_and_head_rewound_caught_by_exported_checkpoint(
+    engine: sa.Engine, trail: Trail, sealed: Checkpoint
+) -> None:
+    sql(engine, f"DELETE FROM audit_events WHERE seq > {N - 3}")
+    rehash(engine)
+    run_verify(engine, trail)  # without the outside checkpoint nothing can tell
+    expect(engine, trail, N - 2, "truncated", sealed)
+
+
+def test_forged_checkpoint_root(engine: sa.Engine, trail: Trail, sealed: Checkpoint) -> None:
+    forged = replace(sealed, root=b"\x00" * 32)
+    expect(engine, trail, N, "bad_signature", forged)
+
+
+def test_checkpoint_signed_by_another_key(engine: sa.Engine, trail: Trail, sealed: Checkpoint,
+                                          tmp_path: Path) -> None:
+    from monitor.checkpoint import sign_checkpoint
+    other = load_or_create_signer(tmp_path / "other")
+    forged = sign_checkpoint(other, tree_size=sealed.tree_size, root=sealed.root,
+                             chain_hash=sealed.chain_hash, timestamp=sealed.timestamp)
+    expect(engine, trail, N, "bad_signature", forged)
+
+
+def test_tampered_stored_checkpoint(engine: sa.Engine, trail: Trail, sealed: Checkpoint) -> None:
+    doc = json.loads(sealed.to_json())
+    doc["tree_size"] = N - 1
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE audit_checkpoints SET body = %s" % "?"
+                             if engine.dialect.paramstyle == "qmark"
+                             else "UPDATE audit_checkpoints SET body = %s",
+                             (json.dumps(doc),))
+    expect(engine, trail, N - 1, "bad_signature")
+
+
+def test_missing_checkpoint_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError):
+        read_checkpoint_file(tmp_path / "nope.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(CheckpointError):
+        read_checkpoint_file(tmp_path / "bad.json")
+    (tmp_path / "wrong.json").write_text('{"format": "other"}')
+    with pytest.raises(CheckpointError):
+        read_checkpoint_file(tmp_path / "wrong.json")
+
+
+def test_checkpoint_json_round_trip(sealed: Checkpoint, tmp_path: Path) -> None:
+    path = tmp_path / "cp.json"
+    path.write_text(sealed.to_json())
+    assert read_checkpoint_file(path) == sealed
