@@ -1,0 +1,213 @@
+"""Every route × every role (and no key, a revoked key, a malformed key) against a table.
+
+The table below is the reviewed statement of who may call what. It is keyed by
+(method, path template) as FastAPI registers them; a route that is not in the table fails
+``test_every_route_is_in_the_table`` with the line to add. For each route and caller:
+
+* no key, a revoked key, a malformed key → 401 (before any body or parameter is looked at);
+* a role not in the entry → 403 from the role gate (the error names ``allowed_roles``);
+* a role in the entry → neither 401 nor a role-gate 403 (a *policy* 403 — the graded policy
+  saying no for this resource — is the policy's business and is allowed), and never 5xx.
+
+Requests carry minimal "valid-ish" parameters: dummy path values, required query values,
+an empty JSON object as body. The role gate runs before body validation, so an allowed
+role typically sees 400/404/422, a forbidden one 403.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.routing import APIRoute
+
+from quanguard.api.app import create_app, route_modules
+from quanguard.api.deps import get_principal
+from quanguard.auth import ROLES, create_key, revoke_key
+from quanguard.container import build_container
+from tests.conftest import make_settings
+
+ALL = frozenset(ROLES)
+PUBLIC = "public"
+# FastAPI's own pages are public (the schema holds no data).
+FRAMEWORK_PUBLIC = ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
+
+
+def roles(*names: str) -> frozenset[str]:
+    return frozenset(names)
+
+
+# (method, path) -> PUBLIC or the roles that pass the role gate.
+EXPECTED: dict[tuple[str, str], str | frozenset[str]] = {
+    # service
+    ("GET", "/healthz"): PUBLIC,
+    ("GET", "/metrics"): PUBLIC,
+    ("GET", "/v1/whoami"): ALL,
+    # policy (issue 2)
+    ("GET", "/v1/policy"): ALL,
+    ("POST", "/v1/policy/decide"): roles("admin", "officer", "manager", "reporter"),
+    ("POST", "/v1/policy/reload"): roles("officer"),
+}
+
+
+def _all_routes() -> list[APIRoute]:
+    found = []
+    for module in route_modules():
+        found += [r for r in module.router.routes if isinstance(r, APIRoute)]
+    return found
+
+
+ROUTES = [(method, r.path, r) for r in _all_routes() for method in sorted(r.methods or ())]
+ROUTE_IDS = [f"{m} {p}" for m, p, _ in ROUTES]
+
+
+def _dependency_calls(dependant: Any) -> Iterator[Any]:
+    for dep in dependant.dependencies:
+        yield dep.call
+        yield from _dependency_calls(dep)
+
+
+def _gate(route: APIRoute) -> tuple[frozenset[str] | None, bool]:
+    """(roles of a require_roles dependency or None, whether the route authenticates)."""
+    gate = None
+    authenticated = False
+    for call in _dependency_calls(route.dependant):
+        if getattr(call, "roles", None) is not None:
+            gate = frozenset(call.roles)
+        if call is get_principal:
+            authenticated = True
+    return gate, authenticated
+
+
+def test_every_route_is_in_the_table():
+    missing = [f"    ({m!r}, {p!r}): <roles>," for m, p, _ in ROUTES if (m, p) not in EXPECTED]
+    assert not missing, (
+        "routes without an entry in the authorization table of tests/security/test_authz_matrix.py;"
+        " add who may call them:\n" + "\n".join(missing)
+    )
+
+
+def test_table_has_no_stale_entries():
+    served = {(m, p) for m, p, _ in ROUTES}
+    stale = sorted(set(EXPECTED) - served)
+    assert not stale, f"entries for routes that no longer exist (remove them): {stale}"
+
+
+@pytest.mark.parametrize(("method", "path", "route"), ROUTES, ids=ROUTE_IDS)
+def test_table_agrees_with_the_route_declaration(method, path, route):
+    expected = EXPECTED.get((method, path))
+    if expected is None:
+        pytest.fail(f"{method} {path} is missing from EXPECTED (see test_every_route_is_in_the_table)")
+    gate, authenticated = _gate(route)
+    if expected == PUBLIC:
+        assert gate is None and not authenticated, f"{method} {path} is listed public but authenticates"
+    elif gate is not None:
+        assert gate == expected, f"{method} {path}: require_roles{sorted(gate)} but the table says {sorted(expected)}"
+    else:
+        assert authenticated, f"{method} {path} is listed for {sorted(expected)} but does not authenticate"
+
+
+# --- the live matrix -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    from fastapi.testclient import TestClient
+
+    tmp = tmp_path_factory.mktemp("authz")
+    # The failed-auth limiter must not turn the matrix's deliberate 401s into 429s.
+    container = build_container(make_settings(tmp, auth_fail_limit=1_000_000))
+    keys: dict[str, str] = {}
+    with container.session() as s, s.begin():
+        for role in ROLES:
+            keys[role] = create_key(s, role=role, org="市大数据局", name=f"{role}-{uuid.uuid4().hex[:6]}").key
+        revoked = create_key(s, role="admin", org="市大数据局", name="revoked-admin")
+        keys["<revoked>"] = revoked.key
+    with container.session() as s, s.begin():
+        revoke_key(s, "revoked-admin")
+    keys["<malformed>"] = "qg_00000000_" + "A" * 43
+    with TestClient(create_app(container), raise_server_exceptions=False) as client:
+        yield client, keys
+    container.close()
+
+
+def _dummy(annotation: Any) -> Any:
+    text = str(annotation)
+    if annotation is int or "int" in text:
+        return 1
+    if annotation is float or "float" in text:
+        return 1.0
+    if annotation is bool or "bool" in text:
+        return "true"
+    return "x"
+
+
+def _request_args(route: APIRoute, path: str) -> tuple[str, dict[str, Any]]:
+    url = path
+    for param in route.dependant.path_params:
+        url = url.replace("{" + param.name + "}", str(_dummy(param.field_info.annotation)))
+        url = url.replace("{" + param.name + ":path}", "x")
+    params = {
+        p.alias: _dummy(p.field_info.annotation)
+        for p in route.dependant.query_params
+        if p.field_info.is_required()
+    }
+    kwargs: dict[str, Any] = {"params": params}
+    body = route.body_field
+    if body is not None:
+        media = getattr(body.field_info, "media_type", "application/json")
+        if "form" in media:
+            kwargs["files"] = {"file": ("probe.csv", b"a,b\n1,2\n", "text/csv")}
+        else:
+            kwargs["json"] = {}
+    return url, kwargs
+
+
+CALLERS = [*ROLES, "<none>", "<revoked>", "<malformed>"]
+
+
+@pytest.mark.parametrize(("method", "path", "route"), ROUTES, ids=ROUTE_IDS)
+def test_matrix(world, method, path, route):
+    client, keys = world
+    expected = EXPECTED.get((method, path))
+    if expected is None:
+        pytest.fail(f"{method} {path} is missing from EXPECTED (see test_every_route_is_in_the_table)")
+    url, kwargs = _request_args(route, path)
+    problems = []
+    for caller in CALLERS:
+        headers = {} if caller == "<none>" else {"Authorization": f"Bearer {keys[caller]}"}
+        r = client.request(method, url, headers=headers, **kwargs)
+        status = r.status_code
+        where = f"{method} {url} as {caller}: {status} {r.text[:160]}"
+        if status >= 500:
+            problems.append(f"server error: {where}")
+            continue
+        is_role_gate = status == 403 and "allowed_roles" in r.text
+        if expected == PUBLIC:
+            if status in (401, 403):
+                problems.append(f"public route refused: {where}")
+        elif caller.startswith("<"):
+            if status != 401:
+                problems.append(f"expected 401: {where}")
+        elif caller in expected:
+            if status == 401 or is_role_gate:
+                problems.append(f"role {caller} should pass the gate: {where}")
+        elif not (status == 403 and is_role_gate):
+            problems.append(f"role {caller} should get the role gate's 403: {where}")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("path", FRAMEWORK_PUBLIC)
+def test_framework_pages_are_public(world, path):
+    client, _ = world
+    r = client.get(path)
+    assert r.status_code in (200, 404), r.text[:200]  # 404 when the app disables the page
+
+
+def test_unauthenticated_error_never_echoes_the_key(world):
+    client, keys = world
+    for caller in ("<revoked>", "<malformed>"):
+        r = client.get("/v1/whoami", headers={"Authorization": f"Bearer {keys[caller]}"})
+        assert r.status_code == 401 and keys[caller] not in r.text
+        assert r.headers.get("www-authenticate") == "Bearer"
+
