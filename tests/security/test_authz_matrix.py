@@ -31,6 +31,8 @@ from tests.conftest import make_settings
 
 ALL = frozenset(ROLES)
 PUBLIC = "public"
+# Console pages: no API key at all; without a console session they redirect to the sign-in page.
+SESSION = "console session"
 # FastAPI's own pages are public (the schema holds no data).
 FRAMEWORK_PUBLIC = ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
 
@@ -49,6 +51,21 @@ EXPECTED: dict[tuple[str, str], str | frozenset[str]] = {
     ("GET", "/v1/policy"): ALL,
     ("POST", "/v1/policy/decide"): roles("admin", "officer", "manager", "reporter"),
     ("POST", "/v1/policy/reload"): roles("officer"),
+    # scan and inventory (issue 4); providers see only their org's assets (tenancy below)
+    ("POST", "/v1/scan"): roles("officer", "manager", "provider", "admin"),
+    ("GET", "/v1/assets"): ALL,
+    ("GET", "/v1/assets/{asset_id}"): ALL,
+    # console (issue 3): sign-in pages are public, the rest needs a console session
+    ("GET", "/console"): SESSION,
+    ("GET", "/console/"): SESSION,
+    ("GET", "/console/static/console.css"): PUBLIC,
+    ("GET", "/console/login"): PUBLIC,
+    ("POST", "/console/login"): PUBLIC,
+    ("POST", "/console/logout"): PUBLIC,
+    ("GET", "/console/search"): SESSION,
+    ("GET", "/console/alerts"): SESSION,
+    ("POST", "/console/alerts/{alert_id}"): SESSION,
+    ("GET", "/console/status"): SESSION,
 }
 
 
@@ -101,8 +118,8 @@ def test_table_agrees_with_the_route_declaration(method, path, route):
     if expected is None:
         pytest.fail(f"{method} {path} is missing from EXPECTED (see test_every_route_is_in_the_table)")
     gate, authenticated = _gate(route)
-    if expected == PUBLIC:
-        assert gate is None and not authenticated, f"{method} {path} is listed public but authenticates"
+    if expected in (PUBLIC, SESSION):
+        assert gate is None and not authenticated, f"{method} {path} is listed {expected} but takes an API key"
     elif gate is not None:
         assert gate == expected, f"{method} {path}: require_roles{sorted(gate)} but the table says {sorted(expected)}"
     else:
@@ -176,14 +193,17 @@ def test_matrix(world, method, path, route):
     problems = []
     for caller in CALLERS:
         headers = {} if caller == "<none>" else {"Authorization": f"Bearer {keys[caller]}"}
-        r = client.request(method, url, headers=headers, **kwargs)
+        r = client.request(method, url, headers=headers, follow_redirects=False, **kwargs)
         status = r.status_code
         where = f"{method} {url} as {caller}: {status} {r.text[:160]}"
         if status >= 500:
             problems.append(f"server error: {where}")
             continue
         is_role_gate = status == 403 and "allowed_roles" in r.text
-        if expected == PUBLIC:
+        if expected == SESSION:
+            if status != 303 or not r.headers.get("location", "").endswith("/console/login"):
+                problems.append(f"expected a redirect to the sign-in page without a session: {where}")
+        elif expected == PUBLIC:
             if status in (401, 403):
                 problems.append(f"public route refused: {where}")
         elif caller.startswith("<"):
