@@ -19,6 +19,7 @@ POLICY_ACTIONS = (
 )
 
 SERVICE_ACTIONS = (
+    "access_denied",
     "alert_update",
     "audit_checkpoint",
     "audit_proof",

@@ -1,0 +1,186 @@
+"""Parsing the NDJSON line format that reporter systems post.
+
+One JSON object per line::
+
+    {"ts": "2026-11-26T08:00:00+08:00", "actor": {"id": "...", "role": "...", "org": "..."},
+     "action": "query", "dataset": "...", "fields": ["name", "phone"], "grade": "L3",
+     "rows": 120, "purpose": "...", "decision": "allow", "source_ip": "10.0.0.8"}
+
+Optional keys: ``reason``, ``outcome``, ``request_id``, ``result_digest``, ``labels``
+(string map), ``rule_id``, ``policy_version`` and ``reporter`` — which, if present,
+must equal the authenticated caller: the reporter of an event is always who posted it.
+``decision`` is ``allow`` | ``deny`` | ``approval_required``. Unknown keys, unknown
+actions, malformed values and timestamps more than ``MAX_FUTURE`` ahead are per-line
+errors; valid lines are kept. A batch of more than ``MAX_BATCH`` lines is refused
+whole (``BatchTooLarge``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from monitor.actions import KNOWN_ACTIONS
+from monitor.errors import BatchTooLarge, InvalidEvent
+from monitor.events import (
+    EFFECTS,
+    OUTCOMES,
+    Actor,
+    AuditEvent,
+    EventDecision,
+    Redactor,
+    parse_ts,
+    redact_event,
+)
+
+MAX_BATCH = 10_000
+MAX_FUTURE = timedelta(minutes=5)
+MAX_TEXT = 2000
+MAX_FIELDS = 500
+_KEYS = frozenset({
+    "ts", "actor", "action", "dataset", "fields", "grade", "rows", "purpose", "decision",
+    "source_ip", "reason", "outcome", "request_id", "result_digest", "labels", "rule_id",
+    "policy_version", "reporter",
+})
+_REQUIRED = ("ts", "actor", "action")
+
+
+@dataclass(frozen=True)
+class LineError:
+    line: int
+    message: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {"line": self.line, "error": self.message}
+
+
+@dataclass(frozen=True)
+class ParsedBatch:
+    events: tuple[AuditEvent, ...]
+    errors: tuple[LineError, ...]
+    lines: int
+
+
+def _text(obj: dict[str, Any], key: str, *, required: bool = False) -> str | None:
+    value = obj.get(key)
+    if value is None:
+        if required:
+            raise InvalidEvent(f"missing field {key!r}", field=key)
+        return None
+    if not isinstance(value, str):
+        raise InvalidEvent(f"field {key!r} must be a string", field=key)
+    if required and not value.strip():
+        raise InvalidEvent(f"field {key!r} is empty", field=key)
+    if len(value) > MAX_TEXT:
+        raise InvalidEvent(f"field {key!r} is longer than {MAX_TEXT} characters", field=key)
+    return value
+
+
+def parse_record(
+    obj: Any, *, reporter: str, now: datetime, redactor: Redactor | None = None
+) -> AuditEvent:
+    """Validate one decoded line. Raises InvalidEvent naming the bad field."""
+    if not isinstance(obj, dict):
+        raise InvalidEvent("line is not a JSON object")
+    unknown = sorted(set(obj) - _KEYS)
+    if unknown:
+        raise InvalidEvent(f"unknown field(s) {', '.join(map(repr, unknown))}")
+    for key in _REQUIRED:
+        if key not in obj:
+            raise InvalidEvent(f"missing field {key!r}", field=key)
+    claimed = obj.get("reporter")
+    if claimed is not None and claimed != reporter:
+        raise InvalidEvent(
+            f"reporter {claimed!r} is not the authenticated caller {reporter!r}; "
+            "omit it (the caller is the reporter)", field="reporter",
+        )
+    ts = parse_ts(obj["ts"])
+    if ts > now + MAX_FUTURE:
+        raise InvalidEvent(
+            f"timestamp {obj['ts']} is more than {int(MAX_FUTURE.total_seconds() // 60)} "
+            "minutes in the future", field="ts",
+        )
+    actor = obj["actor"]
+    if not isinstance(actor, dict):
+        raise InvalidEvent("actor must be an object {id, role, org}", field="actor")
+    actor_fields = {k: _text(actor, k, required=True) for k in ("id", "role", "org")}
+    action = _text(obj, "action", required=True)
+    if action not in KNOWN_ACTIONS:
+        raise InvalidEvent(f"unknown action {action!r}", field="action")
+    fields = obj.get("fields", [])
+    if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+        raise InvalidEvent("fields must be a list of field names", field="fields")
+    if len(fields) > MAX_FIELDS:
+        raise InvalidEvent(f"more than {MAX_FIELDS} fields", field="fields")
+    rows = obj.get("rows")
+    if rows is not None and (not isinstance(rows, int) or isinstance(rows, bool) or rows < 0):
+        raise InvalidEvent("rows must be a non-negative integer", field="rows")
+    decision = None
+    effect = obj.get("decision")
+    if effect is not None:
+        if effect not in EFFECTS:
+            raise InvalidEvent(f"decision must be one of {', '.join(EFFECTS)}", field="decision")
+        decision = EventDecision(effect, _text(obj, "rule_id"), _text(obj, "policy_version"))
+    outcome = obj.get("outcome", "success")
+    if outcome not in OUTCOMES:
+        raise InvalidEvent(f"outcome must be one of {', '.join(OUTCOMES)}", field="outcome")
+    labels = obj.get("labels") or {}
+    if not isinstance(labels, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
+    ):
+        raise InvalidEvent("labels must be an object of strings", field="labels")
+    event = AuditEvent(
+        ts=ts,
+        actor=Actor(**actor_fields),  # type: ignore[arg-type]
+        action=action,
+        reporter=reporter,
+        dataset=_text(obj, "dataset"),
+        fields=tuple(fields),
+        grade=_text(obj, "grade"),
+        rows=rows,
+        purpose=_text(obj, "purpose"),
+        reason=_text(obj, "reason"),
+        decision=decision,
+        outcome=outcome,
+        source_ip=_text(obj, "source_ip"),
+        request_id=_text(obj, "request_id"),
+        result_digest=_text(obj, "result_digest"),
+        labels=labels,
+    )
+    return redact_event(event, redactor)
+
+
+def parse_line(
+    text: str | bytes, *, line: int, reporter: str, now: datetime,
+    redactor: Redactor | None = None,
+) -> AuditEvent:
+    try:
+        obj = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidEvent(f"malformed JSON ({exc})", line=line) from exc
+    try:
+        return parse_record(obj, reporter=reporter, now=now, redactor=redactor)
+    except InvalidEvent as exc:
+        raise InvalidEvent(exc.message, line=line, field=exc.field) from exc
+
+
+def parse_batch(
+    lines: Iterable[str | bytes], *, reporter: str, now: datetime,
+    redactor: Redactor | None = None, max_lines: int | None = MAX_BATCH, first_line: int = 1,
+) -> ParsedBatch:
+    """Parse every non-blank line; errors are collected per line (1-based numbers)."""
+    raw = [(i, text) for i, text in enumerate(lines, start=first_line) if text.strip()]
+    if max_lines is not None and len(raw) > max_lines:
+        raise BatchTooLarge(len(raw), max_lines)
+    events: list[AuditEvent] = []
+    errors: list[LineError] = []
+    for number, text in raw:
+        try:
+            events.append(parse_line(text, line=number, reporter=reporter, now=now,
+                                     redactor=redactor))
+        except InvalidEvent as exc:
+            errors.append(LineError(number, exc.message))
+    return ParsedBatch(tuple(events), tuple(errors), len(raw))
