@@ -1,0 +1,165 @@
+"""The console's calls into the service: the same use cases as the HTTP API.
+
+Each function takes the signed-in principal and the request context, calls the use case
+that the matching ``/v1`` route calls (so policy, role checks and audit events are the
+same), and turns domain/service errors into a message for the page instead of a JSON
+error body.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from monitor.errors import InvalidQuery, MonitorError
+from monitor.search import SearchQuery, SearchResult
+from quanguard.api.deps import RequestContext
+from quanguard.auth import Principal
+from quanguard.errors import ServiceError, classify
+
+__all__ = [
+    "ALERT_STATUSES",
+    "QUERY_ERRORS",
+    "AlertsOutcome",
+    "SearchOutcome",
+    "list_alerts",
+    "record_login",
+    "search",
+    "trail_status",
+    "update_alert",
+]
+
+ALERT_STATUSES = ("open", "acknowledged", "closed")
+QUERY_ERRORS: tuple[type[Exception], ...] = (InvalidQuery,)
+_ANONYMOUS = Principal(id="anonymous", name="anonymous", role="unknown", org="-")
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    result: SearchResult | None = None
+    backend: str | None = None
+    error: str | None = None
+    status: int = 200
+
+
+@dataclass(frozen=True)
+class AlertsOutcome:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    status: int = 200
+
+
+def _status(exc: Exception) -> int:
+    info = classify(exc)
+    return info.status if info else 500
+
+
+def record_login(container: Any, principal: Principal | None, ctx: RequestContext, *,
+                 ok: bool, reason: str | None = None) -> None:
+    """Signing in to the console is an access too: record it (failures included)."""
+    try:
+        audit = container.audit
+    except ImportError:  # the audit trail is not wired in this build
+        return
+    with container.session() as session, session.begin():
+        audit.record(
+            session, actor=principal or _ANONYMOUS, action="login",
+            outcome="success" if ok else "failure", source_ip=ctx.source_ip,
+            request_id=ctx.request_id,
+            labels={"channel": "console", **({"reason": reason[:200]} if reason else {})})
+
+
+def search(container: Any, principal: Principal, ctx: RequestContext,
+           query: SearchQuery) -> SearchOutcome:
+    """Run the audit search use case (itself recorded as an ``audit_search`` event)."""
+    from quanguard.usecases import audit as usecase
+
+    try:
+        result = usecase.search(container, principal, query, source_ip=ctx.source_ip,
+                                request_id=ctx.request_id)
+    except (ServiceError, MonitorError) as exc:
+        return SearchOutcome(error=str(exc), status=_status(exc))
+    backend = getattr(container.search, "last_backend", None) or getattr(
+        container.search, "name", None)
+    return SearchOutcome(result=result, backend=backend)
+
+
+def _alert_row(alert: Any) -> dict[str, Any]:
+    get = alert.get if isinstance(alert, dict) else lambda k, d=None: getattr(alert, k, d)
+    seqs = list(get("seqs", None) or get("event_seqs", None) or [])
+    window = get("window", None)
+    if window is None and get("window_start", None) is not None:
+        window = f"{get('window_start')} – {get('window_end')}"
+    shown = ", ".join(str(s) for s in seqs[:8]) + (" …" if len(seqs) > 8 else "")
+    actor = get("actor", None)
+    return {"id": get("id"), "rule": get("rule"), "severity": get("severity"),
+            "actor": getattr(actor, "id", actor), "window": window or "", "seqs": shown,
+            "status": get("status"), "note": get("note", None)}
+
+
+def list_alerts(container: Any, principal: Principal, ctx: RequestContext,
+                status: str) -> AlertsOutcome:
+    from quanguard.usecases import audit as usecase
+
+    try:
+        alerts = usecase.list_alerts(container, principal, status=status,
+                                     source_ip=ctx.source_ip, request_id=ctx.request_id)
+    except (ServiceError, MonitorError) as exc:
+        return AlertsOutcome(error=str(exc), status=_status(exc))
+    return AlertsOutcome(rows=[_alert_row(a) for a in alerts])
+
+
+def update_alert(container: Any, principal: Principal, ctx: RequestContext, alert_id: str, *,
+                 status: str, note: str | None) -> str | None:
+    """Acknowledge or close an alert; returns an error message or None."""
+    from quanguard.usecases import audit as usecase
+
+    if status not in ("acknowledged", "closed"):
+        return f"unknown alert status {status!r}"
+    try:
+        usecase.update_alert(container, principal, alert_id, status=status, note=note,
+                             source_ip=ctx.source_ip, request_id=ctx.request_id)
+    except (ServiceError, MonitorError) as exc:
+        return str(exc)
+    return None
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_fmt(v)}" for k, v in value.items())
+    return str(value)
+
+
+def trail_status(container: Any, principal: Principal, ctx: RequestContext
+                 ) -> tuple[list[tuple[str, list[tuple[str, str]]]], str | None]:
+    """Sections of the status page: trail head, checkpoint, verification, shipping."""
+    from quanguard.services.shipper import es_status
+    from quanguard.usecases import audit as usecase
+
+    sections: list[tuple[str, list[tuple[str, str]]]] = []
+    error = None
+    try:
+        status = usecase.status(container, principal, source_ip=ctx.source_ip,
+                                request_id=ctx.request_id)
+    except (ServiceError, MonitorError) as exc:
+        status, error = {}, str(exc)
+    for title, key in (("Trail 留痕", "head"), ("Last checkpoint 检查点", "last_checkpoint"),
+                       ("Last verification 校验", "last_verify")):
+        value = status.get(key)
+        rows = [(k, _fmt(v)) for k, v in value.items()] if isinstance(value, dict) else [
+            (key, _fmt(value))]
+        sections.append((title, rows))
+    es = es_status(container)
+    if es is None:
+        sections.append(("Elasticsearch", [("shipping", "off (QUANGUARD_ES_URL not set)")]))
+    else:
+        shipper = es["shipper"]
+        cluster = es.get("cluster") or {}
+        sections.append(("Elasticsearch", [
+            ("cluster", _fmt(cluster.get("version"))), ("health", _fmt(es.get("health"))),
+            ("shipped seq", _fmt(shipper["shipped_seq"])), ("lag", _fmt(shipper["lag"])),
+            ("state", _fmt(shipper["state"])), ("last error", _fmt(shipper["last_error"])),
+            ("retention", _fmt((es.get("retention") or {}).get("mode")))]))
+    return sections, error

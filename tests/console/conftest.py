@@ -1,0 +1,124 @@
+"""A live service (uvicorn on a free port, in a thread) and a headless Chromium.
+
+The browser tests skip only when /usr/bin/chromium is absent outside CI; with CI=true a
+missing browser fails them (``.ci/run`` installs Debian's ``chromium``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from quanguard.auth import Principal, create_key
+from quanguard.container import Container, build_container
+from tests.conftest import make_settings
+from tests.es_fixture import free_port
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@dataclass
+class LiveService:
+    url: str
+    container: Container
+    keys: dict[str, tuple[str, Principal]]
+
+    def key(self, role: str) -> str:
+        return self.keys[role][0]
+
+
+def _ensure_monitor_schema(container: Container) -> None:
+    # A no-op once migration 0002 (monitor) exists; keeps these tests independent of it.
+    from monitor.store import create_schema
+
+    create_schema(container.engine)
+
+
+def seed_events(container: Container, n: int, *, seed: int = 5) -> list[Any]:
+    """Append ``n`` generated events to the trail (not through the API: test data)."""
+    from monitor.store import AuditStore
+    from tests.es_fixture import make_events
+
+    events = [replace(e, seq=None, ingested=None) for e in make_events(n, seed=seed)]
+    with container.session() as session, session.begin():
+        return AuditStore().append(session, events)
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[LiveService]:
+    import uvicorn
+
+    from quanguard.api.app import create_app
+
+    container = build_container(make_settings(tmp_path))
+    _ensure_monitor_schema(container)
+    keys: dict[str, tuple[str, Principal]] = {}
+    with container.session() as session, session.begin():
+        for role in ("auditor", "manager", "consumer", "admin"):
+            issued = create_key(session, role=role, org="市大数据局",
+                                name=f"{role}-{uuid.uuid4().hex[:6]}")
+            keys[role] = (issued.key, issued.principal)
+    port = free_port()
+    config = uvicorn.Config(create_app(container), host="127.0.0.1", port=port,
+                            log_level="warning", lifespan="on", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield LiveService(f"http://127.0.0.1:{port}", container, keys)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        container.close()
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{CHROMIUM} is missing in CI (apt-get install -y chromium)")
+        pytest.skip(f"{CHROMIUM} is not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(chromium: Any) -> Iterator[Any]:
+    context = chromium.new_context(locale="zh-CN", java_script_enabled=False)
+    pg = context.new_page()
+    pg.set_default_timeout(10_000)
+    try:
+        yield pg
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def sign_in(page: Any, live: LiveService) -> Callable[[str], Any]:
+    def _sign_in(role: str) -> Any:
+        page.goto(f"{live.url}/console")
+        page.fill("#key", live.key(role))
+        page.click("#signin")
+        return page
+
+    return _sign_in
