@@ -1,0 +1,221 @@
+"""Differentially private aggregates over a dataset table (DuckDB + OpenDP).
+
+Guards, in order: the query may only group/filter on the dataset's allowed group columns
+(never key columns or identifiers), only aggregate numeric columns with public bounds,
+values are clamped to those bounds, groups with fewer than ``min_group_size`` rows are
+dropped before noise, the rest pass OpenDP's noisy threshold, and every released number
+carries noise. Rows never leave this module: only group labels and noisy numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from exchange.catalog import Dataset
+from exchange.errors import InvalidQuery, Refused
+from exchange.noise import laplace_vector, threshold_counts
+
+AGGREGATES = ("count", "sum", "mean", "quantile", "histogram")
+MAX_GROUP_BY = 3
+_QUANTILE_BINS = 64
+
+
+@dataclass(frozen=True)
+class AggregateQuery:
+    """One aggregate: ``agg`` of ``column`` grouped by ``by`` where col == value for all ``where``."""
+
+    agg: str
+    column: str | None = None
+    by: tuple[str, ...] = ()
+    where: tuple[tuple[str, str], ...] = ()
+    epsilon: float = 0.5
+    q: float = 0.5
+    bins: int = 10
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"agg": self.agg, "column": self.column, "by": list(self.by),
+                               "where": {k: v for k, v in self.where}, "epsilon": self.epsilon}
+        if self.agg == "quantile":
+            out["q"] = self.q
+        if self.agg == "histogram":
+            out["bins"] = self.bins
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AggregateQuery:
+        where = data.get("where") or {}
+        return cls(
+            agg=str(data["agg"]), column=data.get("column"), by=tuple(data.get("by") or ()),
+            where=tuple((str(k), str(v)) for k, v in sorted(where.items())),
+            epsilon=float(data.get("epsilon", 0.5)), q=float(data.get("q", 0.5)),
+            bins=int(data.get("bins", 10)),
+        )
+
+
+@dataclass(frozen=True)
+class AggregateResult:
+    rows: list[dict[str, Any]]
+    suppressed_groups: int
+    epsilon_spent: float
+    delta_spent: float
+    noise_scale: dict[str, float] = field(default_factory=dict)
+    threshold: float = 0.0
+
+
+def validate(ds: Dataset, q: AggregateQuery, *, epsilon_cap: float | None = None) -> None:
+    """Refuse queries the dataset does not allow. Raises InvalidQuery or Refused."""
+    if q.agg not in AGGREGATES:
+        raise InvalidQuery(f"unknown aggregate {q.agg!r} (known: {' '.join(AGGREGATES)})")
+    if q.agg not in ds.computations:
+        raise Refused(f"dataset {ds.name!r} does not allow {q.agg!r} (allowed: {' '.join(ds.computations)})")
+    if not (q.epsilon > 0 and math.isfinite(q.epsilon)):
+        raise InvalidQuery("epsilon must be a positive number")
+    if epsilon_cap is not None and q.epsilon > epsilon_cap:
+        raise Refused(f"epsilon {q.epsilon:g} exceeds the per-dataset cap {epsilon_cap:g}")
+    if len(q.by) > MAX_GROUP_BY:
+        raise InvalidQuery(f"at most {MAX_GROUP_BY} group-by columns")
+    if len(set(q.by)) != len(q.by):
+        raise InvalidQuery("group-by columns repeat")
+    for col in (*q.by, *(k for k, _ in q.where)):
+        ds.column(col)
+        if col in ds.key_columns:
+            raise Refused(f"column {col!r} is a key column: it cannot be grouped or filtered on")
+        if col not in ds.group_columns:
+            raise Refused(
+                f"column {col!r} is not an allowed group/filter column of {ds.name!r} "
+                f"(allowed: {' '.join(ds.group_columns) or 'none'})"
+            )
+    if q.agg == "count":
+        if q.column is not None:
+            ds.column(q.column)
+        return
+    if q.column is None:
+        raise InvalidQuery(f"{q.agg} needs --column")
+    info = ds.column(q.column)
+    if not info.numeric:
+        raise InvalidQuery(f"column {q.column!r} is not numeric")
+    if q.column not in ds.bounds:
+        raise Refused(f"column {q.column!r} has no declared public bounds; {q.agg} is not possible")
+    if q.agg == "quantile" and not 0.0 < q.q < 1.0:
+        raise InvalidQuery("quantile q must be in (0, 1)")
+    if q.agg == "histogram" and not 1 <= q.bins <= 100:
+        raise InvalidQuery("histogram bins must be between 1 and 100")
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _grouped(table: pa.Table, ds: Dataset, q: AggregateQuery, extra_bins: int) -> list[tuple[Any, ...]]:
+    """(group values..., [bin], n, clamped sum) per group, computed in DuckDB."""
+    select: list[str] = [_ident(c) for c in q.by]
+    params: list[Any] = []
+    value = "NULL"
+    if q.column is not None and q.column in ds.bounds:
+        lo, hi = ds.bounds[q.column]
+        value = f"least(greatest(CAST({_ident(q.column)} AS DOUBLE), {lo!r}), {hi!r})"
+        if extra_bins:
+            width = (hi - lo) / extra_bins
+            select.append(f"least(CAST(floor(({value} - {lo!r}) / {width!r}) AS INTEGER), {extra_bins - 1})")
+    where = " AND ".join(f"CAST({_ident(c)} AS VARCHAR) = ?" for c, _ in q.where) or "TRUE"
+    params.extend(v for _, v in q.where)
+    if q.agg == "count" and q.column is not None:
+        where += f" AND {_ident(q.column)} IS NOT NULL"
+    elif q.agg != "count":
+        where += f" AND {_ident(q.column or '')} IS NOT NULL"
+    keys = ", ".join(select)
+    sql = (f"SELECT {keys + ', ' if keys else ''}count(*) AS n, sum({value}) AS s "
+           f"FROM t WHERE {where}" + (f" GROUP BY {keys}" if keys else ""))
+    con = duckdb.connect()
+    try:
+        con.register("t", table)
+        return con.execute(sql, params).fetchall()
+    finally:
+        con.close()
+
+
+def _label(ds: Dataset, q: AggregateQuery, values: tuple[Any, ...]) -> dict[str, Any]:
+    group = {c: v for c, v in zip(q.by, values)}
+    if q.agg == "histogram":
+        lo, hi = ds.bounds[q.column or ""]
+        width = (hi - lo) / q.bins
+        b = int(values[len(q.by)])
+        group["bin"] = [lo + b * width, lo + (b + 1) * width]
+    return group
+
+
+def run_aggregate(
+    table: pa.Table, ds: Dataset, q: AggregateQuery, *, min_group_size: int, delta: float
+) -> AggregateResult:
+    """Compute ``q`` on ``table`` with clamping, suppression and OpenDP noise.
+
+    ``epsilon_spent``/``delta_spent`` are what OpenDP's privacy maps report; the budget
+    is charged with them by the caller.
+    """
+    nb = q.bins if q.agg == "histogram" else (_QUANTILE_BINS if q.agg == "quantile" else 0)
+    grouped = _grouped(table, ds, q, nb if q.agg in ("histogram", "quantile") else 0)
+    nkey = len(q.by) + (1 if q.agg == "histogram" else 0)
+    # quantile: first aggregate per group, keep the per-bin counts aside
+    bins_of: dict[str, dict[int, float]] = {}
+    counts: dict[str, float] = {}
+    sums: dict[str, float] = {}
+    for row in grouped:
+        key = json.dumps(list(row[:nkey]), default=str, ensure_ascii=False)
+        n, s = float(row[-2]), float(row[-1] or 0.0)
+        counts[key] = counts.get(key, 0.0) + n
+        sums[key] = sums.get(key, 0.0) + s
+        if q.agg == "quantile":
+            bins_of.setdefault(key, {})[int(row[len(q.by)])] = n
+    kept = {k: v for k, v in counts.items() if v >= min_group_size}
+    eps_count = q.epsilon if q.agg in ("count", "histogram") else q.epsilon / 2.0
+    rel = threshold_counts(kept, epsilon=eps_count, delta=delta, min_group_size=min_group_size)
+    keys = sorted(rel.values)
+    suppressed = len(counts) - len(keys)
+    eps_total = rel.epsilon
+    scales = {"count": rel.scale}
+    rows: list[dict[str, Any]] = []
+    if q.agg in ("count", "histogram"):
+        values = [max(0.0, rel.values[k]) for k in keys]
+    elif q.agg in ("sum", "mean"):
+        lo, hi = ds.bounds[q.column or ""]
+        vec = laplace_vector([sums[k] for k in keys], sensitivity=max(abs(lo), abs(hi)),
+                             epsilon=q.epsilon - eps_count)
+        eps_total += vec.epsilon
+        scales["value"] = vec.scale
+        if q.agg == "sum":
+            values = vec.values
+        else:
+            values = [min(hi, max(lo, s / max(rel.values[k], 1.0))) for k, s in zip(keys, vec.values)]
+    else:
+        lo, hi = ds.bounds[q.column or ""]
+        flat = [bins_of[k].get(b, 0.0) for k in keys for b in range(_QUANTILE_BINS)]
+        vec = laplace_vector(flat, sensitivity=1.0, epsilon=q.epsilon - eps_count)
+        eps_total += vec.epsilon
+        scales["value"] = vec.scale
+        values = []
+        for i, _ in enumerate(keys):
+            hist = [max(0.0, v) for v in vec.values[i * _QUANTILE_BINS:(i + 1) * _QUANTILE_BINS]]
+            values.append(_quantile_from_hist(hist, lo, hi, q.q))
+    for k, v in zip(keys, values):
+        rows.append({"group": _label(ds, q, tuple(json.loads(k))), "value": float(v)})
+    return AggregateResult(rows, suppressed, eps_total, rel.delta, scales, rel.threshold)
+
+
+def _quantile_from_hist(hist: list[float], lo: float, hi: float, q: float) -> float:
+    """Post-process a noisy histogram into the q-quantile (linear within the bin)."""
+    total = sum(hist)
+    if total <= 0:
+        return (lo + hi) / 2.0
+    width = (hi - lo) / len(hist)
+    target, acc = q * total, 0.0
+    for i, c in enumerate(hist):
+        if acc + c >= target and c > 0:
+            return lo + width * (i + (target - acc) / c)
+        acc += c
+    return hi

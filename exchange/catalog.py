@@ -1,0 +1,251 @@
+"""Dataset catalog: metadata in the database, rows encrypted at rest as Parquet.
+
+A consumer only ever sees :class:`Dataset` metadata (columns, grades, bounds, allowed
+computations); the rows come out of :meth:`Catalog.load_table` inside the service, for
+computation, and never through an endpoint.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from exchange.crypto import MasterKey, open_sealed, seal, sha256_hex
+from exchange.errors import DatasetExists, DatasetNotFound, IntegrityFailure, InvalidDataset
+from exchange.ports import Caller, Grading
+from exchange.tables import datasets
+
+COMPUTATIONS = ("count", "sum", "mean", "quantile", "histogram", "psi", "extract")
+_NAME = re.compile(r"^[\w.\-]{1,200}$")
+_MAX_GROUP_CARDINALITY = 1000
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    name: str
+    type: str
+    grade: str | None
+    numeric: bool
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Public description of a registered dataset (what consumers may see)."""
+
+    name: str
+    owner_org: str
+    owner_id: str
+    grade: str
+    columns: tuple[ColumnInfo, ...]
+    key_columns: tuple[str, ...]
+    group_columns: tuple[str, ...]
+    bounds: Mapping[str, tuple[float, float]]
+    computations: tuple[str, ...]
+    rows: int
+    digest: str
+    created_at: datetime
+
+    def column(self, name: str) -> ColumnInfo:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        known = " ".join(c.name for c in self.columns)
+        raise InvalidDataset(f"dataset {self.name!r} has no column {name!r} (known: {known})")
+
+    def to_public(self) -> dict[str, Any]:
+        return {
+            "dataset": self.name,
+            "owner_org": self.owner_org,
+            "grade": self.grade,
+            "rows": self.rows,
+            "digest": self.digest,
+            "columns": [
+                {
+                    "name": c.name, "type": c.type, "grade": c.grade,
+                    "key": c.name in self.key_columns,
+                    "groupable": c.name in self.group_columns,
+                    "bounds": list(self.bounds[c.name]) if c.name in self.bounds else None,
+                }
+                for c in self.columns
+            ],
+            "key_columns": list(self.key_columns),
+            "group_columns": list(self.group_columns),
+            "computations": list(self.computations),
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+def _is_numeric(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
+
+
+def _default_group_columns(
+    table: pa.Table, *, exclude: set[str], identifiers: Iterable[str]
+) -> tuple[str, ...]:
+    """Low-cardinality, non-identifying, non-numeric columns may be grouped on."""
+    banned = exclude | set(identifiers)
+    limit = min(_MAX_GROUP_CARDINALITY, max(1, table.num_rows // 10))
+    out = []
+    for field in table.schema:
+        if field.name in banned or _is_numeric(field.type):
+            continue
+        if pc.count_distinct(table.column(field.name)).as_py() <= limit:
+            out.append(field.name)
+    return tuple(out)
+
+
+class Catalog:
+    """Registry of datasets. Methods take the caller's session and never commit."""
+
+    def __init__(self, data_dir: Path, master: MasterKey, *, cache_size: int = 2) -> None:
+        self._dir = Path(data_dir)
+        self._master = master
+        self._cache: OrderedDict[tuple[str, str], pa.Table] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    def register(
+        self, session: Session, *, name: str, table: pa.Table, owner: Caller, grading: Grading,
+        now: datetime, key_columns: Iterable[str] = (),
+        bounds: Mapping[str, tuple[float, float]] | None = None,
+        computations: Iterable[str] | None = None, group_columns: Iterable[str] | None = None,
+    ) -> Dataset:
+        """Validate, encrypt and store ``table``; return its metadata.
+
+        Raises InvalidDataset (bad name, unknown column, bad bounds, empty table) or
+        DatasetExists.
+        """
+        if not _NAME.match(name):
+            raise InvalidDataset(f"dataset name {name!r}: use letters, digits, '_', '-', '.'")
+        if table.num_rows == 0:
+            raise InvalidDataset(f"dataset {name!r} has no rows")
+        if session.execute(select(datasets.c.name).where(datasets.c.name == name)).first():
+            raise DatasetExists(name)
+        names = set(table.column_names)
+        keys = tuple(dict.fromkeys(key_columns))
+        for col in keys:
+            if col not in names:
+                raise InvalidDataset(f"key column {col!r} is not in the table ({' '.join(table.column_names)})")
+        clean_bounds: dict[str, tuple[float, float]] = {}
+        for col, (lo, hi) in (bounds or {}).items():
+            if col not in names:
+                raise InvalidDataset(f"bounds for unknown column {col!r}")
+            if not _is_numeric(table.schema.field(col).type):
+                raise InvalidDataset(f"bounds given for non-numeric column {col!r}")
+            if not float(lo) < float(hi):
+                raise InvalidDataset(f"bounds of {col!r}: low {lo} must be below high {hi}")
+            clean_bounds[col] = (float(lo), float(hi))
+        comps = tuple(computations) if computations is not None else COMPUTATIONS
+        for comp in comps:
+            if comp not in COMPUTATIONS:
+                raise InvalidDataset(f"unknown computation {comp!r} (known: {' '.join(COMPUTATIONS)})")
+        if group_columns is None:
+            groups = _default_group_columns(table, exclude=set(keys), identifiers=grading.identifiers)
+        else:
+            groups = tuple(group_columns)
+            for col in groups:
+                if col not in names:
+                    raise InvalidDataset(f"group column {col!r} is not in the table")
+                if col in keys:
+                    raise InvalidDataset(f"key column {col!r} cannot be a group column")
+        columns = tuple(
+            ColumnInfo(f.name, str(f.type), grading.columns.get(f.name), _is_numeric(f.type))
+            for f in table.schema
+        )
+        buf = io.BytesIO()
+        pq.write_table(table, buf, compression="zstd")
+        plain = buf.getvalue()
+        data_key = os.urandom(32)
+        blob = f"{sha256_hex(name.encode())[:24]}-{os.urandom(4).hex()}.bin"
+        self._dir.mkdir(parents=True, exist_ok=True)
+        (self._dir / blob).write_bytes(seal(data_key, plain, name.encode()))
+        ds = Dataset(
+            name=name, owner_org=owner.org, owner_id=owner.id, grade=grading.grade,
+            columns=columns, key_columns=keys, group_columns=groups, bounds=clean_bounds,
+            computations=comps, rows=table.num_rows, digest=sha256_hex(plain), created_at=now,
+        )
+        session.execute(datasets.insert().values(
+            name=name, owner_org=owner.org, owner_id=owner.id, grade=ds.grade,
+            columns=[{"name": c.name, "type": c.type, "grade": c.grade, "numeric": c.numeric}
+                     for c in columns],
+            key_columns=list(keys), group_columns=list(groups),
+            bounds={k: list(v) for k, v in clean_bounds.items()}, computations=list(comps),
+            rows=ds.rows, digest=ds.digest, wrapped_key=self._master.wrap(data_key, name),
+            blob=blob, created_at=now,
+        ))
+        return ds
+
+    def get(self, session: Session, name: str) -> Dataset:
+        row = session.execute(select(datasets).where(datasets.c.name == name)).mappings().first()
+        if row is None:
+            raise DatasetNotFound(name)
+        return _to_dataset(row)
+
+    def list(self, session: Session) -> list[Dataset]:
+        rows = session.execute(select(datasets).order_by(datasets.c.name)).mappings()
+        return [_to_dataset(r) for r in rows]
+
+    def load_table(self, session: Session, name: str) -> pa.Table:
+        """Decrypt and return the rows of ``name``. For computation inside the service only.
+
+        Raises IntegrityFailure when the stored file fails authentication or its digest.
+        """
+        row = session.execute(
+            select(datasets.c.digest, datasets.c.wrapped_key, datasets.c.blob)
+            .where(datasets.c.name == name)
+        ).first()
+        if row is None:
+            raise DatasetNotFound(name)
+        digest, wrapped, blob = row
+        with self._lock:
+            cached = self._cache.get((name, digest))
+            if cached is not None:
+                self._cache.move_to_end((name, digest))
+                return cached
+        data_key = self._master.unwrap(wrapped, name)
+        try:
+            sealed = (self._dir / blob).read_bytes()
+        except OSError as exc:
+            raise IntegrityFailure(f"encrypted file of {name!r} is missing: {exc}") from exc
+        plain = open_sealed(data_key, sealed, name.encode())
+        if sha256_hex(plain) != digest:
+            raise IntegrityFailure(f"dataset {name!r} does not match its recorded digest")
+        table = pq.read_table(io.BytesIO(plain))
+        with self._lock:
+            self._cache[(name, digest)] = table
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return table
+
+    def blob_path(self, session: Session, name: str) -> Path:
+        row = session.execute(select(datasets.c.blob).where(datasets.c.name == name)).first()
+        if row is None:
+            raise DatasetNotFound(name)
+        return self._dir / row[0]
+
+
+def _to_dataset(row: Mapping[str, Any]) -> Dataset:
+    return Dataset(
+        name=row["name"], owner_org=row["owner_org"], owner_id=row["owner_id"],
+        grade=row["grade"],
+        columns=tuple(ColumnInfo(c["name"], c["type"], c.get("grade"), bool(c["numeric"]))
+                      for c in row["columns"]),
+        key_columns=tuple(row["key_columns"]), group_columns=tuple(row["group_columns"]),
+        bounds={k: (float(v[0]), float(v[1])) for k, v in row["bounds"].items()},
+        computations=tuple(row["computations"]), rows=int(row["rows"]), digest=row["digest"],
+        created_at=row["created_at"],
+    )

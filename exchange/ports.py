@@ -1,0 +1,84 @@
+"""What the exchange needs from the rest of the service, as Protocols.
+
+The exchange never imports the masking, watermarking, scanning, audit or policy code;
+``quanguard`` passes objects that satisfy these ports. Tests use small fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asks: the principal of the request, reduced to what the exchange uses."""
+
+    id: str
+    role: str
+    org: str
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A policy decision as the exchange sees it.
+
+    ``effect`` is ``allow``, ``deny`` or ``approval_required``; ``obligations`` holds
+    epsilon_cap, delta_cap, min_group_size, row_limit, psi_reveal, mask_profile,
+    watermark. ``raw`` keeps the service's own decision object for the audit trail.
+    """
+
+    effect: str
+    rule_id: str | None
+    policy_version: str
+    reason: str
+    obligations: Mapping[str, Any] = field(default_factory=dict)
+    raw: object = None
+
+
+@dataclass(frozen=True)
+class Grading:
+    """Result of scanning a table on arrival: the table grade and per-column grades.
+
+    ``identifiers`` names columns that hold personal identifiers (never groupable).
+    """
+
+    grade: str
+    columns: Mapping[str, str] = field(default_factory=dict)
+    identifiers: frozenset[str] = frozenset()
+
+
+class Decider(Protocol):
+    def decide(
+        self, caller: Caller, action: str, *, grade: str | None, dataset: str | None,
+        owner_org: str | None, purpose: str | None = None,
+    ) -> Grant: ...
+
+
+class Scanner(Protocol):
+    def grade_table(self, table: pa.Table) -> Grading: ...
+
+
+class Masker(Protocol):
+    def mask_table(self, table: pa.Table, profile: str) -> pa.Table: ...
+
+
+class Watermarker(Protocol):
+    def embed_table(self, table: pa.Table, recipient: str) -> pa.Table: ...
+
+
+class AuditSink(Protocol):
+    def record(
+        self, *, actor: Caller, action: str, dataset: str | None = None,
+        grade: str | None = None, fields: tuple[str, ...] = (), rows: int | None = None,
+        purpose: str | None = None, grant: Grant | None = None, outcome: str = "success",
+        result_digest: str | None = None, labels: Mapping[str, Any] | None = None,
+    ) -> None: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
