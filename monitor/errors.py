@@ -11,6 +11,7 @@ status and a CLI exit code.
     ├── BatchTooLarge         too_large    more than the allowed lines in one batch
     ├── AlertNotFound         not_found    no alert with that id
     ├── EventNotFound         not_found    no event with that seq
+    ├── AlertConflict         conflict     a closed alert cannot change status
     ├── RetentionRefused      conflict     purge would drop events no exported checkpoint covers
     ├── StoreBusy             unavailable  the database stayed locked after retries
     ├── Tampered              integrity    the trail was altered (seq, damage, detail)
@@ -80,6 +81,10 @@ class AlertNotFound(MonitorError):
 
 class EventNotFound(MonitorError):
     kind = "not_found"
+
+
+class AlertConflict(MonitorError):
+    kind = "conflict"
 
 
 class RetentionRefused(MonitorError):

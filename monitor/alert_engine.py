@@ -1,0 +1,320 @@
+"""Evaluating alert rules on appended events, and the alert book (list / transition).
+
+``AlertEngine.process(session, events)`` runs in the appender's transaction, right
+after ``AuditStore.append``: rules look at the new events and, where a rule needs
+history (baselines, first access, daily sums), at the stored trail through the
+``(actor, ts)`` indexes. Hits with the same dedup key (rule, actor and the rule's
+bucket: window, local day or dataset) collapse into one alert while it is open or
+acknowledged: its count grows and its linked seqs are extended.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from monitor.alerts import (
+    STATUSES,
+    AlertRules,
+    DenialBurst,
+    ExportVolume,
+    FirstAccess,
+    OffHours,
+    Rule,
+    VolumeSpike,
+)
+from monitor.errors import AlertConflict, AlertNotFound, InvalidEvent
+from monitor.events import AuditEvent, utc_now
+from monitor.store import ALERTS, EVENTS, from_us, to_us
+
+MAX_LINKED = 200
+
+
+@dataclass(frozen=True)
+class Hit:
+    rule: Rule
+    actor: str
+    bucket: str
+    window_start: datetime
+    window_end: datetime
+    seqs: tuple[int, ...]
+    summary: str
+
+    @property
+    def dedup_key(self) -> str:
+        return f"{self.rule.id}|{self.actor}|{self.bucket}"
+
+
+@dataclass(frozen=True)
+class Alert:
+    id: str
+    rule: str
+    severity: str
+    actor: str
+    window_start: datetime
+    window_end: datetime
+    seqs: tuple[int, ...]
+    count: int
+    summary: str
+    status: str
+    note: str | None
+    created: datetime
+    updated: datetime
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id, "rule": self.rule, "severity": self.severity, "actor": self.actor,
+            "window": {"start": self.window_start.isoformat(), "end": self.window_end.isoformat()},
+            "seqs": list(self.seqs), "count": self.count, "summary": self.summary,
+            "status": self.status, "note": self.note,
+            "created": self.created.isoformat(), "updated": self.updated.isoformat(),
+        }
+
+
+def _ok(e: AuditEvent) -> bool:
+    """An access that happened (not denied, not failed)."""
+    return e.effect != "deny" and e.outcome == "success"
+
+
+class AlertEngine:
+    def __init__(self, rules: AlertRules, tz: str = "UTC"):
+        self.rules = rules
+        self.zone = ZoneInfo(tz)
+
+    def process(self, session: Session, events: Sequence[AuditEvent],
+                *, now: datetime | None = None) -> list[Alert]:
+        """Evaluate ``events`` (already appended, seqs set) and record alerts."""
+        hits = self.evaluate(session, events)
+        return [record_hit(session, hit, now=now or utc_now()) for hit in hits]
+
+    def evaluate(self, session: Session, events: Sequence[AuditEvent]) -> list[Hit]:
+        by_actor: dict[str, list[AuditEvent]] = defaultdict(list)
+        for e in events:
+            by_actor[e.actor.id].append(e)
+        hits: list[Hit] = []
+        for rule in self.rules:
+            for actor, evs in by_actor.items():
+                hits.extend(self._rule(session, rule, actor, evs))
+        return hits
+
+    def _rule(self, session: Session, rule: Rule, actor: str,
+              evs: list[AuditEvent]) -> list[Hit]:
+        if isinstance(rule, VolumeSpike):
+            return self._spike(session, rule, actor, evs)
+        if isinstance(rule, OffHours):
+            return self._off_hours(rule, actor, evs)
+        if isinstance(rule, DenialBurst):
+            return self._denials(session, rule, actor, evs)
+        if isinstance(rule, FirstAccess):
+            return self._first(session, rule, actor, evs)
+        return self._export(session, rule, actor, evs)
+
+    # -- rules -------------------------------------------------------------------
+    def _spike(self, s: Session, rule: VolumeSpike, actor: str,
+               evs: list[AuditEvent]) -> list[Hit]:
+        t = max(e.ts for e in evs)
+        window = timedelta(minutes=rule.window_minutes)
+        first = s.execute(sa.select(sa.func.min(EVENTS.c.ts)).where(EVENTS.c.actor == actor)
+                          ).scalar()
+        if first is None or t - from_us(int(first)) < timedelta(hours=rule.warmup_hours):
+            return []  # warm-up: not enough history to know this actor's normal
+        current = _count(s, actor, t - window, t)
+        base_start = t - timedelta(hours=rule.baseline_hours)
+        baseline = _count(s, actor, base_start, t - window)
+        windows = max(1.0, (timedelta(hours=rule.baseline_hours) - window) / window)
+        average = baseline / windows
+        if current < rule.min_events or current <= rule.factor * max(average, 1.0):
+            return []
+        start = t - window
+        return [Hit(rule, actor, _bucket(t, window), start, t, _seqs(s, actor, start, t),
+                    f"{current} events in {rule.window_minutes} min, "
+                    f"{rule.factor}x over the usual {average:.1f}")]
+
+    def _off_hours(self, rule: OffHours, actor: str, evs: list[AuditEvent]) -> list[Hit]:
+        by_day: dict[str, list[AuditEvent]] = defaultdict(list)
+        for e in evs:
+            if e.grade not in rule.grades or not _ok(e):
+                continue
+            local = e.ts.astimezone(self.zone)
+            inside = (local.isoweekday() in rule.workdays
+                      and rule.work_start <= local.time() < rule.work_end)
+            if not inside:
+                by_day[local.date().isoformat()].append(e)
+        return [
+            Hit(rule, actor, day, min(e.ts for e in day_evs), max(e.ts for e in day_evs),
+                tuple(e.seq for e in day_evs if e.seq is not None),
+                f"{len(day_evs)} off-hours access(es) to "
+                f"{', '.join(sorted({str(e.grade) for e in day_evs}))} data on {day}")
+            for day, day_evs in by_day.items()
+        ]
+
+    def _denials(self, s: Session, rule: DenialBurst, actor: str,
+                 evs: list[AuditEvent]) -> list[Hit]:
+        denied = [e for e in evs if e.effect == "deny"]
+        if not denied:
+            return []
+        t = max(e.ts for e in denied)
+        window = timedelta(minutes=rule.window_minutes)
+        start = t - window
+        n = _count(s, actor, start, t, EVENTS.c.effect == "deny")
+        if n < rule.threshold:
+            return []
+        return [Hit(rule, actor, _bucket(t, window), start, t,
+                    _seqs(s, actor, start, t, EVENTS.c.effect == "deny"),
+                    f"{n} denied requests in {rule.window_minutes} min")]
+
+    def _first(self, s: Session, rule: FirstAccess, actor: str,
+               evs: list[AuditEvent]) -> list[Hit]:
+        firsts: dict[str, AuditEvent] = {}
+        for e in sorted(evs, key=lambda e: e.seq or 0):
+            if e.grade in rule.grades and e.dataset and _ok(e) and e.dataset not in firsts:
+                firsts[e.dataset] = e
+        hits = []
+        for dataset, e in firsts.items():
+            earlier = s.execute(
+                sa.select(EVENTS.c.seq).where(
+                    EVENTS.c.actor == actor, EVENTS.c.dataset == dataset,
+                    EVENTS.c.seq < (e.seq or 0),
+                    sa.or_(EVENTS.c.effect.is_(None), EVENTS.c.effect != "deny"),
+                    EVENTS.c.outcome == "success",
+                ).limit(1)
+            ).first()
+            if earlier is None:
+                hits.append(Hit(rule, actor, dataset, e.ts, e.ts, (e.seq,) if e.seq else (),
+                                f"first access to {e.grade} dataset {dataset!r}"))
+        return hits
+
+    def _export(self, s: Session, rule: ExportVolume, actor: str,
+                evs: list[AuditEvent]) -> list[Hit]:
+        days = {e.ts.astimezone(self.zone).date() for e in evs
+                if e.action in rule.actions and e.rows and _ok(e)}
+        hits = []
+        for day in sorted(days):
+            start = datetime(day.year, day.month, day.day, tzinfo=self.zone)
+            end = start + timedelta(days=1)
+            cond = (EVENTS.c.action.in_(rule.actions), EVENTS.c.outcome == "success",
+                    sa.or_(EVENTS.c.effect.is_(None), EVENTS.c.effect != "deny"))
+            total = s.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(EVENTS.c.rows), 0)).where(
+                    EVENTS.c.actor == actor, EVENTS.c.ts >= to_us(start),
+                    EVENTS.c.ts < to_us(end), *cond)
+            ).scalar_one()
+            if int(total) > rule.max_rows_per_day:
+                hits.append(Hit(rule, actor, day.isoformat(), start, end,
+                                _seqs(s, actor, start, end, *cond, closed_start=True),
+                                f"{int(total)} rows exported on {day} "
+                                f"(limit {rule.max_rows_per_day})"))
+        return hits
+
+
+def _bucket(t: datetime, window: timedelta) -> str:
+    return str(to_us(t) // (window // timedelta(microseconds=1)))
+
+
+def _range(start: datetime, end: datetime, closed_start: bool) -> tuple[object, object]:
+    lo = EVENTS.c.ts >= to_us(start) if closed_start else EVENTS.c.ts > to_us(start)
+    hi = EVENTS.c.ts < to_us(end) if closed_start else EVENTS.c.ts <= to_us(end)
+    return lo, hi
+
+
+def _count(s: Session, actor: str, start: datetime, end: datetime, *extra: object) -> int:
+    lo, hi = _range(start, end, False)
+    return int(s.execute(sa.select(sa.func.count()).select_from(EVENTS)
+                         .where(EVENTS.c.actor == actor, lo, hi, *extra)).scalar_one())
+
+
+def _seqs(s: Session, actor: str, start: datetime, end: datetime, *extra: object,
+          closed_start: bool = False) -> tuple[int, ...]:
+    lo, hi = _range(start, end, closed_start)
+    rows = s.execute(sa.select(EVENTS.c.seq).where(EVENTS.c.actor == actor, lo, hi, *extra)
+                     .order_by(EVENTS.c.seq).limit(MAX_LINKED)).all()
+    return tuple(int(r[0]) for r in rows)
+
+
+def record_hit(session: Session, hit: Hit, *, now: datetime) -> Alert:
+    """Insert a new alert, or collapse the hit into the open one with the same key."""
+    row = session.execute(
+        sa.select(ALERTS).where(ALERTS.c.dedup_key == hit.dedup_key,
+                                ALERTS.c.status.in_(("open", "acknowledged")))
+        .order_by(ALERTS.c.created.desc()).limit(1)
+    ).first()
+    if row is None:
+        alert_id = uuid.uuid4().hex[:16]
+        session.execute(ALERTS.insert().values(
+            id=alert_id, rule=hit.rule.id, severity=hit.rule.severity, actor=hit.actor,
+            dedup_key=hit.dedup_key, window_start=to_us(hit.window_start),
+            window_end=to_us(hit.window_end), seqs=json.dumps(list(hit.seqs)), count=1,
+            summary=hit.summary, status="open", note=None, created=to_us(now),
+            updated=to_us(now),
+        ))
+        return get_alert(session, alert_id)
+    seqs = sorted(set(json.loads(row.seqs)) | set(hit.seqs))[:MAX_LINKED]
+    session.execute(sa.update(ALERTS).where(ALERTS.c.id == row.id).values(
+        count=ALERTS.c.count + 1, seqs=json.dumps(seqs), summary=hit.summary,
+        window_start=min(row.window_start, to_us(hit.window_start)),
+        window_end=max(row.window_end, to_us(hit.window_end)), updated=to_us(now),
+    ))
+    return get_alert(session, row.id)
+
+
+def _alert(row: sa.Row[tuple[object, ...]]) -> Alert:
+    m = row._mapping
+    return Alert(
+        id=m["id"], rule=m["rule"], severity=m["severity"], actor=m["actor"],
+        window_start=from_us(m["window_start"]), window_end=from_us(m["window_end"]),
+        seqs=tuple(json.loads(m["seqs"])), count=int(m["count"]), summary=m["summary"],
+        status=m["status"], note=m["note"], created=from_us(m["created"]),
+        updated=from_us(m["updated"]),
+    )
+
+
+def get_alert(session: Session, alert_id: str) -> Alert:
+    row = session.execute(sa.select(ALERTS).where(ALERTS.c.id == alert_id)).first()
+    if row is None:
+        raise AlertNotFound(f"no alert with id {alert_id!r}")
+    return _alert(row)
+
+
+def list_alerts(session: Session, *, status: str | None = None, rule: str | None = None,
+                actor: str | None = None, limit: int = 100, offset: int = 0) -> list[Alert]:
+    stmt = sa.select(ALERTS)
+    if status is not None:
+        if status not in STATUSES:
+            raise InvalidEvent(f"status must be one of {', '.join(STATUSES)}", field="status")
+        stmt = stmt.where(ALERTS.c.status == status)
+    if rule is not None:
+        stmt = stmt.where(ALERTS.c.rule == rule)
+    if actor is not None:
+        stmt = stmt.where(ALERTS.c.actor == actor)
+    stmt = stmt.order_by(ALERTS.c.created.desc(), ALERTS.c.id).offset(offset).limit(limit)
+    return [_alert(r) for r in session.execute(stmt)]
+
+
+_TRANSITIONS = {
+    "open": {"acknowledged", "closed"},
+    "acknowledged": {"open", "closed"},
+    "closed": set(),
+}
+
+
+def transition(session: Session, alert_id: str, status: str, *, note: str | None,
+               now: datetime | None = None) -> Alert:
+    """Move an alert to ``status`` with an optional note. A closed alert stays closed."""
+    alert = get_alert(session, alert_id)
+    if status not in STATUSES:
+        raise InvalidEvent(f"status must be one of {', '.join(STATUSES)}", field="status")
+    if status != alert.status and status not in _TRANSITIONS[alert.status]:
+        raise AlertConflict(f"alert {alert_id} is {alert.status}; it cannot become {status}")
+    session.execute(sa.update(ALERTS).where(ALERTS.c.id == alert_id).values(
+        status=status, note=note if note is not None else alert.note,
+        updated=to_us(now or utc_now()),
+    ))
+    return get_alert(session, alert_id)
