@@ -1,0 +1,159 @@
+"""Attacks on marked tables, shared by the robustness tests and the bench.
+
+Each attack is a function ``(table, rng) -> table`` on string tables; none knows the key.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+Attack = Callable[[pa.Table, random.Random], pa.Table]
+
+
+def keep_fraction(table: pa.Table, rng: random.Random, fraction: float = 0.10) -> pa.Table:
+    """Keep a random ``fraction`` of the rows (in random order)."""
+    n = table.num_rows
+    idx = rng.sample(range(n), max(1, int(n * fraction)))
+    return table.take(pa.array(idx))
+
+
+def shuffle(table: pa.Table, rng: random.Random) -> pa.Table:
+    """Shuffle rows and columns."""
+    idx = list(range(table.num_rows))
+    rng.shuffle(idx)
+    names = list(table.column_names)
+    rng.shuffle(names)
+    return table.take(pa.array(idx)).select(names)
+
+
+def drop_marked_but_one(marked: tuple[str, ...]) -> Attack:
+    """Drop every marked column except one (chosen at random)."""
+    def attack(table: pa.Table, rng: random.Random) -> pa.Table:
+        present = [c for c in marked if c in table.column_names]
+        keep = rng.choice(present)
+        return table.drop_columns([c for c in present if c != keep])
+    return attack
+
+
+def _bump_last_digit(text: str, up: bool) -> str:
+    # ±1 in the last written digit, as arithmetic on the decimal (carries allowed).
+    from decimal import Decimal
+
+    d = Decimal(text)
+    ulp = Decimal(1).scaleb(d.as_tuple().exponent)
+    out = d + ulp if up else d - ulp
+    return format(out, "f")
+
+
+def perturb(columns: tuple[str, ...], share: float = 0.30) -> Attack:
+    """Change ``share`` of the values of ``columns`` by ±1 in the last digit."""
+    def attack(table: pa.Table, rng: random.Random) -> pa.Table:
+        for name in columns:
+            if name not in table.column_names:
+                continue
+            values = table.column(name).to_pylist()
+            for i, v in enumerate(values):
+                if v and rng.random() < share:
+                    values[i] = _bump_last_digit(v, rng.random() < 0.5)
+            pos = table.column_names.index(name)
+            table = table.set_column(pos, name, pa.array(values, type=pa.string()))
+        return table
+    return attack
+
+
+def csv_xlsx_csv(table: pa.Table, rng: random.Random) -> pa.Table:
+    """Write CSV, load it as a spreadsheet would (numbers become numbers), save XLSX,
+    read the XLSX back and write CSV again."""
+    import openpyxl
+
+    buf = io.BytesIO()
+    pacsv.write_csv(table, buf)
+    buf.seek(0)
+    rows = pacsv.read_csv(buf, convert_options=pacsv.ConvertOptions(
+        column_types={n: pa.string() for n in table.column_names})).to_pylist()
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(table.column_names)
+    for row in rows:
+        ws.append([_as_spreadsheet_value(row[n]) for n in table.column_names])
+    xbuf = io.BytesIO()
+    wb.save(xbuf)
+    xbuf.seek(0)
+    wb2 = openpyxl.load_workbook(xbuf, read_only=True)
+    it = wb2.active.iter_rows(values_only=True)
+    header = [str(h) for h in next(it)]
+    cols: dict[str, list[str | None]] = {h: [] for h in header}
+    for row in it:
+        for h, v in zip(header, row, strict=True):
+            cols[h].append(None if v is None else str(v))
+    wb2.close()
+    out = pa.table({h: pa.array(v, type=pa.string()) for h, v in cols.items()})
+    cbuf = io.BytesIO()
+    pacsv.write_csv(out, cbuf)
+    cbuf.seek(0)
+    return pacsv.read_csv(cbuf, convert_options=pacsv.ConvertOptions(
+        column_types={n: pa.string() for n in header}))
+
+
+def _as_spreadsheet_value(v: str | None) -> object:
+    # What a spreadsheet does on import: numbers become numbers.
+    if v is None:
+        return None
+    try:
+        f = float(v)
+    except ValueError:
+        return v
+    if f.is_integer() and "." not in v and "e" not in v.lower():
+        return int(f)
+    return f
+
+
+def all_together(marked: tuple[str, ...], numeric: tuple[str, ...]) -> Attack:
+    """Every attack above, one after the other."""
+    drop = drop_marked_but_one(marked)
+    bump = perturb(numeric)
+
+    def attack(table: pa.Table, rng: random.Random) -> pa.Table:
+        table = keep_fraction(table, rng)
+        table = shuffle(table, rng)
+        table = drop(table, rng)
+        table = bump(table, rng)
+        return csv_xlsx_csv(table, rng)
+    return attack
+
+
+def sample_table(n: int, seed: int = 1, *, with_id: bool = True) -> pa.Table:
+    """A people/finance table: id, masked PII, three measures, an age and a date."""
+    r = np.random.default_rng(seed)
+    cols: dict[str, pa.Array] = {}
+    if with_id:
+        cols["id"] = pa.array([f"R{i:07d}" for i in range(n)])
+    surname = np.array(list("张王李赵刘陈杨黄"))
+    cols["name"] = pa.array([s + "*" for s in surname[r.integers(0, len(surname), n)]])
+    cols["phone"] = pa.array([f"1{a}****{b:04d}" for a, b in
+                              zip(r.integers(30, 99, n), r.integers(0, 10000, n), strict=True)])
+    cols["income"] = pa.array([f"{v:.2f}" for v in r.uniform(1000, 90000, n)])
+    cols["area"] = pa.array([f"{v:.1f}" for v in r.uniform(30, 300, n)])
+    cols["tax"] = pa.array([str(v) for v in r.integers(100, 99999, n)])
+    cols["age"] = pa.array([str(v) for v in r.integers(18, 90, n)])
+    cols["district"] = pa.array(list(np.array(["历下", "市中", "槐荫", "天桥", "历城"])[
+        r.integers(0, 5, n)]))
+    cols["signup_date"] = pa.array([f"2024-{m:02d}-{d:02d}" for m, d in
+                                    zip(r.integers(1, 13, n), r.integers(1, 29, n),
+                                        strict=True)])
+    return pa.table(cols)
+
+
+def numeric_columns(table: pa.Table) -> tuple[str, ...]:
+    return tuple(c for c in ("income", "area", "tax") if c in table.column_names)
+
+
+def is_numeric_text(arr: pa.ChunkedArray) -> bool:
+    return bool(pc.all(pc.match_substring_regex(arr, r"^-?[0-9]+(\.[0-9]+)?$")).as_py())

@@ -1,0 +1,187 @@
+"""Embedding plans, distortion report, verdicts and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from tests.watermark.attacks import sample_table
+from tests.watermark.conftest import registered
+from watermark import (
+    KeyMismatch,
+    MissingKeyColumns,
+    NoCommonColumns,
+    NoMarkableColumns,
+    Params,
+    TableTooSmall,
+    WatermarkError,
+    detect_table,
+    embed_table,
+)
+
+
+@pytest.fixture(scope="module")
+def table() -> pa.Table:
+    return sample_table(4000, seed=11)
+
+
+@pytest.fixture(scope="module")
+def marked(table):
+    from tests.watermark.conftest import SECRET
+
+    return embed_table(table, SECRET, "alice")
+
+
+def test_plan_marks_measures_and_masked_pii_never_keys_ids_dates_or_small_numbers(marked):
+    _, rep = marked
+    plan = rep.plan
+    assert (plan.key_mode, plan.key_columns) == ("primary", ("id",))
+    assert set(plan.numeric_columns) == {"income", "area", "tax"}
+    assert "phone" in plan.masked_columns
+    for never in ("id", "signup_date", "age", "district"):
+        assert never not in plan.marked_columns
+
+
+def test_distortion_report_and_untouched_columns(table, marked):
+    out, rep = marked
+    assert out.schema == table.schema and out.num_rows == table.num_rows
+    for name in ("id", "name", "age", "district", "signup_date"):
+        assert out.column(name).equals(table.column(name))
+    assert rep.marked_cells > 0 and rep.changed_cells > 0
+    by_name = {c.name: c for c in rep.columns}
+    for name in ("income", "area", "tax"):
+        c = by_name[name]
+        before = np.array(table.column(name).to_pylist(), dtype=float)
+        after = np.array(out.column(name).to_pylist(), dtype=float)
+        assert c.mean_before == pytest.approx(before.mean())
+        assert c.mean_after == pytest.approx(after.mean())
+        assert c.relative_shift < 1e-3
+        assert abs(after.mean() - before.mean()) / before.mean() < 1e-3
+        assert c.marked == pytest.approx(len(before) / rep.plan.gamma, rel=0.2)
+        changed = sum(a != b for a, b in zip(table.column(name).to_pylist(),
+                                             out.column(name).to_pylist(), strict=True))
+        assert changed == c.changed
+        for a, b in zip(table.column(name).to_pylist(), out.column(name).to_pylist(),
+                        strict=True):
+            assert len(a) == len(b) and a[:-1] == b[:-1]
+    phone = by_name["phone"]
+    assert phone.changed > 0 and phone.mean_before is None
+
+
+def test_the_recipient_is_named_with_evidence(secret, marked):
+    out, rep = marked
+    copies = registered(secret, rep.plan, ["bob", "carol", "alice", "dave"])
+    v = detect_table(out, secret, copies)
+    assert v.verdict == "match" and v.recipient == "alice"
+    assert v.p_value < 1e-6 / 4
+    ev = v.evidence
+    assert ev["rows_seen"] == out.num_rows
+    assert ev["bits_recovered"] == ev["agreement"] == rep.plan.code_bits
+    assert ev["recipients_tested"] == 4 and "Bonferroni" in ev["correction"]
+    assert [c.recipient for c in v.candidates if c.accused] == ["alice"]
+
+
+def test_typed_numeric_columns_keep_their_type(secret):
+    rng = np.random.default_rng(2)
+    t = pa.table({"id": pa.array(np.arange(3000)), "amount": pa.array(rng.uniform(100, 999, 3000).round(2)),
+                  "units": pa.array(rng.integers(1000, 99999, 3000))})
+    out, rep = embed_table(t, secret, "alice", Params(gamma=4))
+    assert out.schema == t.schema
+    assert set(rep.plan.numeric_columns) == {"amount", "units"}
+    diff = np.abs(out.column("units").to_numpy() - t.column("units").to_numpy())
+    assert diff.max() <= 8 and (diff > 0).any()  # one digit, never a carry
+    v = detect_table(out, secret, registered(secret, rep.plan, ["alice", "bob"]))
+    assert v.recipient == "alice"
+
+
+def test_virtual_key_when_no_id_column(secret):
+    t = sample_table(4000, seed=5, with_id=False)
+    out, rep = embed_table(t, secret, "alice")
+    assert rep.plan.key_mode == "virtual"
+    assert set(rep.plan.key_columns) == {"name", "age", "district", "signup_date"}
+    assert not set(rep.plan.key_columns) & set(rep.plan.marked_columns)
+    shuffled = out.take(pa.array(np.random.default_rng(1).permutation(out.num_rows)))
+    v = detect_table(shuffled.select(list(reversed(out.column_names))), secret,
+                     registered(secret, rep.plan, ["alice", "bob", "eve"]))
+    assert v.recipient == "alice" and v.p_value < 1e-12
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_unmarked_and_other_key_tables_give_no_accusation(secret, marked, seed):
+    _, rep = marked
+    copies = registered(secret, rep.plan, [f"r{i}" for i in range(200)] + ["alice"])
+    clean = sample_table(4000, seed=100 + seed)
+    assert detect_table(clean, secret, copies).verdict == "none"
+    other, _ = embed_table(clean, b"another-secret", "alice")
+    v = detect_table(other, secret, copies)
+    assert v.verdict == "none" and v.recipient is None
+    assert v.message.startswith("no watermark found")
+
+
+def test_wrong_key_is_an_error_not_a_verdict(secret, marked):
+    out, rep = marked
+    with pytest.raises(KeyMismatch) as exc:
+        detect_table(out, b"wrong-key", registered(secret, rep.plan, ["alice"]))
+    assert exc.value.kind == "integrity" and "wmk-" in str(exc.value)
+
+
+def test_suspect_without_the_marked_columns(secret, marked):
+    out, rep = marked
+    copies = registered(secret, rep.plan, ["alice"])
+    with pytest.raises(NoCommonColumns) as exc:
+        detect_table(pa.table({"x": ["1"], "y": ["2"]}), secret, copies)
+    assert exc.value.kind == "invalid" and "income" in str(exc.value)
+    with pytest.raises(MissingKeyColumns) as exc2:
+        detect_table(out.drop_columns(["id"]), secret, copies)
+    assert "id" in str(exc2.value)
+
+
+def test_small_suspect_says_how_much_is_missing(secret, marked):
+    out, rep = marked
+    v = detect_table(out.slice(0, 30), secret, registered(secret, rep.plan, ["alice", "bob"]))
+    assert v.verdict == "none"
+    assert "needed" in v.message and "more marked cells" in v.message
+    assert v.evidence["bits_recovered"] < v.evidence["bits_needed"]
+
+
+def test_table_too_small_to_carry_a_mark(secret):
+    t = sample_table(40, seed=3)
+    with pytest.raises(TableTooSmall) as exc:
+        embed_table(t, secret, "alice")
+    e = exc.value
+    assert e.kind == "invalid" and e.rows == 40 and e.needed_rows > 40
+    assert f"{e.needed_rows - 40} more" in str(e)
+
+
+def test_canary_rows_trace_a_small_table(secret):
+    t = sample_table(40, seed=3)
+    out, rep = embed_table(t, secret, "alice", Params(canaries=3))
+    assert out.num_rows == 43 and rep.canary_rows == 3 and len(rep.canary_keys) == 3
+    real_ids = set(t.column("id").to_pylist())
+    assert not set(out.column("id").to_pylist()[40:]) & real_ids
+    copies = registered(secret, rep.plan, ["bob"])
+    from dataclasses import replace
+
+    copies.append(replace(registered(secret, rep.plan, ["alice"])[0],
+                          canary_keys=rep.canary_keys))
+    v = detect_table(out.take(pa.array([41, 5, 7, 40])), secret, copies)
+    assert v.verdict == "match" and v.recipient == "alice"
+    assert v.evidence["canary_rows"] == 2
+    assert detect_table(t, secret, copies).verdict == "none"
+
+
+@pytest.mark.parametrize("params,message", [
+    ({"gamma": 0}, "gamma"), ({"code_bits": 32}, "code_bits"), ({"alpha": 0}, "alpha"),
+])
+def test_bad_params(params, message):
+    with pytest.raises(WatermarkError, match=message):
+        Params(**params)
+
+
+def test_nothing_markable(secret):
+    t = pa.table({"id": [str(i) for i in range(500)], "age": [str(20 + i % 50) for i in range(500)]})
+    with pytest.raises(NoMarkableColumns):
+        embed_table(t, secret, "alice")
+    with pytest.raises(WatermarkError, match="not in the table"):
+        embed_table(t, secret, "alice", Params(columns=("nope",)))

@@ -1,0 +1,59 @@
+"""watermark: invisible per-recipient marks in tables, and leak tracing (数据水印, 溯源).
+
+A domain library: plain values in, plain values out; no web framework, no service imports.
+Embed with :func:`embed_table` / :class:`Embedder` (streaming), detect with
+:func:`detect_table` / :class:`Detector`; :mod:`watermark.registry` holds the issued copies.
+"""
+
+from __future__ import annotations
+
+from watermark.codes import binomial_tail, bits_needed
+from watermark.detect import Detector, detect_batches, detect_table
+from watermark.embed import Embedder, embed_batches, embed_table, needed_marks
+from watermark.errors import (
+    KeyMismatch,
+    MissingKeyColumns,
+    NoCommonColumns,
+    NoMarkableColumns,
+    TableTooSmall,
+    UnknownDataset,
+    WatermarkError,
+)
+from watermark.hashing import codeword, key_fingerprint
+from watermark.models import (
+    Candidate,
+    ColumnReport,
+    EmbedReport,
+    IssuedCopy,
+    Params,
+    Plan,
+    Verdict,
+)
+
+__all__ = [
+    "Candidate",
+    "ColumnReport",
+    "Detector",
+    "EmbedReport",
+    "Embedder",
+    "IssuedCopy",
+    "KeyMismatch",
+    "MissingKeyColumns",
+    "NoCommonColumns",
+    "NoMarkableColumns",
+    "Params",
+    "Plan",
+    "TableTooSmall",
+    "UnknownDataset",
+    "Verdict",
+    "WatermarkError",
+    "binomial_tail",
+    "bits_needed",
+    "codeword",
+    "detect_batches",
+    "detect_table",
+    "embed_batches",
+    "embed_table",
+    "key_fingerprint",
+    "needed_marks",
+]
