@@ -63,6 +63,11 @@ class PolicyService:
         self._next_check = clock() + check_interval
         self.last_problems: tuple[Problem, ...] = ()
 
+    @classmethod
+    def load(cls, directory: Path, **kwargs: object) -> PolicyService:
+        """Load ``directory``; raises PolicyInvalid (every problem) or PolicyNotFound."""
+        return cls(Path(directory), **kwargs)  # type: ignore[arg-type]
+
     # -- the active set ------------------------------------------------------------------
 
     @property

@@ -1,0 +1,84 @@
+"""The policy decision point over HTTP: decide for other platforms, show and reload policy."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+
+from quanguard.api.deps import ContainerDep, ContextDep, PrincipalDep, require_roles
+from quanguard.auth import Principal
+from quanguard.policy import Resource
+from quanguard.usecases import policy as uc
+
+router = APIRouter(tags=["policy"])
+
+_Name = Annotated[str, Field(min_length=1, max_length=200)]
+_Opt = Annotated[str | None, Field(default=None, max_length=500)]
+
+
+class SubjectIn(BaseModel):
+    """The principal the decision is about (the platform's own user, not the caller)."""
+
+    model_config = ConfigDict(extra="forbid")
+    role: _Name
+    org: _Name
+    id: Annotated[str, Field(max_length=200)] = "-"
+
+
+class ResourceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    grade: _Opt = None
+    dataset: _Opt = None
+    owner_org: _Opt = None
+    purpose: _Opt = None
+
+
+class DecideIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    principal: SubjectIn
+    action: _Name
+    resource: ResourceIn = Field(default_factory=ResourceIn)
+
+
+class DecisionOut(BaseModel):
+    effect: Literal["allow", "deny", "approval_required"]
+    rule_id: str | None
+    policy_version: str
+    obligations: dict[str, Any]
+    reason: str
+    matched: bool
+
+
+_Decider = Annotated[Principal, Depends(require_roles("admin", "officer", "manager", "reporter"))]
+_Officer = Annotated[Principal, Depends(require_roles("officer"))]
+
+
+@router.post("/v1/policy/decide", response_model=DecisionOut)
+def decide(body: DecideIn, caller: _Decider, container: ContainerDep, ctx: ContextDep) -> Any:
+    """Decide whether ``principal`` may do ``action`` on ``resource`` (for gateways and
+    portals that release data). 400 for an unknown role, action or grade."""
+    decision = uc.decide_for(
+        container,
+        caller,
+        uc.Subject(role=body.principal.role, org=body.principal.org, id=body.principal.id),
+        body.action,
+        Resource(**body.resource.model_dump()),
+        request_id=ctx.request_id,
+        source_ip=ctx.source_ip,
+    )
+    return decision.to_dict()
+
+
+@router.get("/v1/policy")
+def show(_caller: PrincipalDep, container: ContainerDep) -> dict[str, Any]:
+    """The active policy: version (sha256 of the files), files, grades, rule count."""
+    return uc.info(container)
+
+
+@router.post("/v1/policy/reload")
+def reload(caller: _Officer, container: ContainerDep, ctx: ContextDep) -> dict[str, Any]:
+    """Reload the policy files (officers). If they do not validate, the previous version
+    stays active and the answer (400) lists every ``file:line: message``."""
+    return uc.reload(container, caller, request_id=ctx.request_id, source_ip=ctx.source_ip)
