@@ -1,0 +1,307 @@
+"""Mask and unmask use cases: scan → decide by policy → mask → audit → commit.
+
+Every call is recorded in the audit trail with who, the profile, the columns, the
+row count and the SHA-256 digests of input and output — never values or keys.
+A refused call is recorded too.  The profile is the one asked for, else the
+policy's ``mask_profile`` obligation, else the default (共享).
+
+``unmask`` reverses ``encrypt``/``fpe`` columns and is allowed only when the policy
+says ``allow`` for action ``unmask`` at the dataset's grade (``approval_required``
+is a refusal here: the approval flow lives in the exchange).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from desensitize.errors import PlanError
+from desensitize.operators import OpContext, invert_operator
+from desensitize.operators.crypto import ENC_PREFIX
+from desensitize.pipeline import MaskResult, run_mask
+from desensitize.plan import load_plan_file
+from desensitize.tableio import detect_format, open_table, open_writer
+from quanguard.auth import Principal
+from quanguard.errors import Forbidden, InvalidInput
+
+__all__ = ["MaskOutcome", "UnmaskOutcome", "mask_file", "mask_records", "sha256_file", "unmask_file",
+           "unmask_records"]
+
+_LOCAL = "local-operator"
+MAX_RECORDS = 100_000
+
+
+@dataclass(frozen=True)
+class MaskOutcome:
+    profile: str
+    result: MaskResult
+    input_sha256: str
+    output_sha256: str
+    dataset_grade: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"profile": self.profile, "dataset_grade": self.dataset_grade,
+                "input_sha256": self.input_sha256, "output_sha256": self.output_sha256,
+                **self.result.to_dict()}
+
+
+@dataclass(frozen=True)
+class UnmaskOutcome:
+    columns: tuple[str, ...]
+    rows: int
+    input_sha256: str
+    output_sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"columns": list(self.columns), "rows": self.rows,
+                "input_sha256": self.input_sha256, "output_sha256": self.output_sha256}
+
+
+def sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    if "://" in path or not os.path.isfile(path):
+        h.update(path.encode())
+        return h.hexdigest()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _ctx_kw(ctx: Any) -> dict[str, Any]:
+    return {"source_ip": getattr(ctx, "source_ip", None), "request_id": getattr(ctx, "request_id", None)}
+
+
+def _decide(container: Any, principal: Principal, action: str, dataset: str, grade: str | None,
+            owner_org: str | None, ctx: Any, *, local_ok: bool) -> Any:
+    from quanguard.policy import Resource
+
+    decision = container.policy.decide(
+        principal, action, Resource(grade=grade, dataset=dataset, owner_org=owner_org or principal.org))
+    if decision.effect == "allow" or (local_ok and principal.id == _LOCAL and not decision.matched):
+        return decision
+    with container.session() as session, session.begin():
+        container.audit.record(session, actor=principal, action=action, dataset=dataset, grade=grade,
+                               decision=decision, outcome="denied", **_ctx_kw(ctx))
+    why = "needs approval" if decision.effect == "approval_required" else "is not allowed"
+    raise Forbidden(f"{action} of {dataset!r} {why} by policy: {decision.reason}")
+
+
+def _scan(container: Any, source: Any, sample: int) -> Any:
+    raw = container.scanner.table_scanner().scan(source.sample_batches(sample), sampled=True)
+    return container.scanner.grade(raw)
+
+
+def mask_file(
+    container: Any, principal: Principal, src: str, dst: str, *, profile: str | None = None,
+    plan_file: str | None = None, key_file: str | None = None, encoding: str | None = None,
+    out_encoding: str | None = None, dataset: str | None = None, owner_org: str | None = None,
+    sample: int = 10_000, ctx: Any = None, progress: Callable[[int], None] | None = None,
+    on_plan: Callable[[Any], None] | None = None,
+) -> MaskOutcome:
+    """Mask table ``src`` into ``dst`` (same format unless ``dst``'s says otherwise)."""
+    name = dataset or Path(src.split("#")[-1]).stem or "dataset"
+    source = open_table(src, encoding=encoding)
+    plan_profile, overrides = load_plan_file(plan_file) if plan_file else (None, None)
+    report = _scan(container, source, sample)
+    decision = _decide(container, principal, "mask", name, report.dataset_grade, owner_org, ctx,
+                       local_ok=True)
+    chosen = profile or plan_profile or decision.obligations.get("mask_profile")
+    service = container.masker
+    plan = service.plan(report, chosen, overrides)
+    if on_plan is not None:
+        on_plan(plan)
+    keyring = service.keyring(key_file)
+    finder = service.span_finder() if any(c.op == "spans" for c in plan.columns) else None
+    fmt = detect_format(dst)
+    enc = out_encoding or (source.encoding if fmt == source.format else None)
+    masker_schema = None
+    if fmt == "parquet":
+        from desensitize.masker import Masker
+
+        masker_schema = Masker(plan, keyring=keyring, span_finder=finder).output_schema(source.native_schema)
+    with open_writer(dst, fmt, enc, masker_schema) as writer:
+        result = run_mask(source.iter_batches(strings=fmt != "parquet" or source.format != "parquet"),
+                          writer, plan, keyring=keyring, span_finder=finder,
+                          quasi_identifiers=service.quasi_identifiers(report), progress=progress)
+    outcome = MaskOutcome(plan.profile.name, result, sha256_file(src), sha256_file(dst),
+                          report.dataset_grade)
+    _record(container, principal, "mask", name, outcome, decision, ctx)
+    return outcome
+
+
+def _record(container: Any, principal: Principal, action: str, name: str, outcome: MaskOutcome,
+            decision: Any, ctx: Any) -> None:
+    r = outcome.result
+    with container.session() as session, session.begin():
+        container.audit.record(
+            session, actor=principal, action=action, dataset=name, fields=tuple(r.plan.masked_columns),
+            grade=outcome.dataset_grade, rows=r.stats.rows, decision=decision,
+            result_digest=outcome.output_sha256, **_ctx_kw(ctx),
+            labels={"profile": outcome.profile, "input_sha256": outcome.input_sha256,
+                    "output_sha256": outcome.output_sha256,
+                    "k_before": str(r.k_before.k), "k_after": str(r.k_after.k)},
+        )
+
+
+def _json_text(v: Any) -> str | None:
+    import json
+
+    if v is None or isinstance(v, str):
+        return v
+    return json.dumps(v, ensure_ascii=False)
+
+
+def records_table(records: Sequence[dict[str, Any]]) -> pa.Table:
+    """Records → a string table (column order: first appearance)."""
+    if len(records) > MAX_RECORDS:
+        from quanguard.errors import TooLarge
+
+        raise TooLarge(f"at most {MAX_RECORDS:,} records per request; stream NDJSON/CSV instead")
+    names: dict[str, None] = {}
+    for r in records:
+        if not isinstance(r, dict):
+            raise InvalidInput("each record must be a JSON object")
+        names.update(dict.fromkeys(map(str, r)))
+    if not names:
+        raise InvalidInput("no records (or only empty objects) to mask")
+    cols = {n: pa.array([_json_text(r.get(n)) for r in records], pa.string()) for n in names}
+    return pa.table(cols)
+
+
+def mask_records(
+    container: Any, principal: Principal, records: Sequence[dict[str, Any]], *,
+    profile: str | None = None, dataset: str | None = None, ctx: Any = None, body_sha256: str = "",
+) -> tuple[list[dict[str, Any]], MaskOutcome]:
+    """Mask JSON records; untouched cells keep their JSON values."""
+    import json
+
+    from desensitize.masker import mask_table
+    from desensitize.risk import k_anonymity
+
+    table = records_table(records)
+    name = dataset or "records"
+    raw = container.scanner.table_scanner().scan(table.slice(0, 10_000).to_batches(), sampled=True)
+    report = container.scanner.grade(raw)
+    decision = _decide(container, principal, "mask", name, report.dataset_grade, None, ctx, local_ok=True)
+    service = container.masker
+    plan = service.plan(report, profile or decision.obligations.get("mask_profile"))
+    finder = service.span_finder() if any(c.op == "spans" for c in plan.columns) else None
+    masked, stats = mask_table(table, plan, keyring=service.keyring(), span_finder=finder)
+    touched = [c.name for c in plan.columns if c.touches and c.op != "suppress"]
+    dropped = set(plan.dropped_columns)
+    cols = {n: masked.column(n).to_pylist() for n in touched}
+    out = []
+    for i, r in enumerate(records):
+        row = {k: v for k, v in r.items() if k not in dropped}
+        for n in touched:
+            if n in row:
+                row[n] = cols[n][i]
+        out.append(row)
+    qi = service.quasi_identifiers(report)
+    from desensitize.pipeline import MaskResult
+
+    result = MaskResult(plan, stats, k_anonymity(table.to_batches(), qi),
+                        k_anonymity(masked.to_batches(), [q for q in qi if q in masked.column_names]),
+                        tuple(masked.column_names))
+    digest = hashlib.sha256(json.dumps(out, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
+    outcome = MaskOutcome(plan.profile.name, result, body_sha256, digest, report.dataset_grade)
+    _record(container, principal, "mask", name, outcome, decision, ctx)
+    return out, outcome
+
+
+# -- unmask ------------------------------------------------------------------------------
+
+def _parse_columns(columns: Sequence[str]) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for spec in columns:
+        for part in str(spec).split(","):
+            if not part.strip():
+                continue
+            name, _, entity = part.strip().partition(":")
+            out[name.strip()] = entity.strip() or None
+    if not out:
+        raise InvalidInput("name the columns to unmask (--columns 身份证号[,姓名] or NAME:ENTITY)")
+    return out
+
+
+def _unmask_column(col: pa.Array, name: str, entity: str | None, report: Any, keyring: Any) -> pa.Array:
+    values = [v for v in col.to_pylist() if v]
+    if values and all(v.startswith(ENC_PREFIX) for v in values):
+        return invert_operator("encrypt", col, None, OpContext(keyring, None, name))
+    if entity is None and report is not None:
+        entity = next((c.entity for c in report.columns if c.name == name), None)
+    return invert_operator("fpe", col, None, OpContext(keyring, entity, name))
+
+
+def unmask_file(
+    container: Any, principal: Principal, src: str, dst: str, columns: Sequence[str], *,
+    key_file: str | None = None, dataset: str | None = None, owner_org: str | None = None,
+    ctx: Any = None,
+) -> UnmaskOutcome:
+    """Reverse encrypt/fpe columns of ``src`` into ``dst``; policy action ``unmask``."""
+    wanted = _parse_columns(columns)
+    name = dataset or Path(src.split("#")[-1]).stem or "dataset"
+    source = open_table(src)
+    missing = [c for c in wanted if c not in source.column_names]
+    if missing:
+        raise PlanError(f"no column(s) {', '.join(missing)} in {Path(src).name} "
+                        f"(columns: {', '.join(source.column_names)})")
+    report = _scan(container, source, 2_000)
+    decision = _decide(container, principal, "unmask", name, report.dataset_grade, owner_org, ctx,
+                       local_ok=False)
+    keyring = container.masker.keyring(key_file)
+    rows = 0
+    with open_writer(dst, detect_format(dst), source.encoding) as writer:
+        for batch in source.iter_batches():
+            arrays = [(_unmask_column(col, n, wanted[n], report, keyring) if n in wanted else col)
+                      for n, col in zip(batch.schema.names, batch.columns, strict=True)]
+            writer.write(pa.RecordBatch.from_arrays(arrays, names=batch.schema.names))
+            rows += batch.num_rows
+    outcome = UnmaskOutcome(tuple(wanted), rows, sha256_file(src), sha256_file(dst))
+    with container.session() as session, session.begin():
+        container.audit.record(session, actor=principal, action="unmask", dataset=name,
+                               fields=tuple(wanted), grade=report.dataset_grade, rows=rows,
+                               decision=decision, result_digest=outcome.output_sha256, **_ctx_kw(ctx),
+                               labels={"input_sha256": outcome.input_sha256,
+                                       "output_sha256": outcome.output_sha256})
+    return outcome
+
+
+def unmask_records(
+    container: Any, principal: Principal, records: Sequence[dict[str, Any]], columns: Sequence[str], *,
+    dataset: str | None = None, ctx: Any = None, body_sha256: str = "",
+) -> list[dict[str, Any]]:
+    """Reverse encrypt/fpe columns of JSON records; policy action ``unmask``."""
+    wanted = _parse_columns(columns)
+    table = records_table(records)
+    missing = [c for c in wanted if c not in table.column_names]
+    if missing:
+        raise PlanError(f"no column(s) {', '.join(missing)} in the records")
+    name = dataset or "records"
+    raw = container.scanner.table_scanner().scan(table.slice(0, 2_000).to_batches(), sampled=True)
+    report = container.scanner.grade(raw)
+    decision = _decide(container, principal, "unmask", name, report.dataset_grade, None, ctx,
+                       local_ok=False)
+    keyring = container.masker.keyring()
+    cols = {n: _unmask_column(table.column(n).combine_chunks(), n, wanted[n], report, keyring).to_pylist()
+            for n in wanted}
+    out = [{k: (cols[k][i] if k in cols else v) for k, v in r.items()} for i, r in enumerate(records)]
+    with container.session() as session, session.begin():
+        container.audit.record(session, actor=principal, action="unmask", dataset=name,
+                               fields=tuple(wanted), grade=report.dataset_grade, rows=len(records),
+                               decision=decision, **_ctx_kw(ctx), labels={"input_sha256": body_sha256})
+    return out
+
+
+def temp_path(container: Any, suffix: str) -> str:
+    fd, tmp = tempfile.mkstemp(suffix=suffix, dir=container.settings.data_dir)
+    os.close(fd)
+    return tmp
