@@ -74,10 +74,14 @@ class EsRejected(EsError):
     kind = "invalid"
 
 
-def client_major() -> int:
-    import elasticsearch
+def client_version() -> str:
+    from elasticsearch._version import __versionstr__
 
-    return int(elasticsearch.__versionstr__.split(".")[0])
+    return str(__versionstr__)
+
+
+def client_major() -> int:
+    return int(client_version().split(".")[0])
 
 
 def make_client(url: str, *, timeout: float = 10.0) -> Any:
@@ -156,8 +160,6 @@ def check_cluster(client: Any, url: str = "") -> ClusterInfo:
     Raises EsUnavailable (unreachable) or EsIncompatible (major version differs from the
     client's, or the cluster refuses the client's compatibility headers).
     """
-    import elasticsearch
-
     mine = client_major()
     try:
         info = call_es("reading cluster info", client.info)
@@ -173,13 +175,13 @@ def check_cluster(client: Any, url: str = "") -> ClusterInfo:
     if major != mine:
         raise EsIncompatible(
             f"Elasticsearch at {url or 'the configured URL'} is version {version}, but this "
-            f"build uses the {elasticsearch.__versionstr__} client and supports only "
+            f"build uses the {client_version()} client and supports only "
             f"{mine}.x clusters; point QUANGUARD_ES_URL at an {mine}.x cluster or install "
             f"the matching client (elasticsearch>={major},<{major + 1})")
     health = call_es("reading cluster health", client.cluster.health)
     return ClusterInfo(url=url, name=str(info.get("cluster_name", "")), version=version,
                        health=str(health.get("status", "unknown")),
-                       client_version=elasticsearch.__versionstr__,
+                       client_version=client_version(),
                        ilm=ilm_available(client))
 
 
