@@ -1,0 +1,188 @@
+"""The privacy exchange over HTTP (``/v1/exchange/...``).
+
+No route returns rows of a registered dataset: consumers get metadata, noisy aggregates,
+PSI protocol messages, and — where policy allows 可用可取 — a masked, watermarked extract.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from quanguard.api.deps import ContainerDep, ContextDep, PrincipalDep, require_roles
+from quanguard.auth import Principal
+from quanguard.errors import InvalidInput
+from quanguard.usecases import exchange as uc
+
+router = APIRouter(prefix="/v1/exchange", tags=["exchange"])
+
+_Provider = Annotated[Principal, Depends(require_roles("provider"))]
+_Computer = Annotated[Principal, Depends(require_roles("consumer", "manager", "officer"))]
+_Manager = Annotated[Principal, Depends(require_roles("manager"))]
+
+
+class AggregateBody(BaseModel):
+    dataset: str
+    agg: str
+    column: str | None = None
+    by: list[str] = Field(default_factory=list)
+    where: dict[str, str] = Field(default_factory=dict)
+    epsilon: float = 0.5
+    q: float = 0.5
+    bins: int = 10
+    purpose: str | None = None
+
+
+class PsiBody(BaseModel):
+    dataset: str
+    request: str  # base64 of the openmined-psi Request
+    purpose: str | None = None
+    job: str | None = None
+
+
+class ExtractBody(BaseModel):
+    dataset: str
+    format: str = "csv"
+    purpose: str | None = None
+    job: str | None = None
+
+
+class ReasonBody(BaseModel):
+    reason: str
+
+
+class ConsentBody(BaseModel):
+    subjects: list[str]
+    purpose: str
+    state: str
+
+
+@router.post("/datasets", status_code=201)
+async def register(request: Request, caller: _Provider, container: ContainerDep,
+                   ctx: ContextDep) -> Any:
+    """Register a dataset (multipart): ``name``, one of ``file`` / ``path`` (inside the
+    service's exchange-inbox) / ``sql_url`` (+ ``sql_table``), repeated ``key_column``,
+    ``bounds`` (COL=LO:HI), ``computation``, ``group_column``. Returns its metadata."""
+    async with request.form() as form:
+        name = form.get("name")
+        if not isinstance(name, str) or not name:
+            raise InvalidInput("form field 'name' is required")
+        upload = form.get("file")
+        data = filename = None
+        if upload is not None and not isinstance(upload, str):
+            data, filename = await upload.read(), upload.filename
+        fields = {k: [v for v in form.getlist(k) if isinstance(v, str) and v]
+                  for k in ("key_column", "bounds", "computation", "group_column",
+                            "path", "sql_url", "sql_table")}
+    one = lambda key: fields[key][0] if fields[key] else None  # noqa: E731
+    table = uc.load_table(container, upload=data, filename=filename, path=one("path"),
+                          sql_url=one("sql_url"), sql_table=one("sql_table"))
+    strs = fields.__getitem__
+    return uc.register(container, caller, ctx, name=name, table=table,
+                       key_columns=strs("key_column"), bounds=uc.parse_bounds(strs("bounds")),
+                       computations=strs("computation") or None,
+                       group_columns=strs("group_column") or None)
+
+
+@router.get("/datasets")
+def list_datasets(caller: PrincipalDep, container: ContainerDep) -> list[dict[str, Any]]:
+    """Catalog metadata and grades (never rows)."""
+    return uc.datasets(container, caller)
+
+
+@router.get("/datasets/{name}")
+def get_dataset(name: str, caller: PrincipalDep, container: ContainerDep) -> dict[str, Any]:
+    return uc.dataset(container, caller, name)
+
+
+@router.get("/datasets/{name}/budget")
+def get_budget(name: str, caller: _Computer, container: ContainerDep, ctx: ContextDep) -> dict[str, Any]:
+    """The caller organisation's ε/δ budget on the dataset."""
+    return uc.budget(container, caller, ctx, dataset=name)
+
+
+@router.post("/datasets/{name}/consent")
+def consent(name: str, body: ConsentBody, caller: _Provider, container: ContainerDep,
+            ctx: ContextDep) -> dict[str, Any]:
+    """Record granted/withdrawn purposes of subjects (stored as keyed hashes)."""
+    return uc.set_consent(container, caller, ctx, dataset=name, subjects=body.subjects,
+                          purpose=body.purpose, state=body.state)
+
+
+@router.post("/aggregate")
+def aggregate(body: AggregateBody, caller: _Computer, container: ContainerDep,
+              ctx: ContextDep) -> JSONResponse:
+    """A differentially private aggregate; 202 when it waits for approval."""
+    query = body.model_dump(exclude={"dataset", "purpose"})
+    job = uc.aggregate(container, caller, ctx, dataset=body.dataset, query=query,
+                       purpose=body.purpose)
+    return JSONResponse(job, status_code=202 if job["status"] == "pending_approval" else 200)
+
+
+@router.get("/datasets/{name}/psi")
+def psi_terms(name: str, caller: _Computer, container: ContainerDep, ctx: ContextDep) -> dict[str, Any]:
+    """What a PSI may reveal (``count`` or ``matches``) and how many ids it may hold."""
+    return uc.psi_terms(container, caller, ctx, dataset=name)
+
+
+@router.post("/psi")
+def psi(body: PsiBody, caller: _Computer, container: ContainerDep, ctx: ContextDep) -> JSONResponse:
+    """Answer a blinded PSI request: server setup + re-blinded request (base64)."""
+    try:
+        req = base64.b64decode(body.request, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidInput("request must be base64") from exc
+    job, answer = uc.psi(container, caller, ctx, dataset=body.dataset, request=req,
+                         purpose=body.purpose, job_id=body.job)
+    if answer is None:
+        return JSONResponse(job, status_code=202)
+    job.update(reveal=answer.reveal, setup=base64.b64encode(answer.setup).decode(),
+               response=base64.b64encode(answer.response).decode())
+    return JSONResponse(job)
+
+
+@router.post("/extract", response_model=None)
+def extract(body: ExtractBody, caller: _Computer, container: ContainerDep,
+            ctx: ContextDep) -> Response:
+    """The masked, watermarked copy (body) with ``X-Quanguard-Job``; 202 JSON when pending."""
+    job, data = uc.extract(container, caller, ctx, dataset=body.dataset, fmt=body.format,
+                           purpose=body.purpose, job_id=body.job)
+    if data is None:
+        return JSONResponse(job, status_code=202)
+    media = "text/csv" if body.format == "csv" else "application/vnd.apache.parquet"
+    return Response(content=data, media_type=media, headers={"X-Quanguard-Job": job["job"]})
+
+
+@router.get("/jobs")
+def list_jobs(caller: PrincipalDep, container: ContainerDep, status: str | None = None,
+              dataset: str | None = None) -> list[dict[str, Any]]:
+    """Jobs the caller may see: its own; a provider's datasets'; all for overseers."""
+    return uc.jobs(container, caller, status=status, dataset=dataset)
+
+
+@router.get("/jobs/{job_id}")
+def get_job(job_id: str, caller: PrincipalDep, container: ContainerDep, ctx: ContextDep) -> dict[str, Any]:
+    return uc.job(container, caller, ctx, job_id)
+
+
+@router.post("/jobs/{job_id}/approve")
+def approve(job_id: str, body: ReasonBody, caller: _Manager, container: ContainerDep,
+            ctx: ContextDep) -> dict[str, Any]:
+    return uc.approve(container, caller, ctx, job_id, approve=True, reason=body.reason)
+
+
+@router.post("/jobs/{job_id}/reject")
+def reject(job_id: str, body: ReasonBody, caller: _Manager, container: ContainerDep,
+           ctx: ContextDep) -> dict[str, Any]:
+    return uc.approve(container, caller, ctx, job_id, approve=False, reason=body.reason)
+
+
+@router.get("/receipt-key")
+def receipt_key(caller: PrincipalDep, container: ContainerDep) -> dict[str, str]:
+    """The Ed25519 public key that signs receipts (pin it for offline verification)."""
+    return uc.receipt_key(container)
