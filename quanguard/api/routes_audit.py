@@ -1,0 +1,139 @@
+"""The audit trail over HTTP.
+
+``POST /v1/events`` (one event, JSON) and ``POST /v1/events/batch`` (NDJSON, up to
+10,000 lines) for reporter systems; ``GET /v1/audit/search``, ``GET /v1/audit/status``,
+``POST /v1/audit/checkpoint`` and ``GET /v1/audit/proof/{seq}`` for the security team.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from monitor.errors import InvalidEvent
+from monitor.events import parse_ts
+from monitor.ingest import MAX_BATCH
+from monitor.search import SearchQuery, SearchResult
+from quanguard.api.deps import ContainerDep, ContextDep, require_roles
+from quanguard.auth import Principal
+from quanguard.errors import InvalidInput
+from quanguard.usecases import audit as uc
+
+router = APIRouter(tags=["audit"])
+
+_Reporter = Annotated[Principal, Depends(require_roles("reporter"))]
+_Searcher = Annotated[Principal, Depends(require_roles("auditor", "manager", "officer"))]
+_Overseer = Annotated[Principal, Depends(
+    require_roles("auditor", "manager", "officer", "admin"))]
+_Signer = Annotated[Principal, Depends(require_roles("auditor", "officer", "admin"))]
+
+
+@router.post("/v1/events", status_code=201)
+async def post_event(request: Request, caller: _Reporter, container: ContainerDep,
+                     ctx: ContextDep) -> Any:
+    """Record one access reported by another platform (the NDJSON line format as a JSON
+    object). The caller is the event's reporter."""
+    body = await request.body()
+    if b"\n" in body.strip():
+        raise InvalidInput("one JSON object expected; post NDJSON to /v1/events/batch")
+    result = await run_in_threadpool(
+        uc.ingest, container, caller, [body], source_ip=ctx.source_ip,
+        request_id=ctx.request_id, max_lines=1)
+    if result.errors:
+        raise InvalidEvent(result.errors[0].message)
+    if not result.accepted:
+        raise InvalidInput("the body is empty")
+    return {"seq": result.first_seq}
+
+
+@router.post("/v1/events/batch")
+async def post_batch(request: Request, caller: _Reporter, container: ContainerDep,
+                     ctx: ContextDep, response: Response) -> Any:
+    """Record up to 10,000 NDJSON lines in one transaction. Valid lines are kept; each
+    invalid one is reported with its line number. 413 when the batch is too large."""
+    body = await request.body()
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput("the body is not UTF-8") from exc
+    result = await run_in_threadpool(
+        uc.ingest, container, caller, text.splitlines(), source_ip=ctx.source_ip,
+        request_id=ctx.request_id, max_lines=MAX_BATCH)
+    if result.errors:
+        response.status_code = 207 if result.accepted else 400
+    return result.to_dict()
+
+
+def _ts(value: str | None, name: str) -> datetime | None:
+    if value is None or value == "":
+        return None
+    try:
+        return parse_ts(value)
+    except InvalidEvent as exc:
+        raise InvalidInput(f"{name}: {exc.message}", field=name) from exc
+
+
+def result_dict(result: SearchResult, query: SearchQuery, backend: str | None) -> dict[str, Any]:
+    return {
+        "total": result.total,
+        "page": query.page,
+        "size": query.size,
+        "backend": backend,
+        "hits": [e.to_document() for e in result.hits],
+        "aggs": {name: [{"key": b.key, "count": b.count} for b in buckets]
+                 for name, buckets in result.aggs.items()},
+    }
+
+
+@router.get("/v1/audit/search")
+def audit_search(
+    caller: _Searcher, container: ContainerDep, ctx: ContextDep,
+    actor: str | None = None, role: str | None = None, org: str | None = None,
+    action: str | None = None, dataset: str | None = None, grade: str | None = None,
+    effect: str | None = None, since: str | None = None, until: str | None = None,
+    q: str | None = None, sort: str = "-ts", page: int = 1, size: int = 50,
+    agg: Annotated[list[str] | None, Query()] = None, tz: str | None = None,
+) -> Any:
+    """Search the trail: exact filters, ``since`` (inclusive) / ``until`` (exclusive) as
+    RFC 3339, free text ``q`` over purpose and reason, ``sort`` (ts, -ts, seq, -seq),
+    paging, ``agg`` (by_actor, by_action, by_effect, per_hour, per_day; repeatable).
+    Every search is recorded as an ``audit_search`` event."""
+    query = SearchQuery(
+        actor=actor, role=role, org=org, action=action, dataset=dataset, grade=grade,
+        effect=effect, since=_ts(since, "since"), until=_ts(until, "until"), q=q, sort=sort,
+        page=page, size=size, aggs=tuple(agg or ()), tz=tz or container.settings.tz,
+    )
+    result = uc.search(container, caller, query, source_ip=ctx.source_ip,
+                       request_id=ctx.request_id)
+    backend = getattr(container.search, "last_backend", None) or getattr(
+        container.search, "name", None)
+    return result_dict(result, query, backend)
+
+
+@router.get("/v1/audit/status")
+def audit_status(caller: _Overseer, container: ContainerDep, ctx: ContextDep) -> Any:
+    """Trail head, last signed checkpoint, last verification, Elasticsearch shipping."""
+    return uc.status(container, caller, source_ip=ctx.source_ip, request_id=ctx.request_id)
+
+
+@router.post("/v1/audit/checkpoint")
+def audit_checkpoint(caller: _Signer, container: ContainerDep, ctx: ContextDep) -> Any:
+    """Sign a checkpoint of the current head and hand it out (it counts as exported:
+    keep it outside, ``quanguard audit verify --checkpoint FILE`` checks against it)."""
+    cp = uc.checkpoint(container, caller, source_ip=ctx.source_ip, request_id=ctx.request_id)
+    return cp.to_dict()
+
+
+@router.get("/v1/audit/proof/{seq}")
+def audit_proof(seq: int, caller: _Overseer, container: ContainerDep, ctx: ContextDep) -> Any:
+    """Inclusion proof of event ``seq`` with the signed checkpoint it is proven against
+    (``quanguard audit verify-proof`` checks it offline)."""
+    return uc.proof(container, caller, seq, source_ip=ctx.source_ip, request_id=ctx.request_id)
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False)

@@ -1,0 +1,230 @@
+"""The audit service: the one way the service writes the audit trail.
+
+``record`` appends one event in the caller's transaction and returns its seq (the
+caller commits; a failure to record fails the request). ``record_batch`` appends many
+(reporter ingest). After each append, in the same transaction: a signed checkpoint when
+``audit_checkpoint_every`` events or ``audit_checkpoint_seconds`` have passed since the
+last one, and the alert rules on the new events. Free text (purpose, reason) goes
+through the PII redactor of the scan area before it is stored.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import Counter, Gauge
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import Session
+
+from monitor.alert_engine import Alert, AlertEngine
+from monitor.alerts import AlertRules, load_alert_rules
+from monitor.checkpoint import Checkpoint, Signer, load_or_create_signer
+from monitor.events import Actor, AuditEvent, EventDecision, redact_event, utc_now
+from monitor.store import AuditStore
+from monitor.trail import Trail
+
+__all__ = ["AuditService", "normalize_outcome"]
+
+_log = logging.getLogger("quanguard.audit")
+_OUTCOMES = {"success": "success", "ok": "success", "allowed": "success",
+             "failure": "failure", "failed": "failure", "denied": "failure",
+             "deny": "failure", "error": "failure", "unknown": "unknown"}
+
+
+def normalize_outcome(outcome: str) -> str:
+    """Callers say ``denied`` or ``failed``; the event model speaks ECS (success/failure)."""
+    return _OUTCOMES.get(str(outcome).lower(), "unknown")
+
+
+def _decision(value: Any) -> EventDecision | None:
+    if value is None:
+        return None
+    if isinstance(value, EventDecision):
+        return value
+    if isinstance(value, str):
+        return EventDecision(value)
+    return EventDecision(
+        str(value.effect), getattr(value, "rule_id", None),
+        getattr(value, "policy_version", None),
+    )
+
+
+class AuditService:
+    """Built once per container (``container.audit``)."""
+
+    def __init__(self, container: Any) -> None:
+        self.container = container
+        self.settings = container.settings
+        self.store = AuditStore()
+        self._lock = threading.Lock()
+        self._redactor: Callable[[str], str] | None = None
+        self._redactor_ready = False
+        registry = container.metrics.registry
+        self.m_appended = Counter("quanguard_audit_events_appended_total",
+                                  "Audit events appended to the trail", ["source"],
+                                  registry=registry)
+        self.m_alerts = Counter("quanguard_audit_alerts_raised_total",
+                                "Alert hits by rule (new or collapsed)", ["rule"],
+                                registry=registry)
+        self._last_cp_time: datetime | None = None
+        self.m_cp_age = Gauge("quanguard_audit_checkpoint_age_seconds",
+                              "Seconds since the last signed checkpoint", registry=registry)
+        self.m_cp_age.set_function(self._checkpoint_age)
+        self.m_head = Gauge("quanguard_audit_head_seq", "Last appended seq (this process)",
+                            registry=registry)
+
+    # -- collaborators (lazy) ---------------------------------------------------------
+    @functools.cached_property
+    def signer(self) -> Signer:
+        return load_or_create_signer(Path(self.settings.key_dir))
+
+    @functools.cached_property
+    def trail(self) -> Trail:
+        return Trail(self.store, self.signer)
+
+    @functools.cached_property
+    def rules(self) -> AlertRules:
+        path = Path(self.settings.policy_dir) / "alerts.yaml"
+        if not path.exists():
+            _log.warning("%s not found: no alert rules are active", path)
+            return AlertRules(())
+        return load_alert_rules(path)
+
+    @functools.cached_property
+    def alert_engine(self) -> AlertEngine:
+        return AlertEngine(self.rules, self.settings.tz)
+
+    def redactor(self) -> Callable[[str], str] | None:
+        """The scan area's PII redactor, memoised (purposes repeat a lot)."""
+        with self._lock:
+            if not self._redactor_ready:
+                try:
+                    from quanguard.services.scan import make_redactor
+
+                    self._redactor = functools.lru_cache(maxsize=4096)(
+                        make_redactor(self.container))
+                except ImportError:  # the scan area is not part of this build
+                    self._redactor = None
+                self._redactor_ready = True
+            return self._redactor
+
+    def set_redactor(self, redactor: Callable[[str], str] | None) -> None:
+        with self._lock:
+            self._redactor, self._redactor_ready = redactor, True
+
+    # -- writing ----------------------------------------------------------------------
+    def record(
+        self,
+        session: Session,
+        *,
+        actor: Any,
+        action: str,
+        dataset: str | None = None,
+        fields: Sequence[str] = (),
+        grade: str | None = None,
+        rows: int | None = None,
+        purpose: str | None = None,
+        decision: Any = None,
+        outcome: str = "success",
+        source_ip: str | None = None,
+        request_id: str | None = None,
+        result_digest: str | None = None,
+        labels: Mapping[str, Any] | None = None,
+        reason: str | None = None,
+    ) -> int:
+        """Append one event in the caller's transaction; returns its seq."""
+        dec = _decision(decision)
+        if reason is None and decision is not None:
+            reason = getattr(decision, "reason", None) or None
+        event = AuditEvent(
+            ts=utc_now(),
+            actor=Actor(str(actor.id), str(actor.role), str(actor.org)),
+            action=action,
+            reporter="quanguard",
+            dataset=dataset,
+            fields=tuple(str(f) for f in fields),
+            grade=grade,
+            rows=rows,
+            purpose=purpose,
+            reason=reason,
+            decision=dec,
+            outcome=normalize_outcome(outcome),
+            source_ip=source_ip,
+            request_id=request_id,
+            result_digest=result_digest,
+            labels={str(k): str(v) for k, v in (labels or {}).items() if v is not None},
+        )
+        (stored,) = self.record_batch(session, [event], source="service")
+        assert stored.seq is not None
+        return stored.seq
+
+    def record_batch(self, session: Session, events: Sequence[AuditEvent], *,
+                     source: str = "reporter", now: datetime | None = None
+                     ) -> list[AuditEvent]:
+        """Append ``events`` (redacted here), checkpoint if due, evaluate alerts."""
+        if not events:
+            return []
+        redactor = self.redactor()
+        if redactor is not None:
+            events = [redact_event(e, redactor) for e in events]
+        stamp = now or utc_now()
+        stored = self.store.append(session, events, now=stamp)
+        self._maybe_checkpoint(session, stamp)
+        alerts = self.alert_engine.process(session, stored, now=stamp)
+        if alerts:
+            self._after_commit(session, alerts)
+        self.m_appended.labels(source=source).inc(len(stored))
+        self.m_head.set(stored[-1].seq or 0)
+        return stored
+
+    def _maybe_checkpoint(self, session: Session, now: datetime) -> None:
+        latest = self.trail.latest(session)
+        head = self.store.head(session)
+        if latest is None:
+            due = head.seq >= 1
+        else:
+            cp = latest.checkpoint
+            self._last_cp_time = cp.timestamp
+            due = head.seq > cp.tree_size and (
+                head.seq - cp.tree_size >= self.settings.audit_checkpoint_every
+                or (now - cp.timestamp).total_seconds() >= self.settings.audit_checkpoint_seconds
+            )
+        if due:
+            self.checkpoint(session, now=now)
+
+    def checkpoint(self, session: Session, *, now: datetime | None = None) -> Checkpoint:
+        cp = self.trail.checkpoint(session, now=now)
+        self._last_cp_time = cp.timestamp
+        return cp
+
+    def _checkpoint_age(self) -> float:
+        if self._last_cp_time is None:
+            return 0.0
+        return max(0.0, (utc_now() - self._last_cp_time).total_seconds())
+
+    def _after_commit(self, session: Session, alerts: list[Alert]) -> None:
+        for alert in alerts:
+            self.m_alerts.labels(rule=alert.rule).inc()
+        pending: list[Alert] = session.info.setdefault("quanguard_new_alerts", [])
+        first = not pending
+        pending.extend(alerts)
+        if not first:
+            return
+
+        def flush(sess: Session) -> None:
+            raised = sess.info.pop("quanguard_new_alerts", [])
+            notify = getattr(self.container.alerts, "notify", None)
+            if raised and notify is not None:
+                notify(raised)
+
+        def drop(sess: Session) -> None:
+            sess.info.pop("quanguard_new_alerts", None)
+
+        sa_event.listen(session, "after_commit", flush, once=True)
+        sa_event.listen(session, "after_rollback", drop, once=True)

@@ -1,0 +1,328 @@
+"""Audit use cases: ingest, search, status, checkpoint, proof, verify, purge, alerts.
+
+Each one: authorize (role gate at the border, policy here where the policy knows the
+action) → domain call → audit event → commit. Searches and alert changes are audit
+events themselves; a failure to record fails the call.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.exc import OperationalError
+
+from monitor.alert_engine import Alert
+from monitor.checkpoint import Checkpoint
+from monitor.errors import MonitorError, StoreBusy, Tampered
+from monitor.events import utc_now
+from monitor.ingest import MAX_BATCH, LineError, parse_batch
+from monitor.retention import plan_purge, purge
+from monitor.search import SearchQuery, SearchResult
+from monitor.store import EVENTS, VERIFY_RUNS, from_us, to_us
+from monitor.trail import proof_document
+from quanguard.auth import Principal
+from quanguard.errors import Forbidden
+
+__all__ = [
+    "IngestResult",
+    "checkpoint",
+    "ingest",
+    "list_alerts",
+    "proof",
+    "purge_old",
+    "search",
+    "status",
+    "update_alert",
+    "verify",
+]
+
+LOCAL_ID = "local-operator"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    lines: int
+    accepted: int
+    first_seq: int | None
+    last_seq: int | None
+    errors: tuple[LineError, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"lines": self.lines, "accepted": self.accepted, "rejected": len(self.errors),
+                "first_seq": self.first_seq, "last_seq": self.last_seq,
+                "errors": [e.to_dict() for e in self.errors]}
+
+
+def _busy(exc: OperationalError) -> bool:
+    text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
+    return "locked" in text or "busy" in text or "could not serialize" in text
+
+
+def with_retry(fn: Callable[[], T], *, attempts: int = 6, delay: float = 0.1) -> T:
+    """Run a transaction; retry it when the database is locked/busy (never drop)."""
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except OperationalError as exc:
+            if not _busy(exc) or attempt == attempts - 1:
+                if _busy(exc):
+                    raise StoreBusy(f"the audit store stayed locked after {attempts} tries; "
+                                    "nothing was written, retry later") from exc
+                raise
+            time.sleep(delay * (2 ** attempt))
+    raise AssertionError("unreachable")
+
+
+def _authorize(container: Any, principal: Principal, action: str, *,
+               source_ip: str | None, request_id: str | None, **resource: Any) -> Any:
+    """Policy decision; a deny is recorded and raised as Forbidden."""
+    if principal.id == LOCAL_ID:
+        return None  # the operator of a local command: the machine's owner
+    from quanguard.policy import Resource
+
+    decision = container.policy.decide(principal, action, Resource(**resource))
+    if decision.effect != "allow":
+        with container.session() as session, session.begin():
+            container.audit.record(session, actor=principal, action=action, decision=decision,
+                                   outcome="failure", source_ip=source_ip,
+                                   request_id=request_id)
+        raise Forbidden(f"policy does not allow {action} for role {principal.role!r}: "
+                        f"{decision.reason}", rule_id=decision.rule_id)
+    return decision
+
+
+def _record(container: Any, principal: Principal, action: str, **kw: Any) -> int:
+    def tx() -> int:
+        with container.session() as session, session.begin():
+            return int(container.audit.record(session, actor=principal, action=action, **kw))
+    return with_retry(tx)
+
+
+# -- ingest ---------------------------------------------------------------------------
+def ingest(container: Any, principal: Principal, lines: Iterable[str | bytes], *,
+           source_ip: str | None = None, request_id: str | None = None,
+           max_lines: int | None = MAX_BATCH, chunk: int = 10_000,
+           progress: Callable[[int], None] | None = None) -> IngestResult:
+    """Parse NDJSON lines and append the valid ones (each chunk one transaction)."""
+    _authorize(container, principal, "report_events", source_ip=source_ip,
+               request_id=request_id)
+    now = utc_now()
+    batch = parse_batch(lines, reporter=principal.id, now=now, max_lines=max_lines)
+    events = list(batch.events)
+    first = last = None
+    for start in range(0, len(events), chunk):
+        part = events[start:start + chunk]
+
+        def tx(part: Sequence[Any] = part) -> list[Any]:
+            with container.session() as session, session.begin():
+                return container.audit.record_batch(session, part, source="reporter", now=now)
+
+        stored = with_retry(tx)
+        first = first if first is not None else stored[0].seq
+        last = stored[-1].seq
+        if progress is not None:
+            progress(len(stored))
+    return IngestResult(batch.lines, len(events), first, last, batch.errors)
+
+
+# -- search ---------------------------------------------------------------------------
+def search(container: Any, principal: Principal, query: SearchQuery, *,
+           source_ip: str | None = None, request_id: str | None = None) -> SearchResult:
+    """Search the trail; the search is recorded (filters, total) before results leave."""
+    decision = _authorize(container, principal, "audit_search", source_ip=source_ip,
+                          request_id=request_id)
+    labels: dict[str, str] = {k: v for k, v in query.filters().items()}
+    if query.since:
+        labels["since"] = query.since.isoformat()
+    if query.until:
+        labels["until"] = query.until.isoformat()
+    if query.q:
+        labels["q"] = query.q[:200]
+    try:
+        result = container.search.search(query)
+    except MonitorError:
+        _record(container, principal, "audit_search", decision=decision, outcome="failure",
+                source_ip=source_ip, request_id=request_id, labels=labels)
+        raise
+    labels["backend"] = str(getattr(container.search, "last_backend", None)
+                            or getattr(container.search, "name", "?"))
+    _record(container, principal, "audit_search", decision=decision, rows=result.total,
+            source_ip=source_ip, request_id=request_id, labels=labels)
+    return result
+
+
+# -- trail ----------------------------------------------------------------------------
+def status(container: Any, principal: Principal, *, source_ip: str | None = None,
+           request_id: str | None = None) -> dict[str, Any]:
+    audit = container.audit
+    with container.session() as session:
+        head = audit.store.head(session)
+        latest = audit.trail.latest(session)
+        run = session.execute(sa.select(VERIFY_RUNS).order_by(VERIFY_RUNS.c.id.desc()).limit(1)
+                              ).first()
+    out: dict[str, Any] = {
+        "head": {"seq": head.seq, "hash": head.hash.hex(), "root": head.root().hex(),
+                 "retained_from": head.pruned_below + 1},
+        "last_checkpoint": None,
+        "last_verify": None,
+        "signing_key_id": audit.signer.key_id,
+    }
+    if latest is not None:
+        cp = latest.checkpoint
+        out["last_checkpoint"] = {
+            "tree_size": cp.tree_size, "root": cp.root.hex(), "timestamp": cp.timestamp.isoformat(),
+            "key_id": cp.key_id, "age_seconds": round((utc_now() - cp.timestamp).total_seconds(), 3),
+            "exported": latest.exported.isoformat() if latest.exported else None,
+        }
+    if run is not None:
+        out["last_verify"] = {
+            "at": from_us(run.ts).isoformat(), "ok": bool(run.ok), "tree_size": run.tree_size,
+            "bad_seq": run.bad_seq, "damage": run.damage, "detail": run.detail,
+        }
+    try:
+        from quanguard.services.shipper import es_status
+
+        out["elasticsearch"] = es_status(container)
+    except ImportError:
+        out["elasticsearch"] = None
+    return out
+
+
+def checkpoint(container: Any, principal: Principal, *, export: Path | None = None,
+               exported: bool = True, source_ip: str | None = None,
+               request_id: str | None = None) -> Checkpoint:
+    """Sign a checkpoint of the current head; it counts as exported when handed out."""
+    audit = container.audit
+    now = utc_now()
+
+    def tx() -> Checkpoint:
+        with container.session() as session, session.begin():
+            cp = audit.checkpoint(session, now=now)
+            if exported:
+                stored = audit.trail.latest(session)  # the one just inserted
+                audit.trail.mark_exported(session, stored.id, now=now)
+            return cp
+
+    cp = with_retry(tx)
+    if export is not None:
+        Path(export).write_text(cp.to_json() + "\n", encoding="utf-8")
+    _record(container, principal, "audit_checkpoint", source_ip=source_ip,
+            request_id=request_id, labels={"tree_size": str(cp.tree_size),
+                                           "root": cp.root.hex(), "exported": str(exported)})
+    return cp
+
+
+def proof(container: Any, principal: Principal, seq: int, *,
+          source_ip: str | None = None, request_id: str | None = None) -> dict[str, Any]:
+    """Inclusion proof of ``seq`` against the newest checkpoint covering it (signing a
+    new one when none does); the checkpoint is included so the proof stands alone."""
+    audit = container.audit
+    with container.session() as session:
+        latest = audit.trail.latest(session)
+    if latest is None or latest.checkpoint.tree_size < seq:
+        cp = checkpoint(container, principal, exported=False, source_ip=source_ip,
+                        request_id=request_id)
+    else:
+        cp = latest.checkpoint
+    with container.session() as session:
+        p = audit.trail.proof(session, seq, cp)
+        body = session.execute(sa.select(EVENTS.c.body).where(EVENTS.c.seq == seq)).scalar_one()
+    _record(container, principal, "audit_proof", source_ip=source_ip, request_id=request_id,
+            labels={"seq": str(seq), "tree_size": str(cp.tree_size)})
+    doc = proof_document(p, body)
+    doc["checkpoint"] = cp.to_dict()
+    return doc
+
+
+def verify(container: Any, principal: Principal, external: Sequence[Checkpoint] = (), *,
+           source_ip: str | None = None, request_id: str | None = None) -> dict[str, Any]:
+    """Verify the trail; the outcome is stored (status page) and recorded. Re-raises
+    ``Tampered`` after recording it."""
+    audit = container.audit
+    started = time.perf_counter()
+    error: Tampered | None = None
+    with container.session() as session:
+        head = audit.store.head(session)
+        try:
+            audit.trail.verify(session, external)
+        except Tampered as exc:
+            error = exc
+    elapsed = time.perf_counter() - started
+
+    def tx() -> None:
+        with container.session() as session, session.begin():
+            session.execute(VERIFY_RUNS.insert().values(
+                ts=to_us(utc_now()), ok=error is None, tree_size=head.seq,
+                bad_seq=error.seq if error else None, damage=error.damage if error else None,
+                detail=error.detail if error else None))
+            audit.record(session, actor=principal, action="audit_verify",
+                         outcome="success" if error is None else "failure",
+                         source_ip=source_ip, request_id=request_id,
+                         labels={"tree_size": str(head.seq),
+                                 "external_checkpoints": str(len(external)),
+                                 **({"damage": error.damage, "bad_seq": str(error.seq)}
+                                    if error else {})})
+
+    with_retry(tx)
+    if error is not None:
+        raise error
+    return {"ok": True, "events": head.seq - head.pruned_below, "tree_size": head.seq,
+            "checkpoints_checked": len(external), "seconds": round(elapsed, 3)}
+
+
+def purge_old(container: Any, principal: Principal, *, force_partial: bool = False,
+              dry_run: bool = False, now: datetime | None = None) -> dict[str, Any]:
+    """Retention: purge events older than ``retention_days`` that an exported checkpoint
+    covers; refuses (conflict) when older events are not covered, unless forced."""
+    audit = container.audit
+    now = now or utc_now()
+
+    def tx() -> dict[str, Any]:
+        with container.session() as session, session.begin():
+            plan = plan_purge(session, audit.store,
+                              exported_size=audit.trail.exported_size(session), now=now,
+                              retention_days=int(container.settings.retention_days))
+            deleted = 0 if dry_run else purge(session, audit.store, plan,
+                                              force_partial=force_partial)
+            if not dry_run:
+                audit.record(session, actor=principal, action="audit_purge",
+                             labels={"deleted": str(deleted),
+                                     "through_seq": str(plan.purge_through),
+                                     "cutoff": plan.cutoff.isoformat()})
+            return {"cutoff": plan.cutoff.isoformat(), "old_events": plan.candidates,
+                    "not_covered": plan.blocked, "purge_through_seq": plan.purge_through,
+                    "deleted": deleted, "dry_run": dry_run}
+
+    return with_retry(tx)
+
+
+# -- alerts ---------------------------------------------------------------------------
+def list_alerts(container: Any, principal: Principal, *, status: str | None = None,
+                rule: str | None = None, actor: str | None = None, limit: int = 100,
+                offset: int = 0, source_ip: str | None = None,
+                request_id: str | None = None) -> list[Alert]:
+    with container.session() as session:
+        return list(container.alerts.list(session, status=status or None, rule=rule,
+                                          actor=actor, limit=limit, offset=offset))
+
+
+def update_alert(container: Any, principal: Principal, alert_id: str, *, status: str,
+                 note: str | None = None, source_ip: str | None = None,
+                 request_id: str | None = None) -> Alert:
+    """Acknowledge / close / reopen an alert; recorded in the same transaction."""
+    def tx() -> Alert:
+        with container.session() as session, session.begin():
+            alert = container.alerts.update(session, alert_id, status=status, note=note)
+            container.audit.record(session, actor=principal, action="alert_update",
+                                   reason=note, source_ip=source_ip, request_id=request_id,
+                                   labels={"alert": alert_id, "status": status,
+                                           "rule": alert.rule})
+            return alert  # type: ignore[no-any-return]
+    return with_retry(tx)
