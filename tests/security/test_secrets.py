@@ -145,7 +145,7 @@ def _console_login(client, key: str):
     "(quanguard/api/routes_console.py, owner: monitor/console); remove this mark once it counts",
 )
 def test_console_sign_in_failures_count_against_the_same_limit(limited):
-    container, client = limited
+    _container, client = limited
     if importlib.util.find_spec("quanguard.api.routes_console") is None:
         pytest.skip("console not present in this build")
     statuses = [_console_login(client, f"qg_0000000{i}_{'y' * 43}").status_code for i in range(8)]
