@@ -1,0 +1,91 @@
+"""Offline Chinese NLP for Presidio: a custom ``NlpEngine`` and jieba segmentation.
+
+Presidio's default engine loads a spaCy model (a download); ours loads nothing.  Our
+recognizers are self-contained (patterns, tables, jieba), so the engine hands Presidio
+empty artifacts and the recognizers that need words call :func:`segment`, which runs
+jieba with its bundled dictionary (no network) on short clauses and caches results.
+Nothing happens at import time: jieba's dictionary is loaded on first use.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from functools import lru_cache
+from typing import Any
+
+from presidio_analyzer.nlp_engine import NlpArtifacts, NlpEngine
+from spacy.tokens import Doc
+from spacy.vocab import Vocab
+
+LANGUAGE = "zh"
+
+
+@lru_cache(maxsize=1)
+def _posseg() -> Any:
+    import jieba
+    import jieba.posseg
+
+    jieba.setLogLevel(logging.WARNING)
+    jieba.initialize()
+    return jieba.posseg.dt
+
+
+@lru_cache(maxsize=65536)
+def segment(clause: str) -> tuple[tuple[str, str], ...]:
+    """jieba words with part-of-speech tags (``nr`` person, ``ns`` place, ...) of a clause."""
+    return tuple((p.word, p.flag) for p in _posseg().cut(clause, HMM=True))
+
+
+def dictionary_tag(word: str) -> str | None:
+    """The tag jieba's dictionary gives ``word``, or None when it is not a dictionary word."""
+    tag: str | None = _posseg().word_tag_tab.get(word)
+    return tag
+
+
+class ChineseNlpEngine(NlpEngine):
+    """A Presidio ``NlpEngine`` for ``zh`` that needs no model download.
+
+    It returns empty artifacts (no spaCy NER runs); context is handled by
+    :class:`desensitize.context.WindowContextEnhancer` on characters, and the PERSON
+    recognizer segments text with jieba itself.
+    """
+
+    def __init__(self) -> None:
+        self._vocab: Vocab | None = None
+
+    def load(self) -> None:
+        self._vocab = Vocab()
+
+    def is_loaded(self) -> bool:
+        return self._vocab is not None
+
+    def _artifacts(self) -> NlpArtifacts:
+        if self._vocab is None:
+            self.load()
+        return NlpArtifacts(
+            entities=[], tokens=Doc(self._vocab, words=[]), tokens_indices=[],
+            lemmas=[], nlp_engine=self, language=LANGUAGE, scores=[],
+        )
+
+    def process_text(self, text: str, language: str) -> NlpArtifacts:
+        return self._artifacts()
+
+    def process_batch(
+        self, texts: Iterable[str], language: str, batch_size: int = 1, n_process: int = 1,
+        **kwargs: Any,
+    ) -> Iterator[tuple[str, NlpArtifacts]]:
+        for text in texts:
+            yield str(text), self._artifacts()
+
+    def is_stopword(self, word: str, language: str) -> bool:
+        return False
+
+    def is_punct(self, word: str, language: str) -> bool:
+        return not any(ch.isalnum() for ch in word)
+
+    def get_supported_entities(self) -> list[str]:
+        return []
+
+    def get_supported_languages(self) -> list[str]:
+        return [LANGUAGE]

@@ -1,0 +1,214 @@
+"""PERSON — Chinese personal names.
+
+A name is a surname from the table (``surnames.txt``, compound ``surnames_compound.txt``
+such as 欧阳, 司马) followed by a one- or two-character given name, or a transliterated
+name joined by ``·`` (买买提·艾力).  jieba's ``nr`` tag flags hundreds of ordinary words
+in government prose (张贴, 王府井, 高新区), so it is only one signal among several:
+
+1. gate: the candidate starts with a surname, is not in ``person_stoplist.txt`` and does
+   not end in a place or organisation suffix (区, 路, 局, ...);
+2. jieba: the clause is segmented; a token tagged ``nr`` or unknown to the dictionary
+   scores more than one the dictionary knows as another part of speech;
+3. cues (``person_cues.tsv``): a role or label right before the name (姓名：, 市民,
+   联系人, 反映人) or a word right after it (先生, 反映, 来电) raises the score.
+
+A bare ``nr`` token with no cue stays below the reporting threshold.  "Surname +
+先生/女士" is reported as a person reference including the honorific.
+"""
+
+from __future__ import annotations
+
+import regex
+from presidio_analyzer import EntityRecognizer, RecognizerResult
+from presidio_analyzer.nlp_engine import NlpArtifacts
+
+from desensitize.nlp import segment
+from desensitize.recognizers._tables import context_words, mapping, words
+
+ENTITY = "PERSON"
+_BAD_SUFFIX = frozenset(
+    "区市县省州路街镇村乡局厅委办院所站馆园港桥门楼店厂场城井岛湾寺庙宫殿塔阁署部处科室队组"
+    "社会司校网台业化性率度费款法规制证号项件类期级型量额员品物器机车船人"
+)
+_HONORIFICS = ("先生", "女士", "小姐", "同志", "师傅", "老师", "大爷", "大妈", "阿姨", "老人")
+_NAME_TAGS = frozenset({"nr", "nrfg", "nrt"})
+_FUNCTION_TAGS = frozenset({"c", "p", "u", "d", "r", "v", "a", "m", "f", "q", "uj", "ul", "ad"})
+_HAN_RUN = regex.compile(r"[\p{Han}·•・]+")
+_DOT_NAME = regex.compile(r"\p{Han}{2,8}[·•・]\p{Han}{2,8}")
+_SEPARATORS = " \t:：,，（(）)【】[]\"“”'‘’、为是"
+
+
+class _Tables:
+    def __init__(self) -> None:
+        self.single = words("surnames.txt")
+        self.compound = words("surnames_compound.txt")
+        self.stop = words("person_stoplist.txt")
+        cues = mapping("person_cues.tsv")
+        self.before_strong = tuple(sorted(cues.get("before_strong", ()), key=len, reverse=True))
+        self.before_weak = tuple(cues.get("before_weak", ()))
+        self.after_strong = tuple(sorted(cues.get("after_strong", ()), key=len, reverse=True))
+        self.after_weak = tuple(cues.get("after_weak", ())) + ("、", "和", "与", "等", "及")
+        self.cue_words = frozenset(self.before_strong) | frozenset(self.after_strong)
+
+    def surname_len(self, word: str) -> int:
+        if word[:2] in self.compound:
+            return 2
+        return 1 if word[:1] in self.single else 0
+
+
+def plausible_name(value: str, tables: _Tables | None = None) -> bool:
+    """A whole value that looks like a personal name (table scanner's cell check)."""
+    t = tables or _TABLES_CACHE.get()
+    v = value.strip()
+    if _DOT_NAME.fullmatch(v):
+        return True
+    n = t.surname_len(v)
+    if not n or not (n + 1 <= len(v) <= n + 2) or not regex.fullmatch(r"\p{Han}+", v):
+        return False
+    if v in t.stop or v[-1] in _BAD_SUFFIX or v in t.cue_words:
+        return False
+    return not v.endswith(_HONORIFICS)
+
+
+class _LazyTables:
+    def __init__(self) -> None:
+        self._t: _Tables | None = None
+
+    def get(self) -> _Tables:
+        if self._t is None:
+            self._t = _Tables()
+        return self._t
+
+
+_TABLES_CACHE = _LazyTables()
+
+
+class ChinesePersonRecognizer(EntityRecognizer):
+    """Chinese names gated by the surname table and scored by jieba tags and cues."""
+
+    ENTITY = ENTITY
+
+    def __init__(self) -> None:
+        super().__init__(
+            supported_entities=[ENTITY], name=type(self).__name__, supported_language="zh",
+            context=context_words(ENTITY),
+        )
+
+    def load(self) -> None:
+        self._tables = _TABLES_CACHE.get()
+
+    # -- cues -------------------------------------------------------------------------
+    def _before(self, text: str, start: int) -> float:
+        left = text[max(0, start - 10):start]
+        stripped = left.rstrip(_SEPARATORS)
+        if stripped.endswith(self._tables.before_strong):
+            return 0.4
+        if left.endswith(self._tables.before_weak) or stripped.endswith(("、", "和", "与")):
+            return 0.1
+        return 0.0
+
+    def _after(self, text: str, end: int) -> float:
+        right = text[end:end + 4]
+        if right.startswith(self._tables.after_strong):
+            return 0.3
+        if right.lstrip(" ").startswith(("(", "（")) and regex.match(r"[(（]\s*(?:电话|手机|身份证|\d)", right + text[end + 4:end + 8]):
+            return 0.3
+        if right.startswith(self._tables.after_weak):
+            return 0.1
+        return 0.0
+
+    # -- candidates ---------------------------------------------------------------------
+    def _candidates(self, run: str) -> list[tuple[int, int, float, bool]]:
+        """(start, end, base score, is_honorific) inside one run of Han characters."""
+        t = self._tables
+        toks = segment(run)
+        out: list[tuple[int, int, float, bool]] = []
+        pos = 0
+        offsets = []
+        for word, _tag in toks:
+            offsets.append(pos)
+            pos += len(word)
+        skip = -1
+        for i, (word, tag) in enumerate(toks):
+            start = offsets[i]
+            if i == skip:
+                continue
+            n = t.surname_len(word)
+            if not n:
+                continue
+            nxt = toks[i + 1][0] if i + 1 < len(toks) else ""
+            if len(word) == n:  # bare surname: given name is the next token
+                if nxt in _HONORIFICS[:4] and n == 1:
+                    out.append((start, start + n + len(nxt), 0.6, True))
+                elif tag in _FUNCTION_TAGS:
+                    continue
+                elif nxt and len(nxt) <= 2 and toks[i + 1][1] in _NAME_TAGS:
+                    out.append((start, start + n + len(nxt), 0.45, False))
+                    skip = i + 1
+                elif nxt and t.surname_len(nxt) and len(nxt) >= 2:
+                    continue
+                elif nxt and len(nxt) <= 2 and nxt[0] not in _HONORIFICS and nxt not in t.stop:
+                    ntag = toks[i + 1][1]
+                    base = 0.35 if ntag in _NAME_TAGS or ntag in ("x", "nz") else 0.15
+                    out.append((start, start + n + len(nxt), base, False))
+            elif n == 1 and word[1:] in _HONORIFICS[:4]:
+                out.append((start, start + len(word), 0.6, True))
+            elif len(word) <= n + 2:
+                if tag in _NAME_TAGS:
+                    base = 0.45
+                elif tag in ("x", "nz", "n", "j") and len(word) == 3:
+                    base = 0.3
+                else:
+                    base = 0.15
+                out.append((start, start + len(word), base, False))
+            elif len(word) in (n + 3, n + 4) and word[n + 2:].startswith(("先生", "女士")):
+                out.append((start, start + n + 2, 0.45, False))
+        return out
+
+    def analyze(
+        self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None,
+    ) -> list[RecognizerResult]:
+        if entities and ENTITY not in entities:
+            return []
+        t = self._tables
+        results: list[RecognizerResult] = []
+        taken: list[tuple[int, int]] = []
+        for m in _DOT_NAME.finditer(text):
+            s, e = m.span()
+            for cue in t.before_strong:
+                if text.startswith(cue, s) and e - s - len(cue) >= 4:
+                    s += len(cue)
+                    break
+            for cue in t.after_strong:
+                if text[s:e].endswith(cue) and e - len(cue) - s >= 4:
+                    e -= len(cue)
+                    break
+            score = min(0.95, 0.6 + self._before(text, s) + self._after(text, e))
+            results.append(self._result(s, e, score))
+            taken.append((s, e))
+        for run in _HAN_RUN.finditer(text):
+            chunk = run.group()
+            if not any(c in t.single for c in chunk):
+                continue
+            for s0, e0, base, honorific in self._candidates(chunk):
+                s, e = run.start() + s0, run.start() + e0
+                name = text[s:e]
+                if any(s < te and ts < e for ts, te in taken):
+                    continue
+                if not honorific and not plausible_name(name, t):
+                    continue
+                score = base + self._before(text, s) + (0.0 if honorific else self._after(text, e))
+                if base <= 0.15 and self._before(text, s) < 0.4:
+                    continue
+                results.append(self._result(s, e, min(score, 0.95)))
+        return results
+
+    def _result(self, start: int, end: int, score: float) -> RecognizerResult:
+        return RecognizerResult(
+            entity_type=ENTITY, start=start, end=end, score=round(score, 2),
+            recognition_metadata={
+                RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+                RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
+                "is_score_enhanced_by_context": True,
+            },
+        )

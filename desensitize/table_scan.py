@@ -1,0 +1,219 @@
+"""Column scanning of tables given as a stream of Arrow record batches.
+
+Per batch and column, candidates are found with vectorised RE2 kernels
+(``pyarrow.compute.match_substring_regex`` over the whole column) and only the
+candidates go through the Python validators (checksums, tables).  Memory is
+constant in the number of rows: per column we keep counters, a capped set for the
+distinct ratio and a capped list of text values for free-text columns; the
+k-anonymity counter is capped too.  Whether the batches are a sample spread over the
+file or the whole file is the caller's choice (``sampled`` flag of the report).
+
+Free-text columns (long values that are not one entity) are scanned with the
+:class:`~desensitize.text_scan.TextScanner` on up to ``text_values`` values each,
+and report the entities found inside them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from desensitize.classify import ColumnEvidence, DatasetReport, classify_column
+from desensitize.errors import ScanInputError
+from desensitize.headers import hint_for
+from desensitize.recognizers import STRUCTURED
+from desensitize.recognizers.location import plausible_address
+from desensitize.recognizers.person import plausible_name
+from desensitize.text_scan import TextScanner
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """A whole-cell candidate pattern (RE2), its validator and the lengths it can match."""
+
+    entity: str
+    pattern: str
+    validate: Callable[[str], bool]
+    min_len: int
+    max_len: int
+
+
+def kernels() -> tuple[Kernel, ...]:
+    """The kernels of every entity, structured first (their order breaks ties)."""
+    lengths = {
+        "CN_RESIDENT_ID": (15, 18), "CN_USCC": (18, 18), "CN_BANK_CARD": (16, 23),
+        "PHONE_NUMBER": (7, 22), "CN_LICENSE_PLATE": (7, 9), "CN_PASSPORT": (9, 9),
+        "EMAIL_ADDRESS": (5, 254), "IP_ADDRESS": (2, 45),
+    }
+    out = [Kernel(c.ENTITY, c.COLUMN_PATTERN, c.is_valid, *lengths[c.ENTITY]) for c in STRUCTURED]
+    out.append(Kernel("PERSON", r"^(?:\p{Han}{2,4}|\p{Han}{1,8}[·•・]\p{Han}{1,8})$",
+                      plausible_name, 2, 17))
+    out.append(Kernel("LOCATION", r"(?:路|街|巷|弄|道|号|室|村|栋|幢|座|楼|单元|小区|花园|苑)",
+                      plausible_address, 6, 200))
+    return tuple(out)
+
+
+_QI_CHECKS = {
+    "gender": r"^(?:男|女|男性|女性|未知|[MFmf]|male|female|Male|Female)$",
+    "age": r"^(?:\d{1,3})(?:岁)?$",
+    "birth_date": r"^(?:19|20)\d{2}[-/.年]?\d{1,2}[-/.月]?\d{1,2}日?(?:[ T].*)?$",
+    "district": r"(?:区|县|市|旗|街道|镇|乡)$",
+    "occupation": r"^\S{1,12}$",
+}
+_TEXT_HINT = r"[\p{Han}\s]"
+
+
+@dataclass
+class _Column:
+    name: str
+    non_empty: int = 0
+    valid: Counter[str] = field(default_factory=Counter)
+    qi_ok: int = 0
+    total_len: int = 0
+    distinct: set[str] = field(default_factory=set)
+    distinct_seen: int = 0
+    texts: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TableScanner:
+    """Scan record batches and classify their columns (see module docstring)."""
+
+    text_scanner: TextScanner | None = None
+    text_values: int = 1000
+    distinct_cap: int = 20_000
+    validate_cap: int = 50_000
+    kanon_cap: int = 2_000_000
+
+    def scan(
+        self, batches: Iterable[pa.RecordBatch], *, sampled: bool = True,
+        progress: Callable[[int], None] | None = None,
+    ) -> DatasetReport:
+        """Classify the columns of ``batches``; raise ScanInputError when there are no rows."""
+        ks = kernels()
+        cols: list[_Column] = []
+        qi_kinds: list[str | None] = []
+        kanon: Counter[tuple[object, ...]] = Counter()
+        kanon_overflow = False
+        rows = 0
+        for batch in batches:
+            if not cols:
+                if batch.num_columns == 0:
+                    raise ScanInputError("the table has no columns")
+                cols = [_Column(name) for name in batch.schema.names]
+                qi_kinds = [hint_for(name).quasi_identifier for name in batch.schema.names]
+            if batch.num_rows == 0:
+                continue
+            rows += batch.num_rows
+            for col, array in zip(cols, batch.columns, strict=False):
+                self._scan_array(col, array, ks, qi_kinds[cols.index(col)])
+            qi_idx = [i for i, q in enumerate(qi_kinds) if q]
+            if qi_idx and not kanon_overflow:
+                names = [f"c{i}" for i in qi_idx]
+                table = pa.table([pc.cast(batch.column(i), pa.string()) for i in qi_idx], names=names)
+                grouped = table.group_by(names).aggregate([([], "count_all")])
+                for rec in grouped.to_pylist():
+                    kanon[tuple(rec[n] for n in names)] += rec["count_all"]
+                if len(kanon) > self.kanon_cap:
+                    kanon_overflow = True
+                    kanon.clear()
+            if progress is not None:
+                progress(rows)
+        if rows == 0:
+            raise ScanInputError("the table has no rows")
+        return self._report(cols, qi_kinds, kanon, kanon_overflow, rows, sampled)
+
+    def _scan_array(self, col: _Column, array: pa.Array, ks: tuple[Kernel, ...],
+                    qi_kind: str | None) -> None:
+        if not pa.types.is_string(array.type) and not pa.types.is_large_string(array.type):
+            array = pc.cast(array, pa.string())
+        s = pc.utf8_trim_whitespace(array)
+        lens = pc.utf8_length(s)
+        present = pc.fill_null(pc.greater(lens, 0), False)
+        n = pc.sum(present).as_py() or 0
+        if n == 0:
+            return
+        s = s.filter(present)
+        lens = lens.filter(present)
+        col.non_empty += n
+        col.total_len += pc.sum(lens).as_py() or 0
+        mm = pc.min_max(lens).as_py()
+        lo, hi = mm["min"], mm["max"]
+        for k in ks:
+            if hi < k.min_len or lo > k.max_len:
+                continue
+            mask = pc.match_substring_regex(s, k.pattern)
+            count = pc.sum(mask).as_py() or 0
+            if not count:
+                continue
+            cands = s.filter(mask)
+            if count > self.validate_cap:  # validate a spread subset, extrapolate
+                step = count // self.validate_cap + 1
+                subset = cands.take(pa.array(range(0, count, step))).to_pylist()
+                ok = sum(1 for v in subset if k.validate(v))
+                col.valid[k.entity] += round(ok * count / len(subset))
+            else:
+                col.valid[k.entity] += sum(1 for v in cands.to_pylist() if k.validate(v))
+        if len(col.distinct) < self.distinct_cap:
+            room = self.distinct_cap - len(col.distinct)
+            head = s.slice(0, room).to_pylist()
+            col.distinct.update(head)
+            col.distinct_seen += len(head)
+        if qi_kind:
+            col.qi_ok += pc.sum(pc.match_substring_regex(s, _QI_CHECKS[qi_kind])).as_py() or 0
+        if len(col.texts) < self.text_values and (col.total_len / col.non_empty) >= 8:
+            texts = s.filter(pc.match_substring_regex(s, _TEXT_HINT))
+            col.texts.extend(texts.slice(0, self.text_values - len(col.texts)).to_pylist())
+
+    def _report(self, cols: list[_Column], qi_kinds: list[str | None], kanon: Counter[tuple[object, ...]],
+                overflow: bool, rows: int, sampled: bool) -> DatasetReport:
+        reports = []
+        confirmed: list[int] = []
+        for i, col in enumerate(cols):
+            qi = qi_kinds[i]
+            if qi and col.non_empty and col.qi_ok / col.non_empty < 0.6:
+                qi = None
+            if qi:
+                confirmed.append(i)
+            hint = hint_for(col.name).entity
+            avg = col.total_len / col.non_empty if col.non_empty else 0.0
+            ev = ColumnEvidence(
+                name=col.name, non_empty=col.non_empty, valid=dict(col.valid),
+                distinct_ratio=len(col.distinct) / col.distinct_seen if col.distinct_seen else 1.0,
+                hint_entity=hint, quasi_identifier=qi, free_text=avg >= 12 and bool(col.texts),
+            )
+            report = classify_column(ev)
+            if report.entity is None and ev.free_text:
+                ev = ColumnEvidence(**{**ev.__dict__, "contains": self._contains(col.texts)})
+                report = classify_column(ev)
+            reports.append(report)
+        kmin: int | None = None
+        if confirmed and kanon and not overflow:
+            all_qi = [i for i, q in enumerate(qi_kinds) if q]
+            pos = [all_qi.index(i) for i in confirmed]
+            projected: Counter[tuple[object, ...]] = Counter()
+            for key, count in kanon.items():
+                projected[tuple(key[p] for p in pos)] += count
+            kmin = min(projected.values())
+        return DatasetReport(
+            columns=tuple(reports), rows_scanned=rows, sampled=sampled,
+            quasi_identifiers=tuple(cols[i].name for i in confirmed), k_anonymity=kmin,
+        )
+
+    def _contains(self, texts: list[str]) -> dict[str, int]:
+        scanner = self.text_scanner or TextScanner()
+        self.text_scanner = scanner
+        found: Counter[str] = Counter()
+        for findings in scanner.scan_many(texts):
+            found.update({f.entity for f in findings})
+        return dict(found)
+
+
+def scan_batches(batches: Iterable[pa.RecordBatch], *, sampled: bool = True,
+                 progress: Callable[[int], None] | None = None) -> DatasetReport:
+    """Convenience wrapper: ``TableScanner().scan(batches, ...)``."""
+    return TableScanner().scan(batches, sampled=sampled, progress=progress)

@@ -1,0 +1,98 @@
+"""Scanning over HTTP: ``POST /v1/scan`` (text or an uploaded file) and the asset
+inventory (``GET /v1/assets``, ``GET /v1/assets/{id}``)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from quanguard.api.deps import ContainerDep, ContextDep, PrincipalDep, require_roles
+from quanguard.auth import Principal
+from quanguard.errors import InvalidInput, TooLarge
+from quanguard.usecases import scan as uc
+
+router = APIRouter(tags=["scan"])
+
+MAX_UPLOAD = 200 * 1024 * 1024
+MAX_TEXT = 1_000_000
+_Scanner = Annotated[Principal, Depends(require_roles("officer", "manager", "provider", "admin"))]
+
+
+@router.post("/v1/scan")
+async def scan(
+    request: Request, caller: _Scanner, container: ContainerDep, ctx: ContextDep,
+) -> Any:
+    """Scan a JSON body ``{"text": "..."}`` or a multipart upload (field ``file``; a
+    ``.txt`` file is scanned line by line, other files as tables).  Options:
+    ``sample`` (rows), ``full`` (bool), ``dataset`` (inventory name)."""
+    ctype = request.headers.get("content-type", "")
+    if ctype.startswith("application/json"):
+        try:
+            body = await request.json()
+        except ValueError as exc:
+            raise InvalidInput("the body is not valid JSON") from exc
+        text = body.get("text") if isinstance(body, dict) else None
+        if not isinstance(text, str):
+            raise InvalidInput('expected {"text": "..."}')
+        if len(text) > MAX_TEXT:
+            raise TooLarge(f"text longer than {MAX_TEXT} characters; upload a file instead")
+        findings, grade = uc.scan_text(container, caller, text, ctx=ctx)
+        return {"findings": [f.to_dict() for f in findings], "grade": grade}
+    if not ctype.startswith("multipart/form-data"):
+        raise InvalidInput("send application/json with a text, or multipart/form-data with a file")
+    async with request.form() as form:
+        return await _scan_upload(form, caller, container, ctx)
+
+
+async def _scan_upload(form: Any, caller: Principal, container: Any, ctx: Any) -> Any:
+    upload = form.get("file")
+    if upload is None or isinstance(upload, str):
+        raise InvalidInput("multipart field 'file' is missing")
+    name = Path(upload.filename or "upload.csv").name
+    suffix = Path(name).suffix.lower() or ".csv"
+    try:
+        sample = int(str(form.get("sample") or 10_000))
+    except ValueError as exc:
+        raise InvalidInput("sample must be an integer") from exc
+    full = str(form.get("full") or "").lower() in ("1", "true", "yes", "on")
+    dataset = str(form.get("dataset")) if form.get("dataset") else None
+    fd, tmp = tempfile.mkstemp(suffix=suffix, dir=container.settings.data_dir)
+    try:
+        size = 0
+        with os.fdopen(fd, "wb") as fh:
+            while chunk := await upload.read(1 << 20):
+                size += len(chunk)
+                if size > MAX_UPLOAD:
+                    raise TooLarge(f"upload larger than {MAX_UPLOAD // (1024 * 1024)} MB")
+                fh.write(chunk)
+        if uc.is_text_path(name):
+            result = uc.scan_text_file(container, caller, tmp, dataset=dataset or Path(name).stem, ctx=ctx)
+            return result.to_dict()
+        report, stored = uc.scan_table(container, caller, tmp, sample=sample, full=full,
+                                       dataset=dataset or Path(name).stem, ctx=ctx, source_name=name)
+        return {**report.to_dict(), "asset_id": stored.id, "dataset": stored.dataset,
+                "version": stored.version}
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+@router.get("/v1/assets")
+def list_assets(
+    caller: PrincipalDep, container: ContainerDep,
+    dataset: Annotated[str | None, Query(max_length=300)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Any:
+    """The asset inventory: one entry per dataset version (providers see their own org)."""
+    return {"assets": [a.summary() for a in uc.assets(container, caller, dataset=dataset,
+                                                        limit=limit, offset=offset)]}
+
+
+@router.get("/v1/assets/{asset_id}")
+def get_asset(asset_id: str, caller: PrincipalDep, container: ContainerDep) -> Any:
+    """One inventory entry with its full column report."""
+    return uc.asset(container, caller, asset_id).to_dict()

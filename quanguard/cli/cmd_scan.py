@@ -1,0 +1,96 @@
+"""``quanguard scan PATH``: find and grade personal information in a table or text file."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from quanguard.cli.common import (
+    OutputFormat,
+    cli_principal,
+    console,
+    emit,
+    err_console,
+    use_container,
+)
+from quanguard.usecases import scan as uc
+
+_BIG = 8 * 1024 * 1024
+
+
+@contextmanager
+def _progress(path: str, unit: str) -> Iterator[Callable[[int], None] | None]:
+    """A progress display on stderr for large local files (never on stdout)."""
+    err = err_console()
+    if not err.is_terminal or "://" in path or not os.path.isfile(path) or os.path.getsize(path) < _BIG:
+        yield None
+        return
+    with Progress(TextColumn("scanning"), BarColumn(bar_width=None), TextColumn("{task.completed:,} " + unit),
+                  TimeElapsedColumn(), console=err, transient=True) as bar:
+        task = bar.add_task("scan", total=None)
+        yield lambda n: bar.update(task, completed=n)
+
+
+def scan(
+    path: Annotated[str, typer.Argument(help="A table (.csv .tsv .jsonl .parquet .xlsx), a SQLAlchemy "
+                                              "URL (sqlite:///f.db#table), or a .txt file (one record per line)")],
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="table (people) or json (machines)")] = OutputFormat.table,
+    sample: Annotated[int, typer.Option("--sample", help="Rows to sample, spread over the file")] = 10_000,
+    full: Annotated[bool, typer.Option("--full", help="Scan every row instead of a sample")] = False,
+    dataset: Annotated[str | None, typer.Option("--dataset", help="Inventory name (default: file name)")] = None,
+) -> None:
+    """Find personal information in PATH, type and grade each column, and record the result
+    in the asset inventory. A .txt file is scanned line by line (each line one record)."""
+    with use_container() as container:
+        principal = cli_principal(container)
+        if uc.is_text_path(path):
+            with _progress(path, "lines") as progress:
+                result = uc.scan_text_file(container, principal, path, dataset=dataset, progress=progress)
+            if fmt is OutputFormat.json:
+                emit(result.to_dict())
+                return
+            _print_text(result)
+            return
+        with _progress(path, "rows") as progress:
+            report, stored = uc.scan_table(container, principal, path, sample=sample, full=full,
+                                           dataset=dataset, progress=progress)
+    if fmt is OutputFormat.json:
+        emit({**report.to_dict(), "asset_id": stored.id, "dataset": stored.dataset,
+              "version": stored.version})
+        return
+    table = Table("column", "entity", "confidence", "hit rate", "grade", "notes",
+                  title=f"{stored.dataset} v{stored.version}: dataset grade {report.dataset_grade}")
+    for col in report.columns:
+        notes = []
+        if col.contains:
+            notes.append("contains " + ", ".join(f"{e}×{n}" for e, n in col.contains))
+        if col.quasi_identifier:
+            notes.append(f"quasi-identifier ({col.quasi_identifier})")
+        table.add_row(col.name, col.entity or "-", f"{col.confidence:.2f}", f"{col.hit_rate:.0%}",
+                      col.grade or "-", "; ".join(notes))
+    out = console()
+    out.print(table)
+    mode = "sample" if report.sampled else "full scan"
+    out.print(f"rows scanned: {report.rows_scanned:,} ({mode})")
+    if report.quasi_identifiers:
+        out.print(f"quasi-identifiers: {', '.join(report.quasi_identifiers)}; "
+                  f"smallest equivalence class k = {report.k_anonymity}")
+
+
+def _print_text(result: uc.TextFileResult) -> None:
+    table = Table("line", "start", "end", "entity", "score",
+                  title=f"{len(result.findings)} finding(s) in {result.lines} line(s)")
+    for lf in result.findings:
+        f = lf.finding
+        table.add_row(str(lf.line), str(f.start), str(f.end), f.entity, f"{f.score:.2f}")
+    console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("scan")(scan)

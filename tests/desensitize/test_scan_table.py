@@ -1,0 +1,124 @@
+"""Table scanning: column typing from values (header hints only as priors), grades,
+quasi-identifiers and k-anonymity, bad input."""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from faker import Faker
+
+from desensitize import ScanInputError, TableScanner, grade_dataset
+from desensitize.text_scan import TextScanner
+
+_spec = importlib.util.spec_from_file_location("pii_gen", Path(__file__).parent / "data" / "pii_gen.py")
+gen = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
+_spec.loader.exec_module(gen)  # type: ignore[union-attr]
+
+GRADES = {"CN_RESIDENT_ID": "L4", "CN_BANK_CARD": "L4", "CN_PASSPORT": "L4", "PERSON": "L3",
+          "PHONE_NUMBER": "L3", "LOCATION": "L3", "EMAIL_ADDRESS": "L3", "IP_ADDRESS": "L2",
+          "CN_USCC": "L1", "CN_LICENSE_PLATE": "L3"}
+ORDER = ["L1", "L2", "L3", "L4", "core"]
+
+
+def export(n: int = 300, seed: int = 5) -> pa.RecordBatch:
+    rng = random.Random(seed)
+    fake = Faker("zh_CN")
+    fake.seed_instance(seed)
+    cols = {
+        "XM": [gen.person(rng, fake) for _ in range(n)],
+        "SFZH": [gen.resident_id(rng) for _ in range(n)],
+        "LXDH": [gen.mobile(rng) for _ in range(n)],
+        "JTZZ": [gen.address(rng) for _ in range(n)],
+        "YHKH": [gen.bank_card(rng) for _ in range(n)],
+        "CPHM": [gen.plate(rng) for _ in range(n)],
+        "DZYX": [gen.email(rng, fake) for _ in range(n)],
+        "TYSHXYDM": [gen.uscc(rng) for _ in range(n)],
+        "HZHM": [gen.passport(rng) for _ in range(n)],
+        "IP": [gen.ip(rng, fake) for _ in range(n)],
+        "XB": [rng.choice(["男", "女"]) for _ in range(n)],
+        "NL": [str(rng.randrange(18, 80)) for _ in range(n)],
+        "BZ": [rng.choice(["无", "已办结", "待回访"]) for _ in range(n)],
+        "SL": [str(rng.randrange(1, 10**6)) for _ in range(n)],
+    }
+    return pa.RecordBatch.from_pydict(cols)
+
+
+@pytest.fixture(scope="module")
+def scanner() -> TableScanner:
+    return TableScanner(text_scanner=TextScanner())
+
+
+def test_every_pii_column_of_a_government_export_is_typed(scanner: TableScanner) -> None:
+    report = grade_dataset(scanner.scan([export()]), GRADES, ORDER)
+    got = {c.name: c.entity for c in report.columns}
+    assert got == {
+        "XM": "PERSON", "SFZH": "CN_RESIDENT_ID", "LXDH": "PHONE_NUMBER", "JTZZ": "LOCATION",
+        "YHKH": "CN_BANK_CARD", "CPHM": "CN_LICENSE_PLATE", "DZYX": "EMAIL_ADDRESS",
+        "TYSHXYDM": "CN_USCC", "HZHM": "CN_PASSPORT", "IP": "IP_ADDRESS",
+        "XB": None, "NL": None, "BZ": None, "SL": None,
+    }
+    assert report.dataset_grade == "L4"
+    by = {c.name: c for c in report.columns}
+    assert by["SFZH"].hit_rate == 1.0 and by["SFZH"].grade == "L4"
+    assert by["SL"].grade == "L1"
+    assert set(report.quasi_identifiers) == {"XB", "NL"}
+    assert report.k_anonymity is not None and report.k_anonymity >= 1
+
+
+def test_values_decide_without_headers(scanner: TableScanner) -> None:
+    batch = export()
+    renamed = pa.RecordBatch.from_arrays(batch.columns, names=[f"c{i}" for i in range(batch.num_columns)])
+    report = scanner.scan([renamed])
+    got = [c.entity for c in report.columns]
+    assert got[:10] == ["PERSON", "CN_RESIDENT_ID", "PHONE_NUMBER", "LOCATION", "CN_BANK_CARD",
+                        "CN_LICENSE_PLATE", "EMAIL_ADDRESS", "CN_USCC", "CN_PASSPORT", "IP_ADDRESS"]
+
+
+def test_a_header_alone_never_decides(scanner: TableScanner) -> None:
+    batch = pa.RecordBatch.from_pydict({
+        "身份证号": ["已提交", "未提交", "已提交"] * 10,
+        "姓名": ["1", "2", "3"] * 10,
+        "联系电话": ["12345", "详见附件", "无"] * 10,
+    })
+    report = scanner.scan([batch])
+    assert [c.entity for c in report.columns] == [None, None, None]
+
+
+def test_header_tips_a_weak_value_signal(scanner: TableScanner) -> None:
+    rng = random.Random(1)
+    values = [gen.resident_id(rng) if i % 2 else "不详" for i in range(40)]
+    report = scanner.scan([pa.RecordBatch.from_pydict({"SFZH": values, "other": values})])
+    assert report.columns[0].entity == "CN_RESIDENT_ID"
+    assert report.columns[0].hit_rate == pytest.approx(0.5)
+    assert report.columns[1].entity is None
+
+
+def test_k_anonymity_is_the_smallest_class(scanner: TableScanner) -> None:
+    batch = pa.RecordBatch.from_pydict({
+        "性别": ["男"] * 5 + ["女"] * 3 + ["女"],
+        "所在区县": ["历下区"] * 5 + ["市中区"] * 3 + ["槐荫区"],
+    })
+    report = scanner.scan([batch, batch])
+    assert report.k_anonymity == 2
+    assert report.rows_scanned == 18
+
+
+def test_free_text_columns_report_what_they_contain(scanner: TableScanner) -> None:
+    rng = random.Random(2)
+    texts = [f"市民来电反映噪音扰民，联系电话{gen.mobile(rng, 0)}，请尽快处理。" for _ in range(20)]
+    report = scanner.scan([pa.RecordBatch.from_pydict({"诉求内容": texts})])
+    col = report.columns[0]
+    assert col.kind == "free_text" and col.entity is None
+    assert dict(col.contains)["PHONE_NUMBER"] == 20
+    graded = grade_dataset(report, GRADES, ORDER)
+    assert graded.columns[0].grade == "L3"
+
+
+@pytest.mark.parametrize("batches", [[], [pa.RecordBatch.from_pydict({"a": pa.array([], pa.string())})]])
+def test_no_rows_is_an_error(scanner: TableScanner, batches: list[pa.RecordBatch]) -> None:
+    with pytest.raises(ScanInputError):
+        scanner.scan(batches)
