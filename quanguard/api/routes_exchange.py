@@ -79,7 +79,7 @@ async def register(request: Request, caller: _Provider, container: ContainerDep,
         fields = {k: [v for v in form.getlist(k) if isinstance(v, str) and v]
                   for k in ("key_column", "bounds", "computation", "group_column",
                             "path", "sql_url", "sql_table")}
-    one = lambda key: fields[key][0] if fields[key] else None  # noqa: E731
+    one = lambda key: fields[key][0] if fields[key] else None
     table = uc.load_table(container, upload=data, filename=filename, path=one("path"),
                           sql_url=one("sql_url"), sql_table=one("sql_table"))
     strs = fields.__getitem__

@@ -1,0 +1,134 @@
+"""The exchange CLI as an HTTP client, against the app in-process (contract: keys, exits)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from quanguard.cli import client as client_mod
+from quanguard.cli.main import build_app
+from tests.quanguard.test_exchange_api import BANK, LAB, PROV_ORG, members
+
+
+class _Authed:
+    def __init__(self, http: Any, key: str) -> None:
+        self.http, self.key = http, key
+
+    def request(self, method: str, url: str, **kw: Any) -> Any:
+        headers = {**kw.pop("headers", {}), "Authorization": f"Bearer {self.key}"}
+        return self.http.request(method, url, headers=headers, **kw)
+
+
+@pytest.fixture
+def cli(client, make_key, monkeypatch, tmp_path):
+    keys = {"prov": make_key("provider", org=PROV_ORG)[0], "bank": make_key("consumer", org=BANK)[0],
+            "lab": make_key("consumer", org=LAB)[0], "mgr": make_key("manager")[0]}
+    current = {"key": keys["prov"]}
+    monkeypatch.setattr(client_mod, "connect",
+                        lambda: client_mod.ServiceClient(_Authed(client, current["key"])))
+    runner, app = CliRunner(), build_app()
+
+    def run(who: str, *args: str):
+        current["key"] = keys[who]
+        return runner.invoke(app, ["exchange", *args])
+
+    csv = tmp_path / "members.csv"
+    csv.write_bytes(members())
+    r = run("prov", "register", str(csv), "--name", "members", "--key-column", "member",
+            "--bounds", "income=0:30000", "--format", "json")
+    assert r.exit_code == 0, r.output
+    return run
+
+
+def _json(r) -> dict:
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    return json.loads(r.stdout)
+
+
+def test_register_contract(cli) -> None:
+    r = cli("prov", "datasets", "--format", "json")
+    meta = _json(r)["datasets"][0]
+    assert {"dataset", "grade", "columns"} <= set(meta) and meta["grade"] == "L1"
+
+
+def test_aggregate_result_jobs_and_verify(cli, tmp_path: Path) -> None:
+    out = _json(cli("bank", "aggregate", "members", "--agg", "mean", "--column", "income",
+                    "--by", "sex", "--epsilon", "1", "--format", "json"))
+    assert {"job", "status", "result", "suppressed_groups", "epsilon_spent", "budget_left",
+            "receipt"} <= set(out)
+    assert out["status"] == "done" and all(set(r) == {"group", "value"} for r in out["result"])
+    again = _json(cli("bank", "result", out["job"], "--format", "json"))
+    assert again["result"] == out["result"]
+    assert [j["job"] for j in _json(cli("bank", "jobs", "--format", "json"))["jobs"]] == [out["job"]]
+    f = tmp_path / "job.json"
+    f.write_text(json.dumps(out, ensure_ascii=False))
+    assert cli("bank", "verify-receipt", str(f)).exit_code == 0
+    out["result"][0]["value"] += 1
+    f.write_text(json.dumps(out, ensure_ascii=False))
+    r = cli("bank", "verify-receipt", str(f))
+    assert r.exit_code == 1 and r.stderr.startswith("error: ")
+    f.write_text("not json")
+    assert cli("bank", "verify-receipt", str(f)).exit_code == 1
+
+
+def test_refusals_exit_nonzero_with_reason_on_stderr(cli) -> None:
+    r = cli("bank", "aggregate", "members", "--agg", "count", "--where", "member=M000001")
+    assert r.exit_code == 4 and "key column" in r.stderr and "Traceback" not in r.output
+    r = cli("bank", "aggregate", "members", "--agg", "count", "--by", "member")
+    assert r.exit_code == 4 and r.stderr.count("\n") == 1
+    r = cli("lab", "result", "job-nope")
+    assert r.exit_code == 5
+    for _ in range(3):
+        assert cli("bank", "aggregate", "members", "--agg", "count", "--epsilon", "3").exit_code == 0
+    r = cli("bank", "aggregate", "members", "--agg", "count", "--epsilon", "3")
+    assert r.exit_code == 4 and "budget" in r.stderr
+
+
+def test_other_consumer_cannot_read_result(cli) -> None:
+    job = _json(cli("bank", "aggregate", "members", "--agg", "count", "--format", "json"))["job"]
+    r = cli("lab", "result", job)
+    assert r.exit_code == 5 and job in r.stderr
+
+
+def test_psi_cli(cli, tmp_path: Path) -> None:
+    ids = tmp_path / "ids.txt"
+    ids.write_text("M000001\nM000002\nZZ9\n")
+    out = _json(cli("bank", "psi", "members", "--ids", str(ids), "--format", "json"))
+    assert out["intersection_size"] == 2 and sorted(out["matches"]) == ["M000001", "M000002"]
+
+
+def test_pending_then_approve_and_reject(cli, tmp_path: Path) -> None:
+    csv = tmp_path / "c.csv"
+    csv.write_bytes(members(phone=True))
+    assert cli("prov", "register", str(csv), "--name", "contacts", "--key-column", "member").exit_code == 0
+    pend = _json(cli("bank", "aggregate", "contacts", "--agg", "count", "--format", "json"))
+    assert pend["status"] == "pending_approval"
+    assert cli("bank", "approve", pend["job"], "--reason", "x").exit_code == 4
+    done = _json(cli("mgr", "approve", pend["job"], "--reason", "合规", "--format", "json"))
+    assert done["status"] == "done"
+    pend2 = _json(cli("bank", "aggregate", "contacts", "--agg", "count", "--format", "json"))
+    rej = _json(cli("mgr", "reject", pend2["job"], "--reason", "目的不明", "--format", "json"))
+    assert rej["status"] == "rejected" and rej["reason"] == "目的不明"
+
+
+def test_extract_writes_file_or_refuses(cli, tmp_path: Path) -> None:
+    out = tmp_path / "copy.csv"
+    r = cli("bank", "extract", "members", "-o", str(out), "--format", "json")
+    if r.exit_code == 0:
+        assert out.exists() and "M000001," not in out.read_text()
+    else:
+        assert r.exit_code == 4 and r.stderr.startswith("error: ") and not out.exists()
+
+
+def test_cli_without_key_or_service(monkeypatch) -> None:
+    monkeypatch.delenv("QUANGUARD_API_KEY", raising=False)
+    r = CliRunner().invoke(build_app(), ["exchange", "datasets"])
+    assert r.exit_code == 3 and "QUANGUARD_API_KEY" in r.stderr
+    monkeypatch.setenv("QUANGUARD_API_KEY", "k")
+    monkeypatch.setenv("QUANGUARD_URL", "http://127.0.0.1:9")
+    r = CliRunner().invoke(build_app(), ["exchange", "datasets"])
+    assert r.exit_code == 7 and "cannot reach" in r.stderr
