@@ -9,8 +9,11 @@ error body.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from monitor.alert_engine import Alert
 from monitor.errors import InvalidQuery, MonitorError
 from monitor.search import SearchQuery, SearchResult
 from quanguard.api.deps import RequestContext
@@ -84,17 +87,19 @@ def search(container: Any, principal: Principal, ctx: RequestContext,
     return SearchOutcome(result=result, backend=backend)
 
 
-def _alert_row(alert: Any) -> dict[str, Any]:
-    get = alert.get if isinstance(alert, dict) else lambda k, d=None: getattr(alert, k, d)
-    seqs = list(get("seqs", None) or get("event_seqs", None) or [])
-    window = get("window", None)
-    if window is None and get("window_start", None) is not None:
-        window = f"{get('window_start')} – {get('window_end')}"
+def _when(value: Any, zone: ZoneInfo) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+    return "" if value is None else str(value)
+
+
+def _alert_row(alert: Alert, zone: ZoneInfo) -> dict[str, Any]:
+    seqs = list(alert.seqs)
     shown = ", ".join(str(s) for s in seqs[:8]) + (" …" if len(seqs) > 8 else "")
-    actor = get("actor", None)
-    return {"id": get("id"), "rule": get("rule"), "severity": get("severity"),
-            "actor": getattr(actor, "id", actor), "window": window or "", "seqs": shown,
-            "status": get("status"), "note": get("note", None)}
+    return {"id": alert.id, "rule": alert.rule, "severity": alert.severity,
+            "actor": alert.actor, "summary": alert.summary, "count": alert.count,
+            "window": f"{_when(alert.window_start, zone)} – {_when(alert.window_end, zone)}",
+            "seqs": shown, "status": alert.status, "note": alert.note}
 
 
 def list_alerts(container: Any, principal: Principal, ctx: RequestContext,
@@ -106,7 +111,8 @@ def list_alerts(container: Any, principal: Principal, ctx: RequestContext,
                                      source_ip=ctx.source_ip, request_id=ctx.request_id)
     except (ServiceError, MonitorError) as exc:
         return AlertsOutcome(error=str(exc), status=_status(exc))
-    return AlertsOutcome(rows=[_alert_row(a) for a in alerts])
+    zone = ZoneInfo(container.settings.tz)
+    return AlertsOutcome(rows=[_alert_row(a, zone) for a in alerts])
 
 
 def update_alert(container: Any, principal: Principal, ctx: RequestContext, alert_id: str, *,

@@ -43,47 +43,68 @@ def _ensure_monitor_schema(container: Container) -> None:
     create_schema(container.engine)
 
 
-def seed_events(container: Container, n: int, *, seed: int = 5) -> list[Any]:
-    """Append ``n`` generated events to the trail (not through the API: test data)."""
-    from monitor.store import AuditStore
+def seed_trail(container: Container, n: int, *, seed: int = 5) -> list[Any]:
+    """Record ``n`` generated reporter events the way ingest does (alerts evaluated)."""
     from tests.es_fixture import make_events
 
     events = [replace(e, seq=None, ingested=None) for e in make_events(n, seed=seed)]
     with container.session() as session, session.begin():
-        return AuditStore().append(session, events)
+        return list(container.audit.record_batch(session, events, source="reporter"))
 
 
 @pytest.fixture
-def live(tmp_path: Path) -> Iterator[LiveService]:
+def make_live(tmp_path: Path) -> Iterator[Callable[..., LiveService]]:
+    """Start the service: ``make_live(es_prefix=None, **settings)``; stopped afterwards."""
     import uvicorn
 
     from quanguard.api.app import create_app
 
-    container = build_container(make_settings(tmp_path))
-    _ensure_monitor_schema(container)
-    keys: dict[str, tuple[str, Principal]] = {}
-    with container.session() as session, session.begin():
-        for role in ("auditor", "manager", "consumer", "admin"):
-            issued = create_key(session, role=role, org="市大数据局",
-                                name=f"{role}-{uuid.uuid4().hex[:6]}")
-            keys[role] = (issued.key, issued.principal)
-    port = free_port()
-    config = uvicorn.Config(create_app(container), host="127.0.0.1", port=port,
-                            log_level="warning", lifespan="on", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
+    started: list[tuple[Any, threading.Thread, Container]] = []
+
+    def _make(*, es_prefix: str | None = None, seed: int = 0, **overrides: Any) -> LiveService:
+        container = build_container(make_settings(tmp_path, **overrides))
+        _ensure_monitor_schema(container)
+        if es_prefix is not None:
+            from quanguard.services.shipper import get_es
+
+            service = get_es(container)
+            assert service is not None
+            service.prefix = service.sink.prefix = service.backend.prefix = es_prefix
+            service.shipper.poll_interval = 0.05
+        keys: dict[str, tuple[str, Principal]] = {}
+        with container.session() as session, session.begin():
+            for role in ("auditor", "manager", "consumer", "admin"):
+                issued = create_key(session, role=role, org="市大数据局",
+                                    name=f"{role}-{uuid.uuid4().hex[:6]}")
+                keys[role] = (issued.key, issued.principal)
+        if seed:
+            seed_trail(container, seed)
+        port = free_port()
+        config = uvicorn.Config(create_app(container), host="127.0.0.1", port=port,
+                                log_level="warning", lifespan="on", access_log=False)
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        started.append((server, thread, container))
+        return LiveService(f"http://127.0.0.1:{port}", container, keys)
+
     try:
-        yield LiveService(f"http://127.0.0.1:{port}", container, keys)
+        yield _make
     finally:
-        server.should_exit = True
-        thread.join(10)
-        container.close()
+        for server, thread, container in started:
+            server.should_exit = True
+            thread.join(10)
+            container.close()
+
+
+@pytest.fixture
+def live(make_live: Callable[..., LiveService]) -> LiveService:
+    return make_live()
 
 
 @pytest.fixture(scope="session")
