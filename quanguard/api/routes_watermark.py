@@ -1,0 +1,160 @@
+"""Watermarking over HTTP: ``POST /v1/watermark/embed`` (upload a table, download the
+marked copy) and ``POST /v1/watermark/detect`` (upload a suspect, get the verdict)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
+
+from quanguard.api.deps import ContainerDep, ContextDep, require_roles
+from quanguard.auth import Principal
+from quanguard.errors import InvalidInput, TooLarge
+from quanguard.usecases import watermark as uc
+from watermark import Params
+
+router = APIRouter(tags=["watermark"])
+
+MAX_UPLOAD = 200 * 1024 * 1024
+_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".parquet", ".pq", ".xlsx")
+_MEDIA = {".csv": "text/csv", ".tsv": "text/tab-separated-values",
+          ".jsonl": "application/x-ndjson", ".ndjson": "application/x-ndjson",
+          ".parquet": "application/vnd.apache.parquet", ".pq": "application/vnd.apache.parquet",
+          ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+_Embedder = Annotated[Principal, Depends(require_roles("manager", "provider"))]
+_Detector = Annotated[Principal, Depends(require_roles("manager", "auditor", "officer",
+                                                       "provider"))]
+
+
+async def _save_upload(request: Request, container: Any) -> tuple[Any, str, str]:
+    ctype = request.headers.get("content-type", "")
+    if not ctype.startswith("multipart/form-data"):
+        raise InvalidInput("send multipart/form-data with the table in field 'file'")
+    form = await request.form()
+    try:
+        return await _save_form(form, container)
+    finally:
+        await form.close()
+
+
+async def _save_form(form: Any, container: Any) -> tuple[Any, str, str]:
+    upload = form.get("file")
+    if upload is None or isinstance(upload, str):
+        raise InvalidInput("multipart field 'file' is missing")
+    name = Path(upload.filename or "upload.csv").name
+    suffix = Path(name).suffix.lower() or ".csv"
+    if suffix not in _SUFFIXES:
+        raise InvalidInput(f"{name}: unsupported table format {suffix!r} "
+                           f"(known: {' '.join(_SUFFIXES)})")
+    fd, tmp = tempfile.mkstemp(suffix=suffix, dir=container.settings.data_dir)
+    try:
+        size = 0
+        with os.fdopen(fd, "wb") as fh:
+            while chunk := await upload.read(1 << 20):
+                size += len(chunk)
+                if size > MAX_UPLOAD:
+                    raise TooLarge(f"upload larger than {MAX_UPLOAD // (1024 * 1024)} MB")
+                fh.write(chunk)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fields = {k: form.getlist(k) for k in form if k != "file"}
+    return _Fields(fields), tmp, name
+
+
+class _Fields:
+    """The text fields of a closed multipart form."""
+
+    def __init__(self, fields: dict[str, list[Any]]) -> None:
+        self._f = {k: [str(v) for v in vs if isinstance(v, str)] for k, vs in fields.items()}
+
+    def get(self, name: str) -> str | None:
+        values = self._f.get(name)
+        return values[0] if values else None
+
+    def getlist(self, name: str) -> list[str]:
+        return list(self._f.get(name, []))
+
+
+def _int(form: Any, field: str, default: int) -> int:
+    raw = form.get(field)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(str(raw))
+    except ValueError as exc:
+        raise InvalidInput(f"{field} must be an integer") from exc
+
+
+def _float(form: Any, field: str, default: float) -> float:
+    raw = form.get(field)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(str(raw))
+    except ValueError as exc:
+        raise InvalidInput(f"{field} must be a number") from exc
+
+
+@router.post("/v1/watermark/embed", response_class=FileResponse)
+async def embed(request: Request, caller: _Embedder, container: ContainerDep,
+                ctx: ContextDep) -> Any:
+    """Multipart: ``file`` (CSV/TSV/JSONL/Parquet/XLSX), ``recipient``, optional
+    ``dataset``, ``gamma``, ``canaries``, ``key_column``/``column`` (repeatable). Returns
+    the marked copy in the same format; headers ``X-Watermark-Copy-Id`` and
+    ``X-Watermark-Report`` (JSON: rows, marked cells, per-column mean shift)."""
+    form, tmp, name = await _save_upload(request, container)
+    out = tmp + ".marked" + Path(tmp).suffix
+    try:
+        recipient = str(form.get("recipient") or "").strip()
+        if not recipient:
+            raise InvalidInput("field 'recipient' is required")
+        params = Params(gamma=_int(form, "gamma", 8), canaries=_int(form, "canaries", 0),
+                        key_columns=tuple(str(v) for v in form.getlist("key_column")),
+                        columns=tuple(str(v) for v in form.getlist("column")))
+        dataset = str(form.get("dataset") or "") or Path(name).stem
+        result = uc.embed(container, caller, tmp, out, recipient=recipient, dataset=dataset,
+                          params=params, ctx=ctx, source_name=name)
+    except BaseException:
+        Path(out).unlink(missing_ok=True)
+        raise
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    rep = result.report
+    summary = {"copy_id": result.copy_id, "dataset": result.dataset, "rows": rep.rows,
+               "marked_cells": rep.marked_cells, "changed_cells": rep.changed_cells,
+               "canary_rows": rep.canary_rows, "output_digest": result.output_digest,
+               "columns": {c.name: {"marked": c.marked, "relative_shift": c.relative_shift}
+                           for c in rep.columns}}
+    stem = Path(name).stem
+    suffix = Path(name).suffix.lower() or ".csv"
+    return FileResponse(
+        out, media_type=_MEDIA.get(suffix, "application/octet-stream"),
+        filename=f"{stem}.{result.copy_id[:8]}{suffix}",
+        headers={"X-Watermark-Copy-Id": result.copy_id,
+                 "X-Watermark-Report": json.dumps(summary, ensure_ascii=True)},
+        background=BackgroundTask(lambda: Path(out).unlink(missing_ok=True)))
+
+
+@router.post("/v1/watermark/detect")
+async def detect(request: Request, caller: _Detector, container: ContainerDep,
+                 ctx: ContextDep) -> Any:
+    """Multipart: ``file`` (the suspect table), optional ``dataset`` and ``alpha``.
+    Returns ``{"verdict": "match"|"none", "recipient", "p_value", "candidates",
+    "evidence", "message"}``."""
+    form, tmp, _ = await _save_upload(request, container)
+    try:
+        alpha = _float(form, "alpha", 1e-6)
+        if not 0 < alpha < 1:
+            raise InvalidInput(f"alpha must be in (0, 1), got {alpha}")
+        dataset = str(form.get("dataset") or "") or None
+        verdict = uc.detect(container, caller, tmp, dataset=dataset, alpha=alpha, ctx=ctx)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return verdict.to_dict()

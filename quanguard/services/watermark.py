@@ -1,0 +1,168 @@
+"""Watermark service: the key, streaming embed/detect over table files, the registry.
+
+``build_watermarker(container)`` returns one :class:`WatermarkService`. The secret is
+``<key_dir>/watermark.key`` (32 random bytes, created 0600 on first use). Files are read
+and written through ``desensitize.tableio`` (CSV/TSV/JSONL/Parquet/XLSX, atomic writes).
+``embed_table`` is the port the exchange uses for extracts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import secrets
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from sqlalchemy.orm import Session
+
+from watermark import (
+    Detector,
+    Embedder,
+    EmbedReport,
+    IssuedCopy,
+    Params,
+    TableTooSmall,
+    UnknownDataset,
+    Verdict,
+    WatermarkError,
+)
+from watermark import registry as reg
+
+KEY_FILE = "watermark.key"
+KEY_BYTES = 32
+SMALL_TABLE_CANARIES = 3
+
+
+def load_secret(key_dir: Path) -> bytes:
+    """Read the watermark key, creating it (0600, directory 0700) on first use."""
+    key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = key_dir / KEY_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(secrets.token_bytes(KEY_BYTES))
+    data = path.read_bytes()
+    if len(data) != KEY_BYTES:
+        raise WatermarkError(f"{path}: a watermark key must be {KEY_BYTES} bytes, "
+                             f"this file has {len(data)}")
+    return data
+
+
+def file_digest(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class EmbedOutcome:
+    """An embedding written to ``path``."""
+
+    report: EmbedReport
+    path: str
+    digest: str
+    columns: tuple[str, ...]
+
+
+class WatermarkService:
+    """Embeds and detects marks for one container."""
+
+    def __init__(self, container: Any) -> None:
+        self._container = container
+
+    @cached_property
+    def secret(self) -> bytes:
+        return load_secret(Path(self._container.settings.key_dir))
+
+    # -- files ------------------------------------------------------------------------
+    def embed_file(self, src: str, dst: str, recipient: str, params: Params) -> EmbedOutcome:
+        """Mark ``src`` into ``dst`` (same format as ``dst``'s extension); nothing is
+        written at ``dst`` if the table cannot carry a mark."""
+        from desensitize.tableio import open_table, open_writer
+
+        source = open_table(src)
+        encoding = source.encoding if source.format in ("csv", "tsv") else None
+        emb = Embedder(self.secret, recipient, params)
+        with open_writer(dst, encoding=encoding, schema=source.schema) as writer:
+            for batch in source.iter_batches():
+                writer.write(emb.mark(batch))
+            extra = emb.canaries()
+            if extra is not None:
+                writer.write(extra)
+            report = emb.report()  # raises before the writer commits
+        return EmbedOutcome(report, dst, file_digest(dst), tuple(source.column_names))
+
+    def detect_file(self, path: str, copies: list[IssuedCopy], alpha: float) -> Verdict:
+        """Verdict on a suspect table file."""
+        from desensitize.tableio import open_table
+
+        det = Detector(self.secret, copies, alpha=alpha)
+        source = open_table(path)
+        fed = False
+        for batch in source.iter_batches():
+            det.feed(batch)
+            fed = True
+        if not fed:
+            det.feed(pa.RecordBatch.from_pylist([], schema=source.schema))
+        return det.verdict()
+
+    # -- registry ---------------------------------------------------------------------
+    def copies(self, session: Session, dataset: str | None) -> list[IssuedCopy]:
+        """Issued copies to test against; ``UnknownDataset`` if there are none."""
+        found = reg.list_copies(session, dataset)
+        if not found:
+            raise UnknownDataset(dataset or "(any)", tuple(reg.datasets(session)))
+        return [r.copy for r in found]
+
+    def register(self, session: Session, *, dataset: str, report: EmbedReport,
+                 columns: tuple[str, ...], digest: str, issued_by: str) -> str:
+        return reg.add_copy(session, dataset=dataset, report=report, columns=list(columns),
+                            output_digest=digest, issued_by=issued_by)
+
+    # -- the exchange's port ----------------------------------------------------------
+    def embed_table(self, table: pa.Table, recipient: str, *,
+                    dataset: str = "exchange-extract") -> pa.Table:
+        """Mark an in-memory extract and register the copy (own transaction).
+
+        A table too small for a statistical mark gets canary rows instead.
+        """
+        out, report = self._embed_in_memory(table, recipient, Params())
+        digest = _table_digest(out)
+        with self._container.session() as session, session.begin():
+            self.register(session, dataset=dataset, report=report,
+                          columns=tuple(table.column_names), digest=digest,
+                          issued_by="exchange")
+        return out
+
+    def _embed_in_memory(self, table: pa.Table, recipient: str,
+                         params: Params) -> tuple[pa.Table, EmbedReport]:
+        from watermark import embed_table
+
+        try:
+            return embed_table(table, self.secret, recipient, params)
+        except TableTooSmall:
+            if params.canaries:
+                raise
+            return embed_table(table, self.secret, recipient,
+                               Params(**{**params.__dict__, "canaries": SMALL_TABLE_CANARIES}))
+
+
+def _table_digest(table: pa.Table) -> str:
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    return hashlib.sha256(sink.getvalue()).hexdigest()
+
+
+def build_watermarker(container: Any) -> WatermarkService:
+    return WatermarkService(container)

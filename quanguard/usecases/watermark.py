@@ -1,0 +1,145 @@
+"""Watermark use cases: decide by policy -> embed or detect -> registry -> audit -> commit.
+
+Every embedding and every detection is an audit event (``watermark_embed`` /
+``watermark_detect``) holding column names, counts, the verdict and digests only. A
+denied request is recorded too. The local operator of the CLI working on local files is
+allowed when the policy says no (the files are already theirs); the decision is
+recorded as it was.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from quanguard.auth import Principal
+from quanguard.errors import Forbidden
+from watermark import EmbedReport, Params, TableTooSmall, Verdict
+
+__all__ = ["EmbedResult", "copies", "detect", "embed"]
+
+_LOCAL = "local-operator"
+
+
+@dataclass(frozen=True)
+class EmbedResult:
+    """What one embedding produced: the report, the registry id and the output digest."""
+
+    report: EmbedReport
+    copy_id: str
+    dataset: str
+    output: str
+    output_digest: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"copy_id": self.copy_id, "dataset": self.dataset, "output": self.output,
+                "output_digest": self.output_digest, **self.report.to_dict()}
+
+
+def _audit(container: Any, session: Any, **kwargs: Any) -> None:
+    try:
+        audit = container.audit
+    except ImportError:  # the audit module is not part of this build
+        return
+    audit.record(session, **kwargs)
+
+
+def _grade(container: Any, dataset: str | None) -> str | None:
+    """The dataset's grade from the scan inventory, when it was scanned."""
+    if not dataset:
+        return None
+    try:
+        from quanguard.services.scan import list_assets
+    except ImportError:  # the scan area is not part of this build
+        return None
+    with container.session() as session:
+        found = list_assets(session, dataset=dataset, limit=1)
+    return found[0].dataset_grade if found else None
+
+
+def _authorize(container: Any, principal: Principal, action: str, dataset: str | None,
+               ctx: Any) -> Any:
+    from quanguard.policy import Resource
+
+    decision = container.policy.decide(
+        principal, action, Resource(grade=_grade(container, dataset), dataset=dataset,
+                                    owner_org=principal.org))
+    if decision.effect == "allow" or principal.id == _LOCAL:
+        return decision
+    with container.session() as session, session.begin():
+        _audit(container, session, actor=principal, action=action, dataset=dataset,
+               decision=decision, outcome="denied", source_ip=getattr(ctx, "source_ip", None),
+               request_id=getattr(ctx, "request_id", None))
+    raise Forbidden(f"policy does not allow {action} on {dataset or 'this table'!r}: "
+                    f"{decision.reason}")
+
+
+def embed(container: Any, principal: Principal, src: str, dst: str, *, recipient: str,
+          dataset: str | None = None, params: Params | None = None, ctx: Any = None,
+          source_name: str | None = None) -> EmbedResult:
+    """Mark ``src`` for ``recipient`` into ``dst``, register the copy, audit it.
+
+    Raises ``TableTooSmall`` (nothing written) when the table cannot carry a mark and no
+    canary rows were asked for.
+    """
+    name = dataset or Path(source_name or src).stem
+    decision = _authorize(container, principal, "watermark_embed", name, ctx)
+    wm = container.watermarker
+    params = params or Params()
+    try:
+        out = wm.embed_file(src, dst, recipient, params)
+    except TableTooSmall:
+        with container.session() as session, session.begin():
+            _audit(container, session, actor=principal, action="watermark_embed",
+                   dataset=name, decision=decision, outcome="failure",
+                   source_ip=getattr(ctx, "source_ip", None),
+                   request_id=getattr(ctx, "request_id", None),
+                   labels={"recipient": recipient, "reason": "table too small"})
+        raise
+    with container.session() as session, session.begin():
+        copy_id = wm.register(session, dataset=name, report=out.report, columns=out.columns,
+                              digest=out.digest, issued_by=principal.id)
+        _audit(container, session, actor=principal, action="watermark_embed", dataset=name,
+               fields=out.report.plan.marked_columns, rows=out.report.rows,
+               decision=decision, source_ip=getattr(ctx, "source_ip", None),
+               request_id=getattr(ctx, "request_id", None), result_digest=out.digest,
+               labels={"recipient": recipient, "copy_id": copy_id,
+                       "marked_cells": out.report.marked_cells,
+                       "canary_rows": out.report.canary_rows,
+                       "gamma": out.report.plan.gamma,
+                       "key": out.report.key_fingerprint})
+    return EmbedResult(out.report, copy_id, name, os.fspath(dst), out.digest)
+
+
+def detect(container: Any, principal: Principal, path: str, *, dataset: str | None = None,
+           alpha: float = 1e-6, ctx: Any = None) -> Verdict:
+    """Test a suspect table against the registered copies (of ``dataset``, or all)."""
+    from quanguard.services.watermark import file_digest
+
+    decision = _authorize(container, principal, "watermark_detect", dataset, ctx)
+    wm = container.watermarker
+    with container.session() as session:
+        issued = wm.copies(session, dataset)
+    verdict = wm.detect_file(path, issued, alpha)
+    digest = file_digest(path) if "://" not in path and os.path.isfile(path) else None
+    with container.session() as session, session.begin():
+        _audit(container, session, actor=principal, action="watermark_detect",
+               dataset=dataset, rows=verdict.evidence.get("rows_seen"), decision=decision,
+               fields=tuple(verdict.evidence.get("columns_used", ())),
+               source_ip=getattr(ctx, "source_ip", None),
+               request_id=getattr(ctx, "request_id", None), result_digest=digest,
+               labels={"verdict": verdict.verdict, "recipient": verdict.recipient,
+                       "p_value": verdict.p_value,
+                       "recipients_tested": verdict.evidence.get("recipients_tested")})
+    return verdict
+
+
+def copies(container: Any, principal: Principal, dataset: str | None = None) -> list[Any]:
+    """The registry (metadata only), for people who may detect."""
+    from watermark import registry
+
+    _authorize(container, principal, "watermark_detect", dataset, None)
+    with container.session() as session:
+        return registry.list_copies(session, dataset)

@@ -1,0 +1,142 @@
+"""POST /v1/watermark/embed and /v1/watermark/detect: roles, policy, registry, audit, errors."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pytest
+
+from tests.conftest import auth
+from tests.watermark.attacks import keep_fraction, sample_table
+
+
+def _csv(table: pa.Table) -> bytes:
+    buf = io.BytesIO()
+    pacsv.write_csv(table, buf)
+    return buf.getvalue()
+
+
+def _read_csv(data: bytes) -> pa.Table:
+    names = data.split(b"\n", 1)[0].decode().replace('"', "").split(",")
+    return pacsv.read_csv(io.BytesIO(data), convert_options=pacsv.ConvertOptions(
+        column_types={n: pa.string() for n in names}))
+
+
+def _embed(client, key, data: bytes, recipient: str, name: str = "people.csv", **fields):
+    return client.post("/v1/watermark/embed", headers=auth(key),
+                       files={"file": (name, data)},
+                       data={"recipient": recipient, **fields})
+
+
+def _detect(client, key, data: bytes, name: str = "suspect.csv", **fields):
+    return client.post("/v1/watermark/detect", headers=auth(key),
+                       files={"file": (name, data)}, data=fields)
+
+
+def _audit(container) -> list[dict]:
+    with container.session() as session:
+        return [json.loads(e.body) for e in container.audit.store.iter_range(session)]
+
+
+def test_embed_then_trace_the_leak(client, container, make_key):
+    manager, _ = make_key("manager")
+    auditor, _ = make_key("auditor")
+    table = sample_table(3000, seed=21)
+    copies = {}
+    for who in ("市人社局", "市卫健委", "市公安局"):
+        r = _embed(client, manager, _csv(table), who, dataset="people")
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"].startswith("text/csv")
+        report = json.loads(r.headers["x-watermark-report"])
+        assert report["copy_id"] == r.headers["x-watermark-copy-id"]
+        assert report["marked_cells"] > 0 and report["rows"] == 3000
+        assert all(c["relative_shift"] is None or c["relative_shift"] < 1e-3
+                   for c in report["columns"].values())
+        copies[who] = _read_csv(r.content)
+    leaked = keep_fraction(copies["市卫健委"], __import__("random").Random(3), 0.2)
+    r = _detect(client, auditor, _csv(leaked), dataset="people")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["verdict"] == "match" and body["recipient"] == "市卫健委"
+    assert body["p_value"] < 1e-6
+    assert body["evidence"]["rows_seen"] == 600
+    assert body["evidence"]["recipients_tested"] == 3
+    assert [c["recipient"] for c in body["candidates"] if c["accused"]] == ["市卫健委"]
+    r = _detect(client, auditor, _csv(table))
+    assert r.json()["verdict"] == "none"
+    docs = _audit(container)
+    text = json.dumps(docs, ensure_ascii=False)
+    assert text.count("watermark_embed") >= 3 and text.count("watermark_detect") >= 2
+    # the audit trail holds names, counts and digests, never values
+    for v in table.column("phone").to_pylist()[:50] + table.column("income").to_pylist()[:50]:
+        assert v not in text
+
+
+@pytest.mark.parametrize("role,path", [
+    ("consumer", "/v1/watermark/embed"), ("auditor", "/v1/watermark/embed"),
+    ("consumer", "/v1/watermark/detect"), ("reporter", "/v1/watermark/detect"),
+])
+def test_roles(client, make_key, role, path):
+    key, _ = make_key(role)
+    r = client.post(path, headers=auth(key), files={"file": ("a.csv", b"x\n1\n")},
+                    data={"recipient": "x"})
+    assert r.status_code == 403
+    assert r.json()["error"]["kind"] == "forbidden"
+
+
+def test_bad_input_gives_clear_errors(client, make_key):
+    manager, _ = make_key("manager")
+    auditor, _ = make_key("auditor")
+    r = _detect(client, auditor, _csv(sample_table(100)))
+    assert r.status_code == 404 and "no watermarked copy" in r.json()["error"]["message"]
+    small = _embed(client, manager, _csv(sample_table(30)), "x", dataset="tiny")
+    assert small.status_code == 400
+    assert "too small" in small.json()["error"]["message"]
+    assert "more" in small.json()["error"]["message"]
+    ok = _embed(client, manager, _csv(sample_table(2000)), "x", dataset="people")
+    assert ok.status_code == 200
+    r = _detect(client, auditor, _csv(sample_table(100)), dataset="nope")
+    assert r.status_code == 404 and "people" in r.json()["error"]["message"]
+    r = _detect(client, auditor, b"a,b\n1,2\n", dataset="people")
+    assert r.status_code == 400 and "none of the marked columns" in r.json()["error"]["message"]
+    r = _embed(client, manager, _csv(sample_table(100)), "")
+    assert r.status_code == 400
+    r = _embed(client, manager, b"x", "r", name="a.docx")
+    assert r.status_code == 400 and "unsupported" in r.json()["error"]["message"]
+    r = _detect(client, auditor, _csv(sample_table(100)), alpha="2")
+    assert r.status_code == 400
+
+
+def test_wrong_key_is_reported_not_a_verdict(client, container, make_key):
+    manager, _ = make_key("manager")
+    auditor, _ = make_key("auditor")
+    r = _embed(client, manager, _csv(sample_table(2000)), "x", dataset="people")
+    assert r.status_code == 200
+    key_file = container.settings.key_dir / "watermark.key"
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    key_file.write_bytes(b"\x01" * 32)
+    container.watermarker.__dict__.pop("secret", None)
+    r = _detect(client, auditor, r.content, dataset="people")
+    assert r.status_code == 409
+    assert "key mismatch" in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet", ".xlsx", ".tsv"])
+def test_every_table_format(client, make_key, tmp_path, suffix):
+    from desensitize.tableio import open_writer, read_table
+
+    manager, _ = make_key("manager")
+    auditor, _ = make_key("auditor")
+    src = tmp_path / f"people{suffix}"
+    with open_writer(src) as w:
+        w.write(sample_table(1500, seed=4))
+    r = _embed(client, manager, src.read_bytes(), "市民政局", name=src.name)
+    assert r.status_code == 200, r.text
+    marked = tmp_path / f"marked{suffix}"
+    marked.write_bytes(r.content)
+    assert read_table(marked).num_rows == 1500
+    r = _detect(client, auditor, marked.read_bytes(), name=marked.name)
+    assert r.status_code == 200 and r.json()["recipient"] == "市民政局"

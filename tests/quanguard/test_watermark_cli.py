@@ -1,0 +1,115 @@
+"""`quanguard watermark embed/detect/copies` on a fresh folder, and the registry on both stores."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pyarrow.csv as pacsv
+import pytest
+from typer.testing import CliRunner
+
+from quanguard.cli.main import build_app
+from tests.watermark.attacks import csv_xlsx_csv, sample_table, shuffle
+
+
+@pytest.fixture
+def run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("QUANGUARD_API_KEY", raising=False)
+    for var in ("QUANGUARD_DB_URL", "QUANGUARD_KEY_DIR", "QUANGUARD_DATA_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    from tests.conftest import POLICY_DIR
+
+    monkeypatch.setenv("QUANGUARD_POLICY_DIR", str(POLICY_DIR))
+    app = build_app()
+    runner = CliRunner()
+
+    def _run(*args: str):
+        return runner.invoke(app, list(args))
+
+    return _run
+
+
+def test_embed_detect_contract(run, tmp_path):
+    pacsv.write_csv(sample_table(2500, seed=8), tmp_path / "people.csv")
+    for who in ("alice", "bob"):
+        r = run("watermark", "embed", "people.csv", "-o", f"{who}.parquet", "--recipient", who,
+                "--format", "json")
+        assert r.exit_code == 0, r.output
+        out = json.loads(r.stdout)
+        assert out["recipient"] == who and out["dataset"] == "people"
+        assert out["marked_cells"] > 0 and len(out["output_digest"]) == 64
+    assert oct((tmp_path / "var" / "keys" / "watermark.key").stat().st_mode & 0o777) == "0o600"
+    from desensitize.tableio import open_writer, read_table
+
+    leaked = csv_xlsx_csv(shuffle(read_table(tmp_path / "bob.parquet"), random.Random(1)),
+                          random.Random(1))
+    with open_writer(tmp_path / "found.csv") as w:
+        w.write(leaked)
+    r = run("watermark", "detect", "found.csv", "--dataset", "people", "--format", "json")
+    assert r.exit_code == 0, r.output
+    v = json.loads(r.stdout)
+    assert set(v) >= {"verdict", "recipient", "p_value", "candidates", "evidence"}
+    assert (v["verdict"], v["recipient"]) == ("match", "bob") and v["p_value"] < 1e-6
+    assert {"rows_seen", "bits_recovered", "agreement", "p_value"} <= set(v["evidence"])
+    r = run("watermark", "detect", "people.csv", "--format", "json")
+    assert json.loads(r.stdout)["verdict"] == "none"
+    r = run("watermark", "detect", "found.csv")
+    assert r.exit_code == 0 and "match" in r.stdout and "bob" in r.stdout
+    r = run("watermark", "copies", "--format", "json")
+    assert sorted(c["recipient"] for c in json.loads(r.stdout)) == ["alice", "bob"]
+
+
+@pytest.mark.parametrize("args,code,message", [
+    (("watermark", "detect", "people.csv", "--dataset", "ghost"), 5, "no watermarked copy"),
+    (("watermark", "detect", "missing.csv"), 2, "missing.csv"),
+    (("watermark", "embed", "tiny.csv", "-o", "t2.csv", "--recipient", "x"), 2, "too small"),
+    (("watermark", "embed", "people.csv", "-o", "p2.csv", "--recipient", "x", "--gamma", "0"),
+     2, "gamma"),
+    (("watermark", "embed", "people.csv", "-o", "p2.csv", "--recipient", "x",
+      "--column", "nope"), 2, "not in the table"),
+    (("watermark", "detect", "people.csv", "--alpha", "3"), 2, "alpha"),
+])
+def test_errors_are_one_line(run, tmp_path, args, code, message):
+    pacsv.write_csv(sample_table(300, seed=8), tmp_path / "people.csv")
+    pacsv.write_csv(sample_table(20, seed=8), tmp_path / "tiny.csv")
+    assert run("watermark", "embed", "people.csv", "-o", "w.csv", "--recipient", "a").exit_code == 0
+    r = run(*args)
+    assert r.exit_code == code, r.output
+    assert message in r.stderr and "Traceback" not in r.output
+    assert r.stderr.startswith("error:") and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "t2.csv").exists()
+
+
+def test_small_table_with_canaries(run, tmp_path):
+    pacsv.write_csv(sample_table(20, seed=8), tmp_path / "tiny.csv")
+    r = run("watermark", "embed", "tiny.csv", "-o", "t.csv", "--recipient", "x",
+            "--canaries", "2", "--format", "json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["canary_rows"] == 2
+    r = run("watermark", "detect", "t.csv", "--format", "json")
+    assert json.loads(r.stdout)["recipient"] == "x"
+
+
+def test_registry_on_both_stores(any_container):
+    from watermark import embed_table, registry
+
+    wm = any_container.watermarker
+    out = wm.embed_table(sample_table(2000, seed=1), "市人社局")
+    assert out.num_rows == 2000
+    with any_container.session() as session, session.begin():
+        _, rep = embed_table(sample_table(2000, seed=1), wm.secret, "市卫健委")
+        registry.add_copy(session, dataset="people", report=rep, columns=["id"],
+                          output_digest="0" * 64, issued_by="t")
+    with any_container.session() as session:
+        rows = registry.list_copies(session)
+        assert [r.recipient for r in rows] == ["市人社局", "市卫健委"]
+        assert rows[1].copy.plan == rep.plan and rows[1].issued_at.tzinfo is not None
+        assert registry.datasets(session) == ["exchange-extract", "people"]
+        assert [r.dataset for r in registry.list_copies(session, "people")] == ["people"]
+
+
+def test_exchange_port_marks_small_extracts_with_canaries(container):
+    out = container.watermarker.embed_table(sample_table(25, seed=2), "市民政局")
+    assert out.num_rows == 25 + 3
