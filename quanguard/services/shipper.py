@@ -43,7 +43,15 @@ from monitor.retention_es import (
 from monitor.search import SearchBackend, SearchQuery, SearchResult
 from monitor.shipper import Backoff, Shipper, SqlSpool
 
-__all__ = ["EsService", "FallbackSearch", "es_status", "get_es", "start_es", "stop_es"]
+__all__ = [
+    "EsService",
+    "FallbackSearch",
+    "es_status",
+    "get_es",
+    "preflight_es",
+    "start_es",
+    "stop_es",
+]
 
 _log = logging.getLogger("quanguard.es")
 _ATTR = "_es_service"
@@ -207,6 +215,19 @@ def start_es(container: Any) -> EsService | None:
                      "store and are shipped when it answers: %s", service.url, exc)
     service.start()
     return service
+
+
+def preflight_es(container: Any) -> ClusterInfo | None:
+    """For ``quanguard serve`` before the server starts: refuse a mismatched cluster with a
+    one-line error (EsIncompatible, kind ``invalid``) instead of a failed-startup trace.
+    An unreachable cluster is not an error here (the shipper waits for it)."""
+    service = get_es(container)
+    if service is None:
+        return None
+    try:
+        return service.ensure_ready()
+    except EsUnavailable:
+        return None
 
 
 def stop_es(container: Any) -> None:

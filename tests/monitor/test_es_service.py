@@ -128,3 +128,24 @@ def test_search_falls_back_to_sql_while_es_is_down() -> None:
     backend = FallbackSearch(Down(), Sql())
     assert backend.search(SearchQuery()).total == 3
     assert backend.last_backend == "sql"
+
+
+def test_preflight_refuses_a_mismatch_and_tolerates_an_outage(
+        es_container: Container, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from quanguard.services.shipper import preflight_es
+
+    info = preflight_es(es_container)
+    assert info is not None and info.health in ("green", "yellow")
+    down = _container(tmp_path / "down", f"http://127.0.0.1:{free_port()}")
+    try:
+        assert preflight_es(down) is None
+    finally:
+        down.close()
+    import monitor.es
+
+    monkeypatch.setattr(monitor.es, "client_major", lambda: 7)
+    service = get_es(es_container)
+    assert service is not None
+    service.mark_down()
+    with pytest.raises(EsIncompatible):
+        preflight_es(es_container)
