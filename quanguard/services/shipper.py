@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from monitor.errors import MonitorError
@@ -81,7 +81,7 @@ class EsService:
 
     def __init__(self, container: Any, url: str, *, prefix: str = DEFAULT_PREFIX,
                  batch_size: int = 1000, backoff: Backoff | None = None,
-                 poll_interval: float = 1.0) -> None:
+                 poll_interval: float = 1.0, retention_interval: float = 6 * 3600) -> None:
         self.container = container
         self.url = url
         self.prefix = prefix
@@ -93,6 +93,9 @@ class EsService:
         self.last_check_error: str | None = None
         self._ready = False
         self._lock = threading.Lock()
+        self.retention_interval = retention_interval
+        self._stop_retention = threading.Event()
+        self._retention_thread: threading.Thread | None = None
         self.shipper = Shipper(SqlSpool(container.session), _CheckedSink(self),
                                batch_size=batch_size, backoff=backoff or Backoff(),
                                poll_interval=poll_interval)
@@ -117,7 +120,8 @@ class EsService:
             self.info, self._ready, self.last_check_error = info, True, None
             self.retention = RetentionOutcome(
                 MODE_ILM if policy else MODE_FALLBACK, days,
-                datetime.now(UTC), detail="installed at startup")
+                datetime.now(UTC) - timedelta(days=days),
+                detail="ILM policy installed" if policy else "no ILM: deletes run periodically")
             _log.info("Elasticsearch at %s: cluster %r version %s, health %s (client %s); "
                       "retention by %s", self.url, info.name, info.version, info.health,
                       info.client_version, self.retention.mode)
@@ -137,10 +141,31 @@ class EsService:
         self.retention = outcome
         return outcome
 
+    def _retention_loop(self) -> None:
+        # Clusters without ILM get the fallback deletes from here; with ILM this only
+        # re-attaches the policy. Failures are logged and retried at the next round.
+        while not self._stop_retention.wait(self.retention_interval):
+            try:
+                outcome = self.enforce_retention()
+                _log.info("Elasticsearch retention (%s): %d indices, %d events deleted",
+                          outcome.mode, len(outcome.deleted_indices),
+                          outcome.deleted_documents)
+            except Exception as exc:  # noqa: BLE001 - the loop must outlive any failure
+                _log.warning("Elasticsearch retention failed, retrying later: %s", exc)
+
     def start(self) -> None:
         self.shipper.start()
+        if self._retention_thread is None:
+            self._stop_retention.clear()
+            self._retention_thread = threading.Thread(
+                target=self._retention_loop, name="es-retention", daemon=True)
+            self._retention_thread.start()
 
     def stop(self) -> None:
+        self._stop_retention.set()
+        if self._retention_thread is not None:
+            self._retention_thread.join(5)
+            self._retention_thread = None
         self.shipper.stop()
         self.client.close()
 
@@ -233,6 +258,7 @@ def preflight_es(container: Any) -> ClusterInfo | None:
 def stop_es(container: Any) -> None:
     service = getattr(container, _ATTR, None)
     if service is not None:
+        service._stop_retention.set()
         service.shipper.stop()
 
 
