@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -122,8 +123,7 @@ class AlertEngine:
                evs: list[AuditEvent]) -> list[Hit]:
         t = max(e.ts for e in evs)
         window = timedelta(minutes=rule.window_minutes)
-        first = s.execute(sa.select(sa.func.min(EVENTS.c.ts)).where(EVENTS.c.actor == actor)
-                          ).scalar()
+        first = s.execute(_MIN_TS, {"actor": actor}).scalar()
         if first is None or t - from_us(int(first)) < timedelta(hours=rule.warmup_hours):
             return []  # warm-up: not enough history to know this actor's normal
         current = _count(s, actor, t - window, t)
@@ -164,11 +164,11 @@ class AlertEngine:
         t = max(e.ts for e in denied)
         window = timedelta(minutes=rule.window_minutes)
         start = t - window
-        n = _count(s, actor, start, t, EVENTS.c.effect == "deny")
+        n = _count(s, actor, start, t, denied=True)
         if n < rule.threshold:
             return []
         return [Hit(rule, actor, _bucket(t, window), start, t,
-                    _seqs(s, actor, start, t, EVENTS.c.effect == "deny"),
+                    _seqs(s, actor, start, t, denied=True),
                     f"{n} denied requests in {rule.window_minutes} min")]
 
     def _first(self, s: Session, rule: FirstAccess, actor: str,
@@ -179,14 +179,8 @@ class AlertEngine:
                 firsts[e.dataset] = e
         hits = []
         for dataset, e in firsts.items():
-            earlier = s.execute(
-                sa.select(EVENTS.c.seq).where(
-                    EVENTS.c.actor == actor, EVENTS.c.dataset == dataset,
-                    EVENTS.c.seq < (e.seq or 0),
-                    sa.or_(EVENTS.c.effect.is_(None), EVENTS.c.effect != "deny"),
-                    EVENTS.c.outcome == "success",
-                ).limit(1)
-            ).first()
+            earlier = s.execute(_FIRST, {"actor": actor, "dataset": dataset,
+                                          "seq": e.seq or 0}).first()
             if earlier is None:
                 hits.append(Hit(rule, actor, dataset, e.ts, e.ts, (e.seq,) if e.seq else (),
                                 f"first access to {e.grade} dataset {dataset!r}"))
@@ -200,16 +194,12 @@ class AlertEngine:
         for day in sorted(days):
             start = datetime(day.year, day.month, day.day, tzinfo=self.zone)
             end = start + timedelta(days=1)
-            cond = (EVENTS.c.action.in_(rule.actions), EVENTS.c.outcome == "success",
-                    sa.or_(EVENTS.c.effect.is_(None), EVENTS.c.effect != "deny"))
-            total = s.execute(
-                sa.select(sa.func.coalesce(sa.func.sum(EVENTS.c.rows), 0)).where(
-                    EVENTS.c.actor == actor, EVENTS.c.ts >= to_us(start),
-                    EVENTS.c.ts < to_us(end), *cond)
-            ).scalar_one()
+            params = {"actor": actor, "lo": to_us(start), "hi": to_us(end),
+                      "actions": list(rule.actions)}
+            total = s.execute(_EXPORT_SUM, params).scalar_one()
             if int(total) > rule.max_rows_per_day:
-                hits.append(Hit(rule, actor, day.isoformat(), start, end,
-                                _seqs(s, actor, start, end, *cond, closed_start=True),
+                seqs = tuple(int(r[0]) for r in s.execute(_EXPORT_SEQS, params))
+                hits.append(Hit(rule, actor, day.isoformat(), start, end, seqs,
                                 f"{int(total)} rows exported on {day} "
                                 f"(limit {rule.max_rows_per_day})"))
         return hits
@@ -219,54 +209,83 @@ def _bucket(t: datetime, window: timedelta) -> str:
     return str(to_us(t) // (window // timedelta(microseconds=1)))
 
 
-def _range(start: datetime, end: datetime, closed_start: bool) -> tuple[object, object]:
-    lo = EVENTS.c.ts >= to_us(start) if closed_start else EVENTS.c.ts > to_us(start)
-    hi = EVENTS.c.ts < to_us(end) if closed_start else EVENTS.c.ts <= to_us(end)
-    return lo, hi
+# Statements are built once and executed with parameters: alert evaluation runs on
+# every append, and building SQL per call cost more than running it.
+_ACTOR = EVENTS.c.actor == sa.bindparam("actor")
+_OPEN_RANGE = (EVENTS.c.ts > sa.bindparam("lo"), EVENTS.c.ts <= sa.bindparam("hi"))
+_CLOSED_RANGE = (EVENTS.c.ts >= sa.bindparam("lo"), EVENTS.c.ts < sa.bindparam("hi"))
+_DENIED = EVENTS.c.effect == "deny"
+_HAPPENED = (sa.or_(EVENTS.c.effect.is_(None), EVENTS.c.effect != "deny"),
+             EVENTS.c.outcome == "success")
+_COUNT = {
+    False: sa.select(sa.func.count()).select_from(EVENTS).where(_ACTOR, *_OPEN_RANGE),
+    True: sa.select(sa.func.count()).select_from(EVENTS).where(_ACTOR, *_OPEN_RANGE, _DENIED),
+}
+_SEQS = {
+    False: sa.select(EVENTS.c.seq).where(_ACTOR, *_OPEN_RANGE).order_by(EVENTS.c.seq)
+    .limit(MAX_LINKED),
+    True: sa.select(EVENTS.c.seq).where(_ACTOR, *_OPEN_RANGE, _DENIED).order_by(EVENTS.c.seq)
+    .limit(MAX_LINKED),
+}
+_MIN_TS = sa.select(sa.func.min(EVENTS.c.ts)).where(_ACTOR)
+_FIRST = sa.select(EVENTS.c.seq).where(
+    _ACTOR, EVENTS.c.dataset == sa.bindparam("dataset"), EVENTS.c.seq < sa.bindparam("seq"),
+    *_HAPPENED).limit(1)
+_EXPORTS = (_ACTOR, *_CLOSED_RANGE, *_HAPPENED,
+            EVENTS.c.action.in_(sa.bindparam("actions", expanding=True)))
+_EXPORT_SUM = sa.select(sa.func.coalesce(sa.func.sum(EVENTS.c.rows), 0)).where(*_EXPORTS)
+_EXPORT_SEQS = sa.select(EVENTS.c.seq).where(*_EXPORTS).order_by(EVENTS.c.seq).limit(MAX_LINKED)
+_OPEN_ALERT = (
+    sa.select(ALERTS).where(ALERTS.c.dedup_key == sa.bindparam("key"),
+                            ALERTS.c.status.in_(("open", "acknowledged")))
+    .order_by(ALERTS.c.created.desc()).limit(1)
+)
 
 
-def _count(s: Session, actor: str, start: datetime, end: datetime, *extra: object) -> int:
-    lo, hi = _range(start, end, False)
-    return int(s.execute(sa.select(sa.func.count()).select_from(EVENTS)
-                         .where(EVENTS.c.actor == actor, lo, hi, *extra)).scalar_one())
+def _count(s: Session, actor: str, start: datetime, end: datetime, *,
+           denied: bool = False) -> int:
+    return int(s.execute(_COUNT[denied], {"actor": actor, "lo": to_us(start),
+                                          "hi": to_us(end)}).scalar_one())
 
 
-def _seqs(s: Session, actor: str, start: datetime, end: datetime, *extra: object,
-          closed_start: bool = False) -> tuple[int, ...]:
-    lo, hi = _range(start, end, closed_start)
-    rows = s.execute(sa.select(EVENTS.c.seq).where(EVENTS.c.actor == actor, lo, hi, *extra)
-                     .order_by(EVENTS.c.seq).limit(MAX_LINKED)).all()
+def _seqs(s: Session, actor: str, start: datetime, end: datetime, *,
+          denied: bool = False) -> tuple[int, ...]:
+    rows = s.execute(_SEQS[denied], {"actor": actor, "lo": to_us(start), "hi": to_us(end)})
     return tuple(int(r[0]) for r in rows)
 
 
 def record_hit(session: Session, hit: Hit, *, now: datetime) -> Alert:
     """Insert a new alert, or collapse the hit into the open one with the same key."""
-    row = session.execute(
-        sa.select(ALERTS).where(ALERTS.c.dedup_key == hit.dedup_key,
-                                ALERTS.c.status.in_(("open", "acknowledged")))
-        .order_by(ALERTS.c.created.desc()).limit(1)
-    ).first()
+    row = session.execute(_OPEN_ALERT, {"key": hit.dedup_key}).first()
+    stamp = to_us(now)
     if row is None:
-        alert_id = uuid.uuid4().hex[:16]
-        session.execute(ALERTS.insert().values(
-            id=alert_id, rule=hit.rule.id, severity=hit.rule.severity, actor=hit.actor,
-            dedup_key=hit.dedup_key, window_start=to_us(hit.window_start),
+        values = dict(
+            id=uuid.uuid4().hex[:16], rule=hit.rule.id, severity=hit.rule.severity,
+            actor=hit.actor, dedup_key=hit.dedup_key, window_start=to_us(hit.window_start),
             window_end=to_us(hit.window_end), seqs=json.dumps(list(hit.seqs)), count=1,
-            summary=hit.summary, status="open", note=None, created=to_us(now),
-            updated=to_us(now),
-        ))
-        return get_alert(session, alert_id)
-    seqs = sorted(set(json.loads(row.seqs)) | set(hit.seqs))[:MAX_LINKED]
+            summary=hit.summary, status="open", note=None, created=stamp, updated=stamp,
+        )
+        session.execute(ALERTS.insert(), values)
+        return _alert_from(values)
+    values = dict(row._mapping)
+    values.update(
+        count=int(row.count) + 1,
+        seqs=json.dumps(sorted(set(json.loads(row.seqs)) | set(hit.seqs))[:MAX_LINKED]),
+        summary=hit.summary, window_start=min(row.window_start, to_us(hit.window_start)),
+        window_end=max(row.window_end, to_us(hit.window_end)), updated=stamp,
+    )
     session.execute(sa.update(ALERTS).where(ALERTS.c.id == row.id).values(
-        count=ALERTS.c.count + 1, seqs=json.dumps(seqs), summary=hit.summary,
-        window_start=min(row.window_start, to_us(hit.window_start)),
-        window_end=max(row.window_end, to_us(hit.window_end)), updated=to_us(now),
+        count=values["count"], seqs=values["seqs"], summary=values["summary"],
+        window_start=values["window_start"], window_end=values["window_end"], updated=stamp,
     ))
-    return get_alert(session, row.id)
+    return _alert_from(values)
 
 
 def _alert(row: sa.Row[tuple[object, ...]]) -> Alert:
-    m = row._mapping
+    return _alert_from(row._mapping)
+
+
+def _alert_from(m: Any) -> Alert:
     return Alert(
         id=m["id"], rule=m["rule"], severity=m["severity"], actor=m["actor"],
         window_start=from_us(m["window_start"]), window_end=from_us(m["window_end"]),

@@ -1,0 +1,245 @@
+"""Audit ingest benchmark (issue 3).
+
+1. Batch ingest: ``AuditStore.append`` (canonical JSON, RFC 6962 leaf hash, hash chain,
+   Merkle frontier, one executemany, commit per batch) vs a plain ``sqlite3``
+   ``executemany`` of the very same rows into an identical table (same indexes, WAL,
+   same batch size, commit per batch). Goal: ratio >= 0.35.
+2. Single-event ``POST /v1/events`` latency p50/p99 under 32 concurrent clients against
+   ``quanguard serve`` (uvicorn subprocess, SQLite, temp folder).
+
+Run from the repository root: ``python bench/audit_ingest.py [--quick] [--events N]``.
+``generate_lines`` is shared with the search benchmark and the slow tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+ORGS = ["市大数据局", "市卫健委", "市公安局", "市人社局", "历下区政务服务中心", "某银行济南分行"]
+ROLES = ["consumer", "provider", "manager"]
+ACTIONS = ["query", "read_masked", "export", "aggregate", "download", "api_call", "read_raw"]
+DATASETS = ["户籍人口", "社保缴纳", "不动产登记", "企业登记", "医保结算", "公积金", "交通违法"]
+GRADES = ["L1", "L2", "L3", "L4"]
+PURPOSES = ["月度统计报表", "资格核验", "信用评估", "政务服务办件", "风险监测", "fraud review",
+            "人口普查数据比对", "课题研究（已审批）"]
+FIELDS = [["姓名"], ["姓名", "身份证号"], ["手机号"], ["地址", "姓名"], ["统一社会信用代码"]]
+
+
+def generate_lines(n: int, *, seed: int = 7, end: datetime | None = None,
+                   span: timedelta = timedelta(days=30)) -> list[str]:
+    """``n`` NDJSON lines in the reporter format, timestamps spread over ``span`` before
+    ``end`` (default: now - 10 min), in time order."""
+    rng = random.Random(seed)
+    end = end or datetime.now(UTC) - timedelta(minutes=10)
+    start = end - span
+    step = span / max(n, 1)
+    out = []
+    for i in range(n):
+        actor = rng.randrange(500)
+        out.append(json.dumps({
+            "ts": (start + step * i).isoformat(),
+            "actor": {"id": f"user-{actor:04d}", "role": ROLES[actor % 3],
+                      "org": ORGS[actor % len(ORGS)]},
+            "action": rng.choice(ACTIONS),
+            "dataset": rng.choice(DATASETS),
+            "fields": rng.choice(FIELDS),
+            "grade": rng.choice(GRADES),
+            "rows": rng.randrange(1, 500),
+            "purpose": rng.choice(PURPOSES),
+            "decision": "deny" if rng.random() < 0.05 else "allow",
+            "source_ip": f"10.{actor % 256}.{i % 256}.{rng.randrange(1, 255)}",
+        }, ensure_ascii=False))
+    return out
+
+
+def bench_batch(n: int, batch: int, workdir: Path) -> dict[str, object]:
+    import sqlalchemy as sa
+    from sqlalchemy.orm import Session
+
+    from monitor.ingest import parse_batch
+    from monitor.store import METADATA, AuditStore, create_schema
+    from quanguard.db import make_engine
+
+    lines = generate_lines(n)
+    t0 = time.perf_counter()
+    events = list(parse_batch(lines, reporter="bench", now=datetime.now(UTC),
+                              max_lines=None).events)
+    parse_s = time.perf_counter() - t0
+
+    engine = make_engine(f"sqlite:///{workdir / 'ours.db'}")
+    create_schema(engine)
+    store = AuditStore()
+    t0 = time.perf_counter()
+    for i in range(0, len(events), batch):
+        with Session(engine) as s, s.begin():
+            store.append(s, events[i:i + batch])
+    ours_s = time.perf_counter() - t0
+    with engine.connect() as conn:
+        rows = [tuple(r) for r in conn.execute(sa.select(*[c for c in METADATA.tables[
+            "audit_events"].columns]).order_by(sa.text("seq")))]
+    engine.dispose()
+
+    # The anchor: the same table (same DDL and indexes), the same rows, plain sqlite3.
+    ddl_db = sqlite3.connect(workdir / "ours.db")
+    ddl = [r[0] for r in ddl_db.execute(
+        "SELECT sql FROM sqlite_master WHERE tbl_name = 'audit_events' AND sql IS NOT NULL")]
+    ddl_db.close()
+    plain = sqlite3.connect(workdir / "plain.db", isolation_level=None)
+    plain.execute("PRAGMA journal_mode=WAL")
+    plain.execute("PRAGMA synchronous=NORMAL")
+    for statement in ddl:
+        plain.execute(statement)
+    marks = ",".join("?" * len(rows[0]))
+    t0 = time.perf_counter()
+    for i in range(0, len(rows), batch):
+        plain.execute("BEGIN IMMEDIATE")
+        plain.executemany(f"INSERT INTO audit_events VALUES ({marks})", rows[i:i + batch])
+        plain.execute("COMMIT")
+    anchor_s = time.perf_counter() - t0
+    plain.close()
+    ours, anchor = n / ours_s, n / anchor_s
+    return {"ours": ours, "anchor": anchor, "ratio": ours / anchor, "parse_per_s": n / parse_s,
+            "end_to_end": n / (parse_s + ours_s)}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def bench_post(total: int, clients: int, workdir: Path) -> dict[str, float]:
+    import httpx
+
+    env = {**os.environ, "QUANGUARD_DB_URL": f"sqlite:///{workdir / 'svc.db'}",
+           "QUANGUARD_KEY_DIR": str(workdir / "keys"), "QUANGUARD_DATA_DIR": str(workdir),
+           "QUANGUARD_POLICY_DIR": str(ROOT / "policies"), "QUANGUARD_ES_URL": "",
+           "QUANGUARD_AUTH_FAIL_LIMIT": "1000", "TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS": ""}
+    exe = [sys.executable, "-m", "quanguard.cli.main"]
+    key = subprocess.run(
+        [*exe, "keys", "create", "--role", "reporter", "--org", "市卫健委", "--name", "bench"],
+        env=env, cwd=workdir, capture_output=True, text=True, check=True).stdout.strip()
+    port = _free_port()
+    server = subprocess.Popen([*exe, "serve", "--port", str(port)], env=env, cwd=workdir,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code < 500:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        lines = generate_lines(total, seed=11)
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        # warm-up (redactor cache, first checkpoint)
+        with httpx.Client(base_url=base, headers=headers, timeout=60) as c:
+            for ln in lines[:20]:
+                c.post("/v1/events", content=ln).raise_for_status()
+        latencies: list[float] = []
+        errors: list[str] = []
+        lock = threading.Lock()
+        work = iter(lines[20:])
+
+        def client() -> None:
+            with httpx.Client(base_url=base, headers=headers, timeout=60) as c:
+                while True:
+                    with lock:
+                        ln = next(work, None)
+                    if ln is None:
+                        return
+                    t = time.perf_counter()
+                    r = c.post("/v1/events", content=ln)
+                    dt = time.perf_counter() - t
+                    with lock:
+                        latencies.append(dt)
+                        if r.status_code != 201:
+                            errors.append(f"{r.status_code} {r.text[:100]}")
+
+        t0 = time.perf_counter()
+        threads = [threading.Thread(target=client) for _ in range(clients)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        wall = time.perf_counter() - t0
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    latencies.sort()
+    q = statistics.quantiles(latencies, n=100)
+    return {"p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000, "rps": len(latencies) / wall,
+            "errors": float(len(errors)), "requests": float(len(latencies))}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes (a minute or two)")
+    ap.add_argument("--events", type=int, default=None, help="events for the batch ingest")
+    ap.add_argument("--batch", type=int, default=1000)
+    ap.add_argument("--posts", type=int, default=None, help="single-event POSTs")
+    ap.add_argument("--clients", type=int, default=32)
+    ap.add_argument("--no-http", action="store_true", help="skip the POST latency part")
+    args = ap.parse_args()
+    n = args.events or (20_000 if args.quick else 100_000)
+    posts = args.posts or (1_000 if args.quick else 5_000)
+    with tempfile.TemporaryDirectory(prefix="qg-bench-") as tmp:
+        work = Path(tmp)
+        b = bench_batch(n, args.batch, work)
+        rows = [{"metric": "batch ingest events/s (hash+chain+commit) vs plain sqlite3 "
+                           "executemany of the same rows (ours/anchor)",
+                 "ours": round(b["ours"], 1), "anchor": round(b["anchor"], 1),  # type: ignore[arg-type]
+                 "ratio": round(b["ratio"], 3), "goal": ">= 0.35", "unit": "events/s",  # type: ignore[arg-type]
+                 "met": b["ratio"] >= 0.35},  # type: ignore[operator]
+                {"metric": "NDJSON parse+validate events/s (no anchor)",
+                 "ours": round(b["parse_per_s"], 1), "anchor": None, "ratio": None,  # type: ignore[arg-type]
+                 "goal": None, "unit": "events/s", "met": None},
+                {"metric": "end-to-end parse+ingest events/s",
+                 "ours": round(b["end_to_end"], 1), "anchor": None, "ratio": None,  # type: ignore[arg-type]
+                 "goal": None, "unit": "events/s", "met": None}]
+        notes = f"{n:,} events, SQLite WAL (synchronous=NORMAL), batches of {args.batch}"
+        if not args.no_http:
+            p = bench_post(posts, args.clients, work)
+            rows += [
+                {"metric": f"POST /v1/events p50 latency, {args.clients} concurrent clients",
+                 "ours": round(p["p50_ms"], 2), "anchor": None, "ratio": None, "goal": None,
+                 "unit": "ms", "met": None},
+                {"metric": f"POST /v1/events p99 latency, {args.clients} concurrent clients",
+                 "ours": round(p["p99_ms"], 2), "anchor": None, "ratio": None, "goal": None,
+                 "unit": "ms", "met": None},
+                {"metric": "POST /v1/events throughput", "ours": round(p["rps"], 1),
+                 "anchor": None, "ratio": None, "goal": None, "unit": "requests/s",
+                 "met": None},
+            ]
+            notes += (f"; {int(p['requests'])} single-event POSTs over {args.clients} clients "
+                      f"to one uvicorn worker (SQLite, alerts + checkpoints on), "
+                      f"{int(p['errors'])} errors")
+    print("| metric | ours | anchor | ratio | goal | met |\n|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['metric']} | {r['ours']} {r['unit']} | {r['anchor'] or '—'} | "
+              f"{r['ratio'] or '—'} | {r['goal'] or '—'} | {r['met'] if r['met'] is not None else '—'} |")
+    out = ROOT / "bench" / "results" / "audit_ingest.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"bench": "audit_ingest", "rows": rows, "notes": notes},
+                              ensure_ascii=False, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,223 @@
+"""``quanguard audit``: ingest, verify, checkpoint, proof, verify-proof, search, status,
+purge — the audit trail from the command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from monitor.checkpoint import read_checkpoint_file
+from monitor.errors import ProofInvalid
+from monitor.events import parse_ts
+from monitor.search import SearchQuery
+from monitor.trail import verify_proof_document
+from quanguard.cli.common import OutputFormat, cli_principal, console, emit, use_container
+from quanguard.errors import InvalidInput
+from quanguard.usecases import audit as uc
+
+audit_app = typer.Typer(help="The audit trail: ingest, verify, checkpoints, proofs, search.",
+                        no_args_is_help=True)
+
+_FMT = typer.Option(OutputFormat.table, "--format", help="table (people) or json (machines)")
+
+
+def _lines(path: Path) -> list[str]:
+    if str(path) == "-":
+        return sys.stdin.read().splitlines()
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise InvalidInput(f"{path}: cannot read ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{path}: not UTF-8 text") from exc
+
+
+@audit_app.command("ingest")
+def ingest(
+    file: Path = typer.Argument(..., help="NDJSON file (the line format of POST /v1/events/batch); - for stdin"),
+    chunk: int = typer.Option(10_000, "--chunk", min=1, max=10_000,
+                              help="Events per transaction"),
+    fmt: OutputFormat = _FMT,
+) -> None:
+    """Append every valid line of FILE to the trail; print the count and events/s.
+    Invalid lines are listed with their line numbers and not stored."""
+    lines = _lines(file)
+    started = time.perf_counter()
+    with use_container() as container:
+        principal = cli_principal(container)
+        if fmt is OutputFormat.json:
+            result = uc.ingest(container, principal, lines, max_lines=None, chunk=chunk)
+        else:
+            with Progress(TextColumn("ingest"), BarColumn(), TextColumn("{task.completed}"),
+                          TimeElapsedColumn(), console=console(), transient=True) as bar:
+                task = bar.add_task("ingest", total=len(lines))
+                result = uc.ingest(container, principal, lines, max_lines=None, chunk=chunk,
+                                   progress=lambda n: bar.advance(task, n))
+    elapsed = time.perf_counter() - started
+    rate = result.accepted / elapsed if elapsed > 0 else 0.0
+    doc = {**result.to_dict(), "seconds": round(elapsed, 3), "events_per_second": round(rate)}
+    if fmt is OutputFormat.json:
+        emit(doc)
+    else:
+        out = console()
+        out.print(f"ingested [bold]{result.accepted}[/] events "
+                  f"(seq {result.first_seq}..{result.last_seq}) in {elapsed:.2f}s — "
+                  f"[bold]{rate:,.0f}[/] events/s")
+        for err in result.errors[:50]:
+            out.print(f"  line {err.line}: {err.message}", style="yellow")
+        if len(result.errors) > 50:
+            out.print(f"  … and {len(result.errors) - 50} more invalid lines", style="yellow")
+    if result.errors:
+        raise typer.Exit(2 if not result.accepted else 0)
+
+
+@audit_app.command("verify")
+def verify(
+    checkpoint: list[Path] = typer.Option(
+        [], "--checkpoint", help="An exported checkpoint file to hold the trail to (repeatable)"),
+    fmt: OutputFormat = _FMT,
+) -> None:
+    """Verify the whole trail (chain, leaf hashes, signed checkpoints). Exit 0 when
+    intact; exit 1 naming the first bad seq and the kind of damage otherwise."""
+    external = [read_checkpoint_file(p) for p in checkpoint]
+    with use_container() as container:
+        result = uc.verify(container, cli_principal(container), external)
+    if fmt is OutputFormat.json:
+        emit(result)
+    else:
+        console().print(f"[green]intact[/]: {result['events']} events (tree size "
+                        f"{result['tree_size']}), {len(external)} exported checkpoint(s), "
+                        f"{result['seconds']}s")
+
+
+@audit_app.command("checkpoint")
+def checkpoint(
+    export: Path | None = typer.Option(None, "--export", help="Write the signed checkpoint here"),
+    fmt: OutputFormat = _FMT,
+) -> None:
+    """Sign a checkpoint of the current head (tree size, Merkle root, chain hash)."""
+    with use_container() as container:
+        cp = uc.checkpoint(container, cli_principal(container), export=export,
+                           exported=export is not None)
+    if fmt is OutputFormat.json or export is None:
+        emit(cp.to_dict())
+    else:
+        console().print(f"checkpoint of {cp.tree_size} events, root {cp.root.hex()[:16]}…, "
+                        f"key {cp.key_id} → {export}")
+
+
+@audit_app.command("proof")
+def proof(seq: int = typer.Argument(..., min=1, help="The event's seq")) -> None:
+    """Print (JSON, stdout) an inclusion proof of event SEQ with the checkpoint it is
+    proven against."""
+    with use_container() as container:
+        doc = uc.proof(container, cli_principal(container), seq)
+    emit(doc)
+
+
+@audit_app.command("verify-proof")
+def verify_proof(
+    proof_file: Path = typer.Argument(..., help="A proof printed by 'quanguard audit proof'"),
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="The exported checkpoint to trust"),
+    key_id: str | None = typer.Option(None, "--key-id", help="Pin the signing key id"),
+) -> None:
+    """Check a proof offline (no database): signature of the checkpoint, the event body,
+    and the RFC 6962 path to the signed root. Exit 0 valid, 1 invalid."""
+    cp = read_checkpoint_file(checkpoint)
+    try:
+        doc = json.loads(proof_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ProofInvalid(f"{proof_file}: not a readable proof ({exc})") from exc
+    verify_proof_document(doc, cp, expected_key_id=key_id)
+    console().print(f"[green]valid[/]: event {doc['seq']} is in the trail of {cp.tree_size} "
+                    f"events signed by key {cp.key_id} at {cp.timestamp.isoformat()}")
+
+
+def _when(value: str | None, name: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return parse_ts(value)
+    except Exception as exc:
+        raise InvalidInput(f"--{name}: expected RFC 3339, e.g. 2026-11-26T08:00:00+08:00"
+                           ) from exc
+
+
+@audit_app.command("search")
+def search(
+    actor: str | None = typer.Option(None), role: str | None = typer.Option(None),
+    org: str | None = typer.Option(None), action: str | None = typer.Option(None),
+    dataset: str | None = typer.Option(None), grade: str | None = typer.Option(None),
+    effect: str | None = typer.Option(None), since: str | None = typer.Option(None),
+    until: str | None = typer.Option(None), q: str | None = typer.Option(None, "--q"),
+    sort: str = typer.Option("-ts"), page: int = typer.Option(1), size: int = typer.Option(20),
+    agg: list[str] = typer.Option([], "--agg", help="by_actor by_action by_effect per_hour per_day"),
+    fmt: OutputFormat = _FMT,
+) -> None:
+    """Search the trail (recorded as an audit_search event)."""
+    with use_container() as container:
+        query = SearchQuery(actor=actor, role=role, org=org, action=action, dataset=dataset,
+                            grade=grade, effect=effect, since=_when(since, "since"),
+                            until=_when(until, "until"), q=q, sort=sort, page=page, size=size,
+                            aggs=tuple(agg), tz=container.settings.tz)
+        result = uc.search(container, cli_principal(container), query)
+    if fmt is OutputFormat.json:
+        from quanguard.api.routes_audit import result_dict
+
+        emit(result_dict(result, query, None))
+        return
+    table = Table("seq", "time", "actor", "role", "org", "action", "dataset", "grade", "effect",
+                  "rows", title=f"{result.total} events")
+    for e in result.hits:
+        table.add_row(str(e.seq), e.ts.isoformat(timespec="seconds"), e.actor.id, e.actor.role,
+                      e.actor.org, e.action, e.dataset or "", e.grade or "", e.effect or "",
+                      "" if e.rows is None else str(e.rows))
+    out = console()
+    out.print(table)
+    for name, buckets in result.aggs.items():
+        out.print(f"{name}: " + ", ".join(f"{b.key}={b.count}" for b in buckets))
+
+
+@audit_app.command("status")
+def status(fmt: OutputFormat = _FMT) -> None:
+    """Trail head, last checkpoint, last verification."""
+    with use_container() as container:
+        doc = uc.status(container, cli_principal(container))
+    if fmt is OutputFormat.json:
+        emit(doc)
+        return
+    out = console()
+    for key in ("head", "last_checkpoint", "last_verify"):
+        value: Any = doc.get(key)
+        out.print(f"[bold]{key}[/]: " + (", ".join(f"{k}={v}" for k, v in value.items())
+                                          if isinstance(value, dict) else str(value)))
+
+
+@audit_app.command("purge")
+def purge(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only say what would go"),
+    force_partial: bool = typer.Option(
+        False, "--force-partial", help="Purge the covered part when some old events are not"),
+    fmt: OutputFormat = _FMT,
+) -> None:
+    """Retention: delete events older than QUANGUARD_RETENTION_DAYS (>= 180) that an
+    exported checkpoint covers. Refuses (exit 6) when old events are not covered."""
+    with use_container() as container:
+        doc = uc.purge_old(container, cli_principal(container), dry_run=dry_run,
+                           force_partial=force_partial)
+    if fmt is OutputFormat.json:
+        emit(doc)
+    else:
+        console().print(", ".join(f"{k}={v}" for k, v in doc.items()))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(audit_app, name="audit")
