@@ -375,9 +375,9 @@ def build_request(query: SearchQuery) -> dict[str, Any]:
             for f in TEXT_FIELDS]}})
     order = "desc" if query.sort.startswith("-") else "asc"
     key = "quanguard.ts_us" if query.sort.lstrip("-") == "ts" else "event.sequence"
-    sort = [{key: {"order": order}}]
+    sort = [{key: {"order": order, "unmapped_type": "long"}}]
     if key != "event.sequence":
-        sort.append({"event.sequence": {"order": order}})
+        sort.append({"event.sequence": {"order": order, "unmapped_type": "long"}})
     aggs: dict[str, Any] = {}
     for name in query.aggs:
         if name in TERMS_AGG_FIELDS:
