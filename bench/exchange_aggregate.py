@@ -20,9 +20,9 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._exchange_common import NoAudit, make_exchange, write_result  # noqa: E402
-from exchange import AggregateQuery  # noqa: E402
-from exchange.ports import Caller  # noqa: E402
+from bench._exchange_common import NoAudit, make_exchange, write_result
+from exchange import AggregateQuery
+from exchange.ports import Caller
 
 
 def population(n: int, seed: int = 1) -> pa.Table:

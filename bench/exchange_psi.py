@@ -12,14 +12,14 @@ import sys
 import time
 from pathlib import Path
 
-import pyarrow as pa
 import private_set_intersection.python as psi
+import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._exchange_common import NoAudit, make_exchange, write_result  # noqa: E402
-from exchange import PsiClient  # noqa: E402
-from exchange.ports import Caller  # noqa: E402
+from bench._exchange_common import NoAudit, make_exchange, write_result
+from exchange import PsiClient
+from exchange.ports import Caller
 
 FPR = 1e-9
 
@@ -75,7 +75,7 @@ def main() -> None:
     local = PsiClient(client_ids, reveal="count")
     request = local.request()
     with sessions() as s, s.begin():
-        job, answer = ex.psi(s, NoAudit(), Caller("c", "consumer", "bank"), dataset="ids",
+        _job, answer = ex.psi(s, NoAudit(), Caller("c", "consumer", "bank"), dataset="ids",
                              request=request)
     assert answer is not None
     outcome = local.finish(answer.setup, answer.response)
