@@ -101,16 +101,28 @@ class AuditService:
         return AlertEngine(self.rules, self.settings.tz)
 
     def redactor(self) -> Callable[[str], str] | None:
-        """The scan area's PII redactor, memoised (purposes repeat a lot)."""
+        """The scan area's PII redactor, memoised (purposes repeat a lot) and built on the
+        first text that needs it (building the analyzer takes seconds)."""
         with self._lock:
             if not self._redactor_ready:
                 try:
                     from quanguard.services.scan import make_redactor
-
-                    self._redactor = functools.lru_cache(maxsize=4096)(
-                        make_redactor(self.container))
                 except ImportError:  # the scan area is not part of this build
                     self._redactor = None
+                else:
+                    container = self.container
+                    real: list[Callable[[str], str]] = []
+                    lock = self._lock
+
+                    @functools.lru_cache(maxsize=4096)
+                    def redact(text: str) -> str:
+                        if not real:
+                            with lock:
+                                if not real:
+                                    real.append(make_redactor(container))
+                        return real[0](text)
+
+                    self._redactor = redact
                 self._redactor_ready = True
             return self._redactor
 
