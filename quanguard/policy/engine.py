@@ -34,6 +34,30 @@ def decision_order(rule: Rule) -> tuple[int, int, int]:
     return (-rule.priority, _STRICTNESS[rule.effect], rule.order)
 
 
+_Key = tuple[str, str, str | None]
+_Pair = tuple[tuple[Rule, ...], tuple[Rule, ...]]
+_Bucket = tuple[_Pair, dict[str, _Pair] | None]
+
+
+def _pair(rules: Iterable[Rule]) -> _Pair:
+    ordered = sorted(rules, key=decision_order)
+    return (
+        tuple(r for r in ordered if r.effect == "deny"),
+        tuple(r for r in ordered if r.effect != "deny"),
+    )
+
+
+def _bucket(rules: list[Rule]) -> _Bucket:
+    free = [r for r in rules if "orgs" not in dict(r.conditions)]
+    by_org: dict[str, list[Rule]] = {}
+    for rule in rules:
+        for org in dict(rule.conditions).get("orgs", ()):
+            by_org.setdefault(org, []).append(rule)
+    if not by_org:
+        return _pair(free), None
+    return _pair(free), {org: _pair([*free, *listed]) for org, listed in by_org.items()}
+
+
 def _conditions_hold(rule: Rule, subject: Subject, resource: Resource) -> str | None:
     """None when every condition holds, else why the first one does not."""
     for name, value in rule.conditions:
@@ -110,8 +134,12 @@ class PolicySet:
 
     # -- compilation -----------------------------------------------------------------------
 
-    def _compile(self) -> dict[tuple[str, str, str | None], tuple[tuple[Rule, ...], ...]]:
-        buckets: dict[tuple[str, str, str | None], list[Rule]] = {}
+    def _compile(self) -> dict[_Key, _Bucket]:
+        """``(role, action, grade) -> (default pair, {org: pair})`` where a pair is
+        (deny rules, other rules) in decision order. Rules with an ``orgs`` condition are
+        candidates only under the orgs they list, so a set of many per-org rules stays
+        cheap to decide (the condition is still checked)."""
+        buckets: dict[_Key, list[Rule]] = {}
         grade_keys: list[str | None] = [*self.grade_order, None]
         for rule in self.rules:
             grades = grade_keys if rule.grades is None else sorted(rule.grades)
@@ -119,14 +147,7 @@ class PolicySet:
                 for action in rule.actions:
                     for grade in grades:
                         buckets.setdefault((role, action, grade), []).append(rule)
-        index = {}
-        for key, rules in buckets.items():
-            ordered = sorted(rules, key=decision_order)
-            index[key] = (
-                tuple(r for r in ordered if r.effect == "deny"),
-                tuple(r for r in ordered if r.effect != "deny"),
-            )
-        return index
+        return {key: _bucket(rules) for key, rules in buckets.items()}
 
     # -- decisions -------------------------------------------------------------------------
 
@@ -146,7 +167,7 @@ class PolicySet:
         self._check(subject, action, resource)
         found = self._index.get((subject.role, action, resource.grade))
         if found is not None:
-            denies, others = found
+            denies, others = found[1].get(subject.org, found[0]) if found[1] else found[0]
             for rule in denies:
                 if not rule.conditions or _conditions_hold(rule, subject, resource) is None:
                     return self._decision(rule)
@@ -171,10 +192,15 @@ class PolicySet:
         self, subject: Subject, action: str, resource: Resource
     ) -> tuple[Decision, list[Trace]]:
         """The decision plus every candidate rule in evaluation order, with why it did or
-        did not hold. Rules for other roles, actions or grades are not candidates."""
+        did not hold. Rules for other roles, actions, grades (or orgs, for rules with an
+        ``orgs`` condition) are not candidates."""
         self._check(subject, action, resource)
         traces: list[Trace] = []
-        denies, others = self._index.get((subject.role, action, resource.grade), ((), ()))
+        denies: tuple[Rule, ...] = ()
+        others: tuple[Rule, ...] = ()
+        found = self._index.get((subject.role, action, resource.grade))
+        if found is not None:
+            denies, others = found[1].get(subject.org, found[0]) if found[1] else found[0]
         for rule in (*denies, *others):
             why = _conditions_hold(rule, subject, resource)
             note = "conditions hold" if why is None else why

@@ -33,13 +33,13 @@ def covers(wide: Rule, narrow: Rule) -> bool:
     return True
 
 
-def _wins(first: Rule, second: Rule) -> bool:
+def _wins(first: Rule, second: Rule, keys: dict[str, tuple[int, int, int]]) -> bool:
     """Whenever both match, ``first`` decides instead of ``second``."""
     if first.effect == "deny" and second.effect != "deny":
         return True  # deny overrides
     if first.effect != "deny" and second.effect == "deny":
         return False
-    return decision_order(first) < decision_order(second)
+    return keys[first.id] < keys[second.id]
 
 
 def find_unreachable(rules: Iterable[Rule]) -> list[Problem]:
@@ -51,14 +51,16 @@ def find_unreachable(rules: Iterable[Rule]) -> list[Problem]:
         for role in rule.roles:
             for action in rule.actions:
                 by_pair.setdefault((role, action), []).append(rule)
+    keys = {rule.id: decision_order(rule) for rule in rules}
+    for bucket in by_pair.values():
+        bucket.sort(key=lambda r: keys[r.id])
     problems = []
     for rule in rules:
         # a shadowing rule must cover every (role, action) pair of this rule; the
         # smallest bucket is the cheapest place to look for it
-        pairs = [(r, a) for r in rule.roles for a in rule.actions]
-        bucket = min((by_pair[p] for p in pairs), key=len)
-        for other in sorted(bucket, key=decision_order):
-            if other is rule or not _wins(other, rule) or not covers(other, rule):
+        bucket = min((by_pair[(r, a)] for r in rule.roles for a in rule.actions), key=len)
+        for other in bucket:
+            if other is rule or not _wins(other, rule, keys) or not covers(other, rule):
                 continue
             problems.append(
                 Problem(

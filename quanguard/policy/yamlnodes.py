@@ -19,6 +19,9 @@ from quanguard.policy.model import Problem
 
 __all__ = ["Sheet", "read_sheet"]
 
+# libyaml composes ~10x faster and keeps the same marks; pure Python when it is absent
+_COMPOSER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 _TYPE_NAMES = {
     "tag:yaml.org,2002:str": "a string",
     "tag:yaml.org,2002:int": "an integer",
@@ -186,16 +189,25 @@ def read_sheet(path: Path, display: str, data: bytes | None = None) -> Sheet:
         return Sheet(display, None, [_utf8_problem(display, data, exc)])
     text = text.removeprefix("\ufeff")
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_COMPOSER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
         what = exc.problem or exc.context or "malformed YAML"
+        if exc.problem and exc.context:
+            where = ""
+            if exc.context_mark is not None and exc.context_mark.line + 1 != line:
+                where = f", started at line {exc.context_mark.line + 1}"
+            what = f"{exc.problem} ({exc.context}{where})"
         return Sheet(display, None, [Problem(display, line, f"malformed YAML: {what}")])
-    except yaml.YAMLError as exc:  # e.g. control characters found by the reader
-        mark = getattr(exc, "position", None)
-        line = text.count("\n", 0, mark) + 1 if isinstance(mark, int) else 1
-        return Sheet(display, None, [Problem(display, line, f"malformed YAML: {exc}")])
+    except yaml.reader.ReaderError as exc:  # control characters and the like
+        line = text.count("\n", 0, exc.position) + 1
+        message = f"malformed YAML: {exc.reason} (character #x{exc.character:04x})"
+        if isinstance(exc.character, bytes):
+            message = f"malformed YAML: {exc.reason}"
+        return Sheet(display, None, [Problem(display, line, message)])
+    except yaml.YAMLError as exc:
+        return Sheet(display, None, [Problem(display, 1, f"malformed YAML: {exc}")])
     if root is None:
         return Sheet(display, None, [Problem(display, 1, "file is empty")])
     return Sheet(display, root, [])

@@ -190,7 +190,7 @@ MISTAKES: list[tuple[str, str, Edit, str, str]] = [
         "roles.yaml",
         lambda p: p.replace("roles.yaml", "grades: [core]", "grades: [core"),
         "effect: deny",
-        "malformed YAML: expected ',' or ']'",
+        "malformed YAML: did not find expected ',' or ']' (while parsing a flow sequence",
     ),
     (
         "grading names unknown grade",
