@@ -7,10 +7,10 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 
 import quanguard
 from quanguard.api.deps import ContainerDep, PrincipalDep
+from quanguard.db import ping
 from quanguard.errors import Unavailable
 
 router = APIRouter()
@@ -20,8 +20,7 @@ router = APIRouter()
 def healthz(container: ContainerDep) -> dict[str, Any]:
     """Liveness and database reachability (no authentication)."""
     try:
-        with container.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+        ping(container.engine)
     except Exception as exc:  # noqa: BLE001 - any driver error means "down"
         raise Unavailable("database unreachable") from exc
     return {"status": "ok", "version": quanguard.__version__, "db": container.engine.dialect.name}
