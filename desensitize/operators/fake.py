@@ -2,16 +2,18 @@
 
 The surrogate of a value is a function of (key, entity, value): the same person
 gets the same fake name in every file, a different key gives different fakes.
-Names and addresses come from a pool of ``POOL`` Faker draws (slot = HMAC mod
-POOL, the slot's Faker seeded from the key), so the cost is one HMAC per distinct
-value plus at most POOL Faker calls.  Identifiers are built from the HMAC digest
+Names are drawn from Faker zh_CN's own surname (frequency-weighted) and given-name
+tables by the digest; addresses and e-mail user names come from a pool of ``POOL``
+Faker draws (slot = HMAC mod POOL, the slot's Faker seeded from the key), so the
+cost is one HMAC per distinct value plus at most POOL Faker calls.  Identifiers are built from the HMAC digest
 so they stay (nearly) unique and well-formed: ID numbers carry a real province,
 a real date and a correct check character; bank cards pass Luhn; USCCs pass mod 31.
 """
 
 from __future__ import annotations
 
-import hmac
+import bisect
+import itertools
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from functools import lru_cache
@@ -21,7 +23,7 @@ from typing import Any
 import pyarrow as pa
 
 from desensitize.operators._base import OpContext, Operator
-from desensitize.operators.crypto import per_distinct
+from desensitize.operators.crypto import hmac_many, per_distinct
 from desensitize.operators.fpe import (
     DATE_FIRST,
     DAYS,
@@ -115,7 +117,28 @@ def _plate(d: bytes) -> str:
     return _PLATE_PROVINCES[d[0] % len(_PLATE_PROVINCES)] + _PLATE_LETTERS[d[1] % 24] + tail
 
 
+@lru_cache(maxsize=1)
+def _name_tables() -> tuple[list[str], list[float], list[str]]:
+    from faker.providers.person.zh_CN import Provider
+
+    last = list(Provider.last_names)
+    weights = list(itertools.accumulate(Provider.last_names.values()))
+    return last, weights, list(Provider.first_names)
+
+
+def _person(d: bytes) -> str:
+    # Faker zh_CN's own tables and format ({{last_name}}{{first_name}}), surnames
+    # drawn by their frequency weights, the draw taken from the keyed digest
+    last, weights, first = _name_tables()
+    u = int.from_bytes(d[:6], "big") / 2**48 * weights[-1]
+    name = last[min(bisect.bisect_right(weights, u), len(last) - 1)] + first[d[6] % len(first)]
+    if len(name) == 2 and d[7] % 2:
+        name += first[d[8] % len(first)][0]
+    return name
+
+
 STRUCTURED: dict[str, Callable[[bytes], str]] = {
+    "PERSON": _person,
     "CN_RESIDENT_ID": _resident_id,
     "PHONE_NUMBER": _phone,
     "CN_BANK_CARD": _card,
@@ -126,7 +149,6 @@ STRUCTURED: dict[str, Callable[[bytes], str]] = {
 }
 
 POOLED: dict[str | None, Callable[[Any], str]] = {
-    "PERSON": lambda f: f.name(),
     "LOCATION": _address,
     "EMAIL_ADDRESS": lambda f: f.user_name(),
     None: lambda f: f.word(),
@@ -137,20 +159,18 @@ def _fake(values: pa.Array, params: Mapping[str, Any], ctx: OpContext) -> pa.Arr
     entity = ctx.entity
     key = ctx.key("fake")
     tag = (entity or "").encode() + b"\x00"
-    digest = hmac.digest
     if entity in STRUCTURED:
         make = STRUCTURED[entity]
 
         def run(items: list[str]) -> list[str]:
-            return [make(digest(key, tag + v.encode(), "sha256")) for v in items]
+            return [make(d) for d in hmac_many(key, [tag + v.encode() for v in items])]
 
         return per_distinct(values, run)
-    pool = _pool(int.from_bytes(digest(key, tag, "sha256")[:8], "big"), entity)
+    pool = _pool(int.from_bytes(hmac_many(key, [tag])[0][:8], "big"), entity)
 
     def run_pooled(items: list[str]) -> list[str]:
         out = []
-        for v in items:
-            d = digest(key, tag + v.encode(), "sha256")
+        for d in hmac_many(key, [tag + v.encode() for v in items]):
             fake = pool.get(int.from_bytes(d[:4], "big") % POOL)
             if entity == "EMAIL_ADDRESS":
                 fake = f"{fake}{d[4:6].hex()}@example.cn"

@@ -126,6 +126,54 @@ class FF1:
                 a, bb = (bb - y) % mod, a
         return self._str(a, u) + self._str(bb, v)
 
+    def crypt_many(
+        self, values: Sequence[int], n: int, tweaks: Sequence[bytes], *, decrypt: bool = False
+    ) -> list[int]:
+        """FF1 over many integers (each written with ``n`` numerals) at once.
+
+        Same result as :meth:`encrypt_int` / :meth:`decrypt_int` per value; when the
+        round block Q fits in one AES block (tweak + NUM bytes < 16) the AES calls
+        of one round are made for all values together (ECB over the batch), which
+        is where the time goes.  Otherwise it falls back to the one-by-one path.
+        """
+        self._check(n)
+        u = n // 2
+        v = n - u
+        radix = self.radix
+        mod_u, mod_v = radix**u, radix**v
+        b = ((radix**v - 1).bit_length() + 7) // 8
+        d = 4 * ((b + 3) // 4) + 4
+        if any(not 0 <= x < radix**n for x in values):
+            raise OperatorError(f"FF1 value out of range for {n} numerals of radix {radix}")
+        if d > 16 or any(len(t) + b + 1 > 16 for t in tweaks):
+            step = self.decrypt_int if decrypt else self.encrypt_int
+            return [step(x, n, t) for x, t in zip(values, tweaks, strict=True)]
+        heads = {}
+        for t in set(tweaks):
+            p = self._round_key(t, n, u, v)[0]
+            y0 = int.from_bytes(self._prf(p), "big")  # CBC-MAC state after the P block
+            heads[t] = (y0, t + bytes((-len(t) - b - 1) % 16))
+        state = [(heads[t][0], heads[t][1], x // mod_v, x % mod_v) for x, t in zip(values, tweaks, strict=True)]
+        a = [s[2] for s in state]
+        bb = [s[3] for s in state]
+        rounds = range(9, -1, -1) if decrypt else range(10)
+        shift = 16 - d
+        for i in rounds:
+            ib = bytes([i])
+            src = a if decrypt else bb
+            blocks = b"".join(
+                (y0 ^ int.from_bytes(pre + ib + x.to_bytes(b, "big"), "big")).to_bytes(16, "big")
+                for (y0, pre, _, _), x in zip(state, src, strict=True)
+            )
+            r = self._ciph(blocks)
+            mod = mod_u if i % 2 == 0 else mod_v
+            ys = [int.from_bytes(r[j : j + 16], "big") >> (8 * shift) for j in range(0, len(r), 16)]
+            if decrypt:
+                a, bb = [(x - y) % mod for x, y in zip(bb, ys, strict=True)], a
+            else:
+                a, bb = bb, [(x + y) % mod for x, y in zip(a, ys, strict=True)]
+        return [x * mod_v + y for x, y in zip(a, bb, strict=True)]
+
     def encrypt_int(self, value: int, length: int, tweak: bytes = b"") -> int:
         """Encrypt an integer written with ``length`` numerals."""
         return self._num(self.encrypt(self._str(value, length), tweak))

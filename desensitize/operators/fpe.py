@@ -80,17 +80,22 @@ def luhn_digit(body: str) -> str:
     return str((10 - total % 10) % 10)
 
 
-def _cycle(cipher: FF1, value: int, domain: int, tweak: bytes, decrypt: bool) -> int:
-    """Cycle walking: re-encrypt until the result falls inside ``[0, domain)``."""
-    length = len(str(domain - 1))
-    step = cipher.decrypt_int if decrypt else cipher.encrypt_int
-    value = step(value, length, tweak)
-    while value >= domain:
-        value = step(value, length, tweak)
-    return value
+@lru_cache(maxsize=4)
+def _id_domain(nprov: int) -> tuple[int, int]:
+    """(domain size, radix) for the ID rank: 4 numerals of the smallest radix that covers it,
+    so cycle walking almost never needs a second step."""
+    domain = nprov * 10_000 * DAYS * 1000
+    radix = int(round(domain**0.25))
+    while radix**4 < domain:
+        radix += 1
+    return domain, radix
 
 
-def _resident_id(cipher: FF1, v: str, decrypt: bool) -> str:
+# A parsed value: (integer to encrypt, numerals, tweak, how to render the result)
+Parsed = tuple[int, int, bytes, Callable[[int], str]]
+
+
+def _parse_id(v: str) -> Parsed:
     v = v.upper()
     if len(v) != 18 or not v[:17].isdigit() or v[17] not in "0123456789X":
         raise ValueError("not an 18-character resident ID")
@@ -104,9 +109,11 @@ def _resident_id(cipher: FF1, v: str, decrypt: bool) -> str:
     if not DATE_FIRST <= born <= DATE_LAST:
         raise ValueError("birth date outside 1900..2025")
     rank = ((provs.index(v[:2]) * 10_000 + int(v[2:6])) * DAYS + (born - DATE_FIRST).days) * 1000
-    rank += int(v[14:17])
-    domain = len(provs) * 10_000 * DAYS * 1000
-    rank = _cycle(cipher, rank, domain, b"CN_RESIDENT_ID", decrypt)
+    return rank + int(v[14:17]), 4, b"ID", _render_id
+
+
+def _render_id(rank: int) -> str:
+    provs = provinces()
     rest, seq = divmod(rank, 1000)
     rest, day = divmod(rest, DAYS)
     prov, region = divmod(rest, 10_000)
@@ -114,18 +121,27 @@ def _resident_id(cipher: FF1, v: str, decrypt: bool) -> str:
     return body + id_check_char(body)
 
 
-def _uscc(cipher: FF1, v: str, decrypt: bool) -> str:
+def _parse_uscc(v: str) -> Parsed:
     v = v.upper()
     if len(v) != 18 or any(c not in USCC_ALPHABET for c in v):
         raise ValueError("not an 18-character USCC")
-    nums = [USCC_ALPHABET.index(c) for c in v[8:17]]
-    out = (cipher.decrypt if decrypt else cipher.encrypt)(nums, b"CN_USCC" + v[:8].encode())
-    body = v[:8] + "".join(USCC_ALPHABET[x] for x in out)
-    return body + uscc_check_char(body)
+    value = 0
+    for c in v[8:17]:
+        value = value * 31 + USCC_ALPHABET.index(c)
+    head = v[:8]
+
+    def render(x: int) -> str:
+        chars = []
+        for _ in range(9):
+            x, r = divmod(x, 31)
+            chars.append(USCC_ALPHABET[r])
+        body = head + "".join(reversed(chars))
+        return body + uscc_check_char(body)
+
+    return value, 9, head.encode(), render
 
 
-def _digits(cipher: FF1, v: str, decrypt: bool, keep: int, last: int | None, luhn: bool,
-            tag: str) -> str:
+def _parse_digits(v: str, keep: int, last: int | None, luhn: bool, tag: bytes) -> Parsed:
     pos = [i for i, c in enumerate(v) if c.isascii() and c.isdigit()]
     if luhn:
         if not 16 <= len(pos) <= 19:
@@ -133,57 +149,81 @@ def _digits(cipher: FF1, v: str, decrypt: bool, keep: int, last: int | None, luh
         work = pos[keep:-1]
     else:
         work = pos[keep:] if last is None else pos[max(keep, len(pos) - last):]
-    kept = "".join(v[i] for i in pos if i not in set(work))
     if 10 ** len(work) < 1_000_000:
         raise DomainTooSmall(
             f"fpe: only {len(work)} digits to encrypt (domain 10^{len(work)} < 1,000,000); "
             "use hash or encrypt for this column"
         )
-    nums = [int(v[i]) for i in work]
-    tweak = f"{tag}|{kept if not luhn else kept[:-1]}".encode()
-    out = (cipher.decrypt if decrypt else cipher.encrypt)(nums, tweak)
-    chars = list(v)
-    for i, d in zip(work, out, strict=True):
-        chars[i] = str(d)
-    if luhn:
-        digits = "".join(chars[i] for i in pos[:-1])
-        chars[pos[-1]] = luhn_digit(digits)
-    return "".join(chars)
+    first = work[0]
+    kept = "".join(v[i] for i in pos if i < first)
+    n = len(work)
+
+    def render(x: int) -> str:
+        chars = list(v)
+        for i, dch in zip(work, f"{x:0{n}d}", strict=True):
+            chars[i] = dch
+        if luhn:
+            chars[pos[-1]] = luhn_digit("".join(chars[i] for i in pos[:-1]))
+        return "".join(chars)
+
+    return int("".join(v[i] for i in work)), n, tag + kept.encode(), render
 
 
-def _transform(params: Mapping[str, Any], ctx: OpContext, decrypt: bool) -> Callable[[str], str]:
-    key = ctx.key("fpe")
-    entity = ctx.entity
+def _parser(params: Mapping[str, Any], entity: str | None) -> Callable[[str], Parsed]:
     if entity == "CN_RESIDENT_ID":
-        c10 = FF1(key, 10)
-        return lambda v: _resident_id(c10, v, decrypt)
+        return _parse_id
     if entity == "CN_USCC":
-        c31 = FF1(key, 31)
-        return lambda v: _uscc(c31, v, decrypt)
-    cipher = FF1(key, 10)
+        return _parse_uscc
     keep = params["keep_prefix"]
     last = params["encrypt_last"]
     if entity == "CN_BANK_CARD":
-        return lambda v: _digits(cipher, v, decrypt, 6 if keep is None else keep, None, True, "CARD")
+        k = 6 if keep is None else keep
+        return lambda v: _parse_digits(v, k, None, True, b"C")
     if entity == "PHONE_NUMBER" and last is None and keep is None:
         last = 8
-    return lambda v: _digits(cipher, v, decrypt, keep or 0, last, False, entity or "")
+    return lambda v: _parse_digits(v, keep or 0, last, False, b"D")
+
+
+def _cipher_for(key: bytes, entity: str | None) -> tuple[FF1, int | None]:
+    if entity == "CN_RESIDENT_ID":
+        domain, radix = _id_domain(len(provinces()))
+        return FF1(key, radix), domain
+    return FF1(key, 31 if entity == "CN_USCC" else 10), None
 
 
 def _run(values: pa.Array, params: Mapping[str, Any], ctx: OpContext, decrypt: bool) -> pa.Array:
-    fn = _transform(params, ctx, decrypt)
+    parse = _parser(params, ctx.entity)
+    cipher, domain = _cipher_for(ctx.key("fpe"), ctx.entity)
 
     def run(items: list[str]) -> list[str]:
-        out = []
+        parsed = []
         for v in items:
             try:
-                out.append(fn(v))
+                parsed.append(parse(v))
             except ValueError as exc:
                 raise OperatorError(
                     f"fpe: a value of column {ctx.column or '?'} cannot be encrypted as "
                     f"{ctx.entity or 'digits'}: {exc}"
                 ) from None
-        return out
+        out: list[int] = [0] * len(parsed)
+        by_len: dict[int, list[int]] = {}
+        for j, p in enumerate(parsed):
+            by_len.setdefault(p[1], []).append(j)
+        for n, idx in by_len.items():
+            vals = [parsed[j][0] for j in idx]
+            tweaks = [parsed[j][2] for j in idx]
+            res = cipher.crypt_many(vals, n, tweaks, decrypt=decrypt)
+            if domain is not None:  # cycle walking back into the ID domain
+                todo = [k for k, x in enumerate(res) if x >= domain]
+                while todo:
+                    again = cipher.crypt_many([res[k] for k in todo], n, [tweaks[k] for k in todo],
+                                              decrypt=decrypt)
+                    for k, x in zip(todo, again, strict=True):
+                        res[k] = x
+                    todo = [k for k in todo if res[k] >= domain]
+            for j, x in zip(idx, res, strict=True):
+                out[j] = x
+        return [p[3](x) for p, x in zip(parsed, out, strict=True)]
 
     return per_distinct(values, run)
 

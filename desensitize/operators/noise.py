@@ -9,7 +9,6 @@ privacy (use the exchange's DP aggregates for that).
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,7 +16,7 @@ import pyarrow as pa
 
 from desensitize.errors import OperatorError
 from desensitize.operators._base import OpContext, Operator, Param
-from desensitize.operators.crypto import per_distinct
+from desensitize.operators.crypto import hmac_many, per_distinct
 
 
 def _noise(values: pa.Array, params: Mapping[str, Any], ctx: OpContext) -> pa.Array:
@@ -33,7 +32,8 @@ def _noise(values: pa.Array, params: Mapping[str, Any], ctx: OpContext) -> pa.Ar
 
     def run(items: list[str]) -> list[str]:
         out = []
-        for raw in items:
+        digests = hmac_many(key, [raw.strip().encode() for raw in items])
+        for raw, d in zip(items, digests, strict=True):
             text = raw.strip()
             try:
                 x = float(text)
@@ -43,7 +43,6 @@ def _noise(values: pa.Array, params: Mapping[str, Any], ctx: OpContext) -> pa.Ar
                 ) from None
             if x != x or x in (float("inf"), float("-inf")):
                 raise OperatorError(f"noise: column {ctx.column or '?'} has a non-finite number")
-            d = hmac.digest(key, text.encode(), "sha256")
             u = int.from_bytes(d[:8], "big") / 2**63 - 1.0
             bound = scale if scale is not None else ratio * abs(x)
             y = x + u * bound

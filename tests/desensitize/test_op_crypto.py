@@ -70,3 +70,10 @@ def test_decrypt_refuses_non_tokens() -> None:
 def test_hash_is_not_reversible() -> None:
     with pytest.raises(OperatorError, match="not reversible"):
         invert_operator("hash", pa.array(["x"]), None, OpContext(K1))
+
+
+@given(st.binary(max_size=100), st.lists(st.binary(max_size=80), max_size=20))
+def test_hmac_many_matches_stdlib(key: bytes, messages: list[bytes]) -> None:
+    from desensitize.operators.crypto import hmac_many
+
+    assert hmac_many(key, messages) == [hmac.digest(key, m, "sha256") for m in messages]
