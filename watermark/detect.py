@@ -109,11 +109,15 @@ class Detector:
         self.rows += batch.num_rows
         if batch.num_rows == 0:
             return
+        hashes: dict[tuple[str, ...], np.ndarray] = {}
         for g in self._groups.values():
             if not g.usable:
                 continue
-            keys = virtual_keys([as_string(batch.column(k)) for k in g.keys])
-            h = row_hashes(keys, self.secret)
+            kt = tuple(g.keys)
+            if kt not in hashes:
+                keys = virtual_keys([as_string(batch.column(k)) for k in g.keys])
+                hashes[kt] = row_hashes(keys, self.secret)
+            h = hashes[kt]
             for plan_name, name, kind in g.columns:
                 sel = mix(h, column_salt(self.secret, plan_name))
                 col = as_string(batch.column(name))

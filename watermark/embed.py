@@ -57,6 +57,7 @@ class Embedder:
         self._canary_keys: tuple[str, ...] = ()
         self._canary_rows = 0
         self._sample: pa.RecordBatch | None = None
+        self._formats_kept = True
 
     def _keys(self, batch: pa.RecordBatch, plan: Plan) -> np.ndarray:
         keys = virtual_keys([as_string(batch.column(k)) for k in plan.key_columns])
@@ -101,12 +102,25 @@ class Embedder:
         st["changed"] += res.changed
         st["shift"] += res.shift
         out = res.array
+        self._check_format(s, out, dots=True)
         return out if col.type == pa.string() else pc.cast(out, col.type)
+
+    def _check_format(self, before: pa.Array, after: pa.Array, *, dots: bool) -> None:
+        # Measured, not assumed: every value keeps its length (and decimal point).
+        if before is after or not self._formats_kept:
+            return
+        same = pc.equal(pc.utf8_length(before), pc.utf8_length(after))
+        if dots:
+            same = pc.and_(same, pc.equal(pc.find_substring(before, "."),
+                                          pc.find_substring(after, ".")))
+        if pc.sum(pc.invert(pc.fill_null(same, True))).as_py():
+            self._formats_kept = False
 
     def _masked(self, name: str, col: pa.Array, h: np.ndarray, plan: Plan) -> pa.Array:
         s = as_string(col)
         sel = mix(h, column_salt(self.secret, name))
         res = embed_masked(s, sel, self.code, gamma=plan.gamma)
+        self._check_format(s, res.array, dots=False)
         st = self._stat(name)
         st["values"] += len(s) - s.null_count
         st["marked"] += res.marked
@@ -153,7 +167,8 @@ class Embedder:
             recipient=self.recipient, rows=self.rows, marked_cells=marked,
             changed_cells=sum(c.changed for c in cols), canary_rows=self._canary_rows,
             columns=tuple(cols), plan=plan, codeword=codeword_hex(self.code),
-            key_fingerprint=key_fingerprint(self.secret), canary_keys=self._canary_keys)
+            key_fingerprint=key_fingerprint(self.secret), canary_keys=self._canary_keys,
+            formats_kept=self._formats_kept)
 
 
 def embed_batches(batches: Iterable[pa.RecordBatch], secret: bytes, recipient: str,

@@ -44,14 +44,17 @@ def canonical_keys(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
     """Row-key text as compared by embed and detect.
 
     Trimmed and lower-cased; purely numeric keys lose a plus sign, leading zeros and
-    trailing fractional zeros, so that a spreadsheet round trip (``"000123"`` → ``123``,
-    ``"7"`` → ``7.0``) leaves the key unchanged.
+    trailing fractional zeros, and a date-time at midnight is its date, so that a
+    spreadsheet round trip (``"000123"`` → ``123``, ``"7"`` → ``7.0``, ``"2024-01-05"`` →
+    ``2024-01-05 00:00:00``) leaves the key unchanged.
     """
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     s = pc.cast(arr, pa.string()) if arr.type != pa.string() else arr
     s = pc.fill_null(s, "")
     s = pc.utf8_lower(pc.utf8_trim_whitespace(s))
+    # A spreadsheet turns a date into a datetime at midnight: key it as the date.
+    s = pc.replace_substring_regex(s, r"^([0-9]{4}-[0-9]{2}-[0-9]{2})[ t]00:00:00$", r"\1")
     is_num = pc.match_substring_regex(s, _NUMERIC_KEY)
     n = pc.replace_substring_regex(s, r"^\+", "")
     n = pc.replace_substring_regex(n, r"^(-?)0+([0-9])", r"\1\2")

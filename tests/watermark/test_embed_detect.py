@@ -49,6 +49,7 @@ def test_distortion_report_and_untouched_columns(table, marked):
     for name in ("id", "name", "age", "district", "signup_date"):
         assert out.column(name).equals(table.column(name))
     assert rep.marked_cells > 0 and rep.changed_cells > 0
+    assert rep.formats_kept is True
     by_name = {c.name: c for c in rep.columns}
     for name in ("income", "area", "tax"):
         c = by_name[name]

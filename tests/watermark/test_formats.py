@@ -99,6 +99,8 @@ def test_nulls_stay_null():
 @pytest.mark.parametrize("raw,canon", [
     ("  ABC-01 ", "abc-01"), ("000123", "123"), ("123.0", "123"), ("+7", "7"),
     ("0", "0"), ("1.50", "1.5"), ("-007.10", "-7.1"), ("R000123", "r000123"),
+    ("2024-01-05 00:00:00", "2024-01-05"), ("2024-01-05", "2024-01-05"),
+    ("2024-01-05 10:00:00", "2024-01-05 10:00:00"),
 ])
 def test_canonical_keys_survive_spreadsheet_round_trips(raw, canon):
     assert canonical_keys(pa.array([raw])).to_pylist() == [canon]
