@@ -7,7 +7,7 @@ from pathlib import Path
 from quanguard.policy.cases import load_cases
 from quanguard.policy.errors import PolicyNotFound
 from quanguard.policy.files import read_policy_files
-from quanguard.policy.foreign import validate_foreign
+from quanguard.policy.foreign import check_mask_profiles, load_foreign
 from quanguard.policy.loader import build_policy_set
 from quanguard.policy.model import Problem
 
@@ -24,7 +24,11 @@ def check_policy_dir(directory: Path, *, foreign: bool = True, cases: bool = Tru
         raise PolicyNotFound(f"policy directory {directory} does not exist")
     policy, problems = build_policy_set(read_policy_files(directory))
     if foreign:
-        problems.extend(validate_foreign(directory))
+        foreign_problems, loaded = load_foreign(directory)
+        problems.extend(foreign_problems)
+        if policy is not None and "masking.yaml" in loaded:
+            masking = str(directory / "masking.yaml")
+            problems.extend(check_mask_profiles(policy.rules, loaded["masking.yaml"], masking))
     if cases and policy is not None and (directory / "tests").is_dir():
         problems.extend(load_cases(directory / "tests", policy)[1])
     return sorted(problems)

@@ -9,13 +9,13 @@ loader is not importable yet, the file is skipped: the area has not landed.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from quanguard.policy.model import Problem
+from quanguard.policy.model import Problem, Rule
 
-__all__ = ["FOREIGN_LOADERS", "validate_foreign"]
+__all__ = ["FOREIGN_LOADERS", "check_mask_profiles", "load_foreign", "validate_foreign"]
 
 # file name -> (module, loader function)
 FOREIGN_LOADERS: dict[str, tuple[str, str]] = {
@@ -50,7 +50,13 @@ def _problems_of(exc: Exception, fallback_path: str) -> list[Problem]:
 
 def validate_foreign(directory: Path) -> list[Problem]:
     """Problems reported by the owners' loaders for their files in ``directory``."""
+    return load_foreign(directory)[0]
+
+
+def load_foreign(directory: Path) -> tuple[list[Problem], dict[str, Any]]:
+    """(problems, {file name: what its loader returned}) for the files that loaded."""
     problems: list[Problem] = []
+    loaded: dict[str, Any] = {}
     for file_name, (module, func) in sorted(FOREIGN_LOADERS.items()):
         path = directory / file_name
         if not path.is_file():
@@ -59,7 +65,30 @@ def validate_foreign(directory: Path) -> list[Problem]:
         if load is None:
             continue
         try:
-            load(path)
+            loaded[file_name] = load(path)
         except Exception as exc:  # noqa: BLE001 - any failure of their loader is a finding
             problems.extend(_problems_of(exc, str(path)))
+    return problems, loaded
+
+
+def check_mask_profiles(rules: Iterable[Rule], profiles: Any, masking_path: str) -> list[Problem]:
+    """Every ``mask_profile`` obligation must name a profile of masking.yaml."""
+    names = getattr(profiles, "names", None)
+    if callable(names):
+        names = names()
+    if not isinstance(names, list | tuple | set | frozenset) or not names:
+        return []
+    known = [str(n) for n in names]
+    problems = []
+    for rule in rules:
+        profile = rule.obligations.get("mask_profile")
+        if profile is not None and profile not in known:
+            problems.append(
+                Problem(
+                    rule.path,
+                    rule.line,
+                    f"rule '{rule.id}': mask_profile '{profile}' is not a profile of "
+                    f"{masking_path} (known: {' '.join(known)})",
+                )
+            )
     return problems

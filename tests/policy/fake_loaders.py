@@ -19,3 +19,11 @@ def load_ok(path: Path) -> object:
 
 def load_bad(path: Path) -> object:
     raise FakeLoaderError(path, 7, "operator 'blurr' is not defined")
+
+
+class FakeProfiles:
+    names = ("开放", "共享", "分析")
+
+
+def load_profiles(path: Path) -> FakeProfiles:
+    return FakeProfiles()

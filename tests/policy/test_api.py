@@ -122,3 +122,21 @@ def test_reload_by_officer(own: tuple[Container, TestClient], policy_copy: Polic
     r = client.post("/v1/policy/reload", headers=officer)
     assert r.status_code == 200, r.text
     assert r.json()["changed"] is True and r.json()["previous_version"] == before
+
+
+def test_decide_and_reload_are_audited(own: tuple[Container, TestClient]) -> None:
+    from monitor.store import AuditStore
+
+    container, client = own
+    manager = auth(_key(container, "manager"))
+    assert client.post("/v1/policy/decide", json=BODY, headers=manager).status_code == 200
+    assert (
+        client.post("/v1/policy/reload", headers=auth(_key(container, "officer"))).status_code
+        == 200
+    )
+    with container.session() as session:
+        bodies = [e.body for e in AuditStore().iter_range(session)]
+    decided = [b for b in bodies if '"policy_decide"' in b]
+    reloaded = [b for b in bodies if '"policy_reload"' in b]
+    assert len(decided) == 1 and len(reloaded) == 1
+    assert "consumer-aggregate-l3" in decided[0] and "approval_required" in decided[0]
