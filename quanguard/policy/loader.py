@@ -187,7 +187,8 @@ def build_policy_set(files: PolicyFiles) -> tuple[PolicySet | None, list[Problem
     if "grades.yaml" in sheets and sheets["grades.yaml"].root is not None:
         grades = _parse_grades(sheets["grades.yaml"])
     grade_ids = [g.id for g in grades]
-    default_grade, categories = None, []
+    default_grade: str | None = None
+    categories: list[Category] = []
     if "grading.yaml" in sheets and sheets["grading.yaml"].root is not None:
         default_grade, categories = _parse_grading(sheets["grading.yaml"], grade_ids)
     rules: list[Rule] = []

@@ -26,6 +26,7 @@ from quanguard.policy import (
 )
 from quanguard.policy.files import read_policy_files
 from quanguard.policy.loader import build_policy_set
+from quanguard.policy.service import ReloadResult
 from quanguard.policy.vocab import ROLES
 
 __all__ = [
@@ -232,7 +233,7 @@ def reload(
     """Reload the policy files; a failing reload keeps the previous version (and says why).
 
     Raises InvalidInput listing every problem when the new files do not validate."""
-    result = container.policy.reload()
+    result: ReloadResult = container.policy.reload()
     audit = _audit(container)
     if audit is not None:
         with container.session() as session, session.begin():
