@@ -23,6 +23,8 @@ Layout in the cluster (``prefix`` defaults to ``quanguard-audit``):
   backing indices after a rollover; whole-month indices also make retention by index
   deletion exact.)
 
+Searching the copy is ``monitor.es_search.EsSearchBackend``.
+
 Indexed documents are ``AuditEvent.to_document()`` plus ``quanguard.ts_us`` (the
 timestamp in integer microseconds: ``date`` fields keep milliseconds, and sort order and
 ``since``/``until`` bounds must be exact to the microsecond to match the SQL backend).
@@ -30,25 +32,17 @@ timestamp in integer microseconds: ``date`` fields keep milliseconds, and sort o
 
 from __future__ import annotations
 
-import logging
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from monitor.errors import MonitorError
 from monitor.events import AuditEvent
-from monitor.search import TERMS_SIZE, Bucket, SearchQuery, SearchResult, order_terms
 
 DEFAULT_PREFIX = "quanguard-audit"
 SCHEMA_VERSION = 1
-_TERMS_SHARD_SIZE = 10_000  # exact terms counts across monthly indices
 _KEYWORD_MAX = 8191
-
-_log = logging.getLogger("monitor.es")
-
 
 class EsError(MonitorError):
     """Base of the Elasticsearch adapter's errors."""
@@ -210,18 +204,6 @@ MAPPINGS: dict[str, Any] = {
     },
 }
 
-# SearchQuery filter name -> indexed field.
-FILTER_FIELDS: Mapping[str, str] = {
-    "actor": "user.id", "role": "user.roles", "org": "organization.name",
-    "action": "event.action", "dataset": "audit.dataset", "grade": "audit.grade",
-    "effect": "audit.effect",
-}
-TERMS_AGG_FIELDS: Mapping[str, str] = {
-    "by_actor": "user.id", "by_action": "event.action", "by_effect": "audit.effect",
-}
-TEXT_FIELDS = ("event.reason.kw", "audit.purpose.kw")
-
-
 def index_pattern(prefix: str) -> str:
     return f"{prefix}-events-*"
 
@@ -351,115 +333,36 @@ class EsSink:
               ignore_unavailable=True, allow_no_indices=True)
 
 
-# --- searching ----------------------------------------------------------------------
+def __getattr__(name: str) -> Any:
+    # ``from monitor.es import EsSearchBackend`` keeps working; resolved lazily because
+    # monitor.es_search builds on this module.
+    if name == "EsSearchBackend":
+        from monitor.es_search import EsSearchBackend
 
-def _wildcard_escape(term: str) -> str:
-    return term.replace("\\", "\\\\").replace("*", "\\*").replace("?", "\\?")
+        return EsSearchBackend
+    raise AttributeError(f"module 'monitor.es' has no attribute {name!r}")
 
-
-def build_request(query: SearchQuery) -> dict[str, Any]:
-    """The ``search`` keyword arguments for a query (no index); see monitor.search."""
-    filters: list[dict[str, Any]] = [
-        {"term": {FILTER_FIELDS[name]: value}} for name, value in query.filters().items()]
-    bounds: dict[str, int] = {}
-    if query.since is not None:
-        bounds["gte"] = ts_us(query.since)
-    if query.until is not None:
-        bounds["lt"] = ts_us(query.until)
-    if bounds:
-        filters.append({"range": {"quanguard.ts_us": bounds}})
-    for term in query.terms:
-        pattern = f"*{_wildcard_escape(term)}*"
-        filters.append({"bool": {"minimum_should_match": 1, "should": [
-            {"wildcard": {f: {"value": pattern, "case_insensitive": True}}}
-            for f in TEXT_FIELDS]}})
-    order = "desc" if query.sort.startswith("-") else "asc"
-    key = "quanguard.ts_us" if query.sort.lstrip("-") == "ts" else "event.sequence"
-    sort = [{key: {"order": order, "unmapped_type": "long"}}]
-    if key != "event.sequence":
-        sort.append({"event.sequence": {"order": order, "unmapped_type": "long"}})
-    aggs: dict[str, Any] = {}
-    for name in query.aggs:
-        if name in TERMS_AGG_FIELDS:
-            aggs[name] = {"terms": {"field": TERMS_AGG_FIELDS[name], "size": TERMS_SIZE,
-                                    "shard_size": _TERMS_SHARD_SIZE,
-                                    "order": [{"_count": "desc"}, {"_key": "asc"}]}}
-        else:
-            aggs[name] = {"date_histogram": {"field": "@timestamp", "min_doc_count": 1,
-                                             "fixed_interval": _utc_step(query.tz)}}
-    return {
-        "query": {"bool": {"filter": filters}} if filters else {"match_all": {}},
-        "sort": sort,
-        "from_": query.offset,
-        "size": query.size,
-        "track_total_hits": True,
-        "aggs": aggs or None,
-    }
-
-
-def _utc_step(tz: str) -> str:
-    """UTC buckets fine enough to regroup exactly into local hours and days of ``tz``.
-
-    Local days and hours are regrouped from UTC buckets on our side rather than with the
-    histogram's ``time_zone`` parameter, which the stand-in ignores; an hour step is exact
-    for zones whose offset is whole hours, a quarter hour for all others.
-    """
-    zone = ZoneInfo(tz)
-    year = datetime.now(UTC).year
-    for probe in (datetime(year, 1, 1, tzinfo=UTC), datetime(year, 7, 1, tzinfo=UTC)):
-        offset = probe.astimezone(zone).utcoffset()
-        if offset is not None and offset.total_seconds() % 3600:
-            return "15m"
-    return "1h"
-
-
-def local_bucket(epoch_ms: int, zone: ZoneInfo, unit: str) -> str:
-    """The local ``hour``/``day`` bucket key (ISO 8601 with offset) of an instant."""
-    local = datetime.fromtimestamp(epoch_ms / 1000, UTC).astimezone(zone)
-    if unit == "day":
-        return datetime(local.year, local.month, local.day, tzinfo=zone).isoformat()
-    return local.replace(minute=0, second=0, microsecond=0).isoformat()
-
-
-def _histogram(buckets: Iterable[Mapping[str, Any]], zone: ZoneInfo,
-               unit: str) -> tuple[Bucket, ...]:
-    counts: Counter[str] = Counter()
-    starts: dict[str, int] = {}
-    for bucket in buckets:
-        if not bucket["doc_count"]:
-            continue
-        key = local_bucket(int(bucket["key"]), zone, unit)
-        counts[key] += int(bucket["doc_count"])
-        starts.setdefault(key, int(bucket["key"]))
-    return tuple(Bucket(k, counts[k]) for k in sorted(counts, key=lambda k: starts[k]))
-
-
-def parse_response(query: SearchQuery, resp: Mapping[str, Any]) -> SearchResult:
-    hits = tuple(AuditEvent.from_document(h["_source"]) for h in resp["hits"]["hits"])
-    total = int(resp["hits"]["total"]["value"])
-    aggs: dict[str, tuple[Bucket, ...]] = {}
-    raw = resp.get("aggregations") or {}
-    zone = ZoneInfo(query.tz)
-    for name in query.aggs:
-        buckets = raw.get(name, {}).get("buckets", [])
-        if name in TERMS_AGG_FIELDS:
-            aggs[name] = order_terms({str(b["key"]): int(b["doc_count"]) for b in buckets})
-        else:
-            aggs[name] = _histogram(buckets, zone, "hour" if name == "per_hour" else "day")
-    return SearchResult(total=total, hits=hits, aggs=aggs)
-
-
-class EsSearchBackend:
-    """SearchBackend over the shipped copy; same semantics as the SQL backend."""
-
-    name = "elasticsearch"
-
-    def __init__(self, client: Any, *, prefix: str = DEFAULT_PREFIX) -> None:
-        self.client = client
-        self.prefix = prefix
-
-    def search(self, query: SearchQuery) -> SearchResult:
-        request = build_request(query)
-        resp = call_es("searching", self.client.search, index=index_pattern(self.prefix),
-                     ignore_unavailable=True, allow_no_indices=True, **request)
-        return parse_response(query, resp)
+__all__ = [
+    "DEFAULT_PREFIX",
+    "MAPPINGS",
+    "ClusterInfo",
+    "EsError",
+    "EsIncompatible",
+    "EsRejected",
+    "EsSink",
+    "EsUnavailable",
+    "WriteResult",
+    "call_es",
+    "check_cluster",
+    "client_major",
+    "client_version",
+    "ilm_available",
+    "index_for",
+    "index_pattern",
+    "index_template",
+    "make_client",
+    "month_end_ms",
+    "to_es_document",
+    "translate",
+    "ts_us",
+]

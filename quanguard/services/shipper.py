@@ -25,13 +25,13 @@ from monitor.es import (
     DEFAULT_PREFIX,
     ClusterInfo,
     EsIncompatible,
-    EsSearchBackend,
     EsSink,
     EsUnavailable,
     WriteResult,
     check_cluster,
     make_client,
 )
+from monitor.es_search import EsSearchBackend
 from monitor.events import AuditEvent
 from monitor.retention_es import (
     MODE_FALLBACK,

@@ -19,7 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor.es import EsSearchBackend, EsSink, make_client
+from monitor.es import EsSink, make_client
+from monitor.es_search import EsSearchBackend
 from monitor.events import AuditEvent
 from monitor.search import SearchQuery
 from monitor.shipper import Shipper, SqlSpool

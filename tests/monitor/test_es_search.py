@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from monitor.errors import MonitorError
 from monitor.es import (
     EsIncompatible,
-    EsSearchBackend,
     EsSink,
     EsUnavailable,
     check_cluster,
@@ -25,6 +24,7 @@ from monitor.es import (
     index_for,
     make_client,
 )
+from monitor.es_search import EsSearchBackend
 from monitor.events import AuditEvent
 from monitor.search import SearchQuery
 from tests.es_fixture import ACTORS, START, make_events, reference_search
