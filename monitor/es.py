@@ -181,7 +181,7 @@ def check_cluster(client: Any, url: str = "") -> ClusterInfo:
 
 # --- index layout ------------------------------------------------------------------
 
-_KW: dict[str, Any] = {"type": "keyword"}
+_KW: dict[str, Any] = {"type": "keyword", "ignore_above": _KEYWORD_MAX}  # never a 32 KiB term error
 _TEXT: dict[str, Any] = {"type": "text",
                          "fields": {"kw": {"type": "keyword", "ignore_above": _KEYWORD_MAX}}}
 

@@ -209,3 +209,4 @@ def test_sql_spool_on_sqlite_and_postgresql(any_container: Any, sink: EsSink) ->
     spool.save_mark("elasticsearch", 35)  # saving the same mark again is an update
     assert spool.load_mark("elasticsearch") == 35
     assert sorted(shipped_ids(sink)) == sorted(e.id for e in events)
+
