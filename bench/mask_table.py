@@ -28,9 +28,9 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from desensitize.keys import Keyring  # noqa: E402
-from desensitize.operators import OpContext, apply_operator  # noqa: E402
-from desensitize.operators.fpe import id_check_char, provinces  # noqa: E402
+from desensitize.keys import Keyring
+from desensitize.operators import OpContext, apply_operator
+from desensitize.operators.fpe import id_check_char, provinces
 
 SURNAMES = list("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈")
 GIVEN = list("伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华建国红梅玉兰海燕志强文博子涵浩然欣怡")

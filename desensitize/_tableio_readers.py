@@ -474,7 +474,7 @@ class XlsxSource:
 
         try:
             wb = openpyxl.load_workbook(self._p, read_only=True, data_only=True)
-        except Exception as exc:  # openpyxl raises many kinds on bad input
+        except Exception as exc:  # noqa: BLE001 - openpyxl raises many kinds on bad input
             raise TableError(f"{self._p.name}: not a readable XLSX workbook: {exc}") from None
         try:
             if self._sheet is not None and self._sheet not in wb.sheetnames:

@@ -8,12 +8,13 @@ never leaves a half-written output.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -68,10 +69,10 @@ class _AtomicFile:
     def _close_handle(self) -> None:
         pass
 
-    def __enter__(self) -> _AtomicFile:
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type: Any, *rest: Any) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
         if exc_type is None:
             self.close()
         else:
@@ -212,10 +213,8 @@ class ParquetWriter(_AtomicFile):
 
     def _close_handle(self) -> None:
         if self._w is not None:
-            try:
+            with contextlib.suppress(Exception):  # cleanup after an earlier failure
                 self._w.close()
-            except Exception:  # noqa: BLE001 - cleanup after an earlier failure
-                pass
 
 
 class XlsxWriter(_AtomicFile):
@@ -306,10 +305,10 @@ class SqlWriter:
             self._t.drop(self._engine, checkfirst=True)
         self._engine.dispose()
 
-    def __enter__(self) -> SqlWriter:
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type: Any, *rest: Any) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
         if exc_type is None:
             self.close()
         else:

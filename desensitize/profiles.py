@@ -166,7 +166,7 @@ def parse_profiles(
         raise ctx.error((), "expected a mapping with 'profiles:'")
     unknown = set(data) - {"profiles", "default_profile"}
     if unknown:
-        raise ctx.error((sorted(unknown)[0],), f"unknown key {sorted(unknown)[0]!r}")
+        raise ctx.error((min(unknown),), f"unknown key {min(unknown)!r}")
     known_grades = set(grades) if grades else None
     profiles: dict[str, Profile] = {}
     for name, raw in data["profiles"].items():
@@ -175,7 +175,7 @@ def parse_profiles(
             raise ctx.error(where, f"profile {name!r} must be a mapping")
         extra = set(raw) - {"description", "default", "grades", "entities"}
         if extra:
-            key = sorted(extra)[0]
+            key = min(extra)
             raise ctx.error(
                 (*where, key),
                 f"unknown key {key!r} in profile {name!r} (known: default description entities grades)",

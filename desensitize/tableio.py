@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 import pyarrow as pa
 
@@ -56,9 +56,14 @@ _EXTENSIONS = {
 class TableSource(Protocol):
     """What every reader offers (see module docstring)."""
 
-    path: str
-    format: str
-    encoding: str | None
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def format(self) -> str: ...
+
+    @property
+    def encoding(self) -> str | None: ...
 
     @property
     def schema(self) -> pa.Schema: ...
@@ -85,9 +90,9 @@ class TableWriter(Protocol):
 
     def abort(self) -> None: ...
 
-    def __enter__(self) -> TableWriter: ...
+    def __enter__(self) -> Self: ...
 
-    def __exit__(self, *exc: Any) -> None: ...
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None: ...
 
 
 def detect_format(path: str | os.PathLike[str]) -> str:

@@ -66,7 +66,20 @@ def _join(*parts: pa.Array) -> pa.Array:
 
 def mask_chars(values: pa.Array, prefix: int, suffix: int, char: str, fixed: int | None) -> pa.Array:
     """Keep ``prefix`` and ``suffix`` characters; vectorised."""
-    length = pc.utf8_length(values).to_numpy(zero_copy_only=False).astype(np.int64)
+    lengths = pc.utf8_length(values)
+    bounds = pc.min_max(lengths).as_py()
+    if len(values) and bounds["min"] > prefix + suffix:
+        # fast path (the common case): every value is longer than what is kept
+        head = pc.utf8_slice_codeunits(values, 0, prefix)
+        if fixed is not None or bounds["min"] == bounds["max"]:
+            count = fixed if fixed is not None else bounds["min"] - prefix - suffix
+            stars: pa.Array | pa.Scalar = pa.scalar(char * count)
+        else:
+            stars = pc.binary_repeat(char, pc.subtract(lengths, prefix + suffix))
+        if not suffix:
+            return pc.binary_join_element_wise(head, stars, "")
+        return pc.binary_join_element_wise(head, stars, pc.utf8_slice_codeunits(values, -suffix), "")
+    length = lengths.to_numpy(zero_copy_only=False).astype(np.int64)
     long_ = length > prefix + suffix
     p = np.where(long_, prefix, np.minimum(prefix, np.maximum(length - 1, 0)))
     s = np.where(long_, suffix, 0)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from array import array
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import pyarrow as pa
-
+import pyarrow.compute as pc
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
@@ -25,7 +26,7 @@ from desensitize.operators._base import OpContext, Operator, Param
 ENC_PREFIX = "SIV:"
 
 try:  # CPython's own SHA-256: far cheaper per call than OpenSSL's EVP for short inputs
-    from _sha256 import sha256 as _sha256  # type: ignore[import-not-found]
+    from _sha256 import sha256 as _sha256
 except ImportError:  # pragma: no cover - other interpreters
     _sha256 = hashlib.sha256
 
@@ -41,13 +42,15 @@ def hmac_many(key: bytes, messages: Iterable[bytes]) -> list[bytes]:
     block = key.ljust(64, b"\0")
     inner = _sha256(bytes(b ^ 0x36 for b in block))
     outer = _sha256(bytes(b ^ 0x5C for b in block))
-    out = []
+    icopy, ocopy = inner.copy, outer.copy
+    out: list[bytes] = []
+    append = out.append
     for m in messages:
-        i = inner.copy()
+        i = icopy()
         i.update(m)
-        o = outer.copy()
+        o = ocopy()
         o.update(i.digest())
-        out.append(o.digest())
+        append(o.digest())
     return out
 
 
@@ -65,11 +68,17 @@ def _hash(values: pa.Array, params: Mapping[str, Any], ctx: OpContext) -> pa.Arr
         raise OperatorError("operator hash: length must be between 8 and 64 hex characters")
     prefix = params["prefix"]
 
-    def run(items: list[str]) -> list[str]:
-        digests = hmac_many(key, [v.encode() for v in items])
-        return [prefix + d.hex()[:length] for d in digests]
-
-    return per_distinct(values, run)
+    encoded = values.dictionary_encode()
+    digests = hmac_many(key, [v.encode() for v in encoded.dictionary.to_pylist()])
+    # one hex conversion for the whole batch, then fixed-width slices as an Arrow array
+    text = b"".join(digests).hex().encode("ascii")
+    n = len(digests)
+    offsets = pa.py_buffer(bytes(memoryview(array("i", range(0, 64 * n + 1, 64)))))
+    full = pa.StringArray.from_buffers(n, offsets, pa.py_buffer(text))
+    out = pc.utf8_slice_codeunits(full, 0, length)
+    if prefix:
+        out = pc.binary_join_element_wise(prefix, out, "")
+    return out.take(encoded.indices)
 
 
 def _encrypt(values: pa.Array, params: Mapping[str, Any], ctx: OpContext) -> pa.Array:

@@ -85,7 +85,7 @@ def _id_domain(nprov: int) -> tuple[int, int]:
     """(domain size, radix) for the ID rank: 4 numerals of the smallest radix that covers it,
     so cycle walking almost never needs a second step."""
     domain = nprov * 10_000 * DAYS * 1000
-    radix = int(round(domain**0.25))
+    radix = round(domain**0.25)
     while radix**4 < domain:
         radix += 1
     return domain, radix

@@ -9,6 +9,7 @@ privacy (use the exchange's DP aggregates for that).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,7 +42,7 @@ def _noise(values: pa.Array, params: Mapping[str, Any], ctx: OpContext) -> pa.Ar
                 raise OperatorError(
                     f"noise: a value of column {ctx.column or '?'} is not a number"
                 ) from None
-            if x != x or x in (float("inf"), float("-inf")):
+            if not math.isfinite(x):
                 raise OperatorError(f"noise: column {ctx.column or '?'} has a non-finite number")
             u = int.from_bytes(d[:8], "big") / 2**63 - 1.0
             bound = scale if scale is not None else ratio * abs(x)

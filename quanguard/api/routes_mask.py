@@ -16,9 +16,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 
 from quanguard.api.deps import ContainerDep, ContextDep, PrincipalDep
 from quanguard.errors import InvalidInput, TooLarge
@@ -70,8 +72,9 @@ async def mask(request: Request, caller: PrincipalDep, container: ContainerDep, 
     if ctype == "application/json":
         body, digest = await _json_body(request)
         records = _records(body)
-        out, outcome = uc.mask_records(container, caller, records, profile=_opt_str(body, "profile"),
-                                       dataset=_opt_str(body, "dataset"), ctx=ctx, body_sha256=digest)
+        out, outcome = await run_in_threadpool(
+            uc.mask_records, container, caller, records, profile=_opt_str(body, "profile"),
+            dataset=_opt_str(body, "dataset"), ctx=ctx, body_sha256=digest)
         summary = outcome.to_dict()
         return {"records": out, "summary": summary}
     suffix = _STREAM_TYPES.get(ctype)
@@ -81,15 +84,16 @@ async def mask(request: Request, caller: PrincipalDep, container: ContainerDep, 
     dst = uc.temp_path(container, suffix)
     try:
         size = 0
-        with open(src, "wb") as fh:
+        async with await anyio.open_file(src, "wb") as fh:
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > MAX_BODY:
                     raise TooLarge(f"body larger than {MAX_BODY // 2**20} MB")
-                fh.write(chunk)
+                await fh.write(chunk)
         q = request.query_params
-        outcome = uc.mask_file(container, caller, src, dst, profile=q.get("profile"),
-                               dataset=q.get("dataset") or "upload", ctx=ctx)
+        outcome = await run_in_threadpool(uc.mask_file, container, caller, src, dst,
+                                          profile=q.get("profile"), dataset=q.get("dataset") or "upload",
+                                          ctx=ctx)
     except BaseException:
         for p in (src, dst):
             Path(p).unlink(missing_ok=True)
@@ -111,6 +115,6 @@ async def unmask(request: Request, caller: PrincipalDep, container: ContainerDep
     columns = body.get("columns")
     if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
         raise InvalidInput('"columns" must be a list of column names')
-    out = uc.unmask_records(container, caller, records, columns, dataset=_opt_str(body, "dataset"),
-                            ctx=ctx, body_sha256=digest)
+    out = await run_in_threadpool(uc.unmask_records, container, caller, records, columns,
+                                  dataset=_opt_str(body, "dataset"), ctx=ctx, body_sha256=digest)
     return {"records": out}

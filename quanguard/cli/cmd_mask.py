@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
@@ -11,17 +10,23 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from quanguard.cli.common import OutputFormat, cli_principal, console, emit, err_console, use_container
+from quanguard.cli.common import (
+    OutputFormat,
+    cli_principal,
+    console,
+    emit,
+    err_console,
+    use_container,
+)
 from quanguard.usecases import mask as uc
 
 
 @contextmanager
-def _progress(path: str) -> Iterator[Callable[[int], None]]:
-    """A Rich progress bar on stderr (rows done); silent when stderr is not a terminal."""
-    total = os.path.getsize(path) if "://" not in path and os.path.isfile(path) else None
+def _progress() -> Iterator[Callable[[int], None]]:
+    """A Rich progress bar on stderr (rows done); transient, never on stdout."""
     with Progress(TextColumn("masking"), BarColumn(bar_width=None), TextColumn("{task.completed:,} rows"),
                   TimeElapsedColumn(), console=err_console(), transient=True) as bar:
-        task = bar.add_task("mask", total=None if total is None else None)
+        task = bar.add_task("mask", total=None)
         done = 0
 
         def advance(n: int) -> None:
@@ -56,7 +61,7 @@ def mask(
     shown: list[Any] = []
     with use_container() as container:
         principal = cli_principal(container)
-        with _progress(src) as progress:
+        with _progress() as progress:
             outcome = uc.mask_file(container, principal, src, out, profile=profile, plan_file=plan,
                                    key_file=key_file, encoding=encoding, out_encoding=out_encoding,
                                    dataset=dataset, progress=progress, on_plan=shown.append)
