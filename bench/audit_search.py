@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from audit_ingest import ACTIONS, DATASETS, FIELDS, GRADES, ORGS, PURPOSES, ROLES  # noqa: E402
+from audit_ingest import ACTIONS, DATASETS, FIELDS, GRADES, ORGS, PURPOSES, ROLES
 
 
 def generate_events(n: int, end: datetime, seed: int = 5) -> list:  # type: ignore[type-arg]
@@ -149,7 +149,7 @@ def main() -> None:
                     sink.write(evs[i:i + 5000])
                 client.indices.refresh(index="qg-bench*")
                 es = EsSearchBackend(client, prefix="qg-bench")
-                etimes, eper = time_backend(es.search, qs, args.repeat)
+                etimes, _ = time_backend(es.search, qs, args.repeat)
                 rows.append({"metric": f"Elasticsearch search p95, {n:,} events",
                              "ours": round(p(etimes, 95), 1), "anchor": None, "ratio": None,
                              "goal": None, "unit": "ms", "met": None})

@@ -267,9 +267,9 @@ def record_hit(session: Session, hit: Hit, *, now: datetime) -> Alert:
         )
         session.execute(ALERTS.insert(), values)
         return _alert_from(values)
-    values = dict(row._mapping)
+    values: dict[str, Any] = dict(row._mapping)
     values.update(
-        count=int(row.count) + 1,
+        count=int(values["count"]) + 1,
         seqs=json.dumps(sorted(set(json.loads(row.seqs)) | set(hit.seqs))[:MAX_LINKED]),
         summary=hit.summary, window_start=min(row.window_start, to_us(hit.window_start)),
         window_end=max(row.window_end, to_us(hit.window_end)), updated=stamp,

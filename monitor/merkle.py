@@ -43,7 +43,7 @@ class Accumulator:
     """
 
     def __init__(self, size: int = 0, frontier: Sequence[bytes] = ()):
-        if len(frontier) != bin(size).count("1"):
+        if len(frontier) != size.bit_count():
             raise ValueError("frontier does not match size")
         self.size = size
         self._stack: list[tuple[int, bytes]] = []

@@ -75,9 +75,8 @@ def purge(session: Session, store: AuditStore, plan: PurgePlan, *, force_partial
     for row in store.iter_range(session, head.pruned_below + 1, plan.purge_through):
         acc.append(row.leaf_hash)
         last_hash = row.hash
-    deleted = session.execute(
-        sa.delete(EVENTS).where(EVENTS.c.seq <= plan.purge_through)
-    ).rowcount
+    result = session.execute(sa.delete(EVENTS).where(EVENTS.c.seq <= plan.purge_through))
+    deleted = getattr(result, "rowcount", 0)
     session.execute(
         sa.update(HEAD).where(HEAD.c.id == 1).values(
             pruned_below=plan.purge_through, pruned_hash=last_hash,

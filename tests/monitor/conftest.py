@@ -24,7 +24,7 @@ def _pg_available() -> bool:
             pass
         eng.dispose()
         return True
-    except Exception:
+    except sa.exc.SQLAlchemyError:
         return False
 
 

@@ -177,10 +177,8 @@ def test_tampered_stored_checkpoint(engine: sa.Engine, trail: Trail, sealed: Che
     doc = json.loads(sealed.to_json())
     doc["tree_size"] = N - 1
     with engine.begin() as conn:
-        conn.exec_driver_sql("UPDATE audit_checkpoints SET body = %s" % "?"
-                             if engine.dialect.paramstyle == "qmark"
-                             else "UPDATE audit_checkpoints SET body = %s",
-                             (json.dumps(doc),))
+        from monitor.store import CHECKPOINTS
+        conn.execute(sa.update(CHECKPOINTS).values(body=json.dumps(doc)))
     expect(engine, trail, N - 1, "bad_signature")
 
 

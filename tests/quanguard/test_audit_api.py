@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from monitor.trail import verify_proof_document
 from monitor.checkpoint import Checkpoint
+from monitor.trail import verify_proof_document
 from tests.conftest import auth
 
 

@@ -27,7 +27,7 @@ from quanguard.usecases.audit import with_retry
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "bench"))
-from audit_ingest import generate_lines  # noqa: E402
+from audit_ingest import generate_lines
 
 
 def _env(tmp: Path) -> dict[str, str]:
@@ -176,7 +176,8 @@ def _shell(path: Path, sql: str) -> None:
 
 
 def _cli(tmp: Path, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "quanguard.cli.main", *args], cwd=tmp,
+    return subprocess.run([sys.executable, "-m", "quanguard.cli.main", *args], check=False,
+                          cwd=tmp,
                           env={**os.environ, **_env(tmp)}, capture_output=True, text=True,
                           timeout=1800, **kw)
 
