@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from quanguard.policy.engine import PolicySet, Trace
-from quanguard.policy.errors import PolicyInvalid
+from quanguard.policy.errors import PolicyInvalid, PolicyNotFound
 from quanguard.policy.files import fingerprint
 from quanguard.policy.loader import load_policy_dir
 from quanguard.policy.model import Decision, Problem, Resource, Subject
@@ -96,7 +96,7 @@ class PolicyService:
                 self._fingerprint = probe  # do not retry the same broken bytes every second
                 self.last_problems = exc.problems
                 return ReloadResult(False, False, previous, previous, exc.problems)
-            except OSError as exc:
+            except (PolicyNotFound, OSError) as exc:
                 problem = Problem(str(self.directory), 1, f"cannot read policy files: {exc}")
                 self.last_problems = (problem,)
                 return ReloadResult(False, False, previous, previous, (problem,))

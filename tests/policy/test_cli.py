@@ -137,3 +137,11 @@ def test_explain_unknown_names_exit_2(args: list[str], fragment: str) -> None:
     code, out, err = _run("policy", "explain", *args, "--dir", str(SHIPPED))
     assert code == 2 and out == ""
     assert err.startswith(f"error: {fragment}") and "known:" in err
+
+
+def test_check_defaults_to_the_configured_directory(policy_copy: PolicyCopy) -> None:
+    policy_copy.replace("roles.yaml", "roles: [reporter]", "roles: [reportr]")
+    result = runner.invoke(
+        build_app(), ["policy", "check"], env={"QUANGUARD_POLICY_DIR": str(policy_copy.root)}
+    )
+    assert result.exit_code == 1 and "role 'reportr' is not defined" in result.stdout

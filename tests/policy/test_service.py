@@ -121,3 +121,17 @@ def test_unknown_names_in_a_request_raise(
         service.decide(Who(role, "甲局"), action, Resource(grade=grade))
     assert info.value.kind == "invalid" and info.value.what == what
     assert "known:" in info.value.message
+
+
+def test_vanished_directory_keeps_serving(policy_copy: PolicyCopy) -> None:
+    import shutil
+
+    clock = FakeClock()
+    service = PolicyService(policy_copy.root, clock=clock)
+    before = service.version
+    shutil.rmtree(policy_copy.root)
+    clock.now = 5.0
+    decision = service.decide(Who("reporter", "开放门户"), "report_events")
+    assert decision.effect == "allow" and decision.policy_version == before
+    result = service.reload()
+    assert not result.ok and "cannot read policy files" in result.problems[0].message
