@@ -42,7 +42,8 @@ def columns_from_report(report: Any) -> list[ColumnInfo]:
     for c in report.columns:
         contains = tuple(e for e, _n in getattr(c, "contains", ()) or ())
         free = getattr(c, "kind", "value") == "free_text"
-        out.append(ColumnInfo(c.name, c.entity, c.grade, free and c.entity is None, contains))
+        out.append(ColumnInfo(c.name, c.entity, c.grade, free and c.entity is None, contains,
+                              getattr(c, "quasi_identifier", None)))
     return out
 
 

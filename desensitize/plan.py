@@ -47,6 +47,7 @@ class ColumnInfo:
     grade: str | None = None
     free_text: bool = False
     text_entities: tuple[str, ...] = ()
+    quasi_identifier: str | None = None
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,10 @@ def build_plan(
         elif info.entity is not None:
             rule, source = profile.rule_for(info.entity, info.grade)
             out.append(ColumnPlan(info.name, rule.op, rule.params, info.entity, info.grade, source))
+        elif info.quasi_identifier and info.quasi_identifier in profile.quasi_identifiers:
+            rule = profile.quasi_identifiers[info.quasi_identifier]
+            source = f"{profile.name}.quasi_identifiers.{info.quasi_identifier}"
+            out.append(ColumnPlan(info.name, rule.op, rule.params, None, info.grade, source))
         elif info.free_text or info.text_entities:
             found = ",".join(info.text_entities) or "free text"
             out.append(

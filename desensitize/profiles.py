@@ -10,6 +10,11 @@ operator and its parameters::
         default: {op: mask}
         grades:   {L1: {op: keep}, L4: {op: mask}}
         entities: {CN_RESIDENT_ID: {op: fpe}, PERSON: {op: mask}}
+        quasi_identifiers: {birth_date: {op: generalize, kind: date, to: year}}
+
+``quasi_identifiers`` (birth_date, gender, age, district, occupation: the scanner's
+kinds) apply to columns that hold no personal identifier but are quasi-identifiers,
+to raise the k-anonymity of the output; columns of unlisted kinds are kept.
 
 Keys of a rule other than ``op`` are the operator's parameters.  Loading checks
 every operator and parameter name and raises :class:`ProfileError` with ``.path``,
@@ -50,6 +55,7 @@ class Profile:
     default: Rule
     grades: Mapping[str, Rule]
     entities: Mapping[str, Rule]
+    quasi_identifiers: Mapping[str, Rule] = field(default_factory=dict)
 
     def rule_for(self, entity: str | None, grade: str | None) -> tuple[Rule, str]:
         """The rule for a PII column and where it came from (for the printed plan)."""
@@ -173,12 +179,13 @@ def parse_profiles(
         where = ("profiles", name)
         if not isinstance(raw, Mapping):
             raise ctx.error(where, f"profile {name!r} must be a mapping")
-        extra = set(raw) - {"description", "default", "grades", "entities"}
+        extra = set(raw) - {"description", "default", "grades", "entities", "quasi_identifiers"}
         if extra:
             key = min(extra)
             raise ctx.error(
                 (*where, key),
-                f"unknown key {key!r} in profile {name!r} (known: default description entities grades)",
+                f"unknown key {key!r} in profile {name!r} "
+                "(known: default description entities grades quasi_identifiers)",
             )
         default = _rule(ctx, (*where, "default"), raw.get("default", "mask"), known_grades)
         profiles[str(name)] = Profile(
@@ -187,6 +194,10 @@ def parse_profiles(
             default=default,
             grades=_section(ctx, (*where, "grades"), raw.get("grades"), known_grades, "grade"),
             entities=_section(ctx, (*where, "entities"), raw.get("entities"), None, "entity"),
+            quasi_identifiers=_section(
+                ctx, (*where, "quasi_identifiers"), raw.get("quasi_identifiers"), None,
+                "quasi-identifier",
+            ),
         )
     if not profiles:
         raise ctx.error(("profiles",), "no profiles defined")

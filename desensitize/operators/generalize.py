@@ -7,8 +7,9 @@
     kind=amount   width=1000 → ``1000-1999``; or edges=[0, 1000, 10000] → ``1000-9999``,
                   ``>=10000``
     kind=auto     by entity: LOCATION → address, else date
-A value the generalizer cannot read (a non-date for kind=date) is an
-:class:`OperatorError` naming the column, never echoing the value.
+    on_error=redact  an unreadable value becomes empty instead of failing the run
+With the default on_error=fail, a value the generalizer cannot read (a non-date
+for kind=date) is an :class:`OperatorError` naming the column, never echoing the value.
 """
 
 from __future__ import annotations
@@ -79,10 +80,28 @@ def _edges(nums: np.ndarray, edges: list[float]) -> list[str]:
     return out
 
 
+_NUMBER_RE = r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)\s*$"
+
+
 def _generalize(values: pa.Array, params: Mapping[str, Any], ctx: OpContext) -> pa.Array:
     kind = params["kind"]
     if kind == "auto":
         kind = "address" if ctx.entity == "LOCATION" else "date"
+    if params["on_error"] == "redact" and kind != "address":
+        # unreadable values become empty instead of failing the run
+        ok = pc.is_valid(pc.extract_regex(values, DATE_RE)) if kind == "date" else (
+            pc.match_substring_regex(values, _NUMBER_RE))
+        if kind == "age":
+            nums = pc.cast(pc.if_else(ok, pc.utf8_trim_whitespace(values), "0"), pa.float64())
+            ok = pc.and_(ok, pc.and_(pc.greater_equal(nums, 0), pc.less_equal(nums, 150)))
+        good = values.filter(ok)
+        done = _by_kind(good, kind, params, ctx) if len(good) else pa.array([], pa.string())
+        blank = pa.array([""] * len(values), pa.string())
+        return pc.replace_with_mask(blank, ok, done) if len(good) else blank
+    return _by_kind(values, kind, params, ctx)
+
+
+def _by_kind(values: pa.Array, kind: str, params: Mapping[str, Any], ctx: OpContext) -> pa.Array:
     if kind == "date":
         return _date(values, params["to"], ctx)
     if kind == "address":
@@ -113,5 +132,7 @@ GENERALIZE = Operator(
         Param("to", (str,), "month", "date precision: month | year", ("month", "year")),
         Param("width", (int, float), None, "band width (age: 10, amount: 1000)"),
         Param("edges", (list,), None, "explicit amount bucket edges"),
+        Param("on_error", (str,), "fail", "fail: unreadable value is an error; redact: it becomes empty",
+              ("fail", "redact")),
     ),
 )

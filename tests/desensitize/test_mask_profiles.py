@@ -106,3 +106,25 @@ def test_bad_plan_files(tmp_path: Path) -> None:
         load_plan_file(bad)
     with pytest.raises(PlanError, match="cannot read"):
         load_plan_file(tmp_path / "missing.yaml")
+
+
+def test_quasi_identifier_rules_raise_k() -> None:
+    import pyarrow as pa
+
+    from desensitize.masker import mask_table
+    from desensitize.risk import k_anonymity
+
+    profile = load_profiles(POLICY).get("开放")
+    cols = [ColumnInfo("出生日期", quasi_identifier="birth_date"), ColumnInfo("性别", quasi_identifier="gender"),
+            ColumnInfo("年龄", quasi_identifier="age")]
+    plan = build_plan(cols, profile)
+    assert [c.op for c in plan.columns] == ["generalize", "keep", "generalize"]
+    assert plan.get("出生日期").source == "开放.quasi_identifiers.birth_date"
+    t = pa.table({"出生日期": ["1990-03-07", "1990-11-02", "不详", ""], "性别": ["男"] * 4,
+                  "年龄": ["31", "35", "abc", "200"]})
+    out, _ = mask_table(t, plan)
+    assert out.column("出生日期").to_pylist() == ["1990", "1990", "", ""]
+    assert out.column("年龄").to_pylist() == ["30-39", "30-39", "", ""]
+    qi = ["出生日期", "性别", "年龄"]
+    assert k_anonymity(out.to_batches(), qi).k == 2 > k_anonymity(t.to_batches(), qi).k
+    assert [c.op for c in build_plan(cols, load_profiles(POLICY).get("共享")).columns] == ["keep"] * 3
