@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from quanguard.policy import PolicySet, Resource, Rule
@@ -92,7 +92,7 @@ def _reference(policy: PolicySet, who: Who, action: str, resource: Resource) -> 
     return min(pool, key=lambda r: (-r.priority, strict[r.effect], r.order), default=None)
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(policy_sets(), requests)
 def test_decide_agrees_with_reference(
     policy: PolicySet, request: tuple[Who, str, Resource]
@@ -110,7 +110,7 @@ def test_decide_agrees_with_reference(
         assert decision.obligations == expected.obligations
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(policy_sets(), requests)
 def test_deny_overrides(policy: PolicySet, request: tuple[Who, str, Resource]) -> None:
     who, action, resource = request
@@ -122,7 +122,7 @@ def test_deny_overrides(policy: PolicySet, request: tuple[Who, str, Resource]) -
         assert not any_deny
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(policy_sets(), requests)
 def test_deterministic_and_explain_agrees(
     policy: PolicySet, request: tuple[Who, str, Resource]
@@ -146,7 +146,7 @@ files = st.lists(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(files, files)
 def test_version_changes_iff_bytes_change(
     a: list[tuple[str, bytes]], b: list[tuple[str, bytes]]
@@ -159,3 +159,20 @@ def test_version_ignores_listing_order_but_not_file_boundaries() -> None:
     one = (("a.yaml", b"xy"), ("b.yaml", b"z"))
     assert version_of(one) == version_of(tuple(reversed(one)))
     assert version_of(one) != version_of((("a.yaml", b"x"), ("b.yaml", b"yz")))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(policy_sets())
+def test_rules_reported_unreachable_never_decide(policy: PolicySet) -> None:
+    from itertools import product
+
+    from quanguard.policy.shadow import find_unreachable
+
+    flagged = {p.message.split("'")[1] for p in find_unreachable(policy.rules)}
+    deciding = set()
+    for role, action, grade, org, owner in product(
+        ROLES, ACTIONS, [None, *GRADES], ORGS, [None, *ORGS]
+    ):
+        decision = policy.decide(Who(role, org), action, Resource(grade=grade, owner_org=owner))
+        deciding.add(decision.rule_id)
+    assert not flagged & deciding
