@@ -258,16 +258,18 @@ def record_hit(session: Session, hit: Hit, *, now: datetime) -> Alert:
     """Insert a new alert, or collapse the hit into the open one with the same key."""
     row = session.execute(_OPEN_ALERT, {"key": hit.dedup_key}).first()
     stamp = to_us(now)
+    values: dict[str, Any]
     if row is None:
-        values = dict(
-            id=uuid.uuid4().hex[:16], rule=hit.rule.id, severity=hit.rule.severity,
-            actor=hit.actor, dedup_key=hit.dedup_key, window_start=to_us(hit.window_start),
-            window_end=to_us(hit.window_end), seqs=json.dumps(list(hit.seqs)), count=1,
-            summary=hit.summary, status="open", note=None, created=stamp, updated=stamp,
-        )
+        values = {
+            "id": uuid.uuid4().hex[:16], "rule": hit.rule.id, "severity": hit.rule.severity,
+            "actor": hit.actor, "dedup_key": hit.dedup_key,
+            "window_start": to_us(hit.window_start), "window_end": to_us(hit.window_end),
+            "seqs": json.dumps(list(hit.seqs)), "count": 1, "summary": hit.summary,
+            "status": "open", "note": None, "created": stamp, "updated": stamp,
+        }
         session.execute(ALERTS.insert(), values)
         return _alert_from(values)
-    values: dict[str, Any] = dict(row._mapping)
+    values = dict(row._mapping)
     values.update(
         count=int(values["count"]) + 1,
         seqs=json.dumps(sorted(set(json.loads(row.seqs)) | set(hit.seqs))[:MAX_LINKED]),

@@ -122,7 +122,9 @@ def ingest(container: Any, principal: Principal, lines: Iterable[str | bytes], *
 
         def tx(part: Sequence[Any] = part) -> list[Any]:
             with container.session() as session, session.begin():
-                return container.audit.record_batch(session, part, source="reporter", now=now)
+                stored: list[Any] = container.audit.record_batch(session, part,
+                                                                 source="reporter", now=now)
+                return stored
 
         stored = with_retry(tx)
         first = first if first is not None else stored[0].seq
@@ -146,7 +148,7 @@ def search(container: Any, principal: Principal, query: SearchQuery, *,
     if query.q:
         labels["q"] = query.q[:200]
     try:
-        result = container.search.search(query)
+        result: SearchResult = container.search.search(query)
     except MonitorError:
         _record(container, principal, "audit_search", decision=decision, outcome="failure",
                 source_ip=source_ip, request_id=request_id, labels=labels)
@@ -204,7 +206,7 @@ def checkpoint(container: Any, principal: Principal, *, export: Path | None = No
 
     def tx() -> Checkpoint:
         with container.session() as session, session.begin():
-            cp = audit.checkpoint(session, now=now)
+            cp: Checkpoint = audit.checkpoint(session, now=now)
             if exported:
                 stored = audit.trail.latest(session)  # the one just inserted
                 audit.trail.mark_exported(session, stored.id, now=now)
