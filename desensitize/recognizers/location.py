@@ -14,6 +14,7 @@ import regex
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
+from desensitize.nlp import segment
 from desensitize.recognizers._tables import context_words, mapping
 
 ENTITY = "LOCATION"
@@ -27,31 +28,36 @@ def _alt(terms: tuple[str, ...]) -> str:
 class _Grammar:
     def __init__(self) -> None:
         terms = mapping("address_terms.tsv")
-        self.stop_before = tuple(sorted(terms["stop_before"], key=len, reverse=True))
+        stops = terms["stop_before"]
+        self.stop_multi = tuple(sorted((w for w in stops if len(w) > 1), key=len, reverse=True))
+        self.stop_single = frozenset(w for w in stops if len(w) == 1)
         self.known = frozenset(terms["known_region"])
         region = _alt(terms["region_suffix"])
         road = _alt(terms["road_suffix"])
         place = _alt(terms["place_suffix"])
-        units = (
-            rf"(?:[A-Za-z]?{_NUM}[A-Za-z]?(?:号楼|号院|栋|幢|座|楼)|[A-Za-z](?:座|栋|幢))?"
-            rf"(?:{_NUM}(?:单元))?(?:{_NUM}(?:层|楼))?(?:{_NUM}(?:室|户|号房|房))?"
-        )
+        bld = rf"(?:[A-Za-z]?{_NUM}[A-Za-z]?(?:号楼(?![下上前后道里顶对旁边门口])|栋|幢|座|号院)|[A-Za-z](?:座|栋|幢))"
+        unit = rf"(?:{_NUM}单元)"
+        floor = rf"(?:{_NUM}(?:层|楼)(?![0-9]))"
+        room = rf"(?:[A-Za-z]?{_NUM}(?:室|户|号房|房))"
+        tail = rf"(?:{bld})?(?:{unit})?(?:{floor})?(?:{room})?"
+        needed = rf"(?:{bld}{unit}?{floor}?{room}?|{unit}{floor}?{room}?|{room})"
         dashed = r"(?:[0-9]{1,3}-[0-9]{1,3}(?:-[0-9]{1,4})?(?:室|号)?)"
-        door = rf"(?:[甲乙丙丁]?{_NUM}(?:-{_NUM})?(?:号院|号|弄))"
-        name = r"[\p{Han}0-9A-Za-z]{1,12}?"
-        # 1. road + door number, then optional place + units
-        self.road = regex.compile(
-            rf"{name}(?:{road}){door}(?:{name}(?:{place}))?(?:{units}|{dashed})?"
+        door = rf"(?:[甲乙丙丁]?{_NUM}(?:-{_NUM})?(?:号院|号(?!院|楼(?![下上前后道里顶对旁边门口]))|弄))"
+        name = r"(?:(?![的了，,。])[\p{Han}0-9A-Za-z]){1,12}?"
+        pname = r"(?:(?![的了])[\p{Han}A-Za-z]){2,10}?"
+        ahead = rf"(?=[A-Za-z]?{_NUM}[A-Za-z]?(?:号楼|栋|幢|座|单元|室)|[A-Za-z](?:座|栋|幢))"
+        self.patterns = (
+            # 1. road + door number, then an optional named place and its units
+            (regex.compile(rf"{name}(?P<anchor>{road}){door}(?:{pname}(?:{place})?{ahead})?(?:{dashed}|{tail})"), 0.75),
+            # 2. a residential place + door or units (阳光小区3号楼2单元501室, 东山村12号)
+            (regex.compile(rf"{name}(?:{road})?{name}(?P<anchor>{place})(?:{dashed}|{door}{tail}|{needed})"), 0.7),
+            # 3. any named building with building + unit/room (龙奥金座24号楼1单元301室)
+            (regex.compile(rf"{pname}(?P<anchor>{bld})(?:{unit}{floor}?{room}?|{room})"), 0.65),
+            # 4. road + lettered seat (惠州街B座)
+            (regex.compile(rf"{name}(?P<anchor>{road})[A-Za-z0-9]{{1,3}}(?:座|栋|幢|号楼(?![下上前后道里顶对旁边门口]))"), 0.6),
         )
-        # 2. place + at least one unit part (the place may follow a road without door)
-        self.place = regex.compile(
-            rf"{name}(?:{road})?{name}(?:{place})(?:{dashed}|"
-            rf"(?=[A-Za-z]?{_NUM}|[A-Za-z](?:座|栋|幢))(?:{door})?{units})"
-        )
-        # 3. road + building letter/number seat (惠州街B座)
-        self.seat = regex.compile(rf"{name}(?:{road})[A-Za-z0-9]{{1,3}}(?:座|栋|幢|号楼)")
         self.region_tail = regex.compile(rf"(?:\p{{Han}}{{1,7}}?(?:{region}))$")
-        self.region_suffix = terms["region_suffix"]
+        self.region_head = regex.compile(rf"\p{{Han}}{{1,7}}?(?:{region})")
 
 
 _GRAMMAR: list[_Grammar] = []
@@ -64,24 +70,95 @@ def _grammar() -> _Grammar:
 
 
 def _trim_start(text: str, start: int, end: int, g: _Grammar) -> int:
-    """Move ``start`` past the last introducing word or non-address character."""
+    """Move ``start`` past the last word that introduces the address (家住, 反映, 住在 …).
+
+    A one-character introducer (住, 在, 于, 和 …) cuts only when a region name follows
+    it, since the same characters occur inside road names (和平路, 向阳路)."""
     span = text[start:end]
+    limit = max(0, len(span) - 3)
     cut = 0
-    for word in g.stop_before:
-        idx = span.rfind(word, 0, max(0, len(span) - 3))
+    for word in g.stop_multi:
+        idx = span.rfind(word, 0, limit)
         if idx >= 0 and idx + len(word) > cut:
             cut = idx + len(word)
+    for i in range(cut, min(limit, 12)):
+        if span[i] in g.stop_single:
+            rest = span[i + 1:]
+            if any(rest.startswith(k) for k in g.known) or g.region_head.match(rest[:9]):
+                cut = i + 1
     return start + cut
+
+
+_REGION_CHARS = "省市区县旗镇乡"
+_BARE_SUFFIX = frozenset({"街道", "镇", "乡", "区", "市", "县", "省", "社区", "村"})
+_ROAD_CHARS = frozenset({"路", "街", "大街", "大道"})
+_NAME_TAGS = frozenset({"ns", "m", "nz", "j", "g", "ng", "nr"})
+_STOP_TAGS = frozenset({"v", "p", "c", "u", "d", "r", "uj", "ul", "ad", "vn", "a", "q", "f", "x", "y", "e", "o"})
+
+
+def _tokens(head: str) -> list[str]:
+    """jieba words of ``head``, split after inner region characters (区泉景 -> 区|泉景)."""
+    out: list[str] = []
+    for word, _tag in segment(head):
+        buf = ""
+        for i, ch in enumerate(word):
+            buf += ch
+            if ch in _REGION_CHARS and 0 < i < len(word) - 1:
+                out.append(buf)
+                buf = ""
+        if buf:
+            out.append(buf)
+    return out
+
+
+def _is_region(tok: str, g: _Grammar) -> bool:
+    return tok in g.known or (len(tok) >= 2 and tok[-1] in _REGION_CHARS) or tok.endswith("街道")
+
+
+def _name_start(text: str, start: int, anchor: int, g: _Grammar) -> int:
+    """Start of the proper name before a road/place suffix at ``anchor``: the words right
+    before it (at least two characters, at most eight), then region words only."""
+    lo = max(start, anchor - 16)
+    head = text[lo:anchor]
+    if not head:
+        return anchor
+    toks = _tokens(head)
+    tags = dict(segment(head))
+    pos = len(head)
+    name_len = 0
+    seen_region = False
+    pull = 0  # a bare suffix token (街道, 区) pulls in the name before it
+    for tok in reversed(toks):
+        if pull:
+            pull -= 1 if tok not in _ROAD_CHARS else 0
+        elif tok in _BARE_SUFFIX:
+            seen_region = True
+            pull = 1
+        elif _is_region(tok, g):
+            seen_region = True
+        elif seen_region:
+            break
+        else:
+            if name_len >= 2 and (tags.get(tok) in _STOP_TAGS or tok in g.stop_single
+                                   or any(tok == w or tok.endswith(w) for w in g.stop_multi)):
+                break
+            if name_len + len(tok) > 8:
+                break
+            if name_len >= 2 and len(tok) > 1 and tags.get(tok) not in _NAME_TAGS:
+                break
+            name_len += len(tok)
+        pos -= len(tok)
+    return lo + pos
 
 
 def _extend_regions(text: str, start: int, g: _Grammar) -> int:
     """Extend ``start`` left over region names that directly precede it."""
     while start > 0:
         left = text[max(0, start - 12):start]
-        best = None
+        best = 0
         for known in g.known:
             if left.endswith(known):
-                best = max(best or 0, len(known))
+                best = max(best, len(known))
         if best:
             start -= best
             continue
@@ -89,8 +166,7 @@ def _extend_regions(text: str, start: int, g: _Grammar) -> int:
         if not m:
             break
         cand = m.group()
-        trimmed = _trim_start(cand, 0, len(cand) + 3, g)
-        cand = cand[trimmed:]
+        cand = cand[_trim_start(cand + "路1号", 0, len(cand) + 3, g):]
         if len(cand) < 2 or len(cand) > 8:
             break
         start -= len(cand)
@@ -101,9 +177,12 @@ def find_addresses(text: str) -> list[tuple[int, int, float]]:
     """``(start, end, score)`` of the detailed addresses in ``text``."""
     g = _grammar()
     spans: list[tuple[int, int, float]] = []
-    for rx, score in ((g.road, 0.75), (g.place, 0.7), (g.seat, 0.6)):
+    for rx, score in g.patterns:
         for m in rx.finditer(text):
             s, e = m.span()
+            anchor = m.start("anchor") if m.group("anchor") else -1
+            if anchor > s:
+                s = _name_start(text, s, anchor, g)
             s = _trim_start(text, s, e, g)
             # a region suffix inside the head splits regions from the road name
             head = text[s:e]

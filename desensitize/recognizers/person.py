@@ -22,7 +22,7 @@ import regex
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
-from desensitize.nlp import segment
+from desensitize.nlp import dictionary_tag, segment
 from desensitize.recognizers._tables import context_words, mapping, words
 
 ENTITY = "PERSON"
@@ -35,7 +35,20 @@ _NAME_TAGS = frozenset({"nr", "nrfg", "nrt"})
 _FUNCTION_TAGS = frozenset({"c", "p", "u", "d", "r", "v", "a", "m", "f", "q", "uj", "ul", "ad"})
 _HAN_RUN = regex.compile(r"[\p{Han}·•・]+")
 _DOT_NAME = regex.compile(r"\p{Han}{2,8}[·•・]\p{Han}{2,8}")
+_ISOLATED = regex.compile(r"(?:^|(?<=[，,；;：:、\s（(]))(\p{Han}{2,4})(?=[，,；;。、\s）)（(]|$)")
 _SEPARATORS = " \t:：,，（(）)【】[]\"“”'‘’、为是"
+
+
+_AFTER_CUES = regex.compile(
+    "同志|先生|女士|本人|电话|手机|来电|致电|反映|投诉|举报|咨询|留言|老师|师傅|表示|称"
+)
+_LEFT_WORDS = ("用户", "接到", "关于", "为", "是", "由", "向", "给", "对", "让", "请", "和", "与",
+               "及", "、", "经", "据", "将", "把", "被", "同", "找", "叫")
+_BREAK = frozenset("的了和与及等称说在于向给被把将")
+
+
+def _is_han(ch: str) -> bool:
+    return "\u4e00" <= ch <= "\u9fff"
 
 
 class _Tables:
@@ -96,6 +109,8 @@ class ChinesePersonRecognizer(EntityRecognizer):
 
     def load(self) -> None:
         self._tables = _TABLES_CACHE.get()
+        cues = "|".join(regex.escape(c) for c in self._tables.before_strong)
+        self._cue_rx = regex.compile(rf"(?:{cues})[ \t:：]*")
 
     # -- cues -------------------------------------------------------------------------
     def _before(self, text: str, start: int) -> float:
@@ -103,9 +118,28 @@ class ChinesePersonRecognizer(EntityRecognizer):
         stripped = left.rstrip(_SEPARATORS)
         if stripped.endswith(self._tables.before_strong):
             return 0.4
-        if left.endswith(self._tables.before_weak) or stripped.endswith(("、", "和", "与")):
+        if stripped.endswith(("、", "和", "与", "及")) and self._name_like(text, start, -1):
             return 0.1
         return 0.0
+
+    def _name_like(self, text: str, pos: int, direction: int) -> bool:
+        """Whether a name-shaped word sits across the list separator next to ``pos``
+        (王明、刘洋: a list of names; 权威、中立: not)."""
+        t = self._tables
+        if direction < 0:
+            j = pos - 1
+            while j >= 0 and not _is_han(text[j]) or (j >= 0 and text[j] in "、和与及"):
+                j -= 1
+            for length in (3, 2, 4):
+                cand = text[max(0, j + 1 - length):j + 1]
+                if len(cand) == length and plausible_name(cand, t):
+                    return True
+            return False
+        j = pos
+        while j < len(text) and (not _is_han(text[j]) or text[j] in "、和与及"):
+            j += 1
+        return any(plausible_name(text[j:j + k], t) and dictionary_tag(text[j:j + k]) in (None, "nr", "nrt", "nrfg")
+                   for k in (3, 2))
 
     def _after(self, text: str, end: int) -> float:
         right = text[end:end + 4]
@@ -113,7 +147,7 @@ class ChinesePersonRecognizer(EntityRecognizer):
             return 0.3
         if right.lstrip(" ").startswith(("(", "（")) and regex.match(r"[(（]\s*(?:电话|手机|身份证|\d)", right + text[end + 4:end + 8]):
             return 0.3
-        if right.startswith(self._tables.after_weak):
+        if right.startswith(("、", "和", "与", "及")) and self._name_like(text, end + 1, 1):
             return 0.1
         return 0.0
 
@@ -165,6 +199,101 @@ class ChinesePersonRecognizer(EntityRecognizer):
                 out.append((start, start + n + 2, 0.45, False))
         return out
 
+    # -- cue-driven and isolated names (no segmentation) ---------------------------------
+    def _given_len(self, text: str, i: int) -> int:
+        """Length (0-2) of the given name starting at ``i``: Han characters up to a word
+        that follows names (称, 反映, 先生 ...) or a non-Han character."""
+        k = 0
+        while k < 2 and i + k < len(text) and _is_han(text[i + k]):
+            if k and (text[i + k] in _BREAK or text.startswith(self._tables.after_strong, i + k)):
+                break
+            k += 1
+        return k
+
+    def _cued(self, text: str) -> list[tuple[int, int, float]]:
+        t = self._tables
+        out = []
+        for m in self._cue_rx.finditer(text):
+            pos = m.end()
+            n = t.surname_len(text[pos:pos + 2])
+            if not n:
+                continue
+            g = self._given_len(text, pos + n)
+            if g == 0 and n == 2:
+                continue
+            if g == 0:
+                continue
+            if g == 2 and pos + n + 2 < len(text) and _is_han(text[pos + n + 2]):
+                # a verb may start on the second given character (王强出席): ask jieba
+                bounds, acc = set(), 0
+                for word, _tag in segment(text[pos:pos + n + 6]):
+                    acc += len(word)
+                    bounds.add(acc)
+                if n + 1 in bounds and n + 2 not in bounds:
+                    g = 1
+            name = text[pos:pos + n + g]
+            tag = dictionary_tag(name)
+            labelled = m.group().rstrip(" \t").endswith((":", "："))
+            if tag is not None and tag not in _NAME_TAGS and not labelled:
+                continue  # 律师代为办理: an ordinary word after a role noun
+            if plausible_name(name, t):
+                out.append((pos, pos + n + g, min(0.95, 0.85 + self._after(text, pos + n + g) / 3)))
+        for m in _AFTER_CUES.finditer(text):
+            p = m.start()
+            for length in (4, 3, 2):
+                s0 = p - length
+                if s0 < 0:
+                    continue
+                name = text[s0:p]
+                n = t.surname_len(name)
+                if not n or len(name) - n not in (1, 2) or not all(_is_han(c) for c in name):
+                    continue
+                if not plausible_name(name, t) or name[-1] in _BREAK:
+                    continue
+                left = text[max(0, s0 - 6):s0]
+                if s0 == 0 or not _is_han(text[s0 - 1]) or left.endswith(_LEFT_WORDS) \
+                        or left.endswith(t.before_strong):
+                    out.append((s0, p, 0.7))
+                    break
+        for m in _ISOLATED.finditer(text):
+            s, e = m.span(1)
+            name = text[s:e]
+            if not plausible_name(name, t):
+                continue
+            n = t.surname_len(name)
+            if len(name) - n > 2:
+                continue
+            tag = dictionary_tag(name)
+            if tag is not None and tag not in _NAME_TAGS:
+                continue
+            out.append((s, e, 0.55 if tag is None else 0.6))
+        return out
+
+    def _dot_names(self, text: str) -> list[tuple[int, int, float]]:
+        t = self._tables
+        out = []
+        for m in _DOT_NAME.finditer(text):
+            s, e = m.span()
+            dot = m.group().find("·") if "·" in m.group() else 0
+            mid = s + max(dot, m.group().find("•"), m.group().find("・"))
+            left = text[s:mid]
+            cut = 0
+            for cue in (*t.before_strong, *_LEFT_WORDS):
+                idx = left.rfind(cue)
+                if idx >= 0 and mid - (s + idx + len(cue)) >= 2:
+                    cut = max(cut, idx + len(cue))
+            s = max(s + cut, mid - 4)
+            right = text[mid + 1:e]
+            stop = len(right)
+            for cue in (*t.after_strong, "的", "本人", "操作", "等"):
+                idx = right.find(cue, 2)
+                if idx >= 0:
+                    stop = min(stop, idx)
+            e = mid + 1 + min(stop, 4 if stop <= 4 else 3)
+            score = min(0.95, 0.6 + self._before(text, s) + self._after(text, e))
+            out.append((s, e, score))
+        return out
+
     def analyze(
         self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None,
     ) -> list[RecognizerResult]:
@@ -173,17 +302,9 @@ class ChinesePersonRecognizer(EntityRecognizer):
         t = self._tables
         results: list[RecognizerResult] = []
         taken: list[tuple[int, int]] = []
-        for m in _DOT_NAME.finditer(text):
-            s, e = m.span()
-            for cue in t.before_strong:
-                if text.startswith(cue, s) and e - s - len(cue) >= 4:
-                    s += len(cue)
-                    break
-            for cue in t.after_strong:
-                if text[s:e].endswith(cue) and e - len(cue) - s >= 4:
-                    e -= len(cue)
-                    break
-            score = min(0.95, 0.6 + self._before(text, s) + self._after(text, e))
+        for s, e, score in self._dot_names(text) + self._cued(text):
+            if any(s < te and ts < e for ts, te in taken):
+                continue
             results.append(self._result(s, e, score))
             taken.append((s, e))
         for run in _HAN_RUN.finditer(text):
@@ -198,7 +319,7 @@ class ChinesePersonRecognizer(EntityRecognizer):
                 if not honorific and not plausible_name(name, t):
                     continue
                 score = base + self._before(text, s) + (0.0 if honorific else self._after(text, e))
-                if base <= 0.15 and self._before(text, s) < 0.4:
+                if base <= 0.15:
                     continue
                 results.append(self._result(s, e, min(score, 0.95)))
         return results

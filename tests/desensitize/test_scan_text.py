@@ -1,0 +1,83 @@
+"""Text scanning: chunking keeps offsets, batch entry point, redaction, context words,
+bad input, offline engine."""
+
+from __future__ import annotations
+
+import pytest
+
+from desensitize import ScanInputError, ScanTooLarge, TextScanner
+from desensitize.text_scan import chunks
+
+
+@pytest.fixture(scope="module")
+def scanner() -> TextScanner:
+    return TextScanner(chunk_size=300, overlap=40)
+
+
+TICKET = "市民王建国（电话13812345678）反映历下区经十路123号噪音扰民。"
+
+
+def test_offsets_survive_chunking(scanner: TextScanner) -> None:
+    filler = "全市已整合1228项政务服务事项，网上可办率达到99.3%。" * 40
+    text = filler + TICKET + filler + TICKET
+    found = scanner.scan(text, with_text=True)
+    assert [f.text for f in found] == ["王建国", "13812345678", "历下区经十路123号"] * 2
+    assert all(text[f.start:f.end] == f.text for f in found)
+
+
+@pytest.mark.parametrize("size,overlap", [(50, 10), (97, 20), (1000, 0)])
+def test_chunks_cover_the_text(size: int, overlap: int) -> None:
+    text = ("一二三。四五六七八九十" * 30) + "x" * 333
+    pieces = list(chunks(text, size, overlap))
+    covered = set()
+    for off, piece in pieces:
+        assert text[off:off + len(piece)] == piece and len(piece) <= size
+        covered.update(range(off, off + len(piece)))
+    assert covered == set(range(len(text)))
+
+
+def test_batch_entry_point(scanner: TextScanner) -> None:
+    out = list(scanner.scan_many(["", TICKET, "没有个人信息。"]))
+    assert [len(x) for x in out] == [0, 3, 0]
+
+
+def test_redact(scanner: TextScanner) -> None:
+    assert scanner.redact(TICKET) == "市民<PERSON>（电话<PHONE_NUMBER>）反映<LOCATION>噪音扰民。"
+
+
+def test_context_words_raise_a_weak_match(scanner: TextScanner) -> None:
+    legacy = "370102800101123"  # 15-digit legacy ID: reported only next to a context word
+    assert scanner.scan(f"编码{legacy}") == []
+    assert [f.entity for f in scanner.scan(f"身份证号码：{legacy}")] == ["CN_RESIDENT_ID"]
+
+
+def test_serial_number_context_lowers_a_card(scanner: TextScanner) -> None:
+    card = "6222021234567890128"
+    assert [f.entity for f in scanner.scan(f"银行卡号{card}")] == ["CN_BANK_CARD"]
+    assert scanner.scan(f"订单编号{card}") == []
+
+
+def test_binary_and_huge_text_are_refused() -> None:
+    s = TextScanner(max_chars=1000)
+    with pytest.raises(ScanInputError):
+        s.scan("abc\x00def")
+    with pytest.raises(ScanTooLarge):
+        s.scan("好" * 1001)
+    with pytest.raises(ScanInputError):
+        TextScanner(entities=("NOPE",))
+
+
+def test_engine_is_offline_and_chinese(scanner: TextScanner) -> None:
+    engine = scanner.engine
+    assert engine.supported_languages == ["zh"]  # type: ignore[attr-defined]
+    names = {r.supported_entities[0] for r in engine.registry.recognizers}  # type: ignore[attr-defined]
+    assert names == {"PERSON", "LOCATION", "PHONE_NUMBER", "EMAIL_ADDRESS", "IP_ADDRESS", "CN_RESIDENT_ID",
+                     "CN_BANK_CARD", "CN_USCC", "CN_LICENSE_PLATE", "CN_PASSPORT"}
+
+
+def test_make_redactor(container) -> None:
+    from quanguard.services.scan import make_redactor
+
+    redact = make_redactor(container)
+    assert redact("用于核查联系人张三丰的电话13812345678") == "用于核查联系人<PERSON>的电话<PHONE_NUMBER>"
+    assert redact("") == ""
