@@ -28,6 +28,7 @@ from exchange.errors import (
 )
 from exchange.extract import ExtractOutput
 from exchange.jobs import Job
+from exchange.limits import Defaults
 from exchange.ports import (
     AuditSink,
     Caller,
@@ -41,7 +42,7 @@ from exchange.ports import (
 )
 from exchange.psi import PsiAnswer, PsiClient, PsiOutcome
 from exchange.receipts import ReceiptSigner, result_digest, verify_receipt
-from exchange.service import Defaults, Exchange
+from exchange.service import Exchange
 from exchange.tables import METADATA
 
 __all__ = [  # noqa: RUF022 - plain sorted()

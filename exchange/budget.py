@@ -80,7 +80,7 @@ def charge(
         .values(epsilon_spent=budgets.c.epsilon_spent + epsilon,
                 delta_spent=budgets.c.delta_spent + delta)
     )
-    if res.rowcount != 1:
+    if getattr(res, "rowcount", 0) != 1:  # CursorResult of an UPDATE
         now_state = state(session, consumer, dataset, epsilon_cap=epsilon_cap, delta_cap=delta_cap)
         raise BudgetExhausted(consumer=consumer, dataset=dataset, requested=epsilon,
                               left=now_state.epsilon_left)

@@ -90,7 +90,7 @@ class Dataset:
 
 
 def _is_numeric(t: pa.DataType) -> bool:
-    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
+    return bool(pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t))
 
 
 def _default_group_columns(
@@ -103,7 +103,7 @@ def _default_group_columns(
     for field in table.schema:
         if field.name in banned or _is_numeric(field.type):
             continue
-        if pc.count_distinct(table.column(field.name)).as_py() <= limit:
+        if int(pc.count_distinct(table.column(field.name)).as_py()) <= limit:
             out.append(field.name)
     return tuple(out)
 
@@ -235,10 +235,10 @@ class Catalog:
         row = session.execute(select(datasets.c.blob).where(datasets.c.name == name)).first()
         if row is None:
             raise DatasetNotFound(name)
-        return self._dir / row[0]
+        return self._dir / str(row[0])
 
 
-def _to_dataset(row: Mapping[str, Any]) -> Dataset:
+def _to_dataset(row: Any) -> Dataset:
     return Dataset(
         name=row["name"], owner_org=row["owner_org"], owner_id=row["owner_id"],
         grade=row["grade"],

@@ -30,7 +30,7 @@ class ExtractOutput:
 
 def make_extract(
     table: pa.Table, *, masker: Masker | None, watermarker: Watermarker | None,
-    profile: str | None, recipient: str, watermark: bool, fmt: str,
+    profile: str | None, recipient: str, watermark: bool, fmt: str, dataset: str,
     row_limit: int | None = None,
 ) -> ExtractOutput:
     """Mask, then watermark, then serialise ``table``.
@@ -50,7 +50,7 @@ def make_extract(
     if watermark:
         if watermarker is None:
             raise Refused("watermarking is required by policy but not available; extract refused")
-        out = watermarker.embed_table(out, recipient)
+        out = watermarker.embed_table(out, recipient, dataset=dataset)
     buf = io.BytesIO()
     if fmt == "csv":
         pacsv.write_csv(out, buf)

@@ -132,7 +132,7 @@ def list_for(session: Session, caller: Caller, *, status: str | None = None,
     return [_to_job(r) for r in session.execute(stmt).mappings()]
 
 
-def _to_job(row: Mapping[str, Any]) -> Job:
+def _to_job(row: Any) -> Job:
     return Job(
         id=row["id"], kind=row["kind"], dataset=row["dataset"], owner_org=row["owner_org"],
         consumer_id=row["consumer_id"], consumer_org=row["consumer_org"], status=row["status"],

@@ -61,7 +61,7 @@ def threshold_counts(
     tau = 1.0 + scale * math.log(1.0 / (2.0 * delta))
     while True:
         meas = dp.m.make_laplace_threshold(domain, metric, scale=scale, threshold=tau)
-        eps_used, delta_used = meas.map(d_in)
+        eps_used, delta_used = meas.map(d_in)  # type: ignore[no-untyped-call]
         if delta_used <= delta:
             break
         tau *= 1.1
@@ -89,6 +89,6 @@ def laplace_vector(values: Sequence[float], *, sensitivity: float, epsilon: floa
     meas = dp.m.make_laplace(
         dp.vector_domain(dp.atom_domain(T=float, nan=False)), dp.l1_distance(T=float), scale=scale
     )
-    eps_used = float(meas.map(sensitivity))
+    eps_used = float(meas.map(sensitivity))  # type: ignore[no-untyped-call]
     noisy = list(meas([float(v) for v in values])) if values else []
     return NoisyVector(noisy, scale, eps_used)

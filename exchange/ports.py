@@ -68,7 +68,9 @@ class Masker(Protocol):
 
 
 class Watermarker(Protocol):
-    def embed_table(self, table: pa.Table, recipient: str) -> pa.Table: ...
+    """Marks a copy for ``recipient`` and registers it under ``dataset`` for leak tracing."""
+
+    def embed_table(self, table: pa.Table, recipient: str, *, dataset: str) -> pa.Table: ...
 
 
 class AuditSink(Protocol):

@@ -8,7 +8,6 @@ it is raised; the caller commits the refusal's audit event and then re-raises.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -18,60 +17,24 @@ from exchange import budget, consent, jobs
 from exchange.aggregate import AggregateQuery, run_aggregate, validate
 from exchange.catalog import Catalog, Dataset
 from exchange.crypto import MasterKey
+from exchange.delivery import DeliveryMixin, grant_of
 from exchange.errors import BudgetExhausted, InvalidQuery, JobStateError, Refused
-from exchange.extract import ExtractOutput, make_extract
 from exchange.jobs import Job
+from exchange.limits import Defaults, limits_of
 from exchange.ports import AuditSink, Caller, Clock, Decider, Grant, Masker, Scanner, Watermarker
-from exchange.psi import REVEALS, PsiAnswer, request_size, serve
 from exchange.receipts import ReceiptSigner, result_digest
 
 
-@dataclass(frozen=True)
-class Defaults:
-    """Used where the policy decision carries no obligation of that name."""
+class Exchange(DeliveryMixin):
+    """Catalog, aggregates, approvals and reads; PSI and extracts come from DeliveryMixin."""
 
-    epsilon_cap: float = 1.0
-    delta_cap: float = 1e-6
-    min_group_size: int = 10
-    psi_max_ids: int = 100_000
-    psi_reveal: str = "count"
-
-
-@dataclass(frozen=True)
-class Limits:
-    epsilon_cap: float
-    delta_cap: float
-    min_group_size: int
-    row_limit: int | None
-    psi_reveal: str
-    mask_profile: str | None
-    watermark: bool
-
-    @property
-    def query_delta(self) -> float:
-        return self.delta_cap / 100.0
-
-
-def limits_of(obligations: Mapping[str, Any], d: Defaults) -> Limits:
-    ob = dict(obligations or {})
-    reveal = str(ob.get("psi_reveal") or d.psi_reveal)
-    return Limits(
-        epsilon_cap=float(ob.get("epsilon_cap", d.epsilon_cap)),
-        delta_cap=float(ob.get("delta_cap", d.delta_cap)),
-        min_group_size=int(ob.get("min_group_size", d.min_group_size)),
-        row_limit=int(ob["row_limit"]) if ob.get("row_limit") is not None else None,
-        psi_reveal=reveal if reveal in REVEALS else "count",
-        mask_profile=ob.get("mask_profile"), watermark=bool(ob.get("watermark", True)),
-    )
-
-
-class Exchange:
     def __init__(self, *, catalog: Catalog, master: MasterKey, signer: ReceiptSigner,
                  decider: Decider, scanner: Scanner, clock: Clock, masker: Masker | None = None,
-                 watermarker: Watermarker | None = None, defaults: Defaults = Defaults()) -> None:
+                 watermarker: Watermarker | None = None, defaults: Defaults | None = None) -> None:
         self.catalog, self.master, self.signer = catalog, master, signer
         self.decider, self.scanner, self.clock = decider, scanner, clock
-        self.masker, self.watermarker, self.defaults = masker, watermarker, defaults
+        self.masker, self.watermarker = masker, watermarker
+        self.defaults = defaults or Defaults()
 
     # -- helpers ---------------------------------------------------------------
     def _decide(self, audit: AuditSink, caller: Caller, action: str, ds: Dataset,
@@ -192,107 +155,6 @@ class Exchange:
                              "suppressed_groups": res.suppressed_groups})
         return job
 
-    # -- PSI -----------------------------------------------------------------------
-    def psi_terms(self, session: Session, audit: AuditSink, caller: Caller, *, dataset: str,
-                  purpose: str | None = None) -> dict[str, Any]:
-        """What a PSI on ``dataset`` would be allowed: effect, reveal mode, id limit."""
-        ds = self.catalog.get(session, dataset)
-        grant = self._decide(audit, caller, "psi", ds, purpose, audit_action="exchange.psi")
-        lim = limits_of(grant.obligations, self.defaults)
-        return {"dataset": ds.name, "effect": grant.effect, "reveal": lim.psi_reveal,
-                "max_ids": lim.row_limit or self.defaults.psi_max_ids}
-
-    def psi(self, session: Session, audit: AuditSink, caller: Caller, *, dataset: str,
-            request: bytes, purpose: str | None = None,
-            job_id: str | None = None) -> tuple[Job, PsiAnswer | None]:
-        ds = self.catalog.get(session, dataset)
-        if "psi" not in ds.computations or not ds.key_columns:
-            exc = Refused(f"dataset {ds.name!r} does not offer PSI (needs a key column and 'psi')")
-            raise self._refuse(audit, caller, "exchange.psi", ds, purpose, None, exc)
-        query = {"client_items": request_size(request), "key_column": ds.key_columns[0]}
-        if job_id is not None:
-            job = jobs.get_for(session, job_id, caller)
-            if job.kind != "psi" or job.status != "approved" or job.consumer_id != caller.id \
-                    or job.dataset != ds.name:
-                raise JobStateError(f"job {job_id} is not an approved PSI job of yours on {ds.name}")
-            grant = _grant_of(job.decision)
-        else:
-            grant = self._decide(audit, caller, "psi", ds, purpose, audit_action="exchange.psi")
-            if grant.effect == "approval_required":
-                job = self._pending(session, audit, caller, "psi", ds, query, purpose, grant)
-                return job, None
-        lim = limits_of(grant.obligations, self.defaults)
-        table = self._table(session, ds, purpose)
-        col = table.column(ds.key_columns[0]).drop_null().cast(pa.string())
-        items = list(dict.fromkeys(str(v).strip() for v in col.to_pylist()))
-        try:
-            answer = serve(items, request, reveal=lim.psi_reveal,
-                           max_client_items=lim.row_limit or self.defaults.psi_max_ids)
-        except Refused as exc:
-            raise self._refuse(audit, caller, "exchange.psi", ds, purpose, grant, exc) from None
-        now = self.clock.now()
-        jid = job_id or jobs.new_id()
-        result = {"reveal": answer.reveal, "client_items": query["client_items"]}
-        receipt = self._receipt(job_id=jid, kind="psi", ds=ds, query=query, eps=0.0, dlt=0.0,
-                                digest=answer.digest)
-        if job_id is not None:
-            job = jobs.update(session, jid, status="done", result=result, receipt=receipt,
-                              finished_at=now)
-        else:
-            job = jobs.insert(session, job_id=jid, kind="psi", dataset=ds.name,
-                              owner_org=ds.owner_org, caller=caller, status="done", query=query,
-                              purpose=purpose, grant=grant, now=now, result=result, receipt=receipt)
-        audit.record(actor=caller, action="exchange.psi", dataset=ds.name, grade=ds.grade,
-                     fields=(ds.key_columns[0],), rows=query["client_items"], purpose=purpose,
-                     grant=grant, result_digest=answer.digest,
-                     labels={"job": jid, "reveal": answer.reveal})
-        return job, answer
-
-    # -- extract ---------------------------------------------------------------
-    def extract(self, session: Session, audit: AuditSink, caller: Caller, *, dataset: str,
-                fmt: str = "csv", purpose: str | None = None,
-                job_id: str | None = None) -> tuple[Job, ExtractOutput | None]:
-        ds = self.catalog.get(session, dataset)
-        if job_id is not None:
-            job = jobs.get_for(session, job_id, caller)
-            if job.kind != "extract" or job.status != "approved" or job.consumer_id != caller.id:
-                raise JobStateError(f"job {job_id} is not an approved extract job of yours")
-            grant = _grant_of(job.decision)
-        else:
-            grant = self._decide(audit, caller, "extract", ds, purpose, audit_action="exchange.extract")
-            if grant.effect == "approval_required":
-                job = self._pending(session, audit, caller, "extract", ds, {"format": fmt},
-                                    purpose, grant)
-                return job, None
-        lim = limits_of(grant.obligations, self.defaults)
-        try:
-            if "extract" not in ds.computations:
-                raise Refused(f"dataset {ds.name!r} does not offer extracts")
-            out = make_extract(self._table(session, ds, purpose), masker=self.masker,
-                               watermarker=self.watermarker, profile=lim.mask_profile,
-                               recipient=caller.id, watermark=lim.watermark, fmt=fmt,
-                               row_limit=lim.row_limit)
-        except Refused as exc:
-            raise self._refuse(audit, caller, "exchange.extract", ds, purpose, grant, exc) from None
-        now, jid = self.clock.now(), job_id or jobs.new_id()
-        digest = result_digest(out.data)
-        result = {"rows": out.rows, "columns": list(out.columns), "format": out.fmt,
-                  "mask_profile": lim.mask_profile, "watermarked": out.watermarked}
-        receipt = self._receipt(job_id=jid, kind="extract", ds=ds, query={"format": fmt},
-                                eps=0.0, dlt=0.0, digest=digest)
-        if job_id is not None:
-            job = jobs.update(session, jid, status="done", result={"extract": result},
-                              receipt=receipt, finished_at=now)
-        else:
-            job = jobs.insert(session, job_id=jid, kind="extract", dataset=ds.name,
-                              owner_org=ds.owner_org, caller=caller, status="done",
-                              query={"format": fmt}, purpose=purpose, grant=grant, now=now,
-                              result={"extract": result}, receipt=receipt)
-        audit.record(actor=caller, action="exchange.extract", dataset=ds.name, grade=ds.grade,
-                     fields=out.columns, rows=out.rows, purpose=purpose, grant=grant,
-                     result_digest=digest, labels={"job": jid, "mask_profile": lim.mask_profile})
-        return job, out
-
     # -- approval ------------------------------------------------------------------
     def decide_job(self, session: Session, audit: AuditSink, caller: Caller, job_id: str, *,
                    approve: bool, reason: str) -> Job:
@@ -325,7 +187,7 @@ class Exchange:
             with session.begin_nested():
                 return self._run_aggregate(session, audit, consumer, ds,
                                            AggregateQuery.from_json(dict(job.query)), job.purpose,
-                                           _grant_of(job.decision), job_id=job_id, existing=True)
+                                           grant_of(job.decision), job_id=job_id, existing=True)
         except BudgetExhausted as exc:
             return jobs.update(session, job_id, status="failed", reason=f"{reason}; {exc.reason}",
                                finished_at=now)
@@ -357,10 +219,3 @@ class Exchange:
         audit.record(actor=caller, action="exchange.consent", dataset=ds.name, rows=n,
                      purpose=purpose, labels={"state": state})
         return n
-
-
-def _grant_of(decision: Mapping[str, Any]) -> Grant:
-    return Grant(effect="allow", rule_id=decision.get("rule_id"),
-                 policy_version=str(decision.get("policy_version", "")),
-                 reason=str(decision.get("reason", "")),
-                 obligations=dict(decision.get("obligations") or {}))

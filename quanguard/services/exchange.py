@@ -71,19 +71,32 @@ class _ScanAdapter:
 
 
 class _MaskAdapter:
+    """Mask with the mask service: scan + grade the table, plan by profile, apply."""
+
     def __init__(self, container: Any) -> None:
         self._container = container
 
     def mask_table(self, table: pa.Table, profile: str) -> pa.Table:
-        return self._container.masker.mask_table(table, profile)  # type: ignore[no-any-return]
+        from desensitize.masker import mask_table
+
+        service = self._container.masker
+        strings = pa.table({n: table.column(n).cast(pa.string()) for n in table.column_names})
+        scanner = self._container.scanner
+        report = scanner.grade(scanner.table_scanner().scan(
+            strings.slice(0, 10_000).to_batches(), sampled=True))
+        plan = service.plan(report, profile)
+        finder = service.span_finder() if any(c.op == "spans" for c in plan.columns) else None
+        masked, _stats = mask_table(strings, plan, keyring=service.keyring(), span_finder=finder)
+        return masked
 
 
 class _WatermarkAdapter:
     def __init__(self, container: Any) -> None:
         self._container = container
 
-    def embed_table(self, table: pa.Table, recipient: str) -> pa.Table:
-        return self._container.watermarker.embed_table(table, recipient)  # type: ignore[no-any-return]
+    def embed_table(self, table: pa.Table, recipient: str, *, dataset: str) -> pa.Table:
+        out = self._container.watermarker.embed_table(table, recipient, dataset=dataset)
+        return out  # type: ignore[no-any-return]
 
 
 def _available(container: Any, name: str, method: str) -> bool:
@@ -128,7 +141,7 @@ def build_exchange(container: Any) -> Exchange:
         catalog=Catalog(settings.data_dir / "exchange", master), master=master,
         signer=ReceiptSigner.from_dir(settings.key_dir), decider=_PolicyDecider(container),
         scanner=_ScanAdapter(container), clock=_SystemClock(),
-        masker=_MaskAdapter(container) if _available(container, "masker", "mask_table") else None,
+        masker=_MaskAdapter(container) if _available(container, "masker", "plan") else None,
         watermarker=(_WatermarkAdapter(container)
                      if _available(container, "watermarker", "embed_table") else None),
     )

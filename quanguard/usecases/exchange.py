@@ -183,9 +183,30 @@ def psi(container: Any, principal: Principal, ctx: Any, *, dataset: str, request
 
 def extract(container: Any, principal: Principal, ctx: Any, *, dataset: str, fmt: str = "csv",
             purpose: str | None = None, job_id: str | None = None) -> tuple[dict[str, Any], bytes | None]:
-    job, out = _tx(container, principal, ctx, lambda ex, s, a, c: ex.extract(
+    """Decide and decrypt (transaction 1), mask and mark outside any transaction (the
+    watermark registry commits on its own), then record job, receipt and audit
+    (transaction 2)."""
+    from exchange.jobs import Job
+
+    ticket = _tx(container, principal, ctx, lambda ex, s, a, c: ex.extract_prepare(
         s, a, c, dataset=dataset, fmt=fmt, purpose=purpose, job_id=job_id))
-    return job.to_public(), (out.data if out is not None else None)
+    if isinstance(ticket, Job):
+        return ticket.to_public(), None
+    ex: Exchange = container.exchange
+    caller = caller_of(principal)
+    try:
+        out = ex.extract_render(ticket, caller)
+    except Refused as exc:
+        refused = exc
+        _tx(container, principal, ctx,
+            lambda ex_, s, a, c: _raise(ex_.extract_refused(a, c, ticket, refused)))
+        raise  # pragma: no cover - _tx re-raises the refusal
+    job = _tx(container, principal, ctx, lambda ex, s, a, c: ex.extract_finish(s, a, c, ticket, out))
+    return job.to_public(), out.data
+
+
+def _raise(exc: Exception) -> Any:
+    raise exc
 
 
 def approve(container: Any, principal: Principal, ctx: Any, job_id: str, *, approve: bool,

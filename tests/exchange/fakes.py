@@ -66,7 +66,11 @@ class FakeMasker:
 
 
 class FakeWatermarker:
-    def embed_table(self, table: pa.Table, recipient: str) -> pa.Table:
+    def __init__(self) -> None:
+        self.datasets: list[str] = []
+
+    def embed_table(self, table: pa.Table, recipient: str, *, dataset: str) -> pa.Table:
+        self.datasets.append(dataset)
         return table.append_column("_mark", pa.array([recipient] * table.num_rows))
 
 

@@ -104,11 +104,17 @@ def test_attack_no_endpoint_returns_rows(client, world) -> None:
     bodies.append(agg(client, world["bank"], agg="rows").text)
     for text in bodies:
         assert "M00000" not in text and "M00012" not in text
-    r = client.post("/v1/exchange/extract", headers=bank, json={"dataset": "members"})
-    if r.status_code == 200:  # masking and marking wired: the copy is not the raw rows
-        assert "M000001," not in r.text
-    else:
-        assert r.status_code == 403 and r.json()["error"]["message"]
+    # an extract is the one way out, and only where policy allows it for the grade (L1
+    # here, masked by the policy's profile and marked); an L3 dataset's rows never leave
+    r = client.post("/v1/exchange/datasets", headers=auth(world["prov"]),
+                    data={"name": "contacts", "key_column": "member"},
+                    files={"file": ("c.csv", members(phone=True), "text/csv")})
+    assert r.status_code == 201 and r.json()["grade"] == "L3"
+    r = client.post("/v1/exchange/extract", headers=bank, json={"dataset": "contacts"})
+    assert r.status_code == 403 and "L3" in r.json()["error"]["message"]
+    r = client.post("/v1/exchange/aggregate", headers=bank,
+                    json={"dataset": "contacts", "agg": "count", "by": ["phone"]})
+    assert r.status_code == 403
 
 
 def test_attack_other_consumer_cannot_read_jobs(client, world) -> None:
@@ -154,3 +160,19 @@ def test_psi_over_http(client, world) -> None:
     out = pc.finish(base64.b64decode(body["setup"]), base64.b64decode(body["response"]))
     assert out.intersection_size == 2 and set(out.matches or ()) == {"M000003", "M000010"}
     assert body["receipt"]["kind"] == "psi"
+
+
+def test_extract_is_masked_watermarked_and_traceable(client, world, container) -> None:
+    r = client.post("/v1/exchange/extract", headers=auth(world["bank"]), json={"dataset": "members"})
+    if container.exchange.masker is None or container.exchange.watermarker is None:
+        assert r.status_code == 403 and "not available" in r.json()["error"]["message"]
+        return
+    assert r.status_code == 200, r.text
+    jid = r.headers["X-Quanguard-Job"]
+    job = client.get(f"/v1/exchange/jobs/{jid}", headers=auth(world["bank"])).json()
+    assert job["status"] == "done" and job["extract"]["watermarked"] is True
+    assert job["extract"]["mask_profile"] == "开放"  # the L1 rule's obligation
+    verify_receipt(job["receipt"], data=r.content)
+    with container.session() as s:
+        copies = container.watermarker.copies(s, "members")
+    assert copies, "the extract was not registered for leak tracing"

@@ -117,11 +117,21 @@ def test_pending_then_approve_and_reject(cli, tmp_path: Path) -> None:
 
 def test_extract_writes_file_or_refuses(cli, tmp_path: Path) -> None:
     out = tmp_path / "copy.csv"
-    r = cli("bank", "extract", "members", "-o", str(out), "--format", "json")
-    if r.exit_code == 0:
-        assert out.exists() and "M000001," not in out.read_text()
-    else:
-        assert r.exit_code == 4 and r.stderr.startswith("error: ") and not out.exists()
+    got = _json(cli("bank", "extract", "members", "-o", str(out), "--format", "json"))
+    assert out.stat().st_size == got["bytes"] > 0 and got["status"] == "done"
+    job = _json(cli("bank", "result", got["job"], "--format", "json"))
+    assert job["extract"]["watermarked"] and job["extract"]["mask_profile"] == "开放"
+    receipt = tmp_path / "r.json"
+    receipt.write_text(json.dumps(job["receipt"]))
+    assert cli("bank", "verify-receipt", str(receipt), "--data", str(out)).exit_code == 0
+    out.write_text(out.read_text() + "x\n")
+    assert cli("bank", "verify-receipt", str(receipt), "--data", str(out)).exit_code == 1
+    csv = tmp_path / "c.csv"
+    csv.write_bytes(members(phone=True))
+    assert cli("prov", "register", str(csv), "--name", "contacts").exit_code == 0
+    refused = tmp_path / "refused.csv"
+    r = cli("bank", "extract", "contacts", "-o", str(refused))
+    assert r.exit_code == 4 and "L3" in r.stderr and not refused.exists()
 
 
 def test_cli_without_key_or_service(monkeypatch) -> None:

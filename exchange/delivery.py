@@ -1,0 +1,211 @@
+"""What leaves the exchange besides aggregates: PSI answers and extracts.
+
+An extract runs in three phases so that masking and marking — which may write through
+services with their own transactions (the watermark registry) — happen outside the
+caller's transaction: :meth:`extract_prepare` (decide, check, decrypt, drop withdrawn
+subjects) → :meth:`extract_render` (mask, mark, serialise; no session) →
+:meth:`extract_finish` (job, receipt, audit). :meth:`extract` chains them in one session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+from sqlalchemy.orm import Session
+
+from exchange import jobs
+from exchange.catalog import Dataset
+from exchange.errors import JobStateError, Refused
+from exchange.extract import ExtractOutput, make_extract
+from exchange.jobs import Job
+from exchange.limits import Limits, limits_of
+from exchange.ports import AuditSink, Caller, Grant
+from exchange.psi import PsiAnswer, request_size, serve
+from exchange.receipts import result_digest
+
+if TYPE_CHECKING:
+    from exchange.catalog import Catalog
+    from exchange.limits import Defaults
+    from exchange.ports import Clock, Masker, Watermarker
+
+
+def grant_of(decision: Mapping[str, Any]) -> Grant:
+    """The grant recorded with a job (it was approved, so it now allows)."""
+    return Grant(effect="allow", rule_id=decision.get("rule_id"),
+                 policy_version=str(decision.get("policy_version", "")),
+                 reason=str(decision.get("reason", "")),
+                 obligations=dict(decision.get("obligations") or {}))
+
+
+@dataclass(frozen=True)
+class ExtractTicket:
+    """Everything phase 2 and 3 of an extract need; holds the decrypted rows in memory."""
+
+    dataset: Dataset
+    grant: Grant
+    limits: Limits
+    table: pa.Table
+    fmt: str
+    purpose: str | None
+    job_id: str
+    existing: bool
+
+
+class DeliveryMixin:
+    """PSI and extracts; mixed into :class:`exchange.service.Exchange`."""
+
+    catalog: Catalog
+    clock: Clock
+    defaults: Defaults
+    masker: Masker | None
+    watermarker: Watermarker | None
+
+    if TYPE_CHECKING:
+        def _decide(self, audit: AuditSink, caller: Caller, action: str, ds: Dataset,
+                    purpose: str | None, *, audit_action: str) -> Grant: ...
+
+        def _refuse(self, audit: AuditSink, caller: Caller, action: str, ds: Dataset,
+                    purpose: str | None, grant: Grant | None, exc: Refused) -> Refused: ...
+
+        def _pending(self, session: Session, audit: AuditSink, caller: Caller, kind: str,
+                     ds: Dataset, query: Mapping[str, Any], purpose: str | None,
+                     grant: Grant) -> Job: ...
+
+        def _receipt(self, *, job_id: str, kind: str, ds: Dataset, query: Mapping[str, Any],
+                     eps: float, dlt: float, digest: str) -> dict[str, Any]: ...
+
+        def _table(self, session: Session, ds: Dataset, purpose: str | None) -> pa.Table: ...
+
+    def _approved(self, session: Session, caller: Caller, job_id: str, kind: str,
+                  ds: Dataset) -> Grant:
+        job = jobs.get_for(session, job_id, caller)
+        if job.kind != kind or job.status != "approved" or job.consumer_id != caller.id \
+                or job.dataset != ds.name:
+            raise JobStateError(f"job {job_id} is not an approved {kind} job of yours on {ds.name}")
+        return grant_of(job.decision)
+
+    # -- PSI -----------------------------------------------------------------------
+    def psi_terms(self, session: Session, audit: AuditSink, caller: Caller, *, dataset: str,
+                  purpose: str | None = None) -> dict[str, Any]:
+        """What a PSI on ``dataset`` would be allowed: effect, reveal mode, id limit."""
+        ds = self.catalog.get(session, dataset)
+        grant = self._decide(audit, caller, "psi", ds, purpose, audit_action="exchange.psi_terms")
+        lim = limits_of(grant.obligations, self.defaults)
+        return {"dataset": ds.name, "effect": grant.effect, "reveal": lim.psi_reveal,
+                "max_ids": lim.row_limit or self.defaults.psi_max_ids}
+
+    def psi(self, session: Session, audit: AuditSink, caller: Caller, *, dataset: str,
+            request: bytes, purpose: str | None = None,
+            job_id: str | None = None) -> tuple[Job, PsiAnswer | None]:
+        """Answer a blinded request; pending (no answer) when approval is required."""
+        ds = self.catalog.get(session, dataset)
+        if "psi" not in ds.computations or not ds.key_columns:
+            exc = Refused(f"dataset {ds.name!r} does not offer PSI (needs a key column and 'psi')")
+            raise self._refuse(audit, caller, "exchange.psi", ds, purpose, None, exc)
+        n_items = request_size(request)
+        query = {"client_items": n_items, "key_column": ds.key_columns[0]}
+        if job_id is not None:
+            grant = self._approved(session, caller, job_id, "psi", ds)
+        else:
+            grant = self._decide(audit, caller, "psi", ds, purpose, audit_action="exchange.psi")
+            if grant.effect == "approval_required":
+                return self._pending(session, audit, caller, "psi", ds, query, purpose, grant), None
+        lim = limits_of(grant.obligations, self.defaults)
+        table = self._table(session, ds, purpose)
+        col = table.column(ds.key_columns[0]).drop_null().cast(pa.string())
+        items = list(dict.fromkeys(str(v).strip() for v in col.to_pylist()))
+        try:
+            answer = serve(items, request, reveal=lim.psi_reveal,
+                           max_client_items=lim.row_limit or self.defaults.psi_max_ids)
+        except Refused as exc:
+            raise self._refuse(audit, caller, "exchange.psi", ds, purpose, grant, exc) from None
+        now, jid = self.clock.now(), job_id or jobs.new_id()
+        result = {"reveal": answer.reveal, "client_items": n_items}
+        receipt = self._receipt(job_id=jid, kind="psi", ds=ds, query=query, eps=0.0, dlt=0.0,
+                                digest=answer.digest)
+        if job_id is not None:
+            job = jobs.update(session, jid, status="done", result=result, receipt=receipt,
+                              finished_at=now)
+        else:
+            job = jobs.insert(session, job_id=jid, kind="psi", dataset=ds.name,
+                              owner_org=ds.owner_org, caller=caller, status="done", query=query,
+                              purpose=purpose, grant=grant, now=now, result=result, receipt=receipt)
+        audit.record(actor=caller, action="exchange.psi", dataset=ds.name, grade=ds.grade,
+                     fields=(ds.key_columns[0],), rows=n_items, purpose=purpose,
+                     grant=grant, result_digest=answer.digest,
+                     labels={"job": jid, "reveal": answer.reveal})
+        return job, answer
+
+    # -- extract -------------------------------------------------------------------
+    def extract_prepare(self, session: Session, audit: AuditSink, caller: Caller, *,
+                        dataset: str, fmt: str = "csv", purpose: str | None = None,
+                        job_id: str | None = None) -> ExtractTicket | Job:
+        """Phase 1: decide and check; a pending Job when approval is required."""
+        ds = self.catalog.get(session, dataset)
+        if job_id is not None:
+            grant = self._approved(session, caller, job_id, "extract", ds)
+        else:
+            grant = self._decide(audit, caller, "extract", ds, purpose, audit_action="exchange.extract")
+            if grant.effect == "approval_required":
+                return self._pending(session, audit, caller, "extract", ds, {"format": fmt},
+                                     purpose, grant)
+        if "extract" not in ds.computations:
+            exc = Refused(f"dataset {ds.name!r} does not offer extracts")
+            raise self._refuse(audit, caller, "exchange.extract", ds, purpose, grant, exc)
+        return ExtractTicket(ds, grant, limits_of(grant.obligations, self.defaults),
+                             self._table(session, ds, purpose), fmt, purpose,
+                             job_id or jobs.new_id(), job_id is not None)
+
+    def extract_render(self, ticket: ExtractTicket, caller: Caller) -> ExtractOutput:
+        """Phase 2 (no session): mask by the policy's profile, mark for ``caller``."""
+        lim = ticket.limits
+        return make_extract(ticket.table, masker=self.masker, watermarker=self.watermarker,
+                            profile=lim.mask_profile, recipient=caller.id,
+                            watermark=lim.watermark, fmt=ticket.fmt, dataset=ticket.dataset.name,
+                            row_limit=lim.row_limit)
+
+    def extract_refused(self, audit: AuditSink, caller: Caller, ticket: ExtractTicket,
+                        exc: Refused) -> Refused:
+        """Record a phase-2 refusal (the caller commits it) and return it to raise."""
+        return self._refuse(audit, caller, "exchange.extract", ticket.dataset, ticket.purpose,
+                            ticket.grant, exc)
+
+    def extract_finish(self, session: Session, audit: AuditSink, caller: Caller,
+                       ticket: ExtractTicket, out: ExtractOutput) -> Job:
+        """Phase 3: job record, receipt over the delivered bytes, audit event."""
+        ds, lim, jid = ticket.dataset, ticket.limits, ticket.job_id
+        now, digest = self.clock.now(), result_digest(out.data)
+        result = {"extract": {"rows": out.rows, "columns": list(out.columns), "format": out.fmt,
+                              "mask_profile": lim.mask_profile, "watermarked": out.watermarked}}
+        query = {"format": ticket.fmt}
+        receipt = self._receipt(job_id=jid, kind="extract", ds=ds, query=query, eps=0.0,
+                                dlt=0.0, digest=digest)
+        if ticket.existing:
+            job = jobs.update(session, jid, status="done", result=result, receipt=receipt,
+                              finished_at=now)
+        else:
+            job = jobs.insert(session, job_id=jid, kind="extract", dataset=ds.name,
+                              owner_org=ds.owner_org, caller=caller, status="done", query=query,
+                              purpose=ticket.purpose, grant=ticket.grant, now=now, result=result,
+                              receipt=receipt)
+        audit.record(actor=caller, action="exchange.extract", dataset=ds.name, grade=ds.grade,
+                     fields=out.columns, rows=out.rows, purpose=ticket.purpose, grant=ticket.grant,
+                     result_digest=digest, labels={"job": jid, "mask_profile": lim.mask_profile})
+        return job
+
+    def extract(self, session: Session, audit: AuditSink, caller: Caller, *, dataset: str,
+                fmt: str = "csv", purpose: str | None = None,
+                job_id: str | None = None) -> tuple[Job, ExtractOutput | None]:
+        """All three phases in one session (for ports that do not open transactions)."""
+        ticket = self.extract_prepare(session, audit, caller, dataset=dataset, fmt=fmt,
+                                      purpose=purpose, job_id=job_id)
+        if isinstance(ticket, Job):
+            return ticket, None
+        try:
+            out = self.extract_render(ticket, caller)
+        except Refused as exc:
+            raise self.extract_refused(audit, caller, ticket, exc) from None
+        return self.extract_finish(session, audit, caller, ticket, out), out
