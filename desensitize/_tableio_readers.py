@@ -342,10 +342,29 @@ class JsonlSource:
             )
 
     def sample_batches(self, n: int = 10_000) -> Iterator[pa.RecordBatch]:
-        if self._p.stat().st_size <= SMALL_FILE:
+        size = self._p.stat().st_size
+        if size <= SMALL_FILE:
             yield from _spread(list(self.iter_batches()), n)
-        else:
-            yield from _spread([next(iter(self.iter_batches(n)))], n)
+            return
+        # large file: a few windows spread over the file, each starting at a line start
+        windows = 8
+        per = max(1, n // windows)
+        known = set(self._names)
+        with self._p.open("rb") as fh:
+            for w in range(windows):
+                fh.seek(int(size * w / windows))
+                if w:
+                    fh.readline()
+                cols: list[list[str | None]] = [[] for _ in self._names]
+                for _lineno, obj in self._objects(fh, limit=per):
+                    if obj.keys() - known:
+                        continue
+                    for i, name in enumerate(self._names):
+                        cols[i].append(_json_text(obj.get(name)))
+                if cols[0]:
+                    yield pa.RecordBatch.from_arrays(
+                        [pa.array(c, pa.string()) for c in cols], schema=self._schema
+                    )
 
 
 # ----------------------------------------------------------------------- Parquet
@@ -524,9 +543,9 @@ class XlsxSource:
 
 
 def split_sql_url(url: str, table: str | None) -> tuple[str, str]:
-    """``sqlite:///f.db#table`` → (``sqlite:///f.db``, ``table``)."""
+    """``sqlite:///f.db#table`` → (``sqlite:///f.db``, ``table``); the fragment wins."""
     base, _, frag = url.partition("#")
-    name = table or frag
+    name = frag or table
     if not name:
         raise TableError("a SQL source needs a table: append #table to the URL or pass --table")
     if not name.replace("_", "").replace(".", "").isalnum():
@@ -582,4 +601,20 @@ class SqlSource:
                 )
 
     def sample_batches(self, n: int = 10_000) -> Iterator[pa.RecordBatch]:
-        yield from _spread(list(self.iter_batches()), n)
+        import sqlalchemy as sa
+
+        with self._engine.connect() as conn:
+            total = conn.execute(sa.select(sa.func.count()).select_from(self._t)).scalar() or 0
+            if total <= n:
+                windows = [(0, total)]
+            else:  # a few windows spread over the table
+                per = max(1, n // 8)
+                windows = [(int(total * w / 8), per) for w in range(8)]
+            for offset, limit in windows:
+                rows = conn.execute(sa.select(self._t).offset(offset).limit(limit)).fetchall()
+                if rows:
+                    cols = list(zip(*rows, strict=True))
+                    yield pa.RecordBatch.from_arrays(
+                        [pa.array([_cell_text(v) for v in c], pa.string()) for c in cols],
+                        schema=self._schema,
+                    )

@@ -54,23 +54,28 @@ def mask(
     encoding: Annotated[str | None, typer.Option("--encoding", help="Input CSV encoding (default: detected)")] = None,
     out_encoding: Annotated[str | None, typer.Option("--out-encoding", help="Output CSV encoding (default: as input)")] = None,
     dataset: Annotated[str | None, typer.Option("--dataset", help="Dataset name for policy and audit")] = None,
+    table: Annotated[str | None, typer.Option("--table", help="SQL table (when the URL has no #table)")] = None,
+    sheet: Annotated[str | None, typer.Option("--sheet", help="XLSX worksheet (default: the first)")] = None,
     fmt: Annotated[OutputFormat, typer.Option("--format", help="table (people) or json (machines)")] = OutputFormat.table,
 ) -> None:
     """Mask the personal information of IN into OUT by a profile, print the plan applied and
     the k-anonymity over quasi-identifiers before and after. Audited; OUT appears only on success."""
-    shown: list[Any] = []
+    def show(plan: Any) -> None:  # people see the plan before the (long) run starts
+        if fmt is not OutputFormat.json:
+            console().print(_plan_table(plan))
+
     with use_container() as container:
         principal = cli_principal(container)
         with _progress() as progress:
             outcome = uc.mask_file(container, principal, src, out, profile=profile, plan_file=plan,
                                    key_file=key_file, encoding=encoding, out_encoding=out_encoding,
-                                   dataset=dataset, progress=progress, on_plan=shown.append)
+                                   dataset=dataset, progress=progress, on_plan=show,
+                                   table=table, sheet=sheet)
     if fmt is OutputFormat.json:
         emit(outcome.to_dict())
         return
     r = outcome.result
     c = console()
-    c.print(_plan_table(r.plan))
     kb, ka = r.k_before, r.k_after
     c.print(f"rows: {r.stats.rows:,}  cells masked: {r.stats.cells:,}  spans masked in text: {r.stats.spans:,}")
     if kb.columns:

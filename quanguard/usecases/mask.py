@@ -104,11 +104,13 @@ def mask_file(
     plan_file: str | None = None, key_file: str | None = None, encoding: str | None = None,
     out_encoding: str | None = None, dataset: str | None = None, owner_org: str | None = None,
     sample: int = 10_000, ctx: Any = None, progress: Callable[[int], None] | None = None,
-    on_plan: Callable[[Any], None] | None = None,
+    on_plan: Callable[[Any], None] | None = None, table: str | None = None, sheet: str | None = None,
 ) -> MaskOutcome:
     """Mask table ``src`` into ``dst`` (same format unless ``dst``'s says otherwise)."""
     name = dataset or Path(src.split("#")[-1]).stem or "dataset"
-    source = open_table(src, encoding=encoding)
+    source = open_table(src, encoding=encoding, table=table, sheet=sheet)
+    if _same_target(source.path, dst, table):
+        raise InvalidInput("the output would overwrite the input; choose another -o")
     plan_profile, overrides = load_plan_file(plan_file) if plan_file else (None, None)
     report = _scan(container, source, sample)
     decision = _decide(container, principal, "mask", name, report.dataset_grade, owner_org, ctx,
@@ -127,7 +129,8 @@ def mask_file(
         from desensitize.masker import Masker
 
         masker_schema = Masker(plan, keyring=keyring, span_finder=finder).output_schema(source.native_schema)
-    with open_writer(dst, fmt, enc, masker_schema) as writer:
+    with open_writer(dst, fmt, enc, masker_schema, table=None if "#" in dst else table,
+                     sheet=sheet) as writer:
         result = run_mask(source.iter_batches(strings=fmt != "parquet" or source.format != "parquet"),
                           writer, plan, keyring=keyring, span_finder=finder,
                           quasi_identifiers=service.quasi_identifiers(report), progress=progress)
@@ -135,6 +138,15 @@ def mask_file(
                           report.dataset_grade)
     _record(container, principal, "mask", name, outcome, decision, ctx)
     return outcome
+
+
+def _same_target(src_path: str, dst: str, table: str | None) -> bool:
+    if "://" in dst:
+        base, _, frag = dst.partition("#")
+        return src_path == f"{base}#{frag or table}"
+    if "://" in src_path:
+        return False
+    return os.path.exists(dst) and os.path.samefile(src_path, dst)
 
 
 def _record(container: Any, principal: Principal, action: str, name: str, outcome: MaskOutcome,

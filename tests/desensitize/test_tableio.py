@@ -178,3 +178,21 @@ def test_jsonl_writer_keeps_column_order(tmp_path: Path) -> None:
     with open_writer(out) as w:
         w.write(pa.record_batch({"z": ["1"], "a": ["2"]}))
     assert list(json.loads(out.read_text())) == ["z", "a"]
+
+
+def test_sql_and_jsonl_samples_are_spread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import desensitize._tableio_readers as readers
+
+    db = tmp_path / "s.db"
+    con = sqlite3.connect(db)
+    con.execute("create table t (i integer)")
+    con.executemany("insert into t values (?)", [(i,) for i in range(5000)])
+    con.commit()
+    con.close()
+    got = [int(v) for b in open_table(f"sqlite:///{db}#t").sample_batches(80) for v in b.column("i").to_pylist()]
+    assert len(got) == 80 and min(got) < 100 and max(got) > 4000
+    monkeypatch.setattr(readers, "SMALL_FILE", 1000)
+    path = tmp_path / "big.jsonl"
+    path.write_text("".join(json.dumps({"i": str(i)}) + "\n" for i in range(5000)))
+    got = [int(v) for b in open_table(path).sample_batches(80) for v in b.column("i").to_pylist()]
+    assert len(got) == 80 and min(got) < 100 and max(got) > 4000
