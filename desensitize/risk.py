@@ -5,6 +5,9 @@ values) batch by batch; ``k`` is the size of the smallest class.  A table whose
 quasi-identifier columns were all suppressed has no quasi-identifiers left, and
 ``k`` is then the number of rows (every row looks the same).
 
+Memory is bounded: past ``cap`` distinct classes counting stops and ``k`` is
+reported as unknown (None).
+
 ``guess_quasi_identifiers(names)`` proposes quasi-identifier columns from their
 headers (birth date, gender, age, district, occupation, ethnicity, education),
 in Chinese, English and pinyin initials; the scanner's own flags take precedence.
@@ -48,15 +51,17 @@ class KResult:
 class KAnonymity:
     """Streaming k-anonymity counter over ``columns``."""
 
-    def __init__(self, columns: Sequence[str]) -> None:
+    def __init__(self, columns: Sequence[str], *, cap: int = 2_000_000) -> None:
         self.columns = tuple(columns)
         self._counts: Counter[tuple[object, ...]] = Counter()
         self.rows = 0
+        self.cap = cap
+        self.overflow = False  # more classes than ``cap``: memory stays bounded, k unknown
 
     def update(self, batch: pa.RecordBatch | pa.Table) -> None:
         self.rows += batch.num_rows
         present = [c for c in self.columns if c in batch.schema.names]
-        if not present or batch.num_rows == 0:
+        if not present or batch.num_rows == 0 or self.overflow:
             return
         table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
         grouped = table.select(present).group_by(present, use_threads=False).aggregate(
@@ -66,11 +71,14 @@ class KAnonymity:
         counts = grouped.column("count_all").to_pylist()
         for key, n in zip(zip(*keys, strict=True), counts, strict=True):
             self._counts[key] += n
+        if len(self._counts) > self.cap:
+            self.overflow = True
+            self._counts.clear()
 
     def result(self, columns_left: Sequence[str] | None = None) -> KResult:
         used = tuple(c for c in self.columns if columns_left is None or c in columns_left)
-        if not self.rows:
-            return KResult(None, 0, 0, used)
+        if not self.rows or self.overflow:
+            return KResult(None, 0, self.rows, used)
         if not self._counts:
             return KResult(self.rows, 1, self.rows, used)
         return KResult(min(self._counts.values()), len(self._counts), self.rows, used)

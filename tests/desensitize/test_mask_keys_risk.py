@@ -79,3 +79,11 @@ def test_k_anonymity_streaming_equals_whole(rows: list[tuple[str, str]], chunk: 
 def test_guess_quasi_identifiers() -> None:
     assert guess_quasi_identifiers(["姓名", "出生日期", "性别", "XB", "年龄", "所在区县", "备注", "职业"]) == [
         "出生日期", "性别", "XB", "年龄", "所在区县", "职业"]
+
+
+def test_k_anonymity_memory_cap() -> None:
+    counter = KAnonymity(["q"], cap=10)
+    counter.update(pa.record_batch({"q": [str(i) for i in range(50)]}))
+    counter.update(pa.record_batch({"q": ["1"]}))
+    result = counter.result()
+    assert counter.overflow and result.k is None and result.rows == 51
