@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
@@ -159,9 +159,3 @@ async def detect(request: Request, caller: _Detector, container: ContainerDep,
         Path(tmp).unlink(missing_ok=True)
     return verdict.to_dict()
 
-
-@router.get("/v1/watermark/copies")
-def copies(caller: _Detector, container: ContainerDep,
-           dataset: Annotated[str | None, Query(max_length=200)] = None) -> Any:
-    """The registry of issued copies (recipient, dataset, time, columns, plan, digest)."""
-    return {"copies": [r.to_dict() for r in uc.copies(container, caller, dataset)]}
