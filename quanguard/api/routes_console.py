@@ -20,6 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from quanguard.api.deps import ContainerDep, RequestContext, get_context
+from quanguard.api.deps import _limiter as auth_failure_limiter  # one limiter per service
 from quanguard.auth import authenticate
 from quanguard.console import data
 from quanguard.console.sessions import (
@@ -40,7 +41,7 @@ from quanguard.console.views import (
     parse_search_form,
     templates,
 )
-from quanguard.errors import Unauthenticated
+from quanguard.errors import RateLimited, Unauthenticated
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -147,10 +148,19 @@ async def login(request: Request, container: ContainerDep) -> Response:
                            code=400)
     key = str(form.get("key", "")).strip()
     ctx = _ctx(request)
+    # The same failed-authentication limit per source address as the API's bearer keys.
+    limiter = auth_failure_limiter(container)
+    source = request.client.host if request.client else "unknown"
+    try:
+        limiter.check(source)
+    except RateLimited as exc:
+        return _login_page(request, error=exc.message, code=429)
     try:
         with container.session() as session:
             principal = authenticate(session, key)
     except Unauthenticated as exc:
+        limiter.fail(source)
+        container.metrics.auth_failures.inc()
         data.record_login(container, None, ctx, ok=False, reason=exc.message)
         return _login_page(request, error=f"Sign-in failed: {exc.message}.", code=401)
     if principal.role not in CONSOLE_ROLES:

@@ -93,3 +93,20 @@ def test_unsigned_visitors_are_sent_to_sign_in(client: Any) -> None:
         assert resp.status_code == 303 and resp.headers["location"] == "/console/login"
     resp = client.post("/console/alerts/x", data={}, follow_redirects=False)
     assert resp.headers["location"] == "/console/login"
+
+
+def test_sign_in_failures_count_against_the_api_limit(tmp_path: Any) -> None:
+    """Guessing keys through the sign-in form is limited like bearer keys (same counter)."""
+    from quanguard.container import build_container
+    from tests.conftest import make_settings
+
+    container = build_container(make_settings(tmp_path, auth_fail_limit=4))
+    try:
+        with TestClient(create_app(container)) as client:
+            codes = [_sign_in(client, f"qg_0000000{i}_{'z' * 43}").status_code for i in range(6)]
+            assert codes == [401, 401, 401, 401, 429, 429]
+            assert "too many failed authentications" in _sign_in(client, "qg_x_y").text
+            # The API shares the counter: a bearer request from the same address is refused.
+            assert client.get("/v1/whoami", headers={"Authorization": "Bearer qg_1_2"}).status_code == 429
+    finally:
+        container.close()
