@@ -164,19 +164,22 @@ def verify_inclusion(
         raise ProofInvalid("proof does not lead to the tree root")
 
 
-def consistency_proof(leaves: Sequence[bytes], old_size: int, new_size: int) -> list[bytes]:
-    """PROOF(old_size, D[new_size]) of RFC 6962 §2.1.2."""
+def consistency_proof(
+    leaves: Sequence[bytes], old_size: int, new_size: int,
+    *, known: Mapping[tuple[int, int], bytes] | None = None,
+) -> list[bytes]:
+    """PROOF(old_size, D[new_size]) of RFC 6962 §2.1.2 (``known`` as in inclusion_proof)."""
     if not 0 < old_size <= new_size <= len(leaves):
         raise ValueError("need 0 < old_size <= new_size <= number of leaves")
 
     def sub(m: int, lo: int, hi: int, complete: bool) -> list[bytes]:
         n = hi - lo
         if m == n:
-            return [] if complete else [_mth(leaves, lo, hi)]
+            return [] if complete else [_mth(leaves, lo, hi, known)]
         k = _split(n)
         if m <= k:
-            return sub(m, lo, lo + k, complete) + [_mth(leaves, lo + k, hi)]
-        return sub(m - k, lo + k, hi, False) + [_mth(leaves, lo, lo + k)]
+            return sub(m, lo, lo + k, complete) + [_mth(leaves, lo + k, hi, known)]
+        return sub(m - k, lo + k, hi, False) + [_mth(leaves, lo, lo + k, known)]
 
     return sub(old_size, 0, new_size, True)
 

@@ -6,7 +6,6 @@ never commits.
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,11 +18,18 @@ from sqlalchemy.orm import Session
 from monitor.checkpoint import Checkpoint, Signer, sign_checkpoint, verify_checkpoint
 from monitor.errors import CheckpointError, EventNotFound
 from monitor.events import utc_now
-from monitor.merkle import InclusionProof, frontier_ranges, inclusion_proof
+from monitor.merkle import (
+    InclusionProof,
+    consistency_proof,
+    frontier_ranges,
+    inclusion_proof,
+    verify_consistency,
+)
 from monitor.store import CHECKPOINTS, AuditStore, from_us, to_us
 from monitor.verify import verify_trail
 
 PROOF_FORMAT = "quanguard-inclusion-proof/1"
+CONSISTENCY_FORMAT = "quanguard-consistency-proof/1"
 
 
 @dataclass(frozen=True)
@@ -129,6 +135,20 @@ class Trail:
         return InclusionProof(seq, checkpoint.tree_size, leaves[seq - 1 - head.pruned_below],
                               tuple(path))
 
+    def consistency(self, session: Session, old_size: int, checkpoint: Checkpoint
+                    ) -> list[bytes]:
+        """RFC 6962 consistency proof from the tree of ``old_size`` events to ``checkpoint``."""
+        head = self.store.head(session)
+        if not head.pruned_below < old_size <= checkpoint.tree_size:
+            raise EventNotFound(
+                f"cannot prove {old_size} -> {checkpoint.tree_size} "
+                f"(retained: {head.pruned_below + 1}..{head.seq})"
+            )
+        leaves = self.store.leaf_hashes(session, head.pruned_below + 1, checkpoint.tree_size)
+        known = dict(zip(frontier_ranges(head.pruned_below), head.pruned_frontier, strict=True))
+        return consistency_proof(_OffsetLeaves(head.pruned_below, leaves), old_size,
+                                 checkpoint.tree_size, known=known)
+
     def verify(self, session: Session, external: Sequence[Checkpoint] = ()) -> None:
         """Verify rows, head, stored checkpoints and ``external`` ones (exported files)."""
         stored = [c.checkpoint for c in self.checkpoints(session)]
@@ -185,5 +205,34 @@ def verify_proof_document(doc: Any, checkpoint: Checkpoint,
     proof.verify(checkpoint.root)
 
 
-def checkpoint_fingerprint(cp: Checkpoint) -> str:
-    return base64.b16encode(cp.root[:8]).decode().lower()
+def consistency_document(old_size: int, proof: Sequence[bytes], new: Checkpoint
+                         ) -> dict[str, Any]:
+    return {"format": CONSISTENCY_FORMAT, "old_size": old_size, "new_size": new.tree_size,
+            "proof": [p.hex() for p in proof], "checkpoint": new.to_dict()}
+
+
+def verify_consistency_document(doc: Any, old: Checkpoint,
+                                *, expected_key_id: str | None = None) -> Checkpoint:
+    """Offline: the newer checkpoint in ``doc`` extends the exported ``old`` one.
+
+    1. the old checkpoint's signature (pinned key, if given); 2. the new checkpoint's
+    signature by the same key; 3. the sizes match; 4. the RFC 6962 consistency proof.
+    Returns the verified newer checkpoint.
+    """
+    from monitor.errors import ProofInvalid
+
+    verify_checkpoint(old, expected_key_id=expected_key_id)
+    try:
+        if doc.get("format") != CONSISTENCY_FORMAT:
+            raise ProofInvalid(f"not a {CONSISTENCY_FORMAT} document")
+        new = Checkpoint.from_dict(doc["checkpoint"])
+        proof = [bytes.fromhex(p) for p in doc["proof"]]
+        old_size = int(doc["old_size"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ProofInvalid(f"malformed consistency proof: {exc}") from exc
+    verify_checkpoint(new, expected_key_id=old.key_id)
+    if old_size != old.tree_size:
+        raise ProofInvalid(f"proof starts at {old_size} events, the checkpoint has "
+                           f"{old.tree_size}")
+    verify_consistency(old.tree_size, new.tree_size, old.root, new.root, proof)
+    return new

@@ -2,12 +2,12 @@
 
 ``POST /v1/events`` (one event, JSON) and ``POST /v1/events/batch`` (NDJSON, up to
 10,000 lines) for reporter systems; ``GET /v1/audit/search``, ``GET /v1/audit/status``,
-``POST /v1/audit/checkpoint`` and ``GET /v1/audit/proof/{seq}`` for the security team.
+``POST /v1/audit/checkpoint``, ``GET /v1/audit/proof/{seq}`` and
+``GET /v1/audit/consistency?old_size=N`` for the security team.
 """
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -135,5 +135,10 @@ def audit_proof(seq: int, caller: _Overseer, container: ContainerDep, ctx: Conte
     return uc.proof(container, caller, seq, source_ip=ctx.source_ip, request_id=ctx.request_id)
 
 
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False)
+@router.get("/v1/audit/consistency")
+def audit_consistency(old_size: int, caller: _Overseer, container: ContainerDep,
+                      ctx: ContextDep) -> Any:
+    """RFC 6962 consistency proof from an exported checkpoint of ``old_size`` events to a
+    fresh signed checkpoint (``quanguard audit verify-consistency`` checks it offline)."""
+    return uc.consistency(container, caller, old_size, source_ip=ctx.source_ip,
+                          request_id=ctx.request_id)

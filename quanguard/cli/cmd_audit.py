@@ -18,7 +18,7 @@ from monitor.checkpoint import read_checkpoint_file
 from monitor.errors import ProofInvalid
 from monitor.events import parse_ts
 from monitor.search import SearchQuery
-from monitor.trail import verify_proof_document
+from monitor.trail import verify_consistency_document, verify_proof_document
 from quanguard.cli.common import OutputFormat, cli_principal, console, emit, use_container
 from quanguard.errors import InvalidInput
 from quanguard.usecases import audit as uc
@@ -139,6 +139,35 @@ def verify_proof(
     verify_proof_document(doc, cp, expected_key_id=key_id)
     console().print(f"[green]valid[/]: event {doc['seq']} is in the trail of {cp.tree_size} "
                     f"events signed by key {cp.key_id} at {cp.timestamp.isoformat()}")
+
+
+@audit_app.command("consistency")
+def consistency(
+    old: Path = typer.Option(..., "--from", help="An exported checkpoint file"),
+) -> None:
+    """Print (JSON) a proof that the trail only grew since the checkpoint in --from."""
+    cp = read_checkpoint_file(old)
+    with use_container() as container:
+        doc = uc.consistency(container, cli_principal(container), cp.tree_size)
+    emit(doc)
+
+
+@audit_app.command("verify-consistency")
+def verify_consistency_cmd(
+    proof_file: Path = typer.Argument(..., help="A proof printed by 'quanguard audit consistency'"),
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="The older exported checkpoint"),
+    key_id: str | None = typer.Option(None, "--key-id", help="Pin the signing key id"),
+) -> None:
+    """Check offline (no database) that the newer signed checkpoint in PROOF extends the
+    exported one: nothing before it was changed or removed. Exit 0 valid, 1 invalid."""
+    cp = read_checkpoint_file(checkpoint)
+    try:
+        doc = json.loads(proof_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ProofInvalid(f"{proof_file}: not a readable proof ({exc})") from exc
+    new = verify_consistency_document(doc, cp, expected_key_id=key_id)
+    console().print(f"[green]consistent[/]: the trail of {new.tree_size} events extends the "
+                    f"checkpoint of {cp.tree_size} events")
 
 
 def _when(value: str | None, name: str) -> datetime | None:

@@ -25,13 +25,14 @@ from monitor.ingest import MAX_BATCH, LineError, parse_batch
 from monitor.retention import plan_purge, purge
 from monitor.search import SearchQuery, SearchResult
 from monitor.store import EVENTS, VERIFY_RUNS, from_us, to_us
-from monitor.trail import proof_document
+from monitor.trail import consistency_document, proof_document
 from quanguard.auth import Principal
 from quanguard.errors import Forbidden
 
 __all__ = [
     "IngestResult",
     "checkpoint",
+    "consistency",
     "ingest",
     "list_alerts",
     "proof",
@@ -241,6 +242,19 @@ def proof(container: Any, principal: Principal, seq: int, *,
     doc = proof_document(p, body)
     doc["checkpoint"] = cp.to_dict()
     return doc
+
+
+def consistency(container: Any, principal: Principal, old_size: int, *,
+                source_ip: str | None = None, request_id: str | None = None) -> dict[str, Any]:
+    """Consistency proof from the tree of ``old_size`` events (an exported checkpoint) to
+    a fresh signed checkpoint: proves the trail only grew since."""
+    cp = checkpoint(container, principal, exported=False, source_ip=source_ip,
+                    request_id=request_id)
+    with container.session() as session:
+        path = container.audit.trail.consistency(session, old_size, cp)
+    _record(container, principal, "audit_proof", source_ip=source_ip, request_id=request_id,
+            labels={"consistency_from": str(old_size), "tree_size": str(cp.tree_size)})
+    return consistency_document(old_size, path, cp)
 
 
 def verify(container: Any, principal: Principal, external: Sequence[Checkpoint] = (), *,

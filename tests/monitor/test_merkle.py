@@ -183,3 +183,24 @@ def test_inclusion_proof_with_purged_prefix(data: st.DataObject) -> None:
 
     proof = inclusion_proof(Purged(leaves), i, n, known=known)
     assert proof == inclusion_proof(leaves, i, n)
+
+
+@given(st.data())
+def test_consistency_proof_with_purged_prefix(data: st.DataObject) -> None:
+    from monitor.merkle import frontier_ranges
+
+    n = data.draw(st.integers(2, 90))
+    m = data.draw(st.integers(1, n - 1))
+    old = data.draw(st.integers(m + 1, n))
+    leaves = leaves_of(n)
+    acc = Accumulator()
+    acc.extend(leaves[:m])
+    known = dict(zip(frontier_ranges(m), acc.frontier, strict=True))
+
+    class Purged(list[bytes]):
+        def __getitem__(self, j):  # type: ignore[no-untyped-def, override]
+            assert j >= m, f"purged leaf {j} was read"
+            return list.__getitem__(self, j)
+
+    assert consistency_proof(Purged(leaves), old, n, known=known) == consistency_proof(
+        leaves, old, n)

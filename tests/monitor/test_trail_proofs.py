@@ -116,3 +116,27 @@ def test_retention_refuses_uncovered_then_purges_covered(
 def test_retention_minimum(engine: sa.Engine, store: AuditStore) -> None:
     with Session(engine) as s, pytest.raises(RetentionRefused):
         plan_purge(s, store, exported_size=0, now=datetime.now(UTC), retention_days=30)
+
+
+def test_consistency_between_checkpoints(engine: sa.Engine, trail: Trail,
+                                         filled: Callable[[int], None]) -> None:
+    from dataclasses import replace
+
+    from monitor.trail import consistency_document, verify_consistency_document
+
+    filled(13)
+    with Session(engine) as s, s.begin():
+        old = trail.checkpoint(s)
+    filled(9)
+    with Session(engine) as s, s.begin():
+        new = trail.checkpoint(s)
+    with Session(engine) as s:
+        doc = json.loads(json.dumps(consistency_document(13, trail.consistency(s, 13, new), new)))
+    assert verify_consistency_document(doc, old, expected_key_id=trail.signer.key_id) == new
+    bad = dict(doc, proof=list(reversed(doc["proof"])))
+    with pytest.raises(ProofInvalid):
+        verify_consistency_document(bad, old)
+    with pytest.raises(ProofInvalid):
+        verify_consistency_document(dict(doc, old_size=12), old)
+    with pytest.raises(Tampered):
+        verify_consistency_document(doc, replace(old, root=b"\x01" * 32))

@@ -83,6 +83,13 @@ def test_ingest_verify_checkpoint_proof_cycle(run: Callable[..., Any], tmp_path:
     assert r.exit_code == 0, r.output
     r = run("audit", "verify", "--checkpoint", "cp.json")
     assert r.exit_code == 0, r.output
+    (tmp_path / "more.ndjson").write_text("\n".join(plain_lines(5)))
+    assert run("audit", "ingest", "more.ndjson").exit_code == 0
+    r = run("audit", "consistency", "--from", "cp.json")
+    assert r.exit_code == 0, r.output
+    (tmp_path / "cons.json").write_text(r.stdout)
+    r = run("audit", "verify-consistency", "cons.json", "--checkpoint", "cp.json")
+    assert r.exit_code == 0 and "consistent" in r.stdout, r.output
     # a forged proof fails offline, exit 1
     forged = json.loads((tmp_path / "proof.json").read_text())
     forged["event"] = forged["event"].replace('"rows":6', '"rows":60')
