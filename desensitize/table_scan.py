@@ -8,6 +8,11 @@ distinct ratio and a capped list of text values for free-text columns; the
 k-anonymity counter is capped too.  Whether the batches are a sample spread over the
 file or the whole file is the caller's choice (``sampled`` flag of the report).
 
+In long scans a column stops running the kernel of an entity that had no candidate
+in its first ``settle_after`` values, and validators run on a spread subset of at most
+``validate_cap`` candidates per batch (``expensive_cap`` for names and addresses) whose
+pass count is extrapolated: every row is still read and pattern-matched.
+
 Free-text columns (long values that are not one entity) are scanned with the
 :class:`~desensitize.text_scan.TextScanner` on up to ``text_values`` values each,
 and report the entities found inside them.
@@ -64,7 +69,10 @@ _QI_CHECKS = {
     "district": r"(?:区|县|市|旗|街道|镇|乡)$",
     "occupation": r"^\S{1,12}$",
 }
-_TEXT_HINT = r"[\p{Han}\s]"
+_TEXT_HINT = r"\p{Han}"
+# validators that segment or run several regexes per value: a spread subset of at most
+# ``expensive_cap`` candidates per batch is validated and the count extrapolated
+_EXPENSIVE = frozenset({"PERSON", "LOCATION"})
 
 
 @dataclass
@@ -72,6 +80,7 @@ class _Column:
     name: str
     non_empty: int = 0
     valid: Counter[str] = field(default_factory=Counter)
+    candidates: Counter[str] = field(default_factory=Counter)
     qi_ok: int = 0
     total_len: int = 0
     distinct: set[str] = field(default_factory=set)
@@ -84,10 +93,12 @@ class TableScanner:
     """Scan record batches and classify their columns (see module docstring)."""
 
     text_scanner: TextScanner | None = None
-    text_values: int = 1000
+    text_values: int = 500
     distinct_cap: int = 20_000
-    validate_cap: int = 50_000
+    validate_cap: int = 2_000
+    expensive_cap: int = 300
     kanon_cap: int = 2_000_000
+    settle_after: int = 50_000
 
     def scan(
         self, batches: Iterable[pa.RecordBatch], *, sampled: bool = True,
@@ -143,16 +154,21 @@ class TableScanner:
         col.total_len += pc.sum(lens).as_py() or 0
         mm = pc.min_max(lens).as_py()
         lo, hi = mm["min"], mm["max"]
+        settled = col.non_empty - n >= self.settle_after
         for k in ks:
             if hi < k.min_len or lo > k.max_len:
                 continue
+            if settled and not col.candidates[k.entity]:
+                continue  # no candidate in the first ``settle_after`` values: not this entity
             mask = pc.match_substring_regex(s, k.pattern)
             count = pc.sum(mask).as_py() or 0
+            col.candidates[k.entity] += count
             if not count:
                 continue
             cands = s.filter(mask)
-            if count > self.validate_cap:  # validate a spread subset, extrapolate
-                step = count // self.validate_cap + 1
+            cap = self.validate_cap if k.entity not in _EXPENSIVE else self.expensive_cap
+            if count > cap:  # validate a spread subset, extrapolate
+                step = count // cap + 1
                 subset = cands.take(pa.array(range(0, count, step))).to_pylist()
                 ok = sum(1 for v in subset if k.validate(v))
                 col.valid[k.entity] += round(ok * count / len(subset))

@@ -173,15 +173,16 @@ def _extend_regions(text: str, start: int, g: _Grammar) -> int:
     return start
 
 
-def find_addresses(text: str) -> list[tuple[int, int, float]]:
-    """``(start, end, score)`` of the detailed addresses in ``text``."""
+def find_addresses(text: str, *, precise: bool = True) -> list[tuple[int, int, float]]:
+    """``(start, end, score)`` of the detailed addresses in ``text``.  ``precise=False``
+    skips the jieba-based start refinement (a whole cell needs no exact start)."""
     g = _grammar()
     spans: list[tuple[int, int, float]] = []
     for rx, score in g.patterns:
         for m in rx.finditer(text):
             s, e = m.span()
             anchor = m.start("anchor") if m.group("anchor") else -1
-            if anchor > s:
+            if anchor > s and precise:
                 s = _name_start(text, s, anchor, g)
             s = _trim_start(text, s, e, g)
             # a region suffix inside the head splits regions from the road name
@@ -205,7 +206,7 @@ def find_addresses(text: str) -> list[tuple[int, int, float]]:
 def plausible_address(value: str) -> bool:
     """Whether most of a whole value is a detailed address (table scanner's cell check)."""
     v = value.strip()
-    return any((e - s) >= 0.6 * len(v) for s, e, _ in find_addresses(v))
+    return any((e - s) >= 0.6 * len(v) for s, e, _ in find_addresses(v, precise=False))
 
 
 class ChineseAddressRecognizer(EntityRecognizer):
