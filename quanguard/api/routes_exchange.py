@@ -80,11 +80,12 @@ async def register(request: Request, caller: _Provider, container: ContainerDep,
                   for k in ("key_column", "bounds", "computation", "group_column",
                             "path", "sql_url", "sql_table")}
     one = lambda key: fields[key][0] if fields[key] else None
+    bounds = uc.parse_bounds(fields["bounds"])
     table = uc.load_table(container, upload=data, filename=filename, path=one("path"),
-                          sql_url=one("sql_url"), sql_table=one("sql_table"))
+                          sql_url=one("sql_url"), sql_table=one("sql_table"), numeric=bounds)
     strs = fields.__getitem__
     return uc.register(container, caller, ctx, name=name, table=table,
-                       key_columns=strs("key_column"), bounds=uc.parse_bounds(strs("bounds")),
+                       key_columns=strs("key_column"), bounds=bounds,
                        computations=strs("computation") or None,
                        group_columns=strs("group_column") or None)
 

@@ -76,12 +76,17 @@ def parse_bounds(items: Iterable[str]) -> dict[str, tuple[float, float]]:
     return out
 
 
-def _typed(table: pa.Table) -> pa.Table:
-    """Text readers give strings; make all-integer / all-number columns numeric."""
+def _typed(table: pa.Table, numeric: Iterable[str]) -> pa.Table:
+    """Text readers give strings; make the ``numeric`` columns (those with declared bounds)
+    numbers. Others stay text, so identifiers keep their leading zeros.
+
+    Raises InvalidInput when a bounded column holds something that is not a number.
+    """
+    wanted = set(numeric)
     cols = []
     for name in table.column_names:
         col = table.column(name)
-        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        if name in wanted and (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
             nonempty = pc.if_else(pc.equal(pc.utf8_trim_whitespace(col), ""), None, col)
             for target in (pa.int64(), pa.float64()):
                 try:
@@ -89,13 +94,15 @@ def _typed(table: pa.Table) -> pa.Table:
                     break
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                     continue
+            else:
+                raise InvalidInput(f"column {name!r} has bounds but holds non-numeric values")
         cols.append(col)
     return pa.table(cols, names=table.column_names)
 
 
 def load_table(container: Any, *, upload: bytes | None = None, filename: str | None = None,
                path: str | None = None, sql_url: str | None = None,
-               sql_table: str | None = None) -> pa.Table:
+               sql_table: str | None = None, numeric: Iterable[str] = ()) -> pa.Table:
     """Read a dataset from an upload, a file in the service's inbox, or a SQL table.
 
     Server paths are confined to ``<data_dir>/exchange-inbox`` so a provider cannot make
@@ -108,13 +115,13 @@ def load_table(container: Any, *, upload: bytes | None = None, filename: str | N
         raise InvalidInput("give exactly one of: an uploaded file, a server path, a SQL URL")
     try:
         if sql_url:
-            return _typed(read_table(sql_url, table=sql_table))
+            return _typed(read_table(sql_url, table=sql_table), numeric)
         if path:
             inbox = (container.settings.data_dir / INBOX).resolve()
             target = (inbox / path).resolve()
             if inbox not in target.parents or not target.is_file():
                 raise InvalidInput(f"server path must name a file inside {INBOX}/")
-            return _typed(read_table(target))
+            return _typed(read_table(target), numeric)
         assert upload is not None
         if len(upload) > MAX_UPLOAD:
             raise TooLarge(f"upload exceeds {MAX_UPLOAD} bytes")
@@ -124,7 +131,7 @@ def load_table(container: Any, *, upload: bytes | None = None, filename: str | N
             with os.fdopen(fd, "wb") as fh:
                 fh.write(upload)
             table = read_table(tmp)
-            return table if suffix == ".parquet" else _typed(table)
+            return _typed(table, numeric)
         finally:
             os.unlink(tmp)
     except (InvalidInput, TooLarge):

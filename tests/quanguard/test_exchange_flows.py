@@ -85,7 +85,7 @@ def test_l4_psi_waits_for_approval_then_reveals_count_only(client, keys) -> None
     code, done, out = _psi(client, keys["bank"], "residents", mine, job=body["job"])
     assert code == 200 and done["status"] == "done" and done["job"] == body["job"]
     assert out.intersection_size == 5 and out.matches is None  # policy: count only for L4
-    code, again, _ = _psi(client, keys["bank"], "residents", mine, job=body["job"])
+    code, _, _ = _psi(client, keys["bank"], "residents", mine, job=body["job"])
     assert code == 409  # an approval is used once
 
 
@@ -133,3 +133,26 @@ def test_register_from_inbox_and_sql_and_refuse_outside(client, keys, container,
     assert r.status_code == 201, r.text
     income = next(c for c in r.json()["columns"] if c["name"] == "income")
     assert r.json()["rows"] == 50 and income["bounds"] == [0, 9]
+
+
+def test_identifiers_keep_leading_zeros_and_parquet_uploads(client, keys, tmp_path) -> None:
+    import pyarrow.parquet as pq
+
+    ids = [f"{i:08d}" for i in range(200)]
+    r = client.post("/v1/exchange/datasets", headers=auth(keys["prov"]),
+                    data={"name": "zeros", "key_column": "code", "bounds": "amount=0:100"},
+                    files={"file": ("z.csv", csv_bytes({"code": ids, "amount": [i % 100 for i in range(200)]}),
+                                    "text/csv")})
+    assert r.status_code == 201, r.text
+    _, _, out = _psi(client, keys["bank"], "zeros", ["00000007", "7"])
+    assert out.intersection_size == 1 and out.matches == ("00000007",)
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"code": ids, "amount": [float(i % 100) for i in range(200)]}), buf)
+    r = client.post("/v1/exchange/datasets", headers=auth(keys["prov"]),
+                    data={"name": "pq", "key_column": "code", "bounds": "amount=0:100"},
+                    files={"file": ("z.parquet", buf.getvalue(), "application/octet-stream")})
+    assert r.status_code == 201, r.text
+    r = client.post("/v1/exchange/datasets", headers=auth(keys["prov"]),
+                    data={"name": "bad", "bounds": "code=0:10"},
+                    files={"file": ("b.csv", csv_bytes({"code": ["a", "b"]}), "text/csv")})
+    assert r.status_code == 400 and "non-numeric" in r.json()["error"]["message"]
