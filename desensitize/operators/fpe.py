@@ -195,6 +195,18 @@ def _run(values: pa.Array, params: Mapping[str, Any], ctx: OpContext, decrypt: b
     parse = _parser(params, ctx.entity)
     cipher, domain = _cipher_for(ctx.key("fpe"), ctx.entity)
 
+    def run_ids(items: list[str]) -> list[str]:
+        from desensitize.operators.fpe_id import ids_from_ranks, ranks_from_ids
+
+        try:
+            ranks = ranks_from_ids(items).tolist()
+        except ValueError as exc:
+            raise OperatorError(
+                f"fpe: a value of column {ctx.column or '?'} cannot be encrypted as "
+                f"CN_RESIDENT_ID: {exc}"
+            ) from None
+        return ids_from_ranks(_walk(cipher, ranks, 4, [b"ID"] * len(ranks), domain, decrypt))
+
     def run(items: list[str]) -> list[str]:
         parsed = []
         for v in items:
@@ -212,20 +224,27 @@ def _run(values: pa.Array, params: Mapping[str, Any], ctx: OpContext, decrypt: b
         for n, idx in by_len.items():
             vals = [parsed[j][0] for j in idx]
             tweaks = [parsed[j][2] for j in idx]
-            res = cipher.crypt_many(vals, n, tweaks, decrypt=decrypt)
-            if domain is not None:  # cycle walking back into the ID domain
-                todo = [k for k, x in enumerate(res) if x >= domain]
-                while todo:
-                    again = cipher.crypt_many([res[k] for k in todo], n, [tweaks[k] for k in todo],
-                                              decrypt=decrypt)
-                    for k, x in zip(todo, again, strict=True):
-                        res[k] = x
-                    todo = [k for k in todo if res[k] >= domain]
+            res = _walk(cipher, vals, n, tweaks, domain, decrypt)
             for j, x in zip(idx, res, strict=True):
                 out[j] = x
         return [p[3](x) for p, x in zip(parsed, out, strict=True)]
 
-    return per_distinct(values, run)
+    return per_distinct(values, run_ids if ctx.entity == "CN_RESIDENT_ID" else run)
+
+
+def _walk(cipher: FF1, vals: list[int], n: int, tweaks: list[bytes], domain: int | None,
+          decrypt: bool) -> list[int]:
+    """FF1 over ``vals``; with a ``domain``, cycle walking until each result is inside it."""
+    res = cipher.crypt_many(vals, n, tweaks, decrypt=decrypt)
+    if domain is not None:
+        todo = [k for k, x in enumerate(res) if x >= domain]
+        while todo:
+            again = cipher.crypt_many([res[k] for k in todo], n, [tweaks[k] for k in todo],
+                                      decrypt=decrypt)
+            for k, x in zip(todo, again, strict=True):
+                res[k] = x
+            todo = [k for k in todo if res[k] >= domain]
+    return res
 
 
 def _fpe(values: pa.Array, params: Mapping[str, Any], ctx: OpContext) -> pa.Array:
