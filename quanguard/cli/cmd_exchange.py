@@ -237,6 +237,16 @@ def budget(name: Annotated[str, typer.Argument(help="Dataset name")], fmt: _Form
     _show(_client.connect().get(f"/v1/exchange/datasets/{name}/budget"), fmt)
 
 
+@exchange_app.command("receipt-key")
+def receipt_key(fmt: _Format = OutputFormat.table) -> None:
+    """Print the service's receipt-signing public key (hex) to pin for verify-receipt."""
+    key = _client.connect().get("/v1/exchange/receipt-key")
+    if fmt is OutputFormat.json:
+        emit(key)
+    else:
+        console().print(key["public_key"], soft_wrap=True)
+
+
 @exchange_app.command("verify-receipt")
 def verify_receipt(
     file: Annotated[Path, typer.Argument(help="A receipt, or a job's JSON output holding one")],

@@ -67,6 +67,11 @@ def test_aggregate_result_jobs_and_verify(cli, tmp_path: Path) -> None:
     f = tmp_path / "job.json"
     f.write_text(json.dumps(out, ensure_ascii=False))
     assert cli("bank", "verify-receipt", str(f)).exit_code == 0
+    key = _json(cli("bank", "receipt-key", "--format", "json"))["public_key"]
+    pinned = _json(cli("bank", "verify-receipt", str(f), "--public-key", key, "--format", "json"))
+    assert pinned["valid"] and pinned["pinned"] and pinned["result_checked"]
+    r = cli("bank", "verify-receipt", str(f), "--public-key", "00" * 32)
+    assert r.exit_code == 1 and "different key" in r.stderr
     out["result"][0]["value"] += 1
     f.write_text(json.dumps(out, ensure_ascii=False))
     r = cli("bank", "verify-receipt", str(f))

@@ -156,3 +156,11 @@ def test_identifiers_keep_leading_zeros_and_parquet_uploads(client, keys, tmp_pa
                     data={"name": "bad", "bounds": "code=0:10"},
                     files={"file": ("b.csv", csv_bytes({"code": ["a", "b"]}), "text/csv")})
     assert r.status_code == 400 and "non-numeric" in r.json()["error"]["message"]
+
+
+def test_large_tables_are_graded_on_a_spread_sample(container) -> None:
+    n = 30_000
+    phones = [f"139{i:08d}" for i in range(n)]
+    table = pa.table({"phone": phones, "k": [str(i % 7) for i in range(n)]})
+    grading = container.exchange.scanner.grade_table(table)
+    assert grading.grade == "L3" and "phone" in grading.identifiers and "k" not in grading.identifiers
