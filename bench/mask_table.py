@@ -144,9 +144,10 @@ def main() -> None:
         "ff1_values_per_s": round(ff1), "ff1_values": min(args.ff1_values, args.rows),
         "goal": {"ratio_min": 50, "mask_redact_cells_per_s_min": 1_000_000},
         "python": platform.python_version(), "pyarrow": pa.__version__,
+        "load_average_1m": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(),
     }
     print(f"Masking throughput, {args.rows:,} rows, one core (Presidio on {result['presidio_subsample_cells']:,}"
-          " cells, extrapolated)\n")
+          f" cells, extrapolated); load average {result['load_average_1m']} on {os.cpu_count()} CPUs\n")
     print("| operator | ours cells/s | presidio-anonymizer cells/s | ratio |")
     print("|---|---:|---:|---:|")
     for r in rows:
