@@ -223,8 +223,7 @@ class AuditStore:
     """Append and read audit events. There is no update or delete of events."""
 
     def head(self, session: Session) -> Head:
-        row = session.execute(sa.select(HEAD).where(HEAD.c.id == 1)).one()
-        return _head(row)
+        return _head(session.execute(_SELECT_HEAD).one())
 
     def append(
         self, session: Session, events: Sequence[AuditEvent], *, now: datetime | None = None
@@ -236,7 +235,7 @@ class AuditStore:
         """
         if not events:
             return []
-        session.execute(sa.update(HEAD).where(HEAD.c.id == 1).values(seq=HEAD.c.seq))
+        session.execute(_LOCK_HEAD)
         head = self.head(session)
         stamp = now or utc_now()
         acc = Accumulator(head.seq, head.frontier)
@@ -263,10 +262,7 @@ class AuditStore:
         # per-row parameter processing (this is the ingest hot path).
         conn = session.connection()
         conn.exec_driver_sql(_insert_sql(conn.dialect.paramstyle), rows)
-        session.execute(
-            sa.update(HEAD).where(HEAD.c.id == 1)
-            .values(seq=seq, hash=prev, frontier=pack(acc.frontier))
-        )
+        session.execute(_MOVE_HEAD, {"seq": seq, "hash": prev, "frontier": pack(acc.frontier)})
         return stored
 
     def iter_range(
@@ -313,6 +309,13 @@ class AuditStore:
     def max_seq(self, session: Session) -> int:
         return int(session.execute(sa.select(sa.func.max(EVENTS.c.seq))).scalar() or 0)
 
+
+# Built once: append runs for every audited request.
+_SELECT_HEAD = sa.select(HEAD).where(HEAD.c.id == 1)
+# Taking the head row's lock first serialises appenders (SQLite write lock, PG row lock).
+_LOCK_HEAD = sa.update(HEAD).where(HEAD.c.id == 1).values(seq=HEAD.c.seq)
+_MOVE_HEAD = sa.update(HEAD).where(HEAD.c.id == 1).values(
+    seq=sa.bindparam("seq"), hash=sa.bindparam("hash"), frontier=sa.bindparam("frontier"))
 
 _COLUMN_NAMES = (
     "id", "ts", "actor", "role", "org", "reporter", "action", "dataset", "grade",

@@ -39,6 +39,12 @@ class StoredCheckpoint:
     exported: datetime | None
 
 
+_LATEST_HEAD = (
+    sa.select(CHECKPOINTS.c.tree_size, CHECKPOINTS.c.created)
+    .order_by(CHECKPOINTS.c.id.desc()).limit(1)
+)
+
+
 class _OffsetLeaves(Sequence[bytes]):
     """Leaf hashes from index ``offset`` on; earlier ones were purged."""
 
@@ -103,6 +109,11 @@ class Trail:
             row.id, Checkpoint.from_json(row.body),
             from_us(row.exported) if row.exported is not None else None,
         )
+
+    def latest_head(self, session: Session) -> tuple[int, datetime] | None:
+        """Tree size and time of the newest checkpoint, without parsing it (hot path)."""
+        row = session.execute(_LATEST_HEAD).first()
+        return None if row is None else (int(row[0]), from_us(int(row[1])))
 
     def mark_exported(self, session: Session, checkpoint_id: int, *, now: datetime) -> None:
         session.execute(

@@ -187,7 +187,7 @@ class AuditService:
             events = [redact_event(e, redactor) for e in events]
         stamp = now or utc_now()
         stored = self.store.append(session, events, now=stamp)
-        self._maybe_checkpoint(session, stamp)
+        self._maybe_checkpoint(session, stamp, stored[-1].seq or 0)
         alerts = self.alert_engine.process(session, stored, now=stamp)
         if alerts:
             self._after_commit(session, alerts)
@@ -195,17 +195,16 @@ class AuditService:
         self.m_head.set(stored[-1].seq or 0)
         return stored
 
-    def _maybe_checkpoint(self, session: Session, now: datetime) -> None:
-        latest = self.trail.latest(session)
-        head = self.store.head(session)
+    def _maybe_checkpoint(self, session: Session, now: datetime, head_seq: int) -> None:
+        latest = self.trail.latest_head(session)
         if latest is None:
-            due = head.seq >= 1
+            due = head_seq >= 1
         else:
-            cp = latest.checkpoint
-            self._last_cp_time = cp.timestamp
-            due = head.seq > cp.tree_size and (
-                head.seq - cp.tree_size >= self.settings.audit_checkpoint_every
-                or (now - cp.timestamp).total_seconds() >= self.settings.audit_checkpoint_seconds
+            size, created = latest
+            self._last_cp_time = created
+            due = head_seq > size and (
+                head_seq - size >= self.settings.audit_checkpoint_every
+                or (now - created).total_seconds() >= self.settings.audit_checkpoint_seconds
             )
         if due:
             self.checkpoint(session, now=now)
