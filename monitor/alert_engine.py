@@ -123,10 +123,13 @@ class AlertEngine:
                evs: list[AuditEvent]) -> list[Hit]:
         t = max(e.ts for e in evs)
         window = timedelta(minutes=rule.window_minutes)
+        # Cheapest test first: most actors are nowhere near min_events in a window.
+        current = _count(s, actor, t - window, t)
+        if current < rule.min_events:
+            return []
         first = s.execute(_MIN_TS, {"actor": actor}).scalar()
         if first is None or t - from_us(int(first)) < timedelta(hours=rule.warmup_hours):
             return []  # warm-up: not enough history to know this actor's normal
-        current = _count(s, actor, t - window, t)
         base_start = t - timedelta(hours=rule.baseline_hours)
         baseline = _count(s, actor, base_start, t - window)
         windows = max(1.0, (timedelta(hours=rule.baseline_hours) - window) / window)
