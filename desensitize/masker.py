@@ -132,7 +132,12 @@ class Masker:
         rows = [i for i, t in enumerate(texts) if t]
         if not rows:
             return col
-        found = self.span_finder([texts[i] for i in rows])
+        # identical texts (templated remarks, repeated addresses) are scanned once
+        distinct: dict[str, int] = {}
+        for i in rows:
+            distinct.setdefault(texts[i], len(distinct))
+        scanned = self.span_finder(list(distinct))
+        found = [scanned[distinct[texts[i]]] for i in rows]
         # group spans by entity so each operator runs once, vectorised
         per_entity: dict[str, list[tuple[int, int, int]]] = {}
         kept: dict[int, list[Span]] = {}

@@ -140,6 +140,10 @@ def mask_file(
     return outcome
 
 
+def _policy_profile(decision: Any) -> str:
+    return str(decision.obligations.get("mask_profile") or "")
+
+
 def _same_target(src_path: str, dst: str, table: str | None) -> bool:
     if "://" in dst:
         base, _, frag = dst.partition("#")
@@ -159,7 +163,8 @@ def _record(container: Any, principal: Principal, action: str, name: str, outcom
             result_digest=outcome.output_sha256, **_ctx_kw(ctx),
             labels={"profile": outcome.profile, "input_sha256": outcome.input_sha256,
                     "output_sha256": outcome.output_sha256,
-                    "k_before": str(r.k_before.k), "k_after": str(r.k_after.k)},
+                    "k_before": str(r.k_before.k), "k_after": str(r.k_after.k),
+                    "policy_profile": _policy_profile(decision)},
         )
 
 
