@@ -23,14 +23,8 @@ from typing import Any, Protocol, Self
 
 import pyarrow as pa
 
-from desensitize._tableio_readers import (
-    CsvSource,
-    JsonlSource,
-    ParquetSource,
-    SqlSource,
-    XlsxSource,
-    split_sql_url,
-)
+from desensitize._tableio_readers import CsvSource, JsonlSource
+from desensitize._tableio_sources import ParquetSource, SqlSource, XlsxSource, split_sql_url
 from desensitize._tableio_writers import (
     CsvWriter,
     JsonlWriter,
