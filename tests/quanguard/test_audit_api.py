@@ -133,3 +133,18 @@ def test_alerts_flow(client: Any, keys: dict[str, str]) -> None:
     assert client.patch("/v1/alerts/nope", json={"status": "closed"}, headers=h
                         ).status_code == 404
     assert client.get("/v1/alerts", headers=auth(keys["consumer"])).status_code == 403
+
+
+def test_consistency_route(client: Any, keys: dict[str, str]) -> None:
+    from monitor.trail import verify_consistency_document
+
+    h = auth(keys["auditor"])
+    client.post("/v1/events/batch", content="\n".join(line(i) for i in range(5)),
+                headers=auth(keys["reporter"]))
+    old = Checkpoint.from_dict(client.post("/v1/audit/checkpoint", headers=h).json())
+    client.post("/v1/events/batch", content="\n".join(line(i) for i in range(5, 9)),
+                headers=auth(keys["reporter"]))
+    doc = client.get("/v1/audit/consistency", params={"old_size": old.tree_size}, headers=h)
+    assert doc.status_code == 200, doc.text
+    new = verify_consistency_document(doc.json(), old)
+    assert new.tree_size > old.tree_size
