@@ -146,18 +146,19 @@ def search(container: Any, principal: Principal, query: SearchQuery, *,
         labels["since"] = query.since.isoformat()
     if query.until:
         labels["until"] = query.until.isoformat()
-    if query.q:
-        labels["q"] = query.q[:200]
+    # Search terms may be personal data (a phone number): they go in the free-text
+    # ``reason``, which the redactor sees, never in labels.
+    reason = f"q: {query.q[:500]}" if query.q else None
     try:
         result: SearchResult = container.search.search(query)
     except MonitorError:
         _record(container, principal, "audit_search", decision=decision, outcome="failure",
-                source_ip=source_ip, request_id=request_id, labels=labels)
+                source_ip=source_ip, request_id=request_id, labels=labels, reason=reason)
         raise
     labels["backend"] = str(getattr(container.search, "last_backend", None)
                             or getattr(container.search, "name", "?"))
     _record(container, principal, "audit_search", decision=decision, rows=result.total,
-            source_ip=source_ip, request_id=request_id, labels=labels)
+            source_ip=source_ip, request_id=request_id, labels=labels, reason=reason)
     return result
 
 

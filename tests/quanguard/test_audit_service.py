@@ -102,3 +102,16 @@ def test_metrics_registered(svc: Any) -> None:
     text = generate_latest(svc.metrics.registry).decode()
     assert 'quanguard_audit_events_appended_total{source="service"} 1.0' in text
     assert "quanguard_audit_checkpoint_age_seconds" in text
+
+
+def test_search_terms_are_redacted_in_the_trail(svc: Any) -> None:
+    from monitor.search import SearchQuery
+
+    auditor = Principal(id="p-aud", name="aud", role="auditor", org="市网信办")
+    uc.search(svc, auditor, SearchQuery(q="13800138000"))
+    with svc.session() as s:
+        head = svc.audit.store.head(s).seq
+        ev = svc.audit.store.get(s, head)
+    assert ev.action == "audit_search" and ev.actor.id == "p-aud"
+    assert ev.reason == "q: <PHONE_NUMBER>"
+    assert "13800138000" not in str(ev.to_document())
