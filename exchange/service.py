@@ -18,7 +18,7 @@ from exchange.aggregate import AggregateQuery, run_aggregate, validate
 from exchange.catalog import Catalog, Dataset
 from exchange.crypto import MasterKey
 from exchange.delivery import DeliveryMixin, grant_of
-from exchange.errors import BudgetExhausted, InvalidQuery, JobStateError, Refused
+from exchange.errors import BudgetExhausted, InvalidQuery, JobNotFound, JobStateError, Refused
 from exchange.jobs import Job
 from exchange.limits import Defaults, limits_of
 from exchange.ports import AuditSink, Caller, Clock, Decider, Grant, Masker, Scanner, Watermarker
@@ -194,7 +194,14 @@ class Exchange(DeliveryMixin):
 
     # -- reads -------------------------------------------------------------------
     def job(self, session: Session, audit: AuditSink, caller: Caller, job_id: str) -> Job:
-        job = jobs.get_for(session, job_id, caller)
+        """A job the caller may see. Asking for another tenant's job (or a missing one) is
+        recorded as a failed read — the caller commits it — and raised as JobNotFound."""
+        try:
+            job = jobs.get_for(session, job_id, caller)
+        except JobNotFound:
+            audit.record(actor=caller, action="exchange.result", outcome="denied",
+                         labels={"job": job_id, "reason": "no such job for this caller"})
+            raise
         audit.record(actor=caller, action="exchange.result", dataset=job.dataset,
                      labels={"job": job.id, "status": job.status})
         return job

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from exchange import AggregateQuery, Exchange, Refused
+from exchange import AggregateQuery, Exchange, JobNotFound, Refused
 from exchange.ports import Caller
 from quanguard.auth import Principal
 from quanguard.errors import InvalidInput, TooLarge
@@ -49,14 +49,14 @@ MAX_UPLOAD = 512 * 1024 * 1024
 def _tx(container: Any, principal: Principal, ctx: Any,
         fn: Callable[[Exchange, Any, AuditAdapter, Caller], T]) -> T:
     ex: Exchange = container.exchange
-    refusal: Refused | None = None
+    refusal: Refused | JobNotFound | None = None
     with container.session() as session, session.begin():
         audit = AuditAdapter(container, session, principal,
                              source_ip=getattr(ctx, "source_ip", None),
                              request_id=getattr(ctx, "request_id", None))
         try:
             return fn(ex, session, audit, caller_of(principal))
-        except Refused as exc:  # commit the refusal's audit event, then raise it
+        except (Refused, JobNotFound) as exc:  # commit the refusal's audit event, then raise
             refusal = exc
     raise refusal
 

@@ -48,7 +48,7 @@ def _psi(client, key, dataset, ids, **extra):
     return 200, body, local.finish(base64.b64decode(body["setup"]), base64.b64decode(body["response"]))
 
 
-def test_every_step_is_audited_without_raw_values(client, keys, container) -> None:
+def test_every_step_is_audited_without_raw_values(client, keys, container, make_key) -> None:
     r = client.post("/v1/exchange/datasets", headers=auth(keys["prov"]),
                     data={"name": "members", "key_column": "member", "bounds": "income=0:30000"},
                     files={"file": ("m.csv", members(), "text/csv")})
@@ -59,6 +59,11 @@ def test_every_step_is_audited_without_raw_values(client, keys, container) -> No
                        json={"dataset": "members", "agg": "count",
                              "where": {"member": "M000001"}}).status_code == 403
     client.get(f"/v1/exchange/jobs/{ok['job']}", headers=auth(keys["bank"]))
+    assert client.get(f"/v1/exchange/jobs/{ok['job']}", headers=auth(keys["mgr"])).status_code == 200
+    other = client.get(f"/v1/exchange/jobs/{ok['job']}", headers=auth(keys["prov"]))
+    assert other.status_code == 200  # the provider of the dataset sees it
+    lab = make_key("consumer", org="某研究所")[0]
+    assert client.get(f"/v1/exchange/jobs/{ok['job']}", headers=auth(lab)).status_code == 404
     with container.session() as s:
         bodies = [e.body for e in container.audit.store.iter_range(s)]
     events = [json.loads(b) for b in bodies]
@@ -66,7 +71,9 @@ def test_every_step_is_audited_without_raw_values(client, keys, container) -> No
     assert any("exchange.register" in f for f in flat)
     agg = [f for f in flat if "exchange.aggregate" in f]
     assert any('"success"' in f for f in agg) and any('"failure"' in f for f in agg)
-    assert any("exchange.result" in f for f in flat)
+    reads = [f for f in flat if "exchange.result" in f]
+    assert any('"success"' in f for f in reads)
+    assert any('"failure"' in f and ok["job"] in f and "某研究所" in f for f in reads)
     assert not any("M000001" in f or "M000002" in f for f in flat)
 
 
