@@ -154,7 +154,7 @@ def peak_memory(table: pa.Table, target_mb: int) -> tuple[float, float, int]:
         except psutil.NoSuchProcess:
             break
         time.sleep(0.05)
-    out, err = proc.communicate()
+    _out, err = proc.communicate()
     if proc.returncode != 0:
         raise SystemExit(f"memory run failed: {err.decode()[:300]}")
     path.unlink()

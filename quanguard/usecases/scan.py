@@ -125,7 +125,8 @@ def scan_table(
     decision = _authorize(container, principal, name, owner_org, ctx)
     fmt = detect_format(path)
     source = open_table(path)
-    batches = source.iter_batches() if full else source.sample_batches(sample)
+    # smaller batches keep the reader's working set down on multi-GB files
+    batches = source.iter_batches(16_384) if full else source.sample_batches(sample)
     raw = container.scanner.table_scanner().scan(batches, sampled=not full, progress=progress)
     report = container.scanner.grade(raw)
     with container.session() as session, session.begin():

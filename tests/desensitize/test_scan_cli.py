@@ -67,7 +67,7 @@ def test_table_format_is_readable(run, tmp_path: Path) -> None:
     ("empty.txt", b""),
     ("binary.txt", b"\x00\x01\x02PK\x03\x04" * 100),
     ("corrupt.parquet", b"PAR1 this is not parquet PAR1"),
-    ("ragged.csv", "a,b\n1,2\n3,4,5,6\n".encode()),
+    ("ragged.csv", b"a,b\n1,2\n3,4,5,6\n"),
     ("table.docx", b"whatever"),
 ])
 def test_bad_input_is_one_line_and_nonzero(run, tmp_path: Path, name: str, content: bytes) -> None:
@@ -111,3 +111,23 @@ def test_http_bad_upload_is_4xx(client, make_key) -> None:
 def test_http_consumer_may_not_scan(client, make_key) -> None:
     key, _ = make_key("consumer")
     assert client.post("/v1/scan", json={"text": "x"}, headers=auth(key)).status_code == 403
+
+
+def test_every_scan_is_audited_without_values(container, make_key, tmp_path: Path) -> None:
+    from quanguard.usecases import scan as uc
+
+    _, manager = make_key("manager")
+    _, consumer = make_key("consumer")
+    path = tmp_path / "people.csv"
+    path.write_text(CSV, encoding="utf-8")
+    uc.scan_table(container, manager, str(path))
+    uc.scan_text(container, manager, "联系人：欧阳娜娜，电话13812345678")
+    with pytest.raises(Exception) as denied:
+        uc.scan_text(container, consumer, "x")
+    assert getattr(denied.value, "kind", None) == "forbidden"
+    with container.session() as session:
+        events = [e.columns for e in container.audit.store.iter_range(session)]
+        bodies = " ".join(str(e.body) for e in container.audit.store.iter_range(session))
+    scans = [e for e in events if e.get("action") == "scan"]
+    assert [e.get("outcome") for e in scans] == ["success", "success", "failure"]  # ECS: denied is a failure
+    assert "13812345678" not in bodies and "欧阳娜娜" not in bodies and "11010519491231002X" not in bodies
