@@ -34,8 +34,10 @@ class EmbedResult:
     output_digest: str
 
     def to_dict(self) -> dict[str, Any]:
+        report = {k: v for k, v in self.report.to_dict().items()
+                  if k not in ("codeword", "canary_keys")}  # registry-only material
         return {"copy_id": self.copy_id, "dataset": self.dataset, "output": self.output,
-                "output_digest": self.output_digest, **self.report.to_dict()}
+                "output_digest": self.output_digest, **report}
 
 
 def _audit(container: Any, session: Any, **kwargs: Any) -> None:

@@ -40,6 +40,8 @@ def test_embed_detect_contract(run, tmp_path):
         out = json.loads(r.stdout)
         assert out["recipient"] == who and out["dataset"] == "people"
         assert out["marked_cells"] > 0 and len(out["output_digest"]) == 64
+        assert out["formats_kept"] is True and "codeword" not in out
+        assert all(c["relative_shift"] < 1e-3 for c in out["columns"] if c["kind"] == "numeric")
     assert oct((tmp_path / "var" / "keys" / "watermark.key").stat().st_mode & 0o777) == "0o600"
     from desensitize.tableio import open_writer, read_table
 
