@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from desensitize.errors import KeyMaterialError
@@ -66,6 +66,7 @@ def test_k_anonymity_small_example() -> None:
     assert KAnonymity(["a"]).result().k is None
 
 
+@settings(deadline=None)
 @given(st.lists(st.tuples(st.sampled_from("ab"), st.sampled_from("xyz")), min_size=1, max_size=60),
        st.integers(1, 7))
 def test_k_anonymity_streaming_equals_whole(rows: list[tuple[str, str]], chunk: int) -> None:

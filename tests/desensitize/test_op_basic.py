@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from desensitize.errors import OperatorError
@@ -40,6 +40,7 @@ def test_mask_params_override_defaults() -> None:
     assert run("mask", ["13812345678"], None, prefix=3, suffix=0, fixed=4) == ["138****"]
 
 
+@settings(deadline=None)
 @given(st.lists(st.one_of(st.none(), st.text(max_size=30)), max_size=30), st.integers(0, 8), st.integers(0, 8))
 def test_mask_never_reveals_whole_value_and_keeps_nulls(values: list, prefix: int, suffix: int) -> None:
     out = run("mask", values, None, prefix=prefix, suffix=suffix)
@@ -53,6 +54,7 @@ def test_mask_never_reveals_whole_value_and_keeps_nulls(values: list, prefix: in
             assert after != before or "*" in before
 
 
+@settings(deadline=None)
 @given(st.lists(st.text(min_size=1, max_size=12), max_size=20))
 def test_mask_name_and_address_total_on_unicode(values: list[str]) -> None:
     for entity in ("PERSON", "LOCATION", "EMAIL_ADDRESS"):
@@ -61,6 +63,7 @@ def test_mask_name_and_address_total_on_unicode(values: list[str]) -> None:
         assert all("*" in v for v in out)
 
 
+@settings(deadline=None)
 @given(st.lists(st.one_of(st.none(), st.text(max_size=10)), max_size=20))
 def test_redact_replace_keep(values: list) -> None:
     assert run("keep", values) == values

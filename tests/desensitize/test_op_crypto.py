@@ -7,7 +7,7 @@ import hmac
 
 import pyarrow as pa
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from desensitize.errors import KeyMaterialError, OperatorError
@@ -23,6 +23,7 @@ def run(op: str, values: list, key: Keyring | None = K1, **params: object) -> li
     return apply_operator(op, pa.array(values, pa.string()), params, OpContext(key, None, "c")).to_pylist()
 
 
+@settings(deadline=None)
 @given(texts)
 def test_hash_is_deterministic_keyed_and_injective_enough(values: list[str]) -> None:
     a, b = run("hash", values), run("hash", list(reversed(values)))
@@ -51,6 +52,7 @@ def test_keyed_operators_need_a_key() -> None:
             run(op, ["13812345678"], None)
 
 
+@settings(deadline=None)
 @given(texts)
 def test_encrypt_round_trip_deterministic_and_key_separated(values: list[str]) -> None:
     enc = run("encrypt", values)
@@ -72,6 +74,7 @@ def test_hash_is_not_reversible() -> None:
         invert_operator("hash", pa.array(["x"]), None, OpContext(K1))
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=100), st.lists(st.binary(max_size=80), max_size=20))
 def test_hmac_many_matches_stdlib(key: bytes, messages: list[bytes]) -> None:
     from desensitize.operators.crypto import hmac_many

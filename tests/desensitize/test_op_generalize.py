@@ -6,7 +6,7 @@ import re
 
 import pyarrow as pa
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from desensitize.errors import OperatorError
@@ -39,6 +39,7 @@ def test_generalize_non_date_is_clear_error(bad: str) -> None:
     assert bad not in str(info.value)
 
 
+@settings(deadline=None)
 @given(st.lists(st.integers(0, 120), min_size=1, max_size=20))
 def test_generalize_age_band_contains_age(ages: list[int]) -> None:
     out = run("generalize", [str(a) for a in ages], kind="age")
@@ -61,6 +62,7 @@ def test_generalize_amount_and_address() -> None:
 names = st.lists(st.text("张王李赵欧阳娜伟芳", min_size=2, max_size=4), min_size=1, max_size=20)
 
 
+@settings(deadline=None)
 @given(names)
 def test_fake_same_person_same_fake_and_key_separation(values: list[str]) -> None:
     a = run("fake", values, "PERSON")
@@ -81,6 +83,7 @@ def test_fake_differs_by_key_and_identifiers_are_well_formed() -> None:
     assert "@" in run("fake", ["a@b.cn"], "EMAIL_ADDRESS")[0]
 
 
+@settings(deadline=None)
 @given(st.lists(st.floats(-1e6, 1e6, allow_nan=False).map(lambda x: f"{x:.2f}"), min_size=1, max_size=20))
 def test_noise_is_bounded_deterministic_and_keeps_decimals(values: list[str]) -> None:
     out = run("noise", values, scale=5)
@@ -98,6 +101,7 @@ def test_noise_params_and_bad_values() -> None:
         run("noise", ["abc"], ratio=0.1)
 
 
+@settings(deadline=None)
 @given(st.lists(st.text(max_size=15), max_size=10))
 def test_operators_never_raise_unexpected_exceptions(values: list[str]) -> None:
     for op, entity, params in [("generalize", None, {"kind": "date"}), ("generalize", "LOCATION", {}),
