@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -45,7 +45,7 @@ from sqlalchemy import Engine, MetaData, delete, func, insert, select, types
 from sqlalchemy.engine import make_url
 
 from quanguard.container import Container
-from quanguard.errors import Conflict, InvalidInput, ServiceError
+from quanguard.errors import Conflict, InvalidInput, ServiceError, Unavailable
 
 __all__ = ["BackupIntegrity", "BackupSummary", "RestoreSummary", "backup", "record", "restore", "store_is_empty"]
 
@@ -105,14 +105,29 @@ def _tables(engine: Engine) -> list[Any]:
     return [t for t in meta.sorted_tables if t.name != "alembic_version" and not t.name.startswith("sqlite_")]
 
 
+@lru_cache(maxsize=1)
+def _seeded_rows() -> dict[str, int]:
+    """Rows a freshly migrated store holds (singleton state rows seeded by migrations)."""
+    from quanguard.db import make_engine, migrate
+
+    engine = make_engine("sqlite://")
+    try:
+        migrate(engine)
+        with engine.connect() as conn:
+            return {t.name: conn.execute(select(func.count()).select_from(t)).scalar_one() for t in _tables(engine)}
+    finally:
+        engine.dispose()
+
+
 def store_is_empty(container: Container) -> bool:
-    """True when no table of the store holds a row and the key folder has no files."""
+    """True when the store holds no more than a fresh one and the key folder has no files."""
     key_dir = container.settings.key_dir
     if key_dir.exists() and any(p.is_file() for p in key_dir.rglob("*")):
         return False
+    seeded = _seeded_rows()
     with container.engine.connect() as conn:
         for table in _tables(container.engine):
-            if conn.execute(select(func.count()).select_from(table)).scalar_one():
+            if conn.execute(select(func.count()).select_from(table)).scalar_one() > seeded.get(table.name, 0):
                 return False
     return True
 
@@ -199,19 +214,9 @@ def _alembic_heads(engine: Engine) -> list[str]:
             return []
 
 
-def backup(container: Container, out: Path) -> BackupSummary:
-    """Write an archive of the store, keys and data files to ``out`` (atomically: temp + rename).
-
-    Raises InvalidInput (bad target), Conflict (``out`` exists).
-    """
-    out = Path(out)
-    if out.exists():
-        raise Conflict(f"{out} exists already; choose another file name")
-    if not out.parent.is_dir():
-        raise InvalidInput(f"folder {out.parent} does not exist")
+def _write_archive(container: Container, out: Path, db_file: Path | None) -> tuple[dict[str, int], int]:
     settings = container.settings
     engine = container.engine
-    db_file = _sqlite_path(engine)
     with tempfile.TemporaryDirectory(prefix=".qg-backup-", dir=out.parent) as tmp:
         stage = Path(tmp)
         members: list[tuple[str, Path]] = []
@@ -263,10 +268,29 @@ def backup(container: Container, out: Path) -> BackupSummary:
             os.replace(partial, out)
         finally:
             partial.unlink(missing_ok=True)
+    return counts, len(members)
+
+
+def backup(container: Container, out: Path) -> BackupSummary:
+    """Write an archive of the store, keys and data files to ``out`` (atomically: temp + rename).
+
+    Raises InvalidInput (bad target), Conflict (``out`` exists), Unavailable (disk full).
+    """
+    out = Path(out)
+    if out.exists():
+        raise Conflict(f"{out} exists already; choose another file name")
+    if not out.parent.is_dir():
+        raise InvalidInput(f"folder {out.parent} does not exist")
+    engine = container.engine
+    db_file = _sqlite_path(engine)
+    try:
+        counts, n_members = _write_archive(container, out, db_file)
+    except OSError as exc:  # disk full, file too large, permission: say so, leave nothing
+        raise Unavailable(f"cannot write the backup {out}: {exc.strerror or exc}") from exc
     return BackupSummary(
         archive=str(out),
         backend=engine.dialect.name,
-        members=len(members),
+        members=n_members,
         tables=counts,
         bytes=out.stat().st_size,
         sha256=_sha256_file(out),

@@ -6,6 +6,7 @@ import gzip
 import io
 import json
 import os
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -240,8 +241,7 @@ def test_cli_backup_wipe_restore(cli, tmp_path):
     assert r.exit_code == 6 and r.stderr.startswith("error: ") and "Traceback" not in r.output
     r = cli("restore", "out.tar.gz")
     assert r.exit_code == 6 and "--force" in r.stderr
-    for p in (tmp_path / "var").glob("quanguard.db*"):
-        p.unlink()
+    shutil.rmtree(tmp_path / "var")  # the machine is lost
     r = cli("restore", "out.tar.gz", "--format", "json")
     assert r.exit_code == 0, r.output
     listed = json.loads(cli("keys", "list", "--format", "json").stdout)
@@ -256,3 +256,39 @@ def test_cli_backup_by_non_admin_key_is_forbidden(cli, monkeypatch):
     monkeypatch.setenv("QUANGUARD_API_KEY", key)
     r = cli("backup", "x.tar.gz")
     assert r.exit_code == 4 and "admin" in r.stderr
+
+
+def _ndjson(path: Path, tag: str, n: int) -> Path:
+    from datetime import UTC, datetime
+
+    lines = [
+        json.dumps({"ts": datetime.now(UTC).isoformat(), "actor": {"id": f"u{i}", "role": "consumer", "org": "某银行"},
+                    "action": "query", "dataset": tag, "rows": i, "decision": "allow"}, ensure_ascii=False)
+        for i in range(n)
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_restored_trail_verifies_against_an_exported_checkpoint(cli, tmp_path):
+    r = cli("audit", "ingest", str(_ndjson(tmp_path / "a.ndjson", "before", 200)))
+    assert r.exit_code == 0, r.output
+    r = cli("audit", "checkpoint", "--export", str(tmp_path / "cp1.json"))
+    assert r.exit_code == 0, r.output
+    assert cli("backup", "old.tar.gz").exit_code == 0
+    assert cli("audit", "ingest", str(_ndjson(tmp_path / "b.ndjson", "after", 50))).exit_code == 0
+    assert cli("audit", "checkpoint", "--export", str(tmp_path / "cp2.json")).exit_code == 0
+    assert cli("backup", "new.tar.gz").exit_code == 0
+
+    shutil.rmtree(tmp_path / "var")  # the machine is lost
+    r = cli("restore", "new.tar.gz")
+    assert r.exit_code == 0, r.output
+    r = cli("audit", "verify", "--checkpoint", str(tmp_path / "cp1.json"), "--checkpoint", str(tmp_path / "cp2.json"))
+    assert r.exit_code == 0, r.output
+
+    # Restoring the older archive is a rollback: the later exported checkpoint catches it.
+    r = cli("restore", "old.tar.gz", "--force")
+    assert r.exit_code == 0, r.output
+    assert cli("audit", "verify", "--checkpoint", str(tmp_path / "cp1.json")).exit_code == 0
+    r = cli("audit", "verify", "--checkpoint", str(tmp_path / "cp2.json"))
+    assert r.exit_code == 1 and "truncat" in r.stderr.lower(), r.stderr
