@@ -93,14 +93,19 @@ class WatermarkService:
         source = open_table(src)
         encoding = source.encoding if source.format in ("csv", "tsv") else None
         emb = Embedder(self.secret, recipient, params)
+        rolling = hashlib.sha256()  # for a SQL target, a digest of the rows written
         with open_writer(dst, encoding=encoding, schema=source.schema) as writer:
             for batch in source.iter_batches():
-                writer.write(emb.mark(batch))
+                marked = emb.mark(batch)
+                writer.write(marked)
+                _digest_batch(rolling, marked)
             extra = emb.canaries()
             if extra is not None:
                 writer.write(extra)
+                _digest_batch(rolling, extra)
             report = emb.report()  # raises before the writer commits
-        return EmbedOutcome(report, dst, file_digest(dst), tuple(source.column_names))
+        digest = file_digest(dst) if "://" not in dst else rolling.hexdigest()
+        return EmbedOutcome(report, dst, digest, tuple(source.column_names))
 
     def detect_file(self, path: str, copies: list[IssuedCopy], alpha: float) -> Verdict:
         """Verdict on a suspect table file."""
@@ -155,6 +160,13 @@ class WatermarkService:
                 raise
             return embed_table(table, self.secret, recipient,
                                Params(**{**params.__dict__, "canaries": SMALL_TABLE_CANARIES}))
+
+
+def _digest_batch(h: Any, batch: pa.RecordBatch) -> None:
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, batch.schema) as w:
+        w.write_batch(batch)
+    h.update(sink.getvalue())
 
 
 def _table_digest(table: pa.Table) -> str:

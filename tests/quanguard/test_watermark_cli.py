@@ -115,3 +115,18 @@ def test_registry_on_both_stores(any_container):
 def test_exchange_port_marks_small_extracts_with_canaries(container):
     out = container.watermarker.embed_table(sample_table(25, seed=2), "市民政局")
     assert out.num_rows == 25 + 3
+
+
+def test_sql_tables_in_and_out(run, tmp_path):
+    from desensitize.tableio import open_writer
+
+    with open_writer(f"sqlite:///{tmp_path / 'src.db'}#people") as w:
+        w.write(sample_table(1500, seed=6))
+    r = run("watermark", "embed", f"sqlite:///{tmp_path / 'src.db'}#people", "-o",
+            f"sqlite:///{tmp_path / 'out.db'}#people", "--recipient", "市交通局",
+            "--dataset", "people", "--format", "json")
+    assert r.exit_code == 0, r.output
+    assert len(json.loads(r.stdout)["output_digest"]) == 64
+    r = run("watermark", "detect", f"sqlite:///{tmp_path / 'out.db'}#people", "--format", "json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["recipient"] == "市交通局"
