@@ -20,10 +20,13 @@ import pyarrow as pa
 
 from exchange.catalog import Dataset
 from exchange.errors import InvalidQuery, Refused
-from exchange.noise import laplace_vector, threshold_counts
+from exchange.noise import laplace_count, laplace_vector, threshold_counts
 
 AGGREGATES = ("count", "sum", "mean", "quantile", "histogram")
 MAX_GROUP_BY = 3
+# share of ε spent on the number of suppressed groups: the true number would tell whether a
+# one-person group exists (filter to it and read "1 suppressed" vs "0"), so it is noised too
+SUPPRESSED_SHARE = 0.1
 _QUANTILE_BINS = 64
 
 
@@ -185,19 +188,23 @@ def run_aggregate(
         if q.agg == "quantile":
             bins_of.setdefault(key, {})[int(row[len(q.by)])] = n
     kept = {k: v for k, v in counts.items() if v >= min_group_size}
-    eps_count = q.epsilon if q.agg in ("count", "histogram") else q.epsilon / 2.0
+    eps_supp = q.epsilon * SUPPRESSED_SHARE
+    eps_main = q.epsilon - eps_supp
+    eps_count = eps_main if q.agg in ("count", "histogram") else eps_main / 2.0
     rel = threshold_counts(kept, epsilon=eps_count, delta=delta, min_group_size=min_group_size)
     keys = sorted(rel.values)
-    suppressed = len(counts) - len(keys)
-    eps_total = rel.epsilon
-    scales = {"count": rel.scale}
+    # groups seen (noised, sensitivity 1) minus groups released (already private)
+    seen = laplace_count(len(counts), epsilon=eps_supp)
+    suppressed = max(0, seen.value - len(keys))
+    eps_total = rel.epsilon + seen.epsilon
+    scales = {"count": rel.scale, "suppressed_groups": seen.scale}
     rows: list[dict[str, Any]] = []
     if q.agg in ("count", "histogram"):
         values = [max(0.0, rel.values[k]) for k in keys]
     elif q.agg in ("sum", "mean"):
         lo, hi = ds.bounds[q.column or ""]
         vec = laplace_vector([sums[k] for k in keys], sensitivity=max(abs(lo), abs(hi)),
-                             epsilon=q.epsilon - eps_count)
+                             epsilon=eps_main - eps_count)
         eps_total += vec.epsilon
         scales["value"] = vec.scale
         if q.agg == "sum":
@@ -207,7 +214,7 @@ def run_aggregate(
     else:
         lo, hi = ds.bounds[q.column or ""]
         flat = [bins_of[k].get(b, 0.0) for k in keys for b in range(_QUANTILE_BINS)]
-        vec = laplace_vector(flat, sensitivity=1.0, epsilon=q.epsilon - eps_count)
+        vec = laplace_vector(flat, sensitivity=1.0, epsilon=eps_main - eps_count)
         eps_total += vec.epsilon
         scales["value"] = vec.scale
         values = []

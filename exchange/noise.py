@@ -92,3 +92,21 @@ def laplace_vector(values: Sequence[float], *, sensitivity: float, epsilon: floa
     eps_used = float(meas.map(sensitivity))  # type: ignore[no-untyped-call]
     noisy = list(meas([float(v) for v in values])) if values else []
     return NoisyVector(noisy, scale, eps_used)
+
+
+@dataclass(frozen=True)
+class NoisyCount:
+    value: int
+    scale: float
+    epsilon: float
+
+
+def laplace_count(value: int, *, epsilon: float) -> NoisyCount:
+    """Discrete Laplace on an integer with sensitivity 1 (one row adds at most one)."""
+    _contrib()
+    if not (epsilon > 0 and math.isfinite(epsilon)):
+        raise InvalidQuery("epsilon must be a positive number")
+    scale = 1.0 / epsilon
+    meas = dp.m.make_laplace(dp.atom_domain(T=int), dp.absolute_distance(T=int), scale=scale)
+    eps_used = float(meas.map(1))  # type: ignore[no-untyped-call]
+    return NoisyCount(int(meas(int(value))), scale, eps_used)

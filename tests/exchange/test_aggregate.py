@@ -75,7 +75,8 @@ def test_attack_one_person_group_is_suppressed(registered, sessions) -> None:
     ex, _ = registered
     job = run(ex, sessions, AggregateQuery("count", by=("district",), epsilon=0.5)).to_public()
     released = {r["group"]["district"] for r in job["result"]}
-    assert "莱芜" not in released and job["suppressed_groups"] >= 1
+    assert "莱芜" not in released and isinstance(job["suppressed_groups"], int)
+    assert job["noise_scale"]["suppressed_groups"] == pytest.approx(1 / (0.5 * 0.1))
     job = run(ex, sessions, AggregateQuery("count", where=(("district", "莱芜"),), epsilon=0.5))
     assert job.to_public()["result"] == []
 
@@ -89,7 +90,7 @@ def test_unique_group_even_if_declared_groupable_is_all_suppressed(sessions, mak
         job = ex.aggregate(s, ListAudit(), CONSUMER, dataset="residents",
                            query=AggregateQuery("count", by=("name",), epsilon=1.0))
     pub = job.to_public()
-    assert pub["result"] == [] and pub["suppressed_groups"] == 500
+    assert pub["result"] == [] and abs(pub["suppressed_groups"] - 500) < 150  # noised too
 
 
 def test_attack_differencing_two_queries_differing_by_one_person() -> None:
@@ -108,6 +109,23 @@ def test_attack_differencing_two_queries_differing_by_one_person() -> None:
         guess = (a.rows[0]["value"] - b.rows[0]["value"]) > 0.5
         hits += guess == present
     assert hits / trials < 0.68  # the non-private answer would give 1.0
+
+
+def test_attack_suppressed_group_count_is_no_membership_oracle() -> None:
+    """Filter to Bob's one-person district: the *number* of suppressed groups (1 with Bob,
+    0 without) must not tell — it is noised like everything else."""
+    ds = Dataset("residents", "o", "p", "L3", (), ("id",), ("district", "sex"), {}, ("count",),
+                 500, "-", datetime.now(UTC))
+    table = population(500)  # its last row is the only resident of 莱芜
+    without_bob = table.slice(0, table.num_rows - 1)
+    q = AggregateQuery("count", where=(("district", "莱芜"),), epsilon=1.0)
+    hits, trials = 0, 300
+    for i in range(trials):
+        present = i % 2 == 0
+        res = run_aggregate(table if present else without_bob, ds, q, min_group_size=10, delta=1e-8)
+        assert res.rows == []
+        hits += (res.suppressed_groups >= 1) == present
+    assert hits / trials < 0.68  # the exact count would give 1.0
 
 
 def test_attack_repeating_a_query_is_stopped_by_the_budget(registered, sessions) -> None:
