@@ -36,14 +36,27 @@ class MaskResult:
         }
 
 
-def columns_from_report(report: Any) -> list[ColumnInfo]:
-    """Plain column infos from a scanner ``DatasetReport`` (duck-typed)."""
+def columns_from_report(
+    report: Any, *, entity_grade: Callable[[str], str | None] | None = None
+) -> list[ColumnInfo]:
+    """Plain column infos from a scanner ``DatasetReport`` (duck-typed).
+
+    Masking errs on the safe side: a column whose header names an entity (姓名,
+    SFZH, ...) is masked as that entity even when its values did not confirm it
+    (test data with bad check digits, unusual formats); the plan says "(header)".
+    """
     out = []
     for c in report.columns:
         contains = tuple(e for e, _n in getattr(c, "contains", ()) or ())
-        free = getattr(c, "kind", "value") == "free_text"
-        out.append(ColumnInfo(c.name, c.entity, c.grade, free and c.entity is None, contains,
-                              getattr(c, "quasi_identifier", None)))
+        kind = getattr(c, "kind", "value")
+        hint = getattr(c, "header_hint", None)
+        if c.entity is None and hint and kind != "empty":
+            grade = entity_grade(hint) if entity_grade else c.grade
+            out.append(ColumnInfo(c.name, hint, grade, quasi_identifier=getattr(c, "quasi_identifier", None),
+                                  header_only=True))
+            continue
+        out.append(ColumnInfo(c.name, c.entity, c.grade, kind == "free_text" and c.entity is None,
+                              contains, getattr(c, "quasi_identifier", None)))
     return out
 
 

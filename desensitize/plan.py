@@ -48,6 +48,7 @@ class ColumnInfo:
     free_text: bool = False
     text_entities: tuple[str, ...] = ()
     quasi_identifier: str | None = None
+    header_only: bool = False  # entity from the header alone (values did not confirm it)
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,8 @@ def build_plan(
             out.append(ColumnPlan(info.name, op, params, entity, info.grade, "plan file"))
         elif info.entity is not None:
             rule, source = profile.rule_for(info.entity, info.grade)
+            if info.header_only:
+                source += " (header)"
             out.append(ColumnPlan(info.name, rule.op, rule.params, info.entity, info.grade, source))
         elif info.quasi_identifier and info.quasi_identifier in profile.quasi_identifiers:
             rule = profile.quasi_identifiers[info.quasi_identifier]

@@ -13,7 +13,9 @@ Formats:
     anything else (PHONE_NUMBER, ...): digits are encrypted in place, the first
         ``keep_prefix`` digits kept (phones: the last 8 digits are encrypted), other
         characters untouched.
-A domain under 1,000,000 values is refused (:class:`DomainTooSmall`).
+A domain under 1,000,000 values is refused (:class:`DomainTooSmall`).  With
+``on_error: mask`` (or ``redact``) a value that does not fit is masked (emptied)
+instead of failing the run; the default ``fail`` raises :class:`OperatorError`.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from desensitize.errors import DomainTooSmall, OperatorError
 from desensitize.operators._base import OpContext, Operator, Param
@@ -248,11 +251,44 @@ def _walk(cipher: FF1, vals: list[int], n: int, tweaks: list[bytes], domain: int
 
 
 def _fpe(values: pa.Array, params: Mapping[str, Any], ctx: OpContext) -> pa.Array:
-    return _run(values, params, ctx, False)
+    return _tolerant(values, params, ctx, decrypt=False)
+
+
+def _tolerant(values: pa.Array, params: Mapping[str, Any], ctx: OpContext, *, decrypt: bool) -> pa.Array:
+    if params["on_error"] == "fail":
+        return _run(values, params, ctx, decrypt)
+    try:
+        return _run(values, params, ctx, decrypt)
+    except OperatorError:
+        pass
+    # some values do not fit the format: encrypt the ones that do, mask/redact the rest
+    parse = _parser(params, ctx.entity)
+    fits = []
+    for v in values.to_pylist():
+        try:
+            parse(v)
+            fits.append(True)
+        except (ValueError, OperatorError):
+            fits.append(False)
+    ok = pa.array(fits, pa.bool_())
+    bad = values.filter(pc.invert(ok))
+    if decrypt:  # values masked instead of encrypted cannot be restored: leave them
+        fallback = bad
+    elif params["on_error"] == "mask":
+        from desensitize.operators.basic import MASK
+
+        fallback = MASK.fn(bad, MASK.normalize({}), ctx)
+    else:
+        fallback = pa.array([""] * len(bad), pa.string())
+    good = values.filter(ok)
+    out = pc.replace_with_mask(values, pc.invert(ok), fallback)
+    if len(good):
+        out = pc.replace_with_mask(out, ok, _run(good, params, ctx, decrypt))
+    return out
 
 
 def _unfpe(values: pa.Array, params: Mapping[str, Any], ctx: OpContext) -> pa.Array:
-    return _run(values, params, ctx, True)
+    return _tolerant(values, params, ctx, decrypt=True)
 
 
 FPE = Operator(
@@ -262,6 +298,9 @@ FPE = Operator(
     (
         Param("keep_prefix", (int,), None, "digits kept in clear at the start (card: 6)"),
         Param("encrypt_last", (int,), None, "encrypt only the last N digits (phone: 8)"),
+        Param("on_error", (str,), "fail",
+              "fail: a value that does not fit the format is an error; mask/redact: that value "
+              "is masked or emptied instead (it cannot be unmasked)", ("fail", "mask", "redact")),
     ),
     keyed=True,
     reversible=True,

@@ -49,7 +49,8 @@ class MaskService:
         return span_finder_for(self._container.scanner.text)
 
     def plan(self, report: Any, profile: str | None, overrides: dict[str, Any] | None = None) -> MaskPlan:
-        return build_plan(columns_from_report(report), self.profiles().get(profile), overrides=overrides)
+        columns = columns_from_report(report, entity_grade=self._container.scanner.entity_grade)
+        return build_plan(columns, self.profiles().get(profile), overrides=overrides)
 
     @staticmethod
     def quasi_identifiers(report: Any) -> list[str]:

@@ -255,7 +255,8 @@ def _unmask_column(col: pa.Array, name: str, entity: str | None, report: Any, ke
         return invert_operator("encrypt", col, None, OpContext(keyring, None, name))
     if entity is None and report is not None:
         entity = next((c.entity for c in report.columns if c.name == name), None)
-    return invert_operator("fpe", col, None, OpContext(keyring, entity, name))
+    # values that were masked instead of encrypted (on_error: mask) stay as they are
+    return invert_operator("fpe", col, {"on_error": "mask"}, OpContext(keyring, entity, name))
 
 
 def unmask_file(

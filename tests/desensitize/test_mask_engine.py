@@ -145,3 +145,26 @@ def test_plan_needing_text_scanner_or_bad_values_fails_cleanly(tmp_path: Path) -
     with pytest.raises(OperatorError, match="not dates"), open_writer(out) as w:
         run_mask([pa.record_batch({"d": ["2020-01-02", "tomorrow"]})], w, plan, keyring=KEY)
     assert not out.exists()
+
+
+def test_columns_named_as_pii_are_masked_even_when_values_do_not_validate(tmp_path: Path,
+                                                                        scanner: TextScanner) -> None:
+    import random
+
+    rnd = random.Random(3)
+    rows = [{"XM": "".join(rnd.choice("张王李赵刘陈") for _ in range(3)),
+             "SFZH": "".join(rnd.choice("0123456789") for _ in range(18)),  # bad check digits, dates
+             "LXDH": "".join(rnd.choice("0123456789") for _ in range(11)), "BZ": "无"} for _ in range(60)]
+    src = tmp_path / "bad.csv"
+    with src.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    out = tmp_path / "out.csv"
+    summary = mask_file(src, out, scanner)
+    text = out.read_text(encoding="utf-8")
+    for r in rows:
+        assert r["SFZH"] not in text and r["LXDH"] not in text
+    sources = {c["column"]: c["source"] for c in summary["plan"]["columns"]}
+    assert sources["SFZH"].endswith("(header)")
+    assert read_table(out).column("BZ").to_pylist() == ["无"] * 60

@@ -184,3 +184,17 @@ def test_vectorised_id_ranks_match_scalar_code(ids: list[str]) -> None:
     ranks = ranks_from_ids(ids).tolist()
     assert ranks == [_parse_id(v)[0] for v in ids]
     assert ids_from_ranks(ranks) == [_render_id(r) for r in ranks] == ids
+
+
+def test_fpe_on_error_mask_falls_back_per_value() -> None:
+    good = "11010119900307" + "123"
+    good += id_check_char(good)
+    values = [good, "11010119901399123X", "12345", "", None]
+    with pytest.raises(OperatorError):
+        run(values, "CN_RESIDENT_ID")
+    out = run(values, "CN_RESIDENT_ID", on_error="mask")
+    assert valid_id(out[0]) and out[0] != good
+    assert out[1] == "110101********123X" and out[2].startswith("1") and "*" in out[2]
+    assert out[3:] == ["", None]
+    assert run(values, "CN_RESIDENT_ID", on_error="redact")[1:3] == ["", ""]
+    assert back(out, "CN_RESIDENT_ID", on_error="mask") == [good, *out[1:]]
