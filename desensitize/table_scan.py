@@ -181,8 +181,9 @@ class TableScanner:
             col.distinct_seen += len(head)
         if qi_kind:
             col.qi_ok += pc.sum(pc.match_substring_regex(s, _QI_CHECKS[qi_kind])).as_py() or 0
-        if len(col.texts) < self.text_values and (col.total_len / col.non_empty) >= 8:
-            texts = s.filter(pc.match_substring_regex(s, _TEXT_HINT))
+        if len(col.texts) < self.text_values:
+            wordy = pc.and_(pc.greater_equal(lens, 6), pc.match_substring_regex(s, _TEXT_HINT))
+            texts = s.filter(wordy)
             col.texts.extend(texts.slice(0, self.text_values - len(col.texts)).to_pylist())
 
     def _report(self, cols: list[_Column], qi_kinds: list[str | None], kanon: Counter[tuple[object, ...]],
@@ -203,7 +204,7 @@ class TableScanner:
                 hint_entity=hint, quasi_identifier=qi, free_text=avg >= 12 and bool(col.texts),
             )
             report = classify_column(ev)
-            if report.entity is None and ev.free_text:
+            if report.entity is None and col.texts:
                 ev = ColumnEvidence(**{**ev.__dict__, "contains": self._contains(col.texts)})
                 report = classify_column(ev)
             reports.append(report)
@@ -224,8 +225,10 @@ class TableScanner:
         scanner = self.text_scanner or TextScanner()
         self.text_scanner = scanner
         found: Counter[str] = Counter()
-        for findings in scanner.scan_many(texts):
-            found.update({f.entity for f in findings})
+        counts = Counter(texts)
+        for text, findings in zip(counts, scanner.scan_many(counts), strict=True):
+            for entity in {f.entity for f in findings}:
+                found[entity] += counts[text]
         return dict(found)
 
 

@@ -56,6 +56,10 @@ class _Grammar:
             # 4. road + lettered seat (惠州街B座)
             (regex.compile(rf"{name}(?P<anchor>{road})[A-Za-z0-9]{{1,3}}(?:座|栋|幢|号楼(?![下上前后道里顶对旁边门口]))"), 0.6),
         )
+        self.loose = regex.compile(
+            rf"(?:\p{{Han}}{{1,8}}?(?:{region}))+(?:\p{{Han}}{{1,10}}?(?:{road}|{place}|社区|街道))+"
+            rf"(?:[A-Za-z0-9一二三四五六七八九十甲乙丙丁号楼栋幢座单元层室户院弄\-]*)"
+        )
         self.region_tail = regex.compile(rf"(?:\p{{Han}}{{1,7}}?(?:{region}))$")
         self.region_head = regex.compile(rf"\p{{Han}}{{1,7}}?(?:{region})")
 
@@ -203,10 +207,24 @@ def find_addresses(text: str, *, precise: bool = True) -> list[tuple[int, int, f
     return merged
 
 
+_ORG_END = ("政府", "委员会", "管委会", "公司", "医院", "学校", "大学", "中学", "小学", "银行",
+            "办事处", "局", "厅", "委", "院", "所", "站", "部", "处", "科", "队")
+
+
 def plausible_address(value: str) -> bool:
-    """Whether most of a whole value is a detailed address (table scanner's cell check)."""
+    """Whether a whole cell is an address (table scanner's cell check).
+
+    A detailed address (see :func:`find_addresses`) covering most of the value, or a
+    looser form a column of addresses also holds: regions followed by a road, street,
+    community or village without a door number (历下区文化东路, 章丘区东山村).  Organisation
+    names (济南市历下区人民政府) and bare regions (历下区) are not addresses."""
     v = value.strip()
-    return any((e - s) >= 0.6 * len(v) for s, e, _ in find_addresses(v, precise=False))
+    if any((e - s) >= 0.6 * len(v) for s, e, _ in find_addresses(v, precise=False)):
+        return True
+    if len(v) < 6 or v.endswith(_ORG_END):
+        return False
+    g = _grammar()
+    return bool(g.loose.fullmatch(v))
 
 
 class ChineseAddressRecognizer(EntityRecognizer):

@@ -28,7 +28,7 @@ from desensitize.recognizers._tables import context_words, mapping, words
 ENTITY = "PERSON"
 _BAD_SUFFIX = frozenset(
     "区市县省州路街镇村乡局厅委办院所站馆园港桥门楼店厂场城井岛湾寺庙宫殿塔阁署部处科室队组"
-    "社会司校网台业化性率度费款法规制证号项件类期级型量额员品物器机车船人"
+    "社会司校网台业化性率度费款法规制证号项件类期级型量额员品物器机车船人族"
 )
 _HONORIFICS = ("先生", "女士", "小姐", "同志", "师傅", "老师", "大爷", "大妈", "阿姨", "老人")
 _NAME_TAGS = frozenset({"nr", "nrfg", "nrt"})
