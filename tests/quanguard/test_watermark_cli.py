@@ -130,3 +130,24 @@ def test_sql_tables_in_and_out(run, tmp_path):
     r = run("watermark", "detect", f"sqlite:///{tmp_path / 'out.db'}#people", "--format", "json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["recipient"] == "市交通局"
+
+
+def test_policy_denial_is_audited(run, tmp_path, monkeypatch):
+    """A consumer's key on the CLI: the policy says no, the refusal is in the audit trail."""
+    pacsv.write_csv(sample_table(500, seed=8), tmp_path / "people.csv")
+    key = run("keys", "create", "--role", "consumer", "--org", "某银行", "--name", "bank").stdout.strip()
+    monkeypatch.setenv("QUANGUARD_API_KEY", key)
+    r = run("watermark", "embed", "people.csv", "-o", "x.csv", "--recipient", "me")
+    assert r.exit_code == 4 and r.stderr.startswith("error: policy does not allow watermark_embed")
+    assert not (tmp_path / "x.csv").exists()
+    r = run("watermark", "detect", "people.csv")
+    assert r.exit_code == 4
+    monkeypatch.delenv("QUANGUARD_API_KEY")
+    from quanguard.cli.common import use_container
+
+    with use_container() as container, container.session() as session:
+        events = [json.loads(e.body) for e in container.audit.store.iter_range(session)]
+    denied = [e for e in events if e["event"]["action"].startswith("watermark_")]
+    assert {e["event"]["action"] for e in denied} == {"watermark_embed", "watermark_detect"}
+    assert all(e["event"]["outcome"] == "failure" and e["audit"]["effect"] == "deny"
+               for e in denied)
