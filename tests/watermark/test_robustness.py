@@ -118,3 +118,18 @@ def test_many_unmarked_tables_give_no_accusation():
         assert v.verdict == "none"
         worst = min(worst, min(c.p_adjusted for c in v.candidates))
     assert worst >= 1e-6
+
+
+def test_three_colluders_voting_cell_by_cell(leak):
+    """Three copies, each cell taken by majority where two agree (else from the first):
+    the simple vote still names only colluders."""
+    table, marked_a, _, copies = leak
+    others = [RECIPIENTS[5], RECIPIENTS[999]]
+    marked = [marked_a] + [embed_table(table, SECRET, r)[0] for r in others]
+    cols = {}
+    for n in table.column_names:
+        a, b, c = (m.column(n).to_numpy(zero_copy_only=False) for m in marked)
+        cols[n] = pa.array(np.where(b == c, b, a))
+    v = detect_table(pa.table(cols), SECRET, copies)
+    accused = {c.recipient for c in v.candidates if c.accused}
+    assert accused and accused <= {LEAKER, *others}
