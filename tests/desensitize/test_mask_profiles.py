@@ -68,7 +68,7 @@ def test_plan_resolution_and_overrides(tmp_path: Path) -> None:
     assert [c.op for c in plan.columns] == ["keep", "mask", "fpe", "spans", "suppress"]
     assert plan.masked_columns == ["姓名", "身份证号", "备注", "机密"]
     assert plan.dropped_columns == ["机密"]
-    assert plan.describe()[2][:4] == ("身份证号", "CN_RESIDENT_ID", "L4", "fpe")
+    assert plan.describe()[2][:4] == ("身份证号", "CN_RESIDENT_ID", "L4", "fpe on_error=mask")
     plan_file = tmp_path / "plan.yaml"
     plan_file.write_text("profile: 分析\ncolumns:\n  姓名: {op: fake}\n  备注: keep\n", encoding="utf-8")
     name, overrides = load_plan_file(plan_file)
