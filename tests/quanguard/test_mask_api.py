@@ -56,6 +56,8 @@ def test_mask_json_records(client: object, container: Container, make_key: objec
     text = json.dumps(docs, ensure_ascii=False)
     assert "身份证号" in text and summary["output_sha256"] in text and summary["input_sha256"] in text
     assert all(str(r["身份证号"]) not in text and str(r["姓名"]) not in text for r in data)
+    key_hex = (container.settings.key_dir / "mask.key").read_text().strip()
+    assert key_hex not in text and key_hex[:16] not in text
 
 
 def test_mask_streams_csv_and_ndjson(client: object, make_key: object) -> None:
