@@ -118,7 +118,7 @@ class ChinesePersonRecognizer(EntityRecognizer):
         stripped = left.rstrip(_SEPARATORS)
         if stripped.endswith(self._tables.before_strong):
             return 0.4
-        if stripped.endswith(("、", "和", "与", "及")) and self._name_like(text, start, -1):
+        if left.rstrip(" ").endswith(("、", "和", "与", "及")) and self._name_like(text, start, -1):
             return 0.1
         return 0.0
 
@@ -277,12 +277,13 @@ class ChinesePersonRecognizer(EntityRecognizer):
             dot = m.group().find("·") if "·" in m.group() else 0
             mid = s + max(dot, m.group().find("•"), m.group().find("・"))
             left = text[s:mid]
-            cut = 0
-            for cue in (*t.before_strong, *_LEFT_WORDS):
+            cut = -1
+            for cue in (*t.before_strong, *_LEFT_WORDS, "人员", "人"):
                 idx = left.rfind(cue)
                 if idx >= 0 and mid - (s + idx + len(cue)) >= 2:
                     cut = max(cut, idx + len(cue))
-            s = max(s + cut, mid - 4)
+            # after an introducing word keep the whole left part; otherwise at most 4
+            s = max(s + cut, mid - 8) if cut >= 0 else max(s, mid - 4)
             right = text[mid + 1:e]
             stop = len(right)
             for cue in (*t.after_strong, "的", "本人", "操作", "等"):
