@@ -26,7 +26,7 @@ _Scanner = Annotated[Principal, Depends(require_roles("officer", "manager", "pro
 async def scan(
     request: Request, caller: _Scanner, container: ContainerDep, ctx: ContextDep,
 ) -> Any:
-    """Scan a JSON body ``{"text": "..."}`` or a multipart upload (field ``file``; a
+    """Scan a JSON body ``{"text": "..."}`` (or a batch ``{"texts": [...]}``), or a multipart upload (field ``file``; a
     ``.txt`` file is scanned line by line, other files as tables).  Options:
     ``sample`` (rows), ``full`` (bool), ``dataset`` (inventory name)."""
     ctype = request.headers.get("content-type", "")
@@ -35,9 +35,17 @@ async def scan(
             body = await request.json()
         except ValueError as exc:
             raise InvalidInput("the body is not valid JSON") from exc
+        texts = body.get("texts") if isinstance(body, dict) else None
+        if isinstance(texts, list):  # batch: {"texts": ["...", ...]}
+            if not all(isinstance(t, str) for t in texts) or len(texts) > 10_000:
+                raise InvalidInput('"texts" must be a list of at most 10000 strings')
+            if sum(map(len, texts)) > MAX_TEXT:
+                raise TooLarge(f"texts longer than {MAX_TEXT} characters in total")
+            batch, grade = uc.scan_texts(container, caller, texts, ctx=ctx)
+            return {"results": [{"findings": [f.to_dict() for f in fs]} for fs in batch], "grade": grade}
         text = body.get("text") if isinstance(body, dict) else None
         if not isinstance(text, str):
-            raise InvalidInput('expected {"text": "..."}')
+            raise InvalidInput('expected {"text": "..."} or {"texts": ["...", ...]}')
         if len(text) > MAX_TEXT:
             raise TooLarge(f"text longer than {MAX_TEXT} characters; upload a file instead")
         findings, grade = uc.scan_text(container, caller, text, ctx=ctx)

@@ -33,6 +33,7 @@ __all__ = [
     "scan_table",
     "scan_text",
     "scan_text_file",
+    "scan_texts",
 ]
 
 TEXT_SUFFIXES = (".txt", ".text", ".log", ".md")
@@ -205,16 +206,25 @@ def scan_text(
     container: Any, principal: Principal, text: str, *, ctx: Any = None,
 ) -> tuple[list[Finding], str | None]:
     """Scan one free text; returns the findings and their highest grade."""
+    batch, grade = scan_texts(container, principal, [text], ctx=ctx)
+    return batch[0], grade
+
+
+def scan_texts(
+    container: Any, principal: Principal, texts: list[str], *, ctx: Any = None,
+) -> tuple[list[list[Finding]], str | None]:
+    """Scan a batch of free texts (one decision, one audit event for the batch)."""
     decision = _authorize(container, principal, "text", None, ctx)
-    findings = container.scanner.text.scan(text)
+    batch = list(container.scanner.text.scan_many(texts))
+    findings = [f for fs in batch for f in fs]
     grades = [container.scanner.entity_grade(f.entity) for f in findings]
     grade = container.policy.max_grade(grades) if grades else None
     with container.session() as session, session.begin():
         _audit(container, session, actor=principal, action="scan", dataset=None,
-               fields=tuple(sorted({f.entity for f in findings})), grade=grade, rows=1,
+               fields=tuple(sorted({f.entity for f in findings})), grade=grade, rows=len(texts),
                decision=decision, source_ip=getattr(ctx, "source_ip", None),
                request_id=getattr(ctx, "request_id", None), labels={"mode": "text"})
-    return findings, grade
+    return batch, grade
 
 
 # -- inventory --------------------------------------------------------------------------

@@ -131,3 +131,11 @@ def test_every_scan_is_audited_without_values(container, make_key, tmp_path: Pat
     scans = [e for e in events if e.get("action") == "scan"]
     assert [e.get("outcome") for e in scans] == ["success", "success", "failure"]  # ECS: denied is a failure
     assert "13812345678" not in bodies and "欧阳娜娜" not in bodies and "11010519491231002X" not in bodies
+
+
+def test_http_batch_texts(client, make_key) -> None:
+    key, _ = make_key("officer")
+    r = client.post("/v1/scan", json={"texts": ["无个人信息", "电话13812345678"]}, headers=auth(key))
+    assert r.status_code == 200, r.text
+    assert [[f["entity"] for f in x["findings"]] for x in r.json()["results"]] == [[], ["PHONE_NUMBER"]]
+    assert client.post("/v1/scan", json={"texts": [1, 2]}, headers=auth(key)).status_code == 400
