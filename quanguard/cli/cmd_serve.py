@@ -27,6 +27,10 @@ def serve(
     container = open_container(**overrides)
     settings = container.settings
     configure_logging(settings.log_level)
+    from quanguard.services.shipper import preflight_es
+
+    # A cluster of an unsupported major version is refused here, in one line.
+    preflight_es(container)
     issued = bootstrap_admin(container, LOCAL_OPERATOR)
     out = err_console()
     url = f"http://{settings.host}:{settings.port}"
