@@ -128,7 +128,11 @@ def _ident(name: str) -> str:
 
 
 def _grouped(table: pa.Table, ds: Dataset, q: AggregateQuery, extra_bins: int) -> list[tuple[Any, ...]]:
-    """(group values..., [bin], n, clamped sum) per group, computed in DuckDB."""
+    """(group values..., [bin], rows, clamped sum, subjects) per group, in DuckDB.
+
+    When a subject has more rows than the dataset's ``max_contributions``, the extra rows
+    are dropped first (after the filter), so the sensitivity the noise assumes holds.
+    """
     select: list[str] = [_ident(c) for c in q.by]
     params: list[Any] = []
     value = "NULL"
@@ -145,8 +149,14 @@ def _grouped(table: pa.Table, ds: Dataset, q: AggregateQuery, extra_bins: int) -
     elif q.agg != "count":
         where += f" AND {_ident(q.column or '')} IS NOT NULL"
     keys = ", ".join(select)
-    sql = (f"SELECT {keys + ', ' if keys else ''}count(*) AS n, sum({value}) AS s "
-           f"FROM t WHERE {where}" + (f" GROUP BY {keys}" if keys else ""))
+    subject = _ident(ds.key_columns[0]) if ds.key_columns else None
+    people = f"count(DISTINCT {subject})" if subject and ds.max_contributions > 1 else "count(*)"
+    source = f"(SELECT * FROM t WHERE {where})"
+    if subject and ds.truncate_contributions:
+        source = (f"(SELECT * FROM t WHERE {where} QUALIFY row_number() OVER "
+                  f"(PARTITION BY {subject}) <= {int(ds.max_contributions)})")
+    sql = (f"SELECT {keys + ', ' if keys else ''}count(*) AS n, sum({value}) AS s, "
+           f"{people} AS people FROM {source} AS src" + (f" GROUP BY {keys}" if keys else ""))
     con = _cursor()
     try:
         con.register("t", table)
@@ -180,21 +190,26 @@ def run_aggregate(
     bins_of: dict[str, dict[int, float]] = {}
     counts: dict[str, float] = {}
     sums: dict[str, float] = {}
+    people: dict[str, float] = {}
     for row in grouped:
         key = json.dumps(list(row[:nkey]), default=str, ensure_ascii=False)
-        n, s = float(row[-2]), float(row[-1] or 0.0)
+        n, s, p = float(row[-3]), float(row[-2] or 0.0), float(row[-1])
         counts[key] = counts.get(key, 0.0) + n
         sums[key] = sums.get(key, 0.0) + s
+        # per-bin subjects summed over bins may count a subject twice (quantiles only)
+        people[key] = people.get(key, 0.0) + p
         if q.agg == "quantile":
             bins_of.setdefault(key, {})[int(row[len(q.by)])] = n
-    kept = {k: v for k, v in counts.items() if v >= min_group_size}
+    k_max = ds.max_contributions if ds.key_columns else 1
+    kept = {k: v for k, v in counts.items() if people[k] >= min_group_size}
     eps_supp = q.epsilon * SUPPRESSED_SHARE
     eps_main = q.epsilon - eps_supp
     eps_count = eps_main if q.agg in ("count", "histogram") else eps_main / 2.0
-    rel = threshold_counts(kept, epsilon=eps_count, delta=delta, min_group_size=min_group_size)
+    rel = threshold_counts(kept, epsilon=eps_count, delta=delta, min_group_size=min_group_size,
+                           contributions=k_max)
     keys = sorted(rel.values)
     # groups seen (noised, sensitivity 1) minus groups released (already private)
-    seen = laplace_count(len(counts), epsilon=eps_supp)
+    seen = laplace_count(len(counts), epsilon=eps_supp, sensitivity=k_max)
     suppressed = max(0, seen.value - len(keys))
     eps_total = rel.epsilon + seen.epsilon
     scales = {"count": rel.scale, "suppressed_groups": seen.scale}
@@ -203,7 +218,7 @@ def run_aggregate(
         values = [max(0.0, rel.values[k]) for k in keys]
     elif q.agg in ("sum", "mean"):
         lo, hi = ds.bounds[q.column or ""]
-        vec = laplace_vector([sums[k] for k in keys], sensitivity=max(abs(lo), abs(hi)),
+        vec = laplace_vector([sums[k] for k in keys], sensitivity=k_max * max(abs(lo), abs(hi)),
                              epsilon=eps_main - eps_count)
         eps_total += vec.epsilon
         scales["value"] = vec.scale
@@ -214,7 +229,7 @@ def run_aggregate(
     else:
         lo, hi = ds.bounds[q.column or ""]
         flat = [bins_of[k].get(b, 0.0) for k in keys for b in range(_QUANTILE_BINS)]
-        vec = laplace_vector(flat, sensitivity=1.0, epsilon=eps_main - eps_count)
+        vec = laplace_vector(flat, sensitivity=float(k_max), epsilon=eps_main - eps_count)
         eps_total += vec.epsilon
         scales["value"] = vec.scale
         values = []

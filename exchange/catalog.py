@@ -58,6 +58,8 @@ class Dataset:
     rows: int
     digest: str
     created_at: datetime
+    max_contributions: int = 1
+    truncate_contributions: bool = False
 
     def column(self, name: str) -> ColumnInfo:
         for col in self.columns:
@@ -72,6 +74,7 @@ class Dataset:
             "owner_org": self.owner_org,
             "grade": self.grade,
             "rows": self.rows,
+            "max_contributions": self.max_contributions,
             "digest": self.digest,
             "columns": [
                 {
@@ -91,6 +94,28 @@ class Dataset:
 
 def _is_numeric(t: pa.DataType) -> bool:
     return bool(pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t))
+
+
+MAX_CONTRIBUTIONS = 100
+
+
+def _contributions(table: pa.Table, keys: tuple[str, ...], declared: int | None) -> tuple[int, bool]:
+    """Rows per subject the DP sensitivity must cover: the most rows any key value has,
+    capped by ``declared`` (rows beyond it are dropped at query time). Without a key
+    column every row is taken to be a different subject."""
+    if declared is not None and not 1 <= declared <= MAX_CONTRIBUTIONS:
+        raise InvalidDataset(f"max rows per subject must be between 1 and {MAX_CONTRIBUTIONS}")
+    if not keys:
+        return 1, False
+    counts = pc.value_counts(table.column(keys[0]).drop_null()).field("counts")
+    observed = int(pc.max(counts).as_py() or 1) if len(counts) else 1
+    if declared is None and observed > MAX_CONTRIBUTIONS:
+        raise InvalidDataset(
+            f"a subject of {keys[0]!r} has {observed} rows; declare max rows per subject "
+            f"(at most {MAX_CONTRIBUTIONS}) so each subject's influence is bounded")
+    if declared is not None and observed > declared:
+        return declared, True
+    return observed, False
 
 
 def _default_group_columns(
@@ -123,6 +148,7 @@ class Catalog:
         now: datetime, key_columns: Iterable[str] = (),
         bounds: Mapping[str, tuple[float, float]] | None = None,
         computations: Iterable[str] | None = None, group_columns: Iterable[str] | None = None,
+        max_contributions: int | None = None,
     ) -> Dataset:
         """Validate, encrypt and store ``table``; return its metadata.
 
@@ -162,6 +188,7 @@ class Catalog:
                     raise InvalidDataset(f"group column {col!r} is not in the table")
                 if col in keys:
                     raise InvalidDataset(f"key column {col!r} cannot be a group column")
+        contrib, truncate = _contributions(table, keys, max_contributions)
         columns = tuple(
             ColumnInfo(f.name, str(f.type), grading.columns.get(f.name), _is_numeric(f.type))
             for f in table.schema
@@ -177,6 +204,7 @@ class Catalog:
             name=name, owner_org=owner.org, owner_id=owner.id, grade=grading.grade,
             columns=columns, key_columns=keys, group_columns=groups, bounds=clean_bounds,
             computations=comps, rows=table.num_rows, digest=sha256_hex(plain), created_at=now,
+            max_contributions=contrib, truncate_contributions=truncate,
         )
         session.execute(datasets.insert().values(
             name=name, owner_org=owner.org, owner_id=owner.id, grade=ds.grade,
@@ -184,7 +212,7 @@ class Catalog:
                      for c in columns],
             key_columns=list(keys), group_columns=list(groups),
             bounds={k: list(v) for k, v in clean_bounds.items()}, computations=list(comps),
-            rows=ds.rows, digest=ds.digest, wrapped_key=self._master.wrap(data_key, name),
+            rows=ds.rows, max_contributions=contrib, truncate_contributions=truncate, digest=ds.digest, wrapped_key=self._master.wrap(data_key, name),
             blob=blob, created_at=now,
         ))
         return ds
@@ -247,5 +275,6 @@ def _to_dataset(row: Any) -> Dataset:
         key_columns=tuple(row["key_columns"]), group_columns=tuple(row["group_columns"]),
         bounds={k: (float(v[0]), float(v[1])) for k, v in row["bounds"].items()},
         computations=tuple(row["computations"]), rows=int(row["rows"]), digest=row["digest"],
-        created_at=row["created_at"],
+        created_at=row["created_at"], max_contributions=int(row["max_contributions"] or 1),
+        truncate_contributions=bool(row["truncate_contributions"]),
     )

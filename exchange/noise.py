@@ -39,7 +39,8 @@ class Released:
 
 
 def threshold_counts(
-    counts: Mapping[str, float], *, epsilon: float, delta: float, min_group_size: int
+    counts: Mapping[str, float], *, epsilon: float, delta: float, min_group_size: int,
+    contributions: int = 1,
 ) -> Released:
     """Release noisy counts of the groups whose noisy count reaches the threshold.
 
@@ -47,18 +48,20 @@ def threshold_counts(
     unseen group leaks with probability <= ``delta``, raised by ``min_group_size``
     because groups below it were dropped before noise (a dropped group can differ from a
     kept one by up to ``min_group_size`` rows, and the extra margin keeps that case
-    inside the same δ). One row changes one group's count by 1.
+    inside the same δ). One subject contributes at most ``contributions`` rows, so it
+    changes at most that many groups, each by at most that much: d_in = (k, k, k).
     """
     _contrib()
     if not (epsilon > 0 and math.isfinite(epsilon)):
         raise InvalidQuery("epsilon must be a positive number")
     if not 0 < delta < 1:
         raise InvalidQuery("delta must be in (0, 1)")
-    scale = 1.0 / epsilon
+    k = max(1, int(contributions))
+    scale = float(k) / epsilon
     domain = dp.map_domain(dp.atom_domain(T=str), dp.atom_domain(T=float, nan=False))
     metric = dp.l01inf_distance(dp.absolute_distance(T=float))
-    d_in = (1, 1.0, 1.0)
-    tau = 1.0 + scale * math.log(1.0 / (2.0 * delta))
+    d_in = (k, float(k), float(k))
+    tau = float(k) + scale * math.log(1.0 / (2.0 * delta))
     while True:
         meas = dp.m.make_laplace_threshold(domain, metric, scale=scale, threshold=tau)
         eps_used, delta_used = meas.map(d_in)  # type: ignore[no-untyped-call]
@@ -101,12 +104,12 @@ class NoisyCount:
     epsilon: float
 
 
-def laplace_count(value: int, *, epsilon: float) -> NoisyCount:
-    """Discrete Laplace on an integer with sensitivity 1 (one row adds at most one)."""
+def laplace_count(value: int, *, epsilon: float, sensitivity: int = 1) -> NoisyCount:
+    """Discrete Laplace on an integer that one subject moves by at most ``sensitivity``."""
     _contrib()
     if not (epsilon > 0 and math.isfinite(epsilon)):
         raise InvalidQuery("epsilon must be a positive number")
-    scale = 1.0 / epsilon
+    scale = float(sensitivity) / epsilon
     meas = dp.m.make_laplace(dp.atom_domain(T=int), dp.absolute_distance(T=int), scale=scale)
-    eps_used = float(meas.map(1))  # type: ignore[no-untyped-call]
+    eps_used = float(meas.map(int(sensitivity)))  # type: ignore[no-untyped-call]
     return NoisyCount(int(meas(int(value))), scale, eps_used)

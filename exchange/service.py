@@ -82,7 +82,8 @@ class Exchange(DeliveryMixin):
                  table: pa.Table, key_columns: Iterable[str] = (),
                  bounds: Mapping[str, tuple[float, float]] | None = None,
                  computations: Iterable[str] | None = None,
-                 group_columns: Iterable[str] | None = None) -> Dataset:
+                 group_columns: Iterable[str] | None = None,
+                 max_contributions: int | None = None) -> Dataset:
         """Scan, grade, decide ``dataset_register`` on the grade, encrypt and store."""
         grading = self.scanner.grade_table(table)
         grant = self.decider.decide(caller, "dataset_register", grade=grading.grade, dataset=name,
@@ -94,7 +95,8 @@ class Exchange(DeliveryMixin):
                           rule_id=grant.rule_id)
         ds = self.catalog.register(session, name=name, table=table, owner=caller, grading=grading,
                                    now=self.clock.now(), key_columns=key_columns, bounds=bounds,
-                                   computations=computations, group_columns=group_columns)
+                                   computations=computations, group_columns=group_columns,
+                                   max_contributions=max_contributions)
         audit.record(actor=caller, action="exchange.register", dataset=ds.name, grade=ds.grade,
                      fields=tuple(c.name for c in ds.columns), rows=ds.rows, grant=grant,
                      result_digest=ds.digest)

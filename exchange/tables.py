@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -31,6 +32,10 @@ datasets = Table(
     Column("bounds", JSON, nullable=False),  # {col: [lo, hi]}
     Column("computations", JSON, nullable=False),
     Column("rows", Integer, nullable=False),
+    # most rows one subject (key value) may contribute to an aggregate; the DP unit is the
+    # subject, so sensitivities scale with it and extra rows are dropped
+    Column("max_contributions", Integer, nullable=False, default=1),
+    Column("truncate_contributions", Boolean, nullable=False, default=False),
     Column("digest", String(64), nullable=False),  # sha256 of the plaintext Parquet
     Column("wrapped_key", LargeBinary, nullable=False),
     Column("blob", String(300), nullable=False),  # file name under the data dir

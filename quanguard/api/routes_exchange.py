@@ -67,7 +67,8 @@ async def register(request: Request, caller: _Provider, container: ContainerDep,
                    ctx: ContextDep) -> Any:
     """Register a dataset (multipart): ``name``, one of ``file`` / ``path`` (inside the
     service's exchange-inbox) / ``sql_url`` (+ ``sql_table``), repeated ``key_column``,
-    ``bounds`` (COL=LO:HI), ``computation``, ``group_column``. Returns its metadata."""
+    ``bounds`` (COL=LO:HI), ``computation``, ``group_column``, ``max_rows_per_subject``
+    (rows one key value may contribute; extra rows are dropped). Returns its metadata."""
     async with request.form() as form:
         name = form.get("name")
         if not isinstance(name, str) or not name:
@@ -78,16 +79,20 @@ async def register(request: Request, caller: _Provider, container: ContainerDep,
             data, filename = await upload.read(), upload.filename
         fields = {k: [v for v in form.getlist(k) if isinstance(v, str) and v]
                   for k in ("key_column", "bounds", "computation", "group_column",
-                            "path", "sql_url", "sql_table")}
+                            "path", "sql_url", "sql_table", "max_rows_per_subject")}
     one = lambda key: fields[key][0] if fields[key] else None
     bounds = uc.parse_bounds(fields["bounds"])
+    cap = one("max_rows_per_subject")
+    if cap is not None and not cap.isdigit():
+        raise InvalidInput("max_rows_per_subject must be a positive integer")
     table = uc.load_table(container, upload=data, filename=filename, path=one("path"),
                           sql_url=one("sql_url"), sql_table=one("sql_table"), numeric=bounds)
     strs = fields.__getitem__
     return uc.register(container, caller, ctx, name=name, table=table,
                        key_columns=strs("key_column"), bounds=bounds,
                        computations=strs("computation") or None,
-                       group_columns=strs("group_column") or None)
+                       group_columns=strs("group_column") or None,
+                       max_contributions=int(cap) if cap else None)
 
 
 @router.get("/datasets")

@@ -67,11 +67,14 @@ def register_dataset(
     group_column: Annotated[list[str] | None, typer.Option("--group-column", help="Allowed group/filter column")] = None,
     server_path: Annotated[bool, typer.Option("--server-path", help="FILE is on the service")] = False,
     sql_table: Annotated[str | None, typer.Option("--sql-table", help="Table name for a SQL URL")] = None,
+    max_rows_per_subject: Annotated[int | None, typer.Option("--max-rows-per-subject", help="Rows one key value may contribute (DP unit is the subject)")] = None,
     fmt: _Format = OutputFormat.table,
 ) -> None:
     """Publish a dataset (provider): scanned, graded and stored encrypted by the service."""
     data: dict[str, Any] = {"name": name, "key_column": key_column or [], "bounds": bounds or [],
                             "computation": computation or [], "group_column": group_column or []}
+    if max_rows_per_subject is not None:
+        data["max_rows_per_subject"] = str(max_rows_per_subject)
     files = None
     if "://" in file:
         data.update(sql_url=file, sql_table=sql_table or "")

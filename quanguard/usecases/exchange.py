@@ -146,11 +146,13 @@ def load_table(container: Any, *, upload: bytes | None = None, filename: str | N
 def register(container: Any, principal: Principal, ctx: Any, *, name: str, table: pa.Table,
              key_columns: Iterable[str] = (), bounds: Mapping[str, tuple[float, float]] | None = None,
              computations: Iterable[str] | None = None,
-             group_columns: Iterable[str] | None = None) -> dict[str, Any]:
+             group_columns: Iterable[str] | None = None,
+             max_contributions: int | None = None) -> dict[str, Any]:
     ds = _tx(container, principal, ctx, lambda ex, s, a, c: ex.register(
         s, a, c, name=name, table=table, key_columns=list(key_columns), bounds=bounds,
         computations=list(computations) if computations else None,
-        group_columns=list(group_columns) if group_columns else None))
+        group_columns=list(group_columns) if group_columns else None,
+        max_contributions=max_contributions))
     return ds.to_public()
 
 
