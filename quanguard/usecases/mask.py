@@ -31,8 +31,8 @@ from desensitize.tableio import detect_format, open_table, open_writer
 from quanguard.auth import Principal
 from quanguard.errors import Forbidden, InvalidInput
 
-__all__ = ["MaskOutcome", "UnmaskOutcome", "mask_file", "mask_records", "sha256_file", "unmask_file",
-           "unmask_records"]
+__all__ = ["MAX_RECORDS", "MaskOutcome", "UnmaskOutcome", "mask_file", "mask_records", "records_table",
+           "sha256_file", "temp_path", "unmask_file", "unmask_records"]
 
 _LOCAL = "local-operator"
 MAX_RECORDS = 100_000
