@@ -56,14 +56,16 @@ def serve(items: Sequence[str], request: bytes, *, reveal: str, max_client_items
         raise InvalidQuery("PSI request holds no identifiers")
     if n > max_client_items:
         raise Refused(f"PSI request holds {n} identifiers; the limit is {max_client_items}")
-    server = _psi.server.CreateWithNewKey(reveal == "matches")
-    setup = server.CreateSetupMessage(fpr, n, list(items))
     req = _psi.Request()
     req.ParseFromString(request)
+    if req.reveal_intersection != (reveal == "matches"):
+        raise Refused(f"policy allows PSI to reveal only the {reveal}; the request asked otherwise")
+    server = _psi.server.CreateWithNewKey(reveal == "matches")
     try:
         response = server.ProcessRequest(req)
-    except RuntimeError as exc:  # the request asked for another reveal mode than policy's
-        raise Refused(f"policy allows PSI to reveal only the {reveal}; the request asked otherwise") from exc
+    except RuntimeError as exc:  # a blinded element that is not a curve point
+        raise InvalidQuery("PSI request holds malformed blinded elements") from exc
+    setup = server.CreateSetupMessage(fpr, n, list(items))
     return PsiAnswer(setup.SerializeToString(), response.SerializeToString(), reveal)
 
 

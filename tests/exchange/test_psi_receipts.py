@@ -74,3 +74,14 @@ def test_receipt_verifies_and_every_tamper_fails(tmp_path) -> None:
     for broken in ({}, {k: v for k, v in r.items() if k != "signature"}, "x"):
         with pytest.raises(ReceiptInvalid):
             verify_receipt(broken)  # type: ignore[arg-type]
+
+
+def test_malformed_requests_are_invalid_not_errors() -> None:
+    import private_set_intersection.python as raw
+
+    from exchange import InvalidQuery
+    req = raw.Request()
+    req.encrypted_elements.append(b"not a point")
+    for blob in (req.SerializeToString(), b"", b"\xff\xff\xff"):
+        with pytest.raises(InvalidQuery):
+            serve(["a"], blob, reveal="count", max_client_items=10)
