@@ -171,6 +171,21 @@ def open_writer(
     raise TableError(f"unknown table format {fmt!r} (known: {' '.join(FORMATS)})")
 
 
+def detect_text_encoding(path: str | os.PathLike[str]) -> str:
+    """Encoding of a text file (utf-8, utf-8-sig or gb18030), as for CSV; TableError otherwise."""
+    from desensitize._tableio_readers import PREFIX, detect_encoding
+
+    p = Path(path)
+    try:
+        with p.open("rb") as fh:
+            prefix = fh.read(PREFIX)
+    except OSError as exc:
+        raise TableError(f"{p}: cannot read ({exc.strerror})") from None
+    if not prefix.strip():
+        raise TableError(f"{p.name}: empty file")
+    return detect_encoding(prefix, p.name)
+
+
 def read_table(path: str | os.PathLike[str], **kwargs: Any) -> pa.Table:
     """Read a whole (small) table as strings; for tests and small inputs."""
     source = open_table(path, **kwargs)

@@ -2,7 +2,7 @@
 
 ``POST /v1/mask`` takes JSON ``{"profile": "共享", "records": [{...}], "dataset": "..."}``
 (at most 100,000 records) and answers ``{"records": [...], "summary": {...}}``; or an
-``application/x-ndjson`` / ``text/csv`` body (``?profile=&dataset=``) that is spooled to
+``application/x-ndjson`` / ``text/csv`` / ``text/plain`` (one record per line) body (``?profile=&dataset=``) that is spooled to
 disk and answered as a stream in the same format, with the summary in the
 ``X-Quanguard-Mask-Summary`` header (JSON, ASCII).  The policy decides (action
 ``mask`` / ``unmask``); every call is audited.
@@ -31,7 +31,7 @@ router = APIRouter(tags=["mask"])
 MAX_BODY = 200 * 1024 * 1024
 MAX_JSON = 64 * 1024 * 1024
 _STREAM_TYPES = {"application/x-ndjson": ".jsonl", "application/jsonl": ".jsonl",
-                 "application/json-seq": ".jsonl", "text/csv": ".csv"}
+                 "application/json-seq": ".jsonl", "text/csv": ".csv", "text/plain": ".txt"}
 
 
 async def _json_body(request: Request) -> tuple[dict[str, Any], str]:
@@ -79,7 +79,8 @@ async def mask(request: Request, caller: PrincipalDep, container: ContainerDep, 
         return {"records": out, "summary": summary}
     suffix = _STREAM_TYPES.get(ctype)
     if suffix is None:
-        raise InvalidInput("send application/json records, or an application/x-ndjson or text/csv body")
+        raise InvalidInput("send application/json records, or an application/x-ndjson, text/csv or "
+                           "text/plain body")
     src = uc.temp_path(container, suffix)
     dst = uc.temp_path(container, suffix)
     try:
@@ -91,7 +92,8 @@ async def mask(request: Request, caller: PrincipalDep, container: ContainerDep, 
                     raise TooLarge(f"body larger than {MAX_BODY // 2**20} MB")
                 await fh.write(chunk)
         q = request.query_params
-        outcome = await run_in_threadpool(uc.mask_file, container, caller, src, dst,
+        run = uc.mask_text_file if suffix == ".txt" else uc.mask_file
+        outcome = await run_in_threadpool(run, container, caller, src, dst,
                                           profile=q.get("profile"), dataset=q.get("dataset") or "upload",
                                           ctx=ctx)
     except BaseException:

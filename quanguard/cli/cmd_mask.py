@@ -46,7 +46,8 @@ def _plan_table(plan: Any) -> Table:
 
 def mask(
     src: Annotated[str, typer.Argument(metavar="IN", help="Table to mask (.csv .tsv .jsonl .parquet .xlsx "
-                                                             "or sqlite:///f.db#table)")],
+                                                             "or sqlite:///f.db#table), or a .txt file "
+                                                             "(each line a record, masked span by span)")],
     out: Annotated[str, typer.Option("-o", "--output", help="Where to write the masked table (same format)")],
     profile: Annotated[str | None, typer.Option("--profile", help="Masking profile (开放, 共享 default, 分析)")] = None,
     plan: Annotated[str | None, typer.Option("--plan", help="Plan file (YAML/JSON) overriding columns")] = None,
@@ -67,10 +68,14 @@ def mask(
     with use_container() as container:
         principal = cli_principal(container)
         with _progress() as progress:
-            outcome = uc.mask_file(container, principal, src, out, profile=profile, plan_file=plan,
-                                   key_file=key_file, encoding=encoding, out_encoding=out_encoding,
-                                   dataset=dataset, progress=progress, on_plan=show,
-                                   table=table, sheet=sheet)
+            if uc.is_text_path(src):
+                outcome = uc.mask_text_file(container, principal, src, out, profile=profile, key_file=key_file,
+                                            encoding=encoding, dataset=dataset, progress=progress, on_plan=show)
+            else:
+                outcome = uc.mask_file(container, principal, src, out, profile=profile, plan_file=plan,
+                                       key_file=key_file, encoding=encoding, out_encoding=out_encoding,
+                                       dataset=dataset, progress=progress, on_plan=show,
+                                       table=table, sheet=sheet)
     if fmt is OutputFormat.json:
         emit(outcome.to_dict())
         return

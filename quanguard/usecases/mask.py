@@ -31,8 +31,9 @@ from desensitize.tableio import detect_format, open_table, open_writer
 from quanguard.auth import Principal
 from quanguard.errors import Forbidden, InvalidInput
 
-__all__ = ["MAX_RECORDS", "MaskOutcome", "UnmaskOutcome", "mask_file", "mask_records", "records_table",
-           "sha256_file", "temp_path", "unmask_file", "unmask_records"]
+__all__ = ["MAX_RECORDS", "TEXT_SUFFIXES", "MaskOutcome", "UnmaskOutcome", "is_text_path", "mask_file",
+           "mask_records", "mask_text_file", "records_table", "sha256_file", "temp_path", "unmask_file",
+           "unmask_records"]
 
 _LOCAL = "local-operator"
 MAX_RECORDS = 100_000
@@ -323,3 +324,62 @@ def temp_path(container: Any, suffix: str) -> str:
     fd, tmp = tempfile.mkstemp(suffix=suffix, dir=container.settings.data_dir)
     os.close(fd)
     return tmp
+
+
+# -- free text ---------------------------------------------------------------------------
+
+TEXT_SUFFIXES = (".txt", ".text", ".log", ".md")
+_TEXT_BATCH = 2_000
+
+
+def is_text_path(path: str) -> bool:
+    return "://" not in path and Path(path).suffix.lower() in TEXT_SUFFIXES
+
+
+def mask_text_file(
+    container: Any, principal: Principal, src: str, dst: str, *, profile: str | None = None,
+    key_file: str | None = None, encoding: str | None = None, dataset: str | None = None,
+    owner_org: str | None = None, ctx: Any = None, progress: Callable[[int], None] | None = None,
+    on_plan: Callable[[Any], None] | None = None,
+) -> MaskOutcome:
+    """Mask a text file line by line (each line one record), span by span; line endings,
+    encoding and every character outside a finding are kept."""
+    from desensitize.masker import Masker
+    from desensitize.plan import SPANS, ColumnPlan, MaskPlan
+    from desensitize.risk import KResult
+    from desensitize.tableio import detect_text_encoding
+
+    name = dataset or Path(src).stem or "text"
+    if os.path.exists(dst) and os.path.samefile(src, dst):
+        raise InvalidInput("the output would overwrite the input; choose another -o")
+    enc = encoding or detect_text_encoding(src)
+    decision = _decide(container, principal, "mask", name, None, owner_org, ctx, local_ok=True)
+    service = container.masker
+    chosen = service.profiles().get(profile or decision.obligations.get("mask_profile"))
+    plan = MaskPlan(chosen, (ColumnPlan("text", SPANS, {}, None, None, f"{chosen.name}: spans"),))
+    if on_plan is not None:
+        on_plan(plan)
+    masker = Masker(plan, keyring=service.keyring(key_file), span_finder=service.span_finder())
+    out_dir = Path(dst).resolve().parent
+    fd, tmp = tempfile.mkstemp(prefix=f".{Path(dst).name}.", suffix=".part", dir=out_dir)
+    try:
+        with open(src, encoding=enc, newline="") as fin, os.fdopen(fd, "w", encoding=enc, newline="") as fout:
+            while lines := [line for _, line in zip(range(_TEXT_BATCH), fin, strict=False)]:
+                bodies = [line.rstrip("\r\n") for line in lines]
+                masked = masker.mask_batch(pa.record_batch({"text": pa.array(bodies, pa.string())}))
+                for line, body, new in zip(lines, bodies, masked.column(0).to_pylist(), strict=True):
+                    fout.write(new + line[len(body):])
+                if progress is not None:
+                    progress(len(lines))
+        os.replace(tmp, dst)
+    except UnicodeError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise InvalidInput(f"{Path(src).name}: not valid {enc} text ({exc.reason})") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    none = KResult(None, 0, masker.stats.rows, ())
+    result = MaskResult(plan, masker.stats, none, none, ("text",))
+    outcome = MaskOutcome(chosen.name, result, sha256_file(src), sha256_file(dst), None)
+    _record(container, principal, "mask", name, outcome, decision, ctx)
+    return outcome

@@ -195,3 +195,20 @@ def test_cli_mask_and_unmask(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, un
     assert res.exit_code == 0, res.output
     back = list(csv.DictReader(io.StringIO((tmp_path / "back.csv").read_text(encoding="gb18030"))))
     assert [r["身份证号"] for r in back] == [r["身份证号"] for r in data]
+
+
+def test_mask_free_text_lines(client: object, tmp_path: Path, make_key: object) -> None:
+    key, _ = make_key("provider")  # type: ignore[operator]
+    fake = Faker("zh_CN")
+    fake.seed_instance(9)
+    people = [(fake.name(), fake.phone_number(), fake.ssn()) for _ in range(12)]
+    lines = [f"工单{i}：市民{n}来电，电话{p}，身份证号{s}，反映小区噪音。" for i, (n, p, s) in enumerate(people)]
+    body = ("\r\n".join(lines) + "\r\n").encode("gb18030")
+    resp = client.post("/v1/mask", content=body,  # type: ignore[attr-defined]
+                       headers={**auth(key), "content-type": "text/plain"})
+    assert resp.status_code == 200, resp.text
+    out = resp.content.decode("gb18030")
+    assert out.count("\r\n") == len(lines)
+    for n, p, s in people:
+        assert p not in out and s not in out
+    assert all("反映小区噪音。" in line for line in out.splitlines())
