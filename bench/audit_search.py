@@ -100,6 +100,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--events", type=int, default=None)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--db", type=Path, default=None,
+                    help="keep the generated SQLite trail here and reuse it on the next run")
     args = ap.parse_args()
     n = args.events or (100_000 if args.quick else 1_000_000)
 
@@ -112,11 +114,22 @@ def main() -> None:
     end = datetime.now(UTC).replace(microsecond=0)
     rows = []
     with tempfile.TemporaryDirectory(prefix="qg-search-") as tmp:
-        engine = make_engine(f"sqlite:///{Path(tmp) / 'trail.db'}")
-        create_schema(engine)
+        path = args.db or Path(tmp) / "trail.db"
+        reuse = path.exists()
+        engine = make_engine(f"sqlite:///{path}")
         store = AuditStore()
+        if reuse:
+            import sqlalchemy as sa
+
+            from monitor.store import EVENTS, from_us
+
+            with Session(engine) as s:
+                n = store.count(s)
+                end = from_us(int(s.execute(sa.select(sa.func.max(EVENTS.c.ts))).scalar_one()))
+        else:
+            create_schema(engine)
         t0 = time.perf_counter()
-        for start in range(0, n, 50_000):
+        for start in range(0, 0 if reuse else n, 50_000):
             batch = generate_events(min(50_000, n - start), end, seed=start)
             for i in range(0, len(batch), 5000):
                 with Session(engine) as s, s.begin():
@@ -132,8 +145,9 @@ def main() -> None:
                      "goal": None, "unit": "ms", "met": None})
         rows.append({"metric": "SQL search p50", "ours": round(p(times, 50), 1),
                      "anchor": None, "ratio": None, "goal": None, "unit": "ms", "met": None})
-        notes = (f"{n:,} events over 90 days, 2,000 actors, SQLite WAL; load "
-                 f"{n / load_s:,.0f} events/s; median ms per query: "
+        load = "reused trail" if reuse else f"load {n / load_s:,.0f} events/s"
+        notes = (f"{n:,} events over 90 days, 2,000 actors, SQLite WAL; {load}; "
+                 f"median ms per query: "
                  + "; ".join(f"{k}: {v:.1f}" for k, v in per.items()))
         es_url = os.environ.get("QUANGUARD_TEST_ES_URL")
         if es_url:
