@@ -172,7 +172,9 @@ def test_cli_mask_and_unmask(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, un
         w.writerows(data)
     runner = CliRunner()
     out = tmp_path / "out.csv"
-    res = runner.invoke(app, ["mask", str(src), "-o", str(out), "--format", "json"])
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("columns:\n  姓名: {op: encrypt}\n", encoding="utf-8")
+    res = runner.invoke(app, ["mask", str(src), "-o", str(out), "--plan", str(plan), "--format", "json"])
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout)
     assert summary["rows"] == 10 and summary["profile"] == "共享"
@@ -191,10 +193,15 @@ def test_cli_mask_and_unmask(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, un
 
         key = create_key(s, role="officer", org="本机", name="officer-cli").key
     monkeypatch.setenv("QUANGUARD_API_KEY", key)
-    res = runner.invoke(app, ["unmask", str(out), "-o", str(tmp_path / "back.csv"), "--columns", "身份证号"])
+    res = runner.invoke(app, ["unmask", str(out), "-o", str(tmp_path / "back.csv"), "--columns", "身份证号,姓名"])
     assert res.exit_code == 0, res.output
     back = list(csv.DictReader(io.StringIO((tmp_path / "back.csv").read_text(encoding="gb18030"))))
     assert [r["身份证号"] for r in back] == [r["身份证号"] for r in data]
+    assert [r["姓名"] for r in back] == [r["姓名"] for r in data]
+    masked = list(csv.DictReader(io.StringIO(out.read_text(encoding="gb18030"))))
+    assert all(r["姓名"].startswith("SIV:") for r in masked)
+    res = runner.invoke(app, ["unmask", str(out), "-o", str(tmp_path / "b2.csv"), "--columns", "无此列"])
+    assert res.exit_code == 2 and not (tmp_path / "b2.csv").exists()
 
 
 def test_mask_free_text_lines(client: object, tmp_path: Path, make_key: object) -> None:
