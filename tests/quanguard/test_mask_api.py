@@ -219,3 +219,16 @@ def test_mask_free_text_lines(client: object, tmp_path: Path, make_key: object) 
     for n, p, s in people:
         assert p not in out and s not in out
     assert all("反映小区噪音。" in line for line in out.splitlines())
+
+
+def test_mask_use_case_on_sqlite_and_postgresql(any_container: Container) -> None:
+    from quanguard.auth import create_key
+    from quanguard.usecases import mask as uc
+
+    with any_container.session() as s, s.begin():
+        principal = create_key(s, role="provider", org="市大数据局", name="p-any").principal
+    data = records(6)
+    out, outcome = uc.mask_records(any_container, principal, data, body_sha256="0" * 64)
+    assert len(out) == 6 and outcome.profile == "共享"
+    docs = audit_docs(any_container)
+    assert outcome.output_sha256 in json.dumps(docs)
