@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from monitor.errors import InvalidEvent
 from monitor.events import parse_ts
 from monitor.ingest import MAX_BATCH
-from monitor.search import SearchQuery, SearchResult
+from monitor.search import SearchQuery
 from quanguard.api.deps import ContainerDep, ContextDep, require_roles
 from quanguard.auth import Principal
 from quanguard.errors import InvalidInput
@@ -77,18 +77,6 @@ def _ts(value: str | None, name: str) -> datetime | None:
         raise InvalidInput(f"{name}: {exc.message}", field=name) from exc
 
 
-def result_dict(result: SearchResult, query: SearchQuery, backend: str | None) -> dict[str, Any]:
-    return {
-        "total": result.total,
-        "page": query.page,
-        "size": query.size,
-        "backend": backend,
-        "hits": [e.to_document() for e in result.hits],
-        "aggs": {name: [{"key": b.key, "count": b.count} for b in buckets]
-                 for name, buckets in result.aggs.items()},
-    }
-
-
 @router.get("/v1/audit/search")
 def audit_search(
     caller: _Searcher, container: ContainerDep, ctx: ContextDep,
@@ -111,7 +99,7 @@ def audit_search(
                        request_id=ctx.request_id)
     backend = getattr(container.search, "last_backend", None) or getattr(
         container.search, "name", None)
-    return result_dict(result, query, backend)
+    return uc.result_dict(result, query, backend)
 
 
 @router.get("/v1/audit/status")

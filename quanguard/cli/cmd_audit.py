@@ -199,9 +199,7 @@ def search(
                             aggs=tuple(agg), tz=container.settings.tz)
         result = uc.search(container, cli_principal(container), query)
     if fmt is OutputFormat.json:
-        from quanguard.api.routes_audit import result_dict
-
-        emit(result_dict(result, query, None))
+        emit(uc.result_dict(result, query, None))
         return
     table = Table("seq", "time", "actor", "role", "org", "action", "dataset", "grade", "effect",
                   "rows", title=f"{result.total} events")

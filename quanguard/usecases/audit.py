@@ -37,6 +37,7 @@ __all__ = [
     "list_alerts",
     "proof",
     "purge_old",
+    "result_dict",
     "search",
     "status",
     "update_alert",
@@ -160,6 +161,20 @@ def search(container: Any, principal: Principal, query: SearchQuery, *,
     _record(container, principal, "audit_search", decision=decision, rows=result.total,
             source_ip=source_ip, request_id=request_id, labels=labels, reason=reason)
     return result
+
+
+def result_dict(result: SearchResult, query: SearchQuery, backend: str | None
+                ) -> dict[str, Any]:
+    """The JSON shape of a search answer (HTTP and ``--format json``)."""
+    return {
+        "total": result.total,
+        "page": query.page,
+        "size": query.size,
+        "backend": backend,
+        "hits": [e.to_document() for e in result.hits],
+        "aggs": {name: [{"key": b.key, "count": b.count} for b in buckets]
+                 for name, buckets in result.aggs.items()},
+    }
 
 
 # -- trail ----------------------------------------------------------------------------
