@@ -198,8 +198,10 @@ def search(
                             until=_when(until, "until"), q=q, sort=sort, page=page, size=size,
                             aggs=tuple(agg), tz=container.settings.tz)
         result = uc.search(container, cli_principal(container), query)
+        backend = getattr(container.search, "last_backend", None) or getattr(
+            container.search, "name", None)
     if fmt is OutputFormat.json:
-        emit(uc.result_dict(result, query, None))
+        emit(uc.result_dict(result, query, backend))
         return
     table = Table("seq", "time", "actor", "role", "org", "action", "dataset", "grade", "effect",
                   "rows", title=f"{result.total} events")
