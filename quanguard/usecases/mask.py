@@ -372,9 +372,9 @@ def mask_text_file(
                 if progress is not None:
                     progress(len(lines))
         os.replace(tmp, dst)
-    except UnicodeError as exc:
+    except UnicodeError:
         Path(tmp).unlink(missing_ok=True)
-        raise InvalidInput(f"{Path(src).name}: not valid {enc} text ({exc.reason})") from None
+        raise InvalidInput(f"{Path(src).name}: not valid {enc} text (wrong or mixed encoding)") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
