@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -20,8 +21,8 @@ def _admin(container: object) -> object:
 
 
 def backup(
-    out: Path = typer.Argument(..., help="The archive to write, e.g. quanguard-2026-11-26.tar.gz"),
-    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format"),
+    out: Annotated[Path, typer.Argument(help="The archive to write, e.g. quanguard-2026-11-26.tar.gz")],
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="table (people) or json (machines)")] = OutputFormat.table,
 ) -> None:
     """Write the database, the key folder and the data files to OUT (a .tar.gz with a sha256 manifest)."""
     from quanguard.usecases import backup as uc
@@ -41,9 +42,9 @@ def backup(
 
 
 def restore(
-    archive: Path = typer.Argument(..., help="An archive written by 'quanguard backup'"),
-    force: bool = typer.Option(False, "--force", help="Replace a store that is not empty"),
-    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format"),
+    archive: Annotated[Path, typer.Argument(help="An archive written by 'quanguard backup'")],
+    force: Annotated[bool, typer.Option("--force", help="Replace a store that is not empty")] = False,
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="table (people) or json (machines)")] = OutputFormat.table,
 ) -> None:
     """Verify ARCHIVE against its manifest, then replace the store, keys and data files with it."""
     from quanguard.usecases import backup as uc
