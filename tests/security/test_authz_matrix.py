@@ -63,6 +63,7 @@ EXPECTED: dict[tuple[str, str], str | frozenset[str]] = {
     ("GET", "/v1/audit/status"): roles("auditor", "manager", "officer", "admin"),
     ("POST", "/v1/audit/checkpoint"): roles("auditor", "officer", "admin"),
     ("GET", "/v1/audit/proof/{seq}"): roles("auditor", "manager", "officer", "admin"),
+    ("GET", "/v1/audit/consistency"): roles("auditor", "manager", "officer", "admin"),
     ("GET", "/v1/alerts"): roles("auditor", "manager", "officer", "admin"),
     ("PATCH", "/v1/alerts/{alert_id}"): roles("auditor", "manager", "officer", "admin"),
     # masking (issue 5): every role passes the gate, the graded policy decides per profile
