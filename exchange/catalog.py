@@ -12,7 +12,7 @@ import os
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -139,7 +139,7 @@ class Catalog:
     def __init__(self, data_dir: Path, master: MasterKey, *, cache_size: int = 2) -> None:
         self._dir = Path(data_dir)
         self._master = master
-        self._cache: OrderedDict[tuple[str, str], pa.Table] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, str], bytes] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
@@ -227,11 +227,18 @@ class Catalog:
         rows = session.execute(select(datasets).order_by(datasets.c.name)).mappings()
         return [_to_dataset(r) for r in rows]
 
-    def load_table(self, session: Session, name: str) -> pa.Table:
-        """Decrypt and return the rows of ``name``. For computation inside the service only.
+    def load_table(self, session: Session, name: str,
+                   columns: Sequence[str] | None = None) -> pa.Table:
+        """Decrypt and return the rows of ``name`` (only ``columns`` when given). For
+        computation inside the service only. The decrypted Parquet bytes of the most
+        recently used datasets are kept in memory; columns are decoded per call.
 
         Raises IntegrityFailure when the stored file fails authentication or its digest.
         """
+        plain = self._plaintext(session, name)
+        return pq.read_table(pa.BufferReader(plain), columns=list(columns) if columns is not None else None)
+
+    def _plaintext(self, session: Session, name: str) -> bytes:
         row = session.execute(
             select(datasets.c.digest, datasets.c.wrapped_key, datasets.c.blob)
             .where(datasets.c.name == name)
@@ -252,12 +259,12 @@ class Catalog:
         plain = open_sealed(data_key, sealed, name.encode())
         if sha256_hex(plain) != digest:
             raise IntegrityFailure(f"dataset {name!r} does not match its recorded digest")
-        table = pq.read_table(io.BytesIO(plain))
         with self._lock:
-            self._cache[(name, digest)] = table
+            if self._cache_size > 0:
+                self._cache[(name, digest)] = plain
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
-        return table
+        return plain
 
     def blob_path(self, session: Session, name: str) -> Path:
         row = session.execute(select(datasets.c.blob).where(datasets.c.name == name)).first()

@@ -9,7 +9,7 @@ subjects) → :meth:`extract_render` (mask, mark, serialise; no session) →
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -77,7 +77,8 @@ class DeliveryMixin:
         def _receipt(self, *, job_id: str, kind: str, ds: Dataset, query: Mapping[str, Any],
                      eps: float, dlt: float, digest: str) -> dict[str, Any]: ...
 
-        def _table(self, session: Session, ds: Dataset, purpose: str | None) -> pa.Table: ...
+        def _table(self, session: Session, ds: Dataset, purpose: str | None,
+                   columns: Iterable[str] | None = None) -> pa.Table: ...
 
     def _approved(self, session: Session, caller: Caller, job_id: str, kind: str,
                   ds: Dataset) -> Grant:
@@ -114,7 +115,7 @@ class DeliveryMixin:
             if grant.effect == "approval_required":
                 return self._pending(session, audit, caller, "psi", ds, query, purpose, grant), None
         lim = limits_of(grant.obligations, self.defaults)
-        table = self._table(session, ds, purpose)
+        table = self._table(session, ds, purpose, [ds.key_columns[0]])
         col = table.column(ds.key_columns[0]).drop_null().cast(pa.string())
         items = list(dict.fromkeys(str(v).strip() for v in col.to_pylist()))
         try:

@@ -70,11 +70,23 @@ class Exchange(DeliveryMixin):
                                 query=dict(query), epsilon_spent=eps, delta_spent=dlt,
                                 result_digest=digest, issued_at=self.clock.now().isoformat())
 
-    def _table(self, session: Session, ds: Dataset, purpose: str | None) -> pa.Table:
-        table = self.catalog.load_table(session, ds.name)
+    def _table(self, session: Session, ds: Dataset, purpose: str | None,
+               columns: Iterable[str] | None = None) -> pa.Table:
+        """The rows minus subjects who withdrew ``purpose``; only ``columns`` (plus the key
+        column when it is needed for consent or contribution bounding) when given."""
         withdrawn = consent.withdrawn_hashes(session, dataset=ds.name, purpose=purpose)
         key = ds.key_columns[0] if ds.key_columns else None
-        return consent.exclude_withdrawn(table, key_column=key,
+        wanted: list[str] | None = None
+        if columns is not None:
+            wanted = list(dict.fromkeys(c for c in columns if c))
+            if not wanted:  # a plain count still needs one column to count rows of
+                cheap = [c.name for c in ds.columns if c.numeric] + list(ds.group_columns)
+                wanted = [(cheap or [ds.columns[0].name])[0]]
+            needs_key = withdrawn or ds.max_contributions > 1 or ds.truncate_contributions
+            if key and needs_key and key not in wanted:
+                wanted.append(key)
+        table = self.catalog.load_table(session, ds.name, wanted)
+        return consent.exclude_withdrawn(table, key_column=key if key in table.column_names else None,
                                          hash_key=self.master.subject_key(ds.name), withdrawn=withdrawn)
 
     # -- catalog -----------------------------------------------------------------
@@ -127,7 +139,8 @@ class Exchange(DeliveryMixin):
         lim = limits_of(grant.obligations, self.defaults)
         budget.precheck(session, consumer=consumer.org, dataset=ds.name, epsilon=query.epsilon,
                         epsilon_cap=lim.epsilon_cap, delta_cap=lim.delta_cap)
-        table = self._table(session, ds, purpose)
+        table = self._table(session, ds, purpose,
+                            [*query.by, *(c for c, _ in query.where), query.column or ""])
         res = run_aggregate(table, ds, query, min_group_size=lim.min_group_size,
                             delta=lim.query_delta)
         eps = max(res.epsilon_spent, query.epsilon)
