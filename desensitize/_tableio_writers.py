@@ -170,8 +170,10 @@ class JsonlWriter(_AtomicFile):
         cols = [c.to_pylist() for c in batch.columns]
         for row in zip(*cols, strict=True):
             obj = {n: _jsonable(v) for n, v in zip(names, row, strict=True)}
-            self._fh.write(json.dumps(obj, ensure_ascii=False, default=str))
-            self._fh.write("\n")
+            try:
+                self._fh.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+            except UnicodeEncodeError:
+                raise TableError(f"{self.path.name}: a value is not valid Unicode text") from None
 
     def _finish(self) -> None:
         self._fh.close()
@@ -233,9 +235,16 @@ class XlsxWriter(_AtomicFile):
         if not self._header_done:
             self._ws.append(list(batch.schema.names))
             self._header_done = True
+        from openpyxl.utils.exceptions import IllegalCharacterError
+
         cols = [c.to_pylist() for c in batch.columns]
-        for row in zip(*cols, strict=True):
-            self._ws.append(list(row))
+        try:
+            for row in zip(*cols, strict=True):
+                self._ws.append(list(row))
+        except IllegalCharacterError:
+            raise TableError(
+                f"{self.path.name}: a value holds control characters that XLSX cannot store"
+            ) from None
 
     def _finish(self) -> None:
         if not self._header_done and self.schema is not None:

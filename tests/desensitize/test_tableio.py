@@ -230,3 +230,23 @@ def test_csv_round_trip_of_arbitrary_text(tmp_path_factory: pytest.TempPathFacto
     except TableError:
         return  # e.g. a lone surrogate or a value pyarrow cannot tell from a line break
     assert back.to_pylist() == table.to_pylist()
+
+
+@settings(deadline=None, max_examples=60)
+@given(st.lists(st.one_of(st.none(), st.text(max_size=8)), min_size=1, max_size=6),
+       st.sampled_from(["t.jsonl", "t.xlsx", "t.parquet", "t.tsv"]))
+def test_writers_round_trip_or_refuse_cleanly(tmp_path_factory: pytest.TempPathFactory, values: list,
+                                             name: str) -> None:
+    path = tmp_path_factory.mktemp("w") / name
+    table = pa.table({"值": pa.array(values, pa.string()), "n": [str(i) for i in range(len(values))]})
+    try:
+        with open_writer(path) as w:
+            w.write(table)
+    except TableError:
+        assert not path.exists()
+        return
+    try:
+        back = read_table(path)
+    except TableError:
+        return
+    assert back.num_rows == len(values) and back.column("n").to_pylist() == table.column("n").to_pylist()
