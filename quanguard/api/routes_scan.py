@@ -3,6 +3,7 @@ inventory (``GET /v1/assets``, ``GET /v1/assets/{id}``)."""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -31,10 +32,13 @@ async def scan(
     ``sample`` (rows), ``full`` (bool), ``dataset`` (inventory name)."""
     ctype = request.headers.get("content-type", "")
     if ctype.startswith("application/json"):
+        raw = await request.body()
+        if len(raw) > 4 * MAX_TEXT:
+            raise TooLarge(f"JSON body larger than {4 * MAX_TEXT} bytes")
         try:
-            body = await request.json()
-        except ValueError as exc:
-            raise InvalidInput("the body is not valid JSON") from exc
+            body = json.loads(raw)
+        except (ValueError, RecursionError) as exc:  # RecursionError: hostile nesting
+            raise InvalidInput("the body is not valid JSON (or nested too deeply)") from exc
         texts = body.get("texts") if isinstance(body, dict) else None
         if isinstance(texts, list):  # batch: {"texts": ["...", ...]}
             if not all(isinstance(t, str) for t in texts) or len(texts) > 10_000:
