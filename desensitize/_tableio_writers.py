@@ -82,6 +82,15 @@ class _AtomicFile:
         raise NotImplementedError
 
 
+def _has_cr(batch: pa.RecordBatch | pa.Table) -> bool:
+    import pyarrow.compute as pc
+
+    for col in batch.columns:
+        if pa.types.is_string(col.type) and pc.any(pc.match_substring(col, "\r")).as_py():
+            return True
+    return False
+
+
 class CsvWriter(_AtomicFile):
     """CSV in any Python codec; ``utf-8-sig`` writes a BOM."""
 
@@ -126,6 +135,13 @@ class CsvWriter(_AtomicFile):
         # and then the csv module quotes minimally (as the input usually was).
         sink = io.BytesIO()
         opts = pacsv.WriteOptions(include_header=False, delimiter=self._delim, quoting_style="none")
+        if _has_cr(batch):
+            # neither Arrow's "none" style nor the csv module (lineterminator "\n") quote a
+            # bare CR; Arrow's "needed" style quotes every string, which reads back exactly
+            opts = pacsv.WriteOptions(include_header=False, delimiter=self._delim, quoting_style="needed")
+            pacsv.write_csv(batch, sink, write_options=opts)
+            self._emit(sink.getvalue())
+            return
         try:
             pacsv.write_csv(batch, sink, write_options=opts)
             self._emit(sink.getvalue())
