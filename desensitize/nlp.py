@@ -61,10 +61,11 @@ class ChineseNlpEngine(NlpEngine):
         return self._vocab is not None
 
     def _artifacts(self) -> NlpArtifacts:
-        if self._vocab is None:
-            self.load()
+        vocab = self._vocab
+        if vocab is None:
+            vocab = self._vocab = Vocab()
         return NlpArtifacts(
-            entities=[], tokens=Doc(self._vocab, words=[]), tokens_indices=[],
+            entities=[], tokens=Doc(vocab, words=[]), tokens_indices=[],
             lemmas=[], nlp_engine=self, language=LANGUAGE, scores=[],
         )
 

@@ -250,7 +250,7 @@ class ChineseAddressRecognizer(EntityRecognizer):
             RecognizerResult(
                 entity_type=ENTITY, start=s, end=e, score=sc,
                 recognition_metadata={
-                    RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+                    RecognizerResult.RECOGNIZER_NAME_KEY: type(self).__name__,
                     RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
                 },
             )

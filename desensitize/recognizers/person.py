@@ -329,7 +329,7 @@ class ChinesePersonRecognizer(EntityRecognizer):
         return RecognizerResult(
             entity_type=ENTITY, start=start, end=end, score=round(score, 2),
             recognition_metadata={
-                RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+                RecognizerResult.RECOGNIZER_NAME_KEY: type(self).__name__,
                 RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
                 "is_score_enhanced_by_context": True,
             },
