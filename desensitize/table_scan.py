@@ -94,7 +94,7 @@ class TableScanner:
 
     text_scanner: TextScanner | None = None
     text_values: int = 500
-    distinct_cap: int = 20_000
+    distinct_cap: int = 10_000
     validate_cap: int = 2_000
     expensive_cap: int = 300
     kanon_cap: int = 2_000_000

@@ -111,6 +111,9 @@ class ChinesePersonRecognizer(EntityRecognizer):
         self._tables = _TABLES_CACHE.get()
         cues = "|".join(regex.escape(c) for c in self._tables.before_strong)
         self._cue_rx = regex.compile(rf"(?:{cues})[ \t:：]*")
+        after = "|".join(regex.escape(c) for c in self._tables.after_strong if len(c) > 1)
+        self._cue_any_rx = regex.compile(rf"{cues}|{after}")
+        self._honorific_rx = regex.compile("|".join(_HONORIFICS))
 
     # -- cues -------------------------------------------------------------------------
     def _before(self, text: str, start: int) -> float:
@@ -310,7 +313,7 @@ class ChinesePersonRecognizer(EntityRecognizer):
             taken.append((s, e))
         for run in _HAN_RUN.finditer(text):
             chunk = run.group()
-            if not any(c in t.single for c in chunk):
+            if not any(c in t.single for c in chunk) or not self._worth_segmenting(text, run.start(), run.end()):
                 continue
             for s0, e0, base, honorific in self._candidates(chunk):
                 s, e = run.start() + s0, run.start() + e0
@@ -324,6 +327,17 @@ class ChinesePersonRecognizer(EntityRecognizer):
                     continue
                 results.append(self._result(s, e, min(score, 0.95)))
         return results
+
+    def _worth_segmenting(self, text: str, start: int, end: int) -> bool:
+        """Segmentation (the slow part) only where it can add a name the cue passes miss:
+        honorifics, lists (、 和 与 及), or a cue word in or around the run."""
+        chunk = text[start:end]
+        if self._honorific_rx.search(chunk) or any(c in chunk for c in "和与及"):
+            return True
+        around = text[max(0, start - 8):start] + " " + text[end:end + 2]
+        if "、" in around or "、" in text[end:end + 1]:
+            return True
+        return bool(self._cue_any_rx.search(text[max(0, start - 8):end + 4]))
 
     def _result(self, start: int, end: int, score: float) -> RecognizerResult:
         return RecognizerResult(
