@@ -7,6 +7,7 @@ branch, see CONTRIBUTING.md).
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -78,13 +79,26 @@ def migrate(engine: Engine) -> None:
     from alembic import command
     from alembic.config import Config
 
+    from sqlalchemy.exc import OperationalError
+
+    from quanguard.errors import Unavailable
+
     here = Path(__file__).parent
     cfg = Config()
     cfg.set_main_option("script_location", str(here / "migrations"))
     cfg.attributes["engine"] = engine
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "heads")
+    for attempt in range(3):
+        try:
+            with engine.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "heads")
+            return
+        except OperationalError as exc:
+            # A store locked by another writer (SQLite) or a database that went away:
+            # retry briefly, then tell the operator instead of failing with a trace.
+            if attempt == 2:
+                raise Unavailable(f"database busy or unreachable while migrating: {exc.orig}") from exc
+            time.sleep(1.0 + attempt)
 
 
 def ping(engine: Engine) -> None:
