@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from desensitize.classify import HINT_MIN, VALUE_MIN, ColumnEvidence, DatasetReport, classify_column, grade_dataset
+from desensitize.classify import (
+    HINT_MIN,
+    VALUE_MIN,
+    ColumnEvidence,
+    DatasetReport,
+    classify_column,
+    grade_dataset,
+)
 from desensitize.headers import hint_for
 
 
