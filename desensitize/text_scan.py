@@ -96,7 +96,7 @@ class TextScanner:
 
     entities: tuple[str, ...] = ENTITIES
     threshold: float = 0.4
-    chunk_size: int = 4000
+    chunk_size: int = 20_000
     overlap: int = 80
     max_chars: int = 5_000_000
 
