@@ -17,7 +17,7 @@ from desensitize.recognizers._tables import area_codes, words
 
 _MOBILE = r"(?:(?:\+|00)?86[ -]?)?1[3-9]\d([ -]?)\d{4}\1\d{4}"
 _LANDLINE = (
-    r"(?:[(（]0\d{2,3}[)）][ -]?|0\d{2,3}[ -]?)[2-9]\d{6,7}(?:(?:-|转|－)\d{1,5})?"
+    r"(?:[(（]0\d{2,3}[)）][ \-－—]?|0\d{2,3}[ \-－—]?)[2-9]\d{6,7}(?:(?:-|转|－)\d{1,5})?"
 )
 
 
@@ -35,7 +35,7 @@ def is_valid_mobile(value: str) -> bool:
 
 def is_valid_landline(value: str) -> bool:
     """An allocated area code followed by a 7-8 digit local number."""
-    main = re.split(r"转|(?<=\d{7})-(?=\d{1,5}$)", value.strip())[0]
+    main = re.split(r"转|(?<=\d{7})[-－](?=\d{1,5}$)", value.strip())[0]
     digits = re.sub(r"\D", "", main)
     codes = area_codes()
     for width in (3, 4):
@@ -61,7 +61,7 @@ class PhoneRecognizer(ChinesePatternRecognizer):
     )
     COLUMN_PATTERN = (
         r"^(?:(?:\+|00)?86[ -]?)?1[3-9]\d[ -]?\d{4}[ -]?\d{4}$"
-        r"|^(?:[(（]0\d{2,3}[)）][ -]?|0\d{2,3}[ -]?)[2-9]\d{6,7}(?:(?:-|转)\d{1,5})?$"
+        r"|^(?:[(（]0\d{2,3}[)）][ \-－—]?|0\d{2,3}[ \-－—]?)[2-9]\d{6,7}(?:(?:-|转|－)\d{1,5})?$"
     )
 
     @classmethod

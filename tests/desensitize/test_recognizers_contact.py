@@ -32,7 +32,7 @@ def scanner() -> TextScanner:
     ("+86 13812345678", True), ("+8613812345678", True), ("12345678901", False),
     ("14012345678", False),            # 140 is not allocated
     ("0531-88886666", True), ("(0531)88886666", True), ("（0531）88886666", True),
-    ("053188886666", True), ("010-62345678", True), ("0001-88886666", False),
+    ("053188886666", True), ("010-62345678", True), ("0001-88886666", False), ("0531－88886666", True),
     ("0531-12345678", False),          # local numbers do not start with 1
 ])
 def test_phone_table(value: str, ok: bool) -> None:
