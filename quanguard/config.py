@@ -48,6 +48,17 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r} (e.g. Asia/Shanghai)") from exc
         return value
 
+    @field_validator("policy_dir")
+    @classmethod
+    def _shipped_policies_when_absent(cls, value: Path) -> Path:
+        # Run from another folder, the default ``./policies`` does not exist: fall back to
+        # the product's default set shipped beside the package, so commands still work.
+        if value == Path("./policies") and not value.exists():
+            shipped = Path(__file__).resolve().parent.parent / "policies"
+            if shipped.is_dir():
+                return shipped
+        return value
+
     @field_validator("es_url")
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
