@@ -157,7 +157,7 @@ def test_a_stalled_body_does_not_hold_the_connection_forever(server):
     served, keys = server
     sock = _raw_request(served.port, "/v1/events/batch", keys["reporter"], 10_000)
     sock.sendall(b'{"ts": ')
-    sock.settimeout(90)
+    sock.settimeout(30)
     started = time.monotonic()
     try:
         data = sock.recv(65536)
@@ -168,10 +168,10 @@ def test_a_stalled_body_does_not_hold_the_connection_forever(server):
     waited = time.monotonic() - started
     if data is None:
         pytest.xfail(
-            "finding (lead: cmd_serve/middleware): the server waits > 90 s for a stalled body; "
+            "finding (lead: cmd_serve/middleware): the server waits > 30 s for a stalled body; "
             "set a body read timeout (e.g. asyncio.wait_for around receive, or uvicorn h11 limits)"
         )
-    assert waited < 90
+    assert waited < 30
     assert data == b"" or data.startswith((b"HTTP/1.1 408", b"HTTP/1.1 400", b"HTTP/1.1 413")), data[:200]
 
 

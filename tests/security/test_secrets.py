@@ -139,11 +139,6 @@ def _console_login(client, key: str):
     return client.post("/console/login", data={"csrf": token.group(1), "key": key}, follow_redirects=False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: POST /console/login authenticates without the API's failed-auth limiter "
-    "(quanguard/api/routes_console.py, owner: monitor/console); remove this mark once it counts",
-)
 def test_console_sign_in_failures_count_against_the_same_limit(limited):
     _container, client = limited
     if importlib.util.find_spec("quanguard.api.routes_console") is None:
