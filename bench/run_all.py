@@ -127,7 +127,7 @@ def normalize(raw: Any, name: str) -> tuple[list[dict[str, Any]], str]:
 def run_one(script: Path, *, quick: bool, timeout: float) -> Outcome:
     name = script.stem
     result_file = RESULTS / f"{name}.json"
-    result_file.unlink(missing_ok=True)  # never report a stale figure
+    started = time.time()  # a results file older than this run is stale and never reported
     cmd = [sys.executable, str(script)]
     if quick and supports_quick(script):
         cmd.append("--quick")
@@ -146,13 +146,14 @@ def run_one(script: Path, *, quick: bool, timeout: float) -> Outcome:
         outcome = Outcome(name, f"failed (exit {proc.returncode})", elapsed, tail=tail)
     else:
         outcome = Outcome(name, "ok", elapsed, tail=tail)
-    if result_file.is_file():
+    fresh = result_file.is_file() and result_file.stat().st_mtime >= started - 1.0
+    if fresh:
         try:
             outcome.rows, outcome.notes = normalize(json.loads(result_file.read_text(encoding="utf-8")), name)
         except (OSError, ValueError) as exc:
             outcome.status = f"bad results file ({exc})"
     elif proc.returncode == 0:
-        outcome.status = f"no results (bench/results/{name}.json not written)"
+        outcome.status = f"no results (bench/results/{name}.json not written by this run)"
     return outcome
 
 

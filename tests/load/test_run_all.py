@@ -57,8 +57,13 @@ def test_stale_results_are_not_reported(run_all):
     bench = run_all.BENCH
     (bench / "b.py").write_text("pass")
     (bench / "results" / "b.json").write_text(json.dumps({"bench": "b", "rows": [{"metric": "old", "ours": 1}]}))
+    old = bench / "results" / "b.json"
+    import os
+
+    os.utime(old, (1_000_000_000, 1_000_000_000))  # written long before this run
     outcome = run_all.run_one(bench / "b.py", quick=True, timeout=30)
     assert outcome.rows == [] and outcome.status.startswith("no results")
+    assert old.exists()  # left alone: the runner never deletes a bench's files
 
 
 @pytest.mark.parametrize(
