@@ -48,6 +48,7 @@ def test_runs_every_bench_and_writes_one_table(run_all, tmp_path):
     text = out.read_text()
     assert code == 1  # not every bench ran
     assert "| good | m | 200 rows/s | 2 rows/s | 100 | >= 100x | yes |" in text
+    assert "bench/run_all.py --quick" in text
     assert "quick=True" in text
     assert "failed (exit 3)" in text and "no results" in text and "timeout after 3 s" in text
     assert "must not run itself" not in text
@@ -92,3 +93,16 @@ def test_unknown_name_is_an_error(run_all):
     with pytest.raises(SystemExit, match="no benchmark named nope"):
         run_all.discover(["nope"])
     assert sys.executable
+
+
+def test_collect_tabulates_existing_results_without_running(run_all, tmp_path):
+    bench = run_all.BENCH
+    (bench / "never.py").write_text("raise SystemExit('must not run')")
+    (bench / "results" / "never.json").write_text(json.dumps(
+        {"bench": "never", "rows": [{"metric": "x", "ours": 5, "anchor": 1, "goal": ">= 2x", "met": True}]}))
+    (bench / "absent.py").write_text("pass")
+    out = tmp_path / "R.md"
+    assert run_all.main(["--collect", "--out", str(out)]) == 1  # absent has no results file
+    text = out.read_text()
+    assert "| never | x | 5 | 1 | 5 | >= 2x | yes |" in text
+    assert "must not run" not in text and "no results file" in text
