@@ -101,8 +101,10 @@ def normalize(raw: Any, name: str) -> tuple[list[dict[str, Any]], str]:
         rows = raw
     if isinstance(rows, dict):
         rows = [{"metric": k, **(v if isinstance(v, dict) else {"ours": v})} for k, v in rows.items()]
-    if not isinstance(rows, list):
-        return [], f"unreadable results shape in {name}.json"
+    if not isinstance(rows, list) and isinstance(raw, dict):
+        rows = _rows_from_lists(raw)
+    if not isinstance(rows, list) or not rows:
+        return [], f"unreadable results shape in {name}.json (see bench/README.md for the schema)"
     synonyms = {
         "metric": ("metric", "name", "what", "case"),
         "ours": ("ours", "value", "result", "quanguard"),
@@ -122,6 +124,27 @@ def normalize(raw: Any, name: str) -> tuple[list[dict[str, Any]], str]:
             norm["ratio"] = norm["ours"] / norm["anchor"] if norm["anchor"] else None
         out.append(norm)
     return out, notes
+
+
+def _rows_from_lists(raw: dict[str, Any]) -> list[dict[str, Any]]:
+    """Last resort for a bench that wrote its own shape: every list of objects becomes rows,
+    ``ours_*`` keys the figure, ``anchor``/``baseline``/``presidio``/``plain`` keys the anchor."""
+    anchors = ("anchor", "baseline", "presidio", "plain", "theirs", "duckdb")
+    rows: list[dict[str, Any]] = []
+    for key, value in raw.items():
+        if not (isinstance(value, list) and value and all(isinstance(v, dict) for v in value)):
+            continue
+        for item in value:
+            label = next((str(v) for v in item.values() if isinstance(v, str)), key)
+            ours_key = next((k for k in item if k.lower().startswith("ours")), None)
+            anchor_key = next((k for k in item if any(a in k.lower() for a in anchors)), None)
+            if ours_key is None:
+                continue
+            unit = ours_key[len("ours"):].strip("_").replace("_per_s", "/s").replace("_", " ")
+            rows.append({"metric": f"{key}: {label}", "ours": item[ours_key],
+                         "anchor": item.get(anchor_key) if anchor_key else None,
+                         "ratio": item.get("ratio"), "unit": unit})
+    return rows
 
 
 def run_one(script: Path, *, quick: bool, timeout: float) -> Outcome:

@@ -75,6 +75,8 @@ def test_stale_results_are_not_reported(run_all):
         ({"rows": {"a": {"value": 1, "ratio": 9}}}, "a", 1, 9),
         ({"bench": "x", "a": 5}, "a", 5, None),
         ({"results": [{"Metric": "a", "Ours": 2, "Anchor": 0}]}, "a", 2, None),
+        ({"rows": 1000, "operators": [{"operator": "mask", "ours_cells_per_s": 8, "presidio_cells_per_s": 2,
+                                        "ratio": 4.0}]}, "operators: mask", 8, 4.0),
     ],
 )
 def test_normalize_accepts_the_shapes_benches_write(run_all, raw, metric, ours, ratio):
