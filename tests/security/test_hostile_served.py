@@ -275,3 +275,33 @@ def test_csv_bomb_with_a_huge_field_count(bomb_server, path, as_file):
         pytest.xfail(f"finding (desensitize/scan/mask): {path} spends > 30 s on a {n:,}-column CSV; "
                      "cap the column count (e.g. 2,000 -> 400 'too many columns') before scanning")
     assert status < 500, f"{path}: {status} {r.text[:300]}"
+
+
+@pytest.mark.parametrize(("path", "as_file"), [("/v1/scan", True), ("/v1/mask", False)])
+def test_one_heavy_request_does_not_stall_the_whole_service(bomb_server, path, as_file):
+    """A CPU-heavy request must run off the event loop: /healthz stays prompt meanwhile."""
+    served, keys = bomb_server
+    n = 2_500  # a few seconds of work
+    body = (",".join(f"c{i}" for i in range(n)) + "\n" + ",".join("1" for _ in range(n)) + "\n").encode()
+    headers = {"Authorization": f"Bearer {keys['manager']}"}
+
+    def heavy() -> None:
+        if as_file:
+            httpx.post(f"{served.url}{path}", headers=headers, files={"file": ("w.csv", body, "text/csv")}, timeout=120)
+        else:
+            httpx.post(f"{served.url}{path}", headers={**headers, "content-type": "text/csv"}, content=body, timeout=120)
+
+    worker = threading.Thread(target=heavy)
+    started = time.monotonic()
+    worker.start()
+    time.sleep(1.0)
+    t0 = time.monotonic()
+    assert httpx.get(f"{served.url}/healthz", timeout=120).status_code == 200
+    waited = time.monotonic() - t0
+    worker.join(timeout=120)
+    busy = time.monotonic() - started
+    if waited > 1.0 and busy > 2.0:
+        pytest.xfail(f"finding ({path} owner): the handler is `async def` and runs the scan/mask in the "
+                     f"event loop; /healthz waited {waited:.1f} s behind it. Use run_in_threadpool (as "
+                     "routes_audit does) or a plain `def` route")
+    assert waited < 1.0 or busy <= 2.0
