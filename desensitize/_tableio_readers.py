@@ -6,6 +6,7 @@ import codecs
 import csv
 import io
 import json
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -137,11 +138,15 @@ class CsvSource:
             text = raw.decode(self.encoding)
         except UnicodeDecodeError as exc:
             raise TableError(f"{self._p.name}: header is not {self.encoding}: {exc}") from None
-        row = next(csv.reader(io.StringIO(text.lstrip("\ufeff")), delimiter=self._delim), [])
+        try:
+            row = next(csv.reader(io.StringIO(text.lstrip("\ufeff")), delimiter=self._delim), [])
+        except csv.Error as exc:
+            raise TableError(f"{self._p.name}: unreadable header row: {exc}") from None
         names = [c.strip() for c in row]
         if not names or all(not n for n in names):
             raise TableError(f"{self._p.name}: no header row")
-        dup = sorted({n for n in names if names.count(n) > 1})
+        counts = Counter(names)
+        dup = sorted(n for n, k in counts.items() if k > 1)
         if dup:
             raise TableError(f"{self._p.name}: duplicate column names: {', '.join(dup)}")
         return names

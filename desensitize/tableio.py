@@ -105,6 +105,11 @@ def detect_format(path: str | os.PathLike[str]) -> str:
         ) from None
 
 
+# Wider tables are refused: government exports have tens of columns, a CSV bomb has
+# hundreds of thousands, and every column costs a scan.
+MAX_COLUMNS = 2_000
+
+
 def open_table(
     path: str | os.PathLike[str],
     *,
@@ -119,6 +124,24 @@ def open_table(
     XLSX worksheet (first otherwise); ``table`` names the SQL table when the URL
     has no ``#table`` fragment.  Raises TableError for anything unreadable.
     """
+    source = _open(path, encoding=encoding, sheet=sheet, table=table, format=format)
+    width = len(source.column_names)
+    if width > MAX_COLUMNS:
+        raise TableError(
+            f"{Path(str(path)).name}: {width:,} columns; at most {MAX_COLUMNS:,} are accepted "
+            "(a table this wide is not a dataset export)"
+        )
+    return source
+
+
+def _open(
+    path: str | os.PathLike[str],
+    *,
+    encoding: str | None,
+    sheet: str | None,
+    table: str | None,
+    format: str | None,
+) -> TableSource:
     fmt = format or detect_format(path)
     if fmt not in FORMATS:
         raise TableError(f"unknown table format {fmt!r} (known: {' '.join(FORMATS)})")

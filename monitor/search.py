@@ -85,9 +85,11 @@ class SearchQuery:
         if self.since and self.until and self.since >= self.until:
             raise InvalidQuery("since must be before until")
         try:
+            if len(self.tz) > 64:  # the longest IANA name is about 32 characters
+                raise ValueError(self.tz)
             ZoneInfo(self.tz)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise InvalidQuery(f"unknown time zone {self.tz!r}") from exc
+        except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+            raise InvalidQuery(f"unknown time zone {self.tz[:64]!r} (e.g. Asia/Shanghai)") from exc
 
     @property
     def terms(self) -> tuple[str, ...]:

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     retention_days: int = Field(default=180, ge=180)
     # Largest request body the HTTP API accepts (bytes).
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    # Seconds a client may pause while sending a request body before it gets 408.
+    body_read_timeout: float = Field(default=15.0, gt=0)
     # Failed authentications per source address per minute before 429.
     auth_fail_limit: int = Field(default=20, ge=1)
     alert_webhook_url: str | None = None

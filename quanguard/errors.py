@@ -102,11 +102,32 @@ class ErrorInfo:
     details: dict[str, Any]
 
 
+def _third_party(exc: BaseException) -> ErrorInfo | None:
+    """Failures of the platform under us that are not bugs of ours."""
+    if isinstance(exc, RecursionError):
+        status, code = ERROR_TABLE["invalid"]
+        return ErrorInfo("invalid", status, code, "input is nested too deeply", {})
+    try:
+        from sqlalchemy.exc import DBAPIError, OperationalError
+        from sqlalchemy.exc import TimeoutError as PoolTimeout
+    except ImportError:  # pragma: no cover - sqlalchemy is a dependency
+        return None
+    if isinstance(exc, OperationalError | PoolTimeout) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    ):
+        # A dropped connection, a restarting server, a locked SQLite file: the request
+        # failed cleanly and may be retried; the details stay in the server's log.
+        status, code = ERROR_TABLE["unavailable"]
+        return ErrorInfo("unavailable", status, code, "database unavailable; retry shortly", {})
+    return None
+
+
 def classify(exc: BaseException) -> ErrorInfo | None:
-    """Describe ``exc`` if it is one of ours or a domain error; ``None`` for a bug."""
+    """Describe ``exc`` if it is one of ours, a domain error or a known platform failure;
+    ``None`` for a bug."""
     kind = getattr(type(exc), "kind", None)
     if not isinstance(kind, str) or kind not in ERROR_TABLE:
-        return None
+        return _third_party(exc)
     status, exit_code = ERROR_TABLE[kind]
     message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     details = dict(getattr(exc, "details", {}) or {})

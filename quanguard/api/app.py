@@ -88,6 +88,9 @@ def create_app(container: Container) -> FastAPI:
         return _error(request, exc.status_code, kind, str(exc.detail))
 
     app.add_middleware(
-        RequestMiddleware, metrics=container.metrics, max_body_bytes=container.settings.max_body_bytes
+        RequestMiddleware,
+        metrics=container.metrics,
+        max_body_bytes=container.settings.max_body_bytes,
+        body_timeout=container.settings.body_read_timeout,
     )
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -20,10 +21,11 @@ _log = logging.getLogger("quanguard.http")
 class RequestMiddleware:
     """Give every request an id (``X-Request-ID``), cap its body, log and count it."""
 
-    def __init__(self, app: Any, *, metrics: Metrics, max_body_bytes: int) -> None:
+    def __init__(self, app: Any, *, metrics: Metrics, max_body_bytes: int, body_timeout: float = 15.0) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body = max_body_bytes
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -51,20 +53,32 @@ class RequestMiddleware:
                 await self._reject_too_large(send_wrapper, rid)
                 return
             received = 0
+            body_done = False
 
             async def limited_receive() -> dict[str, Any]:
-                nonlocal received
-                message = await receive()
+                nonlocal received, body_done
+                if body_done:
+                    # After the body, receive() only waits for a disconnect: no deadline.
+                    return await receive()  # type: ignore[no-any-return]
+                try:
+                    message = await asyncio.wait_for(receive(), self.body_timeout)
+                except TimeoutError:
+                    raise _BodyStalled from None
                 if message["type"] == "http.request":
                     received += len(message.get("body", b""))
                     if received > self.max_body:
                         raise _BodyTooLarge
-                return message
+                    body_done = not message.get("more_body", False)
+                return message  # type: ignore[no-any-return]
 
             try:
                 await self.app(scope, limited_receive, send_wrapper)
             except _BodyTooLarge:
                 await self._reject_too_large(send_wrapper, rid)
+            except _BodyStalled:
+                if not status_holder.get("started"):
+                    message = f"request body stalled for more than {self.body_timeout:g} s"
+                    await self._send_json(send_wrapper, 408, {"kind": "invalid", "message": message}, rid)
             except Exception as exc:  # noqa: BLE001 - the HTTP border: errors become statuses
                 if status_holder.get("started"):
                     raise
@@ -126,4 +140,8 @@ def jsonable(details: dict[str, Any]) -> dict[str, Any]:
 
 
 class _BodyTooLarge(Exception):
+    pass
+
+
+class _BodyStalled(Exception):
     pass

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
 
 from quanguard.api.deps import ContainerDep, ContextDep, PrincipalDep, require_roles
 from quanguard.auth import Principal
@@ -45,14 +46,14 @@ async def scan(
                 raise InvalidInput('"texts" must be a list of at most 10000 strings')
             if sum(map(len, texts)) > MAX_TEXT:
                 raise TooLarge(f"texts longer than {MAX_TEXT} characters in total")
-            batch, grade = uc.scan_texts(container, caller, texts, ctx=ctx)
+            batch, grade = await run_in_threadpool(uc.scan_texts, container, caller, texts, ctx=ctx)
             return {"results": [{"findings": [f.to_dict() for f in fs]} for fs in batch], "grade": grade}
         text = body.get("text") if isinstance(body, dict) else None
         if not isinstance(text, str):
             raise InvalidInput('expected {"text": "..."} or {"texts": ["...", ...]}')
         if len(text) > MAX_TEXT:
             raise TooLarge(f"text longer than {MAX_TEXT} characters; upload a file instead")
-        findings, grade = uc.scan_text(container, caller, text, ctx=ctx)
+        findings, grade = await run_in_threadpool(uc.scan_text, container, caller, text, ctx=ctx)
         return {"findings": [f.to_dict() for f in findings], "grade": grade}
     if not ctype.startswith("multipart/form-data"):
         raise InvalidInput("send application/json with a text, or multipart/form-data with a file")
@@ -82,10 +83,15 @@ async def _scan_upload(form: Any, caller: Principal, container: Any, ctx: Any) -
                     raise TooLarge(f"upload larger than {MAX_UPLOAD // (1024 * 1024)} MB")
                 fh.write(chunk)
         if uc.is_text_path(name):
-            result = uc.scan_text_file(container, caller, tmp, dataset=dataset or Path(name).stem, ctx=ctx)
+            result = await run_in_threadpool(
+                uc.scan_text_file, container, caller, tmp, dataset=dataset or Path(name).stem, ctx=ctx
+            )
             return result.to_dict()
-        report, stored = uc.scan_table(container, caller, tmp, sample=sample, full=full,
-                                       dataset=dataset or Path(name).stem, ctx=ctx, source_name=name)
+        # Scanning is CPU work: off the event loop, so other requests stay prompt.
+        report, stored = await run_in_threadpool(
+            uc.scan_table, container, caller, tmp, sample=sample, full=full,
+            dataset=dataset or Path(name).stem, ctx=ctx, source_name=name,
+        )
         return {**report.to_dict(), "asset_id": stored.id, "dataset": stored.dataset,
                 "version": stored.version}
     finally:
