@@ -102,16 +102,29 @@ def test_oversized_chunked_body_without_length_gets_413(world):
     assert r.status_code == 413
 
 
-def test_batch_line_limit(world):
-    client, keys, _ = world
-    from monitor.ingest import MAX_BATCH
+def test_batch_line_limit(tmp_path):
+    """More lines than a batch may hold, under the byte limit: refused whole, nothing stored."""
+    from fastapi.testclient import TestClient
+    from sqlalchemy import text
 
-    line = json.dumps(_event(), ensure_ascii=False)
-    body = "\n".join([line] * (MAX_BATCH + 1))
-    if len(body.encode()) > LIMIT:
-        pytest.skip("the body limit of this fixture is hit first (covered above)")
-    r = client.post("/v1/events/batch", content=body, headers=auth(keys["reporter"]))
-    assert r.status_code in (400, 413)
+    from monitor.ingest import MAX_BATCH
+    from quanguard.api.app import create_app
+    from quanguard.auth import create_key
+
+    container = build_container(make_settings(tmp_path, max_body_bytes=64 * LIMIT))
+    try:
+        with container.session() as s, s.begin():
+            key = create_key(s, role="reporter", org="政务服务网", name="rep").key
+        line = json.dumps(_event(dataset="too-many"), ensure_ascii=False)
+        body = "\n".join([line] * (MAX_BATCH + 1))
+        with TestClient(create_app(container), raise_server_exceptions=False) as client:
+            r = client.post("/v1/events/batch", content=body, headers=auth(key))
+        assert r.status_code in (400, 413), r.text[:300]
+        with container.engine.connect() as conn:
+            stored = conn.execute(text("SELECT count(*) FROM audit_events WHERE dataset = 'too-many'")).scalar()
+        assert stored == 0
+    finally:
+        container.close()
 
 
 # --- nesting -------------------------------------------------------------------------------
