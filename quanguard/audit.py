@@ -28,6 +28,7 @@ from monitor.checkpoint import Checkpoint, Signer, load_or_create_signer
 from monitor.events import Actor, AuditEvent, EventDecision, redact_event, utc_now
 from monitor.store import AuditStore
 from monitor.trail import Trail
+from quanguard.logs import scrub
 
 __all__ = ["AuditService", "normalize_outcome"]
 
@@ -182,9 +183,14 @@ class AuditService:
         """Append ``events`` (redacted here), checkpoint if due, evaluate alerts."""
         if not events:
             return []
-        redactor = self.redactor()
-        if redactor is not None:
-            events = [redact_event(e, redactor) for e in events]
+        pii = self.redactor()
+
+        def redactor(text: str) -> str:
+            # Secrets first (an API key pasted into a purpose must never be kept), then PII.
+            cleaned = scrub(text)
+            return pii(cleaned) if pii is not None else cleaned
+
+        events = [redact_event(e, redactor) for e in events]
         stamp = now or utc_now()
         stored = self.store.append(session, events, now=stamp)
         self._maybe_checkpoint(session, stamp, stored[-1].seq or 0)

@@ -79,7 +79,7 @@ class RequestMiddleware:
                 if not status_holder.get("started"):
                     message = f"request body stalled for more than {self.body_timeout:g} s"
                     await self._send_json(send_wrapper, 408, {"kind": "invalid", "message": message}, rid)
-            except Exception as exc:  # noqa: BLE001 - the HTTP border: errors become statuses
+            except Exception as exc:
                 if status_holder.get("started"):
                     raise
                 info = classify(exc)

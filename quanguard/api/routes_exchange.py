@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from quanguard.api.deps import ContainerDep, ContextDep, PrincipalDep, require_roles
 from quanguard.auth import Principal
@@ -85,14 +86,18 @@ async def register(request: Request, caller: _Provider, container: ContainerDep,
     cap = one("max_rows_per_subject")
     if cap is not None and not cap.isdigit():
         raise InvalidInput("max_rows_per_subject must be a positive integer")
-    table = uc.load_table(container, upload=data, filename=filename, path=one("path"),
-                          sql_url=one("sql_url"), sql_table=one("sql_table"), numeric=bounds)
     strs = fields.__getitem__
-    return uc.register(container, caller, ctx, name=name, table=table,
-                       key_columns=strs("key_column"), bounds=bounds,
-                       computations=strs("computation") or None,
-                       group_columns=strs("group_column") or None,
-                       max_contributions=int(cap) if cap else None)
+
+    def work() -> Any:  # reading, scanning and encrypting: off the event loop
+        table = uc.load_table(container, upload=data, filename=filename, path=one("path"),
+                              sql_url=one("sql_url"), sql_table=one("sql_table"), numeric=bounds)
+        return uc.register(container, caller, ctx, name=name, table=table,
+                           key_columns=strs("key_column"), bounds=bounds,
+                           computations=strs("computation") or None,
+                           group_columns=strs("group_column") or None,
+                           max_contributions=int(cap) if cap else None)
+
+    return await run_in_threadpool(work)
 
 
 @router.get("/datasets")

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 
 from quanguard.api.deps import ContainerDep, ContextDep, require_roles
 from quanguard.auth import Principal
@@ -119,8 +120,9 @@ async def embed(request: Request, caller: _Embedder, container: ContainerDep,
                         key_columns=tuple(str(v) for v in form.getlist("key_column")),
                         columns=tuple(str(v) for v in form.getlist("column")))
         dataset = str(form.get("dataset") or "") or Path(name).stem
-        result = uc.embed(container, caller, tmp, out, recipient=recipient, dataset=dataset,
-                          params=params, ctx=ctx, source_name=name)
+        # Marking is CPU work: off the event loop, so other requests stay prompt.
+        result = await run_in_threadpool(uc.embed, container, caller, tmp, out, recipient=recipient,
+                                         dataset=dataset, params=params, ctx=ctx, source_name=name)
     except BaseException:
         Path(out).unlink(missing_ok=True)
         raise
@@ -154,7 +156,8 @@ async def detect(request: Request, caller: _Detector, container: ContainerDep,
         if not 0 < alpha < 1:
             raise InvalidInput(f"alpha must be in (0, 1), got {alpha}")
         dataset = str(form.get("dataset") or "") or None
-        verdict = uc.detect(container, caller, tmp, dataset=dataset, alpha=alpha, ctx=ctx)
+        verdict = await run_in_threadpool(uc.detect, container, caller, tmp, dataset=dataset,
+                                          alpha=alpha, ctx=ctx)
     finally:
         Path(tmp).unlink(missing_ok=True)
     return verdict.to_dict()

@@ -120,13 +120,10 @@ def test_postgres_connections_killed_under_load_fail_cleanly_and_recover(tmp_pat
                 assert '"kind": "unavailable"' in b.replace('":"', '": "'), b
         # 3. the requests that were in flight fail as 503, not as an internal error
         internal = [(k, b) for _, k, s, b in results if s >= 500 and s != 503]
-        if internal:
-            pytest.xfail(
-                f"finding (lead: quanguard/errors.classify or the middleware): {len(internal)} of "
-                f"{len(results)} requests in flight when PostgreSQL dropped the connection got 500; "
-                "map sqlalchemy OperationalError/DBAPIError(connection_invalidated) to Unavailable "
-                f"(503). statuses {dict(statuses)}"
-            )
+        assert not internal, (
+            f"{len(internal)} of {len(results)} requests in flight when PostgreSQL dropped the "
+            f"connection got a 5xx other than 503: {dict(statuses)}"
+        )
     finally:
         served.stop()
         schema.drop()

@@ -128,18 +128,12 @@ def test_batch_line_limit(tmp_path):
 
 
 # --- nesting -------------------------------------------------------------------------------
-def _finding(owner: str, what: str = "json.loads raises RecursionError -> 500") -> pytest.MarkDecorator:
-    # Not strict: the fix (catch RecursionError as InvalidInput, or map it once in the
-    # middleware) belongs to the route's owner; this test turns green by itself then.
-    return pytest.mark.xfail(reason=f"finding ({owner}): {what}", strict=False)
-
-
 @pytest.mark.parametrize(
     ("path", "role"),
     [
-        pytest.param("/v1/events", "reporter", marks=_finding("monitor: routes_audit / usecases.audit")),
-        pytest.param("/v1/mask", "manager", marks=_finding("mask: routes_mask._json_body")),
-        pytest.param("/v1/unmask", "manager", marks=_finding("mask: routes_mask._json_body")),
+        ("/v1/events", "reporter"),
+        ("/v1/mask", "manager"),
+        ("/v1/unmask", "manager"),
         ("/v1/policy/decide", "manager"),
         ("/v1/scan", "manager"),
         ("/v1/exchange/aggregate", "consumer"),
@@ -155,7 +149,6 @@ def test_deeply_nested_json_is_a_clean_4xx(world, path, role, depth):
         assert 400 <= r.status_code < 500, f"{path} depth {depth}: {r.status_code} {r.text[:200]}"
 
 
-@_finding("mask: routes_mask._json_body")
 def test_deep_nesting_inside_a_valid_record(world):
     client, keys, _ = world
     value = "[" * 5000 + "]" * 5000
@@ -260,7 +253,7 @@ def test_nasty_strings_in_every_filter_and_body_field_never_5xx(world, payload):
 
 @pytest.mark.parametrize("payload", [
     "Mars/Olympus", "../../../etc/localtime", "\u0000", "UTC\n",
-    pytest.param("a" * 300, marks=_finding("monitor: search `tz`", "a 300-char zone name: OSError (name too long) -> 500")),
+    "a" * 300,
 ])
 def test_search_time_zone_parameter_is_validated(world, payload):
     client, keys, _ = world

@@ -166,11 +166,7 @@ def test_a_stalled_body_does_not_hold_the_connection_forever(server):
     finally:
         sock.close()
     waited = time.monotonic() - started
-    if data is None:
-        pytest.xfail(
-            "finding (lead: cmd_serve/middleware): the server waits > 30 s for a stalled body; "
-            "set a body read timeout (e.g. asyncio.wait_for around receive, or uvicorn h11 limits)"
-        )
+    assert data is not None, "the server waited > 30 s for a stalled body (no body read timeout)"
     assert waited < 30
     assert data == b"" or data.startswith((b"HTTP/1.1 408", b"HTTP/1.1 400", b"HTTP/1.1 413")), data[:200]
 
@@ -272,8 +268,7 @@ def test_csv_bomb_with_a_huge_field_count(bomb_server, path, as_file):
     if status == -1:
         served.kill()  # stop the runaway worker; the next test gets a fresh start
         served.start()
-        pytest.xfail(f"finding (desensitize/scan/mask): {path} spends > 30 s on a {n:,}-column CSV; "
-                     "cap the column count (e.g. 2,000 -> 400 'too many columns') before scanning")
+        pytest.fail(f"{path} spends > 30 s on a {n:,}-column CSV (the column count must be capped)")
     assert status < 500, f"{path}: {status} {r.text[:300]}"
 
 
@@ -281,7 +276,7 @@ def test_csv_bomb_with_a_huge_field_count(bomb_server, path, as_file):
 def test_one_heavy_request_does_not_stall_the_whole_service(bomb_server, path, as_file):
     """A CPU-heavy request must run off the event loop: /healthz stays prompt meanwhile."""
     served, keys = bomb_server
-    n = 2_500  # a few seconds of work
+    n = 1_500  # under the column cap, still a few seconds of work
     body = (",".join(f"c{i}" for i in range(n)) + "\n" + ",".join("1" for _ in range(n)) + "\n").encode()
     headers = {"Authorization": f"Bearer {keys['manager']}"}
 
@@ -291,6 +286,12 @@ def test_one_heavy_request_does_not_stall_the_whole_service(bomb_server, path, a
         else:
             httpx.post(f"{served.url}{path}", headers={**headers, "content-type": "text/csv"}, content=body, timeout=120)
 
+    # Warm up first: building the recognizers once per process is a one-off cost, not a stall.
+    small = b"a,b\n1,2\n"
+    if as_file:
+        httpx.post(f"{served.url}{path}", headers=headers, files={"file": ("s.csv", small, "text/csv")}, timeout=120)
+    else:
+        httpx.post(f"{served.url}{path}", headers={**headers, "content-type": "text/csv"}, content=small, timeout=120)
     worker = threading.Thread(target=heavy)
     started = time.monotonic()
     worker.start()
@@ -300,8 +301,4 @@ def test_one_heavy_request_does_not_stall_the_whole_service(bomb_server, path, a
     waited = time.monotonic() - t0
     worker.join(timeout=120)
     busy = time.monotonic() - started
-    if waited > 1.0 and busy > 2.0:
-        pytest.xfail(f"finding ({path} owner): the handler is `async def` and runs the scan/mask in the "
-                     f"event loop; /healthz waited {waited:.1f} s behind it. Use run_in_threadpool (as "
-                     "routes_audit does) or a plain `def` route")
-    assert waited < 1.0 or busy <= 2.0
+    assert waited < 1.0 or busy <= 2.0, f"/healthz waited {waited:.1f} s behind a {path} request"

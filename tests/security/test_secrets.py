@@ -214,11 +214,6 @@ def test_keys_never_appear_in_logs_errors_trail_store_or_console(tmp_path):
                 assert key[12:].encode() not in blob, f"{name} key secret stored in {path.name}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: AuditService stores free-text purpose verbatim even when it holds an API key; "
-    "apply quanguard.logs.scrub (or the PII masking) before storage (owner: monitor); remove this mark then",
-)
 def test_a_key_pasted_into_a_purpose_is_not_kept_in_the_trail(tmp_path):
     """Free text (purpose) is masked before storage (issue 3); an API key pasted there by
     mistake must not become a permanent, replicated part of the trail either."""
