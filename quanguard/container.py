@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from quanguard.config import Settings
-from quanguard.db import make_engine, migrate
+from quanguard.db import READ_ONLY, make_engine, migrate
 from quanguard.metrics import Metrics
 
 __all__ = ["Container", "build_container"]
@@ -44,6 +44,10 @@ class Container:
         self.settings = settings
         self.engine = engine
         self.session: Callable[[], Session] = sessionmaker(engine, expire_on_commit=False)
+        # For work that only reads (authentication, health): never queues behind a writer.
+        self.read_session: Callable[[], Session] = sessionmaker(
+            engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
+        )
         self.metrics = Metrics()
         self.lock = threading.RLock()
         self._closers: list[Callable[[], None]] = []

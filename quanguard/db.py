@@ -15,7 +15,7 @@ from sqlalchemy import Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase
 
-__all__ = ["Base", "make_engine", "migrate", "normalize_url", "ping"]
+__all__ = ["Base", "READ_ONLY", "make_engine", "migrate", "normalize_url", "ping"]
 
 _NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -24,6 +24,10 @@ _NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+# Execution option marking a connection whose transactions only read.
+READ_ONLY = "quanguard_read_only"
 
 
 class Base(DeclarativeBase):
@@ -65,7 +69,10 @@ def make_engine(db_url: str, *, schema: str | None = None, **kwargs: Any) -> Eng
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Read-only work (see READ_ONLY) takes a deferred transaction and so never
+            # waits behind a writer in WAL mode.
+            read_only = conn.get_execution_options().get(READ_ONLY, False)
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
@@ -103,5 +110,5 @@ def migrate(engine: Engine) -> None:
 
 def ping(engine: Engine) -> None:
     """Raise if the database cannot answer a trivial query."""
-    with engine.connect() as conn:
+    with engine.execution_options(**{READ_ONLY: True}).connect() as conn:
         conn.execute(text("SELECT 1"))

@@ -109,7 +109,7 @@ def get_principal(request: Request, container: ContainerDep) -> Principal:
     limiter.check(source)
     try:
         key = bearer_key(request)
-        with container.session() as session:
+        with container.read_session() as session:
             principal = authenticate(session, key)
     except Unauthenticated:
         limiter.fail(source)

@@ -92,3 +92,34 @@ def test_tampered_key_fails(container):
         with pytest.raises(Unauthenticated):
             authenticate(s, flipped)
         assert authenticate(s, issued.key).name == "t"
+
+
+def test_authentication_does_not_wait_behind_a_writer(container):
+    """SQLite: a long write transaction must not stall every caller's key check."""
+    import threading
+    import time
+
+    from sqlalchemy import text
+
+    with container.session() as s, s.begin():
+        issued = create_key(s, role="auditor", org="x", name="reader")
+    hold = threading.Event()
+    release = threading.Event()
+
+    def writer() -> None:
+        with container.session() as s, s.begin():
+            s.execute(text("UPDATE service_state SET value = value WHERE 1 = 0"))
+            hold.set()
+            release.wait(10)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        assert hold.wait(10)
+        started = time.monotonic()
+        with container.read_session() as s:
+            assert authenticate(s, issued.key).name == "reader"
+        assert time.monotonic() - started < 2.0
+    finally:
+        release.set()
+        t.join()
