@@ -4,8 +4,6 @@ inventory (``GET /v1/assets``, ``GET /v1/assets/{id}``)."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,13 +11,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from quanguard.api.deps import ContainerDep, ContextDep, PrincipalDep, require_roles
+from quanguard.api.uploads import spool_upload
 from quanguard.auth import Principal
 from quanguard.errors import InvalidInput, TooLarge
 from quanguard.usecases import scan as uc
 
 router = APIRouter(tags=["scan"])
 
-MAX_UPLOAD = 200 * 1024 * 1024
 MAX_TEXT = 1_000_000
 _Scanner = Annotated[Principal, Depends(require_roles("officer", "manager", "provider", "admin"))]
 
@@ -73,15 +71,8 @@ async def _scan_upload(form: Any, caller: Principal, container: Any, ctx: Any) -
         raise InvalidInput("sample must be an integer") from exc
     full = str(form.get("full") or "").lower() in ("1", "true", "yes", "on")
     dataset = str(form.get("dataset")) if form.get("dataset") else None
-    fd, tmp = tempfile.mkstemp(suffix=suffix, dir=container.settings.data_dir)
+    tmp = await spool_upload(upload, folder=container.settings.data_dir, suffix=suffix)
     try:
-        size = 0
-        with os.fdopen(fd, "wb") as fh:
-            while chunk := await upload.read(1 << 20):
-                size += len(chunk)
-                if size > MAX_UPLOAD:
-                    raise TooLarge(f"upload larger than {MAX_UPLOAD // (1024 * 1024)} MB")
-                fh.write(chunk)
         if uc.is_text_path(name):
             result = await run_in_threadpool(
                 uc.scan_text_file, container, caller, tmp, dataset=dataset or Path(name).stem, ctx=ctx

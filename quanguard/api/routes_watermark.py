@@ -4,8 +4,6 @@ marked copy) and ``POST /v1/watermark/detect`` (upload a suspect, get the verdic
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,14 +13,14 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from quanguard.api.deps import ContainerDep, ContextDep, require_roles
+from quanguard.api.uploads import spool_upload
 from quanguard.auth import Principal
-from quanguard.errors import InvalidInput, TooLarge
+from quanguard.errors import InvalidInput
 from quanguard.usecases import watermark as uc
 from watermark import Params
 
 router = APIRouter(tags=["watermark"])
 
-MAX_UPLOAD = 200 * 1024 * 1024
 _SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".parquet", ".pq", ".xlsx")
 _MEDIA = {".csv": "text/csv", ".tsv": "text/tab-separated-values",
           ".jsonl": "application/x-ndjson", ".ndjson": "application/x-ndjson",
@@ -53,18 +51,7 @@ async def _save_form(form: Any, container: Any) -> tuple[Any, str, str]:
     if suffix not in _SUFFIXES:
         raise InvalidInput(f"{name}: unsupported table format {suffix!r} "
                            f"(known: {' '.join(_SUFFIXES)})")
-    fd, tmp = tempfile.mkstemp(suffix=suffix, dir=container.settings.data_dir)
-    try:
-        size = 0
-        with os.fdopen(fd, "wb") as fh:
-            while chunk := await upload.read(1 << 20):
-                size += len(chunk)
-                if size > MAX_UPLOAD:
-                    raise TooLarge(f"upload larger than {MAX_UPLOAD // (1024 * 1024)} MB")
-                fh.write(chunk)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    tmp = await spool_upload(upload, folder=container.settings.data_dir, suffix=suffix)
     fields = {k: form.getlist(k) for k in form if k != "file"}
     return _Fields(fields), tmp, name
 
