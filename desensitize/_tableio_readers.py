@@ -106,7 +106,30 @@ def detect_encoding(prefix: bytes, name: str) -> str:
     )
 
 
-class CsvSource:
+class _StringColumns:
+    """A source whose columns are all read as strings: schema and names from ``_names``."""
+
+    _names: list[str]
+    _schema: pa.Schema
+
+    def _set_names(self, names: list[str]) -> None:
+        self._names = names
+        self._schema = pa.schema([(n, pa.string()) for n in names])
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self._schema
+
+    @property
+    def native_schema(self) -> pa.Schema:
+        return self._schema
+
+    @property
+    def column_names(self) -> list[str]:
+        return list(self._names)
+
+
+class CsvSource(_StringColumns):
     """CSV/TSV file; every column read as string."""
 
     format = "csv"
@@ -126,8 +149,7 @@ class CsvSource:
             self.encoding = "utf-8-sig" if _codec_name(encoding) == "utf-8-sig" else encoding
             if b"\x00" in prefix and "16" not in encoding and "32" not in encoding:
                 raise TableError(f"{path.name}: binary file (NUL bytes), not a text table")
-        self._names = self._header(prefix)
-        self._schema = pa.schema([(n, pa.string()) for n in self._names])
+        self._set_names(self._header(prefix))
 
     def _header(self, prefix: bytes) -> list[str]:
         end = prefix.find(b"\n")
@@ -150,16 +172,6 @@ class CsvSource:
         if dup:
             raise TableError(f"{self._p.name}: duplicate column names: {', '.join(dup)}")
         return names
-
-    @property
-    def schema(self) -> pa.Schema:
-        return self._schema
-
-    native_schema = schema
-
-    @property
-    def column_names(self) -> list[str]:
-        return list(self._names)
 
     def _open(self, stream: Any, batch_size: int, skip_header: bool) -> Any:
         enc = "utf8" if self.encoding in ("utf-8", "utf-8-sig") else self.encoding
@@ -266,7 +278,7 @@ def _json_text(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False)
 
 
-class JsonlSource:
+class JsonlSource(_StringColumns):
     """JSON Lines: one object per line; values read as strings (JSON text)."""
 
     format = "jsonl"
@@ -285,8 +297,7 @@ class JsonlSource:
                 names.update(dict.fromkeys(obj))
         if not names:
             raise TableError(f"{path.name}: empty file")
-        self._names = list(names)
-        self._schema = pa.schema([(n, pa.string()) for n in self._names])
+        self._set_names(list(names))
 
     def _objects(self, fh: Any, limit: int | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
         seen = 0
@@ -305,16 +316,6 @@ class JsonlSource:
             seen += 1
             if limit is not None and seen >= limit:
                 return
-
-    @property
-    def schema(self) -> pa.Schema:
-        return self._schema
-
-    native_schema = schema
-
-    @property
-    def column_names(self) -> list[str]:
-        return list(self._names)
 
     def iter_batches(
         self, batch_size: int = 65_536, *, strings: bool = True

@@ -12,7 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from desensitize._tableio_readers import _spread, _strings
+from desensitize._tableio_readers import _spread, _StringColumns, _strings
 from desensitize.errors import TableError, TableTooLarge
 
 XLSX_MAX_UNCOMPRESSED = 1024 * 1024 * 1024
@@ -118,7 +118,7 @@ def check_zip(path: Path) -> None:
             raise TableTooLarge(f"{path.name}: XLSX member {i.filename} looks like a zip bomb")
 
 
-class XlsxSource:
+class XlsxSource(_StringColumns):
     """First (or named) worksheet of an XLSX workbook; the first row is the header."""
 
     format = "xlsx"
@@ -137,8 +137,7 @@ class XlsxSource:
             raise TableError(f"{path.name}: empty worksheet")
         while header and header[-1] is None:
             header = header[:-1]
-        self._names = [str(_cell_text(c) or f"column_{i + 1}").strip() for i, c in enumerate(header)]
-        self._schema = pa.schema([(n, pa.string()) for n in self._names])
+        self._set_names([str(_cell_text(c) or f"column_{i + 1}").strip() for i, c in enumerate(header)])
 
     def _rows(self) -> Iterator[tuple[Any, ...]]:
         import openpyxl
@@ -156,16 +155,6 @@ class XlsxSource:
             yield from ws.iter_rows(values_only=True)
         finally:
             wb.close()
-
-    @property
-    def schema(self) -> pa.Schema:
-        return self._schema
-
-    native_schema = schema
-
-    @property
-    def column_names(self) -> list[str]:
-        return list(self._names)
 
     def iter_batches(
         self, batch_size: int = 65_536, *, strings: bool = True
@@ -205,7 +194,7 @@ def split_sql_url(url: str, table: str | None) -> tuple[str, str]:
     return base, name
 
 
-class SqlSource:
+class SqlSource(_StringColumns):
     """A table of a database reachable by SQLAlchemy URL, streamed in chunks."""
 
     format = "sql"
@@ -225,18 +214,7 @@ class SqlSource:
             raise TableError(f"no table {table!r} in the database") from None
         except (sa.exc.SQLAlchemyError, ValueError) as exc:
             raise TableError(f"cannot open SQL source: {str(exc).splitlines()[0]}") from None
-        self._names = [c.name for c in self._t.columns]
-        self._schema = pa.schema([(n, pa.string()) for n in self._names])
-
-    @property
-    def schema(self) -> pa.Schema:
-        return self._schema
-
-    native_schema = schema
-
-    @property
-    def column_names(self) -> list[str]:
-        return list(self._names)
+        self._set_names([c.name for c in self._t.columns])
 
     def iter_batches(
         self, batch_size: int = 65_536, *, strings: bool = True
