@@ -28,6 +28,7 @@ from monitor.checkpoint import Checkpoint, Signer, load_or_create_signer
 from monitor.events import Actor, AuditEvent, EventDecision, redact_event, utc_now
 from monitor.store import AuditStore
 from monitor.trail import Trail
+from quanguard.gate import mark_recorded
 from quanguard.logs import scrub
 
 __all__ = ["AuditService", "normalize_outcome"]
@@ -175,6 +176,7 @@ class AuditService:
         )
         (stored,) = self.record_batch(session, [event], source="service")
         assert stored.seq is not None
+        mark_recorded()
         return stored.seq
 
     def record_batch(self, session: Session, events: Sequence[AuditEvent], *,

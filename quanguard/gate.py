@@ -1,0 +1,157 @@
+"""The one gate: how every use case gets permission (ARCHITECTURE.md, "Fail closed").
+
+``authorize(container, principal, action, resource, ctx)`` asks the policy engine and
+returns the :class:`Decision` when its effect is one the caller accepts (``allow`` unless
+told otherwise: the exchange also accepts ``approval_required``, which queues a job).
+Any other answer is recorded in the audit trail *in its own transaction* — so the
+denial survives the caller's rollback — and raised as :class:`Forbidden`.
+
+No module decides or records a denial on its own, and no principal bypasses policy:
+the local operator of the CLI is a role with explicit rules in ``policies/roles.yaml``.
+
+The gate also remembers, per request, whether an event was written for it
+(:func:`mark_recorded` / :func:`was_recorded`), so the HTTP layer can guarantee that
+every request leaves exactly one event — allowed, denied or failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from quanguard.errors import Forbidden
+
+if TYPE_CHECKING:  # imports for types only: the gate loads nothing at import time
+    from quanguard.auth import Principal
+    from quanguard.container import Container
+    from quanguard.policy.model import Decision, Resource
+
+__all__ = [
+    "RequestContext",
+    "authorize",
+    "mark_recorded",
+    "record_denial",
+    "reset_recorded",
+    "was_recorded",
+]
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """Where a call came from: the HTTP request id and client address (None from the CLI)."""
+
+    request_id: str | None = None
+    source_ip: str | None = None
+
+
+# The number of events written for the request being served in this context (None when
+# no request is being tracked: CLI commands, background work).
+_RECORDED: ContextVar[list[int] | None] = ContextVar("quanguard_request_events", default=None)
+
+
+def reset_recorded() -> object:
+    """Start tracking a request; returns a token for :func:`_RECORDED.reset`."""
+    return _RECORDED.set([0])
+
+
+def mark_recorded() -> None:
+    """Note that an event was written for the current request (the audit service calls it)."""
+    holder = _RECORDED.get()
+    if holder is not None:
+        holder[0] += 1
+
+
+def was_recorded() -> bool:
+    """True when the request being served already left an event in the trail."""
+    holder = _RECORDED.get()
+    return bool(holder and holder[0])
+
+
+def authorize(
+    container: Container,
+    principal: Principal,
+    action: str,
+    resource: Resource | None = None,
+    ctx: RequestContext | None = None,
+    *,
+    accept: Collection[str] = ("allow",),
+    audit_action: str | None = None,
+    fields: Sequence[str] = (),
+    rows: int | None = None,
+    purpose: str | None = None,
+    labels: Mapping[str, Any] | None = None,
+) -> Decision:
+    """Decide ``action`` on ``resource`` for ``principal``; record and raise unless accepted.
+
+    Returns the decision when its effect is in ``accept``. Otherwise one audit event
+    (effect ``deny``, outcome ``failure``, the deciding rule and policy version, the
+    reason) is committed and :class:`Forbidden` is raised. ``audit_action`` names the
+    event when it differs from the policy action (``exchange.psi`` for ``psi``).
+    """
+    from quanguard.policy.model import Resource
+
+    res = resource if resource is not None else Resource()
+    decision = container.policy.decide(principal, action, res)
+    if decision.effect in accept:
+        return decision
+    reason = decision.reason
+    if decision.effect == "approval_required":
+        reason = f"approval required ({decision.reason}); this action has no approval flow"
+    record_denial(
+        container, principal, audit_action or action, ctx,
+        decision=decision, dataset=res.dataset, grade=res.grade, fields=fields, rows=rows,
+        purpose=purpose or res.purpose, reason=reason, labels=labels,
+    )
+    what = f" on {res.dataset!r}" if res.dataset else ""
+    raise Forbidden(
+        f"policy does not allow {action}{what}: {reason}",
+        rule_id=decision.rule_id, policy_version=decision.policy_version,
+    )
+
+
+def record_denial(
+    container: Container,
+    principal: Principal,
+    action: str,
+    ctx: RequestContext | None = None,
+    *,
+    decision: Decision | None = None,
+    dataset: str | None = None,
+    grade: str | None = None,
+    fields: Sequence[str] = (),
+    rows: int | None = None,
+    purpose: str | None = None,
+    reason: str | None = None,
+    labels: Mapping[str, Any] | None = None,
+) -> int:
+    """Commit one ``deny`` event for a refused attempt; returns its seq.
+
+    Written in a transaction of its own so that it stays when the caller's work is
+    rolled back. A failure to write it propagates: no refusal goes unrecorded.
+    """
+    from monitor.events import EventDecision
+
+    effect = EventDecision(
+        "deny",
+        getattr(decision, "rule_id", None),
+        getattr(decision, "policy_version", None),
+    )
+    with container.session() as session, session.begin():
+        return int(container.audit.record(
+            session,
+            actor=principal,
+            action=action,
+            dataset=dataset,
+            fields=fields,
+            grade=grade,
+            rows=rows,
+            purpose=purpose,
+            decision=effect,
+            outcome="failure",
+            source_ip=ctx.source_ip if ctx else None,
+            request_id=ctx.request_id if ctx else None,
+            reason=reason or (getattr(decision, "reason", None) if decision else None),
+            labels=labels,
+        ))
