@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from quanguard.config import Settings
-from quanguard.db import READ_ONLY, make_engine, migrate
+from quanguard.db import READ_ONLY, make_engine, migrate, private_dir
 from quanguard.metrics import Metrics
 
 __all__ = ["Container", "build_container"]
@@ -55,9 +55,16 @@ class Container:
     # --- area services -------------------------------------------------------------
     @cached_property
     def policy(self) -> Any:
+        """Every policy file of one version: decisions, masking profiles, alert rules.
+        Automatic reloads (files changed on disk) are audited as the service's own."""
         from quanguard.policy import PolicyService
+        from quanguard.usecases.policy import audit_automatic_reloads
 
-        return _CountingPolicy(PolicyService.load(self.settings.policy_dir), self.metrics)
+        service = PolicyService.load(self.settings.policy_dir, tz=self.settings.tz)
+        counting = _CountingPolicy(service, self.metrics)
+        self.__dict__["policy"] = counting  # the listener below reads container.policy
+        audit_automatic_reloads(self)
+        return counting
 
     @cached_property
     def audit(self) -> Any:
@@ -117,9 +124,10 @@ class Container:
 
 
 def build_container(settings: Settings, *, schema: str | None = None, run_migrations: bool = True) -> Container:
-    """Create the engine, make the key and data folders (0700), and migrate the store."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    settings.key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Create the engine, make the key and data folders (0700, tightened when looser),
+    and migrate the store."""
+    private_dir(settings.data_dir)
+    private_dir(settings.key_dir)
     engine = make_engine(settings.db_url, schema=schema)
     if run_migrations:
         migrate(engine)

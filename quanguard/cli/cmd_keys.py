@@ -1,4 +1,4 @@
-"""``quanguard keys``: issue, list and revoke API keys (administrators)."""
+"""``quanguard keys``: issue, list and revoke API keys; rotate the master key (administrators)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from quanguard.cli.common import OutputFormat, cli_principal, console, emit, use
 from quanguard.errors import Forbidden
 from quanguard.usecases import keys as uc
 
-keys_app = typer.Typer(help="Issue, list and revoke API keys.", no_args_is_help=True)
+keys_app = typer.Typer(help="Issue, list and revoke API keys; rotate the master key.",
+                       no_args_is_help=True)
 
 
 def _admin(container: object) -> object:
@@ -63,6 +64,24 @@ def revoke(name: str = typer.Argument(..., help="The key holder's name")) -> Non
     with use_container() as container:
         subject = uc.revoke(container, _admin(container), name)  # type: ignore[arg-type]
     typer.echo(f"revoked {subject.name} ({subject.role}, {subject.org})")
+
+
+@keys_app.command("rotate-master")
+def rotate_master(fmt: OutputFormat = typer.Option(OutputFormat.table, "--format")) -> None:
+    """Re-wrap every dataset key under a new master key (audited). The old key id and the
+    new one are printed, never the keys. Stop other service processes first: a running
+    service keeps the old key in memory until it restarts."""
+    from quanguard.usecases.rotate import rotate_master as rotate
+
+    with use_container() as container:
+        done = rotate(container, cli_principal(container))
+    if fmt is OutputFormat.json:
+        emit(done.to_dict())
+        return
+    if done.recovered:
+        console().print(f"an interrupted rotation was {done.recovered} first")
+    console().print(f"master key rotated: {done.old_key_id} -> {done.new_key_id}; "
+                    f"{done.datasets} dataset key(s) re-wrapped")
 
 
 def register(app: typer.Typer) -> None:
