@@ -1,4 +1,4 @@
-"""``quanguard keys``: issue, list and revoke API keys; rotate the master key (administrators)."""
+"""``quanguard keys``: issue, list and revoke API keys (administrators)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from quanguard.cli.common import OutputFormat, cli_principal, console, emit, use
 from quanguard.errors import Forbidden
 from quanguard.usecases import keys as uc
 
-keys_app = typer.Typer(help="Issue, list and revoke API keys; rotate the master key.",
-                       no_args_is_help=True)
+keys_app = typer.Typer(help="Issue, list and revoke API keys.", no_args_is_help=True)
 
 
 def _admin(container: object) -> object:

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from desensitize import ENTITIES
+from desensitize import ENTITIES, classify
 from desensitize.errors import DesensitizeError
 from desensitize.profiles import ProfileSet, parse_profiles
 from monitor import AlertRules, parse_alert_rules
@@ -38,8 +38,12 @@ __all__ = [
     "parse_masking",
 ]
 
-# The entities the recognizers emit (desensitize's vocabulary).
-KNOWN_ENTITIES: tuple[str, ...] = tuple(ENTITIES)
+# The entities the recognizers emit, plus the labels the column classifier gives where no
+# recognizer fired (``UNRECOGNISED``, ``KEY_LIKE``, ...: desensitize's grading labels, in
+# builds that have them). A name outside this list never matches any finding.
+KNOWN_ENTITIES: tuple[str, ...] = (
+    *ENTITIES, *(str(x) for x in getattr(classify, "GRADING_LABELS", ()))
+)
 
 
 def _problem(exc: Exception, fallback_path: str) -> Problem:
@@ -74,8 +78,8 @@ def parse_masking(
             if entity not in KNOWN_ENTITIES:
                 problems.append(Problem(
                     path, lines.get((profile.name, entity), 1),
-                    f"profile '{profile.name}': entity '{entity}' is not one the recognizers "
-                    f"emit (known: {' '.join(KNOWN_ENTITIES)})",
+                    f"profile '{profile.name}': entity '{entity}' is not one the scanners "
+                    f"report (known: {' '.join(KNOWN_ENTITIES)})",
                 ))
     return (None if problems else profiles), problems
 
@@ -130,8 +134,8 @@ def check_grading_entities(policy: PolicySet) -> list[Problem]:
             if entity not in KNOWN_ENTITIES:
                 problems.append(Problem(
                     category.path, line,
-                    f"category '{category.id}': entity '{entity}' is not one the recognizers "
-                    f"emit (known: {' '.join(KNOWN_ENTITIES)})",
+                    f"category '{category.id}': entity '{entity}' is not one the scanners "
+                    f"report (known: {' '.join(KNOWN_ENTITIES)})",
                 ))
     return problems
 

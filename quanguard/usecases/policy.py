@@ -175,7 +175,8 @@ def explain(
 
 
 def info(container: Any) -> dict[str, Any]:
-    """What policy is active: version, files, grades, rule count, pending reload problems."""
+    """What policy is active: version, files, grades, rule count, the alert rules and masking
+    profiles of the same version, pending reload problems."""
     service = container.policy
     active = service.active
     return {
@@ -186,6 +187,8 @@ def info(container: Any) -> dict[str, Any]:
             {"id": g.id, "name": g.name, "never_leaves": g.never_leaves} for g in active.grades
         ],
         "rules": len(active.rules),
+        "alert_rules": [rule.id for rule in service.alert_rules],
+        "masking_profiles": list(service.masking.names) if service.masking is not None else [],
         "roles": list(ROLES),
         "last_reload_problems": [str(p) for p in service.last_problems],
     }
