@@ -52,3 +52,12 @@ def test_other_files_are_still_checked_when_roles_are_broken(policy_copy: Policy
     policy_copy.replace("masking.yaml", "PHONE_NUMBER: {op: mask}", "PHONE_NUMBER: {op: blurr}")
     files = {m.split(":", 1)[0] for m in _messages(policy_copy)}
     assert files == {policy_copy.display("roles.yaml"), policy_copy.display("masking.yaml")}
+
+
+def test_bad_role_and_operator_are_reported_together(policy_copy: PolicyCopy) -> None:
+    policy_copy.replace("roles.yaml", "roles: [auditor, manager, officer]",
+                        "roles: [auditor, manger, officer]")
+    policy_copy.replace("masking.yaml", "PHONE_NUMBER: {op: mask}", "PHONE_NUMBER: {op: msk}")
+    messages = _messages(policy_copy)
+    assert any(policy_copy.display("roles.yaml") in m and "manger" in m for m in messages)
+    assert any(policy_copy.display("masking.yaml") in m and "msk" in m for m in messages)
