@@ -281,3 +281,17 @@ def test_rotate_master_is_refused_to_non_admins(live: Container, cli: Callable[.
             "SELECT count(*) FROM audit_events WHERE action = 'key_rotate_master' "
             "AND effect = 'deny'")).scalar_one()
     assert denied == 1
+
+
+def test_keys_left_in_the_old_default_place_are_not_silently_replaced(tmp_path: Path) -> None:
+    """Upgrading with keys in ./var/keys must not start with fresh keys that open nothing."""
+    from quanguard.errors import Conflict
+
+    old = make_settings(tmp_path)  # keys inside the data folder, as the old default had it
+    container = build_container(old)
+    assert container.audit.signer.key_id  # the trail's signing key is created
+    container.close()
+    moved = make_settings(tmp_path, key_dir=tmp_path / "keys")
+    with pytest.raises(Conflict, match="move them"):
+        build_container(moved)
+    assert not (tmp_path / "keys").exists()
