@@ -2,8 +2,9 @@
 
 ``build_masker(container)`` returns one :class:`MaskService` per container.  Profiles
 are the active policy version's (``container.policy.masking``): they reload with the other
-policy files, and a broken ``masking.yaml`` keeps the previous version of all of them.  Keys come from a key file given by the
-caller or from ``settings.key_dir`` (created 0600); they are never logged.
+policy files, and a broken ``masking.yaml`` keeps the previous version of all of them.
+Keys come from a key file given by the caller or from ``settings.key_dir`` (created 0600);
+they are never logged.
 """
 
 from __future__ import annotations
