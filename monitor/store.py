@@ -23,10 +23,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
+from gmcrypto import INTL, Suite
+
 from monitor.chain import GENESIS, chain_hash
-from monitor.errors import EventNotFound
+from monitor.errors import EventNotFound, SuiteMismatch
 from monitor.events import AuditEvent, utc_now
-from monitor.merkle import Accumulator, leaf_hash
+from monitor.merkle import Accumulator, Digest, leaf_hash, sha256
 
 METADATA = sa.MetaData()
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -86,6 +88,18 @@ CHECKPOINTS = sa.Table(
     sa.Column("body", sa.Text, nullable=False),  # Checkpoint.to_json()
     sa.Column("exported", sa.BigInteger),  # µs when exported, NULL if never
     sa.Index("ix_audit_checkpoints_tree_size", "tree_size"),
+)
+
+# The trail's crypto suite (one row, id 1). Written by the first append; absent on a trail
+# older than the suites, which is "intl". ``sealed`` (µs) is set by a hand-over: the final
+# checkpoint names ``successor`` and no event is appended after it.
+SUITE = sa.Table(
+    "audit_suite",
+    METADATA,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("suite", sa.String(16), nullable=False),
+    sa.Column("sealed", sa.BigInteger),
+    sa.Column("successor", sa.String(16)),
 )
 
 VERIFY_RUNS = sa.Table(
@@ -203,8 +217,8 @@ class Head:
     pruned_hash: bytes
     pruned_frontier: tuple[bytes, ...]
 
-    def root(self) -> bytes:
-        return Accumulator(self.seq, self.frontier).root()
+    def root(self, h: Digest = sha256) -> bytes:
+        return Accumulator(self.seq, self.frontier, h=h).root()
 
 
 @dataclass(frozen=True)
@@ -220,10 +234,47 @@ class StoredEvent:
 
 
 class AuditStore:
-    """Append and read audit events. There is no update or delete of events."""
+    """Append and read audit events. There is no update or delete of events.
+
+    ``suite`` is the crypto suite this process runs; appending to a trail of another
+    suite, or to one sealed by a hand-over, raises SuiteMismatch (never mixes hashes).
+    """
+
+    def __init__(self, suite: Suite = INTL) -> None:
+        self.suite = suite
+        self.hash: Digest = sha256 if suite.hash_alg == "sha256" else suite.hash
+
+    def trail_suite(self, session: Session) -> tuple[str, int | None, str | None]:
+        """``(suite, sealed_us, successor)`` recorded for the trail (legacy: intl, open)."""
+        row = session.execute(_SELECT_SUITE).first()
+        if row is None:
+            return INTL.name, None, None
+        return str(row[0]), row[1], row[2]
+
+    def check_suite(self, session: Session, *, head_seq: int | None = None) -> None:
+        """Refuse a trail of another suite or a sealed one; record the suite of a new trail."""
+        row = session.execute(_SELECT_SUITE).first()
+        if row is None:
+            seq = self.head(session).seq if head_seq is None else head_seq
+            recorded = self.suite.name if seq == 0 else INTL.name
+            session.execute(SUITE.insert().values(id=1, suite=recorded))
+            row = (recorded, None, None)
+        if row[0] != self.suite.name:
+            raise SuiteMismatch(str(row[0]), self.suite.name)
+        if row[1] is not None:
+            raise SuiteMismatch(str(row[0]), self.suite.name, (
+                f"the audit trail was handed over to crypto suite '{row[2]}' and is sealed; "
+                f"start the new trail under QUANGUARD_CRYPTO={row[2]} (see 'quanguard audit "
+                f"handover --help')"))
 
     def head(self, session: Session) -> Head:
         return _head(session.execute(_SELECT_HEAD).one())
+
+    def seal(self, session: Session, *, successor: str, at: int) -> None:
+        """Mark the trail handed over to ``successor`` (no append after this)."""
+        self.check_suite(session)
+        session.execute(sa.update(SUITE).where(SUITE.c.id == 1)
+                        .values(sealed=at, successor=successor))
 
     def append(
         self, session: Session, events: Sequence[AuditEvent], *, now: datetime | None = None
@@ -237,8 +288,10 @@ class AuditStore:
             return []
         session.execute(_LOCK_HEAD)
         head = self.head(session)
+        self.check_suite(session, head_seq=head.seq)
         stamp = now or utc_now()
-        acc = Accumulator(head.seq, head.frontier)
+        hf = self.hash
+        acc = Accumulator(head.seq, head.frontier, h=hf)
         prev, seq = head.hash, head.seq
         rows: list[tuple[object, ...]] = []
         stored: list[AuditEvent] = []
@@ -246,8 +299,8 @@ class AuditStore:
             seq += 1
             ev = event.stamped(seq, stamp)
             body = ev.canonical_bytes()
-            leaf = leaf_hash(body)
-            h = chain_hash(prev, leaf)
+            leaf = leaf_hash(body, hf)
+            h = chain_hash(prev, leaf, hf)
             acc.append(leaf)
             c = ev.actor
             d = ev.decision
@@ -312,6 +365,7 @@ class AuditStore:
 
 # Built once: append runs for every audited request.
 _SELECT_HEAD = sa.select(HEAD).where(HEAD.c.id == 1)
+_SELECT_SUITE = sa.select(SUITE.c.suite, SUITE.c.sealed, SUITE.c.successor).where(SUITE.c.id == 1)
 # Taking the head row's lock first serialises appenders (SQLite write lock, PG row lock).
 _LOCK_HEAD = sa.update(HEAD).where(HEAD.c.id == 1).values(seq=HEAD.c.seq)
 _MOVE_HEAD = sa.update(HEAD).where(HEAD.c.id == 1).values(

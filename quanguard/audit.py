@@ -63,7 +63,7 @@ class AuditService:
     def __init__(self, container: Any) -> None:
         self.container = container
         self.settings = container.settings
-        self.store = AuditStore()
+        self.store = AuditStore(self.settings.suite)
         self._lock = threading.Lock()
         self._redactor: Callable[[str], str] | None = None
         self._redactor_ready = False
@@ -84,7 +84,7 @@ class AuditService:
     # -- collaborators (lazy) ---------------------------------------------------------
     @functools.cached_property
     def signer(self) -> Signer:
-        return load_or_create_signer(Path(self.settings.key_dir))
+        return load_or_create_signer(Path(self.settings.key_dir), self.settings.suite)
 
     @functools.cached_property
     def trail(self) -> Trail:

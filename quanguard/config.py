@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from gmcrypto import Suite, get_suite
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -43,6 +44,22 @@ class Settings(BaseSettings):
     # Failed authentications per source address per minute before 429.
     auth_fail_limit: int = Field(default=20, ge=1)
     alert_webhook_url: str | None = None
+    # Crypto suite of this deployment: "intl" (SHA-256, Ed25519, AES-GCM, HMAC-SHA-256,
+    # FF1-AES) or "gm" (SM3, SM2, SM4-GCM, HMAC-SM3, FF1-SM4). Trails, datasets and key
+    # records carry their suite; switching is a hand-over (README "Crypto suites").
+    crypto: str = "intl"
+
+    @field_validator("crypto")
+    @classmethod
+    def _known_suite(cls, value: str) -> str:
+        key = value.strip().lower()
+        if key not in ("intl", "gm"):
+            raise ValueError(f"unknown crypto suite {value!r} (known: intl gm)")
+        return key
+
+    @property
+    def suite(self) -> Suite:
+        return get_suite(self.crypto)
 
     @field_validator("tz")
     @classmethod

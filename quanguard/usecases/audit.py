@@ -256,7 +256,7 @@ def proof(container: Any, principal: Principal, seq: int, *,
         body = session.execute(sa.select(EVENTS.c.body).where(EVENTS.c.seq == seq)).scalar_one()
     _record(container, principal, "audit_proof", source_ip=source_ip, request_id=request_id,
             labels={"seq": str(seq), "tree_size": str(cp.tree_size)})
-    doc = proof_document(p, body)
+    doc = proof_document(p, body, cp.hash_alg)
     doc["checkpoint"] = cp.to_dict()
     return doc
 
