@@ -178,7 +178,7 @@ class DeliveryMixin:
                        ticket: ExtractTicket, out: ExtractOutput) -> Job:
         """Phase 3: job record, receipt over the delivered bytes, audit event."""
         ds, lim, jid = ticket.dataset, ticket.limits, ticket.job_id
-        now, digest = self.clock.now(), result_digest(out.data)
+        now, digest = self.clock.now(), result_digest(out.data, self.signer.suite)
         result = {"extract": {"rows": out.rows, "columns": list(out.columns), "format": out.fmt,
                               "mask_profile": lim.mask_profile, "watermarked": out.watermarked}}
         query = {"format": ticket.fmt}

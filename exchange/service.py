@@ -87,7 +87,7 @@ class Exchange(DeliveryMixin):
                 wanted.append(key)
         table = self.catalog.load_table(session, ds.name, wanted)
         return consent.exclude_withdrawn(table, key_column=key if key in table.column_names else None,
-                                         hash_key=self.master.subject_key(ds.name), withdrawn=withdrawn)
+                                         hash_key=self.master.subject_hasher(ds.name), withdrawn=withdrawn)
 
     # -- catalog -----------------------------------------------------------------
     def register(self, session: Session, audit: AuditSink, caller: Caller, *, name: str,
@@ -152,7 +152,7 @@ class Exchange(DeliveryMixin):
                   "epsilon_spent": eps, "delta_spent": res.delta_spent,
                   "noise_scale": res.noise_scale, "threshold": res.threshold,
                   "budget_left": left.epsilon_left}
-        digest = result_digest(res.rows)
+        digest = result_digest(res.rows, self.signer.suite)
         receipt = self._receipt(job_id=job_id, kind="aggregate", ds=ds, query=query.to_json(),
                                 eps=eps, dlt=res.delta_spent, digest=digest)
         if existing:
@@ -236,7 +236,7 @@ class Exchange(DeliveryMixin):
         if caller.role != "admin" and (caller.role != "provider" or caller.org != ds.owner_org):
             exc = Refused("only the dataset's provider records consent")
             raise self._refuse(audit, caller, "exchange.consent", ds, purpose, None, exc)
-        n = consent.set_consent(session, dataset=ds.name, hash_key=self.master.subject_key(ds.name),
+        n = consent.set_consent(session, dataset=ds.name, hash_key=self.master.subject_hasher(ds.name),
                                 subjects=subjects, purpose=purpose, state=state, now=self.clock.now())
         audit.record(actor=caller, action="exchange.consent", dataset=ds.name, rows=n,
                      purpose=purpose, labels={"state": state})

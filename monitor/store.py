@@ -245,10 +245,11 @@ class AuditStore:
         self.hash: Digest = sha256 if suite.hash_alg == "sha256" else suite.hash
 
     def trail_suite(self, session: Session) -> tuple[str, int | None, str | None]:
-        """``(suite, sealed_us, successor)`` recorded for the trail (legacy: intl, open)."""
+        """``(suite, sealed_us, successor)`` recorded for the trail (legacy: intl, open;
+        an empty trail takes the suite of its first append: this store's)."""
         row = session.execute(_SELECT_SUITE).first()
         if row is None:
-            return INTL.name, None, None
+            return (INTL.name if self.head(session).seq else self.suite.name), None, None
         return str(row[0]), row[1], row[2]
 
     def check_suite(self, session: Session, *, head_seq: int | None = None) -> None:

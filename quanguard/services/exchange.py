@@ -141,10 +141,11 @@ class AuditAdapter:
 
 def build_exchange(container: Any) -> Exchange:
     settings = container.settings
-    master = MasterKey.from_dir(settings.key_dir)
+    master = MasterKey.from_dir(settings.key_dir, settings.suite)
     return Exchange(
         catalog=Catalog(settings.data_dir / "exchange", master), master=master,
-        signer=ReceiptSigner.from_dir(settings.key_dir), decider=_PolicyDecider(container),
+        signer=ReceiptSigner.from_dir(settings.key_dir, settings.suite),
+        decider=_PolicyDecider(container),
         scanner=_ScanAdapter(container), clock=_SystemClock(),
         masker=_MaskAdapter(container) if _available(container, "masker", "plan") else None,
         watermarker=(_WatermarkAdapter(container)
