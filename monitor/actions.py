@@ -28,6 +28,7 @@ SERVICE_ACTIONS = (
     "access_denied",
     "alert_update",
     "audit_checkpoint",
+    "audit_handover",
     "audit_proof",
     "audit_purge",
     "audit_verify",

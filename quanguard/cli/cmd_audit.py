@@ -114,6 +114,25 @@ def checkpoint(
                         f"key {cp.key_id} → {export}")
 
 
+@audit_app.command("handover")
+def handover(
+    to: str = typer.Option(..., "--to", help="The crypto suite of the next trail (intl or gm)"),
+    export: Path = typer.Option(..., "--export", help="Write the final checkpoint here"),
+    fmt: OutputFormat = _FMT,
+) -> None:
+    """Seal the trail for a crypto-suite switch: a signed final checkpoint naming the next
+    suite; nothing is appended after it. Run under the trail's own QUANGUARD_CRYPTO."""
+    from quanguard.usecases.handover import handover as _handover
+
+    with use_container() as container:
+        cp = _handover(container, cli_principal(container), to, export)
+    if fmt is OutputFormat.json:
+        emit(cp.to_dict())
+    else:
+        console().print(f"trail sealed at {cp.tree_size} events ({cp.hash_alg}/"
+                        f"{cp.signature_alg}), handed over to '{cp.handover}' → {export}")
+
+
 @audit_app.command("proof")
 def proof(seq: int = typer.Argument(..., min=1, help="The event's seq")) -> None:
     """Print (JSON, stdout) an inclusion proof of event SEQ with the checkpoint it is

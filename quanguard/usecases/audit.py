@@ -287,6 +287,8 @@ def verify(container: Any, principal: Principal, external: Sequence[Checkpoint] 
     error: Tampered | None = None
     with container.session() as session:
         head = audit.store.head(session)
+        # a trail sealed by a hand-over takes no event: its runs go to the log table only
+        sealed_to = audit.store.trail_suite(session)[2]
         try:
             audit.trail.verify(session, external)
         except Tampered as exc:
@@ -299,7 +301,7 @@ def verify(container: Any, principal: Principal, external: Sequence[Checkpoint] 
                 ts=to_us(utc_now()), ok=error is None, tree_size=head.seq,
                 bad_seq=error.seq if error else None, damage=error.damage if error else None,
                 detail=error.detail if error else None))
-            if error is None:
+            if error is None and sealed_to is None:
                 audit.record(session, actor=principal, action="audit_verify",
                              source_ip=source_ip, request_id=request_id,
                              labels={"tree_size": str(head.seq),
@@ -307,8 +309,9 @@ def verify(container: Any, principal: Principal, external: Sequence[Checkpoint] 
 
     if error is None:
         with_retry(tx)
-        return {"ok": True, "events": head.seq - head.pruned_below, "tree_size": head.seq,
-                "checkpoints_checked": len(external), "seconds": round(elapsed, 3)}
+        out = {"ok": True, "events": head.seq - head.pruned_below, "tree_size": head.seq,
+               "checkpoints_checked": len(external), "seconds": round(elapsed, 3)}
+        return {**out, "handed_over_to": sealed_to} if sealed_to else out
     log = logging.getLogger("quanguard.audit")
     log.error("audit trail damaged: %s", error)
     try:
