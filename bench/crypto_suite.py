@@ -38,9 +38,9 @@ def _rate(fn: Any, count: int, *, rounds: int = 3) -> float:
 
 
 def bench_ingest(n: int, batch: int, workdir: Path) -> dict[str, float]:
+    from audit_ingest import generate_lines  # bench/audit_ingest.py
     from sqlalchemy.orm import Session
 
-    from audit_ingest import generate_lines  # bench/audit_ingest.py
     from gmcrypto import GM, INTL
     from monitor.ingest import parse_batch
     from monitor.store import AuditStore, create_schema

@@ -27,9 +27,9 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from gmcrypto import INTL, Suite
 
 from desensitize.errors import KeyMaterialError
+from gmcrypto import INTL, Suite
 
 KEY_BYTES = 32
 KEY_FILE_NAME = "mask.key"

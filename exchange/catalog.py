@@ -25,11 +25,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from exchange.crypto import MasterKey, open_sealed, sealed_suite, sha256_hex
-from gmcrypto import SuiteMismatch
-
 from exchange.errors import DatasetExists, DatasetNotFound, IntegrityFailure, InvalidDataset
 from exchange.ports import Caller, Grading
 from exchange.tables import datasets
+from gmcrypto import SuiteMismatch
 
 COMPUTATIONS = ("count", "sum", "mean", "quantile", "histogram", "psi", "extract")
 _NAME = re.compile(r"^[\w.\-]{1,200}$")

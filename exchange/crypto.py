@@ -23,9 +23,9 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from gmcrypto import INTL, SUITES, AeadFailure, Suite, SuiteMismatch
 
 from exchange.errors import IntegrityFailure, KeyFileError
+from gmcrypto import INTL, SUITES, AeadFailure, Suite, SuiteMismatch
 
 MASTER_KEY_FILE = "exchange-master.key"
 # The root of the per-dataset subject-hash keys. Split from the master key on its first

@@ -21,6 +21,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from exchange.crypto import RECEIPT_KEY_FILE, load_or_create_secret
+from exchange.errors import KeyFileError, ReceiptInvalid
 from gmcrypto import (
     INTL,
     CryptoSuiteError,
@@ -30,9 +33,6 @@ from gmcrypto import (
     suite_of_signature,
     verify_signature,
 )
-
-from exchange.crypto import RECEIPT_KEY_FILE, load_or_create_secret
-from exchange.errors import KeyFileError, ReceiptInvalid
 
 RECEIPT_SM2_KEY_FILE = "exchange-receipt-sm2.key"
 PAYLOAD_FIELDS = ("dataset", "dataset_digest", "delta_spent", "epsilon_spent", "issued_at",

@@ -1,26 +1,27 @@
 """Errors of the crypto-suite layer.
 
-    CryptoSuiteError (kind="crypto_suite")
-    ├── UnknownSuite      a suite or algorithm name that is not defined here
-    ├── SuiteMismatch     data made under one suite met a caller of another (never mixed)
-    └── KeyError_         a key file that cannot be read or has the wrong shape
+    CryptoSuiteError      invalid    (base)
+    ├── UnknownSuite      invalid    a suite or algorithm name that is not defined here
+    ├── SuiteMismatch     conflict   data made under one suite met a caller of another
+    ├── KeyFileError      invalid    a key file that cannot be read or has the wrong shape
+    └── AeadFailure       integrity  sealed data failed authentication (gmcrypto.suite)
 """
 
 from __future__ import annotations
 
 
 class CryptoSuiteError(Exception):
-    kind = "crypto_suite"
+    kind = "invalid"
 
 
 class UnknownSuite(CryptoSuiteError):
-    kind = "unknown_suite"
+    kind = "invalid"
 
 
 class SuiteMismatch(CryptoSuiteError):
     """``have`` is the suite the data carries, ``want`` the one the caller runs."""
 
-    kind = "suite_mismatch"
+    kind = "conflict"
 
     def __init__(self, what: str, have: str, want: str, hint: str = "") -> None:
         self.what, self.have, self.want = what, have, want
@@ -29,4 +30,4 @@ class SuiteMismatch(CryptoSuiteError):
 
 
 class KeyFileError(CryptoSuiteError):
-    kind = "key_file"
+    kind = "invalid"

@@ -22,6 +22,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from gmcrypto import (
     INTL,
     CryptoSuiteError,
@@ -32,7 +33,6 @@ from gmcrypto import (
     verify_signature,
 )
 from gmcrypto import key_id as suite_key_id
-
 from monitor.errors import CheckpointError, Tampered
 from monitor.events import canonical_json, format_ts, parse_ts
 

@@ -24,7 +24,6 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from gmcrypto import INTL, Suite
-
 from monitor.chain import GENESIS, chain_hash
 from monitor.errors import EventNotFound, SuiteMismatch
 from monitor.events import AuditEvent, utc_now

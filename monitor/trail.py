@@ -16,7 +16,6 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gmcrypto import suite_for_hash
-
 from monitor.checkpoint import Checkpoint, Signer, sign_checkpoint, verify_checkpoint
 from monitor.errors import CheckpointError, EventNotFound, Tampered
 from monitor.events import utc_now

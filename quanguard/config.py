@@ -8,9 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from gmcrypto import Suite, get_suite
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gmcrypto import Suite, get_suite
 
 __all__ = ["Settings", "load_settings"]
 

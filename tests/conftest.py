@@ -8,9 +8,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from gmcrypto import Suite, get_suite
 from sqlalchemy import create_engine, text
 
+from gmcrypto import Suite, get_suite
 from quanguard.auth import Principal, create_key
 from quanguard.config import Settings, load_settings
 from quanguard.container import Container, build_container

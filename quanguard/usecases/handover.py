@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from gmcrypto import CryptoSuiteError, get_suite
-
 from monitor.checkpoint import Checkpoint
 from monitor.events import utc_now
 from quanguard.errors import Conflict, InvalidInput

@@ -8,13 +8,13 @@ import pyarrow as pa
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from gmcrypto import GM, INTL
 
 from desensitize.errors import KeyMaterialError
 from desensitize.keys import Keyring, load_key_dir, load_keyring
 from desensitize.operators import OpContext, apply_operator, invert_operator
 from desensitize.operators.ff1 import FF1
 from desensitize.operators.fpe import id_check_char, luhn_digit
+from gmcrypto import GM, INTL
 
 IDS = ["11010519491231002X", "440301199001011234", "310104198807150027", "51010719700101001X"]
 IDS = [i[:17] + id_check_char(i[:17]) for i in IDS]  # valid check characters

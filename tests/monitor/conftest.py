@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from gmcrypto import Suite
 from sqlalchemy.orm import Session
 
+from gmcrypto import Suite
 from monitor.checkpoint import Signer, load_or_create_signer
 from monitor.events import Actor, AuditEvent, EventDecision
 from monitor.store import AuditStore, create_schema

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from gmcrypto import GM, INTL, Suite
 from sqlalchemy.orm import Session
 
+from gmcrypto import GM, INTL, Suite
 from monitor.checkpoint import (
     FORMAT_V1,
     Checkpoint,
@@ -132,7 +132,7 @@ def test_a_gm_proof_cannot_pass_as_sha256(db, tmp_path, make_event):
         cp = trail.checkpoint(s)
     with Session(db) as s:
         proof = trail.proof(s, 2, cp)
-        body = list(trail.store.iter_range(s, 2, 2))[0].body
+        body = next(iter(trail.store.iter_range(s, 2, 2))).body
     doc = proof_document(proof, body, "sha256")  # a lie about the hash
     from monitor.errors import ProofInvalid
 

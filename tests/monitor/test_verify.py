@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from gmcrypto import get_suite
 from sqlalchemy.orm import Session
 
+from gmcrypto import get_suite
 from monitor.chain import GENESIS, chain_hash
 from monitor.checkpoint import Checkpoint, load_or_create_signer, read_checkpoint_file
 from monitor.errors import CheckpointError, Tampered

@@ -11,12 +11,12 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 import sqlalchemy as sa
-from gmcrypto import SuiteMismatch as CryptoSuiteMismatch
 
 from exchange import Caller, Grading, ReceiptInvalid, verify_receipt
 from exchange import consent as consent_mod
 from exchange.receipts import ReceiptSigner, result_digest
 from exchange.tables import datasets
+from gmcrypto import SuiteMismatch as CryptoSuiteMismatch
 from monitor.checkpoint import Checkpoint, verify_checkpoint
 from monitor.errors import SuiteMismatch
 from quanguard.container import Container, build_container
