@@ -70,6 +70,9 @@ _QI_CHECKS = {
     "occupation": r"^\S{1,12}$",
 }
 _TEXT_HINT = r"\p{Han}"
+# code-shaped values (member numbers, hashes, account numbers); decimals and dates are not
+_KEY_SHAPE = r"^[0-9A-Za-z][0-9A-Za-z_\-./:#]{7,63}$"
+_NOT_KEY = r"^[-+]?\d+\.\d+$|^\d{4}[-/.]\d{1,2}[-/.]\d{1,2}"
 # validators that segment or run several regexes per value: a spread subset of at most
 # ``expensive_cap`` candidates per batch is validated and the count extrapolated
 _EXPENSIVE = frozenset({"PERSON", "LOCATION"})
@@ -86,6 +89,7 @@ class _Column:
     distinct: set[str] = field(default_factory=set)
     distinct_seen: int = 0
     texts: list[str] = field(default_factory=list)
+    key_shaped: int = 0
 
 
 @dataclass
@@ -179,6 +183,8 @@ class TableScanner:
             head = s.slice(0, room).to_pylist()
             col.distinct.update(head)
             col.distinct_seen += len(head)
+        shaped = pc.and_not(pc.match_substring_regex(s, _KEY_SHAPE), pc.match_substring_regex(s, _NOT_KEY))
+        col.key_shaped += pc.sum(shaped).as_py() or 0
         if qi_kind:
             col.qi_ok += pc.sum(pc.match_substring_regex(s, _QI_CHECKS[qi_kind])).as_py() or 0
         if len(col.texts) < self.text_values:
@@ -202,6 +208,7 @@ class TableScanner:
                 name=col.name, non_empty=col.non_empty, valid=dict(col.valid),
                 distinct_ratio=len(col.distinct) / col.distinct_seen if col.distinct_seen else 1.0,
                 hint_entity=hint, quasi_identifier=qi, free_text=avg >= 12 and bool(col.texts),
+                key_shaped=col.key_shaped,
             )
             report = classify_column(ev)
             if report.entity is None and col.texts:

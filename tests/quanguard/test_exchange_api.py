@@ -50,7 +50,7 @@ def agg(client, key, **body):
 
 def test_register_grades_and_hides_rows(client, world) -> None:
     meta = client.get("/v1/exchange/datasets/members", headers=auth(world["bank"])).json()
-    assert meta["grade"] == "L1" and meta["rows"] == 600 and meta["key_columns"] == ["member"]
+    assert meta["grade"] == "L2" and meta["rows"] == 600 and meta["key_columns"] == ["member"]
     assert {c["name"] for c in meta["columns"]} == {"member", "district", "sex", "income"}
     assert next(c for c in meta["columns"] if c["name"] == "income")["bounds"] == [0, 30000]
     r = client.post("/v1/exchange/datasets", headers=auth(world["bank"]),
