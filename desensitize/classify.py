@@ -13,8 +13,8 @@ Decision rule for one column (a header alone never decides):
 Grades come from a plain ``entity -> grade`` mapping and an ordered grade list (low
 to high); the dataset grade is the highest column grade.  Unknown means sensitive: a
 column in which nothing was recognised is graded by the label ``UNRECOGNISED``, a
-key-like one (nearly unique, long, code-shaped values: member numbers, hashes, IDs in a
-format no recognizer knows) by ``KEY_LIKE``, a quasi-identifier by ``QUASI_IDENTIFIER``;
+key-like one (nearly unique, long, code-shaped, high-entropy values: random member
+numbers, hashes, IDs in a format no recognizer knows) by ``KEY_LIKE``, a quasi-identifier by ``QUASI_IDENTIFIER``;
 a column the provider declares public and
 that holds no personal information by ``DECLARED_PUBLIC`` (the officer's grading file
 decides what a declaration is worth).  A label the mapping does not list gets the first
@@ -36,6 +36,9 @@ KEY_LIKE_MIN = 0.9
 """Share of values that must be distinct and code-shaped for a key-like column."""
 KEY_LIKE_ROWS = 20
 """Fewer non-empty values than this never make a column key-like (too little to tell)."""
+KEY_LIKE_BITS = 24.0
+"""Positional entropy (bits per value) a key-like column needs: random 8-digit member
+numbers have about 26, sequential numbers ``00000001…`` about 12."""
 UNRECOGNISED = "UNRECOGNISED"
 KEY_LIKE = "KEY_LIKE"
 DECLARED_PUBLIC = "DECLARED_PUBLIC"
@@ -63,6 +66,7 @@ class ColumnEvidence:
     free_text: bool = False
     contains: Mapping[str, int] = field(default_factory=dict)
     key_shaped: int = 0  # values that look like codes (see table_scan)
+    key_bits: float = 0.0  # positional entropy of the distinct values, bits per value
 
 
 @dataclass(frozen=True)
@@ -133,7 +137,8 @@ def classify_column(ev: ColumnEvidence) -> ColumnReport:
     if chosen is None:
         kind = "free_text" if ev.free_text else "value"
         key_like = (ev.non_empty >= KEY_LIKE_ROWS and ev.distinct_ratio >= KEY_LIKE_MIN
-                    and ev.key_shaped / ev.non_empty >= KEY_LIKE_MIN and not contains)
+                    and ev.key_shaped / ev.non_empty >= KEY_LIKE_MIN and ev.key_bits >= KEY_LIKE_BITS
+                    and not contains)
         return ColumnReport(ev.name, None, 0.0, 0.0, kind=kind, contains=contains,
                             header_hint=ev.hint_entity, quasi_identifier=ev.quasi_identifier,
                             non_empty=ev.non_empty, key_like=key_like)

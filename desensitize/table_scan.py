@@ -20,6 +20,7 @@ and report the entities found inside them.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -208,7 +209,7 @@ class TableScanner:
                 name=col.name, non_empty=col.non_empty, valid=dict(col.valid),
                 distinct_ratio=len(col.distinct) / col.distinct_seen if col.distinct_seen else 1.0,
                 hint_entity=hint, quasi_identifier=qi, free_text=avg >= 12 and bool(col.texts),
-                key_shaped=col.key_shaped,
+                key_shaped=col.key_shaped, key_bits=_positional_bits(col),
             )
             report = classify_column(ev)
             if report.entity is None and col.texts:
@@ -237,6 +238,22 @@ class TableScanner:
             for entity in {f.entity for f in findings}:
                 found[entity] += counts[text]
         return dict(found)
+
+
+def _positional_bits(col: _Column) -> float:
+    """Bits per value of a code-shaped column: the Shannon entropy of each character
+    position over the distinct values seen, summed (sequential numbers score low,
+    random identifiers high).  0 for columns that are not nearly all code-shaped."""
+    if not col.non_empty or col.key_shaped < 0.9 * col.non_empty or len(col.distinct) < 2:
+        return 0.0
+    positions: list[Counter[str]] = []
+    for value in col.distinct:
+        for i, ch in enumerate(value[:64]):
+            if i == len(positions):
+                positions.append(Counter())
+            positions[i][ch] += 1
+    n = len(col.distinct)
+    return sum(-sum(c / n * math.log2(c / n) for c in pos.values()) for pos in positions)
 
 
 def scan_batches(batches: Iterable[pa.RecordBatch], *, sampled: bool = True,

@@ -170,7 +170,8 @@ def test_key_like_columns_are_flagged(scanner: TableScanner) -> None:
         "hash": [f"{rng.getrandbits(64):016x}" for _ in range(200)],
         "amount": [f"{rng.uniform(0, 1e6):.2f}" for _ in range(200)],
         "day": [f"2024-01-{1 + i % 28:02d}T08:00:{i % 60:02d}" for i in range(200)],
+        "serial": [f"NO{i:08d}" for i in range(200)],
         "status": [rng.choice(["已办结", "待回访"]) for _ in range(200)],
     })
     flags = {c.name: c.key_like for c in scanner.scan([batch]).columns}
-    assert flags == {"hash": True, "amount": False, "day": False, "status": False}
+    assert flags == {"hash": True, "amount": False, "day": False, "serial": False, "status": False}

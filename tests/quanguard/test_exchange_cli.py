@@ -52,7 +52,7 @@ def _json(r) -> dict:
 def test_register_contract(cli) -> None:
     r = cli("prov", "datasets", "--format", "json")
     meta = _json(r)["datasets"][0]
-    assert {"dataset", "grade", "columns"} <= set(meta) and meta["grade"] == "L1"
+    assert {"dataset", "grade", "columns"} <= set(meta) and meta["grade"] == "L2"
 
 
 def test_aggregate_result_jobs_and_verify(cli, tmp_path: Path) -> None:
@@ -88,8 +88,8 @@ def test_refusals_exit_nonzero_with_reason_on_stderr(cli) -> None:
     r = cli("lab", "result", "job-nope")
     assert r.exit_code == 5
     for _ in range(3):
-        assert cli("bank", "aggregate", "members", "--agg", "count", "--epsilon", "3").exit_code == 0
-    r = cli("bank", "aggregate", "members", "--agg", "count", "--epsilon", "3")
+        assert cli("bank", "aggregate", "members", "--agg", "count", "--epsilon", "0.6").exit_code == 0
+    r = cli("bank", "aggregate", "members", "--agg", "count", "--epsilon", "0.6")
     assert r.exit_code == 4 and "budget" in r.stderr
 
 
@@ -125,7 +125,7 @@ def test_extract_writes_file_or_refuses(cli, tmp_path: Path) -> None:
     got = _json(cli("bank", "extract", "members", "-o", str(out), "--format", "json"))
     assert out.stat().st_size == got["bytes"] > 0 and got["status"] == "done"
     job = _json(cli("bank", "result", got["job"], "--format", "json"))
-    assert job["extract"]["watermarked"] and job["extract"]["mask_profile"] == "开放"
+    assert job["extract"]["watermarked"] and job["extract"]["mask_profile"] == "共享"
     receipt = tmp_path / "r.json"
     receipt.write_text(json.dumps(job["receipt"]))
     assert cli("bank", "verify-receipt", str(receipt), "--data", str(out)).exit_code == 0

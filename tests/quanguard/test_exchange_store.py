@@ -32,18 +32,18 @@ def test_aggregate_budget_and_tenancy_on_each_store(any_container) -> None:
     c = any_container
     meta = uc.register(c, PROV, None, name="members", table=_table(), key_columns=["member"],
                        bounds={"income": (0.0, 300.0)})
-    assert meta["grade"] == "L1" and meta["rows"] == 400
+    assert meta["grade"] == "L2" and meta["rows"] == 400
     job = uc.aggregate(c, BANK, None, dataset="members",
-                       query={"agg": "sum", "column": "income", "by": ["sex"], "epsilon": 4.0})
+                       query={"agg": "sum", "column": "income", "by": ["sex"], "epsilon": 0.8})
     assert job["status"] == "done" and len(job["result"]) == 2
     verify_receipt(job["receipt"], result=job["result"],
                    public_key=bytes.fromhex(uc.receipt_key(c)["public_key"]))
     assert uc.job(c, BANK, None, job["job"])["result"] == job["result"]
     with pytest.raises(JobNotFound):
         uc.job(c, LAB, None, job["job"])
-    uc.aggregate(c, BANK, None, dataset="members", query={"agg": "count", "epsilon": 6.0})
+    uc.aggregate(c, BANK, None, dataset="members", query={"agg": "count", "epsilon": 1.2})
     with pytest.raises(BudgetExhausted):
-        uc.aggregate(c, BANK, None, dataset="members", query={"agg": "count", "epsilon": 0.5})
+        uc.aggregate(c, BANK, None, dataset="members", query={"agg": "count", "epsilon": 0.1})
     assert uc.budget(c, BANK, None, dataset="members")["epsilon_left"] == pytest.approx(0.0)
     assert [j["job"] for j in uc.jobs(c, PROV)][-1] == job["job"]
     assert len(uc.jobs(c, MGR)) == 2 and uc.jobs(c, LAB) == []

@@ -103,10 +103,13 @@ def test_unknown_identifiers_are_key_like_and_at_least_l3(scan) -> None:
     # IDs with broken check characters and hashes: no recognizer takes them, but they key people
     keys = [f"{rng.randrange(10**17, 10**18)}" for _ in range(400)]
     hashes = [f"{rng.getrandbits(128):032x}" for _ in range(400)]
-    report = scan({"编号": keys, "摘要": hashes, "收入": [rng.randrange(1000, 9000) for _ in range(400)]})
+    serial = [f"{i:08d}" for i in range(400)]  # sequential numbers: low entropy, not a key
+    report = scan({"编号": keys, "摘要": hashes, "序号": serial,
+                   "收入": [rng.randrange(1000, 9000) for _ in range(400)]})
     cols = {c["name"]: c for c in report["columns"]}
     assert cols["编号"]["label"] == "KEY_LIKE" and cols["编号"]["grade"] == "L3"
     assert cols["摘要"]["label"] == "KEY_LIKE" and cols["摘要"]["grade"] == "L3"
+    assert cols["序号"]["label"] == "UNRECOGNISED" and cols["序号"]["grade"] == "L2"
     assert report["dataset_grade"] == "L3"
 
 
@@ -115,7 +118,8 @@ def test_declarations_lower_only_what_the_officer_allows(container) -> None:
 
     rng = random.Random(4)
     ids = _ids(rng)[:300]
-    table = pa.table({"证件": ids, "目录编码": [f"ML{i:08d}" for i in range(300)]})
+    codes = [f"ML{rng.getrandbits(40):010X}" for _ in range(300)]
+    table = pa.table({"证件": ids, "目录编码": codes})
     svc = container.scanner
     report = TableScanner().scan(table.to_batches())
     grades = {e: container.policy.entity_grade(e) for e in
@@ -128,7 +132,7 @@ def test_declarations_lower_only_what_the_officer_allows(container) -> None:
     assert by["证件"].grade == "L4" and by["目录编码"].grade == grades["DECLARED_PUBLIC"]
     assert svc.grade(report).columns[1].grade == "L3"  # undeclared: key-like
     # a dataset is never graded below what its provider declared
-    codes_only = TableScanner().scan(pa.table({"目录编码": [f"ML{i:08d}" for i in range(300)]}).to_batches())
+    codes_only = TableScanner().scan(pa.table({"目录编码": codes}).to_batches())
     floor = grade_dataset(codes_only, grades, order, declared_public=["目录编码"], declared_grade="L3")
     assert floor.dataset_grade == "L3"
 
