@@ -44,6 +44,8 @@ def fold(value: str) -> str:
 
 def compact(value: str) -> str:
     """:func:`fold` ed, trimmed, without separators, upper case: the form checksums see."""
+    if value.isascii():  # the common case, kept cheap: validators run on every candidate
+        return (value if value.isalnum() else value.strip().translate(_COMPACT)).upper()
     return fold(value).strip().translate(_COMPACT).upper()
 
 

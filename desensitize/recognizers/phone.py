@@ -72,7 +72,7 @@ class PhoneRecognizer(ChinesePatternRecognizer):
         "^(?:(?:[+\uff0b]|[0\uff10]{2})?[8\uff18][6\uff16]" + SEP_RE2 + "?)?[1\uff11][3-9\uff13-\uff19]"
         + _D_RE2 + SEP_RE2 + "?" + _D_RE2 + "{4}" + SEP_RE2 + "?" + _D_RE2 + "{4}$"
         "|^(?:[(（][0\uff10]" + _D_RE2 + "{2,3}[)）][ \\-－—]?|[0\uff10]" + _D_RE2 + "{2,3}[ \\-－—]?)"
-        "[2-9\uff12-\uff19]" + _D_RE2 + "{6,7}(?:(?:-|转|－)" + _D_RE2 + "{1,5})?$"
+        "[2-9\uff12-\uff19]" + _D_RE2 + "{6,7}(?:(?:[-－]|转)" + _D_RE2 + "{1,5})?$"
     )
 
     @classmethod
