@@ -8,7 +8,8 @@ Decision rule for one column (a header alone never decides):
 3. Without a hint: the best entity needs ``hit_rate >= VALUE_MIN``; PERSON also needs
    many distinct values (a column of 教师/工人 is not a column of names).
 4. Confidence = hit rate, scaled by how much the validator proves (checksums prove
-   more than name shapes) and raised when the header agrees.
+   more than name shapes), lowered when valid values are weakly attested (resident IDs
+   whose GB/T 2260 county code is in no list) and raised when the header agrees.
 
 Grades come from a plain ``entity -> grade`` mapping and an ordered grade list (low
 to high); the dataset grade is the highest column grade.  Unknown means sensitive: a
@@ -67,6 +68,7 @@ class ColumnEvidence:
     contains: Mapping[str, int] = field(default_factory=dict)
     key_shaped: int = 0  # values that look like codes (see table_scan)
     key_bits: float = 0.0  # positional entropy of the distinct values, bits per value
+    strong: Mapping[str, int] = field(default_factory=dict)  # valid values also well attested
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,9 @@ def classify_column(ev: ColumnEvidence) -> ColumnReport:
                             non_empty=ev.non_empty, key_like=key_like)
     rate = rates[chosen]
     confidence = rate * _PROOF.get(chosen, 0.9)
+    if chosen in ev.strong and ev.valid.get(chosen):
+        # e.g. resident IDs whose county code is in no GB/T 2260 list: valid, less certain
+        confidence *= 0.8 + 0.2 * min(1.0, ev.strong[chosen] / ev.valid[chosen])
     if ev.hint_entity == chosen:
         confidence = min(1.0, confidence + 0.1 * (1 - confidence) + 0.05)
     return ColumnReport(ev.name, chosen, min(confidence, 1.0), rate, contains=contains,

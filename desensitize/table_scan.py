@@ -37,6 +37,7 @@ from desensitize.headers import hint_for
 from desensitize.recognizers import STRUCTURED
 from desensitize.recognizers.location import plausible_address
 from desensitize.recognizers.person import plausible_name
+from desensitize.recognizers.resident_id import county_known
 from desensitize.text_scan import TextScanner
 
 
@@ -49,6 +50,7 @@ class Kernel:
     validate: Callable[[str], bool]
     min_len: int
     max_len: int
+    strong: Callable[[str], bool] | None = None  # a valid value that is also well attested
 
     @property
     def ascii_pattern(self) -> str:
@@ -69,7 +71,10 @@ def kernels() -> tuple[Kernel, ...]:
         "PHONE_NUMBER": (7, 22), "CN_LICENSE_PLATE": (7, 9), "CN_PASSPORT": (9, 9),
         "EMAIL_ADDRESS": (5, 254), "IP_ADDRESS": (2, 45),
     }
-    out = [Kernel(c.ENTITY, c.COLUMN_PATTERN, c.is_valid, *lengths[c.ENTITY]) for c in STRUCTURED]
+    # GB/T 2260: an ID whose county code no list ever held is valid but weaker evidence
+    strong = {"CN_RESIDENT_ID": county_known}
+    out = [Kernel(c.ENTITY, c.COLUMN_PATTERN, c.is_valid, *lengths[c.ENTITY], strong.get(c.ENTITY))
+           for c in STRUCTURED]
     out.append(Kernel("PERSON", r"^(?:\p{Han}{2,4}|\p{Han}{1,8}[·•・]\p{Han}{1,8})$",
                       plausible_name, 2, 17))
     out.append(Kernel("LOCATION", r"(?:路|街|巷|弄|道|号|室|村|栋|幢|座|楼|单元|小区|花园|苑)",
@@ -99,6 +104,7 @@ class _Column:
     name: str
     non_empty: int = 0
     valid: Counter[str] = field(default_factory=Counter)
+    strong: Counter[str] = field(default_factory=Counter)
     candidates: Counter[str] = field(default_factory=Counter)
     qi_ok: int = 0
     total_len: int = 0
@@ -191,10 +197,13 @@ class TableScanner:
             if count > cap:  # validate a spread subset, extrapolate
                 step = count // cap + 1
                 subset = cands.take(pa.array(range(0, count, step))).to_pylist()
-                ok = sum(1 for v in subset if k.validate(v))
-                col.valid[k.entity] += round(ok * count / len(subset))
             else:
-                col.valid[k.entity] += sum(1 for v in cands.to_pylist() if k.validate(v))
+                subset = cands.to_pylist()
+            passed = [v for v in subset if k.validate(v)]
+            col.valid[k.entity] += round(len(passed) * count / len(subset))
+            if k.strong is not None:
+                attested = sum(1 for v in passed if k.strong(v))
+                col.strong[k.entity] += round(attested * count / len(subset))
         if len(col.distinct) < self.distinct_cap:
             room = self.distinct_cap - len(col.distinct)
             head = s.slice(0, room).to_pylist()
@@ -228,7 +237,7 @@ class TableScanner:
                 name=col.name, non_empty=col.non_empty, valid=dict(col.valid),
                 distinct_ratio=len(col.distinct) / col.distinct_seen if col.distinct_seen else 1.0,
                 hint_entity=hint, quasi_identifier=qi, free_text=avg >= 12 and bool(col.texts),
-                key_shaped=col.key_shaped,
+                key_shaped=col.key_shaped, strong=dict(col.strong),
                 # only a column no recognizer claims can be key-like: skip the others
                 key_bits=0.0 if max(col.valid.values(), default=0) >= 0.3 * col.non_empty
                 else _positional_bits(col),

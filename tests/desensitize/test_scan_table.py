@@ -175,3 +175,16 @@ def test_key_like_columns_are_flagged(scanner: TableScanner) -> None:
     })
     flags = {c.name: c.key_like for c in scanner.scan([batch]).columns}
     assert flags == {"hash": True, "amount": False, "day": False, "serial": False, "status": False}
+
+
+def test_county_codes_in_no_list_lower_column_confidence(scanner: TableScanner) -> None:
+    from desensitize.standards import gb11643_check
+
+    def ids(region: str) -> list[str]:
+        bodies = [f"{region}{1950 + i % 50}{1 + i % 12:02d}{1 + i % 28:02d}{i % 1000:03d}" for i in range(100)]
+        return [b + gb11643_check(b) for b in bodies]
+
+    report = scanner.scan([pa.RecordBatch.from_pydict({"known": ids("370122"), "unknown": ids("370199")})])
+    known, unknown = report.columns
+    assert known.entity == unknown.entity == "CN_RESIDENT_ID"
+    assert known.confidence == 1.0 and unknown.confidence < known.confidence
