@@ -28,6 +28,7 @@ USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 USCC_WEIGHTS: tuple[int, ...] = tuple(pow(3, i, 31) for i in range(17))
 USCC_AUTHORITIES = frozenset("123456789ANY")
 _USCC_VALUE = {c: i for i, c in enumerate(USCC_ALPHABET)}
+_USCC_CHARS = frozenset(USCC_ALPHABET)
 
 # Separators written inside identifiers: hyphen and dashes, space, dot (and full-width forms).
 SEPARATORS = "-\u2010\u2011\u2012\u2013\u2212\uff0d \u00a0\u3000.\uff0e\u00b7"
@@ -62,7 +63,7 @@ def gb32100_check(body17: str) -> str:
 
 def uscc_chars_ok(value: str) -> bool:
     """Every character is in the GB 32100 alphabet."""
-    return all(c in _USCC_VALUE for c in value)
+    return _USCC_CHARS.issuperset(value)
 
 
 def luhn_ok(digits: str) -> bool:

@@ -277,8 +277,10 @@ def _positional_bits(col: _Column) -> float:
     random identifiers high).  0 for columns that are not nearly all code-shaped."""
     if not col.non_empty or col.key_shaped < 0.9 * col.non_empty or len(col.distinct) < 2:
         return 0.0
+    if col.distinct_seen and len(col.distinct) < 0.9 * col.distinct_seen:
+        return 0.0  # not unique enough to be a key: no need to measure
     positions: list[Counter[str]] = []
-    sample = list(itertools.islice(col.distinct, 4096))
+    sample = list(itertools.islice(col.distinct, 2048))
     for value in sample:
         for i, ch in enumerate(value[:64]):
             if i == len(positions):
