@@ -50,6 +50,15 @@ def compact(value: str) -> str:
     return fold(value).strip().translate(_COMPACT).upper()
 
 
+def id_shaped(value: str) -> bool:
+    """15 digits, or 17 digits and a digit or X (any written form): the shape of a
+    resident ID number, whatever its check character says."""
+    v = compact(value)
+    if len(v) == 15:
+        return v.isascii() and v.isdigit()
+    return len(v) == 18 and v.isascii() and v[:17].isdigit() and (v[17].isdigit() or v[17] == "X")
+
+
 def gb11643_check(body17: str) -> str:
     """The GB 11643 check character of the first 17 digits (ASCII)."""
     return GB11643_CHECK[sum(int(c) * w for c, w in zip(body17, GB11643_WEIGHTS, strict=True)) % 11]
@@ -142,6 +151,7 @@ __all__ = [
     "fold",
     "gb11643_check",
     "gb32100_check",
+    "id_shaped",
     "luhn_digit",
     "luhn_ok",
     "provinces",

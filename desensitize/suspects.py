@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 
 import regex
 
-from desensitize.standards import SEPARATORS, compact
+from desensitize.standards import SEPARATORS, compact, id_shaped
 
 Span = tuple[int, int, str]
 
@@ -32,13 +32,9 @@ _RUN = regex.compile(
 def classify_run(value: str) -> str | None:
     """``CN_RESIDENT_ID`` / ``CN_BANK_CARD`` for an ID- or card-shaped run, else None."""
     v = compact(value).lstrip("+")
-    if not v.isascii():
-        return None
-    if len(v) == 15 and v.isdigit():
+    if id_shaped(v):
         return "CN_RESIDENT_ID"
-    if len(v) == 18 and v[:17].isdigit() and (v[17].isdigit() or v[17] == "X"):
-        return "CN_RESIDENT_ID"
-    if 16 <= len(v) <= 19 and v.isdigit():
+    if 16 <= len(v) <= 19 and v.isascii() and v.isdigit():
         return "CN_BANK_CARD"
     return None
 

@@ -20,7 +20,7 @@ import regex
 from presidio_analyzer import Pattern, PatternRecognizer, RecognizerResult
 
 from desensitize.recognizers._tables import context_words
-from desensitize.standards import compact
+from desensitize.standards import compact, id_shaped
 
 if TYPE_CHECKING:
     from presidio_analyzer.nlp_engine import NlpArtifacts
@@ -43,14 +43,6 @@ def id_cue_near(text: str, start: int, end: int) -> bool:
     window = text[max(0, start - ID_CUE_BEFORE):start]
     trailing = text[end:end + ID_CUE_AFTER]
     return any(w in window or trailing.startswith(w) for w in context_words("CN_RESIDENT_ID"))
-
-
-def id_shaped(value: str) -> bool:
-    """15 digits, or 17 digits and a digit or X: the shape of a resident ID number."""
-    v = compact(value)
-    if len(v) == 15:
-        return v.isascii() and v.isdigit()
-    return len(v) == 18 and v.isascii() and v[:17].isdigit() and (v[17].isdigit() or v[17] == "X")
 
 
 class ChinesePatternRecognizer(PatternRecognizer):
