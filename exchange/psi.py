@@ -76,16 +76,27 @@ class PsiOutcome:
 
 
 class PsiClient:
-    """Consumer side. Keep the object between :meth:`request` and :meth:`finish`."""
+    """Consumer side. Keep the object between :meth:`request` and :meth:`finish` — or its
+    :attr:`key` (secret: it unblinds the answer), to finish an approved request later."""
 
-    def __init__(self, ids: Sequence[str], *, reveal: str) -> None:
+    def __init__(self, ids: Sequence[str], *, reveal: str, key: bytes | None = None) -> None:
         if reveal not in REVEALS:
             raise InvalidQuery(f"psi_reveal must be one of {' '.join(REVEALS)}")
         self.ids = list(dict.fromkeys(i.strip() for i in ids if i.strip()))
         if not self.ids:
             raise InvalidQuery("no identifiers to intersect")
         self.reveal = reveal
-        self._client = _psi.client.CreateWithNewKey(reveal == "matches")
+        if key is None:
+            self._client = _psi.client.CreateWithNewKey(reveal == "matches")
+        else:
+            try:
+                self._client = _psi.client.CreateFromKey(key, reveal == "matches")
+            except RuntimeError as exc:
+                raise InvalidQuery("the saved PSI client key is not usable") from exc
+
+    @property
+    def key(self) -> bytes:
+        return bytes(self._client.GetPrivateKeyBytes())
 
     def request(self) -> bytes:
         return bytes(self._client.CreateRequest(self.ids).SerializeToString())
