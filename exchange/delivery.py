@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 from sqlalchemy.orm import Session
 
-from exchange import jobs, psi_limits
+from exchange import budget, jobs, psi_limits
 from exchange.catalog import Dataset
 from exchange.errors import InvalidQuery, JobStateError, Refused
 from exchange.extract import ExtractOutput, make_extract
@@ -85,6 +85,8 @@ class DeliveryMixin:
 
         @staticmethod
         def _ttl(job: Job, defaults: Defaults) -> timedelta: ...
+
+        def _budget_key(self, ds: Dataset, lim: Limits) -> str: ...
 
         def _receipt(self, *, job_id: str, kind: str, ds: Dataset, query: Mapping[str, Any],
                      eps: float, dlt: float, digest: str) -> dict[str, Any]: ...
@@ -171,15 +173,26 @@ class DeliveryMixin:
         table = self._table(session, ds, purpose, [ds.key_columns[0]])
         col = table.column(ds.key_columns[0]).drop_null().cast(pa.string())
         items = list(dict.fromkeys(str(v).strip() for v in col.to_pylist()))
+        noisy = lim.psi_count_epsilon if lim.psi_reveal == "count" else None
+        now, jid = self.clock.now(), job_id or jobs.new_id()
         try:
+            if noisy is not None:  # the count's ε comes out of the same budget as aggregates
+                budget.precheck(session, consumer=caller.org, dataset=self._budget_key(ds, lim),
+                                epsilon=noisy, epsilon_cap=lim.epsilon_cap, delta_cap=lim.delta_cap)
             answer = serve(items, request, reveal=lim.psi_reveal,
-                           max_client_items=lim.row_limit or self.defaults.psi_max_ids)
+                           max_client_items=lim.row_limit or self.defaults.psi_max_ids,
+                           count_epsilon=noisy)
+            if noisy is not None:
+                budget.charge(session, consumer=caller.org, dataset=self._budget_key(ds, lim),
+                              job_id=jid, epsilon=noisy, delta=0.0, epsilon_cap=lim.epsilon_cap,
+                              delta_cap=lim.delta_cap, now=now)
         except Refused as exc:
             raise self._refuse(audit, caller, "exchange.psi", ds, purpose, grant, exc) from None
-        now, jid = self.clock.now(), job_id or jobs.new_id()
-        result = {"reveal": answer.reveal, "client_items": n_items}
-        receipt = self._receipt(job_id=jid, kind="psi", ds=ds, query=query, eps=0.0, dlt=0.0,
-                                digest=answer.digest)
+        result: dict[str, Any] = {"reveal": answer.reveal, "client_items": n_items}
+        if answer.noise is not None:
+            result["noise"] = answer.noise.to_json()
+        receipt = self._receipt(job_id=jid, kind="psi", ds=ds, query=query,
+                                eps=noisy or 0.0, dlt=0.0, digest=answer.digest)
         if job_id is not None:
             job = jobs.update(session, jid, status="done", result=result, receipt=receipt,
                               finished_at=now)
@@ -191,7 +204,7 @@ class DeliveryMixin:
         audit.record(actor=caller, action="exchange.psi", dataset=ds.name, grade=ds.grade,
                      fields=(ds.key_columns[0],), rows=n_items, purpose=purpose,
                      grant=grant, result_digest=answer.digest,
-                     labels={"job": jid, "reveal": answer.reveal})
+                     labels={"job": jid, "reveal": answer.reveal, "epsilon": noisy})
         return job, answer
 
     def _psi_guard(self, session: Session, ds: Dataset, caller: Caller, lim: Limits,

@@ -259,6 +259,14 @@ def psi(
         return
     outcome = local.finish(base64.b64decode(reply["setup"]), base64.b64decode(reply["response"]))
     out: dict[str, Any] = {"job": reply["job"], "intersection_size": outcome.intersection_size}
+    noise = reply.get("noise")
+    if isinstance(noise, dict):  # randomised response: the count is noisy; de-bias it
+        from exchange.psi import CountNoise
+
+        rr = CountNoise(float(noise["epsilon"]), float(noise["flip"]))
+        out["noise"] = noise
+        out["intersection_estimate"] = round(rr.estimate(outcome.intersection_size,
+                                                         len(local.ids)), 1)
     if outcome.matches is not None:
         out["matches"] = list(outcome.matches)
     out["receipt"] = reply.get("receipt")
