@@ -132,7 +132,11 @@ class DeliveryMixin:
         grant = self._decide(audit, caller, "psi", ds, purpose, audit_action="exchange.psi_terms")
         lim = limits_of(grant.obligations, self.defaults)
         return {"dataset": ds.name, "effect": grant.effect, "reveal": lim.psi_reveal,
-                "max_ids": lim.row_limit or self.defaults.psi_max_ids}
+                "max_ids": lim.row_limit or self.defaults.psi_max_ids,
+                "min_ids": lim.psi_min_set_size, "max_requests": lim.psi_max_requests,
+                "max_items": lim.psi_max_items, "period_days": lim.psi_period_days,
+                "count_epsilon": lim.psi_count_epsilon if lim.psi_reveal == "count" else None,
+                "approval_ttl_days": lim.approval_ttl_days}
 
     def psi(self, session: Session, audit: AuditSink, caller: Caller, *, dataset: str,
             request: bytes | None, purpose: str | None = None,

@@ -271,20 +271,23 @@ def test_bounds_at_the_edge_of_the_range_still_compute(client, keys) -> None:
 # -- 防泄漏: re-scan on the way out, declared grades -------------------------------------------
 
 def test_an_extract_that_still_holds_identifiers_is_refused(client, keys, container, monkeypatch) -> None:
-    """Grading and mask planning look at samples; phones hidden between the sampled rows
-    reach the masked copy unmasked. The re-scan of the whole copy stops it."""
+    """Grading and mask planning look at samples. A column whose sampled values are
+    organisation codes (public, kept by every profile) and whose other rows hold phone
+    numbers reaches the masked copy unmasked; the re-scan of the whole copy stops it."""
     import quanguard.services.exchange as wiring
+    from tests.desensitize.data import pii_gen
 
     monkeypatch.setattr(wiring, "_SCAN_SAMPLE", 50)
     monkeypatch.setattr(wiring, "_MASK_SAMPLE", 50)
     rnd = random.Random(9)
     n = 400
-    notes = ["无" if i % 2 == 0 or i < 60 else f"13{rnd.randint(0, 999_999_999):09d}" for i in range(n)]
-    notes[-1] = "无"
-    r = register(client, keys["prov"], "notes", csv_bytes({"note": notes, "n": list(range(n))}))
+    codes = [pii_gen.uscc(rnd) if i % 2 == 0 or i < 60 else f"13{rnd.randint(0, 999_999_999):09d}"
+             for i in range(n)]
+    codes[-1] = pii_gen.uscc(rnd)
+    r = register(client, keys["prov"], "orgs", csv_bytes({"code": codes, "n": list(range(n))}))
     assert r.status_code == 201, r.text
-    assert r.json()["grade"] in ("L1", "L2"), r.text  # the sample saw no phone number
-    r = client.post("/v1/exchange/extract", headers=auth(keys["bank"]), json={"dataset": "notes"})
+    assert r.json()["grade"] in ("L1", "L2"), r.text  # the sample saw organisation codes only
+    r = client.post("/v1/exchange/extract", headers=auth(keys["bank"]), json={"dataset": "orgs"})
     assert r.status_code == 403, r.text[:300]
     assert "PHONE_NUMBER" in r.json()["error"]["message"]
     assert denials(container, "exchange.extract")
