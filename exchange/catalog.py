@@ -33,6 +33,8 @@ from exchange.tables import datasets
 COMPUTATIONS = ("count", "sum", "mean", "quantile", "histogram", "psi", "extract")
 _NAME = re.compile(r"^[\w.\-]{1,200}$")
 _MAX_GROUP_CARDINALITY = 1000
+# the columns a Dataset is read from (the subject sketches are read only at registration)
+_META = tuple(c for c in datasets.c if c.name != "subject_sketch")
 
 
 @dataclass(frozen=True)
@@ -241,13 +243,13 @@ class Catalog:
         return sorted({str(r[0]) for r in rows})
 
     def get(self, session: Session, name: str) -> Dataset:
-        row = session.execute(select(datasets).where(datasets.c.name == name)).mappings().first()
+        row = session.execute(select(*_META).where(datasets.c.name == name)).mappings().first()
         if row is None:
             raise DatasetNotFound(name)
         return _to_dataset(row)
 
     def list(self, session: Session) -> list[Dataset]:
-        rows = session.execute(select(datasets).order_by(datasets.c.name)).mappings()
+        rows = session.execute(select(*_META).order_by(datasets.c.name)).mappings()
         return [_to_dataset(r) for r in rows]
 
     def load_table(self, session: Session, name: str,
