@@ -169,3 +169,37 @@ def test_declared_grade_floor(sessions, make_exchange) -> None:
     assert ds.grade == "L4" and ds.declared_grade == "L4"
     with pytest.raises(InvalidDataset, match="declared grade"):
         _register(ex, sessions, name="bad", declared_grade="L9", grade_order=order)
+
+
+def test_budgets_renew_each_period_when_policy_says_so(sessions, make_exchange) -> None:
+    ex = make_exchange(_decider())
+    agg_ob = dict(ex.decider.table[("consumer", "aggregate")][1], budget_period_days=30)
+    ex.decider.table[("consumer", "aggregate")] = ("allow", agg_ob)
+    _register(ex, sessions)
+    q = AggregateQuery("count", epsilon=2.0)
+    with sessions() as s, s.begin():
+        ex.aggregate(s, ListAudit(), CONSUMER, dataset="residents", query=q)
+    with sessions() as s, s.begin(), pytest.raises(BudgetExhausted):
+        ex.aggregate(s, ListAudit(), CONSUMER, dataset="residents", query=q)
+    ex.clock.t += timedelta(days=31)
+    with sessions() as s, s.begin():
+        ex.aggregate(s, ListAudit(), CONSUMER, dataset="residents", query=q)
+
+
+def test_an_approved_extract_runs_only_in_the_approved_format(sessions, make_exchange) -> None:
+    ex = make_exchange(_decider())
+    ex.decider.table[("consumer", "extract")] = (
+        "approval_required", {"mask_profile": "共享", "watermark": True})
+    _register(ex, sessions)
+    with sessions() as s, s.begin():
+        job = ex.extract_prepare(s, ListAudit(), CONSUMER, dataset="residents", fmt="csv",
+                                 purpose="统计")
+    assert job.status == "pending_approval" and job.request_view()["purpose"] == "统计"
+    with sessions() as s, s.begin():
+        ex.decide_job(s, ListAudit(), MANAGER, job.id, approve=True, reason="ok")
+    with sessions() as s, s.begin(), pytest.raises(Refused, match="approved"):
+        ex.extract(s, ListAudit(), CONSUMER, dataset="residents", fmt="parquet", job_id=job.id)
+    with sessions() as s, s.begin():
+        done, out = ex.extract(s, ListAudit(), CONSUMER, dataset="residents", fmt="csv",
+                               job_id=job.id)
+    assert done.status == "done" and out is not None and done.purpose == "统计"
