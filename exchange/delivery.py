@@ -217,6 +217,10 @@ class DeliveryMixin:
         cap = lim.row_limit or self.defaults.psi_max_ids
         if n_items > cap:
             raise Refused(f"PSI request holds {n_items} identifiers; the limit is {cap}")
+        if lim.psi_max_requests is not None or lim.psi_max_items is not None:
+            # one PSI request per family at a time counts and inserts (PostgreSQL row lock;
+            # SQLite's writer lock already serialises them)
+            psi_limits.lock_family(session, ds.budget_family)
         psi_limits.check(session, lim, consumer_org=caller.org,
                          datasets=self.catalog.family_members(session, ds.budget_family),
                          n_items=n_items, now=self.clock.now())

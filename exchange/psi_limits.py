@@ -16,9 +16,15 @@ from sqlalchemy.orm import Session
 
 from exchange.errors import Refused
 from exchange.limits import Limits
-from exchange.tables import jobs
+from exchange.tables import datasets, jobs
 
 _COUNTED = ("pending_approval", "approved", "done")
+
+
+def lock_family(session: Session, family: str) -> None:
+    """Hold the family's first dataset row until the transaction ends, so that two
+    concurrent requests cannot both pass the limits on the last free place."""
+    session.execute(select(datasets.c.name).where(datasets.c.name == family).with_for_update())
 
 
 def usage(session: Session, *, consumer_org: str, datasets: Sequence[str],

@@ -75,7 +75,8 @@ async def register(request: Request, caller: _Provider, container: ContainerDep,
     async with request.form() as form:
         name = form.get("name")
         if not isinstance(name, str) or not name:
-            raise InvalidInput("form field 'name' is required")
+            raise uc.reject_input(container, caller, ctx, "exchange.register",
+                                  InvalidInput("form field 'name' is required"))
         upload = form.get("file")
         data = filename = None
         if upload is not None and not isinstance(upload, str):
@@ -149,8 +150,10 @@ def psi(body: PsiBody, caller: _Computer, container: ContainerDep, ctx: ContextD
     if body.request is not None:
         try:
             req = base64.b64decode(body.request, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise InvalidInput("request must be base64") from exc
+        except (binascii.Error, ValueError):
+            raise uc.reject_input(container, caller, ctx, "exchange.psi",
+                                  InvalidInput("request must be base64"),
+                                  dataset=body.dataset) from None
     job, answer = uc.psi(container, caller, ctx, dataset=body.dataset, request=req,
                          purpose=body.purpose, job_id=body.job)
     if answer is None:

@@ -45,6 +45,8 @@ __all__ = [
     "psi_terms",
     "receipt_key",
     "register",
+    "register_input",
+    "reject_input",
     "set_consent",
 ]
 
@@ -95,6 +97,14 @@ def _tx(container: Any, principal: Principal, ctx: Any, action: str,
         raise
     assert recorded is not None
     raise recorded
+
+
+def reject_input(container: Any, principal: Principal, ctx: Any, action: str,
+                 exc: Exception, *, dataset: str | None = None) -> Exception:
+    """Record a request the HTTP layer rejected before the use case (bad form or body);
+    returns ``exc`` to raise."""
+    _record(container, principal, ctx, action, exc, dataset=dataset)
+    return exc
 
 
 def _recorded(container: Any, principal: Principal, ctx: Any, action: str,

@@ -299,3 +299,12 @@ def test_a_declared_grade_is_a_floor(client, keys) -> None:
     assert r.json()["declared_grade"] == "L3"
     r = register(client, keys["prov"], "bad", members(), grade="L9")
     assert r.status_code == 400 and "grade" in r.json()["error"]["message"]
+
+
+def test_a_malformed_psi_request_is_a_recorded_400(client, keys, container) -> None:
+    assert register(client, keys["prov"], "members", members(), key_column="member").status_code == 201
+    for request in ("not base64!", base64.b64encode(b"\x01\x02junk").decode()):
+        r = client.post("/v1/exchange/psi", headers=auth(keys["bank"]),
+                        json={"dataset": "members", "request": request})
+        assert r.status_code == 400, r.text
+    assert len(denials(container, "exchange.psi")) >= 2
