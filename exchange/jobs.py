@@ -58,6 +58,12 @@ class Job:
         }
         if self.kind == "aggregate":
             view.update({k: self.query.get(k) for k in ("agg", "column", "by", "where")})
+        elif self.kind == "psi":
+            ob = self.decision.get("obligations") or {}
+            view["epsilon"] = ob.get("psi_count_epsilon") if ob.get("psi_reveal") != "matches" else None
+            view["reveal"] = ob.get("psi_reveal")
+        elif self.kind == "extract":
+            view["format"] = self.query.get("format")
         return view
 
     def to_public(self) -> dict[str, Any]:
