@@ -1,0 +1,93 @@
+"""How sure a detection is: one test per carrier and one combined, all exact.
+
+Votes are kept apart by where they came from (row identity × carrier × level): after a
+rounding the votes of fine levels are noise, after an edited column those of the
+identities that used it are. Each vote group gets a weight from the suspect alone: the
+share of agreeing pairs among votes for the same codeword bit, ``a = q² + (1 - q)²``,
+gives the group's reliability ``q`` and the weight ``log(q / (1 - q))`` (0 for noise).
+
+A statistic (one carrier kind, or all carriers) decides every codeword bit by the
+weighted vote of its groups. Weights and decisions depend on the suspect only, never on
+a codeword; an innocent recipient's codeword is uniform and independent of the suspect,
+so its agreement with the decided bits is exactly Binomial(n, 1/2) — whatever the
+weights. Each recipient's best statistic is then corrected for the number of statistics
+(and, by the detector, for the number of recipients): the chance of naming any innocent
+stays below ``alpha``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from watermark.codes import Votes, binomial_tail
+
+_Q_MAX = 0.98
+
+
+@dataclass(frozen=True)
+class Statistic:
+    """The decided bits of one test."""
+
+    name: str
+    decided: np.ndarray  # bool per codeword bit
+    bits: np.ndarray  # uint8 majority bit
+    cells: int
+    weights: dict[str, float]
+
+    @property
+    def n(self) -> int:
+        return int(self.decided.sum())
+
+
+def weight(v: Votes) -> float:
+    """Log-odds reliability of a vote group, estimated from pairs of votes on one bit."""
+    o, z = v.ones.astype(np.float64), v.zeros.astype(np.float64)
+    n = o + z
+    pairs = float((n * (n - 1) / 2).sum())
+    if pairs < 3:
+        return 1.0 if v.cells else 0.0
+    agree = float((o * (o - 1) / 2 + z * (z - 1) / 2).sum()) / pairs
+    q = (1 + math.sqrt(max(2 * agree - 1, 0.0))) / 2
+    q = min(q, _Q_MAX)
+    return math.log(q / (1 - q))
+
+
+def statistic(name: str, groups: dict[str, Votes], bits: int) -> Statistic:
+    """Weighted majority of the given vote groups."""
+    score = np.zeros(bits, dtype=np.float64)
+    weights = {}
+    cells = 0
+    for label, v in groups.items():
+        w = weight(v)
+        weights[label] = round(w, 3)
+        cells += v.cells
+        if w > 0:
+            score += w * (v.ones - v.zeros)
+    decided = np.abs(score) > 1e-9
+    return Statistic(name, decided, (score > 0).astype(np.uint8), cells, weights)
+
+
+def statistics(groups: dict[str, Votes], kinds: dict[str, str], bits: int) -> list[Statistic]:
+    """One statistic per carrier kind present, plus the combined one when several are."""
+    out = []
+    present = sorted({kinds[g] for g, v in groups.items() if v.cells})
+    for kind in present:
+        out.append(statistic(kind, {g: v for g, v in groups.items() if kinds[g] == kind}, bits))
+    if len(present) > 1:
+        out.append(statistic("combined", groups, bits))
+    return [s for s in out if s.n] or out[:1]
+
+
+def agreements(stat: Statistic, words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(agreement, exact p-value) of every codeword row of ``words`` with ``stat``."""
+    agree = (words[:, stat.decided] == stat.bits[stat.decided]).sum(axis=1)
+    tails: dict[int, float] = {}
+    p = np.empty(agree.size, dtype=np.float64)
+    for i, k in enumerate(agree.tolist()):
+        if k not in tails:
+            tails[k] = binomial_tail(k, stat.n)
+        p[i] = tails[k]
+    return agree, p
