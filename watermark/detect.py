@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from watermark.codes import Votes, bits_needed
+from watermark.dates import read_dates
 from watermark.errors import (
     KeyMismatch,
     MissingKeyColumns,
@@ -36,13 +37,12 @@ from watermark.hashing import (
     row_hashes,
     virtual_keys,
 )
-from watermark.dates import read_dates
 from watermark.identity import identity_hashes
 from watermark.levels import read_levels
 from watermark.masked import read_masked, read_masked_at
 from watermark.models import Candidate, IssuedCopy, Plan, Verdict
 from watermark.numeric import as_string, read_numeric
-from watermark.positions import positions
+from watermark.positions import periods, positions
 from watermark.scoring import Statistic, agreements, statistics
 
 
@@ -52,6 +52,7 @@ class _Group:
         self.copies: list[IssuedCopy] = []
         self.votes: dict[str, Votes] = {}
         self.kinds: dict[str, str] = {}
+        self.pools: dict[str, str] = {}
         self.columns: list[tuple[str, str, str]] = []  # (plan name, suspect name, kind)
         self.sources: list[list[str] | None] = []  # suspect columns of each source
         self.keys: list[str] = []
@@ -65,6 +66,7 @@ class _Group:
         if label not in self.votes:
             self.votes[label] = Votes.empty(self.plan.code_bits)
             self.kinds[label] = kind
+            self.pools[label] = f"{label.split('|', 1)[0]}|{kind}"
         self.votes[label].add(index, bit)
 
 
@@ -172,12 +174,13 @@ class Detector:
                                             self.secret)
             hashes.append(cache[ck])
         carriers = {c.name: c for c in plan.carriers}
+        every = periods([x.role for x in plan.sources], plan.gamma)
         used = np.zeros(batch.num_rows, dtype=bool)
         per_source = np.zeros((len(plan.sources), batch.num_rows), dtype=bool)
         for plan_name, name, kind in g.columns:
             carrier = carriers[plan_name]
-            pos = positions(hashes, column_salt(self.secret, plan_name), gamma=plan.gamma,
-                            sources=len(plan.sources), code_bits=plan.code_bits,
+            pos = positions(hashes, column_salt(self.secret, plan_name), periods=every,
+                            code_bits=plan.code_bits,
                             levels=len(carrier.levels))
             col = as_string(batch.column(name))
             src_of_row = np.full(batch.num_rows, -1, dtype=np.int64)
@@ -234,7 +237,7 @@ class Detector:
         # 2. Count the tests: one per (plan, recipient) pair, times the statistics of a plan.
         tested = {(id(g), c.recipient): (g, c) for g in groups for c in g.copies}
         tests = max(len(tested), 1)
-        stats = {id(g): statistics(g.votes, g.kinds, g.plan.code_bits) for g in groups}
+        stats = {id(g): statistics(g.votes, g.kinds, g.pools, g.plan.code_bits) for g in groups}
         per_plan = max((max(len(s), 1) for s in stats.values()), default=1)
         need = bits_needed(tests * per_plan, self.alpha)
         # 3. Score every recipient on every statistic; keep its best, corrected for how

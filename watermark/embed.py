@@ -27,7 +27,7 @@ from watermark.levels import embed_levels
 from watermark.masked import embed_masked_at
 from watermark.models import Carrier, ColumnReport, EmbedReport, Params, Plan
 from watermark.numeric import as_string, column_sum
-from watermark.positions import Positions, positions
+from watermark.positions import Positions, periods, positions
 
 
 def needed_marks(params: Params) -> int:
@@ -82,14 +82,15 @@ class Embedder:
             identity_hashes([as_string(batch.column(c)) for c in s.columns], s, self.secret)
             for s in plan.sources]
         by_name = {c.name: c for c in plan.carriers}
+        every = periods([x.role for x in plan.sources], plan.gamma)
         arrays = []
         for name, col in zip(batch.schema.names, batch.columns, strict=True):
             carrier = by_name.get(name)
             if carrier is None:
                 arrays.append(col)
                 continue
-            pos = positions(hashes, column_salt(self.secret, name), gamma=plan.gamma,
-                            sources=len(plan.sources), code_bits=plan.code_bits,
+            pos = positions(hashes, column_salt(self.secret, name), periods=every,
+                            code_bits=plan.code_bits,
                             levels=len(carrier.levels))
             s = as_string(col)
             out = self._carry_mark(carrier, s, pos, plan)
@@ -146,6 +147,10 @@ class Embedder:
         """Per-recipient fake rows to append after the last batch (``params.canaries``)."""
         if not self.params.canaries or self._sample is None or self.plan is None:
             return None
+        if not self.plan.key_columns:
+            raise WatermarkError("canary rows need a column that is not marked to key them by; "
+                                 "every column of this table carries marks and it is too small "
+                                 "for them to be detected")
         batch = make_canaries(self._sample, self.plan, self.secret, self.recipient,
                               self.params.canaries)
         self._canary_keys = tuple(f"{int(v):016x}" for v in self._keys(batch, self.plan))

@@ -30,7 +30,6 @@ import pyarrow.compute as pc
 from watermark.positions import Positions
 from watermark.profile import Numbers, parse_numbers
 
-
 _ROUNDED = 0.6  # share of zero digits above which a level counts as rounded away
 
 

@@ -2,8 +2,8 @@
 
 Every row identity (primary key, quasi-identifier sets; see :mod:`watermark.identity`) is
 mixed with a keyed column salt into a 64-bit selector per cell. A source selects a cell
-when its selector is 0 modulo ``gamma * sources`` (so the whole copy carries about one
-mark per ``gamma`` cells); a cell selected by an earlier source belongs to that source.
+when its selector is 0 modulo its period (:func:`periods`: the whole copy carries about
+one mark per ``gamma`` cells); a cell selected by an earlier source belongs to that source.
 Bits of the selector then choose the level (coarse levels twice as often as each finer
 one, so rounding leaves marks), the codeword bit, a keyed mask bit (XORed on, so an
 unmarked value gives a random vote) and a coin for the direction of a move.
@@ -42,10 +42,18 @@ def _level_index(sel: np.ndarray, levels: int) -> np.ndarray:
     return np.where(u < 2, top, np.where(u == 2, top - 1, top - 2))
 
 
-def positions(hashes: list[np.ndarray | None], salt: np.uint64, *, gamma: int, sources: int,
+def periods(roles: list[str], gamma: int) -> list[int]:
+    """Selection period of every source: a primary key takes half of the marks (it
+    survives every edit but its own removal), the quasi-identifier sets share the rest."""
+    qi = sum(r != "key" for r in roles)
+    if qi == 0 or len(roles) == qi:
+        return [gamma * max(len(roles), 1)] * len(roles)
+    return [2 * gamma if r == "key" else 2 * gamma * qi for r in roles]
+
+
+def positions(hashes: list[np.ndarray | None], salt: np.uint64, *, periods: list[int],
               code_bits: int, levels: int) -> Positions:
     """Cells of one column marked by the given identities (``None``: source unusable)."""
-    period = _U(gamma * max(sources, 1))
     n = next((h.size for h in hashes if h is not None), 0)
     owner = np.full(n, -1, dtype=np.int64)
     chosen = np.zeros(n, dtype=np.uint64)
@@ -53,7 +61,7 @@ def positions(hashes: list[np.ndarray | None], salt: np.uint64, *, gamma: int, s
         if h is None:
             continue
         sel = mix(h, salt)
-        take = ((sel % period) == 0) & (owner < 0)
+        take = ((sel % _U(periods[k])) == 0) & (owner < 0)
         owner[take] = k
         chosen[take] = sel[take]
     rows = np.flatnonzero(owner >= 0)

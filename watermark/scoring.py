@@ -6,8 +6,9 @@ identities that used it are. Each vote group gets a weight from the suspect alon
 share of agreeing pairs among votes for the same codeword bit, ``a = q² + (1 - q)²``,
 gives the group's reliability ``q`` and the weight ``log(q / (1 - q))`` (0 for noise).
 
-A statistic (one carrier kind, or all carriers) decides every codeword bit by the
-weighted vote of its groups. Weights and decisions depend on the suspect only, never on
+Weights are estimated per pool (one row identity and carrier kind): a single column and
+level rarely has enough pairs. A statistic (one carrier kind, or all carriers) decides
+every codeword bit by the weighted vote of its groups. Weights and decisions depend on the suspect only, never on
 a codeword; an innocent recipient's codeword is uniform and independent of the suspect,
 so its agreement with the decided bits is exactly Binomial(n, 1/2) — whatever the
 weights. Each recipient's best statistic is then corrected for the number of statistics
@@ -55,29 +56,39 @@ def weight(v: Votes) -> float:
     return math.log(q / (1 - q))
 
 
-def statistic(name: str, groups: dict[str, Votes], bits: int) -> Statistic:
-    """Weighted majority of the given vote groups."""
+def statistic(name: str, groups: dict[str, Votes], pools: dict[str, str],
+              bits: int) -> Statistic:
+    """Weighted majority of the given vote groups; a group's weight is estimated on its
+    pool (all groups of one row identity and carrier kind), which has enough pairs of
+    votes to tell a live identity from a broken one."""
+    pooled: dict[str, Votes] = {}
+    for label, v in groups.items():
+        acc = pooled.setdefault(pools[label], Votes.empty(bits))
+        acc.ones = acc.ones + v.ones
+        acc.zeros = acc.zeros + v.zeros
+    weights = {k: weight(v) for k, v in pooled.items()}
     score = np.zeros(bits, dtype=np.float64)
-    weights = {}
     cells = 0
     for label, v in groups.items():
-        w = weight(v)
-        weights[label] = round(w, 3)
+        w = weights[pools[label]]
         cells += v.cells
         if w > 0:
             score += w * (v.ones - v.zeros)
     decided = np.abs(score) > 1e-9
-    return Statistic(name, decided, (score > 0).astype(np.uint8), cells, weights)
+    return Statistic(name, decided, (score > 0).astype(np.uint8), cells,
+                     {k: round(w, 3) for k, w in weights.items()})
 
 
-def statistics(groups: dict[str, Votes], kinds: dict[str, str], bits: int) -> list[Statistic]:
+def statistics(groups: dict[str, Votes], kinds: dict[str, str], pools: dict[str, str],
+               bits: int) -> list[Statistic]:
     """One statistic per carrier kind present, plus the combined one when several are."""
     out = []
     present = sorted({kinds[g] for g, v in groups.items() if v.cells})
     for kind in present:
-        out.append(statistic(kind, {g: v for g, v in groups.items() if kinds[g] == kind}, bits))
+        out.append(statistic(kind, {g: v for g, v in groups.items() if kinds[g] == kind},
+                             pools, bits))
     if len(present) > 1:
-        out.append(statistic("combined", groups, bits))
+        out.append(statistic("combined", groups, pools, bits))
     return [s for s in out if s.n] or out[:1]
 
 

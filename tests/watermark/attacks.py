@@ -182,7 +182,7 @@ def round_to(step: int, columns: tuple[str, ...], *, max_error: float = 0.05) ->
             values = table.column(name).to_pylist()
             if _median_abs(values) * max_error < step:
                 continue
-            out = [None if v is None else str(int(round(float(v) / step)) * step) for v in values]
+            out = [None if v is None else str(round(float(v) / step) * step) for v in values]
             pos = table.column_names.index(name)
             table = table.set_column(pos, name, pa.array(out, type=pa.string()))
         return table
