@@ -143,6 +143,7 @@ class Detector:
         if batch.num_rows == 0:
             return
         cache: dict[tuple[object, ...], np.ndarray] = {}
+        self._forms: dict[tuple[str, str], pa.Array] = {}
         for g in self._groups.values():
             if not g.usable:
                 continue
@@ -171,7 +172,7 @@ class Detector:
             ck = ("src", src, *cols)
             if ck not in cache:
                 cache[ck] = identity_hashes([as_string(batch.column(c)) for c in cols], src,
-                                            self.secret)
+                                            self.secret, cache=self._forms)
             hashes.append(cache[ck])
         carriers = {c.name: c for c in plan.carriers}
         every = periods([x.role for x in plan.sources], plan.gamma)

@@ -78,8 +78,10 @@ class Embedder:
         self.rows += batch.num_rows
         if batch.num_rows == 0 or not plan.carriers:
             return batch
+        forms: dict[tuple[str, str], pa.Array] = {}
         hashes: list[np.ndarray | None] = [
-            identity_hashes([as_string(batch.column(c)) for c in s.columns], s, self.secret)
+            identity_hashes([as_string(batch.column(c)) for c in s.columns], s, self.secret,
+                            cache=forms)
             for s in plan.sources]
         by_name = {c.name: c for c in plan.carriers}
         every = periods([x.role for x in plan.sources], plan.gamma)

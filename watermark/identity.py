@@ -33,6 +33,10 @@ _MAX_SETS = 4
 
 def form_values(arr: pa.Array, form: str) -> pa.Array:
     """The text a column contributes to an identity, in the given form."""
+    if form.startswith("bucket:"):
+        fast = _bucket_fast(arr, int(form.split(":", 1)[1]))
+        if fast is not None:
+            return fast
     base = canonical_keys(arr)
     if form == "exact":
         return base
@@ -58,6 +62,21 @@ def form_values(arr: pa.Array, form: str) -> pa.Array:
     raise ValueError(f"unknown identity form {form!r}")
 
 
+def _bucket_fast(arr: pa.Array, e: int) -> pa.Array | None:
+    # Every cell a plain number (the usual case): cast once, no regular expressions.
+    if arr.null_count:
+        return None
+    try:
+        v = pc.cast(pc.utf8_trim_whitespace(arr) if arr.type == pa.string() else arr,
+                    pa.float64()).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    if not np.isfinite(v).all():
+        return None
+    b = np.floor(np.abs(v) / 10.0 ** e).astype(np.int64) * np.where(v < 0, -1, 1)
+    return pc.cast(pa.array(b), pa.string())
+
+
 def source_salt(secret: bytes, source: Source) -> np.uint64:
     """Keyed salt of a source, so that two sources never share positions."""
     text = "\x1e".join(f"{canonical_name(c)}={f}" for c, f in zip(source.columns, source.forms,
@@ -66,9 +85,18 @@ def source_salt(secret: bytes, source: Source) -> np.uint64:
     return np.uint64(int.from_bytes(d, "little"))
 
 
-def identity_hashes(columns: list[pa.Array], source: Source, secret: bytes) -> np.ndarray:
-    """One keyed 64-bit identity per row for ``source`` (columns in the source's order)."""
-    parts = [form_values(c, f) for c, f in zip(columns, source.forms, strict=True)]
+def identity_hashes(columns: list[pa.Array], source: Source, secret: bytes, *,
+                    cache: dict[tuple[str, str], pa.Array] | None = None) -> np.ndarray:
+    """One keyed 64-bit identity per row for ``source`` (columns in the source's order);
+    ``cache`` keeps the forms of one batch for the other sources."""
+    parts = []
+    for name, c, f in zip(source.columns, columns, source.forms, strict=True):
+        if cache is None:
+            parts.append(form_values(c, f))
+            continue
+        if (name, f) not in cache:
+            cache[(name, f)] = form_values(c, f)
+        parts.append(cache[(name, f)])
     keys = parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, "\x1f")
     return row_hashes(keys, secret) ^ source_salt(secret, source)
 

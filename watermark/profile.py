@@ -70,7 +70,7 @@ def parse_numbers(arr: pa.Array) -> Numbers:
     text = pc.fill_null(arr, "0")
     neg = np.asarray(pc.fill_null(pc.starts_with(text, "-"), False)
                      .to_numpy(zero_copy_only=False), dtype=bool)
-    body = pc.replace_substring_regex(text, r"^[+-]", "")
+    body = pc.utf8_ltrim(text, "+-")
     length = pc.utf8_length(body).to_numpy(zero_copy_only=False).astype(np.int64)
     dot = pc.find_substring(body, ".").to_numpy(zero_copy_only=False).astype(np.int64)
     decimals = np.where(dot >= 0, length - dot - 1, 0)
