@@ -2,7 +2,8 @@
 
 Every column is profiled by its values (:mod:`watermark.profile`); every column that can
 carry a mark within the usability bound does: measures (at their levels), dates (when
-``date_shift`` allows a day's move) and masked values. The primary key (named, or an ID
+``date_shift`` allows a day's move), categories already written in equivalent spellings,
+and masked values. The primary key (named, or an ID
 column found by its values and name) and a few quasi-identifier sets
 (:mod:`watermark.identity`) are the sources rows are found by.
 """
@@ -13,6 +14,7 @@ import re
 
 import pyarrow as pa
 
+from watermark.category import variant_classes
 from watermark.errors import NoMarkableColumns, WatermarkError
 from watermark.identity import choose_sources
 from watermark.models import Carrier, Params, Plan, Source
@@ -31,9 +33,14 @@ def _find_key(names: list[str], profiles: dict[str, ColumnProfile]) -> tuple[str
     return tuple(coded[:1])
 
 
-def _carrier(name: str, p: ColumnProfile, params: Params, explicit: bool) -> Carrier | None:
+def _carrier(name: str, p: ColumnProfile, params: Params, explicit: bool,
+             arr: pa.Array) -> Carrier | None:
     if p.kind == "measure" and p.levels:
         return Carrier(name, "numeric", p.levels)
+    if p.kind in ("text", "discrete"):
+        classes = variant_classes(arr)
+        if classes:
+            return Carrier(name, "category", variants=classes)
     if p.kind == "date" and params.date_shift and (p.dates_ok or explicit):
         return Carrier(name, "date")
     if p.kind == "masked" and (p.masked_ok or explicit):
@@ -66,7 +73,7 @@ def plan_columns(batch: pa.RecordBatch, params: Params) -> Plan:
     for n in params.columns or tuple(n for n in names if n not in keys):
         if n in keys:
             raise WatermarkError(f"column {n!r} is the row key and cannot be marked")
-        c = _carrier(n, profiles[n], params, bool(params.columns))
+        c = _carrier(n, profiles[n], params, bool(params.columns), cols[n])
         if c is not None:
             carriers.append(c)
     if not carriers and not params.canaries:
@@ -88,7 +95,7 @@ def plan_columns(batch: pa.RecordBatch, params: Params) -> Plan:
         sources.append(Source(keys, tuple("exact" for _ in keys), "qi"))
     bucketed = {c for s in sources for c, f in zip(s.columns, s.forms, strict=True)
                 if f.startswith("bucket:")}
-    carriers = [Carrier(c.name, c.kind, c.levels, profiles[c.name].bucket)
+    carriers = [Carrier(c.name, c.kind, c.levels, profiles[c.name].bucket, c.variants)
                 if c.name in bucketed else c for c in carriers]
     return Plan(
         key_mode=mode, key_columns=keys,

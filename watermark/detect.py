@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from watermark.category import read_category
 from watermark.codes import Votes, bits_needed
 from watermark.dates import read_dates
 from watermark.errors import (
@@ -191,8 +192,9 @@ class Detector:
                                                    rel=plan.max_rel_error)
                 labels = [(f"s{s}|{plan_name}|{e}", r) for s, e, r in
                           _split(src_of_row[rows], exps)]
-            elif kind == "date":
-                rows, idx, bit = read_dates(col, pos)
+            elif kind in ("date", "category"):
+                rows, idx, bit = (read_dates(col, pos) if kind == "date"
+                                  else read_category(col, pos, carrier.variants))
                 labels = [(f"s{s}|{plan_name}", r) for s, _, r in
                           _split(src_of_row[rows], np.zeros(rows.size, dtype=np.int64))]
             else:

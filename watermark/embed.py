@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from watermark.canary import make_canaries
+from watermark.category import embed_category
 from watermark.codes import bits_needed
 from watermark.columns import plan_columns
 from watermark.dates import embed_dates
@@ -118,8 +119,9 @@ class Embedder:
             st["changed"] += res.changed
             st["shift"] += res.shift
             return res.array
-        if carrier.kind == "date":
-            out, marked, changed = embed_dates(s, pos, self.code)
+        if carrier.kind in ("date", "category"):
+            out, marked, changed = (embed_dates(s, pos, self.code) if carrier.kind == "date"
+                                    else embed_category(s, pos, self.code, carrier.variants))
             st["marked"] += marked
             st["changed"] += changed
             return out

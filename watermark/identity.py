@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from watermark.category import normalise
 from watermark.hashing import canonical_keys, canonical_name, row_hashes, subkey
 from watermark.models import Source
 from watermark.profile import DATE, ColumnProfile
@@ -37,6 +38,9 @@ def form_values(arr: pa.Array, form: str) -> pa.Array:
         fast = _bucket_fast(arr, int(form.split(":", 1)[1]))
         if fast is not None:
             return fast
+    if form == "class":
+        return pa.array([normalise(v) if v is not None else "" for v in arr.to_pylist()],
+                        type=pa.string())
     base = canonical_keys(arr)
     if form == "exact":
         return base
@@ -113,6 +117,8 @@ def _stable_forms(profiles: dict[str, ColumnProfile], carriers: dict[str, str],
                 out.append((name, f"bucket:{p.bucket}"))
         elif kind == "date":
             out.append((name, "month"))
+        elif kind == "category":
+            out.append((name, "class"))
         elif kind is None:  # an untouched column (an unmarked masked one too)
             out.append((name, "exact"))
     return out

@@ -59,8 +59,9 @@ class Carrier:
     """One marked column and how it carries bits.
 
     ``kind``: "numeric" (parity of ``round(v / 10**e)`` for ``e`` in ``levels``, moved by
-    ``±10**e``), "date" (parity of the day number, moved by one day inside its month) or
-    "masked" (parity of the number of mask characters). ``bucket``: for a numeric column
+    ``±10**e``), "date" (parity of the day number, moved by one day inside its month),
+    "category" (which of the equivalent spellings in ``variants``) or "masked" (parity of
+    the number of mask characters). ``bucket``: for a numeric column
     that also serves row identity, the exponent of the bucket ``floor(|v| / 10**bucket)``
     that no mark may change.
     """
@@ -69,6 +70,7 @@ class Carrier:
     kind: str
     levels: tuple[int, ...] = ()
     bucket: int | None = None
+    variants: tuple[tuple[str, ...], ...] = ()  # category: the classes of equal spellings
 
 
 @dataclass(frozen=True)
@@ -76,8 +78,9 @@ class Source:
     """A way to find a row again: a keyed hash of these columns in these forms.
 
     ``forms``: per column, "exact" (canonical text), "bucket:E" (``floor(|v| / 10**E)``),
-    or "month" (the year and month of a date). The primary key is a source of one exact
-    column; quasi-identifier sets are sources of a few stable columns.
+    "month" (the year and month of a date) or "class" (a category's normalised spelling).
+    The primary key is a source of one exact column; quasi-identifier sets are sources of
+    a few stable columns.
     """
 
     columns: tuple[str, ...]
@@ -123,7 +126,8 @@ class Plan:
         out: dict[str, Any] = {}
         for k, v in d.items():
             if k == "carriers":
-                out[k] = [{**c, "levels": list(c["levels"])} for c in v]
+                out[k] = [{**c, "levels": list(c["levels"]),
+                           "variants": [list(x) for x in c["variants"]]} for c in v]
             elif k == "sources":
                 out[k] = [{**s, "columns": list(s["columns"]), "forms": list(s["forms"])}
                           for s in v]
@@ -145,7 +149,9 @@ class Plan:
             version=int(d.get("version", 1)),
             carriers=tuple(Carrier(str(c["name"]), str(c["kind"]),
                                    tuple(int(x) for x in c.get("levels", ())),
-                                   None if c.get("bucket") is None else int(c["bucket"]))
+                                   None if c.get("bucket") is None else int(c["bucket"]),
+                                   tuple(tuple(str(s) for s in x)
+                                         for x in c.get("variants", ())))
                            for c in d.get("carriers", ())),
             sources=tuple(Source(tuple(s["columns"]), tuple(s["forms"]), str(s.get("role", "qi")))
                           for s in d.get("sources", ())),
@@ -172,7 +178,7 @@ class ColumnReport:
     """Distortion of one marked column."""
 
     name: str
-    kind: str  # "numeric" | "date" | "masked"
+    kind: str  # "numeric" | "date" | "category" | "masked"
     values: int
     marked: int
     changed: int

@@ -189,3 +189,26 @@ def test_a_table_without_carriers_gets_canaries_instead_of_a_refusal():
                   "街道": [attacks.STREETS[i % 12] for i in range(200)]})
     out, rep = embed_table(t, SECRET, LEAKER, Params(canaries=3))
     assert out.num_rows == 203 and rep.plan.carriers == () and len(rep.canary_keys) == 3
+
+
+def test_categories_written_two_ways_carry_marks_without_changing_their_counts():
+    """A column that already writes 男/男性 and 女/女性: marked cells take the other
+    spelling, as many one way as the other, so every spelling keeps its count."""
+    rng = np.random.default_rng(6)
+    n = 6000
+    sex = [("男", "男性", "女", "女性")[i] for i in rng.choice(4, n, p=[0.35, 0.15, 0.3, 0.2])]
+    t = pa.table({"编号": [f"P{i:06d}" for i in range(n)], "性别": sex,
+                  "街道": [attacks.STREETS[i] for i in rng.integers(0, 12, n)],
+                  "年龄": [str(v) for v in rng.integers(18, 81, n)]})
+    marked, rep = embed_table(t, SECRET, LEAKER, Params(gamma=4))
+    carrier = next(c for c in rep.plan.carriers if c.name == "性别")
+    assert carrier.kind == "category" and ("女", "女性") in carrier.variants
+    changed = sum(a != b for a, b in zip(sex, marked.column("性别").to_pylist(), strict=True))
+    assert changed > 100
+    from collections import Counter
+
+    assert Counter(sex) == Counter(marked.column("性别").to_pylist())
+    assert column_tests("category", sex, marked.column("性别").to_pylist())["χ² categories"] > 0.99
+    v = detect_table(marked.drop_columns(["编号"]), SECRET, registered(SECRET, rep.plan, RECIPIENTS))
+    _named(v)
+    assert "category" in v.evidence["carriers"]
