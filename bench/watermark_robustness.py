@@ -78,6 +78,9 @@ def _issue17_suite(plan, columns: list[str]) -> dict[str, attacks.Attack]:
             suite[f"drop the key + {other}"] = attacks.drop(key, other)
     suite.update({
         "±2 in the last digit of 50% of marked values": attacks.bump(num, 2, 0.5),
+        "±2 (units of the value) on 50% of marked values": attacks.bump(num, 2, 0.5,
+                                                                        units=True),
+        "±1 in the last digit of every marked value": attacks.bump(num, 1, 1.0),
         "5% subset (500 rows)": attacks.keep_rows(ROWS // 20),
         "CSV → XLSX → CSV": attacks.csv_xlsx_csv,
         "shuffle rows and columns": attacks.shuffle,

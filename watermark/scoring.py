@@ -11,7 +11,8 @@ level rarely has enough pairs. A statistic (one carrier kind, or all carriers) d
 every codeword bit by the weighted vote of its groups. Weights and decisions depend on the suspect only, never on
 a codeword; an innocent recipient's codeword is uniform and independent of the suspect,
 so its agreement with the decided bits is exactly Binomial(n, 1/2) — whatever the
-weights. Each recipient's best statistic is then corrected for the number of statistics
+weights; the test is two-sided (full disagreement is as telling as full agreement).
+Each recipient's best statistic is then corrected for the number of statistics
 (and, by the detector, for the number of recipients): the chance of naming any innocent
 stays below ``alpha``.
 """
@@ -26,6 +27,8 @@ import numpy as np
 from watermark.codes import Votes, binomial_tail
 
 _Q_MAX = 0.98
+_MIN_SIGN_CELLS = 20  # votes a group needs before it may be read inverted
+_SIGN_Z = 4.0  # ... and how clearly (z-score) it must disagree with the rest
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,7 @@ class Statistic:
     decided: np.ndarray  # bool per codeword bit
     bits: np.ndarray  # uint8 majority bit
     cells: int
-    weights: dict[str, float]
+    weights: dict[str, float]  # per pool; "inverted <group>": -1 for groups read inverted
 
     @property
     def n(self) -> int:
@@ -56,27 +59,56 @@ def weight(v: Votes) -> float:
     return math.log(q / (1 - q))
 
 
-def statistic(name: str, groups: dict[str, Votes], pools: dict[str, str],
-              bits: int) -> Statistic:
-    """Weighted majority of the given vote groups; a group's weight is estimated on its
-    pool (all groups of one row identity and carrier kind), which has enough pairs of
-    votes to tell a live identity from a broken one."""
+def _pooled(groups: dict[str, Votes], pools: dict[str, str], signs: dict[str, int],
+            bits: int) -> dict[str, float]:
     pooled: dict[str, Votes] = {}
     for label, v in groups.items():
         acc = pooled.setdefault(pools[label], Votes.empty(bits))
-        acc.ones = acc.ones + v.ones
-        acc.zeros = acc.zeros + v.zeros
-    weights = {k: weight(v) for k, v in pooled.items()}
-    score = np.zeros(bits, dtype=np.float64)
-    cells = 0
+        ones, zeros = (v.ones, v.zeros) if signs[label] > 0 else (v.zeros, v.ones)
+        acc.ones = acc.ones + ones
+        acc.zeros = acc.zeros + zeros
+    return {k: weight(v) for k, v in pooled.items()}
+
+
+def statistic(name: str, groups: dict[str, Votes], pools: dict[str, str],
+              bits: int) -> Statistic:
+    """Weighted majority of the given vote groups.
+
+    A group's weight is estimated on its pool (all groups of one row identity and carrier
+    kind), which has enough pairs of votes to tell a live identity from a broken one. A
+    group that votes against all the others (an edit that moved every value of a level
+    by an odd amount inverts its parities) is read inverted: its sign comes from its
+    agreement with the rest, a property of the suspect alone.
+    """
+    signs = {label: 1 for label in groups}
+    weights = _pooled(groups, pools, signs, bits)
+
+    def total() -> np.ndarray:
+        out = np.zeros(bits, dtype=np.float64)
+        for label, v in groups.items():
+            out += signs[label] * weights[pools[label]] * (v.ones - v.zeros)
+        return out
+
+    score = total()
+    flipped = False
     for label, v in groups.items():
-        w = weights[pools[label]]
-        cells += v.cells
-        if w > 0:
-            score += w * (v.ones - v.zeros)
+        if v.cells < _MIN_SIGN_CELLS:
+            continue
+        own = signs[label] * weights[pools[label]] * (v.ones - v.zeros)
+        rest = np.sign(score - own)
+        agree = float(((v.ones - v.zeros) * rest).sum())
+        seen = float((v.ones + v.zeros)[rest != 0].sum())
+        if seen and agree < -_SIGN_Z * math.sqrt(seen):
+            signs[label] = -1
+            flipped = True
+    if flipped:
+        weights = _pooled(groups, pools, signs, bits)
+        score = total()
+    cells = sum(v.cells for v in groups.values())
     decided = np.abs(score) > 1e-9
     return Statistic(name, decided, (score > 0).astype(np.uint8), cells,
-                     {k: round(w, 3) for k, w in weights.items()})
+                     {k: round(w, 3) for k, w in weights.items()}
+                     | {f"inverted {k}": -1 for k, sg in signs.items() if sg < 0})
 
 
 def statistics(groups: dict[str, Votes], kinds: dict[str, str], pools: dict[str, str],
@@ -93,12 +125,17 @@ def statistics(groups: dict[str, Votes], kinds: dict[str, str], pools: dict[str,
 
 
 def agreements(stat: Statistic, words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(agreement, exact p-value) of every codeword row of ``words`` with ``stat``."""
+    """(agreement, exact two-sided p-value) of every codeword row of ``words``.
+
+    Two-sided: a copy whose every level was shifted by an odd amount reads as the
+    complement of its codeword, which is as unlikely for an innocent as full agreement.
+    """
     agree = (words[:, stat.decided] == stat.bits[stat.decided]).sum(axis=1)
     tails: dict[int, float] = {}
     p = np.empty(agree.size, dtype=np.float64)
+    n = stat.n
     for i, k in enumerate(agree.tolist()):
         if k not in tails:
-            tails[k] = binomial_tail(k, stat.n)
+            tails[k] = min(1.0, 2 * min(binomial_tail(k, n), binomial_tail(n - k, n)))
         p[i] = tails[k]
     return agree, p

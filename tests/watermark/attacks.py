@@ -203,8 +203,10 @@ def drop(*names: str) -> Attack:
     return attack
 
 
-def bump(columns: tuple[str, ...], amount: int = 2, share: float = 0.5) -> Attack:
-    """Change ``share`` of the values of ``columns`` by ±``amount`` in the last digit."""
+def bump(columns: tuple[str, ...], amount: int = 2, share: float = 0.5, *,
+         units: bool = False) -> Attack:
+    """Change ``share`` of the values of ``columns`` by ±``amount`` in the last digit (or,
+    with ``units``, by ±``amount`` of the value itself: "5234.56" -> "5236.56")."""
     def attack(table: pa.Table, rng: random.Random) -> pa.Table:
         from decimal import Decimal
 
@@ -215,7 +217,7 @@ def bump(columns: tuple[str, ...], amount: int = 2, share: float = 0.5) -> Attac
             for i, v in enumerate(values):
                 if v and rng.random() < share:
                     d = Decimal(v)
-                    ulp = Decimal(1).scaleb(d.as_tuple().exponent)
+                    ulp = Decimal(1) if units else Decimal(1).scaleb(d.as_tuple().exponent)
                     values[i] = format(d + amount * ulp if rng.random() < 0.5
                                        else d - amount * ulp, "f")
             pos = table.column_names.index(name)

@@ -61,6 +61,8 @@ def _attack(name: str, rep) -> attacks.Attack:
         "CSV → XLSX → CSV": attacks.csv_xlsx_csv,
         "shuffle rows and columns": attacks.shuffle,
         "re-encode to GBK": attacks.gbk,
+        "±1 in the last digit of every marked value": attacks.bump(num, 1, 1.0),
+        "±111 on every marked value": attacks.bump(num, 111, 1.0, units=True),
         "round to 10 + drop key + 30% subset": attacks.chain(
             attacks.round_to(10, num), attacks.drop(key), attacks.keep_rows(ROWS * 3 // 10)),
     }[name]
@@ -69,6 +71,7 @@ def _attack(name: str, rep) -> attacks.Attack:
 @pytest.mark.parametrize("name", [
     "round to 10", "round to 100", "drop the key column", "±2 on 50% of marked values",
     "5% subset", "CSV → XLSX → CSV", "shuffle rows and columns", "re-encode to GBK",
+    "±1 in the last digit of every marked value", "±111 on every marked value",
     "round to 10 + drop key + 30% subset"])
 def test_leaker_named_after(leak, name):
     _, marked, rep, copies = leak
