@@ -198,8 +198,7 @@ class Catalog:
         plain = buf.getvalue()
         data_key = os.urandom(32)
         blob = f"{sha256_hex(name.encode())[:24]}-{os.urandom(4).hex()}.bin"
-        self._dir.mkdir(parents=True, exist_ok=True)
-        (self._dir / blob).write_bytes(seal(data_key, plain, name.encode()))
+        _write_private(self._dir / blob, seal(data_key, plain, name.encode()))
         ds = Dataset(
             name=name, owner_org=owner.org, owner_id=owner.id, grade=grading.grade,
             columns=columns, key_columns=keys, group_columns=groups, bounds=clean_bounds,
@@ -271,6 +270,26 @@ class Catalog:
         if row is None:
             raise DatasetNotFound(name)
         return self._dir / str(row[0])
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write an encrypted blob as 0600 in a 0700 folder (never world-readable, even briefly)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
+def rewrap_keys(session: Session, old: MasterKey, new: MasterKey) -> int:
+    """Re-wrap every dataset's data key from ``old`` to ``new`` in the caller's transaction
+    (the blobs stay as they are); returns how many. Raises IntegrityFailure when a key does
+    not open with ``old`` — then nothing should be committed."""
+    rows = session.execute(select(datasets.c.name, datasets.c.wrapped_key)).all()
+    for name, wrapped in rows:
+        data_key = old.unwrap(bytes(wrapped), name)
+        session.execute(datasets.update().where(datasets.c.name == name)
+                        .values(wrapped_key=new.wrap(data_key, name)))
+    return len(rows)
 
 
 def _to_dataset(row: Any) -> Dataset:

@@ -30,6 +30,7 @@ ACTIONS: tuple[str, ...] = (
     "approve",
     "audit_search",
     "policy_admin",
+    "policy_decide",
     # service actions other areas ask about
     "scan",
     "mask",
