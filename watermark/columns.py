@@ -43,7 +43,7 @@ def _carrier(name: str, p: ColumnProfile, params: Params, explicit: bool,
             return Carrier(name, "category", variants=classes)
     if p.kind == "date" and params.date_shift and (p.dates_ok or explicit):
         return Carrier(name, "date")
-    if p.kind == "masked" and (p.masked_ok or explicit):
+    if p.kind == "masked" and (explicit or (p.masked_ok and params.mark_masked)):
         return Carrier(name, "masked")
     if explicit:
         raise WatermarkError(

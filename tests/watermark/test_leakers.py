@@ -215,3 +215,16 @@ def test_categories_written_two_ways_carry_marks_without_changing_their_counts()
     v = detect_table(marked.drop_columns(["编号"]), SECRET, registered(SECRET, rep.plan, RECIPIENTS))
     _named(v)
     assert "category" in v.evidence["carriers"]
+
+
+def test_a_profile_can_keep_every_marked_column_invisible():
+    table = attacks.sample_table(10_000, seed=9)
+    marked, rep = embed_table(table, SECRET, LEAKER, Params(mark_masked=False))
+    assert "phone" not in rep.plan.marked_columns and rep.plan.carriers
+    assert marked.column("phone").equals(table.column("phone"))
+    for c in rep.plan.carriers:
+        tests = column_tests(c.kind, table.column(c.name).to_pylist(),
+                             marked.column(c.name).to_pylist(), c.levels)
+        assert min(tests.values()) > 0.01, (c.name, tests)
+    assert detect_table(marked, SECRET, registered(SECRET, rep.plan, RECIPIENTS)).recipient \
+        == LEAKER
