@@ -192,6 +192,12 @@ def test_a_table_without_carriers_gets_canaries_instead_of_a_refusal():
                   "街道": [attacks.STREETS[i % 12] for i in range(200)]})
     out, rep = embed_table(t, SECRET, LEAKER, Params(canaries=3))
     assert out.num_rows == 203 and rep.plan.carriers == () and len(rep.canary_keys) == 3
+    from dataclasses import replace
+
+    copies = registered(SECRET, rep.plan, RECIPIENTS[:5])
+    copies.append(replace(registered(SECRET, rep.plan, [LEAKER])[0], canary_keys=rep.canary_keys))
+    assert detect_table(out, SECRET, copies).recipient == LEAKER
+    assert detect_table(t, SECRET, copies).verdict == "none"
 
 
 def test_categories_written_two_ways_carry_marks_without_changing_their_counts():
