@@ -253,18 +253,20 @@ class AuditStore:
 
     def check_suite(self, session: Session, *, head_seq: int | None = None) -> None:
         """Refuse a trail of another suite or a sealed one; record the suite of a new trail."""
-        row = session.execute(_SELECT_SUITE).first()
-        if row is None:
+        found = session.execute(_SELECT_SUITE).first()
+        if found is None:
             seq = self.head(session).seq if head_seq is None else head_seq
             recorded = self.suite.name if seq == 0 else INTL.name
             session.execute(SUITE.insert().values(id=1, suite=recorded))
-            row = (recorded, None, None)
-        if row[0] != self.suite.name:
-            raise SuiteMismatch(str(row[0]), self.suite.name)
-        if row[1] is not None:
-            raise SuiteMismatch(str(row[0]), self.suite.name, (
-                f"the audit trail was handed over to crypto suite '{row[2]}' and is sealed; "
-                f"start the new trail under QUANGUARD_CRYPTO={row[2]} (see 'quanguard audit "
+            suite, sealed, successor = recorded, None, None
+        else:
+            suite, sealed, successor = str(found[0]), found[1], found[2]
+        if suite != self.suite.name:
+            raise SuiteMismatch(suite, self.suite.name)
+        if sealed is not None:
+            raise SuiteMismatch(suite, self.suite.name, (
+                f"the audit trail was handed over to crypto suite '{successor}' and is sealed; "
+                f"start the new trail under QUANGUARD_CRYPTO={successor} (see 'quanguard audit "
                 f"handover --help')"))
 
     def head(self, session: Session) -> Head:
