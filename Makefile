@@ -4,11 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast bench browser lint clean help
+.PHONY: run test test-gm test-fast bench browser lint clean help
 
 help:
 	@echo "make run    - set up .venv, migrate the embedded store and serve on 127.0.0.1:8000"
 	@echo "make test   - set up .venv with dev extras and run the whole test suite"
+	@echo "make test-gm - the trail, exchange and masking tests again under QUANGUARD_CRYPTO=gm"
 	@echo "make bench  - run every benchmark in bench/ and write bench/RESULTS.md"
 
 $(STAMP): pyproject.toml
@@ -31,6 +32,15 @@ browser:
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
+# The trail, exchange and masking tests under the gm crypto suite (SM2/SM3/SM4); `make test`
+# runs everything under the default (intl). CI runs both.
+GM_TESTS := tests/gmcrypto tests/monitor tests/exchange tests/desensitize/test_mask_*.py \
+	tests/desensitize/test_op_*.py tests/quanguard/test_audit_*.py \
+	tests/quanguard/test_exchange_*.py tests/quanguard/test_mask_api.py \
+	tests/quanguard/test_crypto_suite.py
+test-gm: $(STAMP)
+	QUANGUARD_CRYPTO=gm $(BIN)/python -m pytest -q $(GM_TESTS)
+
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
@@ -38,7 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check quanguard monitor desensitize watermark exchange tests bench
+	$(BIN)/ruff check quanguard monitor desensitize watermark exchange gmcrypto tests bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
