@@ -144,3 +144,27 @@ def test_receipts_name_their_algorithms_and_verify_offline(tmp_path, crypto):
             verify_receipt({**doc, field: value}, result=rows)
     with pytest.raises(ReceiptInvalid):
         verify_receipt(doc, result=[{"g": "a", "n": 4}])
+
+
+def test_only_a_key_admin_may_hand_over_and_a_refusal_is_recorded(make, tmp_path):
+    from quanguard.auth import Principal
+    from quanguard.errors import Forbidden
+
+    c = make("intl")
+    consumer = Principal(id="c-1", name="c", role="consumer", org="市卫健委")
+    with pytest.raises(Forbidden):
+        handover(c, consumer, "gm", tmp_path / "final.json")
+    assert not (tmp_path / "final.json").exists()
+    with c.session() as s:
+        assert c.audit.store.trail_suite(s)[1] is None  # not sealed
+        bodies = [r[0] for r in s.execute(sa.text("SELECT body FROM audit_events"))]
+    assert any("audit_handover" in b and "deny" in b for b in bodies)
+
+
+def test_handover_to_the_same_or_an_unknown_suite_is_refused(make, tmp_path):
+    from quanguard.errors import InvalidInput
+
+    c = make("intl")
+    for target in ("intl", "nist"):
+        with pytest.raises(InvalidInput):
+            handover(c, _admin(c), target, tmp_path / "final.json")
