@@ -11,13 +11,15 @@ the local operator of the CLI is a role with explicit rules in ``policies/roles.
 
 The gate also remembers, per request, whether an event was written for it
 (:func:`mark_recorded` / :func:`was_recorded`), so the HTTP layer can guarantee that
-every request leaves exactly one event — allowed, denied or failed.
+every request leaves exactly one event — allowed, denied or failed. The audit service
+counts an event when its transaction commits (an event rolled back with its caller's
+work does not count), through :func:`request_counter`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +35,10 @@ __all__ = [
     "authorize",
     "mark_recorded",
     "record_denial",
+    "request_counter",
     "reset_recorded",
+    "stop_tracking",
+    "tracking",
     "was_recorded",
 ]
 
@@ -51,13 +56,31 @@ class RequestContext:
 _RECORDED: ContextVar[list[int] | None] = ContextVar("quanguard_request_events", default=None)
 
 
-def reset_recorded() -> object:
-    """Start tracking a request; returns a token for :func:`_RECORDED.reset`."""
+def reset_recorded() -> Token[list[int] | None]:
+    """Start tracking a request; returns a token for :func:`stop_tracking`."""
     return _RECORDED.set([0])
 
 
+def stop_tracking(token: Token[list[int] | None]) -> None:
+    """End the tracking started by :func:`reset_recorded`."""
+    _RECORDED.reset(token)
+
+
+def tracking() -> bool:
+    """True while an HTTP request is being served in this context."""
+    return _RECORDED.get() is not None
+
+
+def request_counter() -> list[int] | None:
+    """The event counter of the request being served (None outside a request).
+
+    The audit service takes it when it appends an event and increments it when the
+    event's transaction commits — possibly in another thread of the same request."""
+    return _RECORDED.get()
+
+
 def mark_recorded() -> None:
-    """Note that an event was written for the current request (the audit service calls it)."""
+    """Note that an event was written for the current request."""
     holder = _RECORDED.get()
     if holder is not None:
         holder[0] += 1
@@ -133,6 +156,8 @@ def record_denial(
     """
     from monitor.events import EventDecision
 
+    if tracking():  # an HTTP request: a refusal by policy is answered 403
+        labels = {"http_status": "403", **(labels or {})}
     effect = EventDecision(
         "deny",
         getattr(decision, "rule_id", None),
