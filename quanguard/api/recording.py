@@ -9,9 +9,11 @@ commits. When the response status is known and no event was committed for the re
 action     the route's: ``http.<method>.<route template>``, e.g.
            ``http.get./v1/exchange/datasets/{name}`` (``http.get.unmatched`` when no
            route matched)
-actor      the authenticated principal (id, role, org); without one ``anonymous``,
-           with ``labels.key_fingerprint``: a 12-hex SHA-256 prefix of the presented
-           key (never the key; it matches the stored key hash of a revoked key)
+actor      the authenticated principal (id, role, org, ``labels.key_name``) — also when
+           the request was refused before the route read the key (malformed body,
+           unknown path); without a valid key ``anonymous``, with
+           ``labels.key_fingerprint``: a 12-hex SHA-256 prefix of the presented key
+           (never the key; it matches the stored key hash of a revoked key)
 dataset    the ``{name}`` path parameter, when the route has one
 effect     by status — 2xx/3xx ``allow`` (outcome success); 401, 403, 429 ``deny``
            (refused); any other 4xx or 5xx ``error`` (could not be served: bad input,
@@ -41,7 +43,8 @@ from typing import Any
 from prometheus_client import Counter
 
 from monitor.events import EventDecision
-from quanguard.auth import Principal, anonymous, key_fingerprint
+from quanguard.auth import Principal, anonymous, authenticate, key_fingerprint
+from quanguard.errors import Unauthenticated
 
 __all__ = ["AnonymousThrottle", "RequestRecorder", "effect_for", "recorded_path", "route_action"]
 
@@ -130,6 +133,13 @@ class RequestRecorder:
                 container._request_recorder = recorder
             return recorder  # type: ignore[no-any-return]
 
+    def _holder(self, key: str) -> Principal | None:
+        try:
+            with self.container.read_session() as session:
+                return authenticate(session, key)
+        except Unauthenticated:
+            return None
+
     def record(self, scope: dict[str, Any], status: int) -> int | None:
         """Commit the request's event; returns its seq (None when throttled)."""
         state = scope.get("state") or {}
@@ -142,6 +152,11 @@ class RequestRecorder:
         client = scope.get("client")
         source_ip = client[0] if client else None
         reason = None
+        key = _presented_key(scope)
+        if not isinstance(principal, Principal) and key and status not in (401, 429):
+            # refused before the route looked at the key (a malformed body, an unknown
+            # path, a body too large): the holder of a valid key is still named
+            principal = self._holder(key)
         if not isinstance(principal, Principal):
             admitted = self.throttle.admit(source_ip or "unknown")
             if admitted is None:
@@ -149,7 +164,6 @@ class RequestRecorder:
                 return None
             if admitted:
                 labels["suppressed"] = str(admitted)
-            key = _presented_key(scope)
             if key:
                 labels["key_fingerprint"] = key_fingerprint(key)
             if status == 401:

@@ -408,3 +408,18 @@ def test_no_code_path_names_the_local_operator():
         if path.name != "auth.py" and ("local-operator" in text or "LOCAL_ID" in text):
             hits.append(str(path.relative_to(REPO)))
     assert hits == []
+
+
+def test_malformed_body_with_a_valid_key_names_the_key_holder(world):
+    """FastAPI parses the body before the route's dependencies read the key; the event of
+    such a request still names the holder (it is not folded into anonymous attempts)."""
+    client, container, keys = world
+    for _ in range(3):
+        rid = uuid.uuid4().hex
+        r = client.post("/v1/policy/decide", content=b"{not json",
+                        headers={"X-Request-ID": rid, "Authorization": f"Bearer {keys['manager']}",
+                                 "content-type": "application/json"})
+        assert r.status_code in (400, 422)
+        (doc,) = for_request(container, rid)
+        assert doc["user"]["roles"] == ["manager"] and effect(doc) == "error"
+        assert label(doc, "key_name") == "manager-1"
