@@ -45,6 +45,7 @@ from prometheus_client import Counter
 from monitor.events import EventDecision
 from quanguard.auth import Principal, anonymous, authenticate, key_fingerprint
 from quanguard.errors import Unauthenticated
+from quanguard.usecases.audit import with_retry
 
 __all__ = ["AnonymousThrottle", "RequestRecorder", "effect_for", "recorded_path", "route_action"]
 
@@ -175,10 +176,16 @@ class RequestRecorder:
         dataset = params.pop("name", None)
         for name, value in params.items():
             labels[f"param_{name}"] = _param(value)
-        with self.container.session() as session, session.begin():
-            return int(self.container.audit.record(
-                session, actor=principal, action=route_action(method, template),
-                dataset=str(dataset) if dataset is not None else None,
-                decision=EventDecision(effect), outcome=outcome, source_ip=source_ip,
-                request_id=state.get("request_id"), reason=reason, labels=labels,
-            ))
+        actor = principal
+
+        def write() -> int:
+            with self.container.session() as session, session.begin():
+                return int(self.container.audit.record(
+                    session, actor=actor, action=route_action(method, template),
+                    dataset=str(dataset) if dataset is not None else None,
+                    decision=EventDecision(effect), outcome=outcome, source_ip=source_ip,
+                    request_id=state.get("request_id"), reason=reason, labels=labels,
+                ))
+
+        # a busy SQLite file is waited for (the work the event records is already done)
+        return with_retry(write)

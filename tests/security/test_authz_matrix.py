@@ -343,7 +343,7 @@ def test_server_errors_are_recorded(world, method, path, route):
     whoami takes; whoami's principal dependency instead) is a 500 with one ``error`` event."""
     client, keys, container = world
     expected = EXPECTED[(method, path)]
-    role = sorted(expected)[0] if isinstance(expected, frozenset) else "admin"
+    role = min(expected) if isinstance(expected, frozenset) else "admin"
 
     def broken() -> Any:
         raise RuntimeError("injected failure")

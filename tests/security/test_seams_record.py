@@ -342,9 +342,9 @@ def test_local_watermark_obeys_an_explicit_deny(denied_ledger, tmp_path):
 
 def test_local_mask_is_refused_when_no_rule_allows_it(tmp_path):
     """Before: mask let the local operator through whenever no rule matched."""
-    from quanguard.usecases import mask as uc
-
     import yaml
+
+    from quanguard.usecases import mask as uc
 
     folder = _policy_with(tmp_path, "")
     roles = folder / "roles.yaml"
