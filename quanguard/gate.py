@@ -148,18 +148,29 @@ def record_denial(
     purpose: str | None = None,
     reason: str | None = None,
     labels: Mapping[str, Any] | None = None,
+    error: BaseException | None = None,
 ) -> int:
     """Commit one ``deny`` event for a refused attempt; returns its seq.
 
     Written in a transaction of its own so that it stays when the caller's work is
     rolled back. A failure to write it propagates: no refusal goes unrecorded.
+
+    With ``error`` (a rejected request: bad input, an unknown name, a conflict) the
+    event's effect follows the error — ``deny`` for a refusal (401/403/429), ``error``
+    for anything else — and, over HTTP, ``labels.http_status`` is the error's status
+    (403 without ``error``: a refusal by policy or role).
     """
     from monitor.events import EventDecision
+    from quanguard.errors import classify
 
-    if tracking():  # an HTTP request: a refusal by policy is answered 403
-        labels = {"http_status": "403", **(labels or {})}
+    status = 403
+    if error is not None:
+        info = classify(error)
+        status = info.status if info is not None else 500
+    if tracking():
+        labels = {"http_status": str(status), **(labels or {})}
     effect = EventDecision(
-        "deny",
+        "deny" if status in (401, 403, 429) else "error",
         getattr(decision, "rule_id", None),
         getattr(decision, "policy_version", None),
     )

@@ -121,6 +121,7 @@ def test_unknown_dataset_leaves_one_event(world):
     assert status == 404
     (doc,) = for_request(container, rid)
     assert doc["event"]["outcome"] == "failure"
+    assert effect(doc) == "error" and label(doc, "http_status") == "404"
 
 
 def test_server_error_leaves_one_error_event(world, monkeypatch):
@@ -195,9 +196,6 @@ def test_anonymous_attempts_are_throttled_not_lost(world):
 
 
 # -- finding 6: scaffolding that fails open --------------------------------------------
-# Files whose ``except ImportError`` other branches of issue 11 remove (the exchange and
-# verify helpers); they are checked by the xfail test below until those branches land.
-OTHERS = {"quanguard/usecases/policy.py", "quanguard/policy/foreign.py", "quanguard/services/exchange.py"}
 PROJECT = ("quanguard", "monitor", "desensitize", "watermark", "exchange")
 
 
@@ -224,14 +222,7 @@ def _hiding_sites(files: list[Path]) -> list[str]:
 
 
 def test_no_except_import_error_hides_a_part_of_the_project():
-    files = [p for p in (REPO / "quanguard").rglob("*.py")
-             if str(p.relative_to(REPO)) not in OTHERS]
-    assert _hiding_sites(files) == []
-
-
-@pytest.mark.xfail(reason="removed by the exchange and verify branches of issue 11", strict=False)
-def test_other_branches_sites_are_gone():
-    assert _hiding_sites([REPO / f for f in sorted(OTHERS)]) == []
+    assert _hiding_sites(sorted((REPO / "quanguard").rglob("*.py"))) == []
 
 
 def _run(code: str) -> subprocess.CompletedProcess[str]:
