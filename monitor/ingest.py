@@ -107,6 +107,7 @@ def parse_record(
     if not isinstance(actor, dict):
         raise InvalidEvent("actor must be an object {id, role, org}", field="actor")
     actor_fields = {k: _text(actor, k, required=True) for k in ("id", "role", "org")}
+    actor_fields["name"] = _text(actor, "name")  # optional: the account's display name
     action = _text(obj, "action", required=True)
     if action not in KNOWN_ACTIONS:
         raise InvalidEvent(f"unknown action {action!r}", field="action")

@@ -128,7 +128,11 @@ def test_day_buckets_in_local_time(loaded: tuple[SqlSearchBackend, list[AuditEve
 
 
 @pytest.mark.parametrize("kwargs", [
-    {"sort": "rows"}, {"aggs": ("by_grade",)}, {"size": 1001}, {"page": 0},
+    {"sort": "purpose"}, {"aggs": ("by_purpose",)}, {"size": 1001}, {"page": 0},
+    {"effect": "DENIED"}, {"outcome": "ok"}, {"source_ip": "10.0.0.0/33"},
+    {"source_ip": "not-an-ip"}, {"exclude": (("purpose", "x"),)}, {"actor": " "},
+    {"aggs": ("per_minute",)},
+    {"since": T0, "until": T0 + timedelta(days=3), "aggs": ("per_minute",)},
     {"page": 200, "size": 100}, {"tz": "Mars/Base"},
     {"since": datetime(2026, 1, 1)},
     {"since": T0, "until": T0},
