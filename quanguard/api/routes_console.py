@@ -400,6 +400,31 @@ async def alert_update(alert_id: str, request: Request, container: ContainerDep)
     return _redirect(f"{PREFIX}/alerts?status={status}&done=alert+{alert_id}+{status}")
 
 
+@router.get("/report")
+def report_page(request: Request, container: ContainerDep, month: str = "",
+                format: str = "html") -> Response:
+    """The monthly report (``?month=2026-11``; ``format=pdf`` where Chromium exists),
+    self-contained, recorded as ``audit_report``."""
+    current = _session(request, container)
+    if current is None:
+        return _redirect(f"{PREFIX}/login")
+    if not month:
+        return _page(request, current, "report_pick.html", "report",
+                     month=data.last_month(container.settings.tz))
+    html, error, code = data.report(container, current.principal, _ctx(request), month,
+                                    pdf=format == "pdf")
+    if error or html is None:
+        return _page(request, current, "report_pick.html", "report", code, error=error,
+                     month=month)
+    if isinstance(html, bytes):
+        return _download(html, "application/pdf", f"quanguard-report-{month}.pdf")
+    # The report page carries its own inline styles (it is a standalone document).
+    headers = {**_HEADERS, "Content-Security-Policy": "default-src 'none'; "
+               "style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; "
+               "base-uri 'none'; form-action 'none'"}
+    return HTMLResponse(html, headers=headers)
+
+
 @router.get("/status")
 def status_page(request: Request, container: ContainerDep) -> Response:
     current = _session(request, container)

@@ -315,3 +315,32 @@ def browse_alerts(container: Any, principal: Principal, ctx: RequestContext, *,
                    created=_when(a.created, zone))
         rows.append(row)
     return AlertsOutcome(rows=rows)
+
+
+def last_month(tz: str) -> str:
+    from monitor.events import utc_now
+
+    now = utc_now().astimezone(ZoneInfo(tz))
+    year, month = (now.year, now.month - 1) if now.month > 1 else (now.year - 1, 12)
+    return f"{year:04d}-{month:02d}"
+
+
+def report(container: Any, principal: Principal, ctx: RequestContext, month: str, *,
+           pdf: bool = False) -> tuple[str | bytes | None, str | None, int]:
+    """The monthly report as HTML (or PDF bytes), or an error message for the page."""
+    import tempfile
+    from pathlib import Path
+
+    from quanguard.report import html_to_pdf, monthly_report
+    from quanguard.report_html import render_html
+
+    try:
+        html = render_html(monthly_report(container, principal, month, _gate_ctx(ctx),
+                                          fmt="pdf" if pdf else "html"))
+        if not pdf:
+            return html, None, 200
+        with tempfile.TemporaryDirectory(prefix="qg-report-") as tmp:
+            out = html_to_pdf(html, Path(tmp) / "report.pdf")
+            return out.read_bytes(), None, 200
+    except (ServiceError, MonitorError) as exc:
+        return None, str(exc), _status(exc)
