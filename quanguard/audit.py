@@ -100,7 +100,9 @@ class AuditService:
 
     @functools.cached_property
     def alert_engine(self) -> AlertEngine:
-        return AlertEngine(self.rules, self.settings.tz)
+        from quanguard.dataset_owner import catalog_owner
+
+        return AlertEngine(self.rules, self.settings.tz, owner_org=catalog_owner)
 
     def redactor(self) -> Callable[[str], str] | None:
         """The scan area's PII redactor, memoised (purposes repeat a lot) and built on the
