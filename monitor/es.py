@@ -206,7 +206,7 @@ MAPPINGS: dict[str, Any] = {
         "ecs": {"properties": {"version": _KW}},
         "event": {"properties": {
             "id": _KW, "sequence": _LONG, "action": _KW, "outcome": _KW, "kind": _KW,
-            "category": _KW, "type": _KW, "ingested": _DATE, "reason": _KW_TEXT}},
+            "category": _KW, "type": _KW, "ingested": _DATE, "reason": _KW}},
         "user": {"properties": {"id": _KW, "name": _KW_TEXT, "roles": _KW}},
         "organization": {"properties": {"name": _KW_TEXT}},
         # ignore_malformed: a reporter's odd address must not stop shipping; the event
