@@ -37,6 +37,7 @@ def bar_chart(items: Sequence[tuple[str, int | float]]) -> BarChart:
 _TEMPLATE = """<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <title>数据安全监管月报 Monthly report {{ r.month }}</title>
+<link rel="icon" href="data:,">
 <style>
 body { font: 14px/1.5 "Noto Sans CJK SC", "Noto Sans SC", "WenQuanYi Micro Hei", "PingFang SC",
        "Microsoft YaHei", system-ui, sans-serif; color: #1d2733; margin: 2rem auto; max-width: 900px; }

@@ -129,6 +129,17 @@ def stylesheet() -> Response:
                     headers={"Cache-Control": "max-age=3600", "X-Content-Type-Options": "nosniff"})
 
 
+_FAVICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
+            '<rect width="16" height="16" rx="3" fill="#13283f"/>'
+            '<path d="M4 8l3 3 5-6" stroke="#fff" stroke-width="2" fill="none"/></svg>')
+
+
+@router.get("/static/favicon.svg")
+def favicon() -> Response:
+    return Response(_FAVICON, media_type="image/svg+xml",
+                    headers={"Cache-Control": "max-age=86400", "X-Content-Type-Options": "nosniff"})
+
+
 @router.get("")
 @router.get("/")
 def home(request: Request, container: ContainerDep) -> Response:
@@ -220,11 +231,15 @@ def _run_search(request: Request, container: Any, current: ConsoleSession, base:
                      error=outcome.error, **ctx)
     result = outcome.result
     assert result is not None
+    if extra.get("actor_id") and not ctx.get("actor_name"):
+        # The name the actor's own events carry (reporters' actors hold no key here).
+        ctx["actor_name"] = next((h.actor.name for h in result.hits if h.actor.name), None)
     prev_url, next_url, pages = page_urls(base, clean, page=query.page, total=result.total)
     histogram = next(a for a in query.aggs if a.startswith("per_"))
     ids = [h.actor.id for h in result.hits if not h.actor.name] + [
         b.key for b in result.aggs.get("by_actor", ())]
     names = data.names(container, ids)
+    names.update({h.actor.id: h.actor.name for h in result.hits if h.actor.name})
     export_qs = urlencode({k: v for k, v in clean.items() if k != "page"})
     return _page(request, current, template, page, result=result,
                  backend=outcome.backend,

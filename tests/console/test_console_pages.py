@@ -33,7 +33,7 @@ def _search(page: Any, **fields: str) -> None:
 
 
 def _chart(page: Any) -> list[tuple[str, int]]:
-    bars = page.query_selector_all("#per-day g.bar")
+    bars = page.query_selector_all("#histogram g.bar")
     return [(b.get_attribute("data-day"), int(b.get_attribute("data-count"))) for b in bars]
 
 
