@@ -2,7 +2,7 @@
 
 One JSON object per line::
 
-    {"ts": "2026-11-26T08:00:00+08:00", "actor": {"id": "...", "role": "...", "org": "..."},
+    {"ts": "2026-11-26T08:00:00+08:00", "actor": {"id": "...", "role": "...", "org": "...", "name": "..."},
      "action": "query", "dataset": "...", "fields": ["name", "phone"], "grade": "L3",
      "rows": 120, "purpose": "...", "decision": "allow", "source_ip": "10.0.0.8"}
 
