@@ -8,7 +8,8 @@ compares every column with the body) keeps passing. A trail created by 0002 afte
 columns were declared already has them, so each is added only when it is missing.
 
 Revision ID: 0013_audit_actor_name
-Revises: 0002_monitor
+Revises: 0001_foundation (its own branch, "console"; runs after 0002_monitor, whose table
+it changes)
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013_audit_actor_name"
-down_revision = "0002_monitor"
-branch_labels = None
-depends_on = None
+down_revision = "0001_foundation"
+branch_labels = ("console",)
+depends_on = "0002_monitor"
 
 _CHUNK = 5000
 
