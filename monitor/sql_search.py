@@ -153,7 +153,7 @@ class SqlSearchBackend:
 
 
 def _order(session: Session, query: SearchQuery) -> list[Any]:
-    key = _COLUMNS[query.sort_field]
+    key: Any = _COLUMNS[query.sort_field]
     if key.type.python_type is str and session.get_bind().dialect.name == "postgresql":
         key = key.collate("C")  # code point order, as SQLite's BINARY and ES keywords
     if query.sort_field in ("ts", "seq"):

@@ -32,7 +32,7 @@ from quanguard.auth import Principal
 from quanguard.errors import InvalidInput, Unavailable
 from quanguard.gate import RequestContext, authorize
 
-__all__ = ["MonthlyReport", "html_to_pdf", "monthly_report", "month_range"]
+__all__ = ["MonthlyReport", "html_to_pdf", "month_range", "monthly_report"]
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 TOP = 10

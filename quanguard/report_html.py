@@ -19,7 +19,7 @@ _W, _ROW, _LABEL = 640, 22, 200
 
 @dataclass(frozen=True)
 class BarChart:
-    rows: tuple[tuple[str, int, float, float], ...]  # label, value, y, width
+    rows: tuple[tuple[str, int | float, int, float], ...]  # label, value, y, width
     width: int
     height: int
     label_w: int = _LABEL
@@ -29,7 +29,7 @@ def bar_chart(items: Sequence[tuple[str, int | float]]) -> BarChart:
     """Horizontal bars, longest = full width."""
     top = max((float(v) for _, v in items), default=0.0) or 1.0
     span = _W - _LABEL - 60
-    rows = tuple((str(k), v, i * _ROW, round(span * float(v) / top, 2))  # type: ignore[misc]
+    rows = tuple((str(k), v, i * _ROW, round(span * float(v) / top, 2))
                  for i, (k, v) in enumerate(items))
     return BarChart(rows, _W, max(len(items), 1) * _ROW)
 

@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from monitor.errors import InvalidQuery
 from quanguard.api.deps import ContainerDep, RequestContext, get_context
 from quanguard.api.deps import _limiter as auth_failure_limiter  # one limiter per service
 from quanguard.auth import authenticate
@@ -223,7 +224,7 @@ def _run_search(request: Request, container: Any, current: ConsoleSession, base:
     ctx = {**_search_ctx(container, params), **extra}
     try:
         clean, query = parse_search_form(params, tz=tz)
-    except (ValueError, *data.QUERY_ERRORS) as exc:
+    except (ValueError, InvalidQuery) as exc:
         return _page(request, current, template, page, 400, error=str(exc), **ctx)
     outcome = data.search(container, current.principal, _ctx(request), query)
     if outcome.error:
@@ -348,7 +349,7 @@ def export_search(request: Request, container: ContainerDep, format: str = "csv"
     params = {k: v for k, v in request.query_params.items() if k != "format"}
     try:
         _, query = parse_search_form(params, tz=container.settings.tz)
-    except (ValueError, *data.QUERY_ERRORS) as exc:
+    except (ValueError, InvalidQuery) as exc:
         return _page(request, current, "search.html", "search", 400, error=str(exc),
                      **_search_ctx(container, params))
     done, error, code = data.export(container, current.principal, _ctx(request), query,

@@ -23,22 +23,22 @@ from quanguard.errors import ServiceError, classify
 __all__ = [
     "ALERT_SORTS",
     "ALERT_STATUSES",
+    "QUERY_ERRORS",
     "SEVERITY_ORDER",
+    "AlertsOutcome",
     "EventOutcome",
+    "SearchOutcome",
     "browse_alerts",
     "export",
     "get_event",
+    "list_alerts",
     "names",
     "proof",
-    "vocabulary",
-    "QUERY_ERRORS",
-    "AlertsOutcome",
-    "SearchOutcome",
-    "list_alerts",
     "record_login",
     "search",
     "trail_status",
     "update_alert",
+    "vocabulary",
 ]
 
 ALERT_STATUSES = ("open", "acknowledged", "closed")

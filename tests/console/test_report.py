@@ -57,7 +57,7 @@ def test_report_numbers_come_from_the_trail(container: Container,
                       exclude=(("effect", "deny"),))
     # Accesses are allowed (or undecided) events that touched a dataset.
     for org, count in by_org.items():
-        assert count <= dict((b.key, b.count) for b in everything.aggs["by_org"])[org]
+        assert count <= {b.key: b.count for b in everything.aggs["by_org"]}[org]
     assert sum(n for _, n in report.by_grade) <= report.accesses == sum(by_org.values())
     html = render_html(report)
     assert "数据安全监管月报" in html and "<svg" in html and "<script" not in html
