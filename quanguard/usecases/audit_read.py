@@ -82,18 +82,30 @@ def facet_names(raw: str | Sequence[str] | None) -> tuple[str, ...]:
 
 
 def names_of(container: Any, ids: Sequence[str]) -> dict[str, str]:
-    """Key names of principal ids (for facets and alerts, whose rows hold only ids)."""
-    from sqlalchemy import select
+    """Names of actor ids (for facets and alerts, whose rows hold only ids): the key's
+    name, else the newest name the actor's events carry (reporters' actors hold no key)."""
+    import sqlalchemy as sa
 
+    from monitor.store import EVENTS
     from quanguard.models import PrincipalRow
 
     wanted = [i for i in dict.fromkeys(ids) if i][:1000]
     if not wanted:
         return {}
     with container.session() as session:
-        rows = session.execute(select(PrincipalRow.id, PrincipalRow.name)
+        rows = session.execute(sa.select(PrincipalRow.id, PrincipalRow.name)
                                .where(PrincipalRow.id.in_(wanted))).all()
-    return {str(i): str(n) for i, n in rows}
+        out = {str(i): str(n) for i, n in rows}
+        missing = [i for i in wanted if i not in out]
+        if missing:
+            newest = (sa.select(EVENTS.c.actor, sa.func.max(EVENTS.c.seq).label("seq"))
+                      .where(EVENTS.c.actor.in_(missing), EVENTS.c.actor_name.is_not(None))
+                      .group_by(EVENTS.c.actor).subquery())
+            for actor, name in session.execute(
+                    sa.select(EVENTS.c.actor, EVENTS.c.actor_name)
+                    .join(newest, EVENTS.c.seq == newest.c.seq)):
+                out[str(actor)] = str(name)
+    return out
 
 
 def _record(container: Any, principal: Principal, action: str, ctx: RequestContext, *,

@@ -129,3 +129,38 @@ def test_cli_writes_html_and_pdf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         assert (tmp_path / "report.pdf").read_bytes()[:5] == b"%PDF-"
     bad = CliRunner().invoke(build_app(), ["report", "--month", "2026-13", "-o", "x.html"])
     assert bad.exit_code == 2 and not (tmp_path / "x.html").exists()
+
+
+def test_exchange_jobs_and_epsilon_per_consumer_org(container: Container,
+                                                    make_key: Callable[..., Any]) -> None:
+    import sqlalchemy as sa
+
+    from exchange.tables import jobs, ledger
+
+    _ensure_monitor_schema(container)
+    at = MARCH[0].replace(day=10)
+    rows = [("j1", "市人社局", "done", 0.5), ("j2", "市人社局", "done", 0.25),
+            ("j3", "市公安局", "rejected", 0.0), ("j4", "市公安局", "done", 1.0)]
+    with container.session() as s, s.begin():
+        names = set(sa.inspect(s.connection()).get_table_names())
+        if jobs.name not in names:
+            pytest.skip("the exchange tables are not part of this build")
+        for job_id, org, status, eps in rows:
+            s.execute(jobs.insert().values(
+                id=job_id, kind="aggregate", dataset="社保", owner_org="市社保中心",
+                consumer_id=f"c-{org}", consumer_org=org, status=status, query={}, decision={},
+                created_at=at))
+            if eps:
+                s.execute(ledger.insert().values(consumer=f"c-{org}", dataset="社保",
+                                                 job_id=job_id, epsilon=eps, delta=0.0, at=at))
+        # A job of another month does not count.
+        s.execute(jobs.insert().values(
+            id="j5", kind="aggregate", dataset="社保", owner_org="x", consumer_id="c",
+            consumer_org="市人社局", status="done", query={}, decision={},
+            created_at=MARCH[1].replace(day=2)))
+    _, officer = make_key("officer")
+    report = monthly_report(container, officer, "2026-03", RequestContext())
+    assert report.exchange_available
+    assert report.jobs == [("市公安局", 2, 1, 1.0), ("市人社局", 2, 2, 0.75)]
+    html = render_html(report)
+    assert "0.750" in html and "市公安局" in html
