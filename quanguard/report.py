@@ -207,8 +207,9 @@ def html_to_pdf(html: str, out: Path, *, timeout: float = 60.0) -> Path:
         page = Path(tmp) / "report.html"
         page.write_text(html, encoding="utf-8")
         target = Path(out).resolve()
-        cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu",
-               "--disable-background-networking", "--no-pdf-header-footer",
+        cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+               "--no-first-run", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync", "--no-pdf-header-footer",
                f"--user-data-dir={Path(tmp) / 'profile'}",
                f"--print-to-pdf={target}", page.as_uri()]
         try:
