@@ -60,21 +60,25 @@ def _lower(col: Any) -> Any:
 
 
 def _match(name: str, value: str, cidr: Mapping[str, Sequence[str]]) -> Any:
-    """The condition of one filter (see monitor.search for the semantics)."""
+    """The condition of one filter (see monitor.search for the semantics).
+
+    Both sides go through the database's ``lower()``, so a value always matches itself
+    whatever the letters (SQLite folds ASCII letters only)."""
     if name == "actor":
         return sa.or_(EVENTS.c.actor == value,
-                      _lower(EVENTS.c.actor_name) == value.lower())
+                      _lower(EVENTS.c.actor_name) == _lower(sa.literal(value)))
     if name == "source_ip":
         if parse_network(value) is None:
             return EVENTS.c.source_ip == value
         return EVENTS.c.source_ip.in_(list(cidr.get(value, ())))
     col = _COLUMNS[name]
     if name == "action":
-        suffix = "%." + _like_escape(value.lower())
-        return sa.or_(_lower(col) == value.lower(), _lower(col).like(suffix, escape="\\"))
+        suffix = "%." + _like_escape(value)
+        return sa.or_(_lower(col) == _lower(sa.literal(value)),
+                      _lower(col).like(_lower(sa.literal(suffix)), escape="\\"))
     if name in ("effect", "outcome"):
         return col == value  # normalised to the known lower-case values
-    return _lower(col) == value.lower()
+    return _lower(col) == _lower(sa.literal(value))
 
 
 def where_clause(query: SearchQuery, cidr: Mapping[str, Sequence[str]] | None = None
