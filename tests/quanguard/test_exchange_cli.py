@@ -147,3 +147,31 @@ def test_cli_without_key_or_service(monkeypatch) -> None:
     monkeypatch.setenv("QUANGUARD_URL", "http://127.0.0.1:9")
     r = CliRunner().invoke(build_app(), ["exchange", "datasets"])
     assert r.exit_code == 7 and "cannot reach" in r.stderr
+
+
+def test_psi_approval_runs_the_stored_request_from_the_cli(cli, tmp_path: Path) -> None:
+    from tests.quanguard.test_exchange_flows import csv_bytes, resident_id
+
+    rids = [resident_id(i) for i in range(300)]
+    csv = tmp_path / "r.csv"
+    csv.write_bytes(csv_bytes({"rid": rids, "n": list(range(300))}))
+    meta = _json(cli("prov", "register", str(csv), "--name", "residents", "--key-column", "rid",
+                     "--format", "json"))
+    assert meta["grade"] == "L4" and meta["budget_family"] == "residents"
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join(rids[:4] + [resident_id(90_000 + i) for i in range(8)]) + "\n")
+    pend = _json(cli("bank", "psi", "residents", "--ids", str(ids), "--format", "json"))
+    assert pend["status"] == "pending_approval" and pend["request"]["size"] == 12
+    state = Path(pend["state"])
+    assert state.exists() and state.stat().st_mode & 0o077 == 0
+    listed = cli("mgr", "jobs", "--status", "pending_approval")
+    assert listed.exit_code == 0 and "12" in listed.stdout
+    assert _json(cli("mgr", "approve", pend["job"], "--reason", "核验", "--format", "json"))["status"] == "approved"
+    other = tmp_path / "other.txt"
+    other.write_text("\n".join(rids[:200]) + "\n")
+    r = cli("bank", "psi", "residents", "--ids", str(other), "--job", pend["job"])
+    assert r.exit_code == 2  # no saved request for these identifiers
+    done = _json(cli("bank", "psi", "residents", "--ids", str(ids), "--job", pend["job"],
+                     "--format", "json"))
+    assert done["intersection_size"] == 4 and "matches" not in done
+    assert not state.exists()

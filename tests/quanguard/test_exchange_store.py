@@ -28,6 +28,33 @@ def test_migration_creates_exactly_the_exchange_tables(any_container) -> None:
     assert {t.name for t in METADATA.sorted_tables} <= names
 
 
+def test_seams_revision_upgrades_a_database_made_before_it(any_container) -> None:
+    """A database at 0006_exchange (before the seams) gets 0007_exchange_seams' columns
+    and table from ``migrate``."""
+    from sqlalchemy import text
+
+    from quanguard.db import migrate
+
+    engine = any_container.engine
+    with engine.begin() as conn:  # take the database back to what 0006 made
+        conn.execute(text("DROP TABLE exchange_job_requests"))
+        for table, cols in (("exchange_jobs", ("request_digest", "request_size", "expires_at")),
+                            ("exchange_datasets", ("family", "declared_grade", "subject_sketch"))):
+            for col in cols:
+                conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {col}"))
+        conn.execute(text("UPDATE alembic_version SET version_num = '0006_exchange' "
+                          "WHERE version_num = '0007_exchange_seams'"))
+    assert "request_digest" not in {c["name"] for c in inspect(engine).get_columns("exchange_jobs")}
+    migrate(engine)
+    insp = inspect(engine)
+    assert {"request_digest", "request_size", "expires_at"} <= {c["name"] for c in insp.get_columns("exchange_jobs")}
+    assert {"family", "declared_grade", "subject_sketch"} <= {
+        c["name"] for c in insp.get_columns("exchange_datasets")}
+    assert "exchange_job_requests" in insp.get_table_names()
+    with engine.connect() as conn:
+        assert "0007_exchange_seams" in {r[0] for r in conn.execute(text("SELECT version_num FROM alembic_version"))}
+
+
 def test_aggregate_budget_and_tenancy_on_each_store(any_container) -> None:
     c = any_container
     meta = uc.register(c, PROV, None, name="members", table=_table(), key_columns=["member"],
