@@ -41,7 +41,6 @@ EVENTS = sa.Table(
     sa.Column("actor", sa.String(200), nullable=False),
     sa.Column("role", sa.String(64), nullable=False),
     sa.Column("org", sa.String(200), nullable=False),
-    sa.Column("actor_name", sa.String(200)),  # the key's name at the time (migration 0013)
     sa.Column("reporter", sa.String(200), nullable=False),
     sa.Column("action", sa.String(64), nullable=False),
     sa.Column("dataset", sa.String(200)),
@@ -51,11 +50,13 @@ EVENTS = sa.Table(
     sa.Column("rows", sa.BigInteger),
     sa.Column("purpose", sa.Text),
     sa.Column("reason", sa.Text),
-    sa.Column("source_ip", sa.Text),  # client address as recorded (migration 0013)
     sa.Column("body", sa.Text, nullable=False),  # canonical JSON: the leaf hash input
     sa.Column("leaf_hash", sa.LargeBinary(32), nullable=False),
     sa.Column("prev_hash", sa.LargeBinary(32), nullable=False),
     sa.Column("hash", sa.LargeBinary(32), nullable=False),
+    # Added by migration 0013 (at the end, where ALTER TABLE puts them on older trails):
+    sa.Column("actor_name", sa.String(200)),  # the key's name at the time of the event
+    sa.Column("source_ip", sa.Text),  # client address as recorded
     sa.Index("ix_audit_events_ts", "ts"),
     sa.Index("ix_audit_events_actor_ts", "actor", "ts"),
     sa.Index("ix_audit_events_action_ts", "action", "ts"),
