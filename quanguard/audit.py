@@ -161,7 +161,8 @@ class AuditService:
             reason = getattr(decision, "reason", None) or None
         event = AuditEvent(
             ts=utc_now(),
-            actor=Actor(str(actor.id), str(actor.role), str(actor.org)),
+            actor=Actor(str(actor.id), str(actor.role), str(actor.org),
+                        str(getattr(actor, "name", "") or "") or None),
             action=action,
             reporter="quanguard",
             dataset=dataset,

@@ -75,6 +75,7 @@ EXPECTED: dict[tuple[str, str], str | frozenset[str]] = {
     ("GET", "/v1/audit/status"): roles("auditor", "manager", "officer", "admin"),
     ("POST", "/v1/audit/checkpoint"): roles("auditor", "officer", "admin"),
     ("GET", "/v1/audit/proof/{seq}"): roles("auditor", "manager", "officer", "admin"),
+    ("GET", "/v1/audit/events/{seq}"): roles("auditor", "manager", "officer"),
     ("GET", "/v1/audit/consistency"): roles("auditor", "manager", "officer", "admin"),
     ("GET", "/v1/alerts"): roles("auditor", "manager", "officer", "admin"),
     ("PATCH", "/v1/alerts/{alert_id}"): roles("auditor", "manager", "officer", "admin"),
@@ -110,6 +111,12 @@ EXPECTED: dict[tuple[str, str], str | frozenset[str]] = {
     ("GET", "/console/alerts"): SESSION,
     ("POST", "/console/alerts/{alert_id}"): SESSION,
     ("GET", "/console/status"): SESSION,
+    ("GET", "/console/static/favicon.svg"): PUBLIC,
+    ("GET", "/console/events/{seq}"): SESSION,
+    ("GET", "/console/events/{seq}/proof"): SESSION,
+    ("GET", "/console/actors/{actor_id}"): SESSION,
+    ("GET", "/console/export"): SESSION,
+    ("GET", "/console/report"): SESSION,
 }
 
 
