@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     # Failed authentications per source address per minute before 429.
     auth_fail_limit: int = Field(default=20, ge=1)
     alert_webhook_url: str | None = None
+    # Audit search exports (CSV / NDJSON from the console or /v1/audit/search?format=):
+    # at most this many events per export; a larger result is refused, never truncated.
+    export_max_rows: int = Field(default=10_000, ge=1, le=1_000_000)
     # Crypto suite of this deployment: "intl" (SHA-256, Ed25519, AES-GCM, HMAC-SHA-256,
     # FF1-AES) or "gm" (SM3, SM2, SM4-GCM, HMAC-SM3, FF1-SM4). Trails, datasets and key
     # records carry their suite; switching is a hand-over (README "Crypto suites").

@@ -207,27 +207,40 @@ def search(
     effect: str | None = typer.Option(None), since: str | None = typer.Option(None),
     until: str | None = typer.Option(None), q: str | None = typer.Option(None, "--q"),
     sort: str = typer.Option("-ts"), page: int = typer.Option(1), size: int = typer.Option(20),
-    agg: list[str] = typer.Option([], "--agg", help="by_actor by_action by_effect per_hour per_day"),
+    agg: list[str] = typer.Option([], "--agg", help="by_<field> per_minute per_hour per_day per_week"),
+    outcome: str | None = typer.Option(None), source_ip: str | None = typer.Option(
+        None, "--source-ip", help="An address or a CIDR network"),
+    exclude: list[str] = typer.Option([], "--exclude", help="field:value to leave out"),
     fmt: OutputFormat = _FMT,
 ) -> None:
-    """Search the trail (recorded as an audit_search event)."""
+    """Search the trail (recorded as an audit_search event). Filters are
+    case-insensitive; --actor takes an id or a key name."""
+    pairs = []
+    for item in exclude:
+        name, sep, value = item.partition(":")
+        if not sep:
+            raise InvalidInput(f"--exclude {item!r} must look like field:value")
+        pairs.append((name, value))
     with use_container() as container:
         query = SearchQuery(actor=actor, role=role, org=org, action=action, dataset=dataset,
-                            grade=grade, effect=effect, since=_when(since, "since"),
-                            until=_when(until, "until"), q=q, sort=sort, page=page, size=size,
-                            aggs=tuple(agg), tz=container.settings.tz)
+                            grade=grade, effect=effect, outcome=outcome, source_ip=source_ip,
+                            since=_when(since, "since"), until=_when(until, "until"), q=q,
+                            sort=sort, page=page, size=size, aggs=tuple(agg),
+                            tz=container.settings.tz, exclude=tuple(pairs))
         result = uc.search(container, cli_principal(container), query)
         backend = getattr(container.search, "last_backend", None) or getattr(
             container.search, "name", None)
     if fmt is OutputFormat.json:
         emit(uc.result_dict(result, query, backend))
         return
-    table = Table("seq", "time", "actor", "role", "org", "action", "dataset", "grade", "effect",
-                  "rows", title=f"{result.total} events")
+    table = Table("seq", "time", "user.name", "user.id", "role", "organization.name", "action",
+                  "dataset", "grade", "effect", "outcome", "rows", "source.ip",
+                  title=f"{result.total} events")
     for e in result.hits:
-        table.add_row(str(e.seq), e.ts.isoformat(timespec="seconds"), e.actor.id, e.actor.role,
-                      e.actor.org, e.action, e.dataset or "", e.grade or "", e.effect or "",
-                      "" if e.rows is None else str(e.rows))
+        table.add_row(str(e.seq), e.ts.isoformat(timespec="seconds"), e.actor.name or "",
+                      e.actor.id, e.actor.role, e.actor.org, e.action, e.dataset or "",
+                      e.grade or "", e.effect or "", e.outcome,
+                      "" if e.rows is None else str(e.rows), e.source_ip or "")
     out = console()
     out.print(table)
     for name, buckets in result.aggs.items():

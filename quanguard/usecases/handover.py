@@ -32,7 +32,8 @@ def handover(container: Any, principal: Any, to: str, export: Path,
 
     Raises Forbidden (recorded by the gate) unless policy allows ``key_admin``;
     InvalidInput for an unknown suite or the trail's own; Conflict when already sealed."""
-    authorize(container, principal, "key_admin", None, ctx, audit_action="audit_handover")
+    decision = authorize(container, principal, "key_admin", None, ctx,
+                         audit_action="audit_handover")
     try:
         successor = get_suite(to)
     except CryptoSuiteError as exc:
@@ -50,7 +51,7 @@ def handover(container: Any, principal: Any, to: str, export: Path,
         if sealed is not None:
             raise Conflict(f"the trail was already handed over to '{successor_name}'")
         audit.record(
-            session, actor=principal, action="audit_handover",
+            session, actor=principal, action="audit_handover", decision=decision,
             source_ip=ctx.source_ip if ctx else None,
             request_id=ctx.request_id if ctx else None,
             labels={"from_suite": audit.store.suite.name, "to_suite": successor.name},
