@@ -22,6 +22,8 @@ import regex
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
+from desensitize.name_candidates import dictionary, finder
+from desensitize.name_model import tagger
 from desensitize.nlp import dictionary_tag, segment
 from desensitize.recognizers._tables import context_words, mapping, words
 
@@ -44,6 +46,15 @@ _AFTER_CUES = regex.compile(
 )
 _LEFT_WORDS = ("用户", "接到", "关于", "为", "是", "由", "向", "给", "对", "让", "请", "和", "与",
                "及", "、", "经", "据", "将", "把", "被", "同", "找", "叫")
+_NOT_AFTER_NAME = frozenset({"理论", "思想", "时代", "新时代", "主义", "精神", "路", "大街", "大道", "街"})
+# characters of transliterated foreign names (奥尔布赖特, 希丁克, 马尔蒂尼)
+_FOREIGN = frozenset("斯尔克特维尼奇普拉德里诺夫托基亚科罗卡森伊娃莎丝妮蒂布赖丁希姆顿逊曼伦纳契洛索杰")
+
+
+def _in_title(text: str, s: int, e: int) -> bool:
+    """Whether ``text[s:e]`` sits inside a book or work title (《…》)."""
+    left = text[max(0, s - 20):s]
+    return left.rfind("《") > left.rfind("》") and "》" in text[e:e + 20]
 _BREAK = frozenset("的了和与及等称说在于向给被把将")
 
 
@@ -114,6 +125,9 @@ class ChinesePersonRecognizer(EntityRecognizer):
         after = "|".join(regex.escape(c) for c in self._tables.after_strong if len(c) > 1)
         self._cue_any_rx = regex.compile(rf"{cues}|{after}")
         self._honorific_rx = regex.compile("|".join(_HONORIFICS))
+        sur = "|".join(regex.escape(c) for c in sorted(self._tables.compound | self._tables.single,
+                                                       key=len, reverse=True))
+        self._honorific_name_rx = regex.compile(rf"(?:{sur})(?:{'|'.join(_HONORIFICS[:6])})")
 
     # -- cues -------------------------------------------------------------------------
     def _before(self, text: str, start: int) -> float:
@@ -154,54 +168,6 @@ class ChinesePersonRecognizer(EntityRecognizer):
             return 0.1
         return 0.0
 
-    # -- candidates ---------------------------------------------------------------------
-    def _candidates(self, run: str) -> list[tuple[int, int, float, bool]]:
-        """(start, end, base score, is_honorific) inside one run of Han characters."""
-        t = self._tables
-        toks = segment(run)
-        out: list[tuple[int, int, float, bool]] = []
-        pos = 0
-        offsets = []
-        for word, _tag in toks:
-            offsets.append(pos)
-            pos += len(word)
-        skip = -1
-        for i, (word, tag) in enumerate(toks):
-            start = offsets[i]
-            if i == skip:
-                continue
-            n = t.surname_len(word)
-            if not n:
-                continue
-            nxt = toks[i + 1][0] if i + 1 < len(toks) else ""
-            if len(word) == n:  # bare surname: given name is the next token
-                if nxt in _HONORIFICS[:4] and n == 1:
-                    out.append((start, start + n + len(nxt), 0.6, True))
-                elif tag in _FUNCTION_TAGS:
-                    continue
-                elif nxt and len(nxt) <= 2 and toks[i + 1][1] in _NAME_TAGS:
-                    out.append((start, start + n + len(nxt), 0.45, False))
-                    skip = i + 1
-                elif nxt and t.surname_len(nxt) and len(nxt) >= 2:
-                    continue
-                elif nxt and len(nxt) <= 2 and nxt[0] not in _HONORIFICS and nxt not in t.stop:
-                    ntag = toks[i + 1][1]
-                    base = 0.35 if ntag in _NAME_TAGS or ntag in ("x", "nz") else 0.15
-                    out.append((start, start + n + len(nxt), base, False))
-            elif n == 1 and word[1:] in _HONORIFICS[:4]:
-                out.append((start, start + len(word), 0.6, True))
-            elif len(word) <= n + 2:
-                if tag in _NAME_TAGS:
-                    base = 0.45
-                elif tag in ("x", "nz", "n", "j") and len(word) == 3:
-                    base = 0.3
-                else:
-                    base = 0.15
-                out.append((start, start + len(word), base, False))
-            elif len(word) in (n + 3, n + 4) and word[n + 2:].startswith(("先生", "女士")):
-                out.append((start, start + n + 2, 0.45, False))
-        return out
-
     # -- cue-driven and isolated names (no segmentation) ---------------------------------
     def _given_len(self, text: str, i: int) -> int:
         """Length (0-2) of the given name starting at ``i``: Han characters up to a word
@@ -241,35 +207,6 @@ class ChinesePersonRecognizer(EntityRecognizer):
                 continue  # 律师代为办理: an ordinary word after a role noun
             if plausible_name(name, t):
                 out.append((pos, pos + n + g, min(0.95, 0.85 + self._after(text, pos + n + g) / 3)))
-        for m in _AFTER_CUES.finditer(text):
-            p = m.start()
-            for length in (4, 3, 2):
-                s0 = p - length
-                if s0 < 0:
-                    continue
-                name = text[s0:p]
-                n = t.surname_len(name)
-                if not n or len(name) - n not in (1, 2) or not all(_is_han(c) for c in name):
-                    continue
-                if not plausible_name(name, t) or name[-1] in _BREAK:
-                    continue
-                left = text[max(0, s0 - 6):s0]
-                if s0 == 0 or not _is_han(text[s0 - 1]) or left.endswith(_LEFT_WORDS) \
-                        or left.endswith(t.before_strong):
-                    out.append((s0, p, 0.7))
-                    break
-        for m in _ISOLATED.finditer(text):
-            s, e = m.span(1)
-            name = text[s:e]
-            if not plausible_name(name, t):
-                continue
-            n = t.surname_len(name)
-            if len(name) - n > 2:
-                continue
-            tag = dictionary_tag(name)
-            if tag is not None and tag not in _NAME_TAGS:
-                continue
-            out.append((s, e, 0.55 if tag is None else 0.6))
         return out
 
     def _dot_names(self, text: str) -> list[tuple[int, int, float]]:
@@ -298,46 +235,80 @@ class ChinesePersonRecognizer(EntityRecognizer):
             out.append((s, e, score))
         return out
 
+    # -- the model's proposals ------------------------------------------------------------
+    def _model(self, text: str) -> list[tuple[int, int, float]]:
+        """Names the model tags ``PER`` in the clauses the cheap test lets through."""
+        find = finder()
+        todo = [(off, clause) for off, clause in find.clauses(text) if find.worth_tagging(clause)]
+        if not todo:
+            return []
+        out = []
+        for (off, clause), words in zip(todo, tagger().words_many([c for _, c in todo]), strict=True):
+            for k, (s, e, tag) in enumerate(words):
+                if tag != "PER":
+                    continue
+                nxt = words[k + 1] if k + 1 < len(words) else None
+                score = self._model_score(text, off + s, off + e, nxt[2] if nxt else "",
+                                          clause[nxt[0]:nxt[1]] if nxt else "")
+                if score > 0:
+                    out.append((off + s, off + e, score))
+        return out
+
+    def _model_score(self, text: str, s: int, e: int, next_tag: str, next_word: str) -> float:
+        """Score of a span the model tags PER: surname gate, stop-list veto, context."""
+        t = self._tables
+        name = text[s:e]
+        if len(name) < 2 or len(name) > 16 or name in t.stop or name in t.cue_words:
+            return 0.0
+        if next_word in _NOT_AFTER_NAME:
+            return 0.0  # 邓小平理论, 毛泽东思想: a doctrine, not a person
+        dotted = bool(_DOT_NAME.fullmatch(name))
+        n = t.surname_len(name)
+        han = regex.fullmatch(r"\p{Han}+", name) is not None
+        if dotted:
+            if name[-1] in _BAD_SUFFIX or name[-1] in "卷集" or _in_title(text, s, e):
+                return 0.0
+            base = 0.65
+        elif n and han and 1 <= len(name) - n <= 2:
+            if name[-1] in _BAD_SUFFIX or name.endswith(_HONORIFICS):
+                return 0.0
+            base = 0.7
+        elif han and len(name) <= 6:
+            # no surname from the table: a foreign name, a nickname
+            base = 0.4 + (0.15 if sum(c in _FOREIGN for c in name) * 2 >= len(name) else 0.0)
+        else:
+            return 0.0
+        freq, tags = dictionary()
+        if len(name) == 2 and freq.get(name, 0) >= 100:
+            base -= 0.3  # 智慧, 荣获: everyday words jieba's dictionary calls names
+        return min(0.95, base + self._before(text, s) / 2 + self._after(text, e) / 2)
+
+    def _honorifics(self, text: str) -> list[tuple[int, int, float]]:
+        """王女士, 李先生: a surname and an honorific after a boundary or a cue."""
+        out = []
+        for m in self._honorific_name_rx.finditer(text):
+            s = m.start()
+            if s > 0 and _is_han(text[s - 1]):
+                left = text[max(0, s - 6):s]
+                if not left.endswith(_LEFT_WORDS) and not left.endswith(self._tables.before_strong):
+                    continue
+            out.append((s, m.end(), 0.6))
+        return out
+
     def analyze(
         self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None,
     ) -> list[RecognizerResult]:
         if entities and ENTITY not in entities:
             return []
-        t = self._tables
         results: list[RecognizerResult] = []
         taken: list[tuple[int, int]] = []
-        for s, e, score in self._dot_names(text) + self._cued(text):
+        model = self._model(text)
+        for s, e, score in model + self._dot_names(text) + self._cued(text) + self._honorifics(text):
             if any(s < te and ts < e for ts, te in taken):
                 continue
             results.append(self._result(s, e, score))
             taken.append((s, e))
-        for run in _HAN_RUN.finditer(text):
-            chunk = run.group()
-            if not any(c in t.single for c in chunk) or not self._worth_segmenting(text, run.start(), run.end()):
-                continue
-            for s0, e0, base, honorific in self._candidates(chunk):
-                s, e = run.start() + s0, run.start() + e0
-                name = text[s:e]
-                if any(s < te and ts < e for ts, te in taken):
-                    continue
-                if not honorific and not plausible_name(name, t):
-                    continue
-                score = base + self._before(text, s) + (0.0 if honorific else self._after(text, e))
-                if base <= 0.15:
-                    continue
-                results.append(self._result(s, e, min(score, 0.95)))
         return results
-
-    def _worth_segmenting(self, text: str, start: int, end: int) -> bool:
-        """Segmentation (the slow part) only where it can add a name the cue passes miss:
-        honorifics, lists (、 和 与 及), or a cue word in or around the run."""
-        chunk = text[start:end]
-        if self._honorific_rx.search(chunk) or any(c in chunk for c in "和与及"):
-            return True
-        around = text[max(0, start - 8):start] + " " + text[end:end + 2]
-        if "、" in around or "、" in text[end:end + 1]:
-            return True
-        return bool(self._cue_any_rx.search(text[max(0, start - 8):end + 4]))
 
     def _result(self, start: int, end: int, score: float) -> RecognizerResult:
         return RecognizerResult(

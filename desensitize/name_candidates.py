@@ -1,0 +1,103 @@
+"""Cheap candidate finding for person names: which clauses can hold a name at all.
+
+The name model (:mod:`desensitize.name_model`) costs far more per character than the
+regular expressions, so it only sees the clauses where a name can be:
+
+* a surname from the table (``surnames.txt``, ``surnames_compound.txt``) followed by a
+  Han character, where the surname and the next character(s) are not an everyday word
+  (全市, 安全, 高质量, 王府井 — looked up in jieba's bundled dictionary), or
+* a cue that announces a person (姓名, 联系人, 先生, 女士, 同志, 说 ... from
+  ``person_cues.tsv``) or a transliterated name with a middle dot (买买提·艾力).
+
+Government prose is mostly words: a typical policy paragraph leaves few clauses to tag.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import Any
+
+import regex
+
+from desensitize.recognizers._tables import mapping, words
+
+_CLAUSE = regex.compile(r"[^。！？；;!?\n\r]+[。！？；;!?]?")
+_MAX_CLAUSE = 200
+_NAME_TAGS = frozenset({"nr", "nrfg", "nrt"})
+# words whose frequency in jieba's dictionary makes "surname + next characters" an
+# ordinary word rather than a name (张贴 1000+, 高效 1000+; a rare name-like word such as
+# 张丹 has frequency 0)
+_WORD_FREQ = 30
+_SPEAKING = ("说", "表示", "指出", "认为", "介绍", "强调", "告诉", "透露", "回忆", "坦言", "笑道", "问")
+
+
+@lru_cache(maxsize=1)
+def _dictionary() -> tuple[dict[str, int], dict[str, str]]:
+    import jieba
+    import jieba.posseg
+
+    jieba.setLogLevel(logging.WARNING)
+    jieba.initialize()
+    tags: dict[str, str] = jieba.posseg.dt.word_tag_tab
+    return jieba.dt.FREQ, tags
+
+
+class CandidateFinder:
+    """Clauses of a text and whether each may hold a name (see module docstring)."""
+
+    def __init__(self) -> None:
+        self.single = words("surnames.txt")
+        self.compound = words("surnames_compound.txt")
+        cues = mapping("person_cues.tsv")
+        cue_words = set(cues.get("before_strong", ())) | {
+            w for w in cues.get("after_strong", ()) if len(w) > 1} | set(_SPEAKING)
+        alt = "|".join(regex.escape(w) for w in sorted(cue_words, key=len, reverse=True))
+        self._cue_rx = regex.compile(rf"{alt}|[·•・]")
+        chars = "".join(sorted(self.single | {c[0] for c in self.compound}))
+        self._surname_rx = regex.compile(rf"[{regex.escape(chars)}](?=\p{{Han}})")
+        self.freq, self.tags = _dictionary()
+
+    def clauses(self, text: str) -> Iterator[tuple[int, str]]:
+        """``(offset, clause)``: sentences, long ones cut at commas (at most 200 chars)."""
+        for m in _CLAUSE.finditer(text):
+            start, piece = m.start(), m.group()
+            while len(piece) > _MAX_CLAUSE:
+                cut = max(piece.rfind(c, 0, _MAX_CLAUSE) for c in "，,、：:")
+                cut = cut + 1 if cut > 20 else _MAX_CLAUSE
+                yield start, piece[:cut]
+                start, piece = start + cut, piece[cut:]
+            if piece.strip():
+                yield start, piece
+
+    def _ordinary(self, word: str) -> bool:
+        f = self.freq.get(word)
+        return bool(f and f >= _WORD_FREQ and self.tags.get(word) not in _NAME_TAGS)
+
+    def surname_at(self, text: str, i: int) -> bool:
+        """Whether a name may start at ``i`` (a surname not glued into a common word)."""
+        ch = text[i]
+        if text[i:i + 2] in self.compound:
+            return not self._ordinary(text[i:i + 3]) and not self._ordinary(text[i:i + 4])
+        if ch not in self.single:
+            return False
+        if self._ordinary(text[i:i + 2]) or self._ordinary(text[i:i + 3]):
+            return False
+        return not (i > 0 and self._ordinary(text[i - 1:i + 1]))
+
+    def worth_tagging(self, clause: str) -> bool:
+        """Whether the clause may hold a name (the cheap test before the model)."""
+        if self._cue_rx.search(clause):
+            return True
+        return any(self.surname_at(clause, m.start()) for m in self._surname_rx.finditer(clause))
+
+
+@lru_cache(maxsize=1)
+def finder() -> CandidateFinder:
+    return CandidateFinder()
+
+
+def dictionary() -> tuple[dict[str, int], dict[str, Any]]:
+    """jieba's word frequencies and part-of-speech tags (loaded once)."""
+    return _dictionary()
