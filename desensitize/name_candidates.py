@@ -30,6 +30,9 @@ _NAME_TAGS = frozenset({"nr", "nrfg", "nrt"})
 # ordinary word rather than a name (张贴 1000+, 高效 1000+; a rare name-like word such as
 # 张丹 has frequency 0)
 _WORD_FREQ = 30
+# surnames that are mostly function words; a name with them starts a clause or follows a cue
+_FUNCTION_SURNAMES = frozenset("和于向从有能后单党在是以及与为把被将对")
+_COMMON_TAGS = frozenset({"n", "vn", "v", "a", "ad", "an", "d", "vd"})
 _SPEAKING = ("说", "表示", "指出", "认为", "介绍", "强调", "告诉", "透露", "回忆", "坦言", "笑道", "问")
 
 
@@ -73,7 +76,8 @@ class CandidateFinder:
 
     def _ordinary(self, word: str) -> bool:
         f = self.freq.get(word)
-        return bool(f and f >= _WORD_FREQ and self.tags.get(word) not in _NAME_TAGS)
+        # 智慧, 养老, 荣获: jieba's dictionary tags them nr, but they are everyday words
+        return bool(f and f >= _WORD_FREQ and (self.tags.get(word) not in _NAME_TAGS or f >= 500))
 
     def surname_at(self, text: str, i: int) -> bool:
         """Whether a name may start at ``i`` (a surname not glued into a common word)."""
@@ -82,15 +86,33 @@ class CandidateFinder:
             return not self._ordinary(text[i:i + 3]) and not self._ordinary(text[i:i + 4])
         if ch not in self.single:
             return False
+        if i > 0:
+            prev = text[i - 1]
+            if ch in _FUNCTION_SURNAMES and "\u4e00" <= prev <= "\u9fff":
+                return False  # 和, 于, 向 ... inside a sentence: the function word
+            if prev.isdigit() and ch in "年月日号":
+                return False  # 2024年年底
         if self._ordinary(text[i:i + 2]) or self._ordinary(text[i:i + 3]):
             return False
+        if i > 0 and "\u4e00" <= text[i - 1] <= "\u9fff":
+            # 营商环境, 全覆盖: mid-sentence, the "given name" is a frequent common word
+            nxt = text[i + 1:i + 3]
+            if self.freq.get(nxt, 0) >= 1000 and self.tags.get(nxt) in _COMMON_TAGS:
+                return False
         return not (i > 0 and self._ordinary(text[i - 1:i + 1]))
 
     def worth_tagging(self, clause: str) -> bool:
-        """Whether the clause may hold a name (the cheap test before the model)."""
-        if self._cue_rx.search(clause):
+        """Whether the clause may hold a name (the cheap test before the model): a
+        surname that starts no common word, or a cue with a surname character near it."""
+        if any(self.surname_at(clause, m.start()) for m in self._surname_rx.finditer(clause)):
             return True
-        return any(self.surname_at(clause, m.start()) for m in self._surname_rx.finditer(clause))
+        for m in self._cue_rx.finditer(clause):
+            if m.group() in "·•・":
+                return True
+            near = clause[max(0, m.start() - 4):m.end() + 4]
+            if any(c in self.single for c in near):
+                return True
+        return False
 
 
 @lru_cache(maxsize=1)
@@ -101,3 +123,23 @@ def finder() -> CandidateFinder:
 def dictionary() -> tuple[dict[str, int], dict[str, Any]]:
     """jieba's word frequencies and part-of-speech tags (loaded once)."""
     return _dictionary()
+
+
+def name_windows(text: str, *, before: int = 6, after: int = 10) -> list[tuple[int, int]]:
+    """Merged ``(start, end)`` windows of ``text`` around every place a name can start
+    (see :class:`CandidateFinder`), cut at clause ends: all the name model needs to see."""
+    find = finder()
+    out: list[tuple[int, int]] = []
+    for off, clause in find.clauses(text):
+        points = [m.start() for m in find._surname_rx.finditer(clause) if find.surname_at(clause, m.start())]
+        for m in find._cue_rx.finditer(clause):
+            near = clause[max(0, m.start() - 4):m.end() + 4]
+            if m.group() in "·•・" or any(c in find.single for c in near):
+                points.append(m.start())
+        for p in sorted(points):
+            s, e = off + max(0, p - before), off + min(len(clause), p + after)
+            if out and s <= out[-1][1]:
+                out[-1] = (out[-1][0], max(out[-1][1], e))
+            else:
+                out.append((s, e))
+    return out

@@ -77,6 +77,30 @@ def chunks(text: str, size: int, overlap: int) -> Iterator[tuple[int, str]]:
         break
 
 
+def _join(piece: str, windows: list[tuple[int, int]]) -> tuple[str, list[tuple[int, int, int]]]:
+    """The windows of ``piece`` joined by line breaks, and ``(joined_start, piece_start,
+    length)`` of each window."""
+    parts: list[str] = []
+    starts: list[tuple[int, int, int]] = []
+    pos = 0
+    for s, e in windows:
+        parts.append(piece[s:e])
+        starts.append((pos, s, e - s))
+        pos += e - s + 1
+    return "\n".join(parts), starts
+
+
+def _origin(starts: list[tuple[int, int, int]], pos: int) -> tuple[int, int] | None:
+    """``(joined_start, piece_start)`` of the window holding joined offset ``pos``."""
+    import bisect
+
+    i = bisect.bisect_right([j for j, _, _ in starts], pos) - 1
+    if i < 0:
+        return None
+    j, p, n = starts[i]
+    return (j, p) if pos < j + n else None
+
+
 def resolve(findings: Iterable[Finding]) -> list[Finding]:
     """Non-overlapping findings: higher score first, then entity priority, then longer."""
     from desensitize.recognizers import PRIORITY
@@ -117,18 +141,33 @@ class TextScanner:
         return max(self.threshold, DEFAULT_THRESHOLDS.get(entity, 0.0))
 
     def scan(self, text: str, *, with_text: bool = False) -> list[Finding]:
-        """Findings in ``text`` (offsets into ``text``), non-overlapping, sorted."""
+        """Findings in ``text`` (offsets into ``text``), non-overlapping, sorted.
+
+        Cheap candidate finding first (:func:`desensitize.scan_plan.plan`): each entity
+        family is analysed only on the windows of the text where it can occur, joined by
+        line breaks, so the name model sees only where a name can be."""
+        from desensitize.scan_plan import plan
+
         check_text(text, max_chars=self.max_chars)
         found: list[Finding] = []
         for offset, piece in chunks(text, self.chunk_size, self.overlap):
             if not piece.strip():
                 continue
-            results = self.engine.analyze(  # type: ignore[attr-defined]
-                text=piece, language="zh", entities=list(self.entities),
-            )
-            for r in results:
-                if r.score >= self._threshold(r.entity_type):
-                    s, e = offset + r.start, offset + r.end
+            for entities, windows in plan(piece, self.entities):
+                joined, starts = _join(piece, windows)
+                if not joined.strip():
+                    continue
+                results = self.engine.analyze(  # type: ignore[attr-defined]
+                    text=joined, language="zh", entities=list(entities),
+                )
+                for r in results:
+                    if r.score < self._threshold(r.entity_type):
+                        continue
+                    base = _origin(starts, r.start)
+                    if base is None or _origin(starts, r.end - 1) != base:
+                        continue  # a span across two windows is an artefact of the join
+                    s = offset + base[1] + (r.start - base[0])
+                    e = s + (r.end - r.start)
                     found.append(Finding(r.entity_type, s, e, float(r.score),
                                          text[s:e] if with_text else None))
         return resolve(found)

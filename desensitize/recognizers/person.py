@@ -51,6 +51,25 @@ _NOT_AFTER_NAME = frozenset({"理论", "思想", "时代", "新时代", "主义"
 _FOREIGN = frozenset("斯尔克特维尼奇普拉德里诺夫托基亚科罗卡森伊娃莎丝妮蒂布赖丁希姆顿逊曼伦纳契洛索杰")
 
 
+_NR = frozenset({"nr", "nrfg", "nrt"})
+_FUNCTION_CHARS = frozenset("的了着过在是和与及说就也都还又被把将给向从对为以于等呢吗啊吧呀嘛之而并或")
+_SPEAKING = ("说", "表示", "指出", "认为", "介绍", "强调", "告诉", "回忆", "坦言", "笑", "总是", "谦虚")
+
+
+def _given_char(ch: str) -> bool:
+    """Whether ``ch`` ends names often enough (jieba's HMM emission table for names)."""
+    from jieba.posseg.prob_emit import P as emit
+
+    return float(emit.get(("E", "nr"), {}).get(ch, -99.0)) > -9.5
+
+
+def _wordy(span: str) -> bool:
+    """Whether ``span`` holds an everyday word (two characters, frequent, not a name)."""
+    freq, tags = dictionary()
+    return any(freq.get(span[i:i + 2], 0) >= 1000 and tags.get(span[i:i + 2]) not in _NR
+               for i in range(len(span) - 1))
+
+
 def _in_title(text: str, s: int, e: int) -> bool:
     """Whether ``text[s:e]`` sits inside a book or work title (《…》)."""
     left = text[max(0, s - 20):s]
@@ -231,6 +250,8 @@ class ChinesePersonRecognizer(EntityRecognizer):
                 if idx >= 0:
                     stop = min(stop, idx)
             e = mid + 1 + min(stop, 4 if stop <= 4 else 3)
+            if text[e - 1] in _BAD_SUFFIX or _wordy(text[s:e]):
+                continue  # 爱山东·泉城办: an app, not a transliterated name
             score = min(0.95, 0.6 + self._before(text, s) + self._after(text, e))
             out.append((s, e, score))
         return out
@@ -244,6 +265,7 @@ class ChinesePersonRecognizer(EntityRecognizer):
             return []
         out = []
         for (off, clause), words in zip(todo, tagger().words_many([c for _, c in todo]), strict=True):
+            words = self._repair(clause, words)
             for k, (s, e, tag) in enumerate(words):
                 if tag != "PER":
                     continue
@@ -253,6 +275,37 @@ class ChinesePersonRecognizer(EntityRecognizer):
                 if score > 0:
                     out.append((off + s, off + e, score))
         return out
+
+    def _repair(self, clause: str, words: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+        """Mend two boundary slips of the model: a transliterated name cut in two
+        (斯卡尔|法罗) is joined; a surname + one character followed by one more name
+        character and a pause or a speaking verb (傅全|有、 罗豪|才指出) is extended."""
+        out: list[tuple[int, int, str]] = []
+        t = self._tables
+        i = 0
+        while i < len(words):
+            s, e, tag = words[i]
+            if tag == "PER" and out and out[-1][2] == "PER" and out[-1][1] == s \
+                    and not (self._chinese(clause[out[-1][0]:s]) and self._chinese(clause[s:e])):
+                out[-1] = (out[-1][0], e, "PER")
+                i += 1
+                continue
+            if (tag == "PER" and e - s == 2 and t.surname_len(clause[s:e]) == 1 and i + 1 < len(words)
+                    and words[i + 1][1] - words[i + 1][0] == 1):
+                ch = clause[e]
+                after = clause[e + 1:e + 3]
+                if (_is_han(ch) and ch not in _FUNCTION_CHARS and _given_char(ch)
+                        and (not after or not _is_han(after[0]) or after.startswith(_SPEAKING))):
+                    out.append((s, e + 1, "PER"))
+                    i += 2
+                    continue
+            out.append((s, e, tag))
+            i += 1
+        return out
+
+    def _chinese(self, name: str) -> bool:
+        n = self._tables.surname_len(name)
+        return bool(n) and 1 <= len(name) - n <= 2
 
     def _model_score(self, text: str, s: int, e: int, next_tag: str, next_word: str) -> float:
         """Score of a span the model tags PER: surname gate, stop-list veto, context."""
@@ -279,6 +332,10 @@ class ChinesePersonRecognizer(EntityRecognizer):
         else:
             return 0.0
         freq, tags = dictionary()
+        for k in (1, 2):  # 开罗|晴, 许许多多: the first character belongs to a word on its left
+            left = text[max(0, s - k):s + 1]
+            if len(left) == k + 1 and freq.get(left, 0) >= 30 and tags.get(left) not in _NR:
+                return 0.0
         if len(name) == 2 and freq.get(name, 0) >= 100:
             base -= 0.3  # 智慧, 荣获: everyday words jieba's dictionary calls names
         return min(0.95, base + self._before(text, s) / 2 + self._after(text, e) / 2)
