@@ -132,12 +132,17 @@ def name_windows(text: str, *, before: int = 6, after: int = 10) -> list[tuple[i
     out: list[tuple[int, int]] = []
     for off, clause in find.clauses(text):
         points = [m.start() for m in find._surname_rx.finditer(clause) if find.surname_at(clause, m.start())]
+        wide = set()
         for m in find._cue_rx.finditer(clause):
             near = clause[max(0, m.start() - 4):m.end() + 4]
-            if m.group() in "·•・" or any(c in find.single for c in near):
+            if m.group() in "·•・":
+                wide.add(m.start())  # a transliterated name reaches further both ways
+                points.append(m.start())
+            elif any(c in find.single for c in near):
                 points.append(m.start())
         for p in sorted(points):
-            s, e = off + max(0, p - before), off + min(len(clause), p + after)
+            lo, hi = (p - 14, p + 14) if p in wide else (p - before, p + after)
+            s, e = off + max(0, lo), off + min(len(clause), hi)
             if out and s <= out[-1][1]:
                 out[-1] = (out[-1][0], max(out[-1][1], e))
             else:

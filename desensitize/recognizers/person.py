@@ -360,7 +360,10 @@ class ChinesePersonRecognizer(EntityRecognizer):
         results: list[RecognizerResult] = []
         taken: list[tuple[int, int]] = []
         model = self._model(text)
-        for s, e, score in model + self._dot_names(text) + self._cued(text) + self._honorifics(text):
+        proposals = model + self._dot_names(text) + self._cued(text) + self._honorifics(text)
+        # proposals that can be reported claim their span first, the model's before the rules'
+        order = sorted(range(len(proposals)), key=lambda i: (proposals[i][2] < 0.5, i))
+        for s, e, score in (proposals[i] for i in order):
             if any(s < te and ts < e for ts, te in taken):
                 continue
             results.append(self._result(s, e, score))
