@@ -1,0 +1,100 @@
+"""Issue 12 regressions: names the old rules missed, false names in government prose,
+addresses that started mid-word, and the scanner's speed against Presidio's engine.
+Every sentence is embedded here; nothing depends on the development data outside."""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from pathlib import Path
+
+import pytest
+
+from desensitize import TextScanner
+from desensitize.text_scan import build_analyzer
+
+_spec = importlib.util.spec_from_file_location("prose_gen", Path(__file__).parent / "data" / "prose_gen.py")
+prose_gen = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
+_spec.loader.exec_module(prose_gen)  # type: ignore[union-attr]
+
+
+@pytest.fixture(scope="module")
+def scanner() -> TextScanner:
+    return TextScanner()
+
+
+def persons(scanner: TextScanner, text: str) -> list[str]:
+    return [f.text for f in scanner.scan(text, with_text=True) if f.entity == "PERSON"]  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("text,name", [
+    ("韩震东：男，1965年出生，高级工程师，现任公司董事。", "韩震东"),
+    ("联系不上张丹，电话一直无人接听。", "张丹"),
+    ("请邹琳于本周五前提交年度考核材料。", "邹琳"),
+    ("陈晨的邮箱是chenchen@example.com，有事可以发邮件。", "陈晨"),
+    ("司长魏小安摇头苦笑。", "魏小安"),
+    ("王德泉心里很不服气，又去找了物业。", "王德泉"),
+])
+def test_quoted_misses(scanner: TextScanner, text: str, name: str) -> None:
+    assert persons(scanner, text) == [name]
+
+
+@pytest.mark.parametrize("text", [
+    "到2024年年底，全市政务服务事项实现一网通办。",
+    "市民可通过爱山东·泉城办移动端办理个人事项四百余项。",
+    "依托区块链技术，建立政务数据上链存证机制。",
+    "推进智慧城市建设，打造智慧交通、智慧医疗、智慧社区等示范应用场景。",
+    "健全多层次养老服务体系，大力发展居家社区养老服务。",
+    "推进审批服务全流程网上办理，压缩办理时限。",
+    "聚焦企业和群众办事的难点、堵点、痛点问题。",
+    "我市数字政府建设工作荣获全省第一名。",
+])
+def test_quoted_false_names(scanner: TextScanner, text: str) -> None:
+    assert persons(scanner, text) == []
+
+
+def test_policy_prose_has_almost_no_names(scanner: TextScanner) -> None:
+    paras = prose_gen.policy_prose()
+    assert sum(map(len, paras)) >= 40_000
+    found = [(p, name) for p in paras for name in persons(scanner, p)]
+    assert len(found) <= 5, found[:10]
+
+
+def test_doctrines_are_not_people(scanner: TextScanner) -> None:
+    assert persons(scanner, "高举邓小平理论伟大旗帜，坚持毛泽东思想。") == []
+
+
+@pytest.mark.parametrize("text,address", [
+    ("收件地址：江西省银川县高港南昌街H座，电话13812345678。", "江西省银川县高港南昌街H座"),
+    ("家住山东省济南市历下区泉城路180号。", "山东省济南市历下区泉城路180号"),
+])
+def test_address_starts_at_the_region(scanner: TextScanner, text: str, address: str) -> None:
+    found = [f.text for f in scanner.scan(text, with_text=True) if f.entity == "LOCATION"]
+    assert found == [address]
+
+
+def test_names_survive_the_candidate_windows(scanner: TextScanner) -> None:
+    """The scanner looks only where a name can be; it must still find what the engine
+    finds on the whole text."""
+    text = ("全市已整合1228项政务服务事项，网上可办率达到99.3%。" * 20
+            + "联系人：高建国，电话13705310001。经办人孙建军说材料已齐。" + "推进智慧城市建设。" * 20)
+    engine = build_analyzer()
+    whole = {(r.start, r.end) for r in engine.analyze(text=text, language="zh", entities=["PERSON"])  # type: ignore[attr-defined]
+             if r.score >= 0.5}
+    ours = {(f.start, f.end) for f in scanner.scan(text) if f.entity == "PERSON"}
+    assert ours == whole and len(ours) == 2
+
+
+@pytest.mark.slow
+def test_scanner_faster_than_the_bare_engine(scanner: TextScanner) -> None:
+    doc = "\n".join(prose_gen.policy_prose())
+    engine = build_analyzer()
+    scanner.scan(doc[:2000])
+    engine.analyze(text=doc[:2000], language="zh")  # type: ignore[attr-defined]
+    t0 = time.perf_counter()
+    scanner.scan(doc)
+    ours = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    engine.analyze(text=doc, language="zh")  # type: ignore[attr-defined]
+    anchor = time.perf_counter() - t0
+    assert anchor / ours >= 2.0, (ours, anchor)
