@@ -77,17 +77,22 @@ def chunks(text: str, size: int, overlap: int) -> Iterator[tuple[int, str]]:
         break
 
 
+_JOIN = "。"
+
+
 def _join(piece: str, windows: list[tuple[int, int]]) -> tuple[str, list[tuple[int, int, int]]]:
-    """The windows of ``piece`` joined by line breaks, and ``(joined_start, piece_start,
+    """The windows of ``piece`` joined by full stops, and ``(joined_start, piece_start,
     length)`` of each window."""
     parts: list[str] = []
     starts: list[tuple[int, int, int]] = []
-    pos = 0
+    pos = 1
     for s, e in windows:
         parts.append(piece[s:e])
         starts.append((pos, s, e - s))
         pos += e - s + 1
-    return "\n".join(parts), starts
+    # a full stop before each window: the cut is a clause end for the name model, and a
+    # window that starts mid-clause is not taken for a line of its own (a list of names)
+    return _JOIN + _JOIN.join(parts), starts
 
 
 def _origin(starts: list[tuple[int, int, int]], pos: int) -> tuple[int, int] | None:
@@ -145,7 +150,7 @@ class TextScanner:
 
         Cheap candidate finding first (:func:`desensitize.scan_plan.plan`): each entity
         family is analysed only on the windows of the text where it can occur, joined by
-        line breaks, so the name model sees only where a name can be."""
+        full stops, so the name model sees only where a name can be."""
         from desensitize.scan_plan import plan
 
         check_text(text, max_chars=self.max_chars)

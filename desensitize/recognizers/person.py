@@ -30,7 +30,7 @@ from desensitize.recognizers._tables import context_words, mapping, words
 ENTITY = "PERSON"
 _BAD_SUFFIX = frozenset(
     "区市县省州路街镇村乡局厅委办院所站馆园港桥门楼店厂场城井岛湾寺庙宫殿塔阁署部处科室队组"
-    "社会司校网台业化性率度费款法规制证号项件类期级型量额员品物器机车船人族"
+    "社会司校网台业化性率度费款法规制证号项件类期级型量额员品物器机车船人族点"
 )
 _HONORIFICS = ("先生", "女士", "小姐", "同志", "师傅", "老师", "大爷", "大妈", "阿姨", "老人")
 _NAME_TAGS = frozenset({"nr", "nrfg", "nrt"})
@@ -226,6 +226,37 @@ class ChinesePersonRecognizer(EntityRecognizer):
                 continue  # 律师代为办理: an ordinary word after a role noun
             if plausible_name(name, t):
                 out.append((pos, pos + n + g, min(0.95, 0.85 + self._after(text, pos + n + g) / 3)))
+        for m in _AFTER_CUES.finditer(text):
+            p = m.start()
+            for length in (4, 3, 2):
+                s0 = p - length
+                if s0 < 0:
+                    continue
+                name = text[s0:p]
+                n = t.surname_len(name)
+                if not n or len(name) - n not in (1, 2) or not all(_is_han(c) for c in name):
+                    continue
+                if not plausible_name(name, t) or name[-1] in _BREAK or name[0] in _FUNCTION_CHARS \
+                        or not finder().surname_at(text, s0):
+                    continue
+                left = text[max(0, s0 - 6):s0]
+                if s0 == 0 or not _is_han(text[s0 - 1]) or left.endswith(_LEFT_WORDS) \
+                        or left.endswith(t.before_strong):
+                    out.append((s0, p, 0.7))
+                    break
+        for m in _ISOLATED.finditer(text):
+            s, e = m.span(1)
+            name = text[s:e]
+            if not plausible_name(name, t) or name[0] in _FUNCTION_CHARS or name[0] == "有" \
+                    or not finder().surname_at(text, s):
+                continue
+            n = t.surname_len(name)
+            if len(name) - n > 2:
+                continue
+            tag = dictionary_tag(name)
+            if tag is not None and tag not in _NAME_TAGS:
+                continue
+            out.append((s, e, 0.55 if tag is None else 0.6))
         return out
 
     def _dot_names(self, text: str) -> list[tuple[int, int, float]]:
@@ -360,8 +391,9 @@ class ChinesePersonRecognizer(EntityRecognizer):
         results: list[RecognizerResult] = []
         taken: list[tuple[int, int]] = []
         model = self._model(text)
-        proposals = model + self._dot_names(text) + self._cued(text) + self._honorifics(text)
-        # proposals that can be reported claim their span first, the model's before the rules'
+        proposals = self._dot_names(text) + self._cued(text) + model + self._honorifics(text)
+        # proposals that can be reported claim their span first: transliterated names and
+        # names after a label (寄件人：欧阳轩建) before the model's, then honorifics
         order = sorted(range(len(proposals)), key=lambda i: (proposals[i][2] < 0.5, i))
         for s, e, score in (proposals[i] for i in order):
             if any(s < te and ts < e for ts, te in taken):
