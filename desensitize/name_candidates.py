@@ -7,7 +7,9 @@ regular expressions, so it only sees the clauses where a name can be:
   Han character, where the surname and the next character(s) are not an everyday word
   (全市, 安全, 高质量, 王府井 — looked up in jieba's bundled dictionary), or
 * a cue that announces a person (姓名, 联系人, 先生, 女士, 同志, 说 ... from
-  ``person_cues.tsv``) or a transliterated name with a middle dot (买买提·艾力).
+  ``person_cues.tsv``) or a transliterated name with a middle dot (买买提·艾力), or
+* a run of two or more characters typical of transliterated names (希拉克, 斯卡尔法罗:
+  ``FOREIGN``) that is not a common word.
 
 Government prose is mostly words: a typical policy paragraph leaves few clauses to tag.
 """
@@ -33,6 +35,10 @@ _WORD_FREQ = 30
 # surnames that are mostly function words; a name with them starts a clause or follows a cue
 _FUNCTION_SURNAMES = frozenset("和于向从有能后单党在是以及与为把被将对")
 _COMMON_TAGS = frozenset({"n", "vn", "v", "a", "ad", "an", "d", "vd"})
+# characters typical of transliterated foreign names (奥尔布赖特, 希丁克, 马尔蒂尼)
+FOREIGN = frozenset("斯尔克特维尼奇普拉德里诺夫托基亚科罗卡森伊娃莎丝妮蒂布赖丁希姆顿逊曼伦纳契洛索杰"
+                    "埃莫萨吉奥乌贝戈赫霍库卢鲁迈佩乔塞沙舍什泰汤图瓦威沃谢耶约扎兹迪弗阿艾")
+_FOREIGN_RUN = regex.compile(rf"[{''.join(sorted(FOREIGN))}]{{2,}}")
 _SPEAKING = ("说", "表示", "指出", "认为", "介绍", "强调", "告诉", "透露", "回忆", "坦言", "笑道", "问")
 
 
@@ -86,6 +92,8 @@ class CandidateFinder:
             return not self._ordinary(text[i:i + 3]) and not self._ordinary(text[i:i + 4])
         if ch not in self.single:
             return False
+        if len(text) > i + 2 and self.tags.get(text[i:i + 3]) in _NAME_TAGS:
+            return True  # 温家宝: the dictionary knows the whole name
         if i > 0:
             prev = text[i - 1]
             if ch in _FUNCTION_SURNAMES and "\u4e00" <= prev <= "\u9fff":
@@ -101,10 +109,16 @@ class CandidateFinder:
                 return False
         return not (i > 0 and self._ordinary(text[i - 1:i + 1]))
 
+    def _foreign(self, run: str) -> bool:
+        """A transliteration run that is not a common word (克拉 is, 希拉克 is not)."""
+        return not (len(run) == 2 and self.freq.get(run, 0) >= _WORD_FREQ)
+
     def worth_tagging(self, clause: str) -> bool:
         """Whether the clause may hold a name (the cheap test before the model): a
         surname that starts no common word, or a cue with a surname character near it."""
         if any(self.surname_at(clause, m.start()) for m in self._surname_rx.finditer(clause)):
+            return True
+        if any(self._foreign(m.group()) for m in _FOREIGN_RUN.finditer(clause)):
             return True
         for m in self._cue_rx.finditer(clause):
             if m.group() in "·•・":
@@ -133,6 +147,10 @@ def name_windows(text: str, *, before: int = 6, after: int = 10) -> list[tuple[i
     for off, clause in find.clauses(text):
         points = [m.start() for m in find._surname_rx.finditer(clause) if find.surname_at(clause, m.start())]
         wide = set()
+        for m in _FOREIGN_RUN.finditer(clause):
+            if find._foreign(m.group()):
+                wide.add(m.start())
+                points.append(m.start())
         for m in find._cue_rx.finditer(clause):
             near = clause[max(0, m.start() - 4):m.end() + 4]
             if m.group() in "·•・":
