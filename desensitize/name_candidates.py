@@ -33,6 +33,9 @@ _NAME_TAGS = frozenset({"nr", "nrfg", "nrt"})
 # 张丹 has frequency 0)
 _WORD_FREQ = 30
 # surnames that are mostly function words; a name with them starts a clause or follows a cue
+# last characters of words jieba tags as names that are not (智能化, 安全性)
+_KNOWN_NAME_TAGS = frozenset({"nr", "nrt", "nrfg", "nz", "t"})
+_NOT_LAST = frozenset("化性率度区市县省局会部")
 _FUNCTION_SURNAMES = frozenset("和于向从有能后单党在是以及与为把被将对")
 _COMMON_TAGS = frozenset({"n", "vn", "v", "a", "ad", "an", "d", "vd"})
 # characters typical of transliterated foreign names (奥尔布赖特, 希丁克, 马尔蒂尼)
@@ -80,27 +83,34 @@ class CandidateFinder:
             if piece.strip():
                 yield start, piece
 
-    def _ordinary(self, word: str) -> bool:
+    def _ordinary(self, word: str, cued: bool = False) -> bool:
         f = self.freq.get(word)
-        # 智慧, 养老, 荣获: jieba's dictionary tags them nr, but they are everyday words
-        return bool(f and f >= _WORD_FREQ and (self.tags.get(word) not in _NAME_TAGS or f >= 500))
+        if not f or f < _WORD_FREQ:
+            return False
+        tag = self.tags.get(word)
+        if len(word) == 3 and tag in _KNOWN_NAME_TAGS and word[-1] not in _NOT_LAST:
+            return False  # 温家宝, 马克思, 刘彦彬: the dictionary knows a name
+        # 智慧, 养老, 荣获: jieba's dictionary tags them nr, but they are everyday words;
+        # next to a cue (李鹏说, 朱德同志) such a word is taken for the name it also is
+        return tag not in _NAME_TAGS or (f >= 500 and not cued)
 
-    def surname_at(self, text: str, i: int) -> bool:
+    def surname_at(self, text: str, i: int, *, cued: bool = False) -> bool:
         """Whether a name may start at ``i`` (a surname not glued into a common word)."""
         ch = text[i]
         if text[i:i + 2] in self.compound:
             return not self._ordinary(text[i:i + 3]) and not self._ordinary(text[i:i + 4])
         if ch not in self.single:
             return False
-        if len(text) > i + 2 and self.tags.get(text[i:i + 3]) in _NAME_TAGS:
-            return True  # 温家宝: the dictionary knows the whole name
         if i > 0:
             prev = text[i - 1]
             if ch in _FUNCTION_SURNAMES and "\u4e00" <= prev <= "\u9fff":
                 return False  # 和, 于, 向 ... inside a sentence: the function word
             if prev.isdigit() and ch in "年月日号":
                 return False  # 2024年年底
-        if self._ordinary(text[i:i + 2]) or self._ordinary(text[i:i + 3]):
+        word = text[i:i + 3]
+        if len(word) == 3 and self.tags.get(word) in _KNOWN_NAME_TAGS and word[-1] not in _NOT_LAST:
+            return True  # 温家宝 (温家 is a word), 刘彦彬: the dictionary knows a name
+        if self._ordinary(text[i:i + 2], cued) or self._ordinary(word, cued):
             return False
         if i > 0 and "\u4e00" <= text[i - 1] <= "\u9fff":
             # 营商环境, 全覆盖: mid-sentence, the "given name" is a frequent common word
@@ -113,20 +123,41 @@ class CandidateFinder:
         """A transliteration run that is not a common word (克拉 is, 希拉克 is not)."""
         return not (len(run) == 2 and self.freq.get(run, 0) >= _WORD_FREQ)
 
-    def worth_tagging(self, clause: str) -> bool:
-        """Whether the clause may hold a name (the cheap test before the model): a
-        surname that starts no common word, or a cue with a surname character near it."""
-        if any(self.surname_at(clause, m.start()) for m in self._surname_rx.finditer(clause)):
-            return True
-        if any(self._foreign(m.group()) for m in _FOREIGN_RUN.finditer(clause)):
-            return True
+    def _cue_point(self, clause: str, m: regex.Match[str]) -> int | None:
+        """Where a name may sit next to cue ``m``: right after it (市民|高峰, 申请人：|马晓东)
+        or right before it (高峰|反映, 江|主席), judged without the cue's own characters as left
+        context (申请人马晓东: 人马 is a word, but not here)."""
+        end = m.end()
+        if end < len(clause) and clause[end] in " \t:：":
+            end += 1
+        one = m.start() - 1  # a surname alone before a title (江|主席)
+        if one >= 0 and clause[one] in self.single and clause[one] not in _FUNCTION_SURNAMES \
+                and not self._ordinary(clause[max(0, one - 1):one + 1]):
+            return one
+        for p in (end, m.start() - 2, m.start() - 3, m.start() - 4):
+            if 0 <= p < len(clause) - 1 and (clause[p] in self.single or clause[p:p + 2] in self.compound) \
+                    and self.surname_at(clause[p:], 0, cued=True):
+                return p
+        return None
+
+    def points(self, clause: str) -> list[tuple[int, bool]]:
+        """``(position, wide)`` of every place in ``clause`` where a name may start;
+        ``wide`` for transliterations, which reach further both ways."""
+        out = [(m.start(), False) for m in self._surname_rx.finditer(clause)
+               if self.surname_at(clause, m.start())]
+        out += [(m.start(), True) for m in _FOREIGN_RUN.finditer(clause) if self._foreign(m.group())]
         for m in self._cue_rx.finditer(clause):
             if m.group() in "·•・":
-                return True
-            near = clause[max(0, m.start() - 4):m.end() + 4]
-            if any(c in self.single for c in near):
-                return True
-        return False
+                out.append((m.start(), True))
+            else:
+                p = self._cue_point(clause, m)
+                if p is not None:
+                    out.append((p, False))
+        return out
+
+    def worth_tagging(self, clause: str) -> bool:
+        """Whether the clause may hold a name (the cheap test before the model)."""
+        return bool(self.points(clause))
 
 
 @lru_cache(maxsize=1)
@@ -145,20 +176,9 @@ def name_windows(text: str, *, before: int = 6, after: int = 10) -> list[tuple[i
     find = finder()
     out: list[tuple[int, int]] = []
     for off, clause in find.clauses(text):
-        points = [m.start() for m in find._surname_rx.finditer(clause) if find.surname_at(clause, m.start())]
-        wide = set()
-        for m in _FOREIGN_RUN.finditer(clause):
-            if find._foreign(m.group()):
-                wide.add(m.start())
-                points.append(m.start())
-        for m in find._cue_rx.finditer(clause):
-            near = clause[max(0, m.start() - 4):m.end() + 4]
-            if m.group() in "·•・":
-                wide.add(m.start())  # a transliterated name reaches further both ways
-                points.append(m.start())
-            elif any(c in find.single for c in near):
-                points.append(m.start())
-        for p in sorted(points):
+        points = find.points(clause)
+        wide = {p for p, w in points if w}
+        for p in sorted(p for p, _ in points):
             lo, hi = (p - 14, p + 14) if p in wide else (p - before, p + after)
             s, e = off + max(0, lo), off + min(len(clause), hi)
             if out and s <= out[-1][1]:

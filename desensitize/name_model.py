@@ -88,12 +88,15 @@ class LacTagger:
         back = np.zeros((batch, steps, n_tags), dtype=np.int32)
         lengths_arr = np.asarray(lengths)
         for t in range(1, steps):
-            scores = dp[:, :, None] + trans[None, :, :]
-            bp = scores.argmax(axis=1)
-            new = np.take_along_axis(scores, bp[:, None, :], axis=1)[:, 0, :] + logits[:, t, :]
-            live = (lengths_arr > t)[:, None]
-            dp = np.where(live, new, dp)
-            back[:, t, :] = bp
+            scores = dp[:, :, None] + trans
+            back[:, t, :] = scores.argmax(axis=1)
+            new = scores.max(axis=1)
+            new += logits[:, t, :]
+            live = lengths_arr > t
+            if live.all():
+                dp = new
+            else:
+                dp[live] = new[live]
         paths = []
         for b, length in enumerate(lengths):
             best = int(dp[b].argmax())
