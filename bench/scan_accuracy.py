@@ -83,10 +83,10 @@ def person_section(scanner: object, quick: bool) -> tuple[dict, list[dict]]:
     for name, r in out.items():
         goal = PERSON_GOALS.get(name)
         print(f"| {name} | {r['sentences']} | {r['precision']:.3f} | {r['recall']:.3f} | "
-              f"**{r['f1']:.3f}** | {'>= %.2f' % goal if goal else '—'} | {r['tp']} | {r['fp']} | {r['fn']} |")
+              f"**{r['f1']:.3f}** | {f'>= {goal:.2f}' if goal else '—'} | {r['tp']} | {r['fp']} | {r['fn']} |")
         rows.append({"metric": f"PERSON F1, {name} (dev data)", "ours": round(r["f1"], 4),
                      "anchor": None, "ratio": None, "goal": f">= {goal}" if goal else "report",
-                     "unit": "F1", "met": r["f1"] >= goal if goal else True})
+                     "unit": "F1", "met": r["f1"] >= goal if goal else None})
     paras = prose_gen.policy_prose()
     names = [(f.start, f.end) for p in paras for f in scanner.scan(p) if f.entity == "PERSON"]  # type: ignore[attr-defined]
     size = sum(map(len, paras))
@@ -98,6 +98,10 @@ def person_section(scanner: object, quick: bool) -> tuple[dict, list[dict]]:
 
 
 def speed_section(scanner: object) -> tuple[dict, list[dict]]:
+    """Our scanner and a bare ``AnalyzerEngine`` with the same recognizers on the policy
+    prose, side by side: CPU time of this process (one core) decides, wall time is shown."""
+    import os
+
     import prose_gen
 
     from desensitize.text_scan import build_analyzer
@@ -106,19 +110,33 @@ def speed_section(scanner: object) -> tuple[dict, list[dict]]:
     anchor = build_analyzer()
     scanner.scan(doc[:3000])  # type: ignore[attr-defined]
     anchor.analyze(text=doc[:3000], language="zh")  # type: ignore[attr-defined]
-    t0 = time.perf_counter()
-    scanner.scan(doc)  # type: ignore[attr-defined]
-    ours = len(doc) / (time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    anchor.analyze(text=doc, language="zh")  # type: ignore[attr-defined]
-    base = len(doc) / (time.perf_counter() - t0)
-    print(f"\n### speed on policy prose ({len(doc):,} chars, one process)\n")
-    print(f"ours {ours:,.0f} chars/s; Presidio AnalyzerEngine, same recognizers, whole text: "
-          f"{base:,.0f} chars/s; ratio {ours / base:.2f}")
-    rows = [{"metric": "text scan chars/s, policy prose (vs AnalyzerEngine, same recognizers)",
+
+    def best(fn) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+        cpu = wall = 0.0
+        for _ in range(3):
+            c0, t0 = time.process_time(), time.perf_counter()
+            fn()
+            cpu = max(cpu, len(doc) / (time.process_time() - c0))
+            wall = max(wall, len(doc) / (time.perf_counter() - t0))
+        return cpu, wall
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    ours, ours_wall = best(lambda: scanner.scan(doc))  # type: ignore[attr-defined]
+    base, base_wall = best(lambda: anchor.analyze(text=doc, language="zh"))  # type: ignore[attr-defined]
+    print(f"\n### speed on policy prose ({len(doc):,} chars, one process, best of 3; load average {load:.1f})\n")
+    print(f"CPU time (one core): ours {ours:,.0f} chars/s; Presidio AnalyzerEngine, same recognizers, "
+          f"whole text: {base:,.0f} chars/s; ratio {ours / base:.2f}")
+    print(f"wall time: ours {ours_wall:,.0f} chars/s; AnalyzerEngine {base_wall:,.0f} chars/s; "
+          f"ratio {ours_wall / base_wall:.2f}")
+    rows = [{"metric": "text scan chars/s on one core (CPU time), policy prose, ratio ours/AnalyzerEngine "
+                       "(same recognizers)",
              "ours": round(ours), "anchor": round(base), "ratio": round(ours / base, 2),
-             "goal": ">= 100,000 and >= 3x", "unit": "chars/s", "met": ours >= 100_000 and ours >= 3 * base}]
-    return {"ours": ours, "anchor": base}, rows
+             "goal": ">= 100,000 and >= 3x", "unit": "chars/s", "met": ours >= 100_000 and ours >= 3 * base},
+            {"metric": "text scan chars/s, wall time, policy prose (shared cores)", "ours": round(ours_wall),
+             "anchor": round(base_wall), "ratio": round(ours_wall / base_wall, 2), "goal": "report",
+             "unit": "chars/s", "met": None}]
+    return {"ours_cpu": ours, "anchor_cpu": base, "ours_wall": ours_wall, "anchor_wall": base_wall,
+            "load_average": load}, rows
 
 
 def load(split: str) -> list[dict]:
