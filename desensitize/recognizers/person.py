@@ -33,7 +33,7 @@ import regex
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
-from desensitize.name_candidates import FOREIGN, dictionary, finder
+from desensitize.name_candidates import _FUNCTION_SURNAMES, FOREIGN, dictionary, finder
 from desensitize.name_model import tagger
 from desensitize.recognizers._tables import context_words
 from desensitize.recognizers.person_rules import (
@@ -230,7 +230,8 @@ class ChinesePersonRecognizer(RuleProposals, EntityRecognizer):
         return min(0.95, base + before / 2 + self._after(text, e) / 2)
 
     # -- combining ----------------------------------------------------------------------------
-    def _agrees(self, text: str, words: list[Word], starts: dict[int, int], s: int, e: int) -> bool:
+    def _agrees(self, text: str, words: list[Word], starts: dict[int, int], s: int, e: int,
+                cued: bool = False) -> bool:
         """Whether a rule proposal ``[s, e)`` agrees with the model's segmentation (or
         lies where the model did not look)."""
         k = starts.get(s)
@@ -240,12 +241,33 @@ class ChinesePersonRecognizer(RuleProposals, EntityRecognizer):
             ws, we, tag = words[k]
             if we > e:  # 梁侠|女士 tagged as one word: fine when a cue follows the name
                 return text[e:we] in self._tables.cue_words or text[e:we] in _HONORIFIC_SET
+            if tag == "ORG" and (ws, we) == (s, e) and cued:
+                return True  # 接到柯宁电话: a cue says person where the model says organisation
             if tag in _BAD_TAGS or (tag in ("v", "a") and (ws > s or we < e)):
                 return False  # 有|饭|吃: a verb phrase, not a name the model cut up
             if we == e:
                 return True
             k += 1
         return False
+
+    def _labelled(self, text: str, words: list[Word], s: int, e: int) -> bool:
+        """Whether a name right after a label or role (收件人向淑珍, 来电人任兵, 姓名：储玉)
+        stands even where the model cut it otherwise: unless the model sees a place, an
+        organisation or a time there (记者从|重庆), a function-word surname comes with an
+        everyday word (学生和|科技), a function word ends it (经理钱程|对), or the span is a
+        phrase of three words (群众有|饭|吃)."""
+        inside = [w for w in words if w[0] < e and s < w[1]]
+        if any(tag in ("LOC", "ORG", "TIME") and (ws, we) != (s, e) for ws, we, tag in inside):
+            return False  # a place or organisation the name would cut (尤军 alone may be one)
+        if len(inside) >= 3 and any(tag == "v" for _, _, tag in inside[1:]):
+            return False
+        n = max(1, self._tables.surname_len(text[s:e]))
+        if text[e - 1] in _FUNCTION_CHARS and e - s - n >= 2:
+            return False  # 经理钱程|对: the model's shorter name stands
+        freq, tags = dictionary()
+        given = text[s + n:e]
+        return not (text[s] in _FUNCTION_SURNAMES and freq.get(given, 0) >= 1000
+                    and tags.get(given) not in _NR)
 
     def analyze(
         self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None,
@@ -264,11 +286,27 @@ class ChinesePersonRecognizer(RuleProposals, EntityRecognizer):
                 for ms, me, _ in model:  # a lone surname inside a rule's name (薄|一波同志)
                     if ms < e and s < me and (ms, me) not in hit:
                         scores[(ms, me)] = 0.0
-            if hit:
+            left = [(ms, me) for ms, me in hit if s < ms and me == e and scores[(ms, me)] > 0
+                    and (self._tables.surname_len(text[s:ms]) == ms - s
+                         or ms - s == 1 and text[s] == text[ms])]
+            if left and len(left) == len(hit):
+                # the model dropped the surname (司徒|丽阳, 向|淑珍) or the first of a
+                # doubled syllable (买|买提·艾力): the rule's span, with the best score
+                best = max(score, *(scores[span] for span in left))
+                for span in left:
+                    scores[span] = 0.0
+                rules.append((s, e, best))
+            elif score >= 0.85 and self._labelled(text, words, s, e) and not any(
+                    ms == s and me == e - 1 and scores[(ms, me)] > 0 and not _given_char(text[me], -8.0)
+                    for ms, me in hit):  # 被申请人刘玉|未按期: the model's shorter name stands
+                for span in hit:  # a name right after a label: the label knows best
+                    scores[span] = 0.0
+                rules.append((s, e, score))
+            elif hit:
                 for span in hit:  # the model's span, with the cue's score
                     if scores[span] > 0:
                         scores[span] = max(scores[span], min(score, 0.95))
-            elif self._agrees(text, words, starts, s, e) or any(
+            elif self._agrees(text, words, starts, s, e, score >= 0.7) or any(
                     (ms, me) in scores for ms, me in ((s, s + 1), (s, s + 2)) if me < e):
                 # agrees with the model, or the model saw only its surname (薄|一波同志)
                 rules.append((s, e, score))

@@ -50,11 +50,12 @@ def is_foreign(name: str) -> bool:
     return sum(c in FOREIGN for c in name) * 2 >= len(name)
 
 
-def _given_char(ch: str) -> bool:
-    """Whether ``ch`` ends names often enough (jieba's HMM emission table for names)."""
+def _given_char(ch: str, floor: float = -9.5) -> bool:
+    """Whether ``ch`` ends names often enough (jieba's HMM emission table for names:
+    log-probability above ``floor``; 玉 -4.7, 建 -7.2, 未 -8.8, 作 -9.7, 对 -12.9)."""
     from jieba.posseg.prob_emit import P as emit
 
-    return float(emit.get(("E", "nr"), {}).get(ch, -99.0)) > -9.5
+    return float(emit.get(("E", "nr"), {}).get(ch, -99.0)) > floor
 
 
 def _wordy(span: str) -> bool:

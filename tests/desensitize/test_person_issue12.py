@@ -84,6 +84,20 @@ def test_news_names(scanner: TextScanner, text: str, names: list[str]) -> None:
     assert persons(scanner, text) == names
 
 
+@pytest.mark.parametrize("text,names", [
+    # a label or role knows better than the model where a rare name ends
+    ("元2001室，收件人向淑珍，手机13912345678。", ["向淑珍"]),
+    ("出境记录：司徒丽阳，持护照EF3725123。", ["司徒丽阳"]),
+    ("网友买买提·艾力留言：济南市历下区中心路的路灯坏了。", ["买买提·艾力"]),
+    ("当事人尤军（男，身份证号：110101199003070012）到场。", ["尤军"]),
+    ("值班记录：接到柯宁电话0538-7231234，反映噪音扰民。", ["柯宁"]),
+    # ... but not where the model's shorter name is followed by a word
+    ("被申请人刘玉未按期履行调解协议。", ["刘玉"]),
+])
+def test_labels_and_model_together(scanner: TextScanner, text: str, names: list[str]) -> None:
+    assert persons(scanner, text) == names
+
+
 @pytest.mark.parametrize("text", [
     "动员大批留学生和科技人员回国，投身新时代建设。",
     "记者从重庆乘船顺江而下，沿途采访。",
