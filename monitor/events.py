@@ -24,7 +24,9 @@ Document fields::
     audit.reporter        who recorded the event (the authenticated caller)
     audit.dataset / audit.fields / audit.grade / audit.rows
     audit.purpose         free text — redacted
-    audit.effect          allow | deny | approval_required
+    audit.effect          allow | deny | approval_required | error
+                          (error: the request could not be served — bad input, an
+                          unknown name, a server failure — as opposed to refused)
     audit.result_digest   sha256 hex of what was delivered
 
 Events never carry raw personal values: ``fields`` are names, and the free-text fields
@@ -44,7 +46,7 @@ from typing import Any
 from monitor.errors import InvalidEvent
 
 OUTCOMES = ("success", "failure", "unknown")
-EFFECTS = ("allow", "deny", "approval_required")
+EFFECTS = ("allow", "deny", "approval_required", "error")
 
 Redactor = Callable[[str], str]
 

@@ -15,10 +15,11 @@ from zoneinfo import ZoneInfo
 
 from monitor.alert_engine import Alert
 from monitor.errors import InvalidQuery, MonitorError
+from monitor.events import EventDecision
 from monitor.search import SearchQuery, SearchResult
-from quanguard.api.deps import RequestContext
-from quanguard.auth import Principal
+from quanguard.auth import Principal, anonymous, key_fingerprint
 from quanguard.errors import ServiceError, classify
+from quanguard.gate import RequestContext, record_denial
 
 __all__ = [
     "ALERT_STATUSES",
@@ -34,7 +35,6 @@ __all__ = [
 
 ALERT_STATUSES = ("open", "acknowledged", "closed")
 QUERY_ERRORS: tuple[type[Exception], ...] = (InvalidQuery,)
-_ANONYMOUS = Principal(id="anonymous", name="anonymous", role="unknown", org="-")
 
 
 @dataclass(frozen=True)
@@ -58,18 +58,26 @@ def _status(exc: Exception) -> int:
 
 
 def record_login(container: Any, principal: Principal | None, ctx: RequestContext, *,
-                 ok: bool, reason: str | None = None) -> None:
-    """Signing in to the console is an access too: record it (failures included)."""
-    try:
-        audit = container.audit
-    except ImportError:  # the audit trail is not wired in this build
+                 ok: bool, reason: str | None = None, key: str | None = None) -> None:
+    """Signing in to the console is an access too: record it. A refused sign-in is a
+    ``deny`` event written by the gate (the actor is ``anonymous`` for a bad key, with the
+    key's fingerprint when the caller passes ``key``); a failure to write fails the
+    sign-in."""
+    labels: dict[str, str] = {"channel": "console"}
+    if reason:
+        labels["reason"] = reason[:200]
+    if not ok:
+        if principal is None and key:
+            labels["key_fingerprint"] = key_fingerprint(key)
+        record_denial(container, principal or anonymous(), "login", ctx,
+                      reason=reason[:200] if reason else None, labels=labels)
         return
+    assert principal is not None
     with container.session() as session, session.begin():
-        audit.record(
-            session, actor=principal or _ANONYMOUS, action="login",
-            outcome="success" if ok else "failure", source_ip=ctx.source_ip,
-            request_id=ctx.request_id,
-            labels={"channel": "console", **({"reason": reason[:200]} if reason else {})})
+        container.audit.record(
+            session, actor=principal, action="login", decision=EventDecision("allow"),
+            outcome="success", source_ip=ctx.source_ip, request_id=ctx.request_id,
+            labels=labels)
 
 
 def search(container: Any, principal: Principal, ctx: RequestContext,
