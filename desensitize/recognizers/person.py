@@ -20,7 +20,12 @@
    where the model saw no name, and only when they agree with the model's segmentation
    (they start and end on its word boundaries and hold no function word, place,
    organisation or time); where they overlap a model name, the model's span is kept and
-   takes the cue's score.  Clauses the model did not see keep the rule proposals as is.
+   takes the cue's score.  Two exceptions, where the model is known to slip on rare
+   names: a name right after a label or role (收件人向淑珍, 姓名：储玉) stands unless the
+   model sees a place, organisation or time inside it, a function-word phrase (学生和科技)
+   or a shorter name before a word (被申请人刘玉|未按期); and a rule name that only adds
+   the surname the model dropped (司徒|丽阳) replaces the model's.  Clauses the model did
+   not see keep the rule proposals as is.
 
 Names inside doctrines (邓小平理论, 毛泽东思想) are reported: they are names, the public
 NER sets label them so, and the redactor errs on the side of masking.  "Surname +
