@@ -17,7 +17,9 @@ Raises:
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -26,6 +28,8 @@ from desensitize.errors import RecognizerDataError
 
 _MAX_LEN = 256  # longer clauses are cut by the caller; the encoder is quadratic in nothing,
 _BATCH = 32  # but padding a batch to its longest clause wastes time
+# clauses tagged ahead for a batch of texts (:meth:`LacTagger.batch`), in this context only
+_AHEAD: ContextVar[dict[str, list[int]] | None] = ContextVar("lac_ahead", default=None)
 
 
 def _tsv(text: str) -> dict[str, str]:
@@ -130,19 +134,33 @@ class LacTagger:
             out.append(result[i])
         return out
 
+    @contextmanager
+    def batch(self, clauses: Sequence[str]) -> Iterator[None]:
+        """Tag ``clauses`` in one go (many short texts' clauses share the encoder's and the
+        decoder's per-call cost); inside the block, ``words_many`` takes their paths from
+        here.  The paths live only for the block, in this context (thread, task)."""
+        todo = list(dict.fromkeys(c[:_MAX_LEN] for c in clauses if c))
+        ahead = dict(zip(todo, self._tag(todo), strict=True)) if todo else {}
+        token = _AHEAD.set(ahead)
+        try:
+            yield
+        finally:
+            _AHEAD.reset(token)
+
     def words(self, clause: str) -> list[tuple[int, int, str]]:
         """``(start, end, tag)`` of every word of ``clause`` (at most 256 characters)."""
         return self.words_many([clause])[0]
 
     def words_many(self, clauses: Sequence[str]) -> list[list[tuple[int, int, str]]]:
-        done = [c for c in clauses if c]
-        paths = iter(self._tag(done)) if done else iter(())
+        ahead = _AHEAD.get() or {}
+        done = [c for c in clauses if c and c[:_MAX_LEN] not in ahead]
+        tagged = iter(self._tag(done)) if done else iter(())
         out: list[list[tuple[int, int, str]]] = []
         for clause in clauses:
             if not clause:
                 out.append([])
                 continue
-            path = next(paths)
+            path = ahead.get(clause[:_MAX_LEN]) or next(tagged)
             words: list[tuple[int, int, str]] = []
             start = 0
             for i in range(1, len(path) + 1):

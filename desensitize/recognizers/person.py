@@ -55,7 +55,7 @@ from desensitize.recognizers.person_rules import (
     plausible_name,
 )
 
-__all__ = ["ENTITY", "ChinesePersonRecognizer", "plausible_name"]
+__all__ = ["ENTITY", "ChinesePersonRecognizer", "model_clauses", "plausible_name"]
 
 ENTITY = "PERSON"
 Word = tuple[int, int, str]
@@ -79,6 +79,12 @@ _BAD_TAGS = frozenset({"LOC", "ORG", "TIME", "c", "p", "u", "d", "r", "q", "m", 
                        "vd", "ad"})
 
 
+def model_clauses(text: str) -> list[tuple[int, str]]:
+    """``(offset, clause)`` of the clauses of ``text`` the model tags (those worth it)."""
+    find = finder()
+    return [(off, clause) for off, clause in find.clauses(text) if find.worth_tagging(clause)]
+
+
 class ChinesePersonRecognizer(RuleProposals, EntityRecognizer):
     """Chinese names: LAC proposes, stop-list and rules veto, cue words score."""
 
@@ -96,8 +102,7 @@ class ChinesePersonRecognizer(RuleProposals, EntityRecognizer):
     # -- the model's proposals ------------------------------------------------------------
     def _segment(self, text: str) -> list[Word]:
         """The model's words (offsets into ``text``) of the clauses worth tagging."""
-        find = finder()
-        todo = [(off, clause) for off, clause in find.clauses(text) if find.worth_tagging(clause)]
+        todo = model_clauses(text)
         if not todo:
             return []
         out: list[Word] = []
