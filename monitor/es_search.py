@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from monitor.es import DEFAULT_PREFIX, call_es, index_pattern, ts_us
 from monitor.events import AuditEvent
-from monitor.search import TERMS_SIZE, Bucket, SearchQuery, SearchResult, order_terms
+from monitor.search import SUM_ROWS, TERMS_SIZE, Bucket, SearchQuery, SearchResult, order_terms
 
 _TERMS_SHARD_SIZE = 10_000  # exact terms counts across monthly indices
 
@@ -30,7 +30,10 @@ FILTER_FIELDS: Mapping[str, str] = {
 }
 TERMS_AGG_FIELDS: Mapping[str, str] = {
     "by_actor": "user.id", "by_action": "event.action", "by_effect": "audit.effect",
+    "by_org": "organization.name", "by_dataset": "audit.dataset", "by_grade": "audit.grade",
+    "by_ip": "source.ip",
 }
+_SUM_ROWS_NAME = "sum_rows"  # ES aggregation names are kept to [a-z_]
 TEXT_FIELDS = ("event.reason.kw", "audit.purpose.kw")
 
 
@@ -61,7 +64,9 @@ def build_request(query: SearchQuery) -> dict[str, Any]:
         sort.append({"event.sequence": {"order": order, "unmapped_type": "long"}})
     aggs: dict[str, Any] = {}
     for name in query.aggs:
-        if name in TERMS_AGG_FIELDS:
+        if name == SUM_ROWS:
+            aggs[_SUM_ROWS_NAME] = {"sum": {"field": "audit.rows"}}
+        elif name in TERMS_AGG_FIELDS:
             aggs[name] = {"terms": {"field": TERMS_AGG_FIELDS[name], "size": TERMS_SIZE,
                                     "shard_size": _TERMS_SHARD_SIZE,
                                     "order": [{"_count": "desc"}, {"_key": "asc"}]}}
@@ -122,6 +127,9 @@ def parse_response(query: SearchQuery, resp: Mapping[str, Any]) -> SearchResult:
     raw = resp.get("aggregations") or {}
     zone = ZoneInfo(query.tz)
     for name in query.aggs:
+        if name == SUM_ROWS:
+            aggs[name] = (Bucket("rows", int(raw.get(_SUM_ROWS_NAME, {}).get("value") or 0)),)
+            continue
         buckets = raw.get(name, {}).get("buckets", [])
         if name in TERMS_AGG_FIELDS:
             aggs[name] = order_terms({str(b["key"]): int(b["doc_count"]) for b in buckets})

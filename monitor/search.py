@@ -15,8 +15,12 @@ Semantics every backend must implement identically (parity tests hold them to it
 * Paging: ``page`` is 1-based, ``size`` <= MAX_SIZE, ``page * size`` <= MAX_WINDOW.
 * ``total`` is exact.
 * Aggregations (over all matching events, not only the page):
-  ``by_actor`` / ``by_action`` / ``by_effect``: buckets ordered by count desc, then key
-  asc, at most TERMS_SIZE; events without an effect are not counted in ``by_effect``.
+  ``by_actor`` / ``by_action`` / ``by_effect`` / ``by_org`` (organization.name) /
+  ``by_dataset`` / ``by_grade`` / ``by_ip`` (source.ip): buckets ordered by count desc,
+  then key asc, at most TERMS_SIZE; events without the field (no effect, no dataset, no
+  grade, no source ip) are not counted.
+  ``sum(rows)``: one bucket ``Bucket("rows", total)``, the sum of ``audit.rows`` over the
+  matching events (events without rows count 0).
   ``per_hour`` / ``per_day``: non-empty buckets in ascending key order; the key is the
   bucket start as ISO 8601 with the offset of ``tz`` (e.g. ``2026-11-26T00:00:00+08:00``);
   days are calendar days in ``tz``.
@@ -34,7 +38,10 @@ from monitor.errors import InvalidQuery
 from monitor.events import AuditEvent
 
 SORTS = ("ts", "-ts", "seq", "-seq")
-AGGREGATIONS = ("by_actor", "by_action", "by_effect", "per_hour", "per_day")
+TERMS_AGGREGATIONS = ("by_actor", "by_action", "by_effect", "by_org", "by_dataset", "by_grade",
+                      "by_ip")
+SUM_ROWS = "sum(rows)"
+AGGREGATIONS = (*TERMS_AGGREGATIONS, "per_hour", "per_day", SUM_ROWS)
 FILTERS = ("actor", "role", "org", "action", "dataset", "grade", "effect")
 MAX_SIZE = 1000
 MAX_WINDOW = 10_000

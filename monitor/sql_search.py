@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from monitor.events import AuditEvent
-from monitor.search import Bucket, SearchQuery, SearchResult, order_terms
+from monitor.search import SUM_ROWS, Bucket, SearchQuery, SearchResult, order_terms
 from monitor.store import EVENTS, from_us, to_us
 
 _HOUR_US = 3600 * 1_000_000
@@ -33,7 +33,15 @@ _COLUMNS = {
     "grade": EVENTS.c.grade,
     "effect": EVENTS.c.effect,
 }
-_TERMS = {"by_actor": EVENTS.c.actor, "by_action": EVENTS.c.action, "by_effect": EVENTS.c.effect}
+_TERMS = {"by_actor": EVENTS.c.actor, "by_action": EVENTS.c.action, "by_effect": EVENTS.c.effect,
+          "by_org": EVENTS.c.org, "by_dataset": EVENTS.c.dataset, "by_grade": EVENTS.c.grade}
+
+
+def _source_ip(session: Session) -> Any:
+    """source.ip has no column; read it from the canonical JSON body."""
+    if session.get_bind().dialect.name == "postgresql":
+        return sa.func.json_extract_path_text(sa.cast(EVENTS.c.body, sa.JSON), "source", "ip")
+    return sa.func.json_extract(EVENTS.c.body, "$.source.ip")
 
 
 def _like_escape(term: str) -> str:
@@ -94,8 +102,12 @@ def search_in(session: Session, query: SearchQuery) -> SearchResult:
         hits = tuple(AuditEvent.from_json(body) for (body,) in rows)
     aggs: dict[str, tuple[Bucket, ...]] = {}
     for name in query.aggs:
-        if name in _TERMS:
-            col = _TERMS[name]
+        if name == SUM_ROWS:
+            total_rows = session.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(EVENTS.c.rows), 0)).where(*conds)).scalar_one()
+            aggs[name] = (Bucket("rows", int(total_rows)),)
+        elif name in _TERMS or name == "by_ip":
+            col = _TERMS[name] if name in _TERMS else _source_ip(session)
             stmt = sa.select(col, sa.func.count()).where(*conds, col.is_not(None)).group_by(col)
             aggs[name] = order_terms({str(k): int(c) for k, c in session.execute(stmt)})
         else:

@@ -214,7 +214,7 @@ def make_events(n: int, *, seed: int = 7, start: datetime = START) -> list[Audit
             grade=rng.choice(GRADES), rows=rng.randint(0, 5000), purpose=rng.choice(PURPOSES),
             reason=rng.choice(REASONS),
             decision=EventDecision(effect, "r-1", "v1") if effect else None,
-            source_ip="10.0.0.1", labels={"k": "v"},
+            source_ip=None if seq % 7 == 0 else f"10.0.0.{seq % 3 + 1}", labels={"k": "v"},
         ))
     return events
 
@@ -223,7 +223,7 @@ def _value(event: AuditEvent, name: str) -> str | None:
     return {
         "actor": event.actor.id, "role": event.actor.role, "org": event.actor.org,
         "action": event.action, "dataset": event.dataset, "grade": event.grade,
-        "effect": event.effect,
+        "effect": event.effect, "ip": event.source_ip,
     }[name]
 
 
@@ -257,7 +257,9 @@ def reference_search(events: Sequence[AuditEvent], query: SearchQuery) -> Search
     aggs: dict[str, tuple[Bucket, ...]] = {}
     zone = ZoneInfo(query.tz)
     for name in query.aggs:
-        if name.startswith("by_"):
+        if name == "sum(rows)":
+            aggs[name] = (Bucket("rows", sum(e.rows or 0 for e in matched)),)
+        elif name.startswith("by_"):
             field = name[3:]
             counts = Counter(v for e in matched if (v := _value(e, field)) is not None)
             aggs[name] = order_terms(counts)

@@ -110,6 +110,8 @@ QUERIES = [
     SearchQuery(q="psi match", effect="allow"),
     SearchQuery(q="no-such-text"),
     SearchQuery(actor="nobody", aggs=("by_actor", "per_day")),
+    SearchQuery(size=5, aggs=("by_org", "by_dataset", "by_grade", "by_ip", "sum(rows)")),
+    SearchQuery(actor="nobody", aggs=("by_ip", "sum(rows)")),
     SearchQuery(page=2, size=200, sort="ts"),
 ]
 
@@ -145,7 +147,8 @@ def test_microsecond_bounds(pair: Pair) -> None:
     sort=st.sampled_from(["ts", "-ts", "seq", "-seq"]),
     page=st.integers(1, 5),
     size=st.sampled_from([0, 1, 10, 100]),
-    aggs=st.lists(st.sampled_from(["by_actor", "by_action", "by_effect", "per_hour", "per_day"]),
+    aggs=st.lists(st.sampled_from(["by_actor", "by_action", "by_effect", "by_org", "by_dataset",
+                                        "by_grade", "by_ip", "sum(rows)", "per_hour", "per_day"]),
                   max_size=5),
     tz=st.sampled_from(ZONES),
 )
