@@ -6,20 +6,18 @@ from __future__ import annotations
 import json
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from monitor.checkpoint import read_checkpoint_file
 from monitor.errors import ProofInvalid
-from monitor.events import parse_ts
-from monitor.search import SearchQuery
+from monitor.search import AGGREGATIONS, SearchQuery
 from monitor.trail import verify_consistency_document, verify_proof_document
-from quanguard.cli.common import OutputFormat, cli_principal, console, emit, use_container
+from quanguard.cli.common import cli_principal, use_container
+from quanguard.cli.output import OutputFormat, console, emit, parse_when, progress, show
 from quanguard.errors import InvalidInput
 from quanguard.usecases import audit as uc
 
@@ -53,14 +51,9 @@ def ingest(
     started = time.perf_counter()
     with use_container() as container:
         principal = cli_principal(container)
-        if fmt is OutputFormat.json:
-            result = uc.ingest(container, principal, lines, max_lines=None, chunk=chunk)
-        else:
-            with Progress(TextColumn("ingest"), BarColumn(), TextColumn("{task.completed}"),
-                          TimeElapsedColumn(), console=console(), transient=True) as bar:
-                task = bar.add_task("ingest", total=len(lines))
-                result = uc.ingest(container, principal, lines, max_lines=None, chunk=chunk,
-                                   progress=lambda n: bar.advance(task, n))
+        with progress("ingest", len(lines)) as advance:
+            result = uc.ingest(container, principal, lines, max_lines=None, chunk=chunk,
+                               progress=advance)
     elapsed = time.perf_counter() - started
     rate = result.accepted / elapsed if elapsed > 0 else 0.0
     doc = {**result.to_dict(), "seconds": round(elapsed, 3), "events_per_second": round(rate)}
@@ -170,32 +163,29 @@ def verify_consistency_cmd(
                     f"checkpoint of {cp.tree_size} events")
 
 
-def _when(value: str | None, name: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return parse_ts(value)
-    except Exception as exc:
-        raise InvalidInput(f"--{name}: expected RFC 3339, e.g. 2026-11-26T08:00:00+08:00"
-                           ) from exc
-
-
 @audit_app.command("search")
 def search(
-    actor: str | None = typer.Option(None), role: str | None = typer.Option(None),
-    org: str | None = typer.Option(None), action: str | None = typer.Option(None),
-    dataset: str | None = typer.Option(None), grade: str | None = typer.Option(None),
-    effect: str | None = typer.Option(None), since: str | None = typer.Option(None),
-    until: str | None = typer.Option(None), q: str | None = typer.Option(None, "--q"),
-    sort: str = typer.Option("-ts"), page: int = typer.Option(1), size: int = typer.Option(20),
-    agg: list[str] = typer.Option([], "--agg", help="by_actor by_action by_effect per_hour per_day"),
+    actor: str | None = typer.Option(None, help="Only events of this actor (user.id)"),
+    role: str | None = typer.Option(None, help="Only events of this role"),
+    org: str | None = typer.Option(None, help="Only events of this organisation"),
+    action: str | None = typer.Option(None, help="Only events of this action (e.g. mask, scan, exchange_aggregate)"),
+    dataset: str | None = typer.Option(None, help="Only events on this dataset"),
+    grade: str | None = typer.Option(None, help="Only events of this grade (L1..L5)"),
+    effect: str | None = typer.Option(None, help="Only events of this decision effect (allow, deny, approval_required)"),
+    since: str | None = typer.Option(None, help="From this time on (inclusive): 15m, 24h, 7d, 2w ago or RFC 3339"),
+    until: str | None = typer.Option(None, help="Before this time (exclusive): 15m, 24h, 7d, 2w ago or RFC 3339"),
+    q: str | None = typer.Option(None, "--q", help="Free text: every word must occur in purpose or reason"),
+    sort: str = typer.Option("-ts", help="ts, -ts, seq or -seq"),
+    page: int = typer.Option(1, help="Page number, from 1"),
+    size: int = typer.Option(20, help="Events per page (at most 1000)"),
+    agg: list[str] = typer.Option([], "--agg", help="Aggregation (repeatable): " + ", ".join(AGGREGATIONS)),
     fmt: OutputFormat = _FMT,
 ) -> None:
     """Search the trail (recorded as an audit_search event)."""
     with use_container() as container:
         query = SearchQuery(actor=actor, role=role, org=org, action=action, dataset=dataset,
-                            grade=grade, effect=effect, since=_when(since, "since"),
-                            until=_when(until, "until"), q=q, sort=sort, page=page, size=size,
+                            grade=grade, effect=effect, since=parse_when(since, option="--since"),
+                            until=parse_when(until, option="--until"), q=q, sort=sort, page=page, size=size,
                             aggs=tuple(agg), tz=container.settings.tz)
         result = uc.search(container, cli_principal(container), query)
         backend = getattr(container.search, "last_backend", None) or getattr(
@@ -212,7 +202,10 @@ def search(
     out = console()
     out.print(table)
     for name, buckets in result.aggs.items():
-        out.print(f"{name}: " + ", ".join(f"{b.key}={b.count}" for b in buckets))
+        agg_table = Table("key", "count" if name != "sum(rows)" else "rows", title=name)
+        for b in buckets:
+            agg_table.add_row(b.key, str(b.count))
+        out.print(agg_table)
 
 
 @audit_app.command("status")
@@ -223,11 +216,9 @@ def status(fmt: OutputFormat = _FMT) -> None:
     if fmt is OutputFormat.json:
         emit(doc)
         return
-    out = console()
     for key in ("head", "last_checkpoint", "last_verify"):
         value: Any = doc.get(key)
-        out.print(f"[bold]{key}[/]: " + (", ".join(f"{k}={v}" for k, v in value.items())
-                                          if isinstance(value, dict) else str(value)))
+        show(value if isinstance(value, dict) else {key: value}, title=key)
 
 
 @audit_app.command("purge")
@@ -245,7 +236,7 @@ def purge(
     if fmt is OutputFormat.json:
         emit(doc)
     else:
-        console().print(", ".join(f"{k}={v}" for k, v in doc.items()))
+        show(doc, title="retention")
 
 
 def register(app: typer.Typer) -> None:

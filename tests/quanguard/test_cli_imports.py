@@ -65,7 +65,7 @@ def test_exchange_jobs_against_a_dead_service_fails_fast_and_light():
 
 
 def test_root_help_lists_every_command():
-    code, _loaded, out, _took = _run(["--help"])
+    _code, _loaded, out, _took = _run(["--help"])
     root = typer.main.get_command(build_app())
     for name in root.commands:
         assert f"  {name} " in out, name
