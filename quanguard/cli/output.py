@@ -22,7 +22,9 @@ from rich.table import Table
 
 __all__ = [
     "OutputFormat",
+    "bar",
     "console",
+    "count_records",
     "emit",
     "err_console",
     "parse_when",
@@ -151,6 +153,67 @@ def parse_when(value: str | None, *, option: str = "--since", now: datetime | No
     if when.tzinfo is None:
         raise typer.BadParameter(f"{value!r} has no time zone (add Z or +08:00)", param_hint=option)
     return when.astimezone(UTC)
+
+
+_LINE_SUFFIXES = {".txt": 0, ".jsonl": 0, ".ndjson": 0, ".csv": 1, ".tsv": 1}
+
+
+def count_records(path: str) -> int | None:
+    """Records in a local line-based file (lines, less the header of a CSV/TSV), for a
+    progress total; None when it cannot be known cheaply. Counted only for a terminal."""
+    import os
+
+    suffix = os.path.splitext(path)[1].lower()
+    if not sys.stderr.isatty() or suffix not in _LINE_SUFFIXES or not os.path.isfile(path):
+        return None
+    lines, last = 0, b"\n"
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                lines += chunk.count(b"\n")
+                last = chunk[-1:]
+    except OSError:
+        return None
+    lines += last != b"\n"
+    return max(lines - _LINE_SUFFIXES[suffix], 0)
+
+
+@contextmanager
+def bar(label: str, total: int | None, *, unit: str = "rows", absolute: bool = False
+        ) -> Iterator[Any]:
+    """A bar on stderr when stderr is a terminal, else ``None`` (nothing drawn). With a
+    known ``total``: percentage, done/total and ETA; without: the count and elapsed time.
+    The callback takes a count done so far (``absolute``) or an increment."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    known = total is not None and total > 0
+    columns: list[Any] = [TextColumn(label), BarColumn(bar_width=None)]
+    if known:
+        columns += [TaskProgressColumn(), MofNCompleteColumn(), TextColumn(unit), TextColumn("ETA"),
+                    TimeRemainingColumn()]
+    else:
+        columns += [TextColumn("{task.completed:,} " + unit), TimeElapsedColumn()]
+    with Progress(*columns, console=err_console(), transient=True) as shown:
+        task = shown.add_task(label, total=total if known else None)
+
+        def update(n: int) -> None:
+            if absolute:
+                shown.update(task, completed=n)
+            else:
+                shown.advance(task, n)
+
+        yield update
 
 
 @contextmanager

@@ -3,8 +3,10 @@ untruncated key lists, progress only on a terminal."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -117,3 +119,33 @@ def test_no_progress_bar_when_stderr_is_not_a_terminal(audit_run, tmp_path: Path
     r = audit_run("audit", "ingest", str(nd))
     assert r.exit_code == 0
     assert "━" not in r.output and "%" not in r.stderr
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_has_percentage_and_eta_on_a_terminal(monkeypatch, tmp_path: Path) -> None:
+    from quanguard.cli.output import bar, count_records
+
+    src = tmp_path / "t.csv"
+    src.write_text("a,b\n" + "1,2\n" * 40, encoding="utf-8")
+    err = _Tty()
+    monkeypatch.setattr(sys, "stderr", err)
+    assert count_records(str(src)) == 40
+    with bar("masking", count_records(str(src))) as update:
+        for _ in range(4):
+            update(10)
+    shown = err.getvalue()
+    assert "%" in shown and "ETA" in shown and "40/40" in shown
+
+
+def test_no_bar_and_no_count_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
+    from quanguard.cli.output import bar, count_records
+
+    src = tmp_path / "t.csv"
+    src.write_text("a\n1\n", encoding="utf-8")
+    assert count_records(str(src)) is None  # pytest's stderr is not a terminal
+    with bar("masking", 10) as update:
+        assert update is None
