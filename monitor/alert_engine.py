@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -85,10 +85,26 @@ def _ok(e: AuditEvent) -> bool:
     return e.effect != "deny" and e.outcome == "success"
 
 
+OwnerLookup = Callable[[Session, str], "str | None"]
+
+
 class AlertEngine:
-    def __init__(self, rules: AlertRules, tz: str = "UTC"):
+    def __init__(self, rules: AlertRules, tz: str = "UTC", *,
+                 owner_org: OwnerLookup | None = None):
         self.rules = rules
         self.zone = ZoneInfo(tz)
+        # dataset -> owning organisation (the exchange catalog), for exclude_own_org.
+        self.owner_org = owner_org
+
+    def _own_org(self, s: Session, rule: OffHours | FirstAccess, e: AuditEvent) -> bool:
+        """True when ``e`` is an access by one of the rule's ``exclude_own_org`` roles to
+        data of its own organisation (an unknown owner is never "own")."""
+        if e.actor.role not in rule.exclude_own_org or not e.dataset:
+            return False
+        owner = self.owner_org(s, e.dataset) if self.owner_org is not None else None
+        if owner is None:
+            owner = e.labels.get("dataset_org")
+        return owner is not None and owner == e.actor.org
 
     def process(self, session: Session, events: Sequence[AuditEvent],
                 *, now: datetime | None = None) -> list[Alert]:
@@ -110,6 +126,10 @@ class AlertEngine:
               evs: list[AuditEvent]) -> list[Hit]:
         if isinstance(rule, VolumeSpike):
             return self._spike(session, rule, actor, evs)
+        if isinstance(rule, OffHours | FirstAccess) and rule.exclude_own_org:
+            evs = [e for e in evs if not self._own_org(session, rule, e)]
+            if not evs:
+                return []
         if isinstance(rule, OffHours):
             return self._off_hours(rule, actor, evs)
         if isinstance(rule, DenialBurst):

@@ -165,40 +165,55 @@ def verify_consistency_cmd(
 
 @audit_app.command("search")
 def search(
-    actor: str | None = typer.Option(None, help="Only events of this actor (user.id)"),
+    actor: str | None = typer.Option(None, help="Only events of this actor (user.id or key name)"),
     role: str | None = typer.Option(None, help="Only events of this role"),
     org: str | None = typer.Option(None, help="Only events of this organisation"),
-    action: str | None = typer.Option(None, help="Only events of this action (e.g. mask, scan, exchange_aggregate)"),
+    action: str | None = typer.Option(None, help="Only events of this action (e.g. mask, scan, query)"),
     dataset: str | None = typer.Option(None, help="Only events on this dataset"),
     grade: str | None = typer.Option(None, help="Only events of this grade (L1..L5)"),
-    effect: str | None = typer.Option(None, help="Only events of this decision effect (allow, deny, approval_required)"),
+    effect: str | None = typer.Option(None, help="Only events of this effect (allow, deny, approval_required, error)"),
     since: str | None = typer.Option(None, help="From this time on (inclusive): 15m, 24h, 7d, 2w ago or RFC 3339"),
     until: str | None = typer.Option(None, help="Before this time (exclusive): 15m, 24h, 7d, 2w ago or RFC 3339"),
     q: str | None = typer.Option(None, "--q", help="Free text: every word must occur in purpose or reason"),
-    sort: str = typer.Option("-ts", help="ts, -ts, seq or -seq"),
+    sort: str = typer.Option("-ts", help="Sort key, - for descending: ts, seq, actor, org, rows, ..."),
     page: int = typer.Option(1, help="Page number, from 1"),
     size: int = typer.Option(20, help="Events per page (at most 1000)"),
     agg: list[str] = typer.Option([], "--agg", help="Aggregation (repeatable): " + ", ".join(AGGREGATIONS)),
+    outcome: str | None = typer.Option(None, help="Only events of this outcome (success, failure, unknown)"),
+    source_ip: str | None = typer.Option(
+        None, "--source-ip", help="An address or a CIDR network"),
+    exclude: list[str] = typer.Option([], "--exclude", help="field:value to leave out"),
     fmt: OutputFormat = _FMT,
 ) -> None:
-    """Search the trail (recorded as an audit_search event)."""
+    """Search the trail (recorded as an audit_search event). Filters are
+    case-insensitive; --actor takes an id or a key name."""
+    pairs = []
+    for item in exclude:
+        name, sep, value = item.partition(":")
+        if not sep:
+            raise InvalidInput(f"--exclude {item!r} must look like field:value")
+        pairs.append((name, value))
     with use_container() as container:
         query = SearchQuery(actor=actor, role=role, org=org, action=action, dataset=dataset,
-                            grade=grade, effect=effect, since=parse_when(since, option="--since"),
-                            until=parse_when(until, option="--until"), q=q, sort=sort, page=page, size=size,
-                            aggs=tuple(agg), tz=container.settings.tz)
+                            grade=grade, effect=effect, outcome=outcome, source_ip=source_ip,
+                            since=parse_when(since, option="--since"),
+                            until=parse_when(until, option="--until"), q=q,
+                            sort=sort, page=page, size=size, aggs=tuple(agg),
+                            tz=container.settings.tz, exclude=tuple(pairs))
         result = uc.search(container, cli_principal(container), query)
         backend = getattr(container.search, "last_backend", None) or getattr(
             container.search, "name", None)
     if fmt is OutputFormat.json:
         emit(uc.result_dict(result, query, backend))
         return
-    table = Table("seq", "time", "actor", "role", "org", "action", "dataset", "grade", "effect",
-                  "rows", title=f"{result.total} events")
+    table = Table("seq", "time", "user.name", "user.id", "role", "organization.name", "action",
+                  "dataset", "grade", "effect", "outcome", "rows", "source.ip",
+                  title=f"{result.total} events")
     for e in result.hits:
-        table.add_row(str(e.seq), e.ts.isoformat(timespec="seconds"), e.actor.id, e.actor.role,
-                      e.actor.org, e.action, e.dataset or "", e.grade or "", e.effect or "",
-                      "" if e.rows is None else str(e.rows))
+        table.add_row(str(e.seq), e.ts.isoformat(timespec="seconds"), e.actor.name or "",
+                      e.actor.id, e.actor.role, e.actor.org, e.action, e.dataset or "",
+                      e.grade or "", e.effect or "", e.outcome,
+                      "" if e.rows is None else str(e.rows), e.source_ip or "")
     out = console()
     out.print(table)
     for name, buckets in result.aggs.items():

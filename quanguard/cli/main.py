@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "keys": ("cmd_keys", "Issue, list and revoke API keys."),
     "mask": ("cmd_mask", "Mask the personal information of a file by a profile."),
     "policy": ("cmd_policy", "Check, test and explain the graded policy files."),
+    "report": ("cmd_report", "Write the monthly report of a month as one HTML file (and a PDF)."),
     "restore": ("cmd_backup", "Verify an archive against its manifest, then replace the store."),
     "scan": ("cmd_scan", "Find personal information in a file, type and grade each column."),
     "serve": ("cmd_serve", "Migrate the store and serve the API."),
