@@ -17,7 +17,7 @@ from monitor.errors import ProofInvalid
 from monitor.search import AGGREGATIONS, SearchQuery
 from monitor.trail import verify_consistency_document, verify_proof_document
 from quanguard.cli.common import cli_principal, use_container
-from quanguard.cli.output import OutputFormat, console, emit, parse_when, progress, show
+from quanguard.cli.output import OutputFormat, console, emit, panel, parse_when, progress, show
 from quanguard.errors import InvalidInput
 from quanguard.usecases import audit as uc
 
@@ -60,14 +60,17 @@ def ingest(
     if fmt is OutputFormat.json:
         emit(doc)
     else:
-        out = console()
-        out.print(f"ingested [bold]{result.accepted}[/] events "
-                  f"(seq {result.first_seq}..{result.last_seq}) in {elapsed:.2f}s — "
-                  f"[bold]{rate:,.0f}[/] events/s")
-        for err in result.errors[:50]:
-            out.print(f"  line {err.line}: {err.message}", style="yellow")
-        if len(result.errors) > 50:
-            out.print(f"  … and {len(result.errors) - 50} more invalid lines", style="yellow")
+        panel(f"ingested [bold]{result.accepted}[/] events "
+              f"(seq {result.first_seq}..{result.last_seq}) in {elapsed:.2f}s — "
+              f"[bold]{rate:,.0f}[/] events/s", title="audit ingest",
+              style="yellow" if result.errors else "green")
+        if result.errors:
+            bad = Table("line", "error", title=f"{len(result.errors)} invalid line(s), not stored")
+            for err in result.errors[:50]:
+                bad.add_row(str(err.line), err.message)
+            if len(result.errors) > 50:
+                bad.add_row("…", f"and {len(result.errors) - 50} more invalid lines")
+            console().print(bad)
     if result.errors:
         raise typer.Exit(2 if not result.accepted else 0)
 
@@ -86,9 +89,9 @@ def verify(
     if fmt is OutputFormat.json:
         emit(result)
     else:
-        console().print(f"[green]intact[/]: {result['events']} events (tree size "
-                        f"{result['tree_size']}), {len(external)} exported checkpoint(s), "
-                        f"{result['seconds']}s")
+        panel(f"[green]intact[/]: {result['events']} events (tree size "
+              f"{result['tree_size']}), {len(external)} exported checkpoint(s), "
+              f"{result['seconds']}s")
 
 
 @audit_app.command("checkpoint")
@@ -103,8 +106,8 @@ def checkpoint(
     if fmt is OutputFormat.json or export is None:
         emit(cp.to_dict())
     else:
-        console().print(f"checkpoint of {cp.tree_size} events, root {cp.root.hex()[:16]}…, "
-                        f"key {cp.key_id} → {export}")
+        panel(f"checkpoint of {cp.tree_size} events, root {cp.root.hex()[:16]}…, "
+              f"key {cp.key_id} → {export}")
 
 
 @audit_app.command("proof")
@@ -130,8 +133,8 @@ def verify_proof(
     except (OSError, ValueError) as exc:
         raise ProofInvalid(f"{proof_file}: not a readable proof ({exc})") from exc
     verify_proof_document(doc, cp, expected_key_id=key_id)
-    console().print(f"[green]valid[/]: event {doc['seq']} is in the trail of {cp.tree_size} "
-                    f"events signed by key {cp.key_id} at {cp.timestamp.isoformat()}")
+    panel(f"[green]valid[/]: event {doc['seq']} is in the trail of {cp.tree_size} "
+          f"events signed by key {cp.key_id} at {cp.timestamp.isoformat()}")
 
 
 @audit_app.command("consistency")
@@ -159,8 +162,8 @@ def verify_consistency_cmd(
     except (OSError, ValueError) as exc:
         raise ProofInvalid(f"{proof_file}: not a readable proof ({exc})") from exc
     new = verify_consistency_document(doc, cp, expected_key_id=key_id)
-    console().print(f"[green]consistent[/]: the trail of {new.tree_size} events extends the "
-                    f"checkpoint of {cp.tree_size} events")
+    panel(f"[green]consistent[/]: the trail of {new.tree_size} events extends the "
+          f"checkpoint of {cp.tree_size} events")
 
 
 @audit_app.command("search")

@@ -11,14 +11,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from quanguard.cli.common import (
-    OutputFormat,
-    cli_principal,
-    console,
-    emit,
-    use_container,
-)
-from quanguard.cli.output import bar, count_records
+from quanguard.cli.common import cli_principal, use_container
+from quanguard.cli.output import OutputFormat, bar, console, count_records, emit
 from quanguard.usecases import scan as uc
 
 _BIG = 8 * 1024 * 1024

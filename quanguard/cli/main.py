@@ -71,7 +71,7 @@ class _Group(TyperGroup):
         self._loaded_modules.add(module)
         if importlib.util.find_spec(f"quanguard.cli.{module}") is None:
             return
-        sub = typer.Typer(add_completion=False)
+        sub = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
         importlib.import_module(f"quanguard.cli.{module}").register(sub)
         sub.callback()(_noop)
         for name, cmd in typer.main.get_group(sub).commands.items():

@@ -27,6 +27,7 @@ __all__ = [
     "count_records",
     "emit",
     "err_console",
+    "panel",
     "parse_when",
     "progress",
     "show",
@@ -112,6 +113,13 @@ def show(obj: Any, title: str | None = None, out: Console | None = None) -> None
         out.print(table)
         return
     out.print(_cell(obj), markup=False, highlight=False)
+
+
+def panel(text: str, title: str | None = None, style: str = "green") -> None:
+    """A one-message result for people (a Rich panel; ``text`` may use Rich markup)."""
+    from rich.panel import Panel
+
+    console().print(Panel(text, title=title, border_style=style, expand=False))
 
 
 def emit(obj: Any, fmt: OutputFormat | str = OutputFormat.json, title: str | None = None) -> None:
