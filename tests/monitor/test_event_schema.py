@@ -13,6 +13,7 @@ import pytest
 from monitor import ingest
 from monitor.actions import KNOWN_ACTIONS
 from monitor.errors import InvalidEvent
+from monitor.event_schema import build_schema
 from monitor.events import EFFECTS, OUTCOMES
 
 SCHEMA = json.loads((Path(ingest.__file__).parent / "event.schema.json").read_text(encoding="utf-8"))
@@ -37,6 +38,10 @@ def test_schema_is_valid_draft_2020_12() -> None:
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
 
 
+def test_written_schema_is_the_generated_one() -> None:
+    assert SCHEMA == build_schema(), "regenerate: python -m monitor.event_schema > monitor/event.schema.json"
+
+
 def test_fields_required_and_enums_match_the_parser() -> None:
     assert set(SCHEMA["properties"]) == set(ingest._KEYS)
     assert SCHEMA["required"] == list(ingest._REQUIRED)
@@ -45,6 +50,7 @@ def test_fields_required_and_enums_match_the_parser() -> None:
     assert [e for e in SCHEMA["properties"]["decision"]["enum"] if e] == list(EFFECTS)
     assert SCHEMA["properties"]["outcome"]["enum"] == list(OUTCOMES)
     assert SCHEMA["properties"]["actor"]["required"] == ["id", "role", "org"]
+    assert set(SCHEMA["properties"]["actor"]["properties"]) == {"id", "role", "org", "name"}
     assert SCHEMA["properties"]["fields"]["maxItems"] == ingest.MAX_FIELDS
     assert SCHEMA["properties"]["dataset"]["maxLength"] == ingest.MAX_TEXT
 
@@ -62,6 +68,7 @@ VALID = [
      "purpose": "社保核验", "decision": "allow", "source_ip": "10.0.0.8", "reason": None,
      "outcome": "failure", "request_id": "r-1", "result_digest": "ab" * 32,
      "labels": {"system": "hr"}, "rule_id": "r", "policy_version": "v1", "reporter": "svc"},
+    {**BASE, "actor": {"id": "u1", "role": "analyst", "org": "o", "name": "张伟"}},
     {**BASE, "ts": "2026-11-26T00:00:00Z", "rows": 0, "decision": "approval_required", "labels": None},
 ]
 INVALID = [
@@ -86,6 +93,7 @@ INVALID = [
     {**BASE, "labels": {"k": 1}},
     {**BASE, "dataset": 5},
     {**BASE, "purpose": "x" * (ingest.MAX_TEXT + 1)},
+    {**BASE, "actor": {"id": "u1", "role": "analyst", "org": "o", "name": 7}},
     ["not", "an", "object"],
 ]
 
