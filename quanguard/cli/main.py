@@ -52,8 +52,8 @@ class _Group(TyperGroup):
         self._load_unlisted()
 
     # ``commands`` is read by Click/Typer and by tools walking the tree: reading it loads all.
-    @property
-    def commands(self) -> dict[str, Any]:  # type: ignore[override]
+    @property  # type: ignore[override]
+    def commands(self) -> dict[str, Any]:
         for module, _help in COMMANDS.values():
             self._load(module)
         return self._own
