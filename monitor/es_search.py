@@ -21,6 +21,7 @@ from monitor.errors import InvalidQuery
 from monitor.es import DEFAULT_PREFIX, call_es, index_pattern, ts_us
 from monitor.events import AuditEvent
 from monitor.search import (
+    SUM_ROWS,
     MAX_CIDR_ADDRESSES,
     TERMS_SIZE,
     Bucket,
@@ -44,6 +45,7 @@ SORT_FIELDS: Mapping[str, str] = {
     **FILTER_FIELDS, "ts": "quanguard.ts_us", "seq": "event.sequence", "rows": "audit.rows",
 }
 TERMS_AGG_FIELDS: Mapping[str, str] = {f"by_{k}": v for k, v in FILTER_FIELDS.items()}
+_SUM_ROWS_NAME = "sum_rows"  # ES aggregation names are kept to [a-z_]
 TEXT_FIELDS = ("event.reason", "audit.purpose.kw")
 _HISTOGRAM_UNITS = {"per_minute": "minute", "per_hour": "hour", "per_day": "day",
                     "per_week": "week"}
@@ -145,7 +147,9 @@ def build_request(query: SearchQuery, cidr: Mapping[str, Sequence[str]] | None =
         sort.append({"event.sequence": {"order": order, "unmapped_type": "long"}})
     aggs: dict[str, Any] = {}
     for name in query.aggs:
-        if name in TERMS_AGG_FIELDS:
+        if name == SUM_ROWS:
+            aggs[_SUM_ROWS_NAME] = {"sum": {"field": "audit.rows"}}
+        elif name in TERMS_AGG_FIELDS:
             aggs[name] = {"terms": {"field": TERMS_AGG_FIELDS[name], "size": TERMS_SIZE,
                                     "shard_size": _TERMS_SHARD_SIZE,
                                     "order": [{"_count": "desc"}, {"_key": "asc"}]}}
@@ -211,6 +215,9 @@ def parse_response(query: SearchQuery, resp: Mapping[str, Any]) -> SearchResult:
     raw = resp.get("aggregations") or {}
     zone = ZoneInfo(query.tz)
     for name in query.aggs:
+        if name == SUM_ROWS:
+            aggs[name] = (Bucket("rows", int(raw.get(_SUM_ROWS_NAME, {}).get("value") or 0)),)
+            continue
         buckets = raw.get(name, {}).get("buckets", [])
         if name in TERMS_AGG_FIELDS:
             aggs[name] = order_terms({str(b["key"]): int(b["doc_count"]) for b in buckets})

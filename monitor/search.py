@@ -25,7 +25,10 @@ Semantics every backend must implement identically (parity tests hold them to it
 * ``total`` is exact.
 * Aggregations (over all matching events, not only the page):
   ``by_<field>`` for each field in ``FACETS``: buckets ordered by count desc, then key
-  asc, at most TERMS_SIZE; events without the field are not counted.
+  asc, at most TERMS_SIZE; events without the field are not counted. ``by_ip`` is
+  ``by_source_ip``.
+  ``sum(rows)``: one bucket ``Bucket("rows", total)``, the sum of ``audit.rows`` over the
+  matching events (events without rows count 0).
   ``per_minute`` / ``per_hour`` / ``per_day`` / ``per_week``: non-empty buckets in
   ascending key order; the key is the bucket start as ISO 8601 with the offset of ``tz``
   (e.g. ``2026-11-26T00:00:00+08:00``); days are calendar days in ``tz``, weeks start on
@@ -52,7 +55,10 @@ SORT_FIELDS = ("ts", "seq", "actor", "role", "org", "action", "dataset", "grade"
                "outcome", "source_ip", "rows")
 SORTS = tuple(k for f in SORT_FIELDS for k in (f, f"-{f}"))
 HISTOGRAMS = ("per_minute", "per_hour", "per_day", "per_week")
-AGGREGATIONS = tuple(f"by_{f}" for f in FACETS) + HISTOGRAMS
+SUM_ROWS = "sum(rows)"
+AGGREGATIONS = tuple(f"by_{f}" for f in FACETS) + HISTOGRAMS + (SUM_ROWS,)
+# Short names accepted for an aggregation; the result carries the full name.
+AGG_ALIASES = {"by_ip": "by_source_ip"}
 MAX_SIZE = 1000
 MAX_WINDOW = 10_000
 TERMS_SIZE = 50
@@ -124,7 +130,7 @@ class SearchQuery:
     exclude: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "aggs", tuple(dict.fromkeys(self.aggs)))
+        object.__setattr__(self, "aggs", tuple(dict.fromkeys(AGG_ALIASES.get(a, a) for a in self.aggs)))
         for name in FILTERS:
             value = getattr(self, name)
             if value is not None:

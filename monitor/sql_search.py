@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from monitor.errors import InvalidQuery
 from monitor.events import AuditEvent
 from monitor.search import (
+    SUM_ROWS,
     MAX_CIDR_ADDRESSES,
     Bucket,
     SearchQuery,
@@ -182,7 +183,11 @@ def search_in(session: Session, query: SearchQuery) -> SearchResult:
         hits = tuple(AuditEvent.from_json(body) for (body,) in rows)
     aggs: dict[str, tuple[Bucket, ...]] = {}
     for name in query.aggs:
-        if name.startswith("by_"):
+        if name == SUM_ROWS:
+            total_rows = session.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(EVENTS.c.rows), 0)).where(*conds)).scalar_one()
+            aggs[name] = (Bucket("rows", int(total_rows)),)
+        elif name.startswith("by_"):
             col = _COLUMNS[name[3:]]
             stmt = sa.select(col, sa.func.count()).where(*conds, col.is_not(None)).group_by(col)
             aggs[name] = order_terms({str(k): int(c) for k, c in session.execute(stmt)})

@@ -29,7 +29,7 @@ from monitor.checkpoint import Checkpoint, Signer, load_or_create_signer
 from monitor.events import Actor, AuditEvent, EventDecision, redact_event, utc_now
 from monitor.store import AuditStore
 from monitor.trail import Trail
-from quanguard.gate import request_counter
+from quanguard.gate import request_counter, success_status
 from quanguard.logs import scrub
 from quanguard.services.scan import make_redactor
 
@@ -159,6 +159,14 @@ class AuditService:
         dec = _decision(decision)
         if reason is None and decision is not None:
             reason = getattr(decision, "reason", None) or None
+        outcome = normalize_outcome(outcome)
+        status = None
+        if outcome == "success":
+            queued = dec is not None and dec.effect == "approval_required"
+            status = "202" if queued and success_status() else success_status()
+        if status is not None and "http_status" not in (labels or {}):
+            # a use case's own event of a served request names the status it is answered with
+            labels = {**(labels or {}), "http_status": status}
         event = AuditEvent(
             ts=utc_now(),
             actor=Actor(str(actor.id), str(actor.role), str(actor.org),
@@ -172,7 +180,7 @@ class AuditService:
             purpose=purpose,
             reason=reason,
             decision=dec,
-            outcome=normalize_outcome(outcome),
+            outcome=outcome,
             source_ip=source_ip,
             request_id=request_id,
             result_digest=result_digest,

@@ -56,9 +56,24 @@ class RequestContext:
 _RECORDED: ContextVar[list[int] | None] = ContextVar("quanguard_request_events", default=None)
 
 
-def reset_recorded() -> Token[list[int] | None]:
+# The ASGI scope of the request being served: the router writes the matched route into
+# it, whose declared status a use case's own success event carries as ``http_status``.
+_SCOPE: ContextVar[dict[str, Any] | None] = ContextVar("quanguard_request_scope", default=None)
+
+
+def reset_recorded(scope: dict[str, Any] | None = None) -> Token[list[int] | None]:
     """Start tracking a request; returns a token for :func:`stop_tracking`."""
+    _SCOPE.set(scope)
     return _RECORDED.set([0])
+
+
+def success_status() -> str | None:
+    """The status a successful answer of the current request's route has (None outside a
+    request): the route's declared ``status_code``, 200 when it declares none."""
+    scope = _SCOPE.get()
+    if _RECORDED.get() is None or scope is None:
+        return None
+    return str(getattr(scope.get("route"), "status_code", None) or 200)
 
 
 def stop_tracking(token: Token[list[int] | None]) -> None:

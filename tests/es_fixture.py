@@ -305,7 +305,9 @@ def reference_search(events: Sequence[AuditEvent], query: SearchQuery) -> Search
     aggs: dict[str, tuple[Bucket, ...]] = {}
     zone = ZoneInfo(query.tz)
     for name in query.aggs:
-        if name.startswith("by_"):
+        if name == "sum(rows)":
+            aggs[name] = (Bucket("rows", sum(e.rows or 0 for e in matched)),)
+        elif name.startswith("by_"):
             field = name[3:]
             counts = Counter(v for e in matched if (v := _value(e, field)) is not None)
             aggs[name] = order_terms(counts)

@@ -49,7 +49,7 @@ class RequestMiddleware:
         start = time.perf_counter()
         status_holder = {"status": 500}
         recorder = self.recorder if recorded_path(str(scope.get("path", ""))) else None
-        tracking = reset_recorded() if recorder is not None else None
+        tracking = reset_recorded(scope) if recorder is not None else None
         replaced = False
 
         async def send_wrapper(message: dict[str, Any]) -> None:

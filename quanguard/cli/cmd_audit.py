@@ -6,20 +6,18 @@ from __future__ import annotations
 import json
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from monitor.checkpoint import read_checkpoint_file
 from monitor.errors import ProofInvalid
-from monitor.events import parse_ts
-from monitor.search import SearchQuery
+from monitor.search import AGGREGATIONS, SearchQuery
 from monitor.trail import verify_consistency_document, verify_proof_document
-from quanguard.cli.common import OutputFormat, cli_principal, console, emit, use_container
+from quanguard.cli.common import cli_principal, use_container
+from quanguard.cli.output import OutputFormat, console, emit, panel, parse_when, progress, show
 from quanguard.errors import InvalidInput
 from quanguard.usecases import audit as uc
 
@@ -53,28 +51,26 @@ def ingest(
     started = time.perf_counter()
     with use_container() as container:
         principal = cli_principal(container)
-        if fmt is OutputFormat.json:
-            result = uc.ingest(container, principal, lines, max_lines=None, chunk=chunk)
-        else:
-            with Progress(TextColumn("ingest"), BarColumn(), TextColumn("{task.completed}"),
-                          TimeElapsedColumn(), console=console(), transient=True) as bar:
-                task = bar.add_task("ingest", total=len(lines))
-                result = uc.ingest(container, principal, lines, max_lines=None, chunk=chunk,
-                                   progress=lambda n: bar.advance(task, n))
+        with progress("ingest", len(lines)) as advance:
+            result = uc.ingest(container, principal, lines, max_lines=None, chunk=chunk,
+                               progress=advance)
     elapsed = time.perf_counter() - started
     rate = result.accepted / elapsed if elapsed > 0 else 0.0
     doc = {**result.to_dict(), "seconds": round(elapsed, 3), "events_per_second": round(rate)}
     if fmt is OutputFormat.json:
         emit(doc)
     else:
-        out = console()
-        out.print(f"ingested [bold]{result.accepted}[/] events "
-                  f"(seq {result.first_seq}..{result.last_seq}) in {elapsed:.2f}s — "
-                  f"[bold]{rate:,.0f}[/] events/s")
-        for err in result.errors[:50]:
-            out.print(f"  line {err.line}: {err.message}", style="yellow")
-        if len(result.errors) > 50:
-            out.print(f"  … and {len(result.errors) - 50} more invalid lines", style="yellow")
+        panel(f"ingested [bold]{result.accepted}[/] events "
+              f"(seq {result.first_seq}..{result.last_seq}) in {elapsed:.2f}s — "
+              f"[bold]{rate:,.0f}[/] events/s", title="audit ingest",
+              style="yellow" if result.errors else "green")
+        if result.errors:
+            bad = Table("line", "error", title=f"{len(result.errors)} invalid line(s), not stored")
+            for err in result.errors[:50]:
+                bad.add_row(str(err.line), err.message)
+            if len(result.errors) > 50:
+                bad.add_row("…", f"and {len(result.errors) - 50} more invalid lines")
+            console().print(bad)
     if result.errors:
         raise typer.Exit(2 if not result.accepted else 0)
 
@@ -93,9 +89,9 @@ def verify(
     if fmt is OutputFormat.json:
         emit(result)
     else:
-        console().print(f"[green]intact[/]: {result['events']} events (tree size "
-                        f"{result['tree_size']}), {len(external)} exported checkpoint(s), "
-                        f"{result['seconds']}s")
+        panel(f"[green]intact[/]: {result['events']} events (tree size "
+              f"{result['tree_size']}), {len(external)} exported checkpoint(s), "
+              f"{result['seconds']}s")
 
 
 @audit_app.command("checkpoint")
@@ -110,8 +106,8 @@ def checkpoint(
     if fmt is OutputFormat.json or export is None:
         emit(cp.to_dict())
     else:
-        console().print(f"checkpoint of {cp.tree_size} events, root {cp.root.hex()[:16]}…, "
-                        f"key {cp.key_id} → {export}")
+        panel(f"checkpoint of {cp.tree_size} events, root {cp.root.hex()[:16]}…, "
+              f"key {cp.key_id} → {export}")
 
 
 @audit_app.command("handover")
@@ -156,8 +152,8 @@ def verify_proof(
     except (OSError, ValueError) as exc:
         raise ProofInvalid(f"{proof_file}: not a readable proof ({exc})") from exc
     verify_proof_document(doc, cp, expected_key_id=key_id)
-    console().print(f"[green]valid[/]: event {doc['seq']} is in the trail of {cp.tree_size} "
-                    f"events signed by key {cp.key_id} at {cp.timestamp.isoformat()}")
+    panel(f"[green]valid[/]: event {doc['seq']} is in the trail of {cp.tree_size} "
+          f"events signed by key {cp.key_id} at {cp.timestamp.isoformat()}")
 
 
 @audit_app.command("consistency")
@@ -185,30 +181,28 @@ def verify_consistency_cmd(
     except (OSError, ValueError) as exc:
         raise ProofInvalid(f"{proof_file}: not a readable proof ({exc})") from exc
     new = verify_consistency_document(doc, cp, expected_key_id=key_id)
-    console().print(f"[green]consistent[/]: the trail of {new.tree_size} events extends the "
-                    f"checkpoint of {cp.tree_size} events")
-
-
-def _when(value: str | None, name: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return parse_ts(value)
-    except Exception as exc:
-        raise InvalidInput(f"--{name}: expected RFC 3339, e.g. 2026-11-26T08:00:00+08:00"
-                           ) from exc
+    panel(f"[green]consistent[/]: the trail of {new.tree_size} events extends the "
+          f"checkpoint of {cp.tree_size} events")
 
 
 @audit_app.command("search")
 def search(
-    actor: str | None = typer.Option(None), role: str | None = typer.Option(None),
-    org: str | None = typer.Option(None), action: str | None = typer.Option(None),
-    dataset: str | None = typer.Option(None), grade: str | None = typer.Option(None),
-    effect: str | None = typer.Option(None), since: str | None = typer.Option(None),
-    until: str | None = typer.Option(None), q: str | None = typer.Option(None, "--q"),
-    sort: str = typer.Option("-ts"), page: int = typer.Option(1), size: int = typer.Option(20),
-    agg: list[str] = typer.Option([], "--agg", help="by_<field> per_minute per_hour per_day per_week"),
-    outcome: str | None = typer.Option(None), source_ip: str | None = typer.Option(
+    actor: str | None = typer.Option(None, help="Only events of this actor (user.id or key name)"),
+    role: str | None = typer.Option(None, help="Only events of this role"),
+    org: str | None = typer.Option(None, help="Only events of this organisation"),
+    action: str | None = typer.Option(None, help="Only events of this action (e.g. mask, scan, query)"),
+    dataset: str | None = typer.Option(None, help="Only events on this dataset"),
+    grade: str | None = typer.Option(None, help="Only events of this grade (L1..L5)"),
+    effect: str | None = typer.Option(None, help="Only events of this effect (allow, deny, approval_required, error)"),
+    since: str | None = typer.Option(None, help="From this time on (inclusive): 15m, 24h, 7d, 2w ago or RFC 3339"),
+    until: str | None = typer.Option(None, help="Before this time (exclusive): 15m, 24h, 7d, 2w ago or RFC 3339"),
+    q: str | None = typer.Option(None, "--q", help="Free text: every word must occur in purpose or reason"),
+    sort: str = typer.Option("-ts", help="Sort key, - for descending: ts, seq, actor, org, rows, ..."),
+    page: int = typer.Option(1, help="Page number, from 1"),
+    size: int = typer.Option(20, help="Events per page (at most 1000)"),
+    agg: list[str] = typer.Option([], "--agg", help="Aggregation (repeatable): " + ", ".join(AGGREGATIONS)),
+    outcome: str | None = typer.Option(None, help="Only events of this outcome (success, failure, unknown)"),
+    source_ip: str | None = typer.Option(
         None, "--source-ip", help="An address or a CIDR network"),
     exclude: list[str] = typer.Option([], "--exclude", help="field:value to leave out"),
     fmt: OutputFormat = _FMT,
@@ -224,7 +218,8 @@ def search(
     with use_container() as container:
         query = SearchQuery(actor=actor, role=role, org=org, action=action, dataset=dataset,
                             grade=grade, effect=effect, outcome=outcome, source_ip=source_ip,
-                            since=_when(since, "since"), until=_when(until, "until"), q=q,
+                            since=parse_when(since, option="--since"),
+                            until=parse_when(until, option="--until"), q=q,
                             sort=sort, page=page, size=size, aggs=tuple(agg),
                             tz=container.settings.tz, exclude=tuple(pairs))
         result = uc.search(container, cli_principal(container), query)
@@ -244,7 +239,10 @@ def search(
     out = console()
     out.print(table)
     for name, buckets in result.aggs.items():
-        out.print(f"{name}: " + ", ".join(f"{b.key}={b.count}" for b in buckets))
+        agg_table = Table("key", "count" if name != "sum(rows)" else "rows", title=name)
+        for b in buckets:
+            agg_table.add_row(b.key, str(b.count))
+        out.print(agg_table)
 
 
 @audit_app.command("status")
@@ -255,11 +253,9 @@ def status(fmt: OutputFormat = _FMT) -> None:
     if fmt is OutputFormat.json:
         emit(doc)
         return
-    out = console()
     for key in ("head", "last_checkpoint", "last_verify"):
         value: Any = doc.get(key)
-        out.print(f"[bold]{key}[/]: " + (", ".join(f"{k}={v}" for k, v in value.items())
-                                          if isinstance(value, dict) else str(value)))
+        show(value if isinstance(value, dict) else {key: value}, title=key)
 
 
 @audit_app.command("purge")
@@ -277,7 +273,7 @@ def purge(
     if fmt is OutputFormat.json:
         emit(doc)
     else:
-        console().print(", ".join(f"{k}={v}" for k, v in doc.items()))
+        show(doc, title="retention")
 
 
 def register(app: typer.Typer) -> None:

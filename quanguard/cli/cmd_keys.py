@@ -6,7 +6,8 @@ import typer
 from rich.table import Table
 
 from quanguard.auth import KEY_ROLES
-from quanguard.cli.common import OutputFormat, cli_principal, console, emit, use_container
+from quanguard.cli.common import cli_principal, use_container
+from quanguard.cli.output import FORMAT_HELP, OutputFormat, console, emit, show
 from quanguard.usecases import keys as uc
 
 keys_app = typer.Typer(help="Issue, list and revoke API keys.", no_args_is_help=True)
@@ -25,7 +26,7 @@ def create(
 
 
 @keys_app.command("list")
-def list_(fmt: OutputFormat = typer.Option(OutputFormat.table, "--format")) -> None:
+def list_(fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help=FORMAT_HELP)) -> None:
     """List key holders with role, org and status (never the keys)."""
     with use_container() as container:
         infos = uc.keys_overview(container, cli_principal(container))
@@ -44,6 +45,8 @@ def list_(fmt: OutputFormat = typer.Option(OutputFormat.table, "--format")) -> N
         emit(rows)
         return
     table = Table("name", "role", "org", "prefix", "status", "created", title="API keys")
+    for column in table.columns:
+        column.overflow = "fold"  # a narrow terminal wraps; nothing is cut with an ellipsis
     for r in rows:
         table.add_row(r["name"], r["role"], r["org"], r["prefix"], r["status"], r["created_at"])
     console().print(table)
@@ -58,7 +61,7 @@ def revoke(name: str = typer.Argument(..., help="The key holder's name")) -> Non
 
 
 @keys_app.command("rotate-master")
-def rotate_master(fmt: OutputFormat = typer.Option(OutputFormat.table, "--format")) -> None:
+def rotate_master(fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help=FORMAT_HELP)) -> None:
     """Re-wrap every dataset key under a new master key (audited). The old key id and the
     new one are printed, never the keys. Stop other service processes first: a running
     service keeps the old key in memory until it restarts."""
@@ -69,10 +72,7 @@ def rotate_master(fmt: OutputFormat = typer.Option(OutputFormat.table, "--format
     if fmt is OutputFormat.json:
         emit(done.to_dict())
         return
-    if done.recovered:
-        console().print(f"an interrupted rotation was {done.recovered} first")
-    console().print(f"master key rotated: {done.old_key_id} -> {done.new_key_id}; "
-                    f"{done.datasets} dataset key(s) re-wrapped")
+    show(done.to_dict(), title="master key rotated")
 
 
 def register(app: typer.Typer) -> None:

@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from quanguard.cli.common import OutputFormat, cli_principal, console, emit, use_container
+from quanguard.cli.common import cli_principal, use_container
+from quanguard.cli.output import OutputFormat, console, emit
 from quanguard.usecases import watermark as uc
 from watermark import EmbedReport, Params, Verdict, WatermarkError
 

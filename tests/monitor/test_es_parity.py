@@ -110,6 +110,8 @@ QUERIES = [
     SearchQuery(q="psi match", effect="allow"),
     SearchQuery(q="no-such-text"),
     SearchQuery(actor="nobody", aggs=("by_actor", "per_day")),
+    SearchQuery(size=5, aggs=("by_org", "by_dataset", "by_grade", "by_ip", "sum(rows)")),
+    SearchQuery(actor="nobody", aggs=("by_ip", "sum(rows)")),
     SearchQuery(page=2, size=200, sort="ts"),
     # Case-insensitive filters, names, dotted actions, addresses, exclusions, facets.
     SearchQuery(effect="DENY", role="CONSUMER", aggs=("by_org", "by_dataset")),
@@ -168,7 +170,8 @@ def test_microsecond_bounds(pair: Pair) -> None:
     page=st.integers(1, 5),
     size=st.sampled_from([0, 1, 10, 100]),
     aggs=st.lists(st.sampled_from(["by_actor", "by_action", "by_effect", "per_hour", "per_day",
-                                   "by_org", "by_source_ip", "per_week"]), max_size=5),
+                                   "by_org", "by_source_ip", "per_week", "by_dataset",
+                                   "by_grade", "sum(rows)"]), max_size=5),
     tz=st.sampled_from(ZONES),
 )
 def test_same_hits_and_aggs_generated(pair: Pair, actor: Any, role: Any, action: Any,

@@ -59,6 +59,7 @@ EXPECTED: dict[tuple[str, str], str | frozenset[str]] = {
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/metrics"): PUBLIC,
     ("GET", "/v1/whoami"): ALL,
+    ("GET", "/v1/schemas/event"): ALL,
     # policy (issue 2)
     ("GET", "/v1/policy"): ALL,
     ("POST", "/v1/policy/decide"): roles("admin", "officer", "manager", "reporter"),

@@ -157,6 +157,18 @@ def test_metadata_reads_are_recorded(world, role, url):
     assert doc["organization"]["name"] == "市人社局"
 
 
+def test_a_use_cases_own_event_names_the_http_status(world):
+    """The mask use case records its own event (no generic one): it names the status too."""
+    client, container, keys = world
+    rid = uuid.uuid4().hex
+    r = client.post("/v1/mask", json={"records": [{"姓名": "张三", "电话": "13812345678"}]},
+                    headers={"X-Request-ID": rid, "Authorization": f"Bearer {keys['provider']}"})
+    assert r.status_code == 200, r.text
+    (doc,) = for_request(container, rid)
+    assert not doc["event"]["action"].startswith("http.")
+    assert label(doc, "http_status") == "200" and effect(doc) == "allow"
+
+
 def test_role_denial_is_found_by_effect_deny(world):
     client, container, keys = world
     status, rid = call(client, "GET", "/v1/audit/search", keys["consumer"])
