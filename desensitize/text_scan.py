@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from desensitize.errors import ScanInputError, ScanTooLarge
 from desensitize.findings import ENTITIES, Finding
+from desensitize.spans import Taken
 
 DEFAULT_THRESHOLDS: dict[str, float] = {"PERSON": 0.5}
 _BOUNDARIES = "\n。！？；!?;"
@@ -96,11 +97,13 @@ def _join(piece: str, windows: list[tuple[int, int]]) -> tuple[str, list[tuple[i
     return _JOIN + _JOIN.join(parts), starts
 
 
-def _origin(starts: list[tuple[int, int, int]], pos: int) -> tuple[int, int] | None:
-    """``(joined_start, piece_start)`` of the window holding joined offset ``pos``."""
+def _origin(starts: list[tuple[int, int, int]], pos: int,
+            keys: list[int] | None = None) -> tuple[int, int] | None:
+    """``(joined_start, piece_start)`` of the window holding joined offset ``pos``
+    (``keys``: the joined starts, computed once per text by the caller)."""
     import bisect
 
-    i = bisect.bisect_right([j for j, _, _ in starts], pos) - 1
+    i = bisect.bisect_right(keys if keys is not None else [j for j, _, _ in starts], pos) - 1
     if i < 0:
         return None
     j, p, n = starts[i]
@@ -113,10 +116,12 @@ def resolve(findings: Iterable[Finding]) -> list[Finding]:
 
     rank = {e: i for i, e in enumerate(PRIORITY)}
     chosen: list[Finding] = []
+    taken = Taken()
     for f in sorted(set(findings),
                     key=lambda f: (-f.score, rank.get(f.entity, 99), -(f.end - f.start), f.start)):
-        if all(f.end <= c.start or f.start >= c.end for c in chosen):
+        if taken.free(f.start, f.end):
             chosen.append(f)
+            taken.add(f.start, f.end)
     return sorted(chosen, key=lambda f: (f.start, f.end))
 
 
@@ -173,14 +178,15 @@ class TextScanner:
     def _run(self, text: str, jobs: list[_Job], with_text: bool) -> list[Finding]:
         found: list[Finding] = []
         for offset, entities, joined, starts in jobs:
+            keys = [j for j, _, _ in starts]
             results = self.engine.analyze(  # type: ignore[attr-defined]
                 text=joined, language="zh", entities=list(entities),
             )
             for r in results:
                 if r.score < self._threshold(r.entity_type):
                     continue
-                base = _origin(starts, r.start)
-                if base is None or _origin(starts, r.end - 1) != base:
+                base = _origin(starts, r.start, keys)
+                if base is None or _origin(starts, r.end - 1, keys) != base:
                     continue  # a span across two windows is an artefact of the join
                 s = offset + base[1] + (r.start - base[0])
                 e = s + (r.end - r.start)
