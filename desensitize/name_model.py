@@ -41,6 +41,20 @@ def _tsv(text: str) -> dict[str, str]:
     return out
 
 
+def _same_length(order: list[int], lengths: list[int]) -> list[list[int]]:
+    """Batches of at most ``_BATCH`` indices (``order`` sorted by length) of equal length:
+    the exported encoder is not blind to padding (a clause padded to its neighbour's
+    length may be tagged differently), so no clause is padded and each is tagged as it
+    would be alone, whatever else is in the batch."""
+    out: list[list[int]] = []
+    for i in order:
+        if out and len(out[-1]) < _BATCH and lengths[out[-1][0]] == lengths[i]:
+            out[-1].append(i)
+        else:
+            out.append([i])
+    return out
+
+
 class LacTagger:
     """Batched LAC tagging (see module docstring)."""
 
@@ -117,8 +131,7 @@ class LacTagger:
         out: list[list[int]] = []
         order = sorted(range(len(clauses)), key=lambda i: len(clauses[i]))
         result: dict[int, list[int]] = {}
-        for k in range(0, len(order), _BATCH):
-            idx = order[k:k + _BATCH]
+        for idx in _same_length(order, [min(len(c), _MAX_LEN) for c in clauses]):
             texts = [clauses[i][:_MAX_LEN] for i in idx]
             width = max(len(t) for t in texts)
             ids = np.zeros((len(texts), width), dtype=np.int64)

@@ -195,7 +195,8 @@ class TextScanner:
         return resolve(found)
 
     def scan_many(self, texts: Iterable[str], *, with_text: bool = False) -> Iterator[list[Finding]]:
-        """Batch entry point: the findings of each text, in order (the same as ``scan``).
+        """Batch entry point: the findings of each text, in order (the same as ``scan``:
+        the name model tags each clause unpadded, whatever shares its batch).
 
         Texts are taken ``batch_size`` at a time: the name model tags the candidate
         clauses of the whole batch in one call, which is what makes many short records
