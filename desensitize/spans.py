@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
+from typing import Any
 
 
 class Taken:
@@ -36,7 +37,7 @@ class Taken:
         self._empty = self._empty or end <= start
 
 
-def overlapping(spans: Sequence[tuple[int, ...]], starts: Sequence[int], start: int, end: int) -> range:
+def overlapping(spans: Sequence[tuple[Any, ...]], starts: Sequence[int], start: int, end: int) -> range:
     """Indices of ``spans`` (sorted, non-overlapping, ``starts`` their starts) that overlap
     ``[start, end)`` (``s < end and start < e``)."""
     i = max(0, bisect.bisect_right(starts, start) - 1)

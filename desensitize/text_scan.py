@@ -15,6 +15,7 @@ Raises:
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from desensitize.errors import ScanInputError, ScanTooLarge
@@ -212,16 +213,12 @@ class TextScanner:
 
     def _scan_batch(self, texts: list[str], with_text: bool) -> Iterator[list[Finding]]:
         from desensitize.name_model import tagger
-        from desensitize.recognizers.person import model_clauses
+        from desensitize.recognizers.person import clauses_ahead
 
         jobs = [self._jobs(t) if t else [] for t in texts]  # refuses bad input before any result
-        clauses = [c for js in jobs for _, ents, joined, _ in js if "PERSON" in ents
-                   for _, c in model_clauses(joined)]
-        if len(clauses) < 2:
-            for text, js in zip(texts, jobs, strict=True):
-                yield self._run(text, js, with_text) if js else []
-            return
-        with tagger().batch(clauses):
+        joined = [j for js in jobs for _, ents, j, _ in js if "PERSON" in ents]
+        # the model is loaded only when a clause needs it (a scan without PERSON never)
+        with clauses_ahead(joined) as clauses, (tagger().batch(clauses) if clauses else nullcontext()):
             out = [self._run(text, js, with_text) if js else [] for text, js in zip(texts, jobs, strict=True)]
         yield from out
 

@@ -34,6 +34,10 @@ NER sets label them so, and the redactor errs on the side of masking.  "Surname 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 import regex
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
@@ -56,7 +60,7 @@ from desensitize.recognizers.person_rules import (
 )
 from desensitize.spans import Taken, overlapping
 
-__all__ = ["ENTITY", "ChinesePersonRecognizer", "model_clauses", "plausible_name"]
+__all__ = ["ENTITY", "ChinesePersonRecognizer", "clauses_ahead", "model_clauses", "plausible_name"]
 
 ENTITY = "PERSON"
 Word = tuple[int, int, str]
@@ -76,14 +80,32 @@ _DOCTRINES = ("主义", "思想", "理论")
 _HONORIFIC_SET = frozenset(_HONORIFICS)
 _DOTTED = regex.compile(r"\p{Han}+(?:[·•・]\p{Han}+)+")
 _GLUED = frozenset("等也对著说都就还又被把将的了")  # 王克等, 肖扬也, 钱程对
+# the clauses worth tagging of the texts of a batch (:func:`clauses_ahead`), this context only
+_CLAUSES_AHEAD: ContextVar[dict[str, list[tuple[int, str]]] | None] = ContextVar(
+    "person_clauses", default=None)
 _BAD_TAGS = frozenset({"LOC", "ORG", "TIME", "c", "p", "u", "d", "r", "q", "m", "f", "w", "xc",
                        "vd", "ad"})
 
 
 def model_clauses(text: str) -> list[tuple[int, str]]:
     """``(offset, clause)`` of the clauses of ``text`` the model tags (those worth it)."""
+    ahead = _CLAUSES_AHEAD.get()
+    if ahead is not None and text in ahead:
+        return ahead[text]
     find = finder()
     return [(off, clause) for off, clause in find.clauses(text) if find.worth_tagging(clause)]
+
+
+@contextmanager
+def clauses_ahead(texts: Iterable[str]) -> Iterator[list[str]]:
+    """The clauses the model will tag in ``texts`` (for :meth:`LacTagger.batch`); inside
+    the block, :func:`model_clauses` of these texts is not worked out again."""
+    ahead = {t: model_clauses(t) for t in texts}
+    token = _CLAUSES_AHEAD.set(ahead)
+    try:
+        yield [c for found in ahead.values() for _, c in found]
+    finally:
+        _CLAUSES_AHEAD.reset(token)
 
 
 class ChinesePersonRecognizer(RuleProposals, EntityRecognizer):

@@ -125,3 +125,13 @@ def test_a_clause_is_tagged_the_same_whatever_shares_its_batch() -> None:
     alone = tagger().words(clause)
     longer = "在济南市历下区燕子山小区28号楼2单元反映噪音扰民问题，请相关部门尽快核实处理并回复来电人。"
     assert tagger().words_many([clause, longer, clause[:12]])[0] == alone
+
+
+def test_a_batch_without_person_never_loads_the_name_model() -> None:
+    from desensitize.name_model import tagger
+
+    tagger.cache_clear()
+    scanner = TextScanner(entities=("PHONE_NUMBER",))
+    out = list(scanner.scan_many([TICKET, "王建国说：联系人张丹。"]))
+    assert [[f.entity for f in fs] for fs in out] == [["PHONE_NUMBER"], []]
+    assert tagger.cache_info().currsize == 0
