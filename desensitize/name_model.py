@@ -105,10 +105,12 @@ class LacTagger:
         dp = logits[:, 0, :].copy()
         back = np.zeros((batch, steps, n_tags), dtype=np.int32)
         lengths_arr = np.asarray(lengths)
+        rows, cols = np.arange(batch)[:, None], np.arange(n_tags)
         for t in range(1, steps):
             scores = dp[:, :, None] + trans
-            back[:, t, :] = scores.argmax(axis=1)
-            new = scores.max(axis=1)
+            best = scores.argmax(axis=1)
+            back[:, t, :] = best
+            new = scores[rows, best, cols]  # the maxima, gathered (no second reduction)
             new += logits[:, t, :]
             live = lengths_arr > t
             if live.all():
@@ -119,8 +121,9 @@ class LacTagger:
         for b, length in enumerate(lengths):
             best = int(dp[b].argmax())
             path = [best]
+            trail = back[b]
             for t in range(length - 1, 0, -1):
-                best = int(back[b, t, best])
+                best = int(trail[t, best])
                 path.append(best)
             path.reverse()
             paths.append(path)
