@@ -22,6 +22,7 @@ from prometheus_client import Counter, Gauge
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
+from desensitize.prefilter import could_hold_pii
 from monitor.alert_engine import Alert, AlertEngine
 from monitor.alerts import AlertRules, load_alert_rules
 from monitor.checkpoint import Checkpoint, Signer, load_or_create_signer
@@ -190,7 +191,8 @@ class AuditService:
         def redactor(text: str) -> str:
             # Secrets first (an API key pasted into a purpose must never be kept), then PII.
             cleaned = scrub(text)
-            return pii(cleaned) if pii is not None else cleaned
+            # Fast reject: most free texts cannot hold PII; only those that may are scanned.
+            return pii(cleaned) if pii is not None and could_hold_pii(cleaned) else cleaned
 
         events = [redact_event(e, redactor) for e in events]
         stamp = now or utc_now()

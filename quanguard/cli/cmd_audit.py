@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -29,15 +30,18 @@ audit_app = typer.Typer(help="The audit trail: ingest, verify, checkpoints, proo
 _FMT = typer.Option(OutputFormat.table, "--format", help="table (people) or json (machines)")
 
 
-def _lines(path: Path) -> list[str]:
+def _lines(path: Path) -> Iterator[bytes]:
+    """The file's lines as they are read (bytes: a line that is not UTF-8 is a per-line
+    error, not the end of the whole ingest)."""
     if str(path) == "-":
-        return sys.stdin.read().splitlines()
+        yield from sys.stdin.buffer
+        return
     try:
-        return path.read_text(encoding="utf-8").splitlines()
+        fh = path.open("rb")
     except OSError as exc:
         raise InvalidInput(f"{path}: cannot read ({exc.strerror})") from exc
-    except UnicodeDecodeError as exc:
-        raise InvalidInput(f"{path}: not UTF-8 text") from exc
+    with fh:
+        yield from fh
 
 
 @audit_app.command("ingest")
@@ -49,6 +53,8 @@ def ingest(
 ) -> None:
     """Append every valid line of FILE to the trail; print the count and events/s.
     Invalid lines are listed with their line numbers and not stored."""
+    if str(file) != "-" and not file.is_file():
+        raise InvalidInput(f"{file}: no such file")
     lines = _lines(file)
     started = time.perf_counter()
     with use_container() as container:
@@ -58,7 +64,7 @@ def ingest(
         else:
             with Progress(TextColumn("ingest"), BarColumn(), TextColumn("{task.completed}"),
                           TimeElapsedColumn(), console=console(), transient=True) as bar:
-                task = bar.add_task("ingest", total=len(lines))
+                task = bar.add_task("ingest", total=None)
                 result = uc.ingest(container, principal, lines, max_lines=None, chunk=chunk,
                                    progress=lambda n: bar.advance(task, n))
     elapsed = time.perf_counter() - started
@@ -73,8 +79,9 @@ def ingest(
                   f"[bold]{rate:,.0f}[/] events/s")
         for err in result.errors[:50]:
             out.print(f"  line {err.line}: {err.message}", style="yellow")
-        if len(result.errors) > 50:
-            out.print(f"  … and {len(result.errors) - 50} more invalid lines", style="yellow")
+        rejected = int(doc["rejected"])
+        if rejected > 50:
+            out.print(f"  … and {rejected - 50} more invalid lines", style="yellow")
     if result.errors:
         raise typer.Exit(2 if not result.accepted else 0)
 
