@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
-from monitor.alert_state import ActorCounters, ActorState, _Day, _Series
+from monitor.alert_state import ActorCounters, ActorState, _Series
 from monitor.alerts import (
     STATUSES,
     AlertRules,
@@ -157,23 +157,24 @@ class AlertEngine:
         if st is None:
             latest = max(to_us(e.ts) for e in evs)
             rows = s.execute(_RECENT, {"actor": actor, "lo": latest - self.counters.span}).all()
-            st = self.counters.new_state(latest, [(int(r[0]), int(r[1]), r[2] == "deny")
-                                                  for r in rows])
+            st = self.counters.new_state(latest, [
+                (int(r.ts), int(r.seq), r.effect == "deny",
+                 self._export_rows(r.action, r.effect, r.outcome, r.rows)) for r in rows])
             self.counters.put(actor, st)
             return st
         for e in sorted(evs, key=lambda e: e.seq or 0):
-            ts = to_us(e.ts)
-            ok = _ok(e)
-            day = None
-            if ok and any(e.action in r.actions for r in self._exports):
-                day = to_us(self._day_start(e.ts))
-            self.counters.add(st, ts, e.seq or 0, denied=e.effect == "deny", export_day=day,
-                              export_rows=e.rows or 0, dataset=None)
+            self.counters.add(st, to_us(e.ts), e.seq or 0, denied=e.effect == "deny",
+                              export_rows=self._export_rows(e.action, e.effect, e.outcome, e.rows))
         return st
 
-    def _day_start(self, ts: datetime) -> datetime:
-        d = ts.astimezone(self.zone).date()
-        return datetime(d.year, d.month, d.day, tzinfo=self.zone)
+    def _export_rows(self, action: str, effect: str | None, outcome: str,
+                     rows: int | None) -> int | None:
+        """Rows an event adds to the (single) export rule's daily sum; None if it does not count."""
+        if len(self._exports) != 1 or action not in self._exports[0].actions:
+            return None
+        if effect == "deny" or outcome != "success":
+            return None
+        return int(rows or 0)
 
     def _rule(self, session: Session, rule: Rule, actor: str,
               evs: list[AuditEvent], st: ActorState) -> list[Hit]:
@@ -271,23 +272,21 @@ class AlertEngine:
                 evs: list[AuditEvent], st: ActorState) -> list[Hit]:
         days = {e.ts.astimezone(self.zone).date() for e in evs
                 if e.action in rule.actions and e.rows and _ok(e)}
-        # per-day sums are cached only when one rule defines what counts as an export
-        cache = st.days if len(self._exports) == 1 else None
         hits = []
         for day in sorted(days):
             start = datetime(day.year, day.month, day.day, tzinfo=self.zone)
             end = start + timedelta(days=1)
-            cached = cache.get(to_us(start)) if cache is not None else None
-            if cached is None:
-                params = {"actor": actor, "lo": to_us(start), "hi": to_us(end),
-                          "actions": list(rule.actions)}
-                cached = _Day(int(s.execute(_EXPORT_SUM, params).scalar_one()),
-                              [int(r[0]) for r in s.execute(_EXPORT_SEQS, params)])
-                if cache is not None:
-                    cache[to_us(start)] = cached
-            if cached.total > rule.max_rows_per_day:
-                hits.append(Hit(rule, actor, day.isoformat(), start, end, tuple(cached.seqs),
-                                f"{cached.total} rows exported on {day} "
+            lo, hi = to_us(start), to_us(end)
+            # counters hold exports only when one rule defines what counts as an export
+            if len(self._exports) == 1 and st.exports.covers(lo):
+                total, seqs = st.exports.day(lo, hi)
+            else:
+                params = {"actor": actor, "lo": lo, "hi": hi, "actions": list(rule.actions)}
+                total = int(s.execute(_EXPORT_SUM, params).scalar_one())
+                seqs = tuple(int(r[0]) for r in s.execute(_EXPORT_SEQS, params))
+            if total > rule.max_rows_per_day:
+                hits.append(Hit(rule, actor, day.isoformat(), start, end, seqs,
+                                f"{total} rows exported on {day} "
                                 f"(limit {rule.max_rows_per_day})"))
         return hits
 
@@ -315,7 +314,8 @@ _SEQS = {
     .limit(MAX_LINKED),
 }
 _MIN_TS = sa.select(sa.func.min(EVENTS.c.ts)).where(_ACTOR)
-_RECENT = sa.select(EVENTS.c.ts, EVENTS.c.seq, EVENTS.c.effect).where(
+_RECENT = sa.select(EVENTS.c.ts, EVENTS.c.seq, EVENTS.c.effect, EVENTS.c.action,
+                    EVENTS.c.outcome, EVENTS.c.rows).where(
     _ACTOR, EVENTS.c.ts >= sa.bindparam("lo"))
 _FIRST = sa.select(EVENTS.c.seq).where(
     _ACTOR, EVENTS.c.dataset == sa.bindparam("dataset"), EVENTS.c.seq < sa.bindparam("seq"),

@@ -7,23 +7,23 @@ more than the append itself, so :class:`ActorCounters` answers from memory:
 
 * each actor's events of the last ``span`` (timestamps and seqs in two ``array('q')``
   kept in time order — 16 bytes an event), its denied events likewise;
-* the export sum and first seqs of each local day already asked about;
+* its counted exports of the last ``span`` (time, seq, rows), for daily export sums;
 * the datasets it is known to have accessed; its first event time once known.
 
 **Invariant**: for an actor in the cache, every stored event of that actor with
-``ts >= horizon`` is in its arrays, and a day in ``days`` holds that day's complete sum.
+``ts >= horizon`` is in its arrays.
 It holds because (1) an actor's counters are loaded from the trail *after* the batch was
 appended (so they include it) and (2) every later appended event is added. Whoever owns
 the cache must clear it when it may have missed an append (another process appended,
 or a transaction rolled back) — :class:`monitor.alert_engine.AlertEngine` checks seq
 continuity and listens for rollbacks. A question about a range before the horizon, or
-a day not loaded, is answered by the database, as before.
+a day that began before the horizon, is answered by the database, as before.
 """
 
 from __future__ import annotations
 
 from array import array
-from bisect import bisect_left, bisect_right, insort
+from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -71,23 +71,37 @@ class _Series:
 
 
 @dataclass
-class _Day:
-    total: int
-    seqs: list[int]
+class _RowSeries(_Series):
+    """A series that also carries each event's row count (exports)."""
 
-    def add(self, rows: int, seq: int) -> None:
-        self.total += rows
-        if len(self.seqs) < MAX_LINKED or seq < self.seqs[-1]:
-            insort(self.seqs, seq)
-            del self.seqs[MAX_LINKED:]
+    rows: array = field(default_factory=lambda: array("q"))  # type: ignore[type-arg]
+
+    def add_rows(self, ts: int, seq: int, rows: int) -> None:
+        if ts < self.horizon:
+            return
+        i = len(self.ts) if not self.ts or ts >= self.ts[-1] else bisect_right(self.ts, ts)
+        self.ts.insert(i, ts)
+        self.seq.insert(i, seq)
+        self.rows.insert(i, rows)
+
+    def day(self, lo: int, hi: int) -> tuple[int, tuple[int, ...]]:
+        """Sum of rows and first seqs of the events with ``lo <= ts < hi``."""
+        a, b = bisect_left(self.ts, lo), bisect_left(self.ts, hi)
+        return sum(self.rows[a:b]), tuple(sorted(self.seq[a:b])[:MAX_LINKED])
+
+    def prune(self, horizon: int) -> None:
+        if horizon > self.horizon:
+            cut = bisect_left(self.ts, horizon)
+            del self.rows[:cut]
+        super().prune(horizon)
 
 
 @dataclass
 class ActorState:
     events: _Series
     denied: _Series
+    exports: _RowSeries
     first_ts: int | None = None
-    days: dict[int, _Day] = field(default_factory=dict)  # local-day start (µs) -> sums
     datasets: set[str] = field(default_factory=set)
 
 
@@ -114,34 +128,29 @@ class ActorCounters:
         while len(self._actors) > self.max_actors:
             self._actors.popitem(last=False)
 
-    def new_state(self, now_us: int, rows: list[tuple[int, int, bool]]) -> ActorState:
-        """State from the trail's events of the last span: ``(ts, seq, denied)`` rows."""
+    def new_state(self, now_us: int, rows: list[tuple[int, int, bool, int | None]]
+                  ) -> ActorState:
+        """State from the trail's events of the last span: ``(ts, seq, denied, export_rows)``
+        rows (``export_rows`` None for an event that is not a counted export)."""
         horizon = now_us - self.span
-        st = ActorState(_Series(horizon), _Series(horizon))
-        for ts, seq, denied in sorted(rows):
-            st.events.add(ts, seq)
-            if denied:
-                st.denied.add(ts, seq)
+        st = ActorState(_Series(horizon), _Series(horizon), _RowSeries(horizon))
+        for ts, seq, denied, export_rows in sorted(rows, key=lambda r: (r[0], r[1])):
+            self.add(st, ts, seq, denied=denied, export_rows=export_rows)
         return st
 
     def add(self, st: ActorState, ts: int, seq: int, *, denied: bool,
-            export_day: int | None, export_rows: int, dataset: str | None) -> None:
-        """Count one appended event (``export_day`` set when it counts for exports)."""
+            export_rows: int | None) -> None:
+        """Count one appended event."""
         st.events.add(ts, seq)
         if denied:
             st.denied.add(ts, seq)
+        if export_rows is not None:
+            st.exports.add_rows(ts, seq, export_rows)
         if st.first_ts is not None and ts < st.first_ts:
             st.first_ts = ts
-        if export_day is not None:
-            day = st.days.get(export_day)
-            if day is not None:
-                day.add(export_rows, seq)
-        if dataset is not None:
-            st.datasets.add(dataset)
 
     def prune(self, st: ActorState, latest_us: int) -> None:
         horizon = latest_us - self.span
         st.events.prune(horizon)
         st.denied.prune(horizon)
-        for day in [d for d in st.days if d < horizon - 2 * 86_400_000_000]:
-            del st.days[day]
+        st.exports.prune(horizon)
