@@ -15,6 +15,7 @@ from desensitize.keys import Keyring
 from desensitize.masker import Masker, MaskStats, SpanFinder
 from desensitize.plan import ColumnInfo, MaskPlan
 from desensitize.risk import KAnonymity, KResult
+from desensitize.suspects import merge_spans, suspect_spans
 
 
 @dataclass(frozen=True)
@@ -65,10 +66,16 @@ def quasi_from_report(report: Any) -> list[str]:
 
 
 def span_finder_for(scanner: Any) -> SpanFinder:
-    """Adapt a TextScanner (``scan_many``) to the masker's span-finder signature."""
+    """Adapt a TextScanner (``scan_many``) to the masker's span-finder signature.
+
+    Conservative: ID- and card-shaped digit runs are masked even when their check
+    character fails (:mod:`desensitize.suspects`)."""
 
     def find(texts: Sequence[str]) -> list[list[tuple[int, int, str]]]:
-        return [[(f.start, f.end, f.entity) for f in fs] for fs in scanner.scan_many(texts)]
+        return [
+            merge_spans([(f.start, f.end, f.entity) for f in fs], suspect_spans(text))
+            for text, fs in zip(texts, scanner.scan_many(texts), strict=True)
+        ]
 
     return find
 

@@ -20,6 +20,10 @@ and report the entities found inside them.
 
 from __future__ import annotations
 
+import functools
+import itertools
+import math
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -33,6 +37,7 @@ from desensitize.headers import hint_for
 from desensitize.recognizers import STRUCTURED
 from desensitize.recognizers.location import plausible_address
 from desensitize.recognizers.person import plausible_name
+from desensitize.recognizers.resident_id import county_known
 from desensitize.text_scan import TextScanner
 
 
@@ -45,16 +50,31 @@ class Kernel:
     validate: Callable[[str], bool]
     min_len: int
     max_len: int
+    strong: Callable[[str], bool] | None = None  # a valid value that is also well attested
+
+    @property
+    def ascii_pattern(self) -> str:
+        """The pattern without its full-width alternatives (for all-ASCII columns, where
+        RE2 runs faster on byte classes)."""
+        return _ascii_only(self.pattern)
+
+
+@functools.cache
+def _ascii_only(pattern: str) -> str:
+    return re.sub("[\uff00-\uffef](?:-[\uff00-\uffef])?", "", pattern)
 
 
 def kernels() -> tuple[Kernel, ...]:
     """The kernels of every entity, structured first (their order breaks ties)."""
     lengths = {
-        "CN_RESIDENT_ID": (15, 18), "CN_USCC": (18, 18), "CN_BANK_CARD": (16, 23),
+        "CN_RESIDENT_ID": (15, 21), "CN_USCC": (18, 18), "CN_BANK_CARD": (16, 23),
         "PHONE_NUMBER": (7, 22), "CN_LICENSE_PLATE": (7, 9), "CN_PASSPORT": (9, 9),
         "EMAIL_ADDRESS": (5, 254), "IP_ADDRESS": (2, 45),
     }
-    out = [Kernel(c.ENTITY, c.COLUMN_PATTERN, c.is_valid, *lengths[c.ENTITY]) for c in STRUCTURED]
+    # GB/T 2260: an ID whose county code no list ever held is valid but weaker evidence
+    strong = {"CN_RESIDENT_ID": county_known}
+    out = [Kernel(c.ENTITY, c.COLUMN_PATTERN, c.is_valid, *lengths[c.ENTITY], strong.get(c.ENTITY))
+           for c in STRUCTURED]
     out.append(Kernel("PERSON", r"^(?:\p{Han}{2,4}|\p{Han}{1,8}[·•・]\p{Han}{1,8})$",
                       plausible_name, 2, 17))
     out.append(Kernel("LOCATION", r"(?:路|街|巷|弄|道|号|室|村|栋|幢|座|楼|单元|小区|花园|苑)",
@@ -70,6 +90,10 @@ _QI_CHECKS = {
     "occupation": r"^\S{1,12}$",
 }
 _TEXT_HINT = r"\p{Han}"
+# code-shaped values (member numbers, hashes, account numbers); decimals and dates are not
+_KEY_SHAPE = r"^[0-9A-Za-z][0-9A-Za-z_\-./:#]{7,63}$"
+_NOT_KEY = r"^[-+]?\d+\.\d+$|^\d{4}[-/.]\d{1,2}[-/.]\d{1,2}"
+_KEY_SAMPLE = 2_000
 # validators that segment or run several regexes per value: a spread subset of at most
 # ``expensive_cap`` candidates per batch is validated and the count extrapolated
 _EXPENSIVE = frozenset({"PERSON", "LOCATION"})
@@ -80,12 +104,14 @@ class _Column:
     name: str
     non_empty: int = 0
     valid: Counter[str] = field(default_factory=Counter)
+    strong: Counter[str] = field(default_factory=Counter)
     candidates: Counter[str] = field(default_factory=Counter)
     qi_ok: int = 0
     total_len: int = 0
     distinct: set[str] = field(default_factory=set)
     distinct_seen: int = 0
     texts: list[str] = field(default_factory=list)
+    key_shaped: int = 0
 
 
 @dataclass
@@ -155,12 +181,13 @@ class TableScanner:
         mm = pc.min_max(lens).as_py()
         lo, hi = mm["min"], mm["max"]
         settled = col.non_empty - n >= self.settle_after
+        ascii_only = bool(pc.all(pc.string_is_ascii(s)).as_py())
         for k in ks:
             if hi < k.min_len or lo > k.max_len:
                 continue
             if settled and not col.candidates[k.entity]:
                 continue  # no candidate in the first ``settle_after`` values: not this entity
-            mask = pc.match_substring_regex(s, k.pattern)
+            mask = pc.match_substring_regex(s, k.ascii_pattern if ascii_only else k.pattern)
             count = pc.sum(mask).as_py() or 0
             col.candidates[k.entity] += count
             if not count:
@@ -170,15 +197,23 @@ class TableScanner:
             if count > cap:  # validate a spread subset, extrapolate
                 step = count // cap + 1
                 subset = cands.take(pa.array(range(0, count, step))).to_pylist()
-                ok = sum(1 for v in subset if k.validate(v))
-                col.valid[k.entity] += round(ok * count / len(subset))
             else:
-                col.valid[k.entity] += sum(1 for v in cands.to_pylist() if k.validate(v))
+                subset = cands.to_pylist()
+            passed = [v for v in subset if k.validate(v)]
+            col.valid[k.entity] += round(len(passed) * count / len(subset))
+            if k.strong is not None:
+                attested = sum(1 for v in passed if k.strong(v))
+                col.strong[k.entity] += round(attested * count / len(subset))
         if len(col.distinct) < self.distinct_cap:
             room = self.distinct_cap - len(col.distinct)
             head = s.slice(0, room).to_pylist()
             col.distinct.update(head)
             col.distinct_seen += len(head)
+        if hi >= 8:  # a share is all we need: measure it on a slice, scale to the batch
+            head = s.slice(0, _KEY_SAMPLE)
+            shaped = head.filter(pc.match_substring_regex(head, _KEY_SHAPE))
+            ok = len(shaped) - (pc.sum(pc.match_substring_regex(shaped, _NOT_KEY)).as_py() or 0)
+            col.key_shaped += round(ok * n / len(head))
         if qi_kind:
             col.qi_ok += pc.sum(pc.match_substring_regex(s, _QI_CHECKS[qi_kind])).as_py() or 0
         if len(col.texts) < self.text_values:
@@ -202,6 +237,10 @@ class TableScanner:
                 name=col.name, non_empty=col.non_empty, valid=dict(col.valid),
                 distinct_ratio=len(col.distinct) / col.distinct_seen if col.distinct_seen else 1.0,
                 hint_entity=hint, quasi_identifier=qi, free_text=avg >= 12 and bool(col.texts),
+                key_shaped=col.key_shaped, strong=dict(col.strong),
+                # only a column no recognizer claims can be key-like: skip the others
+                key_bits=0.0 if max(col.valid.values(), default=0) >= 0.3 * col.non_empty
+                else _positional_bits(col),
             )
             report = classify_column(ev)
             if report.entity is None and col.texts:
@@ -230,6 +269,25 @@ class TableScanner:
             for entity in {f.entity for f in findings}:
                 found[entity] += counts[text]
         return dict(found)
+
+
+def _positional_bits(col: _Column) -> float:
+    """Bits per value of a code-shaped column: the Shannon entropy of each character
+    position over the distinct values seen, summed (sequential numbers score low,
+    random identifiers high).  0 for columns that are not nearly all code-shaped."""
+    if not col.non_empty or col.key_shaped < 0.9 * col.non_empty or len(col.distinct) < 2:
+        return 0.0
+    if col.distinct_seen and len(col.distinct) < 0.9 * col.distinct_seen:
+        return 0.0  # not unique enough to be a key: no need to measure
+    positions: list[Counter[str]] = []
+    sample = list(itertools.islice(col.distinct, 2048))
+    for value in sample:
+        for i, ch in enumerate(value[:64]):
+            if i == len(positions):
+                positions.append(Counter())
+            positions[i][ch] += 1
+    n = len(sample)
+    return sum(-sum(c / n * math.log2(c / n) for c in pos.values()) for pos in positions)
 
 
 def scan_batches(batches: Iterable[pa.RecordBatch], *, sampled: bool = True,

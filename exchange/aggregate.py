@@ -21,6 +21,7 @@ import pyarrow as pa
 from exchange.catalog import Dataset
 from exchange.errors import InvalidQuery, Refused
 from exchange.noise import laplace_count, laplace_vector, threshold_counts
+from exchange.numbers import EPSILON_MIN, MAX_BINS, check_epsilon, check_fraction
 
 AGGREGATES = ("count", "sum", "mean", "quantile", "histogram")
 MAX_GROUP_BY = 3
@@ -72,16 +73,17 @@ class AggregateResult:
     threshold: float = 0.0
 
 
-def validate(ds: Dataset, q: AggregateQuery, *, epsilon_cap: float | None = None) -> None:
-    """Refuse queries the dataset does not allow. Raises InvalidQuery or Refused."""
+def validate(ds: Dataset, q: AggregateQuery, *, epsilon_cap: float | None = None,
+             epsilon_min: float = EPSILON_MIN) -> None:
+    """Refuse queries the dataset does not allow. Raises InvalidQuery or Refused.
+
+    ε must lie in ``(epsilon_min, epsilon_cap]`` (see :mod:`exchange.numbers`)."""
     if q.agg not in AGGREGATES:
         raise InvalidQuery(f"unknown aggregate {q.agg!r} (known: {' '.join(AGGREGATES)})")
+    check_epsilon(q.epsilon, minimum=epsilon_min)
     if q.agg not in ds.computations:
         raise Refused(f"dataset {ds.name!r} does not allow {q.agg!r} (allowed: {' '.join(ds.computations)})")
-    if not (q.epsilon > 0 and math.isfinite(q.epsilon)):
-        raise InvalidQuery("epsilon must be a positive number")
-    if epsilon_cap is not None and q.epsilon > epsilon_cap:
-        raise Refused(f"epsilon {q.epsilon:g} exceeds the per-dataset cap {epsilon_cap:g}")
+    check_epsilon(q.epsilon, minimum=epsilon_min, cap=epsilon_cap)
     if len(q.by) > MAX_GROUP_BY:
         raise InvalidQuery(f"at most {MAX_GROUP_BY} group-by columns")
     if len(set(q.by)) != len(q.by):
@@ -106,10 +108,13 @@ def validate(ds: Dataset, q: AggregateQuery, *, epsilon_cap: float | None = None
         raise InvalidQuery(f"column {q.column!r} is not numeric")
     if q.column not in ds.bounds:
         raise Refused(f"column {q.column!r} has no declared public bounds; {q.agg} is not possible")
-    if q.agg == "quantile" and not 0.0 < q.q < 1.0:
-        raise InvalidQuery("quantile q must be in (0, 1)")
-    if q.agg == "histogram" and not 1 <= q.bins <= 100:
-        raise InvalidQuery("histogram bins must be between 1 and 100")
+    if q.agg == "quantile":
+        check_fraction("quantile q", q.q)
+    if q.agg == "histogram" and not 1 <= q.bins <= MAX_BINS:
+        raise InvalidQuery(f"histogram bins must be between 1 and {MAX_BINS}")
+    lo, hi = ds.bounds[q.column]
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):  # registered before the range check
+        raise Refused(f"column {q.column!r} has unusable bounds {lo!r}:{hi!r}; re-register it")
 
 
 _local = threading.local()
@@ -133,30 +138,42 @@ def _grouped(table: pa.Table, ds: Dataset, q: AggregateQuery, extra_bins: int) -
     When a subject has more rows than the dataset's ``max_contributions``, the extra rows
     are dropped first (after the filter), so the sensitivity the noise assumes holds.
     """
+    # Every number and filter value goes in as a parameter, never pasted into the text;
+    # parameters are bound in the order their ``?`` appear: select list, then where.
     select: list[str] = [_ident(c) for c in q.by]
     params: list[Any] = []
     value = "NULL"
+    value_params: list[Any] = []
     if q.column is not None and q.column in ds.bounds:
         lo, hi = ds.bounds[q.column]
-        value = f"least(greatest(CAST({_ident(q.column)} AS DOUBLE), {lo!r}), {hi!r})"
+        value = f"least(greatest(CAST({_ident(q.column)} AS DOUBLE), CAST(? AS DOUBLE)), CAST(? AS DOUBLE))"
+        value_params = [float(lo), float(hi)]
         if extra_bins:
             width = (hi - lo) / extra_bins
-            select.append(f"least(CAST(floor(({value} - {lo!r}) / {width!r}) AS INTEGER), {extra_bins - 1})")
+            select.append(f"least(CAST(floor(({value} - CAST(? AS DOUBLE)) / CAST(? AS DOUBLE)) AS INTEGER), "
+                          f"CAST(? AS INTEGER))")
+            params.extend([*value_params, float(lo), float(width), int(extra_bins) - 1])
+    sum_params = list(value_params)
     where = " AND ".join(f"CAST({_ident(c)} AS VARCHAR) = ?" for c, _ in q.where) or "TRUE"
-    params.extend(v for _, v in q.where)
+    where_params = [v for _, v in q.where]
     if q.agg == "count" and q.column is not None:
         where += f" AND {_ident(q.column)} IS NOT NULL"
     elif q.agg != "count":
         where += f" AND {_ident(q.column or '')} IS NOT NULL"
     keys = ", ".join(select)
+    ordinals = ", ".join(str(i + 1) for i in range(len(select)))  # GROUP BY the select list
     subject = _ident(ds.key_columns[0]) if ds.key_columns else None
     people = f"count(DISTINCT {subject})" if subject and ds.max_contributions > 1 else "count(*)"
     source = f"(SELECT * FROM t WHERE {where})"
+    source_params: list[Any] = list(where_params)
     if subject and ds.truncate_contributions:
         source = (f"(SELECT * FROM t WHERE {where} QUALIFY row_number() OVER "
-                  f"(PARTITION BY {subject}) <= {int(ds.max_contributions)})")
+                  f"(PARTITION BY {subject}) <= CAST(? AS INTEGER))")
+        source_params.append(int(ds.max_contributions))
     sql = (f"SELECT {keys + ', ' if keys else ''}count(*) AS n, sum({value}) AS s, "
-           f"{people} AS people FROM {source} AS src" + (f" GROUP BY {keys}" if keys else ""))
+           f"{people} AS people FROM {source} AS src" + (f" GROUP BY {ordinals}" if keys else ""))
+    # order of the ``?``: select list (bins), sum(value), the source's where (+ truncation)
+    params = [*params, *sum_params, *source_params]
     con = _cursor()
     try:
         con.register("t", table)

@@ -1,4 +1,7 @@
-"""Privacy budget per consumer × dataset, composed across queries (basic composition).
+"""Privacy budget per consumer × budget family, composed across queries (basic composition).
+
+The ``dataset`` a budget row is kept under is the dataset's *budget family* (see
+:mod:`exchange.family`), suffixed ``@N`` for the N-th period when policy renews budgets.
 
 Spending is one conditional UPDATE (``spent + ε <= cap``), atomic on SQLite and
 PostgreSQL alike, so two concurrent queries cannot both take the last of the budget.
@@ -28,6 +31,7 @@ class BudgetState:
     delta_spent: float
     epsilon_cap: float
     delta_cap: float
+    family: str | None = None  # the budget's key: the family (and period) it is kept under
 
     @property
     def epsilon_left(self) -> float:

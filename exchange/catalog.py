@@ -26,12 +26,15 @@ from sqlalchemy.orm import Session
 
 from exchange.crypto import MasterKey, open_sealed, seal, sha256_hex
 from exchange.errors import DatasetExists, DatasetNotFound, IntegrityFailure, InvalidDataset
+from exchange.numbers import check_bounds
 from exchange.ports import Caller, Grading
 from exchange.tables import datasets
 
 COMPUTATIONS = ("count", "sum", "mean", "quantile", "histogram", "psi", "extract")
 _NAME = re.compile(r"^[\w.\-]{1,200}$")
 _MAX_GROUP_CARDINALITY = 1000
+# the columns a Dataset is read from (the subject sketches are read only at registration)
+_META = tuple(c for c in datasets.c if c.name != "subject_sketch")
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,14 @@ class Dataset:
     created_at: datetime
     max_contributions: int = 1
     truncate_contributions: bool = False
+    family: str | None = None
+    declared_grade: str | None = None
+    family_overlap: float | None = None
+
+    @property
+    def budget_family(self) -> str:
+        """The name ε budgets are kept under: the family's first dataset (or this one)."""
+        return self.family or self.name
 
     def column(self, name: str) -> ColumnInfo:
         for col in self.columns:
@@ -89,6 +100,8 @@ class Dataset:
             "group_columns": list(self.group_columns),
             "computations": list(self.computations),
             "created_at": self.created_at.isoformat(),
+            "declared_grade": self.declared_grade,
+            "budget_family": self.budget_family,
         }
 
 
@@ -148,7 +161,8 @@ class Catalog:
         now: datetime, key_columns: Iterable[str] = (),
         bounds: Mapping[str, tuple[float, float]] | None = None,
         computations: Iterable[str] | None = None, group_columns: Iterable[str] | None = None,
-        max_contributions: int | None = None,
+        max_contributions: int | None = None, family: str | None = None,
+        declared_grade: str | None = None, subject_sketch: Mapping[str, Any] | None = None,
     ) -> Dataset:
         """Validate, encrypt and store ``table``; return its metadata.
 
@@ -172,9 +186,7 @@ class Catalog:
                 raise InvalidDataset(f"bounds for unknown column {col!r}")
             if not _is_numeric(table.schema.field(col).type):
                 raise InvalidDataset(f"bounds given for non-numeric column {col!r}")
-            if not float(lo) < float(hi):
-                raise InvalidDataset(f"bounds of {col!r}: low {lo} must be below high {hi}")
-            clean_bounds[col] = (float(lo), float(hi))
+            clean_bounds[col] = check_bounds(col, lo, hi)
         comps = tuple(computations) if computations is not None else COMPUTATIONS
         for comp in comps:
             if comp not in COMPUTATIONS:
@@ -198,13 +210,13 @@ class Catalog:
         plain = buf.getvalue()
         data_key = os.urandom(32)
         blob = f"{sha256_hex(name.encode())[:24]}-{os.urandom(4).hex()}.bin"
-        self._dir.mkdir(parents=True, exist_ok=True)
-        (self._dir / blob).write_bytes(seal(data_key, plain, name.encode()))
+        _write_private(self._dir / blob, seal(data_key, plain, name.encode()))
         ds = Dataset(
             name=name, owner_org=owner.org, owner_id=owner.id, grade=grading.grade,
             columns=columns, key_columns=keys, group_columns=groups, bounds=clean_bounds,
             computations=comps, rows=table.num_rows, digest=sha256_hex(plain), created_at=now,
             max_contributions=contrib, truncate_contributions=truncate,
+            family=family or name, declared_grade=declared_grade,
         )
         session.execute(datasets.insert().values(
             name=name, owner_org=owner.org, owner_id=owner.id, grade=ds.grade,
@@ -213,18 +225,30 @@ class Catalog:
             key_columns=list(keys), group_columns=list(groups),
             bounds={k: list(v) for k, v in clean_bounds.items()}, computations=list(comps),
             rows=ds.rows, max_contributions=contrib, truncate_contributions=truncate, digest=ds.digest, wrapped_key=self._master.wrap(data_key, name),
-            blob=blob, created_at=now,
+            blob=blob, created_at=now, family=ds.family, declared_grade=declared_grade,
+            subject_sketch=dict(subject_sketch) if subject_sketch else None,
         ))
         return ds
 
+    def sketches(self, session: Session) -> list[tuple[str, str, Mapping[str, Any]]]:
+        """``(name, family, subject sketches)`` of every dataset that has sketches."""
+        rows = session.execute(select(datasets.c.name, datasets.c.family, datasets.c.subject_sketch)
+                               .order_by(datasets.c.created_at, datasets.c.name))
+        return [(r[0], r[1] or r[0], r[2]) for r in rows if r[2]]
+
+    def family_members(self, session: Session, family: str) -> list[str]:
+        rows = session.execute(select(datasets.c.name).where(
+            (datasets.c.family == family) | (datasets.c.name == family)))
+        return sorted({str(r[0]) for r in rows})
+
     def get(self, session: Session, name: str) -> Dataset:
-        row = session.execute(select(datasets).where(datasets.c.name == name)).mappings().first()
+        row = session.execute(select(*_META).where(datasets.c.name == name)).mappings().first()
         if row is None:
             raise DatasetNotFound(name)
         return _to_dataset(row)
 
     def list(self, session: Session) -> list[Dataset]:
-        rows = session.execute(select(datasets).order_by(datasets.c.name)).mappings()
+        rows = session.execute(select(*_META).order_by(datasets.c.name)).mappings()
         return [_to_dataset(r) for r in rows]
 
     def load_table(self, session: Session, name: str,
@@ -273,6 +297,26 @@ class Catalog:
         return self._dir / str(row[0])
 
 
+def _write_private(path: Path, data: bytes) -> None:
+    """Write an encrypted blob as 0600 in a 0700 folder (never world-readable, even briefly)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
+def rewrap_keys(session: Session, old: MasterKey, new: MasterKey) -> int:
+    """Re-wrap every dataset's data key from ``old`` to ``new`` in the caller's transaction
+    (the blobs stay as they are); returns how many. Raises IntegrityFailure when a key does
+    not open with ``old`` — then nothing should be committed."""
+    rows = session.execute(select(datasets.c.name, datasets.c.wrapped_key)).all()
+    for name, wrapped in rows:
+        data_key = old.unwrap(bytes(wrapped), name)
+        session.execute(datasets.update().where(datasets.c.name == name)
+                        .values(wrapped_key=new.wrap(data_key, name)))
+    return len(rows)
+
+
 def _to_dataset(row: Any) -> Dataset:
     return Dataset(
         name=row["name"], owner_org=row["owner_org"], owner_id=row["owner_id"],
@@ -284,4 +328,5 @@ def _to_dataset(row: Any) -> Dataset:
         computations=tuple(row["computations"]), rows=int(row["rows"]), digest=row["digest"],
         created_at=row["created_at"], max_contributions=int(row["max_contributions"] or 1),
         truncate_contributions=bool(row["truncate_contributions"]),
+        family=row.get("family") or row["name"], declared_grade=row.get("declared_grade"),
     )

@@ -21,6 +21,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from exchange.errors import IntegrityFailure, KeyFileError
 
 MASTER_KEY_FILE = "exchange-master.key"
+# The root of the per-dataset subject-hash keys. Split from the master key on its first
+# rotation (holding the master's value then), so stored subject hashes stay valid while
+# the master key that wraps data keys changes.
+SUBJECT_KEY_FILE = "exchange-subject.key"
 RECEIPT_KEY_FILE = "exchange-receipt.key"
 _NONCE = 12
 
@@ -65,10 +69,13 @@ class MasterKey:
     """The key that wraps per-dataset data keys and derives per-dataset hash keys."""
 
     secret: bytes
+    subject_root: bytes | None = None
 
     @classmethod
     def from_dir(cls, key_dir: Path) -> MasterKey:
-        return cls(load_or_create_secret(Path(key_dir) / MASTER_KEY_FILE))
+        subject = Path(key_dir) / SUBJECT_KEY_FILE
+        root = load_or_create_secret(subject) if subject.exists() else None
+        return cls(load_or_create_secret(Path(key_dir) / MASTER_KEY_FILE), root)
 
     def wrap(self, data_key: bytes, dataset: str) -> bytes:
         return seal(self.secret, data_key, b"wrap:" + dataset.encode())
@@ -78,7 +85,8 @@ class MasterKey:
 
     def subject_key(self, dataset: str) -> bytes:
         """Per-dataset key for hashing subject identifiers (consent registry)."""
-        return hmac.new(self.secret, b"subject:" + dataset.encode(), hashlib.sha256).digest()
+        root = self.subject_root if self.subject_root is not None else self.secret
+        return hmac.new(root, b"subject:" + dataset.encode(), hashlib.sha256).digest()
 
 
 def keyed_hash(key: bytes, value: str) -> str:

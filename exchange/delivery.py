@@ -9,6 +9,7 @@ subjects) → :meth:`extract_render` (mask, mark, serialise; no session) →
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -16,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 from sqlalchemy.orm import Session
 
-from exchange import jobs
+from exchange import budget, jobs, psi_limits
 from exchange.catalog import Dataset
-from exchange.errors import JobStateError, Refused
+from exchange.errors import InvalidQuery, JobStateError, Refused
 from exchange.extract import ExtractOutput, make_extract
 from exchange.jobs import Job
 from exchange.limits import Limits, limits_of
@@ -27,6 +28,8 @@ from exchange.psi import PsiAnswer, request_size, serve
 from exchange.receipts import result_digest
 
 if TYPE_CHECKING:
+    from datetime import timedelta
+
     from exchange.catalog import Catalog
     from exchange.limits import Defaults
     from exchange.ports import Clock, Masker, Watermarker
@@ -65,14 +68,25 @@ class DeliveryMixin:
 
     if TYPE_CHECKING:
         def _decide(self, audit: AuditSink, caller: Caller, action: str, ds: Dataset,
-                    purpose: str | None, *, audit_action: str) -> Grant: ...
+                    purpose: str | None, *, audit_action: str,
+                    accept: tuple[str, ...] = ...) -> Grant: ...
 
         def _refuse(self, audit: AuditSink, caller: Caller, action: str, ds: Dataset,
-                    purpose: str | None, grant: Grant | None, exc: Refused) -> Refused: ...
+                    purpose: str | None, grant: Grant | None, exc: Refused,
+                    labels: Mapping[str, Any] | None = None) -> Refused: ...
 
         def _pending(self, session: Session, audit: AuditSink, caller: Caller, kind: str,
                      ds: Dataset, query: Mapping[str, Any], purpose: str | None,
-                     grant: Grant) -> Job: ...
+                     grant: Grant, *, digest: str | None = None, size: int | None = None,
+                     body: bytes | None = None) -> Job: ...
+
+        def _expired(self, session: Session, audit: AuditSink, caller: Caller, job: Job,
+                     ds: Dataset, what: str) -> Refused: ...
+
+        @staticmethod
+        def _ttl(job: Job, defaults: Defaults) -> timedelta: ...
+
+        def _budget_key(self, ds: Dataset, lim: Limits) -> str: ...
 
         def _receipt(self, *, job_id: str, kind: str, ds: Dataset, query: Mapping[str, Any],
                      eps: float, dlt: float, digest: str) -> dict[str, Any]: ...
@@ -80,13 +94,35 @@ class DeliveryMixin:
         def _table(self, session: Session, ds: Dataset, purpose: str | None,
                    columns: Iterable[str] | None = None) -> pa.Table: ...
 
-    def _approved(self, session: Session, caller: Caller, job_id: str, kind: str,
-                  ds: Dataset) -> Grant:
+    def _approved(self, session: Session, audit: AuditSink, caller: Caller, job_id: str,
+                  kind: str, ds: Dataset, *, digest: str | None,
+                  purpose: str | None) -> tuple[Job, Grant]:
+        """The approved job ``job_id`` and its grant, when the call asks exactly what was
+        approved (same request digest, same purpose) before the approval expired.
+
+        A call that differs, or comes late, is refused and recorded (the job stays
+        approved, or becomes ``expired``)."""
         job = jobs.get_for(session, job_id, caller)
         if job.kind != kind or job.status != "approved" or job.consumer_id != caller.id \
                 or job.dataset != ds.name:
             raise JobStateError(f"job {job_id} is not an approved {kind} job of yours on {ds.name}")
-        return grant_of(job.decision)
+        expires = jobs.aware(job.expires_at)
+        if expires is not None and self.clock.now() > expires:
+            raise self._expired(session, audit, caller, job, ds, "the approval")
+        differs = []
+        if digest is not None and job.request_digest is not None and digest != job.request_digest:
+            differs.append("request")
+        if purpose is not None and purpose != job.purpose:
+            differs.append("purpose")
+        if differs:
+            exc = Refused(f"job {job_id}: the {' and '.join(differs)} differ(s) from what was "
+                          f"approved ({job.request_size or '-'} item(s), digest "
+                          f"{(job.request_digest or '')[:16]}); an approval runs only the "
+                          f"approved request")
+            raise self._refuse(audit, caller, f"exchange.{kind}", ds, job.purpose, None, exc,
+                               labels={"job": job_id, "approved_digest": job.request_digest,
+                                       "sent_digest": digest})
+        return job, grant_of(job.decision)
 
     # -- PSI -----------------------------------------------------------------------
     def psi_terms(self, session: Session, audit: AuditSink, caller: Caller, *, dataset: str,
@@ -96,49 +132,98 @@ class DeliveryMixin:
         grant = self._decide(audit, caller, "psi", ds, purpose, audit_action="exchange.psi_terms")
         lim = limits_of(grant.obligations, self.defaults)
         return {"dataset": ds.name, "effect": grant.effect, "reveal": lim.psi_reveal,
-                "max_ids": lim.row_limit or self.defaults.psi_max_ids}
+                "max_ids": lim.row_limit or self.defaults.psi_max_ids,
+                "min_ids": lim.psi_min_set_size, "max_requests": lim.psi_max_requests,
+                "max_items": lim.psi_max_items, "period_days": lim.psi_period_days,
+                "count_epsilon": lim.psi_count_epsilon if lim.psi_reveal == "count" else None,
+                "approval_ttl_days": lim.approval_ttl_days}
 
     def psi(self, session: Session, audit: AuditSink, caller: Caller, *, dataset: str,
-            request: bytes, purpose: str | None = None,
+            request: bytes | None, purpose: str | None = None,
             job_id: str | None = None) -> tuple[Job, PsiAnswer | None]:
-        """Answer a blinded request; pending (no answer) when approval is required."""
+        """Answer a blinded request; pending (no answer) when approval is required.
+
+        With ``job_id`` the approved request runs: ``request`` may be omitted (the stored
+        one runs) and must otherwise be byte for byte the one approved."""
         ds = self.catalog.get(session, dataset)
         if "psi" not in ds.computations or not ds.key_columns:
             exc = Refused(f"dataset {ds.name!r} does not offer PSI (needs a key column and 'psi')")
             raise self._refuse(audit, caller, "exchange.psi", ds, purpose, None, exc)
-        n_items = request_size(request)
-        query = {"client_items": n_items, "key_column": ds.key_columns[0]}
         if job_id is not None:
-            grant = self._approved(session, caller, job_id, "psi", ds)
-        else:
+            sent = hashlib.sha256(request).hexdigest() if request is not None else None
+            job, grant = self._approved(session, audit, caller, job_id, "psi", ds,
+                                        digest=sent, purpose=purpose)
+            request = jobs.request_body(session, job_id) if request is None else request
+            if request is None:
+                raise JobStateError(f"job {job_id} has no stored request; submit it again")
+            purpose = job.purpose
+        elif request is None:
+            raise InvalidQuery("a PSI request is required (or --job for an approved one)")
+        n_items = request_size(request)
+        digest = hashlib.sha256(request).hexdigest()
+        query = {"client_items": n_items, "key_column": ds.key_columns[0], "request_digest": digest}
+        if job_id is None:
             grant = self._decide(audit, caller, "psi", ds, purpose, audit_action="exchange.psi")
+            lim = limits_of(grant.obligations, self.defaults)
+            try:
+                self._psi_guard(session, ds, caller, lim, n_items)
+            except Refused as exc:
+                raise self._refuse(audit, caller, "exchange.psi", ds, purpose, grant, exc,
+                                   labels={"client_items": n_items}) from None
             if grant.effect == "approval_required":
-                return self._pending(session, audit, caller, "psi", ds, query, purpose, grant), None
+                return self._pending(session, audit, caller, "psi", ds, query, purpose, grant,
+                                     digest=digest, size=n_items, body=request), None
         lim = limits_of(grant.obligations, self.defaults)
         table = self._table(session, ds, purpose, [ds.key_columns[0]])
         col = table.column(ds.key_columns[0]).drop_null().cast(pa.string())
         items = list(dict.fromkeys(str(v).strip() for v in col.to_pylist()))
+        noisy = lim.psi_count_epsilon if lim.psi_reveal == "count" else None
+        now, jid = self.clock.now(), job_id or jobs.new_id()
         try:
+            if noisy is not None:  # the count's ε comes out of the same budget as aggregates
+                budget.precheck(session, consumer=caller.org, dataset=self._budget_key(ds, lim),
+                                epsilon=noisy, epsilon_cap=lim.epsilon_cap, delta_cap=lim.delta_cap)
             answer = serve(items, request, reveal=lim.psi_reveal,
-                           max_client_items=lim.row_limit or self.defaults.psi_max_ids)
+                           max_client_items=lim.row_limit or self.defaults.psi_max_ids,
+                           count_epsilon=noisy)
+            if noisy is not None:
+                budget.charge(session, consumer=caller.org, dataset=self._budget_key(ds, lim),
+                              job_id=jid, epsilon=noisy, delta=0.0, epsilon_cap=lim.epsilon_cap,
+                              delta_cap=lim.delta_cap, now=now)
         except Refused as exc:
             raise self._refuse(audit, caller, "exchange.psi", ds, purpose, grant, exc) from None
-        now, jid = self.clock.now(), job_id or jobs.new_id()
-        result = {"reveal": answer.reveal, "client_items": n_items}
-        receipt = self._receipt(job_id=jid, kind="psi", ds=ds, query=query, eps=0.0, dlt=0.0,
-                                digest=answer.digest)
+        result: dict[str, Any] = {"reveal": answer.reveal, "client_items": n_items}
+        if answer.noise is not None:
+            result["noise"] = answer.noise.to_json()
+        receipt = self._receipt(job_id=jid, kind="psi", ds=ds, query=query,
+                                eps=noisy or 0.0, dlt=0.0, digest=answer.digest)
         if job_id is not None:
             job = jobs.update(session, jid, status="done", result=result, receipt=receipt,
                               finished_at=now)
         else:
             job = jobs.insert(session, job_id=jid, kind="psi", dataset=ds.name,
                               owner_org=ds.owner_org, caller=caller, status="done", query=query,
-                              purpose=purpose, grant=grant, now=now, result=result, receipt=receipt)
+                              purpose=purpose, grant=grant, now=now, result=result, receipt=receipt,
+                              request_digest=digest, request_size=n_items)
         audit.record(actor=caller, action="exchange.psi", dataset=ds.name, grade=ds.grade,
                      fields=(ds.key_columns[0],), rows=n_items, purpose=purpose,
                      grant=grant, result_digest=answer.digest,
-                     labels={"job": jid, "reveal": answer.reveal})
+                     labels={"job": jid, "reveal": answer.reveal, "epsilon": noisy})
         return job, answer
+
+    def _psi_guard(self, session: Session, ds: Dataset, caller: Caller, lim: Limits,
+                   n_items: int) -> None:
+        """Size and rate limits of a new PSI request (see :mod:`exchange.psi_limits`)."""
+        cap = lim.row_limit or self.defaults.psi_max_ids
+        if n_items > cap:
+            raise Refused(f"PSI request holds {n_items} identifiers; the limit is {cap}")
+        if lim.psi_max_requests is not None or lim.psi_max_items is not None:
+            # one PSI request per family at a time counts and inserts (PostgreSQL row lock;
+            # SQLite's writer lock already serialises them)
+            psi_limits.lock_family(session, ds.budget_family)
+        psi_limits.check(session, lim, consumer_org=caller.org,
+                         datasets=self.catalog.family_members(session, ds.budget_family),
+                         n_items=n_items, now=self.clock.now())
 
     # -- extract -------------------------------------------------------------------
     def extract_prepare(self, session: Session, audit: AuditSink, caller: Caller, *,
@@ -147,7 +232,11 @@ class DeliveryMixin:
         """Phase 1: decide and check; a pending Job when approval is required."""
         ds = self.catalog.get(session, dataset)
         if job_id is not None:
-            grant = self._approved(session, caller, job_id, "extract", ds)
+            job = jobs.get_for(session, job_id, caller)
+            sent = jobs.request_digest({"format": fmt}, job.purpose if purpose is None else purpose)
+            job, grant = self._approved(session, audit, caller, job_id, "extract", ds,
+                                        digest=sent, purpose=purpose)
+            purpose = job.purpose
         else:
             grant = self._decide(audit, caller, "extract", ds, purpose, audit_action="exchange.extract")
             if grant.effect == "approval_required":

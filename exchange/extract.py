@@ -33,10 +33,11 @@ def make_extract(
     profile: str | None, recipient: str, watermark: bool, fmt: str, dataset: str,
     row_limit: int | None = None,
 ) -> ExtractOutput:
-    """Mask, then watermark, then serialise ``table``.
+    """Mask, then watermark, then re-scan, then serialise ``table``.
 
-    Raises Refused when masking or marking is required but unavailable, or the table is
-    larger than the policy's row limit; InvalidQuery for an unknown format.
+    Raises Refused when masking or marking is required but unavailable, the table is
+    larger than the policy's row limit, or the re-scan of the marked copy still finds an
+    entity the profile does not let out; InvalidQuery for an unknown format.
     """
     if fmt not in FORMATS:
         raise InvalidQuery(f"extract format must be one of {' '.join(FORMATS)}")
@@ -51,6 +52,10 @@ def make_extract(
         if watermarker is None:
             raise Refused("watermarking is required by policy but not available; extract refused")
         out = watermarker.embed_table(out, recipient, dataset=dataset)
+    found = masker.leaks(out, profile)
+    if found:
+        raise Refused("the re-scan of the copy before it leaves found what profile "
+                      f"{profile!r} does not allow: {'; '.join(found)}; extract refused")
     buf = io.BytesIO()
     if fmt == "csv":
         pacsv.write_csv(out, buf)

@@ -7,6 +7,8 @@ A job someone may not see is reported as not found, so ids do not leak existence
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,9 +20,9 @@ from sqlalchemy.orm import Session
 
 from exchange.errors import JobNotFound
 from exchange.ports import Caller, Grant
-from exchange.tables import jobs
+from exchange.tables import job_requests, jobs
 
-STATUSES = ("pending_approval", "approved", "done", "rejected", "failed")
+STATUSES = ("pending_approval", "approved", "done", "rejected", "failed", "expired")
 KINDS = ("aggregate", "psi", "extract")
 OVERSEERS = frozenset({"manager", "auditor", "officer", "admin"})
 
@@ -43,6 +45,26 @@ class Job:
     decided_by: str | None
     created_at: datetime
     finished_at: datetime | None
+    request_digest: str | None = None
+    request_size: int | None = None
+    expires_at: datetime | None = None
+
+    def request_view(self) -> dict[str, Any]:
+        """What the approver approves: size, digest, purpose, ε, and until when."""
+        view: dict[str, Any] = {
+            "kind": self.kind, "size": self.request_size, "digest": self.request_digest,
+            "purpose": self.purpose, "epsilon": self.query.get("epsilon"),
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+        }
+        if self.kind == "aggregate":
+            view.update({k: self.query.get(k) for k in ("agg", "column", "by", "where")})
+        elif self.kind == "psi":
+            ob = self.decision.get("obligations") or {}
+            view["epsilon"] = ob.get("psi_count_epsilon") if ob.get("psi_reveal") != "matches" else None
+            view["reveal"] = ob.get("psi_reveal")
+        elif self.kind == "extract":
+            view["format"] = self.query.get("format")
+        return view
 
     def to_public(self) -> dict[str, Any]:
         """The job as returned to clients; a finished aggregate flattens its result."""
@@ -55,6 +77,7 @@ class Job:
             "created_at": self.created_at.isoformat(),
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
             "result": None,
+            "request": self.request_view(),
         }
         if self.result is not None:
             out.update(self.result)
@@ -68,6 +91,13 @@ def decision_json(grant: Grant) -> dict[str, Any]:
             "obligations": dict(grant.obligations)}
 
 
+def request_digest(query: Mapping[str, Any], purpose: str | None) -> str:
+    """Digest of an aggregate or extract request as submitted (the query and purpose)."""
+    text = json.dumps({"query": dict(query), "purpose": purpose}, sort_keys=True,
+                      ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def new_id() -> str:
     return "job-" + uuid.uuid4().hex[:20]
 
@@ -75,7 +105,10 @@ def new_id() -> str:
 def insert(session: Session, *, job_id: str, kind: str, dataset: str, owner_org: str,
            caller: Caller, status: str, query: Mapping[str, Any], purpose: str | None,
            grant: Grant, now: datetime, result: Mapping[str, Any] | None = None,
-           receipt: Mapping[str, Any] | None = None, reason: str | None = None) -> Job:
+           receipt: Mapping[str, Any] | None = None, reason: str | None = None,
+           request_digest: str | None = None, request_size: int | None = None,
+           body: bytes | None = None) -> Job:
+    """Insert a job; ``body`` (a PSI job's blinded set) is kept for the approval to run."""
     finished = now if status in ("done", "rejected", "failed") else None
     values = {
         "id": job_id, "kind": kind, "dataset": dataset, "owner_org": owner_org, "consumer_id": caller.id,
@@ -83,9 +116,17 @@ def insert(session: Session, *, job_id: str, kind: str, dataset: str, owner_org:
         "decision": decision_json(grant), "result": dict(result) if result is not None else None,
         "receipt": dict(receipt) if receipt is not None else None, "reason": reason,
         "decided_by": None, "created_at": now, "finished_at": finished,
+        "request_digest": request_digest, "request_size": request_size, "expires_at": None,
     }
     session.execute(jobs.insert().values(**values))
+    if body is not None:
+        session.execute(job_requests.insert().values(job_id=job_id, body=body))
     return _to_job(values)
+
+
+def request_body(session: Session, job_id: str) -> bytes | None:
+    row = session.execute(select(job_requests.c.body).where(job_requests.c.job_id == job_id)).first()
+    return bytes(row[0]) if row else None
 
 
 def update(session: Session, job_id: str, **values: Any) -> Job:
@@ -139,5 +180,15 @@ def _to_job(row: Any) -> Job:
         query=row["query"] or {}, purpose=row["purpose"], decision=row["decision"] or {},
         result=row["result"], receipt=row["receipt"], reason=row["reason"],
         decided_by=row["decided_by"], created_at=row["created_at"],
-        finished_at=row["finished_at"],
+        finished_at=row["finished_at"], request_digest=row.get("request_digest"),
+        request_size=row.get("request_size"), expires_at=aware(row.get("expires_at")),
     )
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; they were stored in UTC."""
+    if value is not None and value.tzinfo is None:
+        from datetime import UTC
+
+        return value.replace(tzinfo=UTC)
+    return value

@@ -53,9 +53,15 @@ class Grading:
 
 
 class Decider(Protocol):
+    """Policy. ``accept`` names the effects under which the exchange goes on (a request
+    runs or is queued for approval); a decider may refuse anything else itself — the
+    service's gate records the refusal and raises — or return the grant, which the
+    exchange then records and refuses. ``audit_action`` names the event of a refusal."""
+
     def decide(
         self, caller: Caller, action: str, *, grade: str | None, dataset: str | None,
-        owner_org: str | None, purpose: str | None = None,
+        owner_org: str | None, purpose: str | None = None, audit_action: str | None = None,
+        accept: tuple[str, ...] = ("allow", "approval_required"),
     ) -> Grant: ...
 
 
@@ -65,6 +71,11 @@ class Scanner(Protocol):
 
 class Masker(Protocol):
     def mask_table(self, table: pa.Table, profile: str) -> pa.Table: ...
+
+    def leaks(self, table: pa.Table, profile: str) -> list[str]:
+        """Re-scan a copy about to leave (防泄漏): one line per column that still holds an
+        entity ``profile`` does not let out in clear; empty when the copy is clean."""
+        ...
 
 
 class Watermarker(Protocol):

@@ -7,22 +7,34 @@ it is raised; the caller commits the refusal's audit event and then re-raises.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import copy
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
 from sqlalchemy.orm import Session
 
-from exchange import budget, consent, jobs
+from exchange import budget, consent, family, jobs
 from exchange.aggregate import AggregateQuery, run_aggregate, validate
 from exchange.catalog import Catalog, Dataset
 from exchange.crypto import MasterKey
 from exchange.delivery import DeliveryMixin, grant_of
-from exchange.errors import BudgetExhausted, InvalidQuery, JobNotFound, JobStateError, Refused
+from exchange.errors import (
+    BudgetExhausted,
+    InvalidDataset,
+    InvalidQuery,
+    JobNotFound,
+    JobStateError,
+    Refused,
+)
 from exchange.jobs import Job
-from exchange.limits import Defaults, limits_of
+from exchange.limits import Defaults, Limits, limits_of
 from exchange.ports import AuditSink, Caller, Clock, Decider, Grant, Masker, Scanner, Watermarker
 from exchange.receipts import ReceiptSigner, result_digest
+
+QUEUES = ("allow", "approval_required")  # effects under which a request runs or is queued
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class Exchange(DeliveryMixin):
@@ -36,33 +48,72 @@ class Exchange(DeliveryMixin):
         self.masker, self.watermarker = masker, watermarker
         self.defaults = defaults or Defaults()
 
+    def with_decider(self, decider: Decider) -> Exchange:
+        """This exchange deciding through ``decider`` (the service's gate, bound to one
+        request); catalog, keys and clock are shared."""
+        bound = copy.copy(self)
+        bound.decider = decider
+        return bound
+
     # -- helpers ---------------------------------------------------------------
     def _decide(self, audit: AuditSink, caller: Caller, action: str, ds: Dataset,
-                purpose: str | None, *, audit_action: str) -> Grant:
+                purpose: str | None, *, audit_action: str,
+                accept: Sequence[str] = QUEUES) -> Grant:
+        """Ask the decider; anything but an accepted effect is recorded and refused."""
         grant = self.decider.decide(caller, action, grade=ds.grade, dataset=ds.name,
-                                    owner_org=ds.owner_org, purpose=purpose)
-        if grant.effect == "deny":
+                                    owner_org=ds.owner_org, purpose=purpose,
+                                    audit_action=audit_action, accept=tuple(accept))
+        if grant.effect not in accept:
             audit.record(actor=caller, action=audit_action, dataset=ds.name, grade=ds.grade,
                          purpose=purpose, grant=grant, outcome="denied")
-            raise Refused(grant.reason or f"policy denies {action} on {ds.grade}", rule_id=grant.rule_id)
+            reason = grant.reason or f"policy denies {action} on {ds.grade}"
+            if grant.effect == "approval_required":
+                reason = f"{action} needs an unconditional allow ({reason})"
+            raise Refused(reason, rule_id=grant.rule_id)
         return grant
 
     def _refuse(self, audit: AuditSink, caller: Caller, action: str, ds: Dataset,
-                purpose: str | None, grant: Grant | None, exc: Refused) -> Refused:
+                purpose: str | None, grant: Grant | None, exc: Refused,
+                labels: Mapping[str, Any] | None = None) -> Refused:
         audit.record(actor=caller, action=action, dataset=ds.name, grade=ds.grade,
                      purpose=purpose, grant=grant, outcome="denied",
-                     labels={"reason": exc.reason})
+                     labels={"reason": exc.reason, **dict(labels or {})})
         return exc
 
     def _pending(self, session: Session, audit: AuditSink, caller: Caller, kind: str,
-                 ds: Dataset, query: Mapping[str, Any], purpose: str | None, grant: Grant) -> Job:
+                 ds: Dataset, query: Mapping[str, Any], purpose: str | None, grant: Grant, *,
+                 digest: str | None = None, size: int | None = None,
+                 body: bytes | None = None) -> Job:
+        """Queue a job for approval with the full request it asks to run."""
+        digest = digest or jobs.request_digest(query, purpose)
         job = jobs.insert(session, job_id=jobs.new_id(), kind=kind, dataset=ds.name,
                           owner_org=ds.owner_org, caller=caller, status="pending_approval",
-                          query=query, purpose=purpose, grant=grant, now=self.clock.now())
+                          query=query, purpose=purpose, grant=grant, now=self.clock.now(),
+                          request_digest=digest, request_size=size, body=body)
         audit.record(actor=caller, action=f"exchange.{kind}", dataset=ds.name, grade=ds.grade,
-                     purpose=purpose, grant=grant, outcome="pending",
-                     labels={"job": job.id, "status": job.status})
+                     purpose=purpose, grant=grant, outcome="pending", rows=size,
+                     labels={"job": job.id, "status": job.status, "request_digest": digest})
         return job
+
+    def _budget_key(self, ds: Dataset, lim: Limits) -> str:
+        """Budgets are kept per family, and per period when policy renews them."""
+        if not lim.budget_period_days:
+            return ds.budget_family
+        days = (self.clock.now() - _EPOCH).total_seconds() / 86400.0
+        return f"{ds.budget_family}@{int(days // lim.budget_period_days)}"
+
+    def _expired(self, session: Session, audit: AuditSink, caller: Caller, job: Job,
+                 ds: Dataset, what: str) -> Refused:
+        """Mark ``job`` expired (committed with the refusal) and return the refusal."""
+        jobs.update(session, job.id, status="expired", finished_at=self.clock.now())
+        exc = Refused(f"{what} of job {job.id} has expired; submit the request again")
+        return self._refuse(audit, caller, f"exchange.{job.kind}", ds, job.purpose, None, exc,
+                            labels={"job": job.id})
+
+    @staticmethod
+    def _ttl(job: Job, defaults: Defaults) -> timedelta:
+        lim = limits_of(job.decision.get("obligations") or {}, defaults)
+        return timedelta(days=lim.approval_ttl_days)
 
     def _receipt(self, *, job_id: str, kind: str, ds: Dataset, query: Mapping[str, Any],
                  eps: float, dlt: float, digest: str) -> dict[str, Any]:
@@ -95,23 +146,45 @@ class Exchange(DeliveryMixin):
                  bounds: Mapping[str, tuple[float, float]] | None = None,
                  computations: Iterable[str] | None = None,
                  group_columns: Iterable[str] | None = None,
-                 max_contributions: int | None = None) -> Dataset:
-        """Scan, grade, decide ``dataset_register`` on the grade, encrypt and store."""
+                 max_contributions: int | None = None, declared_grade: str | None = None,
+                 grade_order: Sequence[str] = ()) -> Dataset:
+        """Scan, grade (never below ``declared_grade``), decide ``dataset_register`` on the
+        grade, find the budget family of its people, encrypt and store."""
         grading = self.scanner.grade_table(table)
-        grant = self.decider.decide(caller, "dataset_register", grade=grading.grade, dataset=name,
-                                    owner_org=caller.org)
+        grade = grading.grade
+        if declared_grade is not None:
+            order = list(grade_order)
+            if declared_grade not in order:
+                raise InvalidDataset(f"declared grade {declared_grade!r} is not a grade "
+                                     f"(known: {' '.join(order)})")
+            if grade not in order or order.index(declared_grade) > order.index(grade):
+                grade = declared_grade
+        grading = type(grading)(grade=grade, columns=grading.columns, identifiers=grading.identifiers)
+        grant = self.decider.decide(caller, "dataset_register", grade=grade, dataset=name,
+                                    owner_org=caller.org, purpose=None,
+                                    audit_action="exchange.register", accept=("allow",))
         if grant.effect != "allow":
             audit.record(actor=caller, action="exchange.register", dataset=name,
-                         grade=grading.grade, grant=grant, outcome="denied")
+                         grade=grade, grant=grant, outcome="denied")
             raise Refused(grant.reason or "policy does not allow registering this dataset",
                           rule_id=grant.rule_id)
+        lim = limits_of(grant.obligations, self.defaults)
+        keys = list(dict.fromkeys(key_columns))
+        subjects = family.subject_columns(table, keys=[k for k in keys if k in table.column_names],
+                                          identifiers=grading.identifiers)
+        sketch = family.sketches(table, subjects, self.master.subject_key("budget-family/v1"))
+        fam, overlap = family.choose_family(sketch, self.catalog.sketches(session),
+                                            threshold=lim.budget_family_jaccard)
         ds = self.catalog.register(session, name=name, table=table, owner=caller, grading=grading,
-                                   now=self.clock.now(), key_columns=key_columns, bounds=bounds,
+                                   now=self.clock.now(), key_columns=keys, bounds=bounds,
                                    computations=computations, group_columns=group_columns,
-                                   max_contributions=max_contributions)
+                                   max_contributions=max_contributions, family=fam,
+                                   declared_grade=declared_grade, subject_sketch=sketch)
         audit.record(actor=caller, action="exchange.register", dataset=ds.name, grade=ds.grade,
                      fields=tuple(c.name for c in ds.columns), rows=ds.rows, grant=grant,
-                     result_digest=ds.digest)
+                     result_digest=ds.digest,
+                     labels={"budget_family": ds.budget_family, "overlap": round(overlap, 3),
+                             "declared_grade": declared_grade})
         return ds
 
     # -- aggregate ---------------------------------------------------------------
@@ -121,7 +194,7 @@ class Exchange(DeliveryMixin):
         grant = self._decide(audit, caller, "aggregate", ds, purpose, audit_action="exchange.aggregate")
         lim = limits_of(grant.obligations, self.defaults)
         try:
-            validate(ds, query, epsilon_cap=lim.epsilon_cap)
+            validate(ds, query, epsilon_cap=lim.epsilon_cap, epsilon_min=lim.epsilon_min)
         except Refused as exc:
             raise self._refuse(audit, caller, "exchange.aggregate", ds, purpose, grant, exc) from None
         if grant.effect == "approval_required":
@@ -137,7 +210,8 @@ class Exchange(DeliveryMixin):
                        query: AggregateQuery, purpose: str | None, grant: Grant, *, job_id: str,
                        existing: bool) -> Job:
         lim = limits_of(grant.obligations, self.defaults)
-        budget.precheck(session, consumer=consumer.org, dataset=ds.name, epsilon=query.epsilon,
+        key = self._budget_key(ds, lim)
+        budget.precheck(session, consumer=consumer.org, dataset=key, epsilon=query.epsilon,
                         epsilon_cap=lim.epsilon_cap, delta_cap=lim.delta_cap)
         table = self._table(session, ds, purpose,
                             [*query.by, *(c for c, _ in query.where), query.column or ""])
@@ -145,7 +219,7 @@ class Exchange(DeliveryMixin):
                             delta=lim.query_delta)
         eps = max(res.epsilon_spent, query.epsilon)
         now = self.clock.now()
-        left = budget.charge(session, consumer=consumer.org, dataset=ds.name, job_id=job_id,
+        left = budget.charge(session, consumer=consumer.org, dataset=key, job_id=job_id,
                              epsilon=eps, delta=res.delta_spent, epsilon_cap=lim.epsilon_cap,
                              delta_cap=lim.delta_cap, now=now)
         result = {"result": res.rows, "suppressed_groups": res.suppressed_groups,
@@ -167,7 +241,7 @@ class Exchange(DeliveryMixin):
                      fields=tuple(c for c in (query.column, *query.by) if c), purpose=purpose,
                      grant=grant, result_digest=digest,
                      labels={"job": job_id, "epsilon": eps, "groups": len(res.rows),
-                             "suppressed_groups": res.suppressed_groups})
+                             "suppressed_groups": res.suppressed_groups, "budget_family": key})
         return job
 
     # -- approval ------------------------------------------------------------------
@@ -178,25 +252,34 @@ class Exchange(DeliveryMixin):
             raise InvalidQuery("a reason is required")
         job = jobs.get_for(session, job_id, caller)
         ds = self.catalog.get(session, job.dataset)
-        grant = self._decide(audit, caller, "approve", ds, job.purpose, audit_action="exchange.approve")
-        if grant.effect != "allow":
-            exc = Refused("approving needs an unconditional allow for the approver")
-            raise self._refuse(audit, caller, "exchange.approve", ds, job.purpose, grant, exc)
+        grant = self._decide(audit, caller, "approve", ds, job.purpose,
+                             audit_action="exchange.approve", accept=("allow",))
         if job.status != "pending_approval":
             raise JobStateError(f"job {job_id} is {job.status}, not pending_approval")
         if job.consumer_id == caller.id:
             exc = Refused("a job cannot be approved or rejected by its own submitter")
             raise self._refuse(audit, caller, "exchange.approve", ds, job.purpose, grant, exc)
         now = self.clock.now()
+        ttl = self._ttl(job, self.defaults)
+        created = jobs.aware(job.created_at) or now
+        if approve and now - created > ttl:
+            raise self._expired(session, audit, caller, job, ds, "the request")
+        if job.kind != "psi" and job.request_digest is not None \
+                and jobs.request_digest(job.query, job.purpose) != job.request_digest:
+            exc = Refused(f"job {job_id}: the stored request no longer matches its digest")
+            raise self._refuse(audit, caller, "exchange.approve", ds, job.purpose, grant, exc)
         action = "exchange.approve" if approve else "exchange.reject"
         audit.record(actor=caller, action=action, dataset=ds.name, grade=ds.grade,
-                     purpose=job.purpose, grant=grant, labels={"job": job_id, "reason": reason})
+                     purpose=job.purpose, grant=grant, rows=job.request_size,
+                     labels={"job": job_id, "reason": reason, "request_digest": job.request_digest,
+                             "epsilon": job.query.get("epsilon")})
         if not approve:
             return jobs.update(session, job_id, status="rejected", reason=reason,
                                decided_by=caller.id, finished_at=now)
-        jobs.update(session, job_id, status="approved", reason=reason, decided_by=caller.id)
+        jobs.update(session, job_id, status="approved", reason=reason, decided_by=caller.id,
+                    expires_at=now + ttl)
         if job.kind != "aggregate":
-            return jobs.get(session, job_id)  # the consumer re-sends PSI / fetches the extract
+            return jobs.get(session, job_id)  # the consumer runs exactly the stored request
         consumer = Caller(job.consumer_id, "consumer", job.consumer_org)
         try:
             with session.begin_nested():
@@ -226,8 +309,10 @@ class Exchange(DeliveryMixin):
         ds = self.catalog.get(session, dataset)
         grant = self._decide(audit, caller, "aggregate", ds, None, audit_action="exchange.budget")
         lim = limits_of(grant.obligations, self.defaults)
-        return budget.state(session, caller.org, ds.name, epsilon_cap=lim.epsilon_cap,
-                            delta_cap=lim.delta_cap)
+        st = budget.state(session, caller.org, self._budget_key(ds, lim),
+                          epsilon_cap=lim.epsilon_cap, delta_cap=lim.delta_cap)
+        return budget.BudgetState(st.consumer, ds.name, st.epsilon_spent, st.delta_spent,
+                                  st.epsilon_cap, st.delta_cap, family=st.dataset)
 
     def set_consent(self, session: Session, audit: AuditSink, caller: Caller, *, dataset: str,
                     subjects: Iterable[str], purpose: str, state: str) -> int:

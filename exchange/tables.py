@@ -1,4 +1,5 @@
-"""SQLAlchemy Core tables of the exchange (created by migration 0006_exchange)."""
+"""SQLAlchemy Core tables of the exchange (created by migration 0006_exchange; the
+columns and table marked *seams* are added to older databases by 0007_exchange_seams)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,11 @@ datasets = Table(
     Column("wrapped_key", LargeBinary, nullable=False),
     Column("blob", String(300), nullable=False),  # file name under the data dir
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # seams: the budget family (datasets of the same people share one ε budget), the
+    # provider's declared grade, and bottom-k sketches of keyed hashes of subject columns
+    Column("family", String(200), nullable=True),
+    Column("declared_grade", String(40), nullable=True),
+    Column("subject_sketch", JSON, nullable=True),
 )
 
 jobs = Table(
@@ -61,6 +67,20 @@ jobs = Table(
     Column("decided_by", String(200), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True), nullable=True),
+    # seams: what was asked (digest and size of the stored request) and until when an
+    # approval may be used
+    Column("request_digest", String(64), nullable=True),
+    Column("request_size", Integer, nullable=True),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+)
+
+# seams: the exact request body of a job that waits for approval (a PSI job's blinded
+# set); on approval this is what runs
+job_requests = Table(
+    "exchange_job_requests",
+    METADATA,
+    Column("job_id", String(40), primary_key=True),
+    Column("body", LargeBinary, nullable=False),
 )
 
 budgets = Table(

@@ -1,8 +1,14 @@
-"""The actions an audit event may name.
+"""The actions an audit event may name: one vocabulary for ingest and for alert rules.
 
-Policy actions and service actions of quanguard, plus the actions reporter systems
-of the city's platforms post for the accesses they served. An NDJSON line naming an
-action not listed here is rejected.
+* ``KNOWN_ACTIONS`` — what a reporter system may post (NDJSON ingest): the policy and
+  service actions of quanguard plus the reporters' own (query, download, ...). An NDJSON
+  line naming anything else is rejected.
+* ``RECORDED_ACTIONS`` — every name an event in the trail can carry: the above plus the
+  names the exchange records (``exchange.extract``, ...). Alert rules (``alerts.yaml``)
+  may name only these, so a rule never waits for an action nobody records.
+
+Every ``action=`` the service writes must be listed here; ``tests/policy/test_vocabulary``
+walks the code and fails when one is not.
 """
 
 from __future__ import annotations
@@ -27,10 +33,10 @@ SERVICE_ACTIONS = (
     "audit_verify",
     "backup",
     "dataset_register",
-    "extract",
     "key_admin",
     "key_create",
     "key_revoke",
+    "key_rotate_master",
     "login",
     "mask",
     "policy_decide",
@@ -43,6 +49,20 @@ SERVICE_ACTIONS = (
     "watermark_embed",
 )
 
+# What the exchange records (exchange/service.py, exchange/delivery.py); ``exchange.<kind>``
+# for a job queued for approval, kind one of aggregate / psi / extract.
+EXCHANGE_ACTIONS = (
+    "exchange.aggregate",
+    "exchange.approve",
+    "exchange.budget",
+    "exchange.consent",
+    "exchange.extract",
+    "exchange.psi",
+    "exchange.psi_terms",
+    "exchange.register",
+    "exchange.result",
+)
+
 REPORTER_ACTIONS = (
     "api_call",
     "download",
@@ -52,5 +72,18 @@ REPORTER_ACTIONS = (
 
 KNOWN_ACTIONS: frozenset[str] = frozenset(POLICY_ACTIONS + SERVICE_ACTIONS + REPORTER_ACTIONS)
 
+RECORDED_ACTIONS: frozenset[str] = KNOWN_ACTIONS | frozenset(EXCHANGE_ACTIONS)
+
 # Actions that move rows out of the platform; the bulk-export alert sums their rows.
-EXPORT_ACTIONS: frozenset[str] = frozenset({"export", "extract", "download", "read_raw"})
+EXPORT_ACTIONS: frozenset[str] = frozenset({"export", "exchange.extract", "download", "read_raw"})
+
+
+def suggest_action(name: str) -> str | None:
+    """The recorded action a mistyped or bare name most likely meant (``extract`` →
+    ``exchange.extract``), or None."""
+    import difflib
+
+    if f"exchange.{name}" in RECORDED_ACTIONS:
+        return f"exchange.{name}"
+    close = difflib.get_close_matches(name, sorted(RECORDED_ACTIONS), n=1, cutoff=0.75)
+    return close[0] if close else None

@@ -13,11 +13,14 @@ Rule types (each a frozen dataclass; ``id`` and ``severity`` on all):
 * ``export_volume`` more than ``max_rows_per_day`` rows moved by ``actions`` of one
   actor in one local day.
 
-``load_alert_rules`` raises ``AlertRulesError(path, line, message)``.
+``load_alert_rules`` raises ``AlertRulesError(path, line, message)`` on the first problem.
+Action names must be ones the trail records (``monitor.actions.RECORDED_ACTIONS``); with
+``grades`` given (the graded scheme of ``grades.yaml``), grade names must be among them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import time
 from pathlib import Path
@@ -25,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from monitor.actions import EXPORT_ACTIONS, KNOWN_ACTIONS
+from monitor.actions import EXPORT_ACTIONS, RECORDED_ACTIONS, suggest_action
 from monitor.errors import AlertRulesError
 
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -105,17 +108,18 @@ def _parse_hours(text: Any, fail: Any) -> tuple[time, time]:
         raise
 
 
-def load_alert_rules(path: Path | str) -> AlertRules:
+def load_alert_rules(path: Path | str, *, grades: Sequence[str] | None = None) -> AlertRules:
     """Load and validate the rules file. Every problem names ``file:line``."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise AlertRulesError(str(path), 0, f"cannot read ({exc.strerror})") from exc
-    return parse_alert_rules(text, str(path))
+        raise AlertRulesError(str(path), 1, f"cannot read ({exc.strerror})") from exc
+    return parse_alert_rules(text, str(path), grades=grades)
 
 
-def parse_alert_rules(text: str, path: str = "alerts.yaml") -> AlertRules:
+def parse_alert_rules(text: str, path: str = "alerts.yaml", *,
+                      grades: Sequence[str] | None = None) -> AlertRules:
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
@@ -170,6 +174,8 @@ def parse_alert_rules(text: str, path: str = "alerts.yaml") -> AlertRules:
                     value, lambda m, k=key: fail(m, k))
                 continue
             kwargs[key] = _coerce(cls, key, value, lambda m, k=key: fail(m, k))
+            if key in ("grades", "actions"):
+                _check_names(path, rnode, key, kwargs[key], grades)
         out.append(cls(**kwargs))
     return AlertRules(tuple(out))
 
@@ -182,12 +188,8 @@ def _coerce(cls: type[Any], key: str, value: Any, fail: Any) -> Any:
         items = tuple(value)
         if key == "workdays" and not all(isinstance(d, int) and 1 <= d <= 7 for d in items):
             fail("workdays are ISO weekday numbers 1 (Monday) .. 7 (Sunday)")
-        if key == "actions":
-            unknown = [a for a in items if a not in KNOWN_ACTIONS]
-            if unknown:
-                fail(f"unknown action(s) {', '.join(map(str, unknown))}")
-        if key == "grades" and not all(isinstance(g, str) for g in items):
-            fail("grades must be strings")
+        if key in ("grades", "actions") and not all(isinstance(g, str) for g in items):
+            fail(f"{key} must be names (strings)")
         return items
     if isinstance(default, bool) or not isinstance(value, int | float) or isinstance(value, bool):
         fail(f"{key} must be a number")
@@ -196,6 +198,25 @@ def _coerce(cls: type[Any], key: str, value: Any, fail: Any) -> Any:
     if isinstance(default, int) and not isinstance(value, int):
         fail(f"{key} must be a whole number")
     return value
+
+
+def _check_names(path: str, rnode: Any, key: str, items: tuple[str, ...],
+                 grades: Sequence[str] | None) -> None:
+    """Each grade must be one of ``grades`` (when given), each action a recorded one; the
+    error names the line of the offending item."""
+    vnode = _child(rnode, key, value=True)
+    nodes = list(vnode.value) if isinstance(vnode, yaml.SequenceNode) else []
+    for index, item in enumerate(items):
+        node = nodes[index] if index < len(nodes) else vnode
+        line = node.start_mark.line + 1 if node is not None else rnode.start_mark.line + 1
+        if key == "actions" and item not in RECORDED_ACTIONS:
+            hint = suggest_action(item)
+            meant = f"; did you mean {hint!r}?" if hint else ""
+            raise AlertRulesError(path, line, f"unknown action {item!r}: never recorded by the "
+                                  f"service or a reporter{meant}")
+        if key == "grades" and grades is not None and item not in grades:
+            raise AlertRulesError(path, line, f"grade {item!r} is not defined "
+                                  f"(known: {' '.join(grades)})")
 
 
 def _child(node: Any, key: str | None, *, value: bool = False) -> Any:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from monitor.errors import ProofInvalid
 
+HASH_SIZE = 32  # SHA-256
 EMPTY_ROOT = hashlib.sha256(b"").digest()  # RFC 6962: MTH({}) = SHA-256()
 
 
@@ -27,6 +28,16 @@ def leaf_hash(data: bytes) -> bytes:
 
 def node_hash(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def _require_hashes(**named: bytes | Sequence[bytes]) -> None:
+    """Raise ProofInvalid unless every named value (or list element) is 32 bytes long."""
+    for name, value in named.items():
+        items = [value] if isinstance(value, bytes | bytearray) else list(value)
+        for item in items:
+            if not isinstance(item, bytes | bytearray) or len(item) != HASH_SIZE:
+                size = len(item) if isinstance(item, bytes | bytearray) else "?"
+                raise ProofInvalid(f"{name}: a {size}-byte value is not a SHA-256 hash")
 
 
 def _split(n: int) -> int:
@@ -137,11 +148,11 @@ def verify_inclusion(
     leaf: bytes, index: int, size: int, path: Sequence[bytes], root: bytes
 ) -> None:
     """RFC 9162 §2.1.3.2. Raises ProofInvalid unless ``leaf`` is at ``index`` of the tree."""
-    # 1. the index must lie inside the tree
+    # 1. the index must lie inside the tree, and every hash must be a SHA-256 digest
+    #    (an empty leaf and root would otherwise "match" for a one-leaf tree)
     if not 0 <= index < size:
         raise ProofInvalid(f"leaf index {index} is outside a tree of size {size}")
-    if any(len(p) != 32 for p in path):
-        raise ProofInvalid("proof element is not a SHA-256 hash")
+    _require_hashes(leaf=leaf, root=root, path=path)
     fn, sn, r = index, size - 1, leaf
     # 2. fold the path, choosing the side from the bits of fn and sn
     for p in path:
@@ -188,11 +199,11 @@ def verify_consistency(
     old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
 ) -> None:
     """RFC 9162 §2.1.4.2. Raises ProofInvalid unless the new tree extends the old one."""
-    # 1. sizes
+    # 1. sizes, and every hash must be a SHA-256 digest. Stricter than RFC 9162 for equal
+    #    sizes: two equal non-hashes are refused, not accepted as "the same tree".
     if not 0 < old_size <= new_size:
         raise ProofInvalid(f"cannot prove {old_size} -> {new_size}")
-    if any(len(p) != 32 for p in proof):
-        raise ProofInvalid("proof element is not a SHA-256 hash")
+    _require_hashes(old_root=old_root, new_root=new_root, proof=proof)
     if old_size == new_size:
         if proof or not hmac.compare_digest(old_root, new_root):
             raise ProofInvalid("same size but different roots or a non-empty proof")

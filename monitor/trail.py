@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from monitor.checkpoint import Checkpoint, Signer, sign_checkpoint, verify_checkpoint
-from monitor.errors import CheckpointError, EventNotFound
+from monitor.errors import CheckpointError, EventNotFound, Tampered
 from monitor.events import utc_now
 from monitor.merkle import (
     InclusionProof,
@@ -161,8 +161,17 @@ class Trail:
                                  checkpoint.tree_size, known=known)
 
     def verify(self, session: Session, external: Sequence[Checkpoint] = ()) -> None:
-        """Verify rows, head, stored checkpoints and ``external`` ones (exported files)."""
-        stored = [c.checkpoint for c in self.checkpoints(session)]
+        """Verify rows, head, stored checkpoints and ``external`` ones (exported files).
+
+        Reads only. A stored checkpoint row that no longer parses is damage (``modified``),
+        not a malformed input: the trail's own table was altered."""
+        stored: list[Checkpoint] = []
+        for row in session.execute(sa.select(CHECKPOINTS).order_by(CHECKPOINTS.c.id)):
+            try:
+                stored.append(Checkpoint.from_json(row.body))
+            except CheckpointError as exc:
+                raise Tampered(int(row.tree_size), "modified",
+                               f"stored checkpoint {row.id} is unreadable ({exc})") from exc
         head = self.store.head(session)
         usable = [c for c in stored if c.tree_size > head.pruned_below]
         verify_trail(session, self.store, [*usable, *external],

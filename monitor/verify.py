@@ -10,10 +10,16 @@
 4. the chain: ``prev_hash`` equals the previous row's hash (else ``inserted``) and
    ``hash = H(0x02 || prev || leaf)`` (else ``modified``).
 
+Before any row, the retention anchor of the head row:
+
+0. its frontier must hold exactly one 32-byte subtree root per set bit of its size
+   (RFC 6962 §2.1 decomposition), and it may not lie beyond the head (else ``modified``).
+
 Then, against the head row and every checkpoint (stored ones and an exported one):
 
 5. rows beyond the head are ``inserted``; a head or checkpoint beyond the last row
-   means the tail was ``truncated``;
+   means the tail was ``truncated``; the head's own frontier must fit its size, as in
+   step 0, before its root is compared (else ``modified``);
 6. every checkpoint's Ed25519 signature and key id (``bad_signature``), and its tree
    root and chain hash equal the ones recomputed from the rows (``modified``).
 
@@ -34,9 +40,10 @@ from monitor.checkpoint import Checkpoint, verify_checkpoint
 from monitor.errors import CheckpointError, InvalidEvent, Tampered
 from monitor.events import AuditEvent
 from monitor.merkle import Accumulator, leaf_hash
-from monitor.store import AuditStore, StoredEvent, event_columns
+from monitor.store import AuditStore, Head, StoredEvent, event_columns
 
 _LOOKAHEAD = 1000
+_HASH = 32  # SHA-256
 
 
 def verify_trail(
@@ -46,8 +53,12 @@ def verify_trail(
     *,
     expected_key_id: str | None = None,
 ) -> None:
-    """Verify the stored trail and the given checkpoints. Raises ``Tampered``."""
+    """Verify the stored trail and the given checkpoints. Raises ``Tampered``.
+
+    Reads only: nothing is written, so damage is judged on the trail as found."""
     head = store.head(session)
+    # 0. the retention anchor must be self-consistent before the walk resumes from it
+    _check_head(head, anchor_only=True)
     cps = sorted(checkpoints, key=lambda c: c.tree_size)
     # 6a. signatures first: a forged checkpoint must not be used as a reference
     for cp in cps:
@@ -109,6 +120,7 @@ def verify_trail(
                 last + 1, "truncated",
                 f"a signed checkpoint covers {cp.tree_size} events, rows end at {last}",
             )
+    _check_head(head, anchor_only=False)
     if not (hmac.compare_digest(prev, head.hash) and hmac.compare_digest(acc.root(), head.root())):
         raise Tampered(last, "modified", "the head row does not match the rows")
     # 6b. every checkpoint's tree head equals the one recomputed from the rows
@@ -122,6 +134,27 @@ def verify_trail(
                 f"events 1..{cp.tree_size} do not match the checkpoint signed "
                 f"{cp.timestamp.isoformat()} (rows were rewritten)",
             )
+
+
+def _check_head(head: Head, *, anchor_only: bool) -> None:
+    """Steps 0 and 5: the head row's sizes and frontiers agree (else no root derived from
+    them means anything). ``anchor_only`` checks the retention anchor alone."""
+    parts = [("retention frontier", head.pruned_below, head.pruned_frontier,
+              "retention chain hash", head.pruned_hash)]
+    if not anchor_only:
+        parts.append(("frontier", head.seq, head.frontier, "chain hash", head.hash))
+    problems = []
+    if not 0 <= head.pruned_below <= head.seq:
+        problems.append(f"retention anchor {head.pruned_below} is beyond the head {head.seq}")
+    for name, size, frontier, hash_name, value in parts:
+        if len(frontier) != size.bit_count() or any(len(h) != _HASH for h in frontier):
+            problems.append(f"its {name} holds {len(frontier)} subtree root(s), a tree of "
+                            f"{size} events has {size.bit_count()}")
+        if len(value) != _HASH:
+            problems.append(f"its {hash_name} is {len(value)} bytes, not {_HASH}")
+    if problems:
+        raise Tampered(head.seq, "modified", "the head row is inconsistent: "
+                       + "; ".join(problems))
 
 
 def _parse(row: StoredEvent) -> AuditEvent:

@@ -23,7 +23,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
 from monitor.alert_engine import Alert, AlertEngine
-from monitor.alerts import AlertRules, load_alert_rules
+from monitor.alerts import AlertRules
 from monitor.checkpoint import Checkpoint, Signer, load_or_create_signer
 from monitor.events import Actor, AuditEvent, EventDecision, redact_event, utc_now
 from monitor.store import AuditStore
@@ -90,17 +90,17 @@ class AuditService:
     def trail(self) -> Trail:
         return Trail(self.store, self.signer)
 
-    @functools.cached_property
+    @property
     def rules(self) -> AlertRules:
-        path = Path(self.settings.policy_dir) / "alerts.yaml"
-        if not path.exists():
-            _log.warning("%s not found: no alert rules are active", path)
-            return AlertRules(())
-        return load_alert_rules(path)
+        """The alert rules of the active policy version (they reload with the policy)."""
+        rules: AlertRules = self.container.policy.alert_rules
+        return rules
 
-    @functools.cached_property
+    @property
     def alert_engine(self) -> AlertEngine:
-        return AlertEngine(self.rules, self.settings.tz)
+        """The engine the policy service built (in its dry run) for those rules."""
+        engine: AlertEngine = self.container.policy.alert_engine
+        return engine
 
     def redactor(self) -> Callable[[str], str] | None:
         """The scan area's PII redactor, memoised (purposes repeat a lot) and built on the

@@ -22,7 +22,10 @@ class Settings(BaseSettings):
     db_url: str = "sqlite:///var/quanguard.db"
     policy_dir: Path = Path("./policies")
     es_url: str | None = None
-    key_dir: Path = Path("./var/keys")
+    # Keys live outside the data folder, so a copy of the data (a backup tarball, a disk
+    # image of ./var) does not carry the keys that open it. Production: a folder of its
+    # own, e.g. /etc/quanguard/keys, readable by the service user only.
+    key_dir: Path = Path("./keys")
     data_dir: Path = Path("./var")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

@@ -9,13 +9,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from quanguard.config import Settings
-from quanguard.db import READ_ONLY, make_engine, migrate
+from quanguard.db import READ_ONLY, make_engine, migrate, private_dir
+from quanguard.errors import Conflict
 from quanguard.metrics import Metrics
 
 __all__ = ["Container", "build_container"]
@@ -55,9 +57,16 @@ class Container:
     # --- area services -------------------------------------------------------------
     @cached_property
     def policy(self) -> Any:
+        """Every policy file of one version: decisions, masking profiles, alert rules.
+        Automatic reloads (files changed on disk) are audited as the service's own."""
         from quanguard.policy import PolicyService
+        from quanguard.usecases.policy import audit_automatic_reloads
 
-        return _CountingPolicy(PolicyService.load(self.settings.policy_dir), self.metrics)
+        service = PolicyService.load(self.settings.policy_dir, tz=self.settings.tz)
+        counting = _CountingPolicy(service, self.metrics)
+        self.__dict__["policy"] = counting  # the listener below reads container.policy
+        audit_automatic_reloads(self)
+        return counting
 
     @cached_property
     def audit(self) -> Any:
@@ -117,10 +126,32 @@ class Container:
 
 
 def build_container(settings: Settings, *, schema: str | None = None, run_migrations: bool = True) -> Container:
-    """Create the engine, make the key and data folders (0700), and migrate the store."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    settings.key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Create the engine, make the key and data folders (0700, tightened when looser),
+    and migrate the store.
+
+    Raises Conflict when the keys are still in the old default place (``<data>/keys``)
+    and the configured key folder has none: starting would create new keys that open
+    nothing (datasets, checkpoints) stored so far."""
+    _refuse_stranded_keys(settings)
+    private_dir(settings.data_dir)
+    private_dir(settings.key_dir)
     engine = make_engine(settings.db_url, schema=schema)
     if run_migrations:
         migrate(engine)
     return Container(settings, engine)
+
+
+def _has_files(folder: Path) -> bool:
+    return folder.is_dir() and any(p.is_file() for p in folder.rglob("*"))
+
+
+def _refuse_stranded_keys(settings: Settings) -> None:
+    legacy = Path(settings.data_dir) / "keys"
+    if legacy.resolve() == Path(settings.key_dir).resolve():
+        return
+    if _has_files(legacy) and not _has_files(Path(settings.key_dir)):
+        raise Conflict(
+            f"keys found in {legacy} (the old default, inside the data folder) but none in "
+            f"the key folder {settings.key_dir}; move them there (`mv {legacy} "
+            f"{settings.key_dir}`) or set QUANGUARD_KEY_DIR, so that stored data still opens"
+        )

@@ -1,12 +1,14 @@
 """Database engine, the declarative base of the service's own tables, and migrations.
 
-SQLite (WAL, busy timeout) is the embedded default; PostgreSQL is used by URL. Schema
+SQLite (WAL, busy timeout) is the embedded default, its files 0600 in a 0700 folder;
+PostgreSQL is used by URL. Schema
 changes go through Alembic only: :func:`migrate` runs ``upgrade heads`` (each area owns one
 branch, see CONTRIBUTING.md).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,16 @@ from sqlalchemy import Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase
 
-__all__ = ["Base", "READ_ONLY", "make_engine", "migrate", "normalize_url", "ping"]
+__all__ = [
+    "READ_ONLY",
+    "Base",
+    "make_engine",
+    "migrate",
+    "normalize_url",
+    "ping",
+    "private_dir",
+    "secure_sqlite_file",
+]
 
 _NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -41,6 +52,31 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def private_dir(path: Path) -> None:
+    """Create ``path`` (and parents) as 0700; tighten it when it is looser."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.stat().st_mode & 0o077:
+        os.chmod(path, 0o700)
+
+
+def secure_sqlite_file(database: Path) -> None:
+    """The SQLite file (and its -wal/-shm companions) exist as 0600 in a 0700 folder.
+
+    The file is created empty with mode 0600 before SQLite opens it (SQLite gives the
+    companions the main file's mode); an existing file that is looser is tightened."""
+    private_dir(database.parent)
+    try:
+        fd = os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        os.close(fd)
+    for path in (database, database.with_name(database.name + "-wal"),
+                 database.with_name(database.name + "-shm")):
+        if path.exists() and path.stat().st_mode & 0o077:
+            os.chmod(path, 0o600)
+
+
 def make_engine(db_url: str, *, schema: str | None = None, **kwargs: Any) -> Engine:
     """Create an engine; the SQLite file's folder is created, WAL and a busy timeout set.
 
@@ -51,7 +87,7 @@ def make_engine(db_url: str, *, schema: str | None = None, **kwargs: Any) -> Eng
     if url.get_backend_name() == "sqlite":
         database = url.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            secure_sqlite_file(Path(database))
         kwargs.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
         engine = create_engine(url, **kwargs)
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import date, timedelta
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -33,54 +32,24 @@ from desensitize.errors import DomainTooSmall, OperatorError
 from desensitize.operators._base import OpContext, Operator, Param
 from desensitize.operators.crypto import per_distinct
 from desensitize.operators.ff1 import FF1
-
-ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-ID_CHECK = "10X98765432"
-USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
-USCC_WEIGHTS = tuple(pow(3, i, 31) for i in range(17))
-DATE_FIRST = date(1900, 1, 1)
-DATE_LAST = date(2025, 12, 31)
-DAYS = (DATE_LAST - DATE_FIRST).days + 1
-_PROVINCES_FALLBACK = (
-    "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 "
-    "61 62 63 64 65 71 81 82"
+from desensitize.operators.fpe_id import DATE_FIRST, DATE_LAST, DAYS, ids_from_ranks, ranks_from_ids
+from desensitize.standards import (
+    USCC_ALPHABET,
+    luhn_digit,
+    provinces,
+)
+from desensitize.standards import (
+    gb11643_check as id_check_char,
+)
+from desensitize.standards import (
+    gb32100_check as uscc_check_char,
 )
 
-
-@lru_cache(maxsize=1)
-def provinces() -> tuple[str, ...]:
-    path = Path(__file__).resolve().parent.parent / "data" / "province_codes.txt"
-    codes: set[str] = set()
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            head = line.split("#", 1)[0].split()
-            if head and len(head[0]) == 2 and head[0].isdigit():
-                codes.add(head[0])
-    return tuple(sorted(codes or set(_PROVINCES_FALLBACK.split())))
-
-
-def id_check_char(body17: str) -> str:
-    """GB 11643-1999 check character of the first 17 digits."""
-    return ID_CHECK[sum(int(c) * w for c, w in zip(body17, ID_WEIGHTS, strict=True)) % 11]
-
-
-def uscc_check_char(body17: str) -> str:
-    """GB 32100-2015 mod-31 check character of the first 17 characters."""
-    total = sum(USCC_ALPHABET.index(c) * w for c, w in zip(body17, USCC_WEIGHTS, strict=True))
-    return USCC_ALPHABET[(31 - total % 31) % 31]
-
-
-def luhn_digit(body: str) -> str:
-    """The Luhn check digit to append to ``body``."""
-    total = 0
-    for i, c in enumerate(reversed(body)):
-        d = int(c)
-        if i % 2 == 0:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return str((10 - total % 10) % 10)
+# re-exported for the other operators (fake) and the tests: one definition, in standards
+__all__ = [
+    "DATE_FIRST", "DATE_LAST", "DAYS", "FPE", "USCC_ALPHABET", "id_check_char", "luhn_digit",
+    "provinces", "uscc_check_char",
+]
 
 
 @lru_cache(maxsize=4)
@@ -199,8 +168,6 @@ def _run(values: pa.Array, params: Mapping[str, Any], ctx: OpContext, decrypt: b
     cipher, domain = _cipher_for(ctx.key("fpe"), ctx.entity)
 
     def run_ids(items: list[str]) -> list[str]:
-        from desensitize.operators.fpe_id import ids_from_ranks, ranks_from_ids
-
         try:
             ranks = ranks_from_ids(items).tolist()
         except ValueError as exc:

@@ -3,22 +3,28 @@
 The rank of ``PPRRRRYYYYMMDDSSS`` + check is
 ``((province_index * 10000 + RRRR) * DAYS + days_since_1900_01_01) * 1000 + SSS``;
 :mod:`desensitize.operators.fpe` encrypts ranks with FF1 and renders them back,
-recomputing the check character.  Same results as the one-value functions there
+recomputing the check character (GB 11643 arithmetic and the province table come from
+:mod:`desensitize.standards`; the date range of the rank domain is defined here).  Same results as the one-value functions there
 (tests compare them); this module only makes them fast.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 
 import numpy as np
 
-from desensitize.operators.fpe import DATE_FIRST, DATE_LAST, DAYS, ID_CHECK, ID_WEIGHTS, provinces
+from desensitize.standards import GB11643_CHECK, GB11643_WEIGHTS, provinces
 
-_W = np.array(ID_WEIGHTS, dtype=np.int64)
+DATE_FIRST = date(1900, 1, 1)
+DATE_LAST = date(2025, 12, 31)
+DAYS = (DATE_LAST - DATE_FIRST).days + 1
+
+_W = np.array(GB11643_WEIGHTS, dtype=np.int64)
 _EPOCH = np.datetime64(DATE_FIRST.isoformat(), "D")
 _LAST = np.datetime64(DATE_LAST.isoformat(), "D")
-_CHECK = np.frombuffer(ID_CHECK.encode(), dtype=np.uint8)
+_CHECK = np.frombuffer(GB11643_CHECK.encode(), dtype=np.uint8)
 
 
 def _province_lookup() -> tuple[np.ndarray, np.ndarray]:

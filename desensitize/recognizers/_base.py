@@ -4,20 +4,45 @@ and a plain ``is_valid`` function that the table scanner reuses on Arrow candida
 
 ``validate_result`` follows Presidio's convention: ``True`` lifts the score to 1.0
 (reserved for checksummed identifiers), ``None`` keeps the pattern score, ``False``
-drops the match.
+drops the match.  ``veto`` runs after the patterns and may drop results that the text
+around them contradicts (an ID-shaped number after 身份证号 is no bank card).
+
+Identifiers are written with full-width digits (``３７０１``) and separators
+(``370104-19460313-0991``): the character classes below accept both, and validators
+check :func:`desensitize.standards.compact` forms.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import regex
-from presidio_analyzer import Pattern, PatternRecognizer
+from presidio_analyzer import Pattern, PatternRecognizer, RecognizerResult
 
 from desensitize.recognizers._tables import context_words
+from desensitize.standards import compact, id_shaped
 
-BOUND_L = r"(?<![0-9A-Za-z])"
-BOUND_R = r"(?![0-9A-Za-z])"
+if TYPE_CHECKING:
+    from presidio_analyzer.nlp_engine import NlpArtifacts
+
+_ALNUM = "0-9A-Za-z\uff10-\uff19\uff21-\uff3a\uff41-\uff5a"
+BOUND_L = rf"(?<![{_ALNUM}])"
+BOUND_R = rf"(?![{_ALNUM}])"
+D = "[0-9\uff10-\uff19]"
+"""One digit, ASCII or full-width."""
+SEP = "[\\-\u2010\u2011\u2012\u2013\u2212\uff0d \u00a0\u3000.\uff0e]"
+"""One separator written inside an identifier: hyphen or dash, space, dot."""
+SEP_RE2 = "[-\u2010\u2011\u2012\u2013\u2212\uff0d \u00a0\u3000.\uff0e]"
+"""The same class for RE2 (pyarrow compute)."""
+ID_CUE_BEFORE = 20
+ID_CUE_AFTER = 4
+
+
+def id_cue_near(text: str, start: int, end: int) -> bool:
+    """Whether a resident-ID context word stands just before (or right after) a span."""
+    window = text[max(0, start - ID_CUE_BEFORE):start]
+    trailing = text[end:end + ID_CUE_AFTER]
+    return any(w in window or trailing.startswith(w) for w in context_words("CN_RESIDENT_ID"))
 
 
 class ChinesePatternRecognizer(PatternRecognizer):
@@ -49,8 +74,8 @@ class ChinesePatternRecognizer(PatternRecognizer):
 
     @staticmethod
     def normalize(value: str) -> str:
-        """The canonical form ``is_valid`` checks (separators removed)."""
-        return value.strip()
+        """The canonical form ``is_valid`` checks (full-width folded, separators removed)."""
+        return compact(value)
 
     @classmethod
     def is_valid(cls, value: str) -> bool:
@@ -61,3 +86,25 @@ class ChinesePatternRecognizer(PatternRecognizer):
         if not self.is_valid(pattern_text):
             return False
         return True if self.CHECKSUM else None
+
+    def veto(self, text: str, result: RecognizerResult) -> bool:
+        """Whether the text around ``result`` rules it out (default: never)."""
+        return False
+
+    def analyze(
+        self,
+        text: str,
+        entities: list[str],
+        nlp_artifacts: NlpArtifacts | None = None,
+        regex_flags: int | None = None,
+    ) -> list[RecognizerResult]:
+        results = super().analyze(text, entities, nlp_artifacts, regex_flags)
+        return [r for r in results if not self.veto(text, r)]
+
+
+class NotAnIdRecognizer(ChinesePatternRecognizer):
+    """A recognizer of an entity that an ID-shaped number after an ID cue is not: a number
+    that fails the resident-ID check there is a mistyped ID, not a card or a credit code."""
+
+    def veto(self, text: str, result: RecognizerResult) -> bool:
+        return id_shaped(text[result.start:result.end]) and id_cue_near(text, result.start, result.end)

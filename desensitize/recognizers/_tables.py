@@ -7,42 +7,18 @@ cached.  A missing or malformed file raises :class:`RecognizerDataError`.
 from __future__ import annotations
 
 from functools import cache
-from importlib import resources
 
+from desensitize.datafiles import mapping, read_lines, words
 from desensitize.errors import RecognizerDataError
 
-
-def _read(name: str) -> list[str]:
-    try:
-        text = resources.files("desensitize").joinpath("data", name).read_text(encoding="utf-8")
-    except (FileNotFoundError, ModuleNotFoundError, OSError) as exc:
-        raise RecognizerDataError(f"desensitize/data/{name}: cannot be read ({exc})") from exc
-    return [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-
-
-@cache
-def words(name: str) -> frozenset[str]:
-    """Every whitespace-separated token of a ``.txt`` table."""
-    return frozenset(tok for line in _read(name) for tok in line.split())
-
-
-@cache
-def mapping(name: str) -> dict[str, tuple[str, ...]]:
-    """A TSV table ``key<TAB>values...`` as key -> tuple of whitespace-separated values."""
-    out: dict[str, tuple[str, ...]] = {}
-    for number, line in enumerate(_read(name), start=1):
-        key, sep, rest = line.partition("\t")
-        if not sep or not key.strip():
-            raise RecognizerDataError(f"desensitize/data/{name}:{number}: expected key<TAB>values")
-        out[key.strip()] = tuple(rest.split())
-    return out
+__all__ = ["NEGATIVE_CONTEXT", "area_codes", "context_words", "mapping", "words"]
 
 
 @cache
 def area_codes() -> frozenset[str]:
     """Landline area codes, ranges such as ``0530-0539`` expanded."""
     codes: set[str] = set()
-    for number, line in enumerate(_read("area_codes.txt"), start=1):
+    for number, line in enumerate(read_lines("area_codes.txt"), start=1):
         item = line.strip()
         low, _, high = item.partition("-")
         if not low.isdigit() or (high and not high.isdigit()):

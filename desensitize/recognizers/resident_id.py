@@ -5,6 +5,15 @@ province-level code), 8-digit birth date (a real calendar date, not in the futur
 3-digit sequence, and an ISO 7064 MOD 11-2 check character (``0-9`` or ``X``).
 The 15-digit numbers issued before 1999 (``YYMMDD`` birth date, no check character)
 are matched at a low score that needs context words to be reported.
+
+Written forms: plain, grouped ``6-8-4`` or ``6-8-3-1`` by one kind of separator
+(``370104-19460313-0991``, ``370104 19460313 0991``, dots), full-width digits
+(``３７０１…``) and a lower-case ``x``.
+
+Confidence: a valid number whose address code is in the GB/T 2260 county table
+(``data/area_codes_gb2260.tsv``, current and retired codes, since old cards keep the
+code of their day) scores 1.0; one whose county code is in no list keeps the pattern
+score and needs context words, like the 15-digit form.
 """
 
 from __future__ import annotations
@@ -12,17 +21,24 @@ from __future__ import annotations
 import datetime as _dt
 from typing import ClassVar
 
-from desensitize.recognizers._base import BOUND_L, BOUND_R, ChinesePatternRecognizer
-from desensitize.recognizers._tables import mapping
+from desensitize.recognizers._base import (
+    BOUND_L,
+    BOUND_R,
+    SEP,
+    SEP_RE2,
+    ChinesePatternRecognizer,
+    D,
+)
+from desensitize.standards import Division, compact, division, gb11643_check, provinces
 
-_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_CHECK = "10X98765432"
-_DATE = r"(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"
+_X = "[0-9\uff10-\uff19Xx\uff38\uff58]"
+_P = "[1-8\uff11-\uff18]"
+_D_RE2 = "[0-9\uff10-\uff19]"
 
 
 def check_character(body: str) -> str:
     """The GB 11643 check character of the first 17 digits."""
-    return _CHECK[sum(int(c) * w for c, w in zip(body, _WEIGHTS, strict=True)) % 11]
+    return gb11643_check(body)
 
 
 def _real_date(year: int, month: int, day: int) -> bool:
@@ -34,18 +50,24 @@ def _real_date(year: int, month: int, day: int) -> bool:
 
 
 def is_valid_id(value: str) -> bool:
-    """GB 11643: province code, real birth date and (18 digits) the check character."""
-    v = value.strip().upper()
-    provinces = mapping("province_codes.txt")
-    if v[:2] not in provinces:
+    """GB 11643: province code, real birth date and (18 digits) the check character.
+
+    Any written form (separators, full-width digits, lower-case ``x``) is accepted."""
+    v = compact(value)
+    if not v.isascii() or v[:2] not in provinces():
         return False
     if len(v) == 18 and v[:17].isdigit() and (v[17].isdigit() or v[17] == "X"):
         if not _real_date(int(v[6:10]), int(v[10:12]), int(v[12:14])):
             return False
-        return check_character(v[:17]) == v[17]
+        return gb11643_check(v[:17]) == v[17]
     if len(v) == 15 and v.isdigit():
         return _real_date(1900 + int(v[6:8]), int(v[8:10]), int(v[10:12]))
     return False
+
+
+def county_known(value: str) -> bool:
+    """Whether the address code of an ID number is a GB/T 2260 county code (any era)."""
+    return division(compact(value)[:6]) is Division.COUNTY
 
 
 class ResidentIdRecognizer(ChinesePatternRecognizer):
@@ -53,10 +75,15 @@ class ResidentIdRecognizer(ChinesePatternRecognizer):
 
     ENTITY = "CN_RESIDENT_ID"
     PATTERNS: ClassVar[tuple[tuple[str, str, float], ...]] = (
-        ("gb11643_18", BOUND_L + r"[1-8]\d{5}(?:18|19|20)\d{2}" + _DATE + r"\d{3}[0-9Xx]" + BOUND_R, 0.5),
-        ("gb11643_15", BOUND_L + r"[1-8]\d{7}" + _DATE + r"\d{3}" + BOUND_R, 0.3),
+        ("gb11643_18", BOUND_L + _P + D + "{5}(" + SEP + "?)" + D + "{8}\\1" + D + "{3}(?:\\1)?" + _X + BOUND_R,
+         0.5),
+        ("gb11643_15", BOUND_L + _P + D + "{5}(" + SEP + "?)" + D + "{6}\\1" + D + "{3}" + BOUND_R, 0.3),
     )
-    COLUMN_PATTERN = r"^[1-8]\d{5}(?:(?:18|19|20)\d{2}\d{4}\d{3}[0-9Xx]|\d{2}\d{4}\d{3})$"
+    COLUMN_PATTERN = (
+        "^" + _P + _D_RE2 + "{5}" + SEP_RE2 + "?" + _D_RE2 + "{8}" + SEP_RE2 + "?" + _D_RE2 + "{3}"
+        + SEP_RE2 + "?[0-9\uff10-\uff19Xx\uff38\uff58]$"
+        + "|^" + _P + _D_RE2 + "{5}" + SEP_RE2 + "?" + _D_RE2 + "{6}" + SEP_RE2 + "?" + _D_RE2 + "{3}$"
+    )
     CHECKSUM = True
 
     @classmethod
@@ -66,5 +93,8 @@ class ResidentIdRecognizer(ChinesePatternRecognizer):
     def validate_result(self, pattern_text: str) -> bool | None:
         if not is_valid_id(pattern_text):
             return False
-        # only the 18-character form carries a check character
-        return True if len(pattern_text.strip()) == 18 else None
+        # only the 18-character form carries a check character; an address code that no
+        # GB/T 2260 list ever held leaves the pattern score (context words must confirm)
+        if len(compact(pattern_text)) == 18 and county_known(pattern_text):
+            return True
+        return None

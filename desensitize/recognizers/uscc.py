@@ -4,46 +4,59 @@
 registration authority (``1``-``9``, and the letter-prefixed authorities ``A`` military,
 ``N`` agriculture, ``Y`` other), organisation type, 6-digit administrative division
 code, 9-character organisation code, and a check character: weights ``3^i mod 31``,
-check = ``31 - (sum mod 31)`` (31 maps to ``0``).
+check = ``31 - (sum mod 31)`` (31 maps to ``0``) — see :mod:`desensitize.standards`.
+
+Written forms: upper or lower case, ASCII or full-width.  An all-digit code after a
+resident-ID cue is a mistyped ID, not a credit code
+(:class:`~desensitize.recognizers._base.NotAnIdRecognizer`).
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from desensitize.recognizers._base import BOUND_L, BOUND_R, ChinesePatternRecognizer
+from desensitize.recognizers._base import BOUND_L, BOUND_R, D, NotAnIdRecognizer
+from desensitize.standards import (
+    USCC_ALPHABET,
+    USCC_AUTHORITIES,
+    compact,
+    gb32100_check,
+    uscc_chars_ok,
+)
 
-ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
-_VALUE = {c: i for i, c in enumerate(ALPHABET)}
-_WEIGHTS = tuple(pow(3, i, 31) for i in range(17))
-_AUTHORITIES = frozenset("123456789ANY")
-_CLASS = "[0-9A-HJ-NP-RTUWXY]"
+__all__ = ["ALPHABET", "UsccRecognizer", "check_character", "is_valid_uscc"]
+
+ALPHABET = USCC_ALPHABET
+_LETTERS = "A-HJ-NP-RTUWXY"
+_FW_UPPER = "\uff21-\uff28\uff2a-\uff2e\uff30-\uff32\uff34\uff35\uff37-\uff39"
+_FW_LOWER = "\uff41-\uff48\uff4a-\uff4e\uff50-\uff52\uff54\uff55\uff57-\uff59"
+_CLASS = f"[0-9{_LETTERS}{_LETTERS.lower()}\uff10-\uff19{_FW_UPPER}{_FW_LOWER}]"
+_AUTH = "[1-9ANYany\uff11-\uff19\uff21\uff2e\uff39\uff41\uff4e\uff59]"
 
 
 def check_character(body: str) -> str:
     """The GB 32100 check character of the first 17 characters."""
-    total = sum(_VALUE[c] * w for c, w in zip(body, _WEIGHTS, strict=True))
-    return ALPHABET[(31 - total % 31) % 31]
+    return gb32100_check(body)
 
 
 def is_valid_uscc(value: str) -> bool:
     """Alphabet, authority code, 6-digit division code and the mod-31 check character."""
-    v = value.strip().upper()
-    if len(v) != 18 or any(c not in _VALUE for c in v):
+    v = compact(value)
+    if len(v) != 18 or not uscc_chars_ok(v):
         return False
-    if v[0] not in _AUTHORITIES or not v[2:8].isdigit():
+    if v[0] not in USCC_AUTHORITIES or not v[2:8].isdigit():
         return False
-    return check_character(v[:17]) == v[17]
+    return gb32100_check(v[:17]) == v[17]
 
 
-class UsccRecognizer(ChinesePatternRecognizer):
+class UsccRecognizer(NotAnIdRecognizer):
     """GB 32100 unified social credit codes (统一社会信用代码)."""
 
     ENTITY = "CN_USCC"
     PATTERNS: ClassVar[tuple[tuple[str, str, float], ...]] = (
-        ("gb32100", BOUND_L + r"[1-9ANY]" + _CLASS + r"\d{6}" + _CLASS + "{10}" + BOUND_R, 0.4),
+        ("gb32100", BOUND_L + _AUTH + _CLASS + D + "{6}" + _CLASS + "{10}" + BOUND_R, 0.4),
     )
-    COLUMN_PATTERN = r"^[1-9ANY][0-9A-HJ-NP-RTUWXY]\d{6}[0-9A-HJ-NP-RTUWXY]{10}$"
+    COLUMN_PATTERN = "^" + _AUTH + _CLASS + "[0-9\uff10-\uff19]{6}" + _CLASS + "{10}$"
     CHECKSUM = True
 
     @classmethod

@@ -41,7 +41,7 @@ class AggregateBody(BaseModel):
 
 class PsiBody(BaseModel):
     dataset: str
-    request: str  # base64 of the openmined-psi Request
+    request: str | None = None  # base64 of the openmined-psi Request (optional with ``job``)
     purpose: str | None = None
     job: str | None = None
 
@@ -68,34 +68,35 @@ async def register(request: Request, caller: _Provider, container: ContainerDep,
                    ctx: ContextDep) -> Any:
     """Register a dataset (multipart): ``name``, one of ``file`` / ``path`` (inside the
     service's exchange-inbox) / ``sql_url`` (+ ``sql_table``), repeated ``key_column``,
-    ``bounds`` (COL=LO:HI), ``computation``, ``group_column``, ``max_rows_per_subject``
-    (rows one key value may contribute; extra rows are dropped). Returns its metadata."""
+    ``bounds`` (COL=LO:HI, finite, within ±1e12), ``computation``, ``group_column``,
+    ``max_rows_per_subject`` (rows one key value may contribute; extra rows are dropped),
+    ``grade`` (the provider's declared grade: the dataset is never graded below it).
+    Returns its metadata, including its budget family."""
     async with request.form() as form:
         name = form.get("name")
         if not isinstance(name, str) or not name:
-            raise InvalidInput("form field 'name' is required")
+            raise uc.reject_input(container, caller, ctx, "exchange.register",
+                                  InvalidInput("form field 'name' is required"))
         upload = form.get("file")
         data = filename = None
         if upload is not None and not isinstance(upload, str):
             data, filename = await upload.read(), upload.filename
         fields = {k: [v for v in form.getlist(k) if isinstance(v, str) and v]
-                  for k in ("key_column", "bounds", "computation", "group_column",
+                  for k in ("key_column", "bounds", "computation", "group_column", "grade",
                             "path", "sql_url", "sql_table", "max_rows_per_subject")}
     one = lambda key: fields[key][0] if fields[key] else None
-    bounds = uc.parse_bounds(fields["bounds"])
-    cap = one("max_rows_per_subject")
-    if cap is not None and not cap.isdigit():
-        raise InvalidInput("max_rows_per_subject must be a positive integer")
     strs = fields.__getitem__
 
+    def read(bounds: Any) -> Any:
+        return uc.load_table(container, upload=data, filename=filename, path=one("path"),
+                             sql_url=one("sql_url"), sql_table=one("sql_table"), numeric=bounds)
+
     def work() -> Any:  # reading, scanning and encrypting: off the event loop
-        table = uc.load_table(container, upload=data, filename=filename, path=one("path"),
-                              sql_url=one("sql_url"), sql_table=one("sql_table"), numeric=bounds)
-        return uc.register(container, caller, ctx, name=name, table=table,
-                           key_columns=strs("key_column"), bounds=bounds,
-                           computations=strs("computation") or None,
-                           group_columns=strs("group_column") or None,
-                           max_contributions=int(cap) if cap else None)
+        return uc.register_input(container, caller, ctx, name=name, bounds=strs("bounds"),
+                                 max_rows=one("max_rows_per_subject"), grade=one("grade"),
+                                 read=read, key_columns=strs("key_column"),
+                                 computations=strs("computation") or None,
+                                 group_columns=strs("group_column") or None)
 
     return await run_in_threadpool(work)
 
@@ -143,11 +144,16 @@ def psi_terms(name: str, caller: _Computer, container: ContainerDep, ctx: Contex
 
 @router.post("/psi")
 def psi(body: PsiBody, caller: _Computer, container: ContainerDep, ctx: ContextDep) -> JSONResponse:
-    """Answer a blinded PSI request: server setup + re-blinded request (base64)."""
-    try:
-        req = base64.b64decode(body.request, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidInput("request must be base64") from exc
+    """Answer a blinded PSI request: server setup + re-blinded request (base64). With
+    ``job`` the approved request runs: omit ``request`` or send exactly the approved one."""
+    req = None
+    if body.request is not None:
+        try:
+            req = base64.b64decode(body.request, validate=True)
+        except (binascii.Error, ValueError):
+            raise uc.reject_input(container, caller, ctx, "exchange.psi",
+                                  InvalidInput("request must be base64"),
+                                  dataset=body.dataset) from None
     job, answer = uc.psi(container, caller, ctx, dataset=body.dataset, request=req,
                          purpose=body.purpose, job_id=body.job)
     if answer is None:
@@ -172,7 +178,8 @@ def extract(body: ExtractBody, caller: _Computer, container: ContainerDep,
 @router.get("/jobs")
 def list_jobs(caller: PrincipalDep, container: ContainerDep, status: str | None = None,
               dataset: str | None = None) -> list[dict[str, Any]]:
-    """Jobs the caller may see: its own; a provider's datasets'; all for overseers."""
+    """Jobs the caller may see: its own; a provider's datasets'; all for overseers. Each
+    shows its ``request`` — size, digest, purpose, ε, expiry — as the approver approves it."""
     return uc.jobs(container, caller, status=status, dataset=dataset)
 
 

@@ -68,11 +68,15 @@ def register_dataset(
     server_path: Annotated[bool, typer.Option("--server-path", help="FILE is on the service")] = False,
     sql_table: Annotated[str | None, typer.Option("--sql-table", help="Table name for a SQL URL")] = None,
     max_rows_per_subject: Annotated[int | None, typer.Option("--max-rows-per-subject", help="Rows one key value may contribute (DP unit is the subject)")] = None,
+    grade: Annotated[str | None, typer.Option("--grade", help="Declared grade: the dataset is never graded below it")] = None,
     fmt: _Format = OutputFormat.table,
 ) -> None:
-    """Publish a dataset (provider): scanned, graded and stored encrypted by the service."""
+    """Publish a dataset (provider): scanned, graded (never below ``--grade``), linked to
+    the budget family of the same people, and stored encrypted by the service."""
     data: dict[str, Any] = {"name": name, "key_column": key_column or [], "bounds": bounds or [],
                             "computation": computation or [], "group_column": group_column or []}
+    if grade is not None:
+        data["grade"] = grade
     if max_rows_per_subject is not None:
         data["max_rows_per_subject"] = str(max_rows_per_subject)
     files = None
@@ -96,10 +100,12 @@ def datasets(fmt: _Format = OutputFormat.table) -> None:
     if fmt is OutputFormat.json:
         emit({"datasets": items})
         return
-    table = Table("dataset", "owner", "grade", "rows", "key columns", "computations")
+    table = Table("dataset", "owner", "grade", "rows", "key columns", "budget family",
+                  "computations")
     for d in items:
         table.add_row(d["dataset"], d["owner_org"], d["grade"], str(d["rows"]),
-                      " ".join(d["key_columns"]), " ".join(d["computations"]))
+                      " ".join(d["key_columns"]), str(d.get("budget_family") or d["dataset"]),
+                      " ".join(d["computations"]))
     console().print(table)
 
 
@@ -146,9 +152,16 @@ def jobs(
     if fmt is OutputFormat.json:
         emit({"jobs": items})
         return
-    table = Table("job", "kind", "dataset", "status", "consumer", "created")
+    table = Table("job", "kind", "dataset", "status", "consumer", "size", "ε", "purpose",
+                  "digest", "created", "expires")
     for j in items:
-        table.add_row(j["job"], j["kind"], j["dataset"], j["status"], j["consumer"], j["created_at"])
+        req = j.get("request") or {}
+        eps = req.get("epsilon")
+        table.add_row(j["job"], j["kind"], j["dataset"], j["status"], j["consumer"],
+                      str(req.get("size") if req.get("size") is not None else "-"),
+                      f"{eps:g}" if isinstance(eps, int | float) else "-",
+                      str(req.get("purpose") or "-"), str(req.get("digest") or "-")[:12],
+                      j["created_at"], str(req.get("expires_at") or "-"))
     console().print(table)
 
 
@@ -160,7 +173,9 @@ def _decide(job: str, reason: str, verb: str, fmt: OutputFormat) -> None:
 def approve(job: Annotated[str, typer.Argument(help="Job id")],
             reason: Annotated[str, typer.Option("--reason", help="Why (recorded)")],
             fmt: _Format = OutputFormat.table) -> None:
-    """Approve a pending job (manager); an aggregate runs at once."""
+    """Approve a pending job (manager): exactly the stored request (its size, digest,
+    purpose and ε are shown by ``exchange jobs``) may run, until the approval expires
+    (policy ``approval_ttl_days``, default 7); an aggregate runs at once."""
     _decide(job, reason, "approve", fmt)
 
 
@@ -172,31 +187,91 @@ def reject(job: Annotated[str, typer.Argument(help="Job id")],
     _decide(job, reason, "reject", fmt)
 
 
+def _psi_state(ids: Path, job: str) -> Path:
+    """Where a pending PSI's client key is kept: beside the identifiers file, 0600."""
+    return ids.with_name(f"{ids.name}.{job}.psi-key")
+
+
+def _save_psi_state(ids: Path, job: str, *, key: bytes, reveal: str, digest: str) -> Path:
+    import os
+
+    path = _psi_state(ids, job)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump({"job": job, "key": key.hex(), "reveal": reveal, "ids_sha256": digest}, fh)
+    return path
+
+
+def _load_psi_client(ids: Path, job: str, values: list[str]) -> Any:
+    import hashlib
+
+    from exchange import PsiClient
+
+    path = _psi_state(ids, job)
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+        key, reveal, digest = bytes.fromhex(state["key"]), state["reveal"], state["ids_sha256"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InvalidInput(f"{path}: no saved request for job {job} ({exc}); an approved PSI "
+                           "runs from the machine and identifiers file that submitted it") from exc
+    if hashlib.sha256("\n".join(values).encode()).hexdigest() != digest:
+        raise InvalidInput(f"{ids}: the identifiers differ from the ones submitted for job {job}; "
+                           "an approval covers only the request that was approved")
+    return PsiClient(values, reveal=reveal, key=key)
+
+
 @exchange_app.command("psi")
 def psi(
     name: Annotated[str, typer.Argument(help="Dataset name")],
     ids: Annotated[Path, typer.Option("--ids", help="File with your identifiers, one per line")],
     purpose: Annotated[str | None, typer.Option("--purpose", help="Purpose (consent)")] = None,
-    job: Annotated[str | None, typer.Option("--job", help="Run an approved PSI job")] = None,
+    job: Annotated[str | None, typer.Option("--job", help="Run an approved PSI job (the request approved, as submitted from this machine)")] = None,
     fmt: _Format = OutputFormat.table,
 ) -> None:
-    """Private set intersection: your ids are blinded here and never sent in the clear."""
+    """Private set intersection: your ids are blinded here and never sent in the clear.
+
+    When approval is needed the blinded request is stored with the job and the blinding
+    key is kept beside the ids file (``IDS.JOB.psi-key``, mode 0600); after approval
+    ``--job JOB`` runs exactly the stored request and unblinds the answer here."""
+    import hashlib
+
     from exchange import PsiClient
 
     svc = _client.connect()
-    terms = svc.get(f"/v1/exchange/datasets/{name}/psi")
-    local = PsiClient(_ids(ids), reveal=terms["reveal"])
-    body = {"dataset": name, "request": base64.b64encode(local.request()).decode(),
-            "purpose": purpose, "job": job}
+    values = _ids(ids)
+    if job is not None:
+        local = _load_psi_client(ids, job, values)
+        body: dict[str, Any] = {"dataset": name, "request": None, "purpose": purpose, "job": job}
+    else:
+        terms = svc.get(f"/v1/exchange/datasets/{name}/psi")
+        local = PsiClient(values, reveal=terms["reveal"])
+        body = {"dataset": name, "request": base64.b64encode(local.request()).decode(),
+                "purpose": purpose, "job": None}
     reply = svc.post("/v1/exchange/psi", json=body)
     if reply.get("status") != "done":
-        _show({"job": reply["job"], "status": reply["status"]}, fmt)
+        shown: dict[str, Any] = {"job": reply["job"], "status": reply["status"]}
+        if reply.get("status") == "pending_approval":
+            digest = hashlib.sha256("\n".join(values).encode()).hexdigest()
+            shown["state"] = str(_save_psi_state(ids, reply["job"], key=local.key,
+                                                 reveal=local.reveal, digest=digest))
+            shown["request"] = reply.get("request")
+        _show(shown, fmt)
         return
     outcome = local.finish(base64.b64decode(reply["setup"]), base64.b64decode(reply["response"]))
     out: dict[str, Any] = {"job": reply["job"], "intersection_size": outcome.intersection_size}
+    noise = reply.get("noise")
+    if isinstance(noise, dict):  # randomised response: the count is noisy; de-bias it
+        from exchange.psi import CountNoise
+
+        rr = CountNoise(float(noise["epsilon"]), float(noise["flip"]))
+        out["noise"] = noise
+        out["intersection_estimate"] = round(rr.estimate(outcome.intersection_size,
+                                                         len(local.ids)), 1)
     if outcome.matches is not None:
         out["matches"] = list(outcome.matches)
     out["receipt"] = reply.get("receipt")
+    if job is not None:
+        _psi_state(ids, job).unlink(missing_ok=True)  # an approval runs once
     _show(out, fmt)
 
 

@@ -65,5 +65,23 @@ def revoke(name: str = typer.Argument(..., help="The key holder's name")) -> Non
     typer.echo(f"revoked {subject.name} ({subject.role}, {subject.org})")
 
 
+@keys_app.command("rotate-master")
+def rotate_master(fmt: OutputFormat = typer.Option(OutputFormat.table, "--format")) -> None:
+    """Re-wrap every dataset key under a new master key (audited). The old key id and the
+    new one are printed, never the keys. Stop other service processes first: a running
+    service keeps the old key in memory until it restarts."""
+    from quanguard.usecases.rotate import rotate_master as rotate
+
+    with use_container() as container:
+        done = rotate(container, cli_principal(container))
+    if fmt is OutputFormat.json:
+        emit(done.to_dict())
+        return
+    if done.recovered:
+        console().print(f"an interrupted rotation was {done.recovered} first")
+    console().print(f"master key rotated: {done.old_key_id} -> {done.new_key_id}; "
+                    f"{done.datasets} dataset key(s) re-wrapped")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(keys_app, name="keys")

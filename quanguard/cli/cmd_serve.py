@@ -8,6 +8,7 @@ import typer
 
 from quanguard.auth import LOCAL_OPERATOR
 from quanguard.cli.common import err_console, open_container
+from quanguard.config import load_settings
 from quanguard.logs import configure_logging
 
 
@@ -17,17 +18,32 @@ def serve(
     workers: int | None = typer.Option(
         None, "--workers", help="Worker processes (default: one per core on PostgreSQL, one on SQLite)"),
 ) -> None:
-    """Migrate the store and serve the API; on the first start print a bootstrap admin key."""
+    """Migrate the store and serve the API; on the first start print a bootstrap admin key.
+    Refuses to start while a key file is readable by group or others."""
+    import os
+
     import uvicorn
 
     from quanguard.api.app import create_app
     from quanguard.usecases.keys import bootstrap_admin
+    from quanguard.usecases.rotate import check_key_files
+
+    # Everything the service writes (database, blobs, keys, exports) is private to its user.
+    os.umask(0o077)
 
     overrides: dict[str, object] = {}
     if host:
         overrides["host"] = host
     if port:
         overrides["port"] = port
+    # Judge the key folder before anything is opened, migrated or written (a wrong
+    # QUANGUARD_* value is reported by open_container below, in one line).
+    try:
+        key_dir = load_settings(**overrides).key_dir
+    except ValueError:
+        key_dir = None
+    if key_dir is not None:
+        check_key_files(key_dir)
     container = open_container(**overrides)
     settings = container.settings
     configure_logging(settings.log_level)

@@ -1,12 +1,15 @@
 """Graded policy engine: load and validate ``policies/``, decide, explain, test cases.
 
 Public surface: :class:`PolicyService` (what the container holds), :class:`Resource` and
-:class:`Decision` (what callers pass and get), :func:`load_policy_dir` /
-:func:`check_policy_dir` (validation for the CLI) and the case runner.
+:class:`Decision` (what callers pass and get), :class:`PolicyBundle` /
+:func:`build_bundle` (one validation pass over every file, in a dry run),
+:func:`load_policy_dir` / :func:`check_policy_dir` (validation for the CLI) and the case
+runner.
 """
 
 from __future__ import annotations
 
+from quanguard.policy.bundle import PolicyBundle, build_bundle, load_bundle
 from quanguard.policy.cases import Case, CaseResult, load_cases, run_cases
 from quanguard.policy.check import check_policy_dir
 from quanguard.policy.engine import PolicySet, Trace
@@ -23,6 +26,7 @@ __all__ = [
     "Case",
     "CaseResult",
     "Decision",
+    "PolicyBundle",
     "PolicyError",
     "PolicyInvalid",
     "PolicyNotFound",
@@ -34,7 +38,9 @@ __all__ = [
     "Rule",
     "Trace",
     "UnknownName",
+    "build_bundle",
     "check_policy_dir",
+    "load_bundle",
     "load_cases",
     "load_policy_dir",
     "run_cases",

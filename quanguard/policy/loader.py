@@ -126,6 +126,7 @@ def _parse_grading(sheet: Sheet, grade_ids: list[str]) -> tuple[str | None, list
         if "description" in fields:
             desc = sheet.string(fields["description"][1], "category description") or ""
         entities: list[str] = []
+        entity_lines: list[int] = []
         if "entities" in fields:
             for entity, node in sheet.names(fields["entities"][1], "entities") or []:
                 if not _ENTITY.match(entity):
@@ -139,6 +140,7 @@ def _parse_grading(sheet: Sheet, grade_ids: list[str]) -> tuple[str | None, list
                 else:
                     entity_seen[entity] = (cid or "?", sheet.line(node))
                     entities.append(entity)
+                    entity_lines.append(sheet.line(node))
         if cid is not None and cid in cat_seen:
             sheet.error(
                 fields["id"][1], f"duplicate category '{cid}' (first at line {cat_seen[cid]})"
@@ -147,7 +149,9 @@ def _parse_grading(sheet: Sheet, grade_ids: list[str]) -> tuple[str | None, list
         if cid is None or grade is None:
             continue
         cat_seen[cid] = sheet.line(fields["id"][1])
-        categories.append(Category(cid, grade, tuple(entities), desc))
+        categories.append(
+            Category(cid, grade, tuple(entities), desc, sheet.path, tuple(entity_lines))
+        )
     return default, categories
 
 

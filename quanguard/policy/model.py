@@ -90,10 +90,14 @@ class Grade:
 
 @dataclass(frozen=True)
 class Category:
+    """A grading category; ``path`` and ``entity_lines`` say where each entity is written."""
+
     id: str
     grade: str
     entities: tuple[str, ...]
     description: str = ""
+    path: str = ""
+    entity_lines: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -1,38 +1,54 @@
-"""``PolicyService``: holds the active policy set, reloads it safely, answers decisions.
+"""``PolicyService``: holds the active policy bundle, reloads it safely, answers decisions.
 
 Invariants:
-- There is always a valid active set (construction fails if the directory is invalid).
-- ``reload()`` swaps the set atomically only when the new files validate; otherwise the
-  previous version stays active and the problems are reported (and kept in
-  ``last_problems`` until a reload succeeds).
+- There is always a valid active bundle — decision engine, masking profiles, alert rules
+  and engine of one version (construction fails if any file of the directory is invalid).
+- ``reload()`` builds a whole new bundle in a dry run (``build_bundle``) and swaps it in
+  atomically only when every file validates; otherwise the previous version stays active
+  and the problems are reported (and kept in ``last_problems`` until a reload succeeds).
 - ``decide()`` notices changed files by checking (name, mtime, size) at most once per
   ``check_interval`` seconds, so a decision normally costs one dict lookup and a short scan.
+- Every reload, manual or automatic, is logged with the old and new version and handed
+  to the listeners registered with :meth:`on_reload` (the container audits it).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
+from desensitize.profiles import ProfileSet
+from monitor import AlertEngine, AlertRules
+from quanguard.policy.bundle import PolicyBundle, build_bundle, load_bundle
 from quanguard.policy.engine import PolicySet, Trace
-from quanguard.policy.errors import PolicyInvalid, PolicyNotFound
-from quanguard.policy.files import fingerprint
-from quanguard.policy.loader import load_policy_dir
+from quanguard.policy.errors import PolicyNotFound
+from quanguard.policy.files import fingerprint, read_policy_files
 from quanguard.policy.model import Decision, Problem, Resource, Subject
+
+_log = logging.getLogger("quanguard.policy")
+
+Trigger = Literal["manual", "automatic"]
 
 __all__ = ["PolicyService", "ReloadResult"]
 
 
 @dataclass(frozen=True)
 class ReloadResult:
+    """One reload attempt. ``version`` is the version active afterwards (the previous one
+    when the attempt failed); ``attempted`` the version hash of the files that were read."""
+
     ok: bool
     changed: bool
     version: str
     previous_version: str
     problems: tuple[Problem, ...] = ()
+    trigger: Trigger = "manual"
+    attempted: str | None = None
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -40,6 +56,7 @@ class ReloadResult:
             "changed": self.changed,
             "version": self.version,
             "previous_version": self.previous_version,
+            "trigger": self.trigger,
             "problems": [str(p) for p in self.problems],
         }
 
@@ -53,13 +70,16 @@ class PolicyService:
         *,
         check_interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        tz: str = "UTC",
     ) -> None:
         self.directory = Path(directory)
         self._check_interval = check_interval
         self._clock = clock
+        self._tz = tz
         self._lock = threading.Lock()
+        self._listeners: list[Callable[[ReloadResult], None]] = []
         self._fingerprint = fingerprint(self.directory)
-        self._active: PolicySet = load_policy_dir(self.directory)
+        self._bundle: PolicyBundle = load_bundle(self.directory, tz=tz)
         self._next_check = clock() + check_interval
         self.last_problems: tuple[Problem, ...] = ()
 
@@ -68,12 +88,16 @@ class PolicyService:
         """Load ``directory``; raises PolicyInvalid (every problem) or PolicyNotFound."""
         return cls(Path(directory), **kwargs)  # type: ignore[arg-type]
 
-    # -- the active set ------------------------------------------------------------------
+    # -- the active bundle ---------------------------------------------------------------
+
+    @property
+    def bundle(self) -> PolicyBundle:
+        self._maybe_reload()
+        return self._bundle
 
     @property
     def active(self) -> PolicySet:
-        self._maybe_reload()
-        return self._active
+        return self.bundle.policy
 
     @property
     def version(self) -> str:
@@ -83,35 +107,86 @@ class PolicyService:
     def grade_order(self) -> list[str]:
         return list(self.active.grade_order)
 
+    @property
+    def masking(self) -> ProfileSet | None:
+        """The masking profiles of the active version (None: no masking.yaml)."""
+        return self.bundle.masking
+
+    @property
+    def alert_rules(self) -> AlertRules:
+        """The alert rules of the active version (they reload with the rest)."""
+        return self.bundle.alert_rules
+
+    @property
+    def alert_engine(self) -> AlertEngine:
+        """The alert engine built for the active version's rules."""
+        return self.bundle.alert_engine
+
     # -- reloading -----------------------------------------------------------------------
 
-    def reload(self) -> ReloadResult:
-        """Load the directory again; keep the previous set when it does not validate."""
+    def on_reload(self, listener: Callable[[ReloadResult], None]) -> None:
+        """Call ``listener`` after every reload attempt (manual or automatic, ok or not).
+        It runs outside the service's lock; its errors are logged, never raised."""
+        self._listeners.append(listener)
+
+    def reload(self, *, trigger: Trigger = "manual") -> ReloadResult:
+        """Build a new bundle from the directory; keep the previous one when any file
+        does not validate."""
         with self._lock:
-            previous = self._active.version
-            probe = fingerprint(self.directory)
+            result = self._reload_locked(trigger)
+        self._announce(result)
+        return result
+
+    def _reload_locked(self, trigger: Trigger) -> ReloadResult:
+        previous = self._bundle.version
+        probe = fingerprint(self.directory)
+        try:
+            if not self.directory.is_dir():
+                raise PolicyNotFound(f"policy directory {self.directory} does not exist")
+            files = read_policy_files(self.directory)
+        except (PolicyNotFound, OSError) as exc:
+            problem = Problem(str(self.directory), 1, f"cannot read policy files: {exc}")
+            self.last_problems = (problem,)
+            return ReloadResult(False, False, previous, previous, (problem,), trigger)
+        bundle, problems = build_bundle(files, tz=self._tz)
+        self._fingerprint = probe  # do not retry the same broken bytes every second
+        if bundle is None:
+            self.last_problems = tuple(problems)
+            return ReloadResult(False, False, previous, previous, tuple(problems), trigger,
+                                files.version)
+        self._bundle = bundle
+        self.last_problems = ()
+        return ReloadResult(True, bundle.version != previous, bundle.version, previous, (),
+                            trigger, bundle.version)
+
+    def _announce(self, result: ReloadResult) -> None:
+        if result.ok:
+            _log.info("policy reload (%s): version %s -> %s%s", result.trigger,
+                      result.previous_version[:12], result.version[:12],
+                      "" if result.changed else " (unchanged)")
+        else:
+            _log.warning("policy reload (%s) refused; version %s stays active: %s%s",
+                         result.trigger, result.previous_version[:12], result.problems[0],
+                         f" (and {len(result.problems) - 1} more)"
+                         if len(result.problems) > 1 else "")
+        for listener in list(self._listeners):
             try:
-                policy = load_policy_dir(self.directory)
-            except PolicyInvalid as exc:
-                self._fingerprint = probe  # do not retry the same broken bytes every second
-                self.last_problems = exc.problems
-                return ReloadResult(False, False, previous, previous, exc.problems)
-            except (PolicyNotFound, OSError) as exc:
-                problem = Problem(str(self.directory), 1, f"cannot read policy files: {exc}")
-                self.last_problems = (problem,)
-                return ReloadResult(False, False, previous, previous, (problem,))
-            self._fingerprint = probe
-            self._active = policy
-            self.last_problems = ()
-            return ReloadResult(True, policy.version != previous, policy.version, previous)
+                listener(result)
+            except Exception:  # noqa: BLE001 - a listener must not break decisions
+                _log.exception("policy reload listener failed")
 
     def _maybe_reload(self) -> None:
         now = self._clock()
         if now < self._next_check:
             return
         self._next_check = now + self._check_interval
-        if fingerprint(self.directory) != self._fingerprint:
-            self.reload()
+        if fingerprint(self.directory) == self._fingerprint:
+            return
+        with self._lock:
+            if fingerprint(self.directory) == self._fingerprint:
+                return  # another thread reloaded these bytes meanwhile
+            result = self._reload_locked("automatic")
+        self._announce(result)
 
     # -- decisions -----------------------------------------------------------------------
 

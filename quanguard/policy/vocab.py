@@ -30,6 +30,7 @@ ACTIONS: tuple[str, ...] = (
     "approve",
     "audit_search",
     "policy_admin",
+    "policy_decide",
     # service actions other areas ask about
     "scan",
     "mask",
@@ -72,6 +73,16 @@ OBLIGATIONS: dict[str, str] = {
     "row_limit": "pos_int",
     "approval": "role",
     "psi_reveal": "psi_reveal",
+    # the exchange's seams (exchange/limits.py documents each)
+    "epsilon_min": "pos_number",
+    "psi_min_set_size": "pos_int",
+    "psi_max_requests": "pos_int",
+    "psi_max_items": "pos_int",
+    "psi_period_days": "pos_number",
+    "psi_count_epsilon": "pos_number",
+    "approval_ttl_days": "pos_number",
+    "budget_period_days": "pos_number",
+    "budget_family_jaccard": "prob",
 }
 
 PSI_REVEAL: tuple[str, ...] = ("count", "matches")

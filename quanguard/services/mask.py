@@ -1,9 +1,10 @@
 """Mask service: profiles from the policy directory, key material, the span finder.
 
 ``build_masker(container)`` returns one :class:`MaskService` per container.  Profiles
-are reloaded when ``masking.yaml`` changes on disk (a broken file keeps the previous
-profiles and raises on first load only).  Keys come from a key file given by the
-caller or from ``settings.key_dir`` (created 0600); they are never logged.
+are the active policy version's (``container.policy.masking``): they reload with the other
+policy files, and a broken ``masking.yaml`` keeps the previous version of all of them.
+Keys come from a key file given by the caller or from ``settings.key_dir`` (created 0600);
+they are never logged.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+from desensitize.errors import ProfileError
 from desensitize.keys import Keyring, load_keyring
 from desensitize.masker import SpanFinder
 from desensitize.pipeline import columns_from_report, quasi_from_report, span_finder_for
 from desensitize.plan import MaskPlan, build_plan
-from desensitize.profiles import ProfileSet, load_profiles
+from desensitize.profiles import ProfileSet
 
 PROFILE_FILE = "masking.yaml"
 
@@ -26,21 +28,19 @@ class MaskService:
 
     def __init__(self, container: Any) -> None:
         self._container = container
-        self._profiles: ProfileSet | None = None
-        self._stamp: float | None = None
 
     @property
     def profile_path(self) -> Path:
         return Path(self._container.settings.policy_dir) / PROFILE_FILE
 
     def profiles(self) -> ProfileSet:
-        path = self.profile_path
-        stamp = os.stat(path).st_mtime if path.exists() else None
-        if self._profiles is None or stamp != self._stamp:
-            grades = list(getattr(self._container.policy, "grade_order", []) or []) or None
-            loaded = load_profiles(path, grades=grades)
-            self._profiles, self._stamp = loaded, stamp
-        return self._profiles
+        """The profiles of the active policy version: validated with every other policy
+        file and swapped in only when all of them are valid (see PolicyService.reload)."""
+        profiles: ProfileSet | None = self._container.policy.masking
+        if profiles is None:
+            raise ProfileError(f"{self.profile_path} does not exist: no masking profiles",
+                               path=str(self.profile_path))
+        return profiles
 
     def keyring(self, key_file: str | os.PathLike[str] | None = None) -> Keyring:
         return load_keyring(key_file=key_file, key_dir=self._container.settings.key_dir)

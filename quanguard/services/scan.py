@@ -19,6 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from desensitize import DatasetReport, TableScanner, TextScanner, grade_dataset
+from desensitize.classify import GRADING_LABELS
+from desensitize.suspects import redact as redact_suspects
 
 METADATA = sa.MetaData()
 ASSETS = sa.Table(
@@ -141,7 +143,9 @@ class ScanService:
         policy = self._container.policy
         from desensitize.findings import ENTITIES
 
-        grades = {e: policy.entity_grade(e) for e in ENTITIES}
+        # entities and the labels of columns without personal information (unknown is
+        # never public: policies/grading.yaml grades UNRECOGNISED, KEY_LIKE, ...)
+        grades = {e: policy.entity_grade(e) for e in (*ENTITIES, *GRADING_LABELS)}
         return grade_dataset(report, grades, list(policy.grade_order))
 
     def entity_grade(self, entity: str) -> str:
@@ -153,12 +157,16 @@ def build_scanner(container: Any) -> ScanService:
 
 
 def make_redactor(container: Any) -> Callable[[str], str]:
-    """A function that replaces every finding in a free text by ``<ENTITY>``."""
+    """A function that replaces every finding in a free text by ``<ENTITY>``.
+
+    Conservative: ID- and card-shaped digit runs are replaced too when their check
+    character fails (a mistyped ID is still a person's ID)."""
     scanner: TextScanner = container.scanner.text
 
     def redact(text: str) -> str:
         if not text:
             return text
-        return scanner.redact(text)
+        found = [(f.start, f.end, f.entity) for f in scanner.scan(text)]
+        return redact_suspects(text, found)
 
     return redact

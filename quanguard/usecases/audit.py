@@ -7,6 +7,7 @@ events themselves; a failure to record fails the call.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -294,8 +295,12 @@ def consistency(container: Any, principal: Principal, old_size: int, *,
 
 def verify(container: Any, principal: Principal, external: Sequence[Checkpoint] = (), *,
            source_ip: str | None = None, request_id: str | None = None) -> dict[str, Any]:
-    """Verify the trail; the outcome is stored (status page) and recorded. Re-raises
-    ``Tampered`` after recording it."""
+    """Verify the trail, then record the outcome; re-raises ``Tampered`` naming the damage.
+
+    Judges before it writes: the verification reads only. An intact trail gets an
+    ``audit_verify`` event; a damaged one is never appended to (a new event would link to
+    forged rows or collide with them) — the failed run goes to the verification log (the
+    status page), and a failure to write even that does not hide the damage."""
     audit = container.audit
     started = time.perf_counter()
     error: Tampered | None = None
@@ -313,19 +318,23 @@ def verify(container: Any, principal: Principal, external: Sequence[Checkpoint] 
                 ts=to_us(utc_now()), ok=error is None, tree_size=head.seq,
                 bad_seq=error.seq if error else None, damage=error.damage if error else None,
                 detail=error.detail if error else None))
-            audit.record(session, actor=principal, action="audit_verify",
-                         outcome="success" if error is None else "failure",
-                         source_ip=source_ip, request_id=request_id,
-                         labels={"tree_size": str(head.seq),
-                                 "external_checkpoints": str(len(external)),
-                                 **({"damage": error.damage, "bad_seq": str(error.seq)}
-                                    if error else {})})
+            if error is None:
+                audit.record(session, actor=principal, action="audit_verify",
+                             source_ip=source_ip, request_id=request_id,
+                             labels={"tree_size": str(head.seq),
+                                     "external_checkpoints": str(len(external))})
 
-    with_retry(tx)
-    if error is not None:
-        raise error
-    return {"ok": True, "events": head.seq - head.pruned_below, "tree_size": head.seq,
-            "checkpoints_checked": len(external), "seconds": round(elapsed, 3)}
+    if error is None:
+        with_retry(tx)
+        return {"ok": True, "events": head.seq - head.pruned_below, "tree_size": head.seq,
+                "checkpoints_checked": len(external), "seconds": round(elapsed, 3)}
+    log = logging.getLogger("quanguard.audit")
+    log.error("audit trail damaged: %s", error)
+    try:
+        with_retry(tx)
+    except Exception:
+        log.exception("could not log the failed verification run")
+    raise error
 
 
 def purge_old(container: Any, principal: Principal, *, force_partial: bool = False,

@@ -1,7 +1,12 @@
-"""Exchange use cases: authenticate (done by the caller) → decide → domain → audit → commit.
+"""Exchange use cases: authenticate (done by the caller) → gate → domain → audit → commit.
 
-Each function opens one transaction. A refusal is committed together with its audit
-event and then raised, so a denied request is on the record (事中全留痕).
+Each function opens one transaction, with the exchange deciding through the one gate
+(:class:`~quanguard.services.exchange.GateDecider`). A policy refusal is recorded by the
+gate in its own transaction; a refusal of the exchange's own guards (budget, PSI limits,
+approvals) is committed together with its audit event; any other rejected request (bad
+input, unknown dataset or job, a job in the wrong state) is recorded with
+:func:`quanguard.gate.record_denial`. Then the error is raised: no refusal goes
+unrecorded (事中全留痕).
 """
 
 from __future__ import annotations
@@ -15,11 +20,13 @@ from typing import Any, TypeVar
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from exchange import AggregateQuery, Exchange, JobNotFound, Refused
+from exchange import AggregateQuery, Exchange, ExchangeError, Refused
+from exchange.numbers import check_bounds
 from exchange.ports import Caller
 from quanguard.auth import Principal
-from quanguard.errors import InvalidInput, TooLarge
-from quanguard.services.exchange import AuditAdapter, caller_of
+from quanguard.errors import Forbidden, InvalidInput, TooLarge
+from quanguard.gate import record_denial
+from quanguard.services.exchange import AuditAdapter, GateDecider, GateRefusal, caller_of
 
 __all__ = [
     "INBOX",
@@ -38,6 +45,8 @@ __all__ = [
     "psi_terms",
     "receipt_key",
     "register",
+    "register_input",
+    "reject_input",
     "set_consent",
 ]
 
@@ -46,19 +55,67 @@ INBOX = "exchange-inbox"
 MAX_UPLOAD = 512 * 1024 * 1024
 
 
-def _tx(container: Any, principal: Principal, ctx: Any,
-        fn: Callable[[Exchange, Any, AuditAdapter, Caller], T]) -> T:
-    ex: Exchange = container.exchange
-    refusal: Refused | JobNotFound | None = None
-    with container.session() as session, session.begin():
-        audit = AuditAdapter(container, session, principal,
-                             source_ip=getattr(ctx, "source_ip", None),
-                             request_id=getattr(ctx, "request_id", None))
-        try:
-            return fn(ex, session, audit, caller_of(principal))
-        except (Refused, JobNotFound) as exc:  # commit the refusal's audit event, then raise
-            refusal = exc
-    raise refusal
+# error kinds of a rejected request (4xx): recorded when nothing else recorded them
+_REJECTED = frozenset({"invalid", "not_found", "conflict", "too_large", "forbidden"})
+
+
+def _record(container: Any, principal: Principal, ctx: Any, action: str, exc: Exception,
+            dataset: str | None = None) -> None:
+    record_denial(container, principal, action, ctx, dataset=dataset,
+                  reason=getattr(exc, "message", None) or str(exc))
+
+
+def _tx(container: Any, principal: Principal, ctx: Any, action: str,
+        fn: Callable[[Exchange, Any, AuditAdapter, Caller], T], *,
+        dataset: str | None = None) -> T:
+    """Run ``fn`` in one transaction with the gate-bound exchange.
+
+    A refusal the exchange recorded (its audit event is in this transaction) is committed
+    and raised; any other 4xx error is rolled back, recorded on its own, and raised. A
+    policy refusal was already recorded by the gate.
+    """
+    ex: Exchange = container.exchange.with_decider(GateDecider(container, principal, ctx))
+    recorded: ExchangeError | None = None
+    try:
+        with container.session() as session, session.begin():
+            audit = AuditAdapter(container, session, principal,
+                                 source_ip=getattr(ctx, "source_ip", None),
+                                 request_id=getattr(ctx, "request_id", None))
+            try:
+                return fn(ex, session, audit, caller_of(principal))
+            except ExchangeError as exc:
+                if not audit.failures:
+                    raise
+                recorded = exc  # leave the block normally: the refusal's record commits
+    except GateRefusal as refusal:  # the transaction is closed: record, raise Forbidden
+        refusal.record_and_raise(container, principal, ctx)
+        raise  # pragma: no cover - record_and_raise raises
+    except Exception as exc:
+        # the gate's Forbidden is recorded already; every other rejected request is not
+        if getattr(type(exc), "kind", None) in _REJECTED and not isinstance(exc, Forbidden):
+            _record(container, principal, ctx, action, exc, dataset=dataset)
+        raise
+    assert recorded is not None
+    raise recorded
+
+
+def reject_input(container: Any, principal: Principal, ctx: Any, action: str,
+                 exc: Exception, *, dataset: str | None = None) -> Exception:
+    """Record a request the HTTP layer rejected before the use case (bad form or body);
+    returns ``exc`` to raise."""
+    _record(container, principal, ctx, action, exc, dataset=dataset)
+    return exc
+
+
+def _recorded(container: Any, principal: Principal, ctx: Any, action: str,
+              fn: Callable[[], T], *, dataset: str | None = None) -> T:
+    """Run ``fn`` (input handling outside the exchange); record a rejected input."""
+    try:
+        return fn()
+    except Exception as exc:
+        if getattr(type(exc), "kind", None) in _REJECTED and not isinstance(exc, Forbidden):
+            _record(container, principal, ctx, action, exc, dataset=dataset)
+        raise
 
 
 def parse_bounds(items: Iterable[str]) -> dict[str, tuple[float, float]]:
@@ -70,9 +127,13 @@ def parse_bounds(items: Iterable[str]) -> dict[str, tuple[float, float]]:
         try:
             if not (sep and sep2 and col.strip()):
                 raise ValueError(item)
-            out[col.strip()] = (float(lo), float(hi))
+            low, high = float(lo), float(hi)
         except ValueError:
             raise InvalidInput(f"bad bounds {item!r}: use COL=LO:HI, e.g. income=0:50000") from None
+        try:
+            out[col.strip()] = check_bounds(col.strip(), low, high)
+        except ExchangeError as exc:
+            raise InvalidInput(f"bad bounds {item!r}: {exc.message}") from None
     return out
 
 
@@ -147,13 +208,39 @@ def register(container: Any, principal: Principal, ctx: Any, *, name: str, table
              key_columns: Iterable[str] = (), bounds: Mapping[str, tuple[float, float]] | None = None,
              computations: Iterable[str] | None = None,
              group_columns: Iterable[str] | None = None,
-             max_contributions: int | None = None) -> dict[str, Any]:
-    ds = _tx(container, principal, ctx, lambda ex, s, a, c: ex.register(
+             max_contributions: int | None = None,
+             declared_grade: str | None = None) -> dict[str, Any]:
+    order = tuple(container.policy.grade_order)
+    ds = _tx(container, principal, ctx, "exchange.register", lambda ex, s, a, c: ex.register(
         s, a, c, name=name, table=table, key_columns=list(key_columns), bounds=bounds,
         computations=list(computations) if computations else None,
         group_columns=list(group_columns) if group_columns else None,
-        max_contributions=max_contributions))
+        max_contributions=max_contributions, declared_grade=declared_grade,
+        grade_order=order), dataset=name)
     return ds.to_public()
+
+
+def register_input(container: Any, principal: Principal, ctx: Any, *, name: str,
+                   bounds: Iterable[str], max_rows: str | None, grade: str | None,
+                   read: Callable[[Mapping[str, tuple[float, float]]], pa.Table],
+                   key_columns: Iterable[str] = (), computations: Iterable[str] | None = None,
+                   group_columns: Iterable[str] | None = None) -> dict[str, Any]:
+    """Parse the registration form's numbers and grade, read the table, register it. A
+    rejected input is recorded as a refused ``exchange.register``."""
+
+    def parse() -> tuple[dict[str, tuple[float, float]], int | None, pa.Table]:
+        parsed = parse_bounds(bounds)
+        if max_rows is not None and not max_rows.isdigit():
+            raise InvalidInput("max_rows_per_subject must be a positive integer")
+        if grade is not None and grade not in tuple(container.policy.grade_order):
+            raise InvalidInput(f"declared grade {grade!r} is not a grade "
+                               f"(known: {' '.join(container.policy.grade_order)})")
+        return parsed, int(max_rows) if max_rows else None, read(parsed)
+
+    parsed, cap, table = _recorded(container, principal, ctx, "exchange.register", parse, dataset=name)
+    return register(container, principal, ctx, name=name, table=table, bounds=parsed,
+                    max_contributions=cap, declared_grade=grade, key_columns=key_columns,
+                    computations=computations, group_columns=group_columns)
 
 
 def datasets(container: Any, principal: Principal) -> list[dict[str, Any]]:
@@ -168,25 +255,30 @@ def dataset(container: Any, principal: Principal, name: str) -> dict[str, Any]:
 
 def aggregate(container: Any, principal: Principal, ctx: Any, *, dataset: str,
               query: Mapping[str, Any], purpose: str | None = None) -> dict[str, Any]:
-    try:
-        q = AggregateQuery.from_json(dict(query))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidInput(f"bad aggregate query: {exc}") from exc
-    job = _tx(container, principal, ctx, lambda ex, s, a, c: ex.aggregate(
-        s, a, c, dataset=dataset, query=q, purpose=purpose))
+    def parse() -> AggregateQuery:
+        try:
+            return AggregateQuery.from_json(dict(query))
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            raise InvalidInput(f"bad aggregate query: {exc}") from exc
+
+    q = _recorded(container, principal, ctx, "exchange.aggregate", parse, dataset=dataset)
+    job = _tx(container, principal, ctx, "exchange.aggregate", lambda ex, s, a, c: ex.aggregate(
+        s, a, c, dataset=dataset, query=q, purpose=purpose), dataset=dataset)
     return job.to_public()
 
 
 def psi_terms(container: Any, principal: Principal, ctx: Any, *, dataset: str,
               purpose: str | None = None) -> dict[str, Any]:
-    return _tx(container, principal, ctx, lambda ex, s, a, c: ex.psi_terms(
-        s, a, c, dataset=dataset, purpose=purpose))
+    return _tx(container, principal, ctx, "exchange.psi_terms", lambda ex, s, a, c: ex.psi_terms(
+        s, a, c, dataset=dataset, purpose=purpose), dataset=dataset)
 
 
-def psi(container: Any, principal: Principal, ctx: Any, *, dataset: str, request: bytes,
+def psi(container: Any, principal: Principal, ctx: Any, *, dataset: str, request: bytes | None,
         purpose: str | None = None, job_id: str | None = None) -> tuple[dict[str, Any], Any]:
-    job, answer = _tx(container, principal, ctx, lambda ex, s, a, c: ex.psi(
-        s, a, c, dataset=dataset, request=request, purpose=purpose, job_id=job_id))
+    """A PSI answer; with ``job_id`` the approved request runs (``request`` may be None)."""
+    job, answer = _tx(container, principal, ctx, "exchange.psi", lambda ex, s, a, c: ex.psi(
+        s, a, c, dataset=dataset, request=request, purpose=purpose, job_id=job_id),
+        dataset=dataset)
     return job.to_public(), answer
 
 
@@ -197,8 +289,8 @@ def extract(container: Any, principal: Principal, ctx: Any, *, dataset: str, fmt
     (transaction 2)."""
     from exchange.jobs import Job
 
-    ticket = _tx(container, principal, ctx, lambda ex, s, a, c: ex.extract_prepare(
-        s, a, c, dataset=dataset, fmt=fmt, purpose=purpose, job_id=job_id))
+    ticket = _tx(container, principal, ctx, "exchange.extract", lambda ex, s, a, c: ex.extract_prepare(
+        s, a, c, dataset=dataset, fmt=fmt, purpose=purpose, job_id=job_id), dataset=dataset)
     if isinstance(ticket, Job):
         return ticket.to_public(), None
     ex: Exchange = container.exchange
@@ -207,10 +299,11 @@ def extract(container: Any, principal: Principal, ctx: Any, *, dataset: str, fmt
         out = ex.extract_render(ticket, caller)
     except Refused as exc:
         refused = exc
-        _tx(container, principal, ctx,
-            lambda ex_, s, a, c: _raise(ex_.extract_refused(a, c, ticket, refused)))
+        _tx(container, principal, ctx, "exchange.extract",
+            lambda ex_, s, a, c: _raise(ex_.extract_refused(a, c, ticket, refused)), dataset=dataset)
         raise  # pragma: no cover - _tx re-raises the refusal
-    job = _tx(container, principal, ctx, lambda ex, s, a, c: ex.extract_finish(s, a, c, ticket, out))
+    job = _tx(container, principal, ctx, "exchange.extract",
+              lambda ex, s, a, c: ex.extract_finish(s, a, c, ticket, out), dataset=dataset)
     return job.to_public(), out.data
 
 
@@ -220,13 +313,15 @@ def _raise(exc: Exception) -> Any:
 
 def approve(container: Any, principal: Principal, ctx: Any, job_id: str, *, approve: bool,
             reason: str) -> dict[str, Any]:
-    job = _tx(container, principal, ctx, lambda ex, s, a, c: ex.decide_job(
+    action = "exchange.approve" if approve else "exchange.reject"
+    job = _tx(container, principal, ctx, action, lambda ex, s, a, c: ex.decide_job(
         s, a, c, job_id, approve=approve, reason=reason))
     return job.to_public()
 
 
 def job(container: Any, principal: Principal, ctx: Any, job_id: str) -> dict[str, Any]:
-    return _tx(container, principal, ctx, lambda ex, s, a, c: ex.job(s, a, c, job_id)).to_public()
+    return _tx(container, principal, ctx, "exchange.result",
+               lambda ex, s, a, c: ex.job(s, a, c, job_id)).to_public()
 
 
 def jobs(container: Any, principal: Principal, *, status: str | None = None,
@@ -239,16 +334,19 @@ def jobs(container: Any, principal: Principal, *, status: str | None = None,
 
 
 def budget(container: Any, principal: Principal, ctx: Any, *, dataset: str) -> dict[str, Any]:
-    st = _tx(container, principal, ctx, lambda ex, s, a, c: ex.budget_state(s, a, c, dataset=dataset))
+    st = _tx(container, principal, ctx, "exchange.budget",
+             lambda ex, s, a, c: ex.budget_state(s, a, c, dataset=dataset), dataset=dataset)
     return {"consumer": st.consumer, "dataset": st.dataset, "epsilon_spent": st.epsilon_spent,
             "epsilon_cap": st.epsilon_cap, "epsilon_left": st.epsilon_left,
-            "delta_spent": st.delta_spent, "delta_cap": st.delta_cap}
+            "delta_spent": st.delta_spent, "delta_cap": st.delta_cap,
+            "budget_family": st.family}
 
 
 def set_consent(container: Any, principal: Principal, ctx: Any, *, dataset: str,
                 subjects: Iterable[str], purpose: str, state: str) -> dict[str, Any]:
-    n = _tx(container, principal, ctx, lambda ex, s, a, c: ex.set_consent(
-        s, a, c, dataset=dataset, subjects=list(subjects), purpose=purpose, state=state))
+    n = _tx(container, principal, ctx, "exchange.consent", lambda ex, s, a, c: ex.set_consent(
+        s, a, c, dataset=dataset, subjects=list(subjects), purpose=purpose, state=state),
+        dataset=dataset)
     return {"dataset": dataset, "purpose": purpose, "state": state, "subjects": n}
 
 

@@ -1,18 +1,23 @@
 """Policy use cases: local checks for the CLI, and the decision point for other platforms.
 
 Local (no database): :func:`check`, :func:`run_tests`, :func:`explain`.
-Service: :func:`info`, :func:`decide_for`, :func:`reload` — the last two record an audit
-event in the caller's transaction when the audit trail is wired.
+Service: :func:`info`, :func:`decide_for`, :func:`reload` — permission through the one
+gate (``quanguard.gate.authorize``), and the last two record an audit event. Automatic
+reloads (files changed on disk) are audited by :func:`audit_automatic_reloads`, which the
+container wires to the policy service.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from quanguard.config import load_settings
 from quanguard.errors import InvalidInput
+from quanguard.gate import RequestContext, authorize
 from quanguard.policy import (
     CaseResult,
     Decision,
@@ -30,9 +35,11 @@ from quanguard.policy.service import ReloadResult
 from quanguard.policy.vocab import ROLES
 
 __all__ = [
+    "SERVICE_ACTOR",
     "CheckReport",
     "Subject",
     "TestRun",
+    "audit_automatic_reloads",
     "check",
     "decide_for",
     "explain",
@@ -168,7 +175,8 @@ def explain(
 
 
 def info(container: Any) -> dict[str, Any]:
-    """What policy is active: version, files, grades, rule count, pending reload problems."""
+    """What policy is active: version, files, grades, rule count, the alert rules and masking
+    profiles of the same version, pending reload problems."""
     service = container.policy
     active = service.active
     return {
@@ -179,16 +187,11 @@ def info(container: Any) -> dict[str, Any]:
             {"id": g.id, "name": g.name, "never_leaves": g.never_leaves} for g in active.grades
         ],
         "rules": len(active.rules),
+        "alert_rules": [rule.id for rule in service.alert_rules],
+        "masking_profiles": list(service.masking.names) if service.masking is not None else [],
         "roles": list(ROLES),
         "last_reload_problems": [str(p) for p in service.last_problems],
     }
-
-
-def _audit(container: Any) -> Any | None:
-    try:
-        return container.audit
-    except ImportError:  # the audit trail has not landed in this build
-        return None
 
 
 def decide_for(
@@ -202,54 +205,66 @@ def decide_for(
     source_ip: str | None = None,
 ) -> Decision:
     """Decide for another platform and record who asked what, and the answer."""
+    ctx = RequestContext(request_id=request_id, source_ip=source_ip)
+    authorize(container, caller, "policy_decide", None, ctx)
     decision: Decision = container.policy.decide(subject, action, resource)
-    audit = _audit(container)
-    if audit is not None:
-        with container.session() as session, session.begin():
-            audit.record(
-                session,
-                actor=caller,
-                action="policy_decide",
-                dataset=resource.dataset,
-                grade=resource.grade,
-                purpose=resource.purpose,
-                decision=decision,
-                source_ip=source_ip,
-                request_id=request_id,
-                labels={
-                    "subject_role": subject.role,
-                    "subject_org": subject.org,
-                    "subject_id": subject.id,
-                    "asked_action": action,
-                    "owner_org": resource.owner_org or "",
-                },
-            )
+    with container.session() as session, session.begin():
+        container.audit.record(
+            session,
+            actor=caller,
+            action="policy_decide",
+            dataset=resource.dataset,
+            grade=resource.grade,
+            purpose=resource.purpose,
+            decision=decision,
+            source_ip=source_ip,
+            request_id=request_id,
+            labels={
+                "subject_role": subject.role,
+                "subject_org": subject.org,
+                "subject_id": subject.id,
+                "asked_action": action,
+                "owner_org": resource.owner_org or "",
+            },
+        )
     return decision
+
+
+def _reload_labels(result: ReloadResult) -> dict[str, str]:
+    labels = {
+        "trigger": result.trigger,
+        "version": result.version,
+        "previous_version": result.previous_version,
+        "problems": str(len(result.problems)),
+    }
+    if result.attempted is not None:
+        labels["attempted_version"] = result.attempted
+    if result.problems:
+        labels["first_problem"] = str(result.problems[0])[:500]
+    return labels
 
 
 def reload(
     container: Any, caller: Any, *, request_id: str | None = None, source_ip: str | None = None
 ) -> dict[str, Any]:
-    """Reload the policy files; a failing reload keeps the previous version (and says why).
+    """Reload every policy file (officers); a failing reload keeps the previous version
+    of all of them (and says why). Recorded with the old and new version either way.
 
-    Raises InvalidInput listing every problem when the new files do not validate."""
-    result: ReloadResult = container.policy.reload()
-    audit = _audit(container)
-    if audit is not None:
-        with container.session() as session, session.begin():
-            audit.record(
-                session,
-                actor=caller,
-                action="policy_reload",
-                outcome="success" if result.ok else "failure",
-                source_ip=source_ip,
-                request_id=request_id,
-                labels={
-                    "version": result.version,
-                    "previous_version": result.previous_version,
-                    "problems": str(len(result.problems)),
-                },
-            )
+    Raises Forbidden (recorded by the gate) for a caller policy does not allow, and
+    InvalidInput listing every problem when the new files do not validate."""
+    ctx = RequestContext(request_id=request_id, source_ip=source_ip)
+    authorize(container, caller, "policy_admin", None, ctx, audit_action="policy_reload")
+    result: ReloadResult = container.policy.reload(trigger="manual")
+    with container.session() as session, session.begin():
+        container.audit.record(
+            session,
+            actor=caller,
+            action="policy_reload",
+            outcome="success" if result.ok else "failure",
+            source_ip=source_ip,
+            request_id=request_id,
+            labels=_reload_labels(result),
+        )
     if not result.ok:
         raise InvalidInput(
             f"policy reload failed; version {result.previous_version[:12]} stays active: "
@@ -258,3 +273,58 @@ def reload(
             active_version=result.previous_version,
         )
     return result.to_dict()
+
+
+@dataclass(frozen=True)
+class _ServiceActor:
+    """The service itself, as the actor of what it does on its own (automatic reloads)."""
+
+    id: str = "quanguard"
+    name: str = "quanguard"
+    role: str = "service"
+    org: str = "quanguard"
+
+
+SERVICE_ACTOR = _ServiceActor()
+_log = logging.getLogger("quanguard.policy")
+
+
+def audit_automatic_reloads(container: Any) -> None:
+    """Record every automatic reload (files changed on disk) as a ``policy_reload`` event
+    of the service, with the old and new version.
+
+    The reload happens inside some request's decision, possibly while that request holds
+    a write transaction, so the event is written from a thread of its own (it waits for
+    the writer, retrying while the store is busy); the container joins those threads when
+    it closes. Manual reloads are recorded by :func:`reload` with the caller."""
+    from quanguard.usecases.audit import with_retry
+
+    pending: list[threading.Thread] = []
+
+    def write(result: ReloadResult) -> None:
+        def tx() -> int:
+            with container.session() as session, session.begin():
+                return int(container.audit.record(
+                    session, actor=SERVICE_ACTOR, action="policy_reload",
+                    outcome="success" if result.ok else "failure",
+                    labels=_reload_labels(result),
+                ))
+        try:
+            with_retry(tx, attempts=8)
+        except Exception:  # noqa: BLE001 - logged loudly; the reload itself stands
+            _log.exception("automatic policy reload %s -> %s could not be audited",
+                           result.previous_version[:12], (result.attempted or "?")[:12])
+
+    def listener(result: ReloadResult) -> None:
+        if result.trigger != "automatic":
+            return
+        thread = threading.Thread(target=write, args=(result,), name="policy-reload-audit")
+        pending.append(thread)
+        thread.start()
+
+    def join() -> None:
+        for thread in pending:
+            thread.join(timeout=60)
+
+    container.policy.on_reload(listener)
+    container.on_close(join)

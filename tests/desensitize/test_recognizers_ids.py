@@ -117,3 +117,119 @@ def test_ids_found_in_text_with_exact_spans(scanner: TextScanner) -> None:
 
 def test_invalid_ids_are_not_reported(scanner: TextScanner) -> None:
     assert scanner.scan("身份证号110105194912310021，卡号6222021234567890129") == []
+
+
+# --- issue 11 finding 2 / issue 12: written forms, checksums both ways, GB/T 2260 -------
+
+FW = {0x30 + i: 0xFF10 + i for i in range(10)} | {ord("X"): 0xFF38, ord("x"): 0xFF58}
+
+
+def written_forms(v: str) -> list[str]:
+    """The ways people write one resident ID number."""
+    return [
+        f"{v[:6]}-{v[6:14]}-{v[14:]}", f"{v[:6]} {v[6:14]} {v[14:]}", f"{v[:6]}.{v[6:14]}.{v[14:]}",
+        f"{v[:6]}-{v[6:14]}-{v[14:17]}-{v[17]}", v.translate(FW), v.lower(),
+        f"{v[:6]}－{v[6:14]}－{v[14:]}".translate(FW), f"{v[:6]}　{v[6:14]}　{v[14:]}",
+    ]
+
+
+def test_separated_and_full_width_ids_are_found_with_full_spans(scanner: TextScanner) -> None:
+    rng = random.Random(12)
+    ids = [gen.resident_id(rng) for _ in range(60)] + ["11010519491231002X"]
+    missed = []
+    for rid in ids:
+        for form in written_forms(rid):
+            assert is_valid_id(form), form
+            for text in (f"身份证号{form}，请核对。", f"来访人 {form} 已登记"):
+                found = [(f.entity, f.text) for f in scanner.scan(text, with_text=True)]
+                if ("CN_RESIDENT_ID", form) not in found:
+                    missed.append((text, found))
+    assert missed == []  # recall 1.0, and each span covers the whole written form
+
+
+@pytest.mark.parametrize("text,entity,value", [
+    ("电话：138-1234-5678", "PHONE_NUMBER", "138-1234-5678"),
+    ("电话：138 1234 5678", "PHONE_NUMBER", "138 1234 5678"),
+    ("电话：138.1234.5678", "PHONE_NUMBER", "138.1234.5678"),
+    ("手机１３８１２３４５６７８联系", "PHONE_NUMBER", "１３８１２３４５６７８"),
+    ("座机（０５３１）８８８８６６６６", "PHONE_NUMBER", "（０５３１）８８８８６６６６"),
+    ("卡号：6222.0212.3456.7890.128", "CN_BANK_CARD", "6222.0212.3456.7890.128"),
+    ("卡号：６２２２０２１２３４５６７８９０１２８", "CN_BANK_CARD", "６２２２０２１２３４５６７８９０１２８"),
+    ("卡号：4012 8888 8888 1881", "CN_BANK_CARD", "4012 8888 8888 1881"),
+    ("信用代码91350100m000100y43。", "CN_USCC", "91350100m000100y43"),
+    ("信用代码９１３５０１００Ｍ０００１００Ｙ４３。", "CN_USCC", "９１３５０１００Ｍ０００１００Ｙ４３"),
+])
+def test_written_forms_of_phones_cards_and_credit_codes(scanner: TextScanner, text: str, entity: str,
+                                                        value: str) -> None:
+    assert (entity, value) in {(f.entity, f.text) for f in scanner.scan(text, with_text=True)}
+
+
+def _bad_check_ids(n: int) -> list[str]:
+    """ID numbers with a wrong check character that pass Luhn or the GB 32100 check."""
+    from desensitize.recognizers.uscc import is_valid_uscc
+
+    rng = random.Random(7)
+    out = []
+    while len(out) < n:
+        rid = gen.resident_id(rng)
+        for c in "0123456789X":
+            bad = rid[:17] + c
+            if c != rid[17] and (is_valid_card(bad) or is_valid_uscc(bad)):
+                out.append(bad)
+    return out
+
+
+@pytest.mark.parametrize("cue", ["身份证号", "身份证号码：", "公民身份号码为", "证件号 ", "SFZH="])
+def test_a_bad_check_id_near_an_id_cue_is_no_entity_at_all(scanner: TextScanner, cue: str) -> None:
+    bad = _bad_check_ids(40)
+    bad += [v.translate(FW) for v in bad[:10]] + [v.lower() for v in bad if v.endswith("X")]
+    reported = {v: scanner.scan(f"{cue}{v}，户籍山东。") for v in bad}
+    assert {v: fs for v, fs in reported.items() if fs} == {}
+
+
+def test_without_an_id_cue_a_luhn_number_is_still_a_card(scanner: TextScanner) -> None:
+    card = next(v for v in _bad_check_ids(40) if is_valid_card(v))
+    assert [f.entity for f in scanner.scan(f"银行卡号{card}")] == ["CN_BANK_CARD"]
+
+
+def test_gb2260_county_codes_current_and_retired() -> None:
+    from desensitize.standards import Division, division, division_current
+
+    assert division("370104") is Division.COUNTY and division_current("370104") is True
+    assert division("370122") is Division.COUNTY and division_current("370122") is False  # 章丘县
+    assert division("370199") is Division.PREFECTURE
+    assert division("379999") is Division.PROVINCE
+    assert division("990101") is Division.NONE
+    assert division("３７０１０４") is Division.NONE  # callers fold first
+
+
+def test_county_codes_raise_or_lower_confidence(scanner: TextScanner) -> None:
+    from desensitize.recognizers.resident_id import check_character
+
+    known = "37012219800101001"  # a retired county code, still printed on old cards
+    unknown = "37019919800101001"
+    known += check_character(known)
+    unknown += check_character(unknown)
+    assert is_valid_id(known) and is_valid_id(unknown)
+    (k,) = scanner.scan(f"来访 {known} 已登记")
+    (u,) = scanner.scan(f"来访 {unknown} 已登记")
+    assert k.score == 1.0 and u.score < k.score
+    (u_cue,) = scanner.scan(f"身份证号 {unknown}")
+    assert u_cue.score > u.score
+
+
+def test_standards_is_the_one_definition() -> None:
+    """No module but desensitize/standards.py writes the weights or check alphabets, and
+    fpe.py and fpe_id.py no longer import each other."""
+    import ast
+
+    root = Path(__file__).resolve().parents[2] / "desensitize"
+    for path in root.rglob("*.py"):
+        if path.name == "standards.py":
+            continue
+        text = path.read_text(encoding="utf-8")
+        assert "10X98765432" not in text and "7, 9, 10, 5, 8, 4, 2" not in text, path
+        assert "pow(3, i, 31)" not in text, path
+    tree = ast.parse((root / "operators" / "fpe_id.py").read_text(encoding="utf-8"))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert "desensitize.operators.fpe" not in imported

@@ -60,5 +60,6 @@ def test_grades_take_the_highest() -> None:
                  (("a", {"PHONE_NUMBER": 10}), ("b", {"CN_RESIDENT_ID": 10}), ("c", {})))
     graded = grade_dataset(DatasetReport(cols, 10, True), {"PHONE_NUMBER": "L3", "CN_RESIDENT_ID": "L4"},
                            ["L1", "L2", "L3", "L4", "core"])
-    assert [c.grade for c in graded.columns] == ["L3", "L4", "L1"]
+    # a column without findings takes the first grade above public when the mapping is silent
+    assert [c.grade for c in graded.columns] == ["L3", "L4", "L2"]
     assert graded.dataset_grade == "L4"

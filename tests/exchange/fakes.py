@@ -27,7 +27,8 @@ class FakeDecider:
         self.calls: list[tuple[str, str, str | None]] = []
 
     def decide(self, caller: Caller, action: str, *, grade: str | None, dataset: str | None,
-               owner_org: str | None, purpose: str | None = None) -> Grant:
+               owner_org: str | None, purpose: str | None = None, audit_action: str | None = None,
+               accept: tuple[str, ...] = ("allow", "approval_required")) -> Grant:
         self.calls.append((caller.role, action, grade))
         effect, obligations = self.table.get((caller.role, action), ("deny", {}))
         rule = f"fake-{caller.role}-{action}" if (caller.role, action) in self.table else None
@@ -63,6 +64,15 @@ class FakeMasker:
                 masked = pc.utf8_replace_slice(table.column(name).cast(pa.string()), 1, 1_000, "**")
                 table = table.set_column(table.column_names.index(name), name, masked)
         return table
+
+    def leaks(self, table: pa.Table, profile: str) -> list[str]:
+        """Phone-like values left in clear anywhere in the copy."""
+        out = []
+        for name in table.column_names:
+            values = table.column(name).cast(pa.string()).to_pylist()
+            if any(v and len(v) == 11 and v.isdigit() and v.startswith("1") for v in values):
+                out.append(f"column {name!r} holds PHONE_NUMBER")
+        return out
 
 
 class FakeWatermarker:

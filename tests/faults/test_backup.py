@@ -241,7 +241,8 @@ def test_cli_backup_wipe_restore(cli, tmp_path):
     assert r.exit_code == 6 and r.stderr.startswith("error: ") and "Traceback" not in r.output
     r = cli("restore", "out.tar.gz")
     assert r.exit_code == 6 and "--force" in r.stderr
-    shutil.rmtree(tmp_path / "var")  # the machine is lost
+    shutil.rmtree(tmp_path / "var")  # the machine is lost: its data folder
+    shutil.rmtree(tmp_path / "keys")  # and its key folder (kept apart from the data)
     r = cli("restore", "out.tar.gz", "--format", "json")
     assert r.exit_code == 0, r.output
     listed = json.loads(cli("keys", "list", "--format", "json").stdout)
@@ -280,7 +281,8 @@ def test_restored_trail_verifies_against_an_exported_checkpoint(cli, tmp_path):
     assert cli("audit", "checkpoint", "--export", str(tmp_path / "cp2.json")).exit_code == 0
     assert cli("backup", "new.tar.gz").exit_code == 0
 
-    shutil.rmtree(tmp_path / "var")  # the machine is lost
+    shutil.rmtree(tmp_path / "var")  # the machine is lost: its data folder
+    shutil.rmtree(tmp_path / "keys")  # and its key folder (kept apart from the data)
     r = cli("restore", "new.tar.gz")
     assert r.exit_code == 0, r.output
     r = cli("audit", "verify", "--checkpoint", str(tmp_path / "cp1.json"), "--checkpoint", str(tmp_path / "cp2.json"))

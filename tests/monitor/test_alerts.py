@@ -167,3 +167,29 @@ def test_bad_rule_files(text: str, line: int, needle: str) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(AlertRulesError):
         load_alert_rules(tmp_path / "none.yaml")
+
+
+@pytest.mark.parametrize(("text", "line", "needle"), [
+    # finding 8: names that look fine to YAML but match nothing in the trail
+    ("rules:\n  - id: a\n    type: export_volume\n    actions: [export, extract]\n", 4,
+     "did you mean 'exchange.extract'"),
+    ("rules:\n  - id: a\n    type: first_access\n    grades:\n      - L4\n      - L9\n", 6,
+     "grade 'L9' is not defined"),
+    ("rules:\n  - id: a\n    type: off_hours\n    grades: [L3, cor]\n", 4,
+     "grade 'cor' is not defined (known: L1 L2 L3 L4 core)"),
+])
+def test_names_must_be_real(text: str, line: int, needle: str) -> None:
+    with pytest.raises(AlertRulesError) as info:
+        parse_alert_rules(text, "policies/alerts.yaml", grades=["L1", "L2", "L3", "L4", "core"])
+    assert info.value.line == line, str(info.value)
+    assert needle in info.value.message
+
+
+def test_shipped_rules_name_recorded_actions() -> None:
+    from monitor.actions import RECORDED_ACTIONS
+
+    shipped = Path(__file__).resolve().parents[2] / "policies" / "alerts.yaml"
+    rules = load_alert_rules(shipped, grades=["L1", "L2", "L3", "L4", "core"])
+    export = next(r for r in rules if r.id == "bulk-export")
+    assert "exchange.extract" in export.actions  # type: ignore[union-attr]
+    assert set(export.actions) <= RECORDED_ACTIONS  # type: ignore[union-attr]

@@ -197,3 +197,148 @@ def test_checkpoint_json_round_trip(sealed: Checkpoint, tmp_path: Path) -> None:
     path = tmp_path / "cp.json"
     path.write_text(sealed.to_json())
     assert read_checkpoint_file(path) == sealed
+
+
+# -- finding 9: damage to the head row and to stored checkpoints is named, not a crash --------
+def test_head_frontier_does_not_match_size(engine: sa.Engine, trail: Trail,
+                                           sealed: Checkpoint) -> None:
+    with engine.begin() as conn:  # one subtree root too many for a tree of N events
+        frontier = conn.execute(sa.select(HEAD.c.frontier)).scalar_one()
+        conn.execute(sa.update(HEAD).values(frontier=bytes(frontier) + b"\x07" * 32))
+    err = expect(engine, trail, N, "modified")
+    assert "frontier" in err.detail
+
+
+def test_head_rewound_by_one(engine: sa.Engine, trail: Trail, sealed: Checkpoint) -> None:
+    sql(engine, "UPDATE audit_head SET seq = seq - 1")  # frontier of N, size says N - 1
+    expect(engine, trail, N, "inserted")
+
+
+def test_head_frontier_emptied(engine: sa.Engine, trail: Trail, sealed: Checkpoint) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.update(HEAD).values(frontier=b""))
+    expect(engine, trail, N, "modified")
+
+
+def test_head_frontier_with_a_short_hash(engine: sa.Engine, trail: Trail,
+                                         sealed: Checkpoint) -> None:
+    with engine.begin() as conn:
+        frontier = conn.execute(sa.select(HEAD.c.frontier)).scalar_one()
+        conn.execute(sa.update(HEAD).values(frontier=bytes(frontier)[:-1]))
+    expect(engine, trail, N, "modified")
+
+
+def test_retention_anchor_frontier_does_not_match(engine: sa.Engine, trail: Trail,
+                                                  sealed: Checkpoint) -> None:
+    sql(engine, "UPDATE audit_head SET pruned_below = 3")  # anchor frontier still empty
+    expect(engine, trail, N, "modified")
+
+
+def test_unreadable_stored_checkpoint(engine: sa.Engine, trail: Trail,
+                                      sealed: Checkpoint) -> None:
+    from monitor.store import CHECKPOINTS
+    with engine.begin() as conn:
+        conn.execute(sa.update(CHECKPOINTS).values(body="{not a checkpoint"))
+    expect(engine, trail, N, "modified")
+
+
+def test_verification_reads_only(engine: sa.Engine, trail: Trail, sealed: Checkpoint) -> None:
+    """The verifier judges the trail as found: a damaged trail is left exactly as it was."""
+    def snapshot() -> list[tuple[object, ...]]:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(sa.select(EVENTS).order_by(EVENTS.c.seq))]
+
+    sql(engine, "UPDATE audit_events SET actor = 'mallory' WHERE seq = 5")
+    before = snapshot()
+    expect(engine, trail, 5, "modified")
+    assert snapshot() == before
+
+
+# -- the same through `quanguard audit verify`: exit 1 naming the damage, never exit 70 --------
+def _cli_env(tmp: Path) -> dict[str, str]:
+    repo = Path(__file__).resolve().parents[2]
+    return {"QUANGUARD_POLICY_DIR": str(repo / "policies"),
+            "QUANGUARD_DB_URL": f"sqlite:///{tmp / 'var' / 'quanguard.db'}",
+            "QUANGUARD_KEY_DIR": str(tmp / "keys"),
+            "QUANGUARD_DATA_DIR": str(tmp / "var"), "QUANGUARD_ES_URL": ""}
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., object]:
+    from typer.testing import CliRunner
+
+    from quanguard.cli.main import build_app
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("QUANGUARD_API_KEY", raising=False)
+    for key, value in _cli_env(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    app, runner = build_app(), CliRunner()
+    lines = [json.dumps({"ts": f"2026-11-20T08:{i:02d}:00+08:00",
+                         "actor": {"id": f"u{i % 3}", "role": "consumer", "org": "市局"},
+                         "action": "query", "dataset": "d", "grade": "L2", "rows": i,
+                         "decision": "allow"}) for i in range(N)]
+    (tmp_path / "e.ndjson").write_text("\n".join(lines) + "\n")
+    assert runner.invoke(app, ["audit", "ingest", "e.ndjson"]).exit_code == 0
+    return lambda *args: runner.invoke(app, list(args))
+
+
+def _cli_db(tmp: Path) -> sa.Engine:
+    return sa.create_engine(f"sqlite:///{tmp / 'var' / 'quanguard.db'}")
+
+
+def _events(engine: sa.Engine) -> list[tuple[object, ...]]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.select(EVENTS).order_by(EVENTS.c.seq))]
+
+
+def test_cli_forged_row_after_the_head(cli: Callable[..., object], tmp_path: Path) -> None:
+    """Finding 9: the verifier used to append its own event first and collide (exit 70)."""
+    eng = _cli_db(tmp_path)
+    with eng.begin() as conn:
+        last = conn.execute(sa.select(sa.func.max(EVENTS.c.seq))).scalar_one()
+        row = dict(conn.execute(sa.select(EVENTS).where(EVENTS.c.seq == last)).one()._mapping)
+        conn.execute(EVENTS.insert().values(**{**row, "seq": last + 1, "id": "forged"}))
+    before = _events(eng)
+    result = cli("audit", "verify")
+    assert result.exit_code == 1, result.output  # type: ignore[attr-defined]
+    assert f"seq {last + 1}: inserted" in result.stderr  # type: ignore[attr-defined]
+    assert _events(eng) == before  # nothing appended to a damaged trail
+    status = json.loads(cli("audit", "status", "--format", "json").stdout)  # type: ignore[attr-defined]
+    assert status["last_verify"]["ok"] is False
+    assert status["last_verify"]["damage"] == "inserted"
+    eng.dispose()
+
+
+def test_cli_head_row_frontier_mismatch(cli: Callable[..., object], tmp_path: Path) -> None:
+    eng = _cli_db(tmp_path)
+    with eng.begin() as conn:
+        conn.execute(sa.update(HEAD).values(frontier=b""))
+    before = _events(eng)
+    result = cli("audit", "verify")
+    assert result.exit_code == 1, result.output  # type: ignore[attr-defined]
+    assert ": modified: the head row is inconsistent" in result.stderr  # type: ignore[attr-defined]
+    assert _events(eng) == before
+    eng.dispose()
+
+
+def test_cli_head_rewound_by_one(cli: Callable[..., object], tmp_path: Path) -> None:
+    eng = _cli_db(tmp_path)
+    with eng.begin() as conn:
+        conn.execute(sa.update(HEAD).values(seq=HEAD.c.seq - 1))
+    before = _events(eng)
+    result = cli("audit", "verify")
+    assert result.exit_code == 1, result.output  # type: ignore[attr-defined]
+    assert _events(eng) == before
+    eng.dispose()
+
+
+def test_cli_intact_trail_records_its_verification(cli: Callable[..., object],
+                                                   tmp_path: Path) -> None:
+    eng = _cli_db(tmp_path)
+    before = len(_events(eng))
+    result = cli("audit", "verify")
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    after = _events(eng)
+    assert len(after) == before + 1 and after[-1][7] == "audit_verify"
+    eng.dispose()

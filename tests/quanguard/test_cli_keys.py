@@ -31,7 +31,7 @@ def test_create_prints_only_the_key(run, tmp_path):
     assert r.exit_code == 0, r.output
     assert re.fullmatch(r"qg_[0-9a-f]{8}_[A-Za-z0-9_\-]{43}\n", r.stdout)
     assert (tmp_path / "var" / "quanguard.db").exists()
-    assert oct((tmp_path / "var" / "keys").stat().st_mode & 0o777) == "0o700"
+    assert oct((tmp_path / "keys").stat().st_mode & 0o777) == "0o700"
 
 
 def test_list_and_revoke(run):

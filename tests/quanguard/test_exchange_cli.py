@@ -52,7 +52,7 @@ def _json(r) -> dict:
 def test_register_contract(cli) -> None:
     r = cli("prov", "datasets", "--format", "json")
     meta = _json(r)["datasets"][0]
-    assert {"dataset", "grade", "columns"} <= set(meta) and meta["grade"] == "L1"
+    assert {"dataset", "grade", "columns"} <= set(meta) and meta["grade"] == "L2"
 
 
 def test_aggregate_result_jobs_and_verify(cli, tmp_path: Path) -> None:
@@ -88,8 +88,8 @@ def test_refusals_exit_nonzero_with_reason_on_stderr(cli) -> None:
     r = cli("lab", "result", "job-nope")
     assert r.exit_code == 5
     for _ in range(3):
-        assert cli("bank", "aggregate", "members", "--agg", "count", "--epsilon", "3").exit_code == 0
-    r = cli("bank", "aggregate", "members", "--agg", "count", "--epsilon", "3")
+        assert cli("bank", "aggregate", "members", "--agg", "count", "--epsilon", "0.6").exit_code == 0
+    r = cli("bank", "aggregate", "members", "--agg", "count", "--epsilon", "0.6")
     assert r.exit_code == 4 and "budget" in r.stderr
 
 
@@ -125,7 +125,7 @@ def test_extract_writes_file_or_refuses(cli, tmp_path: Path) -> None:
     got = _json(cli("bank", "extract", "members", "-o", str(out), "--format", "json"))
     assert out.stat().st_size == got["bytes"] > 0 and got["status"] == "done"
     job = _json(cli("bank", "result", got["job"], "--format", "json"))
-    assert job["extract"]["watermarked"] and job["extract"]["mask_profile"] == "开放"
+    assert job["extract"]["watermarked"] and job["extract"]["mask_profile"] == "共享"
     receipt = tmp_path / "r.json"
     receipt.write_text(json.dumps(job["receipt"]))
     assert cli("bank", "verify-receipt", str(receipt), "--data", str(out)).exit_code == 0
@@ -147,3 +147,31 @@ def test_cli_without_key_or_service(monkeypatch) -> None:
     monkeypatch.setenv("QUANGUARD_URL", "http://127.0.0.1:9")
     r = CliRunner().invoke(build_app(), ["exchange", "datasets"])
     assert r.exit_code == 7 and "cannot reach" in r.stderr
+
+
+def test_psi_approval_runs_the_stored_request_from_the_cli(cli, tmp_path: Path) -> None:
+    from tests.quanguard.test_exchange_flows import csv_bytes, resident_id
+
+    rids = [resident_id(i) for i in range(300)]
+    csv = tmp_path / "r.csv"
+    csv.write_bytes(csv_bytes({"rid": rids, "n": list(range(300))}))
+    meta = _json(cli("prov", "register", str(csv), "--name", "residents", "--key-column", "rid",
+                     "--format", "json"))
+    assert meta["grade"] == "L4" and meta["budget_family"] == "residents"
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join(rids[:4] + [resident_id(90_000 + i) for i in range(8)]) + "\n")
+    pend = _json(cli("bank", "psi", "residents", "--ids", str(ids), "--format", "json"))
+    assert pend["status"] == "pending_approval" and pend["request"]["size"] == 12
+    state = Path(pend["state"])
+    assert state.exists() and state.stat().st_mode & 0o077 == 0
+    listed = cli("mgr", "jobs", "--status", "pending_approval")
+    assert listed.exit_code == 0 and "12" in listed.stdout
+    assert _json(cli("mgr", "approve", pend["job"], "--reason", "核验", "--format", "json"))["status"] == "approved"
+    other = tmp_path / "other.txt"
+    other.write_text("\n".join(rids[:200]) + "\n")
+    r = cli("bank", "psi", "residents", "--ids", str(other), "--job", pend["job"])
+    assert r.exit_code == 2  # no saved request for these identifiers
+    done = _json(cli("bank", "psi", "residents", "--ids", str(ids), "--job", pend["job"],
+                     "--format", "json"))
+    assert done["intersection_size"] == 4 and "matches" not in done
+    assert not state.exists()

@@ -37,11 +37,11 @@ def keys(client, make_key):
             "mgr": make_key("manager")[0]}
 
 
-def _psi(client, key, dataset, ids, **extra):
+def _psi(client, key, dataset, ids, local=None, **extra):
     terms = client.get(f"/v1/exchange/datasets/{dataset}/psi", headers=auth(key)).json()
-    local = PsiClient(ids, reveal=terms["reveal"])
-    r = client.post("/v1/exchange/psi", headers=auth(key), json={
-        "dataset": dataset, "request": base64.b64encode(local.request()).decode(), **extra})
+    local = local or PsiClient(ids, reveal=terms["reveal"])
+    body = {"dataset": dataset, "request": base64.b64encode(local.request()).decode(), **extra}
+    r = client.post("/v1/exchange/psi", headers=auth(key), json=body)
     body = r.json()
     if r.status_code != 200:
         return r.status_code, body, None
@@ -83,16 +83,20 @@ def test_l4_psi_waits_for_approval_then_reveals_count_only(client, keys) -> None
                     data={"name": "residents", "key_column": "rid"},
                     files={"file": ("r.csv", csv_bytes({"rid": ids, "n": list(range(300))}), "text/csv")})
     assert r.status_code == 201 and r.json()["grade"] == "L4", r.text
-    mine = ids[:5] + [resident_id(10_000 + i) for i in range(3)]
-    code, body, _ = _psi(client, keys["bank"], "residents", mine)
+    mine = ids[:5] + [resident_id(10_000 + i) for i in range(7)]
+    local = PsiClient(mine, reveal="count")
+    code, body, _ = _psi(client, keys["bank"], "residents", mine, local=local)
     assert code == 202 and body["status"] == "pending_approval"
+    assert body["request"]["size"] == 12
     appr = client.post(f"/v1/exchange/jobs/{body['job']}/approve", headers=auth(keys["mgr"]),
                        json={"reason": "反欺诈核验"})
     assert appr.status_code == 200 and appr.json()["status"] == "approved"
-    code, done, out = _psi(client, keys["bank"], "residents", mine, job=body["job"])
+    # the approved request runs: the client keeps its blinding key and sends no new set
+    code, done, out = _psi(client, keys["bank"], "residents", mine, local=local,
+                           job=body["job"], request=None)
     assert code == 200 and done["status"] == "done" and done["job"] == body["job"]
     assert out.intersection_size == 5 and out.matches is None  # policy: count only for L4
-    code, _, _ = _psi(client, keys["bank"], "residents", mine, job=body["job"])
+    code, _, _ = _psi(client, keys["bank"], "residents", mine, local=local, job=body["job"])
     assert code == 409  # an approval is used once
 
 

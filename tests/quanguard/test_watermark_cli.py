@@ -42,7 +42,7 @@ def test_embed_detect_contract(run, tmp_path):
         assert out["marked_cells"] > 0 and len(out["output_digest"]) == 64
         assert out["formats_kept"] is True and "codeword" not in out
         assert all(c["relative_shift"] < 1e-3 for c in out["columns"] if c["kind"] == "numeric")
-    assert oct((tmp_path / "var" / "keys" / "watermark.key").stat().st_mode & 0o777) == "0o600"
+    assert oct((tmp_path / "keys" / "watermark.key").stat().st_mode & 0o777) == "0o600"
     from desensitize.tableio import open_writer, read_table
 
     leaked = csv_xlsx_csv(shuffle(read_table(tmp_path / "bob.parquet"), random.Random(1)),

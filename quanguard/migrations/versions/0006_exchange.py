@@ -25,4 +25,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     from exchange.tables import METADATA
 
-    METADATA.drop_all(op.get_bind(), checkfirst=False)
+    # checkfirst: 0007_exchange_seams (which depends on this) may have dropped its table
+    METADATA.drop_all(op.get_bind(), checkfirst=True)
