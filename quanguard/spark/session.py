@@ -118,7 +118,7 @@ def output_digest(path: str) -> str:
     for f in files:
         h.update(f.relative_to(p).as_posix().encode() if p.is_dir() else b"")
         with f.open("rb") as fh:
-            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+            while block := fh.read(1 << 20):
                 h.update(block)
     return h.hexdigest()
 
