@@ -20,13 +20,14 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/quanguard serve
 
-# Headless Chromium for the console's end-to-end test (Debian package; needs root).
+# Headless Chromium for the console's end-to-end tests and the report's PDF, and a CJK
+# font so Chinese text renders (Debian packages; needs root).
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@{ command -v chromium >/dev/null 2>&1 && fc-list :lang=zh 2>/dev/null | grep -q .; } || { \
 	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	      || echo "warning: could not install chromium; browser tests will fail in CI"; \
-	  else echo "note: chromium not installed; browser tests are skipped outside CI"; fi; }
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null) \
+	      || echo "warning: could not install chromium / fonts-noto-cjk; browser tests will fail in CI"; \
+	  else echo "note: chromium or a CJK font is not installed; browser tests are skipped outside CI"; fi; }
 
 # Spark tests (tests/spark) need a Java 17+ runtime.
 java:

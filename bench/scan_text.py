@@ -1,9 +1,22 @@
-"""Text scan throughput (characters/s): our TextScanner (Presidio AnalyzerEngine with the
-Chinese registry, character-window context, chunking, cross-entity resolution) vs the
-anchor, a bare Presidio ``AnalyzerEngine`` with the same recognizers called once per text
-(no chunking, no resolution), on the same texts: the labelled 12345-ticket/form records
-and one long document (policy prose with tickets mixed in, ~200k characters) that the
-anchor has to take in one piece.
+"""Text scan throughput (characters/s): our TextScanner (cheap candidate windows per entity
+family, then Presidio AnalyzerEngine with the Chinese registry, character-window context,
+chunking, cross-entity resolution) vs the anchor, a bare Presidio ``AnalyzerEngine`` with
+the same recognizers called once per text (no windows, no chunking, no resolution), on the
+same texts in the same run:
+
+* policy prose: 40,000+ characters of government prose (``tests/desensitize/data/prose_gen``),
+  the "typical government text" of issue 12, one document;
+* short records: the labelled 12345-ticket / form records, ours through ``scan_many``
+  (the batch entry point the API, masking and table scanner use) and through one
+  ``scan`` per record; the anchor one ``analyze`` per record (Presidio's
+  ``BatchAnalyzerEngine`` does the same);
+* long document: policy prose with tickets mixed in (~200k characters, ~20k with
+  ``--quick``), one call.
+
+Both CPU time of this process (``time.process_time``: what one core delivers, little
+disturbed by other processes on shared cores) and wall time are reported; the goals
+(>= 100,000 characters/s on one core, >= 3x the anchor) are judged on CPU time, and the
+load average at the start is written to the notes.
 
     python bench/scan_text.py [--quick]
 """
@@ -12,55 +25,90 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "desensitize" / "data"))
+
+
+def timed(fn: Callable[[str], list], texts: list[str], repeat: int, *,
+          batch: Callable[[list[str]], list[list]] | None = None) -> tuple[float, float, int]:
+    """Best of ``repeat`` runs: (CPU chars/s, wall chars/s, findings); ``batch`` scans
+    all texts in one call instead of ``fn`` per text."""
+    from desensitize.nlp import segment
+
+    size = sum(map(len, texts))
+    best_cpu = best_wall = 0.0
+    found = 0
+    for _ in range(repeat):
+        segment.cache_clear()  # neither side profits from the other's jieba cache
+        c0, t0 = time.process_time(), time.perf_counter()
+        found = sum(map(len, batch(texts))) if batch else sum(len(fn(t)) for t in texts)
+        cpu, wall = time.process_time() - c0, time.perf_counter() - t0
+        best_cpu = max(best_cpu, size / cpu if cpu else 0.0)
+        best_wall = max(best_wall, size / wall if wall else 0.0)
+    return best_cpu, best_wall, found
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
+    import prose_gen
+
     from desensitize.text_scan import TextScanner, build_analyzer
 
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     data = ROOT / "tests" / "desensitize" / "data" / "labelled_heldout.jsonl"
     records = [json.loads(line)["text"] for line in data.read_text(encoding="utf-8").splitlines() if line]
     if args.quick:
         records = records[:150]
-    prose = [r for r in records if "1" in r]
-    long_doc = "\n".join((prose * 50)[: (300 if args.quick else 3000)])
+    prose = "\n".join(prose_gen.policy_prose())
+    tickets = [r for r in records if "1" in r]
+    long_doc = "\n".join((tickets * 50)[: (300 if args.quick else 3000)])
     ours = TextScanner()
     anchor = build_analyzer()
-    ours.scan("预热 13812345678 张三")
-    anchor.analyze("预热 13812345678 张三", language="zh")  # type: ignore[attr-defined]
-
-    from desensitize.nlp import segment
-
-    def timed(fn, texts):  # type: ignore[no-untyped-def]
-        segment.cache_clear()  # neither side profits from the other's jieba cache
-        t0 = time.perf_counter()
-        found = sum(len(fn(t)) for t in texts)
-        return sum(len(t) for t in texts) / (time.perf_counter() - t0), found
+    ours.scan(prose[:3000])
+    anchor.analyze(prose[:3000], language="zh")  # type: ignore[attr-defined]
 
     rows = []
-    for label, texts in (("short records", records), ("long document", [long_doc])):
-        o, of = timed(ours.scan, texts)
-        a, af = timed(lambda t: anchor.analyze(t, language="zh"), texts)  # type: ignore[attr-defined]
-        rows.append({"metric": f"text scan chars/s, {label} ({sum(map(len, texts)):,} chars)",
-                     "ours": round(o, 1), "anchor": round(a, 1), "ratio": round(o / a, 2),
-                     "goal": "report", "unit": "chars/s", "met": True,
+    repeat = 2 if args.quick else 3
+    def many(texts: list[str]) -> list[list]:
+        return list(ours.scan_many(texts))
+
+    for label, texts, goal, batch in (
+            ("policy prose", [prose], True, None),
+            ("short records via scan_many (batch entry point)", records, False, many),
+            ("short records via scan() per record", records, False, None),
+            ("long document", [long_doc], False, None)):
+        oc, ow, of = timed(ours.scan, texts, repeat, batch=batch)
+        ac, aw, af = timed(lambda t: anchor.analyze(t, language="zh"), texts, repeat)  # type: ignore[attr-defined]
+        size = sum(map(len, texts))
+        rows.append({"metric": f"text scan chars/s on one core (CPU time), {label} ({size:,} chars), "
+                               "ratio ours/AnalyzerEngine",
+                     "ours": round(oc), "anchor": round(ac), "ratio": round(oc / ac, 2),
+                     "goal": ">= 100,000 and >= 3x" if goal else "report", "unit": "chars/s",
+                     "met": (oc >= 100_000 and oc >= 3 * ac) if goal else None,
+                     "wall_ours": round(ow), "wall_anchor": round(aw), "wall_ratio": round(ow / aw, 2),
                      "findings_ours": of, "findings_anchor": af})
-    print("\n### text scan\n\n| input | ours chars/s | bare AnalyzerEngine chars/s | ratio |\n|---|---|---|---|")
+    print(f"\n### text scan (load average at start: {load:.1f})\n" if load is not None else "\n### text scan\n")
+    print("| input | ours CPU chars/s | AnalyzerEngine CPU chars/s | ratio | ours wall | anchor wall | wall ratio |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['metric']} | {r['ours']:,.0f} | {r['anchor']:,.0f} | {r['ratio']:.2f} |")
+        print(f"| {r['metric'].split(', ')[1]} | {r['ours']:,} | {r['anchor']:,} | {r['ratio']:.2f} | "
+              f"{r['wall_ours']:,} | {r['wall_anchor']:,} | {r['wall_ratio']:.2f} |")
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "scan_text.json").write_text(json.dumps(
         {"bench": "scan_text", "rows": rows,
-         "notes": "one run on shared cores; the anchor is Presidio AnalyzerEngine with the same recognizers"},
+         "notes": f"one run, best of {repeat}; CPU time of this process (one core) and wall time; "
+                  f"load average at start {load:.1f} on shared cores; the anchor is Presidio "
+                  "AnalyzerEngine with the same recognizers on the whole text"},
         indent=2, ensure_ascii=False), encoding="utf-8")
 
 

@@ -51,7 +51,13 @@ def make_extract(
     if watermark:
         if watermarker is None:
             raise Refused("watermarking is required by policy but not available; extract refused")
-        out = watermarker.embed_table(out, recipient, dataset=dataset)
+        try:
+            out = watermarker.embed_table(out, recipient, dataset=dataset)
+        except Exception as exc:  # the port's refusal of this table (kind "invalid"): a decision
+            if getattr(exc, "kind", None) != "invalid":
+                raise
+            raise Refused(f"watermarking is required by policy but this extract cannot carry "
+                          f"a mark: {exc}") from exc
     found = masker.leaks(out, profile)
     if found:
         raise Refused("the re-scan of the copy before it leaves found what profile "

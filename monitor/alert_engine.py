@@ -14,7 +14,7 @@ import json
 import threading
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -88,14 +88,20 @@ def _ok(e: AuditEvent) -> bool:
     return e.effect != "deny" and e.outcome == "success"
 
 
+OwnerLookup = Callable[[Session, str], "str | None"]
+
+
 class AlertEngine:
     """Evaluates the rules on each appended batch from running counters per actor
     (:mod:`monitor.alert_state`); the trail is asked only for what the counters do not
     hold (an actor's first batch, old time ranges, a dataset not seen yet)."""
 
-    def __init__(self, rules: AlertRules, tz: str = "UTC"):
+    def __init__(self, rules: AlertRules, tz: str = "UTC", *,
+                 owner_org: OwnerLookup | None = None):
         self.rules = rules
         self.zone = ZoneInfo(tz)
+        # dataset -> owning organisation (the exchange catalog), for exclude_own_org.
+        self.owner_org = owner_org
         span = timedelta(days=1)
         for r in rules:
             if isinstance(r, VolumeSpike):
@@ -106,6 +112,16 @@ class AlertEngine:
         self._seen: int | None = None  # the last seq these counters include
         self._lock = threading.Lock()
         self._exports = tuple(r for r in rules if isinstance(r, ExportVolume))
+
+    def _own_org(self, s: Session, rule: OffHours | FirstAccess, e: AuditEvent) -> bool:
+        """True when ``e`` is an access by one of the rule's ``exclude_own_org`` roles to
+        data of its own organisation (an unknown owner is never "own")."""
+        if e.actor.role not in rule.exclude_own_org or not e.dataset:
+            return False
+        owner = self.owner_org(s, e.dataset) if self.owner_org is not None else None
+        if owner is None:
+            owner = e.labels.get("dataset_org")
+        return owner is not None and owner == e.actor.org
 
     def process(self, session: Session, events: Sequence[AuditEvent],
                 *, now: datetime | None = None) -> list[Alert]:
@@ -180,6 +196,10 @@ class AlertEngine:
               evs: list[AuditEvent], st: ActorState) -> list[Hit]:
         if isinstance(rule, VolumeSpike):
             return self._spike(session, rule, actor, evs, st)
+        if isinstance(rule, OffHours | FirstAccess) and rule.exclude_own_org:
+            evs = [e for e in evs if not self._own_org(session, rule, e)]
+            if not evs:
+                return []
         if isinstance(rule, OffHours):
             return self._off_hours(rule, actor, evs)
         if isinstance(rule, DenialBurst):

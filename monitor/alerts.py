@@ -7,6 +7,11 @@ Rule types (each a frozen dataclass; ``id`` and ``severity`` on all):
   ``min_events``); actors with less than ``warmup_hours`` of history are skipped.
 * ``off_hours``     access to a grade in ``grades`` outside ``work_hours`` on
   ``workdays`` (local time of the service's zone).
+  ``exclude_own_org`` (off_hours and first_access): the roles whose access to data of
+  their own organisation raises no alert — a provider reading its own files is not a
+  risk. Default ``[provider]``; ``false`` or ``[]`` turns it off, ``true`` means
+  ``[provider]``. The data's organisation is the dataset's owner in the exchange
+  catalog, else the ``dataset_org`` label of the event; unknown owner -> alert.
 * ``denial_burst``  ``threshold`` or more denied requests by one actor within
   ``window_minutes``.
 * ``first_access``  the first access by an actor to a dataset of a grade in ``grades``.
@@ -54,6 +59,7 @@ class OffHours:
     work_start: time = time(8, 0)
     work_end: time = time(20, 0)
     workdays: tuple[int, ...] = (1, 2, 3, 4, 5)  # ISO weekdays, Monday = 1
+    exclude_own_org: tuple[str, ...] = ("provider",)
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,7 @@ class FirstAccess:
     id: str
     severity: str
     grades: tuple[str, ...] = ("L4",)
+    exclude_own_org: tuple[str, ...] = ("provider",)
 
 
 @dataclass(frozen=True)
@@ -182,6 +189,14 @@ def parse_alert_rules(text: str, path: str = "alerts.yaml", *,
 
 def _coerce(cls: type[Any], key: str, value: Any, fail: Any) -> Any:
     default = {f.name: f.default for f in fields(cls)}[key]
+    if key == "exclude_own_org":
+        if value is True:
+            return ("provider",)
+        if value is False or value == []:
+            return ()
+        if not isinstance(value, list) or not all(isinstance(r, str) and r for r in value):
+            fail("exclude_own_org must be true, false or a list of roles")
+        return tuple(value)
     if isinstance(default, tuple):
         if not isinstance(value, list) or not value:
             fail(f"{key} must be a non-empty list")

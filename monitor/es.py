@@ -41,7 +41,8 @@ from monitor.errors import MonitorError
 from monitor.events import AuditEvent
 
 DEFAULT_PREFIX = "quanguard-audit"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: Elastic Common Schema (source.ip as ip, user.name, labels.*)
+ECS_VERSION = "8.12.0"
 _KEYWORD_MAX = 8191
 
 class EsError(MonitorError):
@@ -184,25 +185,66 @@ def check_cluster(client: Any, url: str = "") -> ClusterInfo:
 _KW: dict[str, Any] = {"type": "keyword", "ignore_above": _KEYWORD_MAX}  # never a 32 KiB term error
 _TEXT: dict[str, Any] = {"type": "text",
                          "fields": {"kw": {"type": "keyword", "ignore_above": _KEYWORD_MAX}}}
+# ECS keyword with a full-text sub-field (ECS itself adds ``.text`` sub-fields this way).
+_KW_TEXT: dict[str, Any] = {**_KW, "fields": {"text": {"type": "match_only_text"}}}
+_DATE: dict[str, Any] = {"type": "date"}
+_LONG: dict[str, Any] = {"type": "long"}
 
+# Elastic Common Schema fields (``ECS_VERSION``; every one of them is checked against the
+# pinned ECS field reference in tests/data/ecs) plus two namespaces of our own that ECS
+# leaves to users: ``audit.*`` (what was accessed and under which decision) and
+# ``quanguard.*`` (microsecond time for exact ordering).
 MAPPINGS: dict[str, Any] = {
     "dynamic": False,
+    "dynamic_templates": [
+        # ECS ``labels``: string values, indexed as keywords whatever their key.
+        {"labels_as_keywords": {"path_match": "labels.*", "match_mapping_type": "string",
+                                "mapping": {"type": "keyword", "ignore_above": 1024}}},
+    ],
     "properties": {
-        "@timestamp": {"type": "date"},
+        "@timestamp": _DATE,
+        "ecs": {"properties": {"version": _KW}},
         "event": {"properties": {
-            "id": _KW, "sequence": {"type": "long"}, "action": _KW, "outcome": _KW,
-            "ingested": {"type": "date"}, "reason": _TEXT}},
-        "user": {"properties": {"id": _KW, "roles": _KW}},
-        "organization": {"properties": {"name": _KW}},
-        "source": {"properties": {"ip": _KW}},
+            "id": _KW, "sequence": _LONG, "action": _KW, "outcome": _KW, "kind": _KW,
+            "category": _KW, "type": _KW, "ingested": _DATE, "reason": _KW}},
+        "user": {"properties": {"id": _KW, "name": _KW_TEXT, "roles": _KW}},
+        "organization": {"properties": {"name": _KW_TEXT}},
+        # ignore_malformed: a reporter's odd address must not stop shipping; the event
+        # stays searchable by everything else and whole in _source.
+        "source": {"properties": {"ip": {"type": "ip", "ignore_malformed": True}}},
         "trace": {"properties": {"id": _KW}},
         "rule": {"properties": {"id": _KW, "version": _KW}},
+        "labels": {"type": "object", "dynamic": True},
         "audit": {"properties": {
             "reporter": _KW, "dataset": _KW, "fields": _KW, "grade": _KW,
-            "rows": {"type": "long"}, "purpose": _TEXT, "effect": _KW, "result_digest": _KW}},
-        "quanguard": {"properties": {"ts_us": {"type": "long"}}},
+            "rows": _LONG, "purpose": _TEXT, "effect": _KW, "result_digest": _KW}},
+        "quanguard": {"properties": {"ts_us": _LONG}},
     },
 }
+CUSTOM_NAMESPACES = ("audit", "quanguard")
+
+_CATEGORIES: dict[str, tuple[str, str]] = {
+    "login": ("authentication", "start"),
+    "key_create": ("iam", "creation"), "key_revoke": ("iam", "deletion"),
+    "key_admin": ("iam", "admin"),
+    "policy_reload": ("configuration", "change"), "policy_admin": ("configuration", "change"),
+}
+
+
+def ecs_categorization(event: AuditEvent) -> dict[str, Any]:
+    """``event.kind``/``category``/``type`` of an audit event, from ECS's allowed values:
+    sign-ins are ``authentication``/``start``, key management ``iam``, policy changes
+    ``configuration``; every other action is an ``api`` access, ``allowed`` or
+    ``denied`` by its decision (both are expected types of the ``api`` category)."""
+    category, kind = _CATEGORIES.get(event.action, ("api", "access"))
+    types = [kind]
+    if category == "api":
+        if event.effect == "deny":
+            types.append("denied")
+        elif event.effect == "allow":
+            types.append("allowed")
+    return {"kind": "event", "category": [category], "type": types}
+
 
 def index_pattern(prefix: str) -> str:
     return f"{prefix}-events-*"
@@ -242,6 +284,8 @@ def to_es_document(event: AuditEvent) -> dict[str, Any]:
         raise ValueError("only stored events (with a seq) are shipped")
     doc = event.to_document()
     doc["quanguard"] = {"ts_us": ts_us(event.ts)}
+    doc["ecs"] = {"version": ECS_VERSION}
+    doc["event"] = {**doc["event"], **ecs_categorization(event)}
     return doc
 
 
@@ -343,7 +387,9 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'monitor.es' has no attribute {name!r}")
 
 __all__ = [
+    "CUSTOM_NAMESPACES",
     "DEFAULT_PREFIX",
+    "ECS_VERSION",
     "MAPPINGS",
     "ClusterInfo",
     "EsError",
@@ -356,6 +402,7 @@ __all__ = [
     "check_cluster",
     "client_major",
     "client_version",
+    "ecs_categorization",
     "ilm_available",
     "index_for",
     "index_pattern",

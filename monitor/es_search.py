@@ -10,38 +10,122 @@ regrouped here into local hours and days of the query's zone.
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from monitor.errors import InvalidQuery
 from monitor.es import DEFAULT_PREFIX, call_es, index_pattern, ts_us
 from monitor.events import AuditEvent
-from monitor.search import TERMS_SIZE, Bucket, SearchQuery, SearchResult, order_terms
+from monitor.search import (
+    SUM_ROWS,
+    MAX_CIDR_ADDRESSES,
+    TERMS_SIZE,
+    Bucket,
+    SearchQuery,
+    SearchResult,
+    local_bucket_start,
+    order_terms,
+    parse_network,
+)
 
 _TERMS_SHARD_SIZE = 10_000  # exact terms counts across monthly indices
+_MAX_DISTINCT_IPS = 65_536
 
 # SearchQuery filter name -> indexed field.
 FILTER_FIELDS: Mapping[str, str] = {
     "actor": "user.id", "role": "user.roles", "org": "organization.name",
     "action": "event.action", "dataset": "audit.dataset", "grade": "audit.grade",
-    "effect": "audit.effect",
+    "effect": "audit.effect", "outcome": "event.outcome", "source_ip": "source.ip",
 }
-TERMS_AGG_FIELDS: Mapping[str, str] = {
-    "by_actor": "user.id", "by_action": "event.action", "by_effect": "audit.effect",
+SORT_FIELDS: Mapping[str, str] = {
+    **FILTER_FIELDS, "ts": "quanguard.ts_us", "seq": "event.sequence", "rows": "audit.rows",
 }
-TEXT_FIELDS = ("event.reason.kw", "audit.purpose.kw")
+TERMS_AGG_FIELDS: Mapping[str, str] = {f"by_{k}": v for k, v in FILTER_FIELDS.items()}
+_SUM_ROWS_NAME = "sum_rows"  # ES aggregation names are kept to [a-z_]
+TEXT_FIELDS = ("event.reason", "audit.purpose.kw")
+_HISTOGRAM_UNITS = {"per_minute": "minute", "per_hour": "hour", "per_day": "day",
+                    "per_week": "week"}
 
 
 def _wildcard_escape(term: str) -> str:
     return term.replace("\\", "\\\\").replace("*", "\\*").replace("?", "\\?")
 
 
-def build_request(query: SearchQuery) -> dict[str, Any]:
-    """The ``search`` keyword arguments for a query (no index); see monitor.search."""
-    filters: list[dict[str, Any]] = [
-        {"term": {FILTER_FIELDS[name]: value}} for name, value in query.filters().items()]
+def _term(field: str, value: str) -> dict[str, Any]:
+    return {"term": {field: {"value": value, "case_insensitive": True}}}
+
+
+def _address(field: str, value: str) -> dict[str, Any]:
+    # An exact address as a one-point range: the same as a ``term`` on an ``ip`` field,
+    # and it also works on the ES-compatible stand-in used in tests, whose ``term`` finds
+    # no IPv6 address.
+    return {"range": {field: {"gte": value, "lte": value}}}
+
+
+def _match(name: str, value: str, cidr: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+    """The query of one filter (see monitor.search for the semantics)."""
+    field = FILTER_FIELDS[name]
+    if name == "actor":
+        return {"bool": {"minimum_should_match": 1, "should": [
+            {"term": {"user.id": value}}, _term("user.name", value)]}}
+    if name == "source_ip":
+        if parse_network(value) is None:
+            return _address(field, value)
+        inside = cidr.get(value, ())
+        return {"bool": {"minimum_should_match": 1,
+                         "should": [_address(field, ip) for ip in inside]}} if inside else {
+            "bool": {"must_not": [{"match_all": {}}]}}
+    if name == "action":
+        return {"bool": {"minimum_should_match": 1, "should": [
+            _term(field, value),
+            {"wildcard": {field: {"value": f"*.{_wildcard_escape(value)}",
+                                  "case_insensitive": True}}}]}}
+    if name in ("effect", "outcome"):
+        return {"term": {field: value}}
+    return _term(field, value)
+
+
+def cidr_values(query: SearchQuery) -> list[str]:
+    return [v for n, v in (*query.filters().items(), *query.exclude)
+            if n == "source_ip" and parse_network(v) is not None]
+
+
+def select_cidr(values: Sequence[str], stored: Iterable[str]) -> dict[str, list[str]]:
+    """The stored addresses inside each CIDR value (unparsable ones are in none)."""
+    addresses = []
+    for text in stored:
+        try:
+            addresses.append((text, ipaddress.ip_address(text)))
+        except ValueError:
+            continue
+    out: dict[str, list[str]] = {}
+    for value in values:
+        net = parse_network(value)
+        inside = [t for t, a in addresses if a.version == net.version and a in net]  # type: ignore[union-attr,operator]
+        if len(inside) > MAX_CIDR_ADDRESSES:
+            raise InvalidQuery(f"source_ip {value} covers more than {MAX_CIDR_ADDRESSES} "
+                               "distinct recorded addresses; use a narrower network")
+        out[value] = inside
+    return out
+
+
+def build_request(query: SearchQuery, cidr: Mapping[str, Sequence[str]] | None = None
+                  ) -> dict[str, Any]:
+    """The ``search`` keyword arguments for a query (no index); see monitor.search.
+
+    ``cidr`` maps each CIDR ``source_ip`` value to the recorded addresses inside it
+    (``select_cidr``). A CIDR ``term`` query would do on Elasticsearch itself, but the
+    ES-compatible stand-in used in tests compares ``ip`` ranges as text and finds
+    nothing with a CIDR ``term``; listing the addresses works on both and matches the
+    SQL backend exactly.
+    """
+    cidr = cidr or {}
+    filters: list[dict[str, Any]] = [_match(n, v, cidr) for n, v in query.filters().items()]
+    must_not = [_match(n, v, cidr) for n, v in query.exclude]
     bounds: dict[str, int] = {}
     if query.since is not None:
         bounds["gte"] = ts_us(query.since)
@@ -54,22 +138,33 @@ def build_request(query: SearchQuery) -> dict[str, Any]:
         filters.append({"bool": {"minimum_should_match": 1, "should": [
             {"wildcard": {f: {"value": pattern, "case_insensitive": True}}}
             for f in TEXT_FIELDS]}})
-    order = "desc" if query.sort.startswith("-") else "asc"
-    key = "quanguard.ts_us" if query.sort.lstrip("-") == "ts" else "event.sequence"
-    sort = [{key: {"order": order, "unmapped_type": "long"}}]
+    order = "desc" if query.descending else "asc"
+    key = SORT_FIELDS[query.sort_field]
+    numeric = query.sort_field in ("ts", "seq", "rows")
+    sort = [{key: {"order": order, "missing": "_last",
+                   "unmapped_type": "long" if numeric else "keyword"}}]
     if key != "event.sequence":
         sort.append({"event.sequence": {"order": order, "unmapped_type": "long"}})
     aggs: dict[str, Any] = {}
     for name in query.aggs:
-        if name in TERMS_AGG_FIELDS:
+        if name == SUM_ROWS:
+            aggs[_SUM_ROWS_NAME] = {"sum": {"field": "audit.rows"}}
+        elif name in TERMS_AGG_FIELDS:
             aggs[name] = {"terms": {"field": TERMS_AGG_FIELDS[name], "size": TERMS_SIZE,
                                     "shard_size": _TERMS_SHARD_SIZE,
                                     "order": [{"_count": "desc"}, {"_key": "asc"}]}}
         else:
+            step = "1m" if name == "per_minute" else _utc_step(query.tz)
             aggs[name] = {"date_histogram": {"field": "@timestamp", "min_doc_count": 1,
-                                             "fixed_interval": _utc_step(query.tz)}}
+                                             "fixed_interval": step}}
+    if filters or must_not:
+        body: dict[str, Any] = {"bool": {"filter": filters}}
+        if must_not:
+            body["bool"]["must_not"] = must_not
+    else:
+        body = {"match_all": {}}
     return {
-        "query": {"bool": {"filter": filters}} if filters else {"match_all": {}},
+        "query": body,
         "sort": sort,
         "from_": query.offset,
         "size": query.size,
@@ -95,11 +190,9 @@ def _utc_step(tz: str) -> str:
 
 
 def local_bucket(epoch_ms: int, zone: ZoneInfo, unit: str) -> str:
-    """The local ``hour``/``day`` bucket key (ISO 8601 with offset) of an instant."""
-    local = datetime.fromtimestamp(epoch_ms / 1000, UTC).astimezone(zone)
-    if unit == "day":
-        return datetime(local.year, local.month, local.day, tzinfo=zone).isoformat()
-    return local.replace(minute=0, second=0, microsecond=0).isoformat()
+    """The local minute/hour/day/week bucket key (ISO 8601 with offset) of an instant."""
+    return local_bucket_start(datetime.fromtimestamp(epoch_ms / 1000, UTC), zone,
+                              unit).isoformat()
 
 
 def _histogram(buckets: Iterable[Mapping[str, Any]], zone: ZoneInfo,
@@ -122,11 +215,14 @@ def parse_response(query: SearchQuery, resp: Mapping[str, Any]) -> SearchResult:
     raw = resp.get("aggregations") or {}
     zone = ZoneInfo(query.tz)
     for name in query.aggs:
+        if name == SUM_ROWS:
+            aggs[name] = (Bucket("rows", int(raw.get(_SUM_ROWS_NAME, {}).get("value") or 0)),)
+            continue
         buckets = raw.get(name, {}).get("buckets", [])
         if name in TERMS_AGG_FIELDS:
             aggs[name] = order_terms({str(b["key"]): int(b["doc_count"]) for b in buckets})
         else:
-            aggs[name] = _histogram(buckets, zone, "hour" if name == "per_hour" else "day")
+            aggs[name] = _histogram(buckets, zone, _HISTOGRAM_UNITS[name])
     return SearchResult(total=total, hits=hits, aggs=aggs)
 
 
@@ -140,7 +236,18 @@ class EsSearchBackend:
         self.prefix = prefix
 
     def search(self, query: SearchQuery) -> SearchResult:
-        request = build_request(query)
+        values = cidr_values(query)
+        cidr = select_cidr(values, self._addresses()) if values else {}
+        request = build_request(query, cidr)
         resp = call_es("searching", self.client.search, index=index_pattern(self.prefix),
                      ignore_unavailable=True, allow_no_indices=True, **request)
         return parse_response(query, resp)
+
+    def _addresses(self) -> list[str]:
+        resp = call_es("listing source addresses", self.client.search,
+                       index=index_pattern(self.prefix), ignore_unavailable=True,
+                       allow_no_indices=True, size=0,
+                       aggs={"ips": {"terms": {"field": "source.ip",
+                                               "size": _MAX_DISTINCT_IPS}}})
+        buckets = (resp.get("aggregations") or {}).get("ips", {}).get("buckets", [])
+        return [str(b["key"]) for b in buckets]

@@ -16,7 +16,8 @@ Document fields::
     event.ingested        when the trail recorded it (UTC, µs)
     event.reason          free text (decision reason, note) — redacted
     user.id / user.roles  the actor and its role ([role])
-    organization.name     the actor's organisation
+    user.name             the actor's key name at the time of the event (when known)
+    organization.name     the actor's organisation at the time of the event
     source.ip             client address
     trace.id              request id
     rule.id / rule.version   the policy rule and policy version of the decision
@@ -24,7 +25,9 @@ Document fields::
     audit.reporter        who recorded the event (the authenticated caller)
     audit.dataset / audit.fields / audit.grade / audit.rows
     audit.purpose         free text — redacted
-    audit.effect          allow | deny | approval_required
+    audit.effect          allow | deny | approval_required | error
+                          (error: the request could not be served — bad input, an
+                          unknown name, a server failure — as opposed to refused)
     audit.result_digest   sha256 hex of what was delivered
 
 Events never carry raw personal values: ``fields`` are names, and the free-text fields
@@ -44,7 +47,7 @@ from typing import Any
 from monitor.errors import InvalidEvent
 
 OUTCOMES = ("success", "failure", "unknown")
-EFFECTS = ("allow", "deny", "approval_required")
+EFFECTS = ("allow", "deny", "approval_required", "error")
 
 Redactor = Callable[[str], str]
 
@@ -84,11 +87,14 @@ def parse_ts(text: str) -> datetime:
 
 @dataclass(frozen=True)
 class Actor:
-    """Who accessed: principal id, role and organisation."""
+    """Who accessed: principal id, role, organisation and (when known) the key's name,
+    as they were at the time of the event. ``name`` is optional so that events recorded
+    before names were kept (and their leaf hashes) stay exactly as they were."""
 
     id: str
     role: str
     org: str
+    name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -170,7 +176,8 @@ class AuditEvent:
         doc: dict[str, Any] = {
             "@timestamp": format_ts(self.ts),
             "event": event,
-            "user": {"id": self.actor.id, "roles": [self.actor.role]},
+            "user": _some(id=self.actor.id, name=self.actor.name or None,
+                          roles=[self.actor.role]),
             "organization": {"name": self.actor.org},
             "audit": audit,
         }
@@ -215,7 +222,8 @@ class AuditEvent:
             ingested = ev.get("ingested")
             return cls(
                 ts=parse_ts(doc["@timestamp"]),
-                actor=Actor(user["id"], roles[0], doc.get("organization", {}).get("name", "")),
+                actor=Actor(user["id"], roles[0], doc.get("organization", {}).get("name", ""),
+                            user.get("name")),
                 action=ev["action"],
                 reporter=audit["reporter"],
                 id=ev["id"],

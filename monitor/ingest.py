@@ -2,7 +2,7 @@
 
 One JSON object per line::
 
-    {"ts": "2026-11-26T08:00:00+08:00", "actor": {"id": "...", "role": "...", "org": "..."},
+    {"ts": "2026-11-26T08:00:00+08:00", "actor": {"id": "...", "role": "...", "org": "...", "name": "..."},
      "action": "query", "dataset": "...", "fields": ["name", "phone"], "grade": "L3",
      "rows": 120, "purpose": "...", "decision": "allow", "source_ip": "10.0.0.8"}
 
@@ -107,6 +107,7 @@ def parse_record(
     if not isinstance(actor, dict):
         raise InvalidEvent("actor must be an object {id, role, org}", field="actor")
     actor_fields = {k: _text(actor, k, required=True) for k in ("id", "role", "org")}
+    actor_fields["name"] = _text(actor, "name")  # optional: the account's display name
     action = _text(obj, "action", required=True)
     if action not in KNOWN_ACTIONS:
         raise InvalidEvent(f"unknown action {action!r}", field="action")

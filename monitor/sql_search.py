@@ -8,8 +8,9 @@ such as Asia/Shanghai).
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,10 +18,21 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from monitor.errors import InvalidQuery
 from monitor.events import AuditEvent
-from monitor.search import Bucket, SearchQuery, SearchResult, order_terms
+from monitor.search import (
+    SUM_ROWS,
+    MAX_CIDR_ADDRESSES,
+    Bucket,
+    SearchQuery,
+    SearchResult,
+    local_bucket_start,
+    order_terms,
+    parse_network,
+)
 from monitor.store import EVENTS, from_us, to_us
 
+_MINUTE_US = 60 * 1_000_000
 _HOUR_US = 3600 * 1_000_000
 SQLITE_MMAP = 1 << 30
 SQLITE_CACHE_KIB = 32 * 1024
@@ -32,17 +44,56 @@ _COLUMNS = {
     "dataset": EVENTS.c.dataset,
     "grade": EVENTS.c.grade,
     "effect": EVENTS.c.effect,
+    "outcome": EVENTS.c.outcome,
+    "source_ip": EVENTS.c.source_ip,
+    "rows": EVENTS.c.rows,
+    "ts": EVENTS.c.ts,
+    "seq": EVENTS.c.seq,
 }
-_TERMS = {"by_actor": EVENTS.c.actor, "by_action": EVENTS.c.action, "by_effect": EVENTS.c.effect}
 
 
 def _like_escape(term: str) -> str:
     return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def where_clause(query: SearchQuery) -> list[Any]:
-    """The SQL conditions of a query (shared with alert evaluation and the console)."""
-    conds: list[Any] = [_COLUMNS[name] == value for name, value in query.filters().items()]
+def _lower(col: Any) -> Any:
+    return sa.func.lower(col)
+
+
+def _match(name: str, value: str, cidr: Mapping[str, Sequence[str]]) -> Any:
+    """The condition of one filter (see monitor.search for the semantics).
+
+    Both sides go through the database's ``lower()``, so a value always matches itself
+    whatever the letters (SQLite folds ASCII letters only)."""
+    if name == "actor":
+        return sa.or_(EVENTS.c.actor == value,
+                      _lower(EVENTS.c.actor_name) == _lower(sa.literal(value)))
+    if name == "source_ip":
+        if parse_network(value) is None:
+            return EVENTS.c.source_ip == value
+        return EVENTS.c.source_ip.in_(list(cidr.get(value, ())))
+    col = _COLUMNS[name]
+    if name == "action":
+        suffix = "%." + _like_escape(value)
+        return sa.or_(_lower(col) == _lower(sa.literal(value)),
+                      _lower(col).like(_lower(sa.literal(suffix)), escape="\\"))
+    if name in ("effect", "outcome"):
+        return col == value  # normalised to the known lower-case values
+    return _lower(col) == _lower(sa.literal(value))
+
+
+def where_clause(query: SearchQuery, cidr: Mapping[str, Sequence[str]] | None = None
+                 ) -> list[Any]:
+    """The SQL conditions of a query (shared with alert evaluation and the console).
+
+    ``cidr`` maps each CIDR ``source_ip`` value of the query to the stored addresses
+    inside it (``expand_cidr``); without it a CIDR filter matches nothing.
+    """
+    cidr = cidr or {}
+    conds: list[Any] = [_match(n, v, cidr) for n, v in query.filters().items()]
+    for name, value in query.exclude:
+        # An event without the field is never excluded (NULL -> not matched -> kept).
+        conds.append(sa.not_(sa.func.coalesce(_match(name, value, cidr), False)))
     if query.since is not None:
         conds.append(EVENTS.c.ts >= to_us(query.since))
     if query.until is not None:
@@ -56,6 +107,35 @@ def where_clause(query: SearchQuery) -> list[Any]:
             )
         )
     return conds
+
+
+def expand_cidr(session: Session, query: SearchQuery) -> dict[str, list[str]]:
+    """Stored addresses inside each CIDR ``source_ip`` value of the query.
+
+    SQL has no portable network type, so the distinct stored addresses are listed and
+    tested here; addresses that do not parse are never inside a network.
+    """
+    values = [v for n, v in (*query.filters().items(), *query.exclude)
+              if n == "source_ip" and parse_network(v) is not None]
+    if not values:
+        return {}
+    stored = [str(v) for (v,) in session.execute(
+        sa.select(EVENTS.c.source_ip).where(EVENTS.c.source_ip.is_not(None)).distinct())]
+    out: dict[str, list[str]] = {}
+    for value in values:
+        net = parse_network(value)
+        inside = []
+        for text in stored:
+            try:
+                if ipaddress.ip_address(text) in net:  # type: ignore[operator]
+                    inside.append(text)
+            except ValueError:
+                continue
+        if len(inside) > MAX_CIDR_ADDRESSES:
+            raise InvalidQuery(f"source_ip {value} covers more than {MAX_CIDR_ADDRESSES} "
+                               "distinct addresses; use a narrower network")
+        out[value] = inside
+    return out
 
 
 class SqlSearchBackend:
@@ -77,43 +157,54 @@ class SqlSearchBackend:
             return search_in(session, query)
 
 
+def _order(session: Session, query: SearchQuery) -> list[Any]:
+    key: Any = _COLUMNS[query.sort_field]
+    if key.type.python_type is str and session.get_bind().dialect.name == "postgresql":
+        key = key.collate("C")  # code point order, as SQLite's BINARY and ES keywords
+    if query.sort_field in ("ts", "seq"):
+        first = key.desc() if query.descending else key.asc()
+    else:
+        first = (key.desc() if query.descending else key.asc()).nulls_last()
+    tie = EVENTS.c.seq.desc() if query.descending else EVENTS.c.seq.asc()
+    return [first] if query.sort_field == "seq" else [first, tie]
+
+
 def search_in(session: Session, query: SearchQuery) -> SearchResult:
-    conds = where_clause(query)
+    conds = where_clause(query, expand_cidr(session, query))
     total = session.execute(
         sa.select(sa.func.count()).select_from(EVENTS).where(*conds)
     ).scalar_one()
     hits: tuple[AuditEvent, ...] = ()
     if query.size:
-        key = EVENTS.c.ts if query.sort.lstrip("-") == "ts" else EVENTS.c.seq
-        desc = query.sort.startswith("-")
-        order = [key.desc(), EVENTS.c.seq.desc()] if desc else [key.asc(), EVENTS.c.seq.asc()]
         rows = session.execute(
-            sa.select(EVENTS.c.body).where(*conds).order_by(*order)
+            sa.select(EVENTS.c.body).where(*conds).order_by(*_order(session, query))
             .offset(query.offset).limit(query.size)
         ).all()
         hits = tuple(AuditEvent.from_json(body) for (body,) in rows)
     aggs: dict[str, tuple[Bucket, ...]] = {}
     for name in query.aggs:
-        if name in _TERMS:
-            col = _TERMS[name]
+        if name == SUM_ROWS:
+            total_rows = session.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(EVENTS.c.rows), 0)).where(*conds)).scalar_one()
+            aggs[name] = (Bucket("rows", int(total_rows)),)
+        elif name.startswith("by_"):
+            col = _COLUMNS[name[3:]]
             stmt = sa.select(col, sa.func.count()).where(*conds, col.is_not(None)).group_by(col)
             aggs[name] = order_terms({str(k): int(c) for k, c in session.execute(stmt)})
         else:
-            aggs[name] = _histogram(session, conds, query.tz, name == "per_day")
+            aggs[name] = _histogram(session, conds, query.tz, name[4:])
     return SearchResult(total=int(total), hits=hits, aggs=aggs)
 
 
-def _histogram(session: Session, conds: list[Any], tz: str, daily: bool) -> tuple[Bucket, ...]:
+def _histogram(session: Session, conds: list[Any], tz: str, unit: str) -> tuple[Bucket, ...]:
+    # Grouped by UTC minute (per_minute) or hour in SQL, then folded into local buckets:
+    # exact for zones whose offset is whole minutes/hours (such as Asia/Shanghai).
     # ts >= 0 always (µs since 1970), so integer division is floor division on both DBs.
-    hour = EVENTS.c.ts // _HOUR_US
-    stmt = sa.select(hour, sa.func.count()).where(*conds).group_by(hour)
+    step = _MINUTE_US if unit == "minute" else _HOUR_US
+    slot = EVENTS.c.ts // step
+    stmt = sa.select(slot, sa.func.count()).where(*conds).group_by(slot)
     zone = ZoneInfo(tz)
     counts: Counter[datetime] = Counter()
     for h, c in session.execute(stmt):
-        local = from_us(int(h) * _HOUR_US).astimezone(zone)
-        start = local.replace(hour=0, minute=0, second=0, microsecond=0) if daily else local
-        if daily:
-            # midnight in the zone (re-localise in case of a DST change that day)
-            start = datetime(start.year, start.month, start.day, tzinfo=zone)
-        counts[start] += int(c)
+        counts[local_bucket_start(from_us(int(h) * step), zone, unit)] += int(c)
     return tuple(Bucket(k.isoformat(), counts[k]) for k in sorted(counts))

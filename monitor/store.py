@@ -54,6 +54,9 @@ EVENTS = sa.Table(
     sa.Column("leaf_hash", sa.LargeBinary(32), nullable=False),
     sa.Column("prev_hash", sa.LargeBinary(32), nullable=False),
     sa.Column("hash", sa.LargeBinary(32), nullable=False),
+    # Added by migration 0013 (at the end, where ALTER TABLE puts them on older trails):
+    sa.Column("actor_name", sa.String(200)),  # the key's name at the time of the event
+    sa.Column("source_ip", sa.Text),  # client address as recorded
     sa.Index("ix_audit_events_ts", "ts"),
     sa.Index("ix_audit_events_actor_ts", "actor", "ts"),
     sa.Index("ix_audit_events_action_ts", "action", "ts"),
@@ -63,6 +66,7 @@ EVENTS = sa.Table(
     sa.Index("ix_audit_events_dataset_ts", "dataset", "ts"),
     sa.Index("ix_audit_events_grade_ts", "grade", "ts"),
     sa.Index("ix_audit_events_actor_dataset", "actor", "dataset"),
+    sa.Index("ix_audit_events_source_ip_ts", "source_ip", "ts"),
 )
 
 HEAD = sa.Table(
@@ -154,6 +158,7 @@ def event_columns(event: AuditEvent) -> dict[str, object]:
         "actor": event.actor.id,
         "role": event.actor.role,
         "org": event.actor.org,
+        "actor_name": event.actor.name,
         "reporter": event.reporter,
         "action": event.action,
         "dataset": event.dataset,
@@ -163,6 +168,7 @@ def event_columns(event: AuditEvent) -> dict[str, object]:
         "rows": event.rows,
         "purpose": event.purpose,
         "reason": event.reason,
+        "source_ip": event.source_ip,
     }
 
 
@@ -252,9 +258,9 @@ class AuditStore:
             c = ev.actor
             d = ev.decision
             rows.append((
-                seq, ev.id, to_us(ev.ts), c.id, c.role, c.org, ev.reporter, ev.action,
+                seq, ev.id, to_us(ev.ts), c.id, c.role, c.org, c.name, ev.reporter, ev.action,
                 ev.dataset, ev.grade, d.effect if d else None, ev.outcome, ev.rows,
-                ev.purpose, ev.reason, body.decode("utf-8"), leaf, prev, h,
+                ev.purpose, ev.reason, ev.source_ip, body.decode("utf-8"), leaf, prev, h,
             ))
             stored.append(ev)
             prev = h
@@ -315,8 +321,8 @@ _MOVE_HEAD = sa.update(HEAD).where(HEAD.c.id == 1).values(
     seq=sa.bindparam("seq"), hash=sa.bindparam("hash"), frontier=sa.bindparam("frontier"))
 
 _COLUMN_NAMES = (
-    "id", "ts", "actor", "role", "org", "reporter", "action", "dataset", "grade",
-    "effect", "outcome", "rows", "purpose", "reason",
+    "id", "ts", "actor", "role", "org", "actor_name", "reporter", "action", "dataset", "grade",
+    "effect", "outcome", "rows", "purpose", "reason", "source_ip",
 )
 _INSERT_COLUMNS = ("seq", *_COLUMN_NAMES, "body", "leaf_hash", "prev_hash", "hash")
 

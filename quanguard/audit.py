@@ -5,7 +5,8 @@ caller commits; a failure to record fails the request). ``record_batch`` appends
 (reporter ingest). After each append, in the same transaction: a signed checkpoint when
 ``audit_checkpoint_every`` events or ``audit_checkpoint_seconds`` have passed since the
 last one, and the alert rules on the new events. Free text (purpose, reason) goes
-through the PII redactor of the scan area before it is stored.
+through the PII redactor of the scan area before it is stored (the scan area is part of
+every build: a missing one is an import error, never an unredacted trail).
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from monitor.checkpoint import Checkpoint, Signer, load_or_create_signer
 from monitor.events import Actor, AuditEvent, EventDecision, redact_event, utc_now
 from monitor.store import AuditStore
 from monitor.trail import Trail
-from quanguard.gate import mark_recorded
+from quanguard.gate import request_counter, success_status
 from quanguard.logs import scrub
+from quanguard.services.scan import make_redactor
 
 __all__ = ["AuditService", "normalize_outcome"]
 
@@ -55,6 +57,12 @@ def _decision(value: Any) -> EventDecision | None:
         str(value.effect), getattr(value, "rule_id", None),
         getattr(value, "policy_version", None),
     )
+
+
+def _who(actor: Any) -> dict[str, str]:
+    """The key holder's name next to its id (ids are opaque; names are what people use)."""
+    name = getattr(actor, "name", None)
+    return {"key_name": str(name)} if name and str(name) != str(actor.id) else {}
 
 
 class AuditService:
@@ -107,24 +115,19 @@ class AuditService:
         first text that needs it (building the analyzer takes seconds)."""
         with self._lock:
             if not self._redactor_ready:
-                try:
-                    from quanguard.services.scan import make_redactor
-                except ImportError:  # the scan area is not part of this build
-                    self._redactor = None
-                else:
-                    container = self.container
-                    real: list[Callable[[str], str]] = []
-                    lock = self._lock
+                container = self.container
+                real: list[Callable[[str], str]] = []
+                lock = self._lock
 
-                    @functools.lru_cache(maxsize=4096)
-                    def redact(text: str) -> str:
-                        if not real:
-                            with lock:
-                                if not real:
-                                    real.append(make_redactor(container))
-                        return real[0](text)
+                @functools.lru_cache(maxsize=4096)
+                def redact(text: str) -> str:
+                    if not real:
+                        with lock:
+                            if not real:
+                                real.append(make_redactor(container))
+                    return real[0](text)
 
-                    self._redactor = redact
+                self._redactor = redact
                 self._redactor_ready = True
             return self._redactor
 
@@ -156,9 +159,18 @@ class AuditService:
         dec = _decision(decision)
         if reason is None and decision is not None:
             reason = getattr(decision, "reason", None) or None
+        outcome = normalize_outcome(outcome)
+        status = None
+        if outcome == "success":
+            queued = dec is not None and dec.effect == "approval_required"
+            status = "202" if queued and success_status() else success_status()
+        if status is not None and "http_status" not in (labels or {}):
+            # a use case's own event of a served request names the status it is answered with
+            labels = {**(labels or {}), "http_status": status}
         event = AuditEvent(
             ts=utc_now(),
-            actor=Actor(str(actor.id), str(actor.role), str(actor.org)),
+            actor=Actor(str(actor.id), str(actor.role), str(actor.org),
+                        str(getattr(actor, "name", "") or "") or None),
             action=action,
             reporter="quanguard",
             dataset=dataset,
@@ -168,16 +180,40 @@ class AuditService:
             purpose=purpose,
             reason=reason,
             decision=dec,
-            outcome=normalize_outcome(outcome),
+            outcome=outcome,
             source_ip=source_ip,
             request_id=request_id,
             result_digest=result_digest,
-            labels={str(k): str(v) for k, v in (labels or {}).items() if v is not None},
+            labels={str(k): str(v) for k, v in {**_who(actor), **(labels or {})}.items()
+                    if v is not None},
         )
         (stored,) = self.record_batch(session, [event], source="service")
         assert stored.seq is not None
-        mark_recorded()
+        self._count_on_commit(session)
         return stored.seq
+
+    @staticmethod
+    def _count_on_commit(session: Session) -> None:
+        """Count the event for the request being served once its transaction commits
+        (the HTTP layer writes a generic event for a request that left none)."""
+        counter = request_counter()
+        if counter is None:
+            return
+        pending: list[list[int]] = session.info.setdefault("quanguard_request_events", [])
+        first = not pending
+        pending.append(counter)
+        if not first:
+            return
+
+        def commit(sess: Session) -> None:
+            for held in sess.info.pop("quanguard_request_events", []):
+                held[0] += 1
+
+        def rollback(sess: Session) -> None:
+            sess.info.pop("quanguard_request_events", None)
+
+        sa_event.listen(session, "after_commit", commit, once=True)
+        sa_event.listen(session, "after_rollback", rollback, once=True)
 
     def record_batch(self, session: Session, events: Sequence[AuditEvent], *,
                      source: str = "reporter", now: datetime | None = None

@@ -22,18 +22,26 @@ from quanguard.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from quanguard.models import PrincipalRow
 
 __all__ = [
+    "KEY_ROLES",
     "LOCAL_OPERATOR",
     "ROLES",
     "IssuedKey",
     "KeyInfo",
     "Principal",
+    "anonymous",
     "authenticate",
     "create_key",
+    "key_fingerprint",
     "list_keys",
     "revoke_key",
 ]
 
-ROLES: tuple[str, ...] = ("admin", "officer", "manager", "auditor", "provider", "consumer", "reporter")
+ROLES: tuple[str, ...] = (
+    "admin", "officer", "manager", "auditor", "provider", "consumer", "reporter", "operator",
+)
+# ``operator`` is the person at the machine running a local command without a key (the
+# CLI's local operator); no API key can carry it, so it never reaches the HTTP API.
+KEY_ROLES: tuple[str, ...] = tuple(r for r in ROLES if r != "operator")
 _PREFIX = "qg_"
 
 
@@ -47,7 +55,20 @@ class Principal:
     org: str
 
 
-LOCAL_OPERATOR = Principal(id="local-operator", name="local-operator", role="admin", org="本机")
+# A principal like any other: what it may do is written in policies/roles.yaml (role
+# ``operator``), and no code path treats it specially.
+LOCAL_OPERATOR = Principal(id="local-operator", name="local-operator", role="operator", org="本机")
+
+
+def anonymous() -> Principal:
+    """The actor of an attempt without a valid key (its fingerprint goes in the labels)."""
+    return Principal(id="anonymous", name="anonymous", role="anonymous", org="-")
+
+
+def key_fingerprint(key: str) -> str:
+    """A short SHA-256 prefix of a presented key: enough to tell attempts apart and to
+    match a stored key's hash, never the key."""
+    return _digest(key)[:12]
 
 
 @dataclass(frozen=True)
@@ -97,8 +118,11 @@ def create_key(
     created_by: str | None = None,
 ) -> IssuedKey:
     """Create a principal with a fresh key. Raises InvalidInput, Conflict."""
-    if role not in ROLES:
-        raise InvalidInput(f"unknown role {role!r} (known: {' '.join(ROLES)})", field="role")
+    if role not in KEY_ROLES:
+        if role in ROLES:
+            raise InvalidInput(f"role {role!r} is the local command line's; no key can carry it",
+                               field="role")
+        raise InvalidInput(f"unknown role {role!r} (known: {' '.join(KEY_ROLES)})", field="role")
     org, name = org.strip(), name.strip()
     if not org:
         raise InvalidInput("org must not be empty (e.g. 市人社局)", field="org")

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     # Failed authentications per source address per minute before 429.
     auth_fail_limit: int = Field(default=20, ge=1)
     alert_webhook_url: str | None = None
+    # Audit search exports (CSV / NDJSON from the console or /v1/audit/search?format=):
+    # at most this many events per export; a larger result is refused, never truncated.
+    export_max_rows: int = Field(default=10_000, ge=1, le=1_000_000)
 
     @field_validator("tz")
     @classmethod

@@ -11,13 +11,15 @@ the local operator of the CLI is a role with explicit rules in ``policies/roles.
 
 The gate also remembers, per request, whether an event was written for it
 (:func:`mark_recorded` / :func:`was_recorded`), so the HTTP layer can guarantee that
-every request leaves exactly one event — allowed, denied or failed.
+every request leaves exactly one event — allowed, denied or failed. The audit service
+counts an event when its transaction commits (an event rolled back with its caller's
+work does not count), through :func:`request_counter`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +35,10 @@ __all__ = [
     "authorize",
     "mark_recorded",
     "record_denial",
+    "request_counter",
     "reset_recorded",
+    "stop_tracking",
+    "tracking",
     "was_recorded",
 ]
 
@@ -51,13 +56,46 @@ class RequestContext:
 _RECORDED: ContextVar[list[int] | None] = ContextVar("quanguard_request_events", default=None)
 
 
-def reset_recorded() -> object:
-    """Start tracking a request; returns a token for :func:`_RECORDED.reset`."""
+# The ASGI scope of the request being served: the router writes the matched route into
+# it, whose declared status a use case's own success event carries as ``http_status``.
+_SCOPE: ContextVar[dict[str, Any] | None] = ContextVar("quanguard_request_scope", default=None)
+
+
+def reset_recorded(scope: dict[str, Any] | None = None) -> Token[list[int] | None]:
+    """Start tracking a request; returns a token for :func:`stop_tracking`."""
+    _SCOPE.set(scope)
     return _RECORDED.set([0])
 
 
+def success_status() -> str | None:
+    """The status a successful answer of the current request's route has (None outside a
+    request): the route's declared ``status_code``, 200 when it declares none."""
+    scope = _SCOPE.get()
+    if _RECORDED.get() is None or scope is None:
+        return None
+    return str(getattr(scope.get("route"), "status_code", None) or 200)
+
+
+def stop_tracking(token: Token[list[int] | None]) -> None:
+    """End the tracking started by :func:`reset_recorded`."""
+    _RECORDED.reset(token)
+
+
+def tracking() -> bool:
+    """True while an HTTP request is being served in this context."""
+    return _RECORDED.get() is not None
+
+
+def request_counter() -> list[int] | None:
+    """The event counter of the request being served (None outside a request).
+
+    The audit service takes it when it appends an event and increments it when the
+    event's transaction commits — possibly in another thread of the same request."""
+    return _RECORDED.get()
+
+
 def mark_recorded() -> None:
-    """Note that an event was written for the current request (the audit service calls it)."""
+    """Note that an event was written for the current request."""
     holder = _RECORDED.get()
     if holder is not None:
         holder[0] += 1
@@ -125,16 +163,29 @@ def record_denial(
     purpose: str | None = None,
     reason: str | None = None,
     labels: Mapping[str, Any] | None = None,
+    error: BaseException | None = None,
 ) -> int:
     """Commit one ``deny`` event for a refused attempt; returns its seq.
 
     Written in a transaction of its own so that it stays when the caller's work is
     rolled back. A failure to write it propagates: no refusal goes unrecorded.
+
+    With ``error`` (a rejected request: bad input, an unknown name, a conflict) the
+    event's effect follows the error — ``deny`` for a refusal (401/403/429), ``error``
+    for anything else — and, over HTTP, ``labels.http_status`` is the error's status
+    (403 without ``error``: a refusal by policy or role).
     """
     from monitor.events import EventDecision
+    from quanguard.errors import classify
 
+    status = 403
+    if error is not None:
+        info = classify(error)
+        status = info.status if info is not None else 500
+    if tracking():
+        labels = {"http_status": str(status), **(labels or {})}
     effect = EventDecision(
-        "deny",
+        "deny" if status in (401, 403, 429) else "error",
         getattr(decision, "rule_id", None),
         getattr(decision, "policy_version", None),
     )

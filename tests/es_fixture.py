@@ -32,6 +32,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -184,9 +185,12 @@ def es_prefix(es_server: EsServer) -> Iterator[str]:
 # both backends; the parity tests hold the SQL and Elasticsearch backends to it and to
 # each other.
 
-ACTORS = [Actor(f"u{i}", role, org) for i, (role, org) in enumerate([
-    ("consumer", "市人社局"), ("provider", "市卫健委"), ("manager", "市大数据局"),
-    ("consumer", "市公安局"), ("auditor", "市大数据局"), ("consumer", "市人社局")])]
+ACTORS = [Actor(f"u{i}", role, org, name) for i, (role, org, name) in enumerate([
+    ("consumer", "市人社局", "Social-Insurance-App"), ("provider", "市卫健委", "卫健委数据源"),
+    ("manager", "市大数据局", None), ("consumer", "市公安局", "gongan-query"),
+    ("auditor", "市大数据局", "Audit-Team"), ("consumer", "市人社局", None)])]
+SOURCE_IPS = ["10.0.0.1", "10.0.3.17", "10.1.2.3", "192.168.1.20", "172.16.5.4",
+              "2001:db8::7", None]
 ACTIONS = ["read_masked", "export", "aggregate", "psi", "query", "download"]
 DATASETS = ["社保缴纳", "户籍人口", "医疗机构", None]
 GRADES = ["L1", "L2", "L3", "L4", None]
@@ -206,15 +210,19 @@ def make_events(n: int, *, seed: int = 7, start: datetime = START) -> list[Audit
         ts = ts + timedelta(seconds=step)
         actor = rng.choice(ACTORS)
         effect = rng.choice(["allow", "allow", "deny", "approval_required", None])
+        action = rng.choice(ACTIONS)
+        if seq % 17 == 0:  # a dotted action, as the exchange records them
+            action = "exchange.aggregate"
         events.append(AuditEvent(
             ts=ts if rng.random() > 0.1 else start + timedelta(hours=rng.randint(0, 200)),
-            actor=actor, action=rng.choice(ACTIONS), reporter="svc-test",
+            actor=actor, action=action, reporter="svc-test",
             id=f"{seed:04d}{seq:08d}{rng.getrandbits(32):08x}", seq=seq,
             dataset=rng.choice(DATASETS), fields=tuple(rng.sample(["name", "id_no", "phone"], 2)),
             grade=rng.choice(GRADES), rows=rng.randint(0, 5000), purpose=rng.choice(PURPOSES),
             reason=rng.choice(REASONS),
             decision=EventDecision(effect, "r-1", "v1") if effect else None,
-            source_ip="10.0.0.1", labels={"k": "v"},
+            source_ip=SOURCE_IPS[seq % len(SOURCE_IPS)], labels={"k": "v"},
+            outcome="failure" if seq % 13 == 0 else "success",
         ))
     return events
 
@@ -223,14 +231,50 @@ def _value(event: AuditEvent, name: str) -> str | None:
     return {
         "actor": event.actor.id, "role": event.actor.role, "org": event.actor.org,
         "action": event.action, "dataset": event.dataset, "grade": event.grade,
-        "effect": event.effect,
+        "effect": event.effect, "outcome": event.outcome, "source_ip": event.source_ip,
     }[name]
+
+
+def _matches(event: AuditEvent, name: str, value: str) -> bool:
+    """One filter, read straight from monitor.search's docstring."""
+    import ipaddress
+
+    if name == "actor":
+        return event.actor.id == value or (event.actor.name or "").lower() == value.lower()
+    got = _value(event, name)
+    if got is None:
+        return False
+    if name == "source_ip":
+        if "/" in value:
+            try:
+                return ipaddress.ip_address(got) in ipaddress.ip_network(value)
+            except ValueError:
+                return False
+        return got == value
+    if name == "action":
+        return got.lower() == value.lower() or got.lower().endswith("." + value.lower())
+    return got.lower() == value.lower()
+
+
+def _sort_value(event: AuditEvent, field: str) -> Any:
+    if field == "ts":
+        return event.ts
+    if field == "seq":
+        return event.seq or 0
+    if field == "rows":
+        return event.rows
+    return _value(event, field)
 
 
 def _bucket_key(ts: datetime, zone: ZoneInfo, unit: str) -> tuple[datetime, str]:
     local = ts.astimezone(zone)
-    if unit == "day":
+    if unit in ("day", "week"):
         start = datetime(local.year, local.month, local.day, tzinfo=zone)
+        if unit == "week":
+            start = datetime.combine(start.date() - timedelta(days=start.weekday()),
+                                     datetime.min.time(), tzinfo=zone)
+    elif unit == "minute":
+        start = local.replace(second=0, microsecond=0)
     else:
         start = local.replace(minute=0, second=0, microsecond=0)
     return start, start.isoformat()
@@ -239,7 +283,9 @@ def _bucket_key(ts: datetime, zone: ZoneInfo, unit: str) -> tuple[datetime, str]
 def reference_search(events: Sequence[AuditEvent], query: SearchQuery) -> SearchResult:
     matched = []
     for event in events:
-        if any(_value(event, k) != v for k, v in query.filters().items()):
+        if not all(_matches(event, k, v) for k, v in query.filters().items()):
+            continue
+        if any(_matches(event, k, v) for k, v in query.exclude):
             continue
         if query.since is not None and event.ts < query.since:
             continue
@@ -250,19 +296,23 @@ def reference_search(events: Sequence[AuditEvent], query: SearchQuery) -> Search
             continue
         matched.append(event)
     desc = query.sort.startswith("-")
-    if query.sort.lstrip("-") == "ts":
-        matched.sort(key=lambda e: (e.ts, e.seq or 0), reverse=desc)
-    else:
-        matched.sort(key=lambda e: e.seq or 0, reverse=desc)
+    field = query.sort.lstrip("-")
+    present = [e for e in matched if _sort_value(e, field) is not None]
+    missing = [e for e in matched if _sort_value(e, field) is None]
+    present.sort(key=lambda e: (_sort_value(e, field), e.seq or 0), reverse=desc)
+    missing.sort(key=lambda e: e.seq or 0, reverse=desc)
+    matched = present + missing  # events without the field come last either way
     aggs: dict[str, tuple[Bucket, ...]] = {}
     zone = ZoneInfo(query.tz)
     for name in query.aggs:
-        if name.startswith("by_"):
+        if name == "sum(rows)":
+            aggs[name] = (Bucket("rows", sum(e.rows or 0 for e in matched)),)
+        elif name.startswith("by_"):
             field = name[3:]
             counts = Counter(v for e in matched if (v := _value(e, field)) is not None)
             aggs[name] = order_terms(counts)
         else:
-            unit = "hour" if name == "per_hour" else "day"
+            unit = name[4:]
             keys = Counter(_bucket_key(e.ts, zone, unit) for e in matched)
             aggs[name] = tuple(Bucket(k[1], c) for k, c in sorted(keys.items()))
     page = matched[query.offset: query.offset + query.size]

@@ -3,6 +3,9 @@
 A domain library: plain values in, plain values out; no web framework, no service imports.
 Embed with :func:`embed_table` / :class:`Embedder` (streaming), detect with
 :func:`detect_table` / :class:`Detector`; :mod:`watermark.registry` holds the issued copies.
+Carriers are chosen by their values (:mod:`watermark.profile`), rows are found by the key
+or by quasi-identifier sets (:mod:`watermark.identity`), and detection tests each carrier
+and all of them combined (:mod:`watermark.scoring`).
 """
 
 from __future__ import annotations
@@ -22,16 +25,19 @@ from watermark.errors import (
 from watermark.hashing import codeword, key_fingerprint
 from watermark.models import (
     Candidate,
+    Carrier,
     ColumnReport,
     EmbedReport,
     IssuedCopy,
     Params,
     Plan,
+    Source,
     Verdict,
 )
 
 __all__ = [
     "Candidate",
+    "Carrier",
     "ColumnReport",
     "Detector",
     "EmbedReport",
@@ -43,6 +49,7 @@ __all__ = [
     "NoMarkableColumns",
     "Params",
     "Plan",
+    "Source",
     "TableTooSmall",
     "UnknownDataset",
     "Verdict",

@@ -10,21 +10,25 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from watermark.canary import make_canaries
+from watermark.category import embed_category
 from watermark.codes import bits_needed
 from watermark.columns import plan_columns
-from watermark.errors import TableTooSmall
+from watermark.dates import embed_dates
+from watermark.errors import TableTooSmall, WatermarkError
 from watermark.hashing import (
     codeword,
     codeword_hex,
     column_salt,
     key_fingerprint,
-    mix,
     row_hashes,
     virtual_keys,
 )
-from watermark.masked import embed_masked
-from watermark.models import ColumnReport, EmbedReport, Params, Plan
-from watermark.numeric import as_string, column_sum, embed_numeric
+from watermark.identity import identity_hashes
+from watermark.levels import embed_levels
+from watermark.masked import embed_masked_at
+from watermark.models import Carrier, ColumnReport, EmbedReport, Params, Plan
+from watermark.numeric import as_string, column_sum
+from watermark.positions import Positions, periods, positions
 
 
 def needed_marks(params: Params) -> int:
@@ -40,12 +44,14 @@ def needed_marks(params: Params) -> int:
 class Embedder:
     """Marks batches for one recipient; call :meth:`report` at the end.
 
-    The plan (key, marked columns) is fixed by the first batch. ``report`` raises
+    The plan (row identities, carriers) is fixed by the first batch. ``report`` raises
     ``TableTooSmall`` when the whole table carried too few marks (and no canaries).
     """
 
     def __init__(self, secret: bytes, recipient: str, params: Params | None = None,
                  *, plan: Plan | None = None) -> None:
+        if plan is not None and plan.version < 2:
+            raise WatermarkError("version-1 plans can still be detected but no longer embedded")
         self.secret = secret
         self.recipient = recipient
         self.params = params or Params()
@@ -71,67 +77,84 @@ class Embedder:
         if self._sample is None and batch.num_rows:
             self._sample = batch.slice(0, min(batch.num_rows, 1000))
         self.rows += batch.num_rows
-        if batch.num_rows == 0:
+        if batch.num_rows == 0 or not plan.carriers:
             return batch
-        h = self._keys(batch, plan)
+        forms: dict[tuple[str, str], pa.Array] = {}
+        hashes: list[np.ndarray | None] = [
+            identity_hashes([as_string(batch.column(c)) for c in s.columns], s, self.secret,
+                            cache=forms)
+            for s in plan.sources]
+        by_name = {c.name: c for c in plan.carriers}
+        every = periods([x.role for x in plan.sources], plan.gamma)
         arrays = []
         for name, col in zip(batch.schema.names, batch.columns, strict=True):
-            if name in plan.numeric_columns:
-                arrays.append(self._numeric(name, col, h, plan))
-            elif name in plan.masked_columns:
-                arrays.append(self._masked(name, col, h, plan))
-            else:
+            carrier = by_name.get(name)
+            if carrier is None:
                 arrays.append(col)
+                continue
+            pos = positions(hashes, column_salt(self.secret, name), periods=every,
+                            code_bits=plan.code_bits,
+                            levels=len(carrier.levels))
+            s = as_string(col)
+            out = self._carry_mark(carrier, s, pos, plan)
+            self._check_format(s, out, dots=carrier.kind == "numeric")
+            arrays.append(out if col.type == pa.string() else pc.cast(out, col.type))
         return pa.RecordBatch.from_arrays(arrays, schema=batch.schema)
 
     def _stat(self, name: str) -> dict[str, float]:
         return self._stats.setdefault(name, {"values": 0, "marked": 0, "changed": 0,
                                              "sum": 0.0, "shift": 0.0, "unflippable": 0})
 
-    def _numeric(self, name: str, col: pa.Array, h: np.ndarray, plan: Plan) -> pa.Array:
-        s = as_string(col)
-        sel = mix(h, column_salt(self.secret, name))
-        res = embed_numeric(s, sel, self.code, gamma=plan.gamma, min_digits=plan.min_digits,
-                            carry=self._carry.get(name, 0.0))
-        self._carry[name] = res.residual
-        count, total = column_sum(s)
-        st = self._stat(name)
-        st["values"] += count
-        st["sum"] += total
-        st["marked"] += res.marked
-        st["changed"] += res.changed
-        st["shift"] += res.shift
-        out = res.array
-        self._check_format(s, out, dots=True)
-        return out if col.type == pa.string() else pc.cast(out, col.type)
+    def _carry_mark(self, carrier: Carrier, s: pa.Array, pos: Positions, plan: Plan) -> pa.Array:
+        st = self._stat(carrier.name)
+        st["values"] += len(s) - s.null_count
+        if carrier.kind == "numeric":
+            res = embed_levels(s, pos, self.code, carrier.levels, rel=plan.max_rel_error,
+                               bucket=carrier.bucket, carry=self._carry.get(carrier.name, 0.0))
+            self._carry[carrier.name] = res.residual
+            count, total = column_sum(s)
+            st["values"] += count - (len(s) - s.null_count)
+            st["sum"] += total
+            st["marked"] += res.marked
+            st["changed"] += res.changed
+            st["shift"] += res.shift
+            return res.array
+        if carrier.kind in ("date", "category"):
+            out, marked, changed = (embed_dates(s, pos, self.code) if carrier.kind == "date"
+                                    else embed_category(s, pos, self.code, carrier.variants))
+            st["marked"] += marked
+            st["changed"] += changed
+            return out
+        target = (self.code[pos.bit] ^ pos.mask).astype(np.int8)
+        mres = embed_masked_at(s, pos.rows, target, pos.coin)
+        st["marked"] += mres.marked
+        st["changed"] += mres.changed
+        st["unflippable"] += mres.unflippable
+        return mres.array
 
     def _check_format(self, before: pa.Array, after: pa.Array, *, dots: bool) -> None:
-        # Measured, not assumed: every value keeps its length (and decimal point).
+        # Measured, not assumed: every value keeps its decimals (numbers) or its length.
         if before is after or not self._formats_kept:
             return
-        same = pc.equal(pc.utf8_length(before), pc.utf8_length(after))
         if dots:
-            same = pc.and_(same, pc.equal(pc.find_substring(before, "."),
-                                          pc.find_substring(after, ".")))
+            def decimals(a: pa.Array) -> pa.Array:
+                dot = pc.find_substring(a, ".")
+                return pc.if_else(pc.less(dot, 0), 0,
+                                  pc.subtract(pc.subtract(pc.utf8_length(a), dot), 1))
+            same = pc.equal(decimals(before), decimals(after))
+        else:
+            same = pc.equal(pc.utf8_length(before), pc.utf8_length(after))
         if pc.sum(pc.invert(pc.fill_null(same, True))).as_py():
             self._formats_kept = False
-
-    def _masked(self, name: str, col: pa.Array, h: np.ndarray, plan: Plan) -> pa.Array:
-        s = as_string(col)
-        sel = mix(h, column_salt(self.secret, name))
-        res = embed_masked(s, sel, self.code, gamma=plan.gamma)
-        self._check_format(s, res.array, dots=False)
-        st = self._stat(name)
-        st["values"] += len(s) - s.null_count
-        st["marked"] += res.marked
-        st["changed"] += res.changed
-        st["unflippable"] += res.unflippable
-        return res.array if col.type == pa.string() else pc.cast(res.array, col.type)
 
     def canaries(self) -> pa.RecordBatch | None:
         """Per-recipient fake rows to append after the last batch (``params.canaries``)."""
         if not self.params.canaries or self._sample is None or self.plan is None:
             return None
+        if not self.plan.key_columns:
+            raise WatermarkError("canary rows need a column that is not marked to key them by; "
+                                 "every column of this table carries marks and it is too small "
+                                 "for them to be detected")
         batch = make_canaries(self._sample, self.plan, self.secret, self.recipient,
                               self.params.canaries)
         self._canary_keys = tuple(f"{int(v):016x}" for v in self._keys(batch, self.plan))
@@ -143,17 +166,18 @@ class Embedder:
         plan = self.plan
         if plan is None:
             plan = Plan("virtual", (), (), (), self.params.gamma, self.params.code_bits,
-                        self.params.min_digits)
+                        self.params.min_digits, version=2,
+                        max_rel_error=self.params.max_rel_error)
         cols = []
-        for name in plan.marked_columns:
+        for carrier in plan.carriers:
+            name = carrier.name
             st = self._stat(name)
-            kind = "numeric" if name in plan.numeric_columns else "masked"
             mean_before = mean_after = rel = None
-            if kind == "numeric" and st["values"]:
+            if carrier.kind == "numeric" and st["values"]:
                 mean_before = st["sum"] / st["values"]
                 mean_after = (st["sum"] + st["shift"]) / st["values"]
                 rel = abs(st["shift"] / st["sum"]) if st["sum"] else 0.0
-            cols.append(ColumnReport(name, kind, int(st["values"]), int(st["marked"]),
+            cols.append(ColumnReport(name, carrier.kind, int(st["values"]), int(st["marked"]),
                                      int(st["changed"]), mean_before, mean_after, rel,
                                      int(st["unflippable"])))
         marked = sum(c.marked for c in cols)

@@ -30,9 +30,10 @@ class NoMarkableColumns(WatermarkError):
         self.columns = columns
         shown = ", ".join(columns) if columns else "(none)"
         super().__init__(
-            f"no column can carry a watermark (columns: {shown}); numeric columns need "
-            "values with at least 3 significant digits, masked columns need mask characters; "
-            "name columns explicitly to override"
+            f"no column can carry a watermark (columns: {shown}); a measure needs values "
+            "large enough for a digit to move within the usability bound and spread evenly, "
+            "a date column varied days, a category spellings it already writes two ways, a "
+            "masked column mask characters; ask for canary rows, or name columns to override"
         )
 
 

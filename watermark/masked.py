@@ -123,3 +123,48 @@ def read_masked(arr: pa.Array, sel: np.ndarray, *, gamma: int,
         counts += pc.count_substring(sub, ch).to_numpy(zero_copy_only=False).astype(np.int64)
     bits = (counts % 2).astype(np.int8) ^ mask_bit(s)
     return bit_index(s, code_bits), bits
+
+
+def embed_masked_at(arr: pa.Array, rows: np.ndarray, target: np.ndarray,
+                    right: np.ndarray) -> MaskedResult:
+    """Mark the cells ``rows`` (ascending) with the bits ``target`` (version-2 plans)."""
+    if rows.size == 0:
+        return MaskedResult(arr, 0, 0, 0)
+    sub = pc.take(arr, pa.array(rows))
+    ok = eligible(sub)
+    chosen = rows[ok]
+    values = pc.filter(sub, pa.array(ok)).to_pylist()
+    where: list[int] = []
+    news: list[str] = []
+    unflippable = 0
+    for i, text, t, r in zip(chosen.tolist(), values, target[ok].tolist(),
+                             right[ok].tolist(), strict=True):
+        if _mask_count(text) % 2 == t:
+            continue
+        new = _hide_one(text, r)
+        if new is None:
+            unflippable += 1
+            continue
+        where.append(i)
+        news.append(new)
+    if not where:
+        return MaskedResult(arr, int(chosen.size), 0, unflippable)
+    mask = np.zeros(len(arr), dtype=bool)
+    mask[where] = True
+    out = pc.replace_with_mask(arr, pa.array(mask), pa.array(news, type=pa.string()))
+    return MaskedResult(out, int(chosen.size), len(where), unflippable)
+
+
+def read_masked_at(arr: pa.Array, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(kept positions into ``rows``, mask-count parity) of the eligible cells."""
+    if rows.size == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int8)
+    sub = pc.take(arr, pa.array(rows))
+    ok = eligible(sub)
+    if not ok.any():
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int8)
+    sub = pc.filter(sub, pa.array(ok))
+    counts = np.zeros(len(sub), dtype=np.int64)
+    for ch in MASK_CHARS:
+        counts += pc.count_substring(sub, ch).to_numpy(zero_copy_only=False).astype(np.int64)
+    return np.flatnonzero(ok), (counts % 2).astype(np.int8)

@@ -18,6 +18,14 @@ class Params:
     ``canaries``: number of per-recipient fake rows to append (for small tables).
     ``alpha``: accusation level; ``max_recipients``: how many recipients detection will
     test (sizes the "table too small" check).
+    ``max_rel_error``: the usability bound — no value moves by more than this share of
+    itself (a numeric mark of size ``10**e`` is put only on values ``|v| >= 10**e /
+    max_rel_error``); the sum of every column is rebalanced so its mean drifts by well
+    under ``max_drift``.
+    ``date_shift``: dates may move by one day (within their month) to carry a mark.
+    ``mark_masked``: masked values carry marks by hiding one more character; that leaves
+    the data as private as before but shows in a count of mask patterns, so a profile that
+    wants every marked column statistically invisible turns it off.
     """
 
     gamma: int = 8
@@ -28,6 +36,10 @@ class Params:
     canaries: int = 0
     alpha: float = 1e-6
     max_recipients: int = 1000
+    max_rel_error: float = 0.02
+    max_drift: float = 0.001
+    date_shift: bool = True
+    mark_masked: bool = True
 
     def __post_init__(self) -> None:
         from watermark.errors import WatermarkError
@@ -40,11 +52,56 @@ class Params:
             raise WatermarkError(f"alpha must be in (0, 1), got {self.alpha}")
         if self.canaries < 0:
             raise WatermarkError(f"canaries must be >= 0, got {self.canaries}")
+        if not 0 < self.max_rel_error <= 0.1:
+            raise WatermarkError(f"max_rel_error must be in (0, 0.1], got {self.max_rel_error}")
+        if not 0 < self.max_drift < 1:
+            raise WatermarkError(f"max_drift must be in (0, 1), got {self.max_drift}")
+
+
+@dataclass(frozen=True)
+class Carrier:
+    """One marked column and how it carries bits.
+
+    ``kind``: "numeric" (parity of ``round(v / 10**e)`` for ``e`` in ``levels``, moved by
+    ``±10**e``), "date" (parity of the day number, moved by one day inside its month),
+    "category" (which of the equivalent spellings in ``variants``) or "masked" (parity of
+    the number of mask characters). ``bucket``: for a numeric column
+    that also serves row identity, the exponent of the bucket ``floor(|v| / 10**bucket)``
+    that no mark may change.
+    """
+
+    name: str
+    kind: str
+    levels: tuple[int, ...] = ()
+    bucket: int | None = None
+    variants: tuple[tuple[str, ...], ...] = ()  # category: the classes of equal spellings
+
+
+@dataclass(frozen=True)
+class Source:
+    """A way to find a row again: a keyed hash of these columns in these forms.
+
+    ``forms``: per column, "exact" (canonical text), "bucket:E" (``floor(|v| / 10**E)``),
+    "month" (the year and month of a date) or "class" (a category's normalised spelling).
+    The primary key is a source of one exact column; quasi-identifier sets are sources of
+    a few stable columns.
+    """
+
+    columns: tuple[str, ...]
+    forms: tuple[str, ...]
+    role: str = "qi"  # "key" | "qi"
 
 
 @dataclass(frozen=True)
 class Plan:
-    """Where the marks of one copy live; stored with the copy, needed to detect it."""
+    """Where the marks of one copy live; stored with the copy, needed to detect it.
+
+    ``version`` 1 is the last-digit scheme of earlier releases (one row key, numeric and
+    masked columns); registry records without a version are read as version 1 and still
+    detected the old way. Version 2 adds ``carriers`` (every marked column with its
+    levels), ``sources`` (primary key and quasi-identifier sets to find rows by) and the
+    usability bound ``max_rel_error``.
+    """
 
     key_mode: str  # "primary" | "virtual"
     key_columns: tuple[str, ...]
@@ -53,17 +110,38 @@ class Plan:
     gamma: int
     code_bits: int
     min_digits: int
+    version: int = 1
+    carriers: tuple[Carrier, ...] = ()
+    sources: tuple[Source, ...] = ()
+    max_rel_error: float = 0.0
 
     @property
     def marked_columns(self) -> tuple[str, ...]:
+        if self.version >= 2:
+            return tuple(c.name for c in self.carriers)
         return self.numeric_columns + self.masked_columns
+
+    @property
+    def date_columns(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.carriers if c.kind == "date")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            if k == "carriers":
+                out[k] = [{**c, "levels": list(c["levels"]),
+                           "variants": [list(x) for x in c["variants"]]} for c in v]
+            elif k == "sources":
+                out[k] = [{**s, "columns": list(s["columns"]), "forms": list(s["forms"])}
+                          for s in v]
+            else:
+                out[k] = list(v) if isinstance(v, tuple) else v
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Plan:
+        """A plan from its registry JSON; records written before version 2 stay version 1."""
         return cls(
             key_mode=str(d["key_mode"]),
             key_columns=tuple(d["key_columns"]),
@@ -72,6 +150,16 @@ class Plan:
             gamma=int(d["gamma"]),
             code_bits=int(d["code_bits"]),
             min_digits=int(d["min_digits"]),
+            version=int(d.get("version", 1)),
+            carriers=tuple(Carrier(str(c["name"]), str(c["kind"]),
+                                   tuple(int(x) for x in c.get("levels", ())),
+                                   None if c.get("bucket") is None else int(c["bucket"]),
+                                   tuple(tuple(str(s) for s in x)
+                                         for x in c.get("variants", ())))
+                           for c in d.get("carriers", ())),
+            sources=tuple(Source(tuple(s["columns"]), tuple(s["forms"]), str(s.get("role", "qi")))
+                          for s in d.get("sources", ())),
+            max_rel_error=float(d.get("max_rel_error", 0.0)),
         )
 
 
@@ -86,6 +174,7 @@ class IssuedCopy:
     key_fingerprint: str
     canary_keys: tuple[str, ...] = ()  # keyed digests of the canary rows' keys
     copy_id: str = ""
+    rows: int = 0  # rows of the issued copy (0: unknown)
 
 
 @dataclass(frozen=True)
@@ -93,7 +182,7 @@ class ColumnReport:
     """Distortion of one marked column."""
 
     name: str
-    kind: str  # "numeric" | "masked"
+    kind: str  # "numeric" | "date" | "category" | "masked"
     values: int
     marked: int
     changed: int
@@ -137,6 +226,8 @@ class Candidate:
     p_adjusted: float
     accused: bool
     canary_rows: int = 0
+    statistic: str = "combined"  # which test gave the p-value (a carrier or "combined")
+    statistics: int = 1  # tests per recipient the p-value was corrected for
 
 
 @dataclass(frozen=True)

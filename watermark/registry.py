@@ -2,7 +2,9 @@
 
 The store takes a ``Session`` and never commits; the caller owns the transaction.
 Only metadata is kept — recipient, dataset, time, columns, plan, codeword, output digest —
-never the data itself.
+never the data itself. The plan is JSON: version-2 plans add carriers, levels and the
+quasi-identifier sets rows are found by (column names and forms only); records written
+before carry no version and are read back as version-1 plans, so no migration is needed.
 """
 
 from __future__ import annotations
@@ -85,7 +87,8 @@ def _record(row: Any) -> CopyRecord:
     copy = IssuedCopy(recipient=row.recipient, dataset=row.dataset,
                       plan=Plan.from_dict(row.plan), codeword=row.codeword,
                       key_fingerprint=row.key_fingerprint,
-                      canary_keys=tuple(row.canary_keys or ()), copy_id=row.id)
+                      canary_keys=tuple(row.canary_keys or ()), copy_id=row.id,
+                      rows=int(row.rows or 0))
     return CopyRecord(row.id, row.dataset, row.recipient, issued, row.issued_by,
                       tuple(row.columns), row.rows, row.marked_cells, row.output_digest, copy)
 

@@ -177,6 +177,23 @@ def _extend_regions(text: str, start: int, g: _Grammar) -> int:
     return start
 
 
+def _snap_to_region(text: str, start: int, g: _Grammar) -> int:
+    """A span must not start mid-word: when at most four Han characters separate
+    ``start`` from a region name on its left (江西省银川县|高|港南昌街), start right
+    after that region instead, so that the regions can be pulled in."""
+    j = start
+    while j > 0 and start - j < 4:
+        ch = text[j - 1]
+        if not ("\u4e00" <= ch <= "\u9fff") or ch in g.stop_single or ch in _REGION_CHARS:
+            break
+        j -= 1
+    if j == start or j == 0 or text[j - 1] not in _REGION_CHARS:
+        return start
+    if any(text[max(0, j - len(w)):start].find(w) >= 0 for w in g.stop_multi):
+        return start
+    return j
+
+
 def find_addresses(text: str, *, precise: bool = True) -> list[tuple[int, int, float]]:
     """``(start, end, score)`` of the detailed addresses in ``text``.  ``precise=False``
     skips the jieba-based start refinement (a whole cell needs no exact start)."""
@@ -191,7 +208,7 @@ def find_addresses(text: str, *, precise: bool = True) -> list[tuple[int, int, f
             s = _trim_start(text, s, e, g)
             # a region suffix inside the head splits regions from the road name
             head = text[s:e]
-            s2 = _extend_regions(text, s, g)
+            s2 = _extend_regions(text, _snap_to_region(text, s, g), g)
             has_region = s2 < s or any(head.startswith(k) for k in g.known)
             if e - s < 4:
                 continue

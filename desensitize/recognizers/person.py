@@ -1,19 +1,35 @@
-"""PERSON — Chinese personal names.
+"""PERSON — Chinese personal names: the model proposes, the rules veto, context scores.
 
-A name is a surname from the table (``surnames.txt``, compound ``surnames_compound.txt``
-such as 欧阳, 司马) followed by a one- or two-character given name, or a transliterated
-name joined by ``·`` (买买提·艾力).  jieba's ``nr`` tag flags hundreds of ordinary words
-in government prose (张贴, 王府井, 高新区), so it is only one signal among several:
+1. **Cheap candidates** (:mod:`desensitize.name_candidates`): only clauses with a surname
+   that starts no common word, a cue word (姓名, 联系人, 先生, 说 ...), a middle dot or a
+   run of transliteration characters (斯, 尔, 克 ...) reach the model.
+2. **The model proposes** (:mod:`desensitize.name_model`, Baidu LAC, a character
+   BiGRU-CRF run by ONNX Runtime): its ``PER`` words are the proposals, mended at known
+   boundary slips (a transliteration cut in two, a third given character split off, a
+   function word glued on) and cut back to the surname before a title (江|主席, 陈|某,
+   老|张).
+3. **The rules veto**: ``person_stoplist.txt``, cue words themselves, a place or
+   organisation suffix (区, 局 ...), a street named after a person (中山路), a first
+   character that belongs to a word on its left, an everyday word jieba's dictionary
+   calls a name (智慧, 荣获), a transliteration inside a work title.
+4. **Context scores**: a base by shape (surname + one or two characters 0.7, ``·`` name
+   0.65, no table surname 0.4, or 0.55 when most characters are transliteration ones),
+   raised by cue words right before or after (``person_cues.tsv``).
+5. **Rule proposals** (:mod:`desensitize.recognizers.person_rules`: a name after a label,
+   before a cue, alone between separators, a ``·`` name, a surname + honorific) fill in
+   where the model saw no name, and only when they agree with the model's segmentation
+   (they start and end on its word boundaries and hold no function word, place,
+   organisation or time); where they overlap a model name, the model's span is kept and
+   takes the cue's score.  Two exceptions, where the model is known to slip on rare
+   names: a name right after a label or role (收件人向淑珍, 姓名：储玉) stands unless the
+   model sees a place, organisation or time inside it, a function-word phrase (学生和科技)
+   or a shorter name before a word (被申请人刘玉|未按期); and a rule name that only adds
+   the surname the model dropped (司徒|丽阳) replaces the model's.  Clauses the model did
+   not see keep the rule proposals as is.
 
-1. gate: the candidate starts with a surname, is not in ``person_stoplist.txt`` and does
-   not end in a place or organisation suffix (区, 路, 局, ...);
-2. jieba: the clause is segmented; a token tagged ``nr`` or unknown to the dictionary
-   scores more than one the dictionary knows as another part of speech;
-3. cues (``person_cues.tsv``): a role or label right before the name (姓名：, 市民,
-   联系人, 反映人) or a word right after it (先生, 反映, 来电) raises the score.
-
-A bare ``nr`` token with no cue stays below the reporting threshold.  "Surname +
-先生/女士" is reported as a person reference including the honorific.
+Names inside doctrines (邓小平理论, 毛泽东思想) are reported: they are names, the public
+NER sets label them so, and the redactor errs on the side of masking.  "Surname +
+先生/女士" is reported including the honorific.
 """
 
 from __future__ import annotations
@@ -22,82 +38,55 @@ import regex
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
-from desensitize.nlp import dictionary_tag, segment
-from desensitize.recognizers._tables import context_words, mapping, words
+from desensitize.name_candidates import _FUNCTION_SURNAMES, FOREIGN, dictionary, finder
+from desensitize.name_model import tagger
+from desensitize.recognizers._tables import context_words
+from desensitize.recognizers.person_rules import (
+    _BAD_SUFFIX,
+    _FUNCTION_CHARS,
+    _HONORIFICS,
+    _NR,
+    Proposal,
+    RuleProposals,
+    _given_char,
+    _in_title,
+    _is_han,
+    is_foreign,
+    plausible_name,
+)
+
+__all__ = ["ENTITY", "ChinesePersonRecognizer", "model_clauses", "plausible_name"]
 
 ENTITY = "PERSON"
-_BAD_SUFFIX = frozenset(
-    "区市县省州路街镇村乡局厅委办院所站馆园港桥门楼店厂场城井岛湾寺庙宫殿塔阁署部处科室队组"
-    "社会司校网台业化性率度费款法规制证号项件类期级型量额员品物器机车船人族"
-)
-_HONORIFICS = ("先生", "女士", "小姐", "同志", "师傅", "老师", "大爷", "大妈", "阿姨", "老人")
-_NAME_TAGS = frozenset({"nr", "nrfg", "nrt"})
-_FUNCTION_TAGS = frozenset({"c", "p", "u", "d", "r", "v", "a", "m", "f", "q", "uj", "ul", "ad"})
-_HAN_RUN = regex.compile(r"[\p{Han}·•・]+")
-_DOT_NAME = regex.compile(r"\p{Han}{2,8}[·•・]\p{Han}{2,8}")
-_ISOLATED = regex.compile(r"(?:^|(?<=[，,；;：:、\s（(]))(\p{Han}{2,4})(?=[，,；;。、\s）)（(]|$)")
-_SEPARATORS = " \t:：,，（(）)【】[]\"“”'‘’、为是"
+Word = tuple[int, int, str]
+# a street or place named after a person is a place (中山路); a doctrine is still a name
+_NOT_AFTER_NAME = frozenset({"路", "大街", "大道", "街", "公园", "广场", "故居", "纪念馆"})
+_SPEAKING = ("说", "表示", "指出", "认为", "介绍", "强调", "告诉", "回忆", "坦言", "笑", "总是", "谦虚")
+# words after a name that are not part of it: the span is cut back to the surname
+_TITLE_WORDS = (
+    "主席 总理 总统 首相 书记 局长 市长 县长 省长 区长 镇长 乡长 村长 部长 厅长 处长 科长 院长 校长 "
+    "所长 主任 经理 董事长 总裁 总 工 教授 院士 博士 医生 大夫 护士 律师 警官 队长 老 老太 老汉 "
+    "某 某某 大娘 大婶 大嫂 大姐 大哥 大叔 姨 姐 哥 叔 嫂 婶 伯 奶奶 爷爷 家 氏 委员 将军")
+_TITLES = tuple(sorted(_TITLE_WORDS.split(), key=len, reverse=True))
+_AFTER_THIRD = ("上将", "中将", "少将", "将军", "总统", "总理", "主席", "先生", "同志", "教授",
+                "院士", "今天", "昨天", "日前", "近日")
+_DOTS = "·•・"
+_DOCTRINES = ("主义", "思想", "理论")
+_HONORIFIC_SET = frozenset(_HONORIFICS)
+_DOTTED = regex.compile(r"\p{Han}+(?:[·•・]\p{Han}+)+")
+_GLUED = frozenset("等也对著说都就还又被把将的了")  # 王克等, 肖扬也, 钱程对
+_BAD_TAGS = frozenset({"LOC", "ORG", "TIME", "c", "p", "u", "d", "r", "q", "m", "f", "w", "xc",
+                       "vd", "ad"})
 
 
-_AFTER_CUES = regex.compile(
-    "同志|先生|女士|本人|电话|手机|来电|致电|反映|投诉|举报|咨询|留言|老师|师傅|表示|称"
-)
-_LEFT_WORDS = ("用户", "接到", "关于", "为", "是", "由", "向", "给", "对", "让", "请", "和", "与",
-               "及", "、", "经", "据", "将", "把", "被", "同", "找", "叫")
-_BREAK = frozenset("的了和与及等称说在于向给被把将")
+def model_clauses(text: str) -> list[tuple[int, str]]:
+    """``(offset, clause)`` of the clauses of ``text`` the model tags (those worth it)."""
+    find = finder()
+    return [(off, clause) for off, clause in find.clauses(text) if find.worth_tagging(clause)]
 
 
-def _is_han(ch: str) -> bool:
-    return "\u4e00" <= ch <= "\u9fff"
-
-
-class _Tables:
-    def __init__(self) -> None:
-        self.single = words("surnames.txt")
-        self.compound = words("surnames_compound.txt")
-        self.stop = words("person_stoplist.txt")
-        cues = mapping("person_cues.tsv")
-        self.before_strong = tuple(sorted(cues.get("before_strong", ()), key=len, reverse=True))
-        self.before_weak = tuple(cues.get("before_weak", ()))
-        self.after_strong = tuple(sorted(cues.get("after_strong", ()), key=len, reverse=True))
-        self.after_weak = tuple(cues.get("after_weak", ())) + ("、", "和", "与", "等", "及")
-        self.cue_words = frozenset(self.before_strong) | frozenset(self.after_strong)
-
-    def surname_len(self, word: str) -> int:
-        if word[:2] in self.compound:
-            return 2
-        return 1 if word[:1] in self.single else 0
-
-
-def plausible_name(value: str, tables: _Tables | None = None) -> bool:
-    """A whole value that looks like a personal name (table scanner's cell check)."""
-    t = tables or _TABLES_CACHE.get()
-    v = value.strip()
-    if _DOT_NAME.fullmatch(v):
-        return True
-    n = t.surname_len(v)
-    if not n or not (n + 1 <= len(v) <= n + 2) or not regex.fullmatch(r"\p{Han}+", v):
-        return False
-    if v in t.stop or v[-1] in _BAD_SUFFIX or v in t.cue_words:
-        return False
-    return not v.endswith(_HONORIFICS)
-
-
-class _LazyTables:
-    def __init__(self) -> None:
-        self._t: _Tables | None = None
-
-    def get(self) -> _Tables:
-        if self._t is None:
-            self._t = _Tables()
-        return self._t
-
-
-_TABLES_CACHE = _LazyTables()
-
-
-class ChinesePersonRecognizer(EntityRecognizer):
-    """Chinese names gated by the surname table and scored by jieba tags and cues."""
+class ChinesePersonRecognizer(RuleProposals, EntityRecognizer):
+    """Chinese names: LAC proposes, stop-list and rules veto, cue words score."""
 
     ENTITY = ENTITY
 
@@ -108,236 +97,238 @@ class ChinesePersonRecognizer(EntityRecognizer):
         )
 
     def load(self) -> None:
-        self._tables = _TABLES_CACHE.get()
-        cues = "|".join(regex.escape(c) for c in self._tables.before_strong)
-        self._cue_rx = regex.compile(rf"(?:{cues})[ \t:：]*")
-        after = "|".join(regex.escape(c) for c in self._tables.after_strong if len(c) > 1)
-        self._cue_any_rx = regex.compile(rf"{cues}|{after}")
-        self._honorific_rx = regex.compile("|".join(_HONORIFICS))
+        self.load_rules()
 
-    # -- cues -------------------------------------------------------------------------
-    def _before(self, text: str, start: int) -> float:
-        left = text[max(0, start - 10):start]
-        stripped = left.rstrip(_SEPARATORS)
-        if stripped.endswith(self._tables.before_strong):
-            return 0.4
-        if left.rstrip(" ").endswith(("、", "和", "与", "及")) and self._name_like(text, start, -1):
-            return 0.1
-        return 0.0
-
-    def _name_like(self, text: str, pos: int, direction: int) -> bool:
-        """Whether a name-shaped word sits across the list separator next to ``pos``
-        (王明、刘洋: a list of names; 权威、中立: not)."""
-        t = self._tables
-        if direction < 0:
-            j = pos - 1
-            while j >= 0 and not _is_han(text[j]) or (j >= 0 and text[j] in "、和与及"):
-                j -= 1
-            for length in (3, 2, 4):
-                cand = text[max(0, j + 1 - length):j + 1]
-                if len(cand) == length and plausible_name(cand, t):
-                    return True
-            return False
-        j = pos
-        while j < len(text) and (not _is_han(text[j]) or text[j] in "、和与及"):
-            j += 1
-        return any(plausible_name(text[j:j + k], t) and dictionary_tag(text[j:j + k]) in (None, "nr", "nrt", "nrfg")
-                   for k in (3, 2))
-
-    def _after(self, text: str, end: int) -> float:
-        right = text[end:end + 4]
-        if right.startswith(self._tables.after_strong):
-            return 0.3
-        if right.lstrip(" ").startswith(("(", "（")) and regex.match(r"[(（]\s*(?:电话|手机|身份证|\d)", right + text[end + 4:end + 8]):
-            return 0.3
-        if right.startswith(("、", "和", "与", "及")) and self._name_like(text, end + 1, 1):
-            return 0.1
-        return 0.0
-
-    # -- candidates ---------------------------------------------------------------------
-    def _candidates(self, run: str) -> list[tuple[int, int, float, bool]]:
-        """(start, end, base score, is_honorific) inside one run of Han characters."""
-        t = self._tables
-        toks = segment(run)
-        out: list[tuple[int, int, float, bool]] = []
-        pos = 0
-        offsets = []
-        for word, _tag in toks:
-            offsets.append(pos)
-            pos += len(word)
-        skip = -1
-        for i, (word, tag) in enumerate(toks):
-            start = offsets[i]
-            if i == skip:
-                continue
-            n = t.surname_len(word)
-            if not n:
-                continue
-            nxt = toks[i + 1][0] if i + 1 < len(toks) else ""
-            if len(word) == n:  # bare surname: given name is the next token
-                if nxt in _HONORIFICS[:4] and n == 1:
-                    out.append((start, start + n + len(nxt), 0.6, True))
-                elif tag in _FUNCTION_TAGS:
-                    continue
-                elif nxt and len(nxt) <= 2 and toks[i + 1][1] in _NAME_TAGS:
-                    out.append((start, start + n + len(nxt), 0.45, False))
-                    skip = i + 1
-                elif nxt and t.surname_len(nxt) and len(nxt) >= 2:
-                    continue
-                elif nxt and len(nxt) <= 2 and nxt[0] not in _HONORIFICS and nxt not in t.stop:
-                    ntag = toks[i + 1][1]
-                    base = 0.35 if ntag in _NAME_TAGS or ntag in ("x", "nz") else 0.15
-                    out.append((start, start + n + len(nxt), base, False))
-            elif n == 1 and word[1:] in _HONORIFICS[:4]:
-                out.append((start, start + len(word), 0.6, True))
-            elif len(word) <= n + 2:
-                if tag in _NAME_TAGS:
-                    base = 0.45
-                elif tag in ("x", "nz", "n", "j") and len(word) == 3:
-                    base = 0.3
-                else:
-                    base = 0.15
-                out.append((start, start + len(word), base, False))
-            elif len(word) in (n + 3, n + 4) and word[n + 2:].startswith(("先生", "女士")):
-                out.append((start, start + n + 2, 0.45, False))
+    # -- the model's proposals ------------------------------------------------------------
+    def _segment(self, text: str) -> list[Word]:
+        """The model's words (offsets into ``text``) of the clauses worth tagging."""
+        todo = model_clauses(text)
+        if not todo:
+            return []
+        out: list[Word] = []
+        for (off, clause), words in zip(todo, tagger().words_many([c for _, c in todo]), strict=True):
+            out.extend((off + s, off + e, tag) for s, e, tag in self._repair(clause, words))
         return out
 
-    # -- cue-driven and isolated names (no segmentation) ---------------------------------
-    def _given_len(self, text: str, i: int) -> int:
-        """Length (0-2) of the given name starting at ``i``: Han characters up to a word
-        that follows names (称, 反映, 先生 ...) or a non-Han character."""
-        k = 0
-        while k < 2 and i + k < len(text) and _is_han(text[i + k]):
-            if k and (text[i + k] in _BREAK or text.startswith(self._tables.after_strong, i + k)):
-                break
+    def _model(self, text: str, words: list[Word]) -> list[tuple[int, int, float]]:
+        """Every ``PER`` word, cut to its name, with its score (0: vetoed)."""
+        out = []
+        for k, (s, e, tag) in enumerate(words):
+            if tag != "PER":
+                continue
+            s, e = self._trim(text, s, e)
+            nxt = words[k + 1] if k + 1 < len(words) and words[k + 1][0] == words[k][1] else None
+            next_word = text[nxt[0]:nxt[1]] if nxt else ""
+            out.append((s, e, self._model_score(text, s, e, next_word)))
+        return out
+
+    def _trim(self, text: str, s: int, e: int) -> tuple[int, int]:
+        """江主席 → 江, 陈某 → 陈, 老张 → 张, 王克等 → 王克 (the name without the title)."""
+        t = self._tables
+        name = text[s:e]
+        if len(name) >= 2 and name[0] in "老小" and t.surname_len(name[1:]) == len(name) - 1:
+            return s + 1, e
+        for title in _HONORIFICS:  # 梁侠女士 → 梁侠; 刘先生 stays whole
+            if name.endswith(title) and t.surname_len(name) < len(name) - len(title):
+                return s, e - len(title)
+        for title in _TITLES:
+            if name.endswith(title) and len(name) > len(title):
+                head = name[:-len(title)]
+                if t.surname_len(head) == len(head) and not name.endswith(_HONORIFICS):
+                    return s, s + len(head)
+        if len(name) >= 3 and name[-1] in _GLUED and plausible_name(name[:-1], t):
+            return s, e - 1
+        return s, e
+
+    def _repair(self, clause: str, words: list[Word]) -> list[Word]:
+        """Mend two boundary slips of the model: a transliterated name cut in two
+        (斯卡尔|法罗) is joined; a surname + one character followed by one more name
+        character and a pause, a speaking verb, a title or a time (傅全|有|上将,
+        罗豪|才指出) is extended."""
+        out: list[Word] = []
+        t = self._tables
+        i = 0
+        while i < len(words):
+            s, e, tag = words[i]
+            if tag == "PER" and out and out[-1][2] == "PER" and out[-1][1] == s \
+                    and (not (self._chinese(clause[out[-1][0]:s]) and self._chinese(clause[s:e]))
+                         or is_foreign(clause[out[-1][0]:e])):
+                out[-1] = (out[-1][0], e, "PER")
+                i += 1
+                continue
+            if len(out) > 1 and out[-2][2] == "PER" and out[-1][0] == s - 1 and out[-2][1] == s - 1 \
+                    and clause[s - 1] in _DOTS and (tag == "PER" or tag not in _BAD_TAGS
+                                                    and regex.fullmatch(r"\p{Han}{2,}", clause[s:e])):
+                out[-2:] = [(out[-2][0], e, "PER")]  # 达|·|芬奇, 阿布都热西提|·|买买提
+                i += 1
+                continue
+            if tag != "PER" and out and out[-1][2] == "PER" and out[-1][1] == s \
+                    and clause[s] in _DOTS and e - s > 1 and _is_han(clause[e - 1]):
+                out[-1] = (out[-1][0], e, "PER")  # 哈里|·卡门
+                i += 1
+                continue
+            if tag == "nz" and clause.endswith(_DOCTRINES, s, e):
+                head = next(len(clause[s:e]) - len(d) for d in _DOCTRINES if clause.endswith(d, s, e))
+                if head >= 2 and dictionary()[1].get(clause[s:s + head]) in _NR:
+                    out += [(s, s + head, "PER"), (s + head, e, "n")]  # 马克思|主义
+                    i += 1
+                    continue
+            if (tag == "PER" and e - s == 2 and t.surname_len(clause[s:e]) == 1 and i + 1 < len(words)
+                    and words[i + 1][1] - words[i + 1][0] == 1):
+                ch = clause[e]
+                after = clause[e + 1:e + 3]
+                then = words[i + 2][2] if i + 2 < len(words) else ""
+                if (_is_han(ch) and ch not in _FUNCTION_CHARS and _given_char(ch)
+                        and (not after or not _is_han(after[0]) or after.startswith(_SPEAKING)
+                             or after.startswith(_AFTER_THIRD) or then == "TIME")):
+                    out.append((s, e + 1, "PER"))
+                    i += 2
+                    continue
+            out.append((s, e, tag))
+            i += 1
+        return out
+
+    def _chinese(self, name: str) -> bool:
+        n = self._tables.surname_len(name)
+        return bool(n) and 1 <= len(name) - n <= 2
+
+    def _model_score(self, text: str, s: int, e: int, next_word: str) -> float:
+        """Score of a span the model tags PER: surname gate, stop-list veto, context."""
+        t = self._tables
+        name = text[s:e]
+        if not name or len(name) > 16 or name in t.stop or name in t.cue_words:
+            return 0.0
+        if next_word in _NOT_AFTER_NAME or text.startswith(tuple(_NOT_AFTER_NAME), e) and len(name) > 1:
+            return 0.0  # 中山路: a street
+        dotted = bool(_DOTTED.fullmatch(name))
+        n = t.surname_len(name)
+        han = regex.fullmatch(r"\p{Han}+", name) is not None
+        if dotted:
+            if (name[-1] in _BAD_SUFFIX and name[-1] not in FOREIGN and name[-1] not in "门塔")\
+                    or name[-1] in "卷集" or _in_title(text, s, e):
+                return 0.0
+            base = 0.65
+        elif n and han and len(name) == n:
+            # a surname alone: before a title (江主席, 陈某) or after 老/小 (老张)
+            if not (text.startswith(_TITLES, e) or text.startswith(_HONORIFICS, e)
+                    or text[s - 1:s] in ("老", "小") and s > 0):
+                return 0.0
+            base = 0.55
+        elif n and han and 1 <= len(name) - n <= 2:
+            if name.endswith(_HONORIFICS) and len(name) - n == 2:
+                base = 0.6  # 刘先生, 王女士: a person reference with its honorific
+            elif name[-1] in _BAD_SUFFIX or name.endswith(_HONORIFICS):
+                return 0.0
+            else:
+                base = 0.7
+        elif han and 2 <= len(name) <= 6:
+            # no surname from the table: a foreign name, a nickname
+            base = 0.4 + (0.15 if is_foreign(name) else 0.0)
+        else:
+            return 0.0
+        freq, tags = dictionary()
+        before = self._before(text, s)
+        for k in (1, 2):  # 开罗|晴, 许许多多: the first character belongs to a word on its left
+            left = text[max(0, s - k):s + 1]
+            if len(left) == k + 1 and freq.get(left, 0) >= 30 and tags.get(left) not in _NR \
+                    and before < 0.4:  # unless a label ends there (申请人|马晓东)
+                return 0.0
+        if len(name) == 2 and freq.get(name, 0) >= 100:
+            # 智慧, 荣获: everyday words (jieba's dictionary calls some of them names, as it
+            # does 李鹏: those keep a reportable score)
+            base -= 0.15 if tags.get(name) in _NR else 0.3
+        return min(0.95, base + before / 2 + self._after(text, e) / 2)
+
+    # -- combining ----------------------------------------------------------------------------
+    def _agrees(self, text: str, words: list[Word], starts: dict[int, int], s: int, e: int,
+                cued: bool = False) -> bool:
+        """Whether a rule proposal ``[s, e)`` agrees with the model's segmentation (or
+        lies where the model did not look)."""
+        k = starts.get(s)
+        if k is None:
+            return not any(ws < s < we or ws < e < we for ws, we, _ in words)
+        while k < len(words) and words[k][0] < e:
+            ws, we, tag = words[k]
+            if we > e:  # 梁侠|女士 tagged as one word: fine when a cue follows the name
+                return text[e:we] in self._tables.cue_words or text[e:we] in _HONORIFIC_SET
+            if tag == "ORG" and (ws, we) == (s, e) and cued:
+                return True  # 接到柯宁电话: a cue says person where the model says organisation
+            if tag in _BAD_TAGS or (tag in ("v", "a") and (ws > s or we < e)):
+                return False  # 有|饭|吃: a verb phrase, not a name the model cut up
+            if we == e:
+                return True
             k += 1
-        return k
+        return False
 
-    def _cued(self, text: str) -> list[tuple[int, int, float]]:
-        t = self._tables
-        out = []
-        for m in self._cue_rx.finditer(text):
-            pos = m.end()
-            n = t.surname_len(text[pos:pos + 2])
-            if not n:
-                continue
-            g = self._given_len(text, pos + n)
-            if g == 0 and n == 2:
-                continue
-            if g == 0:
-                continue
-            if g == 2 and pos + n + 2 < len(text) and _is_han(text[pos + n + 2]):
-                # a verb may start on the second given character (王强出席): ask jieba
-                bounds, acc = set(), 0
-                for word, _tag in segment(text[pos:pos + n + 6]):
-                    acc += len(word)
-                    bounds.add(acc)
-                if n + 1 in bounds and n + 2 not in bounds:
-                    g = 1
-            name = text[pos:pos + n + g]
-            tag = dictionary_tag(name)
-            labelled = m.group().rstrip(" \t").endswith((":", "："))
-            if tag is not None and tag not in _NAME_TAGS and not labelled:
-                continue  # 律师代为办理: an ordinary word after a role noun
-            if plausible_name(name, t):
-                out.append((pos, pos + n + g, min(0.95, 0.85 + self._after(text, pos + n + g) / 3)))
-        for m in _AFTER_CUES.finditer(text):
-            p = m.start()
-            for length in (4, 3, 2):
-                s0 = p - length
-                if s0 < 0:
-                    continue
-                name = text[s0:p]
-                n = t.surname_len(name)
-                if not n or len(name) - n not in (1, 2) or not all(_is_han(c) for c in name):
-                    continue
-                if not plausible_name(name, t) or name[-1] in _BREAK:
-                    continue
-                left = text[max(0, s0 - 6):s0]
-                if s0 == 0 or not _is_han(text[s0 - 1]) or left.endswith(_LEFT_WORDS) \
-                        or left.endswith(t.before_strong):
-                    out.append((s0, p, 0.7))
-                    break
-        for m in _ISOLATED.finditer(text):
-            s, e = m.span(1)
-            name = text[s:e]
-            if not plausible_name(name, t):
-                continue
-            n = t.surname_len(name)
-            if len(name) - n > 2:
-                continue
-            tag = dictionary_tag(name)
-            if tag is not None and tag not in _NAME_TAGS:
-                continue
-            out.append((s, e, 0.55 if tag is None else 0.6))
-        return out
-
-    def _dot_names(self, text: str) -> list[tuple[int, int, float]]:
-        t = self._tables
-        out = []
-        for m in _DOT_NAME.finditer(text):
-            s, e = m.span()
-            dot = m.group().find("·") if "·" in m.group() else 0
-            mid = s + max(dot, m.group().find("•"), m.group().find("・"))
-            left = text[s:mid]
-            cut = -1
-            for cue in (*t.before_strong, *_LEFT_WORDS, "人员", "人"):
-                idx = left.rfind(cue)
-                if idx >= 0 and mid - (s + idx + len(cue)) >= 2:
-                    cut = max(cut, idx + len(cue))
-            # after an introducing word keep the whole left part; otherwise at most 4
-            s = max(s + cut, mid - 8) if cut >= 0 else max(s, mid - 4)
-            right = text[mid + 1:e]
-            stop = len(right)
-            for cue in (*t.after_strong, "的", "本人", "操作", "等"):
-                idx = right.find(cue, 2)
-                if idx >= 0:
-                    stop = min(stop, idx)
-            e = mid + 1 + min(stop, 4 if stop <= 4 else 3)
-            score = min(0.95, 0.6 + self._before(text, s) + self._after(text, e))
-            out.append((s, e, score))
-        return out
+    def _labelled(self, text: str, words: list[Word], s: int, e: int) -> bool:
+        """Whether a name right after a label or role (收件人向淑珍, 来电人任兵, 姓名：储玉)
+        stands even where the model cut it otherwise: unless the model sees a place, an
+        organisation or a time there (记者从|重庆), a function-word surname comes with an
+        everyday word (学生和|科技), a function word ends it (经理钱程|对), or the span is a
+        phrase of three words (群众有|饭|吃)."""
+        inside = [w for w in words if w[0] < e and s < w[1]]
+        if any(tag in ("LOC", "ORG", "TIME") and (ws, we) != (s, e) for ws, we, tag in inside):
+            return False  # a place or organisation the name would cut (尤军 alone may be one)
+        if len(inside) >= 3 and any(tag == "v" for _, _, tag in inside[1:]):
+            return False
+        n = max(1, self._tables.surname_len(text[s:e]))
+        if text[e - 1] in _FUNCTION_CHARS and e - s - n >= 2:
+            return False  # 经理钱程|对: the model's shorter name stands
+        freq, tags = dictionary()
+        given = text[s + n:e]
+        return not (text[s] in _FUNCTION_SURNAMES and freq.get(given, 0) >= 1000
+                    and tags.get(given) not in _NR)
 
     def analyze(
         self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None,
     ) -> list[RecognizerResult]:
         if entities and ENTITY not in entities:
             return []
-        t = self._tables
+        words = self._segment(text)
+        model = self._model(text, words)
+        starts = {w[0]: k for k, w in enumerate(words)}
+        scores = {(s, e): score for s, e, score in model}
+        rules: list[Proposal] = []
+        for s, e, score in self._dot_names(text) + self._cued(text) + self._honorifics(text):
+            hit = [(ms, me) for ms, me, _ in model if ms < e and s < me
+                   and not (me - ms == 1 and ms >= s and me <= e and e - s > 1)]
+            if len(hit) < sum(ms < e and s < me for ms, me, _ in model):
+                for ms, me, _ in model:  # a lone surname inside a rule's name (薄|一波同志)
+                    if ms < e and s < me and (ms, me) not in hit:
+                        scores[(ms, me)] = 0.0
+            left = [(ms, me) for ms, me in hit if s < ms and me == e and scores[(ms, me)] > 0
+                    and (self._tables.surname_len(text[s:ms]) == ms - s
+                         or ms - s == 1 and text[s] == text[ms])]
+            if left and len(left) == len(hit):
+                # the model dropped the surname (司徒|丽阳, 向|淑珍) or the first of a
+                # doubled syllable (买|买提·艾力): the rule's span, with the best score
+                best = max(score, *(scores[span] for span in left))
+                for span in left:
+                    scores[span] = 0.0
+                rules.append((s, e, best))
+            elif score >= 0.85 and self._labelled(text, words, s, e) and not any(
+                    ms == s and me == e - 1 and scores[(ms, me)] > 0 and not _given_char(text[me], -8.0)
+                    for ms, me in hit):  # 被申请人刘玉|未按期: the model's shorter name stands
+                for span in hit:  # a name right after a label: the label knows best
+                    scores[span] = 0.0
+                rules.append((s, e, score))
+            elif hit:
+                for span in hit:  # the model's span, with the cue's score
+                    if scores[span] > 0:
+                        scores[span] = max(scores[span], min(score, 0.95))
+            elif self._agrees(text, words, starts, s, e, score >= 0.7) or any(
+                    (ms, me) in scores for ms, me in ((s, s + 1), (s, s + 2)) if me < e):
+                # agrees with the model, or the model saw only its surname (薄|一波同志)
+                rules.append((s, e, score))
         results: list[RecognizerResult] = []
         taken: list[tuple[int, int]] = []
-        for s, e, score in self._dot_names(text) + self._cued(text):
+        proposals = [(s, e, sc) for (s, e), sc in scores.items() if sc > 0] + rules
+        for s, e, score in sorted(proposals, key=lambda p: (-p[2], p[0])):
             if any(s < te and ts < e for ts, te in taken):
                 continue
             results.append(self._result(s, e, score))
             taken.append((s, e))
-        for run in _HAN_RUN.finditer(text):
-            chunk = run.group()
-            if not any(c in t.single for c in chunk) or not self._worth_segmenting(text, run.start(), run.end()):
-                continue
-            for s0, e0, base, honorific in self._candidates(chunk):
-                s, e = run.start() + s0, run.start() + e0
-                name = text[s:e]
-                if any(s < te and ts < e for ts, te in taken):
-                    continue
-                if not honorific and not plausible_name(name, t):
-                    continue
-                score = base + self._before(text, s) + (0.0 if honorific else self._after(text, e))
-                if base <= 0.15:
-                    continue
-                results.append(self._result(s, e, min(score, 0.95)))
         return results
-
-    def _worth_segmenting(self, text: str, start: int, end: int) -> bool:
-        """Segmentation (the slow part) only where it can add a name the cue passes miss:
-        honorifics, lists (、 和 与 及), or a cue word in or around the run."""
-        chunk = text[start:end]
-        if self._honorific_rx.search(chunk) or any(c in chunk for c in "和与及"):
-            return True
-        around = text[max(0, start - 8):start] + " " + text[end:end + 2]
-        if "、" in around or "、" in text[end:end + 1]:
-            return True
-        return bool(self._cue_any_rx.search(text[max(0, start - 8):end + 4]))
 
     def _result(self, start: int, end: int, score: float) -> RecognizerResult:
         return RecognizerResult(

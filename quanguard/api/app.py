@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import quanguard
 from quanguard.api.middleware import RequestMiddleware
+from quanguard.api.recording import RequestRecorder
 from quanguard.container import Container
 
 __all__ = ["create_app", "route_modules"]
@@ -92,5 +93,6 @@ def create_app(container: Container) -> FastAPI:
         metrics=container.metrics,
         max_body_bytes=container.settings.max_body_bytes,
         body_timeout=container.settings.body_read_timeout,
+        recorder=RequestRecorder.of(container),
     )
     return app

@@ -10,14 +10,15 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from quanguard.api.recording import route_action
 from quanguard.auth import ROLES, Principal, authenticate
 from quanguard.container import Container
 from quanguard.errors import Forbidden, RateLimited, Unauthenticated
+from quanguard.gate import RequestContext, record_denial
 
 __all__ = [
     "ContainerDep",
@@ -27,14 +28,9 @@ __all__ = [
     "get_container",
     "get_context",
     "get_principal",
+    "request_action",
     "require_roles",
 ]
-
-
-@dataclass(frozen=True)
-class RequestContext:
-    request_id: str
-    source_ip: str | None
 
 
 def get_container(request: Request) -> Container:
@@ -122,8 +118,15 @@ def get_principal(request: Request, container: ContainerDep) -> Principal:
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
+def request_action(request: Request) -> str:
+    route = request.scope.get("route")
+    template = getattr(route, "path", None) or "unmatched"
+    return route_action(request.method, template)
+
+
 def require_roles(*roles: str) -> Callable[..., Principal]:
-    """A dependency admitting only ``roles``; 403 (recorded in the audit trail) otherwise."""
+    """A dependency admitting only ``roles``; 403 otherwise, recorded by the gate as a
+    ``deny`` event for the route's action (``audit search --effect deny`` finds it)."""
     unknown = [r for r in roles if r not in ROLES]
     if unknown:
         raise ValueError(f"unknown roles {unknown}")
@@ -131,31 +134,24 @@ def require_roles(*roles: str) -> Callable[..., Principal]:
 
     def dependency(request: Request, principal: PrincipalDep, container: ContainerDep) -> Principal:
         if principal.role not in allowed:
-            _record_denial(container, principal, request)
-            raise Forbidden(
-                f"role {principal.role!r} may not call {request.method} {request.url.path}",
-                allowed_roles=sorted(allowed),
+            reason = f"role {principal.role!r} may not call {request.method} {request.url.path}"
+            route = request.scope.get("route")
+            record_denial(
+                container, principal, request_action(request), get_context(request),
+                reason=f"{reason} (allowed: {', '.join(sorted(allowed))})",
+                dataset=_dataset(request),
+                labels={"gate": "role", "http_method": request.method,
+                        "http_route": getattr(route, "path", None) or "unmatched",
+                        "http_status": "403"},
             )
+            raise Forbidden(reason, allowed_roles=sorted(allowed))
         return principal
 
     dependency.roles = allowed  # type: ignore[attr-defined]
     return dependency
 
 
-def _record_denial(container: Container, principal: Principal, request: Request) -> None:
-    """Denied requests are part of the trail too (事中全留痕)."""
-    try:
-        audit = container.audit
-    except ImportError:  # the audit trail is not wired in this build
-        return
-    ctx = get_context(request)
-    with container.session() as session, session.begin():
-        audit.record(
-            session,
-            actor=principal,
-            action="access_denied",
-            outcome="failure",
-            source_ip=ctx.source_ip,
-            request_id=ctx.request_id,
-            labels={"route": request.url.path, "method": request.method, "reason": "role"},
-        )
+def _dataset(request: Request) -> str | None:
+    params = request.scope.get("path_params") or {}
+    value = params.get("name") or params.get("dataset")
+    return str(value) if value is not None else None

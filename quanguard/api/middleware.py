@@ -1,4 +1,5 @@
-"""ASGI middleware: request ids, body-size limit, access log and metrics."""
+"""ASGI middleware: request ids, body-size limit, the one event per ``/v1`` request,
+access log and metrics."""
 
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ import time
 import uuid
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
+
+from quanguard.api.recording import RequestRecorder, recorded_path
 from quanguard.errors import classify
+from quanguard.gate import reset_recorded, stop_tracking, was_recorded
 from quanguard.logs import REQUEST_ID
 from quanguard.metrics import Metrics
 
@@ -19,13 +24,18 @@ _log = logging.getLogger("quanguard.http")
 
 
 class RequestMiddleware:
-    """Give every request an id (``X-Request-ID``), cap its body, log and count it."""
+    """Give every request an id (``X-Request-ID``), cap its body, log and count it; make
+    every ``/v1`` request leave exactly one audit event (``quanguard.api.recording``):
+    when the response starts and no event was committed for the request, the recorder
+    writes one; if it cannot, the response is replaced by 503."""
 
-    def __init__(self, app: Any, *, metrics: Metrics, max_body_bytes: int, body_timeout: float = 15.0) -> None:
+    def __init__(self, app: Any, *, metrics: Metrics, max_body_bytes: int, body_timeout: float = 15.0,
+                 recorder: RequestRecorder | None = None) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body = max_body_bytes
         self.body_timeout = body_timeout
+        self.recorder = recorder
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -38,9 +48,29 @@ class RequestMiddleware:
         token = REQUEST_ID.set(rid)
         start = time.perf_counter()
         status_holder = {"status": 500}
+        recorder = self.recorder if recorded_path(str(scope.get("path", ""))) else None
+        tracking = reset_recorded(scope) if recorder is not None else None
+        replaced = False
 
         async def send_wrapper(message: dict[str, Any]) -> None:
+            nonlocal replaced
+            if replaced:
+                return  # the app's answer was replaced: its record could not be written
             if message["type"] == "http.response.start":
+                if recorder is not None and not was_recorded():
+                    try:
+                        await run_in_threadpool(recorder.record, scope, int(message["status"]))
+                    except Exception as exc:  # noqa: BLE001 - any failure to record fails the request
+                        _log.error("the audit event of %s %s could not be written; answering 503",
+                                   scope["method"], scope.get("path"), exc_info=exc)
+                        replaced = True
+                        status_holder["status"] = 503
+                        status_holder["started"] = 1
+                        error = {"kind": "unavailable",
+                                 "message": "the audit trail could not record this request; retry shortly"}
+                        for part in self._json_messages(503, error, rid):
+                            await send(part)
+                        return
                 status_holder["status"] = message["status"]
                 status_holder["started"] = 1
                 message.setdefault("headers", [])
@@ -111,19 +141,29 @@ class RequestMiddleware:
                 },
             )
             REQUEST_ID.reset(token)
+            if tracking is not None:
+                stop_tracking(tracking)
 
     async def _reject_too_large(self, send: Any, rid: str) -> None:
         message = f"request body exceeds the limit of {self.max_body} bytes"
         await self._send_json(send, 413, {"kind": "too_large", "message": message}, rid)
 
+    @classmethod
+    async def _send_json(cls, send: Any, status: int, error: dict[str, Any], rid: str) -> None:
+        start, body = cls._json_messages(status, error, rid)
+        start["headers"] = start["headers"][:-1]  # send_wrapper adds the request id
+        await send(start)
+        await send(body)
+
     @staticmethod
-    async def _send_json(send: Any, status: int, error: dict[str, Any], rid: str) -> None:
+    def _json_messages(status: int, error: dict[str, Any], rid: str) -> list[dict[str, Any]]:
         body = json.dumps({"error": {**error, "request_id": rid}}, ensure_ascii=False).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         if status == 401:
             headers.append((b"www-authenticate", b"Bearer"))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        headers.append((b"x-request-id", rid.encode()))
+        return [{"type": "http.response.start", "status": status, "headers": headers},
+                {"type": "http.response.body", "body": body}]
 
 
 def jsonable(details: dict[str, Any]) -> dict[str, Any]:

@@ -25,11 +25,18 @@ class AlertChange(BaseModel):
 def get_alerts(caller: _Team, container: ContainerDep, ctx: ContextDep,
                status: str | None = None, rule: str | None = None, actor: str | None = None,
                limit: int = 100, offset: int = 0) -> Any:
-    """Alerts, newest first; filter by ``status`` (open, acknowledged, closed), rule, actor."""
+    """Alerts, newest first; filter by ``status`` (open, acknowledged, closed), rule, actor.
+    Each names its actor (``user.name`` of the key, when known) and says how many events
+    it links (``events``) beside how many rule hits collapsed into it (``count``)."""
+    from quanguard.usecases.audit_read import names_of
+
     alerts = uc.list_alerts(container, caller, status=status, rule=rule, actor=actor,
                             limit=max(1, min(limit, 1000)), offset=max(0, offset),
                             source_ip=ctx.source_ip, request_id=ctx.request_id)
-    return {"alerts": [a.to_dict() for a in alerts]}
+    names = names_of(container, [a.actor for a in alerts])
+    return {"alerts": [{**a.to_dict(), "events": len(a.seqs),
+                        "user": {"id": a.actor, "name": names.get(a.actor)}}
+                       for a in alerts]}
 
 
 @router.patch("/v1/alerts/{alert_id}")

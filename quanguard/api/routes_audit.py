@@ -21,6 +21,7 @@ from monitor.search import SearchQuery
 from quanguard.api.deps import ContainerDep, ContextDep, require_roles
 from quanguard.auth import Principal
 from quanguard.errors import InvalidInput
+from quanguard.gate import RequestContext as GateContext
 from quanguard.usecases import audit as uc
 
 router = APIRouter(tags=["audit"])
@@ -77,29 +78,73 @@ def _ts(value: str | None, name: str) -> datetime | None:
         raise InvalidInput(f"{name}: {exc.message}", field=name) from exc
 
 
+def _exclusions(values: list[str] | None) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in values or ():
+        name, sep, value = item.partition(":")
+        if not sep:
+            raise InvalidInput(f"exclude {item[:60]!r} must look like field:value",
+                               field="exclude")
+        pairs.append((name, value))
+    return tuple(pairs)
+
+
 @router.get("/v1/audit/search")
 def audit_search(
     caller: _Searcher, container: ContainerDep, ctx: ContextDep,
     actor: str | None = None, role: str | None = None, org: str | None = None,
     action: str | None = None, dataset: str | None = None, grade: str | None = None,
-    effect: str | None = None, since: str | None = None, until: str | None = None,
+    effect: str | None = None, outcome: str | None = None, source_ip: str | None = None,
+    since: str | None = None, until: str | None = None,
     q: str | None = None, sort: str = "-ts", page: int = 1, size: int = 50,
     agg: Annotated[list[str] | None, Query()] = None, tz: str | None = None,
+    exclude: Annotated[list[str] | None, Query()] = None,
+    facets: Annotated[list[str] | None, Query()] = None, format: str = "json",
 ) -> Any:
-    """Search the trail: exact filters, ``since`` (inclusive) / ``until`` (exclusive) as
-    RFC 3339, free text ``q`` over purpose and reason, ``sort`` (ts, -ts, seq, -seq),
-    paging, ``agg`` (by_actor, by_action, by_effect, per_hour, per_day; repeatable).
-    Every search is recorded as an ``audit_search`` event."""
+    """Search the trail: filters (case-insensitive; ``actor`` is an id or a key name,
+    ``action=aggregate`` also finds ``exchange.aggregate``, ``source_ip`` an address or
+    CIDR), ``exclude=field:value`` (repeatable), ``since`` (inclusive) / ``until``
+    (exclusive) as RFC 3339, free text ``q`` over purpose and reason, ``sort`` by any
+    column (``-`` for descending), paging, ``agg`` (by_<field>, per_minute, per_hour,
+    per_day, per_week; repeatable), ``facets=actor,org,...`` (top 10 of each).
+    ``format=csv`` or ``ndjson`` exports every matching event (capped by
+    ``QUANGUARD_EXPORT_MAX_ROWS``; recorded as ``audit_export``). Every search is
+    recorded as an ``audit_search`` event."""
+    from quanguard.usecases import audit_read
+
+    names = audit_read.facet_names(facets)
     query = SearchQuery(
         actor=actor, role=role, org=org, action=action, dataset=dataset, grade=grade,
-        effect=effect, since=_ts(since, "since"), until=_ts(until, "until"), q=q, sort=sort,
-        page=page, size=size, aggs=tuple(agg or ()), tz=tz or container.settings.tz,
+        effect=effect, outcome=outcome, source_ip=source_ip, since=_ts(since, "since"),
+        until=_ts(until, "until"), q=q, sort=sort, page=page, size=size,
+        aggs=tuple(agg or ()) + tuple(f"by_{n}" for n in names),
+        tz=tz or container.settings.tz, exclude=_exclusions(exclude),
     )
+    if format != "json":
+        done = audit_read.export(container, caller, query, format,
+                                 GateContext(ctx.request_id, ctx.source_ip))
+        return Response(done.body, media_type=done.media_type, headers={
+            "Content-Disposition": f'attachment; filename="{done.filename}"',
+            "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
     result = uc.search(container, caller, query, source_ip=ctx.source_ip,
                        request_id=ctx.request_id)
     backend = getattr(container.search, "last_backend", None) or getattr(
         container.search, "name", None)
-    return uc.result_dict(result, query, backend)
+    out = uc.result_dict(result, query, backend)
+    if names:
+        out["facets"] = audit_read.facets_of(result.aggs, names)
+    return out
+
+
+@router.get("/v1/audit/events/{seq}")
+def audit_event(seq: int, caller: _Searcher, container: ContainerDep, ctx: ContextDep) -> Any:
+    """One event of the trail by its seq, every field (with the actor's key name and
+    organisation at the time); recorded as an ``audit_event`` event."""
+    from quanguard.usecases import audit_read
+
+    event = audit_read.get_event(container, caller, seq,
+                                 GateContext(ctx.request_id, ctx.source_ip))
+    return event.to_document()
 
 
 @router.get("/v1/audit/status")

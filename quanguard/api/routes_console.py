@@ -1,10 +1,14 @@
 """The console at ``/console``: server-rendered pages for the security team.
 
 Sign in with an API key (auditors, managers, admins) -> a server-side session whose
-random id is the only thing in the cookie. Pages: audit search (filters, per-day chart,
-paging; every search is an audit event, through the same use case as
-``GET /v1/audit/search``), alerts (acknowledge / close by POST forms with a CSRF token),
-and trail status (last checkpoint, last verification, shipper lag). No JavaScript.
+random id is the only thing in the cookie. Pages: audit search (pick-lists from the
+trail's vocabulary, relative ranges, a histogram whose interval follows the range,
+sortable columns, highlighted matches, top-10 facets that add or exclude a filter,
+CSV/NDJSON export; every search is an audit event, through the same use case as
+``GET /v1/audit/search``), event detail with its downloadable inclusion proof, actor
+timelines, alerts (filter and sort by severity, status, rule, actor; acknowledge /
+close by POST forms with a CSRF token), trail status, and the monthly report
+(``quanguard.report``). No JavaScript.
 
 This module also starts and stops the Elasticsearch shipper with the service
 (``on_startup`` / ``on_shutdown``; see ``quanguard.services.shipper``).
@@ -12,13 +16,17 @@ This module also starts and stops the Elasticsearch shipper with the service
 
 from __future__ import annotations
 
+import json
 import secrets
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from monitor.errors import InvalidQuery
 from quanguard.api.deps import ContainerDep, RequestContext, get_context
 from quanguard.api.deps import _limiter as auth_failure_limiter  # one limiter per service
 from quanguard.auth import authenticate
@@ -34,11 +42,14 @@ from quanguard.console.sessions import (
 )
 from quanguard.console.views import (
     FILTER_FIELDS,
+    RANGES,
     SORTS,
     build_chart,
+    facet_links,
     hit_rows,
     page_urls,
     parse_search_form,
+    sort_links,
     templates,
 )
 from quanguard.errors import RateLimited, Unauthenticated
@@ -119,6 +130,17 @@ def stylesheet() -> Response:
                     headers={"Cache-Control": "max-age=3600", "X-Content-Type-Options": "nosniff"})
 
 
+_FAVICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
+            '<rect width="16" height="16" rx="3" fill="#13283f"/>'
+            '<path d="M4 8l3 3 5-6" stroke="#fff" stroke-width="2" fill="none"/></svg>')
+
+
+@router.get("/static/favicon.svg")
+def favicon() -> Response:
+    return Response(_FAVICON, media_type="image/svg+xml",
+                    headers={"Cache-Control": "max-age=86400", "X-Content-Type-Options": "nosniff"})
+
+
 @router.get("")
 @router.get("/")
 def home(request: Request, container: ContainerDep) -> Response:
@@ -191,49 +213,183 @@ async def logout(request: Request, container: ContainerDep) -> Response:
 
 # --- pages ------------------------------------------------------------------------------
 
+def _search_ctx(container: Any, params: dict[str, str]) -> dict[str, Any]:
+    return {"form": params, "filter_fields": FILTER_FIELDS, "sorts": SORTS, "ranges": RANGES,
+            "vocab": data.vocabulary(container), "tz": container.settings.tz}
+
+
+def _run_search(request: Request, container: Any, current: ConsoleSession, base: str,
+                params: dict[str, str], template: str, page: str, **extra: Any) -> Response:
+    tz = container.settings.tz
+    ctx = {**_search_ctx(container, params), **extra}
+    try:
+        clean, query = parse_search_form(params, tz=tz)
+    except (ValueError, InvalidQuery) as exc:
+        return _page(request, current, template, page, 400, error=str(exc), **ctx)
+    outcome = data.search(container, current.principal, _ctx(request), query)
+    if outcome.error:
+        return _page(request, current, template, page, outcome.status,
+                     error=outcome.error, **ctx)
+    result = outcome.result
+    assert result is not None
+    if extra.get("actor_id") and not ctx.get("actor_name"):
+        # The name the actor's own events carry (reporters' actors hold no key here).
+        ctx["actor_name"] = next((h.actor.name for h in result.hits if h.actor.name), None)
+    prev_url, next_url, pages = page_urls(base, clean, page=query.page, total=result.total)
+    histogram = next(a for a in query.aggs if a.startswith("per_"))
+    ids = [h.actor.id for h in result.hits if not h.actor.name] + [
+        b.key for b in result.aggs.get("by_actor", ())]
+    names = data.names(container, ids)
+    names.update({h.actor.id: h.actor.name for h in result.hits if h.actor.name})
+    export_qs = urlencode({k: v for k, v in clean.items() if k != "page"})
+    return _page(request, current, template, page, result=result,
+                 backend=outcome.backend,
+                 hits=hit_rows(result.hits, tz=tz, terms=query.terms, names=names),
+                 chart=build_chart(result.aggs.get(histogram, ()), histogram[4:]),
+                 facets=facet_links(base, clean, result.aggs, names),
+                 sort_urls=sort_links(base, clean), page_no=query.page, pages=pages,
+                 prev_url=prev_url, next_url=next_url, clean=clean,
+                 exclusions=[(k[4:], v) for k, v in clean.items() if k.startswith("not_")],
+                 export_csv=f"{PREFIX}/export?format=csv&{export_qs}",
+                 export_ndjson=f"{PREFIX}/export?format=ndjson&{export_qs}",
+                 first=query.offset + 1, last=query.offset + len(result.hits), **ctx)
+
+
 @router.get("/search")
 def search_page(request: Request, container: ContainerDep) -> Response:
     current = _session(request, container)
     if current is None:
         return _redirect(f"{PREFIX}/login")
-    tz = container.settings.tz
     params = dict(request.query_params)
-    ctx: dict[str, Any] = {"form": params, "filter_fields": FILTER_FIELDS, "sorts": SORTS,
-                           "effects": ("allow", "deny", "approval_required"), "tz": tz}
     if not request.query_params:
-        return _page(request, current, "search.html", "search", **ctx)
-    try:
-        clean, query = parse_search_form(params, tz=tz)
-    except ValueError as exc:
-        return _page(request, current, "search.html", "search", 400, error=str(exc), **ctx)
-    except data.QUERY_ERRORS as exc:
-        return _page(request, current, "search.html", "search", 400, error=str(exc), **ctx)
-    outcome = data.search(container, current.principal, _ctx(request), query)
-    if outcome.error:
-        return _page(request, current, "search.html", "search", outcome.status,
-                     error=outcome.error, **ctx)
-    result = outcome.result
-    assert result is not None
-    prev_url, next_url, pages = page_urls(f"{PREFIX}/search", clean, page=query.page,
-                                          total=result.total)
-    return _page(request, current, "search.html", "search", result=result,
-                 backend=outcome.backend, hits=hit_rows(result.hits, tz=tz),
-                 chart=build_chart(result.aggs.get("per_day", ())), page_no=query.page,
-                 pages=pages, prev_url=prev_url, next_url=next_url,
-                 first=query.offset + 1, last=query.offset + len(result.hits), **ctx)
+        return _page(request, current, "search.html", "search",
+                     **_search_ctx(container, params))
+    return _run_search(request, container, current, f"{PREFIX}/search", params,
+                       "search.html", "search")
 
 
-@router.get("/alerts")
-def alerts_page(request: Request, container: ContainerDep, status: str = "open") -> Response:
+@router.get("/actors/{actor_id}")
+def actor_page(actor_id: str, request: Request, container: ContainerDep) -> Response:
+    """One actor's timeline: its events (histogram, facets) and its alerts."""
     current = _session(request, container)
     if current is None:
         return _redirect(f"{PREFIX}/login")
-    if status not in data.ALERT_STATUSES:
+    params = {**dict(request.query_params), "actor": actor_id}
+    alerts = data.browse_alerts(container, current.principal, _ctx(request), status=None,
+                                severity=None, rule=None, actor=actor_id, sort="severity")
+    name = data.names(container, [actor_id]).get(actor_id)
+    return _run_search(request, container, current, f"{PREFIX}/actors/{quote(actor_id)}",
+                       params, "actor.html", "search", actor_id=actor_id, actor_name=name,
+                       alerts=alerts.rows, alerts_error=alerts.error)
+
+
+@router.get("/events/{seq}")
+def event_page(seq: int, request: Request, container: ContainerDep) -> Response:
+    """Every field of one event, its raw JSON, and its inclusion proof for download."""
+    current = _session(request, container)
+    if current is None:
+        return _redirect(f"{PREFIX}/login")
+    outcome = data.get_event(container, current.principal, _ctx(request), seq)
+    if outcome.error:
+        return _page(request, current, "event.html", "search", outcome.status,
+                     error=outcome.error, seq=seq)
+    event = outcome.event
+    doc = event.to_document()
+    zone = ZoneInfo(container.settings.tz)
+    name = event.actor.name or data.names(container, [event.actor.id]).get(event.actor.id)
+    return _page(request, current, "event.html", "search", seq=seq, event=event,
+                 actor_name=name, local=event.ts.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S.%f"),
+                 tz=container.settings.tz, fields=_flatten(doc),
+                 raw=json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True))
+
+
+def _flatten(doc: Any, prefix: str = "") -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for key in sorted(doc):
+        value = doc[key]
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.extend(_flatten(value, f"{name}."))
+        elif isinstance(value, list):
+            out.append((name, ", ".join(str(v) for v in value)))
+        else:
+            out.append((name, str(value)))
+    return out
+
+
+def _download(body: bytes, media: str, filename: str) -> Response:
+    return Response(body, media_type=media, headers={
+        **_HEADERS, "Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@router.get("/events/{seq}/proof")
+def event_proof(seq: int, request: Request, container: ContainerDep,
+                part: str = "proof") -> Response:
+    """The event's inclusion proof (``part=proof``) or the signed checkpoint it is proven
+    against (``part=checkpoint``), for ``quanguard audit verify-proof``."""
+    current = _session(request, container)
+    if current is None:
+        return _redirect(f"{PREFIX}/login")
+    doc, error, code = data.proof(container, current.principal, _ctx(request), seq)
+    if doc is None:
+        return _page(request, current, "event.html", "search", code, error=error, seq=seq)
+    if part == "checkpoint":
+        body = json.dumps(doc["checkpoint"], indent=2, sort_keys=True) + "\n"
+        return _download(body.encode(), "application/json", f"checkpoint-{seq}.json")
+    body = json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return _download(body.encode(), "application/json", f"proof-{seq}.json")
+
+
+@router.get("/export")
+def export_search(request: Request, container: ContainerDep, format: str = "csv") -> Response:
+    """The current search as CSV or NDJSON (capped; recorded as ``audit_export``)."""
+    current = _session(request, container)
+    if current is None:
+        return _redirect(f"{PREFIX}/login")
+    params = {k: v for k, v in request.query_params.items() if k != "format"}
+    try:
+        _, query = parse_search_form(params, tz=container.settings.tz)
+    except (ValueError, InvalidQuery) as exc:
+        return _page(request, current, "search.html", "search", 400, error=str(exc),
+                     **_search_ctx(container, params))
+    done, error, code = data.export(container, current.principal, _ctx(request), query,
+                                    format)
+    if done is None:
+        return _page(request, current, "search.html", "search", code, error=error,
+                     **_search_ctx(container, params))
+    return _download(done.body, done.media_type, done.filename)
+
+
+@router.get("/alerts")
+def alerts_page(request: Request, container: ContainerDep, status: str = "open",
+                severity: str = "", rule: str = "", actor: str = "",
+                sort: str = "severity") -> Response:
+    current = _session(request, container)
+    if current is None:
+        return _redirect(f"{PREFIX}/login")
+    if status not in (*data.ALERT_STATUSES, "all"):
         status = "open"
-    outcome = data.list_alerts(container, current.principal, _ctx(request), status)
-    return _page(request, current, "alerts.html", "alerts", outcome.status,
-                 alerts=outcome.rows, status=status, statuses=data.ALERT_STATUSES,
-                 error=outcome.error)
+    outcome = data.browse_alerts(container, current.principal, _ctx(request),
+                                 status=None if status == "all" else status,
+                                 severity=severity or None, rule=rule or None,
+                                 actor=actor or None, sort=sort)
+    return _alerts_page(request, current, container, outcome, status=status,
+                        severity=severity, rule=rule, actor=actor, sort=sort)
+
+
+def _alerts_page(request: Request, current: ConsoleSession, container: Any, outcome: Any,
+                 code: int | None = None, **form: str) -> HTMLResponse:
+    from monitor.alerts import SEVERITIES
+
+    rules = [r.id for r in container.audit.rules]
+    counts: dict[str, int] = {}
+    for row in outcome.rows:
+        counts[row["severity"]] = counts.get(row["severity"], 0) + 1
+    keep = {k: v for k, v in form.items() if v and k != "status"}
+    return _page(request, current, "alerts.html", "alerts", code or outcome.status,
+                 alerts=outcome.rows, statuses=(*data.ALERT_STATUSES, "all"),
+                 severities=SEVERITIES, rules=rules, sorts=data.ALERT_SORTS,
+                 by_severity=counts, keep=urlencode(keep), error=outcome.error, **form)
 
 
 @router.post("/alerts/{alert_id}")
@@ -243,18 +399,46 @@ async def alert_update(alert_id: str, request: Request, container: ContainerDep)
         return _redirect(f"{PREFIX}/login")
     form = await request.form()
     if not tokens_match(str(form.get("csrf", "")), current.csrf):
-        return _page(request, current, "alerts.html", "alerts", 403, alerts=[], status="open",
-                     statuses=data.ALERT_STATUSES,
-                     error="The form's security token did not match; reload the page.")
+        return _alerts_page(request, current, container, data.AlertsOutcome(
+            error="The form's security token did not match; reload the page."), 403,
+            status="open", severity="", rule="", actor="", sort="severity")
     status = str(form.get("status", ""))
     note = str(form.get("note", "")).strip() or None
     error = data.update_alert(container, current.principal, _ctx(request), alert_id,
                               status=status, note=note)
     if error:
-        outcome = data.list_alerts(container, current.principal, _ctx(request), "open")
-        return _page(request, current, "alerts.html", "alerts", 400, alerts=outcome.rows,
-                     status="open", statuses=data.ALERT_STATUSES, error=error)
+        outcome = data.browse_alerts(container, current.principal, _ctx(request),
+                                     status="open", severity=None, rule=None, actor=None,
+                                     sort="severity")
+        return _alerts_page(request, current, container,
+                            data.AlertsOutcome(rows=outcome.rows, error=error), 400,
+                            status="open", severity="", rule="", actor="", sort="severity")
     return _redirect(f"{PREFIX}/alerts?status={status}&done=alert+{alert_id}+{status}")
+
+
+@router.get("/report")
+def report_page(request: Request, container: ContainerDep, month: str = "",
+                format: str = "html") -> Response:
+    """The monthly report (``?month=2026-11``; ``format=pdf`` where Chromium exists),
+    self-contained, recorded as ``audit_report``."""
+    current = _session(request, container)
+    if current is None:
+        return _redirect(f"{PREFIX}/login")
+    if not month:
+        return _page(request, current, "report_pick.html", "report",
+                     month=data.last_month(container.settings.tz))
+    html, error, code = data.report(container, current.principal, _ctx(request), month,
+                                    pdf=format == "pdf")
+    if error or html is None:
+        return _page(request, current, "report_pick.html", "report", code, error=error,
+                     month=month)
+    if isinstance(html, bytes):
+        return _download(html, "application/pdf", f"quanguard-report-{month}.pdf")
+    # The report page carries its own inline styles (it is a standalone document).
+    headers = {**_HEADERS, "Content-Security-Policy": "default-src 'none'; "
+               "style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; "
+               "base-uri 'none'; form-action 'none'"}
+    return HTMLResponse(html, headers=headers)
 
 
 @router.get("/status")

@@ -7,20 +7,18 @@ import json
 import sys
 import time
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from monitor.checkpoint import read_checkpoint_file
 from monitor.errors import ProofInvalid
-from monitor.events import parse_ts
-from monitor.search import SearchQuery
+from monitor.search import AGGREGATIONS, SearchQuery
 from monitor.trail import verify_consistency_document, verify_proof_document
-from quanguard.cli.common import OutputFormat, cli_principal, console, emit, use_container
+from quanguard.cli.common import cli_principal, use_container
+from quanguard.cli.output import OutputFormat, console, emit, panel, parse_when, progress, show
 from quanguard.errors import InvalidInput
 from quanguard.usecases import audit as uc
 
@@ -59,29 +57,28 @@ def ingest(
     started = time.perf_counter()
     with use_container() as container:
         principal = cli_principal(container)
-        if fmt is OutputFormat.json:
-            result = uc.ingest(container, principal, lines, max_lines=None, chunk=chunk)
-        else:
-            with Progress(TextColumn("ingest"), BarColumn(), TextColumn("{task.completed}"),
-                          TimeElapsedColumn(), console=console(), transient=True) as bar:
-                task = bar.add_task("ingest", total=None)
-                result = uc.ingest(container, principal, lines, max_lines=None, chunk=chunk,
-                                   progress=lambda n: bar.advance(task, n))
+        # a stream has no known length: no bar (the rate is printed at the end)
+        with progress("ingest", None) as advance:
+            result = uc.ingest(container, principal, lines, max_lines=None, chunk=chunk,
+                               progress=advance)
     elapsed = time.perf_counter() - started
     rate = result.accepted / elapsed if elapsed > 0 else 0.0
     doc = {**result.to_dict(), "seconds": round(elapsed, 3), "events_per_second": round(rate)}
     if fmt is OutputFormat.json:
         emit(doc)
     else:
-        out = console()
-        out.print(f"ingested [bold]{result.accepted}[/] events "
-                  f"(seq {result.first_seq}..{result.last_seq}) in {elapsed:.2f}s — "
-                  f"[bold]{rate:,.0f}[/] events/s")
-        for err in result.errors[:50]:
-            out.print(f"  line {err.line}: {err.message}", style="yellow")
-        rejected = int(doc["rejected"])
-        if rejected > 50:
-            out.print(f"  … and {rejected - 50} more invalid lines", style="yellow")
+        panel(f"ingested [bold]{result.accepted}[/] events "
+              f"(seq {result.first_seq}..{result.last_seq}) in {elapsed:.2f}s — "
+              f"[bold]{rate:,.0f}[/] events/s", title="audit ingest",
+              style="yellow" if result.errors else "green")
+        if result.errors:
+            rejected = int(doc["rejected"])
+            bad = Table("line", "error", title=f"{rejected} invalid line(s), not stored")
+            for err in result.errors[:50]:
+                bad.add_row(str(err.line), err.message)
+            if rejected > 50:
+                bad.add_row("…", f"and {rejected - 50} more invalid lines")
+            console().print(bad)
     if result.errors:
         raise typer.Exit(2 if not result.accepted else 0)
 
@@ -100,9 +97,9 @@ def verify(
     if fmt is OutputFormat.json:
         emit(result)
     else:
-        console().print(f"[green]intact[/]: {result['events']} events (tree size "
-                        f"{result['tree_size']}), {len(external)} exported checkpoint(s), "
-                        f"{result['seconds']}s")
+        panel(f"[green]intact[/]: {result['events']} events (tree size "
+              f"{result['tree_size']}), {len(external)} exported checkpoint(s), "
+              f"{result['seconds']}s")
 
 
 @audit_app.command("checkpoint")
@@ -117,8 +114,8 @@ def checkpoint(
     if fmt is OutputFormat.json or export is None:
         emit(cp.to_dict())
     else:
-        console().print(f"checkpoint of {cp.tree_size} events, root {cp.root.hex()[:16]}…, "
-                        f"key {cp.key_id} → {export}")
+        panel(f"checkpoint of {cp.tree_size} events, root {cp.root.hex()[:16]}…, "
+              f"key {cp.key_id} → {export}")
 
 
 @audit_app.command("proof")
@@ -144,8 +141,8 @@ def verify_proof(
     except (OSError, ValueError) as exc:
         raise ProofInvalid(f"{proof_file}: not a readable proof ({exc})") from exc
     verify_proof_document(doc, cp, expected_key_id=key_id)
-    console().print(f"[green]valid[/]: event {doc['seq']} is in the trail of {cp.tree_size} "
-                    f"events signed by key {cp.key_id} at {cp.timestamp.isoformat()}")
+    panel(f"[green]valid[/]: event {doc['seq']} is in the trail of {cp.tree_size} "
+          f"events signed by key {cp.key_id} at {cp.timestamp.isoformat()}")
 
 
 @audit_app.command("consistency")
@@ -173,53 +170,68 @@ def verify_consistency_cmd(
     except (OSError, ValueError) as exc:
         raise ProofInvalid(f"{proof_file}: not a readable proof ({exc})") from exc
     new = verify_consistency_document(doc, cp, expected_key_id=key_id)
-    console().print(f"[green]consistent[/]: the trail of {new.tree_size} events extends the "
-                    f"checkpoint of {cp.tree_size} events")
-
-
-def _when(value: str | None, name: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return parse_ts(value)
-    except Exception as exc:
-        raise InvalidInput(f"--{name}: expected RFC 3339, e.g. 2026-11-26T08:00:00+08:00"
-                           ) from exc
+    panel(f"[green]consistent[/]: the trail of {new.tree_size} events extends the "
+          f"checkpoint of {cp.tree_size} events")
 
 
 @audit_app.command("search")
 def search(
-    actor: str | None = typer.Option(None), role: str | None = typer.Option(None),
-    org: str | None = typer.Option(None), action: str | None = typer.Option(None),
-    dataset: str | None = typer.Option(None), grade: str | None = typer.Option(None),
-    effect: str | None = typer.Option(None), since: str | None = typer.Option(None),
-    until: str | None = typer.Option(None), q: str | None = typer.Option(None, "--q"),
-    sort: str = typer.Option("-ts"), page: int = typer.Option(1), size: int = typer.Option(20),
-    agg: list[str] = typer.Option([], "--agg", help="by_actor by_action by_effect per_hour per_day"),
+    actor: str | None = typer.Option(None, help="Only events of this actor (user.id or key name)"),
+    role: str | None = typer.Option(None, help="Only events of this role"),
+    org: str | None = typer.Option(None, help="Only events of this organisation"),
+    action: str | None = typer.Option(None, help="Only events of this action (e.g. mask, scan, query)"),
+    dataset: str | None = typer.Option(None, help="Only events on this dataset"),
+    grade: str | None = typer.Option(None, help="Only events of this grade (L1..L5)"),
+    effect: str | None = typer.Option(None, help="Only events of this effect (allow, deny, approval_required, error)"),
+    since: str | None = typer.Option(None, help="From this time on (inclusive): 15m, 24h, 7d, 2w ago or RFC 3339"),
+    until: str | None = typer.Option(None, help="Before this time (exclusive): 15m, 24h, 7d, 2w ago or RFC 3339"),
+    q: str | None = typer.Option(None, "--q", help="Free text: every word must occur in purpose or reason"),
+    sort: str = typer.Option("-ts", help="Sort key, - for descending: ts, seq, actor, org, rows, ..."),
+    page: int = typer.Option(1, help="Page number, from 1"),
+    size: int = typer.Option(20, help="Events per page (at most 1000)"),
+    agg: list[str] = typer.Option([], "--agg", help="Aggregation (repeatable): " + ", ".join(AGGREGATIONS)),
+    outcome: str | None = typer.Option(None, help="Only events of this outcome (success, failure, unknown)"),
+    source_ip: str | None = typer.Option(
+        None, "--source-ip", help="An address or a CIDR network"),
+    exclude: list[str] = typer.Option([], "--exclude", help="field:value to leave out"),
     fmt: OutputFormat = _FMT,
 ) -> None:
-    """Search the trail (recorded as an audit_search event)."""
+    """Search the trail (recorded as an audit_search event). Filters are
+    case-insensitive; --actor takes an id or a key name."""
+    pairs = []
+    for item in exclude:
+        name, sep, value = item.partition(":")
+        if not sep:
+            raise InvalidInput(f"--exclude {item!r} must look like field:value")
+        pairs.append((name, value))
     with use_container() as container:
         query = SearchQuery(actor=actor, role=role, org=org, action=action, dataset=dataset,
-                            grade=grade, effect=effect, since=_when(since, "since"),
-                            until=_when(until, "until"), q=q, sort=sort, page=page, size=size,
-                            aggs=tuple(agg), tz=container.settings.tz)
+                            grade=grade, effect=effect, outcome=outcome, source_ip=source_ip,
+                            since=parse_when(since, option="--since"),
+                            until=parse_when(until, option="--until"), q=q,
+                            sort=sort, page=page, size=size, aggs=tuple(agg),
+                            tz=container.settings.tz, exclude=tuple(pairs))
         result = uc.search(container, cli_principal(container), query)
         backend = getattr(container.search, "last_backend", None) or getattr(
             container.search, "name", None)
     if fmt is OutputFormat.json:
         emit(uc.result_dict(result, query, backend))
         return
-    table = Table("seq", "time", "actor", "role", "org", "action", "dataset", "grade", "effect",
-                  "rows", title=f"{result.total} events")
+    table = Table("seq", "time", "user.name", "user.id", "role", "organization.name", "action",
+                  "dataset", "grade", "effect", "outcome", "rows", "source.ip",
+                  title=f"{result.total} events")
     for e in result.hits:
-        table.add_row(str(e.seq), e.ts.isoformat(timespec="seconds"), e.actor.id, e.actor.role,
-                      e.actor.org, e.action, e.dataset or "", e.grade or "", e.effect or "",
-                      "" if e.rows is None else str(e.rows))
+        table.add_row(str(e.seq), e.ts.isoformat(timespec="seconds"), e.actor.name or "",
+                      e.actor.id, e.actor.role, e.actor.org, e.action, e.dataset or "",
+                      e.grade or "", e.effect or "", e.outcome,
+                      "" if e.rows is None else str(e.rows), e.source_ip or "")
     out = console()
     out.print(table)
     for name, buckets in result.aggs.items():
-        out.print(f"{name}: " + ", ".join(f"{b.key}={b.count}" for b in buckets))
+        agg_table = Table("key", "count" if name != "sum(rows)" else "rows", title=name)
+        for b in buckets:
+            agg_table.add_row(b.key, str(b.count))
+        out.print(agg_table)
 
 
 @audit_app.command("status")
@@ -230,11 +242,9 @@ def status(fmt: OutputFormat = _FMT) -> None:
     if fmt is OutputFormat.json:
         emit(doc)
         return
-    out = console()
     for key in ("head", "last_checkpoint", "last_verify"):
         value: Any = doc.get(key)
-        out.print(f"[bold]{key}[/]: " + (", ".join(f"{k}={v}" for k, v in value.items())
-                                          if isinstance(value, dict) else str(value)))
+        show(value if isinstance(value, dict) else {key: value}, title=key)
 
 
 @audit_app.command("purge")
@@ -252,7 +262,7 @@ def purge(
     if fmt is OutputFormat.json:
         emit(doc)
     else:
-        console().print(", ".join(f"{k}={v}" for k, v in doc.items()))
+        show(doc, title="retention")
 
 
 def register(app: typer.Typer) -> None:

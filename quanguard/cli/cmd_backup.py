@@ -9,15 +9,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from quanguard.cli.common import OutputFormat, cli_principal, console, emit, use_container
-from quanguard.errors import Forbidden
-
-
-def _admin(container: object) -> object:
-    principal = cli_principal(container)  # type: ignore[arg-type]
-    if principal.role != "admin":
-        raise Forbidden(f"only an admin may back up or restore the store (you are {principal.role})")
-    return principal
+from quanguard.cli.common import cli_principal, use_container
+from quanguard.cli.output import OutputFormat, console, emit
 
 
 def backup(
@@ -28,9 +21,11 @@ def backup(
     from quanguard.usecases import backup as uc
 
     with use_container() as container:
-        actor = _admin(container)
+        actor = cli_principal(container)
+        decision = uc.authorize_backup(container, actor, "backup")
         summary = uc.backup(container, out)
-        uc.record(container, actor, "backup", {"archive": out.name, "sha256": summary.sha256})
+        uc.record(container, actor, "backup", {"archive": out.name, "sha256": summary.sha256},
+                  decision)
     if fmt is OutputFormat.json:
         emit(asdict(summary))
         return
@@ -50,9 +45,10 @@ def restore(
     from quanguard.usecases import backup as uc
 
     with use_container() as container:
-        actor = _admin(container)
+        actor = cli_principal(container)
+        decision = uc.authorize_backup(container, actor, "restore")
         summary = uc.restore(container, archive, force=force)
-        uc.record(container, actor, "restore", {"archive": archive.name})
+        uc.record(container, actor, "restore", {"archive": archive.name}, decision)
     if fmt is OutputFormat.json:
         emit(asdict(summary))
         return

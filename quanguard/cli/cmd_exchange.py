@@ -16,13 +16,13 @@ import typer
 from rich.table import Table
 
 from quanguard.cli import client as _client
-from quanguard.cli.common import OutputFormat, console, emit
+from quanguard.cli.output import FORMAT_HELP, OutputFormat, console, emit, show
 from quanguard.errors import InvalidInput
 
 exchange_app = typer.Typer(help="Privacy exchange: catalog, DP aggregates, PSI, extracts, approvals.",
                            no_args_is_help=True)
 
-_Format = Annotated[OutputFormat, typer.Option("--format", help="table (people) or json")]
+_Format = Annotated[OutputFormat, typer.Option("--format", help=FORMAT_HELP)]
 
 
 def _show(obj: Any, fmt: OutputFormat, title: str | None = None) -> None:
@@ -39,11 +39,8 @@ def _show(obj: Any, fmt: OutputFormat, title: str | None = None) -> None:
         out.print(table)
         out.print(f"suppressed groups: {obj.get('suppressed_groups')}  ε spent: "
                   f"{obj.get('epsilon_spent')}  budget left: {obj.get('budget_left')}")
-    elif isinstance(obj, list):
-        for item in obj:
-            out.print(item)
     else:
-        out.print(obj)
+        show(obj, title, out)
 
 
 def _ids(path: Path) -> list[str]:

@@ -5,38 +5,31 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from quanguard.auth import ROLES
-from quanguard.cli.common import OutputFormat, cli_principal, console, emit, use_container
-from quanguard.errors import Forbidden
+from quanguard.auth import KEY_ROLES
+from quanguard.cli.common import cli_principal, use_container
+from quanguard.cli.output import FORMAT_HELP, OutputFormat, console, emit, show
 from quanguard.usecases import keys as uc
 
 keys_app = typer.Typer(help="Issue, list and revoke API keys.", no_args_is_help=True)
 
 
-def _admin(container: object) -> object:
-    principal = cli_principal(container)  # type: ignore[arg-type]
-    if principal.role != "admin":
-        raise Forbidden(f"only an admin may manage keys (you are {principal.role})")
-    return principal
-
-
 @keys_app.command("create")
 def create(
-    role: str = typer.Option(..., "--role", help=f"One of: {', '.join(ROLES)}"),
+    role: str = typer.Option(..., "--role", help=f"One of: {', '.join(KEY_ROLES)}"),
     org: str = typer.Option(..., "--org", help="The principal's organisation, e.g. 市人社局"),
     name: str = typer.Option(..., "--name", help="A unique name for the key holder"),
 ) -> None:
     """Create a principal and print its new API key (only the key, on stdout; shown once)."""
     with use_container() as container:
-        issued = uc.issue_key(container, _admin(container), role=role, org=org, name=name)  # type: ignore[arg-type]
+        issued = uc.issue_key(container, cli_principal(container), role=role, org=org, name=name)
     typer.echo(issued.key)
 
 
 @keys_app.command("list")
-def list_(fmt: OutputFormat = typer.Option(OutputFormat.table, "--format")) -> None:
+def list_(fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help=FORMAT_HELP)) -> None:
     """List key holders with role, org and status (never the keys)."""
     with use_container() as container:
-        infos = uc.keys_overview(container)
+        infos = uc.keys_overview(container, cli_principal(container))
     rows = [
         {
             "name": i.principal.name,
@@ -52,6 +45,8 @@ def list_(fmt: OutputFormat = typer.Option(OutputFormat.table, "--format")) -> N
         emit(rows)
         return
     table = Table("name", "role", "org", "prefix", "status", "created", title="API keys")
+    for column in table.columns:
+        column.overflow = "fold"  # a narrow terminal wraps; nothing is cut with an ellipsis
     for r in rows:
         table.add_row(r["name"], r["role"], r["org"], r["prefix"], r["status"], r["created_at"])
     console().print(table)
@@ -61,12 +56,12 @@ def list_(fmt: OutputFormat = typer.Option(OutputFormat.table, "--format")) -> N
 def revoke(name: str = typer.Argument(..., help="The key holder's name")) -> None:
     """Revoke the key of NAME; it stops working at once."""
     with use_container() as container:
-        subject = uc.revoke(container, _admin(container), name)  # type: ignore[arg-type]
+        subject = uc.revoke(container, cli_principal(container), name)
     typer.echo(f"revoked {subject.name} ({subject.role}, {subject.org})")
 
 
 @keys_app.command("rotate-master")
-def rotate_master(fmt: OutputFormat = typer.Option(OutputFormat.table, "--format")) -> None:
+def rotate_master(fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help=FORMAT_HELP)) -> None:
     """Re-wrap every dataset key under a new master key (audited). The old key id and the
     new one are printed, never the keys. Stop other service processes first: a running
     service keeps the old key in memory until it restarts."""
@@ -77,10 +72,7 @@ def rotate_master(fmt: OutputFormat = typer.Option(OutputFormat.table, "--format
     if fmt is OutputFormat.json:
         emit(done.to_dict())
         return
-    if done.recovered:
-        console().print(f"an interrupted rotation was {done.recovered} first")
-    console().print(f"master key rotated: {done.old_key_id} -> {done.new_key_id}; "
-                    f"{done.datasets} dataset key(s) re-wrapped")
+    show(done.to_dict(), title="master key rotated")
 
 
 def register(app: typer.Typer) -> None:

@@ -7,34 +7,19 @@ from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from quanguard.cli.common import (
-    OutputFormat,
-    cli_principal,
-    console,
-    emit,
-    err_console,
-    use_container,
-)
+from quanguard.cli.common import cli_principal, use_container
+from quanguard.cli.output import OutputFormat, bar, console, count_records, emit
 from quanguard.usecases import mask as uc
 
 
 @contextmanager
-def _progress() -> Iterator[Callable[[int], None]]:
-    """A Rich progress bar on stderr (rows done); transient, never on stdout."""
-    with Progress(TextColumn("masking"), BarColumn(bar_width=None), TextColumn("{task.completed:,} rows"),
-                  TimeElapsedColumn(), console=err_console(), transient=True) as bar:
-        task = bar.add_task("mask", total=None)
-        done = 0
-
-        def advance(n: int) -> None:
-            nonlocal done
-            done += n
-            bar.update(task, completed=done)
-
-        yield advance
+def _progress(src: str) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on stderr (rows done; percentage and ETA when the row count is known);
+    only on a terminal, never on stdout."""
+    with bar("masking", count_records(src)) as update:
+        yield update
 
 
 def _plan_table(plan: Any) -> Table:
@@ -67,7 +52,7 @@ def mask(
 
     with use_container() as container:
         principal = cli_principal(container)
-        with _progress() as progress:
+        with _progress(src) as progress:
             if uc.is_text_path(src):
                 outcome = uc.mask_text_file(container, principal, src, out, profile=profile, key_file=key_file,
                                             encoding=encoding, dataset=dataset, progress=progress, on_plan=show)

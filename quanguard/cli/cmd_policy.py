@@ -89,8 +89,8 @@ def explain(
     owner_org: Annotated[
         str | None, typer.Option("--owner-org", help="Organisation owning the data")
     ] = None,
-    dataset: Annotated[str | None, typer.Option("--dataset")] = None,
-    purpose: Annotated[str | None, typer.Option("--purpose")] = None,
+    dataset: Annotated[str | None, typer.Option("--dataset", help="Dataset asked for (shown in the explanation)")] = None,
+    purpose: Annotated[str | None, typer.Option("--purpose", help="Declared purpose of the access")] = None,
     directory: Annotated[
         Path | None, typer.Option("--dir", help=_DIR_HELP, show_default=False)
     ] = None,

@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from quanguard.cli.common import (
-    OutputFormat,
-    cli_principal,
-    console,
-    emit,
-    err_console,
-    use_container,
-)
+from quanguard.cli.common import cli_principal, use_container
+from quanguard.cli.output import OutputFormat, bar, console, count_records, emit
 from quanguard.usecases import scan as uc
 
 _BIG = 8 * 1024 * 1024
@@ -26,15 +20,13 @@ _BIG = 8 * 1024 * 1024
 
 @contextmanager
 def _progress(path: str, unit: str) -> Iterator[Callable[[int], None] | None]:
-    """A progress display on stderr for large local files (never on stdout)."""
-    err = err_console()
-    if not err.is_terminal or "://" in path or not os.path.isfile(path) or os.path.getsize(path) < _BIG:
+    """A progress bar on stderr for large local files (never on stdout; only on a terminal),
+    with percentage and ETA when the number of records is known."""
+    if not sys.stderr.isatty() or "://" in path or not os.path.isfile(path) or os.path.getsize(path) < _BIG:
         yield None
         return
-    with Progress(TextColumn("scanning"), BarColumn(bar_width=None), TextColumn("{task.completed:,} " + unit),
-                  TimeElapsedColumn(), console=err, transient=True) as bar:
-        task = bar.add_task("scan", total=None)
-        yield lambda n: bar.update(task, completed=n)
+    with bar("scanning", count_records(path), unit=unit, absolute=True) as update:
+        yield update
 
 
 def scan(

@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from quanguard.cli.common import OutputFormat, cli_principal, console, emit, use_container
+from quanguard.cli.common import cli_principal, use_container
+from quanguard.cli.output import OutputFormat, console, emit
 from quanguard.usecases import watermark as uc
 from watermark import EmbedReport, Params, Verdict, WatermarkError
 
@@ -25,13 +26,17 @@ def embed(
     dataset: Annotated[str | None, typer.Option("--dataset", help="Dataset name in the registry (default: file name)")] = None,
     gamma: Annotated[int, typer.Option("--gamma", help="About one cell in GAMMA of a marked column carries a bit")] = 8,
     key_column: Annotated[list[str] | None, typer.Option("--key-column", help="Primary-key column (repeatable); default: an ID column, else a virtual key")] = None,
-    column: Annotated[list[str] | None, typer.Option("--column", help="Column to mark (repeatable); default: numeric measures and masked PII")] = None,
+    column: Annotated[list[str] | None, typer.Option("--column", help="Column to mark (repeatable); default: every column that can carry a mark")] = None,
     canaries: Annotated[int, typer.Option("--canaries", help="Per-recipient fake rows to append (small tables)")] = 0,
     fmt: _Format = OutputFormat.table,
 ) -> None:
-    """Write a copy of SRC marked for RECIPIENT to OUT and register it. Only the last digit
-    of numeric measures and the mask window of masked PII change; keys, IDs and dates
-    never do. Fails (and writes nothing) if the table is too small to carry a mark."""
+    """Write a copy of SRC marked for RECIPIENT to OUT and register it. Every column that
+    can carry a mark does: a measure moves by one unit of a digit chosen per cell (never
+    more than 2% of the value, column sums kept), a date by a day inside its month, a
+    masked value hides one more character; keys, IDs and categories never change. Rows
+    are found again by the key or by quasi-identifier sets, so a copy without its key
+    still names its recipient. Fails (and writes nothing) if the table is too small to
+    carry a mark."""
     params = Params(gamma=gamma, key_columns=tuple(key_column or ()),
                     columns=tuple(column or ()), canaries=canaries)
     with use_container() as container:
@@ -108,6 +113,13 @@ def _print_verdict(verdict: Verdict) -> None:
     console().print(f"rows seen {ev.get('rows_seen')}, marked cells {ev.get('marked_cells_seen')}, "
                     f"bits recovered {ev.get('bits_recovered')} (needed {ev.get('bits_needed')}); "
                     f"{ev.get('correction')}")
+    carriers = ev.get("carriers") or {}
+    if carriers:
+        console().print(f"rows used {ev.get('rows_used')}"
+                        + (f" ({ev['share_of_copy']:.0%} of the issued copy)"
+                           if ev.get("share_of_copy") else "") + "; per carrier: "
+                        + ", ".join(f"{k} {d['agreement']}/{d['bits']} p={d['p_value']:.3g}"
+                                    for k, d in carriers.items()))
 
 
 def register(app: typer.Typer) -> None:

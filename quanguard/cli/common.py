@@ -61,7 +61,9 @@ def use_container(**overrides: Any) -> Iterator[Container]:
 
 
 def cli_principal(container: Container) -> Principal:
-    """Who runs a local command: the holder of ``QUANGUARD_API_KEY`` or the local operator."""
+    """Who runs a local command: the holder of ``QUANGUARD_API_KEY``, or else the local
+    operator — role ``operator``, decided by its rules in ``policies/roles.yaml`` like any
+    principal (no command or use case treats it specially)."""
     key = os.environ.get("QUANGUARD_API_KEY")
     if not key:
         return LOCAL_OPERATOR

@@ -1,4 +1,6 @@
-"""The root command. Every ``quanguard/cli/cmd_<area>.py`` adds its commands via ``register``.
+"""The root command. The command modules are listed in :data:`COMMANDS` and imported only
+when one of their commands runs (or shows its own ``--help``), so ``quanguard --help`` and
+the HTTP-client commands start without loading Presidio, spaCy, pyarrow or DuckDB.
 
 Errors are translated here, once: a service or domain error prints ``error: message`` on
 stderr and exits with the code from :data:`quanguard.errors.ERROR_TABLE`; anything else
@@ -8,6 +10,7 @@ prints a one-line internal error (no traceback) and exits 70.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
 import sys
 from typing import Any
@@ -16,13 +19,98 @@ import typer
 from typer._click.exceptions import ClickException
 from typer.core import TyperGroup
 
-from quanguard.errors import classify
-from quanguard.logs import scrub
+__all__ = ["COMMANDS", "build_app", "main"]
 
-__all__ = ["build_app", "main"]
+#: command name -> (module under quanguard.cli, one-line help for the root ``--help``).
+#: A ``cmd_*`` module missing here is still found (by pkgutil) but imported at start-up.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "audit": ("cmd_audit", "The audit trail: ingest, verify, checkpoints, proofs, search."),
+    "backup": ("cmd_backup", "Write the database, the key folder and the data files to an archive."),
+    "exchange": ("cmd_exchange", "Privacy exchange: catalog, DP aggregates, PSI, extracts, approvals."),
+    "keys": ("cmd_keys", "Issue, list and revoke API keys."),
+    "mask": ("cmd_mask", "Mask the personal information of a file by a profile."),
+    "policy": ("cmd_policy", "Check, test and explain the graded policy files."),
+    "report": ("cmd_report", "Write the monthly report of a month as one HTML file (and a PDF)."),
+    "restore": ("cmd_backup", "Verify an archive against its manifest, then replace the store."),
+    "scan": ("cmd_scan", "Find personal information in a file, type and grade each column."),
+    "serve": ("cmd_serve", "Migrate the store and serve the API."),
+    "unmask": ("cmd_mask", "Restore encrypt/fpe columns of a file."),
+    "watermark": ("cmd_watermark", "Watermark delivered tables and trace leaked copies (数据水印, 溯源)."),
+}
 
 
 class _Group(TyperGroup):
+    """The root group: commands load on first use; errors become exit codes."""
+
+    _loaded_modules: set[str]
+    _own: dict[str, Any]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._loaded_modules = set()
+        self._own = {}
+        super().__init__(*args, **kwargs)
+        self._load_unlisted()
+
+    # ``commands`` is read by Click/Typer and by tools walking the tree: reading it loads all.
+    @property  # type: ignore[override]
+    def commands(self) -> dict[str, Any]:
+        for module, _help in COMMANDS.values():
+            self._load(module)
+        return self._own
+
+    @commands.setter
+    def commands(self, value: dict[str, Any]) -> None:
+        self._own = dict(value)
+
+    def add_command(self, cmd: Any, name: str | None = None) -> None:
+        self._own[name or cmd.name] = cmd
+
+    def _load(self, module: str) -> None:
+        if module in self._loaded_modules:
+            return
+        self._loaded_modules.add(module)
+        if importlib.util.find_spec(f"quanguard.cli.{module}") is None:
+            return
+        sub = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
+        importlib.import_module(f"quanguard.cli.{module}").register(sub)
+        sub.callback()(_noop)
+        for name, cmd in typer.main.get_group(sub).commands.items():
+            self._own.setdefault(name, cmd)
+
+    def _load_unlisted(self) -> None:
+        import quanguard.cli as pkg
+
+        listed = {module for module, _help in COMMANDS.values()}
+        for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+            if info.name.startswith("cmd_") and info.name not in listed:
+                self._load(info.name)
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = set(self._own) | {
+            name for name, (module, _h) in COMMANDS.items()
+            if module in self._loaded_modules or importlib.util.find_spec(f"quanguard.cli.{module}")}
+        return sorted(names)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in self._own and cmd_name in COMMANDS:
+            self._load(COMMANDS[cmd_name][0])
+        return self._own.get(cmd_name)
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        rows = []
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max((len(n) for n in names), default=0)
+        for name in names:
+            cmd = self._own.get(name)
+            if cmd is not None:
+                if not cmd.hidden:
+                    rows.append((name, cmd.get_short_help_str(limit)))
+            elif name in COMMANDS:
+                rows.append((name, COMMANDS[name][1]))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
@@ -32,12 +120,19 @@ class _Group(TyperGroup):
             typer.echo("error: interrupted", err=True)
             raise typer.Exit(130) from None
         except Exception as exc:  # noqa: BLE001 - the one border where errors become exit codes
+            from quanguard.errors import classify
+            from quanguard.logs import scrub
+
             info = classify(exc)
             if info is None:
                 typer.echo(f"error: internal error ({type(exc).__name__}): {scrub(str(exc))}", err=True)
                 raise typer.Exit(70) from None
             typer.echo(f"error: {scrub(info.message)}", err=True)
             raise typer.Exit(info.exit_code) from None
+
+
+def _noop() -> None:
+    """(commands of one module)"""
 
 
 def build_app() -> typer.Typer:
@@ -50,11 +145,12 @@ def build_app() -> typer.Typer:
         add_completion=False,
         rich_markup_mode=None,
     )
-    import quanguard.cli as pkg
-
-    for name in sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if m.name.startswith("cmd_")):
-        importlib.import_module(f"quanguard.cli.{name}").register(app)
+    app.callback()(_root)
     return app
+
+
+def _root() -> None:
+    """Data-security supervision and privacy computation for the city's public-data platform."""
 
 
 def main(argv: list[str] | None = None) -> None:

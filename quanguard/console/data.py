@@ -15,26 +15,35 @@ from zoneinfo import ZoneInfo
 
 from monitor.alert_engine import Alert
 from monitor.errors import InvalidQuery, MonitorError
+from monitor.events import EventDecision
 from monitor.search import SearchQuery, SearchResult
-from quanguard.api.deps import RequestContext
-from quanguard.auth import Principal
+from quanguard.auth import Principal, anonymous, key_fingerprint
 from quanguard.errors import ServiceError, classify
+from quanguard.gate import RequestContext, record_denial
 
 __all__ = [
+    "ALERT_SORTS",
     "ALERT_STATUSES",
     "QUERY_ERRORS",
+    "SEVERITY_ORDER",
     "AlertsOutcome",
+    "EventOutcome",
     "SearchOutcome",
+    "browse_alerts",
+    "export",
+    "get_event",
     "list_alerts",
+    "names",
+    "proof",
     "record_login",
     "search",
     "trail_status",
     "update_alert",
+    "vocabulary",
 ]
 
 ALERT_STATUSES = ("open", "acknowledged", "closed")
 QUERY_ERRORS: tuple[type[Exception], ...] = (InvalidQuery,)
-_ANONYMOUS = Principal(id="anonymous", name="anonymous", role="unknown", org="-")
 
 
 @dataclass(frozen=True)
@@ -58,18 +67,26 @@ def _status(exc: Exception) -> int:
 
 
 def record_login(container: Any, principal: Principal | None, ctx: RequestContext, *,
-                 ok: bool, reason: str | None = None) -> None:
-    """Signing in to the console is an access too: record it (failures included)."""
-    try:
-        audit = container.audit
-    except ImportError:  # the audit trail is not wired in this build
+                 ok: bool, reason: str | None = None, key: str | None = None) -> None:
+    """Signing in to the console is an access too: record it. A refused sign-in is a
+    ``deny`` event written by the gate (the actor is ``anonymous`` for a bad key, with the
+    key's fingerprint when the caller passes ``key``); a failure to write fails the
+    sign-in."""
+    labels: dict[str, str] = {"channel": "console"}
+    if reason:
+        labels["reason"] = reason[:200]
+    if not ok:
+        if principal is None and key:
+            labels["key_fingerprint"] = key_fingerprint(key)
+        record_denial(container, principal or anonymous(), "login", ctx,
+                      reason=reason[:200] if reason else None, labels=labels)
         return
+    assert principal is not None
     with container.session() as session, session.begin():
-        audit.record(
-            session, actor=principal or _ANONYMOUS, action="login",
-            outcome="success" if ok else "failure", source_ip=ctx.source_ip,
-            request_id=ctx.request_id,
-            labels={"channel": "console", **({"reason": reason[:200]} if reason else {})})
+        container.audit.record(
+            session, actor=principal, action="login", decision=EventDecision("allow"),
+            outcome="success", source_ip=ctx.source_ip, request_id=ctx.request_id,
+            labels=labels)
 
 
 def search(container: Any, principal: Principal, ctx: RequestContext,
@@ -169,3 +186,169 @@ def trail_status(container: Any, principal: Principal, ctx: RequestContext
             ("state", _fmt(shipper["state"])), ("last error", _fmt(shipper["last_error"])),
             ("retention", _fmt((es.get("retention") or {}).get("mode")))]))
     return sections, error
+
+
+# --- investigation (issue 13) ------------------------------------------------------------
+
+_VOCAB_TTL = 60.0
+
+
+def vocabulary(container: Any) -> dict[str, list[str]]:
+    """Pick-list values: the known vocabulary plus what the trail actually holds
+    (distinct values from the system of record, cached for a minute)."""
+    import time
+
+    import sqlalchemy as sa
+
+    from monitor.actions import KNOWN_ACTIONS
+    from monitor.events import EFFECTS, OUTCOMES
+    from monitor.store import EVENTS
+    from quanguard.auth import ROLES
+
+    with container.lock:
+        cached = getattr(container, "_console_vocab", None)
+        if cached is not None and time.monotonic() - cached[0] < _VOCAB_TTL:
+            return dict(cached[1])
+    seen: dict[str, set[str]] = {}
+    with container.session() as session:
+        for name in ("role", "action", "grade", "org"):
+            col = EVENTS.c[name]
+            seen[name] = {str(v) for (v,) in session.execute(
+                sa.select(col).where(col.is_not(None)).distinct().limit(500))}
+    order = list(container.policy.grade_order)
+    grades = order + sorted(seen["grade"] - set(order))
+    vocab = {
+        "role": sorted(set(ROLES) | seen["role"]),
+        "action": sorted(set(KNOWN_ACTIONS) | seen["action"]),
+        "grade": grades,
+        "effect": list(EFFECTS),
+        "outcome": list(OUTCOMES),
+        "org": sorted(seen["org"]),
+    }
+    with container.lock:
+        container._console_vocab = (time.monotonic(), vocab)
+    return vocab
+
+
+def _gate_ctx(ctx: RequestContext) -> Any:
+    from quanguard.gate import RequestContext as GateContext
+
+    return GateContext(ctx.request_id, ctx.source_ip)
+
+
+@dataclass(frozen=True)
+class EventOutcome:
+    event: Any = None
+    error: str | None = None
+    status: int = 200
+
+
+def get_event(container: Any, principal: Principal, ctx: RequestContext,
+              seq: int) -> EventOutcome:
+    from quanguard.usecases import audit_read
+
+    try:
+        return EventOutcome(event=audit_read.get_event(container, principal, seq,
+                                                       _gate_ctx(ctx)))
+    except (ServiceError, MonitorError) as exc:
+        return EventOutcome(error=str(exc), status=_status(exc))
+
+
+def proof(container: Any, principal: Principal, ctx: RequestContext,
+          seq: int) -> tuple[dict[str, Any] | None, str | None, int]:
+    """The inclusion proof of ``seq`` (with its checkpoint), as ``GET /v1/audit/proof``."""
+    from quanguard.usecases import audit as usecase
+
+    try:
+        doc = usecase.proof(container, principal, seq, source_ip=ctx.source_ip,
+                            request_id=ctx.request_id)
+    except (ServiceError, MonitorError) as exc:
+        return None, str(exc), _status(exc)
+    return doc, None, 200
+
+
+def export(container: Any, principal: Principal, ctx: RequestContext, query: SearchQuery,
+           fmt: str) -> tuple[Any, str | None, int]:
+    from quanguard.usecases import audit_read
+
+    try:
+        return audit_read.export(container, principal, query, fmt, _gate_ctx(ctx)), None, 200
+    except (ServiceError, MonitorError) as exc:
+        return None, str(exc), _status(exc)
+
+
+def names(container: Any, ids: list[str]) -> dict[str, str]:
+    from quanguard.usecases.audit_read import names_of
+
+    return names_of(container, ids)
+
+
+SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+ALERT_SORTS = (("severity", "severity 严重程度"), ("-created", "newest first"),
+               ("created", "oldest first"), ("-events", "most events"), ("rule", "rule"))
+MAX_ALERTS = 1000
+
+
+def browse_alerts(container: Any, principal: Principal, ctx: RequestContext, *,
+                  status: str | None, severity: str | None, rule: str | None,
+                  actor: str | None, sort: str) -> AlertsOutcome:
+    """Alerts filtered by status/severity/rule/actor and sorted (severity first by
+    default: a critical alert is never buried under medium ones)."""
+    from quanguard.usecases import audit as usecase
+
+    try:
+        alerts = usecase.list_alerts(container, principal, status=status or None,
+                                     rule=rule or None, actor=actor or None,
+                                     limit=MAX_ALERTS, source_ip=ctx.source_ip,
+                                     request_id=ctx.request_id)
+    except (ServiceError, MonitorError) as exc:
+        return AlertsOutcome(error=str(exc), status=_status(exc))
+    if severity:
+        alerts = [a for a in alerts if a.severity == severity]
+    keys = {
+        "severity": lambda a: (SEVERITY_ORDER.get(a.severity, 9), -a.created.timestamp()),
+        "-created": lambda a: -a.created.timestamp(),
+        "created": lambda a: a.created.timestamp(),
+        "-events": lambda a: (-len(a.seqs), -a.created.timestamp()),
+        "rule": lambda a: (a.rule, -a.created.timestamp()),
+    }
+    alerts = sorted(alerts, key=keys.get(sort, keys["severity"]))
+    zone = ZoneInfo(container.settings.tz)
+    who = names(container, [a.actor for a in alerts])
+    rows = []
+    for a in alerts:
+        row = _alert_row(a, zone)
+        row.update(seq_list=list(a.seqs), events=len(a.seqs), hits=a.count,
+                   name=who.get(a.actor),
+                   created=_when(a.created, zone))
+        rows.append(row)
+    return AlertsOutcome(rows=rows)
+
+
+def last_month(tz: str) -> str:
+    from monitor.events import utc_now
+
+    now = utc_now().astimezone(ZoneInfo(tz))
+    year, month = (now.year, now.month - 1) if now.month > 1 else (now.year - 1, 12)
+    return f"{year:04d}-{month:02d}"
+
+
+def report(container: Any, principal: Principal, ctx: RequestContext, month: str, *,
+           pdf: bool = False) -> tuple[str | bytes | None, str | None, int]:
+    """The monthly report as HTML (or PDF bytes), or an error message for the page."""
+    import tempfile
+    from pathlib import Path
+
+    from quanguard.report import html_to_pdf, monthly_report
+    from quanguard.report_html import render_html
+
+    try:
+        html = render_html(monthly_report(container, principal, month, _gate_ctx(ctx),
+                                          fmt="pdf" if pdf else "html"))
+        if not pdf:
+            return html, None, 200
+        with tempfile.TemporaryDirectory(prefix="qg-report-") as tmp:
+            out = html_to_pdf(html, Path(tmp) / "report.pdf")
+            return out.read_bytes(), None, 200
+    except (ServiceError, MonitorError) as exc:
+        return None, str(exc), _status(exc)

@@ -81,7 +81,9 @@ def build_bundle(files: PolicyFiles, *, tz: str = "UTC") -> tuple[PolicyBundle |
     if problems or policy is None or alert_rules is None:
         return None, sorted(set(problems))
     # The dry run: build the alert engine exactly as the trail will use it.
-    engine = AlertEngine(alert_rules, tz)
+    from quanguard.dataset_owner import catalog_owner
+
+    engine = AlertEngine(alert_rules, tz, owner_org=catalog_owner)
     return PolicyBundle(policy, masking, alert_rules, engine), []
 
 

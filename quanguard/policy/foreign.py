@@ -39,11 +39,9 @@ __all__ = [
 ]
 
 # The entities the recognizers emit, plus the labels the column classifier gives where no
-# recognizer fired (``UNRECOGNISED``, ``KEY_LIKE``, ...: desensitize's grading labels, in
-# builds that have them). A name outside this list never matches any finding.
-KNOWN_ENTITIES: tuple[str, ...] = (
-    *ENTITIES, *(str(x) for x in getattr(classify, "GRADING_LABELS", ()))
-)
+# recognizer fired (``UNRECOGNISED``, ``KEY_LIKE``, ...: desensitize's grading labels).
+# A name outside this list never matches any finding.
+KNOWN_ENTITIES: tuple[str, ...] = (*ENTITIES, *classify.GRADING_LABELS)
 
 
 def _problem(exc: Exception, fallback_path: str) -> Problem:

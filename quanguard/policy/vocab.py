@@ -41,6 +41,10 @@ ACTIONS: tuple[str, ...] = (
     "dataset_register",
     "extract",
     "key_admin",
+    # the trail and the store (issue 11: asked of the gate like everything else)
+    "audit_verify",
+    "audit_purge",
+    "backup",
 )
 
 # Actions through which data (or a result computed from it) leaves its owner's custody.

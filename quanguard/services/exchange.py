@@ -118,8 +118,9 @@ class _ScanAdapter:
                                                | {table.num_rows - 1})))
         strings = pa.table({n: table.column(n).cast(pa.string()) for n in table.column_names})
         report = svc.grade(svc.table_scanner().scan(strings.to_batches(max_chunksize=10_000)))
-        order = list(self._container.policy.grade_order)
-        grade = report.dataset_grade or (order[0] if order else "L1")
+        # Unknown means sensitive: a table with nothing graded (no rows, say) takes the
+        # grade of unrecognised data, never the lowest one.
+        grade = report.dataset_grade or self._container.policy.entity_grade("UNRECOGNISED")
         columns = {c.name: c.grade for c in report.columns if c.grade}
         identifiers = frozenset(c.name for c in report.columns if c.entity or c.contains)
         return Grading(grade=grade, columns=columns, identifiers=identifiers)

@@ -25,6 +25,7 @@ from watermark import (
     Embedder,
     EmbedReport,
     IssuedCopy,
+    NoMarkableColumns,
     Params,
     TableTooSmall,
     UnknownDataset,
@@ -139,7 +140,8 @@ class WatermarkService:
                     dataset: str = "exchange-extract") -> pa.Table:
         """Mark an in-memory extract and register the copy (own transaction).
 
-        A table too small for a statistical mark gets canary rows instead.
+        A table too small for a statistical mark, or with no column that can carry one,
+        gets canary rows instead.
         """
         out, report = self._embed_in_memory(table, recipient, Params())
         digest = _table_digest(out)
@@ -155,7 +157,7 @@ class WatermarkService:
 
         try:
             return embed_table(table, self.secret, recipient, params)
-        except TableTooSmall:
+        except (TableTooSmall, NoMarkableColumns):
             if params.canaries:
                 raise
             return embed_table(table, self.secret, recipient,

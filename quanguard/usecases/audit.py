@@ -1,7 +1,10 @@
 """Audit use cases: ingest, search, status, checkpoint, proof, verify, purge, alerts.
 
-Each one: authorize (role gate at the border, policy here where the policy knows the
-action) → domain call → audit event → commit. Searches and alert changes are audit
+Each one: the one gate (:func:`quanguard.gate.authorize`: ``report_events`` for ingest,
+``audit_search`` for search, ``audit_verify`` for status, checkpoints, proofs and
+verification, ``audit_purge`` for retention) → domain call → audit event → commit. A
+refusal is recorded by the gate; the CLI's local operator is the ``operator`` role of
+``policies/roles.yaml``, with no special case here. Searches and alert changes are audit
 events themselves; a failure to record fails the call.
 """
 
@@ -28,7 +31,8 @@ from monitor.search import SearchQuery, SearchResult
 from monitor.store import EVENTS, VERIFY_RUNS, from_us, to_us
 from monitor.trail import consistency_document, proof_document
 from quanguard.auth import Principal
-from quanguard.errors import Forbidden
+from quanguard.gate import RequestContext, authorize
+from quanguard.services.shipper import es_status
 
 __all__ = [
     "IngestResult",
@@ -45,7 +49,6 @@ __all__ = [
     "verify",
 ]
 
-LOCAL_ID = "local-operator"
 MAX_KEPT_ERRORS = 1000
 T = TypeVar("T")
 
@@ -87,21 +90,10 @@ def with_retry(fn: Callable[[], T], *, attempts: int = 6, delay: float = 0.1) ->
 
 
 def _authorize(container: Any, principal: Principal, action: str, *,
-               source_ip: str | None, request_id: str | None, **resource: Any) -> Any:
-    """Policy decision; a deny is recorded and raised as Forbidden."""
-    if principal.id == LOCAL_ID:
-        return None  # the operator of a local command: the machine's owner
-    from quanguard.policy import Resource
-
-    decision = container.policy.decide(principal, action, Resource(**resource))
-    if decision.effect != "allow":
-        with container.session() as session, session.begin():
-            container.audit.record(session, actor=principal, action=action, decision=decision,
-                                   outcome="failure", source_ip=source_ip,
-                                   request_id=request_id)
-        raise Forbidden(f"policy does not allow {action} for role {principal.role!r}: "
-                        f"{decision.reason}", rule_id=decision.rule_id)
-    return decision
+               source_ip: str | None, request_id: str | None) -> Any:
+    """The gate's decision; a refusal is recorded there and raised as Forbidden."""
+    return authorize(container, principal, action, None,
+                     RequestContext(request_id=request_id, source_ip=source_ip))
 
 
 def _record(container: Any, principal: Principal, action: str, **kw: Any) -> int:
@@ -200,6 +192,8 @@ def result_dict(result: SearchResult, query: SearchQuery, backend: str | None
 # -- trail ----------------------------------------------------------------------------
 def status(container: Any, principal: Principal, *, source_ip: str | None = None,
            request_id: str | None = None) -> dict[str, Any]:
+    """Trail head, last checkpoint, last verification, shipping (action ``audit_verify``)."""
+    _authorize(container, principal, "audit_verify", source_ip=source_ip, request_id=request_id)
     audit = container.audit
     with container.session() as session:
         head = audit.store.head(session)
@@ -225,19 +219,12 @@ def status(container: Any, principal: Principal, *, source_ip: str | None = None
             "at": from_us(run.ts).isoformat(), "ok": bool(run.ok), "tree_size": run.tree_size,
             "bad_seq": run.bad_seq, "damage": run.damage, "detail": run.detail,
         }
-    try:
-        from quanguard.services.shipper import es_status
-
-        out["elasticsearch"] = es_status(container)
-    except ImportError:
-        out["elasticsearch"] = None
+    out["elasticsearch"] = es_status(container)
     return out
 
 
-def checkpoint(container: Any, principal: Principal, *, export: Path | None = None,
-               exported: bool = True, source_ip: str | None = None,
-               request_id: str | None = None) -> Checkpoint:
-    """Sign a checkpoint of the current head; it counts as exported when handed out."""
+def _sign(container: Any, *, exported: bool) -> Checkpoint:
+    """Sign a checkpoint of the current head (no event: the caller records one)."""
     audit = container.audit
     now = utc_now()
 
@@ -249,10 +236,19 @@ def checkpoint(container: Any, principal: Principal, *, export: Path | None = No
                 audit.trail.mark_exported(session, stored.id, now=now)
             return cp
 
-    cp = with_retry(tx)
+    return with_retry(tx)
+
+
+def checkpoint(container: Any, principal: Principal, *, export: Path | None = None,
+               exported: bool = True, source_ip: str | None = None,
+               request_id: str | None = None) -> Checkpoint:
+    """Sign a checkpoint of the current head; it counts as exported when handed out."""
+    decision = _authorize(container, principal, "audit_verify", source_ip=source_ip,
+                          request_id=request_id)
+    cp = _sign(container, exported=exported)
     if export is not None:
         Path(export).write_text(cp.to_json() + "\n", encoding="utf-8")
-    _record(container, principal, "audit_checkpoint", source_ip=source_ip,
+    _record(container, principal, "audit_checkpoint", decision=decision, source_ip=source_ip,
             request_id=request_id, labels={"tree_size": str(cp.tree_size),
                                            "root": cp.root.hex(), "exported": str(exported)})
     return cp
@@ -261,20 +257,21 @@ def checkpoint(container: Any, principal: Principal, *, export: Path | None = No
 def proof(container: Any, principal: Principal, seq: int, *,
           source_ip: str | None = None, request_id: str | None = None) -> dict[str, Any]:
     """Inclusion proof of ``seq`` against the newest checkpoint covering it (signing a
-    new one when none does); the checkpoint is included so the proof stands alone."""
+    new one when none does); the checkpoint is included so the proof stands alone. One
+    event (``audit_proof``) says whether a checkpoint was signed for it."""
+    decision = _authorize(container, principal, "audit_verify", source_ip=source_ip,
+                          request_id=request_id)
     audit = container.audit
     with container.session() as session:
         latest = audit.trail.latest(session)
-    if latest is None or latest.checkpoint.tree_size < seq:
-        cp = checkpoint(container, principal, exported=False, source_ip=source_ip,
-                        request_id=request_id)
-    else:
-        cp = latest.checkpoint
+    signed = latest is None or latest.checkpoint.tree_size < seq
+    cp = _sign(container, exported=False) if signed else latest.checkpoint
     with container.session() as session:
         p = audit.trail.proof(session, seq, cp)
         body = session.execute(sa.select(EVENTS.c.body).where(EVENTS.c.seq == seq)).scalar_one()
-    _record(container, principal, "audit_proof", source_ip=source_ip, request_id=request_id,
-            labels={"seq": str(seq), "tree_size": str(cp.tree_size)})
+    _record(container, principal, "audit_proof", decision=decision, source_ip=source_ip,
+            request_id=request_id, labels={"seq": str(seq), "tree_size": str(cp.tree_size),
+                                           "checkpoint_signed": str(signed)})
     doc = proof_document(p, body)
     doc["checkpoint"] = cp.to_dict()
     return doc
@@ -284,12 +281,15 @@ def consistency(container: Any, principal: Principal, old_size: int, *,
                 source_ip: str | None = None, request_id: str | None = None) -> dict[str, Any]:
     """Consistency proof from the tree of ``old_size`` events (an exported checkpoint) to
     a fresh signed checkpoint: proves the trail only grew since."""
-    cp = checkpoint(container, principal, exported=False, source_ip=source_ip,
-                    request_id=request_id)
+    decision = _authorize(container, principal, "audit_verify", source_ip=source_ip,
+                          request_id=request_id)
+    cp = _sign(container, exported=False)
     with container.session() as session:
         path = container.audit.trail.consistency(session, old_size, cp)
-    _record(container, principal, "audit_proof", source_ip=source_ip, request_id=request_id,
-            labels={"consistency_from": str(old_size), "tree_size": str(cp.tree_size)})
+    _record(container, principal, "audit_proof", decision=decision, source_ip=source_ip,
+            request_id=request_id, labels={"consistency_from": str(old_size),
+                                           "tree_size": str(cp.tree_size),
+                                           "checkpoint_signed": "True"})
     return consistency_document(old_size, path, cp)
 
 
@@ -300,7 +300,11 @@ def verify(container: Any, principal: Principal, external: Sequence[Checkpoint] 
     Judges before it writes: the verification reads only. An intact trail gets an
     ``audit_verify`` event; a damaged one is never appended to (a new event would link to
     forged rows or collide with them) — the failed run goes to the verification log (the
-    status page), and a failure to write even that does not hide the damage."""
+    status page), and a failure to write even that does not hide the damage. The gate is
+    asked first (action ``audit_verify``): only a refused caller's denial is written
+    before the judgement."""
+    decision = _authorize(container, principal, "audit_verify", source_ip=source_ip,
+                          request_id=request_id)
     audit = container.audit
     started = time.perf_counter()
     error: Tampered | None = None
@@ -319,7 +323,7 @@ def verify(container: Any, principal: Principal, external: Sequence[Checkpoint] 
                 bad_seq=error.seq if error else None, damage=error.damage if error else None,
                 detail=error.detail if error else None))
             if error is None:
-                audit.record(session, actor=principal, action="audit_verify",
+                audit.record(session, actor=principal, action="audit_verify", decision=decision,
                              source_ip=source_ip, request_id=request_id,
                              labels={"tree_size": str(head.seq),
                                      "external_checkpoints": str(len(external))})
@@ -341,6 +345,7 @@ def purge_old(container: Any, principal: Principal, *, force_partial: bool = Fal
               dry_run: bool = False, now: datetime | None = None) -> dict[str, Any]:
     """Retention: purge events older than ``retention_days`` that an exported checkpoint
     covers; refuses (conflict) when older events are not covered, unless forced."""
+    decision = _authorize(container, principal, "audit_purge", source_ip=None, request_id=None)
     audit = container.audit
     now = now or utc_now()
 
@@ -352,7 +357,7 @@ def purge_old(container: Any, principal: Principal, *, force_partial: bool = Fal
             deleted = 0 if dry_run else purge(session, audit.store, plan,
                                               force_partial=force_partial)
             if not dry_run:
-                audit.record(session, actor=principal, action="audit_purge",
+                audit.record(session, actor=principal, action="audit_purge", decision=decision,
                              labels={"deleted": str(deleted),
                                      "through_seq": str(plan.purge_through),
                                      "cutoff": plan.cutoff.isoformat()})

@@ -46,6 +46,7 @@ from sqlalchemy.engine import make_url
 
 from quanguard.container import Container
 from quanguard.errors import Conflict, InvalidInput, ServiceError, Unavailable
+from quanguard.gate import authorize
 
 __all__ = ["BackupIntegrity", "BackupSummary", "RestoreSummary", "backup", "record", "restore", "store_is_empty"]
 
@@ -487,11 +488,15 @@ def restore(container: Container, archive: Path, *, force: bool = False) -> Rest
     )
 
 
-def record(container: Container, actor: Any, action: str, labels: dict[str, str]) -> None:
-    """Write the backup/restore event to the trail (when the trail is wired in this build)."""
-    try:
-        audit = container.audit
-    except ImportError:
-        return
+def authorize_backup(container: Container, actor: Any, action: str) -> Any:
+    """Ask the gate (policy action ``backup``) before a backup or a restore; a refusal
+    is recorded under ``action`` (``backup`` / ``restore``) and raised as Forbidden."""
+    return authorize(container, actor, "backup", audit_action=action)
+
+
+def record(container: Container, actor: Any, action: str, labels: dict[str, str],
+           decision: Any = None) -> None:
+    """Write the backup/restore event to the trail (a failure to write fails the command)."""
     with container.session() as session, session.begin():
-        audit.record(session, actor=actor, action=action, labels=labels)
+        container.audit.record(session, actor=actor, action=action, decision=decision,
+                               labels=labels)

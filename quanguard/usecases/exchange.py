@@ -62,7 +62,7 @@ _REJECTED = frozenset({"invalid", "not_found", "conflict", "too_large", "forbidd
 def _record(container: Any, principal: Principal, ctx: Any, action: str, exc: Exception,
             dataset: str | None = None) -> None:
     record_denial(container, principal, action, ctx, dataset=dataset,
-                  reason=getattr(exc, "message", None) or str(exc))
+                  reason=getattr(exc, "message", None) or str(exc), error=exc)
 
 
 def _tx(container: Any, principal: Principal, ctx: Any, action: str,

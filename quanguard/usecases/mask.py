@@ -29,13 +29,14 @@ from desensitize.pipeline import MaskResult, run_mask
 from desensitize.plan import load_plan_file
 from desensitize.tableio import detect_format, open_table, open_writer
 from quanguard.auth import Principal
-from quanguard.errors import Forbidden, InvalidInput
+from quanguard.errors import InvalidInput
+from quanguard.gate import authorize
+from quanguard.policy.model import Resource
 
 __all__ = ["MAX_RECORDS", "TEXT_SUFFIXES", "MaskOutcome", "UnmaskOutcome", "is_text_path", "mask_file",
            "mask_records", "mask_text_file", "records_table", "sha256_file", "temp_path", "unmask_file",
            "unmask_records"]
 
-_LOCAL = "local-operator"
 MAX_RECORDS = 100_000
 
 
@@ -80,19 +81,12 @@ def _ctx_kw(ctx: Any) -> dict[str, Any]:
     return {"source_ip": getattr(ctx, "source_ip", None), "request_id": getattr(ctx, "request_id", None)}
 
 
-def _decide(container: Any, principal: Principal, action: str, dataset: str, grade: str | None,
-            owner_org: str | None, ctx: Any, *, local_ok: bool) -> Any:
-    from quanguard.policy import Resource
-
-    decision = container.policy.decide(
-        principal, action, Resource(grade=grade, dataset=dataset, owner_org=owner_org or principal.org))
-    if decision.effect == "allow" or (local_ok and principal.id == _LOCAL and not decision.matched):
-        return decision
-    with container.session() as session, session.begin():
-        container.audit.record(session, actor=principal, action=action, dataset=dataset, grade=grade,
-                               decision=decision, outcome="denied", **_ctx_kw(ctx))
-    why = "needs approval" if decision.effect == "approval_required" else "is not allowed"
-    raise Forbidden(f"{action} of {dataset!r} {why} by policy: {decision.reason}")
+def _gate(container: Any, principal: Principal, action: str, dataset: str, grade: str | None,
+            owner_org: str | None, ctx: Any) -> Any:
+    """The one gate: ``approval_required`` is a refusal here (the approval flow lives in
+    the exchange); a refusal is recorded by the gate."""
+    resource = Resource(grade=grade, dataset=dataset, owner_org=owner_org or principal.org)
+    return authorize(container, principal, action, resource, ctx)
 
 
 def _scan(container: Any, source: Any, sample: int) -> Any:
@@ -114,8 +108,7 @@ def mask_file(
         raise InvalidInput("the output would overwrite the input; choose another -o")
     plan_profile, overrides = load_plan_file(plan_file) if plan_file else (None, None)
     report = _scan(container, source, sample)
-    decision = _decide(container, principal, "mask", name, report.dataset_grade, owner_org, ctx,
-                       local_ok=True)
+    decision = _gate(container, principal, "mask", name, report.dataset_grade, owner_org, ctx)
     chosen = profile or plan_profile or decision.obligations.get("mask_profile")
     service = container.masker
     plan = service.plan(report, chosen, overrides)
@@ -208,7 +201,7 @@ def mask_records(
     name = dataset or "records"
     raw = container.scanner.table_scanner().scan(table.slice(0, 10_000).to_batches(), sampled=True)
     report = container.scanner.grade(raw)
-    decision = _decide(container, principal, "mask", name, report.dataset_grade, None, ctx, local_ok=True)
+    decision = _gate(container, principal, "mask", name, report.dataset_grade, None, ctx)
     service = container.masker
     plan = service.plan(report, profile or decision.obligations.get("mask_profile"))
     finder = service.span_finder() if any(c.op == "spans" for c in plan.columns) else None
@@ -274,8 +267,7 @@ def unmask_file(
         raise PlanError(f"no column(s) {', '.join(missing)} in {Path(src).name} "
                         f"(columns: {', '.join(source.column_names)})")
     report = _scan(container, source, 2_000)
-    decision = _decide(container, principal, "unmask", name, report.dataset_grade, owner_org, ctx,
-                       local_ok=False)
+    decision = _gate(container, principal, "unmask", name, report.dataset_grade, owner_org, ctx)
     keyring = container.masker.keyring(key_file)
     rows = 0
     with open_writer(dst, detect_format(dst), source.encoding) as writer:
@@ -307,8 +299,7 @@ def unmask_records(
     name = dataset or "records"
     raw = container.scanner.table_scanner().scan(table.slice(0, 2_000).to_batches(), sampled=True)
     report = container.scanner.grade(raw)
-    decision = _decide(container, principal, "unmask", name, report.dataset_grade, None, ctx,
-                       local_ok=False)
+    decision = _gate(container, principal, "unmask", name, report.dataset_grade, None, ctx)
     keyring = container.masker.keyring()
     cols = {n: _unmask_column(table.column(n).combine_chunks(), n, wanted[n], report, keyring).to_pylist()
             for n in wanted}
@@ -353,7 +344,7 @@ def mask_text_file(
     if os.path.exists(dst) and os.path.samefile(src, dst):
         raise InvalidInput("the output would overwrite the input; choose another -o")
     enc = encoding or detect_text_encoding(src)
-    decision = _decide(container, principal, "mask", name, None, owner_org, ctx, local_ok=True)
+    decision = _gate(container, principal, "mask", name, None, owner_org, ctx)
     service = container.masker
     chosen = service.profiles().get(profile or decision.obligations.get("mask_profile"))
     plan = MaskPlan(chosen, (ColumnPlan("text", SPANS, {}, None, None, f"{chosen.name}: spans"),))

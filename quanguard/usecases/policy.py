@@ -253,13 +253,14 @@ def reload(
     Raises Forbidden (recorded by the gate) for a caller policy does not allow, and
     InvalidInput listing every problem when the new files do not validate."""
     ctx = RequestContext(request_id=request_id, source_ip=source_ip)
-    authorize(container, caller, "policy_admin", None, ctx, audit_action="policy_reload")
+    decision = authorize(container, caller, "policy_admin", None, ctx, audit_action="policy_reload")
     result: ReloadResult = container.policy.reload(trigger="manual")
     with container.session() as session, session.begin():
         container.audit.record(
             session,
             actor=caller,
             action="policy_reload",
+            decision=decision,
             outcome="success" if result.ok else "failure",
             source_ip=source_ip,
             request_id=request_id,

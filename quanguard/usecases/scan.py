@@ -1,11 +1,10 @@
 """Scan use cases: authorize by policy -> scan (table, text file, text) -> inventory
 -> audit -> commit.
 
-Every scan is decided by the policy (action ``scan``) and recorded in the audit trail
-with column names, grades and counts only — never the values.  A denied scan is
-recorded too.  The local operator of the CLI scanning a local file is allowed when
-the policy has no rule for it (the file is already theirs to read); the decision is
-recorded as it was.
+Every scan is decided by the one gate (:func:`quanguard.gate.authorize`, action
+``scan``) and recorded in the audit trail with column names, grades and counts only —
+never the values.  A denied scan is recorded by the gate.  The local operator of the CLI
+is a role like any other (``operator`` in ``policies/roles.yaml``).
 """
 
 from __future__ import annotations
@@ -20,7 +19,9 @@ from typing import Any
 from desensitize import DatasetReport, ScanInputError, ScanTooLarge
 from desensitize.findings import Finding
 from quanguard.auth import Principal
-from quanguard.errors import Forbidden, InvalidInput
+from quanguard.errors import InvalidInput
+from quanguard.gate import authorize
+from quanguard.policy.model import Resource
 from quanguard.services.scan import Asset, get_asset, list_assets, save_asset
 
 __all__ = [
@@ -38,7 +39,6 @@ __all__ = [
 
 TEXT_SUFFIXES = (".txt", ".text", ".log", ".md")
 MAX_LINE = 1_000_000
-_LOCAL = "local-operator"
 
 
 def is_text_path(path: str) -> bool:
@@ -70,32 +70,14 @@ class TextFileResult:
 
 # -- policy and audit ---------------------------------------------------------------------
 
-def _decide(container: Any, principal: Principal, dataset: str, owner_org: str | None) -> Any:
-    from quanguard.policy import Resource
-
-    return container.policy.decide(
-        principal, "scan", Resource(dataset=dataset, owner_org=owner_org or principal.org),
-    )
-
-
-def _audit(container: Any, session: Any, **kwargs: Any) -> None:
-    try:
-        audit = container.audit
-    except ImportError:  # the audit module is not part of this build yet
-        return
-    audit.record(session, **kwargs)
-
-
 def _authorize(container: Any, principal: Principal, dataset: str, owner_org: str | None,
                ctx: Any) -> Any:
-    decision = _decide(container, principal, dataset, owner_org)
-    if decision.effect == "allow" or principal.id == _LOCAL:
-        return decision
-    with container.session() as session, session.begin():
-        _audit(container, session, actor=principal, action="scan", dataset=dataset,
-               decision=decision, outcome="denied", source_ip=getattr(ctx, "source_ip", None),
-               request_id=getattr(ctx, "request_id", None))
-    raise Forbidden(f"policy does not allow scanning {dataset!r}: {decision.reason}")
+    return authorize(container, principal, "scan",
+                     Resource(dataset=dataset, owner_org=owner_org or principal.org), ctx)
+
+
+def _ctx_kw(ctx: Any) -> dict[str, Any]:
+    return {"source_ip": getattr(ctx, "source_ip", None), "request_id": getattr(ctx, "request_id", None)}
 
 
 # -- tables -----------------------------------------------------------------------------
@@ -136,12 +118,12 @@ def scan_table(
             source=source_name or path, fmt=fmt, report=report,
             owner_org=owner_org or principal.org, scanned_by=principal.name,
         )
-        _audit(container, session, actor=principal, action="scan", dataset=name,
-               fields=tuple(c.name for c in report.columns if c.entity or c.contains),
-               grade=report.dataset_grade, rows=report.rows_scanned, decision=decision,
-               source_ip=getattr(ctx, "source_ip", None), request_id=getattr(ctx, "request_id", None),
-               labels={"asset_id": stored.id, "version": str(stored.version),
-                       "mode": "sample" if report.sampled else "full"})
+        container.audit.record(
+            session, actor=principal, action="scan", dataset=name,
+            fields=tuple(c.name for c in report.columns if c.entity or c.contains),
+            grade=report.dataset_grade, rows=report.rows_scanned, decision=decision,
+            labels={"asset_id": stored.id, "version": str(stored.version),
+                    "mode": "sample" if report.sampled else "full"}, **_ctx_kw(ctx))
     return report, stored
 
 
@@ -195,10 +177,10 @@ def scan_text_file(
     grades = [container.scanner.entity_grade(lf.finding.entity) for lf in found]
     grade = container.policy.max_grade(grades) if grades else None
     with container.session() as session, session.begin():
-        _audit(container, session, actor=principal, action="scan", dataset=name,
-               fields=tuple(sorted({lf.finding.entity for lf in found})), grade=grade, rows=lines,
-               decision=decision, source_ip=getattr(ctx, "source_ip", None),
-               request_id=getattr(ctx, "request_id", None), labels={"mode": "text"})
+        container.audit.record(
+            session, actor=principal, action="scan", dataset=name,
+            fields=tuple(sorted({lf.finding.entity for lf in found})), grade=grade, rows=lines,
+            decision=decision, labels={"mode": "text"}, **_ctx_kw(ctx))
     return TextFileResult(tuple(found), lines, grade)
 
 
@@ -220,10 +202,10 @@ def scan_texts(
     grades = [container.scanner.entity_grade(f.entity) for f in findings]
     grade = container.policy.max_grade(grades) if grades else None
     with container.session() as session, session.begin():
-        _audit(container, session, actor=principal, action="scan", dataset=None,
-               fields=tuple(sorted({f.entity for f in findings})), grade=grade, rows=len(texts),
-               decision=decision, source_ip=getattr(ctx, "source_ip", None),
-               request_id=getattr(ctx, "request_id", None), labels={"mode": "text"})
+        container.audit.record(
+            session, actor=principal, action="scan", dataset=None,
+            fields=tuple(sorted({f.entity for f in findings})), grade=grade, rows=len(texts),
+            decision=decision, labels={"mode": "text"}, **_ctx_kw(ctx))
     return batch, grade
 
 

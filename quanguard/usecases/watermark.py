@@ -1,10 +1,9 @@
 """Watermark use cases: decide by policy -> embed or detect -> registry -> audit -> commit.
 
 Every embedding and every detection is an audit event (``watermark_embed`` /
-``watermark_detect``) holding column names, counts, the verdict and digests only. A
-denied request is recorded too. The local operator of the CLI working on local files is
-allowed when the policy says no (the files are already theirs); the decision is
-recorded as it was.
+``watermark_detect``) holding column names, counts, the verdict and digests only. The
+decision is the one gate's (:func:`quanguard.gate.authorize`), which records a denied
+request; the CLI's local operator is the ``operator`` role of ``policies/roles.yaml``.
 """
 
 from __future__ import annotations
@@ -15,13 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from quanguard.auth import Principal
-from quanguard.errors import Forbidden
+from quanguard.gate import authorize
+from quanguard.policy.model import Resource
+from quanguard.services.scan import list_assets
 from watermark import EmbedReport, Params, TableTooSmall, Verdict
 
 __all__ = ["EmbedResult", "copies", "detect", "embed"]
-
-_LOCAL = "local-operator"
-
 
 @dataclass(frozen=True)
 class EmbedResult:
@@ -40,21 +38,13 @@ class EmbedResult:
                 "output_digest": self.output_digest, **report}
 
 
-def _audit(container: Any, session: Any, **kwargs: Any) -> None:
-    try:
-        audit = container.audit
-    except ImportError:  # the audit module is not part of this build
-        return
-    audit.record(session, **kwargs)
+def _ctx_kw(ctx: Any) -> dict[str, Any]:
+    return {"source_ip": getattr(ctx, "source_ip", None), "request_id": getattr(ctx, "request_id", None)}
 
 
 def _grade(container: Any, dataset: str | None) -> str | None:
     """The dataset's grade from the scan inventory, when it was scanned."""
     if not dataset:
-        return None
-    try:
-        from quanguard.services.scan import list_assets
-    except ImportError:  # the scan area is not part of this build
         return None
     with container.session() as session:
         found = list_assets(session, dataset=dataset, limit=1)
@@ -63,19 +53,8 @@ def _grade(container: Any, dataset: str | None) -> str | None:
 
 def _authorize(container: Any, principal: Principal, action: str, dataset: str | None,
                ctx: Any) -> Any:
-    from quanguard.policy import Resource
-
-    decision = container.policy.decide(
-        principal, action, Resource(grade=_grade(container, dataset), dataset=dataset,
-                                    owner_org=principal.org))
-    if decision.effect == "allow" or principal.id == _LOCAL:
-        return decision
-    with container.session() as session, session.begin():
-        _audit(container, session, actor=principal, action=action, dataset=dataset,
-               decision=decision, outcome="denied", source_ip=getattr(ctx, "source_ip", None),
-               request_id=getattr(ctx, "request_id", None))
-    raise Forbidden(f"policy does not allow {action} on {dataset or 'this table'!r}: "
-                    f"{decision.reason}")
+    resource = Resource(grade=_grade(container, dataset), dataset=dataset, owner_org=principal.org)
+    return authorize(container, principal, action, resource, ctx)
 
 
 def embed(container: Any, principal: Principal, src: str, dst: str, *, recipient: str,
@@ -94,24 +73,23 @@ def embed(container: Any, principal: Principal, src: str, dst: str, *, recipient
         out = wm.embed_file(src, dst, recipient, params)
     except TableTooSmall:
         with container.session() as session, session.begin():
-            _audit(container, session, actor=principal, action="watermark_embed",
-                   dataset=name, decision=decision, outcome="failure",
-                   source_ip=getattr(ctx, "source_ip", None),
-                   request_id=getattr(ctx, "request_id", None),
-                   labels={"recipient": recipient, "reason": "table too small"})
+            container.audit.record(
+                session, actor=principal, action="watermark_embed", dataset=name,
+                decision=decision, outcome="failure", **_ctx_kw(ctx),
+                labels={"recipient": recipient, "reason": "table too small"})
         raise
     with container.session() as session, session.begin():
         copy_id = wm.register(session, dataset=name, report=out.report, columns=out.columns,
                               digest=out.digest, issued_by=principal.id)
-        _audit(container, session, actor=principal, action="watermark_embed", dataset=name,
-               fields=out.report.plan.marked_columns, rows=out.report.rows,
-               decision=decision, source_ip=getattr(ctx, "source_ip", None),
-               request_id=getattr(ctx, "request_id", None), result_digest=out.digest,
-               labels={"recipient": recipient, "copy_id": copy_id,
-                       "marked_cells": out.report.marked_cells,
-                       "canary_rows": out.report.canary_rows,
-                       "gamma": out.report.plan.gamma,
-                       "key": out.report.key_fingerprint})
+        container.audit.record(
+            session, actor=principal, action="watermark_embed", dataset=name,
+            fields=out.report.plan.marked_columns, rows=out.report.rows,
+            decision=decision, result_digest=out.digest, **_ctx_kw(ctx),
+            labels={"recipient": recipient, "copy_id": copy_id,
+                    "marked_cells": out.report.marked_cells,
+                    "canary_rows": out.report.canary_rows,
+                    "gamma": out.report.plan.gamma,
+                    "key": out.report.key_fingerprint})
     return EmbedResult(out.report, copy_id, name, os.fspath(dst), out.digest)
 
 
@@ -127,14 +105,14 @@ def detect(container: Any, principal: Principal, path: str, *, dataset: str | No
     verdict: Verdict = wm.detect_file(path, issued, alpha)
     digest = file_digest(path) if "://" not in path and os.path.isfile(path) else None
     with container.session() as session, session.begin():
-        _audit(container, session, actor=principal, action="watermark_detect",
-               dataset=dataset, rows=verdict.evidence.get("rows_seen"), decision=decision,
-               fields=tuple(verdict.evidence.get("columns_used", ())),
-               source_ip=getattr(ctx, "source_ip", None),
-               request_id=getattr(ctx, "request_id", None), result_digest=digest,
-               labels={"verdict": verdict.verdict, "recipient": verdict.recipient,
-                       "p_value": verdict.p_value,
-                       "recipients_tested": verdict.evidence.get("recipients_tested")})
+        container.audit.record(
+            session, actor=principal, action="watermark_detect",
+            dataset=dataset, rows=verdict.evidence.get("rows_seen"), decision=decision,
+            fields=tuple(verdict.evidence.get("columns_used", ())),
+            result_digest=digest, **_ctx_kw(ctx),
+            labels={"verdict": verdict.verdict, "recipient": verdict.recipient,
+                    "p_value": verdict.p_value,
+                    "recipients_tested": verdict.evidence.get("recipients_tested")})
     return verdict
 
 

@@ -23,7 +23,11 @@ from tests.conftest import make_settings
 from tests.es_fixture import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+# Headless, as root, on a machine with a closed network: without the background-networking
+# flags Chromium keeps trying (and failing) to reach Google's hosts.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
 
 
 @dataclass

@@ -25,7 +25,7 @@ def _sql(live: LiveService, **kw: Any) -> Any:
 
 def _search(page: Any, **fields: str) -> None:
     for name, value in fields.items():
-        if name in ("effect", "sort"):
+        if name in ("effect", "sort", "role", "action", "grade", "outcome", "org", "range"):
             page.select_option(f"select[name={name}]", value)
         else:
             page.fill(f"input[name={name}]", value)
@@ -33,13 +33,13 @@ def _search(page: Any, **fields: str) -> None:
 
 
 def _chart(page: Any) -> list[tuple[str, int]]:
-    bars = page.query_selector_all("#per-day g.bar")
+    bars = page.query_selector_all("#histogram g.bar")
     return [(b.get_attribute("data-day"), int(b.get_attribute("data-count"))) for b in bars]
 
 
 def test_search_filters_chart_and_paging(page: Any, make_live: Callable[..., LiveService],
                                          sign_in: Any) -> None:
-    live = make_live(seed=240)
+    live = make_live(seed=320)
     sign_in_to(page, live, "auditor")
     _search(page, role="consumer", effect="allow")
     want = _sql(live, role="consumer", effect="allow", aggs=("per_day",), size=50)

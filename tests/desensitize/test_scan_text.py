@@ -81,3 +81,35 @@ def test_make_redactor(container) -> None:
     redact = make_redactor(container)
     assert redact("用于核查联系人张三丰的电话13812345678") == "用于核查联系人<PERSON>的电话<PHONE_NUMBER>"
     assert redact("") == ""
+
+
+def test_batched_scan_equals_scan_per_text_on_held_out_records() -> None:
+    """The batch entry point tags all records' clauses in one model call; it must find
+    exactly what one ``scan`` per record finds (offsets, scores), on every record."""
+    import json
+    from pathlib import Path
+
+    data = Path(__file__).parent / "data" / "labelled_heldout.jsonl"
+    texts = [json.loads(line)["text"] for line in data.read_text(encoding="utf-8").splitlines() if line]
+    texts += ["", TICKET, TICKET]  # empty and repeated records in the same batch
+    scanner = TextScanner(batch_size=64)
+    assert list(scanner.scan_many(texts)) == [scanner.scan(t) if t else [] for t in texts]
+
+
+def test_batched_model_paths_do_not_outlive_the_batch() -> None:
+    """Paths tagged ahead for a batch serve only inside it: a clause tagged there is
+    tagged afresh afterwards (no stale or cross-request cache)."""
+    from desensitize.name_model import _AHEAD, tagger
+
+    clause = "联系不上张丹，电话无人接听。"
+    fresh = tagger().words(clause)
+    with tagger().batch([clause]):
+        assert _AHEAD.get() and tagger().words(clause) == fresh
+    assert _AHEAD.get() is None
+    assert tagger().words(clause) == fresh
+
+
+def test_a_bad_text_in_a_batch_is_refused() -> None:
+    scanner = TextScanner()
+    with pytest.raises(ScanInputError):
+        list(scanner.scan_many([TICKET, "abc\x00def", TICKET]))

@@ -256,7 +256,7 @@ def test_cli_backup_by_non_admin_key_is_forbidden(cli, monkeypatch):
     key = cli("keys", "create", "--role", "consumer", "--org", "银行", "--name", "c1").stdout.strip()
     monkeypatch.setenv("QUANGUARD_API_KEY", key)
     r = cli("backup", "x.tar.gz")
-    assert r.exit_code == 4 and "admin" in r.stderr
+    assert r.exit_code == 4 and "policy does not allow backup" in r.stderr
 
 
 def _ndjson(path: Path, tag: str, n: int) -> Path:

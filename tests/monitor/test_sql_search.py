@@ -128,7 +128,11 @@ def test_day_buckets_in_local_time(loaded: tuple[SqlSearchBackend, list[AuditEve
 
 
 @pytest.mark.parametrize("kwargs", [
-    {"sort": "rows"}, {"aggs": ("by_grade",)}, {"size": 1001}, {"page": 0},
+    {"sort": "purpose"}, {"aggs": ("by_purpose",)}, {"size": 1001}, {"page": 0},
+    {"effect": "DENIED"}, {"outcome": "ok"}, {"source_ip": "10.0.0.0/33"},
+    {"source_ip": "not-an-ip"}, {"exclude": (("purpose", "x"),)}, {"actor": " "},
+    {"aggs": ("per_minute",)},
+    {"since": T0, "until": T0 + timedelta(days=3), "aggs": ("per_minute",)},
     {"page": 200, "size": 100}, {"tz": "Mars/Base"},
     {"since": datetime(2026, 1, 1)},
     {"since": T0, "until": T0},
@@ -136,3 +140,20 @@ def test_day_buckets_in_local_time(loaded: tuple[SqlSearchBackend, list[AuditEve
 def test_bad_queries(kwargs: dict[str, object]) -> None:
     with pytest.raises(InvalidQuery):
         SearchQuery(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", ["ÄBC-Amt", "äbc-amt", "ÄBC-AMT"])
+def test_a_value_always_matches_itself_whatever_its_letters(
+        engine: sa.Engine, store: AuditStore, value: str) -> None:
+    """Case-insensitive filters must never lose an exact match (SQLite's lower() folds
+    ASCII only): the stored org is found by its own spelling."""
+    from monitor.events import Actor, EventDecision
+
+    event = AuditEvent(ts=T0, actor=Actor("x", "consumer", value), action="query",
+                       reporter="r", dataset="ÜBER", decision=EventDecision("allow"))
+    with Session(engine) as s, s.begin():
+        store.append(s, [event])
+    backend = SqlSearchBackend(lambda: Session(engine))
+    assert backend.search(SearchQuery(org=value)).total == 1
+    assert backend.search(SearchQuery(dataset="ÜBER")).total == 1
+    assert backend.search(SearchQuery(org=value, exclude=(("org", value),))).total == 0

@@ -14,6 +14,7 @@ from quanguard.auth import Principal
 from quanguard.usecases import audit as uc
 
 ALICE = Principal(id="p-alice", name="alice", role="consumer", org="市卫健委")
+AUDITOR = Principal(id="p-audit", name="audit", role="auditor", org="市审计局")  # verifies the trail
 
 
 @pytest.fixture
@@ -31,7 +32,7 @@ def test_record_returns_seq_and_redacts(svc: Any) -> None:
     with svc.session() as s:
         ev = svc.audit.store.get(s, seq)
     assert ev.purpose == "回访 <PHONE_NUMBER>"
-    assert ev.outcome == "failure" and ev.labels == {"k": "1"}
+    assert ev.outcome == "failure" and ev.labels == {"k": "1", "key_name": "alice"}
     assert ev.reporter == "quanguard" and ev.actor.org == "市卫健委"
 
 
@@ -53,7 +54,7 @@ def test_checkpoint_every_n_events(svc: Any) -> None:
         sizes = [c.checkpoint.tree_size for c in svc.audit.trail.checkpoints(s)]
     assert sizes[0] == 1  # the first event is checkpointed at once
     assert len(sizes) >= 2 and all(b - a >= 1 for a, b in zip(sizes, sizes[1:], strict=False))
-    result = uc.verify(svc, ALICE)
+    result = uc.verify(svc, AUDITOR)
     assert result["ok"]
 
 
@@ -74,7 +75,7 @@ def test_concurrent_records_keep_the_chain(svc: Any) -> None:
     for t in threads:
         t.join()
     assert not errors
-    uc.verify(svc, ALICE)
+    uc.verify(svc, AUDITOR)
     with svc.session() as s:
         assert svc.audit.store.count(s) == 61  # 60 + the verify event
 
@@ -90,9 +91,9 @@ def test_verify_records_failure_and_raises(svc: Any) -> None:
     with svc.session() as s, s.begin():
         s.execute(sa.update(EVENTS).where(EVENTS.c.seq == 2).values(actor="x"))
     with pytest.raises(Tampered) as info:
-        uc.verify(svc, ALICE)
+        uc.verify(svc, AUDITOR)
     assert (info.value.seq, info.value.damage) == (2, "modified")
-    status = uc.status(svc, ALICE)
+    status = uc.status(svc, AUDITOR)
     assert status["last_verify"]["ok"] is False and status["last_verify"]["bad_seq"] == 2
 
 

@@ -10,12 +10,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from quanguard.auth import ROLES, authenticate, create_key, list_keys, revoke_key
+from quanguard.auth import KEY_ROLES, authenticate, create_key, list_keys, revoke_key
 from quanguard.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from quanguard.models import PrincipalRow
 
 
-@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("role", KEY_ROLES)
 def test_key_roundtrip_every_role(any_container, role):
     with any_container.session() as s, s.begin():
         issued = create_key(s, role=role, org="市人社局", name=f"k-{role}")

@@ -62,4 +62,4 @@ def test_non_admin_key_may_not_manage_keys(run, monkeypatch):
     monkeypatch.setenv("QUANGUARD_API_KEY", key)
     r = run("keys", "create", "--role", "admin", "--org", "x", "--name", "evil")
     assert r.exit_code == 4
-    assert "only an admin" in r.stderr
+    assert "policy does not allow key_admin" in r.stderr

@@ -1,4 +1,5 @@
-"""Every route × every role (and no key, a revoked key, a malformed key) against a table.
+"""Every route × every role (and no key, a revoked key, a malformed key) against a table,
+and every ``/v1`` request leaves exactly one audit event (issue 11).
 
 The table below is the reviewed statement of who may call what. It is keyed by
 (method, path template) as FastAPI registers them; a route that is not in the table fails
@@ -9,6 +10,14 @@ The table below is the reviewed statement of who may call what. It is keyed by
 * a role in the entry → neither 401 nor a role-gate 403 (a *policy* 403 — the graded policy
   saying no for this resource — is the policy's business and is allowed), and never 5xx.
 
+And for every ``/v1`` request of the matrix, the trail holds exactly one event with the
+request's id: actor ``anonymous`` (with the key's fingerprint) and effect ``deny`` for a
+401; effect ``deny`` for a 403; outcome ``success`` and effect ``allow`` (or
+``approval_required``: a queued job) for 2xx; outcome ``failure`` and never ``deny`` for
+any other 4xx/5xx (effect ``error``, or the use case's recorded decision). A failure
+injected into every route (``test_server_errors_are_recorded``) proves the 500 path.
+Non-``/v1`` routes (health, metrics, console pages) leave no generic event.
+
 Requests carry minimal "valid-ish" parameters: dummy path values, required query values,
 an empty JSON object as body. The role gate runs before body validation, so an allowed
 role typically sees 400/404/422, a forbidden one 403.
@@ -16,6 +25,7 @@ role typically sees 400/404/422, a forbidden one 403.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -24,11 +34,13 @@ import pytest
 from fastapi.routing import APIRoute
 
 from quanguard.api.app import create_app, route_modules
-from quanguard.api.deps import get_principal
-from quanguard.auth import ROLES, create_key, revoke_key
-from quanguard.container import build_container
+from quanguard.api.deps import get_context, get_principal
+from quanguard.api.recording import recorded_path
+from quanguard.auth import KEY_ROLES, create_key, key_fingerprint, revoke_key
+from quanguard.container import Container, build_container
 from tests.conftest import make_settings
 
+ROLES = KEY_ROLES  # the roles an API key can carry (the CLI's ``operator`` cannot)
 ALL = frozenset(ROLES)
 PUBLIC = "public"
 # Console pages: no API key at all; without a console session they redirect to the sign-in page.
@@ -47,6 +59,7 @@ EXPECTED: dict[tuple[str, str], str | frozenset[str]] = {
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/metrics"): PUBLIC,
     ("GET", "/v1/whoami"): ALL,
+    ("GET", "/v1/schemas/event"): ALL,
     # policy (issue 2)
     ("GET", "/v1/policy"): ALL,
     ("POST", "/v1/policy/decide"): roles("admin", "officer", "manager", "reporter"),
@@ -63,6 +76,7 @@ EXPECTED: dict[tuple[str, str], str | frozenset[str]] = {
     ("GET", "/v1/audit/status"): roles("auditor", "manager", "officer", "admin"),
     ("POST", "/v1/audit/checkpoint"): roles("auditor", "officer", "admin"),
     ("GET", "/v1/audit/proof/{seq}"): roles("auditor", "manager", "officer", "admin"),
+    ("GET", "/v1/audit/events/{seq}"): roles("auditor", "manager", "officer"),
     ("GET", "/v1/audit/consistency"): roles("auditor", "manager", "officer", "admin"),
     ("GET", "/v1/alerts"): roles("auditor", "manager", "officer", "admin"),
     ("PATCH", "/v1/alerts/{alert_id}"): roles("auditor", "manager", "officer", "admin"),
@@ -98,6 +112,12 @@ EXPECTED: dict[tuple[str, str], str | frozenset[str]] = {
     ("GET", "/console/alerts"): SESSION,
     ("POST", "/console/alerts/{alert_id}"): SESSION,
     ("GET", "/console/status"): SESSION,
+    ("GET", "/console/static/favicon.svg"): PUBLIC,
+    ("GET", "/console/events/{seq}"): SESSION,
+    ("GET", "/console/events/{seq}/proof"): SESSION,
+    ("GET", "/console/actors/{actor_id}"): SESSION,
+    ("GET", "/console/export"): SESSION,
+    ("GET", "/console/report"): SESSION,
 }
 
 
@@ -175,9 +195,43 @@ def world(tmp_path_factory):
     with container.session() as s, s.begin():
         revoke_key(s, "revoked-admin")
     keys["<malformed>"] = "qg_00000000_" + "A" * 43
+    container.audit.set_redactor(lambda text: text)  # the records are the subject here
     with TestClient(create_app(container), raise_server_exceptions=False) as client:
-        yield client, keys
+        # every anonymous attempt gets its own event here (the throttle has its own test)
+        container._request_recorder.throttle.window = 0.0  # type: ignore[attr-defined]
+        yield client, keys, container
     container.close()
+
+
+def _head(container: Container) -> int:
+    with container.session() as session:
+        return int(container.audit.store.head(session).seq)
+
+
+def _events_of(container: Container, after: int, rid: str) -> list[dict[str, Any]]:
+    with container.session() as session:
+        docs = [json.loads(e.body) for e in container.audit.store.iter_range(session, after + 1)]
+    return [d for d in docs if d.get("trace", {}).get("id") == rid]
+
+
+def _event_problem(doc: dict[str, Any], status: int, caller: str, keys: dict[str, str]) -> str | None:
+    """What is wrong with the one event of a request answered ``status`` (None if right)."""
+    effect = doc.get("audit", {}).get("effect")
+    outcome = doc.get("event", {}).get("outcome")
+    labels = doc.get("labels", {})
+    if status == 401:
+        if doc["user"]["id"] != "anonymous" or effect != "deny":
+            return f"401 must be recorded as anonymous/deny, got {doc['user']['id']}/{effect}"
+        if caller != "<none>" and labels.get("key_fingerprint") != key_fingerprint(keys[caller]):
+            return "401 with a key must carry the key's fingerprint"
+        return None
+    if status in (403, 429):
+        return None if effect == "deny" and outcome == "failure" else f"{status} recorded {effect}/{outcome}"
+    if status < 400:
+        ok = effect in ("allow", "approval_required") and outcome == "success"
+        return None if ok else f"{status} recorded {effect}/{outcome}"
+    ok = outcome == "failure" and effect != "deny"
+    return None if ok else f"{status} recorded {effect}/{outcome}"
 
 
 def _dummy(annotation: Any) -> Any:
@@ -217,17 +271,32 @@ CALLERS = [*ROLES, "<none>", "<revoked>", "<malformed>"]
 
 @pytest.mark.parametrize(("method", "path", "route"), ROUTES, ids=ROUTE_IDS)
 def test_matrix(world, method, path, route):
-    client, keys = world
+    client, keys, container = world
     expected = EXPECTED.get((method, path))
     if expected is None:
         pytest.fail(f"{method} {path} is missing from EXPECTED (see test_every_route_is_in_the_table)")
     url, kwargs = _request_args(route, path)
     problems = []
     for caller in CALLERS:
-        headers = {} if caller == "<none>" else {"Authorization": f"Bearer {keys[caller]}"}
+        rid = uuid.uuid4().hex
+        headers = {"X-Request-ID": rid}
+        if caller != "<none>":
+            headers["Authorization"] = f"Bearer {keys[caller]}"
+        before = _head(container)
         r = client.request(method, url, headers=headers, follow_redirects=False, **kwargs)
         status = r.status_code
         where = f"{method} {url} as {caller}: {status} {r.text[:160]}"
+        recorded = _events_of(container, before, rid)
+        if recorded_path(path):
+            if len(recorded) != 1:
+                actions = [d["event"]["action"] for d in recorded]
+                problems.append(f"expected exactly one event, found {len(recorded)} {actions}: {where}")
+            else:
+                wrong = _event_problem(recorded[0], status, caller, keys)
+                if wrong:
+                    problems.append(f"{wrong}: {where}")
+        elif expected == PUBLIC and path in ("/healthz", "/metrics") and recorded:
+            problems.append(f"probes are not recorded: {where}")
         if status >= 500:
             problems.append(f"server error: {where}")
             continue
@@ -251,15 +320,47 @@ def test_matrix(world, method, path, route):
 
 @pytest.mark.parametrize("path", FRAMEWORK_PUBLIC)
 def test_framework_pages_are_public(world, path):
-    client, _ = world
+    client, _, _ = world
     r = client.get(path)
     assert r.status_code in (200, 404), r.text[:200]  # 404 when the app disables the page
 
 
 def test_unauthenticated_error_never_echoes_the_key(world):
-    client, keys = world
+    client, keys, _ = world
     for caller in ("<revoked>", "<malformed>"):
         r = client.get("/v1/whoami", headers={"Authorization": f"Bearer {keys[caller]}"})
         assert r.status_code == 401 and keys[caller] not in r.text
         assert r.headers.get("www-authenticate") == "Bearer"
 
+
+
+V1 = [(m, p, r) for m, p, r in ROUTES if recorded_path(p)]
+
+
+@pytest.mark.parametrize(("method", "path", "route"), V1, ids=[f"{m} {p}" for m, p, _ in V1])
+def test_server_errors_are_recorded(world, method, path, route):
+    """A failure inside the route (injected into the request context every /v1 route but
+    whoami takes; whoami's principal dependency instead) is a 500 with one ``error`` event."""
+    client, keys, container = world
+    expected = EXPECTED[(method, path)]
+    role = min(expected) if isinstance(expected, frozenset) else "admin"
+
+    def broken() -> Any:
+        raise RuntimeError("injected failure")
+
+    uses_ctx = any(call is get_context for call in _dependency_calls(route.dependant))
+    client.app.dependency_overrides[get_context if uses_ctx else get_principal] = broken
+    try:
+        url, kwargs = _request_args(route, path)
+        rid = uuid.uuid4().hex
+        before = _head(container)
+        r = client.request(method, url, headers={"X-Request-ID": rid, "Authorization": f"Bearer {keys[role]}"},
+                           follow_redirects=False, **kwargs)
+    finally:
+        client.app.dependency_overrides.clear()
+    assert r.status_code == 500, r.text[:200]
+    assert "injected failure" not in r.text
+    (doc,) = _events_of(container, before, rid)
+    assert doc["audit"]["effect"] == "error" and doc["event"]["outcome"] == "failure"
+    assert doc["labels"]["http_status"] == "500"
+    assert doc["event"]["action"] == f"http.{method.lower()}.{path}"

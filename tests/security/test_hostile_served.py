@@ -15,7 +15,7 @@ import httpx
 import psutil
 import pytest
 
-from quanguard.auth import ROLES
+from quanguard.auth import KEY_ROLES as ROLES
 from tests.security.served import Served
 
 pytestmark = pytest.mark.slow

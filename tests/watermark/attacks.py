@@ -157,3 +157,122 @@ def numeric_columns(table: pa.Table) -> tuple[str, ...]:
 
 def is_numeric_text(arr: pa.ChunkedArray) -> bool:
     return bool(pc.all(pc.match_substring_regex(arr, r"^-?[0-9]+(\.[0-9]+)?$")).as_py())
+
+
+# -- issue 17: what leakers actually do ------------------------------------------------
+
+def _median_abs(values: list[str | None]) -> float:
+    nums = []
+    for v in values:
+        try:
+            nums.append(abs(float(v)))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            continue
+    return float(np.median(nums)) if nums else 0.0
+
+
+def round_to(step: int, columns: tuple[str, ...], *, max_error: float = 0.05) -> Attack:
+    """Round every given numeric column to a multiple of ``step`` where that is a change a
+    user would accept (the column's median is at least ``step / max_error``), written as
+    an integer ("5234.56" -> "5230")."""
+    def attack(table: pa.Table, rng: random.Random) -> pa.Table:
+        for name in columns:
+            if name not in table.column_names:
+                continue
+            values = table.column(name).to_pylist()
+            if _median_abs(values) * max_error < step:
+                continue
+            out = [None if v is None else str(round(float(v) / step) * step) for v in values]
+            pos = table.column_names.index(name)
+            table = table.set_column(pos, name, pa.array(out, type=pa.string()))
+        return table
+    return attack
+
+
+def rounded_columns(table: pa.Table, step: int, columns: tuple[str, ...],
+                    max_error: float = 0.05) -> tuple[str, ...]:
+    """The columns :func:`round_to` would round."""
+    return tuple(c for c in columns if c in table.column_names
+                 and _median_abs(table.column(c).to_pylist()) * max_error >= step)
+
+
+def drop(*names: str) -> Attack:
+    """Drop the named columns."""
+    def attack(table: pa.Table, rng: random.Random) -> pa.Table:
+        return table.drop_columns([n for n in names if n in table.column_names])
+    return attack
+
+
+def bump(columns: tuple[str, ...], amount: int = 2, share: float = 0.5, *,
+         units: bool = False) -> Attack:
+    """Change ``share`` of the values of ``columns`` by ±``amount`` in the last digit (or,
+    with ``units``, by ±``amount`` of the value itself: "5234.56" -> "5236.56")."""
+    def attack(table: pa.Table, rng: random.Random) -> pa.Table:
+        from decimal import Decimal
+
+        for name in columns:
+            if name not in table.column_names:
+                continue
+            values = table.column(name).to_pylist()
+            for i, v in enumerate(values):
+                if v and rng.random() < share:
+                    d = Decimal(v)
+                    ulp = Decimal(1) if units else Decimal(1).scaleb(d.as_tuple().exponent)
+                    values[i] = format(d + amount * ulp if rng.random() < 0.5
+                                       else d - amount * ulp, "f")
+            pos = table.column_names.index(name)
+            table = table.set_column(pos, name, pa.array(values, type=pa.string()))
+        return table
+    return attack
+
+
+def keep_rows(count: int) -> Attack:
+    """Keep ``count`` random rows."""
+    def attack(table: pa.Table, rng: random.Random) -> pa.Table:
+        return keep_fraction(table, rng, min(1.0, count / max(table.num_rows, 1)))
+    return attack
+
+
+def gbk(table: pa.Table, rng: random.Random) -> pa.Table:
+    """Write the CSV in GBK (as a Chinese spreadsheet would) and read it back as GBK."""
+    buf = io.BytesIO()
+    pacsv.write_csv(table, buf)
+    data = buf.getvalue().decode("utf-8").encode("gbk")
+    return pacsv.read_csv(io.BytesIO(data), read_options=pacsv.ReadOptions(encoding="gbk"),
+                          convert_options=pacsv.ConvertOptions(
+                              column_types={n: pa.string() for n in table.column_names}))
+
+
+def chain(*steps: Attack) -> Attack:
+    """Several attacks, one after the other."""
+    def attack(table: pa.Table, rng: random.Random) -> pa.Table:
+        for step in steps:
+            table = step(table, rng)
+        return table
+    return attack
+
+
+STREETS = ["泉城路街道", "大明湖街道", "趵突泉街道", "千佛山街道", "文东街道", "甸柳街道",
+           "燕山街道", "姚家街道", "龙洞街道", "舜华路街道", "解放路街道", "智远街道"]
+ISSUE_COLUMNS = ("编号", "街道", "年龄", "月收入", "公积金缴存额", "用电量", "缴费月数")
+ENGLISH_COLUMNS = ("id", "street", "age", "monthly_income", "housing_fund", "electricity_kwh",
+                   "months_paid")
+
+
+def issue_table(n: int, seed: int = 1, *, english: bool = False) -> pa.Table:
+    """The table of issue 17: 编号, 街道, 年龄, 月收入 (two decimals), 公积金缴存额, 用电量,
+    缴费月数 — or the same with English headers."""
+    r = np.random.default_rng(seed)
+    income = np.exp(r.normal(8.8, 0.5, n))
+    fund = income * r.uniform(0.10, 0.24, n)
+    power = r.gamma(4.0, 60.0, n) + 5
+    cols = [
+        pa.array([f"{370100000 + i}" for i in range(n)]),
+        pa.array([STREETS[i] for i in r.integers(0, len(STREETS), n)]),
+        pa.array([str(v) for v in r.integers(18, 81, n)]),
+        pa.array([f"{v:.2f}" for v in income]),
+        pa.array([f"{v:.2f}" for v in fund]),
+        pa.array([f"{v:.1f}" for v in power]),
+        pa.array([str(v) for v in r.integers(1, 361, n)]),
+    ]
+    return pa.table(dict(zip(ENGLISH_COLUMNS if english else ISSUE_COLUMNS, cols, strict=True)))

@@ -33,20 +33,25 @@ def marked(table):
     return embed_table(table, SECRET, "alice")
 
 
-def test_plan_marks_measures_and_masked_pii_never_keys_ids_dates_or_small_numbers(marked):
+def test_plan_marks_measures_dates_and_masked_pii_never_keys_ids_or_small_numbers(marked):
     _, rep = marked
     plan = rep.plan
     assert (plan.key_mode, plan.key_columns) == ("primary", ("id",))
     assert set(plan.numeric_columns) == {"income", "area", "tax"}
     assert "phone" in plan.masked_columns
-    for never in ("id", "signup_date", "age", "district"):
+    assert plan.date_columns == ("signup_date",)
+    for never in ("id", "age", "district", "name"):
         assert never not in plan.marked_columns
+    # rows are found by the key and by quasi-identifier sets that do not need it
+    assert plan.sources[0].role == "key" and plan.sources[0].columns == ("id",)
+    qi = [s for s in plan.sources if s.role == "qi"]
+    assert qi and all("id" not in s.columns for s in qi)
 
 
 def test_distortion_report_and_untouched_columns(table, marked):
     out, rep = marked
     assert out.schema == table.schema and out.num_rows == table.num_rows
-    for name in ("id", "name", "age", "district", "signup_date"):
+    for name in ("id", "name", "age", "district"):
         assert out.column(name).equals(table.column(name))
     assert rep.marked_cells > 0 and rep.changed_cells > 0
     assert rep.formats_kept is True
@@ -59,13 +64,20 @@ def test_distortion_report_and_untouched_columns(table, marked):
         assert c.mean_after == pytest.approx(after.mean())
         assert c.relative_shift < 1e-3
         assert abs(after.mean() - before.mean()) / before.mean() < 1e-3
-        assert c.marked == pytest.approx(len(before) / rep.plan.gamma, rel=0.2)
+        assert c.marked == pytest.approx(len(before) / rep.plan.gamma, rel=0.25)
         changed = sum(a != b for a, b in zip(table.column(name).to_pylist(),
                                              out.column(name).to_pylist(), strict=True))
         assert changed == c.changed
+        levels = {10.0 ** e for e in next(k for k in rep.plan.carriers if k.name == name).levels}
         for a, b in zip(table.column(name).to_pylist(), out.column(name).to_pylist(),
                         strict=True):
-            assert len(a) == len(b) and a[:-1] == b[:-1]
+            # decimals kept; a change is one step of one level, within the usability bound
+            assert a.split(".")[1:] and len(a.split(".")[1]) == len(b.split(".")[1]) \
+                or "." not in a and "." not in b
+            if a != b:
+                step = abs(float(b) - float(a))
+                assert min(abs(step - lv) for lv in levels) < 1e-6
+                assert step <= rep.plan.max_rel_error * abs(float(a)) + 1e-9
     phone = by_name["phone"]
     assert phone.changed > 0 and phone.mean_before is None
 
@@ -90,8 +102,10 @@ def test_typed_numeric_columns_keep_their_type(secret):
     out, rep = embed_table(t, secret, "alice", Params(gamma=4))
     assert out.schema == t.schema
     assert set(rep.plan.numeric_columns) == {"amount", "units"}
-    diff = np.abs(out.column("units").to_numpy() - t.column("units").to_numpy())
-    assert diff.max() <= 8 and (diff > 0).any()  # one digit, never a carry
+    before = t.column("units").to_numpy()
+    diff = np.abs(out.column("units").to_numpy() - before)
+    assert (diff > 0).any() and (diff <= 0.02 * before).all()  # within the usability bound
+    assert set(np.unique(diff[diff > 0]).tolist()) <= {1, 10, 100, 1000}
     v = detect_table(out, secret, registered(secret, rep.plan, ["alice", "bob"]))
     assert v.recipient == "alice"
 
@@ -100,8 +114,10 @@ def test_virtual_key_when_no_id_column(secret):
     t = sample_table(4000, seed=5, with_id=False)
     out, rep = embed_table(t, secret, "alice")
     assert rep.plan.key_mode == "virtual"
-    assert set(rep.plan.key_columns) == {"name", "age", "district", "signup_date"}
-    assert not set(rep.plan.key_columns) & set(rep.plan.marked_columns)
+    assert rep.plan.sources and all(s.role == "qi" for s in rep.plan.sources)
+    for s in rep.plan.sources:  # a marked column joins an identity only in a mark-stable form
+        for col, form in zip(s.columns, s.forms, strict=True):
+            assert col not in rep.plan.marked_columns or form != "exact"
     shuffled = out.take(pa.array(np.random.default_rng(1).permutation(out.num_rows)))
     v = detect_table(shuffled.select(list(reversed(out.column_names))), secret,
                      registered(secret, rep.plan, ["alice", "bob", "eve"]))
@@ -133,8 +149,12 @@ def test_suspect_without_the_marked_columns(secret, marked):
     with pytest.raises(NoCommonColumns) as exc:
         detect_table(pa.table({"x": ["1"], "y": ["2"]}), secret, copies)
     assert exc.value.kind == "invalid" and "income" in str(exc.value)
+    # without the key the quasi-identifier sets still find the rows ...
+    assert detect_table(out.drop_columns(["id"]), secret, copies).recipient == "alice"
+    # ... without every column rows are found by, nothing can be located
+    finders = {c for s in rep.plan.sources for c in s.columns}
     with pytest.raises(MissingKeyColumns) as exc2:
-        detect_table(out.drop_columns(["id"]), secret, copies)
+        detect_table(out.drop_columns(sorted(finders)), secret, copies)
     assert "id" in str(exc2.value)
 
 

@@ -132,3 +132,67 @@ def test_masked_marks_only_hide_more_and_are_read_back(values):
     agree = int((bits == code[idx]).sum())
     # every flippable cell agrees; unflippable ones are the only disagreements
     assert idx.size - agree <= res.unflippable
+
+
+# -- version-2 marks: several magnitudes, dates -----------------------------------------
+
+def _positions(n: int, levels: int, seed: int = 0):
+    from watermark.positions import positions
+
+    keys = pa.array([f"k{seed}-{i}" for i in range(n)])
+    return positions([row_hashes(keys, b"s")], column_salt(b"s", "c"), periods=[1],
+                     code_bits=64, levels=levels)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(decimals, min_size=1, max_size=60), st.integers(0, 3))
+def test_level_marks_keep_the_format_the_bound_and_read_back(values, seed):
+    from watermark.levels import embed_levels, read_levels
+
+    arr = pa.array(values, type=pa.string())
+    levels = (-1, 0, 1)
+    pos = _positions(len(values), len(levels), seed)
+    code = codeword(b"s", "r", 64)
+    res = embed_levels(arr, pos, code, levels, rel=0.02, bucket=None)
+    out = res.array.to_pylist()
+    for before, after in zip(values, out, strict=True):
+        if before == after:
+            continue
+        assert not before.startswith("+") and before.lstrip("-")[:1] != "0" or \
+            before.lstrip("-").startswith("0.")  # never a signed-plus or zero-padded cell
+        assert ("." in before) == ("." in after)
+        assert len(before.partition(".")[2]) == len(after.partition(".")[2])
+        assert before.startswith("-") == after.startswith("-")
+        step = abs(float(after) - float(before))
+        assert min(abs(step - 10.0 ** e) for e in levels) < 1e-6
+        assert step <= 0.02 * abs(float(before)) + 1e-9
+    rows, _exps, idx, bits = read_levels(res.array, pos, levels, rel=0.02)
+    moved = {i for i, (a, b) in enumerate(zip(values, out, strict=True)) if a != b}
+    for r, i, b in zip(rows.tolist(), idx.tolist(), bits.tolist(), strict=True):
+        if r in moved:
+            assert b == code[i]  # every moved cell now carries its bit
+
+
+@pytest.mark.parametrize("text,moved", [
+    ("2024-03-01", "2024-03-02"), ("2024-02-29", "2024-02-28"), ("2024/3/9", None),
+    ("2023-12-31 08:15:00", "2023-12-30 08:15:00"), ("2024年05月07日", None),
+])
+def test_date_marks_stay_in_their_month_and_format(text, moved):
+    from watermark.dates import embed_dates, parse_dates, read_dates
+    from watermark.positions import Positions
+
+    arr = pa.array([text])
+    d = parse_dates(arr)
+    assert d.ok[0]
+    want = 1 - int(d.days[0] & 1)  # the other parity: the date must move
+    pos = Positions(np.array([0]), np.array([0]), np.array([0]), np.array([0]),
+                    np.array([0], dtype=np.int8), np.array([False]))
+    out, marked, changed = embed_dates(arr, pos, np.array([want], dtype=np.uint8))
+    assert marked == 1 and changed == 1
+    new = out.to_pylist()[0]
+    if moved is not None:
+        assert new == moved
+    after = parse_dates(out)
+    assert after.ok[0] and (after.year[0], after.month[0]) == (d.year[0], d.month[0])
+    assert abs(int(after.days[0]) - int(d.days[0])) == 1
+    assert read_dates(out, pos)[2].tolist() == [want]

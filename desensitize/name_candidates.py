@@ -1,0 +1,188 @@
+"""Cheap candidate finding for person names: which clauses can hold a name at all.
+
+The name model (:mod:`desensitize.name_model`) costs far more per character than the
+regular expressions, so it only sees the clauses where a name can be:
+
+* a surname from the table (``surnames.txt``, ``surnames_compound.txt``) followed by a
+  Han character, where the surname and the next character(s) are not an everyday word
+  (全市, 安全, 高质量, 王府井 — looked up in jieba's bundled dictionary), or
+* a cue that announces a person (姓名, 联系人, 先生, 女士, 同志, 说 ... from
+  ``person_cues.tsv``) or a transliterated name with a middle dot (买买提·艾力), or
+* a run of two or more characters typical of transliterated names (希拉克, 斯卡尔法罗:
+  ``FOREIGN``) that is not a common word.
+
+Government prose is mostly words: a typical policy paragraph leaves few clauses to tag.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import Any
+
+import regex
+
+from desensitize.recognizers._tables import mapping, words
+
+_CLAUSE = regex.compile(r"[^。！？；;!?\n\r]+[。！？；;!?]?")
+_MAX_CLAUSE = 200
+_NAME_TAGS = frozenset({"nr", "nrfg", "nrt"})
+# words whose frequency in jieba's dictionary makes "surname + next characters" an
+# ordinary word rather than a name (张贴 1000+, 高效 1000+; a rare name-like word such as
+# 张丹 has frequency 0)
+_WORD_FREQ = 30
+# surnames that are mostly function words; a name with them starts a clause or follows a cue
+# last characters of words jieba tags as names that are not (智能化, 安全性)
+_KNOWN_NAME_TAGS = frozenset({"nr", "nrt", "nrfg", "nz", "t"})
+_NOT_LAST = frozenset("化性率度区市县省局会部")
+_FUNCTION_SURNAMES = frozenset("和于向从有能后单党在是以及与为把被将对")
+_COMMON_TAGS = frozenset({"n", "vn", "v", "a", "ad", "an", "d", "vd"})
+# characters typical of transliterated foreign names (奥尔布赖特, 希丁克, 马尔蒂尼)
+FOREIGN = frozenset("斯尔克特维尼奇普拉德里诺夫托基亚科罗卡森伊娃莎丝妮蒂布赖丁希姆顿逊曼伦纳契洛索杰"
+                    "埃莫萨吉奥乌贝戈赫霍库卢鲁迈佩乔塞沙舍什泰汤图瓦威沃谢耶约扎兹迪弗阿艾")
+_FOREIGN_RUN = regex.compile(rf"[{''.join(sorted(FOREIGN))}]{{2,}}")
+_SPEAKING = ("说", "表示", "指出", "认为", "介绍", "强调", "告诉", "透露", "回忆", "坦言", "笑道", "问")
+
+
+@lru_cache(maxsize=1)
+def _dictionary() -> tuple[dict[str, int], dict[str, str]]:
+    import jieba
+    import jieba.posseg
+
+    jieba.setLogLevel(logging.WARNING)
+    jieba.initialize()
+    tags: dict[str, str] = jieba.posseg.dt.word_tag_tab
+    return jieba.dt.FREQ, tags
+
+
+class CandidateFinder:
+    """Clauses of a text and whether each may hold a name (see module docstring)."""
+
+    def __init__(self) -> None:
+        self.single = words("surnames.txt")
+        self.compound = words("surnames_compound.txt")
+        cues = mapping("person_cues.tsv")
+        cue_words = set(cues.get("before_strong", ())) | {
+            w for w in cues.get("after_strong", ()) if len(w) > 1} | set(_SPEAKING)
+        alt = "|".join(regex.escape(w) for w in sorted(cue_words, key=len, reverse=True))
+        self._cue_rx = regex.compile(rf"{alt}|[·•・]")
+        chars = "".join(sorted(self.single | {c[0] for c in self.compound}))
+        self._surname_rx = regex.compile(rf"[{regex.escape(chars)}](?=\p{{Han}})")
+        self.freq, self.tags = _dictionary()
+
+    def clauses(self, text: str) -> Iterator[tuple[int, str]]:
+        """``(offset, clause)``: sentences, long ones cut at commas (at most 200 chars)."""
+        for m in _CLAUSE.finditer(text):
+            start, piece = m.start(), m.group()
+            while len(piece) > _MAX_CLAUSE:
+                cut = max(piece.rfind(c, 0, _MAX_CLAUSE) for c in "，,、：:")
+                cut = cut + 1 if cut > 20 else _MAX_CLAUSE
+                yield start, piece[:cut]
+                start, piece = start + cut, piece[cut:]
+            if piece.strip():
+                yield start, piece
+
+    def _ordinary(self, word: str, cued: bool = False) -> bool:
+        f = self.freq.get(word)
+        if not f or f < _WORD_FREQ:
+            return False
+        tag = self.tags.get(word)
+        if len(word) == 3 and tag in _KNOWN_NAME_TAGS and word[-1] not in _NOT_LAST:
+            return False  # 温家宝, 马克思, 刘彦彬: the dictionary knows a name
+        # 智慧, 养老, 荣获: jieba's dictionary tags them nr, but they are everyday words;
+        # next to a cue (李鹏说, 朱德同志) such a word is taken for the name it also is
+        return tag not in _NAME_TAGS or (f >= 500 and not cued)
+
+    def surname_at(self, text: str, i: int, *, cued: bool = False) -> bool:
+        """Whether a name may start at ``i`` (a surname not glued into a common word)."""
+        ch = text[i]
+        if text[i:i + 2] in self.compound:
+            return not self._ordinary(text[i:i + 3]) and not self._ordinary(text[i:i + 4])
+        if ch not in self.single:
+            return False
+        if i > 0:
+            prev = text[i - 1]
+            if ch in _FUNCTION_SURNAMES and "\u4e00" <= prev <= "\u9fff":
+                return False  # 和, 于, 向 ... inside a sentence: the function word
+            if prev.isdigit() and ch in "年月日号":
+                return False  # 2024年年底
+        word = text[i:i + 3]
+        if len(word) == 3 and self.tags.get(word) in _KNOWN_NAME_TAGS and word[-1] not in _NOT_LAST:
+            return True  # 温家宝 (温家 is a word), 刘彦彬: the dictionary knows a name
+        if self._ordinary(text[i:i + 2], cued) or self._ordinary(word, cued):
+            return False
+        if i > 0 and "\u4e00" <= text[i - 1] <= "\u9fff":
+            # 营商环境, 全覆盖: mid-sentence, the "given name" is a frequent common word
+            nxt = text[i + 1:i + 3]
+            if self.freq.get(nxt, 0) >= 1000 and self.tags.get(nxt) in _COMMON_TAGS:
+                return False
+        return not (i > 0 and self._ordinary(text[i - 1:i + 1]))
+
+    def _foreign(self, run: str) -> bool:
+        """A transliteration run that is not a common word (克拉 is, 希拉克 is not)."""
+        return not (len(run) == 2 and self.freq.get(run, 0) >= _WORD_FREQ)
+
+    def _cue_point(self, clause: str, m: regex.Match[str]) -> int | None:
+        """Where a name may sit next to cue ``m``: right after it (市民|高峰, 申请人：|马晓东)
+        or right before it (高峰|反映, 江|主席), judged without the cue's own characters as left
+        context (申请人马晓东: 人马 is a word, but not here)."""
+        end = m.end()
+        if end < len(clause) and clause[end] in " \t:：":
+            end += 1
+        one = m.start() - 1  # a surname alone before a title (江|主席)
+        if one >= 0 and clause[one] in self.single and clause[one] not in _FUNCTION_SURNAMES \
+                and not self._ordinary(clause[max(0, one - 1):one + 1]):
+            return one
+        for p in (end, m.start() - 2, m.start() - 3, m.start() - 4):
+            if 0 <= p < len(clause) - 1 and (clause[p] in self.single or clause[p:p + 2] in self.compound) \
+                    and self.surname_at(clause[p:], 0, cued=True):
+                return p
+        return None
+
+    def points(self, clause: str) -> list[tuple[int, bool]]:
+        """``(position, wide)`` of every place in ``clause`` where a name may start;
+        ``wide`` for transliterations, which reach further both ways."""
+        out = [(m.start(), False) for m in self._surname_rx.finditer(clause)
+               if self.surname_at(clause, m.start())]
+        out += [(m.start(), True) for m in _FOREIGN_RUN.finditer(clause) if self._foreign(m.group())]
+        for m in self._cue_rx.finditer(clause):
+            if m.group() in "·•・":
+                out.append((m.start(), True))
+            else:
+                p = self._cue_point(clause, m)
+                if p is not None:
+                    out.append((p, False))
+        return out
+
+    def worth_tagging(self, clause: str) -> bool:
+        """Whether the clause may hold a name (the cheap test before the model)."""
+        return bool(self.points(clause))
+
+
+@lru_cache(maxsize=1)
+def finder() -> CandidateFinder:
+    return CandidateFinder()
+
+
+def dictionary() -> tuple[dict[str, int], dict[str, Any]]:
+    """jieba's word frequencies and part-of-speech tags (loaded once)."""
+    return _dictionary()
+
+
+def name_windows(text: str, *, before: int = 6, after: int = 10) -> list[tuple[int, int]]:
+    """Merged ``(start, end)`` windows of ``text`` around every place a name can start
+    (see :class:`CandidateFinder`), cut at clause ends: all the name model needs to see."""
+    find = finder()
+    out: list[tuple[int, int]] = []
+    for off, clause in find.clauses(text):
+        points = find.points(clause)
+        wide = {p for p, w in points if w}
+        for p in sorted(p for p, _ in points):
+            lo, hi = (p - 14, p + 14) if p in wide else (p - before, p + after)
+            s, e = off + max(0, lo), off + min(len(clause), hi)
+            if out and s <= out[-1][1]:
+                out[-1] = (out[-1][0], max(out[-1][1], e))
+            else:
+                out.append((s, e))
+    return out

@@ -1,0 +1,61 @@
+"""Cheap candidate finding for the text scanner: where each entity family can occur.
+
+``plan(text, entities)`` returns ``[(entities, windows)]``: for each family the merged
+``(start, end)`` windows of ``text`` worth analysing.
+
+* PERSON: around a surname that starts no common word, or a cue with a surname
+  character near it (:func:`desensitize.name_candidates.name_windows`);
+* LOCATION: before and after a door, building, unit or room number (12号, 3栋, 501室,
+  B座), which every detailed address has;
+* the structured entities (IDs, cards, phones, plates, passports, e-mail, IP): around
+  runs of Latin letters and digits (half- or full-width), with the 16 characters before
+  them that hold context words.
+
+Windows that cover most of the text are replaced by the whole text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import regex
+
+from desensitize.name_candidates import name_windows
+
+_ALNUM = regex.compile(r"[0-9A-Za-z０-９Ａ-Ｚａ-ｚ@]+")
+_NUM = r"(?:[0-9０-９]+|[一二三四五六七八九十百零两]+)"
+_ADDRESS_ANCHOR = regex.compile(
+    rf"{_NUM}(?:号|栋|幢|座|单元|层|楼|室|户|弄|院)|[A-Za-z](?:座|栋|幢|区)|(?:路|街|巷|道|村|小区|大厦|公寓|花园){_NUM}")
+_WHOLE = 0.7
+
+
+def _merge(spans: list[tuple[int, int]], n: int) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for s, e in sorted(spans):
+        s, e = max(0, s), min(n, e)
+        if out and s <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], e))
+        elif e > s:
+            out.append((s, e))
+    return out
+
+
+def _or_whole(spans: list[tuple[int, int]], n: int) -> list[tuple[int, int]]:
+    covered = sum(e - s for s, e in spans)
+    return [(0, n)] if n and covered >= _WHOLE * n else spans
+
+
+def plan(text: str, entities: Sequence[str]) -> list[tuple[tuple[str, ...], list[tuple[int, int]]]]:
+    """The families of ``entities`` and the windows of ``text`` to analyse for each."""
+    n = len(text)
+    out: list[tuple[tuple[str, ...], list[tuple[int, int]]]] = []
+    if "PERSON" in entities:
+        out.append((("PERSON",), _or_whole(name_windows(text), n)))
+    if "LOCATION" in entities:
+        spans = [(m.start() - 40, m.end() + 24) for m in _ADDRESS_ANCHOR.finditer(text)]
+        out.append((("LOCATION",), _or_whole(_merge(spans, n), n)))
+    rest = tuple(e for e in entities if e not in ("PERSON", "LOCATION"))
+    if rest:
+        spans = [(m.start() - 16, m.end() + 6) for m in _ALNUM.finditer(text)]
+        out.append((rest, _or_whole(_merge(spans, n), n)))
+    return [(ents, windows) for ents, windows in out if windows]

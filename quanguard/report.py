@@ -1,0 +1,223 @@
+"""The monthly report for compliance officers: one month of the trail at a glance.
+
+``monthly_report(container, principal, "2026-11", ctx)`` gathers, for the calendar month
+in the service's zone: accesses by organisation, dataset and grade; denials; alerts by
+severity and their time to close; exchange jobs and ε spent per consumer organisation;
+the top datasets; and the trail's integrity (last verification, last exported checkpoint
+and its age). ``render_html`` (``quanguard.report_html``) turns it into one
+self-contained HTML page (inline SVG charts, no external resources); ``html_to_pdf``
+prints that page to PDF with headless Chromium where it is installed.
+
+Reading the report is itself recorded (``audit_report``, policy action
+``audit_search``) with the month and the format.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from monitor.events import utc_now
+from monitor.store import ALERTS, CHECKPOINTS, EVENTS, VERIFY_RUNS, from_us, to_us
+from quanguard.auth import Principal
+from quanguard.errors import InvalidInput, Unavailable
+from quanguard.gate import RequestContext, authorize
+
+__all__ = ["MonthlyReport", "html_to_pdf", "month_range", "monthly_report"]
+
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+TOP = 10
+CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
+
+
+def month_range(month: str, tz: str) -> tuple[datetime, datetime]:
+    """[start, end) of ``YYYY-MM`` in ``tz``; InvalidInput for anything else."""
+    m = _MONTH.match(month or "")
+    if not m or not 1 <= int(m.group(2)) <= 12 or not 2000 <= int(m.group(1)) <= 2999:
+        raise InvalidInput(f"month {month[:20]!r} must look like 2026-11", field="month")
+    year, mon = int(m.group(1)), int(m.group(2))
+    zone = ZoneInfo(tz)
+    start = datetime(year, mon, 1, tzinfo=zone)
+    end = datetime(year + (mon == 12), mon % 12 + 1, 1, tzinfo=zone)
+    return start, end
+
+
+@dataclass(frozen=True)
+class MonthlyReport:
+    month: str
+    tz: str
+    generated: datetime
+    generated_by: str
+    total_events: int
+    accesses: int
+    by_org: list[tuple[str, int]]
+    by_dataset: list[tuple[str, int]]
+    by_grade: list[tuple[str, int]]
+    denials: int
+    denials_by_org: list[tuple[str, int]]
+    denials_by_action: list[tuple[str, int]]
+    alerts_by_severity: list[tuple[str, int]]
+    close_hours: list[tuple[str, int, float | None]]  # severity, closed, median hours
+    open_alerts: int
+    jobs: list[tuple[str, int, int, float]]  # consumer org, jobs, finished, epsilon
+    exchange_available: bool
+    integrity: dict[str, Any] = field(default_factory=dict)
+
+
+def _grouped(session: Any, col: Any, conds: list[Any], limit: int | None = None
+             ) -> list[tuple[str, int]]:
+    n = sa.func.count()
+    stmt = (sa.select(col, n).where(*conds, col.is_not(None)).group_by(col)
+            .order_by(n.desc(), col))
+    if limit:
+        stmt = stmt.limit(limit)
+    return [(str(k), int(c)) for k, c in session.execute(stmt)]
+
+
+def _median(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _exchange(session: Any, start: datetime, end: datetime
+              ) -> tuple[bool, list[tuple[str, int, int, float]]]:
+    from exchange.tables import jobs, ledger
+
+    names = set(sa.inspect(session.connection()).get_table_names())
+    if not {jobs.name, ledger.name} <= names:
+        return False, []  # a build without the exchange area
+    rows: dict[str, list[float]] = {}
+    for org, status in session.execute(sa.select(jobs.c.consumer_org, jobs.c.status).where(
+            jobs.c.created_at >= start, jobs.c.created_at < end)):
+        entry = rows.setdefault(str(org), [0, 0, 0.0])
+        entry[0] += 1
+        entry[1] += status == "done"
+    spent = sa.select(jobs.c.consumer_org, sa.func.sum(ledger.c.epsilon)).join(
+        jobs, jobs.c.id == ledger.c.job_id).where(
+        ledger.c.at >= start, ledger.c.at < end).group_by(jobs.c.consumer_org)
+    for org, eps in session.execute(spent):
+        rows.setdefault(str(org), [0, 0, 0.0])[2] = float(eps or 0.0)
+    return True, sorted(((k, int(v[0]), int(v[1]), float(v[2])) for k, v in rows.items()),
+                        key=lambda r: (-r[3], -r[1], r[0]))
+
+
+def _integrity(session: Any, now: datetime) -> dict[str, Any]:
+    run = session.execute(sa.select(VERIFY_RUNS).order_by(VERIFY_RUNS.c.id.desc()).limit(1)
+                          ).first()
+    cp = session.execute(sa.select(CHECKPOINTS).where(CHECKPOINTS.c.exported.is_not(None))
+                         .order_by(CHECKPOINTS.c.tree_size.desc()).limit(1)).first()
+    out: dict[str, Any] = {"verify": None, "checkpoint": None}
+    if run is not None:
+        at = from_us(run.ts)
+        out["verify"] = {"at": at, "ok": bool(run.ok), "tree_size": int(run.tree_size),
+                         "damage": run.damage, "bad_seq": run.bad_seq,
+                         "age_hours": (now - at).total_seconds() / 3600}
+    if cp is not None:
+        exported = from_us(cp.exported)
+        out["checkpoint"] = {"tree_size": int(cp.tree_size), "exported": exported,
+                             "created": from_us(cp.created),
+                             "age_hours": (now - exported).total_seconds() / 3600}
+    return out
+
+
+def monthly_report(container: Any, principal: Principal, month: str, ctx: RequestContext,
+                   *, fmt: str = "html") -> MonthlyReport:
+    """Gather the report of ``month`` and record that it was read (``audit_report``)."""
+    tz = container.settings.tz
+    start, end = month_range(month, tz)
+    labels = {"month": month, "format": fmt}
+    decision = authorize(container, principal, "audit_search", None, ctx,
+                         audit_action="audit_report", labels=labels)
+    now = utc_now()
+    span = [EVENTS.c.ts >= to_us(start), EVENTS.c.ts < to_us(end)]
+    access = [*span, EVENTS.c.dataset.is_not(None),
+              sa.or_(EVENTS.c.effect.is_(None), EVENTS.c.effect != "deny")]
+    denied = [*span, EVENTS.c.effect == "deny"]
+    with container.session() as session:
+        total = int(session.execute(sa.select(sa.func.count()).select_from(EVENTS)
+                                    .where(*span)).scalar_one())
+        accesses = int(session.execute(sa.select(sa.func.count()).select_from(EVENTS)
+                                       .where(*access)).scalar_one())
+        by_org = _grouped(session, EVENTS.c.org, access, TOP)
+        by_dataset = _grouped(session, EVENTS.c.dataset, access, TOP)
+        by_grade = _grouped(session, EVENTS.c.grade, access)
+        denials = int(session.execute(sa.select(sa.func.count()).select_from(EVENTS)
+                                      .where(*denied)).scalar_one())
+        denials_by_org = _grouped(session, EVENTS.c.org, denied, TOP)
+        denials_by_action = _grouped(session, EVENTS.c.action, denied, TOP)
+        # Alerts belong to the month of the events they are about (window start).
+        in_month = [ALERTS.c.window_start >= to_us(start), ALERTS.c.window_start < to_us(end)]
+        severities = dict(_grouped(session, ALERTS.c.severity, in_month))
+        closing: dict[str, list[float]] = {}
+        open_alerts = 0
+        for sev, status, created, updated in session.execute(sa.select(
+                ALERTS.c.severity, ALERTS.c.status, ALERTS.c.created, ALERTS.c.updated)
+                .where(*in_month)):
+            if status == "closed":
+                closing.setdefault(str(sev), []).append((updated - created) / 3.6e9)
+            else:
+                open_alerts += 1
+        exchange_ok, jobs = _exchange(session, start, end)
+        integrity = _integrity(session, now)
+    order = ("critical", "high", "medium", "low")
+    report = MonthlyReport(
+        month=month, tz=tz, generated=now, generated_by=f"{principal.name} ({principal.role}, "
+        f"{principal.org})", total_events=total, accesses=accesses, by_org=by_org,
+        by_dataset=by_dataset, by_grade=by_grade, denials=denials,
+        denials_by_org=denials_by_org, denials_by_action=denials_by_action,
+        alerts_by_severity=[(s, severities.get(s, 0)) for s in order],
+        close_hours=[(s, len(closing.get(s, [])), _median(closing.get(s, []))) for s in order],
+        open_alerts=open_alerts, jobs=jobs, exchange_available=exchange_ok,
+        integrity=integrity)
+    from quanguard.usecases.audit_read import _record
+
+    _record(container, principal, "audit_report", ctx, decision=decision, rows=total,
+            labels=labels)
+    return report
+
+
+def find_chromium() -> str | None:
+    for name in CHROMIUM_CANDIDATES:
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def html_to_pdf(html: str, out: Path, *, timeout: float = 60.0) -> Path:
+    """Print ``html`` to ``out`` with headless Chromium (Debian package ``chromium``).
+    Raises Unavailable when no Chromium is installed or it fails."""
+    chromium = find_chromium()
+    if chromium is None:
+        raise Unavailable("PDF needs headless Chromium (apt-get install chromium; "
+                          "`make browser` installs it); the HTML report needs nothing")
+    with tempfile.TemporaryDirectory(prefix="qg-report-") as tmp:
+        page = Path(tmp) / "report.html"
+        page.write_text(html, encoding="utf-8")
+        target = Path(out).resolve()
+        cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+               "--no-first-run", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync", "--no-pdf-header-footer",
+               f"--user-data-dir={Path(tmp) / 'profile'}",
+               f"--print-to-pdf={target}", page.as_uri()]
+        try:
+            done = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise Unavailable(f"Chromium did not print the report: {exc}") from exc
+        if done.returncode != 0 or not target.exists() or target.stat().st_size == 0:
+            tail = done.stderr.decode(errors="replace")[-300:]
+            raise Unavailable(f"Chromium did not print the report (exit {done.returncode}): "
+                              f"{tail}")
+    return target
