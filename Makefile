@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-gm test-fast bench browser lint clean help
+.PHONY: run test test-gm test-fast bench browser java lint clean help
 
 help:
 	@echo "make run    - set up .venv, migrate the embedded store and serve on 127.0.0.1:8000"
@@ -30,7 +30,13 @@ browser:
 	      || echo "warning: could not install chromium / fonts-noto-cjk; browser tests will fail in CI"; \
 	  else echo "note: chromium or a CJK font is not installed; browser tests are skipped outside CI"; fi; }
 
-test: $(STAMP) browser
+# Spark tests (tests/spark) need a Java 17+ runtime.
+java:
+	@command -v java >/dev/null 2>&1 || [ -x "$$JAVA_HOME/bin/java" ] || { \
+	  echo "error: Spark tests need Java 17 or newer: apt-get install openjdk-17-jre-headless" \
+	       "(Debian/Ubuntu) or set JAVA_HOME"; exit 1; }
+
+test: $(STAMP) browser java
 	$(BIN)/python -m pytest -q
 
 # The trail, exchange and masking tests under the gm crypto suite (SM2/SM3/SM4); `make test`

@@ -319,10 +319,7 @@ class AuditStore:
             ))
             stored.append(ev)
             prev = h
-        # Driver-level executemany: the statement is fixed, so skip SQLAlchemy's
-        # per-row parameter processing (this is the ingest hot path).
-        conn = session.connection()
-        conn.exec_driver_sql(_insert_sql(conn.dialect.paramstyle), rows)
+        _insert_rows(session.connection(), rows)
         session.execute(_MOVE_HEAD, {"seq": seq, "hash": prev, "frontier": pack(acc.frontier)})
         return stored
 
@@ -391,6 +388,26 @@ def _insert_sql(paramstyle: str) -> str:
     cols = ", ".join(f'"{c}"' for c in _INSERT_COLUMNS)
     marks = ", ".join(mark for _ in _INSERT_COLUMNS)
     return f"INSERT INTO audit_events ({cols}) VALUES ({marks})"
+
+
+# Batches at least this large go through PostgreSQL's COPY (below it, the round trips of
+# starting a COPY cost more than the pipelined executemany saves).
+COPY_MIN_ROWS = 64
+
+
+def _insert_rows(conn: Connection, rows: list[tuple[object, ...]]) -> None:
+    """Insert the built rows: ``COPY ... FROM STDIN`` on PostgreSQL (psycopg 3), a
+    driver-level executemany elsewhere — the statement is fixed, so SQLAlchemy's per-row
+    parameter processing is skipped (this is the ingest hot path)."""
+    driver = getattr(conn.connection, "driver_connection", None)
+    if (conn.dialect.name == "postgresql" and len(rows) >= COPY_MIN_ROWS
+            and type(driver).__module__.split(".")[0] == "psycopg"):
+        cols = ", ".join(f'"{c}"' for c in _INSERT_COLUMNS)
+        with driver.cursor() as cur, cur.copy(f"COPY audit_events ({cols}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    conn.exec_driver_sql(_insert_sql(conn.dialect.paramstyle), rows)
 
 
 def _head(row: sa.Row[tuple[object, ...]]) -> Head:

@@ -222,11 +222,13 @@ class AuditService:
         if not events:
             return []
         pii = self.redactor()
+        from desensitize.prefilter import could_hold_pii  # only the writing path needs it
 
         def redactor(text: str) -> str:
             # Secrets first (an API key pasted into a purpose must never be kept), then PII.
             cleaned = scrub(text)
-            return pii(cleaned) if pii is not None else cleaned
+            # Fast reject: most free texts cannot hold PII; only those that may are scanned.
+            return pii(cleaned) if pii is not None and could_hold_pii(cleaned) else cleaned
 
         events = [redact_event(e, redactor) for e in events]
         stamp = now or utc_now()

@@ -25,7 +25,7 @@ from monitor.alert_engine import Alert
 from monitor.checkpoint import Checkpoint
 from monitor.errors import MonitorError, StoreBusy, Tampered
 from monitor.events import utc_now
-from monitor.ingest import MAX_BATCH, LineError, parse_batch
+from monitor.ingest import MAX_BATCH, LineError, parse_batch, parse_chunks
 from monitor.retention import plan_purge, purge
 from monitor.search import SearchQuery, SearchResult
 from monitor.store import EVENTS, VERIFY_RUNS, from_us, to_us
@@ -49,6 +49,7 @@ __all__ = [
     "verify",
 ]
 
+MAX_KEPT_ERRORS = 1000
 T = TypeVar("T")
 
 
@@ -59,9 +60,11 @@ class IngestResult:
     first_seq: int | None
     last_seq: int | None
     errors: tuple[LineError, ...]
+    rejected_total: int | None = None  # when ``errors`` holds only the first ones
 
     def to_dict(self) -> dict[str, Any]:
-        return {"lines": self.lines, "accepted": self.accepted, "rejected": len(self.errors),
+        rejected = len(self.errors) if self.rejected_total is None else self.rejected_total
+        return {"lines": self.lines, "accepted": self.accepted, "rejected": rejected,
                 "first_seq": self.first_seq, "last_seq": self.last_seq,
                 "errors": [e.to_dict() for e in self.errors]}
 
@@ -105,28 +108,44 @@ def ingest(container: Any, principal: Principal, lines: Iterable[str | bytes], *
            source_ip: str | None = None, request_id: str | None = None,
            max_lines: int | None = MAX_BATCH, chunk: int = 10_000,
            progress: Callable[[int], None] | None = None) -> IngestResult:
-    """Parse NDJSON lines and append the valid ones (each chunk one transaction)."""
+    """Parse NDJSON lines and append the valid ones (each chunk one transaction).
+
+    With ``max_lines`` None the lines are consumed as a stream, chunk by chunk, so memory
+    stays bounded whatever their number; only the first ``MAX_KEPT_ERRORS`` invalid lines
+    are kept in the result (all are counted)."""
     _authorize(container, principal, "report_events", source_ip=source_ip,
                request_id=request_id)
     now = utc_now()
-    batch = parse_batch(lines, reporter=principal.id, now=now, max_lines=max_lines)
-    events = list(batch.events)
+    if max_lines is not None:  # one request: refuse an oversized batch whole
+        batch = parse_batch(lines, reporter=principal.id, now=now, max_lines=max_lines)
+        chunks: Iterable[Any] = [batch]
+    else:
+        chunks = parse_chunks(lines, reporter=principal.id, now=now, chunk=chunk)
     first = last = None
-    for start in range(0, len(events), chunk):
-        part = events[start:start + chunk]
+    total = accepted = rejected = 0
+    errors: list[LineError] = []
+    for parsed in chunks:
+        total += parsed.lines
+        rejected += len(parsed.errors)
+        errors.extend(parsed.errors[:max(0, MAX_KEPT_ERRORS - len(errors))])
+        events = parsed.events
+        for start in range(0, len(events), chunk):
+            part = events[start:start + chunk]
 
-        def tx(part: Sequence[Any] = part) -> list[Any]:
-            with container.session() as session, session.begin():
-                stored: list[Any] = container.audit.record_batch(session, part,
-                                                                 source="reporter", now=now)
-                return stored
+            def tx(part: Sequence[Any] = part) -> list[Any]:
+                with container.session() as session, session.begin():
+                    stored: list[Any] = container.audit.record_batch(
+                        session, part, source="reporter", now=now)
+                    return stored
 
-        stored = with_retry(tx)
-        first = first if first is not None else stored[0].seq
-        last = stored[-1].seq
-        if progress is not None:
-            progress(len(stored))
-    return IngestResult(batch.lines, len(events), first, last, batch.errors)
+            stored = with_retry(tx)
+            first = first if first is not None else stored[0].seq
+            last = stored[-1].seq
+            accepted += len(stored)
+            if progress is not None:
+                progress(len(stored))
+    return IngestResult(total, accepted, first, last, tuple(errors),
+                        None if rejected == len(errors) else rejected)
 
 
 # -- search ---------------------------------------------------------------------------
