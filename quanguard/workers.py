@@ -31,8 +31,12 @@ PER_PROCESS_STATE = ("console sessions", "auth-failure rate limits")
 def default_workers(db_url: str) -> tuple[int, str]:
     """The default number of workers for ``db_url`` and the reason, for the log."""
     if db_url.startswith("postgresql"):
+        # Fail closed until console sessions and the auth-failure limiter live in the
+        # database: with N workers a console sign-in holds on one worker only and a key
+        # guesser gets N times the attempts. More workers are the operator's explicit choice.
         cores = os.cpu_count() or 1
-        return cores, f"PostgreSQL: one worker per core ({cores})"
+        return 1, (f"PostgreSQL: one worker by default ({cores} cores; --workers {cores} to use "
+                   f"them, with {' and '.join(PER_PROCESS_STATE)} per worker)")
     return 1, "SQLite allows one writer at a time: more workers would queue on its lock"
 
 

@@ -16,7 +16,7 @@ def serve(
     host: str | None = typer.Option(None, "--host", help="Address to bind (default QUANGUARD_HOST or 127.0.0.1)"),
     port: int | None = typer.Option(None, "--port", help="Port (default QUANGUARD_PORT or 8000)"),
     workers: int | None = typer.Option(
-        None, "--workers", help="Worker processes (default: one per core on PostgreSQL, one on SQLite)"),
+        None, "--workers", help="Worker processes (default 1; more need PostgreSQL, and console sessions and auth-failure limits are per worker)"),
 ) -> None:
     """Migrate the store and serve the API; on the first start print a bootstrap admin key.
     Refuses to start while a key file is readable by group or others."""

@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "restore": ("cmd_backup", "Verify an archive against its manifest, then replace the store."),
     "scan": ("cmd_scan", "Find personal information in a file, type and grade each column."),
     "serve": ("cmd_serve", "Migrate the store and serve the API."),
+    "spark": ("cmd_spark", "Scan, mask and watermark big tables on Spark (Parquet or CSV in, Parquet out)."),
     "unmask": ("cmd_mask", "Restore encrypt/fpe columns of a file."),
     "watermark": ("cmd_watermark", "Watermark delivered tables and trace leaked copies (数据水印, 溯源)."),
 }
