@@ -71,7 +71,8 @@ async def _scan_upload(form: Any, caller: Principal, container: Any, ctx: Any) -
         raise InvalidInput("sample must be an integer") from exc
     full = str(form.get("full") or "").lower() in ("1", "true", "yes", "on")
     dataset = str(form.get("dataset")) if form.get("dataset") else None
-    tmp = await spool_upload(upload, folder=container.settings.data_dir, suffix=suffix)
+    tmp = await spool_upload(upload, folder=container.settings.data_dir, suffix=suffix,
+                             limit=container.settings.max_body_bytes)
     try:
         if uc.is_text_path(name):
             result = await run_in_threadpool(

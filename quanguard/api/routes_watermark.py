@@ -51,7 +51,8 @@ async def _save_form(form: Any, container: Any) -> tuple[Any, str, str]:
     if suffix not in _SUFFIXES:
         raise InvalidInput(f"{name}: unsupported table format {suffix!r} "
                            f"(known: {' '.join(_SUFFIXES)})")
-    tmp = await spool_upload(upload, folder=container.settings.data_dir, suffix=suffix)
+    tmp = await spool_upload(upload, folder=container.settings.data_dir, suffix=suffix,
+                             limit=container.settings.max_body_bytes)
     fields = {k: form.getlist(k) for k in form if k != "file"}
     return _Fields(fields), tmp, name
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from quanguard.errors import InvalidInput
 
-__all__ = ["Path", "leaves", "put", "record_error"]
+__all__ = ["Path", "drop", "leaves", "put", "record_error"]
 
 Path = tuple[str | int, ...]
 MAX_DEPTH = 32

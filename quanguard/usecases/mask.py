@@ -30,9 +30,9 @@ from desensitize.plan import load_plan_file
 from desensitize.tableio import detect_format, open_table, open_writer
 from quanguard.auth import Principal
 from quanguard.errors import InvalidInput
-from quanguard.usecases import json_records as jr
 from quanguard.gate import authorize
 from quanguard.policy.model import Resource
+from quanguard.usecases import json_records as jr
 
 __all__ = ["MAX_RECORDS", "TEXT_SUFFIXES", "MaskOutcome", "UnmaskOutcome", "is_text_path", "mask_file",
            "mask_records", "mask_text_file", "records_table", "sha256_file", "temp_path", "unmask_file",
@@ -48,6 +48,7 @@ class MaskOutcome:
     input_sha256: str
     output_sha256: str
     dataset_grade: str | None
+    encoding: str | None = None  # of a CSV/TSV/text output, when known
 
     def to_dict(self) -> dict[str, Any]:
         return {"profile": self.profile, "dataset_grade": self.dataset_grade,
@@ -130,7 +131,7 @@ def mask_file(
                           writer, plan, keyring=keyring, span_finder=finder,
                           quasi_identifiers=service.quasi_identifiers(report), progress=progress)
     outcome = MaskOutcome(plan.profile.name, result, sha256_file(src), sha256_file(dst),
-                          report.dataset_grade)
+                          report.dataset_grade, enc or ("utf-8" if fmt in ("csv", "tsv") else None))
     _record(container, principal, "mask", name, outcome, decision, ctx)
     return outcome
 
@@ -395,6 +396,6 @@ def mask_text_file(
         raise
     none = KResult(None, 0, masker.stats.rows, ())
     result = MaskResult(plan, masker.stats, none, none, ("text",))
-    outcome = MaskOutcome(chosen.name, result, sha256_file(src), sha256_file(dst), None)
+    outcome = MaskOutcome(chosen.name, result, sha256_file(src), sha256_file(dst), None, enc)
     _record(container, principal, "mask", name, outcome, decision, ctx)
     return outcome
