@@ -26,13 +26,14 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, Response
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
+from quanguard.api import openapi as oa
 from quanguard.api.deps import ContainerDep, ContextDep, PrincipalDep
 from quanguard.api.uploads import scrub_names, spool_stream, spool_upload
 from quanguard.errors import InvalidInput, UnsupportedMedia
@@ -158,11 +159,32 @@ async def _mask_multipart(request: Request, caller: Any, container: Any, ctx: An
     return await _mask_spooled(src, suffix, name, caller, container, ctx, profile, dataset)
 
 
-@router.post("/v1/mask")
-async def mask(request: Request, caller: PrincipalDep, container: ContainerDep, ctx: ContextDep) -> Any:
+_RECORDS = {"type": "array", "maxItems": 100_000, "description": "JSON objects; nested objects and arrays allowed",
+            "items": {"type": "object", "additionalProperties": True}}
+_MASK_JSON = {"type": "object", "required": ["records"], "properties": {
+    "records": _RECORDS, "profile": {"type": "string", "description": "masking profile (default: policy's)"},
+    "dataset": {"type": "string"}}}
+_MASK_BODY = oa.request_body(
+    oa.json_schema(_MASK_JSON), oa.ndjson(_RECORDS["items"], 100_000), oa.text("text/csv", "text/tab-separated-values",
+                                        "text/plain"),
+    oa.form({"file": {"type": "string", "format": "binary"}, "profile": {"type": "string"},
+             "dataset": {"type": "string"}}, ["file"]),
+    description="JSON records, an NDJSON/CSV/TSV/text body, or a multipart upload (field file)")
+_MASK_OK = {"200": {"description": "the masked records or file, in the body's format and encoding",
+                    "content": {**oa.json_schema({"type": "object", "required": ["records", "summary"],
+                                                  "properties": {"records": _RECORDS,
+                                                                 "summary": {"type": "object"}}}),
+                                **oa.text("application/x-ndjson", "text/csv", "text/tab-separated-values",
+                                          "text/plain"),
+                                **oa.binary("application/octet-stream")}}}
+_Opt = Annotated[str | None, Query(max_length=200, description="for non-JSON bodies")]
+
+
+@router.post("/v1/mask", openapi_extra={**_MASK_BODY, "responses": _MASK_OK})
+async def mask(request: Request, caller: PrincipalDep, container: ContainerDep, ctx: ContextDep,
+               profile: _Opt = None, dataset: _Opt = None) -> Any:
     """Mask JSON records, an NDJSON/CSV/TSV/text body or a multipart upload by a masking profile."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    q = request.query_params
     if ctype == "application/json":
         raw = await request.body()
         body = _parse_json(raw)
@@ -177,15 +199,20 @@ async def mask(request: Request, caller: PrincipalDep, container: ContainerDep, 
         raise UnsupportedMedia(f"content type {ctype or '(none)'} is not accepted; send one of "
                                + ", ".join(ACCEPTED), accepted=list(ACCEPTED))
     if suffix == ".jsonl":
-        return await _mask_ndjson(await request.body(), caller, container, ctx, q.get("profile"),
-                                  q.get("dataset"))
+        return await _mask_ndjson(await request.body(), caller, container, ctx, profile, dataset)
     src = await spool_stream(request.stream(), folder=container.settings.data_dir, suffix=suffix,
                              limit=container.settings.max_body_bytes)
-    return await _mask_spooled(src, suffix, _LABEL[suffix], caller, container, ctx, q.get("profile"),
-                               q.get("dataset"))
+    return await _mask_spooled(src, suffix, _LABEL[suffix], caller, container, ctx, profile, dataset)
 
 
-@router.post("/v1/unmask")
+_UNMASK_JSON = {"type": "object", "required": ["records", "columns"], "properties": {
+    "records": _RECORDS, "columns": {"type": "array", "items": {"type": "string"}}, "dataset": {"type": "string"}}}
+
+
+@router.post("/v1/unmask", openapi_extra={
+    **oa.request_body(oa.json_schema(_UNMASK_JSON)),
+    "responses": {"200": {"description": "the records with the columns restored",
+                          "content": oa.json_schema({"type": "object", "properties": {"records": _RECORDS}})}}})
 async def unmask(request: Request, caller: PrincipalDep, container: ContainerDep, ctx: ContextDep) -> Any:
     """Restore encrypt/fpe columns of JSON records: ``{"records": [...], "columns": ["身份证号"]}``.
     Allowed only when the policy allows ``unmask``; every attempt is audited."""

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from quanguard.api import openapi as oa
 from quanguard.api.deps import ContainerDep, ContextDep, PrincipalDep, require_roles
 from quanguard.api.uploads import spool_upload
 from quanguard.auth import Principal
@@ -22,7 +23,18 @@ MAX_TEXT = 1_000_000
 _Scanner = Annotated[Principal, Depends(require_roles("officer", "manager", "provider", "admin"))]
 
 
-@router.post("/v1/scan")
+_SCAN_BODY = oa.request_body(
+    oa.json_schema({"type": "object", "properties": {
+        "text": {"type": "string", "maxLength": MAX_TEXT},
+        "texts": {"type": "array", "maxItems": 10_000, "items": {"type": "string"}}}}),
+    oa.form({"file": {"type": "string", "format": "binary"}, "sample": {"type": "integer", "minimum": 1},
+             "full": {"type": "boolean"}, "dataset": {"type": "string"}}, ["file"]),
+    description='{"text": ...} or {"texts": [...]}, or a multipart upload (field file)')
+
+
+@router.post("/v1/scan", openapi_extra={**_SCAN_BODY, "responses": {"200": {
+    "description": "findings and grade (text), or the table report with its inventory entry (file)",
+    "content": oa.json_schema({"type": "object"})}}})
 async def scan(
     request: Request, caller: _Scanner, container: ContainerDep, ctx: ContextDep,
 ) -> Any:
