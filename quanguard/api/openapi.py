@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-__all__ = ["ERROR_STATUSES", "binary", "form", "install", "ndjson", "json_schema", "request_body", "text"]
+__all__ = ["ERROR_STATUSES", "binary", "form", "install", "json_schema", "ndjson", "request_body", "text"]
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 ERROR_STATUSES = {"400": "invalid input", "401": "no valid API key", "403": "refused by role or policy",
@@ -45,12 +45,16 @@ def json_schema(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def text(*media: str) -> dict[str, Any]:
-    return {m: {"schema": {"type": "string"}} for m in media}
+    """Raw text bodies (bytes as sent; a CSV's encoding is detected and kept)."""
+    return {m: {"schema": {"type": "string", "format": "binary"}} for m in media}
 
 
-def ndjson(item: dict[str, Any], max_items: int) -> dict[str, Any]:
-    """NDJSON: described as the array of its lines (each one JSON value, one per line)."""
-    return {"application/x-ndjson": {"schema": {"type": "array", "items": item, "maxItems": max_items}}}
+def ndjson(what: str, max_lines: int) -> dict[str, Any]:
+    """NDJSON: raw bytes, one JSON value a line (``what`` names it; generators take no
+    schema for this media type, so it is described, not typed)."""
+    return {"application/x-ndjson": {"schema": {
+        "type": "string", "format": "binary",
+        "description": f"UTF-8, one {what} a line, at most {max_lines:,} lines"}}}
 
 
 def binary(*media: str) -> dict[str, Any]:

@@ -56,7 +56,7 @@ async def post_event(request: Request, caller: _Reporter, container: ContainerDe
 
 
 @router.post("/v1/events/batch", openapi_extra=oa.request_body(
-    oa.ndjson({"$ref": "#/components/schemas/Event"}, MAX_BATCH),
+    oa.ndjson("event (components/schemas/Event)", MAX_BATCH),
     description="up to 10,000 lines, each one event (components/schemas/Event)"))
 async def post_batch(request: Request, caller: _Reporter, container: ContainerDep,
                      ctx: ContextDep, response: Response) -> Any:

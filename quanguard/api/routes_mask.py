@@ -165,8 +165,9 @@ _MASK_JSON = {"type": "object", "required": ["records"], "properties": {
     "records": _RECORDS, "profile": {"type": "string", "description": "masking profile (default: policy's)"},
     "dataset": {"type": "string"}}}
 _MASK_BODY = oa.request_body(
-    oa.json_schema(_MASK_JSON), oa.ndjson(_RECORDS["items"], 100_000), oa.text("text/csv", "text/tab-separated-values",
-                                        "text/plain"),
+    oa.json_schema(_MASK_JSON), oa.ndjson("JSON object", 100_000),
+    # text/csv last: a generated client sends a raw body with the last raw type it knows
+    oa.text("text/tab-separated-values", "text/plain", "text/csv"),
     oa.form({"file": {"type": "string", "format": "binary"}, "profile": {"type": "string"},
              "dataset": {"type": "string"}}, ["file"]),
     description="JSON records, an NDJSON/CSV/TSV/text body, or a multipart upload (field file)")
