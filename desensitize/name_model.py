@@ -41,6 +41,20 @@ def _tsv(text: str) -> dict[str, str]:
     return out
 
 
+def _same_length(order: list[int], lengths: list[int]) -> list[list[int]]:
+    """Batches of at most ``_BATCH`` indices (``order`` sorted by length) of equal length:
+    the exported encoder is not blind to padding (a clause padded to its neighbour's
+    length may be tagged differently), so no clause is padded and each is tagged as it
+    would be alone, whatever else is in the batch."""
+    out: list[list[int]] = []
+    for i in order:
+        if out and len(out[-1]) < _BATCH and lengths[out[-1][0]] == lengths[i]:
+            out[-1].append(i)
+        else:
+            out.append([i])
+    return out
+
+
 class LacTagger:
     """Batched LAC tagging (see module docstring)."""
 
@@ -91,10 +105,12 @@ class LacTagger:
         dp = logits[:, 0, :].copy()
         back = np.zeros((batch, steps, n_tags), dtype=np.int32)
         lengths_arr = np.asarray(lengths)
+        rows, cols = np.arange(batch)[:, None], np.arange(n_tags)
         for t in range(1, steps):
             scores = dp[:, :, None] + trans
-            back[:, t, :] = scores.argmax(axis=1)
-            new = scores.max(axis=1)
+            best = scores.argmax(axis=1)
+            back[:, t, :] = best
+            new = scores[rows, best, cols]  # the maxima, gathered (no second reduction)
             new += logits[:, t, :]
             live = lengths_arr > t
             if live.all():
@@ -105,8 +121,9 @@ class LacTagger:
         for b, length in enumerate(lengths):
             best = int(dp[b].argmax())
             path = [best]
+            trail = back[b]
             for t in range(length - 1, 0, -1):
-                best = int(back[b, t, best])
+                best = int(trail[t, best])
                 path.append(best)
             path.reverse()
             paths.append(path)
@@ -117,8 +134,7 @@ class LacTagger:
         out: list[list[int]] = []
         order = sorted(range(len(clauses)), key=lambda i: len(clauses[i]))
         result: dict[int, list[int]] = {}
-        for k in range(0, len(order), _BATCH):
-            idx = order[k:k + _BATCH]
+        for idx in _same_length(order, [min(len(c), _MAX_LEN) for c in clauses]):
             texts = [clauses[i][:_MAX_LEN] for i in idx]
             width = max(len(t) for t in texts)
             ids = np.zeros((len(texts), width), dtype=np.int64)

@@ -15,10 +15,12 @@ Raises:
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from desensitize.errors import ScanInputError, ScanTooLarge
 from desensitize.findings import ENTITIES, Finding
+from desensitize.spans import Taken
 
 DEFAULT_THRESHOLDS: dict[str, float] = {"PERSON": 0.5}
 _BOUNDARIES = "\n。！？；!?;"
@@ -96,11 +98,13 @@ def _join(piece: str, windows: list[tuple[int, int]]) -> tuple[str, list[tuple[i
     return _JOIN + _JOIN.join(parts), starts
 
 
-def _origin(starts: list[tuple[int, int, int]], pos: int) -> tuple[int, int] | None:
-    """``(joined_start, piece_start)`` of the window holding joined offset ``pos``."""
+def _origin(starts: list[tuple[int, int, int]], pos: int,
+            keys: list[int] | None = None) -> tuple[int, int] | None:
+    """``(joined_start, piece_start)`` of the window holding joined offset ``pos``
+    (``keys``: the joined starts, computed once per text by the caller)."""
     import bisect
 
-    i = bisect.bisect_right([j for j, _, _ in starts], pos) - 1
+    i = bisect.bisect_right(keys if keys is not None else [j for j, _, _ in starts], pos) - 1
     if i < 0:
         return None
     j, p, n = starts[i]
@@ -113,10 +117,12 @@ def resolve(findings: Iterable[Finding]) -> list[Finding]:
 
     rank = {e: i for i, e in enumerate(PRIORITY)}
     chosen: list[Finding] = []
+    taken = Taken()
     for f in sorted(set(findings),
                     key=lambda f: (-f.score, rank.get(f.entity, 99), -(f.end - f.start), f.start)):
-        if all(f.end <= c.start or f.start >= c.end for c in chosen):
+        if taken.free(f.start, f.end):
             chosen.append(f)
+            taken.add(f.start, f.end)
     return sorted(chosen, key=lambda f: (f.start, f.end))
 
 
@@ -173,14 +179,15 @@ class TextScanner:
     def _run(self, text: str, jobs: list[_Job], with_text: bool) -> list[Finding]:
         found: list[Finding] = []
         for offset, entities, joined, starts in jobs:
+            keys = [j for j, _, _ in starts]
             results = self.engine.analyze(  # type: ignore[attr-defined]
                 text=joined, language="zh", entities=list(entities),
             )
             for r in results:
                 if r.score < self._threshold(r.entity_type):
                     continue
-                base = _origin(starts, r.start)
-                if base is None or _origin(starts, r.end - 1) != base:
+                base = _origin(starts, r.start, keys)
+                if base is None or _origin(starts, r.end - 1, keys) != base:
                     continue  # a span across two windows is an artefact of the join
                 s = offset + base[1] + (r.start - base[0])
                 e = s + (r.end - r.start)
@@ -189,7 +196,8 @@ class TextScanner:
         return resolve(found)
 
     def scan_many(self, texts: Iterable[str], *, with_text: bool = False) -> Iterator[list[Finding]]:
-        """Batch entry point: the findings of each text, in order (the same as ``scan``).
+        """Batch entry point: the findings of each text, in order (the same as ``scan``:
+        the name model tags each clause unpadded, whatever shares its batch).
 
         Texts are taken ``batch_size`` at a time: the name model tags the candidate
         clauses of the whole batch in one call, which is what makes many short records
@@ -205,16 +213,12 @@ class TextScanner:
 
     def _scan_batch(self, texts: list[str], with_text: bool) -> Iterator[list[Finding]]:
         from desensitize.name_model import tagger
-        from desensitize.recognizers.person import model_clauses
+        from desensitize.recognizers.person import clauses_ahead
 
         jobs = [self._jobs(t) if t else [] for t in texts]  # refuses bad input before any result
-        clauses = [c for js in jobs for _, ents, joined, _ in js if "PERSON" in ents
-                   for _, c in model_clauses(joined)]
-        if len(clauses) < 2:
-            for text, js in zip(texts, jobs, strict=True):
-                yield self._run(text, js, with_text) if js else []
-            return
-        with tagger().batch(clauses):
+        joined = [j for js in jobs for _, ents, j, _ in js if "PERSON" in ents]
+        # the model is loaded only when a clause needs it (a scan without PERSON never)
+        with clauses_ahead(joined) as clauses, (tagger().batch(clauses) if clauses else nullcontext()):
             out = [self._run(text, js, with_text) if js else [] for text, js in zip(texts, jobs, strict=True)]
         yield from out
 

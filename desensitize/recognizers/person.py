@@ -34,6 +34,10 @@ NER sets label them so, and the redactor errs on the side of masking.  "Surname 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 import regex
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
@@ -54,8 +58,9 @@ from desensitize.recognizers.person_rules import (
     is_foreign,
     plausible_name,
 )
+from desensitize.spans import Taken, overlapping
 
-__all__ = ["ENTITY", "ChinesePersonRecognizer", "model_clauses", "plausible_name"]
+__all__ = ["ENTITY", "ChinesePersonRecognizer", "clauses_ahead", "model_clauses", "plausible_name"]
 
 ENTITY = "PERSON"
 Word = tuple[int, int, str]
@@ -75,14 +80,32 @@ _DOCTRINES = ("主义", "思想", "理论")
 _HONORIFIC_SET = frozenset(_HONORIFICS)
 _DOTTED = regex.compile(r"\p{Han}+(?:[·•・]\p{Han}+)+")
 _GLUED = frozenset("等也对著说都就还又被把将的了")  # 王克等, 肖扬也, 钱程对
+# the clauses worth tagging of the texts of a batch (:func:`clauses_ahead`), this context only
+_CLAUSES_AHEAD: ContextVar[dict[str, list[tuple[int, str]]] | None] = ContextVar(
+    "person_clauses", default=None)
 _BAD_TAGS = frozenset({"LOC", "ORG", "TIME", "c", "p", "u", "d", "r", "q", "m", "f", "w", "xc",
                        "vd", "ad"})
 
 
 def model_clauses(text: str) -> list[tuple[int, str]]:
     """``(offset, clause)`` of the clauses of ``text`` the model tags (those worth it)."""
+    ahead = _CLAUSES_AHEAD.get()
+    if ahead is not None and text in ahead:
+        return ahead[text]
     find = finder()
     return [(off, clause) for off, clause in find.clauses(text) if find.worth_tagging(clause)]
+
+
+@contextmanager
+def clauses_ahead(texts: Iterable[str]) -> Iterator[list[str]]:
+    """The clauses the model will tag in ``texts`` (for :meth:`LacTagger.batch`); inside
+    the block, :func:`model_clauses` of these texts is not worked out again."""
+    ahead = {t: model_clauses(t) for t in texts}
+    token = _CLAUSES_AHEAD.set(ahead)
+    try:
+        yield [c for found in ahead.values() for _, c in found]
+    finally:
+        _CLAUSES_AHEAD.reset(token)
 
 
 class ChinesePersonRecognizer(RuleProposals, EntityRecognizer):
@@ -260,13 +283,13 @@ class ChinesePersonRecognizer(RuleProposals, EntityRecognizer):
             k += 1
         return False
 
-    def _labelled(self, text: str, words: list[Word], s: int, e: int) -> bool:
+    def _labelled(self, text: str, words: list[Word], word_starts: list[int], s: int, e: int) -> bool:
         """Whether a name right after a label or role (收件人向淑珍, 来电人任兵, 姓名：储玉)
         stands even where the model cut it otherwise: unless the model sees a place, an
         organisation or a time there (记者从|重庆), a function-word surname comes with an
         everyday word (学生和|科技), a function word ends it (经理钱程|对), or the span is a
         phrase of three words (群众有|饭|吃)."""
-        inside = [w for w in words if w[0] < e and s < w[1]]
+        inside = [words[k] for k in overlapping(words, word_starts, s, e)]
         if any(tag in ("LOC", "ORG", "TIME") and (ws, we) != (s, e) for ws, we, tag in inside):
             return False  # a place or organisation the name would cut (尤军 alone may be one)
         if len(inside) >= 3 and any(tag == "v" for _, _, tag in inside[1:]):
@@ -287,14 +310,17 @@ class ChinesePersonRecognizer(RuleProposals, EntityRecognizer):
         words = self._segment(text)
         model = self._model(text, words)
         starts = {w[0]: k for k, w in enumerate(words)}
+        word_starts = [w[0] for w in words]
+        model_starts = [m[0] for m in model]
         scores = {(s, e): score for s, e, score in model}
         rules: list[Proposal] = []
         for s, e, score in self._dot_names(text) + self._cued(text) + self._honorifics(text):
-            hit = [(ms, me) for ms, me, _ in model if ms < e and s < me
-                   and not (me - ms == 1 and ms >= s and me <= e and e - s > 1)]
-            if len(hit) < sum(ms < e and s < me for ms, me, _ in model):
-                for ms, me, _ in model:  # a lone surname inside a rule's name (薄|一波同志)
-                    if ms < e and s < me and (ms, me) not in hit:
+            near = [model[k] for k in overlapping(model, model_starts, s, e)]
+            hit = [(ms, me) for ms, me, _ in near
+                   if not (me - ms == 1 and ms >= s and me <= e and e - s > 1)]
+            if len(hit) < len(near):
+                for ms, me, _ in near:  # a lone surname inside a rule's name (薄|一波同志)
+                    if (ms, me) not in hit:
                         scores[(ms, me)] = 0.0
             left = [(ms, me) for ms, me in hit if s < ms and me == e and scores[(ms, me)] > 0
                     and (self._tables.surname_len(text[s:ms]) == ms - s
@@ -306,7 +332,7 @@ class ChinesePersonRecognizer(RuleProposals, EntityRecognizer):
                 for span in left:
                     scores[span] = 0.0
                 rules.append((s, e, best))
-            elif score >= 0.85 and self._labelled(text, words, s, e) and not any(
+            elif score >= 0.85 and self._labelled(text, words, word_starts, s, e) and not any(
                     ms == s and me == e - 1 and scores[(ms, me)] > 0 and not _given_char(text[me], -8.0)
                     for ms, me in hit):  # 被申请人刘玉|未按期: the model's shorter name stands
                 for span in hit:  # a name right after a label: the label knows best
@@ -321,13 +347,13 @@ class ChinesePersonRecognizer(RuleProposals, EntityRecognizer):
                 # agrees with the model, or the model saw only its surname (薄|一波同志)
                 rules.append((s, e, score))
         results: list[RecognizerResult] = []
-        taken: list[tuple[int, int]] = []
+        taken = Taken()
         proposals = [(s, e, sc) for (s, e), sc in scores.items() if sc > 0] + rules
         for s, e, score in sorted(proposals, key=lambda p: (-p[2], p[0])):
-            if any(s < te and ts < e for ts, te in taken):
+            if not taken.free(s, e):
                 continue
             results.append(self._result(s, e, score))
-            taken.append((s, e))
+            taken.add(s, e)
         return results
 
     def _result(self, start: int, end: int, score: float) -> RecognizerResult:
