@@ -137,3 +137,29 @@ def test_one_body_limit_setting() -> None:
     import quanguard.api.uploads as up
 
     assert not hasattr(rm, "MAX_BODY") and not hasattr(rm, "MAX_JSON") and not hasattr(up, "MAX_UPLOAD")
+
+
+def test_multipart_xlsx_comes_back_xlsx(client: object, make_key: object) -> None:
+    import io
+
+    from openpyxl import Workbook, load_workbook
+
+    key = _key(make_key)
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["姓名", "联系电话", "编号"])
+    ws.append(["张三", "13812345678", 1])
+    buf = io.BytesIO()
+    wb.save(buf)
+    resp = client.post("/v1/mask", files={"file": ("客户.xlsx", buf.getvalue(),  # type: ignore[attr-defined]
+                                                    "application/octet-stream")}, headers=auth(key))
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["content-type"].startswith("application/vnd.openxmlformats")
+    rows = list(load_workbook(io.BytesIO(resp.content)).active.iter_rows(values_only=True))
+    assert rows[0] == ("姓名", "联系电话", "编号") and rows[1][0] != "张三" and rows[1][1] != "13812345678"
+
+
+def test_unmask_wrong_content_type_is_415(client: object, make_key: object) -> None:
+    key = _key(make_key)
+    resp = client.post("/v1/unmask", content=b"a,b\n", headers={**auth(key), "content-type": "text/csv"})  # type: ignore[attr-defined]
+    assert resp.status_code == 415 and resp.json()["error"]["accepted"] == ["application/json"]
