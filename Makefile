@@ -4,11 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast bench browser lint clean help
+.PHONY: run test test-gm test-fast bench browser java lint clean help
 
 help:
 	@echo "make run    - set up .venv, migrate the embedded store and serve on 127.0.0.1:8000"
 	@echo "make test   - set up .venv with dev extras and run the whole test suite"
+	@echo "make test-gm - the trail, exchange and masking tests again under QUANGUARD_CRYPTO=gm"
 	@echo "make bench  - run every benchmark in bench/ and write bench/RESULTS.md"
 
 $(STAMP): pyproject.toml
@@ -29,8 +30,23 @@ browser:
 	      || echo "warning: could not install chromium / fonts-noto-cjk; browser tests will fail in CI"; \
 	  else echo "note: chromium or a CJK font is not installed; browser tests are skipped outside CI"; fi; }
 
-test: $(STAMP) browser
+# Spark tests (tests/spark) need a Java 17+ runtime.
+java:
+	@command -v java >/dev/null 2>&1 || [ -x "$$JAVA_HOME/bin/java" ] || { \
+	  echo "error: Spark tests need Java 17 or newer: apt-get install openjdk-17-jre-headless" \
+	       "(Debian/Ubuntu) or set JAVA_HOME"; exit 1; }
+
+test: $(STAMP) browser java
 	$(BIN)/python -m pytest -q
+
+# The trail, exchange and masking tests under the gm crypto suite (SM2/SM3/SM4); `make test`
+# runs everything under the default (intl). CI runs both.
+GM_TESTS := tests/gmcrypto tests/monitor tests/exchange tests/desensitize/test_mask_*.py \
+	tests/desensitize/test_op_*.py tests/quanguard/test_audit_*.py \
+	tests/quanguard/test_exchange_*.py tests/quanguard/test_mask_api.py \
+	tests/quanguard/test_crypto_suite.py
+test-gm: $(STAMP)
+	QUANGUARD_CRYPTO=gm $(BIN)/python -m pytest -q $(GM_TESTS)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
@@ -39,7 +55,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check quanguard monitor desensitize watermark exchange tests bench
+	$(BIN)/ruff check quanguard monitor desensitize watermark exchange gmcrypto tests bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -8,7 +8,8 @@ throughput and p50/p99 latency; the *knee* is the first step where the overall p
 3x its one-client value or throughput grows < 10% over the previous step.
 
 Bounded: only 127.0.0.1, a fixed number of steps and seconds, a temporary store (a fresh
-PostgreSQL schema, dropped afterwards). Writes bench/results/load_mixed.json (bench/README.md).
+PostgreSQL schema, dropped afterwards). PostgreSQL runs with 1, 2 and 4 workers
+(`serve --workers`, `--workers` to change) side by side. Writes bench/results/load_mixed.json.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ def _free_port() -> int:
 class Server:
     root: Path
     db_url: str
+    workers: int = 1
     port: int = field(default_factory=_free_port)
     proc: subprocess.Popen[bytes] | None = None
 
@@ -70,10 +72,11 @@ class Server:
     def start(self) -> None:
         log = (self.root / "serve.log").open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "quanguard.cli.main", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "quanguard.cli.main", "serve", "--port", str(self.port),
+             "--workers", str(self.workers)],
             cwd=self.root, env=self.env(), stdout=log, stderr=log, start_new_session=True,
         )
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 120 * self.workers
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise SystemExit(f"error: the server exited: {(self.root / 'serve.log').read_text()[-800:]}")
@@ -207,7 +210,7 @@ def knee(steps: list[tuple[int, dict[str, dict[str, float]]]]) -> int | None:
     return None
 
 
-def run_backend(backend: str, clients: list[int], seconds: float) -> dict[str, Any]:
+def run_backend(backend: str, clients: list[int], seconds: float, workers: int = 1) -> dict[str, Any]:
     schema = None
     with tempfile.TemporaryDirectory(prefix="qg-load-") as tmp:
         root = Path(tmp)
@@ -221,7 +224,7 @@ def run_backend(backend: str, clients: list[int], seconds: float) -> dict[str, A
             with admin.begin() as conn:
                 conn.execute(text(f'CREATE SCHEMA "{schema}"'))
             db_url = f"{PG_URL}{'&' if '?' in PG_URL else '?'}options=-csearch_path%3D{schema}"
-        server = Server(root, db_url)
+        server = Server(root, db_url, workers)
         try:
             server.start()
             keys = server.make_keys()
@@ -233,7 +236,7 @@ def run_backend(backend: str, clients: list[int], seconds: float) -> dict[str, A
                 stats = summarize(samples, seconds)
                 steps.append((n, stats))
                 a = stats["all"]
-                print(f"  {backend} {n:>3} clients: {a['rps']:8.1f} req/s  p50 {a['p50_ms']:7.1f} ms  "
+                print(f"  {backend} x{workers} {n:>3} clients: {a['rps']:8.1f} req/s  p50 {a['p50_ms']:7.1f} ms  "
                       f"p99 {a['p99_ms']:7.1f} ms  errors {int(a['errors'])}", file=sys.stderr, flush=True)
         finally:
             server.stop()
@@ -241,7 +244,8 @@ def run_backend(backend: str, clients: list[int], seconds: float) -> dict[str, A
                 with admin.begin() as conn:
                     conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
                 admin.dispose()
-    return {"backend": backend, "steps": [{"clients": n, **s} for n, s in steps], "knee": knee(steps)}
+    label = backend if backend == "sqlite" else f"{backend} ({workers} worker{'s' if workers > 1 else ''})"
+    return {"backend": label, "steps": [{"clients": n, **s} for n, s in steps], "knee": knee(steps)}
 
 
 def _pg_reachable() -> bool:
@@ -298,19 +302,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step-seconds", type=float, default=None)
     parser.add_argument("--clients", default=None, help="comma-separated ramp, e.g. 1,2,4,8,16,32")
     parser.add_argument("--out", type=Path, default=RESULTS / "load_mixed.json")
+    parser.add_argument("--workers", default="1,2,4",
+                        help="comma-separated worker counts to run on PostgreSQL side by side")
     args = parser.parse_args(argv)
     seconds = args.step_seconds or (3.0 if args.quick else 8.0)
     clients = [int(c) for c in (args.clients or ("1,4,16" if args.quick else "1,2,4,8,16,32")).split(",")]
     if max(clients) > 256 or seconds > 120:
         parser.error("keep it bounded: at most 256 clients and 120 s per step")
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
-    notes = [f"{seconds:g} s per step, ramp {clients}, mix {dict(MIX)}, loopback, one uvicorn worker"]
+    pg_workers = [int(w) for w in args.workers.split(",")]
+    notes = [(f"{seconds:g} s per step, ramp {clients}, mix {dict(MIX)}, loopback; SQLite one worker, "
+              f"PostgreSQL with {pg_workers} `serve --workers`")]
     results = []
     for backend in backends:
         if backend == "postgresql" and not _pg_reachable():
             notes.append("PostgreSQL not reachable: skipped")
             continue
-        results.append(run_backend(backend, clients, seconds))
+        for w in (pg_workers if backend == "postgresql" else [1]):
+            results.append(run_backend(backend, clients, seconds, w))
     print(markdown(results))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     payload = {"bench": "load_mixed", "rows": [r for res in results for r in rows_for(res)],

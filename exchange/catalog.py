@@ -24,11 +24,12 @@ import pyarrow.parquet as pq
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from exchange.crypto import MasterKey, open_sealed, seal, sha256_hex
+from exchange.crypto import MasterKey, open_sealed, sealed_suite, sha256_hex
 from exchange.errors import DatasetExists, DatasetNotFound, IntegrityFailure, InvalidDataset
 from exchange.numbers import check_bounds
 from exchange.ports import Caller, Grading
 from exchange.tables import datasets
+from gmcrypto import SuiteMismatch
 
 COMPUTATIONS = ("count", "sum", "mean", "quantile", "histogram", "psi", "extract")
 _NAME = re.compile(r"^[\w.\-]{1,200}$")
@@ -208,13 +209,13 @@ class Catalog:
         buf = io.BytesIO()
         pq.write_table(table, buf, compression="zstd")
         plain = buf.getvalue()
-        data_key = os.urandom(32)
+        data_key = self._master.new_data_key()
         blob = f"{sha256_hex(name.encode())[:24]}-{os.urandom(4).hex()}.bin"
-        _write_private(self._dir / blob, seal(data_key, plain, name.encode()))
+        _write_private(self._dir / blob, self._master.seal_data(data_key, plain, name))
         ds = Dataset(
             name=name, owner_org=owner.org, owner_id=owner.id, grade=grading.grade,
             columns=columns, key_columns=keys, group_columns=groups, bounds=clean_bounds,
-            computations=comps, rows=table.num_rows, digest=sha256_hex(plain), created_at=now,
+            computations=comps, rows=table.num_rows, digest=self._master.suite.hexdigest(plain), created_at=now,
             max_contributions=contrib, truncate_contributions=truncate,
             family=family or name, declared_grade=declared_grade,
         )
@@ -280,8 +281,14 @@ class Catalog:
             sealed = (self._dir / blob).read_bytes()
         except OSError as exc:
             raise IntegrityFailure(f"encrypted file of {name!r} is missing: {exc}") from exc
+        # the rows are sealed under the deployment's suite (a dataset never opens under a
+        # suite it was not made for: switch with reseal_datasets)
+        if sealed_suite(sealed).name != self._master.suite.name:
+            raise SuiteMismatch(f"dataset {name!r}", sealed_suite(sealed).name,
+                                self._master.suite.name,
+                                "re-encrypt the datasets with 'quanguard keys rotate-master'")
         plain = open_sealed(data_key, sealed, name.encode())
-        if sha256_hex(plain) != digest:
+        if self._master.suite.hexdigest(plain) != digest:
             raise IntegrityFailure(f"dataset {name!r} does not match its recorded digest")
         with self._lock:
             if self._cache_size > 0:
@@ -315,6 +322,32 @@ def rewrap_keys(session: Session, old: MasterKey, new: MasterKey) -> int:
         session.execute(datasets.update().where(datasets.c.name == name)
                         .values(wrapped_key=new.wrap(data_key, name)))
     return len(rows)
+
+
+def reseal_datasets(session: Session, data_dir: Path, old: MasterKey, new: MasterKey
+                    ) -> list[Path]:
+    """Move every dataset to ``new``'s crypto suite: open it with ``old``, seal its rows
+    with a fresh data key under ``new.suite`` (SM4-GCM for gm), wrap that key with ``new``
+    and record the new digest, in the caller's transaction. New blob files are written
+    first; the old ones are returned for the caller to delete after the commit (a failed
+    transaction leaves every old blob and key as it was). Raises IntegrityFailure when a
+    dataset does not open with ``old`` — then nothing should be committed."""
+    stale: list[Path] = []
+    rows = session.execute(select(datasets.c.name, datasets.c.wrapped_key, datasets.c.blob,
+                                  datasets.c.digest)).all()
+    for name, wrapped, blob, digest in rows:
+        sealed = (Path(data_dir) / str(blob)).read_bytes()
+        suite = sealed_suite(sealed)
+        plain = open_sealed(old.unwrap(bytes(wrapped), name), sealed, name.encode())
+        if suite.hexdigest(plain) != digest:
+            raise IntegrityFailure(f"dataset {name!r} does not match its recorded digest")
+        key = new.new_data_key()
+        fresh = f"{sha256_hex(name.encode())[:24]}-{os.urandom(4).hex()}.bin"
+        _write_private(Path(data_dir) / fresh, new.seal_data(key, plain, name))
+        session.execute(datasets.update().where(datasets.c.name == name).values(
+            wrapped_key=new.wrap(key, name), blob=fresh, digest=new.suite.hexdigest(plain)))
+        stale.append(Path(data_dir) / str(blob))
+    return stale
 
 
 def _to_dataset(row: Any) -> Dataset:

@@ -25,7 +25,7 @@ from exchange.jobs import Job
 from exchange.limits import Limits, limits_of
 from exchange.ports import AuditSink, Caller, Grant
 from exchange.psi import PsiAnswer, request_size, serve
-from exchange.receipts import result_digest
+from exchange.receipts import ReceiptSigner, result_digest
 
 if TYPE_CHECKING:
     from datetime import timedelta
@@ -65,6 +65,7 @@ class DeliveryMixin:
     defaults: Defaults
     masker: Masker | None
     watermarker: Watermarker | None
+    signer: ReceiptSigner
 
     if TYPE_CHECKING:
         def _decide(self, audit: AuditSink, caller: Caller, action: str, ds: Dataset,
@@ -267,7 +268,7 @@ class DeliveryMixin:
                        ticket: ExtractTicket, out: ExtractOutput) -> Job:
         """Phase 3: job record, receipt over the delivered bytes, audit event."""
         ds, lim, jid = ticket.dataset, ticket.limits, ticket.job_id
-        now, digest = self.clock.now(), result_digest(out.data)
+        now, digest = self.clock.now(), result_digest(out.data, self.signer.suite)
         result = {"extract": {"rows": out.rows, "columns": list(out.columns), "format": out.fmt,
                               "mask_profile": lim.mask_profile, "watermarked": out.watermarked}}
         query = {"format": ticket.fmt}

@@ -1,9 +1,13 @@
-"""Ed25519-signed receipts of finished jobs, verifiable offline.
+"""Signed receipts of finished jobs (Ed25519, or SM2 with SM3 under the gm suite),
+verifiable offline.
 
 A receipt is a JSON object: the signed payload fields (job, kind, dataset,
-dataset_digest, query, epsilon_spent, delta_spent, result_digest, issued_at, key_id)
-plus ``public_key`` (hex) and ``signature`` (hex) over the canonical JSON of the payload
-(sorted keys, no whitespace, UTF-8). ``key_id`` is sha256 of the public key.
+dataset_digest, query, epsilon_spent, delta_spent, result_digest, issued_at, key_id and,
+from version 2 on, ``hash_alg`` and ``signature_alg``) plus ``public_key`` (hex) and
+``signature`` (hex) over the canonical JSON of the payload (sorted keys, no whitespace,
+UTF-8). ``key_id`` and ``result_digest`` use the suite's hash (SHA-256 or SM3) of the
+public key and of the result. A verifier reads the suite from the receipt; version 1
+receipts (before the suites) are SHA-256 / Ed25519.
 """
 
 from __future__ import annotations
@@ -15,52 +19,80 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from exchange.crypto import RECEIPT_KEY_FILE, load_or_create_secret
-from exchange.errors import ReceiptInvalid
+from exchange.errors import KeyFileError, ReceiptInvalid
+from gmcrypto import (
+    INTL,
+    CryptoSuiteError,
+    Sm2Signer,
+    Suite,
+    load_or_create_sm2,
+    suite_of_signature,
+    verify_signature,
+)
 
+RECEIPT_SM2_KEY_FILE = "exchange-receipt-sm2.key"
 PAYLOAD_FIELDS = ("dataset", "dataset_digest", "delta_spent", "epsilon_spent", "issued_at",
                   "job", "key_id", "kind", "query", "result_digest", "version")
+PAYLOAD_FIELDS_V2 = tuple(sorted((*PAYLOAD_FIELDS, "hash_alg", "signature_alg")))
 
 
 def canonical(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def result_digest(result: Any) -> str:
-    """sha256 of the canonical JSON of a job's result (bytes are hashed as they are)."""
+def result_digest(result: Any, suite: Suite = INTL) -> str:
+    """The suite's hash (sha256 by default) of the canonical JSON of a job's result (bytes
+    are hashed as they are)."""
     data = result if isinstance(result, bytes) else canonical(result)
-    return hashlib.sha256(data).hexdigest()
+    return hashlib.sha256(data).hexdigest() if suite is INTL else suite.hexdigest(data)
 
 
 @dataclass(frozen=True)
 class ReceiptSigner:
+    """The service's receipt key: an Ed25519 seed (intl) or an SM2 key (gm)."""
+
     seed: bytes
+    suite: Suite = INTL
 
     @classmethod
-    def from_dir(cls, key_dir: Path) -> ReceiptSigner:
+    def from_dir(cls, key_dir: Path, suite: Suite = INTL) -> ReceiptSigner:
+        if suite.sign_alg == "sm2-sm3":
+            try:
+                sm2 = load_or_create_sm2(Path(key_dir) / RECEIPT_SM2_KEY_FILE)
+            except CryptoSuiteError as exc:
+                raise KeyFileError(f"{RECEIPT_SM2_KEY_FILE}: {exc}") from exc
+            return cls(sm2.secret, suite)
         return cls(load_or_create_secret(Path(key_dir) / RECEIPT_KEY_FILE))
 
     @property
     def public_key(self) -> bytes:
+        if self.suite.sign_alg == "sm2-sm3":
+            return Sm2Signer(self.seed).public_bytes()
         return Ed25519PrivateKey.from_private_bytes(self.seed).public_key().public_bytes(
             Encoding.Raw, PublicFormat.Raw)
+
+    def _sign(self, message: bytes) -> bytes:
+        if self.suite.sign_alg == "sm2-sm3":
+            return Sm2Signer(self.seed).sign(message)
+        return Ed25519PrivateKey.from_private_bytes(self.seed).sign(message)
 
     def sign(self, *, job: str, kind: str, dataset: str, dataset_digest: str,
              query: dict[str, Any], epsilon_spent: float, delta_spent: float,
              result_digest: str, issued_at: str) -> dict[str, Any]:
         pub = self.public_key
         payload = {
-            "version": 1, "job": job, "kind": kind, "dataset": dataset,
+            "version": 2, "job": job, "kind": kind, "dataset": dataset,
             "dataset_digest": dataset_digest, "query": query,
             "epsilon_spent": float(epsilon_spent), "delta_spent": float(delta_spent),
             "result_digest": result_digest, "issued_at": issued_at,
-            "key_id": hashlib.sha256(pub).hexdigest(),
+            "key_id": self.suite.hexdigest(pub),
+            "hash_alg": self.suite.hash_alg, "signature_alg": self.suite.sign_alg,
         }
-        sig = Ed25519PrivateKey.from_private_bytes(self.seed).sign(canonical(payload))
+        sig = self._sign(canonical(payload))
         return {**payload, "public_key": pub.hex(), "signature": sig.hex()}
 
 
@@ -74,8 +106,18 @@ def verify_receipt(receipt: dict[str, Any], *, result: Any = None,
     """
     if not isinstance(receipt, dict):
         raise ReceiptInvalid("receipt is not a JSON object")
+    # 0. the suite, read from the receipt (version 1: sha256 / ed25519)
+    fields = PAYLOAD_FIELDS if receipt.get("version") == 1 else PAYLOAD_FIELDS_V2
+    try:
+        suite = suite_of_signature(str(receipt.get("signature_alg", "ed25519"))
+                                   if fields is PAYLOAD_FIELDS_V2 else "ed25519")
+    except CryptoSuiteError as exc:
+        raise ReceiptInvalid(str(exc)) from exc
+    if fields is PAYLOAD_FIELDS_V2 and receipt.get("hash_alg") != suite.hash_alg:
+        raise ReceiptInvalid(f"hash_alg {receipt.get('hash_alg')!r} is not the hash of "
+                             f"{suite.sign_alg} (expected {suite.hash_alg})")
     # 1. every signed field is present, and nothing else is claimed as signed
-    missing = [f for f in PAYLOAD_FIELDS if f not in receipt]
+    missing = [f for f in fields if f not in receipt]
     if missing or "signature" not in receipt or "public_key" not in receipt:
         raise ReceiptInvalid(f"receipt lacks {' '.join(missing) or 'signature/public_key'}")
     try:
@@ -86,16 +128,16 @@ def verify_receipt(receipt: dict[str, Any], *, result: Any = None,
     # 2. the key is the pinned one, and key_id names it
     if public_key is not None and not hmac.compare_digest(pub, public_key):
         raise ReceiptInvalid("receipt was signed by a different key than the pinned service key")
-    if not hmac.compare_digest(hashlib.sha256(pub).hexdigest(), str(receipt["key_id"])):
+    if not hmac.compare_digest(suite.hexdigest(pub), str(receipt["key_id"])):
         raise ReceiptInvalid("key_id does not match public_key")
-    # 3. the Ed25519 signature over the canonical payload holds
-    payload = {f: receipt[f] for f in PAYLOAD_FIELDS}
-    try:
-        Ed25519PublicKey.from_public_bytes(pub).verify(sig, canonical(payload))
-    except (InvalidSignature, ValueError) as exc:
-        raise ReceiptInvalid("receipt signature does not verify") from exc
+    # 3. the signature (Ed25519 or SM2) over the canonical payload holds
+    payload = {f: receipt[f] for f in fields}
+    if not verify_signature(suite.sign_alg, pub, sig, canonical(payload)):
+        raise ReceiptInvalid("receipt signature does not verify")
     # 4. the result (or delivered bytes) hash to the signed digest
-    if result is not None and not hmac.compare_digest(result_digest(result), str(receipt["result_digest"])):
+    if result is not None and not hmac.compare_digest(result_digest(result, suite),
+                                                      str(receipt["result_digest"])):
         raise ReceiptInvalid("result does not match the receipt's result_digest")
-    if data is not None and not hmac.compare_digest(result_digest(data), str(receipt["result_digest"])):
+    if data is not None and not hmac.compare_digest(result_digest(data, suite),
+                                                    str(receipt["result_digest"])):
         raise ReceiptInvalid("file does not match the receipt's result_digest")

@@ -32,6 +32,7 @@ from exchange.jobs import Job
 from exchange.limits import Defaults, Limits, limits_of
 from exchange.ports import AuditSink, Caller, Clock, Decider, Grant, Masker, Scanner, Watermarker
 from exchange.receipts import ReceiptSigner, result_digest
+from gmcrypto import INTL
 
 QUEUES = ("allow", "approval_required")  # effects under which a request runs or is queued
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -138,7 +139,7 @@ class Exchange(DeliveryMixin):
                 wanted.append(key)
         table = self.catalog.load_table(session, ds.name, wanted)
         return consent.exclude_withdrawn(table, key_column=key if key in table.column_names else None,
-                                         hash_key=self.master.subject_key(ds.name), withdrawn=withdrawn)
+                                         hash_key=self.master.subject_hasher(ds.name), withdrawn=withdrawn)
 
     # -- catalog -----------------------------------------------------------------
     def register(self, session: Session, audit: AuditSink, caller: Caller, *, name: str,
@@ -172,7 +173,11 @@ class Exchange(DeliveryMixin):
         keys = list(dict.fromkeys(key_columns))
         subjects = family.subject_columns(table, keys=[k for k in keys if k in table.column_names],
                                           identifiers=grading.identifiers)
-        sketch = family.sketches(table, subjects, self.master.subject_key("budget-family/v1"))
+        # Family sketches stay HMAC-SHA-256 under an intl-derived key in both suites: a
+        # dataset registered after a suite switch must still find the family of one
+        # registered before it (a different hash would split the budget: fail open).
+        sketch = family.sketches(table, subjects,
+                                 self.master.subject_key("budget-family/v1", INTL))
         fam, overlap = family.choose_family(sketch, self.catalog.sketches(session),
                                             threshold=lim.budget_family_jaccard)
         ds = self.catalog.register(session, name=name, table=table, owner=caller, grading=grading,
@@ -226,7 +231,7 @@ class Exchange(DeliveryMixin):
                   "epsilon_spent": eps, "delta_spent": res.delta_spent,
                   "noise_scale": res.noise_scale, "threshold": res.threshold,
                   "budget_left": left.epsilon_left}
-        digest = result_digest(res.rows)
+        digest = result_digest(res.rows, self.signer.suite)
         receipt = self._receipt(job_id=job_id, kind="aggregate", ds=ds, query=query.to_json(),
                                 eps=eps, dlt=res.delta_spent, digest=digest)
         if existing:
@@ -321,7 +326,7 @@ class Exchange(DeliveryMixin):
         if caller.role != "admin" and (caller.role != "provider" or caller.org != ds.owner_org):
             exc = Refused("only the dataset's provider records consent")
             raise self._refuse(audit, caller, "exchange.consent", ds, purpose, None, exc)
-        n = consent.set_consent(session, dataset=ds.name, hash_key=self.master.subject_key(ds.name),
+        n = consent.set_consent(session, dataset=ds.name, hash_key=self.master.subject_hasher(ds.name),
                                 subjects=subjects, purpose=purpose, state=state, now=self.clock.now())
         audit.record(actor=caller, action="exchange.consent", dataset=ds.name, rows=n,
                      purpose=purpose, labels={"state": state})

@@ -30,6 +30,7 @@ SERVICE_ACTIONS = (
     "audit_checkpoint",
     "audit_event",
     "audit_export",
+    "audit_handover",
     "audit_proof",
     "audit_purge",
     "audit_report",

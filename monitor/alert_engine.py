@@ -11,6 +11,7 @@ acknowledged: its count grows and its linked seqs are extended.
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -20,8 +21,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
+from monitor.alert_state import ActorCounters, ActorState, _Series
 from monitor.alerts import (
     STATUSES,
     AlertRules,
@@ -89,12 +92,26 @@ OwnerLookup = Callable[[Session, str], "str | None"]
 
 
 class AlertEngine:
+    """Evaluates the rules on each appended batch from running counters per actor
+    (:mod:`monitor.alert_state`); the trail is asked only for what the counters do not
+    hold (an actor's first batch, old time ranges, a dataset not seen yet)."""
+
     def __init__(self, rules: AlertRules, tz: str = "UTC", *,
                  owner_org: OwnerLookup | None = None):
         self.rules = rules
         self.zone = ZoneInfo(tz)
         # dataset -> owning organisation (the exchange catalog), for exclude_own_org.
         self.owner_org = owner_org
+        span = timedelta(days=1)
+        for r in rules:
+            if isinstance(r, VolumeSpike):
+                span = max(span, timedelta(hours=r.baseline_hours), timedelta(minutes=r.window_minutes))
+            elif isinstance(r, DenialBurst):
+                span = max(span, timedelta(minutes=r.window_minutes))
+        self.counters = ActorCounters(span // timedelta(microseconds=1) + 1)
+        self._seen: int | None = None  # the last seq these counters include
+        self._lock = threading.Lock()
+        self._exports = tuple(r for r in rules if isinstance(r, ExportVolume))
 
     def _own_org(self, s: Session, rule: OffHours | FirstAccess, e: AuditEvent) -> bool:
         """True when ``e`` is an access by one of the rule's ``exclude_own_org`` roles to
@@ -110,22 +127,75 @@ class AlertEngine:
                 *, now: datetime | None = None) -> list[Alert]:
         """Evaluate ``events`` (already appended, seqs set) and record alerts."""
         hits = self.evaluate(session, events)
-        return [record_hit(session, hit, now=now or utc_now()) for hit in hits]
+        return record_hits(session, hits, now=now or utc_now())
+
+    def reset(self) -> None:
+        with self._lock:
+            self.counters.clear()
+            self._seen = None
 
     def evaluate(self, session: Session, events: Sequence[AuditEvent]) -> list[Hit]:
+        if not events:
+            return []
+        with self._lock:
+            return self._evaluate(session, events)
+
+    def _evaluate(self, session: Session, events: Sequence[AuditEvent]) -> list[Hit]:
+        seqs = [e.seq for e in events if e.seq is not None]
+        if seqs:
+            # Counters are complete only if they saw every append: another process's
+            # batch (or one rolled back) in between means starting over from the trail.
+            if self._seen is None or min(seqs) != self._seen + 1:
+                self.counters.clear()
+            self._seen = max(seqs)
+            if not session.info.get("quanguard_alert_rollback_hook"):
+                session.info["quanguard_alert_rollback_hook"] = True
+                sa_event.listen(session, "after_rollback", lambda _s: self._drop(), once=True)
         by_actor: dict[str, list[AuditEvent]] = defaultdict(list)
         for e in events:
             by_actor[e.actor.id].append(e)
         hits: list[Hit] = []
-        for rule in self.rules:
-            for actor, evs in by_actor.items():
-                hits.extend(self._rule(session, rule, actor, evs))
+        for actor, evs in by_actor.items():
+            st = self._state(session, actor, evs)
+            for rule in self.rules:
+                hits.extend(self._rule(session, rule, actor, evs, st))
+            st.datasets.update(e.dataset for e in evs if e.dataset and _ok(e))
+            self.counters.prune(st, max(to_us(e.ts) for e in evs))
         return hits
 
+    def _drop(self) -> None:
+        self.counters.clear()
+        self._seen = None
+
+    def _state(self, s: Session, actor: str, evs: list[AuditEvent]) -> ActorState:
+        """The actor's counters including ``evs`` (loaded after the append, or updated)."""
+        st = self.counters.get(actor)
+        if st is None:
+            latest = max(to_us(e.ts) for e in evs)
+            rows = s.execute(_RECENT, {"actor": actor, "lo": latest - self.counters.span}).all()
+            st = self.counters.new_state(latest, [
+                (int(r.ts), int(r.seq), r.effect == "deny",
+                 self._export_rows(r.action, r.effect, r.outcome, r.rows)) for r in rows])
+            self.counters.put(actor, st)
+            return st
+        for e in sorted(evs, key=lambda e: e.seq or 0):
+            self.counters.add(st, to_us(e.ts), e.seq or 0, denied=e.effect == "deny",
+                              export_rows=self._export_rows(e.action, e.effect, e.outcome, e.rows))
+        return st
+
+    def _export_rows(self, action: str, effect: str | None, outcome: str,
+                     rows: int | None) -> int | None:
+        """Rows an event adds to the (single) export rule's daily sum; None if it does not count."""
+        if len(self._exports) != 1 or action not in self._exports[0].actions:
+            return None
+        if effect == "deny" or outcome != "success":
+            return None
+        return int(rows or 0)
+
     def _rule(self, session: Session, rule: Rule, actor: str,
-              evs: list[AuditEvent]) -> list[Hit]:
+              evs: list[AuditEvent], st: ActorState) -> list[Hit]:
         if isinstance(rule, VolumeSpike):
-            return self._spike(session, rule, actor, evs)
+            return self._spike(session, rule, actor, evs, st)
         if isinstance(rule, OffHours | FirstAccess) and rule.exclude_own_org:
             evs = [e for e in evs if not self._own_org(session, rule, e)]
             if not evs:
@@ -133,31 +203,36 @@ class AlertEngine:
         if isinstance(rule, OffHours):
             return self._off_hours(rule, actor, evs)
         if isinstance(rule, DenialBurst):
-            return self._denials(session, rule, actor, evs)
+            return self._denials(session, rule, actor, evs, st)
         if isinstance(rule, FirstAccess):
-            return self._first(session, rule, actor, evs)
-        return self._export(session, rule, actor, evs)
+            return self._first(session, rule, actor, evs, st)
+        return self._export(session, rule, actor, evs, st)
 
     # -- rules -------------------------------------------------------------------
     def _spike(self, s: Session, rule: VolumeSpike, actor: str,
-               evs: list[AuditEvent]) -> list[Hit]:
+               evs: list[AuditEvent], st: ActorState) -> list[Hit]:
         t = max(e.ts for e in evs)
         window = timedelta(minutes=rule.window_minutes)
         # Cheapest test first: most actors are nowhere near min_events in a window.
-        current = _count(s, actor, t - window, t)
+        current = _count(s, st.events, actor, t - window, t)
         if current < rule.min_events:
             return []
-        first = s.execute(_MIN_TS, {"actor": actor}).scalar()
-        if first is None or t - from_us(int(first)) < timedelta(hours=rule.warmup_hours):
+        if st.first_ts is None:
+            first = s.execute(_MIN_TS, {"actor": actor}).scalar()
+            if first is None:
+                return []
+            st.first_ts = int(first)
+        if t - from_us(st.first_ts) < timedelta(hours=rule.warmup_hours):
             return []  # warm-up: not enough history to know this actor's normal
         base_start = t - timedelta(hours=rule.baseline_hours)
-        baseline = _count(s, actor, base_start, t - window)
+        baseline = _count(s, st.events, actor, base_start, t - window)
         windows = max(1.0, (timedelta(hours=rule.baseline_hours) - window) / window)
         average = baseline / windows
         if current < rule.min_events or current <= rule.factor * max(average, 1.0):
             return []
         start = t - window
-        return [Hit(rule, actor, _bucket(t, window), start, t, _seqs(s, actor, start, t),
+        return [Hit(rule, actor, _bucket(t, window), start, t,
+                    _seqs(s, st.events, actor, start, t),
                     f"{current} events in {rule.window_minutes} min, "
                     f"{rule.factor}x over the usual {average:.1f}")]
 
@@ -180,50 +255,58 @@ class AlertEngine:
         ]
 
     def _denials(self, s: Session, rule: DenialBurst, actor: str,
-                 evs: list[AuditEvent]) -> list[Hit]:
+                 evs: list[AuditEvent], st: ActorState) -> list[Hit]:
         denied = [e for e in evs if e.effect == "deny"]
         if not denied:
             return []
         t = max(e.ts for e in denied)
         window = timedelta(minutes=rule.window_minutes)
         start = t - window
-        n = _count(s, actor, start, t, denied=True)
+        n = _count(s, st.denied, actor, start, t, denied=True)
         if n < rule.threshold:
             return []
         return [Hit(rule, actor, _bucket(t, window), start, t,
-                    _seqs(s, actor, start, t, denied=True),
+                    _seqs(s, st.denied, actor, start, t, denied=True),
                     f"{n} denied requests in {rule.window_minutes} min")]
 
     def _first(self, s: Session, rule: FirstAccess, actor: str,
-               evs: list[AuditEvent]) -> list[Hit]:
-        firsts: dict[str, AuditEvent] = {}
-        for e in sorted(evs, key=lambda e: e.seq or 0):
-            if e.grade in rule.grades and e.dataset and _ok(e) and e.dataset not in firsts:
-                firsts[e.dataset] = e
+               evs: list[AuditEvent], st: ActorState) -> list[Hit]:
+        # ``st.datasets``: datasets the actor is known to have accessed before this batch
+        # (a cache: a dataset not in it is asked of the trail, which is the authority).
+        known = set(st.datasets)
         hits = []
-        for dataset, e in firsts.items():
-            earlier = s.execute(_FIRST, {"actor": actor, "dataset": dataset,
-                                          "seq": e.seq or 0}).first()
-            if earlier is None:
-                hits.append(Hit(rule, actor, dataset, e.ts, e.ts, (e.seq,) if e.seq else (),
-                                f"first access to {e.grade} dataset {dataset!r}"))
+        for e in sorted(evs, key=lambda e: e.seq or 0):
+            ok = _ok(e)
+            if e.grade in rule.grades and e.dataset and ok and e.dataset not in known:
+                earlier = s.execute(_FIRST, {"actor": actor, "dataset": e.dataset,
+                                              "seq": e.seq or 0}).first()
+                if earlier is None:
+                    hits.append(Hit(rule, actor, e.dataset, e.ts, e.ts,
+                                    (e.seq,) if e.seq else (),
+                                    f"first access to {e.grade} dataset {e.dataset!r}"))
+            if ok and e.dataset:
+                known.add(e.dataset)
         return hits
 
     def _export(self, s: Session, rule: ExportVolume, actor: str,
-                evs: list[AuditEvent]) -> list[Hit]:
+                evs: list[AuditEvent], st: ActorState) -> list[Hit]:
         days = {e.ts.astimezone(self.zone).date() for e in evs
                 if e.action in rule.actions and e.rows and _ok(e)}
         hits = []
         for day in sorted(days):
             start = datetime(day.year, day.month, day.day, tzinfo=self.zone)
             end = start + timedelta(days=1)
-            params = {"actor": actor, "lo": to_us(start), "hi": to_us(end),
-                      "actions": list(rule.actions)}
-            total = s.execute(_EXPORT_SUM, params).scalar_one()
-            if int(total) > rule.max_rows_per_day:
+            lo, hi = to_us(start), to_us(end)
+            # counters hold exports only when one rule defines what counts as an export
+            if len(self._exports) == 1 and st.exports.covers(lo):
+                total, seqs = st.exports.day(lo, hi)
+            else:
+                params = {"actor": actor, "lo": lo, "hi": hi, "actions": list(rule.actions)}
+                total = int(s.execute(_EXPORT_SUM, params).scalar_one())
                 seqs = tuple(int(r[0]) for r in s.execute(_EXPORT_SEQS, params))
+            if total > rule.max_rows_per_day:
                 hits.append(Hit(rule, actor, day.isoformat(), start, end, seqs,
-                                f"{int(total)} rows exported on {day} "
+                                f"{total} rows exported on {day} "
                                 f"(limit {rule.max_rows_per_day})"))
         return hits
 
@@ -251,6 +334,9 @@ _SEQS = {
     .limit(MAX_LINKED),
 }
 _MIN_TS = sa.select(sa.func.min(EVENTS.c.ts)).where(_ACTOR)
+_RECENT = sa.select(EVENTS.c.ts, EVENTS.c.seq, EVENTS.c.effect, EVENTS.c.action,
+                    EVENTS.c.outcome, EVENTS.c.rows).where(
+    _ACTOR, EVENTS.c.ts >= sa.bindparam("lo"))
 _FIRST = sa.select(EVENTS.c.seq).where(
     _ACTOR, EVENTS.c.dataset == sa.bindparam("dataset"), EVENTS.c.seq < sa.bindparam("seq"),
     *_HAPPENED).limit(1)
@@ -265,16 +351,86 @@ _OPEN_ALERT = (
 )
 
 
-def _count(s: Session, actor: str, start: datetime, end: datetime, *,
+def _count(s: Session, series: _Series, actor: str, start: datetime, end: datetime, *,
            denied: bool = False) -> int:
-    return int(s.execute(_COUNT[denied], {"actor": actor, "lo": to_us(start),
-                                          "hi": to_us(end)}).scalar_one())
+    lo, hi = to_us(start), to_us(end)
+    if series.covers(lo):
+        return series.count(lo, hi)
+    return int(s.execute(_COUNT[denied], {"actor": actor, "lo": lo, "hi": hi}).scalar_one())
 
 
-def _seqs(s: Session, actor: str, start: datetime, end: datetime, *,
+def _seqs(s: Session, series: _Series, actor: str, start: datetime, end: datetime, *,
           denied: bool = False) -> tuple[int, ...]:
-    rows = s.execute(_SEQS[denied], {"actor": actor, "lo": to_us(start), "hi": to_us(end)})
+    lo, hi = to_us(start), to_us(end)
+    if series.covers(lo):
+        return series.seqs(lo, hi)
+    rows = s.execute(_SEQS[denied], {"actor": actor, "lo": lo, "hi": hi})
     return tuple(int(r[0]) for r in rows)
+
+
+def record_hits(session: Session, hits: Sequence[Hit], *, now: datetime) -> list[Alert]:
+    """:func:`record_hit` for many hits: one lookup of the open alerts, one insert and one
+    update statement (executemany) for the batch."""
+    if not hits:
+        return []
+    keys = list(dict.fromkeys(h.dedup_key for h in hits))
+    current: dict[str, dict[str, Any]] = {}
+    for i in range(0, len(keys), 500):
+        for row in session.execute(_OPEN_ALERTS, {"keys": keys[i:i + 500]}):
+            m = dict(row._mapping)
+            prev = current.get(m["dedup_key"])
+            if prev is None or m["created"] > prev["created"]:
+                current[m["dedup_key"]] = m
+    stamp = to_us(now)
+    inserts: dict[str, dict[str, Any]] = {}
+    updates: dict[str, dict[str, Any]] = {}
+    out: list[Alert] = []
+    for hit in hits:
+        values = current.get(hit.dedup_key)
+        if values is None:
+            values = _new_alert(hit, stamp)
+            inserts[values["id"]] = current[hit.dedup_key] = values
+        else:
+            _collapse(values, hit, stamp)
+            if values["id"] not in inserts:
+                updates[values["id"]] = values
+        out.append(_alert_from(values))
+    if inserts:
+        session.execute(ALERTS.insert(), list(inserts.values()))
+    if updates:
+        session.execute(_UPDATE_ALERT, [
+            {"b_id": v["id"], "b_count": v["count"], "b_seqs": v["seqs"], "b_summary": v["summary"],
+             "b_ws": v["window_start"], "b_we": v["window_end"], "b_updated": stamp}
+            for v in updates.values()])
+    return out
+
+
+def _new_alert(hit: Hit, stamp: int) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4().hex[:16], "rule": hit.rule.id, "severity": hit.rule.severity,
+        "actor": hit.actor, "dedup_key": hit.dedup_key,
+        "window_start": to_us(hit.window_start), "window_end": to_us(hit.window_end),
+        "seqs": json.dumps(list(hit.seqs)), "count": 1, "summary": hit.summary,
+        "status": "open", "note": None, "created": stamp, "updated": stamp,
+    }
+
+
+def _collapse(values: dict[str, Any], hit: Hit, stamp: int) -> None:
+    values.update(
+        count=int(values["count"]) + 1,
+        seqs=json.dumps(sorted(set(json.loads(values["seqs"])) | set(hit.seqs))[:MAX_LINKED]),
+        summary=hit.summary, window_start=min(values["window_start"], to_us(hit.window_start)),
+        window_end=max(values["window_end"], to_us(hit.window_end)), updated=stamp,
+    )
+
+
+_OPEN_ALERTS = sa.select(ALERTS).where(
+    ALERTS.c.dedup_key.in_(sa.bindparam("keys", expanding=True)),
+    ALERTS.c.status.in_(("open", "acknowledged")))
+_UPDATE_ALERT = sa.update(ALERTS).where(ALERTS.c.id == sa.bindparam("b_id")).values(
+    count=sa.bindparam("b_count"), seqs=sa.bindparam("b_seqs"), summary=sa.bindparam("b_summary"),
+    window_start=sa.bindparam("b_ws"), window_end=sa.bindparam("b_we"),
+    updated=sa.bindparam("b_updated"))
 
 
 def record_hit(session: Session, hit: Hit, *, now: datetime) -> Alert:

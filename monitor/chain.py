@@ -1,7 +1,7 @@
 """The hash chain over ``seq``.
 
-``hash[s] = SHA-256(0x02 || hash[s-1] || leaf_hash[s])`` with ``hash[0] = GENESIS``
-(32 zero bytes). The 0x02 prefix keeps chain hashes apart from RFC 6962 leaf (0x00)
+``hash[s] = H(0x02 || hash[s-1] || leaf_hash[s])`` with ``hash[0] = GENESIS``
+(32 zero bytes); H is the trail's suite hash (SHA-256, or SM3 under the gm suite). The 0x02 prefix keeps chain hashes apart from RFC 6962 leaf (0x00)
 and node (0x01) hashes. The chain makes a deletion, insertion or reordering show at
 the first affected seq even between checkpoints; the Merkle checkpoints make the
 trail verifiable by an outside party without the whole chain.
@@ -9,19 +9,21 @@ trail verifiable by an outside party without the whole chain.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator
+
+from monitor.merkle import Digest, sha256
 
 GENESIS = bytes(32)
 
 
-def chain_hash(prev: bytes, leaf: bytes) -> bytes:
-    return hashlib.sha256(b"\x02" + prev + leaf).digest()
+def chain_hash(prev: bytes, leaf: bytes, h: Digest = sha256) -> bytes:
+    return h(b"\x02" + prev + leaf)
 
 
-def chain_over(leaves: Iterable[bytes], prev: bytes = GENESIS) -> Iterator[tuple[bytes, bytes]]:
+def chain_over(leaves: Iterable[bytes], prev: bytes = GENESIS, *, h: Digest = sha256
+               ) -> Iterator[tuple[bytes, bytes]]:
     """Yield ``(prev_hash, hash)`` for each leaf in order."""
     for leaf in leaves:
-        h = chain_hash(prev, leaf)
-        yield prev, h
-        prev = h
+        value = chain_hash(prev, leaf, h)
+        yield prev, value
+        prev = value

@@ -1,17 +1,18 @@
-"""Signed Merkle checkpoints (Ed25519 via ``cryptography``).
+"""Signed Merkle checkpoints (Ed25519 or, under the gm crypto suite, SM2 with SM3).
 
-A checkpoint signs ``{tree_size, root, chain_hash, timestamp, key_id}``: the RFC 6962
-tree head over the first ``tree_size`` events, and the hash chain value at that seq.
-The signed message is the canonical JSON of those fields (hex for bytes). Exported as
-JSON with the public key, so that an outside party can keep it and verify offline;
-``key_id`` is the first 16 hex digits of SHA-256 of the raw public key, which lets a
-verifier pin the key it expects.
+A checkpoint signs ``{format, tree_size, root, chain_hash, timestamp, key_id}`` and, from
+format 2 on, the names of its hash and signature algorithms (``hash_alg``: sha256 | sm3,
+``signature_alg``: ed25519 | sm2-sm3) and ``handover`` (the suite a sealed trail was
+handed over to, else null). The signed message is the canonical JSON of those fields
+(hex for bytes). Exported as JSON with the public key, so that an outside party can keep
+it and verify offline under either suite; ``key_id`` is the first 16 hex digits of the
+suite's hash of the raw public key, which lets a verifier pin the key it expects.
+Format 1 documents (before the suites) are SHA-256 / Ed25519 and still verify.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -19,48 +20,68 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-    Ed25519PublicKey,
-)
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gmcrypto import (
+    INTL,
+    CryptoSuiteError,
+    Sm2Signer,
+    Suite,
+    load_or_create_sm2,
+    suite_of_signature,
+    verify_signature,
+)
+from gmcrypto import key_id as suite_key_id
 from monitor.errors import CheckpointError, Tampered
 from monitor.events import canonical_json, format_ts, parse_ts
 
 KEY_FILE = "audit_ed25519.pem"
-FORMAT = "quanguard-checkpoint/1"
-
-
-def key_id_of(public: Ed25519PublicKey) -> str:
-    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()[:16]
+SM2_KEY_FILE = "audit_sm2.key"
+FORMAT_V1 = "quanguard-checkpoint/1"
+FORMAT = "quanguard-checkpoint/2"
 
 
 @dataclass(frozen=True)
 class Signer:
-    """The trail's signing key."""
+    """The trail's signing key: an Ed25519 private key or an SM2 one (``Sm2Signer``)."""
 
-    private: Ed25519PrivateKey
+    private: Ed25519PrivateKey | Sm2Signer
 
     @property
-    def public(self) -> Ed25519PublicKey:
-        return self.private.public_key()
+    def algorithm(self) -> str:
+        return "sm2-sm3" if isinstance(self.private, Sm2Signer) else "ed25519"
+
+    @property
+    def suite(self) -> Suite:
+        return suite_of_signature(self.algorithm)
+
+    def public_raw(self) -> bytes:
+        if isinstance(self.private, Sm2Signer):
+            return self.private.public_bytes()
+        return self.private.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
     @property
     def key_id(self) -> str:
-        return key_id_of(self.public)
+        return suite_key_id(self.suite, self.public_raw())
 
     def public_b64(self) -> str:
-        raw = self.public.public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw
-        )
-        return base64.b64encode(raw).decode()
+        return base64.b64encode(self.public_raw()).decode()
+
+    def sign(self, message: bytes) -> bytes:
+        return self.private.sign(message)
 
 
-def load_or_create_signer(key_dir: Path) -> Signer:
-    """Load ``key_dir/audit_ed25519.pem``; create it (mode 0600) when absent."""
+def load_or_create_signer(key_dir: Path, suite: Suite = INTL) -> Signer:
+    """The suite's trail key: ``audit_ed25519.pem`` (intl) or ``audit_sm2.key`` (gm).
+
+    Created (mode 0600) when absent."""
+    if suite.sign_alg == "sm2-sm3":
+        try:
+            return Signer(load_or_create_sm2(Path(key_dir) / SM2_KEY_FILE))
+        except (CryptoSuiteError, OSError) as exc:
+            raise CheckpointError(f"{Path(key_dir) / SM2_KEY_FILE}: {exc}") from exc
     path = Path(key_dir) / KEY_FILE
     if path.exists():
         try:
@@ -91,30 +112,34 @@ class Checkpoint:
     chain_hash: bytes
     timestamp: datetime
     key_id: str
-    public_key: str  # base64 of the raw Ed25519 public key
+    public_key: str  # base64 of the raw public key (Ed25519: 32 bytes; SM2: 65, 04||x||y)
     signature: bytes = b""
+    hash_alg: str = "sha256"
+    signature_alg: str = "ed25519"
+    handover: str | None = None  # the suite a sealed trail was handed over to
+    format: str = FORMAT
 
-    def message(self) -> bytes:
-        """The exact bytes that are signed."""
-        return canonical_json(
-            {
-                "format": FORMAT,
-                "tree_size": self.tree_size,
-                "root": self.root.hex(),
-                "chain_hash": self.chain_hash.hex(),
-                "timestamp": format_ts(self.timestamp),
-                "key_id": self.key_id,
-            }
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "format": FORMAT,
+    def _signed_fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "format": self.format,
             "tree_size": self.tree_size,
             "root": self.root.hex(),
             "chain_hash": self.chain_hash.hex(),
             "timestamp": format_ts(self.timestamp),
             "key_id": self.key_id,
+        }
+        if self.format != FORMAT_V1:
+            fields.update(hash_alg=self.hash_alg, signature_alg=self.signature_alg,
+                          handover=self.handover)
+        return fields
+
+    def message(self) -> bytes:
+        """The exact bytes that are signed."""
+        return canonical_json(self._signed_fields())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self._signed_fields(),
             "public_key": self.public_key,
             "signature": base64.b64encode(self.signature).decode(),
         }
@@ -125,8 +150,13 @@ class Checkpoint:
     @classmethod
     def from_dict(cls, data: Any) -> Checkpoint:
         try:
-            if data.get("format") != FORMAT:
+            fmt = data.get("format")
+            if fmt not in (FORMAT, FORMAT_V1):
                 raise CheckpointError(f"not a {FORMAT} document")
+            v1 = fmt == FORMAT_V1
+            handover = None if v1 else data["handover"]
+            if handover is not None and not isinstance(handover, str):
+                raise CheckpointError("malformed checkpoint: handover must be a suite name")
             return cls(
                 tree_size=int(data["tree_size"]),
                 root=bytes.fromhex(data["root"]),
@@ -135,6 +165,10 @@ class Checkpoint:
                 key_id=str(data["key_id"]),
                 public_key=str(data["public_key"]),
                 signature=base64.b64decode(data["signature"], validate=True),
+                hash_alg="sha256" if v1 else str(data["hash_alg"]),
+                signature_alg="ed25519" if v1 else str(data["signature_alg"]),
+                handover=handover,
+                format=fmt,
             )
         except CheckpointError:
             raise
@@ -151,7 +185,8 @@ class Checkpoint:
 
 
 def sign_checkpoint(
-    signer: Signer, *, tree_size: int, root: bytes, chain_hash: bytes, timestamp: datetime
+    signer: Signer, *, tree_size: int, root: bytes, chain_hash: bytes, timestamp: datetime,
+    handover: str | None = None,
 ) -> Checkpoint:
     unsigned = Checkpoint(
         tree_size=tree_size,
@@ -160,18 +195,32 @@ def sign_checkpoint(
         timestamp=timestamp,
         key_id=signer.key_id,
         public_key=signer.public_b64(),
+        hash_alg=signer.suite.hash_alg,
+        signature_alg=signer.algorithm,
+        handover=handover,
     )
-    return Checkpoint(**{**unsigned.__dict__, "signature": signer.private.sign(unsigned.message())})
+    return Checkpoint(**{**unsigned.__dict__, "signature": signer.sign(unsigned.message())})
 
 
 def verify_checkpoint(cp: Checkpoint, *, expected_key_id: str | None = None) -> None:
-    """Check the signature (and the pinned key id). Raises Tampered(bad_signature)."""
-    # 1. the embedded key must be a well-formed Ed25519 key whose id the checkpoint names
+    """Check the signature (and the pinned key id). Raises Tampered(bad_signature).
+
+    The suite is read from the document: its signature algorithm picks the verifier, and
+    its hash algorithm must be the one that suite pairs with it (no mixed documents)."""
+    # 0. the document names a known suite, consistently
     try:
-        public = Ed25519PublicKey.from_public_bytes(base64.b64decode(cp.public_key))
+        suite = suite_of_signature(cp.signature_alg)
+    except CryptoSuiteError as exc:
+        raise Tampered(cp.tree_size, "bad_signature", str(exc)) from exc
+    if suite.hash_alg != cp.hash_alg:
+        raise Tampered(cp.tree_size, "bad_signature",
+                       f"{cp.signature_alg} is not paired with {cp.hash_alg} in any suite")
+    # 1. the embedded key must be well-formed and its id the one the checkpoint names
+    try:
+        public = base64.b64decode(cp.public_key, validate=True)
     except ValueError as exc:
         raise Tampered(cp.tree_size, "bad_signature", "public key is malformed") from exc
-    if key_id_of(public) != cp.key_id:
+    if suite_key_id(suite, public) != cp.key_id:
         raise Tampered(cp.tree_size, "bad_signature", "key id does not match the public key")
     # 2. a pinned key id (from the trail's own signer) must match
     if expected_key_id is not None and cp.key_id != expected_key_id:
@@ -180,10 +229,8 @@ def verify_checkpoint(cp: Checkpoint, *, expected_key_id: str | None = None) -> 
             f"signed by key {cp.key_id}, expected {expected_key_id}",
         )
     # 3. the signature over the canonical message
-    try:
-        public.verify(cp.signature, cp.message())
-    except InvalidSignature as exc:
-        raise Tampered(cp.tree_size, "bad_signature", "checkpoint signature is invalid") from exc
+    if not verify_signature(cp.signature_alg, public, cp.signature, cp.message()):
+        raise Tampered(cp.tree_size, "bad_signature", "checkpoint signature is invalid")
 
 
 def read_checkpoint_file(path: Path) -> Checkpoint:

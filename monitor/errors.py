@@ -13,6 +13,7 @@ status and a CLI exit code.
     ├── EventNotFound         not_found    no event with that seq
     ├── AlertConflict         conflict     a closed alert cannot change status
     ├── RetentionRefused      conflict     purge would drop events no exported checkpoint covers
+    ├── SuiteMismatch         conflict     the trail runs another crypto suite, or was handed over
     ├── StoreBusy             unavailable  the database stayed locked after retries
     ├── Tampered              integrity    the trail was altered (seq, damage, detail)
     └── ProofInvalid          integrity    an inclusion / consistency proof does not verify
@@ -91,6 +92,23 @@ class RetentionRefused(MonitorError):
     """Purging would drop events that no exported checkpoint covers."""
 
     kind = "conflict"
+
+
+class SuiteMismatch(MonitorError):
+    """The trail was created under another crypto suite (or sealed by a hand-over).
+
+    Appending or verifying under the wrong suite would mix hashes silently; refused."""
+
+    kind = "conflict"
+
+    def __init__(self, trail_suite: str, running: str, detail: str = ""):
+        self.trail_suite = trail_suite
+        self.running = running
+        super().__init__(detail or (
+            f"the audit trail was created under crypto suite '{trail_suite}', this deployment "
+            f"runs '{running}'; set QUANGUARD_CRYPTO={trail_suite} to keep using this trail, or "
+            f"hand it over with 'quanguard audit handover --to {running}' (run under "
+            f"QUANGUARD_CRYPTO={trail_suite}) and start a new trail under '{running}'"))
 
 
 class StoreBusy(MonitorError):

@@ -270,11 +270,11 @@ def redact_event(event: AuditEvent, redactor: Redactor | None) -> AuditEvent:
     """Pass the free-text fields (purpose, reason) through ``redactor`` before storage."""
     if redactor is None:
         return event
-    return replace(
-        event,
-        purpose=redactor(event.purpose) if event.purpose else event.purpose,
-        reason=redactor(event.reason) if event.reason else event.reason,
-    )
+    purpose = redactor(event.purpose) if event.purpose else event.purpose
+    reason = redactor(event.reason) if event.reason else event.reason
+    if purpose == event.purpose and reason == event.reason:
+        return event  # nothing to redact: no copy (this runs once per ingested event)
+    return replace(event, purpose=purpose, reason=reason)
 
 
 def _some(**items: Any) -> dict[str, Any]:

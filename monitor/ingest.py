@@ -18,7 +18,7 @@ whole (``BatchTooLarge``).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -168,14 +168,31 @@ def parse_line(
         raise InvalidEvent(exc.message, line=line, field=exc.field) from exc
 
 
-def parse_batch(
+def parse_chunks(
     lines: Iterable[str | bytes], *, reporter: str, now: datetime,
-    redactor: Redactor | None = None, max_lines: int | None = MAX_BATCH, first_line: int = 1,
-) -> ParsedBatch:
-    """Parse every non-blank line; errors are collected per line (1-based numbers)."""
-    raw = [(i, text) for i, text in enumerate(lines, start=first_line) if text.strip()]
-    if max_lines is not None and len(raw) > max_lines:
-        raise BatchTooLarge(len(raw), max_lines)
+    redactor: Redactor | None = None, chunk: int = MAX_BATCH, first_line: int = 1,
+) -> Iterator[ParsedBatch]:
+    """Parse a stream of lines lazily, ``chunk`` non-blank lines at a time.
+
+    Memory stays bounded by one chunk whatever the length of the stream (a file is read
+    as it is parsed). Line numbers count every line, blank ones too, from ``first_line``;
+    a line that is not UTF-8 is a per-line error like malformed JSON.
+    """
+    if chunk < 1:
+        raise ValueError("chunk must be at least 1")
+    pending: list[tuple[int, str | bytes]] = []
+    for number, text in enumerate(lines, start=first_line):
+        if text.strip():
+            pending.append((number, text))
+            if len(pending) >= chunk:
+                yield _parse_numbered(pending, reporter=reporter, now=now, redactor=redactor)
+                pending = []
+    if pending:
+        yield _parse_numbered(pending, reporter=reporter, now=now, redactor=redactor)
+
+
+def _parse_numbered(raw: list[tuple[int, str | bytes]], *, reporter: str, now: datetime,
+                    redactor: Redactor | None) -> ParsedBatch:
     events: list[AuditEvent] = []
     errors: list[LineError] = []
     for number, text in raw:
@@ -185,3 +202,14 @@ def parse_batch(
         except InvalidEvent as exc:
             errors.append(LineError(number, exc.message))
     return ParsedBatch(tuple(events), tuple(errors), len(raw))
+
+
+def parse_batch(
+    lines: Iterable[str | bytes], *, reporter: str, now: datetime,
+    redactor: Redactor | None = None, max_lines: int | None = MAX_BATCH, first_line: int = 1,
+) -> ParsedBatch:
+    """Parse every non-blank line; errors are collected per line (1-based numbers)."""
+    raw = [(i, text) for i, text in enumerate(lines, start=first_line) if text.strip()]
+    if max_lines is not None and len(raw) > max_lines:
+        raise BatchTooLarge(len(raw), max_lines)
+    return _parse_numbered(raw, reporter=reporter, now=now, redactor=redactor)

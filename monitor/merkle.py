@@ -13,21 +13,28 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from monitor.errors import ProofInvalid
 
-HASH_SIZE = 32  # SHA-256
+HASH_SIZE = 32  # SHA-256 and SM3 both
 EMPTY_ROOT = hashlib.sha256(b"").digest()  # RFC 6962: MTH({}) = SHA-256()
 
+#: The tree's hash: SHA-256 (RFC 6962) or, in the gm crypto suite, SM3 — same structure.
+Digest = Callable[[bytes], bytes]
 
-def leaf_hash(data: bytes) -> bytes:
-    return hashlib.sha256(b"\x00" + data).digest()
+
+def sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
 
 
-def node_hash(left: bytes, right: bytes) -> bytes:
-    return hashlib.sha256(b"\x01" + left + right).digest()
+def leaf_hash(data: bytes, h: Digest = sha256) -> bytes:
+    return h(b"\x00" + data)
+
+
+def node_hash(left: bytes, right: bytes, h: Digest = sha256) -> bytes:
+    return h(b"\x01" + left + right)
 
 
 def _require_hashes(**named: bytes | Sequence[bytes]) -> None:
@@ -53,24 +60,25 @@ class Accumulator:
     the purge anchor so the root can still be recomputed after old leaves are gone).
     """
 
-    def __init__(self, size: int = 0, frontier: Sequence[bytes] = ()):
+    def __init__(self, size: int = 0, frontier: Sequence[bytes] = (), *, h: Digest = sha256):
+        self._h = h
         if len(frontier) != size.bit_count():
             raise ValueError("frontier does not match size")
         self.size = size
         self._stack: list[tuple[int, bytes]] = []
         remaining = size
-        for h in frontier:
+        for node in frontier:
             height = remaining.bit_length() - 1
-            self._stack.append((height, h))
+            self._stack.append((height, node))
             remaining -= 1 << height
 
     def append(self, leaf: bytes) -> None:
-        height, h = 0, leaf
+        height, node = 0, leaf
         while self._stack and self._stack[-1][0] == height:
             _, left = self._stack.pop()
-            h = node_hash(left, h)
+            node = node_hash(left, node, self._h)
             height += 1
-        self._stack.append((height, h))
+        self._stack.append((height, node))
         self.size += 1
 
     def extend(self, leaves: Iterable[bytes]) -> None:
@@ -83,22 +91,23 @@ class Accumulator:
 
     def root(self) -> bytes:
         if not self._stack:
-            return EMPTY_ROOT
+            return self._h(b"")  # RFC 6962: MTH({}) = HASH()
         acc = self._stack[-1][1]
-        for _, h in reversed(self._stack[:-1]):
-            acc = node_hash(h, acc)
+        for _, node in reversed(self._stack[:-1]):
+            acc = node_hash(node, acc, self._h)
         return acc
 
 
-def tree_root(leaves: Sequence[bytes]) -> bytes:
+def tree_root(leaves: Sequence[bytes], *, h: Digest = sha256) -> bytes:
     """MTH of the given leaf hashes."""
-    acc = Accumulator()
+    acc = Accumulator(h=h)
     acc.extend(leaves)
     return acc.root()
 
 
 def _mth(
-    leaves: Sequence[bytes], lo: int, hi: int, known: Mapping[tuple[int, int], bytes] | None = None
+    leaves: Sequence[bytes], lo: int, hi: int, known: Mapping[tuple[int, int], bytes] | None = None,
+    h: Digest = sha256,
 ) -> bytes:
     if known:
         if (lo, hi) in known:
@@ -107,8 +116,8 @@ def _mth(
             # The range reaches into purged leaves: split as RFC 6962 does until the
             # pieces are known subtrees or retained leaves.
             k = _split(hi - lo)
-            return node_hash(_mth(leaves, lo, lo + k, known), _mth(leaves, lo + k, hi, known))
-    acc = Accumulator()
+            return node_hash(_mth(leaves, lo, lo + k, known, h), _mth(leaves, lo + k, hi, known, h), h)
+    acc = Accumulator(h=h)
     for i in range(lo, hi):
         acc.append(leaves[i])
     return acc.root()
@@ -120,6 +129,7 @@ def inclusion_proof(
     size: int | None = None,
     *,
     known: Mapping[tuple[int, int], bytes] | None = None,
+    h: Digest = sha256,
 ) -> list[bytes]:
     """PATH(index, D[size]) of RFC 6962 §2.1.1, from the leaf hashes ``leaves[:size]``.
 
@@ -135,17 +145,18 @@ def inclusion_proof(
     while hi - lo > 1:
         k = _split(hi - lo)
         if m < k:
-            path.append(_mth(leaves, lo + k, hi, known))
+            path.append(_mth(leaves, lo + k, hi, known, h))
             hi = lo + k
         else:
-            path.append(_mth(leaves, lo, lo + k, known))
+            path.append(_mth(leaves, lo, lo + k, known, h))
             lo, m = lo + k, m - k
     path.reverse()
     return path
 
 
 def verify_inclusion(
-    leaf: bytes, index: int, size: int, path: Sequence[bytes], root: bytes
+    leaf: bytes, index: int, size: int, path: Sequence[bytes], root: bytes,
+    *, h: Digest = sha256,
 ) -> None:
     """RFC 9162 §2.1.3.2. Raises ProofInvalid unless ``leaf`` is at ``index`` of the tree."""
     # 1. the index must lie inside the tree, and every hash must be a SHA-256 digest
@@ -159,13 +170,13 @@ def verify_inclusion(
         if sn == 0:
             raise ProofInvalid("proof is longer than the tree is deep")
         if fn & 1 or fn == sn:
-            r = node_hash(p, r)
+            r = node_hash(p, r, h)
             if not fn & 1:
                 while not (fn & 1 or fn == 0):
                     fn >>= 1
                     sn >>= 1
         else:
-            r = node_hash(r, p)
+            r = node_hash(r, p, h)
         fn >>= 1
         sn >>= 1
     # 3. the path must be exactly consumed and end at the signed root
@@ -177,7 +188,7 @@ def verify_inclusion(
 
 def consistency_proof(
     leaves: Sequence[bytes], old_size: int, new_size: int,
-    *, known: Mapping[tuple[int, int], bytes] | None = None,
+    *, known: Mapping[tuple[int, int], bytes] | None = None, h: Digest = sha256,
 ) -> list[bytes]:
     """PROOF(old_size, D[new_size]) of RFC 6962 §2.1.2 (``known`` as in inclusion_proof)."""
     if not 0 < old_size <= new_size <= len(leaves):
@@ -186,17 +197,18 @@ def consistency_proof(
     def sub(m: int, lo: int, hi: int, complete: bool) -> list[bytes]:
         n = hi - lo
         if m == n:
-            return [] if complete else [_mth(leaves, lo, hi, known)]
+            return [] if complete else [_mth(leaves, lo, hi, known, h)]
         k = _split(n)
         if m <= k:
-            return sub(m, lo, lo + k, complete) + [_mth(leaves, lo + k, hi, known)]
-        return sub(m - k, lo + k, hi, False) + [_mth(leaves, lo, lo + k, known)]
+            return sub(m, lo, lo + k, complete) + [_mth(leaves, lo + k, hi, known, h)]
+        return sub(m - k, lo + k, hi, False) + [_mth(leaves, lo, lo + k, known, h)]
 
     return sub(old_size, 0, new_size, True)
 
 
 def verify_consistency(
-    old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
+    old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes],
+    *, h: Digest = sha256,
 ) -> None:
     """RFC 9162 §2.1.4.2. Raises ProofInvalid unless the new tree extends the old one."""
     # 1. sizes, and every hash must be a SHA-256 digest. Stricter than RFC 9162 for equal
@@ -224,14 +236,14 @@ def verify_consistency(
         if sn == 0:
             raise ProofInvalid("consistency proof is too long")
         if fn & 1 or fn == sn:
-            fr = node_hash(c, fr)
-            sr = node_hash(c, sr)
+            fr = node_hash(c, fr, h)
+            sr = node_hash(c, sr, h)
             if not fn & 1:
                 while not (fn & 1 or fn == 0):
                     fn >>= 1
                     sn >>= 1
         else:
-            sr = node_hash(sr, c)
+            sr = node_hash(sr, c, h)
         fn >>= 1
         sn >>= 1
     # 4. both roots must match and the path be exactly consumed
@@ -250,8 +262,8 @@ class InclusionProof:
     leaf_hash: bytes
     path: tuple[bytes, ...]
 
-    def verify(self, root: bytes) -> None:
-        verify_inclusion(self.leaf_hash, self.seq - 1, self.tree_size, self.path, root)
+    def verify(self, root: bytes, *, h: Digest = sha256) -> None:
+        verify_inclusion(self.leaf_hash, self.seq - 1, self.tree_size, self.path, root, h=h)
 
 
 def frontier_ranges(size: int) -> list[tuple[int, int]]:

@@ -70,7 +70,7 @@ def purge(session: Session, store: AuditStore, plan: PurgePlan, *, force_partial
     if plan.purge_through <= head.pruned_below:
         return 0
     session.execute(sa.update(HEAD).where(HEAD.c.id == 1).values(seq=HEAD.c.seq))
-    acc = Accumulator(head.pruned_below, head.pruned_frontier)
+    acc = Accumulator(head.pruned_below, head.pruned_frontier, h=store.hash)
     last_hash = head.pruned_hash
     for row in store.iter_range(session, head.pruned_below + 1, plan.purge_through):
         acc.append(row.leaf_hash)

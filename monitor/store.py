@@ -23,10 +23,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
+from gmcrypto import INTL, Suite
 from monitor.chain import GENESIS, chain_hash
-from monitor.errors import EventNotFound
+from monitor.errors import EventNotFound, SuiteMismatch
 from monitor.events import AuditEvent, utc_now
-from monitor.merkle import Accumulator, leaf_hash
+from monitor.merkle import Accumulator, Digest, leaf_hash, sha256
 
 METADATA = sa.MetaData()
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -90,6 +91,18 @@ CHECKPOINTS = sa.Table(
     sa.Column("body", sa.Text, nullable=False),  # Checkpoint.to_json()
     sa.Column("exported", sa.BigInteger),  # µs when exported, NULL if never
     sa.Index("ix_audit_checkpoints_tree_size", "tree_size"),
+)
+
+# The trail's crypto suite (one row, id 1). Written by the first append; absent on a trail
+# older than the suites, which is "intl". ``sealed`` (µs) is set by a hand-over: the final
+# checkpoint names ``successor`` and no event is appended after it.
+SUITE = sa.Table(
+    "audit_suite",
+    METADATA,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("suite", sa.String(16), nullable=False),
+    sa.Column("sealed", sa.BigInteger),
+    sa.Column("successor", sa.String(16)),
 )
 
 VERIFY_RUNS = sa.Table(
@@ -209,8 +222,8 @@ class Head:
     pruned_hash: bytes
     pruned_frontier: tuple[bytes, ...]
 
-    def root(self) -> bytes:
-        return Accumulator(self.seq, self.frontier).root()
+    def root(self, h: Digest = sha256) -> bytes:
+        return Accumulator(self.seq, self.frontier, h=h).root()
 
 
 @dataclass(frozen=True)
@@ -226,10 +239,50 @@ class StoredEvent:
 
 
 class AuditStore:
-    """Append and read audit events. There is no update or delete of events."""
+    """Append and read audit events. There is no update or delete of events.
+
+    ``suite`` is the crypto suite this process runs; appending to a trail of another
+    suite, or to one sealed by a hand-over, raises SuiteMismatch (never mixes hashes).
+    """
+
+    def __init__(self, suite: Suite = INTL) -> None:
+        self.suite = suite
+        self.hash: Digest = sha256 if suite.hash_alg == "sha256" else suite.hash
+
+    def trail_suite(self, session: Session) -> tuple[str, int | None, str | None]:
+        """``(suite, sealed_us, successor)`` recorded for the trail (legacy: intl, open;
+        an empty trail takes the suite of its first append: this store's)."""
+        row = session.execute(_SELECT_SUITE).first()
+        if row is None:
+            return (INTL.name if self.head(session).seq else self.suite.name), None, None
+        return str(row[0]), row[1], row[2]
+
+    def check_suite(self, session: Session, *, head_seq: int | None = None) -> None:
+        """Refuse a trail of another suite or a sealed one; record the suite of a new trail."""
+        found = session.execute(_SELECT_SUITE).first()
+        if found is None:
+            seq = self.head(session).seq if head_seq is None else head_seq
+            recorded = self.suite.name if seq == 0 else INTL.name
+            session.execute(SUITE.insert().values(id=1, suite=recorded))
+            suite, sealed, successor = recorded, None, None
+        else:
+            suite, sealed, successor = str(found[0]), found[1], found[2]
+        if suite != self.suite.name:
+            raise SuiteMismatch(suite, self.suite.name)
+        if sealed is not None:
+            raise SuiteMismatch(suite, self.suite.name, (
+                f"the audit trail was handed over to crypto suite '{successor}' and is sealed; "
+                f"start the new trail under QUANGUARD_CRYPTO={successor} (see 'quanguard audit "
+                f"handover --help')"))
 
     def head(self, session: Session) -> Head:
         return _head(session.execute(_SELECT_HEAD).one())
+
+    def seal(self, session: Session, *, successor: str, at: int) -> None:
+        """Mark the trail handed over to ``successor`` (no append after this)."""
+        self.check_suite(session)
+        session.execute(sa.update(SUITE).where(SUITE.c.id == 1)
+                        .values(sealed=at, successor=successor))
 
     def append(
         self, session: Session, events: Sequence[AuditEvent], *, now: datetime | None = None
@@ -243,8 +296,10 @@ class AuditStore:
             return []
         session.execute(_LOCK_HEAD)
         head = self.head(session)
+        self.check_suite(session, head_seq=head.seq)
         stamp = now or utc_now()
-        acc = Accumulator(head.seq, head.frontier)
+        hf = self.hash
+        acc = Accumulator(head.seq, head.frontier, h=hf)
         prev, seq = head.hash, head.seq
         rows: list[tuple[object, ...]] = []
         stored: list[AuditEvent] = []
@@ -252,8 +307,8 @@ class AuditStore:
             seq += 1
             ev = event.stamped(seq, stamp)
             body = ev.canonical_bytes()
-            leaf = leaf_hash(body)
-            h = chain_hash(prev, leaf)
+            leaf = leaf_hash(body, hf)
+            h = chain_hash(prev, leaf, hf)
             acc.append(leaf)
             c = ev.actor
             d = ev.decision
@@ -264,10 +319,7 @@ class AuditStore:
             ))
             stored.append(ev)
             prev = h
-        # Driver-level executemany: the statement is fixed, so skip SQLAlchemy's
-        # per-row parameter processing (this is the ingest hot path).
-        conn = session.connection()
-        conn.exec_driver_sql(_insert_sql(conn.dialect.paramstyle), rows)
+        _insert_rows(session.connection(), rows)
         session.execute(_MOVE_HEAD, {"seq": seq, "hash": prev, "frontier": pack(acc.frontier)})
         return stored
 
@@ -318,6 +370,7 @@ class AuditStore:
 
 # Built once: append runs for every audited request.
 _SELECT_HEAD = sa.select(HEAD).where(HEAD.c.id == 1)
+_SELECT_SUITE = sa.select(SUITE.c.suite, SUITE.c.sealed, SUITE.c.successor).where(SUITE.c.id == 1)
 # Taking the head row's lock first serialises appenders (SQLite write lock, PG row lock).
 _LOCK_HEAD = sa.update(HEAD).where(HEAD.c.id == 1).values(seq=HEAD.c.seq)
 _MOVE_HEAD = sa.update(HEAD).where(HEAD.c.id == 1).values(
@@ -335,6 +388,26 @@ def _insert_sql(paramstyle: str) -> str:
     cols = ", ".join(f'"{c}"' for c in _INSERT_COLUMNS)
     marks = ", ".join(mark for _ in _INSERT_COLUMNS)
     return f"INSERT INTO audit_events ({cols}) VALUES ({marks})"
+
+
+# Batches at least this large go through PostgreSQL's COPY (below it, the round trips of
+# starting a COPY cost more than the pipelined executemany saves).
+COPY_MIN_ROWS = 64
+
+
+def _insert_rows(conn: Connection, rows: list[tuple[object, ...]]) -> None:
+    """Insert the built rows: ``COPY ... FROM STDIN`` on PostgreSQL (psycopg 3), a
+    driver-level executemany elsewhere — the statement is fixed, so SQLAlchemy's per-row
+    parameter processing is skipped (this is the ingest hot path)."""
+    driver = getattr(conn.connection, "driver_connection", None)
+    if (conn.dialect.name == "postgresql" and len(rows) >= COPY_MIN_ROWS
+            and type(driver).__module__.split(".")[0] == "psycopg"):
+        cols = ", ".join(f'"{c}"' for c in _INSERT_COLUMNS)
+        with driver.cursor() as cur, cur.copy(f"COPY audit_events ({cols}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    conn.exec_driver_sql(_insert_sql(conn.dialect.paramstyle), rows)
 
 
 def _head(row: sa.Row[tuple[object, ...]]) -> Head:

@@ -15,6 +15,7 @@ from typing import Any, overload
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from gmcrypto import suite_for_hash
 from monitor.checkpoint import Checkpoint, Signer, sign_checkpoint, verify_checkpoint
 from monitor.errors import CheckpointError, EventNotFound, Tampered
 from monitor.events import utc_now
@@ -69,19 +70,31 @@ class _OffsetLeaves(Sequence[bytes]):
 
 class Trail:
     def __init__(self, store: AuditStore, signer: Signer):
+        if signer.suite.name != store.suite.name:
+            raise CheckpointError(
+                f"the trail key is {signer.algorithm} but the store hashes with "
+                f"{store.suite.hash_alg}; both must come from one crypto suite")
         self.store = store
         self.signer = signer
 
     # -- checkpoints -------------------------------------------------------------
-    def checkpoint(self, session: Session, *, now: datetime | None = None) -> Checkpoint:
-        """Sign the current head and store the checkpoint (no-op size 0 is refused)."""
+    def checkpoint(self, session: Session, *, now: datetime | None = None,
+                   handover: str | None = None) -> Checkpoint:
+        """Sign the current head and store the checkpoint (no-op size 0 is refused).
+
+        A trail of another suite, or a sealed one, is refused (SuiteMismatch). With
+        ``handover`` (a suite name) this is the trail's final checkpoint: it names the
+        successor suite and seals the trail, so nothing is appended after it."""
         head = self.store.head(session)
         if head.seq == 0:
             raise CheckpointError("the trail is empty; nothing to checkpoint")
+        self.store.check_suite(session, head_seq=head.seq)
         cp = sign_checkpoint(
-            self.signer, tree_size=head.seq, root=head.root(), chain_hash=head.hash,
-            timestamp=now or utc_now(),
+            self.signer, tree_size=head.seq, root=head.root(self.store.hash),
+            chain_hash=head.hash, timestamp=now or utc_now(), handover=handover,
         )
+        if handover is not None:
+            self.store.seal(session, successor=handover, at=to_us(cp.timestamp))
         session.execute(
             CHECKPOINTS.insert().values(
                 tree_size=cp.tree_size, created=to_us(cp.timestamp), body=cp.to_json()
@@ -141,7 +154,8 @@ class Trail:
         leaves = self.store.leaf_hashes(session, head.pruned_below + 1, checkpoint.tree_size)
         known = dict(zip(frontier_ranges(head.pruned_below), head.pruned_frontier, strict=True))
         path = inclusion_proof(
-            _OffsetLeaves(head.pruned_below, leaves), seq - 1, checkpoint.tree_size, known=known
+            _OffsetLeaves(head.pruned_below, leaves), seq - 1, checkpoint.tree_size, known=known,
+            h=self.store.hash,
         )
         return InclusionProof(seq, checkpoint.tree_size, leaves[seq - 1 - head.pruned_below],
                               tuple(path))
@@ -158,7 +172,7 @@ class Trail:
         leaves = self.store.leaf_hashes(session, head.pruned_below + 1, checkpoint.tree_size)
         known = dict(zip(frontier_ranges(head.pruned_below), head.pruned_frontier, strict=True))
         return consistency_proof(_OffsetLeaves(head.pruned_below, leaves), old_size,
-                                 checkpoint.tree_size, known=known)
+                                 checkpoint.tree_size, known=known, h=self.store.hash)
 
     def verify(self, session: Session, external: Sequence[Checkpoint] = ()) -> None:
         """Verify rows, head, stored checkpoints and ``external`` ones (exported files).
@@ -178,10 +192,12 @@ class Trail:
                      expected_key_id=self.signer.key_id)
 
 
-def proof_document(proof: InclusionProof, body: str) -> dict[str, Any]:
+def proof_document(proof: InclusionProof, body: str, hash_alg: str = "sha256"
+                   ) -> dict[str, Any]:
     """The JSON form of a proof: the event body (so its leaf can be recomputed) + path."""
     return {
         "format": PROOF_FORMAT,
+        "hash_alg": hash_alg,
         "seq": proof.seq,
         "tree_size": proof.tree_size,
         "leaf_hash": proof.leaf_hash.hex(),
@@ -201,9 +217,16 @@ def verify_proof_document(doc: Any, checkpoint: Checkpoint,
     from monitor.merkle import leaf_hash
 
     verify_checkpoint(checkpoint, expected_key_id=expected_key_id)
+    hf = suite_for_hash(checkpoint.hash_alg).hash
     try:
         if doc.get("format") != PROOF_FORMAT:
             raise ProofInvalid(f"not a {PROOF_FORMAT} document")
+        # 1b. the proof's hash (absent in documents older than the suites: sha256) is the
+        #     one the checkpoint's tree uses
+        if doc.get("hash_alg", "sha256") != checkpoint.hash_alg:
+            raise ProofInvalid(
+                f"the proof is a {doc.get('hash_alg', 'sha256')} path, the checkpoint signs a "
+                f"{checkpoint.hash_alg} tree")
         proof = InclusionProof(
             seq=int(doc["seq"]), tree_size=int(doc["tree_size"]),
             leaf_hash=bytes.fromhex(doc["leaf_hash"]),
@@ -217,12 +240,12 @@ def verify_proof_document(doc: Any, checkpoint: Checkpoint,
             f"proof is for a tree of {proof.tree_size} events, the checkpoint signs "
             f"{checkpoint.tree_size}"
         )
-    if leaf_hash(body) != proof.leaf_hash:
+    if leaf_hash(body, hf) != proof.leaf_hash:
         raise ProofInvalid("the event body does not hash to the proof's leaf")
     seq_in_body = json.loads(body).get("event", {}).get("sequence")
     if seq_in_body != proof.seq:
         raise ProofInvalid(f"the event body is seq {seq_in_body}, the proof claims {proof.seq}")
-    proof.verify(checkpoint.root)
+    proof.verify(checkpoint.root, h=hf)
 
 
 def consistency_document(old_size: int, proof: Sequence[bytes], new: Checkpoint
@@ -251,8 +274,11 @@ def verify_consistency_document(doc: Any, old: Checkpoint,
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ProofInvalid(f"malformed consistency proof: {exc}") from exc
     verify_checkpoint(new, expected_key_id=old.key_id)
+    if (new.hash_alg, new.signature_alg) != (old.hash_alg, old.signature_alg):
+        raise ProofInvalid("the two checkpoints are of different crypto suites")
     if old_size != old.tree_size:
         raise ProofInvalid(f"proof starts at {old_size} events, the checkpoint has "
                            f"{old.tree_size}")
-    verify_consistency(old.tree_size, new.tree_size, old.root, new.root, proof)
+    verify_consistency(old.tree_size, new.tree_size, old.root, new.root, proof,
+                       h=suite_for_hash(old.hash_alg).hash)
     return new

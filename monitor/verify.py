@@ -37,13 +37,13 @@ from sqlalchemy.orm import Session
 
 from monitor.chain import chain_hash
 from monitor.checkpoint import Checkpoint, verify_checkpoint
-from monitor.errors import CheckpointError, InvalidEvent, Tampered
+from monitor.errors import CheckpointError, InvalidEvent, SuiteMismatch, Tampered
 from monitor.events import AuditEvent
 from monitor.merkle import Accumulator, leaf_hash
 from monitor.store import AuditStore, Head, StoredEvent, event_columns
 
 _LOOKAHEAD = 1000
-_HASH = 32  # SHA-256
+_HASH = 32  # SHA-256 or SM3
 
 
 def verify_trail(
@@ -57,12 +57,23 @@ def verify_trail(
 
     Reads only: nothing is written, so damage is judged on the trail as found."""
     head = store.head(session)
-    # 0. the retention anchor must be self-consistent before the walk resumes from it
+    # 0. the trail's crypto suite is the one we hash with (else every leaf would "differ"),
+    #    and the retention anchor is self-consistent before the walk resumes from it
+    recorded, _sealed, _successor = store.trail_suite(session)
+    if recorded != store.suite.name:
+        raise SuiteMismatch(recorded, store.suite.name)
+    hf = store.hash
     _check_head(head, anchor_only=True)
     cps = sorted(checkpoints, key=lambda c: c.tree_size)
-    # 6a. signatures first: a forged checkpoint must not be used as a reference
+    # 6a. signatures first: a forged checkpoint must not be used as a reference; a
+    #     checkpoint of another suite's tree cannot match this trail
     for cp in cps:
         verify_checkpoint(cp, expected_key_id=expected_key_id)
+        if cp.hash_alg != store.suite.hash_alg:
+            raise SuiteMismatch(
+                recorded, store.suite.name,
+                f"checkpoint of size {cp.tree_size} is a {cp.hash_alg} tree head; this trail "
+                f"hashes with {store.suite.hash_alg}")
         if cp.tree_size <= head.pruned_below:
             raise CheckpointError(
                 f"checkpoint of size {cp.tree_size} predates the retention purge "
@@ -73,7 +84,7 @@ def verify_trail(
 
     expected = head.pruned_below + 1
     prev = head.pruned_hash
-    acc = Accumulator(head.pruned_below, head.pruned_frontier)
+    acc = Accumulator(head.pruned_below, head.pruned_frontier, h=hf)
     last = head.pruned_below
     for row in store.iter_range(session, expected):
         # 5a. nothing may follow the head
@@ -94,13 +105,13 @@ def verify_trail(
                     row.seq, "modified",
                     f"column {name!r} is {value!r} but the hashed body says {cols[name]!r}",
                 )
-        leaf = leaf_hash(row.body.encode("utf-8"))
+        leaf = leaf_hash(row.body.encode("utf-8"), hf)
         if not hmac.compare_digest(leaf, row.leaf_hash):
             raise Tampered(row.seq, "modified", "body does not match its leaf hash")
         # 4. the chain link
         if not hmac.compare_digest(row.prev_hash, prev):
             raise Tampered(row.seq, "inserted", "row does not link to the previous row")
-        if not hmac.compare_digest(row.hash, chain_hash(prev, leaf)):
+        if not hmac.compare_digest(row.hash, chain_hash(prev, leaf, hf)):
             raise Tampered(row.seq, "modified", "chain hash does not match")
         acc.append(leaf)
         prev = row.hash
@@ -121,7 +132,7 @@ def verify_trail(
                 f"a signed checkpoint covers {cp.tree_size} events, rows end at {last}",
             )
     _check_head(head, anchor_only=False)
-    if not (hmac.compare_digest(prev, head.hash) and hmac.compare_digest(acc.root(), head.root())):
+    if not (hmac.compare_digest(prev, head.hash) and hmac.compare_digest(acc.root(), head.root(hf))):
         raise Tampered(last, "modified", "the head row does not match the rows")
     # 6b. every checkpoint's tree head equals the one recomputed from the rows
     for cp in cps:

@@ -71,7 +71,7 @@ class AuditService:
     def __init__(self, container: Any) -> None:
         self.container = container
         self.settings = container.settings
-        self.store = AuditStore()
+        self.store = AuditStore(self.settings.suite)
         self._lock = threading.Lock()
         self._redactor: Callable[[str], str] | None = None
         self._redactor_ready = False
@@ -92,7 +92,7 @@ class AuditService:
     # -- collaborators (lazy) ---------------------------------------------------------
     @functools.cached_property
     def signer(self) -> Signer:
-        return load_or_create_signer(Path(self.settings.key_dir))
+        return load_or_create_signer(Path(self.settings.key_dir), self.settings.suite)
 
     @functools.cached_property
     def trail(self) -> Trail:
@@ -222,11 +222,13 @@ class AuditService:
         if not events:
             return []
         pii = self.redactor()
+        from desensitize.prefilter import could_hold_pii  # only the writing path needs it
 
         def redactor(text: str) -> str:
             # Secrets first (an API key pasted into a purpose must never be kept), then PII.
             cleaned = scrub(text)
-            return pii(cleaned) if pii is not None else cleaned
+            # Fast reject: most free texts cannot hold PII; only those that may are scanned.
+            return pii(cleaned) if pii is not None and could_hold_pii(cleaned) else cleaned
 
         events = [redact_event(e, redactor) for e in events]
         stamp = now or utc_now()

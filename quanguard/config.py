@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gmcrypto import Suite, get_suite
+
 __all__ = ["Settings", "load_settings"]
 
 
@@ -46,6 +48,22 @@ class Settings(BaseSettings):
     # Audit search exports (CSV / NDJSON from the console or /v1/audit/search?format=):
     # at most this many events per export; a larger result is refused, never truncated.
     export_max_rows: int = Field(default=10_000, ge=1, le=1_000_000)
+    # Crypto suite of this deployment: "intl" (SHA-256, Ed25519, AES-GCM, HMAC-SHA-256,
+    # FF1-AES) or "gm" (SM3, SM2, SM4-GCM, HMAC-SM3, FF1-SM4). Trails, datasets and key
+    # records carry their suite; switching is a hand-over (README "Crypto suites").
+    crypto: str = "intl"
+
+    @field_validator("crypto")
+    @classmethod
+    def _known_suite(cls, value: str) -> str:
+        key = value.strip().lower()
+        if key not in ("intl", "gm"):
+            raise ValueError(f"unknown crypto suite {value!r} (known: intl gm)")
+        return key
+
+    @property
+    def suite(self) -> Suite:
+        return get_suite(self.crypto)
 
     @field_validator("tz")
     @classmethod

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from gmcrypto import Suite, get_suite
 from quanguard.auth import Principal, create_key
 from quanguard.config import Settings, load_settings
 from quanguard.container import Container, build_container
@@ -22,6 +23,16 @@ POLICY_DIR = REPO / "policies"
 
 # Nothing in the test run may fetch the public-suffix list.
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
+
+
+@pytest.fixture(scope="session")
+def suite() -> Suite:
+    """The crypto suite the run is under: ``QUANGUARD_CRYPTO=intl|gm`` (default intl).
+
+    ``make_settings`` reads the same variable (Settings.crypto), so the trail, exchange
+    and masking tests run under either suite: ``QUANGUARD_CRYPTO=gm pytest tests/monitor``.
+    """
+    return get_suite(os.environ.get("QUANGUARD_CRYPTO"))
 
 
 def _pg_available() -> bool:

@@ -42,7 +42,7 @@ def test_domain_packages_import_no_framework_and_not_each_other(package):
     assert not bad, "\n".join(bad)
 
 
-@pytest.mark.parametrize("package", PRESENT + ["quanguard"])
+@pytest.mark.parametrize("package", PRESENT + ["quanguard", "gmcrypto"])
 def test_public_surface_is_sorted(package):
     init = REPO / package / "__init__.py"
     tree = ast.parse(init.read_text(encoding="utf-8"))
@@ -66,3 +66,14 @@ def test_quanguard_has_no_module_level_engine_or_settings():
                 if name in {"load_settings", "make_engine", "create_engine", "create_app", "build_container"}:
                     bad.append(f"{path.relative_to(REPO)}:{node.lineno}")
     assert not bad, bad
+
+
+def test_crypto_suite_library_is_neutral():
+    """gmcrypto is shared by every domain package, so it imports none of them (nor quanguard)."""
+    bad = []
+    for path in _modules("gmcrypto"):
+        for line, name in _imports(path):
+            root = name.split(".")[0]
+            if root in FORBIDDEN or root in DOMAIN:
+                bad.append(f"{path.relative_to(REPO)}:{line}: imports {name}")
+    assert not bad, "\n".join(bad)

@@ -25,13 +25,14 @@ from desensitize.operators._base import OpContext, Operator, Param
 from desensitize.operators.basic import KEEP, MASK, REDACT, REPLACE, SUPPRESS
 from desensitize.operators.crypto import ENCRYPT, HASH
 from desensitize.operators.fake import FAKE
-from desensitize.operators.fpe import FPE
+from desensitize.operators.fpe import FF1_SM4, FPE
 from desensitize.operators.generalize import GENERALIZE
 from desensitize.operators.noise import NOISE
 
 OPERATORS: dict[str, Operator] = {
     op.name: op
-    for op in (MASK, REDACT, REPLACE, KEEP, SUPPRESS, HASH, ENCRYPT, FPE, GENERALIZE, FAKE, NOISE)
+    for op in (MASK, REDACT, REPLACE, KEEP, SUPPRESS, HASH, ENCRYPT, FPE, FF1_SM4, GENERALIZE,
+               FAKE, NOISE)
 }
 
 

@@ -69,7 +69,11 @@ def _hash(values: pa.Array, params: Mapping[str, Any], ctx: OpContext) -> pa.Arr
     prefix = params["prefix"]
 
     encoded = values.dictionary_encode()
-    digests = hmac_many(key, [v.encode() for v in encoded.dictionary.to_pylist()])
+    suite = getattr(ctx.keyring, "suite", None)
+    if suite is not None and suite.mac_alg == "hmac-sm3":  # gm suite: HMAC-SM3 pseudonyms
+        digests = [suite.hmac(key, v.encode()) for v in encoded.dictionary.to_pylist()]
+    else:
+        digests = hmac_many(key, [v.encode() for v in encoded.dictionary.to_pylist()])
     # one hex conversion for the whole batch, then fixed-width slices as an Arrow array
     text = b"".join(digests).hex().encode("ascii")
     n = len(digests)
@@ -117,7 +121,8 @@ def _decrypt(values: pa.Array, params: Mapping[str, Any], ctx: OpContext) -> pa.
 
 HASH = Operator(
     "hash",
-    "Keyed HMAC-SHA-256 pseudonym (hex), deterministic per key: joinable across files.",
+    "Keyed HMAC-SHA-256 pseudonym (HMAC-SM3 with gm keys; hex), deterministic per key: "
+    "joinable across files.",
     _hash,
     (
         Param("length", (int,), 16, "hex characters kept (8..64)"),

@@ -1,5 +1,9 @@
 """FF1 format-preserving encryption, NIST SP 800-38G (rev. 1), on AES from ``cryptography``.
 
+``block="sm4"`` runs the same construction with SM4 (GB/T 32907, also a 128-bit block) as
+its block cipher: the ``ff1-sm4`` operator of the gm crypto suite. NIST approves FF1 with
+AES only; FF1-SM4 is tested for round-trips, not against published vectors (there are none).
+
 FF3/FF3-1 are withdrawn; FF1 is the mode we use.  Numerals are integers in
 ``[0, radix)``; strings are mapped to numerals by the caller's alphabet.
 
@@ -27,13 +31,18 @@ MAX_LEN = 2**16  # far below the spec's 2^32 maximum; longer values are not iden
 class FF1:
     """An FF1 cipher for one key and radix.  Thread-compatible, not thread-safe."""
 
-    def __init__(self, key: bytes, radix: int) -> None:
+    def __init__(self, key: bytes, radix: int, *, block: str = "aes") -> None:
+        if block not in ("aes", "sm4"):
+            raise OperatorError(f"FF1 block cipher must be aes or sm4, got {block!r}")
+        if block == "sm4" and len(key) != 16:
+            raise OperatorError(f"FF1-SM4 key must be 16 bytes, got {len(key)}")
         if len(key) not in (16, 24, 32):
             raise OperatorError(f"FF1 key must be 16, 24 or 32 bytes, got {len(key)}")
         if not 2 <= radix <= 2**16:
             raise OperatorError(f"FF1 radix must be in [2, 65536], got {radix}")
         self.radix = radix
-        self._ecb = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
+        cipher = algorithms.SM4(key) if block == "sm4" else algorithms.AES(key)
+        self._ecb = Cipher(cipher, modes.ECB()).encryptor()
 
     def _ciph(self, block: bytes) -> bytes:
         return self._ecb.update(block)

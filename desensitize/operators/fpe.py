@@ -156,16 +156,26 @@ def _parser(params: Mapping[str, Any], entity: str | None) -> Callable[[str], Pa
     return lambda v: _parse_digits(v, keep or 0, last, False, b"D")
 
 
-def _cipher_for(key: bytes, entity: str | None) -> tuple[FF1, int | None]:
+def _cipher_for(key: bytes, entity: str | None, block: str = "aes") -> tuple[FF1, int | None]:
     if entity == "CN_RESIDENT_ID":
         domain, radix = _id_domain(len(provinces()))
-        return FF1(key, radix), domain
-    return FF1(key, 31 if entity == "CN_USCC" else 10), None
+        return FF1(key, radix, block=block), domain
+    return FF1(key, 31 if entity == "CN_USCC" else 10, block=block), None
 
 
-def _run(values: pa.Array, params: Mapping[str, Any], ctx: OpContext, decrypt: bool) -> pa.Array:
+def _block(ctx: OpContext, forced: str | None) -> str:
+    """``ff1-sm4`` forces SM4; ``fpe`` follows the key's crypto suite (gm keys: SM4)."""
+    if forced:
+        return forced
+    suite = getattr(ctx.keyring, "suite", None)
+    return "sm4" if suite is not None and suite.fpe_alg == "ff1-sm4" else "aes"
+
+
+def _run(values: pa.Array, params: Mapping[str, Any], ctx: OpContext, decrypt: bool,
+         block: str | None = None) -> pa.Array:
     parse = _parser(params, ctx.entity)
-    cipher, domain = _cipher_for(ctx.key("fpe"), ctx.entity)
+    blk = _block(ctx, block)
+    cipher, domain = _cipher_for(ctx.key("fpe-sm4" if blk == "sm4" else "fpe"), ctx.entity, blk)
 
     def run_ids(items: list[str]) -> list[str]:
         try:
@@ -221,11 +231,12 @@ def _fpe(values: pa.Array, params: Mapping[str, Any], ctx: OpContext) -> pa.Arra
     return _tolerant(values, params, ctx, decrypt=False)
 
 
-def _tolerant(values: pa.Array, params: Mapping[str, Any], ctx: OpContext, *, decrypt: bool) -> pa.Array:
+def _tolerant(values: pa.Array, params: Mapping[str, Any], ctx: OpContext, *, decrypt: bool,
+              block: str | None = None) -> pa.Array:
     if params["on_error"] == "fail":
-        return _run(values, params, ctx, decrypt)
+        return _run(values, params, ctx, decrypt, block)
     try:
-        return _run(values, params, ctx, decrypt)
+        return _run(values, params, ctx, decrypt, block)
     except OperatorError:
         pass
     # some values do not fit the format: encrypt the ones that do, mask/redact the rest
@@ -250,7 +261,7 @@ def _tolerant(values: pa.Array, params: Mapping[str, Any], ctx: OpContext, *, de
     good = values.filter(ok)
     out = pc.replace_with_mask(values, pc.invert(ok), fallback)
     if len(good):
-        out = pc.replace_with_mask(out, ok, _run(good, params, ctx, decrypt))
+        out = pc.replace_with_mask(out, ok, _run(good, params, ctx, decrypt, block))
     return out
 
 
@@ -258,18 +269,41 @@ def _unfpe(values: pa.Array, params: Mapping[str, Any], ctx: OpContext) -> pa.Ar
     return _tolerant(values, params, ctx, decrypt=True)
 
 
+_FPE_PARAMS = (
+    Param("keep_prefix", (int,), None, "digits kept in clear at the start (card: 6)"),
+    Param("encrypt_last", (int,), None, "encrypt only the last N digits (phone: 8)"),
+    Param("on_error", (str,), "fail",
+          "fail: a value that does not fit the format is an error; mask/redact: that value "
+          "is masked or emptied instead (it cannot be unmasked)", ("fail", "mask", "redact")),
+)
+
 FPE = Operator(
     "fpe",
-    "FF1 format-preserving encryption; ID/USCC/card check characters recomputed; reversible.",
+    "FF1 format-preserving encryption; ID/USCC/card check characters recomputed; reversible. "
+    "Block cipher: AES (intl keys) or SM4 (gm keys).",
     _fpe,
-    (
-        Param("keep_prefix", (int,), None, "digits kept in clear at the start (card: 6)"),
-        Param("encrypt_last", (int,), None, "encrypt only the last N digits (phone: 8)"),
-        Param("on_error", (str,), "fail",
-              "fail: a value that does not fit the format is an error; mask/redact: that value "
-              "is masked or emptied instead (it cannot be unmasked)", ("fail", "mask", "redact")),
-    ),
+    _FPE_PARAMS,
     keyed=True,
     reversible=True,
     inverse=_unfpe,
+)
+
+
+def _fpe_sm4(values: pa.Array, params: Mapping[str, Any], ctx: OpContext) -> pa.Array:
+    return _tolerant(values, params, ctx, decrypt=False, block="sm4")
+
+
+def _unfpe_sm4(values: pa.Array, params: Mapping[str, Any], ctx: OpContext) -> pa.Array:
+    return _tolerant(values, params, ctx, decrypt=True, block="sm4")
+
+
+FF1_SM4 = Operator(
+    "ff1-sm4",
+    "FF1 with SM4 as its block cipher (gm suite; NIST approves FF1 with AES only); "
+    "same formats and check characters as fpe; reversible.",
+    _fpe_sm4,
+    _FPE_PARAMS,
+    keyed=True,
+    reversible=True,
+    inverse=_unfpe_sm4,
 )

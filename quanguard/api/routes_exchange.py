@@ -209,5 +209,6 @@ def reject(job_id: str, body: ReasonBody, caller: _Manager, container: Container
 
 @router.get("/receipt-key")
 def receipt_key(caller: PrincipalDep, container: ContainerDep) -> dict[str, str]:
-    """The Ed25519 public key that signs receipts (pin it for offline verification)."""
+    """The public key (Ed25519, or SM2 under the gm suite) that signs receipts (pin it for
+    offline verification)."""
     return uc.receipt_key(container)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +28,18 @@ audit_app = typer.Typer(help="The audit trail: ingest, verify, checkpoints, proo
 _FMT = typer.Option(OutputFormat.table, "--format", help="table (people) or json (machines)")
 
 
-def _lines(path: Path) -> list[str]:
+def _lines(path: Path) -> Iterator[bytes]:
+    """The file's lines as they are read (bytes: a line that is not UTF-8 is a per-line
+    error, not the end of the whole ingest)."""
     if str(path) == "-":
-        return sys.stdin.read().splitlines()
+        yield from sys.stdin.buffer
+        return
     try:
-        return path.read_text(encoding="utf-8").splitlines()
+        fh = path.open("rb")
     except OSError as exc:
         raise InvalidInput(f"{path}: cannot read ({exc.strerror})") from exc
-    except UnicodeDecodeError as exc:
-        raise InvalidInput(f"{path}: not UTF-8 text") from exc
+    with fh:
+        yield from fh
 
 
 @audit_app.command("ingest")
@@ -47,11 +51,14 @@ def ingest(
 ) -> None:
     """Append every valid line of FILE to the trail; print the count and events/s.
     Invalid lines are listed with their line numbers and not stored."""
+    if str(file) != "-" and not file.is_file():
+        raise InvalidInput(f"{file}: no such file")
     lines = _lines(file)
     started = time.perf_counter()
     with use_container() as container:
         principal = cli_principal(container)
-        with progress("ingest", len(lines)) as advance:
+        # a stream has no known length: no bar (the rate is printed at the end)
+        with progress("ingest", None) as advance:
             result = uc.ingest(container, principal, lines, max_lines=None, chunk=chunk,
                                progress=advance)
     elapsed = time.perf_counter() - started
@@ -65,11 +72,12 @@ def ingest(
               f"[bold]{rate:,.0f}[/] events/s", title="audit ingest",
               style="yellow" if result.errors else "green")
         if result.errors:
-            bad = Table("line", "error", title=f"{len(result.errors)} invalid line(s), not stored")
+            rejected = int(doc["rejected"])
+            bad = Table("line", "error", title=f"{rejected} invalid line(s), not stored")
             for err in result.errors[:50]:
                 bad.add_row(str(err.line), err.message)
-            if len(result.errors) > 50:
-                bad.add_row("…", f"and {len(result.errors) - 50} more invalid lines")
+            if rejected > 50:
+                bad.add_row("…", f"and {rejected - 50} more invalid lines")
             console().print(bad)
     if result.errors:
         raise typer.Exit(2 if not result.accepted else 0)
@@ -108,6 +116,25 @@ def checkpoint(
     else:
         panel(f"checkpoint of {cp.tree_size} events, root {cp.root.hex()[:16]}…, "
               f"key {cp.key_id} → {export}")
+
+
+@audit_app.command("handover")
+def handover(
+    to: str = typer.Option(..., "--to", help="The crypto suite of the next trail (intl or gm)"),
+    export: Path = typer.Option(..., "--export", help="Write the final checkpoint here"),
+    fmt: OutputFormat = _FMT,
+) -> None:
+    """Seal the trail for a crypto-suite switch: a signed final checkpoint naming the next
+    suite; nothing is appended after it. Run under the trail's own QUANGUARD_CRYPTO."""
+    from quanguard.usecases.handover import handover as _handover
+
+    with use_container() as container:
+        cp = _handover(container, cli_principal(container), to, export)
+    if fmt is OutputFormat.json:
+        emit(cp.to_dict())
+    else:
+        console().print(f"trail sealed at {cp.tree_size} events ({cp.hash_alg}/"
+                        f"{cp.signature_alg}), handed over to '{cp.handover}' → {export}")
 
 
 @audit_app.command("proof")

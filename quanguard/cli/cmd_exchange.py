@@ -351,6 +351,7 @@ def verify_receipt(
             raise ReceiptInvalid("the job output has no result to check against the receipt")
     _verify(receipt, result=result_rows, public_key=pinned, data=blob)
     _show({"valid": True, "job": receipt.get("job"), "key_id": receipt.get("key_id"),
+           "signature_alg": receipt.get("signature_alg", "ed25519"),
            "pinned": pinned is not None, "result_checked": result_rows is not None or blob is not None},
           fmt)
 

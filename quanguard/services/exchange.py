@@ -251,10 +251,11 @@ def build_exchange(container: Any) -> Exchange:
     settings = container.settings
     for part in ("audit", "policy", "scanner", "masker", "watermarker"):
         getattr(container, part)  # a missing part fails here, not silently per request
-    master = MasterKey.from_dir(settings.key_dir)
+    master = MasterKey.from_dir(settings.key_dir, settings.suite)
     return Exchange(
         catalog=Catalog(settings.data_dir / "exchange", master), master=master,
-        signer=ReceiptSigner.from_dir(settings.key_dir), decider=_RefusingDecider(),
+        signer=ReceiptSigner.from_dir(settings.key_dir, settings.suite),
+        decider=_RefusingDecider(),
         scanner=_ScanAdapter(container), clock=_SystemClock(),
         masker=_MaskAdapter(container), watermarker=_WatermarkAdapter(container),
     )

@@ -43,7 +43,8 @@ class MaskService:
         return profiles
 
     def keyring(self, key_file: str | os.PathLike[str] | None = None) -> Keyring:
-        return load_keyring(key_file=key_file, key_dir=self._container.settings.key_dir)
+        settings = self._container.settings
+        return load_keyring(key_file=key_file, key_dir=settings.key_dir, suite=settings.suite)
 
     def span_finder(self) -> SpanFinder:
         return span_finder_for(self._container.scanner.text)

@@ -25,7 +25,7 @@ from monitor.alert_engine import Alert
 from monitor.checkpoint import Checkpoint
 from monitor.errors import MonitorError, StoreBusy, Tampered
 from monitor.events import utc_now
-from monitor.ingest import MAX_BATCH, LineError, parse_batch
+from monitor.ingest import MAX_BATCH, LineError, parse_batch, parse_chunks
 from monitor.retention import plan_purge, purge
 from monitor.search import SearchQuery, SearchResult
 from monitor.store import EVENTS, VERIFY_RUNS, from_us, to_us
@@ -49,6 +49,7 @@ __all__ = [
     "verify",
 ]
 
+MAX_KEPT_ERRORS = 1000
 T = TypeVar("T")
 
 
@@ -59,9 +60,11 @@ class IngestResult:
     first_seq: int | None
     last_seq: int | None
     errors: tuple[LineError, ...]
+    rejected_total: int | None = None  # when ``errors`` holds only the first ones
 
     def to_dict(self) -> dict[str, Any]:
-        return {"lines": self.lines, "accepted": self.accepted, "rejected": len(self.errors),
+        rejected = len(self.errors) if self.rejected_total is None else self.rejected_total
+        return {"lines": self.lines, "accepted": self.accepted, "rejected": rejected,
                 "first_seq": self.first_seq, "last_seq": self.last_seq,
                 "errors": [e.to_dict() for e in self.errors]}
 
@@ -105,28 +108,44 @@ def ingest(container: Any, principal: Principal, lines: Iterable[str | bytes], *
            source_ip: str | None = None, request_id: str | None = None,
            max_lines: int | None = MAX_BATCH, chunk: int = 10_000,
            progress: Callable[[int], None] | None = None) -> IngestResult:
-    """Parse NDJSON lines and append the valid ones (each chunk one transaction)."""
+    """Parse NDJSON lines and append the valid ones (each chunk one transaction).
+
+    With ``max_lines`` None the lines are consumed as a stream, chunk by chunk, so memory
+    stays bounded whatever their number; only the first ``MAX_KEPT_ERRORS`` invalid lines
+    are kept in the result (all are counted)."""
     _authorize(container, principal, "report_events", source_ip=source_ip,
                request_id=request_id)
     now = utc_now()
-    batch = parse_batch(lines, reporter=principal.id, now=now, max_lines=max_lines)
-    events = list(batch.events)
+    if max_lines is not None:  # one request: refuse an oversized batch whole
+        batch = parse_batch(lines, reporter=principal.id, now=now, max_lines=max_lines)
+        chunks: Iterable[Any] = [batch]
+    else:
+        chunks = parse_chunks(lines, reporter=principal.id, now=now, chunk=chunk)
     first = last = None
-    for start in range(0, len(events), chunk):
-        part = events[start:start + chunk]
+    total = accepted = rejected = 0
+    errors: list[LineError] = []
+    for parsed in chunks:
+        total += parsed.lines
+        rejected += len(parsed.errors)
+        errors.extend(parsed.errors[:max(0, MAX_KEPT_ERRORS - len(errors))])
+        events = parsed.events
+        for start in range(0, len(events), chunk):
+            part = events[start:start + chunk]
 
-        def tx(part: Sequence[Any] = part) -> list[Any]:
-            with container.session() as session, session.begin():
-                stored: list[Any] = container.audit.record_batch(session, part,
-                                                                 source="reporter", now=now)
-                return stored
+            def tx(part: Sequence[Any] = part) -> list[Any]:
+                with container.session() as session, session.begin():
+                    stored: list[Any] = container.audit.record_batch(
+                        session, part, source="reporter", now=now)
+                    return stored
 
-        stored = with_retry(tx)
-        first = first if first is not None else stored[0].seq
-        last = stored[-1].seq
-        if progress is not None:
-            progress(len(stored))
-    return IngestResult(batch.lines, len(events), first, last, batch.errors)
+            stored = with_retry(tx)
+            first = first if first is not None else stored[0].seq
+            last = stored[-1].seq
+            accepted += len(stored)
+            if progress is not None:
+                progress(len(stored))
+    return IngestResult(total, accepted, first, last, tuple(errors),
+                        None if rejected == len(errors) else rejected)
 
 
 # -- search ---------------------------------------------------------------------------
@@ -253,7 +272,7 @@ def proof(container: Any, principal: Principal, seq: int, *,
     _record(container, principal, "audit_proof", decision=decision, source_ip=source_ip,
             request_id=request_id, labels={"seq": str(seq), "tree_size": str(cp.tree_size),
                                            "checkpoint_signed": str(signed)})
-    doc = proof_document(p, body)
+    doc = proof_document(p, body, cp.hash_alg)
     doc["checkpoint"] = cp.to_dict()
     return doc
 
@@ -291,6 +310,8 @@ def verify(container: Any, principal: Principal, external: Sequence[Checkpoint] 
     error: Tampered | None = None
     with container.session() as session:
         head = audit.store.head(session)
+        # a trail sealed by a hand-over takes no event: its runs go to the log table only
+        sealed_to = audit.store.trail_suite(session)[2]
         try:
             audit.trail.verify(session, external)
         except Tampered as exc:
@@ -303,7 +324,7 @@ def verify(container: Any, principal: Principal, external: Sequence[Checkpoint] 
                 ts=to_us(utc_now()), ok=error is None, tree_size=head.seq,
                 bad_seq=error.seq if error else None, damage=error.damage if error else None,
                 detail=error.detail if error else None))
-            if error is None:
+            if error is None and sealed_to is None:
                 audit.record(session, actor=principal, action="audit_verify", decision=decision,
                              source_ip=source_ip, request_id=request_id,
                              labels={"tree_size": str(head.seq),
@@ -311,8 +332,9 @@ def verify(container: Any, principal: Principal, external: Sequence[Checkpoint] 
 
     if error is None:
         with_retry(tx)
-        return {"ok": True, "events": head.seq - head.pruned_below, "tree_size": head.seq,
-                "checkpoints_checked": len(external), "seconds": round(elapsed, 3)}
+        out = {"ok": True, "events": head.seq - head.pruned_below, "tree_size": head.seq,
+               "checkpoints_checked": len(external), "seconds": round(elapsed, 3)}
+        return {**out, "handed_over_to": sealed_to} if sealed_to else out
     log = logging.getLogger("quanguard.audit")
     log.error("audit trail damaged: %s", error)
     try:

@@ -351,8 +351,8 @@ def set_consent(container: Any, principal: Principal, ctx: Any, *, dataset: str,
 
 
 def receipt_key(container: Any) -> dict[str, str]:
-    import hashlib
-
-    pub = container.exchange.signer.public_key
-    return {"algorithm": "Ed25519", "public_key": pub.hex(),
-            "key_id": hashlib.sha256(pub).hexdigest()}
+    signer = container.exchange.signer
+    pub = signer.public_key
+    return {"algorithm": "Ed25519" if signer.suite.sign_alg == "ed25519" else "SM2-SM3",
+            "suite": signer.suite.name, "public_key": pub.hex(),
+            "key_id": signer.suite.hexdigest(pub)}

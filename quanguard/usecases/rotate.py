@@ -13,6 +13,11 @@ key is re-wrapped under it in one transaction, which also records the rotation. 
 3. one transaction re-wraps every data key and appends the ``key_rotate_master`` event;
 4. after the commit, the pending file replaces the master key file (atomic rename).
 
+When the deployment's crypto suite (``QUANGUARD_CRYPTO``) differs from the suite the
+datasets were sealed under, step 3 re-encrypts them instead (``reseal_datasets``: each
+dataset's rows under a fresh SM4-GCM or AES-GCM data key wrapped by the new master key);
+the old blob files are removed after the commit.
+
 A crash between 3 and 4 leaves the pending file; the next ``rotate-master`` finds which key
 opens the stored data keys and completes (or discards) the interrupted rotation first.
 """
@@ -29,8 +34,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from exchange.catalog import rewrap_keys
-from exchange.crypto import MASTER_KEY_FILE, SUBJECT_KEY_FILE, MasterKey
+from exchange.catalog import reseal_datasets, rewrap_keys
+from exchange.crypto import MASTER_KEY_FILE, SUBJECT_KEY_FILE, MasterKey, sealed_suite
 from exchange.errors import IntegrityFailure
 from exchange.tables import datasets
 from quanguard.errors import Conflict, InvalidInput
@@ -109,10 +114,22 @@ def _opens_all(container: Any, key: MasterKey) -> bool:
         rows = session.execute(select(datasets.c.name, datasets.c.wrapped_key)).all()
     try:
         for name, wrapped in rows:
-            key.unwrap(bytes(wrapped), name)
+            # each wrap opens under the suite it names (a suite switch may be in flight)
+            MasterKey(key.secret, key.subject_root, sealed_suite(bytes(wrapped))).unwrap(
+                bytes(wrapped), name)
     except IntegrityFailure:
         return False
     return True
+
+
+def _stored_suite(container: Any) -> Any:
+    """The one suite every stored data key is wrapped under (None when there are none)."""
+    with container.session() as session:
+        wraps = session.execute(select(datasets.c.wrapped_key)).scalars().all()
+    suites = {sealed_suite(bytes(w)).name: sealed_suite(bytes(w)) for w in wraps}
+    if len(suites) > 1:
+        raise IntegrityFailure(f"data keys are wrapped under several suites ({' '.join(suites)})")
+    return next(iter(suites.values()), None)
 
 
 def _finish_interrupted(container: Any, key_dir: Path) -> str | None:
@@ -156,27 +173,36 @@ def rotate_master(container: Any, principal: Any, ctx: RequestContext | None = N
     authorize(container, principal, "key_admin", None, ctx, audit_action="key_rotate_master")
     key_dir = Path(container.settings.key_dir)
     recovered = _finish_interrupted(container, key_dir)
-    old = MasterKey.from_dir(key_dir)
+    target = container.settings.suite
+    stored = _stored_suite(container) or target
+    old = MasterKey.from_dir(key_dir, stored)
     # 2. the subject-hash root keeps the value the stored hashes were made with
     if old.subject_root is None:
         _write_secret(key_dir / SUBJECT_KEY_FILE, old.secret)
-        old = MasterKey(old.secret, old.secret)
+        old = MasterKey(old.secret, old.secret, stored)
     # 1. the pending key, on disk before any data key is wrapped with it
-    new = MasterKey(os.urandom(32), old.subject_root)
+    new = MasterKey(os.urandom(32), old.subject_root, target)
+    stale: list[Path] = []
     pending = _pending(key_dir)
     _write_secret(pending, new.secret)
     _sync_dir(key_dir)
     # 3. one transaction: every data key re-wrapped, and the record of it
     try:
         with container.session() as session, session.begin():
-            count = rewrap_keys(session, old, new)
+            if stored.name == target.name:
+                count = rewrap_keys(session, old, new)
+            else:  # a suite switch: the rows are re-encrypted under the new suite too
+                stale = reseal_datasets(session, container.settings.data_dir / "exchange",
+                                        old, new)
+                count = len(stale)
             container.audit.record(
                 session, actor=principal, action="key_rotate_master",
                 source_ip=ctx.source_ip if ctx else None,
                 request_id=ctx.request_id if ctx else None,
                 labels={"datasets": str(count), "old_key_id": key_id(old.secret),
                         "new_key_id": key_id(new.secret),
-                        "recovered_interrupted": recovered or ""},
+                        "recovered_interrupted": recovered or "",
+                        "suite": target.name, "from_suite": stored.name},
             )
     except BaseException:
         # Usually nothing committed and the pending key is discarded; if the commit did
@@ -191,5 +217,7 @@ def rotate_master(container: Any, principal: Any, ctx: RequestContext | None = N
     # 4. the new key becomes the key
     os.replace(pending, key_dir / MASTER_KEY_FILE)
     _sync_dir(key_dir)
+    for path in stale:  # the blobs of the old suite, superseded by the committed ones
+        path.unlink(missing_ok=True)
     container.__dict__.pop("exchange", None)  # a built exchange holds the old key in memory
     return Rotation(count, key_id(old.secret), key_id(new.secret), recovered)

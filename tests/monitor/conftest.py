@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from gmcrypto import Suite
 from monitor.checkpoint import Signer, load_or_create_signer
 from monitor.events import Actor, AuditEvent, EventDecision
 from monitor.store import AuditStore, create_schema
@@ -53,13 +54,13 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine
 
 
 @pytest.fixture
-def signer(tmp_path: Path) -> Signer:
-    return load_or_create_signer(tmp_path / "keys")
+def signer(tmp_path: Path, suite: Suite) -> Signer:
+    return load_or_create_signer(tmp_path / "keys", suite)
 
 
 @pytest.fixture
-def store() -> AuditStore:
-    return AuditStore()
+def store(suite: Suite) -> AuditStore:
+    return AuditStore(suite)
 
 
 @pytest.fixture

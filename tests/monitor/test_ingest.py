@@ -95,3 +95,93 @@ def test_oversized_batch_refused_whole() -> None:
         parse_batch([line()] * (MAX_BATCH + 1), reporter="r", now=NOW)
     assert info.value.kind == "too_large"
     assert len(parse_batch([line()] * MAX_BATCH, reporter="r", now=NOW).events) == MAX_BATCH
+
+
+# -- streaming (issue 15) ------------------------------------------------------------------
+
+def test_parse_chunks_reads_the_stream_lazily_and_numbers_every_line() -> None:
+    from monitor.ingest import parse_chunks
+
+    pulled = 0
+
+    def source():  # an endless reporter stream: parsing must not read ahead of a chunk
+        nonlocal pulled
+        while True:
+            pulled += 1
+            yield "" if pulled % 5 == 0 else line(rows=pulled)
+
+    chunks = parse_chunks(source(), reporter="r", now=NOW, chunk=3)
+    first = next(chunks)
+    assert [e.rows for e in first.events] == [1, 2, 3] and first.lines == 3
+    assert pulled == 3
+    second = next(chunks)
+    assert [e.rows for e in second.events] == [4, 6, 7]  # line 5 was blank
+    assert pulled == 7
+
+
+def test_a_line_that_is_not_utf8_is_a_line_error_not_the_end_of_the_stream() -> None:
+    from monitor.ingest import parse_chunks
+
+    raw = [line().encode(), b'{"ts": "\xff\xfe"}', line(rows=3).encode()]
+    (batch,) = parse_chunks(raw, reporter="r", now=NOW, chunk=10)
+    assert [e.rows for e in batch.events] == [12, 3]
+    assert [(err.line, "malformed JSON" in err.message) for err in batch.errors] == [(2, True)]
+
+
+def test_cli_ingest_streams_a_file_with_a_bad_byte(tmp_path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from quanguard.cli.main import build_app
+    from tests.conftest import POLICY_DIR
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("QUANGUARD_API_KEY", raising=False)
+    monkeypatch.setenv("QUANGUARD_POLICY_DIR", str(POLICY_DIR))
+    monkeypatch.setenv("QUANGUARD_DB_URL", f"sqlite:///{tmp_path / 'q.db'}")
+    monkeypatch.setenv("QUANGUARD_KEY_DIR", str(tmp_path / "keys"))
+    monkeypatch.setenv("QUANGUARD_DATA_DIR", str(tmp_path))
+    now = datetime.now(UTC)
+    good = [json.dumps({**GOOD, "ts": now.isoformat(), "purpose": "monthly report",
+                        "rows": i}).encode() for i in range(25)]
+    (tmp_path / "e.ndjson").write_bytes(b"\n".join(good[:10] + [b"\xff{bad"] + good[10:]) + b"\n")
+    r = CliRunner().invoke(build_app(), ["audit", "ingest", "e.ndjson", "--chunk", "7",
+                                         "--format", "json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["accepted"] == 25 and doc["rejected"] == 1 and doc["errors"][0]["line"] == 11
+    assert (doc["first_seq"], doc["last_seq"]) == (1, 25)
+    r = CliRunner().invoke(build_app(), ["audit", "verify"])
+    assert r.exit_code == 0, r.output
+
+
+def test_cli_ingest_of_a_missing_file_is_a_clear_error(tmp_path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from quanguard.cli.main import build_app
+
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(build_app(), ["audit", "ingest", "nope.ndjson"])
+    assert r.exit_code != 0 and "no such file" in r.output
+
+
+def test_large_batches_verify_on_every_backend(engine, store, make_event) -> None:
+    """Big batches take the bulk path (COPY on PostgreSQL); the trail stays verifiable and
+    each stored row is the event's canonical body, with NULLs and text intact."""
+    from sqlalchemy.orm import Session
+
+    from monitor.store import COPY_MIN_ROWS
+    from monitor.verify import verify_trail
+
+    batches = [[make_event(purpose=None if i % 3 else "含\t制表符\n和换行 \\ 反斜杠", rows=None if i % 5 else i)
+                for i in range(n)] for n in (COPY_MIN_ROWS - 1, COPY_MIN_ROWS, 700)]
+    appended = []
+    for batch in batches:
+        with Session(engine) as s, s.begin():
+            appended.extend(store.append(s, batch))
+    with Session(engine) as s:
+        verify_trail(s, store)
+        stored = list(store.iter_range(s))
+    assert [r.seq for r in stored] == list(range(1, len(appended) + 1))
+    assert [r.body for r in stored] == [e.canonical_bytes().decode() for e in appended]
+    assert stored[0].columns["purpose"] == "含\t制表符\n和换行 \\ 反斜杠"
+    assert stored[1].columns["rows"] is None and stored[1].columns["purpose"] is None

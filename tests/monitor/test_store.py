@@ -28,11 +28,11 @@ def test_append_assigns_seq_and_chains(engine: sa.Engine, store: AuditStore,
     assert [r.seq for r in rows] == list(range(1, 9))
     prev = GENESIS
     for r in rows:
-        assert r.leaf_hash == leaf_hash(r.body.encode())
-        assert r.prev_hash == prev and r.hash == chain_hash(prev, r.leaf_hash)
+        assert r.leaf_hash == leaf_hash(r.body.encode(), store.hash)
+        assert r.prev_hash == prev and r.hash == chain_hash(prev, r.leaf_hash, store.hash)
         prev = r.hash
     assert head.seq == 8 and head.hash == prev
-    assert head.root() == tree_root([r.leaf_hash for r in rows])
+    assert head.root(store.hash) == tree_root([r.leaf_hash for r in rows], h=store.hash)
     with Session(engine) as s:
         got = store.get(s, 3)
     assert got == first[2]

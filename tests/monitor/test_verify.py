@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from gmcrypto import get_suite
 from monitor.chain import GENESIS, chain_hash
 from monitor.checkpoint import Checkpoint, load_or_create_signer, read_checkpoint_file
 from monitor.errors import CheckpointError, Tampered
@@ -50,13 +52,13 @@ def sql(engine: sa.Engine, *statements: str) -> None:
 
 def rehash(engine: sa.Engine, start: int = 1) -> None:
     """A careful attacker: recompute leaf hashes, the chain and the head after editing."""
-    store = AuditStore()
+    store = AuditStore(get_suite(os.environ.get("QUANGUARD_CRYPTO")))  # the run's suite
     with Session(engine) as s, s.begin():
         rows = list(store.iter_range(s))
-        prev, acc = GENESIS, Accumulator()
+        prev, acc = GENESIS, Accumulator(h=store.hash)
         for r in rows:
-            leaf = leaf_hash(r.body.encode())
-            h = chain_hash(prev, leaf)
+            leaf = leaf_hash(r.body.encode(), store.hash)
+            h = chain_hash(prev, leaf, store.hash)
             if r.seq >= start:
                 s.execute(sa.update(EVENTS).where(EVENTS.c.seq == r.seq)
                           .values(leaf_hash=leaf, prev_hash=prev, hash=h))

@@ -1,0 +1,138 @@
+"""Signers and verification for both suites, behind one protocol.
+
+``Ed25519`` comes from ``cryptography``; ``SM2`` (GB/T 32918.2 with SM3 and the default
+user ID ``1234567812345678`` of GB/T 35276) from ``gmalg``, a maintained pure-Python
+implementation (about 90 signatures and 40 verifications a second on one core: enough
+for checkpoints and receipts, which are signed once per batch or job).
+
+Public keys travel as raw bytes: 32 bytes for Ed25519, the 65-byte uncompressed point
+(``04 || x || y``) for SM2. An SM2 signature is ``r || s`` (64 bytes). A key id is the
+first 16 hex digits of the suite's hash of the raw public key.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import gmalg
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+from gmcrypto.errors import KeyFileError, UnknownSuite
+from gmcrypto.suite import SUITES, Suite
+
+SM2_DEFAULT_UID = b"1234567812345678"
+SIGN_ALGS = ("ed25519", "sm2-sm3")
+
+
+class SignerLike(Protocol):
+    """What a trail or a receipt needs from a signing key."""
+
+    @property
+    def algorithm(self) -> str: ...
+    def public_bytes(self) -> bytes: ...
+    def sign(self, message: bytes) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class Ed25519Signer:
+    private: Ed25519PrivateKey
+    algorithm: str = "ed25519"
+
+    def public_bytes(self) -> bytes:
+        return self.private.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+    def sign(self, message: bytes) -> bytes:
+        return self.private.sign(message)
+
+
+@dataclass(frozen=True)
+class Sm2Signer:
+    """SM2 with SM3 and the default user ID. ``secret`` is the 32-byte private scalar."""
+
+    secret: bytes
+    uid: bytes = SM2_DEFAULT_UID
+    algorithm: str = "sm2-sm3"
+    _pub: bytes = field(default=b"", repr=False, compare=False)
+
+    @classmethod
+    def generate(cls) -> Sm2Signer:
+        sk, _pk = gmalg.SM2().generate_keypair()
+        return cls(sk)
+
+    def public_bytes(self) -> bytes:
+        if not self._pub:
+            object.__setattr__(self, "_pub", gmalg.SM2().generate_pk(self.secret))
+        return self._pub
+
+    def sign(self, message: bytes) -> bytes:
+        r, s = gmalg.SM2(self.secret, self.uid, self.public_bytes()).sign(message)
+        return r.rjust(32, b"\0") + s.rjust(32, b"\0")
+
+
+def verify_signature(algorithm: str, public: bytes, signature: bytes, message: bytes) -> bool:
+    """True when ``signature`` by ``public`` over ``message`` holds under ``algorithm``.
+
+    Malformed keys or signatures are False, never an exception; an unknown algorithm is
+    UnknownSuite (a document naming an algorithm we do not know must not pass)."""
+    if algorithm == "ed25519":
+        try:
+            Ed25519PublicKey.from_public_bytes(public).verify(signature, message)
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+    if algorithm == "sm2-sm3":
+        if len(signature) != 64 or len(public) != 65 or public[0] != 4:
+            return False
+        try:
+            sm2 = gmalg.SM2(uid=SM2_DEFAULT_UID, pk=public)
+            if not sm2.verify_pk(public):
+                return False
+            return bool(sm2.verify(message, signature[:32], signature[32:]))
+        except Exception:  # noqa: BLE001 - gmalg raises its own tree on bad points
+            return False
+    raise UnknownSuite(f"unknown signature algorithm {algorithm!r} (known: {' '.join(SIGN_ALGS)})")
+
+
+def key_id(suite: Suite, public: bytes) -> str:
+    return suite.hash(public).hex()[:16]
+
+
+def suite_of_signature(algorithm: str) -> Suite:
+    for s in SUITES.values():
+        if s.sign_alg == algorithm:
+            return s
+    raise UnknownSuite(f"unknown signature algorithm {algorithm!r} (known: {' '.join(SIGN_ALGS)})")
+
+
+SM2_KEY_HEADER = b"quanguard-sm2-private-key/1\n"
+
+
+def load_or_create_sm2(path: Path) -> Sm2Signer:
+    """Read an SM2 private key file (header line + hex scalar), creating it 0600 when absent."""
+    path = Path(path)
+    if path.exists():
+        data = path.read_bytes()
+        if not data.startswith(SM2_KEY_HEADER):
+            raise KeyFileError(f"{path}: not an SM2 private key file")
+        try:
+            secret = bytes.fromhex(data[len(SM2_KEY_HEADER):].decode().strip())
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise KeyFileError(f"{path}: SM2 key is not hex") from exc
+        if len(secret) != 32:
+            raise KeyFileError(f"{path}: SM2 key must be 32 bytes, found {len(secret)}")
+        return Sm2Signer(secret)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    signer = Sm2Signer.generate()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(SM2_KEY_HEADER + signer.secret.hex().encode() + b"\n")
+    return signer

@@ -1,0 +1,61 @@
+"""Running the HTTP service in several worker processes (``quanguard serve --workers N``).
+
+``default_workers(db_url)`` picks the number and says why: one per core on PostgreSQL
+(appenders serialise on the audit head row; batches amortise the lock), and one on
+SQLite (one writer at a time: more processes would only queue on the file lock).
+``worker_app()`` is the factory each uvicorn worker process calls: it builds its own
+container from the same ``QUANGUARD_*`` environment (the parent migrated the store
+before forking, so workers never migrate concurrently).
+
+What is shared between workers is what lives in the database: the audit trail and its
+head lock, alerts, keys, the inventory, the exchange. The alert engine's running
+counters notice another worker's appends (a gap in seqs) and reload from the trail.
+Per-process state — console sessions and the auth-failure rate limiter — is not yet
+shared: with more than one worker a console login holds only on the worker that
+served it, and the rate limit is per worker. ``serve`` says so in its start-up log.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+__all__ = ["PER_PROCESS_STATE", "default_workers", "worker_app"]
+
+_log = logging.getLogger("quanguard.workers")
+
+PER_PROCESS_STATE = ("console sessions", "auth-failure rate limits")
+
+
+def default_workers(db_url: str) -> tuple[int, str]:
+    """The default number of workers for ``db_url`` and the reason, for the log."""
+    if db_url.startswith("postgresql"):
+        cores = os.cpu_count() or 1
+        return cores, f"PostgreSQL: one worker per core ({cores})"
+    return 1, "SQLite allows one writer at a time: more workers would queue on its lock"
+
+
+def check_workers(db_url: str, workers: int) -> None:
+    """Refuse several workers on SQLite (fail closed, not a silent slowdown)."""
+    from quanguard.errors import InvalidInput
+
+    if workers < 1:
+        raise InvalidInput("--workers must be at least 1")
+    if workers > 1 and not db_url.startswith("postgresql"):
+        raise InvalidInput("--workers above 1 needs PostgreSQL (QUANGUARD_DB_URL=postgresql+psycopg://...); "
+                           "SQLite allows one writer at a time")
+
+
+def worker_app() -> Any:
+    """The ASGI app of one worker process (uvicorn ``factory=True``)."""
+    from quanguard.api.app import create_app
+    from quanguard.config import load_settings
+    from quanguard.container import build_container
+    from quanguard.logs import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    container = build_container(settings, run_migrations=False)
+    _log.info("worker %d serving (store %s)", os.getpid(), settings.db_url.split("@")[-1])
+    return create_app(container)
