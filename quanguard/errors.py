@@ -7,6 +7,7 @@
     ├── NotFound            kind="not_found"        404 / exit 5
     ├── Conflict            kind="conflict"         409 / exit 6
     ├── TooLarge            kind="too_large"        413 / exit 2
+    ├── UnsupportedMedia    kind="unsupported_media" 415 / exit 2
     ├── RateLimited         kind="rate_limited"     429 / exit 8
     └── Unavailable         kind="unavailable"      503 / exit 7
 
@@ -32,6 +33,7 @@ __all__ = [
     "TooLarge",
     "Unauthenticated",
     "Unavailable",
+    "UnsupportedMedia",
     "classify",
 ]
 
@@ -71,6 +73,12 @@ class TooLarge(ServiceError):
     kind = "too_large"
 
 
+class UnsupportedMedia(ServiceError):
+    """A body in a content type the route does not take; ``accepted`` lists those it does."""
+
+    kind = "unsupported_media"
+
+
 class RateLimited(ServiceError):
     kind = "rate_limited"
 
@@ -87,6 +95,7 @@ ERROR_TABLE: dict[str, tuple[int, int]] = {
     "not_found": (404, 5),
     "conflict": (409, 6),
     "too_large": (413, 2),
+    "unsupported_media": (415, 2),
     "rate_limited": (429, 8),
     "unavailable": (503, 7),
     "integrity": (409, 1),

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import quanguard
+from quanguard.api import openapi as api_openapi
 from quanguard.api.middleware import RequestMiddleware
 from quanguard.api.recording import RequestRecorder
 from quanguard.container import Container
@@ -72,6 +73,7 @@ def create_app(container: Container) -> FastAPI:
     app.state.container = container
     for module in modules:
         app.include_router(module.router)
+    api_openapi.install(app)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -18,6 +18,7 @@ from monitor.errors import InvalidEvent
 from monitor.events import parse_ts
 from monitor.ingest import MAX_BATCH
 from monitor.search import SearchQuery
+from quanguard.api import openapi as oa
 from quanguard.api.deps import ContainerDep, ContextDep, require_roles
 from quanguard.auth import Principal
 from quanguard.errors import InvalidInput
@@ -33,7 +34,10 @@ _Overseer = Annotated[Principal, Depends(
 _Signer = Annotated[Principal, Depends(require_roles("auditor", "officer", "admin"))]
 
 
-@router.post("/v1/events", status_code=201)
+@router.post("/v1/events", status_code=201, openapi_extra={
+    **oa.request_body(oa.json_schema({"$ref": "#/components/schemas/Event"})),
+    "responses": {"201": {"description": "stored", "content": oa.json_schema(
+        {"type": "object", "properties": {"seq": {"type": "integer"}}})}}})
 async def post_event(request: Request, caller: _Reporter, container: ContainerDep,
                      ctx: ContextDep) -> Any:
     """Record one access reported by another platform (the NDJSON line format as a JSON
@@ -51,7 +55,9 @@ async def post_event(request: Request, caller: _Reporter, container: ContainerDe
     return {"seq": result.first_seq}
 
 
-@router.post("/v1/events/batch")
+@router.post("/v1/events/batch", openapi_extra=oa.request_body(
+    oa.ndjson("event (components/schemas/Event)", MAX_BATCH),
+    description="up to 10,000 lines, each one event (components/schemas/Event)"))
 async def post_batch(request: Request, caller: _Reporter, container: ContainerDep,
                      ctx: ContextDep, response: Response) -> Any:
     """Record up to 10,000 NDJSON lines in one transaction. Valid lines are kept; each

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from quanguard.api import openapi as oa
 from quanguard.api.deps import ContainerDep, ContextDep, PrincipalDep, require_roles
 from quanguard.auth import Principal
 from quanguard.errors import InvalidInput
@@ -63,7 +64,13 @@ class ConsentBody(BaseModel):
     state: str
 
 
-@router.post("/datasets", status_code=201)
+@router.post("/datasets", status_code=201, openapi_extra=oa.request_body(oa.form({
+    "name": {"type": "string"}, "file": {"type": "string", "format": "binary"}, "path": {"type": "string"},
+    "sql_url": {"type": "string"}, "sql_table": {"type": "string"},
+    "key_column": {"type": "array", "items": {"type": "string"}},
+    "bounds": {"type": "array", "items": {"type": "string"}}, "computation": {"type": "string"},
+    "group_column": {"type": "string"}, "max_rows_per_subject": {"type": "integer"},
+    "grade": {"type": "string"}}, ["name"])))
 async def register(request: Request, caller: _Provider, container: ContainerDep,
                    ctx: ContextDep) -> Any:
     """Register a dataset (multipart): ``name``, one of ``file`` / ``path`` (inside the

@@ -1,11 +1,23 @@
 """Masking over HTTP: ``POST /v1/mask`` and ``POST /v1/unmask``.
 
-``POST /v1/mask`` takes JSON ``{"profile": "共享", "records": [{...}], "dataset": "..."}``
-(at most 100,000 records) and answers ``{"records": [...], "summary": {...}}``; or an
-``application/x-ndjson`` / ``text/csv`` / ``text/plain`` (one record per line) body (``?profile=&dataset=``) that is spooled to
-disk and answered as a stream in the same format, with the summary in the
-``X-Quanguard-Mask-Summary`` header (JSON, ASCII).  The policy decides (action
-``mask`` / ``unmask``); every call is audited.
+``POST /v1/mask`` accepts (see ``ACCEPTED``):
+
+- ``application/json`` ``{"profile": "共享", "records": [{...}], "dataset": "..."}``
+  (at most 100,000 records), answered ``{"records": [...], "summary": {...}}``; nested
+  objects and arrays are masked in place, a masked value is a string, every other
+  value keeps its JSON type, no key is added;
+- ``application/x-ndjson`` (one JSON object a line, same record limit), answered as
+  NDJSON with the same keys and types;
+- ``text/csv``, ``text/tab-separated-values``, ``text/plain`` (one record a line),
+  answered in the same format *and encoding*: the response's ``charset`` is the
+  source's encoding, also given in ``X-Quanguard-Source-Encoding``;
+- ``multipart/form-data`` with a ``file`` field (CSV, TSV, XLSX, Parquet, NDJSON or
+  text, by its name) and optional ``profile``/``dataset`` fields.
+
+Options of non-JSON bodies are query parameters ``?profile=&dataset=``. The summary of
+a non-JSON answer is in the ``X-Quanguard-Mask-Summary`` header (JSON, ASCII). Bodies
+are limited by the setting ``max_body_bytes``. The policy decides (action ``mask`` /
+``unmask``); every call is audited.
 """
 
 from __future__ import annotations
@@ -14,47 +26,47 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-import anyio
-from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, Response
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
+from quanguard.api import openapi as oa
 from quanguard.api.deps import ContainerDep, ContextDep, PrincipalDep
-from quanguard.errors import InvalidInput, TooLarge
+from quanguard.api.uploads import scrub_names, spool_stream, spool_upload
+from quanguard.errors import InvalidInput, UnsupportedMedia
+from quanguard.usecases import json_records as jr
 from quanguard.usecases import mask as uc
 
 router = APIRouter(tags=["mask"])
 
-MAX_BODY = 200 * 1024 * 1024
-MAX_JSON = 64 * 1024 * 1024
-_STREAM_TYPES = {"application/x-ndjson": ".jsonl", "application/jsonl": ".jsonl",
-                 "application/json-seq": ".jsonl", "text/csv": ".csv", "text/plain": ".txt"}
+ACCEPTED = ("application/json", "application/x-ndjson", "text/csv", "text/tab-separated-values",
+            "text/plain", "multipart/form-data")
+_RAW = {"application/x-ndjson": ".jsonl", "application/jsonl": ".jsonl", "application/json-seq": ".jsonl",
+        "text/csv": ".csv", "text/tab-separated-values": ".tsv", "text/plain": ".txt"}
+_MEDIA = {".csv": "text/csv", ".tsv": "text/tab-separated-values", ".txt": "text/plain",
+          ".jsonl": "application/x-ndjson", ".ndjson": "application/x-ndjson",
+          ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+          ".parquet": "application/vnd.apache.parquet"}
+_LABEL = {".csv": "the uploaded CSV", ".tsv": "the uploaded TSV", ".txt": "the uploaded text"}
 
 
-async def _json_body(request: Request) -> tuple[dict[str, Any], str]:
-    raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_JSON:
-            raise TooLarge(f"JSON body larger than {MAX_JSON // 2**20} MB; stream NDJSON or CSV instead")
+def _parse_json(raw: bytes) -> dict[str, Any]:
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput("the body is not valid JSON") from exc
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise InvalidInput("the body is not valid JSON (or nested too deeply)") from exc
     if not isinstance(body, dict):
         raise InvalidInput('expected a JSON object {"profile": ..., "records": [...]}')
-    return body, hashlib.sha256(raw).hexdigest()
+    return body
 
 
-def _records(body: dict[str, Any]) -> list[dict[str, Any]]:
+def _records(body: dict[str, Any]) -> list[Any]:
     records = body.get("records")
     if not isinstance(records, list):
         raise InvalidInput('"records" must be a list of objects')
-    if len(records) > uc.MAX_RECORDS:
-        raise TooLarge(f"at most {uc.MAX_RECORDS:,} records per request; stream NDJSON/CSV instead")
     return records
 
 
@@ -65,58 +77,156 @@ def _opt_str(body: dict[str, Any], key: str) -> str | None:
     return value
 
 
-@router.post("/v1/mask")
-async def mask(request: Request, caller: PrincipalDep, container: ContainerDep, ctx: ContextDep) -> Any:
-    """Mask JSON records, or a streamed NDJSON/CSV body, by a masking profile."""
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype == "application/json":
-        body, digest = await _json_body(request)
-        records = _records(body)
-        out, outcome = await run_in_threadpool(
-            uc.mask_records, container, caller, records, profile=_opt_str(body, "profile"),
-            dataset=_opt_str(body, "dataset"), ctx=ctx, body_sha256=digest)
-        summary = outcome.to_dict()
-        return {"records": out, "summary": summary}
-    suffix = _STREAM_TYPES.get(ctype)
-    if suffix is None:
-        raise InvalidInput("send application/json records, or an application/x-ndjson, text/csv or "
-                           "text/plain body")
-    src = uc.temp_path(container, suffix)
-    dst = uc.temp_path(container, suffix)
+def _ndjson_records(raw: bytes) -> list[Any]:
+    """NDJSON lines → records; an error names the record's 0-based index."""
     try:
-        size = 0
-        async with await anyio.open_file(src, "wb") as fh:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > MAX_BODY:
-                    raise TooLarge(f"body larger than {MAX_BODY // 2**20} MB")
-                await fh.write(chunk)
-        q = request.query_params
-        run = uc.mask_text_file if suffix == ".txt" else uc.mask_file
-        outcome = await run_in_threadpool(run, container, caller, src, dst,
-                                          profile=q.get("profile"), dataset=q.get("dataset") or "upload",
-                                          ctx=ctx)
-    except BaseException:
-        for p in (src, dst):
-            Path(p).unlink(missing_ok=True)
-        raise
-    Path(src).unlink(missing_ok=True)
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput("NDJSON must be UTF-8") from exc
+    out: list[Any] = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        if len(out) >= uc.MAX_RECORDS:
+            from quanguard.errors import TooLarge
+
+            raise TooLarge(f"at most {uc.MAX_RECORDS:,} NDJSON records per request; split the file")
+        try:
+            record = json.loads(line)
+        except (ValueError, RecursionError):
+            raise jr.record_error(len(out), "is not valid JSON") from None
+        if not isinstance(record, dict):
+            raise jr.record_error(len(out), "is not a JSON object")
+        out.append(record)
+    return out
+
+
+def _summary_header(outcome: uc.MaskOutcome) -> dict[str, str]:
     summary = outcome.to_dict()
     summary.pop("plan", None)
-    header = json.dumps({**summary, "profile": outcome.profile}, ensure_ascii=True)
-    return FileResponse(dst, media_type=ctype, headers={"X-Quanguard-Mask-Summary": header},
-                        background=BackgroundTask(os.unlink, dst))
+    return {"X-Quanguard-Mask-Summary": json.dumps({**summary, "profile": outcome.profile}, ensure_ascii=True)}
 
 
-@router.post("/v1/unmask")
+async def _mask_ndjson(raw: bytes, caller: Any, container: Any, ctx: Any, profile: str | None,
+                       dataset: str | None) -> Response:
+    records = await run_in_threadpool(_ndjson_records, raw)
+    out, outcome = await run_in_threadpool(
+        uc.mask_records, container, caller, records, profile=profile, dataset=dataset or "upload", ctx=ctx,
+        body_sha256=hashlib.sha256(raw).hexdigest())
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in out)
+    return Response(text.encode(), media_type="application/x-ndjson", headers=_summary_header(outcome))
+
+
+async def _mask_spooled(src: str, suffix: str, label: str, caller: Any, container: Any, ctx: Any,
+                        profile: str | None, dataset: str | None) -> Response:
+    """Mask the spooled file ``src`` (removed here) into a file answered in the same format."""
+    dst = uc.temp_path(container, suffix)
+    try:
+        run = uc.mask_text_file if suffix == ".txt" else uc.mask_file
+        outcome = await run_in_threadpool(run, container, caller, src, dst, profile=profile,
+                                          dataset=dataset or "upload", ctx=ctx)
+    except BaseException as exc:
+        Path(dst).unlink(missing_ok=True)
+        scrub_names(exc, {src: label, dst: "the masked output"})
+        raise
+    finally:
+        Path(src).unlink(missing_ok=True)
+    media = _MEDIA.get(suffix, "application/octet-stream")
+    headers = _summary_header(outcome)
+    if outcome.encoding:
+        charset = "utf-8" if outcome.encoding.lower().replace("_", "-") == "utf-8-sig" else outcome.encoding
+        media = f"{media}; charset={charset}"
+        headers["X-Quanguard-Source-Encoding"] = outcome.encoding
+    return FileResponse(dst, media_type=media, headers=headers, background=BackgroundTask(os.unlink, dst))
+
+
+async def _mask_multipart(request: Request, caller: Any, container: Any, ctx: Any) -> Response:
+    q = request.query_params
+    async with request.form() as form:
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise InvalidInput("multipart field 'file' is missing")
+        name = Path(upload.filename or "upload.csv").name
+        suffix = Path(name).suffix.lower() or ".csv"
+        suffix = ".jsonl" if suffix == ".ndjson" else suffix
+        profile = str(form.get("profile") or q.get("profile") or "") or None
+        dataset = str(form.get("dataset") or q.get("dataset") or "") or Path(name).stem
+        limit = container.settings.max_body_bytes
+        if suffix == ".jsonl":
+            raw = await upload.read(limit + 1)
+            return await _mask_ndjson(raw, caller, container, ctx, profile, dataset)
+        src = await spool_upload(upload, folder=container.settings.data_dir, suffix=suffix, limit=limit)
+    return await _mask_spooled(src, suffix, name, caller, container, ctx, profile, dataset)
+
+
+_RECORDS = {"type": "array", "maxItems": 100_000, "description": "JSON objects; nested objects and arrays allowed",
+            "items": {"type": "object", "additionalProperties": True}}
+_MASK_JSON = {"type": "object", "required": ["records"], "properties": {
+    "records": _RECORDS, "profile": {"type": "string", "description": "masking profile (default: policy's)"},
+    "dataset": {"type": "string"}}}
+_MASK_BODY = oa.request_body(
+    oa.json_schema(_MASK_JSON), oa.ndjson("JSON object", 100_000),
+    # text/csv last: a generated client sends a raw body with the last raw type it knows
+    oa.text("text/tab-separated-values", "text/plain", "text/csv"),
+    oa.form({"file": {"type": "string", "format": "binary"}, "profile": {"type": "string"},
+             "dataset": {"type": "string"}}, ["file"]),
+    description="JSON records, an NDJSON/CSV/TSV/text body, or a multipart upload (field file)")
+_MASK_OK = {"200": {"description": "the masked records or file, in the body's format and encoding",
+                    "content": {**oa.json_schema({"type": "object", "required": ["records", "summary"],
+                                                  "properties": {"records": _RECORDS,
+                                                                 "summary": {"type": "object"}}}),
+                                **oa.text("application/x-ndjson", "text/csv", "text/tab-separated-values",
+                                          "text/plain"),
+                                **oa.binary("application/octet-stream")}}}
+_Opt = Annotated[str | None, Query(max_length=200, description="for non-JSON bodies")]
+
+
+@router.post("/v1/mask", openapi_extra={**_MASK_BODY, "responses": _MASK_OK})
+async def mask(request: Request, caller: PrincipalDep, container: ContainerDep, ctx: ContextDep,
+               profile: _Opt = None, dataset: _Opt = None) -> Any:
+    """Mask JSON records, an NDJSON/CSV/TSV/text body or a multipart upload by a masking profile."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "application/json":
+        raw = await request.body()
+        body = _parse_json(raw)
+        out, outcome = await run_in_threadpool(
+            uc.mask_records, container, caller, _records(body), profile=_opt_str(body, "profile"),
+            dataset=_opt_str(body, "dataset"), ctx=ctx, body_sha256=hashlib.sha256(raw).hexdigest())
+        return {"records": out, "summary": outcome.to_dict()}
+    if ctype == "multipart/form-data":
+        return await _mask_multipart(request, caller, container, ctx)
+    suffix = _RAW.get(ctype)
+    if suffix is None:
+        raise UnsupportedMedia(f"content type {ctype or '(none)'} is not accepted; send one of "
+                               + ", ".join(ACCEPTED), accepted=list(ACCEPTED))
+    if suffix == ".jsonl":
+        return await _mask_ndjson(await request.body(), caller, container, ctx, profile, dataset)
+    src = await spool_stream(request.stream(), folder=container.settings.data_dir, suffix=suffix,
+                             limit=container.settings.max_body_bytes)
+    return await _mask_spooled(src, suffix, _LABEL[suffix], caller, container, ctx, profile, dataset)
+
+
+_UNMASK_JSON = {"type": "object", "required": ["records", "columns"], "properties": {
+    "records": _RECORDS, "columns": {"type": "array", "items": {"type": "string"}}, "dataset": {"type": "string"}}}
+
+
+@router.post("/v1/unmask", openapi_extra={
+    **oa.request_body(oa.json_schema(_UNMASK_JSON)),
+    "responses": {"200": {"description": "the records with the columns restored",
+                          "content": oa.json_schema({"type": "object", "properties": {"records": _RECORDS}})}}})
 async def unmask(request: Request, caller: PrincipalDep, container: ContainerDep, ctx: ContextDep) -> Any:
     """Restore encrypt/fpe columns of JSON records: ``{"records": [...], "columns": ["身份证号"]}``.
     Allowed only when the policy allows ``unmask``; every attempt is audited."""
-    body, digest = await _json_body(request)
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/json":
+        raise UnsupportedMedia("send application/json", accepted=["application/json"])
+    raw = await request.body()
+    body = _parse_json(raw)
     records = _records(body)
     columns = body.get("columns")
     if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
         raise InvalidInput('"columns" must be a list of column names')
     out = await run_in_threadpool(uc.unmask_records, container, caller, records, columns,
-                                  dataset=_opt_str(body, "dataset"), ctx=ctx, body_sha256=digest)
+                                  dataset=_opt_str(body, "dataset"), ctx=ctx,
+                                  body_sha256=hashlib.sha256(raw).hexdigest())
     return {"records": out}

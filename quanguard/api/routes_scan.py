@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from quanguard.api import openapi as oa
 from quanguard.api.deps import ContainerDep, ContextDep, PrincipalDep, require_roles
 from quanguard.api.uploads import spool_upload
 from quanguard.auth import Principal
@@ -22,7 +23,18 @@ MAX_TEXT = 1_000_000
 _Scanner = Annotated[Principal, Depends(require_roles("officer", "manager", "provider", "admin"))]
 
 
-@router.post("/v1/scan")
+_SCAN_BODY = oa.request_body(
+    oa.json_schema({"type": "object", "properties": {
+        "text": {"type": "string", "maxLength": MAX_TEXT},
+        "texts": {"type": "array", "maxItems": 10_000, "items": {"type": "string"}}}}),
+    oa.form({"file": {"type": "string", "format": "binary"}, "sample": {"type": "integer", "minimum": 1},
+             "full": {"type": "boolean"}, "dataset": {"type": "string"}}, ["file"]),
+    description='{"text": ...} or {"texts": [...]}, or a multipart upload (field file)')
+
+
+@router.post("/v1/scan", openapi_extra={**_SCAN_BODY, "responses": {"200": {
+    "description": "findings and grade (text), or the table report with its inventory entry (file)",
+    "content": oa.json_schema({"type": "object"})}}})
 async def scan(
     request: Request, caller: _Scanner, container: ContainerDep, ctx: ContextDep,
 ) -> Any:
@@ -71,7 +83,8 @@ async def _scan_upload(form: Any, caller: Principal, container: Any, ctx: Any) -
         raise InvalidInput("sample must be an integer") from exc
     full = str(form.get("full") or "").lower() in ("1", "true", "yes", "on")
     dataset = str(form.get("dataset")) if form.get("dataset") else None
-    tmp = await spool_upload(upload, folder=container.settings.data_dir, suffix=suffix)
+    tmp = await spool_upload(upload, folder=container.settings.data_dir, suffix=suffix,
+                             limit=container.settings.max_body_bytes)
     try:
         if uc.is_text_path(name):
             result = await run_in_threadpool(

@@ -12,6 +12,7 @@ from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
+from quanguard.api import openapi as oa
 from quanguard.api.deps import ContainerDep, ContextDep, require_roles
 from quanguard.api.uploads import spool_upload
 from quanguard.auth import Principal
@@ -51,7 +52,8 @@ async def _save_form(form: Any, container: Any) -> tuple[Any, str, str]:
     if suffix not in _SUFFIXES:
         raise InvalidInput(f"{name}: unsupported table format {suffix!r} "
                            f"(known: {' '.join(_SUFFIXES)})")
-    tmp = await spool_upload(upload, folder=container.settings.data_dir, suffix=suffix)
+    tmp = await spool_upload(upload, folder=container.settings.data_dir, suffix=suffix,
+                             limit=container.settings.max_body_bytes)
     fields = {k: form.getlist(k) for k in form if k != "file"}
     return _Fields(fields), tmp, name
 
@@ -90,7 +92,11 @@ def _float(form: Any, field: str, default: float) -> float:
         raise InvalidInput(f"{field} must be a number") from exc
 
 
-@router.post("/v1/watermark/embed", response_class=FileResponse)
+@router.post("/v1/watermark/embed", response_class=FileResponse, openapi_extra=oa.request_body(oa.form({
+    "file": {"type": "string", "format": "binary"}, "recipient": {"type": "string"},
+    "dataset": {"type": "string"}, "gamma": {"type": "integer"}, "canaries": {"type": "integer"},
+    "key_column": {"type": "array", "items": {"type": "string"}},
+    "column": {"type": "array", "items": {"type": "string"}}}, ["file", "recipient"])))
 async def embed(request: Request, caller: _Embedder, container: ContainerDep,
                 ctx: ContextDep) -> Any:
     """Multipart: ``file`` (CSV/TSV/JSONL/Parquet/XLSX), ``recipient``, optional
@@ -131,7 +137,9 @@ async def embed(request: Request, caller: _Embedder, container: ContainerDep,
         background=BackgroundTask(lambda: Path(out).unlink(missing_ok=True)))
 
 
-@router.post("/v1/watermark/detect")
+@router.post("/v1/watermark/detect", openapi_extra=oa.request_body(oa.form({
+    "file": {"type": "string", "format": "binary"}, "dataset": {"type": "string"},
+    "alpha": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}}, ["file"])))
 async def detect(request: Request, caller: _Detector, container: ContainerDep,
                  ctx: ContextDep) -> Any:
     """Multipart: ``file`` (the suspect table), optional ``dataset`` and ``alpha``.

@@ -1,21 +1,28 @@
-"""Spooling an uploaded file to disk with a size cap (scan, watermark)."""
+"""Spooling an upload or a raw request body to disk under the one body limit.
+
+The limit is the setting ``max_body_bytes`` (``QUANGUARD_MAX_BODY_BYTES``); the
+request middleware enforces it on every body, these helpers on the bytes they write.
+"""
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from quanguard.errors import TooLarge
 
-__all__ = ["MAX_UPLOAD", "spool_upload"]
-
-MAX_UPLOAD = 200 * 1024 * 1024
+__all__ = ["scrub_names", "spool_stream", "spool_upload"]
 
 
-async def spool_upload(upload: Any, *, folder: Path, suffix: str, limit: int = MAX_UPLOAD) -> str:
-    """Copy ``upload`` to a new temp file in ``folder``; return its path.
+def _too_large(limit: int) -> TooLarge:
+    return TooLarge(f"body larger than the limit of {limit} bytes (setting max_body_bytes)", limit=limit)
+
+
+async def spool_stream(chunks: AsyncIterator[bytes], *, folder: Path, suffix: str, limit: int) -> str:
+    """Write ``chunks`` to a new temp file in ``folder``; return its path.
 
     Raises TooLarge past ``limit`` bytes; the temp file never outlives an error.
     """
@@ -23,12 +30,35 @@ async def spool_upload(upload: Any, *, folder: Path, suffix: str, limit: int = M
     try:
         size = 0
         with os.fdopen(fd, "wb") as fh:
-            while chunk := await upload.read(1 << 20):
+            async for chunk in chunks:
                 size += len(chunk)
                 if size > limit:
-                    raise TooLarge(f"upload larger than {limit // (1024 * 1024)} MB")
+                    raise _too_large(limit)
                 fh.write(chunk)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return tmp
+
+
+async def _read(upload: Any) -> AsyncIterator[bytes]:
+    while chunk := await upload.read(1 << 20):
+        yield chunk
+
+
+async def spool_upload(upload: Any, *, folder: Path, suffix: str, limit: int) -> str:
+    """Copy a multipart ``upload`` to a new temp file in ``folder``; return its path."""
+    return await spool_stream(_read(upload), folder=folder, suffix=suffix, limit=limit)
+
+
+def scrub_names(exc: BaseException, paths: dict[str, str]) -> None:
+    """Replace internal temp file paths in ``exc``'s message by what the caller knows
+    them as (``{tmp_path: "the uploaded CSV"}``), so no error shows a server file name."""
+    def fix(text: str) -> str:
+        for path, label in paths.items():
+            text = text.replace(path, label).replace(Path(path).name, label)
+        return text
+
+    if isinstance(getattr(exc, "message", None), str):
+        exc.message = fix(exc.message)  # type: ignore[attr-defined]
+    exc.args = tuple(fix(a) if isinstance(a, str) else a for a in exc.args)

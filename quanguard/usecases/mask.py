@@ -32,6 +32,7 @@ from quanguard.auth import Principal
 from quanguard.errors import InvalidInput
 from quanguard.gate import authorize
 from quanguard.policy.model import Resource
+from quanguard.usecases import json_records as jr
 
 __all__ = ["MAX_RECORDS", "TEXT_SUFFIXES", "MaskOutcome", "UnmaskOutcome", "is_text_path", "mask_file",
            "mask_records", "mask_text_file", "records_table", "sha256_file", "temp_path", "unmask_file",
@@ -47,6 +48,7 @@ class MaskOutcome:
     input_sha256: str
     output_sha256: str
     dataset_grade: str | None
+    encoding: str | None = None  # of a CSV/TSV/text output, when known
 
     def to_dict(self) -> dict[str, Any]:
         return {"profile": self.profile, "dataset_grade": self.dataset_grade,
@@ -129,7 +131,7 @@ def mask_file(
                           writer, plan, keyring=keyring, span_finder=finder,
                           quasi_identifiers=service.quasi_identifiers(report), progress=progress)
     outcome = MaskOutcome(plan.profile.name, result, sha256_file(src), sha256_file(dst),
-                          report.dataset_grade)
+                          report.dataset_grade, enc or ("utf-8" if fmt in ("csv", "tsv") else None))
     _record(container, principal, "mask", name, outcome, decision, ctx)
     return outcome
 
@@ -171,15 +173,15 @@ def _json_text(v: Any) -> str | None:
 
 
 def records_table(records: Sequence[dict[str, Any]]) -> pa.Table:
-    """Records → a string table (column order: first appearance)."""
+    """Flat records → a string table (column order: first appearance)."""
     if len(records) > MAX_RECORDS:
         from quanguard.errors import TooLarge
 
         raise TooLarge(f"at most {MAX_RECORDS:,} records per request; stream NDJSON/CSV instead")
     names: dict[str, None] = {}
-    for r in records:
+    for i, r in enumerate(records):
         if not isinstance(r, dict):
-            raise InvalidInput("each record must be a JSON object")
+            raise jr.record_error(i, "is not a JSON object")
         names.update(dict.fromkeys(map(str, r)))
     if not names:
         raise InvalidInput("no records (or only empty objects) to mask")
@@ -187,17 +189,36 @@ def records_table(records: Sequence[dict[str, Any]]) -> pa.Table:
     return pa.table(cols)
 
 
+def _leaf_table(records: Sequence[Any]) -> tuple[pa.Table, list[dict[str, tuple[jr.Path, Any]]]]:
+    """Records → a string table with one column per leaf path, and each record's leaves."""
+    if len(records) > MAX_RECORDS:
+        from quanguard.errors import TooLarge
+
+        raise TooLarge(f"at most {MAX_RECORDS:,} records per request; stream NDJSON/CSV instead")
+    per = [jr.leaves(r, i) for i, r in enumerate(records)]
+    names: dict[str, None] = {}
+    for leaves in per:
+        names.update(dict.fromkeys(leaves))
+    if not names:
+        raise InvalidInput("no records (or only empty objects) to mask")
+    cols = {n: pa.array([_json_text(lv[n][1]) if n in lv else None for lv in per], pa.string())
+            for n in names}
+    return pa.table(cols), per
+
+
 def mask_records(
-    container: Any, principal: Principal, records: Sequence[dict[str, Any]], *,
+    container: Any, principal: Principal, records: Sequence[Any], *,
     profile: str | None = None, dataset: str | None = None, ctx: Any = None, body_sha256: str = "",
-) -> tuple[list[dict[str, Any]], MaskOutcome]:
-    """Mask JSON records; untouched cells keep their JSON values."""
+) -> tuple[list[Any], MaskOutcome]:
+    """Mask JSON records, nested objects and arrays in place: a masked leaf becomes a
+    string, every other value keeps its JSON type, no key is added."""
+    import copy
     import json
 
     from desensitize.masker import mask_table
     from desensitize.risk import k_anonymity
 
-    table = records_table(records)
+    table, per = _leaf_table(records)
     name = dataset or "records"
     raw = container.scanner.table_scanner().scan(table.slice(0, 10_000).to_batches(), sampled=True)
     report = container.scanner.grade(raw)
@@ -207,14 +228,18 @@ def mask_records(
     finder = service.span_finder() if any(c.op == "spans" for c in plan.columns) else None
     masked, stats = mask_table(table, plan, keyring=service.keyring(), span_finder=finder)
     touched = [c.name for c in plan.columns if c.touches and c.op != "suppress"]
-    dropped = set(plan.dropped_columns)
-    cols = {n: masked.column(n).to_pylist() for n in touched}
+    dropped = [n for n in plan.dropped_columns if n in table.column_names]
+    cols = {n: masked.column(n).to_pylist() for n in touched if n in masked.column_names}
     out = []
     for i, r in enumerate(records):
-        row = {k: v for k, v in r.items() if k not in dropped}
-        for n in touched:
-            if n in row:
-                row[n] = cols[n][i]
+        row = copy.deepcopy(r)
+        leaves = per[i]
+        for n, values in cols.items():
+            if n in leaves and leaves[n][1] is not None:
+                jr.put(row, leaves[n][0], values[i])
+        # deepest first, so removing an array element's key never shifts another path
+        for n in sorted((n for n in dropped if n in leaves), key=lambda n: -len(leaves[n][0])):
+            jr.drop(row, leaves[n][0])
         out.append(row)
     qi = service.quasi_identifiers(report)
     from desensitize.pipeline import MaskResult
@@ -371,6 +396,6 @@ def mask_text_file(
         raise
     none = KResult(None, 0, masker.stats.rows, ())
     result = MaskResult(plan, masker.stats, none, none, ("text",))
-    outcome = MaskOutcome(chosen.name, result, sha256_file(src), sha256_file(dst), None)
+    outcome = MaskOutcome(chosen.name, result, sha256_file(src), sha256_file(dst), None, enc)
     _record(container, principal, "mask", name, outcome, decision, ctx)
     return outcome
