@@ -66,7 +66,9 @@ class Sm2Signer:
     @classmethod
     def generate(cls) -> Sm2Signer:
         sk, _pk = gmalg.SM2().generate_keypair()
-        return cls(sk)
+        # gmalg returns the scalar's minimal big-endian bytes: one key in 256 has a leading
+        # zero byte dropped, and the key file holds exactly 32 bytes.
+        return cls(sk.rjust(32, b"\0"))
 
     def public_bytes(self) -> bytes:
         if not self._pub:

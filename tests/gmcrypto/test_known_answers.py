@@ -141,3 +141,21 @@ def test_suite_names():
     assert get_suite(None) is INTL and get_suite("GM") is GM
     with pytest.raises(UnknownSuite, match="known: intl gm"):
         get_suite("nist")
+
+
+def test_sm2_keys_with_a_leading_zero_byte_survive_the_key_file(tmp_path, monkeypatch):
+    """One generated key in 256 has a leading zero byte; gmalg drops it. The key file must
+    still hold 32 bytes and load back to a signer that verifies."""
+    import gmalg
+
+    from gmcrypto.sign import Sm2Signer, load_or_create_sm2, verify_signature
+
+    secret = b"\0" + bytes.fromhex("3945208f7b2144b13f36e38ac6d39f95889393692860b51a42fb81ef4df7c5")
+    pk = gmalg.SM2().generate_pk(secret)
+    monkeypatch.setattr(gmalg.SM2, "generate_keypair", lambda self: (secret.lstrip(b"\0"), pk))
+    signer = load_or_create_sm2(tmp_path / "k.key")
+    assert len(signer.secret) == 32
+    again = load_or_create_sm2(tmp_path / "k.key")
+    assert again.secret == signer.secret and isinstance(again, Sm2Signer)
+    sig = again.sign(b"checkpoint")
+    assert verify_signature("sm2-sm3", again.public_bytes(), sig, b"checkpoint")
