@@ -21,7 +21,7 @@ def test_mixed_load_smoke(tmp_path, backend, pg_ok):
     out = tmp_path / "load.json"
     r = subprocess.run(
         [sys.executable, str(REPO / "bench" / "load_mixed.py"), "--backend", backend,
-         "--step-seconds", "2", "--clients", "1,6", "--out", str(out)],
+         "--step-seconds", "2", "--clients", "1,6", "--workers", "1,2", "--out", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
     )
     assert r.returncode == 0, r.stderr[-2000:]
@@ -29,12 +29,14 @@ def test_mixed_load_smoke(tmp_path, backend, pg_ok):
     assert data["bench"] == "load_mixed"
     for row in data["rows"]:
         assert {"metric", "ours", "anchor", "ratio", "goal", "unit", "met"} <= set(row)
-    (result,) = data["steps"]
-    assert [s["clients"] for s in result["steps"]] == [1, 6]
-    for step in result["steps"]:
-        assert step["all"]["server_errors"] == 0, step
-        assert step["all"]["rps"] > 0
-    top = result["steps"][-1]
-    for kind in ("batch", "event", "search", "mask"):
-        assert top[kind]["requests"] > 0, f"no {kind} request was made at 6 clients"
-        assert top[kind]["errors"] == 0, (kind, top[kind])
+    # SQLite runs one worker; PostgreSQL each worker count, side by side
+    assert len(data["steps"]) == (1 if backend == "sqlite" else 2)
+    for result in data["steps"]:
+        assert [s["clients"] for s in result["steps"]] == [1, 6]
+        for step in result["steps"]:
+            assert step["all"]["server_errors"] == 0, step
+            assert step["all"]["rps"] > 0
+        top = result["steps"][-1]
+        for kind in ("batch", "event", "search", "mask"):
+            assert top[kind]["requests"] > 0, f"no {kind} request was made at 6 clients"
+            assert top[kind]["errors"] == 0, (kind, top[kind])
