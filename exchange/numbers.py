@@ -51,13 +51,8 @@ def check_epsilon(epsilon: object, *, minimum: float = EPSILON_MIN,
 
 
 def check_delta(delta: object) -> float:
-    try:
-        dlt = float(delta)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise InvalidQuery(f"delta must be a number, got {delta!r}") from None
-    if not (math.isfinite(dlt) and 0.0 < dlt < 1.0):
-        raise InvalidQuery(f"delta must be in (0, 1), got {dlt!r}")
-    return dlt
+    """δ of a DP query: a number strictly between 0 and 1."""
+    return check_fraction("delta", delta)
 
 
 def check_fraction(name: str, value: object) -> float:

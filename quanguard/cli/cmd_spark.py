@@ -19,12 +19,14 @@ _Master = Annotated[str | None, typer.Option(
 _InFormat = Annotated[str | None, typer.Option(
     "--input-format", help="parquet, csv or tsv (default: from the path; a folder is Parquet)")]
 _Encoding = Annotated[str | None, typer.Option("--encoding", help="CSV encoding (default UTF-8)")]
+_Src = Annotated[str, typer.Argument(metavar="IN", help="Parquet file or folder, or CSV/TSV")]
+_Out = Annotated[str, typer.Option("-o", "--output", help="Parquet folder to write (must not exist)")]
 _Dataset = Annotated[str | None, typer.Option("--dataset", help="Dataset name for policy and audit")]
 
 
 @spark_app.command("scan")
 def scan(
-    src: Annotated[str, typer.Argument(metavar="IN", help="Parquet file or folder, or CSV/TSV")],
+    src: _Src,
     sample: Annotated[int, typer.Option("--sample", help="Rows to sample (seeded random)")] = 10_000,
     full: Annotated[bool, typer.Option("--full", help="Scan every row instead of a sample")] = False,
     master: _Master = None,
@@ -53,8 +55,8 @@ def scan(
 
 @spark_app.command("mask")
 def mask(
-    src: Annotated[str, typer.Argument(metavar="IN", help="Parquet file or folder, or CSV/TSV")],
-    out: Annotated[str, typer.Option("-o", "--output", help="Parquet folder to write (must not exist)")],
+    src: _Src,
+    out: _Out,
     profile: Annotated[str | None, typer.Option("--profile", help="Masking profile (开放, 共享 default, 分析)")] = None,
     plan: Annotated[str | None, typer.Option("--plan", help="Plan file (YAML/JSON) overriding columns")] = None,
     key_file: Annotated[str | None, typer.Option("--key-file", help="32-byte key file (default: key dir)")] = None,
@@ -83,8 +85,8 @@ def mask(
 
 @spark_app.command("watermark")
 def watermark(
-    src: Annotated[str, typer.Argument(metavar="IN", help="Parquet file or folder, or CSV/TSV")],
-    out: Annotated[str, typer.Option("-o", "--output", help="Parquet folder to write (must not exist)")],
+    src: _Src,
+    out: _Out,
     recipient: Annotated[str, typer.Option("--recipient", help="Who receives this copy (id)")],
     gamma: Annotated[int, typer.Option("--gamma", help="About one cell in GAMMA of a marked column carries a bit")] = 8,
     key_column: Annotated[list[str] | None, typer.Option("--key-column", help="Primary-key column (repeatable)")] = None,
