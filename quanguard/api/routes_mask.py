@@ -29,12 +29,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from quanguard.api import openapi as oa
-from quanguard.api.deps import ContainerDep, ContextDep, PrincipalDep
+from quanguard.api.deps import ContainerDep, ContextDep, PrincipalDep, get_context
 from quanguard.api.uploads import scrub_names, spool_stream, spool_upload
 from quanguard.errors import InvalidInput, UnsupportedMedia
 from quanguard.usecases import json_records as jr
@@ -182,17 +182,23 @@ _Opt = Annotated[str | None, Query(max_length=200, description="for non-JSON bod
 
 
 @router.post("/v1/mask", openapi_extra={**_MASK_BODY, "responses": _MASK_OK})
-async def mask(request: Request, caller: PrincipalDep, container: ContainerDep, ctx: ContextDep,
+async def mask(request: Request, caller: PrincipalDep, container: ContainerDep,
                profile: _Opt = None, dataset: _Opt = None) -> Any:
     """Mask JSON records, an NDJSON/CSV/TSV/text body or a multipart upload by a masking profile."""
+    # the context is built here rather than as a (sync, thread-hopping) dependency: small
+    # JSON calls are the hot path of the exchanges
+    ctx = get_context(request)
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "application/json":
         raw = await request.body()
         body = _parse_json(raw)
+        records, name = _records(body), _opt_str(body, "dataset")
+        chosen = _opt_str(body, "profile")
         out, outcome = await run_in_threadpool(
-            uc.mask_records, container, caller, _records(body), profile=_opt_str(body, "profile"),
-            dataset=_opt_str(body, "dataset"), ctx=ctx, body_sha256=hashlib.sha256(raw).hexdigest())
-        return {"records": out, "summary": outcome.to_dict()}
+            uc.mask_records, container, caller, records, profile=chosen, dataset=name, ctx=ctx,
+            body_sha256=hashlib.sha256(raw).hexdigest())
+        # plain JSON values already: no jsonable_encoder pass
+        return JSONResponse({"records": out, "summary": outcome.to_dict()})
     if ctype == "multipart/form-data":
         return await _mask_multipart(request, caller, container, ctx)
     suffix = _RAW.get(ctype)

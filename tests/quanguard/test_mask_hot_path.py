@@ -1,0 +1,47 @@
+"""What the small-call fast path of /v1/mask keeps: a replaced key file is used at once,
+every call still leaves its own chained event, a policy refusal still refuses."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+
+from quanguard.container import Container
+from tests.conftest import auth
+
+
+def test_a_replaced_key_file_is_used_by_the_next_call(container: Container) -> None:
+    service = container.masker
+    first = service.keyring()
+    assert service.keyring() is first  # kept while the file is the same
+    path = container.settings.key_dir / "mask.key"
+    tmp = path.with_suffix(".new")
+    tmp.write_text(secrets.token_hex(32) + "\n")
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)  # how a rotation puts a new key in place
+    assert service.keyring().derive("hash") != first.derive("hash")
+
+
+def test_every_small_call_appends_its_own_chained_event(client: object, container: Container,
+                                                        make_key: object) -> None:
+    key, _ = make_key("provider")  # type: ignore[operator]
+    with container.session() as s:
+        before = container.audit.store.head(s).seq
+    for i in range(5):
+        resp = client.post("/v1/mask", json={"records": [{"姓名": "张三", "编号": i}]},  # type: ignore[attr-defined]
+                           headers=auth(key))
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["records"] == [{"姓名": "张*", "编号": i}]
+    with container.session() as s:
+        events = list(container.audit.store.iter_range(s, before + 1))
+    assert [json.loads(e.body)["event"]["action"] for e in events] == ["mask"] * 5
+    assert all(e.prev_hash == p.hash for p, e in zip(events, events[1:], strict=False))
+
+
+def test_a_policy_refusal_still_refuses_a_small_call(client: object, container: Container,
+                                                     make_key: object) -> None:
+    key, _ = make_key("auditor")  # type: ignore[operator]
+    resp = client.post("/v1/mask", json={"records": [{"姓名": "张三"}]}, headers=auth(key))  # type: ignore[attr-defined]
+    assert resp.status_code == 403, resp.text
+    assert "张三" not in resp.text
