@@ -71,21 +71,23 @@ def _run(client: httpx.Client, paths: tuple[str, ...], n: int, rounds: int = 10)
             assert client.post(path, json=body).status_code == 200
     times: dict[str, list[float]] = {p: [] for p in paths}
     spent = dict.fromkeys(paths, 0.0)
+    cpu = dict.fromkeys(paths, 0.0)  # CPU of the whole process (client and server) per turn
     per = max(1, n // rounds)
     while any(len(t) < n for t in times.values()):
         for path in paths:
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             for _ in range(min(per, n - len(times[path]))):
                 t = time.perf_counter()
                 resp = client.post(path, json=body)
                 times[path].append(time.perf_counter() - t)
                 assert resp.status_code == 200, resp.text
             spent[path] += time.perf_counter() - start
+            cpu[path] += time.process_time() - cpu_start
     out = {}
     for path, ts in times.items():
         ts.sort()
         out[path] = {"p50_ms": statistics.median(ts) * 1e3, "p99_ms": ts[int(0.99 * (len(ts) - 1))] * 1e3,
-                     "req_s": len(ts) / spent[path]}
+                     "req_s": len(ts) / spent[path], "cpu_ms": cpu[path] / len(ts) * 1e3}
     return out
 
 
@@ -105,9 +107,11 @@ def main() -> None:
         finally:
             server.should_exit = True
     for name, r in (("echo", echo), ("mask", mask)):
-        print(f"{name:5} p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  {r['req_s']:8.1f} req/s")
+        print(f"{name:5} p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  {r['req_s']:8.1f} req/s  "
+              f"CPU {r['cpu_ms']:5.2f} ms/request (client + server)")
     ratio = mask["req_s"] / echo["req_s"]
-    print(f"ratio mask/echo {ratio:.2f} (goal >= 0.5)")
+    print(f"ratio mask/echo {ratio:.2f} (goal >= 0.5); CPU ratio echo/mask "
+          f"{echo['cpu_ms'] / mask['cpu_ms']:.2f}; load average {os.getloadavg()[0]:.2f}")
     rows = [{"metric": "one-record JSON mask req/s (auth+policy+audit) vs JSON echo with the same auth (ours/anchor)",
              "ours": round(mask["req_s"], 1), "anchor": round(echo["req_s"], 1), "ratio": round(ratio, 3),
              "goal": ">= 0.5", "unit": "req/s", "met": ratio >= 0.5}]
@@ -115,6 +119,9 @@ def main() -> None:
         for q in ("p50", "p99"):
             rows.append({"metric": f"{name} {q} latency", "ours": round(r[f"{q}_ms"], 2), "anchor": None,
                          "ratio": None, "goal": None, "unit": "ms", "met": None})
+    rows.append({"metric": "CPU per request, client and server (echo/mask; the ratio a quiet machine tends to)",
+                 "ours": round(mask["cpu_ms"], 3), "anchor": round(echo["cpu_ms"], 3),
+                 "ratio": round(echo["cpu_ms"] / mask["cpu_ms"], 3), "goal": None, "unit": "ms", "met": None})
     out = Path(__file__).parent / "results" / "mask_api.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"bench": "mask_api", "rows": rows, "notes": (

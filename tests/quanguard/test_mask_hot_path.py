@@ -45,3 +45,41 @@ def test_a_policy_refusal_still_refuses_a_small_call(client: object, container: 
     resp = client.post("/v1/mask", json={"records": [{"姓名": "张三"}]}, headers=auth(key))  # type: ignore[attr-defined]
     assert resp.status_code == 403, resp.text
     assert "张三" not in resp.text
+
+
+def test_a_reloaded_grading_grades_the_next_small_call(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from quanguard.api.app import create_app
+    from quanguard.container import build_container
+    from tests.conftest import POLICY_DIR, make_settings
+
+    policies = tmp_path / "policies"
+    shutil.copytree(POLICY_DIR, policies, ignore=shutil.ignore_patterns("__pycache__"))
+    own = build_container(make_settings(tmp_path / "own", policy_dir=policies))
+    try:
+        from quanguard.auth import create_key
+
+        with own.session() as s, s.begin():
+            key = create_key(s, role="provider", org="市大数据局", name="p").key
+        client = TestClient(create_app(own))
+
+        def grade() -> str:
+            r = client.post("/v1/mask", json={"records": [{"联系电话": "13812345678"}]}, headers=auth(key))
+            assert r.status_code == 200, r.text
+            return str(r.json()["summary"]["dataset_grade"])
+
+        assert grade() == "L3"
+        text = (policies / "grading.yaml").read_text(encoding="utf-8")
+        head, _, tail = text.partition("entities: [PHONE_NUMBER, EMAIL_ADDRESS]")
+        assert tail, "grading.yaml no longer lists phone numbers where this test expects"
+        cut = head.rfind("grade: L3")
+        (policies / "grading.yaml").write_text(head[:cut] + "grade: L4" + head[cut + 9:]
+                                               + "entities: [PHONE_NUMBER, EMAIL_ADDRESS]" + tail,
+                                               encoding="utf-8")
+        assert own.policy.reload().ok
+        assert grade() == "L4"
+    finally:
+        own.close()
