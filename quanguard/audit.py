@@ -65,6 +65,22 @@ def _who(actor: Any) -> dict[str, str]:
     return {"key_name": str(name)} if name and str(name) != str(actor.id) else {}
 
 
+_REQUEST_EVENTS = "quanguard_request_events"
+
+
+# Hooks on the Session class, once, instead of two listeners added to every audited
+# session: a commit counts the events held in its ``info``, a rollback forgets them.
+@sa_event.listens_for(Session, "after_commit")
+def _count_committed(session: Session) -> None:
+    for held in session.info.pop(_REQUEST_EVENTS, ()):
+        held[0] += 1
+
+
+@sa_event.listens_for(Session, "after_rollback")
+def _forget_rolled_back(session: Session) -> None:
+    session.info.pop(_REQUEST_EVENTS, None)
+
+
 class AuditService:
     """Built once per container (``container.audit``)."""
 
@@ -195,25 +211,12 @@ class AuditService:
     @staticmethod
     def _count_on_commit(session: Session) -> None:
         """Count the event for the request being served once its transaction commits
-        (the HTTP layer writes a generic event for a request that left none)."""
+        (the HTTP layer writes a generic event for a request that left none); the
+        session-class hooks below do the counting."""
         counter = request_counter()
         if counter is None:
             return
-        pending: list[list[int]] = session.info.setdefault("quanguard_request_events", [])
-        first = not pending
-        pending.append(counter)
-        if not first:
-            return
-
-        def commit(sess: Session) -> None:
-            for held in sess.info.pop("quanguard_request_events", []):
-                held[0] += 1
-
-        def rollback(sess: Session) -> None:
-            sess.info.pop("quanguard_request_events", None)
-
-        sa_event.listen(session, "after_commit", commit, once=True)
-        sa_event.listen(session, "after_rollback", rollback, once=True)
+        session.info.setdefault(_REQUEST_EVENTS, []).append(counter)
 
     def record_batch(self, session: Session, events: Sequence[AuditEvent], *,
                      source: str = "reporter", now: datetime | None = None
