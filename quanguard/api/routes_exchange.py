@@ -192,18 +192,21 @@ def list_jobs(caller: PrincipalDep, container: ContainerDep, status: str | None 
     return uc.jobs(container, caller, status=status, dataset=dataset)
 
 
-@router.get("/jobs/{job_id}")
+_JOB_OK = {"responses": {"200": {"description": "the job", "content": oa.json_schema(oa.JOB_REF)}}}
+
+
+@router.get("/jobs/{job_id}", response_model=None, openapi_extra=_JOB_OK)
 def get_job(job_id: str, caller: PrincipalDep, container: ContainerDep, ctx: ContextDep) -> dict[str, Any]:
     return uc.job(container, caller, ctx, job_id)
 
 
-@router.post("/jobs/{job_id}/approve")
+@router.post("/jobs/{job_id}/approve", response_model=None, openapi_extra=_JOB_OK)
 def approve(job_id: str, body: ReasonBody, caller: _Manager, container: ContainerDep,
             ctx: ContextDep) -> dict[str, Any]:
     return uc.approve(container, caller, ctx, job_id, approve=True, reason=body.reason)
 
 
-@router.post("/jobs/{job_id}/reject")
+@router.post("/jobs/{job_id}/reject", response_model=None, openapi_extra=_JOB_OK)
 def reject(job_id: str, body: ReasonBody, caller: _Manager, container: ContainerDep,
            ctx: ContextDep) -> dict[str, Any]:
     return uc.approve(container, caller, ctx, job_id, approve=False, reason=body.reason)

@@ -189,6 +189,10 @@ def test_generated_client_registers_and_aggregates(generated: Any) -> None:
             dataset="contacts", agg="count", by=["sex"], epsilon=0.5))
         assert resp.status_code == 202, resp.content
         assert isinstance(resp.parsed, models.Job) and resp.parsed.status == "pending_approval"
+        get_job = importlib.import_module("qg_generated.api.exchange.get_job_v1_exchange_jobs_job_id_get")
+        again = get_job.sync_detailed(resp.parsed.job, client=bank)
+        assert again.status_code == 200 and isinstance(again.parsed, models.Job)
+        assert again.parsed.status == "pending_approval" and again.parsed.dataset == "contacts"
         # refused by policy: the error envelope
         resp = aggregate.sync_detailed(client=bank, body=models.AggregateBody(
             dataset="members", agg="count", by=["member"]))
