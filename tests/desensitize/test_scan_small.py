@@ -13,7 +13,14 @@ import pytest
 from faker import Faker
 
 from desensitize import TableScanner
-from desensitize.table_scan import _KEY_SHAPE, _NOT_KEY, _QI_CHECKS, _TEXT_HINT, kernels, row_pattern
+from desensitize.table_scan import (
+    _KEY_SHAPE,
+    _NOT_KEY,
+    _QI_CHECKS,
+    _TEXT_HINT,
+    kernels,
+    row_pattern,
+)
 from desensitize.text_scan import TextScanner
 
 _spec = importlib.util.spec_from_file_location("pii_gen", Path(__file__).parent / "data" / "pii_gen.py")

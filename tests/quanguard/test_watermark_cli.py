@@ -179,7 +179,7 @@ class _Sys:
 
 
 def test_embed_and_detect_show_a_bar_with_percentage_and_eta_on_a_terminal(run, tmp_path, monkeypatch):
-    import quanguard.cli.output as output
+    from quanguard.cli import output
 
     pacsv.write_csv(sample_table(2500, seed=8), tmp_path / "people.csv")
     err = _Tty()
