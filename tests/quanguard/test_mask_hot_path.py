@@ -84,3 +84,45 @@ def test_a_reloaded_grading_grades_the_next_small_call(tmp_path) -> None:  # typ
         assert grade() == "L4"
     finally:
         own.close()
+
+
+def _cp_sizes(c: Container) -> list[int]:
+    with c.session() as s:
+        return [cp.checkpoint.tree_size for cp in c.audit.trail.checkpoints(s)]
+
+
+def test_checkpoints_keep_their_cadence_when_the_lookup_is_spared(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from quanguard.auth import Principal
+    from quanguard.container import build_container
+    from tests.conftest import make_settings
+
+    c = build_container(make_settings(tmp_path, audit_checkpoint_every=4))
+    actor = Principal(id="k1", role="provider", org="市大数据局", name="p")
+    try:
+        for _ in range(13):
+            with c.session() as s, s.begin():
+                c.audit.record(s, actor=actor, action="query")
+        assert _cp_sizes(c) == [1, 5, 9, 13]
+        # a transaction whose checkpoint is rolled back teaches the process nothing
+        with c.session() as s:
+            s.begin()
+            for _ in range(4):
+                c.audit.record(s, actor=actor, action="query")
+            s.rollback()
+        assert _cp_sizes(c) == [1, 5, 9, 13]
+        for _ in range(4):
+            with c.session() as s, s.begin():
+                c.audit.record(s, actor=actor, action="query")
+        assert _cp_sizes(c) == [1, 5, 9, 13, 17]
+        # another process's checkpoint: the next due one is still written on time
+        other = build_container(make_settings(tmp_path, audit_checkpoint_every=4))
+        with other.session() as s, s.begin():
+            other.audit.record(s, actor=actor, action="query")
+            other.audit.checkpoint(s)
+        other.close()
+        for _ in range(4):
+            with c.session() as s, s.begin():
+                c.audit.record(s, actor=actor, action="query")
+        assert _cp_sizes(c) == [1, 5, 9, 13, 17, 18, 22]
+    finally:
+        c.close()
