@@ -4,7 +4,9 @@ echo route with the same auth dependency, side by side on one served app.
     python bench/mask_api.py [--requests 300] [--quick]
 
 Prints p50, p99 (ms) and requests/s of each and the ratio mask/echo (goal ≥ 0.5), and
-writes bench/results/mask_api.json.
+writes bench/results/mask_api.json. The two routes are measured in alternating turns so
+that both see the same load of a shared machine; the CPU time per request (client and
+server, one process) is printed beside them: on a loaded machine it is the steadier view.
 """
 
 from __future__ import annotations
