@@ -182,6 +182,9 @@ class Masker:
 def _count_changed(before: pa.Array, after: pa.Array) -> int:
     if not pa.types.is_string(before.type):
         before = pc.cast(before, pa.string())
+    if len(before) <= 64:
+        return sum(1 for a, b in zip(before.to_pylist(), after.to_pylist(), strict=True)
+                   if a is not None and b is not None and a != b)
     diff = pc.fill_null(pc.not_equal(before, after), False)
     return int(pc.sum(diff).as_py() or 0)
 

@@ -13,6 +13,12 @@ in its first ``settle_after`` values, and validators run on a spread subset of a
 ``validate_cap`` candidates per batch (``expensive_cap`` for names and addresses) whose
 pass count is extrapolated: every row is still read and pattern-matched.
 
+Small batches (at most ``small_rows`` rows, e.g. one record sent to the masking API)
+take a row-wise path with the same counters: the same patterns, compiled once per
+process for the ``regex`` module with RE2's meaning (``\\d`` and ``\\S`` ASCII, ``$`` only
+at the end), instead of an Arrow kernel call per pattern, whose RE2 compilation costs far
+more than matching a few values.
+
 Free-text columns (long values that are not one entity) are scanned with the
 :class:`~desensitize.text_scan.TextScanner` on up to ``text_values`` values each,
 and report the entities found inside them.
@@ -30,6 +36,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import regex
 
 from desensitize.classify import ColumnEvidence, DatasetReport, classify_column
 from desensitize.errors import ScanInputError
@@ -64,8 +71,9 @@ def _ascii_only(pattern: str) -> str:
     return re.sub("[\uff00-\uffef](?:-[\uff00-\uffef])?", "", pattern)
 
 
+@functools.cache
 def kernels() -> tuple[Kernel, ...]:
-    """The kernels of every entity, structured first (their order breaks ties)."""
+    """The kernels of every entity, structured first (their order breaks ties); built once."""
     lengths = {
         "CN_RESIDENT_ID": (15, 21), "CN_USCC": (18, 18), "CN_BANK_CARD": (16, 23),
         "PHONE_NUMBER": (7, 22), "CN_LICENSE_PLATE": (7, 9), "CN_PASSPORT": (9, 9),
@@ -99,6 +107,49 @@ _KEY_SAMPLE = 2_000
 _EXPENSIVE = frozenset({"PERSON", "LOCATION"})
 
 
+# RE2 (the Arrow kernels) → the ``regex`` module, same meaning: RE2's \d is [0-9], its \s
+# is [\t\n\f\r ], and its $ (no multi-line flag) matches only at the very end.
+_RE2_CLASSES = {"\\d": "[0-9]", "\\S": "[^\\t\\n\\f\\r ]", "\\s": "[\\t\\n\\f\\r ]"}
+
+
+@functools.cache
+def row_pattern(pattern: str) -> regex.Pattern[str]:
+    """``pattern`` (RE2 syntax, as given to the Arrow kernels) compiled for row-wise use."""
+    out: list[str] = []
+    i, in_class = 0, False
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < len(pattern):
+            pair = pattern[i:i + 2]
+            if pair in _RE2_CLASSES:
+                if in_class and pair == "\\S":
+                    raise ValueError(f"\\S inside a class is not translated: {pattern!r}")
+                rep = _RE2_CLASSES[pair]
+                out.append(rep[1:-1] if in_class else rep)
+            else:
+                out.append(pair)
+            i += 2
+            continue
+        if ch == "[" and not in_class:
+            in_class = True
+            out.append(ch)
+            if pattern[i + 1:i + 2] == "^":
+                out.append("^")
+                i += 1
+            if pattern[i + 1:i + 2] == "]":  # a literal ] first in a class
+                out.append("\\]")
+                i += 1
+        elif ch == "]" and in_class:
+            in_class = False
+            out.append(ch)
+        elif ch == "$" and not in_class:
+            out.append("\\Z")
+        else:
+            out.append(ch)
+        i += 1
+    return regex.compile("".join(out), regex.VERSION0)
+
+
 @dataclass
 class _Column:
     name: str
@@ -125,6 +176,7 @@ class TableScanner:
     expensive_cap: int = 300
     kanon_cap: int = 2_000_000
     settle_after: int = 50_000
+    small_rows: int = 64  # batches up to this size take the row-wise path
 
     def scan(
         self, batches: Iterable[pa.RecordBatch], *, sampled: bool = True,
@@ -146,10 +198,21 @@ class TableScanner:
             if batch.num_rows == 0:
                 continue
             rows += batch.num_rows
+            small = batch.num_rows <= self.small_rows
             for col, array in zip(cols, batch.columns, strict=False):
-                self._scan_array(col, array, ks, qi_kinds[cols.index(col)])
+                if small:
+                    self._scan_rows(col, array, ks, qi_kinds[cols.index(col)])
+                else:
+                    self._scan_array(col, array, ks, qi_kinds[cols.index(col)])
             qi_idx = [i for i, q in enumerate(qi_kinds) if q]
-            if qi_idx and not kanon_overflow:
+            if qi_idx and not kanon_overflow and small:
+                keys = zip(*(pc.cast(batch.column(i), pa.string()).to_pylist() for i in qi_idx),
+                           strict=True)
+                kanon.update(keys)
+                if len(kanon) > self.kanon_cap:
+                    kanon_overflow = True
+                    kanon.clear()
+            elif qi_idx and not kanon_overflow:
                 names = [f"c{i}" for i in qi_idx]
                 table = pa.table([pc.cast(batch.column(i), pa.string()) for i in qi_idx], names=names)
                 grouped = table.group_by(names).aggregate([([], "count_all")])
@@ -220,6 +283,56 @@ class TableScanner:
             wordy = pc.and_(pc.greater_equal(lens, 6), pc.match_substring_regex(s, _TEXT_HINT))
             texts = s.filter(wordy)
             col.texts.extend(texts.slice(0, self.text_values - len(col.texts)).to_pylist())
+
+    def _scan_rows(self, col: _Column, array: pa.Array, ks: tuple[Kernel, ...],
+                   qi_kind: str | None) -> None:
+        """:meth:`_scan_array` row by row, for small batches (same counters, same result)."""
+        if not pa.types.is_string(array.type) and not pa.types.is_large_string(array.type):
+            array = pc.cast(array, pa.string())
+        s = [v for v in pc.utf8_trim_whitespace(array).to_pylist() if v]
+        n = len(s)
+        if n == 0:
+            return
+        lens = [len(v) for v in s]
+        col.non_empty += n
+        col.total_len += sum(lens)
+        lo, hi = min(lens), max(lens)
+        settled = col.non_empty - n >= self.settle_after
+        ascii_only = all(v.isascii() for v in s)
+        for k in ks:
+            if hi < k.min_len or lo > k.max_len:
+                continue
+            if settled and not col.candidates[k.entity]:
+                continue
+            search = row_pattern(k.ascii_pattern if ascii_only else k.pattern).search
+            cands = [v for v in s if search(v)]
+            count = len(cands)
+            col.candidates[k.entity] += count
+            if not count:
+                continue
+            cap = self.validate_cap if k.entity not in _EXPENSIVE else self.expensive_cap
+            subset = cands[::count // cap + 1] if count > cap else cands
+            passed = [v for v in subset if k.validate(v)]
+            col.valid[k.entity] += round(len(passed) * count / len(subset))
+            if k.strong is not None:
+                attested = sum(1 for v in passed if k.strong(v))
+                col.strong[k.entity] += round(attested * count / len(subset))
+        if len(col.distinct) < self.distinct_cap:
+            head = s[:self.distinct_cap - len(col.distinct)]
+            col.distinct.update(head)
+            col.distinct_seen += len(head)
+        if hi >= 8:
+            head = s[:_KEY_SAMPLE]
+            key, not_key = row_pattern(_KEY_SHAPE).search, row_pattern(_NOT_KEY).search
+            ok = sum(1 for v in head if key(v) and not not_key(v))
+            col.key_shaped += round(ok * n / len(head))
+        if qi_kind:
+            check = row_pattern(_QI_CHECKS[qi_kind]).search
+            col.qi_ok += sum(1 for v in s if check(v))
+        if len(col.texts) < self.text_values:
+            hint = row_pattern(_TEXT_HINT).search
+            texts = [v for v, n_ in zip(s, lens, strict=True) if n_ >= 6 and hint(v)]
+            col.texts.extend(texts[:self.text_values - len(col.texts)])
 
     def _report(self, cols: list[_Column], qi_kinds: list[str | None], kanon: Counter[tuple[object, ...]],
                 overflow: bool, rows: int, sampled: bool) -> DatasetReport:

@@ -197,7 +197,11 @@ class AlertEngine:
         if isinstance(rule, VolumeSpike):
             return self._spike(session, rule, actor, evs, st)
         if isinstance(rule, OffHours | FirstAccess) and rule.exclude_own_org:
-            evs = [e for e in evs if not self._own_org(session, rule, e)]
+            # the owner is looked up only for events the rule could raise on (the others
+            # are ignored by it either way, and an actor's events to one dataset are all
+            # own-org or none): most accesses need no catalog look-up
+            evs = [e for e in evs
+                   if not (self._could_hit(rule, e, st) and self._own_org(session, rule, e))]
             if not evs:
                 return []
         if isinstance(rule, OffHours):
@@ -207,6 +211,16 @@ class AlertEngine:
         if isinstance(rule, FirstAccess):
             return self._first(session, rule, actor, evs, st)
         return self._export(session, rule, actor, evs, st)
+
+    def _could_hit(self, rule: OffHours | FirstAccess, e: AuditEvent, st: ActorState) -> bool:
+        """Whether ``rule`` could raise on ``e`` (its own-org exclusion aside)."""
+        if e.grade not in rule.grades or not e.dataset or not _ok(e):
+            return False
+        if isinstance(rule, FirstAccess):
+            return e.dataset not in st.datasets
+        local = e.ts.astimezone(self.zone)
+        return not (local.isoweekday() in rule.workdays
+                    and rule.work_start <= local.time() < rule.work_end)
 
     # -- rules -------------------------------------------------------------------
     def _spike(self, s: Session, rule: VolumeSpike, actor: str,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -33,7 +34,7 @@ from quanguard.gate import request_counter, success_status
 from quanguard.logs import scrub
 from quanguard.services.scan import make_redactor
 
-__all__ = ["AuditService", "normalize_outcome"]
+__all__ = ["KNOWN_CHECKPOINT_SECONDS", "AuditService", "normalize_outcome"]
 
 _log = logging.getLogger("quanguard.audit")
 _OUTCOMES = {"success": "success", "ok": "success", "allowed": "success",
@@ -65,6 +66,29 @@ def _who(actor: Any) -> dict[str, str]:
     return {"key_name": str(name)} if name and str(name) != str(actor.id) else {}
 
 
+_REQUEST_EVENTS = "quanguard_request_events"
+_CHECKPOINT_SEEN = "quanguard_checkpoint_seen"
+# how long a committed view of the newest checkpoint may spare the look-up
+KNOWN_CHECKPOINT_SECONDS = 1.0
+
+
+# Hooks on the Session class, once, instead of two listeners added to every audited
+# session: a commit counts the events held in its ``info``, a rollback forgets them.
+@sa_event.listens_for(Session, "after_commit")
+def _count_committed(session: Session) -> None:
+    for held in session.info.pop(_REQUEST_EVENTS, ()):
+        held[0] += 1
+    seen = session.info.pop(_CHECKPOINT_SEEN, None)
+    if seen is not None:
+        seen[0]._committed_checkpoint(seen[1])
+
+
+@sa_event.listens_for(Session, "after_rollback")
+def _forget_rolled_back(session: Session) -> None:
+    session.info.pop(_REQUEST_EVENTS, None)
+    session.info.pop(_CHECKPOINT_SEEN, None)
+
+
 class AuditService:
     """Built once per container (``container.audit``)."""
 
@@ -83,6 +107,8 @@ class AuditService:
                                 "Alert hits by rule (new or collapsed)", ["rule"],
                                 registry=registry)
         self._last_cp_time: datetime | None = None
+        # (tree size, created, when seen) of the newest checkpoint a commit has shown
+        self._cp_known: tuple[int, datetime, float] | None = None
         self.m_cp_age = Gauge("quanguard_audit_checkpoint_age_seconds",
                               "Seconds since the last signed checkpoint", registry=registry)
         self.m_cp_age.set_function(self._checkpoint_age)
@@ -195,25 +221,12 @@ class AuditService:
     @staticmethod
     def _count_on_commit(session: Session) -> None:
         """Count the event for the request being served once its transaction commits
-        (the HTTP layer writes a generic event for a request that left none)."""
+        (the HTTP layer writes a generic event for a request that left none); the
+        session-class hooks below do the counting."""
         counter = request_counter()
         if counter is None:
             return
-        pending: list[list[int]] = session.info.setdefault("quanguard_request_events", [])
-        first = not pending
-        pending.append(counter)
-        if not first:
-            return
-
-        def commit(sess: Session) -> None:
-            for held in sess.info.pop("quanguard_request_events", []):
-                held[0] += 1
-
-        def rollback(sess: Session) -> None:
-            sess.info.pop("quanguard_request_events", None)
-
-        sa_event.listen(session, "after_commit", commit, once=True)
-        sa_event.listen(session, "after_rollback", rollback, once=True)
+        session.info.setdefault(_REQUEST_EVENTS, []).append(counter)
 
     def record_batch(self, session: Session, events: Sequence[AuditEvent], *,
                      source: str = "reporter", now: datetime | None = None
@@ -241,23 +254,46 @@ class AuditService:
         self.m_head.set(stored[-1].seq or 0)
         return stored
 
-    def _maybe_checkpoint(self, session: Session, now: datetime, head_seq: int) -> None:
-        latest = self.trail.latest_head(session)
+    def _due(self, latest: tuple[int, datetime] | None, now: datetime, head_seq: int) -> bool:
         if latest is None:
-            due = head_seq >= 1
-        else:
-            size, created = latest
-            self._last_cp_time = created
-            due = head_seq > size and (
-                head_seq - size >= self.settings.audit_checkpoint_every
-                or (now - created).total_seconds() >= self.settings.audit_checkpoint_seconds
-            )
-        if due:
+            return head_seq >= 1
+        size, created = latest
+        return head_seq > size and (
+            head_seq - size >= self.settings.audit_checkpoint_every
+            or (now - created).total_seconds() >= self.settings.audit_checkpoint_seconds
+        )
+
+    def _maybe_checkpoint(self, session: Session, now: datetime, head_seq: int) -> None:
+        # Checkpoints are only ever added, so the trail's newest one is at least as new as
+        # the newest this process saw committed: when that one says "not due", so would
+        # the trail. Only then is the look-up skipped, and for KNOWN_CHECKPOINT_SECONDS at
+        # most (another process's checkpoint, a restored database).
+        known = self._cp_known
+        if (known is not None and time.monotonic() - known[2] < KNOWN_CHECKPOINT_SECONDS
+                and not self._due((known[0], known[1]), now, head_seq)):
+            return
+        latest = self.trail.latest_head(session)
+        if latest is not None:
+            self._last_cp_time = latest[1]
+            self._keep_on_commit(session, latest)
+        if self._due(latest, now, head_seq):
             self.checkpoint(session, now=now)
+
+    def _keep_on_commit(self, session: Session, latest: tuple[int, datetime]) -> None:
+        """Remember ``latest`` once the transaction that read or wrote it commits."""
+        held = session.info.get(_CHECKPOINT_SEEN)
+        if held is None or latest[0] >= held[1][0]:
+            session.info[_CHECKPOINT_SEEN] = (self, latest)
+
+    def _committed_checkpoint(self, latest: tuple[int, datetime]) -> None:
+        known = self._cp_known
+        if known is None or latest[0] >= known[0]:
+            self._cp_known = (latest[0], latest[1], time.monotonic())
 
     def checkpoint(self, session: Session, *, now: datetime | None = None) -> Checkpoint:
         cp = self.trail.checkpoint(session, now=now)
         self._last_cp_time = cp.timestamp
+        self._keep_on_commit(session, (cp.tree_size, cp.timestamp))
         return cp
 
     def _checkpoint_age(self) -> float:

@@ -49,6 +49,15 @@ def _run(fn: Any, values: pa.Array, params: dict[str, Any], ctx: OpContext) -> p
         values = values.combine_chunks()
     if not pa.types.is_string(values.type):
         values = pc.cast(values, pa.string())
+    if len(values) <= 64:  # a few values: which to run on, without kernel calls
+        present = [bool(v) for v in values.to_pylist()]
+        if not any(present):
+            return values
+        if all(present):
+            out = fn(values, params, ctx)
+            if len(out) != len(values):  # pragma: no cover - operator contract
+                raise OperatorError("operator returned a different number of values")
+            return out
     todo = pc.and_(pc.is_valid(values), pc.greater(pc.binary_length(values), 0))
     todo = pc.fill_null(todo, False)
     count = pc.sum(todo).as_py() or 0

@@ -16,7 +16,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-__all__ = ["ERROR_STATUSES", "binary", "form", "install", "json_schema", "ndjson", "request_body", "text"]
+__all__ = ["ERROR_STATUSES", "JOB_REF", "binary", "form", "install", "job_responses", "json_schema", "ndjson",
+           "request_body", "text"]
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 ERROR_STATUSES = {"400": "invalid input", "401": "no valid API key", "403": "refused by role or policy",
@@ -38,6 +39,37 @@ _ERROR = {
             "accepted": {"type": "array", "items": {"type": "string"}},
         }}},
 }
+
+
+JOB_REF = {"$ref": "#/components/schemas/Job"}
+_JOB = {
+    "type": "object", "additionalProperties": True,
+    "required": ["job", "kind", "dataset", "status", "query", "decision", "created_at", "result"],
+    "description": "An exchange job; a finished aggregate adds its result fields (epsilon_spent, "
+                   "budget_left, suppressed_groups, …) and a signed receipt",
+    "properties": {
+        "job": {"type": "string"}, "kind": {"type": "string"}, "dataset": {"type": "string"},
+        "status": {"type": "string", "description": "done, pending_approval, rejected, expired, …"},
+        "query": {"type": "object", "additionalProperties": True},
+        "purpose": {"type": ["string", "null"]}, "consumer": {"type": ["string", "null"]},
+        "consumer_org": {"type": ["string", "null"]}, "reason": {"type": ["string", "null"]},
+        "decided_by": {"type": ["string", "null"]},
+        "decision": {"type": "object", "additionalProperties": True},
+        "created_at": {"type": "string"}, "finished_at": {"type": ["string", "null"]},
+        "result": {"description": "the aggregate's groups and values (null until done)"},
+        "request": {"type": ["object", "null"], "additionalProperties": True},
+        "receipt": {"type": ["object", "null"], "additionalProperties": True},
+    },
+}
+
+
+def job_responses(done: str, *, ok_content: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``responses`` of an exchange call: 200 (``done``) and 202 (waiting for approval),
+    both the Job unless ``ok_content`` says what a 200 carries."""
+    return {"responses": {
+        "200": {"description": done, "content": ok_content or json_schema(JOB_REF)},
+        "202": {"description": "waiting for a manager's approval (poll the job)", "content": json_schema(JOB_REF)},
+    }}
 
 
 def json_schema(schema: dict[str, Any]) -> dict[str, Any]:
@@ -86,6 +118,7 @@ def _with_errors(doc: dict[str, Any]) -> dict[str, Any]:
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
     schemas["Error"] = _ERROR
     schemas["Event"] = event_schema()
+    schemas["Job"] = _JOB
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
     for ops in doc.get("paths", {}).values():

@@ -8,14 +8,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from monitor.errors import InvalidEvent
-from monitor.events import parse_ts
+from monitor.events import parse_ts, utc_now
 from monitor.ingest import MAX_BATCH
 from monitor.search import SearchQuery
 from quanguard.api import openapi as oa
@@ -75,13 +76,22 @@ async def post_batch(request: Request, caller: _Reporter, container: ContainerDe
     return result.to_dict()
 
 
+_RELATIVE = re.compile(r"^\s*(\d{1,6})\s*(s|m|h|d|w)\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
 def _ts(value: str | None, name: str) -> datetime | None:
+    """``15m``/``24h``/``7d``/``2w`` before now (as the CLI's ``--since``), or RFC 3339."""
     if value is None or value == "":
         return None
+    match = _RELATIVE.match(value)
+    if match:
+        return utc_now() - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
     try:
         return parse_ts(value)
     except InvalidEvent as exc:
-        raise InvalidInput(f"{name}: {exc.message}", field=name) from exc
+        raise InvalidInput(f"{name}: {exc.message} (or a relative time: 15m, 24h, 7d, 2w)",
+                           field=name) from exc
 
 
 def _exclusions(values: list[str] | None) -> tuple[tuple[str, str], ...]:
@@ -110,7 +120,7 @@ def audit_search(
     """Search the trail: filters (case-insensitive; ``actor`` is an id or a key name,
     ``action=aggregate`` also finds ``exchange.aggregate``, ``source_ip`` an address or
     CIDR), ``exclude=field:value`` (repeatable), ``since`` (inclusive) / ``until``
-    (exclusive) as RFC 3339, free text ``q`` over purpose and reason, ``sort`` by any
+    (exclusive) as RFC 3339 or relative (``15m``, ``24h``, ``7d``, ``2w`` ago), free text ``q`` over purpose and reason, ``sort`` by any
     column (``-`` for descending), paging, ``agg`` (by_<field>, per_minute, per_hour,
     per_day, per_week; repeatable), ``facets=actor,org,...`` (top 10 of each).
     ``format=csv`` or ``ndjson`` exports every matching event (capped by

@@ -133,7 +133,7 @@ def consent(name: str, body: ConsentBody, caller: _Provider, container: Containe
                           purpose=body.purpose, state=body.state)
 
 
-@router.post("/aggregate")
+@router.post("/aggregate", openapi_extra=oa.job_responses("the finished aggregate"))
 def aggregate(body: AggregateBody, caller: _Computer, container: ContainerDep,
               ctx: ContextDep) -> JSONResponse:
     """A differentially private aggregate; 202 when it waits for approval."""
@@ -149,7 +149,8 @@ def psi_terms(name: str, caller: _Computer, container: ContainerDep, ctx: Contex
     return uc.psi_terms(container, caller, ctx, dataset=name)
 
 
-@router.post("/psi")
+@router.post("/psi", openapi_extra=oa.job_responses(
+    "the job with reveal, setup and response (base64)"))
 def psi(body: PsiBody, caller: _Computer, container: ContainerDep, ctx: ContextDep) -> JSONResponse:
     """Answer a blinded PSI request: server setup + re-blinded request (base64). With
     ``job`` the approved request runs: omit ``request`` or send exactly the approved one."""
@@ -170,7 +171,8 @@ def psi(body: PsiBody, caller: _Computer, container: ContainerDep, ctx: ContextD
     return JSONResponse(job)
 
 
-@router.post("/extract", response_model=None)
+@router.post("/extract", response_model=None, response_class=Response, openapi_extra=oa.job_responses(
+    "the masked, watermarked copy", ok_content=oa.binary("text/csv", "application/vnd.apache.parquet")))
 def extract(body: ExtractBody, caller: _Computer, container: ContainerDep,
             ctx: ContextDep) -> Response:
     """The masked, watermarked copy (body) with ``X-Quanguard-Job``; 202 JSON when pending."""
@@ -190,18 +192,21 @@ def list_jobs(caller: PrincipalDep, container: ContainerDep, status: str | None 
     return uc.jobs(container, caller, status=status, dataset=dataset)
 
 
-@router.get("/jobs/{job_id}")
+_JOB_OK = {"responses": {"200": {"description": "the job", "content": oa.json_schema(oa.JOB_REF)}}}
+
+
+@router.get("/jobs/{job_id}", response_model=None, openapi_extra=_JOB_OK)
 def get_job(job_id: str, caller: PrincipalDep, container: ContainerDep, ctx: ContextDep) -> dict[str, Any]:
     return uc.job(container, caller, ctx, job_id)
 
 
-@router.post("/jobs/{job_id}/approve")
+@router.post("/jobs/{job_id}/approve", response_model=None, openapi_extra=_JOB_OK)
 def approve(job_id: str, body: ReasonBody, caller: _Manager, container: ContainerDep,
             ctx: ContextDep) -> dict[str, Any]:
     return uc.approve(container, caller, ctx, job_id, approve=True, reason=body.reason)
 
 
-@router.post("/jobs/{job_id}/reject")
+@router.post("/jobs/{job_id}/reject", response_model=None, openapi_extra=_JOB_OK)
 def reject(job_id: str, body: ReasonBody, caller: _Manager, container: ContainerDep,
            ctx: ContextDep) -> dict[str, Any]:
     return uc.approve(container, caller, ctx, job_id, approve=False, reason=body.reason)

@@ -10,7 +10,8 @@
   NDJSON with the same keys and types;
 - ``text/csv``, ``text/tab-separated-values``, ``text/plain`` (one record a line),
   answered in the same format *and encoding*: the response's ``charset`` is the
-  source's encoding, also given in ``X-Quanguard-Source-Encoding``;
+  source's encoding, also given in ``X-Quanguard-Source-Encoding``; the request's
+  ``charset`` (UTF-8 or GBK/GB18030) is taken as given, else the encoding is detected;
 - ``multipart/form-data`` with a ``file`` field (CSV, TSV, XLSX, Parquet, NDJSON or
   text, by its name) and optional ``profile``/``dataset`` fields.
 
@@ -29,12 +30,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from quanguard.api import openapi as oa
-from quanguard.api.deps import ContainerDep, ContextDep, PrincipalDep
+from quanguard.api.deps import ContainerDep, ContextDep, PrincipalDep, get_context
 from quanguard.api.uploads import scrub_names, spool_stream, spool_upload
 from quanguard.errors import InvalidInput, UnsupportedMedia
 from quanguard.usecases import json_records as jr
@@ -53,9 +54,32 @@ _MEDIA = {".csv": "text/csv", ".tsv": "text/tab-separated-values", ".txt": "text
 _LABEL = {".csv": "the uploaded CSV", ".tsv": "the uploaded TSV", ".txt": "the uploaded text"}
 
 
+class _NotJson(ValueError):
+    """NaN, Infinity or a number too large for a double: Python reads them, JSON has none."""
+
+
+def _no_constant(name: str) -> Any:
+    raise _NotJson(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise _NotJson(f"the number {text[:40]} is too large")
+    return value
+
+
+def _loads(text: str | bytes) -> Any:
+    """Strict JSON: NaN, Infinity and numbers beyond a double are refused, so whatever
+    is read can be answered (and hashed) as JSON again."""
+    return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+
+
 def _parse_json(raw: bytes) -> dict[str, Any]:
     try:
-        body = json.loads(raw)
+        body = _loads(raw)
+    except _NotJson as exc:
+        raise InvalidInput(f"the body is not valid JSON: {exc}") from None
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidInput("the body is not valid JSON (or nested too deeply)") from exc
     if not isinstance(body, dict):
@@ -92,7 +116,9 @@ def _ndjson_records(raw: bytes) -> list[Any]:
 
             raise TooLarge(f"at most {uc.MAX_RECORDS:,} NDJSON records per request; split the file")
         try:
-            record = json.loads(line)
+            record = _loads(line)
+        except _NotJson as exc:
+            raise jr.record_error(len(out), f"is not valid JSON: {exc}") from None
         except (ValueError, RecursionError):
             raise jr.record_error(len(out), "is not valid JSON") from None
         if not isinstance(record, dict):
@@ -117,14 +143,32 @@ async def _mask_ndjson(raw: bytes, caller: Any, container: Any, ctx: Any, profil
     return Response(text.encode(), media_type="application/x-ndjson", headers=_summary_header(outcome))
 
 
+_CHARSETS = {"utf-8": "utf-8", "utf8": "utf-8", "utf-8-sig": "utf-8-sig", "gbk": "gb18030",
+             "gb2312": "gb18030", "gb18030": "gb18030", "cp936": "gb18030"}
+
+
+def _charset(content_type: str) -> str | None:
+    """The ``charset`` parameter of a raw body's Content-Type (UTF-8 or the GB family),
+    None when absent (the encoding is then detected)."""
+    for part in content_type.split(";")[1:]:
+        name, _, value = part.partition("=")
+        if name.strip().lower() == "charset":
+            given = value.strip().strip('"').lower()
+            if given not in _CHARSETS:
+                raise InvalidInput(f"charset {given[:40]!r} is not supported; send UTF-8 or GBK/GB18030 "
+                                   "(or leave charset out to have it detected)")
+            return _CHARSETS[given]
+    return None
+
+
 async def _mask_spooled(src: str, suffix: str, label: str, caller: Any, container: Any, ctx: Any,
-                        profile: str | None, dataset: str | None) -> Response:
+                        profile: str | None, dataset: str | None, encoding: str | None = None) -> Response:
     """Mask the spooled file ``src`` (removed here) into a file answered in the same format."""
     dst = uc.temp_path(container, suffix)
     try:
         run = uc.mask_text_file if suffix == ".txt" else uc.mask_file
         outcome = await run_in_threadpool(run, container, caller, src, dst, profile=profile,
-                                          dataset=dataset or "upload", ctx=ctx)
+                                          dataset=dataset or "upload", ctx=ctx, encoding=encoding)
     except BaseException as exc:
         Path(dst).unlink(missing_ok=True)
         scrub_names(exc, {src: label, dst: "the masked output"})
@@ -182,17 +226,23 @@ _Opt = Annotated[str | None, Query(max_length=200, description="for non-JSON bod
 
 
 @router.post("/v1/mask", openapi_extra={**_MASK_BODY, "responses": _MASK_OK})
-async def mask(request: Request, caller: PrincipalDep, container: ContainerDep, ctx: ContextDep,
+async def mask(request: Request, caller: PrincipalDep, container: ContainerDep,
                profile: _Opt = None, dataset: _Opt = None) -> Any:
     """Mask JSON records, an NDJSON/CSV/TSV/text body or a multipart upload by a masking profile."""
+    # the context is built here rather than as a (sync, thread-hopping) dependency: small
+    # JSON calls are the hot path of the exchanges
+    ctx = get_context(request)
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "application/json":
         raw = await request.body()
         body = _parse_json(raw)
+        records, name = _records(body), _opt_str(body, "dataset")
+        chosen = _opt_str(body, "profile")
         out, outcome = await run_in_threadpool(
-            uc.mask_records, container, caller, _records(body), profile=_opt_str(body, "profile"),
-            dataset=_opt_str(body, "dataset"), ctx=ctx, body_sha256=hashlib.sha256(raw).hexdigest())
-        return {"records": out, "summary": outcome.to_dict()}
+            uc.mask_records, container, caller, records, profile=chosen, dataset=name, ctx=ctx,
+            body_sha256=hashlib.sha256(raw).hexdigest())
+        # plain JSON values already: no jsonable_encoder pass
+        return JSONResponse({"records": out, "summary": outcome.to_dict()})
     if ctype == "multipart/form-data":
         return await _mask_multipart(request, caller, container, ctx)
     suffix = _RAW.get(ctype)
@@ -201,9 +251,11 @@ async def mask(request: Request, caller: PrincipalDep, container: ContainerDep, 
                                + ", ".join(ACCEPTED), accepted=list(ACCEPTED))
     if suffix == ".jsonl":
         return await _mask_ndjson(await request.body(), caller, container, ctx, profile, dataset)
+    encoding = _charset(request.headers.get("content-type", ""))
     src = await spool_stream(request.stream(), folder=container.settings.data_dir, suffix=suffix,
                              limit=container.settings.max_body_bytes)
-    return await _mask_spooled(src, suffix, _LABEL[suffix], caller, container, ctx, profile, dataset)
+    return await _mask_spooled(src, suffix, _LABEL[suffix], caller, container, ctx, profile, dataset,
+                               encoding)
 
 
 _UNMASK_JSON = {"type": "object", "required": ["records", "columns"], "properties": {

@@ -14,7 +14,7 @@ from quanguard.api import openapi as oa
 from quanguard.api.deps import ContainerDep, ContextDep, PrincipalDep, require_roles
 from quanguard.api.uploads import spool_upload
 from quanguard.auth import Principal
-from quanguard.errors import InvalidInput, TooLarge
+from quanguard.errors import InvalidInput, TooLarge, UnsupportedMedia
 from quanguard.usecases import scan as uc
 
 router = APIRouter(tags=["scan"])
@@ -32,17 +32,47 @@ _SCAN_BODY = oa.request_body(
     description='{"text": ...} or {"texts": [...]}, or a multipart upload (field file)')
 
 
+_GRADE = {"type": ["string", "null"], "description": "highest grade found (policy's grade order)"}
+_FINDING = {"type": "object", "required": ["entity", "start", "end", "score"], "properties": {
+    "entity": {"type": "string"}, "start": {"type": "integer"}, "end": {"type": "integer"},
+    "score": {"type": "number"}, "text": {"type": "string"},
+    "line": {"type": "integer", "description": "1-based line (a .txt upload)"}}}
+_COLUMN = {"type": "object", "additionalProperties": True, "properties": {
+    "name": {"type": "string"}, "entity": {"type": ["string", "null"]}, "grade": {"type": ["string", "null"]},
+    "kind": {"type": "string"}, "confidence": {"type": "number"}, "hit_rate": {"type": "number"}}}
+# One schema for the three answers: a text or texts batch, a .txt upload, a table upload.
+_SCAN_OK = {"type": "object", "additionalProperties": True, "properties": {
+    "findings": {"type": "array", "items": _FINDING, "description": "{text}, or a .txt upload (with line)"},
+    "grade": _GRADE,
+    "results": {"type": "array", "description": "{texts}: one entry per text, in order",
+                "items": {"type": "object", "required": ["findings"],
+                          "properties": {"findings": {"type": "array", "items": _FINDING}}}},
+    "lines": {"type": "integer"}, "entities": {"type": "object", "additionalProperties": {"type": "integer"}},
+    "dataset_grade": _GRADE, "columns": {"type": "array", "items": _COLUMN},
+    "rows_scanned": {"type": "integer"}, "sampled": {"type": "boolean"},
+    "quasi_identifiers": {"type": "array", "items": {"type": "string"}},
+    "k_anonymity": {"type": ["integer", "null"]},
+    "asset_id": {"type": "string"}, "dataset": {"type": "string"}, "version": {"type": "integer"}}}
+ACCEPTED = ("application/json", "multipart/form-data")
+
+
 @router.post("/v1/scan", openapi_extra={**_SCAN_BODY, "responses": {"200": {
-    "description": "findings and grade (text), or the table report with its inventory entry (file)",
-    "content": oa.json_schema({"type": "object"})}}})
+    "description": "{text}: findings and grade; {texts}: results and grade; a .txt upload: findings per "
+                   "line, lines, entities, dataset_grade; a table upload: the column report with its "
+                   "inventory entry (asset_id, dataset, version)",
+    "content": oa.json_schema(_SCAN_OK)}}})
 async def scan(
     request: Request, caller: _Scanner, container: ContainerDep, ctx: ContextDep,
+    dataset: Annotated[str | None, Query(max_length=300, description="inventory name (uploads)")] = None,
+    sample: Annotated[int | None, Query(ge=1, description="rows to sample (table uploads)")] = None,
+    full: Annotated[bool | None, Query(description="scan every row (table uploads)")] = None,
 ) -> Any:
     """Scan a JSON body ``{"text": "..."}`` (or a batch ``{"texts": [...]}``), or a multipart upload (field ``file``; a
-    ``.txt`` file is scanned line by line, other files as tables).  Options:
+    ``.txt`` file is scanned line by line, other files as tables).  Options of an upload, as
+    form fields or query parameters (as for ``/v1/mask``; a form field wins):
     ``sample`` (rows), ``full`` (bool), ``dataset`` (inventory name)."""
-    ctype = request.headers.get("content-type", "")
-    if ctype.startswith("application/json"):
+    ctype = request.headers.get("content-type", "").lower()
+    if ctype.split(";")[0].strip() == "application/json":
         raw = await request.body()
         if len(raw) > 4 * MAX_TEXT:
             raise TooLarge(f"JSON body larger than {4 * MAX_TEXT} bytes")
@@ -66,23 +96,30 @@ async def scan(
         findings, grade = await run_in_threadpool(uc.scan_text, container, caller, text, ctx=ctx)
         return {"findings": [f.to_dict() for f in findings], "grade": grade}
     if not ctype.startswith("multipart/form-data"):
-        raise InvalidInput("send application/json with a text, or multipart/form-data with a file")
+        media = ctype.split(";")[0].strip().lower() or "(none)"
+        raise UnsupportedMedia(f"content type {media} is not accepted; send application/json with a "
+                               "text, or multipart/form-data with a file", accepted=list(ACCEPTED))
     async with request.form() as form:
-        return await _scan_upload(form, caller, container, ctx)
+        query = {"dataset": dataset, "sample": sample, "full": full}
+        return await _scan_upload(form, caller, container, ctx, query)
 
 
-async def _scan_upload(form: Any, caller: Principal, container: Any, ctx: Any) -> Any:
+async def _scan_upload(form: Any, caller: Principal, container: Any, ctx: Any,
+                       query: dict[str, Any]) -> Any:
     upload = form.get("file")
     if upload is None or isinstance(upload, str):
         raise InvalidInput("multipart field 'file' is missing")
     name = Path(upload.filename or "upload.csv").name
     suffix = Path(name).suffix.lower() or ".csv"
     try:
-        sample = int(str(form.get("sample") or 10_000))
+        sample = int(str(form.get("sample") or query["sample"] or 10_000))
     except ValueError as exc:
         raise InvalidInput("sample must be an integer") from exc
-    full = str(form.get("full") or "").lower() in ("1", "true", "yes", "on")
-    dataset = str(form.get("dataset")) if form.get("dataset") else None
+    if sample < 1:
+        raise InvalidInput("sample must be at least 1")
+    given = form.get("full")
+    full = (str(given).lower() in ("1", "true", "yes", "on")) if given else bool(query["full"])
+    dataset = str(form.get("dataset")) if form.get("dataset") else query["dataset"]
     tmp = await spool_upload(upload, folder=container.settings.data_dir, suffix=suffix,
                              limit=container.settings.max_body_bytes)
     try:

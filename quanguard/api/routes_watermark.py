@@ -16,7 +16,7 @@ from quanguard.api import openapi as oa
 from quanguard.api.deps import ContainerDep, ContextDep, require_roles
 from quanguard.api.uploads import spool_upload
 from quanguard.auth import Principal
-from quanguard.errors import InvalidInput
+from quanguard.errors import InvalidInput, UnsupportedMedia
 from quanguard.usecases import watermark as uc
 from watermark import Params
 
@@ -34,8 +34,10 @@ _Detector = Annotated[Principal, Depends(require_roles("manager", "auditor", "of
 
 async def _save_upload(request: Request, container: Any) -> tuple[Any, str, str]:
     ctype = request.headers.get("content-type", "")
-    if not ctype.startswith("multipart/form-data"):
-        raise InvalidInput("send multipart/form-data with the table in field 'file'")
+    if not ctype.lower().startswith("multipart/form-data"):
+        media = ctype.split(";")[0].strip().lower() or "(none)"
+        raise UnsupportedMedia(f"content type {media} is not accepted; send multipart/form-data with the "
+                               "table in field 'file'", accepted=["multipart/form-data"])
     form = await request.form()
     try:
         return await _save_form(form, container)

@@ -22,6 +22,7 @@ from quanguard.errors import (
     TooLarge,
     Unauthenticated,
     Unavailable,
+    UnsupportedMedia,
 )
 
 __all__ = ["DEFAULT_URL", "RemoteIntegrity", "ServiceClient", "connect"]
@@ -37,10 +38,11 @@ _BY_KIND: dict[str, type[ServiceError]] = {
     "invalid": InvalidInput, "unauthenticated": Unauthenticated, "forbidden": Forbidden,
     "not_found": NotFound, "conflict": Conflict, "too_large": TooLarge,
     "rate_limited": RateLimited, "unavailable": Unavailable, "integrity": RemoteIntegrity,
+    "unsupported_media": UnsupportedMedia,
 }
 _BY_STATUS = {400: "invalid", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
-              409: "conflict", 413: "too_large", 422: "invalid", 429: "rate_limited",
-              503: "unavailable"}
+              409: "conflict", 413: "too_large", 415: "unsupported_media", 422: "invalid",
+              429: "rate_limited", 503: "unavailable"}
 
 
 class ServiceClient:

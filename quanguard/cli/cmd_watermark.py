@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from quanguard.cli.common import cli_principal, use_container
-from quanguard.cli.output import OutputFormat, console, emit
+from quanguard.cli.output import OutputFormat, bar, console, count_records, emit
 from quanguard.usecases import watermark as uc
 from watermark import EmbedReport, Params, Verdict, WatermarkError
 
@@ -39,9 +39,9 @@ def embed(
     carry a mark."""
     params = Params(gamma=gamma, key_columns=tuple(key_column or ()),
                     columns=tuple(column or ()), canaries=canaries)
-    with use_container() as container:
+    with use_container() as container, bar("marking", count_records(src)) as progress:
         result = uc.embed(container, cli_principal(container), src, out, recipient=recipient,
-                          dataset=dataset, params=params)
+                          dataset=dataset, params=params, progress=progress)
     if fmt is OutputFormat.json:
         emit(result.to_dict())
         return
@@ -61,9 +61,9 @@ def detect(
     with the recipient and evidence, or "none" (no watermark found)."""
     if not 0 < alpha < 1:
         raise WatermarkError(f"--alpha must be in (0, 1), got {alpha}")
-    with use_container() as container:
+    with use_container() as container, bar("reading", count_records(suspect)) as progress:
         verdict = uc.detect(container, cli_principal(container), suspect, dataset=dataset,
-                            alpha=alpha)
+                            alpha=alpha, progress=progress)
     if fmt is OutputFormat.json:
         emit(verdict.to_dict())
         return

@@ -4,7 +4,8 @@
 are the active policy version's (``container.policy.masking``): they reload with the other
 policy files, and a broken ``masking.yaml`` keeps the previous version of all of them.
 Keys come from a key file given by the caller or from ``settings.key_dir`` (created 0600);
-they are never logged.
+they are never logged. The key directory's keyring is kept while its file stays the
+same (inode, size, modification time): a rotation that replaces the file is read at once.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from desensitize.errors import ProfileError
-from desensitize.keys import Keyring, load_keyring
+from desensitize.keys import KEY_FILE_NAME, Keyring, load_keyring
 from desensitize.masker import SpanFinder
 from desensitize.pipeline import columns_from_report, quasi_from_report, span_finder_for
 from desensitize.plan import MaskPlan, build_plan
@@ -28,6 +29,7 @@ class MaskService:
 
     def __init__(self, container: Any) -> None:
         self._container = container
+        self._keyring: tuple[tuple[Any, ...], Keyring] | None = None
 
     @property
     def profile_path(self) -> Path:
@@ -44,7 +46,20 @@ class MaskService:
 
     def keyring(self, key_file: str | os.PathLike[str] | None = None) -> Keyring:
         settings = self._container.settings
-        return load_keyring(key_file=key_file, key_dir=settings.key_dir, suite=settings.suite)
+        if key_file is not None or settings.key_dir is None:
+            return load_keyring(key_file=key_file, key_dir=settings.key_dir, suite=settings.suite)
+        path = Path(settings.key_dir) / KEY_FILE_NAME
+        sig = _signature(path, settings.suite.name)
+        cached = self._keyring
+        if sig is not None and cached is not None and cached[0] == sig:
+            return cached[1]
+        ring = load_keyring(key_dir=settings.key_dir, suite=settings.suite)
+        # the file as it was before reading (a change since is seen next time), or as the
+        # loader has just created it
+        sig = sig or _signature(path, settings.suite.name)
+        if sig is not None:
+            self._keyring = (sig, ring)
+        return ring
 
     def span_finder(self) -> SpanFinder:
         return span_finder_for(self._container.scanner.text)
@@ -56,6 +71,14 @@ class MaskService:
     @staticmethod
     def quasi_identifiers(report: Any) -> list[str]:
         return quasi_from_report(report)
+
+
+def _signature(path: Path, suite: str) -> tuple[Any, ...] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, suite)
 
 
 def build_masker(container: Any) -> MaskService:

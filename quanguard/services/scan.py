@@ -134,19 +134,24 @@ class ScanService:
         self._container = container
         self.text = TextScanner()
         self._table_kwargs: dict[str, Any] = {}
+        # the grades of the active policy version, kept while that version is active
+        self._grades: tuple[Any, dict[str, str], list[str]] | None = None
 
     def table_scanner(self) -> TableScanner:
         return TableScanner(text_scanner=self.text, **self._table_kwargs)
 
     def grade(self, report: DatasetReport) -> DatasetReport:
         """Attach the policy's grades (entity -> grade, grade order) to a report."""
-        policy = self._container.policy
-        from desensitize.findings import ENTITIES
+        active = self._container.policy.active  # one policy version throughout
+        cached = self._grades
+        if cached is None or cached[0] is not active:
+            from desensitize.findings import ENTITIES
 
-        # entities and the labels of columns without personal information (unknown is
-        # never public: policies/grading.yaml grades UNRECOGNISED, KEY_LIKE, ...)
-        grades = {e: policy.entity_grade(e) for e in (*ENTITIES, *GRADING_LABELS)}
-        return grade_dataset(report, grades, list(policy.grade_order))
+            # entities and the labels of columns without personal information (unknown
+            # is never public: policies/grading.yaml grades UNRECOGNISED, KEY_LIKE, ...)
+            grades = {e: active.entity_grade(e) for e in (*ENTITIES, *GRADING_LABELS)}
+            cached = self._grades = (active, grades, list(active.grade_order))
+        return grade_dataset(report, dict(cached[1]), list(cached[2]))
 
     def entity_grade(self, entity: str) -> str:
         return str(self._container.policy.entity_grade(entity))

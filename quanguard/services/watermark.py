@@ -12,6 +12,7 @@ import hashlib
 import io
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -86,9 +87,11 @@ class WatermarkService:
         return load_secret(Path(self._container.settings.key_dir))
 
     # -- files ------------------------------------------------------------------------
-    def embed_file(self, src: str, dst: str, recipient: str, params: Params) -> EmbedOutcome:
+    def embed_file(self, src: str, dst: str, recipient: str, params: Params,
+                   progress: Callable[[int], None] | None = None) -> EmbedOutcome:
         """Mark ``src`` into ``dst`` (same format as ``dst``'s extension); nothing is
-        written at ``dst`` if the table cannot carry a mark."""
+        written at ``dst`` if the table cannot carry a mark. ``progress`` gets the rows of
+        each batch written."""
         from desensitize.tableio import open_table, open_writer
 
         source = open_table(src)
@@ -100,6 +103,8 @@ class WatermarkService:
                 marked = emb.mark(batch)
                 writer.write(marked)
                 _digest_batch(rolling, marked)
+                if progress is not None:
+                    progress(batch.num_rows)
             extra = emb.canaries()
             if extra is not None:
                 writer.write(extra)
@@ -108,8 +113,9 @@ class WatermarkService:
         digest = file_digest(dst) if "://" not in dst else rolling.hexdigest()
         return EmbedOutcome(report, dst, digest, tuple(source.column_names))
 
-    def detect_file(self, path: str, copies: list[IssuedCopy], alpha: float) -> Verdict:
-        """Verdict on a suspect table file."""
+    def detect_file(self, path: str, copies: list[IssuedCopy], alpha: float,
+                    progress: Callable[[int], None] | None = None) -> Verdict:
+        """Verdict on a suspect table file; ``progress`` gets the rows of each batch read."""
         from desensitize.tableio import open_table
 
         det = Detector(self.secret, copies, alpha=alpha)
@@ -118,6 +124,8 @@ class WatermarkService:
         for batch in source.iter_batches():
             det.feed(batch)
             fed = True
+            if progress is not None:
+                progress(batch.num_rows)
         if not fed:
             det.feed(pa.RecordBatch.from_pylist([], schema=source.schema))
         return det.verdict()

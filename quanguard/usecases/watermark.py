@@ -9,6 +9,7 @@ request; the CLI's local operator is the ``operator`` role of ``policies/roles.y
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,8 @@ def _authorize(container: Any, principal: Principal, action: str, dataset: str |
 
 def embed(container: Any, principal: Principal, src: str, dst: str, *, recipient: str,
           dataset: str | None = None, params: Params | None = None, ctx: Any = None,
-          source_name: str | None = None) -> EmbedResult:
+          source_name: str | None = None,
+          progress: Callable[[int], None] | None = None) -> EmbedResult:
     """Mark ``src`` for ``recipient`` into ``dst``, register the copy, audit it.
 
     Raises ``TableTooSmall`` (nothing written) when the table cannot carry a mark and no
@@ -70,7 +72,7 @@ def embed(container: Any, principal: Principal, src: str, dst: str, *, recipient
     wm = container.watermarker
     params = params or Params()
     try:
-        out = wm.embed_file(src, dst, recipient, params)
+        out = wm.embed_file(src, dst, recipient, params, progress)
     except TableTooSmall:
         with container.session() as session, session.begin():
             container.audit.record(
@@ -94,7 +96,8 @@ def embed(container: Any, principal: Principal, src: str, dst: str, *, recipient
 
 
 def detect(container: Any, principal: Principal, path: str, *, dataset: str | None = None,
-           alpha: float = 1e-6, ctx: Any = None) -> Verdict:
+           alpha: float = 1e-6, ctx: Any = None,
+           progress: Callable[[int], None] | None = None) -> Verdict:
     """Test a suspect table against the registered copies (of ``dataset``, or all)."""
     from quanguard.services.watermark import file_digest
 
@@ -102,7 +105,7 @@ def detect(container: Any, principal: Principal, path: str, *, dataset: str | No
     wm = container.watermarker
     with container.session() as session:
         issued = wm.copies(session, dataset)
-    verdict: Verdict = wm.detect_file(path, issued, alpha)
+    verdict: Verdict = wm.detect_file(path, issued, alpha, progress)
     digest = file_digest(path) if "://" not in path and os.path.isfile(path) else None
     with container.session() as session, session.begin():
         container.audit.record(

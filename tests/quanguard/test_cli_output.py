@@ -159,3 +159,20 @@ def test_no_bar_and_no_count_when_stderr_is_not_a_terminal(tmp_path: Path) -> No
     assert count_records(str(src)) is None  # pytest's stderr is not a terminal
     with bar("masking", 10) as update:
         assert update is None
+
+
+@pytest.mark.parametrize(("status", "kind", "code"), [
+    (415, "unsupported_media", 2), (413, "too_large", 2), (400, "invalid", 2), (403, "forbidden", 4)])
+def test_a_client_command_exits_by_the_kind_of_error_the_service_answered(status: int, kind: str,
+                                                                          code: int) -> None:
+    import httpx
+
+    from quanguard.cli.client import ServiceClient
+    from quanguard.errors import ServiceError, classify
+
+    reply = {"error": {"kind": kind, "message": "nope", "request_id": "r1"}}
+    http = httpx.Client(transport=httpx.MockTransport(lambda req: httpx.Response(status, json=reply)))
+    with pytest.raises(ServiceError) as caught:
+        ServiceClient(http, base="http://svc").post("/v1/x", json={})
+    info = classify(caught.value)
+    assert info is not None and (info.kind, info.exit_code) == (kind, code)

@@ -114,3 +114,87 @@ def test_generated_client_decides_and_posts_events(generated: Any) -> None:
         resp = batch.sync_detailed(client=client, body=types.File(payload=io.BytesIO(payload)))
         assert resp.status_code == 200, resp.content
         assert json.loads(resp.content)["accepted"] == 3
+
+
+def test_generated_client_scans_text_and_an_upload(generated: Any) -> None:
+    served, gen = generated
+    scan = importlib.import_module("qg_generated.api.scan.scan_v1_scan_post")
+    models = importlib.import_module("qg_generated.models")
+    types = importlib.import_module("qg_generated.types")
+    with _client(served, gen, "provider") as client:
+        resp = scan.sync_detailed(client=client, body=models.ScanV1ScanPostJsonBody.from_dict(
+            {"text": "张三的手机号是13812345678"}))
+        assert resp.status_code == 200, resp.content
+        parsed = resp.parsed
+        assert not isinstance(parsed, models.Error)
+        assert "PHONE_NUMBER" in {f.entity for f in parsed.findings} and isinstance(parsed.grade, str)
+        resp = scan.sync_detailed(client=client, body=models.ScanV1ScanPostJsonBody.from_dict(
+            {"texts": ["联系电话13812345678", "无"]}))
+        assert resp.status_code == 200, resp.content
+        assert [len(r.findings) > 0 for r in resp.parsed.results] == [True, False]
+        csv_text = "姓名,联系电话\n" + "".join(f"张{c},1381234{i:04d}\n" for i, c in enumerate("一二三四五六七八九十"))
+        upload = models.ScanV1ScanPostFilesBody(
+            file=types.File(payload=io.BytesIO(csv_text.encode()), file_name="客户.csv", mime_type="text/csv"),
+            dataset="客户")
+        resp = scan.sync_detailed(client=client, body=upload)
+        assert resp.status_code == 200, resp.content
+        report = resp.parsed
+        assert report.dataset == "客户" and report.asset_id and report.version == 1
+        assert {c.name: c.entity for c in report.columns}["联系电话"] == "PHONE_NUMBER"
+        bad = scan.sync_detailed(client=client, body=models.ScanV1ScanPostJsonBody.from_dict({"texts": "x"}))
+        assert bad.status_code == 400 and isinstance(bad.parsed, models.Error)
+        # a body the route does not take: 415 with the accepted types, as the spec says
+        raw = client.get_httpx_client().post("/v1/scan", content=csv_text.encode(),
+                                             headers={"Content-Type": "text/csv"})
+        assert raw.status_code == 415
+        err = models.Error.from_dict(raw.json())
+        assert err.error.kind == "unsupported_media"
+        assert set(err.error.additional_properties.get("accepted", err.error.accepted or [])) == {
+            "application/json", "multipart/form-data"}
+
+
+def _members(n: int, phone: bool = False) -> bytes:
+    rows = ["member,sex,income" + (",phone" if phone else "")]
+    for i in range(n):
+        rows.append(f"M{i:06d},{'男女'[i % 2]},{(i * 37) % 30000}" + (f",13{i:09d}" if phone else ""))
+    return ("\n".join(rows) + "\n").encode()
+
+
+def test_generated_client_registers_and_aggregates(generated: Any) -> None:
+    served, gen = generated
+    register = importlib.import_module("qg_generated.api.exchange.register_v1_exchange_datasets_post")
+    aggregate = importlib.import_module("qg_generated.api.exchange.aggregate_v1_exchange_aggregate_post")
+    models = importlib.import_module("qg_generated.models")
+    types = importlib.import_module("qg_generated.types")
+    prov = gen.AuthenticatedClient(base_url=served.url, token=served.make_key("provider", org="市卫健委"),
+                                   timeout=60.0)
+    bank = gen.AuthenticatedClient(base_url=served.url, token=served.make_key("consumer", org="某银行"),
+                                   timeout=60.0)
+    with prov, bank:
+        for name, phone in (("members", False), ("contacts", True)):
+            resp = register.sync_detailed(client=prov, body=models.RegisterV1ExchangeDatasetsPostBody(
+                name=name, key_column=["member"], bounds=["income=0:30000"],
+                file=types.File(payload=io.BytesIO(_members(400, phone)), file_name=f"{name}.csv",
+                                mime_type="text/csv")))
+            assert resp.status_code == 201, resp.content
+        body = models.AggregateBody(dataset="members", agg="mean", column="income", by=["sex"], epsilon=1.0)
+        resp = aggregate.sync_detailed(client=bank, body=body)
+        assert resp.status_code == 200, resp.content
+        job = resp.parsed
+        assert isinstance(job, models.Job) and job.status == "done" and job.dataset == "members"
+        assert {g["group"]["sex"] for g in job.result} == {"男", "女"}
+        assert job.additional_properties["epsilon_spent"] == 1.0
+        # an L3 dataset waits for a manager: 202 with the job, declared as such
+        resp = aggregate.sync_detailed(client=bank, body=models.AggregateBody(
+            dataset="contacts", agg="count", by=["sex"], epsilon=0.5))
+        assert resp.status_code == 202, resp.content
+        assert isinstance(resp.parsed, models.Job) and resp.parsed.status == "pending_approval"
+        get_job = importlib.import_module("qg_generated.api.exchange.get_job_v1_exchange_jobs_job_id_get")
+        again = get_job.sync_detailed(resp.parsed.job, client=bank)
+        assert again.status_code == 200 and isinstance(again.parsed, models.Job)
+        assert again.parsed.status == "pending_approval" and again.parsed.dataset == "contacts"
+        # refused by policy: the error envelope
+        resp = aggregate.sync_detailed(client=bank, body=models.AggregateBody(
+            dataset="members", agg="count", by=["member"]))
+        assert resp.status_code == 403 and isinstance(resp.parsed, models.Error)
+        assert resp.parsed.error.kind == "forbidden" and "M000" not in resp.content.decode()

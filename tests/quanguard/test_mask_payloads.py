@@ -163,3 +163,34 @@ def test_unmask_wrong_content_type_is_415(client: object, make_key: object) -> N
     key = _key(make_key)
     resp = client.post("/v1/unmask", content=b"a,b\n", headers={**auth(key), "content-type": "text/csv"})  # type: ignore[attr-defined]
     assert resp.status_code == 415 and resp.json()["error"]["accepted"] == ["application/json"]
+
+
+def test_nan_infinity_and_huge_numbers_are_400_not_500(client: object, container: object,
+                                                        make_key: object) -> None:
+    key = _key(make_key)
+    for body in (b'{"records": [{"a": NaN}]}', b'{"records": [{"a": "x", "n": -Infinity}]}',
+                 b'{"records": [{"a": 1e400}]}'):
+        resp = client.post("/v1/mask", content=body,  # type: ignore[attr-defined]
+                           headers={**auth(key), "content-type": "application/json"})
+        assert resp.status_code == 400, (body, resp.text)
+        assert resp.json()["error"]["kind"] == "invalid"
+    resp = client.post("/v1/mask", content=b'{"a": "x"}\n{"a": NaN}\n',  # type: ignore[attr-defined]
+                       headers={**auth(key), "content-type": "application/x-ndjson"})
+    assert resp.status_code == 400 and resp.json()["error"]["index"] == 1
+    # refused before any masking: no mask event claims a success that was never answered
+    with container.session() as s:  # type: ignore[attr-defined]
+        events = [json.loads(e.body) for e in container.audit.store.iter_range(s)]  # type: ignore[attr-defined]
+    assert not [e for e in events if e["event"]["action"] == "mask"]
+
+
+def test_a_declared_charset_is_taken_as_given(client: object, make_key: object) -> None:
+    key = _key(make_key)
+    text = "姓名,电话\n张三,13812345678\n"  # too short for detection to tell GBK from Korean
+    resp = client.post("/v1/mask", content=text.encode("gbk"),  # type: ignore[attr-defined]
+                       headers={**auth(key), "content-type": "text/csv; charset=GBK"})
+    assert resp.status_code == 200, resp.text
+    charset = resp.headers["content-type"].split("charset=")[1]
+    assert resp.content.decode(charset) == "姓名,电话\n张*,138****5678\n"
+    resp = client.post("/v1/mask", content=text.encode(),  # type: ignore[attr-defined]
+                       headers={**auth(key), "content-type": "text/csv; charset=latin-1"})
+    assert resp.status_code == 400 and "GBK" in resp.json()["error"]["message"]

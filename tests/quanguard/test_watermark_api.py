@@ -141,3 +141,12 @@ def test_every_table_format(client, make_key, tmp_path, suffix):
     r = _detect(client, auditor, marked.read_bytes(), name=marked.name)
     assert r.status_code == 200 and r.json()["recipient"] == "市民政局"
 
+
+
+def test_a_body_that_is_not_multipart_is_415_naming_multipart(client, make_key):
+    manager, _ = make_key("manager")
+    for path in ("/v1/watermark/embed", "/v1/watermark/detect"):
+        r = client.post(path, json={"recipient": "x"}, headers={"Authorization": f"Bearer {manager}"})
+        assert r.status_code == 415, r.text
+        err = r.json()["error"]
+        assert err["kind"] == "unsupported_media" and err["accepted"] == ["multipart/form-data"]

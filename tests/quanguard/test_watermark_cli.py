@@ -151,3 +151,46 @@ def test_policy_denial_is_audited(run, tmp_path, monkeypatch):
     assert {e["event"]["action"] for e in denied} == {"watermark_embed", "watermark_detect"}
     assert all(e["event"]["outcome"] == "failure" and e["audit"]["effect"] == "deny"
                for e in denied)
+
+
+class _Tty:
+    """stderr of a terminal: a progress bar is drawn into it."""
+
+    def __init__(self) -> None:
+        import io
+
+        self.buf = io.StringIO()
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.buf, name)
+
+    def isatty(self) -> bool:
+        return True
+
+
+class _Sys:
+    def __init__(self, err: _Tty) -> None:
+        self.stderr = err
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        import sys
+
+        return getattr(sys, name)
+
+
+def test_embed_and_detect_show_a_bar_with_percentage_and_eta_on_a_terminal(run, tmp_path, monkeypatch):
+    from quanguard.cli import output
+
+    pacsv.write_csv(sample_table(2500, seed=8), tmp_path / "people.csv")
+    err = _Tty()
+    monkeypatch.setattr(output, "sys", _Sys(err))
+    r = run("watermark", "embed", "people.csv", "-o", "alice.csv", "--recipient", "alice", "--format", "json")
+    assert r.exit_code == 0, r.output
+    shown = err.buf.getvalue()
+    assert "marking" in shown and "%" in shown and "ETA" in shown and "2500/2500" in shown
+    assert json.loads(r.stdout)["recipient"] == "alice"  # stdout stays one JSON document
+    err.buf.truncate(0)
+    r = run("watermark", "detect", "alice.csv", "--format", "json")
+    assert r.exit_code == 0, r.output
+    shown = err.buf.getvalue()
+    assert "reading" in shown and "%" in shown and "ETA" in shown and "2500/2500" in shown
