@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 from prometheus_client import Counter, Gauge
 from sqlalchemy import event as sa_event
@@ -33,7 +33,27 @@ from quanguard.gate import request_counter, success_status
 from quanguard.logs import scrub
 from quanguard.services.scan import make_redactor
 
-__all__ = ["AuditService", "normalize_outcome"]
+if TYPE_CHECKING:
+    from quanguard.container import Container
+    from quanguard.policy.model import Decision
+
+__all__ = ["AuditService", "EventActor", "RecordedDecision", "normalize_outcome"]
+
+
+class EventActor(Protocol):
+    """Who an event is about: a :class:`~quanguard.auth.Principal` or anything shaped like one."""
+
+    @property
+    def id(self) -> object: ...
+    @property
+    def role(self) -> object: ...
+    @property
+    def org(self) -> object: ...
+
+
+# What ``record`` takes as the decision: the policy's, one already in the event's form, or
+# just an effect ("deny").
+RecordedDecision: TypeAlias = "Decision | EventDecision | str | None"
 
 _log = logging.getLogger("quanguard.audit")
 _OUTCOMES = {"success": "success", "ok": "success", "allowed": "success",
@@ -46,7 +66,7 @@ def normalize_outcome(outcome: str) -> str:
     return _OUTCOMES.get(str(outcome).lower(), "unknown")
 
 
-def _decision(value: Any) -> EventDecision | None:
+def _decision(value: RecordedDecision) -> EventDecision | None:
     if value is None:
         return None
     if isinstance(value, EventDecision):
@@ -59,7 +79,7 @@ def _decision(value: Any) -> EventDecision | None:
     )
 
 
-def _who(actor: Any) -> dict[str, str]:
+def _who(actor: EventActor) -> dict[str, str]:
     """The key holder's name next to its id (ids are opaque; names are what people use)."""
     name = getattr(actor, "name", None)
     return {"key_name": str(name)} if name and str(name) != str(actor.id) else {}
@@ -68,7 +88,7 @@ def _who(actor: Any) -> dict[str, str]:
 class AuditService:
     """Built once per container (``container.audit``)."""
 
-    def __init__(self, container: Any) -> None:
+    def __init__(self, container: Container) -> None:
         self.container = container
         self.settings = container.settings
         self.store = AuditStore(self.settings.suite)
@@ -140,19 +160,19 @@ class AuditService:
         self,
         session: Session,
         *,
-        actor: Any,
+        actor: EventActor,
         action: str,
         dataset: str | None = None,
         fields: Sequence[str] = (),
         grade: str | None = None,
         rows: int | None = None,
         purpose: str | None = None,
-        decision: Any = None,
+        decision: RecordedDecision = None,
         outcome: str = "success",
         source_ip: str | None = None,
         request_id: str | None = None,
         result_digest: str | None = None,
-        labels: Mapping[str, Any] | None = None,
+        labels: Mapping[str, object] | None = None,
         reason: str | None = None,
     ) -> int:
         """Append one event in the caller's transaction; returns its seq."""

@@ -21,7 +21,7 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -31,6 +31,9 @@ from monitor.store import ALERTS, CHECKPOINTS, EVENTS, VERIFY_RUNS, from_us, to_
 from quanguard.auth import Principal
 from quanguard.errors import InvalidInput, Unavailable
 from quanguard.gate import RequestContext, authorize
+
+if TYPE_CHECKING:
+    from quanguard.container import Container
 
 __all__ = ["MonthlyReport", "html_to_pdf", "month_range", "monthly_report"]
 
@@ -132,7 +135,7 @@ def _integrity(session: Any, now: datetime) -> dict[str, Any]:
     return out
 
 
-def monthly_report(container: Any, principal: Principal, month: str, ctx: RequestContext,
+def monthly_report(container: Container, principal: Principal, month: str, ctx: RequestContext,
                    *, fmt: str = "html") -> MonthlyReport:
     """Gather the report of ``month`` and record that it was read (``audit_report``)."""
     tz = container.settings.tz

@@ -91,7 +91,10 @@ async def register(request: Request, caller: _Provider, container: ContainerDep,
         fields = {k: [v for v in form.getlist(k) if isinstance(v, str) and v]
                   for k in ("key_column", "bounds", "computation", "group_column", "grade",
                             "path", "sql_url", "sql_table", "max_rows_per_subject")}
-    one = lambda key: fields[key][0] if fields[key] else None
+
+    def one(key: str) -> str | None:
+        return fields[key][0] if fields[key] else None
+
     strs = fields.__getitem__
 
     def read(bounds: Any) -> Any:

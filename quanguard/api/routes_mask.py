@@ -26,7 +26,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, Response
@@ -39,6 +39,11 @@ from quanguard.api.uploads import scrub_names, spool_stream, spool_upload
 from quanguard.errors import InvalidInput, UnsupportedMedia
 from quanguard.usecases import json_records as jr
 from quanguard.usecases import mask as uc
+
+if TYPE_CHECKING:
+    from quanguard.auth import Principal
+    from quanguard.container import Container
+    from quanguard.gate import RequestContext
 
 router = APIRouter(tags=["mask"])
 
@@ -107,7 +112,7 @@ def _summary_header(outcome: uc.MaskOutcome) -> dict[str, str]:
     return {"X-Quanguard-Mask-Summary": json.dumps({**summary, "profile": outcome.profile}, ensure_ascii=True)}
 
 
-async def _mask_ndjson(raw: bytes, caller: Any, container: Any, ctx: Any, profile: str | None,
+async def _mask_ndjson(raw: bytes, caller: Principal, container: Container, ctx: RequestContext | None, profile: str | None,
                        dataset: str | None) -> Response:
     records = await run_in_threadpool(_ndjson_records, raw)
     out, outcome = await run_in_threadpool(
@@ -117,7 +122,7 @@ async def _mask_ndjson(raw: bytes, caller: Any, container: Any, ctx: Any, profil
     return Response(text.encode(), media_type="application/x-ndjson", headers=_summary_header(outcome))
 
 
-async def _mask_spooled(src: str, suffix: str, label: str, caller: Any, container: Any, ctx: Any,
+async def _mask_spooled(src: str, suffix: str, label: str, caller: Principal, container: Container, ctx: RequestContext | None,
                         profile: str | None, dataset: str | None) -> Response:
     """Mask the spooled file ``src`` (removed here) into a file answered in the same format."""
     dst = uc.temp_path(container, suffix)
@@ -140,7 +145,7 @@ async def _mask_spooled(src: str, suffix: str, label: str, caller: Any, containe
     return FileResponse(dst, media_type=media, headers=headers, background=BackgroundTask(os.unlink, dst))
 
 
-async def _mask_multipart(request: Request, caller: Any, container: Any, ctx: Any) -> Response:
+async def _mask_multipart(request: Request, caller: Principal, container: Container, ctx: RequestContext | None) -> Response:
     q = request.query_params
     async with request.form() as form:
         upload = form.get("file")

@@ -17,7 +17,8 @@ router = APIRouter(tags=["schemas"])
 @cache
 def _event_schema() -> dict[str, Any]:
     text = resources.files("monitor").joinpath("event.schema.json").read_text(encoding="utf-8")
-    return json.loads(text)
+    schema: dict[str, Any] = json.loads(text)
+    return schema
 
 
 @router.get("/v1/schemas/event", dependencies=[Depends(get_principal)])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse
@@ -20,6 +20,9 @@ from quanguard.errors import InvalidInput
 from quanguard.usecases import watermark as uc
 from watermark import Params
 
+if TYPE_CHECKING:
+    from quanguard.container import Container
+
 router = APIRouter(tags=["watermark"])
 
 _SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".parquet", ".pq", ".xlsx")
@@ -32,7 +35,7 @@ _Detector = Annotated[Principal, Depends(require_roles("manager", "auditor", "of
                                                        "provider"))]
 
 
-async def _save_upload(request: Request, container: Any) -> tuple[Any, str, str]:
+async def _save_upload(request: Request, container: Container) -> tuple[Any, str, str]:
     ctype = request.headers.get("content-type", "")
     if not ctype.startswith("multipart/form-data"):
         raise InvalidInput("send multipart/form-data with the table in field 'file'")
@@ -43,7 +46,7 @@ async def _save_upload(request: Request, container: Any) -> tuple[Any, str, str]
         await form.close()
 
 
-async def _save_form(form: Any, container: Any) -> tuple[Any, str, str]:
+async def _save_form(form: Any, container: Container) -> tuple[Any, str, str]:
     upload = form.get("file")
     if upload is None or isinstance(upload, str):
         raise InvalidInput("multipart field 'file' is missing")

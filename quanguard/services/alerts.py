@@ -12,12 +12,15 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from sqlalchemy.orm import Session
 
 from monitor.alert_engine import Alert, get_alert, list_alerts, transition
+
+if TYPE_CHECKING:
+    from quanguard.container import Container
 
 __all__ = ["AlertService", "Webhook", "build_alerts"]
 
@@ -84,7 +87,7 @@ class Webhook:
 
 
 class AlertService:
-    def __init__(self, container: Any) -> None:
+    def __init__(self, container: Container) -> None:
         self.container = container
         url = container.settings.alert_webhook_url
         self.webhook = Webhook(url) if url else None
@@ -106,5 +109,5 @@ class AlertService:
             self.webhook.send(alerts)
 
 
-def build_alerts(container: Any) -> AlertService:
+def build_alerts(container: Container) -> AlertService:
     return AlertService(container)

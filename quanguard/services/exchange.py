@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pyarrow as pa
 from sqlalchemy.orm import Session
@@ -23,6 +23,10 @@ from quanguard.auth import Principal
 from quanguard.errors import Forbidden
 from quanguard.gate import RequestContext, authorize, record_denial
 from quanguard.policy import Resource
+
+if TYPE_CHECKING:
+    from quanguard.container import Container
+    from quanguard.policy.model import Decision
 
 __all__ = ["AuditAdapter", "GateDecider", "GateRefusal", "build_exchange", "caller_of"]
 
@@ -55,12 +59,12 @@ class GateRefusal(Exception):
     """A refusal of the gate, raised out of the request's transaction to be recorded
     after it (on SQLite the open transaction holds the write lock the record needs)."""
 
-    def __init__(self, decision: Any, action: str, audit_action: str, resource: Resource) -> None:
+    def __init__(self, decision: Decision, action: str, audit_action: str, resource: Resource) -> None:
         super().__init__(decision.reason)
         self.decision, self.action, self.audit_action = decision, action, audit_action
         self.resource = resource
 
-    def record_and_raise(self, container: Any, principal: Principal,
+    def record_and_raise(self, container: Container, principal: Principal,
                          ctx: RequestContext | None) -> None:
         """Commit the ``deny`` event with the gate's ``record_denial``; raise Forbidden."""
         d, res = self.decision, self.resource
@@ -81,7 +85,7 @@ class GateDecider:
     :class:`GateRefusal`, which the use case records with the gate's ``record_denial``
     once its transaction is closed, and turns into ``Forbidden``."""
 
-    def __init__(self, container: Any, principal: Principal, ctx: RequestContext | None) -> None:
+    def __init__(self, container: Container, principal: Principal, ctx: RequestContext | None) -> None:
         self._container, self._principal, self._ctx = container, principal, ctx
 
     def decide(self, caller: Caller, action: str, *, grade: str | None, dataset: str | None,
@@ -107,7 +111,7 @@ class _RefusingDecider:
 class _ScanAdapter:
     """Scan and grade a table with the scan service; entity columns are identifiers."""
 
-    def __init__(self, container: Any) -> None:
+    def __init__(self, container: Container) -> None:
         self._container = container
 
     def grade_table(self, table: pa.Table) -> Grading:
@@ -130,7 +134,7 @@ class _MaskAdapter:
     """Mask with the mask service: scan + grade the table, plan by profile, apply; and
     re-scan the whole copy on its way out."""
 
-    def __init__(self, container: Any) -> None:
+    def __init__(self, container: Container) -> None:
         self._container = container
 
     def mask_table(self, table: pa.Table, profile: str) -> pa.Table:
@@ -211,18 +215,18 @@ def _strings(table: pa.Table) -> pa.Table:
 
 
 class _WatermarkAdapter:
-    def __init__(self, container: Any) -> None:
+    def __init__(self, container: Container) -> None:
         self._container = container
 
     def embed_table(self, table: pa.Table, recipient: str, *, dataset: str) -> pa.Table:
         out = self._container.watermarker.embed_table(table, recipient, dataset=dataset)
-        return out  # type: ignore[no-any-return]
+        return out
 
 
 class AuditAdapter:
     """``exchange.ports.AuditSink`` bound to one session and request."""
 
-    def __init__(self, container: Any, session: Session, principal: Principal, *,
+    def __init__(self, container: Container, session: Session, principal: Principal, *,
                  source_ip: str | None = None, request_id: str | None = None) -> None:
         self._container, self._session, self._principal = container, session, principal
         self._source_ip, self._request_id = source_ip, request_id
@@ -241,13 +245,13 @@ class AuditAdapter:
         audit.record(
             self._session, actor=_principal(actor, self._principal), action=action,
             dataset=dataset, fields=tuple(fields), grade=grade, rows=rows, purpose=purpose,
-            decision=grant.raw if grant is not None else None,
+            decision=cast("Decision", grant.raw) if grant is not None else None,  # GateDecider's
             outcome=_OUTCOMES.get(outcome, "unknown"), source_ip=self._source_ip,
             request_id=self._request_id, result_digest=result_digest, labels=lab or None,
         )
 
 
-def build_exchange(container: Any) -> Exchange:
+def build_exchange(container: Container) -> Exchange:
     settings = container.settings
     for part in ("audit", "policy", "scanner", "masker", "watermarker"):
         getattr(container, part)  # a missing part fails here, not silently per request

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from desensitize.errors import ProfileError
 from desensitize.keys import Keyring, load_keyring
@@ -20,13 +20,16 @@ from desensitize.pipeline import columns_from_report, quasi_from_report, span_fi
 from desensitize.plan import MaskPlan, build_plan
 from desensitize.profiles import ProfileSet
 
+if TYPE_CHECKING:
+    from quanguard.container import Container
+
 PROFILE_FILE = "masking.yaml"
 
 
 class MaskService:
     """Masking resources shared by one container."""
 
-    def __init__(self, container: Any) -> None:
+    def __init__(self, container: Container) -> None:
         self._container = container
 
     @property
@@ -58,5 +61,5 @@ class MaskService:
         return quasi_from_report(report)
 
 
-def build_masker(container: Any) -> MaskService:
+def build_masker(container: Container) -> MaskService:
     return MaskService(container)

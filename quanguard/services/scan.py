@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -21,6 +21,9 @@ from sqlalchemy.orm import Session
 from desensitize import DatasetReport, TableScanner, TextScanner, grade_dataset
 from desensitize.classify import GRADING_LABELS
 from desensitize.suspects import redact as redact_suspects
+
+if TYPE_CHECKING:
+    from quanguard.container import Container
 
 METADATA = sa.MetaData()
 ASSETS = sa.Table(
@@ -130,7 +133,7 @@ def list_assets(session: Session, *, dataset: str | None = None, owner_org: str 
 class ScanService:
     """Scanners shared by one container, graded by its policy."""
 
-    def __init__(self, container: Any) -> None:
+    def __init__(self, container: Container) -> None:
         self._container = container
         self.text = TextScanner()
         self._table_kwargs: dict[str, Any] = {}
@@ -152,11 +155,11 @@ class ScanService:
         return str(self._container.policy.entity_grade(entity))
 
 
-def build_scanner(container: Any) -> ScanService:
+def build_scanner(container: Container) -> ScanService:
     return ScanService(container)
 
 
-def make_redactor(container: Any) -> Callable[[str], str]:
+def make_redactor(container: Container) -> Callable[[str], str]:
     """A function that replaces every finding in a free text by ``<ENTITY>``.
 
     Conservative: ID- and card-shaped digit runs are replaced too when their check

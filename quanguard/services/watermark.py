@@ -15,7 +15,7 @@ import secrets
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 from sqlalchemy.orm import Session
@@ -33,6 +33,9 @@ from watermark import (
     WatermarkError,
 )
 from watermark import registry as reg
+
+if TYPE_CHECKING:
+    from quanguard.container import Container
 
 KEY_FILE = "watermark.key"
 KEY_BYTES = 32
@@ -78,7 +81,7 @@ class EmbedOutcome:
 class WatermarkService:
     """Embeds and detects marks for one container."""
 
-    def __init__(self, container: Any) -> None:
+    def __init__(self, container: Container) -> None:
         self._container = container
 
     @cached_property
@@ -178,5 +181,5 @@ def _table_digest(table: pa.Table) -> str:
     return hashlib.sha256(sink.getvalue()).hexdigest()
 
 
-def build_watermarker(container: Any) -> WatermarkService:
+def build_watermarker(container: Container) -> WatermarkService:
     return WatermarkService(container)

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -38,6 +38,10 @@ from quanguard.spark.session import (
     read_table,
     spark_schema,
 )
+
+if TYPE_CHECKING:
+    from quanguard.container import Container
+    from quanguard.policy.model import Decision
 
 __all__ = ["SparkMaskOutcome", "SparkScanOutcome", "SparkWatermarkOutcome", "mask", "scan",
            "watermark"]
@@ -124,8 +128,8 @@ def _check_target(src: str, dst: str) -> None:
 
 
 @contextmanager
-def _failure_recorded(container: Any, principal: Principal, action: str, dataset: str,
-                      decision: Any, ctx: RequestContext | None) -> Iterator[None]:
+def _failure_recorded(container: Container, principal: Principal, action: str, dataset: str,
+                      decision: Decision, ctx: RequestContext | None) -> Iterator[None]:
     """A job that breaks after it was allowed still leaves its one event (outcome failure)."""
     try:
         yield
@@ -159,7 +163,7 @@ def _input_schema(df: Any) -> pa.Schema:
                       for f in schema])
 
 
-def scan_df(container: Any, df: Any, *, csv: bool, sample: int = 10_000,
+def scan_df(container: Container, df: Any, *, csv: bool, sample: int = 10_000,
             full: bool = False) -> tuple[DatasetReport, int]:
     """Classify a DataFrame's columns with the table scanner's kernels on every partition.
 
@@ -188,7 +192,7 @@ def scan_df(container: Any, df: Any, *, csv: bool, sample: int = 10_000,
 
 # -- scan -----------------------------------------------------------------------------------
 
-def scan(container: Any, principal: Principal, path: str, *, spark: Any = None,
+def scan(container: Container, principal: Principal, path: str, *, spark: Any = None,
          master: str | None = None, fmt: str | None = None, encoding: str | None = None,
          sample: int = 10_000, full: bool = False, dataset: str | None = None,
          owner_org: str | None = None, ctx: RequestContext | None = None) -> SparkScanOutcome:
@@ -219,7 +223,7 @@ def scan(container: Any, principal: Principal, path: str, *, spark: Any = None,
 
 # -- mask -----------------------------------------------------------------------------------
 
-def mask(container: Any, principal: Principal, src: str, dst: str, *, spark: Any = None,
+def mask(container: Container, principal: Principal, src: str, dst: str, *, spark: Any = None,
          master: str | None = None, fmt: str | None = None, encoding: str | None = None,
          profile: str | None = None, plan_file: str | None = None, key_file: str | None = None,
          sample: int = 10_000, dataset: str | None = None, owner_org: str | None = None,
@@ -276,7 +280,7 @@ def mask(container: Any, principal: Principal, src: str, dst: str, *, spark: Any
 
 # -- watermark ------------------------------------------------------------------------------
 
-def _grade(container: Any, dataset: str) -> str | None:
+def _grade(container: Container, dataset: str) -> str | None:
     from quanguard.services.scan import list_assets
 
     with container.session() as session:
@@ -284,7 +288,7 @@ def _grade(container: Any, dataset: str) -> str | None:
     return found[0].dataset_grade if found else None
 
 
-def watermark(container: Any, principal: Principal, src: str, dst: str, *, recipient: str,
+def watermark(container: Container, principal: Principal, src: str, dst: str, *, recipient: str,
               spark: Any = None, master: str | None = None, fmt: str | None = None,
               encoding: str | None = None, dataset: str | None = None, params: Any = None,
               ctx: RequestContext | None = None) -> SparkWatermarkOutcome:

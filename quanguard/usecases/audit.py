@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
@@ -33,6 +33,9 @@ from monitor.trail import consistency_document, proof_document
 from quanguard.auth import Principal
 from quanguard.gate import RequestContext, authorize
 from quanguard.services.shipper import es_status
+
+if TYPE_CHECKING:
+    from quanguard.container import Container
 
 __all__ = [
     "IngestResult",
@@ -89,14 +92,14 @@ def with_retry(fn: Callable[[], T], *, attempts: int = 6, delay: float = 0.1) ->
     raise AssertionError("unreachable")
 
 
-def _authorize(container: Any, principal: Principal, action: str, *,
+def _authorize(container: Container, principal: Principal, action: str, *,
                source_ip: str | None, request_id: str | None) -> Any:
     """The gate's decision; a refusal is recorded there and raised as Forbidden."""
     return authorize(container, principal, action, None,
                      RequestContext(request_id=request_id, source_ip=source_ip))
 
 
-def _record(container: Any, principal: Principal, action: str, **kw: Any) -> int:
+def _record(container: Container, principal: Principal, action: str, **kw: Any) -> int:
     def tx() -> int:
         with container.session() as session, session.begin():
             return int(container.audit.record(session, actor=principal, action=action, **kw))
@@ -104,7 +107,7 @@ def _record(container: Any, principal: Principal, action: str, **kw: Any) -> int
 
 
 # -- ingest ---------------------------------------------------------------------------
-def ingest(container: Any, principal: Principal, lines: Iterable[str | bytes], *,
+def ingest(container: Container, principal: Principal, lines: Iterable[str | bytes], *,
            source_ip: str | None = None, request_id: str | None = None,
            max_lines: int | None = MAX_BATCH, chunk: int = 10_000,
            progress: Callable[[int], None] | None = None) -> IngestResult:
@@ -149,7 +152,7 @@ def ingest(container: Any, principal: Principal, lines: Iterable[str | bytes], *
 
 
 # -- search ---------------------------------------------------------------------------
-def search(container: Any, principal: Principal, query: SearchQuery, *,
+def search(container: Container, principal: Principal, query: SearchQuery, *,
            source_ip: str | None = None, request_id: str | None = None) -> SearchResult:
     """Search the trail; the search is recorded (filters, total) before results leave."""
     decision = _authorize(container, principal, "audit_search", source_ip=source_ip,
@@ -190,7 +193,7 @@ def result_dict(result: SearchResult, query: SearchQuery, backend: str | None
 
 
 # -- trail ----------------------------------------------------------------------------
-def status(container: Any, principal: Principal, *, source_ip: str | None = None,
+def status(container: Container, principal: Principal, *, source_ip: str | None = None,
            request_id: str | None = None) -> dict[str, Any]:
     """Trail head, last checkpoint, last verification, shipping (action ``audit_verify``)."""
     _authorize(container, principal, "audit_verify", source_ip=source_ip, request_id=request_id)
@@ -223,7 +226,7 @@ def status(container: Any, principal: Principal, *, source_ip: str | None = None
     return out
 
 
-def _sign(container: Any, *, exported: bool) -> Checkpoint:
+def _sign(container: Container, *, exported: bool) -> Checkpoint:
     """Sign a checkpoint of the current head (no event: the caller records one)."""
     audit = container.audit
     now = utc_now()
@@ -233,13 +236,14 @@ def _sign(container: Any, *, exported: bool) -> Checkpoint:
             cp: Checkpoint = audit.checkpoint(session, now=now)
             if exported:
                 stored = audit.trail.latest(session)  # the one just inserted
+                assert stored is not None
                 audit.trail.mark_exported(session, stored.id, now=now)
             return cp
 
     return with_retry(tx)
 
 
-def checkpoint(container: Any, principal: Principal, *, export: Path | None = None,
+def checkpoint(container: Container, principal: Principal, *, export: Path | None = None,
                exported: bool = True, source_ip: str | None = None,
                request_id: str | None = None) -> Checkpoint:
     """Sign a checkpoint of the current head; it counts as exported when handed out."""
@@ -254,7 +258,7 @@ def checkpoint(container: Any, principal: Principal, *, export: Path | None = No
     return cp
 
 
-def proof(container: Any, principal: Principal, seq: int, *,
+def proof(container: Container, principal: Principal, seq: int, *,
           source_ip: str | None = None, request_id: str | None = None) -> dict[str, Any]:
     """Inclusion proof of ``seq`` against the newest checkpoint covering it (signing a
     new one when none does); the checkpoint is included so the proof stands alone. One
@@ -265,7 +269,7 @@ def proof(container: Any, principal: Principal, seq: int, *,
     with container.session() as session:
         latest = audit.trail.latest(session)
     signed = latest is None or latest.checkpoint.tree_size < seq
-    cp = _sign(container, exported=False) if signed else latest.checkpoint
+    cp = latest.checkpoint if latest is not None and not signed else _sign(container, exported=False)
     with container.session() as session:
         p = audit.trail.proof(session, seq, cp)
         body = session.execute(sa.select(EVENTS.c.body).where(EVENTS.c.seq == seq)).scalar_one()
@@ -277,7 +281,7 @@ def proof(container: Any, principal: Principal, seq: int, *,
     return doc
 
 
-def consistency(container: Any, principal: Principal, old_size: int, *,
+def consistency(container: Container, principal: Principal, old_size: int, *,
                 source_ip: str | None = None, request_id: str | None = None) -> dict[str, Any]:
     """Consistency proof from the tree of ``old_size`` events (an exported checkpoint) to
     a fresh signed checkpoint: proves the trail only grew since."""
@@ -293,7 +297,7 @@ def consistency(container: Any, principal: Principal, old_size: int, *,
     return consistency_document(old_size, path, cp)
 
 
-def verify(container: Any, principal: Principal, external: Sequence[Checkpoint] = (), *,
+def verify(container: Container, principal: Principal, external: Sequence[Checkpoint] = (), *,
            source_ip: str | None = None, request_id: str | None = None) -> dict[str, Any]:
     """Verify the trail, then record the outcome; re-raises ``Tampered`` naming the damage.
 
@@ -344,7 +348,7 @@ def verify(container: Any, principal: Principal, external: Sequence[Checkpoint] 
     raise error
 
 
-def purge_old(container: Any, principal: Principal, *, force_partial: bool = False,
+def purge_old(container: Container, principal: Principal, *, force_partial: bool = False,
               dry_run: bool = False, now: datetime | None = None) -> dict[str, Any]:
     """Retention: purge events older than ``retention_days`` that an exported checkpoint
     covers; refuses (conflict) when older events are not covered, unless forced."""
@@ -372,7 +376,7 @@ def purge_old(container: Any, principal: Principal, *, force_partial: bool = Fal
 
 
 # -- alerts ---------------------------------------------------------------------------
-def list_alerts(container: Any, principal: Principal, *, status: str | None = None,
+def list_alerts(container: Container, principal: Principal, *, status: str | None = None,
                 rule: str | None = None, actor: str | None = None, limit: int = 100,
                 offset: int = 0, source_ip: str | None = None,
                 request_id: str | None = None) -> list[Alert]:
@@ -381,7 +385,7 @@ def list_alerts(container: Any, principal: Principal, *, status: str | None = No
                                           actor=actor, limit=limit, offset=offset))
 
 
-def update_alert(container: Any, principal: Principal, alert_id: str, *, status: str,
+def update_alert(container: Container, principal: Principal, alert_id: str, *, status: str,
                  note: str | None = None, source_ip: str | None = None,
                  request_id: str | None = None) -> Alert:
     """Acknowledge / close / reopen an alert; recorded in the same transaction."""
@@ -392,5 +396,5 @@ def update_alert(container: Any, principal: Principal, alert_id: str, *, status:
                                    reason=note, source_ip=source_ip, request_id=request_id,
                                    labels={"alert": alert_id, "status": status,
                                            "rule": alert.rule})
-            return alert  # type: ignore[no-any-return]
+            return alert
     return with_retry(tx)

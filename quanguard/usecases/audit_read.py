@@ -19,13 +19,17 @@ import io
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from monitor.events import AuditEvent
 from monitor.search import FACET_SIZE, FACETS, MAX_SIZE, MAX_WINDOW, SearchQuery
 from quanguard.auth import Principal
 from quanguard.errors import InvalidInput, NotFound, TooLarge
 from quanguard.gate import RequestContext, authorize
+
+if TYPE_CHECKING:
+    from quanguard.container import Container
+    from quanguard.policy.model import Decision
 
 __all__ = [
     "CSV_COLUMNS",
@@ -81,7 +85,7 @@ def facet_names(raw: str | Sequence[str] | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def names_of(container: Any, ids: Sequence[str]) -> dict[str, str]:
+def names_of(container: Container, ids: Sequence[str]) -> dict[str, str]:
     """Names of actor ids (for facets and alerts, whose rows hold only ids): the key's
     name, else the newest name the actor's events carry (reporters' actors hold no key)."""
     import sqlalchemy as sa
@@ -108,8 +112,8 @@ def names_of(container: Any, ids: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def _record(container: Any, principal: Principal, action: str, ctx: RequestContext, *,
-            decision: Any, **kw: Any) -> int:
+def _record(container: Container, principal: Principal, action: str, ctx: RequestContext, *,
+            decision: Decision, **kw: Any) -> int:
     from quanguard.usecases.audit import with_retry
 
     def tx() -> int:
@@ -120,7 +124,7 @@ def _record(container: Any, principal: Principal, action: str, ctx: RequestConte
     return with_retry(tx)
 
 
-def get_event(container: Any, principal: Principal, seq: int,
+def get_event(container: Container, principal: Principal, seq: int,
               ctx: RequestContext) -> AuditEvent:
     """One stored event (from the system of record), recorded as ``audit_event``."""
     from monitor.errors import EventNotFound
@@ -160,14 +164,14 @@ def _labels(query: SearchQuery) -> dict[str, str]:
     return labels
 
 
-def _pages(container: Any, query: SearchQuery, total: int) -> Iterator[AuditEvent]:
+def _pages(container: Container, query: SearchQuery, total: int) -> Iterator[AuditEvent]:
     size = MAX_SIZE
     for page in range(1, (total + size - 1) // size + 1):
         result = container.search.search(replace(query, page=page, size=size, aggs=()))
         yield from result.hits
 
 
-def export(container: Any, principal: Principal, query: SearchQuery, fmt: str,
+def export(container: Container, principal: Principal, query: SearchQuery, fmt: str,
            ctx: RequestContext) -> Export:
     """Every event of ``query`` (in its sort order) as CSV or NDJSON, recorded as
     ``audit_export``. Raises TooLarge when the result exceeds the cap."""

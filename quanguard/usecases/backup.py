@@ -39,7 +39,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import lru_cache, partial
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from sqlalchemy import Engine, MetaData, delete, func, insert, select, types
 from sqlalchemy.engine import make_url
@@ -48,10 +48,22 @@ from quanguard.container import Container
 from quanguard.errors import Conflict, InvalidInput, ServiceError, Unavailable
 from quanguard.gate import authorize
 
+if TYPE_CHECKING:
+    from quanguard.policy.model import Decision
+
 __all__ = ["BackupIntegrity", "BackupSummary", "RestoreSummary", "backup", "record", "restore", "store_is_empty"]
 
 FORMAT = "quanguard-backup/1"
 _MANIFEST = "manifest.json"
+
+
+class _Member(TypedDict):
+    """One member of the archive as the manifest lists it."""
+
+    name: str
+    size: int
+    mode: int
+    sha256: str
 _CHUNK = 1 << 20
 _MAX_MANIFEST = 16 << 20
 
@@ -238,16 +250,17 @@ def _write_archive(container: Container, out: Path, db_file: Path | None) -> tup
         data_dir = settings.data_dir.resolve()
         for path in _files_under(data_dir, skip=skip):
             members.append((f"data/{path.relative_to(data_dir).as_posix()}", path))
+        entries = [
+            _Member(name=name, size=p.stat().st_size, mode=p.stat().st_mode & 0o777, sha256=_sha256_file(p))
+            for name, p in members
+        ]
         manifest = {
             "format": FORMAT,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "backend": engine.dialect.name,
             "alembic_heads": _alembic_heads(engine),
             "tables": counts,
-            "members": [
-                {"name": name, "size": p.stat().st_size, "mode": p.stat().st_mode & 0o777, "sha256": _sha256_file(p)}
-                for name, p in members
-            ],
+            "members": entries,
         }
         partial = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.part")
         try:
@@ -256,7 +269,7 @@ def _write_archive(container: Container, out: Path, db_file: Path | None) -> tup
                 info = tarfile.TarInfo(_MANIFEST)
                 info.size, info.mode, info.mtime = len(raw), 0o600, int(datetime.now(UTC).timestamp())
                 tar.addfile(info, io.BytesIO(raw))
-                for (name, path), entry in zip(members, manifest["members"], strict=True):
+                for (name, path), entry in zip(members, entries, strict=True):
                     info = tar.gettarinfo(str(path), arcname=name)
                     info.uid = info.gid = 0
                     info.uname = info.gname = ""
@@ -495,7 +508,7 @@ def authorize_backup(container: Container, actor: Any, action: str) -> Any:
 
 
 def record(container: Container, actor: Any, action: str, labels: dict[str, str],
-           decision: Any = None) -> None:
+           decision: Decision | None = None) -> None:
     """Write the backup/restore event to the trail (a failure to write fails the command)."""
     with container.session() as session, session.begin():
         container.audit.record(session, actor=actor, action=action, decision=decision,

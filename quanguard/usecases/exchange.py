@@ -15,7 +15,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -27,6 +27,10 @@ from quanguard.auth import Principal
 from quanguard.errors import Forbidden, InvalidInput, TooLarge
 from quanguard.gate import record_denial
 from quanguard.services.exchange import AuditAdapter, GateDecider, GateRefusal, caller_of
+
+if TYPE_CHECKING:
+    from quanguard.container import Container
+    from quanguard.gate import RequestContext
 
 __all__ = [
     "INBOX",
@@ -59,13 +63,13 @@ MAX_UPLOAD = 512 * 1024 * 1024
 _REJECTED = frozenset({"invalid", "not_found", "conflict", "too_large", "forbidden"})
 
 
-def _record(container: Any, principal: Principal, ctx: Any, action: str, exc: Exception,
+def _record(container: Container, principal: Principal, ctx: RequestContext | None, action: str, exc: Exception,
             dataset: str | None = None) -> None:
     record_denial(container, principal, action, ctx, dataset=dataset,
                   reason=getattr(exc, "message", None) or str(exc), error=exc)
 
 
-def _tx(container: Any, principal: Principal, ctx: Any, action: str,
+def _tx(container: Container, principal: Principal, ctx: RequestContext | None, action: str,
         fn: Callable[[Exchange, Any, AuditAdapter, Caller], T], *,
         dataset: str | None = None) -> T:
     """Run ``fn`` in one transaction with the gate-bound exchange.
@@ -99,7 +103,7 @@ def _tx(container: Any, principal: Principal, ctx: Any, action: str,
     raise recorded
 
 
-def reject_input(container: Any, principal: Principal, ctx: Any, action: str,
+def reject_input(container: Container, principal: Principal, ctx: RequestContext | None, action: str,
                  exc: Exception, *, dataset: str | None = None) -> Exception:
     """Record a request the HTTP layer rejected before the use case (bad form or body);
     returns ``exc`` to raise."""
@@ -107,7 +111,7 @@ def reject_input(container: Any, principal: Principal, ctx: Any, action: str,
     return exc
 
 
-def _recorded(container: Any, principal: Principal, ctx: Any, action: str,
+def _recorded(container: Container, principal: Principal, ctx: RequestContext | None, action: str,
               fn: Callable[[], T], *, dataset: str | None = None) -> T:
     """Run ``fn`` (input handling outside the exchange); record a rejected input."""
     try:
@@ -161,7 +165,7 @@ def _typed(table: pa.Table, numeric: Iterable[str]) -> pa.Table:
     return pa.table(cols, names=table.column_names)
 
 
-def load_table(container: Any, *, upload: bytes | None = None, filename: str | None = None,
+def load_table(container: Container, *, upload: bytes | None = None, filename: str | None = None,
                path: str | None = None, sql_url: str | None = None,
                sql_table: str | None = None, numeric: Iterable[str] = ()) -> pa.Table:
     """Read a dataset from an upload, a file in the service's inbox, or a SQL table.
@@ -204,7 +208,7 @@ def load_table(container: Any, *, upload: bytes | None = None, filename: str | N
         raise InvalidInput(f"cannot read the dataset: {exc}") from exc
 
 
-def register(container: Any, principal: Principal, ctx: Any, *, name: str, table: pa.Table,
+def register(container: Container, principal: Principal, ctx: RequestContext | None, *, name: str, table: pa.Table,
              key_columns: Iterable[str] = (), bounds: Mapping[str, tuple[float, float]] | None = None,
              computations: Iterable[str] | None = None,
              group_columns: Iterable[str] | None = None,
@@ -220,7 +224,7 @@ def register(container: Any, principal: Principal, ctx: Any, *, name: str, table
     return ds.to_public()
 
 
-def register_input(container: Any, principal: Principal, ctx: Any, *, name: str,
+def register_input(container: Container, principal: Principal, ctx: RequestContext | None, *, name: str,
                    bounds: Iterable[str], max_rows: str | None, grade: str | None,
                    read: Callable[[Mapping[str, tuple[float, float]]], pa.Table],
                    key_columns: Iterable[str] = (), computations: Iterable[str] | None = None,
@@ -243,17 +247,17 @@ def register_input(container: Any, principal: Principal, ctx: Any, *, name: str,
                     computations=computations, group_columns=group_columns)
 
 
-def datasets(container: Any, principal: Principal) -> list[dict[str, Any]]:
+def datasets(container: Container, principal: Principal) -> list[dict[str, Any]]:
     with container.session() as session:
         return [d.to_public() for d in container.exchange.catalog.list(session)]
 
 
-def dataset(container: Any, principal: Principal, name: str) -> dict[str, Any]:
+def dataset(container: Container, principal: Principal, name: str) -> dict[str, Any]:
     with container.session() as session:
-        return container.exchange.catalog.get(session, name).to_public()  # type: ignore[no-any-return]
+        return container.exchange.catalog.get(session, name).to_public()
 
 
-def aggregate(container: Any, principal: Principal, ctx: Any, *, dataset: str,
+def aggregate(container: Container, principal: Principal, ctx: RequestContext | None, *, dataset: str,
               query: Mapping[str, Any], purpose: str | None = None) -> dict[str, Any]:
     def parse() -> AggregateQuery:
         try:
@@ -267,13 +271,13 @@ def aggregate(container: Any, principal: Principal, ctx: Any, *, dataset: str,
     return job.to_public()
 
 
-def psi_terms(container: Any, principal: Principal, ctx: Any, *, dataset: str,
+def psi_terms(container: Container, principal: Principal, ctx: RequestContext | None, *, dataset: str,
               purpose: str | None = None) -> dict[str, Any]:
     return _tx(container, principal, ctx, "exchange.psi_terms", lambda ex, s, a, c: ex.psi_terms(
         s, a, c, dataset=dataset, purpose=purpose), dataset=dataset)
 
 
-def psi(container: Any, principal: Principal, ctx: Any, *, dataset: str, request: bytes | None,
+def psi(container: Container, principal: Principal, ctx: RequestContext | None, *, dataset: str, request: bytes | None,
         purpose: str | None = None, job_id: str | None = None) -> tuple[dict[str, Any], Any]:
     """A PSI answer; with ``job_id`` the approved request runs (``request`` may be None)."""
     job, answer = _tx(container, principal, ctx, "exchange.psi", lambda ex, s, a, c: ex.psi(
@@ -282,7 +286,7 @@ def psi(container: Any, principal: Principal, ctx: Any, *, dataset: str, request
     return job.to_public(), answer
 
 
-def extract(container: Any, principal: Principal, ctx: Any, *, dataset: str, fmt: str = "csv",
+def extract(container: Container, principal: Principal, ctx: RequestContext | None, *, dataset: str, fmt: str = "csv",
             purpose: str | None = None, job_id: str | None = None) -> tuple[dict[str, Any], bytes | None]:
     """Decide and decrypt (transaction 1), mask and mark outside any transaction (the
     watermark registry commits on its own), then record job, receipt and audit
@@ -311,7 +315,7 @@ def _raise(exc: Exception) -> Any:
     raise exc
 
 
-def approve(container: Any, principal: Principal, ctx: Any, job_id: str, *, approve: bool,
+def approve(container: Container, principal: Principal, ctx: RequestContext | None, job_id: str, *, approve: bool,
             reason: str) -> dict[str, Any]:
     action = "exchange.approve" if approve else "exchange.reject"
     job = _tx(container, principal, ctx, action, lambda ex, s, a, c: ex.decide_job(
@@ -319,12 +323,12 @@ def approve(container: Any, principal: Principal, ctx: Any, job_id: str, *, appr
     return job.to_public()
 
 
-def job(container: Any, principal: Principal, ctx: Any, job_id: str) -> dict[str, Any]:
+def job(container: Container, principal: Principal, ctx: RequestContext | None, job_id: str) -> dict[str, Any]:
     return _tx(container, principal, ctx, "exchange.result",
                lambda ex, s, a, c: ex.job(s, a, c, job_id)).to_public()
 
 
-def jobs(container: Any, principal: Principal, *, status: str | None = None,
+def jobs(container: Container, principal: Principal, *, status: str | None = None,
          dataset: str | None = None) -> list[dict[str, Any]]:
     from exchange.jobs import list_for
 
@@ -333,7 +337,7 @@ def jobs(container: Any, principal: Principal, *, status: str | None = None,
                                                 dataset=dataset)]
 
 
-def budget(container: Any, principal: Principal, ctx: Any, *, dataset: str) -> dict[str, Any]:
+def budget(container: Container, principal: Principal, ctx: RequestContext | None, *, dataset: str) -> dict[str, Any]:
     st = _tx(container, principal, ctx, "exchange.budget",
              lambda ex, s, a, c: ex.budget_state(s, a, c, dataset=dataset), dataset=dataset)
     return {"consumer": st.consumer, "dataset": st.dataset, "epsilon_spent": st.epsilon_spent,
@@ -342,7 +346,7 @@ def budget(container: Any, principal: Principal, ctx: Any, *, dataset: str) -> d
             "budget_family": st.family}
 
 
-def set_consent(container: Any, principal: Principal, ctx: Any, *, dataset: str,
+def set_consent(container: Container, principal: Principal, ctx: RequestContext | None, *, dataset: str,
                 subjects: Iterable[str], purpose: str, state: str) -> dict[str, Any]:
     n = _tx(container, principal, ctx, "exchange.consent", lambda ex, s, a, c: ex.set_consent(
         s, a, c, dataset=dataset, subjects=list(subjects), purpose=purpose, state=state),
@@ -350,7 +354,7 @@ def set_consent(container: Any, principal: Principal, ctx: Any, *, dataset: str,
     return {"dataset": dataset, "purpose": purpose, "state": state, "subjects": n}
 
 
-def receipt_key(container: Any) -> dict[str, str]:
+def receipt_key(container: Container) -> dict[str, str]:
     signer = container.exchange.signer
     pub = signer.public_key
     return {"algorithm": "Ed25519" if signer.suite.sign_alg == "ed25519" else "SM2-SM3",

@@ -4,19 +4,25 @@ in the audit trail (a refusal by the gate, a success here in the same transactio
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from quanguard.auth import IssuedKey, KeyInfo, Principal, create_key, list_keys, revoke_key
 from quanguard.container import Container
 from quanguard.gate import RequestContext, authorize
 from quanguard.models import ServiceState
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from quanguard.policy.model import Decision
+
 __all__ = ["bootstrap_admin", "issue_key", "keys_overview", "revoke"]
 
 _BOOTSTRAP = "bootstrap_admin_issued"
 
 
-def _record(container: Container, session: object, actor: Principal, action: str, subject: Principal,
-            decision: object) -> None:
+def _record(container: Container, session: Session, actor: Principal, action: str, subject: Principal,
+            decision: Decision) -> None:
     container.audit.record(
         session,
         actor=actor,

@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -33,6 +33,11 @@ from quanguard.errors import InvalidInput
 from quanguard.gate import authorize
 from quanguard.policy.model import Resource
 from quanguard.usecases import json_records as jr
+
+if TYPE_CHECKING:
+    from quanguard.container import Container
+    from quanguard.gate import RequestContext
+    from quanguard.policy.model import Decision
 
 __all__ = ["MAX_RECORDS", "TEXT_SUFFIXES", "MaskOutcome", "UnmaskOutcome", "is_text_path", "mask_file",
            "mask_records", "mask_text_file", "records_table", "sha256_file", "temp_path", "unmask_file",
@@ -79,28 +84,28 @@ def sha256_file(path: str) -> str:
     return h.hexdigest()
 
 
-def _ctx_kw(ctx: Any) -> dict[str, Any]:
+def _ctx_kw(ctx: RequestContext | None) -> dict[str, Any]:
     return {"source_ip": getattr(ctx, "source_ip", None), "request_id": getattr(ctx, "request_id", None)}
 
 
-def _gate(container: Any, principal: Principal, action: str, dataset: str, grade: str | None,
-            owner_org: str | None, ctx: Any) -> Any:
+def _gate(container: Container, principal: Principal, action: str, dataset: str, grade: str | None,
+            owner_org: str | None, ctx: RequestContext | None) -> Any:
     """The one gate: ``approval_required`` is a refusal here (the approval flow lives in
     the exchange); a refusal is recorded by the gate."""
     resource = Resource(grade=grade, dataset=dataset, owner_org=owner_org or principal.org)
     return authorize(container, principal, action, resource, ctx)
 
 
-def _scan(container: Any, source: Any, sample: int) -> Any:
+def _scan(container: Container, source: Any, sample: int) -> Any:
     raw = container.scanner.table_scanner().scan(source.sample_batches(sample), sampled=True)
     return container.scanner.grade(raw)
 
 
 def mask_file(
-    container: Any, principal: Principal, src: str, dst: str, *, profile: str | None = None,
+    container: Container, principal: Principal, src: str, dst: str, *, profile: str | None = None,
     plan_file: str | None = None, key_file: str | None = None, encoding: str | None = None,
     out_encoding: str | None = None, dataset: str | None = None, owner_org: str | None = None,
-    sample: int = 10_000, ctx: Any = None, progress: Callable[[int], None] | None = None,
+    sample: int = 10_000, ctx: RequestContext | None = None, progress: Callable[[int], None] | None = None,
     on_plan: Callable[[Any], None] | None = None, table: str | None = None, sheet: str | None = None,
 ) -> MaskOutcome:
     """Mask table ``src`` into ``dst`` (same format unless ``dst``'s says otherwise)."""
@@ -136,7 +141,7 @@ def mask_file(
     return outcome
 
 
-def _policy_profile(decision: Any) -> str:
+def _policy_profile(decision: Decision) -> str:
     return str(decision.obligations.get("mask_profile") or "")
 
 
@@ -149,8 +154,8 @@ def _same_target(src_path: str, dst: str, table: str | None) -> bool:
     return os.path.exists(dst) and os.path.samefile(src_path, dst)
 
 
-def _record(container: Any, principal: Principal, action: str, name: str, outcome: MaskOutcome,
-            decision: Any, ctx: Any) -> None:
+def _record(container: Container, principal: Principal, action: str, name: str, outcome: MaskOutcome,
+            decision: Decision, ctx: RequestContext | None) -> None:
     r = outcome.result
     with container.session() as session, session.begin():
         container.audit.record(
@@ -207,8 +212,8 @@ def _leaf_table(records: Sequence[Any]) -> tuple[pa.Table, list[dict[str, tuple[
 
 
 def mask_records(
-    container: Any, principal: Principal, records: Sequence[Any], *,
-    profile: str | None = None, dataset: str | None = None, ctx: Any = None, body_sha256: str = "",
+    container: Container, principal: Principal, records: Sequence[Any], *,
+    profile: str | None = None, dataset: str | None = None, ctx: RequestContext | None = None, body_sha256: str = "",
 ) -> tuple[list[Any], MaskOutcome]:
     """Mask JSON records, nested objects and arrays in place: a masked leaf becomes a
     string, every other value keeps its JSON type, no key is added."""
@@ -279,9 +284,9 @@ def _unmask_column(col: pa.Array, name: str, entity: str | None, report: Any, ke
 
 
 def unmask_file(
-    container: Any, principal: Principal, src: str, dst: str, columns: Sequence[str], *,
+    container: Container, principal: Principal, src: str, dst: str, columns: Sequence[str], *,
     key_file: str | None = None, dataset: str | None = None, owner_org: str | None = None,
-    ctx: Any = None,
+    ctx: RequestContext | None = None,
 ) -> UnmaskOutcome:
     """Reverse encrypt/fpe columns of ``src`` into ``dst``; policy action ``unmask``."""
     wanted = _parse_columns(columns)
@@ -312,8 +317,8 @@ def unmask_file(
 
 
 def unmask_records(
-    container: Any, principal: Principal, records: Sequence[dict[str, Any]], columns: Sequence[str], *,
-    dataset: str | None = None, ctx: Any = None, body_sha256: str = "",
+    container: Container, principal: Principal, records: Sequence[dict[str, Any]], columns: Sequence[str], *,
+    dataset: str | None = None, ctx: RequestContext | None = None, body_sha256: str = "",
 ) -> list[dict[str, Any]]:
     """Reverse encrypt/fpe columns of JSON records; policy action ``unmask``."""
     wanted = _parse_columns(columns)
@@ -336,7 +341,7 @@ def unmask_records(
     return out
 
 
-def temp_path(container: Any, suffix: str) -> str:
+def temp_path(container: Container, suffix: str) -> str:
     fd, tmp = tempfile.mkstemp(suffix=suffix, dir=container.settings.data_dir)
     os.close(fd)
     return tmp
@@ -353,9 +358,9 @@ def is_text_path(path: str) -> bool:
 
 
 def mask_text_file(
-    container: Any, principal: Principal, src: str, dst: str, *, profile: str | None = None,
+    container: Container, principal: Principal, src: str, dst: str, *, profile: str | None = None,
     key_file: str | None = None, encoding: str | None = None, dataset: str | None = None,
-    owner_org: str | None = None, ctx: Any = None, progress: Callable[[int], None] | None = None,
+    owner_org: str | None = None, ctx: RequestContext | None = None, progress: Callable[[int], None] | None = None,
     on_plan: Callable[[Any], None] | None = None,
 ) -> MaskOutcome:
     """Mask a text file line by line (each line one record), span by span; line endings,

@@ -11,13 +11,17 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quanguard.auth import Principal
 from quanguard.gate import authorize
 from quanguard.policy.model import Resource
 from quanguard.services.scan import list_assets
 from watermark import EmbedReport, Params, TableTooSmall, Verdict
+
+if TYPE_CHECKING:
+    from quanguard.container import Container
+    from quanguard.gate import RequestContext
 
 __all__ = ["EmbedResult", "copies", "detect", "embed"]
 
@@ -38,11 +42,11 @@ class EmbedResult:
                 "output_digest": self.output_digest, **report}
 
 
-def _ctx_kw(ctx: Any) -> dict[str, Any]:
+def _ctx_kw(ctx: RequestContext | None) -> dict[str, Any]:
     return {"source_ip": getattr(ctx, "source_ip", None), "request_id": getattr(ctx, "request_id", None)}
 
 
-def _grade(container: Any, dataset: str | None) -> str | None:
+def _grade(container: Container, dataset: str | None) -> str | None:
     """The dataset's grade from the scan inventory, when it was scanned."""
     if not dataset:
         return None
@@ -51,14 +55,14 @@ def _grade(container: Any, dataset: str | None) -> str | None:
     return found[0].dataset_grade if found else None
 
 
-def _authorize(container: Any, principal: Principal, action: str, dataset: str | None,
-               ctx: Any) -> Any:
+def _authorize(container: Container, principal: Principal, action: str, dataset: str | None,
+               ctx: RequestContext | None) -> Any:
     resource = Resource(grade=_grade(container, dataset), dataset=dataset, owner_org=principal.org)
     return authorize(container, principal, action, resource, ctx)
 
 
-def embed(container: Any, principal: Principal, src: str, dst: str, *, recipient: str,
-          dataset: str | None = None, params: Params | None = None, ctx: Any = None,
+def embed(container: Container, principal: Principal, src: str, dst: str, *, recipient: str,
+          dataset: str | None = None, params: Params | None = None, ctx: RequestContext | None = None,
           source_name: str | None = None) -> EmbedResult:
     """Mark ``src`` for ``recipient`` into ``dst``, register the copy, audit it.
 
@@ -93,8 +97,8 @@ def embed(container: Any, principal: Principal, src: str, dst: str, *, recipient
     return EmbedResult(out.report, copy_id, name, os.fspath(dst), out.digest)
 
 
-def detect(container: Any, principal: Principal, path: str, *, dataset: str | None = None,
-           alpha: float = 1e-6, ctx: Any = None) -> Verdict:
+def detect(container: Container, principal: Principal, path: str, *, dataset: str | None = None,
+           alpha: float = 1e-6, ctx: RequestContext | None = None) -> Verdict:
     """Test a suspect table against the registered copies (of ``dataset``, or all)."""
     from quanguard.services.watermark import file_digest
 
@@ -116,7 +120,7 @@ def detect(container: Any, principal: Principal, path: str, *, dataset: str | No
     return verdict
 
 
-def copies(container: Any, principal: Principal, dataset: str | None = None) -> list[Any]:
+def copies(container: Container, principal: Principal, dataset: str | None = None) -> list[Any]:
     """The registry (metadata only), for people who may detect."""
     from watermark import registry
 
