@@ -1,14 +1,13 @@
 """The FastAPI app factory.
 
-Every module ``quanguard/api/routes_<area>.py`` exposing ``router`` is mounted; a module
-may also expose ``on_startup(container)`` and ``on_shutdown(container)`` for background
-work (the Elasticsearch shipper, say).
+The routers are listed in :func:`route_modules`, in the order they are mounted (a new
+``routes_<area>.py`` is added there; ``tests/quanguard/test_registration.py`` checks that
+none is left out). A module may also expose ``on_startup(container)`` and
+``on_shutdown(container)`` for background work (the Elasticsearch shipper, say).
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import ModuleType
@@ -28,13 +27,33 @@ from quanguard.container import Container
 __all__ = ["create_app", "route_modules"]
 
 
-
 def route_modules() -> list[ModuleType]:
-    """The ``routes_*`` modules of this package, in name order."""
-    import quanguard.api as pkg
+    """The ``routes_*`` modules, in the order their routers are mounted."""
+    from quanguard.api import (
+        routes_alerts,
+        routes_audit,
+        routes_console,
+        routes_core,
+        routes_exchange,
+        routes_mask,
+        routes_policy,
+        routes_scan,
+        routes_schemas,
+        routes_watermark,
+    )
 
-    names = sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if m.name.startswith("routes_"))
-    return [importlib.import_module(f"quanguard.api.{name}") for name in names]
+    return [
+        routes_alerts,
+        routes_audit,
+        routes_console,
+        routes_core,
+        routes_exchange,
+        routes_mask,
+        routes_policy,
+        routes_scan,
+        routes_schemas,
+        routes_watermark,
+    ]
 
 
 def _rid(request: Request) -> str:
