@@ -108,7 +108,7 @@ class ErrorInfo:
     status: int
     exit_code: int
     message: str
-    details: dict[str, Any]
+    details: dict[str, object]
 
 
 def _third_party(exc: BaseException) -> ErrorInfo | None:

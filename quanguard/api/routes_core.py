@@ -17,7 +17,7 @@ router = APIRouter()
 
 
 @router.get("/healthz", tags=["service"])
-def healthz(container: ContainerDep) -> dict[str, Any]:
+def healthz(container: ContainerDep) -> dict[str, object]:
     """Liveness and database reachability (no authentication)."""
     try:
         ping(container.engine)

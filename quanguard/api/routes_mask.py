@@ -58,7 +58,7 @@ _MEDIA = {".csv": "text/csv", ".tsv": "text/tab-separated-values", ".txt": "text
 _LABEL = {".csv": "the uploaded CSV", ".tsv": "the uploaded TSV", ".txt": "the uploaded text"}
 
 
-def _parse_json(raw: bytes) -> dict[str, Any]:
+def _parse_json(raw: bytes) -> dict[str, object]:
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
@@ -68,27 +68,27 @@ def _parse_json(raw: bytes) -> dict[str, Any]:
     return body
 
 
-def _records(body: dict[str, Any]) -> list[Any]:
+def _records(body: dict[str, object]) -> list[object]:
     records = body.get("records")
     if not isinstance(records, list):
         raise InvalidInput('"records" must be a list of objects')
     return records
 
 
-def _opt_str(body: dict[str, Any], key: str) -> str | None:
+def _opt_str(body: dict[str, object], key: str) -> str | None:
     value = body.get(key)
     if value is not None and not isinstance(value, str):
         raise InvalidInput(f'"{key}" must be a string')
     return value
 
 
-def _ndjson_records(raw: bytes) -> list[Any]:
+def _ndjson_records(raw: bytes) -> list[object]:
     """NDJSON lines → records; an error names the record's 0-based index."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InvalidInput("NDJSON must be UTF-8") from exc
-    out: list[Any] = []
+    out: list[object] = []
     for line in text.splitlines():
         if not line.strip():
             continue

@@ -15,14 +15,14 @@ router = APIRouter(tags=["schemas"])
 
 
 @cache
-def _event_schema() -> dict[str, Any]:
+def _event_schema() -> dict[str, object]:
     text = resources.files("monitor").joinpath("event.schema.json").read_text(encoding="utf-8")
-    schema: dict[str, Any] = json.loads(text)
+    schema: dict[str, object] = json.loads(text)
     return schema
 
 
 @router.get("/v1/schemas/event", dependencies=[Depends(get_principal)])
-def get_event_schema() -> dict[str, Any]:
+def get_event_schema() -> dict[str, object]:
     """The JSON Schema (draft 2020-12) of one reporter event, as posted to
     ``POST /v1/events`` and, one per line, to ``POST /v1/events/batch``."""
     return _event_schema()

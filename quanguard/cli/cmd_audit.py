@@ -72,7 +72,7 @@ def ingest(
               f"[bold]{rate:,.0f}[/] events/s", title="audit ingest",
               style="yellow" if result.errors else "green")
         if result.errors:
-            rejected = int(doc["rejected"])
+            rejected = len(result.errors) if result.rejected_total is None else result.rejected_total
             bad = Table("line", "error", title=f"{rejected} invalid line(s), not stored")
             for err in result.errors[:50]:
                 bad.add_row(str(err.line), err.message)

@@ -70,7 +70,7 @@ def register_dataset(
 ) -> None:
     """Publish a dataset (provider): scanned, graded (never below ``--grade``), linked to
     the budget family of the same people, and stored encrypted by the service."""
-    data: dict[str, Any] = {"name": name, "key_column": key_column or [], "bounds": bounds or [],
+    data: dict[str, object] = {"name": name, "key_column": key_column or [], "bounds": bounds or [],
                             "computation": computation or [], "group_column": group_column or []}
     if grade is not None:
         data["grade"] = grade
@@ -238,7 +238,7 @@ def psi(
     values = _ids(ids)
     if job is not None:
         local = _load_psi_client(ids, job, values)
-        body: dict[str, Any] = {"dataset": name, "request": None, "purpose": purpose, "job": job}
+        body: dict[str, object] = {"dataset": name, "request": None, "purpose": purpose, "job": job}
     else:
         terms = svc.get(f"/v1/exchange/datasets/{name}/psi")
         local = PsiClient(values, reveal=terms["reveal"])
@@ -246,7 +246,7 @@ def psi(
                 "purpose": purpose, "job": None}
     reply = svc.post("/v1/exchange/psi", json=body)
     if reply.get("status") != "done":
-        shown: dict[str, Any] = {"job": reply["job"], "status": reply["status"]}
+        shown: dict[str, object] = {"job": reply["job"], "status": reply["status"]}
         if reply.get("status") == "pending_approval":
             digest = hashlib.sha256("\n".join(values).encode()).hexdigest()
             shown["state"] = str(_save_psi_state(ids, reply["job"], key=local.key,
@@ -255,7 +255,7 @@ def psi(
         _show(shown, fmt)
         return
     outcome = local.finish(base64.b64decode(reply["setup"]), base64.b64decode(reply["response"]))
-    out: dict[str, Any] = {"job": reply["job"], "intersection_size": outcome.intersection_size}
+    out: dict[str, object] = {"job": reply["job"], "intersection_size": outcome.intersection_size}
     noise = reply.get("noise")
     if isinstance(noise, dict):  # randomised response: the count is noisy; de-bias it
         from exchange.psi import CountNoise

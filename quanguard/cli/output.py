@@ -71,7 +71,7 @@ def _records(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
 
 
-def table_of(rows: list[dict[str, Any]], title: str | None = None) -> Table:
+def table_of(rows: list[dict[str, object]], title: str | None = None) -> Table:
     """One table of records; the columns are the union of their keys, in first-seen order."""
     columns: list[str] = []
     for row in rows:
@@ -199,6 +199,7 @@ def bar(label: str, total: int | None, *, unit: str = "rows", absolute: bool = F
         BarColumn,
         MofNCompleteColumn,
         Progress,
+        ProgressColumn,
         TaskProgressColumn,
         TextColumn,
         TimeElapsedColumn,
@@ -206,7 +207,7 @@ def bar(label: str, total: int | None, *, unit: str = "rows", absolute: bool = F
     )
 
     known = total is not None and total > 0
-    columns: list[Any] = [TextColumn(label), BarColumn(bar_width=None)]
+    columns: list[ProgressColumn | str] = [TextColumn(label), BarColumn(bar_width=None)]
     if known:
         columns += [TaskProgressColumn(), MofNCompleteColumn(), TextColumn(unit), TextColumn("ETA"),
                     TimeRemainingColumn()]

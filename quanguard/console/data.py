@@ -59,7 +59,7 @@ class SearchOutcome:
 
 @dataclass(frozen=True)
 class AlertsOutcome:
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[dict[str, object]] = field(default_factory=list)
     error: str | None = None
     status: int = 200
 
@@ -113,7 +113,7 @@ def _when(value: Any, zone: ZoneInfo) -> str:
     return "" if value is None else str(value)
 
 
-def _alert_row(alert: Alert, zone: ZoneInfo) -> dict[str, Any]:
+def _alert_row(alert: Alert, zone: ZoneInfo) -> dict[str, object]:
     seqs = list(alert.seqs)
     shown = ", ".join(str(s) for s in seqs[:8]) + (" …" if len(seqs) > 8 else "")
     return {"id": alert.id, "rule": alert.rule, "severity": alert.severity,
@@ -177,7 +177,7 @@ def trail_status(container: Container, principal: Principal, ctx: RequestContext
         rows = [(k, _fmt(v)) for k, v in value.items()] if isinstance(value, dict) else [
             (key, _fmt(value))]
         sections.append((title, rows))
-    es = es_status(container)
+    es: dict[str, Any] | None = es_status(container)
     if es is None:
         sections.append(("Elasticsearch", [("shipping", "off (QUANGUARD_ES_URL not set)")]))
     else:
@@ -258,7 +258,7 @@ def get_event(container: Container, principal: Principal, ctx: RequestContext,
 
 
 def proof(container: Container, principal: Principal, ctx: RequestContext,
-          seq: int) -> tuple[dict[str, Any] | None, str | None, int]:
+          seq: int) -> tuple[dict[str, object] | None, str | None, int]:
     """The inclusion proof of ``seq`` (with its checkpoint), as ``GET /v1/audit/proof``."""
     from quanguard.usecases import audit as usecase
 

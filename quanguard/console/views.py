@@ -177,7 +177,7 @@ def highlight(text: str | None, terms: Sequence[str]) -> list[tuple[str, bool]]:
 
 
 def hit_rows(hits: Sequence[AuditEvent], *, tz: str, terms: Sequence[str] = (),
-             names: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+             names: Mapping[str, str] | None = None) -> list[dict[str, object]]:
     zone = ZoneInfo(tz)
     names = names or {}
     return [{

@@ -95,7 +95,7 @@ class Trace:
     holds: bool
     note: str
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "rule_id": self.rule_id,
             "effect": self.effect,

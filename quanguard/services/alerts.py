@@ -38,7 +38,7 @@ class Webhook:
         self.base_delay = base_delay
         self.timeout = timeout
         self._post = post or self._http_post
-        self._queue: queue.Queue[list[dict[str, Any]] | None] = queue.Queue(maxsize=1000)
+        self._queue: queue.Queue[list[dict[str, object]] | None] = queue.Queue(maxsize=1000)
         self._thread: threading.Thread | None = None
         self.delivered = 0
         self.failed = 0
@@ -56,7 +56,7 @@ class Webhook:
             self.failed += len(alerts)
             _log.error("alert webhook queue full; %d alerts not delivered", len(alerts))
 
-    def deliver(self, payload: list[dict[str, Any]]) -> bool:
+    def deliver(self, payload: list[dict[str, object]]) -> bool:
         delay = self.base_delay
         for attempt in range(1, self.attempts + 1):
             try:

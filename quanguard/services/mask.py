@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from desensitize import DatasetReport
 from desensitize.errors import ProfileError
 from desensitize.keys import Keyring, load_keyring
 from desensitize.masker import SpanFinder
@@ -52,12 +53,12 @@ class MaskService:
     def span_finder(self) -> SpanFinder:
         return span_finder_for(self._container.scanner.text)
 
-    def plan(self, report: Any, profile: str | None, overrides: dict[str, Any] | None = None) -> MaskPlan:
+    def plan(self, report: DatasetReport, profile: str | None, overrides: dict[str, object] | None = None) -> MaskPlan:
         columns = columns_from_report(report, entity_grade=self._container.scanner.entity_grade)
         return build_plan(columns, self.profiles().get(profile), overrides=overrides)
 
     @staticmethod
-    def quasi_identifiers(report: Any) -> list[str]:
+    def quasi_identifiers(report: DatasetReport) -> list[str]:
         return quasi_from_report(report)
 
 

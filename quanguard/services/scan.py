@@ -59,12 +59,12 @@ class Asset:
     sampled: bool
     dataset_grade: str | None
     k_anonymity: int | None
-    report: dict[str, Any]
+    report: dict[str, object]
     owner_org: str | None
     scanned_by: str
     scanned_at: datetime
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, object]:
         return {
             "id": self.id, "dataset": self.dataset, "version": self.version,
             "format": self.format, "rows_scanned": self.rows_scanned, "sampled": self.sampled,
@@ -73,7 +73,7 @@ class Asset:
             "scanned_at": self.scanned_at.isoformat(),
         }
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {**self.summary(), "fingerprint": self.fingerprint, "source": self.source,
                 "report": self.report}
 
@@ -136,10 +136,9 @@ class ScanService:
     def __init__(self, container: Container) -> None:
         self._container = container
         self.text = TextScanner()
-        self._table_kwargs: dict[str, Any] = {}
 
     def table_scanner(self) -> TableScanner:
-        return TableScanner(text_scanner=self.text, **self._table_kwargs)
+        return TableScanner(text_scanner=self.text)
 
     def grade(self, report: DatasetReport) -> DatasetReport:
         """Attach the policy's grades (entity -> grade, grade order) to a report."""

@@ -172,7 +172,7 @@ class EsService:
         self.shipper.stop()
         self.client.close()
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> dict[str, object]:
         """For ``/v1/audit/status`` and the console: cluster, shipper lag, retention."""
         health: str | None = None
         if self.info is not None:
@@ -265,7 +265,7 @@ def stop_es(container: Container) -> None:
         service.shipper.stop()
 
 
-def es_status(container: Container) -> dict[str, Any] | None:
+def es_status(container: Container) -> dict[str, object] | None:
     service = get_es(container)
     return service.status() if service is not None else None
 

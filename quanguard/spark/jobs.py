@@ -246,7 +246,7 @@ def mask(container: Container, principal: Principal, src: str, dst: str, *, spar
     started = time.perf_counter()
     with _failure_recorded(container, principal, "mask", name, decision, ctx):
         service = container.masker
-        plan = service.plan(report, profile or plan_profile or decision.obligations.get("mask_profile"),
+        plan = service.plan(report, profile or plan_profile or decision.mask_profile,
                             overrides)
         keyring = service.keyring(key_file)
         spans = any(c.op == "spans" for c in plan.columns)
@@ -274,7 +274,7 @@ def mask(container: Container, principal: Principal, src: str, dst: str, *, spar
             labels={"engine": "spark", "profile": outcome.profile, "rows_in": str(rows_out),
                     "rows_out": str(rows_out), "cells_masked": str(outcome.cells_masked),
                     "partitions": str(parts), "output_sha256": outcome.output_sha256,
-                    "policy_profile": str(decision.obligations.get("mask_profile") or "")})
+                    "policy_profile": str(decision.mask_profile or "")})
     return outcome
 
 

@@ -134,7 +134,7 @@ def _merge(a: Any, b: Any) -> Any:
     return a + b
 
 
-def merge_counters(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+def merge_counters(a: dict[str, object], b: dict[str, object]) -> dict[str, object]:
     """Numbers add, flags must all hold, mappings merge key by key."""
     return _merge(a, b)  # type: ignore[no-any-return]
 
@@ -142,10 +142,10 @@ def merge_counters(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 class MergeCounters:
     """Accumulator parameter (pyspark's ``AccumulatorParam`` protocol) over dicts."""
 
-    def zero(self, value: dict[str, Any]) -> dict[str, Any]:
+    def zero(self, value: dict[str, object]) -> dict[str, object]:
         return {}
 
-    def addInPlace(self, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    def addInPlace(self, a: dict[str, object], b: dict[str, object]) -> dict[str, object]:
         return merge_counters(a, b)
 
 

@@ -24,7 +24,7 @@ from sqlalchemy.exc import OperationalError
 from monitor.alert_engine import Alert
 from monitor.checkpoint import Checkpoint
 from monitor.errors import MonitorError, StoreBusy, Tampered
-from monitor.events import utc_now
+from monitor.events import AuditEvent, utc_now
 from monitor.ingest import MAX_BATCH, LineError, parse_batch, parse_chunks
 from monitor.retention import plan_purge, purge
 from monitor.search import SearchQuery, SearchResult
@@ -65,7 +65,7 @@ class IngestResult:
     errors: tuple[LineError, ...]
     rejected_total: int | None = None  # when ``errors`` holds only the first ones
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         rejected = len(self.errors) if self.rejected_total is None else self.rejected_total
         return {"lines": self.lines, "accepted": self.accepted, "rejected": rejected,
                 "first_seq": self.first_seq, "last_seq": self.last_seq,
@@ -135,9 +135,9 @@ def ingest(container: Container, principal: Principal, lines: Iterable[str | byt
         for start in range(0, len(events), chunk):
             part = events[start:start + chunk]
 
-            def tx(part: Sequence[Any] = part) -> list[Any]:
+            def tx(part: Sequence[AuditEvent] = part) -> list[AuditEvent]:
                 with container.session() as session, session.begin():
-                    stored: list[Any] = container.audit.record_batch(
+                    stored: list[AuditEvent] = container.audit.record_batch(
                         session, part, source="reporter", now=now)
                     return stored
 
@@ -179,7 +179,7 @@ def search(container: Container, principal: Principal, query: SearchQuery, *,
 
 
 def result_dict(result: SearchResult, query: SearchQuery, backend: str | None
-                ) -> dict[str, Any]:
+                ) -> dict[str, object]:
     """The JSON shape of a search answer (HTTP and ``--format json``)."""
     return {
         "total": result.total,
@@ -194,7 +194,7 @@ def result_dict(result: SearchResult, query: SearchQuery, backend: str | None
 
 # -- trail ----------------------------------------------------------------------------
 def status(container: Container, principal: Principal, *, source_ip: str | None = None,
-           request_id: str | None = None) -> dict[str, Any]:
+           request_id: str | None = None) -> dict[str, object]:
     """Trail head, last checkpoint, last verification, shipping (action ``audit_verify``)."""
     _authorize(container, principal, "audit_verify", source_ip=source_ip, request_id=request_id)
     audit = container.audit
@@ -203,7 +203,7 @@ def status(container: Container, principal: Principal, *, source_ip: str | None 
         latest = audit.trail.latest(session)
         run = session.execute(sa.select(VERIFY_RUNS).order_by(VERIFY_RUNS.c.id.desc()).limit(1)
                               ).first()
-    out: dict[str, Any] = {
+    out: dict[str, object] = {
         "head": {"seq": head.seq, "hash": head.hash.hex(), "root": head.root().hex(),
                  "retained_from": head.pruned_below + 1},
         "last_checkpoint": None,
@@ -259,7 +259,7 @@ def checkpoint(container: Container, principal: Principal, *, export: Path | Non
 
 
 def proof(container: Container, principal: Principal, seq: int, *,
-          source_ip: str | None = None, request_id: str | None = None) -> dict[str, Any]:
+          source_ip: str | None = None, request_id: str | None = None) -> dict[str, object]:
     """Inclusion proof of ``seq`` against the newest checkpoint covering it (signing a
     new one when none does); the checkpoint is included so the proof stands alone. One
     event (``audit_proof``) says whether a checkpoint was signed for it."""
@@ -282,7 +282,7 @@ def proof(container: Container, principal: Principal, seq: int, *,
 
 
 def consistency(container: Container, principal: Principal, old_size: int, *,
-                source_ip: str | None = None, request_id: str | None = None) -> dict[str, Any]:
+                source_ip: str | None = None, request_id: str | None = None) -> dict[str, object]:
     """Consistency proof from the tree of ``old_size`` events (an exported checkpoint) to
     a fresh signed checkpoint: proves the trail only grew since."""
     decision = _authorize(container, principal, "audit_verify", source_ip=source_ip,
@@ -298,7 +298,7 @@ def consistency(container: Container, principal: Principal, old_size: int, *,
 
 
 def verify(container: Container, principal: Principal, external: Sequence[Checkpoint] = (), *,
-           source_ip: str | None = None, request_id: str | None = None) -> dict[str, Any]:
+           source_ip: str | None = None, request_id: str | None = None) -> dict[str, object]:
     """Verify the trail, then record the outcome; re-raises ``Tampered`` naming the damage.
 
     Judges before it writes: the verification reads only. An intact trail gets an
@@ -336,7 +336,7 @@ def verify(container: Container, principal: Principal, external: Sequence[Checkp
 
     if error is None:
         with_retry(tx)
-        out = {"ok": True, "events": head.seq - head.pruned_below, "tree_size": head.seq,
+        out: dict[str, object] = {"ok": True, "events": head.seq - head.pruned_below, "tree_size": head.seq,
                "checkpoints_checked": len(external), "seconds": round(elapsed, 3)}
         return {**out, "handed_over_to": sealed_to} if sealed_to else out
     log = logging.getLogger("quanguard.audit")
@@ -349,14 +349,14 @@ def verify(container: Container, principal: Principal, external: Sequence[Checkp
 
 
 def purge_old(container: Container, principal: Principal, *, force_partial: bool = False,
-              dry_run: bool = False, now: datetime | None = None) -> dict[str, Any]:
+              dry_run: bool = False, now: datetime | None = None) -> dict[str, object]:
     """Retention: purge events older than ``retention_days`` that an exported checkpoint
     covers; refuses (conflict) when older events are not covered, unless forced."""
     decision = _authorize(container, principal, "audit_purge", source_ip=None, request_id=None)
     audit = container.audit
     now = now or utc_now()
 
-    def tx() -> dict[str, Any]:
+    def tx() -> dict[str, object]:
         with container.session() as session, session.begin():
             plan = plan_purge(session, audit.store,
                               exported_size=audit.trail.exported_size(session), now=now,

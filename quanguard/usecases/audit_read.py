@@ -58,7 +58,7 @@ def csv_safe(value: Any) -> str:
     return text
 
 
-def event_row(event: AuditEvent) -> dict[str, Any]:
+def event_row(event: AuditEvent) -> dict[str, object]:
     """The flat row of an event (CSV columns and console tables)."""
     return {
         "seq": event.seq, "time": event.ts.isoformat(), "user.id": event.actor.id,
@@ -216,7 +216,7 @@ def export(container: Container, principal: Principal, query: SearchQuery, fmt: 
 
 
 def facets_of(result_aggs: Mapping[str, Sequence[Any]], names: Sequence[str]
-              ) -> dict[str, list[dict[str, Any]]]:
+              ) -> dict[str, list[dict[str, object]]]:
     """The top ``FACET_SIZE`` buckets of each requested facet."""
     return {n: [{"key": b.key, "count": b.count} for b in result_aggs.get(f"by_{n}", ())
                 ][:FACET_SIZE] for n in names}

@@ -213,7 +213,7 @@ def register(container: Container, principal: Principal, ctx: RequestContext | N
              computations: Iterable[str] | None = None,
              group_columns: Iterable[str] | None = None,
              max_contributions: int | None = None,
-             declared_grade: str | None = None) -> dict[str, Any]:
+             declared_grade: str | None = None) -> dict[str, object]:
     order = tuple(container.policy.grade_order)
     ds = _tx(container, principal, ctx, "exchange.register", lambda ex, s, a, c: ex.register(
         s, a, c, name=name, table=table, key_columns=list(key_columns), bounds=bounds,
@@ -228,7 +228,7 @@ def register_input(container: Container, principal: Principal, ctx: RequestConte
                    bounds: Iterable[str], max_rows: str | None, grade: str | None,
                    read: Callable[[Mapping[str, tuple[float, float]]], pa.Table],
                    key_columns: Iterable[str] = (), computations: Iterable[str] | None = None,
-                   group_columns: Iterable[str] | None = None) -> dict[str, Any]:
+                   group_columns: Iterable[str] | None = None) -> dict[str, object]:
     """Parse the registration form's numbers and grade, read the table, register it. A
     rejected input is recorded as a refused ``exchange.register``."""
 
@@ -247,18 +247,18 @@ def register_input(container: Container, principal: Principal, ctx: RequestConte
                     computations=computations, group_columns=group_columns)
 
 
-def datasets(container: Container, principal: Principal) -> list[dict[str, Any]]:
+def datasets(container: Container, principal: Principal) -> list[dict[str, object]]:
     with container.session() as session:
         return [d.to_public() for d in container.exchange.catalog.list(session)]
 
 
-def dataset(container: Container, principal: Principal, name: str) -> dict[str, Any]:
+def dataset(container: Container, principal: Principal, name: str) -> dict[str, object]:
     with container.session() as session:
         return container.exchange.catalog.get(session, name).to_public()
 
 
 def aggregate(container: Container, principal: Principal, ctx: RequestContext | None, *, dataset: str,
-              query: Mapping[str, Any], purpose: str | None = None) -> dict[str, Any]:
+              query: Mapping[str, object], purpose: str | None = None) -> dict[str, object]:
     def parse() -> AggregateQuery:
         try:
             return AggregateQuery.from_json(dict(query))
@@ -272,13 +272,13 @@ def aggregate(container: Container, principal: Principal, ctx: RequestContext | 
 
 
 def psi_terms(container: Container, principal: Principal, ctx: RequestContext | None, *, dataset: str,
-              purpose: str | None = None) -> dict[str, Any]:
+              purpose: str | None = None) -> dict[str, object]:
     return _tx(container, principal, ctx, "exchange.psi_terms", lambda ex, s, a, c: ex.psi_terms(
         s, a, c, dataset=dataset, purpose=purpose), dataset=dataset)
 
 
 def psi(container: Container, principal: Principal, ctx: RequestContext | None, *, dataset: str, request: bytes | None,
-        purpose: str | None = None, job_id: str | None = None) -> tuple[dict[str, Any], Any]:
+        purpose: str | None = None, job_id: str | None = None) -> tuple[dict[str, object], Any]:
     """A PSI answer; with ``job_id`` the approved request runs (``request`` may be None)."""
     job, answer = _tx(container, principal, ctx, "exchange.psi", lambda ex, s, a, c: ex.psi(
         s, a, c, dataset=dataset, request=request, purpose=purpose, job_id=job_id),
@@ -287,7 +287,7 @@ def psi(container: Container, principal: Principal, ctx: RequestContext | None, 
 
 
 def extract(container: Container, principal: Principal, ctx: RequestContext | None, *, dataset: str, fmt: str = "csv",
-            purpose: str | None = None, job_id: str | None = None) -> tuple[dict[str, Any], bytes | None]:
+            purpose: str | None = None, job_id: str | None = None) -> tuple[dict[str, object], bytes | None]:
     """Decide and decrypt (transaction 1), mask and mark outside any transaction (the
     watermark registry commits on its own), then record job, receipt and audit
     (transaction 2)."""
@@ -316,20 +316,20 @@ def _raise(exc: Exception) -> Any:
 
 
 def approve(container: Container, principal: Principal, ctx: RequestContext | None, job_id: str, *, approve: bool,
-            reason: str) -> dict[str, Any]:
+            reason: str) -> dict[str, object]:
     action = "exchange.approve" if approve else "exchange.reject"
     job = _tx(container, principal, ctx, action, lambda ex, s, a, c: ex.decide_job(
         s, a, c, job_id, approve=approve, reason=reason))
     return job.to_public()
 
 
-def job(container: Container, principal: Principal, ctx: RequestContext | None, job_id: str) -> dict[str, Any]:
+def job(container: Container, principal: Principal, ctx: RequestContext | None, job_id: str) -> dict[str, object]:
     return _tx(container, principal, ctx, "exchange.result",
                lambda ex, s, a, c: ex.job(s, a, c, job_id)).to_public()
 
 
 def jobs(container: Container, principal: Principal, *, status: str | None = None,
-         dataset: str | None = None) -> list[dict[str, Any]]:
+         dataset: str | None = None) -> list[dict[str, object]]:
     from exchange.jobs import list_for
 
     with container.session() as session:
@@ -337,7 +337,7 @@ def jobs(container: Container, principal: Principal, *, status: str | None = Non
                                                 dataset=dataset)]
 
 
-def budget(container: Container, principal: Principal, ctx: RequestContext | None, *, dataset: str) -> dict[str, Any]:
+def budget(container: Container, principal: Principal, ctx: RequestContext | None, *, dataset: str) -> dict[str, object]:
     st = _tx(container, principal, ctx, "exchange.budget",
              lambda ex, s, a, c: ex.budget_state(s, a, c, dataset=dataset), dataset=dataset)
     return {"consumer": st.consumer, "dataset": st.dataset, "epsilon_spent": st.epsilon_spent,
@@ -347,7 +347,7 @@ def budget(container: Container, principal: Principal, ctx: RequestContext | Non
 
 
 def set_consent(container: Container, principal: Principal, ctx: RequestContext | None, *, dataset: str,
-                subjects: Iterable[str], purpose: str, state: str) -> dict[str, Any]:
+                subjects: Iterable[str], purpose: str, state: str) -> dict[str, object]:
     n = _tx(container, principal, ctx, "exchange.consent", lambda ex, s, a, c: ex.set_consent(
         s, a, c, dataset=dataset, subjects=list(subjects), purpose=purpose, state=state),
         dataset=dataset)

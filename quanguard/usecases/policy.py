@@ -76,7 +76,7 @@ class CheckReport:
     def ok(self) -> bool:
         return not self.problems
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "ok": self.ok,
             "directory": str(self.directory),
@@ -107,7 +107,7 @@ class TestRun:
     def ok(self) -> bool:
         return not self.problems and bool(self.results) and all(r.passed for r in self.results)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "ok": self.ok,
             "directory": str(self.directory),
@@ -178,7 +178,7 @@ def explain(
 # -- service side -------------------------------------------------------------------------
 
 
-def info(container: Container) -> dict[str, Any]:
+def info(container: Container) -> dict[str, object]:
     """What policy is active: version, files, grades, rule count, the alert rules and masking
     profiles of the same version, pending reload problems."""
     service = container.policy
@@ -250,7 +250,7 @@ def _reload_labels(result: ReloadResult) -> dict[str, str]:
 
 def reload(
     container: Container, caller: Principal, *, request_id: str | None = None, source_ip: str | None = None
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """Reload every policy file (officers); a failing reload keeps the previous version
     of all of them (and says why). Recorded with the old and new version either way.
 

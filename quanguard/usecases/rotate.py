@@ -163,7 +163,7 @@ class Rotation:
     new_key_id: str
     recovered: str | None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {"datasets": self.datasets, "old_key_id": self.old_key_id,
                 "new_key_id": self.new_key_id, "recovered_interrupted": self.recovered}
 

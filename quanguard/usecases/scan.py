@@ -26,7 +26,8 @@ from quanguard.services.scan import Asset, get_asset, list_assets, save_asset
 
 if TYPE_CHECKING:
     from quanguard.container import Container
-    from quanguard.gate import RequestContext
+    from quanguard.policy.model import Decision
+    from quanguard.gate import AuditOrigin, RequestContext
 
 __all__ = [
     "TEXT_SUFFIXES",
@@ -54,7 +55,7 @@ class LineFinding:
     line: int
     finding: Finding
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {"line": self.line, **self.finding.to_dict()}
 
 
@@ -64,7 +65,7 @@ class TextFileResult:
     lines: int
     dataset_grade: str | None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         counts: dict[str, int] = {}
         for lf in self.findings:
             counts[lf.finding.entity] = counts.get(lf.finding.entity, 0) + 1
@@ -75,12 +76,12 @@ class TextFileResult:
 # -- policy and audit ---------------------------------------------------------------------
 
 def _authorize(container: Container, principal: Principal, dataset: str, owner_org: str | None,
-               ctx: RequestContext | None) -> Any:
+               ctx: RequestContext | None) -> Decision:
     return authorize(container, principal, "scan",
                      Resource(dataset=dataset, owner_org=owner_org or principal.org), ctx)
 
 
-def _ctx_kw(ctx: RequestContext | None) -> dict[str, Any]:
+def _ctx_kw(ctx: RequestContext | None) -> AuditOrigin:
     return {"source_ip": getattr(ctx, "source_ip", None), "request_id": getattr(ctx, "request_id", None)}
 
 

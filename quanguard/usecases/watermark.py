@@ -21,7 +21,9 @@ from watermark import EmbedReport, Params, TableTooSmall, Verdict
 
 if TYPE_CHECKING:
     from quanguard.container import Container
-    from quanguard.gate import RequestContext
+    from quanguard.policy.model import Decision
+    from watermark.registry import CopyRecord
+    from quanguard.gate import AuditOrigin, RequestContext
 
 __all__ = ["EmbedResult", "copies", "detect", "embed"]
 
@@ -35,14 +37,14 @@ class EmbedResult:
     output: str
     output_digest: str
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         report = {k: v for k, v in self.report.to_dict().items()
                   if k not in ("codeword", "canary_keys")}  # registry-only material
         return {"copy_id": self.copy_id, "dataset": self.dataset, "output": self.output,
                 "output_digest": self.output_digest, **report}
 
 
-def _ctx_kw(ctx: RequestContext | None) -> dict[str, Any]:
+def _ctx_kw(ctx: RequestContext | None) -> AuditOrigin:
     return {"source_ip": getattr(ctx, "source_ip", None), "request_id": getattr(ctx, "request_id", None)}
 
 
@@ -56,7 +58,7 @@ def _grade(container: Container, dataset: str | None) -> str | None:
 
 
 def _authorize(container: Container, principal: Principal, action: str, dataset: str | None,
-               ctx: RequestContext | None) -> Any:
+               ctx: RequestContext | None) -> Decision:
     resource = Resource(grade=_grade(container, dataset), dataset=dataset, owner_org=principal.org)
     return authorize(container, principal, action, resource, ctx)
 
@@ -120,7 +122,7 @@ def detect(container: Container, principal: Principal, path: str, *, dataset: st
     return verdict
 
 
-def copies(container: Container, principal: Principal, dataset: str | None = None) -> list[Any]:
+def copies(container: Container, principal: Principal, dataset: str | None = None) -> list[CopyRecord]:
     """The registry (metadata only), for people who may detect."""
     from watermark import registry
 
