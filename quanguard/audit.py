@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Protocol, TypeAlias, TypedDict
 
 from prometheus_client import Counter, Gauge
 from sqlalchemy import event as sa_event
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from quanguard.container import Container
     from quanguard.policy.model import Decision
 
-__all__ = ["AuditService", "EventActor", "RecordedDecision", "normalize_outcome"]
+__all__ = ["AuditService", "EventActor", "EventDetails", "RecordFields", "RecordedDecision", "normalize_outcome"]
 
 
 class EventActor(Protocol):
@@ -49,6 +49,28 @@ class EventActor(Protocol):
     def role(self) -> object: ...
     @property
     def org(self) -> object: ...
+
+
+class EventDetails(TypedDict, total=False):
+    """What an event says beyond who, what, the decision and the request."""
+
+    dataset: str | None
+    fields: Sequence[str]
+    grade: str | None
+    rows: int | None
+    purpose: str | None
+    outcome: str
+    result_digest: str | None
+    labels: Mapping[str, object] | None
+    reason: str | None
+
+
+class RecordFields(EventDetails, total=False):
+    """The optional keywords of :meth:`AuditService.record`, for helpers that pass them on."""
+
+    decision: RecordedDecision
+    source_ip: str | None
+    request_id: str | None
 
 
 # What ``record`` takes as the decision: the policy's, one already in the event's form, or

@@ -25,9 +25,9 @@ if TYPE_CHECKING:  # the areas' services load on first use, not with the contain
     from monitor.search import SearchBackend
     from quanguard.api.recording import RequestRecorder
     from quanguard.audit import AuditService
+    from quanguard.console.sessions import SessionStore
     from quanguard.policy.service import PolicyService
     from quanguard.services.alerts import AlertService
-    from quanguard.console.sessions import SessionStore
     from quanguard.services.mask import MaskService
     from quanguard.services.scan import ScanService
     from quanguard.services.watermark import WatermarkService

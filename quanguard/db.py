@@ -121,7 +121,6 @@ def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision of every area (``alembic upgrade heads``)."""
     from alembic import command
     from alembic.config import Config
-
     from sqlalchemy.exc import OperationalError
 
     from quanguard.errors import Unavailable

@@ -18,10 +18,10 @@ work does not count), through :func:`request_counter`.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, MutableMapping, Sequence
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 from quanguard.errors import Forbidden
 
@@ -72,10 +72,10 @@ _RECORDED: ContextVar[list[int] | None] = ContextVar("quanguard_request_events",
 
 # The ASGI scope of the request being served: the router writes the matched route into
 # it, whose declared status a use case's own success event carries as ``http_status``.
-_SCOPE: ContextVar[dict[str, object] | None] = ContextVar("quanguard_request_scope", default=None)
+_SCOPE: ContextVar[MutableMapping[str, object] | None] = ContextVar("quanguard_request_scope", default=None)
 
 
-def reset_recorded(scope: dict[str, object] | None = None) -> Token[list[int] | None]:
+def reset_recorded(scope: MutableMapping[str, object] | None = None) -> Token[list[int] | None]:
     """Start tracking a request; returns a token for :func:`stop_tracking`."""
     _SCOPE.set(scope)
     return _RECORDED.set([0])

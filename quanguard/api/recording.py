@@ -41,6 +41,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter
+from starlette.types import Scope
 
 from monitor.events import EventDecision
 from quanguard.auth import Principal, anonymous, authenticate, key_fingerprint
@@ -99,7 +100,7 @@ class AnonymousThrottle:
             return suppressed
 
 
-def _presented_key(scope: dict[str, Any]) -> str | None:
+def _presented_key(scope: Scope) -> str | None:
     for name, value in scope.get("headers") or ():
         if name == b"authorization":
             text: str = value.decode("latin-1").strip()
@@ -144,7 +145,7 @@ class RequestRecorder:
         except Unauthenticated:
             return None
 
-    def record(self, scope: dict[str, Any], status: int) -> int | None:
+    def record(self, scope: Scope, status: int) -> int | None:
         """Commit the request's event; returns its seq (None when throttled)."""
         state = scope.get("state") or {}
         principal = state.get("principal")

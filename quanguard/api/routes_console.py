@@ -297,6 +297,7 @@ def event_page(seq: int, request: Request, container: ContainerDep) -> Response:
         return _page(request, current, "event.html", "search", outcome.status,
                      error=outcome.error, seq=seq)
     event = outcome.event
+    assert event is not None  # no error: get_event found it
     doc = event.to_document()
     zone = ZoneInfo(container.settings.tz)
     name = event.actor.name or data.names(container, [event.actor.id]).get(event.actor.id)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from functools import cache
 from importlib import resources
-from typing import Any
 
 from fastapi import APIRouter, Depends
 

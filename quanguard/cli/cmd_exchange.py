@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -19,13 +19,16 @@ from quanguard.cli import client as _client
 from quanguard.cli.output import FORMAT_HELP, OutputFormat, console, emit, show
 from quanguard.errors import InvalidInput
 
+if TYPE_CHECKING:
+    from exchange import PsiClient
+
 exchange_app = typer.Typer(help="Privacy exchange: catalog, DP aggregates, PSI, extracts, approvals.",
                            no_args_is_help=True)
 
 _Format = Annotated[OutputFormat, typer.Option("--format", help=FORMAT_HELP)]
 
 
-def _show(obj: Any, fmt: OutputFormat, title: str | None = None) -> None:
+def _show(obj: object, fmt: OutputFormat, title: str | None = None) -> None:
     if fmt is OutputFormat.json:
         emit(obj)
         return
@@ -199,7 +202,7 @@ def _save_psi_state(ids: Path, job: str, *, key: bytes, reveal: str, digest: str
     return path
 
 
-def _load_psi_client(ids: Path, job: str, values: list[str]) -> Any:
+def _load_psi_client(ids: Path, job: str, values: list[str]) -> PsiClient:
     import hashlib
 
     from exchange import PsiClient

@@ -15,8 +15,8 @@ from typing import Any
 
 import typer
 from typer._click.core import Command, Context
-from typer._click.formatting import HelpFormatter
 from typer._click.exceptions import ClickException
+from typer._click.formatting import HelpFormatter
 from typer.core import TyperGroup
 
 __all__ = ["COMMANDS", "build_app", "main"]

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from monitor.alert_engine import Alert
 from monitor.errors import InvalidQuery, MonitorError
-from monitor.events import EventDecision
+from monitor.events import AuditEvent, EventDecision
 from monitor.search import SearchQuery, SearchResult
 from quanguard.auth import Principal, anonymous, key_fingerprint
 from quanguard.errors import ServiceError, classify
@@ -107,7 +107,7 @@ def search(container: Container, principal: Principal, ctx: RequestContext,
     return SearchOutcome(result=result, backend=backend)
 
 
-def _when(value: Any, zone: ZoneInfo) -> str:
+def _when(value: object, zone: ZoneInfo) -> str:
     if isinstance(value, datetime):
         return value.astimezone(zone).strftime("%Y-%m-%d %H:%M")
     return "" if value is None else str(value)
@@ -150,7 +150,7 @@ def update_alert(container: Container, principal: Principal, ctx: RequestContext
     return None
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: object) -> str:
     if value is None:
         return "—"
     if isinstance(value, dict):
@@ -233,7 +233,7 @@ def vocabulary(container: Container) -> dict[str, list[str]]:
     return vocab
 
 
-def _gate_ctx(ctx: RequestContext) -> Any:
+def _gate_ctx(ctx: RequestContext) -> RequestContext:
     from quanguard.gate import RequestContext as GateContext
 
     return GateContext(ctx.request_id, ctx.source_ip)
@@ -241,7 +241,7 @@ def _gate_ctx(ctx: RequestContext) -> Any:
 
 @dataclass(frozen=True)
 class EventOutcome:
-    event: Any = None
+    event: AuditEvent | None = None
     error: str | None = None
     status: int = 200
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from quanguard.policy.errors import UnknownName
 from quanguard.policy.model import Category, Decision, Grade, Resource, Rule, Subject

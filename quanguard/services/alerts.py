@@ -32,7 +32,7 @@ class Webhook:
 
     def __init__(self, url: str, *, attempts: int = 5, base_delay: float = 0.5,
                  timeout: float = 5.0,
-                 post: Callable[[str, Any], int] | None = None) -> None:
+                 post: Callable[[str, object], int] | None = None) -> None:
         self.url = url
         self.attempts = attempts
         self.base_delay = base_delay
@@ -43,7 +43,7 @@ class Webhook:
         self.delivered = 0
         self.failed = 0
 
-    def _http_post(self, url: str, payload: Any) -> int:
+    def _http_post(self, url: str, payload: object) -> int:
         return httpx.post(url, json=payload, timeout=self.timeout).status_code
 
     def send(self, alerts: Sequence[Alert]) -> None:

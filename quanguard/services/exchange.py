@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 import pyarrow as pa
 from sqlalchemy.orm import Session
@@ -103,7 +103,7 @@ class GateDecider:
 class _RefusingDecider:
     """The decider an exchange has before a request binds the gate: it refuses all."""
 
-    def decide(self, caller: Caller, action: str, **_: Any) -> Grant:
+    def decide(self, caller: Caller, action: str, **_: object) -> Grant:
         return Grant(effect="deny", rule_id=None, policy_version="",
                      reason="no request-bound decider (use Exchange.with_decider)")
 
@@ -235,7 +235,7 @@ class AuditAdapter:
     def record(self, *, actor: Caller, action: str, dataset: str | None = None,
                grade: str | None = None, fields: tuple[str, ...] = (), rows: int | None = None,
                purpose: str | None = None, grant: Grant | None = None, outcome: str = "success",
-               result_digest: str | None = None, labels: Mapping[str, Any] | None = None) -> None:
+               result_digest: str | None = None, labels: Mapping[str, object] | None = None) -> None:
         audit = self._container.audit
         lab = {k: v for k, v in (labels or {}).items()}
         if outcome not in ("success",):

@@ -21,14 +21,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from desensitize import DatasetReport
 from quanguard.auth import Principal
 from quanguard.errors import InvalidInput
-from quanguard.gate import RequestContext, authorize
+from quanguard.gate import RequestContext, authorize, origin
 from quanguard.spark import kernels
 from quanguard.spark.session import (
     arrow_schema,
@@ -40,8 +40,12 @@ from quanguard.spark.session import (
 )
 
 if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from desensitize.plan import MaskPlan
     from quanguard.container import Container
-    from quanguard.policy.model import Decision
+    from quanguard.policy.model import Decision, Resource
+    from watermark import EmbedReport, Params
 
 __all__ = ["SparkMaskOutcome", "SparkScanOutcome", "SparkWatermarkOutcome", "mask", "scan",
            "watermark"]
@@ -54,7 +58,7 @@ class SparkScanOutcome:
     partitions: int
     seconds: float
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {"engine": "spark", "asset_id": self.asset_id, "partitions": self.partitions,
                 "seconds": round(self.seconds, 3), **self.report.to_dict()}
 
@@ -62,7 +66,7 @@ class SparkScanOutcome:
 @dataclass(frozen=True)
 class SparkMaskOutcome:
     profile: str
-    plan: Any
+    plan: MaskPlan
     dataset_grade: str | None
     rows_in: int
     rows_out: int
@@ -74,7 +78,7 @@ class SparkMaskOutcome:
     partitions: int
     seconds: float
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {"engine": "spark", "profile": self.profile, "plan": self.plan.to_dict(),
                 "dataset_grade": self.dataset_grade, "rows": self.rows_in,
                 "rows_out": self.rows_out, "cells_masked": self.cells_masked,
@@ -85,7 +89,7 @@ class SparkMaskOutcome:
 
 @dataclass(frozen=True)
 class SparkWatermarkOutcome:
-    report: Any
+    report: EmbedReport
     copy_id: str
     dataset: str
     output: str
@@ -93,7 +97,7 @@ class SparkWatermarkOutcome:
     partitions: int
     seconds: float = field(default=0.0)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         report = {k: v for k, v in self.report.to_dict().items()
                   if k not in ("codeword", "canary_keys")}  # registry-only material
         return {"engine": "spark", "copy_id": self.copy_id, "dataset": self.dataset,
@@ -103,16 +107,14 @@ class SparkWatermarkOutcome:
 
 # -- shared steps ---------------------------------------------------------------------------
 
-def _ctx(ctx: RequestContext | None) -> dict[str, Any]:
-    return {"source_ip": ctx.source_ip if ctx else None,
-            "request_id": ctx.request_id if ctx else None}
+_ctx = origin
 
 
 def _name(dataset: str | None, path: str) -> str:
     return dataset or Path(path.rstrip("/")).stem or "dataset"
 
 
-def _resource(**kw: Any) -> Any:
+def _resource(**kw: str | None) -> Resource:
     from quanguard.policy.model import Resource
 
     return Resource(**kw)
@@ -142,7 +144,7 @@ def _failure_recorded(container: Container, principal: Principal, action: str, d
         raise
 
 
-def _write(df: Any, dst: str) -> None:
+def _write(df: DataFrame, dst: str) -> None:
     """Write Parquet into a hidden sibling folder, then rename it into place (local)."""
     if "://" in dst:
         df.write.mode("errorifexists").parquet(dst)
@@ -157,13 +159,13 @@ def _write(df: Any, dst: str) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _input_schema(df: Any) -> pa.Schema:
+def _input_schema(df: DataFrame) -> pa.Schema:
     schema = arrow_schema(df)
     return pa.schema([pa.field(f.name, pa.string()) if pa.types.is_large_string(f.type) else f
                       for f in schema])
 
 
-def scan_df(container: Container, df: Any, *, csv: bool, sample: int = 10_000,
+def scan_df(container: Container, df: DataFrame, *, csv: bool, sample: int = 10_000,
             full: bool = False) -> tuple[DatasetReport, int]:
     """Classify a DataFrame's columns with the table scanner's kernels on every partition.
 
@@ -192,7 +194,7 @@ def scan_df(container: Container, df: Any, *, csv: bool, sample: int = 10_000,
 
 # -- scan -----------------------------------------------------------------------------------
 
-def scan(container: Container, principal: Principal, path: str, *, spark: Any = None,
+def scan(container: Container, principal: Principal, path: str, *, spark: SparkSession | None = None,
          master: str | None = None, fmt: str | None = None, encoding: str | None = None,
          sample: int = 10_000, full: bool = False, dataset: str | None = None,
          owner_org: str | None = None, ctx: RequestContext | None = None) -> SparkScanOutcome:
@@ -223,7 +225,7 @@ def scan(container: Container, principal: Principal, path: str, *, spark: Any = 
 
 # -- mask -----------------------------------------------------------------------------------
 
-def mask(container: Container, principal: Principal, src: str, dst: str, *, spark: Any = None,
+def mask(container: Container, principal: Principal, src: str, dst: str, *, spark: SparkSession | None = None,
          master: str | None = None, fmt: str | None = None, encoding: str | None = None,
          profile: str | None = None, plan_file: str | None = None, key_file: str | None = None,
          sample: int = 10_000, dataset: str | None = None, owner_org: str | None = None,
@@ -289,8 +291,8 @@ def _grade(container: Container, dataset: str) -> str | None:
 
 
 def watermark(container: Container, principal: Principal, src: str, dst: str, *, recipient: str,
-              spark: Any = None, master: str | None = None, fmt: str | None = None,
-              encoding: str | None = None, dataset: str | None = None, params: Any = None,
+              spark: SparkSession | None = None, master: str | None = None, fmt: str | None = None,
+              encoding: str | None = None, dataset: str | None = None, params: Params | None = None,
               ctx: RequestContext | None = None) -> SparkWatermarkOutcome:
     """Mark a big table for ``recipient`` on Spark, register the copy, record one event.
 

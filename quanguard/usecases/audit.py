@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar, Unpack
 
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
@@ -25,7 +25,7 @@ from monitor.alert_engine import Alert
 from monitor.checkpoint import Checkpoint
 from monitor.errors import MonitorError, StoreBusy, Tampered
 from monitor.events import AuditEvent, utc_now
-from monitor.ingest import MAX_BATCH, LineError, parse_batch, parse_chunks
+from monitor.ingest import MAX_BATCH, LineError, ParsedBatch, parse_batch, parse_chunks
 from monitor.retention import plan_purge, purge
 from monitor.search import SearchQuery, SearchResult
 from monitor.store import EVENTS, VERIFY_RUNS, from_us, to_us
@@ -35,7 +35,9 @@ from quanguard.gate import RequestContext, authorize
 from quanguard.services.shipper import es_status
 
 if TYPE_CHECKING:
+    from quanguard.audit import RecordFields
     from quanguard.container import Container
+    from quanguard.policy.model import Decision
 
 __all__ = [
     "IngestResult",
@@ -93,13 +95,13 @@ def with_retry(fn: Callable[[], T], *, attempts: int = 6, delay: float = 0.1) ->
 
 
 def _authorize(container: Container, principal: Principal, action: str, *,
-               source_ip: str | None, request_id: str | None) -> Any:
+               source_ip: str | None, request_id: str | None) -> Decision:
     """The gate's decision; a refusal is recorded there and raised as Forbidden."""
     return authorize(container, principal, action, None,
                      RequestContext(request_id=request_id, source_ip=source_ip))
 
 
-def _record(container: Container, principal: Principal, action: str, **kw: Any) -> int:
+def _record(container: Container, principal: Principal, action: str, **kw: Unpack[RecordFields]) -> int:
     def tx() -> int:
         with container.session() as session, session.begin():
             return int(container.audit.record(session, actor=principal, action=action, **kw))
@@ -121,7 +123,7 @@ def ingest(container: Container, principal: Principal, lines: Iterable[str | byt
     now = utc_now()
     if max_lines is not None:  # one request: refuse an oversized batch whole
         batch = parse_batch(lines, reporter=principal.id, now=now, max_lines=max_lines)
-        chunks: Iterable[Any] = [batch]
+        chunks: Iterable[ParsedBatch] = [batch]
     else:
         chunks = parse_chunks(lines, reporter=principal.id, now=now, chunk=chunk)
     first = last = None

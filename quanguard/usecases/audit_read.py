@@ -19,15 +19,16 @@ import io
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Unpack
 
 from monitor.events import AuditEvent
-from monitor.search import FACET_SIZE, FACETS, MAX_SIZE, MAX_WINDOW, SearchQuery
+from monitor.search import FACET_SIZE, FACETS, MAX_SIZE, MAX_WINDOW, Bucket, SearchQuery
 from quanguard.auth import Principal
 from quanguard.errors import InvalidInput, NotFound, TooLarge
 from quanguard.gate import RequestContext, authorize
 
 if TYPE_CHECKING:
+    from quanguard.audit import EventDetails
     from quanguard.container import Container
     from quanguard.policy.model import Decision
 
@@ -50,7 +51,7 @@ CSV_COLUMNS = ("seq", "time", "user.id", "user.name", "user.role", "organization
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def csv_safe(value: Any) -> str:
+def csv_safe(value: object) -> str:
     """The text of a CSV cell that no spreadsheet will evaluate as a formula."""
     text = "" if value is None else str(value)
     if text.startswith(_FORMULA_STARTS):
@@ -113,7 +114,7 @@ def names_of(container: Container, ids: Sequence[str]) -> dict[str, str]:
 
 
 def _record(container: Container, principal: Principal, action: str, ctx: RequestContext, *,
-            decision: Decision, **kw: Any) -> int:
+            decision: Decision, **kw: Unpack[EventDetails]) -> int:
     from quanguard.usecases.audit import with_retry
 
     def tx() -> int:
@@ -215,7 +216,7 @@ def export(container: Container, principal: Principal, query: SearchQuery, fmt: 
     return Export(body, media, f"quanguard-audit-{seq}.{fmt}", len(events))
 
 
-def facets_of(result_aggs: Mapping[str, Sequence[Any]], names: Sequence[str]
+def facets_of(result_aggs: Mapping[str, Sequence[Bucket]], names: Sequence[str]
               ) -> dict[str, list[dict[str, object]]]:
     """The top ``FACET_SIZE`` buckets of each requested facet."""
     return {n: [{"key": b.key, "count": b.count} for b in result_aggs.get(f"by_{n}", ())

@@ -41,7 +41,18 @@ from functools import lru_cache, partial
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from sqlalchemy import Engine, MetaData, delete, func, insert, select, types
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    MetaData,
+    Table,
+    delete,
+    func,
+    insert,
+    select,
+    types,
+)
 from sqlalchemy.engine import make_url
 
 from quanguard.container import Container
@@ -49,6 +60,7 @@ from quanguard.errors import Conflict, InvalidInput, ServiceError, Unavailable
 from quanguard.gate import authorize
 
 if TYPE_CHECKING:
+    from quanguard.auth import Principal
     from quanguard.policy.model import Decision
 
 __all__ = ["BackupIntegrity", "BackupSummary", "RestoreSummary", "backup", "record", "restore", "store_is_empty"]
@@ -112,7 +124,7 @@ def _sqlite_path(engine: Engine) -> Path | None:
     return Path(database).resolve()
 
 
-def _tables(engine: Engine) -> list[Any]:
+def _tables(engine: Engine) -> list[Table]:
     meta = MetaData()
     meta.reflect(bind=engine)
     return [t for t in meta.sorted_tables if t.name != "alembic_version" and not t.name.startswith("sqlite_")]
@@ -145,7 +157,7 @@ def store_is_empty(container: Container) -> bool:
     return True
 
 
-def _encode(value: Any) -> Any:
+def _encode(value: object) -> object:
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, bytes | bytearray | memoryview):
@@ -155,7 +167,7 @@ def _encode(value: Any) -> Any:
     return value
 
 
-def _decode(column: Any, value: Any) -> Any:
+def _decode(column: Column[Any], value: object) -> object:
     if value is None:
         return None
     kind = column.type
@@ -393,7 +405,7 @@ def _load_tables(engine: Engine, stage: Path, manifest: dict[str, Any]) -> dict[
         for name in order:
             table = by_name[name]
             cols = {c.name: c for c in table.columns}
-            batch: list[dict[str, Any]] = []
+            batch: list[dict[str, object]] = []
             n = 0
             with (stage / "db" / "tables" / f"{name}.jsonl").open(encoding="utf-8") as fh:
                 for line in fh:
@@ -411,7 +423,7 @@ def _load_tables(engine: Engine, stage: Path, manifest: dict[str, Any]) -> dict[
     return counts
 
 
-def _reset_sequences(conn: Any, tables: list[Any]) -> None:
+def _reset_sequences(conn: Connection, tables: list[Table]) -> None:
     for table in tables:
         for col in table.columns:
             if col.autoincrement is True or (col.primary_key and isinstance(col.type, types.Integer)):
@@ -501,13 +513,13 @@ def restore(container: Container, archive: Path, *, force: bool = False) -> Rest
     )
 
 
-def authorize_backup(container: Container, actor: Any, action: str) -> Any:
+def authorize_backup(container: Container, actor: Principal, action: str) -> Decision:
     """Ask the gate (policy action ``backup``) before a backup or a restore; a refusal
     is recorded under ``action`` (``backup`` / ``restore``) and raised as Forbidden."""
     return authorize(container, actor, "backup", audit_action=action)
 
 
-def record(container: Container, actor: Any, action: str, labels: dict[str, str],
+def record(container: Container, actor: Principal, action: str, labels: dict[str, str],
            decision: Decision | None = None) -> None:
     """Write the backup/restore event to the trail (a failure to write fails the command)."""
     with container.session() as session, session.begin():

@@ -15,7 +15,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -29,6 +29,9 @@ from quanguard.gate import record_denial
 from quanguard.services.exchange import AuditAdapter, GateDecider, GateRefusal, caller_of
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from exchange import PsiAnswer
     from quanguard.container import Container
     from quanguard.gate import RequestContext
 
@@ -70,7 +73,7 @@ def _record(container: Container, principal: Principal, ctx: RequestContext | No
 
 
 def _tx(container: Container, principal: Principal, ctx: RequestContext | None, action: str,
-        fn: Callable[[Exchange, Any, AuditAdapter, Caller], T], *,
+        fn: Callable[[Exchange, Session, AuditAdapter, Caller], T], *,
         dataset: str | None = None) -> T:
     """Run ``fn`` in one transaction with the gate-bound exchange.
 
@@ -278,7 +281,7 @@ def psi_terms(container: Container, principal: Principal, ctx: RequestContext | 
 
 
 def psi(container: Container, principal: Principal, ctx: RequestContext | None, *, dataset: str, request: bytes | None,
-        purpose: str | None = None, job_id: str | None = None) -> tuple[dict[str, object], Any]:
+        purpose: str | None = None, job_id: str | None = None) -> tuple[dict[str, object], PsiAnswer | None]:
     """A PSI answer; with ``job_id`` the approved request runs (``request`` may be None)."""
     job, answer = _tx(container, principal, ctx, "exchange.psi", lambda ex, s, a, c: ex.psi(
         s, a, c, dataset=dataset, request=request, purpose=purpose, job_id=job_id),
@@ -311,7 +314,7 @@ def extract(container: Container, principal: Principal, ctx: RequestContext | No
     return job.to_public(), out.data
 
 
-def _raise(exc: Exception) -> Any:
+def _raise(exc: Exception) -> NoReturn:
     raise exc
 
 

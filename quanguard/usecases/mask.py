@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
@@ -173,7 +173,7 @@ def _record(container: Container, principal: Principal, action: str, name: str, 
         )
 
 
-def _json_text(v: Any) -> str | None:
+def _json_text(v: object) -> str | None:
     import json
 
     if v is None or isinstance(v, str):
@@ -200,7 +200,7 @@ def records_table(records: Sequence[object]) -> pa.Table:
     return pa.table(cols)
 
 
-def _leaf_table(records: Sequence[Any]) -> tuple[pa.Table, list[dict[str, tuple[jr.Path, Any]]]]:
+def _leaf_table(records: Sequence[object]) -> tuple[pa.Table, list[dict[str, tuple[jr.Path, object]]]]:
     """Records → a string table with one column per leaf path, and each record's leaves."""
     if len(records) > MAX_RECORDS:
         from quanguard.errors import TooLarge
@@ -218,7 +218,7 @@ def _leaf_table(records: Sequence[Any]) -> tuple[pa.Table, list[dict[str, tuple[
 
 
 def mask_records(
-    container: Container, principal: Principal, records: Sequence[Any], *,
+    container: Container, principal: Principal, records: Sequence[object], *,
     profile: str | None = None, dataset: str | None = None, ctx: RequestContext | None = None, body_sha256: str = "",
 ) -> tuple[list[object], MaskOutcome]:
     """Mask JSON records, nested objects and arrays in place: a masked leaf becomes a

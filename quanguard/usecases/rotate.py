@@ -30,7 +30,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
@@ -42,6 +42,7 @@ from quanguard.errors import Conflict, InvalidInput
 from quanguard.gate import RequestContext, authorize
 
 if TYPE_CHECKING:
+    from gmcrypto import Suite
     from quanguard.auth import Principal
     from quanguard.container import Container
 
@@ -126,7 +127,7 @@ def _opens_all(container: Container, key: MasterKey) -> bool:
     return True
 
 
-def _stored_suite(container: Container) -> Any:
+def _stored_suite(container: Container) -> Suite | None:
     """The one suite every stored data key is wrapped under (None when there are none)."""
     with container.session() as session:
         wraps = session.execute(select(datasets.c.wrapped_key)).scalars().all()

@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from desensitize import DatasetReport, ScanInputError, ScanTooLarge
 from desensitize.findings import Finding
@@ -26,8 +26,8 @@ from quanguard.services.scan import Asset, get_asset, list_assets, save_asset
 
 if TYPE_CHECKING:
     from quanguard.container import Container
-    from quanguard.policy.model import Decision
     from quanguard.gate import AuditOrigin, RequestContext
+    from quanguard.policy.model import Decision
 
 __all__ = [
     "TEXT_SUFFIXES",

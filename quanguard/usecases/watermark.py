@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from quanguard.auth import Principal
 from quanguard.gate import authorize
@@ -21,9 +21,9 @@ from watermark import EmbedReport, Params, TableTooSmall, Verdict
 
 if TYPE_CHECKING:
     from quanguard.container import Container
+    from quanguard.gate import AuditOrigin, RequestContext
     from quanguard.policy.model import Decision
     from watermark.registry import CopyRecord
-    from quanguard.gate import AuditOrigin, RequestContext
 
 __all__ = ["EmbedResult", "copies", "detect", "embed"]
 
