@@ -8,8 +8,6 @@ the alert rules then treat the access as someone else's data.
 
 from __future__ import annotations
 
-from typing import Any
-
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
@@ -26,7 +24,7 @@ def catalog_owner(session: Session, dataset: str) -> str | None:
     if present is None:
         present = sa.inspect(session.connection()).has_table(datasets.name)
         session.info["quanguard_has_catalog"] = present
-    owner: Any = None
+    owner: str | None = None
     if present:
         owner = session.execute(sa.select(datasets.c.owner_org)
                                 .where(datasets.c.name == dataset)).scalar()

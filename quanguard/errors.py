@@ -19,7 +19,6 @@ from the same vocabulary (plus ``integrity`` for a verifier that found damage), 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 __all__ = [
     "ERROR_TABLE",
@@ -43,7 +42,7 @@ class ServiceError(Exception):
 
     kind = "invalid"
 
-    def __init__(self, message: str, **details: Any) -> None:
+    def __init__(self, message: str, **details: object) -> None:
         super().__init__(message)
         self.message = message
         self.details = details

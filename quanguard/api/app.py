@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import ModuleType
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -60,7 +59,7 @@ def _rid(request: Request) -> str:
     return str(request.scope.get("state", {}).get("request_id", "-"))
 
 
-def _error(request: Request, status: int, kind: str, message: str, **details: Any) -> JSONResponse:
+def _error(request: Request, status: int, kind: str, message: str, **details: object) -> JSONResponse:
     body = {"error": {"kind": kind, "message": message, "request_id": _rid(request), **details}}
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse(body, status_code=status, headers=headers)

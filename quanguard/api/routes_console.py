@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
@@ -307,7 +308,7 @@ def event_page(seq: int, request: Request, container: ContainerDep) -> Response:
                  raw=json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True))
 
 
-def _flatten(doc: Any, prefix: str = "") -> list[tuple[str, str]]:
+def _flatten(doc: Mapping[str, object], prefix: str = "") -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     for key in sorted(doc):
         value = doc[key]
@@ -381,14 +382,15 @@ def alerts_page(request: Request, container: ContainerDep, status: str = "open",
                         severity=severity, rule=rule, actor=actor, sort=sort)
 
 
-def _alerts_page(request: Request, current: ConsoleSession, container: Container, outcome: Any,
+def _alerts_page(request: Request, current: ConsoleSession, container: Container, outcome: data.AlertsOutcome,
                  code: int | None = None, **form: str) -> HTMLResponse:
     from monitor.alerts import SEVERITIES
 
     rules = [r.id for r in container.audit.rules]
     counts: dict[str, int] = {}
     for row in outcome.rows:
-        counts[row["severity"]] = counts.get(row["severity"], 0) + 1
+        severity = str(row["severity"])
+        counts[severity] = counts.get(severity, 0) + 1
     keep = {k: v for k, v in form.items() if v and k != "status"}
     return _page(request, current, "alerts.html", "alerts", code or outcome.status,
                  alerts=outcome.rows, statuses=(*data.ALERT_STATUSES, "all"),

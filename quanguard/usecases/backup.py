@@ -39,7 +39,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import lru_cache, partial
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from sqlalchemy import (
     Column,
@@ -76,6 +76,17 @@ class _Member(TypedDict):
     size: int
     mode: int
     sha256: str
+
+
+class _Manifest(TypedDict, total=False):
+    """``manifest.json``: what the archive holds (a reader checks what it relies on)."""
+
+    format: str
+    created_at: str
+    backend: str
+    alembic_heads: list[str]
+    tables: dict[str, int]
+    members: list[_Member]
 _CHUNK = 1 << 20
 _MAX_MANIFEST = 16 << 20
 
@@ -329,7 +340,7 @@ def _safe_name(name: str) -> bool:
     return bool(name) and not p.is_absolute() and ".." not in p.parts and p.parts[0] in {"db", "keys", "data"}
 
 
-def _read_verified(archive: Path, stage: Path) -> dict[str, Any]:
+def _read_verified(archive: Path, stage: Path) -> _Manifest:
     """Steps 1 and 2: extract into ``stage`` only what the manifest names, hashes checked."""
     try:
         tar = tarfile.open(archive, "r:gz")  # noqa: SIM115 - closed by the with below
@@ -372,7 +383,7 @@ def _read_verified(archive: Path, stage: Path) -> dict[str, Any]:
     missing = sorted(set(expected) - seen)
     if missing:
         raise BackupIntegrity(f"{archive}: members missing from the archive: {', '.join(missing[:5])}")
-    return manifest
+    return cast("_Manifest", manifest)  # the format and every member were checked above
 
 
 def _hmac_eq(a: str, b: str) -> bool:
@@ -392,7 +403,7 @@ def _load_sqlite(source: Path, target: Path) -> None:
         src.close()
 
 
-def _load_tables(engine: Engine, stage: Path, manifest: dict[str, Any]) -> dict[str, int]:
+def _load_tables(engine: Engine, stage: Path, manifest: _Manifest) -> dict[str, int]:
     order = json.loads((stage / "db" / "tables.json").read_text(encoding="utf-8"))
     by_name = {t.name: t for t in _tables(engine)}
     unknown = [n for n in order if n not in by_name]
