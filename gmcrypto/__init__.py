@@ -20,14 +20,14 @@ from gmcrypto.sign import (
 from gmcrypto.suite import GM, INTL, SUITES, AeadFailure, Suite, get_suite, suite_for_hash
 
 __all__ = [
+    "GM",
+    "INTL",
+    "SM2_DEFAULT_UID",
+    "SUITES",
     "AeadFailure",
     "CryptoSuiteError",
     "Ed25519Signer",
-    "GM",
-    "INTL",
     "KeyFileError",
-    "SM2_DEFAULT_UID",
-    "SUITES",
     "SignerLike",
     "Sm2Signer",
     "Suite",

@@ -43,6 +43,9 @@ from monitor.trail import Trail, proof_document, verify_proof_document
 from monitor.verify import verify_trail
 
 __all__ = [
+    "EXPORT_ACTIONS",
+    "KNOWN_ACTIONS",
+    "METADATA",
     "Actor",
     "Alert",
     "AlertConflict",
@@ -56,16 +59,13 @@ __all__ = [
     "Bucket",
     "Checkpoint",
     "CheckpointError",
-    "EXPORT_ACTIONS",
     "EventDecision",
     "EventNotFound",
     "Head",
     "InclusionProof",
     "InvalidEvent",
     "InvalidQuery",
-    "KNOWN_ACTIONS",
     "LineError",
-    "METADATA",
     "MonitorError",
     "ParsedBatch",
     "ProofInvalid",

@@ -400,7 +400,7 @@ def _insert_rows(conn: Connection, rows: list[tuple[object, ...]]) -> None:
     driver-level executemany elsewhere — the statement is fixed, so SQLAlchemy's per-row
     parameter processing is skipped (this is the ingest hot path)."""
     driver = getattr(conn.connection, "driver_connection", None)
-    if (conn.dialect.name == "postgresql" and len(rows) >= COPY_MIN_ROWS
+    if (conn.dialect.name == "postgresql" and len(rows) >= COPY_MIN_ROWS and driver is not None
             and type(driver).__module__.split(".")[0] == "psycopg"):
         cols = ", ".join(f'"{c}"' for c in _INSERT_COLUMNS)
         with driver.cursor() as cur, cur.copy(f"COPY audit_events ({cols}) FROM STDIN") as copy:

@@ -6,6 +6,7 @@ module only then, so a command that needs only the database loads only the datab
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from functools import cached_property
@@ -119,10 +120,8 @@ class Container:
     def close(self) -> None:
         while self._closers:
             fn = self._closers.pop()
-            try:
+            with contextlib.suppress(Exception):  # closing must go on for the others
                 fn()
-            except Exception:  # noqa: BLE001 - closing must go on for the others
-                pass
         self.engine.dispose()
 
 

@@ -49,7 +49,7 @@ class Base(DeclarativeBase):
 
 def normalize_url(url: str) -> str:
     """Use psycopg 3 for ``postgresql://`` URLs (the driver installed with the service)."""
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
+    if url.startswith(("postgresql://", "postgres://")):
         return "postgresql+psycopg://" + url.split("://", 1)[1]
     return url
 
