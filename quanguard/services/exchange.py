@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, cast
 import pyarrow as pa
 from sqlalchemy.orm import Session
 
-from desensitize.masker import mask_table
 from exchange import Caller, Catalog, Exchange, Grading, Grant, MasterKey, ReceiptSigner
 from quanguard.auth import Principal
 from quanguard.errors import Forbidden
@@ -121,7 +120,7 @@ class _ScanAdapter:
             table = table.take(pa.array(sorted({int(i * step) for i in range(_SCAN_SAMPLE)}
                                                | {table.num_rows - 1})))
         strings = pa.table({n: table.column(n).cast(pa.string()) for n in table.column_names})
-        report = svc.grade(svc.table_scanner().scan(strings.to_batches(max_chunksize=10_000)))
+        report = svc.grade_batches(strings.to_batches(max_chunksize=10_000))
         # Unknown means sensitive: a table with nothing graded (no rows, say) takes the
         # grade of unrecognised data, never the lowest one.
         grade = report.dataset_grade or self._container.policy.entity_grade("UNRECOGNISED")
@@ -141,11 +140,9 @@ class _MaskAdapter:
         service = self._container.masker
         strings = _strings(table)
         scanner = self._container.scanner
-        report = scanner.grade(scanner.table_scanner().scan(
-            strings.slice(0, _MASK_SAMPLE).to_batches(), sampled=table.num_rows > _MASK_SAMPLE))
-        plan = service.plan(report, profile)
-        finder = service.span_finder() if any(c.op == "spans" for c in plan.columns) else None
-        masked, _stats = mask_table(strings, plan, keyring=service.keyring(), span_finder=finder)
+        report = scanner.grade_batches(strings.slice(0, _MASK_SAMPLE).to_batches(),
+                                       sampled=table.num_rows > _MASK_SAMPLE)
+        masked, _stats = service.mask_table(strings, service.plan(report, profile))
         return masked
 
     def leaks(self, table: pa.Table, profile: str) -> list[str]:
@@ -161,7 +158,7 @@ class _MaskAdapter:
 
         service, scanner = self._container.masker, self._container.scanner
         strings = _strings(table)
-        report = scanner.grade(scanner.table_scanner().scan(strings.to_batches(max_chunksize=10_000)))
+        report = scanner.grade_batches(strings.to_batches(max_chunksize=10_000))
         found: dict[str, list[str]] = {}
         for col in report.columns:
             for entity in (col.entity, *(name for name, _ in col.contains)):

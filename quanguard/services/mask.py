@@ -13,10 +13,12 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pyarrow as pa
+
 from desensitize import DatasetReport
 from desensitize.errors import ProfileError
 from desensitize.keys import Keyring, load_keyring
-from desensitize.masker import SpanFinder
+from desensitize.masker import MaskStats, SpanFinder, mask_table
 from desensitize.pipeline import columns_from_report, quasi_from_report, span_finder_for
 from desensitize.plan import MaskPlan, build_plan
 from desensitize.profiles import ProfileSet
@@ -56,6 +58,14 @@ class MaskService:
     def plan(self, report: DatasetReport, profile: str | None, overrides: dict[str, object] | None = None) -> MaskPlan:
         columns = columns_from_report(report, entity_grade=self._container.scanner.entity_grade)
         return build_plan(columns, self.profiles().get(profile), overrides=overrides)
+
+    def finder_for(self, plan: MaskPlan) -> SpanFinder | None:
+        """The span finder when ``plan`` masks free text (op ``spans``), else None."""
+        return self.span_finder() if any(c.op == "spans" for c in plan.columns) else None
+
+    def mask_table(self, table: pa.Table, plan: MaskPlan) -> tuple[pa.Table, MaskStats]:
+        """Apply ``plan`` to an in-memory string table with the container's keys."""
+        return mask_table(table, plan, keyring=self.keyring(), span_finder=self.finder_for(plan))
 
     @staticmethod
     def quasi_identifiers(report: DatasetReport) -> list[str]:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
@@ -139,6 +140,12 @@ class ScanService:
 
     def table_scanner(self) -> TableScanner:
         return TableScanner(text_scanner=self.text)
+
+    def grade_batches(self, batches: Iterable[pa.RecordBatch], *, sampled: bool = True,
+                      progress: Callable[[int], None] | None = None) -> DatasetReport:
+        """Scan ``batches`` (string columns) and grade the report by the active policy: the
+        first step of every mask, shared by files, records and the exchange."""
+        return self.grade(self.table_scanner().scan(batches, sampled=sampled, progress=progress))
 
     def grade(self, report: DatasetReport) -> DatasetReport:
         """Attach the policy's grades (entity -> grade, grade order) to a report."""

@@ -101,8 +101,7 @@ def _gate(container: Container, principal: Principal, action: str, dataset: str,
 
 
 def _scan(container: Container, source: TableSource, sample: int) -> DatasetReport:
-    raw = container.scanner.table_scanner().scan(source.sample_batches(sample), sampled=True)
-    return container.scanner.grade(raw)
+    return container.scanner.grade_batches(source.sample_batches(sample), sampled=True)
 
 
 def mask_file(
@@ -126,7 +125,7 @@ def mask_file(
     if on_plan is not None:
         on_plan(plan)
     keyring = service.keyring(key_file)
-    finder = service.span_finder() if any(c.op == "spans" for c in plan.columns) else None
+    finder = service.finder_for(plan)
     fmt = detect_format(dst)
     enc = out_encoding or (source.encoding if fmt == source.format else None)
     masker_schema = None
@@ -226,18 +225,15 @@ def mask_records(
     import copy
     import json
 
-    from desensitize.masker import mask_table
     from desensitize.risk import k_anonymity
 
     table, per = _leaf_table(records)
     name = dataset or "records"
-    raw = container.scanner.table_scanner().scan(table.slice(0, 10_000).to_batches(), sampled=True)
-    report = container.scanner.grade(raw)
+    report = container.scanner.grade_batches(table.slice(0, 10_000).to_batches(), sampled=True)
     decision = _gate(container, principal, "mask", name, report.dataset_grade, None, ctx)
     service = container.masker
     plan = service.plan(report, profile or decision.mask_profile)
-    finder = service.span_finder() if any(c.op == "spans" for c in plan.columns) else None
-    masked, stats = mask_table(table, plan, keyring=service.keyring(), span_finder=finder)
+    masked, stats = service.mask_table(table, plan)
     touched = [c.name for c in plan.columns if c.touches and c.op != "suppress"]
     dropped = [n for n in plan.dropped_columns if n in table.column_names]
     cols = {n: masked.column(n).to_pylist() for n in touched if n in masked.column_names}
@@ -333,8 +329,7 @@ def unmask_records(
     if missing:
         raise PlanError(f"no column(s) {', '.join(missing)} in the records")
     name = dataset or "records"
-    raw = container.scanner.table_scanner().scan(table.slice(0, 2_000).to_batches(), sampled=True)
-    report = container.scanner.grade(raw)
+    report = container.scanner.grade_batches(table.slice(0, 2_000).to_batches(), sampled=True)
     decision = _gate(container, principal, "unmask", name, report.dataset_grade, None, ctx)
     keyring = container.masker.keyring()
     cols = {n: _unmask_column(table.column(n).combine_chunks(), n, wanted[n], report, keyring).to_pylist()
