@@ -33,13 +33,12 @@ from desensitize.table_scan import TableScanner, scan_batches
 from desensitize.tableio import open_table, open_writer, read_table
 from desensitize.text_scan import TextScanner
 
-__all__ = [
-    "ENTITIES",
-    "OPERATORS",
+__all__ = [  # noqa: RUF022 - plain sorted()
     "ColumnInfo",
     "ColumnReport",
     "DatasetReport",
     "DesensitizeError",
+    "ENTITIES",
     "Finding",
     "KAnonymity",
     "KResult",
@@ -49,6 +48,7 @@ __all__ = [
     "MaskResult",
     "MaskStats",
     "Masker",
+    "OPERATORS",
     "OperatorError",
     "PlanError",
     "Profile",

@@ -19,15 +19,15 @@ from gmcrypto.sign import (
 )
 from gmcrypto.suite import GM, INTL, SUITES, AeadFailure, Suite, get_suite, suite_for_hash
 
-__all__ = [
-    "GM",
-    "INTL",
-    "SM2_DEFAULT_UID",
-    "SUITES",
+__all__ = [  # noqa: RUF022 - plain sorted()
     "AeadFailure",
     "CryptoSuiteError",
     "Ed25519Signer",
+    "GM",
+    "INTL",
     "KeyFileError",
+    "SM2_DEFAULT_UID",
+    "SUITES",
     "SignerLike",
     "Sm2Signer",
     "Suite",

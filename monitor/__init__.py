@@ -42,10 +42,7 @@ from monitor.store import METADATA, AuditStore, Head
 from monitor.trail import Trail, proof_document, verify_proof_document
 from monitor.verify import verify_trail
 
-__all__ = [
-    "EXPORT_ACTIONS",
-    "KNOWN_ACTIONS",
-    "METADATA",
+__all__ = [  # noqa: RUF022 - plain sorted()
     "Actor",
     "Alert",
     "AlertConflict",
@@ -59,13 +56,16 @@ __all__ = [
     "Bucket",
     "Checkpoint",
     "CheckpointError",
+    "EXPORT_ACTIONS",
     "EventDecision",
     "EventNotFound",
     "Head",
     "InclusionProof",
     "InvalidEvent",
     "InvalidQuery",
+    "KNOWN_ACTIONS",
     "LineError",
+    "METADATA",
     "MonitorError",
     "ParsedBatch",
     "ProofInvalid",
