@@ -15,6 +15,7 @@ frontier at that seq) so verification still works after a purge.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -188,19 +189,8 @@ def event_columns(event: AuditEvent) -> dict[str, object]:
 def create_schema(bind: Engine | Connection) -> None:
     """Create the tables and the head row (tests; the service uses migration 0002)."""
     METADATA.create_all(bind)
-    with bind.begin() if isinstance(bind, Engine) else _nullctx(bind) as conn:
+    with bind.begin() if isinstance(bind, Engine) else contextlib.nullcontext(bind) as conn:
         ensure_head(conn)
-
-
-class _nullctx:
-    def __init__(self, conn: Connection):
-        self.conn = conn
-
-    def __enter__(self) -> Connection:
-        return self.conn
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def ensure_head(conn: Connection | Session) -> None:
