@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TypeAlias, TypedDict
+from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias, TypedDict
 
 from prometheus_client import Counter, Gauge
 from sqlalchemy import event as sa_event
@@ -78,12 +78,16 @@ class RecordFields(EventDetails, total=False):
 RecordedDecision: TypeAlias = "Decision | EventDecision | str | None"
 
 _log = logging.getLogger("quanguard.audit")
-_OUTCOMES = {"success": "success", "ok": "success", "allowed": "success",
-             "failure": "failure", "failed": "failure", "denied": "failure",
-             "deny": "failure", "error": "failure", "unknown": "unknown"}
+# The one outcome vocabulary: what callers say (the exchange's ``denied``/``pending``, a
+# refusal's ``deny``) -> the event's ECS outcome (``monitor.events.OUTCOMES``).
+Outcome = Literal["success", "failure", "unknown"]
+_OUTCOMES: dict[str, Outcome] = {
+    "success": "success", "ok": "success", "allowed": "success",
+    "failure": "failure", "failed": "failure", "denied": "failure", "deny": "failure",
+    "error": "failure", "pending": "unknown", "unknown": "unknown"}
 
 
-def normalize_outcome(outcome: str) -> str:
+def normalize_outcome(outcome: str) -> Outcome:
     """Callers say ``denied`` or ``failed``; the event model speaks ECS (success/failure)."""
     return _OUTCOMES.get(str(outcome).lower(), "unknown")
 

@@ -36,7 +36,6 @@ _MASK_SAMPLE = 10_000  # rows a masking plan is made from
 # masking operators whose output still looks like the entity by design (format-preserving
 # or kept): a re-scan finding the entity in such a column is not a leak
 _FORMAT_KEEPING = frozenset({"keep", "fpe", "fake", "encrypt", "generalize", "noise"})
-_OUTCOMES = {"success": "success", "denied": "failure", "pending": "unknown", "failure": "failure"}
 
 
 def caller_of(principal: Principal) -> Caller:
@@ -243,7 +242,7 @@ class AuditAdapter:
             self._session, actor=_principal(actor, self._principal), action=action,
             dataset=dataset, fields=tuple(fields), grade=grade, rows=rows, purpose=purpose,
             decision=cast("Decision", grant.raw) if grant is not None else None,  # GateDecider's
-            outcome=_OUTCOMES.get(outcome, "unknown"), source_ip=self._source_ip,
+            outcome=outcome, source_ip=self._source_ip,  # normalized by the audit service
             request_id=self._request_id, result_digest=result_digest, labels=lab or None,
         )
 
