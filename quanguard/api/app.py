@@ -18,41 +18,38 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import quanguard
-from quanguard.api import openapi as api_openapi
+from quanguard.api import (
+    openapi as api_openapi,
+)
+from quanguard.api import (
+    routes_alerts,
+    routes_audit,
+    routes_console,
+    routes_core,
+    routes_exchange,
+    routes_mask,
+    routes_policy,
+    routes_scan,
+    routes_schemas,
+    routes_watermark,
+)
 from quanguard.api.middleware import RequestMiddleware
 from quanguard.api.recording import RequestRecorder
 from quanguard.container import Container
 
-__all__ = ["create_app", "route_modules"]
+__all__ = ["ROUTE_MODULES", "create_app", "route_modules"]
+
+
+#: The ``routes_*`` modules, in the order their routers are mounted.
+ROUTE_MODULES: tuple[ModuleType, ...] = (
+    routes_alerts, routes_audit, routes_console, routes_core, routes_exchange,
+    routes_mask, routes_policy, routes_scan, routes_schemas, routes_watermark,
+)
 
 
 def route_modules() -> list[ModuleType]:
     """The ``routes_*`` modules, in the order their routers are mounted."""
-    from quanguard.api import (
-        routes_alerts,
-        routes_audit,
-        routes_console,
-        routes_core,
-        routes_exchange,
-        routes_mask,
-        routes_policy,
-        routes_scan,
-        routes_schemas,
-        routes_watermark,
-    )
-
-    return [
-        routes_alerts,
-        routes_audit,
-        routes_console,
-        routes_core,
-        routes_exchange,
-        routes_mask,
-        routes_policy,
-        routes_scan,
-        routes_schemas,
-        routes_watermark,
-    ]
+    return list(ROUTE_MODULES)
 
 
 def _rid(request: Request) -> str:
