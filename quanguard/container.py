@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,6 +56,13 @@ class Container:
         self.metrics = Metrics()
         self.lock = threading.RLock()
         self._closers: list[Callable[[], None]] = []
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[Session]:
+        """One transaction: the session commits when the block ends and rolls back when it
+        raises. Stores take the session and never commit; use cases open the unit of work."""
+        with self.session() as session, session.begin():
+            yield session
 
     # --- area services -------------------------------------------------------------
     @cached_property

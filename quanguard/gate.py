@@ -203,7 +203,7 @@ def record_denial(
         getattr(decision, "rule_id", None),
         getattr(decision, "policy_version", None),
     )
-    with container.session() as session, session.begin():
+    with container.unit_of_work() as session:
         return int(container.audit.record(
             session,
             actor=principal,

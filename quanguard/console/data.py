@@ -85,7 +85,7 @@ def record_login(container: Container, principal: Principal | None, ctx: Request
                       reason=reason[:200] if reason else None, labels=labels)
         return
     assert principal is not None
-    with container.session() as session, session.begin():
+    with container.unit_of_work() as session:
         container.audit.record(
             session, actor=principal, action="login", decision=EventDecision("allow"),
             outcome="success", source_ip=ctx.source_ip, request_id=ctx.request_id,

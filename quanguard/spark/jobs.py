@@ -136,7 +136,7 @@ def _failure_recorded(container: Container, principal: Principal, action: str, d
     try:
         yield
     except BaseException as exc:
-        with container.session() as session, session.begin():
+        with container.unit_of_work() as session:
             container.audit.record(session, actor=principal, action=action, dataset=dataset,
                                    decision=decision, outcome="failure", **_ctx(ctx),
                                    reason=f"spark job failed: {type(exc).__name__}",
@@ -210,7 +210,7 @@ def scan(container: Container, principal: Principal, path: str, *, spark: SparkS
         df, kind = read_table(spark, path, fmt=fmt, encoding=encoding)
         report, parts = scan_df(container, df, csv=kind != "parquet", sample=sample, full=full)
     fingerprint = output_digest(path) or path
-    with container.session() as session, session.begin():
+    with container.unit_of_work() as session:
         stored = save_asset(session, dataset=name, fingerprint=fingerprint, source=path,
                             fmt=kind, report=report, owner_org=owner_org or principal.org,
                             scanned_by=principal.name)
@@ -268,7 +268,7 @@ def mask(container: Container, principal: Principal, src: str, dst: str, *, spar
         int(stats.get("cells", 0)), int(stats.get("spans", 0)),
         {k: int(v) for k, v in dict(stats.get("per_column", {})).items()}, dst,
         output_digest(dst), parts, time.perf_counter() - started)
-    with container.session() as session, session.begin():
+    with container.unit_of_work() as session:
         container.audit.record(
             session, actor=principal, action="mask", dataset=name,
             fields=tuple(plan.masked_columns), grade=report.dataset_grade, rows=rows_out,
@@ -342,7 +342,7 @@ def watermark(container: Container, principal: Principal, src: str, dst: str, *,
                 shutil.rmtree(dst, ignore_errors=True)
             raise
         digest = output_digest(dst)
-        with container.session() as session, session.begin():
+        with container.unit_of_work() as session:
             copy_id = wm.register(session, dataset=name, report=report,
                                   columns=tuple(schema.names), digest=digest,
                                   issued_by=principal.id)

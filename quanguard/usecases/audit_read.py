@@ -118,7 +118,7 @@ def _record(container: Container, principal: Principal, action: str, ctx: Reques
     from quanguard.usecases.audit import with_retry
 
     def tx() -> int:
-        with container.session() as session, session.begin():
+        with container.unit_of_work() as session:
             return int(container.audit.record(
                 session, actor=principal, action=action, decision=decision,
                 source_ip=ctx.source_ip, request_id=ctx.request_id, **kw))
