@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -72,10 +74,21 @@ def _record(container: Container, principal: Principal, ctx: RequestContext | No
                   reason=getattr(exc, "message", None) or str(exc), error=exc)
 
 
-def _tx(container: Container, principal: Principal, ctx: RequestContext | None, action: str,
-        fn: Callable[[Exchange, Session, AuditAdapter, Caller], T], *,
-        dataset: str | None = None) -> T:
-    """Run ``fn`` in one transaction with the gate-bound exchange.
+@dataclass(frozen=True)
+class ExchangeWork:
+    """One unit of work of the exchange: the gate-bound exchange, the transaction's session,
+    the audit sink bound to it and the caller (the arguments every exchange step takes)."""
+
+    ex: Exchange
+    session: Session
+    audit: AuditAdapter
+    caller: Caller
+
+
+@contextmanager
+def exchange_work(container: Container, principal: Principal, ctx: RequestContext | None,
+                  action: str, *, dataset: str | None = None) -> Iterator[ExchangeWork]:
+    """The exchange's unit of work: one transaction with the gate-bound exchange.
 
     A refusal the exchange recorded (its audit event is in this transaction) is committed
     and raised; any other 4xx error is rolled back, recorded on its own, and raised. A
@@ -84,12 +97,12 @@ def _tx(container: Container, principal: Principal, ctx: RequestContext | None, 
     ex: Exchange = container.exchange.with_decider(GateDecider(container, principal, ctx))
     recorded: ExchangeError | None = None
     try:
-        with container.session() as session, session.begin():
+        with container.unit_of_work() as session:
             audit = AuditAdapter(container, session, principal,
                                  source_ip=getattr(ctx, "source_ip", None),
                                  request_id=getattr(ctx, "request_id", None))
             try:
-                return fn(ex, session, audit, caller_of(principal))
+                yield ExchangeWork(ex, session, audit, caller_of(principal))
             except ExchangeError as exc:
                 if not audit.failures:
                     raise
@@ -102,8 +115,8 @@ def _tx(container: Container, principal: Principal, ctx: RequestContext | None, 
         if getattr(type(exc), "kind", None) in _REJECTED and not isinstance(exc, Forbidden):
             _record(container, principal, ctx, action, exc, dataset=dataset)
         raise
-    assert recorded is not None
-    raise recorded
+    if recorded is not None:
+        raise recorded
 
 
 def reject_input(container: Container, principal: Principal, ctx: RequestContext | None, action: str,
@@ -218,12 +231,13 @@ def register(container: Container, principal: Principal, ctx: RequestContext | N
              max_contributions: int | None = None,
              declared_grade: str | None = None) -> dict[str, object]:
     order = tuple(container.policy.grade_order)
-    ds = _tx(container, principal, ctx, "exchange.register", lambda ex, s, a, c: ex.register(
-        s, a, c, name=name, table=table, key_columns=list(key_columns), bounds=bounds,
-        computations=list(computations) if computations else None,
-        group_columns=list(group_columns) if group_columns else None,
-        max_contributions=max_contributions, declared_grade=declared_grade,
-        grade_order=order), dataset=name)
+    with exchange_work(container, principal, ctx, "exchange.register", dataset=name) as w:
+        ds = w.ex.register(
+            w.session, w.audit, w.caller, name=name, table=table, key_columns=list(key_columns),
+            bounds=bounds, computations=list(computations) if computations else None,
+            group_columns=list(group_columns) if group_columns else None,
+            max_contributions=max_contributions, declared_grade=declared_grade,
+            grade_order=order)
     return ds.to_public()
 
 
@@ -269,23 +283,23 @@ def aggregate(container: Container, principal: Principal, ctx: RequestContext | 
             raise InvalidInput(f"bad aggregate query: {exc}") from exc
 
     q = _recorded(container, principal, ctx, "exchange.aggregate", parse, dataset=dataset)
-    job = _tx(container, principal, ctx, "exchange.aggregate", lambda ex, s, a, c: ex.aggregate(
-        s, a, c, dataset=dataset, query=q, purpose=purpose), dataset=dataset)
+    with exchange_work(container, principal, ctx, "exchange.aggregate", dataset=dataset) as w:
+        job = w.ex.aggregate(w.session, w.audit, w.caller, dataset=dataset, query=q, purpose=purpose)
     return job.to_public()
 
 
 def psi_terms(container: Container, principal: Principal, ctx: RequestContext | None, *, dataset: str,
               purpose: str | None = None) -> dict[str, object]:
-    return _tx(container, principal, ctx, "exchange.psi_terms", lambda ex, s, a, c: ex.psi_terms(
-        s, a, c, dataset=dataset, purpose=purpose), dataset=dataset)
+    with exchange_work(container, principal, ctx, "exchange.psi_terms", dataset=dataset) as w:
+        return w.ex.psi_terms(w.session, w.audit, w.caller, dataset=dataset, purpose=purpose)
 
 
 def psi(container: Container, principal: Principal, ctx: RequestContext | None, *, dataset: str, request: bytes | None,
         purpose: str | None = None, job_id: str | None = None) -> tuple[dict[str, object], PsiAnswer | None]:
     """A PSI answer; with ``job_id`` the approved request runs (``request`` may be None)."""
-    job, answer = _tx(container, principal, ctx, "exchange.psi", lambda ex, s, a, c: ex.psi(
-        s, a, c, dataset=dataset, request=request, purpose=purpose, job_id=job_id),
-        dataset=dataset)
+    with exchange_work(container, principal, ctx, "exchange.psi", dataset=dataset) as w:
+        job, answer = w.ex.psi(w.session, w.audit, w.caller, dataset=dataset, request=request,
+                               purpose=purpose, job_id=job_id)
     return job.to_public(), answer
 
 
@@ -296,8 +310,9 @@ def extract(container: Container, principal: Principal, ctx: RequestContext | No
     (transaction 2)."""
     from exchange.jobs import Job
 
-    ticket = _tx(container, principal, ctx, "exchange.extract", lambda ex, s, a, c: ex.extract_prepare(
-        s, a, c, dataset=dataset, fmt=fmt, purpose=purpose, job_id=job_id), dataset=dataset)
+    with exchange_work(container, principal, ctx, "exchange.extract", dataset=dataset) as w:
+        ticket = w.ex.extract_prepare(w.session, w.audit, w.caller, dataset=dataset, fmt=fmt,
+                                      purpose=purpose, job_id=job_id)
     if isinstance(ticket, Job):
         return ticket.to_public(), None
     ex: Exchange = container.exchange
@@ -305,30 +320,25 @@ def extract(container: Container, principal: Principal, ctx: RequestContext | No
     try:
         out = ex.extract_render(ticket, caller)
     except Refused as exc:
-        refused = exc
-        _tx(container, principal, ctx, "exchange.extract",
-            lambda ex_, s, a, c: _raise(ex_.extract_refused(a, c, ticket, refused)), dataset=dataset)
-        raise  # pragma: no cover - _tx re-raises the refusal
-    job = _tx(container, principal, ctx, "exchange.extract",
-              lambda ex, s, a, c: ex.extract_finish(s, a, c, ticket, out), dataset=dataset)
+        with exchange_work(container, principal, ctx, "exchange.extract", dataset=dataset) as w:
+            raise w.ex.extract_refused(w.audit, w.caller, ticket, exc) from None
+        raise  # pragma: no cover - the unit of work re-raises the recorded refusal
+    with exchange_work(container, principal, ctx, "exchange.extract", dataset=dataset) as w:
+        job = w.ex.extract_finish(w.session, w.audit, w.caller, ticket, out)
     return job.to_public(), out.data
-
-
-def _raise(exc: Exception) -> NoReturn:
-    raise exc
 
 
 def approve(container: Container, principal: Principal, ctx: RequestContext | None, job_id: str, *, approve: bool,
             reason: str) -> dict[str, object]:
     action = "exchange.approve" if approve else "exchange.reject"
-    job = _tx(container, principal, ctx, action, lambda ex, s, a, c: ex.decide_job(
-        s, a, c, job_id, approve=approve, reason=reason))
+    with exchange_work(container, principal, ctx, action) as w:
+        job = w.ex.decide_job(w.session, w.audit, w.caller, job_id, approve=approve, reason=reason)
     return job.to_public()
 
 
 def job(container: Container, principal: Principal, ctx: RequestContext | None, job_id: str) -> dict[str, object]:
-    return _tx(container, principal, ctx, "exchange.result",
-               lambda ex, s, a, c: ex.job(s, a, c, job_id)).to_public()
+    with exchange_work(container, principal, ctx, "exchange.result") as w:
+        return w.ex.job(w.session, w.audit, w.caller, job_id).to_public()
 
 
 def jobs(container: Container, principal: Principal, *, status: str | None = None,
@@ -341,8 +351,8 @@ def jobs(container: Container, principal: Principal, *, status: str | None = Non
 
 
 def budget(container: Container, principal: Principal, ctx: RequestContext | None, *, dataset: str) -> dict[str, object]:
-    st = _tx(container, principal, ctx, "exchange.budget",
-             lambda ex, s, a, c: ex.budget_state(s, a, c, dataset=dataset), dataset=dataset)
+    with exchange_work(container, principal, ctx, "exchange.budget", dataset=dataset) as w:
+        st = w.ex.budget_state(w.session, w.audit, w.caller, dataset=dataset)
     return {"consumer": st.consumer, "dataset": st.dataset, "epsilon_spent": st.epsilon_spent,
             "epsilon_cap": st.epsilon_cap, "epsilon_left": st.epsilon_left,
             "delta_spent": st.delta_spent, "delta_cap": st.delta_cap,
@@ -351,9 +361,9 @@ def budget(container: Container, principal: Principal, ctx: RequestContext | Non
 
 def set_consent(container: Container, principal: Principal, ctx: RequestContext | None, *, dataset: str,
                 subjects: Iterable[str], purpose: str, state: str) -> dict[str, object]:
-    n = _tx(container, principal, ctx, "exchange.consent", lambda ex, s, a, c: ex.set_consent(
-        s, a, c, dataset=dataset, subjects=list(subjects), purpose=purpose, state=state),
-        dataset=dataset)
+    with exchange_work(container, principal, ctx, "exchange.consent", dataset=dataset) as w:
+        n = w.ex.set_consent(w.session, w.audit, w.caller, dataset=dataset, subjects=list(subjects),
+                             purpose=purpose, state=state)
     return {"dataset": dataset, "purpose": purpose, "state": state, "subjects": n}
 
 
