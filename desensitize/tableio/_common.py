@@ -98,7 +98,26 @@ def _cell_text(value: Any) -> str | None:
     return str(value)
 
 
-class _AtomicFile:
+class _Writer:
+    """A writer used as a context manager: ``close()`` on success, ``abort()`` on error."""
+
+    def close(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def abort(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class _AtomicFile(_Writer):
     def __init__(self, path: Path, schema: pa.Schema | None) -> None:
         self.path = path
         self.schema = schema
@@ -144,15 +163,6 @@ class _AtomicFile:
 
     def _close_handle(self) -> None:
         pass
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
     def write(self, batch: pa.RecordBatch | pa.Table) -> None:  # pragma: no cover - abstract
         raise NotImplementedError

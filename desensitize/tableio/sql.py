@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Self
+from typing import Any
 
 import pyarrow as pa
 
 from desensitize.errors import TableError
-from desensitize.tableio._common import _cell_text, _StringColumns
+from desensitize.tableio._common import _cell_text, _StringColumns, _Writer
 
 
 def split_sql_url(url: str, table: str | None) -> tuple[str, str]:
@@ -78,7 +78,7 @@ class SqlSource(_StringColumns):
                     )
 
 
-class SqlWriter:
+class SqlWriter(_Writer):
     """Writes a new table (all TEXT columns) and swaps it in by rename in one transaction."""
 
     def __init__(self, url: str, table: str, schema: pa.Schema | None) -> None:
@@ -139,12 +139,3 @@ class SqlWriter:
         if self._t is not None:
             self._t.drop(self._engine, checkfirst=True)
         self._engine.dispose()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
