@@ -8,7 +8,8 @@ STAMP  := $(VENV)/.installed
 
 help:
 	@echo "make run    - set up .venv, migrate the embedded store and serve on 127.0.0.1:8000"
-	@echo "make test   - set up .venv with dev extras and run the whole test suite"
+	@echo "make test   - set up .venv with dev extras, run make lint, then the whole test suite"
+	@echo "make lint   - ruff over every package, the tests and the benchmarks; mypy --strict over every package"
 	@echo "make test-gm - the trail, exchange and masking tests again under QUANGUARD_CRYPTO=gm"
 	@echo "make bench  - run every benchmark in bench/ and write bench/RESULTS.md"
 
@@ -36,7 +37,7 @@ java:
 	  echo "error: Spark tests need Java 17 or newer: apt-get install openjdk-17-jre-headless" \
 	       "(Debian/Ubuntu) or set JAVA_HOME"; exit 1; }
 
-test: $(STAMP) browser java
+test: lint browser java
 	$(BIN)/python -m pytest -q
 
 # The trail, exchange and masking tests under the gm crypto suite (SM2/SM3/SM4); `make test`
@@ -54,8 +55,10 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
 
+# mypy reads its settings (strict) and the packages it checks from pyproject.toml.
 lint: $(STAMP)
 	$(BIN)/ruff check quanguard monitor desensitize watermark exchange gmcrypto tests bench
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

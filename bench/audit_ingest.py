@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import random
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -36,6 +35,8 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from _common import CLI, create_key, peak_rss, run_clients, served  # bench/_common.py
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -131,35 +132,12 @@ def bench_batch(n: int, batch: int, workdir: Path) -> dict[str, object]:
             "end_to_end": n / (parse_s + ours_s)}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def bench_post(total: int, clients: int, workdir: Path) -> dict[str, float]:
     import httpx
 
-    env = {**os.environ, "QUANGUARD_DB_URL": f"sqlite:///{workdir / 'svc.db'}",
-           "QUANGUARD_KEY_DIR": str(workdir / "keys"), "QUANGUARD_DATA_DIR": str(workdir),
-           "QUANGUARD_POLICY_DIR": str(ROOT / "policies"), "QUANGUARD_ES_URL": "",
-           "QUANGUARD_AUTH_FAIL_LIMIT": "1000", "TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS": ""}
-    exe = [sys.executable, "-m", "quanguard.cli.main"]
-    key = subprocess.run(
-        [*exe, "keys", "create", "--role", "reporter", "--org", "市卫健委", "--name", "bench"],
-        env=env, cwd=workdir, capture_output=True, text=True, check=True).stdout.strip()
-    port = _free_port()
-    server = subprocess.Popen([*exe, "serve", "--port", str(port)], env=env, cwd=workdir,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code < 500:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.3)
+    env = _env(workdir)
+    key = create_key(env, workdir, role="reporter", org="市卫健委", name="bench")
+    with served(env, workdir) as base:
         lines = generate_lines(total, seed=11)
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
         # warm-up (redactor cache, first checkpoint)
@@ -186,16 +164,7 @@ def bench_post(total: int, clients: int, workdir: Path) -> dict[str, float]:
                         if r.status_code != 201:
                             errors.append(f"{r.status_code} {r.text[:100]}")
 
-        t0 = time.perf_counter()
-        threads = [threading.Thread(target=client) for _ in range(clients)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-        wall = time.perf_counter() - t0
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+        wall = run_clients(clients, client)
     latencies.sort()
     q = statistics.quantiles(latencies, n=100)
     return {"p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000, "rps": len(latencies) / wall,
@@ -220,20 +189,13 @@ def run_cli_ingest(path: Path, workdir: Path) -> dict[str, float]:
     """``quanguard audit ingest PATH`` in a subprocess: wall, CPU and peak RSS."""
     import resource
 
-    import psutil
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = psutil.Popen([sys.executable, "-m", "quanguard.cli.main", "audit", "ingest",
-                         str(path), "--format", "json"], env=_env(workdir), cwd=workdir,
-                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = 0
-    while proc.poll() is None:
-        try:
-            peak = max(peak, proc.memory_info().rss)
-        except psutil.Error:
-            pass
-        time.sleep(0.2)
+    proc = subprocess.Popen([*CLI, "audit", "ingest", str(path), "--format", "json"],
+                            env=_env(workdir), cwd=workdir,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = peak_rss(proc)
     out, err = proc.communicate()
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -289,22 +251,8 @@ def bench_post_batch(total: int, workdir: Path, *, lines_per_post: int = 1_000,
     import httpx
 
     env = _env(workdir)
-    exe = [sys.executable, "-m", "quanguard.cli.main"]
-    key = subprocess.run(
-        [*exe, "keys", "create", "--role", "reporter", "--org", "市卫健委", "--name", "bench-b"],
-        env=env, cwd=workdir, capture_output=True, text=True, check=True).stdout.strip()
-    port = _free_port()
-    server = subprocess.Popen([*exe, "serve", "--port", str(port)], env=env, cwd=workdir,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 180
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code < 500:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.3)
+    key = create_key(env, workdir, role="reporter", org="市卫健委", name="bench-b")
+    with served(env, workdir, timeout=180) as base:
         lines = list(iter_lines(total, seed=13))
         bodies = ["\n".join(lines[i:i + lines_per_post]) for i in range(0, total, lines_per_post)]
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/x-ndjson"}
@@ -329,16 +277,7 @@ def bench_post_batch(total: int, workdir: Path, *, lines_per_post: int = 1_000,
                         else:
                             errors.append(f"{r.status_code} {r.text[:100]}")
 
-        t0 = time.perf_counter()
-        threads = [threading.Thread(target=client) for _ in range(clients)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-        wall = time.perf_counter() - t0
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+        wall = run_clients(clients, client)
     return {"events_per_s": sum(accepted) / wall, "events": float(sum(accepted)),
             "errors": float(len(errors))}
 

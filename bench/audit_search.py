@@ -152,7 +152,8 @@ def main() -> None:
         es_url = os.environ.get("QUANGUARD_TEST_ES_URL")
         if es_url:
             try:
-                from monitor.es import EsSearchBackend, EsSink, make_client
+                from monitor.es import EsSink, make_client
+                from monitor.es_search import EsSearchBackend
 
                 client = make_client(es_url)
                 sink = EsSink(client, prefix="qg-bench")

@@ -28,6 +28,7 @@ from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
+from _common import peak_rss  # bench/_common.py
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -126,7 +127,6 @@ def run_presidio(table: pa.Table, rows: int) -> tuple[float, dict[str, str | Non
 
 def peak_memory(table: pa.Table, target_mb: int) -> tuple[float, float, int]:
     """Write a CSV of about ``target_mb`` MB and return (file MB, peak RSS MB, rows)."""
-    import psutil
 
     tmp = Path(tempfile.mkdtemp(prefix="scanbench-"))
     path = tmp / "big.csv"
@@ -146,14 +146,7 @@ def peak_memory(table: pa.Table, target_mb: int) -> tuple[float, float, int]:
     exe = Path(sys.executable).parent / "quanguard"
     proc = subprocess.Popen([str(exe), "scan", str(path), "--full", "--format", "json"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    ps = psutil.Process(proc.pid)
-    peak = 0
-    while proc.poll() is None:
-        try:
-            peak = max(peak, ps.memory_info().rss)
-        except psutil.NoSuchProcess:
-            break
-        time.sleep(0.05)
+    peak = peak_rss(proc, every=0.05)
     _out, err = proc.communicate()
     if proc.returncode != 0:
         raise SystemExit(f"memory run failed: {err.decode()[:300]}")

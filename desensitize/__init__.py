@@ -8,19 +8,20 @@ framework, no service imports.
 from __future__ import annotations
 
 from desensitize.classify import ColumnReport, DatasetReport, grade_dataset
-from desensitize.errors import DesensitizeError, RecognizerDataError, ScanInputError, ScanTooLarge
-from desensitize.findings import ENTITIES, Finding
-from desensitize.table_scan import TableScanner, scan_batches
-from desensitize.text_scan import TextScanner
 from desensitize.errors import (
+    DesensitizeError,
     KeyMaterialError,
     OperatorError,
     PlanError,
     ProfileError,
+    RecognizerDataError,
+    ScanInputError,
+    ScanTooLarge,
     TableError,
     TableTooLarge,
     UnknownProfile,
 )
+from desensitize.findings import ENTITIES, Finding
 from desensitize.keys import Keyring, load_keyring
 from desensitize.masker import Masker, MaskStats, mask_table
 from desensitize.operators import OPERATORS, apply_operator, invert_operator
@@ -28,9 +29,11 @@ from desensitize.pipeline import MaskResult, columns_from_report, run_mask, span
 from desensitize.plan import ColumnInfo, MaskPlan, build_plan, load_plan_file
 from desensitize.profiles import Profile, ProfileSet, load_profiles
 from desensitize.risk import KAnonymity, KResult, k_anonymity
+from desensitize.table_scan import TableScanner, scan_batches
 from desensitize.tableio import open_table, open_writer, read_table
+from desensitize.text_scan import TextScanner
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - plain sorted()
     "ColumnInfo",
     "ColumnReport",
     "DatasetReport",

@@ -41,7 +41,7 @@ class RecognizerDataError(DesensitizeError):
     kind = "invalid"
 
 
-# --- table I/O and masking (mask engineer) -------------------------------------
+# --- table I/O and masking -----------------------------------------------------
 #
 #    DesensitizeError
 #    ├── TableError (kind ``invalid``)          unreadable/unwritable table file

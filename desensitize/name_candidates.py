@@ -130,14 +130,14 @@ class CandidateFinder:
         end = m.end()
         if end < len(clause) and clause[end] in " \t:：":
             end += 1
-        one = m.start() - 1  # a surname alone before a title (江|主席)
+        one: int = m.start() - 1  # a surname alone before a title (江|主席)
         if one >= 0 and clause[one] in self.single and clause[one] not in _FUNCTION_SURNAMES \
                 and not self._ordinary(clause[max(0, one - 1):one + 1]):
             return one
         for p in (end, m.start() - 2, m.start() - 3, m.start() - 4):
             if 0 <= p < len(clause) - 1 and (clause[p] in self.single or clause[p:p + 2] in self.compound) \
                     and self.surname_at(clause[p:], 0, cued=True):
-                return p
+                return int(p)
         return None
 
     def points(self, clause: str) -> list[tuple[int, bool]]:

@@ -37,10 +37,6 @@ class BudgetState:
     def epsilon_left(self) -> float:
         return max(0.0, self.epsilon_cap - self.epsilon_spent)
 
-    @property
-    def delta_left(self) -> float:
-        return max(0.0, self.delta_cap - self.delta_spent)
-
 
 def _ensure_row(session: Session, consumer: str, dataset: str) -> None:
     exists = session.execute(

@@ -23,7 +23,6 @@ from exchange.ports import Caller, Grant
 from exchange.tables import job_requests, jobs
 
 STATUSES = ("pending_approval", "approved", "done", "rejected", "failed", "expired")
-KINDS = ("aggregate", "psi", "extract")
 OVERSEERS = frozenset({"manager", "auditor", "officer", "admin"})
 
 

@@ -19,7 +19,7 @@ from gmcrypto.sign import (
 )
 from gmcrypto.suite import GM, INTL, SUITES, AeadFailure, Suite, get_suite, suite_for_hash
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - plain sorted()
     "AeadFailure",
     "CryptoSuiteError",
     "Ed25519Signer",

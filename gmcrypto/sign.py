@@ -76,7 +76,8 @@ class Sm2Signer:
         return self._pub
 
     def sign(self, message: bytes) -> bytes:
-        r, s = gmalg.SM2(self.secret, self.uid, self.public_bytes()).sign(message)
+        signature: tuple[bytes, bytes] = gmalg.SM2(self.secret, self.uid, self.public_bytes()).sign(message)
+        r, s = signature
         return r.rjust(32, b"\0") + s.rjust(32, b"\0")
 
 

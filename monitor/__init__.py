@@ -42,7 +42,7 @@ from monitor.store import METADATA, AuditStore, Head
 from monitor.trail import Trail, proof_document, verify_proof_document
 from monitor.verify import verify_trail
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - plain sorted()
     "Actor",
     "Alert",
     "AlertConflict",

@@ -9,8 +9,6 @@ trail verifiable by an outside party without the whole chain.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-
 from monitor.merkle import Digest, sha256
 
 GENESIS = bytes(32)
@@ -19,11 +17,3 @@ GENESIS = bytes(32)
 def chain_hash(prev: bytes, leaf: bytes, h: Digest = sha256) -> bytes:
     return h(b"\x02" + prev + leaf)
 
-
-def chain_over(leaves: Iterable[bytes], prev: bytes = GENESIS, *, h: Digest = sha256
-               ) -> Iterator[tuple[bytes, bytes]]:
-    """Yield ``(prev_hash, hash)`` for each leaf in order."""
-    for leaf in leaves:
-        value = chain_hash(prev, leaf, h)
-        yield prev, value
-        prev = value

@@ -377,15 +377,6 @@ class EsSink:
               ignore_unavailable=True, allow_no_indices=True)
 
 
-def __getattr__(name: str) -> Any:
-    # ``from monitor.es import EsSearchBackend`` keeps working; resolved lazily because
-    # monitor.es_search builds on this module.
-    if name == "EsSearchBackend":
-        from monitor.es_search import EsSearchBackend
-
-        return EsSearchBackend
-    raise AttributeError(f"module 'monitor.es' has no attribute {name!r}")
-
 __all__ = [
     "CUSTOM_NAMESPACES",
     "DEFAULT_PREFIX",

@@ -21,8 +21,8 @@ from monitor.errors import InvalidQuery
 from monitor.es import DEFAULT_PREFIX, call_es, index_pattern, ts_us
 from monitor.events import AuditEvent
 from monitor.search import (
-    SUM_ROWS,
     MAX_CIDR_ADDRESSES,
+    SUM_ROWS,
     TERMS_SIZE,
     Bucket,
     SearchQuery,

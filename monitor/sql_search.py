@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 from monitor.errors import InvalidQuery
 from monitor.events import AuditEvent
 from monitor.search import (
-    SUM_ROWS,
     MAX_CIDR_ADDRESSES,
+    SUM_ROWS,
     Bucket,
     SearchQuery,
     SearchResult,

@@ -15,6 +15,7 @@ frontier at that seq) so verification still works after a purge.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -188,19 +189,8 @@ def event_columns(event: AuditEvent) -> dict[str, object]:
 def create_schema(bind: Engine | Connection) -> None:
     """Create the tables and the head row (tests; the service uses migration 0002)."""
     METADATA.create_all(bind)
-    with bind.begin() if isinstance(bind, Engine) else _nullctx(bind) as conn:
+    with bind.begin() if isinstance(bind, Engine) else contextlib.nullcontext(bind) as conn:
         ensure_head(conn)
-
-
-class _nullctx:
-    def __init__(self, conn: Connection):
-        self.conn = conn
-
-    def __enter__(self) -> Connection:
-        return self.conn
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def ensure_head(conn: Connection | Session) -> None:
@@ -400,7 +390,7 @@ def _insert_rows(conn: Connection, rows: list[tuple[object, ...]]) -> None:
     driver-level executemany elsewhere — the statement is fixed, so SQLAlchemy's per-row
     parameter processing is skipped (this is the ingest hot path)."""
     driver = getattr(conn.connection, "driver_connection", None)
-    if (conn.dialect.name == "postgresql" and len(rows) >= COPY_MIN_ROWS
+    if (conn.dialect.name == "postgresql" and len(rows) >= COPY_MIN_ROWS and driver is not None
             and type(driver).__module__.split(".")[0] == "psycopg"):
         cols = ", ".join(f'"{c}"' for c in _INSERT_COLUMNS)
         with driver.cursor() as cur, cur.copy(f"COPY audit_events ({cols}) FROM STDIN") as copy:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias, TypedDict
 
 from prometheus_client import Counter, Gauge
 from sqlalchemy import event as sa_event
@@ -34,20 +34,67 @@ from quanguard.gate import request_counter, success_status
 from quanguard.logs import scrub
 from quanguard.services.scan import make_redactor
 
-__all__ = ["KNOWN_CHECKPOINT_SECONDS", "AuditService", "normalize_outcome"]
+if TYPE_CHECKING:
+    from quanguard.container import Container
+    from quanguard.policy.model import Decision
+
+__all__ = ["KNOWN_CHECKPOINT_SECONDS", "AuditService", "EventActor", "EventDetails", "RecordFields", "RecordedDecision",
+           "normalize_outcome"]
+
+
+class EventActor(Protocol):
+    """Who an event is about: a :class:`~quanguard.auth.Principal` or anything shaped like one."""
+
+    @property
+    def id(self) -> object: ...
+    @property
+    def role(self) -> object: ...
+    @property
+    def org(self) -> object: ...
+
+
+class EventDetails(TypedDict, total=False):
+    """What an event says beyond who, what, the decision and the request."""
+
+    dataset: str | None
+    fields: Sequence[str]
+    grade: str | None
+    rows: int | None
+    purpose: str | None
+    outcome: str
+    result_digest: str | None
+    labels: Mapping[str, object] | None
+    reason: str | None
+
+
+class RecordFields(EventDetails, total=False):
+    """The optional keywords of :meth:`AuditService.record`, for helpers that pass them on."""
+
+    decision: RecordedDecision
+    source_ip: str | None
+    request_id: str | None
+
+
+# What ``record`` takes as the decision: the policy's, one already in the event's form, or
+# just an effect ("deny").
+RecordedDecision: TypeAlias = "Decision | EventDecision | str | None"
 
 _log = logging.getLogger("quanguard.audit")
-_OUTCOMES = {"success": "success", "ok": "success", "allowed": "success",
-             "failure": "failure", "failed": "failure", "denied": "failure",
-             "deny": "failure", "error": "failure", "unknown": "unknown"}
+# The one outcome vocabulary: what callers say (the exchange's ``denied``/``pending``, a
+# refusal's ``deny``) -> the event's ECS outcome (``monitor.events.OUTCOMES``).
+Outcome = Literal["success", "failure", "unknown"]
+_OUTCOMES: dict[str, Outcome] = {
+    "success": "success", "ok": "success", "allowed": "success",
+    "failure": "failure", "failed": "failure", "denied": "failure", "deny": "failure",
+    "error": "failure", "pending": "unknown", "unknown": "unknown"}
 
 
-def normalize_outcome(outcome: str) -> str:
+def normalize_outcome(outcome: str) -> Outcome:
     """Callers say ``denied`` or ``failed``; the event model speaks ECS (success/failure)."""
     return _OUTCOMES.get(str(outcome).lower(), "unknown")
 
 
-def _decision(value: Any) -> EventDecision | None:
+def _decision(value: RecordedDecision) -> EventDecision | None:
     if value is None:
         return None
     if isinstance(value, EventDecision):
@@ -60,7 +107,7 @@ def _decision(value: Any) -> EventDecision | None:
     )
 
 
-def _who(actor: Any) -> dict[str, str]:
+def _who(actor: EventActor) -> dict[str, str]:
     """The key holder's name next to its id (ids are opaque; names are what people use)."""
     name = getattr(actor, "name", None)
     return {"key_name": str(name)} if name and str(name) != str(actor.id) else {}
@@ -92,7 +139,7 @@ def _forget_rolled_back(session: Session) -> None:
 class AuditService:
     """Built once per container (``container.audit``)."""
 
-    def __init__(self, container: Any) -> None:
+    def __init__(self, container: Container) -> None:
         self.container = container
         self.settings = container.settings
         self.store = AuditStore(self.settings.suite)
@@ -166,19 +213,19 @@ class AuditService:
         self,
         session: Session,
         *,
-        actor: Any,
+        actor: EventActor,
         action: str,
         dataset: str | None = None,
         fields: Sequence[str] = (),
         grade: str | None = None,
         rows: int | None = None,
         purpose: str | None = None,
-        decision: Any = None,
+        decision: RecordedDecision = None,
         outcome: str = "success",
         source_ip: str | None = None,
         request_id: str | None = None,
         result_digest: str | None = None,
-        labels: Mapping[str, Any] | None = None,
+        labels: Mapping[str, object] | None = None,
         reason: str | None = None,
     ) -> int:
         """Append one event in the caller's transaction; returns its seq."""

@@ -6,11 +6,13 @@ module only then, so a command that needs only the database loads only the datab
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,27 +22,28 @@ from quanguard.db import READ_ONLY, make_engine, migrate, private_dir
 from quanguard.errors import Conflict
 from quanguard.metrics import Metrics
 
+if TYPE_CHECKING:  # the areas' services load on first use, not with the container
+    from exchange import Exchange
+    from monitor.search import SearchBackend
+    from quanguard.api.recording import RequestRecorder
+    from quanguard.audit import AuditService
+    from quanguard.console.sessions import SessionStore
+    from quanguard.policy.service import PolicyService
+    from quanguard.services.alerts import AlertService
+    from quanguard.services.mask import MaskService
+    from quanguard.services.scan import ScanService
+    from quanguard.services.watermark import WatermarkService
+
 __all__ = ["Container", "build_container"]
-
-
-class _CountingPolicy:
-    """Delegates to the policy service and counts every decision by effect."""
-
-    def __init__(self, inner: Any, metrics: Metrics) -> None:
-        self._inner = inner
-        self._metrics = metrics
-
-    def decide(self, *args: Any, **kwargs: Any) -> Any:
-        decision = self._inner.decide(*args, **kwargs)
-        self._metrics.decisions.labels(effect=str(decision.effect)).inc()
-        return decision
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
 
 class Container:
     """Holds what one running service (or one CLI command) shares."""
+
+    # Built on first use, under ``lock``, by the HTTP layer and the console.
+    _request_recorder: RequestRecorder | None = None
+    _console_sessions: SessionStore | None = None
+    _console_vocab: tuple[float, dict[str, list[str]]] | None = None
 
     def __init__(self, settings: Settings, engine: Engine) -> None:
         self.settings = settings
@@ -54,58 +57,65 @@ class Container:
         self.lock = threading.RLock()
         self._closers: list[Callable[[], None]] = []
 
+    @contextmanager
+    def unit_of_work(self) -> Iterator[Session]:
+        """One transaction: the session commits when the block ends and rolls back when it
+        raises. Stores take the session and never commit; use cases open the unit of work."""
+        with self.session() as session, session.begin():
+            yield session
+
     # --- area services -------------------------------------------------------------
     @cached_property
-    def policy(self) -> Any:
+    def policy(self) -> PolicyService:
         """Every policy file of one version: decisions, masking profiles, alert rules.
         Automatic reloads (files changed on disk) are audited as the service's own."""
-        from quanguard.policy import PolicyService
+        from quanguard.policy.counting import CountingPolicy
         from quanguard.usecases.policy import audit_automatic_reloads
 
-        service = PolicyService.load(self.settings.policy_dir, tz=self.settings.tz)
-        counting = _CountingPolicy(service, self.metrics)
+        counting = CountingPolicy(Path(self.settings.policy_dir), tz=self.settings.tz)
+        counting.metrics = self.metrics
         self.__dict__["policy"] = counting  # the listener below reads container.policy
         audit_automatic_reloads(self)
         return counting
 
     @cached_property
-    def audit(self) -> Any:
+    def audit(self) -> AuditService:
         from quanguard.audit import AuditService
 
         return AuditService(self)
 
     @cached_property
-    def search(self) -> Any:
+    def search(self) -> SearchBackend:
         from quanguard.services.search import build_search
 
         return build_search(self)
 
     @cached_property
-    def alerts(self) -> Any:
+    def alerts(self) -> AlertService:
         from quanguard.services.alerts import build_alerts
 
         return build_alerts(self)
 
     @cached_property
-    def scanner(self) -> Any:
+    def scanner(self) -> ScanService:
         from quanguard.services.scan import build_scanner
 
         return build_scanner(self)
 
     @cached_property
-    def masker(self) -> Any:
+    def masker(self) -> MaskService:
         from quanguard.services.mask import build_masker
 
         return build_masker(self)
 
     @cached_property
-    def watermarker(self) -> Any:
+    def watermarker(self) -> WatermarkService:
         from quanguard.services.watermark import build_watermarker
 
         return build_watermarker(self)
 
     @cached_property
-    def exchange(self) -> Any:
+    def exchange(self) -> Exchange:
         from quanguard.services.exchange import build_exchange
 
         return build_exchange(self)
@@ -118,10 +128,8 @@ class Container:
     def close(self) -> None:
         while self._closers:
             fn = self._closers.pop()
-            try:
+            with contextlib.suppress(Exception):  # closing must go on for the others
                 fn()
-            except Exception:  # noqa: BLE001 - closing must go on for the others
-                pass
         self.engine.dispose()
 
 

@@ -63,7 +63,7 @@ def catalog_owner(session: Session, dataset: str) -> str | None:
     if present is None:
         present = sa.inspect(session.connection()).has_table(datasets.name)
         session.info["quanguard_has_catalog"] = present
-    owner: Any = None
+    owner: str | None = None
     if present:
         owner = session.execute(sa.select(datasets.c.owner_org)
                                 .where(datasets.c.name == dataset)).scalar()

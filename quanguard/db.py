@@ -13,9 +13,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, create_engine, event, text
+from sqlalchemy import Connection, Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.pool import ConnectionPoolEntry
 
 __all__ = [
     "READ_ONLY",
@@ -47,7 +49,7 @@ class Base(DeclarativeBase):
 
 def normalize_url(url: str) -> str:
     """Use psycopg 3 for ``postgresql://`` URLs (the driver installed with the service)."""
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
+    if url.startswith(("postgresql://", "postgres://")):
         return "postgresql+psycopg://" + url.split("://", 1)[1]
     return url
 
@@ -92,7 +94,7 @@ def make_engine(db_url: str, *, schema: str | None = None, **kwargs: Any) -> Eng
         engine = create_engine(url, **kwargs)
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+        def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
             # The service manages transactions itself (BEGIN IMMEDIATE below) so that
             # two writers never deadlock on a lock upgrade.
             dbapi_conn.isolation_level = None
@@ -104,7 +106,7 @@ def make_engine(db_url: str, *, schema: str | None = None, **kwargs: Any) -> Eng
             cur.close()
 
         @event.listens_for(engine, "begin")
-        def _sqlite_begin(conn: Any) -> None:
+        def _sqlite_begin(conn: Connection) -> None:
             # Read-only work (see READ_ONLY) takes a deferred transaction and so never
             # waits behind a writer in WAL mode.
             read_only = conn.get_execution_options().get(READ_ONLY, False)
@@ -121,7 +123,6 @@ def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision of every area (``alembic upgrade heads``)."""
     from alembic import command
     from alembic.config import Config
-
     from sqlalchemy.exc import OperationalError
 
     from quanguard.errors import Unavailable

@@ -19,12 +19,13 @@ from the same vocabulary (plus ``integrity`` for a verifier that found damage), 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar, Literal, TypeGuard, get_args
 
 __all__ = [
     "ERROR_TABLE",
     "Conflict",
     "ErrorInfo",
+    "ErrorKind",
     "Forbidden",
     "InvalidInput",
     "NotFound",
@@ -38,12 +39,19 @@ __all__ = [
 ]
 
 
+#: Every ``kind`` an error may carry, here and in the domain packages (which, not importing
+#: the service, spell them as plain strings; ``tests/quanguard/test_error_kinds.py`` checks
+#: that each one is listed here and in :data:`ERROR_TABLE`).
+ErrorKind = Literal["invalid", "unauthenticated", "forbidden", "not_found", "conflict", "too_large",
+                    "unsupported_media", "rate_limited", "unavailable", "integrity"]
+
+
 class ServiceError(Exception):
     """Base of the service's errors. ``details`` are safe to show to the caller."""
 
-    kind = "invalid"
+    kind: ClassVar[ErrorKind] = "invalid"
 
-    def __init__(self, message: str, **details: Any) -> None:
+    def __init__(self, message: str, **details: object) -> None:
         super().__init__(message)
         self.message = message
         self.details = details
@@ -88,7 +96,7 @@ class Unavailable(ServiceError):
 
 
 # kind -> (HTTP status, CLI exit code)
-ERROR_TABLE: dict[str, tuple[int, int]] = {
+ERROR_TABLE: dict[ErrorKind, tuple[int, int]] = {
     "invalid": (400, 2),
     "unauthenticated": (401, 3),
     "forbidden": (403, 4),
@@ -102,13 +110,18 @@ ERROR_TABLE: dict[str, tuple[int, int]] = {
 }
 
 
+def is_kind(value: object) -> TypeGuard[ErrorKind]:
+    """Whether ``value`` is one of the error kinds."""
+    return isinstance(value, str) and value in get_args(ErrorKind)
+
+
 @dataclass(frozen=True)
 class ErrorInfo:
-    kind: str
+    kind: ErrorKind
     status: int
     exit_code: int
     message: str
-    details: dict[str, Any]
+    details: dict[str, object]
 
 
 def _third_party(exc: BaseException) -> ErrorInfo | None:
@@ -135,7 +148,7 @@ def classify(exc: BaseException) -> ErrorInfo | None:
     """Describe ``exc`` if it is one of ours, a domain error or a known platform failure;
     ``None`` for a bug."""
     kind = getattr(type(exc), "kind", None)
-    if not isinstance(kind, str) or kind not in ERROR_TABLE:
+    if not is_kind(kind):
         return _third_party(exc)
     status, exit_code = ERROR_TABLE[kind]
     message = getattr(exc, "message", None) or str(exc) or type(exc).__name__

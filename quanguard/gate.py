@@ -18,10 +18,10 @@ work does not count), through :func:`request_counter`.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, MutableMapping, Sequence
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict
 
 from quanguard.errors import Forbidden
 
@@ -31,9 +31,11 @@ if TYPE_CHECKING:  # imports for types only: the gate loads nothing at import ti
     from quanguard.policy.model import Decision, Resource
 
 __all__ = [
+    "AuditOrigin",
     "RequestContext",
     "authorize",
     "mark_recorded",
+    "origin",
     "record_denial",
     "request_counter",
     "reset_recorded",
@@ -51,6 +53,18 @@ class RequestContext:
     source_ip: str | None = None
 
 
+class AuditOrigin(TypedDict):
+    """Where an audit event's call came from, as ``AuditService.record`` takes it."""
+
+    source_ip: str | None
+    request_id: str | None
+
+
+def origin(ctx: RequestContext | None) -> AuditOrigin:
+    """The audit fields of ``ctx`` (both None without one): ``record(..., **origin(ctx))``."""
+    return {"source_ip": ctx.source_ip if ctx else None, "request_id": ctx.request_id if ctx else None}
+
+
 # The number of events written for the request being served in this context (None when
 # no request is being tracked: CLI commands, background work).
 _RECORDED: ContextVar[list[int] | None] = ContextVar("quanguard_request_events", default=None)
@@ -58,10 +72,10 @@ _RECORDED: ContextVar[list[int] | None] = ContextVar("quanguard_request_events",
 
 # The ASGI scope of the request being served: the router writes the matched route into
 # it, whose declared status a use case's own success event carries as ``http_status``.
-_SCOPE: ContextVar[dict[str, Any] | None] = ContextVar("quanguard_request_scope", default=None)
+_SCOPE: ContextVar[MutableMapping[str, object] | None] = ContextVar("quanguard_request_scope", default=None)
 
 
-def reset_recorded(scope: dict[str, Any] | None = None) -> Token[list[int] | None]:
+def reset_recorded(scope: MutableMapping[str, object] | None = None) -> Token[list[int] | None]:
     """Start tracking a request; returns a token for :func:`stop_tracking`."""
     _SCOPE.set(scope)
     return _RECORDED.set([0])
@@ -119,7 +133,7 @@ def authorize(
     fields: Sequence[str] = (),
     rows: int | None = None,
     purpose: str | None = None,
-    labels: Mapping[str, Any] | None = None,
+    labels: Mapping[str, object] | None = None,
 ) -> Decision:
     """Decide ``action`` on ``resource`` for ``principal``; record and raise unless accepted.
 
@@ -162,7 +176,7 @@ def record_denial(
     rows: int | None = None,
     purpose: str | None = None,
     reason: str | None = None,
-    labels: Mapping[str, Any] | None = None,
+    labels: Mapping[str, object] | None = None,
     error: BaseException | None = None,
 ) -> int:
     """Commit one ``deny`` event for a refused attempt; returns its seq.
@@ -189,7 +203,7 @@ def record_denial(
         getattr(decision, "rule_id", None),
         getattr(decision, "policy_version", None),
     )
-    with container.session() as session, session.begin():
+    with container.unit_of_work() as session:
         return int(container.audit.record(
             session,
             actor=principal,

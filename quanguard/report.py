@@ -21,7 +21,7 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -31,6 +31,11 @@ from monitor.store import ALERTS, CHECKPOINTS, EVENTS, VERIFY_RUNS, from_us, to_
 from quanguard.auth import Principal
 from quanguard.errors import InvalidInput, Unavailable
 from quanguard.gate import RequestContext, authorize
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from quanguard.container import Container
 
 __all__ = ["MonthlyReport", "html_to_pdf", "month_range", "monthly_report"]
 
@@ -73,7 +78,7 @@ class MonthlyReport:
     integrity: dict[str, Any] = field(default_factory=dict)
 
 
-def _grouped(session: Any, col: Any, conds: list[Any], limit: int | None = None
+def _grouped(session: Session, col: sa.ColumnElement[Any], conds: list[sa.ColumnElement[bool]], limit: int | None = None
              ) -> list[tuple[str, int]]:
     n = sa.func.count()
     stmt = (sa.select(col, n).where(*conds, col.is_not(None)).group_by(col)
@@ -91,7 +96,7 @@ def _median(values: list[float]) -> float | None:
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
-def _exchange(session: Any, start: datetime, end: datetime
+def _exchange(session: Session, start: datetime, end: datetime
               ) -> tuple[bool, list[tuple[str, int, int, float]]]:
     from exchange.tables import jobs, ledger
 
@@ -113,7 +118,7 @@ def _exchange(session: Any, start: datetime, end: datetime
                         key=lambda r: (-r[3], -r[1], r[0]))
 
 
-def _integrity(session: Any, now: datetime) -> dict[str, Any]:
+def _integrity(session: Session, now: datetime) -> dict[str, Any]:
     run = session.execute(sa.select(VERIFY_RUNS).order_by(VERIFY_RUNS.c.id.desc()).limit(1)
                           ).first()
     cp = session.execute(sa.select(CHECKPOINTS).where(CHECKPOINTS.c.exported.is_not(None))
@@ -132,7 +137,7 @@ def _integrity(session: Any, now: datetime) -> dict[str, Any]:
     return out
 
 
-def monthly_report(container: Any, principal: Principal, month: str, ctx: RequestContext,
+def monthly_report(container: Container, principal: Principal, month: str, ctx: RequestContext,
                    *, fmt: str = "html") -> MonthlyReport:
     """Gather the report of ``month`` and record that it was read (``audit_report``)."""
     tz = container.settings.tz

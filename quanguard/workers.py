@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 __all__ = ["PER_PROCESS_STATE", "default_workers", "worker_app"]
 
@@ -51,7 +54,7 @@ def check_workers(db_url: str, workers: int) -> None:
                            "SQLite allows one writer at a time")
 
 
-def worker_app() -> Any:
+def worker_app() -> FastAPI:
     """The ASGI app of one worker process (uvicorn ``factory=True``)."""
     from quanguard.api.app import create_app
     from quanguard.config import load_settings

@@ -52,8 +52,9 @@ def parse_dates(arr: pa.Array) -> Dates:
     parts = pc.extract_regex(pc.if_else(pa.array(ok), text, pa.scalar("1970-01-01")), DATE)
 
     def field(i: int) -> np.ndarray:
-        return pc.cast(pc.struct_field(parts, [i]), pa.int64()).to_numpy(
+        values: np.ndarray = pc.cast(pc.struct_field(parts, [i]), pa.int64()).to_numpy(
             zero_copy_only=False).astype(np.int64)
+        return values
 
     y, m, d = field(0), field(2), field(4)
     valid_m = (m >= 1) & (m <= 12)

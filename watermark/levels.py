@@ -64,7 +64,8 @@ def _k(num: Numbers, rows: np.ndarray, exps: np.ndarray) -> tuple[np.ndarray, np
 
 def _eligible(num: Numbers, rows: np.ndarray, exps: np.ndarray, rel: float) -> np.ndarray:
     v = np.abs(num.value[rows])
-    return num.ok[rows] & (v * rel >= np.power(10.0, exps))
+    eligible: np.ndarray = num.ok[rows] & (v * rel >= np.power(10.0, exps))
+    return eligible
 
 
 def format_numbers(neg: np.ndarray, scaled: np.ndarray, decimals: np.ndarray) -> pa.Array:

@@ -1,18 +1,16 @@
 """The FastAPI app factory.
 
-Every module ``quanguard/api/routes_<area>.py`` exposing ``router`` is mounted; a module
-may also expose ``on_startup(container)`` and ``on_shutdown(container)`` for background
-work (the Elasticsearch shipper, say).
+The routers are listed in :func:`route_modules`, in the order they are mounted (a new
+``routes_<area>.py`` is added there; ``tests/quanguard/test_registration.py`` checks that
+none is left out). A module may also expose ``on_startup(container)`` and
+``on_shutdown(container)`` for background work (the Elasticsearch shipper, say).
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import ModuleType
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,28 +18,45 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import quanguard
-from quanguard.api import openapi as api_openapi
+from quanguard.api import (
+    openapi as api_openapi,
+)
+from quanguard.api import (
+    routes_alerts,
+    routes_audit,
+    routes_console,
+    routes_core,
+    routes_exchange,
+    routes_mask,
+    routes_policy,
+    routes_scan,
+    routes_schemas,
+    routes_watermark,
+)
 from quanguard.api.middleware import RequestMiddleware
 from quanguard.api.recording import RequestRecorder
 from quanguard.container import Container
 
-__all__ = ["create_app", "route_modules"]
+__all__ = ["ROUTE_MODULES", "create_app", "route_modules"]
 
+
+#: The ``routes_*`` modules, in the order their routers are mounted.
+ROUTE_MODULES: tuple[ModuleType, ...] = (
+    routes_alerts, routes_audit, routes_console, routes_core, routes_exchange,
+    routes_mask, routes_policy, routes_scan, routes_schemas, routes_watermark,
+)
 
 
 def route_modules() -> list[ModuleType]:
-    """The ``routes_*`` modules of this package, in name order."""
-    import quanguard.api as pkg
-
-    names = sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if m.name.startswith("routes_"))
-    return [importlib.import_module(f"quanguard.api.{name}") for name in names]
+    """The ``routes_*`` modules, in the order their routers are mounted."""
+    return list(ROUTE_MODULES)
 
 
 def _rid(request: Request) -> str:
     return str(request.scope.get("state", {}).get("request_id", "-"))
 
 
-def _error(request: Request, status: int, kind: str, message: str, **details: Any) -> JSONResponse:
+def _error(request: Request, status: int, kind: str, message: str, **details: object) -> JSONResponse:
     body = {"error": {"kind": kind, "message": message, "request_id": _rid(request), **details}}
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse(body, status_code=status, headers=headers)

@@ -8,9 +8,10 @@ import json
 import logging
 import time
 import uuid
-from typing import Any
+from collections.abc import Mapping
 
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from quanguard.api.recording import RequestRecorder, recorded_path
 from quanguard.errors import classify
@@ -29,7 +30,7 @@ class RequestMiddleware:
     when the response starts and no event was committed for the request, the recorder
     writes one; if it cannot, the response is replaced by 503."""
 
-    def __init__(self, app: Any, *, metrics: Metrics, max_body_bytes: int, body_timeout: float = 15.0,
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int, body_timeout: float = 15.0,
                  recorder: RequestRecorder | None = None) -> None:
         self.app = app
         self.metrics = metrics
@@ -37,7 +38,7 @@ class RequestMiddleware:
         self.body_timeout = body_timeout
         self.recorder = recorder
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -52,7 +53,7 @@ class RequestMiddleware:
         tracking = reset_recorded(scope) if recorder is not None else None
         replaced = False
 
-        async def send_wrapper(message: dict[str, Any]) -> None:
+        async def send_wrapper(message: Message) -> None:
             nonlocal replaced
             if replaced:
                 return  # the app's answer was replaced: its record could not be written
@@ -85,11 +86,11 @@ class RequestMiddleware:
             received = 0
             body_done = False
 
-            async def limited_receive() -> dict[str, Any]:
+            async def limited_receive() -> Message:
                 nonlocal received, body_done
                 if body_done:
                     # After the body, receive() only waits for a disconnect: no deadline.
-                    return await receive()  # type: ignore[no-any-return]
+                    return await receive()
                 try:
                     message = await asyncio.wait_for(receive(), self.body_timeout)
                 except TimeoutError:
@@ -99,7 +100,7 @@ class RequestMiddleware:
                     if received > self.max_body:
                         raise _BodyTooLarge
                     body_done = not message.get("more_body", False)
-                return message  # type: ignore[no-any-return]
+                return message
 
             try:
                 await self.app(scope, limited_receive, send_wrapper)
@@ -144,19 +145,19 @@ class RequestMiddleware:
             if tracking is not None:
                 stop_tracking(tracking)
 
-    async def _reject_too_large(self, send: Any, rid: str) -> None:
+    async def _reject_too_large(self, send: Send, rid: str) -> None:
         message = f"request body exceeds the limit of {self.max_body} bytes"
         await self._send_json(send, 413, {"kind": "too_large", "message": message}, rid)
 
     @classmethod
-    async def _send_json(cls, send: Any, status: int, error: dict[str, Any], rid: str) -> None:
+    async def _send_json(cls, send: Send, status: int, error: Mapping[str, object], rid: str) -> None:
         start, body = cls._json_messages(status, error, rid)
         start["headers"] = start["headers"][:-1]  # send_wrapper adds the request id
         await send(start)
         await send(body)
 
     @staticmethod
-    def _json_messages(status: int, error: dict[str, Any], rid: str) -> list[dict[str, Any]]:
+    def _json_messages(status: int, error: Mapping[str, object], rid: str) -> list[Message]:
         body = json.dumps({"error": {**error, "request_id": rid}}, ensure_ascii=False).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         if status == 401:
@@ -166,9 +167,9 @@ class RequestMiddleware:
                 {"type": "http.response.body", "body": body}]
 
 
-def jsonable(details: dict[str, Any]) -> dict[str, Any]:
+def jsonable(details: Mapping[str, object]) -> dict[str, object]:
     """Error details as JSON-safe values (anything else becomes its string)."""
-    out: dict[str, Any] = {}
+    out: dict[str, object] = {}
     for key, value in details.items():
         if isinstance(value, str | int | float | bool | type(None)):
             out[key] = value

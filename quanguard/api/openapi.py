@@ -9,6 +9,7 @@ every operation of the generated document.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -72,16 +73,16 @@ def job_responses(done: str, *, ok_content: dict[str, Any] | None = None) -> dic
     }}
 
 
-def json_schema(schema: dict[str, Any]) -> dict[str, Any]:
+def json_schema(schema: Mapping[str, object]) -> dict[str, object]:
     return {"application/json": {"schema": schema}}
 
 
-def text(*media: str) -> dict[str, Any]:
+def text(*media: str) -> dict[str, object]:
     """Raw text bodies (bytes as sent; a CSV's encoding is detected and kept)."""
     return {m: {"schema": {"type": "string", "format": "binary"}} for m in media}
 
 
-def ndjson(what: str, max_lines: int) -> dict[str, Any]:
+def ndjson(what: str, max_lines: int) -> dict[str, object]:
     """NDJSON: raw bytes, one JSON value a line (``what`` names it; generators take no
     schema for this media type, so it is described, not typed)."""
     return {"application/x-ndjson": {"schema": {
@@ -89,25 +90,25 @@ def ndjson(what: str, max_lines: int) -> dict[str, Any]:
         "description": f"UTF-8, one {what} a line, at most {max_lines:,} lines"}}}
 
 
-def binary(*media: str) -> dict[str, Any]:
+def binary(*media: str) -> dict[str, object]:
     return {m: {"schema": {"type": "string", "format": "binary"}} for m in media}
 
 
-def form(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+def form(properties: dict[str, object], required: list[str]) -> dict[str, object]:
     return {"multipart/form-data": {"schema": {"type": "object", "properties": properties,
                                                "required": required}}}
 
 
-def request_body(*contents: dict[str, Any], description: str = "") -> dict[str, Any]:
+def request_body(*contents: dict[str, object], description: str = "") -> dict[str, object]:
     """``openapi_extra`` declaring a required request body of the given content types."""
-    content: dict[str, Any] = {}
+    content: dict[str, object] = {}
     for c in contents:
         content.update(c)
     return {"requestBody": {"required": True, "description": description, "content": content}}
 
 
 @cache
-def event_schema() -> dict[str, Any]:
+def event_schema() -> dict[str, object]:
     """The reporter event JSON Schema, as an OpenAPI component (no ``$schema``/``$id``)."""
     raw = resources.files("monitor").joinpath("event.schema.json").read_text(encoding="utf-8")
     schema = json.loads(raw)
@@ -133,7 +134,7 @@ def _with_errors(doc: dict[str, Any]) -> dict[str, Any]:
 def install(app: FastAPI) -> None:
     """Make ``app.openapi()`` return the generated document with the error envelope."""
 
-    def openapi() -> dict[str, Any]:
+    def openapi() -> dict[str, object]:
         if app.openapi_schema is None:
             app.openapi_schema = _with_errors(get_openapi(
                 title=app.title, version=app.version, description=app.description, routes=app.routes))

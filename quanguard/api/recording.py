@@ -38,14 +38,18 @@ import hashlib
 import re
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter
+from starlette.types import Scope
 
 from monitor.events import EventDecision
 from quanguard.auth import Principal, anonymous, authenticate, key_fingerprint
 from quanguard.errors import Unauthenticated
 from quanguard.usecases.audit import with_retry
+
+if TYPE_CHECKING:
+    from quanguard.container import Container
 
 __all__ = ["AnonymousThrottle", "RequestRecorder", "effect_for", "recorded_path", "route_action"]
 
@@ -96,10 +100,10 @@ class AnonymousThrottle:
             return suppressed
 
 
-def _presented_key(scope: dict[str, Any]) -> str | None:
+def _presented_key(scope: Scope) -> str | None:
     for name, value in scope.get("headers") or ():
         if name == b"authorization":
-            text = value.decode("latin-1").strip()
+            text: str = value.decode("latin-1").strip()
             scheme, _, rest = text.partition(" ")
             return rest.strip() if scheme.lower() == "bearer" and rest.strip() else text
     return None
@@ -116,7 +120,7 @@ def _param(value: Any) -> str:
 class RequestRecorder:
     """Writes the generic event of a ``/v1`` request that left none (one per container)."""
 
-    def __init__(self, container: Any) -> None:
+    def __init__(self, container: Container) -> None:
         self.container = container
         self.throttle = AnonymousThrottle()
         self.m_suppressed = Counter(
@@ -126,13 +130,13 @@ class RequestRecorder:
         )
 
     @classmethod
-    def of(cls, container: Any) -> RequestRecorder:
+    def of(cls, container: Container) -> RequestRecorder:
         with container.lock:
             recorder = getattr(container, "_request_recorder", None)
             if recorder is None:
                 recorder = cls(container)
                 container._request_recorder = recorder
-            return recorder  # type: ignore[no-any-return]
+            return recorder
 
     def _holder(self, key: str) -> Principal | None:
         try:
@@ -141,7 +145,7 @@ class RequestRecorder:
         except Unauthenticated:
             return None
 
-    def record(self, scope: dict[str, Any], status: int) -> int | None:
+    def record(self, scope: Scope, status: int) -> int | None:
         """Commit the request's event; returns its seq (None when throttled)."""
         state = scope.get("state") or {}
         principal = state.get("principal")

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
@@ -54,6 +55,9 @@ from quanguard.console.views import (
 )
 from quanguard.errors import RateLimited, Unauthenticated
 
+if TYPE_CHECKING:
+    from quanguard.container import Container
+
 router = APIRouter(prefix="/console", include_in_schema=False)
 
 PREFIX = "/console"
@@ -68,13 +72,13 @@ _HEADERS = {
 }
 
 
-def on_startup(container: Any) -> None:
+def on_startup(container: Container) -> None:
     from quanguard.services.shipper import start_es
 
     start_es(container)
 
 
-def on_shutdown(container: Any) -> None:
+def on_shutdown(container: Container) -> None:
     from quanguard.services.shipper import stop_es
 
     stop_es(container)
@@ -96,7 +100,7 @@ def _redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303, headers=_HEADERS)
 
 
-def _session(request: Request, container: Any) -> ConsoleSession | None:
+def _session(request: Request, container: Container) -> ConsoleSession | None:
     store = get_store(container)
     sid = request.cookies.get(COOKIE)
     current = store.get(sid)
@@ -213,12 +217,12 @@ async def logout(request: Request, container: ContainerDep) -> Response:
 
 # --- pages ------------------------------------------------------------------------------
 
-def _search_ctx(container: Any, params: dict[str, str]) -> dict[str, Any]:
+def _search_ctx(container: Container, params: dict[str, str]) -> dict[str, Any]:
     return {"form": params, "filter_fields": FILTER_FIELDS, "sorts": SORTS, "ranges": RANGES,
             "vocab": data.vocabulary(container), "tz": container.settings.tz}
 
 
-def _run_search(request: Request, container: Any, current: ConsoleSession, base: str,
+def _run_search(request: Request, container: Container, current: ConsoleSession, base: str,
                 params: dict[str, str], template: str, page: str, **extra: Any) -> Response:
     tz = container.settings.tz
     ctx = {**_search_ctx(container, params), **extra}
@@ -294,6 +298,7 @@ def event_page(seq: int, request: Request, container: ContainerDep) -> Response:
         return _page(request, current, "event.html", "search", outcome.status,
                      error=outcome.error, seq=seq)
     event = outcome.event
+    assert event is not None  # no error: get_event found it
     doc = event.to_document()
     zone = ZoneInfo(container.settings.tz)
     name = event.actor.name or data.names(container, [event.actor.id]).get(event.actor.id)
@@ -303,7 +308,7 @@ def event_page(seq: int, request: Request, container: ContainerDep) -> Response:
                  raw=json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True))
 
 
-def _flatten(doc: Any, prefix: str = "") -> list[tuple[str, str]]:
+def _flatten(doc: Mapping[str, object], prefix: str = "") -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     for key in sorted(doc):
         value = doc[key]
@@ -377,14 +382,15 @@ def alerts_page(request: Request, container: ContainerDep, status: str = "open",
                         severity=severity, rule=rule, actor=actor, sort=sort)
 
 
-def _alerts_page(request: Request, current: ConsoleSession, container: Any, outcome: Any,
+def _alerts_page(request: Request, current: ConsoleSession, container: Container, outcome: data.AlertsOutcome,
                  code: int | None = None, **form: str) -> HTMLResponse:
     from monitor.alerts import SEVERITIES
 
     rules = [r.id for r in container.audit.rules]
     counts: dict[str, int] = {}
     for row in outcome.rows:
-        counts[row["severity"]] = counts.get(row["severity"], 0) + 1
+        severity = str(row["severity"])
+        counts[severity] = counts.get(severity, 0) + 1
     keep = {k: v for k, v in form.items() if v and k != "status"}
     return _page(request, current, "alerts.html", "alerts", code or outcome.status,
                  alerts=outcome.rows, statuses=(*data.ALERT_STATUSES, "all"),

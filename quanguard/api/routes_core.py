@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -17,7 +15,7 @@ router = APIRouter()
 
 
 @router.get("/healthz", tags=["service"])
-def healthz(container: ContainerDep) -> dict[str, Any]:
+def healthz(container: ContainerDep) -> dict[str, object]:
     """Liveness and database reachability (no authentication)."""
     try:
         ping(container.engine)

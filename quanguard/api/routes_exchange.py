@@ -91,7 +91,10 @@ async def register(request: Request, caller: _Provider, container: ContainerDep,
         fields = {k: [v for v in form.getlist(k) if isinstance(v, str) and v]
                   for k in ("key_column", "bounds", "computation", "group_column", "grade",
                             "path", "sql_url", "sql_table", "max_rows_per_subject")}
-    one = lambda key: fields[key][0] if fields[key] else None
+
+    def one(key: str) -> str | None:
+        return fields[key][0] if fields[key] else None
+
     strs = fields.__getitem__
 
     def read(bounds: Any) -> Any:
@@ -109,25 +112,25 @@ async def register(request: Request, caller: _Provider, container: ContainerDep,
 
 
 @router.get("/datasets")
-def list_datasets(caller: PrincipalDep, container: ContainerDep) -> list[dict[str, Any]]:
+def list_datasets(caller: PrincipalDep, container: ContainerDep) -> list[dict[str, object]]:
     """Catalog metadata and grades (never rows)."""
     return uc.datasets(container, caller)
 
 
 @router.get("/datasets/{name}")
-def get_dataset(name: str, caller: PrincipalDep, container: ContainerDep) -> dict[str, Any]:
+def get_dataset(name: str, caller: PrincipalDep, container: ContainerDep) -> dict[str, object]:
     return uc.dataset(container, caller, name)
 
 
 @router.get("/datasets/{name}/budget")
-def get_budget(name: str, caller: _Computer, container: ContainerDep, ctx: ContextDep) -> dict[str, Any]:
+def get_budget(name: str, caller: _Computer, container: ContainerDep, ctx: ContextDep) -> dict[str, object]:
     """The caller organisation's ε/δ budget on the dataset."""
     return uc.budget(container, caller, ctx, dataset=name)
 
 
 @router.post("/datasets/{name}/consent")
 def consent(name: str, body: ConsentBody, caller: _Provider, container: ContainerDep,
-            ctx: ContextDep) -> dict[str, Any]:
+            ctx: ContextDep) -> dict[str, object]:
     """Record granted/withdrawn purposes of subjects (stored as keyed hashes)."""
     return uc.set_consent(container, caller, ctx, dataset=name, subjects=body.subjects,
                           purpose=body.purpose, state=body.state)
@@ -144,7 +147,7 @@ def aggregate(body: AggregateBody, caller: _Computer, container: ContainerDep,
 
 
 @router.get("/datasets/{name}/psi")
-def psi_terms(name: str, caller: _Computer, container: ContainerDep, ctx: ContextDep) -> dict[str, Any]:
+def psi_terms(name: str, caller: _Computer, container: ContainerDep, ctx: ContextDep) -> dict[str, object]:
     """What a PSI may reveal (``count`` or ``matches``) and how many ids it may hold."""
     return uc.psi_terms(container, caller, ctx, dataset=name)
 
@@ -181,12 +184,12 @@ def extract(body: ExtractBody, caller: _Computer, container: ContainerDep,
     if data is None:
         return JSONResponse(job, status_code=202)
     media = "text/csv" if body.format == "csv" else "application/vnd.apache.parquet"
-    return Response(content=data, media_type=media, headers={"X-Quanguard-Job": job["job"]})
+    return Response(content=data, media_type=media, headers={"X-Quanguard-Job": str(job["job"])})
 
 
 @router.get("/jobs")
 def list_jobs(caller: PrincipalDep, container: ContainerDep, status: str | None = None,
-              dataset: str | None = None) -> list[dict[str, Any]]:
+              dataset: str | None = None) -> list[dict[str, object]]:
     """Jobs the caller may see: its own; a provider's datasets'; all for overseers. Each
     shows its ``request`` — size, digest, purpose, ε, expiry — as the approver approves it."""
     return uc.jobs(container, caller, status=status, dataset=dataset)
@@ -196,19 +199,19 @@ _JOB_OK = {"responses": {"200": {"description": "the job", "content": oa.json_sc
 
 
 @router.get("/jobs/{job_id}", response_model=None, openapi_extra=_JOB_OK)
-def get_job(job_id: str, caller: PrincipalDep, container: ContainerDep, ctx: ContextDep) -> dict[str, Any]:
+def get_job(job_id: str, caller: PrincipalDep, container: ContainerDep, ctx: ContextDep) -> dict[str, object]:
     return uc.job(container, caller, ctx, job_id)
 
 
 @router.post("/jobs/{job_id}/approve", response_model=None, openapi_extra=_JOB_OK)
 def approve(job_id: str, body: ReasonBody, caller: _Manager, container: ContainerDep,
-            ctx: ContextDep) -> dict[str, Any]:
+            ctx: ContextDep) -> dict[str, object]:
     return uc.approve(container, caller, ctx, job_id, approve=True, reason=body.reason)
 
 
 @router.post("/jobs/{job_id}/reject", response_model=None, openapi_extra=_JOB_OK)
 def reject(job_id: str, body: ReasonBody, caller: _Manager, container: ContainerDep,
-           ctx: ContextDep) -> dict[str, Any]:
+           ctx: ContextDep) -> dict[str, object]:
     return uc.approve(container, caller, ctx, job_id, approve=False, reason=body.reason)
 
 

@@ -27,7 +27,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -40,6 +40,11 @@ from quanguard.api.uploads import scrub_names, spool_stream, spool_upload
 from quanguard.errors import InvalidInput, UnsupportedMedia
 from quanguard.usecases import json_records as jr
 from quanguard.usecases import mask as uc
+
+if TYPE_CHECKING:
+    from quanguard.auth import Principal
+    from quanguard.container import Container
+    from quanguard.gate import RequestContext
 
 router = APIRouter(tags=["mask"])
 
@@ -58,7 +63,7 @@ class _NotJson(ValueError):
     """NaN, Infinity or a number too large for a double: Python reads them, JSON has none."""
 
 
-def _no_constant(name: str) -> Any:
+def _no_constant(name: str) -> object:
     raise _NotJson(f"{name} is not a JSON number")
 
 
@@ -75,7 +80,7 @@ def _loads(text: str | bytes) -> Any:
     return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
 
 
-def _parse_json(raw: bytes) -> dict[str, Any]:
+def _parse_json(raw: bytes) -> dict[str, object]:
     try:
         body = _loads(raw)
     except _NotJson as exc:
@@ -87,27 +92,27 @@ def _parse_json(raw: bytes) -> dict[str, Any]:
     return body
 
 
-def _records(body: dict[str, Any]) -> list[Any]:
+def _records(body: dict[str, object]) -> list[object]:
     records = body.get("records")
     if not isinstance(records, list):
         raise InvalidInput('"records" must be a list of objects')
     return records
 
 
-def _opt_str(body: dict[str, Any], key: str) -> str | None:
+def _opt_str(body: dict[str, object], key: str) -> str | None:
     value = body.get(key)
     if value is not None and not isinstance(value, str):
         raise InvalidInput(f'"{key}" must be a string')
     return value
 
 
-def _ndjson_records(raw: bytes) -> list[Any]:
+def _ndjson_records(raw: bytes) -> list[object]:
     """NDJSON lines → records; an error names the record's 0-based index."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InvalidInput("NDJSON must be UTF-8") from exc
-    out: list[Any] = []
+    out: list[object] = []
     for line in text.splitlines():
         if not line.strip():
             continue
@@ -133,7 +138,7 @@ def _summary_header(outcome: uc.MaskOutcome) -> dict[str, str]:
     return {"X-Quanguard-Mask-Summary": json.dumps({**summary, "profile": outcome.profile}, ensure_ascii=True)}
 
 
-async def _mask_ndjson(raw: bytes, caller: Any, container: Any, ctx: Any, profile: str | None,
+async def _mask_ndjson(raw: bytes, caller: Principal, container: Container, ctx: RequestContext | None, profile: str | None,
                        dataset: str | None) -> Response:
     records = await run_in_threadpool(_ndjson_records, raw)
     out, outcome = await run_in_threadpool(
@@ -161,8 +166,9 @@ def _charset(content_type: str) -> str | None:
     return None
 
 
-async def _mask_spooled(src: str, suffix: str, label: str, caller: Any, container: Any, ctx: Any,
-                        profile: str | None, dataset: str | None, encoding: str | None = None) -> Response:
+async def _mask_spooled(src: str, suffix: str, label: str, caller: Principal, container: Container,
+                        ctx: RequestContext | None, profile: str | None, dataset: str | None,
+                        encoding: str | None = None) -> Response:
     """Mask the spooled file ``src`` (removed here) into a file answered in the same format."""
     dst = uc.temp_path(container, suffix)
     try:
@@ -184,7 +190,7 @@ async def _mask_spooled(src: str, suffix: str, label: str, caller: Any, containe
     return FileResponse(dst, media_type=media, headers=headers, background=BackgroundTask(os.unlink, dst))
 
 
-async def _mask_multipart(request: Request, caller: Any, container: Any, ctx: Any) -> Response:
+async def _mask_multipart(request: Request, caller: Principal, container: Container, ctx: RequestContext | None) -> Response:
     q = request.query_params
     async with request.form() as form:
         upload = form.get("file")

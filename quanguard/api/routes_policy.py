@@ -46,7 +46,7 @@ class DecisionOut(BaseModel):
     effect: Literal["allow", "deny", "approval_required"]
     rule_id: str | None
     policy_version: str
-    obligations: dict[str, Any]
+    obligations: dict[str, object]
     reason: str
     matched: bool
 
@@ -72,13 +72,13 @@ def decide(body: DecideIn, caller: _Decider, container: ContainerDep, ctx: Conte
 
 
 @router.get("/v1/policy")
-def show(_caller: PrincipalDep, container: ContainerDep) -> dict[str, Any]:
+def show(_caller: PrincipalDep, container: ContainerDep) -> dict[str, object]:
     """The active policy: version (sha256 of the files), files, grades, rule count."""
     return uc.info(container)
 
 
 @router.post("/v1/policy/reload")
-def reload(caller: _Officer, container: ContainerDep, ctx: ContextDep) -> dict[str, Any]:
+def reload(caller: _Officer, container: ContainerDep, ctx: ContextDep) -> dict[str, object]:
     """Reload the policy files (officers). If they do not validate, the previous version
     stays active and the answer (400) lists every ``file:line: message``."""
     return uc.reload(container, caller, request_id=ctx.request_id, source_ip=ctx.source_ip)

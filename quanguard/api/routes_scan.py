@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
@@ -16,6 +16,10 @@ from quanguard.api.uploads import spool_upload
 from quanguard.auth import Principal
 from quanguard.errors import InvalidInput, TooLarge, UnsupportedMedia
 from quanguard.usecases import scan as uc
+
+if TYPE_CHECKING:
+    from quanguard.container import Container
+    from quanguard.gate import RequestContext
 
 router = APIRouter(tags=["scan"])
 
@@ -104,7 +108,7 @@ async def scan(
         return await _scan_upload(form, caller, container, ctx, query)
 
 
-async def _scan_upload(form: Any, caller: Principal, container: Any, ctx: Any,
+async def _scan_upload(form: Any, caller: Principal, container: Container, ctx: RequestContext | None,
                        query: dict[str, Any]) -> Any:
     upload = form.get("file")
     if upload is None or isinstance(upload, str):

@@ -4,13 +4,15 @@ marked copy) and ``POST /v1/watermark/detect`` (upload a suspect, get the verdic
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 
 from quanguard.api import openapi as oa
 from quanguard.api.deps import ContainerDep, ContextDep, require_roles
@@ -19,6 +21,9 @@ from quanguard.auth import Principal
 from quanguard.errors import InvalidInput, UnsupportedMedia
 from quanguard.usecases import watermark as uc
 from watermark import Params
+
+if TYPE_CHECKING:
+    from quanguard.container import Container
 
 router = APIRouter(tags=["watermark"])
 
@@ -32,7 +37,7 @@ _Detector = Annotated[Principal, Depends(require_roles("manager", "auditor", "of
                                                        "provider"))]
 
 
-async def _save_upload(request: Request, container: Any) -> tuple[Any, str, str]:
+async def _save_upload(request: Request, container: Container) -> tuple[_Fields, str, str]:
     ctype = request.headers.get("content-type", "")
     if not ctype.lower().startswith("multipart/form-data"):
         media = ctype.split(";")[0].strip().lower() or "(none)"
@@ -45,7 +50,7 @@ async def _save_upload(request: Request, container: Any) -> tuple[Any, str, str]
         await form.close()
 
 
-async def _save_form(form: Any, container: Any) -> tuple[Any, str, str]:
+async def _save_form(form: FormData, container: Container) -> tuple[_Fields, str, str]:
     upload = form.get("file")
     if upload is None or isinstance(upload, str):
         raise InvalidInput("multipart field 'file' is missing")
@@ -63,7 +68,7 @@ async def _save_form(form: Any, container: Any) -> tuple[Any, str, str]:
 class _Fields:
     """The text fields of a closed multipart form."""
 
-    def __init__(self, fields: dict[str, list[Any]]) -> None:
+    def __init__(self, fields: Mapping[str, Sequence[object]]) -> None:
         self._f = {k: [str(v) for v in vs if isinstance(v, str)] for k, vs in fields.items()}
 
     def get(self, name: str) -> str | None:
@@ -74,7 +79,7 @@ class _Fields:
         return list(self._f.get(name, []))
 
 
-def _int(form: Any, field: str, default: int) -> int:
+def _int(form: _Fields, field: str, default: int) -> int:
     raw = form.get(field)
     if raw is None or raw == "":
         return default
@@ -84,7 +89,7 @@ def _int(form: Any, field: str, default: int) -> int:
         raise InvalidInput(f"{field} must be an integer") from exc
 
 
-def _float(form: Any, field: str, default: float) -> float:
+def _float(form: _Fields, field: str, default: float) -> float:
     raw = form.get(field)
     if raw is None or raw == "":
         return default

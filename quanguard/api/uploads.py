@@ -10,9 +10,12 @@ import os
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from quanguard.errors import TooLarge
+
+if TYPE_CHECKING:
+    from starlette.datastructures import UploadFile
 
 __all__ = ["scrub_names", "spool_stream", "spool_upload"]
 
@@ -41,12 +44,12 @@ async def spool_stream(chunks: AsyncIterator[bytes], *, folder: Path, suffix: st
     return tmp
 
 
-async def _read(upload: Any) -> AsyncIterator[bytes]:
+async def _read(upload: UploadFile) -> AsyncIterator[bytes]:
     while chunk := await upload.read(1 << 20):
         yield chunk
 
 
-async def spool_upload(upload: Any, *, folder: Path, suffix: str, limit: int) -> str:
+async def spool_upload(upload: UploadFile, *, folder: Path, suffix: str, limit: int) -> str:
     """Copy a multipart ``upload`` to a new temp file in ``folder``; return its path."""
     return await spool_stream(_read(upload), folder=folder, suffix=suffix, limit=limit)
 

@@ -25,6 +25,7 @@ from quanguard.usecases import audit as uc
 audit_app = typer.Typer(help="The audit trail: ingest, verify, checkpoints, proofs, search.",
                         no_args_is_help=True)
 
+_AGG_HELP = "Aggregation (repeatable): " + ", ".join(AGGREGATIONS)
 _FMT = typer.Option(OutputFormat.table, "--format", help="table (people) or json (machines)")
 
 
@@ -72,7 +73,7 @@ def ingest(
               f"[bold]{rate:,.0f}[/] events/s", title="audit ingest",
               style="yellow" if result.errors else "green")
         if result.errors:
-            rejected = int(doc["rejected"])
+            rejected = len(result.errors) if result.rejected_total is None else result.rejected_total
             bad = Table("line", "error", title=f"{rejected} invalid line(s), not stored")
             for err in result.errors[:50]:
                 bad.add_row(str(err.line), err.message)
@@ -208,7 +209,7 @@ def search(
     sort: str = typer.Option("-ts", help="Sort key, - for descending: ts, seq, actor, org, rows, ..."),
     page: int = typer.Option(1, help="Page number, from 1"),
     size: int = typer.Option(20, help="Events per page (at most 1000)"),
-    agg: list[str] = typer.Option([], "--agg", help="Aggregation (repeatable): " + ", ".join(AGGREGATIONS)),
+    agg: list[str] = typer.Option([], "--agg", help=_AGG_HELP),
     outcome: str | None = typer.Option(None, help="Only events of this outcome (success, failure, unknown)"),
     source_ip: str | None = typer.Option(
         None, "--source-ip", help="An address or a CIDR network"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -19,13 +19,16 @@ from quanguard.cli import client as _client
 from quanguard.cli.output import FORMAT_HELP, OutputFormat, console, emit, show
 from quanguard.errors import InvalidInput
 
+if TYPE_CHECKING:
+    from exchange import PsiClient
+
 exchange_app = typer.Typer(help="Privacy exchange: catalog, DP aggregates, PSI, extracts, approvals.",
                            no_args_is_help=True)
 
 _Format = Annotated[OutputFormat, typer.Option("--format", help=FORMAT_HELP)]
 
 
-def _show(obj: Any, fmt: OutputFormat, title: str | None = None) -> None:
+def _show(obj: object, fmt: OutputFormat, title: str | None = None) -> None:
     if fmt is OutputFormat.json:
         emit(obj)
         return
@@ -70,7 +73,7 @@ def register_dataset(
 ) -> None:
     """Publish a dataset (provider): scanned, graded (never below ``--grade``), linked to
     the budget family of the same people, and stored encrypted by the service."""
-    data: dict[str, Any] = {"name": name, "key_column": key_column or [], "bounds": bounds or [],
+    data: dict[str, object] = {"name": name, "key_column": key_column or [], "bounds": bounds or [],
                             "computation": computation or [], "group_column": group_column or []}
     if grade is not None:
         data["grade"] = grade
@@ -199,7 +202,7 @@ def _save_psi_state(ids: Path, job: str, *, key: bytes, reveal: str, digest: str
     return path
 
 
-def _load_psi_client(ids: Path, job: str, values: list[str]) -> Any:
+def _load_psi_client(ids: Path, job: str, values: list[str]) -> PsiClient:
     import hashlib
 
     from exchange import PsiClient
@@ -238,7 +241,7 @@ def psi(
     values = _ids(ids)
     if job is not None:
         local = _load_psi_client(ids, job, values)
-        body: dict[str, Any] = {"dataset": name, "request": None, "purpose": purpose, "job": job}
+        body: dict[str, object] = {"dataset": name, "request": None, "purpose": purpose, "job": job}
     else:
         terms = svc.get(f"/v1/exchange/datasets/{name}/psi")
         local = PsiClient(values, reveal=terms["reveal"])
@@ -246,7 +249,7 @@ def psi(
                 "purpose": purpose, "job": None}
     reply = svc.post("/v1/exchange/psi", json=body)
     if reply.get("status") != "done":
-        shown: dict[str, Any] = {"job": reply["job"], "status": reply["status"]}
+        shown: dict[str, object] = {"job": reply["job"], "status": reply["status"]}
         if reply.get("status") == "pending_approval":
             digest = hashlib.sha256("\n".join(values).encode()).hexdigest()
             shown["state"] = str(_save_psi_state(ids, reply["job"], key=local.key,
@@ -255,7 +258,7 @@ def psi(
         _show(shown, fmt)
         return
     outcome = local.finish(base64.b64decode(reply["setup"]), base64.b64decode(reply["response"]))
-    out: dict[str, Any] = {"job": reply["job"], "intersection_size": outcome.intersection_size}
+    out: dict[str, object] = {"job": reply["job"], "intersection_size": outcome.intersection_size}
     noise = reply.get("noise")
     if isinstance(noise, dict):  # randomised response: the count is noisy; de-bias it
         from exchange.psi import CountNoise

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -12,6 +12,9 @@ from rich.table import Table
 from quanguard.cli.common import cli_principal, use_container
 from quanguard.cli.output import OutputFormat, bar, console, count_records, emit
 from quanguard.usecases import mask as uc
+
+if TYPE_CHECKING:
+    from desensitize.plan import MaskPlan
 
 
 @contextmanager
@@ -22,7 +25,7 @@ def _progress(src: str) -> Iterator[Callable[[int], None] | None]:
         yield update
 
 
-def _plan_table(plan: Any) -> Table:
+def _plan_table(plan: MaskPlan) -> Table:
     table = Table("column", "entity", "grade", "operator", "from", title=f"masking plan — profile {plan.profile.name}")
     for row in plan.describe():
         table.add_row(*row)
@@ -46,7 +49,7 @@ def mask(
 ) -> None:
     """Mask the personal information of IN into OUT by a profile, print the plan applied and
     the k-anonymity over quasi-identifiers before and after. Audited; OUT appears only on success."""
-    def show(plan: Any) -> None:  # people see the plan before the (long) run starts
+    def show(plan: MaskPlan) -> None:  # people see the plan before the (long) run starts
         if fmt is not OutputFormat.json:
             console().print(_plan_table(plan))
 

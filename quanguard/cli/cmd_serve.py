@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import typer
 
 from quanguard.auth import LOCAL_OPERATOR

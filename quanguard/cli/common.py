@@ -71,7 +71,7 @@ def cli_principal(container: Container) -> Principal:
         return authenticate(session, key)
 
 
-def emit(obj: Any, fmt: OutputFormat | str = OutputFormat.json) -> None:
+def emit(obj: object, fmt: OutputFormat | str = OutputFormat.json) -> None:
     """Print ``obj`` as one JSON document (machines) or with Rich (people)."""
     if str(getattr(fmt, "value", fmt)) == "json":
         sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")

@@ -10,19 +10,20 @@ prints a one-line internal error (no traceback) and exits 70.
 from __future__ import annotations
 
 import importlib
-import importlib.util
-import pkgutil
 import sys
 from typing import Any
 
 import typer
+from typer._click.core import Command, Context
 from typer._click.exceptions import ClickException
+from typer._click.formatting import HelpFormatter
 from typer.core import TyperGroup
 
 __all__ = ["COMMANDS", "build_app", "main"]
 
 #: command name -> (module under quanguard.cli, one-line help for the root ``--help``).
-#: A ``cmd_*`` module missing here is still found (by pkgutil) but imported at start-up.
+#: Every command is listed here, in one place (``tests/quanguard/test_registration.py``
+#: checks that no ``cmd_*`` module is left out).
 COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("cmd_audit", "The audit trail: ingest, verify, checkpoints, proofs, search."),
     "backup": ("cmd_backup", "Write the database, the key folder and the data files to an archive."),
@@ -44,60 +45,46 @@ class _Group(TyperGroup):
     """The root group: commands load on first use; errors become exit codes."""
 
     _loaded_modules: set[str]
-    _own: dict[str, Any]
+    _own: dict[str, Command]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._loaded_modules = set()
         self._own = {}
         super().__init__(*args, **kwargs)
-        self._load_unlisted()
 
     # ``commands`` is read by Click/Typer and by tools walking the tree: reading it loads all.
     @property  # type: ignore[override]
-    def commands(self) -> dict[str, Any]:
+    def commands(self) -> dict[str, Command]:
         for module, _help in COMMANDS.values():
             self._load(module)
         return self._own
 
     @commands.setter
-    def commands(self, value: dict[str, Any]) -> None:
+    def commands(self, value: dict[str, Command]) -> None:
         self._own = dict(value)
 
-    def add_command(self, cmd: Any, name: str | None = None) -> None:
-        self._own[name or cmd.name] = cmd
+    def add_command(self, cmd: Command, name: str | None = None) -> None:
+        self._own[name or str(cmd.name)] = cmd
 
     def _load(self, module: str) -> None:
         if module in self._loaded_modules:
             return
         self._loaded_modules.add(module)
-        if importlib.util.find_spec(f"quanguard.cli.{module}") is None:
-            return
         sub = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
         importlib.import_module(f"quanguard.cli.{module}").register(sub)
         sub.callback()(_noop)
         for name, cmd in typer.main.get_group(sub).commands.items():
             self._own.setdefault(name, cmd)
 
-    def _load_unlisted(self) -> None:
-        import quanguard.cli as pkg
+    def list_commands(self, ctx: Context) -> list[str]:
+        return sorted(set(self._own) | set(COMMANDS))
 
-        listed = {module for module, _help in COMMANDS.values()}
-        for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
-            if info.name.startswith("cmd_") and info.name not in listed:
-                self._load(info.name)
-
-    def list_commands(self, ctx: Any) -> list[str]:
-        names = set(self._own) | {
-            name for name, (module, _h) in COMMANDS.items()
-            if module in self._loaded_modules or importlib.util.find_spec(f"quanguard.cli.{module}")}
-        return sorted(names)
-
-    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
         if cmd_name not in self._own and cmd_name in COMMANDS:
             self._load(COMMANDS[cmd_name][0])
         return self._own.get(cmd_name)
 
-    def format_commands(self, ctx: Any, formatter: Any) -> None:
+    def format_commands(self, ctx: Context, formatter: HelpFormatter) -> None:
         rows = []
         names = self.list_commands(ctx)
         limit = formatter.width - 6 - max((len(n) for n in names), default=0)
@@ -112,7 +99,7 @@ class _Group(TyperGroup):
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
 
-    def invoke(self, ctx: Any) -> Any:
+    def invoke(self, ctx: Context) -> Any:
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, ClickException):

@@ -15,10 +15,12 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from enum import Enum
-from typing import Any
+from typing import Any, TypeGuard, TypeVar
 
 from rich.console import Console
 from rich.table import Table
+
+T = TypeVar("T")
 
 __all__ = [
     "OutputFormat",
@@ -53,7 +55,7 @@ def err_console() -> Console:
     return Console(file=sys.stderr, soft_wrap=True)
 
 
-def _cell(value: Any) -> str:
+def _cell(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
@@ -67,11 +69,11 @@ def _cell(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-def _records(value: Any) -> bool:
+def _records(value: object) -> TypeGuard[list[dict[str, object]]]:
     return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
 
 
-def table_of(rows: list[dict[str, Any]], title: str | None = None) -> Table:
+def table_of(rows: list[dict[str, object]], title: str | None = None) -> Table:
     """One table of records; the columns are the union of their keys, in first-seen order."""
     columns: list[str] = []
     for row in rows:
@@ -84,7 +86,7 @@ def table_of(rows: list[dict[str, Any]], title: str | None = None) -> Table:
     return table
 
 
-def show(obj: Any, title: str | None = None, out: Console | None = None) -> None:
+def show(obj: object, title: str | None = None, out: Console | None = None) -> None:
     """Render a JSON-shaped value as Rich tables (never a repr)."""
     out = out or console()
     if _records(obj):
@@ -122,7 +124,7 @@ def panel(text: str, title: str | None = None, style: str = "green") -> None:
     console().print(Panel(text, title=title, border_style=style, expand=False))
 
 
-def emit(obj: Any, fmt: OutputFormat | str = OutputFormat.json, title: str | None = None) -> None:
+def emit(obj: object, fmt: OutputFormat | str = OutputFormat.json, title: str | None = None) -> None:
     """Exactly one JSON document on stdout (``json``), or Rich tables (``table``)."""
     if str(getattr(fmt, "value", fmt)) == "json":
         sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
@@ -199,6 +201,7 @@ def bar(label: str, total: int | None, *, unit: str = "rows", absolute: bool = F
         BarColumn,
         MofNCompleteColumn,
         Progress,
+        ProgressColumn,
         TaskProgressColumn,
         TextColumn,
         TimeElapsedColumn,
@@ -206,7 +209,7 @@ def bar(label: str, total: int | None, *, unit: str = "rows", absolute: bool = F
     )
 
     known = total is not None and total > 0
-    columns: list[Any] = [TextColumn(label), BarColumn(bar_width=None)]
+    columns: list[ProgressColumn | str] = [TextColumn(label), BarColumn(bar_width=None)]
     if known:
         columns += [TaskProgressColumn(), MofNCompleteColumn(), TextColumn(unit), TextColumn("ETA"),
                     TimeRemainingColumn()]
@@ -247,7 +250,7 @@ def progress(label: str, total: int | None) -> Iterator[Any]:
         yield lambda n=1: bar.advance(task, n)
 
 
-def iter_progress(items: Iterable[Any], label: str, total: int | None) -> Iterator[Any]:
+def iter_progress(items: Iterable[T], label: str, total: int | None) -> Iterator[T]:
     with progress(label, total) as advance:
         for item in items:
             yield item

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from monitor.alert_engine import Alert
 from monitor.errors import InvalidQuery, MonitorError
-from monitor.events import EventDecision
+from monitor.events import AuditEvent, EventDecision
 from monitor.search import SearchQuery, SearchResult
 from quanguard.auth import Principal, anonymous, key_fingerprint
 from quanguard.errors import ServiceError, classify
 from quanguard.gate import RequestContext, record_denial
+
+if TYPE_CHECKING:
+    from quanguard.container import Container
 
 __all__ = [
     "ALERT_SORTS",
@@ -56,7 +59,7 @@ class SearchOutcome:
 
 @dataclass(frozen=True)
 class AlertsOutcome:
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[dict[str, object]] = field(default_factory=list)
     error: str | None = None
     status: int = 200
 
@@ -66,7 +69,7 @@ def _status(exc: Exception) -> int:
     return info.status if info else 500
 
 
-def record_login(container: Any, principal: Principal | None, ctx: RequestContext, *,
+def record_login(container: Container, principal: Principal | None, ctx: RequestContext, *,
                  ok: bool, reason: str | None = None, key: str | None = None) -> None:
     """Signing in to the console is an access too: record it. A refused sign-in is a
     ``deny`` event written by the gate (the actor is ``anonymous`` for a bad key, with the
@@ -82,14 +85,14 @@ def record_login(container: Any, principal: Principal | None, ctx: RequestContex
                       reason=reason[:200] if reason else None, labels=labels)
         return
     assert principal is not None
-    with container.session() as session, session.begin():
+    with container.unit_of_work() as session:
         container.audit.record(
             session, actor=principal, action="login", decision=EventDecision("allow"),
             outcome="success", source_ip=ctx.source_ip, request_id=ctx.request_id,
             labels=labels)
 
 
-def search(container: Any, principal: Principal, ctx: RequestContext,
+def search(container: Container, principal: Principal, ctx: RequestContext,
            query: SearchQuery) -> SearchOutcome:
     """Run the audit search use case (itself recorded as an ``audit_search`` event)."""
     from quanguard.usecases import audit as usecase
@@ -104,13 +107,13 @@ def search(container: Any, principal: Principal, ctx: RequestContext,
     return SearchOutcome(result=result, backend=backend)
 
 
-def _when(value: Any, zone: ZoneInfo) -> str:
+def _when(value: object, zone: ZoneInfo) -> str:
     if isinstance(value, datetime):
         return value.astimezone(zone).strftime("%Y-%m-%d %H:%M")
     return "" if value is None else str(value)
 
 
-def _alert_row(alert: Alert, zone: ZoneInfo) -> dict[str, Any]:
+def _alert_row(alert: Alert, zone: ZoneInfo) -> dict[str, object]:
     seqs = list(alert.seqs)
     shown = ", ".join(str(s) for s in seqs[:8]) + (" …" if len(seqs) > 8 else "")
     return {"id": alert.id, "rule": alert.rule, "severity": alert.severity,
@@ -119,7 +122,7 @@ def _alert_row(alert: Alert, zone: ZoneInfo) -> dict[str, Any]:
             "seqs": shown, "status": alert.status, "note": alert.note}
 
 
-def list_alerts(container: Any, principal: Principal, ctx: RequestContext,
+def list_alerts(container: Container, principal: Principal, ctx: RequestContext,
                 status: str) -> AlertsOutcome:
     from quanguard.usecases import audit as usecase
 
@@ -132,7 +135,7 @@ def list_alerts(container: Any, principal: Principal, ctx: RequestContext,
     return AlertsOutcome(rows=[_alert_row(a, zone) for a in alerts])
 
 
-def update_alert(container: Any, principal: Principal, ctx: RequestContext, alert_id: str, *,
+def update_alert(container: Container, principal: Principal, ctx: RequestContext, alert_id: str, *,
                  status: str, note: str | None) -> str | None:
     """Acknowledge or close an alert; returns an error message or None."""
     from quanguard.usecases import audit as usecase
@@ -147,7 +150,7 @@ def update_alert(container: Any, principal: Principal, ctx: RequestContext, aler
     return None
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: object) -> str:
     if value is None:
         return "—"
     if isinstance(value, dict):
@@ -155,7 +158,7 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def trail_status(container: Any, principal: Principal, ctx: RequestContext
+def trail_status(container: Container, principal: Principal, ctx: RequestContext
                  ) -> tuple[list[tuple[str, list[tuple[str, str]]]], str | None]:
     """Sections of the status page: trail head, checkpoint, verification, shipping."""
     from quanguard.services.shipper import es_status
@@ -174,7 +177,7 @@ def trail_status(container: Any, principal: Principal, ctx: RequestContext
         rows = [(k, _fmt(v)) for k, v in value.items()] if isinstance(value, dict) else [
             (key, _fmt(value))]
         sections.append((title, rows))
-    es = es_status(container)
+    es: dict[str, Any] | None = es_status(container)
     if es is None:
         sections.append(("Elasticsearch", [("shipping", "off (QUANGUARD_ES_URL not set)")]))
     else:
@@ -193,7 +196,7 @@ def trail_status(container: Any, principal: Principal, ctx: RequestContext
 _VOCAB_TTL = 60.0
 
 
-def vocabulary(container: Any) -> dict[str, list[str]]:
+def vocabulary(container: Container) -> dict[str, list[str]]:
     """Pick-list values: the known vocabulary plus what the trail actually holds
     (distinct values from the system of record, cached for a minute)."""
     import time
@@ -230,7 +233,7 @@ def vocabulary(container: Any) -> dict[str, list[str]]:
     return vocab
 
 
-def _gate_ctx(ctx: RequestContext) -> Any:
+def _gate_ctx(ctx: RequestContext) -> RequestContext:
     from quanguard.gate import RequestContext as GateContext
 
     return GateContext(ctx.request_id, ctx.source_ip)
@@ -238,12 +241,12 @@ def _gate_ctx(ctx: RequestContext) -> Any:
 
 @dataclass(frozen=True)
 class EventOutcome:
-    event: Any = None
+    event: AuditEvent | None = None
     error: str | None = None
     status: int = 200
 
 
-def get_event(container: Any, principal: Principal, ctx: RequestContext,
+def get_event(container: Container, principal: Principal, ctx: RequestContext,
               seq: int) -> EventOutcome:
     from quanguard.usecases import audit_read
 
@@ -254,8 +257,8 @@ def get_event(container: Any, principal: Principal, ctx: RequestContext,
         return EventOutcome(error=str(exc), status=_status(exc))
 
 
-def proof(container: Any, principal: Principal, ctx: RequestContext,
-          seq: int) -> tuple[dict[str, Any] | None, str | None, int]:
+def proof(container: Container, principal: Principal, ctx: RequestContext,
+          seq: int) -> tuple[dict[str, object] | None, str | None, int]:
     """The inclusion proof of ``seq`` (with its checkpoint), as ``GET /v1/audit/proof``."""
     from quanguard.usecases import audit as usecase
 
@@ -267,7 +270,7 @@ def proof(container: Any, principal: Principal, ctx: RequestContext,
     return doc, None, 200
 
 
-def export(container: Any, principal: Principal, ctx: RequestContext, query: SearchQuery,
+def export(container: Container, principal: Principal, ctx: RequestContext, query: SearchQuery,
            fmt: str) -> tuple[Any, str | None, int]:
     from quanguard.usecases import audit_read
 
@@ -277,7 +280,7 @@ def export(container: Any, principal: Principal, ctx: RequestContext, query: Sea
         return None, str(exc), _status(exc)
 
 
-def names(container: Any, ids: list[str]) -> dict[str, str]:
+def names(container: Container, ids: list[str]) -> dict[str, str]:
     from quanguard.usecases.audit_read import names_of
 
     return names_of(container, ids)
@@ -289,7 +292,7 @@ ALERT_SORTS = (("severity", "severity 严重程度"), ("-created", "newest first
 MAX_ALERTS = 1000
 
 
-def browse_alerts(container: Any, principal: Principal, ctx: RequestContext, *,
+def browse_alerts(container: Container, principal: Principal, ctx: RequestContext, *,
                   status: str | None, severity: str | None, rule: str | None,
                   actor: str | None, sort: str) -> AlertsOutcome:
     """Alerts filtered by status/severity/rule/actor and sorted (severity first by
@@ -333,7 +336,7 @@ def last_month(tz: str) -> str:
     return f"{year:04d}-{month:02d}"
 
 
-def report(container: Any, principal: Principal, ctx: RequestContext, month: str, *,
+def report(container: Container, principal: Principal, ctx: RequestContext, month: str, *,
            pdf: bool = False) -> tuple[str | bytes | None, str | None, int]:
     """The monthly report as HTML (or PDF bytes), or an error message for the page."""
     import tempfile

@@ -16,12 +16,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
 from quanguard.auth import Principal
 from quanguard.models import PrincipalRow
+
+if TYPE_CHECKING:
+    from quanguard.container import Container
 
 __all__ = [
     "CONSOLE_ROLES",
@@ -105,7 +108,7 @@ class SessionStore:
             del self._sessions[sid]
 
 
-def get_store(container: Any) -> SessionStore:
+def get_store(container: Container) -> SessionStore:
     with container.lock:
         store = getattr(container, "_console_sessions", None)
         if store is None:
@@ -114,7 +117,7 @@ def get_store(container: Any) -> SessionStore:
         return store
 
 
-def key_still_valid(container: Any, principal: Principal) -> bool:
+def key_still_valid(container: Container, principal: Principal) -> bool:
     """False once the key behind a session was revoked, expired or removed."""
     with container.session() as session:
         row = session.execute(

@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -177,7 +176,7 @@ def highlight(text: str | None, terms: Sequence[str]) -> list[tuple[str, bool]]:
 
 
 def hit_rows(hits: Sequence[AuditEvent], *, tz: str, terms: Sequence[str] = (),
-             names: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+             names: Mapping[str, str] | None = None) -> list[dict[str, object]]:
     zone = ZoneInfo(tz)
     names = names or {}
     return [{

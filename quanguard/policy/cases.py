@@ -42,7 +42,7 @@ class Case:
     resource: Resource
     effect: str
     rule: str | None
-    obligations: dict[str, Any] | None
+    obligations: dict[str, object] | None
     path: str
     line: int
 
@@ -118,7 +118,7 @@ def _parse_case(sheet: Sheet, node: Any, policy: PolicySet, index: int) -> Case 
             )
     effect: str | None = None
     rule: Any = _UNSET
-    obligations: dict[str, Any] | None = None
+    obligations: dict[str, object] | None = None
     if "expect" in fields:
         ef = sheet.mapping(fields["expect"][1], "expect") or {}
         sheet.keys(

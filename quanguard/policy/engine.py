@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from quanguard.policy.errors import UnknownName
 from quanguard.policy.model import Category, Decision, Grade, Resource, Rule, Subject
@@ -95,7 +94,7 @@ class Trace:
     holds: bool
     note: str
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "rule_id": self.rule_id,
             "effect": self.effect,

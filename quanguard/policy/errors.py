@@ -12,7 +12,6 @@ Every class carries ``kind`` so the HTTP and CLI borders translate it without a 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from quanguard.policy.model import Problem
 
@@ -24,7 +23,7 @@ class PolicyError(Exception):
 
     kind = "invalid"
 
-    def __init__(self, message: str, **details: Any) -> None:
+    def __init__(self, message: str, **details: object) -> None:
         super().__init__(message)
         self.message = message
         self.details = details

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -100,11 +99,12 @@ def _entity_lines(text: str) -> dict[tuple[str, str], int]:
     return out
 
 
-def _value(node: Any, key: str) -> Any:
+def _value(node: yaml.Node | None, key: str) -> yaml.Node | None:
     if isinstance(node, yaml.MappingNode):
         for k, v in node.value:
             if getattr(k, "value", None) == key:
-                return v
+                found: yaml.Node = v
+                return found
     return None
 
 

@@ -46,7 +46,7 @@ class Decision:
     effect: Effect
     rule_id: str | None
     policy_version: str
-    obligations: dict[str, Any]
+    obligations: dict[str, object]
     reason: str
     matched: bool
 
@@ -54,7 +54,13 @@ class Decision:
     def allowed(self) -> bool:
         return self.effect == "allow"
 
-    def to_dict(self) -> dict[str, Any]:
+    @property
+    def mask_profile(self) -> str | None:
+        """The ``mask_profile`` obligation (validated as a string by the loader), if any."""
+        value = self.obligations.get("mask_profile")
+        return None if value is None else str(value)
+
+    def to_dict(self) -> dict[str, object]:
         return {
             "effect": self.effect,
             "rule_id": self.rule_id,
@@ -76,7 +82,7 @@ class Problem:
     def __str__(self) -> str:
         return f"{self.path}:{self.line}: {self.message}"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {"file": self.path, "line": self.line, "message": self.message}
 
 
@@ -111,7 +117,7 @@ class Rule:
     actions: frozenset[str]
     grades: frozenset[str] | None
     effect: Effect
-    obligations: dict[str, Any] = field(default_factory=dict)
+    obligations: dict[str, object] = field(default_factory=dict)
     conditions: tuple[tuple[str, Any], ...] = ()
     description: str = ""
     path: str = ""

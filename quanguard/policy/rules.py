@@ -96,11 +96,11 @@ def _obligation(sheet: Sheet, name: str, node: Node) -> tuple[bool, Any]:
     return value is not None, value
 
 
-def _obligations(sheet: Sheet, node: Node, rule_id: str) -> dict[str, Any] | None:
+def _obligations(sheet: Sheet, node: Node, rule_id: str) -> dict[str, object] | None:
     items = sheet.mapping(node, f"rule '{rule_id}' obligations")
     if items is None:
         return None
-    out: dict[str, Any] = {}
+    out: dict[str, object] = {}
     ok = True
     for name, (key_node, value_node) in items.items():
         if name not in OBLIGATIONS:
@@ -199,7 +199,7 @@ def parse_rules(
                     fields["effect"][1],
                     f"{what}: effect '{effect}' is not defined (known: {_known(EFFECTS)})",
                 )
-        obligations: dict[str, Any] | None = {}
+        obligations: dict[str, object] | None = {}
         if "obligations" in fields:
             obligations = _obligations(sheet, fields["obligations"][1], rule_id)
             if effect == "deny" and obligations:

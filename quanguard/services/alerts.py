@@ -12,12 +12,15 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from sqlalchemy.orm import Session
 
 from monitor.alert_engine import Alert, get_alert, list_alerts, transition
+
+if TYPE_CHECKING:
+    from quanguard.container import Container
 
 __all__ = ["AlertService", "Webhook", "build_alerts"]
 
@@ -29,18 +32,18 @@ class Webhook:
 
     def __init__(self, url: str, *, attempts: int = 5, base_delay: float = 0.5,
                  timeout: float = 5.0,
-                 post: Callable[[str, Any], int] | None = None) -> None:
+                 post: Callable[[str, object], int] | None = None) -> None:
         self.url = url
         self.attempts = attempts
         self.base_delay = base_delay
         self.timeout = timeout
         self._post = post or self._http_post
-        self._queue: queue.Queue[list[dict[str, Any]] | None] = queue.Queue(maxsize=1000)
+        self._queue: queue.Queue[list[dict[str, object]] | None] = queue.Queue(maxsize=1000)
         self._thread: threading.Thread | None = None
         self.delivered = 0
         self.failed = 0
 
-    def _http_post(self, url: str, payload: Any) -> int:
+    def _http_post(self, url: str, payload: object) -> int:
         return httpx.post(url, json=payload, timeout=self.timeout).status_code
 
     def send(self, alerts: Sequence[Alert]) -> None:
@@ -53,7 +56,7 @@ class Webhook:
             self.failed += len(alerts)
             _log.error("alert webhook queue full; %d alerts not delivered", len(alerts))
 
-    def deliver(self, payload: list[dict[str, Any]]) -> bool:
+    def deliver(self, payload: list[dict[str, object]]) -> bool:
         delay = self.base_delay
         for attempt in range(1, self.attempts + 1):
             try:
@@ -84,7 +87,7 @@ class Webhook:
 
 
 class AlertService:
-    def __init__(self, container: Any) -> None:
+    def __init__(self, container: Container) -> None:
         self.container = container
         url = container.settings.alert_webhook_url
         self.webhook = Webhook(url) if url else None
@@ -106,5 +109,5 @@ class AlertService:
             self.webhook.send(alerts)
 
 
-def build_alerts(container: Any) -> AlertService:
+def build_alerts(container: Container) -> AlertService:
     return AlertService(container)

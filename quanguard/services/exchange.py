@@ -12,17 +12,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 import pyarrow as pa
 from sqlalchemy.orm import Session
 
-from desensitize.masker import mask_table
 from exchange import Caller, Catalog, Exchange, Grading, Grant, MasterKey, ReceiptSigner
 from quanguard.auth import Principal
 from quanguard.errors import Forbidden
 from quanguard.gate import RequestContext, authorize, record_denial
 from quanguard.policy import Resource
+
+if TYPE_CHECKING:
+    from quanguard.container import Container
+    from quanguard.policy.model import Decision
 
 __all__ = ["AuditAdapter", "GateDecider", "GateRefusal", "build_exchange", "caller_of"]
 
@@ -33,7 +36,6 @@ _MASK_SAMPLE = 10_000  # rows a masking plan is made from
 # masking operators whose output still looks like the entity by design (format-preserving
 # or kept): a re-scan finding the entity in such a column is not a leak
 _FORMAT_KEEPING = frozenset({"keep", "fpe", "fake", "encrypt", "generalize", "noise"})
-_OUTCOMES = {"success": "success", "denied": "failure", "pending": "unknown", "failure": "failure"}
 
 
 def caller_of(principal: Principal) -> Caller:
@@ -55,12 +57,12 @@ class GateRefusal(Exception):
     """A refusal of the gate, raised out of the request's transaction to be recorded
     after it (on SQLite the open transaction holds the write lock the record needs)."""
 
-    def __init__(self, decision: Any, action: str, audit_action: str, resource: Resource) -> None:
+    def __init__(self, decision: Decision, action: str, audit_action: str, resource: Resource) -> None:
         super().__init__(decision.reason)
         self.decision, self.action, self.audit_action = decision, action, audit_action
         self.resource = resource
 
-    def record_and_raise(self, container: Any, principal: Principal,
+    def record_and_raise(self, container: Container, principal: Principal,
                          ctx: RequestContext | None) -> None:
         """Commit the ``deny`` event with the gate's ``record_denial``; raise Forbidden."""
         d, res = self.decision, self.resource
@@ -81,7 +83,7 @@ class GateDecider:
     :class:`GateRefusal`, which the use case records with the gate's ``record_denial``
     once its transaction is closed, and turns into ``Forbidden``."""
 
-    def __init__(self, container: Any, principal: Principal, ctx: RequestContext | None) -> None:
+    def __init__(self, container: Container, principal: Principal, ctx: RequestContext | None) -> None:
         self._container, self._principal, self._ctx = container, principal, ctx
 
     def decide(self, caller: Caller, action: str, *, grade: str | None, dataset: str | None,
@@ -99,7 +101,7 @@ class GateDecider:
 class _RefusingDecider:
     """The decider an exchange has before a request binds the gate: it refuses all."""
 
-    def decide(self, caller: Caller, action: str, **_: Any) -> Grant:
+    def decide(self, caller: Caller, action: str, **_: object) -> Grant:
         return Grant(effect="deny", rule_id=None, policy_version="",
                      reason="no request-bound decider (use Exchange.with_decider)")
 
@@ -107,7 +109,7 @@ class _RefusingDecider:
 class _ScanAdapter:
     """Scan and grade a table with the scan service; entity columns are identifiers."""
 
-    def __init__(self, container: Any) -> None:
+    def __init__(self, container: Container) -> None:
         self._container = container
 
     def grade_table(self, table: pa.Table) -> Grading:
@@ -117,7 +119,7 @@ class _ScanAdapter:
             table = table.take(pa.array(sorted({int(i * step) for i in range(_SCAN_SAMPLE)}
                                                | {table.num_rows - 1})))
         strings = pa.table({n: table.column(n).cast(pa.string()) for n in table.column_names})
-        report = svc.grade(svc.table_scanner().scan(strings.to_batches(max_chunksize=10_000)))
+        report = svc.grade_batches(strings.to_batches(max_chunksize=10_000))
         # Unknown means sensitive: a table with nothing graded (no rows, say) takes the
         # grade of unrecognised data, never the lowest one.
         grade = report.dataset_grade or self._container.policy.entity_grade("UNRECOGNISED")
@@ -130,18 +132,16 @@ class _MaskAdapter:
     """Mask with the mask service: scan + grade the table, plan by profile, apply; and
     re-scan the whole copy on its way out."""
 
-    def __init__(self, container: Any) -> None:
+    def __init__(self, container: Container) -> None:
         self._container = container
 
     def mask_table(self, table: pa.Table, profile: str) -> pa.Table:
         service = self._container.masker
         strings = _strings(table)
         scanner = self._container.scanner
-        report = scanner.grade(scanner.table_scanner().scan(
-            strings.slice(0, _MASK_SAMPLE).to_batches(), sampled=table.num_rows > _MASK_SAMPLE))
-        plan = service.plan(report, profile)
-        finder = service.span_finder() if any(c.op == "spans" for c in plan.columns) else None
-        masked, _stats = mask_table(strings, plan, keyring=service.keyring(), span_finder=finder)
+        report = scanner.grade_batches(strings.slice(0, _MASK_SAMPLE).to_batches(),
+                                       sampled=table.num_rows > _MASK_SAMPLE)
+        masked, _stats = service.mask_table(strings, service.plan(report, profile))
         return masked
 
     def leaks(self, table: pa.Table, profile: str) -> list[str]:
@@ -157,7 +157,7 @@ class _MaskAdapter:
 
         service, scanner = self._container.masker, self._container.scanner
         strings = _strings(table)
-        report = scanner.grade(scanner.table_scanner().scan(strings.to_batches(max_chunksize=10_000)))
+        report = scanner.grade_batches(strings.to_batches(max_chunksize=10_000))
         found: dict[str, list[str]] = {}
         for col in report.columns:
             for entity in (col.entity, *(name for name, _ in col.contains)):
@@ -211,18 +211,18 @@ def _strings(table: pa.Table) -> pa.Table:
 
 
 class _WatermarkAdapter:
-    def __init__(self, container: Any) -> None:
+    def __init__(self, container: Container) -> None:
         self._container = container
 
     def embed_table(self, table: pa.Table, recipient: str, *, dataset: str) -> pa.Table:
         out = self._container.watermarker.embed_table(table, recipient, dataset=dataset)
-        return out  # type: ignore[no-any-return]
+        return out
 
 
 class AuditAdapter:
     """``exchange.ports.AuditSink`` bound to one session and request."""
 
-    def __init__(self, container: Any, session: Session, principal: Principal, *,
+    def __init__(self, container: Container, session: Session, principal: Principal, *,
                  source_ip: str | None = None, request_id: str | None = None) -> None:
         self._container, self._session, self._principal = container, session, principal
         self._source_ip, self._request_id = source_ip, request_id
@@ -231,7 +231,7 @@ class AuditAdapter:
     def record(self, *, actor: Caller, action: str, dataset: str | None = None,
                grade: str | None = None, fields: tuple[str, ...] = (), rows: int | None = None,
                purpose: str | None = None, grant: Grant | None = None, outcome: str = "success",
-               result_digest: str | None = None, labels: Mapping[str, Any] | None = None) -> None:
+               result_digest: str | None = None, labels: Mapping[str, object] | None = None) -> None:
         audit = self._container.audit
         lab = {k: v for k, v in (labels or {}).items()}
         if outcome not in ("success",):
@@ -241,13 +241,13 @@ class AuditAdapter:
         audit.record(
             self._session, actor=_principal(actor, self._principal), action=action,
             dataset=dataset, fields=tuple(fields), grade=grade, rows=rows, purpose=purpose,
-            decision=grant.raw if grant is not None else None,
-            outcome=_OUTCOMES.get(outcome, "unknown"), source_ip=self._source_ip,
+            decision=cast("Decision", grant.raw) if grant is not None else None,  # GateDecider's
+            outcome=outcome, source_ip=self._source_ip,  # normalized by the audit service
             request_id=self._request_id, result_digest=result_digest, labels=lab or None,
         )
 
 
-def build_exchange(container: Any) -> Exchange:
+def build_exchange(container: Container) -> Exchange:
     settings = container.settings
     for part in ("audit", "policy", "scanner", "masker", "watermarker"):
         getattr(container, part)  # a missing part fails here, not silently per request

@@ -12,14 +12,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
+import pyarrow as pa
+
+from desensitize import DatasetReport
 from desensitize.errors import ProfileError
 from desensitize.keys import KEY_FILE_NAME, Keyring, load_keyring
-from desensitize.masker import SpanFinder
+from desensitize.masker import MaskStats, SpanFinder, mask_table
 from desensitize.pipeline import columns_from_report, quasi_from_report, span_finder_for
 from desensitize.plan import MaskPlan, build_plan
 from desensitize.profiles import ProfileSet
+
+if TYPE_CHECKING:
+    from quanguard.container import Container
 
 PROFILE_FILE = "masking.yaml"
 
@@ -27,9 +33,9 @@ PROFILE_FILE = "masking.yaml"
 class MaskService:
     """Masking resources shared by one container."""
 
-    def __init__(self, container: Any) -> None:
+    def __init__(self, container: Container) -> None:
         self._container = container
-        self._keyring: tuple[tuple[Any, ...], Keyring] | None = None
+        self._keyring: tuple[tuple[object, ...], Keyring] | None = None
 
     @property
     def profile_path(self) -> Path:
@@ -64,16 +70,24 @@ class MaskService:
     def span_finder(self) -> SpanFinder:
         return span_finder_for(self._container.scanner.text)
 
-    def plan(self, report: Any, profile: str | None, overrides: dict[str, Any] | None = None) -> MaskPlan:
+    def plan(self, report: DatasetReport, profile: str | None, overrides: dict[str, object] | None = None) -> MaskPlan:
         columns = columns_from_report(report, entity_grade=self._container.scanner.entity_grade)
         return build_plan(columns, self.profiles().get(profile), overrides=overrides)
 
+    def finder_for(self, plan: MaskPlan) -> SpanFinder | None:
+        """The span finder when ``plan`` masks free text (op ``spans``), else None."""
+        return self.span_finder() if any(c.op == "spans" for c in plan.columns) else None
+
+    def mask_table(self, table: pa.Table, plan: MaskPlan) -> tuple[pa.Table, MaskStats]:
+        """Apply ``plan`` to an in-memory string table with the container's keys."""
+        return mask_table(table, plan, keyring=self.keyring(), span_finder=self.finder_for(plan))
+
     @staticmethod
-    def quasi_identifiers(report: Any) -> list[str]:
+    def quasi_identifiers(report: DatasetReport) -> list[str]:
         return quasi_from_report(report)
 
 
-def _signature(path: Path, suite: str) -> tuple[Any, ...] | None:
+def _signature(path: Path, suite: str) -> tuple[object, ...] | None:
     try:
         st = path.stat()
     except OSError:
@@ -81,5 +95,5 @@ def _signature(path: Path, suite: str) -> tuple[Any, ...] | None:
     return (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, suite)
 
 
-def build_masker(container: Any) -> MaskService:
+def build_masker(container: Container) -> MaskService:
     return MaskService(container)

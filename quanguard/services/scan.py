@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from desensitize import DatasetReport, TableScanner, TextScanner, grade_dataset
 from desensitize.classify import GRADING_LABELS
 from desensitize.suspects import redact as redact_suspects
+
+if TYPE_CHECKING:
+    from quanguard.container import Container
 
 METADATA = sa.MetaData()
 ASSETS = sa.Table(
@@ -56,12 +60,12 @@ class Asset:
     sampled: bool
     dataset_grade: str | None
     k_anonymity: int | None
-    report: dict[str, Any]
+    report: dict[str, object]
     owner_org: str | None
     scanned_by: str
     scanned_at: datetime
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, object]:
         return {
             "id": self.id, "dataset": self.dataset, "version": self.version,
             "format": self.format, "rows_scanned": self.rows_scanned, "sampled": self.sampled,
@@ -70,7 +74,7 @@ class Asset:
             "scanned_at": self.scanned_at.isoformat(),
         }
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {**self.summary(), "fingerprint": self.fingerprint, "source": self.source,
                 "report": self.report}
 
@@ -130,15 +134,20 @@ def list_assets(session: Session, *, dataset: str | None = None, owner_org: str 
 class ScanService:
     """Scanners shared by one container, graded by its policy."""
 
-    def __init__(self, container: Any) -> None:
+    def __init__(self, container: Container) -> None:
         self._container = container
         self.text = TextScanner()
-        self._table_kwargs: dict[str, Any] = {}
         # the grades of the active policy version, kept while that version is active
-        self._grades: tuple[Any, dict[str, str], list[str]] | None = None
+        self._grades: tuple[object, dict[str, str], list[str]] | None = None
 
     def table_scanner(self) -> TableScanner:
-        return TableScanner(text_scanner=self.text, **self._table_kwargs)
+        return TableScanner(text_scanner=self.text)
+
+    def grade_batches(self, batches: Iterable[pa.RecordBatch], *, sampled: bool = True,
+                      progress: Callable[[int], None] | None = None) -> DatasetReport:
+        """Scan ``batches`` (string columns) and grade the report by the active policy: the
+        first step of every mask, shared by files, records and the exchange."""
+        return self.grade(self.table_scanner().scan(batches, sampled=sampled, progress=progress))
 
     def grade(self, report: DatasetReport) -> DatasetReport:
         """Attach the policy's grades (entity -> grade, grade order) to a report."""
@@ -157,11 +166,11 @@ class ScanService:
         return str(self._container.policy.entity_grade(entity))
 
 
-def build_scanner(container: Any) -> ScanService:
+def build_scanner(container: Container) -> ScanService:
     return ScanService(container)
 
 
-def make_redactor(container: Any) -> Callable[[str], str]:
+def make_redactor(container: Container) -> Callable[[str], str]:
     """A function that replaces every finding in a free text by ``<ENTITY>``.
 
     Conservative: ID- and card-shaped digit runs are replaced too when their check

@@ -18,7 +18,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from monitor.errors import MonitorError
 from monitor.es import (
@@ -42,6 +42,9 @@ from monitor.retention_es import (
 )
 from monitor.search import SearchBackend, SearchQuery, SearchResult
 from monitor.shipper import Backoff, Shipper, SqlSpool
+
+if TYPE_CHECKING:
+    from quanguard.container import Container
 
 __all__ = [
     "EsService",
@@ -79,7 +82,7 @@ class _CheckedSink:
 class EsService:
     """Client, cluster info, sink, search backend and shipper of one service instance."""
 
-    def __init__(self, container: Any, url: str, *, prefix: str = DEFAULT_PREFIX,
+    def __init__(self, container: Container, url: str, *, prefix: str = DEFAULT_PREFIX,
                  batch_size: int = 1000, backoff: Backoff | None = None,
                  poll_interval: float = 1.0, retention_interval: float = 6 * 3600) -> None:
         self.container = container
@@ -169,7 +172,7 @@ class EsService:
         self.shipper.stop()
         self.client.close()
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> dict[str, object]:
         """For ``/v1/audit/status`` and the console: cluster, shipper lag, retention."""
         health: str | None = None
         if self.info is not None:
@@ -210,7 +213,7 @@ class FallbackSearch:
         return result
 
 
-def get_es(container: Any) -> EsService | None:
+def get_es(container: Container) -> EsService | None:
     """The container's EsService (built on first use), or None without QUANGUARD_ES_URL."""
     url = container.settings.es_url
     if not url:
@@ -225,7 +228,7 @@ def get_es(container: Any) -> EsService | None:
         return service
 
 
-def start_es(container: Any) -> EsService | None:
+def start_es(container: Container) -> EsService | None:
     """Service startup: check the cluster and start shipping. Refuses a mismatched cluster
     (EsIncompatible propagates); an unreachable one is retried in the background."""
     service = get_es(container)
@@ -242,7 +245,7 @@ def start_es(container: Any) -> EsService | None:
     return service
 
 
-def preflight_es(container: Any) -> ClusterInfo | None:
+def preflight_es(container: Container) -> ClusterInfo | None:
     """For ``quanguard serve`` before the server starts: refuse a mismatched cluster with a
     one-line error (EsIncompatible, kind ``invalid``) instead of a failed-startup trace.
     An unreachable cluster is not an error here (the shipper waits for it)."""
@@ -255,19 +258,19 @@ def preflight_es(container: Any) -> ClusterInfo | None:
         return None
 
 
-def stop_es(container: Any) -> None:
+def stop_es(container: Container) -> None:
     service = getattr(container, _ATTR, None)
     if service is not None:
         service._stop_retention.set()
         service.shipper.stop()
 
 
-def es_status(container: Any) -> dict[str, Any] | None:
+def es_status(container: Container) -> dict[str, object] | None:
     service = get_es(container)
     return service.status() if service is not None else None
 
 
-def _register_metrics(container: Any, service: EsService) -> None:
+def _register_metrics(container: Container, service: EsService) -> None:
     from prometheus_client import Gauge
 
     registry = container.metrics.registry

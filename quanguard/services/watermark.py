@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 from sqlalchemy.orm import Session
@@ -34,6 +34,9 @@ from watermark import (
     WatermarkError,
 )
 from watermark import registry as reg
+
+if TYPE_CHECKING:
+    from quanguard.container import Container
 
 KEY_FILE = "watermark.key"
 KEY_BYTES = 32
@@ -79,7 +82,7 @@ class EmbedOutcome:
 class WatermarkService:
     """Embeds and detects marks for one container."""
 
-    def __init__(self, container: Any) -> None:
+    def __init__(self, container: Container) -> None:
         self._container = container
 
     @cached_property
@@ -186,5 +189,5 @@ def _table_digest(table: pa.Table) -> str:
     return hashlib.sha256(sink.getvalue()).hexdigest()
 
 
-def build_watermarker(container: Any) -> WatermarkService:
+def build_watermarker(container: Container) -> WatermarkService:
     return WatermarkService(container)

@@ -21,14 +21,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from desensitize import DatasetReport
 from quanguard.auth import Principal
 from quanguard.errors import InvalidInput
-from quanguard.gate import RequestContext, authorize
+from quanguard.gate import RequestContext, authorize, origin
 from quanguard.spark import kernels
 from quanguard.spark.session import (
     arrow_schema,
@@ -38,6 +38,14 @@ from quanguard.spark.session import (
     read_table,
     spark_schema,
 )
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from desensitize.plan import MaskPlan
+    from quanguard.container import Container
+    from quanguard.policy.model import Decision, Resource
+    from watermark import EmbedReport, Params
 
 __all__ = ["SparkMaskOutcome", "SparkScanOutcome", "SparkWatermarkOutcome", "mask", "scan",
            "watermark"]
@@ -50,7 +58,7 @@ class SparkScanOutcome:
     partitions: int
     seconds: float
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {"engine": "spark", "asset_id": self.asset_id, "partitions": self.partitions,
                 "seconds": round(self.seconds, 3), **self.report.to_dict()}
 
@@ -58,7 +66,7 @@ class SparkScanOutcome:
 @dataclass(frozen=True)
 class SparkMaskOutcome:
     profile: str
-    plan: Any
+    plan: MaskPlan
     dataset_grade: str | None
     rows_in: int
     rows_out: int
@@ -70,7 +78,7 @@ class SparkMaskOutcome:
     partitions: int
     seconds: float
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {"engine": "spark", "profile": self.profile, "plan": self.plan.to_dict(),
                 "dataset_grade": self.dataset_grade, "rows": self.rows_in,
                 "rows_out": self.rows_out, "cells_masked": self.cells_masked,
@@ -81,7 +89,7 @@ class SparkMaskOutcome:
 
 @dataclass(frozen=True)
 class SparkWatermarkOutcome:
-    report: Any
+    report: EmbedReport
     copy_id: str
     dataset: str
     output: str
@@ -89,7 +97,7 @@ class SparkWatermarkOutcome:
     partitions: int
     seconds: float = field(default=0.0)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         report = {k: v for k, v in self.report.to_dict().items()
                   if k not in ("codeword", "canary_keys")}  # registry-only material
         return {"engine": "spark", "copy_id": self.copy_id, "dataset": self.dataset,
@@ -99,16 +107,14 @@ class SparkWatermarkOutcome:
 
 # -- shared steps ---------------------------------------------------------------------------
 
-def _ctx(ctx: RequestContext | None) -> dict[str, Any]:
-    return {"source_ip": ctx.source_ip if ctx else None,
-            "request_id": ctx.request_id if ctx else None}
+_ctx = origin
 
 
 def _name(dataset: str | None, path: str) -> str:
     return dataset or Path(path.rstrip("/")).stem or "dataset"
 
 
-def _resource(**kw: Any) -> Any:
+def _resource(**kw: str | None) -> Resource:
     from quanguard.policy.model import Resource
 
     return Resource(**kw)
@@ -124,13 +130,13 @@ def _check_target(src: str, dst: str) -> None:
 
 
 @contextmanager
-def _failure_recorded(container: Any, principal: Principal, action: str, dataset: str,
-                      decision: Any, ctx: RequestContext | None) -> Iterator[None]:
+def _failure_recorded(container: Container, principal: Principal, action: str, dataset: str,
+                      decision: Decision, ctx: RequestContext | None) -> Iterator[None]:
     """A job that breaks after it was allowed still leaves its one event (outcome failure)."""
     try:
         yield
     except BaseException as exc:
-        with container.session() as session, session.begin():
+        with container.unit_of_work() as session:
             container.audit.record(session, actor=principal, action=action, dataset=dataset,
                                    decision=decision, outcome="failure", **_ctx(ctx),
                                    reason=f"spark job failed: {type(exc).__name__}",
@@ -138,7 +144,7 @@ def _failure_recorded(container: Any, principal: Principal, action: str, dataset
         raise
 
 
-def _write(df: Any, dst: str) -> None:
+def _write(df: DataFrame, dst: str) -> None:
     """Write Parquet into a hidden sibling folder, then rename it into place (local)."""
     if "://" in dst:
         df.write.mode("errorifexists").parquet(dst)
@@ -153,13 +159,13 @@ def _write(df: Any, dst: str) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _input_schema(df: Any) -> pa.Schema:
+def _input_schema(df: DataFrame) -> pa.Schema:
     schema = arrow_schema(df)
     return pa.schema([pa.field(f.name, pa.string()) if pa.types.is_large_string(f.type) else f
                       for f in schema])
 
 
-def scan_df(container: Any, df: Any, *, csv: bool, sample: int = 10_000,
+def scan_df(container: Container, df: DataFrame, *, csv: bool, sample: int = 10_000,
             full: bool = False) -> tuple[DatasetReport, int]:
     """Classify a DataFrame's columns with the table scanner's kernels on every partition.
 
@@ -188,7 +194,7 @@ def scan_df(container: Any, df: Any, *, csv: bool, sample: int = 10_000,
 
 # -- scan -----------------------------------------------------------------------------------
 
-def scan(container: Any, principal: Principal, path: str, *, spark: Any = None,
+def scan(container: Container, principal: Principal, path: str, *, spark: SparkSession | None = None,
          master: str | None = None, fmt: str | None = None, encoding: str | None = None,
          sample: int = 10_000, full: bool = False, dataset: str | None = None,
          owner_org: str | None = None, ctx: RequestContext | None = None) -> SparkScanOutcome:
@@ -204,7 +210,7 @@ def scan(container: Any, principal: Principal, path: str, *, spark: Any = None,
         df, kind = read_table(spark, path, fmt=fmt, encoding=encoding)
         report, parts = scan_df(container, df, csv=kind != "parquet", sample=sample, full=full)
     fingerprint = output_digest(path) or path
-    with container.session() as session, session.begin():
+    with container.unit_of_work() as session:
         stored = save_asset(session, dataset=name, fingerprint=fingerprint, source=path,
                             fmt=kind, report=report, owner_org=owner_org or principal.org,
                             scanned_by=principal.name)
@@ -219,7 +225,7 @@ def scan(container: Any, principal: Principal, path: str, *, spark: Any = None,
 
 # -- mask -----------------------------------------------------------------------------------
 
-def mask(container: Any, principal: Principal, src: str, dst: str, *, spark: Any = None,
+def mask(container: Container, principal: Principal, src: str, dst: str, *, spark: SparkSession | None = None,
          master: str | None = None, fmt: str | None = None, encoding: str | None = None,
          profile: str | None = None, plan_file: str | None = None, key_file: str | None = None,
          sample: int = 10_000, dataset: str | None = None, owner_org: str | None = None,
@@ -242,7 +248,7 @@ def mask(container: Any, principal: Principal, src: str, dst: str, *, spark: Any
     started = time.perf_counter()
     with _failure_recorded(container, principal, "mask", name, decision, ctx):
         service = container.masker
-        plan = service.plan(report, profile or plan_profile or decision.obligations.get("mask_profile"),
+        plan = service.plan(report, profile or plan_profile or decision.mask_profile,
                             overrides)
         keyring = service.keyring(key_file)
         spans = any(c.op == "spans" for c in plan.columns)
@@ -262,7 +268,7 @@ def mask(container: Any, principal: Principal, src: str, dst: str, *, spark: Any
         int(stats.get("cells", 0)), int(stats.get("spans", 0)),
         {k: int(v) for k, v in dict(stats.get("per_column", {})).items()}, dst,
         output_digest(dst), parts, time.perf_counter() - started)
-    with container.session() as session, session.begin():
+    with container.unit_of_work() as session:
         container.audit.record(
             session, actor=principal, action="mask", dataset=name,
             fields=tuple(plan.masked_columns), grade=report.dataset_grade, rows=rows_out,
@@ -270,13 +276,13 @@ def mask(container: Any, principal: Principal, src: str, dst: str, *, spark: Any
             labels={"engine": "spark", "profile": outcome.profile, "rows_in": str(rows_out),
                     "rows_out": str(rows_out), "cells_masked": str(outcome.cells_masked),
                     "partitions": str(parts), "output_sha256": outcome.output_sha256,
-                    "policy_profile": str(decision.obligations.get("mask_profile") or "")})
+                    "policy_profile": str(decision.mask_profile or "")})
     return outcome
 
 
 # -- watermark ------------------------------------------------------------------------------
 
-def _grade(container: Any, dataset: str) -> str | None:
+def _grade(container: Container, dataset: str) -> str | None:
     from quanguard.services.scan import list_assets
 
     with container.session() as session:
@@ -284,9 +290,9 @@ def _grade(container: Any, dataset: str) -> str | None:
     return found[0].dataset_grade if found else None
 
 
-def watermark(container: Any, principal: Principal, src: str, dst: str, *, recipient: str,
-              spark: Any = None, master: str | None = None, fmt: str | None = None,
-              encoding: str | None = None, dataset: str | None = None, params: Any = None,
+def watermark(container: Container, principal: Principal, src: str, dst: str, *, recipient: str,
+              spark: SparkSession | None = None, master: str | None = None, fmt: str | None = None,
+              encoding: str | None = None, dataset: str | None = None, params: Params | None = None,
               ctx: RequestContext | None = None) -> SparkWatermarkOutcome:
     """Mark a big table for ``recipient`` on Spark, register the copy, record one event.
 
@@ -336,7 +342,7 @@ def watermark(container: Any, principal: Principal, src: str, dst: str, *, recip
                 shutil.rmtree(dst, ignore_errors=True)
             raise
         digest = output_digest(dst)
-        with container.session() as session, session.begin():
+        with container.unit_of_work() as session:
             copy_id = wm.register(session, dataset=name, report=report,
                                   columns=tuple(schema.names), digest=digest,
                                   issued_by=principal.id)

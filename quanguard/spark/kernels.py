@@ -17,7 +17,7 @@ import pickle
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,9 +25,13 @@ import pyarrow.compute as pc
 from desensitize.classify import DatasetReport
 from desensitize.errors import ScanInputError
 from desensitize.keys import Keyring
-from desensitize.masker import Masker
+from desensitize.masker import Masker, SpanFinder
 from desensitize.plan import MaskPlan
 from desensitize.table_scan import TableScanner, _Column
+
+if TYPE_CHECKING:
+    from watermark import Params
+    from watermark.models import Plan
 
 __all__ = [
     "ScanPartial",
@@ -147,10 +151,10 @@ def merge_scan_partials(states: Iterable[bytes], *, distinct_cap: int, kanon_cap
 
 # -- mask -----------------------------------------------------------------------------------
 
-_TEXT_SCANNER: list[Any] = []
+_TEXT_SCANNER: list[SpanFinder] = []
 
 
-def _span_finder() -> Any:
+def _span_finder() -> SpanFinder:
     """The text scanner of this worker process, built on first use (it takes seconds)."""
     from desensitize.pipeline import span_finder_for
     from desensitize.text_scan import TextScanner
@@ -178,7 +182,7 @@ def mask_partition(plan: MaskPlan, keyring: Keyring | None, *, csv: bool, needs_
 
 # -- watermark ------------------------------------------------------------------------------
 
-def watermark_partition(secret: bytes, recipient: str, params: Any, plan: Any, *, csv: bool,
+def watermark_partition(secret: bytes, recipient: str, params: Params | None, plan: Plan, *, csv: bool,
                         counters: Any, output_schema: pa.Schema
                         ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """The mapInArrow function of marking, with the plan fixed on the driver."""

@@ -12,11 +12,15 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from quanguard.errors import InvalidInput, Unavailable
+
+if TYPE_CHECKING:  # pyspark is optional: imported by the functions that need it
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
 
 __all__ = ["MergeCounters", "arrow_schema", "counters", "get_session", "merge_counters",
            "output_digest", "read_table", "require_spark", "spark_schema", "table_format"]
@@ -36,7 +40,7 @@ def require_spark() -> None:
                           "openjdk-17-jre-headless (Debian/Ubuntu) or set JAVA_HOME")
 
 
-def get_session(master: str | None = None, *, app_name: str = "quanguard") -> Any:
+def get_session(master: str | None = None, *, app_name: str = "quanguard") -> SparkSession:
     """The active SparkSession, or a new one on ``master`` (``local[2]``, ``yarn``, ...).
 
     Under ``spark-submit`` the master and the executors' Python come from the submit
@@ -73,8 +77,8 @@ def table_format(path: str, fmt: str | None = None) -> str:
                        f"(.parquet .csv .tsv, or a Parquet folder); got {suffix or 'no extension'!r}")
 
 
-def read_table(spark: Any, path: str, *, fmt: str | None = None,
-               encoding: str | None = None) -> tuple[Any, str]:
+def read_table(spark: SparkSession, path: str, *, fmt: str | None = None,
+               encoding: str | None = None) -> tuple[DataFrame, str]:
     """A DataFrame over ``path`` and its format. CSV columns are all strings, as in the
     single-process reader (no type inference)."""
     kind = table_format(path, fmt)
@@ -95,13 +99,13 @@ def read_table(spark: Any, path: str, *, fmt: str | None = None,
         raise InvalidInput(f"{path}: cannot be read by Spark: {str(exc).splitlines()[0]}") from exc
 
 
-def arrow_schema(df: Any) -> pa.Schema:
+def arrow_schema(df: DataFrame) -> pa.Schema:
     from pyspark.sql.pandas.types import to_arrow_schema
 
     return to_arrow_schema(df.schema)
 
 
-def spark_schema(schema: pa.Schema) -> Any:
+def spark_schema(schema: pa.Schema) -> StructType:
     from pyspark.sql.pandas.types import from_arrow_schema
 
     return from_arrow_schema(schema)
@@ -134,7 +138,7 @@ def _merge(a: Any, b: Any) -> Any:
     return a + b
 
 
-def merge_counters(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+def merge_counters(a: dict[str, object], b: dict[str, object]) -> dict[str, object]:
     """Numbers add, flags must all hold, mappings merge key by key."""
     return _merge(a, b)  # type: ignore[no-any-return]
 
@@ -142,13 +146,15 @@ def merge_counters(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 class MergeCounters:
     """Accumulator parameter (pyspark's ``AccumulatorParam`` protocol) over dicts."""
 
-    def zero(self, value: dict[str, Any]) -> dict[str, Any]:
+    def zero(self, value: dict[str, object]) -> dict[str, object]:
         return {}
 
-    def addInPlace(self, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    def addInPlace(self, a: dict[str, object], b: dict[str, object]) -> dict[str, object]:
         return merge_counters(a, b)
 
 
-def counters(spark: Any) -> Any:
+def counters(spark: SparkSession) -> Any:
     """A dict accumulator merged with :func:`merge_counters`."""
-    return spark.sparkContext.accumulator({}, MergeCounters())
+    # MergeCounters has AccumulatorParam's methods without subclassing it: pyspark is
+    # imported only when a job runs.
+    return spark.sparkContext.accumulator({}, MergeCounters())  # type: ignore[arg-type]

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar, Unpack
 
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
@@ -24,8 +24,8 @@ from sqlalchemy.exc import OperationalError
 from monitor.alert_engine import Alert
 from monitor.checkpoint import Checkpoint
 from monitor.errors import MonitorError, StoreBusy, Tampered
-from monitor.events import utc_now
-from monitor.ingest import MAX_BATCH, LineError, parse_batch, parse_chunks
+from monitor.events import AuditEvent, utc_now
+from monitor.ingest import MAX_BATCH, LineError, ParsedBatch, parse_batch, parse_chunks
 from monitor.retention import plan_purge, purge
 from monitor.search import SearchQuery, SearchResult
 from monitor.store import EVENTS, VERIFY_RUNS, from_us, to_us
@@ -33,6 +33,11 @@ from monitor.trail import consistency_document, proof_document
 from quanguard.auth import Principal
 from quanguard.gate import RequestContext, authorize
 from quanguard.services.shipper import es_status
+
+if TYPE_CHECKING:
+    from quanguard.audit import RecordFields
+    from quanguard.container import Container
+    from quanguard.policy.model import Decision
 
 __all__ = [
     "IngestResult",
@@ -62,7 +67,7 @@ class IngestResult:
     errors: tuple[LineError, ...]
     rejected_total: int | None = None  # when ``errors`` holds only the first ones
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         rejected = len(self.errors) if self.rejected_total is None else self.rejected_total
         return {"lines": self.lines, "accepted": self.accepted, "rejected": rejected,
                 "first_seq": self.first_seq, "last_seq": self.last_seq,
@@ -89,14 +94,14 @@ def with_retry(fn: Callable[[], T], *, attempts: int = 6, delay: float = 0.1) ->
     raise AssertionError("unreachable")
 
 
-def _authorize(container: Any, principal: Principal, action: str, *,
-               source_ip: str | None, request_id: str | None) -> Any:
+def _authorize(container: Container, principal: Principal, action: str, *,
+               source_ip: str | None, request_id: str | None) -> Decision:
     """The gate's decision; a refusal is recorded there and raised as Forbidden."""
     return authorize(container, principal, action, None,
                      RequestContext(request_id=request_id, source_ip=source_ip))
 
 
-def _record(container: Any, principal: Principal, action: str, **kw: Any) -> int:
+def _record(container: Container, principal: Principal, action: str, **kw: Unpack[RecordFields]) -> int:
     def tx() -> int:
         with container.session() as session, session.begin():
             return int(container.audit.record(session, actor=principal, action=action, **kw))
@@ -104,7 +109,7 @@ def _record(container: Any, principal: Principal, action: str, **kw: Any) -> int
 
 
 # -- ingest ---------------------------------------------------------------------------
-def ingest(container: Any, principal: Principal, lines: Iterable[str | bytes], *,
+def ingest(container: Container, principal: Principal, lines: Iterable[str | bytes], *,
            source_ip: str | None = None, request_id: str | None = None,
            max_lines: int | None = MAX_BATCH, chunk: int = 10_000,
            progress: Callable[[int], None] | None = None) -> IngestResult:
@@ -118,7 +123,7 @@ def ingest(container: Any, principal: Principal, lines: Iterable[str | bytes], *
     now = utc_now()
     if max_lines is not None:  # one request: refuse an oversized batch whole
         batch = parse_batch(lines, reporter=principal.id, now=now, max_lines=max_lines)
-        chunks: Iterable[Any] = [batch]
+        chunks: Iterable[ParsedBatch] = [batch]
     else:
         chunks = parse_chunks(lines, reporter=principal.id, now=now, chunk=chunk)
     first = last = None
@@ -132,9 +137,9 @@ def ingest(container: Any, principal: Principal, lines: Iterable[str | bytes], *
         for start in range(0, len(events), chunk):
             part = events[start:start + chunk]
 
-            def tx(part: Sequence[Any] = part) -> list[Any]:
+            def tx(part: Sequence[AuditEvent] = part) -> list[AuditEvent]:
                 with container.session() as session, session.begin():
-                    stored: list[Any] = container.audit.record_batch(
+                    stored: list[AuditEvent] = container.audit.record_batch(
                         session, part, source="reporter", now=now)
                     return stored
 
@@ -149,7 +154,7 @@ def ingest(container: Any, principal: Principal, lines: Iterable[str | bytes], *
 
 
 # -- search ---------------------------------------------------------------------------
-def search(container: Any, principal: Principal, query: SearchQuery, *,
+def search(container: Container, principal: Principal, query: SearchQuery, *,
            source_ip: str | None = None, request_id: str | None = None) -> SearchResult:
     """Search the trail; the search is recorded (filters, total) before results leave."""
     decision = _authorize(container, principal, "audit_search", source_ip=source_ip,
@@ -176,7 +181,7 @@ def search(container: Any, principal: Principal, query: SearchQuery, *,
 
 
 def result_dict(result: SearchResult, query: SearchQuery, backend: str | None
-                ) -> dict[str, Any]:
+                ) -> dict[str, object]:
     """The JSON shape of a search answer (HTTP and ``--format json``)."""
     return {
         "total": result.total,
@@ -190,8 +195,8 @@ def result_dict(result: SearchResult, query: SearchQuery, backend: str | None
 
 
 # -- trail ----------------------------------------------------------------------------
-def status(container: Any, principal: Principal, *, source_ip: str | None = None,
-           request_id: str | None = None) -> dict[str, Any]:
+def status(container: Container, principal: Principal, *, source_ip: str | None = None,
+           request_id: str | None = None) -> dict[str, object]:
     """Trail head, last checkpoint, last verification, shipping (action ``audit_verify``)."""
     _authorize(container, principal, "audit_verify", source_ip=source_ip, request_id=request_id)
     audit = container.audit
@@ -200,7 +205,7 @@ def status(container: Any, principal: Principal, *, source_ip: str | None = None
         latest = audit.trail.latest(session)
         run = session.execute(sa.select(VERIFY_RUNS).order_by(VERIFY_RUNS.c.id.desc()).limit(1)
                               ).first()
-    out: dict[str, Any] = {
+    out: dict[str, object] = {
         "head": {"seq": head.seq, "hash": head.hash.hex(), "root": head.root().hex(),
                  "retained_from": head.pruned_below + 1},
         "last_checkpoint": None,
@@ -223,7 +228,7 @@ def status(container: Any, principal: Principal, *, source_ip: str | None = None
     return out
 
 
-def _sign(container: Any, *, exported: bool) -> Checkpoint:
+def _sign(container: Container, *, exported: bool) -> Checkpoint:
     """Sign a checkpoint of the current head (no event: the caller records one)."""
     audit = container.audit
     now = utc_now()
@@ -233,13 +238,14 @@ def _sign(container: Any, *, exported: bool) -> Checkpoint:
             cp: Checkpoint = audit.checkpoint(session, now=now)
             if exported:
                 stored = audit.trail.latest(session)  # the one just inserted
+                assert stored is not None
                 audit.trail.mark_exported(session, stored.id, now=now)
             return cp
 
     return with_retry(tx)
 
 
-def checkpoint(container: Any, principal: Principal, *, export: Path | None = None,
+def checkpoint(container: Container, principal: Principal, *, export: Path | None = None,
                exported: bool = True, source_ip: str | None = None,
                request_id: str | None = None) -> Checkpoint:
     """Sign a checkpoint of the current head; it counts as exported when handed out."""
@@ -254,8 +260,8 @@ def checkpoint(container: Any, principal: Principal, *, export: Path | None = No
     return cp
 
 
-def proof(container: Any, principal: Principal, seq: int, *,
-          source_ip: str | None = None, request_id: str | None = None) -> dict[str, Any]:
+def proof(container: Container, principal: Principal, seq: int, *,
+          source_ip: str | None = None, request_id: str | None = None) -> dict[str, object]:
     """Inclusion proof of ``seq`` against the newest checkpoint covering it (signing a
     new one when none does); the checkpoint is included so the proof stands alone. One
     event (``audit_proof``) says whether a checkpoint was signed for it."""
@@ -265,7 +271,7 @@ def proof(container: Any, principal: Principal, seq: int, *,
     with container.session() as session:
         latest = audit.trail.latest(session)
     signed = latest is None or latest.checkpoint.tree_size < seq
-    cp = _sign(container, exported=False) if signed else latest.checkpoint
+    cp = latest.checkpoint if latest is not None and not signed else _sign(container, exported=False)
     with container.session() as session:
         p = audit.trail.proof(session, seq, cp)
         body = session.execute(sa.select(EVENTS.c.body).where(EVENTS.c.seq == seq)).scalar_one()
@@ -277,8 +283,8 @@ def proof(container: Any, principal: Principal, seq: int, *,
     return doc
 
 
-def consistency(container: Any, principal: Principal, old_size: int, *,
-                source_ip: str | None = None, request_id: str | None = None) -> dict[str, Any]:
+def consistency(container: Container, principal: Principal, old_size: int, *,
+                source_ip: str | None = None, request_id: str | None = None) -> dict[str, object]:
     """Consistency proof from the tree of ``old_size`` events (an exported checkpoint) to
     a fresh signed checkpoint: proves the trail only grew since."""
     decision = _authorize(container, principal, "audit_verify", source_ip=source_ip,
@@ -293,8 +299,8 @@ def consistency(container: Any, principal: Principal, old_size: int, *,
     return consistency_document(old_size, path, cp)
 
 
-def verify(container: Any, principal: Principal, external: Sequence[Checkpoint] = (), *,
-           source_ip: str | None = None, request_id: str | None = None) -> dict[str, Any]:
+def verify(container: Container, principal: Principal, external: Sequence[Checkpoint] = (), *,
+           source_ip: str | None = None, request_id: str | None = None) -> dict[str, object]:
     """Verify the trail, then record the outcome; re-raises ``Tampered`` naming the damage.
 
     Judges before it writes: the verification reads only. An intact trail gets an
@@ -332,7 +338,7 @@ def verify(container: Any, principal: Principal, external: Sequence[Checkpoint] 
 
     if error is None:
         with_retry(tx)
-        out = {"ok": True, "events": head.seq - head.pruned_below, "tree_size": head.seq,
+        out: dict[str, object] = {"ok": True, "events": head.seq - head.pruned_below, "tree_size": head.seq,
                "checkpoints_checked": len(external), "seconds": round(elapsed, 3)}
         return {**out, "handed_over_to": sealed_to} if sealed_to else out
     log = logging.getLogger("quanguard.audit")
@@ -344,15 +350,15 @@ def verify(container: Any, principal: Principal, external: Sequence[Checkpoint] 
     raise error
 
 
-def purge_old(container: Any, principal: Principal, *, force_partial: bool = False,
-              dry_run: bool = False, now: datetime | None = None) -> dict[str, Any]:
+def purge_old(container: Container, principal: Principal, *, force_partial: bool = False,
+              dry_run: bool = False, now: datetime | None = None) -> dict[str, object]:
     """Retention: purge events older than ``retention_days`` that an exported checkpoint
     covers; refuses (conflict) when older events are not covered, unless forced."""
     decision = _authorize(container, principal, "audit_purge", source_ip=None, request_id=None)
     audit = container.audit
     now = now or utc_now()
 
-    def tx() -> dict[str, Any]:
+    def tx() -> dict[str, object]:
         with container.session() as session, session.begin():
             plan = plan_purge(session, audit.store,
                               exported_size=audit.trail.exported_size(session), now=now,
@@ -372,7 +378,7 @@ def purge_old(container: Any, principal: Principal, *, force_partial: bool = Fal
 
 
 # -- alerts ---------------------------------------------------------------------------
-def list_alerts(container: Any, principal: Principal, *, status: str | None = None,
+def list_alerts(container: Container, principal: Principal, *, status: str | None = None,
                 rule: str | None = None, actor: str | None = None, limit: int = 100,
                 offset: int = 0, source_ip: str | None = None,
                 request_id: str | None = None) -> list[Alert]:
@@ -381,7 +387,7 @@ def list_alerts(container: Any, principal: Principal, *, status: str | None = No
                                           actor=actor, limit=limit, offset=offset))
 
 
-def update_alert(container: Any, principal: Principal, alert_id: str, *, status: str,
+def update_alert(container: Container, principal: Principal, alert_id: str, *, status: str,
                  note: str | None = None, source_ip: str | None = None,
                  request_id: str | None = None) -> Alert:
     """Acknowledge / close / reopen an alert; recorded in the same transaction."""
@@ -392,5 +398,5 @@ def update_alert(container: Any, principal: Principal, alert_id: str, *, status:
                                    reason=note, source_ip=source_ip, request_id=request_id,
                                    labels={"alert": alert_id, "status": status,
                                            "rule": alert.rule})
-            return alert  # type: ignore[no-any-return]
+            return alert
     return with_retry(tx)

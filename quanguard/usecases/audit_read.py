@@ -19,13 +19,18 @@ import io
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Unpack
 
 from monitor.events import AuditEvent
-from monitor.search import FACET_SIZE, FACETS, MAX_SIZE, MAX_WINDOW, SearchQuery
+from monitor.search import FACET_SIZE, FACETS, MAX_SIZE, MAX_WINDOW, Bucket, SearchQuery
 from quanguard.auth import Principal
 from quanguard.errors import InvalidInput, NotFound, TooLarge
 from quanguard.gate import RequestContext, authorize
+
+if TYPE_CHECKING:
+    from quanguard.audit import EventDetails
+    from quanguard.container import Container
+    from quanguard.policy.model import Decision
 
 __all__ = [
     "CSV_COLUMNS",
@@ -46,7 +51,7 @@ CSV_COLUMNS = ("seq", "time", "user.id", "user.name", "user.role", "organization
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def csv_safe(value: Any) -> str:
+def csv_safe(value: object) -> str:
     """The text of a CSV cell that no spreadsheet will evaluate as a formula."""
     text = "" if value is None else str(value)
     if text.startswith(_FORMULA_STARTS):
@@ -54,7 +59,7 @@ def csv_safe(value: Any) -> str:
     return text
 
 
-def event_row(event: AuditEvent) -> dict[str, Any]:
+def event_row(event: AuditEvent) -> dict[str, object]:
     """The flat row of an event (CSV columns and console tables)."""
     return {
         "seq": event.seq, "time": event.ts.isoformat(), "user.id": event.actor.id,
@@ -81,7 +86,7 @@ def facet_names(raw: str | Sequence[str] | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def names_of(container: Any, ids: Sequence[str]) -> dict[str, str]:
+def names_of(container: Container, ids: Sequence[str]) -> dict[str, str]:
     """Names of actor ids (for facets and alerts, whose rows hold only ids): the key's
     name, else the newest name the actor's events carry (reporters' actors hold no key)."""
     import sqlalchemy as sa
@@ -108,19 +113,19 @@ def names_of(container: Any, ids: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def _record(container: Any, principal: Principal, action: str, ctx: RequestContext, *,
-            decision: Any, **kw: Any) -> int:
+def _record(container: Container, principal: Principal, action: str, ctx: RequestContext, *,
+            decision: Decision, **kw: Unpack[EventDetails]) -> int:
     from quanguard.usecases.audit import with_retry
 
     def tx() -> int:
-        with container.session() as session, session.begin():
+        with container.unit_of_work() as session:
             return int(container.audit.record(
                 session, actor=principal, action=action, decision=decision,
                 source_ip=ctx.source_ip, request_id=ctx.request_id, **kw))
     return with_retry(tx)
 
 
-def get_event(container: Any, principal: Principal, seq: int,
+def get_event(container: Container, principal: Principal, seq: int,
               ctx: RequestContext) -> AuditEvent:
     """One stored event (from the system of record), recorded as ``audit_event``."""
     from monitor.errors import EventNotFound
@@ -160,14 +165,14 @@ def _labels(query: SearchQuery) -> dict[str, str]:
     return labels
 
 
-def _pages(container: Any, query: SearchQuery, total: int) -> Iterator[AuditEvent]:
+def _pages(container: Container, query: SearchQuery, total: int) -> Iterator[AuditEvent]:
     size = MAX_SIZE
     for page in range(1, (total + size - 1) // size + 1):
         result = container.search.search(replace(query, page=page, size=size, aggs=()))
         yield from result.hits
 
 
-def export(container: Any, principal: Principal, query: SearchQuery, fmt: str,
+def export(container: Container, principal: Principal, query: SearchQuery, fmt: str,
            ctx: RequestContext) -> Export:
     """Every event of ``query`` (in its sort order) as CSV or NDJSON, recorded as
     ``audit_export``. Raises TooLarge when the result exceeds the cap."""
@@ -211,8 +216,8 @@ def export(container: Any, principal: Principal, query: SearchQuery, fmt: str,
     return Export(body, media, f"quanguard-audit-{seq}.{fmt}", len(events))
 
 
-def facets_of(result_aggs: Mapping[str, Sequence[Any]], names: Sequence[str]
-              ) -> dict[str, list[dict[str, Any]]]:
+def facets_of(result_aggs: Mapping[str, Sequence[Bucket]], names: Sequence[str]
+              ) -> dict[str, list[dict[str, object]]]:
     """The top ``FACET_SIZE`` buckets of each requested facet."""
     return {n: [{"key": b.key, "count": b.count} for b in result_aggs.get(f"by_{n}", ())
                 ][:FACET_SIZE] for n in names}

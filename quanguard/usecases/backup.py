@@ -39,19 +39,54 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import lru_cache, partial
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
-from sqlalchemy import Engine, MetaData, delete, func, insert, select, types
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    MetaData,
+    Table,
+    delete,
+    func,
+    insert,
+    select,
+    types,
+)
 from sqlalchemy.engine import make_url
 
 from quanguard.container import Container
 from quanguard.errors import Conflict, InvalidInput, ServiceError, Unavailable
 from quanguard.gate import authorize
 
+if TYPE_CHECKING:
+    from quanguard.auth import Principal
+    from quanguard.policy.model import Decision
+
 __all__ = ["BackupIntegrity", "BackupSummary", "RestoreSummary", "backup", "record", "restore", "store_is_empty"]
 
 FORMAT = "quanguard-backup/1"
 _MANIFEST = "manifest.json"
+
+
+class _Member(TypedDict):
+    """One member of the archive as the manifest lists it."""
+
+    name: str
+    size: int
+    mode: int
+    sha256: str
+
+
+class _Manifest(TypedDict, total=False):
+    """``manifest.json``: what the archive holds (a reader checks what it relies on)."""
+
+    format: str
+    created_at: str
+    backend: str
+    alembic_heads: list[str]
+    tables: dict[str, int]
+    members: list[_Member]
 _CHUNK = 1 << 20
 _MAX_MANIFEST = 16 << 20
 
@@ -100,7 +135,7 @@ def _sqlite_path(engine: Engine) -> Path | None:
     return Path(database).resolve()
 
 
-def _tables(engine: Engine) -> list[Any]:
+def _tables(engine: Engine) -> list[Table]:
     meta = MetaData()
     meta.reflect(bind=engine)
     return [t for t in meta.sorted_tables if t.name != "alembic_version" and not t.name.startswith("sqlite_")]
@@ -133,7 +168,7 @@ def store_is_empty(container: Container) -> bool:
     return True
 
 
-def _encode(value: Any) -> Any:
+def _encode(value: object) -> object:
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, bytes | bytearray | memoryview):
@@ -143,7 +178,7 @@ def _encode(value: Any) -> Any:
     return value
 
 
-def _decode(column: Any, value: Any) -> Any:
+def _decode(column: Column[Any], value: object) -> object:
     if value is None:
         return None
     kind = column.type
@@ -238,16 +273,17 @@ def _write_archive(container: Container, out: Path, db_file: Path | None) -> tup
         data_dir = settings.data_dir.resolve()
         for path in _files_under(data_dir, skip=skip):
             members.append((f"data/{path.relative_to(data_dir).as_posix()}", path))
+        entries = [
+            _Member(name=name, size=p.stat().st_size, mode=p.stat().st_mode & 0o777, sha256=_sha256_file(p))
+            for name, p in members
+        ]
         manifest = {
             "format": FORMAT,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "backend": engine.dialect.name,
             "alembic_heads": _alembic_heads(engine),
             "tables": counts,
-            "members": [
-                {"name": name, "size": p.stat().st_size, "mode": p.stat().st_mode & 0o777, "sha256": _sha256_file(p)}
-                for name, p in members
-            ],
+            "members": entries,
         }
         partial = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.part")
         try:
@@ -256,7 +292,7 @@ def _write_archive(container: Container, out: Path, db_file: Path | None) -> tup
                 info = tarfile.TarInfo(_MANIFEST)
                 info.size, info.mode, info.mtime = len(raw), 0o600, int(datetime.now(UTC).timestamp())
                 tar.addfile(info, io.BytesIO(raw))
-                for (name, path), entry in zip(members, manifest["members"], strict=True):
+                for (name, path), entry in zip(members, entries, strict=True):
                     info = tar.gettarinfo(str(path), arcname=name)
                     info.uid = info.gid = 0
                     info.uname = info.gname = ""
@@ -304,7 +340,7 @@ def _safe_name(name: str) -> bool:
     return bool(name) and not p.is_absolute() and ".." not in p.parts and p.parts[0] in {"db", "keys", "data"}
 
 
-def _read_verified(archive: Path, stage: Path) -> dict[str, Any]:
+def _read_verified(archive: Path, stage: Path) -> _Manifest:
     """Steps 1 and 2: extract into ``stage`` only what the manifest names, hashes checked."""
     try:
         tar = tarfile.open(archive, "r:gz")  # noqa: SIM115 - closed by the with below
@@ -347,7 +383,7 @@ def _read_verified(archive: Path, stage: Path) -> dict[str, Any]:
     missing = sorted(set(expected) - seen)
     if missing:
         raise BackupIntegrity(f"{archive}: members missing from the archive: {', '.join(missing[:5])}")
-    return manifest
+    return cast("_Manifest", manifest)  # the format and every member were checked above
 
 
 def _hmac_eq(a: str, b: str) -> bool:
@@ -367,7 +403,7 @@ def _load_sqlite(source: Path, target: Path) -> None:
         src.close()
 
 
-def _load_tables(engine: Engine, stage: Path, manifest: dict[str, Any]) -> dict[str, int]:
+def _load_tables(engine: Engine, stage: Path, manifest: _Manifest) -> dict[str, int]:
     order = json.loads((stage / "db" / "tables.json").read_text(encoding="utf-8"))
     by_name = {t.name: t for t in _tables(engine)}
     unknown = [n for n in order if n not in by_name]
@@ -380,7 +416,7 @@ def _load_tables(engine: Engine, stage: Path, manifest: dict[str, Any]) -> dict[
         for name in order:
             table = by_name[name]
             cols = {c.name: c for c in table.columns}
-            batch: list[dict[str, Any]] = []
+            batch: list[dict[str, object]] = []
             n = 0
             with (stage / "db" / "tables" / f"{name}.jsonl").open(encoding="utf-8") as fh:
                 for line in fh:
@@ -398,7 +434,7 @@ def _load_tables(engine: Engine, stage: Path, manifest: dict[str, Any]) -> dict[
     return counts
 
 
-def _reset_sequences(conn: Any, tables: list[Any]) -> None:
+def _reset_sequences(conn: Connection, tables: list[Table]) -> None:
     for table in tables:
         for col in table.columns:
             if col.autoincrement is True or (col.primary_key and isinstance(col.type, types.Integer)):
@@ -488,14 +524,14 @@ def restore(container: Container, archive: Path, *, force: bool = False) -> Rest
     )
 
 
-def authorize_backup(container: Container, actor: Any, action: str) -> Any:
+def authorize_backup(container: Container, actor: Principal, action: str) -> Decision:
     """Ask the gate (policy action ``backup``) before a backup or a restore; a refusal
     is recorded under ``action`` (``backup`` / ``restore``) and raised as Forbidden."""
     return authorize(container, actor, "backup", audit_action=action)
 
 
-def record(container: Container, actor: Any, action: str, labels: dict[str, str],
-           decision: Any = None) -> None:
+def record(container: Container, actor: Principal, action: str, labels: dict[str, str],
+           decision: Decision | None = None) -> None:
     """Write the backup/restore event to the trail (a failure to write fails the command)."""
     with container.session() as session, session.begin():
         container.audit.record(session, actor=actor, action=action, decision=decision,

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -27,6 +29,13 @@ from quanguard.auth import Principal
 from quanguard.errors import Forbidden, InvalidInput, TooLarge
 from quanguard.gate import record_denial
 from quanguard.services.exchange import AuditAdapter, GateDecider, GateRefusal, caller_of
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from exchange import PsiAnswer
+    from quanguard.container import Container
+    from quanguard.gate import RequestContext
 
 __all__ = [
     "INBOX",
@@ -59,16 +68,27 @@ MAX_UPLOAD = 512 * 1024 * 1024
 _REJECTED = frozenset({"invalid", "not_found", "conflict", "too_large", "forbidden"})
 
 
-def _record(container: Any, principal: Principal, ctx: Any, action: str, exc: Exception,
+def _record(container: Container, principal: Principal, ctx: RequestContext | None, action: str, exc: Exception,
             dataset: str | None = None) -> None:
     record_denial(container, principal, action, ctx, dataset=dataset,
                   reason=getattr(exc, "message", None) or str(exc), error=exc)
 
 
-def _tx(container: Any, principal: Principal, ctx: Any, action: str,
-        fn: Callable[[Exchange, Any, AuditAdapter, Caller], T], *,
-        dataset: str | None = None) -> T:
-    """Run ``fn`` in one transaction with the gate-bound exchange.
+@dataclass(frozen=True)
+class ExchangeWork:
+    """One unit of work of the exchange: the gate-bound exchange, the transaction's session,
+    the audit sink bound to it and the caller (the arguments every exchange step takes)."""
+
+    ex: Exchange
+    session: Session
+    audit: AuditAdapter
+    caller: Caller
+
+
+@contextmanager
+def exchange_work(container: Container, principal: Principal, ctx: RequestContext | None,
+                  action: str, *, dataset: str | None = None) -> Iterator[ExchangeWork]:
+    """The exchange's unit of work: one transaction with the gate-bound exchange.
 
     A refusal the exchange recorded (its audit event is in this transaction) is committed
     and raised; any other 4xx error is rolled back, recorded on its own, and raised. A
@@ -77,12 +97,12 @@ def _tx(container: Any, principal: Principal, ctx: Any, action: str,
     ex: Exchange = container.exchange.with_decider(GateDecider(container, principal, ctx))
     recorded: ExchangeError | None = None
     try:
-        with container.session() as session, session.begin():
+        with container.unit_of_work() as session:
             audit = AuditAdapter(container, session, principal,
                                  source_ip=getattr(ctx, "source_ip", None),
                                  request_id=getattr(ctx, "request_id", None))
             try:
-                return fn(ex, session, audit, caller_of(principal))
+                yield ExchangeWork(ex, session, audit, caller_of(principal))
             except ExchangeError as exc:
                 if not audit.failures:
                     raise
@@ -95,11 +115,11 @@ def _tx(container: Any, principal: Principal, ctx: Any, action: str,
         if getattr(type(exc), "kind", None) in _REJECTED and not isinstance(exc, Forbidden):
             _record(container, principal, ctx, action, exc, dataset=dataset)
         raise
-    assert recorded is not None
-    raise recorded
+    if recorded is not None:
+        raise recorded
 
 
-def reject_input(container: Any, principal: Principal, ctx: Any, action: str,
+def reject_input(container: Container, principal: Principal, ctx: RequestContext | None, action: str,
                  exc: Exception, *, dataset: str | None = None) -> Exception:
     """Record a request the HTTP layer rejected before the use case (bad form or body);
     returns ``exc`` to raise."""
@@ -107,7 +127,7 @@ def reject_input(container: Any, principal: Principal, ctx: Any, action: str,
     return exc
 
 
-def _recorded(container: Any, principal: Principal, ctx: Any, action: str,
+def _recorded(container: Container, principal: Principal, ctx: RequestContext | None, action: str,
               fn: Callable[[], T], *, dataset: str | None = None) -> T:
     """Run ``fn`` (input handling outside the exchange); record a rejected input."""
     try:
@@ -161,7 +181,7 @@ def _typed(table: pa.Table, numeric: Iterable[str]) -> pa.Table:
     return pa.table(cols, names=table.column_names)
 
 
-def load_table(container: Any, *, upload: bytes | None = None, filename: str | None = None,
+def load_table(container: Container, *, upload: bytes | None = None, filename: str | None = None,
                path: str | None = None, sql_url: str | None = None,
                sql_table: str | None = None, numeric: Iterable[str] = ()) -> pa.Table:
     """Read a dataset from an upload, a file in the service's inbox, or a SQL table.
@@ -204,27 +224,28 @@ def load_table(container: Any, *, upload: bytes | None = None, filename: str | N
         raise InvalidInput(f"cannot read the dataset: {exc}") from exc
 
 
-def register(container: Any, principal: Principal, ctx: Any, *, name: str, table: pa.Table,
+def register(container: Container, principal: Principal, ctx: RequestContext | None, *, name: str, table: pa.Table,
              key_columns: Iterable[str] = (), bounds: Mapping[str, tuple[float, float]] | None = None,
              computations: Iterable[str] | None = None,
              group_columns: Iterable[str] | None = None,
              max_contributions: int | None = None,
-             declared_grade: str | None = None) -> dict[str, Any]:
+             declared_grade: str | None = None) -> dict[str, object]:
     order = tuple(container.policy.grade_order)
-    ds = _tx(container, principal, ctx, "exchange.register", lambda ex, s, a, c: ex.register(
-        s, a, c, name=name, table=table, key_columns=list(key_columns), bounds=bounds,
-        computations=list(computations) if computations else None,
-        group_columns=list(group_columns) if group_columns else None,
-        max_contributions=max_contributions, declared_grade=declared_grade,
-        grade_order=order), dataset=name)
+    with exchange_work(container, principal, ctx, "exchange.register", dataset=name) as w:
+        ds = w.ex.register(
+            w.session, w.audit, w.caller, name=name, table=table, key_columns=list(key_columns),
+            bounds=bounds, computations=list(computations) if computations else None,
+            group_columns=list(group_columns) if group_columns else None,
+            max_contributions=max_contributions, declared_grade=declared_grade,
+            grade_order=order)
     return ds.to_public()
 
 
-def register_input(container: Any, principal: Principal, ctx: Any, *, name: str,
+def register_input(container: Container, principal: Principal, ctx: RequestContext | None, *, name: str,
                    bounds: Iterable[str], max_rows: str | None, grade: str | None,
                    read: Callable[[Mapping[str, tuple[float, float]]], pa.Table],
                    key_columns: Iterable[str] = (), computations: Iterable[str] | None = None,
-                   group_columns: Iterable[str] | None = None) -> dict[str, Any]:
+                   group_columns: Iterable[str] | None = None) -> dict[str, object]:
     """Parse the registration form's numbers and grade, read the table, register it. A
     rejected input is recorded as a refused ``exchange.register``."""
 
@@ -243,18 +264,18 @@ def register_input(container: Any, principal: Principal, ctx: Any, *, name: str,
                     computations=computations, group_columns=group_columns)
 
 
-def datasets(container: Any, principal: Principal) -> list[dict[str, Any]]:
+def datasets(container: Container, principal: Principal) -> list[dict[str, object]]:
     with container.session() as session:
         return [d.to_public() for d in container.exchange.catalog.list(session)]
 
 
-def dataset(container: Any, principal: Principal, name: str) -> dict[str, Any]:
+def dataset(container: Container, principal: Principal, name: str) -> dict[str, object]:
     with container.session() as session:
-        return container.exchange.catalog.get(session, name).to_public()  # type: ignore[no-any-return]
+        return container.exchange.catalog.get(session, name).to_public()
 
 
-def aggregate(container: Any, principal: Principal, ctx: Any, *, dataset: str,
-              query: Mapping[str, Any], purpose: str | None = None) -> dict[str, Any]:
+def aggregate(container: Container, principal: Principal, ctx: RequestContext | None, *, dataset: str,
+              query: Mapping[str, object], purpose: str | None = None) -> dict[str, object]:
     def parse() -> AggregateQuery:
         try:
             return AggregateQuery.from_json(dict(query))
@@ -262,35 +283,36 @@ def aggregate(container: Any, principal: Principal, ctx: Any, *, dataset: str,
             raise InvalidInput(f"bad aggregate query: {exc}") from exc
 
     q = _recorded(container, principal, ctx, "exchange.aggregate", parse, dataset=dataset)
-    job = _tx(container, principal, ctx, "exchange.aggregate", lambda ex, s, a, c: ex.aggregate(
-        s, a, c, dataset=dataset, query=q, purpose=purpose), dataset=dataset)
+    with exchange_work(container, principal, ctx, "exchange.aggregate", dataset=dataset) as w:
+        job = w.ex.aggregate(w.session, w.audit, w.caller, dataset=dataset, query=q, purpose=purpose)
     return job.to_public()
 
 
-def psi_terms(container: Any, principal: Principal, ctx: Any, *, dataset: str,
-              purpose: str | None = None) -> dict[str, Any]:
-    return _tx(container, principal, ctx, "exchange.psi_terms", lambda ex, s, a, c: ex.psi_terms(
-        s, a, c, dataset=dataset, purpose=purpose), dataset=dataset)
+def psi_terms(container: Container, principal: Principal, ctx: RequestContext | None, *, dataset: str,
+              purpose: str | None = None) -> dict[str, object]:
+    with exchange_work(container, principal, ctx, "exchange.psi_terms", dataset=dataset) as w:
+        return w.ex.psi_terms(w.session, w.audit, w.caller, dataset=dataset, purpose=purpose)
 
 
-def psi(container: Any, principal: Principal, ctx: Any, *, dataset: str, request: bytes | None,
-        purpose: str | None = None, job_id: str | None = None) -> tuple[dict[str, Any], Any]:
+def psi(container: Container, principal: Principal, ctx: RequestContext | None, *, dataset: str, request: bytes | None,
+        purpose: str | None = None, job_id: str | None = None) -> tuple[dict[str, object], PsiAnswer | None]:
     """A PSI answer; with ``job_id`` the approved request runs (``request`` may be None)."""
-    job, answer = _tx(container, principal, ctx, "exchange.psi", lambda ex, s, a, c: ex.psi(
-        s, a, c, dataset=dataset, request=request, purpose=purpose, job_id=job_id),
-        dataset=dataset)
+    with exchange_work(container, principal, ctx, "exchange.psi", dataset=dataset) as w:
+        job, answer = w.ex.psi(w.session, w.audit, w.caller, dataset=dataset, request=request,
+                               purpose=purpose, job_id=job_id)
     return job.to_public(), answer
 
 
-def extract(container: Any, principal: Principal, ctx: Any, *, dataset: str, fmt: str = "csv",
-            purpose: str | None = None, job_id: str | None = None) -> tuple[dict[str, Any], bytes | None]:
+def extract(container: Container, principal: Principal, ctx: RequestContext | None, *, dataset: str, fmt: str = "csv",
+            purpose: str | None = None, job_id: str | None = None) -> tuple[dict[str, object], bytes | None]:
     """Decide and decrypt (transaction 1), mask and mark outside any transaction (the
     watermark registry commits on its own), then record job, receipt and audit
     (transaction 2)."""
     from exchange.jobs import Job
 
-    ticket = _tx(container, principal, ctx, "exchange.extract", lambda ex, s, a, c: ex.extract_prepare(
-        s, a, c, dataset=dataset, fmt=fmt, purpose=purpose, job_id=job_id), dataset=dataset)
+    with exchange_work(container, principal, ctx, "exchange.extract", dataset=dataset) as w:
+        ticket = w.ex.extract_prepare(w.session, w.audit, w.caller, dataset=dataset, fmt=fmt,
+                                      purpose=purpose, job_id=job_id)
     if isinstance(ticket, Job):
         return ticket.to_public(), None
     ex: Exchange = container.exchange
@@ -298,34 +320,29 @@ def extract(container: Any, principal: Principal, ctx: Any, *, dataset: str, fmt
     try:
         out = ex.extract_render(ticket, caller)
     except Refused as exc:
-        refused = exc
-        _tx(container, principal, ctx, "exchange.extract",
-            lambda ex_, s, a, c: _raise(ex_.extract_refused(a, c, ticket, refused)), dataset=dataset)
-        raise  # pragma: no cover - _tx re-raises the refusal
-    job = _tx(container, principal, ctx, "exchange.extract",
-              lambda ex, s, a, c: ex.extract_finish(s, a, c, ticket, out), dataset=dataset)
+        with exchange_work(container, principal, ctx, "exchange.extract", dataset=dataset) as w:
+            raise w.ex.extract_refused(w.audit, w.caller, ticket, exc) from None
+        raise  # pragma: no cover - the unit of work re-raises the recorded refusal
+    with exchange_work(container, principal, ctx, "exchange.extract", dataset=dataset) as w:
+        job = w.ex.extract_finish(w.session, w.audit, w.caller, ticket, out)
     return job.to_public(), out.data
 
 
-def _raise(exc: Exception) -> Any:
-    raise exc
-
-
-def approve(container: Any, principal: Principal, ctx: Any, job_id: str, *, approve: bool,
-            reason: str) -> dict[str, Any]:
+def approve(container: Container, principal: Principal, ctx: RequestContext | None, job_id: str, *, approve: bool,
+            reason: str) -> dict[str, object]:
     action = "exchange.approve" if approve else "exchange.reject"
-    job = _tx(container, principal, ctx, action, lambda ex, s, a, c: ex.decide_job(
-        s, a, c, job_id, approve=approve, reason=reason))
+    with exchange_work(container, principal, ctx, action) as w:
+        job = w.ex.decide_job(w.session, w.audit, w.caller, job_id, approve=approve, reason=reason)
     return job.to_public()
 
 
-def job(container: Any, principal: Principal, ctx: Any, job_id: str) -> dict[str, Any]:
-    return _tx(container, principal, ctx, "exchange.result",
-               lambda ex, s, a, c: ex.job(s, a, c, job_id)).to_public()
+def job(container: Container, principal: Principal, ctx: RequestContext | None, job_id: str) -> dict[str, object]:
+    with exchange_work(container, principal, ctx, "exchange.result") as w:
+        return w.ex.job(w.session, w.audit, w.caller, job_id).to_public()
 
 
-def jobs(container: Any, principal: Principal, *, status: str | None = None,
-         dataset: str | None = None) -> list[dict[str, Any]]:
+def jobs(container: Container, principal: Principal, *, status: str | None = None,
+         dataset: str | None = None) -> list[dict[str, object]]:
     from exchange.jobs import list_for
 
     with container.session() as session:
@@ -333,24 +350,24 @@ def jobs(container: Any, principal: Principal, *, status: str | None = None,
                                                 dataset=dataset)]
 
 
-def budget(container: Any, principal: Principal, ctx: Any, *, dataset: str) -> dict[str, Any]:
-    st = _tx(container, principal, ctx, "exchange.budget",
-             lambda ex, s, a, c: ex.budget_state(s, a, c, dataset=dataset), dataset=dataset)
+def budget(container: Container, principal: Principal, ctx: RequestContext | None, *, dataset: str) -> dict[str, object]:
+    with exchange_work(container, principal, ctx, "exchange.budget", dataset=dataset) as w:
+        st = w.ex.budget_state(w.session, w.audit, w.caller, dataset=dataset)
     return {"consumer": st.consumer, "dataset": st.dataset, "epsilon_spent": st.epsilon_spent,
             "epsilon_cap": st.epsilon_cap, "epsilon_left": st.epsilon_left,
             "delta_spent": st.delta_spent, "delta_cap": st.delta_cap,
             "budget_family": st.family}
 
 
-def set_consent(container: Any, principal: Principal, ctx: Any, *, dataset: str,
-                subjects: Iterable[str], purpose: str, state: str) -> dict[str, Any]:
-    n = _tx(container, principal, ctx, "exchange.consent", lambda ex, s, a, c: ex.set_consent(
-        s, a, c, dataset=dataset, subjects=list(subjects), purpose=purpose, state=state),
-        dataset=dataset)
+def set_consent(container: Container, principal: Principal, ctx: RequestContext | None, *, dataset: str,
+                subjects: Iterable[str], purpose: str, state: str) -> dict[str, object]:
+    with exchange_work(container, principal, ctx, "exchange.consent", dataset=dataset) as w:
+        n = w.ex.set_consent(w.session, w.audit, w.caller, dataset=dataset, subjects=list(subjects),
+                             purpose=purpose, state=state)
     return {"dataset": dataset, "purpose": purpose, "state": state, "subjects": n}
 
 
-def receipt_key(container: Any) -> dict[str, str]:
+def receipt_key(container: Container) -> dict[str, str]:
     signer = container.exchange.signer
     pub = signer.public_key
     return {"algorithm": "Ed25519" if signer.suite.sign_alg == "ed25519" else "SM2-SM3",

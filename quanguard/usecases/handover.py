@@ -15,7 +15,7 @@ append, so events are never mixed into it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from gmcrypto import CryptoSuiteError, get_suite
 from monitor.checkpoint import Checkpoint
@@ -23,10 +23,14 @@ from monitor.events import utc_now
 from quanguard.errors import Conflict, InvalidInput
 from quanguard.gate import RequestContext, authorize
 
+if TYPE_CHECKING:
+    from quanguard.auth import Principal
+    from quanguard.container import Container
+
 __all__ = ["handover"]
 
 
-def handover(container: Any, principal: Any, to: str, export: Path,
+def handover(container: Container, principal: Principal, to: str, export: Path,
              ctx: RequestContext | None = None) -> Checkpoint:
     """Seal the trail with a signed final checkpoint naming ``to``; audited.
 
@@ -59,6 +63,7 @@ def handover(container: Any, principal: Any, to: str, export: Path,
         session.flush()
         cp = audit.trail.checkpoint(session, now=now, handover=successor.name)
         stored = audit.trail.latest(session)
+        assert stored is not None
         audit.trail.mark_exported(session, stored.id, now=now)
     export.write_text(cp.to_json() + "\n", encoding="utf-8")
     return cp

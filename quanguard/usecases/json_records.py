@@ -10,7 +10,6 @@ leaves a plan touched are replaced (with the masked string, ``None`` stays
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
 
 from quanguard.errors import InvalidInput
 
@@ -32,7 +31,7 @@ def _name(path: Path) -> str:
     return out
 
 
-def _walk(value: Any, path: Path) -> Iterator[tuple[Path, Any]]:
+def _walk(value: object, path: Path) -> Iterator[tuple[Path, object]]:
     if len(path) > MAX_DEPTH:
         raise InvalidInput(f"nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, dict):
@@ -45,11 +44,11 @@ def _walk(value: Any, path: Path) -> Iterator[tuple[Path, Any]]:
         yield path, value
 
 
-def leaves(record: Any, index: int) -> dict[str, tuple[Path, Any]]:
+def leaves(record: object, index: int) -> dict[str, tuple[Path, object]]:
     """Column name → (path, leaf value) of one record (a JSON object)."""
     if not isinstance(record, dict):
         raise record_error(index, "is not a JSON object")
-    out: dict[str, tuple[Path, Any]] = {}
+    out: dict[str, tuple[Path, object]] = {}
     try:
         for path, value in _walk(record, ()):
             name = _name(path)
@@ -61,20 +60,32 @@ def leaves(record: Any, index: int) -> dict[str, tuple[Path, Any]]:
     return out
 
 
-def put(record: Any, path: Sequence[str | int], value: Any) -> None:
+def _parent(record: object, path: Sequence[str | int]) -> dict[str, object] | list[object]:
+    """The object or array holding the leaf at ``path`` (as ``leaves`` found it)."""
+    node: object = record
+    for part in path[:-1]:
+        if isinstance(node, dict):
+            node = node[part]
+        elif isinstance(node, list):
+            node = node[int(part)]
+    if not isinstance(node, dict | list):
+        raise TypeError(f"no container at {_name(tuple(path[:-1]))}")
+    return node
+
+
+def put(record: object, path: Sequence[str | int], value: object) -> None:
     """Replace the leaf at ``path`` (which exists) in ``record``, in place."""
-    node = record
-    for part in path[:-1]:
-        node = node[part]
-    node[path[-1]] = value
-
-
-def drop(record: Any, path: Sequence[str | int]) -> None:
-    """Remove the leaf at ``path``: a key is deleted, an array element becomes ``None``."""
-    node = record
-    for part in path[:-1]:
-        node = node[part]
+    node = _parent(record, path)
     if isinstance(node, dict):
-        node.pop(path[-1], None)
+        node[str(path[-1])] = value
     else:
-        node[path[-1]] = None
+        node[int(path[-1])] = value
+
+
+def drop(record: object, path: Sequence[str | int]) -> None:
+    """Remove the leaf at ``path``: a key is deleted, an array element becomes ``None``."""
+    node = _parent(record, path)
+    if isinstance(node, dict):
+        node.pop(str(path[-1]), None)
+    else:
+        node[int(path[-1])] = None

@@ -4,19 +4,25 @@ in the audit trail (a refusal by the gate, a success here in the same transactio
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from quanguard.auth import IssuedKey, KeyInfo, Principal, create_key, list_keys, revoke_key
 from quanguard.container import Container
 from quanguard.gate import RequestContext, authorize
 from quanguard.models import ServiceState
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from quanguard.policy.model import Decision
+
 __all__ = ["bootstrap_admin", "issue_key", "keys_overview", "revoke"]
 
 _BOOTSTRAP = "bootstrap_admin_issued"
 
 
-def _record(container: Container, session: object, actor: Principal, action: str, subject: Principal,
-            decision: object) -> None:
+def _record(container: Container, session: Session, actor: Principal, action: str, subject: Principal,
+            decision: Decision) -> None:
     container.audit.record(
         session,
         actor=actor,
@@ -37,7 +43,7 @@ def issue_key(
     ctx: RequestContext | None = None,
 ) -> IssuedKey:
     decision = authorize(container, actor, "key_admin", ctx=ctx, audit_action="key_create")
-    with container.session() as session, session.begin():
+    with container.unit_of_work() as session:
         issued = create_key(session, role=role, org=org, name=name, expires_at=expires_at, created_by=actor.name)
         _record(container, session, actor, "key_create", issued.principal, decision)
     return issued
@@ -45,7 +51,7 @@ def issue_key(
 
 def revoke(container: Container, actor: Principal, name: str, *, ctx: RequestContext | None = None) -> Principal:
     decision = authorize(container, actor, "key_admin", ctx=ctx, audit_action="key_revoke")
-    with container.session() as session, session.begin():
+    with container.unit_of_work() as session:
         subject = revoke_key(session, name)
         _record(container, session, actor, "key_revoke", subject, decision)
     return subject
@@ -61,7 +67,7 @@ def keys_overview(container: Container, actor: Principal) -> list[KeyInfo]:
 def bootstrap_admin(container: Container, actor: Principal) -> IssuedKey | None:
     """On the first start only: issue an admin key and remember that it was issued."""
     decision = authorize(container, actor, "key_admin", audit_action="key_create")
-    with container.session() as session, session.begin():
+    with container.unit_of_work() as session:
         if session.get(ServiceState, _BOOTSTRAP) is not None:
             return None
         issued = create_key(session, role="admin", org="市大数据局", name="bootstrap-admin", created_by="bootstrap")

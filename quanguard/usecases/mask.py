@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
@@ -33,6 +33,15 @@ from quanguard.errors import InvalidInput
 from quanguard.gate import authorize
 from quanguard.policy.model import Resource
 from quanguard.usecases import json_records as jr
+
+if TYPE_CHECKING:
+    from desensitize import DatasetReport
+    from desensitize.keys import Keyring
+    from desensitize.plan import MaskPlan
+    from desensitize.tableio import TableSource
+    from quanguard.container import Container
+    from quanguard.gate import AuditOrigin, RequestContext
+    from quanguard.policy.model import Decision
 
 __all__ = ["MAX_RECORDS", "TEXT_SUFFIXES", "MaskOutcome", "UnmaskOutcome", "is_text_path", "mask_file",
            "mask_records", "mask_text_file", "records_table", "sha256_file", "temp_path", "unmask_file",
@@ -50,7 +59,7 @@ class MaskOutcome:
     dataset_grade: str | None
     encoding: str | None = None  # of a CSV/TSV/text output, when known
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {"profile": self.profile, "dataset_grade": self.dataset_grade,
                 "input_sha256": self.input_sha256, "output_sha256": self.output_sha256,
                 **self.result.to_dict()}
@@ -63,7 +72,7 @@ class UnmaskOutcome:
     input_sha256: str
     output_sha256: str
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {"columns": list(self.columns), "rows": self.rows,
                 "input_sha256": self.input_sha256, "output_sha256": self.output_sha256}
 
@@ -79,29 +88,28 @@ def sha256_file(path: str) -> str:
     return h.hexdigest()
 
 
-def _ctx_kw(ctx: Any) -> dict[str, Any]:
+def _ctx_kw(ctx: RequestContext | None) -> AuditOrigin:
     return {"source_ip": getattr(ctx, "source_ip", None), "request_id": getattr(ctx, "request_id", None)}
 
 
-def _gate(container: Any, principal: Principal, action: str, dataset: str, grade: str | None,
-            owner_org: str | None, ctx: Any) -> Any:
+def _gate(container: Container, principal: Principal, action: str, dataset: str, grade: str | None,
+            owner_org: str | None, ctx: RequestContext | None) -> Decision:
     """The one gate: ``approval_required`` is a refusal here (the approval flow lives in
     the exchange); a refusal is recorded by the gate."""
     resource = Resource(grade=grade, dataset=dataset, owner_org=owner_org or principal.org)
     return authorize(container, principal, action, resource, ctx)
 
 
-def _scan(container: Any, source: Any, sample: int) -> Any:
-    raw = container.scanner.table_scanner().scan(source.sample_batches(sample), sampled=True)
-    return container.scanner.grade(raw)
+def _scan(container: Container, source: TableSource, sample: int) -> DatasetReport:
+    return container.scanner.grade_batches(source.sample_batches(sample), sampled=True)
 
 
 def mask_file(
-    container: Any, principal: Principal, src: str, dst: str, *, profile: str | None = None,
+    container: Container, principal: Principal, src: str, dst: str, *, profile: str | None = None,
     plan_file: str | None = None, key_file: str | None = None, encoding: str | None = None,
     out_encoding: str | None = None, dataset: str | None = None, owner_org: str | None = None,
-    sample: int = 10_000, ctx: Any = None, progress: Callable[[int], None] | None = None,
-    on_plan: Callable[[Any], None] | None = None, table: str | None = None, sheet: str | None = None,
+    sample: int = 10_000, ctx: RequestContext | None = None, progress: Callable[[int], None] | None = None,
+    on_plan: Callable[[MaskPlan], None] | None = None, table: str | None = None, sheet: str | None = None,
 ) -> MaskOutcome:
     """Mask table ``src`` into ``dst`` (same format unless ``dst``'s says otherwise)."""
     name = dataset or Path(src.split("#")[-1]).stem or "dataset"
@@ -111,13 +119,13 @@ def mask_file(
     plan_profile, overrides = load_plan_file(plan_file) if plan_file else (None, None)
     report = _scan(container, source, sample)
     decision = _gate(container, principal, "mask", name, report.dataset_grade, owner_org, ctx)
-    chosen = profile or plan_profile or decision.obligations.get("mask_profile")
+    chosen = profile or plan_profile or decision.mask_profile
     service = container.masker
     plan = service.plan(report, chosen, overrides)
     if on_plan is not None:
         on_plan(plan)
     keyring = service.keyring(key_file)
-    finder = service.span_finder() if any(c.op == "spans" for c in plan.columns) else None
+    finder = service.finder_for(plan)
     fmt = detect_format(dst)
     enc = out_encoding or (source.encoding if fmt == source.format else None)
     masker_schema = None
@@ -136,8 +144,8 @@ def mask_file(
     return outcome
 
 
-def _policy_profile(decision: Any) -> str:
-    return str(decision.obligations.get("mask_profile") or "")
+def _policy_profile(decision: Decision) -> str:
+    return str(decision.mask_profile or "")
 
 
 def _same_target(src_path: str, dst: str, table: str | None) -> bool:
@@ -149,8 +157,8 @@ def _same_target(src_path: str, dst: str, table: str | None) -> bool:
     return os.path.exists(dst) and os.path.samefile(src_path, dst)
 
 
-def _record(container: Any, principal: Principal, action: str, name: str, outcome: MaskOutcome,
-            decision: Any, ctx: Any) -> None:
+def _record(container: Container, principal: Principal, action: str, name: str, outcome: MaskOutcome,
+            decision: Decision, ctx: RequestContext | None) -> None:
     r = outcome.result
     with container.session() as session, session.begin():
         container.audit.record(
@@ -164,7 +172,7 @@ def _record(container: Any, principal: Principal, action: str, name: str, outcom
         )
 
 
-def _json_text(v: Any) -> str | None:
+def _json_text(v: object) -> str | None:
     import json
 
     if v is None or isinstance(v, str):
@@ -172,24 +180,26 @@ def _json_text(v: Any) -> str | None:
     return json.dumps(v, ensure_ascii=False)
 
 
-def records_table(records: Sequence[dict[str, Any]]) -> pa.Table:
+def records_table(records: Sequence[object]) -> pa.Table:
     """Flat records → a string table (column order: first appearance)."""
     if len(records) > MAX_RECORDS:
         from quanguard.errors import TooLarge
 
         raise TooLarge(f"at most {MAX_RECORDS:,} records per request; stream NDJSON/CSV instead")
     names: dict[str, None] = {}
+    rows: list[dict[str, object]] = []
     for i, r in enumerate(records):
         if not isinstance(r, dict):
             raise jr.record_error(i, "is not a JSON object")
+        rows.append(r)
         names.update(dict.fromkeys(map(str, r)))
     if not names:
         raise InvalidInput("no records (or only empty objects) to mask")
-    cols = {n: pa.array([_json_text(r.get(n)) for r in records], pa.string()) for n in names}
+    cols = {n: pa.array([_json_text(r.get(n)) for r in rows], pa.string()) for n in names}
     return pa.table(cols)
 
 
-def _leaf_table(records: Sequence[Any]) -> tuple[pa.Table, list[dict[str, tuple[jr.Path, Any]]]]:
+def _leaf_table(records: Sequence[object]) -> tuple[pa.Table, list[dict[str, tuple[jr.Path, object]]]]:
     """Records → a string table with one column per leaf path, and each record's leaves."""
     if len(records) > MAX_RECORDS:
         from quanguard.errors import TooLarge
@@ -207,26 +217,23 @@ def _leaf_table(records: Sequence[Any]) -> tuple[pa.Table, list[dict[str, tuple[
 
 
 def mask_records(
-    container: Any, principal: Principal, records: Sequence[Any], *,
-    profile: str | None = None, dataset: str | None = None, ctx: Any = None, body_sha256: str = "",
-) -> tuple[list[Any], MaskOutcome]:
+    container: Container, principal: Principal, records: Sequence[object], *,
+    profile: str | None = None, dataset: str | None = None, ctx: RequestContext | None = None, body_sha256: str = "",
+) -> tuple[list[object], MaskOutcome]:
     """Mask JSON records, nested objects and arrays in place: a masked leaf becomes a
     string, every other value keeps its JSON type, no key is added."""
     import copy
     import json
 
-    from desensitize.masker import mask_table
     from desensitize.risk import k_anonymity
 
     table, per = _leaf_table(records)
     name = dataset or "records"
-    raw = container.scanner.table_scanner().scan(table.slice(0, 10_000).to_batches(), sampled=True)
-    report = container.scanner.grade(raw)
+    report = container.scanner.grade_batches(table.slice(0, 10_000).to_batches(), sampled=True)
     decision = _gate(container, principal, "mask", name, report.dataset_grade, None, ctx)
     service = container.masker
-    plan = service.plan(report, profile or decision.obligations.get("mask_profile"))
-    finder = service.span_finder() if any(c.op == "spans" for c in plan.columns) else None
-    masked, stats = mask_table(table, plan, keyring=service.keyring(), span_finder=finder)
+    plan = service.plan(report, profile or decision.mask_profile)
+    masked, stats = service.mask_table(table, plan)
     touched = [c.name for c in plan.columns if c.touches and c.op != "suppress"]
     dropped = [n for n in plan.dropped_columns if n in table.column_names]
     cols = {n: masked.column(n).to_pylist() for n in touched if n in masked.column_names}
@@ -268,7 +275,7 @@ def _parse_columns(columns: Sequence[str]) -> dict[str, str | None]:
     return out
 
 
-def _unmask_column(col: pa.Array, name: str, entity: str | None, report: Any, keyring: Any) -> pa.Array:
+def _unmask_column(col: pa.Array, name: str, entity: str | None, report: DatasetReport | None, keyring: Keyring) -> pa.Array:
     values = [v for v in col.to_pylist() if v]
     if values and all(v.startswith(ENC_PREFIX) for v in values):
         return invert_operator("encrypt", col, None, OpContext(keyring, None, name))
@@ -279,9 +286,9 @@ def _unmask_column(col: pa.Array, name: str, entity: str | None, report: Any, ke
 
 
 def unmask_file(
-    container: Any, principal: Principal, src: str, dst: str, columns: Sequence[str], *,
+    container: Container, principal: Principal, src: str, dst: str, columns: Sequence[str], *,
     key_file: str | None = None, dataset: str | None = None, owner_org: str | None = None,
-    ctx: Any = None,
+    ctx: RequestContext | None = None,
 ) -> UnmaskOutcome:
     """Reverse encrypt/fpe columns of ``src`` into ``dst``; policy action ``unmask``."""
     wanted = _parse_columns(columns)
@@ -312,9 +319,9 @@ def unmask_file(
 
 
 def unmask_records(
-    container: Any, principal: Principal, records: Sequence[dict[str, Any]], columns: Sequence[str], *,
-    dataset: str | None = None, ctx: Any = None, body_sha256: str = "",
-) -> list[dict[str, Any]]:
+    container: Container, principal: Principal, records: Sequence[object], columns: Sequence[str], *,
+    dataset: str | None = None, ctx: RequestContext | None = None, body_sha256: str = "",
+) -> list[dict[str, object]]:
     """Reverse encrypt/fpe columns of JSON records; policy action ``unmask``."""
     wanted = _parse_columns(columns)
     table = records_table(records)
@@ -322,13 +329,13 @@ def unmask_records(
     if missing:
         raise PlanError(f"no column(s) {', '.join(missing)} in the records")
     name = dataset or "records"
-    raw = container.scanner.table_scanner().scan(table.slice(0, 2_000).to_batches(), sampled=True)
-    report = container.scanner.grade(raw)
+    report = container.scanner.grade_batches(table.slice(0, 2_000).to_batches(), sampled=True)
     decision = _gate(container, principal, "unmask", name, report.dataset_grade, None, ctx)
     keyring = container.masker.keyring()
     cols = {n: _unmask_column(table.column(n).combine_chunks(), n, wanted[n], report, keyring).to_pylist()
             for n in wanted}
-    out = [{k: (cols[k][i] if k in cols else v) for k, v in r.items()} for i, r in enumerate(records)]
+    rows = [r for r in records if isinstance(r, dict)]  # all of them: records_table checked
+    out = [{k: (cols[k][i] if k in cols else v) for k, v in r.items()} for i, r in enumerate(rows)]
     with container.session() as session, session.begin():
         container.audit.record(session, actor=principal, action="unmask", dataset=name,
                                fields=tuple(wanted), grade=report.dataset_grade, rows=len(records),
@@ -336,7 +343,7 @@ def unmask_records(
     return out
 
 
-def temp_path(container: Any, suffix: str) -> str:
+def temp_path(container: Container, suffix: str) -> str:
     fd, tmp = tempfile.mkstemp(suffix=suffix, dir=container.settings.data_dir)
     os.close(fd)
     return tmp
@@ -353,10 +360,10 @@ def is_text_path(path: str) -> bool:
 
 
 def mask_text_file(
-    container: Any, principal: Principal, src: str, dst: str, *, profile: str | None = None,
+    container: Container, principal: Principal, src: str, dst: str, *, profile: str | None = None,
     key_file: str | None = None, encoding: str | None = None, dataset: str | None = None,
-    owner_org: str | None = None, ctx: Any = None, progress: Callable[[int], None] | None = None,
-    on_plan: Callable[[Any], None] | None = None,
+    owner_org: str | None = None, ctx: RequestContext | None = None, progress: Callable[[int], None] | None = None,
+    on_plan: Callable[[MaskPlan], None] | None = None,
 ) -> MaskOutcome:
     """Mask a text file line by line (each line one record), span by span; line endings,
     encoding and every character outside a finding are kept."""
@@ -371,7 +378,7 @@ def mask_text_file(
     enc = encoding or detect_text_encoding(src)
     decision = _gate(container, principal, "mask", name, None, owner_org, ctx)
     service = container.masker
-    chosen = service.profiles().get(profile or decision.obligations.get("mask_profile"))
+    chosen = service.profiles().get(profile or decision.mask_profile)
     plan = MaskPlan(chosen, (ColumnPlan("text", SPANS, {}, None, None, f"{chosen.name}: spans"),))
     if on_plan is not None:
         on_plan(plan)

@@ -13,7 +13,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quanguard.config import load_settings
 from quanguard.errors import InvalidInput
@@ -33,6 +33,10 @@ from quanguard.policy.files import read_policy_files
 from quanguard.policy.loader import build_policy_set
 from quanguard.policy.service import ReloadResult
 from quanguard.policy.vocab import ROLES
+
+if TYPE_CHECKING:
+    from quanguard.auth import Principal
+    from quanguard.container import Container
 
 __all__ = [
     "SERVICE_ACTOR",
@@ -72,7 +76,7 @@ class CheckReport:
     def ok(self) -> bool:
         return not self.problems
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "ok": self.ok,
             "directory": str(self.directory),
@@ -103,7 +107,7 @@ class TestRun:
     def ok(self) -> bool:
         return not self.problems and bool(self.results) and all(r.passed for r in self.results)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "ok": self.ok,
             "directory": str(self.directory),
@@ -174,7 +178,7 @@ def explain(
 # -- service side -------------------------------------------------------------------------
 
 
-def info(container: Any) -> dict[str, Any]:
+def info(container: Container) -> dict[str, object]:
     """What policy is active: version, files, grades, rule count, the alert rules and masking
     profiles of the same version, pending reload problems."""
     service = container.policy
@@ -195,8 +199,8 @@ def info(container: Any) -> dict[str, Any]:
 
 
 def decide_for(
-    container: Any,
-    caller: Any,
+    container: Container,
+    caller: Principal,
     subject: Subject,
     action: str,
     resource: Resource,
@@ -245,8 +249,8 @@ def _reload_labels(result: ReloadResult) -> dict[str, str]:
 
 
 def reload(
-    container: Any, caller: Any, *, request_id: str | None = None, source_ip: str | None = None
-) -> dict[str, Any]:
+    container: Container, caller: Principal, *, request_id: str | None = None, source_ip: str | None = None
+) -> dict[str, object]:
     """Reload every policy file (officers); a failing reload keeps the previous version
     of all of them (and says why). Recorded with the old and new version either way.
 
@@ -290,7 +294,7 @@ SERVICE_ACTOR = _ServiceActor()
 _log = logging.getLogger("quanguard.policy")
 
 
-def audit_automatic_reloads(container: Any) -> None:
+def audit_automatic_reloads(container: Container) -> None:
     """Record every automatic reload (files changed on disk) as a ``policy_reload`` event
     of the service, with the old and new version.
 

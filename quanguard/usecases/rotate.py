@@ -30,7 +30,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
@@ -40,6 +40,11 @@ from exchange.errors import IntegrityFailure
 from exchange.tables import datasets
 from quanguard.errors import Conflict, InvalidInput
 from quanguard.gate import RequestContext, authorize
+
+if TYPE_CHECKING:
+    from gmcrypto import Suite
+    from quanguard.auth import Principal
+    from quanguard.container import Container
 
 __all__ = ["KeyFilesExposed", "RotationPending", "check_key_files", "rotate_master"]
 
@@ -109,7 +114,7 @@ def _sync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _opens_all(container: Any, key: MasterKey) -> bool:
+def _opens_all(container: Container, key: MasterKey) -> bool:
     with container.session() as session:
         rows = session.execute(select(datasets.c.name, datasets.c.wrapped_key)).all()
     try:
@@ -122,7 +127,7 @@ def _opens_all(container: Any, key: MasterKey) -> bool:
     return True
 
 
-def _stored_suite(container: Any) -> Any:
+def _stored_suite(container: Container) -> Suite | None:
     """The one suite every stored data key is wrapped under (None when there are none)."""
     with container.session() as session:
         wraps = session.execute(select(datasets.c.wrapped_key)).scalars().all()
@@ -132,7 +137,7 @@ def _stored_suite(container: Any) -> Any:
     return next(iter(suites.values()), None)
 
 
-def _finish_interrupted(container: Any, key_dir: Path) -> str | None:
+def _finish_interrupted(container: Container, key_dir: Path) -> str | None:
     """Complete or discard a rotation a crash interrupted; returns what was done."""
     pending = _pending(key_dir)
     if not pending.exists():
@@ -159,12 +164,12 @@ class Rotation:
     new_key_id: str
     recovered: str | None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {"datasets": self.datasets, "old_key_id": self.old_key_id,
                 "new_key_id": self.new_key_id, "recovered_interrupted": self.recovered}
 
 
-def rotate_master(container: Any, principal: Any, ctx: RequestContext | None = None
+def rotate_master(container: Container, principal: Principal, ctx: RequestContext | None = None
                   ) -> Rotation:
     """Re-wrap every dataset key under a new master key; audited (``key_rotate_master``).
 

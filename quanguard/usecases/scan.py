@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from desensitize import DatasetReport, ScanInputError, ScanTooLarge
 from desensitize.findings import Finding
@@ -23,6 +23,11 @@ from quanguard.errors import InvalidInput
 from quanguard.gate import authorize
 from quanguard.policy.model import Resource
 from quanguard.services.scan import Asset, get_asset, list_assets, save_asset
+
+if TYPE_CHECKING:
+    from quanguard.container import Container
+    from quanguard.gate import AuditOrigin, RequestContext
+    from quanguard.policy.model import Decision
 
 __all__ = [
     "TEXT_SUFFIXES",
@@ -50,7 +55,7 @@ class LineFinding:
     line: int
     finding: Finding
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {"line": self.line, **self.finding.to_dict()}
 
 
@@ -60,7 +65,7 @@ class TextFileResult:
     lines: int
     dataset_grade: str | None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         counts: dict[str, int] = {}
         for lf in self.findings:
             counts[lf.finding.entity] = counts.get(lf.finding.entity, 0) + 1
@@ -70,13 +75,13 @@ class TextFileResult:
 
 # -- policy and audit ---------------------------------------------------------------------
 
-def _authorize(container: Any, principal: Principal, dataset: str, owner_org: str | None,
-               ctx: Any) -> Any:
+def _authorize(container: Container, principal: Principal, dataset: str, owner_org: str | None,
+               ctx: RequestContext | None) -> Decision:
     return authorize(container, principal, "scan",
                      Resource(dataset=dataset, owner_org=owner_org or principal.org), ctx)
 
 
-def _ctx_kw(ctx: Any) -> dict[str, Any]:
+def _ctx_kw(ctx: RequestContext | None) -> AuditOrigin:
     return {"source_ip": getattr(ctx, "source_ip", None), "request_id": getattr(ctx, "request_id", None)}
 
 
@@ -95,8 +100,8 @@ def _fingerprint(path: str, report: DatasetReport) -> str:
 
 
 def scan_table(
-    container: Any, principal: Principal, path: str, *, sample: int = 10_000, full: bool = False,
-    dataset: str | None = None, owner_org: str | None = None, ctx: Any = None,
+    container: Container, principal: Principal, path: str, *, sample: int = 10_000, full: bool = False,
+    dataset: str | None = None, owner_org: str | None = None, ctx: RequestContext | None = None,
     progress: Callable[[int], None] | None = None, source_name: str | None = None,
 ) -> tuple[DatasetReport, Asset]:
     """Scan a table file or SQL URL, grade it, store it in the inventory, audit it."""
@@ -160,8 +165,8 @@ def _open_text(path: str) -> Iterator[str]:
 
 
 def scan_text_file(
-    container: Any, principal: Principal, path: str, *, dataset: str | None = None,
-    owner_org: str | None = None, ctx: Any = None, progress: Callable[[int], None] | None = None,
+    container: Container, principal: Principal, path: str, *, dataset: str | None = None,
+    owner_org: str | None = None, ctx: RequestContext | None = None, progress: Callable[[int], None] | None = None,
 ) -> TextFileResult:
     """Scan a text file line by line (each line one record); offsets are per line."""
     name = dataset or Path(path).stem or "text"
@@ -185,7 +190,7 @@ def scan_text_file(
 
 
 def scan_text(
-    container: Any, principal: Principal, text: str, *, ctx: Any = None,
+    container: Container, principal: Principal, text: str, *, ctx: RequestContext | None = None,
 ) -> tuple[list[Finding], str | None]:
     """Scan one free text; returns the findings and their highest grade."""
     batch, grade = scan_texts(container, principal, [text], ctx=ctx)
@@ -193,7 +198,7 @@ def scan_text(
 
 
 def scan_texts(
-    container: Any, principal: Principal, texts: list[str], *, ctx: Any = None,
+    container: Container, principal: Principal, texts: list[str], *, ctx: RequestContext | None = None,
 ) -> tuple[list[list[Finding]], str | None]:
     """Scan a batch of free texts (one decision, one audit event for the batch)."""
     decision = _authorize(container, principal, "text", None, ctx)
@@ -216,14 +221,14 @@ def _may_see(principal: Principal) -> str | None:
     return principal.org if principal.role in ("provider", "consumer") else None
 
 
-def assets(container: Any, principal: Principal, *, dataset: str | None = None,
+def assets(container: Container, principal: Principal, *, dataset: str | None = None,
            limit: int = 100, offset: int = 0) -> list[Asset]:
     with container.session() as session:
         return list_assets(session, dataset=dataset, owner_org=_may_see(principal),
                            limit=limit, offset=offset)
 
 
-def asset(container: Any, principal: Principal, asset_id: str) -> Asset:
+def asset(container: Container, principal: Principal, asset_id: str) -> Asset:
     from quanguard.errors import NotFound
 
     with container.session() as session:

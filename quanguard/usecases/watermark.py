@@ -12,13 +12,19 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from quanguard.auth import Principal
 from quanguard.gate import authorize
 from quanguard.policy.model import Resource
 from quanguard.services.scan import list_assets
 from watermark import EmbedReport, Params, TableTooSmall, Verdict
+
+if TYPE_CHECKING:
+    from quanguard.container import Container
+    from quanguard.gate import AuditOrigin, RequestContext
+    from quanguard.policy.model import Decision
+    from watermark.registry import CopyRecord
 
 __all__ = ["EmbedResult", "copies", "detect", "embed"]
 
@@ -32,18 +38,18 @@ class EmbedResult:
     output: str
     output_digest: str
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         report = {k: v for k, v in self.report.to_dict().items()
                   if k not in ("codeword", "canary_keys")}  # registry-only material
         return {"copy_id": self.copy_id, "dataset": self.dataset, "output": self.output,
                 "output_digest": self.output_digest, **report}
 
 
-def _ctx_kw(ctx: Any) -> dict[str, Any]:
+def _ctx_kw(ctx: RequestContext | None) -> AuditOrigin:
     return {"source_ip": getattr(ctx, "source_ip", None), "request_id": getattr(ctx, "request_id", None)}
 
 
-def _grade(container: Any, dataset: str | None) -> str | None:
+def _grade(container: Container, dataset: str | None) -> str | None:
     """The dataset's grade from the scan inventory, when it was scanned."""
     if not dataset:
         return None
@@ -52,14 +58,14 @@ def _grade(container: Any, dataset: str | None) -> str | None:
     return found[0].dataset_grade if found else None
 
 
-def _authorize(container: Any, principal: Principal, action: str, dataset: str | None,
-               ctx: Any) -> Any:
+def _authorize(container: Container, principal: Principal, action: str, dataset: str | None,
+               ctx: RequestContext | None) -> Decision:
     resource = Resource(grade=_grade(container, dataset), dataset=dataset, owner_org=principal.org)
     return authorize(container, principal, action, resource, ctx)
 
 
-def embed(container: Any, principal: Principal, src: str, dst: str, *, recipient: str,
-          dataset: str | None = None, params: Params | None = None, ctx: Any = None,
+def embed(container: Container, principal: Principal, src: str, dst: str, *, recipient: str,
+          dataset: str | None = None, params: Params | None = None, ctx: RequestContext | None = None,
           source_name: str | None = None,
           progress: Callable[[int], None] | None = None) -> EmbedResult:
     """Mark ``src`` for ``recipient`` into ``dst``, register the copy, audit it.
@@ -95,8 +101,8 @@ def embed(container: Any, principal: Principal, src: str, dst: str, *, recipient
     return EmbedResult(out.report, copy_id, name, os.fspath(dst), out.digest)
 
 
-def detect(container: Any, principal: Principal, path: str, *, dataset: str | None = None,
-           alpha: float = 1e-6, ctx: Any = None,
+def detect(container: Container, principal: Principal, path: str, *, dataset: str | None = None,
+           alpha: float = 1e-6, ctx: RequestContext | None = None,
            progress: Callable[[int], None] | None = None) -> Verdict:
     """Test a suspect table against the registered copies (of ``dataset``, or all)."""
     from quanguard.services.watermark import file_digest
@@ -119,7 +125,7 @@ def detect(container: Any, principal: Principal, path: str, *, dataset: str | No
     return verdict
 
 
-def copies(container: Any, principal: Principal, dataset: str | None = None) -> list[Any]:
+def copies(container: Container, principal: Principal, dataset: str | None = None) -> list[CopyRecord]:
     """The registry (metadata only), for people who may detect."""
     from watermark import registry
 

@@ -77,19 +77,19 @@ def make_event() -> Callable[..., AuditEvent]:
 
     def make(**kw: object) -> AuditEvent:
         i = next(counter)
-        base: dict[str, object] = dict(
-            ts=T0 + timedelta(minutes=i),
-            actor=Actor(f"user{i % 3}", ["consumer", "provider", "manager"][i % 3],
+        base: dict[str, object] = {
+            "ts": T0 + timedelta(minutes=i),
+            "actor": Actor(f"user{i % 3}", ["consumer", "provider", "manager"][i % 3],
                         ["市大数据局", "市卫健委"][i % 2]),
-            action=["read_masked", "export", "query"][i % 3],
-            reporter="quanguard",
-            dataset=f"ds{i % 4}",
-            fields=("name", "phone"),
-            grade=["L1", "L2", "L3", "L4"][i % 4],
-            rows=i * 10,
-            purpose=f"purpose {i}",
-            decision=EventDecision(["allow", "deny"][i % 2], f"rule{i % 2}", "v1"),
-        )
+            "action": ["read_masked", "export", "query"][i % 3],
+            "reporter": "quanguard",
+            "dataset": f"ds{i % 4}",
+            "fields": ("name", "phone"),
+            "grade": ["L1", "L2", "L3", "L4"][i % 4],
+            "rows": i * 10,
+            "purpose": f"purpose {i}",
+            "decision": EventDecision(["allow", "deny"][i % 2], f"rule{i % 2}", "v1"),
+        }
         base.update(kw)
         return AuditEvent(**base)  # type: ignore[arg-type]
 

@@ -20,9 +20,9 @@ MON_10_LOCAL = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 
 
 def ev(actor: str = "alice", *, at: datetime = MON_10_LOCAL, **kw: object) -> AuditEvent:
-    base: dict[str, object] = dict(ts=at, actor=Actor(actor, "consumer", "市局"), action="query",
-                                   reporter="r", dataset="ds", grade="L2",
-                                   decision=EventDecision("allow"))
+    base: dict[str, object] = {"ts": at, "actor": Actor(actor, "consumer", "市局"), "action": "query",
+                                   "reporter": "r", "dataset": "ds", "grade": "L2",
+                                   "decision": EventDecision("allow")}
     base.update(kw)
     return AuditEvent(**base)  # type: ignore[arg-type]
 

@@ -132,8 +132,8 @@ def test_parse_ts_bad(text: object) -> None:
     ],
 )
 def test_bad_events(kwargs: dict[str, object]) -> None:
-    base: dict[str, object] = dict(ts=datetime.now(UTC), actor=Actor("u", "r", "o"),
-                                   action="query", reporter="x")
+    base: dict[str, object] = {"ts": datetime.now(UTC), "actor": Actor("u", "r", "o"),
+                                   "action": "query", "reporter": "x"}
     base.update(kwargs)
     with pytest.raises(InvalidEvent):
         AuditEvent(**base)  # type: ignore[arg-type]

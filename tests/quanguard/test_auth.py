@@ -54,32 +54,28 @@ def test_revoked_and_expired_keys_fail(any_container):
     ],
 )
 def test_bad_key_requests(container, kwargs, error):
-    with container.session() as s, s.begin():
-        with pytest.raises(error):
-            create_key(s, **kwargs)
+    with container.session() as s, s.begin(), pytest.raises(error):
+        create_key(s, **kwargs)
 
 
 def test_duplicate_name_and_unknown_revoke(container):
     with container.session() as s, s.begin():
         create_key(s, role="admin", org="x", name="dup")
-    with container.session() as s, s.begin():
-        with pytest.raises(Conflict):
-            create_key(s, role="admin", org="x", name="dup")
+    with container.session() as s, s.begin(), pytest.raises(Conflict):
+        create_key(s, role="admin", org="x", name="dup")
     with container.session() as s, s.begin():
         with pytest.raises(NotFound):
             revoke_key(s, "nobody")
         revoke_key(s, "dup")
-    with container.session() as s, s.begin():
-        with pytest.raises(Conflict):
-            revoke_key(s, "dup")
+    with container.session() as s, s.begin(), pytest.raises(Conflict):
+        revoke_key(s, "dup")
 
 
 @settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.text(max_size=120))
 def test_arbitrary_strings_never_authenticate(container, junk):
-    with container.session() as s:
-        with pytest.raises(Unauthenticated) as info:
-            authenticate(s, junk)
+    with container.session() as s, pytest.raises(Unauthenticated) as info:
+        authenticate(s, junk)
     if junk:
         assert junk not in str(info.value) or len(junk) < 3
 

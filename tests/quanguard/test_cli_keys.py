@@ -6,24 +6,6 @@ import json
 import re
 
 import pytest
-from typer.testing import CliRunner
-
-from quanguard.cli.main import build_app
-
-
-@pytest.fixture
-def run(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("QUANGUARD_API_KEY", raising=False)
-    for var in ("QUANGUARD_DB_URL", "QUANGUARD_KEY_DIR", "QUANGUARD_DATA_DIR"):
-        monkeypatch.delenv(var, raising=False)
-    app = build_app()
-    runner = CliRunner()
-
-    def _run(*args: str):
-        return runner.invoke(app, list(args))
-
-    return _run
 
 
 def test_create_prints_only_the_key(run, tmp_path):

@@ -22,9 +22,9 @@ from tests.quanguard.test_exchange_cli import cli  # noqa: F401 - fixture
 _REPR = re.compile(r"\{'|\['|'\s*:\s*'|\bNone\b|\bTrue\b|\bFalse\b")
 
 
-def _as_auditor(audit_run, monkeypatch) -> None:
+def _as_auditor(run, monkeypatch) -> None:
     """Searching the trail takes an auditor's key (the local operator may not)."""
-    r = audit_run("keys", "create", "--role", "auditor", "--org", "市审计局", "--name", "aud")
+    r = run("keys", "create", "--role", "auditor", "--org", "市审计局", "--name", "aud")
     assert r.exit_code == 0, r.output
     monkeypatch.setenv("QUANGUARD_API_KEY", r.stdout.strip())
 

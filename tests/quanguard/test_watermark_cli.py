@@ -7,28 +7,8 @@ import random
 
 import pyarrow.csv as pacsv
 import pytest
-from typer.testing import CliRunner
 
-from quanguard.cli.main import build_app
 from tests.watermark.attacks import csv_xlsx_csv, sample_table, shuffle
-
-
-@pytest.fixture
-def run(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("QUANGUARD_API_KEY", raising=False)
-    for var in ("QUANGUARD_DB_URL", "QUANGUARD_KEY_DIR", "QUANGUARD_DATA_DIR"):
-        monkeypatch.delenv(var, raising=False)
-    from tests.conftest import POLICY_DIR
-
-    monkeypatch.setenv("QUANGUARD_POLICY_DIR", str(POLICY_DIR))
-    app = build_app()
-    runner = CliRunner()
-
-    def _run(*args: str):
-        return runner.invoke(app, list(args))
-
-    return _run
 
 
 def test_embed_detect_contract(run, tmp_path):

@@ -14,31 +14,17 @@ Each test reproduces one attack from the issue and failed on the code before the
 from __future__ import annotations
 
 import base64
-import io
 import json
 import random
 from datetime import UTC, datetime, timedelta
 
-import pyarrow as pa
-import pyarrow.csv as pacsv
 import pytest
 
 from exchange import PsiClient
 from tests.conftest import auth
+from tests.quanguard.test_exchange_flows import csv_bytes, resident_id
 
 PROV, BANK = "市卫健委", "某银行"
-_W = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
-
-
-def resident_id(i: int) -> str:
-    body = f"370102{19500101 + (i % 28) + 10000 * (i % 50):08d}{i % 1000:03d}"
-    return body + "10X98765432"[sum(int(c) * w for c, w in zip(body, _W)) % 11]
-
-
-def csv_bytes(cols: dict) -> bytes:
-    buf = io.BytesIO()
-    pacsv.write_csv(pa.table(cols), buf)
-    return buf.getvalue()
 
 
 def members(n: int = 400, seed: int = 3) -> bytes:

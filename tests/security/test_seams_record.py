@@ -75,6 +75,16 @@ def call(client: TestClient, method: str, url: str, key: str | None = None, **kw
     return r.status_code, rid
 
 
+def one_event(world: tuple[TestClient, Container, dict[str, str]], url: str, role: str,
+              status: int) -> dict[str, Any]:
+    """GET ``url`` with ``role``'s key: the answer has ``status`` and left exactly one event."""
+    client, container, keys = world
+    got, rid = call(client, "GET", url, keys[role])
+    assert got == status
+    (doc,) = for_request(container, rid)
+    return doc
+
+
 # -- finding 5: attempts that leave no record ------------------------------------------
 def test_bad_key_leaves_one_anonymous_event_with_the_key_fingerprint(world):
     client, container, _ = world
@@ -90,36 +100,24 @@ def test_bad_key_leaves_one_anonymous_event_with_the_key_fingerprint(world):
 
 
 def test_revoked_key_leaves_one_event(world):
-    client, container, keys = world
-    status, rid = call(client, "GET", "/v1/exchange/datasets", keys["revoked"])
-    assert status == 401
-    (doc,) = for_request(container, rid)
+    doc = one_event(world, "/v1/exchange/datasets", "revoked", 401)
     assert effect(doc) == "deny" and label(doc, "key_fingerprint")
 
 
 def test_invalid_input_leaves_one_error_event(world):
-    client, container, keys = world
-    status, rid = call(client, "GET", "/v1/audit/search?since=not-a-time", keys["auditor"])
-    assert status == 400
-    (doc,) = for_request(container, rid)
+    doc = one_event(world, "/v1/audit/search?since=not-a-time", "auditor", 400)
     assert effect(doc) == "error" and label(doc, "http_status") == "400"
     assert doc["user"]["id"] != "anonymous" and label(doc, "key_name") == "auditor-1"
 
 
 def test_unknown_asset_leaves_one_error_event(world):
-    client, container, keys = world
-    status, rid = call(client, "GET", "/v1/assets/nope", keys["provider"])
-    assert status == 404
-    (doc,) = for_request(container, rid)
+    doc = one_event(world, "/v1/assets/nope", "provider", 404)
     assert effect(doc) == "error" and label(doc, "http_status") == "404"
     assert doc["event"]["action"] == "http.get./v1/assets/{asset_id}"
 
 
 def test_unknown_dataset_leaves_one_event(world):
-    client, container, keys = world
-    status, rid = call(client, "GET", "/v1/exchange/datasets/无此数据集", keys["consumer"])
-    assert status == 404
-    (doc,) = for_request(container, rid)
+    doc = one_event(world, "/v1/exchange/datasets/无此数据集", "consumer", 404)
     assert doc["event"]["outcome"] == "failure"
     assert effect(doc) == "error" and label(doc, "http_status") == "404"
 

@@ -78,7 +78,7 @@ def mobile(rng: random.Random, style: int | None = None) -> str:
 
 def landline(rng: random.Random) -> str:
     area = rng.choice(AREAS)
-    local = rng.choice("2345678") + "".join(rng.choice("0123456789") for _ in range(7 if len(area) == 4 else 7))
+    local = rng.choice("2345678") + "".join(rng.choice("0123456789") for _ in range(7))
     return rng.choice([f"{area}-{local}", f"({area}){local}", f"{area}{local}"])
 
 

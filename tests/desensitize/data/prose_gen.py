@@ -62,9 +62,9 @@ def _composed(rng: random.Random, target: int) -> list[str]:
     out: list[str] = []
     size = 0
     while size < target:
-        parts = [f"{rng.choice(TIMES)}，{rng.choice(SUBJECTS)}{rng.choice(ADVERBS)}"
-                 f"{rng.choice(VERBS)}{rng.choice(OBJECTS)}，{rng.choice(VERBS)}{rng.choice(OBJECTS)}，"
-                 f"{rng.choice(GOALS)}。"]
+        parts = [(f"{rng.choice(TIMES)}，{rng.choice(SUBJECTS)}{rng.choice(ADVERBS)}"
+                  f"{rng.choice(VERBS)}{rng.choice(OBJECTS)}，{rng.choice(VERBS)}{rng.choice(OBJECTS)}，"
+                  f"{rng.choice(GOALS)}。")]
         if rng.random() < 0.6:
             parts.append(f"{rng.choice(CONNECT)}，{rng.choice(OBJECTS)}工作{_result(rng)}，"
                          f"{rng.choice(OBJECTS)}{_result(rng)}。")

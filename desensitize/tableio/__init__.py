@@ -12,6 +12,10 @@ Raises (all from :mod:`desensitize.errors`):
         undecodable or mixed encoding, ragged rows, over-long lines, corrupt file.
     TableTooLarge (kind ``too_large``): an XLSX whose declared uncompressed size
         is too large (zip bomb guard).
+
+One module a format: ``delimited`` (CSV/TSV), ``jsonl``, ``parquet``, ``xlsx`` and ``sql``,
+each with its reader and its writer; ``encoding`` detects the encoding of text tables and
+``_common`` holds what the formats share.
 """
 
 from __future__ import annotations
@@ -23,16 +27,13 @@ from typing import Any, Protocol, Self
 
 import pyarrow as pa
 
-from desensitize._tableio_readers import CsvSource, JsonlSource
-from desensitize._tableio_sources import ParquetSource, SqlSource, XlsxSource, split_sql_url
-from desensitize._tableio_writers import (
-    CsvWriter,
-    JsonlWriter,
-    ParquetWriter,
-    SqlWriter,
-    XlsxWriter,
-)
 from desensitize.errors import TableError
+from desensitize.tableio.delimited import CsvSource, CsvWriter
+from desensitize.tableio.encoding import PREFIX, detect_encoding
+from desensitize.tableio.jsonl import JsonlSource, JsonlWriter
+from desensitize.tableio.parquet import ParquetSource, ParquetWriter
+from desensitize.tableio.sql import SqlSource, SqlWriter, split_sql_url
+from desensitize.tableio.xlsx import XlsxSource, XlsxWriter
 
 FORMATS = ("csv", "tsv", "jsonl", "parquet", "xlsx", "sql")
 
@@ -196,8 +197,6 @@ def open_writer(
 
 def detect_text_encoding(path: str | os.PathLike[str]) -> str:
     """Encoding of a text file (utf-8, utf-8-sig or gb18030), as for CSV; TableError otherwise."""
-    from desensitize._tableio_readers import PREFIX, detect_encoding
-
     p = Path(path)
     try:
         with p.open("rb") as fh:

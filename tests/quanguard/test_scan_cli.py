@@ -6,28 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from quanguard.cli.main import build_app
 from tests.conftest import auth
 
-POLICIES = Path(__file__).resolve().parents[2] / "policies"
 CSV = ("XM,SFZH,LXDH,JTZZ,SL\n"
        "王建国,11010519491231002X,13812345678,山东省济南市历下区经十路123号,5\n"
        "欧阳娜娜,320311196107317786,138-1234-5679,济南市市中区英雄山路129号3号楼2单元501室,7\n"
        "买买提·艾力,130721193801203397,+86 15912345678,槐荫区经四路36号院2号楼,9\n")
-
-
-@pytest.fixture
-def run(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("QUANGUARD_API_KEY", raising=False)
-    for var in ("QUANGUARD_DB_URL", "QUANGUARD_KEY_DIR", "QUANGUARD_DATA_DIR"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("QUANGUARD_POLICY_DIR", str(POLICIES))
-    app = build_app()
-    runner = CliRunner()
-    return lambda *args: runner.invoke(app, list(args))
 
 
 def test_table_json_contract(run, tmp_path: Path) -> None:

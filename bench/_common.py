@@ -1,0 +1,80 @@
+"""What the benchmarks share: a served quanguard in a subprocess, API keys, client threads,
+peak memory of a child process."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+CLI = [sys.executable, "-m", "quanguard.cli.main"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def create_key(env: dict[str, str], workdir: Path, *, role: str, org: str, name: str) -> str:
+    """A new API key, made with ``quanguard keys create`` against ``env``'s store."""
+    return subprocess.run(
+        [*CLI, "keys", "create", "--role", role, "--org", org, "--name", name],
+        env=env, cwd=workdir, capture_output=True, text=True, check=True).stdout.strip()
+
+
+@contextmanager
+def served(env: dict[str, str], workdir: Path, *, timeout: float = 120.0) -> Iterator[str]:
+    """``quanguard serve`` on a free port; yields its base URL once ``/healthz`` answers."""
+    import httpx
+
+    port = free_port()
+    server = subprocess.Popen([*CLI, "serve", "--port", str(port)], env=env, cwd=workdir,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code < 500:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def run_clients(clients: int, client: Callable[[], None]) -> float:
+    """Run ``client`` on ``clients`` threads at once; the wall time until all are done."""
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return time.perf_counter() - t0
+
+
+def peak_rss(proc: subprocess.Popen[str] | subprocess.Popen[bytes], every: float = 0.2) -> int:
+    """Poll ``proc`` until it exits; its largest resident set size seen, in bytes."""
+    import psutil
+
+    peak = 0
+    try:
+        ps = psutil.Process(proc.pid)
+    except psutil.Error:
+        return 0
+    while proc.poll() is None:
+        try:
+            peak = max(peak, ps.memory_info().rss)
+        except psutil.Error:
+            break
+        time.sleep(every)
+    return peak

@@ -1,0 +1,148 @@
+"""JSON Lines: one object a line; values kept as JSON text when they are not strings."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from desensitize.errors import TableError
+from desensitize.tableio._common import MAX_LINE, SMALL_FILE, _AtomicFile, _spread, _StringColumns
+
+
+def _json_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return json.dumps(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+class JsonlSource(_StringColumns):
+    """JSON Lines: one object per line; values read as strings (JSON text)."""
+
+    format = "jsonl"
+    encoding = "utf-8"
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+        self._p = path
+        names: dict[str, None] = {}
+        with path.open("rb") as fh:
+            head = fh.read(4096)
+            if b"\x00" in head:
+                raise TableError(f"{path.name}: binary file (NUL bytes), not JSON Lines")
+            fh.seek(0)
+            for lineno, obj in self._objects(fh, limit=1000):
+                names.update(dict.fromkeys(obj))
+        if not names:
+            raise TableError(f"{path.name}: empty file")
+        self._set_names(list(names))
+
+    def _objects(self, fh: Any, limit: int | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+        seen = 0
+        for lineno, line in enumerate(iter(lambda: fh.readline(MAX_LINE + 1), b""), 1):
+            if len(line) > MAX_LINE:
+                raise TableError(f"{self._p.name}:{lineno}: line longer than {MAX_LINE // 2**20} MiB")
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise TableError(f"{self._p.name}:{lineno}: not JSON: {exc}") from None
+            if not isinstance(obj, dict):
+                raise TableError(f"{self._p.name}:{lineno}: expected a JSON object per line")
+            yield lineno, obj
+            seen += 1
+            if limit is not None and seen >= limit:
+                return
+
+    def iter_batches(
+        self, batch_size: int = 65_536, *, strings: bool = True
+    ) -> Iterator[pa.RecordBatch]:
+        known = set(self._names)
+        cols: list[list[str | None]] = [[] for _ in self._names]
+        with self._p.open("rb") as fh:
+            for lineno, obj in self._objects(fh):
+                extra = obj.keys() - known
+                if extra:
+                    raise TableError(
+                        f"{self._p.name}:{lineno}: field(s) {', '.join(sorted(extra))} "
+                        "not present in the first 1000 lines"
+                    )
+                for i, n in enumerate(self._names):
+                    cols[i].append(_json_text(obj.get(n)))
+                if len(cols[0]) >= batch_size:
+                    yield pa.RecordBatch.from_arrays(
+                        [pa.array(c, pa.string()) for c in cols], schema=self._schema
+                    )
+                    cols = [[] for _ in self._names]
+        if cols[0]:
+            yield pa.RecordBatch.from_arrays(
+                [pa.array(c, pa.string()) for c in cols], schema=self._schema
+            )
+
+    def sample_batches(self, n: int = 10_000) -> Iterator[pa.RecordBatch]:
+        size = self._p.stat().st_size
+        if size <= SMALL_FILE:
+            yield from _spread(list(self.iter_batches()), n)
+            return
+        # large file: a few windows spread over the file, each starting at a line start
+        windows = 8
+        per = max(1, n // windows)
+        known = set(self._names)
+        with self._p.open("rb") as fh:
+            for w in range(windows):
+                fh.seek(int(size * w / windows))
+                if w:
+                    fh.readline()
+                cols: list[list[str | None]] = [[] for _ in self._names]
+                for _lineno, obj in self._objects(fh, limit=per):
+                    if obj.keys() - known:
+                        continue
+                    for i, name in enumerate(self._names):
+                        cols[i].append(_json_text(obj.get(name)))
+                if cols[0]:
+                    yield pa.RecordBatch.from_arrays(
+                        [pa.array(c, pa.string()) for c in cols], schema=self._schema
+                    )
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, (bytes, bytearray)):
+        return v.hex()
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    return v
+
+
+class JsonlWriter(_AtomicFile):
+    """JSON Lines, one object per row, keys in column order, UTF-8."""
+
+    def __init__(self, path: Path, schema: pa.Schema | None) -> None:
+        super().__init__(path, schema)
+        self._fh = self._tmp.open("w", encoding="utf-8", newline="\n")
+
+    def write(self, batch: pa.RecordBatch | pa.Table) -> None:
+        self._check(batch)
+        names = batch.schema.names
+        cols = [c.to_pylist() for c in batch.columns]
+        for row in zip(*cols, strict=True):
+            obj = {n: _jsonable(v) for n, v in zip(names, row, strict=True)}
+            try:
+                self._fh.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+            except UnicodeEncodeError:
+                raise TableError(f"{self.path.name}: a value is not valid Unicode text") from None
+
+    def _finish(self) -> None:
+        self._fh.close()
+
+    def _close_handle(self) -> None:
+        self._fh.close()
