@@ -109,7 +109,7 @@ def _admin(c: Container):
 def test_handover_starts_a_gm_generation_in_the_same_database(make, tmp_path):
     from monitor.search import SearchQuery
     from monitor.trail import verify_proof_document
-    from quanguard.usecases.audit import proof, status, verify
+    from quanguard.usecases.audit import consistency, proof, status, verify
 
     intl = make("intl")
     with intl.session() as s, s.begin():
@@ -148,6 +148,11 @@ def test_handover_starts_a_gm_generation_in_the_same_database(make, tmp_path):
     new = proof(gm2, _admin(gm2), seq)
     assert new["checkpoint"]["signature_alg"] == "sm2-sm3" and new["first_seq"] == seq - 1
     verify_proof_document(json.loads(json.dumps(new)), Checkpoint.from_dict(new["checkpoint"]))
+    # the old deployment still verifies both generations (it records no event: it cannot
+    # append to a gm generation), and no consistency proof spans the hand-over
+    assert verify(intl, _admin(intl))["generations"][1]["suite"] == "gm"
+    with pytest.raises(Conflict, match="generation 1"):
+        consistency(gm2, _admin(gm2), 2, generation=1)
     # a second hand-over of generation 1 is refused; generation 2 can hand back to intl
     with pytest.raises(Conflict, match="QUANGUARD_CRYPTO=gm"):
         handover(intl, _admin(intl), "gm", tmp_path / "again.json")
