@@ -23,7 +23,6 @@ from monitor.store import (
     EVENTS,
     HEAD,
     AuditStore,
-    create_schema,
     event_columns,
     from_us,
     pack,
@@ -34,10 +33,9 @@ PAIRS = [pytest.param(INTL, GM, id="intl>gm"), pytest.param(GM, INTL, id="gm>int
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> sa.Engine:
-    eng = sa.create_engine(f"sqlite:///{tmp_path / 'trail.db'}")
-    create_schema(eng)
-    return eng
+def db(engine: sa.Engine) -> sa.Engine:
+    """SQLite and PostgreSQL (``tests/monitor/conftest.py``)."""
+    return engine
 
 
 def _trail(tmp_path: Path, suite: Suite) -> Trail:

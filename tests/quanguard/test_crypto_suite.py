@@ -208,3 +208,29 @@ def test_handover_to_the_same_or_an_unknown_suite_is_refused(make, tmp_path):
     for target in ("intl", "nist"):
         with pytest.raises(InvalidInput):
             handover(c, _admin(c), target, tmp_path / "final.json")
+
+
+def test_a_trail_from_before_generations_upgrades_and_hands_over(make, tmp_path):
+    """Migration 0015 on a store made before it: the head row gets ``base`` and checkpoints
+    ``generation``; the old trail verifies as generation 1 and can be handed over."""
+    from quanguard.db import migrate
+    from quanguard.usecases.audit import verify
+
+    c = make("intl")
+    with c.session() as s, s.begin():
+        for _ in range(3):
+            c.audit.record(s, actor=_admin(c), action="scan")
+    with c.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE audit_head DROP COLUMN base")
+        conn.exec_driver_sql("ALTER TABLE audit_checkpoints DROP COLUMN generation")
+        conn.exec_driver_sql("DELETE FROM alembic_version "
+                             "WHERE version_num = '0015_audit_generations'")
+        conn.exec_driver_sql("INSERT INTO alembic_version VALUES ('0008_audit_suite')")
+    migrate(c.engine)
+    heads = {c["name"] for c in sa.inspect(c.engine).get_columns("audit_head")}
+    assert "base" in heads
+    fresh = make("intl")
+    assert [g["generation"] for g in verify(fresh, _admin(fresh))["generations"]] == [1]
+    final = handover(fresh, _admin(fresh), "gm", tmp_path / "final.json")
+    gm = make("gm")
+    assert [g["suite"] for g in verify(gm, _admin(gm), [final])["generations"]] == ["intl", "gm"]
