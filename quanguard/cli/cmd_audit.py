@@ -97,8 +97,12 @@ def verify(
     if fmt is OutputFormat.json:
         emit(result)
     else:
-        panel(f"[green]intact[/]: {result['events']} events (tree size "
-              f"{result['tree_size']}), {len(external)} exported checkpoint(s), "
+        gens = result.get("generations", [])
+        across = "" if len(gens) < 2 else " in " + ", ".join(
+            f"generation {g['generation']} ({g['suite']}, seq {g['first_seq']}..{g['last_seq']})"
+            for g in gens)
+        panel(f"[green]intact[/]: {result['events']} events (last seq "
+              f"{result['tree_size']}){across}, {len(external)} exported checkpoint(s), "
               f"{result['seconds']}s")
 
 
