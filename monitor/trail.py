@@ -122,15 +122,21 @@ class Trail:
         ``previous_checkpoint``: the successor's hash of the final checkpoint document),
         hashed with the successor's hash. Returns the final checkpoint and that event."""
         final = self.checkpoint(session, now=now, handover=successor.name)
+        return final, self.open_next(session, successor, opening, final, now=now)
+
+    def open_next(self, session: Session, successor: Suite, opening: AuditEvent,
+                  final: Checkpoint, *, now: datetime | None = None) -> AuditEvent:
+        """Open the generation after one sealed by ``final`` (see :meth:`hand_over`; also
+        completes a hand-over made before generations existed, which only sealed)."""
         nxt = AuditStore(successor)
         gen = nxt.start_generation(session, successor)
         labels = {**opening.labels, "generation": str(gen.id), "suite": successor.name,
                   "previous_generation": str(gen.id - 1),
-                  "previous_suite": self.store.suite.name,
+                  "previous_suite": suite_for_hash(final.hash_alg).name,
                   "previous_tree_size": str(final.tree_size),
                   "previous_checkpoint": checkpoint_digest(final, successor)}
         (first,) = nxt.append(session, [replace(opening, labels=labels)], now=now)
-        return final, first
+        return first
 
     def checkpoints(self, session: Session) -> list[StoredCheckpoint]:
         rows = session.execute(sa.select(CHECKPOINTS).order_by(CHECKPOINTS.c.id)).all()

@@ -39,8 +39,10 @@ def handover(container: Any, principal: Any, to: str, export: Path,
     """Seal the trail with a signed final checkpoint naming ``to``; audited.
 
     Raises Forbidden (recorded by the gate) unless policy allows ``key_admin``;
-    InvalidInput for an unknown suite or the trail's own; Conflict when already sealed or
-    when the trail's current generation runs another suite than this deployment."""
+    InvalidInput for an unknown suite or the trail's own; Conflict when already handed over
+    or when the trail's current generation runs another suite than this deployment. A
+    generation sealed for ``to`` by a hand-over from before generations existed gets its
+    next generation opened (the final checkpoint it already has is exported again)."""
     decision = authorize(container, principal, "key_admin", None, ctx,
                          audit_action="audit_handover")
     try:
@@ -55,31 +57,40 @@ def handover(container: Any, principal: Any, to: str, export: Path,
     if export.exists():
         raise Conflict(f"{export} exists; the final checkpoint is never overwritten")
     now = utc_now()
+    name = str(getattr(principal, "name", "") or "") or None
+    opening = AuditEvent(
+        ts=now, action="audit_handover", reporter="quanguard",
+        actor=Actor(str(principal.id), str(principal.role), str(principal.org), name),
+        decision=EventDecision(str(decision.effect), getattr(decision, "rule_id", None),
+                               getattr(decision, "policy_version", None)),
+        outcome="success", source_ip=ctx.source_ip if ctx else None,
+        request_id=ctx.request_id if ctx else None,
+    )
     with container.session() as session, session.begin():
         suite, sealed, successor_name = audit.store.trail_suite(session)
-        if sealed is not None:
+        if sealed is not None and successor_name == successor.name:
+            # sealed by a hand-over from before trail generations: open the next one now
+            gen = audit.store.head(session).generation
+            cp = audit.trail.final_checkpoint(session, gen)
+            if cp is None:
+                raise Conflict(f"generation {gen} is sealed but has no final checkpoint; "
+                               "run 'quanguard audit verify'")
+            audit.trail.open_next(session, successor, opening, cp, now=now)
+        elif sealed is not None:
             raise Conflict(f"the trail was already handed over to '{successor_name}'")
-        if suite != audit.store.suite.name:
+        elif suite != audit.store.suite.name:
             raise Conflict(f"the trail's current generation runs crypto suite '{suite}'; "
                            f"run the hand-over under QUANGUARD_CRYPTO={suite}")
-        audit.record(
-            session, actor=principal, action="audit_handover", decision=decision,
-            source_ip=ctx.source_ip if ctx else None,
-            request_id=ctx.request_id if ctx else None,
-            labels={"from_suite": audit.store.suite.name, "to_suite": successor.name},
-        )
-        session.flush()
-        name = str(getattr(principal, "name", "") or "") or None
-        opening = AuditEvent(
-            ts=now, action="audit_handover", reporter="quanguard",
-            actor=Actor(str(principal.id), str(principal.role), str(principal.org), name),
-            decision=EventDecision(str(decision.effect), getattr(decision, "rule_id", None),
-                                   getattr(decision, "policy_version", None)),
-            outcome="success", source_ip=ctx.source_ip if ctx else None,
-            request_id=ctx.request_id if ctx else None,
-        )
-        cp, _first = audit.trail.hand_over(session, successor, opening, now=now)
-        stored = audit.trail.latest(session, cp.generation)
-        audit.trail.mark_exported(session, stored.id, now=now)
+        else:
+            audit.record(
+                session, actor=principal, action="audit_handover", decision=decision,
+                source_ip=ctx.source_ip if ctx else None,
+                request_id=ctx.request_id if ctx else None,
+                labels={"from_suite": audit.store.suite.name, "to_suite": successor.name},
+            )
+            session.flush()
+            cp, _first = audit.trail.hand_over(session, successor, opening, now=now)
+            stored = audit.trail.latest(session, cp.generation)
+            audit.trail.mark_exported(session, stored.id, now=now)
     export.write_text(cp.to_json() + "\n", encoding="utf-8")
     return cp

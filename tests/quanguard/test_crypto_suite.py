@@ -234,3 +234,24 @@ def test_a_trail_from_before_generations_upgrades_and_hands_over(make, tmp_path)
     final = handover(fresh, _admin(fresh), "gm", tmp_path / "final.json")
     gm = make("gm")
     assert [g["suite"] for g in verify(gm, _admin(gm), [final])["generations"]] == ["intl", "gm"]
+
+
+def test_a_trail_sealed_before_generations_gets_its_next_generation(make, tmp_path):
+    """A hand-over made by the earlier release only sealed the trail (the new trail went
+    to a new database). Running the hand-over again opens the next generation here."""
+    from quanguard.usecases.audit import verify
+
+    c = make("intl")
+    with c.session() as s, s.begin():
+        c.audit.record(s, actor=_admin(c), action="scan")
+        old_final = c.audit.trail.checkpoint(s, handover="gm")  # the earlier release's seal
+    gm = make("gm")
+    with gm.session() as s, s.begin(), pytest.raises(SuiteMismatch):
+        gm.audit.record(s, actor=_admin(gm), action="scan")
+    again = handover(c, _admin(c), "gm", tmp_path / "final.json")
+    assert again == old_final
+    with gm.session() as s, s.begin():
+        gm.audit.record(s, actor=_admin(gm), action="scan")
+    assert [g["suite"] for g in verify(gm, _admin(gm), [again])["generations"]] == ["intl", "gm"]
+    with pytest.raises(Conflict):  # and only once
+        handover(c, _admin(c), "gm", tmp_path / "again.json")
