@@ -30,6 +30,7 @@ from gmcrypto.siv import siv_decrypt, siv_encrypt
 
 ENC_PREFIX = "SIV:"  # AES-SIV (RFC 5297)
 SM4_ENC_PREFIX = "SM4SIV:"  # SIV over SM4 (gm suite)
+ENC_PREFIXES = (ENC_PREFIX, SM4_ENC_PREFIX)  # what ``unmask`` recognises as encrypt tokens
 SM4_SIV_PURPOSE = "encrypt-sm4-siv"  # its 32-byte key: CMAC-SM4 half, CTR-SM4 half
 
 try:  # CPython's own SHA-256: far cheaper per call than OpenSSL's EVP for short inputs
