@@ -2,10 +2,9 @@
 
 ``Ed25519`` comes from ``cryptography``; ``SM2`` (GB/T 32918.2 with SM3 and the default
 user ID ``1234567812345678`` of GB/T 35276) signs and verifies through ``gmssl-pyx``, a C
-extension of GmSSL 3 (the reference implementation of the SM algorithms): several
-hundred signatures and about a thousand verifications a second on one core, where the
-pure-Python ``gmalg`` managed some tens (``bench/crypto_suite.py`` measures both and the
-other candidates). ``gmalg`` still makes keys and derives public points (once per key),
+extension of GmSSL 3 (the reference implementation of the SM algorithms): in the same
+runs it signed 3-10 times and verified 25-70 times as fast as the pure-Python ``gmalg``
+(``bench/crypto_suite.py`` measures both and the other candidates). ``gmalg`` still makes keys and derives public points (once per key),
 and the tests hold the two libraries to each other. GmSSL reports a failed verification
 on stderr as well as in its result; the result is what counts here.
 
