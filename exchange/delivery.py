@@ -197,7 +197,8 @@ class DeliveryMixin:
         if answer.noise is not None:
             result["noise"] = answer.noise.to_json()
         receipt = self._receipt(job_id=jid, kind="psi", ds=ds, query=query,
-                                eps=noisy or 0.0, dlt=0.0, digest=answer.digest)
+                                eps=noisy or 0.0, dlt=0.0,
+                                digest=answer.digest_with(self.signer.suite))
         if job_id is not None:
             job = jobs.update(session, jid, status="done", result=result, receipt=receipt,
                               finished_at=now)
@@ -208,7 +209,7 @@ class DeliveryMixin:
                               request_digest=digest, request_size=n_items)
         audit.record(actor=caller, action="exchange.psi", dataset=ds.name, grade=ds.grade,
                      fields=(ds.key_columns[0],), rows=n_items, purpose=purpose,
-                     grant=grant, result_digest=answer.digest,
+                     grant=grant, result_digest=answer.digest_with(self.signer.suite),
                      labels={"job": jid, "reveal": answer.reveal, "epsilon": noisy})
         return job, answer
 

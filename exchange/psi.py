@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import private_set_intersection.python as _psi
 
 from exchange.errors import InvalidQuery, Refused
+from gmcrypto import Suite
 
 REVEALS = ("count", "matches")
 DEFAULT_FPR = 1e-9
@@ -63,10 +64,18 @@ class PsiAnswer:
 
     @property
     def digest(self) -> str:
+        """SHA-256 of setup || response (the intl suite's result digest)."""
         h = hashlib.sha256()
         h.update(self.setup)
         h.update(self.response)
         return h.hexdigest()
+
+    def digest_with(self, suite: Suite) -> str:
+        """The result digest under ``suite`` (SM3 in gm): what the job's receipt names,
+        with the receipt's ``hash_alg``. The PSI protocol itself (openmined-psi: P-256
+        and SHA-256 inside) is suite-independent; only our record of it follows."""
+        return self.digest if suite.hash_alg == "sha256" else suite.hexdigest(
+            self.setup + self.response)
 
 
 def request_size(request: bytes) -> int:

@@ -44,6 +44,17 @@ def _hashlib_or_cryptography(name: str, ctor: type[hashes.HashAlgorithm]) -> Cal
     return lambda data: hashlib.new(name, data).digest()
 
 
+class _Incremental:
+    def __init__(self, alg: hashes.HashAlgorithm) -> None:
+        self._h = hashes.Hash(alg)
+
+    def update(self, data: bytes) -> None:
+        self._h.update(data)
+
+    def hexdigest(self) -> str:
+        return self._h.finalize().hex()
+
+
 class AeadFailure(CryptoSuiteError):
     kind = "integrity"
 
@@ -67,6 +78,13 @@ class Suite:
 
     def hexdigest(self, data: bytes) -> str:
         return self.hash(data).hex()
+
+    def new_hash(self) -> Any:
+        """An incremental hash of the suite (``update``/``hexdigest``), for streams."""
+        try:
+            return hashlib.new(self.hash_alg)
+        except ValueError:  # an OpenSSL without SM3 in hashlib: cryptography's
+            return _Incremental(hashes.SM3())
 
     def hmac(self, key: bytes, data: bytes) -> bytes:
         return _hmac.new(key, data, _DIGESTMOD[self.hash_alg]).digest()

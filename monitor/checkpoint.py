@@ -8,6 +8,11 @@ handed over to, else null). The signed message is the canonical JSON of those fi
 it and verify offline under either suite; ``key_id`` is the first 16 hex digits of the
 suite's hash of the raw public key, which lets a verifier pin the key it expects.
 Format 1 documents (before the suites) are SHA-256 / Ed25519 and still verify.
+
+Format 3 is the checkpoint of a later trail generation (after a hand-over): it also signs
+``generation`` and ``first_seq``, the seq of the generation's first event (its leaf 0), so
+an inclusion proof of seq ``s`` is for leaf ``s - first_seq``. The first generation keeps
+format 2 (generation 1, first seq 1).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ KEY_FILE = "audit_ed25519.pem"
 SM2_KEY_FILE = "audit_sm2.key"
 FORMAT_V1 = "quanguard-checkpoint/1"
 FORMAT = "quanguard-checkpoint/2"
+FORMAT_V3 = "quanguard-checkpoint/3"
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,8 @@ class Checkpoint:
     signature_alg: str = "ed25519"
     handover: str | None = None  # the suite a sealed trail was handed over to
     format: str = FORMAT
+    generation: int = 1  # the trail generation (format 3 from generation 2 on)
+    first_seq: int = 1  # the seq of the generation's first event (leaf 0)
 
     def _signed_fields(self) -> dict[str, Any]:
         fields: dict[str, Any] = {
@@ -131,6 +139,8 @@ class Checkpoint:
         if self.format != FORMAT_V1:
             fields.update(hash_alg=self.hash_alg, signature_alg=self.signature_alg,
                           handover=self.handover)
+        if self.format == FORMAT_V3:
+            fields.update(generation=self.generation, first_seq=self.first_seq)
         return fields
 
     def message(self) -> bytes:
@@ -151,9 +161,13 @@ class Checkpoint:
     def from_dict(cls, data: Any) -> Checkpoint:
         try:
             fmt = data.get("format")
-            if fmt not in (FORMAT, FORMAT_V1):
+            if fmt not in (FORMAT, FORMAT_V1, FORMAT_V3):
                 raise CheckpointError(f"not a {FORMAT} document")
             v1 = fmt == FORMAT_V1
+            generation, first_seq = (
+                (int(data["generation"]), int(data["first_seq"])) if fmt == FORMAT_V3 else (1, 1))
+            if generation < 1 or first_seq < 1:
+                raise CheckpointError("malformed checkpoint: generation and first_seq are >= 1")
             handover = None if v1 else data["handover"]
             if handover is not None and not isinstance(handover, str):
                 raise CheckpointError("malformed checkpoint: handover must be a suite name")
@@ -169,6 +183,8 @@ class Checkpoint:
                 signature_alg="ed25519" if v1 else str(data["signature_alg"]),
                 handover=handover,
                 format=fmt,
+                generation=generation,
+                first_seq=first_seq,
             )
         except CheckpointError:
             raise
@@ -186,7 +202,7 @@ class Checkpoint:
 
 def sign_checkpoint(
     signer: Signer, *, tree_size: int, root: bytes, chain_hash: bytes, timestamp: datetime,
-    handover: str | None = None,
+    handover: str | None = None, generation: int = 1, first_seq: int = 1,
 ) -> Checkpoint:
     unsigned = Checkpoint(
         tree_size=tree_size,
@@ -198,6 +214,9 @@ def sign_checkpoint(
         hash_alg=signer.suite.hash_alg,
         signature_alg=signer.algorithm,
         handover=handover,
+        format=FORMAT if generation == 1 and first_seq == 1 else FORMAT_V3,
+        generation=generation,
+        first_seq=first_seq,
     )
     return Checkpoint(**{**unsigned.__dict__, "signature": signer.sign(unsigned.message())})
 
@@ -231,6 +250,12 @@ def verify_checkpoint(cp: Checkpoint, *, expected_key_id: str | None = None) -> 
     # 3. the signature over the canonical message
     if not verify_signature(cp.signature_alg, public, cp.signature, cp.message()):
         raise Tampered(cp.tree_size, "bad_signature", "checkpoint signature is invalid")
+
+
+def checkpoint_digest(cp: Checkpoint, suite: Suite) -> str:
+    """Hex digest (``suite``'s hash) of the whole signed document: how the next
+    generation's first event names the final checkpoint of the one it continues."""
+    return suite.hexdigest(canonical_json(cp.to_dict()))
 
 
 def read_checkpoint_file(path: Path) -> Checkpoint:

@@ -108,7 +108,8 @@ class SuiteMismatch(MonitorError):
             f"the audit trail was created under crypto suite '{trail_suite}', this deployment "
             f"runs '{running}'; set QUANGUARD_CRYPTO={trail_suite} to keep using this trail, or "
             f"hand it over with 'quanguard audit handover --to {running}' (run under "
-            f"QUANGUARD_CRYPTO={trail_suite}) and start a new trail under '{running}'"))
+            f"QUANGUARD_CRYPTO={trail_suite}): the next trail generation then runs "
+            f"'{running}' in the same database"))
 
 
 class StoreBusy(MonitorError):

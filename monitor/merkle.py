@@ -261,9 +261,11 @@ class InclusionProof:
     tree_size: int
     leaf_hash: bytes
     path: tuple[bytes, ...]
+    first_seq: int = 1  # seq of leaf 0 (a later trail generation starts above 1)
 
     def verify(self, root: bytes, *, h: Digest = sha256) -> None:
-        verify_inclusion(self.leaf_hash, self.seq - 1, self.tree_size, self.path, root, h=h)
+        verify_inclusion(self.leaf_hash, self.seq - self.first_seq, self.tree_size, self.path,
+                         root, h=h)
 
 
 def frontier_ranges(size: int) -> list[tuple[int, int]]:

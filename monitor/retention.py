@@ -3,6 +3,8 @@ exported checkpoint covers, so that an outside party can still hold us to them.
 
 Purging keeps an anchor on the head row (``pruned_below``, the chain hash at that seq
 and the Merkle frontier at that size), from which verification and proofs continue.
+A trail with several generations (hand-overs between crypto suites) keeps one anchor per
+generation: the purge walks them oldest first, each under its own suite's hash.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from gmcrypto import get_suite
 from monitor.errors import RetentionRefused
 from monitor.merkle import Accumulator
 from monitor.store import EVENTS, HEAD, AuditStore, pack, to_us
@@ -38,19 +41,21 @@ def plan_purge(
             f"{MIN_RETENTION_DAYS}"
         )
     head = store.head(session)
+    retained_from = min((g.head.pruned_below for g in store.generations(session)
+                         if g.head.pruned_below < g.head.seq), default=head.pruned_below)
     cutoff = now - timedelta(days=retention_days)
     # Purge a prefix only: the largest seq such that it and everything before is old.
     first_young = session.execute(
         sa.select(sa.func.min(EVENTS.c.seq)).where(EVENTS.c.ts >= to_us(cutoff))
     ).scalar()
     old_through = (int(first_young) - 1) if first_young is not None else head.seq
-    old_through = max(old_through, head.pruned_below)
+    old_through = max(old_through, retained_from)
     through = min(old_through, exported_size)
     return PurgePlan(
         cutoff=cutoff,
-        candidates=old_through - head.pruned_below,
-        purge_through=max(through, head.pruned_below),
-        blocked=max(0, old_through - max(exported_size, head.pruned_below)),
+        candidates=old_through - retained_from,
+        purge_through=max(through, retained_from),
+        blocked=max(0, old_through - max(exported_size, retained_from)),
     )
 
 
@@ -66,21 +71,26 @@ def purge(session: Session, store: AuditStore, plan: PurgePlan, *, force_partial
             f"{plan.blocked} events older than {plan.cutoff:%Y-%m-%d} are not covered by an "
             "exported checkpoint; export one first (quanguard audit checkpoint --export FILE)"
         )
-    head = store.head(session)
-    if plan.purge_through <= head.pruned_below:
-        return 0
     session.execute(sa.update(HEAD).where(HEAD.c.id == 1).values(seq=HEAD.c.seq))
-    acc = Accumulator(head.pruned_below, head.pruned_frontier, h=store.hash)
-    last_hash = head.pruned_hash
-    for row in store.iter_range(session, head.pruned_below + 1, plan.purge_through):
-        acc.append(row.leaf_hash)
-        last_hash = row.hash
-    result = session.execute(sa.delete(EVENTS).where(EVENTS.c.seq <= plan.purge_through))
-    deleted = getattr(result, "rowcount", 0)
-    session.execute(
-        sa.update(HEAD).where(HEAD.c.id == 1).values(
-            pruned_below=plan.purge_through, pruned_hash=last_hash,
-            pruned_frontier=pack(acc.frontier),
+    deleted = 0
+    for gen in store.generations(session):
+        head = gen.head
+        through = min(plan.purge_through, head.seq)
+        if through <= head.pruned_below:
+            continue
+        acc = Accumulator(head.pruned_size, head.pruned_frontier,
+                          h=AuditStore(get_suite(gen.suite)).hash)
+        last_hash = head.pruned_hash
+        for row in store.iter_range(session, head.pruned_below + 1, through):
+            acc.append(row.leaf_hash)
+            last_hash = row.hash
+        result = session.execute(sa.delete(EVENTS).where(
+            EVENTS.c.seq > head.pruned_below, EVENTS.c.seq <= through))
+        deleted += int(getattr(result, "rowcount", 0) or 0)
+        session.execute(
+            sa.update(HEAD).where(HEAD.c.id == gen.id).values(
+                pruned_below=through, pruned_hash=last_hash,
+                pruned_frontier=pack(acc.frontier),
+            )
         )
-    )
-    return int(deleted or 0)
+    return deleted

@@ -67,7 +67,7 @@ class SqlSpool:
 
     def head_seq(self) -> int:
         with self._session() as session, session.begin():
-            value = session.execute(sa.select(HEAD.c.seq).where(HEAD.c.id == 1)).scalar()
+            value = session.execute(sa.select(sa.func.max(HEAD.c.seq))).scalar()
         return int(value or 0)
 
     def load_mark(self, name: str) -> int:

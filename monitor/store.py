@@ -71,6 +71,9 @@ EVENTS = sa.Table(
     sa.Index("ix_audit_events_source_ip_ts", "source_ip", "ts"),
 )
 
+# One row per trail generation (``id`` = the generation, 1 for the first trail). Sizes in
+# the Merkle sense are local to the generation: its tree holds events ``base+1..seq``.
+# Row 1 is also the appenders' lock row, whatever the current generation.
 HEAD = sa.Table(
     "audit_head",
     METADATA,
@@ -81,6 +84,8 @@ HEAD = sa.Table(
     sa.Column("pruned_below", sa.BigInteger, nullable=False),  # events 1..this are purged
     sa.Column("pruned_hash", sa.LargeBinary(32), nullable=False),
     sa.Column("pruned_frontier", sa.LargeBinary, nullable=False),
+    # Added by migration 0015: the seq before the generation's first event (0 for the first)
+    sa.Column("base", sa.BigInteger, nullable=False, server_default="0"),
 )
 
 CHECKPOINTS = sa.Table(
@@ -92,11 +97,15 @@ CHECKPOINTS = sa.Table(
     sa.Column("body", sa.Text, nullable=False),  # Checkpoint.to_json()
     sa.Column("exported", sa.BigInteger),  # µs when exported, NULL if never
     sa.Index("ix_audit_checkpoints_tree_size", "tree_size"),
+    # Added by migration 0015: the trail generation the checkpoint signs (NULL: the first)
+    sa.Column("generation", sa.Integer),
 )
 
-# The trail's crypto suite (one row, id 1). Written by the first append; absent on a trail
-# older than the suites, which is "intl". ``sealed`` (µs) is set by a hand-over: the final
-# checkpoint names ``successor`` and no event is appended after it.
+# The crypto suite of each trail generation (``id`` = the generation, as in ``audit_head``).
+# Generation 1's row is written by the first append; absent on a trail older than the
+# suites, which is "intl". ``sealed`` (µs) is set by a hand-over: the generation's final
+# checkpoint names ``successor``, nothing is appended to it after that, and the next
+# generation (the successor's suite) starts in the same transaction.
 SUITE = sa.Table(
     "audit_suite",
     METADATA,
@@ -197,7 +206,7 @@ def ensure_head(conn: Connection | Session) -> None:
     if conn.execute(sa.select(HEAD.c.id).where(HEAD.c.id == 1)).first() is None:
         conn.execute(
             HEAD.insert().values(
-                id=1, seq=0, hash=GENESIS, frontier=b"",
+                id=1, seq=0, hash=GENESIS, frontier=b"", base=0,
                 pruned_below=0, pruned_hash=GENESIS, pruned_frontier=b"",
             )
         )
@@ -205,15 +214,45 @@ def ensure_head(conn: Connection | Session) -> None:
 
 @dataclass(frozen=True)
 class Head:
+    """The head row of one trail generation. ``seq``/``pruned_below`` are global seqs;
+    the generation's tree holds events ``base+1..seq`` (``size`` leaves)."""
+
     seq: int
     hash: bytes
     frontier: tuple[bytes, ...]
     pruned_below: int
     pruned_hash: bytes
     pruned_frontier: tuple[bytes, ...]
+    generation: int = 1
+    base: int = 0
+
+    @property
+    def size(self) -> int:
+        """Leaves in this generation's tree (its checkpoints' ``tree_size``)."""
+        return self.seq - self.base
+
+    @property
+    def pruned_size(self) -> int:
+        """Leaves of this generation purged by retention."""
+        return self.pruned_below - self.base
 
     def root(self, h: Digest = sha256) -> bytes:
-        return Accumulator(self.seq, self.frontier, h=h).root()
+        return Accumulator(self.size, self.frontier, h=h).root()
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One trail generation: its crypto suite, seal and head row."""
+
+    id: int
+    suite: str
+    sealed: int | None
+    successor: str | None
+    head: Head
+
+    @property
+    def first_seq(self) -> int:
+        return self.head.base + 1
 
 
 @dataclass(frozen=True)
@@ -231,8 +270,10 @@ class StoredEvent:
 class AuditStore:
     """Append and read audit events. There is no update or delete of events.
 
-    ``suite`` is the crypto suite this process runs; appending to a trail of another
-    suite, or to one sealed by a hand-over, raises SuiteMismatch (never mixes hashes).
+    ``suite`` is the crypto suite this process runs. Events go to the current (newest)
+    generation of the trail; appending to a generation of another suite, or to one sealed
+    by a hand-over, raises SuiteMismatch (never mixes hashes). Seqs run on across
+    generations, so readers (search, console, shipper) see one numbering.
     """
 
     def __init__(self, suite: Suite = INTL) -> None:
@@ -240,20 +281,24 @@ class AuditStore:
         self.hash: Digest = sha256 if suite.hash_alg == "sha256" else suite.hash
 
     def trail_suite(self, session: Session) -> tuple[str, int | None, str | None]:
-        """``(suite, sealed_us, successor)`` recorded for the trail (legacy: intl, open;
+        """``(suite, sealed_us, successor)`` of the current generation (legacy: intl, open;
         an empty trail takes the suite of its first append: this store's)."""
-        row = session.execute(_SELECT_SUITE).first()
+        return self._suite_of(session, self.head(session))
+
+    def _suite_of(self, session: Session, head: Head) -> tuple[str, int | None, str | None]:
+        row = session.execute(_SELECT_SUITE, {"gen": head.generation}).first()
         if row is None:
-            return (INTL.name if self.head(session).seq else self.suite.name), None, None
+            return (INTL.name if head.size else self.suite.name), None, None
         return str(row[0]), row[1], row[2]
 
-    def check_suite(self, session: Session, *, head_seq: int | None = None) -> None:
-        """Refuse a trail of another suite or a sealed one; record the suite of a new trail."""
-        found = session.execute(_SELECT_SUITE).first()
+    def check_suite(self, session: Session, *, head: Head | None = None) -> None:
+        """Refuse a generation of another suite or a sealed one; record the suite of a new
+        trail. ``head`` is the current generation's head when the caller has it."""
+        head = self.head(session) if head is None else head
+        found = session.execute(_SELECT_SUITE, {"gen": head.generation}).first()
         if found is None:
-            seq = self.head(session).seq if head_seq is None else head_seq
-            recorded = self.suite.name if seq == 0 else INTL.name
-            session.execute(SUITE.insert().values(id=1, suite=recorded))
+            recorded = self.suite.name if head.size == 0 else INTL.name
+            session.execute(SUITE.insert().values(id=head.generation, suite=recorded))
             suite, sealed, successor = recorded, None, None
         else:
             suite, sealed, successor = str(found[0]), found[1], found[2]
@@ -261,18 +306,49 @@ class AuditStore:
             raise SuiteMismatch(suite, self.suite.name)
         if sealed is not None:
             raise SuiteMismatch(suite, self.suite.name, (
-                f"the audit trail was handed over to crypto suite '{successor}' and is sealed; "
-                f"start the new trail under QUANGUARD_CRYPTO={successor} (see 'quanguard audit "
-                f"handover --help')"))
+                f"generation {head.generation} of the audit trail was handed over to crypto "
+                f"suite '{successor}' and is sealed; nothing is appended to it"))
 
     def head(self, session: Session) -> Head:
+        """The head of the current (newest) generation."""
         return _head(session.execute(_SELECT_HEAD).one())
 
+    def generations(self, session: Session) -> list[Generation]:
+        """Every generation, oldest first, with its suite and head row."""
+        suites = {int(r.id): (str(r.suite), r.sealed, r.successor)
+                  for r in session.execute(sa.select(SUITE))}
+        out = []
+        for row in session.execute(sa.select(HEAD).order_by(HEAD.c.id)):
+            head = _head(row)
+            suite, sealed, successor = suites.get(
+                head.generation, (INTL.name if head.size else self.suite.name, None, None))
+            out.append(Generation(head.generation, suite, sealed, successor, head))
+        return out
+
     def seal(self, session: Session, *, successor: str, at: int) -> None:
-        """Mark the trail handed over to ``successor`` (no append after this)."""
-        self.check_suite(session)
-        session.execute(sa.update(SUITE).where(SUITE.c.id == 1)
+        """Mark the current generation handed over to ``successor`` (no append after this)."""
+        head = self.head(session)
+        self.check_suite(session, head=head)
+        session.execute(sa.update(SUITE).where(SUITE.c.id == head.generation)
                         .values(sealed=at, successor=successor))
+
+    def start_generation(self, session: Session, suite: Suite) -> Generation:
+        """Open the next generation under ``suite`` after a sealed one (same transaction as
+        the seal). Its events continue the seq numbering; its chain starts at GENESIS and
+        its tree at size 0. Refused unless the current generation is sealed to ``suite``."""
+        session.execute(_LOCK_HEAD)
+        head = self.head(session)
+        suite_name, sealed, successor = self._suite_of(session, head)
+        if sealed is None or successor != suite.name:
+            raise SuiteMismatch(suite_name, suite.name, (
+                f"generation {head.generation} ({suite_name}) is not sealed for a hand-over "
+                f"to '{suite.name}'; a new generation starts only after one"))
+        gen = head.generation + 1
+        session.execute(HEAD.insert().values(
+            id=gen, seq=head.seq, hash=GENESIS, frontier=b"", base=head.seq,
+            pruned_below=head.seq, pruned_hash=GENESIS, pruned_frontier=b""))
+        session.execute(SUITE.insert().values(id=gen, suite=suite.name))
+        return Generation(gen, suite.name, None, None, self.head(session))
 
     def append(
         self, session: Session, events: Sequence[AuditEvent], *, now: datetime | None = None
@@ -286,10 +362,10 @@ class AuditStore:
             return []
         session.execute(_LOCK_HEAD)
         head = self.head(session)
-        self.check_suite(session, head_seq=head.seq)
+        self.check_suite(session, head=head)
         stamp = now or utc_now()
         hf = self.hash
-        acc = Accumulator(head.seq, head.frontier, h=hf)
+        acc = Accumulator(head.size, head.frontier, h=hf)
         prev, seq = head.hash, head.seq
         rows: list[tuple[object, ...]] = []
         stored: list[AuditEvent] = []
@@ -310,7 +386,8 @@ class AuditStore:
             stored.append(ev)
             prev = h
         _insert_rows(session.connection(), rows)
-        session.execute(_MOVE_HEAD, {"seq": seq, "hash": prev, "frontier": pack(acc.frontier)})
+        session.execute(_MOVE_HEAD, {"seq": seq, "hash": prev, "frontier": pack(acc.frontier),
+                                     "gen": head.generation})
         return stored
 
     def iter_range(
@@ -359,11 +436,14 @@ class AuditStore:
 
 
 # Built once: append runs for every audited request.
-_SELECT_HEAD = sa.select(HEAD).where(HEAD.c.id == 1)
-_SELECT_SUITE = sa.select(SUITE.c.suite, SUITE.c.sealed, SUITE.c.successor).where(SUITE.c.id == 1)
-# Taking the head row's lock first serialises appenders (SQLite write lock, PG row lock).
+# The current generation is the newest head row.
+_SELECT_HEAD = sa.select(HEAD).order_by(HEAD.c.id.desc()).limit(1)
+_SELECT_SUITE = sa.select(SUITE.c.suite, SUITE.c.sealed, SUITE.c.successor).where(
+    SUITE.c.id == sa.bindparam("gen"))
+# Taking row 1's lock first serialises appenders (SQLite write lock, PG row lock) in every
+# generation: a hand-over takes it too before it opens the next generation's row.
 _LOCK_HEAD = sa.update(HEAD).where(HEAD.c.id == 1).values(seq=HEAD.c.seq)
-_MOVE_HEAD = sa.update(HEAD).where(HEAD.c.id == 1).values(
+_MOVE_HEAD = sa.update(HEAD).where(HEAD.c.id == sa.bindparam("gen")).values(
     seq=sa.bindparam("seq"), hash=sa.bindparam("hash"), frontier=sa.bindparam("frontier"))
 
 _COLUMN_NAMES = (
@@ -409,4 +489,6 @@ def _head(row: sa.Row[tuple[object, ...]]) -> Head:
         pruned_below=int(m["pruned_below"]),
         pruned_hash=bytes(m["pruned_hash"]),
         pruned_frontier=unpack(bytes(m["pruned_frontier"])),
+        generation=int(m["id"]),
+        base=int(m["base"] or 0),
     )

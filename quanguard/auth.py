@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gmcrypto import INTL, Suite, suite_for_hash
 from quanguard.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from quanguard.models import PrincipalRow
 
@@ -94,8 +95,19 @@ class KeyInfo:
         return "active"
 
 
-def _digest(key: str) -> str:
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+def _digest(key: str, suite: Suite = INTL) -> str:
+    """The stored hash of a key: SHA-256 hex (intl, and every key made before the suites)
+    or ``sm3:`` + SM3 hex under gm. A record names its algorithm by that prefix, so keys
+    made under either suite keep verifying after a switch."""
+    data = key.encode("utf-8")
+    if suite.hash_alg == "sha256":
+        return hashlib.sha256(data).hexdigest()
+    return f"{suite.hash_alg}:{suite.hexdigest(data)}"
+
+
+def _stored_suite(key_hash: str) -> Suite:
+    alg, sep, _rest = key_hash.partition(":")
+    return suite_for_hash(alg) if sep else INTL
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -116,8 +128,10 @@ def create_key(
     name: str,
     expires_at: datetime | None = None,
     created_by: str | None = None,
+    suite: Suite = INTL,
 ) -> IssuedKey:
-    """Create a principal with a fresh key. Raises InvalidInput, Conflict."""
+    """Create a principal with a fresh key, its hash under ``suite``. Raises InvalidInput,
+    Conflict."""
     if role not in KEY_ROLES:
         if role in ROLES:
             raise InvalidInput(f"role {role!r} is the local command line's; no key can carry it",
@@ -140,7 +154,7 @@ def create_key(
         role=role,
         org=org,
         key_prefix=prefix,
-        key_hash=_digest(key),
+        key_hash=_digest(key, suite),
         created_at=datetime.now(UTC),
         expires_at=expires_at,
         created_by=created_by,
@@ -165,7 +179,8 @@ def authenticate(session: Session, key: str | None) -> Principal:
     rows = session.scalars(select(PrincipalRow).where(PrincipalRow.key_prefix == prefix)).all()
     match = None
     for row in rows:
-        if hmac.compare_digest(row.key_hash, digest):
+        suite = _stored_suite(row.key_hash)
+        if hmac.compare_digest(row.key_hash, digest if suite is INTL else _digest(key, suite)):
             match = row
     if match is None:
         # Same work on the miss path: compare against a dummy digest.

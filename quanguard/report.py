@@ -121,8 +121,10 @@ def _exchange(session: Session, start: datetime, end: datetime
 def _integrity(session: Session, now: datetime) -> dict[str, Any]:
     run = session.execute(sa.select(VERIFY_RUNS).order_by(VERIFY_RUNS.c.id.desc()).limit(1)
                           ).first()
+    # the newest exported one (tree sizes restart in each trail generation after a hand-over)
     cp = session.execute(sa.select(CHECKPOINTS).where(CHECKPOINTS.c.exported.is_not(None))
-                         .order_by(CHECKPOINTS.c.tree_size.desc()).limit(1)).first()
+                         .order_by(CHECKPOINTS.c.generation.desc().nulls_last(),
+                                   CHECKPOINTS.c.tree_size.desc()).limit(1)).first()
     out: dict[str, Any] = {"verify": None, "checkpoint": None}
     if run is not None:
         at = from_us(run.ts)

@@ -25,6 +25,12 @@ POLICY_DIR = REPO / "policies"
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
 
+def active_suite() -> Suite:
+    """The crypto suite of this run (``QUANGUARD_CRYPTO``), for keys built at import time
+    (``Keyring(..., active_suite())``) so that ``make test-gm`` exercises the gm keys."""
+    return get_suite(os.environ.get("QUANGUARD_CRYPTO"))
+
+
 @pytest.fixture(scope="session")
 def suite() -> Suite:
     """The crypto suite the run is under: ``QUANGUARD_CRYPTO=intl|gm`` (default intl).

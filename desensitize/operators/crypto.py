@@ -3,8 +3,11 @@
 Both are deterministic under one key, so the same value gives the same output in
 every file (joinable), and a different key gives a different output.  Each
 distinct value is processed once per batch (dictionary encoding), then spread back
-with ``take``.  ``encrypt`` output is ``SIV:`` + unpadded base64url and is
-reversed by :func:`decrypt_values` (RFC 5297 AES-SIV, 512-bit key).
+with ``take``.  ``encrypt`` output is ``SIV:`` + unpadded base64url (RFC 5297 AES-SIV,
+512-bit key); with a key of the gm crypto suite it is ``SM4SIV:`` + base64url (the same
+SIV construction over SM4: CMAC-SM4 and CTR-SM4, :mod:`gmcrypto.siv`). The prefix names
+the algorithm, so ``unmask`` reverses either: tokens made before the gm suite had its own
+(AES-SIV under a gm key) still decrypt.
 """
 
 from __future__ import annotations
@@ -22,8 +25,13 @@ from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
 from desensitize.errors import OperatorError
 from desensitize.operators._base import OpContext, Operator, Param
+from gmcrypto import AeadFailure
+from gmcrypto.siv import siv_decrypt, siv_encrypt
 
-ENC_PREFIX = "SIV:"
+ENC_PREFIX = "SIV:"  # AES-SIV (RFC 5297)
+SM4_ENC_PREFIX = "SM4SIV:"  # SIV over SM4 (gm suite)
+ENC_PREFIXES = (ENC_PREFIX, SM4_ENC_PREFIX)  # what ``unmask`` recognises as encrypt tokens
+SM4_SIV_PURPOSE = "encrypt-sm4-siv"  # its 32-byte key: CMAC-SM4 half, CTR-SM4 half
 
 try:  # CPython's own SHA-256: far cheaper per call than OpenSSL's EVP for short inputs
     from _sha256 import sha256 as _sha256
@@ -85,32 +93,64 @@ def _hash(values: pa.Array, params: Mapping[str, Any], ctx: OpContext) -> pa.Arr
     return out.take(encoded.indices)
 
 
+def _gm(ctx: OpContext) -> bool:
+    suite = getattr(ctx.keyring, "suite", None)
+    return suite is not None and suite.aead_alg == "sm4-gcm"
+
+
 def _encrypt(values: pa.Array, params: Mapping[str, Any], ctx: OpContext) -> pa.Array:
-    siv = AESSIV(ctx.key("encrypt"))
+    seal: Callable[[bytes], bytes]
+    if _gm(ctx):
+        key = ctx.key(SM4_SIV_PURPOSE)  # 32 bytes
+
+        def seal(v: bytes) -> bytes:
+            return siv_encrypt("sm4", key, v)
+        prefix = SM4_ENC_PREFIX
+    else:
+        siv = AESSIV(ctx.key("encrypt"))
+
+        def seal(v: bytes) -> bytes:
+            return siv.encrypt(v, None)
+        prefix = ENC_PREFIX
 
     def run(items: list[str]) -> list[str]:
         out = []
         for v in items:
-            token = base64.urlsafe_b64encode(siv.encrypt(v.encode(), None)).rstrip(b"=")
-            out.append(ENC_PREFIX + token.decode("ascii"))
+            token = base64.urlsafe_b64encode(seal(v.encode())).rstrip(b"=")
+            out.append(prefix + token.decode("ascii"))
         return out
 
     return per_distinct(values, run)
 
 
 def _decrypt(values: pa.Array, params: Mapping[str, Any], ctx: OpContext) -> pa.Array:
-    siv = AESSIV(ctx.key("encrypt"))
+    openers: dict[str, Callable[[bytes], bytes]] = {}
+
+    def opener(prefix: str) -> Callable[[bytes], bytes]:
+        if prefix not in openers:
+            if prefix == SM4_ENC_PREFIX:
+                key = ctx.key(SM4_SIV_PURPOSE)
+                openers[prefix] = lambda data: siv_decrypt("sm4", key, data)
+            else:
+                siv = AESSIV(ctx.key("encrypt"))
+
+                def open_aes(data: bytes) -> bytes:
+                    return siv.decrypt(data, None)
+                openers[prefix] = open_aes
+        return openers[prefix]
 
     def run(items: list[str]) -> list[str]:
         out = []
         for v in items:
-            if not v.startswith(ENC_PREFIX):
+            prefix = (SM4_ENC_PREFIX if v.startswith(SM4_ENC_PREFIX)
+                      else ENC_PREFIX if v.startswith(ENC_PREFIX) else None)
+            if prefix is None:
                 raise OperatorError(f"column {ctx.column or '?'}: value is not an encrypt token")
-            raw = v[len(ENC_PREFIX) :]
+            raw = v[len(prefix):]
             try:
                 data = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
-                out.append(siv.decrypt(data, None).decode())
-            except (InvalidTag, ValueError, UnicodeDecodeError):
+                out.append(opener(prefix)(data).decode())
+            except (InvalidTag, AeadFailure, ValueError, UnicodeDecodeError):
                 raise OperatorError(
                     f"column {ctx.column or '?'}: token does not decrypt under this key"
                 ) from None
@@ -132,7 +172,8 @@ HASH = Operator(
 )
 ENCRYPT = Operator(
     "encrypt",
-    "Deterministic AES-SIV encryption (RFC 5297); reversible by unmask.",
+    "Deterministic AES-SIV encryption (RFC 5297; SIV over SM4, 'SM4SIV:' tokens, with gm "
+    "keys); reversible by unmask.",
     _encrypt,
     keyed=True,
     reversible=True,

@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import typer
 from rich.table import Table
@@ -98,8 +98,12 @@ def verify(
     if fmt is OutputFormat.json:
         emit(result)
     else:
-        panel(f"[green]intact[/]: {result['events']} events (tree size "
-              f"{result['tree_size']}), {len(external)} exported checkpoint(s), "
+        gens = cast("list[dict[str, object]]", result.get("generations", []))
+        across = "" if len(gens) < 2 else " in " + ", ".join(
+            f"generation {g['generation']} ({g['suite']}, seq {g['first_seq']}..{g['last_seq']})"
+            for g in gens)
+        panel(f"[green]intact[/]: {result['events']} events (last seq "
+              f"{result['tree_size']}){across}, {len(external)} exported checkpoint(s), "
               f"{result['seconds']}s")
 
 
@@ -125,8 +129,10 @@ def handover(
     export: Path = typer.Option(..., "--export", help="Write the final checkpoint here"),
     fmt: OutputFormat = _FMT,
 ) -> None:
-    """Seal the trail for a crypto-suite switch: a signed final checkpoint naming the next
-    suite; nothing is appended after it. Run under the trail's own QUANGUARD_CRYPTO."""
+    """Switch the trail to another crypto suite in the same database: the current
+    generation is sealed by a signed final checkpoint naming the next suite, and the next
+    generation starts with a record naming that checkpoint. Run under the trail's current
+    QUANGUARD_CRYPTO, then restart with QUANGUARD_CRYPTO set to the new suite."""
     from quanguard.usecases.handover import handover as _handover
 
     with use_container() as container:
@@ -134,8 +140,10 @@ def handover(
     if fmt is OutputFormat.json:
         emit(cp.to_dict())
     else:
-        console().print(f"trail sealed at {cp.tree_size} events ({cp.hash_alg}/"
-                        f"{cp.signature_alg}), handed over to '{cp.handover}' → {export}")
+        console().print(f"generation {cp.generation} sealed at {cp.tree_size} events "
+                        f"({cp.hash_alg}/{cp.signature_alg}); generation {cp.generation + 1} "
+                        f"runs '{cp.handover}' from seq {cp.first_seq + cp.tree_size} — final "
+                        f"checkpoint → {export}; restart with QUANGUARD_CRYPTO={cp.handover}")
 
 
 @audit_app.command("proof")
@@ -172,7 +180,8 @@ def consistency(
     """Print (JSON) a proof that the trail only grew since the checkpoint in --from."""
     cp = read_checkpoint_file(old)
     with use_container() as container:
-        doc = uc.consistency(container, cli_principal(container), cp.tree_size)
+        doc = uc.consistency(container, cli_principal(container), cp.tree_size,
+                             generation=cp.generation)
     emit(doc)
 
 

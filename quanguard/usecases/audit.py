@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, TypeVar, Unpack
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
+from gmcrypto import get_suite
 from monitor.alert_engine import Alert
 from monitor.checkpoint import Checkpoint
 from monitor.errors import MonitorError, StoreBusy, Tampered
@@ -28,9 +29,10 @@ from monitor.events import AuditEvent, utc_now
 from monitor.ingest import MAX_BATCH, LineError, ParsedBatch, parse_batch, parse_chunks
 from monitor.retention import plan_purge, purge
 from monitor.search import SearchQuery, SearchResult
-from monitor.store import EVENTS, VERIFY_RUNS, from_us, to_us
+from monitor.store import EVENTS, VERIFY_RUNS, Generation, from_us, to_us
 from monitor.trail import consistency_document, proof_document
 from quanguard.auth import Principal
+from quanguard.errors import Conflict
 from quanguard.gate import RequestContext, authorize
 from quanguard.services.shipper import es_status
 
@@ -201,13 +203,20 @@ def status(container: Container, principal: Principal, *, source_ip: str | None 
     _authorize(container, principal, "audit_verify", source_ip=source_ip, request_id=request_id)
     audit = container.audit
     with container.session() as session:
-        head = audit.store.head(session)
+        gens = audit.store.generations(session)
         latest = audit.trail.latest(session)
         run = session.execute(sa.select(VERIFY_RUNS).order_by(VERIFY_RUNS.c.id.desc()).limit(1)
                               ).first()
+    gen = gens[-1]
+    head = gen.head
     out: dict[str, object] = {
-        "head": {"seq": head.seq, "hash": head.hash.hex(), "root": head.root().hex(),
-                 "retained_from": head.pruned_below + 1},
+        "head": {"seq": head.seq, "hash": head.hash.hex(),
+                 "root": head.root(get_suite(gen.suite).hash).hex(),
+                 "retained_from": min(g.head.pruned_below for g in gens) + 1,
+                 "generation": gen.id, "suite": gen.suite, "first_seq": gen.first_seq},
+        "generations": [{"generation": g.id, "suite": g.suite, "first_seq": g.first_seq,
+                         "last_seq": g.head.seq, "handed_over_to": g.successor}
+                        for g in gens],
         "last_checkpoint": None,
         "last_verify": None,
         "signing_key_id": audit.signer.key_id,
@@ -215,7 +224,7 @@ def status(container: Container, principal: Principal, *, source_ip: str | None 
     if latest is not None:
         cp = latest.checkpoint
         out["last_checkpoint"] = {
-            "tree_size": cp.tree_size, "root": cp.root.hex(), "timestamp": cp.timestamp.isoformat(),
+            "generation": cp.generation, "tree_size": cp.tree_size, "root": cp.root.hex(), "timestamp": cp.timestamp.isoformat(),
             "key_id": cp.key_id, "age_seconds": round((utc_now() - cp.timestamp).total_seconds(), 3),
             "exported": latest.exported.isoformat() if latest.exported else None,
         }
@@ -269,9 +278,14 @@ def proof(container: Container, principal: Principal, seq: int, *,
                           request_id=request_id)
     audit = container.audit
     with container.session() as session:
-        latest = audit.trail.latest(session)
-    signed = latest is None or latest.checkpoint.tree_size < seq
-    cp = latest.checkpoint if latest is not None and not signed else _sign(container, exported=False)
+        gen = audit.trail.generation_of(session, seq)
+        final = audit.trail.final_checkpoint(session, gen.id) if gen.sealed else None
+        latest = audit.trail.latest(session, gen.id)
+    if final is not None:  # a sealed generation: its final checkpoint covers every event
+        signed, cp = False, final
+    else:
+        signed = latest is None or latest.checkpoint.first_seq - 1 + latest.checkpoint.tree_size < seq
+        cp = latest.checkpoint if latest is not None and not signed else _sign(container, exported=False)
     with container.session() as session:
         p = audit.trail.proof(session, seq, cp)
         body = session.execute(sa.select(EVENTS.c.body).where(EVENTS.c.seq == seq)).scalar_one()
@@ -284,11 +298,22 @@ def proof(container: Container, principal: Principal, seq: int, *,
 
 
 def consistency(container: Container, principal: Principal, old_size: int, *,
-                source_ip: str | None = None, request_id: str | None = None) -> dict[str, object]:
-    """Consistency proof from the tree of ``old_size`` events (an exported checkpoint) to
-    a fresh signed checkpoint: proves the trail only grew since."""
+                generation: int = 1, source_ip: str | None = None,
+                request_id: str | None = None) -> dict[str, object]:
+    """Consistency proof from the tree of ``old_size`` events (an exported checkpoint of
+    ``generation``) to a fresh signed checkpoint: proves the trail only grew since. A
+    checkpoint of a generation sealed by a hand-over is refused (Conflict): that
+    generation no longer grows, ``audit verify --checkpoint`` holds the trail to it."""
     decision = _authorize(container, principal, "audit_verify", source_ip=source_ip,
                           request_id=request_id)
+    with container.session() as session:
+        current = container.audit.store.head(session).generation
+    if generation != current:
+        raise Conflict(
+            f"the checkpoint is of trail generation {generation}; the trail is at generation "
+            f"{current} after a crypto-suite hand-over, so no consistency proof spans them — "
+            "verify with 'quanguard audit verify --checkpoint FILE' (the hand-over record "
+            "links the generations)")
     cp = _sign(container, exported=False)
     with container.session() as session:
         path = container.audit.trail.consistency(session, old_size, cp)
@@ -314,12 +339,16 @@ def verify(container: Container, principal: Principal, external: Sequence[Checkp
     audit = container.audit
     started = time.perf_counter()
     error: Tampered | None = None
+    gens: list[Generation] = []
     with container.session() as session:
         head = audit.store.head(session)
-        # a trail sealed by a hand-over takes no event: its runs go to the log table only
-        sealed_to = audit.store.trail_suite(session)[2]
+        # a generation sealed by a hand-over, or of another suite than this deployment's,
+        # takes no event: the runs go to the log table only
+        suite, _sealed, sealed_to = audit.store.trail_suite(session)
+        writable = sealed_to is None and suite == audit.store.suite.name
+        events = audit.store.count(session)
         try:
-            audit.trail.verify(session, external)
+            gens = audit.trail.verify(session, external)
         except Tampered as exc:
             error = exc
     elapsed = time.perf_counter() - started
@@ -330,7 +359,7 @@ def verify(container: Container, principal: Principal, external: Sequence[Checkp
                 ts=to_us(utc_now()), ok=error is None, tree_size=head.seq,
                 bad_seq=error.seq if error else None, damage=error.damage if error else None,
                 detail=error.detail if error else None))
-            if error is None and sealed_to is None:
+            if error is None and writable:
                 audit.record(session, actor=principal, action="audit_verify", decision=decision,
                              source_ip=source_ip, request_id=request_id,
                              labels={"tree_size": str(head.seq),
@@ -338,8 +367,12 @@ def verify(container: Container, principal: Principal, external: Sequence[Checkp
 
     if error is None:
         with_retry(tx)
-        out: dict[str, object] = {"ok": True, "events": head.seq - head.pruned_below, "tree_size": head.seq,
-               "checkpoints_checked": len(external), "seconds": round(elapsed, 3)}
+        out: dict[str, object] = {
+               "ok": True, "events": events, "tree_size": head.seq,
+               "checkpoints_checked": len(external), "seconds": round(elapsed, 3),
+               "generations": [{"generation": g.id, "suite": g.suite,
+                                "first_seq": g.first_seq, "last_seq": g.head.seq,
+                                "handed_over_to": g.successor} for g in gens]}
         return {**out, "handed_over_to": sealed_to} if sealed_to else out
     log = logging.getLogger("quanguard.audit")
     log.error("audit trail damaged: %s", error)

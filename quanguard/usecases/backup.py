@@ -8,7 +8,11 @@ An archive is a gzip'd tar with ``manifest.json`` first and then its members:
 * ``keys/...`` — the key folder, modes kept (0600 files);
 * ``data/...`` — other files of the data folder (encrypted datasets, exports).
 
-The manifest lists every member with its size, mode and sha256. Restore fails closed:
+The manifest lists every member with its size, mode and digest under the deployment's
+crypto suite: ``hash_alg`` names it (``sha256``, or ``sm3`` under gm) and each member
+carries its digest under that name; a manifest without ``hash_alg`` (older archives) is
+sha256. The archive's own checksum printed after a backup stays SHA-256 whatever the
+suite, so that ``sha256sum`` checks a copy in transit. Restore fails closed:
 
 1. read the manifest; refuse unknown formats;
 2. every tar entry must be a regular file named in the manifest (no links, no absolute or
@@ -55,6 +59,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 
+from gmcrypto import INTL, CryptoSuiteError, Suite, suite_for_hash
 from quanguard.container import Container
 from quanguard.errors import Conflict, InvalidInput, ServiceError, Unavailable
 from quanguard.gate import authorize
@@ -117,8 +122,8 @@ class RestoreSummary:
 
 
 # --- helpers ---------------------------------------------------------------------------
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
+def _digest_file(path: Path, suite: Suite = INTL) -> str:
+    h = hashlib.sha256() if suite.hash_alg == "sha256" else suite.new_hash()
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(_CHUNK), b""):
             h.update(chunk)
@@ -253,6 +258,7 @@ def _alembic_heads(engine: Engine) -> list[str]:
 def _write_archive(container: Container, out: Path, db_file: Path | None) -> tuple[dict[str, int], int]:
     settings = container.settings
     engine = container.engine
+    suite = settings.suite
     with tempfile.TemporaryDirectory(prefix=".qg-backup-", dir=out.parent) as tmp:
         stage = Path(tmp)
         members: list[tuple[str, Path]] = []
@@ -273,16 +279,18 @@ def _write_archive(container: Container, out: Path, db_file: Path | None) -> tup
         data_dir = settings.data_dir.resolve()
         for path in _files_under(data_dir, skip=skip):
             members.append((f"data/{path.relative_to(data_dir).as_posix()}", path))
-        entries = [
-            _Member(name=name, size=p.stat().st_size, mode=p.stat().st_mode & 0o777, sha256=_sha256_file(p))
+        entries: list[dict[str, Any]] = [
+            {"name": name, "size": p.stat().st_size, "mode": p.stat().st_mode & 0o777,
+             suite.hash_alg: _digest_file(p, suite)}
             for name, p in members
         ]
-        manifest = {
+        manifest: dict[str, Any] = {
             "format": FORMAT,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "backend": engine.dialect.name,
             "alembic_heads": _alembic_heads(engine),
             "tables": counts,
+            "hash_alg": suite.hash_alg,
             "members": entries,
         }
         partial = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.part")
@@ -330,7 +338,7 @@ def backup(container: Container, out: Path) -> BackupSummary:
         members=n_members,
         tables=counts,
         bytes=out.stat().st_size,
-        sha256=_sha256_file(out),
+        sha256=_digest_file(out),
     )
 
 
@@ -357,6 +365,11 @@ def _read_verified(archive: Path, stage: Path) -> _Manifest:
             raise BackupIntegrity(f"{archive}: unreadable manifest ({exc})") from exc
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise BackupIntegrity(f"{archive}: unknown backup format (expected {FORMAT})")
+        try:
+            suite = suite_for_hash(str(manifest.get("hash_alg", "sha256")))
+        except CryptoSuiteError as exc:
+            raise BackupIntegrity(f"{archive}: {exc}") from exc
+        alg = suite.hash_alg
         expected = {m["name"]: m for m in manifest.get("members", [])}
         seen: set[str] = set()
         try:
@@ -366,7 +379,7 @@ def _read_verified(archive: Path, stage: Path) -> _Manifest:
                     raise BackupIntegrity(f"{archive}: unexpected member {name!r}")
                 target = stage / name
                 target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                digest = hashlib.sha256()
+                digest = suite.new_hash()
                 src = tar.extractfile(member)
                 if src is None:
                     raise BackupIntegrity(f"{archive}: unreadable member {name!r}")
@@ -375,8 +388,8 @@ def _read_verified(archive: Path, stage: Path) -> _Manifest:
                         digest.update(chunk)
                         dst.write(chunk)
                 os.chmod(target, int(expected[name]["mode"]) & 0o777)
-                if not _hmac_eq(digest.hexdigest(), str(expected[name]["sha256"])):
-                    raise BackupIntegrity(f"{archive}: member {name!r} does not match its sha256 in the manifest")
+                if not _hmac_eq(digest.hexdigest(), str(expected[name].get(alg))):
+                    raise BackupIntegrity(f"{archive}: member {name!r} does not match its {alg} in the manifest")
                 seen.add(name)
         except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
             raise BackupIntegrity(f"{archive}: damaged archive ({exc})") from exc

@@ -44,7 +44,8 @@ def issue_key(
 ) -> IssuedKey:
     decision = authorize(container, actor, "key_admin", ctx=ctx, audit_action="key_create")
     with container.unit_of_work() as session:
-        issued = create_key(session, role=role, org=org, name=name, expires_at=expires_at, created_by=actor.name)
+        issued = create_key(session, role=role, org=org, name=name, expires_at=expires_at, created_by=actor.name,
+                            suite=container.settings.suite)
         _record(container, session, actor, "key_create", issued.principal, decision)
     return issued
 
@@ -70,7 +71,8 @@ def bootstrap_admin(container: Container, actor: Principal) -> IssuedKey | None:
     with container.unit_of_work() as session:
         if session.get(ServiceState, _BOOTSTRAP) is not None:
             return None
-        issued = create_key(session, role="admin", org="市大数据局", name="bootstrap-admin", created_by="bootstrap")
+        issued = create_key(session, role="admin", org="市大数据局", name="bootstrap-admin", created_by="bootstrap",
+                            suite=container.settings.suite)
         session.add(ServiceState(key=_BOOTSTRAP, value=issued.principal.id))
         _record(container, session, actor, "key_create", issued.principal, decision)
     return issued

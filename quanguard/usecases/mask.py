@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from desensitize.errors import PlanError
 from desensitize.operators import OpContext, invert_operator
-from desensitize.operators.crypto import ENC_PREFIX
+from desensitize.operators.crypto import ENC_PREFIXES
 from desensitize.pipeline import MaskResult, run_mask
 from desensitize.plan import load_plan_file
 from desensitize.tableio import detect_format, open_table, open_writer
@@ -277,7 +277,7 @@ def _parse_columns(columns: Sequence[str]) -> dict[str, str | None]:
 
 def _unmask_column(col: pa.Array, name: str, entity: str | None, report: DatasetReport | None, keyring: Keyring) -> pa.Array:
     values = [v for v in col.to_pylist() if v]
-    if values and all(v.startswith(ENC_PREFIX) for v in values):
+    if values and all(v.startswith(ENC_PREFIXES) for v in values):  # AES-SIV or SM4 SIV
         return invert_operator("encrypt", col, None, OpContext(keyring, None, name))
     if entity is None and report is not None:
         entity = next((c.entity for c in report.columns if c.name == name), None)

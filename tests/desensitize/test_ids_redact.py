@@ -22,6 +22,7 @@ from desensitize import (
 )
 from desensitize.pipeline import span_finder_for
 from desensitize.suspects import redact, suspect_spans
+from tests.conftest import active_suite
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 FW = {0x30 + i: 0xFF10 + i for i in range(10)}
@@ -82,7 +83,7 @@ def test_masking_leaves_no_birth_date_of_separated_or_full_width_ids(scanner: Te
     profiles = load_profiles(POLICIES / "masking.yaml")
     for name in ("共享", "开放", "分析"):
         plan = build_plan(columns_from_report(report), profiles.get(name))
-        masked, _ = mask_table(table, plan, keyring=Keyring(b"\x07" * 32),
+        masked, _ = mask_table(table, plan, keyring=Keyring(b"\x07" * 32, active_suite()),
                                span_finder=span_finder_for(scanner))
         flat = " ".join(str(v) for col in masked.columns for v in col.to_pylist())
         flat = flat.translate({0xFF10 + i: 0x30 + i for i in range(10)})

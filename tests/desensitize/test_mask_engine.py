@@ -20,6 +20,7 @@ from desensitize.recognizers.resident_id import is_valid_id
 from desensitize.table_scan import TableScanner
 from desensitize.tableio import open_table, open_writer, read_table
 from desensitize.text_scan import TextScanner
+from tests.conftest import active_suite
 
 POLICY = Path(__file__).resolve().parents[2] / "policies" / "masking.yaml"
 GRADES = {"CN_RESIDENT_ID": "L4", "CN_PASSPORT": "L4", "CN_BANK_CARD": "L4", "PERSON": "L3",
@@ -27,7 +28,7 @@ GRADES = {"CN_RESIDENT_ID": "L4", "CN_PASSPORT": "L4", "CN_BANK_CARD": "L4", "PE
           "IP_ADDRESS": "L3", "CN_USCC": "L1"}
 ORDER = ["L1", "L2", "L3", "L4", "core"]
 PII = ["姓名", "身份证号", "联系电话", "家庭住址", "银行卡号", "车牌号码", "电子邮箱"]
-KEY = Keyring(b"\x11" * 32)
+KEY = Keyring(b"\x11" * 32, active_suite())
 
 
 def government_export(n: int, seed: int) -> list[dict[str, str]]:

@@ -12,6 +12,7 @@ from desensitize.pipeline import run_mask
 from desensitize.plan import ColumnInfo, build_plan
 from desensitize.profiles import load_profiles
 from desensitize.tableio import open_table, open_writer, read_table
+from tests.conftest import active_suite
 
 POLICY = Path(__file__).resolve().parents[2] / "policies" / "masking.yaml"
 ROWS = {"编号": ["001", "002", "003"], "姓名": ["张三", "欧阳娜娜", "李四"],
@@ -30,7 +31,7 @@ def test_mask_round_trips_every_format(tmp_path: Path, name: str, encoding: str 
     out = tmp_path / f"out{src.suffix}"
     plan = build_plan(COLUMNS, load_profiles(POLICY).get(None))
     with open_writer(out, source.format, source.encoding) as w:
-        result = run_mask(source.iter_batches(2), w, plan, keyring=Keyring(b"\x01" * 32))
+        result = run_mask(source.iter_batches(2), w, plan, keyring=Keyring(b"\x01" * 32, active_suite()))
     masked = open_table(out)
     assert masked.format == source.format and masked.encoding == source.encoding
     got = read_table(out)

@@ -12,10 +12,11 @@ from desensitize.keys import Keyring
 from desensitize.masker import Masker
 from desensitize.plan import ColumnInfo, build_plan
 from desensitize.profiles import load_profiles
+from tests.conftest import active_suite
 
 POLICY = Path(__file__).resolve().parents[2] / "policies" / "masking.yaml"
 PROFILES = load_profiles(POLICY)
-KEY = Keyring(b"\x42" * 32)
+KEY = Keyring(b"\x42" * 32, active_suite())
 
 cells = st.one_of(st.none(), st.text(max_size=12))
 ENTITIES = [None, "PERSON", "PHONE_NUMBER", "LOCATION", "EMAIL_ADDRESS", "CN_LICENSE_PLATE", "IP_ADDRESS"]

@@ -21,6 +21,7 @@ from desensitize.operators.fpe import (
     provinces,
     uscc_check_char,
 )
+from tests.conftest import active_suite
 
 KEY128 = "2B7E151628AED2A6ABF7158809CF4F3C"
 KEY192 = KEY128 + "EF4359D8D580AA4F"
@@ -74,8 +75,8 @@ def test_ff1_bad_key_and_radix() -> None:
         FF1(b"k" * 16, 1)
 
 
-K1 = Keyring(b"\x05" * 32)
-K2 = Keyring(b"\x06" * 32)
+K1 = Keyring(b"\x05" * 32, active_suite())
+K2 = Keyring(b"\x06" * 32, active_suite())
 
 
 def run(values: list[str], entity: str | None, key: Keyring = K1, **params: object) -> list[str]:

@@ -13,9 +13,10 @@ from desensitize.errors import OperatorError
 from desensitize.keys import Keyring
 from desensitize.operators import OpContext, apply_operator
 from desensitize.operators.fpe import id_check_char, luhn_digit
+from tests.conftest import active_suite
 
-K1 = Keyring(b"\x07" * 32)
-K2 = Keyring(b"\x08" * 32)
+K1 = Keyring(b"\x07" * 32, active_suite())
+K2 = Keyring(b"\x08" * 32, active_suite())
 
 
 def run(op: str, values: list, entity: str | None = None, key: Keyring = K1, **params: object) -> list:

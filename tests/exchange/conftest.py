@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from exchange import Catalog, Exchange, MasterKey, ReceiptSigner
 from exchange.tables import METADATA
+from tests.conftest import active_suite
 from tests.exchange.fakes import (
     PROVIDER,
     FakeMasker,
@@ -20,6 +21,10 @@ from tests.exchange.fakes import (
     default_decider,
     population,
 )
+
+# Keys of the run's crypto suite (QUANGUARD_CRYPTO): `make test-gm` exercises SM4-GCM
+# envelopes, SM2 receipts and SM3 digests through every exchange test.
+SUITE = active_suite()
 
 
 @pytest.fixture
@@ -43,8 +48,9 @@ def make_exchange(tmp_path: Path) -> Callable[..., Exchange]:
     def _make(decider: Any = None, **kw: Any) -> Exchange:
         key_dir = tmp_path / "keys"
         return Exchange(
-            catalog=Catalog(tmp_path / "data", MasterKey.from_dir(key_dir)),
-            master=MasterKey.from_dir(key_dir), signer=ReceiptSigner.from_dir(key_dir),
+            catalog=Catalog(tmp_path / "data", MasterKey.from_dir(key_dir, SUITE)),
+            master=MasterKey.from_dir(key_dir, SUITE),
+            signer=ReceiptSigner.from_dir(key_dir, SUITE),
             decider=decider or default_decider(), scanner=FakeScanner(), clock=StepClock(),
             masker=kw.pop("masker", FakeMasker()), watermarker=kw.pop("watermarker", FakeWatermarker()),
             **kw,

@@ -9,19 +9,22 @@ import pytest
 from exchange import Catalog, DatasetExists, IntegrityFailure, InvalidDataset, MasterKey
 from exchange.crypto import MASTER_KEY_FILE
 from exchange.errors import KeyFileError
+from tests.conftest import active_suite
 from tests.exchange.fakes import PROVIDER, FakeScanner, StepClock, population
+
+SUITE = active_suite()
 
 
 def test_master_key_file_is_private(tmp_path: Path) -> None:
-    MasterKey.from_dir(tmp_path)
+    MasterKey.from_dir(tmp_path, SUITE)
     assert (tmp_path / MASTER_KEY_FILE).stat().st_mode & 0o777 == 0o600
     os.chmod(tmp_path / MASTER_KEY_FILE, 0o644)
     with pytest.raises(KeyFileError):
-        MasterKey.from_dir(tmp_path)
+        MasterKey.from_dir(tmp_path, SUITE)
 
 
 def test_stored_encrypted_and_round_trips(sessions, tmp_path: Path) -> None:
-    cat = Catalog(tmp_path / "data", MasterKey.from_dir(tmp_path / "k"))
+    cat = Catalog(tmp_path / "data", MasterKey.from_dir(tmp_path / "k", SUITE))
     table = population(300)
     with sessions() as s, s.begin():
         ds = cat.register(s, name="residents", table=table, owner=PROVIDER,
@@ -40,7 +43,7 @@ def test_stored_encrypted_and_round_trips(sessions, tmp_path: Path) -> None:
 
 
 def test_tampered_ciphertext_is_detected(sessions, tmp_path: Path) -> None:
-    cat = Catalog(tmp_path / "data", MasterKey.from_dir(tmp_path / "k"), cache_size=0)
+    cat = Catalog(tmp_path / "data", MasterKey.from_dir(tmp_path / "k", SUITE), cache_size=0)
     with sessions() as s, s.begin():
         cat.register(s, name="d", table=population(50), owner=PROVIDER,
                      grading=FakeScanner().grade_table(population(50)), now=StepClock().now())
@@ -53,11 +56,11 @@ def test_tampered_ciphertext_is_detected(sessions, tmp_path: Path) -> None:
 
 
 def test_other_master_key_cannot_open(sessions, tmp_path: Path) -> None:
-    cat = Catalog(tmp_path / "data", MasterKey.from_dir(tmp_path / "k"))
+    cat = Catalog(tmp_path / "data", MasterKey.from_dir(tmp_path / "k", SUITE))
     with sessions() as s, s.begin():
         cat.register(s, name="d", table=population(50), owner=PROVIDER,
                      grading=FakeScanner().grade_table(population(50)), now=StepClock().now())
-    thief = Catalog(tmp_path / "data", MasterKey.from_dir(tmp_path / "other"))
+    thief = Catalog(tmp_path / "data", MasterKey.from_dir(tmp_path / "other", SUITE))
     with sessions() as s, pytest.raises(IntegrityFailure):
         thief.load_table(s, "d")
 
@@ -72,7 +75,7 @@ def test_other_master_key_cannot_open(sessions, tmp_path: Path) -> None:
     ({"table": pa.table({"a": pa.array([], pa.int64())})}, "no rows"),
 ])
 def test_register_rejects(sessions, tmp_path: Path, kwargs: dict, message: str) -> None:
-    cat = Catalog(tmp_path / "data", MasterKey.from_dir(tmp_path / "k"))
+    cat = Catalog(tmp_path / "data", MasterKey.from_dir(tmp_path / "k", SUITE))
     args = {"name": "d", "table": population(20)} | kwargs
     with sessions() as s, s.begin(), pytest.raises(InvalidDataset, match=message):
         cat.register(s, owner=PROVIDER, grading=FakeScanner().grade_table(args["table"]),
@@ -80,7 +83,7 @@ def test_register_rejects(sessions, tmp_path: Path, kwargs: dict, message: str) 
 
 
 def test_duplicate_name(sessions, tmp_path: Path) -> None:
-    cat = Catalog(tmp_path / "data", MasterKey.from_dir(tmp_path / "k"))
+    cat = Catalog(tmp_path / "data", MasterKey.from_dir(tmp_path / "k", SUITE))
     t = population(20)
     with sessions() as s, s.begin():
         cat.register(s, name="d", table=t, owner=PROVIDER, grading=FakeScanner().grade_table(t),

@@ -6,7 +6,10 @@ import pytest
 
 from exchange import PsiClient, ReceiptInvalid, ReceiptSigner, Refused, verify_receipt
 from exchange.psi import serve
+from tests.conftest import active_suite
 from tests.exchange.fakes import CONSUMER, ListAudit, default_decider, population
+
+SUITE = active_suite()
 
 
 def _psi(ex, sessions, ids, reveal):
@@ -14,7 +17,7 @@ def _psi(ex, sessions, ids, reveal):
     req = client.request()
     with sessions() as s, s.begin():
         job, answer = ex.psi(s, ListAudit(), CONSUMER, dataset="residents", request=req)
-    return job, client.finish(answer.setup, answer.response), req
+    return job, client.finish(answer.setup, answer.response), req, answer
 
 
 @pytest.mark.parametrize("reveal", ["count", "matches"])
@@ -25,7 +28,7 @@ def test_psi_through_exchange(sessions, make_exchange, reveal) -> None:
         ex.register(s, ListAudit(), PROVIDER, name="residents", table=population(300),
                     key_columns=["id"])
     mine = [f"3701{i:010d}" for i in (3, 5, 299)] + ["9999", "8888"]
-    job, out, req = _psi(ex, sessions, mine, reveal)
+    job, out, req, answer = _psi(ex, sessions, mine, reveal)
     assert out.intersection_size == 3
     assert job.status == "done" and job.receipt["epsilon_spent"] == 0.0
     if reveal == "matches":
@@ -34,6 +37,11 @@ def test_psi_through_exchange(sessions, make_exchange, reveal) -> None:
         assert out.matches is None
     # raw identifiers never travel: the request holds none of them
     assert all(i.encode() not in req for i in mine)
+    # the receipt names the run's hash, and its result digest is that hash of the answer
+    assert job.receipt["hash_alg"] == SUITE.hash_alg
+    assert job.receipt["signature_alg"] == SUITE.sign_alg
+    assert job.receipt["result_digest"] == answer.digest_with(SUITE) == SUITE.hexdigest(
+        answer.setup + answer.response)
 
 
 def test_client_cannot_ask_for_matches_when_policy_reveals_count() -> None:
@@ -49,12 +57,12 @@ def test_psi_request_size_limit() -> None:
 
 
 def test_receipt_verifies_and_every_tamper_fails(tmp_path) -> None:
-    signer = ReceiptSigner.from_dir(tmp_path)
+    signer = ReceiptSigner.from_dir(tmp_path, SUITE)
     result = [{"group": {"sex": "男"}, "value": 1001.5}]
     from exchange import result_digest
     r = signer.sign(job="job-1", kind="aggregate", dataset="d", dataset_digest="ab" * 32,
                     query={"agg": "count"}, epsilon_spent=0.5, delta_spent=1e-9,
-                    result_digest=result_digest(result), issued_at="2026-11-26T08:00:00+00:00")
+                    result_digest=result_digest(result, SUITE), issued_at="2026-11-26T08:00:00+00:00")
     verify_receipt(r, result=result, public_key=signer.public_key)
     for field, value in [("epsilon_spent", 0.1), ("job", "job-2"), ("query", {"agg": "sum"}),
                          ("dataset_digest", "cd" * 32), ("issued_at", "2030")]:
@@ -64,7 +72,7 @@ def test_receipt_verifies_and_every_tamper_fails(tmp_path) -> None:
             verify_receipt(bad)
     with pytest.raises(ReceiptInvalid, match="result"):
         verify_receipt(r, result=[{"group": {"sex": "男"}, "value": 5.0}])
-    other = ReceiptSigner.from_dir(tmp_path / "other")
+    other = ReceiptSigner.from_dir(tmp_path / "other", SUITE)
     forged = other.sign(job="job-1", kind="aggregate", dataset="d", dataset_digest="ab" * 32,
                         query={"agg": "count"}, epsilon_spent=0.0, delta_spent=0.0,
                         result_digest="00", issued_at="x")

@@ -96,16 +96,21 @@ def test_round_trip_restores_rows_keys_and_modes(tmp_path, backend, pg_ok):
                 schema.drop()
 
 
-def test_manifest_lists_every_member_with_sha256(container, tmp_path):
+def test_manifest_lists_every_member_with_its_suite_digest(container, tmp_path):
     _populate(container)
     archive = tmp_path / "b.tar.gz"
     backup(container, archive)
     with tarfile.open(archive, "r:gz") as tar:
         names = tar.getnames()
         manifest = json.loads(tar.extractfile("manifest.json").read())
+        suite = container.settings.suite
+        first = tar.extractfile(names[1]).read()
     assert names[0] == "manifest.json"
     assert sorted(m["name"] for m in manifest["members"]) == sorted(names[1:])
-    assert all(len(m["sha256"]) == 64 for m in manifest["members"])
+    # the manifest names its hash (sm3 under gm) and each member carries it
+    assert manifest["hash_alg"] == suite.hash_alg
+    assert all(len(m[suite.hash_alg]) == 64 for m in manifest["members"])
+    assert manifest["members"][0][suite.hash_alg] == suite.hexdigest(first)
     assert "db/sqlite.db" in names and "keys/mask.key" in names and "data/datasets/d1.bin" in names
     assert not any(n.endswith(("quanguard.db", "-wal", "-shm")) and n.startswith("data/") for n in names)
 
@@ -168,6 +173,17 @@ def _drop_member(member, data):
         yield member, data
 
 
+def _manifest_without_hash_alg(member, data):
+    """An archive written before manifests named their hash: sha256 digests, no name."""
+    if member.name == "manifest.json":
+        manifest = json.loads(data)
+        if manifest.pop("hash_alg") != "sha256":
+            for m in manifest["members"]:
+                m["sha256"] = m.pop("sm3")  # an sm3 digest where sha256 is expected
+        data = json.dumps(manifest).encode()
+    yield member, data
+
+
 def _forge_manifest(member, data):
     if member.name == "manifest.json":
         manifest = json.loads(data)
@@ -179,7 +195,7 @@ def _forge_manifest(member, data):
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (_flip_key, "sha256"),
+        (_flip_key, "sha256|sm3"),
         (_add_traversal, "unexpected member"),
         (_add_symlink, "unexpected member"),
         (_drop_member, "missing"),
@@ -201,6 +217,22 @@ def test_damaged_archives_are_refused_and_change_nothing(container, tmp_path, ed
     assert _files(container.settings.key_dir) == before_keys
     assert not (tmp_path / "evil.txt").exists()
     assert not any(p.name.startswith(".qg-restore-") for p in container.settings.data_dir.iterdir())
+
+
+def test_a_manifest_from_before_the_suites_is_read_as_sha256(container, tmp_path):
+    """Old archives carry no ``hash_alg``: their digests are SHA-256 and still restore; an
+    SM3 digest passed off as one of them is refused."""
+    _populate(container, 2)
+    archive = tmp_path / "b.tar.gz"
+    backup(container, archive)
+    old = tmp_path / "old.tar.gz"
+    _rewrite(archive, old, _manifest_without_hash_alg)
+    if container.settings.suite.hash_alg == "sha256":
+        restore(container, old, force=True)
+        assert [r[1] for r in _principals(container)] == ["p0", "p1"]
+    else:
+        with pytest.raises(BackupIntegrity, match="does not match its sha256"):
+            restore(container, old, force=True)
 
 
 @pytest.mark.parametrize("payload", [b"", b"not a tarball", gzip.compress(b"x" * 1000)])

@@ -29,11 +29,12 @@ def test_old_trail_upgrades_and_verifies(tmp_path: Path) -> None:
             conn.exec_driver_sql("ALTER TABLE audit_events DROP COLUMN source_ip")
             conn.exec_driver_sql("ALTER TABLE audit_events DROP COLUMN actor_name")
             # (0013 depends on 0002, so alembic keeps only 0013's row: put 0002's back —
-            # unless another revision that depends on 0002, 0008, still stands for it.)
+            # unless another revision that depends on 0002, 0008 or 0015, still stands for it.)
             conn.exec_driver_sql("DELETE FROM alembic_version "
                                  "WHERE version_num = '0013_audit_actor_name'")
-            if conn.exec_driver_sql("SELECT 1 FROM alembic_version "
-                                    "WHERE version_num = '0008_audit_suite'").first() is None:
+            if conn.exec_driver_sql("SELECT 1 FROM alembic_version WHERE version_num IN "
+                                    "('0008_audit_suite', '0015_audit_generations')"
+                                    ).first() is None:
                 conn.exec_driver_sql("INSERT INTO alembic_version VALUES ('0002_monitor')")
         migrate(container.engine)
         columns = {c["name"] for c in sa.inspect(container.engine).get_columns("audit_events")}

@@ -237,3 +237,34 @@ def test_kill_9_during_ingest_then_verify_passes(tmp_path: Path) -> None:
     stored = [r[0] for r in rows]
     # every committed batch is whole, in order, and nothing half-written survived
     assert len(stored) % 1000 == 0 and stored == list(range(len(stored)))
+
+
+def test_cli_handover_switches_suites_within_one_database(
+        run: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operator's path: hand over under intl, restart under gm on the same database,
+    the old suite is refused with the way out, verify names both generations, an old
+    proof still verifies offline."""
+    monkeypatch.setenv("QUANGUARD_CRYPTO", "intl")
+    (tmp_path / "e.ndjson").write_text("\n".join(plain_lines(5)) + "\n")
+    assert run("audit", "ingest", "e.ndjson").exit_code == 0
+    old_proof = run("audit", "proof", "2")
+    assert old_proof.exit_code == 0, old_proof.output
+    (tmp_path / "p2.json").write_text(old_proof.stdout)
+    (tmp_path / "cp2.json").write_text(json.dumps(json.loads(old_proof.stdout)["checkpoint"]))
+    r = run("audit", "handover", "--to", "gm", "--export", "final.json")
+    assert r.exit_code == 0, r.output
+    assert "QUANGUARD_CRYPTO=gm" in r.output
+    r = run("audit", "ingest", "e.ndjson")  # the intl deployment can no longer append
+    assert r.exit_code == 6 and "QUANGUARD_CRYPTO=gm" in r.output
+    monkeypatch.setenv("QUANGUARD_CRYPTO", "gm")
+    assert run("audit", "ingest", "e.ndjson").exit_code == 0
+    r = run("audit", "verify", "--checkpoint", "final.json", "--format", "json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert [(g["generation"], g["suite"]) for g in doc["generations"]] == [(1, "intl"), (2, "gm")]
+    r = run("audit", "verify")
+    assert "generation 2 (gm" in r.output
+    r = run("audit", "verify-proof", "p2.json", "--checkpoint", "cp2.json")
+    assert r.exit_code == 0, r.output
+    r = run("audit", "consistency", "--from", "cp2.json")
+    assert r.exit_code == 6 and "generation 1" in r.output

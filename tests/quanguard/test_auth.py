@@ -119,3 +119,22 @@ def test_authentication_does_not_wait_behind_a_writer(container):
     finally:
         release.set()
         t.join()
+
+
+def test_gm_key_hashes_are_sm3_and_name_their_algorithm(any_container):
+    """Under gm a key's stored hash is SM3 (prefixed ``sm3:``); keys made under intl (bare
+    SHA-256 hex, as before the suites) keep working beside them, and neither passes for
+    the other."""
+    from gmcrypto import GM
+
+    with any_container.session() as s, s.begin():
+        old = create_key(s, role="consumer", org="某银行", name="intl-key")
+        new = create_key(s, role="consumer", org="某银行", name="gm-key", suite=GM)
+    with any_container.session() as s:
+        stored = {r.name: r.key_hash for r in s.scalars(select(PrincipalRow))}
+        assert stored["gm-key"] == "sm3:" + GM.hexdigest(new.key.encode())
+        assert stored["intl-key"] == hashlib.sha256(old.key.encode()).hexdigest()
+        assert authenticate(s, new.key) == new.principal
+        assert authenticate(s, old.key) == old.principal
+        with pytest.raises(Unauthenticated):
+            authenticate(s, new.key[:-1] + ("A" if new.key[-1] != "A" else "B"))

@@ -20,6 +20,7 @@ from gmcrypto import SuiteMismatch as CryptoSuiteMismatch
 from monitor.checkpoint import Checkpoint, verify_checkpoint
 from monitor.errors import SuiteMismatch
 from quanguard.container import Container, build_container
+from quanguard.errors import Conflict
 from quanguard.usecases.handover import handover
 from quanguard.usecases.rotate import rotate_master
 from tests.conftest import make_settings
@@ -105,23 +106,62 @@ def _admin(c: Container):
     return LOCAL_OPERATOR
 
 
-def test_handover_seals_the_intl_trail_and_gm_never_appends_to_it(make, tmp_path):
+def test_handover_starts_a_gm_generation_in_the_same_database(make, tmp_path):
+    from monitor.search import SearchQuery
+    from monitor.trail import verify_proof_document
+    from quanguard.usecases.audit import consistency, proof, status, verify
+
     intl = make("intl")
     with intl.session() as s, s.begin():
         intl.audit.record(s, actor=_admin(intl), action="scan")
     gm = make("gm")
     with gm.session() as s, s.begin(), pytest.raises(SuiteMismatch, match="QUANGUARD_CRYPTO=intl"):
         gm.audit.record(s, actor=_admin(gm), action="scan")
+    old_proof = proof(intl, _admin(intl), 1)  # exported from generation 1 before the switch
     final = handover(intl, _admin(intl), "gm", tmp_path / "final.json")
     doc = json.loads((tmp_path / "final.json").read_text())
     assert doc["handover"] == "gm" and doc["hash_alg"] == "sha256"
     verify_checkpoint(Checkpoint.from_dict(doc), expected_key_id=intl.audit.signer.key_id)
-    assert final.tree_size >= 2  # the scan event and the audit_handover event
-    with intl.session() as s, s.begin(), pytest.raises(SuiteMismatch, match="handed over"):
+    assert final.tree_size >= 3  # the scan, proof and audit_handover events
+    # the intl deployment no longer appends: the current generation is gm
+    with intl.session() as s, s.begin(), pytest.raises(SuiteMismatch, match="QUANGUARD_CRYPTO=gm"):
         intl.audit.record(s, actor=_admin(intl), action="scan")
-    from quanguard.usecases.audit import verify
-
-    assert verify(intl, _admin(intl), [final])["handed_over_to"] == "gm"
+    # the gm deployment appends to generation 2 of the same database, seqs running on
+    gm2 = make("gm")
+    with gm2.session() as s, s.begin():
+        seq = gm2.audit.record(s, actor=_admin(gm2), action="scan")
+    assert seq == final.tree_size + 2  # after the hand-over record that opens generation 2
+    result = verify(gm2, _admin(gm2), [final])
+    assert [(g["generation"], g["suite"]) for g in result["generations"]] == [(1, "intl"),
+                                                                           (2, "gm")]
+    # search and the console see every generation
+    hits = gm2.search.search(SearchQuery(size=100)).hits
+    assert {h.seq for h in hits} >= set(range(1, seq + 1))
+    st = status(gm2, _admin(gm2))
+    assert st["head"]["generation"] == 2 and st["head"]["suite"] == "gm"
+    # a proof from generation 1 (old, and new against the final checkpoint) verifies offline
+    verify_proof_document(old_proof, Checkpoint.from_dict(old_proof["checkpoint"]))
+    again = proof(gm2, _admin(gm2), 1)
+    assert again["checkpoint"]["handover"] == "gm"
+    verify_proof_document(json.loads(json.dumps(again)), final)
+    # and one of generation 2 against a format-3 SM2 checkpoint
+    new = proof(gm2, _admin(gm2), seq)
+    assert new["checkpoint"]["signature_alg"] == "sm2-sm3" and new["first_seq"] == seq - 1
+    verify_proof_document(json.loads(json.dumps(new)), Checkpoint.from_dict(new["checkpoint"]))
+    # the old deployment still verifies both generations (it records no event: it cannot
+    # append to a gm generation), and no consistency proof spans the hand-over
+    assert verify(intl, _admin(intl))["generations"][1]["suite"] == "gm"
+    with pytest.raises(Conflict, match="generation 1"):
+        consistency(gm2, _admin(gm2), 2, generation=1)
+    # a second hand-over of generation 1 is refused; generation 2 can hand back to intl
+    with pytest.raises(Conflict, match="QUANGUARD_CRYPTO=gm"):
+        handover(intl, _admin(intl), "gm", tmp_path / "again.json")
+    back = handover(gm2, _admin(gm2), "intl", tmp_path / "back.json")
+    assert back.generation == 2 and back.signature_alg == "sm2-sm3"
+    intl2 = make("intl")
+    assert verify(intl2, _admin(intl2))["generations"][-1] == {
+        "generation": 3, "suite": "intl", "first_seq": back.first_seq + back.tree_size,
+        "last_seq": back.first_seq + back.tree_size, "handed_over_to": None}
 
 
 @pytest.mark.parametrize("crypto", ["intl", "gm"])
@@ -168,3 +208,50 @@ def test_handover_to_the_same_or_an_unknown_suite_is_refused(make, tmp_path):
     for target in ("intl", "nist"):
         with pytest.raises(InvalidInput):
             handover(c, _admin(c), target, tmp_path / "final.json")
+
+
+def test_a_trail_from_before_generations_upgrades_and_hands_over(make, tmp_path):
+    """Migration 0015 on a store made before it: the head row gets ``base`` and checkpoints
+    ``generation``; the old trail verifies as generation 1 and can be handed over."""
+    from quanguard.db import migrate
+    from quanguard.usecases.audit import verify
+
+    c = make("intl")
+    with c.session() as s, s.begin():
+        for _ in range(3):
+            c.audit.record(s, actor=_admin(c), action="scan")
+    with c.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE audit_head DROP COLUMN base")
+        conn.exec_driver_sql("ALTER TABLE audit_checkpoints DROP COLUMN generation")
+        conn.exec_driver_sql("DELETE FROM alembic_version "
+                             "WHERE version_num = '0015_audit_generations'")
+        conn.exec_driver_sql("INSERT INTO alembic_version VALUES ('0008_audit_suite')")
+    migrate(c.engine)
+    heads = {c["name"] for c in sa.inspect(c.engine).get_columns("audit_head")}
+    assert "base" in heads
+    fresh = make("intl")
+    assert [g["generation"] for g in verify(fresh, _admin(fresh))["generations"]] == [1]
+    final = handover(fresh, _admin(fresh), "gm", tmp_path / "final.json")
+    gm = make("gm")
+    assert [g["suite"] for g in verify(gm, _admin(gm), [final])["generations"]] == ["intl", "gm"]
+
+
+def test_a_trail_sealed_before_generations_gets_its_next_generation(make, tmp_path):
+    """A hand-over made by the earlier release only sealed the trail (the new trail went
+    to a new database). Running the hand-over again opens the next generation here."""
+    from quanguard.usecases.audit import verify
+
+    c = make("intl")
+    with c.session() as s, s.begin():
+        c.audit.record(s, actor=_admin(c), action="scan")
+        old_final = c.audit.trail.checkpoint(s, handover="gm")  # the earlier release's seal
+    gm = make("gm")
+    with gm.session() as s, s.begin(), pytest.raises(SuiteMismatch):
+        gm.audit.record(s, actor=_admin(gm), action="scan")
+    again = handover(c, _admin(c), "gm", tmp_path / "final.json")
+    assert again == old_final
+    with gm.session() as s, s.begin():
+        gm.audit.record(s, actor=_admin(gm), action="scan")
+    assert [g["suite"] for g in verify(gm, _admin(gm), [again])["generations"]] == ["intl", "gm"]
+    with pytest.raises(Conflict):  # and only once
+        handover(c, _admin(c), "gm", tmp_path / "again.json")

@@ -179,7 +179,8 @@ def test_rotate_master_rewraps_every_dataset_key(live: Container,
     before_wrapped = _wrapped(live)
     key_dir = live.settings.key_dir
     old_secret = (key_dir / MASTER_KEY_FILE).read_bytes()
-    subject_before = MasterKey.from_dir(key_dir).subject_key("a")
+    suite = live.settings.suite  # QUANGUARD_CRYPTO of the run: SM4-GCM wraps under gm
+    subject_before = MasterKey.from_dir(key_dir, suite).subject_key("a")
 
     result = cli("keys", "rotate-master", "--format", "json")
     assert result.exit_code == 0, result.output
@@ -199,12 +200,12 @@ def test_rotate_master_rewraps_every_dataset_key(live: Container,
             assert _load(fresh, name).equals(table)
     finally:
         fresh.close()
-    old = MasterKey(old_secret)
+    old = MasterKey(old_secret, suite=suite)
     from exchange.errors import IntegrityFailure
     with pytest.raises(IntegrityFailure):
         old.unwrap(after_wrapped["a"], "a")
     # consent hashes made before the rotation still match
-    assert MasterKey.from_dir(key_dir).subject_key("a") == subject_before
+    assert MasterKey.from_dir(key_dir, suite).subject_key("a") == subject_before
     assert _mode(key_dir / SUBJECT_KEY_FILE) == 0o600
     # audited, in the same transaction as the re-wrap
     with live.session() as session:
