@@ -3,7 +3,7 @@
 Every column is profiled by its values (:mod:`watermark.profile`); every column that can
 carry a mark within the usability bound does: measures (at their levels), dates (when
 ``date_shift`` allows a day's move), categories already written in equivalent spellings,
-and masked values. The primary key (named, or an ID
+masked values (which of two renderings) and pseudonyms (which of two keyed characters). The primary key (named, or an ID
 column found by its values and name) and a few quasi-identifier sets
 (:mod:`watermark.identity`) are the sources rows are found by.
 """
@@ -19,7 +19,9 @@ from watermark.errors import NoMarkableColumns, WatermarkError
 from watermark.identity import choose_sources
 from watermark.models import Carrier, Params, Plan, Source
 from watermark.numeric import as_string
+from watermark.masked import standard_counts
 from watermark.profile import ColumnProfile, profile_column
+from watermark.pseudonym import pseudonym_form
 
 _ID_NAME = re.compile(
     r"(^id$|_id$|^id_|^pk$|^key$|uuid|编号|主键|序号|流水号|^no$|_no$|编码$)", re.IGNORECASE)
@@ -35,16 +37,28 @@ def _find_key(names: list[str], profiles: dict[str, ColumnProfile]) -> tuple[str
 
 def _carrier(name: str, p: ColumnProfile, params: Params, explicit: bool,
              arr: pa.Array) -> Carrier | None:
-    if p.kind == "measure" and p.levels:
+    if p.kind == "measure" and p.levels and name not in params.pseudonyms:
         return Carrier(name, "numeric", p.levels)
+    named = name in params.pseudonyms
+    if named or (params.mark_pseudonyms and p.kind in ("id", "text")):
+        form = pseudonym_form(arr, explicit=named)
+        if form is not None:
+            return Carrier(name, "pseudonym", form=form)
+        if named:
+            raise WatermarkError(
+                f"column {name!r} was named as pseudonyms but its values are not hex "
+                "pseudonyms, ID numbers, Luhn card numbers or digit strings of at least "
+                "nine digits")
     if p.kind in ("text", "discrete"):
         classes = variant_classes(arr)
         if classes:
             return Carrier(name, "category", variants=classes)
     if p.kind == "date" and params.date_shift and (p.dates_ok or explicit):
         return Carrier(name, "date")
-    if p.kind == "masked" and (explicit or (p.masked_ok and params.mark_masked)):
-        return Carrier(name, "masked")
+    if p.kind == "masked" and (explicit or params.mark_masked):
+        patterns = standard_counts(arr)
+        if patterns and (explicit or p.masked_ok):
+            return Carrier(name, "pattern", patterns=patterns)
     if explicit:
         raise WatermarkError(
             f"column {name!r} cannot carry a mark within the usability bound (it looks like "
@@ -63,22 +77,24 @@ def plan_columns(batch: pa.RecordBatch, params: Params) -> Plan:
     names = list(batch.schema.names)
     batch = batch.slice(0, min(batch.num_rows, 5000))
     cols = {n: as_string(batch.column(n)) for n in names}
-    for n in params.key_columns + params.columns:
+    for n in params.key_columns + params.columns + params.pseudonyms:
         if n not in cols:
             raise WatermarkError(f"column {n!r} is not in the table (columns: {', '.join(names)})")
-    profiles = {n: profile_column(n, cols[n], max_rel_error=params.max_rel_error)
-                for n in names}
+    profiles = {n: profile_column(n, cols[n], max_rel_error=params.max_rel_error,
+                                  max_step=params.max_step) for n in names}
     keys = tuple(params.key_columns) or _find_key(names, profiles)
     carriers: list[Carrier] = []
-    for n in params.columns or tuple(n for n in names if n not in keys):
+    wanted = params.columns + tuple(n for n in params.pseudonyms if n not in params.columns) \
+        if params.columns else tuple(n for n in names if n not in keys)
+    for n in wanted:
         if n in keys:
             raise WatermarkError(f"column {n!r} is the row key and cannot be marked")
-        c = _carrier(n, profiles[n], params, bool(params.columns), cols[n])
+        c = _carrier(n, profiles[n], params, n in params.columns, cols[n])
         if c is not None:
             carriers.append(c)
     if not carriers and not params.canaries:
         raise NoMarkableColumns(tuple(names))
-    kinds = {c.name: c.kind for c in carriers}
+    kinds = {c.name: c.kind + (f":{c.form}" if c.form else "") for c in carriers}
     sources: list[Source] = []
     if keys:
         sources.append(Source(keys, tuple("exact" for _ in keys), "key"))
@@ -100,7 +116,7 @@ def plan_columns(batch: pa.RecordBatch, params: Params) -> Plan:
     return Plan(
         key_mode=mode, key_columns=keys,
         numeric_columns=tuple(c.name for c in carriers if c.kind == "numeric"),
-        masked_columns=tuple(c.name for c in carriers if c.kind == "masked"),
+        masked_columns=tuple(c.name for c in carriers if c.kind in ("masked", "pattern")),
         gamma=params.gamma, code_bits=params.code_bits, min_digits=params.min_digits,
         version=2, carriers=tuple(carriers), sources=tuple(sources),
         max_rel_error=params.max_rel_error)
