@@ -199,6 +199,13 @@ class Embedder:
             cols.append(ColumnReport(name, carrier.kind, int(st["values"]), int(st["marked"]),
                                      int(st["changed"]), mean_before, mean_after, rel,
                                      int(st["unflippable"])))
+        for c in cols:
+            if c.relative_shift is not None and c.relative_shift > self.params.max_drift:
+                raise WatermarkError(
+                    f"column {c.name!r}: the marks would move its sum and mean by "
+                    f"{c.relative_shift:.4%}, over the usability bound of "
+                    f"{self.params.max_drift:.4%} (max_drift of the watermark policy); "
+                    "mark a larger table or leave the column out")
         marked = sum(c.marked for c in cols)
         need = needed_marks(self.params)
         if marked < need and not self._canary_rows:

@@ -85,6 +85,14 @@ class WatermarkService:
     def secret(self) -> bytes:
         return load_secret(Path(self._container.settings.key_dir))
 
+    def bounded(self, params: Params | None, grade: str | None = None) -> Params:
+        """``params`` with the usability bound of the watermark policy (``watermark.yaml``:
+        the profile of the dataset's grade, else the default profile); callers choose the
+        rest (gamma, columns, keys, canaries), never the bound."""
+        policy = getattr(getattr(self._container.policy, "bundle", None), "watermark", None)
+        base = params or Params()
+        return policy.for_grade(grade).params(base) if policy is not None else base
+
     # -- files ------------------------------------------------------------------------
     def embed_file(self, src: str, dst: str, recipient: str, params: Params) -> EmbedOutcome:
         """Mark ``src`` into ``dst`` (same format as ``dst``'s extension); nothing is
@@ -143,7 +151,7 @@ class WatermarkService:
         A table too small for a statistical mark, or with no column that can carry one,
         gets canary rows instead.
         """
-        out, report = self._embed_in_memory(table, recipient, Params())
+        out, report = self._embed_in_memory(table, recipient, self.bounded(None))
         digest = _table_digest(out)
         with self._container.session() as session, session.begin():
             self.register(session, dataset=dataset, report=report,

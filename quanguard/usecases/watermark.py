@@ -52,8 +52,9 @@ def _grade(container: Any, dataset: str | None) -> str | None:
 
 
 def _authorize(container: Any, principal: Principal, action: str, dataset: str | None,
-               ctx: Any) -> Any:
-    resource = Resource(grade=_grade(container, dataset), dataset=dataset, owner_org=principal.org)
+               ctx: Any, grade: str | None = None) -> Any:
+    grade = grade if grade is not None else _grade(container, dataset)
+    resource = Resource(grade=grade, dataset=dataset, owner_org=principal.org)
     return authorize(container, principal, action, resource, ctx)
 
 
@@ -63,12 +64,13 @@ def embed(container: Any, principal: Principal, src: str, dst: str, *, recipient
     """Mark ``src`` for ``recipient`` into ``dst``, register the copy, audit it.
 
     Raises ``TableTooSmall`` (nothing written) when the table cannot carry a mark and no
-    canary rows were asked for.
+    canary rows were asked for. The usability bound comes from the watermark policy.
     """
     name = dataset or Path(source_name or src).stem
-    decision = _authorize(container, principal, "watermark_embed", name, ctx)
+    grade = _grade(container, name)
+    decision = _authorize(container, principal, "watermark_embed", name, ctx, grade)
     wm = container.watermarker
-    params = params or Params()
+    params = wm.bounded(params, grade)
     try:
         out = wm.embed_file(src, dst, recipient, params)
     except TableTooSmall:
