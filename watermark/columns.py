@@ -118,5 +118,5 @@ def plan_columns(batch: pa.RecordBatch, params: Params) -> Plan:
         numeric_columns=tuple(c.name for c in carriers if c.kind == "numeric"),
         masked_columns=tuple(c.name for c in carriers if c.kind in ("masked", "pattern")),
         gamma=params.gamma, code_bits=params.code_bits, min_digits=params.min_digits,
-        version=2, carriers=tuple(carriers), sources=tuple(sources),
+        version=3, carriers=tuple(carriers), sources=tuple(sources),
         max_rel_error=params.max_rel_error)

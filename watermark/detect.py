@@ -197,7 +197,7 @@ class Detector:
                 continue
             pos = positions(hashes, column_salt(self.secret, plan_name), periods=every,
                             code_bits=plan.code_bits,
-                            levels=len(carrier.levels))
+                            levels=len(carrier.levels), version=plan.version)
             col = as_string(batch.column(name))
             src_of_row = np.full(batch.num_rows, -1, dtype=np.int64)
             src_of_row[pos.rows] = pos.source

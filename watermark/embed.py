@@ -103,7 +103,7 @@ class Embedder:
                 continue
             pos = positions(hashes, column_salt(self.secret, name), periods=every,
                             code_bits=plan.code_bits,
-                            levels=len(carrier.levels))
+                            levels=len(carrier.levels), version=plan.version)
             out = self._carry_mark(carrier, s, pos, plan)
             self._check_format(s, out, dots=carrier.kind == "numeric")
             arrays.append(out if col.type == pa.string() else pc.cast(out, col.type))
@@ -185,7 +185,7 @@ class Embedder:
         plan = self.plan
         if plan is None:
             plan = Plan("virtual", (), (), (), self.params.gamma, self.params.code_bits,
-                        self.params.min_digits, version=2,
+                        self.params.min_digits, version=3,
                         max_rel_error=self.params.max_rel_error)
         cols = []
         for carrier in plan.carriers:

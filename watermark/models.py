@@ -118,7 +118,9 @@ class Plan:
     masked columns); registry records without a version are read as version 1 and still
     detected the old way. Version 2 adds ``carriers`` (every marked column with its
     levels), ``sources`` (primary key and quasi-identifier sets to find rows by) and the
-    usability bound ``max_rel_error``.
+    usability bound ``max_rel_error``. Version 3 gives the coarsest level of a numeric
+    carrier more of the marks, and marks masked values ("pattern") and pseudonyms by
+    value; version-2 records keep their level split and their "masked" carriers.
     """
 
     key_mode: str  # "primary" | "virtual"
