@@ -82,6 +82,26 @@ def _profiles() -> dict[str, Params]:
         "default": marks.for_grade(None).params()}
 
 
+def _null_tables(make, copies: list[IssuedCopy], params: Params, n: int,
+                 seed: int) -> tuple[int, float]:
+    """(accusations, smallest corrected p) over ``n`` tables of 2,000 rows that are
+    unmarked, marked under another key or for an unregistered recipient."""
+    accusations = 0
+    smallest = 1.0
+    for i in range(n):
+        suspect = make(2000, seed=seed + i)
+        if i % 3 == 1:
+            suspect, _ = embed_table(suspect, f"other-key-{i}".encode(), LEAKER, params)
+        elif i % 3 == 2:
+            suspect, _ = embed_table(suspect, SECRET, f"unregistered-{i}", params)
+        if i % 2:
+            suspect = suspect.drop_columns([suspect.column_names[0]])
+        v = detect_table(suspect, SECRET, copies, alpha=ALPHA)
+        accusations += v.verdict != "none"
+        smallest = min(smallest, min(c.p_adjusted for c in v.candidates))
+    return accusations, smallest
+
+
 def _issue17_suite(plan, columns: list[str]) -> dict[str, attacks.Attack]:
     num = plan.numeric_columns
     key = plan.key_columns[0]
@@ -241,39 +261,27 @@ def main() -> None:
     v = detect_table(mixed.drop_columns([rep.plan.key_columns[0]]), SECRET, copies, alpha=ALPHA)
     accused = sorted(c.recipient for c in v.candidates if c.accused)
     collusion_ok = bool(accused) and set(accused) <= {LEAKER, other}
-    print(f"\ncollusion (2 copies mixed by row, key dropped): accused {accused}, "
-          f"colluders {LEAKER}, {other}")
+    marked_xb, _ = embed_table(extract, SECRET, other,
+                               replace(standard, pseudonyms=("联系电话", "银行卡")))
+    pick = np.random.default_rng(5).random(extract.num_rows) < 0.5
+    mixed = pa.table({n: pa.array(np.where(pick, marked_x.column(n).to_numpy(zero_copy_only=False),
+                                           marked_xb.column(n).to_numpy(zero_copy_only=False)))
+                      for n in extract.column_names if n != rep_x.plan.key_columns[0]})
+    v = detect_table(mixed, SECRET, copies_x, alpha=ALPHA)
+    accused_x = sorted(c.recipient for c in v.candidates if c.accused)
+    collusion_ok = collusion_ok and bool(accused_x) and set(accused_x) <= {LEAKER, other}
+    print(f"\ncollusion (2 copies mixed by row, key dropped): issue table accused {accused}, "
+          f"extract table accused {accused_x}; colluders {LEAKER}, {other}")
 
     # No accusation on unmarked tables / other keys / unregistered recipients.
-    accusations = 0
-    smallest = 1.0
-    for i in range(n_tables):
-        suspect = attacks.issue_table(2000, seed=100_000 + i)
-        if i % 3 == 1:
-            suspect, _ = embed_table(suspect, f"other-key-{i}".encode(), LEAKER, standard)
-        elif i % 3 == 2:
-            suspect, _ = embed_table(suspect, SECRET, f"unregistered-{i}", standard)
-        if i % 2:
-            suspect = suspect.drop_columns([suspect.column_names[0]])
-        v = detect_table(suspect, SECRET, copies, alpha=ALPHA)
-        accusations += v.verdict != "none"
-        smallest = min(smallest, min(c.p_adjusted for c in v.candidates))
+    accusations, smallest = _null_tables(attacks.issue_table, copies, standard, n_tables,
+                                         100_000)
     print(f"{n_tables} unmarked / foreign-key / unregistered tables (half without the key): "
           f"{accusations} accusations, smallest corrected p-value {smallest:.3g}")
     n_extract = max(n_tables // 5, 10)
-    x_accusations = 0
-    x_smallest = 1.0
-    for i in range(n_extract):
-        suspect = attacks.extract_table(2000, seed=200_000 + i)
-        if i % 3 == 1:
-            suspect, _ = embed_table(suspect, f"other-key-{i}".encode(), LEAKER, standard)
-        elif i % 3 == 2:
-            suspect, _ = embed_table(suspect, SECRET, f"unregistered-{i}", standard)
-        if i % 2:
-            suspect = suspect.drop_columns([suspect.column_names[0]])
-        v = detect_table(suspect, SECRET, copies_x, alpha=ALPHA)
-        x_accusations += v.verdict != "none"
-        x_smallest = min(x_smallest, min(c.p_adjusted for c in v.candidates))
+    x_accusations, x_smallest = _null_tables(
+        attacks.extract_table, copies_x, replace(standard, pseudonyms=("联系电话", "银行卡")),
+        n_extract, 200_000)
     print(f"{n_extract} unmarked / foreign-key / unregistered extract tables (masked values and "
           f"pseudonyms; half without the key): {x_accusations} accusations, smallest corrected "
           f"p-value {x_smallest:.3g}")
@@ -296,8 +304,9 @@ def main() -> None:
         {"metric": "innocents accused over all attacks",
          "ours": sum(r["innocents"] for r in rows), "anchor": 0, "ratio": None,
          "goal": "= 0", "unit": "recipients", "met": sum(r["innocents"] for r in rows) == 0},
-        {"metric": "collusion of 2 (key dropped): a colluder named, no innocent",
-         "ours": len(accused), "anchor": None, "ratio": None, "goal": "true",
+        {"metric": "collusion of 2 (key dropped; issue and extract tables): a colluder named, "
+                   "no innocent",
+         "ours": len(accused) + len(accused_x), "anchor": None, "ratio": None, "goal": "true",
          "unit": "accused", "met": collusion_ok},
         {"metric": f"accusations on {n_tables} unmarked/foreign tables", "ours": accusations,
          "anchor": 0, "ratio": None, "goal": "= 0", "unit": "tables", "met": accusations == 0},

@@ -82,8 +82,9 @@ def hide_one_more(arr: pa.Array) -> tuple[pa.Array, np.ndarray]:
     """(form B of every cell, ok): one more character hidden next to the first mask run.
 
     The character right of the run is hidden when it is a letter or digit, else the one
-    left of it; ``ok`` is False where neither is, or fewer than two characters would stay
-    visible (the cell is then written in form A only and carries no bit).
+    left of it; ``ok`` is False (and the cell returned as it is) where neither is, or
+    fewer than two characters would stay visible: the cell then has form A only and
+    carries no bit.
     """
     text = pc.fill_null(arr, "")
     parts = pc.extract_regex(text, _RUN)
@@ -97,17 +98,19 @@ def hide_one_more(arr: pa.Array) -> tuple[pa.Array, np.ndarray]:
                                            pc.utf8_slice_codeunits(tail, 1), "")
     as_left = pc.binary_join_element_wise(pc.utf8_slice_codeunits(head, 0, -1), star, run,
                                           tail, "")
-    out = pc.if_else(pa.array(right), as_right, as_left)
     visible = _ints(pc.utf8_length(text)) - mask_counts(text) - 1
     ok = eligible(text) & _bools(pc.is_valid(parts)) & (right | left) & \
         (visible >= _MIN_VISIBLE)
+    out = pc.if_else(pa.array(ok), pc.if_else(pa.array(right), as_right, as_left), text)
     return out, ok
 
 
 def standard_counts(arr: pa.Array) -> tuple[tuple[int, int], ...]:
     """(length, mask count) of form A per length, or ``()`` when the column is not
     written in form A alone (a length without one dominant count)."""
-    _, ok = hide_one_more(arr)
+    # Every masked cell counts, carrier or not: a length with two counts could not tell
+    # a form-B cell from another value's form A.
+    ok = eligible(arr)
     lengths = _ints(pc.utf8_length(arr))[ok]
     counts = mask_counts(arr)[ok]
     by_length: dict[int, Counter[int]] = {}
