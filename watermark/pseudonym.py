@@ -80,6 +80,31 @@ def _check_char(body: str, form: str) -> str:
     return str((10 - total % 10) % 10)
 
 
+def _index(chars: pa.Array, alphabet: str) -> np.ndarray:
+    # Position of every character in the alphabet (-1: not in it).
+    found = pc.index_in(chars, value_set=pa.array(list(alphabet)))
+    return np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _check_chars(heads: pa.Array, form: str) -> pa.Array:
+    """The check character of every digit string (vectorised when they share a length)."""
+    values = heads.to_pylist()
+    width = {len(v) for v in values}
+    if len(width) != 1:
+        return pa.array([_check_char(v, form) for v in values], type=pa.string())
+    d = (np.frombuffer("".join(values).encode("ascii"), dtype=np.uint8)
+         .reshape(len(values), -1).astype(np.int64) - 48)
+    if form == "id18":
+        table = np.array(list(_ID_CHECK))
+        return pa.array(table[(d * _ID_WEIGHTS[: d.shape[1]]).sum(axis=1) % 11].tolist(),
+                        type=pa.string())
+    doubled = d[:, ::-1].copy()
+    doubled[:, 0::2] *= 2
+    doubled = np.where(doubled > 9, doubled - 9, doubled)
+    check = (10 - doubled.sum(axis=1) % 10) % 10
+    return pc.cast(pa.array(check), pa.string())
+
+
 def _split(arr: pa.Array, form: str) -> tuple[pa.Array, pa.Array, np.ndarray]:
     # (body, free character, readable?) of every cell.
     text = pc.fill_null(arr, "")
@@ -117,22 +142,19 @@ def embed_pseudonyms(arr: pa.Array, form: str, code: np.ndarray, secret: bytes,
         return arr, 0, 0
     alphabet = _ALPHABET[form]
     want = np.where((code[bit] ^ mask) == 1, c1, c0)
-    bodies = pc.take(body, pa.array(rows)).to_pylist()
-    olds = pc.take(char, pa.array(rows)).to_pylist()
-    news = []
-    changed = np.zeros(rows.size, dtype=bool)
-    for j, (b, old, w) in enumerate(zip(bodies, olds, want.tolist(), strict=True)):
-        c = alphabet[w]
-        changed[j] = c != old
-        news.append(b + c + (_check_char(b + c, form) if form in _CHECKED else ""))
+    changed = _index(pc.take(char, pa.array(rows)), alphabet) != want
     if not changed.any():
         return arr, int(rows.size), 0
+    rows = rows[changed]
+    heads = pc.binary_join_element_wise(
+        pc.take(body, pa.array(rows)),
+        pc.take(pa.array(list(alphabet)), pa.array(want[changed])), "")
+    if form in _CHECKED:
+        heads = pc.binary_join_element_wise(heads, _check_chars(heads, form), "")
     mask_rows = np.zeros(len(arr), dtype=bool)
-    mask_rows[rows[changed]] = True
-    out = pc.replace_with_mask(arr, pa.array(mask_rows),
-                               pa.array([n for n, c in zip(news, changed, strict=True) if c],
-                                        type=pa.string()))
-    return out, int(rows.size), int(changed.sum())
+    mask_rows[rows] = True
+    return pc.replace_with_mask(arr, pa.array(mask_rows), heads), int(keep.sum()), \
+        int(rows.size)
 
 
 def read_pseudonyms(arr: pa.Array, form: str, secret: bytes, salt: np.uint64, *, gamma: int,
@@ -140,12 +162,6 @@ def read_pseudonyms(arr: pa.Array, form: str, secret: bytes, salt: np.uint64, *,
     """(row, bit index, recovered bit) of every marked cell written in ``c0`` or ``c1``."""
     body, char, ok = _split(arr, form)
     rows, bit, mask, c0, c1 = _choices(body, form, secret, salt, gamma, code_bits)
-    alphabet = _ALPHABET[form]
-    lookup = np.full(128, -1, dtype=np.int64)
-    for i, c in enumerate(alphabet):
-        lookup[ord(c)] = i
-    chars = pc.take(char, pa.array(rows)).to_pylist()
-    idx = np.array([lookup[ord(c)] if len(c) == 1 and ord(c) < 128 else -1 for c in chars],
-                   dtype=np.int64)
+    idx = _index(pc.take(char, pa.array(rows)), _ALPHABET[form])
     keep = ok[rows] & ((idx == c0) | (idx == c1))
     return rows[keep], bit[keep], ((idx[keep] == c1[keep]).astype(np.int8) ^ mask[keep])
