@@ -11,7 +11,8 @@ The unmarked masking writes each value in form A or B by a keyed coin, half and 
 that a cell chosen to carry a bit takes the form the bit says (``form = bit XOR keyed
 mask``, itself half and half): mask counts, hidden positions and patterns are the same
 mixture in a marked and an unmarked copy. The coin of the other cells is keyed by the
-recipient, so two copies differ in about half of their cells, not only where marks are.
+recipient and the value, so two copies differ in about half of their cells, not only
+where marks are.
 
 Which cells carry a bit is a keyed function of the value's form B (the same text whichever
 form a copy shows), not of the row: one value reads the same everywhere in a copy, and
@@ -146,18 +147,15 @@ class PatternSites:
     rows: np.ndarray  # int64 cells selected to carry a bit
     bit: np.ndarray  # int64 codeword bit carried
     mask: np.ndarray  # int8 keyed bit XORed on
-    coin: np.ndarray  # int8 form of every cell (row-aligned) when it carries no bit
 
 
 def _sites(identity: pa.Array, secret: bytes, salt: np.uint64, *, gamma: int,
-           code_bits: int, coin_key: bytes | None) -> PatternSites:
+           code_bits: int) -> PatternSites:
     sel = mix(row_hashes(identity, subkey(secret, "mask-pattern")), salt)
     rows = np.flatnonzero(sel % _U(gamma) == 0)
     s = sel[rows]
-    coin = (np.zeros(len(identity), dtype=np.int8) if coin_key is None else
-            (row_hashes(identity, coin_key) >> _U(63)).astype(np.int8))
     return PatternSites(rows, ((s >> _U(20)) % _U(code_bits)).astype(np.int64),
-                        (s >> _U(63)).astype(np.int8), coin)
+                        (s >> _U(63)).astype(np.int8))
 
 
 def embed_patterns(arr: pa.Array, patterns: tuple[tuple[int, int], ...], code: np.ndarray,
@@ -168,8 +166,10 @@ def embed_patterns(arr: pa.Array, patterns: tuple[tuple[int, int], ...], code: n
     todo = is_a & ok
     if not todo.any():
         return arr, 0, 0
-    sites = _sites(bform, secret, salt, gamma=gamma, code_bits=code.size, coin_key=coin_key)
-    form = sites.coin.copy()
+    sites = _sites(bform, secret, salt, gamma=gamma, code_bits=code.size)
+    # The other cells take a keyed coin of their own value, as the mask operator's
+    # variants do: values that share a form B are not tied together.
+    form = (row_hashes(pc.fill_null(arr, ""), coin_key) >> _U(63)).astype(np.int8)
     form[sites.rows] = code[sites.bit] ^ sites.mask
     to_b = todo & (form == 1)
     marked = int(todo[sites.rows].sum())
@@ -184,7 +184,7 @@ def read_patterns(arr: pa.Array, patterns: tuple[tuple[int, int], ...], secret: 
     """(row, bit index, recovered bit) of every readable marked cell of a suspect."""
     is_a, is_b, bform, ok = _forms(arr, patterns)
     identity = pc.if_else(pa.array(is_b), pc.fill_null(arr, ""), bform)
-    sites = _sites(identity, secret, salt, gamma=gamma, code_bits=code_bits, coin_key=None)
+    sites = _sites(identity, secret, salt, gamma=gamma, code_bits=code_bits)
     keep = ((is_a & ok) | is_b)[sites.rows]
     rows = sites.rows[keep]
     bits = is_b[rows].astype(np.int8) ^ sites.mask[keep]
