@@ -38,8 +38,8 @@ sys.path.insert(0, str(REPO))
 import numpy as np
 import pyarrow as pa
 
-from tests.watermark import attacks
 from quanguard.policy.watermark_profiles import WATERMARK_FILE, parse_watermark
+from tests.watermark import attacks
 from tests.watermark.stats import column_tests, unmarked_masked_copy
 from watermark import IssuedCopy, Params, codeword, detect_table, embed_table, key_fingerprint
 from watermark.hashing import codeword_hex

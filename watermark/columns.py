@@ -17,9 +17,9 @@ import pyarrow as pa
 from watermark.category import variant_classes
 from watermark.errors import NoMarkableColumns, WatermarkError
 from watermark.identity import choose_sources
+from watermark.masked import standard_counts
 from watermark.models import Carrier, Params, Plan, Source
 from watermark.numeric import as_string
-from watermark.masked import standard_counts
 from watermark.profile import ColumnProfile, profile_column
 from watermark.pseudonym import pseudonym_form
 

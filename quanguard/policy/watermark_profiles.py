@@ -107,12 +107,12 @@ def parse_watermark(data: bytes, path: str, grades: list[str] | None
             if grades is not None and grade not in grades:
                 sheet.error(key_node, f"grades: unknown grade '{grade}' (grades.yaml defines: "
                             f"{' '.join(grades)})")
-            name = sheet.string(node, f"grades: {grade}")
-            if name is not None and profiles and name not in profiles:
-                sheet.error(node, f"grades: {grade}: '{name}' is not a profile "
+            target = sheet.string(node, f"grades: {grade}")
+            if target is not None and profiles and target not in profiles:
+                sheet.error(node, f"grades: {grade}: '{target}' is not a profile "
                             f"(profiles: {' '.join(profiles)})")
-            elif name is not None:
-                mapped[grade] = name
+            elif target is not None:
+                mapped[grade] = target
     if sheet.problems:
         return None, sheet.problems
     return WatermarkPolicy(default, profiles, mapped), []

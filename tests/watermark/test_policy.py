@@ -91,8 +91,14 @@ def test_round_to_100_survives_only_where_the_profile_allows_coarse_marks():
              zip(table.column(income).to_pylist(), coarse.column(income).to_pylist(),
                  strict=True)]
     assert max(moved) == pytest.approx(100, abs=1e-6)
-    attack = attacks.round_to(100, rep_c.plan.numeric_columns)
+    # Only 月收入 left, rounded to 100: the coarse profile's ±100 marks survive ...
+    attack = attacks.chain(attacks.drop("公积金缴存额", "用电量"),
+                           attacks.round_to(100, (income,)))
     v = detect_table(attack(coarse, random.Random(1)), SECRET,
                      registered(SECRET, rep_c.plan, RECIPIENTS))
     assert v.recipient == RECIPIENTS[5] and v.p_value < 1e-6
     assert [c.recipient for c in v.candidates if c.accused] == [RECIPIENTS[5]]
+    # ... the default profile makes no such claim: its marks of at most ±10 are rounded away
+    v = detect_table(attack(standard, random.Random(1)), SECRET,
+                     registered(SECRET, rep.plan, RECIPIENTS))
+    assert v.verdict == "none" and not any(c.accused for c in v.candidates)
