@@ -27,12 +27,28 @@ _ID_NAME = re.compile(
     r"(^id$|_id$|^id_|^pk$|^key$|uuid|编号|主键|序号|流水号|^no$|_no$|编码$)", re.IGNORECASE)
 
 
-def _find_key(names: list[str], profiles: dict[str, ColumnProfile]) -> tuple[str, ...]:
+def _find_key(names: list[str], profiles: dict[str, ColumnProfile],
+              pseudonyms: tuple[str, ...] = ()) -> tuple[str, ...]:
+    # Pseudonyms and fakes named for marking are found by value; they are never the key.
+    names = [n for n in names if n not in pseudonyms]
     hinted = [n for n in names if _ID_NAME.search(n) and profiles[n].unique]
     if hinted:
         return (hinted[0],)
     coded = [n for n in names if profiles[n].kind == "id" and profiles[n].unique]
     return tuple(coded[:1])
+
+
+_SAMPLE = 5000  # rows the plan is decided from
+
+
+def pseudonym_columns(table: pa.Table | pa.RecordBatch, names: tuple[str, ...]) -> tuple[str, ...]:
+    """Those of ``names`` (columns a masking plan made up: fakes, keyed pseudonyms) whose
+    values take a form a pseudonym mark fits — hex pseudonyms, ID numbers, Luhn card
+    numbers, digit strings. A made-up name or address carries no such mark and is left
+    to the other carriers; a name not in the table is ignored."""
+    sample = table.slice(0, min(table.num_rows, _SAMPLE))
+    return tuple(n for n in dict.fromkeys(names) if n in sample.schema.names and
+                 pseudonym_form(as_string(sample.column(n)), explicit=True) is not None)
 
 
 def _carrier(name: str, p: ColumnProfile, params: Params, explicit: bool,
@@ -75,14 +91,18 @@ def plan_columns(batch: pa.RecordBatch, params: Params) -> Plan:
     for, which need no carrier).
     """
     names = list(batch.schema.names)
-    batch = batch.slice(0, min(batch.num_rows, 5000))
+    batch = batch.slice(0, min(batch.num_rows, _SAMPLE))
     cols = {n: as_string(batch.column(n)) for n in names}
     for n in params.key_columns + params.columns + params.pseudonyms:
         if n not in cols:
             raise WatermarkError(f"column {n!r} is not in the table (columns: {', '.join(names)})")
     profiles = {n: profile_column(n, cols[n], max_rel_error=params.max_rel_error,
                                   max_step=params.max_step) for n in names}
-    keys = tuple(params.key_columns) or _find_key(names, profiles)
+    keys = tuple(params.key_columns) or _find_key(names, profiles, params.pseudonyms)
+    for n in params.pseudonyms:
+        if n in keys:
+            raise WatermarkError(f"column {n!r} is the row key and cannot also be marked "
+                                 "as pseudonyms")
     carriers: list[Carrier] = []
     wanted = params.columns + tuple(n for n in params.pseudonyms if n not in params.columns) \
         if params.columns else tuple(n for n in names if n not in keys)

@@ -18,7 +18,16 @@ import pyarrow as pa
 from sqlalchemy.orm import Session
 
 from desensitize.masker import mask_table
-from exchange import Caller, Catalog, Exchange, Grading, Grant, MasterKey, ReceiptSigner
+from exchange import (
+    Caller,
+    Catalog,
+    Exchange,
+    Grading,
+    Grant,
+    MaskedTable,
+    MasterKey,
+    ReceiptSigner,
+)
 from quanguard.auth import Principal
 from quanguard.errors import Forbidden
 from quanguard.gate import RequestContext, authorize, record_denial
@@ -33,6 +42,9 @@ _MASK_SAMPLE = 10_000  # rows a masking plan is made from
 # masking operators whose output still looks like the entity by design (format-preserving
 # or kept): a re-scan finding the entity in such a column is not a leak
 _FORMAT_KEEPING = frozenset({"keep", "fpe", "fake", "encrypt", "generalize", "noise"})
+# masking operators that make values up (fakes, keyed pseudonyms): the watermark may
+# mark them by a keyed choice of their free character
+_MADE_UP = frozenset({"fake", "hash"})
 _OUTCOMES = {"success": "success", "denied": "failure", "pending": "unknown", "failure": "failure"}
 
 
@@ -133,7 +145,9 @@ class _MaskAdapter:
     def __init__(self, container: Any) -> None:
         self._container = container
 
-    def mask_table(self, table: pa.Table, profile: str) -> pa.Table:
+    def mask_table(self, table: pa.Table, profile: str) -> MaskedTable:
+        """The masked copy and the columns the plan made up (``fake``/``hash``): those
+        carry watermarks by a keyed choice of their free character."""
         service = self._container.masker
         strings = _strings(table)
         scanner = self._container.scanner
@@ -142,7 +156,9 @@ class _MaskAdapter:
         plan = service.plan(report, profile)
         finder = service.span_finder() if any(c.op == "spans" for c in plan.columns) else None
         masked, _stats = mask_table(strings, plan, keyring=service.keyring(), span_finder=finder)
-        return masked
+        made_up = tuple(c.name for c in plan.columns
+                        if c.op in _MADE_UP and c.name in masked.column_names)
+        return MaskedTable(masked, made_up)
 
     def leaks(self, table: pa.Table, profile: str) -> list[str]:
         """Scan every row of the copy; a column holding an entity that the profile
@@ -214,8 +230,10 @@ class _WatermarkAdapter:
     def __init__(self, container: Any) -> None:
         self._container = container
 
-    def embed_table(self, table: pa.Table, recipient: str, *, dataset: str) -> pa.Table:
-        out = self._container.watermarker.embed_table(table, recipient, dataset=dataset)
+    def embed_table(self, table: pa.Table, recipient: str, *, dataset: str,
+                    pseudonyms: tuple[str, ...] = ()) -> pa.Table:
+        out = self._container.watermarker.embed_table(table, recipient, dataset=dataset,
+                                                      pseudonyms=pseudonyms)
         return out  # type: ignore[no-any-return]
 
 

@@ -145,13 +145,23 @@ class WatermarkService:
 
     # -- the exchange's port ----------------------------------------------------------
     def embed_table(self, table: pa.Table, recipient: str, *,
-                    dataset: str = "exchange-extract") -> pa.Table:
+                    dataset: str = "exchange-extract",
+                    pseudonyms: tuple[str, ...] = ()) -> pa.Table:
         """Mark an in-memory extract and register the copy (own transaction).
 
-        A table too small for a statistical mark, or with no column that can carry one,
-        gets canary rows instead.
+        ``pseudonyms``: the columns the masking made up (``fake``, ``hash``); those whose
+        values a pseudonym mark fits carry marks (recorded in the plan, so detection needs
+        no hint). A table too small for a statistical mark, or with no column that can
+        carry one, gets canary rows instead.
         """
-        out, report = self._embed_in_memory(table, recipient, self.bounded(None))
+        from dataclasses import replace
+
+        from watermark.columns import pseudonym_columns
+
+        params = self.bounded(None)
+        if params.mark_pseudonyms and pseudonyms:  # the policy may keep pseudonyms unchanged
+            params = replace(params, pseudonyms=pseudonym_columns(table, tuple(pseudonyms)))
+        out, report = self._embed_in_memory(table, recipient, params)
         digest = _table_digest(out)
         with self._container.session() as session, session.begin():
             self.register(session, dataset=dataset, report=report,
