@@ -28,6 +28,7 @@ def embed(
     key_column: Annotated[list[str] | None, typer.Option("--key-column", help="Primary-key column (repeatable); default: an ID column, else a virtual key")] = None,
     column: Annotated[list[str] | None, typer.Option("--column", help="Column to mark (repeatable); default: every column that can carry a mark")] = None,
     canaries: Annotated[int, typer.Option("--canaries", help="Per-recipient fake rows to append (small tables)")] = 0,
+    pseudonym_column: Annotated[list[str] | None, typer.Option("--pseudonym-column", help="Column of values the masking made up (repeatable): fakes from the fake operator (phone, ID, bank card numbers) or hash pseudonyms; they carry marks in a keyed choice of one character (ID and card check characters recomputed). Hex pseudonyms are marked without it. The plan records the column: detect needs no hint")] = None,
     fmt: _Format = OutputFormat.table,
 ) -> None:
     """Write a copy of SRC marked for RECIPIENT to OUT and register it. Every column that
@@ -38,7 +39,8 @@ def embed(
     still names its recipient. Fails (and writes nothing) if the table is too small to
     carry a mark."""
     params = Params(gamma=gamma, key_columns=tuple(key_column or ()),
-                    columns=tuple(column or ()), canaries=canaries)
+                    columns=tuple(column or ()), canaries=canaries,
+                    pseudonyms=tuple(pseudonym_column or ()))
     with use_container() as container:
         result = uc.embed(container, cli_principal(container), src, out, recipient=recipient,
                           dataset=dataset, params=params)

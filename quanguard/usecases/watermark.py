@@ -17,7 +17,7 @@ from quanguard.auth import Principal
 from quanguard.gate import authorize
 from quanguard.policy.model import Resource
 from quanguard.services.scan import list_assets
-from watermark import EmbedReport, Params, TableTooSmall, Verdict
+from watermark import EmbedReport, Params, TableTooSmall, Verdict, WatermarkError
 
 __all__ = ["EmbedResult", "copies", "detect", "embed"]
 
@@ -71,6 +71,10 @@ def embed(container: Any, principal: Principal, src: str, dst: str, *, recipient
     decision = _authorize(container, principal, "watermark_embed", name, ctx, grade)
     wm = container.watermarker
     params = wm.bounded(params, grade)
+    if params.pseudonyms and not params.mark_pseudonyms:
+        raise WatermarkError(
+            f"the watermark policy for {name!r} (grade {grade or 'unknown'}) keeps pseudonyms "
+            f"unchanged; do not name pseudonym columns ({', '.join(params.pseudonyms)})")
     try:
         out = wm.embed_file(src, dst, recipient, params)
     except TableTooSmall:
