@@ -14,7 +14,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from exchange.errors import InvalidQuery, Refused
-from exchange.ports import Masker, Watermarker
+from exchange.ports import MaskedTable, Masker, Watermarker
 
 FORMATS = ("csv", "parquet")
 
@@ -33,7 +33,8 @@ def make_extract(
     profile: str | None, recipient: str, watermark: bool, fmt: str, dataset: str,
     row_limit: int | None = None,
 ) -> ExtractOutput:
-    """Mask, then watermark, then re-scan, then serialise ``table``.
+    """Mask, then watermark (the columns the masking made up included), then re-scan,
+    then serialise ``table``.
 
     Raises Refused when masking or marking is required but unavailable, the table is
     larger than the policy's row limit, or the re-scan of the marked copy still finds an
@@ -47,12 +48,17 @@ def make_extract(
         raise Refused("policy names no masking profile for this extract; refusing an unmasked copy")
     if masker is None:
         raise Refused("masking is not available in this service; extract refused")
-    out = masker.mask_table(table, profile)
+    masked = masker.mask_table(table, profile)
+    out, pseudonyms = ((masked.table, masked.pseudonyms) if isinstance(masked, MaskedTable)
+                       else (masked, ()))
     if watermark:
         if watermarker is None:
             raise Refused("watermarking is required by policy but not available; extract refused")
         try:
-            out = watermarker.embed_table(out, recipient, dataset=dataset)
+            # Made-up values (fakes, keyed pseudonyms) carry marks too: the masking plan
+            # knows which columns they are, the leaked copy need not say.
+            out = watermarker.embed_table(out, recipient, dataset=dataset,
+                                          pseudonyms=pseudonyms)
         except Exception as exc:  # the port's refusal of this table (kind "invalid"): a decision
             if getattr(exc, "kind", None) != "invalid":
                 raise

@@ -69,8 +69,21 @@ class Scanner(Protocol):
     def grade_table(self, table: pa.Table) -> Grading: ...
 
 
+@dataclass(frozen=True)
+class MaskedTable:
+    """A masked table and the columns its operators made up: ``pseudonyms`` names the
+    columns written by ``fake`` (made-up phone numbers, ID numbers, bank cards, names) or
+    ``hash`` (keyed pseudonyms); the watermark may carry marks in those."""
+
+    table: pa.Table
+    pseudonyms: tuple[str, ...] = ()
+
+
 class Masker(Protocol):
-    def mask_table(self, table: pa.Table, profile: str) -> pa.Table: ...
+    def mask_table(self, table: pa.Table, profile: str) -> pa.Table | MaskedTable:
+        """The masked copy; a :class:`MaskedTable` when the masker can say which columns
+        it made up (a plain table: none)."""
+        ...
 
     def leaks(self, table: pa.Table, profile: str) -> list[str]:
         """Re-scan a copy about to leave (防泄漏): one line per column that still holds an
@@ -79,9 +92,12 @@ class Masker(Protocol):
 
 
 class Watermarker(Protocol):
-    """Marks a copy for ``recipient`` and registers it under ``dataset`` for leak tracing."""
+    """Marks a copy for ``recipient`` and registers it under ``dataset`` for leak tracing;
+    ``pseudonyms``: columns the masking made up (fakes, keyed pseudonyms), which may carry
+    marks too."""
 
-    def embed_table(self, table: pa.Table, recipient: str, *, dataset: str) -> pa.Table: ...
+    def embed_table(self, table: pa.Table, recipient: str, *, dataset: str,
+                    pseudonyms: tuple[str, ...] = ()) -> pa.Table: ...
 
 
 class AuditSink(Protocol):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -31,10 +32,20 @@ def binomial_tail(k: int, n: int) -> float:
         return 1.0
     if k > n:
         return 0.0
-    num = sum(math.comb(n, i) for i in range(k, n + 1))
-    # num / 2**n without float overflow: compare in log space via integer bit lengths.
-    shift = max(num.bit_length() - 60, 0)
-    return math.ldexp(float(num >> shift), shift - n)
+    return _tails(n)[k]
+
+
+@lru_cache(maxsize=256)
+def _tails(n: int) -> tuple[float, ...]:
+    # Every tail of Binomial(n, 1/2) at once: exact integer sums from the top, each divided
+    # by 2**n without float overflow (shifted to 60 significant bits first).
+    out = [0.0] * (n + 1)
+    num = 0
+    for i in range(n, -1, -1):
+        num += math.comb(n, i)
+        shift = max(num.bit_length() - 60, 0)
+        out[i] = math.ldexp(float(num >> shift), shift - n)
+    return tuple(out)
 
 
 def bits_needed(tests: int, alpha: float) -> int:

@@ -40,10 +40,11 @@ from watermark.hashing import (
 )
 from watermark.identity import identity_hashes
 from watermark.levels import read_levels
-from watermark.masked import read_masked, read_masked_at
+from watermark.masked import read_masked, read_masked_at, read_patterns
 from watermark.models import Candidate, IssuedCopy, Plan, Verdict
 from watermark.numeric import as_string, read_numeric
 from watermark.positions import periods, positions
+from watermark.pseudonym import read_pseudonyms
 from watermark.scoring import Statistic, agreements, statistics
 
 
@@ -121,7 +122,9 @@ class Detector:
             if plan.version >= 2:
                 g.sources = [present(s.columns) for s in plan.sources]
                 g.source_rows = [0] * len(plan.sources)
-                located = any(s is not None for s in g.sources)
+                # Masked values and pseudonyms are found by their own values.
+                located = any(s is not None for s in g.sources) or any(
+                    kind in ("pattern", "pseudonym") for _, _, kind in g.columns)
                 for s in plan.sources:
                     missing.update(c for c in s.columns if canonical_name(c) not in lookup)
             else:
@@ -181,9 +184,20 @@ class Detector:
         per_source = np.zeros((len(plan.sources), batch.num_rows), dtype=bool)
         for plan_name, name, kind in g.columns:
             carrier = carriers[plan_name]
+            if kind in ("pattern", "pseudonym"):
+                col = as_string(batch.column(name))
+                salt = column_salt(self.secret, plan_name)
+                rows, idx, bit = (
+                    read_patterns(col, carrier.patterns, self.secret, salt, gamma=plan.gamma,
+                                  code_bits=plan.code_bits) if kind == "pattern" else
+                    read_pseudonyms(col, carrier.form, self.secret, salt, gamma=plan.gamma,
+                                    code_bits=plan.code_bits))
+                g.vote(f"v|{plan_name}", kind, idx, bit)
+                used[rows] = True
+                continue
             pos = positions(hashes, column_salt(self.secret, plan_name), periods=every,
                             code_bits=plan.code_bits,
-                            levels=len(carrier.levels))
+                            levels=len(carrier.levels), version=plan.version)
             col = as_string(batch.column(name))
             src_of_row = np.full(batch.num_rows, -1, dtype=np.int64)
             src_of_row[pos.rows] = pos.source

@@ -21,14 +21,16 @@ from watermark.hashing import (
     column_salt,
     key_fingerprint,
     row_hashes,
+    subkey,
     virtual_keys,
 )
 from watermark.identity import identity_hashes
 from watermark.levels import embed_levels
-from watermark.masked import embed_masked_at
+from watermark.masked import embed_patterns
 from watermark.models import Carrier, ColumnReport, EmbedReport, Params, Plan
 from watermark.numeric import as_string, column_sum
 from watermark.positions import Positions, periods, positions
+from watermark.pseudonym import embed_pseudonyms
 
 
 def needed_marks(params: Params) -> int:
@@ -92,10 +94,16 @@ class Embedder:
             if carrier is None:
                 arrays.append(col)
                 continue
+            s = as_string(col)
+            if carrier.kind in ("pattern", "pseudonym"):
+                # Found by the value itself, not by the row.
+                out = self._value_mark(carrier, s, plan)
+                self._check_format(s, out, dots=False)
+                arrays.append(out if col.type == pa.string() else pc.cast(out, col.type))
+                continue
             pos = positions(hashes, column_salt(self.secret, name), periods=every,
                             code_bits=plan.code_bits,
-                            levels=len(carrier.levels))
-            s = as_string(col)
+                            levels=len(carrier.levels), version=plan.version)
             out = self._carry_mark(carrier, s, pos, plan)
             self._check_format(s, out, dots=carrier.kind == "numeric")
             arrays.append(out if col.type == pa.string() else pc.cast(out, col.type))
@@ -125,12 +133,23 @@ class Embedder:
             st["marked"] += marked
             st["changed"] += changed
             return out
-        target = (self.code[pos.bit] ^ pos.mask).astype(np.int8)
-        mres = embed_masked_at(s, pos.rows, target, pos.coin)
-        st["marked"] += mres.marked
-        st["changed"] += mres.changed
-        st["unflippable"] += mres.unflippable
-        return mres.array
+        raise WatermarkError(f"carrier kind {carrier.kind!r} is read only (copies of "
+                             "earlier releases); it is no longer embedded")
+
+    def _value_mark(self, carrier: Carrier, s: pa.Array, plan: Plan) -> pa.Array:
+        st = self._stat(carrier.name)
+        st["values"] += len(s) - s.null_count
+        salt = column_salt(self.secret, carrier.name)
+        if carrier.kind == "pattern":
+            out, marked, changed = embed_patterns(
+                s, carrier.patterns, self.code, self.secret, salt, gamma=plan.gamma,
+                coin_key=subkey(self.secret, f"mask-coin\x1f{self.recipient}"))
+        else:
+            out, marked, changed = embed_pseudonyms(s, carrier.form, self.code, self.secret,
+                                                    salt, gamma=plan.gamma)
+        st["marked"] += marked
+        st["changed"] += changed
+        return out
 
     def _check_format(self, before: pa.Array, after: pa.Array, *, dots: bool) -> None:
         # Measured, not assumed: every value keeps its decimals (numbers) or its length.
@@ -166,7 +185,7 @@ class Embedder:
         plan = self.plan
         if plan is None:
             plan = Plan("virtual", (), (), (), self.params.gamma, self.params.code_bits,
-                        self.params.min_digits, version=2,
+                        self.params.min_digits, version=3,
                         max_rel_error=self.params.max_rel_error)
         cols = []
         for carrier in plan.carriers:
@@ -180,6 +199,13 @@ class Embedder:
             cols.append(ColumnReport(name, carrier.kind, int(st["values"]), int(st["marked"]),
                                      int(st["changed"]), mean_before, mean_after, rel,
                                      int(st["unflippable"])))
+        for c in cols:
+            if c.relative_shift is not None and c.relative_shift > self.params.max_drift:
+                raise WatermarkError(
+                    f"column {c.name!r}: the marks would move its sum and mean by "
+                    f"{c.relative_shift:.4%}, over the usability bound of "
+                    f"{self.params.max_drift:.4%} (max_drift of the watermark policy); "
+                    "mark a larger table or leave the column out")
         marked = sum(c.marked for c in cols)
         need = needed_marks(self.params)
         if marked < need and not self._canary_rows:

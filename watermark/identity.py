@@ -44,6 +44,8 @@ def form_values(arr: pa.Array, form: str) -> pa.Array:
     base = canonical_keys(arr)
     if form == "exact":
         return base
+    if form.startswith("stem:"):
+        return pc.utf8_slice_codeunits(base, 0, -int(form.split(":", 1)[1]))
     if form == "month":
         parts = pc.extract_regex(base, DATE)
         ok = pc.fill_null(pc.match_substring_regex(base, DATE), False)
@@ -119,6 +121,9 @@ def _stable_forms(profiles: dict[str, ColumnProfile], carriers: dict[str, str],
             out.append((name, "month"))
         elif kind == "category":
             out.append((name, "class"))
+        elif kind is not None and kind.startswith("pseudonym:"):
+            # the body of a pseudonym never moves (only its free character does)
+            out.append((name, "stem:2" if kind.endswith(("luhn", "id18")) else "stem:1"))
         elif kind is None:  # an untouched column (an unmarked masked one too)
             out.append((name, "exact"))
     return out

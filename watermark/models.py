@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -22,10 +23,16 @@ class Params:
     itself (a numeric mark of size ``10**e`` is put only on values ``|v| >= 10**e /
     max_rel_error``); the sum of every column is rebalanced so its mean drifts by well
     under ``max_drift``.
+    ``max_step``: the largest move of a numeric mark (a power of ten): marks at ±100 survive
+    rounding to 100 but are only put where the profile allows coarse moves.
     ``date_shift``: dates may move by one day (within their month) to carry a mark.
-    ``mark_masked``: masked values carry marks by hiding one more character; that leaves
-    the data as private as before but shows in a count of mask patterns, so a profile that
-    wants every marked column statistically invisible turns it off.
+    ``mark_masked``: masked values carry marks in which of two equally private renderings
+    they take (:mod:`watermark.masked`; the same mixture the ``mask`` operator's
+    ``variants`` option writes unmarked).
+    ``mark_pseudonyms``: keyed hash pseudonyms carry marks (:mod:`watermark.pseudonym`);
+    ``pseudonyms``: further columns of pseudonyms or fakes (phone numbers, ID numbers, bank
+    cards made up by the ``fake`` operator) that may carry marks the same way.
+    These bounds come from the watermark policy (``policies/watermark.yaml``).
     """
 
     gamma: int = 8
@@ -38,8 +45,11 @@ class Params:
     max_recipients: int = 1000
     max_rel_error: float = 0.02
     max_drift: float = 0.001
+    max_step: int = 10
     date_shift: bool = True
     mark_masked: bool = True
+    mark_pseudonyms: bool = True
+    pseudonyms: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         from watermark.errors import WatermarkError
@@ -56,6 +66,9 @@ class Params:
             raise WatermarkError(f"max_rel_error must be in (0, 0.1], got {self.max_rel_error}")
         if not 0 < self.max_drift < 1:
             raise WatermarkError(f"max_drift must be in (0, 1), got {self.max_drift}")
+        if self.max_step < 1 or 10 ** round(math.log10(self.max_step)) != self.max_step:
+            raise WatermarkError(f"max_step must be a power of ten (1, 10, 100, ...), "
+                                 f"got {self.max_step}")
 
 
 @dataclass(frozen=True)
@@ -64,8 +77,11 @@ class Carrier:
 
     ``kind``: "numeric" (parity of ``round(v / 10**e)`` for ``e`` in ``levels``, moved by
     ``±10**e``), "date" (parity of the day number, moved by one day inside its month),
-    "category" (which of the equivalent spellings in ``variants``) or "masked" (parity of
-    the number of mask characters). ``bucket``: for a numeric column
+    "category" (which of the equivalent spellings in ``variants``), "pattern" (which of two
+    renderings of a masked value; ``patterns``: the standard mask count per length),
+    "pseudonym" (which of two keyed characters; ``form``: see :mod:`watermark.pseudonym`),
+    or "masked" (parity of the number of mask characters: copies of earlier releases,
+    read only). ``bucket``: for a numeric column
     that also serves row identity, the exponent of the bucket ``floor(|v| / 10**bucket)``
     that no mark may change.
     """
@@ -75,6 +91,8 @@ class Carrier:
     levels: tuple[int, ...] = ()
     bucket: int | None = None
     variants: tuple[tuple[str, ...], ...] = ()  # category: the classes of equal spellings
+    patterns: tuple[tuple[int, int], ...] = ()  # pattern: (length, standard mask count)
+    form: str = ""  # pseudonym: hex | digit | luhn | id18
 
 
 @dataclass(frozen=True)
@@ -100,7 +118,9 @@ class Plan:
     masked columns); registry records without a version are read as version 1 and still
     detected the old way. Version 2 adds ``carriers`` (every marked column with its
     levels), ``sources`` (primary key and quasi-identifier sets to find rows by) and the
-    usability bound ``max_rel_error``.
+    usability bound ``max_rel_error``. Version 3 gives the coarsest level of a numeric
+    carrier more of the marks, and marks masked values ("pattern") and pseudonyms by
+    value; version-2 records keep their level split and their "masked" carriers.
     """
 
     key_mode: str  # "primary" | "virtual"
@@ -131,7 +151,8 @@ class Plan:
         for k, v in d.items():
             if k == "carriers":
                 out[k] = [{**c, "levels": list(c["levels"]),
-                           "variants": [list(x) for x in c["variants"]]} for c in v]
+                           "variants": [list(x) for x in c["variants"]],
+                           "patterns": [list(x) for x in c["patterns"]]} for c in v]
             elif k == "sources":
                 out[k] = [{**s, "columns": list(s["columns"]), "forms": list(s["forms"])}
                           for s in v]
@@ -155,7 +176,10 @@ class Plan:
                                    tuple(int(x) for x in c.get("levels", ())),
                                    None if c.get("bucket") is None else int(c["bucket"]),
                                    tuple(tuple(str(s) for s in x)
-                                         for x in c.get("variants", ())))
+                                         for x in c.get("variants", ())),
+                                   tuple((int(x[0]), int(x[1]))
+                                         for x in c.get("patterns", ())),
+                                   str(c.get("form", "")))
                            for c in d.get("carriers", ())),
             sources=tuple(Source(tuple(s["columns"]), tuple(s["forms"]), str(s.get("role", "qi")))
                           for s in d.get("sources", ())),

@@ -7,7 +7,8 @@ words are hints only — they break ties where the values leave a choice (an int
 column named like a phone number or a date is a code, not a measure).
 
 For a measure the profile also says where a mark may go without being seen: the levels
-``10**e`` at which a value may move (``10**e <= max_rel_error * |v|``) and whose digit is
+``10**e`` at which a value may move (``10**e <= max_rel_error * |v|`` and ``10**e <=
+max_step``, both from the watermark policy) and whose digit is
 spread evenly in the sample, so that moving it by one leaves the digit distribution as
 it was.
 """
@@ -23,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from watermark.masked import eligible as masked_eligible
-from watermark.masked import looks_masked
+from watermark.masked import looks_masked, standard_counts
 
 DECIMAL = r"^[+-]?[0-9]+(\.[0-9]+)?$"
 DATE = (r"^(?P<y>[0-9]{4})(?P<s1>[-/.年])(?P<m>[0-9]{1,2})(?P<s2>[-/.月])(?P<d>[0-9]{1,2})"
@@ -59,7 +60,7 @@ class ColumnProfile:
     levels: tuple[int, ...] = ()  # measure: exponents a mark may use (coarsest last)
     bucket: int | None = None  # measure: exponent of a coarse, mark-stable bucket
     dates_ok: bool = False  # date: day-of-month spread enough to move by a day
-    masked_ok: bool = False  # masked: most values long enough to carry a bit
+    masked_ok: bool = False  # masked: most values can carry a bit, written in form A
 
 
 def parse_numbers(arr: pa.Array) -> Numbers:
@@ -104,13 +105,14 @@ def _uniform_enough(digits: np.ndarray) -> bool:
     return stat < 27.88  # chi-square, 9 degrees of freedom, p = 0.001
 
 
-def _measure_levels(num: Numbers, max_rel_error: float) -> tuple[int, ...]:
+def _measure_levels(num: Numbers, max_rel_error: float, max_step: int) -> tuple[int, ...]:
     vals = np.abs(num.value[num.ok])
     vals = vals[vals > 0]
     if vals.size == 0:
         return ()
     ulp = -int(np.bincount(num.decimals[num.ok]).argmax())
-    top = math.floor(math.log10(max_rel_error * float(np.median(vals))))
+    top = min(math.floor(math.log10(max_rel_error * float(np.median(vals)))),
+              round(math.log10(max_step)))
     out = []
     for e in range(max(top - _LEVELS + 1, ulp), top + 1):
         scaled = vals[vals * max_rel_error >= 10.0 ** e]
@@ -120,7 +122,8 @@ def _measure_levels(num: Numbers, max_rel_error: float) -> tuple[int, ...]:
     return tuple(out)
 
 
-def profile_column(name: str, arr: pa.Array, *, max_rel_error: float = 0.02) -> ColumnProfile:
+def profile_column(name: str, arr: pa.Array, *, max_rel_error: float = 0.02,
+                   max_step: int = 10) -> ColumnProfile:
     """Classify a sample of one string column."""
     n = len(arr)
     filled = np.asarray(pc.fill_null(pc.greater(pc.utf8_length(arr), 0), False)
@@ -130,7 +133,7 @@ def profile_column(name: str, arr: pa.Array, *, max_rel_error: float = 0.02) -> 
     if filled.sum() < max(0.5 * n, 1):
         return ColumnProfile(name, "empty", distinct, unique)
     if looks_masked(arr):
-        ok = bool(masked_eligible(arr).mean() >= 0.5)
+        ok = bool(masked_eligible(arr).mean() >= 0.5) and bool(standard_counts(arr))
         return ColumnProfile(name, "masked", distinct, unique, masked_ok=ok)
     is_date = np.asarray(pc.fill_null(pc.match_substring_regex(arr, DATE), False)
                          .to_numpy(zero_copy_only=False), dtype=bool)
@@ -140,12 +143,14 @@ def profile_column(name: str, arr: pa.Array, *, max_rel_error: float = 0.02) -> 
         return ColumnProfile(name, "date", distinct, unique, dates_ok=day_distinct >= 20)
     num = parse_numbers(arr)
     if _share(num.ok, filled) >= 0.95:
-        return _numeric_profile(name, arr, num, filled, distinct, unique, max_rel_error)
+        return _numeric_profile(name, arr, num, filled, distinct, unique, max_rel_error,
+                                max_step)
     return ColumnProfile(name, "id" if unique else "text", distinct, unique)
 
 
 def _numeric_profile(name: str, arr: pa.Array, num: Numbers, filled: np.ndarray,
-                     distinct: int, unique: bool, max_rel_error: float) -> ColumnProfile:
+                     distinct: int, unique: bool, max_rel_error: float,
+                     max_step: int) -> ColumnProfile:
     has_point = _share(num.decimals > 0, filled) >= 0.5
     if not has_point:
         # Integers: a code when fixed-width or zero-padded, a category when few values.
@@ -162,7 +167,7 @@ def _numeric_profile(name: str, arr: pa.Array, num: Numbers, filled: np.ndarray,
             return ColumnProfile(name, "discrete", distinct, unique)
     elif distinct < 50:
         return ColumnProfile(name, "discrete", distinct, unique)
-    levels = _measure_levels(num, max_rel_error)
+    levels = _measure_levels(num, max_rel_error, max_step)
     vals = np.abs(num.value[num.ok])
     vals = vals[vals > 0]
     bucket = None

@@ -4,7 +4,9 @@ Votes are kept apart by where they came from (row identity × carrier × level):
 rounding the votes of fine levels are noise, after an edited column those of the
 identities that used it are. Each vote group gets a weight from the suspect alone: the
 share of agreeing pairs among votes for the same codeword bit, ``a = q² + (1 - q)²``,
-gives the group's reliability ``q`` and the weight ``log(q / (1 - q))`` (0 for noise).
+gives the group's reliability ``q`` and the weight ``log(q / (1 - q))`` (0 for noise); a
+pool with only a few pairs starts from a prior (``q = 0.85`` worth eight pairs), so that
+a handful of pairs cannot silence a small but live carrier.
 
 Weights are estimated per pool (one row identity and carrier kind): a single column and
 level rarely has enough pairs. A statistic (one carrier kind, or all carriers) decides
@@ -27,6 +29,8 @@ import numpy as np
 from watermark.codes import Votes, binomial_tail
 
 _Q_MAX = 0.98
+_PRIOR_Q = 0.85
+_PRIOR_PAIRS = 8.0
 _MIN_SIGN_CELLS = 20  # votes a group needs before it may be read inverted
 _SIGN_Z = 4.0  # ... and how clearly (z-score) it must disagree with the rest
 
@@ -50,10 +54,14 @@ def weight(v: Votes) -> float:
     """Log-odds reliability of a vote group, estimated from pairs of votes on one bit."""
     o, z = v.ones.astype(np.float64), v.zeros.astype(np.float64)
     n = o + z
+    if not v.cells:
+        return 0.0
     pairs = float((n * (n - 1) / 2).sum())
-    if pairs < 3:
-        return 1.0 if v.cells else 0.0
-    agree = float((o * (o - 1) / 2 + z * (z - 1) / 2).sum()) / pairs
+    # A few pairs say little: the estimate starts from a prior of _PRIOR_PAIRS pairs
+    # agreeing as marks read back at q = _PRIOR_Q would, and the pairs seen outweigh it.
+    prior = _PRIOR_Q ** 2 + (1 - _PRIOR_Q) ** 2
+    agree = (float((o * (o - 1) / 2 + z * (z - 1) / 2).sum()) + prior * _PRIOR_PAIRS) / \
+        (pairs + _PRIOR_PAIRS)
     q = (1 + math.sqrt(max(2 * agree - 1, 0.0))) / 2
     q = min(q, _Q_MAX)
     return math.log(q / (1 - q))

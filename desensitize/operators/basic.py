@@ -5,6 +5,8 @@
 surname, compound ones included, is kept), ``济南市历下区****`` (address: the
 province/city/district prefix is kept), ``z***@example.com`` (e-mail).  A value no
 longer than prefix + suffix keeps less, so at least one character is always masked.
+With ``variants: true`` about half of the values hide one more character (see
+:func:`hide_one_more`): the two renderings the watermark chooses between.
 All of it runs as Arrow compute kernels over whole columns; a few values (one record
 sent to the masking API) are masked row by row with the same rules, cheaper than a
 dozen kernel calls.
@@ -173,7 +175,47 @@ def mask_email(values: pa.Array, prefix: int, char: str) -> pa.Array:
     return pc.if_else(ok, joined, mask_chars(values, prefix, 0, char, None))
 
 
+_RUN = r"^(?P<h>[^*＊●]*)(?P<m>[*＊●]+)(?P<t>.*)$"
+_WORD = r"[\pL\pN]"
+
+
+def hide_one_more(masked: pa.Array) -> pa.Array:
+    """Each masked value with one more character hidden next to its first mask run: the
+    letter or digit right of the run, else the one left of it; a value where neither is,
+    or that would show fewer than two characters, is returned as it is."""
+    parts = pc.extract_regex(masked, _RUN)
+    h, m, t = (pc.fill_null(pc.struct_field(parts, [i]), "") for i in range(3))
+    right = pc.fill_null(pc.match_substring_regex(pc.utf8_slice_codeunits(t, 0, 1), _WORD), False)
+    left = pc.fill_null(pc.match_substring_regex(pc.utf8_slice_codeunits(h, -1), _WORD), False)
+    star = pc.utf8_slice_codeunits(m, 0, 1)
+    hidden = pc.if_else(right, _join(h, m, star, pc.utf8_slice_codeunits(t, 1)),
+                        _join(pc.utf8_slice_codeunits(h, 0, -1), star, m, t))
+    shown = pc.subtract(pc.utf8_length(masked), pc.add(pc.utf8_length(m), 1))
+    ok = pc.and_(pc.and_(pc.is_valid(parts), pc.or_(right, left)),
+                 pc.greater_equal(pc.fill_null(shown, 0), 2))
+    return pc.if_else(pc.fill_null(ok, False), hidden, masked)
+
+
+def _variants(original: pa.Array, masked: pa.Array, ctx: OpContext) -> pa.Array:
+    # Half of the values (a keyed coin of the value: the same value, the same rendering)
+    # hide one more character: the two renderings a watermark chooses between, so a
+    # marked copy and an unmarked one are the same mixture.
+    from desensitize.operators.crypto import hmac_many
+
+    key = ctx.key("mask-variants") if ctx.keyring is not None else b"mask-variants"
+    encoded = original.dictionary_encode()
+    coins = [bool(d[0] & 1) for d in hmac_many(key, [v.encode() for v in
+                                               encoded.dictionary.to_pylist()])]
+    coin = pa.array(coins, pa.bool_()).take(encoded.indices)
+    return pc.if_else(coin, hide_one_more(masked), masked)
+
+
 def _mask(values: pa.Array, params: Mapping[str, Any], ctx: OpContext) -> pa.Array:
+    out = _mask_plain(values, params, ctx)
+    return _variants(values, out, ctx) if params["variants"] else out
+
+
+def _mask_plain(values: pa.Array, params: Mapping[str, Any], ctx: OpContext) -> pa.Array:
     mode, dprefix, dsuffix = MASK_DEFAULTS.get(ctx.entity, MASK_DEFAULTS[None])
     mode = params["mode"] if params["mode"] != "auto" else mode
     prefix = dprefix if params["prefix"] is None else params["prefix"]
@@ -212,6 +254,9 @@ MASK = Operator(
         Param("suffix", (int,), None, "characters kept at the end (entity default)"),
         Param("char", (str,), "*", "the mask character"),
         Param("fixed", (int,), None, "write exactly this many mask characters (hides length)"),
+        Param("variants", (bool,), False,
+              "hide one more character in about half of the values (keyed, the same value "
+              "always alike): the mixture a watermarked copy of masked values is written in"),
     ),
 )
 REDACT = Operator("redact", "Remove the value (empty string).", _redact)

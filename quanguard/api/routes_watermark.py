@@ -103,11 +103,14 @@ def _float(form: _Fields, field: str, default: float) -> float:
     "file": {"type": "string", "format": "binary"}, "recipient": {"type": "string"},
     "dataset": {"type": "string"}, "gamma": {"type": "integer"}, "canaries": {"type": "integer"},
     "key_column": {"type": "array", "items": {"type": "string"}},
-    "column": {"type": "array", "items": {"type": "string"}}}, ["file", "recipient"])))
+    "column": {"type": "array", "items": {"type": "string"}},
+    "pseudonym_columns": {"type": "array", "items": {"type": "string"}}}, ["file", "recipient"])))
 async def embed(request: Request, caller: _Embedder, container: ContainerDep,
                 ctx: ContextDep) -> Any:
     """Multipart: ``file`` (CSV/TSV/JSONL/Parquet/XLSX), ``recipient``, optional
-    ``dataset``, ``gamma``, ``canaries``, ``key_column``/``column`` (repeatable). Returns
+    ``dataset``, ``gamma``, ``canaries``, ``key_column``/``column`` (repeatable),
+    ``pseudonym_columns`` (repeatable: columns of made-up values — fakes of phone, ID or
+    card numbers, hash pseudonyms — that carry marks in a keyed character). Returns
     the marked copy in the same format; headers ``X-Watermark-Copy-Id`` and
     ``X-Watermark-Report`` (JSON: rows, marked cells, per-column mean shift)."""
     form, tmp, name = await _save_upload(request, container)
@@ -118,7 +121,8 @@ async def embed(request: Request, caller: _Embedder, container: ContainerDep,
             raise InvalidInput("field 'recipient' is required")
         params = Params(gamma=_int(form, "gamma", 8), canaries=_int(form, "canaries", 0),
                         key_columns=tuple(str(v) for v in form.getlist("key_column")),
-                        columns=tuple(str(v) for v in form.getlist("column")))
+                        columns=tuple(str(v) for v in form.getlist("column")),
+                        pseudonyms=tuple(str(v) for v in form.getlist("pseudonym_columns")))
         dataset = str(form.get("dataset") or "") or Path(name).stem
         # Marking is CPU work: off the event loop, so other requests stay prompt.
         result = await run_in_threadpool(uc.embed, container, caller, tmp, out, recipient=recipient,

@@ -28,17 +28,22 @@ def embed(
     key_column: Annotated[list[str] | None, typer.Option("--key-column", help="Primary-key column (repeatable); default: an ID column, else a virtual key")] = None,
     column: Annotated[list[str] | None, typer.Option("--column", help="Column to mark (repeatable); default: every column that can carry a mark")] = None,
     canaries: Annotated[int, typer.Option("--canaries", help="Per-recipient fake rows to append (small tables)")] = 0,
+    pseudonym_column: Annotated[list[str] | None, typer.Option("--pseudonym-column", help="Column of values the masking made up (repeatable): fakes from the fake operator (phone, ID, bank card numbers) or hash pseudonyms; they carry marks in a keyed choice of one character (ID and card check characters recomputed). Hex pseudonyms are marked without it. The plan records the column: detect needs no hint")] = None,
     fmt: _Format = OutputFormat.table,
 ) -> None:
     """Write a copy of SRC marked for RECIPIENT to OUT and register it. Every column that
-    can carry a mark does: a measure moves by one unit of a digit chosen per cell (never
-    more than 2% of the value, column sums kept), a date by a day inside its month, a
-    masked value hides one more character; keys, IDs and categories never change. Rows
-    are found again by the key or by quasi-identifier sets, so a copy without its key
-    still names its recipient. Fails (and writes nothing) if the table is too small to
-    carry a mark."""
+    can carry a mark does, within the watermark policy's bound: a measure moves by one
+    unit of a digit chosen per cell (by default never more than 2% of the value, column
+    sums kept), a date by a day inside its month, a category between equivalent spellings
+    it already uses; in a masked column about half of the values hide one more character
+    (138****5678 or 138*****678), the same mixture the mask operator's `variants` option
+    writes for unmarked copies; a hash pseudonym or a named fake (--pseudonym-column)
+    changes one keyed character. The row key never changes. Rows are found again by the
+    key or by quasi-identifier sets, so a copy without its key still names its recipient.
+    Fails (and writes nothing) if the table is too small to carry a mark."""
     params = Params(gamma=gamma, key_columns=tuple(key_column or ()),
-                    columns=tuple(column or ()), canaries=canaries)
+                    columns=tuple(column or ()), canaries=canaries,
+                    pseudonyms=tuple(pseudonym_column or ()))
     with use_container() as container, bar("marking", count_records(src)) as progress:
         result = uc.embed(container, cli_principal(container), src, out, recipient=recipient,
                           dataset=dataset, params=params, progress=progress)

@@ -2,7 +2,8 @@
 
 ``build_bundle`` reads the directory once (the bytes the version hash covers) and builds,
 in a dry run, everything the service runs on: the decision engine (grades, grading,
-rules), the masking profiles and the alert rules with their engine. It returns the
+rules), the masking profiles, the alert rules with their engine and the watermark
+profiles (the usability bound of marked copies). It returns the
 bundle only when every file validates — grades, roles, entities, operators and action
 names checked across files — and otherwise every ``file:line: message`` found.
 Nothing is activated here; :class:`~quanguard.policy.service.PolicyService` swaps a whole
@@ -27,8 +28,10 @@ from quanguard.policy.foreign import (
 )
 from quanguard.policy.loader import build_policy_set
 from quanguard.policy.model import Problem
+from quanguard.policy.watermark_profiles import WATERMARK_FILE, WatermarkPolicy, parse_watermark
 
-__all__ = ["ALERTS_FILE", "MASKING_FILE", "PolicyBundle", "build_bundle", "load_bundle"]
+__all__ = ["ALERTS_FILE", "MASKING_FILE", "WATERMARK_FILE", "PolicyBundle", "build_bundle",
+           "load_bundle"]
 
 MASKING_FILE = "masking.yaml"
 ALERTS_FILE = "alerts.yaml"
@@ -37,12 +40,14 @@ ALERTS_FILE = "alerts.yaml"
 @dataclass(frozen=True)
 class PolicyBundle:
     """Everything one policy version runs on. ``masking`` is None when the directory has
-    no masking.yaml (masking is then refused); no alerts.yaml means no alert rules."""
+    no masking.yaml (masking is then refused); no alerts.yaml means no alert rules; no
+    watermark.yaml means the built-in usability bound of watermarks."""
 
     policy: PolicySet
     masking: ProfileSet | None
     alert_rules: AlertRules
     alert_engine: AlertEngine
+    watermark: WatermarkPolicy | None = None
 
     @property
     def version(self) -> str:
@@ -78,13 +83,18 @@ def build_bundle(files: PolicyFiles, *, tz: str = "UTC") -> tuple[PolicyBundle |
             present[ALERTS_FILE], str(directory / ALERTS_FILE), grades
         )
         problems.extend(found)
+    marks: WatermarkPolicy | None = None
+    if WATERMARK_FILE in present:
+        marks, found = parse_watermark(present[WATERMARK_FILE],
+                                       str(directory / WATERMARK_FILE), grades)
+        problems.extend(found)
     if problems or policy is None or alert_rules is None:
         return None, sorted(set(problems))
     # The dry run: build the alert engine exactly as the trail will use it.
     from quanguard.dataset_owner import catalog_owner
 
     engine = AlertEngine(alert_rules, tz, owner_org=catalog_owner)
-    return PolicyBundle(policy, masking, alert_rules, engine), []
+    return PolicyBundle(policy, masking, alert_rules, engine, marks), []
 
 
 def load_bundle(directory: Path, *, tz: str = "UTC") -> PolicyBundle:

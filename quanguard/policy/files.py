@@ -17,7 +17,7 @@ __all__ = [
 ]
 
 # Files in the policy directory validated by other areas' loaders (see ``foreign.py``).
-FOREIGN_FILES: tuple[str, ...] = ("alerts.yaml", "masking.yaml")
+FOREIGN_FILES: tuple[str, ...] = ("alerts.yaml", "masking.yaml", "watermark.yaml")
 _SUFFIXES = (".yaml", ".yml")
 
 

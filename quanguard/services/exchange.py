@@ -17,7 +17,16 @@ from typing import TYPE_CHECKING, cast
 import pyarrow as pa
 from sqlalchemy.orm import Session
 
-from exchange import Caller, Catalog, Exchange, Grading, Grant, MasterKey, ReceiptSigner
+from exchange import (
+    Caller,
+    Catalog,
+    Exchange,
+    Grading,
+    Grant,
+    MaskedTable,
+    MasterKey,
+    ReceiptSigner,
+)
 from quanguard.auth import Principal
 from quanguard.errors import Forbidden
 from quanguard.gate import RequestContext, authorize, record_denial
@@ -36,6 +45,9 @@ _MASK_SAMPLE = 10_000  # rows a masking plan is made from
 # masking operators whose output still looks like the entity by design (format-preserving
 # or kept): a re-scan finding the entity in such a column is not a leak
 _FORMAT_KEEPING = frozenset({"keep", "fpe", "fake", "encrypt", "generalize", "noise"})
+# masking operators that make values up (fakes, keyed pseudonyms): the watermark may
+# mark them by a keyed choice of their free character
+_MADE_UP = frozenset({"fake", "hash"})
 
 
 def caller_of(principal: Principal) -> Caller:
@@ -135,14 +147,19 @@ class _MaskAdapter:
     def __init__(self, container: Container) -> None:
         self._container = container
 
-    def mask_table(self, table: pa.Table, profile: str) -> pa.Table:
+    def mask_table(self, table: pa.Table, profile: str) -> MaskedTable:
+        """The masked copy and the columns the plan made up (``fake``/``hash``): those
+        carry watermarks by a keyed choice of their free character."""
         service = self._container.masker
         strings = _strings(table)
         scanner = self._container.scanner
         report = scanner.grade_batches(strings.slice(0, _MASK_SAMPLE).to_batches(),
                                        sampled=table.num_rows > _MASK_SAMPLE)
-        masked, _stats = service.mask_table(strings, service.plan(report, profile))
-        return masked
+        plan = service.plan(report, profile)
+        masked, _stats = service.mask_table(strings, plan)
+        made_up = tuple(c.name for c in plan.columns
+                        if c.op in _MADE_UP and c.name in masked.column_names)
+        return MaskedTable(masked, made_up)
 
     def leaks(self, table: pa.Table, profile: str) -> list[str]:
         """Scan every row of the copy; a column holding an entity that the profile
@@ -214,8 +231,10 @@ class _WatermarkAdapter:
     def __init__(self, container: Container) -> None:
         self._container = container
 
-    def embed_table(self, table: pa.Table, recipient: str, *, dataset: str) -> pa.Table:
-        out = self._container.watermarker.embed_table(table, recipient, dataset=dataset)
+    def embed_table(self, table: pa.Table, recipient: str, *, dataset: str,
+                    pseudonyms: tuple[str, ...] = ()) -> pa.Table:
+        out = self._container.watermarker.embed_table(table, recipient, dataset=dataset,
+                                                      pseudonyms=pseudonyms)
         return out
 
 

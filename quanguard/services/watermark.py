@@ -89,6 +89,14 @@ class WatermarkService:
     def secret(self) -> bytes:
         return load_secret(Path(self._container.settings.key_dir))
 
+    def bounded(self, params: Params | None, grade: str | None = None) -> Params:
+        """``params`` with the usability bound of the watermark policy (``watermark.yaml``:
+        the profile of the dataset's grade, else the default profile); callers choose the
+        rest (gamma, columns, keys, canaries), never the bound."""
+        policy = getattr(getattr(self._container.policy, "bundle", None), "watermark", None)
+        base = params or Params()
+        return policy.for_grade(grade).params(base) if policy is not None else base
+
     # -- files ------------------------------------------------------------------------
     def embed_file(self, src: str, dst: str, recipient: str, params: Params,
                    progress: Callable[[int], None] | None = None) -> EmbedOutcome:
@@ -148,13 +156,23 @@ class WatermarkService:
 
     # -- the exchange's port ----------------------------------------------------------
     def embed_table(self, table: pa.Table, recipient: str, *,
-                    dataset: str = "exchange-extract") -> pa.Table:
+                    dataset: str = "exchange-extract",
+                    pseudonyms: tuple[str, ...] = ()) -> pa.Table:
         """Mark an in-memory extract and register the copy (own transaction).
 
-        A table too small for a statistical mark, or with no column that can carry one,
-        gets canary rows instead.
+        ``pseudonyms``: the columns the masking made up (``fake``, ``hash``); those whose
+        values a pseudonym mark fits carry marks (recorded in the plan, so detection needs
+        no hint). A table too small for a statistical mark, or with no column that can
+        carry one, gets canary rows instead.
         """
-        out, report = self._embed_in_memory(table, recipient, Params())
+        from dataclasses import replace
+
+        from watermark.columns import pseudonym_columns
+
+        params = self.bounded(None)
+        if params.mark_pseudonyms and pseudonyms:  # the policy may keep pseudonyms unchanged
+            params = replace(params, pseudonyms=pseudonym_columns(table, tuple(pseudonyms)))
+        out, report = self._embed_in_memory(table, recipient, params)
         digest = _table_digest(out)
         with self._container.session() as session, session.begin():
             self.register(session, dataset=dataset, report=report,

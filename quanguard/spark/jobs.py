@@ -310,9 +310,10 @@ def watermark(container: Container, principal: Principal, src: str, dst: str, *,
         raise InvalidInput("--recipient must name who receives the copy")
     name = _name(dataset, src)
     _check_target(src, dst)
+    grade = _grade(container, name)
     decision = authorize(container, principal, "watermark_embed",
-                         _resource(grade=_grade(container, name), dataset=name,
-                                   owner_org=principal.org), ctx)
+                         _resource(grade=grade, dataset=name, owner_org=principal.org), ctx)
+    params = container.watermarker.bounded(params, grade)  # the bound is policy's
     started = time.perf_counter()
     with _failure_recorded(container, principal, "watermark_embed", name, decision, ctx):
         spark = spark or get_session(master)

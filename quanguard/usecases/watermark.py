@@ -18,7 +18,7 @@ from quanguard.auth import Principal
 from quanguard.gate import authorize
 from quanguard.policy.model import Resource
 from quanguard.services.scan import list_assets
-from watermark import EmbedReport, Params, TableTooSmall, Verdict
+from watermark import EmbedReport, Params, TableTooSmall, Verdict, WatermarkError
 
 if TYPE_CHECKING:
     from quanguard.container import Container
@@ -59,8 +59,9 @@ def _grade(container: Container, dataset: str | None) -> str | None:
 
 
 def _authorize(container: Container, principal: Principal, action: str, dataset: str | None,
-               ctx: RequestContext | None) -> Decision:
-    resource = Resource(grade=_grade(container, dataset), dataset=dataset, owner_org=principal.org)
+               ctx: RequestContext | None, grade: str | None = None) -> Decision:
+    grade = grade if grade is not None else _grade(container, dataset)
+    resource = Resource(grade=grade, dataset=dataset, owner_org=principal.org)
     return authorize(container, principal, action, resource, ctx)
 
 
@@ -71,12 +72,17 @@ def embed(container: Container, principal: Principal, src: str, dst: str, *, rec
     """Mark ``src`` for ``recipient`` into ``dst``, register the copy, audit it.
 
     Raises ``TableTooSmall`` (nothing written) when the table cannot carry a mark and no
-    canary rows were asked for.
+    canary rows were asked for. The usability bound comes from the watermark policy.
     """
     name = dataset or Path(source_name or src).stem
-    decision = _authorize(container, principal, "watermark_embed", name, ctx)
+    grade = _grade(container, name)
+    decision = _authorize(container, principal, "watermark_embed", name, ctx, grade)
     wm = container.watermarker
-    params = params or Params()
+    params = wm.bounded(params, grade)
+    if params.pseudonyms and not params.mark_pseudonyms:
+        raise WatermarkError(
+            f"the watermark policy for {name!r} (grade {grade or 'unknown'}) keeps pseudonyms "
+            f"unchanged; do not name pseudonym columns ({', '.join(params.pseudonyms)})")
     try:
         out = wm.embed_file(src, dst, recipient, params, progress)
     except TableTooSmall:

@@ -11,7 +11,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from exchange.ports import Caller, Grading, Grant
+from exchange.ports import Caller, Grading, Grant, MaskedTable
 
 PROVIDER = Caller("prov-1", "provider", "市卫健委")
 CONSUMER = Caller("cons-1", "consumer", "某银行")
@@ -54,16 +54,20 @@ class FakeScanner:
 
 
 class FakeMasker:
-    def __init__(self) -> None:
-        self.profiles: list[str] = []
+    """Masks ``name`` and ``phone``; with ``made_up``, also says those columns were made
+    up (a :class:`MaskedTable`, as the service's masker does for ``fake``/``hash``)."""
 
-    def mask_table(self, table: pa.Table, profile: str) -> pa.Table:
+    def __init__(self, made_up: tuple[str, ...] | None = None) -> None:
+        self.profiles: list[str] = []
+        self.made_up = made_up
+
+    def mask_table(self, table: pa.Table, profile: str) -> pa.Table | MaskedTable:
         self.profiles.append(profile)
         for name in ("name", "phone"):
             if name in table.column_names:
                 masked = pc.utf8_replace_slice(table.column(name).cast(pa.string()), 1, 1_000, "**")
                 table = table.set_column(table.column_names.index(name), name, masked)
-        return table
+        return table if self.made_up is None else MaskedTable(table, self.made_up)
 
     def leaks(self, table: pa.Table, profile: str) -> list[str]:
         """Phone-like values left in clear anywhere in the copy."""
@@ -78,9 +82,12 @@ class FakeMasker:
 class FakeWatermarker:
     def __init__(self) -> None:
         self.datasets: list[str] = []
+        self.pseudonyms: list[tuple[str, ...]] = []
 
-    def embed_table(self, table: pa.Table, recipient: str, *, dataset: str) -> pa.Table:
+    def embed_table(self, table: pa.Table, recipient: str, *, dataset: str,
+                    pseudonyms: tuple[str, ...] = ()) -> pa.Table:
         self.datasets.append(dataset)
+        self.pseudonyms.append(tuple(pseudonyms))
         return table.append_column("_mark", pa.array([recipient] * table.num_rows))
 
 

@@ -16,6 +16,8 @@ from tests.exchange.fakes import (
     OTHER_CONSUMER,
     PROVIDER,
     FakeDecider,
+    FakeMasker,
+    FakeWatermarker,
     ListAudit,
     default_decider,
     population,
@@ -127,6 +129,21 @@ def test_extract_is_masked_and_watermarked(registered, sessions) -> None:
     assert all(str(v).endswith("**") for v in t.column("name").to_pylist())
     assert job.receipt["result_digest"] and job.status == "done"
     assert "居民5," not in out.data.decode()
+
+
+@pytest.mark.parametrize("made_up", [None, ("phone",)])
+def test_extract_passes_the_made_up_columns_to_the_watermark(sessions, make_exchange,
+                                                             made_up) -> None:
+    """Columns the masking made up (fakes, keyed pseudonyms) are named to the watermark,
+    which may mark them; a masker that returns a plain table names none."""
+    wm = FakeWatermarker()
+    ex = make_exchange(masker=FakeMasker(made_up), watermarker=wm)
+    with sessions() as s, s.begin():
+        ex.register(s, ListAudit(), PROVIDER, name="residents", table=population(50))
+    with sessions() as s, s.begin():
+        _, out = ex.extract(s, ListAudit(), CONSUMER, dataset="residents")
+    assert out is not None and wm.datasets == ["residents"]
+    assert wm.pseudonyms == [made_up or ()]
 
 
 @pytest.mark.parametrize(("obligations", "masker", "reason"), [

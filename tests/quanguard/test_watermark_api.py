@@ -150,3 +150,47 @@ def test_a_body_that_is_not_multipart_is_415_naming_multipart(client, make_key):
         assert r.status_code == 415, r.text
         err = r.json()["error"]
         assert err["kind"] == "unsupported_media" and err["accepted"] == ["multipart/form-data"]
+
+
+def test_pseudonym_columns_carry_marks_and_detect_needs_no_hint(client, make_key):
+    """A file masked elsewhere: its fake phone numbers and bank cards carry marks when
+    named; the plan keeps them, so a leak of the fake phones alone (no key, 30% of the
+    rows) is traced without naming anything."""
+    import random
+
+    from tests.watermark.attacks import extract_table
+
+    manager, _ = make_key("manager")
+    auditor, _ = make_key("auditor")
+    table = extract_table(3000, seed=8)
+    r = _embed(client, manager, _csv(table), "市医保局", dataset="claims",
+               pseudonym_columns=["联系电话", "银行卡"])
+    assert r.status_code == 200, r.text
+    report = json.loads(r.headers["x-watermark-report"])
+    assert report["columns"]["联系电话"]["marked"] > 0
+    assert report["columns"]["银行卡"]["marked"] > 0
+    marked = _read_csv(r.content)
+    keep = random.Random(2).sample(range(3000), 900)
+    leaked = marked.take(pa.array(keep)).select(["联系电话", "交易日期"])
+    r = _detect(client, auditor, _csv(leaked), dataset="claims")
+    assert r.status_code == 200, r.text
+    v = r.json()
+    assert (v["verdict"], v["recipient"]) == ("match", "市医保局") and v["p_value"] < 1e-6
+
+
+@pytest.mark.parametrize("names,message", [
+    (["电话"], "not in the table"),
+    (["消费金额"], "named as pseudonyms"),
+    (["编号"], "row key"),
+])
+def test_bad_pseudonym_columns_are_a_400(client, make_key, names, message):
+    from tests.watermark.attacks import extract_table
+
+    manager, _ = make_key("manager")
+    fields = {"pseudonym_columns": names}
+    if names == ["编号"]:
+        fields["key_column"] = "编号"
+    r = _embed(client, manager, _csv(extract_table(600, seed=8)), "x", dataset="claims",
+               **fields)
+    assert r.status_code == 400, r.text
+    assert message in r.json()["error"]["message"] and r.json()["error"]["request_id"]

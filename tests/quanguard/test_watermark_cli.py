@@ -52,6 +52,10 @@ def test_embed_detect_contract(run, tmp_path):
     (("watermark", "embed", "people.csv", "-o", "p2.csv", "--recipient", "x",
       "--column", "nope"), 2, "not in the table"),
     (("watermark", "detect", "people.csv", "--alpha", "3"), 2, "alpha"),
+    (("watermark", "embed", "people.csv", "-o", "p2.csv", "--recipient", "x",
+      "--pseudonym-column", "nope"), 2, "not in the table"),
+    (("watermark", "embed", "people.csv", "-o", "p2.csv", "--recipient", "x",
+      "--pseudonym-column", "income"), 2, "named as pseudonyms"),
 ])
 def test_errors_are_one_line(run, tmp_path, args, code, message):
     pacsv.write_csv(sample_table(300, seed=8), tmp_path / "people.csv")
@@ -174,3 +178,25 @@ def test_embed_and_detect_show_a_bar_with_percentage_and_eta_on_a_terminal(run, 
     assert r.exit_code == 0, r.output
     shown = err.buf.getvalue()
     assert "reading" in shown and "%" in shown and "ETA" in shown and "2500/2500" in shown
+
+
+def test_pseudonym_columns_of_a_masked_file(run, tmp_path):
+    """Fakes named with --pseudonym-column carry marks; detect reads them from the plan."""
+    import pyarrow as pa
+
+    from tests.watermark.attacks import extract_table
+
+    pacsv.write_csv(extract_table(3000, seed=9), tmp_path / "claims.csv")
+    r = run("watermark", "embed", "claims.csv", "-o", "out.csv", "--recipient", "市医保局",
+            "--pseudonym-column", "联系电话", "--pseudonym-column", "银行卡", "--format", "json")
+    assert r.exit_code == 0, r.output
+    kinds = {c["name"]: c["kind"] for c in json.loads(r.stdout)["plan"]["carriers"]}
+    assert kinds["联系电话"] == kinds["银行卡"] == "pseudonym"
+    marked = pacsv.read_csv(tmp_path / "out.csv", convert_options=pacsv.ConvertOptions(
+        column_types={"联系电话": pa.string(), "银行卡": pa.string()}))
+    keep = random.Random(4).sample(range(3000), 900)
+    pacsv.write_csv(marked.take(pa.array(keep)).select(["银行卡"]), tmp_path / "found.csv")
+    r = run("watermark", "detect", "found.csv", "--format", "json")
+    assert r.exit_code == 0, r.output
+    v = json.loads(r.stdout)
+    assert (v["verdict"], v["recipient"]) == ("match", "市医保局") and v["p_value"] < 1e-6

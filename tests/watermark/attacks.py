@@ -276,3 +276,41 @@ def issue_table(n: int, seed: int = 1, *, english: bool = False) -> pa.Table:
         pa.array([str(v) for v in r.integers(1, 361, n)]),
     ]
     return pa.table(dict(zip(ENGLISH_COLUMNS if english else ISSUE_COLUMNS, cols, strict=True)))
+
+
+# -- masked values and pseudonyms: an extract written by the masking operators ----------
+
+def extract_table(n: int, seed: int = 1, *, variants: bool = False) -> pa.Table:
+    """An extract as the masking profiles write it: 编号, a hashed ID number (``hash``,
+    prefix ``ID-``), a masked mobile number (``mask``), a made-up bank card and phone
+    (``fake``), an amount and a date. About one person in three has several rows (the same
+    pseudonym and fake on each). ``variants``: the phone masked with ``variants: true``
+    (the unmarked copy a marked one is compared with)."""
+    from desensitize.keys import Keyring
+    from desensitize.operators import OpContext, apply_operator
+
+    r = np.random.default_rng(seed)
+    ring = Keyring(b"k" * 32)
+    person = r.integers(0, max(n * 2 // 3, 1), n)
+    people = np.unique(person)
+    ids = {p: f"370102{1960 + p % 40}{1 + p % 12:02d}{1 + p % 28:02d}{p % 1000:03d}X"
+           for p in people.tolist()}
+    phones = {p: f"1{r.integers(30, 99)}{r.integers(0, 10**8):08d}" for p in people.tolist()}
+    cards = {p: f"62{r.integers(10**14, 10**15)}{r.integers(0, 10)}" for p in people.tolist()}
+
+    def op(name: str, values: list[str], entity: str, **params: object) -> pa.Array:
+        return apply_operator(name, pa.array(values, pa.string()), params,
+                              OpContext(keyring=ring, entity=entity))
+
+    who = person.tolist()
+    cols = {
+        "编号": pa.array([f"{510000000 + i}" for i in range(n)]),
+        "证件号": op("hash", [ids[p] for p in who], "CN_RESIDENT_ID", prefix="ID-"),
+        "手机号": op("mask", [phones[p] for p in who], "PHONE_NUMBER", variants=variants),
+        "联系电话": op("fake", [phones[p] for p in who], "PHONE_NUMBER"),
+        "银行卡": op("fake", [cards[p] for p in who], "CN_BANK_CARD"),
+        "消费金额": pa.array([f"{v:.2f}" for v in np.exp(r.normal(7.5, 0.8, n))]),
+        "交易日期": pa.array([f"2024-{m:02d}-{d:02d}" for m, d in
+                           zip(r.integers(1, 13, n), r.integers(1, 29, n), strict=True)]),
+    }
+    return pa.table(cols)

@@ -97,9 +97,31 @@ def _digit(values: np.ndarray, e: int) -> list[int]:
     return (np.floor(np.abs(ok) / 10.0 ** e + 0.5).astype(np.int64) % 10).tolist()
 
 
+def _distinct(values: list[str | None]) -> list[str | None]:
+    # Masked values and pseudonyms are rendered per value (the same value alike on every
+    # row), so the unit of a test is the distinct value: on a table where people have
+    # several rows, a row-level test rejects two unmarked copies as often as a marked one.
+    return sorted({v for v in values if v})
+
+
+def unmarked_masked_copy(values: list[str | None], key: bytes = b"unmarked") -> list[str | None]:
+    """What the ``mask`` operator writes with ``variants: true``: each value in its form A
+    or, by a keyed coin of the value, with one more character hidden."""
+    import hashlib
+
+    import pyarrow as pa
+
+    from desensitize.operators.basic import hide_one_more
+
+    more = hide_one_more(pa.array(values, pa.string())).to_pylist()
+    return [m if v and hashlib.blake2b(v.encode(), key=key).digest()[0] & 1 else v
+            for v, m in zip(values, more, strict=True)]
+
+
 def column_tests(kind: str, before: list[str | None], after: list[str | None],
                  levels: tuple[int, ...] = ()) -> dict[str, float]:
-    """p-values of every test of one marked column (marked copy vs the unmarked one)."""
+    """p-values of every test of one marked column (marked copy vs the unmarked one; for a
+    masked column the unmarked one is :func:`unmarked_masked_copy`)."""
     out: dict[str, float] = {}
     if kind == "numeric":
         x, y = _floats(before), _floats(after)
@@ -119,10 +141,28 @@ def column_tests(kind: str, before: list[str | None], after: list[str | None],
         out["χ² day of month"] = chi2_two_sample(da.day[da.ok].tolist(), db.day[db.ok].tolist())[1]
         out["χ² weekday"] = chi2_two_sample((da.days[da.ok] % 7).tolist(),
                                             (db.days[db.ok] % 7).tolist())[1]
-    elif kind == "masked":
+    elif kind in ("masked", "pattern"):
+        if kind == "pattern":
+            before, after = _distinct(before), _distinct(after)
+
         def masks(vs: list[str | None]) -> list[int]:
             return [sum(v.count(c) for c in MASK_CHARS) for v in vs if v]
+
+        def where(vs: list[str | None]) -> list[str]:
+            return ["".join("m" if ch in MASK_CHARS else "v" for ch in v) for v in vs if v]
         out["χ² mask count"] = chi2_two_sample(masks(before), masks(after))[1]
+        out["KS mask count"] = ks_two_sample(np.array(masks(before), dtype=float),
+                                             np.array(masks(after), dtype=float))[1]
+        out["χ² hidden positions"] = chi2_two_sample(where(before), where(after))[1]
+    elif kind == "pseudonym":
+        out["χ² value multiplicities"] = chi2_two_sample(
+            Counter(Counter(v for v in before if v).values()).elements(),
+            Counter(Counter(v for v in after if v).values()).elements())[1]
+        before, after = _distinct(before), _distinct(after)
+        out["χ² free character"] = chi2_two_sample((v[-1] for v in before if v),
+                                                   (v[-1] for v in after if v))[1]
+        out["χ² next-to-last character"] = chi2_two_sample((v[-2:-1] for v in before if v),
+                                                           (v[-2:-1] for v in after if v))[1]
     else:
         out["χ² categories"] = chi2_two_sample(before, after)[1]
     return out

@@ -151,10 +151,15 @@ def test_suspect_without_the_marked_columns(secret, marked):
     assert exc.value.kind == "invalid" and "income" in str(exc.value)
     # without the key the quasi-identifier sets still find the rows ...
     assert detect_table(out.drop_columns(["id"]), secret, copies).recipient == "alice"
-    # ... without every column rows are found by, nothing can be located
+    # ... without every column rows are found by, the masked values still carry marks
+    # found by their own values ...
     finders = {c for s in rep.plan.sources for c in s.columns}
+    assert detect_table(out.drop_columns(sorted(finders)), secret, copies).recipient == "alice"
+    # ... and without those too, nothing can be located
+    by_value = {c.name for c in rep.plan.carriers if c.kind in ("pattern", "pseudonym")}
+    assert by_value
     with pytest.raises(MissingKeyColumns) as exc2:
-        detect_table(out.drop_columns(sorted(finders)), secret, copies)
+        detect_table(out.drop_columns(sorted(finders | by_value)), secret, copies)
     assert "id" in str(exc2.value)
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from tests.watermark.attacks import sample_table
 from tests.watermark.conftest import SECRET
-from watermark import Plan, detect_table, embed_table, registry
+from watermark import IssuedCopy, Plan, detect_table, embed_table, registry
 from watermark.hashing import (
     codeword,
     codeword_hex,
@@ -72,10 +72,10 @@ def test_a_version_1_record_is_read_back_and_still_names_its_recipient():
     assert [c.recipient for c in v.candidates if c.accused] == ["old-recipient"]
 
 
-def test_a_version_2_plan_round_trips_through_the_registry_and_mixes_with_old_ones():
+def test_a_current_plan_round_trips_through_the_registry_and_mixes_with_old_ones():
     table = sample_table(3000, seed=22)
     marked, rep = embed_table(table, SECRET, "new-recipient")
-    assert rep.plan.version == 2 and rep.plan.sources and rep.plan.carriers
+    assert rep.plan.version == 3 and rep.plan.sources and rep.plan.carriers
     with _session() as session, session.begin():
         registry.add_copy(session, dataset="people", report=rep, columns=table.column_names,
                           output_digest="0" * 64, issued_by="t")
@@ -89,7 +89,7 @@ def test_a_version_2_plan_round_trips_through_the_registry_and_mixes_with_old_on
         records = registry.list_copies(session, "people")
     new = next(r for r in records if r.recipient == "new-recipient")
     assert new.copy.plan == rep.plan and new.copy.rows == 3000
-    assert new.to_dict()["plan"]["version"] == 2
+    assert new.to_dict()["plan"]["version"] == 3
     copies = [r.copy for r in records]
     for suspect in (marked, marked.drop_columns(["id"])):
         v = detect_table(suspect, SECRET, copies)
@@ -97,3 +97,22 @@ def test_a_version_2_plan_round_trips_through_the_registry_and_mixes_with_old_on
         assert [c.recipient for c in v.candidates if c.accused] == ["new-recipient"]
     assert detect_table(_old_copy(table, "old-recipient"), SECRET, copies).recipient == \
         "old-recipient"
+
+
+def test_a_version_2_plan_keeps_its_level_split():
+    # Copies issued before version 3 put half of the numeric marks on the coarsest level;
+    # their plans are read with that split, not the new one.
+    from dataclasses import replace
+
+    from watermark import Embedder
+
+    table = sample_table(4000, seed=22)
+    _, rep = embed_table(table, SECRET, "v3-recipient")
+    old_plan = replace(rep.plan, version=2)
+    emb = Embedder(SECRET, "v2-recipient", plan=old_plan)
+    old = pa.Table.from_batches([emb.mark(b) for b in table.to_batches()])
+    copies = [IssuedCopy(r, "people", old_plan, codeword_hex(codeword(SECRET, r, 256)),
+                         key_fingerprint(SECRET)) for r in ("v2-recipient", "someone-else")]
+    assert old_plan.version == 2 and rep.plan.version == 3
+    v = detect_table(old, SECRET, copies)
+    assert v.recipient == "v2-recipient" and v.p_value < 1e-6
