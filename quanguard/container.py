@@ -58,14 +58,18 @@ class Container:
     @cached_property
     def policy(self) -> Any:
         """Every policy file of one version: decisions, masking profiles, alert rules.
-        Automatic reloads (files changed on disk) are audited as the service's own."""
+        Automatic reloads (files changed on disk) are audited as the service's own; on
+        PostgreSQL every reload is announced to the service's other processes
+        (``quanguard.policy_sync``)."""
         from quanguard.policy import PolicyService
+        from quanguard.policy_sync import policy_sync
         from quanguard.usecases.policy import audit_automatic_reloads
 
         service = PolicyService.load(self.settings.policy_dir, tz=self.settings.tz)
         counting = _CountingPolicy(service, self.metrics)
         self.__dict__["policy"] = counting  # the listener below reads container.policy
         audit_automatic_reloads(self)
+        policy_sync(self, service)  # PostgreSQL: announce reloads to the other workers
         return counting
 
     @cached_property
