@@ -308,12 +308,17 @@ def main(argv: list[str] | None = None) -> int:
     notes = [(f"{seconds:g} s per step, ramp {clients}, mix {dict(MIX)}, loopback; SQLite one worker, "
               f"PostgreSQL with {pg_workers} `serve --workers`")]
     results = []
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     for backend in backends:
         if backend == "postgresql" and not _pg_reachable():
             notes.append("PostgreSQL not reachable: skipped")
             continue
         for w in (pg_workers if backend == "postgresql" else [1]):
             results.append(run_backend(backend, clients, seconds, w))
+    if load_before is not None:
+        # The machine is shared: say how busy it was, so runs can be compared honestly.
+        notes.append(f"1-minute load average {load_before:.1f} at the start, "
+                     f"{os.getloadavg()[0]:.1f} at the end, on {os.cpu_count()} cores")
     print(markdown(results))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     payload = {"bench": "load_mixed", "rows": [r for res in results for r in rows_for(res)],

@@ -66,8 +66,10 @@ def _match(name: str, value: str, cidr: Mapping[str, Sequence[str]]) -> Any:
     Both sides go through the database's ``lower()``, so a value always matches itself
     whatever the letters (SQLite folds ASCII letters only)."""
     if name == "actor":
+        # "actor_name IS NOT NULL" lets SQLite use the partial index of migration 0014 too.
         return sa.or_(EVENTS.c.actor == value,
-                      _lower(EVENTS.c.actor_name) == _lower(sa.literal(value)))
+                      sa.and_(EVENTS.c.actor_name.is_not(None),
+                              _lower(EVENTS.c.actor_name) == _lower(sa.literal(value))))
     if name == "source_ip":
         if parse_network(value) is None:
             return EVENTS.c.source_ip == value

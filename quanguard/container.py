@@ -29,6 +29,8 @@ if TYPE_CHECKING:  # the areas' services load on first use, not with the contain
     from quanguard.audit import AuditService
     from quanguard.console.sessions import SessionStore
     from quanguard.policy.service import PolicyService
+    from quanguard.policy_sync import PolicySync
+    from quanguard.ratelimit import FailureLimiter
     from quanguard.services.alerts import AlertService
     from quanguard.services.mask import MaskService
     from quanguard.services.scan import ScanService
@@ -44,6 +46,8 @@ class Container:
     _request_recorder: RequestRecorder | None = None
     _console_sessions: SessionStore | None = None
     _console_vocab: tuple[float, dict[str, list[str]]] | None = None
+    _policy_sync: PolicySync | None = None  # PostgreSQL: reloads announced across workers
+    _auth_limiter: FailureLimiter | None = None
 
     def __init__(self, settings: Settings, engine: Engine) -> None:
         self.settings = settings
@@ -68,14 +72,18 @@ class Container:
     @cached_property
     def policy(self) -> PolicyService:
         """Every policy file of one version: decisions, masking profiles, alert rules.
-        Automatic reloads (files changed on disk) are audited as the service's own."""
+        Automatic reloads (files changed on disk) are audited as the service's own; on
+        PostgreSQL every reload is announced to the service's other processes
+        (``quanguard.policy_sync``)."""
         from quanguard.policy.counting import CountingPolicy
+        from quanguard.policy_sync import policy_sync
         from quanguard.usecases.policy import audit_automatic_reloads
 
         counting = CountingPolicy(Path(self.settings.policy_dir), tz=self.settings.tz)
         counting.metrics = self.metrics
         self.__dict__["policy"] = counting  # the listener below reads container.policy
         audit_automatic_reloads(self)
+        policy_sync(self, counting)  # PostgreSQL: announce reloads to the other workers
         return counting
 
     @cached_property

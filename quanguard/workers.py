@@ -7,12 +7,11 @@ SQLite (one writer at a time: more processes would only queue on the file lock).
 container from the same ``QUANGUARD_*`` environment (the parent migrated the store
 before forking, so workers never migrate concurrently).
 
-What is shared between workers is what lives in the database: the audit trail and its
-head lock, alerts, keys, the inventory, the exchange. The alert engine's running
+What the workers share lives in the database: the audit trail and its head lock,
+alerts, keys, the inventory, the exchange, console sessions and the failed-authentication
+counters (``quanguard.shared_state``). Policy reloads reach every worker through
+PostgreSQL ``LISTEN/NOTIFY`` (``quanguard.policy_sync``). The alert engine's running
 counters notice another worker's appends (a gap in seqs) and reload from the trail.
-Per-process state — console sessions and the auth-failure rate limiter — is not yet
-shared: with more than one worker a console login holds only on the worker that
-served it, and the rate limit is per worker. ``serve`` says so in its start-up log.
 """
 
 from __future__ import annotations
@@ -24,22 +23,27 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-__all__ = ["PER_PROCESS_STATE", "default_workers", "worker_app"]
+__all__ = ["SHARED_STATE", "check_workers", "cores", "default_workers", "worker_app"]
 
 _log = logging.getLogger("quanguard.workers")
 
-PER_PROCESS_STATE = ("console sessions", "auth-failure rate limits")
+SHARED_STATE = ("console sessions", "auth-failure limits", "policy reloads")
+
+
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system tells)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 def default_workers(db_url: str) -> tuple[int, str]:
     """The default number of workers for ``db_url`` and the reason, for the log."""
     if db_url.startswith("postgresql"):
-        # Fail closed until console sessions and the auth-failure limiter live in the
-        # database: with N workers a console sign-in holds on one worker only and a key
-        # guesser gets N times the attempts. More workers are the operator's explicit choice.
-        cores = os.cpu_count() or 1
-        return 1, (f"PostgreSQL: one worker by default ({cores} cores; --workers {cores} to use "
-                   f"them, with {' and '.join(PER_PROCESS_STATE)} per worker)")
+        n = cores()
+        return n, (f"PostgreSQL: one worker per core ({n} core{'s' if n > 1 else ''}); "
+                   f"{', '.join(SHARED_STATE)} are shared through the database")
     return 1, "SQLite allows one writer at a time: more workers would queue on its lock"
 
 

@@ -6,9 +6,6 @@ dependency carries ``.roles`` so the authorization-matrix test reads it from the
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import deque
 from collections.abc import Callable
 from typing import Annotated
 
@@ -17,8 +14,9 @@ from fastapi import Depends, Request
 from quanguard.api.recording import route_action
 from quanguard.auth import ROLES, Principal, authenticate
 from quanguard.container import Container
-from quanguard.errors import Forbidden, RateLimited, Unauthenticated
+from quanguard.errors import Forbidden, Unauthenticated
 from quanguard.gate import RequestContext, record_denial
+from quanguard.ratelimit import FailureLimiter, limiter
 
 __all__ = [
     "ContainerDep",
@@ -47,42 +45,9 @@ ContainerDep = Annotated[Container, Depends(get_container)]
 ContextDep = Annotated[RequestContext, Depends(get_context)]
 
 
-class _FailureLimiter:
-    """Counts failed authentications per source address over a sliding minute."""
-
-    def __init__(self, limit: int, window: float = 60.0) -> None:
-        self.limit = limit
-        self.window = window
-        self._hits: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, source: str, now: float) -> deque[float]:
-        hits = self._hits.setdefault(source, deque())
-        while hits and hits[0] < now - self.window:
-            hits.popleft()
-        return hits
-
-    def check(self, source: str) -> None:
-        with self._lock:
-            if len(self._recent(source, time.monotonic())) >= self.limit:
-                raise RateLimited("too many failed authentications from this address; wait a minute")
-
-    def fail(self, source: str) -> None:
-        with self._lock:
-            now = time.monotonic()
-            self._recent(source, now).append(now)
-            if len(self._hits) > 10_000:  # forget idle sources
-                for key in [k for k, v in self._hits.items() if not v]:
-                    del self._hits[key]
-
-
-def _limiter(container: Container) -> _FailureLimiter:
-    with container.lock:
-        limiter = getattr(container, "_auth_limiter", None)
-        if limiter is None:
-            limiter = _FailureLimiter(container.settings.auth_fail_limit)
-            container._auth_limiter = limiter  # type: ignore[attr-defined]
-        return limiter
+def _limiter(container: Container) -> FailureLimiter:
+    """The failed-authentication limiter (its counts are shared by every worker)."""
+    return limiter(container)
 
 
 def bearer_key(request: Request) -> str | None:
@@ -101,14 +66,13 @@ def get_principal(request: Request, container: ContainerDep) -> Principal:
     if isinstance(cached, Principal):
         return cached
     source = request.client.host if request.client else "unknown"
-    limiter = _limiter(container)
-    limiter.check(source)
+    limits = limiter(container)
     try:
-        key = bearer_key(request)
         with container.read_session() as session:
-            principal = authenticate(session, key)
+            limits.check(source, session)  # one read; a successful authentication writes nothing
+            principal = authenticate(session, bearer_key(request))
     except Unauthenticated:
-        limiter.fail(source)
+        limits.fail(source)
         container.metrics.auth_failures.inc()
         raise
     request.state.principal = principal

@@ -29,7 +29,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from monitor.errors import InvalidQuery
 from quanguard.api.deps import ContainerDep, RequestContext, get_context
-from quanguard.api.deps import _limiter as auth_failure_limiter  # one limiter per service
 from quanguard.auth import authenticate
 from quanguard.console import data
 from quanguard.console.sessions import (
@@ -38,7 +37,6 @@ from quanguard.console.sessions import (
     LOGIN_COOKIE,
     ConsoleSession,
     get_store,
-    key_still_valid,
     tokens_match,
 )
 from quanguard.console.views import (
@@ -54,6 +52,7 @@ from quanguard.console.views import (
     templates,
 )
 from quanguard.errors import RateLimited, Unauthenticated
+from quanguard.ratelimit import limiter as auth_failure_limiter
 
 if TYPE_CHECKING:
     from quanguard.container import Container
@@ -101,13 +100,10 @@ def _redirect(url: str) -> RedirectResponse:
 
 
 def _session(request: Request, container: Container) -> ConsoleSession | None:
-    store = get_store(container)
-    sid = request.cookies.get(COOKIE)
-    current = store.get(sid)
+    # One read: the session (whichever worker created it) and its key's state; a revoked
+    # or expired key ends every session of it.
+    current = get_store(container).get(request.cookies.get(COOKIE))
     if current is None:
-        return None
-    if not key_still_valid(container, current.principal):
-        store.drop_principal(current.principal.id)
         return None
     # The audit use cases read the caller from request.state like the API's dependency.
     request.state.principal = current.principal
@@ -178,16 +174,16 @@ async def login(request: Request, container: ContainerDep) -> Response:
     limiter = auth_failure_limiter(container)
     source = request.client.host if request.client else "unknown"
     try:
-        limiter.check(source)
+        with container.read_session() as session:
+            limiter.check(source, session)
+            principal = authenticate(session, key)
     except RateLimited as exc:
         return _login_page(request, error=exc.message, code=429)
-    try:
-        with container.session() as session:
-            principal = authenticate(session, key)
     except Unauthenticated as exc:
         limiter.fail(source)
         container.metrics.auth_failures.inc()
-        data.record_login(container, None, ctx, ok=False, reason=exc.message)
+        # The refused key's fingerprint (never the key) tells attempts apart in the trail.
+        data.record_login(container, None, ctx, ok=False, reason=exc.message, key=key or None)
         return _login_page(request, error=f"Sign-in failed: {exc.message}.", code=401)
     if principal.role not in CONSOLE_ROLES:
         data.record_login(container, principal, ctx, ok=False, reason="role")

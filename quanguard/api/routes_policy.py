@@ -14,6 +14,19 @@ from quanguard.usecases import policy as uc
 
 router = APIRouter(tags=["policy"])
 
+
+def on_startup(container: Any) -> None:
+    """Follow the other worker processes' policy reloads (PostgreSQL ``LISTEN``)."""
+    from quanguard.policy_sync import start_listening
+
+    start_listening(container)
+
+
+def on_shutdown(container: Any) -> None:
+    from quanguard.policy_sync import stop_listening
+
+    stop_listening(container)
+
 _Name = Annotated[str, Field(min_length=1, max_length=200)]
 _Opt = Annotated[str | None, Field(default=None, max_length=500)]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import typer
 
 from quanguard.auth import LOCAL_OPERATOR
@@ -14,7 +16,7 @@ def serve(
     host: str | None = typer.Option(None, "--host", help="Address to bind (default QUANGUARD_HOST or 127.0.0.1)"),
     port: int | None = typer.Option(None, "--port", help="Port (default QUANGUARD_PORT or 8000)"),
     workers: int | None = typer.Option(
-        None, "--workers", help="Worker processes (default 1; more need PostgreSQL, and console sessions and auth-failure limits are per worker)"),
+        None, "--workers", help="Worker processes (default: one per core on PostgreSQL, one on SQLite, which allows no more)"),
 ) -> None:
     """Migrate the store and serve the API; on the first start print a bootstrap admin key.
     Refuses to start while a key file is readable by group or others."""
@@ -57,13 +59,13 @@ def serve(
     if issued is not None:
         # Shown once, on the first start only; it is not stored anywhere in clear.
         typer.echo(f"bootstrap admin key (shown once, keep it safe): {issued.key}")
-    from quanguard.workers import PER_PROCESS_STATE, check_workers, default_workers
+    from quanguard.workers import check_workers, default_workers
 
     count, why = (workers, "--workers") if workers else default_workers(settings.db_url)
     check_workers(settings.db_url, count)
     out.print(f"workers: {count} ({why})")
+    logging.getLogger("quanguard.workers").info("serving with %d worker(s): %s", count, why)
     if count > 1:
-        out.print(f"note: {', '.join(PER_PROCESS_STATE)} are per worker; use --workers 1 for the console")
         container.close()  # each worker builds its own from the same environment
         os.environ["QUANGUARD_HOST"], os.environ["QUANGUARD_PORT"] = settings.host, str(settings.port)
         uvicorn.run("quanguard.workers:worker_app", factory=True, workers=count, host=settings.host,

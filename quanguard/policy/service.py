@@ -32,7 +32,8 @@ from quanguard.policy.model import Decision, Problem, Resource, Subject
 
 _log = logging.getLogger("quanguard.policy")
 
-Trigger = Literal["manual", "automatic"]
+# "peer": another process of the service announced a new version (quanguard.policy_sync).
+Trigger = Literal["manual", "automatic", "peer"]
 
 __all__ = ["PolicyService", "ReloadResult"]
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from sqlalchemy import text
+
 from quanguard.auth import IssuedKey, KeyInfo, Principal, create_key, list_keys, revoke_key
 from quanguard.container import Container
 from quanguard.gate import RequestContext, authorize
@@ -69,6 +71,10 @@ def bootstrap_admin(container: Container, actor: Principal) -> IssuedKey | None:
     """On the first start only: issue an admin key and remember that it was issued."""
     decision = authorize(container, actor, "key_admin", audit_action="key_create")
     with container.unit_of_work() as session:
+        if session.get_bind().dialect.name == "postgresql":
+            # Several servers starting at once on one store: one issues the key, the others
+            # wait here and then find it issued (SQLite's write lock does the same).
+            session.execute(text("SELECT pg_advisory_xact_lock(hashtext('quanguard.bootstrap'))"))
         if session.get(ServiceState, _BOOTSTRAP) is not None:
             return None
         issued = create_key(session, role="admin", org="市大数据局", name="bootstrap-admin", created_by="bootstrap",

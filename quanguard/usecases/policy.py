@@ -10,6 +10,8 @@ container wires to the policy service.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -294,9 +296,16 @@ SERVICE_ACTOR = _ServiceActor()
 _log = logging.getLogger("quanguard.policy")
 
 
+def _process(container: Container) -> str:
+    """Which process of the service reloaded (several workers each reload on their own)."""
+    sync = getattr(container, "_policy_sync", None)
+    return sync.instance if sync is not None else f"{socket.gethostname()}:{os.getpid()}"
+
+
 def audit_automatic_reloads(container: Container) -> None:
-    """Record every automatic reload (files changed on disk) as a ``policy_reload`` event
-    of the service, with the old and new version.
+    """Record every automatic reload (files changed on disk) and every reload that followed
+    another worker's announcement (trigger ``peer``, see ``quanguard.policy_sync``) as a
+    ``policy_reload`` event of the service, with the old and new version.
 
     The reload happens inside some request's decision, possibly while that request holds
     a write transaction, so the event is written from a thread of its own (it waits for
@@ -312,7 +321,7 @@ def audit_automatic_reloads(container: Container) -> None:
                 return int(container.audit.record(
                     session, actor=SERVICE_ACTOR, action="policy_reload",
                     outcome="success" if result.ok else "failure",
-                    labels=_reload_labels(result),
+                    labels={**_reload_labels(result), "process": _process(container)},
                 ))
         try:
             with_retry(tx, attempts=8)
@@ -321,8 +330,8 @@ def audit_automatic_reloads(container: Container) -> None:
                            result.previous_version[:12], (result.attempted or "?")[:12])
 
     def listener(result: ReloadResult) -> None:
-        if result.trigger != "automatic":
-            return
+        if result.trigger == "manual":
+            return  # recorded by reload() with its caller
         thread = threading.Thread(target=write, args=(result,), name="policy-reload-audit")
         pending.append(thread)
         thread.start()

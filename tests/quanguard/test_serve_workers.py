@@ -141,3 +141,140 @@ def test_several_workers_on_sqlite_are_refused(tmp_path):
     env = _env(tmp_path, f"sqlite:///{tmp_path / 'q.db'}")
     r = _cli(env, tmp_path, "serve", "--port", str(_free_port()), "--workers", "3")
     assert r.returncode != 0 and "needs PostgreSQL" in r.stderr
+
+
+def test_default_is_one_worker_per_core_on_postgresql_and_one_on_sqlite(monkeypatch):
+    from quanguard import workers
+
+    monkeypatch.setattr(workers, "cores", lambda: 6)
+    n, why = workers.default_workers("postgresql+psycopg://u@h/db")
+    assert n == 6 and "one worker per core" in why and "shared through the database" in why
+    n, why = workers.default_workers("sqlite:///var/quanguard.db")
+    assert n == 1 and "one writer at a time" in why
+
+
+def _serve(env: dict[str, str], cwd: Path, port: int, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "quanguard.cli.main", "serve", "--port",
+                             str(port), *extra], env=env, cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _ready(server: subprocess.Popen[str], base: str) -> None:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        assert server.poll() is None, server.stderr.read() if server.stderr else ""
+        try:
+            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError("server did not become ready")
+
+
+def _stop(server: subprocess.Popen[str]) -> str:
+    server.terminate()
+    try:
+        return server.communicate(timeout=60)[1]
+    except subprocess.TimeoutExpired:
+        server.kill()
+        return server.communicate()[1]
+
+
+def _csrf(html: str) -> str:
+    import re
+
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match, html[:300]
+    return match.group(1)
+
+
+@pytest.mark.slow
+@pytest.mark.pg
+def test_two_servers_share_console_sessions_auth_limits_and_policy_reloads(pg_database, tmp_path):
+    """Server A (the default worker count: one per core) and server B (one worker) over one
+    PostgreSQL store: a console session made on A works on B and ends on both when signed
+    out on B; a policy reload on A brings every worker of both to the same version, each
+    recorded; failed keys spread over both servers trip one limit."""
+    import shutil
+
+    policies = tmp_path / "policies"
+    shutil.copytree(REPO / "policies", policies)
+    env = {**_env(tmp_path, pg_database), "QUANGUARD_AUTH_FAIL_LIMIT": "6",
+           "QUANGUARD_POLICY_DIR": str(policies)}
+    keys = {}
+    for role in ("auditor", "officer"):
+        made = _cli(env, tmp_path, "keys", "create", "--role", role, "--org", "市局", "--name", role)
+        assert made.returncode == 0, made.stderr
+        keys[role] = made.stdout.strip()
+    pa, pb = _free_port(), _free_port()
+    a_url, b_url = f"http://127.0.0.1:{pa}", f"http://127.0.0.1:{pb}"
+    server_a = _serve(env, tmp_path, pa)
+    server_b = _serve(env, tmp_path, pb, "--workers", "1")
+    errs = ["", ""]
+    try:
+        _ready(server_a, a_url)
+        _ready(server_b, b_url)
+        # -- console: sign in on A, use on B, sign out on B, refused on A ------------------
+        with httpx.Client(base_url=a_url, timeout=120) as a, \
+                httpx.Client(base_url=b_url, timeout=120) as b:
+            token = _csrf(a.get("/console/login").text)
+            r = a.post("/console/login", data={"key": keys["auditor"], "csrf": token})
+            assert r.status_code == 303, r.text[:300]
+            sid = r.cookies["qg_console"]
+            cookie = {"Cookie": f"qg_console={sid}"}
+            page = b.get("/console/search", headers=cookie)
+            assert page.status_code == 200 and "auditor" in page.text
+            for _ in range(4):  # whichever of A's workers answers
+                assert a.get("/console/search", headers=cookie).status_code == 200
+            out = b.post("/console/logout", data={"csrf": _csrf(page.text)}, headers=cookie)
+            assert out.status_code == 303
+            for client in (a, a, a, a, b):
+                r = client.get("/console/search", headers=cookie)
+                assert r.status_code == 303 and r.headers["location"] == "/console/login"
+            # -- policy: an edit no file probe can see, reloaded on A ----------------------
+            path = policies / "alerts.yaml"
+            st = path.stat()
+            text = path.read_text(encoding="utf-8")
+            path.write_text(text.replace("# 监测预警规则", "# 监测告警规则", 1), encoding="utf-8")
+            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+            officer = {"Authorization": f"Bearer {keys['officer']}"}
+            before = b.get("/v1/policy", headers=officer).json()["version"]
+            reloaded = a.post("/v1/policy/reload", headers=officer)
+            assert reloaded.status_code == 200, reloaded.text
+            version = reloaded.json()["version"]
+            assert version != before
+            deadline = time.monotonic() + 20
+            seen: list[str] = []
+            while time.monotonic() < deadline:
+                seen = [c.get("/v1/policy", headers=officer).json()["version"]
+                        for c in (a, a, a, a, b, b)]
+                if set(seen) == {version}:
+                    break
+                time.sleep(0.2)
+            assert set(seen) == {version}, seen
+            # -- failed keys spread over both servers: one limit --------------------------
+            codes = [(a, b)[i % 2].get("/v1/whoami", headers={
+                "Authorization": f"Bearer qg_{i:08d}_{'z' * 43}"}).status_code for i in range(6)]
+            assert codes == [401] * 6
+            for client in (a, b):
+                assert client.get("/v1/whoami", headers=officer).status_code == 429
+    finally:
+        errs = [_stop(server_a), _stop(server_b)]
+    cores = len(os.sched_getaffinity(0))
+    assert f"workers: {cores} (PostgreSQL: one worker per core" in errs[0], errs[0][-2000:]
+    assert "workers: 1 (--workers)" in errs[1]
+    engine = sa.create_engine(pg_database)
+    with engine.connect() as c:
+        reloads = [json.loads(r[0]) for r in c.execute(sa.text(
+            "SELECT body FROM audit_events WHERE action = 'policy_reload' ORDER BY seq"))]
+    engine.dispose()
+    manual = [e for e in reloads if e["labels"]["trigger"] == "manual"]
+    peers = [e for e in reloads if e["labels"]["trigger"] == "peer"]
+    assert len(manual) == 1 and manual[0]["labels"]["version"] == version
+    # every other worker process followed, once each, and said so in the trail
+    assert len(peers) == cores + 1 - 1, reloads
+    assert len({e["labels"]["process"] for e in peers}) == len(peers)
+    assert all(e["labels"]["version"] == version for e in peers)
+    verified = _cli(env, tmp_path, "audit", "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
