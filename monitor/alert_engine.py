@@ -219,12 +219,17 @@ class AlertEngine:
         for e in events:
             by_actor[e.actor.id].append(e)
         hits: list[Hit] = []
+        rules = self.rules
         for actor, evs in by_actor.items():
             by_seq = evs if ordered else sorted(evs, key=_seq_key)
             latest = max([e.ts_us for e in evs])
             st = self._state(session, actor, by_seq, latest)
-            for rule in self.rules:
-                hits.extend(self._rule(session, rule, actor, evs, st, by_seq, latest))
+            # events left after each rule's exclude_own_org (computed once per role set)
+            kept: dict[tuple[str, ...], tuple[list[AuditEvent], list[AuditEvent]]] = {}
+            for rule in rules:
+                found = self._rule(session, rule, actor, evs, st, by_seq, latest, kept)
+                if found:
+                    hits.extend(found)
             st.datasets.update([e.dataset for e in evs if e.dataset and _ok(e)])
             self.counters.prune(st, latest)
         return hits
@@ -265,18 +270,25 @@ class AlertEngine:
         return int(rows or 0)
 
     def _rule(self, session: Session, rule: Rule, actor: str, evs: list[AuditEvent],
-              st: ActorState, by_seq: list[AuditEvent], latest: int) -> list[Hit]:
+              st: ActorState, by_seq: list[AuditEvent], latest: int,
+              kept: dict[tuple[str, ...], tuple[list[AuditEvent], list[AuditEvent]]] | None = None,
+              ) -> list[Hit]:
         if isinstance(rule, VolumeSpike):
             return self._spike(session, rule, actor, evs, st, latest)
         if isinstance(rule, OffHours | FirstAccess) and rule.exclude_own_org:
             roles = rule.exclude_own_org
-            if any(e.actor.role in roles for e in evs):
-                kept = [e for e in evs if not self._own_org(session, rule, e)]
-                by_seq = kept if by_seq is evs else [
-                    e for e in by_seq if not self._own_org(session, rule, e)]
-                evs = kept
-                if not evs:
-                    return []
+            pair = kept.get(roles) if kept is not None else None
+            if pair is None:
+                pair = (evs, by_seq)
+                if any(e.actor.role in roles for e in evs):
+                    left = [e for e in evs if not self._own_org(session, rule, e)]
+                    pair = (left, left if by_seq is evs else [
+                        e for e in by_seq if not self._own_org(session, rule, e)])
+                if kept is not None:
+                    kept[roles] = pair
+            evs, by_seq = pair
+            if not evs:
+                return []
         if isinstance(rule, OffHours):
             return self._off_hours(rule, actor, evs)
         if isinstance(rule, DenialBurst):
@@ -288,9 +300,13 @@ class AlertEngine:
     # -- rules -------------------------------------------------------------------
     def _spike(self, s: Session, rule: VolumeSpike, actor: str,
                evs: list[AuditEvent], st: ActorState, latest: int) -> list[Hit]:
+        # Cheapest test first: most actors are nowhere near min_events in a window (the
+        # counters answer in µs without building times).
+        lo = latest - rule.window_minutes * 60_000_000
+        if st.events.covers(lo) and st.events.count(lo, latest) < rule.min_events:
+            return []
         t = from_us(latest)  # the newest event's time
         window = timedelta(minutes=rule.window_minutes)
-        # Cheapest test first: most actors are nowhere near min_events in a window.
         current = _count(s, st.events, actor, t - window, t)
         if current < rule.min_events:
             return []
@@ -315,13 +331,14 @@ class AlertEngine:
 
     def _off_hours(self, rule: OffHours, actor: str, evs: list[AuditEvent]) -> list[Hit]:
         # local day and time of day as ``e.ts.astimezone(self.zone)`` gives them
-        by_day: dict[int, list[AuditEvent]] = defaultdict(list)
         grades, workdays = rule.grades, rule.workdays
+        candidates = [e for e in evs if e.grade in grades and _ok(e)]
+        if not candidates:
+            return []
+        by_day: dict[int, list[AuditEvent]] = defaultdict(list)
         start, end = _time_us(rule.work_start), _time_us(rule.work_end)
         clock = self._clock
-        for e in evs:
-            if e.grade not in grades or not _ok(e):
-                continue
+        for e in candidates:
             day, tod = clock.split(e.ts_us)
             if not (clock.weekday(day) in workdays and start <= tod < end):
                 by_day[day].append(e)
@@ -375,9 +392,12 @@ class AlertEngine:
 
     def _export(self, s: Session, rule: ExportVolume, actor: str,
                 evs: list[AuditEvent], st: ActorState) -> list[Hit]:
+        actions = rule.actions
+        counted = [e for e in evs if e.action in actions and e.rows and _ok(e)]
+        if not counted:
+            return []
         clock = self._clock
-        days = {date.fromordinal(clock.split(e.ts_us)[0] + _UNIX_DAY0) for e in evs
-                if e.action in rule.actions and e.rows and _ok(e)}
+        days = {date.fromordinal(clock.split(e.ts_us)[0] + _UNIX_DAY0) for e in counted}
         hits = []
         for day in sorted(days):
             start = datetime(day.year, day.month, day.day, tzinfo=self.zone)

@@ -129,8 +129,11 @@ def parse_record(
     if action not in KNOWN_ACTIONS:
         raise InvalidEvent(f"unknown action {action!r}", field="action")
     fields = obj.get("fields", [])
-    if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+    if not isinstance(fields, list):
         raise InvalidEvent("fields must be a list of field names", field="fields")
+    for name in fields:
+        if not isinstance(name, str):
+            raise InvalidEvent("fields must be a list of field names", field="fields")
     if len(fields) > MAX_FIELDS:
         raise InvalidEvent(f"more than {MAX_FIELDS} fields", field="fields")
     rows = obj.get("rows")
@@ -148,9 +151,9 @@ def parse_record(
     if outcome not in OUTCOMES:
         raise InvalidEvent(f"outcome must be one of {', '.join(OUTCOMES)}", field="outcome")
     labels = obj.get("labels") or {}
-    if not isinstance(labels, dict) or not all(
+    if not isinstance(labels, dict) or (labels and not all(
         isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
-    ):
+    )):
         raise InvalidEvent("labels must be an object of strings", field="labels")
     texts = [obj.get(k) for k in _OPTIONAL_TEXT]
     for i, value in enumerate(texts):
@@ -167,12 +170,30 @@ def parse_record(
     return redact_event(event, redactor) if redactor is not None else event
 
 
+_DECODER = json.JSONDecoder()
+
+
+def _decode(text: str | bytes) -> Any:
+    """``json.loads(text)``; UTF-8 bytes (the usual line) skip its encoding detection."""
+    if isinstance(text, bytes):
+        try:
+            decoded = text.decode("utf-8")
+        except UnicodeDecodeError:
+            return json.loads(text)  # another encoding, or the error json.loads gives
+        if decoded.startswith("\ufeff"):
+            return json.loads(text)  # a byte order mark: as json.loads treats it
+        text = decoded
+    if text.startswith("\ufeff"):
+        return json.loads(text)  # a byte order mark: as json.loads treats it
+    return _DECODER.decode(text)
+
+
 def parse_line(
     text: str | bytes, *, line: int, reporter: str, now: datetime,
     redactor: Redactor | None = None,
 ) -> AuditEvent:
     try:
-        obj = json.loads(text)
+        obj = _decode(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidEvent(f"malformed JSON ({exc})", line=line) from exc
     try:

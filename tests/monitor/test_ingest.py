@@ -185,3 +185,20 @@ def test_large_batches_verify_on_every_backend(engine, store, make_event) -> Non
     assert [r.body for r in stored] == [e.canonical_bytes().decode() for e in appended]
     assert stored[0].columns["purpose"] == "含\t制表符\n和换行 \\ 反斜杠"
     assert stored[1].columns["rows"] is None and stored[1].columns["purpose"] is None
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"a":1}', b"\xef\xbb\xbf{}", "\ufeff{}", b"\xff{", b'{"a":1} x', b'"\xed\xa0\x80"',
+    '{"a":1}'.encode("utf-16"), '{"a":1}'.encode("utf-32"), b"  [1]  \n", "{}"])
+def test_lines_decode_exactly_as_json_loads(raw: str | bytes) -> None:
+    # UTF-8 lines skip json.loads' encoding detection; every other input (BOM, UTF-16/32,
+    # encoded surrogates, bad bytes) still decodes, or fails, exactly as json.loads does.
+    from monitor.ingest import _decode
+
+    def outcome(fn):  # type: ignore[no-untyped-def]
+        try:
+            return ("ok", fn(raw))
+        except (ValueError, UnicodeDecodeError) as exc:
+            return (type(exc).__name__, str(exc))
+
+    assert outcome(_decode) == outcome(json.loads)
