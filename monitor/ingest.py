@@ -80,6 +80,21 @@ def _text(obj: dict[str, Any], key: str, *, required: bool = False) -> str | Non
     return value
 
 
+# Actors and decisions repeat from line to line: equal ones share one (immutable) object.
+_SHARED: dict[tuple[Any, ...], Any] = {}
+_MAX_SHARED = 50_000
+
+
+def _shared(cls: Any, *values: Any) -> Any:
+    key = (cls, *values)
+    found = _SHARED.get(key)
+    if found is None:
+        if len(_SHARED) >= _MAX_SHARED:
+            _SHARED.clear()
+        found = _SHARED[key] = cls(*values)
+    return found
+
+
 _OPTIONAL_TEXT = ("dataset", "grade", "purpose", "reason", "source_ip", "request_id",
                   "result_digest")
 
@@ -146,7 +161,8 @@ def parse_record(
     if effect is not None:
         if effect not in EFFECTS:
             raise InvalidEvent(f"decision must be one of {', '.join(EFFECTS)}", field="decision")
-        decision = EventDecision(effect, _text(obj, "rule_id"), _text(obj, "policy_version"))
+        decision = _shared(EventDecision, effect, _text(obj, "rule_id"),
+                           _text(obj, "policy_version"))
     outcome = obj.get("outcome", "success")
     if outcome not in OUTCOMES:
         raise InvalidEvent(f"outcome must be one of {', '.join(OUTCOMES)}", field="outcome")
@@ -161,7 +177,7 @@ def parse_record(
             texts[i] = _text(obj, _OPTIONAL_TEXT[i])
     dataset, grade, purpose, reason, source_ip, request_id, result_digest = texts
     event = validated_event(
-        ts, Actor(a_id, a_role, a_org, a_name), action, reporter,  # type: ignore[arg-type]
+        ts, _shared(Actor, a_id, a_role, a_org, a_name), action, reporter,
         dataset=dataset, fields=tuple(fields), grade=grade, rows=rows, purpose=purpose,
         reason=reason, decision=decision, outcome=outcome, source_ip=source_ip,
         request_id=request_id, result_digest=result_digest,
