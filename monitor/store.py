@@ -313,6 +313,9 @@ class AuditStore:
             d = ev.__dict__
             d.update(event.__dict__)
             d["seq"] = seq
+            ts_us = d.get("ts_us")
+            if ts_us is None:
+                ts_us = d["ts_us"] = to_us(d["ts"])
             if d["ingested"] is None:
                 d["ingested"] = stamp
                 text = canonical_text(ev, ingested=stamp_text)
@@ -324,7 +327,7 @@ class AuditStore:
             c = d["actor"]
             dec = d["decision"]
             rows.append((
-                seq, d["id"], ev.ts_us, c.id, c.role, c.org, c.name, d["reporter"], d["action"],
+                seq, d["id"], ts_us, c.id, c.role, c.org, c.name, d["reporter"], d["action"],
                 d["dataset"], d["grade"], dec.effect if dec else None, d["outcome"], d["rows"],
                 d["purpose"], d["reason"], d["source_ip"], text, leaf, prev, h,
             ))
