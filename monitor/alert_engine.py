@@ -495,16 +495,18 @@ def record_hits(session: Session, hits: Sequence[Hit], *, now: datetime) -> list
     inserts: dict[str, dict[str, Any]] = {}
     updates: dict[str, dict[str, Any]] = {}
     out: list[Alert] = []
+    parsed: dict[str, list[int]] = {}  # alert id -> its "seqs" column, decoded once
     for hit in hits:
         values = current.get(hit.dedup_key)
         if values is None:
             values = _new_alert(hit, stamp)
             inserts[values["id"]] = current[hit.dedup_key] = values
+            parsed[values["id"]] = list(hit.seqs)
         else:
-            _collapse(values, hit, stamp)
+            _collapse(values, hit, stamp, parsed)
             if values["id"] not in inserts:
                 updates[values["id"]] = values
-        out.append(_alert_from(values))
+        out.append(_alert_from(values, parsed.get(values["id"])))
     if inserts:
         session.execute(ALERTS.insert(), list(inserts.values()))
     if updates:
@@ -525,10 +527,24 @@ def _new_alert(hit: Hit, stamp: int) -> dict[str, Any]:
     }
 
 
-def _collapse(values: dict[str, Any], hit: Hit, stamp: int) -> None:
+def _collapse(values: dict[str, Any], hit: Hit, stamp: int,
+              parsed: dict[str, list[int]] | None = None) -> None:
+    old = parsed.get(values["id"]) if parsed is not None else None
+    if old is None:
+        old = json.loads(values["seqs"])
+    new = hit.seqs
+    if (len(old) == MAX_LINKED and (not new or min(new) > old[-1])
+            and len(set(old)) == len(old) and old == sorted(old)):
+        # the linked seqs are full and the hit's are all later: the merge keeps them as they are
+        merged, text = old, values["seqs"]
+    else:
+        merged = sorted(set(old) | set(new))[:MAX_LINKED]
+        text = json.dumps(merged)
+    if parsed is not None:
+        parsed[values["id"]] = merged
     values.update(
         count=int(values["count"]) + 1,
-        seqs=json.dumps(sorted(set(json.loads(values["seqs"])) | set(hit.seqs))[:MAX_LINKED]),
+        seqs=text,
         summary=hit.summary, window_start=min(values["window_start"], to_us(hit.window_start)),
         window_end=max(values["window_end"], to_us(hit.window_end)), updated=stamp,
     )
@@ -576,11 +592,13 @@ def _alert(row: sa.Row[tuple[object, ...]]) -> Alert:
     return _alert_from(row._mapping)
 
 
-def _alert_from(m: Any) -> Alert:
+def _alert_from(m: Any, seqs: list[int] | None = None) -> Alert:
+    """The alert of a row; ``seqs`` may pass its ``seqs`` column already decoded."""
     return Alert(
         id=m["id"], rule=m["rule"], severity=m["severity"], actor=m["actor"],
         window_start=from_us(m["window_start"]), window_end=from_us(m["window_end"]),
-        seqs=tuple(json.loads(m["seqs"])), count=int(m["count"]), summary=m["summary"],
+        seqs=tuple(json.loads(m["seqs"]) if seqs is None else seqs), count=int(m["count"]),
+        summary=m["summary"],
         status=m["status"], note=m["note"], created=from_us(m["created"]),
         updated=from_us(m["updated"]),
     )
