@@ -16,7 +16,8 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
+from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -85,7 +86,65 @@ class Alert:
 
 def _ok(e: AuditEvent) -> bool:
     """An access that happened (not denied, not failed)."""
-    return e.effect != "deny" and e.outcome == "success"
+    d = e.decision
+    return (d is None or d.effect != "deny") and e.outcome == "success"
+
+
+def _denied(e: AuditEvent) -> bool:
+    d = e.decision
+    return d is not None and d.effect == "deny"
+
+
+_HOUR_US = 3_600_000_000
+_DAY_US = 24 * _HOUR_US
+_UNIX_DAY0 = date(1970, 1, 1).toordinal()
+_UNKNOWN = object()
+_ONE_US = timedelta(microseconds=1)
+
+
+def _time_us(t: time) -> int:
+    return ((t.hour * 60 + t.minute) * 60 + t.second) * 1_000_000 + t.microsecond
+
+
+class _LocalClock:
+    """UTC µs -> (local day number since 1970-01-01, µs into that local day) in one zone,
+    as ``datetime.astimezone(zone)`` would give, from a per-hour cache of the zone's UTC
+    offset (an hour whose two ends have different offsets holds a transition and is
+    converted event by event)."""
+
+    def __init__(self, zone: ZoneInfo) -> None:
+        self.zone = zone
+        self._offsets: dict[int, int | None] = {}
+        self._dates: dict[int, str] = {}
+
+    def _offset_at(self, us: int) -> int:
+        offset = from_us(us).astimezone(self.zone).utcoffset()
+        return 0 if offset is None else offset // _ONE_US
+
+    def split(self, us: int) -> tuple[int, int]:
+        hour = us // _HOUR_US
+        offset = self._offsets.get(hour, _UNKNOWN)
+        if offset is _UNKNOWN:
+            start = self._offset_at(hour * _HOUR_US)
+            offset = start if start == self._offset_at((hour + 1) * _HOUR_US - 1) else None
+            if len(self._offsets) > 200_000:
+                self._offsets.clear()
+            self._offsets[hour] = offset
+        local = us + (self._offset_at(us) if offset is None else offset)  # type: ignore[operator]
+        return local // _DAY_US, local % _DAY_US
+
+    def iso_date(self, day: int) -> str:
+        text = self._dates.get(day)
+        if text is None:
+            if len(self._dates) > 100_000:
+                self._dates.clear()
+            text = self._dates[day] = date.fromordinal(day + _UNIX_DAY0).isoformat()
+        return text
+
+    @staticmethod
+    def weekday(day: int) -> int:
+        """ISO weekday (Monday 1) of a day number (1970-01-01 was a Thursday)."""
+        return (day + 3) % 7 + 1
 
 
 OwnerLookup = Callable[[Session, str], "str | None"]
@@ -100,6 +159,7 @@ class AlertEngine:
                  owner_org: OwnerLookup | None = None):
         self.rules = rules
         self.zone = ZoneInfo(tz)
+        self._clock = _LocalClock(self.zone)
         # dataset -> owning organisation (the exchange catalog), for exclude_own_org.
         self.owner_org = owner_org
         span = timedelta(days=1)
@@ -112,6 +172,8 @@ class AlertEngine:
         self._seen: int | None = None  # the last seq these counters include
         self._lock = threading.Lock()
         self._exports = tuple(r for r in rules if isinstance(r, ExportVolume))
+        self._export_actions = frozenset(self._exports[0].actions) if len(self._exports) == 1 \
+            else frozenset()
 
     def _own_org(self, s: Session, rule: OffHours | FirstAccess, e: AuditEvent) -> bool:
         """True when ``e`` is an access by one of the rule's ``exclude_own_org`` roles to
@@ -151,36 +213,51 @@ class AlertEngine:
             if not session.info.get("quanguard_alert_rollback_hook"):
                 session.info["quanguard_alert_rollback_hook"] = True
                 sa_event.listen(session, "after_rollback", lambda _s: self._drop(), once=True)
+        # In seq order already (as the store returns a batch)? Then no per-actor sorting.
+        ordered = len(seqs) == len(events) and all(a < b for a, b in pairwise(seqs))
         by_actor: dict[str, list[AuditEvent]] = defaultdict(list)
         for e in events:
             by_actor[e.actor.id].append(e)
         hits: list[Hit] = []
+        rules = self.rules
         for actor, evs in by_actor.items():
-            st = self._state(session, actor, evs)
-            for rule in self.rules:
-                hits.extend(self._rule(session, rule, actor, evs, st))
-            st.datasets.update(e.dataset for e in evs if e.dataset and _ok(e))
-            self.counters.prune(st, max(to_us(e.ts) for e in evs))
+            by_seq = evs if ordered else sorted(evs, key=_seq_key)
+            latest = max([e.ts_us for e in evs])
+            st = self._state(session, actor, by_seq, latest)
+            # events left after each rule's exclude_own_org (computed once per role set)
+            kept: dict[tuple[str, ...], tuple[list[AuditEvent], list[AuditEvent]]] = {}
+            for rule in rules:
+                found = self._rule(session, rule, actor, evs, st, by_seq, latest, kept)
+                if found:
+                    hits.extend(found)
+            st.datasets.update([e.dataset for e in evs if e.dataset and _ok(e)])
+            self.counters.prune(st, latest)
         return hits
 
     def _drop(self) -> None:
         self.counters.clear()
         self._seen = None
 
-    def _state(self, s: Session, actor: str, evs: list[AuditEvent]) -> ActorState:
-        """The actor's counters including ``evs`` (loaded after the append, or updated)."""
+    def _state(self, s: Session, actor: str, by_seq: list[AuditEvent], latest: int
+               ) -> ActorState:
+        """The actor's counters including ``by_seq`` (the actor's new events in seq order;
+        loaded after the append, or updated); ``latest`` is their largest ts (µs)."""
         st = self.counters.get(actor)
         if st is None:
-            latest = max(to_us(e.ts) for e in evs)
             rows = s.execute(_RECENT, {"actor": actor, "lo": latest - self.counters.span}).all()
             st = self.counters.new_state(latest, [
                 (int(r.ts), int(r.seq), r.effect == "deny",
                  self._export_rows(r.action, r.effect, r.outcome, r.rows)) for r in rows])
             self.counters.put(actor, st)
             return st
-        for e in sorted(evs, key=lambda e: e.seq or 0):
-            self.counters.add(st, to_us(e.ts), e.seq or 0, denied=e.effect == "deny",
-                              export_rows=self._export_rows(e.action, e.effect, e.outcome, e.rows))
+        add = self.counters.add
+        exports = self._export_actions
+        for e in by_seq:
+            d = e.decision
+            denied = d is not None and d.effect == "deny"
+            add(st, e.ts_us, e.seq or 0, denied=denied,
+                export_rows=None if e.action not in exports or denied or e.outcome != "success"
+                else int(e.rows or 0))
         return st
 
     def _export_rows(self, action: str, effect: str | None, outcome: str,
@@ -192,16 +269,32 @@ class AlertEngine:
             return None
         return int(rows or 0)
 
-    def _rule(self, session: Session, rule: Rule, actor: str,
-              evs: list[AuditEvent], st: ActorState) -> list[Hit]:
+    def _rule(self, session: Session, rule: Rule, actor: str, evs: list[AuditEvent],
+              st: ActorState, by_seq: list[AuditEvent], latest: int,
+              kept: dict[tuple[str, ...], tuple[list[AuditEvent], list[AuditEvent]]] | None = None,
+              ) -> list[Hit]:
         if isinstance(rule, VolumeSpike):
-            return self._spike(session, rule, actor, evs, st)
+            return self._spike(session, rule, actor, evs, st, latest)
         if isinstance(rule, OffHours | FirstAccess) and rule.exclude_own_org:
-            # the owner is looked up only for events the rule could raise on (the others
-            # are ignored by it either way, and an actor's events to one dataset are all
-            # own-org or none): most accesses need no catalog look-up
-            evs = [e for e in evs
-                   if not (self._could_hit(rule, e, st) and self._own_org(session, rule, e))]
+            if len(evs) == 1 and len(by_seq) == 1:
+                # one event (an API call's): the owner is looked up only if the rule could
+                # raise on it (it is ignored by the rule otherwise), so most accesses need
+                # no catalog look-up; not kept, since whether it could hit is this rule's
+                e = evs[0]
+                if self._could_hit(rule, e, st) and self._own_org(session, rule, e):
+                    return []
+            else:
+                roles = rule.exclude_own_org
+                pair = kept.get(roles) if kept is not None else None
+                if pair is None:
+                    pair = (evs, by_seq)
+                    if any(e.actor.role in roles for e in evs):
+                        left = [e for e in evs if not self._own_org(session, rule, e)]
+                        pair = (left, left if by_seq is evs else [
+                            e for e in by_seq if not self._own_org(session, rule, e)])
+                    if kept is not None:
+                        kept[roles] = pair
+                evs, by_seq = pair
             if not evs:
                 return []
         if isinstance(rule, OffHours):
@@ -209,7 +302,7 @@ class AlertEngine:
         if isinstance(rule, DenialBurst):
             return self._denials(session, rule, actor, evs, st)
         if isinstance(rule, FirstAccess):
-            return self._first(session, rule, actor, evs, st)
+            return self._first(session, rule, actor, by_seq, st)
         return self._export(session, rule, actor, evs, st)
 
     def _could_hit(self, rule: OffHours | FirstAccess, e: AuditEvent, st: ActorState) -> bool:
@@ -224,10 +317,14 @@ class AlertEngine:
 
     # -- rules -------------------------------------------------------------------
     def _spike(self, s: Session, rule: VolumeSpike, actor: str,
-               evs: list[AuditEvent], st: ActorState) -> list[Hit]:
-        t = max(e.ts for e in evs)
+               evs: list[AuditEvent], st: ActorState, latest: int) -> list[Hit]:
+        # Cheapest test first: most actors are nowhere near min_events in a window (the
+        # counters answer in µs without building times).
+        lo = latest - rule.window_minutes * 60_000_000
+        if st.events.covers(lo) and st.events.count(lo, latest) < rule.min_events:
+            return []
+        t = from_us(latest)  # the newest event's time
         window = timedelta(minutes=rule.window_minutes)
-        # Cheapest test first: most actors are nowhere near min_events in a window.
         current = _count(s, st.events, actor, t - window, t)
         if current < rule.min_events:
             return []
@@ -251,29 +348,35 @@ class AlertEngine:
                     f"{rule.factor}x over the usual {average:.1f}")]
 
     def _off_hours(self, rule: OffHours, actor: str, evs: list[AuditEvent]) -> list[Hit]:
-        by_day: dict[str, list[AuditEvent]] = defaultdict(list)
-        for e in evs:
-            if e.grade not in rule.grades or not _ok(e):
-                continue
-            local = e.ts.astimezone(self.zone)
-            inside = (local.isoweekday() in rule.workdays
-                      and rule.work_start <= local.time() < rule.work_end)
-            if not inside:
-                by_day[local.date().isoformat()].append(e)
-        return [
-            Hit(rule, actor, day, min(e.ts for e in day_evs), max(e.ts for e in day_evs),
-                tuple(e.seq for e in day_evs if e.seq is not None),
+        # local day and time of day as ``e.ts.astimezone(self.zone)`` gives them
+        grades, workdays = rule.grades, rule.workdays
+        candidates = [e for e in evs if e.grade in grades and _ok(e)]
+        if not candidates:
+            return []
+        by_day: dict[int, list[AuditEvent]] = defaultdict(list)
+        start, end = _time_us(rule.work_start), _time_us(rule.work_end)
+        clock = self._clock
+        for e in candidates:
+            day, tod = clock.split(e.ts_us)
+            if not (clock.weekday(day) in workdays and start <= tod < end):
+                by_day[day].append(e)
+        hits = []
+        for day, day_evs in by_day.items():
+            iso = clock.iso_date(day)
+            stamps = [e.ts_us for e in day_evs]
+            hits.append(Hit(
+                rule, actor, iso, from_us(min(stamps)), from_us(max(stamps)),
+                tuple([e.seq for e in day_evs if e.seq is not None]),
                 f"{len(day_evs)} off-hours access(es) to "
-                f"{', '.join(sorted({str(e.grade) for e in day_evs}))} data on {day}")
-            for day, day_evs in by_day.items()
-        ]
+                f"{', '.join(sorted({str(e.grade) for e in day_evs}))} data on {iso}"))
+        return hits
 
     def _denials(self, s: Session, rule: DenialBurst, actor: str,
                  evs: list[AuditEvent], st: ActorState) -> list[Hit]:
-        denied = [e for e in evs if e.effect == "deny"]
+        denied = [e for e in evs if _denied(e)]
         if not denied:
             return []
-        t = max(e.ts for e in denied)
+        t = from_us(max([e.ts_us for e in denied]))
         window = timedelta(minutes=rule.window_minutes)
         start = t - window
         n = _count(s, st.denied, actor, start, t, denied=True)
@@ -284,14 +387,17 @@ class AlertEngine:
                     f"{n} denied requests in {rule.window_minutes} min")]
 
     def _first(self, s: Session, rule: FirstAccess, actor: str,
-               evs: list[AuditEvent], st: ActorState) -> list[Hit]:
+               by_seq: list[AuditEvent], st: ActorState) -> list[Hit]:
         # ``st.datasets``: datasets the actor is known to have accessed before this batch
         # (a cache: a dataset not in it is asked of the trail, which is the authority).
-        known = set(st.datasets)
+        known = st.datasets
+        grades = rule.grades
+        new: set[str] = set()
         hits = []
-        for e in sorted(evs, key=lambda e: e.seq or 0):
+        for e in by_seq:
             ok = _ok(e)
-            if e.grade in rule.grades and e.dataset and ok and e.dataset not in known:
+            if (e.grade in grades and e.dataset and ok and e.dataset not in known
+                    and e.dataset not in new):
                 earlier = s.execute(_FIRST, {"actor": actor, "dataset": e.dataset,
                                               "seq": e.seq or 0}).first()
                 if earlier is None:
@@ -299,13 +405,17 @@ class AlertEngine:
                                     (e.seq,) if e.seq else (),
                                     f"first access to {e.grade} dataset {e.dataset!r}"))
             if ok and e.dataset:
-                known.add(e.dataset)
+                new.add(e.dataset)
         return hits
 
     def _export(self, s: Session, rule: ExportVolume, actor: str,
                 evs: list[AuditEvent], st: ActorState) -> list[Hit]:
-        days = {e.ts.astimezone(self.zone).date() for e in evs
-                if e.action in rule.actions and e.rows and _ok(e)}
+        actions = rule.actions
+        counted = [e for e in evs if e.action in actions and e.rows and _ok(e)]
+        if not counted:
+            return []
+        clock = self._clock
+        days = {date.fromordinal(clock.split(e.ts_us)[0] + _UNIX_DAY0) for e in counted}
         hits = []
         for day in sorted(days):
             start = datetime(day.year, day.month, day.day, tzinfo=self.zone)
@@ -323,6 +433,10 @@ class AlertEngine:
                                 f"{total} rows exported on {day} "
                                 f"(limit {rule.max_rows_per_day})"))
         return hits
+
+
+def _seq_key(e: AuditEvent) -> int:
+    return e.seq or 0
 
 
 def _bucket(t: datetime, window: timedelta) -> str:
@@ -399,16 +513,18 @@ def record_hits(session: Session, hits: Sequence[Hit], *, now: datetime) -> list
     inserts: dict[str, dict[str, Any]] = {}
     updates: dict[str, dict[str, Any]] = {}
     out: list[Alert] = []
+    parsed: dict[str, list[int]] = {}  # alert id -> its "seqs" column, decoded once
     for hit in hits:
         values = current.get(hit.dedup_key)
         if values is None:
             values = _new_alert(hit, stamp)
             inserts[values["id"]] = current[hit.dedup_key] = values
+            parsed[values["id"]] = list(hit.seqs)
         else:
-            _collapse(values, hit, stamp)
+            _collapse(values, hit, stamp, parsed)
             if values["id"] not in inserts:
                 updates[values["id"]] = values
-        out.append(_alert_from(values))
+        out.append(_alert_from(values, parsed.get(values["id"])))
     if inserts:
         session.execute(ALERTS.insert(), list(inserts.values()))
     if updates:
@@ -429,10 +545,24 @@ def _new_alert(hit: Hit, stamp: int) -> dict[str, Any]:
     }
 
 
-def _collapse(values: dict[str, Any], hit: Hit, stamp: int) -> None:
+def _collapse(values: dict[str, Any], hit: Hit, stamp: int,
+              parsed: dict[str, list[int]] | None = None) -> None:
+    old = parsed.get(values["id"]) if parsed is not None else None
+    if old is None:
+        old = json.loads(values["seqs"])
+    new = hit.seqs
+    if (len(old) == MAX_LINKED and (not new or min(new) > old[-1])
+            and len(set(old)) == len(old) and old == sorted(old)):
+        # the linked seqs are full and the hit's are all later: the merge keeps them as they are
+        merged, text = old, values["seqs"]
+    else:
+        merged = sorted(set(old) | set(new))[:MAX_LINKED]
+        text = json.dumps(merged)
+    if parsed is not None:
+        parsed[values["id"]] = merged
     values.update(
         count=int(values["count"]) + 1,
-        seqs=json.dumps(sorted(set(json.loads(values["seqs"])) | set(hit.seqs))[:MAX_LINKED]),
+        seqs=text,
         summary=hit.summary, window_start=min(values["window_start"], to_us(hit.window_start)),
         window_end=max(values["window_end"], to_us(hit.window_end)), updated=stamp,
     )
@@ -480,11 +610,13 @@ def _alert(row: sa.Row[tuple[object, ...]]) -> Alert:
     return _alert_from(row._mapping)
 
 
-def _alert_from(m: Any) -> Alert:
+def _alert_from(m: Any, seqs: list[int] | None = None) -> Alert:
+    """The alert of a row; ``seqs`` may pass its ``seqs`` column already decoded."""
     return Alert(
         id=m["id"], rule=m["rule"], severity=m["severity"], actor=m["actor"],
         window_start=from_us(m["window_start"]), window_end=from_us(m["window_end"]),
-        seqs=tuple(json.loads(m["seqs"])), count=int(m["count"]), summary=m["summary"],
+        seqs=tuple(json.loads(m["seqs"]) if seqs is None else seqs), count=int(m["count"]),
+        summary=m["summary"],
         status=m["status"], note=m["note"], created=from_us(m["created"]),
         updated=from_us(m["updated"]),
     )

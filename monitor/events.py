@@ -37,10 +37,12 @@ go through a redactor (``redact_event``) before they are stored.
 from __future__ import annotations
 
 import json
-import uuid
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from json.encoder import encode_basestring as _q
 from types import MappingProxyType
 from typing import Any
 
@@ -53,7 +55,12 @@ Redactor = Callable[[str], str]
 
 
 def new_event_id() -> str:
-    return uuid.uuid4().hex
+    """A random (version 4) UUID as 32 hex digits: ``uuid.uuid4().hex`` without building a
+    ``UUID`` object (this runs once per ingested event)."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40  # version 4
+    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return b.hex()
 
 
 def utc_now() -> datetime:
@@ -67,6 +74,12 @@ def format_ts(ts: datetime) -> str:
     if ts.utcoffset():
         ts = ts.astimezone(UTC)
     return ts.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def _fast_ts(ts: datetime) -> str:
+    """:func:`format_ts` for the usual case, an aware time at offset zero."""
+    text = ts.isoformat(timespec="microseconds")
+    return text[:-6] + "Z" if text.endswith("+00:00") else format_ts(ts)
 
 
 def parse_ts(text: str) -> datetime:
@@ -158,6 +171,11 @@ class AuditEvent:
     def effect(self) -> str | None:
         return self.decision.effect if self.decision else None
 
+    @cached_property
+    def ts_us(self) -> int:
+        """``ts`` as µs since the epoch (the stored ``ts`` column; computed once)."""
+        return (self.ts - _EPOCH) // _US
+
     def with_seq(self, seq: int) -> AuditEvent:
         return replace(self, seq=seq)
 
@@ -202,9 +220,12 @@ class AuditEvent:
             new.__dict__["ingested"] = ingested.astimezone(UTC)
         return new
 
-    def canonical_bytes(self) -> bytes:
-        """The exact bytes the leaf hash is computed over."""
-        return canonical_json(self.to_document())
+    def canonical_bytes(self, *, ingested: str | None = None) -> bytes:
+        """The exact bytes the leaf hash is computed over: ``canonical_json`` of
+        :meth:`to_document`, written directly (no intermediate document; a test holds
+        the two equal). ``ingested`` may pass ``format_ts(self.ingested)`` precomputed
+        (the store formats a batch's one stamp once)."""
+        return canonical_text(self, ingested=ingested).encode("utf-8")
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> AuditEvent:
@@ -264,6 +285,126 @@ _ENCODER = json.JSONEncoder(
 def canonical_json(obj: Any) -> bytes:
     """Sorted keys, no insignificant whitespace, UTF-8 (not ASCII-escaped)."""
     return _ENCODER.encode(obj).encode("utf-8")
+
+
+def validated_event(
+    ts: datetime, actor: Actor, action: str, reporter: str, *, dataset: str | None,
+    fields: tuple[str, ...], grade: str | None, rows: int | None, purpose: str | None,
+    reason: str | None, decision: EventDecision | None, outcome: str,
+    source_ip: str | None, request_id: str | None, result_digest: str | None,
+    labels: dict[str, str],
+) -> AuditEvent:
+    """An :class:`AuditEvent` from values the caller has already validated exactly as
+    ``AuditEvent.__post_init__`` would (``ts`` aware and in UTC, ``outcome`` known,
+    ``rows`` a non-negative int, ``action`` non-empty, ``labels`` strings): the ingest
+    parser checks every line itself and skips the second validation."""
+    ev = object.__new__(AuditEvent)
+    ev.__dict__.update(
+        ts=ts, actor=actor, action=action, reporter=reporter, id=new_event_id(), seq=None,
+        dataset=dataset, fields=fields, grade=grade, rows=rows, purpose=purpose,
+        reason=reason, decision=decision, outcome=outcome, source_ip=source_ip,
+        request_id=request_id, result_digest=result_digest,
+        labels=MappingProxyType(labels), ingested=None,
+        ts_us=(ts - _EPOCH) // _US,  # the ``ts_us`` property's value, computed here at once
+    )
+    return ev
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+
+def canonical_text(ev: AuditEvent, *, ingested: str | None = None) -> str:
+    """:meth:`AuditEvent.canonical_bytes` as text (the store keeps the text as ``body``)."""
+    try:
+        return _canonical_fast(ev, ingested)
+    except TypeError:  # a value of an unexpected type: the general path decides
+        return canonical_json(ev.to_document()).decode("utf-8")
+
+
+def _canonical_fast(ev: AuditEvent, ingested: str | None) -> str:
+    """``canonical_json(ev.to_document())`` by hand: keys in sorted order, strings escaped
+    by the JSON encoder's own C function. Raises TypeError for anything but the plain
+    types (the caller then takes the general path)."""
+    d = ev.__dict__
+    decision = d["decision"]
+    actor = d["actor"]
+    # audit.{dataset,effect,fields,grade,purpose,reporter,result_digest,rows}
+    parts = []
+    v = d["dataset"]
+    if v is not None:
+        parts.append('"dataset":' + _q(v))
+    if decision is not None:
+        parts.append('"effect":' + _q(decision.effect))
+    v = d["fields"]
+    if v:
+        parts.append('"fields":[' + ",".join([_q(f) for f in v]) + "]")
+    v = d["grade"]
+    if v is not None:
+        parts.append('"grade":' + _q(v))
+    v = d["purpose"]
+    if v is not None:
+        parts.append('"purpose":' + _q(v))
+    parts.append('"reporter":' + _q(d["reporter"]))
+    v = d["result_digest"]
+    if v is not None:
+        parts.append('"result_digest":' + _q(v))
+    v = d["rows"]
+    if v is not None:
+        if type(v) is not int:
+            raise TypeError("rows")
+        parts.append(f'"rows":{v}')
+    out = ['{"@timestamp":"', _fast_ts(d["ts"]), '","audit":{', ",".join(parts),
+           '},"event":{"action":', _q(d["action"]), ',"id":', _q(d["id"])]
+    # event.{action,id,ingested,outcome,reason,sequence}
+    v = d["ingested"]
+    if v is not None:
+        out.append(',"ingested":"')
+        out.append(ingested if ingested is not None else _fast_ts(v))
+        out.append('"')
+    out.append(',"outcome":')
+    out.append(_q(d["outcome"]))
+    v = d["reason"]
+    if v is not None:
+        out.append(',"reason":')
+        out.append(_q(v))
+    v = d["seq"]
+    if v is not None:
+        if type(v) is not int:
+            raise TypeError("seq")
+        out.append(f',"sequence":{v}')
+    out.append("}")
+    labels = d["labels"]
+    if labels:
+        out.append(',"labels":{')
+        out.append(",".join([_q(k) + ":" + _q(labels[k]) for k in sorted(labels)]))
+        out.append("}")
+    out.append(',"organization":{"name":')
+    out.append(_q(actor.org))
+    out.append("}")
+    if decision is not None and (decision.rule_id is not None
+                                 or decision.policy_version is not None):
+        rule = []
+        if decision.rule_id is not None:
+            rule.append('"id":' + _q(decision.rule_id))
+        if decision.policy_version is not None:
+            rule.append('"version":' + _q(decision.policy_version))
+        out.append(',"rule":{' + ",".join(rule) + "}")
+    v = d["source_ip"]
+    if v is not None:
+        out.append(',"source":{"ip":' + _q(v) + "}")
+    v = d["request_id"]
+    if v is not None:
+        out.append(',"trace":{"id":' + _q(v) + "}")
+    out.append(',"user":{"id":')
+    out.append(_q(actor.id))
+    if actor.name:
+        out.append(',"name":')
+        out.append(_q(actor.name))
+    out.append(',"roles":[')
+    out.append(_q(actor.role))
+    out.append("]}}")
+    return "".join(out)
 
 
 def redact_event(event: AuditEvent, redactor: Redactor | None) -> AuditEvent:

@@ -34,6 +34,7 @@ from monitor.events import (
     Redactor,
     parse_ts,
     redact_event,
+    validated_event,
 )
 
 MAX_BATCH = 10_000
@@ -79,14 +80,36 @@ def _text(obj: dict[str, Any], key: str, *, required: bool = False) -> str | Non
     return value
 
 
+# Actors and decisions repeat from line to line: equal ones share one (immutable) object.
+_SHARED: dict[tuple[Any, ...], Any] = {}
+_MAX_SHARED = 50_000
+
+
+def _shared(cls: Any, *values: Any) -> Any:
+    key = (cls, *values)
+    found = _SHARED.get(key)
+    if found is None:
+        if len(_SHARED) >= _MAX_SHARED:
+            _SHARED.clear()
+        found = _SHARED[key] = cls(*values)
+    return found
+
+
+_OPTIONAL_TEXT = ("dataset", "grade", "purpose", "reason", "source_ip", "request_id",
+                  "result_digest")
+
+
 def parse_record(
     obj: Any, *, reporter: str, now: datetime, redactor: Redactor | None = None
 ) -> AuditEvent:
-    """Validate one decoded line. Raises InvalidEvent naming the bad field."""
+    """Validate one decoded line. Raises InvalidEvent naming the bad field.
+
+    This runs once per ingested line, so the common case (every value of the right type)
+    is checked inline; the first failing check raises the same error as ever."""
     if not isinstance(obj, dict):
         raise InvalidEvent("line is not a JSON object")
-    unknown = sorted(set(obj) - _KEYS)
-    if unknown:
+    if not _KEYS.issuperset(obj):
+        unknown = sorted(set(obj) - _KEYS)
         raise InvalidEvent(f"unknown field(s) {', '.join(map(repr, unknown))}")
     for key in _REQUIRED:
         if key not in obj:
@@ -106,52 +129,79 @@ def parse_record(
     actor = obj["actor"]
     if not isinstance(actor, dict):
         raise InvalidEvent("actor must be an object {id, role, org}", field="actor")
-    actor_fields = {k: _text(actor, k, required=True) for k in ("id", "role", "org")}
-    actor_fields["name"] = _text(actor, "name")  # optional: the account's display name
-    action = _text(obj, "action", required=True)
+    a_id, a_role, a_org = actor.get("id"), actor.get("role"), actor.get("org")
+    a_name = actor.get("name")
+    if not (type(a_id) is str and type(a_role) is str and type(a_org) is str
+            and 0 < len(a_id) <= MAX_TEXT and 0 < len(a_role) <= MAX_TEXT
+            and 0 < len(a_org) <= MAX_TEXT and a_id.strip() and a_role.strip()
+            and a_org.strip()):
+        a_id, a_role, a_org = (_text(actor, k, required=True) for k in ("id", "role", "org"))
+    if a_name is not None and (type(a_name) is not str or len(a_name) > MAX_TEXT):
+        a_name = _text(actor, "name")  # optional: the account's display name
+    action = obj["action"]
+    if type(action) is not str or not action.strip() or len(action) > MAX_TEXT:
+        action = _text(obj, "action", required=True)
     if action not in KNOWN_ACTIONS:
         raise InvalidEvent(f"unknown action {action!r}", field="action")
     fields = obj.get("fields", [])
-    if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+    if not isinstance(fields, list):
         raise InvalidEvent("fields must be a list of field names", field="fields")
+    for name in fields:
+        if not isinstance(name, str):
+            raise InvalidEvent("fields must be a list of field names", field="fields")
     if len(fields) > MAX_FIELDS:
         raise InvalidEvent(f"more than {MAX_FIELDS} fields", field="fields")
     rows = obj.get("rows")
-    if rows is not None and (not isinstance(rows, int) or isinstance(rows, bool) or rows < 0):
-        raise InvalidEvent("rows must be a non-negative integer", field="rows")
+    if rows is not None and (type(rows) is not int or rows < 0):
+        if not isinstance(rows, int) or isinstance(rows, bool) or rows < 0:
+            raise InvalidEvent("rows must be a non-negative integer", field="rows")
+        rows = int(rows)
     decision = None
     effect = obj.get("decision")
     if effect is not None:
         if effect not in EFFECTS:
             raise InvalidEvent(f"decision must be one of {', '.join(EFFECTS)}", field="decision")
-        decision = EventDecision(effect, _text(obj, "rule_id"), _text(obj, "policy_version"))
+        decision = _shared(EventDecision, effect, _text(obj, "rule_id"),
+                           _text(obj, "policy_version"))
     outcome = obj.get("outcome", "success")
     if outcome not in OUTCOMES:
         raise InvalidEvent(f"outcome must be one of {', '.join(OUTCOMES)}", field="outcome")
     labels = obj.get("labels") or {}
-    if not isinstance(labels, dict) or not all(
+    if not isinstance(labels, dict) or (labels and not all(
         isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
-    ):
+    )):
         raise InvalidEvent("labels must be an object of strings", field="labels")
-    event = AuditEvent(
-        ts=ts,
-        actor=Actor(**actor_fields),  # type: ignore[arg-type]
-        action=action,
-        reporter=reporter,
-        dataset=_text(obj, "dataset"),
-        fields=tuple(fields),
-        grade=_text(obj, "grade"),
-        rows=rows,
-        purpose=_text(obj, "purpose"),
-        reason=_text(obj, "reason"),
-        decision=decision,
-        outcome=outcome,
-        source_ip=_text(obj, "source_ip"),
-        request_id=_text(obj, "request_id"),
-        result_digest=_text(obj, "result_digest"),
-        labels=labels,
+    texts = [obj.get(k) for k in _OPTIONAL_TEXT]
+    for i, value in enumerate(texts):
+        if value is not None and (type(value) is not str or len(value) > MAX_TEXT):
+            texts[i] = _text(obj, _OPTIONAL_TEXT[i])
+    dataset, grade, purpose, reason, source_ip, request_id, result_digest = texts
+    event = validated_event(
+        ts, _shared(Actor, a_id, a_role, a_org, a_name), action, reporter,
+        dataset=dataset, fields=tuple(fields), grade=grade, rows=rows, purpose=purpose,
+        reason=reason, decision=decision, outcome=outcome, source_ip=source_ip,
+        request_id=request_id, result_digest=result_digest,
+        labels={str(k): str(v) for k, v in labels.items()} if labels else {},
     )
-    return redact_event(event, redactor)
+    return redact_event(event, redactor) if redactor is not None else event
+
+
+_DECODER = json.JSONDecoder()
+
+
+def _decode(text: str | bytes) -> Any:
+    """``json.loads(text)``; UTF-8 bytes (the usual line) skip its encoding detection."""
+    if isinstance(text, bytes):
+        try:
+            decoded = text.decode("utf-8")
+        except UnicodeDecodeError:
+            return json.loads(text)  # another encoding, or the error json.loads gives
+        if decoded.startswith("\ufeff"):
+            return json.loads(text)  # a byte order mark: as json.loads treats it
+        text = decoded
+    if text.startswith("\ufeff"):
+        return json.loads(text)  # a byte order mark: as json.loads treats it
+    return _DECODER.decode(text)
 
 
 def parse_line(
@@ -159,7 +209,7 @@ def parse_line(
     redactor: Redactor | None = None,
 ) -> AuditEvent:
     try:
-        obj = json.loads(text)
+        obj = _decode(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidEvent(f"malformed JSON ({exc})", line=line) from exc
     try:

@@ -25,10 +25,10 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from gmcrypto import INTL, Suite
-from monitor.chain import GENESIS, chain_hash
+from monitor.chain import GENESIS
 from monitor.errors import EventNotFound, SuiteMismatch
-from monitor.events import AuditEvent, utc_now
-from monitor.merkle import Accumulator, Digest, leaf_hash, sha256
+from monitor.events import AuditEvent, canonical_text, format_ts, utc_now
+from monitor.merkle import Accumulator, Digest, sha256
 
 METADATA = sa.MetaData()
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -363,25 +363,39 @@ class AuditStore:
         session.execute(_LOCK_HEAD)
         head = self.head(session)
         self.check_suite(session, head=head)
-        stamp = now or utc_now()
+        stamp = (now or utc_now()).astimezone(UTC)
+        stamp_text = format_ts(stamp)
         hf = self.hash
         acc = Accumulator(head.size, head.frontier, h=hf)
+        add_leaf = acc.append
         prev, seq = head.hash, head.seq
         rows: list[tuple[object, ...]] = []
         stored: list[AuditEvent] = []
+        new = object.__new__
         for event in events:
             seq += 1
-            ev = event.stamped(seq, stamp)
-            body = ev.canonical_bytes()
-            leaf = leaf_hash(body, hf)
-            h = chain_hash(prev, leaf, hf)
-            acc.append(leaf)
-            c = ev.actor
-            d = ev.decision
+            # ``event.stamped(seq, stamp)`` inlined: this loop runs once per appended event
+            ev = new(AuditEvent)
+            d = ev.__dict__
+            d.update(event.__dict__)
+            d["seq"] = seq
+            ts_us = d.get("ts_us")
+            if ts_us is None:
+                ts_us = d["ts_us"] = to_us(d["ts"])
+            if d["ingested"] is None:
+                d["ingested"] = stamp
+                text = canonical_text(ev, ingested=stamp_text)
+            else:
+                text = canonical_text(ev)
+            leaf = hf(b"\x00" + text.encode("utf-8"))  # leaf_hash (RFC 6962)
+            h = hf(b"\x02" + prev + leaf)  # chain_hash
+            add_leaf(leaf)
+            c = d["actor"]
+            dec = d["decision"]
             rows.append((
-                seq, ev.id, to_us(ev.ts), c.id, c.role, c.org, c.name, ev.reporter, ev.action,
-                ev.dataset, ev.grade, d.effect if d else None, ev.outcome, ev.rows,
-                ev.purpose, ev.reason, ev.source_ip, body.decode("utf-8"), leaf, prev, h,
+                seq, d["id"], ts_us, c.id, c.role, c.org, c.name, d["reporter"], d["action"],
+                d["dataset"], d["grade"], dec.effect if dec else None, d["outcome"], d["rows"],
+                d["purpose"], d["reason"], d["source_ip"], text, leaf, prev, h,
             ))
             stored.append(ev)
             prev = h

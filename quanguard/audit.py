@@ -32,7 +32,6 @@ from monitor.store import AuditStore
 from monitor.trail import Trail
 from quanguard.gate import request_counter, success_status
 from quanguard.logs import scrub
-from quanguard.services.scan import make_redactor
 
 if TYPE_CHECKING:
     from quanguard.container import Container
@@ -146,6 +145,7 @@ class AuditService:
         self._lock = threading.Lock()
         self._redactor: Callable[[str], str] | None = None
         self._redactor_ready = False
+        self._free_text: tuple[Callable[[str], str] | None, Callable[[str], str]] | None = None
         registry = container.metrics.registry
         self.m_appended = Counter("quanguard_audit_events_appended_total",
                                   "Audit events appended to the trail", ["source"],
@@ -197,6 +197,9 @@ class AuditService:
                     if not real:
                         with lock:
                             if not real:
+                                # the scanner (Presidio, spaCy, jieba) loads only now
+                                from quanguard.services.scan import make_redactor
+
                                 real.append(make_redactor(container))
                     return real[0](text)
 
@@ -281,15 +284,7 @@ class AuditService:
         """Append ``events`` (redacted here), checkpoint if due, evaluate alerts."""
         if not events:
             return []
-        pii = self.redactor()
-        from desensitize.prefilter import could_hold_pii  # only the writing path needs it
-
-        def redactor(text: str) -> str:
-            # Secrets first (an API key pasted into a purpose must never be kept), then PII.
-            cleaned = scrub(text)
-            # Fast reject: most free texts cannot hold PII; only those that may are scanned.
-            return pii(cleaned) if pii is not None and could_hold_pii(cleaned) else cleaned
-
+        redactor = self._free_text_redactor()
         events = [redact_event(e, redactor) for e in events]
         stamp = now or utc_now()
         stored = self.store.append(session, events, now=stamp)
@@ -300,6 +295,25 @@ class AuditService:
         self.m_appended.labels(source=source).inc(len(stored))
         self.m_head.set(stored[-1].seq or 0)
         return stored
+
+    def _free_text_redactor(self) -> Callable[[str], str]:
+        """Secrets scrubbed, then PII redacted (texts the fast reject cannot clear only),
+        memoised per text: free texts of ingested events repeat a lot."""
+        pii = self.redactor()
+        held = self._free_text
+        if held is not None and held[0] is pii:
+            return held[1]
+        from desensitize.prefilter import could_hold_pii  # only the writing path needs it
+
+        @functools.lru_cache(maxsize=65_536)
+        def redactor(text: str) -> str:
+            # Secrets first (an API key pasted into a purpose must never be kept), then PII.
+            cleaned = scrub(text)
+            # Fast reject: most free texts cannot hold PII; only those that may are scanned.
+            return pii(cleaned) if pii is not None and could_hold_pii(cleaned) else cleaned
+
+        self._free_text = (pii, redactor)
+        return redactor
 
     def _due(self, latest: tuple[int, datetime] | None, now: datetime, head_seq: int) -> bool:
         if latest is None:

@@ -38,6 +38,9 @@ def sessions(db_backend: tuple[str, str | None]) -> Iterator[sessionmaker[Sessio
             cur = dbapi_conn.cursor()
             cur.execute(f'SET search_path TO "{schema}"')
             cur.close()
+            # committed: a SET inside the connection's first transaction is undone when
+            # that transaction rolls back, and the pooled connection would then see public
+            dbapi_conn.commit()
     METADATA.create_all(engine)
     yield sessionmaker(engine)
     engine.dispose()

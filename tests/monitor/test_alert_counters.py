@@ -99,3 +99,39 @@ def test_counters_forget_a_rolled_back_batch(engine: sa.Engine) -> None:
     events = stream(3, 600)
     batches = [events[i:i + 50] for i in range(0, len(events), 50)]
     compare(engine, batches, rolled_back={1, 4, 5})
+
+
+def test_local_clock_agrees_with_astimezone_across_offset_changes() -> None:
+    # The off-hours and export rules take an event's local day and time of day from a
+    # per-hour cache of the zone's offset; it must give what astimezone gives, in zones
+    # with daylight saving, half-hour steps and odd historical offsets.
+    from datetime import date
+    from zoneinfo import ZoneInfo
+
+    from monitor.alert_engine import _LocalClock
+    from monitor.store import from_us, to_us
+
+    rng = random.Random(5)
+    for name in ("Asia/Shanghai", "Europe/Berlin", "America/St_Johns", "Australia/Lord_Howe",
+                 "Asia/Kathmandu", "Pacific/Apia", "UTC"):
+        zone = ZoneInfo(name)
+        clock = _LocalClock(zone)
+        stamps = [to_us(datetime(y, m, 1, tzinfo=UTC)) + rng.randrange(0, 40 * 86_400) * 1_000_000
+                  + rng.randrange(1_000_000) for y in (1900, 1990, 2011, 2026) for m in (3, 4, 10, 11)
+                  for _ in range(40)]
+        # every minute around this zone's transitions in 2026 (and 2011, Apia skipped a day)
+        for year in (2011, 2026):
+            t = to_us(datetime(year, 1, 1, tzinfo=UTC))
+            while t < to_us(datetime(year + 1, 1, 1, tzinfo=UTC)):
+                if from_us(t).astimezone(zone).utcoffset() != \
+                        from_us(t + 3_600_000_000).astimezone(zone).utcoffset():
+                    stamps += [t + k * 60_000_000 for k in range(-5, 70)]
+                t += 3_600_000_000
+        for us in stamps:
+            local = from_us(us).astimezone(zone)
+            day, tod = clock.split(us)
+            assert date.fromordinal(day + date(1970, 1, 1).toordinal()) == local.date(), (name, us)
+            assert clock.iso_date(day) == local.date().isoformat()
+            assert clock.weekday(day) == local.isoweekday()
+            t = local.time()
+            assert tod == ((t.hour * 60 + t.minute) * 60 + t.second) * 1_000_000 + t.microsecond

@@ -156,3 +156,50 @@ def test_from_json_rejects_garbage() -> None:
     for bad in (b"nope", b"[]", b"{}"):
         with pytest.raises(InvalidEvent):
             AuditEvent.from_json(bad)
+
+
+@given(events(), st.none() | st.datetimes(min_value=datetime(2000, 1, 1),
+                                          max_value=datetime(2100, 1, 1), timezones=st.just(UTC)))
+def test_fast_canonical_bytes_equal_the_document_encoding(event: AuditEvent,
+                                                          ingested: datetime | None) -> None:
+    # The store writes the leaf-hash input directly (no document built per event); it
+    # must be byte for byte the canonical JSON of the document, or old trails stop verifying.
+    if ingested is not None:
+        event = event.stamped(event.seq or 1, ingested)
+    expected = canonical_json(event.to_document())
+    assert event.canonical_bytes() == expected
+    if event.ingested is not None:
+        assert event.canonical_bytes(ingested=format_ts(event.ingested)) == expected
+
+
+@pytest.mark.parametrize("text", ["控制\x00字符\x1f", 'quote " and \\ back', "\u2028\u2029 sep",
+                                  "emoji 🙂", "ascii", ""])
+def test_fast_canonical_bytes_escape_like_the_encoder(text: str) -> None:
+    event = AuditEvent(
+        ts=datetime(2026, 1, 1, tzinfo=timezone(timedelta(hours=8))),
+        actor=Actor(text or "a", text, text, text or None), action="query", reporter="r",
+        dataset=text, fields=(text, "x"), purpose=text, reason=text, rows=0, seq=7,
+        decision=EventDecision("deny", text, None), source_ip=text, request_id=text,
+        labels={text: text, "b": "c"}, ingested=datetime(2026, 1, 2, tzinfo=UTC),
+    )
+    assert event.canonical_bytes() == canonical_json(event.to_document())
+
+
+def test_canonical_bytes_of_odd_types_fall_back_to_the_encoder() -> None:
+    # a float row count (the model allows it) is written as the encoder writes it
+    event = AuditEvent(ts=datetime(2026, 1, 1, tzinfo=UTC), actor=Actor("a", "r", "o"),
+                       action="query", reporter="r", rows=3.0)  # type: ignore[arg-type]
+    assert event.canonical_bytes() == canonical_json(event.to_document())
+    assert b'"rows":3.0' in event.canonical_bytes()
+
+
+def test_event_ids_are_version_4_uuids() -> None:
+    import uuid
+
+    from monitor.events import new_event_id
+
+    ids = {new_event_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    for value in list(ids)[:200]:
+        u = uuid.UUID(hex=value)
+        assert u.version == 4 and u.variant == uuid.RFC_4122 and u.hex == value

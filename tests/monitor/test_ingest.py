@@ -185,3 +185,51 @@ def test_large_batches_verify_on_every_backend(engine, store, make_event) -> Non
     assert [r.body for r in stored] == [e.canonical_bytes().decode() for e in appended]
     assert stored[0].columns["purpose"] == "含\t制表符\n和换行 \\ 反斜杠"
     assert stored[1].columns["rows"] is None and stored[1].columns["purpose"] is None
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"a":1}', b"\xef\xbb\xbf{}", "\ufeff{}", b"\xff{", b'{"a":1} x', b'"\xed\xa0\x80"',
+    '{"a":1}'.encode("utf-16"), '{"a":1}'.encode("utf-32"), b"  [1]  \n", "{}"])
+def test_lines_decode_exactly_as_json_loads(raw: str | bytes) -> None:
+    # UTF-8 lines skip json.loads' encoding detection; every other input (BOM, UTF-16/32,
+    # encoded surrogates, bad bytes) still decodes, or fails, exactly as json.loads does.
+    from monitor.ingest import _decode
+
+    def outcome(fn):  # type: ignore[no-untyped-def]
+        try:
+            return ("ok", fn(raw))
+        except (ValueError, UnicodeDecodeError) as exc:
+            return (type(exc).__name__, str(exc))
+
+    assert outcome(_decode) == outcome(json.loads)
+
+
+def test_a_parsed_line_is_the_event_the_model_would_build() -> None:
+    # The parser validates each line itself and builds the event without re-validating;
+    # the result must equal what the model's own constructor makes of the same values.
+    from monitor.events import Actor, AuditEvent, EventDecision
+
+    line = json.dumps({
+        "ts": "2026-11-26T08:00:00.123456+08:00",
+        "actor": {"id": "u-1", "role": "consumer", "org": "市局", "name": "张三的账号"},
+        "action": "export", "dataset": "户籍", "fields": ["姓名", "手机号"], "grade": "L3",
+        "rows": 12, "purpose": "核验", "reason": "r", "decision": "deny", "rule_id": "r1",
+        "policy_version": "v9", "outcome": "failure", "source_ip": "10.0.0.1",
+        "request_id": "q-1", "result_digest": "ab" * 32, "labels": {"k": "v"},
+    }, ensure_ascii=False)
+    now = datetime(2026, 11, 26, tzinfo=UTC)
+    got = parse_line(line, line=1, reporter="rep", now=now)
+    want = AuditEvent(
+        ts=datetime(2026, 11, 26, 0, 0, 0, 123456, tzinfo=UTC),
+        actor=Actor("u-1", "consumer", "市局", "张三的账号"), action="export", reporter="rep",
+        id=got.id, dataset="户籍", fields=("姓名", "手机号"), grade="L3", rows=12,
+        purpose="核验", reason="r", decision=EventDecision("deny", "r1", "v9"),
+        outcome="failure", source_ip="10.0.0.1", request_id="q-1", result_digest="ab" * 32,
+        labels={"k": "v"})
+    assert got == want
+    assert got.canonical_bytes() == want.canonical_bytes()
+    assert got.ts.tzinfo is UTC and type(got.labels) is type(want.labels)
+    bare = parse_line('{"ts": "2026-11-26T00:00:00Z", "actor": {"id": "u", "role": "r", '
+                      '"org": "o"}, "action": "query"}', line=1, reporter="rep", now=now)
+    assert bare == AuditEvent(ts=datetime(2026, 11, 26, tzinfo=UTC), actor=Actor("u", "r", "o"),
+                              action="query", reporter="rep", id=bare.id)
