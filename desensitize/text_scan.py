@@ -44,6 +44,70 @@ def build_analyzer(entities: Sequence[str] | None = None) -> object:
     )
 
 
+class DirectAnalyzer:
+    """The steps of ``AnalyzerEngine.analyze`` that matter to our recognizers, run on the
+    engine's own registry, NLP engine and context enhancer without its per-call overhead
+    (recognizer lookup, artifacts, duplicate removal, decision-process bookkeeping).
+
+    ``analyze(text, entities)`` returns the results ``engine.analyze(text, language="zh",
+    entities=entities)`` returns, apart from contained duplicates of one entity (which
+    :func:`resolve` drops anyway): each recognizer of the entities, the recognizers' own
+    context step, the engine's context enhancer, then each recognizer's score threshold.
+    Users of ``AnalyzerEngine`` keep the engine itself (:func:`build_analyzer`)."""
+
+    def __init__(self, engine: object) -> None:
+        self._engine = engine
+        self._artifacts = engine.nlp_engine.process_text("", "zh")  # type: ignore[attr-defined]
+        self._by_entities: dict[tuple[str, ...], list[object]] = {}
+
+    def _recognizers(self, entities: tuple[str, ...]) -> list[object]:
+        recs = self._by_entities.get(entities)
+        if recs is None:
+            recs = self._engine.registry.get_recognizers(  # type: ignore[attr-defined]
+                language="zh", entities=list(entities), all_fields=False)
+            self._by_entities[entities] = recs
+        return recs
+
+    def analyze(self, text: str, entities: tuple[str, ...]) -> list[object]:
+        from presidio_analyzer import RecognizerResult
+
+        engine = self._engine
+        artifacts = self._artifacts
+        recognizers = self._recognizers(entities)
+        wanted = list(entities)
+        key = RecognizerResult.RECOGNIZER_IDENTIFIER_KEY
+        found: list[list[object]] = []
+        for rec in recognizers:
+            results = rec.analyze(text=text, entities=wanted, nlp_artifacts=artifacts)  # type: ignore[attr-defined]
+            for r in results or ():
+                if not r.recognition_metadata:
+                    r.recognition_metadata = {}
+                r.recognition_metadata.setdefault(key, rec.id)  # type: ignore[attr-defined]
+            found.append(list(results or ()))
+        enhanced: list[object] = []
+        for k, rec in enumerate(recognizers):
+            if not found[k]:
+                continue
+            others = [r for j, rs in enumerate(found) if j != k for r in rs]
+            enhanced.extend(rec.enhance_using_context(  # type: ignore[attr-defined]
+                text=text, raw_recognizer_results=found[k], other_raw_recognizer_results=others,
+                nlp_artifacts=artifacts, context=None))
+        if not enhanced:
+            return []
+        enhanced = engine.context_aware_enhancer.enhance_using_context(  # type: ignore[attr-defined]
+            text=text, raw_results=enhanced, nlp_artifacts=artifacts, recognizers=recognizers,
+            context=None)
+        default = engine.default_score_threshold  # type: ignore[attr-defined]
+        limits = {rec.id: rec.score_thresholds for rec in recognizers}  # type: ignore[attr-defined]
+        out = []
+        for r in enhanced:
+            own = limits.get(r.recognition_metadata.get(key), {})  # type: ignore[attr-defined]
+            limit = own.get(r.entity_type, own.get("default", default))  # type: ignore[attr-defined]
+            if r.score > 0 and r.score >= limit:  # type: ignore[attr-defined]
+                out.append(r)
+        return out
+
+
 def check_text(text: str, *, max_chars: int) -> None:
     """Refuse binary data and over-long texts (see module docstring)."""
     if len(text) > max_chars:
@@ -143,12 +207,20 @@ class TextScanner:
             raise ScanInputError(f"unknown entities: {', '.join(sorted(unknown))} "
                                  f"(known: {' '.join(ENTITIES)})")
         self._engine: object | None = None
+        self._direct: DirectAnalyzer | None = None
 
     @property
     def engine(self) -> object:
         if self._engine is None:
             self._engine = build_analyzer(self.entities)
         return self._engine
+
+    @property
+    def direct(self) -> DirectAnalyzer:
+        """The engine's recognizers called directly (see :class:`DirectAnalyzer`)."""
+        if self._direct is None:
+            self._direct = DirectAnalyzer(self.engine)
+        return self._direct
 
     def _threshold(self, entity: str) -> float:
         return max(self.threshold, DEFAULT_THRESHOLDS.get(entity, 0.0))
@@ -180,10 +252,7 @@ class TextScanner:
         found: list[Finding] = []
         for offset, entities, joined, starts in jobs:
             keys = [j for j, _, _ in starts]
-            results = self.engine.analyze(  # type: ignore[attr-defined]
-                text=joined, language="zh", entities=list(entities),
-            )
-            for r in results:
+            for r in self.direct.analyze(joined, entities):  # type: ignore[assignment]
                 if r.score < self._threshold(r.entity_type):
                     continue
                 base = _origin(starts, r.start, keys)

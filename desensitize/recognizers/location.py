@@ -10,6 +10,8 @@ span holds the address only.  Vocabulary: ``address_terms.tsv``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import regex
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
@@ -46,15 +48,25 @@ class _Grammar:
         name = r"(?:(?![的了，,。])[\p{Han}0-9A-Za-z]){1,12}?"
         pname = r"(?:(?![的了])[\p{Han}A-Za-z]){2,10}?"
         ahead = rf"(?=[A-Za-z]?{_NUM}[A-Za-z]?(?:号楼|栋|幢|座|单元|室)|[A-Za-z](?:座|栋|幢))"
-        self.patterns = (
+        # every pattern needs a number, a letter or 甲乙丙丁 right after its road or place
+        # suffix: those suffix hits are found first, and a pattern is tried only at the
+        # positions before a hit where its match can start (``reach``: its longest prefix)
+        after = r"(?=[甲乙丙丁0-9０-９A-Za-z一二三四五六七八九十百零两])"
+        road_hit = regex.compile(rf"(?:{road}){after}")
+        place_hit = regex.compile(rf"(?:{place}){after}")
+        road_len = max(map(len, terms["road_suffix"]))
+        self.patterns: tuple[tuple[regex.Pattern[str], float, regex.Pattern[str] | None, int], ...] = (
             # 1. road + door number, then an optional named place and its units
-            (regex.compile(rf"{name}(?P<anchor>{road}){door}(?:{pname}(?:{place})?{ahead})?(?:{dashed}|{tail})"), 0.75),
+            (regex.compile(rf"{name}(?P<anchor>{road}){door}(?:{pname}(?:{place})?{ahead})?(?:{dashed}|{tail})"),
+             0.75, road_hit, 12),
             # 2. a residential place + door or units (阳光小区3号楼2单元501室, 东山村12号)
-            (regex.compile(rf"{name}(?:{road})?{name}(?P<anchor>{place})(?:{dashed}|{door}{tail}|{needed})"), 0.7),
+            (regex.compile(rf"{name}(?:{road})?{name}(?P<anchor>{place})(?:{dashed}|{door}{tail}|{needed})"),
+             0.7, place_hit, 24 + road_len),
             # 3. any named building with building + unit/room (龙奥金座24号楼1单元301室)
-            (regex.compile(rf"{pname}(?P<anchor>{bld})(?:{unit}{floor}?{room}?|{room})"), 0.65),
+            (regex.compile(rf"{pname}(?P<anchor>{bld})(?:{unit}{floor}?{room}?|{room})"), 0.65, None, 0),
             # 4. road + lettered seat (惠州街B座)
-            (regex.compile(rf"{name}(?P<anchor>{road})[A-Za-z0-9]{{1,3}}(?:座|栋|幢|号楼(?![下上前后道里顶对旁边门口]))"), 0.6),
+            (regex.compile(rf"{name}(?P<anchor>{road})[A-Za-z0-9]{{1,3}}(?:座|栋|幢|号楼(?![下上前后道里顶对旁边门口]))"),
+             0.6, road_hit, 12),
         )
         self.loose = regex.compile(
             rf"(?:\p{{Han}}{{1,8}}?(?:{region}))+(?:\p{{Han}}{{1,10}}?(?:{road}|{place}|社区|街道))+"
@@ -194,13 +206,39 @@ def _snap_to_region(text: str, start: int, g: _Grammar) -> int:
     return j
 
 
+def _matches(text: str, rx: regex.Pattern[str], hint: regex.Pattern[str] | None,
+             reach: int) -> Iterator[regex.Match[str]]:
+    """``rx.finditer(text)``, trying ``rx`` only where a match can start: at most ``reach``
+    characters before a ``hint`` (where the pattern's suffix group must match).  The
+    same matches, in the same order, as a scan of every position (the text between a
+    start and its suffix is at most ``reach`` characters, so no other start can match)."""
+    if hint is None:
+        yield from rx.finditer(text)
+        return
+    pos = 0
+    hi_prev = -1
+    for h in hint.finditer(text, overlapped=True):
+        a = h.start()
+        lo, hi = max(pos, a - reach, hi_prev), a
+        hi_prev = max(hi_prev, hi)
+        p = lo
+        while p < hi:
+            m = rx.match(text, p)
+            if m is None:
+                p += 1
+                continue
+            yield m
+            pos = p = max(m.end(), p + 1)
+            hi_prev = max(hi_prev, pos)
+
+
 def find_addresses(text: str, *, precise: bool = True) -> list[tuple[int, int, float]]:
     """``(start, end, score)`` of the detailed addresses in ``text``.  ``precise=False``
     skips the jieba-based start refinement (a whole cell needs no exact start)."""
     g = _grammar()
     spans: list[tuple[int, int, float]] = []
-    for rx, score in g.patterns:
-        for m in rx.finditer(text):
+    for rx, score, hint, reach in g.patterns:
+        for m in _matches(text, rx, hint, reach):
             s, e = m.span()
             anchor = m.start("anchor") if m.group("anchor") else -1
             if anchor > s and precise:
