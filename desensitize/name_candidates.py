@@ -17,7 +17,7 @@ Government prose is mostly words: a typical policy paragraph leaves few clauses 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -170,13 +170,28 @@ def dictionary() -> tuple[dict[str, int], dict[str, Any]]:
     return _dictionary()
 
 
-def name_windows(text: str, *, before: int = 6, after: int = 10) -> list[tuple[int, int]]:
+def name_windows(text: str, *, before: int = 6, after: int = 10,
+                 skip: Sequence[tuple[int, int]] = ()) -> list[tuple[int, int]]:
     """Merged ``(start, end)`` windows of ``text`` around every place a name can start
-    (see :class:`CandidateFinder`), cut at clause ends: all the name model needs to see."""
+    (see :class:`CandidateFinder`), cut at clause ends: all the name model needs to see.
+
+    ``skip``: sorted, non-overlapping spans already taken by another entity (a detailed
+    address: 解放路, 章丘区, 泉景花园 start with surnames); a place inside one is no
+    place a name starts."""
+    import bisect
+
     find = finder()
+    skip_starts = [s for s, _ in skip]
+
+    def taken(pos: int) -> bool:
+        i = bisect.bisect_right(skip_starts, pos) - 1
+        return i >= 0 and pos < skip[i][1]
+
     out: list[tuple[int, int]] = []
     for off, clause in find.clauses(text):
         points = find.points(clause)
+        if skip:
+            points = [(p, w) for p, w in points if not taken(off + p)]
         wide = {p for p, w in points if w}
         for p in sorted(p for p, _ in points):
             lo, hi = (p - 14, p + 14) if p in wide else (p - before, p + after)

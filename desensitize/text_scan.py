@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 from desensitize.errors import ScanInputError, ScanTooLarge
 from desensitize.findings import ENTITIES, Finding
@@ -144,7 +145,8 @@ def chunks(text: str, size: int, overlap: int) -> Iterator[tuple[int, str]]:
 
 
 _JOIN = "。"
-_Job = tuple[int, tuple[str, ...], str, list[tuple[int, int, int]]]
+# (chunk offset, entities, joined windows, window starts, results when analysed already)
+_Job = tuple[int, tuple[str, ...], str, list[tuple[int, int, int]], list[Any] | None]
 
 
 def _join(piece: str, windows: list[tuple[int, int]]) -> tuple[str, list[tuple[int, int, int]]]:
@@ -234,7 +236,10 @@ class TextScanner:
         return self._run(text, self._jobs(text), with_text)
 
     def _jobs(self, text: str) -> list[_Job]:
-        """What to analyse in ``text``: per chunk and entity family, the joined windows."""
+        """What to analyse in ``text``: per chunk and entity family, the joined windows.
+
+        LOCATION is analysed here, first: a surname character inside an address found
+        (解放路, 章丘区) is no place for the name model to look."""
         from desensitize.scan_plan import plan
 
         check_text(text, max_chars=self.max_chars)
@@ -242,26 +247,45 @@ class TextScanner:
         for offset, piece in chunks(text, self.chunk_size, self.overlap):
             if not piece.strip():
                 continue
-            for entities, windows in plan(piece, self.entities):
+            taken: list[tuple[int, int]] = []
+            todo = plan(piece, [e for e in self.entities if e != "PERSON"])
+            for entities, windows in todo:
                 joined, starts = _join(piece, windows)
-                if joined.strip():
-                    jobs.append((offset, entities, joined, starts))
+                if not joined.strip():
+                    continue
+                done = None
+                if entities == ("LOCATION",) and "PERSON" in self.entities:
+                    done = self.direct.analyze(joined, entities)
+                    taken = sorted(span for _, span, _ in self._placed(done, starts))
+                jobs.append((offset, entities, joined, starts, done))
+            if "PERSON" in self.entities:
+                for entities, windows in plan(piece, ("PERSON",), taken):
+                    joined, starts = _join(piece, windows)
+                    if joined.strip():
+                        jobs.insert(0, (offset, entities, joined, starts, None))
         return jobs
+
+    def _placed(self, results: list[Any], starts: list[tuple[int, int, int]]
+                ) -> Iterator[tuple[Any, tuple[int, int], float]]:
+        """``(result, (start, end) in the piece, score)`` of the results above threshold
+        that lie inside one window of the joined text."""
+        keys = [j for j, _, _ in starts]
+        for r in results:
+            if r.score < self._threshold(r.entity_type):
+                continue
+            base = _origin(starts, r.start, keys)
+            if base is None or _origin(starts, r.end - 1, keys) != base:
+                continue  # a span across two windows is an artefact of the join
+            s = base[1] + (r.start - base[0])
+            yield r, (s, s + (r.end - r.start)), float(r.score)
 
     def _run(self, text: str, jobs: list[_Job], with_text: bool) -> list[Finding]:
         found: list[Finding] = []
-        for offset, entities, joined, starts in jobs:
-            keys = [j for j, _, _ in starts]
-            for r in self.direct.analyze(joined, entities):  # type: ignore[assignment]
-                if r.score < self._threshold(r.entity_type):
-                    continue
-                base = _origin(starts, r.start, keys)
-                if base is None or _origin(starts, r.end - 1, keys) != base:
-                    continue  # a span across two windows is an artefact of the join
-                s = offset + base[1] + (r.start - base[0])
-                e = s + (r.end - r.start)
-                found.append(Finding(r.entity_type, s, e, float(r.score),
-                                     text[s:e] if with_text else None))
+        for offset, entities, joined, starts, done in jobs:
+            results = done if done is not None else self.direct.analyze(joined, entities)
+            for r, (s, e), score in self._placed(results, starts):
+                s, e = offset + s, offset + e
+                found.append(Finding(r.entity_type, s, e, score, text[s:e] if with_text else None))
         return resolve(found)
 
     def scan_many(self, texts: Iterable[str], *, with_text: bool = False) -> Iterator[list[Finding]]:
@@ -285,7 +309,7 @@ class TextScanner:
         from desensitize.recognizers.person import clauses_ahead
 
         jobs = [self._jobs(t) if t else [] for t in texts]  # refuses bad input before any result
-        joined = [j for js in jobs for _, ents, j, _ in js if "PERSON" in ents]
+        joined = [j for js in jobs for _, ents, j, _, _ in js if "PERSON" in ents]
         # the model is loaded only when a clause needs it (a scan without PERSON never)
         with clauses_ahead(joined) as clauses, (tagger().batch(clauses) if clauses else nullcontext()):
             out = [self._run(text, js, with_text) if js else [] for text, js in zip(texts, jobs, strict=True)]
