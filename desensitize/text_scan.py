@@ -232,8 +232,9 @@ class TextScanner:
 
         Cheap candidate finding first (:func:`desensitize.scan_plan.plan`): each entity
         family is analysed only on the windows of the text where it can occur, joined by
-        full stops, so the name model sees only where a name can be."""
-        return self._run(text, self._jobs(text), with_text)
+        full stops, so the name model sees only where a name can be; the name model tags
+        the candidate clauses of all chunks of a long text in one batch."""
+        return next(self._scan_batch([text], with_text)) if text else []
 
     def _jobs(self, text: str) -> list[_Job]:
         """What to analyse in ``text``: per chunk and entity family, the joined windows.

@@ -205,3 +205,21 @@ def test_anchored_address_search_finds_what_a_scan_of_every_position_finds() -> 
         for text in texts:
             got = [(m.span(), m.span("anchor")) for m in _matches(text, rx, hint, reach)]
             assert got == [(m.span(), m.span("anchor")) for m in rx.finditer(text)], text
+
+
+def test_the_name_model_does_not_look_inside_an_address() -> None:
+    """章丘区, 解放路, 泉景花园 start with surnames; once the address is found there is no
+    name to look for in it (the model is the costliest step)."""
+    from desensitize.name_model import tagger
+
+    scanner = TextScanner()
+    text = "地址：章丘区解放路986号泉景花园2号楼5单元401室，电话13812345678"
+    assert not [j for j in scanner._jobs(text) if "PERSON" in j[1]]
+    seen: list[str] = []
+    real = type(tagger())._tag
+    type(tagger())._tag = lambda self, clauses: seen.extend(clauses) or real(self, clauses)  # type: ignore[method-assign]
+    try:
+        found = scanner.scan(text)
+    finally:
+        type(tagger())._tag = real  # type: ignore[method-assign]
+    assert [f.entity for f in found] == ["LOCATION", "PHONE_NUMBER"] and seen == []
