@@ -30,6 +30,7 @@ _MAX_LEN = 256  # longer clauses are cut by the caller; the encoder is quadratic
 _BATCH = 32  # but padding a batch to its longest clause wastes time
 _CANDIDATES = 6  # previous tags weighed per Viterbi step before falling back to all
 _DECODE = 256  # clauses decoded together
+_PRUNE_ROWS = 12  # below this many rows a Viterbi step weighs every previous tag
 # clauses tagged ahead for a batch of texts (:meth:`LacTagger.batch`), in this context only
 _AHEAD: ContextVar[dict[str, list[int]] | None] = ContextVar("lac_ahead", default=None)
 
@@ -104,7 +105,8 @@ class LacTagger:
         scores are peaked: a previous tag whose path score lies more than ``spread``
         below the best one cannot be the best predecessor of any tag, whatever the
         transition.  Each step therefore weighs only the few previous tags within
-        ``spread`` of the best (at most ``_CANDIDATES``; a step with more weighs all),
+        ``spread`` of the best (at most ``_CANDIDATES``; a step with more, or a batch of
+        fewer than ``_PRUNE_ROWS`` rows, where choosing costs more than it saves, weighs all),
         with the same float arithmetic and the same tie-break (lowest tag) as the full
         step: the paths are those of the full Viterbi."""
         np = self._np
@@ -117,11 +119,14 @@ class LacTagger:
         back = np.zeros((batch, steps, n_tags), dtype=np.int32)
         lengths_arr = np.asarray(lengths)
         rows, cols = np.arange(batch)[:, None], np.arange(n_tags)
+        prune = batch >= _PRUNE_ROWS  # a few rows: the full step costs less than choosing
         for t in range(1, steps):
-            top = dp.max(axis=1)
-            # the margin keeps a rounding error of float32 sums from changing a maximum
-            near = dp >= (top - spread - 1e-4 * (1.0 + np.abs(top)))[:, None]
-            width = int(near.sum(axis=1).max())
+            width = n_tags
+            if prune:
+                top = dp.max(axis=1)
+                # the margin keeps a rounding error of float32 sums from changing a maximum
+                near = dp >= (top - spread - 1e-4 * (1.0 + np.abs(top)))[:, None]
+                width = int(near.sum(axis=1).max())
             if width <= _CANDIDATES:
                 idx = np.argsort(~near, axis=1, kind="stable")[:, :width]  # ascending tags
                 sub = np.where(np.take_along_axis(near, idx, axis=1),

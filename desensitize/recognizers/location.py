@@ -10,6 +10,7 @@ span holds the address only.  Vocabulary: ``address_terms.tsv``.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator
 
 import regex
@@ -34,6 +35,8 @@ class _Grammar:
         self.stop_multi = tuple(sorted((w for w in stops if len(w) > 1), key=len, reverse=True))
         self.stop_single = frozenset(w for w in stops if len(w) == 1)
         self.known = frozenset(terms["known_region"])
+        self.known_head = regex.compile(_alt(tuple(self.known)))  # longest first
+        self.known_tail = regex.compile(rf"(?:{_alt(tuple(self.known))})$")
         region = _alt(terms["region_suffix"])
         road = _alt(terms["road_suffix"])
         place = _alt(terms["place_suffix"])
@@ -100,7 +103,7 @@ def _trim_start(text: str, start: int, end: int, g: _Grammar) -> int:
     for i in range(cut, min(limit, 12)):
         if span[i] in g.stop_single:
             rest = span[i + 1:]
-            if any(rest.startswith(k) for k in g.known) or g.region_head.match(rest[:9]):
+            if g.known_head.match(rest) or g.region_head.match(rest[:9]):
                 cut = i + 1
     return start + cut
 
@@ -171,10 +174,8 @@ def _extend_regions(text: str, start: int, g: _Grammar) -> int:
     """Extend ``start`` left over region names that directly precede it."""
     while start > 0:
         left = text[max(0, start - 12):start]
-        best = 0
-        for known in g.known:
-            if left.endswith(known):
-                best = max(best, len(known))
+        m = g.known_tail.search(left)  # the leftmost start ending there: the longest
+        best = len(m.group()) if m else 0
         if best:
             start -= best
             continue
@@ -206,6 +207,9 @@ def _snap_to_region(text: str, start: int, g: _Grammar) -> int:
     return j
 
 
+_NOT_NAME = regex.compile(r"[^\p{Han}0-9A-Za-z]|[的了]")
+
+
 def _matches(text: str, rx: regex.Pattern[str], hint: regex.Pattern[str] | None,
              reach: int) -> Iterator[regex.Match[str]]:
     """``rx.finditer(text)``, trying ``rx`` only where a match can start: at most ``reach``
@@ -217,9 +221,13 @@ def _matches(text: str, rx: regex.Pattern[str], hint: regex.Pattern[str] | None,
         return
     pos = 0
     hi_prev = -1
+    # the text between a start and its suffix is all name characters (Han, letters,
+    # digits; not 的, 了): a start lies after the last other character before the suffix
+    breaks = [m.start() for m in _NOT_NAME.finditer(text)]
     for h in hint.finditer(text, overlapped=True):
         a = h.start()
-        lo, hi = max(pos, a - reach, hi_prev), a
+        k = bisect.bisect_left(breaks, a) - 1
+        lo, hi = max(pos, a - reach, hi_prev, breaks[k] + 1 if k >= 0 else 0), a
         hi_prev = max(hi_prev, hi)
         p = lo
         while p < hi:
@@ -247,7 +255,7 @@ def find_addresses(text: str, *, precise: bool = True) -> list[tuple[int, int, f
             # a region suffix inside the head splits regions from the road name
             head = text[s:e]
             s2 = _extend_regions(text, _snap_to_region(text, s, g), g)
-            has_region = s2 < s or any(head.startswith(k) for k in g.known)
+            has_region = s2 < s or g.known_head.match(head) is not None
             if e - s < 4:
                 continue
             spans.append((s2, e, min(0.95, score + (0.15 if has_region else 0.0))))

@@ -79,6 +79,8 @@ _DOTS = "·•・"
 _DOCTRINES = ("主义", "思想", "理论")
 _HONORIFIC_SET = frozenset(_HONORIFICS)
 _DOTTED = regex.compile(r"\p{Han}+(?:[·•・]\p{Han}+)+")
+_HAN = regex.compile(r"\p{Han}+")
+_HAN2 = regex.compile(r"\p{Han}{2,}")
 _GLUED = frozenset("等也对著说都就还又被把将的了")  # 王克等, 肖扬也, 钱程对
 # the clauses worth tagging of the texts of a batch (:func:`clauses_ahead`), this context only
 _CLAUSES_AHEAD: ContextVar[dict[str, list[tuple[int, str]]] | None] = ContextVar(
@@ -181,7 +183,7 @@ class ChinesePersonRecognizer(RuleProposals, EntityRecognizer):
                 continue
             if len(out) > 1 and out[-2][2] == "PER" and out[-1][0] == s - 1 and out[-2][1] == s - 1 \
                     and clause[s - 1] in _DOTS and (tag == "PER" or tag not in _BAD_TAGS
-                                                    and regex.fullmatch(r"\p{Han}{2,}", clause[s:e])):
+                                                    and _HAN2.fullmatch(clause[s:e])):
                 out[-2:] = [(out[-2][0], e, "PER")]  # 达|·|芬奇, 阿布都热西提|·|买买提
                 i += 1
                 continue
@@ -225,7 +227,7 @@ class ChinesePersonRecognizer(RuleProposals, EntityRecognizer):
             return 0.0  # 中山路: a street
         dotted = bool(_DOTTED.fullmatch(name))
         n = t.surname_len(name)
-        han = regex.fullmatch(r"\p{Han}+", name) is not None
+        han = _HAN.fullmatch(name) is not None
         if dotted:
             if (name[-1] in _BAD_SUFFIX and name[-1] not in FOREIGN and name[-1] not in "门塔")\
                     or name[-1] in "卷集" or _in_title(text, s, e):

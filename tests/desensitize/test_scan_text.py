@@ -223,3 +223,20 @@ def test_the_name_model_does_not_look_inside_an_address() -> None:
     finally:
         type(tagger())._tag = real  # type: ignore[method-assign]
     assert [f.entity for f in found] == ["LOCATION", "PHONE_NUMBER"] and seen == []
+
+
+def test_memoised_segmentation_equals_jieba() -> None:
+    """The tagger memoises jieba's HMM pass over runs of unknown characters; its words
+    and tags must be jieba's own, on records, addresses and pieces cut anywhere."""
+    import jieba.posseg
+
+    from desensitize.nlp import clear_caches, segment
+
+    texts = _records()[:300]
+    texts += [t[i:i + n] for t in texts[:100] for i in range(0, len(t), 5) for n in (7, 16)]
+    texts += ["经十路1279号舜耕花园", "区舜耕路724号金域华府", "称其在经十路", "", "   ", "abc123"]
+    clear_caches()
+    for _ in range(2):  # cold, then from the cache
+        assert [segment(t) for t in texts] == [
+            tuple((p.word, p.flag) for p in jieba.posseg.dt.cut(t)) for t in texts]
+        segment.cache_clear()
