@@ -25,6 +25,7 @@ import regex
 
 from desensitize.recognizers._tables import mapping, words
 
+_HAN_RUN = regex.compile(r"\p{Han}+")
 _CLAUSE = regex.compile(r"[^。！？；;!?\n\r]+[。！？；;!?]?")
 _MAX_CLAUSE = 200
 _NAME_TAGS = frozenset({"nr", "nrfg", "nrt"})
@@ -70,6 +71,7 @@ class CandidateFinder:
         chars = "".join(sorted(self.single | {c[0] for c in self.compound}))
         self._surname_rx = regex.compile(rf"[{regex.escape(chars)}](?=\p{{Han}})")
         self.freq, self.tags = _dictionary()
+        self._memo: dict[tuple[str, bool, bool], bool] = {}
 
     def clauses(self, text: str) -> Iterator[tuple[int, str]]:
         """``(offset, clause)``: sentences, long ones cut at commas (at most 200 chars)."""
@@ -95,7 +97,21 @@ class CandidateFinder:
         return tag not in _NAME_TAGS or (f >= 500 and not cued)
 
     def surname_at(self, text: str, i: int, *, cued: bool = False) -> bool:
-        """Whether a name may start at ``i`` (a surname not glued into a common word)."""
+        """Whether a name may start at ``i`` (a surname not glued into a common word).
+
+        The answer depends on ``text[i - 1:i + 4]`` only; it is memoised on that."""
+        key = (text[i - 1:i + 4] if i > 0 else text[i:i + 4], i > 0, cued)
+        known = self._memo.get(key)
+        if known is None:
+            if len(self._memo) > 200_000:
+                self._memo.clear()
+            known = self._memo[key] = self._surname_at(text, i, cued)
+        return known
+
+    def clear_memo(self) -> None:
+        self._memo.clear()
+
+    def _surname_at(self, text: str, i: int, cued: bool) -> bool:
         ch = text[i]
         if text[i:i + 2] in self.compound:
             return not self._ordinary(text[i:i + 3]) and not self._ordinary(text[i:i + 4])
@@ -136,7 +152,9 @@ class CandidateFinder:
             return one
         for p in (end, m.start() - 2, m.start() - 3, m.start() - 4):
             if 0 <= p < len(clause) - 1 and (clause[p] in self.single or clause[p:p + 2] in self.compound) \
+                    and (p >= end or _HAN_RUN.fullmatch(clause, p, m.start())) \
                     and self.surname_at(clause[p:], 0, cued=True):
+                # (a name right before the cue is Han up to it: 工单】来电 holds none)
                 return p
         return None
 

@@ -118,33 +118,40 @@ class LacTagger:
         dp = logits[:, 0, :].copy()
         back = np.zeros((batch, steps, n_tags), dtype=np.int32)
         lengths_arr = np.asarray(lengths)
-        rows, cols = np.arange(batch)[:, None], np.arange(n_tags)
-        prune = batch >= _PRUNE_ROWS  # a few rows: the full step costs less than choosing
+        cols = np.arange(n_tags)
+        # rows sorted by length (as ``_tag`` sends them): the rows still running at step
+        # ``t`` are a tail of the batch, and only those are computed
+        ascending = all(a <= b for a, b in zip(lengths, lengths[1:]))
+        lo = 0
         for t in range(1, steps):
+            if ascending:
+                while lo < batch and lengths[lo] <= t:
+                    lo += 1
+            cur = dp[lo:]
             width = n_tags
-            if prune:
-                top = dp.max(axis=1)
+            if batch - lo >= _PRUNE_ROWS:  # a few rows: the full step costs less than choosing
+                top = cur.max(axis=1)
                 # the margin keeps a rounding error of float32 sums from changing a maximum
-                near = dp >= (top - spread - 1e-4 * (1.0 + np.abs(top)))[:, None]
+                near = cur >= (top - spread - 1e-4 * (1.0 + np.abs(top)))[:, None]
                 width = int(near.sum(axis=1).max())
             if width <= _CANDIDATES:
                 idx = np.argsort(~near, axis=1, kind="stable")[:, :width]  # ascending tags
                 sub = np.where(np.take_along_axis(near, idx, axis=1),
-                               np.take_along_axis(dp, idx, axis=1), dp.dtype.type(-np.inf))
+                               np.take_along_axis(cur, idx, axis=1), cur.dtype.type(-np.inf))
                 scores = sub[:, :, None] + trans[idx]
                 pick = scores.argmax(axis=1)
                 best = np.take_along_axis(idx, pick, axis=1)
                 new = np.take_along_axis(scores, pick[:, None, :], axis=1)[:, 0, :]
             else:
-                scores = dp[:, :, None] + trans
+                scores = cur[:, :, None] + trans
                 best = scores.argmax(axis=1)
-                new = scores[rows, best, cols]  # the maxima, gathered (no second reduction)
-            back[:, t, :] = best
-            new += logits[:, t, :]
-            live = lengths_arr > t
-            if live.all():
-                dp = new
+                new = scores[np.arange(batch - lo)[:, None], best, cols]  # the maxima, gathered
+            back[lo:, t, :] = best
+            new += logits[lo:, t, :]
+            if ascending:
+                dp[lo:] = new
             else:
+                live = lengths_arr > t
                 dp[live] = new[live]
         paths = []
         for b, length in enumerate(lengths):

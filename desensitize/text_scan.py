@@ -1,7 +1,11 @@
-"""Free-text scanning through Presidio's ``AnalyzerEngine`` with our recognizers.
+"""Free-text scanning with the recognizers of a Presidio ``AnalyzerEngine``.
 
 ``TextScanner.scan(text)`` returns our frozen :class:`Finding` s; ``scan_many`` is the
-batch entry point; ``redact`` replaces every finding by ``<ENTITY>``.  Long texts are
+batch entry point; ``redact`` replaces every finding by ``<ENTITY>``.  The scanner builds
+the engine (:func:`build_analyzer`, which ``AnalyzerEngine`` users get as is) and calls
+its recognizers and context enhancer itself (:class:`DirectAnalyzer`: the same results
+without the engine's per-call overhead), on the windows where each entity family can
+occur (:mod:`desensitize.scan_plan`; addresses first, so the name model skips them).  Long texts are
 cut into chunks at sentence boundaries (with a small overlap when no boundary is
 near) so the regex engines never see megabytes at once; findings are mapped back to
 offsets in the original text.  Where two entities claim overlapping spans the higher

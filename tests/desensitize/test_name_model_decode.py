@@ -50,6 +50,8 @@ def test_pruned_viterbi_equals_the_full_one_on_peaked_flat_and_tied_scores() -> 
         padded[i, :len(r)] = r
     want = [_full_viterbi(r, trans) for r in rows]
     assert lac._decode(padded, [len(r) for r in rows]) == want
+    ranked = sorted(range(len(rows)), key=lambda i: len(rows[i]))  # as the tagger sends them
+    assert lac._decode(padded[ranked], [len(rows[i]) for i in ranked]) == [want[i] for i in ranked]
     for lo in range(0, 20, 5):  # small batches take the full step
         part = rows[lo:lo + 5]
         assert lac._decode(padded[lo:lo + 5, :max(map(len, part))], [len(r) for r in part]) == want[lo:lo + 5]

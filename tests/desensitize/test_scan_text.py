@@ -240,3 +240,19 @@ def test_memoised_segmentation_equals_jieba() -> None:
         assert [segment(t) for t in texts] == [
             tuple((p.word, p.flag) for p in jieba.posseg.dt.cut(t)) for t in texts]
         segment.cache_clear()
+
+
+def test_memoised_name_start_test_equals_the_plain_one() -> None:
+    """``surname_at`` is memoised on the five characters around the position; at every
+    position of the records, prose and the starts and ends of texts it must answer as
+    the unmemoised test does."""
+    from desensitize.name_candidates import finder
+
+    find = finder()
+    prose = "\n".join(_data_module("prose_gen").policy_prose())[:20000]  # type: ignore[attr-defined]
+    texts = _records() + [prose, "王", "王五", "和王五", "2024年年底", "司马光", "智慧城市"]
+    find.clear_memo()
+    for text in texts:
+        for i in range(len(text)):
+            for cued in (False, True):
+                assert find.surname_at(text, i, cued=cued) == find._surname_at(text, i, cued), (text, i)
