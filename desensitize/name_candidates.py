@@ -26,6 +26,7 @@ import regex
 from desensitize.recognizers._tables import mapping, words
 
 _HAN_RUN = regex.compile(r"\p{Han}+")
+_start = regex.Match.start  # type: ignore[attr-defined]
 _CLAUSE = regex.compile(r"[^。！？；;!?\n\r]+[。！？；;!?]?")
 _MAX_CLAUSE = 200
 _NAME_TAGS = frozenset({"nr", "nrfg", "nrt"})
@@ -161,8 +162,12 @@ class CandidateFinder:
     def points(self, clause: str) -> list[tuple[int, bool]]:
         """``(position, wide)`` of every place in ``clause`` where a name may start;
         ``wide`` for transliterations, which reach further both ways."""
-        out = [(m.start(), False) for m in self._surname_rx.finditer(clause)
-               if self.surname_at(clause, m.start())]
+        out: list[tuple[int, bool]] = []
+        memo = self._memo  # surname_at's memo, read here without a call per surname
+        for i in map(_start, self._surname_rx.finditer(clause)):
+            known = memo.get((clause[i - 1:i + 4], True, False) if i else (clause[:4], False, False))
+            if known if known is not None else self.surname_at(clause, i):
+                out.append((i, False))
         out += [(m.start(), True) for m in _FOREIGN_RUN.finditer(clause) if self._foreign(m.group())]
         for m in self._cue_rx.finditer(clause):
             if m.group() in "·•・":
