@@ -159,7 +159,7 @@ def _name_start(text: str, start: int, anchor: int, g: _Grammar) -> int:
             break
         else:
             if name_len >= 2 and (tags.get(tok) in _STOP_TAGS or tok in g.stop_single
-                                   or any(tok == w or tok.endswith(w) for w in g.stop_multi)):
+                                   or tok.endswith(g.stop_multi)):
                 break
             if name_len + len(tok) > 8:
                 break

@@ -73,6 +73,8 @@ _TITLE_WORDS = (
     "所长 主任 经理 董事长 总裁 总 工 教授 院士 博士 医生 大夫 护士 律师 警官 队长 老 老太 老汉 "
     "某 某某 大娘 大婶 大嫂 大姐 大哥 大叔 姨 姐 哥 叔 嫂 婶 伯 奶奶 爷爷 家 氏 委员 将军")
 _TITLES = tuple(sorted(_TITLE_WORDS.split(), key=len, reverse=True))
+_TITLE_SET = frozenset(_TITLES)
+_TITLE_SIZES = tuple(sorted({len(w) for w in _TITLES}, reverse=True))
 _AFTER_THIRD = ("上将", "中将", "少将", "将军", "总统", "总理", "主席", "先生", "同志", "教授",
                 "院士", "今天", "昨天", "日前", "近日")
 _DOTS = "·•・"
@@ -156,9 +158,9 @@ class ChinesePersonRecognizer(RuleProposals, EntityRecognizer):
         for title in _HONORIFICS:  # 梁侠女士 → 梁侠; 刘先生 stays whole
             if name.endswith(title) and t.surname_len(name) < len(name) - len(title):
                 return s, e - len(title)
-        for title in _TITLES:
-            if name.endswith(title) and len(name) > len(title):
-                head = name[:-len(title)]
+        for size in _TITLE_SIZES:  # the longest title first, as a scan of _TITLES would
+            if len(name) > size and name[-size:] in _TITLE_SET:
+                head = name[:-size]
                 if t.surname_len(head) == len(head) and not name.endswith(_HONORIFICS):
                     return s, s + len(head)
         if len(name) >= 3 and name[-1] in _GLUED and plausible_name(name[:-1], t):
