@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import lru_cache
 from importlib import resources
+from itertools import pairwise
 from typing import Any
 
 from desensitize.errors import RecognizerDataError
@@ -121,7 +122,7 @@ class LacTagger:
         cols = np.arange(n_tags)
         # rows sorted by length (as ``_tag`` sends them): the rows still running at step
         # ``t`` are a tail of the batch, and only those are computed
-        ascending = all(a <= b for a, b in zip(lengths, lengths[1:]))
+        ascending = all(a <= b for a, b in pairwise(lengths))
         lo = 0
         for t in range(1, steps):
             if ascending:
@@ -134,8 +135,14 @@ class LacTagger:
                 # the margin keeps a rounding error of float32 sums from changing a maximum
                 near = cur >= (top - spread - 1e-4 * (1.0 + np.abs(top)))[:, None]
                 width = int(near.sum(axis=1).max())
-            if width <= _CANDIDATES:
-                idx = np.argsort(~near, axis=1, kind="stable")[:, :width]  # ascending tags
+            if width == 1:  # one previous tag near the best in every row: the best one
+                top_tag = cur.argmax(axis=1)
+                best = top_tag[:, None]
+                new = cur[np.arange(batch - lo), top_tag][:, None] + trans[top_tag]
+            elif width <= _CANDIDATES:
+                # the near tags of each row (and, in rows with fewer, some others, which
+                # are masked below) in ascending order, as the full step's tie-break wants
+                idx = np.sort(np.argpartition(~near, width - 1, axis=1)[:, :width], axis=1)
                 sub = np.where(np.take_along_axis(near, idx, axis=1),
                                np.take_along_axis(cur, idx, axis=1), cur.dtype.type(-np.inf))
                 scores = sub[:, :, None] + trans[idx]
@@ -153,17 +160,18 @@ class LacTagger:
             else:
                 live = lengths_arr > t
                 dp[live] = new[live]
-        paths = []
-        for b, length in enumerate(lengths):
-            best = int(dp[b].argmax())
-            path = [best]
-            trail = back[b]
-            for t in range(length - 1, 0, -1):
-                best = int(trail[t, best])
-                path.append(best)
-            path.reverse()
-            paths.append(path)
-        return paths
+        # back-trace every row at once: a row joins at its last step with its best tag
+        final = dp.argmax(axis=1)
+        last = lengths_arr - 1
+        every = np.arange(batch)
+        out = np.empty((batch, steps), dtype=np.int64)
+        tag = final
+        for t in range(steps - 1, 0, -1):
+            tag = np.where(last == t, final, tag)
+            out[:, t] = tag
+            tag = back[every, t, tag]
+        out[:, 0] = np.where(last == 0, final, tag)
+        return [out[b, :n].tolist() for b, n in enumerate(lengths)]
 
     def _tag(self, clauses: Sequence[str]) -> list[list[int]]:
         np = self._np
