@@ -18,6 +18,7 @@ Raises:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from desensitize.spans import Taken
 
 DEFAULT_THRESHOLDS: dict[str, float] = {"PERSON": 0.5}
 _BOUNDARIES = "\n。！？；!?;"
+# control characters other than tab, line feed, vertical tab, form feed, carriage return
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f]")
 
 
 def build_analyzer(entities: Sequence[str] | None = None) -> object:
@@ -124,7 +127,7 @@ def check_text(text: str, *, max_chars: int) -> None:
         raise ScanInputError("input looks binary (it contains NUL bytes); give a text file")
     sample = text[:4096]
     if sample:
-        control = sum(1 for c in sample if ord(c) < 32 and c not in "\t\r\n\f\v")
+        control = len(_CONTROL.findall(sample))
         if control / len(sample) > 0.1:
             raise ScanInputError("input looks binary (too many control characters)")
 
