@@ -107,7 +107,8 @@ class ChinesePatternRecognizer(PatternRecognizer):
         """Whether any pattern matches somewhere in ``text`` (the same patterns and flags
         the analysis uses; a text most recognizers have nothing to say about is common)."""
         flags = regex_flags or self.global_regex_flags
-        key = (tuple(p.regex for p in self.patterns), flags)
+        patterns: list[Pattern] = vars(self)["patterns"]  # set by PatternRecognizer.__init__
+        key = (tuple(p.regex for p in patterns), flags)
         probes = getattr(self, "_probes", None)
         if probes is None or probes[0] != key:
             probes = self._probes = (key, [regex.compile(rx, flags=flags) for rx in key[0]])
