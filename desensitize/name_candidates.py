@@ -218,7 +218,7 @@ def dictionary() -> tuple[dict[str, int], dict[str, Any]]:
     return _dictionary()
 
 
-def name_windows(text: str, *, before: int = 6, after: int = 8,
+def name_windows(text: str, *, before: int = 5, after: int = 8,
                  skip: Sequence[tuple[int, int]] = ()) -> list[tuple[int, int]]:
     """Merged ``(start, end)`` windows of ``text`` around every place a name can start
     (see :class:`CandidateFinder`), cut at clause ends: all the name model needs to see.
