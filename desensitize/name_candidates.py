@@ -17,7 +17,7 @@ Government prose is mostly words: a typical policy paragraph leaves few clauses 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -25,6 +25,9 @@ import regex
 
 from desensitize.recognizers._tables import mapping, words
 
+_HAN_RUN = regex.compile(r"\p{Han}+")
+_HAN_CHAR = regex.compile(r"\p{Han}")
+_DOTS = "·•・"
 _CLAUSE = regex.compile(r"[^。！？；;!?\n\r]+[。！？；;!?]?")
 _MAX_CLAUSE = 200
 _NAME_TAGS = frozenset({"nr", "nrfg", "nrt"})
@@ -65,11 +68,18 @@ class CandidateFinder:
         cues = mapping("person_cues.tsv")
         cue_words = set(cues.get("before_strong", ())) | {
             w for w in cues.get("after_strong", ()) if len(w) > 1} | set(_SPEAKING)
-        alt = "|".join(regex.escape(w) for w in sorted(cue_words, key=len, reverse=True))
-        self._cue_rx = regex.compile(rf"{alt}|[·•・]")
-        chars = "".join(sorted(self.single | {c[0] for c in self.compound}))
-        self._surname_rx = regex.compile(rf"[{regex.escape(chars)}](?=\p{{Han}})")
+        # cue words by first character, longest first: a scan of the clause's characters
+        # finds the leftmost-longest, non-overlapping cues (what an alternation finds)
+        self._cues: dict[str, tuple[str, ...]] = {}
+        for w in sorted(cue_words, key=len, reverse=True):
+            self._cues[w[0]] = (*self._cues.get(w[0], ()), w)
+        for dot in _DOTS:
+            self._cues.setdefault(dot, (dot,))
+        self._cue_first = regex.compile(f"[{regex.escape(''.join(sorted(self._cues)))}]")
+        # characters that may start a name: a surname or the first of a compound one
+        self._starts = frozenset(self.single | {c[0] for c in self.compound})
         self.freq, self.tags = _dictionary()
+        self._memo: dict[tuple[str, bool, bool], bool] = {}
 
     def clauses(self, text: str) -> Iterator[tuple[int, str]]:
         """``(offset, clause)``: sentences, long ones cut at commas (at most 200 chars)."""
@@ -95,7 +105,21 @@ class CandidateFinder:
         return tag not in _NAME_TAGS or (f >= 500 and not cued)
 
     def surname_at(self, text: str, i: int, *, cued: bool = False) -> bool:
-        """Whether a name may start at ``i`` (a surname not glued into a common word)."""
+        """Whether a name may start at ``i`` (a surname not glued into a common word).
+
+        The answer depends on ``text[i - 1:i + 4]`` only; it is memoised on that."""
+        key = (text[i - 1:i + 4] if i > 0 else text[i:i + 4], i > 0, cued)
+        known = self._memo.get(key)
+        if known is None:
+            if len(self._memo) > 200_000:
+                self._memo.clear()
+            known = self._memo[key] = self._surname_at(text, i, cued)
+        return known
+
+    def clear_memo(self) -> None:
+        self._memo.clear()
+
+    def _surname_at(self, text: str, i: int, cued: bool) -> bool:
         ch = text[i]
         if text[i:i + 2] in self.compound:
             return not self._ordinary(text[i:i + 3]) and not self._ordinary(text[i:i + 4])
@@ -123,36 +147,60 @@ class CandidateFinder:
         """A transliteration run that is not a common word (克拉 is, 希拉克 is not)."""
         return not (len(run) == 2 and self.freq.get(run, 0) >= _WORD_FREQ)
 
-    def _cue_point(self, clause: str, m: regex.Match[str]) -> int | None:
+    def _cue_point(self, clause: str, start: int, end: int) -> int | None:
         """Where a name may sit next to cue ``m``: right after it (市民|高峰, 申请人：|马晓东)
         or right before it (高峰|反映, 江|主席), judged without the cue's own characters as left
         context (申请人马晓东: 人马 is a word, but not here)."""
-        end = m.end()
+        cue_start = start
         if end < len(clause) and clause[end] in " \t:：":
             end += 1
-        one: int = m.start() - 1  # a surname alone before a title (江|主席)
+        one: int = cue_start - 1  # a surname alone before a title (江|主席)
         if one >= 0 and clause[one] in self.single and clause[one] not in _FUNCTION_SURNAMES \
                 and not self._ordinary(clause[max(0, one - 1):one + 1]):
             return one
-        for p in (end, m.start() - 2, m.start() - 3, m.start() - 4):
+        for p in (end, cue_start - 2, cue_start - 3, cue_start - 4):
             if 0 <= p < len(clause) - 1 and (clause[p] in self.single or clause[p:p + 2] in self.compound) \
+                    and (p >= end or _HAN_RUN.fullmatch(clause, p, cue_start)) \
                     and self.surname_at(clause[p:], 0, cued=True):
-                return int(p)
+                # (a name right before the cue is Han up to it: 工单】来电 holds none)
+                return p
         return None
 
     def points(self, clause: str) -> list[tuple[int, bool]]:
         """``(position, wide)`` of every place in ``clause`` where a name may start;
         ``wide`` for transliterations, which reach further both ways."""
-        out = [(m.start(), False) for m in self._surname_rx.finditer(clause)
-               if self.surname_at(clause, m.start())]
+        out: list[tuple[int, bool]] = []
+        memo = self._memo  # surname_at's memo, read here without a call per surname
+        starts = self._starts
+        last = len(clause) - 1
+        for i, ch in enumerate(clause):
+            # a surname character followed by a Han character (CJK's main block checked
+            # by range, the rest of the Han script by the pattern)
+            if ch not in starts or i == last:
+                continue
+            nxt = clause[i + 1]
+            if not ("\u4e00" <= nxt <= "\u9fef" or _HAN_CHAR.match(nxt)):
+                continue
+            known = memo.get((clause[i - 1:i + 4], True, False) if i else (clause[:4], False, False))
+            if known if known is not None else self.surname_at(clause, i):
+                out.append((i, False))
         out += [(m.start(), True) for m in _FOREIGN_RUN.finditer(clause) if self._foreign(m.group())]
-        for m in self._cue_rx.finditer(clause):
-            if m.group() in "·•・":
-                out.append((m.start(), True))
-            else:
-                p = self._cue_point(clause, m)
-                if p is not None:
-                    out.append((p, False))
+        cues = self._cues
+        end = 0
+        for m in self._cue_first.finditer(clause):
+            i = m.start()
+            if i < end:
+                continue  # inside the cue found last
+            for word in cues[clause[i]]:
+                if clause.startswith(word, i):
+                    end = i + len(word)
+                    if word in _DOTS:
+                        out.append((i, True))
+                    else:
+                        p = self._cue_point(clause, i, end)
+                        if p is not None:
+                            out.append((p, False))
+                    break
         return out
 
     def worth_tagging(self, clause: str) -> bool:
@@ -170,13 +218,28 @@ def dictionary() -> tuple[dict[str, int], dict[str, Any]]:
     return _dictionary()
 
 
-def name_windows(text: str, *, before: int = 6, after: int = 10) -> list[tuple[int, int]]:
+def name_windows(text: str, *, before: int = 5, after: int = 8,
+                 skip: Sequence[tuple[int, int]] = ()) -> list[tuple[int, int]]:
     """Merged ``(start, end)`` windows of ``text`` around every place a name can start
-    (see :class:`CandidateFinder`), cut at clause ends: all the name model needs to see."""
+    (see :class:`CandidateFinder`), cut at clause ends: all the name model needs to see.
+
+    ``skip``: sorted, non-overlapping spans already taken by another entity (a detailed
+    address: 解放路, 章丘区, 泉景花园 start with surnames); a place inside one is no
+    place a name starts."""
+    import bisect
+
     find = finder()
+    skip_starts = [s for s, _ in skip]
+
+    def taken(pos: int) -> bool:
+        i = bisect.bisect_right(skip_starts, pos) - 1
+        return i >= 0 and pos < skip[i][1]
+
     out: list[tuple[int, int]] = []
     for off, clause in find.clauses(text):
         points = find.points(clause)
+        if skip:
+            points = [(p, w) for p, w in points if not taken(off + p)]
         wide = {p for p, w in points if w}
         for p in sorted(p for p, _ in points):
             lo, hi = (p - 14, p + 14) if p in wide else (p - before, p + after)

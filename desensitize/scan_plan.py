@@ -4,7 +4,8 @@
 ``(start, end)`` windows of ``text`` worth analysing.
 
 * PERSON: around a surname that starts no common word, or a cue with a surname
-  character near it (:func:`desensitize.name_candidates.name_windows`);
+  character near it (:func:`desensitize.name_candidates.name_windows`), except inside
+  the addresses already found (the scanner analyses LOCATION first);
 * LOCATION: before and after a door, building, unit or room number (12号, 3栋, 501室,
   B座), which every detailed address has;
 * the structured entities (IDs, cards, phones, plates, passports, e-mail, IP): around
@@ -45,17 +46,33 @@ def _or_whole(spans: list[tuple[int, int]], n: int) -> list[tuple[int, int]]:
     return [(0, n)] if n and covered >= _WHOLE * n else spans
 
 
-def plan(text: str, entities: Sequence[str]) -> list[tuple[tuple[str, ...], list[tuple[int, int]]]]:
-    """The families of ``entities`` and the windows of ``text`` to analyse for each."""
-    n = len(text)
+def person_windows(text: str, taken: Sequence[tuple[int, int]] = ()) -> list[tuple[int, int]]:
+    """PERSON windows of ``text``; ``taken``: sorted spans of addresses found already."""
+    return _or_whole(name_windows(text, skip=taken), len(text))
+
+
+def location_windows(text: str) -> list[tuple[int, int]]:
+    """LOCATION windows of ``text``."""
+    spans = [(m.start() - 40, m.end() + 24) for m in _ADDRESS_ANCHOR.finditer(text)]
+    return _or_whole(_merge(spans, len(text)), len(text))
+
+
+def structured_windows(text: str) -> list[tuple[int, int]]:
+    """Windows of ``text`` for the structured entities."""
+    spans = [(m.start() - 16, m.end() + 6) for m in _ALNUM.finditer(text)]
+    return _or_whole(_merge(spans, len(text)), len(text))
+
+
+def plan(text: str, entities: Sequence[str],
+         taken: Sequence[tuple[int, int]] = ()) -> list[tuple[tuple[str, ...], list[tuple[int, int]]]]:
+    """The families of ``entities`` and the windows of ``text`` to analyse for each
+    (``taken``: see :func:`person_windows`)."""
     out: list[tuple[tuple[str, ...], list[tuple[int, int]]]] = []
     if "PERSON" in entities:
-        out.append((("PERSON",), _or_whole(name_windows(text), n)))
+        out.append((("PERSON",), person_windows(text, taken)))
     if "LOCATION" in entities:
-        spans = [(m.start() - 40, m.end() + 24) for m in _ADDRESS_ANCHOR.finditer(text)]
-        out.append((("LOCATION",), _or_whole(_merge(spans, n), n)))
+        out.append((("LOCATION",), location_windows(text)))
     rest = tuple(e for e in entities if e not in ("PERSON", "LOCATION"))
     if rest:
-        spans = [(m.start() - 16, m.end() + 6) for m in _ALNUM.finditer(text)]
-        out.append((rest, _or_whole(_merge(spans, n), n)))
+        out.append((rest, structured_windows(text)))
     return [(ents, windows) for ents, windows in out if windows]

@@ -1,7 +1,11 @@
-"""Free-text scanning through Presidio's ``AnalyzerEngine`` with our recognizers.
+"""Free-text scanning with the recognizers of a Presidio ``AnalyzerEngine``.
 
 ``TextScanner.scan(text)`` returns our frozen :class:`Finding` s; ``scan_many`` is the
-batch entry point; ``redact`` replaces every finding by ``<ENTITY>``.  Long texts are
+batch entry point; ``redact`` replaces every finding by ``<ENTITY>``.  The scanner builds
+the engine (:func:`build_analyzer`, which ``AnalyzerEngine`` users get as is) and calls
+its recognizers and context enhancer itself (:class:`DirectAnalyzer`: the same results
+without the engine's per-call overhead), on the windows where each entity family can
+occur (:mod:`desensitize.scan_plan`; addresses first, so the name model skips them).  Long texts are
 cut into chunks at sentence boundaries (with a small overlap when no boundary is
 near) so the regex engines never see megabytes at once; findings are mapped back to
 offsets in the original text.  Where two entities claim overlapping spans the higher
@@ -14,9 +18,11 @@ Raises:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 from desensitize.errors import ScanInputError, ScanTooLarge
 from desensitize.findings import ENTITIES, Finding
@@ -24,6 +30,8 @@ from desensitize.spans import Taken
 
 DEFAULT_THRESHOLDS: dict[str, float] = {"PERSON": 0.5}
 _BOUNDARIES = "\n。！？；!?;"
+# control characters other than tab, line feed, vertical tab, form feed, carriage return
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f]")
 
 
 def build_analyzer(entities: Sequence[str] | None = None) -> object:
@@ -44,6 +52,70 @@ def build_analyzer(entities: Sequence[str] | None = None) -> object:
     )
 
 
+class DirectAnalyzer:
+    """The steps of ``AnalyzerEngine.analyze`` that matter to our recognizers, run on the
+    engine's own registry, NLP engine and context enhancer without its per-call overhead
+    (recognizer lookup, artifacts, duplicate removal, decision-process bookkeeping).
+
+    ``analyze(text, entities)`` returns the results ``engine.analyze(text, language="zh",
+    entities=entities)`` returns, apart from contained duplicates of one entity (which
+    :func:`resolve` drops anyway): each recognizer of the entities, the recognizers' own
+    context step, the engine's context enhancer, then each recognizer's score threshold.
+    Users of ``AnalyzerEngine`` keep the engine itself (:func:`build_analyzer`)."""
+
+    def __init__(self, engine: object) -> None:
+        self._engine = engine
+        self._artifacts = engine.nlp_engine.process_text("", "zh")  # type: ignore[attr-defined]
+        self._by_entities: dict[tuple[str, ...], list[object]] = {}
+
+    def _recognizers(self, entities: tuple[str, ...]) -> list[object]:
+        recs = self._by_entities.get(entities)
+        if recs is None:
+            recs = self._engine.registry.get_recognizers(  # type: ignore[attr-defined]
+                language="zh", entities=list(entities), all_fields=False)
+            self._by_entities[entities] = recs
+        return recs
+
+    def analyze(self, text: str, entities: tuple[str, ...]) -> list[object]:
+        from presidio_analyzer import RecognizerResult
+
+        engine = self._engine
+        artifacts = self._artifacts
+        recognizers = self._recognizers(entities)
+        wanted = list(entities)
+        key = RecognizerResult.RECOGNIZER_IDENTIFIER_KEY
+        found: list[list[object]] = []
+        for rec in recognizers:
+            results = rec.analyze(text=text, entities=wanted, nlp_artifacts=artifacts)  # type: ignore[attr-defined]
+            for r in results or ():
+                if not r.recognition_metadata:
+                    r.recognition_metadata = {}
+                r.recognition_metadata.setdefault(key, rec.id)  # type: ignore[attr-defined]
+            found.append(list(results or ()))
+        enhanced: list[object] = []
+        for k, rec in enumerate(recognizers):
+            if not found[k]:
+                continue
+            others = [r for j, rs in enumerate(found) if j != k for r in rs]
+            enhanced.extend(rec.enhance_using_context(  # type: ignore[attr-defined]
+                text=text, raw_recognizer_results=found[k], other_raw_recognizer_results=others,
+                nlp_artifacts=artifacts, context=None))
+        if not enhanced:
+            return []
+        enhanced = engine.context_aware_enhancer.enhance_using_context(  # type: ignore[attr-defined]
+            text=text, raw_results=enhanced, nlp_artifacts=artifacts, recognizers=recognizers,
+            context=None)
+        default = engine.default_score_threshold  # type: ignore[attr-defined]
+        limits = {rec.id: rec.score_thresholds for rec in recognizers}  # type: ignore[attr-defined]
+        out = []
+        for r in enhanced:
+            own = limits.get(r.recognition_metadata.get(key), {})  # type: ignore[attr-defined]
+            limit = own.get(r.entity_type, own.get("default", default))  # type: ignore[attr-defined]
+            if r.score > 0 and r.score >= limit:  # type: ignore[attr-defined]
+                out.append(r)
+        return out
+
+
 def check_text(text: str, *, max_chars: int) -> None:
     """Refuse binary data and over-long texts (see module docstring)."""
     if len(text) > max_chars:
@@ -55,7 +127,7 @@ def check_text(text: str, *, max_chars: int) -> None:
         raise ScanInputError("input looks binary (it contains NUL bytes); give a text file")
     sample = text[:4096]
     if sample:
-        control = sum(1 for c in sample if ord(c) < 32 and c not in "\t\r\n\f\v")
+        control = len(_CONTROL.findall(sample))
         if control / len(sample) > 0.1:
             raise ScanInputError("input looks binary (too many control characters)")
 
@@ -80,7 +152,8 @@ def chunks(text: str, size: int, overlap: int) -> Iterator[tuple[int, str]]:
 
 
 _JOIN = "。"
-_Job = tuple[int, tuple[str, ...], str, list[tuple[int, int, int]]]
+# (chunk offset, entities, joined windows, window starts, results when analysed already)
+_Job = tuple[int, tuple[str, ...], str, list[tuple[int, int, int]], list[Any] | None]
 
 
 def _join(piece: str, windows: list[tuple[int, int]]) -> tuple[str, list[tuple[int, int, int]]]:
@@ -143,12 +216,20 @@ class TextScanner:
             raise ScanInputError(f"unknown entities: {', '.join(sorted(unknown))} "
                                  f"(known: {' '.join(ENTITIES)})")
         self._engine: object | None = None
+        self._direct: DirectAnalyzer | None = None
 
     @property
     def engine(self) -> object:
         if self._engine is None:
             self._engine = build_analyzer(self.entities)
         return self._engine
+
+    @property
+    def direct(self) -> DirectAnalyzer:
+        """The engine's recognizers called directly (see :class:`DirectAnalyzer`)."""
+        if self._direct is None:
+            self._direct = DirectAnalyzer(self.engine)
+        return self._direct
 
     def _threshold(self, entity: str) -> float:
         return max(self.threshold, DEFAULT_THRESHOLDS.get(entity, 0.0))
@@ -158,11 +239,15 @@ class TextScanner:
 
         Cheap candidate finding first (:func:`desensitize.scan_plan.plan`): each entity
         family is analysed only on the windows of the text where it can occur, joined by
-        full stops, so the name model sees only where a name can be."""
-        return self._run(text, self._jobs(text), with_text)
+        full stops, so the name model sees only where a name can be; the name model tags
+        the candidate clauses of all chunks of a long text in one batch."""
+        return next(self._scan_batch([text], with_text)) if text else []
 
     def _jobs(self, text: str) -> list[_Job]:
-        """What to analyse in ``text``: per chunk and entity family, the joined windows."""
+        """What to analyse in ``text``: per chunk and entity family, the joined windows.
+
+        LOCATION is analysed here, first: a surname character inside an address found
+        (解放路, 章丘区) is no place for the name model to look."""
         from desensitize.scan_plan import plan
 
         check_text(text, max_chars=self.max_chars)
@@ -170,29 +255,45 @@ class TextScanner:
         for offset, piece in chunks(text, self.chunk_size, self.overlap):
             if not piece.strip():
                 continue
-            for entities, windows in plan(piece, self.entities):
+            taken: list[tuple[int, int]] = []
+            todo = plan(piece, [e for e in self.entities if e != "PERSON"])
+            for entities, windows in todo:
                 joined, starts = _join(piece, windows)
-                if joined.strip():
-                    jobs.append((offset, entities, joined, starts))
+                if not joined.strip():
+                    continue
+                done = None
+                if entities == ("LOCATION",) and "PERSON" in self.entities:
+                    done = self.direct.analyze(joined, entities)
+                    taken = sorted(span for _, span, _ in self._placed(done, starts))
+                jobs.append((offset, entities, joined, starts, done))
+            if "PERSON" in self.entities:
+                for entities, windows in plan(piece, ("PERSON",), taken):
+                    joined, starts = _join(piece, windows)
+                    if joined.strip():
+                        jobs.insert(0, (offset, entities, joined, starts, None))
         return jobs
+
+    def _placed(self, results: list[Any], starts: list[tuple[int, int, int]]
+                ) -> Iterator[tuple[Any, tuple[int, int], float]]:
+        """``(result, (start, end) in the piece, score)`` of the results above threshold
+        that lie inside one window of the joined text."""
+        keys = [j for j, _, _ in starts]
+        for r in results:
+            if r.score < self._threshold(r.entity_type):
+                continue
+            base = _origin(starts, r.start, keys)
+            if base is None or _origin(starts, r.end - 1, keys) != base:
+                continue  # a span across two windows is an artefact of the join
+            s = base[1] + (r.start - base[0])
+            yield r, (s, s + (r.end - r.start)), float(r.score)
 
     def _run(self, text: str, jobs: list[_Job], with_text: bool) -> list[Finding]:
         found: list[Finding] = []
-        for offset, entities, joined, starts in jobs:
-            keys = [j for j, _, _ in starts]
-            results = self.engine.analyze(  # type: ignore[attr-defined]
-                text=joined, language="zh", entities=list(entities),
-            )
-            for r in results:
-                if r.score < self._threshold(r.entity_type):
-                    continue
-                base = _origin(starts, r.start, keys)
-                if base is None or _origin(starts, r.end - 1, keys) != base:
-                    continue  # a span across two windows is an artefact of the join
-                s = offset + base[1] + (r.start - base[0])
-                e = s + (r.end - r.start)
-                found.append(Finding(r.entity_type, s, e, float(r.score),
-                                     text[s:e] if with_text else None))
+        for offset, entities, joined, starts, done in jobs:
+            results = done if done is not None else self.direct.analyze(joined, entities)
+            for r, (s, e), score in self._placed(results, starts):
+                s, e = offset + s, offset + e
+                found.append(Finding(r.entity_type, s, e, score, text[s:e] if with_text else None))
         return resolve(found)
 
     def scan_many(self, texts: Iterable[str], *, with_text: bool = False) -> Iterator[list[Finding]]:
@@ -216,7 +317,7 @@ class TextScanner:
         from desensitize.recognizers.person import clauses_ahead
 
         jobs = [self._jobs(t) if t else [] for t in texts]  # refuses bad input before any result
-        joined = [j for js in jobs for _, ents, j, _ in js if "PERSON" in ents]
+        joined = [j for js in jobs for _, ents, j, _, _ in js if "PERSON" in ents]
         # the model is loaded only when a clause needs it (a scan without PERSON never)
         with clauses_ahead(joined) as clauses, (tagger().batch(clauses) if clauses else nullcontext()):
             out = [self._run(text, js, with_text) if js else [] for text, js in zip(texts, jobs, strict=True)]

@@ -98,8 +98,21 @@ class ChinesePatternRecognizer(PatternRecognizer):
         nlp_artifacts: NlpArtifacts | None = None,
         regex_flags: int | None = None,
     ) -> list[RecognizerResult]:
+        if not self._may_match(text, regex_flags):
+            return []  # no pattern matches anywhere: skip the per-pattern bookkeeping
         results = super().analyze(text, entities, nlp_artifacts, regex_flags)
         return [r for r in results if not self.veto(text, r)]
+
+    def _may_match(self, text: str, regex_flags: int | None) -> bool:
+        """Whether any pattern matches somewhere in ``text`` (the same patterns and flags
+        the analysis uses; a text most recognizers have nothing to say about is common)."""
+        flags = regex_flags or self.global_regex_flags
+        patterns: list[Pattern] = vars(self)["patterns"]  # set by PatternRecognizer.__init__
+        key = (tuple(p.regex for p in patterns), flags)
+        probes = getattr(self, "_probes", None)
+        if probes is None or probes[0] != key:
+            probes = self._probes = (key, [regex.compile(rx, flags=flags) for rx in key[0]])
+        return any(rx.search(text) is not None for rx in probes[1])
 
 
 class NotAnIdRecognizer(ChinesePatternRecognizer):

@@ -10,6 +10,9 @@ span holds the address only.  Vocabulary: ``address_terms.tsv``.
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Iterator
+
 import regex
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
@@ -32,6 +35,8 @@ class _Grammar:
         self.stop_multi = tuple(sorted((w for w in stops if len(w) > 1), key=len, reverse=True))
         self.stop_single = frozenset(w for w in stops if len(w) == 1)
         self.known = frozenset(terms["known_region"])
+        self.known_head = regex.compile(_alt(tuple(self.known)))  # longest first
+        self.known_tail = regex.compile(rf"(?:{_alt(tuple(self.known))})$")
         region = _alt(terms["region_suffix"])
         road = _alt(terms["road_suffix"])
         place = _alt(terms["place_suffix"])
@@ -46,15 +51,25 @@ class _Grammar:
         name = r"(?:(?![的了，,。])[\p{Han}0-9A-Za-z]){1,12}?"
         pname = r"(?:(?![的了])[\p{Han}A-Za-z]){2,10}?"
         ahead = rf"(?=[A-Za-z]?{_NUM}[A-Za-z]?(?:号楼|栋|幢|座|单元|室)|[A-Za-z](?:座|栋|幢))"
-        self.patterns = (
+        # every pattern needs a number, a letter or 甲乙丙丁 right after its road or place
+        # suffix: those suffix hits are found first, and a pattern is tried only at the
+        # positions before a hit where its match can start (``reach``: its longest prefix)
+        after = r"(?=[甲乙丙丁0-9０-９A-Za-z一二三四五六七八九十百零两])"
+        road_hit = regex.compile(rf"(?:{road}){after}")
+        place_hit = regex.compile(rf"(?:{place}){after}")
+        road_len = max(map(len, terms["road_suffix"]))
+        self.patterns: tuple[tuple[regex.Pattern[str], float, regex.Pattern[str] | None, int], ...] = (
             # 1. road + door number, then an optional named place and its units
-            (regex.compile(rf"{name}(?P<anchor>{road}){door}(?:{pname}(?:{place})?{ahead})?(?:{dashed}|{tail})"), 0.75),
+            (regex.compile(rf"{name}(?P<anchor>{road}){door}(?:{pname}(?:{place})?{ahead})?(?:{dashed}|{tail})"),
+             0.75, road_hit, 12),
             # 2. a residential place + door or units (阳光小区3号楼2单元501室, 东山村12号)
-            (regex.compile(rf"{name}(?:{road})?{name}(?P<anchor>{place})(?:{dashed}|{door}{tail}|{needed})"), 0.7),
+            (regex.compile(rf"{name}(?:{road})?{name}(?P<anchor>{place})(?:{dashed}|{door}{tail}|{needed})"),
+             0.7, place_hit, 24 + road_len),
             # 3. any named building with building + unit/room (龙奥金座24号楼1单元301室)
-            (regex.compile(rf"{pname}(?P<anchor>{bld})(?:{unit}{floor}?{room}?|{room})"), 0.65),
+            (regex.compile(rf"{pname}(?P<anchor>{bld})(?:{unit}{floor}?{room}?|{room})"), 0.65, None, 0),
             # 4. road + lettered seat (惠州街B座)
-            (regex.compile(rf"{name}(?P<anchor>{road})[A-Za-z0-9]{{1,3}}(?:座|栋|幢|号楼(?![下上前后道里顶对旁边门口]))"), 0.6),
+            (regex.compile(rf"{name}(?P<anchor>{road})[A-Za-z0-9]{{1,3}}(?:座|栋|幢|号楼(?![下上前后道里顶对旁边门口]))"),
+             0.6, road_hit, 12),
         )
         self.loose = regex.compile(
             rf"(?:\p{{Han}}{{1,8}}?(?:{region}))+(?:\p{{Han}}{{1,10}}?(?:{road}|{place}|社区|街道))+"
@@ -88,7 +103,7 @@ def _trim_start(text: str, start: int, end: int, g: _Grammar) -> int:
     for i in range(cut, min(limit, 12)):
         if span[i] in g.stop_single:
             rest = span[i + 1:]
-            if any(rest.startswith(k) for k in g.known) or g.region_head.match(rest[:9]):
+            if g.known_head.match(rest) or g.region_head.match(rest[:9]):
                 cut = i + 1
     return start + cut
 
@@ -144,7 +159,7 @@ def _name_start(text: str, start: int, anchor: int, g: _Grammar) -> int:
             break
         else:
             if name_len >= 2 and (tags.get(tok) in _STOP_TAGS or tok in g.stop_single
-                                   or any(tok == w or tok.endswith(w) for w in g.stop_multi)):
+                                   or tok.endswith(g.stop_multi)):
                 break
             if name_len + len(tok) > 8:
                 break
@@ -159,10 +174,8 @@ def _extend_regions(text: str, start: int, g: _Grammar) -> int:
     """Extend ``start`` left over region names that directly precede it."""
     while start > 0:
         left = text[max(0, start - 12):start]
-        best = 0
-        for known in g.known:
-            if left.endswith(known):
-                best = max(best, len(known))
+        m = g.known_tail.search(left)  # the leftmost start ending there: the longest
+        best = len(m.group()) if m else 0
         if best:
             start -= best
             continue
@@ -194,13 +207,46 @@ def _snap_to_region(text: str, start: int, g: _Grammar) -> int:
     return j
 
 
+_NOT_NAME = regex.compile(r"[^\p{Han}0-9A-Za-z]|[的了]")
+
+
+def _matches(text: str, rx: regex.Pattern[str], hint: regex.Pattern[str] | None,
+             reach: int) -> Iterator[regex.Match[str]]:
+    """``rx.finditer(text)``, trying ``rx`` only where a match can start: at most ``reach``
+    characters before a ``hint`` (where the pattern's suffix group must match).  The
+    same matches, in the same order, as a scan of every position (the text between a
+    start and its suffix is at most ``reach`` characters, so no other start can match)."""
+    if hint is None:
+        yield from rx.finditer(text)
+        return
+    pos = 0
+    hi_prev = -1
+    # the text between a start and its suffix is all name characters (Han, letters,
+    # digits; not 的, 了): a start lies after the last other character before the suffix
+    breaks = [m.start() for m in _NOT_NAME.finditer(text)]
+    for h in hint.finditer(text, overlapped=True):
+        a = h.start()
+        k = bisect.bisect_left(breaks, a) - 1
+        lo, hi = max(pos, a - reach, hi_prev, breaks[k] + 1 if k >= 0 else 0), a
+        hi_prev = max(hi_prev, hi)
+        p = lo
+        while p < hi:
+            m = rx.match(text, p)
+            if m is None:
+                p += 1
+                continue
+            yield m
+            pos = p = max(m.end(), p + 1)
+            hi_prev = max(hi_prev, pos)
+
+
 def find_addresses(text: str, *, precise: bool = True) -> list[tuple[int, int, float]]:
     """``(start, end, score)`` of the detailed addresses in ``text``.  ``precise=False``
     skips the jieba-based start refinement (a whole cell needs no exact start)."""
     g = _grammar()
     spans: list[tuple[int, int, float]] = []
-    for rx, score in g.patterns:
-        for m in rx.finditer(text):
+    for rx, score, hint, reach in g.patterns:
+        for m in _matches(text, rx, hint, reach):
             s, e = m.span()
             anchor = m.start("anchor") if m.group("anchor") else -1
             if anchor > s and precise:
@@ -209,7 +255,7 @@ def find_addresses(text: str, *, precise: bool = True) -> list[tuple[int, int, f
             # a region suffix inside the head splits regions from the road name
             head = text[s:e]
             s2 = _extend_regions(text, _snap_to_region(text, s, g), g)
-            has_region = s2 < s or any(head.startswith(k) for k in g.known)
+            has_region = s2 < s or g.known_head.match(head) is not None
             if e - s < 4:
                 continue
             spans.append((s2, e, min(0.95, score + (0.15 if has_region else 0.0))))

@@ -73,12 +73,16 @@ _TITLE_WORDS = (
     "所长 主任 经理 董事长 总裁 总 工 教授 院士 博士 医生 大夫 护士 律师 警官 队长 老 老太 老汉 "
     "某 某某 大娘 大婶 大嫂 大姐 大哥 大叔 姨 姐 哥 叔 嫂 婶 伯 奶奶 爷爷 家 氏 委员 将军")
 _TITLES = tuple(sorted(_TITLE_WORDS.split(), key=len, reverse=True))
+_TITLE_SET = frozenset(_TITLES)
+_TITLE_SIZES = tuple(sorted({len(w) for w in _TITLES}, reverse=True))
 _AFTER_THIRD = ("上将", "中将", "少将", "将军", "总统", "总理", "主席", "先生", "同志", "教授",
                 "院士", "今天", "昨天", "日前", "近日")
 _DOTS = "·•・"
 _DOCTRINES = ("主义", "思想", "理论")
 _HONORIFIC_SET = frozenset(_HONORIFICS)
 _DOTTED = regex.compile(r"\p{Han}+(?:[·•・]\p{Han}+)+")
+_HAN = regex.compile(r"\p{Han}+")
+_HAN2 = regex.compile(r"\p{Han}{2,}")
 _GLUED = frozenset("等也对著说都就还又被把将的了")  # 王克等, 肖扬也, 钱程对
 # the clauses worth tagging of the texts of a batch (:func:`clauses_ahead`), this context only
 _CLAUSES_AHEAD: ContextVar[dict[str, list[tuple[int, str]]] | None] = ContextVar(
@@ -154,9 +158,9 @@ class ChinesePersonRecognizer(RuleProposals, EntityRecognizer):
         for title in _HONORIFICS:  # 梁侠女士 → 梁侠; 刘先生 stays whole
             if name.endswith(title) and t.surname_len(name) < len(name) - len(title):
                 return s, e - len(title)
-        for title in _TITLES:
-            if name.endswith(title) and len(name) > len(title):
-                head = name[:-len(title)]
+        for size in _TITLE_SIZES:  # the longest title first, as a scan of _TITLES would
+            if len(name) > size and name[-size:] in _TITLE_SET:
+                head = name[:-size]
                 if t.surname_len(head) == len(head) and not name.endswith(_HONORIFICS):
                     return s, s + len(head)
         if len(name) >= 3 and name[-1] in _GLUED and plausible_name(name[:-1], t):
@@ -181,7 +185,7 @@ class ChinesePersonRecognizer(RuleProposals, EntityRecognizer):
                 continue
             if len(out) > 1 and out[-2][2] == "PER" and out[-1][0] == s - 1 and out[-2][1] == s - 1 \
                     and clause[s - 1] in _DOTS and (tag == "PER" or tag not in _BAD_TAGS
-                                                    and regex.fullmatch(r"\p{Han}{2,}", clause[s:e])):
+                                                    and _HAN2.fullmatch(clause[s:e])):
                 out[-2:] = [(out[-2][0], e, "PER")]  # 达|·|芬奇, 阿布都热西提|·|买买提
                 i += 1
                 continue
@@ -225,7 +229,7 @@ class ChinesePersonRecognizer(RuleProposals, EntityRecognizer):
             return 0.0  # 中山路: a street
         dotted = bool(_DOTTED.fullmatch(name))
         n = t.surname_len(name)
-        han = regex.fullmatch(r"\p{Han}+", name) is not None
+        han = _HAN.fullmatch(name) is not None
         if dotted:
             if (name[-1] in _BAD_SUFFIX and name[-1] not in FOREIGN and name[-1] not in "门塔")\
                     or name[-1] in "卷集" or _in_title(text, s, e):

@@ -33,6 +33,8 @@ _DOT_NAME = regex.compile(r"\p{Han}{2,8}[·•・]\p{Han}{2,8}")
 _ISOLATED = regex.compile(r"(?:^|(?<=[，,；;：:、\s（(]))(\p{Han}{2,4})(?=[，,；;。、\s）)（(]|$)")
 _PROFILE = regex.compile(
     r"(?:^|(?<=[\n。；;●◆■▲]))[ \t]*(\p{Han}{2,4})[ \t]*[，,：:、]?[ \t]*[男女](?=[，,、；;。\s]|$|性|\d)")
+_HAN = regex.compile(r"\p{Han}+")
+_PAREN_CUE = regex.compile(r"[(（]\s*(?:电话|手机|身份证|\d)")
 _SEPARATORS = " \t:：,，（(）)【】[]\"“”'‘’、为是"
 
 
@@ -103,7 +105,7 @@ def plausible_name(value: str, tables: _Tables | None = None) -> bool:
     if _DOT_NAME.fullmatch(v):
         return True
     n = t.surname_len(v)
-    if not n or not (n + 1 <= len(v) <= n + 2) or not regex.fullmatch(r"\p{Han}+", v):
+    if not n or not (n + 1 <= len(v) <= n + 2) or not _HAN.fullmatch(v):
         return False
     if v in t.stop or v[-1] in _BAD_SUFFIX or v in t.cue_words:
         return False
@@ -170,7 +172,7 @@ class RuleProposals:
         right = text[end:end + 4]
         if right.startswith(self._tables.after_strong):
             return 0.3
-        if right.lstrip(" ").startswith(("(", "（")) and regex.match(r"[(（]\s*(?:电话|手机|身份证|\d)", right + text[end + 4:end + 8]):
+        if right.lstrip(" ").startswith(("(", "（")) and _PAREN_CUE.match(right + text[end + 4:end + 8]):
             return 0.3
         if right.startswith(("、", "和", "与", "及")) and self._name_like(text, end + 1, 1):
             return 0.1

@@ -135,3 +135,124 @@ def test_a_batch_without_person_never_loads_the_name_model() -> None:
     out = list(scanner.scan_many([TICKET, "王建国说：联系人张丹。"]))
     assert [[f.entity for f in fs] for fs in out] == [["PHONE_NUMBER"], []]
     assert tagger.cache_info().currsize == 0
+
+
+def _data_module(name: str) -> object:
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "data" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def _records() -> list[str]:
+    import json
+    from pathlib import Path
+
+    data = Path(__file__).parent / "data"
+    return [json.loads(line)["text"] for name in ("labelled_dev.jsonl", "labelled_heldout.jsonl")
+            for line in (data / name).read_text(encoding="utf-8").splitlines() if line]
+
+
+def test_direct_recognizer_calls_find_what_the_analyzer_engine_finds() -> None:
+    """The scanner calls the engine's recognizers itself (no per-call engine overhead);
+    on every labelled record, on policy prose and on a long mixed text it must report
+    what ``AnalyzerEngine.analyze`` reports (entity, offsets, score, recognizer)."""
+    from desensitize.text_scan import DirectAnalyzer, build_analyzer
+
+    engine = build_analyzer()
+    direct = DirectAnalyzer(engine)
+    prose = "\n".join(_data_module("prose_gen").policy_prose())[:6000]  # type: ignore[attr-defined]
+    texts = _records() + [prose, prose + "\n".join(_records()[:40]), "", "。"]
+    everything = tuple(r.supported_entities[0] for r in engine.registry.recognizers)  # type: ignore[attr-defined]
+
+    def key(results: list) -> set:
+        from presidio_analyzer import RecognizerResult
+
+        name = RecognizerResult.RECOGNIZER_NAME_KEY
+        return {(r.entity_type, r.start, r.end, round(r.score, 6), r.recognition_metadata[name])
+                for r in results}
+
+    for entities in (everything, ("PERSON",), ("LOCATION",), ("PHONE_NUMBER", "CN_RESIDENT_ID")):
+        for text in texts:
+            ours = key(direct.analyze(text, entities))
+            theirs = key(engine.analyze(text, language="zh", entities=list(entities)))  # type: ignore[attr-defined]
+            # the engine also drops a span contained in a same-entity span of no lower
+            # score; the scanner's resolution drops it too
+            dropped = {r for r in ours - theirs
+                       if any(t[0] == r[0] and t[1] <= r[1] and r[2] <= t[2] and t[3] >= r[3] for t in theirs)}
+            assert ours - dropped == theirs, text
+
+
+def test_anchored_address_search_finds_what_a_scan_of_every_position_finds() -> None:
+    """Address patterns are tried only before a road or place suffix followed by a
+    number; on addresses of every shape, labelled records and prose the matches must be
+    those of ``finditer`` over the whole text, in the same order."""
+    import random
+
+    from desensitize.recognizers.location import _grammar, _matches
+
+    pii_gen, prose_gen = _data_module("pii_gen"), _data_module("prose_gen")
+    rng = random.Random(5)
+    texts = _records() + list(prose_gen.policy_prose())  # type: ignore[attr-defined]
+    texts += [pii_gen.address(rng, full_region=rng.random() < 0.5) for _ in range(800)]  # type: ignore[attr-defined]
+    texts += ["和平路北街123号", "花园花园小区花园3号楼", "路1路2路3号", "经十路" + "1" * 300 + "号",
+              "东山村12号东山村13号", "惠州街B座", "阳光小区3号楼2单元501室阳光小区3号楼", "",
+              "幸福里甲12号院", "一二三路四五六号七八九小区十栋"]
+    for rx, _score, hint, reach in _grammar().patterns:
+        for text in texts:
+            got = [(m.span(), m.span("anchor")) for m in _matches(text, rx, hint, reach)]
+            assert got == [(m.span(), m.span("anchor")) for m in rx.finditer(text)], text
+
+
+def test_the_name_model_does_not_look_inside_an_address() -> None:
+    """章丘区, 解放路, 泉景花园 start with surnames; once the address is found there is no
+    name to look for in it (the model is the costliest step)."""
+    from desensitize.name_model import tagger
+
+    scanner = TextScanner()
+    text = "地址：章丘区解放路986号泉景花园2号楼5单元401室，电话13812345678"
+    assert not [j for j in scanner._jobs(text) if "PERSON" in j[1]]
+    seen: list[str] = []
+    real = type(tagger())._tag
+    type(tagger())._tag = lambda self, clauses: seen.extend(clauses) or real(self, clauses)  # type: ignore[method-assign]
+    try:
+        found = scanner.scan(text)
+    finally:
+        type(tagger())._tag = real  # type: ignore[method-assign]
+    assert [f.entity for f in found] == ["LOCATION", "PHONE_NUMBER"] and seen == []
+
+
+def test_memoised_segmentation_equals_jieba() -> None:
+    """The tagger memoises jieba's HMM pass over runs of unknown characters; its words
+    and tags must be jieba's own, on records, addresses and pieces cut anywhere."""
+    import jieba.posseg
+
+    from desensitize.nlp import clear_caches, segment
+
+    texts = _records()[:300]
+    texts += [t[i:i + n] for t in texts[:100] for i in range(0, len(t), 5) for n in (7, 16)]
+    texts += ["经十路1279号舜耕花园", "区舜耕路724号金域华府", "称其在经十路", "", "   ", "abc123"]
+    clear_caches()
+    for _ in range(2):  # cold, then from the cache
+        assert [segment(t) for t in texts] == [
+            tuple((p.word, p.flag) for p in jieba.posseg.dt.cut(t)) for t in texts]
+        segment.cache_clear()
+
+
+def test_memoised_name_start_test_equals_the_plain_one() -> None:
+    """``surname_at`` is memoised on the five characters around the position; at every
+    position of the records, prose and the starts and ends of texts it must answer as
+    the unmemoised test does."""
+    from desensitize.name_candidates import finder
+
+    find = finder()
+    prose = "\n".join(_data_module("prose_gen").policy_prose())[:20000]  # type: ignore[attr-defined]
+    texts = _records() + [prose, "王", "王五", "和王五", "2024年年底", "司马光", "智慧城市"]
+    find.clear_memo()
+    for text in texts:
+        for i in range(len(text)):
+            for cued in (False, True):
+                assert find.surname_at(text, i, cued=cued) == find._surname_at(text, i, cued), (text, i)
