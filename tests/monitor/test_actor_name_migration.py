@@ -26,6 +26,7 @@ def test_old_trail_upgrades_and_verifies(tmp_path: Path) -> None:
         # Make it look like a trail from before 0013: no new columns, no revision row.
         with container.engine.begin() as conn:
             conn.exec_driver_sql("DROP INDEX ix_audit_events_source_ip_ts")
+            conn.exec_driver_sql("DROP INDEX IF EXISTS ix_audit_events_lower_actor_name")  # 0014's
             conn.exec_driver_sql("ALTER TABLE audit_events DROP COLUMN source_ip")
             conn.exec_driver_sql("ALTER TABLE audit_events DROP COLUMN actor_name")
             # (0013 depends on 0002, so alembic keeps only 0013's row: put 0002's back —

@@ -240,10 +240,32 @@ def _run(code: str) -> subprocess.CompletedProcess[str]:
                           timeout=120, check=False)
 
 
-def test_a_missing_scan_area_is_a_startup_error_not_an_unredacted_trail():
-    """Before: ``AuditService.redactor()`` returned None and purposes were stored as typed."""
-    r = _run("import sys; sys.modules['quanguard.services.scan'] = None\nimport quanguard.audit")
-    assert r.returncode != 0 and "quanguard.services.scan" in r.stderr
+def test_a_missing_scan_area_fails_the_record_not_an_unredacted_trail(tmp_path):
+    """Before: ``AuditService.redactor()`` returned None and purposes were stored as typed.
+    The scanner loads on the first text that needs it; without the scan area that record
+    fails (ImportError) and nothing is stored."""
+    code = f"""
+import sys
+import sqlalchemy as sa
+from pathlib import Path
+from tests.conftest import make_settings
+from quanguard.container import build_container
+from quanguard.auth import LOCAL_OPERATOR
+from monitor.store import EVENTS
+c = build_container(make_settings(Path({str(tmp_path)!r})))
+sys.modules['quanguard.services.scan'] = None
+try:
+    with c.unit_of_work() as s:
+        c.audit.record(s, actor=LOCAL_OPERATOR, action='mask',
+                       purpose='核查张三的身份证号110101199003077777')
+except ImportError as exc:
+    assert 'quanguard.services.scan' in str(exc), exc
+    with c.session() as s:
+        sys.exit(3 if s.execute(sa.select(sa.func.count()).select_from(EVENTS)).scalar() == 0 else 4)
+sys.exit(0)
+"""
+    r = _run(code)
+    assert r.returncode == 3, r.stderr[-2000:]
 
 
 def test_key_issuance_without_the_audit_trail_fails(tmp_path):
