@@ -1,9 +1,11 @@
 """The large-trail paths of the SQL search backend return exactly what the plain ones do.
 
 ``expand_spellings`` replaces ``lower(col) = lower(:v)`` by ``col IN (stored spellings)``,
-and ``total`` is taken from the seq span or the buckets when it can be; each is checked
-against the plain path (no expansion, ``count(*)``) on awkward data: several spellings
-of one value, LIKE metacharacters, dotted actions, NULL columns, a purged prefix.
+``total`` is taken from the seq span or the buckets when it can be, and a page of few
+matches is sorted from all of them; each is checked against the plain path (no
+expansion, ``count(*)``, the page straight from the table) on awkward data: several
+spellings of one value, LIKE metacharacters, dotted actions, NULL columns, a purged
+prefix.
 """
 
 from __future__ import annotations
@@ -45,8 +47,10 @@ def backend(engine: sa.Engine, store: AuditStore) -> SqlSearchBackend:
 
 
 def plain(backend: SqlSearchBackend, q: SearchQuery, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """The search through ``lower()`` everywhere, totals by ``count(*)``."""
+    """The search through ``lower()`` everywhere, totals by ``count(*)``, the page
+    straight from the filtered table (never from the few-matches path)."""
     with monkeypatch.context() as m:
+        m.setattr(sql_search, "FEW_MATCHES", -1)
         m.setattr(sql_search, "expand_spellings", lambda session, query: {})
         m.setattr(sql_search, "_count", _count_all)
         m.setattr(sql_search, "search_in", _plain_search_in)
@@ -83,6 +87,9 @@ QUERIES = [
     {"aggs": ("per_hour",), "size": 0, "tz": "Asia/Shanghai"},
     {"since": T0 + timedelta(hours=5), "aggs": ("per_day", "sum(rows)")},
     {"effect": "deny", "aggs": ("by_action", "by_dataset")},
+    {"sort": "-dataset", "page": 2, "size": 10}, {"sort": "grade", "org": "acme"},
+    {"sort": "-rows", "size": 5}, {"sort": "-seq", "action": "export"},
+    {"page": 20, "size": 10}, {"org": "acme", "page": 5, "size": 10},
 ]
 
 
