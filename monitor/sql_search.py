@@ -12,7 +12,9 @@ Keeping it interactive on a large trail (bench/audit_search.py, 10,000,000 event
   database pick the ones that match ``v`` with that very expression; the search then
   filters ``org IN (those values)``, which the indexes of ``monitor.store`` and migration
   0017 serve. Same rows, same database-side case folding. A column with more than
-  ``MAX_SPELLINGS`` distinct values keeps the ``lower()`` form.
+  ``MAX_SPELLINGS`` distinct values keeps the ``lower()`` form. (Under READ COMMITTED a
+  spelling first written between the walk and the search is missed by that one search,
+  as an event written between the total and the page already was.)
 * ``total`` stays exact but is not counted twice: without any condition it is the span
   of the contiguous ``seq`` range (the trail has no gaps: retention removes a prefix and
   ``audit verify`` reports any hole as a deletion); with a histogram, or a terms
