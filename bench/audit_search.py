@@ -215,13 +215,17 @@ def p(values: list[float], pct: int) -> float:
 
 
 def _search_indexes() -> dict[str, str]:
+    """The service's search indexes beyond the store's own (migrations 0014 and 0017)."""
     import importlib.util
 
-    path = ROOT / "quanguard" / "migrations" / "versions" / "0014_workers.py"
-    spec = importlib.util.spec_from_file_location("m0014", path)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return dict(module.SEARCH_INDEXES)
+    out: dict[str, str] = {}
+    for rev in ("0014_workers", "0017_audit_search"):
+        path = ROOT / "quanguard" / "migrations" / "versions" / f"{rev}.py"
+        spec = importlib.util.spec_from_file_location(f"m{rev}", path)
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+        out.update(module.SEARCH_INDEXES)
+    return out
 
 
 def sqlite_run(n: int, db: Path | None, repeat: int) -> dict[str, object]:
@@ -247,7 +251,6 @@ def sqlite_run(n: int, db: Path | None, repeat: int) -> dict[str, object]:
                 end = from_us(int(s.execute(sa.select(sa.func.max(EVENTS.c.ts))).scalar_one()))
         else:
             create_schema(engine)
-        # The service's search indexes beyond the store's own (migration 0014).
         with engine.begin() as conn:
             for name, definition in _search_indexes().items():
                 conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {name} {definition}")

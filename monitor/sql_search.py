@@ -1,9 +1,27 @@
 """The SQL search backend (SQLite or PostgreSQL) over ``audit_events``.
 
-Implements the semantics documented in ``monitor.search``. Filters hit the
-``(column, ts)`` indexes; histograms are grouped by UTC hour in SQL and folded into
-``tz`` hours/days in Python (exact for zones whose offset is a whole number of hours,
-such as Asia/Shanghai).
+Implements the semantics documented in ``monitor.search``. Histograms are grouped by
+UTC hour in SQL and folded into ``tz`` hours/days in Python (exact for zones whose offset
+is a whole number of hours, such as Asia/Shanghai).
+
+Keeping it interactive on a large trail (bench/audit_search.py, 10,000,000 events):
+
+* Case-insensitive filters (``lower(org) = lower(:v)``) cannot use the ``(column, ...)``
+  indexes. ``expand_spellings`` first walks the distinct stored values of the column
+  through its index (one probe per distinct value, a "loose index scan") and lets the
+  database pick the ones that match ``v`` with that very expression; the search then
+  filters ``org IN (those values)``, which the indexes of ``monitor.store`` and migration
+  0017 serve. Same rows, same database-side case folding. A column with more than
+  ``MAX_SPELLINGS`` distinct values keeps the ``lower()`` form. (Under READ COMMITTED a
+  spelling first written between the walk and the search is missed by that one search,
+  as an event written between the total and the page already was.)
+* ``total`` stays exact but is not counted twice: without any condition it is the span
+  of the contiguous ``seq`` range (the trail has no gaps: retention removes a prefix and
+  ``audit verify`` reports any hole as a deletion); with a histogram, or a terms
+  aggregation over a column that is never NULL, it is the sum of the buckets.
+* The page is read only when the total reaches it; with few matches (``FEW_MATCHES``)
+  they are selected first and sorted, so the planner cannot bet on finding them early
+  along the time index.
 """
 
 from __future__ import annotations
@@ -60,11 +78,30 @@ def _lower(col: Any) -> Any:
     return sa.func.lower(col)
 
 
-def _match(name: str, value: str, cidr: Mapping[str, Sequence[str]]) -> Any:
+# Filters matched case-insensitively through lower(); see expand_spellings.
+FOLDED = ("role", "org", "action", "dataset", "grade")
+MAX_SPELLINGS = 1000  # distinct stored values walked per filter before keeping lower()
+Spellings = Mapping[tuple[str, str], Sequence[str]]
+FEW_MATCHES = 2000  # up to this many matches, a page is sorted from all of them
+
+
+def _folded(name: str, expr: Any, value: str) -> Any:
+    """``expr`` matches the filter value (through the database's ``lower()``)."""
+    if name == "action":
+        suffix = "%." + _like_escape(value)
+        return sa.or_(_lower(expr) == _lower(sa.literal(value)),
+                      _lower(expr).like(_lower(sa.literal(suffix)), escape="\\"))
+    return _lower(expr) == _lower(sa.literal(value))
+
+
+def _match(name: str, value: str, cidr: Mapping[str, Sequence[str]],
+           spellings: Spellings | None = None) -> Any:
     """The condition of one filter (see monitor.search for the semantics).
 
     Both sides go through the database's ``lower()``, so a value always matches itself
-    whatever the letters (SQLite folds ASCII letters only)."""
+    whatever the letters (SQLite folds ASCII letters only). With the stored spellings
+    of the value (``expand_spellings``) the column is compared to them instead: the
+    same rows, through the column's index."""
     if name == "actor":
         # "actor_name IS NOT NULL" lets SQLite use the partial index of migration 0014 too.
         return sa.or_(EVENTS.c.actor == value,
@@ -75,27 +112,30 @@ def _match(name: str, value: str, cidr: Mapping[str, Sequence[str]]) -> Any:
             return EVENTS.c.source_ip == value
         return EVENTS.c.source_ip.in_(list(cidr.get(value, ())))
     col = _COLUMNS[name]
-    if name == "action":
-        suffix = "%." + _like_escape(value)
-        return sa.or_(_lower(col) == _lower(sa.literal(value)),
-                      _lower(col).like(_lower(sa.literal(suffix)), escape="\\"))
     if name in ("effect", "outcome"):
         return col == value  # normalised to the known lower-case values
-    return _lower(col) == _lower(sa.literal(value))
+    stored = (spellings or {}).get((name, value))
+    if stored is None:
+        return _folded(name, col, value)
+    if not stored:
+        return sa.false()
+    return col == stored[0] if len(stored) == 1 else col.in_(list(stored))
 
 
-def where_clause(query: SearchQuery, cidr: Mapping[str, Sequence[str]] | None = None
-                 ) -> list[Any]:
+def where_clause(query: SearchQuery, cidr: Mapping[str, Sequence[str]] | None = None,
+                 spellings: Spellings | None = None) -> list[Any]:
     """The SQL conditions of a query (shared with alert evaluation and the console).
 
     ``cidr`` maps each CIDR ``source_ip`` value of the query to the stored addresses
     inside it (``expand_cidr``); without it a CIDR filter matches nothing.
+    ``spellings`` (``expand_spellings``, optional) maps ``(filter, value)`` to the stored
+    values it matches; filters without it are compared through ``lower()``.
     """
     cidr = cidr or {}
-    conds: list[Any] = [_match(n, v, cidr) for n, v in query.filters().items()]
+    conds: list[Any] = [_match(n, v, cidr, spellings) for n, v in query.filters().items()]
     for name, value in query.exclude:
         # An event without the field is never excluded (NULL -> not matched -> kept).
-        conds.append(sa.not_(sa.func.coalesce(_match(name, value, cidr), False)))
+        conds.append(sa.not_(sa.func.coalesce(_match(name, value, cidr, spellings), False)))
     if query.since is not None:
         conds.append(EVENTS.c.ts >= to_us(query.since))
     if query.until is not None:
@@ -140,6 +180,36 @@ def expand_cidr(session: Session, query: SearchQuery) -> dict[str, list[str]]:
     return out
 
 
+def expand_spellings(session: Session, query: SearchQuery,
+                     limit: int = MAX_SPELLINGS) -> dict[tuple[str, str], list[str]]:
+    """The stored values each case-insensitive filter (and exclusion) of the query matches.
+
+    The distinct values of the column are walked in index order, one probe each
+    (``WITH RECURSIVE``: the next value is the smallest one above the last), and the
+    database itself tells which of them match, with the very condition of ``_match``.
+    A column with more than ``limit`` distinct values is left out (compared through
+    ``lower()`` as before).
+    """
+    wanted = [(n, v) for n, v in (*query.filters().items(), *query.exclude) if n in FOLDED]
+    out: dict[tuple[str, str], list[str]] = {}
+    for name, value in dict.fromkeys(wanted):
+        col = _COLUMNS[name]
+        first = (sa.select(col).where(col.is_not(None)).order_by(col).limit(1)
+                 .scalar_subquery())
+        walk = sa.select(first.label("v"), sa.literal(1, sa.Integer).label("n")).cte(
+            "walk", recursive=True)
+        step = (sa.select(col).where(col > walk.c.v).order_by(col).limit(1)
+                .correlate(walk).scalar_subquery())
+        walk = walk.union_all(sa.select(step, walk.c.n + 1)
+                              .where(walk.c.v.is_not(None), walk.c.n <= limit))
+        rows = session.execute(sa.select(
+            walk.c.v, sa.case((_folded(name, walk.c.v, value), 1), else_=0))
+            .where(walk.c.v.is_not(None))).all()
+        if len(rows) <= limit:
+            out[(name, value)] = [str(v) for v, hit in rows if hit]
+    return out
+
+
 class SqlSearchBackend:
     """``SearchBackend`` over the system-of-record tables."""
 
@@ -159,30 +229,21 @@ class SqlSearchBackend:
             return search_in(session, query)
 
 
-def _order(session: Session, query: SearchQuery) -> list[Any]:
-    key: Any = _COLUMNS[query.sort_field]
+def _order(session: Session, query: SearchQuery, cols: Any = EVENTS.c) -> list[Any]:
+    key: Any = cols[query.sort_field]
     if key.type.python_type is str and session.get_bind().dialect.name == "postgresql":
         key = key.collate("C")  # code point order, as SQLite's BINARY and ES keywords
     if query.sort_field in ("ts", "seq"):
         first = key.desc() if query.descending else key.asc()
     else:
         first = (key.desc() if query.descending else key.asc()).nulls_last()
-    tie = EVENTS.c.seq.desc() if query.descending else EVENTS.c.seq.asc()
+    tie = cols.seq.desc() if query.descending else cols.seq.asc()
     return [first] if query.sort_field == "seq" else [first, tie]
 
 
 def search_in(session: Session, query: SearchQuery) -> SearchResult:
-    conds = where_clause(query, expand_cidr(session, query))
-    total = session.execute(
-        sa.select(sa.func.count()).select_from(EVENTS).where(*conds)
-    ).scalar_one()
-    hits: tuple[AuditEvent, ...] = ()
-    if query.size:
-        rows = session.execute(
-            sa.select(EVENTS.c.body).where(*conds).order_by(*_order(session, query))
-            .offset(query.offset).limit(query.size)
-        ).all()
-        hits = tuple(AuditEvent.from_json(body) for (body,) in rows)
+    conds = where_clause(query, expand_cidr(session, query), expand_spellings(session, query))
+    total: int | None = None
     aggs: dict[str, tuple[Bucket, ...]] = {}
     for name in query.aggs:
         if name == SUM_ROWS:
@@ -192,13 +253,46 @@ def search_in(session: Session, query: SearchQuery) -> SearchResult:
         elif name.startswith("by_"):
             col = _COLUMNS[name[3:]]
             stmt = sa.select(col, sa.func.count()).where(*conds, col.is_not(None)).group_by(col)
-            aggs[name] = order_terms({str(k): int(c) for k, c in session.execute(stmt)})
+            counts = {str(k): int(c) for k, c in session.execute(stmt)}
+            if not col.nullable:  # every matching event is in one bucket
+                total = sum(counts.values())
+            aggs[name] = order_terms(counts)
         else:
-            aggs[name] = _histogram(session, conds, query.tz, name[4:])
+            aggs[name], total = _histogram(session, conds, query.tz, name[4:])
+    if total is None:
+        total = _count(session, conds)
+    hits: tuple[AuditEvent, ...] = ()
+    if query.size and total > query.offset:
+        if total <= FEW_MATCHES:
+            # Few matches: select them all first, then sort. Left to itself, PostgreSQL
+            # may walk the ts index backwards from the newest event looking for the page
+            # (it expects matches all along): 36 s at 10,000,000 events for an actor
+            # with no event at all.
+            found = sa.select(*dict.fromkeys((EVENTS.c.body, EVENTS.c.seq, _COLUMNS[query.sort_field]))
+                              ).where(*conds).cte("found").prefix_with("MATERIALIZED")
+            stmt = sa.select(found.c.body).order_by(*_order(session, query, found.c))
+        else:
+            stmt = sa.select(EVENTS.c.body).where(*conds).order_by(*_order(session, query))
+        rows = session.execute(stmt.offset(query.offset).limit(query.size)).all()
+        hits = tuple(AuditEvent.from_json(body) for (body,) in rows)
     return SearchResult(total=int(total), hits=hits, aggs=aggs)
 
 
-def _histogram(session: Session, conds: list[Any], tz: str, unit: str) -> tuple[Bucket, ...]:
+def _count(session: Session, conds: list[Any]) -> int:
+    if conds:
+        return int(session.execute(
+            sa.select(sa.func.count()).select_from(EVENTS).where(*conds)).scalar_one())
+    # The whole trail: seq has no gaps (retention removes a prefix; verify reports any
+    # hole), so the count is the span of seq — two index probes instead of a full scan.
+    low, high = session.execute(sa.select(
+        sa.select(sa.func.min(EVENTS.c.seq)).scalar_subquery(),
+        sa.select(sa.func.max(EVENTS.c.seq)).scalar_subquery())).one()
+    return 0 if low is None else int(high) - int(low) + 1
+
+
+def _histogram(session: Session, conds: list[Any], tz: str, unit: str
+               ) -> tuple[tuple[Bucket, ...], int]:
+    """The buckets and the number of events they hold (every event has a ``ts``)."""
     # Grouped by UTC minute (per_minute) or hour in SQL, then folded into local buckets:
     # exact for zones whose offset is whole minutes/hours (such as Asia/Shanghai).
     # ts >= 0 always (µs since 1970), so integer division is floor division on both DBs.
@@ -209,4 +303,5 @@ def _histogram(session: Session, conds: list[Any], tz: str, unit: str) -> tuple[
     counts: Counter[datetime] = Counter()
     for h, c in session.execute(stmt):
         counts[local_bucket_start(from_us(int(h) * step), zone, unit)] += int(c)
-    return tuple(Bucket(k.isoformat(), counts[k]) for k in sorted(counts))
+    return (tuple(Bucket(k.isoformat(), counts[k]) for k in sorted(counts)),
+            sum(counts.values()))
