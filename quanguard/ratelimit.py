@@ -74,7 +74,7 @@ class FailureLimiter:
         """Count one failed authentication of ``source`` (and forget expired buckets)."""
         bucket = _bucket(self._clock())
         values = {"source": _source(source), "bucket": bucket, "count": 1}
-        with self._container.session() as session, session.begin():
+        with self._container.unit_of_work() as session:
             dialect = session.get_bind().dialect.name
             keys = [AUTH_FAILURES.c.source, AUTH_FAILURES.c.bucket]
             bump = {"count": AUTH_FAILURES.c.count + 1}

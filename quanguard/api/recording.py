@@ -183,7 +183,7 @@ class RequestRecorder:
         actor = principal
 
         def write() -> int:
-            with self.container.session() as session, session.begin():
+            with self.container.unit_of_work() as session:
                 return int(self.container.audit.record(
                     session, actor=actor, action=route_action(method, template),
                     dataset=str(dataset) if dataset is not None else None,

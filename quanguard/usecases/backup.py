@@ -546,6 +546,6 @@ def authorize_backup(container: Container, actor: Principal, action: str) -> Dec
 def record(container: Container, actor: Principal, action: str, labels: dict[str, str],
            decision: Decision | None = None) -> None:
     """Write the backup/restore event to the trail (a failure to write fails the command)."""
-    with container.session() as session, session.begin():
+    with container.unit_of_work() as session:
         container.audit.record(session, actor=actor, action=action, decision=decision,
                                labels=labels)
