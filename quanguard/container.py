@@ -26,12 +26,12 @@ if TYPE_CHECKING:  # the areas' services load on first use, not with the contain
     from exchange import Exchange
     from monitor.search import SearchBackend
     from quanguard.api.recording import RequestRecorder
-    from quanguard.audit import AuditService
     from quanguard.console.sessions import SessionStore
     from quanguard.policy.service import PolicyService
     from quanguard.policy_sync import PolicySync
     from quanguard.ratelimit import FailureLimiter
     from quanguard.services.alerts import AlertService
+    from quanguard.services.audit import AuditService
     from quanguard.services.mask import MaskService
     from quanguard.services.scan import ScanService
     from quanguard.services.watermark import WatermarkService
@@ -88,7 +88,7 @@ class Container:
 
     @cached_property
     def audit(self) -> AuditService:
-        from quanguard.audit import AuditService
+        from quanguard.services.audit import AuditService
 
         return AuditService(self)
 

@@ -37,9 +37,9 @@ from quanguard.gate import RequestContext, authorize
 from quanguard.services.shipper import es_status
 
 if TYPE_CHECKING:
-    from quanguard.audit import RecordFields
     from quanguard.container import Container
     from quanguard.policy.model import Decision
+    from quanguard.services.audit import RecordFields
 
 __all__ = [
     "IngestResult",

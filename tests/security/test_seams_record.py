@@ -242,7 +242,7 @@ def _run(code: str) -> subprocess.CompletedProcess[str]:
 
 def test_a_missing_scan_area_is_a_startup_error_not_an_unredacted_trail():
     """Before: ``AuditService.redactor()`` returned None and purposes were stored as typed."""
-    r = _run("import sys; sys.modules['quanguard.services.scan'] = None\nimport quanguard.audit")
+    r = _run("import sys; sys.modules['quanguard.services.scan'] = None\nimport quanguard.services.audit")
     assert r.returncode != 0 and "quanguard.services.scan" in r.stderr
 
 
@@ -256,7 +256,7 @@ from quanguard.container import build_container
 from quanguard.auth import LOCAL_OPERATOR
 from quanguard.usecases.keys import issue_key
 c = build_container(make_settings(Path({str(tmp_path)!r})))
-sys.modules['quanguard.audit'] = None
+sys.modules['quanguard.services.audit'] = None
 try:
     issue_key(c, LOCAL_OPERATOR, role='consumer', org='x', name='silent')
 except ImportError:
