@@ -14,6 +14,7 @@ from gmcrypto import Suite, get_suite
 from quanguard.auth import Principal, create_key
 from quanguard.config import Settings, load_settings
 from quanguard.container import Container, build_container
+from tests.serving import pg_available
 
 pytest_plugins = ["tests.es_fixture"]
 
@@ -42,14 +43,7 @@ def suite() -> Suite:
 
 
 def _pg_available() -> bool:
-    try:
-        engine = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://"))
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        engine.dispose()
-        return True
-    except Exception:  # noqa: BLE001
-        return False
+    return pg_available(PG_URL)
 
 
 @pytest.fixture(scope="session")
