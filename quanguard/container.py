@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -37,6 +37,8 @@ if TYPE_CHECKING:  # the areas' services load on first use, not with the contain
     from quanguard.services.watermark import WatermarkService
 
 __all__ = ["Container", "build_container"]
+
+_T = TypeVar("_T")
 
 
 class Container:
@@ -127,6 +129,16 @@ class Container:
         from quanguard.services.exchange import build_exchange
 
         return build_exchange(self)
+
+    def shared(self, attr: str, build: Callable[[], _T]) -> _T:
+        """The one object of this container kept in ``attr``, built by ``build`` on first use
+        (under ``lock``, so threads that ask at once get the same object)."""
+        with self.lock:
+            found: _T | None = getattr(self, attr, None)
+            if found is None:
+                found = build()
+                setattr(self, attr, found)
+            return found
 
     # --- lifecycle -----------------------------------------------------------------
     def on_close(self, fn: Callable[[], None]) -> None:

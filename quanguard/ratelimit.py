@@ -95,9 +95,4 @@ class FailureLimiter:
 
 def limiter(container: Container) -> FailureLimiter:
     """The container's limiter (one per process; the counts are in the database)."""
-    with container.lock:
-        found = getattr(container, "_auth_limiter", None)
-        if found is None:
-            found = FailureLimiter(container)
-            container._auth_limiter = found
-        return found
+    return container.shared("_auth_limiter", lambda: FailureLimiter(container))

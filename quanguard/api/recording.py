@@ -131,12 +131,7 @@ class RequestRecorder:
 
     @classmethod
     def of(cls, container: Container) -> RequestRecorder:
-        with container.lock:
-            recorder = getattr(container, "_request_recorder", None)
-            if recorder is None:
-                recorder = cls(container)
-                container._request_recorder = recorder
-            return recorder
+        return container.shared("_request_recorder", lambda: cls(container))
 
     def _holder(self, key: str) -> Principal | None:
         try:

@@ -165,12 +165,7 @@ class SessionStore:
 
 
 def get_store(container: Container) -> SessionStore:
-    with container.lock:
-        store = getattr(container, "_console_sessions", None)
-        if store is None:
-            store = SessionStore(container)
-            container._console_sessions = store
-        return store
+    return container.shared("_console_sessions", lambda: SessionStore(container))
 
 
 def key_still_valid(container: Container, principal: Principal) -> bool:
