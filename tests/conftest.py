@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -82,6 +83,24 @@ def db_backend(request: pytest.FixtureRequest, tmp_path: Path, pg_ok: bool) -> I
         yield PG_URL, schema.name
     finally:
         schema.drop()
+
+
+def errors_on_threads(work: Callable[[], None], threads: int = 4) -> list[BaseException]:
+    """Run ``work`` on ``threads`` threads at once; what they raised."""
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            work()
+        except BaseException as exc:  # noqa: BLE001 - returned to the test
+            errors.append(exc)
+
+    running = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in running:
+        t.start()
+    for t in running:
+        t.join()
+    return errors
 
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
