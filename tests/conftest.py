@@ -7,6 +7,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -101,6 +102,30 @@ def errors_on_threads(work: Callable[[], None], threads: int = 4) -> list[BaseEx
     for t in running:
         t.join()
     return errors
+
+
+def cli_env(tmp: Path) -> dict[str, str]:
+    """The environment of a CLI run whose store, keys and data are all under ``tmp/var``."""
+    return {"QUANGUARD_POLICY_DIR": str(POLICY_DIR),
+            "QUANGUARD_DB_URL": f"sqlite:///{tmp / 'var' / 'quanguard.db'}",
+            "QUANGUARD_KEY_DIR": str(tmp / "var" / "keys"),
+            "QUANGUARD_DATA_DIR": str(tmp / "var"), "QUANGUARD_ES_URL": ""}
+
+
+@pytest.fixture
+def cli_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+    """``cli_run("audit", "verify")``: the root CLI in ``tmp_path`` with ``cli_env`` and no
+    API key in the environment."""
+    from typer.testing import CliRunner
+
+    from quanguard.cli.main import build_app
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("QUANGUARD_API_KEY", raising=False)
+    for key, value in cli_env(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    app, runner = build_app(), CliRunner()
+    return lambda *args: runner.invoke(app, list(args))
 
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
