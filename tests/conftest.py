@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import threading
 import uuid
@@ -126,6 +127,15 @@ def cli_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., An
         monkeypatch.setenv(key, value)
     app, runner = build_app(), CliRunner()
     return lambda *args: runner.invoke(app, list(args))
+
+
+def csv_bytes(table: Any) -> bytes:
+    """A ``pyarrow.Table`` as CSV bytes (UTF-8, with a header)."""
+    import pyarrow.csv as pacsv
+
+    buf = io.BytesIO()
+    pacsv.write_csv(table, buf)
+    return buf.getvalue()
 
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
