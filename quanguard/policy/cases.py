@@ -159,9 +159,8 @@ def load_cases(directory: Path, policy: PolicySet) -> tuple[list[Case], list[Pro
     for path in files:
         sheet = read_sheet(path, str(path))
         if sheet.root is not None:
-            top = sheet.mapping(sheet.root, path.name)
+            top = sheet.record(sheet.root, path.name, allowed=("cases",), required=("cases",))
             if top is not None:
-                sheet.keys(top, sheet.root, path.name, allowed=("cases",), required=("cases",))
                 items = sheet.sequence(top["cases"][1], "cases") if "cases" in top else None
                 for i, item in enumerate(items or []):
                     case = _parse_case(sheet, item, policy, i)
