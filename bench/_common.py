@@ -8,9 +8,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Generic, TypeVar
+
+_T = TypeVar("_T")
 
 CLI = [sys.executable, "-m", "quanguard.cli.main"]
 
@@ -60,6 +63,21 @@ def run_clients(clients: int, client: Callable[[], None]) -> float:
     for th in threads:
         th.join()
     return time.perf_counter() - t0
+
+
+class SharedWork(Generic[_T]):
+    """Items that several client threads take one at a time (``for item in work``)."""
+
+    def __init__(self, items: Iterable[_T]) -> None:
+        self._items = iter(items)
+        self._lock = threading.Lock()
+
+    def __iter__(self) -> Iterator[_T]:
+        return self
+
+    def __next__(self) -> _T:
+        with self._lock:
+            return next(self._items)
 
 
 def peak_rss(proc: subprocess.Popen[str] | subprocess.Popen[bytes], every: float = 0.2) -> int:

@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from _common import CLI, create_key, peak_rss, run_clients, served  # bench/_common.py
+from _common import CLI, SharedWork, create_key, peak_rss, run_clients, served  # bench/_common.py
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -148,15 +148,11 @@ def bench_post(total: int, clients: int, workdir: Path) -> dict[str, float]:
         latencies: list[float] = []
         errors: list[str] = []
         lock = threading.Lock()
-        work = iter(lines[20:])
+        work = SharedWork(lines[20:])
 
         def client() -> None:
             with httpx.Client(base_url=base, headers=headers, timeout=60) as c:
-                while True:
-                    with lock:
-                        ln = next(work, None)
-                    if ln is None:
-                        return
+                for ln in work:
                     t = time.perf_counter()
                     r = c.post("/v1/events", content=ln)
                     dt = time.perf_counter() - t
@@ -268,18 +264,14 @@ def bench_post_batch(total: int, workdir: Path, *, lines_per_post: int = 1_000,
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/x-ndjson"}
         with httpx.Client(base_url=base, headers=headers, timeout=300) as c:  # warm-up
             c.post("/v1/events/batch", content=bodies[0]).raise_for_status()
-        work = iter(bodies[1:])
+        work = SharedWork(bodies[1:])
         lock = threading.Lock()
         accepted: list[int] = []
         errors: list[str] = []
 
         def client() -> None:
             with httpx.Client(base_url=base, headers=headers, timeout=300) as c:
-                while True:
-                    with lock:
-                        body = next(work, None)
-                    if body is None:
-                        return
+                for body in work:
                     r = c.post("/v1/events/batch", content=body)
                     with lock:
                         if r.status_code == 200:

@@ -34,6 +34,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from gmcrypto import SM2_DEFAULT_UID
+from tests.gmcrypto.test_known_answers import SM2_PRIVATE, SM2_PUBLIC, SM2_SIG
+
 
 def _rate(fn: Any, count: int, *, rounds: int = 3) -> float:
     """Best of ``rounds``: operations per second of ``count`` calls of ``fn``."""
@@ -97,15 +100,9 @@ def bench_signatures(count: int) -> dict[str, float]:
 
 
 # -- SM2 candidates ------------------------------------------------------------------------
-# The GB/T 32918.2 example (default user ID): the same vector as tests/gmcrypto.
-_KAT_PUB = bytes.fromhex(
-    "04" "09F9DF311E5421A150DD7D161E4BC5C672179FAD1833FC076BB08FF356F35020"
-    "CCEA490CE26775A52DC6EA718CC1AA600AED05FBF35E084A6632F6072DA9AD13")
-_KAT_PRIV = bytes.fromhex("3945208F7B2144B13F36E38AC6D39F95889393692860B51A42FB81EF4DF7C5B8")
-_KAT_SIG = bytes.fromhex(
-    "F5A03B0648D2C4630EEAC513E1BB81A15944DA3827D5B74143AC7EACEEE720B3"
-    "B1B6AA29DF212FD8763182BC0D421CA1BB9038FD1F7F42D4840B69C485BBC1AA")
-_UID = b"1234567812345678"
+# The GB/T 32918 example (default user ID): the vector of tests/gmcrypto.
+_KAT_PUB, _KAT_PRIV, _KAT_SIG = SM2_PUBLIC, SM2_PRIVATE, SM2_SIG
+_UID = SM2_DEFAULT_UID
 
 
 def _rs(der: bytes) -> bytes:

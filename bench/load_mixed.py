@@ -30,10 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
 import httpx
 from _common import free_port  # bench/_common.py
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.serving import pg_available, wait_ready
+
 RESULTS = REPO / "bench" / "results"
 PG_URL = os.environ.get("QUANGUARD_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MIX = (("batch", 1), ("event", 4), ("search", 3), ("mask", 2))
@@ -70,16 +74,13 @@ class Server:
              "--workers", str(self.workers)],
             cwd=self.root, env=self.env(), stdout=log, stderr=log, start_new_session=True,
         )
-        deadline = time.monotonic() + 120 * self.workers
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"error: the server exited: {(self.root / 'serve.log').read_text()[-800:]}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise SystemExit("error: the server did not become ready in 120 s")
+        try:
+            ready = wait_ready(self.proc, self.url, timeout=120 * self.workers,
+                               logs=lambda: (self.root / "serve.log").read_text()[-800:])
+        except AssertionError as exited:
+            raise SystemExit(f"error: {exited}") from None
+        if not ready:
+            raise SystemExit("error: the server did not become ready in 120 s")
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -91,7 +92,6 @@ class Server:
                 self.proc.wait()
 
     def make_keys(self) -> dict[str, str]:
-        sys.path.insert(0, str(REPO))
         from quanguard.auth import create_key
         from quanguard.config import load_settings
         from quanguard.container import build_container
@@ -242,19 +242,6 @@ def run_backend(backend: str, clients: list[int], seconds: float, workers: int =
     return {"backend": label, "steps": [{"clients": n, **s} for n, s in steps], "knee": knee(steps)}
 
 
-def _pg_reachable() -> bool:
-    try:
-        from sqlalchemy import create_engine, text
-
-        engine = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://"))
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        engine.dispose()
-        return True
-    except Exception:  # noqa: BLE001
-        return False
-
-
 def rows_for(result: dict[str, Any]) -> list[dict[str, Any]]:
     backend = result["backend"]
     steps = result["steps"]
@@ -310,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     for backend in backends:
-        if backend == "postgresql" and not _pg_reachable():
+        if backend == "postgresql" and not pg_available(PG_URL):
             notes.append("PostgreSQL not reachable: skipped")
             continue
         for w in (pg_workers if backend == "postgresql" else [1]):

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,17 +26,19 @@ if TYPE_CHECKING:  # the areas' services load on first use, not with the contain
     from exchange import Exchange
     from monitor.search import SearchBackend
     from quanguard.api.recording import RequestRecorder
-    from quanguard.audit import AuditService
     from quanguard.console.sessions import SessionStore
     from quanguard.policy.service import PolicyService
     from quanguard.policy_sync import PolicySync
     from quanguard.ratelimit import FailureLimiter
     from quanguard.services.alerts import AlertService
+    from quanguard.services.audit import AuditService
     from quanguard.services.mask import MaskService
     from quanguard.services.scan import ScanService
     from quanguard.services.watermark import WatermarkService
 
 __all__ = ["Container", "build_container"]
+
+_T = TypeVar("_T")
 
 
 class Container:
@@ -88,7 +90,7 @@ class Container:
 
     @cached_property
     def audit(self) -> AuditService:
-        from quanguard.audit import AuditService
+        from quanguard.services.audit import AuditService
 
         return AuditService(self)
 
@@ -127,6 +129,16 @@ class Container:
         from quanguard.services.exchange import build_exchange
 
         return build_exchange(self)
+
+    def shared(self, attr: str, build: Callable[[], _T]) -> _T:
+        """The one object of this container kept in ``attr``, built by ``build`` on first use
+        (under ``lock``, so threads that ask at once get the same object)."""
+        with self.lock:
+            found: _T | None = getattr(self, attr, None)
+            if found is None:
+                found = build()
+                setattr(self, attr, found)
+            return found
 
     # --- lifecycle -----------------------------------------------------------------
     def on_close(self, fn: Callable[[], None]) -> None:

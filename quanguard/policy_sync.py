@@ -83,7 +83,7 @@ class PolicySync:
             return
         payload = json.dumps({"version": result.version, "by": self.instance,
                               "at": time.time()})
-        with self._container.session() as session, session.begin():
+        with self._container.unit_of_work() as session:
             row = session.get(ServiceState, STATE_KEY)
             if row is None:
                 session.add(ServiceState(key=STATE_KEY, value=payload))

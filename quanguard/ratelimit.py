@@ -74,7 +74,7 @@ class FailureLimiter:
         """Count one failed authentication of ``source`` (and forget expired buckets)."""
         bucket = _bucket(self._clock())
         values = {"source": _source(source), "bucket": bucket, "count": 1}
-        with self._container.session() as session, session.begin():
+        with self._container.unit_of_work() as session:
             dialect = session.get_bind().dialect.name
             keys = [AUTH_FAILURES.c.source, AUTH_FAILURES.c.bucket]
             bump = {"count": AUTH_FAILURES.c.count + 1}
@@ -95,9 +95,4 @@ class FailureLimiter:
 
 def limiter(container: Container) -> FailureLimiter:
     """The container's limiter (one per process; the counts are in the database)."""
-    with container.lock:
-        found = getattr(container, "_auth_limiter", None)
-        if found is None:
-            found = FailureLimiter(container)
-            container._auth_limiter = found
-        return found
+    return container.shared("_auth_limiter", lambda: FailureLimiter(container))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import os
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -14,6 +17,7 @@ from gmcrypto import Suite, get_suite
 from quanguard.auth import Principal, create_key
 from quanguard.config import Settings, load_settings
 from quanguard.container import Container, build_container
+from tests.serving import pg_available
 
 pytest_plugins = ["tests.es_fixture"]
 
@@ -42,14 +46,7 @@ def suite() -> Suite:
 
 
 def _pg_available() -> bool:
-    try:
-        engine = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://"))
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        engine.dispose()
-        return True
-    except Exception:  # noqa: BLE001
-        return False
+    return pg_available(PG_URL)
 
 
 @pytest.fixture(scope="session")
@@ -88,6 +85,57 @@ def db_backend(request: pytest.FixtureRequest, tmp_path: Path, pg_ok: bool) -> I
         yield PG_URL, schema.name
     finally:
         schema.drop()
+
+
+def errors_on_threads(work: Callable[[], None], threads: int = 4) -> list[BaseException]:
+    """Run ``work`` on ``threads`` threads at once; what they raised."""
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            work()
+        except BaseException as exc:  # noqa: BLE001 - returned to the test
+            errors.append(exc)
+
+    running = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in running:
+        t.start()
+    for t in running:
+        t.join()
+    return errors
+
+
+def cli_env(tmp: Path) -> dict[str, str]:
+    """The environment of a CLI run whose store, keys and data are all under ``tmp/var``."""
+    return {"QUANGUARD_POLICY_DIR": str(POLICY_DIR),
+            "QUANGUARD_DB_URL": f"sqlite:///{tmp / 'var' / 'quanguard.db'}",
+            "QUANGUARD_KEY_DIR": str(tmp / "var" / "keys"),
+            "QUANGUARD_DATA_DIR": str(tmp / "var"), "QUANGUARD_ES_URL": ""}
+
+
+@pytest.fixture
+def cli_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+    """``cli_run("audit", "verify")``: the root CLI in ``tmp_path`` with ``cli_env`` and no
+    API key in the environment."""
+    from typer.testing import CliRunner
+
+    from quanguard.cli.main import build_app
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("QUANGUARD_API_KEY", raising=False)
+    for key, value in cli_env(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    app, runner = build_app(), CliRunner()
+    return lambda *args: runner.invoke(app, list(args))
+
+
+def csv_bytes(table: Any) -> bytes:
+    """A ``pyarrow.Table`` as CSV bytes (UTF-8, with a header)."""
+    import pyarrow.csv as pacsv
+
+    buf = io.BytesIO()
+    pacsv.write_csv(table, buf)
+    return buf.getvalue()
 
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:

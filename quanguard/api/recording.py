@@ -131,12 +131,7 @@ class RequestRecorder:
 
     @classmethod
     def of(cls, container: Container) -> RequestRecorder:
-        with container.lock:
-            recorder = getattr(container, "_request_recorder", None)
-            if recorder is None:
-                recorder = cls(container)
-                container._request_recorder = recorder
-            return recorder
+        return container.shared("_request_recorder", lambda: cls(container))
 
     def _holder(self, key: str) -> Principal | None:
         try:
@@ -183,7 +178,7 @@ class RequestRecorder:
         actor = principal
 
         def write() -> int:
-            with self.container.session() as session, session.begin():
+            with self.container.unit_of_work() as session:
                 return int(self.container.audit.record(
                     session, actor=actor, action=route_action(method, template),
                     dataset=str(dataset) if dataset is not None else None,

@@ -4,9 +4,9 @@ marked copy) and ``POST /v1/watermark/detect`` (upload a suspect, get the verdic
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from quanguard.container import Container
 
 router = APIRouter(tags=["watermark"])
+_N = TypeVar("_N", int, float)
 
 _SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".parquet", ".pq", ".xlsx")
 _MEDIA = {".csv": "text/csv", ".tsv": "text/tab-separated-values",
@@ -79,24 +80,23 @@ class _Fields:
         return list(self._f.get(name, []))
 
 
-def _int(form: _Fields, field: str, default: int) -> int:
+def _number(form: _Fields, field: str, default: _N, parse: Callable[[str], _N], what: str) -> _N:
+    """The form field parsed by ``parse``; ``default`` when absent or empty."""
     raw = form.get(field)
     if raw is None or raw == "":
         return default
     try:
-        return int(str(raw))
+        return parse(str(raw))
     except ValueError as exc:
-        raise InvalidInput(f"{field} must be an integer") from exc
+        raise InvalidInput(f"{field} must be {what}") from exc
+
+
+def _int(form: _Fields, field: str, default: int) -> int:
+    return _number(form, field, default, int, "an integer")
 
 
 def _float(form: _Fields, field: str, default: float) -> float:
-    raw = form.get(field)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(str(raw))
-    except ValueError as exc:
-        raise InvalidInput(f"{field} must be a number") from exc
+    return _number(form, field, default, float, "a number")
 
 
 @router.post("/v1/watermark/embed", response_class=FileResponse, openapi_extra=oa.request_body(oa.form({

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Protocol
 
 import typer
 from rich.table import Table
@@ -22,6 +23,18 @@ _Encoding = Annotated[str | None, typer.Option("--encoding", help="CSV encoding 
 _Src = Annotated[str, typer.Argument(metavar="IN", help="Parquet file or folder, or CSV/TSV")]
 _Out = Annotated[str, typer.Option("-o", "--output", help="Parquet folder to write (must not exist)")]
 _Dataset = Annotated[str | None, typer.Option("--dataset", help="Dataset name for policy and audit")]
+
+
+class _Result(Protocol):
+    def to_dict(self) -> dict[str, object]: ...
+
+
+def _report(fmt: OutputFormat, result: _Result, line: Callable[[], str]) -> None:
+    """The job's result as JSON (machines) or ``line()`` (people)."""
+    if fmt is OutputFormat.json:
+        emit(result.to_dict())
+    else:
+        console().print(line())
 
 
 @spark_app.command("scan")
@@ -75,12 +88,9 @@ def mask(
         result = jobs.mask(container, cli_principal(container), src, out, master=master,
                            fmt=input_format, encoding=encoding, profile=profile, plan_file=plan,
                            key_file=key_file, sample=sample, dataset=dataset)
-    if fmt is OutputFormat.json:
-        emit(result.to_dict())
-        return
-    console().print(f"{out}: {result.rows_out:,} rows, {result.cells_masked:,} cells masked "
-                    f"(profile {result.profile}, {result.partitions} partitions, "
-                    f"{result.seconds:.1f} s)")
+    _report(fmt, result, lambda: f"{out}: {result.rows_out:,} rows, {result.cells_masked:,} cells "
+                                 f"masked (profile {result.profile}, {result.partitions} partitions, "
+                                 f"{result.seconds:.1f} s)")
 
 
 @spark_app.command("watermark")
@@ -107,12 +117,9 @@ def watermark(
         result = jobs.watermark(container, cli_principal(container), src, out,
                                 recipient=recipient, master=master, fmt=input_format,
                                 encoding=encoding, dataset=dataset, params=params)
-    if fmt is OutputFormat.json:
-        emit(result.to_dict())
-        return
-    console().print(f"{out}: copy {result.copy_id} of {result.dataset} for {recipient}: "
-                    f"{result.report.rows:,} rows, {result.report.marked_cells:,} marked cells "
-                    f"({result.partitions} partitions, {result.seconds:.1f} s)")
+    _report(fmt, result, lambda: f"{out}: copy {result.copy_id} of {result.dataset} for {recipient}: "
+                                 f"{result.report.rows:,} rows, {result.report.marked_cells:,} marked "
+                                 f"cells ({result.partitions} partitions, {result.seconds:.1f} s)")
 
 
 def register(app: typer.Typer) -> None:

@@ -108,7 +108,7 @@ class SessionStore:
         sid = secrets.token_urlsafe(32)
         now = self._clock()
         session = ConsoleSession(principal, created=now, seen=now)
-        with self._container.session() as s, s.begin():
+        with self._container.unit_of_work() as s:
             self._sweep(s, now)
             s.execute(_S.insert().values(id_hash=_hash(sid), principal_id=principal.id,
                                          csrf=session.csrf, created=_ms(now), seen=_ms(now)))
@@ -136,7 +136,7 @@ class SessionStore:
             self.drop(sid)
             return None
         if now - session.seen > TOUCH_SECONDS:
-            with self._container.session() as s, s.begin():
+            with self._container.unit_of_work() as s:
                 s.execute(_S.update().where(_S.c.id_hash == h).values(seen=_ms(now)))
             session.seen = now
         return session
@@ -144,11 +144,11 @@ class SessionStore:
     def drop(self, sid: str | None) -> None:
         if not sid:
             return
-        with self._container.session() as s, s.begin():
+        with self._container.unit_of_work() as s:
             s.execute(_S.delete().where(_S.c.id_hash == _hash(sid)))
 
     def drop_principal(self, principal_id: str) -> None:
-        with self._container.session() as s, s.begin():
+        with self._container.unit_of_work() as s:
             s.execute(_S.delete().where(_S.c.principal_id == principal_id))
 
     def __len__(self) -> int:
@@ -165,12 +165,7 @@ class SessionStore:
 
 
 def get_store(container: Container) -> SessionStore:
-    with container.lock:
-        store = getattr(container, "_console_sessions", None)
-        if store is None:
-            store = SessionStore(container)
-            container._console_sessions = store
-        return store
+    return container.shared("_console_sessions", lambda: SessionStore(container))
 
 
 def key_still_valid(container: Container, principal: Principal) -> bool:

@@ -13,9 +13,12 @@ cases:
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from yaml.nodes import Node
 
 from quanguard.policy.engine import PolicySet
 from quanguard.policy.model import Decision, Problem, Resource
@@ -62,6 +65,20 @@ class CaseResult:
         return not self.failures
 
 
+def _section(sheet: Sheet, fields: dict[str, tuple[Node, Node]], name: str, *,
+             allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict[str, tuple[Node, Node]]:
+    """The mapping under ``name`` with its keys checked; empty (and a problem) if it is none."""
+    node = fields[name][1]
+    found = sheet.mapping(node, name) or {}
+    sheet.keys(found, node, name, allowed=allowed, required=required)
+    return found
+
+
+def _check_known(sheet: Sheet, node: Node, label: str, value: str | None, known: Collection[str]) -> None:
+    if value is not None and value not in known:
+        sheet.error(node, f"{label} '{value}' is not defined (known: {' '.join(known)})")
+
+
 def _parse_case(sheet: Sheet, node: Any, policy: PolicySet, index: int) -> Case | None:
     fields = sheet.mapping(node, "case")
     if fields is None:
@@ -79,62 +96,31 @@ def _parse_case(sheet: Sheet, node: Any, policy: PolicySet, index: int) -> Case 
         name = sheet.string(fields["name"][1], "case name") or name
     role = org = None
     if "principal" in fields:
-        pf = sheet.mapping(fields["principal"][1], "principal") or {}
-        sheet.keys(
-            pf,
-            fields["principal"][1],
-            "principal",
-            allowed=("role", "org", "id"),
-            required=("role",),
-        )
+        pf = _section(sheet, fields, "principal", allowed=("role", "org", "id"), required=("role",))
         if "role" in pf:
             role = sheet.string(pf["role"][1], "principal role")
-            if role is not None and role not in ROLES:
-                sheet.error(
-                    pf["role"][1], f"role '{role}' is not defined (known: {' '.join(ROLES)})"
-                )
+            _check_known(sheet, pf["role"][1], "role", role, ROLES)
         org = sheet.string(pf["org"][1], "principal org") if "org" in pf else "市大数据局"
     action = sheet.string(fields["action"][1], "action") if "action" in fields else None
-    if action is not None and action not in ACTIONS:
-        sheet.error(
-            fields["action"][1], f"action '{action}' is not defined (known: {' '.join(ACTIONS)})"
-        )
+    if action is not None:
+        _check_known(sheet, fields["action"][1], "action", action, ACTIONS)
     res: dict[str, str | None] = {}
     if "resource" in fields:
-        rf = sheet.mapping(fields["resource"][1], "resource") or {}
-        sheet.keys(
-            rf,
-            fields["resource"][1],
-            "resource",
-            allowed=("grade", "dataset", "owner_org", "purpose"),
-        )
+        rf = _section(sheet, fields, "resource", allowed=("grade", "dataset", "owner_org", "purpose"))
         for key, (_, value_node) in rf.items():
             res[key] = sheet.string(value_node, f"resource {key}")
         grade = res.get("grade")
-        if grade is not None and grade not in policy.grade_order:
-            sheet.error(
-                rf["grade"][1],
-                f"grade '{grade}' is not defined (known: {' '.join(policy.grade_order)})",
-            )
+        if grade is not None:
+            _check_known(sheet, rf["grade"][1], "grade", grade, policy.grade_order)
     effect: str | None = None
     rule: Any = _UNSET
     obligations: dict[str, object] | None = None
     if "expect" in fields:
-        ef = sheet.mapping(fields["expect"][1], "expect") or {}
-        sheet.keys(
-            ef,
-            fields["expect"][1],
-            "expect",
-            allowed=("effect", "rule", "obligations"),
-            required=("effect", "rule"),
-        )
+        ef = _section(sheet, fields, "expect", allowed=("effect", "rule", "obligations"),
+                      required=("effect", "rule"))
         if "effect" in ef:
             effect = sheet.string(ef["effect"][1], "expected effect")
-            if effect is not None and effect not in EFFECTS:
-                sheet.error(
-                    ef["effect"][1],
-                    f"effect '{effect}' is not defined (known: {' '.join(EFFECTS)})",
-                )
+            _check_known(sheet, ef["effect"][1], "effect", effect, EFFECTS)
         if "rule" in ef:
             rule = (
                 sheet.scalar(ef["rule"][1])
@@ -173,9 +159,8 @@ def load_cases(directory: Path, policy: PolicySet) -> tuple[list[Case], list[Pro
     for path in files:
         sheet = read_sheet(path, str(path))
         if sheet.root is not None:
-            top = sheet.mapping(sheet.root, path.name)
+            top = sheet.record(sheet.root, path.name, allowed=("cases",), required=("cases",))
             if top is not None:
-                sheet.keys(top, sheet.root, path.name, allowed=("cases",), required=("cases",))
                 items = sheet.sequence(top["cases"][1], "cases") if "cases" in top else None
                 for i, item in enumerate(items or []):
                     case = _parse_case(sheet, item, policy, i)

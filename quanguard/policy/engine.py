@@ -14,7 +14,7 @@ Combining rule (ARCHITECTURE.md): default deny, deny overrides, fixed priority.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from quanguard.policy.errors import UnknownName
@@ -57,6 +57,15 @@ def _bucket(rules: list[Rule]) -> _Bucket:
     return _pair(free), {org: _pair([*free, *listed]) for org, listed in by_org.items()}
 
 
+# A condition that lists the values it accepts: what it names in a refusal, and the value.
+_LISTED: dict[str, tuple[str, Callable[[Subject, Resource], str | None]]] = {
+    "orgs": ("principal org", lambda subject, _resource: subject.org),
+    "owner_orgs": ("owner", lambda _subject, resource: resource.owner_org),
+    "datasets": ("dataset", lambda _subject, resource: resource.dataset),
+    "purposes": ("purpose", lambda _subject, resource: resource.purpose),
+}
+
+
 def _conditions_hold(rule: Rule, subject: Subject, resource: Resource) -> str | None:
     """None when every condition holds, else why the first one does not."""
     for name, value in rule.conditions:
@@ -66,18 +75,11 @@ def _conditions_hold(rule: Rule, subject: Subject, resource: Resource) -> str | 
                 return "same_org: the resource names no owner_org"
             if (subject.org == owner) is not value:
                 return f"same_org: {value} but principal org {subject.org!r}, owner {owner!r}"
-        elif name == "orgs":
-            if subject.org not in value:
-                return f"orgs: principal org {subject.org!r} not listed"
-        elif name == "owner_orgs":
-            if resource.owner_org not in value:
-                return f"owner_orgs: owner {resource.owner_org!r} not listed"
-        elif name == "datasets":
-            if resource.dataset not in value:
-                return f"datasets: dataset {resource.dataset!r} not listed"
-        elif name == "purposes":
-            if resource.purpose not in value:
-                return f"purposes: purpose {resource.purpose!r} not listed"
+        elif name in _LISTED:
+            label, attribute = _LISTED[name]
+            got = attribute(subject, resource)
+            if got not in value:
+                return f"{name}: {label} {got!r} not listed"
         else:  # the loader rejects unknown names; fail closed if one slips through
             return f"unknown condition {name!r}"
     return None

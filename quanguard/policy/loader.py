@@ -36,10 +36,9 @@ def _display(directory: Path, name: str) -> str:
 
 def _parse_grades(sheet: Sheet) -> list[Grade]:
     assert sheet.root is not None
-    top = sheet.mapping(sheet.root, "grades.yaml")
+    top = sheet.record(sheet.root, "grades.yaml", allowed=("grades",), required=("grades",))
     if top is None:
         return []
-    sheet.keys(top, sheet.root, "grades.yaml", allowed=("grades",), required=("grades",))
     if "grades" not in top:
         return []
     items = sheet.sequence(top["grades"][1], "grades")
@@ -50,16 +49,11 @@ def _parse_grades(sheet: Sheet) -> list[Grade]:
     grades: list[Grade] = []
     seen: dict[str, int] = {}
     for item in items:
-        fields = sheet.mapping(item, "grade")
+        fields = sheet.record(
+            item, "grade", allowed=("id", "name", "description", "never_leaves"), required=("id", "name")
+        )
         if fields is None:
             continue
-        sheet.keys(
-            fields,
-            item,
-            "grade",
-            allowed=("id", "name", "description", "never_leaves"),
-            required=("id", "name"),
-        )
         gid = sheet.string(fields["id"][1], "grade id") if "id" in fields else None
         name = sheet.string(fields["name"][1], "grade name") if "name" in fields else None
         desc = ""
@@ -84,16 +78,14 @@ def _parse_grades(sheet: Sheet) -> list[Grade]:
 def _parse_grading(sheet: Sheet, grade_ids: list[str]) -> tuple[str | None, list[Category]]:
     assert sheet.root is not None
     known = " ".join(grade_ids)
-    top = sheet.mapping(sheet.root, "grading.yaml")
-    if top is None:
-        return None, []
-    sheet.keys(
-        top,
+    top = sheet.record(
         sheet.root,
         "grading.yaml",
         allowed=("default_grade", "categories"),
         required=("default_grade", "categories"),
     )
+    if top is None:
+        return None, []
     default = None
     if "default_grade" in top:
         default = sheet.string(top["default_grade"][1], "default_grade")
@@ -107,16 +99,14 @@ def _parse_grading(sheet: Sheet, grade_ids: list[str]) -> tuple[str | None, list
     entity_seen: dict[str, tuple[str, int]] = {}
     cat_seen: dict[str, int] = {}
     for item in items or []:
-        fields = sheet.mapping(item, "category")
-        if fields is None:
-            continue
-        sheet.keys(
-            fields,
+        fields = sheet.record(
             item,
             "category",
             allowed=("id", "grade", "entities", "description"),
             required=("id", "grade", "entities"),
         )
+        if fields is None:
+            continue
         cid = sheet.string(fields["id"][1], "category id") if "id" in fields else None
         grade = sheet.string(fields["grade"][1], "category grade") if "grade" in fields else None
         if grade is not None and grade not in grade_ids:

@@ -105,6 +105,15 @@ class Sheet:
             if key not in items:
                 self.error(node, f"{what}: missing required key '{key}'")
 
+    def record(
+        self, node: Node, what: str, *, allowed: Iterable[str], required: Iterable[str] = ()
+    ) -> dict[str, tuple[Node, Node]] | None:
+        """``mapping`` whose keys are then checked against ``allowed`` and ``required``."""
+        found = self.mapping(node, what)
+        if found is not None:
+            self.keys(found, node, what, allowed=allowed, required=required)
+        return found
+
     def sequence(self, node: Node, what: str) -> list[Node] | None:
         if not isinstance(node, SequenceNode):
             self.error(node, f"{what} must be a list, got {_describe(node)}")

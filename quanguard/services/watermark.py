@@ -174,7 +174,7 @@ class WatermarkService:
             params = replace(params, pseudonyms=pseudonym_columns(table, tuple(pseudonyms)))
         out, report = self._embed_in_memory(table, recipient, params)
         digest = _table_digest(out)
-        with self._container.session() as session, session.begin():
+        with self._container.unit_of_work() as session:
             self.register(session, dataset=dataset, report=report,
                           columns=tuple(table.column_names), digest=digest,
                           issued_by="exchange")

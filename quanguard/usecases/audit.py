@@ -37,9 +37,9 @@ from quanguard.gate import RequestContext, authorize
 from quanguard.services.shipper import es_status
 
 if TYPE_CHECKING:
-    from quanguard.audit import RecordFields
     from quanguard.container import Container
     from quanguard.policy.model import Decision
+    from quanguard.services.audit import RecordFields
 
 __all__ = [
     "IngestResult",
@@ -105,7 +105,7 @@ def _authorize(container: Container, principal: Principal, action: str, *,
 
 def _record(container: Container, principal: Principal, action: str, **kw: Unpack[RecordFields]) -> int:
     def tx() -> int:
-        with container.session() as session, session.begin():
+        with container.unit_of_work() as session:
             return int(container.audit.record(session, actor=principal, action=action, **kw))
     return with_retry(tx)
 
@@ -140,7 +140,7 @@ def ingest(container: Container, principal: Principal, lines: Iterable[str | byt
             part = events[start:start + chunk]
 
             def tx(part: Sequence[AuditEvent] = part) -> list[AuditEvent]:
-                with container.session() as session, session.begin():
+                with container.unit_of_work() as session:
                     stored: list[AuditEvent] = container.audit.record_batch(
                         session, part, source="reporter", now=now)
                     return stored
@@ -243,7 +243,7 @@ def _sign(container: Container, *, exported: bool) -> Checkpoint:
     now = utc_now()
 
     def tx() -> Checkpoint:
-        with container.session() as session, session.begin():
+        with container.unit_of_work() as session:
             cp: Checkpoint = audit.checkpoint(session, now=now)
             if exported:
                 stored = audit.trail.latest(session)  # the one just inserted
@@ -354,7 +354,7 @@ def verify(container: Container, principal: Principal, external: Sequence[Checkp
     elapsed = time.perf_counter() - started
 
     def tx() -> None:
-        with container.session() as session, session.begin():
+        with container.unit_of_work() as session:
             session.execute(VERIFY_RUNS.insert().values(
                 ts=to_us(utc_now()), ok=error is None, tree_size=head.seq,
                 bad_seq=error.seq if error else None, damage=error.damage if error else None,
@@ -392,7 +392,7 @@ def purge_old(container: Container, principal: Principal, *, force_partial: bool
     now = now or utc_now()
 
     def tx() -> dict[str, object]:
-        with container.session() as session, session.begin():
+        with container.unit_of_work() as session:
             plan = plan_purge(session, audit.store,
                               exported_size=audit.trail.exported_size(session), now=now,
                               retention_days=int(container.settings.retention_days))
@@ -425,7 +425,7 @@ def update_alert(container: Container, principal: Principal, alert_id: str, *, s
                  request_id: str | None = None) -> Alert:
     """Acknowledge / close / reopen an alert; recorded in the same transaction."""
     def tx() -> Alert:
-        with container.session() as session, session.begin():
+        with container.unit_of_work() as session:
             alert = container.alerts.update(session, alert_id, status=status, note=note)
             container.audit.record(session, actor=principal, action="alert_update",
                                    reason=note, source_ip=source_ip, request_id=request_id,

@@ -28,9 +28,9 @@ from quanguard.errors import InvalidInput, NotFound, TooLarge
 from quanguard.gate import RequestContext, authorize
 
 if TYPE_CHECKING:
-    from quanguard.audit import EventDetails
     from quanguard.container import Container
     from quanguard.policy.model import Decision
+    from quanguard.services.audit import EventDetails
 
 __all__ = [
     "CSV_COLUMNS",

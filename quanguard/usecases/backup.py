@@ -53,13 +53,13 @@ from sqlalchemy import (
     MetaData,
     Table,
     delete,
-    exc,
     func,
     insert,
     select,
     types,
 )
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SAWarning
 
 from gmcrypto import INTL, CryptoSuiteError, Suite, suite_for_hash
 from quanguard.container import Container
@@ -145,10 +145,9 @@ def _sqlite_path(engine: Engine) -> Path | None:
 def _tables(engine: Engine) -> list[Table]:
     meta = MetaData()
     with warnings.catch_warnings():
-        # rows are what is copied; expression indexes (lower(actor_name)) come back with
-        # the migrations of the restored store
+        # expression indexes (lower(actor_name), 0014) are not reflected; only the rows are copied
         warnings.filterwarnings("ignore", "Skipped unsupported reflection of expression-based index",
-                                exc.SAWarning)
+                                SAWarning)
         meta.reflect(bind=engine)
     return [t for t in meta.sorted_tables if t.name != "alembic_version" and not t.name.startswith("sqlite_")]
 
@@ -553,6 +552,6 @@ def authorize_backup(container: Container, actor: Principal, action: str) -> Dec
 def record(container: Container, actor: Principal, action: str, labels: dict[str, str],
            decision: Decision | None = None) -> None:
     """Write the backup/restore event to the trail (a failure to write fails the command)."""
-    with container.session() as session, session.begin():
+    with container.unit_of_work() as session:
         container.audit.record(session, actor=actor, action=action, decision=decision,
                                labels=labels)

@@ -70,7 +70,7 @@ def handover(container: Container, principal: Principal, to: str, export: Path,
         outcome="success", source_ip=ctx.source_ip if ctx else None,
         request_id=ctx.request_id if ctx else None,
     )
-    with container.session() as session, session.begin():
+    with container.unit_of_work() as session:
         suite, sealed, successor_name = audit.store.trail_suite(session)
         if sealed is not None and successor_name == successor.name:
             # sealed by a hand-over from before trail generations: open the next one now

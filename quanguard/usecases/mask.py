@@ -160,7 +160,7 @@ def _same_target(src_path: str, dst: str, table: str | None) -> bool:
 def _record(container: Container, principal: Principal, action: str, name: str, outcome: MaskOutcome,
             decision: Decision, ctx: RequestContext | None) -> None:
     r = outcome.result
-    with container.session() as session, session.begin():
+    with container.unit_of_work() as session:
         container.audit.record(
             session, actor=principal, action=action, dataset=name, fields=tuple(r.plan.masked_columns),
             grade=outcome.dataset_grade, rows=r.stats.rows, decision=decision,
@@ -309,7 +309,7 @@ def unmask_file(
             writer.write(pa.RecordBatch.from_arrays(arrays, names=batch.schema.names))
             rows += batch.num_rows
     outcome = UnmaskOutcome(tuple(wanted), rows, sha256_file(src), sha256_file(dst))
-    with container.session() as session, session.begin():
+    with container.unit_of_work() as session:
         container.audit.record(session, actor=principal, action="unmask", dataset=name,
                                fields=tuple(wanted), grade=report.dataset_grade, rows=rows,
                                decision=decision, result_digest=outcome.output_sha256, **_ctx_kw(ctx),
@@ -336,7 +336,7 @@ def unmask_records(
             for n in wanted}
     rows = [r for r in records if isinstance(r, dict)]  # all of them: records_table checked
     out = [{k: (cols[k][i] if k in cols else v) for k, v in r.items()} for i, r in enumerate(rows)]
-    with container.session() as session, session.begin():
+    with container.unit_of_work() as session:
         container.audit.record(session, actor=principal, action="unmask", dataset=name,
                                fields=tuple(wanted), grade=report.dataset_grade, rows=len(records),
                                decision=decision, **_ctx_kw(ctx), labels={"input_sha256": body_sha256})

@@ -214,7 +214,7 @@ def decide_for(
     ctx = RequestContext(request_id=request_id, source_ip=source_ip)
     authorize(container, caller, "policy_decide", None, ctx)
     decision: Decision = container.policy.decide(subject, action, resource)
-    with container.session() as session, session.begin():
+    with container.unit_of_work() as session:
         container.audit.record(
             session,
             actor=caller,
@@ -261,7 +261,7 @@ def reload(
     ctx = RequestContext(request_id=request_id, source_ip=source_ip)
     decision = authorize(container, caller, "policy_admin", None, ctx, audit_action="policy_reload")
     result: ReloadResult = container.policy.reload(trigger="manual")
-    with container.session() as session, session.begin():
+    with container.unit_of_work() as session:
         container.audit.record(
             session,
             actor=caller,
@@ -317,7 +317,7 @@ def audit_automatic_reloads(container: Container) -> None:
 
     def write(result: ReloadResult) -> None:
         def tx() -> int:
-            with container.session() as session, session.begin():
+            with container.unit_of_work() as session:
                 return int(container.audit.record(
                     session, actor=SERVICE_ACTOR, action="policy_reload",
                     outcome="success" if result.ok else "failure",

@@ -193,7 +193,7 @@ def rotate_master(container: Container, principal: Principal, ctx: RequestContex
     _sync_dir(key_dir)
     # 3. one transaction: every data key re-wrapped, and the record of it
     try:
-        with container.session() as session, session.begin():
+        with container.unit_of_work() as session:
             if stored.name == target.name:
                 count = rewrap_keys(session, old, new)
             else:  # a suite switch: the rows are re-encrypted under the new suite too

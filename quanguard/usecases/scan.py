@@ -117,7 +117,7 @@ def scan_table(
     batches = source.iter_batches(16_384) if full else source.sample_batches(sample)
     raw = container.scanner.table_scanner().scan(batches, sampled=not full, progress=progress)
     report = container.scanner.grade(raw)
-    with container.session() as session, session.begin():
+    with container.unit_of_work() as session:
         stored = save_asset(
             session, dataset=name, fingerprint=_fingerprint(path, report),
             source=source_name or path, fmt=fmt, report=report,
@@ -181,7 +181,7 @@ def scan_text_file(
             progress(lines)
     grades = [container.scanner.entity_grade(lf.finding.entity) for lf in found]
     grade = container.policy.max_grade(grades) if grades else None
-    with container.session() as session, session.begin():
+    with container.unit_of_work() as session:
         container.audit.record(
             session, actor=principal, action="scan", dataset=name,
             fields=tuple(sorted({lf.finding.entity for lf in found})), grade=grade, rows=lines,
@@ -206,7 +206,7 @@ def scan_texts(
     findings = [f for fs in batch for f in fs]
     grades = [container.scanner.entity_grade(f.entity) for f in findings]
     grade = container.policy.max_grade(grades) if grades else None
-    with container.session() as session, session.begin():
+    with container.unit_of_work() as session:
         container.audit.record(
             session, actor=principal, action="scan", dataset=None,
             fields=tuple(sorted({f.entity for f in findings})), grade=grade, rows=len(texts),

@@ -86,13 +86,13 @@ def embed(container: Container, principal: Principal, src: str, dst: str, *, rec
     try:
         out = wm.embed_file(src, dst, recipient, params, progress)
     except TableTooSmall:
-        with container.session() as session, session.begin():
+        with container.unit_of_work() as session:
             container.audit.record(
                 session, actor=principal, action="watermark_embed", dataset=name,
                 decision=decision, outcome="failure", **_ctx_kw(ctx),
                 labels={"recipient": recipient, "reason": "table too small"})
         raise
-    with container.session() as session, session.begin():
+    with container.unit_of_work() as session:
         copy_id = wm.register(session, dataset=name, report=out.report, columns=out.columns,
                               digest=out.digest, issued_by=principal.id)
         container.audit.record(
@@ -119,7 +119,7 @@ def detect(container: Container, principal: Principal, path: str, *, dataset: st
         issued = wm.copies(session, dataset)
     verdict: Verdict = wm.detect_file(path, issued, alpha, progress)
     digest = file_digest(path) if "://" not in path and os.path.isfile(path) else None
-    with container.session() as session, session.begin():
+    with container.unit_of_work() as session:
         container.audit.record(
             session, actor=principal, action="watermark_detect",
             dataset=dataset, rows=verdict.evidence.get("rows_seen"), decision=decision,

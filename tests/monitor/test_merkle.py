@@ -164,14 +164,11 @@ def test_forged_consistency_fails(data: st.DataObject) -> None:
         verify_consistency(m, n, old_root, new_root, proof)
 
 
-@given(st.data())
-def test_inclusion_proof_with_purged_prefix(data: st.DataObject) -> None:
+def _purged_prefix(leaves: list[bytes], m: int) -> tuple[list[bytes], dict[tuple[int, int], bytes]]:
+    """``leaves`` whose first ``m`` are purged (reading one fails the test), and the frontier
+    hashes kept for them."""
     from monitor.merkle import frontier_ranges
 
-    n = data.draw(st.integers(2, 90))
-    m = data.draw(st.integers(1, n - 1))
-    i = data.draw(st.integers(m, n - 1))
-    leaves = leaves_of(n)
     acc = Accumulator()
     acc.extend(leaves[:m])
     known = dict(zip(frontier_ranges(m), acc.frontier, strict=True))
@@ -181,26 +178,26 @@ def test_inclusion_proof_with_purged_prefix(data: st.DataObject) -> None:
             assert j >= m, f"purged leaf {j} was read"
             return list.__getitem__(self, j)
 
-    proof = inclusion_proof(Purged(leaves), i, n, known=known)
+    return Purged(leaves), known
+
+
+@given(st.data())
+def test_inclusion_proof_with_purged_prefix(data: st.DataObject) -> None:
+    n = data.draw(st.integers(2, 90))
+    m = data.draw(st.integers(1, n - 1))
+    i = data.draw(st.integers(m, n - 1))
+    leaves = leaves_of(n)
+    purged, known = _purged_prefix(leaves, m)
+    proof = inclusion_proof(purged, i, n, known=known)
     assert proof == inclusion_proof(leaves, i, n)
 
 
 @given(st.data())
 def test_consistency_proof_with_purged_prefix(data: st.DataObject) -> None:
-    from monitor.merkle import frontier_ranges
-
     n = data.draw(st.integers(2, 90))
     m = data.draw(st.integers(1, n - 1))
     old = data.draw(st.integers(m + 1, n))
     leaves = leaves_of(n)
-    acc = Accumulator()
-    acc.extend(leaves[:m])
-    known = dict(zip(frontier_ranges(m), acc.frontier, strict=True))
-
-    class Purged(list[bytes]):
-        def __getitem__(self, j):  # type: ignore[no-untyped-def, override]
-            assert j >= m, f"purged leaf {j} was read"
-            return list.__getitem__(self, j)
-
-    assert consistency_proof(Purged(leaves), old, n, known=known) == consistency_proof(
+    purged, known = _purged_prefix(leaves, m)
+    assert consistency_proof(purged, old, n, known=known) == consistency_proof(
         leaves, old, n)

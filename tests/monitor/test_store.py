@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import ast
 import inspect
-import threading
 from collections.abc import Callable
 
 import pytest
@@ -14,6 +13,7 @@ from monitor.chain import GENESIS, chain_hash
 from monitor.events import AuditEvent
 from monitor.merkle import leaf_hash, tree_root
 from monitor.store import EVENTS, AuditStore
+from tests.conftest import errors_on_threads
 
 
 def test_append_assigns_seq_and_chains(engine: sa.Engine, store: AuditStore,
@@ -62,22 +62,13 @@ def test_concurrent_appenders_keep_the_chain(engine: sa.Engine, store: AuditStor
         def _busy(dbapi_conn: object, _rec: object) -> None:
             dbapi_conn.execute("PRAGMA busy_timeout = 30000")  # type: ignore[attr-defined]
         engine.dispose()
-    errors: list[BaseException] = []
 
-    def worker() -> None:
-        try:
-            for _ in range(5):
-                with Session(engine) as s, s.begin():
-                    store.append(s, [make_event() for _ in range(20)])
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
+    def work() -> None:
+        for _ in range(5):
+            with Session(engine) as s, s.begin():
+                store.append(s, [make_event() for _ in range(20)])
 
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    assert not errors_on_threads(work)
     with Session(engine) as s:
         rows = list(store.iter_range(s))
     assert [r.seq for r in rows] == list(range(1, 401))

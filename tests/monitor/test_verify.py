@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -257,32 +258,15 @@ def test_verification_reads_only(engine: sa.Engine, trail: Trail, sealed: Checkp
 
 
 # -- the same through `quanguard audit verify`: exit 1 naming the damage, never exit 70 --------
-def _cli_env(tmp: Path) -> dict[str, str]:
-    repo = Path(__file__).resolve().parents[2]
-    return {"QUANGUARD_POLICY_DIR": str(repo / "policies"),
-            "QUANGUARD_DB_URL": f"sqlite:///{tmp / 'var' / 'quanguard.db'}",
-            "QUANGUARD_KEY_DIR": str(tmp / "keys"),
-            "QUANGUARD_DATA_DIR": str(tmp / "var"), "QUANGUARD_ES_URL": ""}
-
-
 @pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., object]:
-    from typer.testing import CliRunner
-
-    from quanguard.cli.main import build_app
-
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("QUANGUARD_API_KEY", raising=False)
-    for key, value in _cli_env(tmp_path).items():
-        monkeypatch.setenv(key, value)
-    app, runner = build_app(), CliRunner()
+def cli(tmp_path: Path, cli_run: Callable[..., Any]) -> Callable[..., object]:
     lines = [json.dumps({"ts": f"2026-11-20T08:{i:02d}:00+08:00",
                          "actor": {"id": f"u{i % 3}", "role": "consumer", "org": "市局"},
                          "action": "query", "dataset": "d", "grade": "L2", "rows": i,
                          "decision": "allow"}) for i in range(N)]
     (tmp_path / "e.ndjson").write_text("\n".join(lines) + "\n")
-    assert runner.invoke(app, ["audit", "ingest", "e.ndjson"]).exit_code == 0
-    return lambda *args: runner.invoke(app, list(args))
+    assert cli_run("audit", "ingest", "e.ndjson").exit_code == 0
+    return cli_run
 
 
 def _cli_db(tmp: Path) -> sa.Engine:

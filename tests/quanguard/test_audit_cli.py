@@ -19,37 +19,19 @@ from typing import Any
 
 import pytest
 from sqlalchemy.exc import OperationalError
-from typer.testing import CliRunner
 
 from monitor.errors import StoreBusy
-from quanguard.cli.main import build_app
 from quanguard.usecases.audit import with_retry
+from tests.conftest import cli_env
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "bench"))
 from audit_ingest import generate_lines
 
 
-def _env(tmp: Path) -> dict[str, str]:
-    return {"QUANGUARD_POLICY_DIR": str(REPO / "policies"),
-            "QUANGUARD_DB_URL": f"sqlite:///{tmp / 'var' / 'quanguard.db'}",
-            "QUANGUARD_KEY_DIR": str(tmp / "var" / "keys"),
-            "QUANGUARD_DATA_DIR": str(tmp / "var"), "QUANGUARD_ES_URL": ""}
-
-
 @pytest.fixture
-def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("QUANGUARD_API_KEY", raising=False)
-    for k, v in _env(tmp_path).items():
-        monkeypatch.setenv(k, v)
-    app = build_app()
-    runner = CliRunner()
-
-    def _run(*args: str) -> Any:
-        return runner.invoke(app, list(args))
-
-    return _run
+def run(cli_run: Callable[..., Any]) -> Callable[..., Any]:
+    return cli_run
 
 
 def plain_lines(n: int) -> list[str]:
@@ -185,7 +167,7 @@ def _shell(path: Path, sql: str) -> None:
 def _cli(tmp: Path, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "quanguard.cli.main", *args], check=False,
                           cwd=tmp,
-                          env={**os.environ, **_env(tmp)}, capture_output=True, text=True,
+                          env={**os.environ, **cli_env(tmp)}, capture_output=True, text=True,
                           timeout=1800, **kw)
 
 
@@ -215,7 +197,7 @@ def test_kill_9_during_ingest_then_verify_passes(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "quanguard.cli.main", "audit", "ingest", "big.ndjson",
          "--chunk", "1000", "--format", "json"],
-        cwd=tmp_path, env={**os.environ, **_env(tmp_path)},
+        cwd=tmp_path, env={**os.environ, **cli_env(tmp_path)},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 600
     seen = 0

@@ -4,7 +4,6 @@ verification, metrics."""
 from __future__ import annotations
 
 import itertools
-import threading
 from typing import Any
 
 import pytest
@@ -13,6 +12,7 @@ from prometheus_client import generate_latest
 from monitor.errors import Tampered
 from quanguard.auth import Principal
 from quanguard.usecases import audit as uc
+from tests.conftest import errors_on_threads
 
 ALICE = Principal(id="p-alice", name="alice", role="consumer", org="市卫健委")
 AUDITOR = Principal(id="p-audit", name="audit", role="auditor", org="市审计局")  # verifies the trail
@@ -60,22 +60,12 @@ def test_checkpoint_every_n_events(svc: Any) -> None:
 
 
 def test_concurrent_records_keep_the_chain(svc: Any) -> None:
-    errors: list[BaseException] = []
+    def work() -> None:
+        for _ in range(15):
+            with svc.session() as s, s.begin():
+                svc.audit.record(s, actor=ALICE, action="query")
 
-    def worker() -> None:
-        try:
-            for _ in range(15):
-                with svc.session() as s, s.begin():
-                    svc.audit.record(s, actor=ALICE, action="query")
-        except BaseException as exc:  # noqa: BLE001
-            errors.append(exc)
-
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    assert not errors_on_threads(work)
     uc.verify(svc, AUDITOR)
     with svc.session() as s:
         assert svc.audit.store.count(s) == 61  # 60 + the verify event

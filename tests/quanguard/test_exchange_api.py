@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import base64
-import io
 import random
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pytest
 
 from exchange import PsiClient, verify_receipt
-from tests.conftest import auth
+from tests.conftest import auth, csv_bytes
 
 PROV_ORG, BANK, LAB = "市卫健委", "某银行", "某研究所"
 
@@ -26,9 +24,7 @@ def members(n: int = 600, phone: bool = False, seed: int = 3) -> bytes:
     }
     if phone:
         cols["phone"] = [f"13{rnd.randint(0, 999_999_999):09d}" for _ in range(n)]
-    buf = io.BytesIO()
-    pacsv.write_csv(pa.table(cols), buf)
-    return buf.getvalue()
+    return csv_bytes(pa.table(cols))
 
 
 @pytest.fixture

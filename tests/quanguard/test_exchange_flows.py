@@ -8,12 +8,12 @@ import json
 import random
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pytest
 from sqlalchemy import create_engine, text
 
 from exchange import PsiClient
 from tests.conftest import auth
+from tests.conftest import csv_bytes as table_csv
 from tests.quanguard.test_exchange_api import BANK, PROV_ORG, members
 
 _W = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
@@ -26,9 +26,7 @@ def resident_id(i: int) -> str:
 
 
 def csv_bytes(cols: dict) -> bytes:
-    buf = io.BytesIO()
-    pacsv.write_csv(pa.table(cols), buf)
-    return buf.getvalue()
+    return table_csv(pa.table(cols))
 
 
 @pytest.fixture

@@ -61,6 +61,11 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Any:
         served.stop()
 
 
+def _models_and_types() -> tuple[Any, Any]:
+    """The generated client's ``models`` and ``types`` modules."""
+    return importlib.import_module("qg_generated.models"), importlib.import_module("qg_generated.types")
+
+
 def _client(served: Served, gen: Any, role: str) -> Any:
     return gen.AuthenticatedClient(base_url=served.url, token=served.make_key(role), timeout=60.0)
 
@@ -68,8 +73,7 @@ def _client(served: Served, gen: Any, role: str) -> Any:
 def test_generated_client_masks_json_and_csv(generated: Any) -> None:
     served, gen = generated
     mask = importlib.import_module("qg_generated.api.mask.mask_v1_mask_post")
-    models = importlib.import_module("qg_generated.models")
-    types = importlib.import_module("qg_generated.types")
+    models, types = _models_and_types()
     with _client(served, gen, "provider") as client:
         body = models.MaskV1MaskPostJsonBody.from_dict(
             {"records": [{"person": {"name": "张三", "phone": "13812345678"}, "n": 1}]})
@@ -99,8 +103,7 @@ def test_generated_client_decides_and_posts_events(generated: Any) -> None:
     served, gen = generated
     decide = importlib.import_module("qg_generated.api.policy.decide_v1_policy_decide_post")
     batch = importlib.import_module("qg_generated.api.audit.post_batch_v1_events_batch_post")
-    models = importlib.import_module("qg_generated.models")
-    types = importlib.import_module("qg_generated.types")
+    models, types = _models_and_types()
     with _client(served, gen, "reporter") as client:
         resp = decide.sync_detailed(client=client, body=models.DecideIn.from_dict(
             {"principal": {"role": "consumer", "org": "市人社局"}, "action": "read_masked",
@@ -119,8 +122,7 @@ def test_generated_client_decides_and_posts_events(generated: Any) -> None:
 def test_generated_client_scans_text_and_an_upload(generated: Any) -> None:
     served, gen = generated
     scan = importlib.import_module("qg_generated.api.scan.scan_v1_scan_post")
-    models = importlib.import_module("qg_generated.models")
-    types = importlib.import_module("qg_generated.types")
+    models, types = _models_and_types()
     with _client(served, gen, "provider") as client:
         resp = scan.sync_detailed(client=client, body=models.ScanV1ScanPostJsonBody.from_dict(
             {"text": "张三的手机号是13812345678"}))
@@ -164,8 +166,7 @@ def test_generated_client_registers_and_aggregates(generated: Any) -> None:
     served, gen = generated
     register = importlib.import_module("qg_generated.api.exchange.register_v1_exchange_datasets_post")
     aggregate = importlib.import_module("qg_generated.api.exchange.aggregate_v1_exchange_aggregate_post")
-    models = importlib.import_module("qg_generated.models")
-    types = importlib.import_module("qg_generated.types")
+    models, types = _models_and_types()
     prov = gen.AuthenticatedClient(base_url=served.url, token=served.make_key("provider", org="市卫健委"),
                                    timeout=60.0)
     bank = gen.AuthenticatedClient(base_url=served.url, token=served.make_key("consumer", org="某银行"),

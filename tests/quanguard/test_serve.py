@@ -7,11 +7,12 @@ import re
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.serving import wait_ready
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -37,16 +38,8 @@ def _start(cwd: Path, port: int) -> subprocess.Popen[str]:
 
 
 def _wait_ready(port: int, proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited: {proc.stderr.read() if proc.stderr else ''}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    raise AssertionError("server did not become ready")
+    assert wait_ready(proc, f"http://127.0.0.1:{port}", timeout=60,
+                      logs=lambda: proc.stderr.read() if proc.stderr else ""), "server did not become ready"
 
 
 def _stop(proc: subprocess.Popen[str]) -> tuple[str, str]:

@@ -22,6 +22,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from tests.serving import wait_ready
+
 REPO = Path(__file__).resolve().parents[2]
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432"
 
@@ -85,14 +87,7 @@ def test_four_workers_append_to_one_trail_without_loss_or_duplicates(pg_database
     errors: list[str] = []
     lock = threading.Lock()
     try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            assert server.poll() is None, server.stderr.read() if server.stderr else ""
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
+        _ready(server, base)
         headers = {"Authorization": f"Bearer {key}"}
 
         def client(c_id: int) -> None:
@@ -160,16 +155,8 @@ def _serve(env: dict[str, str], cwd: Path, port: int, *extra: str) -> subprocess
 
 
 def _ready(server: subprocess.Popen[str], base: str) -> None:
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        assert server.poll() is None, server.stderr.read() if server.stderr else ""
-        try:
-            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError("server did not become ready")
+    assert wait_ready(server, base, timeout=300, interval=0.5,
+                      logs=lambda: server.stderr.read() if server.stderr else ""), "server did not become ready"
 
 
 def _stop(server: subprocess.Popen[str]) -> str:

@@ -9,14 +9,12 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 
-from tests.conftest import auth
+from tests.conftest import auth, csv_bytes
 from tests.watermark.attacks import keep_fraction, sample_table
 
 
 def _csv(table: pa.Table) -> bytes:
-    buf = io.BytesIO()
-    pacsv.write_csv(table, buf)
-    return buf.getvalue()
+    return csv_bytes(table)
 
 
 def _read_csv(data: bytes) -> pa.Table:

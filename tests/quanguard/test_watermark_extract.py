@@ -8,14 +8,12 @@ import io
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from tests.conftest import auth
+from tests.conftest import auth, csv_bytes
 from tests.watermark.attacks import issue_table
 
 
 def _csv(table: pa.Table) -> bytes:
-    buf = io.BytesIO()
-    pacsv.write_csv(table, buf)
-    return buf.getvalue()
+    return csv_bytes(table)
 
 
 def _extract(client, make_key, table: pa.Table, name: str):

@@ -15,7 +15,7 @@ import pyarrow.csv as pacsv
 import pytest
 import yaml
 
-from tests.conftest import POLICY_DIR, auth, make_settings
+from tests.conftest import POLICY_DIR, auth, csv_bytes, make_settings
 
 ROWS = 3000
 
@@ -57,9 +57,7 @@ def _people(n: int, seed: int = 5) -> pa.Table:
 
 
 def _csv(table: pa.Table) -> bytes:
-    buf = io.BytesIO()
-    pacsv.write_csv(table, buf)
-    return buf.getvalue()
+    return csv_bytes(table)
 
 
 def test_fake_phone_column_alone_names_the_recipient(client, make_key, container, tmp_path):

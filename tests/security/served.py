@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import httpx
 from quanguard.auth import create_key
 from quanguard.container import build_container
 from tests.conftest import POLICY_DIR, make_settings
+from tests.serving import wait_ready
 
 _KEY = re.compile(r"(qg_[0-9a-f]{8}_[A-Za-z0-9_\-]{43})")
 
@@ -83,17 +83,7 @@ class Served:
                 stderr=err,
                 start_new_session=True,
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited {self.proc.returncode}: {self.logs()[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        else:
+        if not wait_ready(self.proc, self.url, timeout=timeout, logs=lambda: self.logs()[-2000:]):
             self.kill()
             raise AssertionError(f"server did not become ready: {self.logs()[-2000:]}")
         match = _KEY.search(self.stdout_path.read_text(errors="replace"))

@@ -278,7 +278,7 @@ from quanguard.container import build_container
 from quanguard.auth import LOCAL_OPERATOR
 from quanguard.usecases.keys import issue_key
 c = build_container(make_settings(Path({str(tmp_path)!r})))
-sys.modules['quanguard.audit'] = None
+sys.modules['quanguard.services.audit'] = None
 try:
     issue_key(c, LOCAL_OPERATOR, role='consumer', org='x', name='silent')
 except ImportError:

@@ -7,14 +7,12 @@ asset the caller may not see answers exactly like a missing one (no existence or
 
 from __future__ import annotations
 
-import io
 import random
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pytest
 
-from tests.conftest import auth
+from tests.conftest import auth, csv_bytes
 
 HEALTH, CIVIL = "市卫健委", "市民政局"
 BANK, LAB = "某银行", "某研究所"
@@ -27,9 +25,7 @@ def _table(name: str, n: int = 400, seed: int = 1) -> bytes:
         "district": [rnd.choice(["历下区", "市中区", "槐荫区"]) for _ in range(n)],
         "amount": [rnd.randint(0, 10_000) for _ in range(n)],
     }
-    buf = io.BytesIO()
-    pacsv.write_csv(pa.table(cols), buf)
-    return buf.getvalue()
+    return csv_bytes(pa.table(cols))
 
 
 @pytest.fixture

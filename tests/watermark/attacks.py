@@ -52,8 +52,10 @@ def _bump_last_digit(text: str, up: bool) -> str:
     return format(out, "f")
 
 
-def perturb(columns: tuple[str, ...], share: float = 0.30) -> Attack:
-    """Change ``share`` of the values of ``columns`` by ±1 in the last digit."""
+def _change_values(columns: tuple[str, ...], share: float,
+                   change: Callable[[str, random.Random], str]) -> Attack:
+    """An attack that replaces ``share`` of the non-empty values of ``columns`` (the ones
+    present) by ``change(value, rng)``."""
     def attack(table: pa.Table, rng: random.Random) -> pa.Table:
         for name in columns:
             if name not in table.column_names:
@@ -61,11 +63,16 @@ def perturb(columns: tuple[str, ...], share: float = 0.30) -> Attack:
             values = table.column(name).to_pylist()
             for i, v in enumerate(values):
                 if v and rng.random() < share:
-                    values[i] = _bump_last_digit(v, rng.random() < 0.5)
+                    values[i] = change(v, rng)
             pos = table.column_names.index(name)
             table = table.set_column(pos, name, pa.array(values, type=pa.string()))
         return table
     return attack
+
+
+def perturb(columns: tuple[str, ...], share: float = 0.30) -> Attack:
+    """Change ``share`` of the values of ``columns`` by ±1 in the last digit."""
+    return _change_values(columns, share, lambda v, rng: _bump_last_digit(v, rng.random() < 0.5))
 
 
 def csv_xlsx_csv(table: pa.Table, rng: random.Random) -> pa.Table:
@@ -207,23 +214,13 @@ def bump(columns: tuple[str, ...], amount: int = 2, share: float = 0.5, *,
          units: bool = False) -> Attack:
     """Change ``share`` of the values of ``columns`` by ±``amount`` in the last digit (or,
     with ``units``, by ±``amount`` of the value itself: "5234.56" -> "5236.56")."""
-    def attack(table: pa.Table, rng: random.Random) -> pa.Table:
-        from decimal import Decimal
+    from decimal import Decimal
 
-        for name in columns:
-            if name not in table.column_names:
-                continue
-            values = table.column(name).to_pylist()
-            for i, v in enumerate(values):
-                if v and rng.random() < share:
-                    d = Decimal(v)
-                    ulp = Decimal(1) if units else Decimal(1).scaleb(d.as_tuple().exponent)
-                    values[i] = format(d + amount * ulp if rng.random() < 0.5
-                                       else d - amount * ulp, "f")
-            pos = table.column_names.index(name)
-            table = table.set_column(pos, name, pa.array(values, type=pa.string()))
-        return table
-    return attack
+    def change(v: str, rng: random.Random) -> str:
+        d = Decimal(v)
+        ulp = Decimal(1) if units else Decimal(1).scaleb(d.as_tuple().exponent)
+        return format(d + amount * ulp if rng.random() < 0.5 else d - amount * ulp, "f")
+    return _change_values(columns, share, change)
 
 
 def keep_rows(count: int) -> Attack:
