@@ -37,11 +37,11 @@ class _Known:
         self.table = False
 
 
-_KNOWN: weakref.WeakKeyDictionary[Any, _Known] = weakref.WeakKeyDictionary()
+_KNOWN: weakref.WeakKeyDictionary[object, _Known] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 
 
-def _known(bind: Any) -> _Known:
+def _known(bind: object) -> _Known:
     with _LOCK:
         known = _KNOWN.get(bind)
         if known is None:

@@ -64,7 +64,7 @@ _JOB = {
 }
 
 
-def job_responses(done: str, *, ok_content: dict[str, Any] | None = None) -> dict[str, Any]:
+def job_responses(done: str, *, ok_content: dict[str, object] | None = None) -> dict[str, object]:
     """``responses`` of an exchange call: 200 (``done``) and 202 (waiting for approval),
     both the Job unless ``ok_content`` says what a 200 carries."""
     return {"responses": {

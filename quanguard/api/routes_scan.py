@@ -18,6 +18,8 @@ from quanguard.errors import InvalidInput, TooLarge, UnsupportedMedia
 from quanguard.usecases import scan as uc
 
 if TYPE_CHECKING:
+    from starlette.datastructures import FormData
+
     from quanguard.container import Container
     from quanguard.gate import RequestContext
 
@@ -108,8 +110,8 @@ async def scan(
         return await _scan_upload(form, caller, container, ctx, query)
 
 
-async def _scan_upload(form: Any, caller: Principal, container: Container, ctx: RequestContext | None,
-                       query: dict[str, Any]) -> Any:
+async def _scan_upload(form: FormData, caller: Principal, container: Container, ctx: RequestContext | None,
+                       query: dict[str, Any]) -> dict[str, object]:
     upload = form.get("file")
     if upload is None or isinstance(upload, str):
         raise InvalidInput("multipart field 'file' is missing")

@@ -44,7 +44,7 @@ class WatermarkProfile:
 
     name: str
     description: str = ""
-    settings: tuple[tuple[str, Any], ...] = ()
+    settings: tuple[tuple[str, object], ...] = ()
     line: int = 1
 
     def params(self, base: Any = None) -> Any:
@@ -125,7 +125,7 @@ def _profile(sheet: Any, name: str, node: Any, line: int) -> WatermarkProfile | 
         return None
     sheet.keys(items, node, what, allowed=("description", *_FIELDS))
     description = ""
-    settings: list[tuple[str, Any]] = []
+    settings: list[tuple[str, object]] = []
     for key, (_, value_node) in items.items():
         if key == "description":
             description = sheet.string(value_node, f"{what}: description") or ""

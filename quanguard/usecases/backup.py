@@ -285,12 +285,12 @@ def _write_archive(container: Container, out: Path, db_file: Path | None) -> tup
         data_dir = settings.data_dir.resolve()
         for path in _files_under(data_dir, skip=skip):
             members.append((f"data/{path.relative_to(data_dir).as_posix()}", path))
-        entries: list[dict[str, Any]] = [
+        entries: list[dict[str, object]] = [
             {"name": name, "size": p.stat().st_size, "mode": p.stat().st_mode & 0o777,
              suite.hash_alg: _digest_file(p, suite)}
             for name, p in members
         ]
-        manifest: dict[str, Any] = {
+        manifest: dict[str, object] = {
             "format": FORMAT,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "backend": engine.dialect.name,
@@ -310,7 +310,7 @@ def _write_archive(container: Container, out: Path, db_file: Path | None) -> tup
                     info = tar.gettarinfo(str(path), arcname=name)
                     info.uid = info.gid = 0
                     info.uname = info.gname = ""
-                    info.mode = entry["mode"]
+                    info.mode = cast(int, entry["mode"])
                     with path.open("rb") as fh:
                         tar.addfile(info, fh)
             partial.chmod(0o600)  # the archive holds the keys
