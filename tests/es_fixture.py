@@ -20,7 +20,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -39,14 +38,9 @@ import pytest
 
 from monitor.events import Actor, AuditEvent, EventDecision
 from monitor.search import Bucket, SearchQuery, SearchResult, order_terms
+from tests.serving import free_port
 
 _START_TIMEOUT = 20.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _noida_binary() -> Path | None:

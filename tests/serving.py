@@ -1,10 +1,12 @@
 """What the tests and the benchmarks share about a real ``quanguard serve`` and PostgreSQL:
-whether the database answers, and waiting for a started server to become ready.
+whether the database answers, a free port, waiting for a started server to become ready,
+and stopping it.
 
 Kept free of pytest so that ``bench/`` can import it."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -25,6 +27,13 @@ def pg_available(url: str) -> bool:
         return False
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def wait_ready(proc: subprocess.Popen[str] | subprocess.Popen[bytes], base: str, *, timeout: float,
                interval: float = 0.2, logs: Callable[[], str] = lambda: "") -> bool:
     """Poll ``base``/healthz until it answers 200 (True) or ``timeout`` seconds pass (False).
@@ -41,3 +50,14 @@ def wait_ready(proc: subprocess.Popen[str] | subprocess.Popen[bytes], base: str,
             pass
         time.sleep(interval)
     return False
+
+
+def stop(proc: subprocess.Popen[str], *, timeout: float) -> tuple[str, str]:
+    """Terminate ``proc`` and return its (stdout, stderr); killed if it is not gone after
+    ``timeout`` seconds."""
+    proc.terminate()
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.communicate()

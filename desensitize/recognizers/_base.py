@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 import regex
-from presidio_analyzer import Pattern, PatternRecognizer, RecognizerResult
+from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer, RecognizerResult
 
 from desensitize.recognizers._tables import context_words
 from desensitize.standards import compact, id_shaped
@@ -43,6 +43,30 @@ def id_cue_near(text: str, start: int, end: int) -> bool:
     window = text[max(0, start - ID_CUE_BEFORE):start]
     trailing = text[end:end + ID_CUE_AFTER]
     return any(w in window or trailing.startswith(w) for w in context_words("CN_RESIDENT_ID"))
+
+
+class ChineseEntityRecognizer(EntityRecognizer):
+    """A recognizer of one ENTITY with its own ``analyze`` (not patterns): language ``zh``,
+    context words from the data table, results named after the recognizer."""
+
+    ENTITY: ClassVar[str] = ""
+
+    def __init__(self) -> None:
+        super().__init__(
+            supported_entities=[self.ENTITY], name=type(self).__name__, supported_language="zh",
+            context=context_words(self.ENTITY),
+        )
+
+    def _found(self, start: int, end: int, score: float, **metadata: object) -> RecognizerResult:
+        """One result of this recognizer (``metadata`` adds to its name and id)."""
+        return RecognizerResult(
+            entity_type=self.ENTITY, start=start, end=end, score=score,
+            recognition_metadata={
+                RecognizerResult.RECOGNIZER_NAME_KEY: type(self).__name__,
+                RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
+                **metadata,
+            },
+        )
 
 
 class ChinesePatternRecognizer(PatternRecognizer):

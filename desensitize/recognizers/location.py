@@ -14,11 +14,12 @@ import bisect
 from collections.abc import Iterator
 
 import regex
-from presidio_analyzer import EntityRecognizer, RecognizerResult
+from presidio_analyzer import RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
 from desensitize.nlp import segment
-from desensitize.recognizers._tables import context_words, mapping
+from desensitize.recognizers._base import ChineseEntityRecognizer
+from desensitize.recognizers._tables import mapping
 
 ENTITY = "LOCATION"
 _NUM = r"(?:[0-9０-９]+|[一二三四五六七八九十百零两]+)"
@@ -290,16 +291,10 @@ def plausible_address(value: str) -> bool:
     return bool(g.loose.fullmatch(v))
 
 
-class ChineseAddressRecognizer(EntityRecognizer):
+class ChineseAddressRecognizer(ChineseEntityRecognizer):
     """Detailed Chinese addresses (road + number, or place + building/unit/room)."""
 
     ENTITY = ENTITY
-
-    def __init__(self) -> None:
-        super().__init__(
-            supported_entities=[ENTITY], name=type(self).__name__, supported_language="zh",
-            context=context_words(ENTITY),
-        )
 
     def load(self) -> None:
         _grammar()
@@ -309,13 +304,4 @@ class ChineseAddressRecognizer(EntityRecognizer):
     ) -> list[RecognizerResult]:
         if entities and ENTITY not in entities:
             return []
-        return [
-            RecognizerResult(
-                entity_type=ENTITY, start=s, end=e, score=sc,
-                recognition_metadata={
-                    RecognizerResult.RECOGNIZER_NAME_KEY: type(self).__name__,
-                    RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
-                },
-            )
-            for s, e, sc in find_addresses(text)
-        ]
+        return [self._found(s, e, sc) for s, e, sc in find_addresses(text)]

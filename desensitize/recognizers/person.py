@@ -39,12 +39,12 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 import regex
-from presidio_analyzer import EntityRecognizer, RecognizerResult
+from presidio_analyzer import RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
 from desensitize.name_candidates import _FUNCTION_SURNAMES, FOREIGN, dictionary, finder
 from desensitize.name_model import tagger
-from desensitize.recognizers._tables import context_words
+from desensitize.recognizers._base import ChineseEntityRecognizer
 from desensitize.recognizers.person_rules import (
     _BAD_SUFFIX,
     _FUNCTION_CHARS,
@@ -112,16 +112,10 @@ def clauses_ahead(texts: Iterable[str]) -> Iterator[list[str]]:
         _CLAUSES_AHEAD.reset(token)
 
 
-class ChinesePersonRecognizer(RuleProposals, EntityRecognizer):
+class ChinesePersonRecognizer(RuleProposals, ChineseEntityRecognizer):
     """Chinese names: LAC proposes, stop-list and rules veto, cue words score."""
 
     ENTITY = ENTITY
-
-    def __init__(self) -> None:
-        super().__init__(
-            supported_entities=[ENTITY], name=type(self).__name__, supported_language="zh",
-            context=context_words(ENTITY),
-        )
 
     def load(self) -> None:
         self.load_rules()
@@ -361,11 +355,4 @@ class ChinesePersonRecognizer(RuleProposals, EntityRecognizer):
         return results
 
     def _result(self, start: int, end: int, score: float) -> RecognizerResult:
-        return RecognizerResult(
-            entity_type=ENTITY, start=start, end=end, score=round(score, 2),
-            recognition_metadata={
-                RecognizerResult.RECOGNIZER_NAME_KEY: type(self).__name__,
-                RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
-                "is_score_enhanced_by_context": True,
-            },
-        )
+        return self._found(start, end, round(score, 2), is_score_enhanced_by_context=True)

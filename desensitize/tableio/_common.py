@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from datetime import date, datetime, time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, BinaryIO, Self
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -76,6 +76,36 @@ class _StringColumns:
     @property
     def column_names(self) -> list[str]:
         return list(self._names)
+
+
+class _LineFile(_StringColumns):
+    """A text source of one row a line (CSV, JSON Lines) at ``_p``: a small file is sampled
+    whole, a large one in a few windows spread over the file, each starting at a line start."""
+
+    _p: Path
+
+    def iter_batches(
+        self, batch_size: int = 65_536, *, strings: bool = True
+    ) -> Iterator[pa.RecordBatch]:
+        raise NotImplementedError
+
+    def _window(self, fh: BinaryIO, first: bool, per: int) -> Iterator[pa.RecordBatch]:
+        """About ``per`` rows read from ``fh``, which stands at a line start."""
+        raise NotImplementedError
+
+    def sample_batches(self, n: int = 10_000) -> Iterator[pa.RecordBatch]:
+        size = self._p.stat().st_size
+        if size <= SMALL_FILE:
+            yield from _spread(list(self.iter_batches()), n)
+            return
+        windows = 8
+        per = max(1, n // windows)
+        with self._p.open("rb") as fh:
+            for w in range(windows):
+                fh.seek(int(size * w / windows))
+                if w:
+                    fh.readline()
+                yield from self._window(fh, w == 0, per)
 
 
 def _cell_text(value: Any) -> str | None:

@@ -7,18 +7,18 @@ import io
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from desensitize.errors import TableError
-from desensitize.tableio._common import MAX_LINE, SMALL_FILE, _AtomicFile, _spread, _StringColumns
+from desensitize.tableio._common import MAX_LINE, _AtomicFile, _LineFile
 from desensitize.tableio.encoding import PREFIX, _codec_name, detect_encoding
 
 
-class CsvSource(_StringColumns):
+class CsvSource(_LineFile):
     """CSV/TSV file; every column read as string."""
 
     format = "csv"
@@ -125,32 +125,19 @@ class CsvSource(_StringColumns):
             return f"{name}: ragged rows after row {rows}: {msg.replace('CSV parse error: ', '')}"
         return f"{name}: cannot read CSV after row {rows}: {msg}"
 
-    def sample_batches(self, n: int = 10_000) -> Iterator[pa.RecordBatch]:
-        size = self._p.stat().st_size
-        if size <= SMALL_FILE:
-            yield from _spread(list(self.iter_batches()), n)
+    def _window(self, fh: BinaryIO, first: bool, per: int) -> Iterator[pa.RecordBatch]:
+        # a window that lands inside a quoted newline is skipped
+        chunk = fh.read(min(4 * 1024 * 1024, max(256 * 1024, per * 512)))
+        chunk = chunk[: chunk.rfind(b"\n") + 1]
+        if not chunk:
             return
-        # Large file: read a few windows spread over the file, each resynchronised
-        # at a line start; a window that lands inside a quoted newline is skipped.
-        windows = 8
-        per = max(1, n // windows)
-        with self._p.open("rb") as fh:
-            for w in range(windows):
-                fh.seek(int(size * w / windows))
-                if w:
-                    fh.readline()
-                chunk = fh.read(min(4 * 1024 * 1024, max(256 * 1024, per * 512)))
-                chunk = chunk[: chunk.rfind(b"\n") + 1]
-                if not chunk:
-                    continue
-                try:
-                    table = self._open(io.BytesIO(chunk), per, w == 0).read_all()
-                except (pa.ArrowInvalid, UnicodeDecodeError):
-                    if w == 0:
-                        raise
-                    continue
-                yield from table.slice(0, per).to_batches()
-
+        try:
+            table = self._open(io.BytesIO(chunk), per, first).read_all()
+        except (pa.ArrowInvalid, UnicodeDecodeError):
+            if first:
+                raise
+            return
+        yield from table.slice(0, per).to_batches()
 
 def _has_cr(batch: pa.RecordBatch | pa.Table) -> bool:
     import pyarrow.compute as pc

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 
 from desensitize.errors import TableError
-from desensitize.tableio._common import MAX_LINE, SMALL_FILE, _AtomicFile, _spread, _StringColumns
+from desensitize.tableio._common import MAX_LINE, _AtomicFile, _LineFile
 
 
 def _json_text(value: Any) -> str | None:
@@ -25,7 +25,7 @@ def _json_text(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False)
 
 
-class JsonlSource(_StringColumns):
+class JsonlSource(_LineFile):
     """JSON Lines: one object per line; values read as strings (JSON text)."""
 
     format = "jsonl"
@@ -89,31 +89,18 @@ class JsonlSource(_StringColumns):
                 [pa.array(c, pa.string()) for c in cols], schema=self._schema
             )
 
-    def sample_batches(self, n: int = 10_000) -> Iterator[pa.RecordBatch]:
-        size = self._p.stat().st_size
-        if size <= SMALL_FILE:
-            yield from _spread(list(self.iter_batches()), n)
-            return
-        # large file: a few windows spread over the file, each starting at a line start
-        windows = 8
-        per = max(1, n // windows)
+    def _window(self, fh: BinaryIO, first: bool, per: int) -> Iterator[pa.RecordBatch]:
         known = set(self._names)
-        with self._p.open("rb") as fh:
-            for w in range(windows):
-                fh.seek(int(size * w / windows))
-                if w:
-                    fh.readline()
-                cols: list[list[str | None]] = [[] for _ in self._names]
-                for _lineno, obj in self._objects(fh, limit=per):
-                    if obj.keys() - known:
-                        continue
-                    for i, name in enumerate(self._names):
-                        cols[i].append(_json_text(obj.get(name)))
-                if cols[0]:
-                    yield pa.RecordBatch.from_arrays(
-                        [pa.array(c, pa.string()) for c in cols], schema=self._schema
-                    )
-
+        cols: list[list[str | None]] = [[] for _ in self._names]
+        for _lineno, obj in self._objects(fh, limit=per):
+            if obj.keys() - known:
+                continue
+            for i, name in enumerate(self._names):
+                cols[i].append(_json_text(obj.get(name)))
+        if cols[0]:
+            yield pa.RecordBatch.from_arrays(
+                [pa.array(c, pa.string()) for c in cols], schema=self._schema
+            )
 
 def _jsonable(v: Any) -> Any:
     if isinstance(v, (bytes, bytearray)):

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from quanguard.cli.common import OutputFormat, console, emit, err_console
+from quanguard.cli.output import OutputFormat, console, emit, err_console
 from quanguard.usecases import policy as uc
 
 policy_app = typer.Typer(

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from quanguard.cli.common import cli_principal, console, use_container
+from quanguard.cli.common import cli_principal, use_container
+from quanguard.cli.output import console
 
 
 def report(

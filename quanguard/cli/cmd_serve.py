@@ -7,7 +7,8 @@ import logging
 import typer
 
 from quanguard.auth import LOCAL_OPERATOR
-from quanguard.cli.common import err_console, open_container
+from quanguard.cli.common import open_container
+from quanguard.cli.output import err_console
 from quanguard.config import load_settings
 from quanguard.logs import configure_logging
 

@@ -8,7 +8,8 @@ from typing import Annotated, Protocol
 import typer
 from rich.table import Table
 
-from quanguard.cli.common import OutputFormat, cli_principal, console, emit, use_container
+from quanguard.cli.common import cli_principal, use_container
+from quanguard.cli.output import OutputFormat, console, emit
 
 spark_app = typer.Typer(
     help="Scan, mask and watermark big tables on Spark (Parquet or CSV in, Parquet out).",

@@ -1,16 +1,11 @@
-"""What every command shares: consoles, the local container, the caller, output."""
+"""What every command shares: the local container and the caller (output: ``quanguard.cli.output``)."""
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import Enum
 from typing import Any
-
-from rich.console import Console
 
 from quanguard.auth import LOCAL_OPERATOR, Principal, authenticate
 from quanguard.config import load_settings
@@ -18,28 +13,10 @@ from quanguard.container import Container, build_container
 from quanguard.errors import InvalidInput
 
 __all__ = [
-    "OutputFormat",
     "cli_principal",
-    "console",
-    "emit",
-    "err_console",
     "open_container",
     "use_container",
 ]
-
-
-class OutputFormat(str, Enum):
-    table = "table"
-    json = "json"
-
-
-def console() -> Console:
-    """Rich console on stdout (created per call so tests capture it)."""
-    return Console(file=sys.stdout, soft_wrap=True)
-
-
-def err_console() -> Console:
-    return Console(file=sys.stderr, soft_wrap=True)
 
 
 def open_container(**overrides: Any) -> Container:
@@ -69,14 +46,6 @@ def cli_principal(container: Container) -> Principal:
         return LOCAL_OPERATOR
     with container.session() as session:
         return authenticate(session, key)
-
-
-def emit(obj: object, fmt: OutputFormat | str = OutputFormat.json) -> None:
-    """Print ``obj`` as one JSON document (machines) or with Rich (people)."""
-    if str(getattr(fmt, "value", fmt)) == "json":
-        sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
-    else:
-        console().print(obj)
 
 
 def _first_line(exc: BaseException) -> str:

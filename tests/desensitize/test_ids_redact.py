@@ -31,11 +31,6 @@ GOOD_ID = "370104194603130991"
 BAD_CARD = "6222021234567890129"  # Luhn fails
 
 
-@pytest.fixture(scope="module")
-def scanner() -> TextScanner:
-    return TextScanner()
-
-
 @pytest.mark.parametrize("value,entity", [
     (BAD_ID, "CN_RESIDENT_ID"), ("370104-19460313-0992", "CN_RESIDENT_ID"),
     (BAD_ID.translate(FW), "CN_RESIDENT_ID"), ("370104194603130", "CN_RESIDENT_ID"),

@@ -49,11 +49,6 @@ def government_export(n: int, seed: int) -> list[dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def scanner() -> TextScanner:
-    return TextScanner()
-
-
-@pytest.fixture(scope="module")
 def export(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("gov") / "export.csv"
     rows = government_export(150, seed=20261126)

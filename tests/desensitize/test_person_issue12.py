@@ -4,23 +4,13 @@ Every sentence is embedded here; nothing depends on the development data outside
 
 from __future__ import annotations
 
-import importlib.util
 import time
-from pathlib import Path
 
 import pytest
 
 from desensitize import TextScanner
 from desensitize.text_scan import build_analyzer
-
-_spec = importlib.util.spec_from_file_location("prose_gen", Path(__file__).parent / "data" / "prose_gen.py")
-prose_gen = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
-_spec.loader.exec_module(prose_gen)  # type: ignore[union-attr]
-
-
-@pytest.fixture(scope="module")
-def scanner() -> TextScanner:
-    return TextScanner()
+from tests.desensitize.data import prose_gen
 
 
 def persons(scanner: TextScanner, text: str) -> list[str]:

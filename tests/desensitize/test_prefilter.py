@@ -10,11 +10,6 @@ from desensitize.prefilter import could_hold_pii
 from desensitize.text_scan import TextScanner
 
 
-@pytest.fixture(scope="module")
-def scanner() -> TextScanner:
-    return TextScanner()
-
-
 @pytest.mark.parametrize("text", [
     "联系人王伟", "张先生来电", "买买提·艾力", "济南市历下区泉城路", "住在幸福小区3号楼",
     "13800138000", "身份证370102199003071234", "mail a@b.cn", "ip ::1", "ip 10.0.0.1",

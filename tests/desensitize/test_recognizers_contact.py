@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import random
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -16,15 +14,7 @@ from desensitize.recognizers.passport import is_valid_passport
 from desensitize.recognizers.phone import is_valid_phone
 from desensitize.recognizers.plate import is_valid_plate
 from desensitize.text_scan import TextScanner
-
-_spec = importlib.util.spec_from_file_location("pii_gen", Path(__file__).parent / "data" / "pii_gen.py")
-gen = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
-_spec.loader.exec_module(gen)  # type: ignore[union-attr]
-
-
-@pytest.fixture(scope="module")
-def scanner() -> TextScanner:
-    return TextScanner()
+from tests.desensitize.data import pii_gen as gen
 
 
 @pytest.mark.parametrize("value,ok", [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import random
 from pathlib import Path
 
@@ -14,15 +13,7 @@ from desensitize.recognizers.bank_card import is_valid_card, luhn_ok
 from desensitize.recognizers.resident_id import check_character, is_valid_id
 from desensitize.recognizers.uscc import is_valid_uscc
 from desensitize.text_scan import TextScanner
-
-_spec = importlib.util.spec_from_file_location("pii_gen", Path(__file__).parent / "data" / "pii_gen.py")
-gen = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
-_spec.loader.exec_module(gen)  # type: ignore[union-attr]
-
-
-@pytest.fixture(scope="module")
-def scanner() -> TextScanner:
-    return TextScanner()
+from tests.desensitize.data import pii_gen as gen
 
 
 @given(st.integers(0, 2**32))

@@ -75,11 +75,6 @@ PROSE = [
 ]
 
 
-@pytest.fixture(scope="module")
-def scanner() -> TextScanner:
-    return TextScanner()
-
-
 def test_heldout_micro_f1_floor(scanner: TextScanner) -> None:
     records = bench.load("heldout")
     result = bench.evaluate(records, scanner)

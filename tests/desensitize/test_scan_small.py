@@ -3,9 +3,7 @@ same report as the Arrow path, and its patterns mean what the RE2 kernels mean."
 
 from __future__ import annotations
 
-import importlib.util
 import random
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -22,10 +20,7 @@ from desensitize.table_scan import (
     row_pattern,
 )
 from desensitize.text_scan import TextScanner
-
-_spec = importlib.util.spec_from_file_location("pii_gen", Path(__file__).parent / "data" / "pii_gen.py")
-gen = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
-_spec.loader.exec_module(gen)  # type: ignore[union-attr]
+from tests.desensitize.data import pii_gen as gen
 
 # values where RE2 and Python's defaults part ways: Unicode digits, \v, a final newline
 AWKWARD = ["13812345678\n", "1381234567８", "١٣٨١٢٣٤٥٦٧٨", "a\x0bb", "张\n三", "张三\n", "男\n",

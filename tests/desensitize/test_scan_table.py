@@ -3,9 +3,7 @@ quasi-identifiers and k-anonymity, bad input."""
 
 from __future__ import annotations
 
-import importlib.util
 import random
-from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -13,10 +11,7 @@ from faker import Faker
 
 from desensitize import ScanInputError, TableScanner, grade_dataset
 from desensitize.text_scan import TextScanner
-
-_spec = importlib.util.spec_from_file_location("pii_gen", Path(__file__).parent / "data" / "pii_gen.py")
-gen = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
-_spec.loader.exec_module(gen)  # type: ignore[union-attr]
+from tests.desensitize.data import pii_gen as gen
 
 GRADES = {"CN_RESIDENT_ID": "L4", "CN_BANK_CARD": "L4", "CN_PASSPORT": "L4", "PERSON": "L3",
           "PHONE_NUMBER": "L3", "LOCATION": "L3", "EMAIL_ADDRESS": "L3", "IP_ADDRESS": "L2",

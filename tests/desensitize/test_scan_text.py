@@ -7,6 +7,7 @@ import pytest
 
 from desensitize import ScanInputError, ScanTooLarge, TextScanner
 from desensitize.text_scan import chunks
+from tests.desensitize.data import pii_gen, prose_gen
 
 
 @pytest.fixture(scope="module")
@@ -137,16 +138,6 @@ def test_a_batch_without_person_never_loads_the_name_model() -> None:
     assert tagger.cache_info().currsize == 0
 
 
-def _data_module(name: str) -> object:
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "data" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
 def _records() -> list[str]:
     import json
     from pathlib import Path
@@ -164,7 +155,7 @@ def test_direct_recognizer_calls_find_what_the_analyzer_engine_finds() -> None:
 
     engine = build_analyzer()
     direct = DirectAnalyzer(engine)
-    prose = "\n".join(_data_module("prose_gen").policy_prose())[:6000]  # type: ignore[attr-defined]
+    prose = "\n".join(prose_gen.policy_prose())[:6000]
     texts = _records() + [prose, prose + "\n".join(_records()[:40]), "", "。"]
     everything = tuple(r.supported_entities[0] for r in engine.registry.recognizers)  # type: ignore[attr-defined]
 
@@ -194,10 +185,9 @@ def test_anchored_address_search_finds_what_a_scan_of_every_position_finds() -> 
 
     from desensitize.recognizers.location import _grammar, _matches
 
-    pii_gen, prose_gen = _data_module("pii_gen"), _data_module("prose_gen")
     rng = random.Random(5)
-    texts = _records() + list(prose_gen.policy_prose())  # type: ignore[attr-defined]
-    texts += [pii_gen.address(rng, full_region=rng.random() < 0.5) for _ in range(800)]  # type: ignore[attr-defined]
+    texts = _records() + list(prose_gen.policy_prose())
+    texts += [pii_gen.address(rng, full_region=rng.random() < 0.5) for _ in range(800)]
     texts += ["和平路北街123号", "花园花园小区花园3号楼", "路1路2路3号", "经十路" + "1" * 300 + "号",
               "东山村12号东山村13号", "惠州街B座", "阳光小区3号楼2单元501室阳光小区3号楼", "",
               "幸福里甲12号院", "一二三路四五六号七八九小区十栋"]
@@ -249,7 +239,7 @@ def test_memoised_name_start_test_equals_the_plain_one() -> None:
     from desensitize.name_candidates import finder
 
     find = finder()
-    prose = "\n".join(_data_module("prose_gen").policy_prose())[:20000]  # type: ignore[attr-defined]
+    prose = "\n".join(prose_gen.policy_prose())[:20000]
     texts = _records() + [prose, "王", "王五", "和王五", "2024年年底", "司马光", "智慧城市"]
     find.clear_memo()
     for text in texts:

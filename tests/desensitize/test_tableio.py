@@ -182,8 +182,8 @@ def test_jsonl_writer_keeps_column_order(tmp_path: Path) -> None:
     assert list(json.loads(out.read_text())) == ["z", "a"]
 
 
-def test_sql_and_jsonl_samples_are_spread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from desensitize.tableio import jsonl
+def test_sql_jsonl_and_csv_samples_are_spread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from desensitize.tableio import _common
 
     db = tmp_path / "s.db"
     con = sqlite3.connect(db)
@@ -193,9 +193,13 @@ def test_sql_and_jsonl_samples_are_spread(tmp_path: Path, monkeypatch: pytest.Mo
     con.close()
     got = [int(v) for b in open_table(f"sqlite:///{db}#t").sample_batches(80) for v in b.column("i").to_pylist()]
     assert len(got) == 80 and min(got) < 100 and max(got) > 4000
-    monkeypatch.setattr(jsonl, "SMALL_FILE", 1000)
+    monkeypatch.setattr(_common, "SMALL_FILE", 1000)  # both line formats sample in windows
     path = tmp_path / "big.jsonl"
     path.write_text("".join(json.dumps({"i": str(i)}) + "\n" for i in range(5000)))
+    got = [int(v) for b in open_table(path).sample_batches(80) for v in b.column("i").to_pylist()]
+    assert len(got) == 80 and min(got) < 100 and max(got) > 4000
+    path = tmp_path / "big.csv"
+    path.write_text("i\n" + "".join(f"{i}\n" for i in range(5000)))
     got = [int(v) for b in open_table(path).sample_batches(80) for v in b.column("i").to_pylist()]
     assert len(got) == 80 and min(got) < 100 and max(got) > 4000
 

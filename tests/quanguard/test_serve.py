@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,15 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.serving import wait_ready
+from tests.serving import free_port, stop, wait_ready
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _start(cwd: Path, port: int) -> subprocess.Popen[str]:
@@ -42,19 +35,9 @@ def _wait_ready(port: int, proc: subprocess.Popen[str]) -> None:
                       logs=lambda: proc.stderr.read() if proc.stderr else ""), "server did not become ready"
 
 
-def _stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
-    proc.terminate()
-    try:
-        out, err = proc.communicate(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-    return out, err
-
-
 @pytest.mark.slow
 def test_first_start_prints_a_bootstrap_key_that_works_and_second_start_does_not(tmp_path):
-    port = _free_port()
+    port = free_port()
     proc = _start(tmp_path, port)
     try:
         _wait_ready(port, proc)
@@ -67,7 +50,7 @@ def test_first_start_prints_a_bootstrap_key_that_works_and_second_start_does_not
         assert r.status_code == 200
         assert r.json()["role"] == "admin"
     finally:
-        out, err = _stop(proc)
+        out, err = stop(proc, timeout=20)
     assert (tmp_path / "var" / "quanguard.db").exists()
     # Logs are JSON lines and never carry the key.
     assert key not in err
@@ -77,5 +60,5 @@ def test_first_start_prints_a_bootstrap_key_that_works_and_second_start_does_not
     try:
         _wait_ready(port, proc)
     finally:
-        out, err = _stop(proc)
+        out, err = stop(proc, timeout=20)
     assert "bootstrap admin key" not in out

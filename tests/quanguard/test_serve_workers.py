@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -22,16 +21,10 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.serving import wait_ready
+from tests.serving import free_port, stop, wait_ready
 
 REPO = Path(__file__).resolve().parents[2]
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _env(tmp: Path, db_url: str) -> dict[str, str]:
@@ -77,7 +70,7 @@ def test_four_workers_append_to_one_trail_without_loss_or_duplicates(pg_database
     made = _cli(env, tmp_path, "keys", "create", "--role", "reporter", "--org", "市局", "--name", "w")
     assert made.returncode == 0, made.stderr
     key = made.stdout.strip()
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "quanguard.cli.main", "serve", "--port",
                                str(port), "--workers", "4"], env=env, cwd=tmp_path,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -111,12 +104,7 @@ def test_four_workers_append_to_one_trail_without_loss_or_duplicates(pg_database
         for t in threads:
             t.join()
     finally:
-        server.terminate()
-        try:
-            _out, err = server.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            _out, err = server.communicate()
+        _out, err = stop(server, timeout=60)
     assert not errors, errors[:3]
     assert "workers: 4" in err
     assert len(sent) == 8 * 55
@@ -134,7 +122,7 @@ def test_four_workers_append_to_one_trail_without_loss_or_duplicates(pg_database
 
 def test_several_workers_on_sqlite_are_refused(tmp_path):
     env = _env(tmp_path, f"sqlite:///{tmp_path / 'q.db'}")
-    r = _cli(env, tmp_path, "serve", "--port", str(_free_port()), "--workers", "3")
+    r = _cli(env, tmp_path, "serve", "--port", str(free_port()), "--workers", "3")
     assert r.returncode != 0 and "needs PostgreSQL" in r.stderr
 
 
@@ -157,15 +145,6 @@ def _serve(env: dict[str, str], cwd: Path, port: int, *extra: str) -> subprocess
 def _ready(server: subprocess.Popen[str], base: str) -> None:
     assert wait_ready(server, base, timeout=300, interval=0.5,
                       logs=lambda: server.stderr.read() if server.stderr else ""), "server did not become ready"
-
-
-def _stop(server: subprocess.Popen[str]) -> str:
-    server.terminate()
-    try:
-        return server.communicate(timeout=60)[1]
-    except subprocess.TimeoutExpired:
-        server.kill()
-        return server.communicate()[1]
 
 
 def _csrf(html: str) -> str:
@@ -194,7 +173,7 @@ def test_two_servers_share_console_sessions_auth_limits_and_policy_reloads(pg_da
         made = _cli(env, tmp_path, "keys", "create", "--role", role, "--org", "市局", "--name", role)
         assert made.returncode == 0, made.stderr
         keys[role] = made.stdout.strip()
-    pa, pb = _free_port(), _free_port()
+    pa, pb = free_port(), free_port()
     a_url, b_url = f"http://127.0.0.1:{pa}", f"http://127.0.0.1:{pb}"
     server_a = _serve(env, tmp_path, pa)
     server_b = _serve(env, tmp_path, pb, "--workers", "1")
@@ -247,7 +226,7 @@ def test_two_servers_share_console_sessions_auth_limits_and_policy_reloads(pg_da
             for client in (a, b):
                 assert client.get("/v1/whoami", headers=officer).status_code == 429
     finally:
-        errs = [_stop(server_a), _stop(server_b)]
+        errs = [stop(server_a, timeout=60)[1], stop(server_b, timeout=60)[1]]
     cores = len(os.sched_getaffinity(0))
     assert f"workers: {cores} (PostgreSQL: one worker per core" in errs[0], errs[0][-2000:]
     assert "workers: 1 (--workers)" in errs[1]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -20,15 +19,9 @@ import httpx
 from quanguard.auth import create_key
 from quanguard.container import build_container
 from tests.conftest import POLICY_DIR, make_settings
-from tests.serving import wait_ready
+from tests.serving import free_port, wait_ready
 
 _KEY = re.compile(r"(qg_[0-9a-f]{8}_[A-Za-z0-9_\-]{43})")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def pg_url_with_schema(base: str, schema: str) -> str:
