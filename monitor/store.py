@@ -364,9 +364,12 @@ class AuditStore:
         """
         if not events:
             return []
-        session.execute(_LOCK_HEAD)
-        # the head and its generation's suite row in one statement (this runs per request)
-        row = session.execute(_SELECT_HEAD_SUITE).one()
+        # Core statements on the session's connection (same transaction): the ORM's
+        # execute adds nothing for them, and this runs for every audited request
+        conn = session.connection()
+        conn.execute(_LOCK_HEAD)
+        # the head and its generation's suite row in one statement
+        row = conn.execute(_SELECT_HEAD_SUITE).one()
         head = _head(row)
         self._check_suite(session, head, (row.suite_name, row.suite_sealed, row.suite_successor))
         stamp = (now or utc_now()).astimezone(UTC)
@@ -405,8 +408,8 @@ class AuditStore:
             ))
             stored.append(ev)
             prev = h
-        _insert_rows(session.connection(), rows)
-        session.execute(_MOVE_HEAD, {"seq": seq, "hash": prev, "frontier": pack(acc.frontier),
+        _insert_rows(conn, rows)
+        conn.execute(_MOVE_HEAD, {"seq": seq, "hash": prev, "frontier": pack(acc.frontier),
                                      "gen": head.generation})
         return stored
 
