@@ -199,7 +199,6 @@ def mask_table(
     """Mask an in-memory table (small inputs, the HTTP API)."""
     masker = Masker(plan, keyring=keyring, span_finder=span_finder)
     batches = [masker.mask_batch(b) for b in table.to_batches()]
-    schema = masker.output_schema(table.schema)
     if not batches:
-        return schema.empty_table(), masker.stats
+        return masker.output_schema(table.schema).empty_table(), masker.stats
     return pa.Table.from_batches(batches), masker.stats

@@ -150,6 +150,20 @@ class _LocalClock:
 OwnerLookup = Callable[[Session, str], "str | None"]
 
 
+_ROLLBACK_DROPS = "quanguard_alert_rollback_drops"
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _keep_counters(session: Session) -> None:
+    session.info.pop(_ROLLBACK_DROPS, None)
+
+
+@sa_event.listens_for(Session, "after_rollback")
+def _drop_counters(session: Session) -> None:
+    for engine in session.info.pop(_ROLLBACK_DROPS, ()):
+        engine._drop()
+
+
 class AlertEngine:
     """Evaluates the rules on each appended batch from running counters per actor
     (:mod:`monitor.alert_state`); the trail is asked only for what the counters do not
@@ -210,9 +224,10 @@ class AlertEngine:
             if self._seen is None or min(seqs) != self._seen + 1:
                 self.counters.clear()
             self._seen = max(seqs)
-            if not session.info.get("quanguard_alert_rollback_hook"):
-                session.info["quanguard_alert_rollback_hook"] = True
-                sa_event.listen(session, "after_rollback", lambda _s: self._drop(), once=True)
+            # a rollback of this session drops the counters (the hook below, on the Session
+            # class once, rather than a listener added to every session)
+            engines: set[AlertEngine] = session.info.setdefault(_ROLLBACK_DROPS, set())
+            engines.add(self)
         # In seq order already (as the store returns a batch)? Then no per-actor sorting.
         ordered = len(seqs) == len(events) and all(a < b for a, b in pairwise(seqs))
         by_actor: dict[str, list[AuditEvent]] = defaultdict(list)

@@ -296,7 +296,11 @@ class AuditStore:
         trail. ``head`` is the current generation's head when the caller has it."""
         head = self.head(session) if head is None else head
         found = session.execute(_SELECT_SUITE, {"gen": head.generation}).first()
-        if found is None:
+        self._check_suite(session, head, None if found is None else (found[0], found[1], found[2]))
+
+    def _check_suite(self, session: Session, head: Head, found: tuple[object, object, object] | None) -> None:
+        """``check_suite`` on the suite row ``found`` of ``head``'s generation (None: no row)."""
+        if found is None or found[0] is None:
             recorded = self.suite.name if head.size == 0 else INTL.name
             session.execute(SUITE.insert().values(id=head.generation, suite=recorded))
             suite, sealed, successor = recorded, None, None
@@ -360,9 +364,14 @@ class AuditStore:
         """
         if not events:
             return []
-        session.execute(_LOCK_HEAD)
-        head = self.head(session)
-        self.check_suite(session, head=head)
+        # Core statements on the session's connection (same transaction): the ORM's
+        # execute adds nothing for them, and this runs for every audited request
+        conn = session.connection()
+        conn.execute(_LOCK_HEAD)
+        # the head and its generation's suite row in one statement
+        row = conn.execute(_SELECT_HEAD_SUITE).one()
+        head = _head(row)
+        self._check_suite(session, head, (row.suite_name, row.suite_sealed, row.suite_successor))
         stamp = (now or utc_now()).astimezone(UTC)
         stamp_text = format_ts(stamp)
         hf = self.hash
@@ -399,8 +408,8 @@ class AuditStore:
             ))
             stored.append(ev)
             prev = h
-        _insert_rows(session.connection(), rows)
-        session.execute(_MOVE_HEAD, {"seq": seq, "hash": prev, "frontier": pack(acc.frontier),
+        _insert_rows(conn, rows)
+        conn.execute(_MOVE_HEAD, {"seq": seq, "hash": prev, "frontier": pack(acc.frontier),
                                      "gen": head.generation})
         return stored
 
@@ -452,6 +461,11 @@ class AuditStore:
 # Built once: append runs for every audited request.
 # The current generation is the newest head row.
 _SELECT_HEAD = sa.select(HEAD).order_by(HEAD.c.id.desc()).limit(1)
+_SELECT_HEAD_SUITE = (
+    sa.select(HEAD, SUITE.c.suite.label("suite_name"), SUITE.c.sealed.label("suite_sealed"),
+              SUITE.c.successor.label("suite_successor"))
+    .select_from(HEAD.outerjoin(SUITE, SUITE.c.id == HEAD.c.id))
+    .order_by(HEAD.c.id.desc()).limit(1))
 _SELECT_SUITE = sa.select(SUITE.c.suite, SUITE.c.sealed, SUITE.c.successor).where(
     SUITE.c.id == sa.bindparam("gen"))
 # Taking row 1's lock first serialises appenders (SQLite write lock, PG row lock) in every
