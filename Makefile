@@ -44,7 +44,7 @@ test: lint browser java
 # runs everything under the default (intl). CI runs both.
 GM_TESTS := tests/gmcrypto tests/monitor tests/exchange tests/desensitize/test_mask_*.py \
 	tests/desensitize/test_op_*.py tests/quanguard/test_audit_*.py \
-	tests/quanguard/test_exchange_*.py tests/quanguard/test_mask_api.py \
+	tests/quanguard/test_exchange_*.py tests/quanguard/test_mask_api.py tests/quanguard/test_mask_hot_path.py \
 	tests/quanguard/test_crypto_suite.py tests/quanguard/test_auth.py \
 	tests/security/test_seams_atrest.py tests/faults/test_backup.py tests/desensitize/test_ids_redact.py
 test-gm: $(STAMP)

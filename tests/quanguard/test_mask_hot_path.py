@@ -18,7 +18,9 @@ def test_a_replaced_key_file_is_used_by_the_next_call(container: Container) -> N
     assert service.keyring() is first  # kept while the file is the same
     path = container.settings.key_dir / "mask.key"
     tmp = path.with_suffix(".new")
-    tmp.write_text(secrets.token_hex(32) + "\n")
+    crypto = container.settings.crypto  # a key record of the deployment's suite
+    header = "" if crypto == "intl" else f"suite={crypto}\n"
+    tmp.write_text(header + secrets.token_hex(32) + "\n")
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)  # how a rotation puts a new key in place
     assert service.keyring().derive("hash") != first.derive("hash")
