@@ -165,6 +165,16 @@ class _Column:
     key_shaped: int = 0
 
 
+def _count_valid(col: _Column, k: Kernel, subset: list[str], count: int) -> None:
+    """Credit ``col`` with the valid (and strongly attested) share of ``count`` candidates,
+    extrapolated from the checked ``subset`` (both scan paths count the same way)."""
+    passed = [v for v in subset if k.validate(v)]
+    col.valid[k.entity] += round(len(passed) * count / len(subset))
+    if k.strong is not None:
+        attested = sum(1 for v in passed if k.strong(v))
+        col.strong[k.entity] += round(attested * count / len(subset))
+
+
 @dataclass
 class TableScanner:
     """Scan record batches and classify their columns (see module docstring)."""
@@ -262,11 +272,7 @@ class TableScanner:
                 subset = cands.take(pa.array(range(0, count, step))).to_pylist()
             else:
                 subset = cands.to_pylist()
-            passed = [v for v in subset if k.validate(v)]
-            col.valid[k.entity] += round(len(passed) * count / len(subset))
-            if k.strong is not None:
-                attested = sum(1 for v in passed if k.strong(v))
-                col.strong[k.entity] += round(attested * count / len(subset))
+            _count_valid(col, k, subset, count)
         if len(col.distinct) < self.distinct_cap:
             room = self.distinct_cap - len(col.distinct)
             head = s.slice(0, room).to_pylist()
@@ -312,11 +318,7 @@ class TableScanner:
                 continue
             cap = self.validate_cap if k.entity not in _EXPENSIVE else self.expensive_cap
             subset = cands[::count // cap + 1] if count > cap else cands
-            passed = [v for v in subset if k.validate(v)]
-            col.valid[k.entity] += round(len(passed) * count / len(subset))
-            if k.strong is not None:
-                attested = sum(1 for v in passed if k.strong(v))
-                col.strong[k.entity] += round(attested * count / len(subset))
+            _count_valid(col, k, subset, count)
         if len(col.distinct) < self.distinct_cap:
             head = s[:self.distinct_cap - len(col.distinct)]
             col.distinct.update(head)
