@@ -99,9 +99,19 @@ def scan_partition(*, csv: bool, distinct_cap: int, kanon_cap: int, text_values:
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         scanner = _CapturingScanner(distinct_cap=distinct_cap, kanon_cap=kanon_cap,
                                     text_values=text_values)
+        rows = 0
+
+        def counted() -> Iterator[pa.RecordBatch]:
+            nonlocal rows
+            for b in batches:
+                rows += b.num_rows
+                yield normalize(b, csv=csv)
+
         try:
-            scanner.scan((normalize(b, csv=csv) for b in batches), sampled=False)
+            scanner.scan(counted(), sampled=False)
         except ScanInputError:
+            if rows:  # a partition with rows the scanner refused: the job fails, never skips it
+                raise
             return  # an empty partition contributes nothing
         yield pa.record_batch({STATE_COLUMN: pa.array([pickle.dumps(scanner.captured)],
                                                       pa.binary())})
