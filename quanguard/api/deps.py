@@ -16,7 +16,7 @@ from quanguard.auth import ROLES, Principal, authenticate
 from quanguard.container import Container
 from quanguard.errors import Forbidden, Unauthenticated
 from quanguard.gate import RequestContext, record_denial
-from quanguard.ratelimit import FailureLimiter, limiter
+from quanguard.ratelimit import limiter
 
 __all__ = [
     "ContainerDep",
@@ -43,11 +43,6 @@ def get_context(request: Request) -> RequestContext:
 
 ContainerDep = Annotated[Container, Depends(get_container)]
 ContextDep = Annotated[RequestContext, Depends(get_context)]
-
-
-def _limiter(container: Container) -> FailureLimiter:
-    """The failed-authentication limiter (its counts are shared by every worker)."""
-    return limiter(container)
 
 
 def bearer_key(request: Request) -> str | None:
