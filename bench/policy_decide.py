@@ -24,9 +24,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from quanguard.policy import PolicyService, PolicySet, Resource, load_policy_dir
+from quanguard.policy import PolicySet, Resource, load_policy_dir
 from quanguard.policy.engine import _conditions_hold, decision_order
 from quanguard.policy.vocab import ACTIONS, ROLES
+from quanguard.services.policy import PolicyService
 
 GRADES = ["L1", "L2", "L3", "L4", "core"]
 

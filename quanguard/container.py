@@ -27,12 +27,12 @@ if TYPE_CHECKING:  # the areas' services load on first use, not with the contain
     from monitor.search import SearchBackend
     from quanguard.api.recording import RequestRecorder
     from quanguard.console.sessions import SessionStore
-    from quanguard.policy.service import PolicyService
     from quanguard.policy_sync import PolicySync
     from quanguard.ratelimit import FailureLimiter
     from quanguard.services.alerts import AlertService
     from quanguard.services.audit import AuditService
     from quanguard.services.mask import MaskService
+    from quanguard.services.policy import PolicyService
     from quanguard.services.scan import ScanService
     from quanguard.services.watermark import WatermarkService
 
@@ -73,20 +73,10 @@ class Container:
     # --- area services -------------------------------------------------------------
     @cached_property
     def policy(self) -> PolicyService:
-        """Every policy file of one version: decisions, masking profiles, alert rules.
-        Automatic reloads (files changed on disk) are audited as the service's own; on
-        PostgreSQL every reload is announced to the service's other processes
-        (``quanguard.policy_sync``)."""
-        from quanguard.policy.counting import CountingPolicy
-        from quanguard.policy_sync import policy_sync
-        from quanguard.usecases.policy import audit_automatic_reloads
+        """Every policy file of one version: decisions, masking profiles, alert rules."""
+        from quanguard.services.policy import build_policy
 
-        counting = CountingPolicy(Path(self.settings.policy_dir), tz=self.settings.tz)
-        counting.metrics = self.metrics
-        self.__dict__["policy"] = counting  # the listener below reads container.policy
-        audit_automatic_reloads(self)
-        policy_sync(self, counting)  # PostgreSQL: announce reloads to the other workers
-        return counting
+        return build_policy(self)
 
     @cached_property
     def audit(self) -> AuditService:

@@ -1,6 +1,6 @@
 """Keeping every worker process on the same policy version (PostgreSQL ``LISTEN/NOTIFY``).
 
-Each process holds its own :class:`~quanguard.policy.PolicyService`. Files changed on
+Each process holds its own :class:`~quanguard.services.policy.PolicyService`. Files changed on
 disk are noticed by each process on its own (``(name, mtime, size)`` probe, once a
 second); a reload that probe cannot see — ``POST /v1/policy/reload`` or ``quanguard
 policy reload`` after an edit that kept a file's size and time, or a reload on another
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from quanguard.container import Container
-    from quanguard.policy.service import PolicyService, ReloadResult
+    from quanguard.services.policy import PolicyService, ReloadResult
 
 __all__ = ["STATE_KEY", "PolicySync", "policy_sync", "start_listening", "stop_listening"]
 

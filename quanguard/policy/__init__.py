@@ -1,10 +1,11 @@
 """Graded policy engine: load and validate ``policies/``, decide, explain, test cases.
 
-Public surface: :class:`PolicyService` (what the container holds), :class:`Resource` and
-:class:`Decision` (what callers pass and get), :class:`PolicyBundle` /
+Public surface: :class:`Resource` and :class:`Decision` (what callers pass and get),
+:class:`PolicySet` (one version's rules and ``decide``), :class:`PolicyBundle` /
 :func:`build_bundle` (one validation pass over every file, in a dry run),
 :func:`load_policy_dir` / :func:`check_policy_dir` (validation for the CLI) and the case
-runner.
+runner. The service that holds the active version and reloads it is
+:class:`quanguard.services.policy.PolicyService`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from quanguard.policy.engine import PolicySet, Trace
 from quanguard.policy.errors import PolicyError, PolicyInvalid, PolicyNotFound, UnknownName
 from quanguard.policy.loader import load_policy_dir, validate_policy_dir
 from quanguard.policy.model import Decision, Problem, Resource, Rule
-from quanguard.policy.service import PolicyService, ReloadResult
 from quanguard.policy.vocab import ACTIONS, OBLIGATIONS, ROLES
 
 __all__ = [
@@ -30,10 +30,8 @@ __all__ = [
     "PolicyError",
     "PolicyInvalid",
     "PolicyNotFound",
-    "PolicyService",
     "PolicySet",
     "Problem",
-    "ReloadResult",
     "Resource",
     "Rule",
     "Trace",

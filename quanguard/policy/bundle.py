@@ -6,7 +6,7 @@ rules), the masking profiles, the alert rules with their engine and the watermar
 profiles (the usability bound of marked copies). It returns the
 bundle only when every file validates — grades, roles, entities, operators and action
 names checked across files — and otherwise every ``file:line: message`` found.
-Nothing is activated here; :class:`~quanguard.policy.service.PolicyService` swaps a whole
+Nothing is activated here; :class:`~quanguard.services.policy.PolicyService` swaps a whole
 bundle in, or keeps the previous one.
 """
 

@@ -3,8 +3,8 @@
 Local (no database): :func:`check`, :func:`run_tests`, :func:`explain`.
 Service: :func:`info`, :func:`decide_for`, :func:`reload` — permission through the one
 gate (``quanguard.gate.authorize``), and the last two record an audit event. Automatic
-reloads (files changed on disk) are audited by :func:`audit_automatic_reloads`, which the
-container wires to the policy service.
+reloads (files changed on disk) are audited by :func:`audit_automatic_reloads`, which
+``build_policy`` (``quanguard.services.policy``) wires to the policy service.
 """
 
 from __future__ import annotations
@@ -33,12 +33,12 @@ from quanguard.policy import (
 )
 from quanguard.policy.files import read_policy_files
 from quanguard.policy.loader import build_policy_set
-from quanguard.policy.service import ReloadResult
 from quanguard.policy.vocab import ROLES
 
 if TYPE_CHECKING:
     from quanguard.auth import Principal
     from quanguard.container import Container
+    from quanguard.services.policy import PolicyService, ReloadResult
 
 __all__ = [
     "SERVICE_ACTOR",
@@ -302,7 +302,7 @@ def _process(container: Container) -> str:
     return sync.instance if sync is not None else f"{socket.gethostname()}:{os.getpid()}"
 
 
-def audit_automatic_reloads(container: Container) -> None:
+def audit_automatic_reloads(container: Container, service: PolicyService) -> None:
     """Record every automatic reload (files changed on disk) and every reload that followed
     another worker's announcement (trigger ``peer``, see ``quanguard.policy_sync``) as a
     ``policy_reload`` event of the service, with the old and new version.
@@ -340,5 +340,5 @@ def audit_automatic_reloads(container: Container) -> None:
         for thread in pending:
             thread.join(timeout=60)
 
-    container.policy.on_reload(listener)
+    service.on_reload(listener)
     container.on_close(join)

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pytest
 
-from quanguard.policy import PolicyInvalid, PolicyService, Resource, UnknownName
+from quanguard.policy import PolicyInvalid, Resource, UnknownName
+from quanguard.services.policy import PolicyService
 from tests.policy.conftest import PolicyCopy
+
+if TYPE_CHECKING:
+    from quanguard.container import Container
 
 
 @dataclass(frozen=True)
@@ -135,3 +140,16 @@ def test_vanished_directory_keeps_serving(policy_copy: PolicyCopy) -> None:
     assert decision.effect == "allow" and decision.policy_version == before
     result = service.reload()
     assert not result.ok and "cannot read policy files" in result.problems[0].message
+
+
+def test_the_containers_policy_counts_every_decision_by_effect(container: Container) -> None:
+    def count(effect: str) -> float:
+        value = container.metrics.registry.get_sample_value(
+            "quanguard_policy_decisions_total", {"effect": effect})
+        return value or 0.0
+
+    policy = container.policy
+    assert policy.decide(Who("reporter", "开放门户"), "report_events").effect == "allow"
+    assert policy.decide(Who("consumer", "丙行"), "aggregate", Resource(grade="L2")).effect == "allow"
+    assert policy.decide(Who("reporter", "开放门户"), "key_admin").effect == "deny"
+    assert (count("allow"), count("deny")) == (2.0, 1.0)

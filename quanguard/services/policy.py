@@ -1,4 +1,8 @@
-"""``PolicyService``: holds the active policy bundle, reloads it safely, answers decisions.
+"""The policy area's service: ``PolicyService`` holds the active policy bundle, reloads it
+safely and answers decisions; ``build_policy(container)`` builds the container's one.
+
+The engine it serves (loading, validation, ``decide``, ``Decision``) is the
+:mod:`quanguard.policy` package.
 
 Invariants:
 - There is always a valid active bundle — decision engine, masking profiles, alert rules
@@ -10,6 +14,7 @@ Invariants:
   ``check_interval`` seconds, so a decision normally costs one dict lookup and a short scan.
 - Every reload, manual or automatic, is logged with the old and new version and handed
   to the listeners registered with :meth:`on_reload` (the container audits it).
+- Every decision is counted by effect in the service's metrics, when it has them.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from desensitize.profiles import ProfileSet
 from monitor import AlertEngine, AlertRules
@@ -30,12 +35,16 @@ from quanguard.policy.errors import PolicyNotFound
 from quanguard.policy.files import fingerprint, read_policy_files
 from quanguard.policy.model import Decision, Problem, Resource, Subject
 
+if TYPE_CHECKING:
+    from quanguard.container import Container
+    from quanguard.metrics import Metrics
+
 _log = logging.getLogger("quanguard.policy")
 
 # "peer": another process of the service announced a new version (quanguard.policy_sync).
 Trigger = Literal["manual", "automatic", "peer"]
 
-__all__ = ["PolicyService", "ReloadResult"]
+__all__ = ["PolicyService", "ReloadResult", "build_policy"]
 
 
 @dataclass(frozen=True)
@@ -72,8 +81,10 @@ class PolicyService:
         check_interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         tz: str = "UTC",
+        metrics: Metrics | None = None,
     ) -> None:
         self.directory = Path(directory)
+        self.metrics = metrics
         self._check_interval = check_interval
         self._clock = clock
         self._tz = tz
@@ -193,7 +204,10 @@ class PolicyService:
 
     def decide(self, principal: Subject, action: str, resource: Resource | None = None) -> Decision:
         """See :meth:`PolicySet.decide`. Raises UnknownName for unknown role/action/grade."""
-        return self.active.decide(principal, action, resource or Resource())
+        decision = self.active.decide(principal, action, resource or Resource())
+        if self.metrics is not None:
+            self.metrics.decisions.labels(effect=str(decision.effect)).inc()
+        return decision
 
     def explain(
         self, principal: Subject, action: str, resource: Resource | None = None
@@ -216,3 +230,18 @@ class PolicyService:
 
     def grade_rank(self, grade: str) -> int:
         return self.active.grade_rank(grade)
+
+
+def build_policy(container: Container) -> PolicyService:
+    """Every policy file of one version: decisions (counted in the container's metrics),
+    masking profiles, alert rules. Automatic reloads (files changed on disk) are audited as
+    the service's own; on PostgreSQL every reload is announced to the service's other
+    processes (``quanguard.policy_sync``)."""
+    from quanguard.policy_sync import policy_sync
+    from quanguard.usecases.policy import audit_automatic_reloads
+
+    settings = container.settings
+    service = PolicyService(Path(settings.policy_dir), tz=settings.tz, metrics=container.metrics)
+    audit_automatic_reloads(container, service)
+    policy_sync(container, service)  # PostgreSQL: announce reloads to the other workers
+    return service
