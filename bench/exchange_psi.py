@@ -75,7 +75,7 @@ def main() -> None:
     local = PsiClient(client_ids, reveal="count")
     request = local.request()
     with sessions() as s, s.begin():
-        _job, answer = ex.psi(s, NoAudit(), Caller("c", "consumer", "bank"), dataset="ids",
+        _job, answer = ex.delivery.psi(s, NoAudit(), Caller("c", "consumer", "bank"), dataset="ids",
                              request=request)
     assert answer is not None
     outcome = local.finish(answer.setup, answer.response)

@@ -5,14 +5,16 @@ services with their own transactions (the watermark registry) — happen outside
 caller's transaction: :meth:`extract_prepare` (decide, check, decrypt, drop withdrawn
 subjects) → :meth:`extract_render` (mask, mark, serialise; no session) →
 :meth:`extract_finish` (job, receipt, audit). :meth:`extract` chains them in one session.
+
+:class:`Delivery` is what :attr:`exchange.Exchange.delivery` returns: it works through
+the exchange's parts and the steps it shares with aggregates (:class:`~exchange.steps.Steps`).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 from sqlalchemy.orm import Session
@@ -25,22 +27,10 @@ from exchange.jobs import Job
 from exchange.limits import Limits, limits_of
 from exchange.ports import AuditSink, Caller, Grant
 from exchange.psi import PsiAnswer, request_size, serve
-from exchange.receipts import ReceiptSigner, result_digest
+from exchange.receipts import result_digest
+from exchange.steps import Steps, grant_of
 
-if TYPE_CHECKING:
-    from datetime import timedelta
-
-    from exchange.catalog import Catalog
-    from exchange.limits import Defaults
-    from exchange.ports import Clock, Masker, Watermarker
-
-
-def grant_of(decision: Mapping[str, Any]) -> Grant:
-    """The grant recorded with a job (it was approved, so it now allows)."""
-    return Grant(effect="allow", rule_id=decision.get("rule_id"),
-                 policy_version=str(decision.get("policy_version", "")),
-                 reason=str(decision.get("reason", "")),
-                 obligations=dict(decision.get("obligations") or {}))
+__all__ = ["Delivery", "ExtractTicket"]
 
 
 @dataclass(frozen=True)
@@ -57,43 +47,11 @@ class ExtractTicket:
     existing: bool
 
 
-class DeliveryMixin:
-    """PSI and extracts; mixed into :class:`exchange.service.Exchange`."""
+class Delivery:
+    """PSI answers and extracts of one exchange, through its parts and shared steps."""
 
-    catalog: Catalog
-    clock: Clock
-    defaults: Defaults
-    masker: Masker | None
-    watermarker: Watermarker | None
-    signer: ReceiptSigner
-
-    if TYPE_CHECKING:
-        def _decide(self, audit: AuditSink, caller: Caller, action: str, ds: Dataset,
-                    purpose: str | None, *, audit_action: str,
-                    accept: tuple[str, ...] = ...) -> Grant: ...
-
-        def _refuse(self, audit: AuditSink, caller: Caller, action: str, ds: Dataset,
-                    purpose: str | None, grant: Grant | None, exc: Refused,
-                    labels: Mapping[str, Any] | None = None) -> Refused: ...
-
-        def _pending(self, session: Session, audit: AuditSink, caller: Caller, kind: str,
-                     ds: Dataset, query: Mapping[str, Any], purpose: str | None,
-                     grant: Grant, *, digest: str | None = None, size: int | None = None,
-                     body: bytes | None = None) -> Job: ...
-
-        def _expired(self, session: Session, audit: AuditSink, caller: Caller, job: Job,
-                     ds: Dataset, what: str) -> Refused: ...
-
-        @staticmethod
-        def _ttl(job: Job, defaults: Defaults) -> timedelta: ...
-
-        def _budget_key(self, ds: Dataset, lim: Limits) -> str: ...
-
-        def _receipt(self, *, job_id: str, kind: str, ds: Dataset, query: Mapping[str, Any],
-                     eps: float, dlt: float, digest: str) -> dict[str, Any]: ...
-
-        def _table(self, session: Session, ds: Dataset, purpose: str | None,
-                   columns: Iterable[str] | None = None) -> pa.Table: ...
+    def __init__(self, steps: Steps) -> None:
+        self.steps = steps
 
     def _approved(self, session: Session, audit: AuditSink, caller: Caller, job_id: str,
                   kind: str, ds: Dataset, *, digest: str | None,
@@ -108,8 +66,8 @@ class DeliveryMixin:
                 or job.dataset != ds.name:
             raise JobStateError(f"job {job_id} is not an approved {kind} job of yours on {ds.name}")
         expires = jobs.aware(job.expires_at)
-        if expires is not None and self.clock.now() > expires:
-            raise self._expired(session, audit, caller, job, ds, "the approval")
+        if expires is not None and self.steps.clock.now() > expires:
+            raise self.steps.expired(session, audit, caller, job, ds, "the approval")
         differs = []
         if digest is not None and job.request_digest is not None and digest != job.request_digest:
             differs.append("request")
@@ -120,7 +78,7 @@ class DeliveryMixin:
                           f"approved ({job.request_size or '-'} item(s), digest "
                           f"{(job.request_digest or '')[:16]}); an approval runs only the "
                           f"approved request")
-            raise self._refuse(audit, caller, f"exchange.{kind}", ds, job.purpose, None, exc,
+            raise self.steps.refuse(audit, caller, f"exchange.{kind}", ds, job.purpose, None, exc,
                                labels={"job": job_id, "approved_digest": job.request_digest,
                                        "sent_digest": digest})
         return job, grant_of(job.decision)
@@ -129,11 +87,11 @@ class DeliveryMixin:
     def psi_terms(self, session: Session, audit: AuditSink, caller: Caller, *, dataset: str,
                   purpose: str | None = None) -> dict[str, Any]:
         """What a PSI on ``dataset`` would be allowed: effect, reveal mode, id limit."""
-        ds = self.catalog.get(session, dataset)
-        grant = self._decide(audit, caller, "psi", ds, purpose, audit_action="exchange.psi_terms")
-        lim = limits_of(grant.obligations, self.defaults)
+        ds = self.steps.catalog.get(session, dataset)
+        grant = self.steps.decide(audit, caller, "psi", ds, purpose, audit_action="exchange.psi_terms")
+        lim = limits_of(grant.obligations, self.steps.defaults)
         return {"dataset": ds.name, "effect": grant.effect, "reveal": lim.psi_reveal,
-                "max_ids": lim.row_limit or self.defaults.psi_max_ids,
+                "max_ids": lim.row_limit or self.steps.defaults.psi_max_ids,
                 "min_ids": lim.psi_min_set_size, "max_requests": lim.psi_max_requests,
                 "max_items": lim.psi_max_items, "period_days": lim.psi_period_days,
                 "count_epsilon": lim.psi_count_epsilon if lim.psi_reveal == "count" else None,
@@ -146,10 +104,10 @@ class DeliveryMixin:
 
         With ``job_id`` the approved request runs: ``request`` may be omitted (the stored
         one runs) and must otherwise be byte for byte the one approved."""
-        ds = self.catalog.get(session, dataset)
+        ds = self.steps.catalog.get(session, dataset)
         if "psi" not in ds.computations or not ds.key_columns:
             exc = Refused(f"dataset {ds.name!r} does not offer PSI (needs a key column and 'psi')")
-            raise self._refuse(audit, caller, "exchange.psi", ds, purpose, None, exc)
+            raise self.steps.refuse(audit, caller, "exchange.psi", ds, purpose, None, exc)
         if job_id is not None:
             sent = hashlib.sha256(request).hexdigest() if request is not None else None
             job, grant = self._approved(session, audit, caller, job_id, "psi", ds,
@@ -164,41 +122,41 @@ class DeliveryMixin:
         digest = hashlib.sha256(request).hexdigest()
         query = {"client_items": n_items, "key_column": ds.key_columns[0], "request_digest": digest}
         if job_id is None:
-            grant = self._decide(audit, caller, "psi", ds, purpose, audit_action="exchange.psi")
-            lim = limits_of(grant.obligations, self.defaults)
+            grant = self.steps.decide(audit, caller, "psi", ds, purpose, audit_action="exchange.psi")
+            lim = limits_of(grant.obligations, self.steps.defaults)
             try:
                 self._psi_guard(session, ds, caller, lim, n_items)
             except Refused as exc:
-                raise self._refuse(audit, caller, "exchange.psi", ds, purpose, grant, exc,
+                raise self.steps.refuse(audit, caller, "exchange.psi", ds, purpose, grant, exc,
                                    labels={"client_items": n_items}) from None
             if grant.effect == "approval_required":
-                return self._pending(session, audit, caller, "psi", ds, query, purpose, grant,
+                return self.steps.pending(session, audit, caller, "psi", ds, query, purpose, grant,
                                      digest=digest, size=n_items, body=request), None
-        lim = limits_of(grant.obligations, self.defaults)
-        table = self._table(session, ds, purpose, [ds.key_columns[0]])
+        lim = limits_of(grant.obligations, self.steps.defaults)
+        table = self.steps.table(session, ds, purpose, [ds.key_columns[0]])
         col = table.column(ds.key_columns[0]).drop_null().cast(pa.string())
         items = list(dict.fromkeys(str(v).strip() for v in col.to_pylist()))
         noisy = lim.psi_count_epsilon if lim.psi_reveal == "count" else None
-        now, jid = self.clock.now(), job_id or jobs.new_id()
+        now, jid = self.steps.clock.now(), job_id or jobs.new_id()
         try:
             if noisy is not None:  # the count's ε comes out of the same budget as aggregates
-                budget.precheck(session, consumer=caller.org, dataset=self._budget_key(ds, lim),
+                budget.precheck(session, consumer=caller.org, dataset=self.steps.budget_key(ds, lim),
                                 epsilon=noisy, epsilon_cap=lim.epsilon_cap, delta_cap=lim.delta_cap)
             answer = serve(items, request, reveal=lim.psi_reveal,
-                           max_client_items=lim.row_limit or self.defaults.psi_max_ids,
+                           max_client_items=lim.row_limit or self.steps.defaults.psi_max_ids,
                            count_epsilon=noisy)
             if noisy is not None:
-                budget.charge(session, consumer=caller.org, dataset=self._budget_key(ds, lim),
+                budget.charge(session, consumer=caller.org, dataset=self.steps.budget_key(ds, lim),
                               job_id=jid, epsilon=noisy, delta=0.0, epsilon_cap=lim.epsilon_cap,
                               delta_cap=lim.delta_cap, now=now)
         except Refused as exc:
-            raise self._refuse(audit, caller, "exchange.psi", ds, purpose, grant, exc) from None
+            raise self.steps.refuse(audit, caller, "exchange.psi", ds, purpose, grant, exc) from None
         result: dict[str, Any] = {"reveal": answer.reveal, "client_items": n_items}
         if answer.noise is not None:
             result["noise"] = answer.noise.to_json()
-        receipt = self._receipt(job_id=jid, kind="psi", ds=ds, query=query,
+        receipt = self.steps.receipt(job_id=jid, kind="psi", ds=ds, query=query,
                                 eps=noisy or 0.0, dlt=0.0,
-                                digest=answer.digest_with(self.signer.suite))
+                                digest=answer.digest_with(self.steps.signer.suite))
         if job_id is not None:
             job = jobs.update(session, jid, status="done", result=result, receipt=receipt,
                               finished_at=now)
@@ -209,14 +167,14 @@ class DeliveryMixin:
                               request_digest=digest, request_size=n_items)
         audit.record(actor=caller, action="exchange.psi", dataset=ds.name, grade=ds.grade,
                      fields=(ds.key_columns[0],), rows=n_items, purpose=purpose,
-                     grant=grant, result_digest=answer.digest_with(self.signer.suite),
+                     grant=grant, result_digest=answer.digest_with(self.steps.signer.suite),
                      labels={"job": jid, "reveal": answer.reveal, "epsilon": noisy})
         return job, answer
 
     def _psi_guard(self, session: Session, ds: Dataset, caller: Caller, lim: Limits,
                    n_items: int) -> None:
         """Size and rate limits of a new PSI request (see :mod:`exchange.psi_limits`)."""
-        cap = lim.row_limit or self.defaults.psi_max_ids
+        cap = lim.row_limit or self.steps.defaults.psi_max_ids
         if n_items > cap:
             raise Refused(f"PSI request holds {n_items} identifiers; the limit is {cap}")
         if lim.psi_max_requests is not None or lim.psi_max_items is not None:
@@ -224,15 +182,15 @@ class DeliveryMixin:
             # SQLite's writer lock already serialises them)
             psi_limits.lock_family(session, ds.budget_family)
         psi_limits.check(session, lim, consumer_org=caller.org,
-                         datasets=self.catalog.family_members(session, ds.budget_family),
-                         n_items=n_items, now=self.clock.now())
+                         datasets=self.steps.catalog.family_members(session, ds.budget_family),
+                         n_items=n_items, now=self.steps.clock.now())
 
     # -- extract -------------------------------------------------------------------
     def extract_prepare(self, session: Session, audit: AuditSink, caller: Caller, *,
                         dataset: str, fmt: str = "csv", purpose: str | None = None,
                         job_id: str | None = None) -> ExtractTicket | Job:
         """Phase 1: decide and check; a pending Job when approval is required."""
-        ds = self.catalog.get(session, dataset)
+        ds = self.steps.catalog.get(session, dataset)
         if job_id is not None:
             job = jobs.get_for(session, job_id, caller)
             sent = jobs.request_digest({"format": fmt}, job.purpose if purpose is None else purpose)
@@ -240,21 +198,21 @@ class DeliveryMixin:
                                         digest=sent, purpose=purpose)
             purpose = job.purpose
         else:
-            grant = self._decide(audit, caller, "extract", ds, purpose, audit_action="exchange.extract")
+            grant = self.steps.decide(audit, caller, "extract", ds, purpose, audit_action="exchange.extract")
             if grant.effect == "approval_required":
-                return self._pending(session, audit, caller, "extract", ds, {"format": fmt},
+                return self.steps.pending(session, audit, caller, "extract", ds, {"format": fmt},
                                      purpose, grant)
         if "extract" not in ds.computations:
             exc = Refused(f"dataset {ds.name!r} does not offer extracts")
-            raise self._refuse(audit, caller, "exchange.extract", ds, purpose, grant, exc)
-        return ExtractTicket(ds, grant, limits_of(grant.obligations, self.defaults),
-                             self._table(session, ds, purpose), fmt, purpose,
+            raise self.steps.refuse(audit, caller, "exchange.extract", ds, purpose, grant, exc)
+        return ExtractTicket(ds, grant, limits_of(grant.obligations, self.steps.defaults),
+                             self.steps.table(session, ds, purpose), fmt, purpose,
                              job_id or jobs.new_id(), job_id is not None)
 
     def extract_render(self, ticket: ExtractTicket, caller: Caller) -> ExtractOutput:
         """Phase 2 (no session): mask by the policy's profile, mark for ``caller``."""
         lim = ticket.limits
-        return make_extract(ticket.table, masker=self.masker, watermarker=self.watermarker,
+        return make_extract(ticket.table, masker=self.steps.masker, watermarker=self.steps.watermarker,
                             profile=lim.mask_profile, recipient=caller.id,
                             watermark=lim.watermark, fmt=ticket.fmt, dataset=ticket.dataset.name,
                             row_limit=lim.row_limit)
@@ -262,18 +220,18 @@ class DeliveryMixin:
     def extract_refused(self, audit: AuditSink, caller: Caller, ticket: ExtractTicket,
                         exc: Refused) -> Refused:
         """Record a phase-2 refusal (the caller commits it) and return it to raise."""
-        return self._refuse(audit, caller, "exchange.extract", ticket.dataset, ticket.purpose,
+        return self.steps.refuse(audit, caller, "exchange.extract", ticket.dataset, ticket.purpose,
                             ticket.grant, exc)
 
     def extract_finish(self, session: Session, audit: AuditSink, caller: Caller,
                        ticket: ExtractTicket, out: ExtractOutput) -> Job:
         """Phase 3: job record, receipt over the delivered bytes, audit event."""
         ds, lim, jid = ticket.dataset, ticket.limits, ticket.job_id
-        now, digest = self.clock.now(), result_digest(out.data, self.signer.suite)
+        now, digest = self.steps.clock.now(), result_digest(out.data, self.steps.signer.suite)
         result = {"extract": {"rows": out.rows, "columns": list(out.columns), "format": out.fmt,
                               "mask_profile": lim.mask_profile, "watermarked": out.watermarked}}
         query = {"format": ticket.fmt}
-        receipt = self._receipt(job_id=jid, kind="extract", ds=ds, query=query, eps=0.0,
+        receipt = self.steps.receipt(job_id=jid, kind="extract", ds=ds, query=query, eps=0.0,
                                 dlt=0.0, digest=digest)
         if ticket.existing:
             job = jobs.update(session, jid, status="done", result=result, receipt=receipt,

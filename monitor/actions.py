@@ -53,7 +53,7 @@ SERVICE_ACTIONS = (
     "watermark_embed",
 )
 
-# What the exchange records (exchange/service.py, exchange/delivery.py); ``exchange.<kind>``
+# What the exchange records (exchange/steps.py, service.py, delivery.py); ``exchange.<kind>``
 # for a job queued for approval, kind one of aggregate / psi / extract.
 EXCHANGE_ACTIONS = (
     "exchange.aggregate",

@@ -291,14 +291,14 @@ def aggregate(container: Container, principal: Principal, ctx: RequestContext | 
 def psi_terms(container: Container, principal: Principal, ctx: RequestContext | None, *, dataset: str,
               purpose: str | None = None) -> dict[str, object]:
     with exchange_work(container, principal, ctx, "exchange.psi_terms", dataset=dataset) as w:
-        return w.ex.psi_terms(w.session, w.audit, w.caller, dataset=dataset, purpose=purpose)
+        return w.ex.delivery.psi_terms(w.session, w.audit, w.caller, dataset=dataset, purpose=purpose)
 
 
 def psi(container: Container, principal: Principal, ctx: RequestContext | None, *, dataset: str, request: bytes | None,
         purpose: str | None = None, job_id: str | None = None) -> tuple[dict[str, object], PsiAnswer | None]:
     """A PSI answer; with ``job_id`` the approved request runs (``request`` may be None)."""
     with exchange_work(container, principal, ctx, "exchange.psi", dataset=dataset) as w:
-        job, answer = w.ex.psi(w.session, w.audit, w.caller, dataset=dataset, request=request,
+        job, answer = w.ex.delivery.psi(w.session, w.audit, w.caller, dataset=dataset, request=request,
                                purpose=purpose, job_id=job_id)
     return job.to_public(), answer
 
@@ -311,20 +311,20 @@ def extract(container: Container, principal: Principal, ctx: RequestContext | No
     from exchange.jobs import Job
 
     with exchange_work(container, principal, ctx, "exchange.extract", dataset=dataset) as w:
-        ticket = w.ex.extract_prepare(w.session, w.audit, w.caller, dataset=dataset, fmt=fmt,
+        ticket = w.ex.delivery.extract_prepare(w.session, w.audit, w.caller, dataset=dataset, fmt=fmt,
                                       purpose=purpose, job_id=job_id)
     if isinstance(ticket, Job):
         return ticket.to_public(), None
     ex: Exchange = container.exchange
     caller = caller_of(principal)
     try:
-        out = ex.extract_render(ticket, caller)
+        out = ex.delivery.extract_render(ticket, caller)
     except Refused as exc:
         with exchange_work(container, principal, ctx, "exchange.extract", dataset=dataset) as w:
-            raise w.ex.extract_refused(w.audit, w.caller, ticket, exc) from None
+            raise w.ex.delivery.extract_refused(w.audit, w.caller, ticket, exc) from None
         raise  # pragma: no cover - the unit of work re-raises the recorded refusal
     with exchange_work(container, principal, ctx, "exchange.extract", dataset=dataset) as w:
-        job = w.ex.extract_finish(w.session, w.audit, w.caller, ticket, out)
+        job = w.ex.delivery.extract_finish(w.session, w.audit, w.caller, ticket, out)
     return job.to_public(), out.data
 
 

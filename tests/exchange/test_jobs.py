@@ -123,7 +123,7 @@ def test_consent_withdrawal_excludes_subjects(registered, sessions) -> None:
 def test_extract_is_masked_and_watermarked(registered, sessions) -> None:
     ex, _ = registered
     with sessions() as s, s.begin():
-        job, out = ex.extract(s, ListAudit(), CONSUMER, dataset="residents")
+        job, out = ex.delivery.extract(s, ListAudit(), CONSUMER, dataset="residents")
     t = pacsv.read_csv(io.BytesIO(out.data))
     assert t.num_rows == 2000 and set(t.column("_mark").to_pylist()) == {CONSUMER.id}
     assert all(str(v).endswith("**") for v in t.column("name").to_pylist())
@@ -141,7 +141,7 @@ def test_extract_passes_the_made_up_columns_to_the_watermark(sessions, make_exch
     with sessions() as s, s.begin():
         ex.register(s, ListAudit(), PROVIDER, name="residents", table=population(50))
     with sessions() as s, s.begin():
-        _, out = ex.extract(s, ListAudit(), CONSUMER, dataset="residents")
+        _, out = ex.delivery.extract(s, ListAudit(), CONSUMER, dataset="residents")
     assert out is not None and wm.datasets == ["residents"]
     assert wm.pseudonyms == [made_up or ()]
 
@@ -158,12 +158,12 @@ def test_extract_refusals(sessions, make_exchange, obligations, masker, reason) 
     with sessions() as s, s.begin():
         ex.register(s, ListAudit(), PROVIDER, name="residents", table=population(50))
     with sessions() as s, s.begin(), pytest.raises(Refused, match=reason):
-        ex.extract(s, ListAudit(), CONSUMER, dataset="residents")
+        ex.delivery.extract(s, ListAudit(), CONSUMER, dataset="residents")
 
 
 def test_extract_denied_by_policy_gives_reason(sessions, make_exchange) -> None:
     ex = _approval_exchange(make_exchange, sessions)
     audit = ListAudit()
     with sessions() as s, s.begin(), pytest.raises(Refused, match="fake policy: deny"):
-        ex.extract(s, audit, CONSUMER, dataset="residents")
+        ex.delivery.extract(s, audit, CONSUMER, dataset="residents")
     assert audit.actions() == [("exchange.extract", "denied")]

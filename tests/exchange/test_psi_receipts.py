@@ -16,7 +16,7 @@ def _psi(ex, sessions, ids, reveal):
     client = PsiClient(ids, reveal=reveal)
     req = client.request()
     with sessions() as s, s.begin():
-        job, answer = ex.psi(s, ListAudit(), CONSUMER, dataset="residents", request=req)
+        job, answer = ex.delivery.psi(s, ListAudit(), CONSUMER, dataset="residents", request=req)
     return job, client.finish(answer.setup, answer.response), req, answer
 
 

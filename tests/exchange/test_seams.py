@@ -44,7 +44,7 @@ def test_a_pending_psi_runs_only_as_approved_and_expires(sessions, make_exchange
     client = PsiClient([f"3701{i:010d}" for i in range(12)], reveal="count")
     req = client.request()
     with sessions() as s, s.begin():
-        job, answer = ex.psi(s, ListAudit(), CONSUMER, dataset="residents", request=req)
+        job, answer = ex.delivery.psi(s, ListAudit(), CONSUMER, dataset="residents", request=req)
     assert answer is None and job.request_size == 12 and job.request_digest
     with sessions() as s, s.begin():
         approved = ex.decide_job(s, ListAudit(), MANAGER, job.id, approve=True, reason="ok")
@@ -52,14 +52,14 @@ def test_a_pending_psi_runs_only_as_approved_and_expires(sessions, make_exchange
     other = PsiClient([f"3701{i:010d}" for i in range(500)], reveal="count").request()
     audit = ListAudit()
     with sessions() as s, s.begin(), pytest.raises(Refused, match="approved"):
-        ex.psi(s, audit, CONSUMER, dataset="residents", request=other, job_id=job.id)
+        ex.delivery.psi(s, audit, CONSUMER, dataset="residents", request=other, job_id=job.id)
     assert audit.actions() == [("exchange.psi", "denied")]
     with sessions() as s, s.begin(), pytest.raises(Refused, match="purpose"):
-        ex.psi(s, ListAudit(), CONSUMER, dataset="residents", request=None, job_id=job.id,
+        ex.delivery.psi(s, ListAudit(), CONSUMER, dataset="residents", request=None, job_id=job.id,
                purpose="营销")
     ex.clock.t += timedelta(days=3)
     with sessions() as s, s.begin(), pytest.raises(Refused, match="expired"):
-        ex.psi(s, ListAudit(), CONSUMER, dataset="residents", request=None, job_id=job.id)
+        ex.delivery.psi(s, ListAudit(), CONSUMER, dataset="residents", request=None, job_id=job.id)
     with sessions() as s:
         from exchange import jobs
 
@@ -71,15 +71,15 @@ def test_the_stored_request_runs_when_none_is_sent(sessions, make_exchange) -> N
     _register(ex, sessions)
     client = PsiClient([f"3701{i:010d}" for i in range(7)] + ["x1", "x2", "x3"], reveal="count")
     with sessions() as s, s.begin():
-        job, _ = ex.psi(s, ListAudit(), CONSUMER, dataset="residents", request=client.request())
+        job, _ = ex.delivery.psi(s, ListAudit(), CONSUMER, dataset="residents", request=client.request())
     with sessions() as s, s.begin():
         ex.decide_job(s, ListAudit(), MANAGER, job.id, approve=True, reason="ok")
     with sessions() as s, s.begin():
-        done, answer = ex.psi(s, ListAudit(), CONSUMER, dataset="residents", request=None,
+        done, answer = ex.delivery.psi(s, ListAudit(), CONSUMER, dataset="residents", request=None,
                               job_id=job.id)
     assert done.status == "done" and client.finish(answer.setup, answer.response).intersection_size == 7
     with sessions() as s, s.begin(), pytest.raises(JobStateError):
-        ex.psi(s, ListAudit(), CONSUMER, dataset="residents", request=None, job_id=job.id)
+        ex.delivery.psi(s, ListAudit(), CONSUMER, dataset="residents", request=None, job_id=job.id)
 
 
 def test_psi_limits_refuse_small_sets_and_too_many_requests(sessions, make_exchange) -> None:
@@ -88,14 +88,14 @@ def test_psi_limits_refuse_small_sets_and_too_many_requests(sessions, make_excha
     _register(ex, sessions)
     audit = ListAudit()
     with sessions() as s, s.begin(), pytest.raises(Refused, match="psi_min_set_size"):
-        ex.psi(s, audit, CONSUMER, dataset="residents",
+        ex.delivery.psi(s, audit, CONSUMER, dataset="residents",
                request=PsiClient(["3701" + "0" * 10], reveal="count").request())
     for i in range(3):
         with sessions() as s, s.begin():
-            ex.psi(s, audit, CONSUMER, dataset="residents",
+            ex.delivery.psi(s, audit, CONSUMER, dataset="residents",
                    request=PsiClient([f"p{i}-{j}" for j in range(5)], reveal="count").request())
     with sessions() as s, s.begin(), pytest.raises(Refused, match="psi_max_requests"):
-        ex.psi(s, audit, CONSUMER, dataset="residents",
+        ex.delivery.psi(s, audit, CONSUMER, dataset="residents",
                request=PsiClient([f"q{j}" for j in range(5)], reveal="count").request())
     assert audit.actions().count(("exchange.psi", "denied")) == 2
 
@@ -106,12 +106,12 @@ def test_count_noise_is_charged_to_the_budget(sessions, make_exchange) -> None:
     _register(ex, sessions)
     for _ in range(2):
         with sessions() as s, s.begin():
-            job, answer = ex.psi(s, ListAudit(), CONSUMER, dataset="residents",
+            job, answer = ex.delivery.psi(s, ListAudit(), CONSUMER, dataset="residents",
                                  request=PsiClient([f"3701{i:010d}" for i in range(20)],
                                                    reveal="count").request())
         assert answer.noise is not None and job.result["noise"]["epsilon"] == 0.8
     with sessions() as s, s.begin(), pytest.raises(BudgetExhausted):
-        ex.psi(s, ListAudit(), CONSUMER, dataset="residents",
+        ex.delivery.psi(s, ListAudit(), CONSUMER, dataset="residents",
                request=PsiClient([f"3701{i:010d}" for i in range(20)], reveal="count").request())
     with sessions() as s:
         st = ex.budget_state(s, ListAudit(), CONSUMER, dataset="residents")
@@ -192,14 +192,14 @@ def test_an_approved_extract_runs_only_in_the_approved_format(sessions, make_exc
         "approval_required", {"mask_profile": "共享", "watermark": True})
     _register(ex, sessions)
     with sessions() as s, s.begin():
-        job = ex.extract_prepare(s, ListAudit(), CONSUMER, dataset="residents", fmt="csv",
+        job = ex.delivery.extract_prepare(s, ListAudit(), CONSUMER, dataset="residents", fmt="csv",
                                  purpose="统计")
     assert job.status == "pending_approval" and job.request_view()["purpose"] == "统计"
     with sessions() as s, s.begin():
         ex.decide_job(s, ListAudit(), MANAGER, job.id, approve=True, reason="ok")
     with sessions() as s, s.begin(), pytest.raises(Refused, match="approved"):
-        ex.extract(s, ListAudit(), CONSUMER, dataset="residents", fmt="parquet", job_id=job.id)
+        ex.delivery.extract(s, ListAudit(), CONSUMER, dataset="residents", fmt="parquet", job_id=job.id)
     with sessions() as s, s.begin():
-        done, out = ex.extract(s, ListAudit(), CONSUMER, dataset="residents", fmt="csv",
+        done, out = ex.delivery.extract(s, ListAudit(), CONSUMER, dataset="residents", fmt="csv",
                                job_id=job.id)
     assert done.status == "done" and out is not None and done.purpose == "统计"
