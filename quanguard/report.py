@@ -1,15 +1,16 @@
 """The monthly report for compliance officers: one month of the trail at a glance.
 
-``monthly_report(container, principal, "2026-11", ctx)`` gathers, for the calendar month
-in the service's zone: accesses by organisation, dataset and grade; denials; alerts by
+``gather(session, month="2026-11", tz=..., generated_by=...)`` reads, for the calendar
+month in the service's zone: accesses by organisation, dataset and grade; denials; alerts by
 severity and their time to close; exchange jobs and ε spent per consumer organisation;
 the top datasets; and the trail's integrity (last verification, last exported checkpoint
 and its age). ``render_html`` (``quanguard.report_html``) turns it into one
 self-contained HTML page (inline SVG charts, no external resources); ``html_to_pdf``
 prints that page to PDF with headless Chromium where it is installed.
 
-Reading the report is itself recorded (``audit_report``, policy action
-``audit_search``) with the month and the format.
+The use case :func:`quanguard.usecases.report.monthly_report` asks the gate (policy
+action ``audit_search``) and records the reading (``audit_report``, with the month and
+the format) in the same unit of work as the read.
 """
 
 from __future__ import annotations
@@ -28,16 +29,12 @@ import sqlalchemy as sa
 
 from monitor.events import utc_now
 from monitor.store import ALERTS, CHECKPOINTS, EVENTS, VERIFY_RUNS, from_us, to_us
-from quanguard.auth import Principal
 from quanguard.errors import InvalidInput, Unavailable
-from quanguard.gate import RequestContext, authorize
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from quanguard.container import Container
-
-__all__ = ["MonthlyReport", "html_to_pdf", "month_range", "monthly_report"]
+__all__ = ["MonthlyReport", "gather", "html_to_pdf", "month_range"]
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 TOP = 10
@@ -139,60 +136,48 @@ def _integrity(session: Session, now: datetime) -> dict[str, Any]:
     return out
 
 
-def monthly_report(container: Container, principal: Principal, month: str, ctx: RequestContext,
-                   *, fmt: str = "html") -> MonthlyReport:
-    """Gather the report of ``month`` and record that it was read (``audit_report``)."""
-    tz = container.settings.tz
+def gather(session: Session, *, month: str, tz: str, generated_by: str) -> MonthlyReport:
+    """The report of ``month`` (``YYYY-MM`` in ``tz``) from the trail in ``session``."""
     start, end = month_range(month, tz)
-    labels = {"month": month, "format": fmt}
-    decision = authorize(container, principal, "audit_search", None, ctx,
-                         audit_action="audit_report", labels=labels)
     now = utc_now()
     span = [EVENTS.c.ts >= to_us(start), EVENTS.c.ts < to_us(end)]
     access = [*span, EVENTS.c.dataset.is_not(None),
               sa.or_(EVENTS.c.effect.is_(None), EVENTS.c.effect != "deny")]
     denied = [*span, EVENTS.c.effect == "deny"]
-    with container.session() as session:
-        total = int(session.execute(sa.select(sa.func.count()).select_from(EVENTS)
-                                    .where(*span)).scalar_one())
-        accesses = int(session.execute(sa.select(sa.func.count()).select_from(EVENTS)
-                                       .where(*access)).scalar_one())
-        by_org = _grouped(session, EVENTS.c.org, access, TOP)
-        by_dataset = _grouped(session, EVENTS.c.dataset, access, TOP)
-        by_grade = _grouped(session, EVENTS.c.grade, access)
-        denials = int(session.execute(sa.select(sa.func.count()).select_from(EVENTS)
-                                      .where(*denied)).scalar_one())
-        denials_by_org = _grouped(session, EVENTS.c.org, denied, TOP)
-        denials_by_action = _grouped(session, EVENTS.c.action, denied, TOP)
-        # Alerts belong to the month of the events they are about (window start).
-        in_month = [ALERTS.c.window_start >= to_us(start), ALERTS.c.window_start < to_us(end)]
-        severities = dict(_grouped(session, ALERTS.c.severity, in_month))
-        closing: dict[str, list[float]] = {}
-        open_alerts = 0
-        for sev, status, created, updated in session.execute(sa.select(
-                ALERTS.c.severity, ALERTS.c.status, ALERTS.c.created, ALERTS.c.updated)
-                .where(*in_month)):
-            if status == "closed":
-                closing.setdefault(str(sev), []).append((updated - created) / 3.6e9)
-            else:
-                open_alerts += 1
-        exchange_ok, jobs = _exchange(session, start, end)
-        integrity = _integrity(session, now)
+    total = int(session.execute(sa.select(sa.func.count()).select_from(EVENTS)
+                                .where(*span)).scalar_one())
+    accesses = int(session.execute(sa.select(sa.func.count()).select_from(EVENTS)
+                                   .where(*access)).scalar_one())
+    by_org = _grouped(session, EVENTS.c.org, access, TOP)
+    by_dataset = _grouped(session, EVENTS.c.dataset, access, TOP)
+    by_grade = _grouped(session, EVENTS.c.grade, access)
+    denials = int(session.execute(sa.select(sa.func.count()).select_from(EVENTS)
+                                  .where(*denied)).scalar_one())
+    denials_by_org = _grouped(session, EVENTS.c.org, denied, TOP)
+    denials_by_action = _grouped(session, EVENTS.c.action, denied, TOP)
+    # Alerts belong to the month of the events they are about (window start).
+    in_month = [ALERTS.c.window_start >= to_us(start), ALERTS.c.window_start < to_us(end)]
+    severities = dict(_grouped(session, ALERTS.c.severity, in_month))
+    closing: dict[str, list[float]] = {}
+    open_alerts = 0
+    for sev, status, created, updated in session.execute(sa.select(
+            ALERTS.c.severity, ALERTS.c.status, ALERTS.c.created, ALERTS.c.updated)
+            .where(*in_month)):
+        if status == "closed":
+            closing.setdefault(str(sev), []).append((updated - created) / 3.6e9)
+        else:
+            open_alerts += 1
+    exchange_ok, jobs = _exchange(session, start, end)
+    integrity = _integrity(session, now)
     order = ("critical", "high", "medium", "low")
-    report = MonthlyReport(
-        month=month, tz=tz, generated=now, generated_by=f"{principal.name} ({principal.role}, "
-        f"{principal.org})", total_events=total, accesses=accesses, by_org=by_org,
-        by_dataset=by_dataset, by_grade=by_grade, denials=denials,
-        denials_by_org=denials_by_org, denials_by_action=denials_by_action,
+    return MonthlyReport(
+        month=month, tz=tz, generated=now, generated_by=generated_by, total_events=total,
+        accesses=accesses, by_org=by_org, by_dataset=by_dataset, by_grade=by_grade,
+        denials=denials, denials_by_org=denials_by_org, denials_by_action=denials_by_action,
         alerts_by_severity=[(s, severities.get(s, 0)) for s in order],
         close_hours=[(s, len(closing.get(s, [])), _median(closing.get(s, []))) for s in order],
         open_alerts=open_alerts, jobs=jobs, exchange_available=exchange_ok,
         integrity=integrity)
-    from quanguard.usecases.audit_read import _record
-
-    _record(container, principal, "audit_report", ctx, decision=decision, rows=total,
-            labels=labels)
-    return report
 
 
 def find_chromium() -> str | None:

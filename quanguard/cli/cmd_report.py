@@ -23,8 +23,9 @@ def report(
     organisation, top datasets, trail integrity. Reading it is recorded in the trail.
     Run it with an officer's or auditor's key in QUANGUARD_API_KEY."""
     from quanguard.gate import RequestContext
-    from quanguard.report import html_to_pdf, monthly_report
+    from quanguard.report import html_to_pdf
     from quanguard.report_html import render_html
+    from quanguard.usecases.report import monthly_report
 
     with use_container() as container:
         principal = cli_principal(container)

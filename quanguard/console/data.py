@@ -342,8 +342,9 @@ def report(container: Container, principal: Principal, ctx: RequestContext, mont
     import tempfile
     from pathlib import Path
 
-    from quanguard.report import html_to_pdf, monthly_report
+    from quanguard.report import html_to_pdf
     from quanguard.report_html import render_html
+    from quanguard.usecases.report import monthly_report
 
     try:
         html = render_html(monthly_report(container, principal, month, _gate_ctx(ctx),

@@ -18,8 +18,9 @@ from monitor.sql_search import SqlSearchBackend
 from quanguard.container import Container
 from quanguard.errors import Forbidden, InvalidInput
 from quanguard.gate import RequestContext
-from quanguard.report import month_range, monthly_report
+from quanguard.report import month_range
 from quanguard.report_html import render_html
+from quanguard.usecases.report import monthly_report
 from tests.console.conftest import _ensure_monitor_schema, seed_trail
 
 TZ = "Asia/Shanghai"
