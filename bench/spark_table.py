@@ -5,7 +5,7 @@ of 131,072 rows) is masked twice with the same keys and profile:
 
 * **single**: ``quanguard.usecases.mask.mask_file`` (sampled scan → plan → streaming masker
   → Parquet file), in one process;
-* **spark**: ``quanguard.spark.mask`` on ``local[2]`` (sampled scan on Spark → the same
+* **spark**: ``quanguard.usecases.spark.mask`` on ``local[2]`` (sampled scan on Spark → the same
   plan → the same masker in ``mapInArrow`` → a Parquet folder).
 
 Each mode runs in its own subprocess; a sampler thread records the peak resident memory of
@@ -162,7 +162,8 @@ def run_mode(mode: str, src: Path, workdir: Path) -> dict[str, Any]:
             out["rows"] = res.result.stats.rows
             out["cells_masked"] = res.result.stats.cells
         else:
-            from quanguard.spark import get_session, mask
+            from quanguard.spark import get_session
+            from quanguard.usecases.spark import mask
 
             t0 = time.perf_counter()
             spark = get_session("local[2]", app_name="quanguard-bench")

@@ -51,11 +51,11 @@ def scan(
 ) -> None:
     """Classify and grade the columns of IN on Spark (every partition runs the table
     scanner's kernels), store the report in the asset inventory, record one audit event."""
-    from quanguard.spark import jobs
+    from quanguard.usecases import spark as uc
 
     with use_container() as container:
-        out = jobs.scan(container, cli_principal(container), src, master=master, fmt=input_format,
-                        encoding=encoding, sample=sample, full=full, dataset=dataset)
+        out = uc.scan(container, cli_principal(container), src, master=master, fmt=input_format,
+                      encoding=encoding, sample=sample, full=full, dataset=dataset)
     if fmt is OutputFormat.json:
         emit(out.to_dict())
         return
@@ -83,12 +83,12 @@ def mask(
 ) -> None:
     """Mask IN on Spark into the Parquet folder OUT with the service's keys and profiles;
     every cell equals what `quanguard mask` writes with the same keys and plan."""
-    from quanguard.spark import jobs
+    from quanguard.usecases import spark as uc
 
     with use_container() as container:
-        result = jobs.mask(container, cli_principal(container), src, out, master=master,
-                           fmt=input_format, encoding=encoding, profile=profile, plan_file=plan,
-                           key_file=key_file, sample=sample, dataset=dataset)
+        result = uc.mask(container, cli_principal(container), src, out, master=master,
+                         fmt=input_format, encoding=encoding, profile=profile, plan_file=plan,
+                         key_file=key_file, sample=sample, dataset=dataset)
     _report(fmt, result, lambda: f"{out}: {result.rows_out:,} rows, {result.cells_masked:,} cells "
                                  f"masked (profile {result.profile}, {result.partitions} partitions, "
                                  f"{result.seconds:.1f} s)")
@@ -110,14 +110,14 @@ def watermark(
 ) -> None:
     """Mark IN for RECIPIENT on Spark into the Parquet folder OUT and register the copy;
     `quanguard watermark detect` traces a leak of it."""
-    from quanguard.spark import jobs
+    from quanguard.usecases import spark as uc
     from watermark import Params
 
     params = Params(gamma=gamma, key_columns=tuple(key_column or ()), columns=tuple(column or ()))
     with use_container() as container:
-        result = jobs.watermark(container, cli_principal(container), src, out,
-                                recipient=recipient, master=master, fmt=input_format,
-                                encoding=encoding, dataset=dataset, params=params)
+        result = uc.watermark(container, cli_principal(container), src, out,
+                              recipient=recipient, master=master, fmt=input_format,
+                              encoding=encoding, dataset=dataset, params=params)
     _report(fmt, result, lambda: f"{out}: copy {result.copy_id} of {result.dataset} for {recipient}: "
                                  f"{result.report.rows:,} rows, {result.report.marked_cells:,} marked "
                                  f"cells ({result.partitions} partitions, {result.seconds:.1f} s)")

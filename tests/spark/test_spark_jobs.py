@@ -16,7 +16,7 @@ from desensitize.tableio import open_table
 from monitor.events import AuditEvent
 from quanguard.auth import Principal
 from quanguard.errors import Forbidden, InvalidInput
-from quanguard.spark import jobs
+from quanguard.usecases import spark as uc
 
 MANAGER = Principal(id="m-1", name="manager-1", role="manager", org="市大数据局")
 AUDITOR = Principal(id="a-1", name="auditor-1", role="auditor", org="市大数据局")
@@ -42,7 +42,7 @@ def test_scan_classifies_like_the_single_process_scan(container, spark, people_c
     scanner = container.scanner
     single = scanner.grade(scanner.table_scanner().scan(
         open_table(str(people_csv)).iter_batches(16_384), sampled=False))
-    out = jobs.scan(container, MANAGER, str(people_csv), spark=spark, full=True)
+    out = uc.scan(container, MANAGER, str(people_csv), spark=spark, full=True)
     assert _key(out.report) == _key(single)
     assert out.report.dataset_grade == single.dataset_grade
     assert out.report.k_anonymity == single.k_anonymity
@@ -61,8 +61,8 @@ def test_masked_cells_are_byte_identical_to_the_single_process_mask(container, s
 
     single_out = tmp_path / "single.csv"
     mask_file(container, MANAGER, str(people_csv), str(single_out))
-    out = jobs.mask(container, MANAGER, str(people_csv), str(tmp_path / "spark.parquet"),
-                    spark=spark)
+    out = uc.mask(container, MANAGER, str(people_csv), str(tmp_path / "spark.parquet"),
+                  spark=spark)
     single = pa.Table.from_batches(list(open_table(str(single_out)).iter_batches())).sort_by("编号")
     ours = pq.read_table(tmp_path / "spark.parquet").sort_by("编号")
     assert ours.column_names == single.column_names
@@ -81,8 +81,8 @@ def test_masked_cells_are_byte_identical_to_the_single_process_mask(container, s
 def test_a_leak_of_a_spark_marked_copy_is_traced(container, spark, people_csv, tmp_path):
     from quanguard.usecases.watermark import detect
 
-    out = jobs.watermark(container, MANAGER, str(people_csv), str(tmp_path / "marked.parquet"),
-                         recipient="bureau-7", spark=spark, dataset="people")
+    out = uc.watermark(container, MANAGER, str(people_csv), str(tmp_path / "marked.parquet"),
+                       recipient="bureau-7", spark=spark, dataset="people")
     assert out.report.rows == 3_000 and out.report.marked_cells > 0
     marked = pq.read_table(tmp_path / "marked.parquet")
     leak = tmp_path / "leak.csv"
@@ -97,7 +97,7 @@ def test_refused_job_writes_nothing_and_leaves_one_deny_event(container, spark, 
                                                              tmp_path):
     target = tmp_path / "denied.parquet"
     with pytest.raises(Forbidden):
-        jobs.mask(container, CONSUMER, str(people_csv), str(target), spark=spark)
+        uc.mask(container, CONSUMER, str(people_csv), str(target), spark=spark)
     assert not target.exists()
     denied = [e for e in events(container) if e.action == "mask"]
     assert len(denied) == 1 and denied[0].decision is not None
@@ -106,13 +106,13 @@ def test_refused_job_writes_nothing_and_leaves_one_deny_event(container, spark, 
 
 def test_bad_inputs_are_clear_errors(container, spark, people_csv, tmp_path):
     with pytest.raises(InvalidInput, match="no such file"):
-        jobs.scan(container, MANAGER, str(tmp_path / "missing.parquet"), spark=spark)
+        uc.scan(container, MANAGER, str(tmp_path / "missing.parquet"), spark=spark)
     with pytest.raises(InvalidInput, match="Parquet or CSV"):
-        jobs.scan(container, MANAGER, str(tmp_path / "x.xlsx"), spark=spark)
+        uc.scan(container, MANAGER, str(tmp_path / "x.xlsx"), spark=spark)
     existing = tmp_path / "exists.parquet"
     existing.mkdir()
     with pytest.raises(InvalidInput, match="exists"):
-        jobs.mask(container, MANAGER, str(people_csv), str(existing), spark=spark)
+        uc.mask(container, MANAGER, str(people_csv), str(existing), spark=spark)
 
 
 def test_cli_spark_scan(container, spark, people_csv, make_key, monkeypatch, tmp_path: Path):
@@ -142,8 +142,8 @@ def test_a_job_that_breaks_after_it_was_allowed_leaves_one_failure_event(contain
     bad_key.write_bytes(b"too short")
     target = tmp_path / "never.parquet"
     with pytest.raises(Exception, match="32 bytes|key"):
-        jobs.mask(container, MANAGER, str(people_csv), str(target), spark=spark,
-                  key_file=str(bad_key))
+        uc.mask(container, MANAGER, str(people_csv), str(target), spark=spark,
+                key_file=str(bad_key))
     assert not target.exists()
     (event,) = [e for e in events(container) if e.action == "mask"]
     assert event.outcome == "failure" and event.labels.get("engine") == "spark"
