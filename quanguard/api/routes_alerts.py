@@ -32,7 +32,7 @@ def get_alerts(caller: _Team, container: ContainerDep, ctx: ContextDep,
 
     alerts = uc.list_alerts(container, caller, status=status, rule=rule, actor=actor,
                             limit=max(1, min(limit, 1000)), offset=max(0, offset),
-                            source_ip=ctx.source_ip, request_id=ctx.request_id)
+                            ctx=ctx)
     names = names_of(container, [a.actor for a in alerts])
     return {"alerts": [{**a.to_dict(), "events": len(a.seqs),
                         "user": {"id": a.actor, "name": names.get(a.actor)}}
@@ -44,5 +44,5 @@ def patch_alert(alert_id: str, change: AlertChange, caller: _Team, container: Co
                 ctx: ContextDep) -> Any:
     """Acknowledge, close (with a note) or reopen an alert. A closed alert stays closed."""
     alert = uc.update_alert(container, caller, alert_id, status=change.status, note=change.note,
-                            source_ip=ctx.source_ip, request_id=ctx.request_id)
+                            ctx=ctx)
     return alert.to_dict()

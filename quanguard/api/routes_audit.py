@@ -47,8 +47,7 @@ async def post_event(request: Request, caller: _Reporter, container: ContainerDe
     if b"\n" in body.strip():
         raise InvalidInput("one JSON object expected; post NDJSON to /v1/events/batch")
     result = await run_in_threadpool(
-        uc.ingest, container, caller, [body], source_ip=ctx.source_ip,
-        request_id=ctx.request_id, max_lines=1)
+        uc.ingest, container, caller, [body], ctx=ctx, max_lines=1)
     if result.errors:
         raise InvalidEvent(result.errors[0].message)
     if not result.accepted:
@@ -69,8 +68,7 @@ async def post_batch(request: Request, caller: _Reporter, container: ContainerDe
     except UnicodeDecodeError as exc:
         raise InvalidInput("the body is not UTF-8") from exc
     result = await run_in_threadpool(
-        uc.ingest, container, caller, text.splitlines(), source_ip=ctx.source_ip,
-        request_id=ctx.request_id, max_lines=MAX_BATCH)
+        uc.ingest, container, caller, text.splitlines(), ctx=ctx, max_lines=MAX_BATCH)
     if result.errors:
         response.status_code = 207 if result.accepted else 400
     return result.to_dict()
@@ -142,8 +140,7 @@ def audit_search(
         return Response(done.body, media_type=done.media_type, headers={
             "Content-Disposition": f'attachment; filename="{done.filename}"',
             "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
-    result = uc.search(container, caller, query, source_ip=ctx.source_ip,
-                       request_id=ctx.request_id)
+    result = uc.search(container, caller, query, ctx=ctx)
     backend = getattr(container.search, "last_backend", None) or getattr(
         container.search, "name", None)
     out = uc.result_dict(result, query, backend)
@@ -166,14 +163,14 @@ def audit_event(seq: int, caller: _Searcher, container: ContainerDep, ctx: Conte
 @router.get("/v1/audit/status")
 def audit_status(caller: _Overseer, container: ContainerDep, ctx: ContextDep) -> Any:
     """Trail head, last signed checkpoint, last verification, Elasticsearch shipping."""
-    return uc.status(container, caller, source_ip=ctx.source_ip, request_id=ctx.request_id)
+    return uc.status(container, caller, ctx=ctx)
 
 
 @router.post("/v1/audit/checkpoint")
 def audit_checkpoint(caller: _Signer, container: ContainerDep, ctx: ContextDep) -> Any:
     """Sign a checkpoint of the current head and hand it out (it counts as exported:
     keep it outside, ``quanguard audit verify --checkpoint FILE`` checks against it)."""
-    cp = uc.checkpoint(container, caller, source_ip=ctx.source_ip, request_id=ctx.request_id)
+    cp = uc.checkpoint(container, caller, ctx=ctx)
     return cp.to_dict()
 
 
@@ -181,7 +178,7 @@ def audit_checkpoint(caller: _Signer, container: ContainerDep, ctx: ContextDep) 
 def audit_proof(seq: int, caller: _Overseer, container: ContainerDep, ctx: ContextDep) -> Any:
     """Inclusion proof of event ``seq`` with the signed checkpoint it is proven against
     (``quanguard audit verify-proof`` checks it offline)."""
-    return uc.proof(container, caller, seq, source_ip=ctx.source_ip, request_id=ctx.request_id)
+    return uc.proof(container, caller, seq, ctx=ctx)
 
 
 @router.get("/v1/audit/consistency")
@@ -189,5 +186,4 @@ def audit_consistency(old_size: int, caller: _Overseer, container: ContainerDep,
                       ctx: ContextDep) -> Any:
     """RFC 6962 consistency proof from an exported checkpoint of ``old_size`` events to a
     fresh signed checkpoint (``quanguard audit verify-consistency`` checks it offline)."""
-    return uc.consistency(container, caller, old_size, source_ip=ctx.source_ip,
-                          request_id=ctx.request_id)
+    return uc.consistency(container, caller, old_size, ctx=ctx)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
@@ -12,17 +12,20 @@ from quanguard.auth import Principal
 from quanguard.policy import Resource
 from quanguard.usecases import policy as uc
 
+if TYPE_CHECKING:
+    from quanguard.container import Container
+
 router = APIRouter(tags=["policy"])
 
 
-def on_startup(container: Any) -> None:
+def on_startup(container: Container) -> None:
     """Follow the other worker processes' policy reloads (PostgreSQL ``LISTEN``)."""
     from quanguard.policy_sync import start_listening
 
     start_listening(container)
 
 
-def on_shutdown(container: Any) -> None:
+def on_shutdown(container: Container) -> None:
     from quanguard.policy_sync import stop_listening
 
     stop_listening(container)
@@ -69,7 +72,8 @@ _Officer = Annotated[Principal, Depends(require_roles("officer"))]
 
 
 @router.post("/v1/policy/decide", response_model=DecisionOut)
-def decide(body: DecideIn, caller: _Decider, container: ContainerDep, ctx: ContextDep) -> Any:
+def decide(body: DecideIn, caller: _Decider, container: ContainerDep, ctx: ContextDep
+           ) -> dict[str, object]:
     """Decide whether ``principal`` may do ``action`` on ``resource`` (for gateways and
     portals that release data). 400 for an unknown role, action or grade."""
     decision = uc.decide_for(
@@ -78,8 +82,7 @@ def decide(body: DecideIn, caller: _Decider, container: ContainerDep, ctx: Conte
         uc.Subject(role=body.principal.role, org=body.principal.org, id=body.principal.id),
         body.action,
         Resource(**body.resource.model_dump()),
-        request_id=ctx.request_id,
-        source_ip=ctx.source_ip,
+        ctx=ctx,
     )
     return decision.to_dict()
 
@@ -94,4 +97,4 @@ def show(_caller: PrincipalDep, container: ContainerDep) -> dict[str, object]:
 def reload(caller: _Officer, container: ContainerDep, ctx: ContextDep) -> dict[str, object]:
     """Reload the policy files (officers). If they do not validate, the previous version
     stays active and the answer (400) lists every ``file:line: message``."""
-    return uc.reload(container, caller, request_id=ctx.request_id, source_ip=ctx.source_ip)
+    return uc.reload(container, caller, ctx=ctx)

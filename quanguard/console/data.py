@@ -98,8 +98,7 @@ def search(container: Container, principal: Principal, ctx: RequestContext,
     from quanguard.usecases import audit as usecase
 
     try:
-        result = usecase.search(container, principal, query, source_ip=ctx.source_ip,
-                                request_id=ctx.request_id)
+        result = usecase.search(container, principal, query, ctx=ctx)
     except (ServiceError, MonitorError) as exc:
         return SearchOutcome(error=str(exc), status=_status(exc))
     backend = getattr(container.search, "last_backend", None) or getattr(
@@ -128,7 +127,7 @@ def list_alerts(container: Container, principal: Principal, ctx: RequestContext,
 
     try:
         alerts = usecase.list_alerts(container, principal, status=status,
-                                     source_ip=ctx.source_ip, request_id=ctx.request_id)
+                                     ctx=ctx)
     except (ServiceError, MonitorError) as exc:
         return AlertsOutcome(error=str(exc), status=_status(exc))
     zone = ZoneInfo(container.settings.tz)
@@ -144,7 +143,7 @@ def update_alert(container: Container, principal: Principal, ctx: RequestContext
         return f"unknown alert status {status!r}"
     try:
         usecase.update_alert(container, principal, alert_id, status=status, note=note,
-                             source_ip=ctx.source_ip, request_id=ctx.request_id)
+                             ctx=ctx)
     except (ServiceError, MonitorError) as exc:
         return str(exc)
     return None
@@ -167,8 +166,7 @@ def trail_status(container: Container, principal: Principal, ctx: RequestContext
     sections: list[tuple[str, list[tuple[str, str]]]] = []
     error = None
     try:
-        status = usecase.status(container, principal, source_ip=ctx.source_ip,
-                                request_id=ctx.request_id)
+        status = usecase.status(container, principal, ctx=ctx)
     except (ServiceError, MonitorError) as exc:
         status, error = {}, str(exc)
     for title, key in (("Trail 留痕", "head"), ("Last checkpoint 检查点", "last_checkpoint"),
@@ -263,8 +261,7 @@ def proof(container: Container, principal: Principal, ctx: RequestContext,
     from quanguard.usecases import audit as usecase
 
     try:
-        doc = usecase.proof(container, principal, seq, source_ip=ctx.source_ip,
-                            request_id=ctx.request_id)
+        doc = usecase.proof(container, principal, seq, ctx=ctx)
     except (ServiceError, MonitorError) as exc:
         return None, str(exc), _status(exc)
     return doc, None, 200
@@ -302,8 +299,7 @@ def browse_alerts(container: Container, principal: Principal, ctx: RequestContex
     try:
         alerts = usecase.list_alerts(container, principal, status=status or None,
                                      rule=rule or None, actor=actor or None,
-                                     limit=MAX_ALERTS, source_ip=ctx.source_ip,
-                                     request_id=ctx.request_id)
+                                     limit=MAX_ALERTS, ctx=ctx)
     except (ServiceError, MonitorError) as exc:
         return AlertsOutcome(error=str(exc), status=_status(exc))
     if severity:

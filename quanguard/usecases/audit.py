@@ -33,12 +33,11 @@ from monitor.store import EVENTS, VERIFY_RUNS, Generation, from_us, to_us
 from monitor.trail import consistency_document, proof_document
 from quanguard.auth import Principal
 from quanguard.errors import Conflict
-from quanguard.gate import RequestContext, authorize
+from quanguard.gate import RequestContext, authorize, origin
 from quanguard.services.shipper import es_status
 
 if TYPE_CHECKING:
     from quanguard.container import Container
-    from quanguard.policy.model import Decision
     from quanguard.services.audit import RecordFields
 
 __all__ = [
@@ -96,13 +95,6 @@ def with_retry(fn: Callable[[], T], *, attempts: int = 6, delay: float = 0.1) ->
     raise AssertionError("unreachable")
 
 
-def _authorize(container: Container, principal: Principal, action: str, *,
-               source_ip: str | None, request_id: str | None) -> Decision:
-    """The gate's decision; a refusal is recorded there and raised as Forbidden."""
-    return authorize(container, principal, action, None,
-                     RequestContext(request_id=request_id, source_ip=source_ip))
-
-
 def _record(container: Container, principal: Principal, action: str, **kw: Unpack[RecordFields]) -> int:
     def tx() -> int:
         with container.unit_of_work() as session:
@@ -112,7 +104,7 @@ def _record(container: Container, principal: Principal, action: str, **kw: Unpac
 
 # -- ingest ---------------------------------------------------------------------------
 def ingest(container: Container, principal: Principal, lines: Iterable[str | bytes], *,
-           source_ip: str | None = None, request_id: str | None = None,
+           ctx: RequestContext | None = None,
            max_lines: int | None = MAX_BATCH, chunk: int = 10_000,
            progress: Callable[[int], None] | None = None) -> IngestResult:
     """Parse NDJSON lines and append the valid ones (each chunk one transaction).
@@ -120,8 +112,7 @@ def ingest(container: Container, principal: Principal, lines: Iterable[str | byt
     With ``max_lines`` None the lines are consumed as a stream, chunk by chunk, so memory
     stays bounded whatever their number; only the first ``MAX_KEPT_ERRORS`` invalid lines
     are kept in the result (all are counted)."""
-    _authorize(container, principal, "report_events", source_ip=source_ip,
-               request_id=request_id)
+    authorize(container, principal, "report_events", None, ctx)
     now = utc_now()
     if max_lines is not None:  # one request: refuse an oversized batch whole
         batch = parse_batch(lines, reporter=principal.id, now=now, max_lines=max_lines)
@@ -157,10 +148,9 @@ def ingest(container: Container, principal: Principal, lines: Iterable[str | byt
 
 # -- search ---------------------------------------------------------------------------
 def search(container: Container, principal: Principal, query: SearchQuery, *,
-           source_ip: str | None = None, request_id: str | None = None) -> SearchResult:
+           ctx: RequestContext | None = None) -> SearchResult:
     """Search the trail; the search is recorded (filters, total) before results leave."""
-    decision = _authorize(container, principal, "audit_search", source_ip=source_ip,
-                          request_id=request_id)
+    decision = authorize(container, principal, "audit_search", None, ctx)
     labels: dict[str, str] = {k: v for k, v in query.filters().items()}
     if query.since:
         labels["since"] = query.since.isoformat()
@@ -173,12 +163,12 @@ def search(container: Container, principal: Principal, query: SearchQuery, *,
         result: SearchResult = container.search.search(query)
     except MonitorError:
         _record(container, principal, "audit_search", decision=decision, outcome="failure",
-                source_ip=source_ip, request_id=request_id, labels=labels, reason=reason)
+                **origin(ctx), labels=labels, reason=reason)
         raise
     labels["backend"] = str(getattr(container.search, "last_backend", None)
                             or getattr(container.search, "name", "?"))
     _record(container, principal, "audit_search", decision=decision, rows=result.total,
-            source_ip=source_ip, request_id=request_id, labels=labels, reason=reason)
+            **origin(ctx), labels=labels, reason=reason)
     return result
 
 
@@ -197,10 +187,10 @@ def result_dict(result: SearchResult, query: SearchQuery, backend: str | None
 
 
 # -- trail ----------------------------------------------------------------------------
-def status(container: Container, principal: Principal, *, source_ip: str | None = None,
-           request_id: str | None = None) -> dict[str, object]:
+def status(container: Container, principal: Principal, *,
+           ctx: RequestContext | None = None) -> dict[str, object]:
     """Trail head, last checkpoint, last verification, shipping (action ``audit_verify``)."""
-    _authorize(container, principal, "audit_verify", source_ip=source_ip, request_id=request_id)
+    authorize(container, principal, "audit_verify", None, ctx)
     audit = container.audit
     with container.session() as session:
         gens = audit.store.generations(session)
@@ -255,27 +245,24 @@ def _sign(container: Container, *, exported: bool) -> Checkpoint:
 
 
 def checkpoint(container: Container, principal: Principal, *, export: Path | None = None,
-               exported: bool = True, source_ip: str | None = None,
-               request_id: str | None = None) -> Checkpoint:
+               exported: bool = True, ctx: RequestContext | None = None) -> Checkpoint:
     """Sign a checkpoint of the current head; it counts as exported when handed out."""
-    decision = _authorize(container, principal, "audit_verify", source_ip=source_ip,
-                          request_id=request_id)
+    decision = authorize(container, principal, "audit_verify", None, ctx)
     cp = _sign(container, exported=exported)
     if export is not None:
         Path(export).write_text(cp.to_json() + "\n", encoding="utf-8")
-    _record(container, principal, "audit_checkpoint", decision=decision, source_ip=source_ip,
-            request_id=request_id, labels={"tree_size": str(cp.tree_size),
-                                           "root": cp.root.hex(), "exported": str(exported)})
+    _record(container, principal, "audit_checkpoint", decision=decision, **origin(ctx),
+            labels={"tree_size": str(cp.tree_size), "root": cp.root.hex(),
+                    "exported": str(exported)})
     return cp
 
 
 def proof(container: Container, principal: Principal, seq: int, *,
-          source_ip: str | None = None, request_id: str | None = None) -> dict[str, object]:
+          ctx: RequestContext | None = None) -> dict[str, object]:
     """Inclusion proof of ``seq`` against the newest checkpoint covering it (signing a
     new one when none does); the checkpoint is included so the proof stands alone. One
     event (``audit_proof``) says whether a checkpoint was signed for it."""
-    decision = _authorize(container, principal, "audit_verify", source_ip=source_ip,
-                          request_id=request_id)
+    decision = authorize(container, principal, "audit_verify", None, ctx)
     audit = container.audit
     with container.session() as session:
         gen = audit.trail.generation_of(session, seq)
@@ -289,23 +276,21 @@ def proof(container: Container, principal: Principal, seq: int, *,
     with container.session() as session:
         p = audit.trail.proof(session, seq, cp)
         body = session.execute(sa.select(EVENTS.c.body).where(EVENTS.c.seq == seq)).scalar_one()
-    _record(container, principal, "audit_proof", decision=decision, source_ip=source_ip,
-            request_id=request_id, labels={"seq": str(seq), "tree_size": str(cp.tree_size),
-                                           "checkpoint_signed": str(signed)})
+    _record(container, principal, "audit_proof", decision=decision, **origin(ctx),
+            labels={"seq": str(seq), "tree_size": str(cp.tree_size),
+                    "checkpoint_signed": str(signed)})
     doc = proof_document(p, body, cp.hash_alg)
     doc["checkpoint"] = cp.to_dict()
     return doc
 
 
 def consistency(container: Container, principal: Principal, old_size: int, *,
-                generation: int = 1, source_ip: str | None = None,
-                request_id: str | None = None) -> dict[str, object]:
+                generation: int = 1, ctx: RequestContext | None = None) -> dict[str, object]:
     """Consistency proof from the tree of ``old_size`` events (an exported checkpoint of
     ``generation``) to a fresh signed checkpoint: proves the trail only grew since. A
     checkpoint of a generation sealed by a hand-over is refused (Conflict): that
     generation no longer grows, ``audit verify --checkpoint`` holds the trail to it."""
-    decision = _authorize(container, principal, "audit_verify", source_ip=source_ip,
-                          request_id=request_id)
+    decision = authorize(container, principal, "audit_verify", None, ctx)
     with container.session() as session:
         current = container.audit.store.head(session).generation
     if generation != current:
@@ -317,15 +302,14 @@ def consistency(container: Container, principal: Principal, old_size: int, *,
     cp = _sign(container, exported=False)
     with container.session() as session:
         path = container.audit.trail.consistency(session, old_size, cp)
-    _record(container, principal, "audit_proof", decision=decision, source_ip=source_ip,
-            request_id=request_id, labels={"consistency_from": str(old_size),
-                                           "tree_size": str(cp.tree_size),
-                                           "checkpoint_signed": "True"})
+    _record(container, principal, "audit_proof", decision=decision, **origin(ctx),
+            labels={"consistency_from": str(old_size), "tree_size": str(cp.tree_size),
+                    "checkpoint_signed": "True"})
     return consistency_document(old_size, path, cp)
 
 
 def verify(container: Container, principal: Principal, external: Sequence[Checkpoint] = (), *,
-           source_ip: str | None = None, request_id: str | None = None) -> dict[str, object]:
+           ctx: RequestContext | None = None) -> dict[str, object]:
     """Verify the trail, then record the outcome; re-raises ``Tampered`` naming the damage.
 
     Judges before it writes: the verification reads only. An intact trail gets an
@@ -334,8 +318,7 @@ def verify(container: Container, principal: Principal, external: Sequence[Checkp
     status page), and a failure to write even that does not hide the damage. The gate is
     asked first (action ``audit_verify``): only a refused caller's denial is written
     before the judgement."""
-    decision = _authorize(container, principal, "audit_verify", source_ip=source_ip,
-                          request_id=request_id)
+    decision = authorize(container, principal, "audit_verify", None, ctx)
     audit = container.audit
     started = time.perf_counter()
     error: Tampered | None = None
@@ -361,7 +344,7 @@ def verify(container: Container, principal: Principal, external: Sequence[Checkp
                 detail=error.detail if error else None))
             if error is None and writable:
                 audit.record(session, actor=principal, action="audit_verify", decision=decision,
-                             source_ip=source_ip, request_id=request_id,
+                             **origin(ctx),
                              labels={"tree_size": str(head.seq),
                                      "external_checkpoints": str(len(external))})
 
@@ -387,7 +370,7 @@ def purge_old(container: Container, principal: Principal, *, force_partial: bool
               dry_run: bool = False, now: datetime | None = None) -> dict[str, object]:
     """Retention: purge events older than ``retention_days`` that an exported checkpoint
     covers; refuses (conflict) when older events are not covered, unless forced."""
-    decision = _authorize(container, principal, "audit_purge", source_ip=None, request_id=None)
+    decision = authorize(container, principal, "audit_purge", None, None)
     audit = container.audit
     now = now or utc_now()
 
@@ -413,22 +396,20 @@ def purge_old(container: Container, principal: Principal, *, force_partial: bool
 # -- alerts ---------------------------------------------------------------------------
 def list_alerts(container: Container, principal: Principal, *, status: str | None = None,
                 rule: str | None = None, actor: str | None = None, limit: int = 100,
-                offset: int = 0, source_ip: str | None = None,
-                request_id: str | None = None) -> list[Alert]:
+                offset: int = 0, ctx: RequestContext | None = None) -> list[Alert]:
     with container.session() as session:
         return list(container.alerts.list(session, status=status or None, rule=rule,
                                           actor=actor, limit=limit, offset=offset))
 
 
 def update_alert(container: Container, principal: Principal, alert_id: str, *, status: str,
-                 note: str | None = None, source_ip: str | None = None,
-                 request_id: str | None = None) -> Alert:
+                 note: str | None = None, ctx: RequestContext | None = None) -> Alert:
     """Acknowledge / close / reopen an alert; recorded in the same transaction."""
     def tx() -> Alert:
         with container.unit_of_work() as session:
             alert = container.alerts.update(session, alert_id, status=status, note=note)
             container.audit.record(session, actor=principal, action="alert_update",
-                                   reason=note, source_ip=source_ip, request_id=request_id,
+                                   reason=note, **origin(ctx),
                                    labels={"alert": alert_id, "status": status,
                                            "rule": alert.rule})
             return alert

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from quanguard.config import load_settings
 from quanguard.errors import InvalidInput
-from quanguard.gate import RequestContext, authorize
+from quanguard.gate import RequestContext, authorize, origin
 from quanguard.policy import (
     CaseResult,
     Decision,
@@ -207,11 +207,9 @@ def decide_for(
     action: str,
     resource: Resource,
     *,
-    request_id: str | None = None,
-    source_ip: str | None = None,
+    ctx: RequestContext | None = None,
 ) -> Decision:
     """Decide for another platform and record who asked what, and the answer."""
-    ctx = RequestContext(request_id=request_id, source_ip=source_ip)
     authorize(container, caller, "policy_decide", None, ctx)
     decision: Decision = container.policy.decide(subject, action, resource)
     with container.unit_of_work() as session:
@@ -223,8 +221,7 @@ def decide_for(
             grade=resource.grade,
             purpose=resource.purpose,
             decision=decision,
-            source_ip=source_ip,
-            request_id=request_id,
+            **origin(ctx),
             labels={
                 "subject_role": subject.role,
                 "subject_org": subject.org,
@@ -251,14 +248,13 @@ def _reload_labels(result: ReloadResult) -> dict[str, str]:
 
 
 def reload(
-    container: Container, caller: Principal, *, request_id: str | None = None, source_ip: str | None = None
+    container: Container, caller: Principal, *, ctx: RequestContext | None = None
 ) -> dict[str, object]:
     """Reload every policy file (officers); a failing reload keeps the previous version
     of all of them (and says why). Recorded with the old and new version either way.
 
     Raises Forbidden (recorded by the gate) for a caller policy does not allow, and
     InvalidInput listing every problem when the new files do not validate."""
-    ctx = RequestContext(request_id=request_id, source_ip=source_ip)
     decision = authorize(container, caller, "policy_admin", None, ctx, audit_action="policy_reload")
     result: ReloadResult = container.policy.reload(trigger="manual")
     with container.unit_of_work() as session:
@@ -268,8 +264,7 @@ def reload(
             action="policy_reload",
             decision=decision,
             outcome="success" if result.ok else "failure",
-            source_ip=source_ip,
-            request_id=request_id,
+            **origin(ctx),
             labels=_reload_labels(result),
         )
     if not result.ok:
