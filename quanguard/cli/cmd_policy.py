@@ -108,17 +108,17 @@ def explain(
         purpose=purpose,
     )
     if fmt is OutputFormat.json:
-        emit(result)
+        emit(result.to_dict())
         return
-    d = result["decision"]
-    colour = {"allow": "green", "deny": "red", "approval_required": "yellow"}[d["effect"]]
+    d = result.decision
+    colour = {"allow": "green", "deny": "red", "approval_required": "yellow"}[d.effect]
     out = console()
-    out.print(f"[bold {colour}]{d['effect']}[/bold {colour}]  {d['reason']}")
+    out.print(f"[bold {colour}]{d.effect}[/bold {colour}]  {d.reason}")
     out.print(
-        f"rule: {d['rule_id'] or '(none — default deny)'}   version: {d['policy_version'][:12]}"
+        f"rule: {d.rule_id or '(none — default deny)'}   version: {d.policy_version[:12]}"
     )
-    if d["obligations"]:
-        out.print("obligations: " + ", ".join(f"{k}={v}" for k, v in d["obligations"].items()))
+    if d.obligations:
+        out.print("obligations: " + ", ".join(f"{k}={v}" for k, v in d.obligations.items()))
     table = Table(
         "rule",
         "effect",
@@ -128,16 +128,10 @@ def explain(
         "note",
         title="candidate rules in evaluation order",
     )
-    for t in result["candidates"]:
-        table.add_row(
-            t["rule_id"],
-            t["effect"],
-            str(t["priority"]),
-            t["where"],
-            "yes" if t["holds"] else "no",
-            t["note"],
-        )
-    if result["candidates"]:
+    for t in result.candidates:
+        table.add_row(t.rule_id, t.effect, str(t.priority), t.where,
+                      "yes" if t.holds else "no", t.note)
+    if result.candidates:
         out.print(table)
     else:
         out.print("no rule mentions this role, action and grade")

@@ -15,7 +15,7 @@ import socket
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from quanguard.config import load_settings
 from quanguard.errors import InvalidInput
@@ -26,6 +26,7 @@ from quanguard.policy import (
     PolicyNotFound,
     Problem,
     Resource,
+    Trace,
     check_policy_dir,
     load_cases,
     load_policy_dir,
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SERVICE_ACTOR",
     "CheckReport",
+    "Explanation",
     "Subject",
     "TestRun",
     "audit_automatic_reloads",
@@ -151,6 +153,28 @@ class Subject:
     id: str = "-"
 
 
+@dataclass(frozen=True)
+class Explanation:
+    """The decision for one request and every candidate rule, in evaluation order."""
+
+    subject: Subject
+    action: str
+    resource: Resource
+    decision: Decision
+    candidates: tuple[Trace, ...]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "request": {
+                "principal": {"role": self.subject.role, "org": self.subject.org},
+                "action": self.action,
+                "resource": {k: v for k, v in vars(self.resource).items() if v is not None},
+            },
+            "decision": self.decision.to_dict(),
+            "candidates": [t.to_dict() for t in self.candidates],
+        }
+
+
 def explain(
     directory: Path | None,
     *,
@@ -161,20 +185,13 @@ def explain(
     owner_org: str | None = None,
     dataset: str | None = None,
     purpose: str | None = None,
-) -> dict[str, Any]:
-    """The decision for one request and every candidate rule, as plain data."""
+) -> Explanation:
+    """The decision for one request and every candidate rule."""
     policy = load_policy_dir(resolve_dir(directory))
     resource = Resource(grade=grade, dataset=dataset, owner_org=owner_org, purpose=purpose)
-    decision, traces = policy.explain(Subject(role=role, org=org), action, resource)
-    return {
-        "request": {
-            "principal": {"role": role, "org": org},
-            "action": action,
-            "resource": {k: v for k, v in vars(resource).items() if v is not None},
-        },
-        "decision": decision.to_dict(),
-        "candidates": [t.to_dict() for t in traces],
-    }
+    subject = Subject(role=role, org=org)
+    decision, traces = policy.explain(subject, action, resource)
+    return Explanation(subject, action, resource, decision, tuple(traces))
 
 
 # -- service side -------------------------------------------------------------------------
