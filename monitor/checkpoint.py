@@ -39,7 +39,7 @@ from gmcrypto import (
 )
 from gmcrypto import key_id as suite_key_id
 from monitor.errors import CheckpointError, Tampered
-from monitor.events import canonical_json, format_ts, parse_ts
+from monitor.events import canonical_json, format_ts, json_object, parse_ts
 
 KEY_FILE = "audit_ed25519.pem"
 SM2_KEY_FILE = "audit_sm2.key"
@@ -193,11 +193,7 @@ class Checkpoint:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Checkpoint:
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise CheckpointError(f"checkpoint is not JSON: {exc}") from exc
-        return cls.from_dict(data)
+        return cls.from_dict(json_object(text, CheckpointError, "checkpoint"))
 
 
 def sign_checkpoint(
