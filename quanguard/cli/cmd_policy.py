@@ -20,15 +20,19 @@ _DirArg = Annotated[Path | None, typer.Argument(help=_DIR_HELP, show_default=Fal
 _Format = Annotated[OutputFormat, typer.Option("--format", help="table (people) or json")]
 
 
+def _json(outcome: uc.CheckReport | uc.TestRun) -> None:
+    """The outcome as JSON (machines); exit 1 when it is not ok."""
+    emit(outcome.to_dict())
+    if not outcome.ok:
+        raise typer.Exit(1)
+
+
 @policy_app.command("check")
-def check(
-    directory: _DirArg = None,
-    fmt: _Format = OutputFormat.table,
-) -> None:
+def check(directory: _DirArg = None, fmt: _Format = OutputFormat.table) -> None:
     """Validate every policy file; print each problem as file:line: message (exit 1)."""
     report = uc.check(directory)
     if fmt is OutputFormat.json:
-        emit(report.to_dict())
+        _json(report)
     elif report.ok:
         console().print(
             f"[green]ok[/green] {report.directory}: {report.rules} rules, "
@@ -38,21 +42,15 @@ def check(
         for problem in report.problems:
             typer.echo(str(problem))
         err_console().print(f"[red]{len(report.problems)} problem(s)[/red] in {report.directory}")
-    if not report.ok:
         raise typer.Exit(1)
 
 
 @policy_app.command("test")
-def test(
-    directory: _DirArg = None,
-    fmt: _Format = OutputFormat.table,
-) -> None:
+def test(directory: _DirArg = None, fmt: _Format = OutputFormat.table) -> None:
     """Run the cases in DIR/tests/*.yaml; pass/fail per case with the deciding rule."""
     run = uc.run_tests(directory)
     if fmt is OutputFormat.json:
-        emit(run.to_dict())
-        if not run.ok:
-            raise typer.Exit(1)
+        _json(run)
         return
     for problem in run.problems:
         typer.echo(str(problem))
