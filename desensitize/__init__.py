@@ -39,65 +39,35 @@ if TYPE_CHECKING:
 
 # Names load on first use (PEP 562): importing one submodule of the package, or
 # ``desensitize`` itself, does not pull in the heavy libraries of the others.
-_EXPORTS = {
-    "ColumnReport": "desensitize.classify",
-    "DatasetReport": "desensitize.classify",
-    "grade_dataset": "desensitize.classify",
-    "DesensitizeError": "desensitize.errors",
-    "RecognizerDataError": "desensitize.errors",
-    "ScanInputError": "desensitize.errors",
-    "ScanTooLarge": "desensitize.errors",
-    "ENTITIES": "desensitize.findings",
-    "Finding": "desensitize.findings",
-    "TableScanner": "desensitize.table_scan",
-    "scan_batches": "desensitize.table_scan",
-    "TextScanner": "desensitize.text_scan",
-    "KeyMaterialError": "desensitize.errors",
-    "OperatorError": "desensitize.errors",
-    "PlanError": "desensitize.errors",
-    "ProfileError": "desensitize.errors",
-    "TableError": "desensitize.errors",
-    "TableTooLarge": "desensitize.errors",
-    "UnknownProfile": "desensitize.errors",
-    "Keyring": "desensitize.keys",
-    "load_keyring": "desensitize.keys",
-    "Masker": "desensitize.masker",
-    "MaskStats": "desensitize.masker",
-    "mask_table": "desensitize.masker",
-    "OPERATORS": "desensitize.operators",
-    "apply_operator": "desensitize.operators",
-    "invert_operator": "desensitize.operators",
-    "MaskResult": "desensitize.pipeline",
-    "columns_from_report": "desensitize.pipeline",
-    "run_mask": "desensitize.pipeline",
-    "span_finder_for": "desensitize.pipeline",
-    "ColumnInfo": "desensitize.plan",
-    "MaskPlan": "desensitize.plan",
-    "build_plan": "desensitize.plan",
-    "load_plan_file": "desensitize.plan",
-    "Profile": "desensitize.profiles",
-    "ProfileSet": "desensitize.profiles",
-    "load_profiles": "desensitize.profiles",
-    "KAnonymity": "desensitize.risk",
-    "KResult": "desensitize.risk",
-    "k_anonymity": "desensitize.risk",
-    "open_table": "desensitize.tableio",
-    "open_writer": "desensitize.tableio",
-    "read_table": "desensitize.tableio",
+_EXPORTS = {  # submodule: the names it gives the package
+    "classify": ("ColumnReport", "DatasetReport", "grade_dataset"),
+    "errors": ("DesensitizeError", "KeyMaterialError", "OperatorError", "PlanError", "ProfileError",
+               "RecognizerDataError", "ScanInputError", "ScanTooLarge", "TableError",
+               "TableTooLarge", "UnknownProfile"),
+    "findings": ("ENTITIES", "Finding"),
+    "table_scan": ("TableScanner", "scan_batches"),
+    "text_scan": ("TextScanner",),
+    "keys": ("Keyring", "load_keyring"),
+    "masker": ("Masker", "MaskStats", "mask_table"),
+    "operators": ("OPERATORS", "apply_operator", "invert_operator"),
+    "pipeline": ("MaskResult", "columns_from_report", "run_mask", "span_finder_for"),
+    "plan": ("ColumnInfo", "MaskPlan", "build_plan", "load_plan_file"),
+    "profiles": ("Profile", "ProfileSet", "load_profiles"),
+    "risk": ("KAnonymity", "KResult", "k_anonymity"),
+    "tableio": ("open_table", "open_writer", "read_table"),
 }
+_HOME = {name: f"{__name__}.{module}" for module, names in _EXPORTS.items() for name in names}
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
+    if name not in _HOME:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
+    globals()[name] = value = getattr(importlib.import_module(_HOME[name]), name)
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+    return sorted({*globals(), *_HOME})
 
 
 __all__ = [  # noqa: RUF022 - plain sorted()

@@ -58,65 +58,36 @@ if TYPE_CHECKING:
 
 # Names load on first use (PEP 562): importing one submodule of the package, or
 # ``exchange`` itself, does not pull in the heavy libraries of the others.
-_EXPORTS = {
-    "AGGREGATES": "exchange.aggregate",
-    "AggregateQuery": "exchange.aggregate",
-    "AggregateResult": "exchange.aggregate",
-    "run_aggregate": "exchange.aggregate",
-    "validate": "exchange.aggregate",
-    "BudgetState": "exchange.budget",
-    "COMPUTATIONS": "exchange.catalog",
-    "Catalog": "exchange.catalog",
-    "ColumnInfo": "exchange.catalog",
-    "Dataset": "exchange.catalog",
-    "MasterKey": "exchange.crypto",
-    "BudgetExhausted": "exchange.errors",
-    "DatasetExists": "exchange.errors",
-    "DatasetNotFound": "exchange.errors",
-    "ExchangeError": "exchange.errors",
-    "IntegrityFailure": "exchange.errors",
-    "InvalidDataset": "exchange.errors",
-    "InvalidQuery": "exchange.errors",
-    "JobNotFound": "exchange.errors",
-    "JobStateError": "exchange.errors",
-    "KeyFileError": "exchange.errors",
-    "ReceiptInvalid": "exchange.errors",
-    "Refused": "exchange.errors",
-    "ExtractOutput": "exchange.extract",
-    "Job": "exchange.jobs",
-    "Defaults": "exchange.limits",
-    "AuditSink": "exchange.ports",
-    "Caller": "exchange.ports",
-    "Clock": "exchange.ports",
-    "Decider": "exchange.ports",
-    "Grading": "exchange.ports",
-    "Grant": "exchange.ports",
-    "MaskedTable": "exchange.ports",
-    "Masker": "exchange.ports",
-    "Scanner": "exchange.ports",
-    "Watermarker": "exchange.ports",
-    "PsiAnswer": "exchange.psi",
-    "PsiClient": "exchange.psi",
-    "PsiOutcome": "exchange.psi",
-    "ReceiptSigner": "exchange.receipts",
-    "result_digest": "exchange.receipts",
-    "verify_receipt": "exchange.receipts",
-    "Exchange": "exchange.service",
-    "METADATA": "exchange.tables",
+_EXPORTS = {  # submodule: the names it gives the package
+    "aggregate": ("AGGREGATES", "AggregateQuery", "AggregateResult", "run_aggregate", "validate"),
+    "budget": ("BudgetState",),
+    "catalog": ("COMPUTATIONS", "Catalog", "ColumnInfo", "Dataset"),
+    "crypto": ("MasterKey",),
+    "errors": ("BudgetExhausted", "DatasetExists", "DatasetNotFound", "ExchangeError",
+               "IntegrityFailure", "InvalidDataset", "InvalidQuery", "JobNotFound", "JobStateError",
+               "KeyFileError", "ReceiptInvalid", "Refused"),
+    "extract": ("ExtractOutput",),
+    "jobs": ("Job",),
+    "limits": ("Defaults",),
+    "ports": ("AuditSink", "Caller", "Clock", "Decider", "Grading", "Grant", "MaskedTable",
+              "Masker", "Scanner", "Watermarker"),
+    "psi": ("PsiAnswer", "PsiClient", "PsiOutcome"),
+    "receipts": ("ReceiptSigner", "result_digest", "verify_receipt"),
+    "service": ("Exchange",),
+    "tables": ("METADATA",),
 }
+_HOME = {name: f"{__name__}.{module}" for module, names in _EXPORTS.items() for name in names}
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
+    if name not in _HOME:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
+    globals()[name] = value = getattr(importlib.import_module(_HOME[name]), name)
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+    return sorted({*globals(), *_HOME})
 
 
 __all__ = [  # noqa: RUF022 - plain sorted()

@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from exchange.crypto import RECEIPT_KEY_FILE, load_or_create_secret
 from exchange.errors import KeyFileError, ReceiptInvalid
 from gmcrypto import (
     INTL,
     CryptoSuiteError,
+    Ed25519Signer,
+    SignerLike,
     Sm2Signer,
     Suite,
     load_or_create_sm2,
@@ -69,16 +70,14 @@ class ReceiptSigner:
         return cls(load_or_create_secret(Path(key_dir) / RECEIPT_KEY_FILE))
 
     @property
-    def public_key(self) -> bytes:
+    def _key(self) -> SignerLike:
         if self.suite.sign_alg == "sm2-sm3":
-            return Sm2Signer(self.seed).public_bytes()
-        return Ed25519PrivateKey.from_private_bytes(self.seed).public_key().public_bytes(
-            Encoding.Raw, PublicFormat.Raw)
+            return Sm2Signer(self.seed)
+        return Ed25519Signer(Ed25519PrivateKey.from_private_bytes(self.seed))
 
-    def _sign(self, message: bytes) -> bytes:
-        if self.suite.sign_alg == "sm2-sm3":
-            return Sm2Signer(self.seed).sign(message)
-        return Ed25519PrivateKey.from_private_bytes(self.seed).sign(message)
+    @property
+    def public_key(self) -> bytes:
+        return self._key.public_bytes()
 
     def sign(self, *, job: str, kind: str, dataset: str, dataset_digest: str,
              query: dict[str, Any], epsilon_spent: float, delta_spent: float,
@@ -92,7 +91,7 @@ class ReceiptSigner:
             "key_id": self.suite.hexdigest(pub),
             "hash_alg": self.suite.hash_alg, "signature_alg": self.suite.sign_alg,
         }
-        sig = self._sign(canonical(payload))
+        sig = self._key.sign(canonical(payload))
         return {**payload, "public_key": pub.hex(), "signature": sig.hex()}
 
 

@@ -41,9 +41,15 @@ STATUSES = ("open", "acknowledged", "closed")
 
 
 @dataclass(frozen=True)
-class VolumeSpike:
+class _Rule:
+    """What every rule has: its id (unique in the file) and the severity of its alerts."""
+
     id: str
     severity: str
+
+
+@dataclass(frozen=True)
+class VolumeSpike(_Rule):
     window_minutes: int = 60
     baseline_hours: int = 168
     warmup_hours: int = 24
@@ -52,9 +58,7 @@ class VolumeSpike:
 
 
 @dataclass(frozen=True)
-class OffHours:
-    id: str
-    severity: str
+class OffHours(_Rule):
     grades: tuple[str, ...] = ("L3", "L4", "core")
     work_start: time = time(8, 0)
     work_end: time = time(20, 0)
@@ -63,25 +67,19 @@ class OffHours:
 
 
 @dataclass(frozen=True)
-class DenialBurst:
-    id: str
-    severity: str
+class DenialBurst(_Rule):
     window_minutes: int = 10
     threshold: int = 5
 
 
 @dataclass(frozen=True)
-class FirstAccess:
-    id: str
-    severity: str
+class FirstAccess(_Rule):
     grades: tuple[str, ...] = ("L4",)
     exclude_own_org: tuple[str, ...] = ("provider",)
 
 
 @dataclass(frozen=True)
-class ExportVolume:
-    id: str
-    severity: str
+class ExportVolume(_Rule):
     max_rows_per_day: int = 100_000
     actions: tuple[str, ...] = tuple(sorted(EXPORT_ACTIONS))
 

@@ -31,7 +31,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gmcrypto import (
     INTL,
     CryptoSuiteError,
-    Sm2Signer,
+    Ed25519Signer,
+    SignerLike,
     Suite,
     load_or_create_sm2,
     suite_of_signature,
@@ -39,7 +40,7 @@ from gmcrypto import (
 )
 from gmcrypto import key_id as suite_key_id
 from monitor.errors import CheckpointError, Tampered
-from monitor.events import canonical_json, format_ts, parse_ts
+from monitor.events import canonical_json, format_ts, json_object, parse_ts
 
 KEY_FILE = "audit_ed25519.pem"
 SM2_KEY_FILE = "audit_sm2.key"
@@ -50,23 +51,20 @@ FORMAT_V3 = "quanguard-checkpoint/3"
 
 @dataclass(frozen=True)
 class Signer:
-    """The trail's signing key: an Ed25519 private key or an SM2 one (``Sm2Signer``)."""
+    """The trail's signing key: gmcrypto's Ed25519 or SM2 signer."""
 
-    private: Ed25519PrivateKey | Sm2Signer
+    private: SignerLike
 
     @property
     def algorithm(self) -> str:
-        return "sm2-sm3" if isinstance(self.private, Sm2Signer) else "ed25519"
+        return self.private.algorithm
 
     @property
     def suite(self) -> Suite:
         return suite_of_signature(self.algorithm)
 
     def public_raw(self) -> bytes:
-        if isinstance(self.private, Sm2Signer):
-            return self.private.public_bytes()
-        return self.private.public_key().public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return self.private.public_bytes()
 
     @property
     def key_id(self) -> str:
@@ -96,7 +94,7 @@ def load_or_create_signer(key_dir: Path, suite: Suite = INTL) -> Signer:
             raise CheckpointError(f"{path}: not a readable Ed25519 private key") from exc
         if not isinstance(key, Ed25519PrivateKey):
             raise CheckpointError(f"{path}: not an Ed25519 key")
-        return Signer(key)
+        return Signer(Ed25519Signer(key))
     path.parent.mkdir(parents=True, exist_ok=True)
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(
@@ -108,7 +106,7 @@ def load_or_create_signer(key_dir: Path, suite: Suite = INTL) -> Signer:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(pem)
-    return Signer(key)
+    return Signer(Ed25519Signer(key))
 
 
 @dataclass(frozen=True)
@@ -193,11 +191,7 @@ class Checkpoint:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Checkpoint:
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise CheckpointError(f"checkpoint is not JSON: {exc}") from exc
-        return cls.from_dict(data)
+        return cls.from_dict(json_object(text, CheckpointError, "checkpoint"))
 
 
 def sign_checkpoint(

@@ -46,7 +46,7 @@ from json.encoder import encode_basestring as _q
 from types import MappingProxyType
 from typing import Any
 
-from monitor.errors import InvalidEvent
+from monitor.errors import InvalidEvent, MonitorError
 
 OUTCOMES = ("success", "failure", "unknown")
 EFFECTS = ("allow", "deny", "approval_required", "error")
@@ -268,18 +268,24 @@ class AuditEvent:
 
     @classmethod
     def from_json(cls, data: bytes | str) -> AuditEvent:
-        try:
-            doc = json.loads(data)
-        except ValueError as exc:
-            raise InvalidEvent(f"event body is not JSON: {exc}") from exc
-        if not isinstance(doc, dict):
-            raise InvalidEvent("event body is not a JSON object")
-        return cls.from_document(doc)
+        return cls.from_document(json_object(data, InvalidEvent, "event body"))
 
 
 _ENCODER = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
 )
+
+
+def json_object(text: bytes | str, error: type[MonitorError], what: str) -> dict[str, Any]:
+    """``text`` parsed as a JSON object; ``error`` ("<what> is not JSON", "... not a JSON
+    object") otherwise."""
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise error(f"{what} is not JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise error(f"{what} is not a JSON object")
+    return doc
 
 
 def canonical_json(obj: Any) -> bytes:

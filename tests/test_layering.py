@@ -76,3 +76,32 @@ def test_crypto_suite_library_is_neutral():
             if root in FORBIDDEN or root in DOMAIN:
                 bad.append(f"{path.relative_to(REPO)}:{line}: imports {name}")
     assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize("package", ["desensitize", "exchange"])
+def test_lazy_surface_is_whole_and_lazy(package):
+    """The names the type checker sees (the ``TYPE_CHECKING`` imports), ``__all__`` and what
+    loads at run time agree, and importing the package loads none of its submodules (PEP 562)."""
+    import importlib
+    import subprocess
+    import sys
+
+    tree = ast.parse((REPO / package / "__init__.py").read_text(encoding="utf-8"))
+    declared = {
+        alias.name: node.module
+        for block in tree.body if isinstance(block, ast.If)
+        for node in block.body if isinstance(node, ast.ImportFrom) and node.module
+        for alias in node.names
+    }
+    pkg = importlib.import_module(package)
+    assert sorted(declared) == sorted(pkg.__all__)
+    for name, module in declared.items():
+        assert getattr(pkg, name) is getattr(importlib.import_module(module), name), name
+        assert name in dir(pkg)
+    with pytest.raises(AttributeError):
+        _ = pkg.no_such_name
+    probe = (f"import sys, {package}; "
+             f"print(sorted(m for m in sys.modules if m.startswith('{package}.')))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True, cwd=REPO).stdout.strip()
+    assert loaded == "[]", loaded

@@ -77,23 +77,22 @@ def apply_operator(
     values: pa.Array | pa.ChunkedArray,
     params: Mapping[str, Any] | None = None,
     ctx: OpContext | None = None,
+    *,
+    inverse: bool = False,
 ) -> pa.Array:
-    """Run operator ``name`` over ``values`` (strings); see the module docstring."""
+    """Run operator ``name`` over ``values`` (strings), or with ``inverse`` its reverse (only
+    encrypt and fpe have one: OperatorError for the others); see the module docstring."""
     op = get_operator(name)
-    return _run(op.fn, values, op.normalize(params), ctx or OpContext())
-
-
-def invert_operator(
-    name: str,
-    values: pa.Array | pa.ChunkedArray,
-    params: Mapping[str, Any] | None = None,
-    ctx: OpContext | None = None,
-) -> pa.Array:
-    """Reverse a reversible operator (encrypt, fpe); OperatorError for the others."""
-    op = get_operator(name)
-    if op.inverse is None:
+    fn = op.inverse if inverse else op.fn
+    if fn is None:
         raise OperatorError(f"operator {name} is not reversible (only encrypt and fpe are)")
-    return _run(op.inverse, values, op.normalize(params), ctx or OpContext())
+    return _run(fn, values, op.normalize(params), ctx or OpContext())
+
+
+def invert_operator(name: str, values: pa.Array | pa.ChunkedArray,
+                    params: Mapping[str, Any] | None = None, ctx: OpContext | None = None) -> pa.Array:
+    """Reverse a reversible operator (encrypt, fpe); OperatorError for the others."""
+    return apply_operator(name, values, params, ctx, inverse=True)
 
 
 __all__ = [

@@ -55,15 +55,21 @@ def _spread(batches: list[pa.RecordBatch], n: int) -> Iterator[pa.RecordBatch]:
     yield from table.take(idx).to_batches()
 
 
-class _StringColumns:
-    """A source whose columns are all read as strings: schema and names from ``_names``."""
+class _Columns:
+    """A source's columns: ``native_schema`` as stored, ``schema`` the same names as strings
+    (a source that reads every column as strings has the one schema twice)."""
 
-    _names: list[str]
+    _native: pa.Schema
     _schema: pa.Schema
+    _names: list[str]
+
+    def _set_schema(self, native: pa.Schema) -> None:
+        self._native = native
+        self._schema = pa.schema([(f.name, pa.string()) for f in native])
+        self._names = list(native.names)
 
     def _set_names(self, names: list[str]) -> None:
-        self._names = names
-        self._schema = pa.schema([(n, pa.string()) for n in names])
+        self._set_schema(pa.schema([(n, pa.string()) for n in names]))
 
     @property
     def schema(self) -> pa.Schema:
@@ -71,14 +77,14 @@ class _StringColumns:
 
     @property
     def native_schema(self) -> pa.Schema:
-        return self._schema
+        return self._native
 
     @property
     def column_names(self) -> list[str]:
         return list(self._names)
 
 
-class _LineFile(_StringColumns):
+class _LineFile(_Columns):
     """A text source of one row a line (CSV, JSON Lines) at ``_p``: a small file is sampled
     whole, a large one in a few windows spread over the file, each starting at a line start."""
 

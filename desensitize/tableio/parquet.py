@@ -10,10 +10,10 @@ from typing import Any
 import pyarrow as pa
 
 from desensitize.errors import TableError
-from desensitize.tableio._common import _AtomicFile, _spread, _strings
+from desensitize.tableio._common import _AtomicFile, _Columns, _spread, _strings
 
 
-class ParquetSource:
+class ParquetSource(_Columns):
     """Parquet file; ``strings=False`` keeps the stored types."""
 
     format = "parquet"
@@ -30,20 +30,7 @@ class ParquetSource:
             self._file = pq.ParquetFile(path)
         except (pa.ArrowInvalid, OSError) as exc:
             raise TableError(f"{path.name}: not a readable Parquet file: {exc}") from None
-        self._native = self._file.schema_arrow
-        self._schema = pa.schema([(f.name, pa.string()) for f in self._native])
-
-    @property
-    def schema(self) -> pa.Schema:
-        return self._schema
-
-    @property
-    def native_schema(self) -> pa.Schema:
-        return self._native
-
-    @property
-    def column_names(self) -> list[str]:
-        return list(self._native.names)
+        self._set_schema(self._file.schema_arrow)
 
     def iter_batches(
         self, batch_size: int = 65_536, *, strings: bool = True

@@ -8,7 +8,7 @@ from typing import Any
 import pyarrow as pa
 
 from desensitize.errors import TableError
-from desensitize.tableio._common import _cell_text, _StringColumns, _Writer
+from desensitize.tableio._common import _cell_text, _Columns, _Writer
 
 
 def split_sql_url(url: str, table: str | None) -> tuple[str, str]:
@@ -22,7 +22,7 @@ def split_sql_url(url: str, table: str | None) -> tuple[str, str]:
     return base, name
 
 
-class SqlSource(_StringColumns):
+class SqlSource(_Columns):
     """A table of a database reachable by SQLAlchemy URL, streamed in chunks."""
 
     format = "sql"

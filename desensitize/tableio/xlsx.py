@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow as pa
 
 from desensitize.errors import TableError, TableTooLarge
-from desensitize.tableio._common import _AtomicFile, _cell_text, _spread, _StringColumns
+from desensitize.tableio._common import _AtomicFile, _cell_text, _Columns, _spread
 
 XLSX_MAX_UNCOMPRESSED = 1024 * 1024 * 1024
 
@@ -34,7 +34,7 @@ def check_zip(path: Path) -> None:
             raise TableTooLarge(f"{path.name}: XLSX member {i.filename} looks like a zip bomb")
 
 
-class XlsxSource(_StringColumns):
+class XlsxSource(_Columns):
     """First (or named) worksheet of an XLSX workbook; the first row is the header."""
 
     format = "xlsx"

@@ -155,6 +155,14 @@ def proof(seq: int = typer.Argument(..., min=1, help="The event's seq")) -> None
     emit(doc)
 
 
+def _read_proof(path: Path) -> Any:
+    """The JSON document of a proof file; ProofInvalid when it cannot be read as one."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ProofInvalid(f"{path}: not a readable proof ({exc})") from exc
+
+
 @audit_app.command("verify-proof")
 def verify_proof(
     proof_file: Path = typer.Argument(..., help="A proof printed by 'quanguard audit proof'"),
@@ -164,10 +172,7 @@ def verify_proof(
     """Check a proof offline (no database): signature of the checkpoint, the event body,
     and the RFC 6962 path to the signed root. Exit 0 valid, 1 invalid."""
     cp = read_checkpoint_file(checkpoint)
-    try:
-        doc = json.loads(proof_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ProofInvalid(f"{proof_file}: not a readable proof ({exc})") from exc
+    doc = _read_proof(proof_file)
     verify_proof_document(doc, cp, expected_key_id=key_id)
     panel(f"[green]valid[/]: event {doc['seq']} is in the trail of {cp.tree_size} "
           f"events signed by key {cp.key_id} at {cp.timestamp.isoformat()}")
@@ -194,10 +199,7 @@ def verify_consistency_cmd(
     """Check offline (no database) that the newer signed checkpoint in PROOF extends the
     exported one: nothing before it was changed or removed. Exit 0 valid, 1 invalid."""
     cp = read_checkpoint_file(checkpoint)
-    try:
-        doc = json.loads(proof_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ProofInvalid(f"{proof_file}: not a readable proof ({exc})") from exc
+    doc = _read_proof(proof_file)
     new = verify_consistency_document(doc, cp, expected_key_id=key_id)
     panel(f"[green]consistent[/]: the trail of {new.tree_size} events extends the "
           f"checkpoint of {cp.tree_size} events")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -20,64 +21,66 @@ _DirArg = Annotated[Path | None, typer.Argument(help=_DIR_HELP, show_default=Fal
 _Format = Annotated[OutputFormat, typer.Option("--format", help="table (people) or json")]
 
 
+def _show(outcome: uc.CheckReport | uc.TestRun, fmt: OutputFormat,
+          people: Callable[[], None]) -> None:
+    """JSON (machines), or each problem as file:line: message and then ``people()``; exit 1
+    when the outcome is not ok."""
+    if fmt is OutputFormat.json:
+        emit(outcome.to_dict())
+    else:
+        for problem in outcome.problems:
+            typer.echo(str(problem))
+        people()
+    if not outcome.ok:
+        raise typer.Exit(1)
+
+
 @policy_app.command("check")
-def check(
-    directory: _DirArg = None,
-    fmt: _Format = OutputFormat.table,
-) -> None:
+def check(directory: _DirArg = None, fmt: _Format = OutputFormat.table) -> None:
     """Validate every policy file; print each problem as file:line: message (exit 1)."""
     report = uc.check(directory)
-    if fmt is OutputFormat.json:
-        emit(report.to_dict())
-    elif report.ok:
-        console().print(
-            f"[green]ok[/green] {report.directory}: {report.rules} rules, "
-            f"{len(report.files)} files, version {report.version[:12]}"
-        )
-    else:
-        for problem in report.problems:
-            typer.echo(str(problem))
-        err_console().print(f"[red]{len(report.problems)} problem(s)[/red] in {report.directory}")
-    if not report.ok:
-        raise typer.Exit(1)
+
+    def people() -> None:
+        if report.ok:
+            console().print(
+                f"[green]ok[/green] {report.directory}: {report.rules} rules, "
+                f"{len(report.files)} files, version {report.version[:12]}"
+            )
+        else:
+            err_console().print(
+                f"[red]{len(report.problems)} problem(s)[/red] in {report.directory}")
+
+    _show(report, fmt, people)
 
 
 @policy_app.command("test")
-def test(
-    directory: _DirArg = None,
-    fmt: _Format = OutputFormat.table,
-) -> None:
+def test(directory: _DirArg = None, fmt: _Format = OutputFormat.table) -> None:
     """Run the cases in DIR/tests/*.yaml; pass/fail per case with the deciding rule."""
     run = uc.run_tests(directory)
-    if fmt is OutputFormat.json:
-        emit(run.to_dict())
-        if not run.ok:
-            raise typer.Exit(1)
-        return
-    for problem in run.problems:
-        typer.echo(str(problem))
-    if run.results:
-        table = Table(
-            "", "case", "request", "expected", "decided", title=f"policy cases ({run.directory})"
-        )
-        for result in run.results:
-            case, decision = result.case, result.decision
-            mark = "[green]pass[/green]" if result.passed else "[red]FAIL[/red]"
-            request = f"{case.principal.role} {case.action} {case.resource.grade or '-'}"
-            expected = f"{case.effect} {case.rule or '(no rule)'}"
-            got = f"{decision.effect} {decision.rule_id or '(no rule)'}"
-            table.add_row(mark, case.name, request, expected, got)
-        console().print(table)
-        for result in run.results:
-            for failure in result.failures:
-                typer.echo(f"{result.case.where}: {result.case.name}: {failure}")
-    passed = sum(r.passed for r in run.results)
-    summary = f"{passed}/{len(run.results)} cases passed"
-    if run.ok:
-        console().print(f"[green]{summary}[/green]")
-    else:
-        err_console().print(f"[red]{summary}; {len(run.problems)} problem(s)[/red]")
-        raise typer.Exit(1)
+
+    def people() -> None:
+        if run.results:
+            table = Table(
+                "", "case", "request", "expected", "decided", title=f"policy cases ({run.directory})"
+            )
+            for result in run.results:
+                case, decision = result.case, result.decision
+                mark = "[green]pass[/green]" if result.passed else "[red]FAIL[/red]"
+                request = f"{case.principal.role} {case.action} {case.resource.grade or '-'}"
+                expected = f"{case.effect} {case.rule or '(no rule)'}"
+                got = f"{decision.effect} {decision.rule_id or '(no rule)'}"
+                table.add_row(mark, case.name, request, expected, got)
+            console().print(table)
+            for result in run.results:
+                for failure in result.failures:
+                    typer.echo(f"{result.case.where}: {result.case.name}: {failure}")
+        summary = f"{sum(r.passed for r in run.results)}/{len(run.results)} cases passed"
+        if run.ok:
+            console().print(f"[green]{summary}[/green]")
+        else:
+            err_console().print(f"[red]{summary}; {len(run.problems)} problem(s)[/red]")
+
+    _show(run, fmt, people)
 
 
 @policy_app.command("explain")

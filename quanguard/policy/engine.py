@@ -15,7 +15,7 @@ Combining rule (ARCHITECTURE.md): default deny, deny overrides, fixed priority.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from quanguard.policy.errors import UnknownName
 from quanguard.policy.model import Category, Decision, Grade, Resource, Rule, Subject
@@ -97,14 +97,7 @@ class Trace:
     note: str
 
     def to_dict(self) -> dict[str, object]:
-        return {
-            "rule_id": self.rule_id,
-            "effect": self.effect,
-            "priority": self.priority,
-            "where": self.where,
-            "holds": self.holds,
-            "note": self.note,
-        }
+        return asdict(self)
 
 
 class PolicySet:

@@ -75,6 +75,16 @@ def test_letter_prefixed_authorities(authority: str) -> None:
     assert is_valid_uscc(body + check_character(body))
 
 
+@pytest.mark.parametrize("body,check", [
+    ("7992739871", "3"),           # the worked example of ISO/IEC 7812 Luhn
+    ("401288888888188", "1"),      # a published test card number
+    ("622202123456789012", "8"),
+])
+def test_the_generators_luhn_oracle_on_published_numbers(body: str, check: str) -> None:
+    """The generator keeps its own Luhn (an oracle apart from ``desensitize.standards``)."""
+    assert gen.luhn_digit(body) == check
+
+
 @given(st.integers(0, 2**32), st.booleans())
 @settings(max_examples=200, deadline=None)
 def test_generated_cards_pass_luhn_spaced_or_not(seed: int, spaced: bool) -> None:

@@ -18,6 +18,11 @@ def _run(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
+def _explain(*args: str) -> tuple[int, str, str]:
+    """``quanguard policy explain ARGS`` against the shipped policies."""
+    return _run("policy", "explain", *args, "--dir", str(SHIPPED))
+
+
 def test_check_shipped_policies_exits_0() -> None:
     code, out, _ = _run("policy", "check", str(SHIPPED))
     assert code == 0 and out.startswith("ok ")
@@ -81,22 +86,8 @@ def test_policy_test_reports_invalid_policy(policy_copy: PolicyCopy) -> None:
 
 
 def test_explain_json() -> None:
-    code, out, _ = _run(
-        "policy",
-        "explain",
-        "--role",
-        "consumer",
-        "--action",
-        "aggregate",
-        "--grade",
-        "L3",
-        "--org",
-        "丙行",
-        "--dir",
-        str(SHIPPED),
-        "--format",
-        "json",
-    )
+    code, out, _ = _explain("--role", "consumer", "--action", "aggregate", "--grade", "L3",
+                            "--org", "丙行", "--format", "json")
     assert code == 0
     result = json.loads(out)
     assert result["decision"]["effect"] == "approval_required"
@@ -105,22 +96,8 @@ def test_explain_json() -> None:
 
 
 def test_explain_shows_why_same_org_failed() -> None:
-    code, out, _ = _run(
-        "policy",
-        "explain",
-        "--role",
-        "provider",
-        "--action",
-        "export",
-        "--grade",
-        "L3",
-        "--org",
-        "甲局",
-        "--owner-org",
-        "乙局",
-        "--dir",
-        str(SHIPPED),
-    )
+    code, out, _ = _explain("--role", "provider", "--action", "export", "--grade", "L3",
+                            "--org", "甲局", "--owner-org", "乙局")
     assert code == 0
     assert "deny" in out and "default deny" in out and "same_org" in out
 
@@ -134,7 +111,7 @@ def test_explain_shows_why_same_org_failed() -> None:
     ],
 )
 def test_explain_unknown_names_exit_2(args: list[str], fragment: str) -> None:
-    code, out, err = _run("policy", "explain", *args, "--dir", str(SHIPPED))
+    code, out, err = _explain(*args)
     assert code == 2 and out == ""
     assert err.startswith(f"error: {fragment}") and "known:" in err
 

@@ -64,6 +64,10 @@ def policy_sets(draw: st.DrawFn) -> PolicySet:
     )
 
 
+Request = tuple[Who, str, Resource]
+# the policy strategies build whole rule sets: slow examples are expected, not a fault
+_SLOW_OK = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
 requests = st.tuples(
     st.builds(Who, role=st.sampled_from(ROLES), org=st.sampled_from(ORGS)),
     st.sampled_from(ACTIONS),
@@ -92,11 +96,9 @@ def _reference(policy: PolicySet, who: Who, action: str, resource: Resource) -> 
     return min(pool, key=lambda r: (-r.priority, strict[r.effect], r.order), default=None)
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(_SLOW_OK, max_examples=120)
 @given(policy_sets(), requests)
-def test_decide_agrees_with_reference(
-    policy: PolicySet, request: tuple[Who, str, Resource]
-) -> None:
+def test_decide_agrees_with_reference(policy: PolicySet, request: Request) -> None:
     who, action, resource = request
     decision = policy.decide(who, action, resource)
     expected = _reference(policy, who, action, resource)
@@ -110,9 +112,9 @@ def test_decide_agrees_with_reference(
         assert decision.obligations == expected.obligations
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(_SLOW_OK, max_examples=60)
 @given(policy_sets(), requests)
-def test_deny_overrides(policy: PolicySet, request: tuple[Who, str, Resource]) -> None:
+def test_deny_overrides(policy: PolicySet, request: Request) -> None:
     who, action, resource = request
     any_deny = any(r.effect == "deny" and _matches(r, who, action, resource) for r in policy.rules)
     decision = policy.decide(who, action, resource)
@@ -122,11 +124,9 @@ def test_deny_overrides(policy: PolicySet, request: tuple[Who, str, Resource]) -
         assert not any_deny
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(_SLOW_OK, max_examples=60)
 @given(policy_sets(), requests)
-def test_deterministic_and_explain_agrees(
-    policy: PolicySet, request: tuple[Who, str, Resource]
-) -> None:
+def test_deterministic_and_explain_agrees(policy: PolicySet, request: Request) -> None:
     who, action, resource = request
     first = policy.decide(who, action, resource)
     assert policy.decide(who, action, resource) == first
@@ -146,7 +146,7 @@ files = st.lists(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(_SLOW_OK, max_examples=150)
 @given(files, files)
 def test_version_changes_iff_bytes_change(
     a: list[tuple[str, bytes]], b: list[tuple[str, bytes]]
@@ -161,7 +161,7 @@ def test_version_ignores_listing_order_but_not_file_boundaries() -> None:
     assert version_of(one) != version_of((("a.yaml", b"x"), ("b.yaml", b"yz")))
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(_SLOW_OK, max_examples=30)
 @given(policy_sets())
 def test_rules_reported_unreachable_never_decide(policy: PolicySet) -> None:
     from itertools import product
