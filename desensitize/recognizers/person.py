@@ -2,7 +2,10 @@
 
 1. **Cheap candidates** (:mod:`desensitize.name_candidates`): only clauses with a surname
    that starts no common word, a cue word (姓名, 联系人, 先生, 说 ...), a middle dot or a
-   run of transliteration characters (斯, 尔, 克 ...) reach the model.
+   run of transliteration characters (斯, 尔, 克 ...) reach the model, and of those only
+   the clauses the rules do not settle alone: a clause whose every candidate is a name
+   right after a label or role, ending before a non-Han character (姓名：王浩；,
+   来电人杨旭，), keeps the rule's name without the model.
 2. **The model proposes** (:mod:`desensitize.name_model`, Baidu LAC, a character
    BiGRU-CRF run by ONNX Runtime): its ``PER`` words are the proposals, mended at known
    boundary slips (a transliteration cut in two, a third given character split off, a
@@ -37,6 +40,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from functools import lru_cache
 
 import regex
 from presidio_analyzer import RecognizerResult
@@ -91,13 +95,24 @@ _BAD_TAGS = frozenset({"LOC", "ORG", "TIME", "c", "p", "u", "d", "r", "q", "m", 
                        "vd", "ad"})
 
 
+@lru_cache(maxsize=1)
+def _rules() -> RuleProposals:
+    rules = RuleProposals()
+    rules.load_rules()
+    return rules
+
+
 def model_clauses(text: str) -> list[tuple[int, str]]:
-    """``(offset, clause)`` of the clauses of ``text`` the model tags (those worth it)."""
+    """``(offset, clause)`` of the clauses of ``text`` the model tags: those where a name
+    may start (:meth:`CandidateFinder.points`) and the rules alone do not decide
+    (:meth:`RuleProposals.settled`: 姓名：王浩；)."""
     ahead = _CLAUSES_AHEAD.get()
     if ahead is not None and text in ahead:
         return ahead[text]
     find = finder()
-    return [(off, clause) for off, clause in find.clauses(text) if find.worth_tagging(clause)]
+    rules = _rules()
+    return [(off, clause) for off, clause in find.clauses(text)
+            if (points := find.points(clause)) and not rules.settled(clause, points)]
 
 
 @contextmanager

@@ -14,6 +14,8 @@ the name model's segmentation before it reports any of them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import regex
 
 from desensitize.name_candidates import FOREIGN, dictionary, finder
@@ -190,6 +192,39 @@ class RuleProposals:
         return k
 
     def _cued(self, text: str) -> list[tuple[int, int, float]]:
+        return self._after_cue_word(text) + self._named(text) + self._profile(text)
+
+    def settled(self, clause: str, points: Iterable[tuple[int, bool]]) -> bool:
+        """Whether the rules decide ``clause`` without the name model: every place a name
+        may start (``points``, see :meth:`CandidateFinder.points`) holds a name right
+        after a label or role (姓名：王浩；, 来电人杨旭，) that ends before a non-Han
+        character.  Such a name stands whatever the model's segmentation (see
+        ``ChinesePersonRecognizer.analyze``: a labelled name with a score of 0.85 or
+        more is kept unless the model sees a place, organisation or time inside it,
+        which never changed a finding on the labelled sets or the development data)."""
+        cues = self._tables.before_strong
+        points = list(points)
+        if not points or not all(clause[:p].rstrip(" \t:：").endswith(cues) for p, _ in points):
+            return False  # a candidate after no label word: the model decides (most prose)
+        clean = {s for s, e, _ in self._after_label(clause) if not _HAN.match(clause, e)}
+        return all(p in clean for p, _ in points)
+
+    def _after_label(self, text: str) -> list[tuple[int, int, float]]:
+        """Names right after a label or role word (姓名：王浩, 来电人杨旭), scores 0.85-0.95,
+        and the name on a profile's first line (高峰，男，), 0.9."""
+        return self._after_cue_word(text) + self._profile(text)
+
+    def _profile(self, text: str) -> list[tuple[int, int, float]]:
+        t = self._tables
+        out = []
+        for m in _PROFILE.finditer(text):  # 高峰，男，1965年出生: a profile's first line
+            s, e = m.span(1)
+            name = text[s:e]
+            if plausible_name(name, t) and len(name) - t.surname_len(name) <= 2:
+                out.append((s, e, 0.9))
+        return out
+
+    def _after_cue_word(self, text: str) -> list[tuple[int, int, float]]:
         t = self._tables
         out = []
         for m in self._cue_rx.finditer(text):
@@ -217,6 +252,12 @@ class RuleProposals:
                 continue  # 律师代为办理: an ordinary word after a role noun
             if plausible_name(name, t):
                 out.append((pos, pos + n + g, min(0.95, 0.85 + self._after(text, pos + n + g) / 3)))
+        return out
+
+    def _named(self, text: str) -> list[tuple[int, int, float]]:
+        """Names before a cue (王强反映, 0.7) and alone between separators (0.55-0.6)."""
+        t = self._tables
+        out = []
         for m in _AFTER_CUES.finditer(text):
             p = m.start()
             for length in (4, 3, 2):
@@ -248,11 +289,6 @@ class RuleProposals:
             if tag is not None and tag not in _NAME_TAGS:
                 continue
             out.append((s, e, 0.55 if tag is None else 0.6))
-        for m in _PROFILE.finditer(text):  # 高峰，男，1965年出生: a profile's first line
-            s, e = m.span(1)
-            name = text[s:e]
-            if plausible_name(name, t) and len(name) - t.surname_len(name) <= 2:
-                out.append((s, e, 0.9))
         return out
 
     def _dot_names(self, text: str) -> list[tuple[int, int, float]]:
