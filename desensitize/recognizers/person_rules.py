@@ -196,18 +196,18 @@ class RuleProposals:
 
     def settled(self, clause: str, points: Iterable[tuple[int, bool]]) -> bool:
         """Whether the rules decide ``clause`` without the name model: every place a name
-        may start (``points``, see :meth:`CandidateFinder.points`) holds a name right
-        after a label or role (姓名：王浩；, 来电人杨旭，) that ends before a non-Han
-        character.  Such a name stands whatever the model's segmentation (see
+        may start (``points``, see :meth:`CandidateFinder.points`) lies in a name right
+        after a label or role (姓名：王浩；, 来电人杨旭，, 租户：廖玉兰，) that ends before a
+        non-Han character.  Such a name stands whatever the model's segmentation (see
         ``ChinesePersonRecognizer.analyze``: a labelled name with a score of 0.85 or
         more is kept unless the model sees a place, organisation or time inside it,
         which never changed a finding on the labelled sets or the development data)."""
         cues = self._tables.before_strong
-        points = list(points)
-        if not points or not all(clause[:p].rstrip(" \t:：").endswith(cues) for p, _ in points):
+        starts = sorted({p for p, _ in points})
+        if not starts or not clause[:starts[0]].rstrip(" \t:：").endswith(cues):
             return False  # a candidate after no label word: the model decides (most prose)
-        clean = {s for s, e, _ in self._after_label(clause) if not _HAN.match(clause, e)}
-        return all(p in clean for p, _ in points)
+        clean = [(s, e) for s, e, _ in self._after_label(clause) if not _HAN.match(clause, e)]
+        return all(any(s <= p < e for s, e in clean) for p in starts)
 
     def _after_label(self, text: str) -> list[tuple[int, int, float]]:
         """Names right after a label or role word (姓名：王浩, 来电人杨旭), scores 0.85-0.95,
