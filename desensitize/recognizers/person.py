@@ -39,6 +39,7 @@ NER sets label them so, and the redactor errs on the side of masking.  "Surname 
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -287,13 +288,19 @@ class ChinesePersonRecognizer(RuleProposals, ChineseEntityRecognizer):
         return min(0.95, base + before / 2 + self._after(text, e) / 2)
 
     # -- combining ----------------------------------------------------------------------------
-    def _agrees(self, text: str, words: list[Word], starts: dict[int, int], s: int, e: int,
-                cued: bool = False) -> bool:
+    def _agrees(self, text: str, words: list[Word], starts: dict[int, int], word_starts: list[int],
+                s: int, e: int, cued: bool = False) -> bool:
         """Whether a rule proposal ``[s, e)`` agrees with the model's segmentation (or
         lies where the model did not look)."""
         k = starts.get(s)
         if k is None:
-            return not any(ws < s < we or ws < e < we for ws, we, _ in words)
+            # no word cuts into the span at either end (the words are sorted and do not
+            # overlap: only the last word starting before a position can hold it)
+            for pos in (s, e):
+                i = bisect.bisect_left(word_starts, pos) - 1
+                if i >= 0 and words[i][1] > pos:
+                    return False
+            return True
         while k < len(words) and words[k][0] < e:
             ws, we, tag = words[k]
             if we > e:  # 梁侠|女士 tagged as one word: fine when a cue follows the name
@@ -366,7 +373,7 @@ class ChinesePersonRecognizer(RuleProposals, ChineseEntityRecognizer):
                 for span in hit:  # the model's span, with the cue's score
                     if scores[span] > 0:
                         scores[span] = max(scores[span], min(score, 0.95))
-            elif self._agrees(text, words, starts, s, e, score >= 0.7) or any(
+            elif self._agrees(text, words, starts, word_starts, s, e, score >= 0.7) or any(
                     (ms, me) in scores for ms, me in ((s, s + 1), (s, s + 2)) if me < e):
                 # agrees with the model, or the model saw only its surname (薄|一波同志)
                 rules.append((s, e, score))
