@@ -206,13 +206,14 @@ class RuleProposals:
         starts = sorted({p for p, _ in points})
         if not starts or not clause[:starts[0]].rstrip(" \t:：").endswith(cues):
             return False  # a candidate after no label word: the model decides (most prose)
-        clean = [(s, e) for s, e, _ in self._after_label(clause) if not _HAN.match(clause, e)]
+        clean = [(s, e) for s, e, _ in self._after_label(clause, clean=True) if not _HAN.match(clause, e)]
         return all(any(s <= p < e for s, e in clean) for p in starts)
 
-    def _after_label(self, text: str) -> list[tuple[int, int, float]]:
+    def _after_label(self, text: str, clean: bool = False) -> list[tuple[int, int, float]]:
         """Names right after a label or role word (姓名：王浩, 来电人杨旭), scores 0.85-0.95,
-        and the name on a profile's first line (高峰，男，), 0.9."""
-        return self._after_cue_word(text) + self._profile(text)
+        and the name on a profile's first line (高峰，男，), 0.9 (``clean``: see
+        :meth:`_after_cue_word`)."""
+        return self._after_cue_word(text, clean) + self._profile(text)
 
     def _profile(self, text: str) -> list[tuple[int, int, float]]:
         t = self._tables
@@ -224,7 +225,9 @@ class RuleProposals:
                 out.append((s, e, 0.9))
         return out
 
-    def _after_cue_word(self, text: str) -> list[tuple[int, int, float]]:
+    def _after_cue_word(self, text: str, clean: bool = False) -> list[tuple[int, int, float]]:
+        """``clean``: leave out the names of two given characters followed by a Han
+        character (whichever end jieba gives them, a Han character follows)."""
         t = self._tables
         out = []
         for m in self._cue_rx.finditer(text):
@@ -238,6 +241,8 @@ class RuleProposals:
             if g == 0:
                 continue
             if g == 2 and pos + n + 2 < len(text) and _is_han(text[pos + n + 2]):
+                if clean:
+                    continue
                 # a verb may start on the second given character (王强出席): ask jieba
                 bounds, acc = set(), 0
                 for word, _tag in segment(text[pos:pos + n + 6]):
