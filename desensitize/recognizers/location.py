@@ -69,9 +69,7 @@ class _Grammar:
             (regex.compile(rf"{name}(?:{road})?{name}(?P<anchor>{place})(?:{dashed}|{door}{tail}|{needed})"),
              0.7, place_hit, 24 + road_len),
             # 3. any named building with building + unit/room (龙奥金座24号楼1单元301室)
-            # (tried before each building number, at most 10 characters of name back)
-            (regex.compile(rf"{pname}(?P<anchor>{bld})(?:{unit}{floor}?{room}?|{room})"), 0.65,
-             regex.compile(bld), 10),
+            (regex.compile(rf"{pname}(?P<anchor>{bld})(?:{unit}{floor}?{room}?|{room})"), 0.65, None, 0),
             # 4. road + lettered seat (惠州街B座)
             (regex.compile(rf"{name}(?P<anchor>{road}){seat}"), 0.6, seat_hit, 12),
         )
