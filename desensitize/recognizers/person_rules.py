@@ -18,7 +18,7 @@ from collections.abc import Iterable
 
 import regex
 
-from desensitize.name_candidates import FOREIGN, dictionary, finder
+from desensitize.name_candidates import _FUNCTION_SURNAMES, FOREIGN, dictionary, finder
 from desensitize.nlp import dictionary_tag, segment
 from desensitize.recognizers._tables import mapping, words
 
@@ -198,7 +198,8 @@ class RuleProposals:
         """Whether the rules decide ``clause`` without the name model: every place a name
         may start (``points``, see :meth:`CandidateFinder.points`) lies in a name right
         after a label or role (姓名：王浩；, 来电人杨旭，, 租户：廖玉兰，) that ends before a
-        non-Han character.  Such a name stands whatever the model's segmentation (see
+        non-Han character and starts with no function-word surname (记者于北京，: where
+        于 is a preposition only the model sees the place).  Such a name stands whatever the model's segmentation (see
         ``ChinesePersonRecognizer.analyze``: a labelled name with a score of 0.85 or
         more is kept unless the model sees a place, organisation or time inside it,
         which never changed a finding on the labelled sets or the development data)."""
@@ -206,7 +207,8 @@ class RuleProposals:
         starts = sorted({p for p, _ in points})
         if not starts or not clause[:starts[0]].rstrip(" \t:：").endswith(cues):
             return False  # a candidate after no label word: the model decides (most prose)
-        clean = [(s, e) for s, e, _ in self._after_label(clause, clean=True) if not _HAN.match(clause, e)]
+        clean = [(s, e) for s, e, _ in self._after_label(clause, clean=True)
+                 if not _HAN.match(clause, e) and clause[s] not in _FUNCTION_SURNAMES]
         return all(any(s <= p < e for s, e in clean) for p in starts)
 
     def _after_label(self, text: str, clean: bool = False) -> list[tuple[int, int, float]]:

@@ -115,6 +115,16 @@ def test_the_model_sees_only_clauses_the_rules_leave_open(
     assert {(f.start, f.end) for f in scanner.scan(text) if f.entity == "PERSON"} == whole
 
 
+@pytest.mark.parametrize("text", ["记者于今天，来到现场。", "群众向南京，反映问题。", "户主：于北京，"])
+def test_a_function_word_after_a_label_is_left_to_the_model(scanner: TextScanner, text: str) -> None:
+    """于, 向, 和 ... after a label are prepositions more often than surnames: only the
+    model sees the time or place after them, so such a clause is not settled by the rules."""
+    from desensitize.recognizers.person import open_clauses
+
+    assert open_clauses(text)
+    assert persons(scanner, text) == []
+
+
 @pytest.mark.parametrize("text", [
     "动员大批留学生和科技人员回国，投身新时代建设。",
     "记者从重庆乘船顺江而下，沿途采访。",
