@@ -199,10 +199,13 @@ class RuleProposals:
         may start (``points``, see :meth:`CandidateFinder.points`) lies in a name right
         after a label or role (姓名：王浩；, 来电人杨旭，, 租户：廖玉兰，) that ends before a
         non-Han character and starts with no function-word surname (记者于北京，: where
-        于 is a preposition only the model sees the place).  Such a name stands whatever the model's segmentation (see
-        ``ChinesePersonRecognizer.analyze``: a labelled name with a score of 0.85 or
-        more is kept unless the model sees a place, organisation or time inside it,
-        which never changed a finding on the labelled sets or the development data)."""
+        于 is a preposition, only the model sees the place).
+
+        Such a name stands whatever the model's segmentation (``ChinesePersonRecognizer.
+        analyze`` keeps a labelled name of score 0.85 or more unless the model sees a
+        place, organisation or time cutting into it): skipping the model changed no
+        finding on the labelled sets, the development data, Faker sentences or policy
+        prose.  Where it would differ, the labelled name is reported (来电人王北京，)."""
         cues = self._tables.before_strong
         starts = sorted({p for p, _ in points})
         if not starts or not clause[:starts[0]].rstrip(" \t:：").endswith(cues):
