@@ -64,7 +64,11 @@ class DirectAnalyzer:
     Users of ``AnalyzerEngine`` keep the engine itself (:func:`build_analyzer`)."""
 
     def __init__(self, engine: object) -> None:
+        from presidio_analyzer import EntityRecognizer
+
         self._engine = engine
+        # a recognizer without a context step of its own keeps its results as they are
+        self._plain_context = EntityRecognizer.enhance_using_context
         self._artifacts = engine.nlp_engine.process_text("", "zh")  # type: ignore[attr-defined]
         self._by_entities: dict[tuple[str, ...], list[object]] = {}
 
@@ -95,6 +99,9 @@ class DirectAnalyzer:
         enhanced: list[object] = []
         for k, rec in enumerate(recognizers):
             if not found[k]:
+                continue
+            if getattr(type(rec), "enhance_using_context", None) is self._plain_context:
+                enhanced.extend(found[k])  # Presidio's own step returns the results as they are
                 continue
             others = [r for j, rs in enumerate(found) if j != k for r in rs]
             enhanced.extend(rec.enhance_using_context(  # type: ignore[attr-defined]

@@ -58,6 +58,8 @@ class _Grammar:
         after = r"(?=[甲乙丙丁0-9０-９A-Za-z一二三四五六七八九十百零两])"
         road_hit = regex.compile(rf"(?:{road}){after}")
         place_hit = regex.compile(rf"(?:{place}){after}")
+        seat = r"[A-Za-z0-9]{1,3}(?:座|栋|幢|号楼(?![下上前后道里顶对旁边门口]))"
+        seat_hit = regex.compile(rf"(?:{road})(?={seat})")  # what pattern 4 needs after its road
         road_len = max(map(len, terms["road_suffix"]))
         self.patterns: tuple[tuple[regex.Pattern[str], float, regex.Pattern[str] | None, int], ...] = (
             # 1. road + door number, then an optional named place and its units
@@ -69,8 +71,7 @@ class _Grammar:
             # 3. any named building with building + unit/room (龙奥金座24号楼1单元301室)
             (regex.compile(rf"{pname}(?P<anchor>{bld})(?:{unit}{floor}?{room}?|{room})"), 0.65, None, 0),
             # 4. road + lettered seat (惠州街B座)
-            (regex.compile(rf"{name}(?P<anchor>{road})[A-Za-z0-9]{{1,3}}(?:座|栋|幢|号楼(?![下上前后道里顶对旁边门口]))"),
-             0.6, road_hit, 12),
+            (regex.compile(rf"{name}(?P<anchor>{road}){seat}"), 0.6, seat_hit, 12),
         )
         self.loose = regex.compile(
             rf"(?:\p{{Han}}{{1,8}}?(?:{region}))+(?:\p{{Han}}{{1,10}}?(?:{road}|{place}|社区|街道))+"

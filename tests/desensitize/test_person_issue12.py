@@ -88,6 +88,43 @@ def test_labels_and_model_together(scanner: TextScanner, text: str, names: list[
     assert persons(scanner, text) == names
 
 
+@pytest.mark.parametrize("text,settled", [
+    # every candidate is a name right after a label, ending before a non-Han character
+    ("报名表 —— 姓名：王浩；", True),
+    ("来电人姓名李燕，来电内容：", True),
+    ("租户：上官佳，身份证号370102196010029763", True),
+    # the name runs on into Han characters: where it ends is the model's question
+    ("姓名王浩出席会议。", False),
+    # a second candidate no label announces
+    ("联系人：高建国，经办人孙建军说材料已齐。", False),
+    ("群众反映，张丹的电话打不通。", False),
+])
+def test_the_model_sees_only_clauses_the_rules_leave_open(
+        scanner: TextScanner, text: str, settled: bool) -> None:
+    """A clause whose every candidate is a labelled name with a clean end is settled by
+    the rules: the scanner does not run the name model on it, and the name is still
+    found, as ``AnalyzerEngine`` (which runs the model on it) finds it."""
+    from desensitize.recognizers.person import model_clauses, open_clauses
+
+    assert (open_clauses(text) == []) is settled
+    assert model_clauses(text)
+    assert persons(scanner, text)
+    engine = build_analyzer()
+    whole = {(r.start, r.end) for r in engine.analyze(text=text, language="zh", entities=["PERSON"])  # type: ignore[attr-defined]
+             if r.score >= 0.5}
+    assert {(f.start, f.end) for f in scanner.scan(text) if f.entity == "PERSON"} == whole
+
+
+@pytest.mark.parametrize("text", ["记者于今天，来到现场。", "群众向南京，反映问题。", "户主：于北京，"])
+def test_a_function_word_after_a_label_is_left_to_the_model(scanner: TextScanner, text: str) -> None:
+    """于, 向, 和 ... after a label are prepositions more often than surnames: only the
+    model sees the time or place after them, so such a clause is not settled by the rules."""
+    from desensitize.recognizers.person import open_clauses
+
+    assert open_clauses(text)
+    assert persons(scanner, text) == []
+
+
 @pytest.mark.parametrize("text", [
     "动员大批留学生和科技人员回国，投身新时代建设。",
     "记者从重庆乘船顺江而下，沿途采访。",
