@@ -18,14 +18,10 @@ depends_on = None
 def upgrade() -> None:
     from quanguard.inventory import METADATA
 
-    bind = op.get_bind()
-    for table in METADATA.sorted_tables:
-        table.create(bind, checkfirst=False)
+    METADATA.create_all(op.get_bind(), checkfirst=False)
 
 
 def downgrade() -> None:
     from quanguard.inventory import METADATA
 
-    bind = op.get_bind()
-    for table in reversed(METADATA.sorted_tables):
-        table.drop(bind)
+    METADATA.drop_all(op.get_bind(), checkfirst=False)
