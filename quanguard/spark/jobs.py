@@ -29,11 +29,12 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
     from desensitize.keys import Keyring
+    from desensitize.masker import MaskStats
     from desensitize.plan import MaskPlan
     from quanguard.container import Container
     from watermark import EmbedReport, Params
 
-__all__ = ["MarkedTable", "MaskCounts", "check_target", "mask_df", "scan_df", "table_name",
+__all__ = ["MarkedTable", "check_target", "mask_df", "scan_df", "table_name",
            "watermark_df"]
 
 
@@ -100,20 +101,11 @@ def scan_df(container: Container, df: DataFrame, *, csv: bool, sample: int = 10_
     return container.scanner.grade(raw), parts
 
 
-@dataclass(frozen=True)
-class MaskCounts:
-    """What a mask job wrote: rows (counted in the output), cells and spans masked."""
-
-    rows: int
-    cells: int
-    spans: int
-    per_column: dict[str, int]
-
-
 def mask_df(spark: SparkSession, df: DataFrame, plan: MaskPlan, keyring: Keyring, *,
-            csv: bool, dst: str) -> MaskCounts:
-    """Mask every partition of ``df`` by ``plan`` into the Parquet folder ``dst``."""
-    from desensitize.masker import Masker
+            csv: bool, dst: str) -> MaskStats:
+    """Mask every partition of ``df`` by ``plan`` into the Parquet folder ``dst``; the
+    counters of the whole job, its rows counted in the output."""
+    from desensitize.masker import Masker, MaskStats
 
     spans = any(c.op == "spans" for c in plan.columns)
     out_schema = Masker(plan, keyring=keyring, span_finder=lambda texts: [[] for _ in texts]
@@ -125,8 +117,8 @@ def mask_df(spark: SparkSession, df: DataFrame, plan: MaskPlan, keyring: Keyring
     stats = acc.value
     # a retried task adds its counters twice: the written rows are the truth
     rows = spark.read.parquet(dst).count()
-    return MaskCounts(rows, int(stats.get("cells", 0)), int(stats.get("spans", 0)),
-                      {k: int(v) for k, v in dict(stats.get("per_column", {})).items()})
+    return MaskStats(rows, int(stats.get("cells", 0)), int(stats.get("spans", 0)),
+                     {k: int(v) for k, v in dict(stats.get("per_column", {})).items()})
 
 
 @dataclass(frozen=True)
