@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import shutil
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,9 +31,10 @@ if TYPE_CHECKING:
     from desensitize.masker import MaskStats
     from desensitize.plan import MaskPlan
     from quanguard.container import Container
-    from watermark import EmbedReport, Params
+    from quanguard.services.watermark import EmbedOutcome
+    from watermark import Params
 
-__all__ = ["MarkedTable", "check_target", "mask_df", "scan_df", "table_name",
+__all__ = ["check_target", "mask_df", "scan_df", "table_name",
            "watermark_df"]
 
 
@@ -121,24 +121,16 @@ def mask_df(spark: SparkSession, df: DataFrame, plan: MaskPlan, keyring: Keyring
                      {k: int(v) for k, v in dict(stats.get("per_column", {})).items()})
 
 
-@dataclass(frozen=True)
-class MarkedTable:
-    """A marked copy written by :func:`watermark_df`."""
-
-    report: EmbedReport
-    columns: tuple[str, ...]
-    digest: str
-    partitions: int
-
-
 def watermark_df(spark: SparkSession, df: DataFrame, secret: bytes, recipient: str,
-                 params: Params, *, csv: bool, dst: str) -> MarkedTable:
-    """Mark every partition of ``df`` for ``recipient`` into the Parquet folder ``dst``.
+                 params: Params, *, csv: bool, dst: str) -> tuple[EmbedOutcome, int]:
+    """Mark every partition of ``df`` for ``recipient`` into the Parquet folder ``dst``;
+    the copy written (as a single-process embedding describes it) and the partitions.
 
     The plan (key and marked columns) is fixed on the driver from the table's first rows;
     each partition marks its rows with it. Raises ``TableTooSmall`` (nothing left at
     ``dst``) when the whole table carried too few marks.
     """
+    from quanguard.services.watermark import EmbedOutcome
     from watermark import Embedder
     from watermark.columns import plan_columns
 
@@ -163,5 +155,5 @@ def watermark_df(spark: SparkSession, df: DataFrame, secret: bytes, recipient: s
         if "://" not in dst:
             shutil.rmtree(dst, ignore_errors=True)
         raise
-    return MarkedTable(report, tuple(schema.names), output_digest(dst),
-                       df.rdd.getNumPartitions())
+    return (EmbedOutcome(report, dst, output_digest(dst), tuple(schema.names)),
+            df.rdd.getNumPartitions())
