@@ -1,8 +1,9 @@
-"""What the benchmarks share: a served quanguard in a subprocess, API keys, client threads,
-peak memory of a child process."""
+"""What the benchmarks share: size options with ``--quick``, a served quanguard in a
+subprocess, API keys, client threads, peak memory of a child process."""
 
 from __future__ import annotations
 
+import argparse
 import socket
 import subprocess
 import sys
@@ -16,6 +17,20 @@ from typing import Generic, TypeVar
 _T = TypeVar("_T")
 
 CLI = [sys.executable, "-m", "quanguard.cli.main"]
+
+
+def parse_sizes(parser: argparse.ArgumentParser, quick: dict[str, int], **sizes: int) -> argparse.Namespace:
+    """Add ``--NAME N`` for each of ``sizes`` (its default) and ``--quick``, parse the command
+    line, and with --quick cap the sizes named in ``quick`` (a smaller run, e.g. in CI)."""
+    for name, default in sizes.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=default)
+    parser.add_argument("--quick", action="store_true", help="at most " + ", ".join(
+        f"{cap:,} {name.replace('_', ' ')}" for name, cap in quick.items()))
+    args = parser.parse_args()
+    if args.quick:
+        for name, cap in quick.items():
+            setattr(args, name, min(getattr(args, name), cap))
+    return args
 
 
 def free_port() -> int:

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._common import parse_sizes
 from bench._exchange_common import NoAudit, make_exchange, write_result
 from exchange import AggregateQuery
 from exchange.ports import Caller
@@ -36,13 +37,8 @@ def population(n: int, seed: int = 1) -> pa.Table:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--quick", action="store_true", help="200,000 rows")
-    args = ap.parse_args()
-    if args.quick:
-        args.rows = min(args.rows, 200_000)
+    args = parse_sizes(argparse.ArgumentParser(description=__doc__.splitlines()[0]),
+                       {"rows": 200_000}, rows=1_000_000, repeat=5)
     table = population(args.rows)
     tmp = Path(tempfile.mkdtemp()) / "plain.parquet"
     pq.write_table(table, tmp)

@@ -17,6 +17,7 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._common import parse_sizes
 from bench._exchange_common import NoAudit, make_exchange, write_result
 from exchange import PsiClient
 from exchange.ports import Caller
@@ -50,13 +51,9 @@ def result_json(n: int, m: int, t_direct: float, t_ours: float) -> dict[str, obj
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--provider-ids", type=int, default=1_000_000)
-    ap.add_argument("--consumer-ids", type=int, default=10_000)
-    ap.add_argument("--quick", action="store_true", help="50,000 provider ids × 2,000")
-    args = ap.parse_args()
-    if args.quick:
-        args.provider_ids, args.consumer_ids = min(args.provider_ids, 50_000), min(args.consumer_ids, 2_000)
+    args = parse_sizes(argparse.ArgumentParser(description=__doc__.splitlines()[0]),
+                       {"provider_ids": 50_000, "consumer_ids": 2_000},
+                       provider_ids=1_000_000, consumer_ids=10_000)
     n, m = args.provider_ids, args.consumer_ids
     server_ids = [f"3701{i:012d}" for i in range(n)]
     # half of the consumer's ids are the provider's, half are not

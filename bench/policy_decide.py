@@ -24,6 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench._common import parse_sizes
 from quanguard.policy import PolicySet, Resource, load_policy_dir
 from quanguard.policy.engine import _conditions_hold, decision_order
 from quanguard.policy.vocab import ACTIONS, ROLES
@@ -139,12 +140,8 @@ def measure(label: str, directory: Path, n_requests: int, orgs: int) -> dict[str
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--sizes", default="100,1000,10000")
-    parser.add_argument("--quick", action="store_true", help="5,000 requests per set")
-    args = parser.parse_args()
-    if args.quick:
-        args.requests = min(args.requests, 5_000)
+    args = parse_sizes(parser, {"requests": 5_000}, requests=20_000)
     rows = [measure("shipped policies/", REPO / "policies", args.requests, orgs=1)]
     with tempfile.TemporaryDirectory() as tmp:
         for size in [int(s) for s in args.sizes.split(",") if s]:

@@ -7,8 +7,9 @@ framework, no service imports.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+import lazy_loader
 
 if TYPE_CHECKING:
     from desensitize.classify import ColumnReport, DatasetReport, grade_dataset
@@ -37,9 +38,9 @@ if TYPE_CHECKING:
     from desensitize.tableio import open_table, open_writer, read_table
     from desensitize.text_scan import TextScanner
 
-# Names load on first use (PEP 562): importing one submodule of the package, or
-# ``desensitize`` itself, does not pull in the heavy libraries of the others.
-_EXPORTS = {  # submodule: the names it gives the package
+# Names load on first use (PEP 562, through lazy_loader): importing one submodule of the
+# package, or ``desensitize`` itself, does not pull in the heavy libraries of the others.
+__getattr__, __dir__, _ = lazy_loader.attach(__name__, submod_attrs={  # submodule: its names
     "classify": ("ColumnReport", "DatasetReport", "grade_dataset"),
     "errors": ("DesensitizeError", "KeyMaterialError", "OperatorError", "PlanError", "ProfileError",
                "RecognizerDataError", "ScanInputError", "ScanTooLarge", "TableError",
@@ -55,20 +56,7 @@ _EXPORTS = {  # submodule: the names it gives the package
     "profiles": ("Profile", "ProfileSet", "load_profiles"),
     "risk": ("KAnonymity", "KResult", "k_anonymity"),
     "tableio": ("open_table", "open_writer", "read_table"),
-}
-_HOME = {name: f"{__name__}.{module}" for module, names in _EXPORTS.items() for name in names}
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _HOME:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value = getattr(importlib.import_module(_HOME[name]), name)
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_HOME})
-
+})
 
 __all__ = [  # noqa: RUF022 - plain sorted()
     "ColumnInfo",

@@ -8,8 +8,9 @@ through the Protocols in :mod:`exchange.ports`.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+import lazy_loader
 
 if TYPE_CHECKING:
     from exchange.aggregate import (
@@ -56,9 +57,9 @@ if TYPE_CHECKING:
     from exchange.service import Exchange
     from exchange.tables import METADATA
 
-# Names load on first use (PEP 562): importing one submodule of the package, or
-# ``exchange`` itself, does not pull in the heavy libraries of the others.
-_EXPORTS = {  # submodule: the names it gives the package
+# Names load on first use (PEP 562, through lazy_loader): importing one submodule of the
+# package, or ``exchange`` itself, does not pull in the heavy libraries of the others.
+__getattr__, __dir__, _ = lazy_loader.attach(__name__, submod_attrs={  # submodule: its names
     "aggregate": ("AGGREGATES", "AggregateQuery", "AggregateResult", "run_aggregate", "validate"),
     "budget": ("BudgetState",),
     "catalog": ("COMPUTATIONS", "Catalog", "ColumnInfo", "Dataset"),
@@ -75,20 +76,7 @@ _EXPORTS = {  # submodule: the names it gives the package
     "receipts": ("ReceiptSigner", "result_digest", "verify_receipt"),
     "service": ("Exchange",),
     "tables": ("METADATA",),
-}
-_HOME = {name: f"{__name__}.{module}" for module, names in _EXPORTS.items() for name in names}
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _HOME:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value = getattr(importlib.import_module(_HOME[name]), name)
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_HOME})
-
+})
 
 __all__ = [  # noqa: RUF022 - plain sorted()
     "AGGREGATES",

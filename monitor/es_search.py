@@ -10,26 +10,25 @@ regrouped here into local hours and days of the query's zone.
 
 from __future__ import annotations
 
-import ipaddress
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from monitor.errors import InvalidQuery
 from monitor.es import DEFAULT_PREFIX, call_es, index_pattern, ts_us
 from monitor.events import AuditEvent
 from monitor.search import (
-    MAX_CIDR_ADDRESSES,
     SUM_ROWS,
     TERMS_SIZE,
     Bucket,
     SearchQuery,
     SearchResult,
+    cidr_values,
     local_bucket_start,
     order_terms,
     parse_network,
+    select_cidr,
 )
 
 _TERMS_SHARD_SIZE = 10_000  # exact terms counts across monthly indices
@@ -87,30 +86,6 @@ def _match(name: str, value: str, cidr: Mapping[str, Sequence[str]]) -> dict[str
     if name in ("effect", "outcome"):
         return {"term": {field: value}}
     return _term(field, value)
-
-
-def cidr_values(query: SearchQuery) -> list[str]:
-    return [v for n, v in (*query.filters().items(), *query.exclude)
-            if n == "source_ip" and parse_network(v) is not None]
-
-
-def select_cidr(values: Sequence[str], stored: Iterable[str]) -> dict[str, list[str]]:
-    """The stored addresses inside each CIDR value (unparsable ones are in none)."""
-    addresses = []
-    for text in stored:
-        try:
-            addresses.append((text, ipaddress.ip_address(text)))
-        except ValueError:
-            continue
-    out: dict[str, list[str]] = {}
-    for value in values:
-        net = parse_network(value)
-        inside = [t for t, a in addresses if a.version == net.version and a in net]  # type: ignore[union-attr,operator]
-        if len(inside) > MAX_CIDR_ADDRESSES:
-            raise InvalidQuery(f"source_ip {value} covers more than {MAX_CIDR_ADDRESSES} "
-                               "distinct recorded addresses; use a narrower network")
-        out[value] = inside
-    return out
 
 
 def build_request(query: SearchQuery, cidr: Mapping[str, Sequence[str]] | None = None

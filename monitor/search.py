@@ -38,7 +38,7 @@ Semantics every backend must implement identically (parity tests hold them to it
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
@@ -79,6 +79,32 @@ def parse_network(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network |
     except ValueError as exc:
         raise InvalidQuery(f"source_ip {value[:60]!r} is not an IP address or a CIDR "
                            "network (e.g. 10.1.0.0/16)") from exc
+
+
+def cidr_values(query: SearchQuery) -> list[str]:
+    """The CIDR ``source_ip`` values of a query's filters and exclusions."""
+    return [v for n, v in (*query.filters().items(), *query.exclude)
+            if n == "source_ip" and parse_network(v) is not None]
+
+
+def select_cidr(values: Sequence[str], stored: Iterable[str]) -> dict[str, list[str]]:
+    """The stored addresses inside each CIDR value; addresses that do not parse are in
+    none. Backends without a network type list their distinct addresses and ask this."""
+    addresses = []
+    for text in stored:
+        try:
+            addresses.append((text, ipaddress.ip_address(text)))
+        except ValueError:
+            continue
+    out: dict[str, list[str]] = {}
+    for value in values:
+        net = parse_network(value)
+        inside = [t for t, a in addresses if a.version == net.version and a in net]  # type: ignore[union-attr,operator]
+        if len(inside) > MAX_CIDR_ADDRESSES:
+            raise InvalidQuery(f"source_ip {value} covers more than {MAX_CIDR_ADDRESSES} "
+                               "distinct recorded addresses; use a narrower network")
+        out[value] = inside
+    return out
 
 
 def canonical_ip(value: str) -> str:

@@ -26,7 +26,6 @@ Keeping it interactive on a large trail (bench/audit_search.py, 10,000,000 event
 
 from __future__ import annotations
 
-import ipaddress
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -36,17 +35,17 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from monitor.errors import InvalidQuery
 from monitor.events import AuditEvent
 from monitor.search import (
-    MAX_CIDR_ADDRESSES,
     SUM_ROWS,
     Bucket,
     SearchQuery,
     SearchResult,
+    cidr_values,
     local_bucket_start,
     order_terms,
     parse_network,
+    select_cidr,
 )
 from monitor.store import EVENTS, from_us, to_us
 
@@ -157,27 +156,11 @@ def expand_cidr(session: Session, query: SearchQuery) -> dict[str, list[str]]:
     SQL has no portable network type, so the distinct stored addresses are listed and
     tested here; addresses that do not parse are never inside a network.
     """
-    values = [v for n, v in (*query.filters().items(), *query.exclude)
-              if n == "source_ip" and parse_network(v) is not None]
+    values = cidr_values(query)
     if not values:
         return {}
-    stored = [str(v) for (v,) in session.execute(
-        sa.select(EVENTS.c.source_ip).where(EVENTS.c.source_ip.is_not(None)).distinct())]
-    out: dict[str, list[str]] = {}
-    for value in values:
-        net = parse_network(value)
-        inside = []
-        for text in stored:
-            try:
-                if ipaddress.ip_address(text) in net:  # type: ignore[operator]
-                    inside.append(text)
-            except ValueError:
-                continue
-        if len(inside) > MAX_CIDR_ADDRESSES:
-            raise InvalidQuery(f"source_ip {value} covers more than {MAX_CIDR_ADDRESSES} "
-                               "distinct addresses; use a narrower network")
-        out[value] = inside
-    return out
+    return select_cidr(values, (str(v) for (v,) in session.execute(
+        sa.select(EVENTS.c.source_ip).where(EVENTS.c.source_ip.is_not(None)).distinct())))
 
 
 def expand_spellings(session: Session, query: SearchQuery,

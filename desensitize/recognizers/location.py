@@ -41,14 +41,15 @@ class _Grammar:
         region = _alt(terms["region_suffix"])
         road = _alt(terms["road_suffix"])
         place = _alt(terms["place_suffix"])
-        bld = rf"(?:[A-Za-z]?{_NUM}[A-Za-z]?(?:号楼(?![下上前后道里顶对旁边门口])|栋|幢|座|号院)|[A-Za-z](?:座|栋|幢))"
+        lou = r"楼(?![下上前后道里顶对旁边门口])"  # 楼 of a building, not 楼下, 楼上, 楼道, ...
+        bld = rf"(?:[A-Za-z]?{_NUM}[A-Za-z]?(?:号{lou}|栋|幢|座|号院)|[A-Za-z](?:座|栋|幢))"
         unit = rf"(?:{_NUM}单元)"
         floor = rf"(?:{_NUM}(?:层|楼)(?![0-9]))"
         room = rf"(?:[A-Za-z]?{_NUM}(?:室|户|号房|房))"
         tail = rf"(?:{bld})?(?:{unit})?(?:{floor})?(?:{room})?"
         needed = rf"(?:{bld}{unit}?{floor}?{room}?|{unit}{floor}?{room}?|{room})"
         dashed = r"(?:[0-9]{1,3}-[0-9]{1,3}(?:-[0-9]{1,4})?(?:室|号)?)"
-        door = rf"(?:[甲乙丙丁]?{_NUM}(?:-{_NUM})?(?:号院|号(?!院|楼(?![下上前后道里顶对旁边门口]))|弄))"
+        door = rf"(?:[甲乙丙丁]?{_NUM}(?:-{_NUM})?(?:号院|号(?!院|{lou})|弄))"
         name = r"(?:(?![的了，,。])[\p{Han}0-9A-Za-z]){1,12}?"
         pname = r"(?:(?![的了])[\p{Han}A-Za-z]){2,10}?"
         ahead = rf"(?=[A-Za-z]?{_NUM}[A-Za-z]?(?:号楼|栋|幢|座|单元|室)|[A-Za-z](?:座|栋|幢))"
@@ -58,7 +59,7 @@ class _Grammar:
         after = r"(?=[甲乙丙丁0-9０-９A-Za-z一二三四五六七八九十百零两])"
         road_hit = regex.compile(rf"(?:{road}){after}")
         place_hit = regex.compile(rf"(?:{place}){after}")
-        seat = r"[A-Za-z0-9]{1,3}(?:座|栋|幢|号楼(?![下上前后道里顶对旁边门口]))"
+        seat = rf"[A-Za-z0-9]{{1,3}}(?:座|栋|幢|号{lou})"
         seat_hit = regex.compile(rf"(?:{road})(?={seat})")  # what pattern 4 needs after its road
         road_len = max(map(len, terms["road_suffix"]))
         self.patterns: tuple[tuple[regex.Pattern[str], float, regex.Pattern[str] | None, int], ...] = (

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from quanguard.api.deps import ContainerDep, ContextDep, PrincipalDep, require_roles
 from quanguard.auth import Principal
-from quanguard.policy import Resource
+from quanguard.policy import Resource, SubjectRef
 from quanguard.usecases import policy as uc
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def decide(body: DecideIn, caller: _Decider, container: ContainerDep, ctx: Conte
     decision = uc.decide_for(
         container,
         caller,
-        uc.Subject(role=body.principal.role, org=body.principal.org, id=body.principal.id),
+        SubjectRef(role=body.principal.role, org=body.principal.org, id=body.principal.id),
         body.action,
         Resource(**body.resource.model_dump()),
         ctx=ctx,

@@ -16,7 +16,7 @@ from quanguard.policy.check import check_policy_dir
 from quanguard.policy.engine import PolicySet, Trace
 from quanguard.policy.errors import PolicyError, PolicyInvalid, PolicyNotFound, UnknownName
 from quanguard.policy.loader import load_policy_dir, validate_policy_dir
-from quanguard.policy.model import Decision, Problem, Resource, Rule
+from quanguard.policy.model import Decision, Problem, Resource, Rule, SubjectRef
 from quanguard.policy.vocab import ACTIONS, OBLIGATIONS, ROLES
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "Problem",
     "Resource",
     "Rule",
+    "SubjectRef",
     "Trace",
     "UnknownName",
     "build_bundle",

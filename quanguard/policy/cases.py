@@ -21,26 +21,19 @@ from typing import Any
 from yaml.nodes import Node
 
 from quanguard.policy.engine import PolicySet
-from quanguard.policy.model import Decision, Problem, Resource
+from quanguard.policy.model import Decision, Problem, Resource, SubjectRef
 from quanguard.policy.vocab import ACTIONS, EFFECTS, ROLES
 from quanguard.policy.yamlnodes import Sheet, read_sheet
 
-__all__ = ["Case", "CasePrincipal", "CaseResult", "load_cases", "run_cases"]
+__all__ = ["Case", "CaseResult", "load_cases", "run_cases"]
 
 _UNSET = object()
 
 
 @dataclass(frozen=True)
-class CasePrincipal:
-    role: str
-    org: str
-    id: str = "case"
-
-
-@dataclass(frozen=True)
 class Case:
     name: str
-    principal: CasePrincipal
+    principal: SubjectRef
     action: str
     resource: Resource
     effect: str
@@ -140,7 +133,7 @@ def _parse_case(sheet: Sheet, node: Any, policy: PolicySet, index: int) -> Case 
         return None
     return Case(
         name=name,
-        principal=CasePrincipal(role=role, org=org),
+        principal=SubjectRef(role=role, org=org, id="case"),
         action=action,
         resource=Resource(**res),
         effect=effect,

@@ -13,6 +13,7 @@ __all__ = [
     "Resource",
     "Rule",
     "Subject",
+    "SubjectRef",
 ]
 
 Effect = Literal["allow", "deny", "approval_required"]
@@ -26,6 +27,17 @@ class Subject(Protocol):
 
     @property
     def org(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class SubjectRef:
+    """A subject given by value: a policy test case's principal, or the one a decide request
+    from another platform asks about (not necessarily the caller). ``id`` only goes into
+    the record."""
+
+    role: str
+    org: str
+    id: str = "-"
 
 
 @dataclass(frozen=True)

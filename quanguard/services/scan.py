@@ -22,28 +22,10 @@ from sqlalchemy.orm import Session
 from desensitize import DatasetReport, TableScanner, TextScanner, grade_dataset
 from desensitize.classify import GRADING_LABELS
 from desensitize.suspects import redact as redact_suspects
+from quanguard.inventory import ASSETS
 
 if TYPE_CHECKING:
     from quanguard.container import Container
-
-METADATA = sa.MetaData()
-ASSETS = sa.Table(
-    "scan_assets", METADATA,
-    sa.Column("id", sa.String(36), primary_key=True),
-    sa.Column("dataset", sa.String(300), nullable=False),
-    sa.Column("version", sa.Integer(), nullable=False),
-    sa.Column("fingerprint", sa.String(64), nullable=False),
-    sa.Column("source", sa.String(500), nullable=False),
-    sa.Column("format", sa.String(16), nullable=False),
-    sa.Column("rows_scanned", sa.Integer(), nullable=False),
-    sa.Column("sampled", sa.Boolean(), nullable=False),
-    sa.Column("dataset_grade", sa.String(32), nullable=True),
-    sa.Column("k_anonymity", sa.Integer(), nullable=True),
-    sa.Column("report", sa.Text(), nullable=False),
-    sa.Column("owner_org", sa.String(128), nullable=True),
-    sa.Column("scanned_by", sa.String(128), nullable=False),
-    sa.Column("scanned_at", sa.DateTime(timezone=True), nullable=False),
-)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import shutil
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,11 +28,13 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
     from desensitize.keys import Keyring
+    from desensitize.masker import MaskStats
     from desensitize.plan import MaskPlan
     from quanguard.container import Container
-    from watermark import EmbedReport, Params
+    from quanguard.services.watermark import EmbedOutcome
+    from watermark import Params
 
-__all__ = ["MarkedTable", "MaskCounts", "check_target", "mask_df", "scan_df", "table_name",
+__all__ = ["check_target", "mask_df", "scan_df", "table_name",
            "watermark_df"]
 
 
@@ -100,20 +101,11 @@ def scan_df(container: Container, df: DataFrame, *, csv: bool, sample: int = 10_
     return container.scanner.grade(raw), parts
 
 
-@dataclass(frozen=True)
-class MaskCounts:
-    """What a mask job wrote: rows (counted in the output), cells and spans masked."""
-
-    rows: int
-    cells: int
-    spans: int
-    per_column: dict[str, int]
-
-
 def mask_df(spark: SparkSession, df: DataFrame, plan: MaskPlan, keyring: Keyring, *,
-            csv: bool, dst: str) -> MaskCounts:
-    """Mask every partition of ``df`` by ``plan`` into the Parquet folder ``dst``."""
-    from desensitize.masker import Masker
+            csv: bool, dst: str) -> MaskStats:
+    """Mask every partition of ``df`` by ``plan`` into the Parquet folder ``dst``; the
+    counters of the whole job, its rows counted in the output."""
+    from desensitize.masker import Masker, MaskStats
 
     spans = any(c.op == "spans" for c in plan.columns)
     out_schema = Masker(plan, keyring=keyring, span_finder=lambda texts: [[] for _ in texts]
@@ -125,28 +117,20 @@ def mask_df(spark: SparkSession, df: DataFrame, plan: MaskPlan, keyring: Keyring
     stats = acc.value
     # a retried task adds its counters twice: the written rows are the truth
     rows = spark.read.parquet(dst).count()
-    return MaskCounts(rows, int(stats.get("cells", 0)), int(stats.get("spans", 0)),
-                      {k: int(v) for k, v in dict(stats.get("per_column", {})).items()})
-
-
-@dataclass(frozen=True)
-class MarkedTable:
-    """A marked copy written by :func:`watermark_df`."""
-
-    report: EmbedReport
-    columns: tuple[str, ...]
-    digest: str
-    partitions: int
+    return MaskStats(rows, int(stats.get("cells", 0)), int(stats.get("spans", 0)),
+                     {k: int(v) for k, v in dict(stats.get("per_column", {})).items()})
 
 
 def watermark_df(spark: SparkSession, df: DataFrame, secret: bytes, recipient: str,
-                 params: Params, *, csv: bool, dst: str) -> MarkedTable:
-    """Mark every partition of ``df`` for ``recipient`` into the Parquet folder ``dst``.
+                 params: Params, *, csv: bool, dst: str) -> tuple[EmbedOutcome, int]:
+    """Mark every partition of ``df`` for ``recipient`` into the Parquet folder ``dst``;
+    the copy written (as a single-process embedding describes it) and the partitions.
 
     The plan (key and marked columns) is fixed on the driver from the table's first rows;
     each partition marks its rows with it. Raises ``TableTooSmall`` (nothing left at
     ``dst``) when the whole table carried too few marks.
     """
+    from quanguard.services.watermark import EmbedOutcome
     from watermark import Embedder
     from watermark.columns import plan_columns
 
@@ -171,5 +155,5 @@ def watermark_df(spark: SparkSession, df: DataFrame, secret: bytes, recipient: s
         if "://" not in dst:
             shutil.rmtree(dst, ignore_errors=True)
         raise
-    return MarkedTable(report, tuple(schema.names), output_digest(dst),
-                       df.rdd.getNumPartitions())
+    return (EmbedOutcome(report, dst, output_digest(dst), tuple(schema.names)),
+            df.rdd.getNumPartitions())

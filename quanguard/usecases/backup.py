@@ -125,11 +125,8 @@ class RestoreSummary:
 
 # --- helpers ---------------------------------------------------------------------------
 def _digest_file(path: Path, suite: Suite = INTL) -> str:
-    h = hashlib.sha256() if suite.hash_alg == "sha256" else suite.new_hash()
     with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, suite.new_hash).hexdigest()
 
 
 def _sqlite_path(engine: Engine) -> Path | None:

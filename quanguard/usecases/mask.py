@@ -78,14 +78,10 @@ class UnmaskOutcome:
 
 
 def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
     if "://" in path or not os.path.isfile(path):
-        h.update(path.encode())
-        return h.hexdigest()
+        return hashlib.sha256(path.encode()).hexdigest()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _ctx_kw(ctx: RequestContext | None) -> AuditOrigin:

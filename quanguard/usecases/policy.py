@@ -26,6 +26,7 @@ from quanguard.policy import (
     PolicyNotFound,
     Problem,
     Resource,
+    SubjectRef,
     Trace,
     check_policy_dir,
     load_cases,
@@ -45,7 +46,6 @@ __all__ = [
     "SERVICE_ACTOR",
     "CheckReport",
     "Explanation",
-    "Subject",
     "TestRun",
     "audit_automatic_reloads",
     "check",
@@ -145,19 +145,10 @@ def run_tests(directory: Path | None) -> TestRun:
 
 
 @dataclass(frozen=True)
-class Subject:
-    """The principal a decision is asked about (not necessarily the caller)."""
-
-    role: str
-    org: str
-    id: str = "-"
-
-
-@dataclass(frozen=True)
 class Explanation:
     """The decision for one request and every candidate rule, in evaluation order."""
 
-    subject: Subject
+    subject: SubjectRef
     action: str
     resource: Resource
     decision: Decision
@@ -189,7 +180,7 @@ def explain(
     """The decision for one request and every candidate rule."""
     policy = load_policy_dir(resolve_dir(directory))
     resource = Resource(grade=grade, dataset=dataset, owner_org=owner_org, purpose=purpose)
-    subject = Subject(role=role, org=org)
+    subject = SubjectRef(role=role, org=org)
     decision, traces = policy.explain(subject, action, resource)
     return Explanation(subject, action, resource, decision, tuple(traces))
 
@@ -220,7 +211,7 @@ def info(container: Container) -> dict[str, object]:
 def decide_for(
     container: Container,
     caller: Principal,
-    subject: Subject,
+    subject: SubjectRef,
     action: str,
     resource: Resource,
     *,

@@ -88,15 +88,10 @@ def _ctx_kw(ctx: RequestContext | None) -> AuditOrigin:
 # -- tables -----------------------------------------------------------------------------
 
 def _fingerprint(path: str, report: DatasetReport) -> str:
-    h = hashlib.sha256()
     if "://" not in path and os.path.isfile(path):
         with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    else:
-        h.update(path.encode())
-        h.update(str([c.name for c in report.columns]).encode())
-    return h.hexdigest()
+            return hashlib.file_digest(fh, "sha256").hexdigest()
+    return hashlib.sha256(path.encode() + str([c.name for c in report.columns]).encode()).hexdigest()
 
 
 def scan_table(

@@ -215,8 +215,8 @@ def watermark(container: Container, principal: Principal, src: str, dst: str, *,
         spark = spark or get_session(master)
         df, kind = read_table(spark, src, fmt=fmt, encoding=encoding)
         wm = container.watermarker
-        marked = jobs.watermark_df(spark, df, wm.secret, recipient, params,
-                                   csv=kind != "parquet", dst=dst)
+        marked, parts = jobs.watermark_df(spark, df, wm.secret, recipient, params,
+                                          csv=kind != "parquet", dst=dst)
         report = marked.report
         with container.unit_of_work() as session:
             copy_id = wm.register(session, dataset=name, report=report, columns=marked.columns,
@@ -228,6 +228,6 @@ def watermark(container: Container, principal: Principal, src: str, dst: str, *,
                 labels={"engine": "spark", "recipient": recipient, "copy_id": copy_id,
                         "marked_cells": report.marked_cells, "rows_in": str(report.rows),
                         "rows_out": str(report.rows), "gamma": report.plan.gamma,
-                        "partitions": str(marked.partitions), "key": report.key_fingerprint})
-    return SparkWatermarkOutcome(report, copy_id, name, dst, marked.digest, marked.partitions,
+                        "partitions": str(parts), "key": report.key_fingerprint})
+    return SparkWatermarkOutcome(report, copy_id, name, dst, marked.digest, parts,
                                  time.perf_counter() - started)
