@@ -279,13 +279,15 @@ class AuditService:
         session.info.setdefault(_REQUEST_EVENTS, []).append(counter)
 
     def record_batch(self, session: Session, events: Sequence[AuditEvent], *,
-                     source: str = "reporter", now: datetime | None = None
-                     ) -> list[AuditEvent]:
-        """Append ``events`` (redacted here), checkpoint if due, evaluate alerts."""
+                     source: str = "reporter", now: datetime | None = None,
+                     redacted: bool = False) -> list[AuditEvent]:
+        """Append ``events`` (redacted here, unless ``redacted`` says the caller passed them
+        through :meth:`free_text_redactor` already), checkpoint if due, evaluate alerts."""
         if not events:
             return []
-        redactor = self._free_text_redactor()
-        events = [redact_event(e, redactor) for e in events]
+        if not redacted:
+            redactor = self.free_text_redactor()
+            events = [redact_event(e, redactor) for e in events]
         stamp = now or utc_now()
         stored = self.store.append(session, events, now=stamp)
         self._maybe_checkpoint(session, stamp, stored[-1].seq or 0)
@@ -296,7 +298,7 @@ class AuditService:
         self.m_head.set(stored[-1].seq or 0)
         return stored
 
-    def _free_text_redactor(self) -> Callable[[str], str]:
+    def free_text_redactor(self) -> Callable[[str], str]:
         """Secrets scrubbed, then PII redacted (texts the fast reject cannot clear only),
         memoised per text: free texts of ingested events repeat a lot."""
         pii = self.redactor()

@@ -11,8 +11,10 @@ events themselves; a failure to record fails the call.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +39,8 @@ from quanguard.gate import RequestContext, authorize
 from quanguard.services.shipper import es_status
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from quanguard.container import Container
     from quanguard.policy.model import Decision
     from quanguard.services.audit import RecordFields
@@ -111,6 +115,64 @@ def _record(container: Container, principal: Principal, action: str, **kw: Unpac
 
 
 # -- ingest ---------------------------------------------------------------------------
+# SQLite pages a streamed ingest keeps in memory (KiB): the trail's indexes take new keys
+# all over (ids are random), and with the default 2 MiB cache most index pages are
+# re-read from the file on every transaction.
+BULK_CACHE_KIB = 16_384
+
+
+def bulk_pages(session: Session) -> None:
+    """Give the session's SQLite connection a page cache for bulk appends (no-op elsewhere)."""
+    conn = session.connection()
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(f"PRAGMA cache_size=-{BULK_CACHE_KIB}")
+
+
+def read_ahead(items: Iterator[T]) -> Iterator[T]:
+    """``items``, produced one item ahead on a thread of its own: the next item is built
+    while the caller works on this one, and at most these two exist at a time. An
+    exception of the producer is raised here; leaving the loop early stops the producer."""
+    slot: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=1)
+    taken = threading.Semaphore(0)
+    stop = threading.Event()
+
+    def put(entry: tuple[bool, object]) -> bool:
+        while not stop.is_set():
+            try:
+                slot.put(entry, timeout=0.1)
+            except queue.Full:
+                continue
+            return True
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((True, item)):
+                    return
+                while not taken.acquire(timeout=0.1):  # the next one only once this is taken
+                    if stop.is_set():
+                        return
+            put((False, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            put((False, exc))
+
+    producer = threading.Thread(target=produce, name="ingest-read-ahead", daemon=True)
+    producer.start()
+    try:
+        while True:
+            ok, value = slot.get()
+            taken.release()
+            if ok:
+                yield value  # type: ignore[misc]
+            elif value is None:
+                return
+            else:
+                raise value  # type: ignore[misc]
+    finally:
+        stop.set()
+
+
 def ingest(container: Container, principal: Principal, lines: Iterable[str | bytes], *,
            source_ip: str | None = None, request_id: str | None = None,
            max_lines: int | None = MAX_BATCH, chunk: int = 10_000,
@@ -123,11 +185,16 @@ def ingest(container: Container, principal: Principal, lines: Iterable[str | byt
     _authorize(container, principal, "report_events", source_ip=source_ip,
                request_id=request_id)
     now = utc_now()
-    if max_lines is not None:  # one request: refuse an oversized batch whole
+    stream = max_lines is None
+    if not stream:  # one request: refuse an oversized batch whole
         batch = parse_batch(lines, reporter=principal.id, now=now, max_lines=max_lines)
         chunks: Iterable[ParsedBatch] = [batch]
     else:
-        chunks = parse_chunks(lines, reporter=principal.id, now=now, chunk=chunk)
+        # A stream: the next chunk is parsed and its free texts redacted on a thread of its
+        # own while this one appends the previous chunk (the database works without the
+        # GIL). Each chunk is still appended, hashed and committed here, in order.
+        chunks = read_ahead(parse_chunks(lines, reporter=principal.id, now=now, chunk=chunk,
+                                         redactor=container.audit.free_text_redactor()))
     first = last = None
     total = accepted = rejected = 0
     errors: list[LineError] = []
@@ -141,8 +208,10 @@ def ingest(container: Container, principal: Principal, lines: Iterable[str | byt
 
             def tx(part: Sequence[AuditEvent] = part) -> list[AuditEvent]:
                 with container.unit_of_work() as session:
+                    if stream:
+                        bulk_pages(session)
                     stored: list[AuditEvent] = container.audit.record_batch(
-                        session, part, source="reporter", now=now)
+                        session, part, source="reporter", now=now, redacted=stream)
                     return stored
 
             stored = with_retry(tx)
