@@ -28,7 +28,7 @@ from monitor.alert_engine import Alert, AlertEngine
 from monitor.alerts import AlertRules
 from monitor.checkpoint import Checkpoint, Signer, load_or_create_signer
 from monitor.events import Actor, AuditEvent, EventDecision, redact_event, utc_now
-from monitor.store import AuditStore
+from monitor.store import AuditStore, Prepared
 from monitor.trail import Trail
 from quanguard.gate import request_counter, success_status
 from quanguard.logs import scrub
@@ -280,16 +280,18 @@ class AuditService:
 
     def record_batch(self, session: Session, events: Sequence[AuditEvent], *,
                      source: str = "reporter", now: datetime | None = None,
-                     redacted: bool = False) -> list[AuditEvent]:
+                     redacted: bool = False, prepared: Prepared | None = None
+                     ) -> list[AuditEvent]:
         """Append ``events`` (redacted here, unless ``redacted`` says the caller passed them
-        through :meth:`free_text_redactor` already), checkpoint if due, evaluate alerts."""
+        through :meth:`free_text_redactor` already), checkpoint if due, evaluate alerts.
+        ``prepared``: these events hashed ahead (:meth:`AuditStore.prepare`)."""
         if not events:
             return []
         if not redacted:
             redactor = self.free_text_redactor()
             events = [redact_event(e, redactor) for e in events]
         stamp = now or utc_now()
-        stored = self.store.append(session, events, now=stamp)
+        stored = self.store.append(session, events, now=stamp, prepared=prepared)
         self._maybe_checkpoint(session, stamp, stored[-1].seq or 0)
         alerts = self.alert_engine.process(session, stored, now=stamp)
         if alerts:

@@ -31,7 +31,7 @@ from monitor.events import AuditEvent, utc_now
 from monitor.ingest import MAX_BATCH, LineError, ParsedBatch, parse_batch, parse_chunks
 from monitor.retention import plan_purge, purge
 from monitor.search import SearchQuery, SearchResult
-from monitor.store import EVENTS, VERIFY_RUNS, Generation, from_us, to_us
+from monitor.store import EVENTS, VERIFY_RUNS, Generation, Head, Prepared, from_us, to_us
 from monitor.trail import consistency_document, proof_document
 from quanguard.auth import Principal
 from quanguard.errors import Conflict
@@ -128,6 +128,31 @@ def bulk_pages(session: Session) -> None:
         conn.exec_driver_sql(f"PRAGMA cache_size=-{BULK_CACHE_KIB}")
 
 
+@dataclass(frozen=True)
+class _Hashed(ParsedBatch):
+    """A parsed chunk with its events hashed ahead (``prepared`` None when it has none)."""
+
+    prepared: Prepared | None = None
+
+
+def _hashed_ahead(container: Container, chunks: Iterable[ParsedBatch], now: datetime
+                  ) -> Iterator[ParsedBatch]:
+    """Each chunk with its rows hashed after the head the previous chunk leaves (the
+    trail's head for the first)."""
+    store = container.audit.store
+    head: Head | None = None
+    for parsed in chunks:
+        if not parsed.events:
+            yield parsed
+            continue
+        if head is None:
+            with container.read_session() as session:
+                head = store.head(session)
+        prepared = store.prepare(parsed.events, head, now=now)
+        head = prepared.head
+        yield _Hashed(parsed.events, parsed.errors, parsed.lines, prepared)
+
+
 def read_ahead(items: Iterator[T]) -> Iterator[T]:
     """``items``, produced one item ahead on a thread of its own: the next item is built
     while the caller works on this one, and at most these two exist at a time. An
@@ -190,11 +215,14 @@ def ingest(container: Container, principal: Principal, lines: Iterable[str | byt
         batch = parse_batch(lines, reporter=principal.id, now=now, max_lines=max_lines)
         chunks: Iterable[ParsedBatch] = [batch]
     else:
-        # A stream: the next chunk is parsed and its free texts redacted on a thread of its
-        # own while this one appends the previous chunk (the database works without the
-        # GIL). Each chunk is still appended, hashed and committed here, in order.
-        chunks = read_ahead(parse_chunks(lines, reporter=principal.id, now=now, chunk=chunk,
-                                         redactor=container.audit.free_text_redactor()))
+        # A stream: the next chunk is parsed, its free texts redacted and its rows hashed
+        # (on the assumption that nobody else appends in between) on a thread of its own
+        # while this one appends the previous chunk (the database works without the GIL).
+        # Each chunk is still appended and committed here, in order; a chunk whose
+        # assumption fails is hashed anew in its transaction (AuditStore.append).
+        chunks = read_ahead(_hashed_ahead(container, parse_chunks(
+            lines, reporter=principal.id, now=now, chunk=chunk,
+            redactor=container.audit.free_text_redactor()), now))
     first = last = None
     total = accepted = rejected = 0
     errors: list[LineError] = []
@@ -203,15 +231,21 @@ def ingest(container: Container, principal: Principal, lines: Iterable[str | byt
         rejected += len(parsed.errors)
         errors.extend(parsed.errors[:max(0, MAX_KEPT_ERRORS - len(errors))])
         events = parsed.events
-        for start in range(0, len(events), chunk):
-            part = events[start:start + chunk]
+        parts = [events] if len(events) <= chunk else [
+            events[start:start + chunk] for start in range(0, len(events), chunk)]
+        for part in parts:
+            if not part:
+                continue
+            ahead = parsed.prepared if isinstance(parsed, _Hashed) else None
 
-            def tx(part: Sequence[AuditEvent] = part) -> list[AuditEvent]:
+            def tx(part: Sequence[AuditEvent] = part, ahead: Prepared | None = ahead
+                   ) -> list[AuditEvent]:
                 with container.unit_of_work() as session:
                     if stream:
                         bulk_pages(session)
                     stored: list[AuditEvent] = container.audit.record_batch(
-                        session, part, source="reporter", now=now, redacted=stream)
+                        session, part, source="reporter", now=now, redacted=stream,
+                        prepared=ahead)
                     return stored
 
             stored = with_retry(tx)
