@@ -128,6 +128,21 @@ def bulk_pages(session: Session) -> None:
         conn.exec_driver_sql(f"PRAGMA cache_size=-{BULK_CACHE_KIB}")
 
 
+def _append_part(container: Container, part: Sequence[AuditEvent], ahead: Prepared | None,
+                 *, now: datetime, stream: bool) -> tuple[int, int]:
+    """Append ``part`` in one transaction (retried while the store is busy): its first and
+    last seq."""
+    def tx() -> tuple[int, int]:
+        with container.unit_of_work() as session:
+            if stream:
+                bulk_pages(session)
+            stored = container.audit.record_batch(session, part, source="reporter", now=now,
+                                                  redacted=stream, prepared=ahead)
+            return stored[0].seq or 0, stored[-1].seq or 0
+
+    return with_retry(tx)
+
+
 @dataclass(frozen=True)
 class _Hashed(ParsedBatch):
     """A parsed chunk with its events hashed ahead (``prepared`` None when it has none)."""
@@ -150,7 +165,10 @@ def _hashed_ahead(container: Container, chunks: Iterable[ParsedBatch], now: date
                 head = store.head(session)
         prepared = store.prepare(parsed.events, head, now=now)
         head = prepared.head
-        yield _Hashed(parsed.events, parsed.errors, parsed.lines, prepared)
+        out = _Hashed(parsed.events, parsed.errors, parsed.lines, prepared)
+        del parsed, prepared  # only ``out`` refers to the chunk: it goes when it is appended
+        yield out
+        del out
 
 
 def read_ahead(items: Iterator[T]) -> Iterator[T]:
@@ -175,6 +193,7 @@ def read_ahead(items: Iterator[T]) -> Iterator[T]:
             for item in items:
                 if not put((True, item)):
                     return
+                del item  # held by the consumer now; not kept while the next is built
                 while not taken.acquire(timeout=0.1):  # the next one only once this is taken
                     if stop.is_set():
                         return
@@ -190,6 +209,7 @@ def read_ahead(items: Iterator[T]) -> Iterator[T]:
             taken.release()
             if ok:
                 yield value  # type: ignore[misc]
+                del value  # not kept while the next one is awaited
             elif value is None:
                 return
             else:
@@ -234,26 +254,16 @@ def ingest(container: Container, principal: Principal, lines: Iterable[str | byt
         parts = [events] if len(events) <= chunk else [
             events[start:start + chunk] for start in range(0, len(events), chunk)]
         for part in parts:
-            if not part:
-                continue
-            ahead = parsed.prepared if isinstance(parsed, _Hashed) else None
-
-            def tx(part: Sequence[AuditEvent] = part, ahead: Prepared | None = ahead
-                   ) -> list[AuditEvent]:
-                with container.unit_of_work() as session:
-                    if stream:
-                        bulk_pages(session)
-                    stored: list[AuditEvent] = container.audit.record_batch(
-                        session, part, source="reporter", now=now, redacted=stream,
-                        prepared=ahead)
-                    return stored
-
-            stored = with_retry(tx)
-            first = first if first is not None else stored[0].seq
-            last = stored[-1].seq
-            accepted += len(stored)
-            if progress is not None:
-                progress(len(stored))
+            if part:
+                low, high = _append_part(
+                    container, part, parsed.prepared if isinstance(parsed, _Hashed) else None,
+                    now=now, stream=stream)
+                first = first if first is not None else low
+                last = high
+                accepted += len(part)
+                if progress is not None:
+                    progress(len(part))
+        del parsed, events, parts, part  # the chunk goes before the next one is awaited
     return IngestResult(total, accepted, first, last, tuple(errors),
                         None if rejected == len(errors) else rejected)
 
