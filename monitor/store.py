@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -241,19 +241,6 @@ class Head:
 
 
 @dataclass(frozen=True)
-class Prepared:
-    """A batch hashed by :meth:`AuditStore.prepare` on the assumption that the head is
-    ``after`` at ``stamp``: its rows, the stamped events and the head after them."""
-
-    source: Sequence[AuditEvent]
-    after: Head
-    stamp: datetime
-    rows: list[tuple[object, ...]]
-    events: list[AuditEvent]
-    head: Head
-
-
-@dataclass(frozen=True)
 class Generation:
     """One trail generation: its crypto suite, seal and head row."""
 
@@ -368,15 +355,12 @@ class AuditStore:
         return Generation(gen, suite.name, None, None, self.head(session))
 
     def append(
-        self, session: Session, events: Sequence[AuditEvent], *, now: datetime | None = None,
-        prepared: Prepared | None = None,
+        self, session: Session, events: Sequence[AuditEvent], *, now: datetime | None = None
     ) -> list[AuditEvent]:
         """Append ``events`` in order; returns them with ``seq`` (and ``ingested``) set.
 
         Hashing happens in the same pass as building the rows; one executemany. The
-        head row is locked first (see module docstring) and updated last. ``prepared``
-        (:meth:`prepare` of these very events) spares the hashing when the locked head
-        and the time are the ones it assumed.
+        head row is locked first (see module docstring) and updated last.
         """
         if not events:
             return []
@@ -389,34 +373,6 @@ class AuditStore:
         head = _head(row)
         self._check_suite(session, head, (row.suite_name, row.suite_sealed, row.suite_successor))
         stamp = (now or utc_now()).astimezone(UTC)
-        if (prepared is not None and prepared.after == head and prepared.stamp == stamp
-                and prepared.source is events):
-            rows, stored, seq, prev, frontier = (prepared.rows, prepared.events,
-                                                 prepared.head.seq, prepared.head.hash,
-                                                 prepared.head.frontier)
-        else:
-            rows, stored, seq, prev, frontier = self._hash_rows(events, head, stamp)
-        _insert_rows(conn, rows)
-        conn.execute(_MOVE_HEAD, {"seq": seq, "hash": prev, "frontier": pack(frontier),
-                                     "gen": head.generation})
-        return stored
-
-    def prepare(self, events: Sequence[AuditEvent], after: Head, *, now: datetime
-                ) -> Prepared:
-        """Hash ``events`` ahead of their transaction, as :meth:`append` would if the head
-        were ``after`` then and ``now`` its time (no database: another thread may do this
-        while the previous batch is written). ``append`` takes the result only when the
-        head it locks is ``after``; otherwise it hashes the batch anew."""
-        stamp = now.astimezone(UTC)
-        rows, stored, seq, prev, frontier = self._hash_rows(events, after, stamp)
-        return Prepared(events, after, stamp, rows, stored,
-                        replace(after, seq=seq, hash=prev, frontier=frontier))
-
-    def _hash_rows(self, events: Sequence[AuditEvent], head: Head, stamp: datetime
-                   ) -> tuple[list[tuple[object, ...]], list[AuditEvent], int, bytes,
-                              tuple[bytes, ...]]:
-        """The rows of ``events`` appended after ``head`` at ``stamp``: (rows, stamped
-        events, last seq, last chain hash, Merkle frontier)."""
         stamp_text = format_ts(stamp)
         hf = self.hash
         acc = Accumulator(head.size, head.frontier, h=hf)
@@ -452,7 +408,10 @@ class AuditStore:
             ))
             stored.append(ev)
             prev = h
-        return rows, stored, seq, prev, acc.frontier
+        _insert_rows(conn, rows)
+        conn.execute(_MOVE_HEAD, {"seq": seq, "hash": prev, "frontier": pack(acc.frontier),
+                                     "gen": head.generation})
+        return stored
 
     def iter_range(
         self, session: Session, start: int = 1, end: int | None = None, *, chunk: int = 5000

@@ -28,7 +28,7 @@ from monitor.alert_engine import Alert, AlertEngine
 from monitor.alerts import AlertRules
 from monitor.checkpoint import Checkpoint, Signer, load_or_create_signer
 from monitor.events import Actor, AuditEvent, EventDecision, redact_event, utc_now
-from monitor.store import AuditStore, Prepared
+from monitor.store import AuditStore
 from monitor.trail import Trail
 from quanguard.gate import request_counter, success_status
 from quanguard.logs import scrub
@@ -279,19 +279,15 @@ class AuditService:
         session.info.setdefault(_REQUEST_EVENTS, []).append(counter)
 
     def record_batch(self, session: Session, events: Sequence[AuditEvent], *,
-                     source: str = "reporter", now: datetime | None = None,
-                     redacted: bool = False, prepared: Prepared | None = None
+                     source: str = "reporter", now: datetime | None = None
                      ) -> list[AuditEvent]:
-        """Append ``events`` (redacted here, unless ``redacted`` says the caller passed them
-        through :meth:`free_text_redactor` already), checkpoint if due, evaluate alerts.
-        ``prepared``: these events hashed ahead (:meth:`AuditStore.prepare`)."""
+        """Append ``events`` (redacted here), checkpoint if due, evaluate alerts."""
         if not events:
             return []
-        if not redacted:
-            redactor = self.free_text_redactor()
-            events = [redact_event(e, redactor) for e in events]
+        redactor = self._free_text_redactor()
+        events = [redact_event(e, redactor) for e in events]
         stamp = now or utc_now()
-        stored = self.store.append(session, events, now=stamp, prepared=prepared)
+        stored = self.store.append(session, events, now=stamp)
         self._maybe_checkpoint(session, stamp, stored[-1].seq or 0)
         alerts = self.alert_engine.process(session, stored, now=stamp)
         if alerts:
@@ -300,7 +296,7 @@ class AuditService:
         self.m_head.set(stored[-1].seq or 0)
         return stored
 
-    def free_text_redactor(self) -> Callable[[str], str]:
+    def _free_text_redactor(self) -> Callable[[str], str]:
         """Secrets scrubbed, then PII redacted (texts the fast reject cannot clear only),
         memoised per text: free texts of ingested events repeat a lot."""
         pii = self.redactor()

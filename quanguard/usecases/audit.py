@@ -11,10 +11,8 @@ events themselves; a failure to record fails the call.
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -31,7 +29,7 @@ from monitor.events import AuditEvent, utc_now
 from monitor.ingest import MAX_BATCH, LineError, ParsedBatch, parse_batch, parse_chunks
 from monitor.retention import plan_purge, purge
 from monitor.search import SearchQuery, SearchResult
-from monitor.store import EVENTS, VERIFY_RUNS, Generation, Head, Prepared, from_us, to_us
+from monitor.store import EVENTS, VERIFY_RUNS, Generation, from_us, to_us
 from monitor.trail import consistency_document, proof_document
 from quanguard.auth import Principal
 from quanguard.errors import Conflict
@@ -128,94 +126,18 @@ def bulk_pages(session: Session) -> None:
         conn.exec_driver_sql(f"PRAGMA cache_size=-{BULK_CACHE_KIB}")
 
 
-def _append_part(container: Container, part: Sequence[AuditEvent], ahead: Prepared | None,
-                 *, now: datetime, stream: bool) -> tuple[int, int]:
+def _append_part(container: Container, part: Sequence[AuditEvent], *, now: datetime,
+                 stream: bool) -> tuple[int, int]:
     """Append ``part`` in one transaction (retried while the store is busy): its first and
     last seq."""
     def tx() -> tuple[int, int]:
         with container.unit_of_work() as session:
             if stream:
                 bulk_pages(session)
-            stored = container.audit.record_batch(session, part, source="reporter", now=now,
-                                                  redacted=stream, prepared=ahead)
+            stored = container.audit.record_batch(session, part, source="reporter", now=now)
             return stored[0].seq or 0, stored[-1].seq or 0
 
     return with_retry(tx)
-
-
-@dataclass(frozen=True)
-class _Hashed(ParsedBatch):
-    """A parsed chunk with its events hashed ahead (``prepared`` None when it has none)."""
-
-    prepared: Prepared | None = None
-
-
-def _hashed_ahead(container: Container, chunks: Iterable[ParsedBatch], now: datetime
-                  ) -> Iterator[ParsedBatch]:
-    """Each chunk with its rows hashed after the head the previous chunk leaves (the
-    trail's head for the first)."""
-    store = container.audit.store
-    head: Head | None = None
-    for parsed in chunks:
-        if not parsed.events:
-            yield parsed
-            continue
-        if head is None:
-            with container.read_session() as session:
-                head = store.head(session)
-        prepared = store.prepare(parsed.events, head, now=now)
-        head = prepared.head
-        out = _Hashed(parsed.events, parsed.errors, parsed.lines, prepared)
-        del parsed, prepared  # only ``out`` refers to the chunk: it goes when it is appended
-        yield out
-        del out
-
-
-def read_ahead(items: Iterator[T]) -> Iterator[T]:
-    """``items``, produced one item ahead on a thread of its own: the next item is built
-    while the caller works on this one, and at most these two exist at a time. An
-    exception of the producer is raised here; leaving the loop early stops the producer."""
-    slot: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=1)
-    taken = threading.Semaphore(0)
-    stop = threading.Event()
-
-    def put(entry: tuple[bool, object]) -> bool:
-        while not stop.is_set():
-            try:
-                slot.put(entry, timeout=0.1)
-            except queue.Full:
-                continue
-            return True
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not put((True, item)):
-                    return
-                del item  # held by the consumer now; not kept while the next is built
-                while not taken.acquire(timeout=0.1):  # the next one only once this is taken
-                    if stop.is_set():
-                        return
-            put((False, None))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
-            put((False, exc))
-
-    producer = threading.Thread(target=produce, name="ingest-read-ahead", daemon=True)
-    producer.start()
-    try:
-        while True:
-            ok, value = slot.get()
-            taken.release()
-            if ok:
-                yield value  # type: ignore[misc]
-                del value  # not kept while the next one is awaited
-            elif value is None:
-                return
-            else:
-                raise value  # type: ignore[misc]
-    finally:
-        stop.set()
 
 
 def ingest(container: Container, principal: Principal, lines: Iterable[str | bytes], *,
@@ -235,14 +157,7 @@ def ingest(container: Container, principal: Principal, lines: Iterable[str | byt
         batch = parse_batch(lines, reporter=principal.id, now=now, max_lines=max_lines)
         chunks: Iterable[ParsedBatch] = [batch]
     else:
-        # A stream: the next chunk is parsed, its free texts redacted and its rows hashed
-        # (on the assumption that nobody else appends in between) on a thread of its own
-        # while this one appends the previous chunk (the database works without the GIL).
-        # Each chunk is still appended and committed here, in order; a chunk whose
-        # assumption fails is hashed anew in its transaction (AuditStore.append).
-        chunks = read_ahead(_hashed_ahead(container, parse_chunks(
-            lines, reporter=principal.id, now=now, chunk=chunk,
-            redactor=container.audit.free_text_redactor()), now))
+        chunks = parse_chunks(lines, reporter=principal.id, now=now, chunk=chunk)
     first = last = None
     total = accepted = rejected = 0
     errors: list[LineError] = []
@@ -255,9 +170,7 @@ def ingest(container: Container, principal: Principal, lines: Iterable[str | byt
             events[start:start + chunk] for start in range(0, len(events), chunk)]
         for part in parts:
             if part:
-                low, high = _append_part(
-                    container, part, parsed.prepared if isinstance(parsed, _Hashed) else None,
-                    now=now, stream=stream)
+                low, high = _append_part(container, part, now=now, stream=stream)
                 first = first if first is not None else low
                 last = high
                 accepted += len(part)
