@@ -12,6 +12,9 @@
    table with its indexes (goal >= 0.5x); figures by wall time and by CPU time (the machine
    is shared, so wall time also measures the neighbours). On both sides the database and
    its tables exist before the clock starts (``audit status`` runs the migrations first).
+   An information row repeats the indexed anchor with the page cache our streamed appends
+   set (``BULK_CACHE_KIB``): the goal's anchor is plain sqlite3 with its defaults.
+   ``--e2e-events 100000,1000000`` measures several file sizes (rows name their size).
 4. (issue 15) ``POST /v1/events/batch`` events/s on one worker (NDJSON bodies of 1,000
    lines, 4 clients; goal >= 10,000), and the peak RSS of ``audit ingest`` of a big file
    (``--rss-events``, 5,000,000 for the issue's goal of < 500 MB).
