@@ -95,17 +95,21 @@ def _shared(cls: Any, *values: Any) -> Any:
     return found
 
 
-# Values that repeat from line to line (dataset, grade, purpose, the field list) share one
-# object: a chunk of parsed events then holds each such value once, not once a line.
+# Values that repeat from line to line (action, dataset, grade, purpose, the field list)
+# share one object: a chunk of parsed events then holds each such value once, not once a
+# line. Only short values are kept, and at most _MAX_VALUES of them (a reporter whose
+# purposes are all different costs a few MB here at most).
 _VALUES: dict[object, Any] = {}
+_MAX_VALUES = 10_000
+_SHORT = 100
 
 
 def _one(value: Any) -> Any:
-    if value is None:
-        return None
+    if value is None or len(value) > _SHORT:
+        return value
     found = _VALUES.get(value)
     if found is None:
-        if len(_VALUES) >= _MAX_SHARED:
+        if len(_VALUES) >= _MAX_VALUES:
             _VALUES.clear()
         found = _VALUES[value] = value
     return found
