@@ -95,6 +95,26 @@ def _shared(cls: Any, *values: Any) -> Any:
     return found
 
 
+# Values that repeat from line to line (action, dataset, grade, purpose, the field list)
+# share one object: a chunk of parsed events then holds each such value once, not once a
+# line. Only short values are kept, and at most _MAX_VALUES of them (a reporter whose
+# purposes are all different costs a few MB here at most).
+_VALUES: dict[object, Any] = {}
+_MAX_VALUES = 10_000
+_SHORT = 100
+
+
+def _one(value: Any) -> Any:
+    if value is None or len(value) > _SHORT:
+        return value
+    found = _VALUES.get(value)
+    if found is None:
+        if len(_VALUES) >= _MAX_VALUES:
+            _VALUES.clear()
+        found = _VALUES[value] = value
+    return found
+
+
 _OPTIONAL_TEXT = ("dataset", "grade", "purpose", "reason", "source_ip", "request_id",
                   "result_digest")
 
@@ -177,8 +197,9 @@ def parse_record(
             texts[i] = _text(obj, _OPTIONAL_TEXT[i])
     dataset, grade, purpose, reason, source_ip, request_id, result_digest = texts
     event = validated_event(
-        ts, _shared(Actor, a_id, a_role, a_org, a_name), action, reporter,
-        dataset=dataset, fields=tuple(fields), grade=grade, rows=rows, purpose=purpose,
+        ts, _shared(Actor, a_id, a_role, a_org, a_name), _one(action), reporter,
+        dataset=_one(dataset), fields=_one(tuple(fields)), grade=_one(grade), rows=rows,
+        purpose=_one(purpose),
         reason=reason, decision=decision, outcome=outcome, source_ip=source_ip,
         request_id=request_id, result_digest=result_digest,
         labels={str(k): str(v) for k, v in labels.items()} if labels else {},

@@ -37,6 +37,8 @@ from quanguard.gate import RequestContext, authorize, origin
 from quanguard.services.shipper import es_status
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from quanguard.container import Container
     from quanguard.services.audit import RecordFields
 
@@ -103,6 +105,33 @@ def _record(container: Container, principal: Principal, action: str, **kw: Unpac
 
 
 # -- ingest ---------------------------------------------------------------------------
+# SQLite pages a streamed ingest keeps in memory (KiB): the trail's indexes take new keys
+# all over (ids are random), and with the default 2 MiB cache most index pages are
+# re-read from the file on every transaction.
+BULK_CACHE_KIB = 16_384
+
+
+def bulk_pages(session: Session) -> None:
+    """Give the session's SQLite connection a page cache for bulk appends (no-op elsewhere)."""
+    conn = session.connection()
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(f"PRAGMA cache_size=-{BULK_CACHE_KIB}")
+
+
+def _append_part(container: Container, part: Sequence[AuditEvent], *, now: datetime,
+                 stream: bool) -> tuple[int, int]:
+    """Append ``part`` in one transaction (retried while the store is busy): its first and
+    last seq."""
+    def tx() -> tuple[int, int]:
+        with container.unit_of_work() as session:
+            if stream:
+                bulk_pages(session)
+            stored = container.audit.record_batch(session, part, source="reporter", now=now)
+            return stored[0].seq or 0, stored[-1].seq or 0
+
+    return with_retry(tx)
+
+
 def ingest(container: Container, principal: Principal, lines: Iterable[str | bytes], *,
            ctx: RequestContext | None = None,
            max_lines: int | None = MAX_BATCH, chunk: int = 10_000,
@@ -114,7 +143,8 @@ def ingest(container: Container, principal: Principal, lines: Iterable[str | byt
     are kept in the result (all are counted)."""
     authorize(container, principal, "report_events", None, ctx)
     now = utc_now()
-    if max_lines is not None:  # one request: refuse an oversized batch whole
+    stream = max_lines is None
+    if not stream:  # one request: refuse an oversized batch whole
         batch = parse_batch(lines, reporter=principal.id, now=now, max_lines=max_lines)
         chunks: Iterable[ParsedBatch] = [batch]
     else:
@@ -127,21 +157,17 @@ def ingest(container: Container, principal: Principal, lines: Iterable[str | byt
         rejected += len(parsed.errors)
         errors.extend(parsed.errors[:max(0, MAX_KEPT_ERRORS - len(errors))])
         events = parsed.events
-        for start in range(0, len(events), chunk):
-            part = events[start:start + chunk]
-
-            def tx(part: Sequence[AuditEvent] = part) -> list[AuditEvent]:
-                with container.unit_of_work() as session:
-                    stored: list[AuditEvent] = container.audit.record_batch(
-                        session, part, source="reporter", now=now)
-                    return stored
-
-            stored = with_retry(tx)
-            first = first if first is not None else stored[0].seq
-            last = stored[-1].seq
-            accepted += len(stored)
-            if progress is not None:
-                progress(len(stored))
+        parts = [events] if len(events) <= chunk else [
+            events[start:start + chunk] for start in range(0, len(events), chunk)]
+        for part in parts:
+            if part:
+                low, high = _append_part(container, part, now=now, stream=stream)
+                first = first if first is not None else low
+                last = high
+                accepted += len(part)
+                if progress is not None:
+                    progress(len(part))
+        del parsed, events, parts, part  # the chunk goes before the next one is awaited
     return IngestResult(total, accepted, first, last, tuple(errors),
                         None if rejected == len(errors) else rejected)
 

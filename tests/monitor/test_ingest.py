@@ -233,3 +233,18 @@ def test_a_parsed_line_is_the_event_the_model_would_build() -> None:
                       '"org": "o"}, "action": "query"}', line=1, reporter="rep", now=now)
     assert bare == AuditEvent(ts=datetime(2026, 11, 26, tzinfo=UTC), actor=Actor("u", "r", "o"),
                               action="query", reporter="rep", id=bare.id)
+
+
+def test_repeated_short_values_of_lines_share_one_object_and_long_ones_are_not_kept() -> None:
+    from monitor import ingest
+
+    long_purpose = "复核 " + "x" * 500
+    lines = [json.dumps({"ts": "2026-11-26T08:00:00Z", "actor": {"id": "a", "role": "r", "org": "o"},
+                          "action": "query", "dataset": "户籍", "fields": ["姓名"],
+                          "purpose": p}, ensure_ascii=False)
+             for p in ("月度统计", "月度统计", long_purpose, long_purpose)]
+    events = parse_batch(lines, reporter="r", now=datetime.now(UTC)).events
+    assert [e.purpose for e in events] == ["月度统计", "月度统计", long_purpose, long_purpose]
+    assert events[0].purpose is events[1].purpose and events[0].dataset is events[1].dataset
+    assert events[0].fields is events[1].fields
+    assert long_purpose not in ingest._VALUES  # long free texts are not kept

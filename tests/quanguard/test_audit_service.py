@@ -107,3 +107,53 @@ def test_search_terms_are_redacted_in_the_trail(svc: Any) -> None:
     assert ev.action == "audit_search" and ev.actor.id == "p-aud"
     assert ev.reason == "q: <PHONE_NUMBER>"
     assert "13800138000" not in str(ev.to_document())
+
+
+def _lines(n: int, *, purpose: str = "月度统计报表") -> list[str]:
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    base = datetime.now(UTC) - timedelta(hours=2)
+    return [json.dumps({"ts": (base + timedelta(seconds=i)).isoformat(),
+                        "actor": {"id": f"u{i % 3}", "role": "consumer", "org": "市局"},
+                        "action": "query", "dataset": "d", "grade": "L2", "rows": i,
+                        "purpose": purpose, "decision": "allow"}, ensure_ascii=False)
+            for i in range(n)]
+
+
+def test_streamed_ingest_stays_exact_when_another_appender_cuts_in(svc: Any) -> None:
+    """An event recorded while a stream is read lands between two chunks: the chain is
+    whole, every event stored once, in order, redacted once."""
+    from quanguard.auth import LOCAL_OPERATOR
+
+    def lines() -> Any:
+        for i, line in enumerate(_lines(60, purpose="回访 13800138000")):
+            if i == 25:  # between chunk 2 and chunk 3
+                with svc.session() as s, s.begin():
+                    svc.audit.record(s, actor=ALICE, action="query")
+            yield line
+
+    result = uc.ingest(svc, LOCAL_OPERATOR, lines(), max_lines=None, chunk=10)
+    assert result.accepted == 60 and not result.errors
+    assert uc.verify(svc, AUDITOR)["ok"]
+    with svc.session() as s:
+        stored = [svc.audit.store.get(s, seq) for seq in range(1, 62)]
+    ingested = [e for e in stored if e.reporter != "quanguard"]
+    assert [e.rows for e in ingested] == list(range(60))
+    assert len(stored) - len(ingested) == 1  # the event that cut in
+    assert {e.purpose for e in ingested} == {"回访 <PHONE_NUMBER>"}
+
+
+def test_streamed_ingest_raises_the_readers_error_after_whole_chunks(svc: Any) -> None:
+    from quanguard.auth import LOCAL_OPERATOR
+
+    def lines() -> Any:
+        yield from _lines(25)
+        raise OSError("the stream broke")
+
+    with pytest.raises(OSError, match="the stream broke"):
+        uc.ingest(svc, LOCAL_OPERATOR, lines(), max_lines=None, chunk=10)
+    with svc.session() as s:
+        head = svc.audit.store.head(s).seq
+    assert head in (10, 20)  # whole chunks only (the error may come before the second)
+    assert uc.verify(svc, AUDITOR)["ok"]
