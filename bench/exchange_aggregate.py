@@ -20,7 +20,8 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._exchange_common import NoAudit, make_exchange, write_result
+from _exchange_common import NoAudit, make_exchange, write_result
+
 from exchange import AggregateQuery
 from exchange.ports import Caller
 
