@@ -36,7 +36,7 @@ out.write_text(json.dumps({{"bench": "{name}", "rows": rows, "notes": "quick=" +
 """
 
 
-def test_runs_every_bench_and_writes_one_table(run_all, tmp_path):
+def test_runs_every_bench_and_writes_one_table(run_all, tmp_path) -> None:
     bench = run_all.BENCH
     (bench / "good.py").write_text(WRITER.format(name="good"))
     (bench / "crash.py").write_text("raise SystemExit(3)")
@@ -54,7 +54,7 @@ def test_runs_every_bench_and_writes_one_table(run_all, tmp_path):
     assert "must not run itself" not in text
 
 
-def test_stale_results_are_not_reported(run_all):
+def test_stale_results_are_not_reported(run_all) -> None:
     bench = run_all.BENCH
     (bench / "b.py").write_text("pass")
     (bench / "results" / "b.json").write_text(json.dumps({"bench": "b", "rows": [{"metric": "old", "ours": 1}]}))
@@ -79,25 +79,25 @@ def test_stale_results_are_not_reported(run_all):
                                         "ratio": 4.0}]}, "operators: mask", 8, 4.0),
     ],
 )
-def test_normalize_accepts_the_shapes_benches_write(run_all, raw, metric, ours, ratio):
+def test_normalize_accepts_the_shapes_benches_write(run_all, raw, metric, ours, ratio) -> None:
     rows, _ = run_all.normalize(raw, "x")
     assert rows[0]["metric"] == metric and rows[0]["ours"] == ours and rows[0]["ratio"] == ratio
 
 
-def test_quick_flag_detected_from_source(run_all):
+def test_quick_flag_detected_from_source(run_all) -> None:
     bench = run_all.BENCH
     (bench / "q.py").write_text("import argparse; argparse.ArgumentParser().add_argument('--quick')")
     (bench / "n.py").write_text("print(1)")
     assert run_all.supports_quick(bench / "q.py") and not run_all.supports_quick(bench / "n.py")
 
 
-def test_unknown_name_is_an_error(run_all):
+def test_unknown_name_is_an_error(run_all) -> None:
     with pytest.raises(SystemExit, match="no benchmark named nope"):
         run_all.discover(["nope"])
     assert sys.executable
 
 
-def test_collect_tabulates_existing_results_without_running(run_all, tmp_path):
+def test_collect_tabulates_existing_results_without_running(run_all, tmp_path) -> None:
     bench = run_all.BENCH
     (bench / "never.py").write_text("raise SystemExit('must not run')")
     (bench / "results" / "never.json").write_text(json.dumps(

@@ -19,7 +19,7 @@ def _load(path: Path):
     return module
 
 
-def test_revisions_branch_from_foundation():
+def test_revisions_branch_from_foundation() -> None:
     revisions = [_load(p) for p in sorted(VERSIONS.glob("0*.py"))]
     ids = [m.revision for m in revisions]
     assert len(ids) == len(set(ids))
@@ -31,7 +31,7 @@ def test_revisions_branch_from_foundation():
             assert m.branch_labels, m.revision
 
 
-def test_upgrade_heads_creates_tables_and_is_idempotent(any_container):
+def test_upgrade_heads_creates_tables_and_is_idempotent(any_container) -> None:
     from quanguard.db import migrate
 
     tables = set(inspect(any_container.engine).get_table_names())

@@ -26,7 +26,7 @@ def _extract(client, make_key, table: pa.Table, name: str):
     return client.post("/v1/exchange/extract", headers=auth(bank), json={"dataset": name})
 
 
-def test_extract_of_the_issue_table_is_marked(client, make_key, container):
+def test_extract_of_the_issue_table_is_marked(client, make_key, container) -> None:
     r = _extract(client, make_key, issue_table(2000, seed=4), "payroll")
     if container.exchange.masker is None or container.exchange.watermarker is None:
         assert r.status_code == 403
@@ -40,7 +40,7 @@ def test_extract_of_the_issue_table_is_marked(client, make_key, container):
     assert copies and copies[0].plan.marked_columns
 
 
-def test_extract_with_nothing_to_carry_a_mark_gets_canaries(client, make_key, container):
+def test_extract_with_nothing_to_carry_a_mark_gets_canaries(client, make_key, container) -> None:
     t = pa.table({"编号": [f"{370100000 + i}" for i in range(300)],
                   "街道": [["泉城路街道", "文东街道", "甸柳街道"][i % 3] for i in range(300)]})
     r = _extract(client, make_key, t, "streets")
@@ -50,7 +50,7 @@ def test_extract_with_nothing_to_carry_a_mark_gets_canaries(client, make_key, co
         assert rows == 300 + 3  # canary rows: the copy still names its recipient
 
 
-def test_extract_that_cannot_be_marked_is_refused_with_a_reason(client, make_key, container):
+def test_extract_that_cannot_be_marked_is_refused_with_a_reason(client, make_key, container) -> None:
     """Every column would be marked and none is left to find rows by: a recorded refusal
     (403 with the reason), not a 400."""
     t = pa.table({"amount": [f"{1000 + 7.31 * i:.2f}" for i in range(400)]})

@@ -60,7 +60,7 @@ def _csv(table: pa.Table) -> bytes:
     return csv_bytes(table)
 
 
-def test_fake_phone_column_alone_names_the_recipient(client, make_key, container, tmp_path):
+def test_fake_phone_column_alone_names_the_recipient(client, make_key, container, tmp_path) -> None:
     prov = make_key("provider", org="市人社局")[0]
     bank = make_key("consumer", org="某银行")[0]
     source = _people(ROWS)

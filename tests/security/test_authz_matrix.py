@@ -150,7 +150,7 @@ def _gate(route: APIRoute) -> tuple[frozenset[str] | None, bool]:
     return gate, authenticated
 
 
-def test_every_route_is_in_the_table():
+def test_every_route_is_in_the_table() -> None:
     missing = [f"    ({m!r}, {p!r}): <roles>," for m, p, _ in ROUTES if (m, p) not in EXPECTED]
     assert not missing, (
         "routes without an entry in the authorization table of tests/security/test_authz_matrix.py;"
@@ -158,14 +158,14 @@ def test_every_route_is_in_the_table():
     )
 
 
-def test_table_has_no_stale_entries():
+def test_table_has_no_stale_entries() -> None:
     served = {(m, p) for m, p, _ in ROUTES}
     stale = sorted(set(EXPECTED) - served)
     assert not stale, f"entries for routes that no longer exist (remove them): {stale}"
 
 
 @pytest.mark.parametrize(("method", "path", "route"), ROUTES, ids=ROUTE_IDS)
-def test_table_agrees_with_the_route_declaration(method, path, route):
+def test_table_agrees_with_the_route_declaration(method, path, route) -> None:
     expected = EXPECTED.get((method, path))
     if expected is None:
         pytest.fail(f"{method} {path} is missing from EXPECTED (see test_every_route_is_in_the_table)")
@@ -270,7 +270,7 @@ CALLERS = [*ROLES, "<none>", "<revoked>", "<malformed>"]
 
 
 @pytest.mark.parametrize(("method", "path", "route"), ROUTES, ids=ROUTE_IDS)
-def test_matrix(world, method, path, route):
+def test_matrix(world, method, path, route) -> None:
     client, keys, container = world
     expected = EXPECTED.get((method, path))
     if expected is None:
@@ -319,13 +319,13 @@ def test_matrix(world, method, path, route):
 
 
 @pytest.mark.parametrize("path", FRAMEWORK_PUBLIC)
-def test_framework_pages_are_public(world, path):
+def test_framework_pages_are_public(world, path) -> None:
     client, _, _ = world
     r = client.get(path)
     assert r.status_code in (200, 404), r.text[:200]  # 404 when the app disables the page
 
 
-def test_unauthenticated_error_never_echoes_the_key(world):
+def test_unauthenticated_error_never_echoes_the_key(world) -> None:
     client, keys, _ = world
     for caller in ("<revoked>", "<malformed>"):
         r = client.get("/v1/whoami", headers={"Authorization": f"Bearer {keys[caller]}"})
@@ -338,7 +338,7 @@ V1 = [(m, p, r) for m, p, r in ROUTES if recorded_path(p)]
 
 
 @pytest.mark.parametrize(("method", "path", "route"), V1, ids=[f"{m} {p}" for m, p, _ in V1])
-def test_server_errors_are_recorded(world, method, path, route):
+def test_server_errors_are_recorded(world, method, path, route) -> None:
     """A failure inside the route (injected into the request context every /v1 route but
     whoami takes; whoami's principal dependency instead) is a 500 with one ``error`` event."""
     client, keys, container = world

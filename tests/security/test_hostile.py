@@ -83,7 +83,7 @@ def _strings(obj) -> set[str]:
 
 # --- size --------------------------------------------------------------------------------
 @pytest.mark.parametrize("path", ["/v1/events/batch", "/v1/mask", "/v1/policy/decide", "/v1/scan"])
-def test_oversized_bodies_get_413(world, path):
+def test_oversized_bodies_get_413(world, path) -> None:
     client, keys, _ = world
     big = b"x" * (LIMIT + 10)
     r = client.post(path, content=big, headers={**auth(keys["admin"]), "content-type": "application/json"})
@@ -91,7 +91,7 @@ def test_oversized_bodies_get_413(world, path):
     assert r.json()["error"]["kind"] == "too_large"
 
 
-def test_oversized_chunked_body_without_length_gets_413(world):
+def test_oversized_chunked_body_without_length_gets_413(world) -> None:
     client, keys, _ = world
 
     def chunks():
@@ -102,7 +102,7 @@ def test_oversized_chunked_body_without_length_gets_413(world):
     assert r.status_code == 413
 
 
-def test_batch_line_limit(tmp_path):
+def test_batch_line_limit(tmp_path) -> None:
     """More lines than a batch may hold, under the byte limit: refused whole, nothing stored."""
     from fastapi.testclient import TestClient
     from sqlalchemy import text
@@ -141,7 +141,7 @@ def test_batch_line_limit(tmp_path):
     ],
 )
 @pytest.mark.parametrize("depth", [1_000, 20_000])
-def test_deeply_nested_json_is_a_clean_4xx(world, path, role, depth):
+def test_deeply_nested_json_is_a_clean_4xx(world, path, role, depth) -> None:
     client, keys, _ = world
     for opener, closer in (("[", "]"), ('{"a":', "}")):
         body = opener * depth + "1" + closer * depth
@@ -149,7 +149,7 @@ def test_deeply_nested_json_is_a_clean_4xx(world, path, role, depth):
         assert 400 <= r.status_code < 500, f"{path} depth {depth}: {r.status_code} {r.text[:200]}"
 
 
-def test_deep_nesting_inside_a_valid_record(world):
+def test_deep_nesting_inside_a_valid_record(world) -> None:
     client, keys, _ = world
     value = "[" * 5000 + "]" * 5000
     body = '{"profile": "共享", "records": [{"备注": ' + value + "}]}"
@@ -165,7 +165,7 @@ TRAVERSAL = ["../../etc/passwd", "..\\..\\windows\\win.ini", "/etc/passwd", "a/.
 
 
 @pytest.mark.parametrize("name", TRAVERSAL)
-def test_traversal_in_uploaded_file_names_stays_inside(world, name):
+def test_traversal_in_uploaded_file_names_stays_inside(world, name) -> None:
     client, keys, _ = world
     r = client.post("/v1/scan", headers=auth(keys["manager"]),
                     files={"file": (name + ".csv", b"name,phone\n\xe5\xbc\xa0\xe4\xb8\x89,13812345678\n", "text/csv")},
@@ -181,7 +181,7 @@ def test_traversal_in_uploaded_file_names_stays_inside(world, name):
 
 
 @pytest.mark.parametrize("name", TRAVERSAL)
-def test_traversal_in_exchange_dataset_names_and_paths(world, name):
+def test_traversal_in_exchange_dataset_names_and_paths(world, name) -> None:
     client, keys, _ = world
     r = client.post("/v1/exchange/datasets", headers=auth(keys["provider"]),
                     data={"name": name}, files={"file": ("t.csv", b"k,v\n1,2\n2,3\n", "text/csv")})
@@ -195,7 +195,7 @@ def test_traversal_in_exchange_dataset_names_and_paths(world, name):
         assert r.status_code < 500 and "root:x:0:0" not in r.text
 
 
-def test_server_path_registration_cannot_read_outside_the_inbox(world):
+def test_server_path_registration_cannot_read_outside_the_inbox(world) -> None:
     client, keys, _ = world
     for path in ("/etc/passwd", "/etc/hostname", "../../../../../../etc/passwd"):
         r = client.post("/v1/exchange/datasets", headers=auth(keys["provider"]), data={"name": "leak", "path": path})
@@ -205,7 +205,7 @@ def test_server_path_registration_cannot_read_outside_the_inbox(world):
 
 # --- injection-ish strings -------------------------------------------------------------------
 @pytest.mark.parametrize("payload", NASTY, ids=range(len(NASTY)))
-def test_nasty_strings_are_stored_and_found_literally(world, payload):
+def test_nasty_strings_are_stored_and_found_literally(world, payload) -> None:
     client, keys, _ = world
     ev = _event(dataset=payload[:200], purpose=payload, actor={"id": payload[:64], "role": "consumer", "org": payload[:100]})
     r = client.post("/v1/events", json=ev, headers=auth(keys["reporter"]))
@@ -225,7 +225,7 @@ def test_nasty_strings_are_stored_and_found_literally(world, payload):
 
 
 @pytest.mark.parametrize("payload", NASTY, ids=range(len(NASTY)))
-def test_nasty_strings_in_every_filter_and_body_field_never_5xx(world, payload):
+def test_nasty_strings_in_every_filter_and_body_field_never_5xx(world, payload) -> None:
     client, keys, _ = world
     for field in ("actor", "role", "org", "action", "dataset", "grade", "effect", "since", "until", "q", "sort", "agg"):
         r = client.get("/v1/audit/search", params={field: payload}, headers=auth(keys["auditor"]))
@@ -255,13 +255,13 @@ def test_nasty_strings_in_every_filter_and_body_field_never_5xx(world, payload):
     "Mars/Olympus", "../../../etc/localtime", "\u0000", "UTC\n",
     "a" * 300,
 ])
-def test_search_time_zone_parameter_is_validated(world, payload):
+def test_search_time_zone_parameter_is_validated(world, payload) -> None:
     client, keys, _ = world
     r = client.get("/v1/audit/search", params={"tz": payload, "agg": "per_day"}, headers=auth(keys["auditor"]))
     assert 400 <= r.status_code < 500, f"tz={payload!r}: {r.status_code} {r.text[:200]}"
 
 
-def test_console_escapes_what_it_echoes(world):
+def test_console_escapes_what_it_echoes(world) -> None:
     client, keys, _ = world
     page = client.get("/console/login")
     import re

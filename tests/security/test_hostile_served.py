@@ -66,7 +66,7 @@ class _Peak:
 
 
 # --- schemathesis ---------------------------------------------------------------------------
-def test_schemathesis_finds_no_server_error_with_any_role(server):
+def test_schemathesis_finds_no_server_error_with_any_role(server) -> None:
     import schemathesis
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import strategies as st
@@ -103,7 +103,7 @@ def test_schemathesis_finds_no_server_error_with_any_role(server):
                       phases=[Phase.explicit, Phase.generate],
                       suppress_health_check=list(HealthCheck))
             @given(case=operation.as_strategy(generation_mode=mode), who=st.sampled_from(callers))
-            def probe(case, who):  # type: ignore[no-untyped-def]
+            def probe(case, who) -> None:  # type: ignore[no-untyped-def]
                 headers = {} if who == "<none>" else {"Authorization": f"Bearer {keys[who]}"}
                 response = case.call(base_url=served.url, session=session, headers=headers, timeout=60)
                 assert response.status_code < 500, (
@@ -134,7 +134,7 @@ def _raw_request(port: int, path: str, key: str, length: int) -> socket.socket:
     return sock
 
 
-def test_trickled_bodies_do_not_block_other_clients_and_finish(server):
+def test_trickled_bodies_do_not_block_other_clients_and_finish(server) -> None:
     served, keys = server
     line = (b'{"ts": "2026-01-01T00:00:00Z", "actor": {"id": "u", "role": "consumer", "org": "o"},'
             b' "action": "query", "dataset": "trickle", "decision": "allow"}\n')
@@ -163,7 +163,7 @@ def test_trickled_bodies_do_not_block_other_clients_and_finish(server):
             s.close()
 
 
-def test_a_stalled_body_does_not_hold_the_connection_forever(server):
+def test_a_stalled_body_does_not_hold_the_connection_forever(server) -> None:
     """A client that promises a body and stops sending must not pin a connection (slowloris)."""
     served, keys = server
     sock = _raw_request(served.port, "/v1/events/batch", keys["reporter"], 10_000)
@@ -239,7 +239,7 @@ def bomb():
 
 @pytest.mark.parametrize(("path", "role"), [("/v1/scan", "manager"), ("/v1/watermark/detect", "auditor"),
                                             ("/v1/watermark/embed", "manager")])
-def test_zip_bomb_in_xlsx_is_refused_with_bounded_memory(bomb_server, bomb, path, role):
+def test_zip_bomb_in_xlsx_is_refused_with_bounded_memory(bomb_server, bomb, path, role) -> None:
     served, keys = bomb_server
     with _Peak(served.proc.pid) as peak:
         try:
@@ -256,7 +256,7 @@ def test_zip_bomb_in_xlsx_is_refused_with_bounded_memory(bomb_server, bomb, path
 
 
 @pytest.mark.parametrize(("path", "as_file"), [("/v1/scan", True), ("/v1/mask", False)])
-def test_csv_bomb_with_a_huge_field_count(bomb_server, path, as_file):
+def test_csv_bomb_with_a_huge_field_count(bomb_server, path, as_file) -> None:
     """A 20,000-column CSV (~130 KB): refused or answered quickly, memory bounded. Measured
     before this test existed: 4,000 columns took 31 s (scan) and 35 s (mask) in-process, and
     the cost grows faster than linearly — a tiny request pins a worker for minutes."""
@@ -284,7 +284,7 @@ def test_csv_bomb_with_a_huge_field_count(bomb_server, path, as_file):
 
 
 @pytest.mark.parametrize(("path", "as_file"), [("/v1/scan", True), ("/v1/mask", False)])
-def test_one_heavy_request_does_not_stall_the_whole_service(bomb_server, path, as_file):
+def test_one_heavy_request_does_not_stall_the_whole_service(bomb_server, path, as_file) -> None:
     """A CPU-heavy request must run off the event loop: /healthz stays prompt meanwhile."""
     served, keys = bomb_server
     n = 1_500  # under the column cap, still a few seconds of work

@@ -61,7 +61,7 @@ def _job_ids(client, key: str) -> set[str]:
     return {j.get("job") or j.get("id") for j in r.json()}
 
 
-def test_consumers_see_only_their_own_jobs(client, orgs):
+def test_consumers_see_only_their_own_jobs(client, orgs) -> None:
     keys, jobs = orgs
     assert _job_ids(client, keys["bank"]) == {jobs["bank"]}
     assert _job_ids(client, keys["lab"]) == {jobs["lab"]}
@@ -74,7 +74,7 @@ def test_consumers_see_only_their_own_jobs(client, orgs):
     assert client.get(f"/v1/exchange/jobs/{jobs['bank']}", headers=auth(keys["bank"])).status_code == 200
 
 
-def test_providers_see_the_jobs_on_their_own_data_only(client, orgs):
+def test_providers_see_the_jobs_on_their_own_data_only(client, orgs) -> None:
     keys, jobs = orgs
     assert _job_ids(client, keys["health"]) == {jobs["bank"]}
     assert _job_ids(client, keys["civil"]) == {jobs["lab"]}
@@ -83,12 +83,12 @@ def test_providers_see_the_jobs_on_their_own_data_only(client, orgs):
 
 
 @pytest.mark.parametrize("who", ["mgr", "aud"])
-def test_overseers_see_every_job(client, orgs, who):
+def test_overseers_see_every_job(client, orgs, who) -> None:
     keys, jobs = orgs
     assert _job_ids(client, keys[who]) >= set(jobs.values())
 
 
-def test_a_provider_cannot_touch_another_orgs_dataset(client, orgs):
+def test_a_provider_cannot_touch_another_orgs_dataset(client, orgs) -> None:
     keys, _ = orgs
     r = client.post("/v1/exchange/datasets/clinics/consent", headers=auth(keys["civil"]),
                     json={"subjects": ["C000001"], "purpose": "统计", "state": "withdrawn"})
@@ -102,7 +102,7 @@ def test_a_provider_cannot_touch_another_orgs_dataset(client, orgs):
     assert meta["owner_org"] == HEALTH
 
 
-def test_catalog_shows_metadata_never_rows(client, orgs):
+def test_catalog_shows_metadata_never_rows(client, orgs) -> None:
     keys, _ = orgs
     listing = client.get("/v1/exchange/datasets", headers=auth(keys["lab"]))
     assert listing.status_code == 200
@@ -111,7 +111,7 @@ def test_catalog_shows_metadata_never_rows(client, orgs):
         assert value not in text
 
 
-def test_assets_are_scoped_to_the_providers_org(client, orgs, make_key):
+def test_assets_are_scoped_to_the_providers_org(client, orgs, make_key) -> None:
     keys, _ = orgs
     for owner in ("health", "civil"):
         r = client.post("/v1/scan", headers=auth(keys[owner]), data={"dataset": f"{owner}-export"},

@@ -38,7 +38,7 @@ def _key(report: Any) -> list[tuple[Any, ...]]:
              round(c.hit_rate, 9), round(c.confidence, 9)) for c in report.columns]
 
 
-def test_scan_classifies_like_the_single_process_scan(container, spark, people_csv):
+def test_scan_classifies_like_the_single_process_scan(container, spark, people_csv) -> None:
     scanner = container.scanner
     single = scanner.grade(scanner.table_scanner().scan(
         open_table(str(people_csv)).iter_batches(16_384), sampled=False))
@@ -56,7 +56,7 @@ def test_scan_classifies_like_the_single_process_scan(container, spark, people_c
 
 
 def test_masked_cells_are_byte_identical_to_the_single_process_mask(container, spark,
-                                                                   people_csv, tmp_path):
+                                                                   people_csv, tmp_path) -> None:
     from quanguard.usecases.mask import mask_file
 
     single_out = tmp_path / "single.csv"
@@ -78,7 +78,7 @@ def test_masked_cells_are_byte_identical_to_the_single_process_mask(container, s
     assert "身份证号" in event.fields
 
 
-def test_a_leak_of_a_spark_marked_copy_is_traced(container, spark, people_csv, tmp_path):
+def test_a_leak_of_a_spark_marked_copy_is_traced(container, spark, people_csv, tmp_path) -> None:
     from quanguard.usecases.watermark import detect
 
     out = jobs.watermark(container, MANAGER, str(people_csv), str(tmp_path / "marked.parquet"),
@@ -94,7 +94,7 @@ def test_a_leak_of_a_spark_marked_copy_is_traced(container, spark, people_csv, t
 
 
 def test_refused_job_writes_nothing_and_leaves_one_deny_event(container, spark, people_csv,
-                                                             tmp_path):
+                                                             tmp_path) -> None:
     target = tmp_path / "denied.parquet"
     with pytest.raises(Forbidden):
         jobs.mask(container, CONSUMER, str(people_csv), str(target), spark=spark)
@@ -104,7 +104,7 @@ def test_refused_job_writes_nothing_and_leaves_one_deny_event(container, spark, 
     assert denied[0].decision.effect == "deny"
 
 
-def test_bad_inputs_are_clear_errors(container, spark, people_csv, tmp_path):
+def test_bad_inputs_are_clear_errors(container, spark, people_csv, tmp_path) -> None:
     with pytest.raises(InvalidInput, match="no such file"):
         jobs.scan(container, MANAGER, str(tmp_path / "missing.parquet"), spark=spark)
     with pytest.raises(InvalidInput, match="Parquet or CSV"):
@@ -115,7 +115,7 @@ def test_bad_inputs_are_clear_errors(container, spark, people_csv, tmp_path):
         jobs.mask(container, MANAGER, str(people_csv), str(existing), spark=spark)
 
 
-def test_cli_spark_scan(container, spark, people_csv, make_key, monkeypatch, tmp_path: Path):
+def test_cli_spark_scan(container, spark, people_csv, make_key, monkeypatch, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from quanguard.cli.main import build_app
@@ -137,7 +137,7 @@ def test_cli_spark_scan(container, spark, people_csv, make_key, monkeypatch, tmp
 
 
 def test_a_job_that_breaks_after_it_was_allowed_leaves_one_failure_event(container, spark,
-                                                                         people_csv, tmp_path):
+                                                                         people_csv, tmp_path) -> None:
     bad_key = tmp_path / "short.key"
     bad_key.write_bytes(b"too short")
     target = tmp_path / "never.parquet"

@@ -30,7 +30,7 @@ def _messages(policy_copy: PolicyCopy) -> list[str]:
     return [str(p) for p in check_policy_dir(policy_copy.root)]
 
 
-def test_shipped_watermark_policy_is_valid_and_maps_grades_to_profiles():
+def test_shipped_watermark_policy_is_valid_and_maps_grades_to_profiles() -> None:
     marks = load_bundle(REPO / "policies").watermark
     assert marks is not None
     assert marks.for_grade(None).params().max_step == 10
@@ -52,7 +52,7 @@ def test_shipped_watermark_policy_is_valid_and_maps_grades_to_profiles():
     ("  L4: 严格", "  L9: 严格", "L9: 严格", "unknown grade 'L9'"),
     ("  L4: 严格", "  L4: 最严", "L4: 最严", "'最严' is not a profile"),
 ])
-def test_a_bad_bound_names_file_and_line(policy_copy: PolicyCopy, old, new, needle, says):
+def test_a_bad_bound_names_file_and_line(policy_copy: PolicyCopy, old, new, needle, says) -> None:
     policy_copy.replace("watermark.yaml", old, new)
     line = policy_copy.line_of("watermark.yaml", needle)
     (message,) = _messages(policy_copy)
@@ -60,13 +60,13 @@ def test_a_bad_bound_names_file_and_line(policy_copy: PolicyCopy, old, new, need
     assert says in message
 
 
-def test_without_watermark_yaml_the_built_in_bound_holds(policy_copy: PolicyCopy):
+def test_without_watermark_yaml_the_built_in_bound_holds(policy_copy: PolicyCopy) -> None:
     policy_copy.path("watermark.yaml").unlink()
     assert _messages(policy_copy) == []
     assert load_bundle(policy_copy.root).watermark is None
 
 
-def test_params_take_the_bound_from_the_policy_not_the_caller():
+def test_params_take_the_bound_from_the_policy_not_the_caller() -> None:
     marks = load_bundle(REPO / "policies").watermark
     service = WatermarkService.__new__(WatermarkService)
     service._container = SimpleNamespace(policy=SimpleNamespace(
@@ -78,7 +78,7 @@ def test_params_take_the_bound_from_the_policy_not_the_caller():
     assert service.bounded(None).max_step == 10
 
 
-def test_round_to_100_survives_only_where_the_profile_allows_coarse_marks():
+def test_round_to_100_survives_only_where_the_profile_allows_coarse_marks() -> None:
     marks = load_bundle(REPO / "policies").watermark
     table = attacks.issue_table(4000, seed=3)
     income = "月收入"
