@@ -22,6 +22,7 @@ from desensitize import (
 )
 from desensitize.pipeline import span_finder_for
 from desensitize.suspects import redact, suspect_spans
+from quanguard.container import Container
 from tests.conftest import active_suite
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
@@ -51,7 +52,7 @@ def test_ordinary_numbers_are_not_suspects(text: str) -> None:
     assert suspect_spans(text) == []
 
 
-def test_audit_redactor_masks_ids_whose_check_fails(container) -> None:
+def test_audit_redactor_masks_ids_whose_check_fails(container: Container) -> None:
     from quanguard.services.scan import make_redactor
 
     red = make_redactor(container)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from desensitize.errors import KeyMaterialError, OperatorError
 from desensitize.keys import Keyring
 from desensitize.operators import OpContext, apply_operator, invert_operator
-from gmcrypto import GM, INTL
+from gmcrypto import GM, INTL, Suite
 from tests.conftest import active_suite
 
 SUITE = active_suite()
@@ -91,7 +91,7 @@ def test_hmac_many_matches_stdlib(key: bytes, messages: list[bytes]) -> None:
 
 
 @pytest.mark.parametrize("suite", [INTL, GM], ids=["intl", "gm"])
-def test_encrypt_names_its_algorithm_and_both_token_kinds_decrypt(suite) -> None:
+def test_encrypt_names_its_algorithm_and_both_token_kinds_decrypt(suite: Suite) -> None:
     """gm keys make SIV-over-SM4 tokens (``SM4SIV:``); AES-SIV tokens made with the same
     key before the gm suite had its own still decrypt; a forged token fails closed."""
     import base64

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -14,7 +15,7 @@ from desensitize.keys import Keyring, load_key_dir, load_keyring
 from desensitize.operators import OpContext, apply_operator, invert_operator
 from desensitize.operators.ff1 import FF1
 from desensitize.operators.fpe import id_check_char, luhn_digit
-from gmcrypto import GM, INTL
+from gmcrypto import GM, INTL, Suite
 
 IDS = ["11010519491231002X", "440301199001011234", "310104198807150027", "51010719700101001X"]
 IDS = [i[:17] + id_check_char(i[:17]) for i in IDS]  # valid check characters
@@ -26,7 +27,7 @@ def ctx(suite=INTL, entity="CN_RESIDENT_ID"):
 
 
 @pytest.mark.parametrize("suite", SUITES)
-def test_ff1_sm4_round_trips_resident_ids_with_the_check_character_recomputed(suite) -> None:
+def test_ff1_sm4_round_trips_resident_ids_with_the_check_character_recomputed(suite: Suite) -> None:
     out = apply_operator("ff1-sm4", pa.array(IDS), {}, ctx(suite)).to_pylist()
     for src, enc in zip(IDS, out, strict=True):
         assert enc != src and len(enc) == 18 and re.fullmatch(r"\d{17}[\dX]", enc)
@@ -74,7 +75,7 @@ def test_gm_pseudonyms_are_hmac_sm3_under_an_hkdf_sm3_subkey() -> None:
     assert intl != out
 
 
-def test_a_masking_key_record_never_changes_suite(tmp_path) -> None:
+def test_a_masking_key_record_never_changes_suite(tmp_path: Path) -> None:
     intl_dir, gm_dir = tmp_path / "intl", tmp_path / "gm"
     load_key_dir(intl_dir)  # the legacy format: no suite line (intl)
     with pytest.raises(KeyMaterialError, match="QUANGUARD_CRYPTO=intl"):

@@ -7,6 +7,7 @@ import pytest
 
 from desensitize import ScanInputError, ScanTooLarge, TextScanner
 from desensitize.text_scan import chunks
+from quanguard.container import Container
 from tests.desensitize.data import pii_gen, prose_gen
 
 
@@ -76,7 +77,7 @@ def test_engine_is_offline_and_chinese(scanner: TextScanner) -> None:
                      "CN_BANK_CARD", "CN_USCC", "CN_LICENSE_PLATE", "CN_PASSPORT"}
 
 
-def test_make_redactor(container) -> None:
+def test_make_redactor(container: Container) -> None:
     from quanguard.services.scan import make_redactor
 
     redact = make_redactor(container)

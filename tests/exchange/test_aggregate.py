@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy.orm import Session, sessionmaker
 
-from exchange import AggregateQuery, BudgetExhausted, InvalidQuery, Refused
+from exchange import AggregateQuery, BudgetExhausted, Exchange, InvalidQuery, Refused
 from exchange.aggregate import run_aggregate
 from exchange.catalog import Dataset
 from exchange.noise import threshold_counts
@@ -29,7 +31,7 @@ def true_counts(table, col):
 
 
 @pytest.mark.parametrize("agg", ["count", "sum", "mean", "quantile", "histogram"])
-def test_each_aggregate_is_noisy_near_truth_and_accounted(registered, sessions, agg) -> None:
+def test_each_aggregate_is_noisy_near_truth_and_accounted(registered: tuple[Exchange, ListAudit], sessions: sessionmaker[Session], agg) -> None:
     ex, _ = registered
     col = None if agg == "count" else "income"
     job = run(ex, sessions, AggregateQuery(agg, column=col, by=("sex",) if agg != "histogram" else (),
@@ -55,7 +57,7 @@ def test_each_aggregate_is_noisy_near_truth_and_accounted(registered, sessions, 
             assert abs(row["value"] - truth) < 60
 
 
-def test_attack_count_filtered_to_one_id_is_refused(registered, sessions) -> None:
+def test_attack_count_filtered_to_one_id_is_refused(registered: tuple[Exchange, ListAudit], sessions: sessionmaker[Session]) -> None:
     ex, _ = registered
     with pytest.raises(Refused, match="key column"):
         run(ex, sessions, AggregateQuery("count", where=(("id", "37010000000005"),)))
@@ -63,14 +65,14 @@ def test_attack_count_filtered_to_one_id_is_refused(registered, sessions) -> Non
         run(ex, sessions, AggregateQuery("count", where=(("name", "居民5"),)))
 
 
-def test_attack_group_by_unique_column_is_refused(registered, sessions) -> None:
+def test_attack_group_by_unique_column_is_refused(registered: tuple[Exchange, ListAudit], sessions: sessionmaker[Session]) -> None:
     ex, _ = registered
     for col in ("id", "name", "income"):
         with pytest.raises(Refused):
             run(ex, sessions, AggregateQuery("count", by=(col,)))
 
 
-def test_attack_one_person_group_is_suppressed(registered, sessions) -> None:
+def test_attack_one_person_group_is_suppressed(registered: tuple[Exchange, ListAudit], sessions: sessionmaker[Session]) -> None:
     """莱芜 holds one resident: filtering or grouping to it releases nothing."""
     ex, _ = registered
     job = run(ex, sessions, AggregateQuery("count", by=("district",), epsilon=0.5)).to_public()
@@ -81,7 +83,7 @@ def test_attack_one_person_group_is_suppressed(registered, sessions) -> None:
     assert job.to_public()["result"] == []
 
 
-def test_unique_group_even_if_declared_groupable_is_all_suppressed(sessions, make_exchange) -> None:
+def test_unique_group_even_if_declared_groupable_is_all_suppressed(sessions: sessionmaker[Session], make_exchange: Callable[..., Exchange]) -> None:
     from tests.exchange.fakes import PROVIDER
     ex = make_exchange()
     with sessions() as s, s.begin():
@@ -128,7 +130,7 @@ def test_attack_suppressed_group_count_is_no_membership_oracle() -> None:
     assert hits / trials < 0.68  # the exact count would give 1.0
 
 
-def test_attack_repeating_a_query_is_stopped_by_the_budget(registered, sessions) -> None:
+def test_attack_repeating_a_query_is_stopped_by_the_budget(registered: tuple[Exchange, ListAudit], sessions: sessionmaker[Session]) -> None:
     ex, _ = registered
     q = AggregateQuery("count", by=("sex",), epsilon=0.3)
     answers = []
@@ -145,14 +147,14 @@ def test_attack_repeating_a_query_is_stopped_by_the_budget(registered, sessions)
     with pytest.raises(BudgetExhausted):
         run(ex, sessions, AggregateQuery("count", epsilon=left + 0.01))
 
-def test_attack_no_aggregate_returns_rows(registered, sessions) -> None:
+def test_attack_no_aggregate_returns_rows(registered: tuple[Exchange, ListAudit], sessions: sessionmaker[Session]) -> None:
     ex, _ = registered
     for agg in ("rows", "select", "list", "raw"):
         with pytest.raises(InvalidQuery):
             run(ex, sessions, AggregateQuery(agg))
 
 
-def test_epsilon_above_cap_and_bad_inputs(registered, sessions) -> None:
+def test_epsilon_above_cap_and_bad_inputs(registered: tuple[Exchange, ListAudit], sessions: sessionmaker[Session]) -> None:
     ex, _ = registered
     with pytest.raises(Refused, match="cap"):
         run(ex, sessions, AggregateQuery("count", epsilon=5.0))
@@ -164,7 +166,7 @@ def test_epsilon_above_cap_and_bad_inputs(registered, sessions) -> None:
         run(ex, sessions, AggregateQuery("sum", column="district"))
 
 
-def test_policy_deny_is_recorded_and_refused(sessions, make_exchange) -> None:
+def test_policy_deny_is_recorded_and_refused(sessions: sessionmaker[Session], make_exchange: Callable[..., Exchange]) -> None:
     from tests.exchange.fakes import PROVIDER
     ex = make_exchange(default_decider())
     audit = ListAudit()

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
 
-from exchange import PsiClient, ReceiptInvalid, ReceiptSigner, Refused, verify_receipt
+from exchange import Exchange, PsiClient, ReceiptInvalid, ReceiptSigner, Refused, verify_receipt
 from exchange.psi import serve
 from tests.conftest import active_suite
 from tests.exchange.fakes import CONSUMER, ListAudit, default_decider, population
@@ -21,7 +24,7 @@ def _psi(ex, sessions, ids, reveal):
 
 
 @pytest.mark.parametrize("reveal", ["count", "matches"])
-def test_psi_through_exchange(sessions, make_exchange, reveal) -> None:
+def test_psi_through_exchange(sessions: sessionmaker[Session], make_exchange: Callable[..., Exchange], reveal) -> None:
     from tests.exchange.fakes import PROVIDER
     ex = make_exchange(default_decider(psi_reveal=reveal))
     with sessions() as s, s.begin():
@@ -56,7 +59,7 @@ def test_psi_request_size_limit() -> None:
         serve(["1"], client.request(), reveal="count", max_client_items=10)
 
 
-def test_receipt_verifies_and_every_tamper_fails(tmp_path) -> None:
+def test_receipt_verifies_and_every_tamper_fails(tmp_path: Path) -> None:
     signer = ReceiptSigner.from_dir(tmp_path, SUITE)
     result = [{"group": {"sex": "男"}, "value": 1001.5}]
     from exchange import result_digest

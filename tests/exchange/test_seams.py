@@ -3,12 +3,14 @@ the stored request and expiring, PSI limits and count noise, budget families, nu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import pyarrow as pa
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
 
-from exchange import AggregateQuery, PsiClient
+from exchange import AggregateQuery, Exchange, PsiClient
 from exchange.errors import BudgetExhausted, InvalidDataset, InvalidQuery, JobStateError, Refused
 from exchange.family import jaccard, normalise, sketch
 from exchange.numbers import check_bounds, check_epsilon
@@ -38,7 +40,7 @@ def _register(ex, sessions, name="residents", table=None, **kw):
                            key_columns=["id"], **kw)
 
 
-def test_a_pending_psi_runs_only_as_approved_and_expires(sessions, make_exchange) -> None:
+def test_a_pending_psi_runs_only_as_approved_and_expires(sessions: sessionmaker[Session], make_exchange: Callable[..., Exchange]) -> None:
     ex = make_exchange(_decider(approval_ttl_days=2))
     _register(ex, sessions)
     client = PsiClient([f"3701{i:010d}" for i in range(12)], reveal="count")
@@ -66,7 +68,7 @@ def test_a_pending_psi_runs_only_as_approved_and_expires(sessions, make_exchange
         assert jobs.get(s, job.id).status == "expired"
 
 
-def test_the_stored_request_runs_when_none_is_sent(sessions, make_exchange) -> None:
+def test_the_stored_request_runs_when_none_is_sent(sessions: sessionmaker[Session], make_exchange: Callable[..., Exchange]) -> None:
     ex = make_exchange(_decider())
     _register(ex, sessions)
     client = PsiClient([f"3701{i:010d}" for i in range(7)] + ["x1", "x2", "x3"], reveal="count")
@@ -82,7 +84,7 @@ def test_the_stored_request_runs_when_none_is_sent(sessions, make_exchange) -> N
         ex.psi(s, ListAudit(), CONSUMER, dataset="residents", request=None, job_id=job.id)
 
 
-def test_psi_limits_refuse_small_sets_and_too_many_requests(sessions, make_exchange) -> None:
+def test_psi_limits_refuse_small_sets_and_too_many_requests(sessions: sessionmaker[Session], make_exchange: Callable[..., Exchange]) -> None:
     ex = make_exchange(_decider(psi_min_set_size=5, psi_max_requests=3, psi_max_items=100))
     ex.decider.table[("consumer", "psi")] = ("allow", ex.decider.table[("consumer", "psi")][1])
     _register(ex, sessions)
@@ -100,7 +102,7 @@ def test_psi_limits_refuse_small_sets_and_too_many_requests(sessions, make_excha
     assert audit.actions().count(("exchange.psi", "denied")) == 2
 
 
-def test_count_noise_is_charged_to_the_budget(sessions, make_exchange) -> None:
+def test_count_noise_is_charged_to_the_budget(sessions: sessionmaker[Session], make_exchange: Callable[..., Exchange]) -> None:
     ex = make_exchange(_decider(psi_count_epsilon=0.8))
     ex.decider.table[("consumer", "psi")] = ("allow", ex.decider.table[("consumer", "psi")][1])
     _register(ex, sessions)
@@ -118,7 +120,7 @@ def test_count_noise_is_charged_to_the_budget(sessions, make_exchange) -> None:
     assert st.epsilon_spent == pytest.approx(1.6)
 
 
-def test_a_renamed_copy_joins_the_family_and_shares_the_budget(sessions, make_exchange) -> None:
+def test_a_renamed_copy_joins_the_family_and_shares_the_budget(sessions: sessionmaker[Session], make_exchange: Callable[..., Exchange]) -> None:
     ex = make_exchange(_decider())
     _register(ex, sessions)
     copy = population(seed=11)  # same ids, other values
@@ -160,7 +162,7 @@ def test_epsilon_out_of_range(eps) -> None:
         check_epsilon(3.0, cap=2.0)
 
 
-def test_declared_grade_floor(sessions, make_exchange) -> None:
+def test_declared_grade_floor(sessions: sessionmaker[Session], make_exchange: Callable[..., Exchange]) -> None:
     ex = make_exchange(_decider())
     order = ("L1", "L2", "L3", "L4", "core")
     no_ids = population().drop_columns(["id", "name"])
@@ -171,7 +173,7 @@ def test_declared_grade_floor(sessions, make_exchange) -> None:
         _register(ex, sessions, name="bad", declared_grade="L9", grade_order=order)
 
 
-def test_budgets_renew_each_period_when_policy_says_so(sessions, make_exchange) -> None:
+def test_budgets_renew_each_period_when_policy_says_so(sessions: sessionmaker[Session], make_exchange: Callable[..., Exchange]) -> None:
     ex = make_exchange(_decider())
     agg_ob = dict(ex.decider.table[("consumer", "aggregate")][1], budget_period_days=30)
     ex.decider.table[("consumer", "aggregate")] = ("allow", agg_ob)
@@ -186,7 +188,7 @@ def test_budgets_renew_each_period_when_policy_says_so(sessions, make_exchange) 
         ex.aggregate(s, ListAudit(), CONSUMER, dataset="residents", query=q)
 
 
-def test_an_approved_extract_runs_only_in_the_approved_format(sessions, make_exchange) -> None:
+def test_an_approved_extract_runs_only_in_the_approved_format(sessions: sessionmaker[Session], make_exchange: Callable[..., Exchange]) -> None:
     ex = make_exchange(_decider())
     ex.decider.table[("consumer", "extract")] = (
         "approval_required", {"mask_profile": "共享", "watermark": True})

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from quanguard.auth import authenticate, create_key
 from quanguard.cli.main import build_app
-from quanguard.container import build_container
+from quanguard.container import Container, build_container
 from quanguard.errors import Conflict
 from quanguard.models import PrincipalRow
 from quanguard.usecases.backup import BackupIntegrity, backup, restore, store_is_empty
@@ -60,7 +60,7 @@ def _fresh(tmp_path: Path, name: str, url: str, schema: str | None):
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_round_trip_restores_rows_keys_and_modes(tmp_path, backend, pg_ok) -> None:
+def test_round_trip_restores_rows_keys_and_modes(tmp_path: Path, backend, pg_ok: bool) -> None:
     if backend == "postgresql" and not pg_ok:
         pytest.skip("PostgreSQL not reachable")
     schemas = [PgSchema(), PgSchema()] if backend == "postgresql" else [None, None]
@@ -96,7 +96,7 @@ def test_round_trip_restores_rows_keys_and_modes(tmp_path, backend, pg_ok) -> No
                 schema.drop()
 
 
-def test_manifest_lists_every_member_with_its_suite_digest(container, tmp_path) -> None:
+def test_manifest_lists_every_member_with_its_suite_digest(container: Container, tmp_path: Path) -> None:
     _populate(container)
     archive = tmp_path / "b.tar.gz"
     backup(container, archive)
@@ -115,7 +115,7 @@ def test_manifest_lists_every_member_with_its_suite_digest(container, tmp_path) 
     assert not any(n.endswith(("quanguard.db", "-wal", "-shm")) and n.startswith("data/") for n in names)
 
 
-def test_backup_refuses_to_overwrite(container, tmp_path) -> None:
+def test_backup_refuses_to_overwrite(container: Container, tmp_path: Path) -> None:
     archive = tmp_path / "b.tar.gz"
     archive.write_bytes(b"keep me")
     with pytest.raises(Conflict):
@@ -123,7 +123,7 @@ def test_backup_refuses_to_overwrite(container, tmp_path) -> None:
     assert archive.read_bytes() == b"keep me"
 
 
-def test_restore_refuses_a_non_empty_store_without_force(container, tmp_path) -> None:
+def test_restore_refuses_a_non_empty_store_without_force(container: Container, tmp_path: Path) -> None:
     _populate(container, 2)
     archive = tmp_path / "b.tar.gz"
     backup(container, archive)
@@ -202,7 +202,7 @@ def _forge_manifest(member, data):
         (_forge_manifest, "unknown backup format"),
     ],
 )
-def test_damaged_archives_are_refused_and_change_nothing(container, tmp_path, edit, message) -> None:
+def test_damaged_archives_are_refused_and_change_nothing(container: Container, tmp_path: Path, edit, message) -> None:
     _populate(container, 3)
     archive = tmp_path / "b.tar.gz"
     backup(container, archive)
@@ -219,7 +219,7 @@ def test_damaged_archives_are_refused_and_change_nothing(container, tmp_path, ed
     assert not any(p.name.startswith(".qg-restore-") for p in container.settings.data_dir.iterdir())
 
 
-def test_a_manifest_from_before_the_suites_is_read_as_sha256(container, tmp_path) -> None:
+def test_a_manifest_from_before_the_suites_is_read_as_sha256(container: Container, tmp_path: Path) -> None:
     """Old archives carry no ``hash_alg``: their digests are SHA-256 and still restore; an
     SM3 digest passed off as one of them is refused."""
     _populate(container, 2)
@@ -236,14 +236,14 @@ def test_a_manifest_from_before_the_suites_is_read_as_sha256(container, tmp_path
 
 
 @pytest.mark.parametrize("payload", [b"", b"not a tarball", gzip.compress(b"x" * 1000)])
-def test_garbage_archives_are_integrity_errors(container, tmp_path, payload) -> None:
+def test_garbage_archives_are_integrity_errors(container: Container, tmp_path: Path, payload) -> None:
     bad = tmp_path / "junk.tar.gz"
     bad.write_bytes(payload)
     with pytest.raises(BackupIntegrity):
         restore(container, bad, force=True)
 
 
-def test_truncated_archive_is_refused(container, tmp_path) -> None:
+def test_truncated_archive_is_refused(container: Container, tmp_path: Path) -> None:
     _populate(container, 3)
     archive = tmp_path / "b.tar.gz"
     backup(container, archive)
@@ -254,7 +254,7 @@ def test_truncated_archive_is_refused(container, tmp_path) -> None:
 
 
 @pytest.fixture
-def cli(tmp_path, monkeypatch):
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.chdir(tmp_path)
     for var in ("QUANGUARD_API_KEY", "QUANGUARD_DB_URL", "QUANGUARD_KEY_DIR", "QUANGUARD_DATA_DIR"):
         monkeypatch.delenv(var, raising=False)
@@ -264,7 +264,7 @@ def cli(tmp_path, monkeypatch):
     return lambda *args: runner.invoke(app, list(args))
 
 
-def test_cli_backup_wipe_restore(cli, tmp_path) -> None:
+def test_cli_backup_wipe_restore(cli, tmp_path: Path) -> None:
     key = cli("keys", "create", "--role", "manager", "--org", "市大数据局", "--name", "m1").stdout.strip()
     r = cli("backup", "out.tar.gz", "--format", "json")
     assert r.exit_code == 0, r.output
@@ -284,7 +284,7 @@ def test_cli_backup_wipe_restore(cli, tmp_path) -> None:
     assert r.exit_code == 2 and r.stderr.count("\n") == 1
 
 
-def test_cli_backup_by_non_admin_key_is_forbidden(cli, monkeypatch) -> None:
+def test_cli_backup_by_non_admin_key_is_forbidden(cli, monkeypatch: pytest.MonkeyPatch) -> None:
     key = cli("keys", "create", "--role", "consumer", "--org", "银行", "--name", "c1").stdout.strip()
     monkeypatch.setenv("QUANGUARD_API_KEY", key)
     r = cli("backup", "x.tar.gz")
@@ -303,7 +303,7 @@ def _ndjson(path: Path, tag: str, n: int) -> Path:
     return path
 
 
-def test_restored_trail_verifies_against_an_exported_checkpoint(cli, tmp_path) -> None:
+def test_restored_trail_verifies_against_an_exported_checkpoint(cli, tmp_path: Path) -> None:
     r = cli("audit", "ingest", str(_ndjson(tmp_path / "a.ndjson", "before", 200)))
     assert r.exit_code == 0, r.output
     r = cli("audit", "checkpoint", "--export", str(tmp_path / "cp1.json"))

@@ -59,7 +59,7 @@ def _terminate(ports: list[int]) -> int:
         engine.dispose()
 
 
-def test_postgres_connections_killed_under_load_fail_cleanly_and_recover(tmp_path, pg_ok) -> None:
+def test_postgres_connections_killed_under_load_fail_cleanly_and_recover(tmp_path: Path, pg_ok: bool) -> None:
     if not pg_ok:
         pytest.skip("PostgreSQL not reachable")
     schema = PgSchema()
@@ -162,7 +162,7 @@ def _limit_fsize(limit: int):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(params=["tmpfs", "rlimit"])
-def full_disk(request, tmp_path):
+def full_disk(request: pytest.FixtureRequest, tmp_path: Path):
     """(folder to write into, preexec_fn): a folder on a 1 MB file system, or a 1 MB file size cap."""
     if request.param == "tmpfs":
         fs = _Tmpfs(tmp_path / "small")
@@ -191,7 +191,7 @@ def _clean_failure(r: subprocess.CompletedProcess[str], out: Path) -> None:
     assert not out.exists(), f"{out.name} exists after a failed write"
 
 
-def test_mask_on_a_full_disk_fails_cleanly(tmp_path, full_disk) -> None:
+def test_mask_on_a_full_disk_fails_cleanly(tmp_path: Path, full_disk) -> None:
     folder, preexec = full_disk
     served = Served(tmp_path / "svc")
     assert served.cli("keys", "create", "--role", "auditor", "--org", "网信办", "--name", "a").returncode == 0
@@ -203,7 +203,7 @@ def test_mask_on_a_full_disk_fails_cleanly(tmp_path, full_disk) -> None:
     assert not [p.name for p in folder.iterdir()], "temp files left on the full disk"
 
 
-def test_backup_on_a_full_disk_fails_cleanly(tmp_path, full_disk) -> None:
+def test_backup_on_a_full_disk_fails_cleanly(tmp_path: Path, full_disk) -> None:
     folder, preexec = full_disk
     served = Served(tmp_path / "svc")
     assert served.cli("keys", "create", "--role", "auditor", "--org", "网信办", "--name", "a").returncode == 0

@@ -59,7 +59,7 @@ def _verify(served: Served) -> None:
     assert r.returncode == 0, f"audit verify failed after the crash: {r.stdout[-500:]} {r.stderr[-500:]}"
 
 
-def test_kill9_during_batch_ingest_loses_no_acknowledged_event(tmp_path) -> None:
+def test_kill9_during_batch_ingest_loses_no_acknowledged_event(tmp_path: Path) -> None:
     served = Served(tmp_path / "svc")
     served.start()
     reporter = served.make_key("reporter", org="政务服务网")
@@ -128,7 +128,7 @@ def _big_csv(path: Path, rows: int) -> None:
             ])
 
 
-def test_kill9_during_masking_leaves_no_half_written_output(tmp_path) -> None:
+def test_kill9_during_masking_leaves_no_half_written_output(tmp_path: Path) -> None:
     served = Served(tmp_path / "svc")  # only for its store and environment; not started
     served.make_key("manager")  # the trail is not empty (an empty trail fails verification by design)
     assert served.cli("keys", "create", "--role", "auditor", "--org", "网信办", "--name", "a1").returncode == 0
@@ -172,7 +172,7 @@ def _dataset_csv(rows: int = 2000) -> bytes:
     return buf.getvalue().encode()
 
 
-def test_kill9_during_exchange_jobs_keeps_acknowledged_jobs_and_budget(tmp_path) -> None:
+def test_kill9_during_exchange_jobs_keeps_acknowledged_jobs_and_budget(tmp_path: Path) -> None:
     served = Served(tmp_path / "svc")
     served.start()
     provider = served.make_key("provider", org="市卫健委")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
@@ -12,6 +14,7 @@ from gmcrypto import (
     AeadFailure,
     Ed25519Signer,
     Sm2Signer,
+    Suite,
     UnknownSuite,
     get_suite,
     verify_signature,
@@ -109,7 +112,7 @@ def test_hmac_sm3_rfc2104_shape() -> None:
 
 
 @pytest.mark.parametrize("suite", [INTL, GM], ids=["intl", "gm"])
-def test_aead_roundtrip_and_tamper(suite) -> None:
+def test_aead_roundtrip_and_tamper(suite: Suite) -> None:
     key = suite.new_key()
     sealed = suite.seal(key, b"rows", b"dataset:a")
     assert suite.open(key, sealed, b"dataset:a") == b"rows"
@@ -143,7 +146,7 @@ def test_suite_names() -> None:
         get_suite("nist")
 
 
-def test_sm2_keys_with_a_leading_zero_byte_survive_the_key_file(tmp_path, monkeypatch) -> None:
+def test_sm2_keys_with_a_leading_zero_byte_survive_the_key_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """One generated key in 256 has a leading zero byte; gmalg drops it. The key file must
     still hold 32 bytes and load back to a signer that verifies."""
     import gmalg

@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def run_all(tmp_path, monkeypatch):
+def run_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     spec = importlib.util.spec_from_file_location("bench_run_all", REPO / "bench" / "run_all.py")
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "bench_run_all", module)  # dataclasses look the module up
@@ -36,7 +36,7 @@ out.write_text(json.dumps({{"bench": "{name}", "rows": rows, "notes": "quick=" +
 """
 
 
-def test_runs_every_bench_and_writes_one_table(run_all, tmp_path) -> None:
+def test_runs_every_bench_and_writes_one_table(run_all, tmp_path: Path) -> None:
     bench = run_all.BENCH
     (bench / "good.py").write_text(WRITER.format(name="good"))
     (bench / "crash.py").write_text("raise SystemExit(3)")
@@ -97,7 +97,7 @@ def test_unknown_name_is_an_error(run_all) -> None:
     assert sys.executable
 
 
-def test_collect_tabulates_existing_results_without_running(run_all, tmp_path) -> None:
+def test_collect_tabulates_existing_results_without_running(run_all, tmp_path: Path) -> None:
     bench = run_all.BENCH
     (bench / "never.py").write_text("raise SystemExit('must not run')")
     (bench / "results" / "never.json").write_text(json.dumps(

@@ -62,7 +62,7 @@ def _load(c: Container, name: str) -> pa.Table:
         return c.exchange.catalog.load_table(s, name)
 
 
-def test_gm_datasets_are_sm4_gcm_sealed(make) -> None:
+def test_gm_datasets_are_sm4_gcm_sealed(make: object) -> None:
     c = make("gm")
     table = _register(c, "g")
     with c.session() as s:
@@ -72,7 +72,7 @@ def test_gm_datasets_are_sm4_gcm_sealed(make) -> None:
     assert _load(c, "g").equals(table)
 
 
-def test_switching_datasets_to_gm_reseals_them_and_keeps_withdrawals(make) -> None:
+def test_switching_datasets_to_gm_reseals_them_and_keeps_withdrawals(make: object) -> None:
     intl = make("intl")
     table = _register(intl, "a")
     with intl.session() as s, s.begin():
@@ -106,7 +106,7 @@ def _admin(c: Container):
     return LOCAL_OPERATOR
 
 
-def test_handover_starts_a_gm_generation_in_the_same_database(make, tmp_path) -> None:
+def test_handover_starts_a_gm_generation_in_the_same_database(make: object, tmp_path: Path) -> None:
     from monitor.search import SearchQuery
     from monitor.trail import verify_proof_document
     from quanguard.usecases.audit import consistency, proof, status, verify
@@ -165,7 +165,7 @@ def test_handover_starts_a_gm_generation_in_the_same_database(make, tmp_path) ->
 
 
 @pytest.mark.parametrize("crypto", ["intl", "gm"])
-def test_receipts_name_their_algorithms_and_verify_offline(tmp_path, crypto) -> None:
+def test_receipts_name_their_algorithms_and_verify_offline(tmp_path: Path, crypto) -> None:
     from gmcrypto import get_suite
 
     suite = get_suite(crypto)
@@ -186,7 +186,7 @@ def test_receipts_name_their_algorithms_and_verify_offline(tmp_path, crypto) -> 
         verify_receipt(doc, result=[{"g": "a", "n": 4}])
 
 
-def test_only_a_key_admin_may_hand_over_and_a_refusal_is_recorded(make, tmp_path) -> None:
+def test_only_a_key_admin_may_hand_over_and_a_refusal_is_recorded(make: object, tmp_path: Path) -> None:
     from quanguard.auth import Principal
     from quanguard.errors import Forbidden
 
@@ -201,7 +201,7 @@ def test_only_a_key_admin_may_hand_over_and_a_refusal_is_recorded(make, tmp_path
     assert any("audit_handover" in b and "deny" in b for b in bodies)
 
 
-def test_handover_to_the_same_or_an_unknown_suite_is_refused(make, tmp_path) -> None:
+def test_handover_to_the_same_or_an_unknown_suite_is_refused(make: object, tmp_path: Path) -> None:
     from quanguard.errors import InvalidInput
 
     c = make("intl")
@@ -210,7 +210,7 @@ def test_handover_to_the_same_or_an_unknown_suite_is_refused(make, tmp_path) -> 
             handover(c, _admin(c), target, tmp_path / "final.json")
 
 
-def test_a_trail_from_before_generations_upgrades_and_hands_over(make, tmp_path) -> None:
+def test_a_trail_from_before_generations_upgrades_and_hands_over(make: object, tmp_path: Path) -> None:
     """Migration 0015 on a store made before it: the head row gets ``base`` and checkpoints
     ``generation``; the old trail verifies as generation 1 and can be handed over."""
     from quanguard.db import migrate
@@ -236,7 +236,7 @@ def test_a_trail_from_before_generations_upgrades_and_hands_over(make, tmp_path)
     assert [g["suite"] for g in verify(gm, _admin(gm), [final])["generations"]] == ["intl", "gm"]
 
 
-def test_a_trail_sealed_before_generations_gets_its_next_generation(make, tmp_path) -> None:
+def test_a_trail_sealed_before_generations_gets_its_next_generation(make: object, tmp_path: Path) -> None:
     """A hand-over made by the earlier release only sealed the trail (the new trail went
     to a new database). Running the hand-over again opens the next generation here."""
     from quanguard.usecases.audit import verify

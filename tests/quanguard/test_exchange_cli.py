@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from quanguard.auth import Principal
 from quanguard.cli import client as client_mod
 from quanguard.cli.main import build_app
 from tests.quanguard.test_exchange_api import BANK, LAB, PROV_ORG, members
@@ -24,7 +27,7 @@ class _Authed:
 
 
 @pytest.fixture
-def cli(client, make_key, monkeypatch, tmp_path):
+def cli(client: TestClient, make_key: Callable[..., tuple[str, Principal]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     keys = {"prov": make_key("provider", org=PROV_ORG)[0], "bank": make_key("consumer", org=BANK)[0],
             "lab": make_key("consumer", org=LAB)[0], "mgr": make_key("manager")[0]}
     current = {"key": keys["prov"]}
@@ -139,7 +142,7 @@ def test_extract_writes_file_or_refuses(cli, tmp_path: Path) -> None:
     assert r.exit_code == 4 and "L3" in r.stderr and not refused.exists()
 
 
-def test_cli_without_key_or_service(monkeypatch) -> None:
+def test_cli_without_key_or_service(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("QUANGUARD_API_KEY", raising=False)
     r = CliRunner().invoke(build_app(), ["exchange", "datasets"])
     assert r.exit_code == 3 and "QUANGUARD_API_KEY" in r.stderr

@@ -8,6 +8,7 @@ from pathlib import Path
 from sqlalchemy import inspect
 
 import quanguard
+from quanguard.container import Container
 
 VERSIONS = Path(quanguard.__file__).parent / "migrations" / "versions"
 
@@ -31,7 +32,7 @@ def test_revisions_branch_from_foundation() -> None:
             assert m.branch_labels, m.revision
 
 
-def test_upgrade_heads_creates_tables_and_is_idempotent(any_container) -> None:
+def test_upgrade_heads_creates_tables_and_is_idempotent(any_container: Container) -> None:
     from quanguard.db import migrate
 
     tables = set(inspect(any_container.engine).get_table_names())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from desensitize.classify import ColumnReport, DatasetReport
+from quanguard.container import Container
 from quanguard.services.scan import get_asset, list_assets, save_asset
 
 
@@ -11,7 +12,7 @@ def _report(rows: int) -> DatasetReport:
     return DatasetReport((col,), rows, True, dataset_grade="L4")
 
 
-def test_versions_follow_content(any_container) -> None:
+def test_versions_follow_content(any_container: Container) -> None:
     with any_container.session() as s, s.begin():
         a1 = save_asset(s, dataset="社保", fingerprint="f1", source="a.csv", fmt="csv",
                         report=_report(10), owner_org="市人社局", scanned_by="p")

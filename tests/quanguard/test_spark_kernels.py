@@ -23,7 +23,7 @@ def test_a_partition_with_rows_is_scanned_into_one_state_row() -> None:
     assert len(out) == 1 and out[0].num_rows == 1
 
 
-def test_a_refused_partition_with_rows_fails_the_job_instead_of_vanishing(monkeypatch) -> None:
+def test_a_refused_partition_with_rows_fails_the_job_instead_of_vanishing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Before: any ScanInputError dropped the partition, so its rows (and their personal
     data) were left out of the column classification without a word."""
 

@@ -4,10 +4,14 @@ marked and delivered, or refused with a reason — never a 400 for "no column ca
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
+from fastapi.testclient import TestClient
 
+from quanguard.auth import Principal
+from quanguard.container import Container
 from tests.conftest import auth, csv_bytes
 from tests.watermark.attacks import issue_table
 
@@ -26,7 +30,7 @@ def _extract(client, make_key, table: pa.Table, name: str):
     return client.post("/v1/exchange/extract", headers=auth(bank), json={"dataset": name})
 
 
-def test_extract_of_the_issue_table_is_marked(client, make_key, container) -> None:
+def test_extract_of_the_issue_table_is_marked(client: TestClient, make_key: Callable[..., tuple[str, Principal]], container: Container) -> None:
     r = _extract(client, make_key, issue_table(2000, seed=4), "payroll")
     if container.exchange.masker is None or container.exchange.watermarker is None:
         assert r.status_code == 403
@@ -40,7 +44,7 @@ def test_extract_of_the_issue_table_is_marked(client, make_key, container) -> No
     assert copies and copies[0].plan.marked_columns
 
 
-def test_extract_with_nothing_to_carry_a_mark_gets_canaries(client, make_key, container) -> None:
+def test_extract_with_nothing_to_carry_a_mark_gets_canaries(client: TestClient, make_key: Callable[..., tuple[str, Principal]], container: Container) -> None:
     t = pa.table({"编号": [f"{370100000 + i}" for i in range(300)],
                   "街道": [["泉城路街道", "文东街道", "甸柳街道"][i % 3] for i in range(300)]})
     r = _extract(client, make_key, t, "streets")
@@ -50,7 +54,7 @@ def test_extract_with_nothing_to_carry_a_mark_gets_canaries(client, make_key, co
         assert rows == 300 + 3  # canary rows: the copy still names its recipient
 
 
-def test_extract_that_cannot_be_marked_is_refused_with_a_reason(client, make_key, container) -> None:
+def test_extract_that_cannot_be_marked_is_refused_with_a_reason(client: TestClient, make_key: Callable[..., tuple[str, Principal]], container: Container) -> None:
     """Every column would be marked and none is left to find rows by: a recorded refusal
     (403 with the reason), not a 400."""
     t = pa.table({"amount": [f"{1000 + 7.31 * i:.2f}" for i in range(400)]})

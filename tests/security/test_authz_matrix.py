@@ -180,7 +180,7 @@ def test_table_agrees_with_the_route_declaration(method, path, route) -> None:
 
 # --- the live matrix -------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(tmp_path_factory: pytest.TempPathFactory):
     from fastapi.testclient import TestClient
 
     tmp = tmp_path_factory.mktemp("authz")

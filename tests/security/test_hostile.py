@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -35,7 +36,7 @@ NASTY = [
 
 
 @pytest.fixture
-def world(tmp_path):
+def world(tmp_path: Path):
     from fastapi.testclient import TestClient
 
     from quanguard.api.app import create_app
@@ -102,7 +103,7 @@ def test_oversized_chunked_body_without_length_gets_413(world) -> None:
     assert r.status_code == 413
 
 
-def test_batch_line_limit(tmp_path) -> None:
+def test_batch_line_limit(tmp_path: Path) -> None:
     """More lines than a batch may hold, under the byte limit: refused whole, nothing stored."""
     from fastapi.testclient import TestClient
     from sqlalchemy import text

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory: pytest.TempPathFactory):
     served = Served(tmp_path_factory.mktemp("hostile") / "svc",
                     env={"QUANGUARD_AUTH_FAIL_LIMIT": "1000000", "QUANGUARD_MAX_BODY_BYTES": str(8 * 1024 * 1024)})
     served.start()
@@ -222,7 +222,7 @@ def _xlsx_bomb(uncompressed_mb: int) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def bomb_server(tmp_path_factory):
+def bomb_server(tmp_path_factory: pytest.TempPathFactory):
     """A server of their own: a bomb that wins keeps burning CPU until the process is killed."""
     served = Served(tmp_path_factory.mktemp("bombs") / "svc",
                     env={"QUANGUARD_MAX_BODY_BYTES": str(8 * 1024 * 1024)})

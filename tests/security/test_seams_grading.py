@@ -19,12 +19,16 @@ from __future__ import annotations
 
 import io
 import random
+from collections.abc import Callable
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
+from fastapi.testclient import TestClient
 
 from desensitize import grade_dataset
+from quanguard.auth import Principal
+from quanguard.container import Container
 from tests.conftest import auth
 
 ROWS = 5_000
@@ -65,7 +69,7 @@ def _csv(cols: dict[str, list[object]]) -> bytes:
 
 
 @pytest.fixture
-def scan(client, make_key):
+def scan(client: TestClient, make_key: Callable[..., tuple[str, Principal]]):
     key, _ = make_key("manager")
 
     def run(cols: dict[str, list[object]], name: str = "people.csv") -> dict:
@@ -113,7 +117,7 @@ def test_unknown_identifiers_are_key_like_and_at_least_l3(scan) -> None:
     assert report["dataset_grade"] == "L3"
 
 
-def test_declarations_lower_only_what_the_officer_allows(container) -> None:
+def test_declarations_lower_only_what_the_officer_allows(container: Container) -> None:
     from desensitize import TableScanner
 
     rng = random.Random(4)

@@ -69,7 +69,7 @@ _KEY_MAKERS = [
 
 
 @pytest.mark.parametrize(("module", "name", "make"), _KEY_MAKERS, ids=[m for m, _, _ in _KEY_MAKERS])
-def test_key_files_are_created_0600_even_under_a_permissive_umask(tmp_path, module, name, make) -> None:
+def test_key_files_are_created_0600_even_under_a_permissive_umask(tmp_path: Path, module, name, make) -> None:
     try:
         target = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError):
@@ -89,7 +89,7 @@ def test_key_files_are_created_0600_even_under_a_permissive_umask(tmp_path, modu
     assert stat.S_IMODE(key_dir.stat().st_mode) == 0o700  # not loosened
 
 
-def test_the_service_key_dir_is_0700(tmp_path) -> None:
+def test_the_service_key_dir_is_0700(tmp_path: Path) -> None:
     old = os.umask(0)
     try:
         container = build_container(make_settings(tmp_path))
@@ -103,7 +103,7 @@ def test_the_service_key_dir_is_0700(tmp_path) -> None:
 
 # --- rate limiting ---------------------------------------------------------------------
 @pytest.fixture
-def limited(tmp_path):
+def limited(tmp_path: Path):
     from fastapi.testclient import TestClient
 
     from quanguard.api.app import create_app
@@ -152,7 +152,7 @@ def test_console_sign_in_failures_count_against_the_same_limit(limited) -> None:
 
 # --- keys never leak: a served process, end to end -------------------------------------
 @pytest.mark.slow
-def test_keys_never_appear_in_logs_errors_trail_store_or_console(tmp_path) -> None:
+def test_keys_never_appear_in_logs_errors_trail_store_or_console(tmp_path: Path) -> None:
     served = Served(tmp_path / "svc")
     served.start()
     try:
@@ -214,7 +214,7 @@ def test_keys_never_appear_in_logs_errors_trail_store_or_console(tmp_path) -> No
                 assert key[12:].encode() not in blob, f"{name} key secret stored in {path.name}"
 
 
-def test_a_key_pasted_into_a_purpose_is_not_kept_in_the_trail(tmp_path) -> None:
+def test_a_key_pasted_into_a_purpose_is_not_kept_in_the_trail(tmp_path: Path) -> None:
     """Free text (purpose) is masked before storage (issue 3); an API key pasted there by
     mistake must not become a permanent, replicated part of the trail either."""
     from fastapi.testclient import TestClient

@@ -27,7 +27,7 @@ def table() -> pa.Table:
 
 
 @pytest.fixture(scope="module")
-def marked(table):
+def marked(table: pa.Table):
     from tests.watermark.conftest import SECRET
 
     return embed_table(table, SECRET, "alice")
@@ -48,7 +48,7 @@ def test_plan_marks_measures_dates_and_masked_pii_never_keys_ids_or_small_number
     assert qi and all("id" not in s.columns for s in qi)
 
 
-def test_distortion_report_and_untouched_columns(table, marked) -> None:
+def test_distortion_report_and_untouched_columns(table: pa.Table, marked) -> None:
     out, rep = marked
     assert out.schema == table.schema and out.num_rows == table.num_rows
     for name in ("id", "name", "age", "district"):
@@ -82,7 +82,7 @@ def test_distortion_report_and_untouched_columns(table, marked) -> None:
     assert phone.changed > 0 and phone.mean_before is None
 
 
-def test_the_recipient_is_named_with_evidence(secret, marked) -> None:
+def test_the_recipient_is_named_with_evidence(secret: bytes, marked) -> None:
     out, rep = marked
     copies = registered(secret, rep.plan, ["bob", "carol", "alice", "dave"])
     v = detect_table(out, secret, copies)
@@ -95,7 +95,7 @@ def test_the_recipient_is_named_with_evidence(secret, marked) -> None:
     assert [c.recipient for c in v.candidates if c.accused] == ["alice"]
 
 
-def test_typed_numeric_columns_keep_their_type(secret) -> None:
+def test_typed_numeric_columns_keep_their_type(secret: bytes) -> None:
     rng = np.random.default_rng(2)
     t = pa.table({"id": pa.array(np.arange(3000)), "amount": pa.array(rng.uniform(100, 999, 3000).round(2)),
                   "units": pa.array(rng.integers(1000, 99999, 3000))})
@@ -110,7 +110,7 @@ def test_typed_numeric_columns_keep_their_type(secret) -> None:
     assert v.recipient == "alice"
 
 
-def test_virtual_key_when_no_id_column(secret) -> None:
+def test_virtual_key_when_no_id_column(secret: bytes) -> None:
     t = sample_table(4000, seed=5, with_id=False)
     out, rep = embed_table(t, secret, "alice")
     assert rep.plan.key_mode == "virtual"
@@ -125,7 +125,7 @@ def test_virtual_key_when_no_id_column(secret) -> None:
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_unmarked_and_other_key_tables_give_no_accusation(secret, marked, seed) -> None:
+def test_unmarked_and_other_key_tables_give_no_accusation(secret: bytes, marked, seed) -> None:
     _, rep = marked
     copies = registered(secret, rep.plan, [f"r{i}" for i in range(200)] + ["alice"])
     clean = sample_table(4000, seed=100 + seed)
@@ -136,14 +136,14 @@ def test_unmarked_and_other_key_tables_give_no_accusation(secret, marked, seed) 
     assert v.message.startswith("no watermark found")
 
 
-def test_wrong_key_is_an_error_not_a_verdict(secret, marked) -> None:
+def test_wrong_key_is_an_error_not_a_verdict(secret: bytes, marked) -> None:
     out, rep = marked
     with pytest.raises(KeyMismatch) as exc:
         detect_table(out, b"wrong-key", registered(secret, rep.plan, ["alice"]))
     assert exc.value.kind == "integrity" and "wmk-" in str(exc.value)
 
 
-def test_suspect_without_the_marked_columns(secret, marked) -> None:
+def test_suspect_without_the_marked_columns(secret: bytes, marked) -> None:
     out, rep = marked
     copies = registered(secret, rep.plan, ["alice"])
     with pytest.raises(NoCommonColumns) as exc:
@@ -163,7 +163,7 @@ def test_suspect_without_the_marked_columns(secret, marked) -> None:
     assert "id" in str(exc2.value)
 
 
-def test_small_suspect_says_how_much_is_missing(secret, marked) -> None:
+def test_small_suspect_says_how_much_is_missing(secret: bytes, marked) -> None:
     out, rep = marked
     v = detect_table(out.slice(0, 30), secret, registered(secret, rep.plan, ["alice", "bob"]))
     assert v.verdict == "none"
@@ -171,7 +171,7 @@ def test_small_suspect_says_how_much_is_missing(secret, marked) -> None:
     assert v.evidence["bits_recovered"] < v.evidence["bits_needed"]
 
 
-def test_table_too_small_to_carry_a_mark(secret) -> None:
+def test_table_too_small_to_carry_a_mark(secret: bytes) -> None:
     t = sample_table(40, seed=3)
     with pytest.raises(TableTooSmall) as exc:
         embed_table(t, secret, "alice")
@@ -180,7 +180,7 @@ def test_table_too_small_to_carry_a_mark(secret) -> None:
     assert f"{e.needed_rows - 40} more" in str(e)
 
 
-def test_canary_rows_trace_a_small_table(secret) -> None:
+def test_canary_rows_trace_a_small_table(secret: bytes) -> None:
     t = sample_table(40, seed=3)
     out, rep = embed_table(t, secret, "alice", Params(canaries=3))
     assert out.num_rows == 43 and rep.canary_rows == 3 and len(rep.canary_keys) == 3
@@ -205,7 +205,7 @@ def test_bad_params(params, message) -> None:
         Params(**params)
 
 
-def test_nothing_markable(secret) -> None:
+def test_nothing_markable(secret: bytes) -> None:
     t = pa.table({"id": [str(i) for i in range(500)], "age": [str(20 + i % 50) for i in range(500)]})
     with pytest.raises(NoMarkableColumns):
         embed_table(t, secret, "alice")
