@@ -8,9 +8,11 @@ import json
 import os
 import shutil
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -254,7 +256,7 @@ def test_truncated_archive_is_refused(container: Container, tmp_path: Path) -> N
 
 
 @pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
     monkeypatch.chdir(tmp_path)
     for var in ("QUANGUARD_API_KEY", "QUANGUARD_DB_URL", "QUANGUARD_KEY_DIR", "QUANGUARD_DATA_DIR"):
         monkeypatch.delenv(var, raising=False)
@@ -264,7 +266,7 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     return lambda *args: runner.invoke(app, list(args))
 
 
-def test_cli_backup_wipe_restore(cli, tmp_path: Path) -> None:
+def test_cli_backup_wipe_restore(cli: Callable[..., Result], tmp_path: Path) -> None:
     key = cli("keys", "create", "--role", "manager", "--org", "市大数据局", "--name", "m1").stdout.strip()
     r = cli("backup", "out.tar.gz", "--format", "json")
     assert r.exit_code == 0, r.output
@@ -284,7 +286,7 @@ def test_cli_backup_wipe_restore(cli, tmp_path: Path) -> None:
     assert r.exit_code == 2 and r.stderr.count("\n") == 1
 
 
-def test_cli_backup_by_non_admin_key_is_forbidden(cli, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_backup_by_non_admin_key_is_forbidden(cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch) -> None:
     key = cli("keys", "create", "--role", "consumer", "--org", "银行", "--name", "c1").stdout.strip()
     monkeypatch.setenv("QUANGUARD_API_KEY", key)
     r = cli("backup", "x.tar.gz")
@@ -303,7 +305,7 @@ def _ndjson(path: Path, tag: str, n: int) -> Path:
     return path
 
 
-def test_restored_trail_verifies_against_an_exported_checkpoint(cli, tmp_path: Path) -> None:
+def test_restored_trail_verifies_against_an_exported_checkpoint(cli: Callable[..., Result], tmp_path: Path) -> None:
     r = cli("audit", "ingest", str(_ndjson(tmp_path / "a.ndjson", "before", 200)))
     assert r.exit_code == 0, r.output
     r = cli("audit", "checkpoint", "--export", str(tmp_path / "cp1.json"))

@@ -32,7 +32,7 @@ def members(n: int = 600, phone: bool = False, seed: int = 3) -> bytes:
 
 
 @pytest.fixture
-def world(client: TestClient, make_key: Callable[..., tuple[str, Principal]]):
+def world(client: TestClient, make_key: Callable[..., tuple[str, Principal]]) -> dict[str, str]:
     keys = {
         "prov": make_key("provider", org=PROV_ORG)[0], "bank": make_key("consumer", org=BANK)[0],
         "lab": make_key("consumer", org=LAB)[0], "mgr": make_key("manager", org="市大数据局")[0],
@@ -48,7 +48,7 @@ def agg(client, key, **body):
     return client.post("/v1/exchange/aggregate", headers=auth(key), json={"dataset": "members", **body})
 
 
-def test_register_grades_and_hides_rows(client: TestClient, world) -> None:
+def test_register_grades_and_hides_rows(client: TestClient, world: dict[str, str]) -> None:
     meta = client.get("/v1/exchange/datasets/members", headers=auth(world["bank"])).json()
     assert meta["grade"] == "L2" and meta["rows"] == 600 and meta["key_columns"] == ["member"]
     assert {c["name"] for c in meta["columns"]} == {"member", "district", "sex", "income"}
@@ -58,7 +58,7 @@ def test_register_grades_and_hides_rows(client: TestClient, world) -> None:
     assert r.status_code == 403  # consumers do not publish
 
 
-def test_aggregate_result_receipt_and_budget(client: TestClient, world) -> None:
+def test_aggregate_result_receipt_and_budget(client: TestClient, world: dict[str, str]) -> None:
     r = agg(client, world["bank"], agg="mean", column="income", by=["sex"], epsilon=1.0)
     assert r.status_code == 200, r.text
     job = r.json()
@@ -77,24 +77,24 @@ def test_aggregate_result_receipt_and_budget(client: TestClient, world) -> None:
     {"agg": "count", "by": ["member"]},
     {"agg": "count", "epsilon": 50},
 ])
-def test_attacks_refused_with_reason(client: TestClient, world, body) -> None:
+def test_attacks_refused_with_reason(client: TestClient, world: dict[str, str], body) -> None:
     r = agg(client, world["bank"], **body)
     assert r.status_code == 403 and r.json()["error"]["message"]
 
 
-def test_attack_one_person_district_suppressed(client: TestClient, world) -> None:
+def test_attack_one_person_district_suppressed(client: TestClient, world: dict[str, str]) -> None:
     job = agg(client, world["bank"], agg="count", by=["district"], epsilon=1.0).json()
     assert "莱芜区" not in {g["group"]["district"] for g in job["result"]}
     assert isinstance(job["suppressed_groups"], int) and job["suppressed_groups"] >= 0
 
 
-def test_attack_repeating_until_budget_is_spent(client: TestClient, world) -> None:
+def test_attack_repeating_until_budget_is_spent(client: TestClient, world: dict[str, str]) -> None:
     codes = [agg(client, world["bank"], agg="count", epsilon=0.6).status_code for _ in range(5)]
     assert codes == [200, 200, 200, 403, 403]
     assert agg(client, world["lab"], agg="count", epsilon=0.6).status_code == 200
 
 
-def test_attack_no_endpoint_returns_rows(client: TestClient, world) -> None:
+def test_attack_no_endpoint_returns_rows(client: TestClient, world: dict[str, str]) -> None:
     bank = auth(world["bank"])
     job = agg(client, world["bank"], agg="count", by=["sex"], epsilon=0.5).json()
     bodies = [client.get(p, headers=bank).text for p in (
@@ -117,7 +117,7 @@ def test_attack_no_endpoint_returns_rows(client: TestClient, world) -> None:
     assert r.status_code == 403
 
 
-def test_attack_other_consumer_cannot_read_jobs(client: TestClient, world) -> None:
+def test_attack_other_consumer_cannot_read_jobs(client: TestClient, world: dict[str, str]) -> None:
     job = agg(client, world["bank"], agg="count", epsilon=0.5).json()
     r = client.get(f"/v1/exchange/jobs/{job['job']}", headers=auth(world["lab"]))
     assert r.status_code == 404
@@ -128,7 +128,7 @@ def test_attack_other_consumer_cannot_read_jobs(client: TestClient, world) -> No
     assert [j["job"] for j in prov] == [job["job"]]
 
 
-def test_l3_aggregate_waits_for_manager(client: TestClient, world) -> None:
+def test_l3_aggregate_waits_for_manager(client: TestClient, world: dict[str, str]) -> None:
     r = client.post("/v1/exchange/datasets", headers=auth(world["prov"]),
                     data={"name": "contacts", "key_column": "member"},
                     files={"file": ("c.csv", members(phone=True), "text/csv")})
@@ -148,7 +148,7 @@ def test_l3_aggregate_waits_for_manager(client: TestClient, world) -> None:
                        json={"reason": "late"}).status_code == 409
 
 
-def test_psi_over_http(client: TestClient, world) -> None:
+def test_psi_over_http(client: TestClient, world: dict[str, str]) -> None:
     terms = client.get("/v1/exchange/datasets/members/psi", headers=auth(world["bank"])).json()
     assert terms["reveal"] == "matches"  # L1/L2 policy
     mine = ["M000003", "M000010", "X1", "X2"]
@@ -162,7 +162,7 @@ def test_psi_over_http(client: TestClient, world) -> None:
     assert body["receipt"]["kind"] == "psi"
 
 
-def test_extract_is_masked_watermarked_and_traceable(client: TestClient, world, container: Container) -> None:
+def test_extract_is_masked_watermarked_and_traceable(client: TestClient, world: dict[str, str], container: Container) -> None:
     r = client.post("/v1/exchange/extract", headers=auth(world["bank"]), json={"dataset": "members"})
     if container.exchange.masker is None or container.exchange.watermarker is None:
         assert r.status_code == 403 and "not available" in r.json()["error"]["message"]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import Result
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -27,7 +28,7 @@ class _Authed:
 
 
 @pytest.fixture
-def cli(client: TestClient, make_key: Callable[..., tuple[str, Principal]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+def cli(client: TestClient, make_key: Callable[..., tuple[str, Principal]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., Result]:
     keys = {"prov": make_key("provider", org=PROV_ORG)[0], "bank": make_key("consumer", org=BANK)[0],
             "lab": make_key("consumer", org=LAB)[0], "mgr": make_key("manager")[0]}
     current = {"key": keys["prov"]}
@@ -35,7 +36,7 @@ def cli(client: TestClient, make_key: Callable[..., tuple[str, Principal]], monk
                         lambda: client_mod.ServiceClient(_Authed(client, current["key"])))
     runner, app = CliRunner(), build_app()
 
-    def run(who: str, *args: str):
+    def run(who: str, *args: str) -> Result:
         current["key"] = keys[who]
         return runner.invoke(app, ["exchange", *args])
 
@@ -52,13 +53,13 @@ def _json(r) -> dict:
     return json.loads(r.stdout)
 
 
-def test_register_contract(cli) -> None:
+def test_register_contract(cli: Callable[..., Result]) -> None:
     r = cli("prov", "datasets", "--format", "json")
     meta = _json(r)["datasets"][0]
     assert {"dataset", "grade", "columns"} <= set(meta) and meta["grade"] == "L2"
 
 
-def test_aggregate_result_jobs_and_verify(cli, tmp_path: Path) -> None:
+def test_aggregate_result_jobs_and_verify(cli: Callable[..., Result], tmp_path: Path) -> None:
     out = _json(cli("bank", "aggregate", "members", "--agg", "mean", "--column", "income",
                     "--by", "sex", "--epsilon", "1", "--format", "json"))
     assert {"job", "status", "result", "suppressed_groups", "epsilon_spent", "budget_left",
@@ -83,7 +84,7 @@ def test_aggregate_result_jobs_and_verify(cli, tmp_path: Path) -> None:
     assert cli("bank", "verify-receipt", str(f)).exit_code == 1
 
 
-def test_refusals_exit_nonzero_with_reason_on_stderr(cli) -> None:
+def test_refusals_exit_nonzero_with_reason_on_stderr(cli: Callable[..., Result]) -> None:
     r = cli("bank", "aggregate", "members", "--agg", "count", "--where", "member=M000001")
     assert r.exit_code == 4 and "key column" in r.stderr and "Traceback" not in r.output
     r = cli("bank", "aggregate", "members", "--agg", "count", "--by", "member")
@@ -96,20 +97,20 @@ def test_refusals_exit_nonzero_with_reason_on_stderr(cli) -> None:
     assert r.exit_code == 4 and "budget" in r.stderr
 
 
-def test_other_consumer_cannot_read_result(cli) -> None:
+def test_other_consumer_cannot_read_result(cli: Callable[..., Result]) -> None:
     job = _json(cli("bank", "aggregate", "members", "--agg", "count", "--format", "json"))["job"]
     r = cli("lab", "result", job)
     assert r.exit_code == 5 and job in r.stderr
 
 
-def test_psi_cli(cli, tmp_path: Path) -> None:
+def test_psi_cli(cli: Callable[..., Result], tmp_path: Path) -> None:
     ids = tmp_path / "ids.txt"
     ids.write_text("M000001\nM000002\nZZ9\n")
     out = _json(cli("bank", "psi", "members", "--ids", str(ids), "--format", "json"))
     assert out["intersection_size"] == 2 and sorted(out["matches"]) == ["M000001", "M000002"]
 
 
-def test_pending_then_approve_and_reject(cli, tmp_path: Path) -> None:
+def test_pending_then_approve_and_reject(cli: Callable[..., Result], tmp_path: Path) -> None:
     csv = tmp_path / "c.csv"
     csv.write_bytes(members(phone=True))
     assert cli("prov", "register", str(csv), "--name", "contacts", "--key-column", "member").exit_code == 0
@@ -123,7 +124,7 @@ def test_pending_then_approve_and_reject(cli, tmp_path: Path) -> None:
     assert rej["status"] == "rejected" and rej["reason"] == "目的不明"
 
 
-def test_extract_writes_file_or_refuses(cli, tmp_path: Path) -> None:
+def test_extract_writes_file_or_refuses(cli: Callable[..., Result], tmp_path: Path) -> None:
     out = tmp_path / "copy.csv"
     got = _json(cli("bank", "extract", "members", "-o", str(out), "--format", "json"))
     assert out.stat().st_size == got["bytes"] > 0 and got["status"] == "done"
@@ -152,7 +153,7 @@ def test_cli_without_key_or_service(monkeypatch: pytest.MonkeyPatch) -> None:
     assert r.exit_code == 7 and "cannot reach" in r.stderr
 
 
-def test_psi_approval_runs_the_stored_request_from_the_cli(cli, tmp_path: Path) -> None:
+def test_psi_approval_runs_the_stored_request_from_the_cli(cli: Callable[..., Result], tmp_path: Path) -> None:
     from tests.quanguard.test_exchange_flows import csv_bytes, resident_id
 
     rids = [resident_id(i) for i in range(300)]

@@ -35,7 +35,7 @@ def csv_bytes(cols: dict) -> bytes:
 
 
 @pytest.fixture
-def keys(client: TestClient, make_key: Callable[..., tuple[str, Principal]]):
+def keys(client: TestClient, make_key: Callable[..., tuple[str, Principal]]) -> dict[str, str]:
     return {"prov": make_key("provider", org=PROV_ORG)[0], "bank": make_key("consumer", org=BANK)[0],
             "mgr": make_key("manager")[0]}
 
@@ -51,7 +51,7 @@ def _psi(client, key, dataset, ids, local=None, **extra):
     return 200, body, local.finish(base64.b64decode(body["setup"]), base64.b64decode(body["response"]))
 
 
-def test_every_step_is_audited_without_raw_values(client: TestClient, keys, container: Container, make_key: Callable[..., tuple[str, Principal]]) -> None:
+def test_every_step_is_audited_without_raw_values(client: TestClient, keys: dict[str, str], container: Container, make_key: Callable[..., tuple[str, Principal]]) -> None:
     r = client.post("/v1/exchange/datasets", headers=auth(keys["prov"]),
                     data={"name": "members", "key_column": "member", "bounds": "income=0:30000"},
                     files={"file": ("m.csv", members(), "text/csv")})
@@ -80,7 +80,7 @@ def test_every_step_is_audited_without_raw_values(client: TestClient, keys, cont
     assert not any("M000001" in f or "M000002" in f for f in flat)
 
 
-def test_l4_psi_waits_for_approval_then_reveals_count_only(client: TestClient, keys) -> None:
+def test_l4_psi_waits_for_approval_then_reveals_count_only(client: TestClient, keys: dict[str, str]) -> None:
     ids = [resident_id(i) for i in range(300)]
     r = client.post("/v1/exchange/datasets", headers=auth(keys["prov"]),
                     data={"name": "residents", "key_column": "rid"},
@@ -103,7 +103,7 @@ def test_l4_psi_waits_for_approval_then_reveals_count_only(client: TestClient, k
     assert code == 409  # an approval is used once
 
 
-def test_consent_withdrawal_changes_psi_exactly(client: TestClient, keys) -> None:
+def test_consent_withdrawal_changes_psi_exactly(client: TestClient, keys: dict[str, str]) -> None:
     r = client.post("/v1/exchange/datasets", headers=auth(keys["prov"]),
                     data={"name": "members", "key_column": "member"},
                     files={"file": ("m.csv", members(), "text/csv")})
@@ -120,7 +120,7 @@ def test_consent_withdrawal_changes_psi_exactly(client: TestClient, keys) -> Non
     assert set(marketing.matches or ()) == set(mine[4:])
 
 
-def test_register_from_inbox_and_sql_and_refuse_outside(client: TestClient, keys, container: Container, tmp_path: Path) -> None:
+def test_register_from_inbox_and_sql_and_refuse_outside(client: TestClient, keys: dict[str, str], container: Container, tmp_path: Path) -> None:
     inbox = container.settings.data_dir / "exchange-inbox"
     inbox.mkdir(parents=True, exist_ok=True)
     (inbox / "m.csv").write_bytes(members(100))
@@ -149,7 +149,7 @@ def test_register_from_inbox_and_sql_and_refuse_outside(client: TestClient, keys
     assert r.json()["rows"] == 50 and income["bounds"] == [0, 9]
 
 
-def test_identifiers_keep_leading_zeros_and_parquet_uploads(client: TestClient, keys, tmp_path: Path) -> None:
+def test_identifiers_keep_leading_zeros_and_parquet_uploads(client: TestClient, keys: dict[str, str], tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
     ids = [f"{i:08d}" for i in range(200)]

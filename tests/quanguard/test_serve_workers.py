@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def _line(marker: str, i: int) -> str:
 
 
 @pytest.fixture
-def pg_database(pg_ok: bool):
+def pg_database(pg_ok: bool) -> Iterator[str]:
     if not pg_ok:
         pytest.skip("PostgreSQL is not running")
     name = f"qg_workers_{uuid.uuid4().hex[:8]}"
@@ -65,7 +66,7 @@ def pg_database(pg_ok: bool):
 
 @pytest.mark.slow
 @pytest.mark.pg
-def test_four_workers_append_to_one_trail_without_loss_or_duplicates(pg_database, tmp_path: Path) -> None:
+def test_four_workers_append_to_one_trail_without_loss_or_duplicates(pg_database: str, tmp_path: Path) -> None:
     env = _env(tmp_path, pg_database)
     made = _cli(env, tmp_path, "keys", "create", "--role", "reporter", "--org", "市局", "--name", "w")
     assert made.returncode == 0, made.stderr
@@ -157,7 +158,7 @@ def _csrf(html: str) -> str:
 
 @pytest.mark.slow
 @pytest.mark.pg
-def test_two_servers_share_console_sessions_auth_limits_and_policy_reloads(pg_database, tmp_path: Path) -> None:
+def test_two_servers_share_console_sessions_auth_limits_and_policy_reloads(pg_database: str, tmp_path: Path) -> None:
     """Server A (the default worker count: one per core) and server B (one worker) over one
     PostgreSQL store: a console session made on A works on B and ends on both when signed
     out on B; a policy reload on A brings every worker of both to the same version, each

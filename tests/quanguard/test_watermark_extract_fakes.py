@@ -19,6 +19,7 @@ import yaml
 from fastapi.testclient import TestClient
 
 from quanguard.auth import Principal
+from quanguard.config import Settings
 from quanguard.container import Container
 from tests.conftest import POLICY_DIR, auth, csv_bytes, make_settings
 
@@ -26,7 +27,7 @@ ROWS = 3000
 
 
 @pytest.fixture
-def settings(tmp_path: Path):
+def settings(tmp_path: Path) -> Settings:
     """The shipped policies, with the 共享 profile making up phone numbers (``fake``) and
     consumers allowed to take extracts of L3 data (the shipped rules refuse them)."""
     policies = tmp_path / "policies"

@@ -32,6 +32,7 @@ from typing import Any
 
 import pytest
 from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
 
 from quanguard.api.app import create_app, route_modules
 from quanguard.api.deps import get_context, get_principal
@@ -180,7 +181,9 @@ def test_table_agrees_with_the_route_declaration(method, path, route) -> None:
 
 # --- the live matrix -------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory):
+def world(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[TestClient, dict[str, str], Container]]:
     from fastapi.testclient import TestClient
 
     tmp = tmp_path_factory.mktemp("authz")
@@ -270,7 +273,7 @@ CALLERS = [*ROLES, "<none>", "<revoked>", "<malformed>"]
 
 
 @pytest.mark.parametrize(("method", "path", "route"), ROUTES, ids=ROUTE_IDS)
-def test_matrix(world, method, path, route) -> None:
+def test_matrix(world: tuple[TestClient, dict[str, str], Container], method, path, route) -> None:
     client, keys, container = world
     expected = EXPECTED.get((method, path))
     if expected is None:
@@ -319,13 +322,13 @@ def test_matrix(world, method, path, route) -> None:
 
 
 @pytest.mark.parametrize("path", FRAMEWORK_PUBLIC)
-def test_framework_pages_are_public(world, path) -> None:
+def test_framework_pages_are_public(world: tuple[TestClient, dict[str, str], Container], path) -> None:
     client, _, _ = world
     r = client.get(path)
     assert r.status_code in (200, 404), r.text[:200]  # 404 when the app disables the page
 
 
-def test_unauthenticated_error_never_echoes_the_key(world) -> None:
+def test_unauthenticated_error_never_echoes_the_key(world: tuple[TestClient, dict[str, str], Container]) -> None:
     client, keys, _ = world
     for caller in ("<revoked>", "<malformed>"):
         r = client.get("/v1/whoami", headers={"Authorization": f"Bearer {keys[caller]}"})
@@ -338,7 +341,7 @@ V1 = [(m, p, r) for m, p, r in ROUTES if recorded_path(p)]
 
 
 @pytest.mark.parametrize(("method", "path", "route"), V1, ids=[f"{m} {p}" for m, p, _ in V1])
-def test_server_errors_are_recorded(world, method, path, route) -> None:
+def test_server_errors_are_recorded(world: tuple[TestClient, dict[str, str], Container], method, path, route) -> None:
     """A failure inside the route (injected into the request context every /v1 route but
     whoami takes; whoami's principal dependency instead) is a 500 with one ``error`` event."""
     client, keys, container = world

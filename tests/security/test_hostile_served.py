@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 import zipfile
+from collections.abc import Iterator
 
 import httpx
 import psutil
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory):
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Served, dict[str, str]]]:
     served = Served(tmp_path_factory.mktemp("hostile") / "svc",
                     env={"QUANGUARD_AUTH_FAIL_LIMIT": "1000000", "QUANGUARD_MAX_BODY_BYTES": str(8 * 1024 * 1024)})
     served.start()
@@ -66,7 +67,7 @@ class _Peak:
 
 
 # --- schemathesis ---------------------------------------------------------------------------
-def test_schemathesis_finds_no_server_error_with_any_role(server) -> None:
+def test_schemathesis_finds_no_server_error_with_any_role(server: tuple[Served, dict[str, str]]) -> None:
     import schemathesis
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import strategies as st
@@ -134,7 +135,7 @@ def _raw_request(port: int, path: str, key: str, length: int) -> socket.socket:
     return sock
 
 
-def test_trickled_bodies_do_not_block_other_clients_and_finish(server) -> None:
+def test_trickled_bodies_do_not_block_other_clients_and_finish(server: tuple[Served, dict[str, str]]) -> None:
     served, keys = server
     line = (b'{"ts": "2026-01-01T00:00:00Z", "actor": {"id": "u", "role": "consumer", "org": "o"},'
             b' "action": "query", "dataset": "trickle", "decision": "allow"}\n')
@@ -163,7 +164,7 @@ def test_trickled_bodies_do_not_block_other_clients_and_finish(server) -> None:
             s.close()
 
 
-def test_a_stalled_body_does_not_hold_the_connection_forever(server) -> None:
+def test_a_stalled_body_does_not_hold_the_connection_forever(server: tuple[Served, dict[str, str]]) -> None:
     """A client that promises a body and stops sending must not pin a connection (slowloris)."""
     served, keys = server
     sock = _raw_request(served.port, "/v1/events/batch", keys["reporter"], 10_000)
@@ -222,7 +223,9 @@ def _xlsx_bomb(uncompressed_mb: int) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def bomb_server(tmp_path_factory: pytest.TempPathFactory):
+def bomb_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Served, dict[str, str]]]:
     """A server of their own: a bomb that wins keeps burning CPU until the process is killed."""
     served = Served(tmp_path_factory.mktemp("bombs") / "svc",
                     env={"QUANGUARD_MAX_BODY_BYTES": str(8 * 1024 * 1024)})
@@ -233,13 +236,13 @@ def bomb_server(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="module")
-def bomb():
+def bomb() -> bytes:
     return _xlsx_bomb(300)  # 300 MB of XML in under 1 MB
 
 
 @pytest.mark.parametrize(("path", "role"), [("/v1/scan", "manager"), ("/v1/watermark/detect", "auditor"),
                                             ("/v1/watermark/embed", "manager")])
-def test_zip_bomb_in_xlsx_is_refused_with_bounded_memory(bomb_server, bomb, path, role) -> None:
+def test_zip_bomb_in_xlsx_is_refused_with_bounded_memory(bomb_server: tuple[Served, dict[str, str]], bomb: bytes, path, role) -> None:
     served, keys = bomb_server
     with _Peak(served.proc.pid) as peak:
         try:
@@ -256,7 +259,7 @@ def test_zip_bomb_in_xlsx_is_refused_with_bounded_memory(bomb_server, bomb, path
 
 
 @pytest.mark.parametrize(("path", "as_file"), [("/v1/scan", True), ("/v1/mask", False)])
-def test_csv_bomb_with_a_huge_field_count(bomb_server, path, as_file) -> None:
+def test_csv_bomb_with_a_huge_field_count(bomb_server: tuple[Served, dict[str, str]], path, as_file) -> None:
     """A 20,000-column CSV (~130 KB): refused or answered quickly, memory bounded. Measured
     before this test existed: 4,000 columns took 31 s (scan) and 35 s (mask) in-process, and
     the cost grows faster than linearly — a tiny request pins a worker for minutes."""
@@ -284,7 +287,7 @@ def test_csv_bomb_with_a_huge_field_count(bomb_server, path, as_file) -> None:
 
 
 @pytest.mark.parametrize(("path", "as_file"), [("/v1/scan", True), ("/v1/mask", False)])
-def test_one_heavy_request_does_not_stall_the_whole_service(bomb_server, path, as_file) -> None:
+def test_one_heavy_request_does_not_stall_the_whole_service(bomb_server: tuple[Served, dict[str, str]], path, as_file) -> None:
     """A CPU-heavy request must run off the event loop: /healthz stays prompt meanwhile."""
     served, keys = bomb_server
     n = 1_500  # under the column cap, still a few seconds of work

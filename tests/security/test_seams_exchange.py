@@ -41,7 +41,7 @@ def members(n: int = 400, seed: int = 3) -> bytes:
 
 
 @pytest.fixture
-def keys(client: TestClient, make_key: Callable[..., tuple[str, Principal]]):
+def keys(client: TestClient, make_key: Callable[..., tuple[str, Principal]]) -> dict[str, str]:
     return {"prov": make_key("provider", org=PROV)[0], "bank": make_key("consumer", org=BANK)[0],
             "mgr": make_key("manager")[0]}
 
@@ -80,7 +80,7 @@ def _l4_residents(client, keys, n: int = 300) -> list[str]:
     return ids
 
 
-def test_an_approved_psi_runs_only_the_approved_request(client: TestClient, keys, container: Container) -> None:
+def test_an_approved_psi_runs_only_the_approved_request(client: TestClient, keys: dict[str, str], container: Container) -> None:
     ids = _l4_residents(client, keys)
     mine = ids[:6] + [resident_id(50_000 + i) for i in range(6)]
     small = PsiClient(mine, reveal="count")
@@ -113,7 +113,7 @@ def test_an_approved_psi_runs_only_the_approved_request(client: TestClient, keys
     assert send_psi(client, keys["bank"], "residents", asked, job=job).status_code == 409
 
 
-def test_an_approval_expires(client: TestClient, keys, container: Container) -> None:
+def test_an_approval_expires(client: TestClient, keys: dict[str, str], container: Container) -> None:
     _l4_residents(client, keys)
     local = PsiClient([resident_id(i) for i in range(12)], reveal="count")
     req = local.request()
@@ -134,7 +134,7 @@ def test_an_approval_expires(client: TestClient, keys, container: Container) -> 
     assert [e for e in denials(container, "exchange.psi") if job in json.dumps(e)]
 
 
-def test_an_aggregate_approval_runs_the_stored_query(client: TestClient, keys, container: Container) -> None:
+def test_an_aggregate_approval_runs_the_stored_query(client: TestClient, keys: dict[str, str], container: Container) -> None:
     ids = _l4_residents(client, keys, 400)
     del ids
     r = client.post("/v1/exchange/aggregate", headers=auth(keys["bank"]),
@@ -162,7 +162,7 @@ def _l3_members(client, keys, n: int = 400) -> list[str]:
     return ids
 
 
-def test_single_identifier_psi_is_refused_and_recorded(client: TestClient, keys, container: Container) -> None:
+def test_single_identifier_psi_is_refused_and_recorded(client: TestClient, keys: dict[str, str], container: Container) -> None:
     ids = _l3_members(client, keys)
     answered = 0
     for probe in ids[:5] + ["X999999"] * 5:
@@ -173,7 +173,7 @@ def test_single_identifier_psi_is_refused_and_recorded(client: TestClient, keys,
     assert len(denials(container, "exchange.psi")) >= 10
 
 
-def test_group_testing_is_cut_off_by_the_request_limit(client: TestClient, keys, container: Container) -> None:
+def test_group_testing_is_cut_off_by_the_request_limit(client: TestClient, keys: dict[str, str], container: Container) -> None:
     ids = _l3_members(client, keys)
     candidates = ids[:33] + [f"Z{i:06d}" for i in range(31)]
     padding = [f"PAD{i:05d}" for i in range(20)]  # known non-members to pass the minimum size
@@ -190,7 +190,7 @@ def test_group_testing_is_cut_off_by_the_request_limit(client: TestClient, keys,
 
 # -- finding 4: budgets follow the people -----------------------------------------------------
 
-def test_the_same_people_under_a_second_name_share_one_budget(client: TestClient, keys, container: Container) -> None:
+def test_the_same_people_under_a_second_name_share_one_budget(client: TestClient, keys: dict[str, str], container: Container) -> None:
     assert register(client, keys["prov"], "members", members(), key_column="member",
                     bounds="income=0:30000").status_code == 201
     copy = register(client, keys["prov"], "members_v2", members(seed=4), key_column="member",
@@ -219,7 +219,7 @@ def test_the_same_people_under_a_second_name_share_one_budget(client: TestClient
     assert "M000001" not in flat  # linked through keyed hashes, never raw ids
 
 
-def test_different_people_keep_their_own_budget(client: TestClient, keys) -> None:
+def test_different_people_keep_their_own_budget(client: TestClient, keys: dict[str, str]) -> None:
     assert register(client, keys["prov"], "members", members(), key_column="member").status_code == 201
     other = csv_bytes({"member": [f"Q{i:06d}" for i in range(400)], "district": ["历下区"] * 400})
     r = register(client, keys["prov"], "others", other, key_column="member")
@@ -230,14 +230,14 @@ def test_different_people_keep_their_own_budget(client: TestClient, keys) -> Non
 
 @pytest.mark.parametrize("bounds", ["income=-inf:inf", "income=1e308:inf", "income=0:1e308",
                                     "income=nan:1", "income=0:nan", "income=5:1"])
-def test_bad_bounds_are_a_recorded_400(client: TestClient, keys, container: Container, bounds) -> None:
+def test_bad_bounds_are_a_recorded_400(client: TestClient, keys: dict[str, str], container: Container, bounds) -> None:
     r = register(client, keys["prov"], "members", members(), key_column="member", bounds=bounds)
     assert r.status_code == 400 and "bounds" in r.json()["error"]["message"], r.text
     assert denials(container, "exchange.register")
 
 
 @pytest.mark.parametrize("epsilon", [5e-324, 1e-300, 0.0, -1.0])
-def test_tiny_or_negative_epsilon_is_a_recorded_400(client: TestClient, keys, container: Container, epsilon) -> None:
+def test_tiny_or_negative_epsilon_is_a_recorded_400(client: TestClient, keys: dict[str, str], container: Container, epsilon) -> None:
     assert register(client, keys["prov"], "members", members(), key_column="member",
                     bounds="income=0:30000").status_code == 201
     r = client.post("/v1/exchange/aggregate", headers=auth(keys["bank"]),
@@ -248,7 +248,7 @@ def test_tiny_or_negative_epsilon_is_a_recorded_400(client: TestClient, keys, co
     assert left["epsilon_spent"] == 0.0
 
 
-def test_bounds_at_the_edge_of_the_range_still_compute(client: TestClient, keys) -> None:
+def test_bounds_at_the_edge_of_the_range_still_compute(client: TestClient, keys: dict[str, str]) -> None:
     r = register(client, keys["prov"], "members", members(), key_column="member",
                  bounds="income=-1e12:1e12")
     assert r.status_code == 201, r.text
@@ -260,7 +260,7 @@ def test_bounds_at_the_edge_of_the_range_still_compute(client: TestClient, keys)
 
 # -- 防泄漏: re-scan on the way out, declared grades -------------------------------------------
 
-def test_an_extract_that_still_holds_identifiers_is_refused(client: TestClient, keys, container: Container, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_extract_that_still_holds_identifiers_is_refused(client: TestClient, keys: dict[str, str], container: Container, monkeypatch: pytest.MonkeyPatch) -> None:
     """Grading and mask planning look at samples. A column whose sampled values are
     organisation codes (public, kept by every profile) and whose other rows hold phone
     numbers reaches the masked copy unmasked; the re-scan of the whole copy stops it."""
@@ -283,7 +283,7 @@ def test_an_extract_that_still_holds_identifiers_is_refused(client: TestClient, 
     assert denials(container, "exchange.extract")
 
 
-def test_a_declared_grade_is_a_floor(client: TestClient, keys) -> None:
+def test_a_declared_grade_is_a_floor(client: TestClient, keys: dict[str, str]) -> None:
     r = register(client, keys["prov"], "members", members(), key_column="member", grade="L3")
     assert r.status_code == 201 and r.json()["grade"] == "L3", r.text
     assert r.json()["declared_grade"] == "L3"
@@ -291,7 +291,7 @@ def test_a_declared_grade_is_a_floor(client: TestClient, keys) -> None:
     assert r.status_code == 400 and "grade" in r.json()["error"]["message"]
 
 
-def test_a_malformed_psi_request_is_a_recorded_400(client: TestClient, keys, container: Container) -> None:
+def test_a_malformed_psi_request_is_a_recorded_400(client: TestClient, keys: dict[str, str], container: Container) -> None:
     assert register(client, keys["prov"], "members", members(), key_column="member").status_code == 201
     for request in ("not base64!", base64.b64encode(b"\x01\x02junk").decode()):
         r = client.post("/v1/exchange/psi", headers=auth(keys["bank"]),

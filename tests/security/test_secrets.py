@@ -9,13 +9,15 @@ import importlib.util
 import os
 import re
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
 from quanguard.auth import create_key, revoke_key
-from quanguard.container import build_container
+from quanguard.container import Container, build_container
 from tests.conftest import make_settings
 from tests.security.served import Served
 
@@ -103,7 +105,7 @@ def test_the_service_key_dir_is_0700(tmp_path: Path) -> None:
 
 # --- rate limiting ---------------------------------------------------------------------
 @pytest.fixture
-def limited(tmp_path: Path):
+def limited(tmp_path: Path) -> Iterator[tuple[Container, TestClient]]:
     from fastapi.testclient import TestClient
 
     from quanguard.api.app import create_app
@@ -114,7 +116,7 @@ def limited(tmp_path: Path):
     container.close()
 
 
-def test_failed_authentications_are_rate_limited(limited) -> None:
+def test_failed_authentications_are_rate_limited(limited: tuple[Container, TestClient]) -> None:
     container, client = limited
     with container.session() as s, s.begin():
         good = create_key(s, role="auditor", org="网信办", name="aud").key
@@ -139,7 +141,7 @@ def _console_login(client, key: str):
     return client.post("/console/login", data={"csrf": token.group(1), "key": key}, follow_redirects=False)
 
 
-def test_console_sign_in_failures_count_against_the_same_limit(limited) -> None:
+def test_console_sign_in_failures_count_against_the_same_limit(limited: tuple[Container, TestClient]) -> None:
     _container, client = limited
     if importlib.util.find_spec("quanguard.api.routes_console") is None:
         pytest.skip("console not present in this build")

@@ -32,7 +32,9 @@ def _table(name: str, n: int = 400, seed: int = 1) -> bytes:
 
 
 @pytest.fixture
-def orgs(client: TestClient, make_key: Callable[..., tuple[str, Principal]]):
+def orgs(
+    client: TestClient, make_key: Callable[..., tuple[str, Principal]]
+) -> tuple[dict[str, str], dict[str, str]]:
     keys = {
         "health": make_key("provider", org=HEALTH)[0],
         "civil": make_key("provider", org=CIVIL)[0],
@@ -64,7 +66,7 @@ def _job_ids(client, key: str) -> set[str]:
     return {j.get("job") or j.get("id") for j in r.json()}
 
 
-def test_consumers_see_only_their_own_jobs(client: TestClient, orgs) -> None:
+def test_consumers_see_only_their_own_jobs(client: TestClient, orgs: tuple[dict[str, str], dict[str, str]]) -> None:
     keys, jobs = orgs
     assert _job_ids(client, keys["bank"]) == {jobs["bank"]}
     assert _job_ids(client, keys["lab"]) == {jobs["lab"]}
@@ -77,7 +79,7 @@ def test_consumers_see_only_their_own_jobs(client: TestClient, orgs) -> None:
     assert client.get(f"/v1/exchange/jobs/{jobs['bank']}", headers=auth(keys["bank"])).status_code == 200
 
 
-def test_providers_see_the_jobs_on_their_own_data_only(client: TestClient, orgs) -> None:
+def test_providers_see_the_jobs_on_their_own_data_only(client: TestClient, orgs: tuple[dict[str, str], dict[str, str]]) -> None:
     keys, jobs = orgs
     assert _job_ids(client, keys["health"]) == {jobs["bank"]}
     assert _job_ids(client, keys["civil"]) == {jobs["lab"]}
@@ -86,12 +88,12 @@ def test_providers_see_the_jobs_on_their_own_data_only(client: TestClient, orgs)
 
 
 @pytest.mark.parametrize("who", ["mgr", "aud"])
-def test_overseers_see_every_job(client: TestClient, orgs, who) -> None:
+def test_overseers_see_every_job(client: TestClient, orgs: tuple[dict[str, str], dict[str, str]], who) -> None:
     keys, jobs = orgs
     assert _job_ids(client, keys[who]) >= set(jobs.values())
 
 
-def test_a_provider_cannot_touch_another_orgs_dataset(client: TestClient, orgs) -> None:
+def test_a_provider_cannot_touch_another_orgs_dataset(client: TestClient, orgs: tuple[dict[str, str], dict[str, str]]) -> None:
     keys, _ = orgs
     r = client.post("/v1/exchange/datasets/clinics/consent", headers=auth(keys["civil"]),
                     json={"subjects": ["C000001"], "purpose": "统计", "state": "withdrawn"})
@@ -105,7 +107,7 @@ def test_a_provider_cannot_touch_another_orgs_dataset(client: TestClient, orgs) 
     assert meta["owner_org"] == HEALTH
 
 
-def test_catalog_shows_metadata_never_rows(client: TestClient, orgs) -> None:
+def test_catalog_shows_metadata_never_rows(client: TestClient, orgs: tuple[dict[str, str], dict[str, str]]) -> None:
     keys, _ = orgs
     listing = client.get("/v1/exchange/datasets", headers=auth(keys["lab"]))
     assert listing.status_code == 200
@@ -114,7 +116,7 @@ def test_catalog_shows_metadata_never_rows(client: TestClient, orgs) -> None:
         assert value not in text
 
 
-def test_assets_are_scoped_to_the_providers_org(client: TestClient, orgs, make_key: Callable[..., tuple[str, Principal]]) -> None:
+def test_assets_are_scoped_to_the_providers_org(client: TestClient, orgs: tuple[dict[str, str], dict[str, str]], make_key: Callable[..., tuple[str, Principal]]) -> None:
     keys, _ = orgs
     for owner in ("health", "civil"):
         r = client.post("/v1/scan", headers=auth(keys[owner]), data={"dataset": f"{owner}-export"},

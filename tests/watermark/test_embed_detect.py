@@ -9,6 +9,7 @@ import pytest
 from tests.watermark.attacks import sample_table
 from tests.watermark.conftest import registered
 from watermark import (
+    EmbedReport,
     KeyMismatch,
     MissingKeyColumns,
     NoCommonColumns,
@@ -27,13 +28,13 @@ def table() -> pa.Table:
 
 
 @pytest.fixture(scope="module")
-def marked(table: pa.Table):
+def marked(table: pa.Table) -> tuple[pa.Table, EmbedReport]:
     from tests.watermark.conftest import SECRET
 
     return embed_table(table, SECRET, "alice")
 
 
-def test_plan_marks_measures_dates_and_masked_pii_never_keys_ids_or_small_numbers(marked) -> None:
+def test_plan_marks_measures_dates_and_masked_pii_never_keys_ids_or_small_numbers(marked: tuple[pa.Table, EmbedReport]) -> None:
     _, rep = marked
     plan = rep.plan
     assert (plan.key_mode, plan.key_columns) == ("primary", ("id",))
@@ -48,7 +49,7 @@ def test_plan_marks_measures_dates_and_masked_pii_never_keys_ids_or_small_number
     assert qi and all("id" not in s.columns for s in qi)
 
 
-def test_distortion_report_and_untouched_columns(table: pa.Table, marked) -> None:
+def test_distortion_report_and_untouched_columns(table: pa.Table, marked: tuple[pa.Table, EmbedReport]) -> None:
     out, rep = marked
     assert out.schema == table.schema and out.num_rows == table.num_rows
     for name in ("id", "name", "age", "district"):
@@ -82,7 +83,7 @@ def test_distortion_report_and_untouched_columns(table: pa.Table, marked) -> Non
     assert phone.changed > 0 and phone.mean_before is None
 
 
-def test_the_recipient_is_named_with_evidence(secret: bytes, marked) -> None:
+def test_the_recipient_is_named_with_evidence(secret: bytes, marked: tuple[pa.Table, EmbedReport]) -> None:
     out, rep = marked
     copies = registered(secret, rep.plan, ["bob", "carol", "alice", "dave"])
     v = detect_table(out, secret, copies)
@@ -125,7 +126,7 @@ def test_virtual_key_when_no_id_column(secret: bytes) -> None:
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_unmarked_and_other_key_tables_give_no_accusation(secret: bytes, marked, seed) -> None:
+def test_unmarked_and_other_key_tables_give_no_accusation(secret: bytes, marked: tuple[pa.Table, EmbedReport], seed) -> None:
     _, rep = marked
     copies = registered(secret, rep.plan, [f"r{i}" for i in range(200)] + ["alice"])
     clean = sample_table(4000, seed=100 + seed)
@@ -136,14 +137,14 @@ def test_unmarked_and_other_key_tables_give_no_accusation(secret: bytes, marked,
     assert v.message.startswith("no watermark found")
 
 
-def test_wrong_key_is_an_error_not_a_verdict(secret: bytes, marked) -> None:
+def test_wrong_key_is_an_error_not_a_verdict(secret: bytes, marked: tuple[pa.Table, EmbedReport]) -> None:
     out, rep = marked
     with pytest.raises(KeyMismatch) as exc:
         detect_table(out, b"wrong-key", registered(secret, rep.plan, ["alice"]))
     assert exc.value.kind == "integrity" and "wmk-" in str(exc.value)
 
 
-def test_suspect_without_the_marked_columns(secret: bytes, marked) -> None:
+def test_suspect_without_the_marked_columns(secret: bytes, marked: tuple[pa.Table, EmbedReport]) -> None:
     out, rep = marked
     copies = registered(secret, rep.plan, ["alice"])
     with pytest.raises(NoCommonColumns) as exc:
@@ -163,7 +164,7 @@ def test_suspect_without_the_marked_columns(secret: bytes, marked) -> None:
     assert "id" in str(exc2.value)
 
 
-def test_small_suspect_says_how_much_is_missing(secret: bytes, marked) -> None:
+def test_small_suspect_says_how_much_is_missing(secret: bytes, marked: tuple[pa.Table, EmbedReport]) -> None:
     out, rep = marked
     v = detect_table(out.slice(0, 30), secret, registered(secret, rep.plan, ["alice", "bob"]))
     assert v.verdict == "none"

@@ -14,7 +14,7 @@ import pytest
 from tests.watermark import attacks
 from tests.watermark.conftest import SECRET, registered
 from tests.watermark.stats import chi2_two_sample, column_tests, unmarked_masked_copy
-from watermark import Params, detect_table, embed_table
+from watermark import EmbedReport, IssuedCopy, Params, detect_table, embed_table
 
 RECIPIENTS = [f"consumer-{i:04d}" for i in range(1000)]
 LEAKER = RECIPIENTS[417]
@@ -23,7 +23,7 @@ MEASURES = ("月收入", "公积金缴存额", "用电量")
 
 
 @pytest.fixture(scope="module")
-def leak():
+def leak() -> tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]]:
     table = attacks.issue_table(ROWS, seed=17)
     marked, rep = embed_table(table, SECRET, LEAKER)
     return table, marked, rep, registered(SECRET, rep.plan, RECIPIENTS)
@@ -73,13 +73,13 @@ def _attack(name: str, rep) -> attacks.Attack:
     "5% subset", "CSV → XLSX → CSV", "shuffle rows and columns", "re-encode to GBK",
     "±1 in the last digit of every marked value", "±111 on every marked value",
     "round to 10 + drop key + 30% subset"])
-def test_leaker_named_after(leak, name) -> None:
+def test_leaker_named_after(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]], name) -> None:
     _, marked, rep, copies = leak
     suspect = _attack(name, rep)(marked, random.Random(5))
     _named(detect_table(suspect, SECRET, copies))
 
 
-def test_rounding_really_rounds(leak) -> None:
+def test_rounding_really_rounds(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]]) -> None:
     table, marked, rep, _ = leak
     out = attacks.round_to(100, rep.plan.numeric_columns)(marked, random.Random(1))
     assert attacks.rounded_columns(table, 100, rep.plan.numeric_columns) == ("月收入",)
@@ -89,13 +89,13 @@ def test_rounding_really_rounds(leak) -> None:
 
 
 @pytest.mark.parametrize("other", ["街道", "年龄", "月收入", "公积金缴存额", "用电量", "缴费月数"])
-def test_leaker_named_without_the_key_and_one_more_column(leak, other) -> None:
+def test_leaker_named_without_the_key_and_one_more_column(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]], other) -> None:
     _, marked, rep, copies = leak
     suspect = attacks.drop(rep.plan.key_columns[0], other)(marked, random.Random(2))
     _named(detect_table(suspect, SECRET, copies))
 
 
-def test_one_or_two_edited_identity_columns_are_tolerated(leak) -> None:
+def test_one_or_two_edited_identity_columns_are_tolerated(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]]) -> None:
     """Without the key, 年龄 and 街道 rewritten: the quasi-identifier sets that did not use
     them still find the rows."""
     _, marked, rep, copies = leak
@@ -137,7 +137,7 @@ def test_marks_are_invisible_to_chi_square_and_ks_on_10000_rows() -> None:
             assert tests and min(tests.values()) > 0.01, (c.name, tests)
 
 
-def test_no_digit_is_avoided_by_the_marks(leak) -> None:
+def test_no_digit_is_avoided_by_the_marks(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]]) -> None:
     table, marked, _, _ = leak
     for name in MEASURES:
         moved = [b for a, b in zip(table.column(name).to_pylist(),
@@ -149,7 +149,7 @@ def test_no_digit_is_avoided_by_the_marks(leak) -> None:
         assert chi2_two_sample(last, everything)[1] > 0.01
 
 
-def test_usability_bound_per_value_and_per_column(leak) -> None:
+def test_usability_bound_per_value_and_per_column(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]]) -> None:
     table, marked, rep, _ = leak
     for c in rep.columns:
         before = np.array(table.column(c.name).to_pylist(), dtype=float)
@@ -160,7 +160,7 @@ def test_usability_bound_per_value_and_per_column(leak) -> None:
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_no_innocent_is_accused_after_the_same_attacks(leak, seed) -> None:
+def test_no_innocent_is_accused_after_the_same_attacks(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]], seed) -> None:
     _, _, rep, copies = leak
     clean = attacks.issue_table(ROWS, seed=500 + seed)
     for suspect in (clean, embed_table(clean, SECRET, "not-registered")[0],
@@ -174,7 +174,7 @@ def test_no_innocent_is_accused_after_the_same_attacks(leak, seed) -> None:
             assert v.verdict == "none" and not any(c.accused for c in v.candidates)
 
 
-def test_two_colluders_mixing_rows_name_a_colluder(leak) -> None:
+def test_two_colluders_mixing_rows_name_a_colluder(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]]) -> None:
     table, marked_a, _, copies = leak
     other = RECIPIENTS[12]
     marked_b, _ = embed_table(table, SECRET, other)

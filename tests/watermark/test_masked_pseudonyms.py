@@ -20,7 +20,7 @@ from tests.watermark import attacks
 from tests.watermark.conftest import SECRET, registered
 from tests.watermark.stats import column_tests
 from tests.watermark.test_formats import masked_values
-from watermark import Params, detect_table, embed_table
+from watermark import EmbedReport, IssuedCopy, Params, detect_table, embed_table
 from watermark.masked import MASK_CHARS, hide_one_more, read_patterns, standard_counts
 from watermark.pseudonym import _check_char
 
@@ -32,7 +32,7 @@ VALUE_CARRIERS = ("证件号", "手机号", "联系电话", "银行卡")
 
 
 @pytest.fixture(scope="module")
-def leak():
+def leak() -> tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]]:
     table = attacks.extract_table(ROWS, seed=17)
     marked, rep = embed_table(table, SECRET, LEAKER, Params(pseudonyms=FAKES))
     return table, marked, rep, registered(SECRET, rep.plan, RECIPIENTS)
@@ -44,7 +44,7 @@ def _named(v) -> None:
     assert [c.recipient for c in v.candidates if c.accused] == [LEAKER]
 
 
-def test_every_masked_and_pseudonym_column_carries_marks(leak) -> None:
+def test_every_masked_and_pseudonym_column_carries_marks(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]]) -> None:
     _, _, rep, _ = leak
     kinds = {c.name: (c.kind, c.form) for c in rep.plan.carriers}
     assert kinds["证件号"] == ("pseudonym", "hex")  # hash pseudonyms: found by their values
@@ -78,12 +78,12 @@ def _attack(name: str, rep) -> attacks.Attack:
 @pytest.mark.parametrize("name", [
     "drop the key column", "10% subset", "CSV → XLSX → CSV", "shuffle rows and columns",
     "re-encode to GBK", *[f"only {c} left, key dropped, 30% subset" for c in VALUE_CARRIERS]])
-def test_leaker_named_after(leak, name) -> None:
+def test_leaker_named_after(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]], name) -> None:
     _, marked, rep, copies = leak
     _named(detect_table(_attack(name, rep)(marked, random.Random(3)), SECRET, copies))
 
 
-def test_same_input_same_output_within_a_copy_and_formats_hold(leak) -> None:
+def test_same_input_same_output_within_a_copy_and_formats_hold(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]]) -> None:
     table, marked, _, _ = leak
     for name in ("证件号", "联系电话", "银行卡", "手机号"):
         seen: dict[str, set[str]] = defaultdict(set)
@@ -101,7 +101,7 @@ def test_same_input_same_output_within_a_copy_and_formats_hold(leak) -> None:
     assert all(v.startswith("ID-") and len(v) == 19 for v in marked.column("证件号").to_pylist())
 
 
-def test_a_masked_value_never_shows_more_than_the_masking_profile(leak) -> None:
+def test_a_masked_value_never_shows_more_than_the_masking_profile(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]]) -> None:
     table, marked, _, _ = leak
     for a, b in zip(table.column("手机号").to_pylist(), marked.column("手机号").to_pylist(),
                     strict=True):
@@ -173,7 +173,7 @@ def test_a_column_named_as_pseudonyms_must_look_like_them() -> None:
         embed_table(table, SECRET, LEAKER, Params(pseudonyms=("备注",)))
 
 
-def test_two_colluders_mixing_rows_of_extracts_name_a_colluder(leak) -> None:
+def test_two_colluders_mixing_rows_of_extracts_name_a_colluder(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]]) -> None:
     table, marked_a, _, copies = leak
     other = RECIPIENTS[12]
     marked_b, _ = embed_table(table, SECRET, other, Params(pseudonyms=FAKES))
@@ -187,7 +187,7 @@ def test_two_colluders_mixing_rows_of_extracts_name_a_colluder(leak) -> None:
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_no_innocent_is_accused_on_unmarked_or_foreign_extracts(leak, seed) -> None:
+def test_no_innocent_is_accused_on_unmarked_or_foreign_extracts(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]], seed) -> None:
     _, _, _, copies = leak
     clean = attacks.extract_table(ROWS, seed=900 + seed)
     for suspect in (clean, embed_table(clean, SECRET, "not-registered", Params(pseudonyms=FAKES))[0],

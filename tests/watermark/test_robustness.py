@@ -13,14 +13,14 @@ import pytest
 
 from tests.watermark import attacks
 from tests.watermark.conftest import SECRET, registered
-from watermark import Params, detect_table, embed_table
+from watermark import EmbedReport, IssuedCopy, Params, detect_table, embed_table
 
 RECIPIENTS = [f"consumer-{i:04d}" for i in range(1000)]
 LEAKER = RECIPIENTS[417]
 
 
 @pytest.fixture(scope="module")
-def leak():
+def leak() -> tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]]:
     table = attacks.sample_table(10_000, seed=7)
     marked, rep = embed_table(table, SECRET, LEAKER)
     return table, marked, rep, registered(SECRET, rep.plan, RECIPIENTS)
@@ -44,7 +44,7 @@ ATTACKS = ["keep 10% of rows", "shuffle rows and columns", "drop every marked co
 
 @pytest.mark.parametrize("name", ATTACKS)
 @pytest.mark.parametrize("seed", [1, 2])
-def test_leaker_named_after_attack_among_1000_recipients(leak, name, seed) -> None:
+def test_leaker_named_after_attack_among_1000_recipients(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]], name, seed) -> None:
     _, marked, rep, copies = leak
     suspect = _attacks(rep.plan)[name](marked, random.Random(seed))
     v = detect_table(suspect, SECRET, copies)
@@ -55,14 +55,14 @@ def test_leaker_named_after_attack_among_1000_recipients(leak, name, seed) -> No
     assert v.evidence["recipients_tested"] == 1000
 
 
-def test_drop_attack_really_leaves_one_marked_column(leak) -> None:
+def test_drop_attack_really_leaves_one_marked_column(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]]) -> None:
     _, marked, rep, _ = leak
     out = _attacks(rep.plan)["all together"](marked, random.Random(3))
     assert len(set(out.column_names) & set(rep.plan.marked_columns)) == 1
     assert out.num_rows == 1000
 
 
-def test_two_colluders_mixing_rows_name_a_colluder_and_no_innocent(leak) -> None:
+def test_two_colluders_mixing_rows_name_a_colluder_and_no_innocent(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]]) -> None:
     table, marked_a, _rep, copies = leak
     b = RECIPIENTS[12]
     marked_b, _ = embed_table(table, SECRET, b)
@@ -77,7 +77,7 @@ def test_two_colluders_mixing_rows_name_a_colluder_and_no_innocent(leak) -> None
     assert accused and accused <= {LEAKER, b}
 
 
-def test_two_colluders_choosing_cell_by_cell(leak) -> None:
+def test_two_colluders_choosing_cell_by_cell(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]]) -> None:
     table, marked_a, _rep, copies = leak
     b = RECIPIENTS[800]
     marked_b, _ = embed_table(table, SECRET, b)
@@ -93,7 +93,7 @@ def test_two_colluders_choosing_cell_by_cell(leak) -> None:
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_no_innocent_among_1000_when_others_leak(leak, seed) -> None:
+def test_no_innocent_among_1000_when_others_leak(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]], seed) -> None:
     """Unmarked tables, and tables marked for an unregistered recipient or another key."""
     _, _, _rep, copies = leak
     clean = attacks.sample_table(5000, seed=1000 + seed)
@@ -120,7 +120,7 @@ def test_many_unmarked_tables_give_no_accusation() -> None:
     assert worst >= 1e-6
 
 
-def test_three_colluders_voting_cell_by_cell(leak) -> None:
+def test_three_colluders_voting_cell_by_cell(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]]) -> None:
     """Three copies, each cell taken by majority where two agree (else from the first):
     the simple vote still names only colluders."""
     table, marked_a, _, copies = leak
