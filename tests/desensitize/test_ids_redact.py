@@ -65,7 +65,8 @@ def test_audit_redactor_masks_ids_whose_check_fails(container: Container) -> Non
 
 def test_masking_leaves_no_birth_date_of_separated_or_full_width_ids(scanner: TextScanner) -> None:
     rng = random.Random(5)
-    from tests.desensitize.test_recognizers_ids import gen, written_forms
+    from tests.desensitize.data import pii_gen as gen
+    from tests.desensitize.test_recognizers_ids import written_forms
 
     ids = [gen.resident_id(rng) for _ in range(20)]
     forms = [f for rid in ids for f in written_forms(rid)]

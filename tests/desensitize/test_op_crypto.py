@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Sequence
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -25,8 +27,9 @@ TOKEN = "SM4SIV:" if SUITE is GM else "SIV:"
 texts = st.lists(st.text(min_size=1, max_size=40), min_size=1, max_size=30)
 
 
-def run(op: str, values: list, key: Keyring | None = K1, **params: object) -> list:
-    return apply_operator(op, pa.array(values, pa.string()), params, OpContext(key, None, "c")).to_pylist()
+def run(op: str, values: Sequence[str | None], key: Keyring | None = K1, **params: object) -> list[Any]:
+    out: list[Any] = apply_operator(op, pa.array(values, pa.string()), params, OpContext(key, None, "c")).to_pylist()
+    return out
 
 
 @settings(deadline=None)

@@ -22,7 +22,7 @@ IDS = [i[:17] + id_check_char(i[:17]) for i in IDS]  # valid check characters
 SUITES = [pytest.param(INTL, id="intl"), pytest.param(GM, id="gm")]
 
 
-def ctx(suite=INTL, entity="CN_RESIDENT_ID"):
+def ctx(suite: Suite = INTL, entity: str = "CN_RESIDENT_ID") -> OpContext:
     return OpContext(keyring=Keyring(bytes(range(32)), suite), entity=entity, column="id")
 
 
@@ -45,7 +45,7 @@ def test_ff1_sm4_is_not_ff1_aes() -> None:
 
 
 @pytest.mark.parametrize("entity", ["PHONE_NUMBER", "CN_BANK_CARD", "CN_USCC"])
-def test_ff1_sm4_round_trips_other_formats(entity) -> None:
+def test_ff1_sm4_round_trips_other_formats(entity: str) -> None:
     vals = {"PHONE_NUMBER": ["13812345678", "15900001111"],
             "CN_BANK_CARD": ["622202123456789012" + luhn_digit("622202123456789012")],
             "CN_USCC": ["91350100M000100Y43"]}[entity]
