@@ -33,7 +33,7 @@ COMMANDS = _commands()
 
 
 @pytest.mark.parametrize("command, help_text", COMMANDS, ids=[c for c, _ in COMMANDS])
-def test_command_has_help_and_is_in_readme(command, help_text) -> None:
+def test_command_has_help_and_is_in_readme(command: str, help_text: str) -> None:
     assert help_text, f"{command} has no help text (its docstring is its --help)"
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert f"`{command}" in readme, f"{command} is not documented in README.md"

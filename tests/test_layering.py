@@ -30,7 +30,7 @@ def _imports(path: Path) -> list[tuple[int, str]]:
 
 
 @pytest.mark.parametrize("package", DOMAIN)
-def test_domain_packages_import_no_framework_and_not_each_other(package) -> None:
+def test_domain_packages_import_no_framework_and_not_each_other(package: str) -> None:
     bad = []
     others = tuple(p for p in DOMAIN if p != package)
     for path in _modules(package):
@@ -42,7 +42,7 @@ def test_domain_packages_import_no_framework_and_not_each_other(package) -> None
 
 
 @pytest.mark.parametrize("package", [*DOMAIN, "quanguard", "gmcrypto"])
-def test_public_surface_is_sorted(package) -> None:
+def test_public_surface_is_sorted(package: str) -> None:
     init = REPO / package / "__init__.py"
     tree = ast.parse(init.read_text(encoding="utf-8"))
     names = None

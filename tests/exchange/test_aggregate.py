@@ -31,7 +31,7 @@ def true_counts(table, col):
 
 
 @pytest.mark.parametrize("agg", ["count", "sum", "mean", "quantile", "histogram"])
-def test_each_aggregate_is_noisy_near_truth_and_accounted(registered: tuple[Exchange, ListAudit], sessions: sessionmaker[Session], agg) -> None:
+def test_each_aggregate_is_noisy_near_truth_and_accounted(registered: tuple[Exchange, ListAudit], sessions: sessionmaker[Session], agg: str) -> None:
     ex, _ = registered
     col = None if agg == "count" else "income"
     job = run(ex, sessions, AggregateQuery(agg, column=col, by=("sex",) if agg != "histogram" else (),

@@ -26,7 +26,7 @@ def _register(ex, sessions, table, **kw):
 
 
 @pytest.mark.parametrize(("declared", "k", "truncate"), [(None, 5, False), (2, 2, True), (9, 5, False)])
-def test_contributions_recorded(sessions: sessionmaker[Session], make_exchange: Callable[..., Exchange], declared, k, truncate) -> None:
+def test_contributions_recorded(sessions: sessionmaker[Session], make_exchange: Callable[..., Exchange], declared: int | None, k: int, truncate: bool) -> None:
     ds = _register(make_exchange(), sessions, visits(300, 5), max_contributions=declared)
     assert (ds.max_contributions, ds.truncate_contributions) == (k, truncate)
 

@@ -135,7 +135,7 @@ def test_extract_is_masked_and_watermarked(registered: tuple[Exchange, ListAudit
 
 @pytest.mark.parametrize("made_up", [None, ("phone",)])
 def test_extract_passes_the_made_up_columns_to_the_watermark(sessions: sessionmaker[Session], make_exchange: Callable[..., Exchange],
-                                                             made_up) -> None:
+                                                             made_up: tuple[str, ...] | None) -> None:
     """Columns the masking made up (fakes, keyed pseudonyms) are named to the watermark,
     which may mark them; a masker that returns a plain table names none."""
     wm = FakeWatermarker()
@@ -153,7 +153,7 @@ def test_extract_passes_the_made_up_columns_to_the_watermark(sessions: sessionma
     ({"mask_profile": "共享"}, False, "masking is not available"),
     ({"mask_profile": "共享", "row_limit": 10}, True, "row_limit"),
 ])
-def test_extract_refusals(sessions: sessionmaker[Session], make_exchange: Callable[..., Exchange], obligations, masker, reason) -> None:
+def test_extract_refusals(sessions: sessionmaker[Session], make_exchange: Callable[..., Exchange], obligations, masker: bool, reason: str) -> None:
     dec = default_decider()
     dec.table[("consumer", "extract")] = ("allow", obligations)
     ex = make_exchange(dec, **({} if masker else {"masker": None}))

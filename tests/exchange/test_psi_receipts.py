@@ -24,7 +24,7 @@ def _psi(ex, sessions, ids, reveal):
 
 
 @pytest.mark.parametrize("reveal", ["count", "matches"])
-def test_psi_through_exchange(sessions: sessionmaker[Session], make_exchange: Callable[..., Exchange], reveal) -> None:
+def test_psi_through_exchange(sessions: sessionmaker[Session], make_exchange: Callable[..., Exchange], reveal: str) -> None:
     from tests.exchange.fakes import PROVIDER
     ex = make_exchange(default_decider(psi_reveal=reveal))
     with sessions() as s, s.begin():

@@ -149,13 +149,13 @@ def test_family_sketches_normalise_and_estimate() -> None:
 
 @pytest.mark.parametrize("lo, hi", [(float("-inf"), float("inf")), (1e308, float("inf")),
                                     (0, 1e308), (float("nan"), 1), (3, 3), ("a", 1)])
-def test_bounds_out_of_range(lo, hi) -> None:
+def test_bounds_out_of_range(lo: float | str, hi: float) -> None:
     with pytest.raises(InvalidDataset, match="bounds"):
         check_bounds("income", lo, hi)
 
 
 @pytest.mark.parametrize("eps", [5e-324, 0.0, -1.0, float("nan"), float("inf"), "x"])
-def test_epsilon_out_of_range(eps) -> None:
+def test_epsilon_out_of_range(eps: float | str) -> None:
     with pytest.raises(InvalidQuery, match="epsilon"):
         check_epsilon(eps)
     with pytest.raises(Refused, match="cap"):

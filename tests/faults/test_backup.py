@@ -62,7 +62,7 @@ def _fresh(tmp_path: Path, name: str, url: str, schema: str | None):
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_round_trip_restores_rows_keys_and_modes(tmp_path: Path, backend, pg_ok: bool) -> None:
+def test_round_trip_restores_rows_keys_and_modes(tmp_path: Path, backend: str, pg_ok: bool) -> None:
     if backend == "postgresql" and not pg_ok:
         pytest.skip("PostgreSQL not reachable")
     schemas = [PgSchema(), PgSchema()] if backend == "postgresql" else [None, None]
@@ -204,7 +204,7 @@ def _forge_manifest(member, data):
         (_forge_manifest, "unknown backup format"),
     ],
 )
-def test_damaged_archives_are_refused_and_change_nothing(container: Container, tmp_path: Path, edit, message) -> None:
+def test_damaged_archives_are_refused_and_change_nothing(container: Container, tmp_path: Path, edit, message: str) -> None:
     _populate(container, 3)
     archive = tmp_path / "b.tar.gz"
     backup(container, archive)
@@ -238,7 +238,7 @@ def test_a_manifest_from_before_the_suites_is_read_as_sha256(container: Containe
 
 
 @pytest.mark.parametrize("payload", [b"", b"not a tarball", gzip.compress(b"x" * 1000)])
-def test_garbage_archives_are_integrity_errors(container: Container, tmp_path: Path, payload) -> None:
+def test_garbage_archives_are_integrity_errors(container: Container, tmp_path: Path, payload: bytes) -> None:
     bad = tmp_path / "junk.tar.gz"
     bad.write_bytes(payload)
     with pytest.raises(BackupIntegrity):

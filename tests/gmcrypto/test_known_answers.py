@@ -35,7 +35,7 @@ SM2_SIG = bytes.fromhex(
     (b"abc", "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0"),
     (b"abcd" * 16, "debe9ff92275b8a138604889c18e5a4d6fdb70e5387e5765293dcba39c0c5732"),
 ])
-def test_sm3_gbt32905_examples(message, digest) -> None:
+def test_sm3_gbt32905_examples(message: bytes, digest: str) -> None:
     assert GM.hash(message).hex() == digest
 
 
@@ -65,7 +65,7 @@ def test_sm2_gbt32918_example_verifies() -> None:
 
 
 @pytest.mark.parametrize("tamper", ["message", "r", "s", "key"])
-def test_sm2_example_tampered_fails(tamper) -> None:
+def test_sm2_example_tampered_fails(tamper: str) -> None:
     msg, sig, pub = b"message digest", bytearray(SM2_SIG), bytearray(SM2_PUBLIC)
     if tamper == "message":
         msg = b"message digesT"
@@ -182,5 +182,5 @@ def test_sm2_backend_cross_verifies_with_gmalg() -> None:
 
 
 @pytest.mark.parametrize("public", [bytes(65), b"\x04" + bytes(64), b"\x04" + b"\xff" * 64])
-def test_sm2_verification_of_a_point_off_the_curve_is_false_not_an_error(public) -> None:
+def test_sm2_verification_of_a_point_off_the_curve_is_false_not_an_error(public: bytes) -> None:
     assert not verify_signature("sm2-sm3", public, SM2_SIG, b"message digest")

@@ -80,7 +80,7 @@ def test_stale_results_are_not_reported(run_all: ModuleType) -> None:
                                         "ratio": 4.0}]}, "operators: mask", 8, 4.0),
     ],
 )
-def test_normalize_accepts_the_shapes_benches_write(run_all: ModuleType, raw, metric, ours, ratio) -> None:
+def test_normalize_accepts_the_shapes_benches_write(run_all: ModuleType, raw, metric: str, ours: int, ratio: float | None) -> None:
     rows, _ = run_all.normalize(raw, "x")
     assert rows[0]["metric"] == metric and rows[0]["ours"] == ours and rows[0]["ratio"] == ratio
 

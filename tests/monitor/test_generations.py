@@ -63,7 +63,7 @@ def _switch(db, tmp_path, make_event, old: Suite, new: Suite, *, before: int = 5
 
 
 @pytest.mark.parametrize(("old", "new"), PAIRS)
-def test_both_generations_verify_each_under_its_suite(db: sa.Engine, tmp_path: Path, make_event: Callable[..., AuditEvent], old, new) -> None:
+def test_both_generations_verify_each_under_its_suite(db: sa.Engine, tmp_path: Path, make_event: Callable[..., AuditEvent], old: Suite, new: Suite) -> None:
     _a, b, early, _exported, final, first, cp2 = _switch(db, tmp_path, make_event, old, new)
     assert (final.tree_size, final.handover, final.generation) == (5, new.name, 1)
     assert first.seq == 6 and first.labels["previous_suite"] == old.name
@@ -85,7 +85,7 @@ def test_both_generations_verify_each_under_its_suite(db: sa.Engine, tmp_path: P
 
 @pytest.mark.parametrize(("old", "new"), PAIRS)
 def test_a_proof_exported_from_generation_1_verifies_offline_after_the_handover(
-        db: sa.Engine, tmp_path: Path, make_event: Callable[..., AuditEvent], old, new) -> None:
+        db: sa.Engine, tmp_path: Path, make_event: Callable[..., AuditEvent], old: Suite, new: Suite) -> None:
     a, b, early, exported, final, _first, cp2 = _switch(db, tmp_path, make_event, old, new)
     verify_proof_document(exported, Checkpoint.from_json(early.to_json()),
                           expected_key_id=a.signer.key_id)
@@ -108,7 +108,7 @@ def test_a_proof_exported_from_generation_1_verifies_offline_after_the_handover(
 
 @pytest.mark.parametrize(("old", "new"), PAIRS)
 def test_tamper_in_the_old_generation_is_detected_after_the_handover(
-        db: sa.Engine, tmp_path: Path, make_event: Callable[..., AuditEvent], old, new) -> None:
+        db: sa.Engine, tmp_path: Path, make_event: Callable[..., AuditEvent], old: Suite, new: Suite) -> None:
     _a, b, *_ = _switch(db, tmp_path, make_event, old, new)
     with db.begin() as conn:
         body = conn.execute(sa.select(EVENTS.c.body).where(EVENTS.c.seq == 3)).scalar_one()
@@ -121,7 +121,7 @@ def test_tamper_in_the_old_generation_is_detected_after_the_handover(
 
 @pytest.mark.parametrize(("old", "new"), PAIRS)
 def test_rewriting_a_whole_old_generation_is_caught_by_its_final_checkpoint(
-        db: sa.Engine, tmp_path: Path, make_event: Callable[..., AuditEvent], old, new) -> None:
+        db: sa.Engine, tmp_path: Path, make_event: Callable[..., AuditEvent], old: Suite, new: Suite) -> None:
     """A forger changes an event of generation 1 and recomputes every leaf, chain hash and
     the head row: only the final checkpoint (which needs the old key) disagrees."""
     _a, b, *_ = _switch(db, tmp_path, make_event, old, new)
@@ -144,7 +144,7 @@ def test_rewriting_a_whole_old_generation_is_caught_by_its_final_checkpoint(
 
 
 @pytest.mark.parametrize(("old", "new"), PAIRS)
-def test_a_forged_final_checkpoint_or_link_is_detected(db: sa.Engine, tmp_path: Path, make_event: Callable[..., AuditEvent], old, new) -> None:
+def test_a_forged_final_checkpoint_or_link_is_detected(db: sa.Engine, tmp_path: Path, make_event: Callable[..., AuditEvent], old: Suite, new: Suite) -> None:
     _a, b, *_ = _switch(db, tmp_path, make_event, old, new)
     # the link in the first event of generation 2 is covered by generation 2's hashes
     with db.begin() as conn:
@@ -166,7 +166,7 @@ def test_a_forged_final_checkpoint_or_link_is_detected(db: sa.Engine, tmp_path: 
 
 
 @pytest.mark.parametrize(("old", "new"), PAIRS)
-def test_appending_to_a_sealed_generation_is_refused(db: sa.Engine, tmp_path: Path, make_event: Callable[..., AuditEvent], old, new) -> None:
+def test_appending_to_a_sealed_generation_is_refused(db: sa.Engine, tmp_path: Path, make_event: Callable[..., AuditEvent], old: Suite, new: Suite) -> None:
     a = _trail(tmp_path, old)
     with Session(db) as s, s.begin():
         a.store.append(s, [make_event() for _ in range(3)])
@@ -183,7 +183,7 @@ def test_appending_to_a_sealed_generation_is_refused(db: sa.Engine, tmp_path: Pa
 
 @pytest.mark.parametrize(("old", "new"), PAIRS)
 def test_mixing_suites_within_a_generation_is_refused_and_detected(
-        db: sa.Engine, tmp_path: Path, make_event: Callable[..., AuditEvent], old, new) -> None:
+        db: sa.Engine, tmp_path: Path, make_event: Callable[..., AuditEvent], old: Suite, new: Suite) -> None:
     a, b, *_ = _switch(db, tmp_path, make_event, old, new)
     with Session(db) as s, s.begin(), pytest.raises(SuiteMismatch):
         a.store.append(s, [make_event()])  # the old suite into the new generation

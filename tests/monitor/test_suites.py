@@ -61,7 +61,7 @@ def test_trail_hashes_and_signs_with_its_suite(db: sa.Engine, tmp_path: Path, ma
 
 
 @pytest.mark.parametrize(("made", "running"), [(INTL, GM), (GM, INTL)], ids=["intl>gm", "gm>intl"])
-def test_a_trail_refuses_to_append_under_another_suite(db: sa.Engine, tmp_path: Path, make_event: Callable[..., AuditEvent], made, running) -> None:
+def test_a_trail_refuses_to_append_under_another_suite(db: sa.Engine, tmp_path: Path, make_event: Callable[..., AuditEvent], made: Suite, running: Suite) -> None:
     with Session(db) as s, s.begin():
         AuditStore(made).append(s, [make_event()])
     with Session(db) as s, s.begin(), pytest.raises(SuiteMismatch) as err:
@@ -95,7 +95,7 @@ def head_time():
 
 @pytest.mark.parametrize("suite", SUITES)
 @pytest.mark.parametrize("field", ["hash_alg", "signature_alg", "handover"])
-def test_the_algorithm_names_are_signed(tmp_path: Path, suite: Suite, field) -> None:
+def test_the_algorithm_names_are_signed(tmp_path: Path, suite: Suite, field: str) -> None:
     signer = load_or_create_signer(tmp_path / "k", suite)
     cp = sign_checkpoint(signer, tree_size=1, root=bytes(32), chain_hash=bytes(32),
                          timestamp=head_time())

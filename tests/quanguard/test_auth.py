@@ -17,7 +17,7 @@ from quanguard.models import PrincipalRow
 
 
 @pytest.mark.parametrize("role", KEY_ROLES)
-def test_key_roundtrip_every_role(any_container: Container, role) -> None:
+def test_key_roundtrip_every_role(any_container: Container, role: str) -> None:
     with any_container.session() as s, s.begin():
         issued = create_key(s, role=role, org="市人社局", name=f"k-{role}")
     with any_container.session() as s:
@@ -54,7 +54,7 @@ def test_revoked_and_expired_keys_fail(any_container: Container) -> None:
         ({"role": "admin", "org": "x", "name": "n" * 129}, InvalidInput),
     ],
 )
-def test_bad_key_requests(container: Container, kwargs, error) -> None:
+def test_bad_key_requests(container: Container, kwargs: dict[str, str], error) -> None:
     with container.session() as s, s.begin(), pytest.raises(error):
         create_key(s, **kwargs)
 

@@ -35,7 +35,7 @@ def test_list_and_revoke(run: Callable[..., Result]) -> None:
         (("keys", "revoke", "ghost"), 5, "no key named 'ghost'"),
     ],
 )
-def test_bad_requests_exit_nonzero_with_one_line(run: Callable[..., Result], args, code, message) -> None:
+def test_bad_requests_exit_nonzero_with_one_line(run: Callable[..., Result], args: tuple[str, ...], code: int, message: str) -> None:
     r = run(*args)
     assert r.exit_code == code
     assert message in r.stderr

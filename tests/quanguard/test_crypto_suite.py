@@ -165,7 +165,7 @@ def test_handover_starts_a_gm_generation_in_the_same_database(make: object, tmp_
 
 
 @pytest.mark.parametrize("crypto", ["intl", "gm"])
-def test_receipts_name_their_algorithms_and_verify_offline(tmp_path: Path, crypto) -> None:
+def test_receipts_name_their_algorithms_and_verify_offline(tmp_path: Path, crypto: str) -> None:
     from gmcrypto import get_suite
 
     suite = get_suite(crypto)

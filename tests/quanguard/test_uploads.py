@@ -28,7 +28,7 @@ class _Upload:
 
 
 @pytest.mark.parametrize("size, limit", [(0, 10), (10, 10), (3 << 20, 4 << 20)])
-def test_spooled_copy_is_byte_identical(tmp_path: Path, size, limit) -> None:
+def test_spooled_copy_is_byte_identical(tmp_path: Path, size: int, limit: int) -> None:
     data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
     path = _run(lambda: spool_upload(_Upload(data), folder=tmp_path, suffix=".csv", limit=limit))
     assert path.endswith(".csv")
@@ -37,7 +37,7 @@ def test_spooled_copy_is_byte_identical(tmp_path: Path, size, limit) -> None:
 
 
 @pytest.mark.parametrize("size, limit", [(11, 10), ((2 << 20) + 1, 2 << 20)])
-def test_over_the_limit_is_refused_and_leaves_nothing(tmp_path: Path, size, limit) -> None:
+def test_over_the_limit_is_refused_and_leaves_nothing(tmp_path: Path, size: int, limit: int) -> None:
     with pytest.raises(TooLarge):
         _run(lambda: spool_upload(_Upload(b"a" * size), folder=tmp_path, suffix=".csv", limit=limit))
     assert list(tmp_path.iterdir()) == []

@@ -82,7 +82,7 @@ def test_embed_then_trace_the_leak(client: TestClient, container: Container, mak
     ("consumer", "/v1/watermark/embed"), ("auditor", "/v1/watermark/embed"),
     ("consumer", "/v1/watermark/detect"), ("reporter", "/v1/watermark/detect"),
 ])
-def test_roles(client: TestClient, make_key: Callable[..., tuple[str, Principal]], role, path) -> None:
+def test_roles(client: TestClient, make_key: Callable[..., tuple[str, Principal]], role: str, path: str) -> None:
     key, _ = make_key(role)
     r = client.post(path, headers=auth(key), files={"file": ("a.csv", b"x\n1\n")},
                     data={"recipient": "x"})
@@ -128,7 +128,7 @@ def test_wrong_key_is_reported_not_a_verdict(client: TestClient, container: Cont
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".parquet", ".xlsx", ".tsv"])
-def test_every_table_format(client: TestClient, make_key: Callable[..., tuple[str, Principal]], tmp_path: Path, suffix) -> None:
+def test_every_table_format(client: TestClient, make_key: Callable[..., tuple[str, Principal]], tmp_path: Path, suffix: str) -> None:
     from desensitize.tableio import open_writer, read_table
 
     manager, _ = make_key("manager")
@@ -186,7 +186,7 @@ def test_pseudonym_columns_carry_marks_and_detect_needs_no_hint(client: TestClie
     (["消费金额"], "named as pseudonyms"),
     (["编号"], "row key"),
 ])
-def test_bad_pseudonym_columns_are_a_400(client: TestClient, make_key: Callable[..., tuple[str, Principal]], names, message) -> None:
+def test_bad_pseudonym_columns_are_a_400(client: TestClient, make_key: Callable[..., tuple[str, Principal]], names: list[str], message: str) -> None:
     from tests.watermark.attacks import extract_table
 
     manager, _ = make_key("manager")

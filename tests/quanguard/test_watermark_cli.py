@@ -61,7 +61,7 @@ def test_embed_detect_contract(run: Callable[..., Result], tmp_path: Path) -> No
     (("watermark", "embed", "people.csv", "-o", "p2.csv", "--recipient", "x",
       "--pseudonym-column", "income"), 2, "named as pseudonyms"),
 ])
-def test_errors_are_one_line(run: Callable[..., Result], tmp_path: Path, args, code, message) -> None:
+def test_errors_are_one_line(run: Callable[..., Result], tmp_path: Path, args: tuple[str, ...], code: int, message: str) -> None:
     pacsv.write_csv(sample_table(300, seed=8), tmp_path / "people.csv")
     pacsv.write_csv(sample_table(20, seed=8), tmp_path / "tiny.csv")
     assert run("watermark", "embed", "people.csv", "-o", "w.csv", "--recipient", "a").exit_code == 0

@@ -166,7 +166,7 @@ def test_table_has_no_stale_entries() -> None:
 
 
 @pytest.mark.parametrize(("method", "path", "route"), ROUTES, ids=ROUTE_IDS)
-def test_table_agrees_with_the_route_declaration(method, path, route) -> None:
+def test_table_agrees_with_the_route_declaration(method: str, path: str, route: APIRoute) -> None:
     expected = EXPECTED.get((method, path))
     if expected is None:
         pytest.fail(f"{method} {path} is missing from EXPECTED (see test_every_route_is_in_the_table)")
@@ -273,7 +273,7 @@ CALLERS = [*ROLES, "<none>", "<revoked>", "<malformed>"]
 
 
 @pytest.mark.parametrize(("method", "path", "route"), ROUTES, ids=ROUTE_IDS)
-def test_matrix(world: tuple[TestClient, dict[str, str], Container], method, path, route) -> None:
+def test_matrix(world: tuple[TestClient, dict[str, str], Container], method: str, path: str, route: APIRoute) -> None:
     client, keys, container = world
     expected = EXPECTED.get((method, path))
     if expected is None:
@@ -322,7 +322,7 @@ def test_matrix(world: tuple[TestClient, dict[str, str], Container], method, pat
 
 
 @pytest.mark.parametrize("path", FRAMEWORK_PUBLIC)
-def test_framework_pages_are_public(world: tuple[TestClient, dict[str, str], Container], path) -> None:
+def test_framework_pages_are_public(world: tuple[TestClient, dict[str, str], Container], path: str) -> None:
     client, _, _ = world
     r = client.get(path)
     assert r.status_code in (200, 404), r.text[:200]  # 404 when the app disables the page
@@ -341,7 +341,7 @@ V1 = [(m, p, r) for m, p, r in ROUTES if recorded_path(p)]
 
 
 @pytest.mark.parametrize(("method", "path", "route"), V1, ids=[f"{m} {p}" for m, p, _ in V1])
-def test_server_errors_are_recorded(world: tuple[TestClient, dict[str, str], Container], method, path, route) -> None:
+def test_server_errors_are_recorded(world: tuple[TestClient, dict[str, str], Container], method: str, path: str, route: APIRoute) -> None:
     """A failure inside the route (injected into the request context every /v1 route but
     whoami takes; whoami's principal dependency instead) is a 500 with one ``error`` event."""
     client, keys, container = world

@@ -86,7 +86,7 @@ def _strings(obj) -> set[str]:
 
 # --- size --------------------------------------------------------------------------------
 @pytest.mark.parametrize("path", ["/v1/events/batch", "/v1/mask", "/v1/policy/decide", "/v1/scan"])
-def test_oversized_bodies_get_413(world: tuple[TestClient, dict[str, str], Container], path) -> None:
+def test_oversized_bodies_get_413(world: tuple[TestClient, dict[str, str], Container], path: str) -> None:
     client, keys, _ = world
     big = b"x" * (LIMIT + 10)
     r = client.post(path, content=big, headers={**auth(keys["admin"]), "content-type": "application/json"})
@@ -144,7 +144,7 @@ def test_batch_line_limit(tmp_path: Path) -> None:
     ],
 )
 @pytest.mark.parametrize("depth", [1_000, 20_000])
-def test_deeply_nested_json_is_a_clean_4xx(world: tuple[TestClient, dict[str, str], Container], path, role, depth) -> None:
+def test_deeply_nested_json_is_a_clean_4xx(world: tuple[TestClient, dict[str, str], Container], path: str, role: str, depth: int) -> None:
     client, keys, _ = world
     for opener, closer in (("[", "]"), ('{"a":', "}")):
         body = opener * depth + "1" + closer * depth
@@ -168,7 +168,7 @@ TRAVERSAL = ["../../etc/passwd", "..\\..\\windows\\win.ini", "/etc/passwd", "a/.
 
 
 @pytest.mark.parametrize("name", TRAVERSAL)
-def test_traversal_in_uploaded_file_names_stays_inside(world: tuple[TestClient, dict[str, str], Container], name) -> None:
+def test_traversal_in_uploaded_file_names_stays_inside(world: tuple[TestClient, dict[str, str], Container], name: str) -> None:
     client, keys, _ = world
     r = client.post("/v1/scan", headers=auth(keys["manager"]),
                     files={"file": (name + ".csv", b"name,phone\n\xe5\xbc\xa0\xe4\xb8\x89,13812345678\n", "text/csv")},
@@ -184,7 +184,7 @@ def test_traversal_in_uploaded_file_names_stays_inside(world: tuple[TestClient, 
 
 
 @pytest.mark.parametrize("name", TRAVERSAL)
-def test_traversal_in_exchange_dataset_names_and_paths(world: tuple[TestClient, dict[str, str], Container], name) -> None:
+def test_traversal_in_exchange_dataset_names_and_paths(world: tuple[TestClient, dict[str, str], Container], name: str) -> None:
     client, keys, _ = world
     r = client.post("/v1/exchange/datasets", headers=auth(keys["provider"]),
                     data={"name": name}, files={"file": ("t.csv", b"k,v\n1,2\n2,3\n", "text/csv")})
@@ -208,7 +208,7 @@ def test_server_path_registration_cannot_read_outside_the_inbox(world: tuple[Tes
 
 # --- injection-ish strings -------------------------------------------------------------------
 @pytest.mark.parametrize("payload", NASTY, ids=range(len(NASTY)))
-def test_nasty_strings_are_stored_and_found_literally(world: tuple[TestClient, dict[str, str], Container], payload) -> None:
+def test_nasty_strings_are_stored_and_found_literally(world: tuple[TestClient, dict[str, str], Container], payload: str) -> None:
     client, keys, _ = world
     ev = _event(dataset=payload[:200], purpose=payload, actor={"id": payload[:64], "role": "consumer", "org": payload[:100]})
     r = client.post("/v1/events", json=ev, headers=auth(keys["reporter"]))
@@ -228,7 +228,7 @@ def test_nasty_strings_are_stored_and_found_literally(world: tuple[TestClient, d
 
 
 @pytest.mark.parametrize("payload", NASTY, ids=range(len(NASTY)))
-def test_nasty_strings_in_every_filter_and_body_field_never_5xx(world: tuple[TestClient, dict[str, str], Container], payload) -> None:
+def test_nasty_strings_in_every_filter_and_body_field_never_5xx(world: tuple[TestClient, dict[str, str], Container], payload: str) -> None:
     client, keys, _ = world
     for field in ("actor", "role", "org", "action", "dataset", "grade", "effect", "since", "until", "q", "sort", "agg"):
         r = client.get("/v1/audit/search", params={field: payload}, headers=auth(keys["auditor"]))
@@ -258,7 +258,7 @@ def test_nasty_strings_in_every_filter_and_body_field_never_5xx(world: tuple[Tes
     "Mars/Olympus", "../../../etc/localtime", "\u0000", "UTC\n",
     "a" * 300,
 ])
-def test_search_time_zone_parameter_is_validated(world: tuple[TestClient, dict[str, str], Container], payload) -> None:
+def test_search_time_zone_parameter_is_validated(world: tuple[TestClient, dict[str, str], Container], payload: str) -> None:
     client, keys, _ = world
     r = client.get("/v1/audit/search", params={"tz": payload, "agg": "per_day"}, headers=auth(keys["auditor"]))
     assert 400 <= r.status_code < 500, f"tz={payload!r}: {r.status_code} {r.text[:200]}"

@@ -242,7 +242,7 @@ def bomb() -> bytes:
 
 @pytest.mark.parametrize(("path", "role"), [("/v1/scan", "manager"), ("/v1/watermark/detect", "auditor"),
                                             ("/v1/watermark/embed", "manager")])
-def test_zip_bomb_in_xlsx_is_refused_with_bounded_memory(bomb_server: tuple[Served, dict[str, str]], bomb: bytes, path, role) -> None:
+def test_zip_bomb_in_xlsx_is_refused_with_bounded_memory(bomb_server: tuple[Served, dict[str, str]], bomb: bytes, path: str, role: str) -> None:
     served, keys = bomb_server
     with _Peak(served.proc.pid) as peak:
         try:
@@ -259,7 +259,7 @@ def test_zip_bomb_in_xlsx_is_refused_with_bounded_memory(bomb_server: tuple[Serv
 
 
 @pytest.mark.parametrize(("path", "as_file"), [("/v1/scan", True), ("/v1/mask", False)])
-def test_csv_bomb_with_a_huge_field_count(bomb_server: tuple[Served, dict[str, str]], path, as_file) -> None:
+def test_csv_bomb_with_a_huge_field_count(bomb_server: tuple[Served, dict[str, str]], path: str, as_file: bool) -> None:
     """A 20,000-column CSV (~130 KB): refused or answered quickly, memory bounded. Measured
     before this test existed: 4,000 columns took 31 s (scan) and 35 s (mask) in-process, and
     the cost grows faster than linearly — a tiny request pins a worker for minutes."""
@@ -287,7 +287,7 @@ def test_csv_bomb_with_a_huge_field_count(bomb_server: tuple[Served, dict[str, s
 
 
 @pytest.mark.parametrize(("path", "as_file"), [("/v1/scan", True), ("/v1/mask", False)])
-def test_one_heavy_request_does_not_stall_the_whole_service(bomb_server: tuple[Served, dict[str, str]], path, as_file) -> None:
+def test_one_heavy_request_does_not_stall_the_whole_service(bomb_server: tuple[Served, dict[str, str]], path: str, as_file: bool) -> None:
     """A CPU-heavy request must run off the event loop: /healthz stays prompt meanwhile."""
     served, keys = bomb_server
     n = 1_500  # under the column cap, still a few seconds of work

@@ -230,14 +230,14 @@ def test_different_people_keep_their_own_budget(client: TestClient, keys: dict[s
 
 @pytest.mark.parametrize("bounds", ["income=-inf:inf", "income=1e308:inf", "income=0:1e308",
                                     "income=nan:1", "income=0:nan", "income=5:1"])
-def test_bad_bounds_are_a_recorded_400(client: TestClient, keys: dict[str, str], container: Container, bounds) -> None:
+def test_bad_bounds_are_a_recorded_400(client: TestClient, keys: dict[str, str], container: Container, bounds: str) -> None:
     r = register(client, keys["prov"], "members", members(), key_column="member", bounds=bounds)
     assert r.status_code == 400 and "bounds" in r.json()["error"]["message"], r.text
     assert denials(container, "exchange.register")
 
 
 @pytest.mark.parametrize("epsilon", [5e-324, 1e-300, 0.0, -1.0])
-def test_tiny_or_negative_epsilon_is_a_recorded_400(client: TestClient, keys: dict[str, str], container: Container, epsilon) -> None:
+def test_tiny_or_negative_epsilon_is_a_recorded_400(client: TestClient, keys: dict[str, str], container: Container, epsilon: float) -> None:
     assert register(client, keys["prov"], "members", members(), key_column="member",
                     bounds="income=0:30000").status_code == 201
     r = client.post("/v1/exchange/aggregate", headers=auth(keys["bank"]),

@@ -146,7 +146,7 @@ def test_server_error_leaves_one_error_event(world: tuple[TestClient, Container,
         ("consumer", "/v1/exchange/jobs"),
     ],
 )
-def test_metadata_reads_are_recorded(world: tuple[TestClient, Container, dict[str, str]], role, url) -> None:
+def test_metadata_reads_are_recorded(world: tuple[TestClient, Container, dict[str, str]], role: str, url: str) -> None:
     client, container, keys = world
     status, rid = call(client, "GET", url, keys[role])
     assert status == 200

@@ -71,7 +71,7 @@ _KEY_MAKERS = [
 
 
 @pytest.mark.parametrize(("module", "name", "make"), _KEY_MAKERS, ids=[m for m, _, _ in _KEY_MAKERS])
-def test_key_files_are_created_0600_even_under_a_permissive_umask(tmp_path: Path, module, name, make) -> None:
+def test_key_files_are_created_0600_even_under_a_permissive_umask(tmp_path: Path, module: str, name: str, make) -> None:
     try:
         target = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError):

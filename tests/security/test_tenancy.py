@@ -88,7 +88,7 @@ def test_providers_see_the_jobs_on_their_own_data_only(client: TestClient, orgs:
 
 
 @pytest.mark.parametrize("who", ["mgr", "aud"])
-def test_overseers_see_every_job(client: TestClient, orgs: tuple[dict[str, str], dict[str, str]], who) -> None:
+def test_overseers_see_every_job(client: TestClient, orgs: tuple[dict[str, str], dict[str, str]], who: str) -> None:
     keys, jobs = orgs
     assert _job_ids(client, keys[who]) >= set(jobs.values())
 

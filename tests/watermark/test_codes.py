@@ -19,7 +19,7 @@ def _brute_tail(k: int, n: int) -> Fraction:
 
 
 @pytest.mark.parametrize("n", range(11))
-def test_binomial_tail_matches_enumeration(n) -> None:
+def test_binomial_tail_matches_enumeration(n: int) -> None:
     for k in range(-1, n + 2):
         assert binomial_tail(k, n) == pytest.approx(float(_brute_tail(k, n)), rel=1e-12)
 
@@ -35,7 +35,7 @@ def test_binomial_tail_is_a_decreasing_probability_without_overflow(n, data) -> 
 
 
 @pytest.mark.parametrize("tests,alpha", [(1, 1e-6), (1000, 1e-6), (10, 1e-3), (1, 0.5)])
-def test_bits_needed_is_the_smallest_sufficient_count(tests, alpha) -> None:
+def test_bits_needed_is_the_smallest_sufficient_count(tests: int, alpha: float) -> None:
     n = bits_needed(tests, alpha)
     assert 2.0 ** -n * tests < alpha
     assert 2.0 ** -(n - 1) * tests >= alpha or n == 1

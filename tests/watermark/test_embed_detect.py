@@ -126,7 +126,7 @@ def test_virtual_key_when_no_id_column(secret: bytes) -> None:
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_unmarked_and_other_key_tables_give_no_accusation(secret: bytes, marked: tuple[pa.Table, EmbedReport], seed) -> None:
+def test_unmarked_and_other_key_tables_give_no_accusation(secret: bytes, marked: tuple[pa.Table, EmbedReport], seed: int) -> None:
     _, rep = marked
     copies = registered(secret, rep.plan, [f"r{i}" for i in range(200)] + ["alice"])
     clean = sample_table(4000, seed=100 + seed)
@@ -201,7 +201,7 @@ def test_canary_rows_trace_a_small_table(secret: bytes) -> None:
 @pytest.mark.parametrize("params,message", [
     ({"gamma": 0}, "gamma"), ({"code_bits": 32}, "code_bits"), ({"alpha": 0}, "alpha"),
 ])
-def test_bad_params(params, message) -> None:
+def test_bad_params(params, message: str) -> None:
     with pytest.raises(WatermarkError, match=message):
         Params(**params)
 

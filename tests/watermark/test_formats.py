@@ -81,7 +81,7 @@ def test_column_mean_moves_less_than_a_thousandth() -> None:
     ("0", "zero digits"), ("0.00", "zero digits"), ("12", "2 digits"), ("1e5", "exponent"),
     ("12,345", "grouping"), ("", "empty"), ("abc", "text"), ("-0.0", "zero digits"),
 ])
-def test_ineligible_values_are_never_touched(value, kind) -> None:
+def test_ineligible_values_are_never_touched(value: str, kind: str) -> None:
     arr = pa.array([value] * 50)
     res = embed_numeric(arr, _sel(50), codeword(b"s", "r", 64), gamma=1, min_digits=3)
     assert res.array.to_pylist() == [value] * 50, kind
@@ -101,7 +101,7 @@ def test_nulls_stay_null() -> None:
     ("2024-01-05 00:00:00", "2024-01-05"), ("2024-01-05", "2024-01-05"),
     ("2024-01-05 10:00:00", "2024-01-05 10:00:00"),
 ])
-def test_canonical_keys_survive_spreadsheet_round_trips(raw, canon) -> None:
+def test_canonical_keys_survive_spreadsheet_round_trips(raw: str, canon: str) -> None:
     assert canonical_keys(pa.array([raw])).to_pylist() == [canon]
 
 
@@ -177,7 +177,7 @@ def test_level_marks_keep_the_format_the_bound_and_read_back(values, seed) -> No
     ("2024-03-01", "2024-03-02"), ("2024-02-29", "2024-02-28"), ("2024/3/9", None),
     ("2023-12-31 08:15:00", "2023-12-30 08:15:00"), ("2024年05月07日", None),
 ])
-def test_date_marks_stay_in_their_month_and_format(text, moved) -> None:
+def test_date_marks_stay_in_their_month_and_format(text: str, moved: str | None) -> None:
     from watermark.dates import embed_dates, parse_dates, read_dates
     from watermark.positions import Positions
 

@@ -39,7 +39,7 @@ def _named(v, *, rows_at_least: int = 1) -> None:
 
 
 @pytest.mark.parametrize("english", [False, True])
-def test_every_measure_of_the_issue_table_is_marked(english) -> None:
+def test_every_measure_of_the_issue_table_is_marked(english: bool) -> None:
     table = attacks.issue_table(3000, seed=3, english=english)
     _, rep = embed_table(table, SECRET, LEAKER)
     names = attacks.ENGLISH_COLUMNS if english else attacks.ISSUE_COLUMNS
@@ -73,7 +73,7 @@ def _attack(name: str, rep) -> attacks.Attack:
     "5% subset", "CSV → XLSX → CSV", "shuffle rows and columns", "re-encode to GBK",
     "±1 in the last digit of every marked value", "±111 on every marked value",
     "round to 10 + drop key + 30% subset"])
-def test_leaker_named_after(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]], name) -> None:
+def test_leaker_named_after(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]], name: str) -> None:
     _, marked, rep, copies = leak
     suspect = _attack(name, rep)(marked, random.Random(5))
     _named(detect_table(suspect, SECRET, copies))
@@ -89,7 +89,7 @@ def test_rounding_really_rounds(leak: tuple[pa.Table, pa.Table, EmbedReport, lis
 
 
 @pytest.mark.parametrize("other", ["街道", "年龄", "月收入", "公积金缴存额", "用电量", "缴费月数"])
-def test_leaker_named_without_the_key_and_one_more_column(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]], other) -> None:
+def test_leaker_named_without_the_key_and_one_more_column(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]], other: str) -> None:
     _, marked, rep, copies = leak
     suspect = attacks.drop(rep.plan.key_columns[0], other)(marked, random.Random(2))
     _named(detect_table(suspect, SECRET, copies))
@@ -160,7 +160,7 @@ def test_usability_bound_per_value_and_per_column(leak: tuple[pa.Table, pa.Table
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_no_innocent_is_accused_after_the_same_attacks(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]], seed) -> None:
+def test_no_innocent_is_accused_after_the_same_attacks(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]], seed: int) -> None:
     _, _, rep, copies = leak
     clean = attacks.issue_table(ROWS, seed=500 + seed)
     for suspect in (clean, embed_table(clean, SECRET, "not-registered")[0],

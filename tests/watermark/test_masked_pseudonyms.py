@@ -78,7 +78,7 @@ def _attack(name: str, rep) -> attacks.Attack:
 @pytest.mark.parametrize("name", [
     "drop the key column", "10% subset", "CSV → XLSX → CSV", "shuffle rows and columns",
     "re-encode to GBK", *[f"only {c} left, key dropped, 30% subset" for c in VALUE_CARRIERS]])
-def test_leaker_named_after(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]], name) -> None:
+def test_leaker_named_after(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]], name: str) -> None:
     _, marked, rep, copies = leak
     _named(detect_table(_attack(name, rep)(marked, random.Random(3)), SECRET, copies))
 
@@ -187,7 +187,7 @@ def test_two_colluders_mixing_rows_of_extracts_name_a_colluder(leak: tuple[pa.Ta
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_no_innocent_is_accused_on_unmarked_or_foreign_extracts(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]], seed) -> None:
+def test_no_innocent_is_accused_on_unmarked_or_foreign_extracts(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]], seed: int) -> None:
     _, _, _, copies = leak
     clean = attacks.extract_table(ROWS, seed=900 + seed)
     for suspect in (clean, embed_table(clean, SECRET, "not-registered", Params(pseudonyms=FAKES))[0],

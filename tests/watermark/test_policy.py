@@ -52,7 +52,7 @@ def test_shipped_watermark_policy_is_valid_and_maps_grades_to_profiles() -> None
     ("  L4: 严格", "  L9: 严格", "L9: 严格", "unknown grade 'L9'"),
     ("  L4: 严格", "  L4: 最严", "L4: 最严", "'最严' is not a profile"),
 ])
-def test_a_bad_bound_names_file_and_line(policy_copy: PolicyCopy, old, new, needle, says) -> None:
+def test_a_bad_bound_names_file_and_line(policy_copy: PolicyCopy, old: str, new: str, needle: str, says: str) -> None:
     policy_copy.replace("watermark.yaml", old, new)
     line = policy_copy.line_of("watermark.yaml", needle)
     (message,) = _messages(policy_copy)

@@ -44,7 +44,7 @@ ATTACKS = ["keep 10% of rows", "shuffle rows and columns", "drop every marked co
 
 @pytest.mark.parametrize("name", ATTACKS)
 @pytest.mark.parametrize("seed", [1, 2])
-def test_leaker_named_after_attack_among_1000_recipients(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]], name, seed) -> None:
+def test_leaker_named_after_attack_among_1000_recipients(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]], name: str, seed: int) -> None:
     _, marked, rep, copies = leak
     suspect = _attacks(rep.plan)[name](marked, random.Random(seed))
     v = detect_table(suspect, SECRET, copies)
@@ -93,7 +93,7 @@ def test_two_colluders_choosing_cell_by_cell(leak: tuple[pa.Table, pa.Table, Emb
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_no_innocent_among_1000_when_others_leak(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]], seed) -> None:
+def test_no_innocent_among_1000_when_others_leak(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]], seed: int) -> None:
     """Unmarked tables, and tables marked for an unregistered recipient or another key."""
     _, _, _rep, copies = leak
     clean = attacks.sample_table(5000, seed=1000 + seed)
