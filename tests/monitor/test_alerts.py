@@ -191,5 +191,5 @@ def test_shipped_rules_name_recorded_actions() -> None:
     shipped = Path(__file__).resolve().parents[2] / "policies" / "alerts.yaml"
     rules = load_alert_rules(shipped, grades=["L1", "L2", "L3", "L4", "core"])
     export = next(r for r in rules if r.id == "bulk-export")
-    assert "exchange.extract" in export.actions  # type: ignore[union-attr]
-    assert set(export.actions) <= RECORDED_ACTIONS  # type: ignore[union-attr]
+    assert "exchange.extract" in export.actions
+    assert set(export.actions) <= RECORDED_ACTIONS

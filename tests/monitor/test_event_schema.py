@@ -34,7 +34,7 @@ def _parser_accepts(obj: Any) -> bool:
 
 
 def _schema_accepts(obj: Any) -> bool:
-    return jsonschema.Draft202012Validator(SCHEMA).is_valid(obj)
+    return bool(jsonschema.Draft202012Validator(SCHEMA).is_valid(obj))
 
 
 def test_schema_is_valid_draft_2020_12() -> None:
@@ -62,7 +62,8 @@ def _readme_example() -> dict[str, Any]:
     readme = (Path(ingest.__file__).parent.parent / "README.md").read_text(encoding="utf-8")
     start = readme.index("<!-- event-example -->")
     block = readme[start:].split("```json", 1)[1].split("```", 1)[0]
-    return json.loads(block)
+    doc: dict[str, Any] = json.loads(block)
+    return doc
 
 
 VALID = [

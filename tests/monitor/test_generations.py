@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 import sqlalchemy as sa
@@ -44,7 +45,9 @@ def _trail(tmp_path: Path, suite: Suite) -> Trail:
     return Trail(AuditStore(suite), load_or_create_signer(tmp_path / f"keys-{suite.name}", suite))
 
 
-def _switch(db, tmp_path, make_event, old: Suite, new: Suite, *, before: int = 5, after: int = 4):
+def _switch(db: sa.Engine, tmp_path: Path, make_event: Callable[..., AuditEvent], old: Suite, new: Suite, *,
+            before: int = 5, after: int = 4
+            ) -> tuple[Trail, Trail, Checkpoint, dict[str, Any], Checkpoint, AuditEvent, Checkpoint]:
     """A trail of ``before`` events under ``old``, handed over, ``after`` more under ``new``."""
     a, b = _trail(tmp_path, old), _trail(tmp_path, new)
     with Session(db) as s, s.begin():
@@ -224,9 +227,11 @@ def test_retention_purges_across_generations_and_the_trail_still_verifies(
     with Session(db) as s, s.begin():
         # generation 1 is covered by its final checkpoint; generation 2 by an exported one
         assert b.exported_size(s) == 20
-        b.mark_exported(s, b.latest(s).id, now=cp2.timestamp)
+        latest = b.latest(s)
+        assert latest is not None
+        b.mark_exported(s, latest.id, now=cp2.timestamp)
         assert b.exported_size(s) == 27
-        last_ts = max(int(r.columns["ts"]) for r in b.store.iter_range(s))
+        last_ts = max(int(cast(int, r.columns["ts"])) for r in b.store.iter_range(s))
         plan = plan_purge(s, b.store, exported_size=b.exported_size(s),
                           now=from_us(last_ts) + timedelta(days=400), retention_days=180)
         assert (plan.purge_through, plan.blocked) == (27, 0)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -109,7 +109,7 @@ def test_parse_chunks_reads_the_stream_lazily_and_numbers_every_line() -> None:
 
     pulled = 0
 
-    def source():  # an endless reporter stream: parsing must not read ahead of a chunk
+    def source() -> Iterator[str]:  # an endless reporter stream: parsing must not read ahead of a chunk
         nonlocal pulled
         while True:
             pulled += 1
@@ -200,7 +200,7 @@ def test_lines_decode_exactly_as_json_loads(raw: str | bytes) -> None:
     # encoded surrogates, bad bytes) still decodes, or fails, exactly as json.loads does.
     from monitor.ingest import _decode
 
-    def outcome(fn):  # type: ignore[no-untyped-def]
+    def outcome(fn: Callable[[str | bytes], object]) -> tuple[str, object]:
         try:
             return ("ok", fn(raw))
         except (ValueError, UnicodeDecodeError) as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -87,7 +88,7 @@ def test_a_checkpoint_of_the_other_suite_is_not_a_reference(db: sa.Engine, tmp_p
         trail.verify(s, [foreign])
 
 
-def head_time():
+def head_time() -> datetime:
     from monitor.events import utc_now
 
     return utc_now()
