@@ -6,24 +6,27 @@ import statistics
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy.orm import Session, sessionmaker
 
-from exchange import AggregateQuery, BudgetExhausted, Exchange, InvalidQuery, Refused
+from exchange import AggregateQuery, BudgetExhausted, Exchange, InvalidQuery, Job, Refused
 from exchange.aggregate import run_aggregate
 from exchange.catalog import Dataset
 from exchange.noise import threshold_counts
+from exchange.ports import Caller
 from tests.exchange.fakes import CONSUMER, ListAudit, default_decider, population
 
 
-def run(ex, sessions, q, caller=CONSUMER, purpose=None):
+def run(ex: Exchange, sessions: sessionmaker[Session], q: AggregateQuery, caller: Caller = CONSUMER,
+        purpose: str | None = None) -> Job:
     with sessions() as s, s.begin():
         return ex.aggregate(s, ListAudit(), caller, dataset="residents", query=q, purpose=purpose)
 
 
-def true_counts(table, col):
+def true_counts(table: pa.Table, col: str) -> dict[str, int]:
     out: dict[str, int] = {}
     for v in table.column(col).to_pylist():
         out[v] = out.get(v, 0) + 1
@@ -79,8 +82,8 @@ def test_attack_one_person_group_is_suppressed(registered: tuple[Exchange, ListA
     released = {r["group"]["district"] for r in job["result"]}
     assert "莱芜" not in released and isinstance(job["suppressed_groups"], int)
     assert job["noise_scale"]["suppressed_groups"] == pytest.approx(1 / (0.5 * 0.1))
-    job = run(ex, sessions, AggregateQuery("count", where=(("district", "莱芜"),), epsilon=0.5))
-    assert job.to_public()["result"] == []
+    only = run(ex, sessions, AggregateQuery("count", where=(("district", "莱芜"),), epsilon=0.5))
+    assert only.to_public()["result"] == []
 
 
 def test_unique_group_even_if_declared_groupable_is_all_suppressed(sessions: sessionmaker[Session], make_exchange: Callable[..., Exchange]) -> None:
@@ -180,7 +183,7 @@ def test_policy_deny_is_recorded_and_refused(sessions: sessionmaker[Session], ma
 @settings(max_examples=40, deadline=None)
 @given(counts=st.dictionaries(st.sampled_from(list("abcdefgh")), st.integers(0, 200)),
        k=st.integers(1, 30))
-def test_threshold_never_releases_groups_below_min_size(counts, k) -> None:
+def test_threshold_never_releases_groups_below_min_size(counts: dict[str, int], k: int) -> None:
     kept = {g: float(n) for g, n in counts.items() if n >= k}
     rel = threshold_counts(kept, epsilon=1.0, delta=1e-7, min_group_size=k)
     assert set(rel.values) <= set(kept)

@@ -15,7 +15,7 @@ NOW = datetime(2026, 11, 26, tzinfo=UTC)
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(asks=st.lists(st.floats(0.01, 1.5), min_size=1, max_size=20), cap=st.floats(0.5, 3.0))
-def test_composition_never_exceeds_the_cap(sessions: sessionmaker[Session], asks, cap) -> None:
+def test_composition_never_exceeds_the_cap(sessions: sessionmaker[Session], asks: list[float], cap: float) -> None:
     consumer = f"org-{abs(hash((tuple(asks), cap)))}"
     granted = 0.0
     for i, eps in enumerate(asks):

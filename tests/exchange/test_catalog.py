@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -75,7 +76,7 @@ def test_other_master_key_cannot_open(sessions: sessionmaker[Session], tmp_path:
     ({"group_columns": ["id"], "key_columns": ["id"]}, "key column"),
     ({"table": pa.table({"a": pa.array([], pa.int64())})}, "no rows"),
 ])
-def test_register_rejects(sessions: sessionmaker[Session], tmp_path: Path, kwargs: dict, message: str) -> None:
+def test_register_rejects(sessions: sessionmaker[Session], tmp_path: Path, kwargs: dict[str, Any], message: str) -> None:
     cat = Catalog(tmp_path / "data", MasterKey.from_dir(tmp_path / "k", SUITE))
     args = {"name": "d", "table": population(20)} | kwargs
     with sessions() as s, s.begin(), pytest.raises(InvalidDataset, match=message):

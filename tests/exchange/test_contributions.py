@@ -4,12 +4,13 @@ one subject may contribute, and rows beyond a declared cap are dropped."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pyarrow as pa
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from exchange import AggregateQuery, Exchange, InvalidDataset
+from exchange import AggregateQuery, Dataset, Exchange, InvalidDataset
 from tests.exchange.fakes import CONSUMER, PROVIDER, ListAudit
 
 
@@ -19,7 +20,7 @@ def visits(subjects: int, per_subject: int) -> pa.Table:
                      "cost": [100.0] * len(ids)})
 
 
-def _register(ex, sessions, table, **kw):
+def _register(ex: Exchange, sessions: sessionmaker[Session], table: pa.Table, **kw: Any) -> Dataset:
     with sessions() as s, s.begin():
         return ex.register(s, ListAudit(), PROVIDER, name="visits", table=table,
                            key_columns=["sid"], bounds={"cost": (0.0, 200.0)}, **kw)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from typing import Any
 
 import pyarrow.csv as pacsv
 import pytest
@@ -26,7 +27,7 @@ from tests.exchange.fakes import (
 )
 
 
-def _approval_exchange(make_exchange, sessions):
+def _approval_exchange(make_exchange: Callable[..., Exchange], sessions: sessionmaker[Session]) -> Exchange:
     ob = {"epsilon_cap": 1.0, "delta_cap": 1e-6, "min_group_size": 10}
     dec = FakeDecider({
         ("provider", "dataset_register"): ("allow", {}),
@@ -126,6 +127,7 @@ def test_extract_is_masked_and_watermarked(registered: tuple[Exchange, ListAudit
     ex, _ = registered
     with sessions() as s, s.begin():
         job, out = ex.extract(s, ListAudit(), CONSUMER, dataset="residents")
+    assert out is not None and job.receipt is not None
     t = pacsv.read_csv(io.BytesIO(out.data))
     assert t.num_rows == 2000 and set(t.column("_mark").to_pylist()) == {CONSUMER.id}
     assert all(str(v).endswith("**") for v in t.column("name").to_pylist())
@@ -153,7 +155,7 @@ def test_extract_passes_the_made_up_columns_to_the_watermark(sessions: sessionma
     ({"mask_profile": "共享"}, False, "masking is not available"),
     ({"mask_profile": "共享", "row_limit": 10}, True, "row_limit"),
 ])
-def test_extract_refusals(sessions: sessionmaker[Session], make_exchange: Callable[..., Exchange], obligations, masker: bool, reason: str) -> None:
+def test_extract_refusals(sessions: sessionmaker[Session], make_exchange: Callable[..., Exchange], obligations: dict[str, Any], masker: bool, reason: str) -> None:
     dec = default_decider()
     dec.table[("consumer", "extract")] = ("allow", obligations)
     ex = make_exchange(dec, **({} if masker else {"masker": None}))

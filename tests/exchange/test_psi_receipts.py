@@ -7,7 +7,17 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from exchange import Exchange, PsiClient, ReceiptInvalid, ReceiptSigner, Refused, verify_receipt
+from exchange import (
+    Exchange,
+    Job,
+    PsiAnswer,
+    PsiClient,
+    PsiOutcome,
+    ReceiptInvalid,
+    ReceiptSigner,
+    Refused,
+    verify_receipt,
+)
 from exchange.psi import serve
 from tests.conftest import active_suite
 from tests.exchange.fakes import CONSUMER, ListAudit, default_decider, population
@@ -15,11 +25,13 @@ from tests.exchange.fakes import CONSUMER, ListAudit, default_decider, populatio
 SUITE = active_suite()
 
 
-def _psi(ex, sessions, ids, reveal):
+def _psi(ex: Exchange, sessions: sessionmaker[Session], ids: list[str],
+         reveal: str) -> tuple[Job, PsiOutcome, bytes, PsiAnswer]:
     client = PsiClient(ids, reveal=reveal)
     req = client.request()
     with sessions() as s, s.begin():
         job, answer = ex.psi(s, ListAudit(), CONSUMER, dataset="residents", request=req)
+    assert answer is not None
     return job, client.finish(answer.setup, answer.response), req, answer
 
 
@@ -32,6 +44,7 @@ def test_psi_through_exchange(sessions: sessionmaker[Session], make_exchange: Ca
                     key_columns=["id"])
     mine = [f"3701{i:010d}" for i in (3, 5, 299)] + ["9999", "8888"]
     job, out, req, answer = _psi(ex, sessions, mine, reveal)
+    assert job.receipt is not None
     assert out.intersection_size == 3
     assert job.status == "done" and job.receipt["epsilon_spent"] == 0.0
     if reveal == "matches":

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any, cast
 
 import pyarrow as pa
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from exchange import AggregateQuery, Exchange, PsiClient
+from exchange import AggregateQuery, Dataset, Exchange, Job, PsiClient
 from exchange.errors import BudgetExhausted, InvalidDataset, InvalidQuery, JobStateError, Refused
 from exchange.family import jaccard, normalise, sketch
 from exchange.numbers import check_bounds, check_epsilon
@@ -20,6 +21,7 @@ from tests.exchange.fakes import (
     PROVIDER,
     FakeDecider,
     ListAudit,
+    StepClock,
     population,
 )
 
@@ -34,7 +36,8 @@ def _decider(**psi: object) -> FakeDecider:
     })
 
 
-def _register(ex, sessions, name="residents", table=None, **kw):
+def _register(ex: Exchange, sessions: sessionmaker[Session], name: str = "residents",
+              table: pa.Table | None = None, **kw: Any) -> Dataset:
     with sessions() as s, s.begin():
         return ex.register(s, ListAudit(), PROVIDER, name=name, table=table or population(),
                            key_columns=["id"], **kw)
@@ -59,7 +62,7 @@ def test_a_pending_psi_runs_only_as_approved_and_expires(sessions: sessionmaker[
     with sessions() as s, s.begin(), pytest.raises(Refused, match="purpose"):
         ex.psi(s, ListAudit(), CONSUMER, dataset="residents", request=None, job_id=job.id,
                purpose="营销")
-    ex.clock.t += timedelta(days=3)
+    cast(StepClock, ex.clock).t += timedelta(days=3)
     with sessions() as s, s.begin(), pytest.raises(Refused, match="expired"):
         ex.psi(s, ListAudit(), CONSUMER, dataset="residents", request=None, job_id=job.id)
     with sessions() as s:
@@ -79,6 +82,7 @@ def test_the_stored_request_runs_when_none_is_sent(sessions: sessionmaker[Sessio
     with sessions() as s, s.begin():
         done, answer = ex.psi(s, ListAudit(), CONSUMER, dataset="residents", request=None,
                               job_id=job.id)
+    assert answer is not None
     assert done.status == "done" and client.finish(answer.setup, answer.response).intersection_size == 7
     with sessions() as s, s.begin(), pytest.raises(JobStateError):
         ex.psi(s, ListAudit(), CONSUMER, dataset="residents", request=None, job_id=job.id)
@@ -86,7 +90,7 @@ def test_the_stored_request_runs_when_none_is_sent(sessions: sessionmaker[Sessio
 
 def test_psi_limits_refuse_small_sets_and_too_many_requests(sessions: sessionmaker[Session], make_exchange: Callable[..., Exchange]) -> None:
     ex = make_exchange(_decider(psi_min_set_size=5, psi_max_requests=3, psi_max_items=100))
-    ex.decider.table[("consumer", "psi")] = ("allow", ex.decider.table[("consumer", "psi")][1])
+    cast(FakeDecider, ex.decider).table[("consumer", "psi")] = ("allow", cast(FakeDecider, ex.decider).table[("consumer", "psi")][1])
     _register(ex, sessions)
     audit = ListAudit()
     with sessions() as s, s.begin(), pytest.raises(Refused, match="psi_min_set_size"):
@@ -104,13 +108,14 @@ def test_psi_limits_refuse_small_sets_and_too_many_requests(sessions: sessionmak
 
 def test_count_noise_is_charged_to_the_budget(sessions: sessionmaker[Session], make_exchange: Callable[..., Exchange]) -> None:
     ex = make_exchange(_decider(psi_count_epsilon=0.8))
-    ex.decider.table[("consumer", "psi")] = ("allow", ex.decider.table[("consumer", "psi")][1])
+    cast(FakeDecider, ex.decider).table[("consumer", "psi")] = ("allow", cast(FakeDecider, ex.decider).table[("consumer", "psi")][1])
     _register(ex, sessions)
     for _ in range(2):
         with sessions() as s, s.begin():
             job, answer = ex.psi(s, ListAudit(), CONSUMER, dataset="residents",
                                  request=PsiClient([f"3701{i:010d}" for i in range(20)],
                                                    reveal="count").request())
+        assert answer is not None and job.result is not None
         assert answer.noise is not None and job.result["noise"]["epsilon"] == 0.8
     with sessions() as s, s.begin(), pytest.raises(BudgetExhausted):
         ex.psi(s, ListAudit(), CONSUMER, dataset="residents",
@@ -175,27 +180,28 @@ def test_declared_grade_floor(sessions: sessionmaker[Session], make_exchange: Ca
 
 def test_budgets_renew_each_period_when_policy_says_so(sessions: sessionmaker[Session], make_exchange: Callable[..., Exchange]) -> None:
     ex = make_exchange(_decider())
-    agg_ob = dict(ex.decider.table[("consumer", "aggregate")][1], budget_period_days=30)
-    ex.decider.table[("consumer", "aggregate")] = ("allow", agg_ob)
+    agg_ob = dict(cast(FakeDecider, ex.decider).table[("consumer", "aggregate")][1], budget_period_days=30)
+    cast(FakeDecider, ex.decider).table[("consumer", "aggregate")] = ("allow", agg_ob)
     _register(ex, sessions)
     q = AggregateQuery("count", epsilon=2.0)
     with sessions() as s, s.begin():
         ex.aggregate(s, ListAudit(), CONSUMER, dataset="residents", query=q)
     with sessions() as s, s.begin(), pytest.raises(BudgetExhausted):
         ex.aggregate(s, ListAudit(), CONSUMER, dataset="residents", query=q)
-    ex.clock.t += timedelta(days=31)
+    cast(StepClock, ex.clock).t += timedelta(days=31)
     with sessions() as s, s.begin():
         ex.aggregate(s, ListAudit(), CONSUMER, dataset="residents", query=q)
 
 
 def test_an_approved_extract_runs_only_in_the_approved_format(sessions: sessionmaker[Session], make_exchange: Callable[..., Exchange]) -> None:
     ex = make_exchange(_decider())
-    ex.decider.table[("consumer", "extract")] = (
+    cast(FakeDecider, ex.decider).table[("consumer", "extract")] = (
         "approval_required", {"mask_profile": "共享", "watermark": True})
     _register(ex, sessions)
     with sessions() as s, s.begin():
         job = ex.extract_prepare(s, ListAudit(), CONSUMER, dataset="residents", fmt="csv",
                                  purpose="统计")
+    assert isinstance(job, Job)
     assert job.status == "pending_approval" and job.request_view()["purpose"] == "统计"
     with sessions() as s, s.begin():
         ex.decide_job(s, ListAudit(), MANAGER, job.id, approve=True, reason="ok")
