@@ -26,7 +26,7 @@ def test_binomial_tail_matches_enumeration(n: int) -> None:
 
 @settings(max_examples=50, deadline=None)
 @given(st.integers(1, 1000), st.data())
-def test_binomial_tail_is_a_decreasing_probability_without_overflow(n, data) -> None:
+def test_binomial_tail_is_a_decreasing_probability_without_overflow(n: int, data: st.DataObject) -> None:
     k = data.draw(st.integers(0, n))
     p = binomial_tail(k, n)
     assert 0.0 <= p <= 1.0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -63,7 +65,7 @@ def test_distortion_report_and_untouched_columns(table: pa.Table, marked: tuple[
         after = np.array(out.column(name).to_pylist(), dtype=float)
         assert c.mean_before == pytest.approx(before.mean())
         assert c.mean_after == pytest.approx(after.mean())
-        assert c.relative_shift < 1e-3
+        assert c.relative_shift is not None and c.relative_shift < 1e-3
         assert abs(after.mean() - before.mean()) / before.mean() < 1e-3
         assert c.marked == pytest.approx(len(before) / rep.plan.gamma, rel=0.25)
         changed = sum(a != b for a, b in zip(table.column(name).to_pylist(),
@@ -88,7 +90,7 @@ def test_the_recipient_is_named_with_evidence(secret: bytes, marked: tuple[pa.Ta
     copies = registered(secret, rep.plan, ["bob", "carol", "alice", "dave"])
     v = detect_table(out, secret, copies)
     assert v.verdict == "match" and v.recipient == "alice"
-    assert v.p_value < 1e-6 / 4
+    assert v.p_value is not None and v.p_value < 1e-6 / 4
     ev = v.evidence
     assert ev["rows_seen"] == out.num_rows
     assert ev["bits_recovered"] == ev["agreement"] >= 0.9 * rep.plan.code_bits
@@ -122,7 +124,7 @@ def test_virtual_key_when_no_id_column(secret: bytes) -> None:
     shuffled = out.take(pa.array(np.random.default_rng(1).permutation(out.num_rows)))
     v = detect_table(shuffled.select(list(reversed(out.column_names))), secret,
                      registered(secret, rep.plan, ["alice", "bob", "eve"]))
-    assert v.recipient == "alice" and v.p_value < 1e-12
+    assert v.recipient == "alice" and v.p_value is not None and v.p_value < 1e-12
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -201,7 +203,7 @@ def test_canary_rows_trace_a_small_table(secret: bytes) -> None:
 @pytest.mark.parametrize("params,message", [
     ({"gamma": 0}, "gamma"), ({"code_bits": 32}, "code_bits"), ({"alpha": 0}, "alpha"),
 ])
-def test_bad_params(params, message: str) -> None:
+def test_bad_params(params: dict[str, Any], message: str) -> None:
     with pytest.raises(WatermarkError, match=message):
         Params(**params)
 

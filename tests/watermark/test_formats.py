@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from watermark.hashing import canonical_keys, codeword, column_salt, mix, row_hashes
 from watermark.masked import MASK_CHARS, embed_masked, read_masked
 from watermark.numeric import embed_numeric, read_numeric
+from watermark.positions import Positions
 
 decimals = st.builds(
     lambda sign, intpart, frac: f"{sign}{intpart}{'.' + frac if frac else ''}",
@@ -27,7 +28,7 @@ def _sel(n: int, seed: int = 0) -> np.ndarray:
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(decimals, min_size=1, max_size=60), st.integers(0, 3))
-def test_only_the_last_digit_moves_and_the_format_is_kept(values, seed) -> None:
+def test_only_the_last_digit_moves_and_the_format_is_kept(values: list[str], seed: int) -> None:
     arr = pa.array(values, type=pa.string())
     code = codeword(b"s", "r", 64)
     res = embed_numeric(arr, _sel(len(values), seed), code, gamma=1, min_digits=1)
@@ -115,7 +116,7 @@ masked_values = st.builds(
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(masked_values, min_size=1, max_size=50))
-def test_masked_marks_only_hide_more_and_are_read_back(values) -> None:
+def test_masked_marks_only_hide_more_and_are_read_back(values: list[str]) -> None:
     arr = pa.array(values, type=pa.string())
     sel = _sel(len(values))
     code = codeword(b"s", "r", 64)
@@ -136,7 +137,7 @@ def test_masked_marks_only_hide_more_and_are_read_back(values) -> None:
 
 # -- version-2 marks: several magnitudes, dates -----------------------------------------
 
-def _positions(n: int, levels: int, seed: int = 0):
+def _positions(n: int, levels: int, seed: int = 0) -> Positions:
     from watermark.positions import positions
 
     keys = pa.array([f"k{seed}-{i}" for i in range(n)])
@@ -146,7 +147,7 @@ def _positions(n: int, levels: int, seed: int = 0):
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(decimals, min_size=1, max_size=60), st.integers(0, 3))
-def test_level_marks_keep_the_format_the_bound_and_read_back(values, seed) -> None:
+def test_level_marks_keep_the_format_the_bound_and_read_back(values: list[str], seed: int) -> None:
     from watermark.levels import embed_levels, read_levels
 
     arr = pa.array(values, type=pa.string())

@@ -57,7 +57,7 @@ def test_published_vectors() -> None:
 
 @settings(max_examples=100, deadline=None)
 @given(st.binary(min_size=16, max_size=16), st.lists(st.binary(max_size=70), min_size=1, max_size=20))
-def test_matches_the_plain_implementation(key, msgs) -> None:
+def test_matches_the_plain_implementation(key: bytes, msgs: list[bytes]) -> None:
     assert _vector(key, msgs) == [_reference(key, m) for m in msgs]
 
 

@@ -14,7 +14,7 @@ import pytest
 from tests.watermark import attacks
 from tests.watermark.conftest import SECRET, registered
 from tests.watermark.stats import chi2_two_sample, column_tests, unmarked_masked_copy
-from watermark import EmbedReport, IssuedCopy, Params, detect_table, embed_table
+from watermark import EmbedReport, IssuedCopy, Params, Verdict, detect_table, embed_table
 
 RECIPIENTS = [f"consumer-{i:04d}" for i in range(1000)]
 LEAKER = RECIPIENTS[417]
@@ -29,7 +29,7 @@ def leak() -> tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]]:
     return table, marked, rep, registered(SECRET, rep.plan, RECIPIENTS)
 
 
-def _named(v, *, rows_at_least: int = 1) -> None:
+def _named(v: Verdict, *, rows_at_least: int = 1) -> None:
     assert v.verdict == "match", v.message
     assert v.recipient == LEAKER
     assert [c.recipient for c in v.candidates if c.accused] == [LEAKER]
@@ -49,7 +49,7 @@ def test_every_measure_of_the_issue_table_is_marked(english: bool) -> None:
         assert kept not in rep.plan.marked_columns
 
 
-def _attack(name: str, rep) -> attacks.Attack:
+def _attack(name: str, rep: EmbedReport) -> attacks.Attack:
     num = rep.plan.numeric_columns
     key = rep.plan.key_columns[0]
     return {

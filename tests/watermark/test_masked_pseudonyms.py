@@ -20,7 +20,7 @@ from tests.watermark import attacks
 from tests.watermark.conftest import SECRET, registered
 from tests.watermark.stats import column_tests
 from tests.watermark.test_formats import masked_values
-from watermark import EmbedReport, IssuedCopy, Params, detect_table, embed_table
+from watermark import EmbedReport, IssuedCopy, Params, Verdict, detect_table, embed_table
 from watermark.masked import MASK_CHARS, hide_one_more, read_patterns, standard_counts
 from watermark.pseudonym import _check_char
 
@@ -38,7 +38,7 @@ def leak() -> tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]]:
     return table, marked, rep, registered(SECRET, rep.plan, RECIPIENTS)
 
 
-def _named(v) -> None:
+def _named(v: Verdict) -> None:
     assert v.verdict == "match", v.message
     assert v.recipient == LEAKER and v.candidates[0].p_adjusted < 1e-6
     assert [c.recipient for c in v.candidates if c.accused] == [LEAKER]
@@ -60,7 +60,7 @@ def test_fakes_are_not_marked_unless_named() -> None:
     assert not set(FAKES) & set(rep.plan.marked_columns)
 
 
-def _attack(name: str, rep) -> attacks.Attack:
+def _attack(name: str, rep: EmbedReport) -> attacks.Attack:
     key = rep.plan.key_columns[0]
     only = {f"only {c} left, key dropped, 30% subset": attacks.chain(
         attacks.drop(key, *[m for m in rep.plan.marked_columns if m != c]),
@@ -199,7 +199,7 @@ def test_no_innocent_is_accused_on_unmarked_or_foreign_extracts(leak: tuple[pa.T
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(masked_values, min_size=1, max_size=40))
-def test_form_b_only_hides_and_is_read_back(values) -> None:
+def test_form_b_only_hides_and_is_read_back(values: list[str]) -> None:
     arr = pa.array(values, type=pa.string())
     more, ok = hide_one_more(arr)
     for a, b, good in zip(values, more.to_pylist(), ok.tolist(), strict=True):

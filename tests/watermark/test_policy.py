@@ -6,9 +6,11 @@ from __future__ import annotations
 import random
 from pathlib import Path
 from types import SimpleNamespace
+from typing import cast
 
 import pytest
 
+from quanguard.container import Container
 from quanguard.policy import check_policy_dir
 from quanguard.policy.bundle import load_bundle
 from quanguard.services.watermark import WatermarkService
@@ -69,8 +71,8 @@ def test_without_watermark_yaml_the_built_in_bound_holds(policy_copy: PolicyCopy
 def test_params_take_the_bound_from_the_policy_not_the_caller() -> None:
     marks = load_bundle(REPO / "policies").watermark
     service = WatermarkService.__new__(WatermarkService)
-    service._container = SimpleNamespace(policy=SimpleNamespace(
-        bundle=SimpleNamespace(watermark=marks)))
+    service._container = cast(Container, SimpleNamespace(policy=SimpleNamespace(
+        bundle=SimpleNamespace(watermark=marks))))
     asked = Params(gamma=4, max_rel_error=0.09, max_step=1000, columns=("x",))
     got = service.bounded(asked, "L4")
     assert (got.gamma, got.columns) == (4, ("x",))  # the caller's choices stay
@@ -82,6 +84,7 @@ def test_round_to_100_survives_only_where_the_profile_allows_coarse_marks() -> N
     marks = load_bundle(REPO / "policies").watermark
     table = attacks.issue_table(4000, seed=3)
     income = "月收入"
+    assert marks is not None
     standard, rep = embed_table(table, SECRET, RECIPIENTS[5], marks.profiles["标准"].params())
     assert max(c.levels[-1] for c in rep.plan.carriers if c.kind == "numeric") <= 1
     coarse, rep_c = embed_table(table, SECRET, RECIPIENTS[5], marks.profiles["粗取整"].params())
@@ -96,7 +99,7 @@ def test_round_to_100_survives_only_where_the_profile_allows_coarse_marks() -> N
                            attacks.round_to(100, (income,)))
     v = detect_table(attack(coarse, random.Random(1)), SECRET,
                      registered(SECRET, rep_c.plan, RECIPIENTS))
-    assert v.recipient == RECIPIENTS[5] and v.p_value < 1e-6
+    assert v.recipient == RECIPIENTS[5] and v.p_value is not None and v.p_value < 1e-6
     assert [c.recipient for c in v.candidates if c.accused] == [RECIPIENTS[5]]
     # ... the default profile makes no such claim: its marks of at most ±10 are rounded away
     v = detect_table(attack(standard, random.Random(1)), SECRET,

@@ -13,7 +13,7 @@ import pytest
 
 from tests.watermark import attacks
 from tests.watermark.conftest import SECRET, registered
-from watermark import EmbedReport, IssuedCopy, Params, detect_table, embed_table
+from watermark import EmbedReport, IssuedCopy, Params, Plan, detect_table, embed_table
 
 RECIPIENTS = [f"consumer-{i:04d}" for i in range(1000)]
 LEAKER = RECIPIENTS[417]
@@ -26,7 +26,7 @@ def leak() -> tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]]:
     return table, marked, rep, registered(SECRET, rep.plan, RECIPIENTS)
 
 
-def _attacks(plan) -> dict[str, attacks.Attack]:
+def _attacks(plan: Plan) -> dict[str, attacks.Attack]:
     num = plan.numeric_columns
     return {
         "keep 10% of rows": attacks.keep_fraction,
@@ -50,7 +50,7 @@ def test_leaker_named_after_attack_among_1000_recipients(leak: tuple[pa.Table, p
     v = detect_table(suspect, SECRET, copies)
     assert v.verdict == "match", (name, v.message)
     assert v.recipient == LEAKER
-    assert v.p_value < 1e-6
+    assert v.p_value is not None and v.p_value < 1e-6
     assert [c.recipient for c in v.candidates if c.accused] == [LEAKER]
     assert v.evidence["recipients_tested"] == 1000
 
