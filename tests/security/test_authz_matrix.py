@@ -28,9 +28,10 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
@@ -201,7 +202,8 @@ def world(
     container.audit.set_redactor(lambda text: text)  # the records are the subject here
     with TestClient(create_app(container), raise_server_exceptions=False) as client:
         # every anonymous attempt gets its own event here (the throttle has its own test)
-        container._request_recorder.throttle.window = 0.0  # type: ignore[attr-defined]
+        assert container._request_recorder is not None
+        container._request_recorder.throttle.window = 0.0
         yield client, keys, container
     container.close()
 
@@ -352,7 +354,7 @@ def test_server_errors_are_recorded(world: tuple[TestClient, dict[str, str], Con
         raise RuntimeError("injected failure")
 
     uses_ctx = any(call is get_context for call in _dependency_calls(route.dependant))
-    client.app.dependency_overrides[get_context if uses_ctx else get_principal] = broken
+    cast(FastAPI, client.app).dependency_overrides[get_context if uses_ctx else get_principal] = broken
     try:
         url, kwargs = _request_args(route, path)
         rid = uuid.uuid4().hex
@@ -360,7 +362,7 @@ def test_server_errors_are_recorded(world: tuple[TestClient, dict[str, str], Con
         r = client.request(method, url, headers={"X-Request-ID": rid, "Authorization": f"Bearer {keys[role]}"},
                            follow_redirects=False, **kwargs)
     finally:
-        client.app.dependency_overrides.clear()
+        cast(FastAPI, client.app).dependency_overrides.clear()
     assert r.status_code == 500, r.text[:200]
     assert "injected failure" not in r.text
     (doc,) = _events_of(container, before, rid)

@@ -57,8 +57,8 @@ def world(tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str], Containe
     container.close()
 
 
-def _event(**over):
-    base = {
+def _event(**over: object) -> dict[str, object]:
+    base: dict[str, object] = {
         "ts": datetime.now(UTC).isoformat(),
         "actor": {"id": "u-1", "role": "consumer", "org": "某银行"},
         "action": "query",
@@ -74,7 +74,7 @@ def _event(**over):
     return base
 
 
-def _strings(obj) -> set[str]:
+def _strings(obj: object) -> set[str]:
     if isinstance(obj, str):
         return {obj}
     if isinstance(obj, dict):
@@ -97,7 +97,7 @@ def test_oversized_bodies_get_413(world: tuple[TestClient, dict[str, str], Conta
 def test_oversized_chunked_body_without_length_gets_413(world: tuple[TestClient, dict[str, str], Container]) -> None:
     client, keys, _ = world
 
-    def chunks():
+    def chunks() -> Iterator[bytes]:
         for _ in range(LIMIT // 8192 + 2):
             yield b"y" * 8192
 
@@ -269,7 +269,9 @@ def test_console_escapes_what_it_echoes(world: tuple[TestClient, dict[str, str],
     page = client.get("/console/login")
     import re
 
-    token = re.search(r'name="csrf"\s+value="([^"]+)"', page.text).group(1)
+    found = re.search(r'name="csrf"\s+value="([^"]+)"', page.text)
+    assert found is not None
+    token = found.group(1)
     r = client.post("/console/login", data={"csrf": token, "key": keys["auditor"]}, follow_redirects=False)
     assert r.status_code == 303
     script = "<script>alert(1)</script>"

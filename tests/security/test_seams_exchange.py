@@ -18,7 +18,9 @@ import json
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import httpx2
 import pytest
 from fastapi.testclient import TestClient
 
@@ -46,12 +48,12 @@ def keys(client: TestClient, make_key: Callable[..., tuple[str, Principal]]) -> 
             "mgr": make_key("manager")[0]}
 
 
-def events(container) -> list[dict]:
+def events(container: Container) -> list[dict[str, Any]]:
     with container.session() as s:
         return [json.loads(e.body) for e in container.audit.store.iter_range(s)]
 
 
-def denials(container, action: str) -> list[dict]:
+def denials(container: Container, action: str) -> list[dict[str, Any]]:
     out = []
     for e in events(container):
         flat = json.dumps(e, ensure_ascii=False)
@@ -60,19 +62,19 @@ def denials(container, action: str) -> list[dict]:
     return out
 
 
-def register(client, key, name, body: bytes, **data):
+def register(client: TestClient, key: str, name: str, body: bytes, **data: object) -> httpx2.Response:
     return client.post("/v1/exchange/datasets", headers=auth(key), data={"name": name, **data},
                        files={"file": (f"{name}.csv", body, "text/csv")})
 
 
-def send_psi(client, key, dataset, request: bytes, **extra):
+def send_psi(client: TestClient, key: str, dataset: str, request: bytes, **extra: object) -> httpx2.Response:
     return client.post("/v1/exchange/psi", headers=auth(key), json={
         "dataset": dataset, "request": base64.b64encode(request).decode(), **extra})
 
 
 # -- finding 1: what is approved is what runs -------------------------------------------------
 
-def _l4_residents(client, keys, n: int = 300) -> list[str]:
+def _l4_residents(client: TestClient, keys: dict[str, str], n: int = 300) -> list[str]:
     ids = [resident_id(i) for i in range(n)]
     r = register(client, keys["prov"], "residents", csv_bytes({"rid": ids, "n": list(range(n))}),
                  key_column="rid")
@@ -151,7 +153,7 @@ def test_an_aggregate_approval_runs_the_stored_query(client: TestClient, keys: d
 
 # -- finding 3: PSI membership probing --------------------------------------------------------
 
-def _l3_members(client, keys, n: int = 400) -> list[str]:
+def _l3_members(client: TestClient, keys: dict[str, str], n: int = 400) -> list[str]:
     """Members with phone numbers: graded L3, so PSI reveals the count only."""
     rnd = random.Random(5)
     ids = [f"M{i:06d}" for i in range(n)]

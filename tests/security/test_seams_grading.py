@@ -79,7 +79,8 @@ def scan(
         r = client.post("/v1/scan", files={"file": (name, _csv(cols), "text/csv")},
                         data={"full": "true"}, headers=auth(key))
         assert r.status_code == 200, r.text
-        return r.json()
+        doc: dict[str, Any] = r.json()
+        return doc
 
     return run
 

@@ -44,11 +44,13 @@ def for_request(container: Container, rid: str) -> list[dict[str, Any]]:
 
 
 def effect(doc: dict[str, Any]) -> str | None:
-    return doc.get("audit", {}).get("effect")
+    effect: str | None = doc.get("audit", {}).get("effect")
+    return effect
 
 
 def label(doc: dict[str, Any], name: str) -> str | None:
-    return doc.get("labels", {}).get(name)
+    value: str | None = doc.get("labels", {}).get(name)
+    return value
 
 
 @pytest.fixture
@@ -195,11 +197,12 @@ def test_a_failed_audit_write_fails_the_request(world: tuple[TestClient, Contain
 
 def test_anonymous_attempts_are_throttled_not_lost(world: tuple[TestClient, Container, dict[str, str]]) -> None:
     client, container, _ = world
-    container._request_recorder.throttle.window = 3600.0  # type: ignore[attr-defined]
+    assert container._request_recorder is not None
+    container._request_recorder.throttle.window = 3600.0
     rids = [call(client, "GET", "/v1/whoami", f"qg_1234abcd_{i:043d}")[1] for i in range(5)]
     recorded = [e for rid in rids for e in for_request(container, rid)]
     assert len(recorded) == 1  # one event per source per window
-    container._request_recorder.throttle.window = 0.0  # type: ignore[attr-defined]
+    container._request_recorder.throttle.window = 0.0
     _, rid = call(client, "GET", "/v1/whoami", "qg_1234abcd_" + "C" * 43)
     (doc,) = for_request(container, rid)
     assert label(doc, "suppressed") == "4"

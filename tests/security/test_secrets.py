@@ -9,10 +9,12 @@ import importlib.util
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import httpx2
 import pytest
 from fastapi.testclient import TestClient
 
@@ -43,7 +45,8 @@ def test_api_keys_are_compared_in_constant_time() -> None:
         if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "compare_digest"
     ]
     assert calls, "authenticate() must compare key digests with hmac.compare_digest"
-    assert all(isinstance(c.func.value, ast.Name) and c.func.value.id in ("hmac", "secrets") for c in calls)
+    assert all(isinstance(c.func, ast.Attribute) and isinstance(c.func.value, ast.Name)
+               and c.func.value.id in ("hmac", "secrets") for c in calls)
     # No ordinary ==/!= on anything holding a key or its digest.
     secretish = {"key", "digest", "key_hash", "secret"}
     for node in ast.walk(fn):
@@ -71,7 +74,8 @@ _KEY_MAKERS = [
 
 
 @pytest.mark.parametrize(("module", "name", "make"), _KEY_MAKERS, ids=[m for m, _, _ in _KEY_MAKERS])
-def test_key_files_are_created_0600_even_under_a_permissive_umask(tmp_path: Path, module: str, name: str, make) -> None:
+def test_key_files_are_created_0600_even_under_a_permissive_umask(tmp_path: Path, module: str, name: str,
+                                                                  make: Callable[[Any, Path], object]) -> None:
     try:
         target = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError):
@@ -132,7 +136,7 @@ def test_failed_authentications_are_rate_limited(limited: tuple[Container, TestC
     assert good not in r.text
 
 
-def _console_login(client, key: str):
+def _console_login(client: TestClient | httpx.Client, key: str) -> httpx.Response | httpx2.Response:
     page = client.get("/console/login")
     token = re.search(r'name="csrf"\s+value="([^"]+)"', page.text) or re.search(
         r'value="([^"]+)"\s+name="csrf"', page.text

@@ -60,7 +60,7 @@ def orgs(
     return keys, jobs
 
 
-def _job_ids(client, key: str) -> set[str]:
+def _job_ids(client: TestClient, key: str) -> set[str]:
     r = client.get("/v1/exchange/jobs", headers=auth(key))
     assert r.status_code == 200, r.text
     return {j.get("job") or j.get("id") for j in r.json()}
