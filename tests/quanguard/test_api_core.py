@@ -31,7 +31,7 @@ def test_whoami_with_key(client: TestClient, make_key: Callable[..., tuple[str, 
     "headers",
     [{}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic abc"}, {"Authorization": "Bearer qg_00000000_x"}],
 )
-def test_whoami_rejects_missing_or_bad_keys(client: TestClient, headers) -> None:
+def test_whoami_rejects_missing_or_bad_keys(client: TestClient, headers: dict[str, str]) -> None:
     r = client.get("/v1/whoami", headers=headers)
     assert r.status_code == 401
     body = r.json()["error"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -26,6 +27,7 @@ def test_key_roundtrip_every_role(any_container: Container, role: str) -> None:
     assert who == issued.principal
     assert who.role == role and who.org == "市人社局"
     # Only the digest is stored, never the key.
+    assert stored is not None
     assert stored.key_hash == hashlib.sha256(issued.key.encode()).hexdigest()
     assert issued.key not in repr(stored.__dict__)
 
@@ -54,7 +56,7 @@ def test_revoked_and_expired_keys_fail(any_container: Container) -> None:
         ({"role": "admin", "org": "x", "name": "n" * 129}, InvalidInput),
     ],
 )
-def test_bad_key_requests(container: Container, kwargs: dict[str, str], error) -> None:
+def test_bad_key_requests(container: Container, kwargs: dict[str, Any], error: type[Exception]) -> None:
     with container.session() as s, s.begin(), pytest.raises(error):
         create_key(s, **kwargs)
 
@@ -74,7 +76,7 @@ def test_duplicate_name_and_unknown_revoke(container: Container) -> None:
 
 @settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.text(max_size=120))
-def test_arbitrary_strings_never_authenticate(container: Container, junk) -> None:
+def test_arbitrary_strings_never_authenticate(container: Container, junk: str) -> None:
     with container.session() as s, pytest.raises(Unauthenticated) as info:
         authenticate(s, junk)
     if junk:

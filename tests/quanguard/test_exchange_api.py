@@ -6,6 +6,7 @@ import base64
 import random
 from collections.abc import Callable
 
+import httpx2
 import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
@@ -44,7 +45,7 @@ def world(client: TestClient, make_key: Callable[..., tuple[str, Principal]]) ->
     return keys
 
 
-def agg(client, key, **body):
+def agg(client: TestClient, key: str, **body: object) -> httpx2.Response:
     return client.post("/v1/exchange/aggregate", headers=auth(key), json={"dataset": "members", **body})
 
 
@@ -77,7 +78,7 @@ def test_aggregate_result_receipt_and_budget(client: TestClient, world: dict[str
     {"agg": "count", "by": ["member"]},
     {"agg": "count", "epsilon": 50},
 ])
-def test_attacks_refused_with_reason(client: TestClient, world: dict[str, str], body) -> None:
+def test_attacks_refused_with_reason(client: TestClient, world: dict[str, str], body: dict[str, object]) -> None:
     r = agg(client, world["bank"], **body)
     assert r.status_code == 403 and r.json()["error"]["message"]
 

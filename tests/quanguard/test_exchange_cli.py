@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import httpx
 import pytest
-from click.testing import Result
 from fastapi.testclient import TestClient
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from quanguard.auth import Principal
 from quanguard.cli import client as client_mod
@@ -33,7 +33,7 @@ def cli(client: TestClient, make_key: Callable[..., tuple[str, Principal]], monk
             "lab": make_key("consumer", org=LAB)[0], "mgr": make_key("manager")[0]}
     current = {"key": keys["prov"]}
     monkeypatch.setattr(client_mod, "connect",
-                        lambda: client_mod.ServiceClient(_Authed(client, current["key"])))
+                        lambda: client_mod.ServiceClient(cast(httpx.Client, _Authed(client, current["key"]))))
     runner, app = CliRunner(), build_app()
 
     def run(who: str, *args: str) -> Result:
@@ -48,9 +48,10 @@ def cli(client: TestClient, make_key: Callable[..., tuple[str, Principal]], monk
     return run
 
 
-def _json(r) -> dict:
+def _json(r: Result) -> dict[str, Any]:
     assert r.exit_code == 0, (r.stdout, r.stderr)
-    return json.loads(r.stdout)
+    doc: dict[str, Any] = json.loads(r.stdout)
+    return doc
 
 
 def test_register_contract(cli: Callable[..., Result]) -> None:

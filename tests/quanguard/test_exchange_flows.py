@@ -8,13 +8,14 @@ import json
 import random
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
-from exchange import PsiClient
+from exchange import PsiClient, PsiOutcome
 from quanguard.auth import Principal
 from quanguard.container import Container
 from tests.conftest import auth
@@ -30,7 +31,7 @@ def resident_id(i: int) -> str:
     return body + "10X98765432"[sum(int(c) * w for c, w in zip(body, _W)) % 11]
 
 
-def csv_bytes(cols: dict) -> bytes:
+def csv_bytes(cols: dict[str, Any]) -> bytes:
     return table_csv(pa.table(cols))
 
 
@@ -40,7 +41,8 @@ def keys(client: TestClient, make_key: Callable[..., tuple[str, Principal]]) -> 
             "mgr": make_key("manager")[0]}
 
 
-def _psi(client, key, dataset, ids, local=None, **extra):
+def _psi(client: TestClient, key: str, dataset: str, ids: list[str], local: PsiClient | None = None,
+         **extra: object) -> tuple[int, Any, PsiOutcome | None]:
     terms = client.get(f"/v1/exchange/datasets/{dataset}/psi", headers=auth(key)).json()
     local = local or PsiClient(ids, reveal=terms["reveal"])
     body = {"dataset": dataset, "request": base64.b64encode(local.request()).decode(), **extra}
@@ -98,6 +100,7 @@ def test_l4_psi_waits_for_approval_then_reveals_count_only(client: TestClient, k
     code, done, out = _psi(client, keys["bank"], "residents", mine, local=local,
                            job=body["job"], request=None)
     assert code == 200 and done["status"] == "done" and done["job"] == body["job"]
+    assert out is not None
     assert out.intersection_size == 5 and out.matches is None  # policy: count only for L4
     code, _, _ = _psi(client, keys["bank"], "residents", mine, local=local, job=body["job"])
     assert code == 409  # an approval is used once
@@ -116,6 +119,7 @@ def test_consent_withdrawal_changes_psi_exactly(client: TestClient, keys: dict[s
                        json={"subjects": mine, "purpose": "营销", "state": "withdrawn"}).status_code == 403
     _, _, marketing = _psi(client, keys["bank"], "members", mine, purpose="营销")
     _, _, research = _psi(client, keys["bank"], "members", mine, purpose="科研")
+    assert marketing is not None and research is not None
     assert marketing.intersection_size == 6 and research.intersection_size == 10
     assert set(marketing.matches or ()) == set(mine[4:])
 
@@ -159,6 +163,7 @@ def test_identifiers_keep_leading_zeros_and_parquet_uploads(client: TestClient, 
                                     "text/csv")})
     assert r.status_code == 201, r.text
     _, _, out = _psi(client, keys["bank"], "zeros", ["00000007", "7"])
+    assert out is not None
     assert out.intersection_size == 1 and out.matches == ("00000007",)
     buf = io.BytesIO()
     pq.write_table(pa.table({"code": ids, "amount": [float(i % 100) for i in range(200)]}), buf)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pyarrow as pa
 import pytest
 from sqlalchemy import inspect
@@ -61,7 +63,7 @@ def test_aggregate_budget_and_tenancy_on_each_store(any_container: Container) ->
     meta = uc.register(c, PROV, None, name="members", table=_table(), key_columns=["member"],
                        bounds={"income": (0.0, 300.0)})
     assert meta["grade"] == "L2" and meta["rows"] == 400
-    job = uc.aggregate(c, BANK, None, dataset="members",
+    job: dict[str, Any] = uc.aggregate(c, BANK, None, dataset="members",
                        query={"agg": "sum", "column": "income", "by": ["sex"], "epsilon": 0.8})
     assert job["status"] == "done" and len(job["result"]) == 2
     verify_receipt(job["receipt"], result=job["result"],

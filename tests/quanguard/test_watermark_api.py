@@ -6,7 +6,9 @@ import io
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import httpx2
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
@@ -28,18 +30,20 @@ def _read_csv(data: bytes) -> pa.Table:
         column_types={n: pa.string() for n in names}))
 
 
-def _embed(client, key, data: bytes, recipient: str, name: str = "people.csv", **fields):
+def _embed(client: TestClient, key: str, data: bytes, recipient: str, name: str = "people.csv",
+           **fields: Any) -> httpx2.Response:
     return client.post("/v1/watermark/embed", headers=auth(key),
                        files={"file": (name, data)},
                        data={"recipient": recipient, **fields})
 
 
-def _detect(client, key, data: bytes, name: str = "suspect.csv", **fields):
+def _detect(client: TestClient, key: str, data: bytes, name: str = "suspect.csv",
+            **fields: Any) -> httpx2.Response:
     return client.post("/v1/watermark/detect", headers=auth(key),
                        files={"file": (name, data)}, data=fields)
 
 
-def _audit(container) -> list[dict]:
+def _audit(container: Container) -> list[dict[str, Any]]:
     with container.session() as session:
         return [json.loads(e.body) for e in container.audit.store.iter_range(session)]
 
@@ -190,7 +194,7 @@ def test_bad_pseudonym_columns_are_a_400(client: TestClient, make_key: Callable[
     from tests.watermark.attacks import extract_table
 
     manager, _ = make_key("manager")
-    fields = {"pseudonym_columns": names}
+    fields: dict[str, Any] = {"pseudonym_columns": names}
     if names == ["编号"]:
         fields["key_column"] = "编号"
     r = _embed(client, manager, _csv(extract_table(600, seed=8)), "x", dataset="claims",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 
+import httpx2
 import pyarrow as pa
 import pyarrow.csv as pacsv
 from fastapi.testclient import TestClient
@@ -20,7 +21,8 @@ def _csv(table: pa.Table) -> bytes:
     return csv_bytes(table)
 
 
-def _extract(client, make_key, table: pa.Table, name: str):
+def _extract(client: TestClient, make_key: Callable[..., tuple[str, Principal]], table: pa.Table,
+             name: str) -> httpx2.Response:
     prov = make_key("provider", org="市人社局")[0]
     bank = make_key("consumer", org="某银行")[0]
     r = client.post("/v1/exchange/datasets", headers=auth(prov),
