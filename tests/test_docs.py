@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import typer
+from typer._click.core import Command
 
 from quanguard.cli.main import build_app
 
@@ -17,7 +18,7 @@ def _commands() -> list[tuple[str, str]]:
     root = typer.main.get_command(build_app())
     found: list[tuple[str, str]] = []
 
-    def walk(cmd, prefix: str) -> None:
+    def walk(cmd: Command, prefix: str) -> None:
         subs = getattr(cmd, "commands", None)
         if subs:
             for name, sub in subs.items():

@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,7 +24,7 @@ from quanguard.usecases.backup import BackupIntegrity, backup, restore, store_is
 from tests.conftest import PgSchema, make_settings
 
 
-def _populate(container, n: int = 5) -> list[str]:
+def _populate(container: Container, n: int = 5) -> list[str]:
     keys = []
     with container.session() as s, s.begin():
         for i in range(n):
@@ -40,7 +40,7 @@ def _populate(container, n: int = 5) -> list[str]:
     return keys
 
 
-def _principals(container) -> list[tuple]:
+def _principals(container: Container) -> list[tuple[object, ...]]:
     with container.session() as s:
         rows = s.scalars(select(PrincipalRow).order_by(PrincipalRow.name)).all()
         return [(r.id, r.name, r.role, r.org, r.key_hash, r.created_at.replace(tzinfo=None)) for r in rows]
@@ -54,7 +54,7 @@ def _files(root: Path) -> dict[str, tuple[bytes, int]]:
     }
 
 
-def _fresh(tmp_path: Path, name: str, url: str, schema: str | None):
+def _fresh(tmp_path: Path, name: str, url: str, schema: str | None) -> Container:
     base = tmp_path / name
     db_url = f"sqlite:///{base / 'var' / 'quanguard.db'}" if url.startswith("sqlite") else url
     return build_container(make_settings(base, db_url=db_url), schema=schema)
@@ -67,7 +67,7 @@ def test_round_trip_restores_rows_keys_and_modes(tmp_path: Path, backend: str, p
     schemas = [PgSchema(), PgSchema()] if backend == "postgresql" else [None, None]
     url = "postgresql://postgres@127.0.0.1:5432/test" if backend == "postgresql" else "sqlite"
     try:
-        src = _fresh(tmp_path, "a", url, schemas[0] and schemas[0].name)
+        src = _fresh(tmp_path, "a", url, schemas[0].name if schemas[0] else None)
         keys = _populate(src)
         archive = tmp_path / "backup.tar.gz"
         summary = backup(src, archive)
@@ -76,7 +76,7 @@ def test_round_trip_restores_rows_keys_and_modes(tmp_path: Path, backend: str, p
         before_rows, before_keys = _principals(src), _files(src.settings.key_dir)
         src.close()
 
-        dst = _fresh(tmp_path, "b", url, schemas[1] and schemas[1].name)
+        dst = _fresh(tmp_path, "b", url, schemas[1].name if schemas[1] else None)
         assert store_is_empty(dst)
         result = restore(dst, archive)
         assert result.keys == 2 and result.data_files == 1
@@ -103,9 +103,13 @@ def test_manifest_lists_every_member_with_its_suite_digest(container: Container,
     backup(container, archive)
     with tarfile.open(archive, "r:gz") as tar:
         names = tar.getnames()
-        manifest = json.loads(tar.extractfile("manifest.json").read())
+        manifest_file = tar.extractfile("manifest.json")
+        assert manifest_file is not None
+        manifest = json.loads(manifest_file.read())
         suite = container.settings.suite
-        first = tar.extractfile(names[1]).read()
+        first_file = tar.extractfile(names[1])
+        assert first_file is not None
+        first = first_file.read()
     assert names[0] == "manifest.json"
     assert sorted(m["name"] for m in manifest["members"]) == sorted(names[1:])
     # the manifest names its hash (sm3 under gm) and each member carries it
@@ -137,30 +141,35 @@ def test_restore_refuses_a_non_empty_store_without_force(container: Container, t
     assert [r[1] for r in _principals(container)] == ["p0", "p1"]
 
 
-def _rewrite(archive: Path, out: Path, edit) -> None:
+Edit = Callable[[tarfile.TarInfo, bytes], Iterator[tuple[tarfile.TarInfo, bytes]]]
+
+
+def _rewrite(archive: Path, out: Path, edit: Edit) -> None:
     """Copy ``archive`` to ``out`` passing each (TarInfo, bytes) through ``edit``."""
     with tarfile.open(archive, "r:gz") as src, tarfile.open(out, "w:gz") as dst:
         for member in src:
-            data = src.extractfile(member).read()
+            extracted = src.extractfile(member)
+            assert extracted is not None
+            data = extracted.read()
             for info, payload in edit(member, data):
                 info.size = len(payload)
                 dst.addfile(info, io.BytesIO(payload))
 
 
-def _flip_key(member, data):
+def _flip_key(member: tarfile.TarInfo, data: bytes) -> Iterator[tuple[tarfile.TarInfo, bytes]]:
     if member.name == "keys/mask.key":
         data = bytes([data[0] ^ 1]) + data[1:]
     yield member, data
 
 
-def _add_traversal(member, data):
+def _add_traversal(member: tarfile.TarInfo, data: bytes) -> Iterator[tuple[tarfile.TarInfo, bytes]]:
     yield member, data
     if member.name == "keys/mask.key":
         evil = tarfile.TarInfo("keys/../../../evil.txt")
         yield evil, b"pwned"
 
 
-def _add_symlink(member, data):
+def _add_symlink(member: tarfile.TarInfo, data: bytes) -> Iterator[tuple[tarfile.TarInfo, bytes]]:
     yield member, data
     if member.name == "manifest.json":
         link = tarfile.TarInfo("keys/link")
@@ -169,12 +178,12 @@ def _add_symlink(member, data):
         yield link, b""
 
 
-def _drop_member(member, data):
+def _drop_member(member: tarfile.TarInfo, data: bytes) -> Iterator[tuple[tarfile.TarInfo, bytes]]:
     if member.name != "keys/sub/wm.key":
         yield member, data
 
 
-def _manifest_without_hash_alg(member, data):
+def _manifest_without_hash_alg(member: tarfile.TarInfo, data: bytes) -> Iterator[tuple[tarfile.TarInfo, bytes]]:
     """An archive written before manifests named their hash: sha256 digests, no name."""
     if member.name == "manifest.json":
         manifest = json.loads(data)
@@ -185,7 +194,7 @@ def _manifest_without_hash_alg(member, data):
     yield member, data
 
 
-def _forge_manifest(member, data):
+def _forge_manifest(member: tarfile.TarInfo, data: bytes) -> Iterator[tuple[tarfile.TarInfo, bytes]]:
     if member.name == "manifest.json":
         manifest = json.loads(data)
         manifest["format"] = "something-else/9"
@@ -203,7 +212,7 @@ def _forge_manifest(member, data):
         (_forge_manifest, "unknown backup format"),
     ],
 )
-def test_damaged_archives_are_refused_and_change_nothing(container: Container, tmp_path: Path, edit, message: str) -> None:
+def test_damaged_archives_are_refused_and_change_nothing(container: Container, tmp_path: Path, edit: Edit, message: str) -> None:
     _populate(container, 3)
     archive = tmp_path / "b.tar.gz"
     backup(container, archive)

@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -26,7 +27,7 @@ from tests.security.served import Served
 pytestmark = pytest.mark.slow
 
 
-def _event(tag: str, i: int) -> dict:
+def _event(tag: str, i: int) -> dict[str, Any]:
     return {
         "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "actor": {"id": f"u{i % 50}", "role": "consumer", "org": "某银行"},
@@ -182,7 +183,7 @@ def test_kill9_during_exchange_jobs_keeps_acknowledged_jobs_and_budget(tmp_path:
                                                      "bounds": "income=0:30000"},
                       files={"file": ("members.csv", _dataset_csv(), "text/csv")})
         assert r.status_code == 201, r.text
-    acked: list[dict] = []
+    acked: list[dict[str, Any]] = []
     stop = threading.Event()
     eps = 0.05
 

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -16,6 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def run_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     spec = importlib.util.spec_from_file_location("bench_run_all", REPO / "bench" / "run_all.py")
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "bench_run_all", module)  # dataclasses look the module up
     spec.loader.exec_module(module)
@@ -80,7 +82,7 @@ def test_stale_results_are_not_reported(run_all: ModuleType) -> None:
                                         "ratio": 4.0}]}, "operators: mask", 8, 4.0),
     ],
 )
-def test_normalize_accepts_the_shapes_benches_write(run_all: ModuleType, raw, metric: str, ours: int, ratio: float | None) -> None:
+def test_normalize_accepts_the_shapes_benches_write(run_all: ModuleType, raw: dict[str, Any], metric: str, ours: int, ratio: float | None) -> None:
     rows, _ = run_all.normalize(raw, "x")
     assert rows[0]["metric"] == metric and rows[0]["ours"] == ours and rows[0]["ratio"] == ratio
 
