@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -132,6 +133,7 @@ def pg_trail(server: str, n: int, *, rebuild: bool = False) -> tuple[object, dat
         batch = generate_events(min(chunk, n - first), end, seed=first, first=first, total=n)
         with engine.begin() as conn:
             driver = conn.connection.driver_connection
+            assert driver is not None
             with driver.cursor() as cur, cur.copy(f"COPY audit_events ({cols}) FROM STDIN") as cp:
                 for event in batch:
                     seq += 1
@@ -335,7 +337,7 @@ def main() -> None:
         mine = summary(sqlite_run(n, args.db, args.repeat))
     # The other database's last result stays next to this one (read now: runs are long).
     previous = json.loads(out.read_text()) if out.exists() else {}
-    runs: dict[str, dict[str, object]] = {r["backend"]: r for r in previous.get("runs", [])}
+    runs: dict[str, dict[str, Any]] = {r["backend"]: r for r in previous.get("runs", [])}
     runs[str(mine["backend"])] = mine
     ordered = [runs[b] for b in ("SQLite", "PostgreSQL") if b in runs]
     rows = []
@@ -354,7 +356,7 @@ def main() -> None:
     for name, _ in queries(datetime.now(UTC)):
         cells = " | ".join(
             "{p50_ms} / {p95_ms}".format(**r["shapes"][name]) if name in r["shapes"] else "—"
-            for r in ordered)  # type: ignore[operator,index]
+            for r in ordered)
         print(f"| {name} | {cells} |")
     notes = ("events over 90 days, 2,000 actors; each shape run once to warm, then "
              f"{args.repeat} timed runs; "
