@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -39,9 +39,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from audit_ingest import ACTIONS, DATASETS, FIELDS, GRADES, ORGS, PURPOSES, ROLES
 
+if TYPE_CHECKING:
+    from monitor.events import AuditEvent
+
 
 def generate_events(n: int, end: datetime, seed: int = 5, *, first: int = 0,
-                    total: int | None = None) -> list:  # type: ignore[type-arg]
+                    total: int | None = None) -> list[AuditEvent]:
     """``n`` events spread over the 90 days before ``end``; with ``total``, they are
     events ``first .. first + n - 1`` of a trail of ``total`` events in time order."""
     from monitor.events import Actor, AuditEvent, EventDecision

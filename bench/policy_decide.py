@@ -18,6 +18,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,7 +91,7 @@ def requests(n: int, orgs: int, seed: int = 11) -> list[tuple[Who, str, Resource
     return out
 
 
-def _timed(fn, reqs) -> list[int]:  # type: ignore[no-untyped-def]
+def _timed(fn: Callable[[Who, str, Resource], object], reqs: list[tuple[Who, str, Resource]]) -> list[int]:
     clock = time.perf_counter_ns
     samples = []
     for who, action, resource in reqs:

@@ -20,6 +20,7 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +113,7 @@ def speed_section(scanner: object) -> tuple[dict[str, Any], list[dict[str, Any]]
     scanner.scan(doc[:3000])  # type: ignore[attr-defined]
     anchor.analyze(text=doc[:3000], language="zh")  # type: ignore[attr-defined]
 
-    def best(fn) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    def best(fn: Callable[[], object]) -> tuple[float, float]:
         cpu = wall = 0.0
         from desensitize.name_candidates import finder
         from desensitize.nlp import clear_caches

@@ -181,7 +181,8 @@ def full_disk(
         yield out, _limit_fsize(1024 * 1024)
 
 
-def _run(served: Served, args: list[str], preexec) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+def _run(served: Served, args: list[str],
+         preexec: Callable[[], None] | None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "quanguard.cli.main", *args], cwd=served.root, env=served.env,
                           capture_output=True, text=True, timeout=300, preexec_fn=preexec, check=False)
 

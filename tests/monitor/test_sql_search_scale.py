@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from monitor import sql_search
 from monitor.events import Actor, AuditEvent, EventDecision
-from monitor.search import SearchQuery
+from monitor.search import SearchQuery, SearchResult
 from monitor.sql_search import SqlSearchBackend, expand_spellings
 from monitor.store import EVENTS, AuditStore
 
@@ -46,7 +46,7 @@ def backend(engine: sa.Engine, store: AuditStore) -> SqlSearchBackend:
     return SqlSearchBackend(lambda: Session(engine))
 
 
-def plain(backend: SqlSearchBackend, q: SearchQuery, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def plain(backend: SqlSearchBackend, q: SearchQuery, monkeypatch: pytest.MonkeyPatch) -> SearchResult:
     """The search through ``lower()`` everywhere, totals by ``count(*)``, the page
     straight from the filtered table (never from the few-matches path)."""
     with monkeypatch.context() as m:
@@ -65,7 +65,7 @@ def _count_all(session: Session, conds: list[sa.ColumnElement[bool]]) -> int:
 _search_in = sql_search.search_in
 
 
-def _plain_search_in(session: Session, query: SearchQuery):  # type: ignore[no-untyped-def]
+def _plain_search_in(session: Session, query: SearchQuery) -> SearchResult:
     got = _search_in(session, query)
     conds = sql_search.where_clause(query, sql_search.expand_cidr(session, query))
     return type(got)(total=_count_all(session, conds), hits=got.hits, aggs=got.aggs)

@@ -6,6 +6,7 @@ import json
 import random
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pyarrow.csv as pacsv
 import pytest
@@ -149,7 +150,7 @@ class _Tty:
 
         self.buf = io.StringIO()
 
-    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+    def __getattr__(self, name: str) -> Any:
         return getattr(self.buf, name)
 
     def isatty(self) -> bool:
@@ -160,7 +161,7 @@ class _Sys:
     def __init__(self, err: _Tty) -> None:
         self.stderr = err
 
-    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+    def __getattr__(self, name: str) -> Any:
         import sys
 
         return getattr(sys, name)

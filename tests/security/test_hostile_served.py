@@ -11,6 +11,7 @@ import threading
 import time
 import zipfile
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import psutil
@@ -72,11 +73,12 @@ def test_schemathesis_finds_no_server_error_with_any_role(server: tuple[Served, 
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import strategies as st
     from hypothesis.errors import Unsatisfiable
+    from schemathesis import Case
     from schemathesis.core.result import Err
     from schemathesis.generation.modes import GenerationMode
 
     @schemathesis.serializer("application/x-ndjson")
-    def _ndjson(ctx, value):  # type: ignore[no-untyped-def]  # the declared array, one JSON line each
+    def _ndjson(ctx: object, value: object) -> bytes:  # the declared array, one JSON line each
         import json as _json
 
         if isinstance(value, bytes):
@@ -104,7 +106,7 @@ def test_schemathesis_finds_no_server_error_with_any_role(server: tuple[Served, 
                       phases=[Phase.explicit, Phase.generate],
                       suppress_health_check=list(HealthCheck))
             @given(case=operation.as_strategy(generation_mode=mode), who=st.sampled_from(callers))
-            def probe(case, who) -> None:  # type: ignore[no-untyped-def]
+            def probe(case: Case[Any], who: str) -> None:
                 headers = {} if who == "<none>" else {"Authorization": f"Bearer {keys[who]}"}
                 response = case.call(base_url=served.url, session=session, headers=headers, timeout=60)
                 assert response.status_code < 500, (
