@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 help:
 	@echo "make run    - set up .venv, migrate the embedded store and serve on 127.0.0.1:8000"
 	@echo "make test   - set up .venv with dev extras, run make lint, then the whole test suite"
-	@echo "make lint   - ruff over every package, the tests and the benchmarks; mypy --strict over every package"
+	@echo "make lint   - ruff and mypy --strict over every package, the tests and the benchmarks"
 	@echo "make test-gm - the trail, exchange and masking tests again under QUANGUARD_CRYPTO=gm"
 	@echo "make bench  - run every benchmark in bench/ and write bench/RESULTS.md"
 
@@ -56,7 +56,7 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
 
-# mypy reads its settings (strict) and the packages it checks from pyproject.toml.
+# mypy reads its settings (strict) and what it checks (every package, tests, bench) from pyproject.toml.
 lint: $(STAMP)
 	$(BIN)/ruff check quanguard monitor desensitize watermark exchange gmcrypto tests bench
 	$(BIN)/mypy

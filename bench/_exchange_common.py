@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from exchange import Catalog, Exchange, Grading, Grant, MasterKey, ReceiptSigner
 from exchange.tables import METADATA
@@ -40,7 +40,7 @@ class Clock:
         return datetime.now(UTC)
 
 
-def make_exchange(**obligations: Any) -> tuple[Exchange, sessionmaker, Path]:
+def make_exchange(**obligations: Any) -> tuple[Exchange, sessionmaker[Session], Path]:
     root = Path(tempfile.mkdtemp(prefix="qg-bench-"))
     engine = create_engine(f"sqlite:///{root / 'bench.db'}")
     METADATA.create_all(engine)

@@ -86,7 +86,7 @@ def generate_lines(n: int, *, seed: int = 7, end: datetime | None = None,
     return list(iter_lines(n, seed=seed, end=end, span=span))
 
 
-def bench_batch(n: int, batch: int, workdir: Path) -> dict[str, object]:
+def bench_batch(n: int, batch: int, workdir: Path) -> dict[str, float]:
     import sqlalchemy as sa
     from sqlalchemy.orm import Session
 
@@ -328,11 +328,11 @@ def main() -> None:
             rows += [
                 {"metric": "batch ingest events/s (hash+chain+commit) vs plain sqlite3 "
                            "executemany of the same rows (ours/anchor)",
-                 "ours": round(b["ours"], 1), "anchor": round(b["anchor"], 1),  # type: ignore[arg-type]
-                 "ratio": round(b["ratio"], 3), "goal": ">= 0.35", "unit": "events/s",  # type: ignore[arg-type]
-                 "met": b["ratio"] >= 0.35},  # type: ignore[operator]
+                 "ours": round(b["ours"], 1), "anchor": round(b["anchor"], 1),
+                 "ratio": round(b["ratio"], 3), "goal": ">= 0.35", "unit": "events/s",
+                 "met": b["ratio"] >= 0.35},
                 {"metric": "NDJSON parse+validate events/s (no anchor)",
-                 "ours": round(b["parse_per_s"], 1), "anchor": None, "ratio": None,  # type: ignore[arg-type]
+                 "ours": round(b["parse_per_s"], 1), "anchor": None, "ratio": None,
                  "goal": None, "unit": "events/s", "met": None}]
             notes = f"batch part: {n:,} events, SQLite WAL (synchronous=NORMAL), batches of {args.batch}"
         sizes = ([int(x.replace("_", "")) for x in str(args.e2e_events).split(",")]
@@ -404,9 +404,9 @@ def main() -> None:
                       f"{r['cpu']:.0f} s CPU, peak {int(r['peak_rss']):,} bytes "
                       f"({r['peak_rss'] / 2**20:,.1f} MiB)")
     print("| metric | ours | anchor | ratio | goal | met |\n|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['metric']} | {r['ours']} {r['unit']} | {r['anchor'] or '—'} | "
-              f"{r['ratio'] or '—'} | {r['goal'] or '—'} | {r['met'] if r['met'] is not None else '—'} |")
+    for row in rows:
+        print(f"| {row['metric']} | {row['ours']} {row['unit']} | {row['anchor'] or '—'} | "
+              f"{row['ratio'] or '—'} | {row['goal'] or '—'} | {row['met'] if row['met'] is not None else '—'} |")
     out = ROOT / "bench" / "results" / "audit_ingest.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.merge and out.exists():

@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -38,9 +39,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from audit_ingest import ACTIONS, DATASETS, FIELDS, GRADES, ORGS, PURPOSES, ROLES
 
+if TYPE_CHECKING:
+    from monitor.events import AuditEvent
+
 
 def generate_events(n: int, end: datetime, seed: int = 5, *, first: int = 0,
-                    total: int | None = None) -> list:  # type: ignore[type-arg]
+                    total: int | None = None) -> list[AuditEvent]:
     """``n`` events spread over the 90 days before ``end``; with ``total``, they are
     events ``first .. first + n - 1`` of a trail of ``total`` events in time order."""
     from monitor.events import Actor, AuditEvent, EventDecision
@@ -132,6 +136,7 @@ def pg_trail(server: str, n: int, *, rebuild: bool = False) -> tuple[object, dat
         batch = generate_events(min(chunk, n - first), end, seed=first, first=first, total=n)
         with engine.begin() as conn:
             driver = conn.connection.driver_connection
+            assert driver is not None
             with driver.cursor() as cur, cur.copy(f"COPY audit_events ({cols}) FROM STDIN") as cp:
                 for event in batch:
                     seq += 1
@@ -335,7 +340,7 @@ def main() -> None:
         mine = summary(sqlite_run(n, args.db, args.repeat))
     # The other database's last result stays next to this one (read now: runs are long).
     previous = json.loads(out.read_text()) if out.exists() else {}
-    runs: dict[str, dict[str, object]] = {r["backend"]: r for r in previous.get("runs", [])}
+    runs: dict[str, dict[str, Any]] = {r["backend"]: r for r in previous.get("runs", [])}
     runs[str(mine["backend"])] = mine
     ordered = [runs[b] for b in ("SQLite", "PostgreSQL") if b in runs]
     rows = []
@@ -354,7 +359,7 @@ def main() -> None:
     for name, _ in queries(datetime.now(UTC)):
         cells = " | ".join(
             "{p50_ms} / {p95_ms}".format(**r["shapes"][name]) if name in r["shapes"] else "—"
-            for r in ordered)  # type: ignore[operator,index]
+            for r in ordered)
         print(f"| {name} | {cells} |")
     notes = ("events over 90 days, 2,000 actors; each shape run once to warm, then "
              f"{args.repeat} timed runs; "

@@ -132,7 +132,8 @@ def _candidate(name: str, priv: bytes, pub: bytes) -> tuple[Any, Any]:
 
         def sign(m: bytes) -> bytes:
             r, s = signer.sign(m)
-            return r.rjust(32, b"\0") + s.rjust(32, b"\0")
+            sig: bytes = r.rjust(32, b"\0") + s.rjust(32, b"\0")
+            return sig
         return sign, lambda m, sig: bool(verifier.verify(m, sig[:32], sig[32:]))
     if name == "tongsuopy":
         from tongsuopy.crypto import hashes

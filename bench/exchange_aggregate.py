@@ -20,8 +20,9 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import parse_sizes
-from bench._exchange_common import NoAudit, make_exchange, write_result
+from _common import parse_sizes
+from _exchange_common import NoAudit, make_exchange, write_result
+
 from exchange import AggregateQuery
 from exchange.ports import Caller
 

@@ -137,7 +137,7 @@ async def _one(client: httpx.AsyncClient, kind: str, keys: dict[str, str], rnd: 
     elif kind == "event":
         r = await client.post("/v1/events", json=_event(rnd), headers={"Authorization": f"Bearer {keys['reporter']}"})
     elif kind == "search":
-        params = {"dataset": rnd.choice(["社保缴费", "公积金"]), "size": 20, "agg": "by_action"}
+        params: dict[str, str | int] = {"dataset": rnd.choice(["社保缴费", "公积金"]), "size": 20, "agg": "by_action"}
         r = await client.get("/v1/audit/search", params=params, headers={"Authorization": f"Bearer {keys['auditor']}"})
     else:
         r = await client.post("/v1/mask", json={"profile": "共享", "records": _records(rnd)},

@@ -57,7 +57,7 @@ def make_table(rows: int, seed: int = 7) -> pa.Table:
                      "身份证号": pa.array(ids)})
 
 
-OURS = [  # (label, column, entity, operator, params)
+OURS: list[tuple[str, str, str, str, dict[str, object]]] = [  # (label, column, entity, operator, params)
     ("mask", "联系电话", "PHONE_NUMBER", "mask", {}),
     ("mask (name)", "姓名", "PERSON", "mask", {}),
     ("redact", "身份证号", "CN_RESIDENT_ID", "redact", {}),
@@ -91,7 +91,7 @@ def time_presidio(table: pa.Table, cells: int) -> dict[str, float]:
     from presidio_anonymizer import AnonymizerEngine
     from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
 
-    engine = AnonymizerEngine()
+    engine = AnonymizerEngine()  # type: ignore[no-untyped-call]  # presidio_anonymizer leaves __init__ unannotated
     faker = Faker("zh_CN")
     configs = {
         "mask": ("联系电话", "PHONE_NUMBER", OperatorConfig("mask", {"masking_char": "*", "chars_to_mask": 4,

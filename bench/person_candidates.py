@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -113,7 +114,7 @@ def _size(module: str) -> float | None:
     return round(total / 2**20, 1)
 
 
-def score(run: Callable[[str], Spans], data: list[_ner_dev.Sample], budget: int) -> dict:
+def score(run: Callable[[str], Spans], data: list[_ner_dev.Sample], budget: int) -> dict[str, Any]:
     tp = fp = fn = chars = 0
     t0 = time.perf_counter()
     for text, gold in data:
@@ -143,7 +144,7 @@ def main() -> None:
         print(f"note: {_ner_dev.NER} is absent: only the Faker everyday set is measured")
     budget = 20_000 if args.quick else 80_000
     only = {o.strip() for o in args.only.split(",") if o.strip()}
-    results: list[dict] = []
+    results: list[dict[str, Any]] = []
     stamp = time.strftime("%Y-%m-%d", time.gmtime())
     for label, (module, factory) in CANDIDATES.items():
         if only and module not in only and module.replace("_", "-") not in only:
@@ -188,7 +189,7 @@ def main() -> None:
         indent=2, ensure_ascii=False), encoding="utf-8")
 
 
-def merge(previous: list[dict], fresh: list[dict]) -> list[dict]:
+def merge(previous: list[dict[str, Any]], fresh: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The entries of ``previous`` with those of the candidates in ``fresh`` replaced
     (a candidate skipped as not installed keeps its earlier measurement)."""
     done = {e["candidate"]: e for e in fresh if e.get("sets") or e.get("error")}
@@ -199,7 +200,7 @@ def merge(previous: list[dict], fresh: list[dict]) -> list[dict]:
     return sorted(out, key=lambda e: order.index(e["candidate"]) if e["candidate"] in order else len(order))
 
 
-def rows_of(entries: list[dict]) -> list[dict]:
+def rows_of(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Result rows (bench/README.md schema): F1 per set and speed of each candidate."""
     rows = []
     for e in entries:

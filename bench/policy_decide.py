@@ -18,13 +18,15 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench._common import parse_sizes
+from _common import parse_sizes
+
 from quanguard.policy import PolicySet, Resource, load_policy_dir
 from quanguard.policy.engine import _conditions_hold, decision_order
 from quanguard.policy.vocab import ACTIONS, ROLES
@@ -92,7 +94,7 @@ def requests(n: int, orgs: int, seed: int = 11) -> list[tuple[Who, str, Resource
     return out
 
 
-def _timed(fn, reqs) -> list[int]:  # type: ignore[no-untyped-def]
+def _timed(fn: Callable[[Who, str, Resource], object], reqs: list[tuple[Who, str, Resource]]) -> list[int]:
     clock = time.perf_counter_ns
     samples = []
     for who, action, resource in reqs:

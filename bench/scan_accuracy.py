@@ -20,7 +20,9 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -31,7 +33,7 @@ sys.path.insert(0, str(DATA))
 _HONORIFICS = ("先生", "女士", "小姐", "同志", "老师", "师傅")
 
 
-def person_prf(scanner: object, samples: list) -> dict:
+def person_prf(scanner: object, samples: list[Any]) -> dict[str, Any]:
     """PERSON precision/recall/F1 with exact spans; a found name that differs from the
     gold one only by an honorific the gold left out (马先生 / 马) counts as found."""
     tp = fp = fn = chars = 0
@@ -61,11 +63,11 @@ PERSON_GOALS = {"resume dev": 0.95, "news dev (People's Daily)": 0.85, "weibo de
                 "everyday (Faker)": 0.95}
 
 
-def person_section(scanner: object, quick: bool) -> tuple[dict, list[dict]]:
+def person_section(scanner: object, quick: bool) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     import _ner_dev
     import prose_gen
 
-    sets: dict[str, list] = {}
+    sets: dict[str, list[Any]] = {}
     if _ner_dev.available():
         for name in ("resume dev", "news dev (People's Daily)", "weibo dev",
                      "resume train (dev use)", "weibo train (dev use)"):
@@ -97,7 +99,7 @@ def person_section(scanner: object, quick: bool) -> tuple[dict, list[dict]]:
     return out, rows
 
 
-def speed_section(scanner: object) -> tuple[dict, list[dict]]:
+def speed_section(scanner: object) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Our scanner and a bare ``AnalyzerEngine`` with the same recognizers on the policy
     prose, side by side: CPU time of this process (one core) decides, wall time is shown."""
     import os
@@ -111,7 +113,7 @@ def speed_section(scanner: object) -> tuple[dict, list[dict]]:
     scanner.scan(doc[:3000])  # type: ignore[attr-defined]
     anchor.analyze(text=doc[:3000], language="zh")  # type: ignore[attr-defined]
 
-    def best(fn) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    def best(fn: Callable[[], object]) -> tuple[float, float]:
         cpu = wall = 0.0
         from desensitize.name_candidates import finder
         from desensitize.nlp import clear_caches
@@ -144,12 +146,12 @@ def speed_section(scanner: object) -> tuple[dict, list[dict]]:
             "load_average": load}, rows
 
 
-def load(split: str) -> list[dict]:
+def load(split: str) -> list[dict[str, Any]]:
     path = DATA / f"labelled_{split}.jsonl"
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def evaluate(records: list[dict], scanner: object, *, overlap: bool = False) -> dict:
+def evaluate(records: list[dict[str, Any]], scanner: object, *, overlap: bool = False) -> dict[str, Any]:
     tp: Counter[str] = Counter()
     fp: Counter[str] = Counter()
     fn: Counter[str] = Counter()
@@ -177,10 +179,10 @@ def evaluate(records: list[dict], scanner: object, *, overlap: bool = False) -> 
             fn[g[2]] += 1
     rows = {}
     for ent in sorted(set(tp) | set(fp) | set(fn)):
-        p = tp[ent] / (tp[ent] + fp[ent]) if tp[ent] + fp[ent] else 0.0
+        prec = tp[ent] / (tp[ent] + fp[ent]) if tp[ent] + fp[ent] else 0.0
         r = tp[ent] / (tp[ent] + fn[ent]) if tp[ent] + fn[ent] else 0.0
-        f = 2 * p * r / (p + r) if p + r else 0.0
-        rows[ent] = {"precision": p, "recall": r, "f1": f, "tp": tp[ent], "fp": fp[ent], "fn": fn[ent]}
+        f = 2 * prec * r / (prec + r) if prec + r else 0.0
+        rows[ent] = {"precision": prec, "recall": r, "f1": f, "tp": tp[ent], "fp": fp[ent], "fn": fn[ent]}
     T, F, N = sum(tp.values()), sum(fp.values()), sum(fn.values())
     mp = T / (T + F) if T + F else 0.0
     mr = T / (T + N) if T + N else 0.0
@@ -197,7 +199,7 @@ def main() -> None:
     from desensitize.text_scan import TextScanner
 
     scanner = TextScanner()
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
     for split in (["dev", "heldout"] if args.split == "all" else [args.split]):
         recs = load(split)
         t0 = time.perf_counter()

@@ -26,6 +26,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import cast
 
 import pyarrow as pa
 from _common import peak_rss  # bench/_common.py
@@ -93,12 +94,13 @@ def run_ours(table: pa.Table) -> tuple[float, dict[str, str | None]]:
 
 
 def run_presidio(table: pa.Table, rows: int) -> tuple[float, dict[str, str | None], float]:
-    from presidio_analyzer import BatchAnalyzerEngine
+    from presidio_analyzer import BatchAnalyzerEngine, RecognizerResult
 
     from desensitize.text_scan import DEFAULT_THRESHOLDS, build_analyzer
 
     engine = BatchAnalyzerEngine(analyzer_engine=build_analyzer())  # type: ignore[arg-type]
     sub = table.slice(0, rows).to_pydict()
+    assert engine.analyzer_engine is not None
     engine.analyzer_engine.analyze("预热 13812345678", language="zh")
     t0 = time.perf_counter()
     results = list(engine.analyze_dict(sub, language="zh"))
@@ -109,7 +111,7 @@ def run_presidio(table: pa.Table, rows: int) -> tuple[float, dict[str, str | Non
         counts: Counter[str] = Counter()
         gold = GOLD[res.key]
         for cell, found in zip(res.value, res.recognizer_results, strict=True):
-            kept = [r for r in found if r.score >= max(0.4, DEFAULT_THRESHOLDS.get(r.entity_type, 0))]
+            kept = [r for r in cast("list[RecognizerResult]", found) if r.score >= max(0.4, DEFAULT_THRESHOLDS.get(r.entity_type, 0))]
             whole = {r.entity_type for r in kept if r.end - r.start >= 0.6 * len(cell.strip())}
             counts.update(whole)
             if gold in whole:

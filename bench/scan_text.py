@@ -32,14 +32,15 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "desensitize" / "data"))
 
 
-def timed(fn: Callable[[str], list], texts: list[str], repeat: int, *,
-          batch: Callable[[list[str]], list[list]] | None = None) -> tuple[float, float, int]:
+def timed(fn: Callable[[str], list[Any]], texts: list[str], repeat: int, *,
+          batch: Callable[[list[str]], list[list[Any]]] | None = None) -> tuple[float, float, int]:
     """Best of ``repeat`` runs: (CPU chars/s, wall chars/s, findings); ``batch`` scans
     all texts in one call instead of ``fn`` per text."""
     from desensitize.name_candidates import finder
@@ -82,9 +83,9 @@ def main() -> None:
     ours.scan(prose[:3000])
     anchor.analyze(prose[:3000], language="zh")  # type: ignore[attr-defined]
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     repeat = 2 if args.quick else 3
-    def many(texts: list[str]) -> list[list]:
+    def many(texts: list[str]) -> list[list[Any]]:
         return list(ours.scan_many(texts))
 
     for label, texts, goal, batch in (

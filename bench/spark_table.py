@@ -28,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -50,7 +51,7 @@ def make_table(rows: int, seed: int = 15) -> Any:
 
     rng = np.random.default_rng(seed)
 
-    def pick(options: list[str]) -> Any:
+    def pick(options: Sequence[str]) -> Any:
         return np.array(options)[rng.integers(0, len(options), rows)]
 
     names = np.char.add(np.char.add(pick(SURNAMES), pick(GIVEN)),
@@ -170,11 +171,11 @@ def run_mode(mode: str, src: Path, workdir: Path) -> dict[str, Any]:
             spark.sparkContext.setLogLevel("ERROR")
             out["startup_seconds"] = time.perf_counter() - t0
             t1 = time.perf_counter()
-            res = mask(container, who, str(src), str(workdir / "spark_out.parquet"), spark=spark)
+            spark_res = mask(container, who, str(src), str(workdir / "spark_out.parquet"), spark=spark)
             out["seconds"] = time.perf_counter() - t1
-            out["rows"] = res.rows_out
-            out["cells_masked"] = res.cells_masked
-            out["partitions"] = res.partitions
+            out["rows"] = spark_res.rows_out
+            out["cells_masked"] = spark_res.cells_masked
+            out["partitions"] = spark_res.partitions
             spark.stop()
     out["peak_rss"] = sampler.peak
     container.close()

@@ -29,8 +29,10 @@ import json
 import random
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -41,7 +43,16 @@ import pyarrow as pa
 from quanguard.policy.watermark_profiles import WATERMARK_FILE, parse_watermark
 from tests.watermark import attacks
 from tests.watermark.stats import column_tests, unmarked_masked_copy
-from watermark import IssuedCopy, Params, codeword, detect_table, embed_table, key_fingerprint
+from watermark import (
+    EmbedReport,
+    IssuedCopy,
+    Params,
+    Plan,
+    codeword,
+    detect_table,
+    embed_table,
+    key_fingerprint,
+)
 from watermark.hashing import codeword_hex
 
 SECRET = b"bench-secret-0123456789abcdef012"
@@ -51,7 +62,7 @@ ALPHA = 1e-6
 ROWS = 10_000
 
 
-def _registered(plan, rows: int) -> list[IssuedCopy]:
+def _registered(plan: Plan, rows: int) -> list[IssuedCopy]:
     fp = key_fingerprint(SECRET)
     return [IssuedCopy(r, "people", plan, codeword_hex(codeword(SECRET, r, plan.code_bits)), fp,
                        rows=rows) for r in RECIPIENTS]
@@ -82,7 +93,7 @@ def _profiles() -> dict[str, Params]:
         "default": marks.for_grade(None).params()}
 
 
-def _null_tables(make, copies: list[IssuedCopy], params: Params, n: int,
+def _null_tables(make: Callable[..., pa.Table], copies: list[IssuedCopy], params: Params, n: int,
                  seed: int) -> tuple[int, float]:
     """(accusations, smallest corrected p) over ``n`` tables of 2,000 rows that are
     unmarked, marked under another key or for an unregistered recipient."""
@@ -102,7 +113,7 @@ def _null_tables(make, copies: list[IssuedCopy], params: Params, n: int,
     return accusations, smallest
 
 
-def _issue17_suite(plan, columns: list[str]) -> dict[str, attacks.Attack]:
+def _issue17_suite(plan: Plan, columns: list[str]) -> dict[str, attacks.Attack]:
     num = plan.numeric_columns
     key = plan.key_columns[0]
     suite: dict[str, attacks.Attack] = {
@@ -128,7 +139,7 @@ def _issue17_suite(plan, columns: list[str]) -> dict[str, attacks.Attack]:
     return suite
 
 
-def _coarse_suite(plan) -> dict[str, attacks.Attack]:
+def _coarse_suite(plan: Plan) -> dict[str, attacks.Attack]:
     num = plan.numeric_columns
     return {
         "none": lambda t, r: t,
@@ -139,7 +150,7 @@ def _coarse_suite(plan) -> dict[str, attacks.Attack]:
     }
 
 
-def _extract_suite(plan) -> dict[str, attacks.Attack]:
+def _extract_suite(plan: Plan) -> dict[str, attacks.Attack]:
     key = plan.key_columns[0]
     masked = [c.name for c in plan.carriers if c.kind == "pattern"]
     pseudo = [c.name for c in plan.carriers if c.kind == "pseudonym"]
@@ -158,7 +169,7 @@ def _extract_suite(plan) -> dict[str, attacks.Attack]:
     return suite
 
 
-def _issue6_suite(plan) -> dict[str, attacks.Attack]:
+def _issue6_suite(plan: Plan) -> dict[str, attacks.Attack]:
     return {
         "keep 10% of rows": attacks.keep_fraction,
         "drop every marked column but one": attacks.drop_marked_but_one(plan.marked_columns),
@@ -169,7 +180,7 @@ def _issue6_suite(plan) -> dict[str, attacks.Attack]:
 
 
 def _run_suite(table_name: str, marked: pa.Table, copies: list[IssuedCopy],
-               suite: dict[str, attacks.Attack], seeds: tuple[int, ...]) -> list[dict]:
+               suite: dict[str, attacks.Attack], seeds: tuple[int, ...]) -> list[dict[str, Any]]:
     rows = []
     for name, attack in suite.items():
         for seed in seeds:
@@ -184,8 +195,8 @@ def _run_suite(table_name: str, marked: pa.Table, copies: list[IssuedCopy],
     return rows
 
 
-def _distribution(table: pa.Table, marked: pa.Table, rep, name: str,
-                  unmarked: pa.Table | None = None) -> list[dict]:
+def _distribution(table: pa.Table, marked: pa.Table, rep: EmbedReport, name: str,
+                  unmarked: pa.Table | None = None) -> list[dict[str, Any]]:
     out = []
     for c in rep.plan.carriers:
         before = table.column(c.name).to_pylist()
@@ -338,8 +349,8 @@ def main() -> None:
     (REPO / "bench" / "results" / "watermark_robustness.json").write_text(
         json.dumps(out, indent=2, ensure_ascii=False, default=float) + "\n", encoding="utf-8")
     print("\n| metric | ours | goal | met |\n|---|---|---|---|")
-    for r in result_rows:
-        print(f"| {r['metric']} | {r['ours']} | {r['goal']} | {r['met']} |")
+    for row in result_rows:
+        print(f"| {row['metric']} | {row['ours']} | {row['goal']} | {row['met']} |")
 
 
 if __name__ == "__main__":

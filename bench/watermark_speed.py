@@ -29,7 +29,7 @@ import pyarrow.csv as pacsv
 
 from desensitize.tableio import open_table, open_writer
 from tests.watermark.attacks import extract_table, sample_table
-from watermark import Detector, Embedder, IssuedCopy, Params, codeword, key_fingerprint
+from watermark import Detector, Embedder, IssuedCopy, Params, Verdict, codeword, key_fingerprint
 from watermark.hashing import codeword_hex
 
 SECRET = b"bench-secret-0123456789abcdef012"
@@ -75,7 +75,7 @@ def _read(src: Path) -> float:
     return time.process_time() - t
 
 
-def _detect_file(src: Path, copies: list[IssuedCopy]) -> tuple[float, object]:
+def _detect_file(src: Path, copies: list[IssuedCopy]) -> tuple[float, Verdict]:
     t = time.process_time()
     det = Detector(SECRET, copies)
     for b in open_table(src).iter_batches():

@@ -8,7 +8,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -18,6 +18,9 @@ from quanguard.auth import Principal, create_key
 from quanguard.config import Settings, load_settings
 from quanguard.container import Container, build_container
 from tests.serving import pg_available
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
 
 pytest_plugins = ["tests.es_fixture"]
 
@@ -182,7 +185,7 @@ def make_key(container: Container) -> Callable[..., tuple[str, Principal]]:
 
 
 @pytest.fixture
-def client(container: Container) -> Iterator[object]:
+def client(container: Container) -> Iterator[TestClient]:
     from fastapi.testclient import TestClient
 
     from quanguard.api.app import create_app

@@ -30,7 +30,7 @@ def _imports(path: Path) -> list[tuple[int, str]]:
 
 
 @pytest.mark.parametrize("package", DOMAIN)
-def test_domain_packages_import_no_framework_and_not_each_other(package):
+def test_domain_packages_import_no_framework_and_not_each_other(package: str) -> None:
     bad = []
     others = tuple(p for p in DOMAIN if p != package)
     for path in _modules(package):
@@ -42,7 +42,7 @@ def test_domain_packages_import_no_framework_and_not_each_other(package):
 
 
 @pytest.mark.parametrize("package", [*DOMAIN, "quanguard", "gmcrypto"])
-def test_public_surface_is_sorted(package):
+def test_public_surface_is_sorted(package: str) -> None:
     init = REPO / package / "__init__.py"
     tree = ast.parse(init.read_text(encoding="utf-8"))
     names = None
@@ -53,7 +53,7 @@ def test_public_surface_is_sorted(package):
     assert list(names) == sorted(names), f"{init}: __all__ is not sorted"
 
 
-def test_quanguard_has_no_module_level_engine_or_settings():
+def test_quanguard_has_no_module_level_engine_or_settings() -> None:
     """Nothing happens at import time: no engine, settings or app built at module level."""
     bad = []
     for path in _modules("quanguard"):
@@ -67,7 +67,7 @@ def test_quanguard_has_no_module_level_engine_or_settings():
     assert not bad, bad
 
 
-def test_crypto_suite_library_is_neutral():
+def test_crypto_suite_library_is_neutral() -> None:
     """gmcrypto is shared by every domain package, so it imports none of them (nor quanguard)."""
     bad = []
     for path in _modules("gmcrypto"):
@@ -79,7 +79,7 @@ def test_crypto_suite_library_is_neutral():
 
 
 @pytest.mark.parametrize("package", ["desensitize", "exchange"])
-def test_lazy_surface_is_whole_and_lazy(package):
+def test_lazy_surface_is_whole_and_lazy(package: str) -> None:
     """The names the type checker sees (the ``TYPE_CHECKING`` imports), ``__all__`` and what
     loads at run time agree, and importing the package loads none of its submodules (PEP 562)."""
     import importlib

@@ -20,7 +20,7 @@ import pytest
 from quanguard.auth import Principal, create_key
 from quanguard.container import Container, build_container
 from tests.conftest import make_settings
-from tests.es_fixture import free_port
+from tests.serving import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Headless, as root, on a machine with a closed network: without the background-networking

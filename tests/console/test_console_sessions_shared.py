@@ -65,8 +65,8 @@ class Workers:
     def close(self) -> None:
         for c in self.clients:
             c.__exit__(None, None, None)
-        for c in self.containers:
-            c.close()
+        for container in self.containers:
+            container.close()
 
 
 @pytest.fixture

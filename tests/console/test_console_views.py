@@ -31,6 +31,7 @@ def test_the_histogram_follows_the_range(form: dict[str, str], interval: str,
     _, query = parse_search_form(form, tz=TZ, now=NOW)
     assert interval in query.aggs
     if span is not None:
+        assert query.since is not None
         assert query.until == NOW and query.until - query.since == span
 
 

@@ -22,6 +22,7 @@ from desensitize import (
 )
 from desensitize.pipeline import span_finder_for
 from desensitize.suspects import redact, suspect_spans
+from quanguard.container import Container
 from tests.conftest import active_suite
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
@@ -51,7 +52,7 @@ def test_ordinary_numbers_are_not_suspects(text: str) -> None:
     assert suspect_spans(text) == []
 
 
-def test_audit_redactor_masks_ids_whose_check_fails(container) -> None:
+def test_audit_redactor_masks_ids_whose_check_fails(container: Container) -> None:
     from quanguard.services.scan import make_redactor
 
     red = make_redactor(container)
@@ -64,7 +65,8 @@ def test_audit_redactor_masks_ids_whose_check_fails(container) -> None:
 
 def test_masking_leaves_no_birth_date_of_separated_or_full_width_ids(scanner: TextScanner) -> None:
     rng = random.Random(5)
-    from tests.desensitize.test_recognizers_ids import gen, written_forms
+    from tests.desensitize.data import pii_gen as gen
+    from tests.desensitize.test_recognizers_ids import written_forms
 
     ids = [gen.resident_id(rng) for _ in range(20)]
     forms = [f for rid in ids for f in written_forms(rid)]

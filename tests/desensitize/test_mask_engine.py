@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -59,7 +61,7 @@ def export(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def mask_file(src: Path, dst: Path, scanner: TextScanner, profile: str | None = None) -> dict:
+def mask_file(src: Path, dst: Path, scanner: TextScanner, profile: str | None = None) -> dict[str, Any]:
     source = open_table(src)
     report = grade_dataset(TableScanner(text_scanner=scanner).scan(source.sample_batches()), GRADES, ORDER)
     plan = build_plan(columns_from_report(report), load_profiles(POLICY).get(profile))
@@ -122,7 +124,7 @@ def test_suppress_drops_column_and_spans_inside_text() -> None:
     plan = build_plan([ColumnInfo("a"), ColumnInfo("secret", "X", "core"), ColumnInfo("note", free_text=True)],
                       load_profiles(POLICY).get("共享"))
 
-    def finder(texts: list[str]) -> list[list[tuple[int, int, str]]]:
+    def finder(texts: Sequence[str]) -> list[list[tuple[int, int, str]]]:
         return [[(t.index("138"), t.index("138") + 11, "PHONE_NUMBER")] if "138" in t else [] for t in texts]
 
     out, stats = mask_table(table, plan, keyring=KEY, span_finder=finder)

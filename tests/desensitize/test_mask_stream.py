@@ -29,7 +29,7 @@ ENTITIES = [None, "PERSON", "PHONE_NUMBER", "LOCATION", "EMAIL_ADDRESS", "CN_LIC
     st.sampled_from(["共享", "分析", "开放"]),
     st.integers(1, 7),
 )
-def test_masker_keeps_shape_and_untouched_cells(entities: list, data: st.DataObject, profile: str,
+def test_masker_keeps_shape_and_untouched_cells(entities: list[str], data: st.DataObject, profile: str,
                                                  batch: int) -> None:
     n = data.draw(st.integers(0, 20))
     names = [f"c{i}" for i in range(len(entities))]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
@@ -11,8 +14,9 @@ from desensitize.errors import OperatorError
 from desensitize.operators import OPERATORS, OpContext, apply_operator, get_operator
 
 
-def run(op: str, values: list[str | None], entity: str | None = None, **params: object) -> list:
-    return apply_operator(op, pa.array(values, pa.string()), params, OpContext(None, entity, "c")).to_pylist()
+def run(op: str, values: Sequence[str | None], entity: str | None = None, **params: object) -> list[Any]:
+    out: list[Any] = apply_operator(op, pa.array(values, pa.string()), params, OpContext(None, entity, "c")).to_pylist()
+    return out
 
 
 @pytest.mark.parametrize(
@@ -42,7 +46,7 @@ def test_mask_params_override_defaults() -> None:
 
 @settings(deadline=None)
 @given(st.lists(st.one_of(st.none(), st.text(max_size=30)), max_size=30), st.integers(0, 8), st.integers(0, 8))
-def test_mask_never_reveals_whole_value_and_keeps_nulls(values: list, prefix: int, suffix: int) -> None:
+def test_mask_never_reveals_whole_value_and_keeps_nulls(values: list[str | None], prefix: int, suffix: int) -> None:
     out = run("mask", values, None, prefix=prefix, suffix=suffix)
     assert len(out) == len(values)
     for before, after in zip(values, out, strict=True):
@@ -65,7 +69,7 @@ def test_mask_name_and_address_total_on_unicode(values: list[str]) -> None:
 
 @settings(deadline=None)
 @given(st.lists(st.one_of(st.none(), st.text(max_size=10)), max_size=20))
-def test_redact_replace_keep(values: list) -> None:
+def test_redact_replace_keep(values: list[str | None]) -> None:
     assert run("keep", values) == values
     assert run("redact", values) == [v if not v else "" for v in values]
     assert run("replace", values, "PHONE_NUMBER") == [v if not v else "<PHONE_NUMBER>" for v in values]
@@ -87,7 +91,7 @@ def test_suppress_is_declared_column_level() -> None:
         ("hash", {"length": True}, "must not be a boolean"),
     ],
 )
-def test_bad_operator_or_params(op: str, params: dict, needle: str) -> None:
+def test_bad_operator_or_params(op: str, params: dict[str, object], needle: str) -> None:
     with pytest.raises(OperatorError, match=needle):
         run(op, ["x"], None, **params)
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Sequence
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -15,7 +17,7 @@ from hypothesis import strategies as st
 from desensitize.errors import KeyMaterialError, OperatorError
 from desensitize.keys import Keyring
 from desensitize.operators import OpContext, apply_operator, invert_operator
-from gmcrypto import GM, INTL
+from gmcrypto import GM, INTL, Suite
 from tests.conftest import active_suite
 
 SUITE = active_suite()
@@ -25,8 +27,9 @@ TOKEN = "SM4SIV:" if SUITE is GM else "SIV:"
 texts = st.lists(st.text(min_size=1, max_size=40), min_size=1, max_size=30)
 
 
-def run(op: str, values: list, key: Keyring | None = K1, **params: object) -> list:
-    return apply_operator(op, pa.array(values, pa.string()), params, OpContext(key, None, "c")).to_pylist()
+def run(op: str, values: Sequence[str | None], key: Keyring | None = K1, **params: object) -> list[Any]:
+    out: list[Any] = apply_operator(op, pa.array(values, pa.string()), params, OpContext(key, None, "c")).to_pylist()
+    return out
 
 
 @settings(deadline=None)
@@ -91,7 +94,7 @@ def test_hmac_many_matches_stdlib(key: bytes, messages: list[bytes]) -> None:
 
 
 @pytest.mark.parametrize("suite", [INTL, GM], ids=["intl", "gm"])
-def test_encrypt_names_its_algorithm_and_both_token_kinds_decrypt(suite) -> None:
+def test_encrypt_names_its_algorithm_and_both_token_kinds_decrypt(suite: Suite) -> None:
     """gm keys make SIV-over-SM4 tokens (``SM4SIV:``); AES-SIV tokens made with the same
     key before the gm suite had its own still decrypt; a forged token fails closed."""
     import base64

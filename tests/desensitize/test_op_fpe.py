@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import date
 
 import pyarrow as pa
@@ -79,12 +80,14 @@ K1 = Keyring(b"\x05" * 32, active_suite())
 K2 = Keyring(b"\x06" * 32, active_suite())
 
 
-def run(values: list[str], entity: str | None, key: Keyring = K1, **params: object) -> list[str]:
-    return apply_operator("fpe", pa.array(values), params, OpContext(key, entity, "c")).to_pylist()
+def run(values: Sequence[str | None], entity: str | None, key: Keyring = K1, **params: object) -> list[str]:
+    out: list[str] = apply_operator("fpe", pa.array(values), params, OpContext(key, entity, "c")).to_pylist()
+    return out
 
 
 def back(values: list[str], entity: str | None, key: Keyring = K1, **params: object) -> list[str]:
-    return invert_operator("fpe", pa.array(values), params, OpContext(key, entity, "c")).to_pylist()
+    out: list[str] = invert_operator("fpe", pa.array(values), params, OpContext(key, entity, "c")).to_pylist()
+    return out
 
 
 def valid_id(v: str) -> bool:

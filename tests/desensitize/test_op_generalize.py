@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -19,8 +21,10 @@ K1 = Keyring(b"\x07" * 32, active_suite())
 K2 = Keyring(b"\x08" * 32, active_suite())
 
 
-def run(op: str, values: list, entity: str | None = None, key: Keyring = K1, **params: object) -> list:
-    return apply_operator(op, pa.array(values, pa.string()), params, OpContext(key, entity, "c")).to_pylist()
+def run(op: str, values: Sequence[str | None], entity: str | None = None, key: Keyring = K1,
+        **params: object) -> list[Any]:
+    out: list[Any] = apply_operator(op, pa.array(values, pa.string()), params, OpContext(key, entity, "c")).to_pylist()
+    return out
 
 
 @pytest.mark.parametrize(
@@ -105,8 +109,10 @@ def test_noise_params_and_bad_values() -> None:
 @settings(deadline=None)
 @given(st.lists(st.text(max_size=15), max_size=10))
 def test_operators_never_raise_unexpected_exceptions(values: list[str]) -> None:
-    for op, entity, params in [("generalize", None, {"kind": "date"}), ("generalize", "LOCATION", {}),
-                               ("fake", None, {}), ("noise", None, {"scale": 1}), ("hash", None, {})]:
+    cases: list[tuple[str, str | None, dict[str, Any]]] = [
+        ("generalize", None, {"kind": "date"}), ("generalize", "LOCATION", {}),
+        ("fake", None, {}), ("noise", None, {"scale": 1}), ("hash", None, {})]
+    for op, entity, params in cases:
         try:
             out = run(op, values, entity, **params)
         except OperatorError:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
@@ -12,7 +14,8 @@ from desensitize.operators import basic
 NAMES = st.one_of(st.sampled_from(["张三", "欧阳娜娜", "司马相如", "王", "欧阳", "诸葛亮", ""]), st.text(max_size=12))
 
 
-def _both(fn, values: list[str], monkeypatch: pytest.MonkeyPatch, *args: object) -> tuple[list, list]:  # type: ignore[no-untyped-def]
+def _both(fn: Callable[..., pa.Array], values: list[str], monkeypatch: pytest.MonkeyPatch,
+          *args: object) -> tuple[list[str | None], list[str | None]]:
     arr = pa.array(values, pa.string())
     rows = fn(arr, *args).to_pylist()
     with monkeypatch.context() as m:

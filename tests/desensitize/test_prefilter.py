@@ -8,6 +8,7 @@ import pytest
 
 from desensitize.prefilter import could_hold_pii
 from desensitize.text_scan import TextScanner
+from quanguard.container import Container
 
 
 @pytest.mark.parametrize("text", [
@@ -39,7 +40,7 @@ def test_the_scanner_finds_nothing_in_any_rejected_text(scanner: TextScanner) ->
     assert rejected > 250
 
 
-def test_the_audit_service_does_not_scan_a_text_that_cannot_hold_pii(container) -> None:
+def test_the_audit_service_does_not_scan_a_text_that_cannot_hold_pii(container: Container) -> None:
     from quanguard.auth import LOCAL_OPERATOR
 
     seen: list[str] = []

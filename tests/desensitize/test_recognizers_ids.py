@@ -170,7 +170,7 @@ def _bad_check_ids(n: int) -> list[str]:
     from desensitize.recognizers.uscc import is_valid_uscc
 
     rng = random.Random(7)
-    out = []
+    out: list[str] = []
     while len(out) < n:
         rid = gen.resident_id(rng)
         for c in "0123456789X":

@@ -4,6 +4,7 @@ same report as the Arrow path, and its patterns mean what the RE2 kernels mean."
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -33,7 +34,7 @@ def _corpus(seed: int = 3) -> list[str]:
     rng = random.Random(seed)
     fake = Faker("zh_CN")
     fake.seed_instance(seed)
-    makers = [lambda: gen.person(rng, fake), lambda: gen.resident_id(rng), lambda: gen.mobile(rng),
+    makers: list[Callable[[], str]] = [lambda: gen.person(rng, fake), lambda: gen.resident_id(rng), lambda: gen.mobile(rng),
               lambda: gen.address(rng), lambda: gen.bank_card(rng), lambda: gen.plate(rng),
               lambda: gen.email(rng, fake), lambda: gen.uscc(rng), lambda: gen.passport(rng),
               lambda: gen.ip(rng, fake), lambda: str(rng.randrange(10**9))]

@@ -3,10 +3,15 @@ bad input, offline engine."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import pytest
 
 from desensitize import ScanInputError, ScanTooLarge, TextScanner
+from desensitize.name_model import LacTagger
 from desensitize.text_scan import chunks
+from quanguard.container import Container
 from tests.desensitize.data import pii_gen, prose_gen
 
 
@@ -30,7 +35,7 @@ def test_offsets_survive_chunking(scanner: TextScanner) -> None:
 def test_chunks_cover_the_text(size: int, overlap: int) -> None:
     text = ("一二三。四五六七八九十" * 30) + "x" * 333
     pieces = list(chunks(text, size, overlap))
-    covered = set()
+    covered: set[int] = set()
     for off, piece in pieces:
         assert text[off:off + len(piece)] == piece and len(piece) <= size
         covered.update(range(off, off + len(piece)))
@@ -76,7 +81,7 @@ def test_engine_is_offline_and_chinese(scanner: TextScanner) -> None:
                      "CN_BANK_CARD", "CN_USCC", "CN_LICENSE_PLATE", "CN_PASSPORT"}
 
 
-def test_make_redactor(container) -> None:
+def test_make_redactor(container: Container) -> None:
     from quanguard.services.scan import make_redactor
 
     redact = make_redactor(container)
@@ -159,7 +164,7 @@ def test_direct_recognizer_calls_find_what_the_analyzer_engine_finds() -> None:
     texts = _records() + [prose, prose + "\n".join(_records()[:40]), "", "。"]
     everything = tuple(r.supported_entities[0] for r in engine.registry.recognizers)  # type: ignore[attr-defined]
 
-    def key(results: list) -> set:
+    def key(results: Sequence[Any]) -> set[tuple[str, int, int, float, object]]:
         from presidio_analyzer import RecognizerResult
 
         name = RecognizerResult.RECOGNIZER_NAME_KEY
@@ -207,7 +212,11 @@ def test_the_name_model_does_not_look_inside_an_address() -> None:
     assert not [j for j in scanner._jobs(text) if "PERSON" in j[1]]
     seen: list[str] = []
     real = type(tagger())._tag
-    type(tagger())._tag = lambda self, clauses: seen.extend(clauses) or real(self, clauses)  # type: ignore[method-assign]
+    def spy(self: LacTagger, clauses: Sequence[str]) -> list[list[int]]:
+        seen.extend(clauses)
+        return real(self, clauses)
+
+    type(tagger())._tag = spy  # type: ignore[method-assign]
     try:
         found = scanner.scan(text)
     finally:

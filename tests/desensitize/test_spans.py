@@ -11,7 +11,7 @@ from desensitize.spans import Taken, overlapping
 def test_taken_agrees_with_the_pairwise_test() -> None:
     rng = random.Random(12)
     for trial in range(2000):
-        taken, kept = Taken(), []
+        taken, kept = Taken(), list[tuple[int, int]]()
         for _ in range(rng.randint(1, 30)):
             s = rng.randint(0, 40)
             e = s + rng.randint(0 if trial % 3 == 0 else 1, 8)

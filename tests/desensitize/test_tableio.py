@@ -239,7 +239,7 @@ def test_csv_round_trip_of_arbitrary_text(tmp_path_factory: pytest.TempPathFacto
 @settings(deadline=None, max_examples=60)
 @given(st.lists(st.one_of(st.none(), st.text(max_size=8)), min_size=1, max_size=6),
        st.sampled_from(["t.jsonl", "t.xlsx", "t.parquet", "t.tsv"]))
-def test_writers_round_trip_or_refuse_cleanly(tmp_path_factory: pytest.TempPathFactory, values: list,
+def test_writers_round_trip_or_refuse_cleanly(tmp_path_factory: pytest.TempPathFactory, values: list[str | None],
                                              name: str) -> None:
     path = tmp_path_factory.mktemp("w") / name
     table = pa.table({"值": pa.array(values, pa.string()), "n": [str(i) for i in range(len(values))]})

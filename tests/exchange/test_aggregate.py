@@ -3,25 +3,30 @@
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from datetime import UTC, datetime
 
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy.orm import Session, sessionmaker
 
-from exchange import AggregateQuery, BudgetExhausted, InvalidQuery, Refused
+from exchange import AggregateQuery, BudgetExhausted, Exchange, InvalidQuery, Job, Refused
 from exchange.aggregate import run_aggregate
 from exchange.catalog import Dataset
 from exchange.noise import threshold_counts
+from exchange.ports import Caller
 from tests.exchange.fakes import CONSUMER, ListAudit, default_decider, population
 
 
-def run(ex, sessions, q, caller=CONSUMER, purpose=None):
+def run(ex: Exchange, sessions: sessionmaker[Session], q: AggregateQuery, caller: Caller = CONSUMER,
+        purpose: str | None = None) -> Job:
     with sessions() as s, s.begin():
         return ex.aggregate(s, ListAudit(), caller, dataset="residents", query=q, purpose=purpose)
 
 
-def true_counts(table, col):
+def true_counts(table: pa.Table, col: str) -> dict[str, int]:
     out: dict[str, int] = {}
     for v in table.column(col).to_pylist():
         out[v] = out.get(v, 0) + 1
@@ -29,7 +34,7 @@ def true_counts(table, col):
 
 
 @pytest.mark.parametrize("agg", ["count", "sum", "mean", "quantile", "histogram"])
-def test_each_aggregate_is_noisy_near_truth_and_accounted(registered, sessions, agg) -> None:
+def test_each_aggregate_is_noisy_near_truth_and_accounted(registered: tuple[Exchange, ListAudit], sessions: sessionmaker[Session], agg: str) -> None:
     ex, _ = registered
     col = None if agg == "count" else "income"
     job = run(ex, sessions, AggregateQuery(agg, column=col, by=("sex",) if agg != "histogram" else (),
@@ -55,7 +60,7 @@ def test_each_aggregate_is_noisy_near_truth_and_accounted(registered, sessions, 
             assert abs(row["value"] - truth) < 60
 
 
-def test_attack_count_filtered_to_one_id_is_refused(registered, sessions) -> None:
+def test_attack_count_filtered_to_one_id_is_refused(registered: tuple[Exchange, ListAudit], sessions: sessionmaker[Session]) -> None:
     ex, _ = registered
     with pytest.raises(Refused, match="key column"):
         run(ex, sessions, AggregateQuery("count", where=(("id", "37010000000005"),)))
@@ -63,25 +68,25 @@ def test_attack_count_filtered_to_one_id_is_refused(registered, sessions) -> Non
         run(ex, sessions, AggregateQuery("count", where=(("name", "居民5"),)))
 
 
-def test_attack_group_by_unique_column_is_refused(registered, sessions) -> None:
+def test_attack_group_by_unique_column_is_refused(registered: tuple[Exchange, ListAudit], sessions: sessionmaker[Session]) -> None:
     ex, _ = registered
     for col in ("id", "name", "income"):
         with pytest.raises(Refused):
             run(ex, sessions, AggregateQuery("count", by=(col,)))
 
 
-def test_attack_one_person_group_is_suppressed(registered, sessions) -> None:
+def test_attack_one_person_group_is_suppressed(registered: tuple[Exchange, ListAudit], sessions: sessionmaker[Session]) -> None:
     """莱芜 holds one resident: filtering or grouping to it releases nothing."""
     ex, _ = registered
     job = run(ex, sessions, AggregateQuery("count", by=("district",), epsilon=0.5)).to_public()
     released = {r["group"]["district"] for r in job["result"]}
     assert "莱芜" not in released and isinstance(job["suppressed_groups"], int)
     assert job["noise_scale"]["suppressed_groups"] == pytest.approx(1 / (0.5 * 0.1))
-    job = run(ex, sessions, AggregateQuery("count", where=(("district", "莱芜"),), epsilon=0.5))
-    assert job.to_public()["result"] == []
+    only = run(ex, sessions, AggregateQuery("count", where=(("district", "莱芜"),), epsilon=0.5))
+    assert only.to_public()["result"] == []
 
 
-def test_unique_group_even_if_declared_groupable_is_all_suppressed(sessions, make_exchange) -> None:
+def test_unique_group_even_if_declared_groupable_is_all_suppressed(sessions: sessionmaker[Session], make_exchange: Callable[..., Exchange]) -> None:
     from tests.exchange.fakes import PROVIDER
     ex = make_exchange()
     with sessions() as s, s.begin():
@@ -128,7 +133,7 @@ def test_attack_suppressed_group_count_is_no_membership_oracle() -> None:
     assert hits / trials < 0.68  # the exact count would give 1.0
 
 
-def test_attack_repeating_a_query_is_stopped_by_the_budget(registered, sessions) -> None:
+def test_attack_repeating_a_query_is_stopped_by_the_budget(registered: tuple[Exchange, ListAudit], sessions: sessionmaker[Session]) -> None:
     ex, _ = registered
     q = AggregateQuery("count", by=("sex",), epsilon=0.3)
     answers = []
@@ -145,14 +150,14 @@ def test_attack_repeating_a_query_is_stopped_by_the_budget(registered, sessions)
     with pytest.raises(BudgetExhausted):
         run(ex, sessions, AggregateQuery("count", epsilon=left + 0.01))
 
-def test_attack_no_aggregate_returns_rows(registered, sessions) -> None:
+def test_attack_no_aggregate_returns_rows(registered: tuple[Exchange, ListAudit], sessions: sessionmaker[Session]) -> None:
     ex, _ = registered
     for agg in ("rows", "select", "list", "raw"):
         with pytest.raises(InvalidQuery):
             run(ex, sessions, AggregateQuery(agg))
 
 
-def test_epsilon_above_cap_and_bad_inputs(registered, sessions) -> None:
+def test_epsilon_above_cap_and_bad_inputs(registered: tuple[Exchange, ListAudit], sessions: sessionmaker[Session]) -> None:
     ex, _ = registered
     with pytest.raises(Refused, match="cap"):
         run(ex, sessions, AggregateQuery("count", epsilon=5.0))
@@ -164,7 +169,7 @@ def test_epsilon_above_cap_and_bad_inputs(registered, sessions) -> None:
         run(ex, sessions, AggregateQuery("sum", column="district"))
 
 
-def test_policy_deny_is_recorded_and_refused(sessions, make_exchange) -> None:
+def test_policy_deny_is_recorded_and_refused(sessions: sessionmaker[Session], make_exchange: Callable[..., Exchange]) -> None:
     from tests.exchange.fakes import PROVIDER
     ex = make_exchange(default_decider())
     audit = ListAudit()
@@ -178,7 +183,7 @@ def test_policy_deny_is_recorded_and_refused(sessions, make_exchange) -> None:
 @settings(max_examples=40, deadline=None)
 @given(counts=st.dictionaries(st.sampled_from(list("abcdefgh")), st.integers(0, 200)),
        k=st.integers(1, 30))
-def test_threshold_never_releases_groups_below_min_size(counts, k) -> None:
+def test_threshold_never_releases_groups_below_min_size(counts: dict[str, int], k: int) -> None:
     kept = {g: float(n) for g, n in counts.items() if n >= k}
     rel = threshold_counts(kept, epsilon=1.0, delta=1e-7, min_group_size=k)
     assert set(rel.values) <= set(kept)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy.orm import Session, sessionmaker
 
 from exchange import BudgetExhausted, budget
 
@@ -14,7 +15,7 @@ NOW = datetime(2026, 11, 26, tzinfo=UTC)
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(asks=st.lists(st.floats(0.01, 1.5), min_size=1, max_size=20), cap=st.floats(0.5, 3.0))
-def test_composition_never_exceeds_the_cap(sessions, asks, cap) -> None:
+def test_composition_never_exceeds_the_cap(sessions: sessionmaker[Session], asks: list[float], cap: float) -> None:
     consumer = f"org-{abs(hash((tuple(asks), cap)))}"
     granted = 0.0
     for i, eps in enumerate(asks):
@@ -30,7 +31,7 @@ def test_composition_never_exceeds_the_cap(sessions, asks, cap) -> None:
         assert st_.epsilon_spent == pytest.approx(granted) and st_.epsilon_spent <= cap + 1e-9
 
 
-def test_delta_is_a_budget_too(sessions) -> None:
+def test_delta_is_a_budget_too(sessions: sessionmaker[Session]) -> None:
     with sessions() as s, s.begin():
         budget.charge(s, consumer="c", dataset="d", job_id="1", epsilon=0.1, delta=6e-7,
                       epsilon_cap=10, delta_cap=1e-6, now=NOW)
@@ -39,7 +40,7 @@ def test_delta_is_a_budget_too(sessions) -> None:
                       epsilon_cap=10, delta_cap=1e-6, now=NOW)
 
 
-def test_concurrent_queries_cannot_both_take_the_last_budget(sessions, db_backend) -> None:
+def test_concurrent_queries_cannot_both_take_the_last_budget(sessions: sessionmaker[Session], db_backend: tuple[str, str | None]) -> None:
     with sessions() as s, s.begin():
         budget.charge(s, consumer="c", dataset="d", job_id="0", epsilon=0.5, delta=0,
                       epsilon_cap=1.0, delta_cap=1e-6, now=NOW)

@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
 
 from exchange import Catalog, DatasetExists, IntegrityFailure, InvalidDataset, MasterKey
 from exchange.crypto import MASTER_KEY_FILE
@@ -23,7 +25,7 @@ def test_master_key_file_is_private(tmp_path: Path) -> None:
         MasterKey.from_dir(tmp_path, SUITE)
 
 
-def test_stored_encrypted_and_round_trips(sessions, tmp_path: Path) -> None:
+def test_stored_encrypted_and_round_trips(sessions: sessionmaker[Session], tmp_path: Path) -> None:
     cat = Catalog(tmp_path / "data", MasterKey.from_dir(tmp_path / "k", SUITE))
     table = population(300)
     with sessions() as s, s.begin():
@@ -42,7 +44,7 @@ def test_stored_encrypted_and_round_trips(sessions, tmp_path: Path) -> None:
     assert "rows" not in got.to_public() or got.to_public()["rows"] == 300
 
 
-def test_tampered_ciphertext_is_detected(sessions, tmp_path: Path) -> None:
+def test_tampered_ciphertext_is_detected(sessions: sessionmaker[Session], tmp_path: Path) -> None:
     cat = Catalog(tmp_path / "data", MasterKey.from_dir(tmp_path / "k", SUITE), cache_size=0)
     with sessions() as s, s.begin():
         cat.register(s, name="d", table=population(50), owner=PROVIDER,
@@ -55,7 +57,7 @@ def test_tampered_ciphertext_is_detected(sessions, tmp_path: Path) -> None:
         cat.load_table(s, "d")
 
 
-def test_other_master_key_cannot_open(sessions, tmp_path: Path) -> None:
+def test_other_master_key_cannot_open(sessions: sessionmaker[Session], tmp_path: Path) -> None:
     cat = Catalog(tmp_path / "data", MasterKey.from_dir(tmp_path / "k", SUITE))
     with sessions() as s, s.begin():
         cat.register(s, name="d", table=population(50), owner=PROVIDER,
@@ -74,7 +76,7 @@ def test_other_master_key_cannot_open(sessions, tmp_path: Path) -> None:
     ({"group_columns": ["id"], "key_columns": ["id"]}, "key column"),
     ({"table": pa.table({"a": pa.array([], pa.int64())})}, "no rows"),
 ])
-def test_register_rejects(sessions, tmp_path: Path, kwargs: dict, message: str) -> None:
+def test_register_rejects(sessions: sessionmaker[Session], tmp_path: Path, kwargs: dict[str, Any], message: str) -> None:
     cat = Catalog(tmp_path / "data", MasterKey.from_dir(tmp_path / "k", SUITE))
     args = {"name": "d", "table": population(20)} | kwargs
     with sessions() as s, s.begin(), pytest.raises(InvalidDataset, match=message):
@@ -82,7 +84,7 @@ def test_register_rejects(sessions, tmp_path: Path, kwargs: dict, message: str) 
                      now=StepClock().now(), **args)
 
 
-def test_duplicate_name(sessions, tmp_path: Path) -> None:
+def test_duplicate_name(sessions: sessionmaker[Session], tmp_path: Path) -> None:
     cat = Catalog(tmp_path / "data", MasterKey.from_dir(tmp_path / "k", SUITE))
     t = population(20)
     with sessions() as s, s.begin():

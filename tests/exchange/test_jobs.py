@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
+from typing import Any
 
 import pyarrow.csv as pacsv
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
 
-from exchange import AggregateQuery, JobNotFound, JobStateError, Refused
+from exchange import AggregateQuery, Exchange, JobNotFound, JobStateError, Refused
 from exchange.jobs import list_for
 from exchange.ports import Caller
 from tests.exchange.fakes import (
@@ -24,7 +27,7 @@ from tests.exchange.fakes import (
 )
 
 
-def _approval_exchange(make_exchange, sessions):
+def _approval_exchange(make_exchange: Callable[..., Exchange], sessions: sessionmaker[Session]) -> Exchange:
     ob = {"epsilon_cap": 1.0, "delta_cap": 1e-6, "min_group_size": 10}
     dec = FakeDecider({
         ("provider", "dataset_register"): ("allow", {}),
@@ -38,7 +41,7 @@ def _approval_exchange(make_exchange, sessions):
     return ex
 
 
-def test_approval_required_waits_then_manager_approves(sessions, make_exchange) -> None:
+def test_approval_required_waits_then_manager_approves(sessions: sessionmaker[Session], make_exchange: Callable[..., Exchange]) -> None:
     ex = _approval_exchange(make_exchange, sessions)
     audit = ListAudit()
     with sessions() as s, s.begin():
@@ -59,7 +62,7 @@ def test_approval_required_waits_then_manager_approves(sessions, make_exchange) 
     assert ("exchange.approve", "success") in audit.actions()
 
 
-def test_reject_needs_reason_and_spends_nothing(sessions, make_exchange) -> None:
+def test_reject_needs_reason_and_spends_nothing(sessions: sessionmaker[Session], make_exchange: Callable[..., Exchange]) -> None:
     ex = _approval_exchange(make_exchange, sessions)
     audit = ListAudit()
     with sessions() as s, s.begin():
@@ -72,7 +75,7 @@ def test_reject_needs_reason_and_spends_nothing(sessions, make_exchange) -> None
     assert rej.status == "rejected" and rej.reason == "目的不明确" and rej.receipt is None
 
 
-def test_attack_consumer_cannot_read_another_consumers_jobs(registered, sessions) -> None:
+def test_attack_consumer_cannot_read_another_consumers_jobs(registered: tuple[Exchange, ListAudit], sessions: sessionmaker[Session]) -> None:
     ex, _ = registered
     with sessions() as s, s.begin():
         mine = ex.aggregate(s, ListAudit(), CONSUMER, dataset="residents",
@@ -96,7 +99,7 @@ def test_attack_consumer_cannot_read_another_consumers_jobs(registered, sessions
         assert ex.job(s, ListAudit(), PROVIDER, mine.id).id == mine.id
 
 
-def test_consent_withdrawal_excludes_subjects(registered, sessions) -> None:
+def test_consent_withdrawal_excludes_subjects(registered: tuple[Exchange, ListAudit], sessions: sessionmaker[Session]) -> None:
     ex, _ = registered
     table = population()
     lw = [i for i, d in zip(table.column("id").to_pylist(), table.column("district").to_pylist())
@@ -120,10 +123,11 @@ def test_consent_withdrawal_excludes_subjects(registered, sessions) -> None:
     assert lw[0] not in stored and all(len(h) == 64 for h in stored)
 
 
-def test_extract_is_masked_and_watermarked(registered, sessions) -> None:
+def test_extract_is_masked_and_watermarked(registered: tuple[Exchange, ListAudit], sessions: sessionmaker[Session]) -> None:
     ex, _ = registered
     with sessions() as s, s.begin():
         job, out = ex.delivery.extract(s, ListAudit(), CONSUMER, dataset="residents")
+    assert out is not None and job.receipt is not None
     t = pacsv.read_csv(io.BytesIO(out.data))
     assert t.num_rows == 2000 and set(t.column("_mark").to_pylist()) == {CONSUMER.id}
     assert all(str(v).endswith("**") for v in t.column("name").to_pylist())
@@ -132,8 +136,8 @@ def test_extract_is_masked_and_watermarked(registered, sessions) -> None:
 
 
 @pytest.mark.parametrize("made_up", [None, ("phone",)])
-def test_extract_passes_the_made_up_columns_to_the_watermark(sessions, make_exchange,
-                                                             made_up) -> None:
+def test_extract_passes_the_made_up_columns_to_the_watermark(sessions: sessionmaker[Session], make_exchange: Callable[..., Exchange],
+                                                             made_up: tuple[str, ...] | None) -> None:
     """Columns the masking made up (fakes, keyed pseudonyms) are named to the watermark,
     which may mark them; a masker that returns a plain table names none."""
     wm = FakeWatermarker()
@@ -151,7 +155,7 @@ def test_extract_passes_the_made_up_columns_to_the_watermark(sessions, make_exch
     ({"mask_profile": "共享"}, False, "masking is not available"),
     ({"mask_profile": "共享", "row_limit": 10}, True, "row_limit"),
 ])
-def test_extract_refusals(sessions, make_exchange, obligations, masker, reason) -> None:
+def test_extract_refusals(sessions: sessionmaker[Session], make_exchange: Callable[..., Exchange], obligations: dict[str, Any], masker: bool, reason: str) -> None:
     dec = default_decider()
     dec.table[("consumer", "extract")] = ("allow", obligations)
     ex = make_exchange(dec, **({} if masker else {"masker": None}))
@@ -161,7 +165,7 @@ def test_extract_refusals(sessions, make_exchange, obligations, masker, reason) 
         ex.delivery.extract(s, ListAudit(), CONSUMER, dataset="residents")
 
 
-def test_extract_denied_by_policy_gives_reason(sessions, make_exchange) -> None:
+def test_extract_denied_by_policy_gives_reason(sessions: sessionmaker[Session], make_exchange: Callable[..., Exchange]) -> None:
     ex = _approval_exchange(make_exchange, sessions)
     audit = ListAudit()
     with sessions() as s, s.begin(), pytest.raises(Refused, match="fake policy: deny"):

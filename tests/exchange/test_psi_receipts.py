@@ -1,10 +1,23 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
 
-from exchange import PsiClient, ReceiptInvalid, ReceiptSigner, Refused, verify_receipt
+from exchange import (
+    Exchange,
+    Job,
+    PsiAnswer,
+    PsiClient,
+    PsiOutcome,
+    ReceiptInvalid,
+    ReceiptSigner,
+    Refused,
+    verify_receipt,
+)
 from exchange.psi import serve
 from tests.conftest import active_suite
 from tests.exchange.fakes import CONSUMER, ListAudit, default_decider, population
@@ -12,16 +25,18 @@ from tests.exchange.fakes import CONSUMER, ListAudit, default_decider, populatio
 SUITE = active_suite()
 
 
-def _psi(ex, sessions, ids, reveal):
+def _psi(ex: Exchange, sessions: sessionmaker[Session], ids: list[str],
+         reveal: str) -> tuple[Job, PsiOutcome, bytes, PsiAnswer]:
     client = PsiClient(ids, reveal=reveal)
     req = client.request()
     with sessions() as s, s.begin():
         job, answer = ex.delivery.psi(s, ListAudit(), CONSUMER, dataset="residents", request=req)
+    assert answer is not None
     return job, client.finish(answer.setup, answer.response), req, answer
 
 
 @pytest.mark.parametrize("reveal", ["count", "matches"])
-def test_psi_through_exchange(sessions, make_exchange, reveal) -> None:
+def test_psi_through_exchange(sessions: sessionmaker[Session], make_exchange: Callable[..., Exchange], reveal: str) -> None:
     from tests.exchange.fakes import PROVIDER
     ex = make_exchange(default_decider(psi_reveal=reveal))
     with sessions() as s, s.begin():
@@ -29,6 +44,7 @@ def test_psi_through_exchange(sessions, make_exchange, reveal) -> None:
                     key_columns=["id"])
     mine = [f"3701{i:010d}" for i in (3, 5, 299)] + ["9999", "8888"]
     job, out, req, answer = _psi(ex, sessions, mine, reveal)
+    assert job.receipt is not None
     assert out.intersection_size == 3
     assert job.status == "done" and job.receipt["epsilon_spent"] == 0.0
     if reveal == "matches":
@@ -56,7 +72,7 @@ def test_psi_request_size_limit() -> None:
         serve(["1"], client.request(), reveal="count", max_client_items=10)
 
 
-def test_receipt_verifies_and_every_tamper_fails(tmp_path) -> None:
+def test_receipt_verifies_and_every_tamper_fails(tmp_path: Path) -> None:
     signer = ReceiptSigner.from_dir(tmp_path, SUITE)
     result = [{"group": {"sex": "男"}, "value": 1001.5}]
     from exchange import result_digest

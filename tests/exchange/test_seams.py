@@ -3,12 +3,15 @@ the stored request and expiring, PSI limits and count noise, budget families, nu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any, cast
 
 import pyarrow as pa
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
 
-from exchange import AggregateQuery, PsiClient
+from exchange import AggregateQuery, Dataset, Exchange, Job, PsiClient
 from exchange.errors import BudgetExhausted, InvalidDataset, InvalidQuery, JobStateError, Refused
 from exchange.family import jaccard, normalise, sketch
 from exchange.numbers import check_bounds, check_epsilon
@@ -18,6 +21,7 @@ from tests.exchange.fakes import (
     PROVIDER,
     FakeDecider,
     ListAudit,
+    StepClock,
     population,
 )
 
@@ -32,13 +36,14 @@ def _decider(**psi: object) -> FakeDecider:
     })
 
 
-def _register(ex, sessions, name="residents", table=None, **kw):
+def _register(ex: Exchange, sessions: sessionmaker[Session], name: str = "residents",
+              table: pa.Table | None = None, **kw: Any) -> Dataset:
     with sessions() as s, s.begin():
         return ex.register(s, ListAudit(), PROVIDER, name=name, table=table or population(),
                            key_columns=["id"], **kw)
 
 
-def test_a_pending_psi_runs_only_as_approved_and_expires(sessions, make_exchange) -> None:
+def test_a_pending_psi_runs_only_as_approved_and_expires(sessions: sessionmaker[Session], make_exchange: Callable[..., Exchange]) -> None:
     ex = make_exchange(_decider(approval_ttl_days=2))
     _register(ex, sessions)
     client = PsiClient([f"3701{i:010d}" for i in range(12)], reveal="count")
@@ -57,7 +62,7 @@ def test_a_pending_psi_runs_only_as_approved_and_expires(sessions, make_exchange
     with sessions() as s, s.begin(), pytest.raises(Refused, match="purpose"):
         ex.delivery.psi(s, ListAudit(), CONSUMER, dataset="residents", request=None, job_id=job.id,
                purpose="营销")
-    ex.clock.t += timedelta(days=3)
+    cast(StepClock, ex.clock).t += timedelta(days=3)
     with sessions() as s, s.begin(), pytest.raises(Refused, match="expired"):
         ex.delivery.psi(s, ListAudit(), CONSUMER, dataset="residents", request=None, job_id=job.id)
     with sessions() as s:
@@ -66,7 +71,7 @@ def test_a_pending_psi_runs_only_as_approved_and_expires(sessions, make_exchange
         assert jobs.get(s, job.id).status == "expired"
 
 
-def test_the_stored_request_runs_when_none_is_sent(sessions, make_exchange) -> None:
+def test_the_stored_request_runs_when_none_is_sent(sessions: sessionmaker[Session], make_exchange: Callable[..., Exchange]) -> None:
     ex = make_exchange(_decider())
     _register(ex, sessions)
     client = PsiClient([f"3701{i:010d}" for i in range(7)] + ["x1", "x2", "x3"], reveal="count")
@@ -77,14 +82,15 @@ def test_the_stored_request_runs_when_none_is_sent(sessions, make_exchange) -> N
     with sessions() as s, s.begin():
         done, answer = ex.delivery.psi(s, ListAudit(), CONSUMER, dataset="residents", request=None,
                               job_id=job.id)
+    assert answer is not None
     assert done.status == "done" and client.finish(answer.setup, answer.response).intersection_size == 7
     with sessions() as s, s.begin(), pytest.raises(JobStateError):
         ex.delivery.psi(s, ListAudit(), CONSUMER, dataset="residents", request=None, job_id=job.id)
 
 
-def test_psi_limits_refuse_small_sets_and_too_many_requests(sessions, make_exchange) -> None:
+def test_psi_limits_refuse_small_sets_and_too_many_requests(sessions: sessionmaker[Session], make_exchange: Callable[..., Exchange]) -> None:
     ex = make_exchange(_decider(psi_min_set_size=5, psi_max_requests=3, psi_max_items=100))
-    ex.decider.table[("consumer", "psi")] = ("allow", ex.decider.table[("consumer", "psi")][1])
+    cast(FakeDecider, ex.decider).table[("consumer", "psi")] = ("allow", cast(FakeDecider, ex.decider).table[("consumer", "psi")][1])
     _register(ex, sessions)
     audit = ListAudit()
     with sessions() as s, s.begin(), pytest.raises(Refused, match="psi_min_set_size"):
@@ -100,15 +106,16 @@ def test_psi_limits_refuse_small_sets_and_too_many_requests(sessions, make_excha
     assert audit.actions().count(("exchange.psi", "denied")) == 2
 
 
-def test_count_noise_is_charged_to_the_budget(sessions, make_exchange) -> None:
+def test_count_noise_is_charged_to_the_budget(sessions: sessionmaker[Session], make_exchange: Callable[..., Exchange]) -> None:
     ex = make_exchange(_decider(psi_count_epsilon=0.8))
-    ex.decider.table[("consumer", "psi")] = ("allow", ex.decider.table[("consumer", "psi")][1])
+    cast(FakeDecider, ex.decider).table[("consumer", "psi")] = ("allow", cast(FakeDecider, ex.decider).table[("consumer", "psi")][1])
     _register(ex, sessions)
     for _ in range(2):
         with sessions() as s, s.begin():
             job, answer = ex.delivery.psi(s, ListAudit(), CONSUMER, dataset="residents",
                                  request=PsiClient([f"3701{i:010d}" for i in range(20)],
                                                    reveal="count").request())
+        assert answer is not None and job.result is not None
         assert answer.noise is not None and job.result["noise"]["epsilon"] == 0.8
     with sessions() as s, s.begin(), pytest.raises(BudgetExhausted):
         ex.delivery.psi(s, ListAudit(), CONSUMER, dataset="residents",
@@ -118,7 +125,7 @@ def test_count_noise_is_charged_to_the_budget(sessions, make_exchange) -> None:
     assert st.epsilon_spent == pytest.approx(1.6)
 
 
-def test_a_renamed_copy_joins_the_family_and_shares_the_budget(sessions, make_exchange) -> None:
+def test_a_renamed_copy_joins_the_family_and_shares_the_budget(sessions: sessionmaker[Session], make_exchange: Callable[..., Exchange]) -> None:
     ex = make_exchange(_decider())
     _register(ex, sessions)
     copy = population(seed=11)  # same ids, other values
@@ -147,20 +154,20 @@ def test_family_sketches_normalise_and_estimate() -> None:
 
 @pytest.mark.parametrize("lo, hi", [(float("-inf"), float("inf")), (1e308, float("inf")),
                                     (0, 1e308), (float("nan"), 1), (3, 3), ("a", 1)])
-def test_bounds_out_of_range(lo, hi) -> None:
+def test_bounds_out_of_range(lo: float | str, hi: float) -> None:
     with pytest.raises(InvalidDataset, match="bounds"):
         check_bounds("income", lo, hi)
 
 
 @pytest.mark.parametrize("eps", [5e-324, 0.0, -1.0, float("nan"), float("inf"), "x"])
-def test_epsilon_out_of_range(eps) -> None:
+def test_epsilon_out_of_range(eps: float | str) -> None:
     with pytest.raises(InvalidQuery, match="epsilon"):
         check_epsilon(eps)
     with pytest.raises(Refused, match="cap"):
         check_epsilon(3.0, cap=2.0)
 
 
-def test_declared_grade_floor(sessions, make_exchange) -> None:
+def test_declared_grade_floor(sessions: sessionmaker[Session], make_exchange: Callable[..., Exchange]) -> None:
     ex = make_exchange(_decider())
     order = ("L1", "L2", "L3", "L4", "core")
     no_ids = population().drop_columns(["id", "name"])
@@ -171,29 +178,30 @@ def test_declared_grade_floor(sessions, make_exchange) -> None:
         _register(ex, sessions, name="bad", declared_grade="L9", grade_order=order)
 
 
-def test_budgets_renew_each_period_when_policy_says_so(sessions, make_exchange) -> None:
+def test_budgets_renew_each_period_when_policy_says_so(sessions: sessionmaker[Session], make_exchange: Callable[..., Exchange]) -> None:
     ex = make_exchange(_decider())
-    agg_ob = dict(ex.decider.table[("consumer", "aggregate")][1], budget_period_days=30)
-    ex.decider.table[("consumer", "aggregate")] = ("allow", agg_ob)
+    agg_ob = dict(cast(FakeDecider, ex.decider).table[("consumer", "aggregate")][1], budget_period_days=30)
+    cast(FakeDecider, ex.decider).table[("consumer", "aggregate")] = ("allow", agg_ob)
     _register(ex, sessions)
     q = AggregateQuery("count", epsilon=2.0)
     with sessions() as s, s.begin():
         ex.aggregate(s, ListAudit(), CONSUMER, dataset="residents", query=q)
     with sessions() as s, s.begin(), pytest.raises(BudgetExhausted):
         ex.aggregate(s, ListAudit(), CONSUMER, dataset="residents", query=q)
-    ex.clock.t += timedelta(days=31)
+    cast(StepClock, ex.clock).t += timedelta(days=31)
     with sessions() as s, s.begin():
         ex.aggregate(s, ListAudit(), CONSUMER, dataset="residents", query=q)
 
 
-def test_an_approved_extract_runs_only_in_the_approved_format(sessions, make_exchange) -> None:
+def test_an_approved_extract_runs_only_in_the_approved_format(sessions: sessionmaker[Session], make_exchange: Callable[..., Exchange]) -> None:
     ex = make_exchange(_decider())
-    ex.decider.table[("consumer", "extract")] = (
+    cast(FakeDecider, ex.decider).table[("consumer", "extract")] = (
         "approval_required", {"mask_profile": "共享", "watermark": True})
     _register(ex, sessions)
     with sessions() as s, s.begin():
         job = ex.delivery.extract_prepare(s, ListAudit(), CONSUMER, dataset="residents", fmt="csv",
                                  purpose="统计")
+    assert isinstance(job, Job)
     assert job.status == "pending_approval" and job.request_view()["purpose"] == "统计"
     with sessions() as s, s.begin():
         ex.decide_job(s, ListAudit(), MANAGER, job.id, approve=True, reason="ok")

@@ -8,22 +8,23 @@ import json
 import os
 import shutil
 import tarfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from quanguard.auth import authenticate, create_key
 from quanguard.cli.main import build_app
-from quanguard.container import build_container
+from quanguard.container import Container, build_container
 from quanguard.errors import Conflict
 from quanguard.models import PrincipalRow
 from quanguard.usecases.backup import BackupIntegrity, backup, restore, store_is_empty
 from tests.conftest import PgSchema, make_settings
 
 
-def _populate(container, n: int = 5) -> list[str]:
+def _populate(container: Container, n: int = 5) -> list[str]:
     keys = []
     with container.session() as s, s.begin():
         for i in range(n):
@@ -39,7 +40,7 @@ def _populate(container, n: int = 5) -> list[str]:
     return keys
 
 
-def _principals(container) -> list[tuple]:
+def _principals(container: Container) -> list[tuple[object, ...]]:
     with container.session() as s:
         rows = s.scalars(select(PrincipalRow).order_by(PrincipalRow.name)).all()
         return [(r.id, r.name, r.role, r.org, r.key_hash, r.created_at.replace(tzinfo=None)) for r in rows]
@@ -53,20 +54,20 @@ def _files(root: Path) -> dict[str, tuple[bytes, int]]:
     }
 
 
-def _fresh(tmp_path: Path, name: str, url: str, schema: str | None):
+def _fresh(tmp_path: Path, name: str, url: str, schema: str | None) -> Container:
     base = tmp_path / name
     db_url = f"sqlite:///{base / 'var' / 'quanguard.db'}" if url.startswith("sqlite") else url
     return build_container(make_settings(base, db_url=db_url), schema=schema)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_round_trip_restores_rows_keys_and_modes(tmp_path, backend, pg_ok):
+def test_round_trip_restores_rows_keys_and_modes(tmp_path: Path, backend: str, pg_ok: bool) -> None:
     if backend == "postgresql" and not pg_ok:
         pytest.skip("PostgreSQL not reachable")
     schemas = [PgSchema(), PgSchema()] if backend == "postgresql" else [None, None]
     url = "postgresql://postgres@127.0.0.1:5432/test" if backend == "postgresql" else "sqlite"
     try:
-        src = _fresh(tmp_path, "a", url, schemas[0] and schemas[0].name)
+        src = _fresh(tmp_path, "a", url, schemas[0].name if schemas[0] else None)
         keys = _populate(src)
         archive = tmp_path / "backup.tar.gz"
         summary = backup(src, archive)
@@ -75,7 +76,7 @@ def test_round_trip_restores_rows_keys_and_modes(tmp_path, backend, pg_ok):
         before_rows, before_keys = _principals(src), _files(src.settings.key_dir)
         src.close()
 
-        dst = _fresh(tmp_path, "b", url, schemas[1] and schemas[1].name)
+        dst = _fresh(tmp_path, "b", url, schemas[1].name if schemas[1] else None)
         assert store_is_empty(dst)
         result = restore(dst, archive)
         assert result.keys == 2 and result.data_files == 1
@@ -96,15 +97,19 @@ def test_round_trip_restores_rows_keys_and_modes(tmp_path, backend, pg_ok):
                 schema.drop()
 
 
-def test_manifest_lists_every_member_with_its_suite_digest(container, tmp_path):
+def test_manifest_lists_every_member_with_its_suite_digest(container: Container, tmp_path: Path) -> None:
     _populate(container)
     archive = tmp_path / "b.tar.gz"
     backup(container, archive)
     with tarfile.open(archive, "r:gz") as tar:
         names = tar.getnames()
-        manifest = json.loads(tar.extractfile("manifest.json").read())
+        manifest_file = tar.extractfile("manifest.json")
+        assert manifest_file is not None
+        manifest = json.loads(manifest_file.read())
         suite = container.settings.suite
-        first = tar.extractfile(names[1]).read()
+        first_file = tar.extractfile(names[1])
+        assert first_file is not None
+        first = first_file.read()
     assert names[0] == "manifest.json"
     assert sorted(m["name"] for m in manifest["members"]) == sorted(names[1:])
     # the manifest names its hash (sm3 under gm) and each member carries it
@@ -115,7 +120,7 @@ def test_manifest_lists_every_member_with_its_suite_digest(container, tmp_path):
     assert not any(n.endswith(("quanguard.db", "-wal", "-shm")) and n.startswith("data/") for n in names)
 
 
-def test_backup_refuses_to_overwrite(container, tmp_path):
+def test_backup_refuses_to_overwrite(container: Container, tmp_path: Path) -> None:
     archive = tmp_path / "b.tar.gz"
     archive.write_bytes(b"keep me")
     with pytest.raises(Conflict):
@@ -123,7 +128,7 @@ def test_backup_refuses_to_overwrite(container, tmp_path):
     assert archive.read_bytes() == b"keep me"
 
 
-def test_restore_refuses_a_non_empty_store_without_force(container, tmp_path):
+def test_restore_refuses_a_non_empty_store_without_force(container: Container, tmp_path: Path) -> None:
     _populate(container, 2)
     archive = tmp_path / "b.tar.gz"
     backup(container, archive)
@@ -136,30 +141,35 @@ def test_restore_refuses_a_non_empty_store_without_force(container, tmp_path):
     assert [r[1] for r in _principals(container)] == ["p0", "p1"]
 
 
-def _rewrite(archive: Path, out: Path, edit) -> None:
+Edit = Callable[[tarfile.TarInfo, bytes], Iterator[tuple[tarfile.TarInfo, bytes]]]
+
+
+def _rewrite(archive: Path, out: Path, edit: Edit) -> None:
     """Copy ``archive`` to ``out`` passing each (TarInfo, bytes) through ``edit``."""
     with tarfile.open(archive, "r:gz") as src, tarfile.open(out, "w:gz") as dst:
         for member in src:
-            data = src.extractfile(member).read()
+            extracted = src.extractfile(member)
+            assert extracted is not None
+            data = extracted.read()
             for info, payload in edit(member, data):
                 info.size = len(payload)
                 dst.addfile(info, io.BytesIO(payload))
 
 
-def _flip_key(member, data):
+def _flip_key(member: tarfile.TarInfo, data: bytes) -> Iterator[tuple[tarfile.TarInfo, bytes]]:
     if member.name == "keys/mask.key":
         data = bytes([data[0] ^ 1]) + data[1:]
     yield member, data
 
 
-def _add_traversal(member, data):
+def _add_traversal(member: tarfile.TarInfo, data: bytes) -> Iterator[tuple[tarfile.TarInfo, bytes]]:
     yield member, data
     if member.name == "keys/mask.key":
         evil = tarfile.TarInfo("keys/../../../evil.txt")
         yield evil, b"pwned"
 
 
-def _add_symlink(member, data):
+def _add_symlink(member: tarfile.TarInfo, data: bytes) -> Iterator[tuple[tarfile.TarInfo, bytes]]:
     yield member, data
     if member.name == "manifest.json":
         link = tarfile.TarInfo("keys/link")
@@ -168,12 +178,12 @@ def _add_symlink(member, data):
         yield link, b""
 
 
-def _drop_member(member, data):
+def _drop_member(member: tarfile.TarInfo, data: bytes) -> Iterator[tuple[tarfile.TarInfo, bytes]]:
     if member.name != "keys/sub/wm.key":
         yield member, data
 
 
-def _manifest_without_hash_alg(member, data):
+def _manifest_without_hash_alg(member: tarfile.TarInfo, data: bytes) -> Iterator[tuple[tarfile.TarInfo, bytes]]:
     """An archive written before manifests named their hash: sha256 digests, no name."""
     if member.name == "manifest.json":
         manifest = json.loads(data)
@@ -184,7 +194,7 @@ def _manifest_without_hash_alg(member, data):
     yield member, data
 
 
-def _forge_manifest(member, data):
+def _forge_manifest(member: tarfile.TarInfo, data: bytes) -> Iterator[tuple[tarfile.TarInfo, bytes]]:
     if member.name == "manifest.json":
         manifest = json.loads(data)
         manifest["format"] = "something-else/9"
@@ -202,7 +212,7 @@ def _forge_manifest(member, data):
         (_forge_manifest, "unknown backup format"),
     ],
 )
-def test_damaged_archives_are_refused_and_change_nothing(container, tmp_path, edit, message):
+def test_damaged_archives_are_refused_and_change_nothing(container: Container, tmp_path: Path, edit: Edit, message: str) -> None:
     _populate(container, 3)
     archive = tmp_path / "b.tar.gz"
     backup(container, archive)
@@ -219,7 +229,7 @@ def test_damaged_archives_are_refused_and_change_nothing(container, tmp_path, ed
     assert not any(p.name.startswith(".qg-restore-") for p in container.settings.data_dir.iterdir())
 
 
-def test_a_manifest_from_before_the_suites_is_read_as_sha256(container, tmp_path):
+def test_a_manifest_from_before_the_suites_is_read_as_sha256(container: Container, tmp_path: Path) -> None:
     """Old archives carry no ``hash_alg``: their digests are SHA-256 and still restore; an
     SM3 digest passed off as one of them is refused."""
     _populate(container, 2)
@@ -236,14 +246,14 @@ def test_a_manifest_from_before_the_suites_is_read_as_sha256(container, tmp_path
 
 
 @pytest.mark.parametrize("payload", [b"", b"not a tarball", gzip.compress(b"x" * 1000)])
-def test_garbage_archives_are_integrity_errors(container, tmp_path, payload):
+def test_garbage_archives_are_integrity_errors(container: Container, tmp_path: Path, payload: bytes) -> None:
     bad = tmp_path / "junk.tar.gz"
     bad.write_bytes(payload)
     with pytest.raises(BackupIntegrity):
         restore(container, bad, force=True)
 
 
-def test_truncated_archive_is_refused(container, tmp_path):
+def test_truncated_archive_is_refused(container: Container, tmp_path: Path) -> None:
     _populate(container, 3)
     archive = tmp_path / "b.tar.gz"
     backup(container, archive)
@@ -254,7 +264,7 @@ def test_truncated_archive_is_refused(container, tmp_path):
 
 
 @pytest.fixture
-def cli(tmp_path, monkeypatch):
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
     monkeypatch.chdir(tmp_path)
     for var in ("QUANGUARD_API_KEY", "QUANGUARD_DB_URL", "QUANGUARD_KEY_DIR", "QUANGUARD_DATA_DIR"):
         monkeypatch.delenv(var, raising=False)
@@ -264,7 +274,7 @@ def cli(tmp_path, monkeypatch):
     return lambda *args: runner.invoke(app, list(args))
 
 
-def test_cli_backup_wipe_restore(cli, tmp_path):
+def test_cli_backup_wipe_restore(cli: Callable[..., Result], tmp_path: Path) -> None:
     key = cli("keys", "create", "--role", "manager", "--org", "市大数据局", "--name", "m1").stdout.strip()
     r = cli("backup", "out.tar.gz", "--format", "json")
     assert r.exit_code == 0, r.output
@@ -284,7 +294,7 @@ def test_cli_backup_wipe_restore(cli, tmp_path):
     assert r.exit_code == 2 and r.stderr.count("\n") == 1
 
 
-def test_cli_backup_by_non_admin_key_is_forbidden(cli, monkeypatch):
+def test_cli_backup_by_non_admin_key_is_forbidden(cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch) -> None:
     key = cli("keys", "create", "--role", "consumer", "--org", "银行", "--name", "c1").stdout.strip()
     monkeypatch.setenv("QUANGUARD_API_KEY", key)
     r = cli("backup", "x.tar.gz")
@@ -303,7 +313,7 @@ def _ndjson(path: Path, tag: str, n: int) -> Path:
     return path
 
 
-def test_restored_trail_verifies_against_an_exported_checkpoint(cli, tmp_path):
+def test_restored_trail_verifies_against_an_exported_checkpoint(cli: Callable[..., Result], tmp_path: Path) -> None:
     r = cli("audit", "ingest", str(_ndjson(tmp_path / "a.ndjson", "before", 200)))
     assert r.exit_code == 0, r.output
     r = cli("audit", "checkpoint", "--export", str(tmp_path / "cp1.json"))

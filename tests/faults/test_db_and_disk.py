@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -59,7 +60,7 @@ def _terminate(ports: list[int]) -> int:
         engine.dispose()
 
 
-def test_postgres_connections_killed_under_load_fail_cleanly_and_recover(tmp_path, pg_ok):
+def test_postgres_connections_killed_under_load_fail_cleanly_and_recover(tmp_path: Path, pg_ok: bool) -> None:
     if not pg_ok:
         pytest.skip("PostgreSQL not reachable")
     schema = PgSchema()
@@ -153,7 +154,7 @@ class _Tmpfs:
             subprocess.run(["umount", str(self.path)], check=False)
 
 
-def _limit_fsize(limit: int):  # type: ignore[no-untyped-def]
+def _limit_fsize(limit: int) -> Callable[[], None]:
     def apply() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of death by signal
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
@@ -162,7 +163,9 @@ def _limit_fsize(limit: int):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(params=["tmpfs", "rlimit"])
-def full_disk(request, tmp_path):
+def full_disk(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[Path, Callable[[], None] | None]]:
     """(folder to write into, preexec_fn): a folder on a 1 MB file system, or a 1 MB file size cap."""
     if request.param == "tmpfs":
         fs = _Tmpfs(tmp_path / "small")
@@ -178,7 +181,8 @@ def full_disk(request, tmp_path):
         yield out, _limit_fsize(1024 * 1024)
 
 
-def _run(served: Served, args: list[str], preexec) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+def _run(served: Served, args: list[str],
+         preexec: Callable[[], None] | None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "quanguard.cli.main", *args], cwd=served.root, env=served.env,
                           capture_output=True, text=True, timeout=300, preexec_fn=preexec, check=False)
 
@@ -191,7 +195,7 @@ def _clean_failure(r: subprocess.CompletedProcess[str], out: Path) -> None:
     assert not out.exists(), f"{out.name} exists after a failed write"
 
 
-def test_mask_on_a_full_disk_fails_cleanly(tmp_path, full_disk):
+def test_mask_on_a_full_disk_fails_cleanly(tmp_path: Path, full_disk: tuple[Path, Callable[[], None] | None]) -> None:
     folder, preexec = full_disk
     served = Served(tmp_path / "svc")
     assert served.cli("keys", "create", "--role", "auditor", "--org", "网信办", "--name", "a").returncode == 0
@@ -203,7 +207,7 @@ def test_mask_on_a_full_disk_fails_cleanly(tmp_path, full_disk):
     assert not [p.name for p in folder.iterdir()], "temp files left on the full disk"
 
 
-def test_backup_on_a_full_disk_fails_cleanly(tmp_path, full_disk):
+def test_backup_on_a_full_disk_fails_cleanly(tmp_path: Path, full_disk: tuple[Path, Callable[[], None] | None]) -> None:
     folder, preexec = full_disk
     served = Served(tmp_path / "svc")
     assert served.cli("keys", "create", "--role", "auditor", "--org", "网信办", "--name", "a").returncode == 0

@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -26,7 +27,7 @@ from tests.security.served import Served
 pytestmark = pytest.mark.slow
 
 
-def _event(tag: str, i: int) -> dict:
+def _event(tag: str, i: int) -> dict[str, Any]:
     return {
         "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "actor": {"id": f"u{i % 50}", "role": "consumer", "org": "某银行"},
@@ -59,7 +60,7 @@ def _verify(served: Served) -> None:
     assert r.returncode == 0, f"audit verify failed after the crash: {r.stdout[-500:]} {r.stderr[-500:]}"
 
 
-def test_kill9_during_batch_ingest_loses_no_acknowledged_event(tmp_path):
+def test_kill9_during_batch_ingest_loses_no_acknowledged_event(tmp_path: Path) -> None:
     served = Served(tmp_path / "svc")
     served.start()
     reporter = served.make_key("reporter", org="政务服务网")
@@ -128,7 +129,7 @@ def _big_csv(path: Path, rows: int) -> None:
             ])
 
 
-def test_kill9_during_masking_leaves_no_half_written_output(tmp_path):
+def test_kill9_during_masking_leaves_no_half_written_output(tmp_path: Path) -> None:
     served = Served(tmp_path / "svc")  # only for its store and environment; not started
     served.make_key("manager")  # the trail is not empty (an empty trail fails verification by design)
     assert served.cli("keys", "create", "--role", "auditor", "--org", "网信办", "--name", "a1").returncode == 0
@@ -172,7 +173,7 @@ def _dataset_csv(rows: int = 2000) -> bytes:
     return buf.getvalue().encode()
 
 
-def test_kill9_during_exchange_jobs_keeps_acknowledged_jobs_and_budget(tmp_path):
+def test_kill9_during_exchange_jobs_keeps_acknowledged_jobs_and_budget(tmp_path: Path) -> None:
     served = Served(tmp_path / "svc")
     served.start()
     provider = served.make_key("provider", org="市卫健委")
@@ -182,7 +183,7 @@ def test_kill9_during_exchange_jobs_keeps_acknowledged_jobs_and_budget(tmp_path)
                                                      "bounds": "income=0:30000"},
                       files={"file": ("members.csv", _dataset_csv(), "text/csv")})
         assert r.status_code == 201, r.text
-    acked: list[dict] = []
+    acked: list[dict[str, Any]] = []
     stop = threading.Event()
     eps = 0.05
 

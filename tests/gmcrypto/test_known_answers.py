@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
@@ -12,6 +14,7 @@ from gmcrypto import (
     AeadFailure,
     Ed25519Signer,
     Sm2Signer,
+    Suite,
     UnknownSuite,
     get_suite,
     verify_signature,
@@ -32,14 +35,14 @@ SM2_SIG = bytes.fromhex(
     (b"abc", "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0"),
     (b"abcd" * 16, "debe9ff92275b8a138604889c18e5a4d6fdb70e5387e5765293dcba39c0c5732"),
 ])
-def test_sm3_gbt32905_examples(message, digest):
+def test_sm3_gbt32905_examples(message: bytes, digest: str) -> None:
     assert GM.hash(message).hex() == digest
 
 
 SM4_KEY = bytes.fromhex("0123456789abcdeffedcba9876543210")
 
 
-def test_sm4_gbt32907_example():
+def test_sm4_gbt32907_example() -> None:
     enc = GM.block_encryptor(SM4_KEY)
     assert enc.update(SM4_KEY).hex() == "681edf34d206965e86b3e94f536e4246"
     dec = Cipher(algorithms.SM4(SM4_KEY), modes.ECB()).decryptor()
@@ -47,7 +50,7 @@ def test_sm4_gbt32907_example():
 
 
 @pytest.mark.slow
-def test_sm4_gbt32907_million_iterations():
+def test_sm4_gbt32907_million_iterations() -> None:
     enc = GM.block_encryptor(SM4_KEY)
     block = SM4_KEY
     for _ in range(1_000_000):
@@ -55,14 +58,14 @@ def test_sm4_gbt32907_million_iterations():
     assert block.hex() == "595298c7c6fd271f0402f804c33d3f66"
 
 
-def test_sm2_gbt32918_example_verifies():
+def test_sm2_gbt32918_example_verifies() -> None:
     assert SM2_DEFAULT_UID == b"1234567812345678"
     assert verify_signature("sm2-sm3", SM2_PUBLIC, SM2_SIG, b"message digest")
     assert Sm2Signer(SM2_PRIVATE).public_bytes() == SM2_PUBLIC
 
 
 @pytest.mark.parametrize("tamper", ["message", "r", "s", "key"])
-def test_sm2_example_tampered_fails(tamper):
+def test_sm2_example_tampered_fails(tamper: str) -> None:
     msg, sig, pub = b"message digest", bytearray(SM2_SIG), bytearray(SM2_PUBLIC)
     if tamper == "message":
         msg = b"message digesT"
@@ -75,7 +78,7 @@ def test_sm2_example_tampered_fails(tamper):
     assert not verify_signature("sm2-sm3", bytes(pub), bytes(sig), msg)
 
 
-def test_sm2_sign_verify_roundtrip_and_wrong_uid_fails():
+def test_sm2_sign_verify_roundtrip_and_wrong_uid_fails() -> None:
     signer = Sm2Signer.generate()
     sig = signer.sign(b"checkpoint")
     assert len(sig) == 64
@@ -84,7 +87,7 @@ def test_sm2_sign_verify_roundtrip_and_wrong_uid_fails():
     assert not verify_signature("sm2-sm3", signer.public_bytes(), other, b"checkpoint")
 
 
-def test_signatures_never_cross_algorithms():
+def test_signatures_never_cross_algorithms() -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     ed = Ed25519Signer(Ed25519PrivateKey.generate())
@@ -95,7 +98,7 @@ def test_signatures_never_cross_algorithms():
         verify_signature("rsa", ed.public_bytes(), sig, b"m")
 
 
-def test_hmac_sm3_rfc2104_shape():
+def test_hmac_sm3_rfc2104_shape() -> None:
     import hmac as std
 
     # HMAC-SM3 is RFC 2104 over SM3 (block 64 bytes): compare with cryptography's HMAC.
@@ -109,7 +112,7 @@ def test_hmac_sm3_rfc2104_shape():
 
 
 @pytest.mark.parametrize("suite", [INTL, GM], ids=["intl", "gm"])
-def test_aead_roundtrip_and_tamper(suite):
+def test_aead_roundtrip_and_tamper(suite: Suite) -> None:
     key = suite.new_key()
     sealed = suite.seal(key, b"rows", b"dataset:a")
     assert suite.open(key, sealed, b"dataset:a") == b"rows"
@@ -119,7 +122,7 @@ def test_aead_roundtrip_and_tamper(suite):
         suite.open(key, sealed[:-1] + bytes([sealed[-1] ^ 1]), b"dataset:a")
 
 
-def test_aead_suites_do_not_open_each_other():
+def test_aead_suites_do_not_open_each_other() -> None:
     key = bytes(32)
     with pytest.raises(AeadFailure):
         GM.open(key, INTL.seal(key, b"x", b""), b"")
@@ -127,7 +130,7 @@ def test_aead_suites_do_not_open_each_other():
         INTL.open(key, GM.seal(key, b"x", b""), b"")
 
 
-def test_sm4_gcm_matches_the_cipher_directly():
+def test_sm4_gcm_matches_the_cipher_directly() -> None:
     """SM4-GCM through the suite is plain SM4 in GCM mode (RFC 8998's AEAD)."""
     key = SM4_KEY
     sealed = GM.seal(key, b"hello", b"aad")
@@ -137,13 +140,13 @@ def test_sm4_gcm_matches_the_cipher_directly():
     assert dec.update(body[:-16]) + dec.finalize() == b"hello"
 
 
-def test_suite_names():
+def test_suite_names() -> None:
     assert get_suite(None) is INTL and get_suite("GM") is GM
     with pytest.raises(UnknownSuite, match="known: intl gm"):
         get_suite("nist")
 
 
-def test_sm2_keys_with_a_leading_zero_byte_survive_the_key_file(tmp_path, monkeypatch):
+def test_sm2_keys_with_a_leading_zero_byte_survive_the_key_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """One generated key in 256 has a leading zero byte; gmalg drops it. The key file must
     still hold 32 bytes and load back to a signer that verifies."""
     import gmalg
@@ -161,7 +164,7 @@ def test_sm2_keys_with_a_leading_zero_byte_survive_the_key_file(tmp_path, monkey
     assert verify_signature("sm2-sm3", again.public_bytes(), sig, b"checkpoint")
 
 
-def test_sm2_backend_cross_verifies_with_gmalg():
+def test_sm2_backend_cross_verifies_with_gmalg() -> None:
     """Signatures of the C backend (gmssl-pyx) verify under the pure-Python gmalg and the
     other way round, for fresh keys and the standard's example key: two independent
     implementations of GB/T 32918 with the default user ID agree."""
@@ -179,5 +182,5 @@ def test_sm2_backend_cross_verifies_with_gmalg():
 
 
 @pytest.mark.parametrize("public", [bytes(65), b"\x04" + bytes(64), b"\x04" + b"\xff" * 64])
-def test_sm2_verification_of_a_point_off_the_curve_is_false_not_an_error(public):
+def test_sm2_verification_of_a_point_off_the_curve_is_false_not_an_error(public: bytes) -> None:
     assert not verify_signature("sm2-sm3", public, SM2_SIG, b"message digest")

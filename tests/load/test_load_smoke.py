@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_mixed_load_smoke(tmp_path, backend, pg_ok):
+def test_mixed_load_smoke(tmp_path: Path, backend: str, pg_ok: bool) -> None:
     if backend == "postgresql" and not pg_ok:
         pytest.skip("PostgreSQL not reachable")
     out = tmp_path / "load.json"

@@ -6,6 +6,8 @@ import importlib.util
 import json
 import sys
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -13,8 +15,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def run_all(tmp_path, monkeypatch):
+def run_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     spec = importlib.util.spec_from_file_location("bench_run_all", REPO / "bench" / "run_all.py")
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "bench_run_all", module)  # dataclasses look the module up
     spec.loader.exec_module(module)
@@ -36,7 +39,7 @@ out.write_text(json.dumps({{"bench": "{name}", "rows": rows, "notes": "quick=" +
 """
 
 
-def test_runs_every_bench_and_writes_one_table(run_all, tmp_path):
+def test_runs_every_bench_and_writes_one_table(run_all: ModuleType, tmp_path: Path) -> None:
     bench = run_all.BENCH
     (bench / "good.py").write_text(WRITER.format(name="good"))
     (bench / "crash.py").write_text("raise SystemExit(3)")
@@ -54,7 +57,7 @@ def test_runs_every_bench_and_writes_one_table(run_all, tmp_path):
     assert "must not run itself" not in text
 
 
-def test_stale_results_are_not_reported(run_all):
+def test_stale_results_are_not_reported(run_all: ModuleType) -> None:
     bench = run_all.BENCH
     (bench / "b.py").write_text("pass")
     (bench / "results" / "b.json").write_text(json.dumps({"bench": "b", "rows": [{"metric": "old", "ours": 1}]}))
@@ -79,25 +82,25 @@ def test_stale_results_are_not_reported(run_all):
                                         "ratio": 4.0}]}, "operators: mask", 8, 4.0),
     ],
 )
-def test_normalize_accepts_the_shapes_benches_write(run_all, raw, metric, ours, ratio):
+def test_normalize_accepts_the_shapes_benches_write(run_all: ModuleType, raw: dict[str, Any], metric: str, ours: int, ratio: float | None) -> None:
     rows, _ = run_all.normalize(raw, "x")
     assert rows[0]["metric"] == metric and rows[0]["ours"] == ours and rows[0]["ratio"] == ratio
 
 
-def test_quick_flag_detected_from_source(run_all):
+def test_quick_flag_detected_from_source(run_all: ModuleType) -> None:
     bench = run_all.BENCH
     (bench / "q.py").write_text("import argparse; argparse.ArgumentParser().add_argument('--quick')")
     (bench / "n.py").write_text("print(1)")
     assert run_all.supports_quick(bench / "q.py") and not run_all.supports_quick(bench / "n.py")
 
 
-def test_unknown_name_is_an_error(run_all):
+def test_unknown_name_is_an_error(run_all: ModuleType) -> None:
     with pytest.raises(SystemExit, match="no benchmark named nope"):
         run_all.discover(["nope"])
     assert sys.executable
 
 
-def test_collect_tabulates_existing_results_without_running(run_all, tmp_path):
+def test_collect_tabulates_existing_results_without_running(run_all: ModuleType, tmp_path: Path) -> None:
     bench = run_all.BENCH
     (bench / "never.py").write_text("raise SystemExit('must not run')")
     (bench / "results" / "never.json").write_text(json.dumps(

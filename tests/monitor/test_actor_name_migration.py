@@ -41,7 +41,7 @@ def test_old_trail_upgrades_and_verifies(tmp_path: Path) -> None:
         columns = {c["name"] for c in sa.inspect(container.engine).get_columns("audit_events")}
         assert {"source_ip", "actor_name"} <= columns
         with container.engine.connect() as conn:
-            ips = dict(conn.exec_driver_sql("SELECT seq, source_ip FROM audit_events").all())
+            ips: dict[int, str | None] = dict(conn.exec_driver_sql("SELECT seq, source_ip FROM audit_events").all())
         stored = {e.seq: e.source_ip for e in container.search.search(SearchQuery(size=100)).hits}
         assert ips == stored and any(v is not None for v in ips.values())
         with container.session() as s:

@@ -8,6 +8,7 @@ including appends the engine did not see (another process) and rolled-back batch
 from __future__ import annotations
 
 import random
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -57,8 +58,8 @@ def key(hits: list[Hit]) -> list[tuple[object, ...]]:
                    h.window_end) for h in hits)
 
 
-def compare(engine: sa.Engine, batches: list[list[AuditEvent]], *, unseen: set[int] = frozenset(),
-            rolled_back: set[int] = frozenset()) -> int:
+def compare(engine: sa.Engine, batches: list[list[AuditEvent]], *, unseen: Collection[int] = frozenset(),
+            rolled_back: Collection[int] = frozenset()) -> int:
     """Append each batch; the long-lived engine must agree with a fresh one every time."""
     store = AuditStore()
     warm = engine_for_rules()
@@ -133,5 +134,5 @@ def test_local_clock_agrees_with_astimezone_across_offset_changes() -> None:
             assert date.fromordinal(day + date(1970, 1, 1).toordinal()) == local.date(), (name, us)
             assert clock.iso_date(day) == local.date().isoformat()
             assert clock.weekday(day) == local.isoweekday()
-            t = local.time()
-            assert tod == ((t.hour * 60 + t.minute) * 60 + t.second) * 1_000_000 + t.microsecond
+            lt = local.time()
+            assert tod == ((lt.hour * 60 + lt.minute) * 60 + lt.second) * 1_000_000 + lt.microsecond

@@ -3,12 +3,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from monitor.alert_engine import AlertEngine, list_alerts, transition
+from monitor.alert_engine import Alert, AlertEngine, list_alerts, transition
 from monitor.alerts import load_alert_rules, parse_alert_rules
 from monitor.errors import AlertConflict, AlertNotFound, AlertRulesError
 from monitor.events import Actor, AuditEvent, EventDecision
@@ -42,9 +43,9 @@ def run(engine: sa.Engine, store: AuditStore, engine_rules: AlertEngine
     return go
 
 
-def alerts(engine: sa.Engine, **kw: object) -> list:  # type: ignore[type-arg]
+def alerts(engine: sa.Engine, **kw: Any) -> list[Alert]:
     with Session(engine) as s:
-        return list_alerts(s, **kw)  # type: ignore[arg-type]
+        return list_alerts(s, **kw)
 
 
 def test_policy_file_loads() -> None:
@@ -191,5 +192,5 @@ def test_shipped_rules_name_recorded_actions() -> None:
     shipped = Path(__file__).resolve().parents[2] / "policies" / "alerts.yaml"
     rules = load_alert_rules(shipped, grades=["L1", "L2", "L3", "L4", "core"])
     export = next(r for r in rules if r.id == "bulk-export")
-    assert "exchange.extract" in export.actions  # type: ignore[union-attr]
-    assert set(export.actions) <= RECORDED_ACTIONS  # type: ignore[union-attr]
+    assert "exchange.extract" in export.actions
+    assert set(export.actions) <= RECORDED_ACTIONS

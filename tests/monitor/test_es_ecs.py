@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
@@ -144,7 +144,7 @@ def test_template_applied_and_source_ip_cidr_search(es_server: EsServer, es_pref
         for cidr in ("10.0.0.0/16", "10.0.0.0/8", "2001:db8::/32", "192.168.0.0/16"):
             import ipaddress
 
-            want = sorted(e.seq for e in events if e.source_ip and ipaddress.ip_address(
+            want = sorted(cast(int, e.seq) for e in events if e.source_ip and ipaddress.ip_address(
                 e.source_ip) in ipaddress.ip_network(cidr))
             got = backend.search(SearchQuery(source_ip=cidr, size=100, sort="seq"))
             assert [h.seq for h in got.hits] == want, cidr

@@ -180,7 +180,7 @@ def test_cluster_of_another_major_is_refused(delta: int) -> None:
 
 
 def test_unreachable_cluster_is_unavailable() -> None:
-    from tests.es_fixture import free_port
+    from tests.serving import free_port
 
     client = make_client(f"http://127.0.0.1:{free_port()}", timeout=1)
     with pytest.raises(EsUnavailable) as err:

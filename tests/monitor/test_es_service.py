@@ -17,7 +17,8 @@ from monitor.store import AuditStore, create_schema
 from quanguard.container import Container, build_container
 from quanguard.services.shipper import FallbackSearch, es_status, get_es, start_es
 from tests.conftest import make_settings
-from tests.es_fixture import EsServer, free_port, make_events
+from tests.es_fixture import EsServer, make_events
+from tests.serving import free_port
 
 pytestmark = pytest.mark.es
 
@@ -58,7 +59,7 @@ def test_startup_reports_cluster_and_ships_in_background(es_container: Container
     _append(es_container, 120)
     service = start_es(es_container)
     assert service is not None
-    status = es_status(es_container)
+    status: dict[str, Any] | None = es_status(es_container)
     assert status is not None
     assert status["cluster"]["version"].split(".")[0] == status["cluster"]["client_version"].split(".")[0]
     assert status["health"] in ("green", "yellow")
@@ -96,7 +97,7 @@ def test_unreachable_cluster_at_startup_is_not_fatal(tmp_path: Path) -> None:
         _append(c, 5)
         start_es(c)
         _wait(lambda: service.shipper.status().failures >= 1)
-        status = es_status(c)
+        status: dict[str, Any] | None = es_status(c)
         assert status is not None
         assert status["health"] == "unreachable" and status["check_error"]
         assert status["shipper"]["lag"] == 5

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
+from fastapi.testclient import TestClient
 
 from monitor import ingest
 from monitor.actions import KNOWN_ACTIONS
 from monitor.errors import InvalidEvent
 from monitor.event_schema import build_schema
 from monitor.events import EFFECTS, OUTCOMES
+from quanguard.auth import Principal
 
 SCHEMA = json.loads((Path(ingest.__file__).parent / "event.schema.json").read_text(encoding="utf-8"))
 NOW = datetime(2026, 11, 26, 1, tzinfo=UTC)
@@ -31,7 +34,7 @@ def _parser_accepts(obj: Any) -> bool:
 
 
 def _schema_accepts(obj: Any) -> bool:
-    return jsonschema.Draft202012Validator(SCHEMA).is_valid(obj)
+    return bool(jsonschema.Draft202012Validator(SCHEMA).is_valid(obj))
 
 
 def test_schema_is_valid_draft_2020_12() -> None:
@@ -59,7 +62,8 @@ def _readme_example() -> dict[str, Any]:
     readme = (Path(ingest.__file__).parent.parent / "README.md").read_text(encoding="utf-8")
     start = readme.index("<!-- event-example -->")
     block = readme[start:].split("```json", 1)[1].split("```", 1)[0]
-    return json.loads(block)
+    doc: dict[str, Any] = json.loads(block)
+    return doc
 
 
 VALID = [
@@ -114,7 +118,7 @@ def test_readme_example_is_valid() -> None:
     assert _schema_accepts(example) and _parser_accepts(example)
 
 
-def test_schema_served_to_authenticated_callers_only(client, make_key) -> None:
+def test_schema_served_to_authenticated_callers_only(client: TestClient, make_key: Callable[..., tuple[str, Principal]]) -> None:
     key = make_key("consumer")[0]
     assert client.get("/v1/schemas/event").status_code == 401
     r = client.get("/v1/schemas/event", headers={"Authorization": f"Bearer {key}"})

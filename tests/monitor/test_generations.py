@@ -5,8 +5,10 @@ Written as the attacks a forger or a careless operator would try."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 import sqlalchemy as sa
@@ -16,6 +18,7 @@ from gmcrypto import GM, INTL, Suite
 from monitor.chain import chain_hash
 from monitor.checkpoint import Checkpoint, load_or_create_signer
 from monitor.errors import ProofInvalid, SuiteMismatch, Tampered
+from monitor.events import AuditEvent
 from monitor.merkle import Accumulator, leaf_hash
 from monitor.retention import plan_purge, purge
 from monitor.store import (
@@ -42,7 +45,9 @@ def _trail(tmp_path: Path, suite: Suite) -> Trail:
     return Trail(AuditStore(suite), load_or_create_signer(tmp_path / f"keys-{suite.name}", suite))
 
 
-def _switch(db, tmp_path, make_event, old: Suite, new: Suite, *, before: int = 5, after: int = 4):
+def _switch(db: sa.Engine, tmp_path: Path, make_event: Callable[..., AuditEvent], old: Suite, new: Suite, *,
+            before: int = 5, after: int = 4
+            ) -> tuple[Trail, Trail, Checkpoint, dict[str, Any], Checkpoint, AuditEvent, Checkpoint]:
     """A trail of ``before`` events under ``old``, handed over, ``after`` more under ``new``."""
     a, b = _trail(tmp_path, old), _trail(tmp_path, new)
     with Session(db) as s, s.begin():
@@ -61,7 +66,7 @@ def _switch(db, tmp_path, make_event, old: Suite, new: Suite, *, before: int = 5
 
 
 @pytest.mark.parametrize(("old", "new"), PAIRS)
-def test_both_generations_verify_each_under_its_suite(db, tmp_path, make_event, old, new):
+def test_both_generations_verify_each_under_its_suite(db: sa.Engine, tmp_path: Path, make_event: Callable[..., AuditEvent], old: Suite, new: Suite) -> None:
     _a, b, early, _exported, final, first, cp2 = _switch(db, tmp_path, make_event, old, new)
     assert (final.tree_size, final.handover, final.generation) == (5, new.name, 1)
     assert first.seq == 6 and first.labels["previous_suite"] == old.name
@@ -83,7 +88,7 @@ def test_both_generations_verify_each_under_its_suite(db, tmp_path, make_event, 
 
 @pytest.mark.parametrize(("old", "new"), PAIRS)
 def test_a_proof_exported_from_generation_1_verifies_offline_after_the_handover(
-        db, tmp_path, make_event, old, new):
+        db: sa.Engine, tmp_path: Path, make_event: Callable[..., AuditEvent], old: Suite, new: Suite) -> None:
     a, b, early, exported, final, _first, cp2 = _switch(db, tmp_path, make_event, old, new)
     verify_proof_document(exported, Checkpoint.from_json(early.to_json()),
                           expected_key_id=a.signer.key_id)
@@ -106,7 +111,7 @@ def test_a_proof_exported_from_generation_1_verifies_offline_after_the_handover(
 
 @pytest.mark.parametrize(("old", "new"), PAIRS)
 def test_tamper_in_the_old_generation_is_detected_after_the_handover(
-        db, tmp_path, make_event, old, new):
+        db: sa.Engine, tmp_path: Path, make_event: Callable[..., AuditEvent], old: Suite, new: Suite) -> None:
     _a, b, *_ = _switch(db, tmp_path, make_event, old, new)
     with db.begin() as conn:
         body = conn.execute(sa.select(EVENTS.c.body).where(EVENTS.c.seq == 3)).scalar_one()
@@ -119,7 +124,7 @@ def test_tamper_in_the_old_generation_is_detected_after_the_handover(
 
 @pytest.mark.parametrize(("old", "new"), PAIRS)
 def test_rewriting_a_whole_old_generation_is_caught_by_its_final_checkpoint(
-        db, tmp_path, make_event, old, new):
+        db: sa.Engine, tmp_path: Path, make_event: Callable[..., AuditEvent], old: Suite, new: Suite) -> None:
     """A forger changes an event of generation 1 and recomputes every leaf, chain hash and
     the head row: only the final checkpoint (which needs the old key) disagrees."""
     _a, b, *_ = _switch(db, tmp_path, make_event, old, new)
@@ -142,7 +147,7 @@ def test_rewriting_a_whole_old_generation_is_caught_by_its_final_checkpoint(
 
 
 @pytest.mark.parametrize(("old", "new"), PAIRS)
-def test_a_forged_final_checkpoint_or_link_is_detected(db, tmp_path, make_event, old, new):
+def test_a_forged_final_checkpoint_or_link_is_detected(db: sa.Engine, tmp_path: Path, make_event: Callable[..., AuditEvent], old: Suite, new: Suite) -> None:
     _a, b, *_ = _switch(db, tmp_path, make_event, old, new)
     # the link in the first event of generation 2 is covered by generation 2's hashes
     with db.begin() as conn:
@@ -164,7 +169,7 @@ def test_a_forged_final_checkpoint_or_link_is_detected(db, tmp_path, make_event,
 
 
 @pytest.mark.parametrize(("old", "new"), PAIRS)
-def test_appending_to_a_sealed_generation_is_refused(db, tmp_path, make_event, old, new):
+def test_appending_to_a_sealed_generation_is_refused(db: sa.Engine, tmp_path: Path, make_event: Callable[..., AuditEvent], old: Suite, new: Suite) -> None:
     a = _trail(tmp_path, old)
     with Session(db) as s, s.begin():
         a.store.append(s, [make_event() for _ in range(3)])
@@ -181,7 +186,7 @@ def test_appending_to_a_sealed_generation_is_refused(db, tmp_path, make_event, o
 
 @pytest.mark.parametrize(("old", "new"), PAIRS)
 def test_mixing_suites_within_a_generation_is_refused_and_detected(
-        db, tmp_path, make_event, old, new):
+        db: sa.Engine, tmp_path: Path, make_event: Callable[..., AuditEvent], old: Suite, new: Suite) -> None:
     a, b, *_ = _switch(db, tmp_path, make_event, old, new)
     with Session(db) as s, s.begin(), pytest.raises(SuiteMismatch):
         a.store.append(s, [make_event()])  # the old suite into the new generation
@@ -216,15 +221,17 @@ def _foreign(a: Trail, b: Trail, s: Session) -> Checkpoint:
 
 
 def test_retention_purges_across_generations_and_the_trail_still_verifies(
-        db, tmp_path, make_event):
+        db: sa.Engine, tmp_path: Path, make_event: Callable[..., AuditEvent]) -> None:
     _a, b, _early, _exp, _final, _first, cp2 = _switch(db, tmp_path, make_event, INTL, GM,
                                                        before=20, after=6)
     with Session(db) as s, s.begin():
         # generation 1 is covered by its final checkpoint; generation 2 by an exported one
         assert b.exported_size(s) == 20
-        b.mark_exported(s, b.latest(s).id, now=cp2.timestamp)
+        latest = b.latest(s)
+        assert latest is not None
+        b.mark_exported(s, latest.id, now=cp2.timestamp)
         assert b.exported_size(s) == 27
-        last_ts = max(int(r.columns["ts"]) for r in b.store.iter_range(s))
+        last_ts = max(int(cast(int, r.columns["ts"])) for r in b.store.iter_range(s))
         plan = plan_purge(s, b.store, exported_size=b.exported_size(s),
                           now=from_us(last_ts) + timedelta(days=400), retention_days=180)
         assert (plan.purge_through, plan.blocked) == (27, 0)

@@ -1,12 +1,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from monitor.errors import BatchTooLarge, InvalidEvent
+from monitor.events import AuditEvent
 from monitor.ingest import MAX_BATCH, parse_batch, parse_line
+from monitor.store import AuditStore
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 GOOD = {
@@ -104,7 +109,7 @@ def test_parse_chunks_reads_the_stream_lazily_and_numbers_every_line() -> None:
 
     pulled = 0
 
-    def source():  # an endless reporter stream: parsing must not read ahead of a chunk
+    def source() -> Iterator[str]:  # an endless reporter stream: parsing must not read ahead of a chunk
         nonlocal pulled
         while True:
             pulled += 1
@@ -128,7 +133,7 @@ def test_a_line_that_is_not_utf8_is_a_line_error_not_the_end_of_the_stream() -> 
     assert [(err.line, "malformed JSON" in err.message) for err in batch.errors] == [(2, True)]
 
 
-def test_cli_ingest_streams_a_file_with_a_bad_byte(tmp_path, monkeypatch) -> None:
+def test_cli_ingest_streams_a_file_with_a_bad_byte(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
     from quanguard.cli.main import build_app
@@ -154,7 +159,7 @@ def test_cli_ingest_streams_a_file_with_a_bad_byte(tmp_path, monkeypatch) -> Non
     assert r.exit_code == 0, r.output
 
 
-def test_cli_ingest_of_a_missing_file_is_a_clear_error(tmp_path, monkeypatch) -> None:
+def test_cli_ingest_of_a_missing_file_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
     from quanguard.cli.main import build_app
@@ -164,7 +169,7 @@ def test_cli_ingest_of_a_missing_file_is_a_clear_error(tmp_path, monkeypatch) ->
     assert r.exit_code != 0 and "no such file" in r.output
 
 
-def test_large_batches_verify_on_every_backend(engine, store, make_event) -> None:
+def test_large_batches_verify_on_every_backend(engine: sa.Engine, store: AuditStore, make_event: Callable[..., AuditEvent]) -> None:
     """Big batches take the bulk path (COPY on PostgreSQL); the trail stays verifiable and
     each stored row is the event's canonical body, with NULLs and text intact."""
     from sqlalchemy.orm import Session
@@ -195,7 +200,7 @@ def test_lines_decode_exactly_as_json_loads(raw: str | bytes) -> None:
     # encoded surrogates, bad bytes) still decodes, or fails, exactly as json.loads does.
     from monitor.ingest import _decode
 
-    def outcome(fn):  # type: ignore[no-untyped-def]
+    def outcome(fn: Callable[[str | bytes], object]) -> tuple[str, object]:
         try:
             return ("ok", fn(raw))
         except (ValueError, UnicodeDecodeError) as exc:

@@ -174,7 +174,7 @@ def _purged_prefix(leaves: list[bytes], m: int) -> tuple[list[bytes], dict[tuple
     known = dict(zip(frontier_ranges(m), acc.frontier, strict=True))
 
     class Purged(list[bytes]):
-        def __getitem__(self, j):  # type: ignore[no-untyped-def, override]
+        def __getitem__(self, j: int) -> bytes:  # type: ignore[override]
             assert j >= m, f"purged leaf {j} was read"
             return list.__getitem__(self, j)
 

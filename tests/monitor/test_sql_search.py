@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -60,9 +61,9 @@ def oracle(events: list[AuditEvent], q: SearchQuery) -> SearchResult:
     zone = ZoneInfo(q.tz)
     for name in q.aggs:
         if name.startswith("by_"):
-            attr = {"by_actor": lambda e: e.actor.id, "by_action": lambda e: e.action,
+            attr: Callable[[AuditEvent], str | None] = {"by_actor": lambda e: e.actor.id, "by_action": lambda e: e.action,
                     "by_effect": lambda e: e.effect}[name]
-            aggs[name] = order_terms(Counter(attr(e) for e in found if attr(e) is not None))
+            aggs[name] = order_terms(Counter(v for e in found if (v := attr(e)) is not None))
         else:
             c: Counter[datetime] = Counter()
             for e in found:

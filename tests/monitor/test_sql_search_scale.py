@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from monitor import sql_search
 from monitor.events import Actor, AuditEvent, EventDecision
-from monitor.search import SearchQuery
+from monitor.search import SearchQuery, SearchResult
 from monitor.sql_search import SqlSearchBackend, expand_spellings
 from monitor.store import EVENTS, AuditStore
 
@@ -46,7 +46,7 @@ def backend(engine: sa.Engine, store: AuditStore) -> SqlSearchBackend:
     return SqlSearchBackend(lambda: Session(engine))
 
 
-def plain(backend: SqlSearchBackend, q: SearchQuery, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def plain(backend: SqlSearchBackend, q: SearchQuery, monkeypatch: pytest.MonkeyPatch) -> SearchResult:
     """The search through ``lower()`` everywhere, totals by ``count(*)``, the page
     straight from the filtered table (never from the few-matches path)."""
     with monkeypatch.context() as m:
@@ -57,7 +57,7 @@ def plain(backend: SqlSearchBackend, q: SearchQuery, monkeypatch: pytest.MonkeyP
         return backend.search(q)
 
 
-def _count_all(session: Session, conds: list[object]) -> int:
+def _count_all(session: Session, conds: list[sa.ColumnElement[bool]]) -> int:
     return int(session.execute(
         sa.select(sa.func.count()).select_from(EVENTS).where(*conds)).scalar_one())
 
@@ -65,7 +65,7 @@ def _count_all(session: Session, conds: list[object]) -> int:
 _search_in = sql_search.search_in
 
 
-def _plain_search_in(session: Session, query: SearchQuery):  # type: ignore[no-untyped-def]
+def _plain_search_in(session: Session, query: SearchQuery) -> SearchResult:
     got = _search_in(session, query)
     conds = sql_search.where_clause(query, sql_search.expand_cidr(session, query))
     return type(got)(total=_count_all(session, conds), hits=got.hits, aggs=got.aggs)
@@ -135,11 +135,11 @@ def test_total_without_filters_after_a_purged_prefix(engine: sa.Engine, store: A
     with Session(engine) as s, s.begin():
         s.execute(sa.delete(EVENTS).where(EVENTS.c.seq <= 10))
     for kw in ({}, {"size": 0}, {"aggs": ("by_effect",)}):
-        assert backend.search(SearchQuery(**kw)).total == 86  # type: ignore[arg-type]
+        assert backend.search(SearchQuery(**kw)).total == 86
 
 
 def test_empty_trail(engine: sa.Engine) -> None:
     backend = SqlSearchBackend(lambda: Session(engine))
     for kw in ({}, {"org": "acme"}, {"aggs": ("by_actor", "per_day")}):
-        res = backend.search(SearchQuery(**kw))  # type: ignore[arg-type]
+        res = backend.search(SearchQuery(**kw))
         assert (res.total, res.hits) == (0, ())

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from monitor.checkpoint import (
     verify_checkpoint,
 )
 from monitor.errors import CheckpointError, SuiteMismatch, Tampered
+from monitor.events import AuditEvent
 from monitor.merkle import leaf_hash, tree_root
 from monitor.store import AuditStore, create_schema
 from monitor.trail import Trail, proof_document, verify_proof_document
@@ -38,7 +41,7 @@ def _trail(tmp_path: Path, suite: Suite) -> Trail:
 
 
 @pytest.mark.parametrize("suite", SUITES)
-def test_trail_hashes_and_signs_with_its_suite(db, tmp_path, make_event, suite):
+def test_trail_hashes_and_signs_with_its_suite(db: sa.Engine, tmp_path: Path, make_event: Callable[..., AuditEvent], suite: Suite) -> None:
     trail = _trail(tmp_path, suite)
     with Session(db) as s, s.begin():
         trail.store.append(s, [make_event() for _ in range(5)])
@@ -59,7 +62,7 @@ def test_trail_hashes_and_signs_with_its_suite(db, tmp_path, make_event, suite):
 
 
 @pytest.mark.parametrize(("made", "running"), [(INTL, GM), (GM, INTL)], ids=["intl>gm", "gm>intl"])
-def test_a_trail_refuses_to_append_under_another_suite(db, tmp_path, make_event, made, running):
+def test_a_trail_refuses_to_append_under_another_suite(db: sa.Engine, tmp_path: Path, make_event: Callable[..., AuditEvent], made: Suite, running: Suite) -> None:
     with Session(db) as s, s.begin():
         AuditStore(made).append(s, [make_event()])
     with Session(db) as s, s.begin(), pytest.raises(SuiteMismatch) as err:
@@ -72,7 +75,7 @@ def test_a_trail_refuses_to_append_under_another_suite(db, tmp_path, make_event,
         assert AuditStore(made).count(s) == 1  # nothing was mixed in
 
 
-def test_a_checkpoint_of_the_other_suite_is_not_a_reference(db, tmp_path, make_event):
+def test_a_checkpoint_of_the_other_suite_is_not_a_reference(db: sa.Engine, tmp_path: Path, make_event: Callable[..., AuditEvent]) -> None:
     trail = _trail(tmp_path, GM)
     with Session(db) as s, s.begin():
         trail.store.append(s, [make_event() for _ in range(3)])
@@ -85,7 +88,7 @@ def test_a_checkpoint_of_the_other_suite_is_not_a_reference(db, tmp_path, make_e
         trail.verify(s, [foreign])
 
 
-def head_time():
+def head_time() -> datetime:
     from monitor.events import utc_now
 
     return utc_now()
@@ -93,7 +96,7 @@ def head_time():
 
 @pytest.mark.parametrize("suite", SUITES)
 @pytest.mark.parametrize("field", ["hash_alg", "signature_alg", "handover"])
-def test_the_algorithm_names_are_signed(tmp_path, suite, field):
+def test_the_algorithm_names_are_signed(tmp_path: Path, suite: Suite, field: str) -> None:
     signer = load_or_create_signer(tmp_path / "k", suite)
     cp = sign_checkpoint(signer, tree_size=1, root=bytes(32), chain_hash=bytes(32),
                          timestamp=head_time())
@@ -105,7 +108,7 @@ def test_the_algorithm_names_are_signed(tmp_path, suite, field):
         verify_checkpoint(Checkpoint.from_dict(doc))
 
 
-def test_an_unknown_signature_algorithm_fails_closed(tmp_path):
+def test_an_unknown_signature_algorithm_fails_closed(tmp_path: Path) -> None:
     cp = sign_checkpoint(load_or_create_signer(tmp_path / "k"), tree_size=1, root=bytes(32),
                          chain_hash=bytes(32), timestamp=head_time())
     doc = {**cp.to_dict(), "signature_alg": "none"}
@@ -113,7 +116,7 @@ def test_an_unknown_signature_algorithm_fails_closed(tmp_path):
         verify_checkpoint(Checkpoint.from_dict(doc))
 
 
-def test_checkpoints_from_before_the_suites_still_verify(tmp_path):
+def test_checkpoints_from_before_the_suites_still_verify(tmp_path: Path) -> None:
     signer = load_or_create_signer(tmp_path / "k")
     old = Checkpoint(tree_size=2, root=bytes(32), chain_hash=bytes(32), timestamp=head_time(),
                      key_id=signer.key_id, public_key=signer.public_b64(), format=FORMAT_V1)
@@ -125,7 +128,7 @@ def test_checkpoints_from_before_the_suites_still_verify(tmp_path):
     assert (again.hash_alg, again.signature_alg) == ("sha256", "ed25519")
 
 
-def test_a_gm_proof_cannot_pass_as_sha256(db, tmp_path, make_event):
+def test_a_gm_proof_cannot_pass_as_sha256(db: sa.Engine, tmp_path: Path, make_event: Callable[..., AuditEvent]) -> None:
     trail = _trail(tmp_path, GM)
     with Session(db) as s, s.begin():
         trail.store.append(s, [make_event() for _ in range(4)])
@@ -141,7 +144,7 @@ def test_a_gm_proof_cannot_pass_as_sha256(db, tmp_path, make_event):
     assert leaf_hash(body.encode(), GM.hash) == proof.leaf_hash
 
 
-def test_handover_seals_the_old_trail_with_a_signed_final_checkpoint(db, tmp_path, make_event):
+def test_handover_seals_the_old_trail_with_a_signed_final_checkpoint(db: sa.Engine, tmp_path: Path, make_event: Callable[..., AuditEvent]) -> None:
     old = _trail(tmp_path, INTL)
     with Session(db) as s, s.begin():
         old.store.append(s, [make_event() for _ in range(4)])
@@ -160,6 +163,6 @@ def test_handover_seals_the_old_trail_with_a_signed_final_checkpoint(db, tmp_pat
         AuditStore(GM).append(s, [make_event()])
 
 
-def test_a_trail_key_of_another_suite_is_refused(tmp_path):
+def test_a_trail_key_of_another_suite_is_refused(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="one crypto suite"):
         Trail(AuditStore(GM), load_or_create_signer(tmp_path / "k", INTL))

@@ -19,7 +19,8 @@ def proof_doc(engine: sa.Engine, trail: Trail, seq: int, cp: object) -> dict[str
     with Session(engine) as s:
         proof = trail.proof(s, seq, cp)  # type: ignore[arg-type]
         body = s.execute(sa.select(EVENTS.c.body).where(EVENTS.c.seq == seq)).scalar_one()
-    return json.loads(json.dumps(proof_document(proof, body, trail.store.suite.hash_alg)))
+    doc: dict[str, object] = json.loads(json.dumps(proof_document(proof, body, trail.store.suite.hash_alg)))
+    return doc
 
 
 def test_every_event_has_a_verifying_proof(engine: sa.Engine, trail: Trail,

@@ -11,13 +11,13 @@ from hypothesis import strategies as st
 from quanguard.policy import PolicySet, Resource, Rule
 from quanguard.policy.engine import _conditions_hold
 from quanguard.policy.files import version_of
-from quanguard.policy.model import Grade
+from quanguard.policy.model import Effect, Grade
 
 GRADES = ["L1", "L2", "L3", "L4", "core"]
 ROLES = ["admin", "provider", "consumer"]
 ACTIONS = ["read_raw", "aggregate", "export"]
 ORGS = ["甲局", "乙局", "丙行"]
-EFFECTS = ["allow", "deny", "approval_required"]
+EFFECTS: list[Effect] = ["allow", "deny", "approval_required"]
 
 
 @dataclass(frozen=True)

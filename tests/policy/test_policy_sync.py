@@ -59,7 +59,8 @@ def pair(pg_ok: bool, tmp_path: Path) -> Iterator[tuple[Container, Container, Pa
         for c in made:
             start_listening(c)
         for c in made:
-            assert c._policy_sync.connected.wait(10)  # type: ignore[attr-defined]
+            assert c._policy_sync is not None
+            assert c._policy_sync.connected.wait(10)
         yield made[0], made[1], policies
     finally:
         for c in made:

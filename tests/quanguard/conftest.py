@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner, Result
@@ -12,7 +13,7 @@ from tests.conftest import POLICY_DIR
 
 
 @pytest.fixture
-def run(tmp_path, monkeypatch) -> Callable[..., Result]:
+def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
     """``run("keys", "create", ...)``: the root CLI in a fresh folder (its own store, keys
     and data there), with the shipped policies and no API key in the environment."""
     monkeypatch.chdir(tmp_path)

@@ -84,7 +84,7 @@ def test_verify_records_failure_and_raises(svc: Any) -> None:
     with pytest.raises(Tampered) as info:
         uc.verify(svc, AUDITOR)
     assert (info.value.seq, info.value.damage) == (2, "modified")
-    status = uc.status(svc, AUDITOR)
+    status: dict[str, Any] = uc.status(svc, AUDITOR)
     assert status["last_verify"]["ok"] is False and status["last_verify"]["bad_seq"] == 2
 
 

@@ -40,7 +40,11 @@ def test_gives_up_after_attempts() -> None:
 
 def test_background_send() -> None:
     got: list[Any] = []
-    hook = Webhook("http://x", post=lambda url, payload: got.append(payload) or 204)
+    def post(url: str, payload: Any) -> int:
+        got.append(payload)
+        return 204
+
+    hook = Webhook("http://x", post=post)
     hook.send([ALERT])
     deadline = time.time() + 5
     while not got and time.time() < deadline:
@@ -54,7 +58,7 @@ def test_notified_after_commit_only(container: Any) -> None:
     from quanguard.auth import Principal
 
     sent: list[Any] = []
-    container.alerts.notify = lambda alerts: sent.extend(alerts)  # type: ignore[method-assign]
+    container.alerts.notify = lambda alerts: sent.extend(alerts)
     container.audit.set_redactor(None)
     p = Principal(id="prober", name="prober", role="consumer", org="o")
     try:

@@ -8,10 +8,13 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import typer
+from typer._click.core import Command
+from typer.core import TyperGroup
 
 from quanguard.cli.main import build_app
 
@@ -48,14 +51,14 @@ def _run(args: list[str], **env: str) -> tuple[int, list[str], str, float]:
 
 @pytest.mark.parametrize("args", [["--help"], [], ["exchange", "--help"], ["exchange", "jobs", "--help"],
                                   ["exchange", "register", "--help"]])
-def test_help_loads_no_heavy_library(args):
+def test_help_loads_no_heavy_library(args: list[str]) -> None:
     code, loaded, out, _took = _run(args)
     assert code in (0, 2), out
     assert "Usage" in out
     assert loaded == [], f"quanguard {' '.join(args)} imported {loaded}"
 
 
-def test_exchange_jobs_against_a_dead_service_fails_fast_and_light():
+def test_exchange_jobs_against_a_dead_service_fails_fast_and_light() -> None:
     code, loaded, out, took = _run(["exchange", "jobs"], QUANGUARD_API_KEY="k",
                                    QUANGUARD_URL="http://127.0.0.1:9")
     assert code == 7, out
@@ -64,20 +67,21 @@ def test_exchange_jobs_against_a_dead_service_fails_fast_and_light():
     assert took < 20
 
 
-def test_root_help_lists_every_command():
+def test_root_help_lists_every_command() -> None:
     _code, _loaded, out, _took = _run(["--help"])
     root = typer.main.get_command(build_app())
+    assert isinstance(root, TyperGroup)
     for name in root.commands:
         assert f"  {name} " in out, name
 
 
-def _walk(cmd, prefix):
+def _walk(cmd: Command, prefix: str) -> Iterator[tuple[str, Command]]:
     yield prefix, cmd
     for name, sub in (getattr(cmd, "commands", None) or {}).items():
         yield from _walk(sub, f"{prefix} {name}")
 
 
-def test_every_command_and_option_has_help():
+def test_every_command_and_option_has_help() -> None:
     missing = []
     for path, cmd in _walk(typer.main.get_command(build_app()), "quanguard"):
         if not (cmd.help or "").strip() and not getattr(cmd, "commands", None):
@@ -86,5 +90,5 @@ def test_every_command_and_option_has_help():
             if param.param_type_name == "option" and param.name != "help" and not (getattr(param, "help", "") or "").strip():
                 missing.append(f"{path} {param.opts[0]}")
             if param.param_type_name == "argument" and not (getattr(param, "help", "") or "").strip():
-                missing.append(f"{path} {param.name.upper()}")
+                missing.append(f"{path} {(param.name or '').upper()}")
     assert not missing, "no help text: " + ", ".join(missing)

@@ -7,11 +7,14 @@ import io
 import json
 import re
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
+from typer.testing import Result
 
 from quanguard.cli.output import parse_when, show
 from tests.quanguard.test_audit_cli import plain_lines
@@ -22,7 +25,7 @@ from tests.quanguard.test_exchange_cli import cli  # noqa: F401 - fixture
 _REPR = re.compile(r"\{'|\['|'\s*:\s*'|\bNone\b|\bTrue\b|\bFalse\b")
 
 
-def _as_auditor(run, monkeypatch) -> None:
+def _as_auditor(run: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> None:
     """Searching the trail takes an auditor's key (the local operator may not)."""
     r = run("keys", "create", "--role", "auditor", "--org", "市审计局", "--name", "aud")
     assert r.exit_code == 0, r.output
@@ -33,7 +36,7 @@ def _no_repr(text: str) -> None:
     assert not _REPR.search(text), f"a Python repr reached the user:\n{text}"
 
 
-def test_exchange_register_aggregate_budget_approve_print_tables(cli, tmp_path: Path) -> None:  # noqa: F811
+def test_exchange_register_aggregate_budget_approve_print_tables(cli: Callable[..., Result], tmp_path: Path) -> None:  # noqa: F811
     csv = tmp_path / "c.csv"
     csv.write_bytes(members(phone=True))
     r = cli("prov", "register", str(csv), "--name", "contacts", "--key-column", "member")
@@ -54,7 +57,7 @@ def test_exchange_register_aggregate_budget_approve_print_tables(cli, tmp_path: 
     _no_repr(r.stdout)
 
 
-def test_show_renders_nested_values_as_tables(capsys) -> None:
+def test_show_renders_nested_values_as_tables(capsys: pytest.CaptureFixture[str]) -> None:
     show({"job": "j1", "ok": True, "none": None, "extra": {"a": 1},
           "rows": [{"group": {"sex": "F"}, "value": 1.5}]})
     out = capsys.readouterr().out
@@ -62,7 +65,7 @@ def test_show_renders_nested_values_as_tables(capsys) -> None:
     _no_repr(out)
 
 
-def test_keys_list_is_not_cut_at_80_columns(audit_run, monkeypatch) -> None:  # noqa: F811
+def test_keys_list_is_not_cut_at_80_columns(audit_run: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
     monkeypatch.setenv("COLUMNS", "80")
     org = "市大数据发展管理局数据安全监管处第三科" * 2
     name = "a-very-long-key-holder-name-for-the-data-exchange-" + "x" * 30
@@ -90,7 +93,7 @@ def test_bad_times_are_refused(bad: str) -> None:
         parse_when(bad)
 
 
-def test_audit_search_since_relative_and_bad_value_exit_2(audit_run, tmp_path: Path, monkeypatch) -> None:  # noqa: F811
+def test_audit_search_since_relative_and_bad_value_exit_2(audit_run: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
     nd = tmp_path / "e.ndjson"
     nd.write_text("\n".join(plain_lines(5)) + "\n", encoding="utf-8")
     assert audit_run("audit", "ingest", str(nd), "--format", "json").exit_code == 0
@@ -104,7 +107,7 @@ def test_audit_search_since_relative_and_bad_value_exit_2(audit_run, tmp_path: P
     assert "--since" in r.output and "15m" in r.output and "Traceback" not in r.output
 
 
-def test_audit_search_new_aggregations(audit_run, tmp_path: Path, monkeypatch) -> None:  # noqa: F811
+def test_audit_search_new_aggregations(audit_run: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
     nd = tmp_path / "e.ndjson"
     nd.write_text("\n".join(plain_lines(5)) + "\n", encoding="utf-8")
     assert audit_run("audit", "ingest", str(nd), "--format", "json").exit_code == 0
@@ -123,7 +126,7 @@ def test_audit_search_new_aggregations(audit_run, tmp_path: Path, monkeypatch) -
     _no_repr(r.stdout)
 
 
-def test_no_progress_bar_when_stderr_is_not_a_terminal(audit_run, tmp_path: Path) -> None:  # noqa: F811
+def test_no_progress_bar_when_stderr_is_not_a_terminal(audit_run: Callable[..., Any], tmp_path: Path) -> None:  # noqa: F811
     nd = tmp_path / "e.ndjson"
     nd.write_text("\n".join(plain_lines(3)) + "\n", encoding="utf-8")
     r = audit_run("audit", "ingest", str(nd))
@@ -136,7 +139,7 @@ class _Tty(io.StringIO):
         return True
 
 
-def test_progress_bar_has_percentage_and_eta_on_a_terminal(monkeypatch, tmp_path: Path) -> None:
+def test_progress_bar_has_percentage_and_eta_on_a_terminal(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from quanguard.cli.output import bar, count_records
 
     src = tmp_path / "t.csv"

@@ -4,9 +4,10 @@ under SM4, consent withdrawals kept across the switch, receipts of either suite 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, cast
 
 import pyarrow as pa
 import pytest
@@ -19,6 +20,7 @@ from exchange.tables import datasets
 from gmcrypto import SuiteMismatch as CryptoSuiteMismatch
 from monitor.checkpoint import Checkpoint, verify_checkpoint
 from monitor.errors import SuiteMismatch
+from quanguard.auth import Principal
 from quanguard.container import Container, build_container
 from quanguard.errors import Conflict
 from quanguard.usecases.handover import handover
@@ -36,7 +38,7 @@ def dirs(tmp_path: Path) -> dict[str, object]:
 
 
 @pytest.fixture
-def make(tmp_path: Path, dirs: dict[str, object]) -> Iterator[object]:
+def make(tmp_path: Path, dirs: dict[str, object]) -> Iterator[Callable[[str], Container]]:
     made: list[Container] = []
 
     def _make(crypto: str) -> Container:
@@ -62,7 +64,7 @@ def _load(c: Container, name: str) -> pa.Table:
         return c.exchange.catalog.load_table(s, name)
 
 
-def test_gm_datasets_are_sm4_gcm_sealed(make):
+def test_gm_datasets_are_sm4_gcm_sealed(make: Callable[[str], Container]) -> None:
     c = make("gm")
     table = _register(c, "g")
     with c.session() as s:
@@ -72,7 +74,7 @@ def test_gm_datasets_are_sm4_gcm_sealed(make):
     assert _load(c, "g").equals(table)
 
 
-def test_switching_datasets_to_gm_reseals_them_and_keeps_withdrawals(make):
+def test_switching_datasets_to_gm_reseals_them_and_keeps_withdrawals(make: Callable[[str], Container]) -> None:
     intl = make("intl")
     table = _register(intl, "a")
     with intl.session() as s, s.begin():
@@ -100,13 +102,13 @@ def test_switching_datasets_to_gm_reseals_them_and_keeps_withdrawals(make):
         _load(back, "a")
 
 
-def _admin(c: Container):
+def _admin(c: Container) -> Principal:
     from quanguard.auth import LOCAL_OPERATOR
 
     return LOCAL_OPERATOR
 
 
-def test_handover_starts_a_gm_generation_in_the_same_database(make, tmp_path):
+def test_handover_starts_a_gm_generation_in_the_same_database(make: Callable[[str], Container], tmp_path: Path) -> None:
     from monitor.search import SearchQuery
     from monitor.trail import verify_proof_document
     from quanguard.usecases.audit import consistency, proof, status, verify
@@ -131,26 +133,26 @@ def test_handover_starts_a_gm_generation_in_the_same_database(make, tmp_path):
     with gm2.session() as s, s.begin():
         seq = gm2.audit.record(s, actor=_admin(gm2), action="scan")
     assert seq == final.tree_size + 2  # after the hand-over record that opens generation 2
-    result = verify(gm2, _admin(gm2), [final])
+    result: dict[str, Any] = verify(gm2, _admin(gm2), [final])
     assert [(g["generation"], g["suite"]) for g in result["generations"]] == [(1, "intl"),
                                                                            (2, "gm")]
     # search and the console see every generation
     hits = gm2.search.search(SearchQuery(size=100)).hits
     assert {h.seq for h in hits} >= set(range(1, seq + 1))
-    st = status(gm2, _admin(gm2))
+    st: dict[str, Any] = status(gm2, _admin(gm2))
     assert st["head"]["generation"] == 2 and st["head"]["suite"] == "gm"
     # a proof from generation 1 (old, and new against the final checkpoint) verifies offline
     verify_proof_document(old_proof, Checkpoint.from_dict(old_proof["checkpoint"]))
-    again = proof(gm2, _admin(gm2), 1)
+    again: dict[str, Any] = proof(gm2, _admin(gm2), 1)
     assert again["checkpoint"]["handover"] == "gm"
     verify_proof_document(json.loads(json.dumps(again)), final)
     # and one of generation 2 against a format-3 SM2 checkpoint
-    new = proof(gm2, _admin(gm2), seq)
+    new: dict[str, Any] = proof(gm2, _admin(gm2), seq)
     assert new["checkpoint"]["signature_alg"] == "sm2-sm3" and new["first_seq"] == seq - 1
     verify_proof_document(json.loads(json.dumps(new)), Checkpoint.from_dict(new["checkpoint"]))
     # the old deployment still verifies both generations (it records no event: it cannot
     # append to a gm generation), and no consistency proof spans the hand-over
-    assert verify(intl, _admin(intl))["generations"][1]["suite"] == "gm"
+    assert cast(Any, verify(intl, _admin(intl)))["generations"][1]["suite"] == "gm"
     with pytest.raises(Conflict, match="generation 1"):
         consistency(gm2, _admin(gm2), 2, generation=1)
     # a second hand-over of generation 1 is refused; generation 2 can hand back to intl
@@ -159,13 +161,13 @@ def test_handover_starts_a_gm_generation_in_the_same_database(make, tmp_path):
     back = handover(gm2, _admin(gm2), "intl", tmp_path / "back.json")
     assert back.generation == 2 and back.signature_alg == "sm2-sm3"
     intl2 = make("intl")
-    assert verify(intl2, _admin(intl2))["generations"][-1] == {
+    assert cast(Any, verify(intl2, _admin(intl2)))["generations"][-1] == {
         "generation": 3, "suite": "intl", "first_seq": back.first_seq + back.tree_size,
         "last_seq": back.first_seq + back.tree_size, "handed_over_to": None}
 
 
 @pytest.mark.parametrize("crypto", ["intl", "gm"])
-def test_receipts_name_their_algorithms_and_verify_offline(tmp_path, crypto):
+def test_receipts_name_their_algorithms_and_verify_offline(tmp_path: Path, crypto: str) -> None:
     from gmcrypto import get_suite
 
     suite = get_suite(crypto)
@@ -186,7 +188,7 @@ def test_receipts_name_their_algorithms_and_verify_offline(tmp_path, crypto):
         verify_receipt(doc, result=[{"g": "a", "n": 4}])
 
 
-def test_only_a_key_admin_may_hand_over_and_a_refusal_is_recorded(make, tmp_path):
+def test_only_a_key_admin_may_hand_over_and_a_refusal_is_recorded(make: Callable[[str], Container], tmp_path: Path) -> None:
     from quanguard.auth import Principal
     from quanguard.errors import Forbidden
 
@@ -201,7 +203,7 @@ def test_only_a_key_admin_may_hand_over_and_a_refusal_is_recorded(make, tmp_path
     assert any("audit_handover" in b and "deny" in b for b in bodies)
 
 
-def test_handover_to_the_same_or_an_unknown_suite_is_refused(make, tmp_path):
+def test_handover_to_the_same_or_an_unknown_suite_is_refused(make: Callable[[str], Container], tmp_path: Path) -> None:
     from quanguard.errors import InvalidInput
 
     c = make("intl")
@@ -210,7 +212,7 @@ def test_handover_to_the_same_or_an_unknown_suite_is_refused(make, tmp_path):
             handover(c, _admin(c), target, tmp_path / "final.json")
 
 
-def test_a_trail_from_before_generations_upgrades_and_hands_over(make, tmp_path):
+def test_a_trail_from_before_generations_upgrades_and_hands_over(make: Callable[[str], Container], tmp_path: Path) -> None:
     """Migration 0015 on a store made before it: the head row gets ``base`` and checkpoints
     ``generation``; the old trail verifies as generation 1 and can be handed over."""
     from quanguard.db import migrate
@@ -230,13 +232,13 @@ def test_a_trail_from_before_generations_upgrades_and_hands_over(make, tmp_path)
     heads = {c["name"] for c in sa.inspect(c.engine).get_columns("audit_head")}
     assert "base" in heads
     fresh = make("intl")
-    assert [g["generation"] for g in verify(fresh, _admin(fresh))["generations"]] == [1]
+    assert [g["generation"] for g in cast(Any, verify(fresh, _admin(fresh)))["generations"]] == [1]
     final = handover(fresh, _admin(fresh), "gm", tmp_path / "final.json")
     gm = make("gm")
-    assert [g["suite"] for g in verify(gm, _admin(gm), [final])["generations"]] == ["intl", "gm"]
+    assert [g["suite"] for g in cast(Any, verify(gm, _admin(gm), [final]))["generations"]] == ["intl", "gm"]
 
 
-def test_a_trail_sealed_before_generations_gets_its_next_generation(make, tmp_path):
+def test_a_trail_sealed_before_generations_gets_its_next_generation(make: Callable[[str], Container], tmp_path: Path) -> None:
     """A hand-over made by the earlier release only sealed the trail (the new trail went
     to a new database). Running the hand-over again opens the next generation here."""
     from quanguard.usecases.audit import verify
@@ -252,6 +254,6 @@ def test_a_trail_sealed_before_generations_gets_its_next_generation(make, tmp_pa
     assert again == old_final
     with gm.session() as s, s.begin():
         gm.audit.record(s, actor=_admin(gm), action="scan")
-    assert [g["suite"] for g in verify(gm, _admin(gm), [again])["generations"]] == ["intl", "gm"]
+    assert [g["suite"] for g in cast(Any, verify(gm, _admin(gm), [again]))["generations"]] == ["intl", "gm"]
     with pytest.raises(Conflict):  # and only once
         handover(c, _admin(c), "gm", tmp_path / "again.json")

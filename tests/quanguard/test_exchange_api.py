@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import base64
 import random
+from collections.abc import Callable
 
+import httpx2
 import pyarrow as pa
 import pytest
+from fastapi.testclient import TestClient
 
 from exchange import PsiClient, verify_receipt
+from quanguard.auth import Principal
+from quanguard.container import Container
 from tests.conftest import auth, csv_bytes
 
 PROV_ORG, BANK, LAB = "市卫健委", "某银行", "某研究所"
@@ -28,7 +33,7 @@ def members(n: int = 600, phone: bool = False, seed: int = 3) -> bytes:
 
 
 @pytest.fixture
-def world(client, make_key):
+def world(client: TestClient, make_key: Callable[..., tuple[str, Principal]]) -> dict[str, str]:
     keys = {
         "prov": make_key("provider", org=PROV_ORG)[0], "bank": make_key("consumer", org=BANK)[0],
         "lab": make_key("consumer", org=LAB)[0], "mgr": make_key("manager", org="市大数据局")[0],
@@ -40,11 +45,11 @@ def world(client, make_key):
     return keys
 
 
-def agg(client, key, **body):
+def agg(client: TestClient, key: str, **body: object) -> httpx2.Response:
     return client.post("/v1/exchange/aggregate", headers=auth(key), json={"dataset": "members", **body})
 
 
-def test_register_grades_and_hides_rows(client, world) -> None:
+def test_register_grades_and_hides_rows(client: TestClient, world: dict[str, str]) -> None:
     meta = client.get("/v1/exchange/datasets/members", headers=auth(world["bank"])).json()
     assert meta["grade"] == "L2" and meta["rows"] == 600 and meta["key_columns"] == ["member"]
     assert {c["name"] for c in meta["columns"]} == {"member", "district", "sex", "income"}
@@ -54,7 +59,7 @@ def test_register_grades_and_hides_rows(client, world) -> None:
     assert r.status_code == 403  # consumers do not publish
 
 
-def test_aggregate_result_receipt_and_budget(client, world) -> None:
+def test_aggregate_result_receipt_and_budget(client: TestClient, world: dict[str, str]) -> None:
     r = agg(client, world["bank"], agg="mean", column="income", by=["sex"], epsilon=1.0)
     assert r.status_code == 200, r.text
     job = r.json()
@@ -73,24 +78,24 @@ def test_aggregate_result_receipt_and_budget(client, world) -> None:
     {"agg": "count", "by": ["member"]},
     {"agg": "count", "epsilon": 50},
 ])
-def test_attacks_refused_with_reason(client, world, body) -> None:
+def test_attacks_refused_with_reason(client: TestClient, world: dict[str, str], body: dict[str, object]) -> None:
     r = agg(client, world["bank"], **body)
     assert r.status_code == 403 and r.json()["error"]["message"]
 
 
-def test_attack_one_person_district_suppressed(client, world) -> None:
+def test_attack_one_person_district_suppressed(client: TestClient, world: dict[str, str]) -> None:
     job = agg(client, world["bank"], agg="count", by=["district"], epsilon=1.0).json()
     assert "莱芜区" not in {g["group"]["district"] for g in job["result"]}
     assert isinstance(job["suppressed_groups"], int) and job["suppressed_groups"] >= 0
 
 
-def test_attack_repeating_until_budget_is_spent(client, world) -> None:
+def test_attack_repeating_until_budget_is_spent(client: TestClient, world: dict[str, str]) -> None:
     codes = [agg(client, world["bank"], agg="count", epsilon=0.6).status_code for _ in range(5)]
     assert codes == [200, 200, 200, 403, 403]
     assert agg(client, world["lab"], agg="count", epsilon=0.6).status_code == 200
 
 
-def test_attack_no_endpoint_returns_rows(client, world) -> None:
+def test_attack_no_endpoint_returns_rows(client: TestClient, world: dict[str, str]) -> None:
     bank = auth(world["bank"])
     job = agg(client, world["bank"], agg="count", by=["sex"], epsilon=0.5).json()
     bodies = [client.get(p, headers=bank).text for p in (
@@ -113,7 +118,7 @@ def test_attack_no_endpoint_returns_rows(client, world) -> None:
     assert r.status_code == 403
 
 
-def test_attack_other_consumer_cannot_read_jobs(client, world) -> None:
+def test_attack_other_consumer_cannot_read_jobs(client: TestClient, world: dict[str, str]) -> None:
     job = agg(client, world["bank"], agg="count", epsilon=0.5).json()
     r = client.get(f"/v1/exchange/jobs/{job['job']}", headers=auth(world["lab"]))
     assert r.status_code == 404
@@ -124,7 +129,7 @@ def test_attack_other_consumer_cannot_read_jobs(client, world) -> None:
     assert [j["job"] for j in prov] == [job["job"]]
 
 
-def test_l3_aggregate_waits_for_manager(client, world) -> None:
+def test_l3_aggregate_waits_for_manager(client: TestClient, world: dict[str, str]) -> None:
     r = client.post("/v1/exchange/datasets", headers=auth(world["prov"]),
                     data={"name": "contacts", "key_column": "member"},
                     files={"file": ("c.csv", members(phone=True), "text/csv")})
@@ -144,7 +149,7 @@ def test_l3_aggregate_waits_for_manager(client, world) -> None:
                        json={"reason": "late"}).status_code == 409
 
 
-def test_psi_over_http(client, world) -> None:
+def test_psi_over_http(client: TestClient, world: dict[str, str]) -> None:
     terms = client.get("/v1/exchange/datasets/members/psi", headers=auth(world["bank"])).json()
     assert terms["reveal"] == "matches"  # L1/L2 policy
     mine = ["M000003", "M000010", "X1", "X2"]
@@ -158,7 +163,7 @@ def test_psi_over_http(client, world) -> None:
     assert body["receipt"]["kind"] == "psi"
 
 
-def test_extract_is_masked_watermarked_and_traceable(client, world, container) -> None:
+def test_extract_is_masked_watermarked_and_traceable(client: TestClient, world: dict[str, str], container: Container) -> None:
     r = client.post("/v1/exchange/extract", headers=auth(world["bank"]), json={"dataset": "members"})
     if container.exchange.masker is None or container.exchange.watermarker is None:
         assert r.status_code == 403 and "not available" in r.json()["error"]["message"]

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import httpx
 import pytest
-from typer.testing import CliRunner
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner, Result
 
+from quanguard.auth import Principal
 from quanguard.cli import client as client_mod
 from quanguard.cli.main import build_app
 from tests.quanguard.test_exchange_api import BANK, LAB, PROV_ORG, members
@@ -24,15 +28,15 @@ class _Authed:
 
 
 @pytest.fixture
-def cli(client, make_key, monkeypatch, tmp_path):
+def cli(client: TestClient, make_key: Callable[..., tuple[str, Principal]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., Result]:
     keys = {"prov": make_key("provider", org=PROV_ORG)[0], "bank": make_key("consumer", org=BANK)[0],
             "lab": make_key("consumer", org=LAB)[0], "mgr": make_key("manager")[0]}
     current = {"key": keys["prov"]}
     monkeypatch.setattr(client_mod, "connect",
-                        lambda: client_mod.ServiceClient(_Authed(client, current["key"])))
+                        lambda: client_mod.ServiceClient(cast(httpx.Client, _Authed(client, current["key"]))))
     runner, app = CliRunner(), build_app()
 
-    def run(who: str, *args: str):
+    def run(who: str, *args: str) -> Result:
         current["key"] = keys[who]
         return runner.invoke(app, ["exchange", *args])
 
@@ -44,18 +48,19 @@ def cli(client, make_key, monkeypatch, tmp_path):
     return run
 
 
-def _json(r) -> dict:
+def _json(r: Result) -> dict[str, Any]:
     assert r.exit_code == 0, (r.stdout, r.stderr)
-    return json.loads(r.stdout)
+    doc: dict[str, Any] = json.loads(r.stdout)
+    return doc
 
 
-def test_register_contract(cli) -> None:
+def test_register_contract(cli: Callable[..., Result]) -> None:
     r = cli("prov", "datasets", "--format", "json")
     meta = _json(r)["datasets"][0]
     assert {"dataset", "grade", "columns"} <= set(meta) and meta["grade"] == "L2"
 
 
-def test_aggregate_result_jobs_and_verify(cli, tmp_path: Path) -> None:
+def test_aggregate_result_jobs_and_verify(cli: Callable[..., Result], tmp_path: Path) -> None:
     out = _json(cli("bank", "aggregate", "members", "--agg", "mean", "--column", "income",
                     "--by", "sex", "--epsilon", "1", "--format", "json"))
     assert {"job", "status", "result", "suppressed_groups", "epsilon_spent", "budget_left",
@@ -80,7 +85,7 @@ def test_aggregate_result_jobs_and_verify(cli, tmp_path: Path) -> None:
     assert cli("bank", "verify-receipt", str(f)).exit_code == 1
 
 
-def test_refusals_exit_nonzero_with_reason_on_stderr(cli) -> None:
+def test_refusals_exit_nonzero_with_reason_on_stderr(cli: Callable[..., Result]) -> None:
     r = cli("bank", "aggregate", "members", "--agg", "count", "--where", "member=M000001")
     assert r.exit_code == 4 and "key column" in r.stderr and "Traceback" not in r.output
     r = cli("bank", "aggregate", "members", "--agg", "count", "--by", "member")
@@ -93,20 +98,20 @@ def test_refusals_exit_nonzero_with_reason_on_stderr(cli) -> None:
     assert r.exit_code == 4 and "budget" in r.stderr
 
 
-def test_other_consumer_cannot_read_result(cli) -> None:
+def test_other_consumer_cannot_read_result(cli: Callable[..., Result]) -> None:
     job = _json(cli("bank", "aggregate", "members", "--agg", "count", "--format", "json"))["job"]
     r = cli("lab", "result", job)
     assert r.exit_code == 5 and job in r.stderr
 
 
-def test_psi_cli(cli, tmp_path: Path) -> None:
+def test_psi_cli(cli: Callable[..., Result], tmp_path: Path) -> None:
     ids = tmp_path / "ids.txt"
     ids.write_text("M000001\nM000002\nZZ9\n")
     out = _json(cli("bank", "psi", "members", "--ids", str(ids), "--format", "json"))
     assert out["intersection_size"] == 2 and sorted(out["matches"]) == ["M000001", "M000002"]
 
 
-def test_pending_then_approve_and_reject(cli, tmp_path: Path) -> None:
+def test_pending_then_approve_and_reject(cli: Callable[..., Result], tmp_path: Path) -> None:
     csv = tmp_path / "c.csv"
     csv.write_bytes(members(phone=True))
     assert cli("prov", "register", str(csv), "--name", "contacts", "--key-column", "member").exit_code == 0
@@ -120,7 +125,7 @@ def test_pending_then_approve_and_reject(cli, tmp_path: Path) -> None:
     assert rej["status"] == "rejected" and rej["reason"] == "目的不明"
 
 
-def test_extract_writes_file_or_refuses(cli, tmp_path: Path) -> None:
+def test_extract_writes_file_or_refuses(cli: Callable[..., Result], tmp_path: Path) -> None:
     out = tmp_path / "copy.csv"
     got = _json(cli("bank", "extract", "members", "-o", str(out), "--format", "json"))
     assert out.stat().st_size == got["bytes"] > 0 and got["status"] == "done"
@@ -139,7 +144,7 @@ def test_extract_writes_file_or_refuses(cli, tmp_path: Path) -> None:
     assert r.exit_code == 4 and "L3" in r.stderr and not refused.exists()
 
 
-def test_cli_without_key_or_service(monkeypatch) -> None:
+def test_cli_without_key_or_service(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("QUANGUARD_API_KEY", raising=False)
     r = CliRunner().invoke(build_app(), ["exchange", "datasets"])
     assert r.exit_code == 3 and "QUANGUARD_API_KEY" in r.stderr
@@ -149,7 +154,7 @@ def test_cli_without_key_or_service(monkeypatch) -> None:
     assert r.exit_code == 7 and "cannot reach" in r.stderr
 
 
-def test_psi_approval_runs_the_stored_request_from_the_cli(cli, tmp_path: Path) -> None:
+def test_psi_approval_runs_the_stored_request_from_the_cli(cli: Callable[..., Result], tmp_path: Path) -> None:
     from tests.quanguard.test_exchange_flows import csv_bytes, resident_id
 
     rids = [resident_id(i) for i in range(300)]

@@ -6,12 +6,18 @@ import base64
 import io
 import json
 import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
-from exchange import PsiClient
+from exchange import PsiClient, PsiOutcome
+from quanguard.auth import Principal
+from quanguard.container import Container
 from tests.conftest import auth
 from tests.conftest import csv_bytes as table_csv
 from tests.quanguard.test_exchange_api import BANK, PROV_ORG, members
@@ -25,17 +31,18 @@ def resident_id(i: int) -> str:
     return body + "10X98765432"[sum(int(c) * w for c, w in zip(body, _W)) % 11]
 
 
-def csv_bytes(cols: dict) -> bytes:
+def csv_bytes(cols: dict[str, Any]) -> bytes:
     return table_csv(pa.table(cols))
 
 
 @pytest.fixture
-def keys(client, make_key):
+def keys(client: TestClient, make_key: Callable[..., tuple[str, Principal]]) -> dict[str, str]:
     return {"prov": make_key("provider", org=PROV_ORG)[0], "bank": make_key("consumer", org=BANK)[0],
             "mgr": make_key("manager")[0]}
 
 
-def _psi(client, key, dataset, ids, local=None, **extra):
+def _psi(client: TestClient, key: str, dataset: str, ids: list[str], local: PsiClient | None = None,
+         **extra: object) -> tuple[int, Any, PsiOutcome | None]:
     terms = client.get(f"/v1/exchange/datasets/{dataset}/psi", headers=auth(key)).json()
     local = local or PsiClient(ids, reveal=terms["reveal"])
     body = {"dataset": dataset, "request": base64.b64encode(local.request()).decode(), **extra}
@@ -46,7 +53,7 @@ def _psi(client, key, dataset, ids, local=None, **extra):
     return 200, body, local.finish(base64.b64decode(body["setup"]), base64.b64decode(body["response"]))
 
 
-def test_every_step_is_audited_without_raw_values(client, keys, container, make_key) -> None:
+def test_every_step_is_audited_without_raw_values(client: TestClient, keys: dict[str, str], container: Container, make_key: Callable[..., tuple[str, Principal]]) -> None:
     r = client.post("/v1/exchange/datasets", headers=auth(keys["prov"]),
                     data={"name": "members", "key_column": "member", "bounds": "income=0:30000"},
                     files={"file": ("m.csv", members(), "text/csv")})
@@ -75,7 +82,7 @@ def test_every_step_is_audited_without_raw_values(client, keys, container, make_
     assert not any("M000001" in f or "M000002" in f for f in flat)
 
 
-def test_l4_psi_waits_for_approval_then_reveals_count_only(client, keys) -> None:
+def test_l4_psi_waits_for_approval_then_reveals_count_only(client: TestClient, keys: dict[str, str]) -> None:
     ids = [resident_id(i) for i in range(300)]
     r = client.post("/v1/exchange/datasets", headers=auth(keys["prov"]),
                     data={"name": "residents", "key_column": "rid"},
@@ -93,12 +100,13 @@ def test_l4_psi_waits_for_approval_then_reveals_count_only(client, keys) -> None
     code, done, out = _psi(client, keys["bank"], "residents", mine, local=local,
                            job=body["job"], request=None)
     assert code == 200 and done["status"] == "done" and done["job"] == body["job"]
+    assert out is not None
     assert out.intersection_size == 5 and out.matches is None  # policy: count only for L4
     code, _, _ = _psi(client, keys["bank"], "residents", mine, local=local, job=body["job"])
     assert code == 409  # an approval is used once
 
 
-def test_consent_withdrawal_changes_psi_exactly(client, keys) -> None:
+def test_consent_withdrawal_changes_psi_exactly(client: TestClient, keys: dict[str, str]) -> None:
     r = client.post("/v1/exchange/datasets", headers=auth(keys["prov"]),
                     data={"name": "members", "key_column": "member"},
                     files={"file": ("m.csv", members(), "text/csv")})
@@ -111,11 +119,12 @@ def test_consent_withdrawal_changes_psi_exactly(client, keys) -> None:
                        json={"subjects": mine, "purpose": "营销", "state": "withdrawn"}).status_code == 403
     _, _, marketing = _psi(client, keys["bank"], "members", mine, purpose="营销")
     _, _, research = _psi(client, keys["bank"], "members", mine, purpose="科研")
+    assert marketing is not None and research is not None
     assert marketing.intersection_size == 6 and research.intersection_size == 10
     assert set(marketing.matches or ()) == set(mine[4:])
 
 
-def test_register_from_inbox_and_sql_and_refuse_outside(client, keys, container, tmp_path) -> None:
+def test_register_from_inbox_and_sql_and_refuse_outside(client: TestClient, keys: dict[str, str], container: Container, tmp_path: Path) -> None:
     inbox = container.settings.data_dir / "exchange-inbox"
     inbox.mkdir(parents=True, exist_ok=True)
     (inbox / "m.csv").write_bytes(members(100))
@@ -144,7 +153,7 @@ def test_register_from_inbox_and_sql_and_refuse_outside(client, keys, container,
     assert r.json()["rows"] == 50 and income["bounds"] == [0, 9]
 
 
-def test_identifiers_keep_leading_zeros_and_parquet_uploads(client, keys, tmp_path) -> None:
+def test_identifiers_keep_leading_zeros_and_parquet_uploads(client: TestClient, keys: dict[str, str], tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
     ids = [f"{i:08d}" for i in range(200)]
@@ -154,6 +163,7 @@ def test_identifiers_keep_leading_zeros_and_parquet_uploads(client, keys, tmp_pa
                                     "text/csv")})
     assert r.status_code == 201, r.text
     _, _, out = _psi(client, keys["bank"], "zeros", ["00000007", "7"])
+    assert out is not None
     assert out.intersection_size == 1 and out.matches == ("00000007",)
     buf = io.BytesIO()
     pq.write_table(pa.table({"code": ids, "amount": [float(i % 100) for i in range(200)]}), buf)
@@ -167,7 +177,7 @@ def test_identifiers_keep_leading_zeros_and_parquet_uploads(client, keys, tmp_pa
     assert r.status_code == 400 and "non-numeric" in r.json()["error"]["message"]
 
 
-def test_large_tables_are_graded_on_a_spread_sample(container) -> None:
+def test_large_tables_are_graded_on_a_spread_sample(container: Container) -> None:
     n = 30_000
     phones = [f"139{i:08d}" for i in range(n)]
     table = pa.table({"phone": phones, "k": [str(i % 7) for i in range(n)]})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pyarrow as pa
 import pytest
 from sqlalchemy import inspect
@@ -9,6 +11,7 @@ from sqlalchemy import inspect
 from exchange import BudgetExhausted, JobNotFound, verify_receipt
 from exchange.tables import METADATA
 from quanguard.auth import Principal
+from quanguard.container import Container
 from quanguard.usecases import exchange as uc
 
 PROV = Principal(id="p-1", name="p-1", role="provider", org="市卫健委")
@@ -23,12 +26,12 @@ def _table(n: int = 400) -> pa.Table:
                      "income": [float(i % 300) for i in range(n)]})
 
 
-def test_migration_creates_exactly_the_exchange_tables(any_container) -> None:
+def test_migration_creates_exactly_the_exchange_tables(any_container: Container) -> None:
     names = set(inspect(any_container.engine).get_table_names())
     assert {t.name for t in METADATA.sorted_tables} <= names
 
 
-def test_seams_revision_upgrades_a_database_made_before_it(any_container) -> None:
+def test_seams_revision_upgrades_a_database_made_before_it(any_container: Container) -> None:
     """A database at 0006_exchange (before the seams) gets 0007_exchange_seams' columns
     and table from ``migrate``."""
     from sqlalchemy import text
@@ -55,12 +58,12 @@ def test_seams_revision_upgrades_a_database_made_before_it(any_container) -> Non
         assert "0007_exchange_seams" in {r[0] for r in conn.execute(text("SELECT version_num FROM alembic_version"))}
 
 
-def test_aggregate_budget_and_tenancy_on_each_store(any_container) -> None:
+def test_aggregate_budget_and_tenancy_on_each_store(any_container: Container) -> None:
     c = any_container
     meta = uc.register(c, PROV, None, name="members", table=_table(), key_columns=["member"],
                        bounds={"income": (0.0, 300.0)})
     assert meta["grade"] == "L2" and meta["rows"] == 400
-    job = uc.aggregate(c, BANK, None, dataset="members",
+    job: dict[str, Any] = uc.aggregate(c, BANK, None, dataset="members",
                        query={"agg": "sum", "column": "income", "by": ["sex"], "epsilon": 0.8})
     assert job["status"] == "done" and len(job["result"]) == 2
     verify_receipt(job["receipt"], result=job["result"],

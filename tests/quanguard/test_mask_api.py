@@ -7,12 +7,15 @@ import io
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from faker import Faker
+from fastapi.testclient import TestClient
 
+from quanguard.auth import Principal
 from quanguard.container import Container, build_container
 from tests.conftest import auth, make_settings
 
@@ -30,15 +33,15 @@ def records(n: int = 40, seed: int = 5) -> list[dict[str, object]]:
     return out
 
 
-def audit_docs(container: Container) -> list[dict[str, object]]:
+def audit_docs(container: Container) -> list[dict[str, Any]]:
     with container.session() as session:
         return [json.loads(e.body) for e in container.audit.store.iter_range(session)]
 
 
-def test_mask_json_records(client: object, container: Container, make_key: object) -> None:
-    key, _ = make_key("provider")  # type: ignore[operator]
+def test_mask_json_records(client: TestClient, container: Container, make_key: Callable[..., tuple[str, Principal]]) -> None:
+    key, _ = make_key("provider")
     data = records()
-    resp = client.post("/v1/mask", json={"records": data}, headers=auth(key))  # type: ignore[attr-defined]
+    resp = client.post("/v1/mask", json={"records": data}, headers=auth(key))
     assert resp.status_code == 200, resp.text
     body = resp.json()
     out, summary = body["records"], body["summary"]
@@ -61,14 +64,14 @@ def test_mask_json_records(client: object, container: Container, make_key: objec
     assert key_hex not in text and key_hex[:16] not in text
 
 
-def test_mask_streams_csv_and_ndjson(client: object, make_key: object) -> None:
-    key, _ = make_key("provider")  # type: ignore[operator]
+def test_mask_streams_csv_and_ndjson(client: TestClient, make_key: Callable[..., tuple[str, Principal]]) -> None:
+    key, _ = make_key("provider")
     data = records(20)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(data[0]), lineterminator="\n")
     w.writeheader()
     w.writerows(data)
-    resp = client.post("/v1/mask?profile=分析", content=buf.getvalue().encode(),  # type: ignore[attr-defined]
+    resp = client.post("/v1/mask?profile=分析", content=buf.getvalue().encode(),
                        headers={**auth(key), "content-type": "text/csv"})
     assert resp.status_code == 200, resp.text
     rows = list(csv.DictReader(io.StringIO(resp.text)))
@@ -76,7 +79,7 @@ def test_mask_streams_csv_and_ndjson(client: object, make_key: object) -> None:
     summary = json.loads(resp.headers["x-quanguard-mask-summary"])
     assert summary["profile"] == "分析" and summary["rows"] == 20
     nd = "\n".join(json.dumps(r, ensure_ascii=False) for r in data) + "\n"
-    resp = client.post("/v1/mask", content=nd.encode(),  # type: ignore[attr-defined]
+    resp = client.post("/v1/mask", content=nd.encode(),
                        headers={**auth(key), "content-type": "application/x-ndjson"})
     assert resp.status_code == 200, resp.text
     lines = [json.loads(x) for x in resp.text.splitlines()]
@@ -88,33 +91,33 @@ def test_mask_streams_csv_and_ndjson(client: object, make_key: object) -> None:
     [({"records": "x"}, 400, "invalid"), ({"records": [{"a": "1"}], "profile": "无此方案"}, 404, "not_found"),
      ({"records": [1, 2]}, 400, "invalid"), ({"records": [], "profile": "共享"}, 400, "invalid")],
 )
-def test_mask_bad_requests(client: object, make_key: object, payload: dict, status: int, kind: str) -> None:
-    key, _ = make_key("provider")  # type: ignore[operator]
-    resp = client.post("/v1/mask", json=payload, headers=auth(key))  # type: ignore[attr-defined]
+def test_mask_bad_requests(client: TestClient, make_key: Callable[..., tuple[str, Principal]], payload: dict[str, object], status: int, kind: str) -> None:
+    key, _ = make_key("provider")
+    resp = client.post("/v1/mask", json=payload, headers=auth(key))
     assert resp.status_code == status, resp.text
     assert resp.json()["error"]["kind"] == kind
 
 
-def test_mask_too_many_records(client: object, make_key: object) -> None:
-    key, _ = make_key("provider")  # type: ignore[operator]
-    resp = client.post("/v1/mask", json={"records": [{}] * 100_001}, headers=auth(key))  # type: ignore[attr-defined]
+def test_mask_too_many_records(client: TestClient, make_key: Callable[..., tuple[str, Principal]]) -> None:
+    key, _ = make_key("provider")
+    resp = client.post("/v1/mask", json={"records": [{}] * 100_001}, headers=auth(key))
     assert resp.status_code == 413
 
 
-def test_mask_requires_auth_and_policy(client: object, container: Container, make_key: object) -> None:
-    assert client.post("/v1/mask", json={"records": records(2)}).status_code == 401  # type: ignore[attr-defined]
-    key, _ = make_key("consumer")  # type: ignore[operator]
-    resp = client.post("/v1/mask", json={"records": records(3)}, headers=auth(key))  # type: ignore[attr-defined]
+def test_mask_requires_auth_and_policy(client: TestClient, container: Container, make_key: Callable[..., tuple[str, Principal]]) -> None:
+    assert client.post("/v1/mask", json={"records": records(2)}).status_code == 401
+    key, _ = make_key("consumer")
+    resp = client.post("/v1/mask", json={"records": records(3)}, headers=auth(key))
     assert resp.status_code == 403
     assert any(d.get("event", {}).get("outcome") == "failure" or "denied" in json.dumps(d)
                for d in audit_docs(container))
 
 
-def test_unmask_refused_by_default_policy_and_audited(client: object, container: Container,
-                                                     make_key: object) -> None:
-    key, _ = make_key("provider")  # type: ignore[operator]
-    masked = client.post("/v1/mask", json={"records": records(5)}, headers=auth(key)).json()  # type: ignore[attr-defined]
-    resp = client.post("/v1/unmask", json={"records": masked["records"], "columns": ["身份证号"]},  # type: ignore[attr-defined]
+def test_unmask_refused_by_default_policy_and_audited(client: TestClient, container: Container,
+                                                     make_key: Callable[..., tuple[str, Principal]]) -> None:
+    key, _ = make_key("provider")
+    masked = client.post("/v1/mask", json={"records": records(5)}, headers=auth(key)).json()
+    resp = client.post("/v1/unmask", json={"records": masked["records"], "columns": ["身份证号"]},
                        headers=auth(key))
     assert resp.status_code == 403 and "approval" in resp.json()["error"]["message"]
     assert "unmask" in json.dumps(audit_docs(container)[-1], ensure_ascii=False)
@@ -207,14 +210,14 @@ def test_cli_mask_and_unmask(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, un
     assert res.exit_code == 2 and not (tmp_path / "b2.csv").exists()
 
 
-def test_mask_free_text_lines(client: object, tmp_path: Path, make_key: object) -> None:
-    key, _ = make_key("provider")  # type: ignore[operator]
+def test_mask_free_text_lines(client: TestClient, tmp_path: Path, make_key: Callable[..., tuple[str, Principal]]) -> None:
+    key, _ = make_key("provider")
     fake = Faker("zh_CN")
     fake.seed_instance(9)
     people = [(fake.name(), fake.phone_number(), fake.ssn()) for _ in range(12)]
     lines = [f"工单{i}：市民{n}来电，电话{p}，身份证号{s}，反映小区噪音。" for i, (n, p, s) in enumerate(people)]
     body = ("\r\n".join(lines) + "\r\n").encode("gb18030")
-    resp = client.post("/v1/mask", content=body,  # type: ignore[attr-defined]
+    resp = client.post("/v1/mask", content=body,
                        headers={**auth(key), "content-type": "text/plain"})
     assert resp.status_code == 200, resp.text
     out = resp.content.decode("gb18030")

@@ -7,6 +7,7 @@ import itertools
 import json
 import os
 import secrets
+from pathlib import Path
 
 from quanguard.container import Container
 from tests.conftest import auth
@@ -50,7 +51,7 @@ def test_a_policy_refusal_still_refuses_a_small_call(client: object, container: 
     assert "张三" not in resp.text
 
 
-def test_a_reloaded_grading_grades_the_next_small_call(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_reloaded_grading_grades_the_next_small_call(tmp_path: Path) -> None:
     import shutil
 
     from fastapi.testclient import TestClient
@@ -93,7 +94,7 @@ def _cp_sizes(c: Container) -> list[int]:
         return [cp.checkpoint.tree_size for cp in c.audit.trail.checkpoints(s)]
 
 
-def test_checkpoints_keep_their_cadence_when_the_lookup_is_spared(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_checkpoints_keep_their_cadence_when_the_lookup_is_spared(tmp_path: Path) -> None:
     from quanguard.auth import Principal
     from quanguard.container import build_container
     from tests.conftest import make_settings

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
+from typer.testing import Result
 
+from quanguard.auth import Principal
+from quanguard.container import Container
 from tests.conftest import auth
 
 CSV = ("XM,SFZH,LXDH,JTZZ,SL\n"
@@ -15,7 +20,7 @@ CSV = ("XM,SFZH,LXDH,JTZZ,SL\n"
        "买买提·艾力,130721193801203397,+86 15912345678,槐荫区经四路36号院2号楼,9\n")
 
 
-def test_table_json_contract(run, tmp_path: Path) -> None:
+def test_table_json_contract(run: Callable[..., Result], tmp_path: Path) -> None:
     (tmp_path / "people.csv").write_text(CSV, encoding="gbk")
     r = run("scan", str(tmp_path / "people.csv"), "--format", "json")
     assert r.exit_code == 0, r.output
@@ -30,7 +35,7 @@ def test_table_json_contract(run, tmp_path: Path) -> None:
     assert again["version"] == doc["version"] and again["sampled"] is False
 
 
-def test_text_json_contract(run, tmp_path: Path) -> None:
+def test_text_json_contract(run: Callable[..., Result], tmp_path: Path) -> None:
     path = tmp_path / "tickets.txt"
     path.write_text("全市已整合1228项政务服务事项。\n市民王建国来电，电话13812345678。\n", encoding="utf-8")
     r = run("scan", str(path), "--format", "json")
@@ -41,7 +46,7 @@ def test_text_json_contract(run, tmp_path: Path) -> None:
     assert all(0 < f["score"] <= 1 for f in findings)
 
 
-def test_table_format_is_readable(run, tmp_path: Path) -> None:
+def test_table_format_is_readable(run: Callable[..., Result], tmp_path: Path) -> None:
     (tmp_path / "people.csv").write_text(CSV, encoding="utf-8")
     r = run("scan", str(tmp_path / "people.csv"))
     assert r.exit_code == 0 and "CN_RESIDENT_ID" in r.stdout and "dataset grade" in r.stdout
@@ -55,7 +60,7 @@ def test_table_format_is_readable(run, tmp_path: Path) -> None:
     ("ragged.csv", b"a,b\n1,2\n3,4,5,6\n"),
     ("table.docx", b"whatever"),
 ])
-def test_bad_input_is_one_line_and_nonzero(run, tmp_path: Path, name: str, content: bytes) -> None:
+def test_bad_input_is_one_line_and_nonzero(run: Callable[..., Result], tmp_path: Path, name: str, content: bytes) -> None:
     (tmp_path / name).write_bytes(content)
     r = run("scan", str(tmp_path / name), "--format", "json")
     assert r.exit_code != 0
@@ -63,14 +68,14 @@ def test_bad_input_is_one_line_and_nonzero(run, tmp_path: Path, name: str, conte
     assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1
 
 
-def test_huge_line_is_refused(run, tmp_path: Path) -> None:
+def test_huge_line_is_refused(run: Callable[..., Result], tmp_path: Path) -> None:
     path = tmp_path / "long.txt"
     path.write_text("a" * 10_500_000 + "\n", encoding="utf-8")
     r = run("scan", str(path))
     assert r.exit_code != 0 and r.stderr.startswith("error: ")
 
 
-def test_http_scan_text_upload_and_inventory(client, make_key) -> None:
+def test_http_scan_text_upload_and_inventory(client: TestClient, make_key: Callable[..., tuple[str, Principal]]) -> None:
     key, _ = make_key("manager")
     r = client.post("/v1/scan", json={"text": "联系人：欧阳娜娜，电话13812345678"}, headers=auth(key))
     assert r.status_code == 200, r.text
@@ -85,7 +90,7 @@ def test_http_scan_text_upload_and_inventory(client, make_key) -> None:
     assert client.get("/v1/assets/nope", headers=auth(key)).status_code == 404
 
 
-def test_http_bad_upload_is_4xx(client, make_key) -> None:
+def test_http_bad_upload_is_4xx(client: TestClient, make_key: Callable[..., tuple[str, Principal]]) -> None:
     key, _ = make_key("manager")
     r = client.post("/v1/scan", files={"file": ("x.parquet", b"garbage", "application/octet-stream")},
                     headers=auth(key))
@@ -93,12 +98,12 @@ def test_http_bad_upload_is_4xx(client, make_key) -> None:
     assert client.post("/v1/scan", json={"nope": 1}, headers=auth(key)).status_code == 400
 
 
-def test_http_consumer_may_not_scan(client, make_key) -> None:
+def test_http_consumer_may_not_scan(client: TestClient, make_key: Callable[..., tuple[str, Principal]]) -> None:
     key, _ = make_key("consumer")
     assert client.post("/v1/scan", json={"text": "x"}, headers=auth(key)).status_code == 403
 
 
-def test_every_scan_is_audited_without_values(container, make_key, tmp_path: Path) -> None:
+def test_every_scan_is_audited_without_values(container: Container, make_key: Callable[..., tuple[str, Principal]], tmp_path: Path) -> None:
     from quanguard.usecases import scan as uc
 
     _, manager = make_key("manager")
@@ -118,7 +123,7 @@ def test_every_scan_is_audited_without_values(container, make_key, tmp_path: Pat
     assert "13812345678" not in bodies and "欧阳娜娜" not in bodies and "11010519491231002X" not in bodies
 
 
-def test_http_batch_texts(client, make_key) -> None:
+def test_http_batch_texts(client: TestClient, make_key: Callable[..., tuple[str, Principal]]) -> None:
     key, _ = make_key("officer")
     r = client.post("/v1/scan", json={"texts": ["无个人信息", "电话13812345678"]}, headers=auth(key))
     assert r.status_code == 200, r.text

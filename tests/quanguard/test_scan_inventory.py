@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from desensitize.classify import ColumnReport, DatasetReport
+from quanguard.container import Container
 from quanguard.services.scan import get_asset, list_assets, save_asset
 
 
@@ -11,7 +14,7 @@ def _report(rows: int) -> DatasetReport:
     return DatasetReport((col,), rows, True, dataset_grade="L4")
 
 
-def test_versions_follow_content(any_container) -> None:
+def test_versions_follow_content(any_container: Container) -> None:
     with any_container.session() as s, s.begin():
         a1 = save_asset(s, dataset="社保", fingerprint="f1", source="a.csv", fmt="csv",
                         report=_report(10), owner_org="市人社局", scanned_by="p")
@@ -27,5 +30,5 @@ def test_versions_follow_content(any_container) -> None:
         assert [a.version for a in list_assets(s, dataset="社保")] == [2, 1]
         assert [a.dataset for a in list_assets(s, owner_org="市医保局")] == ["医保"]
         got = get_asset(s, a2.id)
-        assert got is not None and got.report["columns"][0]["entity"] == "CN_RESIDENT_ID"
+        assert got is not None and cast(Any, got.report)["columns"][0]["entity"] == "CN_RESIDENT_ID"
         assert get_asset(s, "missing") is None

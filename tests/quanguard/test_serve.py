@@ -36,7 +36,7 @@ def _wait_ready(port: int, proc: subprocess.Popen[str]) -> None:
 
 
 @pytest.mark.slow
-def test_first_start_prints_a_bootstrap_key_that_works_and_second_start_does_not(tmp_path):
+def test_first_start_prints_a_bootstrap_key_that_works_and_second_start_does_not(tmp_path: Path) -> None:
     port = free_port()
     proc = _start(tmp_path, port)
     try:

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def _line(marker: str, i: int) -> str:
 
 
 @pytest.fixture
-def pg_database(pg_ok: bool):
+def pg_database(pg_ok: bool) -> Iterator[str]:
     if not pg_ok:
         pytest.skip("PostgreSQL is not running")
     name = f"qg_workers_{uuid.uuid4().hex[:8]}"
@@ -65,7 +66,7 @@ def pg_database(pg_ok: bool):
 
 @pytest.mark.slow
 @pytest.mark.pg
-def test_four_workers_append_to_one_trail_without_loss_or_duplicates(pg_database, tmp_path):
+def test_four_workers_append_to_one_trail_without_loss_or_duplicates(pg_database: str, tmp_path: Path) -> None:
     env = _env(tmp_path, pg_database)
     made = _cli(env, tmp_path, "keys", "create", "--role", "reporter", "--org", "市局", "--name", "w")
     assert made.returncode == 0, made.stderr
@@ -120,13 +121,13 @@ def test_four_workers_append_to_one_trail_without_loss_or_duplicates(pg_database
     assert sorted(mine) == sorted(sent)  # every accepted event once: no loss, no duplicate
 
 
-def test_several_workers_on_sqlite_are_refused(tmp_path):
+def test_several_workers_on_sqlite_are_refused(tmp_path: Path) -> None:
     env = _env(tmp_path, f"sqlite:///{tmp_path / 'q.db'}")
     r = _cli(env, tmp_path, "serve", "--port", str(free_port()), "--workers", "3")
     assert r.returncode != 0 and "needs PostgreSQL" in r.stderr
 
 
-def test_default_is_one_worker_per_core_on_postgresql_and_one_on_sqlite(monkeypatch):
+def test_default_is_one_worker_per_core_on_postgresql_and_one_on_sqlite(monkeypatch: pytest.MonkeyPatch) -> None:
     from quanguard import workers
 
     monkeypatch.setattr(workers, "cores", lambda: 6)
@@ -157,7 +158,7 @@ def _csrf(html: str) -> str:
 
 @pytest.mark.slow
 @pytest.mark.pg
-def test_two_servers_share_console_sessions_auth_limits_and_policy_reloads(pg_database, tmp_path):
+def test_two_servers_share_console_sessions_auth_limits_and_policy_reloads(pg_database: str, tmp_path: Path) -> None:
     """Server A (the default worker count: one per core) and server B (one worker) over one
     PostgreSQL store: a console session made on A works on B and ends on both when signed
     out on B; a policy reload on A brings every worker of both to the same version, each

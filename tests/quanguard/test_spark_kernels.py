@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import NoReturn
+
 import pyarrow as pa
 import pytest
 
@@ -23,11 +26,11 @@ def test_a_partition_with_rows_is_scanned_into_one_state_row() -> None:
     assert len(out) == 1 and out[0].num_rows == 1
 
 
-def test_a_refused_partition_with_rows_fails_the_job_instead_of_vanishing(monkeypatch) -> None:
+def test_a_refused_partition_with_rows_fails_the_job_instead_of_vanishing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Before: any ScanInputError dropped the partition, so its rows (and their personal
     data) were left out of the column classification without a word."""
 
-    def refuse(self, batches, **kw):  # type: ignore[no-untyped-def]
+    def refuse(self: object, batches: Iterable[pa.RecordBatch], **kw: object) -> NoReturn:
         for _ in batches:
             pass
         raise ScanInputError("input looks binary")

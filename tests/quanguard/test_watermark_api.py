@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
+import httpx2
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
+from fastapi.testclient import TestClient
 
+from quanguard.auth import Principal
+from quanguard.container import Container
 from tests.conftest import auth, csv_bytes
 from tests.watermark.attacks import keep_fraction, sample_table
 
@@ -23,23 +30,25 @@ def _read_csv(data: bytes) -> pa.Table:
         column_types={n: pa.string() for n in names}))
 
 
-def _embed(client, key, data: bytes, recipient: str, name: str = "people.csv", **fields):
+def _embed(client: TestClient, key: str, data: bytes, recipient: str, name: str = "people.csv",
+           **fields: Any) -> httpx2.Response:
     return client.post("/v1/watermark/embed", headers=auth(key),
                        files={"file": (name, data)},
                        data={"recipient": recipient, **fields})
 
 
-def _detect(client, key, data: bytes, name: str = "suspect.csv", **fields):
+def _detect(client: TestClient, key: str, data: bytes, name: str = "suspect.csv",
+            **fields: Any) -> httpx2.Response:
     return client.post("/v1/watermark/detect", headers=auth(key),
                        files={"file": (name, data)}, data=fields)
 
 
-def _audit(container) -> list[dict]:
+def _audit(container: Container) -> list[dict[str, Any]]:
     with container.session() as session:
         return [json.loads(e.body) for e in container.audit.store.iter_range(session)]
 
 
-def test_embed_then_trace_the_leak(client, container, make_key):
+def test_embed_then_trace_the_leak(client: TestClient, container: Container, make_key: Callable[..., tuple[str, Principal]]) -> None:
     manager, _ = make_key("manager")
     auditor, _ = make_key("auditor")
     table = sample_table(3000, seed=21)
@@ -77,7 +86,7 @@ def test_embed_then_trace_the_leak(client, container, make_key):
     ("consumer", "/v1/watermark/embed"), ("auditor", "/v1/watermark/embed"),
     ("consumer", "/v1/watermark/detect"), ("reporter", "/v1/watermark/detect"),
 ])
-def test_roles(client, make_key, role, path):
+def test_roles(client: TestClient, make_key: Callable[..., tuple[str, Principal]], role: str, path: str) -> None:
     key, _ = make_key(role)
     r = client.post(path, headers=auth(key), files={"file": ("a.csv", b"x\n1\n")},
                     data={"recipient": "x"})
@@ -85,7 +94,7 @@ def test_roles(client, make_key, role, path):
     assert r.json()["error"]["kind"] == "forbidden"
 
 
-def test_bad_input_gives_clear_errors(client, make_key):
+def test_bad_input_gives_clear_errors(client: TestClient, make_key: Callable[..., tuple[str, Principal]]) -> None:
     manager, _ = make_key("manager")
     auditor, _ = make_key("auditor")
     r = _detect(client, auditor, _csv(sample_table(100)))
@@ -108,7 +117,7 @@ def test_bad_input_gives_clear_errors(client, make_key):
     assert r.status_code == 400
 
 
-def test_wrong_key_is_reported_not_a_verdict(client, container, make_key):
+def test_wrong_key_is_reported_not_a_verdict(client: TestClient, container: Container, make_key: Callable[..., tuple[str, Principal]]) -> None:
     manager, _ = make_key("manager")
     auditor, _ = make_key("auditor")
     r = _embed(client, manager, _csv(sample_table(2000)), "x", dataset="people")
@@ -123,7 +132,7 @@ def test_wrong_key_is_reported_not_a_verdict(client, container, make_key):
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".parquet", ".xlsx", ".tsv"])
-def test_every_table_format(client, make_key, tmp_path, suffix):
+def test_every_table_format(client: TestClient, make_key: Callable[..., tuple[str, Principal]], tmp_path: Path, suffix: str) -> None:
     from desensitize.tableio import open_writer, read_table
 
     manager, _ = make_key("manager")
@@ -141,7 +150,7 @@ def test_every_table_format(client, make_key, tmp_path, suffix):
 
 
 
-def test_a_body_that_is_not_multipart_is_415_naming_multipart(client, make_key):
+def test_a_body_that_is_not_multipart_is_415_naming_multipart(client: TestClient, make_key: Callable[..., tuple[str, Principal]]) -> None:
     manager, _ = make_key("manager")
     for path in ("/v1/watermark/embed", "/v1/watermark/detect"):
         r = client.post(path, json={"recipient": "x"}, headers={"Authorization": f"Bearer {manager}"})
@@ -150,7 +159,7 @@ def test_a_body_that_is_not_multipart_is_415_naming_multipart(client, make_key):
         assert err["kind"] == "unsupported_media" and err["accepted"] == ["multipart/form-data"]
 
 
-def test_pseudonym_columns_carry_marks_and_detect_needs_no_hint(client, make_key):
+def test_pseudonym_columns_carry_marks_and_detect_needs_no_hint(client: TestClient, make_key: Callable[..., tuple[str, Principal]]) -> None:
     """A file masked elsewhere: its fake phone numbers and bank cards carry marks when
     named; the plan keeps them, so a leak of the fake phones alone (no key, 30% of the
     rows) is traced without naming anything."""
@@ -181,11 +190,11 @@ def test_pseudonym_columns_carry_marks_and_detect_needs_no_hint(client, make_key
     (["消费金额"], "named as pseudonyms"),
     (["编号"], "row key"),
 ])
-def test_bad_pseudonym_columns_are_a_400(client, make_key, names, message):
+def test_bad_pseudonym_columns_are_a_400(client: TestClient, make_key: Callable[..., tuple[str, Principal]], names: list[str], message: str) -> None:
     from tests.watermark.attacks import extract_table
 
     manager, _ = make_key("manager")
-    fields = {"pseudonym_columns": names}
+    fields: dict[str, Any] = {"pseudonym_columns": names}
     if names == ["编号"]:
         fields["key_column"] = "编号"
     r = _embed(client, manager, _csv(extract_table(600, seed=8)), "x", dataset="claims",

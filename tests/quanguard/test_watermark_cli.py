@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pyarrow.csv as pacsv
 import pytest
+from typer.testing import Result
 
+from quanguard.container import Container
 from tests.watermark.attacks import csv_xlsx_csv, sample_table, shuffle
 
 
-def test_embed_detect_contract(run, tmp_path):
+def test_embed_detect_contract(run: Callable[..., Result], tmp_path: Path) -> None:
     pacsv.write_csv(sample_table(2500, seed=8), tmp_path / "people.csv")
     for who in ("alice", "bob"):
         r = run("watermark", "embed", "people.csv", "-o", f"{who}.parquet", "--recipient", who,
@@ -57,7 +62,7 @@ def test_embed_detect_contract(run, tmp_path):
     (("watermark", "embed", "people.csv", "-o", "p2.csv", "--recipient", "x",
       "--pseudonym-column", "income"), 2, "named as pseudonyms"),
 ])
-def test_errors_are_one_line(run, tmp_path, args, code, message):
+def test_errors_are_one_line(run: Callable[..., Result], tmp_path: Path, args: tuple[str, ...], code: int, message: str) -> None:
     pacsv.write_csv(sample_table(300, seed=8), tmp_path / "people.csv")
     pacsv.write_csv(sample_table(20, seed=8), tmp_path / "tiny.csv")
     assert run("watermark", "embed", "people.csv", "-o", "w.csv", "--recipient", "a").exit_code == 0
@@ -68,7 +73,7 @@ def test_errors_are_one_line(run, tmp_path, args, code, message):
     assert not (tmp_path / "t2.csv").exists()
 
 
-def test_small_table_with_canaries(run, tmp_path):
+def test_small_table_with_canaries(run: Callable[..., Result], tmp_path: Path) -> None:
     pacsv.write_csv(sample_table(20, seed=8), tmp_path / "tiny.csv")
     r = run("watermark", "embed", "tiny.csv", "-o", "t.csv", "--recipient", "x",
             "--canaries", "2", "--format", "json")
@@ -78,7 +83,7 @@ def test_small_table_with_canaries(run, tmp_path):
     assert json.loads(r.stdout)["recipient"] == "x"
 
 
-def test_registry_on_both_stores(any_container):
+def test_registry_on_both_stores(any_container: Container) -> None:
     from watermark import embed_table, registry
 
     wm = any_container.watermarker
@@ -96,12 +101,12 @@ def test_registry_on_both_stores(any_container):
         assert [r.dataset for r in registry.list_copies(session, "people")] == ["people"]
 
 
-def test_exchange_port_marks_small_extracts_with_canaries(container):
+def test_exchange_port_marks_small_extracts_with_canaries(container: Container) -> None:
     out = container.watermarker.embed_table(sample_table(25, seed=2), "市民政局")
     assert out.num_rows == 25 + 3
 
 
-def test_sql_tables_in_and_out(run, tmp_path):
+def test_sql_tables_in_and_out(run: Callable[..., Result], tmp_path: Path) -> None:
     from desensitize.tableio import open_writer
 
     with open_writer(f"sqlite:///{tmp_path / 'src.db'}#people") as w:
@@ -116,7 +121,7 @@ def test_sql_tables_in_and_out(run, tmp_path):
     assert json.loads(r.stdout)["recipient"] == "市交通局"
 
 
-def test_policy_denial_is_audited(run, tmp_path, monkeypatch):
+def test_policy_denial_is_audited(run: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A consumer's key on the CLI: the policy says no, the refusal is in the audit trail."""
     pacsv.write_csv(sample_table(500, seed=8), tmp_path / "people.csv")
     key = run("keys", "create", "--role", "consumer", "--org", "某银行", "--name", "bank").stdout.strip()
@@ -145,7 +150,7 @@ class _Tty:
 
         self.buf = io.StringIO()
 
-    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+    def __getattr__(self, name: str) -> Any:
         return getattr(self.buf, name)
 
     def isatty(self) -> bool:
@@ -156,13 +161,13 @@ class _Sys:
     def __init__(self, err: _Tty) -> None:
         self.stderr = err
 
-    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+    def __getattr__(self, name: str) -> Any:
         import sys
 
         return getattr(sys, name)
 
 
-def test_embed_and_detect_show_a_bar_with_percentage_and_eta_on_a_terminal(run, tmp_path, monkeypatch):
+def test_embed_and_detect_show_a_bar_with_percentage_and_eta_on_a_terminal(run: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from quanguard.cli import output
 
     pacsv.write_csv(sample_table(2500, seed=8), tmp_path / "people.csv")
@@ -180,7 +185,7 @@ def test_embed_and_detect_show_a_bar_with_percentage_and_eta_on_a_terminal(run, 
     assert "reading" in shown and "%" in shown and "ETA" in shown and "2500/2500" in shown
 
 
-def test_pseudonym_columns_of_a_masked_file(run, tmp_path):
+def test_pseudonym_columns_of_a_masked_file(run: Callable[..., Result], tmp_path: Path) -> None:
     """Fakes named with --pseudonym-column carry marks; detect reads them from the plan."""
     import pyarrow as pa
 

@@ -8,20 +8,26 @@ from __future__ import annotations
 import io
 import random
 import shutil
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 import yaml
+from fastapi.testclient import TestClient
 
+from quanguard.auth import Principal
+from quanguard.config import Settings
+from quanguard.container import Container
 from tests.conftest import POLICY_DIR, auth, csv_bytes, make_settings
 
 ROWS = 3000
 
 
 @pytest.fixture
-def settings(tmp_path):
+def settings(tmp_path: Path) -> Settings:
     """The shipped policies, with the 共享 profile making up phone numbers (``fake``) and
     consumers allowed to take extracts of L3 data (the shipped rules refuse them)."""
     policies = tmp_path / "policies"
@@ -60,7 +66,7 @@ def _csv(table: pa.Table) -> bytes:
     return csv_bytes(table)
 
 
-def test_fake_phone_column_alone_names_the_recipient(client, make_key, container, tmp_path):
+def test_fake_phone_column_alone_names_the_recipient(client: TestClient, make_key: Callable[..., tuple[str, Principal]], container: Container, tmp_path: Path) -> None:
     prov = make_key("provider", org="市人社局")[0]
     bank = make_key("consumer", org="某银行")[0]
     source = _people(ROWS)

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 
 from quanguard.auth import create_key
+from quanguard.config import Settings
 from quanguard.container import build_container
 from tests.conftest import POLICY_DIR, make_settings
 from tests.serving import free_port, wait_ready
@@ -107,7 +108,7 @@ class Served:
         return "\n".join(parts)
 
     # --- helpers ------------------------------------------------------------------------
-    def settings(self):  # type: ignore[no-untyped-def]
+    def settings(self) -> Settings:
         return make_settings(
             self.root,
             db_url=self.db_url,

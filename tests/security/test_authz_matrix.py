@@ -28,10 +28,12 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
 
 from quanguard.api.app import create_app, route_modules
 from quanguard.api.deps import get_context, get_principal
@@ -150,7 +152,7 @@ def _gate(route: APIRoute) -> tuple[frozenset[str] | None, bool]:
     return gate, authenticated
 
 
-def test_every_route_is_in_the_table():
+def test_every_route_is_in_the_table() -> None:
     missing = [f"    ({m!r}, {p!r}): <roles>," for m, p, _ in ROUTES if (m, p) not in EXPECTED]
     assert not missing, (
         "routes without an entry in the authorization table of tests/security/test_authz_matrix.py;"
@@ -158,14 +160,14 @@ def test_every_route_is_in_the_table():
     )
 
 
-def test_table_has_no_stale_entries():
+def test_table_has_no_stale_entries() -> None:
     served = {(m, p) for m, p, _ in ROUTES}
     stale = sorted(set(EXPECTED) - served)
     assert not stale, f"entries for routes that no longer exist (remove them): {stale}"
 
 
 @pytest.mark.parametrize(("method", "path", "route"), ROUTES, ids=ROUTE_IDS)
-def test_table_agrees_with_the_route_declaration(method, path, route):
+def test_table_agrees_with_the_route_declaration(method: str, path: str, route: APIRoute) -> None:
     expected = EXPECTED.get((method, path))
     if expected is None:
         pytest.fail(f"{method} {path} is missing from EXPECTED (see test_every_route_is_in_the_table)")
@@ -180,7 +182,9 @@ def test_table_agrees_with_the_route_declaration(method, path, route):
 
 # --- the live matrix -------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[TestClient, dict[str, str], Container]]:
     from fastapi.testclient import TestClient
 
     tmp = tmp_path_factory.mktemp("authz")
@@ -198,7 +202,8 @@ def world(tmp_path_factory):
     container.audit.set_redactor(lambda text: text)  # the records are the subject here
     with TestClient(create_app(container), raise_server_exceptions=False) as client:
         # every anonymous attempt gets its own event here (the throttle has its own test)
-        container._request_recorder.throttle.window = 0.0  # type: ignore[attr-defined]
+        assert container._request_recorder is not None
+        container._request_recorder.throttle.window = 0.0
         yield client, keys, container
     container.close()
 
@@ -270,7 +275,7 @@ CALLERS = [*ROLES, "<none>", "<revoked>", "<malformed>"]
 
 
 @pytest.mark.parametrize(("method", "path", "route"), ROUTES, ids=ROUTE_IDS)
-def test_matrix(world, method, path, route):
+def test_matrix(world: tuple[TestClient, dict[str, str], Container], method: str, path: str, route: APIRoute) -> None:
     client, keys, container = world
     expected = EXPECTED.get((method, path))
     if expected is None:
@@ -319,13 +324,13 @@ def test_matrix(world, method, path, route):
 
 
 @pytest.mark.parametrize("path", FRAMEWORK_PUBLIC)
-def test_framework_pages_are_public(world, path):
+def test_framework_pages_are_public(world: tuple[TestClient, dict[str, str], Container], path: str) -> None:
     client, _, _ = world
     r = client.get(path)
     assert r.status_code in (200, 404), r.text[:200]  # 404 when the app disables the page
 
 
-def test_unauthenticated_error_never_echoes_the_key(world):
+def test_unauthenticated_error_never_echoes_the_key(world: tuple[TestClient, dict[str, str], Container]) -> None:
     client, keys, _ = world
     for caller in ("<revoked>", "<malformed>"):
         r = client.get("/v1/whoami", headers={"Authorization": f"Bearer {keys[caller]}"})
@@ -338,7 +343,7 @@ V1 = [(m, p, r) for m, p, r in ROUTES if recorded_path(p)]
 
 
 @pytest.mark.parametrize(("method", "path", "route"), V1, ids=[f"{m} {p}" for m, p, _ in V1])
-def test_server_errors_are_recorded(world, method, path, route):
+def test_server_errors_are_recorded(world: tuple[TestClient, dict[str, str], Container], method: str, path: str, route: APIRoute) -> None:
     """A failure inside the route (injected into the request context every /v1 route but
     whoami takes; whoami's principal dependency instead) is a 500 with one ``error`` event."""
     client, keys, container = world
@@ -349,7 +354,7 @@ def test_server_errors_are_recorded(world, method, path, route):
         raise RuntimeError("injected failure")
 
     uses_ctx = any(call is get_context for call in _dependency_calls(route.dependant))
-    client.app.dependency_overrides[get_context if uses_ctx else get_principal] = broken
+    cast(FastAPI, client.app).dependency_overrides[get_context if uses_ctx else get_principal] = broken
     try:
         url, kwargs = _request_args(route, path)
         rid = uuid.uuid4().hex
@@ -357,7 +362,7 @@ def test_server_errors_are_recorded(world, method, path, route):
         r = client.request(method, url, headers={"X-Request-ID": rid, "Authorization": f"Bearer {keys[role]}"},
                            follow_redirects=False, **kwargs)
     finally:
-        client.app.dependency_overrides.clear()
+        cast(FastAPI, client.app).dependency_overrides.clear()
     assert r.status_code == 500, r.text[:200]
     assert "injected failure" not in r.text
     (doc,) = _events_of(container, before, rid)

@@ -8,12 +8,15 @@ anything executed or written outside the service's folders.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from fastapi.testclient import TestClient
 
-from quanguard.container import build_container
+from quanguard.container import Container, build_container
 from tests.conftest import auth, make_settings
 
 LIMIT = 1024 * 1024
@@ -35,7 +38,7 @@ NASTY = [
 
 
 @pytest.fixture
-def world(tmp_path):
+def world(tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str], Container]]:
     from fastapi.testclient import TestClient
 
     from quanguard.api.app import create_app
@@ -54,8 +57,8 @@ def world(tmp_path):
     container.close()
 
 
-def _event(**over):
-    base = {
+def _event(**over: object) -> dict[str, object]:
+    base: dict[str, object] = {
         "ts": datetime.now(UTC).isoformat(),
         "actor": {"id": "u-1", "role": "consumer", "org": "某银行"},
         "action": "query",
@@ -71,7 +74,7 @@ def _event(**over):
     return base
 
 
-def _strings(obj) -> set[str]:
+def _strings(obj: object) -> set[str]:
     if isinstance(obj, str):
         return {obj}
     if isinstance(obj, dict):
@@ -83,7 +86,7 @@ def _strings(obj) -> set[str]:
 
 # --- size --------------------------------------------------------------------------------
 @pytest.mark.parametrize("path", ["/v1/events/batch", "/v1/mask", "/v1/policy/decide", "/v1/scan"])
-def test_oversized_bodies_get_413(world, path):
+def test_oversized_bodies_get_413(world: tuple[TestClient, dict[str, str], Container], path: str) -> None:
     client, keys, _ = world
     big = b"x" * (LIMIT + 10)
     r = client.post(path, content=big, headers={**auth(keys["admin"]), "content-type": "application/json"})
@@ -91,10 +94,10 @@ def test_oversized_bodies_get_413(world, path):
     assert r.json()["error"]["kind"] == "too_large"
 
 
-def test_oversized_chunked_body_without_length_gets_413(world):
+def test_oversized_chunked_body_without_length_gets_413(world: tuple[TestClient, dict[str, str], Container]) -> None:
     client, keys, _ = world
 
-    def chunks():
+    def chunks() -> Iterator[bytes]:
         for _ in range(LIMIT // 8192 + 2):
             yield b"y" * 8192
 
@@ -102,7 +105,7 @@ def test_oversized_chunked_body_without_length_gets_413(world):
     assert r.status_code == 413
 
 
-def test_batch_line_limit(tmp_path):
+def test_batch_line_limit(tmp_path: Path) -> None:
     """More lines than a batch may hold, under the byte limit: refused whole, nothing stored."""
     from fastapi.testclient import TestClient
     from sqlalchemy import text
@@ -141,7 +144,7 @@ def test_batch_line_limit(tmp_path):
     ],
 )
 @pytest.mark.parametrize("depth", [1_000, 20_000])
-def test_deeply_nested_json_is_a_clean_4xx(world, path, role, depth):
+def test_deeply_nested_json_is_a_clean_4xx(world: tuple[TestClient, dict[str, str], Container], path: str, role: str, depth: int) -> None:
     client, keys, _ = world
     for opener, closer in (("[", "]"), ('{"a":', "}")):
         body = opener * depth + "1" + closer * depth
@@ -149,7 +152,7 @@ def test_deeply_nested_json_is_a_clean_4xx(world, path, role, depth):
         assert 400 <= r.status_code < 500, f"{path} depth {depth}: {r.status_code} {r.text[:200]}"
 
 
-def test_deep_nesting_inside_a_valid_record(world):
+def test_deep_nesting_inside_a_valid_record(world: tuple[TestClient, dict[str, str], Container]) -> None:
     client, keys, _ = world
     value = "[" * 5000 + "]" * 5000
     body = '{"profile": "共享", "records": [{"备注": ' + value + "}]}"
@@ -165,7 +168,7 @@ TRAVERSAL = ["../../etc/passwd", "..\\..\\windows\\win.ini", "/etc/passwd", "a/.
 
 
 @pytest.mark.parametrize("name", TRAVERSAL)
-def test_traversal_in_uploaded_file_names_stays_inside(world, name):
+def test_traversal_in_uploaded_file_names_stays_inside(world: tuple[TestClient, dict[str, str], Container], name: str) -> None:
     client, keys, _ = world
     r = client.post("/v1/scan", headers=auth(keys["manager"]),
                     files={"file": (name + ".csv", b"name,phone\n\xe5\xbc\xa0\xe4\xb8\x89,13812345678\n", "text/csv")},
@@ -181,7 +184,7 @@ def test_traversal_in_uploaded_file_names_stays_inside(world, name):
 
 
 @pytest.mark.parametrize("name", TRAVERSAL)
-def test_traversal_in_exchange_dataset_names_and_paths(world, name):
+def test_traversal_in_exchange_dataset_names_and_paths(world: tuple[TestClient, dict[str, str], Container], name: str) -> None:
     client, keys, _ = world
     r = client.post("/v1/exchange/datasets", headers=auth(keys["provider"]),
                     data={"name": name}, files={"file": ("t.csv", b"k,v\n1,2\n2,3\n", "text/csv")})
@@ -195,7 +198,7 @@ def test_traversal_in_exchange_dataset_names_and_paths(world, name):
         assert r.status_code < 500 and "root:x:0:0" not in r.text
 
 
-def test_server_path_registration_cannot_read_outside_the_inbox(world):
+def test_server_path_registration_cannot_read_outside_the_inbox(world: tuple[TestClient, dict[str, str], Container]) -> None:
     client, keys, _ = world
     for path in ("/etc/passwd", "/etc/hostname", "../../../../../../etc/passwd"):
         r = client.post("/v1/exchange/datasets", headers=auth(keys["provider"]), data={"name": "leak", "path": path})
@@ -205,7 +208,7 @@ def test_server_path_registration_cannot_read_outside_the_inbox(world):
 
 # --- injection-ish strings -------------------------------------------------------------------
 @pytest.mark.parametrize("payload", NASTY, ids=range(len(NASTY)))
-def test_nasty_strings_are_stored_and_found_literally(world, payload):
+def test_nasty_strings_are_stored_and_found_literally(world: tuple[TestClient, dict[str, str], Container], payload: str) -> None:
     client, keys, _ = world
     ev = _event(dataset=payload[:200], purpose=payload, actor={"id": payload[:64], "role": "consumer", "org": payload[:100]})
     r = client.post("/v1/events", json=ev, headers=auth(keys["reporter"]))
@@ -225,7 +228,7 @@ def test_nasty_strings_are_stored_and_found_literally(world, payload):
 
 
 @pytest.mark.parametrize("payload", NASTY, ids=range(len(NASTY)))
-def test_nasty_strings_in_every_filter_and_body_field_never_5xx(world, payload):
+def test_nasty_strings_in_every_filter_and_body_field_never_5xx(world: tuple[TestClient, dict[str, str], Container], payload: str) -> None:
     client, keys, _ = world
     for field in ("actor", "role", "org", "action", "dataset", "grade", "effect", "since", "until", "q", "sort", "agg"):
         r = client.get("/v1/audit/search", params={field: payload}, headers=auth(keys["auditor"]))
@@ -255,18 +258,20 @@ def test_nasty_strings_in_every_filter_and_body_field_never_5xx(world, payload):
     "Mars/Olympus", "../../../etc/localtime", "\u0000", "UTC\n",
     "a" * 300,
 ])
-def test_search_time_zone_parameter_is_validated(world, payload):
+def test_search_time_zone_parameter_is_validated(world: tuple[TestClient, dict[str, str], Container], payload: str) -> None:
     client, keys, _ = world
     r = client.get("/v1/audit/search", params={"tz": payload, "agg": "per_day"}, headers=auth(keys["auditor"]))
     assert 400 <= r.status_code < 500, f"tz={payload!r}: {r.status_code} {r.text[:200]}"
 
 
-def test_console_escapes_what_it_echoes(world):
+def test_console_escapes_what_it_echoes(world: tuple[TestClient, dict[str, str], Container]) -> None:
     client, keys, _ = world
     page = client.get("/console/login")
     import re
 
-    token = re.search(r'name="csrf"\s+value="([^"]+)"', page.text).group(1)
+    found = re.search(r'name="csrf"\s+value="([^"]+)"', page.text)
+    assert found is not None
+    token = found.group(1)
     r = client.post("/console/login", data={"csrf": token, "key": keys["auditor"]}, follow_redirects=False)
     assert r.status_code == 303
     script = "<script>alert(1)</script>"

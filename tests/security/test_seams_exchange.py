@@ -16,11 +16,17 @@ from __future__ import annotations
 import base64
 import json
 import random
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import httpx2
 import pytest
+from fastapi.testclient import TestClient
 
 from exchange import PsiClient
+from quanguard.auth import Principal
+from quanguard.container import Container
 from tests.conftest import auth
 from tests.quanguard.test_exchange_flows import csv_bytes, resident_id
 
@@ -37,17 +43,17 @@ def members(n: int = 400, seed: int = 3) -> bytes:
 
 
 @pytest.fixture
-def keys(client, make_key):
+def keys(client: TestClient, make_key: Callable[..., tuple[str, Principal]]) -> dict[str, str]:
     return {"prov": make_key("provider", org=PROV)[0], "bank": make_key("consumer", org=BANK)[0],
             "mgr": make_key("manager")[0]}
 
 
-def events(container) -> list[dict]:
+def events(container: Container) -> list[dict[str, Any]]:
     with container.session() as s:
         return [json.loads(e.body) for e in container.audit.store.iter_range(s)]
 
 
-def denials(container, action: str) -> list[dict]:
+def denials(container: Container, action: str) -> list[dict[str, Any]]:
     out = []
     for e in events(container):
         flat = json.dumps(e, ensure_ascii=False)
@@ -56,19 +62,19 @@ def denials(container, action: str) -> list[dict]:
     return out
 
 
-def register(client, key, name, body: bytes, **data):
+def register(client: TestClient, key: str, name: str, body: bytes, **data: object) -> httpx2.Response:
     return client.post("/v1/exchange/datasets", headers=auth(key), data={"name": name, **data},
                        files={"file": (f"{name}.csv", body, "text/csv")})
 
 
-def send_psi(client, key, dataset, request: bytes, **extra):
+def send_psi(client: TestClient, key: str, dataset: str, request: bytes, **extra: object) -> httpx2.Response:
     return client.post("/v1/exchange/psi", headers=auth(key), json={
         "dataset": dataset, "request": base64.b64encode(request).decode(), **extra})
 
 
 # -- finding 1: what is approved is what runs -------------------------------------------------
 
-def _l4_residents(client, keys, n: int = 300) -> list[str]:
+def _l4_residents(client: TestClient, keys: dict[str, str], n: int = 300) -> list[str]:
     ids = [resident_id(i) for i in range(n)]
     r = register(client, keys["prov"], "residents", csv_bytes({"rid": ids, "n": list(range(n))}),
                  key_column="rid")
@@ -76,7 +82,7 @@ def _l4_residents(client, keys, n: int = 300) -> list[str]:
     return ids
 
 
-def test_an_approved_psi_runs_only_the_approved_request(client, keys, container) -> None:
+def test_an_approved_psi_runs_only_the_approved_request(client: TestClient, keys: dict[str, str], container: Container) -> None:
     ids = _l4_residents(client, keys)
     mine = ids[:6] + [resident_id(50_000 + i) for i in range(6)]
     small = PsiClient(mine, reveal="count")
@@ -109,7 +115,7 @@ def test_an_approved_psi_runs_only_the_approved_request(client, keys, container)
     assert send_psi(client, keys["bank"], "residents", asked, job=job).status_code == 409
 
 
-def test_an_approval_expires(client, keys, container) -> None:
+def test_an_approval_expires(client: TestClient, keys: dict[str, str], container: Container) -> None:
     _l4_residents(client, keys)
     local = PsiClient([resident_id(i) for i in range(12)], reveal="count")
     req = local.request()
@@ -130,7 +136,7 @@ def test_an_approval_expires(client, keys, container) -> None:
     assert [e for e in denials(container, "exchange.psi") if job in json.dumps(e)]
 
 
-def test_an_aggregate_approval_runs_the_stored_query(client, keys, container) -> None:
+def test_an_aggregate_approval_runs_the_stored_query(client: TestClient, keys: dict[str, str], container: Container) -> None:
     ids = _l4_residents(client, keys, 400)
     del ids
     r = client.post("/v1/exchange/aggregate", headers=auth(keys["bank"]),
@@ -147,7 +153,7 @@ def test_an_aggregate_approval_runs_the_stored_query(client, keys, container) ->
 
 # -- finding 3: PSI membership probing --------------------------------------------------------
 
-def _l3_members(client, keys, n: int = 400) -> list[str]:
+def _l3_members(client: TestClient, keys: dict[str, str], n: int = 400) -> list[str]:
     """Members with phone numbers: graded L3, so PSI reveals the count only."""
     rnd = random.Random(5)
     ids = [f"M{i:06d}" for i in range(n)]
@@ -158,7 +164,7 @@ def _l3_members(client, keys, n: int = 400) -> list[str]:
     return ids
 
 
-def test_single_identifier_psi_is_refused_and_recorded(client, keys, container) -> None:
+def test_single_identifier_psi_is_refused_and_recorded(client: TestClient, keys: dict[str, str], container: Container) -> None:
     ids = _l3_members(client, keys)
     answered = 0
     for probe in ids[:5] + ["X999999"] * 5:
@@ -169,7 +175,7 @@ def test_single_identifier_psi_is_refused_and_recorded(client, keys, container) 
     assert len(denials(container, "exchange.psi")) >= 10
 
 
-def test_group_testing_is_cut_off_by_the_request_limit(client, keys, container) -> None:
+def test_group_testing_is_cut_off_by_the_request_limit(client: TestClient, keys: dict[str, str], container: Container) -> None:
     ids = _l3_members(client, keys)
     candidates = ids[:33] + [f"Z{i:06d}" for i in range(31)]
     padding = [f"PAD{i:05d}" for i in range(20)]  # known non-members to pass the minimum size
@@ -186,7 +192,7 @@ def test_group_testing_is_cut_off_by_the_request_limit(client, keys, container) 
 
 # -- finding 4: budgets follow the people -----------------------------------------------------
 
-def test_the_same_people_under_a_second_name_share_one_budget(client, keys, container) -> None:
+def test_the_same_people_under_a_second_name_share_one_budget(client: TestClient, keys: dict[str, str], container: Container) -> None:
     assert register(client, keys["prov"], "members", members(), key_column="member",
                     bounds="income=0:30000").status_code == 201
     copy = register(client, keys["prov"], "members_v2", members(seed=4), key_column="member",
@@ -215,7 +221,7 @@ def test_the_same_people_under_a_second_name_share_one_budget(client, keys, cont
     assert "M000001" not in flat  # linked through keyed hashes, never raw ids
 
 
-def test_different_people_keep_their_own_budget(client, keys) -> None:
+def test_different_people_keep_their_own_budget(client: TestClient, keys: dict[str, str]) -> None:
     assert register(client, keys["prov"], "members", members(), key_column="member").status_code == 201
     other = csv_bytes({"member": [f"Q{i:06d}" for i in range(400)], "district": ["历下区"] * 400})
     r = register(client, keys["prov"], "others", other, key_column="member")
@@ -226,14 +232,14 @@ def test_different_people_keep_their_own_budget(client, keys) -> None:
 
 @pytest.mark.parametrize("bounds", ["income=-inf:inf", "income=1e308:inf", "income=0:1e308",
                                     "income=nan:1", "income=0:nan", "income=5:1"])
-def test_bad_bounds_are_a_recorded_400(client, keys, container, bounds) -> None:
+def test_bad_bounds_are_a_recorded_400(client: TestClient, keys: dict[str, str], container: Container, bounds: str) -> None:
     r = register(client, keys["prov"], "members", members(), key_column="member", bounds=bounds)
     assert r.status_code == 400 and "bounds" in r.json()["error"]["message"], r.text
     assert denials(container, "exchange.register")
 
 
 @pytest.mark.parametrize("epsilon", [5e-324, 1e-300, 0.0, -1.0])
-def test_tiny_or_negative_epsilon_is_a_recorded_400(client, keys, container, epsilon) -> None:
+def test_tiny_or_negative_epsilon_is_a_recorded_400(client: TestClient, keys: dict[str, str], container: Container, epsilon: float) -> None:
     assert register(client, keys["prov"], "members", members(), key_column="member",
                     bounds="income=0:30000").status_code == 201
     r = client.post("/v1/exchange/aggregate", headers=auth(keys["bank"]),
@@ -244,7 +250,7 @@ def test_tiny_or_negative_epsilon_is_a_recorded_400(client, keys, container, eps
     assert left["epsilon_spent"] == 0.0
 
 
-def test_bounds_at_the_edge_of_the_range_still_compute(client, keys) -> None:
+def test_bounds_at_the_edge_of_the_range_still_compute(client: TestClient, keys: dict[str, str]) -> None:
     r = register(client, keys["prov"], "members", members(), key_column="member",
                  bounds="income=-1e12:1e12")
     assert r.status_code == 201, r.text
@@ -256,7 +262,7 @@ def test_bounds_at_the_edge_of_the_range_still_compute(client, keys) -> None:
 
 # -- 防泄漏: re-scan on the way out, declared grades -------------------------------------------
 
-def test_an_extract_that_still_holds_identifiers_is_refused(client, keys, container, monkeypatch) -> None:
+def test_an_extract_that_still_holds_identifiers_is_refused(client: TestClient, keys: dict[str, str], container: Container, monkeypatch: pytest.MonkeyPatch) -> None:
     """Grading and mask planning look at samples. A column whose sampled values are
     organisation codes (public, kept by every profile) and whose other rows hold phone
     numbers reaches the masked copy unmasked; the re-scan of the whole copy stops it."""
@@ -279,7 +285,7 @@ def test_an_extract_that_still_holds_identifiers_is_refused(client, keys, contai
     assert denials(container, "exchange.extract")
 
 
-def test_a_declared_grade_is_a_floor(client, keys) -> None:
+def test_a_declared_grade_is_a_floor(client: TestClient, keys: dict[str, str]) -> None:
     r = register(client, keys["prov"], "members", members(), key_column="member", grade="L3")
     assert r.status_code == 201 and r.json()["grade"] == "L3", r.text
     assert r.json()["declared_grade"] == "L3"
@@ -287,7 +293,7 @@ def test_a_declared_grade_is_a_floor(client, keys) -> None:
     assert r.status_code == 400 and "grade" in r.json()["error"]["message"]
 
 
-def test_a_malformed_psi_request_is_a_recorded_400(client, keys, container) -> None:
+def test_a_malformed_psi_request_is_a_recorded_400(client: TestClient, keys: dict[str, str], container: Container) -> None:
     assert register(client, keys["prov"], "members", members(), key_column="member").status_code == 201
     for request in ("not base64!", base64.b64encode(b"\x01\x02junk").decode()):
         r = client.post("/v1/exchange/psi", headers=auth(keys["bank"]),

@@ -19,12 +19,17 @@ from __future__ import annotations
 
 import io
 import random
+from collections.abc import Callable
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
+from fastapi.testclient import TestClient
 
 from desensitize import grade_dataset
+from quanguard.auth import Principal
+from quanguard.container import Container
 from tests.conftest import auth
 
 ROWS = 5_000
@@ -65,19 +70,22 @@ def _csv(cols: dict[str, list[object]]) -> bytes:
 
 
 @pytest.fixture
-def scan(client, make_key):
+def scan(
+    client: TestClient, make_key: Callable[..., tuple[str, Principal]]
+) -> Callable[..., dict[str, Any]]:
     key, _ = make_key("manager")
 
-    def run(cols: dict[str, list[object]], name: str = "people.csv") -> dict:
+    def run(cols: dict[str, list[object]], name: str = "people.csv") -> dict[str, Any]:
         r = client.post("/v1/scan", files={"file": (name, _csv(cols), "text/csv")},
                         data={"full": "true"}, headers=auth(key))
         assert r.status_code == 200, r.text
-        return r.json()
+        doc: dict[str, Any] = r.json()
+        return doc
 
     return run
 
 
-def test_dashed_ids_with_exact_incomes_are_not_public(scan) -> None:
+def test_dashed_ids_with_exact_incomes_are_not_public(scan: Callable[..., dict[str, Any]]) -> None:
     rng = random.Random(11)
     ids = _ids(rng)
     report = scan({"证件": ids, "年收入": [round(rng.uniform(20_000, 400_000), 2) for _ in range(ROWS)]})
@@ -90,7 +98,7 @@ def test_dashed_ids_with_exact_incomes_are_not_public(scan) -> None:
     assert report["dataset_grade"] == "L4"
 
 
-def test_a_table_without_findings_is_internal_not_public(scan) -> None:
+def test_a_table_without_findings_is_internal_not_public(scan: Callable[..., dict[str, Any]]) -> None:
     rng = random.Random(2)
     report = scan({"办件数": [rng.randrange(1, 500) for _ in range(300)],
                    "金额": [round(rng.uniform(0, 1e5), 2) for _ in range(300)]})
@@ -98,7 +106,7 @@ def test_a_table_without_findings_is_internal_not_public(scan) -> None:
     assert report["dataset_grade"] == "L2"
 
 
-def test_unknown_identifiers_are_key_like_and_at_least_l3(scan) -> None:
+def test_unknown_identifiers_are_key_like_and_at_least_l3(scan: Callable[..., dict[str, Any]]) -> None:
     rng = random.Random(3)
     # IDs with broken check characters and hashes: no recognizer takes them, but they key people
     keys = [f"{rng.randrange(10**17, 10**18)}" for _ in range(400)]
@@ -113,7 +121,7 @@ def test_unknown_identifiers_are_key_like_and_at_least_l3(scan) -> None:
     assert report["dataset_grade"] == "L3"
 
 
-def test_declarations_lower_only_what_the_officer_allows(container) -> None:
+def test_declarations_lower_only_what_the_officer_allows(container: Container) -> None:
     from desensitize import TableScanner
 
     rng = random.Random(4)

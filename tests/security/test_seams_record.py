@@ -44,11 +44,13 @@ def for_request(container: Container, rid: str) -> list[dict[str, Any]]:
 
 
 def effect(doc: dict[str, Any]) -> str | None:
-    return doc.get("audit", {}).get("effect")
+    effect: str | None = doc.get("audit", {}).get("effect")
+    return effect
 
 
 def label(doc: dict[str, Any], name: str) -> str | None:
-    return doc.get("labels", {}).get(name)
+    value: str | None = doc.get("labels", {}).get(name)
+    return value
 
 
 @pytest.fixture
@@ -86,7 +88,7 @@ def one_event(world: tuple[TestClient, Container, dict[str, str]], url: str, rol
 
 
 # -- finding 5: attempts that leave no record ------------------------------------------
-def test_bad_key_leaves_one_anonymous_event_with_the_key_fingerprint(world):
+def test_bad_key_leaves_one_anonymous_event_with_the_key_fingerprint(world: tuple[TestClient, Container, dict[str, str]]) -> None:
     client, container, _ = world
     bad = "qg_0badc0de_" + "B" * 43
     status, rid = call(client, "GET", "/v1/whoami", bad)
@@ -99,30 +101,30 @@ def test_bad_key_leaves_one_anonymous_event_with_the_key_fingerprint(world):
     assert bad not in json.dumps(events(container), ensure_ascii=False)
 
 
-def test_revoked_key_leaves_one_event(world):
+def test_revoked_key_leaves_one_event(world: tuple[TestClient, Container, dict[str, str]]) -> None:
     doc = one_event(world, "/v1/exchange/datasets", "revoked", 401)
     assert effect(doc) == "deny" and label(doc, "key_fingerprint")
 
 
-def test_invalid_input_leaves_one_error_event(world):
+def test_invalid_input_leaves_one_error_event(world: tuple[TestClient, Container, dict[str, str]]) -> None:
     doc = one_event(world, "/v1/audit/search?since=not-a-time", "auditor", 400)
     assert effect(doc) == "error" and label(doc, "http_status") == "400"
     assert doc["user"]["id"] != "anonymous" and label(doc, "key_name") == "auditor-1"
 
 
-def test_unknown_asset_leaves_one_error_event(world):
+def test_unknown_asset_leaves_one_error_event(world: tuple[TestClient, Container, dict[str, str]]) -> None:
     doc = one_event(world, "/v1/assets/nope", "provider", 404)
     assert effect(doc) == "error" and label(doc, "http_status") == "404"
     assert doc["event"]["action"] == "http.get./v1/assets/{asset_id}"
 
 
-def test_unknown_dataset_leaves_one_event(world):
+def test_unknown_dataset_leaves_one_event(world: tuple[TestClient, Container, dict[str, str]]) -> None:
     doc = one_event(world, "/v1/exchange/datasets/无此数据集", "consumer", 404)
     assert doc["event"]["outcome"] == "failure"
     assert effect(doc) == "error" and label(doc, "http_status") == "404"
 
 
-def test_server_error_leaves_one_error_event(world, monkeypatch):
+def test_server_error_leaves_one_error_event(world: tuple[TestClient, Container, dict[str, str]], monkeypatch: pytest.MonkeyPatch) -> None:
     client, container, keys = world
     from quanguard.usecases import scan as scan_uc
 
@@ -146,7 +148,7 @@ def test_server_error_leaves_one_error_event(world, monkeypatch):
         ("consumer", "/v1/exchange/jobs"),
     ],
 )
-def test_metadata_reads_are_recorded(world, role, url):
+def test_metadata_reads_are_recorded(world: tuple[TestClient, Container, dict[str, str]], role: str, url: str) -> None:
     client, container, keys = world
     status, rid = call(client, "GET", url, keys[role])
     assert status == 200
@@ -155,7 +157,7 @@ def test_metadata_reads_are_recorded(world, role, url):
     assert doc["organization"]["name"] == "市人社局"
 
 
-def test_a_use_cases_own_event_names_the_http_status(world):
+def test_a_use_cases_own_event_names_the_http_status(world: tuple[TestClient, Container, dict[str, str]]) -> None:
     """The mask use case records its own event (no generic one): it names the status too."""
     client, container, keys = world
     rid = uuid.uuid4().hex
@@ -167,7 +169,7 @@ def test_a_use_cases_own_event_names_the_http_status(world):
     assert label(doc, "http_status") == "200" and effect(doc) == "allow"
 
 
-def test_role_denial_is_found_by_effect_deny(world):
+def test_role_denial_is_found_by_effect_deny(world: tuple[TestClient, Container, dict[str, str]]) -> None:
     client, container, keys = world
     status, rid = call(client, "GET", "/v1/audit/search", keys["consumer"])
     assert status == 403
@@ -181,7 +183,7 @@ def test_role_denial_is_found_by_effect_deny(world):
     assert rid in {e.request_id for e in found.hits}
 
 
-def test_a_failed_audit_write_fails_the_request(world, monkeypatch):
+def test_a_failed_audit_write_fails_the_request(world: tuple[TestClient, Container, dict[str, str]], monkeypatch: pytest.MonkeyPatch) -> None:
     client, container, keys = world
 
     def down(*_a: Any, **_k: Any) -> int:
@@ -193,13 +195,14 @@ def test_a_failed_audit_write_fails_the_request(world, monkeypatch):
     assert "consumer-1" not in r.text  # the answer did not leave without its record
 
 
-def test_anonymous_attempts_are_throttled_not_lost(world):
+def test_anonymous_attempts_are_throttled_not_lost(world: tuple[TestClient, Container, dict[str, str]]) -> None:
     client, container, _ = world
-    container._request_recorder.throttle.window = 3600.0  # type: ignore[attr-defined]
+    assert container._request_recorder is not None
+    container._request_recorder.throttle.window = 3600.0
     rids = [call(client, "GET", "/v1/whoami", f"qg_1234abcd_{i:043d}")[1] for i in range(5)]
     recorded = [e for rid in rids for e in for_request(container, rid)]
     assert len(recorded) == 1  # one event per source per window
-    container._request_recorder.throttle.window = 0.0  # type: ignore[attr-defined]
+    container._request_recorder.throttle.window = 0.0
     _, rid = call(client, "GET", "/v1/whoami", "qg_1234abcd_" + "C" * 43)
     (doc,) = for_request(container, rid)
     assert label(doc, "suppressed") == "4"
@@ -231,7 +234,7 @@ def _hiding_sites(files: list[Path]) -> list[str]:
     return found
 
 
-def test_no_except_import_error_hides_a_part_of_the_project():
+def test_no_except_import_error_hides_a_part_of_the_project() -> None:
     assert _hiding_sites(sorted((REPO / "quanguard").rglob("*.py"))) == []
 
 
@@ -240,7 +243,7 @@ def _run(code: str) -> subprocess.CompletedProcess[str]:
                           timeout=120, check=False)
 
 
-def test_a_missing_scan_area_fails_the_record_not_an_unredacted_trail(tmp_path):
+def test_a_missing_scan_area_fails_the_record_not_an_unredacted_trail(tmp_path: Path) -> None:
     """Before: ``AuditService.redactor()`` returned None and purposes were stored as typed.
     The scanner loads on the first text that needs it; without the scan area that record
     fails (ImportError) and nothing is stored."""
@@ -268,7 +271,7 @@ sys.exit(0)
     assert r.returncode == 3, r.stderr[-2000:]
 
 
-def test_key_issuance_without_the_audit_trail_fails(tmp_path):
+def test_key_issuance_without_the_audit_trail_fails(tmp_path: Path) -> None:
     """Before: ``issue_key`` skipped the record when the audit module could not be imported."""
     code = f"""
 import sys
@@ -342,7 +345,7 @@ def denied_ledger(tmp_path: Path) -> Iterator[Container]:
     container.close()
 
 
-def test_local_scan_obeys_an_explicit_deny(denied_ledger, tmp_path):
+def test_local_scan_obeys_an_explicit_deny(denied_ledger: Container, tmp_path: Path) -> None:
     """Before: scan overrode even an explicit deny for the local operator."""
     from quanguard.usecases import scan as uc
 
@@ -353,7 +356,7 @@ def test_local_scan_obeys_an_explicit_deny(denied_ledger, tmp_path):
     assert [effect(e) for e in denied] == ["deny"]
 
 
-def test_local_watermark_obeys_an_explicit_deny(denied_ledger, tmp_path):
+def test_local_watermark_obeys_an_explicit_deny(denied_ledger: Container, tmp_path: Path) -> None:
     """Before: watermark overrode even an explicit deny for the local operator."""
     from quanguard.usecases import watermark as uc
 
@@ -363,7 +366,7 @@ def test_local_watermark_obeys_an_explicit_deny(denied_ledger, tmp_path):
     assert not (tmp_path / "out.csv").exists()
 
 
-def test_local_mask_is_refused_when_no_rule_allows_it(tmp_path):
+def test_local_mask_is_refused_when_no_rule_allows_it(tmp_path: Path) -> None:
     """Before: mask let the local operator through whenever no rule matched."""
     import yaml
 
@@ -386,7 +389,7 @@ def test_local_mask_is_refused_when_no_rule_allows_it(tmp_path):
         container.close()
 
 
-def test_local_ingest_asks_the_policy(tmp_path):
+def test_local_ingest_asks_the_policy(tmp_path: Path) -> None:
     """Before: usecases/audit.py skipped policy for the local operator."""
     from quanguard.usecases import audit as uc
 
@@ -401,7 +404,7 @@ def test_local_ingest_asks_the_policy(tmp_path):
         container.close()
 
 
-def test_the_local_operator_is_a_role_of_its_own_with_explicit_rules(container):
+def test_the_local_operator_is_a_role_of_its_own_with_explicit_rules(container: Container) -> None:
     assert LOCAL_OPERATOR.role == "operator"
     for action in ("scan", "mask", "watermark_embed", "watermark_detect", "report_events",
                    "audit_verify", "key_admin"):
@@ -418,12 +421,12 @@ def _resource(grade: str | None = None) -> Any:
     return Resource(grade=grade, dataset="台账", owner_org="本机")
 
 
-def test_no_key_can_carry_the_operator_role(container):
+def test_no_key_can_carry_the_operator_role(container: Container) -> None:
     with pytest.raises(InvalidInput), container.session() as s, s.begin():
         create_key(s, role="operator", org="x", name="sneaky")
 
 
-def test_no_code_path_names_the_local_operator():
+def test_no_code_path_names_the_local_operator() -> None:
     """The local operator is decided by policy alone: no ``principal.id == ...`` anywhere."""
     hits = []
     for path in (REPO / "quanguard").rglob("*.py"):
@@ -433,7 +436,7 @@ def test_no_code_path_names_the_local_operator():
     assert hits == []
 
 
-def test_malformed_body_with_a_valid_key_names_the_key_holder(world):
+def test_malformed_body_with_a_valid_key_names_the_key_holder(world: tuple[TestClient, Container, dict[str, str]]) -> None:
     """FastAPI parses the body before the route's dependencies read the key; the event of
     such a request still names the holder (it is not folded into anonymous attempts)."""
     client, container, keys = world

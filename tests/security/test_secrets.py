@@ -9,13 +9,17 @@ import importlib.util
 import os
 import re
 import stat
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import httpx2
 import pytest
+from fastapi.testclient import TestClient
 
 from quanguard.auth import create_key, revoke_key
-from quanguard.container import build_container
+from quanguard.container import Container, build_container
 from tests.conftest import make_settings
 from tests.security.served import Served
 
@@ -34,14 +38,15 @@ def _names(node: ast.AST) -> set[str]:
     }
 
 
-def test_api_keys_are_compared_in_constant_time():
+def test_api_keys_are_compared_in_constant_time() -> None:
     fn = _functions(REPO / "quanguard" / "auth.py")["authenticate"]
     calls = [
         n for n in ast.walk(fn)
         if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "compare_digest"
     ]
     assert calls, "authenticate() must compare key digests with hmac.compare_digest"
-    assert all(isinstance(c.func.value, ast.Name) and c.func.value.id in ("hmac", "secrets") for c in calls)
+    assert all(isinstance(c.func, ast.Attribute) and isinstance(c.func.value, ast.Name)
+               and c.func.value.id in ("hmac", "secrets") for c in calls)
     # No ordinary ==/!= on anything holding a key or its digest.
     secretish = {"key", "digest", "key_hash", "secret"}
     for node in ast.walk(fn):
@@ -50,7 +55,7 @@ def test_api_keys_are_compared_in_constant_time():
             assert not touched, f"auth.py:{node.lineno}: == on {touched}; use hmac.compare_digest"
 
 
-def test_console_csrf_tokens_are_compared_in_constant_time():
+def test_console_csrf_tokens_are_compared_in_constant_time() -> None:
     path = REPO / "quanguard" / "console" / "sessions.py"
     if not path.exists():
         pytest.skip("console not present in this build")
@@ -69,7 +74,8 @@ _KEY_MAKERS = [
 
 
 @pytest.mark.parametrize(("module", "name", "make"), _KEY_MAKERS, ids=[m for m, _, _ in _KEY_MAKERS])
-def test_key_files_are_created_0600_even_under_a_permissive_umask(tmp_path, module, name, make):
+def test_key_files_are_created_0600_even_under_a_permissive_umask(tmp_path: Path, module: str, name: str,
+                                                                  make: Callable[[Any, Path], object]) -> None:
     try:
         target = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError):
@@ -89,7 +95,7 @@ def test_key_files_are_created_0600_even_under_a_permissive_umask(tmp_path, modu
     assert stat.S_IMODE(key_dir.stat().st_mode) == 0o700  # not loosened
 
 
-def test_the_service_key_dir_is_0700(tmp_path):
+def test_the_service_key_dir_is_0700(tmp_path: Path) -> None:
     old = os.umask(0)
     try:
         container = build_container(make_settings(tmp_path))
@@ -103,7 +109,7 @@ def test_the_service_key_dir_is_0700(tmp_path):
 
 # --- rate limiting ---------------------------------------------------------------------
 @pytest.fixture
-def limited(tmp_path):
+def limited(tmp_path: Path) -> Iterator[tuple[Container, TestClient]]:
     from fastapi.testclient import TestClient
 
     from quanguard.api.app import create_app
@@ -114,7 +120,7 @@ def limited(tmp_path):
     container.close()
 
 
-def test_failed_authentications_are_rate_limited(limited):
+def test_failed_authentications_are_rate_limited(limited: tuple[Container, TestClient]) -> None:
     container, client = limited
     with container.session() as s, s.begin():
         good = create_key(s, role="auditor", org="网信办", name="aud").key
@@ -130,7 +136,7 @@ def test_failed_authentications_are_rate_limited(limited):
     assert good not in r.text
 
 
-def _console_login(client, key: str):
+def _console_login(client: TestClient | httpx.Client, key: str) -> httpx.Response | httpx2.Response:
     page = client.get("/console/login")
     token = re.search(r'name="csrf"\s+value="([^"]+)"', page.text) or re.search(
         r'value="([^"]+)"\s+name="csrf"', page.text
@@ -139,7 +145,7 @@ def _console_login(client, key: str):
     return client.post("/console/login", data={"csrf": token.group(1), "key": key}, follow_redirects=False)
 
 
-def test_console_sign_in_failures_count_against_the_same_limit(limited):
+def test_console_sign_in_failures_count_against_the_same_limit(limited: tuple[Container, TestClient]) -> None:
     _container, client = limited
     if importlib.util.find_spec("quanguard.api.routes_console") is None:
         pytest.skip("console not present in this build")
@@ -152,7 +158,7 @@ def test_console_sign_in_failures_count_against_the_same_limit(limited):
 
 # --- keys never leak: a served process, end to end -------------------------------------
 @pytest.mark.slow
-def test_keys_never_appear_in_logs_errors_trail_store_or_console(tmp_path):
+def test_keys_never_appear_in_logs_errors_trail_store_or_console(tmp_path: Path) -> None:
     served = Served(tmp_path / "svc")
     served.start()
     try:
@@ -214,7 +220,7 @@ def test_keys_never_appear_in_logs_errors_trail_store_or_console(tmp_path):
                 assert key[12:].encode() not in blob, f"{name} key secret stored in {path.name}"
 
 
-def test_a_key_pasted_into_a_purpose_is_not_kept_in_the_trail(tmp_path):
+def test_a_key_pasted_into_a_purpose_is_not_kept_in_the_trail(tmp_path: Path) -> None:
     """Free text (purpose) is masked before storage (issue 3); an API key pasted there by
     mistake must not become a permanent, replicated part of the trail either."""
     from fastapi.testclient import TestClient

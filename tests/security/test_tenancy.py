@@ -8,10 +8,13 @@ asset the caller may not see answers exactly like a missing one (no existence or
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import pyarrow as pa
 import pytest
+from fastapi.testclient import TestClient
 
+from quanguard.auth import Principal
 from tests.conftest import auth, csv_bytes
 
 HEALTH, CIVIL = "市卫健委", "市民政局"
@@ -29,7 +32,9 @@ def _table(name: str, n: int = 400, seed: int = 1) -> bytes:
 
 
 @pytest.fixture
-def orgs(client, make_key):
+def orgs(
+    client: TestClient, make_key: Callable[..., tuple[str, Principal]]
+) -> tuple[dict[str, str], dict[str, str]]:
     keys = {
         "health": make_key("provider", org=HEALTH)[0],
         "civil": make_key("provider", org=CIVIL)[0],
@@ -55,13 +60,13 @@ def orgs(client, make_key):
     return keys, jobs
 
 
-def _job_ids(client, key: str) -> set[str]:
+def _job_ids(client: TestClient, key: str) -> set[str]:
     r = client.get("/v1/exchange/jobs", headers=auth(key))
     assert r.status_code == 200, r.text
     return {j.get("job") or j.get("id") for j in r.json()}
 
 
-def test_consumers_see_only_their_own_jobs(client, orgs):
+def test_consumers_see_only_their_own_jobs(client: TestClient, orgs: tuple[dict[str, str], dict[str, str]]) -> None:
     keys, jobs = orgs
     assert _job_ids(client, keys["bank"]) == {jobs["bank"]}
     assert _job_ids(client, keys["lab"]) == {jobs["lab"]}
@@ -74,7 +79,7 @@ def test_consumers_see_only_their_own_jobs(client, orgs):
     assert client.get(f"/v1/exchange/jobs/{jobs['bank']}", headers=auth(keys["bank"])).status_code == 200
 
 
-def test_providers_see_the_jobs_on_their_own_data_only(client, orgs):
+def test_providers_see_the_jobs_on_their_own_data_only(client: TestClient, orgs: tuple[dict[str, str], dict[str, str]]) -> None:
     keys, jobs = orgs
     assert _job_ids(client, keys["health"]) == {jobs["bank"]}
     assert _job_ids(client, keys["civil"]) == {jobs["lab"]}
@@ -83,12 +88,12 @@ def test_providers_see_the_jobs_on_their_own_data_only(client, orgs):
 
 
 @pytest.mark.parametrize("who", ["mgr", "aud"])
-def test_overseers_see_every_job(client, orgs, who):
+def test_overseers_see_every_job(client: TestClient, orgs: tuple[dict[str, str], dict[str, str]], who: str) -> None:
     keys, jobs = orgs
     assert _job_ids(client, keys[who]) >= set(jobs.values())
 
 
-def test_a_provider_cannot_touch_another_orgs_dataset(client, orgs):
+def test_a_provider_cannot_touch_another_orgs_dataset(client: TestClient, orgs: tuple[dict[str, str], dict[str, str]]) -> None:
     keys, _ = orgs
     r = client.post("/v1/exchange/datasets/clinics/consent", headers=auth(keys["civil"]),
                     json={"subjects": ["C000001"], "purpose": "统计", "state": "withdrawn"})
@@ -102,7 +107,7 @@ def test_a_provider_cannot_touch_another_orgs_dataset(client, orgs):
     assert meta["owner_org"] == HEALTH
 
 
-def test_catalog_shows_metadata_never_rows(client, orgs):
+def test_catalog_shows_metadata_never_rows(client: TestClient, orgs: tuple[dict[str, str], dict[str, str]]) -> None:
     keys, _ = orgs
     listing = client.get("/v1/exchange/datasets", headers=auth(keys["lab"]))
     assert listing.status_code == 200
@@ -111,7 +116,7 @@ def test_catalog_shows_metadata_never_rows(client, orgs):
         assert value not in text
 
 
-def test_assets_are_scoped_to_the_providers_org(client, orgs, make_key):
+def test_assets_are_scoped_to_the_providers_org(client: TestClient, orgs: tuple[dict[str, str], dict[str, str]], make_key: Callable[..., tuple[str, Principal]]) -> None:
     keys, _ = orgs
     for owner in ("health", "civil"):
         r = client.post("/v1/scan", headers=auth(keys[owner]), data={"dataset": f"{owner}-export"},

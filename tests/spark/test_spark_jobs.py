@@ -4,6 +4,7 @@ cells for the same keys, a marked copy whose leak is traced, one audit event per
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 from desensitize.tableio import open_table
 from monitor.events import AuditEvent
 from quanguard.auth import Principal
+from quanguard.container import Container
 from quanguard.errors import Forbidden, InvalidInput
 from quanguard.usecases import spark as uc
 
@@ -38,7 +40,7 @@ def _key(report: Any) -> list[tuple[Any, ...]]:
              round(c.hit_rate, 9), round(c.confidence, 9)) for c in report.columns]
 
 
-def test_scan_classifies_like_the_single_process_scan(container, spark, people_csv):
+def test_scan_classifies_like_the_single_process_scan(container: Container, spark: Any, people_csv: Path) -> None:
     scanner = container.scanner
     single = scanner.grade(scanner.table_scanner().scan(
         open_table(str(people_csv)).iter_batches(16_384), sampled=False))
@@ -55,8 +57,8 @@ def test_scan_classifies_like_the_single_process_scan(container, spark, people_c
     assert event.decision.effect == "allow" and event.labels["mode"] == "full"
 
 
-def test_masked_cells_are_byte_identical_to_the_single_process_mask(container, spark,
-                                                                   people_csv, tmp_path):
+def test_masked_cells_are_byte_identical_to_the_single_process_mask(container: Container, spark: Any,
+                                                                   people_csv: Path, tmp_path: Path) -> None:
     from quanguard.usecases.mask import mask_file
 
     single_out = tmp_path / "single.csv"
@@ -78,7 +80,7 @@ def test_masked_cells_are_byte_identical_to_the_single_process_mask(container, s
     assert "身份证号" in event.fields
 
 
-def test_a_leak_of_a_spark_marked_copy_is_traced(container, spark, people_csv, tmp_path):
+def test_a_leak_of_a_spark_marked_copy_is_traced(container: Container, spark: Any, people_csv: Path, tmp_path: Path) -> None:
     from quanguard.usecases.watermark import detect
 
     out = uc.watermark(container, MANAGER, str(people_csv), str(tmp_path / "marked.parquet"),
@@ -93,8 +95,8 @@ def test_a_leak_of_a_spark_marked_copy_is_traced(container, spark, people_csv, t
     assert event.rows == 3_000 and event.labels["recipient"] == "bureau-7"
 
 
-def test_refused_job_writes_nothing_and_leaves_one_deny_event(container, spark, people_csv,
-                                                             tmp_path):
+def test_refused_job_writes_nothing_and_leaves_one_deny_event(container: Container, spark: Any, people_csv: Path,
+                                                             tmp_path: Path) -> None:
     target = tmp_path / "denied.parquet"
     with pytest.raises(Forbidden):
         uc.mask(container, CONSUMER, str(people_csv), str(target), spark=spark)
@@ -104,7 +106,7 @@ def test_refused_job_writes_nothing_and_leaves_one_deny_event(container, spark, 
     assert denied[0].decision.effect == "deny"
 
 
-def test_bad_inputs_are_clear_errors(container, spark, people_csv, tmp_path):
+def test_bad_inputs_are_clear_errors(container: Container, spark: Any, people_csv: Path, tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="no such file"):
         uc.scan(container, MANAGER, str(tmp_path / "missing.parquet"), spark=spark)
     with pytest.raises(InvalidInput, match="Parquet or CSV"):
@@ -115,7 +117,7 @@ def test_bad_inputs_are_clear_errors(container, spark, people_csv, tmp_path):
         uc.mask(container, MANAGER, str(people_csv), str(existing), spark=spark)
 
 
-def test_cli_spark_scan(container, spark, people_csv, make_key, monkeypatch, tmp_path: Path):
+def test_cli_spark_scan(container: Container, spark: Any, people_csv: Path, make_key: Callable[..., tuple[str, Principal]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from quanguard.cli.main import build_app
@@ -136,8 +138,8 @@ def test_cli_spark_scan(container, spark, people_csv, make_key, monkeypatch, tmp
     assert r.exit_code != 0 and "unsupported Spark input format" in r.output
 
 
-def test_a_job_that_breaks_after_it_was_allowed_leaves_one_failure_event(container, spark,
-                                                                         people_csv, tmp_path):
+def test_a_job_that_breaks_after_it_was_allowed_leaves_one_failure_event(container: Container, spark: Any,
+                                                                         people_csv: Path, tmp_path: Path) -> None:
     bad_key = tmp_path / "short.key"
     bad_key.write_bytes(b"too short")
     target = tmp_path / "never.parquet"

@@ -47,7 +47,7 @@ def _bump_last_digit(text: str, up: bool) -> str:
     from decimal import Decimal
 
     d = Decimal(text)
-    ulp = Decimal(1).scaleb(d.as_tuple().exponent)
+    ulp = Decimal(1).scaleb(int(d.as_tuple().exponent))
     out = d + ulp if up else d - ulp
     return format(out, "f")
 
@@ -218,7 +218,7 @@ def bump(columns: tuple[str, ...], amount: int = 2, share: float = 0.5, *,
 
     def change(v: str, rng: random.Random) -> str:
         d = Decimal(v)
-        ulp = Decimal(1) if units else Decimal(1).scaleb(d.as_tuple().exponent)
+        ulp = Decimal(1) if units else Decimal(1).scaleb(int(d.as_tuple().exponent))
         return format(d + amount * ulp if rng.random() < 0.5 else d - amount * ulp, "f")
     return _change_values(columns, share, change)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -82,7 +82,7 @@ def ks_two_sample(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return d, min(max(p, 0.0), 1.0)
 
 
-def _floats(values: list[str | None]) -> np.ndarray:
+def _floats(values: Sequence[str | None]) -> np.ndarray:
     out = []
     for v in values:
         try:
@@ -94,10 +94,11 @@ def _floats(values: list[str | None]) -> np.ndarray:
 
 def _digit(values: np.ndarray, e: int) -> list[int]:
     ok = values[~np.isnan(values)]
-    return (np.floor(np.abs(ok) / 10.0 ** e + 0.5).astype(np.int64) % 10).tolist()
+    digits: list[int] = (np.floor(np.abs(ok) / 10.0 ** e + 0.5).astype(np.int64) % 10).tolist()
+    return digits
 
 
-def _distinct(values: list[str | None]) -> list[str | None]:
+def _distinct(values: Sequence[str | None]) -> list[str]:
     # Masked values and pseudonyms are rendered per value (the same value alike on every
     # row), so the unit of a test is the distinct value: on a table where people have
     # several rows, a row-level test rejects two unmarked copies as often as a marked one.
@@ -118,7 +119,7 @@ def unmarked_masked_copy(values: list[str | None], key: bytes = b"unmarked") -> 
             for v, m in zip(values, more, strict=True)]
 
 
-def column_tests(kind: str, before: list[str | None], after: list[str | None],
+def column_tests(kind: str, before: Sequence[str | None], after: Sequence[str | None],
                  levels: tuple[int, ...] = ()) -> dict[str, float]:
     """p-values of every test of one marked column (marked copy vs the unmarked one; for a
     masked column the unmarked one is :func:`unmarked_masked_copy`)."""
@@ -145,10 +146,10 @@ def column_tests(kind: str, before: list[str | None], after: list[str | None],
         if kind == "pattern":
             before, after = _distinct(before), _distinct(after)
 
-        def masks(vs: list[str | None]) -> list[int]:
+        def masks(vs: Sequence[str | None]) -> list[int]:
             return [sum(v.count(c) for c in MASK_CHARS) for v in vs if v]
 
-        def where(vs: list[str | None]) -> list[str]:
+        def where(vs: Sequence[str | None]) -> list[str]:
             return ["".join("m" if ch in MASK_CHARS else "v" for ch in v) for v in vs if v]
         out["χ² mask count"] = chi2_two_sample(masks(before), masks(after))[1]
         out["KS mask count"] = ks_two_sample(np.array(masks(before), dtype=float),

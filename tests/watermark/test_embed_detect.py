@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -9,6 +11,7 @@ import pytest
 from tests.watermark.attacks import sample_table
 from tests.watermark.conftest import registered
 from watermark import (
+    EmbedReport,
     KeyMismatch,
     MissingKeyColumns,
     NoCommonColumns,
@@ -27,13 +30,13 @@ def table() -> pa.Table:
 
 
 @pytest.fixture(scope="module")
-def marked(table):
+def marked(table: pa.Table) -> tuple[pa.Table, EmbedReport]:
     from tests.watermark.conftest import SECRET
 
     return embed_table(table, SECRET, "alice")
 
 
-def test_plan_marks_measures_dates_and_masked_pii_never_keys_ids_or_small_numbers(marked):
+def test_plan_marks_measures_dates_and_masked_pii_never_keys_ids_or_small_numbers(marked: tuple[pa.Table, EmbedReport]) -> None:
     _, rep = marked
     plan = rep.plan
     assert (plan.key_mode, plan.key_columns) == ("primary", ("id",))
@@ -48,7 +51,7 @@ def test_plan_marks_measures_dates_and_masked_pii_never_keys_ids_or_small_number
     assert qi and all("id" not in s.columns for s in qi)
 
 
-def test_distortion_report_and_untouched_columns(table, marked):
+def test_distortion_report_and_untouched_columns(table: pa.Table, marked: tuple[pa.Table, EmbedReport]) -> None:
     out, rep = marked
     assert out.schema == table.schema and out.num_rows == table.num_rows
     for name in ("id", "name", "age", "district"):
@@ -62,7 +65,7 @@ def test_distortion_report_and_untouched_columns(table, marked):
         after = np.array(out.column(name).to_pylist(), dtype=float)
         assert c.mean_before == pytest.approx(before.mean())
         assert c.mean_after == pytest.approx(after.mean())
-        assert c.relative_shift < 1e-3
+        assert c.relative_shift is not None and c.relative_shift < 1e-3
         assert abs(after.mean() - before.mean()) / before.mean() < 1e-3
         assert c.marked == pytest.approx(len(before) / rep.plan.gamma, rel=0.25)
         changed = sum(a != b for a, b in zip(table.column(name).to_pylist(),
@@ -82,12 +85,12 @@ def test_distortion_report_and_untouched_columns(table, marked):
     assert phone.changed > 0 and phone.mean_before is None
 
 
-def test_the_recipient_is_named_with_evidence(secret, marked):
+def test_the_recipient_is_named_with_evidence(secret: bytes, marked: tuple[pa.Table, EmbedReport]) -> None:
     out, rep = marked
     copies = registered(secret, rep.plan, ["bob", "carol", "alice", "dave"])
     v = detect_table(out, secret, copies)
     assert v.verdict == "match" and v.recipient == "alice"
-    assert v.p_value < 1e-6 / 4
+    assert v.p_value is not None and v.p_value < 1e-6 / 4
     ev = v.evidence
     assert ev["rows_seen"] == out.num_rows
     assert ev["bits_recovered"] == ev["agreement"] >= 0.9 * rep.plan.code_bits
@@ -95,7 +98,7 @@ def test_the_recipient_is_named_with_evidence(secret, marked):
     assert [c.recipient for c in v.candidates if c.accused] == ["alice"]
 
 
-def test_typed_numeric_columns_keep_their_type(secret):
+def test_typed_numeric_columns_keep_their_type(secret: bytes) -> None:
     rng = np.random.default_rng(2)
     t = pa.table({"id": pa.array(np.arange(3000)), "amount": pa.array(rng.uniform(100, 999, 3000).round(2)),
                   "units": pa.array(rng.integers(1000, 99999, 3000))})
@@ -110,7 +113,7 @@ def test_typed_numeric_columns_keep_their_type(secret):
     assert v.recipient == "alice"
 
 
-def test_virtual_key_when_no_id_column(secret):
+def test_virtual_key_when_no_id_column(secret: bytes) -> None:
     t = sample_table(4000, seed=5, with_id=False)
     out, rep = embed_table(t, secret, "alice")
     assert rep.plan.key_mode == "virtual"
@@ -121,11 +124,11 @@ def test_virtual_key_when_no_id_column(secret):
     shuffled = out.take(pa.array(np.random.default_rng(1).permutation(out.num_rows)))
     v = detect_table(shuffled.select(list(reversed(out.column_names))), secret,
                      registered(secret, rep.plan, ["alice", "bob", "eve"]))
-    assert v.recipient == "alice" and v.p_value < 1e-12
+    assert v.recipient == "alice" and v.p_value is not None and v.p_value < 1e-12
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_unmarked_and_other_key_tables_give_no_accusation(secret, marked, seed):
+def test_unmarked_and_other_key_tables_give_no_accusation(secret: bytes, marked: tuple[pa.Table, EmbedReport], seed: int) -> None:
     _, rep = marked
     copies = registered(secret, rep.plan, [f"r{i}" for i in range(200)] + ["alice"])
     clean = sample_table(4000, seed=100 + seed)
@@ -136,14 +139,14 @@ def test_unmarked_and_other_key_tables_give_no_accusation(secret, marked, seed):
     assert v.message.startswith("no watermark found")
 
 
-def test_wrong_key_is_an_error_not_a_verdict(secret, marked):
+def test_wrong_key_is_an_error_not_a_verdict(secret: bytes, marked: tuple[pa.Table, EmbedReport]) -> None:
     out, rep = marked
     with pytest.raises(KeyMismatch) as exc:
         detect_table(out, b"wrong-key", registered(secret, rep.plan, ["alice"]))
     assert exc.value.kind == "integrity" and "wmk-" in str(exc.value)
 
 
-def test_suspect_without_the_marked_columns(secret, marked):
+def test_suspect_without_the_marked_columns(secret: bytes, marked: tuple[pa.Table, EmbedReport]) -> None:
     out, rep = marked
     copies = registered(secret, rep.plan, ["alice"])
     with pytest.raises(NoCommonColumns) as exc:
@@ -163,7 +166,7 @@ def test_suspect_without_the_marked_columns(secret, marked):
     assert "id" in str(exc2.value)
 
 
-def test_small_suspect_says_how_much_is_missing(secret, marked):
+def test_small_suspect_says_how_much_is_missing(secret: bytes, marked: tuple[pa.Table, EmbedReport]) -> None:
     out, rep = marked
     v = detect_table(out.slice(0, 30), secret, registered(secret, rep.plan, ["alice", "bob"]))
     assert v.verdict == "none"
@@ -171,7 +174,7 @@ def test_small_suspect_says_how_much_is_missing(secret, marked):
     assert v.evidence["bits_recovered"] < v.evidence["bits_needed"]
 
 
-def test_table_too_small_to_carry_a_mark(secret):
+def test_table_too_small_to_carry_a_mark(secret: bytes) -> None:
     t = sample_table(40, seed=3)
     with pytest.raises(TableTooSmall) as exc:
         embed_table(t, secret, "alice")
@@ -180,7 +183,7 @@ def test_table_too_small_to_carry_a_mark(secret):
     assert f"{e.needed_rows - 40} more" in str(e)
 
 
-def test_canary_rows_trace_a_small_table(secret):
+def test_canary_rows_trace_a_small_table(secret: bytes) -> None:
     t = sample_table(40, seed=3)
     out, rep = embed_table(t, secret, "alice", Params(canaries=3))
     assert out.num_rows == 43 and rep.canary_rows == 3 and len(rep.canary_keys) == 3
@@ -200,12 +203,12 @@ def test_canary_rows_trace_a_small_table(secret):
 @pytest.mark.parametrize("params,message", [
     ({"gamma": 0}, "gamma"), ({"code_bits": 32}, "code_bits"), ({"alpha": 0}, "alpha"),
 ])
-def test_bad_params(params, message):
+def test_bad_params(params: dict[str, Any], message: str) -> None:
     with pytest.raises(WatermarkError, match=message):
         Params(**params)
 
 
-def test_nothing_markable(secret):
+def test_nothing_markable(secret: bytes) -> None:
     t = pa.table({"id": [str(i) for i in range(500)], "age": [str(20 + i % 50) for i in range(500)]})
     with pytest.raises(NoMarkableColumns):
         embed_table(t, secret, "alice")

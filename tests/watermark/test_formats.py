@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from watermark.hashing import canonical_keys, codeword, column_salt, mix, row_hashes
 from watermark.masked import MASK_CHARS, embed_masked, read_masked
 from watermark.numeric import embed_numeric, read_numeric
+from watermark.positions import Positions
 
 decimals = st.builds(
     lambda sign, intpart, frac: f"{sign}{intpart}{'.' + frac if frac else ''}",
@@ -27,7 +28,7 @@ def _sel(n: int, seed: int = 0) -> np.ndarray:
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(decimals, min_size=1, max_size=60), st.integers(0, 3))
-def test_only_the_last_digit_moves_and_the_format_is_kept(values, seed):
+def test_only_the_last_digit_moves_and_the_format_is_kept(values: list[str], seed: int) -> None:
     arr = pa.array(values, type=pa.string())
     code = codeword(b"s", "r", 64)
     res = embed_numeric(arr, _sel(len(values), seed), code, gamma=1, min_digits=1)
@@ -41,7 +42,7 @@ def test_only_the_last_digit_moves_and_the_format_is_kept(values, seed):
     assert res.changed == sum(a != b for a, b in zip(values, out, strict=True))
 
 
-def test_marked_bits_are_read_back_and_survive_plus_minus_one():
+def test_marked_bits_are_read_back_and_survive_plus_minus_one() -> None:
     n = 2000
     values = [f"{v:.2f}" for v in np.random.default_rng(3).uniform(100, 999, n)]
     arr = pa.array(values)
@@ -62,7 +63,7 @@ def test_marked_bits_are_read_back_and_survive_plus_minus_one():
     assert (bits2 == code[idx2]).all()
 
 
-def test_column_mean_moves_less_than_a_thousandth():
+def test_column_mean_moves_less_than_a_thousandth() -> None:
     rng = np.random.default_rng(9)
     for values in ([f"{v:.2f}" for v in rng.uniform(10, 99, 5000)],
                    [f"{v}" for v in rng.integers(100, 999, 5000)],
@@ -81,14 +82,14 @@ def test_column_mean_moves_less_than_a_thousandth():
     ("0", "zero digits"), ("0.00", "zero digits"), ("12", "2 digits"), ("1e5", "exponent"),
     ("12,345", "grouping"), ("", "empty"), ("abc", "text"), ("-0.0", "zero digits"),
 ])
-def test_ineligible_values_are_never_touched(value, kind):
+def test_ineligible_values_are_never_touched(value: str, kind: str) -> None:
     arr = pa.array([value] * 50)
     res = embed_numeric(arr, _sel(50), codeword(b"s", "r", 64), gamma=1, min_digits=3)
     assert res.array.to_pylist() == [value] * 50, kind
     assert res.marked == 0
 
 
-def test_nulls_stay_null():
+def test_nulls_stay_null() -> None:
     arr = pa.array(["123.45", None, "678.90"] * 20)
     res = embed_numeric(arr, _sel(60), codeword(b"s", "r", 64), gamma=1, min_digits=3)
     assert res.array.null_count == 20
@@ -101,7 +102,7 @@ def test_nulls_stay_null():
     ("2024-01-05 00:00:00", "2024-01-05"), ("2024-01-05", "2024-01-05"),
     ("2024-01-05 10:00:00", "2024-01-05 10:00:00"),
 ])
-def test_canonical_keys_survive_spreadsheet_round_trips(raw, canon):
+def test_canonical_keys_survive_spreadsheet_round_trips(raw: str, canon: str) -> None:
     assert canonical_keys(pa.array([raw])).to_pylist() == [canon]
 
 
@@ -115,7 +116,7 @@ masked_values = st.builds(
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(masked_values, min_size=1, max_size=50))
-def test_masked_marks_only_hide_more_and_are_read_back(values):
+def test_masked_marks_only_hide_more_and_are_read_back(values: list[str]) -> None:
     arr = pa.array(values, type=pa.string())
     sel = _sel(len(values))
     code = codeword(b"s", "r", 64)
@@ -136,7 +137,7 @@ def test_masked_marks_only_hide_more_and_are_read_back(values):
 
 # -- version-2 marks: several magnitudes, dates -----------------------------------------
 
-def _positions(n: int, levels: int, seed: int = 0):
+def _positions(n: int, levels: int, seed: int = 0) -> Positions:
     from watermark.positions import positions
 
     keys = pa.array([f"k{seed}-{i}" for i in range(n)])
@@ -146,7 +147,7 @@ def _positions(n: int, levels: int, seed: int = 0):
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(decimals, min_size=1, max_size=60), st.integers(0, 3))
-def test_level_marks_keep_the_format_the_bound_and_read_back(values, seed):
+def test_level_marks_keep_the_format_the_bound_and_read_back(values: list[str], seed: int) -> None:
     from watermark.levels import embed_levels, read_levels
 
     arr = pa.array(values, type=pa.string())
@@ -177,7 +178,7 @@ def test_level_marks_keep_the_format_the_bound_and_read_back(values, seed):
     ("2024-03-01", "2024-03-02"), ("2024-02-29", "2024-02-28"), ("2024/3/9", None),
     ("2023-12-31 08:15:00", "2023-12-30 08:15:00"), ("2024年05月07日", None),
 ])
-def test_date_marks_stay_in_their_month_and_format(text, moved):
+def test_date_marks_stay_in_their_month_and_format(text: str, moved: str | None) -> None:
     from watermark.dates import embed_dates, parse_dates, read_dates
     from watermark.positions import Positions
 

@@ -48,7 +48,7 @@ def _vector(key: bytes, msgs: list[bytes]) -> list[int]:
     return [int(x) for x in siphash24(key, data, starts, lens)]
 
 
-def test_published_vectors():
+def test_published_vectors() -> None:
     key = bytes(range(16))
     # Aumasson & Bernstein, SipHash paper, appendix A: messages 00 01 02 ... of length 0, 1, 8
     assert _vector(key, [b"", b"\x00", bytes(range(8))]) == [
@@ -57,11 +57,11 @@ def test_published_vectors():
 
 @settings(max_examples=100, deadline=None)
 @given(st.binary(min_size=16, max_size=16), st.lists(st.binary(max_size=70), min_size=1, max_size=20))
-def test_matches_the_plain_implementation(key, msgs):
+def test_matches_the_plain_implementation(key: bytes, msgs: list[bytes]) -> None:
     assert _vector(key, msgs) == [_reference(key, m) for m in msgs]
 
 
-def test_row_hashes_depend_on_key_and_text_only():
+def test_row_hashes_depend_on_key_and_text_only() -> None:
     a = row_hashes(pa.array(["x", "yy", "张三", ""]), b"k")
     b = row_hashes(pa.array(["", "张三", "yy", "x"]), b"k")
     assert a.tolist() == b.tolist()[::-1]

@@ -14,7 +14,7 @@ import pytest
 from tests.watermark import attacks
 from tests.watermark.conftest import SECRET, registered
 from tests.watermark.stats import chi2_two_sample, column_tests, unmarked_masked_copy
-from watermark import Params, detect_table, embed_table
+from watermark import EmbedReport, IssuedCopy, Params, Verdict, detect_table, embed_table
 
 RECIPIENTS = [f"consumer-{i:04d}" for i in range(1000)]
 LEAKER = RECIPIENTS[417]
@@ -23,13 +23,13 @@ MEASURES = ("月收入", "公积金缴存额", "用电量")
 
 
 @pytest.fixture(scope="module")
-def leak():
+def leak() -> tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]]:
     table = attacks.issue_table(ROWS, seed=17)
     marked, rep = embed_table(table, SECRET, LEAKER)
     return table, marked, rep, registered(SECRET, rep.plan, RECIPIENTS)
 
 
-def _named(v, *, rows_at_least: int = 1) -> None:
+def _named(v: Verdict, *, rows_at_least: int = 1) -> None:
     assert v.verdict == "match", v.message
     assert v.recipient == LEAKER
     assert [c.recipient for c in v.candidates if c.accused] == [LEAKER]
@@ -39,7 +39,7 @@ def _named(v, *, rows_at_least: int = 1) -> None:
 
 
 @pytest.mark.parametrize("english", [False, True])
-def test_every_measure_of_the_issue_table_is_marked(english):
+def test_every_measure_of_the_issue_table_is_marked(english: bool) -> None:
     table = attacks.issue_table(3000, seed=3, english=english)
     _, rep = embed_table(table, SECRET, LEAKER)
     names = attacks.ENGLISH_COLUMNS if english else attacks.ISSUE_COLUMNS
@@ -49,7 +49,7 @@ def test_every_measure_of_the_issue_table_is_marked(english):
         assert kept not in rep.plan.marked_columns
 
 
-def _attack(name: str, rep) -> attacks.Attack:
+def _attack(name: str, rep: EmbedReport) -> attacks.Attack:
     num = rep.plan.numeric_columns
     key = rep.plan.key_columns[0]
     return {
@@ -73,13 +73,13 @@ def _attack(name: str, rep) -> attacks.Attack:
     "5% subset", "CSV → XLSX → CSV", "shuffle rows and columns", "re-encode to GBK",
     "±1 in the last digit of every marked value", "±111 on every marked value",
     "round to 10 + drop key + 30% subset"])
-def test_leaker_named_after(leak, name):
+def test_leaker_named_after(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]], name: str) -> None:
     _, marked, rep, copies = leak
     suspect = _attack(name, rep)(marked, random.Random(5))
     _named(detect_table(suspect, SECRET, copies))
 
 
-def test_rounding_really_rounds(leak):
+def test_rounding_really_rounds(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]]) -> None:
     table, marked, rep, _ = leak
     out = attacks.round_to(100, rep.plan.numeric_columns)(marked, random.Random(1))
     assert attacks.rounded_columns(table, 100, rep.plan.numeric_columns) == ("月收入",)
@@ -89,13 +89,13 @@ def test_rounding_really_rounds(leak):
 
 
 @pytest.mark.parametrize("other", ["街道", "年龄", "月收入", "公积金缴存额", "用电量", "缴费月数"])
-def test_leaker_named_without_the_key_and_one_more_column(leak, other):
+def test_leaker_named_without_the_key_and_one_more_column(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]], other: str) -> None:
     _, marked, rep, copies = leak
     suspect = attacks.drop(rep.plan.key_columns[0], other)(marked, random.Random(2))
     _named(detect_table(suspect, SECRET, copies))
 
 
-def test_one_or_two_edited_identity_columns_are_tolerated(leak):
+def test_one_or_two_edited_identity_columns_are_tolerated(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]]) -> None:
     """Without the key, 年龄 and 街道 rewritten: the quasi-identifier sets that did not use
     them still find the rows."""
     _, marked, rep, copies = leak
@@ -109,7 +109,7 @@ def test_one_or_two_edited_identity_columns_are_tolerated(leak):
     _named(detect_table(t, SECRET, copies))
 
 
-def test_detection_reports_each_carrier_combined_and_what_matched():
+def test_detection_reports_each_carrier_combined_and_what_matched() -> None:
     table = attacks.sample_table(6000, seed=8)
     marked, rep = embed_table(table, SECRET, LEAKER)
     from dataclasses import replace
@@ -126,7 +126,7 @@ def test_detection_reports_each_carrier_combined_and_what_matched():
     assert any(s["role"] == "key" and s["present"] for s in v.evidence["sources"])
 
 
-def test_marks_are_invisible_to_chi_square_and_ks_on_10000_rows():
+def test_marks_are_invisible_to_chi_square_and_ks_on_10000_rows() -> None:
     for table in (attacks.issue_table(10_000, seed=7), attacks.sample_table(10_000, seed=7)):
         marked, rep = embed_table(table, SECRET, LEAKER)
         for c in rep.plan.carriers:
@@ -137,7 +137,7 @@ def test_marks_are_invisible_to_chi_square_and_ks_on_10000_rows():
             assert tests and min(tests.values()) > 0.01, (c.name, tests)
 
 
-def test_no_digit_is_avoided_by_the_marks(leak):
+def test_no_digit_is_avoided_by_the_marks(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]]) -> None:
     table, marked, _, _ = leak
     for name in MEASURES:
         moved = [b for a, b in zip(table.column(name).to_pylist(),
@@ -149,7 +149,7 @@ def test_no_digit_is_avoided_by_the_marks(leak):
         assert chi2_two_sample(last, everything)[1] > 0.01
 
 
-def test_usability_bound_per_value_and_per_column(leak):
+def test_usability_bound_per_value_and_per_column(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]]) -> None:
     table, marked, rep, _ = leak
     for c in rep.columns:
         before = np.array(table.column(c.name).to_pylist(), dtype=float)
@@ -160,7 +160,7 @@ def test_usability_bound_per_value_and_per_column(leak):
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_no_innocent_is_accused_after_the_same_attacks(leak, seed):
+def test_no_innocent_is_accused_after_the_same_attacks(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]], seed: int) -> None:
     _, _, rep, copies = leak
     clean = attacks.issue_table(ROWS, seed=500 + seed)
     for suspect in (clean, embed_table(clean, SECRET, "not-registered")[0],
@@ -174,7 +174,7 @@ def test_no_innocent_is_accused_after_the_same_attacks(leak, seed):
             assert v.verdict == "none" and not any(c.accused for c in v.candidates)
 
 
-def test_two_colluders_mixing_rows_name_a_colluder(leak):
+def test_two_colluders_mixing_rows_name_a_colluder(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]]) -> None:
     table, marked_a, _, copies = leak
     other = RECIPIENTS[12]
     marked_b, _ = embed_table(table, SECRET, other)
@@ -187,7 +187,7 @@ def test_two_colluders_mixing_rows_name_a_colluder(leak):
     assert v.verdict == "match" and accused and accused <= {LEAKER, other}
 
 
-def test_a_table_without_carriers_gets_canaries_instead_of_a_refusal():
+def test_a_table_without_carriers_gets_canaries_instead_of_a_refusal() -> None:
     t = pa.table({"编号": [f"A{i:05d}" for i in range(200)],
                   "街道": [attacks.STREETS[i % 12] for i in range(200)]})
     out, rep = embed_table(t, SECRET, LEAKER, Params(canaries=3))
@@ -200,7 +200,7 @@ def test_a_table_without_carriers_gets_canaries_instead_of_a_refusal():
     assert detect_table(t, SECRET, copies).verdict == "none"
 
 
-def test_categories_written_two_ways_carry_marks_without_changing_their_counts():
+def test_categories_written_two_ways_carry_marks_without_changing_their_counts() -> None:
     """A column that already writes 男/男性 and 女/女性: marked cells take the other
     spelling, as many one way as the other, so every spelling keeps its count."""
     rng = np.random.default_rng(6)
@@ -223,7 +223,7 @@ def test_categories_written_two_ways_carry_marks_without_changing_their_counts()
     assert "category" in v.evidence["carriers"]
 
 
-def test_a_profile_can_keep_every_marked_column_invisible():
+def test_a_profile_can_keep_every_marked_column_invisible() -> None:
     table = attacks.sample_table(10_000, seed=9)
     marked, rep = embed_table(table, SECRET, LEAKER, Params(mark_masked=False))
     assert "phone" not in rep.plan.marked_columns and rep.plan.carriers

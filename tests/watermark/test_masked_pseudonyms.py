@@ -20,7 +20,7 @@ from tests.watermark import attacks
 from tests.watermark.conftest import SECRET, registered
 from tests.watermark.stats import column_tests
 from tests.watermark.test_formats import masked_values
-from watermark import Params, detect_table, embed_table
+from watermark import EmbedReport, IssuedCopy, Params, Verdict, detect_table, embed_table
 from watermark.masked import MASK_CHARS, hide_one_more, read_patterns, standard_counts
 from watermark.pseudonym import _check_char
 
@@ -32,19 +32,19 @@ VALUE_CARRIERS = ("证件号", "手机号", "联系电话", "银行卡")
 
 
 @pytest.fixture(scope="module")
-def leak():
+def leak() -> tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]]:
     table = attacks.extract_table(ROWS, seed=17)
     marked, rep = embed_table(table, SECRET, LEAKER, Params(pseudonyms=FAKES))
     return table, marked, rep, registered(SECRET, rep.plan, RECIPIENTS)
 
 
-def _named(v) -> None:
+def _named(v: Verdict) -> None:
     assert v.verdict == "match", v.message
     assert v.recipient == LEAKER and v.candidates[0].p_adjusted < 1e-6
     assert [c.recipient for c in v.candidates if c.accused] == [LEAKER]
 
 
-def test_every_masked_and_pseudonym_column_carries_marks(leak):
+def test_every_masked_and_pseudonym_column_carries_marks(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]]) -> None:
     _, _, rep, _ = leak
     kinds = {c.name: (c.kind, c.form) for c in rep.plan.carriers}
     assert kinds["证件号"] == ("pseudonym", "hex")  # hash pseudonyms: found by their values
@@ -54,13 +54,13 @@ def test_every_masked_and_pseudonym_column_carries_marks(leak):
     assert all(c.marked > 0 for c in rep.columns)
 
 
-def test_fakes_are_not_marked_unless_named():
+def test_fakes_are_not_marked_unless_named() -> None:
     table = attacks.extract_table(2000, seed=3)
     _, rep = embed_table(table, SECRET, LEAKER)
     assert not set(FAKES) & set(rep.plan.marked_columns)
 
 
-def _attack(name: str, rep) -> attacks.Attack:
+def _attack(name: str, rep: EmbedReport) -> attacks.Attack:
     key = rep.plan.key_columns[0]
     only = {f"only {c} left, key dropped, 30% subset": attacks.chain(
         attacks.drop(key, *[m for m in rep.plan.marked_columns if m != c]),
@@ -78,12 +78,12 @@ def _attack(name: str, rep) -> attacks.Attack:
 @pytest.mark.parametrize("name", [
     "drop the key column", "10% subset", "CSV → XLSX → CSV", "shuffle rows and columns",
     "re-encode to GBK", *[f"only {c} left, key dropped, 30% subset" for c in VALUE_CARRIERS]])
-def test_leaker_named_after(leak, name):
+def test_leaker_named_after(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]], name: str) -> None:
     _, marked, rep, copies = leak
     _named(detect_table(_attack(name, rep)(marked, random.Random(3)), SECRET, copies))
 
 
-def test_same_input_same_output_within_a_copy_and_formats_hold(leak):
+def test_same_input_same_output_within_a_copy_and_formats_hold(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]]) -> None:
     table, marked, _, _ = leak
     for name in ("证件号", "联系电话", "银行卡", "手机号"):
         seen: dict[str, set[str]] = defaultdict(set)
@@ -101,7 +101,7 @@ def test_same_input_same_output_within_a_copy_and_formats_hold(leak):
     assert all(v.startswith("ID-") and len(v) == 19 for v in marked.column("证件号").to_pylist())
 
 
-def test_a_masked_value_never_shows_more_than_the_masking_profile(leak):
+def test_a_masked_value_never_shows_more_than_the_masking_profile(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]]) -> None:
     table, marked, _, _ = leak
     for a, b in zip(table.column("手机号").to_pylist(), marked.column("手机号").to_pylist(),
                     strict=True):
@@ -110,7 +110,7 @@ def test_a_masked_value_never_shows_more_than_the_masking_profile(leak):
         assert sum(x != y for x, y in zip(a, b, strict=True)) <= 1
 
 
-def test_masked_values_and_pseudonyms_are_invisible_on_10000_rows():
+def test_masked_values_and_pseudonyms_are_invisible_on_10000_rows() -> None:
     table = attacks.extract_table(10_000, seed=7)
     unmarked = attacks.extract_table(10_000, seed=7, variants=True)
     marked, rep = embed_table(table, SECRET, LEAKER, Params(pseudonyms=FAKES))
@@ -125,7 +125,7 @@ def test_masked_values_and_pseudonyms_are_invisible_on_10000_rows():
     assert seen == {"pattern", "pseudonym"}
 
 
-def test_the_mask_operator_writes_the_same_mixture_unmarked():
+def test_the_mask_operator_writes_the_same_mixture_unmarked() -> None:
     phones = pa.array([f"1{39 + i % 50}{i * 7919 % 10**8:08d}" for i in range(4000)])
     ctx = OpContext(keyring=Keyring(b"m" * 32), entity="PHONE_NUMBER")
     plain = apply_operator("mask", phones, {}, ctx)
@@ -141,14 +141,14 @@ def test_the_mask_operator_writes_the_same_mixture_unmarked():
     assert standard_counts(plain) == ((11, 4),) and standard_counts(mixed) == ()
 
 
-def test_a_column_already_written_in_both_forms_is_left_alone():
+def test_a_column_already_written_in_both_forms_is_left_alone() -> None:
     table = attacks.extract_table(3000, seed=5, variants=True)
     marked, rep = embed_table(table, SECRET, LEAKER)
     assert "手机号" not in rep.plan.marked_columns
     assert marked.column("手机号").equals(table.column("手机号"))
 
 
-def test_fake_id_numbers_keep_a_valid_check_character():
+def test_fake_id_numbers_keep_a_valid_check_character() -> None:
     ring = Keyring(b"f" * 32)
     raw = pa.array([f"3701021990{i % 12 + 1:02d}{i % 28 + 1:02d}{i % 1000:03d}X"
                     for i in range(3000)])
@@ -164,7 +164,7 @@ def test_fake_id_numbers_keep_a_valid_check_character():
     _named(v)
 
 
-def test_a_column_named_as_pseudonyms_must_look_like_them():
+def test_a_column_named_as_pseudonyms_must_look_like_them() -> None:
     table = pa.table({"编号": [str(i) for i in range(500)], "备注": ["无"] * 500,
                       "金额": [f"{1000 + i}.5" for i in range(500)]})
     from watermark import WatermarkError
@@ -173,7 +173,7 @@ def test_a_column_named_as_pseudonyms_must_look_like_them():
         embed_table(table, SECRET, LEAKER, Params(pseudonyms=("备注",)))
 
 
-def test_two_colluders_mixing_rows_of_extracts_name_a_colluder(leak):
+def test_two_colluders_mixing_rows_of_extracts_name_a_colluder(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]]) -> None:
     table, marked_a, _, copies = leak
     other = RECIPIENTS[12]
     marked_b, _ = embed_table(table, SECRET, other, Params(pseudonyms=FAKES))
@@ -187,7 +187,7 @@ def test_two_colluders_mixing_rows_of_extracts_name_a_colluder(leak):
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_no_innocent_is_accused_on_unmarked_or_foreign_extracts(leak, seed):
+def test_no_innocent_is_accused_on_unmarked_or_foreign_extracts(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]], seed: int) -> None:
     _, _, _, copies = leak
     clean = attacks.extract_table(ROWS, seed=900 + seed)
     for suspect in (clean, embed_table(clean, SECRET, "not-registered", Params(pseudonyms=FAKES))[0],
@@ -199,7 +199,7 @@ def test_no_innocent_is_accused_on_unmarked_or_foreign_extracts(leak, seed):
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(masked_values, min_size=1, max_size=40))
-def test_form_b_only_hides_and_is_read_back(values):
+def test_form_b_only_hides_and_is_read_back(values: list[str]) -> None:
     arr = pa.array(values, type=pa.string())
     more, ok = hide_one_more(arr)
     for a, b, good in zip(values, more.to_pylist(), ok.tolist(), strict=True):

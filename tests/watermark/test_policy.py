@@ -6,9 +6,11 @@ from __future__ import annotations
 import random
 from pathlib import Path
 from types import SimpleNamespace
+from typing import cast
 
 import pytest
 
+from quanguard.container import Container
 from quanguard.policy import check_policy_dir
 from quanguard.policy.bundle import load_bundle
 from quanguard.services.watermark import WatermarkService
@@ -30,7 +32,7 @@ def _messages(policy_copy: PolicyCopy) -> list[str]:
     return [str(p) for p in check_policy_dir(policy_copy.root)]
 
 
-def test_shipped_watermark_policy_is_valid_and_maps_grades_to_profiles():
+def test_shipped_watermark_policy_is_valid_and_maps_grades_to_profiles() -> None:
     marks = load_bundle(REPO / "policies").watermark
     assert marks is not None
     assert marks.for_grade(None).params().max_step == 10
@@ -52,7 +54,7 @@ def test_shipped_watermark_policy_is_valid_and_maps_grades_to_profiles():
     ("  L4: 严格", "  L9: 严格", "L9: 严格", "unknown grade 'L9'"),
     ("  L4: 严格", "  L4: 最严", "L4: 最严", "'最严' is not a profile"),
 ])
-def test_a_bad_bound_names_file_and_line(policy_copy: PolicyCopy, old, new, needle, says):
+def test_a_bad_bound_names_file_and_line(policy_copy: PolicyCopy, old: str, new: str, needle: str, says: str) -> None:
     policy_copy.replace("watermark.yaml", old, new)
     line = policy_copy.line_of("watermark.yaml", needle)
     (message,) = _messages(policy_copy)
@@ -60,17 +62,17 @@ def test_a_bad_bound_names_file_and_line(policy_copy: PolicyCopy, old, new, need
     assert says in message
 
 
-def test_without_watermark_yaml_the_built_in_bound_holds(policy_copy: PolicyCopy):
+def test_without_watermark_yaml_the_built_in_bound_holds(policy_copy: PolicyCopy) -> None:
     policy_copy.path("watermark.yaml").unlink()
     assert _messages(policy_copy) == []
     assert load_bundle(policy_copy.root).watermark is None
 
 
-def test_params_take_the_bound_from_the_policy_not_the_caller():
+def test_params_take_the_bound_from_the_policy_not_the_caller() -> None:
     marks = load_bundle(REPO / "policies").watermark
     service = WatermarkService.__new__(WatermarkService)
-    service._container = SimpleNamespace(policy=SimpleNamespace(
-        bundle=SimpleNamespace(watermark=marks)))
+    service._container = cast(Container, SimpleNamespace(policy=SimpleNamespace(
+        bundle=SimpleNamespace(watermark=marks))))
     asked = Params(gamma=4, max_rel_error=0.09, max_step=1000, columns=("x",))
     got = service.bounded(asked, "L4")
     assert (got.gamma, got.columns) == (4, ("x",))  # the caller's choices stay
@@ -78,10 +80,11 @@ def test_params_take_the_bound_from_the_policy_not_the_caller():
     assert service.bounded(None).max_step == 10
 
 
-def test_round_to_100_survives_only_where_the_profile_allows_coarse_marks():
+def test_round_to_100_survives_only_where_the_profile_allows_coarse_marks() -> None:
     marks = load_bundle(REPO / "policies").watermark
     table = attacks.issue_table(4000, seed=3)
     income = "月收入"
+    assert marks is not None
     standard, rep = embed_table(table, SECRET, RECIPIENTS[5], marks.profiles["标准"].params())
     assert max(c.levels[-1] for c in rep.plan.carriers if c.kind == "numeric") <= 1
     coarse, rep_c = embed_table(table, SECRET, RECIPIENTS[5], marks.profiles["粗取整"].params())
@@ -96,7 +99,7 @@ def test_round_to_100_survives_only_where_the_profile_allows_coarse_marks():
                            attacks.round_to(100, (income,)))
     v = detect_table(attack(coarse, random.Random(1)), SECRET,
                      registered(SECRET, rep_c.plan, RECIPIENTS))
-    assert v.recipient == RECIPIENTS[5] and v.p_value < 1e-6
+    assert v.recipient == RECIPIENTS[5] and v.p_value is not None and v.p_value < 1e-6
     assert [c.recipient for c in v.candidates if c.accused] == [RECIPIENTS[5]]
     # ... the default profile makes no such claim: its marks of at most ±10 are rounded away
     v = detect_table(attack(standard, random.Random(1)), SECRET,

@@ -13,20 +13,20 @@ import pytest
 
 from tests.watermark import attacks
 from tests.watermark.conftest import SECRET, registered
-from watermark import Params, detect_table, embed_table
+from watermark import EmbedReport, IssuedCopy, Params, Plan, detect_table, embed_table
 
 RECIPIENTS = [f"consumer-{i:04d}" for i in range(1000)]
 LEAKER = RECIPIENTS[417]
 
 
 @pytest.fixture(scope="module")
-def leak():
+def leak() -> tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]]:
     table = attacks.sample_table(10_000, seed=7)
     marked, rep = embed_table(table, SECRET, LEAKER)
     return table, marked, rep, registered(SECRET, rep.plan, RECIPIENTS)
 
 
-def _attacks(plan) -> dict[str, attacks.Attack]:
+def _attacks(plan: Plan) -> dict[str, attacks.Attack]:
     num = plan.numeric_columns
     return {
         "keep 10% of rows": attacks.keep_fraction,
@@ -44,25 +44,25 @@ ATTACKS = ["keep 10% of rows", "shuffle rows and columns", "drop every marked co
 
 @pytest.mark.parametrize("name", ATTACKS)
 @pytest.mark.parametrize("seed", [1, 2])
-def test_leaker_named_after_attack_among_1000_recipients(leak, name, seed):
+def test_leaker_named_after_attack_among_1000_recipients(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]], name: str, seed: int) -> None:
     _, marked, rep, copies = leak
     suspect = _attacks(rep.plan)[name](marked, random.Random(seed))
     v = detect_table(suspect, SECRET, copies)
     assert v.verdict == "match", (name, v.message)
     assert v.recipient == LEAKER
-    assert v.p_value < 1e-6
+    assert v.p_value is not None and v.p_value < 1e-6
     assert [c.recipient for c in v.candidates if c.accused] == [LEAKER]
     assert v.evidence["recipients_tested"] == 1000
 
 
-def test_drop_attack_really_leaves_one_marked_column(leak):
+def test_drop_attack_really_leaves_one_marked_column(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]]) -> None:
     _, marked, rep, _ = leak
     out = _attacks(rep.plan)["all together"](marked, random.Random(3))
     assert len(set(out.column_names) & set(rep.plan.marked_columns)) == 1
     assert out.num_rows == 1000
 
 
-def test_two_colluders_mixing_rows_name_a_colluder_and_no_innocent(leak):
+def test_two_colluders_mixing_rows_name_a_colluder_and_no_innocent(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]]) -> None:
     table, marked_a, _rep, copies = leak
     b = RECIPIENTS[12]
     marked_b, _ = embed_table(table, SECRET, b)
@@ -77,7 +77,7 @@ def test_two_colluders_mixing_rows_name_a_colluder_and_no_innocent(leak):
     assert accused and accused <= {LEAKER, b}
 
 
-def test_two_colluders_choosing_cell_by_cell(leak):
+def test_two_colluders_choosing_cell_by_cell(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]]) -> None:
     table, marked_a, _rep, copies = leak
     b = RECIPIENTS[800]
     marked_b, _ = embed_table(table, SECRET, b)
@@ -93,7 +93,7 @@ def test_two_colluders_choosing_cell_by_cell(leak):
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_no_innocent_among_1000_when_others_leak(leak, seed):
+def test_no_innocent_among_1000_when_others_leak(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]], seed: int) -> None:
     """Unmarked tables, and tables marked for an unregistered recipient or another key."""
     _, _, _rep, copies = leak
     clean = attacks.sample_table(5000, seed=1000 + seed)
@@ -104,7 +104,7 @@ def test_no_innocent_among_1000_when_others_leak(leak, seed):
 
 
 @pytest.mark.slow
-def test_many_unmarked_tables_give_no_accusation():
+def test_many_unmarked_tables_give_no_accusation() -> None:
     """100 tables here (the bench runs 1,000): zero accusations over 1,000 recipients."""
     table = attacks.sample_table(2000, seed=3)
     _, rep = embed_table(table, SECRET, LEAKER, Params())
@@ -120,7 +120,7 @@ def test_many_unmarked_tables_give_no_accusation():
     assert worst >= 1e-6
 
 
-def test_three_colluders_voting_cell_by_cell(leak):
+def test_three_colluders_voting_cell_by_cell(leak: tuple[pa.Table, pa.Table, EmbedReport, list[IssuedCopy]]) -> None:
     """Three copies, each cell taken by majority where two agree (else from the first):
     the simple vote still names only colluders."""
     table, marked_a, _, copies = leak

@@ -13,6 +13,8 @@ import random
 import sys
 from pathlib import Path
 
+from faker import Faker
+
 ID_REGIONS = ["370102", "370103", "370104", "370105", "370112", "370113", "370181", "110105",
               "110108", "310104", "440305", "320106", "510107", "420106", "610113", "330106",
               "370202", "371302", "130102", "410105", "650102", "542621", "230103", "450103"]
@@ -105,13 +107,13 @@ def passport(rng: random.Random) -> str:
     return "G" + f"{rng.randrange(10**8):08d}"
 
 
-def person(rng: random.Random, fake: object) -> str:
+def person(rng: random.Random, fake: Faker) -> str:
     r = rng.random()
     if r < 0.08:
         return rng.choice(COMPOUND) + "".join(rng.choice(GIVEN) for _ in range(rng.choice([1, 2])))
     if r < 0.12:
         return rng.choice(DOT_NAMES)
-    return fake.name()  # type: ignore[attr-defined]
+    return fake.name()
 
 
 def address(rng: random.Random, *, full_region: bool | None = None) -> str:
@@ -130,20 +132,20 @@ def address(rng: random.Random, *, full_region: bool | None = None) -> str:
     return prefix + road + tail
 
 
-def email(rng: random.Random, fake: object) -> str:
+def email(rng: random.Random, fake: Faker) -> str:
     if rng.random() < 0.5:
-        return fake.email()  # type: ignore[attr-defined]
+        return fake.email()
     user = rng.choice(["zhangwei", "li.na", "wangjg", "sdjn_2021", "liuyang88", str(rng.randrange(10**8, 10**10))])
     return user + "@" + rng.choice(["163.com", "qq.com", "126.com", "jinan.gov.cn", "sina.com", "foxmail.com"])
 
 
-def ip(rng: random.Random, fake: object) -> str:
-    return fake.ipv6() if rng.random() < 0.25 else fake.ipv4()  # type: ignore[attr-defined]
+def ip(rng: random.Random, fake: Faker) -> str:
+    return fake.ipv6() if rng.random() < 0.25 else fake.ipv4()
 
 
 # -- labelled texts ----------------------------------------------------------------------
 
-def _filler(rng: random.Random, fake: object) -> dict[str, object]:
+def _filler(rng: random.Random, fake: Faker) -> dict[str, object]:
     return {
         "PERSON": lambda: person(rng, fake), "PHONE_NUMBER": lambda: mobile(rng) if rng.random() < 0.8 else landline(rng),
         "CN_RESIDENT_ID": lambda: resident_id(rng), "LOCATION": lambda: address(rng),
@@ -157,7 +159,7 @@ SLOT_NAMES = {"P": "PERSON", "T": "PHONE_NUMBER", "I": "CN_RESIDENT_ID", "A": "L
               "IP": "IP_ADDRESS", "B": "CN_BANK_CARD", "U": "CN_USCC", "C": "CN_LICENSE_PLATE", "H": "CN_PASSPORT"}
 
 
-def fill(template: str, rng: random.Random, fake: object) -> dict[str, object]:
+def fill(template: str, rng: random.Random, fake: Faker) -> dict[str, object]:
     """Replace ``{P}``-style slots with generated values; return text and gold spans."""
     import re
 
