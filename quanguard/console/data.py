@@ -231,12 +231,6 @@ def vocabulary(container: Container) -> dict[str, list[str]]:
     return vocab
 
 
-def _gate_ctx(ctx: RequestContext) -> RequestContext:
-    from quanguard.gate import RequestContext as GateContext
-
-    return GateContext(ctx.request_id, ctx.source_ip)
-
-
 @dataclass(frozen=True)
 class EventOutcome:
     event: AuditEvent | None = None
@@ -249,8 +243,7 @@ def get_event(container: Container, principal: Principal, ctx: RequestContext,
     from quanguard.usecases import audit_read
 
     try:
-        return EventOutcome(event=audit_read.get_event(container, principal, seq,
-                                                       _gate_ctx(ctx)))
+        return EventOutcome(event=audit_read.get_event(container, principal, seq, ctx))
     except (ServiceError, MonitorError) as exc:
         return EventOutcome(error=str(exc), status=_status(exc))
 
@@ -272,7 +265,7 @@ def export(container: Container, principal: Principal, ctx: RequestContext, quer
     from quanguard.usecases import audit_read
 
     try:
-        return audit_read.export(container, principal, query, fmt, _gate_ctx(ctx)), None, 200
+        return audit_read.export(container, principal, query, fmt, ctx), None, 200
     except (ServiceError, MonitorError) as exc:
         return None, str(exc), _status(exc)
 
@@ -343,7 +336,7 @@ def report(container: Container, principal: Principal, ctx: RequestContext, mont
     from quanguard.usecases.report import monthly_report
 
     try:
-        html = render_html(monthly_report(container, principal, month, _gate_ctx(ctx),
+        html = render_html(monthly_report(container, principal, month, ctx,
                                           fmt="pdf" if pdf else "html"))
         if not pdf:
             return html, None, 200
