@@ -8,9 +8,14 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from monitor.events import AuditEvent
-from quanguard.auth import Principal, key_fingerprint
+from quanguard.auth import ROLES, Principal, key_fingerprint
 from quanguard.container import Container
+from quanguard.errors import Forbidden
+from quanguard.gate import RequestContext
+from quanguard.usecases.console import sign_in
 
 
 def _sign_in(client: Any, key: str) -> Any:
@@ -62,3 +67,22 @@ def test_a_bad_key_is_refused_and_recorded_by_its_fingerprint(
     assert event.labels["key_fingerprint"] == key_fingerprint(bad)
     assert event.labels["channel"] == "console" and event.reason
     assert bad not in event.canonical_bytes().decode()
+
+
+def test_the_sign_in_use_case_admits_exactly_the_console_roles(container: Container) -> None:
+    ctx = RequestContext("req-1", "10.0.0.7")
+    admitted: set[str] = set()
+    for role in ROLES:
+        who = Principal(id=f"p-{role}", name=role, role=role, org="市大数据局")
+        try:
+            sign_in(container, who, ctx)
+            admitted.add(role)
+        except Forbidden:
+            pass
+        event = _logins(container)[-1]
+        assert event.actor.id == who.id and event.request_id == "req-1"
+        assert event.decision is not None
+        assert event.decision.effect == ("allow" if role in admitted else "deny"), role
+    assert admitted == {"auditor", "manager", "admin"}
+    with pytest.raises(Forbidden):
+        sign_in(container, Principal(id="p-x", name="x", role="officer", org="o"), ctx)
