@@ -18,11 +18,17 @@ from quanguard.gate import RequestContext
 from quanguard.usecases.console import sign_in
 
 
-def _sign_in(client: Any, key: str) -> Any:
-    page = client.get("/console/login")
-    match = re.search(r'name="csrf" value="([^"]+)"', page.text)
+def csrf_of(html: str) -> str:
+    """The forms token of a console page."""
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
     assert match
-    return client.post("/console/login", data={"key": key, "csrf": match.group(1)},
+    return match.group(1)
+
+
+def console_sign_in(client: Any, key: str) -> Any:
+    """Post the sign-in form with ``key`` (not following the redirect)."""
+    token = csrf_of(client.get("/console/login").text)
+    return client.post("/console/login", data={"key": key, "csrf": token},
                        follow_redirects=False)
 
 
@@ -36,7 +42,7 @@ def _logins(container: Container) -> list[AuditEvent]:
 def test_a_console_role_signing_in_is_allowed_and_recorded(
         container: Container, client: Any, make_key: Callable[..., tuple[str, Principal]]) -> None:
     key, me = make_key("auditor")
-    assert _sign_in(client, key).status_code == 303
+    assert console_sign_in(client, key).status_code == 303
     (event,) = _logins(container)
     assert event.actor.id == me.id and event.actor.role == "auditor"
     assert event.decision is not None and event.decision.effect == "allow"
@@ -48,7 +54,7 @@ def test_a_console_role_signing_in_is_allowed_and_recorded(
 def test_another_role_is_refused_and_recorded(
         container: Container, client: Any, make_key: Callable[..., tuple[str, Principal]]) -> None:
     key, me = make_key("consumer")
-    assert _sign_in(client, key).status_code == 403
+    assert console_sign_in(client, key).status_code == 403
     (event,) = _logins(container)
     assert event.actor.id == me.id and event.actor.role == "consumer"
     assert event.decision is not None and event.decision.effect == "deny"
@@ -59,7 +65,7 @@ def test_another_role_is_refused_and_recorded(
 def test_a_bad_key_is_refused_and_recorded_by_its_fingerprint(
         container: Container, client: Any) -> None:
     bad = "qg_deadbeef_" + "z" * 43
-    assert _sign_in(client, bad).status_code == 401
+    assert console_sign_in(client, bad).status_code == 401
     (event,) = _logins(container)
     assert event.actor.id == "anonymous"
     assert event.decision is not None and event.decision.effect == "deny"

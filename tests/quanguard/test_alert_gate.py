@@ -6,7 +6,6 @@ not allow, whoever calls them, with a recorded ``deny`` event; the roles that ma
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -24,6 +23,7 @@ from quanguard.errors import Forbidden
 from quanguard.policy.model import Resource
 from quanguard.usecases import audit as uc
 from tests.conftest import POLICY_DIR, auth, make_settings
+from tests.console.test_console_login_events import console_sign_in, csrf_of
 
 ALLOWED = ("auditor", "manager", "officer", "admin")
 CONSOLE = ("auditor", "manager", "admin")
@@ -171,29 +171,17 @@ def test_other_roles_are_refused_alerts_over_http(
                         headers=auth(key)).status_code == 403
 
 
-def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert match
-    return match.group(1)
-
-
-def _console_sign_in(client: Any, key: str) -> Any:
-    token = _csrf(client.get("/console/login").text)
-    return client.post("/console/login", data={"key": key, "csrf": token},
-                       follow_redirects=False)
-
-
 @pytest.mark.parametrize("role", CONSOLE)
 def test_the_console_roles_list_and_update_alerts(
         container: Container, client: Any, make_key: Callable[..., tuple[str, Principal]],
         role: str) -> None:
     alert_id = _raise_alert(container)
     key, _ = make_key(role)
-    assert _console_sign_in(client, key).status_code == 303
+    assert console_sign_in(client, key).status_code == 303
     page = client.get("/console/alerts", params={"status": "open"})
     assert page.status_code == 200 and alert_id in page.text
     r = client.post(f"/console/alerts/{alert_id}",
-                    data={"csrf": _csrf(page.text), "status": "acknowledged", "note": "已看"},
+                    data={"csrf": csrf_of(page.text), "status": "acknowledged", "note": "已看"},
                     follow_redirects=False)
     assert r.status_code == 303, r.text
     assert _alert_status(container, alert_id) == "acknowledged"
@@ -202,4 +190,4 @@ def test_the_console_roles_list_and_update_alerts(
 def test_officers_still_use_the_api_not_the_console(
         client: Any, make_key: Callable[..., tuple[str, Principal]]) -> None:
     key, _ = make_key("officer")
-    assert _console_sign_in(client, key).status_code == 403
+    assert console_sign_in(client, key).status_code == 403
