@@ -26,6 +26,7 @@ POLICY_ACTIONS = (
 
 SERVICE_ACTIONS = (
     "access_denied",
+    "alert_read",
     "alert_update",
     "audit_checkpoint",
     "audit_event",

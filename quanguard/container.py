@@ -80,9 +80,9 @@ class Container:
 
     @cached_property
     def audit(self) -> AuditService:
-        from quanguard.services.audit import AuditService
+        from quanguard.services.audit import build_audit
 
-        return AuditService(self)
+        return build_audit(self)
 
     @cached_property
     def search(self) -> SearchBackend:

@@ -32,7 +32,6 @@ from quanguard.api.deps import ContainerDep, RequestContext, get_context
 from quanguard.auth import authenticate
 from quanguard.console import data
 from quanguard.console.sessions import (
-    CONSOLE_ROLES,
     COOKIE,
     LOGIN_COOKIE,
     ConsoleSession,
@@ -51,8 +50,9 @@ from quanguard.console.views import (
     sort_links,
     templates,
 )
-from quanguard.errors import RateLimited, Unauthenticated
+from quanguard.errors import Forbidden, RateLimited, Unauthenticated
 from quanguard.ratelimit import limiter as auth_failure_limiter
+from quanguard.usecases import console as signin
 
 if TYPE_CHECKING:
     from quanguard.container import Container
@@ -183,15 +183,15 @@ async def login(request: Request, container: ContainerDep) -> Response:
         limiter.fail(source)
         container.metrics.auth_failures.inc()
         # The refused key's fingerprint (never the key) tells attempts apart in the trail.
-        data.record_login(container, None, ctx, ok=False, reason=exc.message, key=key or None)
+        signin.refuse_sign_in(container, None, ctx, reason=exc.message, key=key or None)
         return _login_page(request, error=f"Sign-in failed: {exc.message}.", code=401)
-    if principal.role not in CONSOLE_ROLES:
-        data.record_login(container, principal, ctx, ok=False, reason="role")
+    try:
+        signin.sign_in(container, principal, ctx)
+    except Forbidden:
         message = (f"Your key belongs to role '{principal.role}'. Only auditors, managers "
                    f"and administrators may use the console; use the HTTP API or the CLI "
                    f"for your own work.")
         return _render("denied.html", 403, message=message)
-    data.record_login(container, principal, ctx, ok=True)
     sid, _ = get_store(container).create(principal)
     response = _redirect(f"{PREFIX}/search")
     response.set_cookie(COOKIE, sid, httponly=True, samesite="strict", secure=_secure(request),

@@ -15,11 +15,11 @@ from zoneinfo import ZoneInfo
 
 from monitor.alert_engine import Alert
 from monitor.errors import InvalidQuery, MonitorError
-from monitor.events import AuditEvent, EventDecision
+from monitor.events import AuditEvent
 from monitor.search import SearchQuery, SearchResult
-from quanguard.auth import Principal, anonymous, key_fingerprint
+from quanguard.auth import Principal
 from quanguard.errors import ServiceError, classify
-from quanguard.gate import RequestContext, record_denial
+from quanguard.gate import RequestContext
 
 if TYPE_CHECKING:
     from quanguard.container import Container
@@ -38,7 +38,6 @@ __all__ = [
     "list_alerts",
     "names",
     "proof",
-    "record_login",
     "search",
     "trail_status",
     "update_alert",
@@ -67,29 +66,6 @@ class AlertsOutcome:
 def _status(exc: Exception) -> int:
     info = classify(exc)
     return info.status if info else 500
-
-
-def record_login(container: Container, principal: Principal | None, ctx: RequestContext, *,
-                 ok: bool, reason: str | None = None, key: str | None = None) -> None:
-    """Signing in to the console is an access too: record it. A refused sign-in is a
-    ``deny`` event written by the gate (the actor is ``anonymous`` for a bad key, with the
-    key's fingerprint when the caller passes ``key``); a failure to write fails the
-    sign-in."""
-    labels: dict[str, str] = {"channel": "console"}
-    if reason:
-        labels["reason"] = reason[:200]
-    if not ok:
-        if principal is None and key:
-            labels["key_fingerprint"] = key_fingerprint(key)
-        record_denial(container, principal or anonymous(), "login", ctx,
-                      reason=reason[:200] if reason else None, labels=labels)
-        return
-    assert principal is not None
-    with container.unit_of_work() as session:
-        container.audit.record(
-            session, actor=principal, action="login", decision=EventDecision("allow"),
-            outcome="success", source_ip=ctx.source_ip, request_id=ctx.request_id,
-            labels=labels)
 
 
 def search(container: Container, principal: Principal, ctx: RequestContext,
@@ -231,12 +207,6 @@ def vocabulary(container: Container) -> dict[str, list[str]]:
     return vocab
 
 
-def _gate_ctx(ctx: RequestContext) -> RequestContext:
-    from quanguard.gate import RequestContext as GateContext
-
-    return GateContext(ctx.request_id, ctx.source_ip)
-
-
 @dataclass(frozen=True)
 class EventOutcome:
     event: AuditEvent | None = None
@@ -249,8 +219,7 @@ def get_event(container: Container, principal: Principal, ctx: RequestContext,
     from quanguard.usecases import audit_read
 
     try:
-        return EventOutcome(event=audit_read.get_event(container, principal, seq,
-                                                       _gate_ctx(ctx)))
+        return EventOutcome(event=audit_read.get_event(container, principal, seq, ctx))
     except (ServiceError, MonitorError) as exc:
         return EventOutcome(error=str(exc), status=_status(exc))
 
@@ -272,7 +241,7 @@ def export(container: Container, principal: Principal, ctx: RequestContext, quer
     from quanguard.usecases import audit_read
 
     try:
-        return audit_read.export(container, principal, query, fmt, _gate_ctx(ctx)), None, 200
+        return audit_read.export(container, principal, query, fmt, ctx), None, 200
     except (ServiceError, MonitorError) as exc:
         return None, str(exc), _status(exc)
 
@@ -343,7 +312,7 @@ def report(container: Container, principal: Principal, ctx: RequestContext, mont
     from quanguard.usecases.report import monthly_report
 
     try:
-        html = render_html(monthly_report(container, principal, month, _gate_ctx(ctx),
+        html = render_html(monthly_report(container, principal, month, ctx,
                                           fmt="pdf" if pdf else "html"))
         if not pdf:
             return html, None, 200

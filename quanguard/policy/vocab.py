@@ -45,6 +45,9 @@ ACTIONS: tuple[str, ...] = (
     "audit_verify",
     "audit_purge",
     "backup",
+    # alerts: reading them, acknowledging / closing / reopening them
+    "alert_read",
+    "alert_update",
 )
 
 # Actions through which data (or a result computed from it) leaves its owner's custody.

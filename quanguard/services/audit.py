@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from quanguard.policy.model import Decision
 
 __all__ = ["KNOWN_CHECKPOINT_SECONDS", "AuditService", "EventActor", "EventDetails", "RecordFields", "RecordedDecision",
-           "normalize_outcome"]
+           "build_audit", "normalize_outcome"]
 
 
 class EventActor(Protocol):
@@ -382,3 +382,7 @@ class AuditService:
 
         sa_event.listen(session, "after_commit", flush, once=True)
         sa_event.listen(session, "after_rollback", drop, once=True)
+
+
+def build_audit(container: Container) -> AuditService:
+    return AuditService(container)

@@ -2,7 +2,8 @@
 
 Each one: the one gate (:func:`quanguard.gate.authorize`: ``report_events`` for ingest,
 ``audit_search`` for search, ``audit_verify`` for status, checkpoints, proofs and
-verification, ``audit_purge`` for retention) → domain call → audit event → commit. A
+verification, ``audit_purge`` for retention, ``alert_read`` and ``alert_update`` for
+alerts) → domain call → audit event → commit. A
 refusal is recorded by the gate; the CLI's local operator is the ``operator`` role of
 ``policies/roles.yaml``, with no special case here. Searches and alert changes are audit
 events themselves; a failure to record fails the call.
@@ -423,6 +424,9 @@ def purge_old(container: Container, principal: Principal, *, force_partial: bool
 def list_alerts(container: Container, principal: Principal, *, status: str | None = None,
                 rule: str | None = None, actor: str | None = None, limit: int = 100,
                 offset: int = 0, ctx: RequestContext | None = None) -> list[Alert]:
+    """Alerts, newest first, filtered (action ``alert_read``; the listing itself is not
+    an event, a refusal is)."""
+    authorize(container, principal, "alert_read", None, ctx)
     with container.session() as session:
         return list(container.alerts.list(session, status=status or None, rule=rule,
                                           actor=actor, limit=limit, offset=offset))
@@ -430,12 +434,15 @@ def list_alerts(container: Container, principal: Principal, *, status: str | Non
 
 def update_alert(container: Container, principal: Principal, alert_id: str, *, status: str,
                  note: str | None = None, ctx: RequestContext | None = None) -> Alert:
-    """Acknowledge / close / reopen an alert; recorded in the same transaction."""
+    """Acknowledge / close / reopen an alert (action ``alert_update``); recorded in the
+    same transaction."""
+    decision = authorize(container, principal, "alert_update", None, ctx)
+
     def tx() -> Alert:
         with container.unit_of_work() as session:
             alert = container.alerts.update(session, alert_id, status=status, note=note)
             container.audit.record(session, actor=principal, action="alert_update",
-                                   reason=note, **origin(ctx),
+                                   decision=decision, reason=note, **origin(ctx),
                                    labels={"alert": alert_id, "status": status,
                                            "rule": alert.rule})
             return alert

@@ -1,0 +1,94 @@
+"""Every console sign-in leaves one ``login`` event (without a browser): ``allow`` for a
+console role, ``deny`` for another role (reason ``role``) and for a bad key (the actor
+``anonymous``, the key's fingerprint, never the key)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from monitor.events import AuditEvent
+from quanguard.auth import ROLES, Principal, key_fingerprint
+from quanguard.container import Container
+from quanguard.errors import Forbidden
+from quanguard.gate import RequestContext
+from quanguard.usecases.console import sign_in
+
+
+def csrf_of(html: str) -> str:
+    """The forms token of a console page."""
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match
+    return match.group(1)
+
+
+def console_sign_in(client: Any, key: str) -> Any:
+    """Post the sign-in form with ``key`` (not following the redirect)."""
+    token = csrf_of(client.get("/console/login").text)
+    return client.post("/console/login", data={"key": key, "csrf": token},
+                       follow_redirects=False)
+
+
+def _logins(container: Container) -> list[AuditEvent]:
+    store = container.audit.store
+    with container.session() as session:
+        events = [store.get(session, row.seq) for row in store.iter_range(session, 1)]
+    return [e for e in events if e.action == "login"]
+
+
+def test_a_console_role_signing_in_is_allowed_and_recorded(
+        container: Container, client: Any, make_key: Callable[..., tuple[str, Principal]]) -> None:
+    key, me = make_key("auditor")
+    assert console_sign_in(client, key).status_code == 303
+    (event,) = _logins(container)
+    assert event.actor.id == me.id and event.actor.role == "auditor"
+    assert event.decision is not None and event.decision.effect == "allow"
+    assert event.outcome == "success"
+    assert dict(event.labels) == {"channel": "console", "key_name": me.name}
+    assert event.request_id and event.source_ip
+
+
+def test_another_role_is_refused_and_recorded(
+        container: Container, client: Any, make_key: Callable[..., tuple[str, Principal]]) -> None:
+    key, me = make_key("consumer")
+    assert console_sign_in(client, key).status_code == 403
+    (event,) = _logins(container)
+    assert event.actor.id == me.id and event.actor.role == "consumer"
+    assert event.decision is not None and event.decision.effect == "deny"
+    assert event.outcome == "failure" and event.reason == "role"
+    assert dict(event.labels) == {"channel": "console", "reason": "role", "key_name": me.name}
+
+
+def test_a_bad_key_is_refused_and_recorded_by_its_fingerprint(
+        container: Container, client: Any) -> None:
+    bad = "qg_deadbeef_" + "z" * 43
+    assert console_sign_in(client, bad).status_code == 401
+    (event,) = _logins(container)
+    assert event.actor.id == "anonymous"
+    assert event.decision is not None and event.decision.effect == "deny"
+    assert event.outcome == "failure"
+    assert event.labels["key_fingerprint"] == key_fingerprint(bad)
+    assert event.labels["channel"] == "console" and event.reason
+    assert bad not in event.canonical_bytes().decode()
+
+
+def test_the_sign_in_use_case_admits_exactly_the_console_roles(container: Container) -> None:
+    ctx = RequestContext("req-1", "10.0.0.7")
+    admitted: set[str] = set()
+    for role in ROLES:
+        who = Principal(id=f"p-{role}", name=role, role=role, org="市大数据局")
+        try:
+            sign_in(container, who, ctx)
+            admitted.add(role)
+        except Forbidden:
+            pass
+        event = _logins(container)[-1]
+        assert event.actor.id == who.id and event.request_id == "req-1"
+        assert event.decision is not None
+        assert event.decision.effect == ("allow" if role in admitted else "deny"), role
+    assert admitted == {"auditor", "manager", "admin"}
+    with pytest.raises(Forbidden):
+        sign_in(container, Principal(id="p-x", name="x", role="officer", org="o"), ctx)
