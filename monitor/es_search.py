@@ -10,7 +10,6 @@ regrouped here into local hours and days of the query's zone.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -25,7 +24,7 @@ from monitor.search import (
     SearchQuery,
     SearchResult,
     cidr_values,
-    local_bucket_start,
+    fold_buckets,
     order_terms,
     parse_network,
     select_cidr,
@@ -164,23 +163,10 @@ def _utc_step(tz: str) -> str:
     return "1h"
 
 
-def local_bucket(epoch_ms: int, zone: ZoneInfo, unit: str) -> str:
-    """The local minute/hour/day/week bucket key (ISO 8601 with offset) of an instant."""
-    return local_bucket_start(datetime.fromtimestamp(epoch_ms / 1000, UTC), zone,
-                              unit).isoformat()
-
-
 def _histogram(buckets: Iterable[Mapping[str, Any]], zone: ZoneInfo,
                unit: str) -> tuple[Bucket, ...]:
-    counts: Counter[str] = Counter()
-    starts: dict[str, int] = {}
-    for bucket in buckets:
-        if not bucket["doc_count"]:
-            continue
-        key = local_bucket(int(bucket["key"]), zone, unit)
-        counts[key] += int(bucket["doc_count"])
-        starts.setdefault(key, int(bucket["key"]))
-    return tuple(Bucket(k, counts[k]) for k in sorted(counts, key=lambda k: starts[k]))
+    return fold_buckets(((datetime.fromtimestamp(int(b["key"]) / 1000, UTC), int(b["doc_count"]))
+                         for b in buckets), zone, unit)
 
 
 def parse_response(query: SearchQuery, resp: Mapping[str, Any]) -> SearchResult:

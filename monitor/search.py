@@ -259,6 +259,25 @@ class Bucket:
     count: int
 
 
+def fold_buckets(slots: Iterable[tuple[datetime, int]], zone: ZoneInfo, unit: str
+                 ) -> tuple[Bucket, ...]:
+    """Fold counts of UTC slots (each slot's start instant and its count) into the local
+    ``unit`` buckets of ``zone``, in time order, keyed by ISO 8601 with the offset.
+
+    The key text, not the local datetime, tells buckets apart: at the autumn change the
+    repeated wall-clock hour (02:00+02:00, then 02:00+01:00) is two hours, although two
+    datetimes of one zone with the same wall-clock time compare equal."""
+    counts: dict[str, int] = {}
+    first: dict[str, datetime] = {}
+    for start, count in slots:
+        if not count:
+            continue
+        key = local_bucket_start(start, zone, unit).isoformat()
+        counts[key] = counts.get(key, 0) + count
+        first[key] = min(first.get(key, start), start)
+    return tuple(Bucket(k, counts[k]) for k in sorted(counts, key=first.__getitem__))
+
+
 @dataclass(frozen=True)
 class SearchResult:
     """``hits`` carry their ``seq``; ``aggs`` maps an aggregation name to its buckets."""

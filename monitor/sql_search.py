@@ -26,9 +26,7 @@ Keeping it interactive on a large trail (bench/audit_search.py, 10,000,000 event
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -42,7 +40,7 @@ from monitor.search import (
     SearchQuery,
     SearchResult,
     cidr_values,
-    local_bucket_start,
+    fold_buckets,
     order_terms,
     parse_network,
     select_cidr,
@@ -282,9 +280,5 @@ def _histogram(session: Session, conds: list[Any], tz: str, unit: str
     step = _MINUTE_US if unit == "minute" else _HOUR_US
     slot = EVENTS.c.ts // step
     stmt = sa.select(slot, sa.func.count()).where(*conds).group_by(slot)
-    zone = ZoneInfo(tz)
-    counts: Counter[datetime] = Counter()
-    for h, c in session.execute(stmt):
-        counts[local_bucket_start(from_us(int(h) * step), zone, unit)] += int(c)
-    return (tuple(Bucket(k.isoformat(), counts[k]) for k in sorted(counts)),
-            sum(counts.values()))
+    slots = [(from_us(int(h) * step), int(c)) for h, c in session.execute(stmt)]
+    return fold_buckets(slots, ZoneInfo(tz), unit), sum(c for _, c in slots)
