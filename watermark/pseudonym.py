@@ -20,6 +20,8 @@ character of an 18-character resident ID number, before its check character).
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -47,7 +49,10 @@ def _share(arr: pa.Array, pattern: str) -> float:
 
 
 def _check_ok(values: list[str], form: str) -> float:
-    good = sum(v[:-1].isdigit() and _check_char(v[:-1], form) == v[-1].upper()
+    # Only values of the form's shape (ASCII digits, its length) are checked; any other
+    # (a short code, full-width digits) counts against the form.
+    shape = re.compile(_FORM_RE[form])
+    good = sum(shape.fullmatch(v) is not None and _check_char(v[:-1], form) == v[-1].upper()
                for v in values)
     return good / max(len(values), 1)
 
@@ -61,7 +66,7 @@ def pseudonym_form(arr: pa.Array, *, explicit: bool) -> str | None:
         return "hex"
     if not explicit:
         return None
-    sample = [v for v in pc.drop_null(arr).to_pylist()[:2000] if v]
+    sample = [v for v in pc.drop_null(arr).slice(0, 2000).to_pylist() if v]
     for form in ("id18", "luhn", "digit"):
         if _share(arr, _FORM_RE[form]) >= 0.95 and (
                 form == "digit" or _check_ok(sample, form) >= 0.95):
