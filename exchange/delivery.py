@@ -215,7 +215,7 @@ class Delivery:
         return make_extract(ticket.table, masker=self.steps.masker, watermarker=self.steps.watermarker,
                             profile=lim.mask_profile, recipient=caller.id,
                             watermark=lim.watermark, fmt=ticket.fmt, dataset=ticket.dataset.name,
-                            row_limit=lim.row_limit)
+                            row_limit=lim.row_limit, grade=ticket.dataset.grade)
 
     def extract_refused(self, audit: AuditSink, caller: Caller, ticket: ExtractTicket,
                         exc: Refused) -> Refused:

@@ -31,7 +31,7 @@ class ExtractOutput:
 def make_extract(
     table: pa.Table, *, masker: Masker | None, watermarker: Watermarker | None,
     profile: str | None, recipient: str, watermark: bool, fmt: str, dataset: str,
-    row_limit: int | None = None,
+    row_limit: int | None = None, grade: str | None = None,
 ) -> ExtractOutput:
     """Mask, then watermark (the columns the masking made up included), then re-scan,
     then serialise ``table``.
@@ -58,7 +58,7 @@ def make_extract(
             # Made-up values (fakes, keyed pseudonyms) carry marks too: the masking plan
             # knows which columns they are, the leaked copy need not say.
             out = watermarker.embed_table(out, recipient, dataset=dataset,
-                                          pseudonyms=pseudonyms)
+                                          pseudonyms=pseudonyms, grade=grade)
         except Exception as exc:  # the port's refusal of this table (kind "invalid"): a decision
             if getattr(exc, "kind", None) != "invalid":
                 raise

@@ -94,10 +94,11 @@ class Masker(Protocol):
 class Watermarker(Protocol):
     """Marks a copy for ``recipient`` and registers it under ``dataset`` for leak tracing;
     ``pseudonyms``: columns the masking made up (fakes, keyed pseudonyms), which may carry
-    marks too."""
+    marks too; ``grade``: the dataset's grade, which chooses the usability bound of the
+    marks (a stricter one for more sensitive data)."""
 
     def embed_table(self, table: pa.Table, recipient: str, *, dataset: str,
-                    pseudonyms: tuple[str, ...] = ()) -> pa.Table: ...
+                    pseudonyms: tuple[str, ...] = (), grade: str | None = None) -> pa.Table: ...
 
 
 class AuditSink(Protocol):

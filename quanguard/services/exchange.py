@@ -232,10 +232,9 @@ class _WatermarkAdapter:
         self._container = container
 
     def embed_table(self, table: pa.Table, recipient: str, *, dataset: str,
-                    pseudonyms: tuple[str, ...] = ()) -> pa.Table:
-        out = self._container.watermarker.embed_table(table, recipient, dataset=dataset,
-                                                      pseudonyms=pseudonyms)
-        return out
+                    pseudonyms: tuple[str, ...] = (), grade: str | None = None) -> pa.Table:
+        return self._container.watermarker.embed_table(table, recipient, dataset=dataset,
+                                                       pseudonyms=pseudonyms, grade=grade)
 
 
 class AuditAdapter:

@@ -154,8 +154,9 @@ class WatermarkService:
     # -- the exchange's port ----------------------------------------------------------
     def embed_table(self, table: pa.Table, recipient: str, *,
                     dataset: str = "exchange-extract",
-                    pseudonyms: tuple[str, ...] = ()) -> pa.Table:
-        """Mark an in-memory extract and register the copy (own transaction).
+                    pseudonyms: tuple[str, ...] = (), grade: str | None = None) -> pa.Table:
+        """Mark an in-memory extract within the watermark policy's bound for ``grade``
+        (the dataset's) and register the copy (own transaction).
 
         ``pseudonyms``: the columns the masking made up (``fake``, ``hash``); those whose
         values a pseudonym mark fits carry marks (recorded in the plan, so detection needs
@@ -166,7 +167,7 @@ class WatermarkService:
 
         from watermark.columns import pseudonym_columns
 
-        params = self.bounded(None)
+        params = self.bounded(None, grade)
         if params.mark_pseudonyms and pseudonyms:  # the policy may keep pseudonyms unchanged
             params = replace(params, pseudonyms=pseudonym_columns(table, tuple(pseudonyms)))
         out, report = self._embed_in_memory(table, recipient, params)

@@ -83,11 +83,13 @@ class FakeWatermarker:
     def __init__(self) -> None:
         self.datasets: list[str] = []
         self.pseudonyms: list[tuple[str, ...]] = []
+        self.grades: list[str | None] = []
 
     def embed_table(self, table: pa.Table, recipient: str, *, dataset: str,
-                    pseudonyms: tuple[str, ...] = ()) -> pa.Table:
+                    pseudonyms: tuple[str, ...] = (), grade: str | None = None) -> pa.Table:
         self.datasets.append(dataset)
         self.pseudonyms.append(tuple(pseudonyms))
+        self.grades.append(grade)
         return table.append_column("_mark", pa.array([recipient] * table.num_rows))
 
 
