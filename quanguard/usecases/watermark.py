@@ -79,18 +79,20 @@ def embed(container: Container, principal: Principal, src: str, dst: str, *, rec
     decision = _authorize(container, principal, "watermark_embed", name, ctx, grade)
     wm = container.watermarker
     params = wm.bounded(params, grade)
-    if params.pseudonyms and not params.mark_pseudonyms:
-        raise WatermarkError(
-            f"the watermark policy for {name!r} (grade {grade or 'unknown'}) keeps pseudonyms "
-            f"unchanged; do not name pseudonym columns ({', '.join(params.pseudonyms)})")
     try:
+        if params.pseudonyms and not params.mark_pseudonyms:
+            raise WatermarkError(
+                f"the watermark policy for {name!r} (grade {grade or 'unknown'}) keeps pseudonyms "
+                f"unchanged; do not name pseudonym columns ({', '.join(params.pseudonyms)})")
         out = wm.embed_file(src, dst, recipient, params, progress)
-    except TableTooSmall:
+    except Exception as exc:  # an allowed attempt that fails still leaves its event
+        reason = ("table too small" if isinstance(exc, TableTooSmall) else
+                  str(exc)[:300] if isinstance(exc, WatermarkError) else type(exc).__name__)
         with container.unit_of_work() as session:
             container.audit.record(
                 session, actor=principal, action="watermark_embed", dataset=name,
                 decision=decision, outcome="failure", **_ctx_kw(ctx),
-                labels={"recipient": recipient, "reason": "table too small"})
+                labels={"recipient": recipient, "reason": reason})
         raise
     with container.unit_of_work() as session:
         copy_id = wm.register(session, dataset=name, report=out.report, columns=out.columns,
