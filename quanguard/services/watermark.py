@@ -90,7 +90,7 @@ class WatermarkService:
         """``params`` with the usability bound of the watermark policy (``watermark.yaml``:
         the profile of the dataset's grade, else the default profile); callers choose the
         rest (gamma, columns, keys, canaries), never the bound."""
-        policy = getattr(getattr(self._container.policy, "bundle", None), "watermark", None)
+        policy = self._container.policy.bundle.watermark  # None: no watermark.yaml
         base = params or Params()
         return policy.for_grade(grade).params(base) if policy is not None else base
 
