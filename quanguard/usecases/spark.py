@@ -181,15 +181,6 @@ def mask(container: Container, principal: Principal, src: str, dst: str, *, spar
     return outcome
 
 
-def _grade(container: Container, dataset: str) -> str | None:
-    """The grade of ``dataset`` in the inventory (None: never scanned)."""
-    from quanguard.services.scan import list_assets
-
-    with container.session() as session:
-        found = list_assets(session, dataset=dataset, limit=1)
-    return found[0].dataset_grade if found else None
-
-
 def watermark(container: Container, principal: Principal, src: str, dst: str, *, recipient: str,
               spark: SparkSession | None = None, master: str | None = None, fmt: str | None = None,
               encoding: str | None = None, dataset: str | None = None, params: Params | None = None,
@@ -197,6 +188,7 @@ def watermark(container: Container, principal: Principal, src: str, dst: str, *,
     """Mark a big table for ``recipient`` on Spark, register the copy, record one event.
     Raises ``TableTooSmall`` (nothing left at ``dst``) when the whole table carried too
     few marks."""
+    from quanguard.usecases.watermark import inventory_grade
     from watermark import Params
 
     params = params or Params()
@@ -206,7 +198,7 @@ def watermark(container: Container, principal: Principal, src: str, dst: str, *,
         raise InvalidInput("--recipient must name who receives the copy")
     name = jobs.table_name(dataset, src)
     jobs.check_target(src, dst)
-    grade = _grade(container, name)
+    grade = inventory_grade(container, name)
     decision = authorize(container, principal, "watermark_embed",
                          Resource(grade=grade, dataset=name, owner_org=principal.org), ctx)
     params = container.watermarker.bounded(params, grade)  # the bound is policy's

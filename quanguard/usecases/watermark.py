@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from quanguard.policy.model import Decision
     from watermark.registry import CopyRecord
 
-__all__ = ["EmbedResult", "copies", "detect", "embed"]
+__all__ = ["EmbedResult", "copies", "detect", "embed", "inventory_grade"]
 
 @dataclass(frozen=True)
 class EmbedResult:
@@ -49,7 +49,7 @@ def _ctx_kw(ctx: RequestContext | None) -> AuditOrigin:
     return {"source_ip": getattr(ctx, "source_ip", None), "request_id": getattr(ctx, "request_id", None)}
 
 
-def _grade(container: Container, dataset: str | None) -> str | None:
+def inventory_grade(container: Container, dataset: str | None) -> str | None:
     """The dataset's grade from the scan inventory, when it was scanned."""
     if not dataset:
         return None
@@ -60,7 +60,7 @@ def _grade(container: Container, dataset: str | None) -> str | None:
 
 def _authorize(container: Container, principal: Principal, action: str, dataset: str | None,
                ctx: RequestContext | None, grade: str | None = None) -> Decision:
-    grade = grade if grade is not None else _grade(container, dataset)
+    grade = grade if grade is not None else inventory_grade(container, dataset)
     resource = Resource(grade=grade, dataset=dataset, owner_org=principal.org)
     return authorize(container, principal, action, resource, ctx)
 
@@ -75,7 +75,7 @@ def embed(container: Container, principal: Principal, src: str, dst: str, *, rec
     canary rows were asked for. The usability bound comes from the watermark policy.
     """
     name = dataset or Path(source_name or src).stem
-    grade = _grade(container, name)
+    grade = inventory_grade(container, name)
     decision = _authorize(container, principal, "watermark_embed", name, ctx, grade)
     wm = container.watermarker
     params = wm.bounded(params, grade)
