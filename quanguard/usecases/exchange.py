@@ -323,6 +323,9 @@ def extract(container: Container, principal: Principal, ctx: RequestContext | No
         with exchange_work(container, principal, ctx, "exchange.extract", dataset=dataset) as w:
             raise w.ex.delivery.extract_refused(w.audit, w.caller, ticket, exc) from None
         raise  # pragma: no cover - the unit of work re-raises the recorded refusal
+    except Exception as exc:  # masking or marking broke after the request was allowed
+        _record(container, principal, ctx, "exchange.extract", exc, dataset=dataset)
+        raise
     with exchange_work(container, principal, ctx, "exchange.extract", dataset=dataset) as w:
         job = w.ex.delivery.extract_finish(w.session, w.audit, w.caller, ticket, out)
     return job.to_public(), out.data
