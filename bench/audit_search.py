@@ -306,7 +306,8 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=None)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--db", type=Path, default=None,
-                    help="keep the generated SQLite trail here and reuse it on the next run")
+                    help="keep the generated SQLite trail here and reuse it on the next run (a "
+                         "file this bench made: it is brought to the service's newest schema)")
     ap.add_argument("--pg", metavar="URL", default=None,
                     help="time PostgreSQL instead: a server URL (any database name; the trail "
                          f"lives in the bench-only database {PG_BENCH_DB}, default 10,000,000 "
