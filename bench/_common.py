@@ -4,7 +4,6 @@ subprocess, API keys, client threads, peak memory of a child process."""
 from __future__ import annotations
 
 import argparse
-import socket
 import subprocess
 import sys
 import threading
@@ -13,6 +12,13 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Generic, TypeVar
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.serving import free_port, stop, wait_ready
+
+__all__ = ["CLI", "SharedWork", "create_key", "free_port", "parse_sizes", "peak_rss",
+           "run_clients", "served"]
 
 _T = TypeVar("_T")
 
@@ -33,12 +39,6 @@ def parse_sizes(parser: argparse.ArgumentParser, quick: dict[str, int], **sizes:
     return args
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def create_key(env: dict[str, str], workdir: Path, *, role: str, org: str, name: str) -> str:
     """A new API key, made with ``quanguard keys create`` against ``env``'s store."""
     return subprocess.run(
@@ -48,25 +48,27 @@ def create_key(env: dict[str, str], workdir: Path, *, role: str, org: str, name:
 
 @contextmanager
 def served(env: dict[str, str], workdir: Path, *, timeout: float = 120.0) -> Iterator[str]:
-    """``quanguard serve`` on a free port; yields its base URL once ``/healthz`` answers."""
-    import httpx
+    """``quanguard serve`` on a free port; yields its base URL once ``/healthz`` answers 200.
 
+    Stops the run (with the end of the server's log) if the server exits or is not ready in
+    ``timeout`` seconds: a benchmark never times requests to a server that is not there."""
     port = free_port()
-    server = subprocess.Popen([*CLI, "serve", "--port", str(port)], env=env, cwd=workdir,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = workdir / f"serve-{port}.log"
+    with log.open("w", encoding="utf-8") as sink:
+        server = subprocess.Popen([*CLI, "serve", "--port", str(port)], env=env, cwd=workdir,
+                                  stdout=sink, stderr=sink, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code < 500:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.3)
+        try:
+            ready = wait_ready(server, base, timeout=timeout, interval=0.3,
+                               logs=lambda: log.read_text(encoding="utf-8")[-800:])
+        except AssertionError as exited:
+            raise SystemExit(f"error: {exited}") from None
+        if not ready:
+            raise SystemExit(f"error: the server did not become ready in {timeout:.0f} s")
         yield base
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop(server, timeout=30)
 
 
 def run_clients(clients: int, client: Callable[[], None]) -> float:

@@ -219,26 +219,12 @@ def p(values: list[float], pct: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[pct - 1] * 1000
 
 
-def _search_indexes() -> dict[str, str]:
-    """The service's search indexes beyond the store's own (migrations 0014 and 0017)."""
-    import importlib.util
-
-    out: dict[str, str] = {}
-    for rev in ("0014_workers", "0017_audit_search"):
-        path = ROOT / "quanguard" / "migrations" / "versions" / f"{rev}.py"
-        spec = importlib.util.spec_from_file_location(f"m{rev}", path)
-        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-        spec.loader.exec_module(module)  # type: ignore[union-attr]
-        out.update(module.SEARCH_INDEXES)
-    return out
-
-
 def sqlite_run(n: int, db: Path | None, repeat: int) -> dict[str, object]:
     from sqlalchemy.orm import Session
 
     from monitor.sql_search import SqlSearchBackend
-    from monitor.store import AuditStore, create_schema
-    from quanguard.db import make_engine
+    from monitor.store import AuditStore
+    from quanguard.db import make_engine, migrate
 
     end = datetime.now(UTC).replace(microsecond=0)
     with tempfile.TemporaryDirectory(prefix="qg-search-") as tmp:
@@ -254,11 +240,8 @@ def sqlite_run(n: int, db: Path | None, repeat: int) -> dict[str, object]:
             with Session(engine) as s:
                 n = store.count(s)
                 end = from_us(int(s.execute(sa.select(sa.func.max(EVENTS.c.ts))).scalar_one()))
-        else:
-            create_schema(engine)
-        with engine.begin() as conn:
-            for name, definition in _search_indexes().items():
-                conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {name} {definition}")
+        # the service's own schema and search indexes, as on PostgreSQL (``pg_trail``)
+        migrate(engine)
         t0 = time.perf_counter()
         for start in range(0, 0 if reuse else n, 50_000):
             batch = generate_events(min(50_000, n - start), end, seed=start, first=start,
@@ -323,7 +306,8 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=None)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--db", type=Path, default=None,
-                    help="keep the generated SQLite trail here and reuse it on the next run")
+                    help="keep the generated SQLite trail here and reuse it on the next run (a "
+                         "file this bench made: it is brought to the service's newest schema)")
     ap.add_argument("--pg", metavar="URL", default=None,
                     help="time PostgreSQL instead: a server URL (any database name; the trail "
                          f"lives in the bench-only database {PG_BENCH_DB}, default 10,000,000 "

@@ -113,3 +113,4 @@ def test_sqlite_keeps_one_process_following_its_files(container: Container) -> N
     container.policy  # noqa: B018
     assert getattr(container, "_policy_sync", None) is None
     start_listening(container)  # a no-op on SQLite
+    assert getattr(container, "_policy_sync", None) is None

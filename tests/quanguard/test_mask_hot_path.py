@@ -45,10 +45,19 @@ def test_every_small_call_appends_its_own_chained_event(client: object, containe
 
 def test_a_policy_refusal_still_refuses_a_small_call(client: object, container: Container,
                                                      make_key: object) -> None:
-    key, _ = make_key("auditor")  # type: ignore[operator]
+    key, who = make_key("auditor")  # type: ignore[operator]
+    with container.session() as s:
+        before = container.audit.store.head(s).seq
     resp = client.post("/v1/mask", json={"records": [{"姓名": "张三"}]}, headers=auth(key))  # type: ignore[attr-defined]
     assert resp.status_code == 403, resp.text
     assert "张三" not in resp.text
+    # the refusal leaves its own event, like every small call, and not the data
+    with container.session() as s:
+        (event,) = list(container.audit.store.iter_range(s, before + 1))
+    body = json.loads(event.body)
+    assert body["event"]["action"] == "mask" and body["event"]["outcome"] == "failure"
+    assert body["user"]["id"] == who.id
+    assert "张三" not in event.body
 
 
 def test_a_reloaded_grading_grades_the_next_small_call(tmp_path: Path) -> None:

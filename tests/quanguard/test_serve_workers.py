@@ -190,14 +190,17 @@ def test_two_servers_share_console_sessions_auth_limits_and_policy_reloads(pg_da
             assert r.status_code == 303, r.text[:300]
             sid = r.cookies["qg_console"]
             cookie = {"Cookie": f"qg_console={sid}"}
+            # a new connection per request, so that A's workers take turns answering (a
+            # kept-alive connection would stay with one of them)
+            fresh = {"Connection": "close"}
             page = b.get("/console/search", headers=cookie)
             assert page.status_code == 200 and "auditor" in page.text
             for _ in range(4):  # whichever of A's workers answers
-                assert a.get("/console/search", headers=cookie).status_code == 200
+                assert a.get("/console/search", headers=cookie | fresh).status_code == 200
             out = b.post("/console/logout", data={"csrf": _csrf(page.text)}, headers=cookie)
             assert out.status_code == 303
             for client in (a, a, a, a, b):
-                r = client.get("/console/search", headers=cookie)
+                r = client.get("/console/search", headers=cookie | fresh)
                 assert r.status_code == 303 and r.headers["location"] == "/console/login"
             # -- policy: an edit no file probe can see, reloaded on A ----------------------
             path = policies / "alerts.yaml"
@@ -214,7 +217,7 @@ def test_two_servers_share_console_sessions_auth_limits_and_policy_reloads(pg_da
             deadline = time.monotonic() + 20
             seen: list[str] = []
             while time.monotonic() < deadline:
-                seen = [c.get("/v1/policy", headers=officer).json()["version"]
+                seen = [c.get("/v1/policy", headers=officer | fresh).json()["version"]
                         for c in (a, a, a, a, b, b)]
                 if set(seen) == {version}:
                     break
