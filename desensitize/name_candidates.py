@@ -16,6 +16,7 @@ Government prose is mostly words: a typical policy paragraph leaves few clauses 
 
 from __future__ import annotations
 
+import bisect
 import logging
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
@@ -35,11 +36,11 @@ _NAME_TAGS = frozenset({"nr", "nrfg", "nrt"})
 # ordinary word rather than a name (张贴 1000+, 高效 1000+; a rare name-like word such as
 # 张丹 has frequency 0)
 _WORD_FREQ = 30
-# surnames that are mostly function words; a name with them starts a clause or follows a cue
 # last characters of words jieba tags as names that are not (智能化, 安全性)
 _KNOWN_NAME_TAGS = frozenset({"nr", "nrt", "nrfg", "nz", "t"})
 _NOT_LAST = frozenset("化性率度区市县省局会部")
-_FUNCTION_SURNAMES = frozenset("和于向从有能后单党在是以及与为把被将对")
+# surnames that are mostly function words; a name with them starts a clause or follows a cue
+FUNCTION_SURNAMES = frozenset("和于向从有能后单党在是以及与为把被将对")
 _COMMON_TAGS = frozenset({"n", "vn", "v", "a", "ad", "an", "d", "vd"})
 # characters typical of transliterated foreign names (奥尔布赖特, 希丁克, 马尔蒂尼)
 FOREIGN = frozenset("斯尔克特维尼奇普拉德里诺夫托基亚科罗卡森伊娃莎丝妮蒂布赖丁希姆顿逊曼伦纳契洛索杰"
@@ -127,7 +128,7 @@ class CandidateFinder:
             return False
         if i > 0:
             prev = text[i - 1]
-            if ch in _FUNCTION_SURNAMES and "\u4e00" <= prev <= "\u9fff":
+            if ch in FUNCTION_SURNAMES and "\u4e00" <= prev <= "\u9fff":
                 return False  # 和, 于, 向 ... inside a sentence: the function word
             if prev.isdigit() and ch in "年月日号":
                 return False  # 2024年年底
@@ -148,19 +149,18 @@ class CandidateFinder:
         return not (len(run) == 2 and self.freq.get(run, 0) >= _WORD_FREQ)
 
     def _cue_point(self, clause: str, start: int, end: int) -> int | None:
-        """Where a name may sit next to cue ``m``: right after it (市民|高峰, 申请人：|马晓东)
-        or right before it (高峰|反映, 江|主席), judged without the cue's own characters as left
+        """Where a name may sit next to the cue ``clause[start:end]``: right after it (市民|高峰,
+        申请人：|马晓东) or right before it (高峰|反映, 江|主席), judged without the cue's own characters as left
         context (申请人马晓东: 人马 is a word, but not here)."""
-        cue_start = start
         if end < len(clause) and clause[end] in " \t:：":
             end += 1
-        one: int = cue_start - 1  # a surname alone before a title (江|主席)
-        if one >= 0 and clause[one] in self.single and clause[one] not in _FUNCTION_SURNAMES \
+        one = start - 1  # a surname alone before a title (江|主席)
+        if one >= 0 and clause[one] in self.single and clause[one] not in FUNCTION_SURNAMES \
                 and not self._ordinary(clause[max(0, one - 1):one + 1]):
             return one
-        for p in (end, cue_start - 2, cue_start - 3, cue_start - 4):
+        for p in (end, start - 2, start - 3, start - 4):
             if 0 <= p < len(clause) - 1 and (clause[p] in self.single or clause[p:p + 2] in self.compound) \
-                    and (p >= end or _HAN_RUN.fullmatch(clause, p, cue_start)) \
+                    and (p >= end or _HAN_RUN.fullmatch(clause, p, start)) \
                     and self.surname_at(clause[p:], 0, cued=True):
                 # (a name right before the cue is Han up to it: 工单】来电 holds none)
                 return p
@@ -226,8 +226,6 @@ def name_windows(text: str, *, before: int = 5, after: int = 8,
     ``skip``: sorted, non-overlapping spans already taken by another entity (a detailed
     address: 解放路, 章丘区, 泉景花园 start with surnames); a place inside one is no
     place a name starts."""
-    import bisect
-
     find = finder()
     skip_starts = [s for s, _ in skip]
 

@@ -202,7 +202,9 @@ def _variants(original: pa.Array, masked: pa.Array, ctx: OpContext) -> pa.Array:
     # marked copy and an unmarked one are the same mixture.
     from desensitize.operators.crypto import hmac_many
 
-    key = ctx.key("mask-variants") if ctx.keyring is not None else b"mask-variants"
+    # The coin is a function of the original value: keyed by anything public, it would
+    # tell anyone one bit of the characters the mask hides (KeyMaterialError without keys).
+    key = ctx.key("mask-variants")
     encoded = original.dictionary_encode()
     coins = [bool(d[0] & 1) for d in hmac_many(key, [v.encode() for v in
                                                encoded.dictionary.to_pylist()])]
@@ -256,7 +258,8 @@ MASK = Operator(
         Param("fixed", (int,), None, "write exactly this many mask characters (hides length)"),
         Param("variants", (bool,), False,
               "hide one more character in about half of the values (keyed, the same value "
-              "always alike): the mixture a watermarked copy of masked values is written in"),
+              "always alike; needs the keyring): the mixture a watermarked copy of masked "
+              "values is written in"),
     ),
 )
 REDACT = Operator("redact", "Remove the value (empty string).", _redact)

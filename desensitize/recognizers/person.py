@@ -49,7 +49,7 @@ import regex
 from presidio_analyzer import RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
-from desensitize.name_candidates import _FUNCTION_SURNAMES, FOREIGN, dictionary, finder
+from desensitize.name_candidates import FOREIGN, FUNCTION_SURNAMES, dictionary, finder
 from desensitize.name_model import tagger
 from desensitize.recognizers._base import ChineseEntityRecognizer
 from desensitize.recognizers.person_rules import (
@@ -330,7 +330,7 @@ class ChinesePersonRecognizer(RuleProposals, ChineseEntityRecognizer):
             return False  # 经理钱程|对: the model's shorter name stands
         freq, tags = dictionary()
         given = text[s + n:e]
-        return not (text[s] in _FUNCTION_SURNAMES and freq.get(given, 0) >= 1000
+        return not (text[s] in FUNCTION_SURNAMES and freq.get(given, 0) >= 1000
                     and tags.get(given) not in _NR)
 
     def analyze(

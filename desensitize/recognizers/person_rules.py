@@ -18,7 +18,7 @@ from collections.abc import Iterable
 
 import regex
 
-from desensitize.name_candidates import _FUNCTION_SURNAMES, FOREIGN, dictionary, finder
+from desensitize.name_candidates import FOREIGN, FUNCTION_SURNAMES, dictionary, finder
 from desensitize.nlp import dictionary_tag, segment
 from desensitize.recognizers._tables import mapping, words
 
@@ -211,7 +211,7 @@ class RuleProposals:
         if not starts or not clause[:starts[0]].rstrip(" \t:：").endswith(cues):
             return False  # a candidate after no label word: the model decides (most prose)
         clean = [(s, e) for s, e, _ in self._after_label(clause, clean=True)
-                 if not _HAN.match(clause, e) and clause[s] not in _FUNCTION_SURNAMES]
+                 if not _HAN.match(clause, e) and clause[s] not in FUNCTION_SURNAMES]
         return all(any(s <= p < e for s, e in clean) for p in starts)
 
     def _after_label(self, text: str, clean: bool = False) -> list[tuple[int, int, float]]:

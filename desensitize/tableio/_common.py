@@ -12,7 +12,6 @@ import os
 import tempfile
 from collections.abc import Iterator
 from datetime import date, datetime, time
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO, Self
 
@@ -34,8 +33,6 @@ def _strings(batch: pa.RecordBatch) -> pa.RecordBatch:
 
 
 def _to_string(col: pa.Array) -> pa.Array:
-    if pa.types.is_large_string(col.type) or pa.types.is_dictionary(col.type):
-        return pc.cast(col, pa.string())
     try:
         return pc.cast(col, pa.string())
     except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
@@ -129,9 +126,7 @@ def _cell_text(value: Any) -> str | None:
         )
     if isinstance(value, (date, time)):
         return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    return str(value)
+    return str(value)  # Decimal, int, ... as Python prints them
 
 
 class _Writer:

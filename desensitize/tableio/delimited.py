@@ -139,9 +139,8 @@ class CsvSource(_LineFile):
             return
         yield from table.slice(0, per).to_batches()
 
-def _has_cr(batch: pa.RecordBatch | pa.Table) -> bool:
-    import pyarrow.compute as pc
 
+def _has_cr(batch: pa.RecordBatch | pa.Table) -> bool:
     for col in batch.columns:
         if pa.types.is_string(col.type) and pc.any(pc.match_substring(col, "\r")).as_py():
             return True
@@ -165,8 +164,6 @@ class CsvWriter(_AtomicFile):
 
     def _write_header(self, schema: pa.Schema) -> None:
         buf = io.StringIO()
-        import csv
-
         csv.writer(buf, delimiter=self._delim, lineterminator="\n").writerow(schema.names)
         self._emit(buf.getvalue().encode("utf-8"))
         self._header_done = True
@@ -205,8 +202,6 @@ class CsvWriter(_AtomicFile):
             return
         except pa.ArrowInvalid:
             pass
-        import csv
-
         buf = io.StringIO()
         writer = csv.writer(buf, delimiter=self._delim, lineterminator="\n")
         cols = [c.to_pylist() for c in batch.columns]
