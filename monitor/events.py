@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -96,6 +97,22 @@ def parse_ts(text: str) -> datetime:
     if ts.tzinfo is None:
         raise InvalidEvent(f"timestamp {text!r} has no offset (use Z or +08:00)", field="ts")
     return ts.astimezone(UTC)
+
+
+_AGO = re.compile(r"\s*([0-9]+)\s*([smhdw])\s*")
+_AGO_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_ago(text: str, now: datetime | None = None) -> datetime | None:
+    """``15m``/``24h``/``7d``/``2w``: that long before ``now`` (UTC); None when ``text`` is
+    no such duration. A duration reaching before year 1 is an :class:`InvalidEvent`."""
+    match = _AGO.fullmatch(text)
+    if match is None:
+        return None
+    try:
+        return (now or utc_now()) - timedelta(**{_AGO_UNITS[match.group(2)]: int(match.group(1))})
+    except (OverflowError, ValueError) as exc:  # past datetime.min, or too many digits
+        raise InvalidEvent(f"{text.strip()[:40]!r} reaches too far back", field="ts") from exc
 
 
 @dataclass(frozen=True)

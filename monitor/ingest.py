@@ -234,9 +234,30 @@ def parse_line(
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidEvent(f"malformed JSON ({exc})", line=line) from exc
     try:
-        return parse_record(obj, reporter=reporter, now=now, redactor=redactor)
+        event = parse_record(obj, reporter=reporter, now=now, redactor=redactor)
     except InvalidEvent as exc:
         raise InvalidEvent(exc.message, line=line, field=exc.field) from exc
+    if _has_surrogate_escape(text):
+        _storable(event, line)
+    return event
+
+
+def _has_surrogate_escape(text: str | bytes) -> bool:
+    """Whether ``text`` holds ``\\ud`` or ``\\uD`` (the start of any escape of U+D800..DFFF)."""
+    if isinstance(text, bytes):
+        return b"\\ud" in text or b"\\uD" in text
+    return "\\ud" in text or "\\uD" in text
+
+
+def _storable(event: AuditEvent, line: int) -> None:
+    """Refuse an event whose text holds a lone UTF-16 surrogate (a JSON escape such as
+    ``\\ud800`` without its pair decodes to one): it is not Unicode, and neither its
+    leaf hash nor the database can take it. Only lines with such an escape are checked."""
+    try:
+        event.canonical_bytes()
+    except UnicodeEncodeError as exc:
+        raise InvalidEvent("a text holds a lone UTF-16 surrogate (\\ud800-\\udfff without "
+                           "its pair), which is not Unicode", line=line) from exc
 
 
 def parse_chunks(

@@ -8,15 +8,14 @@
 
 from __future__ import annotations
 
-import re
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from monitor.errors import InvalidEvent
-from monitor.events import parse_ts, utc_now
+from monitor.events import parse_ago, parse_ts
 from monitor.ingest import MAX_BATCH
 from monitor.search import SearchQuery
 from quanguard.api import openapi as oa
@@ -74,19 +73,12 @@ async def post_batch(request: Request, caller: _Reporter, container: ContainerDe
     return result.to_dict()
 
 
-_RELATIVE = re.compile(r"^\s*(\d{1,6})\s*(s|m|h|d|w)\s*$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
 def _ts(value: str | None, name: str) -> datetime | None:
     """``15m``/``24h``/``7d``/``2w`` before now (as the CLI's ``--since``), or RFC 3339."""
     if value is None or value == "":
         return None
-    match = _RELATIVE.match(value)
-    if match:
-        return utc_now() - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
     try:
-        return parse_ts(value)
+        return parse_ago(value) or parse_ts(value)
     except InvalidEvent as exc:
         raise InvalidInput(f"{name}: {exc.message} (or a relative time: 15m, 24h, 7d, 2w)",
                            field=name) from exc

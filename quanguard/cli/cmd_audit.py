@@ -8,6 +8,7 @@ import json
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -44,6 +45,22 @@ def _lines(path: Path) -> Iterator[bytes]:
         yield from fh
 
 
+@contextmanager
+def _bulk_collector() -> Iterator[None]:
+    """What is loaded when the ingest starts lives until it ends: the cyclic collector need
+    not walk it again on every full collection, and it runs less often (the parsed events
+    hold no cycles; refcounting frees them chunk by chunk). Put back as it was afterwards."""
+    threshold, frozen = gc.get_threshold(), gc.get_freeze_count()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        if not frozen:  # a process that froze objects itself keeps them frozen
+            gc.unfreeze()
+
+
 @audit_app.command("ingest")
 def ingest(
     file: Path = typer.Argument(..., help="NDJSON file (the line format of POST /v1/events/batch); - for stdin"),
@@ -59,13 +76,8 @@ def ingest(
     started = time.perf_counter()
     with use_container() as container:
         principal = cli_principal(container)
-        # What is loaded now lives until the command ends: the cyclic collector need not
-        # walk it again on every full collection, and it runs less often (the parsed
-        # events hold no cycles; refcounting frees them chunk by chunk).
-        gc.freeze()
-        gc.set_threshold(50_000, 20, 100)
         # a stream has no known length: no bar (the rate is printed at the end)
-        with progress("ingest", None) as advance:
+        with _bulk_collector(), progress("ingest", None) as advance:
             result = uc.ingest(container, principal, lines, max_lines=None, chunk=chunk,
                                progress=advance)
     elapsed = time.perf_counter() - started

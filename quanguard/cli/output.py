@@ -9,11 +9,10 @@ their own tables), a list of records becomes one table. Nothing is printed as a 
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, TypeGuard, TypeVar
 
@@ -132,10 +131,6 @@ def emit(obj: object, fmt: OutputFormat | str = OutputFormat.json, title: str | 
         show(obj, title)
 
 
-_RELATIVE = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
 def parse_when(value: str | None, *, option: str = "--since", now: datetime | None = None) -> datetime | None:
     """``15m``/``24h``/``7d``/``2w`` (that long before now) or an RFC 3339 time, as UTC.
 
@@ -145,10 +140,15 @@ def parse_when(value: str | None, *, option: str = "--since", now: datetime | No
         return None
     import typer
 
-    match = _RELATIVE.match(value)
-    if match:
-        amount, unit = int(match.group(1)), match.group(2)
-        return (now or datetime.now(UTC)) - timedelta(**{_UNITS[unit]: amount})
+    from monitor.errors import InvalidEvent
+    from monitor.events import parse_ago  # the API's reading of relative times too
+
+    try:
+        ago = parse_ago(value, now)
+    except InvalidEvent as exc:
+        raise typer.BadParameter(exc.message, param_hint=option) from exc
+    if ago is not None:
+        return ago
     text = value.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"

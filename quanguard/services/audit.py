@@ -114,12 +114,14 @@ def _who(actor: EventActor) -> dict[str, str]:
 
 _REQUEST_EVENTS = "quanguard_request_events"
 _CHECKPOINT_SEEN = "quanguard_checkpoint_seen"
+_NEW_ALERTS = "quanguard_new_alerts"
 # how long a committed view of the newest checkpoint may spare the look-up
 KNOWN_CHECKPOINT_SECONDS = 1.0
 
 
-# Hooks on the Session class, once, instead of two listeners added to every audited
-# session: a commit counts the events held in its ``info``, a rollback forgets them.
+# Hooks on the Session class, once, instead of listeners added to every audited session:
+# a commit counts the events held in its ``info`` and hands on the alerts they raised, a
+# rollback forgets both.
 @sa_event.listens_for(Session, "after_commit")
 def _count_committed(session: Session) -> None:
     for held in session.info.pop(_REQUEST_EVENTS, ()):
@@ -127,12 +129,16 @@ def _count_committed(session: Session) -> None:
     seen = session.info.pop(_CHECKPOINT_SEEN, None)
     if seen is not None:
         seen[0]._committed_checkpoint(seen[1])
+    raised = session.info.pop(_NEW_ALERTS, None)
+    if raised is not None:
+        raised[0]._notify(raised[1])
 
 
 @sa_event.listens_for(Session, "after_rollback")
 def _forget_rolled_back(session: Session) -> None:
     session.info.pop(_REQUEST_EVENTS, None)
     session.info.pop(_CHECKPOINT_SEEN, None)
+    session.info.pop(_NEW_ALERTS, None)
 
 
 class AuditService:
@@ -363,25 +369,19 @@ class AuditService:
         return max(0.0, (utc_now() - self._last_cp_time).total_seconds())
 
     def _after_commit(self, session: Session, alerts: list[Alert]) -> None:
+        """Hand ``alerts`` to the alert service once the transaction commits (the
+        session-class hooks above; a rollback forgets them)."""
         for alert in alerts:
             self.m_alerts.labels(rule=alert.rule).inc()
-        pending: list[Alert] = session.info.setdefault("quanguard_new_alerts", [])
-        first = not pending
-        pending.extend(alerts)
-        if not first:
-            return
+        held = session.info.get(_NEW_ALERTS)
+        if held is None:
+            session.info[_NEW_ALERTS] = (self, list(alerts))
+        else:
+            held[1].extend(alerts)
 
-        def flush(sess: Session) -> None:
-            raised = sess.info.pop("quanguard_new_alerts", [])
-            notify = getattr(self.container.alerts, "notify", None)
-            if raised and notify is not None:
-                notify(raised)
-
-        def drop(sess: Session) -> None:
-            sess.info.pop("quanguard_new_alerts", None)
-
-        sa_event.listen(session, "after_commit", flush, once=True)
-        sa_event.listen(session, "after_rollback", drop, once=True)
+    def _notify(self, alerts: list[Alert]) -> None:
+        if alerts:
+            self.container.alerts.notify(alerts)
 
 
 def build_audit(container: Container) -> AuditService:
