@@ -167,11 +167,3 @@ class SessionStore:
 def get_store(container: Container) -> SessionStore:
     return container.shared("_console_sessions", lambda: SessionStore(container))
 
-
-def key_still_valid(container: Container, principal: Principal) -> bool:
-    """False once the key behind a session was revoked, expired or removed."""
-    with container.read_session() as session:
-        row = session.execute(
-            sa.select(PrincipalRow.revoked_at, PrincipalRow.expires_at)
-            .where(PrincipalRow.id == principal.id)).first()
-    return row is not None and _key_valid(row.revoked_at, row.expires_at)
