@@ -59,7 +59,8 @@ def tokens_match(a: str | None, b: str | None) -> bool:
 
 
 def _hash(sid: str) -> str:
-    return hashlib.sha256(sid.encode("utf-8")).hexdigest()
+    # surrogatepass: a cookie that is no valid text still hashes (to no issued id)
+    return hashlib.sha256(sid.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _ms(now: float) -> int:
