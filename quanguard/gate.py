@@ -215,8 +215,7 @@ def record_denial(
             purpose=purpose,
             decision=effect,
             outcome="failure",
-            source_ip=ctx.source_ip if ctx else None,
-            request_id=ctx.request_id if ctx else None,
+            **origin(ctx),
             reason=reason or (getattr(decision, "reason", None) if decision else None),
             labels=labels,
         ))

@@ -29,6 +29,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from monitor.errors import InvalidQuery
 from quanguard.api.deps import ContainerDep, RequestContext, get_context
+from quanguard.api.recording import RequestRecorder
 from quanguard.auth import authenticate
 from quanguard.console import data
 from quanguard.console.sessions import (
@@ -178,6 +179,15 @@ async def login(request: Request, container: ContainerDep) -> Response:
             limiter.check(source, session)
             principal = authenticate(session, key)
     except RateLimited as exc:
+        # Refused before the key was read; recorded like the API's rate-limited requests:
+        # one anonymous event per source a minute, the next counting those folded in.
+        recorder = RequestRecorder.of(container)
+        admitted = recorder.throttle.admit(source)
+        if admitted is None:
+            recorder.m_suppressed.inc()
+        else:
+            signin.refuse_sign_in(container, None, ctx, reason=exc.message, key=key or None,
+                                  suppressed=admitted)
         return _login_page(request, error=exc.message, code=429)
     except Unauthenticated as exc:
         limiter.fail(source)

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from quanguard.errors import (
+    ERROR_TABLE,
     Conflict,
     Forbidden,
     InvalidInput,
@@ -40,9 +41,12 @@ _BY_KIND: dict[str, type[ServiceError]] = {
     "rate_limited": RateLimited, "unavailable": Unavailable, "integrity": RemoteIntegrity,
     "unsupported_media": UnsupportedMedia,
 }
-_BY_STATUS = {400: "invalid", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
-              409: "conflict", 413: "too_large", 415: "unsupported_media", 422: "invalid",
-              429: "rate_limited", 503: "unavailable"}
+# The kind of a reply without our error body, by its status (ERROR_TABLE read backwards; a
+# bare 409 is a conflict, integrity names itself in the body; 422 is FastAPI's own invalid).
+_BY_STATUS: dict[int, str] = {
+    **{status: kind for kind, (status, _exit) in ERROR_TABLE.items() if kind != "integrity"},
+    422: "invalid",
+}
 
 
 class ServiceClient:

@@ -59,7 +59,8 @@ def tokens_match(a: str | None, b: str | None) -> bool:
 
 
 def _hash(sid: str) -> str:
-    return hashlib.sha256(sid.encode("utf-8")).hexdigest()
+    # surrogatepass: a cookie that is no valid text still hashes (to no issued id)
+    return hashlib.sha256(sid.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _ms(now: float) -> int:
@@ -167,11 +168,3 @@ class SessionStore:
 def get_store(container: Container) -> SessionStore:
     return container.shared("_console_sessions", lambda: SessionStore(container))
 
-
-def key_still_valid(container: Container, principal: Principal) -> bool:
-    """False once the key behind a session was revoked, expired or removed."""
-    with container.read_session() as session:
-        row = session.execute(
-            sa.select(PrincipalRow.revoked_at, PrincipalRow.expires_at)
-            .where(PrincipalRow.id == principal.id)).first()
-    return row is not None and _key_valid(row.revoked_at, row.expires_at)

@@ -58,15 +58,6 @@ class CaseResult:
         return not self.failures
 
 
-def _section(sheet: Sheet, fields: dict[str, tuple[Node, Node]], name: str, *,
-             allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict[str, tuple[Node, Node]]:
-    """The mapping under ``name`` with its keys checked; empty (and a problem) if it is none."""
-    node = fields[name][1]
-    found = sheet.mapping(node, name) or {}
-    sheet.keys(found, node, name, allowed=allowed, required=required)
-    return found
-
-
 def _check_known(sheet: Sheet, node: Node, label: str, value: str | None, known: Collection[str]) -> None:
     if value is not None and value not in known:
         sheet.error(node, f"{label} '{value}' is not defined (known: {' '.join(known)})")
@@ -89,7 +80,8 @@ def _parse_case(sheet: Sheet, node: Any, policy: PolicySet, index: int) -> Case 
         name = sheet.string(fields["name"][1], "case name") or name
     role = org = None
     if "principal" in fields:
-        pf = _section(sheet, fields, "principal", allowed=("role", "org", "id"), required=("role",))
+        pf = sheet.record(fields["principal"][1], "principal", allowed=("role", "org", "id"),
+                          required=("role",)) or {}
         if "role" in pf:
             role = sheet.string(pf["role"][1], "principal role")
             _check_known(sheet, pf["role"][1], "role", role, ROLES)
@@ -99,7 +91,8 @@ def _parse_case(sheet: Sheet, node: Any, policy: PolicySet, index: int) -> Case 
         _check_known(sheet, fields["action"][1], "action", action, ACTIONS)
     res: dict[str, str | None] = {}
     if "resource" in fields:
-        rf = _section(sheet, fields, "resource", allowed=("grade", "dataset", "owner_org", "purpose"))
+        rf = sheet.record(fields["resource"][1], "resource",
+                          allowed=("grade", "dataset", "owner_org", "purpose")) or {}
         for key, (_, value_node) in rf.items():
             res[key] = sheet.string(value_node, f"resource {key}")
         grade = res.get("grade")
@@ -109,8 +102,8 @@ def _parse_case(sheet: Sheet, node: Any, policy: PolicySet, index: int) -> Case 
     rule: Any = _UNSET
     obligations: dict[str, object] | None = None
     if "expect" in fields:
-        ef = _section(sheet, fields, "expect", allowed=("effect", "rule", "obligations"),
-                      required=("effect", "rule"))
+        ef = sheet.record(fields["expect"][1], "expect", allowed=("effect", "rule", "obligations"),
+                          required=("effect", "rule")) or {}
         if "effect" in ef:
             effect = sheet.string(ef["effect"][1], "expected effect")
             _check_known(sheet, ef["effect"][1], "effect", effect, EFFECTS)

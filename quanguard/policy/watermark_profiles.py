@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from yaml.nodes import Node
+
 from quanguard.policy.model import Problem
-from quanguard.policy.yamlnodes import read_sheet
+from quanguard.policy.yamlnodes import Sheet, read_sheet
 
 __all__ = ["WATERMARK_FILE", "WatermarkPolicy", "WatermarkProfile", "parse_watermark"]
 
@@ -80,12 +82,11 @@ def parse_watermark(data: bytes, path: str, grades: list[str] | None
     sheet = read_sheet(Path(path), path, data)
     if sheet.root is None:
         return None, sheet.problems
-    top = sheet.mapping(sheet.root, "watermark.yaml")
+    top = sheet.record(sheet.root, "watermark.yaml",
+                       allowed=("default_profile", "profiles", "grades"),
+                       required=("default_profile", "profiles"))
     if top is None:
         return None, sheet.problems
-    sheet.keys(top, sheet.root, "watermark.yaml", allowed=("default_profile", "profiles",
-                                                            "grades"),
-               required=("default_profile", "profiles"))
     profiles: dict[str, WatermarkProfile] = {}
     if "profiles" in top:
         items = sheet.mapping(top["profiles"][1], "profiles") or {}
@@ -118,12 +119,11 @@ def parse_watermark(data: bytes, path: str, grades: list[str] | None
     return WatermarkPolicy(default, profiles, mapped), []
 
 
-def _profile(sheet: Any, name: str, node: Any, line: int) -> WatermarkProfile | None:
+def _profile(sheet: Sheet, name: str, node: Node, line: int) -> WatermarkProfile | None:
     what = f"profile '{name}'"
-    items = sheet.mapping(node, what)
+    items = sheet.record(node, what, allowed=("description", *_FIELDS))
     if items is None:
         return None
-    sheet.keys(items, node, what, allowed=("description", *_FIELDS))
     description = ""
     settings: list[tuple[str, object]] = []
     for key, (_, value_node) in items.items():

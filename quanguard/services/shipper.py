@@ -218,14 +218,14 @@ def get_es(container: Container) -> EsService | None:
     url = container.settings.es_url
     if not url:
         return None
-    with container.lock:
-        service = getattr(container, _ATTR, None)
-        if service is None:
-            service = EsService(container, url)
-            setattr(container, _ATTR, service)
-            _register_metrics(container, service)
-            container.on_close(service.stop)
+
+    def build() -> EsService:
+        service = EsService(container, url)
+        _register_metrics(container, service)
+        container.on_close(service.stop)
         return service
+
+    return container.shared(_ATTR, build)
 
 
 def start_es(container: Container) -> EsService | None:

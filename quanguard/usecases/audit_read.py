@@ -25,7 +25,7 @@ from monitor.events import AuditEvent
 from monitor.search import FACET_SIZE, FACETS, MAX_SIZE, MAX_WINDOW, Bucket, SearchQuery
 from quanguard.auth import Principal
 from quanguard.errors import InvalidInput, NotFound, TooLarge
-from quanguard.gate import RequestContext, authorize
+from quanguard.gate import RequestContext, authorize, origin
 
 if TYPE_CHECKING:
     from quanguard.container import Container
@@ -121,7 +121,7 @@ def _record(container: Container, principal: Principal, action: str, ctx: Reques
         with container.unit_of_work() as session:
             return int(container.audit.record(
                 session, actor=principal, action=action, decision=decision,
-                source_ip=ctx.source_ip, request_id=ctx.request_id, **kw))
+                **origin(ctx), **kw))
     return with_retry(tx)
 
 

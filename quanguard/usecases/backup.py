@@ -77,12 +77,12 @@ _MANIFEST = "manifest.json"
 
 
 class _Member(TypedDict):
-    """One member of the archive as the manifest lists it."""
+    """One member of the archive as the manifest lists it (its digest is under the key the
+    manifest's ``hash_alg`` names: ``sha256``, or ``sm3`` under gm)."""
 
     name: str
     size: int
     mode: int
-    sha256: str
 
 
 class _Manifest(TypedDict, total=False):
@@ -93,7 +93,10 @@ class _Manifest(TypedDict, total=False):
     backend: str
     alembic_heads: list[str]
     tables: dict[str, int]
+    hash_alg: str
     members: list[_Member]
+
+
 _CHUNK = 1 << 20
 _MAX_MANIFEST = 16 << 20
 

@@ -35,13 +35,17 @@ def sign_in(container: Container, principal: Principal, ctx: RequestContext) -> 
 
 
 def refuse_sign_in(container: Container, principal: Principal | None, ctx: RequestContext, *,
-                  reason: str | None, key: str | None = None) -> int:
+                  reason: str | None, key: str | None = None, suppressed: int = 0) -> int:
     """Record a refused sign-in; returns the event's seq. ``principal`` is None for a key
     that did not authenticate: the actor is then ``anonymous``, with the fingerprint of
-    ``key`` (never the key) to tell attempts apart."""
+    ``key`` (never the key) to tell attempts apart. ``suppressed``: how many earlier
+    attempts of the same source this event also stands for (throttled, see
+    ``quanguard.api.recording``)."""
     labels = {"channel": "console"}
     if reason:
         labels["reason"] = reason[:200]
+    if suppressed:
+        labels["suppressed"] = str(suppressed)
     if principal is None and key:
         labels["key_fingerprint"] = key_fingerprint(key)
     return record_denial(container, principal or anonymous(), "login", ctx,

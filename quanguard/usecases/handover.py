@@ -29,7 +29,7 @@ from gmcrypto import CryptoSuiteError, get_suite
 from monitor.checkpoint import Checkpoint
 from monitor.events import Actor, AuditEvent, EventDecision, utc_now
 from quanguard.errors import Conflict, InvalidInput
-from quanguard.gate import RequestContext, authorize
+from quanguard.gate import RequestContext, authorize, origin
 
 if TYPE_CHECKING:
     from quanguard.auth import Principal
@@ -67,8 +67,7 @@ def handover(container: Container, principal: Principal, to: str, export: Path,
         actor=Actor(str(principal.id), str(principal.role), str(principal.org), name),
         decision=EventDecision(str(decision.effect), getattr(decision, "rule_id", None),
                                getattr(decision, "policy_version", None)),
-        outcome="success", source_ip=ctx.source_ip if ctx else None,
-        request_id=ctx.request_id if ctx else None,
+        outcome="success", **origin(ctx),
     )
     with container.unit_of_work() as session:
         suite, sealed, successor_name = audit.store.trail_suite(session)
@@ -88,8 +87,7 @@ def handover(container: Container, principal: Principal, to: str, export: Path,
         else:
             audit.record(
                 session, actor=principal, action="audit_handover", decision=decision,
-                source_ip=ctx.source_ip if ctx else None,
-                request_id=ctx.request_id if ctx else None,
+                **origin(ctx),
                 labels={"from_suite": audit.store.suite.name, "to_suite": successor.name},
             )
             session.flush()

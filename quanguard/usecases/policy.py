@@ -301,7 +301,7 @@ _log = logging.getLogger("quanguard.policy")
 
 def _process(container: Container) -> str:
     """Which process of the service reloaded (several workers each reload on their own)."""
-    sync = getattr(container, "_policy_sync", None)
+    sync = container._policy_sync  # set by quanguard.policy_sync on PostgreSQL
     return sync.instance if sync is not None else f"{socket.gethostname()}:{os.getpid()}"
 
 

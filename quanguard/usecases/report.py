@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from quanguard.gate import RequestContext, authorize
+from quanguard.gate import RequestContext, authorize, origin
 from quanguard.report import MonthlyReport, gather, month_range
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ def monthly_report(container: Container, principal: Principal, month: str, ctx: 
             report = gather(session, month=month, tz=tz, generated_by=who)
             container.audit.record(session, actor=principal, action="audit_report",
                                    decision=decision, rows=report.total_events, labels=labels,
-                                   source_ip=ctx.source_ip, request_id=ctx.request_id)
+                                   **origin(ctx))
         return report
 
     return with_retry(work)  # the store may be busy with another writer (SQLite)

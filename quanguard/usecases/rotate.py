@@ -39,7 +39,7 @@ from exchange.crypto import MASTER_KEY_FILE, SUBJECT_KEY_FILE, MasterKey, sealed
 from exchange.errors import IntegrityFailure
 from exchange.tables import datasets
 from quanguard.errors import Conflict, InvalidInput
-from quanguard.gate import RequestContext, authorize
+from quanguard.gate import RequestContext, authorize, origin
 
 if TYPE_CHECKING:
     from gmcrypto import Suite
@@ -202,8 +202,7 @@ def rotate_master(container: Container, principal: Principal, ctx: RequestContex
                 count = len(stale)
             container.audit.record(
                 session, actor=principal, action="key_rotate_master",
-                source_ip=ctx.source_ip if ctx else None,
-                request_id=ctx.request_id if ctx else None,
+                **origin(ctx),
                 labels={"datasets": str(count), "old_key_id": key_id(old.secret),
                         "new_key_id": key_id(new.secret),
                         "recovered_interrupted": recovered or "",
