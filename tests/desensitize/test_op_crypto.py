@@ -11,7 +11,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from desensitize.errors import KeyMaterialError, OperatorError
@@ -65,10 +65,13 @@ def test_keyed_operators_need_a_key() -> None:
 
 @settings(deadline=None)
 @given(texts)
+@example(["SIV:"])  # found under the gm suite, whose token prefix is SM4SIV:
 def test_encrypt_round_trip_deterministic_and_key_separated(values: list[str]) -> None:
     enc = run("encrypt", values)
     assert enc == run("encrypt", values)
-    assert all(e.startswith(TOKEN) and (len(v) < 4 or v not in e) for v, e in zip(values, enc, strict=True))
+    # the plaintext is not in the ciphertext body (a value may spell part of the prefix: 'SIV:')
+    assert all(e.startswith(TOKEN) and (len(v) < 4 or v not in e[len(TOKEN):])
+               for v, e in zip(values, enc, strict=True))
     back = invert_operator("encrypt", pa.array(enc), None, OpContext(K1)).to_pylist()
     assert back == values
     with pytest.raises(OperatorError, match="does not decrypt"):
