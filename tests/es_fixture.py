@@ -109,7 +109,14 @@ class EsServer:
         raise RuntimeError(f"noida-db did not become healthy in {_START_TIMEOUT}s: {self.log_tail()}")
 
     def stop(self) -> None:
-        """Stop the server as an outage would (SIGTERM, then SIGKILL); its data stays."""
+        """Stop the server as an outage would (SIGTERM, then SIGKILL); its data stays.
+
+        Only what the stand-in acknowledged before the SIGTERM stays: for a few tens of
+        milliseconds after it, noida-db still answers requests and acknowledges bulk writes
+        that it then does not keep (Elasticsearch fsyncs its translog before it
+        acknowledges). A test that writes while it stops the server waits for its request
+        in flight to be answered and sends the next only after this returns.
+        """
         proc, self._proc = self._proc, None
         if proc is None or proc.poll() is not None:
             return
