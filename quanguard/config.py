@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     body_read_timeout: float = Field(default=15.0, gt=0)
     # Failed authentications per source address per minute before 429.
     auth_fail_limit: int = Field(default=20, ge=1)
+    # Seconds between looks at the policy files' names, sizes and mtimes: an edit on disk
+    # is loaded by the first decision after that (POST /v1/policy/reload loads it at once).
+    policy_check_seconds: float = Field(default=1.0, gt=0)
     alert_webhook_url: str | None = None
     # Audit search exports (CSV / NDJSON from the console or /v1/audit/search?format=):
     # at most this many events per export; a larger result is refused, never truncated.

@@ -241,7 +241,8 @@ def build_policy(container: Container) -> PolicyService:
     from quanguard.usecases.policy import audit_automatic_reloads
 
     settings = container.settings
-    service = PolicyService(Path(settings.policy_dir), tz=settings.tz, metrics=container.metrics)
+    service = PolicyService(Path(settings.policy_dir), tz=settings.tz, metrics=container.metrics,
+                            check_interval=settings.policy_check_seconds)
     audit_automatic_reloads(container, service)
     policy_sync(container, service)  # PostgreSQL: announce reloads to the other workers
     return service

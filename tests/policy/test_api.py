@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,11 @@ BODY = {
 
 @pytest.fixture
 def own(tmp_path: Path, policy_copy: PolicyCopy) -> Iterator[tuple[Container, TestClient]]:
-    container = build_container(make_settings(tmp_path, policy_dir=policy_copy.root))
+    # Manual reloads only: with the default 1 s check, a slow run reloads edited files on
+    # its own inside the next request's decision, before the officer's reload reaches them
+    # (test_files_changed_on_disk_are_picked_up_without_a_reload shows that path).
+    container = build_container(make_settings(tmp_path, policy_dir=policy_copy.root,
+                                              policy_check_seconds=3600))
     with TestClient(create_app(container)) as client:
         yield container, client
     container.close()
@@ -122,6 +127,28 @@ def test_reload_by_officer(own: tuple[Container, TestClient], policy_copy: Polic
     r = client.post("/v1/policy/reload", headers=officer)
     assert r.status_code == 200, r.text
     assert r.json()["changed"] is True and r.json()["previous_version"] == before
+
+
+def test_files_changed_on_disk_are_picked_up_without_a_reload(
+        tmp_path: Path, policy_copy: PolicyCopy) -> None:
+    """QUANGUARD_POLICY_CHECK_SECONDS after an edit, the next decision runs on the new
+    files; a manual reload afterwards finds nothing left to change and says so."""
+    container = build_container(make_settings(tmp_path, policy_dir=policy_copy.root,
+                                              policy_check_seconds=0.2))
+    try:
+        with TestClient(create_app(container)) as client:
+            officer = auth(_key(container, "officer"))
+            before = client.get("/v1/policy", headers=officer).json()["version"]
+            policy_copy.replace("roles.yaml", "epsilon_cap: 2.0", "epsilon_cap: 1.25")
+            time.sleep(0.3)
+            after = client.get("/v1/policy", headers=officer).json()["version"]
+            assert after != before
+            r = client.post("/v1/policy/reload", headers=officer)
+            assert r.status_code == 200, r.text
+            assert r.json()["changed"] is False
+            assert r.json()["version"] == r.json()["previous_version"] == after
+    finally:
+        container.close()
 
 
 def test_decide_and_reload_are_audited(own: tuple[Container, TestClient]) -> None:
