@@ -198,9 +198,9 @@ async def login(request: Request, container: ContainerDep) -> Response:
     try:
         signin.sign_in(container, principal, ctx)
     except Forbidden:
-        message = (f"Your key belongs to role '{principal.role}'. Only auditors, managers "
-                   f"and administrators may use the console; use the HTTP API or the CLI "
-                   f"for your own work.")
+        # who may sign in is the policy's (console_sign_in); the refusal is recorded
+        message = (f"Your key belongs to role '{principal.role}', which the policy does not "
+                   f"admit to the console; use the HTTP API or the CLI for your own work.")
         return _render("denied.html", 403, message=message)
     sid, _ = get_store(container).create(principal)
     response = _redirect(f"{PREFIX}/search")
