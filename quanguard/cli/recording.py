@@ -10,8 +10,9 @@ and the exit code in ``labels.exit_code``. The actor is the caller of
 :func:`quanguard.cli.common.cli_principal`; a ``QUANGUARD_API_KEY`` that does not
 authenticate is ``anonymous`` with the key's fingerprint.
 
-Not recorded: the ``policy`` commands (they lint a folder of files and open no store)
-and a verifier's finding of damage (kind ``integrity``: a damaged trail is never
+Not recorded: the ``policy`` commands (they lint a folder of files and open no store),
+the ``exchange`` commands (clients of a running service, which records each of their
+requests in its own trail; the local store is not theirs) and a verifier's finding of damage (kind ``integrity``: a damaged trail is never
 appended to). When the failure cannot be recorded (the store itself is what failed)
 a note says so on stderr; the command's exit code is kept.
 """
@@ -24,8 +25,8 @@ from quanguard.errors import ErrorInfo, Unauthenticated
 
 __all__ = ["NOT_RECORDED", "record_failure"]
 
-#: command groups whose failures are not recorded (they open no store)
-NOT_RECORDED = frozenset({"policy"})
+#: command groups whose failures are not recorded here (no store of their own)
+NOT_RECORDED = frozenset({"exchange", "policy"})
 
 
 def record_failure(command: tuple[str, ...], exc: BaseException, info: ErrorInfo | None,
