@@ -42,8 +42,11 @@ __all__ = ["KNOWN_CHECKPOINT_SECONDS", "AuditService", "EventActor", "EventDetai
 
 
 def _text(value: str) -> str:
-    """``value`` as text UTF-8 can encode: each lone UTF-16 surrogate (U+D800-U+DFFF
-    without its pair, e.g. from a JSON escape ``"\\ud800"``) becomes U+FFFD."""
+    """``value`` as text every store can hold: each lone UTF-16 surrogate (U+D800-U+DFFF
+    without its pair, e.g. from a JSON escape ``"\\ud800"``) and each NUL (PostgreSQL
+    refuses it; the PII scanner takes it for binary) becomes U+FFFD."""
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
     if value.isascii():
         return value
     try:

@@ -172,3 +172,16 @@ def test_record_keeps_an_event_whose_text_holds_a_lone_surrogate(svc: Any) -> No
     assert ev.purpose == "回访 \ufffd" and ev.reason == "bad \ufffd"
     assert ev.labels["k\ufffd"] == "v\ufffd"
     uc.verify(svc, AUDITOR)  # raises on a broken chain
+
+
+def test_record_keeps_an_event_whose_text_holds_nul(svc: Any) -> None:
+    """NUL in a free text (the PII scanner refuses it as binary, PostgreSQL cannot store
+    it): the event is still written, each NUL replaced by U+FFFD."""
+    with svc.session() as s, s.begin():
+        seq = svc.audit.record(s, actor=ALICE, action="exchange.aggregate", dataset="户\x00籍",
+                               purpose="回访 \x00", reason="bad \x00", outcome="denied",
+                               labels={"k": "v\x00"})
+    with svc.session() as s:
+        ev = svc.audit.store.get(s, seq)
+    assert (ev.dataset, ev.purpose, ev.reason) == ("户\ufffd籍", "回访 \ufffd", "bad \ufffd")
+    assert ev.labels["k"] == "v\ufffd"
