@@ -20,7 +20,7 @@ from quanguard.policy.model import Resource
 if TYPE_CHECKING:
     from quanguard.container import Container
 
-__all__ = ["refuse_sign_in", "sign_in"]
+__all__ = ["admitted_roles", "refuse_sign_in", "sign_in"]
 
 def sign_in(container: Container, principal: Principal, ctx: RequestContext) -> None:
     """Admit an authenticated ``principal`` to the console when the policy allows
@@ -33,6 +33,16 @@ def sign_in(container: Container, principal: Principal, ctx: RequestContext) -> 
         container.audit.record(session, actor=principal, action="login",
                                decision=decision, outcome="success",
                                **origin(ctx), labels=labels)
+
+
+def admitted_roles(container: Container) -> list[str]:
+    """The roles of API keys the active policy admits to the console (for the message a
+    refused holder reads; the decision itself is :func:`sign_in`'s)."""
+    from quanguard.auth import KEY_ROLES
+
+    return [role for role in KEY_ROLES
+            if container.policy.decide(Principal(id="-", name="-", role=role, org="-"),
+                                       "console_sign_in", Resource()).effect == "allow"]
 
 
 def refuse_sign_in(container: Container, principal: Principal | None, ctx: RequestContext, *,

@@ -128,3 +128,11 @@ def test_who_may_sign_in_is_the_policy_s_decision(tmp_path: Any) -> None:
                     RequestContext("req-3", None))
     finally:
         container.close()
+
+
+def test_a_refused_holder_reads_whom_the_policy_admits(
+        client: Any, make_key: Callable[..., tuple[str, Principal]]) -> None:
+    r = console_sign_in(client, make_key("provider")[0])
+    assert r.status_code == 403
+    assert "role &#39;provider&#39;" in r.text or "role 'provider'" in r.text
+    assert "auditors, managers and administrators" in r.text
