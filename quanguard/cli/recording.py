@@ -12,7 +12,9 @@ authenticate is ``anonymous`` with the key's fingerprint.
 
 Not recorded: the ``policy`` commands (they lint a folder of files and open no store),
 the ``exchange`` commands (clients of a running service, which records each of their
-requests in its own trail; the local store is not theirs) and a verifier's finding of damage (kind ``integrity``: a damaged trail is never
+requests in its own trail; the local store is not theirs), ``serve`` and ``restore``
+(their refusals judge the key folder and the store before anything is opened, and must
+leave them unopened) and a verifier's finding of damage (kind ``integrity``: a damaged trail is never
 appended to). When the failure cannot be recorded (the store itself is what failed)
 a note says so on stderr; the command's exit code is kept.
 """
@@ -26,7 +28,7 @@ from quanguard.errors import ErrorInfo, Unauthenticated
 __all__ = ["NOT_RECORDED", "record_failure"]
 
 #: command groups whose failures are not recorded here (no store of their own)
-NOT_RECORDED = frozenset({"exchange", "policy"})
+NOT_RECORDED = frozenset({"exchange", "policy", "restore", "serve"})
 
 
 def record_failure(command: tuple[str, ...], exc: BaseException, info: ErrorInfo | None,

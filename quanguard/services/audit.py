@@ -60,6 +60,18 @@ def _opt_text(value: str | None) -> str | None:
     return None if value is None else _text(str(value))
 
 
+_DATASET_CHARS = 200  # the trail's dataset column (monitor.store)
+
+
+def _dataset(value: str | None) -> str | None:
+    """A dataset name the trail's column holds: a longer one (no dataset has such a name:
+    an attempt with a made-up one) is cut, marked with an ellipsis."""
+    text = _opt_text(value)
+    if text is None or len(text) <= _DATASET_CHARS:
+        return text
+    return text[:_DATASET_CHARS - 1] + "\u2026"
+
+
 class EventActor(Protocol):
     """Who an event is about: a :class:`~quanguard.auth.Principal` or anything shaped like one."""
 
@@ -276,7 +288,7 @@ class AuditService:
                         _text(str(getattr(actor, "name", "") or "")) or None),
             action=_text(action),
             reporter="quanguard",
-            dataset=_opt_text(dataset),
+            dataset=_dataset(dataset),
             fields=tuple(_text(str(f)) for f in fields),
             grade=_opt_text(grade),
             rows=rows,

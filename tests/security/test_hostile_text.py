@@ -23,8 +23,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from quanguard.container import Container, build_container
-from tests.conftest import auth, make_settings
+from tests.conftest import PG_URL, PgSchema, auth, make_settings
 from tests.security.test_authz_matrix import EXPECTED, PUBLIC
+from tests.serving import pg_available
 
 LONG = 100_000
 KINDS = ("surrogate", "nul", "long", "non_utf8", "invalid_json", "wrong_type")
@@ -44,12 +45,24 @@ def _spec_operations() -> list[tuple[str, str]]:
     return sorted((method.upper(), path) for path, ops in spec["paths"].items() for method in ops)
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, dict[str, str], Container, dict[str, Any]]]:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+          ) -> Iterator[tuple[TestClient, dict[str, str], Container, dict[str, Any]]]:
+    """The app on a fresh SQLite file, and on a fresh PostgreSQL schema (which refuses NUL
+    in text where SQLite keeps it)."""
     from quanguard.api.app import create_app
     from quanguard.auth import create_key
 
-    container = build_container(make_settings(tmp_path_factory.mktemp("hostile-text")))
+    tmp = tmp_path_factory.mktemp("hostile-text")
+    schema = None
+    if request.param == "postgresql":
+        if not pg_available(PG_URL):
+            pytest.skip("PostgreSQL not reachable")
+        schema = PgSchema()
+        request.addfinalizer(schema.drop)
+        container = build_container(make_settings(tmp, db_url=PG_URL), schema=schema.name)
+    else:
+        container = build_container(make_settings(tmp))
     keys = {}
     with container.session() as s, s.begin():
         for role in ("reporter", "auditor", "manager", "provider", "consumer", "officer", "admin"):
