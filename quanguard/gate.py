@@ -76,7 +76,8 @@ _SCOPE: ContextVar[MutableMapping[str, object] | None] = ContextVar("quanguard_r
 
 
 def reset_recorded(scope: MutableMapping[str, object] | None = None) -> Token[list[int] | None]:
-    """Start tracking a request; returns a token for :func:`stop_tracking`."""
+    """Start tracking a request (``scope``: its ASGI scope; None for a CLI command);
+    returns a token for :func:`stop_tracking`."""
     _SCOPE.set(scope)
     return _RECORDED.set([0])
 
@@ -96,8 +97,9 @@ def stop_tracking(token: Token[list[int] | None]) -> None:
 
 
 def tracking() -> bool:
-    """True while an HTTP request is being served in this context."""
-    return _RECORDED.get() is not None
+    """True while an HTTP request is being served in this context (a CLI command tracks
+    its events with ``reset_recorded(None)``: no request, no HTTP status)."""
+    return _RECORDED.get() is not None and _SCOPE.get() is not None
 
 
 def request_counter() -> list[int] | None:

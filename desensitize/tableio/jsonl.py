@@ -59,6 +59,10 @@ class JsonlSource(_LineFile):
                 raise TableError(f"{self._p.name}:{lineno}: not JSON: {exc}") from None
             if not isinstance(obj, dict):
                 raise TableError(f"{self._p.name}:{lineno}: expected a JSON object per line")
+            if (b"\\ud" in line or b"\\uD" in line) and _lone_surrogate(obj):
+                # "\ud800" without its pair decodes to text no file or column can hold
+                raise TableError(f"{self._p.name}:{lineno}: a text holds a lone UTF-16 "
+                                 "surrogate (\\ud800-\\udfff without its pair)")
             yield lineno, obj
             seen += 1
             if limit is not None and seen >= limit:
@@ -101,6 +105,14 @@ class JsonlSource(_LineFile):
             yield pa.RecordBatch.from_arrays(
                 [pa.array(c, pa.string()) for c in cols], schema=self._schema
             )
+
+def _lone_surrogate(obj: dict[str, Any]) -> bool:
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
 
 def _jsonable(v: Any) -> Any:
     if isinstance(v, (bytes, bytearray)):

@@ -79,6 +79,11 @@ class RequestMiddleware:
             await send(message)
 
         try:
+            if recorder is not None and _nul_in_url(scope):
+                # no store can hold NUL in text (PostgreSQL refuses it): refused, recorded
+                message = "the URL holds NUL (%00) in its path or query; send text"
+                await self._send_json(send_wrapper, 400, {"kind": "invalid", "message": message}, rid)
+                return
             declared = headers.get(b"content-length")
             if declared is not None and declared.isdigit() and int(declared) > self.max_body:
                 await self._reject_too_large(send_wrapper, rid)
@@ -178,6 +183,14 @@ def jsonable(details: Mapping[str, object]) -> dict[str, object]:
         else:
             out[key] = str(value)
     return out
+
+
+def _nul_in_url(scope: Scope) -> bool:
+    """Whether the request's path or query string spells NUL (decoded path, raw query)."""
+    if "\x00" in str(scope.get("path", "")):
+        return True
+    query: bytes = scope.get("query_string") or b""
+    return b"%00" in query or b"\x00" in query
 
 
 class _BodyTooLarge(Exception):

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from quanguard.api.bodies import Body
 from quanguard.api.deps import ContainerDep, ContextDep, require_roles
 from quanguard.auth import Principal
 from quanguard.usecases import audit as uc
@@ -16,7 +17,7 @@ router = APIRouter(tags=["alerts"])
 _Team = Annotated[Principal, Depends(require_roles("auditor", "manager", "officer", "admin"))]
 
 
-class AlertChange(BaseModel):
+class AlertChange(Body):
     status: str = Field(description="open | acknowledged | closed")
     note: str | None = Field(default=None, max_length=2000)
 

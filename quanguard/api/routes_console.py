@@ -198,9 +198,10 @@ async def login(request: Request, container: ContainerDep) -> Response:
     try:
         signin.sign_in(container, principal, ctx)
     except Forbidden:
-        message = (f"Your key belongs to role '{principal.role}'. Only auditors, managers "
-                   f"and administrators may use the console; use the HTTP API or the CLI "
-                   f"for your own work.")
+        # who may sign in is the policy's (console_sign_in); the refusal is recorded
+        message = (f"Your key belongs to role '{principal.role}'. The policy admits "
+                   f"{_people(signin.admitted_roles(container))} to the console; use the "
+                   f"HTTP API or the CLI for your own work.")
         return _render("denied.html", 403, message=message)
     sid, _ = get_store(container).create(principal)
     response = _redirect(f"{PREFIX}/search")
@@ -208,6 +209,22 @@ async def login(request: Request, container: ContainerDep) -> Response:
                         path=PREFIX)
     response.delete_cookie(LOGIN_COOKIE, path=PREFIX)
     return response
+
+
+# the roles as the console's readers name them, in the order they are listed
+_PEOPLE = {"auditor": "auditors", "manager": "managers", "admin": "administrators",
+           "officer": "officers", "provider": "providers", "consumer": "consumers",
+           "reporter": "reporters"}
+
+
+def _people(roles: list[str]) -> str:
+    """``auditors, managers and administrators`` (``no role`` for none)."""
+    order = list(_PEOPLE)
+    ranked = sorted(roles, key=lambda r: order.index(r) if r in order else len(order))
+    names = [_PEOPLE.get(r, r) for r in ranked]
+    if not names:
+        return "no role"
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 @router.post("/logout")

@@ -12,10 +12,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from quanguard.api import openapi as oa
+from quanguard.api.bodies import Body
 from quanguard.api.deps import ContainerDep, ContextDep, PrincipalDep, require_roles
 from quanguard.auth import Principal
 from quanguard.errors import InvalidInput
@@ -28,7 +29,7 @@ _Computer = Annotated[Principal, Depends(require_roles("consumer", "manager", "o
 _Manager = Annotated[Principal, Depends(require_roles("manager"))]
 
 
-class AggregateBody(BaseModel):
+class AggregateBody(Body):
     dataset: str
     agg: str
     column: str | None = None
@@ -40,25 +41,25 @@ class AggregateBody(BaseModel):
     purpose: str | None = None
 
 
-class PsiBody(BaseModel):
+class PsiBody(Body):
     dataset: str
     request: str | None = None  # base64 of the openmined-psi Request (optional with ``job``)
     purpose: str | None = None
     job: str | None = None
 
 
-class ExtractBody(BaseModel):
+class ExtractBody(Body):
     dataset: str
     format: str = "csv"
     purpose: str | None = None
     job: str | None = None
 
 
-class ReasonBody(BaseModel):
+class ReasonBody(Body):
     reason: str
 
 
-class ConsentBody(BaseModel):
+class ConsentBody(Body):
     subjects: list[str]
     purpose: str
     state: str

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
+from quanguard.api.bodies import Body
 from quanguard.api.deps import ContainerDep, ContextDep, PrincipalDep, require_roles
 from quanguard.auth import Principal
 from quanguard.policy import Resource, SubjectRef
@@ -34,7 +35,7 @@ _Name = Annotated[str, Field(min_length=1, max_length=200)]
 _Opt = Annotated[str | None, Field(default=None, max_length=500)]
 
 
-class SubjectIn(BaseModel):
+class SubjectIn(Body):
     """The principal the decision is about (the platform's own user, not the caller)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -43,7 +44,7 @@ class SubjectIn(BaseModel):
     id: Annotated[str, Field(max_length=200)] = "-"
 
 
-class ResourceIn(BaseModel):
+class ResourceIn(Body):
     model_config = ConfigDict(extra="forbid")
     grade: _Opt = None
     dataset: _Opt = None
@@ -51,7 +52,7 @@ class ResourceIn(BaseModel):
     purpose: _Opt = None
 
 
-class DecideIn(BaseModel):
+class DecideIn(Body):
     model_config = ConfigDict(extra="forbid")
     principal: SubjectIn
     action: _Name

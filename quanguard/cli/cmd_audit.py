@@ -98,8 +98,9 @@ def ingest(
             if rejected > 50:
                 bad.add_row("…", f"and {rejected - 50} more invalid lines")
             console().print(bad)
-    if result.errors:
-        raise typer.Exit(2 if not result.accepted else 0)
+    if result.errors and not result.accepted:
+        # nothing stored: a failed attempt (recorded as such by the CLI's border), exit 2
+        raise InvalidInput(f"{file}: no valid line; every line was refused (listed above)")
 
 
 @audit_app.command("verify")

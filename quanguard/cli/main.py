@@ -100,7 +100,12 @@ class _Group(TyperGroup):
                 formatter.write_dl(rows)
 
     def invoke(self, ctx: Context) -> Any:
+        from quanguard.gate import reset_recorded, stop_tracking
+
+        tracking = reset_recorded(None)  # counts the events this command commits
+        argv = [*ctx._protected_args, *ctx.args]  # the invocation consumes them
         try:
+            _refuse_undecodable(argv)
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, ClickException):
             raise
@@ -112,11 +117,55 @@ class _Group(TyperGroup):
             from quanguard.logs import scrub
 
             info = classify(exc)
+            code = 70 if info is None else info.exit_code
             if info is None:
-                typer.echo(f"error: internal error ({type(exc).__name__}): {scrub(str(exc))}", err=True)
-                raise typer.Exit(70) from None
-            typer.echo(f"error: {scrub(info.message)}", err=True)
-            raise typer.Exit(info.exit_code) from None
+                typer.echo(f"error: internal error ({type(exc).__name__}): {scrub(_printable(str(exc)))}",
+                           err=True)
+            else:
+                typer.echo(f"error: {scrub(_printable(info.message))}", err=True)
+            _record_failure(ctx, argv, exc, info, code)
+            raise typer.Exit(code) from None
+        finally:
+            stop_tracking(tracking)
+
+
+def _refuse_undecodable(args: list[str]) -> None:
+    """Refuse an argument that is not text: bytes that are not UTF-8 reach Python as lone
+    surrogates (PEP 383), which no name, record or file can hold."""
+    from quanguard.errors import InvalidInput
+
+    for arg in args:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput(
+                f"argument {_printable(arg)[:120]!r} is not valid UTF-8 text; rename the file "
+                "(or give it a UTF-8 name with a link) and pass text names") from None
+
+
+def _printable(text: str) -> str:
+    """``text`` with each lone surrogate shown as its escape (it cannot be printed)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _record_failure(ctx: Context, argv: list[str], exc: BaseException, info: Any, code: int) -> None:
+    """Record the failed command unless it already left an event (quanguard.cli.recording)."""
+    from quanguard.gate import was_recorded
+
+    if was_recorded() or not argv:
+        return
+    path = [argv[0]]
+    group = COMMANDS.get(argv[0]) and ctx.command
+    sub = group.get_command(ctx, argv[0]) if isinstance(group, TyperGroup) else None
+    if isinstance(sub, TyperGroup) and len(argv) > 1 and not argv[1].startswith("-"):
+        path.append(argv[1])
+    try:
+        from quanguard.cli.recording import record_failure
+
+        record_failure(tuple(_printable(p)[:60] for p in path), exc, info, code)
+    except Exception as record_exc:  # noqa: BLE001 - the command failed already; say so
+        typer.echo(f"note: this failed attempt could not be recorded in the audit trail "
+                   f"({type(record_exc).__name__})", err=True)
 
 
 def _noop() -> None:

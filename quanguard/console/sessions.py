@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from quanguard.container import Container
 
 __all__ = [
-    "CONSOLE_ROLES",
     "COOKIE",
     "LOGIN_COOKIE",
     "ConsoleSession",
@@ -47,7 +46,6 @@ __all__ = [
 
 COOKIE = "qg_console"
 LOGIN_COOKIE = "qg_console_login"  # double-submit CSRF token of the sign-in form
-CONSOLE_ROLES = frozenset({"auditor", "manager", "admin"})
 IDLE_SECONDS = 30 * 60
 MAX_SECONDS = 8 * 3600
 TOUCH_SECONDS = 60  # last-seen is written at most once a minute per session

@@ -48,6 +48,8 @@ ACTIONS: tuple[str, ...] = (
     # alerts: reading them, acknowledging / closing / reopening them
     "alert_read",
     "alert_update",
+    # the console: who may sign in (each attempt is a ``login`` event)
+    "console_sign_in",
 )
 
 # Actions through which data (or a result computed from it) leaves its owner's custody.

@@ -66,11 +66,16 @@ class WatermarkPolicy:
     default: str
     profiles: dict[str, WatermarkProfile] = field(default_factory=dict)
     grades: dict[str, str] = field(default_factory=dict)
+    #: the profile of data whose grade is not known: that of the highest grade ``grades``
+    #: maps (unknown is never treated as the ordinary case), else the default
+    unknown: str = ""
 
     def for_grade(self, grade: str | None) -> WatermarkProfile:
-        """The profile of a dataset of ``grade`` (the default when unmapped or unknown)."""
-        name = self.grades.get(grade or "", self.default)
-        return self.profiles[name]
+        """The profile of a dataset of ``grade``: its mapped profile, the default for a
+        grade the file does not map, and for no grade (never scanned) the ``unknown`` one."""
+        if grade is None:
+            return self.profiles[self.unknown or self.default]
+        return self.profiles[self.grades.get(grade, self.default)]
 
 
 def parse_watermark(data: bytes, path: str, grades: list[str] | None
@@ -116,7 +121,10 @@ def parse_watermark(data: bytes, path: str, grades: list[str] | None
                 mapped[grade] = target
     if sheet.problems:
         return None, sheet.problems
-    return WatermarkPolicy(default, profiles, mapped), []
+    # grades are listed low to high in grades.yaml: the last one mapped is the strictest
+    ranked = [g for g in (grades or []) if g in mapped]
+    unknown = mapped[ranked[-1]] if ranked else default
+    return WatermarkPolicy(default, profiles, mapped, unknown), []
 
 
 def _profile(sheet: Sheet, name: str, node: Node, line: int) -> WatermarkProfile | None:

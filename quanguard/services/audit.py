@@ -41,6 +41,37 @@ __all__ = ["KNOWN_CHECKPOINT_SECONDS", "AuditService", "EventActor", "EventDetai
            "build_audit", "normalize_outcome"]
 
 
+def _text(value: str) -> str:
+    """``value`` as text every store can hold: each lone UTF-16 surrogate (U+D800-U+DFFF
+    without its pair, e.g. from a JSON escape ``"\\ud800"``) and each NUL (PostgreSQL
+    refuses it; the PII scanner takes it for binary) becomes U+FFFD."""
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    if value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return value
+
+
+def _opt_text(value: str | None) -> str | None:
+    return None if value is None else _text(str(value))
+
+
+_DATASET_CHARS = 200  # the trail's dataset column (monitor.store)
+
+
+def _dataset(value: str | None) -> str | None:
+    """A dataset name the trail's column holds: a longer one (no dataset has such a name:
+    an attempt with a made-up one) is cut, marked with an ellipsis."""
+    text = _opt_text(value)
+    if text is None or len(text) <= _DATASET_CHARS:
+        return text
+    return text[:_DATASET_CHARS - 1] + "\u2026"
+
+
 class EventActor(Protocol):
     """Who an event is about: a :class:`~quanguard.auth.Principal` or anything shaped like one."""
 
@@ -249,24 +280,26 @@ class AuditService:
         if status is not None and "http_status" not in (labels or {}):
             # a use case's own event of a served request names the status it is answered with
             labels = {**(labels or {}), "http_status": status}
+        # every text goes through _text: an attempt whose input holds a lone surrogate is
+        # still recorded (a str that cannot be encoded would fail the whole write)
         event = AuditEvent(
             ts=utc_now(),
-            actor=Actor(str(actor.id), str(actor.role), str(actor.org),
-                        str(getattr(actor, "name", "") or "") or None),
-            action=action,
+            actor=Actor(_text(str(actor.id)), _text(str(actor.role)), _text(str(actor.org)),
+                        _text(str(getattr(actor, "name", "") or "")) or None),
+            action=_text(action),
             reporter="quanguard",
-            dataset=dataset,
-            fields=tuple(str(f) for f in fields),
-            grade=grade,
+            dataset=_dataset(dataset),
+            fields=tuple(_text(str(f)) for f in fields),
+            grade=_opt_text(grade),
             rows=rows,
-            purpose=purpose,
-            reason=reason,
+            purpose=_opt_text(purpose),
+            reason=_opt_text(reason),
             decision=dec,
             outcome=outcome,
-            source_ip=source_ip,
-            request_id=request_id,
-            result_digest=result_digest,
-            labels={str(k): str(v) for k, v in {**_who(actor), **(labels or {})}.items()
+            source_ip=_opt_text(source_ip),
+            request_id=_opt_text(request_id),
+            result_digest=_opt_text(result_digest),
+            labels={_text(str(k)): _text(str(v)) for k, v in {**_who(actor), **(labels or {})}.items()
                     if v is not None},
         )
         (stored,) = self.record_batch(session, [event], source="service")

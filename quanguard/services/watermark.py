@@ -88,8 +88,9 @@ class WatermarkService:
 
     def bounded(self, params: Params | None, grade: str | None = None) -> Params:
         """``params`` with the usability bound of the watermark policy (``watermark.yaml``:
-        the profile of the dataset's grade, else the default profile); callers choose the
-        rest (gamma, columns, keys, canaries), never the bound."""
+        the profile of the dataset's grade, the default profile for a grade it does not
+        map, the highest mapped grade's for no grade); callers choose the rest (gamma,
+        columns, keys, canaries), never the bound."""
         policy = self._container.policy.bundle.watermark  # None: no watermark.yaml
         base = params or Params()
         return policy.for_grade(grade).params(base) if policy is not None else base

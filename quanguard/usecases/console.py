@@ -1,37 +1,48 @@
 """Console use cases: signing in. Signing in to the console is an access too, so each
 attempt leaves one ``login`` event (labelled ``channel: console``).
 
-The console admits the roles of ``quanguard.console.sessions.CONSOLE_ROLES``; the others
-use the HTTP API or the CLI. A refused sign-in is a ``deny`` event written by the gate's
-recorder in its own transaction, an admitted one is recorded in one unit of work. A
-failure to write either fails the sign-in.
+Who may sign in is the policy's decision (action ``console_sign_in`` in
+``policies/roles.yaml``), asked of the one gate like every other action; the roles it does
+not admit use the HTTP API or the CLI. A refused sign-in is a ``deny`` event written by
+the gate in its own transaction (the deciding rule, the policy version and its reason), an
+admitted one is recorded in one unit of work with the admitting rule. A failure to write
+either fails the sign-in.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from monitor.events import EventDecision
 from quanguard.auth import Principal, anonymous, key_fingerprint
-from quanguard.console.sessions import CONSOLE_ROLES
-from quanguard.errors import Forbidden
-from quanguard.gate import RequestContext, origin, record_denial
+from quanguard.gate import RequestContext, authorize, origin, record_denial
+from quanguard.policy.model import Resource
 
 if TYPE_CHECKING:
     from quanguard.container import Container
 
-__all__ = ["refuse_sign_in", "sign_in"]
+__all__ = ["admitted_roles", "refuse_sign_in", "sign_in"]
 
 def sign_in(container: Container, principal: Principal, ctx: RequestContext) -> None:
-    """Admit an authenticated ``principal`` to the console: a console role is recorded as
-    allowed; another role is refused (recorded with reason ``role``, :class:`Forbidden`)."""
-    if principal.role not in CONSOLE_ROLES:
-        refuse_sign_in(container, principal, ctx, reason="role")
-        raise Forbidden(f"role {principal.role!r} may not use the console")
+    """Admit an authenticated ``principal`` to the console when the policy allows
+    ``console_sign_in``: recorded as allowed; otherwise the gate records the refusal and
+    raises :class:`~quanguard.errors.Forbidden`."""
+    labels = {"channel": "console"}
+    decision = authorize(container, principal, "console_sign_in", Resource(), ctx,
+                         audit_action="login", labels=labels)
     with container.unit_of_work() as session:
         container.audit.record(session, actor=principal, action="login",
-                               decision=EventDecision("allow"), outcome="success",
-                               **origin(ctx), labels={"channel": "console"})
+                               decision=decision, outcome="success",
+                               **origin(ctx), labels=labels)
+
+
+def admitted_roles(container: Container) -> list[str]:
+    """The roles of API keys the active policy admits to the console (for the message a
+    refused holder reads; the decision itself is :func:`sign_in`'s)."""
+    from quanguard.auth import KEY_ROLES
+
+    return [role for role in KEY_ROLES
+            if container.policy.decide(Principal(id="-", name="-", role=role, org="-"),
+                                       "console_sign_in", Resource()).effect == "allow"]
 
 
 def refuse_sign_in(container: Container, principal: Principal | None, ctx: RequestContext, *,

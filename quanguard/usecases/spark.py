@@ -199,6 +199,12 @@ def watermark(container: Container, principal: Principal, src: str, dst: str, *,
     name = jobs.table_name(dataset, src)
     jobs.check_target(src, dst)
     grade = inventory_grade(container, name)
+    if grade is None:
+        # fail closed: an ungraded table would escape the grade rules (core never leaves)
+        # and get the default watermark profile; a Spark table is graded by a Spark scan
+        raise InvalidInput(
+            f"dataset {name!r} has no scan in the inventory, so its grade is unknown: run "
+            f"'quanguard spark scan {src} --dataset {name}' first, then mark it")
     decision = authorize(container, principal, "watermark_embed",
                          Resource(grade=grade, dataset=name, owner_org=principal.org), ctx)
     params = container.watermarker.bounded(params, grade)  # the bound is policy's

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from quanguard.auth import Principal
+from quanguard.errors import InvalidInput
 from quanguard.gate import authorize
 from quanguard.policy.model import Resource
 from quanguard.services.scan import list_assets
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from quanguard.policy.model import Decision
     from watermark.registry import CopyRecord
 
-__all__ = ["EmbedResult", "copies", "detect", "embed", "inventory_grade"]
+__all__ = ["GRADE_SAMPLE", "EmbedResult", "copies", "detect", "embed", "file_grade", "inventory_grade"]
 
 @dataclass(frozen=True)
 class EmbedResult:
@@ -47,6 +48,25 @@ class EmbedResult:
 
 def _ctx_kw(ctx: RequestContext | None) -> AuditOrigin:
     return {"source_ip": getattr(ctx, "source_ip", None), "request_id": getattr(ctx, "request_id", None)}
+
+
+#: rows of a file sampled to grade it before it is marked (as ``quanguard scan``)
+GRADE_SAMPLE = 10_000
+
+
+def file_grade(container: Container, src: str, dataset: str) -> str:
+    """The grade a copy of ``src`` is marked under: its own content graded by
+    ``policies/grading.yaml`` (a sample, as ``quanguard scan``), or the inventory's grade of
+    ``dataset`` when that is higher (就高从严). Never none: a file nobody scanned is graded
+    here, so the grade rules of ``policies/roles.yaml`` and the watermark profile of the
+    grade apply to what the file holds, not to its name."""
+    from desensitize.tableio import open_table
+
+    scanned = container.scanner.grade_batches(open_table(src).sample_batches(GRADE_SAMPLE)).dataset_grade
+    grades = [g for g in (scanned, inventory_grade(container, dataset)) if g is not None]
+    if not grades:
+        raise InvalidInput(f"{dataset!r}: the file has no column to grade, so it cannot be marked")
+    return container.policy.max_grade(grades)
 
 
 def inventory_grade(container: Container, dataset: str | None) -> str | None:
@@ -72,10 +92,11 @@ def embed(container: Container, principal: Principal, src: str, dst: str, *, rec
     """Mark ``src`` for ``recipient`` into ``dst``, register the copy, audit it.
 
     Raises ``TableTooSmall`` (nothing written) when the table cannot carry a mark and no
-    canary rows were asked for. The usability bound comes from the watermark policy.
+    canary rows were asked for. The file is graded first (:func:`file_grade`); the policy
+    decides on that grade and the watermark policy's profile of it bounds the marks.
     """
     name = dataset or Path(source_name or src).stem
-    grade = inventory_grade(container, name)
+    grade = file_grade(container, src, name)
     decision = _authorize(container, principal, "watermark_embed", name, ctx, grade)
     wm = container.watermarker
     params = wm.bounded(params, grade)
@@ -90,7 +111,7 @@ def embed(container: Container, principal: Principal, src: str, dst: str, *, rec
                   str(exc)[:300] if isinstance(exc, WatermarkError) else type(exc).__name__)
         with container.unit_of_work() as session:
             container.audit.record(
-                session, actor=principal, action="watermark_embed", dataset=name,
+                session, actor=principal, action="watermark_embed", dataset=name, grade=grade,
                 decision=decision, outcome="failure", **_ctx_kw(ctx),
                 labels={"recipient": recipient, "reason": reason})
         raise
@@ -98,7 +119,7 @@ def embed(container: Container, principal: Principal, src: str, dst: str, *, rec
         copy_id = wm.register(session, dataset=name, report=out.report, columns=out.columns,
                               digest=out.digest, issued_by=principal.id)
         container.audit.record(
-            session, actor=principal, action="watermark_embed", dataset=name,
+            session, actor=principal, action="watermark_embed", dataset=name, grade=grade,
             fields=out.report.plan.marked_columns, rows=out.report.rows,
             decision=decision, result_digest=out.digest, **_ctx_kw(ctx),
             labels={"recipient": recipient, "copy_id": copy_id,

@@ -1,6 +1,7 @@
 """Every console sign-in leaves one ``login`` event (without a browser): ``allow`` for a
-console role, ``deny`` for another role (reason ``role``) and for a bad key (the actor
-``anonymous``, the key's fingerprint, never the key)."""
+role the policy admits (action ``console_sign_in`` of ``policies/roles.yaml``), ``deny``
+for another role (the deciding rule and policy version, the policy's reason) and for a bad
+key (the actor ``anonymous``, the key's fingerprint, never the key)."""
 
 from __future__ import annotations
 
@@ -58,8 +59,10 @@ def test_another_role_is_refused_and_recorded(
     (event,) = _logins(container)
     assert event.actor.id == me.id and event.actor.role == "consumer"
     assert event.decision is not None and event.decision.effect == "deny"
-    assert event.outcome == "failure" and event.reason == "role"
-    assert dict(event.labels) == {"channel": "console", "reason": "role", "key_name": me.name}
+    assert event.decision.policy_version == container.policy.active.version
+    assert event.outcome == "failure" and event.reason is not None
+    assert "role=consumer action=console_sign_in" in event.reason
+    assert dict(event.labels) == {"channel": "console", "key_name": me.name}
 
 
 def test_a_bad_key_is_refused_and_recorded_by_its_fingerprint(
@@ -92,3 +95,44 @@ def test_the_sign_in_use_case_admits_exactly_the_console_roles(container: Contai
     assert admitted == {"auditor", "manager", "admin"}
     with pytest.raises(Forbidden):
         sign_in(container, Principal(id="p-x", name="x", role="officer", org="o"), ctx)
+
+
+def test_who_may_sign_in_is_the_policy_s_decision(tmp_path: Any) -> None:
+    """An officer's rule admitting officers to the console admits them, with no code
+    change; the event names the rule."""
+    import shutil
+
+    from quanguard.container import build_container
+    from tests.conftest import POLICY_DIR, make_settings
+
+    policies = tmp_path / "policies"
+    shutil.copytree(POLICY_DIR, policies)
+    with (policies / "roles.yaml").open("a", encoding="utf-8") as fh:
+        fh.write("""
+  - id: officer-console
+    description: 合规官也用控制台做监督检查。
+    priority: 100
+    roles: [officer]
+    actions: [console_sign_in]
+    effect: allow
+""")
+    container = build_container(make_settings(tmp_path, policy_dir=policies))
+    try:
+        officer = Principal(id="p-officer", name="officer", role="officer", org="市网信办")
+        sign_in(container, officer, RequestContext("req-2", "10.0.0.8"))
+        event = _logins(container)[-1]
+        assert event.actor.id == "p-officer" and event.decision is not None
+        assert event.decision.effect == "allow" and event.decision.rule_id == "officer-console"
+        with pytest.raises(Forbidden):
+            sign_in(container, Principal(id="p-c", name="c", role="consumer", org="o"),
+                    RequestContext("req-3", None))
+    finally:
+        container.close()
+
+
+def test_a_refused_holder_reads_whom_the_policy_admits(
+        client: Any, make_key: Callable[..., tuple[str, Principal]]) -> None:
+    r = console_sign_in(client, make_key("provider")[0])
+    assert r.status_code == 403
+    assert "role &#39;provider&#39;" in r.text or "role 'provider'" in r.text
+    assert "auditors, managers and administrators" in r.text

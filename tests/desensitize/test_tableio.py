@@ -254,3 +254,19 @@ def test_writers_round_trip_or_refuse_cleanly(tmp_path_factory: pytest.TempPathF
     except TableError:
         return
     assert back.num_rows == len(values) and back.column("n").to_pylist() == table.column("n").to_pylist()
+
+
+def test_jsonl_lone_surrogate_is_a_table_error(tmp_path: Path) -> None:
+    """JSON escapes spelling a lone UTF-16 surrogate: a TableError naming the line (the
+    Arrow column could not be built: UnicodeEncodeError before); a pair reads fine."""
+    from desensitize.errors import TableError
+    from desensitize.tableio import open_table
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b'{"name": "ok"}\n{"name": "x\\uD800y"}\n')
+    with pytest.raises(TableError, match=r"bad.jsonl:2: .*lone UTF-16 surrogate"):
+        list(open_table(str(bad)).iter_batches())
+    good = tmp_path / "good.jsonl"
+    good.write_bytes(b'{"name": "x\\ud83d\\ude00y"}\n')
+    (batch,) = open_table(str(good)).iter_batches()
+    assert batch.column(0).to_pylist() == ["x\U0001F600y"]

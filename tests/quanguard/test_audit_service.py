@@ -157,3 +157,31 @@ def test_streamed_ingest_raises_the_readers_error_after_whole_chunks(svc: Any) -
         head = svc.audit.store.head(s).seq
     assert head in (10, 20)  # whole chunks only (the error may come before the second)
     assert uc.verify(svc, AUDITOR)["ok"]
+
+
+def test_record_keeps_an_event_whose_text_holds_a_lone_surrogate(svc: Any) -> None:
+    """A lone UTF-16 surrogate (a JSON "\\ud800" without its pair) cannot be encoded: the
+    event is still written, the surrogate replaced by U+FFFD, and the chain verifies."""
+    with svc.session() as s, s.begin():
+        seq = svc.audit.record(s, actor=ALICE, action="exchange.aggregate", dataset="户\ud800籍",
+                               fields=["姓\udfff名"], purpose="回访 \ud800", reason="bad \udc80",
+                               outcome="denied", labels={"k\ud800": "v\udbff"})
+    with svc.session() as s:
+        ev = svc.audit.store.get(s, seq)
+    assert ev.dataset == "户\ufffd籍" and ev.fields == ("姓\ufffd名",)
+    assert ev.purpose == "回访 \ufffd" and ev.reason == "bad \ufffd"
+    assert ev.labels["k\ufffd"] == "v\ufffd"
+    uc.verify(svc, AUDITOR)  # raises on a broken chain
+
+
+def test_record_keeps_an_event_whose_text_holds_nul(svc: Any) -> None:
+    """NUL in a free text (the PII scanner refuses it as binary, PostgreSQL cannot store
+    it): the event is still written, each NUL replaced by U+FFFD."""
+    with svc.session() as s, s.begin():
+        seq = svc.audit.record(s, actor=ALICE, action="exchange.aggregate", dataset="户\x00籍",
+                               purpose="回访 \x00", reason="bad \x00", outcome="denied",
+                               labels={"k": "v\x00"})
+    with svc.session() as s:
+        ev = svc.audit.store.get(s, seq)
+    assert (ev.dataset, ev.purpose, ev.reason) == ("户\ufffd籍", "回访 \ufffd", "bad \ufffd")
+    assert ev.labels["k"] == "v\ufffd"

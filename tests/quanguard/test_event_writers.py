@@ -1,7 +1,7 @@
 """Audit events are written by use cases (``quanguard/usecases/``) and by the few places
 that record on behalf of a request before or beside any use case: the gate (a refusal),
-the exchange's audit port, the HTTP request recorder and the role check of the API's
-dependencies. Nothing else in the service writes to the trail on its own."""
+the exchange's audit port, the HTTP request recorder (and its twin for failed CLI
+commands) and the role check of the API's dependencies. Nothing else in the service writes to the trail on its own."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ ALLOWED = {
     "gate.py",  # authorize / record_denial: the one gate's refusals
     "services/exchange.py",  # the exchange's audit port, bound by its use cases
     "api/recording.py",  # the event of a request no use case recorded (401, 404, 422 ...)
+    "cli/recording.py",  # the event of a failed command no use case recorded (its CLI twin)
     "api/deps.py",  # require_roles: a role refused before any use case runs
 }
 WRITERS = {"record", "record_batch", "record_denial"}

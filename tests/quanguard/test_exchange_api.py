@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import random
 from collections.abc import Callable
 
@@ -177,3 +178,27 @@ def test_extract_is_masked_watermarked_and_traceable(client: TestClient, world: 
     with container.session() as s:
         copies = container.watermarker.copies(s, "members")
     assert copies, "the extract was not registered for leak tracing"
+
+
+@pytest.mark.parametrize("bad", ["\ud800", "\x00"])
+@pytest.mark.parametrize("route", ["aggregate", "extract", "psi"])
+def test_lone_surrogate_in_a_body_is_refused_and_recorded(
+        client: TestClient, world: dict[str, str], container: Container, route: str,
+        bad: str) -> None:
+    """A JSON escape "\\ud800" without its pair (or "\\u0000") in any field of a request
+    on a registered dataset: 422 with the request id, and the attempt is in the trail
+    (never a 500; PostgreSQL cannot store NUL in text)."""
+    body = {"dataset": "members", "agg": "count", "purpose": f"统计 {bad}", "format": "csv",
+            "request": "AAAA"}
+    raw = json.dumps(body, ensure_ascii=True).encode()
+    assert b"\\u" in raw
+    rid = f"bad-{route}-{ord(bad)}"
+    r = client.post(f"/v1/exchange/{route}", content=raw,
+                    headers={**auth(world["bank"]), "content-type": "application/json",
+                             "x-request-id": rid})
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["request_id"] == rid
+    assert ("surrogate" if bad != "\x00" else "NUL") in r.text
+    with container.session() as s:
+        events = [json.loads(e.body) for e in container.audit.store.iter_range(s, 1)]
+    assert [e["trace"]["id"] for e in events].count(rid) == 1

@@ -35,7 +35,9 @@ def _messages(policy_copy: PolicyCopy) -> list[str]:
 def test_shipped_watermark_policy_is_valid_and_maps_grades_to_profiles() -> None:
     marks = load_bundle(REPO / "policies").watermark
     assert marks is not None
-    assert marks.for_grade(None).params().max_step == 10
+    assert marks.for_grade("L2").params().max_step == 10
+    # a grade nobody determined is bounded as the highest mapped grade (L4: 严格)
+    assert marks.for_grade(None).name == marks.for_grade("L4").name == "严格"
     assert marks.profiles["粗取整"].params().max_step == 100
     strict = marks.for_grade("L4").params()
     assert (strict.max_rel_error, strict.max_step, strict.date_shift) == (0.01, 1, False)
@@ -77,7 +79,8 @@ def test_params_take_the_bound_from_the_policy_not_the_caller() -> None:
     got = service.bounded(asked, "L4")
     assert (got.gamma, got.columns) == (4, ("x",))  # the caller's choices stay
     assert (got.max_rel_error, got.max_step, got.date_shift) == (0.01, 1, False)
-    assert service.bounded(None).max_step == 10
+    assert service.bounded(None, "L2").max_step == 10
+    assert service.bounded(None).max_step == 1  # no grade: bounded as the strictest
 
 
 def test_round_to_100_survives_only_where_the_profile_allows_coarse_marks() -> None:
