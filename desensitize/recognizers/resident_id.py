@@ -7,7 +7,8 @@ The 15-digit numbers issued before 1999 (``YYMMDD`` birth date, no check charact
 are matched at a low score that needs context words to be reported.
 
 Written forms: plain, grouped ``6-8-4`` or ``6-8-3-1`` by one kind of separator
-(``370104-19460313-0991``, ``370104 19460313 0991``, dots), full-width digits
+(``370104-19460313-0991``, ``370104 19460313 0991``, dots, and every other separator of
+:data:`~desensitize.standards.SEPARATORS`), full-width digits
 (``３７０１…``) and a lower-case ``x``.
 
 Confidence: a valid number whose address code is in the GB/T 2260 county table
