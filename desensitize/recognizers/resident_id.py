@@ -6,7 +6,7 @@ province-level code), 8-digit birth date (a real calendar date, not in the futur
 The 15-digit numbers issued before 1999 (``YYMMDD`` birth date, no check character)
 are matched at a low score that needs context words to be reported.
 
-Written forms: plain, grouped ``6-8-4`` or ``6-8-3-1`` by one kind of separator
+Written forms: plain, grouped ``6-8-4`` or ``6-8-3-1`` by one separator of up to three characters
 (``370104-19460313-0991``, ``370104 19460313 0991``, dots, and every other separator of
 :data:`~desensitize.standards.SEPARATORS`), full-width digits
 (``３７０１…``) and a lower-case ``x``.
@@ -35,6 +35,9 @@ from desensitize.standards import Division, compact, division, gb11643_check, pr
 _X = "[0-9\uff10-\uff19Xx\uff38\uff58]"
 _P = "[1-8\uff11-\uff18]"
 _D_RE2 = "[0-9\uff10-\uff19]"
+# between two groups: up to three separator characters (``370102 - 19500101 - 0003``)
+_GAP = SEP + "{0,3}"
+_GAP_RE2 = SEP_RE2 + "{0,3}"
 
 
 def check_character(body: str) -> str:
@@ -76,14 +79,14 @@ class ResidentIdRecognizer(ChinesePatternRecognizer):
 
     ENTITY = "CN_RESIDENT_ID"
     PATTERNS: ClassVar[tuple[tuple[str, str, float], ...]] = (
-        ("gb11643_18", BOUND_L + _P + D + "{5}(" + SEP + "?)" + D + "{8}\\1" + D + "{3}(?:\\1)?" + _X + BOUND_R,
+        ("gb11643_18", BOUND_L + _P + D + "{5}(" + _GAP + ")" + D + "{8}\\1" + D + "{3}(?:\\1)?" + _X + BOUND_R,
          0.5),
-        ("gb11643_15", BOUND_L + _P + D + "{5}(" + SEP + "?)" + D + "{6}\\1" + D + "{3}" + BOUND_R, 0.3),
+        ("gb11643_15", BOUND_L + _P + D + "{5}(" + _GAP + ")" + D + "{6}\\1" + D + "{3}" + BOUND_R, 0.3),
     )
     COLUMN_PATTERN = (
-        "^" + _P + _D_RE2 + "{5}" + SEP_RE2 + "?" + _D_RE2 + "{8}" + SEP_RE2 + "?" + _D_RE2 + "{3}"
-        + SEP_RE2 + "?[0-9\uff10-\uff19Xx\uff38\uff58]$"
-        + "|^" + _P + _D_RE2 + "{5}" + SEP_RE2 + "?" + _D_RE2 + "{6}" + SEP_RE2 + "?" + _D_RE2 + "{3}$"
+        "^" + _P + _D_RE2 + "{5}" + _GAP_RE2 + _D_RE2 + "{8}" + _GAP_RE2 + _D_RE2 + "{3}"
+        + _GAP_RE2 + "[0-9\uff10-\uff19Xx\uff38\uff58]$"
+        + "|^" + _P + _D_RE2 + "{5}" + _GAP_RE2 + _D_RE2 + "{6}" + _GAP_RE2 + _D_RE2 + "{3}$"
     )
     CHECKSUM = True
 

@@ -35,6 +35,8 @@ ODD = {
     "horizontal bar": "\u2015", "small hyphen-minus": "\ufe63", "hyphen bullet": "\u2043",
     "middle dot": "\u00b7", "katakana middle dot": "\u30fb", "slash": "/",
     "full-width slash": "\uff0f", "underscore": "_",
+    # a separator of up to three characters: ``370102 - 19500101 - 0003``
+    "double hyphen": "--", "spaced hyphen": " - ", "spaced em dash": " \u2014 ",
 }
 
 
