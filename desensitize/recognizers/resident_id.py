@@ -20,6 +20,7 @@ score and needs context words, like the 15-digit form.
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from typing import ClassVar
 
 from desensitize.recognizers._base import (
@@ -38,6 +39,11 @@ _D_RE2 = "[0-9\uff10-\uff19]"
 # between two groups: up to three separator characters (``370102 - 19500101 - 0003``)
 _GAP = SEP + "{0,3}"
 _GAP_RE2 = SEP_RE2 + "{0,3}"
+# around a whole cell: up to three marks that are no letter or digit — a spreadsheet's
+# text mark (``'``), its formula form (``="…"``), brackets, quotes, ``#``
+_NOT_ALNUM = "[^0-9A-Za-z\uff10-\uff19\uff21-\uff3a\uff41-\uff5a]"
+_MARKS_RE2 = _NOT_ALNUM + "{0,3}"
+_MARKS = re.compile(r"^[^0-9A-Z]{1,3}|[^0-9A-Z]{1,3}$")
 
 
 def check_character(body: str) -> str:
@@ -56,8 +62,9 @@ def _real_date(year: int, month: int, day: int) -> bool:
 def is_valid_id(value: str) -> bool:
     """GB 11643: province code, real birth date and (18 digits) the check character.
 
-    Any written form (separators, full-width digits, lower-case ``x``) is accepted."""
-    v = compact(value)
+    Any written form (separators, full-width digits, lower-case ``x``) is accepted, and a
+    few marks around it (``'370102…``, ``="370102…"``, ``[370102…]``)."""
+    v = _MARKS.sub("", compact(value))
     if not v.isascii() or v[:2] not in provinces():
         return False
     if len(v) == 18 and v[:17].isdigit() and (v[17].isdigit() or v[17] == "X"):
@@ -84,9 +91,11 @@ class ResidentIdRecognizer(ChinesePatternRecognizer):
         ("gb11643_15", BOUND_L + _P + D + "{5}(" + _GAP + ")" + D + "{6}\\1" + D + "{3}" + BOUND_R, 0.3),
     )
     COLUMN_PATTERN = (
-        "^" + _P + _D_RE2 + "{5}" + _GAP_RE2 + _D_RE2 + "{8}" + _GAP_RE2 + _D_RE2 + "{3}"
-        + _GAP_RE2 + "[0-9\uff10-\uff19Xx\uff38\uff58]$"
-        + "|^" + _P + _D_RE2 + "{5}" + _GAP_RE2 + _D_RE2 + "{6}" + _GAP_RE2 + _D_RE2 + "{3}$"
+        "^" + _MARKS_RE2 + "(?:"
+        + _P + _D_RE2 + "{5}" + _GAP_RE2 + _D_RE2 + "{8}" + _GAP_RE2 + _D_RE2 + "{3}"
+        + _GAP_RE2 + "[0-9\uff10-\uff19Xx\uff38\uff58]"
+        + "|" + _P + _D_RE2 + "{5}" + _GAP_RE2 + _D_RE2 + "{6}" + _GAP_RE2 + _D_RE2 + "{3}"
+        + ")" + _MARKS_RE2 + "$"
     )
     CHECKSUM = True
 

@@ -75,3 +75,20 @@ def test_ids_with_odd_separators_grade_l4_and_are_not_extracted(client: TestClie
     assert e.status_code == 403, (name, e.text[:200])
     assert ids[0] not in e.text
     assert denials(container, "exchange.extract")
+
+
+DECORATED = {"spreadsheet text mark": "'{}", "spreadsheet formula": '="{}"', "brackets": "[{}]",
+             "hash mark": "#{}", "corner brackets": "「{}」"}
+
+
+@pytest.mark.parametrize("name", list(DECORATED))
+def test_decorated_ids_grade_l4_and_are_not_extracted(client: TestClient, keys: dict[str, str], name: str) -> None:
+    """A cell holding one ID between a few marks (``'370102…``, ``="370102…"``) is that ID."""
+    n = 300
+    ids = [DECORATED[name].format(resident_id(i // 3)) for i in range(n)]
+    assert is_valid_id(ids[0])
+    r = register(client, keys["prov"], "people", csv_bytes({"rid": ids, "n": [i % 5 for i in range(n)]}))
+    assert r.status_code == 201, r.text
+    assert r.json()["grade"] == "L4", (name, r.json()["grade"], r.json()["columns"])
+    e = client.post("/v1/exchange/extract", headers=auth(keys["bank"]), json={"dataset": "people"})
+    assert e.status_code == 403 and resident_id(0) not in e.text, (name, e.text[:200])
