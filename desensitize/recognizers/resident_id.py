@@ -40,10 +40,12 @@ _D_RE2 = "[0-9\uff10-\uff19]"
 _GAP = SEP + "{0,3}"
 _GAP_RE2 = SEP_RE2 + "{0,3}"
 # around a whole cell: up to three marks that are no letter or digit — a spreadsheet's
-# text mark (``'``), its formula form (``="…"``), brackets, quotes, ``#``
+# text mark (``'``), its formula form (``="…"``), brackets, quotes, ``#`` — and before
+# it a short label
 _NOT_ALNUM = "[^0-9A-Za-z\uff10-\uff19\uff21-\uff3a\uff41-\uff5a]"
 _MARKS_RE2 = _NOT_ALNUM + "{0,3}"
-_MARKS = re.compile(r"^[^0-9A-Z]{1,3}|[^0-9A-Z]{1,3}$")
+_LABEL_RE2 = "[^0-9\uff10-\uff19]{0,3}"  # before it, letters too (``ID:``, ``No.``)
+_MARKS = re.compile(r"^[^0-9]{1,3}|[^0-9A-Z]{1,3}$")
 
 
 def check_character(body: str) -> str:
@@ -90,11 +92,11 @@ class ResidentIdRecognizer(ChinesePatternRecognizer):
          0.5),
         ("gb11643_15", BOUND_L + _P + D + "{5}(" + _GAP + ")" + D + "{6}\\1" + D + "{3}" + BOUND_R, 0.3),
     )
+    # a whole cell is one number whatever its grouping: separators between any digits
     COLUMN_PATTERN = (
-        "^" + _MARKS_RE2 + "(?:"
-        + _P + _D_RE2 + "{5}" + _GAP_RE2 + _D_RE2 + "{8}" + _GAP_RE2 + _D_RE2 + "{3}"
-        + _GAP_RE2 + "[0-9\uff10-\uff19Xx\uff38\uff58]"
-        + "|" + _P + _D_RE2 + "{5}" + _GAP_RE2 + _D_RE2 + "{6}" + _GAP_RE2 + _D_RE2 + "{3}"
+        "^" + _LABEL_RE2 + "(?:"
+        + _P + "(?:" + _GAP_RE2 + _D_RE2 + "){16}" + _GAP_RE2 + "[0-9\uff10-\uff19Xx\uff38\uff58]"
+        + "|" + _P + "(?:" + _GAP_RE2 + _D_RE2 + "){14}"
         + ")" + _MARKS_RE2 + "$"
     )
     CHECKSUM = True

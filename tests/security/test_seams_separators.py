@@ -92,3 +92,21 @@ def test_decorated_ids_grade_l4_and_are_not_extracted(client: TestClient, keys: 
     assert r.json()["grade"] == "L4", (name, r.json()["grade"], r.json()["columns"])
     e = client.post("/v1/exchange/extract", headers=auth(keys["bank"]), json={"dataset": "people"})
     assert e.status_code == 403 and resident_id(0) not in e.text, (name, e.text[:200])
+
+
+SHAPES = {"a mark between every digit": lambda v: "\u200b".join(v),
+          "groups of four": lambda v: " ".join(v[i:i + 4] for i in range(0, 18, 4)),
+          "a label before": lambda v: f"ID:{v}"}
+
+
+@pytest.mark.parametrize("name", list(SHAPES))
+def test_ids_in_any_grouping_grade_l4_and_are_not_extracted(client: TestClient, keys: dict[str, str], name: str) -> None:
+    """A cell is one ID whatever its grouping: separators may stand between any digits."""
+    n = 300
+    ids = [SHAPES[name](resident_id(i // 3)) for i in range(n)]
+    assert is_valid_id(ids[0])
+    r = register(client, keys["prov"], "people", csv_bytes({"rid": ids, "n": [i % 5 for i in range(n)]}))
+    assert r.status_code == 201, r.text
+    assert r.json()["grade"] == "L4", (name, r.json()["grade"], r.json()["columns"])
+    e = client.post("/v1/exchange/extract", headers=auth(keys["bank"]), json={"dataset": "people"})
+    assert e.status_code == 403 and ids[0] not in e.text, (name, e.text[:200])
