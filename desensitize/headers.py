@@ -8,6 +8,7 @@ alone (see :mod:`desensitize.classify`).  Table: ``data/header_hints.tsv``.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -24,9 +25,22 @@ class HeaderHint:
     quasi_identifier: str | None = None
 
 
+# Cyrillic and Greek letters drawn like Latin ones: ``nаme`` with a Cyrillic ``а`` is
+# ``name`` to a reader, so it is ``name`` to the hints too.
+_LOOKALIKE = str.maketrans(
+    "АВЕЅІЈКМНОРСТХУаеѕіјорсхуԁһӏԛԝүΑΒΕΖΗΙΚΜΝΟΡΤΥΧαιοκνρτυχ",
+    "ABESIJKMHOPCTXYaesijopcxydhlqwyABEZHIKMNOPTYXaiokvptux",
+)
+
+
 def normalize(header: str) -> str:
-    """Lower case without spaces, underscores, hyphens, dots and brackets."""
-    return _STRIP.sub("", header).lower()
+    """Lower case without spaces, underscores, hyphens, dots and brackets — after NFKC
+    (full-width ``ｎａｍｅ`` is ``name``), without characters that print as nothing (a
+    zero-width space or soft hyphen inside ``姓名``) and with Latin lookalikes read as
+    Latin: a header written to dodge its hint still gets it."""
+    folded = unicodedata.normalize("NFKC", header).translate(_LOOKALIKE)
+    visible = "".join(c for c in folded if unicodedata.category(c) != "Cf")
+    return _STRIP.sub("", visible).lower()
 
 
 @lru_cache(maxsize=1)

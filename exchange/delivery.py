@@ -158,8 +158,8 @@ class Delivery:
                                 eps=noisy or 0.0, dlt=0.0,
                                 digest=answer.digest_with(self.steps.signer.suite))
         if job_id is not None:
-            job = jobs.update(session, jid, status="done", result=result, receipt=receipt,
-                              finished_at=now)
+            job = jobs.advance(session, jid, from_status="approved", status="done", result=result,
+                               receipt=receipt, finished_at=now)
         else:
             job = jobs.insert(session, job_id=jid, kind="psi", dataset=ds.name,
                               owner_org=ds.owner_org, caller=caller, status="done", query=query,
@@ -234,8 +234,8 @@ class Delivery:
         receipt = self.steps.receipt(job_id=jid, kind="extract", ds=ds, query=query, eps=0.0,
                                 dlt=0.0, digest=digest)
         if ticket.existing:
-            job = jobs.update(session, jid, status="done", result=result, receipt=receipt,
-                              finished_at=now)
+            job = jobs.advance(session, jid, from_status="approved", status="done", result=result,
+                               receipt=receipt, finished_at=now)
         else:
             job = jobs.insert(session, job_id=jid, kind="extract", dataset=ds.name,
                               owner_org=ds.owner_org, caller=caller, status="done", query=query,

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from exchange.errors import JobNotFound
+from exchange.errors import JobNotFound, JobStateError
 from exchange.ports import Caller, Grant
 from exchange.tables import job_requests, jobs
 
@@ -130,6 +130,21 @@ def request_body(session: Session, job_id: str) -> bytes | None:
 
 def update(session: Session, job_id: str, **values: Any) -> Job:
     session.execute(jobs.update().where(jobs.c.id == job_id).values(**values))
+    return get(session, job_id)
+
+
+def advance(session: Session, job_id: str, *, from_status: str, **values: Any) -> Job:
+    """Move a job out of ``from_status``: one conditional UPDATE, so of racing requests
+    that all read the job in ``from_status`` exactly one moves it (PostgreSQL re-checks
+    the condition after the winner commits; SQLite's writer lock serialises them).
+
+    Raises JobStateError for the others: one approval runs once.
+    """
+    res = session.execute(jobs.update().where(jobs.c.id == job_id, jobs.c.status == from_status)
+                          .values(**values))
+    if getattr(res, "rowcount", 0) != 1:  # CursorResult of an UPDATE
+        raise JobStateError(f"job {job_id} is no longer {from_status}: it was used or "
+                            f"decided by another request")
     return get(session, job_id)
 
 

@@ -79,13 +79,21 @@ class PsiAnswer:
 
 
 def request_size(request: bytes) -> int:
-    """Number of blinded client items in a serialized request (raises InvalidQuery)."""
+    """Number of blinded client items in a serialized request (raises InvalidQuery).
+
+    Blinding is deterministic, so a repeated element is one identifier sent twice: it
+    would pass ``psi_min_set_size`` with a single guess, and under ``psi_count_epsilon``
+    its copies are independent randomised responses whose majority undoes the noise.
+    A request with repeats is refused (an honest client sends each identifier once)."""
     msg = _psi.Request()
     try:
         msg.ParseFromString(request)
     except Exception as exc:  # protobuf raises DecodeError, a bare Exception subclass
         raise InvalidQuery("PSI request is not a valid openmined-psi Request") from exc
-    return len(msg.encrypted_elements)
+    n = len(msg.encrypted_elements)
+    if len(set(msg.encrypted_elements)) != n:
+        raise InvalidQuery("PSI request holds duplicate identifiers: send each identifier once")
+    return n
 
 
 def _randomise(response: _psi.Response, setup_fpr_items: int, noise: CountNoise) -> float:

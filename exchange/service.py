@@ -189,10 +189,10 @@ class Exchange(Steps):
                      labels={"job": job_id, "reason": reason, "request_digest": job.request_digest,
                              "epsilon": job.query.get("epsilon")})
         if not approve:
-            return jobs.update(session, job_id, status="rejected", reason=reason,
-                               decided_by=caller.id, finished_at=now)
-        jobs.update(session, job_id, status="approved", reason=reason, decided_by=caller.id,
-                    expires_at=now + ttl)
+            return jobs.advance(session, job_id, from_status="pending_approval", status="rejected",
+                                reason=reason, decided_by=caller.id, finished_at=now)
+        jobs.advance(session, job_id, from_status="pending_approval", status="approved",
+                     reason=reason, decided_by=caller.id, expires_at=now + ttl)
         if job.kind != "aggregate":
             return jobs.get(session, job_id)  # the consumer runs exactly the stored request
         consumer = Caller(job.consumer_id, "consumer", job.consumer_org)

@@ -20,7 +20,7 @@ import regex
 from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer, RecognizerResult
 
 from desensitize.recognizers._tables import context_words
-from desensitize.standards import compact, id_shaped
+from desensitize.standards import SEPARATORS, compact, id_shaped
 
 if TYPE_CHECKING:
     from presidio_analyzer.nlp_engine import NlpArtifacts
@@ -30,9 +30,10 @@ BOUND_L = rf"(?<![{_ALNUM}])"
 BOUND_R = rf"(?![{_ALNUM}])"
 D = "[0-9\uff10-\uff19]"
 """One digit, ASCII or full-width."""
-SEP = "[\\-\u2010\u2011\u2012\u2013\u2212\uff0d \u00a0\u3000.\uff0e]"
-"""One separator written inside an identifier: hyphen or dash, space, dot."""
-SEP_RE2 = "[-\u2010\u2011\u2012\u2013\u2212\uff0d \u00a0\u3000.\uff0e]"
+SEP = "[" + SEPARATORS + "]"
+"""One separator written inside an identifier (:data:`~desensitize.standards.SEPARATORS`):
+dash, space, invisible character, dot, slash."""
+SEP_RE2 = SEP
 """The same class for RE2 (pyarrow compute)."""
 ID_CUE_BEFORE = 20
 ID_CUE_AFTER = 4

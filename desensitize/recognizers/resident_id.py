@@ -6,8 +6,9 @@ province-level code), 8-digit birth date (a real calendar date, not in the futur
 The 15-digit numbers issued before 1999 (``YYMMDD`` birth date, no check character)
 are matched at a low score that needs context words to be reported.
 
-Written forms: plain, grouped ``6-8-4`` or ``6-8-3-1`` by one kind of separator
-(``370104-19460313-0991``, ``370104 19460313 0991``, dots), full-width digits
+Written forms: plain, grouped ``6-8-4`` or ``6-8-3-1`` by one separator of up to three characters
+(``370104-19460313-0991``, ``370104 19460313 0991``, dots, and every other separator of
+:data:`~desensitize.standards.SEPARATORS`), full-width digits
 (``３７０１…``) and a lower-case ``x``.
 
 Confidence: a valid number whose address code is in the GB/T 2260 county table
@@ -19,6 +20,7 @@ score and needs context words, like the 15-digit form.
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from typing import ClassVar
 
 from desensitize.recognizers._base import (
@@ -34,6 +36,16 @@ from desensitize.standards import Division, compact, division, gb11643_check, pr
 _X = "[0-9\uff10-\uff19Xx\uff38\uff58]"
 _P = "[1-8\uff11-\uff18]"
 _D_RE2 = "[0-9\uff10-\uff19]"
+# between two groups: up to three separator characters (``370102 - 19500101 - 0003``)
+_GAP = SEP + "{0,3}"
+_GAP_RE2 = SEP_RE2 + "{0,3}"
+# around a whole cell: up to three marks that are no letter or digit — a spreadsheet's
+# text mark (``'``), its formula form (``="…"``), brackets, quotes, ``#`` — and before
+# it a short label
+_NOT_ALNUM = "[^0-9A-Za-z\uff10-\uff19\uff21-\uff3a\uff41-\uff5a]"
+_MARKS_RE2 = _NOT_ALNUM + "{0,3}"
+_LABEL_RE2 = "[^0-9\uff10-\uff19]{0,3}"  # before it, letters too (``ID:``, ``No.``)
+_MARKS = re.compile(r"^[^0-9]{1,3}|[^0-9A-Z]{1,3}$")
 
 
 def check_character(body: str) -> str:
@@ -52,8 +64,9 @@ def _real_date(year: int, month: int, day: int) -> bool:
 def is_valid_id(value: str) -> bool:
     """GB 11643: province code, real birth date and (18 digits) the check character.
 
-    Any written form (separators, full-width digits, lower-case ``x``) is accepted."""
-    v = compact(value)
+    Any written form (separators, full-width digits, lower-case ``x``) is accepted, and a
+    few marks around it (``'370102…``, ``="370102…"``, ``[370102…]``)."""
+    v = _MARKS.sub("", compact(value))
     if not v.isascii() or v[:2] not in provinces():
         return False
     if len(v) == 18 and v[:17].isdigit() and (v[17].isdigit() or v[17] == "X"):
@@ -75,14 +88,16 @@ class ResidentIdRecognizer(ChinesePatternRecognizer):
 
     ENTITY = "CN_RESIDENT_ID"
     PATTERNS: ClassVar[tuple[tuple[str, str, float], ...]] = (
-        ("gb11643_18", BOUND_L + _P + D + "{5}(" + SEP + "?)" + D + "{8}\\1" + D + "{3}(?:\\1)?" + _X + BOUND_R,
+        ("gb11643_18", BOUND_L + _P + D + "{5}(" + _GAP + ")" + D + "{8}\\1" + D + "{3}(?:\\1)?" + _X + BOUND_R,
          0.5),
-        ("gb11643_15", BOUND_L + _P + D + "{5}(" + SEP + "?)" + D + "{6}\\1" + D + "{3}" + BOUND_R, 0.3),
+        ("gb11643_15", BOUND_L + _P + D + "{5}(" + _GAP + ")" + D + "{6}\\1" + D + "{3}" + BOUND_R, 0.3),
     )
+    # a whole cell is one number whatever its grouping: separators between any digits
     COLUMN_PATTERN = (
-        "^" + _P + _D_RE2 + "{5}" + SEP_RE2 + "?" + _D_RE2 + "{8}" + SEP_RE2 + "?" + _D_RE2 + "{3}"
-        + SEP_RE2 + "?[0-9\uff10-\uff19Xx\uff38\uff58]$"
-        + "|^" + _P + _D_RE2 + "{5}" + SEP_RE2 + "?" + _D_RE2 + "{6}" + SEP_RE2 + "?" + _D_RE2 + "{3}$"
+        "^" + _LABEL_RE2 + "(?:"
+        + _P + "(?:" + _GAP_RE2 + _D_RE2 + "){16}" + _GAP_RE2 + "[0-9\uff10-\uff19Xx\uff38\uff58]"
+        + "|" + _P + "(?:" + _GAP_RE2 + _D_RE2 + "){14}"
+        + ")" + _MARKS_RE2 + "$"
     )
     CHECKSUM = True
 
