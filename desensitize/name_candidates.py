@@ -24,7 +24,9 @@ from typing import Any
 
 import regex
 
-from desensitize.recognizers._tables import mapping, words
+# the tables' reader, not the recognizers package: finding no candidate must not load
+# Presidio (a free text without one is redacted without it)
+from desensitize.datafiles import mapping, words
 
 _HAN_RUN = regex.compile(r"\p{Han}+")
 _HAN_CHAR = regex.compile(r"\p{Han}")
