@@ -17,14 +17,19 @@ Government prose is mostly words: a typical policy paragraph leaves few clauses 
 from __future__ import annotations
 
 import bisect
+import importlib.util
 import logging
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import regex
 
-from desensitize.recognizers._tables import mapping, words
+# the tables' reader, not the recognizers package: finding no candidate must not load
+# Presidio (a free text without one is redacted without it)
+from desensitize.datafiles import mapping, words
+from desensitize.errors import RecognizerDataError
 
 _HAN_RUN = regex.compile(r"\p{Han}+")
 _HAN_CHAR = regex.compile(r"\p{Han}")
@@ -47,6 +52,48 @@ FOREIGN = frozenset("斯尔克特维尼奇普拉德里诺夫托基亚科罗卡�
                     "埃莫萨吉奥乌贝戈赫霍库卢鲁迈佩乔塞沙舍什泰汤图瓦威沃谢耶约扎兹迪弗阿艾")
 _FOREIGN_RUN = regex.compile(rf"[{''.join(sorted(FOREIGN))}]{{2,}}")
 _SPEAKING = ("说", "表示", "指出", "认为", "介绍", "强调", "告诉", "透露", "回忆", "坦言", "笑道", "问")
+
+
+@lru_cache(maxsize=1)
+def finder_tables() -> tuple[dict[str, int], dict[str, str]]:
+    """The words of jieba's bundled dictionary the finder can tell apart from an unknown
+    word: their frequencies when at least ``_WORD_FREQ`` (a rarer word counts as none in
+    every test here), their tags when the frequency is, or when a three-character word is
+    tagged as a name (:meth:`CandidateFinder._surname_at` asks that of any frequency).
+
+    Read from jieba's dictionary file as jieba reads it (a word listed twice: its last
+    line), without loading jieba: its tokenizer and tagger (a second or more of start-up
+    and a hundred MB) are only needed once a clause goes to the model.
+
+    Raises RecognizerDataError when jieba or its dictionary is missing."""
+    spec = importlib.util.find_spec("jieba")
+    folders = list(spec.submodule_search_locations or ()) if spec is not None else []
+    try:
+        if not folders:
+            raise FileNotFoundError("the jieba package is not installed")
+        text = (Path(folders[0]) / "dict.txt").read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RecognizerDataError(f"jieba's dictionary cannot be read ({exc})") from exc
+    last: dict[str, str] = {}
+    for line in text.splitlines():
+        word, _, rest = line.strip().partition(" ")
+        if word:
+            last[word] = rest
+    del text
+    freq: dict[str, int] = {}
+    tags: dict[str, str] = {}
+    for word, rest in last.items():
+        count, _, tag = rest.partition(" ")
+        try:
+            f = int(count)
+        except ValueError as exc:
+            raise RecognizerDataError(f"jieba's dictionary: bad entry {word!r} {rest!r}") from exc
+        if f >= _WORD_FREQ:
+            freq[word] = f
+            tags[word] = tag
+        elif len(word) == 3 and tag in _KNOWN_NAME_TAGS:
+            tags[word] = tag
+    return freq, tags
 
 
 @lru_cache(maxsize=1)
@@ -79,7 +126,7 @@ class CandidateFinder:
         self._cue_first = regex.compile(f"[{regex.escape(''.join(sorted(self._cues)))}]")
         # characters that may start a name: a surname or the first of a compound one
         self._starts = frozenset(self.single | {c[0] for c in self.compound})
-        self.freq, self.tags = _dictionary()
+        self.freq, self.tags = finder_tables()
         self._memo: dict[tuple[str, bool, bool], bool] = {}
 
     def clauses(self, text: str) -> Iterator[tuple[int, str]]:

@@ -320,10 +320,14 @@ class TextScanner:
             yield from self._scan_batch(batch, with_text)
 
     def _scan_batch(self, texts: list[str], with_text: bool) -> Iterator[list[Finding]]:
+        jobs = [self._jobs(t) if t else [] for t in texts]  # refuses bad input before any result
+        if not any(jobs):
+            # no window anywhere: nothing to analyse, and no engine or model is loaded
+            yield from ([] for _ in texts)
+            return
         from desensitize.name_model import tagger
         from desensitize.recognizers.person import clauses_ahead
 
-        jobs = [self._jobs(t) if t else [] for t in texts]  # refuses bad input before any result
         joined = [j for js in jobs for _, ents, j, _, _ in js if "PERSON" in ents]
         # the model is loaded only when a clause needs it (a scan without PERSON never)
         with clauses_ahead(joined) as clauses, (tagger().batch(clauses) if clauses else nullcontext()):

@@ -15,16 +15,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from desensitize import DatasetReport, TableScanner, TextScanner, grade_dataset
-from desensitize.classify import GRADING_LABELS
+from desensitize.classify import GRADING_LABELS, DatasetReport, grade_dataset
 from desensitize.suspects import redact as redact_suspects
+from desensitize.text_scan import TextScanner
 from quanguard.inventory import ASSETS
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from desensitize.table_scan import TableScanner
     from quanguard.container import Container
 
 
@@ -123,6 +125,10 @@ class ScanService:
         self._grades: tuple[object, dict[str, str], list[str]] | None = None
 
     def table_scanner(self) -> TableScanner:
+        # pyarrow and the recognizers load with the first table scan, not with the service
+        # (the audit trail's redactor needs the text scanner only)
+        from desensitize.table_scan import TableScanner
+
         return TableScanner(text_scanner=self.text)
 
     def grade_batches(self, batches: Iterable[pa.RecordBatch], *, sampled: bool = True,
