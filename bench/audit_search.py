@@ -66,7 +66,7 @@ def generate_events(n: int, end: datetime, seed: int = 5, *, first: int = 0,
     return out
 
 
-PG_BENCH_DB = "quanguard_bench_10m"
+PG_BENCH_DB = os.environ.get("QUANGUARD_BENCH_PG_DB", "quanguard_bench_10m")
 _PG_COLUMNS = ("seq", "id", "ts", "actor", "role", "org", "actor_name", "reporter", "action",
                "dataset", "grade", "effect", "outcome", "rows", "purpose", "reason",
                "source_ip", "body", "leaf_hash", "prev_hash", "hash")
