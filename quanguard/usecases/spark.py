@@ -202,6 +202,11 @@ def watermark(container: Container, principal: Principal, src: str, dst: str, *,
     if grade is None:
         # fail closed: an ungraded table would escape the grade rules (core never leaves)
         # and get the default watermark profile; a Spark table is graded by a Spark scan
+        with container.unit_of_work() as session:  # the refused attempt is recorded too
+            container.audit.record(session, actor=principal, action="watermark_embed",
+                                   dataset=name, outcome="failure", **origin(ctx),
+                                   reason="refused: the dataset has no scan, its grade is unknown",
+                                   labels={"engine": "spark", "recipient": recipient})
         raise InvalidInput(
             f"dataset {name!r} has no scan in the inventory, so its grade is unknown: run "
             f"'quanguard spark scan {src} --dataset {name}' first, then mark it")

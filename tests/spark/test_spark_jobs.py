@@ -83,6 +83,7 @@ def test_masked_cells_are_byte_identical_to_the_single_process_mask(container: C
 def test_a_leak_of_a_spark_marked_copy_is_traced(container: Container, spark: Any, people_csv: Path, tmp_path: Path) -> None:
     from quanguard.usecases.watermark import detect
 
+    uc.scan(container, MANAGER, str(people_csv), spark=spark, dataset="people")  # grade first
     out = uc.watermark(container, MANAGER, str(people_csv), str(tmp_path / "marked.parquet"),
                        recipient="bureau-7", spark=spark, dataset="people")
     assert out.report.rows == 3_000 and out.report.marked_cells > 0
@@ -93,6 +94,18 @@ def test_a_leak_of_a_spark_marked_copy_is_traced(container: Container, spark: An
     assert verdict.verdict == "match" and verdict.recipient == "bureau-7"
     (event,) = spark_events(container, "watermark_embed")
     assert event.rows == 3_000 and event.labels["recipient"] == "bureau-7"
+
+
+def test_marking_a_dataset_no_scan_graded_is_refused_and_writes_nothing(
+        container: Container, spark: Any, people_csv: Path, tmp_path: Path) -> None:
+    target = tmp_path / "unscanned.parquet"
+    with pytest.raises(InvalidInput, match="no scan in the inventory"):
+        uc.watermark(container, MANAGER, str(people_csv), str(target), recipient="bureau-7",
+                     spark=spark, dataset="never-scanned")
+    assert not target.exists()
+    (event,) = spark_events(container, "watermark_embed")  # the refused attempt, recorded
+    assert event.outcome == "failure" and event.dataset == "never-scanned"
+    assert event.labels["recipient"] == "bureau-7" and "no scan" in (event.reason or "")
 
 
 def test_refused_job_writes_nothing_and_leaves_one_deny_event(container: Container, spark: Any, people_csv: Path,
