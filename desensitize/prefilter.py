@@ -7,7 +7,8 @@ of them needs at least one of these characters:
 
 * a digit (ASCII, full-width or any Unicode digit): resident ID, bank card, USCC, phone,
   passport, licence plate, IPv4, house numbers;
-* ``@`` / ``＠``: e-mail; ``:``: IPv6 (``::1``, ``fe80::``);
+* ``@`` / ``＠``: e-mail; ``:``: IPv6 (``::1``, ``fe80::``), or ``：`` next to ``：`` or a
+  hex letter (``ｆｅ：：ａｂ``: the scanner folds full-width forms);
 * a surname character (``surnames.txt``, every character of ``surnames_compound.txt``)
   or a name dot (``·•・``): PERSON;
 * a character of an address term (``address_terms.tsv``): LOCATION.
@@ -38,7 +39,9 @@ def _pattern() -> re.Pattern[str]:
                 + _table("address_terms.tsv"))
     chars -= set(" \t\r\n")
     cls = "".join(sorted(re.escape(c) for c in chars))
-    return re.compile(rf"[\d０-９@＠:·•・{cls}]")
+    # a full-width colon only next to a colon or a hex letter (``ｆｅ：：ａｂ``): a label's
+    # colon (姓名：) alone holds nothing
+    return re.compile(rf"[\d０-９@＠:·•・{cls}]|：[：:A-Fa-fＡ-Ｆａ-ｆ]|[A-Fa-fＡ-Ｆａ-ｆ]：")
 
 
 def could_hold_pii(text: str) -> bool:

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from desensitize.name_candidates import name_windows
 
 # plain character classes: the standard library's engine scans them about twice as fast
-_ALNUM = re.compile(r"[0-9A-Za-z０-９Ａ-Ｚａ-ｚ@]+")
+_ALNUM = re.compile(r"[0-9A-Za-z０-９Ａ-Ｚａ-ｚ@＠]+")
 _NUM = r"(?:[0-9０-９]+|[一二三四五六七八九十百零两]+)"
 _ADDRESS_ANCHOR = re.compile(
     rf"{_NUM}(?:号|栋|幢|座|单元|层|楼|室|户|弄|院)|[A-Za-z](?:座|栋|幢|区)|(?:路|街|巷|道|村|小区|大厦|公寓|花园){_NUM}")

@@ -45,6 +45,7 @@ from desensitize.recognizers import STRUCTURED
 from desensitize.recognizers.location import plausible_address
 from desensitize.recognizers.person import plausible_name
 from desensitize.recognizers.resident_id import county_known
+from desensitize.standards import fold_width
 from desensitize.text_scan import TextScanner
 
 
@@ -102,6 +103,11 @@ _TEXT_HINT = r"\p{Han}"
 _KEY_SHAPE = r"^[0-9A-Za-z][0-9A-Za-z_\-./:#]{7,63}$"
 _NOT_KEY = r"^[-+]?\d+\.\d+$|^\d{4}[-/.]\d{1,2}[-/.]\d{1,2}"
 _KEY_SAMPLE = 2_000
+# A batch of a column whose values hold a full-width letter, digit or ``＠`` goes through
+# the kernels folded to ASCII (``fold_width``): ``ｚｗ＠ｅｘａｍｐｌｅ．ｃｏｍ`` is an e-mail.
+# Only the kernels see the folded values; free texts reach the text scanner as written.
+_WIDE_RE2 = "[\uff10-\uff19\uff20-\uff3a\uff41-\uff5a]"
+_WIDE = regex.compile(_WIDE_RE2)
 # validators that segment or run several regexes per value: a spread subset of at most
 # ``expensive_cap`` candidates per batch is validated and the count extrapolated
 _EXPENSIVE = frozenset({"PERSON", "LOCATION"})
@@ -255,17 +261,21 @@ class TableScanner:
         lo, hi = mm["min"], mm["max"]
         settled = col.non_empty - n >= self.settle_after
         ascii_only = bool(pc.all(pc.string_is_ascii(s)).as_py())
+        cells = s
+        if not ascii_only and pc.any(pc.match_substring_regex(s, _WIDE_RE2)).as_py():
+            cells = pa.array([fold_width(v) for v in s.to_pylist()], type=s.type)
+            ascii_only = bool(pc.all(pc.string_is_ascii(cells)).as_py())
         for k in ks:
             if hi < k.min_len or lo > k.max_len:
                 continue
             if settled and not col.candidates[k.entity]:
                 continue  # no candidate in the first ``settle_after`` values: not this entity
-            mask = pc.match_substring_regex(s, k.ascii_pattern if ascii_only else k.pattern)
+            mask = pc.match_substring_regex(cells, k.ascii_pattern if ascii_only else k.pattern)
             count = pc.sum(mask).as_py() or 0
             col.candidates[k.entity] += count
             if not count:
                 continue
-            cands = s.filter(mask)
+            cands = cells.filter(mask)
             cap = self.validate_cap if k.entity not in _EXPENSIVE else self.expensive_cap
             if count > cap:  # validate a spread subset, extrapolate
                 step = count // cap + 1
@@ -305,13 +315,17 @@ class TableScanner:
         lo, hi = min(lens), max(lens)
         settled = col.non_empty - n >= self.settle_after
         ascii_only = all(v.isascii() for v in s)
+        cells = s
+        if not ascii_only and any(_WIDE.search(v) for v in s):
+            cells = [fold_width(v) for v in s]
+            ascii_only = all(v.isascii() for v in cells)
         for k in ks:
             if hi < k.min_len or lo > k.max_len:
                 continue
             if settled and not col.candidates[k.entity]:
                 continue
             search = row_pattern(k.ascii_pattern if ascii_only else k.pattern).search
-            cands = [v for v in s if search(v)]
+            cands = [v for v in cells if search(v)]
             count = len(cands)
             col.candidates[k.entity] += count
             if not count:

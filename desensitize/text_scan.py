@@ -5,7 +5,10 @@ batch entry point; ``redact`` replaces every finding by ``<ENTITY>``.  The scann
 the engine (:func:`build_analyzer`, which ``AnalyzerEngine`` users get as is) and calls
 its recognizers and context enhancer itself (:class:`DirectAnalyzer`: the same results
 without the engine's per-call overhead), on the windows where each entity family can
-occur (:mod:`desensitize.scan_plan`; addresses first, so the name model skips them).  Long texts are
+occur (:mod:`desensitize.scan_plan`; addresses first, so the name model skips them).
+The pattern recognizers (IDs, cards, phones, e-mail, IP ...) read the text with its
+full-width forms folded to ASCII (:func:`desensitize.standards.fold_width`, one character
+for one), so ``ｚｗ＠ｅｘａｍｐｌｅ．ｃｏｍ`` is found and its original characters are masked.  Long texts are
 cut into chunks at sentence boundaries (with a small overlap when no boundary is
 near) so the regex engines never see megabytes at once; findings are mapped back to
 offsets in the original text.  Where two entities claim overlapping spans the higher
@@ -27,6 +30,7 @@ from typing import Any
 from desensitize.errors import ScanInputError, ScanTooLarge
 from desensitize.findings import ENTITIES, Finding
 from desensitize.spans import Taken
+from desensitize.standards import fold_width
 
 DEFAULT_THRESHOLDS: dict[str, float] = {"PERSON": 0.5}
 _BOUNDARIES = "\n。！？；!?;"
@@ -263,9 +267,12 @@ class TextScanner:
             if not piece.strip():
                 continue
             taken: list[tuple[int, int]] = []
+            # the pattern recognizers read full-width forms folded to ASCII (same length:
+            # offsets stay those of ``piece``); names and addresses read the piece itself
+            folded = fold_width(piece)
             todo = plan(piece, [e for e in self.entities if e != "PERSON"])
             for entities, windows in todo:
-                joined, starts = _join(piece, windows)
+                joined, starts = _join(piece if entities == ("LOCATION",) else folded, windows)
                 if not joined.strip():
                     continue
                 done = None
