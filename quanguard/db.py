@@ -3,7 +3,7 @@
 SQLite (WAL, busy timeout) is the embedded default, its files 0600 in a 0700 folder;
 PostgreSQL is used by URL. Schema
 changes go through Alembic only: :func:`migrate` runs ``upgrade heads`` (each area owns one
-branch, see CONTRIBUTING.md).
+branch, see CONTRIBUTING.md) unless the store is already at every head.
 """
 
 from __future__ import annotations
