@@ -36,6 +36,10 @@ import yaml
 from monitor.actions import EXPORT_ACTIONS, RECORDED_ACTIONS, suggest_action
 from monitor.errors import AlertRulesError
 
+# libyaml's loader (about ten times faster; the same values and line marks, see
+# tests/policy/test_yaml_loaders.py) when PyYAML was built with it, else the pure-Python one
+_SAFE_LOADER: Any = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
+
 SEVERITIES = ("low", "medium", "high", "critical")
 STATUSES = ("open", "acknowledged", "closed")
 
@@ -125,7 +129,7 @@ def load_alert_rules(path: Path | str, *, grades: Sequence[str] | None = None) -
 
 def parse_alert_rules(text: str, path: str = "alerts.yaml", *,
                       grades: Sequence[str] | None = None) -> AlertRules:
-    loader = yaml.SafeLoader(text)
+    loader = _SAFE_LOADER(text)
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None

@@ -3,7 +3,7 @@
 SQLite (WAL, busy timeout) is the embedded default, its files 0600 in a 0700 folder;
 PostgreSQL is used by URL. Schema
 changes go through Alembic only: :func:`migrate` runs ``upgrade heads`` (each area owns one
-branch, see CONTRIBUTING.md).
+branch, see CONTRIBUTING.md) unless the store is already at every head.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 __all__ = [
     "READ_ONLY",
     "Base",
+    "head_versions",
     "make_engine",
     "migrate",
     "normalize_url",
@@ -119,8 +120,80 @@ def make_engine(db_url: str, *, schema: str | None = None, **kwargs: Any) -> Eng
     return create_engine(url, **kwargs)
 
 
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def head_versions() -> frozenset[str]:
+    """The rows of ``alembic_version`` in a store at every head, read from the scripts
+    without loading Alembic.
+
+    Each file under ``migrations/versions`` names its ``revision``, ``down_revision`` and
+    ``depends_on`` (a name, a tuple of names, or None) as literals. A head is a revision no
+    other revises; Alembic stores a head only when no other head descends from it or depends
+    on it (directly or further back), and so does this. A file these cannot be read from
+    raises ValueError. A test checks the result against what Alembic writes."""
+    import ast
+
+    parents: dict[str, set[str]] = {}
+    revised: set[str] = set()
+    for path in sorted((_MIGRATIONS / "versions").glob("*.py")):
+        found: dict[str, Any] = {}
+        for node in ast.parse(path.read_bytes(), str(path)).body:
+            if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                    and isinstance(node.targets[0], ast.Name)
+                    and node.targets[0].id in ("revision", "down_revision", "depends_on")):
+                found[node.targets[0].id] = ast.literal_eval(node.value)
+        revision = found.get("revision")
+        if not isinstance(revision, str) or "down_revision" not in found:
+            raise ValueError(f"{path.name}: no literal revision and down_revision")
+        down = _names(path, found["down_revision"])
+        revised.update(down)
+        parents[revision] = down | _names(path, found.get("depends_on"))
+    heads = set(parents) - revised
+    below: set[str] = set()
+    todo = [p for head in heads for p in parents[head]]
+    while todo:
+        rev = todo.pop()
+        if rev not in below:
+            below.add(rev)
+            todo.extend(parents.get(rev, ()))
+    return frozenset(heads - below)
+
+
+def _names(path: Path, value: Any) -> set[str]:
+    if value is None:
+        return set()
+    if isinstance(value, str):
+        return {value}
+    if isinstance(value, tuple | list) and all(isinstance(v, str) for v in value):
+        return set(value)
+    raise ValueError(f"{path.name}: a revision reference is not a name, a tuple or None")
+
+
+def _at_heads(engine: Engine) -> bool:
+    """Whether the store's ``alembic_version`` rows are exactly :func:`head_versions`.
+
+    Anything else — no version table, a store behind, a branch missing, a revision this
+    release does not know, a database that does not answer, scripts that cannot be read —
+    is False, and Alembic decides as it always did."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        wanted = head_versions()
+        with engine.execution_options(**{READ_ONLY: True}).connect() as conn:
+            stored = [r[0] for r in conn.execute(text("SELECT version_num FROM alembic_version"))]
+    except (SQLAlchemyError, OSError, SyntaxError, ValueError):
+        return False
+    return len(stored) == len(wanted) and set(stored) == wanted
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision of every area (``alembic upgrade heads``)."""
+    """Bring the schema to the newest revision of every area (``alembic upgrade heads``).
+
+    A store already at every head is left alone without loading Alembic (a saving of
+    every CLI start, issue 15); any other store goes through ``upgrade heads``."""
+    if _at_heads(engine):
+        return
     from alembic import command
     from alembic.config import Config
     from sqlalchemy.exc import OperationalError

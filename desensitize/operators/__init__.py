@@ -15,10 +15,7 @@ array: nulls and empty strings pass through untouched, the rest is transformed.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING, Any
 
 from desensitize.errors import OperatorError
 from desensitize.operators._base import OpContext, Operator, Param
@@ -28,6 +25,12 @@ from desensitize.operators.fake import FAKE
 from desensitize.operators.fpe import FF1_SM4, FPE
 from desensitize.operators.generalize import GENERALIZE
 from desensitize.operators.noise import NOISE
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+else:  # loaded on first use: declaring an operator needs no Arrow
+    from desensitize.operators._libs import pa, pc
 
 OPERATORS: dict[str, Operator] = {
     op.name: op

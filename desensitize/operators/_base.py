@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from desensitize.errors import KeyMaterialError, OperatorError
 from desensitize.keys import Keyring
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+else:  # loaded on first use: declaring an operator needs no Arrow
+    from desensitize.operators._libs import pa
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,7 @@ class OpContext:
 
 # fn(values, params, ctx) -> array of the same length.  ``values`` holds only
 # non-null, non-empty strings; nulls and empty cells never reach an operator.
-OpFn = Callable[[pa.Array, Mapping[str, Any], OpContext], pa.Array]
+OpFn = Callable[["pa.Array", Mapping[str, Any], OpContext], "pa.Array"]
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING, Any
 
 from desensitize.operators._base import OpContext, Operator, Param
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+else:  # loaded on first use: declaring an operator needs no Arrow
+    from desensitize.operators._libs import np, pa, pc
 
 # entity → (mode, prefix, suffix) used when the profile does not say
 MASK_DEFAULTS: dict[str | None, tuple[str, int, int]] = {

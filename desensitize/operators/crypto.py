@@ -16,10 +16,8 @@ import base64
 import hashlib
 from array import array
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
@@ -27,6 +25,12 @@ from desensitize.errors import OperatorError
 from desensitize.operators._base import OpContext, Operator, Param
 from gmcrypto import AeadFailure
 from gmcrypto.siv import siv_decrypt, siv_encrypt
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+else:  # loaded on first use: declaring an operator needs no Arrow
+    from desensitize.operators._libs import pa, pc
 
 ENC_PREFIX = "SIV:"  # AES-SIV (RFC 5297)
 SM4_ENC_PREFIX = "SM4SIV:"  # SIV over SM4 (gm suite)

@@ -18,9 +18,7 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from desensitize.operators._base import OpContext, Operator
 from desensitize.operators.crypto import hmac_many, per_distinct
@@ -33,6 +31,11 @@ from desensitize.operators.fpe import (
     provinces,
     uscc_check_char,
 )
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+else:  # loaded on first use: declaring an operator needs no Arrow
+    from desensitize.operators._libs import pa
 
 POOL = 1 << 14
 _PLATE_PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"

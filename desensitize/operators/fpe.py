@@ -23,10 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import date, timedelta
 from functools import lru_cache
-from typing import Any
-
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING, Any
 
 from desensitize.errors import DomainTooSmall, OperatorError
 from desensitize.operators._base import OpContext, Operator, Param
@@ -44,6 +41,12 @@ from desensitize.standards import (
 from desensitize.standards import (
     gb32100_check as uscc_check_char,
 )
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+else:  # loaded on first use: declaring an operator needs no Arrow
+    from desensitize.operators._libs import pa, pc
 
 # re-exported for the other operators (fake) and the tests: one definition, in standards
 __all__ = [

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
-
-import numpy as np
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from desensitize.standards import GB11643_CHECK, GB11643_WEIGHTS, provinces
 
@@ -21,10 +21,19 @@ DATE_FIRST = date(1900, 1, 1)
 DATE_LAST = date(2025, 12, 31)
 DAYS = (DATE_LAST - DATE_FIRST).days + 1
 
-_W = np.array(GB11643_WEIGHTS, dtype=np.int64)
-_EPOCH = np.datetime64(DATE_FIRST.isoformat(), "D")
-_LAST = np.datetime64(DATE_LAST.isoformat(), "D")
-_CHECK = np.frombuffer(GB11643_CHECK.encode(), dtype=np.uint8)
+if TYPE_CHECKING:
+    import numpy as np
+else:  # loaded on first use: importing the fpe operator (a policy load does) needs no numpy
+    from desensitize.operators._libs import np
+
+
+@cache
+def _arrays() -> tuple[Any, Any, Any, Any]:
+    """The GB 11643 weights, the first and last date of the domain, the check characters."""
+    return (np.array(GB11643_WEIGHTS, dtype=np.int64),
+            np.datetime64(DATE_FIRST.isoformat(), "D"),
+            np.datetime64(DATE_LAST.isoformat(), "D"),
+            np.frombuffer(GB11643_CHECK.encode(), dtype=np.uint8))
 
 
 def _province_lookup() -> tuple[np.ndarray, np.ndarray]:
@@ -45,9 +54,10 @@ def ranks_from_ids(items: Sequence[str]) -> np.ndarray:
         raw = np.frombuffer("".join(items).upper().encode("ascii"), dtype=np.uint8).reshape(n, 18)
     except UnicodeEncodeError:
         raise ValueError("not an 18-character resident ID") from None
+    _weights, epoch, last_day, check = _arrays()
     digits = raw[:, :17].astype(np.int64) - 48
     last = raw[:, 17]
-    if ((digits < 0) | (digits > 9)).any() or not np.isin(last, _CHECK).all():
+    if ((digits < 0) | (digits > 9)).any() or not np.isin(last, check).all():
         raise ValueError("not an 18-character resident ID")
     index, _ = _province_lookup()
     prov = index[digits[:, 0] * 10 + digits[:, 1]]
@@ -63,9 +73,9 @@ def ranks_from_ids(items: Sequence[str]) -> np.ndarray:
     born = months.astype("datetime64[D]") + (day - 1).astype("timedelta64[D]")
     if (born.astype("datetime64[M]") != months).any():
         raise ValueError("no valid birth date")
-    if ((born < _EPOCH) | (born > _LAST)).any():
+    if ((born < epoch) | (born > last_day)).any():
         raise ValueError("birth date outside 1900..2025")
-    days = (born - _EPOCH).astype(np.int64)
+    days = (born - epoch).astype(np.int64)
     seq = digits[:, 14:17] @ np.array([100, 10, 1])
     ranks: np.ndarray = ((prov * 10_000 + region) * DAYS + days) * 1000 + seq
     return ranks
@@ -73,13 +83,14 @@ def ranks_from_ids(items: Sequence[str]) -> np.ndarray:
 
 def ids_from_ranks(ranks: Sequence[int]) -> list[str]:
     """Resident IDs (check character recomputed) of ranks."""
+    weights, epoch, _last_day, check = _arrays()
     r = np.asarray(ranks, dtype=np.int64)
     n = len(r)
     rest, seq = np.divmod(r, 1000)
     rest, day = np.divmod(rest, DAYS)
     prov, region = np.divmod(rest, 10_000)
     _, codes = _province_lookup()
-    dates = np.datetime_as_string(_EPOCH + day.astype("timedelta64[D]"), unit="D")
+    dates = np.datetime_as_string(epoch + day.astype("timedelta64[D]"), unit="D")
     ymd = np.frombuffer(dates.astype("S10").tobytes(), dtype=np.uint8).reshape(n, 10)
     body = np.empty((n, 17), dtype=np.int64)
     code = codes[prov]
@@ -93,6 +104,6 @@ def ids_from_ranks(ranks: Sequence[int]) -> list[str]:
         body[:, 14 + k] = seq // p % 10
     out = np.empty((n, 18), dtype=np.uint8)
     out[:, :17] = body + 48
-    out[:, 17] = _CHECK[(body @ _W) % 11]
+    out[:, 17] = check[(body @ weights) % 11]
     text = out.tobytes().decode("ascii")
     return [text[i : i + 18] for i in range(0, 18 * n, 18)]

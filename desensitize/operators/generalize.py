@@ -15,15 +15,18 @@ for kind=date) is an :class:`OperatorError` naming the column, never echoing the
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING, Any
 
 from desensitize.errors import OperatorError
 from desensitize.operators._base import OpContext, Operator, Param
 from desensitize.operators.basic import region_prefix
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+else:  # loaded on first use: declaring an operator needs no Arrow
+    from desensitize.operators._libs import np, pa, pc
 
 DATE_RE = (
     r"^\s*(?P<y>(?:19|20)\d{2})(?:[-/.年]?)(?P<m>0?[1-9]|1[0-2])(?:[-/.月]?)"

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from desensitize.errors import OperatorError
 from desensitize.operators._base import OpContext, Operator, Param
 from desensitize.operators.crypto import hmac_many, per_distinct
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+else:  # loaded on first use: declaring an operator needs no Arrow
+    from desensitize.operators._libs import pa
 
 
 def _noise(values: pa.Array, params: Mapping[str, Any], ctx: OpContext) -> pa.Array:
