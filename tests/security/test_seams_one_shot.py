@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
 
 from exchange import PsiClient
 from quanguard.auth import Principal
-from quanguard.container import Container, build_container
-from tests.conftest import auth, make_settings
+from quanguard.container import Container
+from tests.conftest import auth
 from tests.quanguard.test_exchange_flows import csv_bytes, resident_id
 from tests.security.test_seams_exchange import events, register, send_psi
 
@@ -33,11 +32,9 @@ PROV, BANK = "市卫健委", "某银行"
 
 
 @pytest.fixture
-def container(db_backend: tuple[str, str | None], tmp_path: Path) -> Iterator[Container]:
-    url, schema = db_backend
-    c = build_container(make_settings(tmp_path, db_url=url), schema=schema)
-    yield c
-    c.close()
+def container(any_container: Container) -> Container:
+    """conftest's ``any_container``: the races run on SQLite and on PostgreSQL."""
+    return any_container
 
 
 @pytest.fixture
