@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from desensitize.errors import KeyMaterialError
 from gmcrypto import INTL, Suite
+from gmcrypto.keyfile import publish_private_file
 
 KEY_BYTES = 32
 KEY_FILE_NAME = "mask.key"
@@ -121,14 +122,9 @@ def load_key_dir(key_dir: str | os.PathLike[str], *, create: bool = True,
     if not path.exists():
         if not create:
             raise KeyMaterialError(f"{path}: no masking key (run a mask once to create it)")
-        d.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return load_key_dir(d, create=False, suite=suite)  # another process made it first
         header = b"" if suite is INTL else SUITE_LINE + suite.name.encode() + b"\n"
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(header + secrets.token_bytes(KEY_BYTES).hex().encode() + b"\n")
+        # whole or absent: another process (a worker starting too) may be making it now
+        publish_private_file(path, header + secrets.token_bytes(KEY_BYTES).hex().encode() + b"\n")
     if suite is not INTL:
         try:
             head = path.read_bytes()[:len(SUITE_LINE)]

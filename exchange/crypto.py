@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from exchange.errors import IntegrityFailure, KeyFileError
 from gmcrypto import INTL, SUITES, AeadFailure, Suite, SuiteMismatch
+from gmcrypto.keyfile import publish_private_file
 
 MASTER_KEY_FILE = "exchange-master.key"
 # The root of the per-dataset subject-hash keys. Split from the master key on its first
@@ -41,6 +42,8 @@ def load_or_create_secret(path: Path, size: int = 32) -> bytes:
 
     Raises KeyFileError when the file exists with the wrong size or is readable by others.
     """
+    if not path.exists():  # whole or absent, whoever of several workers makes it
+        publish_private_file(path, os.urandom(size))
     if path.exists():
         mode = path.stat().st_mode & 0o077
         if mode:
@@ -49,12 +52,7 @@ def load_or_create_secret(path: Path, size: int = 32) -> bytes:
         if len(data) != size:
             raise KeyFileError(f"{path.name}: expected {size} bytes, found {len(data)}")
         return data
-    path.parent.mkdir(parents=True, exist_ok=True)
-    secret = os.urandom(size)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(secret)
-    return secret
+    raise KeyFileError(f"{path.name}: key file vanished while it was being read")
 
 
 def seal(key: bytes, plaintext: bytes, aad: bytes, suite: Suite | None = None) -> bytes:

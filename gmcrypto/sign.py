@@ -15,7 +15,6 @@ first 16 hex digits of the suite's hash of the raw public key.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -34,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 
 from gmcrypto.errors import KeyFileError, UnknownSuite
+from gmcrypto.keyfile import publish_private_file
 from gmcrypto.suite import SUITES, Suite
 
 SM2_DEFAULT_UID = b"1234567812345678"
@@ -142,9 +142,7 @@ def load_or_create_sm2(path: Path) -> Sm2Signer:
         if len(secret) != 32:
             raise KeyFileError(f"{path}: SM2 key must be 32 bytes, found {len(secret)}")
         return Sm2Signer(secret)
-    path.parent.mkdir(parents=True, exist_ok=True)
     signer = Sm2Signer.generate()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(SM2_KEY_HEADER + signer.secret.hex().encode() + b"\n")
+    if not publish_private_file(path, SM2_KEY_HEADER + signer.secret.hex().encode() + b"\n"):
+        return load_or_create_sm2(path)  # another process made it first: use that one
     return signer

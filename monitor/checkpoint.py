@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -39,6 +38,7 @@ from gmcrypto import (
     verify_signature,
 )
 from gmcrypto import key_id as suite_key_id
+from gmcrypto.keyfile import publish_private_file
 from monitor.errors import CheckpointError, Tampered
 from monitor.events import canonical_json, format_ts, json_object, parse_ts
 
@@ -102,10 +102,9 @@ def load_or_create_signer(key_dir: Path, suite: Suite = INTL) -> Signer:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    # Create with 0600 from the start: no window where the key is world-readable.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
+    # 0600 from the start, whole or absent; another process may have made it first
+    if not publish_private_file(path, pem):
+        return load_or_create_signer(key_dir, suite)
     return Signer(Ed25519Signer(key))
 
 

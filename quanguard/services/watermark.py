@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 from sqlalchemy.orm import Session
 
+from gmcrypto.keyfile import publish_private_file
 from watermark import (
     Detector,
     Embedder,
@@ -47,13 +48,8 @@ def load_secret(key_dir: Path) -> bytes:
     """Read the watermark key, creating it (0600, directory 0700) on first use."""
     key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = key_dir / KEY_FILE
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(secrets.token_bytes(KEY_BYTES))
+    if not path.exists():  # whole or absent, whoever of several workers makes it
+        publish_private_file(path, secrets.token_bytes(KEY_BYTES))
     data = path.read_bytes()
     if len(data) != KEY_BYTES:
         raise WatermarkError(f"{path}: a watermark key must be {KEY_BYTES} bytes, "
