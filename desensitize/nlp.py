@@ -18,6 +18,8 @@ from presidio_analyzer.nlp_engine import NlpArtifacts, NlpEngine
 from spacy.tokens import Doc
 from spacy.vocab import Vocab
 
+from desensitize.pos_hmm import hmm_cut, load_hmm
+
 LANGUAGE = "zh"
 
 
@@ -36,11 +38,13 @@ def _posseg() -> Any:
         tagging a short clause, and the same runs of Han characters recur across
         records: street and place names (经十, 舜耕), given names.  jieba calls it
         through the name-mangled ``__cut``, overridden here with a cached copy of its
-        output."""
+        output, computed by :func:`desensitize.pos_hmm.hmm_cut` (the same search,
+        vectorised)."""
 
         def _POSTokenizer__cut(self, sentence: str) -> Iterator[Any]:
             return iter(_hmm_cut(sentence))
 
+    load_hmm()  # its tables with jieba's, not during the first scan that needs them
     tagger = MemoPOSTokenizer.__new__(MemoPOSTokenizer)
     tagger.__dict__.update(jieba.posseg.dt.__dict__)  # the loaded dictionary, shared
     return tagger
@@ -50,6 +54,9 @@ def _posseg() -> Any:
 def _hmm_cut(run: str) -> tuple[Any, ...]:
     import jieba.posseg
 
+    fast = hmm_cut(run)  # the same words and tags as jieba's own pass, below, only faster
+    if fast is not None:
+        return tuple(jieba.posseg.pair(word, tag) for word, tag in fast)
     base = jieba.posseg.POSTokenizer._POSTokenizer__cut
     return tuple(base(jieba.posseg.dt, run))
 
