@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+import regex
 
 from desensitize import ScanInputError, ScanTooLarge, TextScanner
 from desensitize.name_model import LacTagger
@@ -255,3 +256,42 @@ def test_memoised_name_start_test_equals_the_plain_one() -> None:
         for i in range(len(text)):
             for cued in (False, True):
                 assert find.surname_at(text, i, cued=cued) == find._surname_at(text, i, cued), (text, i)
+
+
+def _points_by_scanning(find: Any, clause: str) -> list[tuple[int, bool]]:
+    """``CandidateFinder.points`` written as a scan of every character (its definition)."""
+    from desensitize.name_candidates import _DOTS, FOREIGN
+
+    out = [(i, False) for i in range(len(clause) - 1)
+           if clause[i] in find._starts and regex.match(r"\p{Han}", clause[i + 1])
+           and find._surname_at(clause, i, False)]
+    foreign = f"[{''.join(sorted(FOREIGN))}]{{2,}}"
+    out += [(m.start(), True) for m in regex.finditer(foreign, clause) if find._foreign(m.group())]
+    end = 0
+    for i in range(len(clause)):
+        if i < end:
+            continue  # inside the cue found last
+        for word in find._cues.get(clause[i], ()):
+            if clause.startswith(word, i):  # the longest cue starting here
+                end = i + len(word)
+                p = (i, True) if word in _DOTS else (find._cue_point(clause, i, end), False)
+                if p[0] is not None:
+                    out.append(p)
+                break
+    return out
+
+
+def test_name_start_points_equal_a_scan_of_every_character() -> None:
+    """``points`` finds surnames and cues with pattern scans; on the records, prose, the
+    development-like Faker sentences and edge cases it must find what a scan of every
+    character finds, in the same order."""
+    from desensitize.name_candidates import finder
+
+    find = finder()
+    prose = list(prose_gen.policy_prose())
+    texts = _records() + prose + ["王", "", "王五", "·", "买买提·艾力", "联系人", "联系人：王",
+                                  "姓名：司马光", "李鹏说", "希拉克说", "江主席", "来电人王北京，"]
+    find.clear_memo()
+    for text in texts:
+        for _, clause in find.clauses(text) if text else [(0, text)]:
+            assert find.points(clause) == _points_by_scanning(find, clause), clause
