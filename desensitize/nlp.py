@@ -65,7 +65,70 @@ def _hmm_cut(run: str) -> tuple[Any, ...]:
 def segment(clause: str) -> tuple[tuple[str, str], ...]:
     """jieba words with part-of-speech tags (``nr`` person, ``ns`` place, ...) of a clause
     (the same as ``jieba.posseg.cut(clause)``)."""
-    return tuple((p.word, p.flag) for p in _posseg().cut(clause, HMM=True))
+    import jieba.posseg
+
+    tagger = _posseg()
+    if clause and jieba.posseg.re_han_internal.fullmatch(clause):
+        return _cut_block(tagger, clause)
+    return tuple((p.word, p.flag) for p in tagger.cut(clause, HMM=True))
+
+
+def _cut_block(tagger: Any, block: str) -> tuple[tuple[str, str], ...]:
+    """``jieba.posseg.cut`` of a text that is one block of Han characters, letters and
+    digits (an address head, a name), in one function instead of jieba's chain of
+    generators: its dictionary graph (``get_DAG``), its best route computed from the right
+    with the same float sums and tie-break (``calc``: the greatest score, then the
+    furthest end), and its words, runs of single characters going to the HMM pass as in
+    ``POSTokenizer.__cut_DAG``."""
+    from math import log
+
+    tagger.makesure_userdict_loaded()
+    freq = tagger.tokenizer.FREQ
+    tags = tagger.word_tag_tab
+    n = len(block)
+    logtotal = log(tagger.tokenizer.total)
+    score = [0.0] * (n + 1)
+    nxt = [0] * n
+    for idx in range(n - 1, -1, -1):
+        best, end = 0.0, -1
+        i, frag = idx, block[idx]
+        while i < n and frag in freq:
+            f = freq[frag]
+            if f:
+                s = log(f) - logtotal + score[i + 1]
+                if end < 0 or s > best or (s == best and i > end):
+                    best, end = s, i
+            i += 1
+            frag = block[idx:i + 1]
+        if end < 0:  # no dictionary word starts here: the character alone
+            best, end = log(freq.get(block[idx]) or 1) - logtotal + score[idx + 1], idx
+        score[idx], nxt[idx] = best, end + 1
+    out: list[tuple[str, str]] = []
+
+    def flush(buf: str) -> None:
+        if len(buf) == 1:
+            out.append((buf, tags.get(buf, "x")))
+        elif not freq.get(buf):
+            out.extend((p.word, p.flag) for p in tagger._POSTokenizer__cut_detail(buf))
+        else:
+            out.extend((ch, tags.get(ch, "x")) for ch in buf)
+
+    buf = ""
+    x = 0
+    while x < n:
+        y = nxt[x]
+        if y - x == 1:
+            buf += block[x]
+        else:
+            if buf:
+                flush(buf)
+                buf = ""
+            word = block[x:y]
+            out.append((word, tags.get(word, "x")))
+        x = y
+    if buf:
+        flush(buf)
+    return tuple(out)
 
 
 def clear_caches() -> None:
