@@ -196,14 +196,35 @@ def _origin(starts: list[tuple[int, int, int]], pos: int,
 
 
 def resolve(findings: Iterable[Finding]) -> list[Finding]:
-    """Non-overlapping findings: higher score first, then entity priority, then longer."""
+    """Non-overlapping findings: higher score first, then entity priority, then longer.
+
+    The choice is greedy over all findings in that order; a finding overlapping no other
+    is chosen whatever the order, and the choice within a group of findings overlapping
+    each other (in start order, a run of spans each starting before the furthest end so
+    far) depends on that group alone, so each group is resolved apart and most findings,
+    alone, skip the sorting.  Findings on one span (empty ones overlap nothing) come out
+    best first, and findings that tie keep their order within the set, as in the greedy
+    pass over all."""
     from desensitize.recognizers import PRIORITY
 
     rank = {e: i for i, e in enumerate(PRIORITY)}
+    ordered = sorted(set(findings), key=lambda f: (f.start, f.end, -f.score, rank.get(f.entity, 99)))
+    chosen: list[Finding] = []
+    i, n = 0, len(ordered)
+    while i < n:
+        j, reach = i + 1, ordered[i].end
+        while j < n and ordered[j].start < reach:
+            reach = max(reach, ordered[j].end)
+            j += 1
+        chosen.extend(ordered[i:j] if j == i + 1 else _greedy(ordered[i:j], rank))
+        i = j
+    return chosen
+
+
+def _greedy(findings: Iterable[Finding], rank: dict[str, int]) -> list[Finding]:
     chosen: list[Finding] = []
     taken = Taken()
-    for f in sorted(set(findings),
-                    key=lambda f: (-f.score, rank.get(f.entity, 99), -(f.end - f.start), f.start)):
+    for f in sorted(findings, key=lambda f: (-f.score, rank.get(f.entity, 99), -(f.end - f.start), f.start)):
         if taken.free(f.start, f.end):
             chosen.append(f)
             taken.add(f.start, f.end)

@@ -8,8 +8,11 @@ from typing import Any
 
 import pytest
 import regex
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from desensitize import ScanInputError, ScanTooLarge, TextScanner
+from desensitize.findings import Finding
 from desensitize.name_model import LacTagger
 from desensitize.text_scan import chunks
 from quanguard.container import Container
@@ -295,3 +298,59 @@ def test_name_start_points_equal_a_scan_of_every_character() -> None:
     for text in texts:
         for _, clause in find.clauses(text) if text else [(0, text)]:
             assert find.points(clause) == _points_by_scanning(find, clause), clause
+
+
+def _resolve_greedily(findings: list[Any]) -> list[Any]:
+    """``resolve`` by its definition: greedy over all findings, best first."""
+    from desensitize.recognizers import PRIORITY
+    from desensitize.spans import Taken
+
+    rank = {e: i for i, e in enumerate(PRIORITY)}
+    chosen, taken = [], Taken()
+    for f in sorted(set(findings), key=lambda f: (-f.score, rank.get(f.entity, 99), -(f.end - f.start), f.start)):
+        if taken.free(f.start, f.end):
+            chosen.append(f)
+            taken.add(f.start, f.end)
+    return sorted(chosen, key=lambda f: (f.start, f.end))
+
+
+_ENTITY = st.sampled_from(["PERSON", "LOCATION", "PHONE_NUMBER", "CN_RESIDENT_ID", "OTHER", "ANOTHER"])
+_FINDING = st.builds(Finding, _ENTITY, st.integers(0, 40), st.integers(0, 40),
+                     st.sampled_from([0.5, 0.6, 0.85, 0.95]), st.none())
+
+
+@settings(deadline=None, max_examples=500)
+@given(st.lists(st.one_of(_FINDING, _FINDING.filter(lambda f: f.end > f.start)), max_size=25))
+def test_resolving_group_by_group_chooses_what_the_greedy_pass_over_all_chooses(findings: list[Any]) -> None:
+    """Overlapping groups, lone findings, ties, duplicates, empty spans, unranked entities."""
+    from desensitize.text_scan import resolve
+
+    findings = [f for f in findings if f.end >= f.start]
+    assert resolve(findings) == _resolve_greedily(findings)
+    assert resolve(findings + findings[:3]) == _resolve_greedily(findings)
+
+
+def test_resolving_real_scans_chooses_what_the_greedy_pass_chooses() -> None:
+    from desensitize import text_scan
+
+    seen: list[list[Any]] = []
+    real = text_scan.resolve
+    def spy(findings: Any) -> list[Any]:
+        seen.append(list(findings))
+        return real(seen[-1])
+
+    text_scan.resolve = spy
+    try:
+        list(TextScanner().scan_many(_records() + ["\n".join(_records()[:200])]))
+    finally:
+        text_scan.resolve = real
+    assert sum(map(len, seen)) > 1000
+    assert all(real(f) == _resolve_greedily(f) for f in seen)
+
+
+def test_empty_spans_at_one_place_come_out_best_first_as_in_the_greedy_pass() -> None:
+    from desensitize.text_scan import resolve
+
+    for order in ([0.5, 0.9, 0.6], [0.9, 0.6, 0.5], [0.6, 0.5, 0.9]):
+        findings = [Finding(e, 5, 5, sc) for e, sc in zip(("PERSON", "LOCATION", "OTHER"), order, strict=True)]
+        assert resolve(findings) == _resolve_greedily(findings)
