@@ -182,19 +182,6 @@ def _join(piece: str, windows: list[tuple[int, int]]) -> tuple[str, list[tuple[i
     return _JOIN + _JOIN.join(parts), starts
 
 
-def _origin(starts: list[tuple[int, int, int]], pos: int,
-            keys: list[int] | None = None) -> tuple[int, int] | None:
-    """``(joined_start, piece_start)`` of the window holding joined offset ``pos``
-    (``keys``: the joined starts, computed once per text by the caller)."""
-    import bisect
-
-    i = bisect.bisect_right(keys if keys is not None else [j for j, _, _ in starts], pos) - 1
-    if i < 0:
-        return None
-    j, p, n = starts[i]
-    return (j, p) if pos < j + n else None
-
-
 def resolve(findings: Iterable[Finding]) -> list[Finding]:
     """Non-overlapping findings: higher score first, then entity priority, then longer.
 
@@ -312,14 +299,23 @@ class TextScanner:
                 ) -> Iterator[tuple[Any, tuple[int, int], float]]:
         """``(result, (start, end) in the piece, score)`` of the results above threshold
         that lie inside one window of the joined text."""
+        import bisect
+
         keys = [j for j, _, _ in starts]
+        limits: dict[str, float] = {}
         for r in results:
-            if r.score < self._threshold(r.entity_type):
+            limit = limits.get(r.entity_type)
+            if limit is None:
+                limit = limits[r.entity_type] = self._threshold(r.entity_type)
+            if r.score < limit:
                 continue
-            base = _origin(starts, r.start, keys)
-            if base is None or _origin(starts, r.end - 1, keys) != base:
-                continue  # a span across two windows is an artefact of the join
-            s = base[1] + (r.start - base[0])
+            i = bisect.bisect_right(keys, r.start) - 1  # the window holding the start
+            if i < 0:
+                continue
+            j, p, n = starts[i]
+            if not j <= r.end - 1 < j + n or r.start >= j + n:
+                continue  # outside the windows, or across two: an artefact of the join
+            s = p + (r.start - j)
             yield r, (s, s + (r.end - r.start)), float(r.score)
 
     def _run(self, text: str, jobs: list[_Job], with_text: bool) -> list[Finding]:

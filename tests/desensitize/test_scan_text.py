@@ -354,3 +354,36 @@ def test_empty_spans_at_one_place_come_out_best_first_as_in_the_greedy_pass() ->
     for order in ([0.5, 0.9, 0.6], [0.9, 0.6, 0.5], [0.6, 0.5, 0.9]):
         findings = [Finding(e, 5, 5, sc) for e, sc in zip(("PERSON", "LOCATION", "OTHER"), order, strict=True)]
         assert resolve(findings) == _resolve_greedily(findings)
+
+
+def _origin(starts: list[tuple[int, int, int]], pos: int) -> tuple[int, int] | None:
+    i = max((k for k, (j, _, _) in enumerate(starts) if j <= pos), default=-1)
+    if i < 0:
+        return None
+    j, p, n = starts[i]
+    return (j, p) if pos < j + n else None
+
+
+@settings(deadline=None, max_examples=300)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(1, 6)), min_size=1, max_size=6),
+       st.lists(st.tuples(st.sampled_from(["PERSON", "LOCATION"]), st.integers(0, 60), st.integers(0, 8),
+                          st.sampled_from([0.3, 0.45, 0.5, 0.9])), max_size=20))
+def test_results_are_placed_only_inside_one_window(gaps: list[tuple[int, int]], raw: list[Any]) -> None:
+    """A result is kept when above its entity's threshold and inside one window of the
+    joined text (by definition: its first and last characters in the same window)."""
+    from types import SimpleNamespace
+
+    starts, pos, piece = [], 1, 0
+    for gap, length in gaps:  # joined windows one full stop apart, from anywhere in the piece
+        piece += gap
+        starts.append((pos, piece, length))
+        pos, piece = pos + length + 1, piece + length
+    scanner = TextScanner()
+    results = [SimpleNamespace(entity_type=e, start=s, end=s + n, score=sc) for e, s, n, sc in raw]
+    expected = []
+    for r in results:
+        base = _origin(starts, r.start)
+        if r.score >= scanner._threshold(r.entity_type) and base is not None and _origin(starts, r.end - 1) == base:
+            s = base[1] + r.start - base[0]
+            expected.append((r, (s, s + r.end - r.start), r.score))
+    assert list(scanner._placed(results, starts)) == expected
