@@ -82,6 +82,8 @@ def _cut_block(tagger: Any, block: str) -> tuple[tuple[str, str], ...]:
     ``POSTokenizer.__cut_DAG``."""
     from math import log
 
+    from jieba.posseg import re_han_detail as han_run
+
     tagger.makesure_userdict_loaded()
     freq = tagger.tokenizer.FREQ
     tags = tagger.word_tag_tab
@@ -108,8 +110,9 @@ def _cut_block(tagger: Any, block: str) -> tuple[tuple[str, str], ...]:
     def flush(buf: str) -> None:
         if len(buf) == 1:
             out.append((buf, tags.get(buf, "x")))
-        elif not freq.get(buf):
-            out.extend((p.word, p.flag) for p in tagger._POSTokenizer__cut_detail(buf))
+        elif not freq.get(buf):  # jieba's HMM pass (``__cut_detail``; a run all Han goes straight in)
+            run = _hmm_cut(buf) if han_run.fullmatch(buf) else tagger._POSTokenizer__cut_detail(buf)
+            out.extend((p.word, p.flag) for p in run)
         else:
             out.extend((ch, tags.get(ch, "x")) for ch in buf)
 
