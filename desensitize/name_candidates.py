@@ -19,6 +19,7 @@ from __future__ import annotations
 import bisect
 import importlib.util
 import logging
+import re
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -50,7 +51,8 @@ _COMMON_TAGS = frozenset({"n", "vn", "v", "a", "ad", "an", "d", "vd"})
 # characters typical of transliterated foreign names (奥尔布赖特, 希丁克, 马尔蒂尼)
 FOREIGN = frozenset("斯尔克特维尼奇普拉德里诺夫托基亚科罗卡森伊娃莎丝妮蒂布赖丁希姆顿逊曼伦纳契洛索杰"
                     "埃莫萨吉奥乌贝戈赫霍库卢鲁迈佩乔塞沙舍什泰汤图瓦威沃谢耶约扎兹迪弗阿艾")
-_FOREIGN_RUN = regex.compile(rf"[{''.join(sorted(FOREIGN))}]{{2,}}")
+# a plain character class: the standard library's engine scans it faster than ``regex``
+_FOREIGN_RUN = re.compile(f"[{re.escape(''.join(sorted(FOREIGN)))}]{{2,}}")
 _SPEAKING = ("说", "表示", "指出", "认为", "介绍", "强调", "告诉", "透露", "回忆", "坦言", "笑道", "问")
 
 
@@ -116,16 +118,19 @@ class CandidateFinder:
         cues = mapping("person_cues.tsv")
         cue_words = set(cues.get("before_strong", ())) | {
             w for w in cues.get("after_strong", ()) if len(w) > 1} | set(_SPEAKING)
-        # cue words by first character, longest first: a scan of the clause's characters
-        # finds the leftmost-longest, non-overlapping cues (what an alternation finds)
+        # cue words by first character, longest first, and the dots that join the parts of
+        # a transliterated name (a dot no cue starts with is a cue of its own)
         self._cues: dict[str, tuple[str, ...]] = {}
         for w in sorted(cue_words, key=len, reverse=True):
             self._cues[w[0]] = (*self._cues.get(w[0], ()), w)
         for dot in _DOTS:
             self._cues.setdefault(dot, (dot,))
-        self._cue_first = regex.compile(f"[{regex.escape(''.join(sorted(self._cues)))}]")
+        # their alternation, longest first: it finds the leftmost-longest, non-overlapping
+        # cues; the standard library's engine skips a branch on its first character
+        self._cue_rx = re.compile("|".join(re.escape(w) for ws in self._cues.values() for w in ws))
         # characters that may start a name: a surname or the first of a compound one
         self._starts = frozenset(self.single | {c[0] for c in self.compound})
+        self._start_rx = re.compile(f"[{re.escape(''.join(sorted(c for c in self._starts if len(c) == 1)))}]")
         self.freq, self.tags = finder_tables()
         self._memo: dict[tuple[str, bool, bool], bool] = {}
 
@@ -218,13 +223,10 @@ class CandidateFinder:
         ``wide`` for transliterations, which reach further both ways."""
         out: list[tuple[int, bool]] = []
         memo = self._memo  # surname_at's memo, read here without a call per surname
-        starts = self._starts
-        last = len(clause) - 1
-        for i, ch in enumerate(clause):
-            # a surname character followed by a Han character (CJK's main block checked
-            # by range, the rest of the Han script by the pattern)
-            if ch not in starts or i == last:
-                continue
+        # a surname character (not the last) followed by a Han character (CJK's main
+        # block checked by range, the rest of the Han script by the pattern)
+        for m in self._start_rx.finditer(clause, 0, len(clause) - 1):
+            i = m.start()
             nxt = clause[i + 1]
             if not ("\u4e00" <= nxt <= "\u9fef" or _HAN_CHAR.match(nxt)):
                 continue
@@ -232,22 +234,14 @@ class CandidateFinder:
             if known if known is not None else self.surname_at(clause, i):
                 out.append((i, False))
         out += [(m.start(), True) for m in _FOREIGN_RUN.finditer(clause) if self._foreign(m.group())]
-        cues = self._cues
-        end = 0
-        for m in self._cue_first.finditer(clause):
-            i = m.start()
-            if i < end:
-                continue  # inside the cue found last
-            for word in cues[clause[i]]:
-                if clause.startswith(word, i):
-                    end = i + len(word)
-                    if word in _DOTS:
-                        out.append((i, True))
-                    else:
-                        p = self._cue_point(clause, i, end)
-                        if p is not None:
-                            out.append((p, False))
-                    break
+        for m in self._cue_rx.finditer(clause):
+            i, end = m.span()
+            if m.group() in _DOTS:
+                out.append((i, True))
+            else:
+                p = self._cue_point(clause, i, end)
+                if p is not None:
+                    out.append((p, False))
         return out
 
     def worth_tagging(self, clause: str) -> bool:

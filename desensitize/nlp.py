@@ -18,6 +18,8 @@ from presidio_analyzer.nlp_engine import NlpArtifacts, NlpEngine
 from spacy.tokens import Doc
 from spacy.vocab import Vocab
 
+from desensitize.pos_hmm import hmm_cut, load_hmm
+
 LANGUAGE = "zh"
 
 
@@ -36,11 +38,13 @@ def _posseg() -> Any:
         tagging a short clause, and the same runs of Han characters recur across
         records: street and place names (经十, 舜耕), given names.  jieba calls it
         through the name-mangled ``__cut``, overridden here with a cached copy of its
-        output."""
+        output, computed by :func:`desensitize.pos_hmm.hmm_cut` (the same search,
+        vectorised)."""
 
         def _POSTokenizer__cut(self, sentence: str) -> Iterator[Any]:
             return iter(_hmm_cut(sentence))
 
+    load_hmm()  # its tables with jieba's, not during the first scan that needs them
     tagger = MemoPOSTokenizer.__new__(MemoPOSTokenizer)
     tagger.__dict__.update(jieba.posseg.dt.__dict__)  # the loaded dictionary, shared
     return tagger
@@ -50,6 +54,9 @@ def _posseg() -> Any:
 def _hmm_cut(run: str) -> tuple[Any, ...]:
     import jieba.posseg
 
+    fast = hmm_cut(run)  # the same words and tags as jieba's own pass, below, only faster
+    if fast is not None:
+        return tuple(jieba.posseg.pair(word, tag) for word, tag in fast)
     base = jieba.posseg.POSTokenizer._POSTokenizer__cut
     return tuple(base(jieba.posseg.dt, run))
 
@@ -58,7 +65,73 @@ def _hmm_cut(run: str) -> tuple[Any, ...]:
 def segment(clause: str) -> tuple[tuple[str, str], ...]:
     """jieba words with part-of-speech tags (``nr`` person, ``ns`` place, ...) of a clause
     (the same as ``jieba.posseg.cut(clause)``)."""
-    return tuple((p.word, p.flag) for p in _posseg().cut(clause, HMM=True))
+    import jieba.posseg
+
+    tagger = _posseg()
+    if clause and jieba.posseg.re_han_internal.fullmatch(clause):
+        return _cut_block(tagger, clause)
+    return tuple((p.word, p.flag) for p in tagger.cut(clause, HMM=True))
+
+
+def _cut_block(tagger: Any, block: str) -> tuple[tuple[str, str], ...]:
+    """``jieba.posseg.cut`` of a text that is one block of Han characters, letters and
+    digits (an address head, a name), in one function instead of jieba's chain of
+    generators: its dictionary graph (``get_DAG``), its best route computed from the right
+    with the same float sums and tie-break (``calc``: the greatest score, then the
+    furthest end), and its words, runs of single characters going to the HMM pass as in
+    ``POSTokenizer.__cut_DAG``."""
+    from math import log
+
+    from jieba.posseg import re_han_detail as han_run
+
+    tagger.makesure_userdict_loaded()
+    freq = tagger.tokenizer.FREQ
+    tags = tagger.word_tag_tab
+    n = len(block)
+    logtotal = log(tagger.tokenizer.total)
+    score = [0.0] * (n + 1)
+    nxt = [0] * n
+    for idx in range(n - 1, -1, -1):
+        best, end = 0.0, -1
+        i, frag = idx, block[idx]
+        while i < n and frag in freq:
+            f = freq[frag]
+            if f:
+                s = log(f) - logtotal + score[i + 1]
+                if end < 0 or s > best or (s == best and i > end):
+                    best, end = s, i
+            i += 1
+            frag = block[idx:i + 1]
+        if end < 0:  # no dictionary word starts here: the character alone
+            best, end = log(freq.get(block[idx]) or 1) - logtotal + score[idx + 1], idx
+        score[idx], nxt[idx] = best, end + 1
+    out: list[tuple[str, str]] = []
+
+    def flush(buf: str) -> None:
+        if len(buf) == 1:
+            out.append((buf, tags.get(buf, "x")))
+        elif not freq.get(buf):  # jieba's HMM pass (``__cut_detail``; a run all Han goes straight in)
+            run = _hmm_cut(buf) if han_run.fullmatch(buf) else tagger._POSTokenizer__cut_detail(buf)
+            out.extend((p.word, p.flag) for p in run)
+        else:
+            out.extend((ch, tags.get(ch, "x")) for ch in buf)
+
+    buf = ""
+    x = 0
+    while x < n:
+        y = nxt[x]
+        if y - x == 1:
+            buf += block[x]
+        else:
+            if buf:
+                flush(buf)
+                buf = ""
+            word = block[x:y]
+            out.append((word, tags.get(word, "x")))
+        x = y
+    if buf:
+        flush(buf)
+    return tuple(out)
 
 
 def clear_caches() -> None:

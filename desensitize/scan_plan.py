@@ -23,10 +23,17 @@ from collections.abc import Sequence
 from desensitize.name_candidates import name_windows
 
 # plain character classes: the standard library's engine scans them about twice as fast
-_ALNUM = re.compile(r"[0-9A-Za-z０-９Ａ-Ｚａ-ｚ@＠]+")
+_ALNUM_CLASS = "0-9A-Za-z０-９Ａ-Ｚａ-ｚ@＠"
+_BEFORE, _AFTER = 16, 6  # context characters a structured window keeps around its run
+# runs whose windows meet (at most _BEFORE + _AFTER other characters between them), as
+# one match: the merged window of the cluster is its span widened by the margins
+_ALNUM_CLUSTER = re.compile(rf"[{_ALNUM_CLASS}]+(?:[^{_ALNUM_CLASS}]{{1,{_BEFORE + _AFTER}}}[{_ALNUM_CLASS}]+)*")
 _NUM = r"(?:[0-9０-９]+|[一二三四五六七八九十百零两]+)"
+# (the lookahead, the first characters of the three branches, spares the engine trying
+# each branch at every other character)
 _ADDRESS_ANCHOR = re.compile(
-    rf"{_NUM}(?:号|栋|幢|座|单元|层|楼|室|户|弄|院)|[A-Za-z](?:座|栋|幢|区)|(?:路|街|巷|道|村|小区|大厦|公寓|花园){_NUM}")
+    rf"(?=[0-9０-９一二三四五六七八九十百零两A-Za-z路街巷道村小大公花])"
+    rf"(?:{_NUM}(?:号|栋|幢|座|单元|层|楼|室|户|弄|院)|[A-Za-z](?:座|栋|幢|区)|(?:路|街|巷|道|村|小区|大厦|公寓|花园){_NUM})")
 _WHOLE = 0.7
 
 
@@ -58,9 +65,12 @@ def location_windows(text: str) -> list[tuple[int, int]]:
 
 
 def structured_windows(text: str) -> list[tuple[int, int]]:
-    """Windows of ``text`` for the structured entities."""
-    spans = [(m.start() - 16, m.end() + 6) for m in _ALNUM.finditer(text)]
-    return _or_whole(_merge(spans, len(text)), len(text))
+    """Windows of ``text`` for the structured entities: each run of Latin letters and
+    digits with the ``_BEFORE`` characters before it and the ``_AFTER`` after it, merged
+    where they meet (the same windows as :func:`_merge` of the runs' windows)."""
+    n = len(text)
+    spans = [(max(0, m.start() - _BEFORE), min(n, m.end() + _AFTER)) for m in _ALNUM_CLUSTER.finditer(text)]
+    return _or_whole(spans, n)
 
 
 def plan(text: str, entities: Sequence[str],

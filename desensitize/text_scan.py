@@ -182,28 +182,36 @@ def _join(piece: str, windows: list[tuple[int, int]]) -> tuple[str, list[tuple[i
     return _JOIN + _JOIN.join(parts), starts
 
 
-def _origin(starts: list[tuple[int, int, int]], pos: int,
-            keys: list[int] | None = None) -> tuple[int, int] | None:
-    """``(joined_start, piece_start)`` of the window holding joined offset ``pos``
-    (``keys``: the joined starts, computed once per text by the caller)."""
-    import bisect
-
-    i = bisect.bisect_right(keys if keys is not None else [j for j, _, _ in starts], pos) - 1
-    if i < 0:
-        return None
-    j, p, n = starts[i]
-    return (j, p) if pos < j + n else None
-
-
 def resolve(findings: Iterable[Finding]) -> list[Finding]:
-    """Non-overlapping findings: higher score first, then entity priority, then longer."""
+    """Non-overlapping findings: higher score first, then entity priority, then longer.
+
+    The choice is greedy over all findings in that order; a finding overlapping no other
+    is chosen whatever the order, and the choice within a group of findings overlapping
+    each other (in start order, a run of spans each starting before the furthest end so
+    far) depends on that group alone, so each group is resolved apart and most findings,
+    alone, skip the sorting.  Findings on one span (empty ones overlap nothing) come out
+    best first, and findings that tie keep their order within the set, as in the greedy
+    pass over all."""
     from desensitize.recognizers import PRIORITY
 
     rank = {e: i for i, e in enumerate(PRIORITY)}
+    ordered = sorted(set(findings), key=lambda f: (f.start, f.end, -f.score, rank.get(f.entity, 99)))
+    chosen: list[Finding] = []
+    i, n = 0, len(ordered)
+    while i < n:
+        j, reach = i + 1, ordered[i].end
+        while j < n and ordered[j].start < reach:
+            reach = max(reach, ordered[j].end)
+            j += 1
+        chosen.extend(ordered[i:j] if j == i + 1 else _greedy(ordered[i:j], rank))
+        i = j
+    return chosen
+
+
+def _greedy(findings: Iterable[Finding], rank: dict[str, int]) -> list[Finding]:
     chosen: list[Finding] = []
     taken = Taken()
-    for f in sorted(set(findings),
-                    key=lambda f: (-f.score, rank.get(f.entity, 99), -(f.end - f.start), f.start)):
+    for f in sorted(findings, key=lambda f: (-f.score, rank.get(f.entity, 99), -(f.end - f.start), f.start)):
         if taken.free(f.start, f.end):
             chosen.append(f)
             taken.add(f.start, f.end)
@@ -291,14 +299,23 @@ class TextScanner:
                 ) -> Iterator[tuple[Any, tuple[int, int], float]]:
         """``(result, (start, end) in the piece, score)`` of the results above threshold
         that lie inside one window of the joined text."""
+        import bisect
+
         keys = [j for j, _, _ in starts]
+        limits: dict[str, float] = {}
         for r in results:
-            if r.score < self._threshold(r.entity_type):
+            limit = limits.get(r.entity_type)
+            if limit is None:
+                limit = limits[r.entity_type] = self._threshold(r.entity_type)
+            if r.score < limit:
                 continue
-            base = _origin(starts, r.start, keys)
-            if base is None or _origin(starts, r.end - 1, keys) != base:
-                continue  # a span across two windows is an artefact of the join
-            s = base[1] + (r.start - base[0])
+            i = bisect.bisect_right(keys, r.start) - 1  # the window holding the start
+            if i < 0:
+                continue
+            j, p, n = starts[i]
+            if not j <= r.end - 1 < j + n or r.start >= j + n:
+                continue  # outside the windows, or across two: an artefact of the join
+            s = p + (r.start - j)
             yield r, (s, s + (r.end - r.start)), float(r.score)
 
     def _run(self, text: str, jobs: list[_Job], with_text: bool) -> list[Finding]:

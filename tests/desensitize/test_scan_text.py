@@ -7,8 +7,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+import regex
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from desensitize import ScanInputError, ScanTooLarge, TextScanner
+from desensitize.findings import Finding
 from desensitize.name_model import LacTagger
 from desensitize.text_scan import chunks
 from quanguard.container import Container
@@ -255,3 +259,131 @@ def test_memoised_name_start_test_equals_the_plain_one() -> None:
         for i in range(len(text)):
             for cued in (False, True):
                 assert find.surname_at(text, i, cued=cued) == find._surname_at(text, i, cued), (text, i)
+
+
+def _points_by_scanning(find: Any, clause: str) -> list[tuple[int, bool]]:
+    """``CandidateFinder.points`` written as a scan of every character (its definition)."""
+    from desensitize.name_candidates import _DOTS, FOREIGN
+
+    out = [(i, False) for i in range(len(clause) - 1)
+           if clause[i] in find._starts and regex.match(r"\p{Han}", clause[i + 1])
+           and find._surname_at(clause, i, False)]
+    foreign = f"[{''.join(sorted(FOREIGN))}]{{2,}}"
+    out += [(m.start(), True) for m in regex.finditer(foreign, clause) if find._foreign(m.group())]
+    end = 0
+    for i in range(len(clause)):
+        if i < end:
+            continue  # inside the cue found last
+        for word in find._cues.get(clause[i], ()):
+            if clause.startswith(word, i):  # the longest cue starting here
+                end = i + len(word)
+                p = (i, True) if word in _DOTS else (find._cue_point(clause, i, end), False)
+                if p[0] is not None:
+                    out.append(p)
+                break
+    return out
+
+
+def test_name_start_points_equal_a_scan_of_every_character() -> None:
+    """``points`` finds surnames and cues with pattern scans; on the records, prose, the
+    development-like Faker sentences and edge cases it must find what a scan of every
+    character finds, in the same order."""
+    from desensitize.name_candidates import finder
+
+    find = finder()
+    prose = list(prose_gen.policy_prose())
+    texts = _records() + prose + ["王", "", "王五", "·", "买买提·艾力", "联系人", "联系人：王",
+                                  "姓名：司马光", "李鹏说", "希拉克说", "江主席", "来电人王北京，"]
+    find.clear_memo()
+    for text in texts:
+        for _, clause in find.clauses(text) if text else [(0, text)]:
+            assert find.points(clause) == _points_by_scanning(find, clause), clause
+
+
+def _resolve_greedily(findings: list[Any]) -> list[Any]:
+    """``resolve`` by its definition: greedy over all findings, best first."""
+    from desensitize.recognizers import PRIORITY
+    from desensitize.spans import Taken
+
+    rank = {e: i for i, e in enumerate(PRIORITY)}
+    chosen, taken = [], Taken()
+    for f in sorted(set(findings), key=lambda f: (-f.score, rank.get(f.entity, 99), -(f.end - f.start), f.start)):
+        if taken.free(f.start, f.end):
+            chosen.append(f)
+            taken.add(f.start, f.end)
+    return sorted(chosen, key=lambda f: (f.start, f.end))
+
+
+_ENTITY = st.sampled_from(["PERSON", "LOCATION", "PHONE_NUMBER", "CN_RESIDENT_ID", "OTHER", "ANOTHER"])
+_FINDING = st.builds(Finding, _ENTITY, st.integers(0, 40), st.integers(0, 40),
+                     st.sampled_from([0.5, 0.6, 0.85, 0.95]), st.none())
+
+
+@settings(deadline=None, max_examples=500)
+@given(st.lists(st.one_of(_FINDING, _FINDING.filter(lambda f: f.end > f.start)), max_size=25))
+def test_resolving_group_by_group_chooses_what_the_greedy_pass_over_all_chooses(findings: list[Any]) -> None:
+    """Overlapping groups, lone findings, ties, duplicates, empty spans, unranked entities."""
+    from desensitize.text_scan import resolve
+
+    findings = [f for f in findings if f.end >= f.start]
+    assert resolve(findings) == _resolve_greedily(findings)
+    assert resolve(findings + findings[:3]) == _resolve_greedily(findings)
+
+
+def test_resolving_real_scans_chooses_what_the_greedy_pass_chooses() -> None:
+    from desensitize import text_scan
+
+    seen: list[list[Any]] = []
+    real = text_scan.resolve
+    def spy(findings: Any) -> list[Any]:
+        seen.append(list(findings))
+        return real(seen[-1])
+
+    text_scan.resolve = spy
+    try:
+        list(TextScanner().scan_many(_records() + ["\n".join(_records()[:200])]))
+    finally:
+        text_scan.resolve = real
+    assert sum(map(len, seen)) > 1000
+    assert all(real(f) == _resolve_greedily(f) for f in seen)
+
+
+def test_empty_spans_at_one_place_come_out_best_first_as_in_the_greedy_pass() -> None:
+    from desensitize.text_scan import resolve
+
+    for order in ([0.5, 0.9, 0.6], [0.9, 0.6, 0.5], [0.6, 0.5, 0.9]):
+        findings = [Finding(e, 5, 5, sc) for e, sc in zip(("PERSON", "LOCATION", "OTHER"), order, strict=True)]
+        assert resolve(findings) == _resolve_greedily(findings)
+
+
+def _origin(starts: list[tuple[int, int, int]], pos: int) -> tuple[int, int] | None:
+    i = max((k for k, (j, _, _) in enumerate(starts) if j <= pos), default=-1)
+    if i < 0:
+        return None
+    j, p, n = starts[i]
+    return (j, p) if pos < j + n else None
+
+
+@settings(deadline=None, max_examples=300)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(1, 6)), min_size=1, max_size=6),
+       st.lists(st.tuples(st.sampled_from(["PERSON", "LOCATION"]), st.integers(0, 60), st.integers(0, 8),
+                          st.sampled_from([0.3, 0.45, 0.5, 0.9])), max_size=20))
+def test_results_are_placed_only_inside_one_window(gaps: list[tuple[int, int]], raw: list[Any]) -> None:
+    """A result is kept when above its entity's threshold and inside one window of the
+    joined text (by definition: its first and last characters in the same window)."""
+    from types import SimpleNamespace
+
+    starts, pos, piece = [], 1, 0
+    for gap, length in gaps:  # joined windows one full stop apart, from anywhere in the piece
+        piece += gap
+        starts.append((pos, piece, length))
+        pos, piece = pos + length + 1, piece + length
+    scanner = TextScanner()
+    results = [SimpleNamespace(entity_type=e, start=s, end=s + n, score=sc) for e, s, n, sc in raw]
+    expected = []
+    for r in results:
+        base = _origin(starts, r.start)
+        if r.score >= scanner._threshold(r.entity_type) and base is not None and _origin(starts, r.end - 1) == base:
+            s = base[1] + r.start - base[0]
+            expected.append((r, (s, s + r.end - r.start), r.score))
+    assert list(scanner._placed(results, starts)) == expected
