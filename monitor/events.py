@@ -100,7 +100,10 @@ def parse_ts(text: str) -> datetime:
         raise InvalidEvent(f"timestamp {text!r} is not RFC 3339", field="ts") from exc
     if ts.tzinfo is None:
         raise InvalidEvent(f"timestamp {text!r} has no offset (use Z or +08:00)", field="ts")
-    return ts.astimezone(UTC)
+    try:
+        return ts.astimezone(UTC)
+    except OverflowError as exc:  # 0001-01-01T00:30+01:00 is before the first UTC time
+        raise InvalidEvent(f"timestamp {text!r} is out of range in UTC", field="ts") from exc
 
 
 _AGO = re.compile(r"\s*([0-9]+)\s*([smhdw])\s*")
