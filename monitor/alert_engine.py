@@ -185,6 +185,7 @@ class AlertEngine:
         self.counters = ActorCounters(span // timedelta(microseconds=1) + 1)
         self._seen: int | None = None  # the last seq these counters include
         self._lock = threading.Lock()
+        self._owners: dict[str, str | None] = {}  # dataset -> owner, for the batch at hand
         self._exports = tuple(r for r in rules if isinstance(r, ExportVolume))
         self._export_actions = frozenset(self._exports[0].actions) if len(self._exports) == 1 \
             else frozenset()
@@ -192,9 +193,15 @@ class AlertEngine:
     def _own_org(self, s: Session, rule: OffHours | FirstAccess, e: AuditEvent) -> bool:
         """True when ``e`` is an access by one of the rule's ``exclude_own_org`` roles to
         data of its own organisation (an unknown owner is never "own")."""
-        if e.actor.role not in rule.exclude_own_org or not e.dataset:
+        dataset = e.dataset
+        if e.actor.role not in rule.exclude_own_org or not dataset:
             return False
-        owner = self.owner_org(s, e.dataset) if self.owner_org is not None else None
+        owner = None
+        if self.owner_org is not None:
+            # one look-up per dataset and batch: the catalog does not change under it
+            owners = self._owners
+            owner = owners[dataset] if dataset in owners else owners.setdefault(
+                dataset, self.owner_org(s, dataset))
         if owner is None:
             owner = e.labels.get("dataset_org")
         return owner is not None and owner == e.actor.org
@@ -214,7 +221,10 @@ class AlertEngine:
         if not events:
             return []
         with self._lock:
-            return self._evaluate(session, events)
+            try:
+                return self._evaluate(session, events)
+            finally:
+                self._owners = {}  # never trusted beyond the batch it was read for
 
     def _evaluate(self, session: Session, events: Sequence[AuditEvent]) -> list[Hit]:
         seqs = [e.seq for e in events if e.seq is not None]

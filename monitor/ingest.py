@@ -18,10 +18,10 @@ whole (``BatchTooLarge``).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from monitor.actions import KNOWN_ACTIONS
 from monitor.errors import BatchTooLarge, InvalidEvent
@@ -81,18 +81,18 @@ def _text(obj: dict[str, Any], key: str, *, required: bool = False) -> str | Non
 
 
 # Actors and decisions repeat from line to line: equal ones share one (immutable) object.
-_SHARED: dict[tuple[Any, ...], Any] = {}
+# Only values that passed the checks are kept, so finding a line's values here means they
+# are valid: the checks are skipped for them (a list or an object among the values is
+# unhashable and never found).
+_ACTORS: dict[tuple[Any, ...], Actor] = {}
+_DECISIONS: dict[tuple[Any, ...], EventDecision] = {}
 _MAX_SHARED = 50_000
 
 
-def _shared(cls: Any, *values: Any) -> Any:
-    key = (cls, *values)
-    found = _SHARED.get(key)
-    if found is None:
-        if len(_SHARED) >= _MAX_SHARED:
-            _SHARED.clear()
-        found = _SHARED[key] = cls(*values)
-    return found
+def _keep(table: dict[tuple[Any, ...], Any], key: tuple[Any, ...], value: Any) -> None:
+    if len(table) >= _MAX_SHARED:
+        table.clear()
+    table[key] = value
 
 
 # Values that repeat from line to line (action, dataset, grade, purpose, the field list)
@@ -119,6 +119,55 @@ _OPTIONAL_TEXT = ("dataset", "grade", "purpose", "reason", "source_ip", "request
                   "result_digest")
 
 
+def _actor(obj: dict[str, Any]) -> Actor:
+    """The line's actor, checked (``obj["actor"]`` exists)."""
+    actor = obj["actor"]
+    if not isinstance(actor, dict):
+        raise InvalidEvent("actor must be an object {id, role, org}", field="actor")
+    get = actor.get
+    key = (get("id"), get("role"), get("org"), get("name"))
+    try:
+        found = _ACTORS.get(key)
+    except TypeError:  # a list or an object: the checks below name it
+        found = None
+    if found is not None:
+        return found
+    a_id, a_role, a_org, a_name = key
+    if not (type(a_id) is str and type(a_role) is str and type(a_org) is str
+            and 0 < len(a_id) <= MAX_TEXT and 0 < len(a_role) <= MAX_TEXT
+            and 0 < len(a_org) <= MAX_TEXT and a_id.strip() and a_role.strip()
+            and a_org.strip()):
+        a_id, a_role, a_org = (cast("str", _text(actor, k, required=True))
+                               for k in ("id", "role", "org"))
+    if a_name is not None and (type(a_name) is not str or len(a_name) > MAX_TEXT):
+        a_name = _text(actor, "name")  # optional: the account's display name
+    found = Actor(a_id, a_role, a_org, a_name)
+    _keep(_ACTORS, key, found)
+    return found
+
+
+def _decision(obj: dict[str, Any], effect: Any) -> EventDecision:
+    """The line's decision, checked (``effect`` is not None)."""
+    key = (effect, obj.get("rule_id"), obj.get("policy_version"))
+    try:
+        found = _DECISIONS.get(key)
+    except TypeError:
+        found = None
+    if found is None:
+        if effect not in EFFECTS:
+            raise InvalidEvent(f"decision must be one of {', '.join(EFFECTS)}", field="decision")
+        found = EventDecision(effect, _text(obj, "rule_id"), _text(obj, "policy_version"))
+        _keep(_DECISIONS, key, found)
+    return found
+
+
+def _optional_text(obj: dict[str, Any], key: str) -> Any:
+    value = obj.get(key)
+    if value is not None and (type(value) is not str or len(value) > MAX_TEXT):
+        return _text(obj, key)
+    return value
+
+
 def parse_record(
     obj: Any, *, reporter: str, now: datetime, redactor: Redactor | None = None
 ) -> AuditEvent:
@@ -131,10 +180,12 @@ def parse_record(
     if not _KEYS.issuperset(obj):
         unknown = sorted(set(obj) - _KEYS)
         raise InvalidEvent(f"unknown field(s) {', '.join(map(repr, unknown))}")
-    for key in _REQUIRED:
-        if key not in obj:
-            raise InvalidEvent(f"missing field {key!r}", field=key)
-    claimed = obj.get("reporter")
+    if "ts" not in obj or "actor" not in obj or "action" not in obj:
+        for key in _REQUIRED:
+            if key not in obj:
+                raise InvalidEvent(f"missing field {key!r}", field=key)
+    get = obj.get
+    claimed = get("reporter")
     if claimed is not None and claimed != reporter:
         raise InvalidEvent(
             f"reporter {claimed!r} is not the authenticated caller {reporter!r}; "
@@ -146,24 +197,13 @@ def parse_record(
             f"timestamp {obj['ts']} is more than {int(MAX_FUTURE.total_seconds() // 60)} "
             "minutes in the future", field="ts",
         )
-    actor = obj["actor"]
-    if not isinstance(actor, dict):
-        raise InvalidEvent("actor must be an object {id, role, org}", field="actor")
-    a_id, a_role, a_org = actor.get("id"), actor.get("role"), actor.get("org")
-    a_name = actor.get("name")
-    if not (type(a_id) is str and type(a_role) is str and type(a_org) is str
-            and 0 < len(a_id) <= MAX_TEXT and 0 < len(a_role) <= MAX_TEXT
-            and 0 < len(a_org) <= MAX_TEXT and a_id.strip() and a_role.strip()
-            and a_org.strip()):
-        a_id, a_role, a_org = (_text(actor, k, required=True) for k in ("id", "role", "org"))
-    if a_name is not None and (type(a_name) is not str or len(a_name) > MAX_TEXT):
-        a_name = _text(actor, "name")  # optional: the account's display name
+    actor = _actor(obj)
     action = obj["action"]
     if type(action) is not str or not action.strip() or len(action) > MAX_TEXT:
         action = _text(obj, "action", required=True)
     if action not in KNOWN_ACTIONS:
         raise InvalidEvent(f"unknown action {action!r}", field="action")
-    fields = obj.get("fields", [])
+    fields = get("fields", [])
     if not isinstance(fields, list):
         raise InvalidEvent("fields must be a list of field names", field="fields")
     for name in fields:
@@ -171,33 +211,30 @@ def parse_record(
             raise InvalidEvent("fields must be a list of field names", field="fields")
     if len(fields) > MAX_FIELDS:
         raise InvalidEvent(f"more than {MAX_FIELDS} fields", field="fields")
-    rows = obj.get("rows")
+    rows = get("rows")
     if rows is not None and (type(rows) is not int or rows < 0):
         if not isinstance(rows, int) or isinstance(rows, bool) or rows < 0:
             raise InvalidEvent("rows must be a non-negative integer", field="rows")
         rows = int(rows)
-    decision = None
-    effect = obj.get("decision")
-    if effect is not None:
-        if effect not in EFFECTS:
-            raise InvalidEvent(f"decision must be one of {', '.join(EFFECTS)}", field="decision")
-        decision = _shared(EventDecision, effect, _text(obj, "rule_id"),
-                           _text(obj, "policy_version"))
-    outcome = obj.get("outcome", "success")
+    effect = get("decision")
+    decision = None if effect is None else _decision(obj, effect)
+    outcome = get("outcome", "success")
     if outcome not in OUTCOMES:
         raise InvalidEvent(f"outcome must be one of {', '.join(OUTCOMES)}", field="outcome")
-    labels = obj.get("labels") or {}
+    labels = get("labels") or {}
     if not isinstance(labels, dict) or (labels and not all(
         isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
     )):
         raise InvalidEvent("labels must be an object of strings", field="labels")
-    texts = [obj.get(k) for k in _OPTIONAL_TEXT]
-    for i, value in enumerate(texts):
-        if value is not None and (type(value) is not str or len(value) > MAX_TEXT):
-            texts[i] = _text(obj, _OPTIONAL_TEXT[i])
-    dataset, grade, purpose, reason, source_ip, request_id, result_digest = texts
+    # the optional texts, checked in the order of _OPTIONAL_TEXT
+    dataset, grade, purpose = get("dataset"), get("grade"), get("purpose")
+    if not (_plain(dataset) and _plain(grade) and _plain(purpose)):
+        dataset, grade, purpose = (_optional_text(obj, k) for k in _OPTIONAL_TEXT[:3])
+    reason, source_ip = _optional_text(obj, "reason"), _optional_text(obj, "source_ip")
+    request_id = _optional_text(obj, "request_id")
+    result_digest = _optional_text(obj, "result_digest")
     event = validated_event(
-        ts, _shared(Actor, a_id, a_role, a_org, a_name), _one(action), reporter,
+        ts, actor, _one(action), reporter,
         dataset=_one(dataset), fields=_one(tuple(fields)), grade=_one(grade), rows=rows,
         purpose=_one(purpose),
         reason=reason, decision=decision, outcome=outcome, source_ip=source_ip,
@@ -207,22 +244,44 @@ def parse_record(
     return redact_event(event, redactor) if redactor is not None else event
 
 
+def _plain(value: Any) -> bool:
+    """An optional text that passes its check: absent, or a string of at most MAX_TEXT."""
+    return value is None or (type(value) is str and len(value) <= MAX_TEXT)
+
+
 _DECODER = json.JSONDecoder()
+_SCAN: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
+# what may follow the object of a line read from a file: nothing, or its line end
+_LINE_ENDS = ("", "\n", "\r\n")
 
 
 def _decode(text: str | bytes) -> Any:
-    """``json.loads(text)``; UTF-8 bytes (the usual line) skip its encoding detection."""
+    """``json.loads(text)``; UTF-8 bytes (the usual line) skip its encoding detection.
+
+    The usual line (a value right at its start, then at most its line end) is scanned
+    at once; anything else (leading blanks, a byte order mark, trailing data, an error)
+    goes the way of ``JSONDecoder.decode``, which accepts or words it as ever."""
     if isinstance(text, bytes):
         try:
             decoded = text.decode("utf-8")
         except UnicodeDecodeError:
             return json.loads(text)  # another encoding, or the error json.loads gives
-        if decoded.startswith("\ufeff"):
-            return json.loads(text)  # a byte order mark: as json.loads treats it
-        text = decoded
-    if text.startswith("\ufeff"):
+    else:
+        decoded = text
+    try:
+        obj, end = _SCAN(decoded, 0)
+    except (StopIteration, ValueError):
+        pass
+    else:
+        if decoded[end:] in _LINE_ENDS:
+            return obj
+    return _decode_whole(text, decoded)
+
+
+def _decode_whole(text: str | bytes, decoded: str) -> Any:
+    if decoded.startswith("\ufeff"):
         return json.loads(text)  # a byte order mark: as json.loads treats it
-    return _DECODER.decode(text)
+    return _DECODER.decode(decoded)
 
 
 def parse_line(

@@ -45,14 +45,23 @@ def _lines(path: Path) -> Iterator[bytes]:
         yield from fh
 
 
+_YOUNG = 500_000  # the young generation's threshold during an ingest (default 700)
+
+
 @contextmanager
 def _bulk_collector() -> Iterator[None]:
     """What is loaded when the ingest starts lives until it ends: the cyclic collector need
     not walk it again on every full collection, and it runs less often (the parsed events
-    hold no cycles; refcounting frees them chunk by chunk). Put back as it was afterwards."""
+    hold no cycles; refcounting frees them chunk by chunk). Put back as it was afterwards.
+
+    The young generation counts objects allocated and not yet freed, so a threshold above
+    what one chunk of 10,000 events keeps alive (events, rows, alerts: some 100,000
+    objects) means no collection walks a chunk's events in the middle of it only to
+    promote them; the little garbage with cycles a chunk leaves (its transaction's) is
+    still collected, a few chunks later."""
     threshold, frozen = gc.get_threshold(), gc.get_freeze_count()
     gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    gc.set_threshold(_YOUNG, 20, 100)
     try:
         yield
     finally:

@@ -79,3 +79,22 @@ def test_bad_option_names_its_line(value: str) -> None:
 def test_not_an_option_of_other_rules() -> None:
     with pytest.raises(AlertRulesError, match="no option 'exclude_own_org'"):
         parse_alert_rules("rules:\n  - {id: x, type: denial_burst, exclude_own_org: true}\n")
+
+
+def test_the_catalog_is_asked_once_per_dataset_and_batch(engine: sa.Engine) -> None:
+    # A batch of many providers' accesses asks the owner of each dataset once; the next
+    # batch asks again (the catalog may have changed in between).
+    asked: list[str] = []
+
+    def owner(_s: Session, dataset: str) -> str | None:
+        asked.append(dataset)
+        return OWNERS.get(dataset)
+
+    alert_engine = AlertEngine(load_alert_rules(REPO / "policies" / "alerts.yaml"),
+                               "Asia/Shanghai", owner_org=owner)
+    for _ in range(2):
+        batch = [_ev("provider", org, ds) for org in ("市卫健委", "市人社局", "市公安局")
+                 for ds in ("病历", "社保") for _ in range(5)]
+        with Session(engine) as s, s.begin():
+            alert_engine.process(s, AuditStore().append(s, batch), now=SAT_23_LOCAL)
+    assert sorted(asked) == ["病历", "病历", "社保", "社保"]

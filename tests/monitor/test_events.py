@@ -193,13 +193,27 @@ def test_canonical_bytes_of_odd_types_fall_back_to_the_encoder() -> None:
     assert b'"rows":3.0' in event.canonical_bytes()
 
 
-def test_event_ids_are_version_4_uuids() -> None:
+def test_event_ids_are_time_ordered_version_7_uuids() -> None:
+    # Ids made later sort later (the trail's unique index on id then grows at its end);
+    # each is still a UUID written as 32 lower-case hex digits, unique, mostly random.
+    import time
     import uuid
 
     from monitor.events import new_event_id
 
-    ids = {new_event_id() for _ in range(2000)}
-    assert len(ids) == 2000
-    for value in list(ids)[:200]:
+    before = time.time_ns() // 1_000_000
+    made = [new_event_id() for _ in range(5000)]
+    after = time.time_ns() // 1_000_000
+    assert len(set(made)) == len(made)
+    # the time and its 12-bit sub-millisecond fraction lead: ids of one 244 ns tick
+    # share them (and are in random order among themselves), later ticks sort later
+    stamps = [v[:16] for v in made]
+    assert stamps == sorted(stamps) and len(set(stamps)) > 1
+    for value in made[:: 50]:
         u = uuid.UUID(hex=value)
-        assert u.version == 4 and u.variant == uuid.RFC_4122 and u.hex == value
+        assert u.version == 7 and u.variant == uuid.RFC_4122 and u.hex == value
+        assert len(value) == 32 and value == value.lower()
+        assert before <= u.int >> 80 <= after  # RFC 9562: the Unix time in ms comes first
+    # the last 62 bits are random: two ids of one instant still differ there
+    assert len({int(v, 16) & (2**62 - 1) for v in made}) == len(made)
+

@@ -63,6 +63,9 @@ def test_good_line() -> None:
         (line(labels={"a": 1}), "labels"),
         (line(extra=1), "unknown field"),
         (line(purpose="x" * 3000), "longer than"),
+        # a time that exists in its zone but not in UTC: a line error, not a crash
+        (line(ts="0001-01-01T00:30:00+01:00"), "out of range"),
+        (line(ts="9999-12-31T23:59:59-01:00"), "out of range"),
     ],
 )
 def test_bad_lines(text: str, needle: str) -> None:

@@ -10,9 +10,10 @@ from sqlalchemy.orm import Session
 
 import monitor.store as store_mod
 from monitor.chain import GENESIS, chain_hash
-from monitor.events import AuditEvent
+from monitor.events import Actor, AuditEvent
 from monitor.merkle import leaf_hash, tree_root
 from monitor.store import EVENTS, AuditStore
+from monitor.trail import Trail
 from tests.conftest import errors_on_threads
 
 
@@ -99,3 +100,17 @@ def test_indexes_exist() -> None:
     names = {ix.name for ix in EVENTS.indexes}
     for col in ("actor", "action", "effect", "org", "role", "dataset", "grade"):
         assert f"ix_audit_events_{col}_ts" in names
+
+
+@pytest.mark.parametrize("name", ["", None, "张三的账号"])
+def test_the_actor_name_column_says_what_the_hashed_body_says(
+        engine: sa.Engine, trail: Trail, make_event: Callable[..., AuditEvent],
+        name: str | None) -> None:
+    # An empty display name (a reporter's ``"name": ""``) is left out of the body like no
+    # name; its column must say the same, or verification takes the row for altered.
+    with Session(engine) as s, s.begin():
+        trail.store.append(s, [make_event(actor=Actor("u", "r", "o", name))])
+    with Session(engine) as s:
+        (row,) = list(trail.store.iter_range(s))
+        assert row.columns["actor_name"] == (name or None)
+        trail.verify(s)

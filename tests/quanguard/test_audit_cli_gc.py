@@ -23,3 +23,35 @@ def test_ingest_leaves_the_collector_as_it_found_it(run: Callable[..., Any],
     assert r.exit_code == 0, r.output
     assert gc.get_threshold() == threshold
     assert gc.get_freeze_count() == frozen
+
+
+def test_a_chunk_of_events_triggers_no_collection(run: Callable[..., Any],
+                                                  tmp_path: Path) -> None:
+    # The events of a chunk (and their rows) hold no cycles and are freed by reference
+    # counting once stored; a collection in the middle of a chunk would only walk them
+    # and promote them, so the threshold sits above what a full chunk keeps alive.
+    lines = [json.dumps({"ts": f"2026-01-01T{i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z",
+                         "actor": {"id": f"u-{i % 50}", "role": "consumer", "org": "o"},
+                         "action": "query", "dataset": "d", "grade": "L1", "rows": i,
+                         "fields": ["name", "phone"], "purpose": "monthly report",
+                         "decision": "allow", "source_ip": f"10.0.{i % 256}.1",
+                         "labels": {"k": str(i)}})
+             for i in range(25_000)]
+    (tmp_path / "e.ndjson").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    run("audit", "status")  # the store exists: the ingest alone is watched
+    young: list[int] = []
+    start_up = gc.get_threshold()
+
+    def watch(phase: str, info: dict[str, int]) -> None:
+        # (the command's start-up, before the bulk settings, collects as usual)
+        if phase == "start" and info["generation"] == 0 and gc.get_threshold() != start_up:
+            young.append(1)
+
+    gc.callbacks.append(watch)
+    try:
+        r = run("audit", "ingest", "e.ndjson", "--format", "json")
+    finally:
+        gc.callbacks.remove(watch)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["accepted"] == 25_000
+    assert len(young) == 0
