@@ -328,3 +328,36 @@ def test_cli_intact_trail_records_its_verification(cli: Callable[..., object],
     after = _events(eng)
     assert len(after) == before + 1 and after[-1][7] == "audit_verify"
     eng.dispose()
+
+
+def _named_trail(engine: sa.Engine, trail: Trail, make_event: Callable[..., Any]) -> None:
+    """Event 1 has no display name, event 2 is named."""
+    from monitor.events import Actor
+
+    with Session(engine) as s, s.begin():
+        trail.store.append(s, [make_event(actor=Actor("u1", "consumer", "市大数据局")),
+                               make_event(actor=Actor("u2", "consumer", "市大数据局", "张三的账号"))])
+
+
+def test_an_empty_name_column_of_an_older_trail_is_no_name(
+        engine: sa.Engine, trail: Trail, make_event: Callable[..., Any]) -> None:
+    # Before the store wrote an empty display name as NULL, a reporter's "name": "" was
+    # stored as '' while the hashed body leaves the name out; such a trail is intact and
+    # must not be reported as damaged.
+    _named_trail(engine, trail, make_event)
+    sql(engine, "UPDATE audit_events SET actor_name = '' WHERE seq = 1")
+    run_verify(engine, trail)
+
+
+def test_an_empty_name_column_cannot_hide_a_name(
+        engine: sa.Engine, trail: Trail, make_event: Callable[..., Any]) -> None:
+    _named_trail(engine, trail, make_event)
+    sql(engine, "UPDATE audit_events SET actor_name = '' WHERE seq = 2")
+    expect(engine, trail, 2, "modified")
+
+
+def test_a_name_column_cannot_add_a_name(
+        engine: sa.Engine, trail: Trail, make_event: Callable[..., Any]) -> None:
+    _named_trail(engine, trail, make_event)
+    sql(engine, "UPDATE audit_events SET actor_name = 'x' WHERE seq = 1")
+    expect(engine, trail, 1, "modified")
