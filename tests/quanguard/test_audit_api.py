@@ -56,6 +56,20 @@ def test_batch_keeps_valid_lines(client: Any, keys: dict[str, str]) -> None:
     assert "authenticated caller" in doc["errors"][1]["error"]
 
 
+def test_batch_with_a_time_outside_utc_keeps_its_other_lines(client: Any,
+                                                            keys: dict[str, str]) -> None:
+    # 0001-01-01T00:30+01:00 exists in its zone but is before the first UTC instant (and
+    # 9999-12-31T23:59-01:00 after the last): each is that line's error, never a 500
+    # that drops the batch with the lines around it.
+    body = "\n".join([line(1), line(2, ts="0001-01-01T00:30:00+01:00"),
+                      line(3, ts="9999-12-31T23:59:59-01:00"), line(4)])
+    r = client.post("/v1/events/batch", content=body, headers=auth(keys["reporter"]))
+    assert r.status_code == 207, r.text
+    doc = r.json()
+    assert doc["accepted"] == 2 and [e["line"] for e in doc["errors"]] == [2, 3]
+    assert all("out of range" in e["error"] for e in doc["errors"])
+
+
 def test_batch_too_large(client: Any, keys: dict[str, str]) -> None:
     body = "\n".join([line(1)] * 10_001)
     r = client.post("/v1/events/batch", content=body, headers=auth(keys["reporter"]))
