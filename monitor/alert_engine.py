@@ -199,9 +199,9 @@ class AlertEngine:
         owner = None
         if self.owner_org is not None:
             # one look-up per dataset and batch: the catalog does not change under it
-            owners = self._owners
-            owner = owners[dataset] if dataset in owners else owners.setdefault(
-                dataset, self.owner_org(s, dataset))
+            if dataset not in self._owners:
+                self._owners[dataset] = self.owner_org(s, dataset)
+            owner = self._owners[dataset]
         if owner is None:
             owner = e.labels.get("dataset_org")
         return owner is not None and owner == e.actor.org

@@ -163,9 +163,7 @@ def _decision(obj: dict[str, Any], effect: Any) -> EventDecision:
 
 def _optional_text(obj: dict[str, Any], key: str) -> Any:
     value = obj.get(key)
-    if value is not None and (type(value) is not str or len(value) > MAX_TEXT):
-        return _text(obj, key)
-    return value
+    return value if _plain(value) else _text(obj, key)
 
 
 def parse_record(
