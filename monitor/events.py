@@ -133,6 +133,10 @@ class Actor:
     org: str
     name: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.name == "":  # an empty name is no name: the hashed body leaves it out
+            object.__setattr__(self, "name", None)
+
 
 @dataclass(frozen=True)
 class EventDecision:

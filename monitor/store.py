@@ -401,9 +401,8 @@ class AuditStore:
             add_leaf(leaf)
             c = d["actor"]
             dec = d["decision"]
-            # an empty name is no name: the body leaves it out, and so does the column
             rows.append((
-                seq, d["id"], ts_us, c.id, c.role, c.org, c.name or None, d["reporter"], d["action"],
+                seq, d["id"], ts_us, c.id, c.role, c.org, c.name, d["reporter"], d["action"],
                 d["dataset"], d["grade"], dec.effect if dec else None, d["outcome"], d["rows"],
                 d["purpose"], d["reason"], d["source_ip"], text, leaf, prev, h,
             ))
