@@ -6,11 +6,16 @@ hashed, written to a file nor looked up. JSON may also spell NUL (``"\\u0000"``)
 PostgreSQL cannot store in text. :class:`Body` refuses a body holding either anywhere
 (422, naming the field) before the route runs; the attempt is then recorded by the HTTP
 layer like any other malformed request.
+
+Pydantic reads JSON ``true`` as ``1`` in a number field: ``"epsilon": true`` would spend a
+privacy budget of 1.0 that the caller never wrote. :class:`Body` refuses a boolean where a
+number belongs, the same way.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import types
+from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, model_validator
 
@@ -50,8 +55,30 @@ def lone_surrogate_at(value: object, where: str = "body") -> str | None:
     return None
 
 
+def _numeric(annotation: object) -> bool:
+    """Whether a field's type is a number (``int``, ``float``, or either or None)."""
+    if annotation in (int, float):
+        return True
+    if get_origin(annotation) in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        return bool(args) and all(a in (int, float) for a in args)
+    return False
+
+
 class Body(BaseModel):
-    """A JSON request body: no text in it holds NUL or a lone UTF-16 surrogate."""
+    """A JSON request body: no text in it holds NUL or a lone UTF-16 surrogate, and no
+    number field holds a boolean."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_boolean_numbers(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name, info in cls.model_fields.items():
+                key = info.alias or name
+                if isinstance(data.get(key), bool) and _numeric(info.annotation):
+                    raise ValueError(f"body.{key} must be a number, got "
+                                     f"{str(data[key]).lower()}")
+        return data
 
     @model_validator(mode="before")
     @classmethod

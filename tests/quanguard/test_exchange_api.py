@@ -202,3 +202,26 @@ def test_lone_surrogate_in_a_body_is_refused_and_recorded(
     with container.session() as s:
         events = [json.loads(e.body) for e in container.audit.store.iter_range(s, 1)]
     assert [e["trace"]["id"] for e in events].count(rid) == 1
+
+
+@pytest.mark.parametrize("field", ["epsilon", "q", "bins"])
+def test_a_boolean_is_not_a_number(client: TestClient, world: dict[str, str], container: Container,
+                                   field: str) -> None:
+    """JSON ``true`` where a number belongs (``"epsilon": true``) is refused with 422 naming
+    the field, not read as 1 — no budget is spent on a value the caller never wrote — and
+    the attempt is in the trail."""
+    rid = f"boolean-{field}"
+    r = client.post("/v1/exchange/aggregate",
+                    json={"dataset": "members", "agg": "quantile", "column": "income",
+                          field: True},
+                    headers={**auth(world["bank"]), "x-request-id": rid})
+    assert r.status_code == 422, r.text
+    msgs = " ".join(p["msg"] for p in r.json()["error"]["problems"])
+    assert f"body.{field} must be a number, got true" in msgs
+    assert r.json()["error"]["request_id"] == rid
+    with container.session() as s:
+        events = [json.loads(e.body) for e in container.audit.store.iter_range(s, 1)]
+    assert [e["trace"]["id"] for e in events].count(rid) == 1
+    with container.session() as s:
+        rows = [e.columns for e in container.audit.store.iter_range(s, 1)]
+    assert not [c for c in rows if c["action"] == "exchange.aggregate" and c["outcome"] == "success"]
