@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 from exchange import AggregateQuery, Exchange, ExchangeError, Refused
 from exchange.numbers import check_bounds
 from exchange.ports import Caller
+from monitor.ingest import MAX_TEXT as MAX_PURPOSE
 from quanguard.auth import Principal
 from quanguard.errors import Forbidden, InvalidInput, TooLarge
 from quanguard.gate import record_denial
@@ -87,13 +88,16 @@ class ExchangeWork:
 
 @contextmanager
 def exchange_work(container: Container, principal: Principal, ctx: RequestContext | None,
-                  action: str, *, dataset: str | None = None) -> Iterator[ExchangeWork]:
+                  action: str, *, dataset: str | None = None,
+                  purpose: str | None = None) -> Iterator[ExchangeWork]:
     """The exchange's unit of work: one transaction with the gate-bound exchange.
 
     A refusal the exchange recorded (its audit event is in this transaction) is committed
     and raised; any other 4xx error is rolled back, recorded on its own, and raised. A
-    policy refusal was already recorded by the gate.
+    policy refusal was already recorded by the gate. A ``purpose`` longer than the trail
+    keeps (``MAX_PURPOSE`` characters) is refused first, and recorded, before any work.
     """
+    _recorded(container, principal, ctx, action, lambda: check_purpose(purpose), dataset=dataset)
     ex: Exchange = container.exchange.with_decider(GateDecider(container, principal, ctx))
     recorded: ExchangeError | None = None
     try:
@@ -125,6 +129,14 @@ def reject_input(container: Container, principal: Principal, ctx: RequestContext
     returns ``exc`` to raise."""
     _record(container, principal, ctx, action, exc, dataset=dataset)
     return exc
+
+
+def check_purpose(purpose: str | None) -> None:
+    """InvalidInput when a purpose is longer than ``MAX_PURPOSE`` characters: it goes into
+    the job, the receipt and the trail, whose texts hold at most that many."""
+    if purpose is not None and len(purpose) > MAX_PURPOSE:
+        raise InvalidInput(f"purpose is {len(purpose):,} characters long; at most {MAX_PURPOSE} "
+                           "are kept: state it in fewer words", field="purpose")
 
 
 def _recorded(container: Container, principal: Principal, ctx: RequestContext | None, action: str,
@@ -283,21 +295,24 @@ def aggregate(container: Container, principal: Principal, ctx: RequestContext | 
             raise InvalidInput(f"bad aggregate query: {exc}") from exc
 
     q = _recorded(container, principal, ctx, "exchange.aggregate", parse, dataset=dataset)
-    with exchange_work(container, principal, ctx, "exchange.aggregate", dataset=dataset) as w:
+    with exchange_work(container, principal, ctx, "exchange.aggregate", dataset=dataset,
+                       purpose=purpose) as w:
         job = w.ex.aggregate(w.session, w.audit, w.caller, dataset=dataset, query=q, purpose=purpose)
     return job.to_public()
 
 
 def psi_terms(container: Container, principal: Principal, ctx: RequestContext | None, *, dataset: str,
               purpose: str | None = None) -> dict[str, object]:
-    with exchange_work(container, principal, ctx, "exchange.psi_terms", dataset=dataset) as w:
+    with exchange_work(container, principal, ctx, "exchange.psi_terms", dataset=dataset,
+                       purpose=purpose) as w:
         return w.ex.delivery.psi_terms(w.session, w.audit, w.caller, dataset=dataset, purpose=purpose)
 
 
 def psi(container: Container, principal: Principal, ctx: RequestContext | None, *, dataset: str, request: bytes | None,
         purpose: str | None = None, job_id: str | None = None) -> tuple[dict[str, object], PsiAnswer | None]:
     """A PSI answer; with ``job_id`` the approved request runs (``request`` may be None)."""
-    with exchange_work(container, principal, ctx, "exchange.psi", dataset=dataset) as w:
+    with exchange_work(container, principal, ctx, "exchange.psi", dataset=dataset,
+                       purpose=purpose) as w:
         job, answer = w.ex.delivery.psi(w.session, w.audit, w.caller, dataset=dataset, request=request,
                                purpose=purpose, job_id=job_id)
     return job.to_public(), answer
@@ -310,7 +325,8 @@ def extract(container: Container, principal: Principal, ctx: RequestContext | No
     (transaction 2)."""
     from exchange.jobs import Job
 
-    with exchange_work(container, principal, ctx, "exchange.extract", dataset=dataset) as w:
+    with exchange_work(container, principal, ctx, "exchange.extract", dataset=dataset,
+                       purpose=purpose) as w:
         ticket = w.ex.delivery.extract_prepare(w.session, w.audit, w.caller, dataset=dataset, fmt=fmt,
                                       purpose=purpose, job_id=job_id)
     if isinstance(ticket, Job):
@@ -364,7 +380,8 @@ def budget(container: Container, principal: Principal, ctx: RequestContext | Non
 
 def set_consent(container: Container, principal: Principal, ctx: RequestContext | None, *, dataset: str,
                 subjects: Iterable[str], purpose: str, state: str) -> dict[str, object]:
-    with exchange_work(container, principal, ctx, "exchange.consent", dataset=dataset) as w:
+    with exchange_work(container, principal, ctx, "exchange.consent", dataset=dataset,
+                       purpose=purpose) as w:
         n = w.ex.set_consent(w.session, w.audit, w.caller, dataset=dataset, subjects=list(subjects),
                              purpose=purpose, state=state)
     return {"dataset": dataset, "purpose": purpose, "state": state, "subjects": n}

@@ -225,3 +225,22 @@ def test_a_boolean_is_not_a_number(client: TestClient, world: dict[str, str], co
     with container.session() as s:
         rows = [e.columns for e in container.audit.store.iter_range(s, 1)]
     assert not [c for c in rows if c["action"] == "exchange.aggregate" and c["outcome"] == "success"]
+
+
+@pytest.mark.parametrize("route", ["aggregate", "psi", "extract"])
+def test_a_purpose_longer_than_an_event_text_is_refused(
+        client: TestClient, world: dict[str, str], container: Container, route: str) -> None:
+    """A purpose of megabytes (the body limit is 64 MiB) is refused with 400 before any
+    work, and the attempt is recorded; the trail's texts hold at most 2,000 characters."""
+    rid = f"long-purpose-{route}"
+    body = {"dataset": "members", "agg": "count", "purpose": "核验" * 600_000,
+            "format": "csv", "request": "AAAA"}
+    r = client.post(f"/v1/exchange/{route}", json=body,
+                    headers={**auth(world["bank"]), "x-request-id": rid})
+    assert r.status_code == 400, r.text[:300]
+    assert "purpose" in r.json()["error"]["message"] and "2000" in r.json()["error"]["message"]
+    with container.session() as s:
+        rows = [e for e in container.audit.store.iter_range(s, 1)]
+    mine = [e for e in rows if json.loads(e.body).get("trace", {}).get("id") == rid]
+    assert len(mine) == 1 and mine[0].columns["outcome"] == "failure"
+    assert len(mine[0].body) < 10_000
