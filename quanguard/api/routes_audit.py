@@ -66,8 +66,10 @@ async def post_batch(request: Request, caller: _Reporter, container: ContainerDe
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidInput("the body is not UTF-8") from exc
+    # NDJSON lines end at "\n" (a "\r" before it is JSON whitespace): not at the other
+    # breaks str.splitlines() knows (U+2028, U+0085 ...), which a JSON string may hold raw
     result = await run_in_threadpool(
-        uc.ingest, container, caller, text.splitlines(), ctx=ctx, max_lines=MAX_BATCH)
+        uc.ingest, container, caller, text.split("\n"), ctx=ctx, max_lines=MAX_BATCH)
     if result.errors:
         response.status_code = 207 if result.accepted else 400
     return result.to_dict()

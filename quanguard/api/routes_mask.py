@@ -113,7 +113,8 @@ def _ndjson_records(raw: bytes) -> list[object]:
     except UnicodeDecodeError as exc:
         raise InvalidInput("NDJSON must be UTF-8") from exc
     out: list[object] = []
-    for line in text.splitlines():
+    # lines end at "\n" only: a JSON string may hold U+2028 or U+0085 raw (splitlines breaks there)
+    for line in text.split("\n"):
         if not line.strip():
             continue
         if len(out) >= uc.MAX_RECORDS:

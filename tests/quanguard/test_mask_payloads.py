@@ -194,3 +194,19 @@ def test_a_declared_charset_is_taken_as_given(client: object, make_key: object) 
     resp = client.post("/v1/mask", content=text.encode(),  # type: ignore[attr-defined]
                        headers={**auth(key), "content-type": "text/csv; charset=latin-1"})
     assert resp.status_code == 400 and "GBK" in resp.json()["error"]["message"]
+
+
+def test_ndjson_records_end_at_newline_only(client: object, make_key: object) -> None:
+    """A value holding U+2028, U+2029 or U+0085 (raw, as json.dumps(ensure_ascii=False)
+    writes them) stays inside its record: NDJSON lines end at "\\n" (or "\\r\\n") only."""
+    key = _key(make_key)
+    odd = "\u2028\u2029\x85"
+    lines = [{"id": i, "备注": f"地址{c}山东省济南市", "联系电话": "13812345678"}
+             for i, c in enumerate(odd)]
+    body = "\r\n".join(json.dumps(x, ensure_ascii=False) for x in lines) + "\r\n"
+    resp = client.post("/v1/mask", content=body.encode(),  # type: ignore[attr-defined]
+                       headers={**auth(key), "content-type": "application/x-ndjson"})
+    assert resp.status_code == 200, resp.text
+    out = [json.loads(x) for x in resp.text.split("\n") if x.strip()]
+    assert [r["id"] for r in out] == list(range(len(odd)))
+    assert all(r["联系电话"] != "13812345678" for r in out)
