@@ -44,7 +44,7 @@ if TYPE_CHECKING:  # the areas' services load on first use, not with the contain
     from quanguard.services.scan import ScanService
     from quanguard.services.watermark import WatermarkService
 
-__all__ = ["WRITE_CACHE_KIB", "WRITE_TURN_WAIT_S", "Container", "build_container"]
+__all__ = ["WAL_BACKSTOP_PAGES", "WAL_CHECKPOINT_ROWS", "WRITE_CACHE_KIB", "WRITE_TURN_WAIT_S", "Container", "build_container"]
 
 _T = TypeVar("_T")
 
@@ -52,6 +52,13 @@ _T = TypeVar("_T")
 #: of index pages (the trail's ids are random), and with SQLite's default 2 MiB most of
 #: them were re-read from the file on every batch.
 WRITE_CACHE_KIB = 16_384
+
+#: Rows the writer connection changes before the units of work checkpoint the WAL: about
+#: SQLite's own auto-checkpoint of 1,000 pages (a trail event dirties a few index pages).
+WAL_CHECKPOINT_ROWS = 256
+
+#: SQLite's own auto-checkpoint on the writer connection, a backstop (pages; default 1,000).
+WAL_BACKSTOP_PAGES = 10_000
 
 #: How long a unit of work waits for its turn on the writer connection (seconds). Past
 #: it the unit goes ahead on a connection of its own and SQLite's busy timeout and the
@@ -84,10 +91,24 @@ class Container:
         # SQLite file: writes take turns on one connection (module docstring). Re-entrant,
         # so a unit of work opened inside another in the same thread behaves as before.
         self._write_turn: threading.RLock | None = None
+        self._checkpointing = threading.Lock()
+        self._unsynced = 0  # rows the writer changed since the last checkpoint began (approx.)
+        self._local = threading.local()  # depth of units of work in this thread
         self._writer: Engine | None = _sqlite_writer(engine)
         if self._writer is not None:
             self.session = sessionmaker(self._writer, expire_on_commit=False)
             self._write_turn = threading.RLock()
+            event.listen(self._writer, "checkin", self._count_changes)
+
+    def _count_changes(self, dbapi_conn: DBAPIConnection | None, record: ConnectionPoolEntry) -> None:
+        # a writer connection back in the pool: add the rows it changed since it was last
+        # returned (``sqlite3.Connection.total_changes``)
+        total = getattr(dbapi_conn, "total_changes", None)
+        if isinstance(total, int):
+            self._unsynced += total - int(record.info.get("changes", 0))
+            record.info["changes"] = total
+        if self._unsynced >= WAL_CHECKPOINT_ROWS and not getattr(self._local, "depth", 0):
+            self._checkpoint_wal()  # a session of its own, not a unit of work: now
 
     @contextmanager
     def unit_of_work(self) -> Iterator[Session]:
@@ -98,13 +119,44 @@ class Container:
         :data:`WRITE_TURN_WAIT_S` of waiting, then the unit goes ahead on its own)."""
         turn = self._write_turn
         took = turn is not None and turn.acquire(timeout=WRITE_TURN_WAIT_S)
+        self._local.depth = getattr(self._local, "depth", 0) + 1
         try:
             with self.session() as session, session.begin():
                 yield session
         finally:
+            self._local.depth -= 1
             if took:
                 assert turn is not None
                 turn.release()
+        if turn is not None and self._unsynced >= WAL_CHECKPOINT_ROWS:
+            self._checkpoint_wal()
+
+    def _checkpoint_wal(self) -> None:
+        """Copy the committed WAL into the database file (``PRAGMA wal_checkpoint(PASSIVE)``:
+        it syncs the WAL, then the file) after a unit of work, outside the writers' turn.
+
+        SQLite's auto-checkpoint would do it inside the commit, while the next writer waits
+        for its turn; on the writer connection it is only a backstop
+        (:data:`WAL_BACKSTOP_PAGES`).
+        Passive: it waits for no lock and leaves what a running transaction holds to the
+        next checkpoint; one thread checkpoints at a time, as SQLite allows (a unit of work
+        that finds a checkpoint running leaves its pages to that one or the next)."""
+        if not self._checkpointing.acquire(blocking=False):
+            return
+        try:
+            self._unsynced = 0
+            # as SQLite's auto-checkpoint, a failure here fails no write (it is committed):
+            # the next checkpoint copies these pages
+            with contextlib.suppress(Exception):
+                raw = self.engine.raw_connection()
+                try:
+                    cur = raw.cursor()
+                    cur.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    cur.close()
+                finally:
+                    raw.close()
+        finally:
+            self._checkpointing.release()
 
     # --- area services -------------------------------------------------------------
     @cached_property
@@ -200,6 +252,9 @@ def _sqlite_writer(engine: Engine) -> Engine | None:
     def _cache(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA cache_size=-{WRITE_CACHE_KIB}")
+        # Container._checkpoint_wal checkpoints after the commit, outside the writers' turn;
+        # SQLite's own (inside the commit) stays as a backstop for a very large transaction
+        cur.execute(f"PRAGMA wal_autocheckpoint={WAL_BACKSTOP_PAGES}")
         cur.close()
 
     return writer
