@@ -22,6 +22,9 @@ from quanguard.auth import Principal
 from quanguard.errors import InvalidInput
 from quanguard.usecases import exchange as uc
 
+# what the trail keeps of a purpose (the use cases refuse a longer one for the CLI too)
+_Purpose = Annotated[str | None, Field(max_length=uc.MAX_PURPOSE)]
+
 router = APIRouter(prefix="/v1/exchange", tags=["exchange"])
 
 _Provider = Annotated[Principal, Depends(require_roles("provider"))]
@@ -38,20 +41,20 @@ class AggregateBody(Body):
     epsilon: float = 0.5
     q: float = 0.5
     bins: int = 10
-    purpose: str | None = None
+    purpose: _Purpose = None
 
 
 class PsiBody(Body):
     dataset: str
     request: str | None = None  # base64 of the openmined-psi Request (optional with ``job``)
-    purpose: str | None = None
+    purpose: _Purpose = None
     job: str | None = None
 
 
 class ExtractBody(Body):
     dataset: str
     format: str = "csv"
-    purpose: str | None = None
+    purpose: _Purpose = None
     job: str | None = None
 
 
@@ -61,7 +64,7 @@ class ReasonBody(Body):
 
 class ConsentBody(Body):
     subjects: list[str]
-    purpose: str
+    purpose: Annotated[str, Field(max_length=uc.MAX_PURPOSE)]
     state: str
 
 

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from exchange import AggregateQuery, Exchange, ExchangeError, Refused
 from exchange.numbers import check_bounds
 from exchange.ports import Caller
-from monitor.ingest import MAX_TEXT as MAX_PURPOSE
+from monitor.ingest import MAX_TEXT
 from quanguard.auth import Principal
 from quanguard.errors import Forbidden, InvalidInput, TooLarge
 from quanguard.gate import record_denial
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "INBOX",
+    "MAX_PURPOSE",
     "MAX_UPLOAD",
     "aggregate",
     "approve",
@@ -62,6 +63,8 @@ __all__ = [
 
 T = TypeVar("T")
 INBOX = "exchange-inbox"
+#: characters of a purpose kept: the job, the receipt and the trail (whose texts hold at most this many)
+MAX_PURPOSE = MAX_TEXT
 MAX_UPLOAD = 512 * 1024 * 1024
 
 

@@ -230,17 +230,37 @@ def test_a_boolean_is_not_a_number(client: TestClient, world: dict[str, str], co
 @pytest.mark.parametrize("route", ["aggregate", "psi", "extract"])
 def test_a_purpose_longer_than_an_event_text_is_refused(
         client: TestClient, world: dict[str, str], container: Container, route: str) -> None:
-    """A purpose of megabytes (the body limit is 64 MiB) is refused with 400 before any
-    work, and the attempt is recorded; the trail's texts hold at most 2,000 characters."""
+    """A purpose of megabytes (the body limit is 64 MiB) is refused (422, the spec's
+    maxLength) before any work, and the attempt is recorded; the trail's texts hold at most
+    2,000 characters."""
     rid = f"long-purpose-{route}"
     body = {"dataset": "members", "agg": "count", "purpose": "核验" * 600_000,
             "format": "csv", "request": "AAAA"}
     r = client.post(f"/v1/exchange/{route}", json=body,
                     headers={**auth(world["bank"]), "x-request-id": rid})
-    assert r.status_code == 400, r.text[:300]
-    assert "purpose" in r.json()["error"]["message"] and "2000" in r.json()["error"]["message"]
+    assert r.status_code == 422, r.text[:300]
+    problems = r.json()["error"]["problems"]
+    assert [p["loc"] for p in problems] == [["body", "purpose"]] and "2000" in problems[0]["msg"]
     with container.session() as s:
         rows = [e for e in container.audit.store.iter_range(s, 1)]
     mine = [e for e in rows if json.loads(e.body).get("trace", {}).get("id") == rid]
     assert len(mine) == 1 and mine[0].columns["outcome"] == "failure"
     assert len(mine[0].body) < 10_000
+
+
+def test_the_purpose_limit_holds_below_the_api(container: Container, world: dict[str, str]) -> None:
+    """The use cases refuse a long purpose themselves (the CLI has no body schema): 400,
+    recorded, no job."""
+    from quanguard.auth import Principal
+    from quanguard.errors import InvalidInput
+    from quanguard.usecases import exchange as ucx
+
+    principal = Principal(id="cli-consumer", name="cli", role="consumer", org="某银行")
+    with pytest.raises(InvalidInput, match="purpose is 2,001 characters long; at most 2000"):
+        ucx.aggregate(container, principal, None, dataset="members", query={"agg": "count"},
+                      purpose="x" * 2001)
+    with container.session() as s:
+        rows = [e.columns for e in container.audit.store.iter_range(s, 1)]
+    last = rows[-1]
+    assert last["action"] == "exchange.aggregate" and last["outcome"] == "failure"
+    assert "2,001" in str(last["reason"])
