@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import Field
+from pydantic import Field, StringConstraints
 from starlette.concurrency import run_in_threadpool
 
 from quanguard.api import openapi as oa
@@ -22,8 +22,8 @@ from quanguard.auth import Principal
 from quanguard.errors import InvalidInput
 from quanguard.usecases import exchange as uc
 
-# what the trail keeps of a purpose (the use cases refuse a longer one for the CLI too)
-_Purpose = Annotated[str | None, Field(max_length=uc.MAX_PURPOSE)]
+# what the trail keeps of a caller's text (the use cases refuse a longer one for the CLI too)
+_Text = Annotated[str, StringConstraints(max_length=uc.MAX_TEXT)]
 
 router = APIRouter(prefix="/v1/exchange", tags=["exchange"])
 
@@ -41,30 +41,30 @@ class AggregateBody(Body):
     epsilon: float = 0.5
     q: float = 0.5
     bins: int = 10
-    purpose: _Purpose = None
+    purpose: _Text | None = None
 
 
 class PsiBody(Body):
     dataset: str
     request: str | None = None  # base64 of the openmined-psi Request (optional with ``job``)
-    purpose: _Purpose = None
+    purpose: _Text | None = None
     job: str | None = None
 
 
 class ExtractBody(Body):
     dataset: str
     format: str = "csv"
-    purpose: _Purpose = None
+    purpose: _Text | None = None
     job: str | None = None
 
 
 class ReasonBody(Body):
-    reason: str
+    reason: _Text
 
 
 class ConsentBody(Body):
     subjects: list[str]
-    purpose: Annotated[str, Field(max_length=uc.MAX_PURPOSE)]
+    purpose: _Text
     state: str
 
 

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "INBOX",
-    "MAX_PURPOSE",
+    "MAX_TEXT",
     "MAX_UPLOAD",
     "aggregate",
     "approve",
@@ -63,8 +63,6 @@ __all__ = [
 
 T = TypeVar("T")
 INBOX = "exchange-inbox"
-#: characters of a purpose kept: the job, the receipt and the trail (whose texts hold at most this many)
-MAX_PURPOSE = MAX_TEXT
 MAX_UPLOAD = 512 * 1024 * 1024
 
 
@@ -92,15 +90,17 @@ class ExchangeWork:
 @contextmanager
 def exchange_work(container: Container, principal: Principal, ctx: RequestContext | None,
                   action: str, *, dataset: str | None = None,
-                  purpose: str | None = None) -> Iterator[ExchangeWork]:
+                  texts: Mapping[str, str | None] | None = None) -> Iterator[ExchangeWork]:
     """The exchange's unit of work: one transaction with the gate-bound exchange.
 
     A refusal the exchange recorded (its audit event is in this transaction) is committed
     and raised; any other 4xx error is rolled back, recorded on its own, and raised. A
-    policy refusal was already recorded by the gate. A ``purpose`` longer than the trail
-    keeps (``MAX_PURPOSE`` characters) is refused first, and recorded, before any work.
+    policy refusal was already recorded by the gate. ``texts`` (the caller's purpose or
+    reason, by name) longer than the trail keeps of a text (``MAX_TEXT`` characters) are
+    refused first, and recorded, before any work.
     """
-    _recorded(container, principal, ctx, action, lambda: check_purpose(purpose), dataset=dataset)
+    if texts:
+        _recorded(container, principal, ctx, action, lambda: check_texts(texts), dataset=dataset)
     ex: Exchange = container.exchange.with_decider(GateDecider(container, principal, ctx))
     recorded: ExchangeError | None = None
     try:
@@ -134,12 +134,14 @@ def reject_input(container: Container, principal: Principal, ctx: RequestContext
     return exc
 
 
-def check_purpose(purpose: str | None) -> None:
-    """InvalidInput when a purpose is longer than ``MAX_PURPOSE`` characters: it goes into
-    the job, the receipt and the trail, whose texts hold at most that many."""
-    if purpose is not None and len(purpose) > MAX_PURPOSE:
-        raise InvalidInput(f"purpose is {len(purpose):,} characters long; at most {MAX_PURPOSE} "
-                           "are kept: state it in fewer words", field="purpose")
+def check_texts(texts: Mapping[str, str | None]) -> None:
+    """InvalidInput naming the first of ``texts`` (a purpose, a reason) longer than
+    ``MAX_TEXT`` characters: each goes into the job, the receipt or the trail, whose texts
+    hold at most that many."""
+    for name, text in texts.items():
+        if text is not None and len(text) > MAX_TEXT:
+            raise InvalidInput(f"{name} is {len(text):,} characters long; at most {MAX_TEXT} "
+                               "are kept: state it in fewer words", field=name)
 
 
 def _recorded(container: Container, principal: Principal, ctx: RequestContext | None, action: str,
@@ -299,7 +301,7 @@ def aggregate(container: Container, principal: Principal, ctx: RequestContext | 
 
     q = _recorded(container, principal, ctx, "exchange.aggregate", parse, dataset=dataset)
     with exchange_work(container, principal, ctx, "exchange.aggregate", dataset=dataset,
-                       purpose=purpose) as w:
+                       texts={"purpose": purpose}) as w:
         job = w.ex.aggregate(w.session, w.audit, w.caller, dataset=dataset, query=q, purpose=purpose)
     return job.to_public()
 
@@ -307,7 +309,7 @@ def aggregate(container: Container, principal: Principal, ctx: RequestContext | 
 def psi_terms(container: Container, principal: Principal, ctx: RequestContext | None, *, dataset: str,
               purpose: str | None = None) -> dict[str, object]:
     with exchange_work(container, principal, ctx, "exchange.psi_terms", dataset=dataset,
-                       purpose=purpose) as w:
+                       texts={"purpose": purpose}) as w:
         return w.ex.delivery.psi_terms(w.session, w.audit, w.caller, dataset=dataset, purpose=purpose)
 
 
@@ -315,7 +317,7 @@ def psi(container: Container, principal: Principal, ctx: RequestContext | None, 
         purpose: str | None = None, job_id: str | None = None) -> tuple[dict[str, object], PsiAnswer | None]:
     """A PSI answer; with ``job_id`` the approved request runs (``request`` may be None)."""
     with exchange_work(container, principal, ctx, "exchange.psi", dataset=dataset,
-                       purpose=purpose) as w:
+                       texts={"purpose": purpose}) as w:
         job, answer = w.ex.delivery.psi(w.session, w.audit, w.caller, dataset=dataset, request=request,
                                purpose=purpose, job_id=job_id)
     return job.to_public(), answer
@@ -329,7 +331,7 @@ def extract(container: Container, principal: Principal, ctx: RequestContext | No
     from exchange.jobs import Job
 
     with exchange_work(container, principal, ctx, "exchange.extract", dataset=dataset,
-                       purpose=purpose) as w:
+                       texts={"purpose": purpose}) as w:
         ticket = w.ex.delivery.extract_prepare(w.session, w.audit, w.caller, dataset=dataset, fmt=fmt,
                                       purpose=purpose, job_id=job_id)
     if isinstance(ticket, Job):
@@ -353,7 +355,7 @@ def extract(container: Container, principal: Principal, ctx: RequestContext | No
 def approve(container: Container, principal: Principal, ctx: RequestContext | None, job_id: str, *, approve: bool,
             reason: str) -> dict[str, object]:
     action = "exchange.approve" if approve else "exchange.reject"
-    with exchange_work(container, principal, ctx, action) as w:
+    with exchange_work(container, principal, ctx, action, texts={"reason": reason}) as w:
         job = w.ex.decide_job(w.session, w.audit, w.caller, job_id, approve=approve, reason=reason)
     return job.to_public()
 
@@ -384,7 +386,7 @@ def budget(container: Container, principal: Principal, ctx: RequestContext | Non
 def set_consent(container: Container, principal: Principal, ctx: RequestContext | None, *, dataset: str,
                 subjects: Iterable[str], purpose: str, state: str) -> dict[str, object]:
     with exchange_work(container, principal, ctx, "exchange.consent", dataset=dataset,
-                       purpose=purpose) as w:
+                       texts={"purpose": purpose}) as w:
         n = w.ex.set_consent(w.session, w.audit, w.caller, dataset=dataset, subjects=list(subjects),
                              purpose=purpose, state=state)
     return {"dataset": dataset, "purpose": purpose, "state": state, "subjects": n}

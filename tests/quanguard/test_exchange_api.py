@@ -264,3 +264,43 @@ def test_the_purpose_limit_holds_below_the_api(container: Container, world: dict
     last = rows[-1]
     assert last["action"] == "exchange.aggregate" and last["outcome"] == "failure"
     assert "2,001" in str(last["reason"])
+
+
+@pytest.mark.parametrize("verdict", ["approve", "reject"])
+def test_a_decision_reason_longer_than_an_event_text_is_refused(
+        client: TestClient, world: dict[str, str], container: Container, verdict: str) -> None:
+    """A manager's reason of megabytes went into the job and the trail whole, like a long
+    purpose: refused (422, recorded), and the job still waits for a decision."""
+    r = client.post("/v1/exchange/datasets", headers=auth(world["prov"]),
+                    data={"name": "contacts", "key_column": "member"},
+                    files={"file": ("c.csv", members(phone=True), "text/csv")})
+    assert r.status_code == 201
+    jid = client.post("/v1/exchange/aggregate", headers=auth(world["bank"]),
+                      json={"dataset": "contacts", "agg": "count", "epsilon": 0.5}).json()["job"]
+    rid = f"long-reason-{verdict}"
+    r = client.post(f"/v1/exchange/jobs/{jid}/{verdict}", json={"reason": "理由" * 600_000},
+                    headers={**auth(world["mgr"]), "x-request-id": rid})
+    assert r.status_code == 422, r.text[:300]
+    assert [p["loc"] for p in r.json()["error"]["problems"]] == [["body", "reason"]]
+    assert client.get(f"/v1/exchange/jobs/{jid}", headers=auth(world["bank"])).json()["status"] \
+        == "pending_approval"
+    with container.session() as s:
+        rows = list(container.audit.store.iter_range(s, 1))
+    assert [json.loads(e.body).get("trace", {}).get("id") for e in rows].count(rid) == 1
+    assert max(len(e.body) for e in rows) < 10_000
+
+
+def test_the_reason_limit_holds_below_the_api(container: Container, world: dict[str, str]) -> None:
+    """The use case refuses a long decision reason itself (the CLI has no body schema):
+    400, recorded before the job is looked up."""
+    from quanguard.auth import Principal
+    from quanguard.errors import InvalidInput
+    from quanguard.usecases import exchange as ucx
+
+    manager = Principal(id="cli-manager", name="cli", role="manager", org="市大数据局")
+    with pytest.raises(InvalidInput, match="reason is 2,001 characters long; at most 2000"):
+        ucx.approve(container, manager, None, "job-none", approve=False, reason="x" * 2001)
+    with container.session() as s:
+        last = list(container.audit.store.iter_range(s, 1))[-1].columns
+    assert last["action"] == "exchange.reject" and last["outcome"] == "failure"
+    assert "2,001" in str(last["reason"])
