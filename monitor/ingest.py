@@ -178,10 +178,9 @@ def parse_record(
     if not _KEYS.issuperset(obj):
         unknown = sorted(set(obj) - _KEYS)
         raise InvalidEvent(f"unknown field(s) {', '.join(map(repr, unknown))}")
-    if "ts" not in obj or "actor" not in obj or "action" not in obj:
-        for key in _REQUIRED:
-            if key not in obj:
-                raise InvalidEvent(f"missing field {key!r}", field=key)
+    for key in _REQUIRED:
+        if key not in obj:
+            raise InvalidEvent(f"missing field {key!r}", field=key)
     get = obj.get
     claimed = get("reporter")
     if claimed is not None and claimed != reporter:
