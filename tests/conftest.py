@@ -6,9 +6,9 @@ import io
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -18,6 +18,8 @@ from quanguard.auth import Principal, create_key
 from quanguard.config import Settings, load_settings
 from quanguard.container import Container, build_container
 from tests.serving import pg_available
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
@@ -106,6 +108,27 @@ def errors_on_threads(work: Callable[[], None], threads: int = 4) -> list[BaseEx
     for t in running:
         t.join()
     return errors
+
+
+def errors_on_threads_each(items: Iterable[T], work: Callable[[T], None],
+                           threads: int = 4) -> list[BaseException]:
+    """Hand each of ``items`` to one of ``threads`` threads running ``work`` at once;
+    what they raised."""
+    todo = iter(items)
+    lock = threading.Lock()
+
+    def drain() -> None:
+        while True:
+            with lock:
+                item = next(todo, _DONE)
+            if item is _DONE:
+                return
+            work(cast("T", item))
+
+    return errors_on_threads(drain, threads=threads)
+
+
+_DONE = object()
 
 
 def cli_env(tmp: Path) -> dict[str, str]:

@@ -24,7 +24,7 @@ import quanguard.container as qc
 from quanguard.auth import Principal
 from quanguard.container import Container, build_container
 from quanguard.usecases import audit as uc
-from tests.conftest import auth, errors_on_threads, make_settings
+from tests.conftest import auth, errors_on_threads_each, make_settings
 
 REPORTER = Principal(id="p-rep", name="rep", role="reporter", org="市卫健委")
 AUDITOR = Principal(id="p-audit", name="audit", role="auditor", org="市审计局")
@@ -74,19 +74,11 @@ def test_other_stores_get_no_writer_connection(tmp_path: Path) -> None:
 
 
 def test_concurrent_batches_all_land_on_one_chain(container: Container) -> None:
-    batches = iter(range(8))
-    lock = threading.Lock()
+    def work(i: int) -> None:
+        result = uc.ingest(container, REPORTER, _lines(150, start=1000 * i), max_lines=10_000)
+        assert result.accepted == 150 and not result.errors
 
-    def work() -> None:
-        while True:
-            with lock:
-                i = next(batches, None)
-            if i is None:
-                return
-            result = uc.ingest(container, REPORTER, _lines(150, start=1000 * i), max_lines=10_000)
-            assert result.accepted == 150 and not result.errors
-
-    assert not errors_on_threads(work, threads=4)
+    assert not errors_on_threads_each(range(8), work, threads=4)
     assert _count(container) == 8 * 150
     uc.verify(container, AUDITOR)
 
@@ -158,25 +150,17 @@ def test_concurrent_batch_posts_keep_every_event_and_the_answers(
         client: TestClient, make_key: Callable[..., tuple[str, Principal]], container: Container) -> None:
     key = make_key("reporter")[0]
     answers: list[tuple[int, int, list[int]]] = []
-    lock = threading.Lock()
-    jobs = iter(range(6))
 
-    def work() -> None:
-        while True:
-            with lock:
-                i = next(jobs, None)
-            if i is None:
-                return
-            lines = _lines(120, start=1000 * i, purpose="回访 中文 ünï \U0001f600 x")
-            if i % 2:
-                lines[7] = "{bad"
-                lines[50] = '{"ts": "2026-11-29T00:00:00Z", "purpose": "lone \\ud800"}'
-            r = client.post("/v1/events/batch", content="\n".join(lines), headers=auth(key))
-            doc = r.json()
-            with lock:
-                answers.append((r.status_code, doc["accepted"], [e["line"] for e in doc["errors"]]))
+    def work(i: int) -> None:
+        lines = _lines(120, start=1000 * i, purpose="回访 中文 ünï \U0001f600 x")
+        if i % 2:
+            lines[7] = "{bad"
+            lines[50] = '{"ts": "2026-11-29T00:00:00Z", "purpose": "lone \\ud800"}'
+        r = client.post("/v1/events/batch", content="\n".join(lines), headers=auth(key))
+        doc = r.json()
+        answers.append((r.status_code, doc["accepted"], [e["line"] for e in doc["errors"]]))
 
-    assert not errors_on_threads(work, threads=4)
+    assert not errors_on_threads_each(range(6), work, threads=4)
     assert sorted(answers) == [(200, 120, [])] * 3 + [(207, 118, [8, 51])] * 3
     with container.read_session() as session:
         rows = session.execute(sa.text(
