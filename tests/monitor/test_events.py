@@ -217,3 +217,39 @@ def test_event_ids_are_time_ordered_version_7_uuids() -> None:
     # the last 62 bits are random: two ids of one instant still differ there
     assert len({int(v, 16) & (2**62 - 1) for v in made}) == len(made)
 
+
+
+def test_event_ids_of_a_forked_child_are_not_its_parents() -> None:
+    # The random bits are fetched from the OS in blocks: a worker process forked with part
+    # of a block left must not hand out the very ids its parent hands out next.
+    import os
+
+    from monitor.events import new_event_id
+
+    new_event_id()  # the parent now holds the rest of a block
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next ids, to the parent
+        try:
+            os.write(write, "".join(new_event_id()[16:] for _ in range(100)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as fh:
+        text = fh.read()
+    os.waitpid(pid, 0)
+    child = {text[i:i + 16] for i in range(0, len(text), 16)}
+    parent = {new_event_id()[16:] for _ in range(100)}
+    assert len(child) == 100 and not child & parent
+
+
+def test_event_ids_made_on_many_threads_are_unique() -> None:
+    # threads share the buffered random bits; none may take the same bits as another
+    from monitor.events import new_event_id
+    from tests.conftest import errors_on_threads_each
+
+    made: list[list[str]] = [[] for _ in range(8)]
+    assert not errors_on_threads_each(
+        range(8), lambda i: made[i].extend(new_event_id() for _ in range(20_000)), threads=8)
+    tails = [v[16:] for ids in made for v in ids]
+    assert len(tails) == 160_000 and len(set(tails)) == len(tails)
