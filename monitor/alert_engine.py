@@ -185,6 +185,8 @@ class AlertEngine:
         self._seen: int | None = None  # the last seq these counters include
         self._lock = threading.Lock()
         self._owners: dict[str, str | None] = {}  # dataset -> owner, for the batch at hand
+        self._excluded_roles = frozenset(
+            role for r in rules if isinstance(r, (OffHours, FirstAccess)) for role in r.exclude_own_org)
         self._exports = tuple(r for r in rules if isinstance(r, ExportVolume))
         self._export_actions = frozenset(self._exports[0].actions) if len(self._exports) == 1 \
             else frozenset()
@@ -244,14 +246,20 @@ class AlertEngine:
             by_actor[e.actor.id].append(e)
         hits: list[Hit] = []
         rules = self.rules
+        # actors with an event of a role some rule excludes from its own organisation's
+        # data (one pass over the batch; for the others no exclusion can apply)
+        excluding = self._excluded_roles
+        excluders = {e.actor.id for e in events if e.actor.role in excluding} if excluding else set()
         for actor, evs in by_actor.items():
             by_seq = evs if ordered else sorted(evs, key=_seq_key)
             latest = max([e.ts_us for e in evs])
             st = self._state(session, actor, by_seq, latest)
             # events left after each rule's exclude_own_org (computed once per role set)
             kept: dict[tuple[str, ...], tuple[list[AuditEvent], list[AuditEvent]]] = {}
+            may_exclude = actor in excluders
             for rule in rules:
-                found = self._rule(session, rule, actor, evs, st, by_seq, latest, kept)
+                found = self._rule(session, rule, actor, evs, st, by_seq, latest, kept,
+                                   may_exclude=may_exclude)
                 if found:
                     hits.extend(found)
             st.datasets.update([e.dataset for e in evs if e.dataset and _ok(e)])
@@ -275,13 +283,17 @@ class AlertEngine:
             self.counters.put(actor, st)
             return st
         add = self.counters.add
+        add_event = st.events.add
         exports = self._export_actions
         for e in by_seq:
             d = e.decision
             denied = d is not None and d.effect == "deny"
-            add(st, e.ts_us, e.seq or 0, denied=denied,
-                export_rows=None if e.action not in exports or denied or e.outcome != "success"
-                else int(e.rows or 0))
+            if denied or e.action in exports or (st.first_ts is not None and e.ts_us < st.first_ts):
+                add(st, e.ts_us, e.seq or 0, denied=denied,
+                    export_rows=None if e.action not in exports or denied
+                    or e.outcome != "success" else int(e.rows or 0))
+            else:  # ``add`` of an event that only counts as an event
+                add_event(e.ts_us, e.seq or 0)
         return st
 
     def _export_rows(self, action: str, effect: str | None, outcome: str,
@@ -296,10 +308,11 @@ class AlertEngine:
     def _rule(self, session: Session, rule: Rule, actor: str, evs: list[AuditEvent],
               st: ActorState, by_seq: list[AuditEvent], latest: int,
               kept: dict[tuple[str, ...], tuple[list[AuditEvent], list[AuditEvent]]] | None = None,
-              ) -> list[Hit]:
+              *, may_exclude: bool = True) -> list[Hit]:
+        """``may_exclude`` False: no event of ``evs`` has a role any rule excludes."""
         if isinstance(rule, VolumeSpike):
             return self._spike(session, rule, actor, evs, st, latest)
-        if isinstance(rule, OffHours | FirstAccess) and rule.exclude_own_org:
+        if may_exclude and isinstance(rule, (OffHours, FirstAccess)) and rule.exclude_own_org:
             if len(evs) == 1 and len(by_seq) == 1:
                 # one event (an API call's): the owner is looked up only if the rule could
                 # raise on it (it is ignored by the rule otherwise), so most accesses need
@@ -525,7 +538,8 @@ def record_hits(session: Session, hits: Sequence[Hit], *, now: datetime) -> list
     update statement (executemany) for the batch."""
     if not hits:
         return []
-    keys = list(dict.fromkeys(h.dedup_key for h in hits))
+    hit_keys = [h.dedup_key for h in hits]
+    keys = list(dict.fromkeys(hit_keys))
     current: dict[str, dict[str, Any]] = {}
     for i in range(0, len(keys), 500):
         for row in session.execute(_OPEN_ALERTS, {"keys": keys[i:i + 500]}):
@@ -538,11 +552,11 @@ def record_hits(session: Session, hits: Sequence[Hit], *, now: datetime) -> list
     updates: dict[str, dict[str, Any]] = {}
     out: list[Alert] = []
     parsed: dict[str, list[int]] = {}  # alert id -> its "seqs" column, decoded once
-    for hit in hits:
-        values = current.get(hit.dedup_key)
+    for hit, key in zip(hits, hit_keys, strict=True):
+        values = current.get(key)
         if values is None:
-            values = _new_alert(hit, stamp)
-            inserts[values["id"]] = current[hit.dedup_key] = values
+            values = _new_alert(hit, stamp, key)
+            inserts[values["id"]] = current[key] = values
             parsed[values["id"]] = list(hit.seqs)
         else:
             _collapse(values, hit, stamp, parsed)
@@ -550,7 +564,7 @@ def record_hits(session: Session, hits: Sequence[Hit], *, now: datetime) -> list
                 updates[values["id"]] = values
         out.append(_alert_from(values, parsed.get(values["id"])))
     if inserts:
-        session.execute(ALERTS.insert(), list(inserts.values()))
+        _insert_alerts(session, list(inserts.values()))
     if updates:
         session.execute(_UPDATE_ALERT, [
             {"b_id": v["id"], "b_count": v["count"], "b_seqs": v["seqs"], "b_summary": v["summary"],
@@ -559,10 +573,25 @@ def record_hits(session: Session, hits: Sequence[Hit], *, now: datetime) -> list
     return out
 
 
-def _new_alert(hit: Hit, stamp: int) -> dict[str, Any]:
+_ALERT_COLUMNS = tuple(c.name for c in ALERTS.columns)
+
+
+def _insert_alerts(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert new alerts with one driver-level executemany: the statement is fixed, so the
+    per-row parameter processing of a Core insert is skipped (a batch of reported events
+    can raise thousands)."""
+    conn = session.connection()
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    cols = ", ".join(f'"{c}"' for c in _ALERT_COLUMNS)
+    conn.exec_driver_sql(
+        f"INSERT INTO audit_alerts ({cols}) VALUES ({', '.join(mark for _ in _ALERT_COLUMNS)})",
+        [tuple([v[c] for c in _ALERT_COLUMNS]) for v in rows])
+
+
+def _new_alert(hit: Hit, stamp: int, key: str) -> dict[str, Any]:
     return {
         "id": f"{random_bits():016x}", "rule": hit.rule.id, "severity": hit.rule.severity,
-        "actor": hit.actor, "dedup_key": hit.dedup_key,
+        "actor": hit.actor, "dedup_key": key,
         "window_start": to_us(hit.window_start), "window_end": to_us(hit.window_end),
         "seqs": json.dumps(list(hit.seqs)), "count": 1, "summary": hit.summary,
         "status": "open", "note": None, "created": stamp, "updated": stamp,
@@ -636,7 +665,8 @@ def _alert(row: sa.Row[tuple[object, ...]]) -> Alert:
 
 def _alert_from(m: Any, seqs: list[int] | None = None) -> Alert:
     """The alert of a row; ``seqs`` may pass its ``seqs`` column already decoded."""
-    return Alert(
+    alert = object.__new__(Alert)  # the frozen dataclass's __init__, without its setattr calls
+    alert.__dict__.update(
         id=m["id"], rule=m["rule"], severity=m["severity"], actor=m["actor"],
         window_start=from_us(m["window_start"]), window_end=from_us(m["window_end"]),
         seqs=tuple(json.loads(m["seqs"]) if seqs is None else seqs), count=int(m["count"]),
@@ -644,6 +674,7 @@ def _alert_from(m: Any, seqs: list[int] | None = None) -> Alert:
         status=m["status"], note=m["note"], created=from_us(m["created"]),
         updated=from_us(m["updated"]),
     )
+    return alert
 
 
 def get_alert(session: Session, alert_id: str) -> Alert:

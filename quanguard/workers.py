@@ -16,6 +16,7 @@ counters notice another worker's appends (a gap in seqs) and reload from the tra
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from typing import TYPE_CHECKING
@@ -23,11 +24,27 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-__all__ = ["SHARED_STATE", "check_workers", "cores", "default_workers", "worker_app"]
+__all__ = ["SERVE_GC_THRESHOLD", "SHARED_STATE", "check_workers", "cores", "default_workers",
+           "serving_collector", "worker_app"]
 
 _log = logging.getLogger("quanguard.workers")
 
 SHARED_STATE = ("console sessions", "auth-failure limits", "policy reloads")
+
+#: The cyclic collector's thresholds in a serving process (the default is 700, 10, 10).
+#: A batch POST allocates some 50,000 objects that reference counting frees when it ends;
+#: at the default every request ran dozens of young collections and, now and then, a full
+#: one over everything the service loaded (measured: about 10% of batch POST throughput).
+SERVE_GC_THRESHOLD = (20_000, 20, 100)
+
+
+def serving_collector() -> None:
+    """Tune the cyclic garbage collector of a process that is about to serve: what it has
+    loaded so far (modules, the container, the app) is frozen — kept out of every later
+    collection, it lives as long as the process — and young collections run less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*SERVE_GC_THRESHOLD)
 
 
 def cores() -> int:
@@ -69,4 +86,6 @@ def worker_app() -> FastAPI:
     configure_logging(settings.log_level)
     container = build_container(settings, run_migrations=False)
     _log.info("worker %d serving (store %s)", os.getpid(), settings.db_url.split("@")[-1])
-    return create_app(container)
+    app = create_app(container)
+    serving_collector()
+    return app

@@ -73,6 +73,9 @@ def serve(
                     port=settings.port, log_config=None, access_log=False)
         return
     app = create_app(container)
+    from quanguard.workers import serving_collector
+
+    serving_collector()
     try:
         uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
     finally:

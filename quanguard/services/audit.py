@@ -11,6 +11,7 @@ every build: a missing one is an import error, never an unredacted trail).
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 import threading
@@ -404,8 +405,8 @@ class AuditService:
     def _after_commit(self, session: Session, alerts: list[Alert]) -> None:
         """Hand ``alerts`` to the alert service once the transaction commits (the
         session-class hooks above; a rollback forgets them)."""
-        for alert in alerts:
-            self.m_alerts.labels(rule=alert.rule).inc()
+        for rule, n in collections.Counter(alert.rule for alert in alerts).items():
+            self.m_alerts.labels(rule=rule).inc(n)
         held = session.info.get(_NEW_ALERTS)
         if held is None:
             session.info[_NEW_ALERTS] = (self, list(alerts))

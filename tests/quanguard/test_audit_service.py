@@ -185,3 +185,57 @@ def test_record_keeps_an_event_whose_text_holds_nul(svc: Any) -> None:
         ev = svc.audit.store.get(s, seq)
     assert (ev.dataset, ev.purpose, ev.reason) == ("户\ufffd籍", "回访 \ufffd", "bad \ufffd")
     assert ev.labels["k"] == "v\ufffd"
+
+
+def test_a_batch_raises_and_collapses_alerts_on_both_stores(svc: Any) -> None:
+    # a reporter's batch with two actors' denial bursts and off-hours L4 reads: the new
+    # alerts go in with one statement, a later batch collapses into the open ones; the
+    # rows read back as the alerts the engine returned, and the metric counts per rule
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    from monitor.alert_engine import list_alerts
+    from monitor.ingest import parse_batch
+
+    base = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)  # a Saturday, 10:00 in Shanghai
+
+    def lines(start: int) -> list[str]:
+        out = []
+        for i in range(start, start + 12):
+            who = f"u{i % 2}"
+            out.append(json.dumps({
+                "ts": (base + timedelta(seconds=i)).isoformat(), "action": "read_raw",
+                "actor": {"id": who, "role": "consumer", "org": "某银行"},
+                "dataset": "户籍人口", "grade": "L4", "rows": 1,
+                "decision": "deny" if i % 3 else "allow"}, ensure_ascii=False))
+        return out
+
+    now = datetime.now(UTC)
+    engine = svc.audit.alert_engine
+    returned: list[list[Any]] = []
+    real = engine.process
+
+    def spy(session: Any, events: Any, **kw: Any) -> Any:
+        returned.append(real(session, events, **kw))
+        return returned[-1]
+
+    engine.process = spy
+    for start in (0, 100):
+        batch = parse_batch(lines(start), reporter="r", now=now)
+        with svc.session() as s, s.begin():
+            svc.audit.record_batch(s, list(batch.events), now=now)
+    assert len(returned) == 2 and returned[0] and returned[1]
+    with svc.session() as s:
+        alerts = {a.id: a for a in list_alerts(s, limit=1000)}
+    rules = sorted(a.rule for a in alerts.values())
+    assert "denial-burst" in rules and "off-hours-sensitive" in rules
+    assert len({(a.rule, a.actor) for a in alerts.values()}) == len(alerts)  # collapsed
+    assert any(a.count >= 2 for a in alerts.values())
+    for alert in returned[-1]:  # what the engine returned is what was stored
+        stored_alert = alerts[alert.id]
+        assert (stored_alert.rule, stored_alert.actor, stored_alert.count, stored_alert.seqs,
+                stored_alert.window_start, stored_alert.status) == (
+                    alert.rule, alert.actor, alert.count, alert.seqs, alert.window_start,
+                    alert.status)
+    text = generate_latest(svc.metrics.registry).decode()
+    assert 'quanguard_audit_alerts_raised_total{rule="denial-burst"}' in text

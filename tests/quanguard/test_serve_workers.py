@@ -248,3 +248,21 @@ def test_two_servers_share_console_sessions_auth_limits_and_policy_reloads(pg_da
     assert all(e["labels"]["version"] == version for e in peers)
     verified = _cli(env, tmp_path, "audit", "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_a_serving_process_freezes_what_it_loaded_and_collects_less_often() -> None:
+    # in a process of its own: the collector's settings are the whole process's
+    code = ("import gc, json\n"
+            "from quanguard.workers import SERVE_GC_THRESHOLD, serving_collector\n"
+            "kept = [[i] for i in range(1000)]\n"
+            "before = gc.get_freeze_count()\n"
+            "serving_collector()\n"
+            "print(json.dumps([before, gc.get_freeze_count(), list(gc.get_threshold()),\n"
+            "                  list(SERVE_GC_THRESHOLD), gc.isenabled()]))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+                         timeout=120)
+    before, after, threshold, wanted, enabled = json.loads(out.stdout)
+    assert before == 0 and after > 1000  # the objects loaded so far, the list above included
+    assert threshold == wanted and wanted[0] > 700  # young collections less often than default
+    assert enabled  # tuned, never switched off: cycles are still collected
