@@ -65,8 +65,9 @@ _SPEAKING = ("说", "表示", "指出", "认为", "介绍", "强调", "告诉", 
 # ~3 MB) in the user's cache folder: reading the 349,000-line file costs every process
 # that clears a free text about 0.3 s (each ``quanguard audit ingest``), the kept copy
 # ~0.05 s. Derived data only: a missing, unreadable, damaged or stale copy is rebuilt from
-# the dictionary (the file names the dictionary's SHA-256 and this derivation's version,
-# and holds the SHA-256 of its own payload).
+# the dictionary (the file is named by the SHA-256 of the dictionary and of what the
+# derivation depends on, and holds the SHA-256 of its own payload). The folder is trusted
+# as Python trusts its ``__pycache__``: whoever can write it can write the code as well.
 _TABLES_VERSION = 1
 
 
@@ -114,10 +115,12 @@ def tables_of(path: Path, cache: Path | None) -> tuple[dict[str, int], dict[str,
         raw = path.read_bytes()
     except OSError as exc:
         raise RecognizerDataError(f"jieba's dictionary cannot be read ({exc})") from exc
-    digest = hashlib.sha256(raw).hexdigest()
+    # the dictionary and everything the derivation depends on name the kept copy
+    digest = hashlib.sha256(raw + repr(
+        (_TABLES_VERSION, _WORD_FREQ, sorted(_KNOWN_NAME_TAGS))).encode()).hexdigest()
     kept = None
     if cache is not None:
-        kept = cache / f"name-finder-{_TABLES_VERSION}-{_WORD_FREQ}-{digest[:32]}.marshal"
+        kept = cache / f"name-finder-{digest[:32]}.marshal"
         tables = _read_kept(kept)
         if tables is not None:
             return tables
@@ -159,6 +162,10 @@ def _keep_tables(path: Path, tables: tuple[dict[str, int], dict[str, str]]) -> N
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+        for old in path.parent.glob("name-finder-*.marshal"):  # an older dictionary's
+            if old.name != path.name:
+                with contextlib.suppress(OSError):
+                    old.unlink()
     except OSError:
         logging.getLogger(__name__).debug("name finder tables not kept in %s", path.parent)
 

@@ -134,7 +134,9 @@ def test_another_dictionary_never_gets_the_kept_tables_of_the_first(tmp_path: Pa
     a = nc.tables_of(first, tmp_path / "cache")
     b = nc.tables_of(second, tmp_path / "cache")
     assert "张贴" in a[0] and "张贴" not in b[0]
-    assert len(list((tmp_path / "cache").iterdir())) == 2
+    # the first dictionary's copy made way for the second's (no pile of stale copies)
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+    assert nc.tables_of(first, tmp_path / "cache") == a
 
 
 def test_a_cache_folder_that_cannot_be_written_costs_only_time(tmp_path: Path) -> None:
@@ -158,3 +160,17 @@ def test_where_tables_are_kept(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     monkeypatch.delenv("QUANGUARD_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
     assert cache_dir() == tmp_path / "x" / "quanguard"
+
+
+def test_a_change_to_the_derivation_never_reads_tables_kept_by_the_old_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import desensitize.name_candidates as nc
+
+    src = tmp_path / "dict.txt"
+    src.write_text(_SMALL, encoding="utf-8")
+    before = nc.tables_of(src, tmp_path / "cache")
+    monkeypatch.setattr(nc, "_WORD_FREQ", 1000)  # a threshold changed in a later release
+    after = nc.tables_of(src, tmp_path / "cache")
+    assert "王府井" in before[0] and "王府井" not in after[0]
+    monkeypatch.setattr(nc, "_KNOWN_NAME_TAGS", frozenset({"nz"}))
+    assert "张丹丹" not in nc.tables_of(src, tmp_path / "cache")[1]
