@@ -283,17 +283,22 @@ class AlertEngine:
             self.counters.put(actor, st)
             return st
         add = self.counters.add
-        add_event = st.events.add
+        add_event, add_export = st.events.add, st.exports.add_rows
         exports = self._export_actions
         for e in by_seq:
             d = e.decision
-            denied = d is not None and d.effect == "deny"
-            if denied or e.action in exports or (st.first_ts is not None and e.ts_us < st.first_ts):
-                add(st, e.ts_us, e.seq or 0, denied=denied,
+            ts, seq = e.ts_us, e.seq or 0
+            if (d is not None and d.effect == "deny") or (
+                    st.first_ts is not None and ts < st.first_ts):
+                denied = d is not None and d.effect == "deny"
+                add(st, ts, seq, denied=denied,
                     export_rows=None if e.action not in exports or denied
                     or e.outcome != "success" else int(e.rows or 0))
-            else:  # ``add`` of an event that only counts as an event
-                add_event(e.ts_us, e.seq or 0)
+                continue
+            # ``add`` of an event that is not denied and not the actor's earliest
+            add_event(ts, seq)
+            if e.action in exports and e.outcome == "success":
+                add_export(ts, seq, int(e.rows or 0))
         return st
 
     def _export_rows(self, action: str, effect: str | None, outcome: str,

@@ -353,12 +353,13 @@ def validated_event(
     fields: tuple[str, ...], grade: str | None, rows: int | None, purpose: str | None,
     reason: str | None, decision: EventDecision | None, outcome: str,
     source_ip: str | None, request_id: str | None, result_digest: str | None,
-    labels: dict[str, str],
+    labels: dict[str, str], ts_text: str | None = None,
 ) -> AuditEvent:
     """An :class:`AuditEvent` from values the caller has already validated exactly as
     ``AuditEvent.__post_init__`` would (``ts`` aware and in UTC, ``outcome`` known,
     ``rows`` a non-negative int, ``action`` non-empty, ``labels`` strings): the ingest
-    parser checks every line itself and skips the second validation."""
+    parser checks every line itself and skips the second validation. ``ts_text``, when
+    given, is ``format_ts(ts)`` (the canonical form skips formatting the time again)."""
     ev = object.__new__(AuditEvent)
     ev.__dict__.update(
         ts=ts, actor=actor, action=action, reporter=reporter, id=new_event_id(), seq=None,
@@ -368,6 +369,8 @@ def validated_event(
         labels=MappingProxyType(labels), ingested=None,
         ts_us=(ts - _EPOCH) // _US,  # the ``ts_us`` property's value, computed here at once
     )
+    if ts_text is not None:  # ``format_ts(ts)``, which the caller read off its input
+        ev.__dict__["ts_text"] = ts_text
     return ev
 
 
@@ -415,7 +418,7 @@ def _canonical_fast(ev: AuditEvent, ingested: str | None) -> str:
         if type(v) is not int:
             raise TypeError("rows")
         parts.append(f'"rows":{v}')
-    out = ['{"@timestamp":"', _fast_ts(d["ts"]), '","audit":{', ",".join(parts),
+    out = ['{"@timestamp":"', d.get("ts_text") or _fast_ts(d["ts"]), '","audit":{', ",".join(parts),
            '},"event":{"action":', _q(d["action"]), ',"id":', _q(d["id"])]
     # event.{action,id,ingested,outcome,reason,sequence}
     v = d["ingested"]

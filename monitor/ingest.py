@@ -188,7 +188,8 @@ def parse_record(
             f"reporter {claimed!r} is not the authenticated caller {reporter!r}; "
             "omit it (the caller is the reporter)", field="reporter",
         )
-    ts = parse_ts(obj["ts"])
+    raw_ts = obj["ts"]
+    ts = parse_ts(raw_ts)
     if ts > now + MAX_FUTURE:
         raise InvalidEvent(
             f"timestamp {obj['ts']} is more than {int(MAX_FUTURE.total_seconds() // 60)} "
@@ -227,9 +228,12 @@ def parse_record(
     dataset, grade, purpose = get("dataset"), get("grade"), get("purpose")
     if not (_plain(dataset) and _plain(grade) and _plain(purpose)):
         dataset, grade, purpose = (_optional_text(obj, k) for k in _OPTIONAL_TEXT[:3])
-    reason, source_ip = _optional_text(obj, "reason"), _optional_text(obj, "source_ip")
-    request_id = _optional_text(obj, "request_id")
-    result_digest = _optional_text(obj, "result_digest")
+    reason, source_ip = get("reason"), get("source_ip")
+    request_id, result_digest = get("request_id"), get("result_digest")
+    if not (_plain(reason) and _plain(source_ip) and _plain(request_id)
+            and _plain(result_digest)):
+        reason, source_ip, request_id, result_digest = (
+            _optional_text(obj, k) for k in _OPTIONAL_TEXT[3:])
     event = validated_event(
         ts, actor, _one(action), reporter,
         dataset=_one(dataset), fields=_one(tuple(fields)), grade=_one(grade), rows=rows,
@@ -237,8 +241,21 @@ def parse_record(
         reason=reason, decision=decision, outcome=outcome, source_ip=source_ip,
         request_id=request_id, result_digest=result_digest,
         labels={str(k): str(v) for k, v in labels.items()} if labels else {},
+        ts_text=_utc_text(raw_ts),
     )
     return redact_event(event, redactor) if redactor is not None else event
+
+
+def _utc_text(raw: str) -> str | None:
+    """``format_ts`` of a time :func:`parse_ts` accepted, read off its text when that is
+    already UTC with six fraction digits (``2026-11-01T21:58:08.978566Z`` or ``+00:00``,
+    as reporters write it); None otherwise (the time is formatted from its value)."""
+    n = len(raw)
+    if ((n == 32 and raw.endswith("+00:00")) or (n == 27 and raw[26] in "Zz")) and (
+            raw[10] == "T" and raw[19] == "." and raw[4] == raw[7] == "-"
+            and raw[13] == raw[16] == ":" and raw.isascii() and raw[20:26].isdigit()):
+        return raw[:26] + "Z"
+    return None
 
 
 def _plain(value: Any) -> bool:
@@ -300,9 +317,9 @@ def parse_line(
 
 def _has_surrogate_escape(text: str | bytes) -> bool:
     """Whether ``text`` holds ``\\ud`` or ``\\uD`` (the start of any escape of U+D800..DFFF)."""
-    if isinstance(text, bytes):
-        return b"\\ud" in text or b"\\uD" in text
-    return "\\ud" in text or "\\uD" in text
+    if isinstance(text, bytes):  # most lines hold no escape at all: one scan clears them
+        return b"\\u" in text and (b"\\ud" in text or b"\\uD" in text)
+    return "\\u" in text and ("\\ud" in text or "\\uD" in text)
 
 
 def _storable(event: AuditEvent, line: int) -> None:

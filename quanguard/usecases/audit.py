@@ -35,7 +35,6 @@ from monitor.trail import consistency_document, proof_document
 from quanguard.auth import Principal
 from quanguard.errors import Conflict
 from quanguard.gate import RequestContext, authorize, origin, tracking
-from quanguard.services.shipper import es_status
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -269,6 +268,8 @@ def status(container: Container, principal: Principal, *,
             "at": from_us(run.ts).isoformat(), "ok": bool(run.ok), "tree_size": run.tree_size,
             "bad_seq": run.bad_seq, "damage": run.damage, "detail": run.detail,
         }
+    from quanguard.services.shipper import es_status  # Elasticsearch: not every command's
+
     out["elasticsearch"] = es_status(container)
     return out
 

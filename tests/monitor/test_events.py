@@ -13,6 +13,7 @@ from monitor.events import (
     AuditEvent,
     EventDecision,
     canonical_json,
+    canonical_text,
     format_ts,
     parse_ts,
     redact_event,
@@ -253,3 +254,44 @@ def test_event_ids_made_on_many_threads_are_unique() -> None:
         range(8), lambda i: made[i].extend(new_event_id() for _ in range(20_000)), threads=8)
     tails = [v[16:] for ids in made for v in ids]
     assert len(tails) == 160_000 and len(set(tails)) == len(tails)
+
+
+_TS_EDGES = [
+    "2026-11-01T21:58:08.978566+00:00", "2026-11-01T21:58:08.978566Z", "2026-11-01T21:58:08.978566z",
+    "2026-11-01T24:00:00.000000+00:00", "2026-11-01t21:58:08.978566Z", "2026-11-01 21:58:08.978566Z",
+    "0001-01-01T00:00:00.000000Z", "9999-12-31T23:59:59.999999+00:00", "2026-11-01T21:58:08.978566-00:00",
+    "2026-11-01T21:58:08,978566Z", "2026-11-01T21:58:08.97856Z ", "2026-11-01T21:58:08Z",
+    "2026-11-01T21:58:08.978566+08:00", "2026-02-29T21:58:08.978566Z", "2024-02-29T21:58:08.978566Z",
+    "２026-11-01T21:58:08.978566Z", "2026-11-01T21:58:08.９78566Z", "20261101T215808.978566Z",
+    "2026-11-01T21:58:08.978566+00:00:00", "2026-W44-7T21:58:08.978566Z",
+]
+
+
+@pytest.mark.parametrize("raw", _TS_EDGES)
+def test_a_time_read_off_its_text_is_the_time_formatted(raw: str) -> None:
+    # the ingest keeps a reporter's UTC time text as the canonical one only when it is
+    # exactly what formatting the parsed time gives; anything else is formatted
+    from monitor.events import _fast_ts
+    from monitor.ingest import _utc_text
+
+    try:
+        ts = parse_ts(raw)
+    except InvalidEvent:
+        return  # refused before any text is kept
+    kept = _utc_text(raw)
+    assert kept is None or kept == _fast_ts(ts) == format_ts(ts), raw
+
+
+@given(st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30),
+                    timezones=st.sampled_from([UTC, timezone(timedelta(hours=8))])),
+       st.sampled_from(["iso", "z"]))
+def test_ingested_bodies_are_canonical_whatever_the_time(when: datetime, style: str) -> None:
+    from monitor.ingest import parse_line
+
+    text = when.isoformat(timespec="microseconds")
+    if style == "z" and text.endswith("+00:00"):
+        text = text[:-6] + "Z"
+    line = json.dumps({"ts": text, "actor": {"id": "u", "role": "consumer", "org": "某局"},
+                       "action": "query"})
+    event = parse_line(line, line=1, reporter="r", now=datetime(9999, 12, 31, tzinfo=UTC))
+    assert canonical_text(event) == canonical_json(event.to_document()).decode()
