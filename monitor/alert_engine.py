@@ -15,7 +15,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -55,6 +55,16 @@ class Hit:
     @property
     def dedup_key(self) -> str:
         return f"{self.rule.id}|{self.actor}|{self.bucket}"
+
+
+def _hit(rule: Rule, actor: str, bucket: str, window_start: datetime, window_end: datetime,
+         seqs: tuple[int, ...], summary: str) -> Hit:
+    """``Hit(...)`` without the frozen dataclass's setattr calls (an alert-heavy batch
+    makes thousands)."""
+    hit = object.__new__(Hit)
+    hit.__dict__.update(rule=rule, actor=actor, bucket=bucket, window_start=window_start,
+                        window_end=window_end, seqs=seqs, summary=summary)
+    return hit
 
 
 @dataclass(frozen=True)
@@ -406,7 +416,7 @@ class AlertEngine:
         for day, day_evs in by_day.items():
             iso = clock.iso_date(day)
             stamps = [e.ts_us for e in day_evs]
-            hits.append(Hit(
+            hits.append(_hit(
                 rule, actor, iso, from_us(min(stamps)), from_us(max(stamps)),
                 tuple([e.seq for e in day_evs if e.seq is not None]),
                 f"{len(day_evs)} off-hours access(es) to "
@@ -553,6 +563,7 @@ def record_hits(session: Session, hits: Sequence[Hit], *, now: datetime) -> list
             if prev is None or m["created"] > prev["created"]:
                 current[m["dedup_key"]] = m
     stamp = to_us(now)
+    stamp_dt = from_us(stamp)
     inserts: dict[str, dict[str, Any]] = {}
     updates: dict[str, dict[str, Any]] = {}
     out: list[Alert] = []
@@ -563,10 +574,14 @@ def record_hits(session: Session, hits: Sequence[Hit], *, now: datetime) -> list
             values = _new_alert(hit, stamp, key)
             inserts[values["id"]] = current[key] = values
             parsed[values["id"]] = list(hit.seqs)
-        else:
-            _collapse(values, hit, stamp, parsed)
-            if values["id"] not in inserts:
-                updates[values["id"]] = values
+            # the times from_us would give back, without the round trip
+            out.append(_alert_from(values, parsed[values["id"]], (
+                _as_stored(hit.window_start, values["window_start"]),
+                _as_stored(hit.window_end, values["window_end"]), stamp_dt, stamp_dt)))
+            continue
+        _collapse(values, hit, stamp, parsed)
+        if values["id"] not in inserts:
+            updates[values["id"]] = values
         out.append(_alert_from(values, parsed.get(values["id"])))
     if inserts:
         _insert_alerts(session, list(inserts.values()))
@@ -593,12 +608,18 @@ def _insert_alerts(session: Session, rows: list[dict[str, Any]]) -> None:
         [tuple([v[c] for c in _ALERT_COLUMNS]) for v in rows])
 
 
+def _as_stored(dt: datetime, us: int) -> datetime:
+    """``from_us(us)`` when ``us == to_us(dt)``: ``dt`` itself if it is already in UTC."""
+    return dt if dt.tzinfo is UTC else from_us(us)
+
+
 def _new_alert(hit: Hit, stamp: int, key: str) -> dict[str, Any]:
     return {
         "id": f"{random_bits():016x}", "rule": hit.rule.id, "severity": hit.rule.severity,
         "actor": hit.actor, "dedup_key": key,
         "window_start": to_us(hit.window_start), "window_end": to_us(hit.window_end),
-        "seqs": json.dumps(list(hit.seqs)), "count": 1, "summary": hit.summary,
+        # json.dumps of the seqs (ints) as it writes them: "[1, 2]"
+        "seqs": "[" + ", ".join(map(str, hit.seqs)) + "]", "count": 1, "summary": hit.summary,
         "status": "open", "note": None, "created": stamp, "updated": stamp,
     }
 
@@ -668,16 +689,20 @@ def _alert(row: sa.Row[tuple[object, ...]]) -> Alert:
     return _alert_from(row._mapping)
 
 
-def _alert_from(m: Any, seqs: list[int] | None = None) -> Alert:
-    """The alert of a row; ``seqs`` may pass its ``seqs`` column already decoded."""
+def _alert_from(m: Any, seqs: list[int] | None = None,
+                times: tuple[datetime, datetime, datetime, datetime] | None = None) -> Alert:
+    """The alert of a row; ``seqs`` may pass its ``seqs`` column already decoded, ``times``
+    its window start and end, created and updated as :func:`from_us` gives them."""
     alert = object.__new__(Alert)  # the frozen dataclass's __init__, without its setattr calls
+    if times is None:
+        times = (from_us(m["window_start"]), from_us(m["window_end"]), from_us(m["created"]),
+                 from_us(m["updated"]))
     alert.__dict__.update(
         id=m["id"], rule=m["rule"], severity=m["severity"], actor=m["actor"],
-        window_start=from_us(m["window_start"]), window_end=from_us(m["window_end"]),
+        window_start=times[0], window_end=times[1],
         seqs=tuple(json.loads(m["seqs"]) if seqs is None else seqs), count=int(m["count"]),
         summary=m["summary"],
-        status=m["status"], note=m["note"], created=from_us(m["created"]),
-        updated=from_us(m["updated"]),
+        status=m["status"], note=m["note"], created=times[2], updated=times[3],
     )
     return alert
 
