@@ -55,3 +55,32 @@ def test_a_chunk_of_events_triggers_no_collection(run: Callable[..., Any],
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["accepted"] == 25_000
     assert len(young) == 0
+
+
+def test_a_finished_command_leaves_its_objects_to_the_end_of_the_process(tmp_path: Path) -> None:
+    # the interpreter's last collections would walk everything the command made; the
+    # command freezes them on its way out (files and connections are closed by then), and
+    # its output and exit status are as ever
+    import os
+    import subprocess
+    import sys
+
+    code = ("import atexit, gc, sys\n"
+            "atexit.register(lambda: print('frozen at exit:', gc.get_freeze_count(),"
+            " file=sys.stderr))\n"  # registered first: runs last
+            "from quanguard.cli.main import main\n"
+            "main(['audit', 'ingest', sys.argv[1], '--format', 'json'])\n")
+    line = json.dumps({"ts": "2026-01-01T00:00:00Z",
+                       "actor": {"id": "u-1", "role": "consumer", "org": "o"},
+                       "action": "query", "decision": "allow"})
+    (tmp_path / "e.ndjson").write_text(line + "\n", encoding="utf-8")
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(repo), "QUANGUARD_DB_URL": f"sqlite:///{tmp_path / 'q.db'}",
+           "QUANGUARD_KEY_DIR": str(tmp_path / "keys"), "QUANGUARD_DATA_DIR": str(tmp_path / "var"),
+           "QUANGUARD_POLICY_DIR": str(repo / "policies"), "QUANGUARD_ES_URL": ""}
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "e.ndjson")], env=env,
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["accepted"] == 1
+    frozen = int(proc.stderr.rsplit("frozen at exit:", 1)[1].split()[0])
+    assert frozen > 10_000  # what the command loaded and made, no longer walked at exit
