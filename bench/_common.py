@@ -4,6 +4,7 @@ subprocess, API keys, client threads, peak memory of a child process."""
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import threading
@@ -17,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.serving import free_port, stop, wait_ready
 
-__all__ = ["CLI", "SharedWork", "create_key", "free_port", "parse_sizes", "peak_rss",
-           "run_clients", "served"]
+__all__ = ["CLI", "SharedWork", "child_usage", "create_key", "free_port", "parse_sizes",
+           "peak_rss", "run_clients", "served"]
 
 _T = TypeVar("_T")
 
@@ -113,3 +114,17 @@ def peak_rss(proc: subprocess.Popen[str] | subprocess.Popen[bytes], every: float
             break
         time.sleep(every)
     return peak
+
+
+def child_usage(proc: subprocess.Popen[str] | subprocess.Popen[bytes], every: float = 0.2
+                ) -> tuple[int, float]:
+    """Wait for ``proc`` (its output must fit in the pipes) and return its own peak resident
+    set size in bytes and its CPU seconds, from the kernel's accounting of that one child
+    (``wait4``): not the largest of every child this process has had, as
+    ``getrusage(RUSAGE_CHILDREN).ru_maxrss`` is."""
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid == proc.pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
+        time.sleep(every)

@@ -40,7 +40,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from _common import CLI, SharedWork, create_key, peak_rss, run_clients, served  # bench/_common.py
+from _common import CLI, SharedWork, child_usage, create_key, run_clients, served
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -194,24 +194,19 @@ def init_trail(workdir: Path) -> None:
 
 
 def run_cli_ingest(path: Path, workdir: Path) -> dict[str, float]:
-    """``quanguard audit ingest PATH`` in a subprocess: wall, CPU and peak RSS."""
-    import resource
-
-
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    """``quanguard audit ingest PATH`` in a subprocess: wall, CPU and peak RSS (its own, from
+    ``wait4``: not the largest of the children this bench started before it)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen([*CLI, "audit", "ingest", str(path), "--format", "json"],
                             env=_env(workdir), cwd=workdir,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = peak_rss(proc)
-    out, err = proc.communicate()
+    peak, cpu = child_usage(proc)
     wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out, err = proc.communicate()
     if proc.returncode != 0:
         raise SystemExit(f"audit ingest failed ({proc.returncode}): {err[-2000:]}")
     doc = json.loads(out.strip().splitlines()[-1])
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"wall": wall, "cpu": cpu, "peak_rss": float(max(peak, after.ru_maxrss * 1024)),
+    return {"wall": wall, "cpu": cpu, "peak_rss": float(peak),
             "accepted": float(doc["accepted"]), "inner_seconds": float(doc["seconds"])}
 
 
