@@ -37,7 +37,7 @@ from monitor.alerts import (
 )
 from monitor.errors import AlertConflict, AlertNotFound, InvalidEvent
 from monitor.events import AuditEvent, random_bits, utc_now
-from monitor.store import ALERTS, EVENTS, from_us, to_us
+from monitor.store import ALERTS, EVENTS, driver_insert, from_us, to_us
 
 MAX_LINKED = 200
 
@@ -293,22 +293,13 @@ class AlertEngine:
             self.counters.put(actor, st)
             return st
         add = self.counters.add
-        add_event, add_export = st.events.add, st.exports.add_rows
         exports = self._export_actions
         for e in by_seq:
             d = e.decision
-            ts, seq = e.ts_us, e.seq or 0
-            if (d is not None and d.effect == "deny") or (
-                    st.first_ts is not None and ts < st.first_ts):
-                denied = d is not None and d.effect == "deny"
-                add(st, ts, seq, denied=denied,
-                    export_rows=None if e.action not in exports or denied
-                    or e.outcome != "success" else int(e.rows or 0))
-                continue
-            # ``add`` of an event that is not denied and not the actor's earliest
-            add_event(ts, seq)
-            if e.action in exports and e.outcome == "success":
-                add_export(ts, seq, int(e.rows or 0))
+            denied = d is not None and d.effect == "deny"
+            add(st, e.ts_us, e.seq or 0, denied=denied,
+                export_rows=None if e.action not in exports or denied or e.outcome != "success"
+                else int(e.rows or 0))
         return st
 
     def _export_rows(self, action: str, effect: str | None, outcome: str,
@@ -597,15 +588,10 @@ _ALERT_COLUMNS = tuple(c.name for c in ALERTS.columns)
 
 
 def _insert_alerts(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Insert new alerts with one driver-level executemany: the statement is fixed, so the
-    per-row parameter processing of a Core insert is skipped (a batch of reported events
-    can raise thousands)."""
-    conn = session.connection()
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    cols = ", ".join(f'"{c}"' for c in _ALERT_COLUMNS)
-    conn.exec_driver_sql(
-        f"INSERT INTO audit_alerts ({cols}) VALUES ({', '.join(mark for _ in _ALERT_COLUMNS)})",
-        [tuple([v[c] for c in _ALERT_COLUMNS]) for v in rows])
+    """Insert new alerts with one driver-level executemany (a batch of reported events can
+    raise thousands)."""
+    driver_insert(session.connection(), "audit_alerts", _ALERT_COLUMNS,
+                  [tuple([v[c] for c in _ALERT_COLUMNS]) for v in rows])
 
 
 def _as_stored(dt: datetime, us: int) -> datetime:
@@ -662,13 +648,7 @@ def record_hit(session: Session, hit: Hit, *, now: datetime) -> Alert:
     stamp = to_us(now)
     values: dict[str, Any]
     if row is None:
-        values = {
-            "id": f"{random_bits():016x}", "rule": hit.rule.id, "severity": hit.rule.severity,
-            "actor": hit.actor, "dedup_key": hit.dedup_key,
-            "window_start": to_us(hit.window_start), "window_end": to_us(hit.window_end),
-            "seqs": json.dumps(list(hit.seqs)), "count": 1, "summary": hit.summary,
-            "status": "open", "note": None, "created": stamp, "updated": stamp,
-        }
+        values = _new_alert(hit, stamp, hit.dedup_key)
         session.execute(ALERTS.insert(), values)
         return _alert_from(values)
     values = dict(row._mapping)

@@ -481,11 +481,15 @@ _COLUMN_NAMES = (
 _INSERT_COLUMNS = ("seq", *_COLUMN_NAMES, "body", "leaf_hash", "prev_hash", "hash")
 
 
-def _insert_sql(paramstyle: str) -> str:
-    mark = "?" if paramstyle == "qmark" else "%s"
-    cols = ", ".join(f'"{c}"' for c in _INSERT_COLUMNS)
-    marks = ", ".join(mark for _ in _INSERT_COLUMNS)
-    return f"INSERT INTO audit_events ({cols}) VALUES ({marks})"
+def driver_insert(conn: Connection, table: str, columns: Sequence[str],
+                  rows: list[tuple[object, ...]]) -> None:
+    """``INSERT INTO table (columns)`` of ``rows`` (tuples in column order) with one
+    driver-level executemany: the statement is fixed, so SQLAlchemy's per-row parameter
+    processing is skipped (the trail's and the alerts' bulk paths)."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    cols = ", ".join(f'"{c}"' for c in columns)
+    conn.exec_driver_sql(
+        f"INSERT INTO {table} ({cols}) VALUES ({', '.join(mark for _ in columns)})", rows)
 
 
 # Batches at least this large go through PostgreSQL's COPY (below it, the round trips of
@@ -505,7 +509,7 @@ def _insert_rows(conn: Connection, rows: list[tuple[object, ...]]) -> None:
             for row in rows:
                 copy.write_row(row)
         return
-    conn.exec_driver_sql(_insert_sql(conn.dialect.paramstyle), rows)
+    driver_insert(conn, "audit_events", _INSERT_COLUMNS, rows)
 
 
 def _head(row: sa.Row[tuple[object, ...]]) -> Head:

@@ -192,16 +192,13 @@ def _root() -> None:
     """Data-security supervision and privacy computation for the city's public-data platform."""
 
 
-_exit_hook: list[bool] = []
+# Once a command is done the interpreter's last collections walk every object it made
+# (0.1 s and more after an ingest of 100,000 events) to free what the process gives back
+# anyway: files and connections are closed by then, so they are skipped.
+atexit.register(gc.freeze)
 
 
 def main(argv: list[str] | None = None) -> None:
-    if not _exit_hook:
-        # Once a command is done the interpreter's last collections walk every object it
-        # made (0.1 s and more after an ingest of 100,000 events) to free what the process
-        # gives back anyway: files and connections are closed by then, so they are skipped.
-        atexit.register(gc.freeze)
-        _exit_hook.append(True)
     app = build_app()
     app(args=argv if argv is not None else sys.argv[1:], prog_name="quanguard")
 
