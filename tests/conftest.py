@@ -7,6 +7,7 @@ import os
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -108,6 +109,29 @@ def errors_on_threads(work: Callable[[], None], threads: int = 4) -> list[BaseEx
     for t in running:
         t.join()
     return errors
+
+
+@contextmanager
+def write_held_elsewhere(container: Container, statement: str | None = None) -> Iterator[None]:
+    """For the block: a unit of work of ``container`` held open by another thread (after
+    ``statement``, when given), released and joined afterwards."""
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with container.unit_of_work() as session:
+            if statement is not None:
+                session.execute(text(statement))
+            holding.set()
+            release.wait(10)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    try:
+        assert holding.wait(10)
+        yield
+    finally:
+        release.set()
+        t.join(timeout=10)
 
 
 def errors_on_threads_each(items: Iterable[T], work: Callable[[T], None],

@@ -174,3 +174,16 @@ def test_a_change_to_the_derivation_never_reads_tables_kept_by_the_old_one(
     assert "王府井" in before[0] and "王府井" not in after[0]
     monkeypatch.setattr(nc, "_KNOWN_NAME_TAGS", frozenset({"nz"}))
     assert "张丹丹" not in nc.tables_of(src, tmp_path / "cache")[1]
+
+
+def test_no_home_folder_keeps_no_tables(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a service user without a home (and no cache setting): nothing kept, nothing raised
+    from desensitize.name_candidates import cache_dir
+
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.delenv("QUANGUARD_CACHE_DIR", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    assert cache_dir() is None

@@ -95,33 +95,17 @@ def test_tampered_key_fails(container: Container) -> None:
 
 def test_authentication_does_not_wait_behind_a_writer(container: Container) -> None:
     """SQLite: a long write transaction must not stall every caller's key check."""
-    import threading
     import time
 
-    from sqlalchemy import text
+    from tests.conftest import write_held_elsewhere
 
     with container.session() as s, s.begin():
         issued = create_key(s, role="auditor", org="x", name="reader")
-    hold = threading.Event()
-    release = threading.Event()
-
-    def writer() -> None:
-        with container.session() as s, s.begin():
-            s.execute(text("UPDATE service_state SET value = value WHERE 1 = 0"))
-            hold.set()
-            release.wait(10)
-
-    t = threading.Thread(target=writer)
-    t.start()
-    try:
-        assert hold.wait(10)
+    with write_held_elsewhere(container, "UPDATE service_state SET value = value WHERE 1 = 0"):
         started = time.monotonic()
         with container.read_session() as s:
             assert authenticate(s, issued.key).name == "reader"
         assert time.monotonic() - started < 2.0
-    finally:
-        release.set()
-        t.join()
 
 
 def test_gm_key_hashes_are_sm3_and_name_their_algorithm(any_container: Container) -> None:

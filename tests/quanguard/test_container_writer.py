@@ -24,7 +24,7 @@ import quanguard.container as qc
 from quanguard.auth import Principal
 from quanguard.container import Container, build_container
 from quanguard.usecases import audit as uc
-from tests.conftest import auth, errors_on_threads_each, make_settings
+from tests.conftest import auth, errors_on_threads_each, make_settings, write_held_elsewhere
 
 REPORTER = Principal(id="p-rep", name="rep", role="reporter", org="市卫健委")
 AUDITOR = Principal(id="p-audit", name="audit", role="auditor", org="市审计局")
@@ -126,23 +126,10 @@ def test_a_unit_of_work_that_cannot_get_its_turn_goes_ahead(
     # A turn held too long (a stuck thread) never blocks writes for good: past the wait the
     # unit goes ahead on a connection of its own, with SQLite's own locking as before.
     monkeypatch.setattr(qc, "WRITE_TURN_WAIT_S", 0.2, raising=False)
-    holding, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with container.unit_of_work():
-            holding.set()
-            release.wait(10)
-
-    t = threading.Thread(target=hold)
-    t.start()
-    try:
-        assert holding.wait(10)
+    with write_held_elsewhere(container):
         started = time.monotonic()
         assert uc.ingest(container, REPORTER, _lines(2), max_lines=10).accepted == 2
         assert time.monotonic() - started < 8
-    finally:
-        release.set()
-        t.join(timeout=10)
     assert _count(container) == 2
 
 
