@@ -102,9 +102,17 @@ def _redirect(url: str) -> RedirectResponse:
 
 def _session(request: Request, container: Container) -> ConsoleSession | None:
     # One read: the session (whichever worker created it) and its key's state; a revoked
-    # or expired key ends every session of it.
-    current = get_store(container).get(request.cookies.get(COOKIE))
+    # or expired key ends every session of it ...
+    store = get_store(container)
+    current = store.get(request.cookies.get(COOKIE))
     if current is None:
+        return None
+    # ... and the active policy still admits its role: a reload since sign-in that no
+    # longer does ends the key's sessions (the refusal recorded once, by the gate).
+    try:
+        signin.still_admitted(container, current.principal, _ctx(request))
+    except Forbidden:
+        store.drop_principal(current.principal.id)
         return None
     # The audit use cases read the caller from request.state like the API's dependency.
     request.state.principal = current.principal

@@ -9,7 +9,9 @@ its own CSRF token, which every POST form must echo (compared with
 ``hmac.compare_digest``). Sessions end on sign-out (the row is deleted: every worker
 refuses the cookie from then on), after 30 idle minutes, after 8 hours, or as soon as
 the key behind them is revoked or expires (checked on every request, in the same read
-as the session). Restarting the service keeps sessions.
+as the session), or as soon as the active policy no longer admits the key's role to the
+console (asked again on every request, ``quanguard.usecases.console.still_admitted``).
+Restarting the service keeps sessions.
 """
 
 from __future__ import annotations

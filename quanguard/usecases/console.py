@@ -20,7 +20,7 @@ from quanguard.policy.model import Resource
 if TYPE_CHECKING:
     from quanguard.container import Container
 
-__all__ = ["admitted_roles", "refuse_sign_in", "sign_in"]
+__all__ = ["admitted_roles", "refuse_sign_in", "sign_in", "still_admitted"]
 
 def sign_in(container: Container, principal: Principal, ctx: RequestContext) -> None:
     """Admit an authenticated ``principal`` to the console when the policy allows
@@ -33,6 +33,17 @@ def sign_in(container: Container, principal: Principal, ctx: RequestContext) -> 
         container.audit.record(session, actor=principal, action="login",
                                decision=decision, outcome="success",
                                **origin(ctx), labels=labels)
+
+
+def still_admitted(container: Container, principal: Principal, ctx: RequestContext) -> None:
+    """Ask the policy again for a signed-in session, on every console request: a session
+    is the active policy's, not the one it signed in under. When a reload has stopped
+    admitting the role, the gate records the refusal (a ``login`` ``deny`` labelled
+    ``session: ended``, with the deciding rule and the new policy version) and raises
+    :class:`~quanguard.errors.Forbidden`; the caller ends the key's sessions. An admitted
+    request records nothing here (its page's own action is recorded)."""
+    authorize(container, principal, "console_sign_in", Resource(), ctx,
+              audit_action="login", labels={"channel": "console", "session": "ended"})
 
 
 def admitted_roles(container: Container) -> list[str]:

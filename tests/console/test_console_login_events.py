@@ -136,3 +136,65 @@ def test_a_refused_holder_reads_whom_the_policy_admits(
     assert r.status_code == 403
     assert "role &#39;provider&#39;" in r.text or "role 'provider'" in r.text
     assert "auditors, managers and administrators" in r.text
+
+
+def test_a_session_ends_when_a_reload_stops_admitting_its_role(tmp_path: Any) -> None:
+    """Signed in as a manager; compliance then removes managers from ``console-sign-in``
+    and reloads. The manager's open session must not outlive the policy: the next page is
+    refused (back to sign-in), the refusal is recorded once, naming the new policy
+    version, and every session of that key is gone. Another admitted role keeps its
+    session, and the API key itself still works for what the policy allows."""
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from quanguard.api.app import create_app
+    from quanguard.auth import create_key
+    from quanguard.console.sessions import get_store
+    from quanguard.container import build_container
+    from tests.conftest import POLICY_DIR, auth, make_settings
+
+    policies = tmp_path / "policies"
+    shutil.copytree(POLICY_DIR, policies)
+    container = build_container(make_settings(tmp_path, policy_dir=policies))
+    try:
+        with container.session() as session, session.begin():
+            manager = create_key(session, role="manager", org="市大数据局", name="mgr")
+            auditor = create_key(session, role="auditor", org="市大数据局", name="aud")
+        app = create_app(container)
+        with TestClient(app) as mc, TestClient(app) as ac:
+            assert console_sign_in(mc, manager.key).status_code == 303
+            assert console_sign_in(ac, auditor.key).status_code == 303
+            assert mc.get("/console/alerts", follow_redirects=False).status_code == 200
+            before = container.policy.version
+            roles = policies / "roles.yaml"
+            text = roles.read_text(encoding="utf-8")
+            old = "    roles: [auditor, manager, admin]\n    actions: [console_sign_in]"
+            assert old in text
+            roles.write_text(text.replace(old, old.replace("manager, ", "")), encoding="utf-8")
+            assert container.policy.reload().ok and container.policy.version != before
+
+            refused = mc.get("/console/alerts", follow_redirects=False)
+            assert refused.status_code == 303
+            assert refused.headers["location"].endswith("/console/login")
+            ended = [e for e in _logins(container) if e.actor.id == manager.principal.id
+                     and e.decision is not None and e.decision.effect == "deny"]
+            assert len(ended) == 1
+            (event,) = ended
+            assert event.decision is not None
+            assert event.decision.policy_version == container.policy.version
+            assert event.labels["channel"] == "console" and event.labels["session"] == "ended"
+            # the session is gone, not only refused once: the next request does not decide again
+            assert mc.get("/console/search", follow_redirects=False).status_code == 303
+            assert len([e for e in _logins(container)
+                        if e.actor.id == manager.principal.id
+                        and e.decision is not None and e.decision.effect == "deny"]) == 1
+            assert len(get_store(container)) == 1  # the auditor's
+            assert ac.get("/console/alerts", follow_redirects=False).status_code == 200
+            # a fresh sign-in is refused and says whom the policy admits now
+            again = console_sign_in(mc, manager.key)
+            assert again.status_code == 403 and "auditors and administrators" in again.text
+            # the key's API access is the policy's per action, unchanged by the console rule
+            assert mc.get("/v1/alerts", headers=auth(manager.key)).status_code == 200
+    finally:
+        container.close()
