@@ -4,7 +4,7 @@ The recognizers report a resident ID or a bank card only when its check characte
 holds; a redactor must not rely on that (a mistyped ID is still a person's ID).
 :func:`suspect_spans` finds every run that *looks* like a resident ID (15 digits, or 17
 digits and a digit or ``X``) or a card number (16-19 digits), written plain, grouped
-by one kind of separator or in full-width digits; :func:`merge_spans` unites them with
+by separators (each gap its own) or in full-width digits; :func:`merge_spans` unites them with
 the scanner's findings so that no digit of such a run is left in clear.
 """
 

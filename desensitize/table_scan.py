@@ -76,7 +76,7 @@ def _ascii_only(pattern: str) -> str:
 def kernels() -> tuple[Kernel, ...]:
     """The kernels of every entity, structured first (their order breaks ties); built once."""
     lengths = {
-        "CN_RESIDENT_ID": (15, 75), "CN_USCC": (18, 18), "CN_BANK_CARD": (16, 23),
+        "CN_RESIDENT_ID": (15, 75), "CN_USCC": (18, 36), "CN_BANK_CARD": (16, 23),
         "PHONE_NUMBER": (7, 22), "CN_LICENSE_PLATE": (7, 9), "CN_PASSPORT": (9, 9),
         "EMAIL_ADDRESS": (5, 254), "IP_ADDRESS": (2, 45),
     }

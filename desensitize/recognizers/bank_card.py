@@ -1,6 +1,6 @@
 """CN_BANK_CARD — payment card numbers (ISO/IEC 7812): 16 to 19 digits with the Luhn
-check digit, written plain or grouped by four with one kind of separator (space,
-hyphen, dot), in ASCII or full-width digits.
+check digit, written plain or grouped by four with separators (space, hyphen, dot; each gap
+its own, as in ``6222 0212-3456 7890 128``), in ASCII or full-width digits.
 
 UnionPay numbers (IIN ``62``) score higher than other issuers; a Luhn pass is one in
 ten for random digits, so these keep their pattern score and rely on context words.
@@ -24,16 +24,17 @@ from desensitize.standards import SEPARATORS, compact, fold, luhn_ok
 
 __all__ = ["BankCardRecognizer", "is_valid_card", "luhn_ok"]
 
-# first group of four is written by each pattern; a single separator is reused (\1)
-_REST = "(" + SEP + "?)" + D + "{4}\\1" + D + "{4}\\1" + D + "{4}(?:\\1?" + D + "{1,3})?"
+# first group of four is written by each pattern; each gap between groups is written its
+# own way (``6222 0212-3456 7890 128``)
+_REST = SEP + "?" + D + "{4}" + SEP + "?" + D + "{4}" + SEP + "?" + D + "{4}(?:" + SEP + "?" + D + "{1,3})?"
 _D_RE2 = "[0-9\uff10-\uff19]"
+_SEPARATORS = frozenset(SEPARATORS)
 
 
 def is_valid_card(value: str) -> bool:
-    """16-19 digits after removing one consistent separator, issuer digit 3-6 or 8-9, Luhn."""
+    """16-19 digits after removing the separators, issuer digit 3-6 or 8-9, Luhn."""
     v = fold(value).strip()
-    seps = {c for c in v if not c.isdigit()}
-    if len(seps) > 1 or not seps <= set(SEPARATORS):
+    if not {c for c in v if not c.isdigit()} <= _SEPARATORS:
         return False
     digits = compact(v)
     if not (16 <= len(digits) <= 19) or not digits.isascii() or not digits.isdigit():

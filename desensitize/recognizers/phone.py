@@ -1,7 +1,8 @@
 """PHONE_NUMBER — mainland China telephone numbers (MIIT numbering plan, YD/T 2.0).
 
 Mobiles: 11 digits whose first three are an allocated prefix (``mobile_prefixes.txt``),
-plain, grouped ``3-4-4`` by one kind of separator (hyphen, space, dot), optionally after
+plain or grouped ``3-4-4`` by separators (hyphen, space, dot; each gap its own, as in
+``138-1234 5678``), optionally after
 ``+86``/``0086``/``86``.
 Landlines: trunk ``0`` + an area code from ``area_codes.txt`` + a 7-8 digit local number
 (first digit 2-9), written ``0531-88886666``, ``(0531)88886666``, ``（0531）…`` or plain,
@@ -21,7 +22,7 @@ from desensitize.standards import fold
 _PLUS = "[+\uff0b]"
 _MOBILE = (
     "(?:(?:" + _PLUS + "|[0０]{2})?[8８][6６]" + SEP + "?)?[1１][3-9３-９]" + D
-    + "(" + SEP + "?)" + D + "{4}\\1" + D + "{4}"
+    + SEP + "?" + D + "{4}" + SEP + "?" + D + "{4}"
 )
 _LANDLINE = (
     "(?:[(（][0０]" + D + "{2,3}[)）][ \\-－—]?|[0０]" + D + "{2,3}[ \\-－—]?)[2-9２-９]" + D

@@ -6,9 +6,10 @@ province-level code), 8-digit birth date (a real calendar date, not in the futur
 The 15-digit numbers issued before 1999 (``YYMMDD`` birth date, no check character)
 are matched at a low score that needs context words to be reported.
 
-Written forms: plain, grouped ``6-8-4`` or ``6-8-3-1`` by one separator of up to three characters
-(``370104-19460313-0991``, ``370104 19460313 0991``, dots, and every other separator of
-:data:`~desensitize.standards.SEPARATORS`), full-width digits
+Written forms: plain, grouped ``6-8-4``, ``6-8-3-1`` or ``6-4-4-4`` by separators of up to three
+characters (``370104-19460313-0991``, ``370104 19460313 0991``, dots, and every other separator
+of :data:`~desensitize.standards.SEPARATORS`; each gap may be written its own way, as in
+``370104-19460313 0991``), full-width digits
 (``３７０１…``) and a lower-case ``x``.
 
 Confidence: a valid number whose address code is in the GB/T 2260 county table
@@ -36,8 +37,11 @@ from desensitize.standards import Division, compact, division, gb11643_check, pr
 _X = "[0-9\uff10-\uff19Xx\uff38\uff58]"
 _P = "[1-8\uff11-\uff18]"
 _D_RE2 = "[0-9\uff10-\uff19]"
-# between two groups: up to three separator characters (``370102 - 19500101 - 0003``)
+# between two groups: up to three separator characters (``370102 - 19500101 - 0003``),
+# each gap its own (a clerk's ``370102-19500101 0003``); inside the birth date, after the
+# year, one (``370102 1950 0101 0003``)
 _GAP = SEP + "{0,3}"
+_GAP_YEAR = SEP + "?"
 _GAP_RE2 = SEP_RE2 + "{0,3}"
 # around a whole cell: up to three marks that are no letter or digit — a spreadsheet's
 # text mark (``'``), its formula form (``="…"``), brackets, quotes, ``#`` — and before
@@ -88,9 +92,10 @@ class ResidentIdRecognizer(ChinesePatternRecognizer):
 
     ENTITY = "CN_RESIDENT_ID"
     PATTERNS: ClassVar[tuple[tuple[str, str, float], ...]] = (
-        ("gb11643_18", BOUND_L + _P + D + "{5}(" + _GAP + ")" + D + "{8}\\1" + D + "{3}(?:\\1)?" + _X + BOUND_R,
-         0.5),
-        ("gb11643_15", BOUND_L + _P + D + "{5}(" + _GAP + ")" + D + "{6}\\1" + D + "{3}" + BOUND_R, 0.3),
+        # groups 6-8-4, 6-8-3-1 or 6-4-4-4, each gap written its own way (``110101-19900307 7571``)
+        ("gb11643_18", BOUND_L + _P + D + "{5}" + _GAP + D + "{4}" + _GAP_YEAR + D + "{4}" + _GAP
+         + D + "{3}" + _GAP + _X + BOUND_R, 0.5),
+        ("gb11643_15", BOUND_L + _P + D + "{5}" + _GAP + D + "{6}" + _GAP + D + "{3}" + BOUND_R, 0.3),
     )
     # a whole cell is one number whatever its grouping: separators between any digits
     COLUMN_PATTERN = (

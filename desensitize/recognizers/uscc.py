@@ -6,7 +6,9 @@ registration authority (``1``-``9``, and the letter-prefixed authorities ``A`` m
 code, 9-character organisation code, and a check character: weights ``3^i mod 31``,
 check = ``31 - (sum mod 31)`` (31 maps to ``0``) — see :mod:`desensitize.standards`.
 
-Written forms: upper or lower case, ASCII or full-width.  An all-digit code after a
+Written forms: upper or lower case, ASCII or full-width, plain or split where writers split
+it (groups of four, after the division code, before a check character), each gap written
+its own way.  An all-digit code after a
 resident-ID cue is a mistyped ID, not a credit code
 (:class:`~desensitize.recognizers._base.NotAnIdRecognizer`).
 """
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from desensitize.recognizers._base import BOUND_L, BOUND_R, D, NotAnIdRecognizer
+from desensitize.recognizers._base import BOUND_L, BOUND_R, SEP, SEP_RE2, D, NotAnIdRecognizer
 from desensitize.standards import (
     USCC_ALPHABET,
     USCC_AUTHORITIES,
@@ -32,6 +34,17 @@ _FW_UPPER = "\uff21-\uff28\uff2a-\uff2e\uff30-\uff32\uff34\uff35\uff37-\uff39"
 _FW_LOWER = "\uff41-\uff48\uff4a-\uff4e\uff50-\uff52\uff54\uff55\uff57-\uff59"
 _CLASS = f"[0-9{_LETTERS}{_LETTERS.lower()}\uff10-\uff19{_FW_UPPER}{_FW_LOWER}]"
 _AUTH = "[1-9ANYany\uff11-\uff19\uff21\uff2e\uff39\uff41\uff4e\uff59]"
+
+
+def _shape(digit: str, sep: str) -> str:
+    """The 18 characters, with an optional gap (up to three separator characters) where
+    writers split a code: after the first two characters and every four (``9135 0100
+    M000 100Y 43``), after the division code (``91350100-M000100Y43``), and before the
+    check characters of the organisation code and of the whole (``91350100
+    M000100Y-4 3``)."""
+    gap = sep + "{0,3}"
+    return (_AUTH + _CLASS + gap + digit + "{2}" + gap + digit + "{4}" + gap + _CLASS + "{4}"
+            + gap + _CLASS + "{4}" + gap + _CLASS + gap + _CLASS)
 
 
 def check_character(body: str) -> str:
@@ -54,9 +67,9 @@ class UsccRecognizer(NotAnIdRecognizer):
 
     ENTITY = "CN_USCC"
     PATTERNS: ClassVar[tuple[tuple[str, str, float], ...]] = (
-        ("gb32100", BOUND_L + _AUTH + _CLASS + D + "{6}" + _CLASS + "{10}" + BOUND_R, 0.4),
+        ("gb32100", BOUND_L + _shape(D, SEP) + BOUND_R, 0.4),
     )
-    COLUMN_PATTERN = "^" + _AUTH + _CLASS + "[0-9\uff10-\uff19]{6}" + _CLASS + "{10}$"
+    COLUMN_PATTERN = "^" + _shape("[0-9\uff10-\uff19]", SEP_RE2) + "$"
     CHECKSUM = True
 
     @classmethod

@@ -100,7 +100,8 @@ def test_generated_cards_pass_luhn_spaced_or_not(seed: int, spaced: bool) -> Non
     ("6222021234567890129", False),
     ("4012888888881881", True),
     ("4012 8888 8888 1881", True),
-    ("4012-8888 8888-1881", False),     # mixed separators
+    ("4012-8888 8888-1881", True),      # each gap its own separator
+    ("4012+8888 8888 1881", False),     # a plus is no separator
     ("411111111111111", False),         # 15 digits
     ("1111111111111117", False),        # issuer digit 1
 ])
