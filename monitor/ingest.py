@@ -263,23 +263,46 @@ def _plain(value: Any) -> bool:
     return value is None or (type(value) is str and len(value) <= MAX_TEXT)
 
 
+# The encodings a reporter's lines may be named in (a file's ``--encoding``, an HTTP body's
+# ``charset``), by the names people write, and the codec each is read with: UTF-8 (NDJSON's
+# own) and the GB family, read as GB18030 (which contains GBK and GB 2312).
+CHARSETS = {"utf-8": "utf-8", "utf8": "utf-8", "utf-8-sig": "utf-8-sig", "gbk": "gb18030",
+            "gb2312": "gb18030", "gb18030": "gb18030", "cp936": "gb18030"}
+_UTF8 = ("utf-8", "utf-8-sig")
+NOT_UTF8_HINT = ("NDJSON is UTF-8: convert the file (a GBK export: iconv -f GB18030 -t UTF-8), "
+                 "or name its encoding (audit ingest --encoding gb18030; over HTTP, "
+                 "Content-Type: application/x-ndjson; charset=gb18030)")
+
+
+def not_text(exc: UnicodeDecodeError, codec: str, where: str = "of the line") -> str:
+    """What a line (or body) that is not text in ``codec`` is told: the byte, where it
+    is, and (for UTF-8) what to do."""
+    bad = bytes(exc.object[exc.start:exc.start + 1])
+    label = "UTF-8" if codec in _UTF8 else codec.upper()
+    message = f"not {label} text (byte 0x{bad.hex()} at byte {exc.start + 1} {where})"
+    return f"{message}; {NOT_UTF8_HINT}" if label == "UTF-8" else message
+
+
 _DECODER = json.JSONDecoder()
 _SCAN: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
 # what may follow the object of a line read from a file: nothing, or its line end
 _LINE_ENDS = ("", "\n", "\r\n")
 
 
-def _decode(text: str | bytes) -> Any:
+def _decode(text: str | bytes, codec: str = "utf-8") -> Any:
     """``json.loads(text)``; UTF-8 bytes (the usual line) skip its encoding detection.
+    Bytes in another ``codec`` (a value of :data:`CHARSETS`) are read in it.
 
     The usual line (a value right at its start, then at most its line end) is scanned
     at once; anything else (leading blanks, a byte order mark, trailing data, an error)
     goes the way of ``JSONDecoder.decode``, which accepts or words it as ever."""
     if isinstance(text, bytes):
         try:
-            decoded = text.decode("utf-8")
+            decoded = text.decode(codec)
         except UnicodeDecodeError:
-            return json.loads(text)  # another encoding, or the error json.loads gives
+            if codec != "utf-8":
+                raise
+            return json.loads(text)  # UTF-16/32 with a byte order mark, or the error
     else:
         decoded = text
     try:
@@ -300,11 +323,14 @@ def _decode_whole(text: str | bytes, decoded: str) -> Any:
 
 def parse_line(
     text: str | bytes, *, line: int, reporter: str, now: datetime,
-    redactor: Redactor | None = None,
+    redactor: Redactor | None = None, codec: str = "utf-8",
 ) -> AuditEvent:
+    """One NDJSON line (``bytes`` are read in ``codec``, a value of :data:`CHARSETS`)."""
     try:
-        obj = _decode(text)
-    except (ValueError, UnicodeDecodeError) as exc:
+        obj = _decode(text, codec)
+    except UnicodeDecodeError as exc:
+        raise InvalidEvent(not_text(exc, codec), line=line) from exc
+    except ValueError as exc:
         raise InvalidEvent(f"malformed JSON ({exc})", line=line) from exc
     try:
         event = parse_record(obj, reporter=reporter, now=now, redactor=redactor)
@@ -336,12 +362,14 @@ def _storable(event: AuditEvent, line: int) -> None:
 def parse_chunks(
     lines: Iterable[str | bytes], *, reporter: str, now: datetime,
     redactor: Redactor | None = None, chunk: int = MAX_BATCH, first_line: int = 1,
+    codec: str = "utf-8",
 ) -> Iterator[ParsedBatch]:
     """Parse a stream of lines lazily, ``chunk`` non-blank lines at a time.
 
     Memory stays bounded by one chunk whatever the length of the stream (a file is read
     as it is parsed). Line numbers count every line, blank ones too, from ``first_line``;
-    a line that is not UTF-8 is a per-line error like malformed JSON.
+    a line that is not text in ``codec`` (UTF-8 unless named) is a per-line error like
+    malformed JSON.
     """
     if chunk < 1:
         raise ValueError("chunk must be at least 1")
@@ -350,20 +378,22 @@ def parse_chunks(
         if text.strip():
             pending.append((number, text))
             if len(pending) >= chunk:
-                yield _parse_numbered(pending, reporter=reporter, now=now, redactor=redactor)
+                yield _parse_numbered(pending, reporter=reporter, now=now, redactor=redactor,
+                                      codec=codec)
                 pending = []
     if pending:
-        yield _parse_numbered(pending, reporter=reporter, now=now, redactor=redactor)
+        yield _parse_numbered(pending, reporter=reporter, now=now, redactor=redactor,
+                              codec=codec)
 
 
 def _parse_numbered(raw: list[tuple[int, str | bytes]], *, reporter: str, now: datetime,
-                    redactor: Redactor | None) -> ParsedBatch:
+                    redactor: Redactor | None, codec: str = "utf-8") -> ParsedBatch:
     events: list[AuditEvent] = []
     errors: list[LineError] = []
     for number, text in raw:
         try:
             events.append(parse_line(text, line=number, reporter=reporter, now=now,
-                                     redactor=redactor))
+                                     redactor=redactor, codec=codec))
         except InvalidEvent as exc:
             errors.append(LineError(number, exc.message))
     return ParsedBatch(tuple(events), tuple(errors), len(raw))
@@ -372,9 +402,10 @@ def _parse_numbered(raw: list[tuple[int, str | bytes]], *, reporter: str, now: d
 def parse_batch(
     lines: Iterable[str | bytes], *, reporter: str, now: datetime,
     redactor: Redactor | None = None, max_lines: int | None = MAX_BATCH, first_line: int = 1,
+    codec: str = "utf-8",
 ) -> ParsedBatch:
     """Parse every non-blank line; errors are collected per line (1-based numbers)."""
     raw = [(i, text) for i, text in enumerate(lines, start=first_line) if text.strip()]
     if max_lines is not None and len(raw) > max_lines:
         raise BatchTooLarge(len(raw), max_lines)
-    return _parse_numbered(raw, reporter=reporter, now=now, redactor=redactor)
+    return _parse_numbered(raw, reporter=reporter, now=now, redactor=redactor, codec=codec)

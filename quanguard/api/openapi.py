@@ -82,12 +82,14 @@ def text(*media: str) -> dict[str, object]:
     return {m: {"schema": {"type": "string", "format": "binary"}} for m in media}
 
 
-def ndjson(what: str, max_lines: int) -> dict[str, object]:
+def ndjson(what: str, max_lines: int, *, gb: bool = False) -> dict[str, object]:
     """NDJSON: raw bytes, one JSON value a line (``what`` names it; generators take no
-    schema for this media type, so it is described, not typed)."""
+    schema for this media type, so it is described, not typed). ``gb``: a GBK/GB18030
+    body is read when the Content-Type names its ``charset``."""
+    text = "UTF-8 (or GBK/GB18030 named by charset=gb18030)" if gb else "UTF-8"
     return {"application/x-ndjson": {"schema": {
         "type": "string", "format": "binary",
-        "description": f"UTF-8, one {what} a line, at most {max_lines:,} lines"}}}
+        "description": f"{text}, one {what} a line, at most {max_lines:,} lines"}}}
 
 
 def binary(*media: str) -> dict[str, object]:

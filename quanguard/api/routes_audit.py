@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from monitor.errors import InvalidEvent
 from monitor.events import parse_ago, parse_ts
-from monitor.ingest import MAX_BATCH
+from monitor.ingest import CHARSETS, MAX_BATCH, not_text
 from monitor.search import SearchQuery
 from quanguard.api import openapi as oa
 from quanguard.api.deps import ContainerDep, ContextDep, require_roles
@@ -46,7 +46,7 @@ async def post_event(request: Request, caller: _Reporter, container: ContainerDe
     if b"\n" in body.strip():
         raise InvalidInput("one JSON object expected; post NDJSON to /v1/events/batch")
     result = await run_in_threadpool(
-        uc.ingest, container, caller, [body], ctx=ctx, max_lines=1)
+        uc.ingest, container, caller, [body], ctx=ctx, max_lines=1, codec=_codec(request))
     if result.errors:
         raise InvalidEvent(result.errors[0].message)
     if not result.accepted:
@@ -55,17 +55,20 @@ async def post_event(request: Request, caller: _Reporter, container: ContainerDe
 
 
 @router.post("/v1/events/batch", openapi_extra=oa.request_body(
-    oa.ndjson("event (components/schemas/Event)", MAX_BATCH),
+    oa.ndjson("event (components/schemas/Event)", MAX_BATCH, gb=True),
     description="up to 10,000 lines, each one event (components/schemas/Event)"))
 async def post_batch(request: Request, caller: _Reporter, container: ContainerDep,
                      ctx: ContextDep, response: Response) -> Any:
     """Record up to 10,000 NDJSON lines in one transaction. Valid lines are kept; each
     invalid one is reported with its line number. 413 when the batch is too large."""
     body = await request.body()
+    codec = _codec(request)
     try:
-        text = body.decode("utf-8")
+        text = body.decode(codec)
     except UnicodeDecodeError as exc:
-        raise InvalidInput("the body is not UTF-8") from exc
+        line = body.count(b"\n", 0, exc.start) + 1
+        raise InvalidInput(f"the body is {not_text(exc, codec, f'of the body, line {line}')}"
+                           ) from exc
     # NDJSON lines end at "\n" (a "\r" before it is JSON whitespace): not at the other
     # breaks str.splitlines() knows (U+2028, U+0085 ...), which a JSON string may hold raw
     result = await run_in_threadpool(
@@ -73,6 +76,20 @@ async def post_batch(request: Request, caller: _Reporter, container: ContainerDe
     if result.errors:
         response.status_code = 207 if result.accepted else 400
     return result.to_dict()
+
+
+def _codec(request: Request) -> str:
+    """The codec of the body by its Content-Type's ``charset`` (UTF-8 when none is named;
+    the GB family is read as GB18030); 400 for any other charset."""
+    for part in request.headers.get("content-type", "").split(";")[1:]:
+        name, _, value = part.partition("=")
+        if name.strip().lower() == "charset":
+            given = value.strip().strip('"').lower()
+            if given not in CHARSETS:
+                raise InvalidInput(f"charset {given[:40]!r} is not supported; send UTF-8, or "
+                                   "GBK/GB18030 named as charset=gb18030")
+            return CHARSETS[given]
+    return "utf-8"
 
 
 def _ts(value: str | None, name: str) -> datetime | None:

@@ -34,6 +34,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
+from monitor.ingest import CHARSETS
 from quanguard.api import openapi as oa
 from quanguard.api.deps import ContainerDep, ContextDep, PrincipalDep, get_context
 from quanguard.api.uploads import scrub_names, spool_stream, spool_upload
@@ -149,8 +150,7 @@ async def _mask_ndjson(raw: bytes, caller: Principal, container: Container, ctx:
     return Response(text.encode(), media_type="application/x-ndjson", headers=_summary_header(outcome))
 
 
-_CHARSETS = {"utf-8": "utf-8", "utf8": "utf-8", "utf-8-sig": "utf-8-sig", "gbk": "gb18030",
-             "gb2312": "gb18030", "gb18030": "gb18030", "cp936": "gb18030"}
+_CHARSETS = CHARSETS  # the same names as a reporter's NDJSON (monitor.ingest)
 
 
 def _charset(content_type: str) -> str | None:

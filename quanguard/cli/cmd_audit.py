@@ -17,6 +17,7 @@ from rich.table import Table
 
 from monitor.checkpoint import read_checkpoint_file
 from monitor.errors import ProofInvalid
+from monitor.ingest import CHARSETS
 from monitor.search import AGGREGATIONS, SearchQuery
 from monitor.trail import verify_consistency_document, verify_proof_document
 from quanguard.cli.common import cli_principal, use_container
@@ -75,10 +76,20 @@ def ingest(
     file: Path = typer.Argument(..., help="NDJSON file (the line format of POST /v1/events/batch); - for stdin"),
     chunk: int = typer.Option(10_000, "--chunk", min=1, max=10_000,
                               help="Events per transaction"),
+    encoding: str = typer.Option(
+        "utf-8", "--encoding", metavar="NAME",
+        help="The file's text encoding: utf-8 (NDJSON's own) or gbk/gb18030 (a GBK export)"),
     fmt: OutputFormat = _FMT,
 ) -> None:
     """Append every valid line of FILE to the trail; print the count and events/s.
     Invalid lines are listed with their line numbers and not stored."""
+    codec = CHARSETS.get(encoding.strip().lower())
+    if codec is None:
+        raise typer.BadParameter(
+            f"{encoding!r} is not an encoding ingest reads; use one of utf-8, gbk, gb18030",
+            param_hint="--encoding")
+    if str(file) != "-" and file.is_dir():
+        raise InvalidInput(f"{file}: is a folder; give an NDJSON file (or - for stdin)")
     if str(file) != "-" and not file.is_file():
         raise InvalidInput(f"{file}: no such file")
     lines = _lines(file)
@@ -88,7 +99,7 @@ def ingest(
         # a stream has no known length: no bar (the rate is printed at the end)
         with _bulk_collector(), progress("ingest", None) as advance:
             result = uc.ingest(container, principal, lines, max_lines=None, chunk=chunk,
-                               progress=advance)
+                               progress=advance, codec=codec)
     elapsed = time.perf_counter() - started
     rate = result.accepted / elapsed if elapsed > 0 else 0.0
     doc = {**result.to_dict(), "seconds": round(elapsed, 3), "events_per_second": round(rate)}

@@ -139,8 +139,9 @@ def _append_part(container: Container, part: Sequence[AuditEvent], *, now: datet
 def ingest(container: Container, principal: Principal, lines: Iterable[str | bytes], *,
            ctx: RequestContext | None = None,
            max_lines: int | None = MAX_BATCH, chunk: int = 10_000,
-           progress: Callable[[int], None] | None = None) -> IngestResult:
-    """Parse NDJSON lines and append the valid ones (each chunk one transaction).
+           progress: Callable[[int], None] | None = None, codec: str = "utf-8") -> IngestResult:
+    """Parse NDJSON lines and append the valid ones (each chunk one transaction). Lines
+    given as bytes are read in ``codec`` (a value of ``monitor.ingest.CHARSETS``).
 
     With ``max_lines`` None the lines are consumed as a stream, chunk by chunk, so memory
     stays bounded whatever their number; only the first ``MAX_KEPT_ERRORS`` invalid lines
@@ -150,7 +151,8 @@ def ingest(container: Container, principal: Principal, lines: Iterable[str | byt
     stream = max_lines is None
     own: Callable[[Session, int, int], object] | None = None
     if not stream:  # one request: refuse an oversized batch whole
-        batch = parse_batch(lines, reporter=principal.id, now=now, max_lines=max_lines)
+        batch = parse_batch(lines, reporter=principal.id, now=now, max_lines=max_lines,
+                            codec=codec)
         chunks: Iterable[ParsedBatch] = [batch]
         if tracking() and len(batch.events) <= chunk:
             # A served request's own event commits with the events it reported (one
@@ -166,7 +168,7 @@ def ingest(container: Container, principal: Principal, lines: Iterable[str | byt
                     rows=high - low + 1, **origin(ctx),
                     labels={**labels, "first_seq": str(low), "last_seq": str(high)})
     else:
-        chunks = parse_chunks(lines, reporter=principal.id, now=now, chunk=chunk)
+        chunks = parse_chunks(lines, reporter=principal.id, now=now, chunk=chunk, codec=codec)
     first = last = None
     total = accepted = rejected = 0
     errors: list[LineError] = []

@@ -31,7 +31,10 @@ NOW = datetime(2026, 11, 30, 12, 0, 0, 123456, tzinfo=UTC)
 GOLDEN_ROWS = "2bba1ed70a8a5717c34cc4bea0ffaa98118fb8316edf89c6782b36f39a7f326a"
 GOLDEN_HEAD = "1deb60c7ae173ec42700426e1516eebadd88a674f0880da3d3653d6f6f7226c4"
 GOLDEN_ALERTS = "7461b066b3ab23f377c0e4c2f51c772f2b8a070b9169af0a427c784664084831"
-GOLDEN_ERRORS = "2511da71deb05fd9539f7c8a3d572a5b9a81ace7333eafbe0ae70dcca8bdcbdd"  # sha256 of the JSON list of per-line errors of both files
+# sha256 of the JSON list of per-line errors of both files; re-pinned once, on purpose, when
+# a line that is not UTF-8 (b.ndjson line 41) got a message saying what to do instead of
+# Python's codec message (the other 59 errors compared one by one: unchanged)
+GOLDEN_ERRORS = "7ba9a22a5eb6b5078cfb6358a55fefac0ab3c7b248f0c72596a576e79896f7d5"
 
 ORGS = ["市大数据局", "市卫健委", "历下区政务服务中心", 'org "quoted" \\ back']
 ACTIONS = ["query", "read_masked", "export", "aggregate", "download", "api_call", "read_raw"]
