@@ -133,12 +133,26 @@ def peak_rss(proc: subprocess.Popen[str] | subprocess.Popen[bytes], every: float
 def child_usage(proc: subprocess.Popen[str] | subprocess.Popen[bytes], every: float = 0.2
                 ) -> tuple[int, float]:
     """Wait for ``proc`` (its output must fit in the pipes) and return its own peak resident
-    set size in bytes and its CPU seconds, from the kernel's accounting of that one child
-    (``wait4``): not the largest of every child this process has had, as
-    ``getrusage(RUSAGE_CHILDREN).ru_maxrss`` is."""
+    set size in bytes and its CPU seconds, from the kernel's accounting of that one child.
+
+    The peak is the child's ``VmHWM`` (``/proc/PID/status``: the high-water mark of its own
+    memory since it started the program), read while it runs; the last reading is kept,
+    as the mark only grows. ``wait4``'s ``ru_maxrss`` is not used for it: Linux credits
+    the parent's own high-water mark to a child at ``exec``, so a bench that once held a
+    million rows would see every later child as large. It is the fallback when ``/proc``
+    cannot be read. The CPU seconds are ``wait4``'s (that child only)."""
+    status_file = Path(f"/proc/{proc.pid}/status")
+    hwm = 0
     while True:
+        try:
+            for line in status_file.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    hwm = max(hwm, int(line.split()[1]) * 1024)
+                    break
+        except (OSError, ValueError, IndexError):
+            pass  # exited (a zombie has no memory lines) or not readable
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid == proc.pid:
             proc.returncode = os.waitstatus_to_exitcode(status)
-            return usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
+            return hwm or usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
         time.sleep(every)
