@@ -16,10 +16,11 @@ from starlette.concurrency import run_in_threadpool
 
 from monitor.errors import InvalidEvent
 from monitor.events import parse_ago, parse_ts
-from monitor.ingest import CHARSETS, MAX_BATCH, not_text
+from monitor.ingest import MAX_BATCH, not_text
 from monitor.search import SearchQuery
 from quanguard.api import openapi as oa
 from quanguard.api.deps import ContainerDep, ContextDep, require_roles
+from quanguard.api.uploads import charset_of
 from quanguard.auth import Principal
 from quanguard.errors import InvalidInput
 from quanguard.gate import RequestContext as GateContext
@@ -79,17 +80,8 @@ async def post_batch(request: Request, caller: _Reporter, container: ContainerDe
 
 
 def _codec(request: Request) -> str:
-    """The codec of the body by its Content-Type's ``charset`` (UTF-8 when none is named;
-    the GB family is read as GB18030); 400 for any other charset."""
-    for part in request.headers.get("content-type", "").split(";")[1:]:
-        name, _, value = part.partition("=")
-        if name.strip().lower() == "charset":
-            given = value.strip().strip('"').lower()
-            if given not in CHARSETS:
-                raise InvalidInput(f"charset {given[:40]!r} is not supported; send UTF-8, or "
-                                   "GBK/GB18030 named as charset=gb18030")
-            return CHARSETS[given]
-    return "utf-8"
+    """The codec of a reporter's body: its Content-Type's ``charset``, else UTF-8."""
+    return charset_of(request.headers.get("content-type", "")) or "utf-8"
 
 
 def _ts(value: str | None, name: str) -> datetime | None:

@@ -34,10 +34,9 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
-from monitor.ingest import CHARSETS
 from quanguard.api import openapi as oa
 from quanguard.api.deps import ContainerDep, ContextDep, PrincipalDep, get_context
-from quanguard.api.uploads import scrub_names, spool_stream, spool_upload
+from quanguard.api.uploads import charset_of, scrub_names, spool_stream, spool_upload
 from quanguard.errors import InvalidInput, UnsupportedMedia
 from quanguard.usecases import json_records as jr
 from quanguard.usecases import mask as uc
@@ -150,23 +149,6 @@ async def _mask_ndjson(raw: bytes, caller: Principal, container: Container, ctx:
     return Response(text.encode(), media_type="application/x-ndjson", headers=_summary_header(outcome))
 
 
-_CHARSETS = CHARSETS  # the same names as a reporter's NDJSON (monitor.ingest)
-
-
-def _charset(content_type: str) -> str | None:
-    """The ``charset`` parameter of a raw body's Content-Type (UTF-8 or the GB family),
-    None when absent (the encoding is then detected)."""
-    for part in content_type.split(";")[1:]:
-        name, _, value = part.partition("=")
-        if name.strip().lower() == "charset":
-            given = value.strip().strip('"').lower()
-            if given not in _CHARSETS:
-                raise InvalidInput(f"charset {given[:40]!r} is not supported; send UTF-8 or GBK/GB18030 "
-                                   "(or leave charset out to have it detected)")
-            return _CHARSETS[given]
-    return None
-
-
 async def _mask_spooled(src: str, suffix: str, label: str, caller: Principal, container: Container,
                         ctx: RequestContext | None, profile: str | None, dataset: str | None,
                         encoding: str | None = None) -> Response:
@@ -258,7 +240,7 @@ async def mask(request: Request, caller: PrincipalDep, container: ContainerDep,
                                + ", ".join(ACCEPTED), accepted=list(ACCEPTED))
     if suffix == ".jsonl":
         return await _mask_ndjson(await request.body(), caller, container, ctx, profile, dataset)
-    encoding = _charset(request.headers.get("content-type", ""))
+    encoding = charset_of(request.headers.get("content-type", ""))
     src = await spool_stream(request.stream(), folder=container.settings.data_dir, suffix=suffix,
                              limit=container.settings.max_body_bytes)
     return await _mask_spooled(src, suffix, _LABEL[suffix], caller, container, ctx, profile, dataset,

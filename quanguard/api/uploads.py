@@ -12,12 +12,28 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from quanguard.errors import TooLarge
+from monitor.ingest import CHARSETS
+from quanguard.errors import InvalidInput, TooLarge
 
 if TYPE_CHECKING:
     from starlette.datastructures import UploadFile
 
-__all__ = ["scrub_names", "spool_stream", "spool_upload"]
+__all__ = ["charset_of", "scrub_names", "spool_stream", "spool_upload"]
+
+
+def charset_of(content_type: str) -> str | None:
+    """The codec named by the ``charset`` parameter of a raw body's Content-Type: UTF-8 or
+    the GB family (read as GB18030), by ``monitor.ingest.CHARSETS``; None when no charset is
+    named (the caller then detects it, or takes UTF-8); 400 for any other charset."""
+    for part in content_type.split(";")[1:]:
+        name, _, value = part.partition("=")
+        if name.strip().lower() == "charset":
+            given = value.strip().strip('"').lower()
+            if given not in CHARSETS:
+                raise InvalidInput(f"charset {given[:40]!r} is not supported; send UTF-8, or "
+                                   "GBK/GB18030 named as charset=gb18030")
+            return CHARSETS[given]
+    return None
 
 
 def _too_large(limit: int) -> TooLarge:

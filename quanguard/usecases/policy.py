@@ -305,6 +305,12 @@ def _process(container: Container) -> str:
     return sync.instance if sync is not None else f"{socket.gethostname()}:{os.getpid()}"
 
 
+#: Seconds between attempts to record an automatic reload while the store refuses writes
+#: (the first; doubled up to :data:`RELOAD_RETRY_MAX_S`).
+RELOAD_RETRY_S = 1.0
+RELOAD_RETRY_MAX_S = 30.0
+
+
 def audit_automatic_reloads(container: Container, service: PolicyService) -> None:
     """Record every automatic reload (files changed on disk) and every reload that followed
     another worker's announcement (trigger ``peer``, see ``quanguard.policy_sync``) as a
@@ -312,11 +318,16 @@ def audit_automatic_reloads(container: Container, service: PolicyService) -> Non
 
     The reload happens inside some request's decision, possibly while that request holds
     a write transaction, so the event is written from a thread of its own (it waits for
-    the writer, retrying while the store is busy); the container joins those threads when
-    it closes. Manual reloads are recorded by :func:`reload` with the caller."""
+    the writer, retrying while the store is busy). A new version is in force from the
+    reload on, so its event is not given up: while the store refuses the write (down, a
+    full disk) the thread logs a warning and tries again, less and less often, until it
+    is written; the container makes one last attempt for each when it closes, and logs an
+    error for any still not written. Manual reloads are recorded by :func:`reload` with
+    the caller."""
     from quanguard.usecases.audit import with_retry
 
     pending: list[threading.Thread] = []
+    closing = threading.Event()
 
     def write(result: ReloadResult) -> None:
         def tx() -> int:
@@ -326,20 +337,35 @@ def audit_automatic_reloads(container: Container, service: PolicyService) -> Non
                     outcome="success" if result.ok else "failure",
                     labels={**_reload_labels(result), "process": _process(container)},
                 ))
-        try:
-            with_retry(tx, attempts=8)
-        except Exception:  # noqa: BLE001 - logged loudly; the reload itself stands
-            _log.exception("automatic policy reload %s -> %s could not be audited",
-                           result.previous_version[:12], (result.attempted or "?")[:12])
+        what = f"{result.previous_version[:12]} -> {(result.attempted or '?')[:12]}"
+        delay = RELOAD_RETRY_S
+        while True:
+            last = closing.is_set()
+            try:
+                with_retry(tx, attempts=8)
+                return
+            except Exception:  # noqa: BLE001 - retried; the reload itself stands
+                if last:
+                    _log.exception("automatic policy reload %s was never recorded in the "
+                                   "audit trail: the store refused it until the service "
+                                   "stopped", what)
+                    return
+                _log.warning("automatic policy reload %s not recorded yet (the audit store "
+                             "refused the write); trying again in %.0f s", what, delay,
+                             exc_info=True)
+            closing.wait(delay)
+            delay = min(delay * 2, RELOAD_RETRY_MAX_S)
 
     def listener(result: ReloadResult) -> None:
         if result.trigger == "manual":
             return  # recorded by reload() with its caller
-        thread = threading.Thread(target=write, args=(result,), name="policy-reload-audit")
+        thread = threading.Thread(target=write, args=(result,), name="policy-reload-audit",
+                                  daemon=True)
         pending.append(thread)
         thread.start()
 
     def join() -> None:
+        closing.set()  # each writer makes its last attempt now
         for thread in pending:
             thread.join(timeout=60)
 

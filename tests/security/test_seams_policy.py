@@ -184,6 +184,48 @@ def test_automatic_reload_is_logged_and_audited(
     assert len(refused) == 1 and after in refused[0] and "L9" in refused[0]
 
 
+def test_an_automatic_reload_is_recorded_once_the_store_takes_writes_again(
+    tmp_path: Path, policy_copy: PolicyCopy, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The files change while the audit store refuses writes (a disk error, a store that
+    is down for longer than the busy retries last). The new version is in force, so its
+    reload must reach the trail when the store is back, not only the log."""
+    from quanguard.usecases import policy as policy_uc
+
+    monkeypatch.setattr(policy_uc, "RELOAD_RETRY_S", 0.05)
+    container = build_container(make_settings(tmp_path, policy_dir=policy_copy.root))
+    try:
+        before = container.policy.version
+        record = container.audit.record
+        refusals = [3]
+
+        def failing(*args: object, **kwargs: object) -> int:
+            if kwargs.get("action") == "policy_reload" and refusals[0] > 0:
+                refusals[0] -= 1
+                raise OSError(28, "No space left on device")
+            return record(*args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(container.audit, "record", failing)
+        policy_copy.replace("roles.yaml", "epsilon_cap: 2.0", "epsilon_cap: 1.5")
+        _bump(policy_copy.path("roles.yaml"))
+        time.sleep(1.1)
+        with caplog.at_level(logging.WARNING, logger="quanguard.policy"):
+            after = container.policy.version
+            assert after != before
+            deadline = time.monotonic() + 20
+            while refusals[0] > 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.5)
+        assert refusals[0] == 0
+        assert any("not recorded yet" in r.getMessage() for r in caplog.records)
+    finally:
+        container.close()
+    ok = [b for b in _reload_events_from(tmp_path)
+          if '"trigger":"automatic"' in b and '"success"' in b]
+    assert len(ok) == 1 and before in ok[0] and after in ok[0]
+
+
 def _reload_events_from(tmp_path: Path) -> list[str]:
     import sqlalchemy as sa
 
