@@ -14,7 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Generic, TypeVar
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 from tests.serving import free_port, stop, wait_ready
 
@@ -24,7 +25,6 @@ __all__ = ["CLI", "SharedWork", "child_usage", "compile_bytecode", "create_key",
 _T = TypeVar("_T")
 
 CLI = [sys.executable, "-m", "quanguard.cli.main"]
-ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("quanguard", "monitor", "desensitize", "watermark", "exchange", "gmcrypto")
 
 

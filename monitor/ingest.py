@@ -312,11 +312,13 @@ def _decode(text: str | bytes, codec: str = "utf-8") -> Any:
     else:
         if decoded[end:] in _LINE_ENDS:
             return obj
-    return _decode_whole(text, decoded)
+    return _decode_whole(text, decoded, codec)
 
 
-def _decode_whole(text: str | bytes, decoded: str) -> Any:
+def _decode_whole(text: str | bytes, decoded: str, codec: str) -> Any:
     if decoded.startswith("\ufeff"):
+        if isinstance(text, bytes) and codec != "utf-8":
+            return _DECODER.decode(decoded[1:])  # the named encoding's own byte order mark
         return json.loads(text)  # a byte order mark: as json.loads treats it
     return _DECODER.decode(decoded)
 

@@ -166,6 +166,9 @@ def test_a_session_ends_when_a_reload_stops_admitting_its_role(tmp_path: Any) ->
             assert console_sign_in(mc, manager.key).status_code == 303
             assert console_sign_in(ac, auditor.key).status_code == 303
             assert mc.get("/console/alerts", follow_redirects=False).status_code == 200
+            # asking again records nothing while the policy admits the role (one sign-in)
+            assert len([e for e in _logins(container)
+                        if e.actor.id == manager.principal.id]) == 1
             before = container.policy.version
             roles = policies / "roles.yaml"
             text = roles.read_text(encoding="utf-8")

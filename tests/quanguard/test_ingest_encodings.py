@@ -148,3 +148,34 @@ def test_an_unsupported_charset_is_a_400(client: TestClient, reporter: str) -> N
     r = _post(client, reporter, "\n".join(lines()).encode("utf-8"),
               "application/x-ndjson; charset=latin-1")
     assert r.status_code == 400 and "latin-1" in r.json()["error"]["message"], r.text
+
+
+def test_a_gb18030_file_with_a_byte_order_mark(cli_run: Callable[..., Any],
+                                               tmp_path: Path) -> None:
+    """GB18030 has a byte order mark of its own (84 31 95 33), as UTF-8 has EF BB BF: the
+    first line is read like any other, not refused as malformed."""
+    body = ("\ufeff" + "\n".join(lines()) + "\n").encode("gb18030")
+    assert body.startswith(b"\x84\x31\x95\x33")
+    (tmp_path / "bom.ndjson").write_bytes(body)
+    r = cli_run("audit", "ingest", "bom.ndjson", "--encoding", "gb18030", "--format", "json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["accepted"] == 3
+
+
+def test_one_event_with_its_charset_is_stored(client: TestClient, container: Container,
+                                              reporter: str) -> None:
+    r = client.post("/v1/events", content=lines(1)[0].encode("gbk"),
+                    headers={**auth(reporter), "Content-Type": "application/json; charset=gbk"})
+    assert r.status_code == 201, r.text
+    (event,) = [e for e in stored(container) if e.action == "query"]
+    assert event.purpose == PURPOSE and event.seq == r.json()["seq"]
+
+
+def test_a_body_not_valid_in_its_named_charset_names_the_line(client: TestClient,
+                                                               reporter: str) -> None:
+    rows = [r.encode("gb18030") for r in lines(3)]
+    rows[2] = rows[2][:-20] + b"\x81\x20" + rows[2][-20:]  # a lead byte without its trail byte
+    r = _post(client, reporter, b"\n".join(rows), "application/x-ndjson; charset=gb18030")
+    assert r.status_code == 400, r.text
+    message = r.json()["error"]["message"]
+    assert "not GB18030 text" in message and "line 3" in message, message

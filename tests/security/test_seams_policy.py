@@ -226,6 +226,45 @@ def test_an_automatic_reload_is_recorded_once_the_store_takes_writes_again(
     assert len(ok) == 1 and before in ok[0] and after in ok[0]
 
 
+def test_a_reload_the_store_never_took_is_an_error_when_the_service_stops(
+    tmp_path: Path, policy_copy: PolicyCopy, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The store refuses the event until the end: stopping makes one last attempt, does not
+    hang, and logs an error naming both versions (the trail has no event of it)."""
+    from quanguard.usecases import policy as policy_uc
+
+    monkeypatch.setattr(policy_uc, "RELOAD_RETRY_S", 0.05)
+    container = build_container(make_settings(tmp_path, policy_dir=policy_copy.root))
+    attempts = [0]
+    try:
+        before = container.policy.version
+        record = container.audit.record
+
+        def failing(*args: object, **kwargs: object) -> int:
+            if kwargs.get("action") == "policy_reload":
+                attempts[0] += 1
+                raise OSError(28, "No space left on device")
+            return record(*args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(container.audit, "record", failing)
+        policy_copy.replace("roles.yaml", "epsilon_cap: 2.0", "epsilon_cap: 1.5")
+        _bump(policy_copy.path("roles.yaml"))
+        time.sleep(1.1)
+        after = container.policy.version
+        assert after != before
+        time.sleep(0.3)
+    finally:
+        with caplog.at_level(logging.ERROR, logger="quanguard.policy"):
+            started = time.monotonic()
+            container.close()
+            assert time.monotonic() - started < 10
+    assert attempts[0] >= 2  # retried while running, and once more on close
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("never recorded" in m and before[:12] in m and after[:12] in m for m in errors)
+    assert not _reload_events_from(tmp_path)
+
+
 def _reload_events_from(tmp_path: Path) -> list[str]:
     import sqlalchemy as sa
 
