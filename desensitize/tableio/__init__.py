@@ -121,7 +121,8 @@ def open_table(
 ) -> TableSource:
     """Open a table for streaming.
 
-    ``encoding`` forces the CSV encoding (detected otherwise); ``sheet`` picks an
+    ``encoding`` forces the CSV encoding (detected otherwise) and names a JSON Lines
+    file's (UTF-8 otherwise; or GBK/GB18030); ``sheet`` picks an
     XLSX worksheet (first otherwise); ``table`` names the SQL table when the URL
     has no ``#table`` fragment.  Raises TableError for anything unreadable.
     """
@@ -155,7 +156,7 @@ def _open(
     if fmt in ("csv", "tsv"):
         return CsvSource(p, encoding=encoding, delimiter="\t" if fmt == "tsv" else ",")
     if fmt == "jsonl":
-        return JsonlSource(p)
+        return JsonlSource(p, encoding=encoding)
     if fmt == "parquet":
         return ParquetSource(p)
     return XlsxSource(p, sheet=sheet)
@@ -173,7 +174,7 @@ def open_writer(
     """Open an atomic writer for ``path`` in ``format`` (detected from the path).
 
     ``encoding`` applies to CSV/TSV (UTF-8 by default; ``utf-8-sig`` writes a
-    BOM; ``gb18030``/``gbk`` transcode).  ``schema`` fixes the column order and
+    BOM; ``gb18030``/``gbk`` transcode) and JSON Lines (UTF-8 or the GB family).  ``schema`` fixes the column order and
     types; without it the first batch decides.  Nothing appears at ``path``
     unless the writer is closed without error.
     """
@@ -187,7 +188,7 @@ def open_writer(
     if fmt in ("csv", "tsv"):
         return CsvWriter(p, encoding or "utf-8", schema, delimiter="\t" if fmt == "tsv" else ",")
     if fmt == "jsonl":
-        return JsonlWriter(p, schema)
+        return JsonlWriter(p, schema, encoding)
     if fmt == "parquet":
         return ParquetWriter(p, schema)
     if fmt == "xlsx":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,15 +26,38 @@ def _json_text(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False)
 
 
+# The encodings JSON Lines are read and written in: UTF-8 (their own) and the GB family
+# (a bureau's GBK export), read as GB18030, which contains GBK and GB 2312. Each keeps
+# "\n" a byte of its own, so a file splits into lines before it is decoded.
+_UTF8 = ("utf-8", "utf-8-sig")
+_GB = ("gbk", "gb2312", "gb18030", "cp936")
+
+
+def jsonl_codec(encoding: str | None) -> str:
+    """The codec JSON Lines named ``encoding`` are read or written in; TableError for one
+    they cannot be."""
+    if encoding is None:
+        return "utf-8"
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        raise TableError(f"unknown encoding {encoding!r}") from None
+    if name in _UTF8:
+        return name
+    if name in _GB or encoding.replace("_", "-").lower() in _GB:
+        return "gb18030"
+    raise TableError(f"JSON Lines are read and written in UTF-8 or GBK/GB18030, not {encoding!r}")
+
+
 class JsonlSource(_LineFile):
     """JSON Lines: one object per line; values read as strings (JSON text)."""
 
     format = "jsonl"
-    encoding = "utf-8"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, encoding: str | None = None) -> None:
         self.path = str(path)
         self._p = path
+        self.encoding = jsonl_codec(encoding)
         names: dict[str, None] = {}
         with path.open("rb") as fh:
             head = fh.read(4096)
@@ -54,8 +78,15 @@ class JsonlSource(_LineFile):
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                text = line.decode("utf-8-sig" if lineno == 1 else "utf-8") if (
+                    self.encoding in _UTF8) else line.decode(self.encoding)
+                if lineno == 1 and text.startswith("\ufeff"):
+                    text = text[1:]  # GB18030's byte order mark (84 31 95 33)
+            except UnicodeDecodeError as exc:
+                raise TableError(self._not_text(lineno, line, exc)) from None
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as exc:
                 raise TableError(f"{self._p.name}:{lineno}: not JSON: {exc}") from None
             if not isinstance(obj, dict):
                 raise TableError(f"{self._p.name}:{lineno}: expected a JSON object per line")
@@ -67,6 +98,15 @@ class JsonlSource(_LineFile):
             seen += 1
             if limit is not None and seen >= limit:
                 return
+
+    def _not_text(self, lineno: int, line: bytes, exc: UnicodeDecodeError) -> str:
+        label = "UTF-8" if self.encoding in _UTF8 else self.encoding.upper()
+        where = (f"{self._p.name}:{lineno}: not {label} text "
+                 f"(byte 0x{line[exc.start:exc.start + 1].hex()} at byte {exc.start + 1} of the line)")
+        if label != "UTF-8":
+            return where
+        return (f"{where}; JSON Lines are UTF-8: name the file's encoding (gbk or gb18030 "
+                "for a GBK export) or convert it (iconv -f GB18030 -t UTF-8)")
 
     def iter_batches(
         self, batch_size: int = 65_536, *, strings: bool = True
@@ -123,11 +163,13 @@ def _jsonable(v: Any) -> Any:
 
 
 class JsonlWriter(_AtomicFile):
-    """JSON Lines, one object per row, keys in column order, UTF-8."""
+    """JSON Lines, one object per row, keys in column order, in UTF-8 (or GB18030 when
+    ``encoding`` names the GB family)."""
 
-    def __init__(self, path: Path, schema: pa.Schema | None) -> None:
+    def __init__(self, path: Path, schema: pa.Schema | None, encoding: str | None = None) -> None:
+        codec = jsonl_codec(encoding)
         super().__init__(path, schema)
-        self._fh = self._tmp.open("w", encoding="utf-8", newline="\n")
+        self._fh = self._tmp.open("w", encoding=codec, newline="\n")
 
     def write(self, batch: pa.RecordBatch | pa.Table) -> None:
         self._check(batch)

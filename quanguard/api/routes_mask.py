@@ -7,7 +7,8 @@
   objects and arrays are masked in place, a masked value is a string, every other
   value keeps its JSON type, no key is added;
 - ``application/x-ndjson`` (one JSON object a line, same record limit), answered as
-  NDJSON with the same keys and types;
+  NDJSON with the same keys and types, in the encoding the request's ``charset`` names
+  (UTF-8 when none; GBK/GB18030 is read and answered as GB18030);
 - ``text/csv``, ``text/tab-separated-values``, ``text/plain`` (one record a line),
   answered in the same format *and encoding*: the response's ``charset`` is the
   source's encoding, also given in ``X-Quanguard-Source-Encoding``; the request's
@@ -106,15 +107,29 @@ def _opt_str(body: dict[str, object], key: str) -> str | None:
     return value
 
 
-def _ndjson_records(raw: bytes) -> list[object]:
-    """NDJSON lines → records; an error names the record's 0-based index."""
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InvalidInput("NDJSON must be UTF-8") from exc
+_GB_BOM = "\ufeff"  # GB18030 writes the byte order mark as 84 31 95 33; it decodes to U+FEFF
+_NDJSON_HINT = ("NDJSON is UTF-8: send it as UTF-8, or name its encoding "
+                "(Content-Type: application/x-ndjson; charset=gb18030 for a GBK export)")
+
+
+def _ndjson_records(raw: bytes, codec: str = "utf-8") -> list[object]:
+    """NDJSON lines in ``codec`` (a value of ``monitor.ingest.CHARSETS``) → records; an
+    error names the record's 0-based index (a line that is not text in ``codec`` too)."""
     out: list[object] = []
-    # lines end at "\n" only: a JSON string may hold U+2028 or U+0085 raw (splitlines breaks there)
-    for line in text.split("\n"):
+    # lines end at "\n" only: a JSON string may hold U+2028 or U+0085 raw (splitlines breaks
+    # there). 0x0A is never part of a multi-byte character in UTF-8 or GB18030.
+    for number, chunk in enumerate(raw.split(b"\n")):
+        try:
+            line = chunk.decode(codec if codec not in ("utf-8", "utf-8-sig")
+                                else "utf-8-sig" if number == 0 else "utf-8")
+        except UnicodeDecodeError as exc:
+            label = "UTF-8" if codec in ("utf-8", "utf-8-sig") else codec.upper()
+            bad = chunk[exc.start:exc.start + 1].hex()
+            message = f"is not {label} text (byte 0x{bad} at byte {exc.start + 1} of the record)"
+            raise jr.record_error(len(out), f"{message}; {_NDJSON_HINT}" if label == "UTF-8"
+                                  else message) from None
+        if number == 0 and line.startswith(_GB_BOM):
+            line = line[1:]
         if not line.strip():
             continue
         if len(out) >= uc.MAX_RECORDS:
@@ -140,13 +155,18 @@ def _summary_header(outcome: uc.MaskOutcome) -> dict[str, str]:
 
 
 async def _mask_ndjson(raw: bytes, caller: Principal, container: Container, ctx: RequestContext | None, profile: str | None,
-                       dataset: str | None) -> Response:
-    records = await run_in_threadpool(_ndjson_records, raw)
+                       dataset: str | None, codec: str | None = None) -> Response:
+    """Mask an NDJSON body read in ``codec`` (UTF-8 when None), answered in the same encoding."""
+    records = await run_in_threadpool(_ndjson_records, raw, codec or "utf-8")
     out, outcome = await run_in_threadpool(
         uc.mask_records, container, caller, records, profile=profile, dataset=dataset or "upload", ctx=ctx,
         body_sha256=hashlib.sha256(raw).hexdigest())
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in out)
-    return Response(text.encode(), media_type="application/x-ndjson", headers=_summary_header(outcome))
+    headers = _summary_header(outcome)
+    if codec is None or codec.startswith("utf-8"):
+        return Response(text.encode(), media_type="application/x-ndjson", headers=headers)
+    headers["X-Quanguard-Source-Encoding"] = codec
+    return Response(text.encode(codec), media_type=f"application/x-ndjson; charset={codec}", headers=headers)
 
 
 async def _mask_spooled(src: str, suffix: str, label: str, caller: Principal, container: Container,
@@ -187,7 +207,8 @@ async def _mask_multipart(request: Request, caller: Principal, container: Contai
         limit = container.settings.max_body_bytes
         if suffix == ".jsonl":
             raw = await upload.read(limit + 1)
-            return await _mask_ndjson(raw, caller, container, ctx, profile, dataset)
+            codec = charset_of(upload.headers.get("content-type", ""))  # the part's own charset
+            return await _mask_ndjson(raw, caller, container, ctx, profile, dataset, codec)
         src = await spool_upload(upload, folder=container.settings.data_dir, suffix=suffix, limit=limit)
     return await _mask_spooled(src, suffix, name, caller, container, ctx, profile, dataset)
 
@@ -198,7 +219,7 @@ _MASK_JSON = {"type": "object", "required": ["records"], "properties": {
     "records": _RECORDS, "profile": {"type": "string", "description": "masking profile (default: policy's)"},
     "dataset": {"type": "string"}}}
 _MASK_BODY = oa.request_body(
-    oa.json_schema(_MASK_JSON), oa.ndjson("JSON object", 100_000),
+    oa.json_schema(_MASK_JSON), oa.ndjson("JSON object", 100_000, gb=True),
     # text/csv last: a generated client sends a raw body with the last raw type it knows
     oa.text("text/tab-separated-values", "text/plain", "text/csv"),
     oa.form({"file": {"type": "string", "format": "binary"}, "profile": {"type": "string"},
@@ -238,9 +259,9 @@ async def mask(request: Request, caller: PrincipalDep, container: ContainerDep,
     if suffix is None:
         raise UnsupportedMedia(f"content type {ctype or '(none)'} is not accepted; send one of "
                                + ", ".join(ACCEPTED), accepted=list(ACCEPTED))
-    if suffix == ".jsonl":
-        return await _mask_ndjson(await request.body(), caller, container, ctx, profile, dataset)
     encoding = charset_of(request.headers.get("content-type", ""))
+    if suffix == ".jsonl":
+        return await _mask_ndjson(await request.body(), caller, container, ctx, profile, dataset, encoding)
     src = await spool_stream(request.stream(), folder=container.settings.data_dir, suffix=suffix,
                              limit=container.settings.max_body_bytes)
     return await _mask_spooled(src, suffix, _LABEL[suffix], caller, container, ctx, profile, dataset,
