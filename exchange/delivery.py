@@ -28,7 +28,7 @@ from exchange.limits import Limits, limits_of
 from exchange.ports import AuditSink, Caller, Grant
 from exchange.psi import PsiAnswer, request_size, serve
 from exchange.receipts import result_digest
-from exchange.steps import Steps, grant_of
+from exchange.steps import Steps
 
 __all__ = ["Delivery", "ExtractTicket"]
 
@@ -57,7 +57,8 @@ class Delivery:
                   kind: str, ds: Dataset, *, digest: str | None,
                   purpose: str | None) -> tuple[Job, Grant]:
         """The approved job ``job_id`` and its grant, when the call asks exactly what was
-        approved (same request digest, same purpose) before the approval expired.
+        approved (same request digest, same purpose) before the approval expired, and the
+        policy in force still allows it (``Steps.in_force``: its grant, its obligations).
 
         A call that differs, or comes late, is refused and recorded (the job stays
         approved, or becomes ``expired``)."""
@@ -81,7 +82,8 @@ class Delivery:
             raise self.steps.refuse(audit, caller, f"exchange.{kind}", ds, job.purpose, None, exc,
                                labels={"job": job_id, "approved_digest": job.request_digest,
                                        "sent_digest": digest})
-        return job, grant_of(job.decision)
+        return job, self.steps.in_force(audit, caller, job, ds, actor=caller,
+                                        audit_action=f"exchange.{kind}")
 
     # -- PSI -----------------------------------------------------------------------
     def psi_terms(self, session: Session, audit: AuditSink, caller: Caller, *, dataset: str,

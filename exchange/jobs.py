@@ -112,7 +112,7 @@ def insert(session: Session, *, job_id: str, kind: str, dataset: str, owner_org:
     values = {
         "id": job_id, "kind": kind, "dataset": dataset, "owner_org": owner_org, "consumer_id": caller.id,
         "consumer_org": caller.org, "status": status, "query": dict(query), "purpose": purpose,
-        "decision": decision_json(grant), "result": dict(result) if result is not None else None,
+        "decision": {**decision_json(grant), "role": caller.role}, "result": dict(result) if result is not None else None,
         "receipt": dict(receipt) if receipt is not None else None, "reason": reason,
         "decided_by": None, "created_at": now, "finished_at": finished,
         "request_digest": request_digest, "request_size": request_size, "expires_at": None,

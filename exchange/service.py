@@ -32,8 +32,22 @@ from exchange.jobs import Job
 from exchange.limits import Defaults, limits_of
 from exchange.ports import AuditSink, Caller, Grant
 from exchange.receipts import result_digest
-from exchange.steps import Steps, grant_of
+from exchange.steps import Steps
 from gmcrypto import INTL
+
+# who decides a job when its rule names no ``approval`` role
+DEFAULT_APPROVER = "manager"
+
+
+def approvers(job: Job) -> tuple[str, ...]:
+    """The roles that may approve or reject ``job``: the ``approval`` obligation of the rule
+    that queued it (a role, or a list of roles), else :data:`DEFAULT_APPROVER`."""
+    named = (job.decision.get("obligations") or {}).get("approval")
+    if isinstance(named, str) and named.strip():
+        return (named.strip(),)
+    if isinstance(named, (list, tuple)) and named:
+        return tuple(str(r).strip() for r in named)
+    return (DEFAULT_APPROVER,)
 
 
 class Exchange(Steps):
@@ -174,6 +188,12 @@ class Exchange(Steps):
         if job.consumer_id == caller.id:
             exc = Refused("a job cannot be approved or rejected by its own submitter")
             raise self.refuse(audit, caller, "exchange.approve", ds, job.purpose, grant, exc)
+        named = approvers(job)
+        if caller.role not in named:
+            exc = Refused(f"job {job_id} is decided by {' or '.join(named)} (the approval its rule "
+                          f"{job.decision.get('rule_id')} names), not by {caller.role}")
+            raise self.refuse(audit, caller, "exchange.approve", ds, job.purpose, grant, exc,
+                              labels={"job": job_id, "approval": ",".join(named)})
         now = self.clock.now()
         ttl = self._ttl(job, self.defaults)
         created = jobs.aware(job.created_at) or now
@@ -183,6 +203,11 @@ class Exchange(Steps):
                 and jobs.request_digest(job.query, job.purpose) != job.request_digest:
             exc = Refused(f"job {job_id}: the stored request no longer matches its digest")
             raise self.refuse(audit, caller, "exchange.approve", ds, job.purpose, grant, exc)
+        consumer = Caller(job.consumer_id, str(job.decision.get("role") or "consumer"), job.consumer_org)
+        # what is approved must be what the policy in force still allows (recorded and
+        # refused otherwise, the job left pending: a manager may still reject it)
+        current = self.in_force(audit, consumer, job, ds, actor=caller,
+                                audit_action="exchange.approve") if approve else None
         action = "exchange.approve" if approve else "exchange.reject"
         audit.record(actor=caller, action=action, dataset=ds.name, grade=ds.grade,
                      purpose=job.purpose, grant=grant, rows=job.request_size,
@@ -195,12 +220,12 @@ class Exchange(Steps):
                      reason=reason, decided_by=caller.id, expires_at=now + ttl)
         if job.kind != "aggregate":
             return jobs.get(session, job_id)  # the consumer runs exactly the stored request
-        consumer = Caller(job.consumer_id, "consumer", job.consumer_org)
+        assert current is not None
         try:
             with session.begin_nested():
                 return self._run_aggregate(session, audit, consumer, ds,
                                            AggregateQuery.from_json(dict(job.query)), job.purpose,
-                                           grant_of(job.decision), job_id=job_id, existing=True)
+                                           current, job_id=job_id, existing=True)
         except BudgetExhausted as exc:
             return jobs.update(session, job_id, status="failed", reason=f"{reason}; {exc.reason}",
                                finished_at=now)

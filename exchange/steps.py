@@ -75,6 +75,31 @@ class Steps:
             raise Refused(reason, rule_id=grant.rule_id)
         return grant
 
+    def in_force(self, audit: AuditSink, consumer: Caller, job: Job, ds: Dataset, *,
+                 actor: Caller, audit_action: str) -> Grant:
+        """The grant an approved (or approvable) ``job`` runs under: the policy in force,
+        asked again for its ``consumer`` and the dataset's grade now.
+
+        An approval binds what was asked; the policy decides whether it may still run: a
+        consumer revoked, a grade raised or a rule withdrawn after the approval refuses it
+        (recorded as ``actor``'s refused ``audit_action``, the job left as it was). An
+        ``approval_required`` answer is satisfied by the job's approval. The obligations
+        are the policy's now (an ε cap or identifier limit lowered since applies)."""
+        now = self.decider.decide(consumer, job.kind, grade=ds.grade, dataset=ds.name,
+                                  owner_org=ds.owner_org, purpose=job.purpose,
+                                  audit_action=audit_action, accept=(*QUEUES, "deny"))
+        if now.effect not in QUEUES:
+            approved = str(job.decision.get("policy_version") or "")[:12]
+            exc = Refused(f"job {job.id}: the policy in force ({now.policy_version[:12]}) no longer "
+                          f"allows this {job.kind} on {ds.name!r} ({ds.grade}) for "
+                          f"{consumer.org}: {now.reason or 'denied'} (rule {now.rule_id}); it was "
+                          f"approved under {approved or 'an earlier version'}",
+                          rule_id=now.rule_id)
+            raise self.refuse(audit, actor, audit_action, ds, job.purpose, now, exc,
+                              labels={"job": job.id, "approved_under": approved})
+        return Grant(effect="allow", rule_id=now.rule_id, policy_version=now.policy_version,
+                     reason=now.reason, obligations=dict(now.obligations))
+
     def refuse(self, audit: AuditSink, caller: Caller, action: str, ds: Dataset,
                purpose: str | None, grant: Grant | None, exc: Refused,
                labels: Mapping[str, Any] | None = None) -> Refused:

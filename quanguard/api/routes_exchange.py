@@ -29,7 +29,9 @@ router = APIRouter(prefix="/v1/exchange", tags=["exchange"])
 
 _Provider = Annotated[Principal, Depends(require_roles("provider"))]
 _Computer = Annotated[Principal, Depends(require_roles("consumer", "manager", "officer"))]
-_Manager = Annotated[Principal, Depends(require_roles("manager"))]
+# who may decide a job: the role its rule's ``approval`` names (a manager where it names
+# none), if the policy also lets that role ``approve`` (exchange.service.approvers)
+_Approver = Annotated[Principal, Depends(require_roles("manager", "officer"))]
 
 
 class AggregateBody(Body):
@@ -208,13 +210,13 @@ def get_job(job_id: str, caller: PrincipalDep, container: ContainerDep, ctx: Con
 
 
 @router.post("/jobs/{job_id}/approve", response_model=None, openapi_extra=_JOB_OK)
-def approve(job_id: str, body: ReasonBody, caller: _Manager, container: ContainerDep,
+def approve(job_id: str, body: ReasonBody, caller: _Approver, container: ContainerDep,
             ctx: ContextDep) -> dict[str, object]:
     return uc.approve(container, caller, ctx, job_id, approve=True, reason=body.reason)
 
 
 @router.post("/jobs/{job_id}/reject", response_model=None, openapi_extra=_JOB_OK)
-def reject(job_id: str, body: ReasonBody, caller: _Manager, container: ContainerDep,
+def reject(job_id: str, body: ReasonBody, caller: _Approver, container: ContainerDep,
            ctx: ContextDep) -> dict[str, object]:
     return uc.approve(container, caller, ctx, job_id, approve=False, reason=body.reason)
 

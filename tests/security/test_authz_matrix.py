@@ -100,8 +100,10 @@ EXPECTED: dict[tuple[str, str], str | frozenset[str]] = {
     ("POST", "/v1/exchange/extract"): roles("consumer", "manager", "officer"),
     ("GET", "/v1/exchange/jobs"): ALL,
     ("GET", "/v1/exchange/jobs/{job_id}"): ALL,
-    ("POST", "/v1/exchange/jobs/{job_id}/approve"): roles("manager"),
-    ("POST", "/v1/exchange/jobs/{job_id}/reject"): roles("manager"),
+    # an officer decides the jobs whose rule names it (``approval: officer``); who decides
+    # which job is the exchange's check (tests/security/test_seams_approval_binding.py)
+    ("POST", "/v1/exchange/jobs/{job_id}/approve"): roles("manager", "officer"),
+    ("POST", "/v1/exchange/jobs/{job_id}/reject"): roles("manager", "officer"),
     ("GET", "/v1/exchange/receipt-key"): ALL,
     # console (issue 3): sign-in pages are public, the rest needs a console session
     ("GET", "/console"): SESSION,
