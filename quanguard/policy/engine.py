@@ -14,9 +14,10 @@ Combining rule (ARCHITECTURE.md): default deny, deny overrides, fixed priority.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass
 
+from exchange.purposes import normalise_purpose
 from quanguard.policy.errors import UnknownName
 from quanguard.policy.model import Category, Decision, Grade, Resource, Rule, Subject
 from quanguard.policy.vocab import ACTIONS, ROLES
@@ -66,6 +67,17 @@ _LISTED: dict[str, tuple[str, Callable[[Subject, Resource], str | None]]] = {
 }
 
 
+def _listed(name: str, got: str | None, values: Collection[str]) -> bool:
+    """Whether ``got`` is one of ``values``. Purposes are free text a consumer writes:
+    both sides are compared in one written form (``营销 ``, ``营\u200b销`` are ``营销``),
+    so another spelling cannot slip past a deny rule. The loader stores a rule's
+    purposes in that form already; a Rule built in code is normalised here too."""
+    if name != "purposes":
+        return got in values
+    wanted = normalise_purpose(got)
+    return wanted is not None and any(normalise_purpose(v) == wanted for v in values)
+
+
 def _conditions_hold(rule: Rule, subject: Subject, resource: Resource) -> str | None:
     """None when every condition holds, else why the first one does not."""
     for name, value in rule.conditions:
@@ -78,7 +90,9 @@ def _conditions_hold(rule: Rule, subject: Subject, resource: Resource) -> str | 
         elif name in _LISTED:
             label, attribute = _LISTED[name]
             got = attribute(subject, resource)
-            if got not in value:
+            if name == "purposes" and rule.effect == "deny" and normalise_purpose(got) is None:
+                continue  # no purpose stated cannot rule out a forbidden one: the deny holds
+            if not _listed(name, got, value):
                 return f"{name}: {label} {got!r} not listed"
         else:  # the loader rejects unknown names; fail closed if one slips through
             return f"unknown condition {name!r}"

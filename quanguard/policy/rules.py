@@ -6,6 +6,7 @@ from typing import Any
 
 from yaml.nodes import Node
 
+from exchange.purposes import ALL_PURPOSES, normalise_purpose
 from quanguard.policy.model import Rule
 from quanguard.policy.vocab import (
     ACTIONS,
@@ -116,6 +117,30 @@ def _obligations(sheet: Sheet, node: Node, rule_id: str) -> dict[str, object] | 
     return out if ok else None
 
 
+def _purposes(
+    sheet: Sheet, listed: list[tuple[str, Node]], rule_id: str
+) -> list[tuple[str, Node]] | None:
+    """The listed purposes in the one form the engine compares (``exchange.purposes``),
+    or None after reporting one that cannot mean what it says: blank once invisible
+    characters are dropped, or ``*`` (not a wildcard here: it would match only a request
+    whose purpose is literally ``*``, and a deny rule would hold for nothing else)."""
+    out: list[tuple[str, Node]] = []
+    ok = True
+    for value, item in listed:
+        plain = normalise_purpose(value)
+        if plain is None:
+            sheet.error(item, f"rule '{rule_id}': condition 'purposes': {value!r} is no purpose "
+                              "(only spaces or invisible characters)")
+            ok = False
+        elif plain == ALL_PURPOSES:
+            sheet.error(item, f"rule '{rule_id}': condition 'purposes': '*' is not a wildcard here; "
+                              "leave the condition out to match every purpose")
+            ok = False
+        else:
+            out.append((plain, item))
+    return out if ok else None
+
+
 def _conditions(sheet: Sheet, node: Node, rule_id: str) -> tuple[tuple[str, Any], ...] | None:
     items = sheet.mapping(node, f"rule '{rule_id}' conditions")
     if items is None:
@@ -137,6 +162,9 @@ def _conditions(sheet: Sheet, node: Node, rule_id: str) -> tuple[tuple[str, Any]
         else:
             listed = sheet.names(value_node, f"condition '{name}'")
             ok = ok and bool(listed)
+            if name == "purposes" and listed:
+                listed = _purposes(sheet, listed, rule_id)
+                ok = ok and listed is not None
             out.append((name, frozenset(v for v, _ in listed or ())))
     return tuple(sorted(out, key=lambda kv: kv[0])) if ok else None
 
