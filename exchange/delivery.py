@@ -156,9 +156,11 @@ class Delivery:
         result: dict[str, Any] = {"reveal": answer.reveal, "client_items": n_items}
         if answer.noise is not None:
             result["noise"] = answer.noise.to_json()
-        receipt = self.steps.receipt(job_id=jid, kind="psi", ds=ds, query=query,
-                                eps=noisy or 0.0, dlt=0.0,
-                                digest=answer.digest_with(self.steps.signer.suite))
+        receipt = self.steps.receipt(session, job_id=jid, kind="psi", ds=ds, query=query,
+                                     eps=noisy or 0.0, dlt=0.0,
+                                     digest=answer.digest_with(self.steps.signer.suite),
+                                     consumer=caller, purpose=purpose, grant=grant,
+                                     approved=job_id is not None)
         if job_id is not None:
             job = jobs.advance(session, jid, from_status="approved", status="done", result=result,
                                receipt=receipt, finished_at=now)
@@ -233,8 +235,10 @@ class Delivery:
         result = {"extract": {"rows": out.rows, "columns": list(out.columns), "format": out.fmt,
                               "mask_profile": lim.mask_profile, "watermarked": out.watermarked}}
         query = {"format": ticket.fmt}
-        receipt = self.steps.receipt(job_id=jid, kind="extract", ds=ds, query=query, eps=0.0,
-                                dlt=0.0, digest=digest)
+        receipt = self.steps.receipt(session, job_id=jid, kind="extract", ds=ds, query=query,
+                                     eps=0.0, dlt=0.0, digest=digest, consumer=caller,
+                                     purpose=ticket.purpose, grant=ticket.grant,
+                                     approved=ticket.existing)
         if ticket.existing:
             job = jobs.advance(session, jid, from_status="approved", status="done", result=result,
                                receipt=receipt, finished_at=now)

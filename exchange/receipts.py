@@ -2,8 +2,11 @@
 verifiable offline.
 
 A receipt is a JSON object: the signed payload fields (job, kind, dataset,
-dataset_digest, query, epsilon_spent, delta_spent, result_digest, issued_at, key_id and,
-from version 2 on, ``hash_alg`` and ``signature_alg``) plus ``public_key`` (hex) and
+dataset_digest, query, epsilon_spent, delta_spent, result_digest, issued_at, key_id;
+from version 2 on ``hash_alg`` and ``signature_alg``; from version 3 on who received the
+result and on what grounds: ``consumer`` and ``consumer_org``, ``purpose``, the deciding
+``rule_id`` and ``policy_version``, and ``approved_by``, null when no approval was
+needed) plus ``public_key`` (hex) and
 ``signature`` (hex) over the canonical JSON of the payload (sorted keys, no whitespace,
 UTF-8). ``key_id`` and ``result_digest`` use the suite's hash (SHA-256 or SM3) of the
 public key and of the result. A verifier reads the suite from the receipt; version 1
@@ -39,6 +42,9 @@ RECEIPT_SM2_KEY_FILE = "exchange-receipt-sm2.key"
 PAYLOAD_FIELDS = ("dataset", "dataset_digest", "delta_spent", "epsilon_spent", "issued_at",
                   "job", "key_id", "kind", "query", "result_digest", "version")
 PAYLOAD_FIELDS_V2 = tuple(sorted((*PAYLOAD_FIELDS, "hash_alg", "signature_alg")))
+PAYLOAD_FIELDS_V3 = tuple(sorted((*PAYLOAD_FIELDS_V2, "consumer", "consumer_org", "purpose",
+                                  "rule_id", "policy_version", "approved_by")))
+_FIELDS = {1: PAYLOAD_FIELDS, 2: PAYLOAD_FIELDS_V2, 3: PAYLOAD_FIELDS_V3}
 
 
 def canonical(obj: Any) -> bytes:
@@ -81,15 +87,21 @@ class ReceiptSigner:
 
     def sign(self, *, job: str, kind: str, dataset: str, dataset_digest: str,
              query: dict[str, Any], epsilon_spent: float, delta_spent: float,
-             result_digest: str, issued_at: str) -> dict[str, Any]:
+             result_digest: str, issued_at: str, consumer: str | None = None,
+             consumer_org: str | None = None, purpose: str | None = None,
+             rule_id: str | None = None, policy_version: str | None = None,
+             approved_by: str | None = None) -> dict[str, Any]:
+        """A version 3 receipt: the run, and who received it on what grounds."""
         pub = self.public_key
         payload = {
-            "version": 2, "job": job, "kind": kind, "dataset": dataset,
+            "version": 3, "job": job, "kind": kind, "dataset": dataset,
             "dataset_digest": dataset_digest, "query": query,
             "epsilon_spent": float(epsilon_spent), "delta_spent": float(delta_spent),
             "result_digest": result_digest, "issued_at": issued_at,
             "key_id": self.suite.hexdigest(pub),
             "hash_alg": self.suite.hash_alg, "signature_alg": self.suite.sign_alg,
+            "consumer": consumer, "consumer_org": consumer_org, "purpose": purpose,
+            "rule_id": rule_id, "policy_version": policy_version, "approved_by": approved_by,
         }
         sig = self._key.sign(canonical(payload))
         return {**payload, "public_key": pub.hex(), "signature": sig.hex()}
@@ -105,14 +117,19 @@ def verify_receipt(receipt: dict[str, Any], *, result: Any = None,
     """
     if not isinstance(receipt, dict):
         raise ReceiptInvalid("receipt is not a JSON object")
-    # 0. the suite, read from the receipt (version 1: sha256 / ed25519)
-    fields = PAYLOAD_FIELDS if receipt.get("version") == 1 else PAYLOAD_FIELDS_V2
+    # 0. the version's signed fields, and the suite read from the receipt (version 1:
+    # sha256 / ed25519)
+    given = receipt.get("version")
+    version = given if type(given) is int else 0
+    fields = _FIELDS.get(version)
+    if fields is None:
+        raise ReceiptInvalid(f"unknown receipt version {given!r} (known: 1, 2, 3)")
     try:
         suite = suite_of_signature(str(receipt.get("signature_alg", "ed25519"))
-                                   if fields is PAYLOAD_FIELDS_V2 else "ed25519")
+                                   if version >= 2 else "ed25519")
     except CryptoSuiteError as exc:
         raise ReceiptInvalid(str(exc)) from exc
-    if fields is PAYLOAD_FIELDS_V2 and receipt.get("hash_alg") != suite.hash_alg:
+    if version >= 2 and receipt.get("hash_alg") != suite.hash_alg:
         raise ReceiptInvalid(f"hash_alg {receipt.get('hash_alg')!r} is not the hash of "
                              f"{suite.sign_alg} (expected {suite.hash_alg})")
     # 1. every signed field is present, and nothing else is claimed as signed

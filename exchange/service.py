@@ -156,8 +156,9 @@ class Exchange(Steps):
                   "noise_scale": res.noise_scale, "threshold": res.threshold,
                   "budget_left": left.epsilon_left}
         digest = result_digest(res.rows, self.signer.suite)
-        receipt = self.receipt(job_id=job_id, kind="aggregate", ds=ds, query=query.to_json(),
-                                eps=eps, dlt=res.delta_spent, digest=digest)
+        receipt = self.receipt(session, job_id=job_id, kind="aggregate", ds=ds,
+                               query=query.to_json(), eps=eps, dlt=res.delta_spent, digest=digest,
+                               consumer=consumer, purpose=purpose, grant=grant, approved=existing)
         if existing:
             job = jobs.update(session, job_id, status="done", result=result, receipt=receipt,
                               finished_at=now)

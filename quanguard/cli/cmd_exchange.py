@@ -353,8 +353,11 @@ def verify_receipt(
         if result_rows is None:
             raise ReceiptInvalid("the job output has no result to check against the receipt")
     _verify(receipt, result=result_rows, public_key=pinned, data=blob)
-    _show({"valid": True, "job": receipt.get("job"), "key_id": receipt.get("key_id"),
-           "signature_alg": receipt.get("signature_alg", "ed25519"),
+    named = {k: receipt[k] for k in ("consumer", "consumer_org", "purpose", "rule_id",
+                                     "policy_version", "approved_by") if k in receipt}
+    _show({"valid": True, "version": receipt.get("version"), "job": receipt.get("job"),
+           "kind": receipt.get("kind"), "dataset": receipt.get("dataset"), **named,
+           "key_id": receipt.get("key_id"), "signature_alg": receipt.get("signature_alg", "ed25519"),
            "pinned": pinned is not None, "result_checked": result_rows is not None or blob is not None},
           fmt)
 

@@ -75,6 +75,9 @@ def test_aggregate_result_jobs_and_verify(cli: Callable[..., Result], tmp_path: 
     key = _json(cli("bank", "receipt-key", "--format", "json"))["public_key"]
     pinned = _json(cli("bank", "verify-receipt", str(f), "--public-key", key, "--format", "json"))
     assert pinned["valid"] and pinned["pinned"] and pinned["result_checked"]
+    # it says who received the result, for what, and on whose approval (none needed here)
+    assert pinned["version"] == 3 and pinned["consumer_org"] == out["receipt"]["consumer_org"]
+    assert pinned["approved_by"] is None and pinned["rule_id"] == out["receipt"]["rule_id"]
     r = cli("bank", "verify-receipt", str(f), "--public-key", "00" * 32)
     assert r.exit_code == 1 and "different key" in r.stderr
     out["result"][0]["value"] += 1

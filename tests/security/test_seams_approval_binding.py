@@ -293,3 +293,72 @@ def test_consumers_and_providers_cannot_approve(client: TestClient, keys: dict[s
     for who in ("bank", "prov"):
         r = client.post(f"/v1/exchange/jobs/{job}/approve", headers=auth(keys[who]), json={"reason": "ok"})
         assert r.status_code == 403, (who, r.text)
+
+
+# -- the receipt names who received what, for what, under which decision -------------------
+def test_a_receipt_names_its_recipient_purpose_decision_and_approver(
+        client: TestClient, keys: dict[str, str], container: Container) -> None:
+    """Before, a receipt named the job, dataset, query and result only: offline it could not
+    show who received the result, for which purpose, or under which approval."""
+    from exchange import ReceiptInvalid, verify_receipt
+
+    pinned = bytes.fromhex(client.get("/v1/exchange/receipt-key", headers=auth(keys["bank"]))
+                           .json()["public_key"])
+    ids = residents(client, keys)
+    local = PsiClient(ids[:12], reveal="count")
+    body = {"dataset": "residents", "request": base64.b64encode(local.request()).decode(),
+            "purpose": "贷款资格核验"}
+    job = client.post("/v1/exchange/psi", headers=auth(keys["bank"]), json=body).json()["job"]
+    approval = client.post(f"/v1/exchange/jobs/{job}/approve", headers=auth(keys["mgr"]),
+                           json={"reason": "核验"}).json()
+    r = client.post("/v1/exchange/psi", headers=auth(keys["bank"]), json={**body, "job": job})
+    assert r.status_code == 200, r.text
+    receipt = r.json()["receipt"]
+    verify_receipt(receipt, public_key=pinned)
+    assert receipt["version"] == 3
+    assert receipt["consumer"] == approval["consumer"] and receipt["consumer_org"] == BANK
+    assert receipt["purpose"] == "贷款资格核验"
+    assert receipt["approved_by"] == approval["decided_by"]
+    assert receipt["rule_id"] == "consumer-psi-l4"
+    assert receipt["policy_version"] == container.policy.version
+    for field, value in (("consumer_org", "某某公司"), ("purpose", "营销"), ("approved_by", None),
+                         ("consumer", "someone-else"), ("policy_version", "0" * 64)):
+        with pytest.raises(ReceiptInvalid):
+            verify_receipt({**receipt, field: value}, public_key=pinned)
+    # a downgrade to the version without these fields does not verify either
+    older = {k: v for k, v in receipt.items() if k not in (
+        "consumer", "consumer_org", "purpose", "policy_version", "rule_id", "approved_by")}
+    with pytest.raises(ReceiptInvalid):
+        verify_receipt({**older, "version": 2}, public_key=pinned)
+    with pytest.raises(ReceiptInvalid, match="version"):
+        verify_receipt({**receipt, "version": 9}, public_key=pinned)
+    # an aggregate that needed no approval names none
+    assert register(client, keys, "members", {"member": [f"M{i:06d}" for i in range(400)],
+                                              "income": [i * 10 for i in range(400)]},
+                    key_column="member", bounds="income=0:4000")["grade"] == "L2"
+    r = client.post("/v1/exchange/aggregate", headers=auth(keys["bank"]),
+                    json={"dataset": "members", "agg": "count", "epsilon": 0.2})
+    assert r.status_code == 200, r.text
+    receipt = r.json()["receipt"]
+    verify_receipt(receipt, result=r.json()["result"], public_key=pinned)
+    assert receipt["approved_by"] is None and receipt["purpose"] is None
+    assert receipt["consumer_org"] == BANK and receipt["rule_id"]
+
+
+def test_receipts_issued_before_version_3_still_verify(tmp_path: Path) -> None:
+    from exchange import ReceiptInvalid, verify_receipt
+    from exchange.receipts import ReceiptSigner, canonical
+    from tests.conftest import active_suite
+
+    suite = active_suite()
+    signer = ReceiptSigner.from_dir(tmp_path, suite)
+    pub = signer.public_key
+    payload = {"version": 2, "job": "job-1", "kind": "aggregate", "dataset": "d",
+               "dataset_digest": "ab" * 32, "query": {"agg": "count"}, "epsilon_spent": 0.5,
+               "delta_spent": 0.0, "result_digest": "cd" * 32, "issued_at": "2026-11-26T08:00:00+00:00",
+               "key_id": suite.hexdigest(pub), "hash_alg": suite.hash_alg,
+               "signature_alg": suite.sign_alg}
+    old = {**payload, "public_key": pub.hex(), "signature": signer._key.sign(canonical(payload)).hex()}
+    verify_receipt(old, public_key=pub)
+    with pytest.raises(ReceiptInvalid):
+        verify_receipt({**old, "epsilon_spent": 0.1}, public_key=pub)
