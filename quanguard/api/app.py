@@ -33,7 +33,7 @@ from quanguard.api import (
     routes_schemas,
     routes_watermark,
 )
-from quanguard.api.middleware import RequestMiddleware
+from quanguard.api.middleware import RequestMiddleware, json_bytes
 from quanguard.api.recording import RequestRecorder
 from quanguard.container import Container
 
@@ -56,10 +56,17 @@ def _rid(request: Request) -> str:
     return str(request.scope.get("state", {}).get("request_id", "-"))
 
 
+class _ErrorJSON(JSONResponse):
+    """An error answer that always encodes (``middleware.json_bytes``)."""
+
+    def render(self, content: object) -> bytes:
+        return json_bytes(content)
+
+
 def _error(request: Request, status: int, kind: str, message: str, **details: object) -> JSONResponse:
     body = {"error": {"kind": kind, "message": message, "request_id": _rid(request), **details}}
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(body, status_code=status, headers=headers)
+    return _ErrorJSON(body, status_code=status, headers=headers)
 
 
 def create_app(container: Container) -> FastAPI:

@@ -163,13 +163,20 @@ class RequestMiddleware:
 
     @staticmethod
     def _json_messages(status: int, error: Mapping[str, object], rid: str) -> list[Message]:
-        body = json.dumps({"error": {**error, "request_id": rid}}, ensure_ascii=False).encode()
+        body = json_bytes({"error": {**error, "request_id": rid}})
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         if status == 401:
             headers.append((b"www-authenticate", b"Bearer"))
         headers.append((b"x-request-id", rid.encode()))
         return [{"type": "http.response.start", "status": status, "headers": headers},
                 {"type": "http.response.body", "body": body}]
+
+
+def json_bytes(obj: object) -> bytes:
+    """An answer's JSON as UTF-8. Text no UTF-8 encoder takes (half a UTF-16 pair quoted
+    from the request) is written as its JSON escape: an error answer never fails to encode
+    (it would fall back to a plain-text 500 and the request would lose its event)."""
+    return json.dumps(obj, ensure_ascii=False).encode("utf-8", "backslashreplace")
 
 
 def jsonable(details: Mapping[str, object]) -> dict[str, object]:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -93,6 +94,43 @@ def _parse_json(raw: bytes) -> dict[str, object]:
     return body
 
 
+# A lone UTF-16 surrogate reaches a decoded JSON value only as an escape (\ud800-\udfff
+# without its pair): raw surrogate bytes are not UTF-8 and the decoder refuses them. Bodies
+# without such an escape (nearly all) are not walked.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_NOT_TEXT = ("holds a lone UTF-16 surrogate (an escape \\ud800-\\udfff without its pair), "
+             "which is not text; send the character itself, or both halves of its pair")
+
+
+def _not_text(value: object) -> bool:
+    """Whether a decoded JSON value holds a string (key or value) no UTF-8 encoder takes."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_not_text(k) or _not_text(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_not_text(v) for v in value)
+    return False
+
+
+def _only_text(raw: bytes, body: dict[str, object]) -> None:
+    """Refuse (400) a body whose records or fields hold a lone surrogate, naming the record."""
+    if _SURROGATE_ESCAPE.search(raw) is None:
+        return
+    records = body.get("records")
+    if isinstance(records, list):
+        for index, record in enumerate(records):
+            if _not_text(record):
+                raise jr.record_error(index, _NOT_TEXT)
+    for key, value in body.items():
+        if _not_text(key) or (key != "records" and _not_text(value)):
+            raise InvalidInput(f"a field of the body {_NOT_TEXT}")
+
+
 def _records(body: dict[str, object]) -> list[object]:
     records = body.get("records")
     if not isinstance(records, list):
@@ -144,6 +182,8 @@ def _ndjson_records(raw: bytes, codec: str = "utf-8") -> list[object]:
             raise jr.record_error(len(out), "is not valid JSON") from None
         if not isinstance(record, dict):
             raise jr.record_error(len(out), "is not a JSON object")
+        if _SURROGATE_ESCAPE.search(chunk) is not None and _not_text(record):
+            raise jr.record_error(len(out), _NOT_TEXT)
         out.append(record)
     return out
 
@@ -246,6 +286,7 @@ async def mask(request: Request, caller: PrincipalDep, container: ContainerDep,
     if ctype == "application/json":
         raw = await request.body()
         body = _parse_json(raw)
+        _only_text(raw, body)
         records, name = _records(body), _opt_str(body, "dataset")
         chosen = _opt_str(body, "profile")
         out, outcome = await run_in_threadpool(
@@ -284,6 +325,7 @@ async def unmask(request: Request, caller: PrincipalDep, container: ContainerDep
         raise UnsupportedMedia("send application/json", accepted=["application/json"])
     raw = await request.body()
     body = _parse_json(raw)
+    _only_text(raw, body)
     records = _records(body)
     columns = body.get("columns")
     if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
