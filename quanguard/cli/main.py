@@ -4,7 +4,9 @@ the HTTP-client commands start without loading Presidio, spaCy, pyarrow or DuckD
 
 Errors are translated here, once: a service or domain error prints ``error: message`` on
 stderr and exits with the code from :data:`quanguard.errors.ERROR_TABLE`; anything else
-prints a one-line internal error (no traceback) and exits 70.
+prints a one-line internal error (no traceback) and exits 70. A usage error of a command
+(exit 2) and an interruption (Ctrl-C: 130; SIGTERM, turned into the same interruption so
+the writers remove their temp files: 143) are recorded like any failure; help is not.
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ from __future__ import annotations
 import atexit
 import gc
 import importlib
+import signal
 import sys
+import threading
+from types import FrameType
 from typing import Any
 
 import typer
 from typer._click.core import Command, Context
-from typer._click.exceptions import ClickException
+from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from typer._click.formatting import HelpFormatter
 from typer.core import TyperGroup
 
@@ -109,11 +114,23 @@ class _Group(TyperGroup):
         try:
             _refuse_undecodable(argv)
             return super().invoke(ctx)
-        except (typer.Exit, typer.Abort, ClickException):
+        except (typer.Exit, typer.Abort, NoArgsIsHelpError):
             raise
-        except KeyboardInterrupt:
-            typer.echo("error: interrupted", err=True)
-            raise typer.Exit(130) from None
+        except ClickException as exc:  # a usage error of a command: typer prints it
+            if exc.exit_code != 0 and argv and argv[0] in COMMANDS:
+                from quanguard.errors import ErrorInfo
+
+                usage = ErrorInfo("invalid", 400, exc.exit_code, f"usage: {exc.format_message()}", {})
+                _record_failure(ctx, argv, exc, usage, exc.exit_code)
+            raise
+        except KeyboardInterrupt as exc:
+            from quanguard.errors import ErrorInfo
+
+            code, name = (143, "SIGTERM") if isinstance(exc, Terminated) else (130, "SIGINT")
+            message = f"interrupted ({name}) before it finished"
+            typer.echo(f"error: {message}", err=True)
+            _record_failure(ctx, argv, exc, ErrorInfo("unavailable", 503, code, message, {}), code)
+            raise typer.Exit(code) from None
         except Exception as exc:  # noqa: BLE001 - the one border where errors become exit codes
             from quanguard.errors import classify
             from quanguard.logs import scrub
@@ -198,7 +215,19 @@ def _root() -> None:
 atexit.register(gc.freeze)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command is, like Ctrl-C: the writers' clean-up runs (no
+    ``.part`` file is left) and the attempt is recorded (exit 143)."""
+
+
+def _terminate(_signum: int, _frame: FrameType | None) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> None:
+    if threading.current_thread() is threading.main_thread() \
+            and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminate)  # ``serve`` installs its server's own
     app = build_app()
     app(args=argv if argv is not None else sys.argv[1:], prog_name="quanguard")
 
