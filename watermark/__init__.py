@@ -24,6 +24,9 @@ from watermark.errors import (
 )
 from watermark.hashing import codeword, key_fingerprint
 from watermark.models import (
+    ALPHA_MIN,
+    CANARIES_MAX,
+    GAMMA_MAX,
     Candidate,
     Carrier,
     ColumnReport,
@@ -33,9 +36,13 @@ from watermark.models import (
     Plan,
     Source,
     Verdict,
+    check_alpha,
 )
 
 __all__ = [
+    "ALPHA_MIN",
+    "CANARIES_MAX",
+    "GAMMA_MAX",
     "Candidate",
     "Carrier",
     "ColumnReport",
@@ -56,6 +63,7 @@ __all__ = [
     "WatermarkError",
     "binomial_tail",
     "bits_needed",
+    "check_alpha",
     "codeword",
     "detect_batches",
     "detect_table",

@@ -49,8 +49,11 @@ def _tails(n: int) -> tuple[float, ...]:
 
 
 def bits_needed(tests: int, alpha: float) -> int:
-    """Smallest n with 2**-n * tests < alpha: fewer recovered bits can never accuse."""
-    return max(1, math.ceil(math.log2(max(tests, 1) / alpha) + 1e-9))
+    """Smallest n with 2**-n * tests < alpha: fewer recovered bits can never accuse.
+
+    Logarithms taken apart, so that no quotient overflows: ``tests / alpha`` is infinite
+    for a tiny ``alpha`` (5e-324), its log2 is not."""
+    return max(1, math.ceil(math.log2(max(tests, 1)) - math.log2(alpha) + 1e-9))
 
 
 @dataclass

@@ -41,7 +41,7 @@ from watermark.hashing import (
 from watermark.identity import identity_hashes
 from watermark.levels import read_levels
 from watermark.masked import read_masked, read_masked_at, read_patterns
-from watermark.models import Candidate, IssuedCopy, Plan, Verdict
+from watermark.models import Candidate, IssuedCopy, Plan, Verdict, check_alpha
 from watermark.numeric import as_string, read_numeric
 from watermark.positions import periods, positions
 from watermark.pseudonym import read_pseudonyms
@@ -77,10 +77,9 @@ class Detector:
 
     def __init__(self, secret: bytes, copies: Sequence[IssuedCopy], *,
                  alpha: float = 1e-6) -> None:
+        alpha = check_alpha(alpha)
         if not copies:
             raise WatermarkError("no issued copies to test the suspect against")
-        if not 0 < alpha < 1:
-            raise WatermarkError(f"alpha must be in (0, 1), got {alpha}")
         fp = key_fingerprint(secret)
         for c in copies:
             if not _same(c.key_fingerprint, fp):

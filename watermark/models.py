@@ -3,16 +3,76 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from watermark.errors import WatermarkError
+
+# The allowed range of every numeric parameter, inclusive. Params (and check_alpha for a
+# detection) hold every caller to them — the CLI, HTTP (whose OpenAPI schema states them)
+# and the Python API refuse the same values with the same message.
+#: gamma: one cell in ``gamma`` carries a mark. At the default level a copy needs about 40
+#: marks, so 10 000 already asks for 400 000 cells; larger values leave no real table
+#: traceable (and the selection period must stay far inside 64 bits).
+GAMMA_MAX = 10_000
+#: canaries: fake rows for a table too small to carry marks. One found in a leak names its
+#: recipient (the exchange appends 3); 1 000 is more fake rows than such a table has real
+#: ones and takes well under a second to make.
+CANARIES_MAX = 1_000
+#: alpha, in [ALPHA_MIN, 1): a p-value of 256 recovered bits is at least 2**-256, so a
+#: level much below 1e-30 needs nearly every bit of a copy and can hardly ever accuse;
+#: far below it the bits a detection needs overflow.
+ALPHA_MIN = 1e-30
+CODE_BITS_MIN, CODE_BITS_MAX = 64, 4096
+MIN_DIGITS_MAX = 15  # a double carries 15 significant decimal digits
+MAX_RECIPIENTS_MAX = 1_000_000
+MAX_STEP_MAX = 1_000_000  # as the watermark policy's max_step
+
+
+def _shown(value: object) -> str:
+    """``value`` for an error message: a huge number is described, not echoed."""
+    if isinstance(value, int) and value.bit_length() > 100:
+        return f"a {int(value.bit_length() * math.log10(2)) + 1}-digit number"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _integer(name: str, value: object, low: int, high: int, meaning: str) -> None:
+    if not _is_int(value) or not low <= value <= high:  # type: ignore[operator]
+        raise WatermarkError(f"{name} must be an integer from {low} to {high} ({meaning}), "
+                             f"got {_shown(value)}")
+
+
+def check_alpha(alpha: object, name: str = "alpha") -> float:
+    """``alpha`` as a float if it is an accusation level in [ALPHA_MIN, 1), else
+    ``WatermarkError`` naming ``name`` and the range (NaN and infinities included)."""
+    if not _is_real(alpha) or not ALPHA_MIN <= alpha < 1:  # type: ignore[operator]
+        raise WatermarkError(f"{name} must be at least {ALPHA_MIN:g} and below 1 (the chance "
+                             f"of naming an innocent recipient), got {_shown(alpha)}")
+    return float(alpha)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
 class Params:
     """What the caller may configure for an embedding.
 
+    Every number has a range (the constants above), refused with ``WatermarkError``
+    naming it: ``gamma`` 1..10 000, ``code_bits`` 64..4 096, ``min_digits`` 1..15,
+    ``canaries`` 0..1 000, ``max_recipients`` 1..1 000 000, ``alpha`` [1e-30, 1),
+    ``max_rel_error`` (0, 0.1], ``max_drift`` (0, 1), ``max_step`` a power of ten up to
+    1 000 000.
+
     ``gamma``: about one cell in ``gamma`` of each marked column carries a bit.
-    ``code_bits``: length of every recipient codeword (>= 64).
+    ``code_bits``: length of every recipient codeword.
     ``min_digits``: numeric cells need this many significant digits to be marked.
     ``key_columns``: primary-key column(s); empty = detect an ID column, else a virtual key.
     ``columns``: columns to mark; empty = detect numeric and masked columns.
@@ -32,7 +92,7 @@ class Params:
     ``mark_pseudonyms``: keyed hash pseudonyms carry marks (:mod:`watermark.pseudonym`);
     ``pseudonyms``: further columns of pseudonyms or fakes (phone numbers, ID numbers, bank
     cards made up by the ``fake`` operator) that may carry marks the same way.
-    These bounds come from the watermark policy (``policies/watermark.yaml``).
+    The usability bounds come from the watermark policy (``policies/watermark.yaml``).
     """
 
     gamma: int = 8
@@ -52,23 +112,27 @@ class Params:
     pseudonyms: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        from watermark.errors import WatermarkError
-
-        if self.gamma < 1:
-            raise WatermarkError(f"gamma must be >= 1, got {self.gamma}")
-        if self.code_bits < 64:
-            raise WatermarkError(f"code_bits must be >= 64, got {self.code_bits}")
-        if not 0 < self.alpha < 1:
-            raise WatermarkError(f"alpha must be in (0, 1), got {self.alpha}")
-        if self.canaries < 0:
-            raise WatermarkError(f"canaries must be >= 0, got {self.canaries}")
-        if not 0 < self.max_rel_error <= 0.1:
-            raise WatermarkError(f"max_rel_error must be in (0, 0.1], got {self.max_rel_error}")
-        if not 0 < self.max_drift < 1:
-            raise WatermarkError(f"max_drift must be in (0, 1), got {self.max_drift}")
-        if self.max_step < 1 or 10 ** round(math.log10(self.max_step)) != self.max_step:
-            raise WatermarkError(f"max_step must be a power of ten (1, 10, 100, ...), "
-                                 f"got {self.max_step}")
+        _integer("gamma", self.gamma, 1, GAMMA_MAX,
+                 "about one cell in gamma of a marked column carries a mark")
+        _integer("code_bits", self.code_bits, CODE_BITS_MIN, CODE_BITS_MAX,
+                 "length of a recipient codeword")
+        _integer("min_digits", self.min_digits, 1, MIN_DIGITS_MAX,
+                 "significant digits a number needs to be marked")
+        _integer("canaries", self.canaries, 0, CANARIES_MAX,
+                 "fake rows appended to a table too small to carry marks")
+        _integer("max_recipients", self.max_recipients, 1, MAX_RECIPIENTS_MAX,
+                 "recipients a detection tests")
+        check_alpha(self.alpha)
+        if not _is_real(self.max_rel_error) or not 0 < self.max_rel_error <= 0.1:
+            raise WatermarkError(f"max_rel_error must be above 0 and at most 0.1, "
+                                 f"got {_shown(self.max_rel_error)}")
+        if not _is_real(self.max_drift) or not 0 < self.max_drift < 1:
+            raise WatermarkError(f"max_drift must be above 0 and below 1, "
+                                 f"got {_shown(self.max_drift)}")
+        if (not _is_int(self.max_step) or not 1 <= self.max_step <= MAX_STEP_MAX
+                or 10 ** round(math.log10(self.max_step)) != self.max_step):
+            raise WatermarkError(f"max_step must be a power of ten from 1 to {MAX_STEP_MAX} "
+                                 f"(1, 10, 100, ...), got {_shown(self.max_step)}")
 
 
 @dataclass(frozen=True)

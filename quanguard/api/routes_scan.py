@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from quanguard.api import openapi as oa
 from quanguard.api.deps import ContainerDep, ContextDep, PrincipalDep, require_roles
-from quanguard.api.uploads import spool_upload
+from quanguard.api.uploads import scrub_names, spool_upload
 from quanguard.auth import Principal
 from quanguard.errors import InvalidInput, TooLarge, UnsupportedMedia
 from quanguard.usecases import scan as uc
@@ -141,6 +141,9 @@ async def _scan_upload(form: FormData, caller: Principal, container: Container, 
         )
         return {**report.to_dict(), "asset_id": stored.id, "dataset": stored.dataset,
                 "version": stored.version}
+    except BaseException as exc:
+        scrub_names(exc, {tmp: name})  # the upload by its own name, never the server's file
+        raise
     finally:
         Path(tmp).unlink(missing_ok=True)
 

@@ -16,11 +16,11 @@ from starlette.datastructures import FormData
 
 from quanguard.api import openapi as oa
 from quanguard.api.deps import ContainerDep, ContextDep, require_roles
-from quanguard.api.uploads import spool_upload
+from quanguard.api.uploads import scrub_names, spool_upload
 from quanguard.auth import Principal
 from quanguard.errors import InvalidInput, UnsupportedMedia
 from quanguard.usecases import watermark as uc
-from watermark import Params
+from watermark import ALPHA_MIN, CANARIES_MAX, GAMMA_MAX, Params, check_alpha
 
 if TYPE_CHECKING:
     from quanguard.container import Container
@@ -101,14 +101,15 @@ def _float(form: _Fields, field: str, default: float) -> float:
 
 @router.post("/v1/watermark/embed", response_class=FileResponse, openapi_extra=oa.request_body(oa.form({
     "file": {"type": "string", "format": "binary"}, "recipient": {"type": "string"},
-    "dataset": {"type": "string"}, "gamma": {"type": "integer"}, "canaries": {"type": "integer"},
+    "dataset": {"type": "string"}, "gamma": {"type": "integer", "minimum": 1, "maximum": GAMMA_MAX},
+    "canaries": {"type": "integer", "minimum": 0, "maximum": CANARIES_MAX},
     "key_column": {"type": "array", "items": {"type": "string"}},
     "column": {"type": "array", "items": {"type": "string"}},
     "pseudonym_columns": {"type": "array", "items": {"type": "string"}}}, ["file", "recipient"])))
 async def embed(request: Request, caller: _Embedder, container: ContainerDep,
                 ctx: ContextDep) -> Any:
     """Multipart: ``file`` (CSV/TSV/JSONL/Parquet/XLSX), ``recipient``, optional
-    ``dataset``, ``gamma``, ``canaries``, ``key_column``/``column`` (repeatable),
+    ``dataset``, ``gamma`` (1 to 10 000), ``canaries`` (0 to 1 000), ``key_column``/``column`` (repeatable),
     ``pseudonym_columns`` (repeatable: columns of made-up values — fakes of phone, ID or
     card numbers, hash pseudonyms — that carry marks in a keyed character). Returns
     the marked copy in the same format; headers ``X-Watermark-Copy-Id`` and
@@ -127,8 +128,9 @@ async def embed(request: Request, caller: _Embedder, container: ContainerDep,
         # Marking is CPU work: off the event loop, so other requests stay prompt.
         result = await run_in_threadpool(uc.embed, container, caller, tmp, out, recipient=recipient,
                                          dataset=dataset, params=params, ctx=ctx, source_name=name)
-    except BaseException:
+    except BaseException as exc:
         Path(out).unlink(missing_ok=True)
+        scrub_names(exc, {out: "the marked copy", tmp: name})  # no server file in an error
         raise
     finally:
         Path(tmp).unlink(missing_ok=True)
@@ -150,20 +152,21 @@ async def embed(request: Request, caller: _Embedder, container: ContainerDep,
 
 @router.post("/v1/watermark/detect", openapi_extra=oa.request_body(oa.form({
     "file": {"type": "string", "format": "binary"}, "dataset": {"type": "string"},
-    "alpha": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}}, ["file"])))
+    "alpha": {"type": "number", "minimum": ALPHA_MIN, "exclusiveMaximum": 1}}, ["file"])))
 async def detect(request: Request, caller: _Detector, container: ContainerDep,
                  ctx: ContextDep) -> Any:
-    """Multipart: ``file`` (the suspect table), optional ``dataset`` and ``alpha``.
-    Returns ``{"verdict": "match"|"none", "recipient", "p_value", "candidates",
-    "evidence", "message"}``."""
-    form, tmp, _ = await _save_upload(request, container)
+    """Multipart: ``file`` (the suspect table), optional ``dataset`` and ``alpha`` (at
+    least 1e-30, below 1). Returns ``{"verdict": "match"|"none", "recipient", "p_value",
+    "candidates", "evidence", "message"}``."""
+    form, tmp, name = await _save_upload(request, container)
     try:
-        alpha = _float(form, "alpha", 1e-6)
-        if not 0 < alpha < 1:
-            raise InvalidInput(f"alpha must be in (0, 1), got {alpha}")
+        alpha = check_alpha(_float(form, "alpha", 1e-6))
         dataset = str(form.get("dataset") or "") or None
         verdict = await run_in_threadpool(uc.detect, container, caller, tmp, dataset=dataset,
-                                          alpha=alpha, ctx=ctx)
+                                          alpha=alpha, ctx=ctx, source_name=name)
+    except BaseException as exc:
+        scrub_names(exc, {tmp: name})  # no server file in an error
+        raise
     finally:
         Path(tmp).unlink(missing_ok=True)
     return verdict.to_dict()

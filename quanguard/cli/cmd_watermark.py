@@ -10,7 +10,7 @@ from rich.table import Table
 from quanguard.cli.common import cli_principal, use_container
 from quanguard.cli.output import OutputFormat, bar, console, count_records, emit
 from quanguard.usecases import watermark as uc
-from watermark import EmbedReport, Params, Verdict, WatermarkError
+from watermark import ALPHA_MIN, CANARIES_MAX, GAMMA_MAX, EmbedReport, Params, Verdict, check_alpha
 
 wm_app = typer.Typer(help="Watermark delivered tables and trace leaked copies (数据水印, 溯源).",
                      no_args_is_help=True)
@@ -24,10 +24,10 @@ def embed(
     out: Annotated[str, typer.Option("-o", "--output", help="Marked copy to write (format from its extension)")],
     recipient: Annotated[str, typer.Option("--recipient", help="Who receives this copy (id)")],
     dataset: Annotated[str | None, typer.Option("--dataset", help="Dataset name in the registry (default: file name)")] = None,
-    gamma: Annotated[int, typer.Option("--gamma", help="About one cell in GAMMA of a marked column carries a bit")] = 8,
+    gamma: Annotated[int, typer.Option("--gamma", help=f"About one cell in GAMMA of a marked column carries a bit (1 to {GAMMA_MAX})")] = 8,
     key_column: Annotated[list[str] | None, typer.Option("--key-column", help="Primary-key column (repeatable); default: an ID column, else a virtual key")] = None,
     column: Annotated[list[str] | None, typer.Option("--column", help="Column to mark (repeatable); default: every column that can carry a mark")] = None,
-    canaries: Annotated[int, typer.Option("--canaries", help="Per-recipient fake rows to append (small tables)")] = 0,
+    canaries: Annotated[int, typer.Option("--canaries", help=f"Per-recipient fake rows to append to a table too small to carry marks (0 to {CANARIES_MAX})")] = 0,
     pseudonym_column: Annotated[list[str] | None, typer.Option("--pseudonym-column", help="Column of values the masking made up (repeatable): fakes from the fake operator (phone, ID, bank card numbers) or hash pseudonyms; they carry marks in a keyed choice of one character (ID and card check characters recomputed). Hex pseudonyms are marked without it. The plan records the column: detect needs no hint")] = None,
     fmt: _Format = OutputFormat.table,
 ) -> None:
@@ -58,14 +58,13 @@ def embed(
 def detect(
     suspect: Annotated[str, typer.Argument(help="The suspect table (any supported format)")],
     dataset: Annotated[str | None, typer.Option("--dataset", help="Test only copies of this dataset")] = None,
-    alpha: Annotated[float, typer.Option("--alpha", help="Accuse only below this corrected p-value")] = 1e-6,
+    alpha: Annotated[float, typer.Option("--alpha", help=f"Accuse only below this corrected p-value (at least {ALPHA_MIN:g}, below 1)")] = 1e-6,
     fmt: _Format = OutputFormat.table,
 ) -> None:
     """Find whose copy SUSPECT is: votes on every recovered codeword bit and tests each
     registered recipient (exact binomial tail, Bonferroni-corrected). Prints "match"
     with the recipient and evidence, or "none" (no watermark found)."""
-    if not 0 < alpha < 1:
-        raise WatermarkError(f"--alpha must be in (0, 1), got {alpha}")
+    check_alpha(alpha, "--alpha")  # before the store is opened; recorded as cli.watermark.detect
     with use_container() as container, bar("reading", count_records(suspect)) as progress:
         verdict = uc.detect(container, cli_principal(container), suspect, dataset=dataset,
                             alpha=alpha, progress=progress)

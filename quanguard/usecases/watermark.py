@@ -4,6 +4,9 @@ Every embedding and every detection is an audit event (``watermark_embed`` /
 ``watermark_detect``) holding column names, counts, the verdict and digests only. The
 decision is the one gate's (:func:`quanguard.gate.authorize`), which records a denied
 request; the CLI's local operator is the ``operator`` role of ``policies/roles.yaml``.
+An allowed attempt that then fails (bad input, an output that is its input, an unknown
+dataset, a table too small) leaves one failed event of its own, its effect following the
+error (:func:`quanguard.gate.record_denial`: ``error`` for a 4xx/5xx).
 """
 
 from __future__ import annotations
@@ -15,11 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from quanguard.auth import Principal
-from quanguard.errors import InvalidInput
-from quanguard.gate import authorize
+from quanguard.errors import InvalidInput, ServiceError
+from quanguard.gate import authorize, record_denial
 from quanguard.policy.model import Resource
 from quanguard.services.scan import list_assets
-from watermark import EmbedReport, Params, TableTooSmall, Verdict, WatermarkError
+from watermark import EmbedReport, Params, TableTooSmall, Verdict, WatermarkError, check_alpha
 
 if TYPE_CHECKING:
     from quanguard.container import Container
@@ -85,6 +88,26 @@ def _authorize(container: Container, principal: Principal, action: str, dataset:
     return authorize(container, principal, action, resource, ctx)
 
 
+def _reason(exc: BaseException, path: str, source_name: str | None) -> str:
+    """What a failure event says: the message of an error the caller is told (ours or the
+    watermark library's), else only the type of a bug. A spooled upload (``path``) is
+    named as the caller named it (``source_name``), never by the server's file."""
+    if not isinstance(exc, ServiceError | WatermarkError):
+        return type(exc).__name__
+    text = str(exc)
+    if source_name:
+        text = text.replace(path, source_name).replace(Path(path).name, source_name)
+    return text[:300]
+
+
+def _overwrites_input(src: str, dst: str) -> bool:
+    """Whether writing ``dst`` would replace ``src``: the same path, a symbolic or a hard
+    link to it, or the same SQL table (``quanguard mask`` refuses the same)."""
+    from quanguard.usecases.mask import _same_target
+
+    return _same_target(src, dst, None)
+
+
 def embed(container: Container, principal: Principal, src: str, dst: str, *, recipient: str,
           dataset: str | None = None, params: Params | None = None, ctx: RequestContext | None = None,
           source_name: str | None = None,
@@ -101,19 +124,19 @@ def embed(container: Container, principal: Principal, src: str, dst: str, *, rec
     wm = container.watermarker
     params = wm.bounded(params, grade)
     try:
+        if _overwrites_input(src, dst):
+            raise InvalidInput("the output would overwrite the input; choose another -o")
         if params.pseudonyms and not params.mark_pseudonyms:
             raise WatermarkError(
                 f"the watermark policy for {name!r} (grade {grade or 'unknown'}) keeps pseudonyms "
                 f"unchanged; do not name pseudonym columns ({', '.join(params.pseudonyms)})")
         out = wm.embed_file(src, dst, recipient, params, progress)
     except Exception as exc:  # an allowed attempt that fails still leaves its event
-        reason = ("table too small" if isinstance(exc, TableTooSmall) else
-                  str(exc)[:300] if isinstance(exc, WatermarkError) else type(exc).__name__)
-        with container.unit_of_work() as session:
-            container.audit.record(
-                session, actor=principal, action="watermark_embed", dataset=name, grade=grade,
-                decision=decision, outcome="failure", **_ctx_kw(ctx),
-                labels={"recipient": recipient, "reason": reason})
+        reason = ("table too small" if isinstance(exc, TableTooSmall)
+                  else _reason(exc, src, source_name))
+        record_denial(container, principal, "watermark_embed", ctx, decision=decision,
+                      dataset=name, grade=grade, reason=reason, error=exc,
+                      labels={"recipient": recipient, "reason": reason})
         raise
     with container.unit_of_work() as session:
         copy_id = wm.register(session, dataset=name, report=out.report, columns=out.columns,
@@ -131,16 +154,24 @@ def embed(container: Container, principal: Principal, src: str, dst: str, *, rec
 
 
 def detect(container: Container, principal: Principal, path: str, *, dataset: str | None = None,
-           alpha: float = 1e-6, ctx: RequestContext | None = None,
+           alpha: float = 1e-6, ctx: RequestContext | None = None, source_name: str | None = None,
            progress: Callable[[int], None] | None = None) -> Verdict:
-    """Test a suspect table against the registered copies (of ``dataset``, or all)."""
+    """Test a suspect table against the registered copies (of ``dataset``, or all).
+    ``source_name``: what the caller calls ``path`` (an upload's own name), for the record."""
     from quanguard.services.watermark import file_digest
 
     decision = _authorize(container, principal, "watermark_detect", dataset, ctx)
     wm = container.watermarker
-    with container.session() as session:
-        issued = wm.copies(session, dataset)
-    verdict: Verdict = wm.detect_file(path, issued, alpha, progress)
+    try:
+        alpha = check_alpha(alpha)
+        with container.session() as session:
+            issued = wm.copies(session, dataset)
+        verdict: Verdict = wm.detect_file(path, issued, alpha, progress)
+    except Exception as exc:  # an allowed attempt that fails still leaves its event
+        reason = _reason(exc, path, source_name)
+        record_denial(container, principal, "watermark_detect", ctx, decision=decision,
+                      dataset=dataset, reason=reason, error=exc, labels={"reason": reason})
+        raise
     digest = file_digest(path) if "://" not in path and os.path.isfile(path) else None
     with container.unit_of_work() as session:
         container.audit.record(

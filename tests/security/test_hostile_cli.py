@@ -102,11 +102,12 @@ def test_hostile_names(cli_run: Callable[..., Any], tmp_path: Path, command: str
 
 
 def test_a_failed_command_leaves_one_event_naming_it(cli_run: Callable[..., Any], tmp_path: Path) -> None:
-    """No copy was ever issued: the detection fails before its use case records anything."""
+    """An accusation level out of range: the detection is refused before its use case runs
+    (a detection its use case got to, e.g. with no copy issued, records its own event)."""
     src = tmp_path / "suspect.csv"
     src.write_text(GOOD_CSV, encoding="utf-8")
-    result = cli_run("watermark", "detect", str(src))
-    assert result.exit_code == 5, result.stdout
+    result = cli_run("watermark", "detect", str(src), "--alpha", "5e-324")
+    assert result.exit_code == 2, result.stdout
     container = build_container(make_settings(tmp_path))
     try:
         with container.session() as session:
@@ -115,8 +116,8 @@ def test_a_failed_command_leaves_one_event_naming_it(cli_run: Callable[..., Any]
         container.close()
     (doc,) = [d for d in docs if d["event"]["action"].startswith("cli.")]
     assert doc["event"]["action"] == "cli.watermark.detect" and doc["event"]["outcome"] == "failure"
-    assert doc["audit"]["effect"] == "error" and doc["labels"]["exit_code"] == "5"
-    assert doc["user"]["id"] == "local-operator" and "no watermarked copy" in doc["event"]["reason"]
+    assert doc["audit"]["effect"] == "error" and doc["labels"]["exit_code"] == "2"
+    assert doc["user"]["id"] == "local-operator" and "--alpha must be" in doc["event"]["reason"]
 
 
 def test_an_argument_that_is_not_text_is_refused_by_name(cli_run: Callable[..., Any], tmp_path: Path) -> None:
