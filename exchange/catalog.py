@@ -113,13 +113,41 @@ def _is_numeric(t: pa.DataType) -> bool:
 MAX_CONTRIBUTIONS = 100
 
 
-def _contributions(table: pa.Table, keys: tuple[str, ...], declared: int | None) -> tuple[int, bool]:
+def _contributions(table: pa.Table, keys: tuple[str, ...], declared: int | None,
+                   identifiers: Iterable[str] = ()) -> tuple[int, bool]:
     """Rows per subject the DP sensitivity must cover: the most rows any key value has,
-    capped by ``declared`` (rows beyond it are dropped at query time). Without a key
-    column every row is taken to be a different subject."""
+    capped by ``declared`` (rows beyond it are dropped at query time).
+
+    Without a key column the rows cannot be told apart by person, and every row is taken
+    to be a different subject. That holds only where nothing names a person, so it fails
+    closed: a table in which the scanner found identifier columns (resident ID, passport,
+    phone, bank card, name, ... under any header; organisation codes too, which the
+    grading does not tell apart) and no key column is refused, naming them — one
+    person's many rows would each count toward ``min_group_size`` and the noise would
+    assume one row each. Declaring the key is the way on: where every row is a different
+    subject the observed rows per key value are 1 and nothing changes. A declared row cap
+    without a key column is refused too: there is nothing to count or drop rows by."""
     if declared is not None and not 1 <= declared <= MAX_CONTRIBUTIONS:
         raise InvalidDataset(f"max rows per subject must be between 1 and {MAX_CONTRIBUTIONS}")
     if not keys:
+        found = set(identifiers)
+        named = [c for c in table.column_names if c in found]
+        if named:
+            cols = ", ".join(repr(c) for c in named)
+            raise InvalidDataset(
+                f"column(s) {cols} hold identifiers the scanner recognised, but no key "
+                f"column is declared: every row would count as a different person, so one "
+                f"person's many rows could make a group look large enough to release. "
+                f"Declare the column that names whom each row is about as key_column "
+                f"(key_column={named[0]}; CLI: --key-column {named[0]}) — if every row is a "
+                f"different subject this changes no result, and the service checks it; if "
+                f"a subject may have more than {MAX_CONTRIBUTIONS} rows, declare "
+                f"max_rows_per_subject too. The key column is the PSI match column: leave "
+                f"psi out of computation to offer none")
+        if declared is not None:
+            raise InvalidDataset(
+                "max rows per subject needs a key column: rows are counted and dropped per "
+                "key value; declare the column that names the person as key_column")
         return 1, False
     counts = pc.value_counts(table.column(keys[0]).drop_null()).field("counts")
     observed = int(pc.max(counts).as_py() or 1) if len(counts) else 1
@@ -167,8 +195,8 @@ class Catalog:
     ) -> Dataset:
         """Validate, encrypt and store ``table``; return its metadata.
 
-        Raises InvalidDataset (bad name, unknown column, bad bounds, empty table) or
-        DatasetExists.
+        Raises InvalidDataset (bad name, unknown column, bad bounds, empty table,
+        identifier columns without a key column, a row cap without one) or DatasetExists.
         """
         if not _NAME.match(name):
             raise InvalidDataset(f"dataset name {name!r}: use letters, digits, '_', '-', '.'")
@@ -201,7 +229,7 @@ class Catalog:
                     raise InvalidDataset(f"group column {col!r} is not in the table")
                 if col in keys:
                     raise InvalidDataset(f"key column {col!r} cannot be a group column")
-        contrib, truncate = _contributions(table, keys, max_contributions)
+        contrib, truncate = _contributions(table, keys, max_contributions, grading.identifiers)
         columns = tuple(
             ColumnInfo(f.name, str(f.type), grading.columns.get(f.name), _is_numeric(f.type))
             for f in table.schema

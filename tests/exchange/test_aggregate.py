@@ -174,7 +174,8 @@ def test_policy_deny_is_recorded_and_refused(sessions: sessionmaker[Session], ma
     ex = make_exchange(default_decider())
     audit = ListAudit()
     with sessions() as s, s.begin():
-        ex.register(s, audit, PROVIDER, name="residents", table=population(100))
+        ex.register(s, audit, PROVIDER, name="residents", table=population(100),
+                    key_columns=["id"])
     with sessions() as s, s.begin(), pytest.raises(Refused, match="fake policy: deny"):
         ex.aggregate(s, audit, PROVIDER, dataset="residents", query=AggregateQuery("count"))
     assert audit.actions()[-1] == ("exchange.aggregate", "denied")

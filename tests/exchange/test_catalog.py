@@ -48,7 +48,8 @@ def test_tampered_ciphertext_is_detected(sessions: sessionmaker[Session], tmp_pa
     cat = Catalog(tmp_path / "data", MasterKey.from_dir(tmp_path / "k", SUITE), cache_size=0)
     with sessions() as s, s.begin():
         cat.register(s, name="d", table=population(50), owner=PROVIDER,
-                     grading=FakeScanner().grade_table(population(50)), now=StepClock().now())
+                     grading=FakeScanner().grade_table(population(50)), now=StepClock().now(),
+                     key_columns=["id"])
     f = next((tmp_path / "data").iterdir())
     raw = bytearray(f.read_bytes())
     raw[40] ^= 1
@@ -61,7 +62,8 @@ def test_other_master_key_cannot_open(sessions: sessionmaker[Session], tmp_path:
     cat = Catalog(tmp_path / "data", MasterKey.from_dir(tmp_path / "k", SUITE))
     with sessions() as s, s.begin():
         cat.register(s, name="d", table=population(50), owner=PROVIDER,
-                     grading=FakeScanner().grade_table(population(50)), now=StepClock().now())
+                     grading=FakeScanner().grade_table(population(50)), now=StepClock().now(),
+                     key_columns=["id"])
     thief = Catalog(tmp_path / "data", MasterKey.from_dir(tmp_path / "other", SUITE))
     with sessions() as s, pytest.raises(IntegrityFailure):
         thief.load_table(s, "d")
@@ -89,7 +91,7 @@ def test_duplicate_name(sessions: sessionmaker[Session], tmp_path: Path) -> None
     t = population(20)
     with sessions() as s, s.begin():
         cat.register(s, name="d", table=t, owner=PROVIDER, grading=FakeScanner().grade_table(t),
-                     now=StepClock().now())
+                     now=StepClock().now(), key_columns=["id"])
     with sessions() as s, s.begin(), pytest.raises(DatasetExists):
         cat.register(s, name="d", table=t, owner=PROVIDER, grading=FakeScanner().grade_table(t),
-                     now=StepClock().now())
+                     now=StepClock().now(), key_columns=["id"])

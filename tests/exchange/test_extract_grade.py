@@ -23,7 +23,8 @@ def test_extract_names_the_dataset_grade_to_the_watermark(
     wm = FakeWatermarker()
     ex = make_exchange(masker=FakeMasker(None), watermarker=wm)
     with sessions() as s, s.begin():
-        ds = ex.register(s, ListAudit(), PROVIDER, name="residents", table=population(50))
+        ds = ex.register(s, ListAudit(), PROVIDER, name="residents", table=population(50),
+                         key_columns=["id"])
     with sessions() as s, s.begin():
         _, out = ex.delivery.extract(s, ListAudit(), CONSUMER, dataset="residents")
     assert out is not None and ds.grade

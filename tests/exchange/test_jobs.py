@@ -143,7 +143,8 @@ def test_extract_passes_the_made_up_columns_to_the_watermark(sessions: sessionma
     wm = FakeWatermarker()
     ex = make_exchange(masker=FakeMasker(made_up), watermarker=wm)
     with sessions() as s, s.begin():
-        ex.register(s, ListAudit(), PROVIDER, name="residents", table=population(50))
+        ex.register(s, ListAudit(), PROVIDER, name="residents", table=population(50),
+                    key_columns=["id"])
     with sessions() as s, s.begin():
         _, out = ex.delivery.extract(s, ListAudit(), CONSUMER, dataset="residents")
     assert out is not None and wm.datasets == ["residents"]
@@ -160,7 +161,8 @@ def test_extract_refusals(sessions: sessionmaker[Session], make_exchange: Callab
     dec.table[("consumer", "extract")] = ("allow", obligations)
     ex = make_exchange(dec, **({} if masker else {"masker": None}))
     with sessions() as s, s.begin():
-        ex.register(s, ListAudit(), PROVIDER, name="residents", table=population(50))
+        ex.register(s, ListAudit(), PROVIDER, name="residents", table=population(50),
+                    key_columns=["id"])
     with sessions() as s, s.begin(), pytest.raises(Refused, match=reason):
         ex.delivery.extract(s, ListAudit(), CONSUMER, dataset="residents")
 

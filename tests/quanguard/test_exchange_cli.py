@@ -141,7 +141,7 @@ def test_extract_writes_file_or_refuses(cli: Callable[..., Result], tmp_path: Pa
     assert cli("bank", "verify-receipt", str(receipt), "--data", str(out)).exit_code == 1
     csv = tmp_path / "c.csv"
     csv.write_bytes(members(phone=True))
-    assert cli("prov", "register", str(csv), "--name", "contacts").exit_code == 0
+    assert cli("prov", "register", str(csv), "--name", "contacts", "--key-column", "member").exit_code == 0
     refused = tmp_path / "refused.csv"
     r = cli("bank", "extract", "contacts", "-o", str(refused))
     assert r.exit_code == 4 and "L3" in r.stderr and not refused.exists()

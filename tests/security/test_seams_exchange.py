@@ -276,7 +276,8 @@ def test_an_extract_that_still_holds_identifiers_is_refused(client: TestClient, 
     codes = [pii_gen.uscc(rnd) if i % 2 == 0 or i < 60 else f"13{rnd.randint(0, 999_999_999):09d}"
              for i in range(n)]
     codes[-1] = pii_gen.uscc(rnd)
-    r = register(client, keys["prov"], "orgs", csv_bytes({"code": codes, "n": list(range(n))}))
+    r = register(client, keys["prov"], "orgs", csv_bytes({"code": codes, "n": list(range(n))}),
+                 key_column="code")
     assert r.status_code == 201, r.text
     assert r.json()["grade"] in ("L1", "L2"), r.text  # the sample saw organisation codes only
     r = client.post("/v1/exchange/extract", headers=auth(keys["bank"]), json={"dataset": "orgs"})

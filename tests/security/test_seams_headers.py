@@ -56,7 +56,7 @@ def test_names_under_a_disguised_header_are_not_extracted(client: TestClient, ke
             "性别": [rnd.choice(["男", "女"]) for _ in range(n)],
             header: [rnd.choice(["张伟", "王芳", "李娜", "刘洋", "陈静"]) for _ in range(n)],
             "score": [rnd.randint(0, 9) for _ in range(n)]}
-    r = register(client, keys["prov"], "people", csv_bytes(cols))
+    r = register(client, keys["prov"], "people", csv_bytes(cols), key_column=header)
     assert r.status_code == 201, r.text
     assert r.json()["grade"] == "L3", r.json()
     e = client.post("/v1/exchange/extract", headers=auth(keys["bank"]), json={"dataset": "people"})

@@ -170,10 +170,10 @@ def test_a_dataset_of_mixed_separator_cards_is_graded_by_them(
     rng = random.Random(9)
     cards = [COLUMNS["cards"][1](rng) for _ in range(300)]
     provider = make_key("provider", org="某银行")[0]
-    r = register(client, provider, "cards", csv_bytes({"v": cards, "n": list(range(300))}))
+    r = register(client, provider, "cards", csv_bytes({"v": cards, "n": list(range(300))}), key_column="v")
     assert r.status_code == 201, r.text
     plain = register(client, provider, "cards_plain", csv_bytes({
-        "v": [_compact(c) for c in cards], "n": list(range(300))}))
+        "v": [_compact(c) for c in cards], "n": list(range(300))}), key_column="v")
     assert plain.status_code == 201, plain.text
     grade = {c["name"]: c["grade"] for c in r.json()["columns"]}["v"]
     assert grade == {c["name"]: c["grade"] for c in plain.json()["columns"]}["v"]

@@ -68,7 +68,8 @@ def test_ids_with_odd_separators_grade_l4_and_are_not_extracted(client: TestClie
     n = 300
     ids = [written(resident_id(i // 3), ODD[name]) for i in range(n)]  # each on 3 rows: not key-like
     rnd = random.Random(1)
-    r = register(client, keys["prov"], "people", csv_bytes({"rid": ids, "n": [rnd.randint(0, 5) for _ in range(n)]}))
+    r = register(client, keys["prov"], "people", csv_bytes({"rid": ids, "n": [rnd.randint(0, 5) for _ in range(n)]}),
+                 key_column="rid")
     assert r.status_code == 201, r.text
     assert r.json()["grade"] == "L4", (name, r.json()["grade"], r.json()["columns"])
     e = client.post("/v1/exchange/extract", headers=auth(keys["bank"]), json={"dataset": "people"})
@@ -87,7 +88,8 @@ def test_decorated_ids_grade_l4_and_are_not_extracted(client: TestClient, keys: 
     n = 300
     ids = [DECORATED[name].format(resident_id(i // 3)) for i in range(n)]
     assert is_valid_id(ids[0])
-    r = register(client, keys["prov"], "people", csv_bytes({"rid": ids, "n": [i % 5 for i in range(n)]}))
+    r = register(client, keys["prov"], "people", csv_bytes({"rid": ids, "n": [i % 5 for i in range(n)]}),
+                 key_column="rid")
     assert r.status_code == 201, r.text
     assert r.json()["grade"] == "L4", (name, r.json()["grade"], r.json()["columns"])
     e = client.post("/v1/exchange/extract", headers=auth(keys["bank"]), json={"dataset": "people"})
@@ -105,7 +107,8 @@ def test_ids_in_any_grouping_grade_l4_and_are_not_extracted(client: TestClient, 
     n = 300
     ids = [SHAPES[name](resident_id(i // 3)) for i in range(n)]
     assert is_valid_id(ids[0])
-    r = register(client, keys["prov"], "people", csv_bytes({"rid": ids, "n": [i % 5 for i in range(n)]}))
+    r = register(client, keys["prov"], "people", csv_bytes({"rid": ids, "n": [i % 5 for i in range(n)]}),
+                 key_column="rid")
     assert r.status_code == 201, r.text
     assert r.json()["grade"] == "L4", (name, r.json()["grade"], r.json()["columns"])
     e = client.post("/v1/exchange/extract", headers=auth(keys["bank"]), json={"dataset": "people"})
