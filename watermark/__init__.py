@@ -24,9 +24,6 @@ from watermark.errors import (
 )
 from watermark.hashing import codeword, key_fingerprint
 from watermark.models import (
-    ALPHA_MIN,
-    CANARIES_MAX,
-    GAMMA_MAX,
     Candidate,
     Carrier,
     ColumnReport,
@@ -40,9 +37,6 @@ from watermark.models import (
 )
 
 __all__ = [
-    "ALPHA_MIN",
-    "CANARIES_MAX",
-    "GAMMA_MAX",
     "Candidate",
     "Carrier",
     "ColumnReport",

@@ -20,7 +20,8 @@ from quanguard.api.uploads import scrub_names, spool_upload
 from quanguard.auth import Principal
 from quanguard.errors import InvalidInput, UnsupportedMedia
 from quanguard.usecases import watermark as uc
-from watermark import ALPHA_MIN, CANARIES_MAX, GAMMA_MAX, Params, check_alpha
+from watermark import Params, check_alpha
+from watermark.models import ALPHA_MIN, CANARIES_MAX, GAMMA_MAX
 
 if TYPE_CHECKING:
     from quanguard.container import Container

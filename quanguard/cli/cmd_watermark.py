@@ -10,7 +10,8 @@ from rich.table import Table
 from quanguard.cli.common import cli_principal, use_container
 from quanguard.cli.output import OutputFormat, bar, console, count_records, emit
 from quanguard.usecases import watermark as uc
-from watermark import ALPHA_MIN, CANARIES_MAX, GAMMA_MAX, EmbedReport, Params, Verdict, check_alpha
+from watermark import EmbedReport, Params, Verdict, check_alpha
+from watermark.models import ALPHA_MIN, CANARIES_MAX, GAMMA_MAX
 
 wm_app = typer.Typer(help="Watermark delivered tables and trace leaked copies (数据水印, 溯源).",
                      no_args_is_help=True)
