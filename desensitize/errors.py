@@ -44,7 +44,8 @@ class RecognizerDataError(DesensitizeError):
 # --- table I/O and masking -----------------------------------------------------
 #
 #    DesensitizeError
-#    ├── TableError (kind ``invalid``)          unreadable/unwritable table file
+#    ├── TableError (kind ``invalid``)          unreadable/unwritable table file, bad output path
+#    │   └── OutputUnavailable (kind ``unavailable``) the output's disk is full or failing
 #    ├── TableTooLarge (kind ``too_large``)     zip-bomb-like XLSX, over-long input
 #    ├── ProfileError (kind ``invalid``)        policies/masking.yaml problem (.path, .line)
 #    ├── UnknownProfile (kind ``not_found``)    a profile name that is not defined
@@ -58,6 +59,14 @@ class TableError(DesensitizeError):
     """A table cannot be read or written (format, encoding, shape, corruption)."""
 
     kind = "invalid"
+
+
+class OutputUnavailable(TableError):
+    """An output could not be written for want of room or a working disk (no space left,
+    quota, file size limit, I/O error): nothing was written; the same command may succeed
+    once space is freed."""
+
+    kind = "unavailable"
 
 
 class TableTooLarge(DesensitizeError):

@@ -6,7 +6,9 @@ severity and their time to close; exchange jobs and ε spent per consumer organi
 the top datasets; and the trail's integrity (last verification, last exported checkpoint
 and its age). ``render_html`` (``quanguard.report_html``) turns it into one
 self-contained HTML page (inline SVG charts, no external resources); ``html_to_pdf``
-prints that page to PDF with headless Chromium where it is installed.
+prints that page to PDF with headless Chromium where it is installed, into a fresh file
+that must hold a PDF before it replaces the target; :class:`StagedFile` writes a report
+file beside its target and renames it into place.
 
 The use case :func:`quanguard.usecases.report.monthly_report` asks the gate (policy
 action ``audit_search``) and records the reading (``audit_report``, with the month and
@@ -15,6 +17,8 @@ the format) in the same unit of work as the read.
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 import shutil
 import subprocess
@@ -29,16 +33,18 @@ import sqlalchemy as sa
 
 from monitor.events import utc_now
 from monitor.store import ALERTS, CHECKPOINTS, EVENTS, VERIFY_RUNS, from_us, to_us
-from quanguard.errors import InvalidInput, Unavailable
+from quanguard.errors import InvalidInput, ServiceError, Unavailable
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-__all__ = ["MonthlyReport", "gather", "html_to_pdf", "month_range"]
+__all__ = ["MonthlyReport", "StagedFile", "gather", "html_to_pdf", "month_range", "print_pdf"]
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 TOP = 10
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
+# a write that failed for want of room or a working disk, not for the path chosen
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
 
 
 def month_range(month: str, tz: str) -> tuple[datetime, datetime]:
@@ -188,9 +194,63 @@ def find_chromium() -> str | None:
     return None
 
 
-def html_to_pdf(html: str, out: Path, *, timeout: float = 60.0) -> Path:
-    """Print ``html`` to ``out`` with headless Chromium (Debian package ``chromium``).
-    Raises Unavailable when no Chromium is installed or it fails."""
+def _write_error(target: Path, what: str, exc: OSError) -> ServiceError:
+    reason = exc.strerror or str(exc)
+    if exc.errno in _NO_ROOM:
+        return Unavailable(f"cannot write the {what} {target} ({reason}); nothing was written: "
+                           "free space and run it again")
+    return InvalidInput(f"cannot write the {what} {target} there ({reason}); choose a file in a "
+                        "folder you can write to", field="out")
+
+
+class StagedFile:
+    """A file written beside ``target`` (``.<name>.<random>.part``, created at once, so a
+    target that cannot be written is refused before any work) and renamed over it by
+    :meth:`commit`; :meth:`discard` removes what was not committed. InvalidInput for a
+    target that is a folder or in a folder that does not exist or takes no files,
+    Unavailable for a full disk."""
+
+    def __init__(self, target: Path, what: str) -> None:
+        target = Path(target)
+        self.what = what
+        if target.is_dir():
+            raise InvalidInput(f"{target}: is a folder; name the {what} file to write "
+                               f"(e.g. {target / ('report' + (target.suffix or '.html'))})",
+                               field="out")
+        if not target.parent.is_dir():
+            state = "is not a folder" if target.parent.exists() else "does not exist"
+            raise InvalidInput(f"{target}: the folder {target.parent} {state}; create it or "
+                               f"choose another place for the {what}", field="out")
+        self.target = target
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part",
+                                       dir=target.parent)
+        except OSError as exc:
+            raise _write_error(target, what, exc) from None
+        os.close(fd)
+        self.tmp = Path(tmp)
+
+    def write(self, data: bytes) -> None:
+        try:
+            self.tmp.write_bytes(data)
+        except OSError as exc:
+            raise _write_error(self.target, self.what, exc) from None
+
+    def commit(self) -> None:
+        try:
+            os.replace(self.tmp, self.target)
+        except OSError as exc:
+            raise _write_error(self.target, self.what, exc) from None
+
+    def discard(self) -> None:
+        self.tmp.unlink(missing_ok=True)
+
+
+def print_pdf(html: str, *, timeout: float = 60.0) -> bytes:
+    """``html`` printed to PDF by headless Chromium (Debian package ``chromium``), into a
+    fresh file of a private folder that must then hold a PDF (``%PDF-``): neither an exit
+    status nor a file at some path is taken for one. Unavailable when no Chromium is
+    installed or it prints nothing."""
     chromium = find_chromium()
     if chromium is None:
         raise Unavailable("PDF needs headless Chromium (apt-get install chromium; "
@@ -198,18 +258,34 @@ def html_to_pdf(html: str, out: Path, *, timeout: float = 60.0) -> Path:
     with tempfile.TemporaryDirectory(prefix="qg-report-") as tmp:
         page = Path(tmp) / "report.html"
         page.write_text(html, encoding="utf-8")
-        target = Path(out).resolve()
+        printed = Path(tmp) / "printed.pdf"
         cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                "--no-first-run", "--disable-background-networking",
                "--disable-component-update", "--disable-sync", "--no-pdf-header-footer",
                f"--user-data-dir={Path(tmp) / 'profile'}",
-               f"--print-to-pdf={target}", page.as_uri()]
+               f"--print-to-pdf={printed}", page.as_uri()]
         try:
             done = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise Unavailable(f"Chromium did not print the report: {exc}") from exc
-        if done.returncode != 0 or not target.exists() or target.stat().st_size == 0:
-            tail = done.stderr.decode(errors="replace")[-300:]
-            raise Unavailable(f"Chromium did not print the report (exit {done.returncode}): "
-                              f"{tail}")
-    return target
+        data = printed.read_bytes() if printed.is_file() else b""
+    if done.returncode != 0 or not data.startswith(b"%PDF-"):
+        what = "no PDF" if not data else "not a PDF"
+        tail = done.stderr.decode(errors="replace")[-300:]
+        raise Unavailable(f"Chromium did not print the report (exit {done.returncode}, "
+                          f"{what}): {tail}")
+    return data
+
+
+def html_to_pdf(html: str, out: Path, *, timeout: float = 60.0) -> Path:
+    """Print ``html`` to ``out`` with headless Chromium (:func:`print_pdf`), atomically:
+    ``out`` is replaced only by a PDF, never touched otherwise. InvalidInput when ``out``
+    is a folder (or in a missing one), Unavailable when no Chromium is installed or it
+    fails."""
+    staged = StagedFile(Path(out), "PDF")
+    try:
+        staged.write(print_pdf(html, timeout=timeout))
+        staged.commit()
+    finally:
+        staged.discard()
+    return staged.target.resolve()

@@ -9,13 +9,18 @@ renamed over the target only when the writer is closed without error.
 
 Raises (all from :mod:`desensitize.errors`):
     TableError (kind ``invalid``): unsupported format, empty file, binary file,
-        undecodable or mixed encoding, ragged rows, over-long lines, corrupt file.
+        undecodable or mixed encoding, an encoding that is unknown or not a text
+        encoding, ragged rows, over-long lines, corrupt file; an output that is a
+        folder, in a folder that does not exist or that takes no files.
+    OutputUnavailable (kind ``unavailable``, a TableError): the output's disk is full
+        or failing; nothing was written.
     TableTooLarge (kind ``too_large``): an XLSX whose declared uncompressed size
         is too large (zip bomb guard).
 
 One module a format: ``delimited`` (CSV/TSV), ``jsonl``, ``parquet``, ``xlsx`` and ``sql``,
 each with its reader and its writer; ``encoding`` detects the encoding of text tables and
-``_common`` holds what the formats share.
+``_common`` holds what the formats share. ``check_output`` and ``text_codec`` let a
+caller refuse a bad output path or encoding before a long run starts.
 """
 
 from __future__ import annotations
@@ -28,11 +33,13 @@ from typing import Any, Protocol, Self
 import pyarrow as pa
 
 from desensitize.errors import TableError
+from desensitize.tableio._common import check_output_path as check_output_path
 from desensitize.tableio.delimited import CsvSource, CsvWriter
 from desensitize.tableio.encoding import PREFIX, detect_encoding
+from desensitize.tableio.encoding import text_codec as text_codec
 from desensitize.tableio.jsonl import JsonlSource, JsonlWriter
 from desensitize.tableio.parquet import ParquetSource, ParquetWriter
-from desensitize.tableio.sql import SqlSource, SqlWriter, split_sql_url
+from desensitize.tableio.sql import SqlSource, SqlWriter, split_sql_url, sqlite_file
 from desensitize.tableio.xlsx import XlsxSource, XlsxWriter
 
 FORMATS = ("csv", "tsv", "jsonl", "parquet", "xlsx", "sql")
@@ -182,9 +189,7 @@ def open_writer(
     if fmt == "sql":
         url, tbl = split_sql_url(str(path), table)
         return SqlWriter(url, tbl, schema)
-    p = Path(path)
-    if not p.parent.is_dir():
-        raise TableError(f"{p.parent}: output directory does not exist")
+    p = check_output_path(path)
     if fmt in ("csv", "tsv"):
         return CsvWriter(p, encoding or "utf-8", schema, delimiter="\t" if fmt == "tsv" else ",")
     if fmt == "jsonl":
@@ -194,6 +199,19 @@ def open_writer(
     if fmt == "xlsx":
         return XlsxWriter(p, schema, sheet=sheet)
     raise TableError(f"unknown table format {fmt!r} (known: {' '.join(FORMATS)})")
+
+
+def check_output(target: str | os.PathLike[str], *, probe: bool = False) -> None:
+    """Refuse (TableError) an output that cannot be written before a long run starts: a
+    file path or the database file of a ``sqlite:///`` URL that is a folder, in a folder
+    that does not exist, or (``probe``) in a folder that takes no files."""
+    text = str(target)
+    if "://" in text:
+        db = sqlite_file(text.partition("#")[0])
+        if db is not None:
+            check_output_path(db, probe=probe)
+        return
+    check_output_path(text, probe=probe)
 
 
 def detect_text_encoding(path: str | os.PathLike[str]) -> str:

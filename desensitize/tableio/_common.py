@@ -3,11 +3,15 @@
 Every file writer writes into ``.<name>.<random>.part`` beside the target and
 ``os.replace`` s it over the target on ``close()``; ``abort()`` (or leaving the
 ``with`` block by an exception) deletes the temporary file, so a failed run
-never leaves a half-written output.
+never leaves a half-written output. A target that cannot be written (a folder, a
+folder that does not exist or takes no files) is a TableError before anything is
+written; a full or failing disk is an OutputUnavailable, and the temporary file is gone.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
@@ -18,7 +22,7 @@ from typing import Any, BinaryIO, Self
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from desensitize.errors import TableError
+from desensitize.errors import OutputUnavailable, TableError
 
 MAX_LINE = 4 * 1024 * 1024  # a row longer than this is refused (10 MB lines are bad input)
 SMALL_FILE = 16 * 1024 * 1024  # below this, sampling reads the whole file
@@ -52,6 +56,26 @@ def _spread(batches: list[pa.RecordBatch], n: int) -> Iterator[pa.RecordBatch]:
     yield from table.take(idx).to_batches()
 
 
+def _thinned(batches: Iterator[pa.RecordBatch], n: int) -> list[pa.RecordBatch]:
+    """Every ``step``-th row of the stream ``batches``, ``step`` doubling whenever more than
+    ``2 n`` rows are held: an even sample of a stream of unknown length in bounded memory."""
+    kept: list[pa.RecordBatch] = []
+    held = seen = 0
+    step = 1
+    for batch in batches:
+        first = (-seen) % step  # the rows whose place in the whole stream is a multiple of step
+        seen += batch.num_rows
+        if first < batch.num_rows:
+            part = batch.take(pa.array(range(first, batch.num_rows, step), pa.int64()))
+            kept.append(part)
+            held += part.num_rows
+        while held > 2 * max(n, 1):
+            table = pa.Table.from_batches(kept).combine_chunks()
+            table = table.take(pa.array(range(0, table.num_rows, 2), pa.int64()))
+            kept, held, step = table.to_batches(), table.num_rows, step * 2
+    return kept
+
+
 class _Columns:
     """A source's columns: ``native_schema`` as stored, ``schema`` the same names as strings
     (a source that reads every column as strings has the one schema twice)."""
@@ -83,9 +107,11 @@ class _Columns:
 
 class _LineFile(_Columns):
     """A text source of one row a line (CSV, JSON Lines) at ``_p``: a small file is sampled
-    whole, a large one in a few windows spread over the file, each starting at a line start."""
+    whole, a large one in a few windows spread over the file, each starting at a line start
+    (unless ``_windowed`` is false: lines that do not end in a "\\n" byte of their own)."""
 
     _p: Path
+    _windowed = True
 
     def iter_batches(
         self, batch_size: int = 65_536, *, strings: bool = True
@@ -100,6 +126,9 @@ class _LineFile(_Columns):
         size = self._p.stat().st_size
         if size <= SMALL_FILE:
             yield from _spread(list(self.iter_batches()), n)
+            return
+        if not self._windowed:  # read through, keeping an even sample of at most 2n rows
+            yield from _spread(_thinned(self.iter_batches(), n), n)
             return
         windows = 8
         per = max(1, n // windows)
@@ -148,15 +177,71 @@ class _Writer:
             self.abort()
 
 
-class _AtomicFile(_Writer):
-    def __init__(self, path: Path, schema: pa.Schema | None) -> None:
-        self.path = path
-        self.schema = schema
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+# a write that failed for want of room or a working disk, not for the path the user chose
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
+
+
+def check_output_path(path: str | os.PathLike[str], *, probe: bool = False) -> Path:
+    """``path`` as a Path if a file can be put there: TableError when it names a folder or
+    its folder does not exist; with ``probe``, also when the folder takes no files (a
+    temporary file is made there and removed at once), so that a long run is not started
+    for nothing."""
+    p = Path(path)
+    if p.is_dir():
+        example = f" (e.g. {p / ('masked' + p.suffix)})" if p.suffix else ""
+        raise TableError(f"{p}: is a folder; name a file to write{example}")
+    if not p.parent.is_dir():
+        what = "is not a folder" if p.parent.exists() else "does not exist"
+        raise TableError(f"{p}: the output folder {p.parent} {what}; create it or choose another")
+    if probe:
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
+        except OSError as exc:
+            raise write_error(p, exc) from None
         os.close(fd)
-        self._tmp = Path(tmp)
+        os.unlink(tmp)
+    return p
+
+
+def write_error(path: Path, exc: OSError) -> TableError:
+    """What the user is told when writing ``path`` failed with ``exc``."""
+    reason = exc.strerror or str(exc)
+    if path.is_dir():
+        return TableError(f"{path}: is a folder; name a file to write")
+    if exc.errno in _NO_ROOM:
+        return OutputUnavailable(f"{path}: cannot write the output ({reason}); nothing was "
+                                 "written: free space (or raise the limit) and run it again")
+    return TableError(f"{path}: cannot write the output there ({reason}); choose a file in "
+                      "a folder you can write to")
+
+
+class _AtomicFile(_Writer):
+    """The atomic file writer: subclasses set their own state, then call ``__init__``,
+    which makes the temporary file and calls ``_open``; they implement ``_write`` (one
+    checked batch), ``_finish`` (flush and close) and ``_close_handle`` (after a failure)."""
+
+    def __init__(self, path: Path, schema: pa.Schema | None) -> None:
+        self.path = check_output_path(path)
+        self.schema = schema
         self._done = False
         self.rows = 0
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        except OSError as exc:
+            raise write_error(self.path, exc) from None
+        os.close(fd)
+        self._tmp = Path(tmp)
+        try:
+            self._open()
+        except OSError as exc:
+            self._tmp.unlink(missing_ok=True)
+            raise write_error(self.path, exc) from None
+        except BaseException:
+            self._tmp.unlink(missing_ok=True)
+            raise
+
+    def _open(self) -> None:  # subclasses open their handle on ``self._tmp`` here
+        pass
 
     def _check(self, batch: pa.RecordBatch | pa.Table) -> pa.RecordBatch | pa.Table:
         if self._done:
@@ -171,6 +256,16 @@ class _AtomicFile(_Writer):
         self.rows += batch.num_rows
         return batch
 
+    def write(self, batch: pa.RecordBatch | pa.Table) -> None:
+        self._check(batch)
+        try:
+            self._write(batch)
+        except OSError as exc:
+            raise write_error(self.path, exc) from None
+
+    def _write(self, batch: pa.RecordBatch | pa.Table) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
     def _finish(self) -> None:  # subclasses flush their handle here
         pass
 
@@ -180,6 +275,9 @@ class _AtomicFile(_Writer):
         try:
             self._finish()
             os.replace(self._tmp, self.path)
+        except OSError as exc:
+            self.abort()
+            raise write_error(self.path, exc) from None
         except BaseException:
             self.abort()
             raise
@@ -188,12 +286,10 @@ class _AtomicFile(_Writer):
     def abort(self) -> None:
         self._done = True
         try:
-            self._close_handle()
+            with contextlib.suppress(OSError):  # a handle that cannot flush (a full disk)
+                self._close_handle()
         finally:
             self._tmp.unlink(missing_ok=True)
 
     def _close_handle(self) -> None:
         pass
-
-    def write(self, batch: pa.RecordBatch | pa.Table) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError

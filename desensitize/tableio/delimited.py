@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from collections import Counter
@@ -15,7 +16,7 @@ import pyarrow.csv as pacsv
 
 from desensitize.errors import TableError
 from desensitize.tableio._common import MAX_LINE, _AtomicFile, _LineFile
-from desensitize.tableio.encoding import PREFIX, _codec_name, detect_encoding
+from desensitize.tableio.encoding import PREFIX, WIDE, _codec_name, detect_encoding, wide_codec
 
 
 class CsvSource(_LineFile):
@@ -28,6 +29,7 @@ class CsvSource(_LineFile):
         self._p = path
         self._delim = delimiter
         self.format = "tsv" if delimiter == "\t" else "csv"
+        self._header_only = False  # the file is its header line, without a line end
         with path.open("rb") as fh:
             prefix = fh.read(PREFIX)
         if not prefix.strip():
@@ -35,19 +37,61 @@ class CsvSource(_LineFile):
         if encoding is None:
             self.encoding = detect_encoding(prefix, path.name)
         else:
-            self.encoding = "utf-8-sig" if _codec_name(encoding) == "utf-8-sig" else encoding
-            if b"\x00" in prefix and "16" not in encoding and "32" not in encoding:
-                raise TableError(f"{path.name}: binary file (NUL bytes), not a text table")
-        self._set_names(self._header(prefix))
+            self.encoding = self._named(encoding, prefix)
+        self._set_names(self._header(prefix, whole=len(prefix) < PREFIX))
 
-    def _header(self, prefix: bytes) -> list[str]:
-        end = prefix.find(b"\n")
-        if end < 0 and len(prefix) >= PREFIX:
+    def _named(self, encoding: str, prefix: bytes) -> str:
+        """The codec to read the file in by the encoding the caller named."""
+        codec = _codec_name(encoding)
+        if codec in WIDE:
+            if b"\x00" not in prefix:
+                raise TableError(
+                    f"{self._p.name}: not {encoding} text (a {codec.upper()[:6]} table has NUL "
+                    "bytes in its commas and line ends; this file has none): leave the "
+                    "encoding to detection or name the file's own")
+            return wide_codec(codec, prefix)
+        if b"\x00" in prefix:
+            raise TableError(f"{self._p.name}: binary file (NUL bytes), not a text table")
+        return codec
+
+    def _line_end(self, prefix: bytes) -> tuple[int, bool]:
+        """Where the first line of ``prefix`` ends (the offset of its CR or LF, -1 when
+        there is none) and whether that line ends in a bare CR (old Mac line ends).
+        A line end is looked for as the encoding writes it, at a character boundary."""
+        codec = _codec_name(self.encoding)
+        unit = WIDE.get(codec, 1)
+        plain, start = codec, 0
+        if codec == "utf-8-sig":
+            plain, start = "utf-8", len(codecs.BOM_UTF8) if prefix.startswith(codecs.BOM_UTF8) else 0
+        elif codec in ("utf-16", "utf-32"):  # named so only with its byte-order mark
+            little = codecs.BOM_UTF16_LE if codec == "utf-16" else codecs.BOM_UTF32_LE
+            plain, start = codec + ("-le" if prefix.startswith(little) else "-be"), unit
+        cr, lf = "\r".encode(plain), "\n".encode(plain)
+
+        def find(needle: bytes) -> int:
+            i = prefix.find(needle, start)
+            while i >= 0 and (i - start) % unit:
+                i = prefix.find(needle, i + 1)
+            return i
+
+        ends = [i for i in (find(cr), find(lf)) if i >= 0]
+        if not ends:
+            return -1, False
+        end = min(ends)
+        bare_cr = prefix[end:end + len(cr)] == cr and prefix[end + len(cr):end + len(cr) + len(lf)] != lf
+        return end, bare_cr
+
+    def _header(self, prefix: bytes, *, whole: bool) -> list[str]:
+        end, bare_cr = self._line_end(prefix)
+        if end < 0 and not whole:
             raise TableError(f"{self._p.name}: header line longer than {PREFIX} bytes")
-        raw = prefix if end < 0 else prefix[: end + 1]
+        self._header_only = end < 0
+        # windows of a large file start after a "\n" byte: not for bare CRs nor wide codes
+        self._windowed = not bare_cr and _codec_name(self.encoding) not in WIDE
+        raw = prefix if end < 0 else prefix[:end]
         try:
             text = raw.decode(self.encoding)
-        except UnicodeDecodeError as exc:
+        except UnicodeError as exc:
             raise TableError(f"{self._p.name}: header is not {self.encoding}: {exc}") from None
         try:
             row = next(csv.reader(io.StringIO(text.lstrip("\ufeff")), delimiter=self._delim), [])
@@ -82,6 +126,8 @@ class CsvSource(_LineFile):
         self, batch_size: int = 65_536, *, strings: bool = True
     ) -> Iterator[pa.RecordBatch]:
         rows = 0
+        if self._header_only:
+            return
         try:
             with self._p.open("rb") as fh:
                 reader = self._open(fh, batch_size, True)
@@ -99,7 +145,7 @@ class CsvSource(_LineFile):
                         pending, count = [], 0
                 if pending:
                     yield from pa.Table.from_batches(pending).to_batches(max_chunksize=batch_size)
-        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        except (pa.ArrowInvalid, UnicodeError) as exc:
             raise TableError(self._explain(exc, rows)) from None
 
     def _check_cells(self, batch: pa.RecordBatch, rows: int) -> None:
@@ -116,7 +162,7 @@ class CsvSource(_LineFile):
         name = self._p.name
         if "straddling" in msg or "straddles" in msg:
             return f"{name}: a line after row {rows} is longer than {MAX_LINE // 2**20} MiB"
-        if "invalid UTF8" in msg or isinstance(exc, UnicodeDecodeError):
+        if "invalid UTF8" in msg or isinstance(exc, UnicodeError):
             return (
                 f"{name}: bytes after row {rows} are not valid {self.encoding} "
                 "(wrong or mixed encoding)"
@@ -133,7 +179,7 @@ class CsvSource(_LineFile):
             return
         try:
             table = self._open(io.BytesIO(chunk), per, first).read_all()
-        except (pa.ArrowInvalid, UnicodeDecodeError):
+        except (pa.ArrowInvalid, UnicodeError):
             if first:
                 raise
             return
@@ -148,19 +194,25 @@ def _has_cr(batch: pa.RecordBatch | pa.Table) -> bool:
 
 
 class CsvWriter(_AtomicFile):
-    """CSV in any Python codec; ``utf-8-sig`` writes a BOM."""
+    """CSV in any Python text codec; ``utf-8-sig`` writes a BOM, and so do ``utf-16`` and
+    ``utf-32``: once, at the start (one incremental encoder encodes the whole file)."""
 
     def __init__(self, path: Path, encoding: str, schema: pa.Schema | None, *, delimiter: str) -> None:
-        super().__init__(path, schema)
+        codec = _codec_name(encoding)  # before anything is created: TableError for rot13 & co
         self._enc = encoding
         self._delim = delimiter
-        self._fh = self._tmp.open("wb")
         self._header_done = False
-        if encoding.replace("_", "-").lower() in ("utf-8-sig", "utf8-sig"):
-            self._fh.write(b"\xef\xbb\xbf")
-        self._utf8 = encoding.replace("_", "-").lower() in ("utf-8", "utf8", "utf-8-sig", "utf8-sig")
-        if schema is not None:
-            self._write_header(schema)
+        self._utf8 = codec in ("utf-8", "utf-8-sig")
+        self._bom = codec == "utf-8-sig"
+        self._encoder = None if self._utf8 else codecs.getincrementalencoder(codec)("strict")
+        super().__init__(path, schema)
+
+    def _open(self) -> None:
+        self._fh = self._tmp.open("wb")
+        if self._bom:
+            self._fh.write(codecs.BOM_UTF8)
+        if self.schema is not None:
+            self._write_header(self.schema)
 
     def _write_header(self, schema: pa.Schema) -> None:
         buf = io.StringIO()
@@ -168,19 +220,21 @@ class CsvWriter(_AtomicFile):
         self._emit(buf.getvalue().encode("utf-8"))
         self._header_done = True
 
-    def _emit(self, data: bytes) -> None:
-        if not self._utf8:
+    def _emit(self, data: bytes, *, final: bool = False) -> None:
+        if self._encoder is not None:
             try:
-                data = data.decode("utf-8").encode(self._enc)
+                data = self._encoder.encode(data.decode("utf-8"), final)
             except UnicodeEncodeError as exc:
                 raise TableError(
                     f"{self.path.name}: a value cannot be written in {self._enc}: "
                     f"{exc.object[exc.start:exc.end]!r}"
                 ) from None
+            except UnicodeError as exc:  # codecs that refuse whole texts (idna: a long label)
+                raise TableError(f"{self.path.name}: a value cannot be written in {self._enc}: "
+                                 f"{exc}") from None
         self._fh.write(data)
 
-    def write(self, batch: pa.RecordBatch | pa.Table) -> None:
-        self._check(batch)
+    def _write(self, batch: pa.RecordBatch | pa.Table) -> None:
         if not self._header_done:
             self._write_header(batch.schema)
         if batch.num_rows == 0:
@@ -211,6 +265,7 @@ class CsvWriter(_AtomicFile):
     def _finish(self) -> None:
         if not self._header_done and self.schema is not None:
             self._write_header(self.schema)
+        self._emit(b"", final=True)
         self._fh.close()
 
     def _close_handle(self) -> None:

@@ -167,12 +167,13 @@ class JsonlWriter(_AtomicFile):
     ``encoding`` names the GB family)."""
 
     def __init__(self, path: Path, schema: pa.Schema | None, encoding: str | None = None) -> None:
-        codec = jsonl_codec(encoding)
+        self._codec = jsonl_codec(encoding)
         super().__init__(path, schema)
-        self._fh = self._tmp.open("w", encoding=codec, newline="\n")
 
-    def write(self, batch: pa.RecordBatch | pa.Table) -> None:
-        self._check(batch)
+    def _open(self) -> None:
+        self._fh = self._tmp.open("w", encoding=self._codec, newline="\n")
+
+    def _write(self, batch: pa.RecordBatch | pa.Table) -> None:
         names = batch.schema.names
         cols = [c.to_pylist() for c in batch.columns]
         for row in zip(*cols, strict=True):

@@ -60,13 +60,12 @@ class ParquetWriter(_AtomicFile):
     """Parquet; the schema of the first batch (or the one given) is fixed."""
 
     def __init__(self, path: Path, schema: pa.Schema | None) -> None:
-        super().__init__(path, schema)
         self._w: Any = None
+        super().__init__(path, schema)
 
-    def write(self, batch: pa.RecordBatch | pa.Table) -> None:
+    def _write(self, batch: pa.RecordBatch | pa.Table) -> None:
         import pyarrow.parquet as pq
 
-        self._check(batch)
         if self._w is None:
             self._w = pq.ParquetWriter(self._tmp, self.schema or batch.schema)
         target = self._w.schema_arrow if hasattr(self._w, "schema_arrow") else self._w.schema

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from desensitize.errors import TableError
-from desensitize.tableio._common import _cell_text, _Columns, _Writer
+from desensitize.tableio._common import _cell_text, _Columns, _Writer, check_output_path
 
 
 def split_sql_url(url: str, table: str | None) -> tuple[str, str]:
@@ -20,6 +21,22 @@ def split_sql_url(url: str, table: str | None) -> tuple[str, str]:
     if not name.replace("_", "").replace(".", "").isalnum():
         raise TableError(f"invalid SQL table name {name!r}")
     return base, name
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file a ``sqlite:///`` URL names; None for another database, an
+    in-memory one or a ``file:`` URI (left to SQLite)."""
+    import sqlalchemy as sa
+
+    try:
+        parsed = sa.engine.make_url(url)
+    except (sa.exc.ArgumentError, ValueError):
+        return None  # create_engine says what is wrong with it
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    if parsed.database == ":memory:" or parsed.database.startswith("file:"):
+        return None
+    return Path(parsed.database)
 
 
 class SqlSource(_Columns):
@@ -34,6 +51,11 @@ class SqlSource(_Columns):
         self.path = f"{url}#{table}"
         self._url = url
         self._table = table
+        db = sqlite_file(url)
+        if db is not None and not db.is_file():
+            # SQLite would create an empty database at a missing path just to find no table
+            what = "is a folder, not a database file" if db.is_dir() else "no such database file"
+            raise TableError(f"{db}: {what}")
         try:
             self._engine = sa.create_engine(url)
             md = sa.MetaData()
@@ -90,6 +112,9 @@ class SqlWriter(_Writer):
         self._url = url
         self._table = table
         self._tmp_name = f"_{table}_tmp_{secrets.token_hex(4)}"
+        self._db = sqlite_file(url)
+        if self._db is not None:
+            check_output_path(self._db)  # a folder, or a folder that does not exist: not "retry"
         self.schema = schema
         self._engine = sa.create_engine(url)
         self._t: Any = None
@@ -100,8 +125,17 @@ class SqlWriter(_Writer):
         sa = self._sa
         if self._t is None:
             md = sa.MetaData()
-            self._t = sa.Table(self._tmp_name, md, *[sa.Column(n, sa.Text) for n in schema.names])
-            md.create_all(self._engine)
+            table = sa.Table(self._tmp_name, md, *[sa.Column(n, sa.Text) for n in schema.names])
+            try:
+                md.create_all(self._engine)
+            except sa.exc.OperationalError as exc:
+                if self._db is not None and "unable to open database file" in str(exc):
+                    # a folder that takes no files (/proc, /sys, read-only): not "retry shortly"
+                    raise TableError(f"{self._db}: cannot write the output there (SQLite "
+                                     "cannot create the database file); choose a file in a "
+                                     "folder you can write to") from None
+                raise
+            self._t = table
 
     def write(self, batch: pa.RecordBatch | pa.Table) -> None:
         self.schema = self.schema or batch.schema

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,16 @@ from desensitize.tableio._common import _AtomicFile, _cell_text, _Columns, _spre
 XLSX_MAX_UNCOMPRESSED = 1024 * 1024 * 1024
 
 XLSX_MAX_RATIO = 200
+
+PEEK_ROWS = 1_000  # rows read at opening to find columns whose header cell was left empty
+
+
+def _filled(row: tuple[Any, ...]) -> int:
+    """How many cells of ``row`` reach its last value."""
+    for i in range(len(row) - 1, -1, -1):
+        if row[i] is not None:
+            return i + 1
+    return 0
 
 
 def check_zip(path: Path) -> None:
@@ -48,14 +59,27 @@ class XlsxSource(_Columns):
             raise TableError(f"{path.name}: empty file")
         check_zip(path)
         rows = self._rows()
-        header = next(rows, None)
-        if header is None or all(c is None for c in header):
-            raise TableError(f"{path.name}: empty worksheet")
-        while header and header[-1] is None:
-            header = header[:-1]
-        self._set_names([str(_cell_text(c) or f"column_{i + 1}").strip() for i, c in enumerate(header)])
+        try:
+            header = next(rows, None)
+            if header is None or all(c is None for c in header):
+                raise TableError(f"{path.name}: empty worksheet")
+            # As wide as the named header cells, or as the values in the first rows below
+            # them: a column whose header cell was left empty is named column_N, at the end
+            # as in the middle.
+            width = _filled(header)
+            for _, row in zip(range(PEEK_ROWS), rows, strict=False):
+                width = max(width, _filled(row))
+        finally:
+            rows.close()
+        names = [(_cell_text(header[i]) if i < len(header) else None) or "" for i in range(width)]
+        names = [n.strip() or f"column_{i + 1}" for i, n in enumerate(names)]
+        counts = Counter(names)
+        dup = sorted(n for n, k in counts.items() if k > 1)
+        if dup:
+            raise TableError(f"{path.name}: duplicate column names: {', '.join(dup)}")
+        self._set_names(names)
 
-    def _rows(self) -> Iterator[tuple[Any, ...]]:
+    def _rows(self) -> Generator[tuple[Any, ...], None, None]:
         import openpyxl
 
         try:
@@ -81,7 +105,13 @@ class XlsxSource(_Columns):
         cols: list[list[str | None]] = [[] for _ in range(width)]
         for r, row in enumerate(rows, 2):
             if len(row) > width and any(c is not None for c in row[width:]):
-                raise TableError(f"{self._p.name}: row {r} has cells beyond the header")
+                from openpyxl.utils import get_column_letter
+
+                col = next(i for i in range(width, len(row)) if row[i] is not None)
+                raise TableError(
+                    f"{self._p.name}: row {r} has a value in column {get_column_letter(col + 1)}, "
+                    f"which has no header (nor any value in the first {PEEK_ROWS:,} rows); "
+                    "give that column a header or delete the value")
             if all(c is None for c in row):
                 continue
             for i in range(width):
@@ -100,15 +130,14 @@ class XlsxWriter(_AtomicFile):
     """XLSX through openpyxl's write-only workbook (constant memory)."""
 
     def __init__(self, path: Path, schema: pa.Schema | None, *, sheet: str | None) -> None:
-        super().__init__(path, schema)
         import openpyxl
 
         self._wb = openpyxl.Workbook(write_only=True)
         self._ws = self._wb.create_sheet(sheet or "Sheet1")
         self._header_done = False
+        super().__init__(path, schema)
 
-    def write(self, batch: pa.RecordBatch | pa.Table) -> None:
-        self._check(batch)
+    def _write(self, batch: pa.RecordBatch | pa.Table) -> None:
         if not self._header_done:
             self._ws.append(list(batch.schema.names))
             self._header_done = True

@@ -32,6 +32,18 @@ def _plan_table(plan: MaskPlan) -> Table:
     return table
 
 
+def _check_options(out: str, encoding: str | None, out_encoding: str | None) -> None:
+    """Refuse an encoding that is not a text encoding and an output that cannot be a file
+    (a folder, a folder that does not exist or takes no files) before the input is
+    scanned; TableError."""
+    from desensitize.tableio import check_output, text_codec
+
+    for name in (encoding, out_encoding):
+        if name is not None:
+            text_codec(name)
+    check_output(out, probe=True)
+
+
 def mask(
     src: Annotated[str, typer.Argument(metavar="IN", help="Table to mask (.csv .tsv .jsonl .parquet .xlsx "
                                                              "or sqlite:///f.db#table), or a .txt file "
@@ -55,6 +67,7 @@ def mask(
 
     with use_container() as container:
         principal = cli_principal(container)
+        _check_options(out, encoding, out_encoding)
         with _progress(src) as progress:
             if uc.is_text_path(src):
                 outcome = uc.mask_text_file(container, principal, src, out, profile=profile, key_file=key_file,
