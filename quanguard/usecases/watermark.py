@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from desensitize.errors import DesensitizeError
 from quanguard.auth import Principal
 from quanguard.errors import InvalidInput, ServiceError
 from quanguard.gate import authorize, record_denial
@@ -89,10 +90,10 @@ def _authorize(container: Container, principal: Principal, action: str, dataset:
 
 
 def _reason(exc: BaseException, path: str, source_name: str | None) -> str:
-    """What a failure event says: the message of an error the caller is told (ours or the
-    watermark library's), else only the type of a bug. A spooled upload (``path``) is
+    """What a failure event says: the message of an error the caller is told (ours, the
+    watermark library's or the table readers' and writers'), else only the type of a bug. A spooled upload (``path``) is
     named as the caller named it (``source_name``), never by the server's file."""
-    if not isinstance(exc, ServiceError | WatermarkError):
+    if not isinstance(exc, ServiceError | WatermarkError | DesensitizeError):
         return type(exc).__name__
     text = str(exc)
     if source_name:

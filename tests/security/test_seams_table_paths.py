@@ -137,7 +137,9 @@ def test_watermark_embed_into_a_folder(cli_run: Callable[..., Any], tmp_path: Pa
     _refused(cli_run("watermark", "embed", str(good), "-o", str(target), "--recipient", "r1"),
              2, "folder")
     assert list(target.iterdir()) == [] and _leftovers(tmp_path, files) == []
-    _failure_recorded(tmp_path, before, "watermark_embed")
+    event = _failure_recorded(tmp_path, before, "watermark_embed")
+    # the trail says what was wrong, not only the error's type
+    assert "folder" in json.dumps(event, ensure_ascii=False), event
 
 
 # -- the monthly report ------------------------------------------------------------------
