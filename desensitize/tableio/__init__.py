@@ -34,6 +34,7 @@ import pyarrow as pa
 
 from desensitize.errors import TableError
 from desensitize.tableio._common import check_output_path as check_output_path
+from desensitize.tableio._common import write_error as write_error
 from desensitize.tableio.delimited import CsvSource, CsvWriter
 from desensitize.tableio.encoding import PREFIX, detect_encoding
 from desensitize.tableio.encoding import text_codec as text_codec

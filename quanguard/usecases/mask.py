@@ -27,7 +27,7 @@ from desensitize.operators import OpContext, invert_operator
 from desensitize.operators.crypto import ENC_PREFIXES
 from desensitize.pipeline import MaskResult, run_mask
 from desensitize.plan import load_plan_file
-from desensitize.tableio import detect_format, open_table, open_writer
+from desensitize.tableio import detect_format, open_table, open_writer, write_error
 from quanguard.auth import Principal
 from quanguard.errors import InvalidInput
 from quanguard.gate import authorize
@@ -380,7 +380,10 @@ def mask_text_file(
         on_plan(plan)
     masker = Masker(plan, keyring=service.keyring(key_file), span_finder=service.span_finder())
     out_dir = Path(dst).resolve().parent
-    fd, tmp = tempfile.mkstemp(prefix=f".{Path(dst).name}.", suffix=".part", dir=out_dir)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{Path(dst).name}.", suffix=".part", dir=out_dir)
+    except OSError as exc:
+        raise write_error(Path(dst), exc) from None
     try:
         with open(src, encoding=enc, newline="") as fin, os.fdopen(fd, "w", encoding=enc, newline="") as fout:
             while lines := [line for _, line in zip(range(_TEXT_BATCH), fin, strict=False)]:
@@ -394,6 +397,11 @@ def mask_text_file(
     except UnicodeError:
         Path(tmp).unlink(missing_ok=True)
         raise InvalidInput(f"{Path(src).name}: not valid {enc} text (wrong or mixed encoding)") from None
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.filename is not None and exc.filename not in (tmp, dst):
+            raise  # reading the source: not the output's fault
+        raise write_error(Path(dst), exc) from None  # a full disk (exit 7), a folder refusing it
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -561,3 +561,52 @@ def test_a_large_table_without_byte_lines_is_sampled_over_its_length(
     sample = [int(v) for b in source.sample_batches(2_000) for v in b.column(0).to_pylist()]
     assert 1_000 <= len(sample) <= 2_000
     assert min(sample) < rows // 10 and max(sample) > rows * 9 // 10
+
+
+@pytest.mark.parametrize(("fail_at", "err", "code"), [("replace", 28, 7), ("write", 28, 7), ("write", 13, 2)])
+def test_masking_a_text_file_that_cannot_be_written_says_why_and_leaves_nothing(
+        cli_run: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        fail_at: str, err: int, code: int) -> None:
+    """``mask notes.txt -o out.txt`` writes its own temp file: a full disk at the rename or
+    mid-write was 'internal error' exit 70."""
+    import os
+
+    src = tmp_path / "notes.txt"
+    src.write_text("市民王建国来电，电话13812345678。\n" * 50, encoding="utf-8")
+    before, files = _baseline(tmp_path), {p.name for p in tmp_path.iterdir()}
+
+    def boom(*_a: Any, **_k: Any) -> Any:
+        raise OSError(err, os.strerror(err))
+
+    # only the masked text's own temp file fails (the trail and the keys write as ever)
+    real_replace, real_fdopen = os.replace, os.fdopen
+
+    def replace(a: Any, b: Any, *rest: Any, **k: Any) -> Any:
+        if fail_at == "replace" and str(a).endswith(".part") and Path(b).name == "out.txt":
+            boom()
+        return real_replace(a, b, *rest, **k)
+
+    def fdopen(fd: int, *a: Any, **k: Any) -> Any:
+        part = os.readlink(f"/proc/self/fd/{fd}").endswith(".part")
+        handle = real_fdopen(fd, *a, **k)
+        if fail_at != "write" or not part:
+            return handle
+
+        class Full:
+            def __enter__(self) -> Any:
+                return self
+
+            def __exit__(self, *_e: object) -> None:
+                handle.close()
+
+            write = staticmethod(boom)
+
+        return Full()
+
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(os, "fdopen", fdopen)
+    result = cli_run("mask", str(src), "-o", str(tmp_path / "out.txt"))
+    assert result.exit_code == code, _output(result)
+    assert os.strerror(err) in _output(result) and "internal error" not in _output(result)
+    assert _leftovers(tmp_path, files) == []
+    _failure_recorded(tmp_path, before, "mask")
