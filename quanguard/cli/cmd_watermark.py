@@ -42,9 +42,12 @@ def embed(
     changes one keyed character. The row key never changes. Rows are found again by the
     key or by quasi-identifier sets, so a copy without its key still names its recipient.
     Fails (and writes nothing) if the table is too small to carry a mark."""
+    from desensitize.tableio import check_output
+
     params = Params(gamma=gamma, key_columns=tuple(key_column or ()),
                     columns=tuple(column or ()), canaries=canaries,
                     pseudonyms=tuple(pseudonym_column or ()))
+    check_output(out, probe=True)  # a folder, or one that takes no files: before the input is read
     with use_container() as container, bar("marking", count_records(src)) as progress:
         result = uc.embed(container, cli_principal(container), src, out, recipient=recipient,
                           dataset=dataset, params=params, progress=progress)
