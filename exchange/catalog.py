@@ -120,9 +120,9 @@ def _contributions(table: pa.Table, keys: tuple[str, ...], declared: int | None,
 
     Without a key column the rows cannot be told apart by person, and every row is taken
     to be a different subject. That holds only where nothing names a person, so it fails
-    closed: a table in which the scanner found identifier columns (resident ID, passport,
-    phone, bank card, name, ... under any header; organisation codes too, which the
-    grading does not tell apart) and no key column is refused, naming them — one
+    closed: a table in which the scanner found columns naming people (``identifiers``:
+    resident ID, passport, phone, bank card, name, ... under any header; not an
+    organisation's code or an address) and no key column is refused, naming them — one
     person's many rows would each count toward ``min_group_size`` and the noise would
     assume one row each. Declaring the key is the way on: where every row is a different
     subject the observed rows per key value are 1 and nothing changes. A declared row cap
@@ -135,7 +135,7 @@ def _contributions(table: pa.Table, keys: tuple[str, ...], declared: int | None,
         if named:
             cols = ", ".join(repr(c) for c in named)
             raise InvalidDataset(
-                f"column(s) {cols} hold identifiers the scanner recognised, but no key "
+                f"column(s) {cols} name people (the scanner recognised them), but no key "
                 f"column is declared: every row would count as a different person, so one "
                 f"person's many rows could make a group look large enough to release. "
                 f"Declare the column that names whom each row is about as key_column "
@@ -229,7 +229,8 @@ class Catalog:
                     raise InvalidDataset(f"group column {col!r} is not in the table")
                 if col in keys:
                     raise InvalidDataset(f"key column {col!r} cannot be a group column")
-        contrib, truncate = _contributions(table, keys, max_contributions, grading.identifiers)
+        people = grading.identifiers if grading.people is None else grading.people
+        contrib, truncate = _contributions(table, keys, max_contributions, people)
         columns = tuple(
             ColumnInfo(f.name, str(f.type), grading.columns.get(f.name), _is_numeric(f.type))
             for f in table.schema

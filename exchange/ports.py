@@ -45,11 +45,15 @@ class Grading:
     """Result of scanning a table on arrival: the table grade and per-column grades.
 
     ``identifiers`` names columns that hold personal identifiers (never groupable).
+    ``people``: the columns among them that name a person (a resident ID, phone, name...,
+    not an organisation's code, an address or an entity only mentioned in free text) —
+    a table holding one needs a key column; None: every identifier column counts.
     """
 
     grade: str
     columns: Mapping[str, str] = field(default_factory=dict)
     identifiers: frozenset[str] = frozenset()
+    people: frozenset[str] | None = None
 
 
 class Decider(Protocol):

@@ -84,7 +84,8 @@ class Exchange(Steps):
                                      f"(known: {' '.join(order)})")
             if grade not in order or order.index(declared_grade) > order.index(grade):
                 grade = declared_grade
-        grading = type(grading)(grade=grade, columns=grading.columns, identifiers=grading.identifiers)
+        grading = type(grading)(grade=grade, columns=grading.columns, identifiers=grading.identifiers,
+                                people=grading.people)
         grant = self.decider.decide(caller, "dataset_register", grade=grade, dataset=name,
                                     owner_org=caller.org, purpose=None,
                                     audit_action="exchange.register", accept=("allow",))

@@ -137,7 +137,15 @@ class _ScanAdapter:
         grade = report.dataset_grade or self._container.policy.entity_grade("UNRECOGNISED")
         columns = {c.name: c.grade for c in report.columns if c.grade}
         identifiers = frozenset(c.name for c in report.columns if c.entity or c.contains)
-        return Grading(grade=grade, columns=columns, identifiers=identifiers)
+        # the columns that name a person: a table holding one must say whose each row is
+        # (an unknown entity counts: fail closed)
+        people = frozenset(c.name for c in report.columns
+                           if c.entity and c.entity not in _NOT_PEOPLE)
+        return Grading(grade=grade, columns=columns, identifiers=identifiers, people=people)
+
+
+# entities that name no person: an organisation's code, a place
+_NOT_PEOPLE = frozenset({"CN_USCC", "LOCATION", "ORGANIZATION"})
 
 
 class _MaskAdapter:

@@ -285,3 +285,27 @@ def test_row_numbers_and_dates_link_nobody() -> None:
     # a declared key (or identifier) on either side: containment
     keyed = sketches(spring, subject_columns(spring, keys=["day"], identifiers=[]), KEY)
     assert choose_family(keyed, [("year", "year", sketches(year, cols, KEY))], threshold=0.5)[0] == "year"
+
+
+def test_organisations_and_remarks_are_not_people_to_key(client: TestClient, keys: dict[str, str]) -> None:
+    """The key-column refusal is about people: a register of enterprises by their credit
+    codes (统一社会信用代码), or a table whose remark column mentions a phone number now and
+    then, has no person to count rows by — refusing them only taught providers to declare
+    any column as the key."""
+    from tests.desensitize.data.pii_gen import uscc
+
+    rnd = random.Random(5)
+    firms = csv_bytes({"统一社会信用代码": [uscc(rnd) for _ in range(300)],
+                       "行业": [rnd.choice(["制造业", "零售业", "软件业"]) for _ in range(300)],
+                       "注册资本": [rnd.randint(10, 5000) for _ in range(300)]})
+    r = register(client, keys["prov"], "firms", firms)
+    assert r.status_code == 201, r.text
+    notes = csv_bytes({"district": [rnd.choice(["历下区", "市中区"]) for _ in range(300)],
+                       "备注": [f"回访电话13812345{i % 1000:03d}" if i % 7 == 0 else "已办结" for i in range(300)],
+                       "v": list(range(300))})
+    r = register(client, keys["prov"], "notes", notes)
+    assert r.status_code == 201, r.text
+    # a column of people's phone numbers still needs its key
+    phones = csv_bytes({"联系电话": [f"138{i:08d}" for i in range(300)], "v": list(range(300))})
+    r = register(client, keys["prov"], "phones", phones)
+    assert r.status_code == 400 and "联系电话" in message(r), r.text
