@@ -274,13 +274,14 @@ NOT_UTF8_HINT = ("NDJSON is UTF-8: convert the file (a GBK export: iconv -f GB18
                  "Content-Type: application/x-ndjson; charset=gb18030)")
 
 
-def not_text(exc: UnicodeDecodeError, codec: str, where: str = "of the line") -> str:
+def not_text(exc: UnicodeDecodeError, codec: str, where: str = "of the line",
+             hint: str = NOT_UTF8_HINT) -> str:
     """What a line (or body) that is not text in ``codec`` is told: the byte, where it
-    is, and (for UTF-8) what to do."""
+    is, and (for UTF-8) what to do (``hint``)."""
     bad = bytes(exc.object[exc.start:exc.start + 1])
     label = "UTF-8" if codec in _UTF8 else codec.upper()
     message = f"not {label} text (byte 0x{bad.hex()} at byte {exc.start + 1} {where})"
-    return f"{message}; {NOT_UTF8_HINT}" if label == "UTF-8" else message
+    return f"{message}; {hint}" if label == "UTF-8" else message
 
 
 _DECODER = json.JSONDecoder()

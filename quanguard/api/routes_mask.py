@@ -36,6 +36,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
+from monitor.ingest import not_text
 from quanguard.api import openapi as oa
 from quanguard.api.deps import ContainerDep, ContextDep, PrincipalDep, get_context
 from quanguard.api.uploads import charset_of, scrub_names, spool_stream, spool_upload
@@ -145,7 +146,6 @@ def _opt_str(body: dict[str, object], key: str) -> str | None:
     return value
 
 
-_GB_BOM = "\ufeff"  # GB18030 writes the byte order mark as 84 31 95 33; it decodes to U+FEFF
 _NDJSON_HINT = ("NDJSON is UTF-8: send it as UTF-8, or name its encoding "
                 "(Content-Type: application/x-ndjson; charset=gb18030 for a GBK export)")
 
@@ -153,21 +153,18 @@ _NDJSON_HINT = ("NDJSON is UTF-8: send it as UTF-8, or name its encoding "
 def _ndjson_records(raw: bytes, codec: str = "utf-8") -> list[object]:
     """NDJSON lines in ``codec`` (a value of ``monitor.ingest.CHARSETS``) → records; an
     error names the record's 0-based index (a line that is not text in ``codec`` too)."""
+    codec = "utf-8" if codec == "utf-8-sig" else codec  # a byte order mark starts the body only
     out: list[object] = []
     # lines end at "\n" only: a JSON string may hold U+2028 or U+0085 raw (splitlines breaks
     # there). 0x0A is never part of a multi-byte character in UTF-8 or GB18030.
     for number, chunk in enumerate(raw.split(b"\n")):
         try:
-            line = chunk.decode(codec if codec not in ("utf-8", "utf-8-sig")
-                                else "utf-8-sig" if number == 0 else "utf-8")
+            line = chunk.decode(codec)
         except UnicodeDecodeError as exc:
-            label = "UTF-8" if codec in ("utf-8", "utf-8-sig") else codec.upper()
-            bad = chunk[exc.start:exc.start + 1].hex()
-            message = f"is not {label} text (byte 0x{bad} at byte {exc.start + 1} of the record)"
-            raise jr.record_error(len(out), f"{message}; {_NDJSON_HINT}" if label == "UTF-8"
-                                  else message) from None
-        if number == 0 and line.startswith(_GB_BOM):
-            line = line[1:]
+            message = not_text(exc, codec, "of the record", hint=_NDJSON_HINT)
+            raise jr.record_error(len(out), f"is {message}") from None
+        if number == 0:  # UTF-8's and GB18030's byte order marks both decode to U+FEFF
+            line = line.removeprefix("\ufeff")
         if not line.strip():
             continue
         if len(out) >= uc.MAX_RECORDS:
