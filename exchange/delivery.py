@@ -45,6 +45,7 @@ class ExtractTicket:
     purpose: str | None
     job_id: str
     existing: bool
+    approved_by: str | None = None  # the approver of an approved job that runs
 
 
 class Delivery:
@@ -114,12 +115,15 @@ class Delivery:
             sent = hashlib.sha256(request).hexdigest() if request is not None else None
             job, grant = self._approved(session, audit, caller, job_id, "psi", ds,
                                         digest=sent, purpose=purpose)
+            approver = job.decided_by
             request = jobs.request_body(session, job_id) if request is None else request
             if request is None:
                 raise JobStateError(f"job {job_id} has no stored request; submit it again")
             purpose = job.purpose
         elif request is None:
             raise InvalidQuery("a PSI request is required (or --job for an approved one)")
+        else:
+            approver = None
         n_items = request_size(request)
         digest = hashlib.sha256(request).hexdigest()
         query = {"client_items": n_items, "key_column": ds.key_columns[0], "request_digest": digest}
@@ -156,11 +160,11 @@ class Delivery:
         result: dict[str, Any] = {"reveal": answer.reveal, "client_items": n_items}
         if answer.noise is not None:
             result["noise"] = answer.noise.to_json()
-        receipt = self.steps.receipt(session, job_id=jid, kind="psi", ds=ds, query=query,
+        receipt = self.steps.receipt(job_id=jid, kind="psi", ds=ds, query=query,
                                      eps=noisy or 0.0, dlt=0.0,
                                      digest=answer.digest_with(self.steps.signer.suite),
                                      consumer=caller, purpose=purpose, grant=grant,
-                                     approved=job_id is not None)
+                                     approved_by=approver)
         if job_id is not None:
             job = jobs.advance(session, jid, from_status="approved", status="done", result=result,
                                receipt=receipt, finished_at=now)
@@ -200,8 +204,9 @@ class Delivery:
             sent = jobs.request_digest({"format": fmt}, job.purpose if purpose is None else purpose)
             job, grant = self._approved(session, audit, caller, job_id, "extract", ds,
                                         digest=sent, purpose=purpose)
-            purpose = job.purpose
+            purpose, approver = job.purpose, job.decided_by
         else:
+            approver = None
             grant = self.steps.decide(audit, caller, "extract", ds, purpose, audit_action="exchange.extract")
             if grant.effect == "approval_required":
                 return self.steps.pending(session, audit, caller, "extract", ds, {"format": fmt},
@@ -211,7 +216,7 @@ class Delivery:
             raise self.steps.refuse(audit, caller, "exchange.extract", ds, purpose, grant, exc)
         return ExtractTicket(ds, grant, limits_of(grant.obligations, self.steps.defaults),
                              self.steps.table(session, ds, purpose), fmt, purpose,
-                             job_id or jobs.new_id(), job_id is not None)
+                             job_id or jobs.new_id(), job_id is not None, approver)
 
     def extract_render(self, ticket: ExtractTicket, caller: Caller) -> ExtractOutput:
         """Phase 2 (no session): mask by the policy's profile, mark for ``caller``."""
@@ -235,10 +240,10 @@ class Delivery:
         result = {"extract": {"rows": out.rows, "columns": list(out.columns), "format": out.fmt,
                               "mask_profile": lim.mask_profile, "watermarked": out.watermarked}}
         query = {"format": ticket.fmt}
-        receipt = self.steps.receipt(session, job_id=jid, kind="extract", ds=ds, query=query,
+        receipt = self.steps.receipt(job_id=jid, kind="extract", ds=ds, query=query,
                                      eps=0.0, dlt=0.0, digest=digest, consumer=caller,
                                      purpose=ticket.purpose, grant=ticket.grant,
-                                     approved=ticket.existing)
+                                     approved_by=ticket.approved_by)
         if ticket.existing:
             job = jobs.advance(session, jid, from_status="approved", status="done", result=result,
                                receipt=receipt, finished_at=now)

@@ -132,13 +132,15 @@ class Exchange(Steps):
                                  purpose, grant)
         try:
             return self._run_aggregate(session, audit, caller, ds, query, purpose, grant,
-                                       job_id=jobs.new_id(), existing=False)
+                                       job_id=jobs.new_id(), approved_by=None)
         except BudgetExhausted as exc:
             raise self.refuse(audit, caller, "exchange.aggregate", ds, purpose, grant, exc) from None
 
     def _run_aggregate(self, session: Session, audit: AuditSink, consumer: Caller, ds: Dataset,
                        query: AggregateQuery, purpose: str | None, grant: Grant, *, job_id: str,
-                       existing: bool) -> Job:
+                       approved_by: str | None) -> Job:
+        """Run the aggregate; ``approved_by``: the approver of the queued job ``job_id``
+        (None: a new job that needed no approval)."""
         lim = limits_of(grant.obligations, self.defaults)
         key = self.budget_key(ds, lim)
         budget.precheck(session, consumer=consumer.org, dataset=key, epsilon=query.epsilon,
@@ -157,10 +159,10 @@ class Exchange(Steps):
                   "noise_scale": res.noise_scale, "threshold": res.threshold,
                   "budget_left": left.epsilon_left}
         digest = result_digest(res.rows, self.signer.suite)
-        receipt = self.receipt(session, job_id=job_id, kind="aggregate", ds=ds,
-                               query=query.to_json(), eps=eps, dlt=res.delta_spent, digest=digest,
-                               consumer=consumer, purpose=purpose, grant=grant, approved=existing)
-        if existing:
+        receipt = self.receipt(job_id=job_id, kind="aggregate", ds=ds, query=query.to_json(),
+                               eps=eps, dlt=res.delta_spent, digest=digest, consumer=consumer,
+                               purpose=purpose, grant=grant, approved_by=approved_by)
+        if approved_by is not None:
             job = jobs.update(session, job_id, status="done", result=result, receipt=receipt,
                               finished_at=now)
         else:
@@ -227,7 +229,7 @@ class Exchange(Steps):
             with session.begin_nested():
                 return self._run_aggregate(session, audit, consumer, ds,
                                            AggregateQuery.from_json(dict(job.query)), job.purpose,
-                                           current, job_id=job_id, existing=True)
+                                           current, job_id=job_id, approved_by=caller.id)
         except BudgetExhausted as exc:
             return jobs.update(session, job_id, status="failed", reason=f"{reason}; {exc.reason}",
                                finished_at=now)

@@ -139,19 +139,17 @@ class Steps:
         return self.refuse(audit, caller, f"exchange.{job.kind}", ds, job.purpose, None, exc,
                            labels={"job": job.id})
 
-    def receipt(self, session: Session, *, job_id: str, kind: str, ds: Dataset,
-                query: Mapping[str, Any], eps: float, dlt: float, digest: str,
-                consumer: Caller, purpose: str | None, grant: Grant,
-                approved: bool) -> dict[str, Any]:
+    def receipt(self, *, job_id: str, kind: str, ds: Dataset, query: Mapping[str, Any],
+                eps: float, dlt: float, digest: str, consumer: Caller, purpose: str | None,
+                grant: Grant, approved_by: str | None) -> dict[str, Any]:
         """The signed receipt of a finished job: the run, its ``consumer`` and ``purpose``,
-        the ``grant`` it ran under and (``approved``: the job's) approver."""
-        approver = jobs.get(session, job_id).decided_by if approved else None
+        the ``grant`` it ran under and who approved it (None: it needed no approval)."""
         return self.signer.sign(job=job_id, kind=kind, dataset=ds.name, dataset_digest=ds.digest,
                                 query=dict(query), epsilon_spent=eps, delta_spent=dlt,
                                 result_digest=digest, issued_at=self.clock.now().isoformat(),
                                 consumer=consumer.id, consumer_org=consumer.org, purpose=purpose,
                                 rule_id=grant.rule_id, policy_version=grant.policy_version or None,
-                                approved_by=approver)
+                                approved_by=approved_by)
 
     def table(self, session: Session, ds: Dataset, purpose: str | None,
               columns: Iterable[str] | None = None) -> pa.Table:

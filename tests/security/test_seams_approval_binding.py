@@ -343,6 +343,14 @@ def test_a_receipt_names_its_recipient_purpose_decision_and_approver(
     verify_receipt(receipt, result=r.json()["result"], public_key=pinned)
     assert receipt["approved_by"] is None and receipt["purpose"] is None
     assert receipt["consumer_org"] == BANK and receipt["rule_id"]
+    # an aggregate that ran on approval names its approver
+    r = client.post("/v1/exchange/aggregate", headers=auth(keys["bank"]),
+                    json={"dataset": "residents", "agg": "count", "epsilon": 0.5})
+    assert r.status_code == 202, r.text
+    done = client.post(f"/v1/exchange/jobs/{r.json()['job']}/approve", headers=auth(keys["mgr"]),
+                       json={"reason": "ok"}).json()
+    verify_receipt(done["receipt"], public_key=pinned)
+    assert done["receipt"]["approved_by"] == done["decided_by"] == approval["decided_by"]
 
 
 def test_receipts_issued_before_version_3_still_verify(tmp_path: Path) -> None:
