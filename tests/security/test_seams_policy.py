@@ -197,27 +197,16 @@ def test_an_automatic_reload_is_recorded_once_the_store_takes_writes_again(
     container = build_container(make_settings(tmp_path, policy_dir=policy_copy.root))
     try:
         before = container.policy.version
-        record = container.audit.record
-        refusals = [3]
-
-        def failing(*args: object, **kwargs: object) -> int:
-            if kwargs.get("action") == "policy_reload" and refusals[0] > 0:
-                refusals[0] -= 1
-                raise OSError(28, "No space left on device")
-            return record(*args, **kwargs)  # type: ignore[arg-type]
-
-        monkeypatch.setattr(container.audit, "record", failing)
-        policy_copy.replace("roles.yaml", "epsilon_cap: 2.0", "epsilon_cap: 1.5")
-        _bump(policy_copy.path("roles.yaml"))
-        time.sleep(1.1)
+        attempts = _store_refuses_reloads(monkeypatch, container, times=3)
+        _change_policy(policy_copy)
         with caplog.at_level(logging.WARNING, logger="quanguard.policy"):
             after = container.policy.version
             assert after != before
             deadline = time.monotonic() + 20
-            while refusals[0] > 0 and time.monotonic() < deadline:
+            while attempts[0] < 3 and time.monotonic() < deadline:
                 time.sleep(0.05)
             time.sleep(0.5)
-        assert refusals[0] == 0
+        assert attempts[0] == 3
         assert any("not recorded yet" in r.getMessage() for r in caplog.records)
     finally:
         container.close()
@@ -236,21 +225,10 @@ def test_a_reload_the_store_never_took_is_an_error_when_the_service_stops(
 
     monkeypatch.setattr(policy_uc, "RELOAD_RETRY_S", 0.05)
     container = build_container(make_settings(tmp_path, policy_dir=policy_copy.root))
-    attempts = [0]
     try:
         before = container.policy.version
-        record = container.audit.record
-
-        def failing(*args: object, **kwargs: object) -> int:
-            if kwargs.get("action") == "policy_reload":
-                attempts[0] += 1
-                raise OSError(28, "No space left on device")
-            return record(*args, **kwargs)  # type: ignore[arg-type]
-
-        monkeypatch.setattr(container.audit, "record", failing)
-        policy_copy.replace("roles.yaml", "epsilon_cap: 2.0", "epsilon_cap: 1.5")
-        _bump(policy_copy.path("roles.yaml"))
-        time.sleep(1.1)
+        attempts = _store_refuses_reloads(monkeypatch, container, times=None)
+        _change_policy(policy_copy)
         after = container.policy.version
         assert after != before
         time.sleep(0.3)
@@ -263,6 +241,30 @@ def test_a_reload_the_store_never_took_is_an_error_when_the_service_stops(
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert any("never recorded" in m and before[:12] in m and after[:12] in m for m in errors)
     assert not _reload_events_from(tmp_path)
+
+
+def _store_refuses_reloads(monkeypatch: pytest.MonkeyPatch, container: Container,
+                           times: int | None) -> list[int]:
+    """The store refuses the ``policy_reload`` event ``times`` times (None: always), as a
+    full disk would; returns the counter of refused attempts."""
+    record = container.audit.record
+    attempts = [0]
+
+    def failing(*args: object, **kwargs: object) -> int:
+        if kwargs.get("action") == "policy_reload" and (times is None or attempts[0] < times):
+            attempts[0] += 1
+            raise OSError(28, "No space left on device")
+        return record(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(container.audit, "record", failing)
+    return attempts
+
+
+def _change_policy(policy_copy: PolicyCopy) -> None:
+    """Edit roles.yaml so that the automatic reload picks up a new version."""
+    policy_copy.replace("roles.yaml", "epsilon_cap: 2.0", "epsilon_cap: 1.5")
+    _bump(policy_copy.path("roles.yaml"))
+    time.sleep(1.1)
 
 
 def _reload_events_from(tmp_path: Path) -> list[str]:
