@@ -10,6 +10,7 @@ refusal's audit event and then re-raises.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 
@@ -84,8 +85,7 @@ class Exchange(Steps):
                                      f"(known: {' '.join(order)})")
             if grade not in order or order.index(declared_grade) > order.index(grade):
                 grade = declared_grade
-        grading = type(grading)(grade=grade, columns=grading.columns, identifiers=grading.identifiers,
-                                people=grading.people)
+        grading = dataclasses.replace(grading, grade=grade)
         grant = self.decider.decide(caller, "dataset_register", grade=grade, dataset=name,
                                     owner_org=caller.org, purpose=None,
                                     audit_action="exchange.register", accept=("allow",))

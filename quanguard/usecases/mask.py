@@ -110,7 +110,7 @@ def mask_file(
     """Mask table ``src`` into ``dst`` (same format unless ``dst``'s says otherwise)."""
     name = dataset or Path(src.split("#")[-1]).stem or "dataset"
     source = open_table(src, encoding=encoding, table=table, sheet=sheet)
-    if _same_target(source.path, dst, table):
+    if same_target(source.path, dst, table):
         raise InvalidInput("the output would overwrite the input; choose another -o")
     plan_profile, overrides = load_plan_file(plan_file) if plan_file else (None, None)
     report = _scan(container, source, sample)
@@ -144,7 +144,7 @@ def _policy_profile(decision: Decision) -> str:
     return str(decision.mask_profile or "")
 
 
-def _same_target(src_path: str, dst: str, table: str | None) -> bool:
+def same_target(src_path: str, dst: str, table: str | None) -> bool:
     if "://" in dst:
         base, _, frag = dst.partition("#")
         return src_path == f"{base}#{frag or table}"

@@ -104,9 +104,9 @@ def _reason(exc: BaseException, path: str, source_name: str | None) -> str:
 def _overwrites_input(src: str, dst: str) -> bool:
     """Whether writing ``dst`` would replace ``src``: the same path, a symbolic or a hard
     link to it, or the same SQL table (``quanguard mask`` refuses the same)."""
-    from quanguard.usecases.mask import _same_target
+    from quanguard.usecases.mask import same_target
 
-    return _same_target(src, dst, None)
+    return same_target(src, dst, None)
 
 
 def embed(container: Container, principal: Principal, src: str, dst: str, *, recipient: str,
